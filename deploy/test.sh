@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# deploy/test.sh - installs what is missing, builds with AddressSanitizer and
+# UBSan in build-test/, and runs every test.  Exit status is non-zero on any
+# failure.  Pass ctest arguments through, e.g. `./deploy/test.sh -L unit`.
+set -euo pipefail
+NAS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$NAS_ROOT/deploy/lib.sh"
+
+# shellcheck disable=SC2086
+nas_install_missing $NAS_DEB_PACKAGES
+nas_build "$NAS_ROOT/build-test" -DCMAKE_BUILD_TYPE=Debug -DNAS_SANITIZE=ON -DNAS_WERROR=ON
+cd "$NAS_ROOT/build-test"
+# Tests and OpenBLAS share two cores: never let BLAS spawn its own threads
+# under a test that already runs in parallel (see docs/PERFORMANCE.md).
+export OPENBLAS_NUM_THREADS=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --output-on-failure -j "$(nproc)" "$@"

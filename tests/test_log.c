@@ -1,0 +1,68 @@
+/*
+ * test_log.c - level filtering and the one-line format.
+ */
+#include "common/log.h"
+#include "common/err.h"
+#include "tests/harness.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Capture what nas_log writes to stderr into buf. */
+static void capture(char *buf, size_t cap, void (*fn)(void)) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    int saved = dup(2);
+    dup2(fds[1], 2);
+    fn();
+    dup2(saved, 2);
+    close(fds[1]);
+    ssize_t n = read(fds[0], buf, cap - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    close(saved);
+}
+
+static void emit(void) {
+    nas_log_set_prog("unit");
+    nas_log_set_level(NAS_LOG_WARN);
+    nas_info("hidden %d", 1);
+    nas_warn("shown %d", 2);
+    nas_error("also %s", "shown");
+}
+
+START_TEST(test_log_filters_and_formats) {
+    char buf[4096];
+    capture(buf, sizeof buf, emit);
+    ck_assert_ptr_null(strstr(buf, "hidden"));
+    ck_assert_ptr_nonnull(strstr(buf, " W unit: shown 2\n"));
+    ck_assert_ptr_nonnull(strstr(buf, " E unit: also shown\n"));
+    /* ISO-8601 UTC timestamp with milliseconds opens each line. */
+    ck_assert_int_eq(buf[4], '-');
+    ck_assert_int_eq(buf[10], 'T');
+    ck_assert_int_eq(buf[23], 'Z');
+}
+END_TEST
+
+START_TEST(test_log_parse_level) {
+    enum nas_log_level l;
+    ck_assert_int_eq(nas_log_parse_level("DEBUG", &l), NAS_OK);
+    ck_assert_int_eq(l, NAS_LOG_DEBUG);
+    ck_assert_int_eq(nas_log_parse_level("warn", &l), NAS_OK);
+    ck_assert_int_eq(l, NAS_LOG_WARN);
+    ck_assert_int_eq(nas_log_parse_level("loud", &l), NAS_EINVAL);
+    ck_assert_int_eq(nas_log_parse_level(NULL, &l), NAS_EINVAL);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("log");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_log_filters_and_formats);
+    tcase_add_test(tc, test_log_parse_level);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -1,0 +1,205 @@
+/*
+ * genome.h - architectures as data: the search spaces of nasd.
+ *
+ * Two spaces share one value type, nas_genome, tagged by `space`:
+ *
+ *  - NAS_SPACE_CELL, the NASNet / PNAS / AmoebaNet family (DESIGN.md s3):
+ *    a normal cell and a reduction cell of 1..NAS_MAX_BLOCKS blocks.  Block
+ *    k reads two inputs (0 = h[i-2], 1 = h[i-1], j+2 = output of block j<k),
+ *    applies one op to each and adds the results.  The cell's output is the
+ *    concatenation of the blocks no later block uses, brought back to the
+ *    stage's channel count by a 1x1 convolution.  With `shared` set (PNAS)
+ *    the reduction cell has the normal cell's structure.
+ *    Text form:  n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1
+ *    (shared mode: a single cell `c=...`).  docs/GENOME.md has the grammar.
+ *
+ *  - NAS_SPACE_NB201, the NAS-Bench-201 cell (Dong & Yang 2020): 4 nodes, 6
+ *    edges j->i (j < i), each one of none/skip_connect/nor_conv_1x1/
+ *    nor_conv_3x3/avg_pool_3x3.  Text form: the benchmark's own string,
+ *    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|
+ *
+ * Every function is a pure function of its inputs (randomness comes from a
+ * caller's nas_rng), never crashes on any input, and reports problems in a
+ * caller-supplied err[NAS_ERR_LEN] naming what and where.
+ */
+#ifndef NAS_GENOME_H
+#define NAS_GENOME_H
+
+#include "common/fidelity.h"
+#include "common/rng.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NAS_MAX_BLOCKS 8
+#define NAS_GENOME_TEXT_MAX 512 /* longest text form of any valid genome, with NUL */
+
+enum nas_space_kind {
+    NAS_SPACE_CELL = 0,
+    NAS_SPACE_NB201 = 1,
+};
+
+/* Cell-space ops (DESIGN.md s3). The numeric values are stored in
+ * databases and on the wire: append only, never renumber. */
+enum nas_op {
+    NAS_OP_ID = 0,          /* id: identity (a factorized reduction when strided) */
+    NAS_OP_AVG3X3 = 1,      /* avg3x3: 3x3 average pool, padding not counted */
+    NAS_OP_MAX3X3 = 2,      /* max3x3: 3x3 max pool */
+    NAS_OP_SEP3X3 = 3,      /* sep3x3: (ReLU-dw3x3-pw1x1-BN) twice */
+    NAS_OP_SEP5X5 = 4,      /* sep5x5 */
+    NAS_OP_SEP7X7 = 5,      /* sep7x7 */
+    NAS_OP_DIL3X3 = 6,      /* dil3x3: ReLU-dw3x3 (dilation 2)-pw1x1-BN */
+    NAS_OP_CONV1X7_7X1 = 7, /* conv1x7_7x1: ReLU-conv1x7-conv7x1-BN */
+    NAS_OP_CONV3X3 = 8,     /* conv3x3: ReLU-conv3x3-BN */
+    NAS_OP_CONV1X1 = 9,     /* conv1x1: ReLU-conv1x1-BN */
+    NAS_OP_ZERO = 10,       /* zero: contributes nothing (search-space option only) */
+    NAS_OP_COUNT = 11,
+};
+
+/* NAS-Bench-201 edge ops, in the benchmark's order. */
+enum nas_nb201_op {
+    NAS_NB201_NONE = 0,
+    NAS_NB201_SKIP = 1,
+    NAS_NB201_CONV1X1 = 2,
+    NAS_NB201_CONV3X3 = 3,
+    NAS_NB201_AVG3X3 = 4,
+    NAS_NB201_OP_COUNT = 5,
+};
+#define NAS_NB201_EDGES 6 /* edge order: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3 */
+
+typedef struct nas_block {
+    uint8_t in_a, op_a; /* first half: input index and op */
+    uint8_t in_b, op_b; /* second half */
+} nas_block;
+
+typedef struct nas_cell {
+    int n_blocks; /* 1..NAS_MAX_BLOCKS */
+    nas_block blocks[NAS_MAX_BLOCKS];
+} nas_cell;
+
+typedef struct nas_genome {
+    int space;      /* enum nas_space_kind */
+    int shared;     /* CELL: 1 = reduction cell has the normal cell's structure */
+    nas_cell normal;
+    nas_cell reduce; /* ignored (kept equal to normal) when shared */
+    uint8_t nb201[NAS_NB201_EDGES]; /* NB201: one enum nas_nb201_op per edge */
+} nas_genome;
+
+/* What a search may use: the space, the block count of sampled genomes,
+ * and which ops are allowed (bit i = enum nas_op i, or nas_nb201_op i). */
+typedef struct nas_space {
+    int kind;         /* enum nas_space_kind */
+    int n_blocks;     /* CELL: blocks per cell for sampling; expansion stops here */
+    uint32_t op_mask; /* allowed ops; 0 means the default set */
+    int shared;       /* CELL: 1 = PNAS mode (one structure for both cells) */
+} nas_space;
+
+/* Default ops: every cell op but `zero`; every NB201 op. */
+uint32_t nas_space_default_ops(int kind);
+/* Parse "cell" / "nb201"; NAS_EINVAL otherwise. */
+int nas_space_kind_parse(const char *s, int *kind);
+
+/* ---- ops ---------------------------------------------------------------- */
+
+const char *nas_op_name(int op);                     /* "sep3x3"; NULL if out of range */
+int nas_op_parse(const char *s, size_t len);         /* op or -1 */
+const char *nas_nb201_op_name(int op);               /* "nor_conv_3x3"; NULL if out of range */
+int nas_nb201_op_parse(const char *s, size_t len);   /* op or -1 */
+
+/* ---- forms that round-trip ------------------------------------------------ */
+
+/* Parse the text form of either space (NB201 strings start with '|').
+ * On error returns NAS_EGENOME with err naming the problem and the 0-based
+ * character position ("at 14: unknown op 'sep4x4'"). Validates too. */
+int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err);
+
+/* Write the text form into buf (cap bytes, NUL-terminated). Returns the
+ * length, or NAS_ERANGE if it does not fit. Does not canonicalise. */
+int nas_genome_format(const nas_genome *g, char *buf, size_t cap);
+
+/* JSON: {"space":"cell","shared":false,"normal":[[in_a,"op_a",in_b,"op_b"],...],"reduce":[...]}
+ *       {"space":"nb201","edges":["nor_conv_3x3",...]} (edge order as above) */
+int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap);
+int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *err);
+
+/* Graphviz DOT: one digraph with a cluster per cell. Returns length or NAS_ERANGE. */
+int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap);
+
+/* Check structure: block count, op range, inputs in range (a block may use
+ * only 0, 1 and earlier blocks), shared cells equal. NAS_EGENOME + err. */
+int nas_genome_validate(const nas_genome *g, char *err);
+
+/* ---- identity --------------------------------------------------------------- */
+
+/* Canonical form: halves of each block ordered, blocks that feed nothing
+ * dropped, blocks renumbered in a canonical topological order; for NB201,
+ * edges that cannot reach the output set to none, and the form chosen up to
+ * isomorphism. Idempotent. `out` may equal `in`. */
+void nas_genome_canonical(const nas_genome *in, nas_genome *out);
+
+/* Stable 64-bit hash of the canonical form (FNV-1a over a fixed byte
+ * encoding; the same on every machine and build). */
+uint64_t nas_genome_hash(const nas_genome *g);
+
+/* 1 if both build the same network (equal canonical forms). */
+int nas_genome_equivalent(const nas_genome *a, const nas_genome *b);
+
+/* ---- search moves ----------------------------------------------------------- */
+
+enum nas_mutation_kind {
+    NAS_MUTATION_IDENTITY = 0,
+    NAS_MUTATION_OP = 1,     /* one op changes to another allowed op */
+    NAS_MUTATION_HIDDEN = 2, /* one input changes to another valid one */
+};
+
+typedef struct nas_mutation {
+    int kind;    /* enum nas_mutation_kind */
+    int cell;    /* 0 = normal, 1 = reduction (NB201: 0) */
+    int block;   /* block index (NB201: edge index) */
+    int half;    /* 0 = a, 1 = b */
+    int old_val; /* previous op or input */
+    int new_val; /* new op or input */
+} nas_mutation;
+
+/* Describe a mutation for logs ("op: normal block 1 b sep3x3 -> max3x3"). */
+int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *buf, size_t cap);
+
+/* Mutate after Real et al. 2019: choose op or hidden-state mutation with
+ * equal probability (identity with probability p_identity), apply it so the
+ * child stays valid and differs from the parent (but for identity), and
+ * record what changed in *what (may be NULL). */
+int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_identity,
+                      nas_rng *rng, nas_genome *child, nas_mutation *what);
+
+/* Uniformly random valid genome of the space (sp->n_blocks blocks). */
+int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out);
+
+/* PNAS expansion: every distinct (by canonical hash) child with one more
+ * block (CELL) or one more intermediate node (NB201 levels) of g. Allocates
+ * *children (free with nas_free); returns the count or a negative error. */
+int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **children);
+
+/* PNAS level 1: every distinct 1-block genome of the space. Same ownership. */
+int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out);
+
+/* ---- cost ------------------------------------------------------------------- */
+
+typedef struct nas_cost {
+    int64_t params; /* trainable parameters, exactly those of the built network */
+    int64_t macs;   /* multiply-accumulates of one forward pass of one image */
+} nas_cost;
+
+/* Count params and MACs at a fidelity (resolution, F, N) for an input of
+ * in_channels x side x side and `classes` outputs, without building. */
+int nas_genome_cost(const nas_genome *g, const nas_fidelity *f, int in_channels, int side,
+                    int classes, nas_cost *out, char *err);
+
+/* ---- presets ------------------------------------------------------------------ */
+
+/* Known cells from the papers (nasnet_a, amoebanet_a, pnasnet5, resnet, ...).
+ * Returns NAS_OK, or NAS_ENOTFOUND naming the known presets in err. */
+int nas_genome_preset(const char *name, nas_genome *out, char *err);
+/* NULL-terminated list of preset names. */
+const char *const *nas_genome_preset_names(void);
+
+#endif

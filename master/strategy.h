@@ -1,0 +1,100 @@
+/*
+ * strategy.h - the one interface every search strategy implements
+ * (DESIGN.md s7): random search, regularized evolution, PNAS.
+ *
+ * The campaign asks for a proposal whenever a worker is free (search is
+ * asynchronous: nobody waits for a whole generation), and hands every
+ * finished evaluation back through observe().  The strategy's complete
+ * state (population with ages, PNAS level and beam, predictor weights, RNG)
+ * is serialised by save() into a blob that the store writes in the same
+ * SQLite transaction as the result that changed it, so load() after a
+ * crash continues exactly where the search stood.
+ *
+ * A strategy never touches the network, the database or the clock.
+ */
+#ifndef NAS_STRATEGY_H
+#define NAS_STRATEGY_H
+
+#include "common/genome.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parameters of every strategy, filled from the campaign file. */
+typedef struct nas_strategy_config {
+    char name[32];         /* "random", "evolution", "pnas" */
+    nas_space space;       /* the search space */
+    int budget;            /* evaluations the search may spend (>= 1) */
+    /* regularized evolution (Real et al. 2019) */
+    int population;        /* P, default 20 */
+    int sample;            /* S, tournament size, default 5 */
+    float p_identity;      /* probability of the identity mutation, default 0 */
+    char seeds[8][32];     /* optional preset names seeding the first population */
+    int n_seeds;
+    /* PNAS (Liu et al. 2018) */
+    int beam;              /* K, architectures trained per level, default 16 */
+    int max_blocks;        /* B, last level, default space.n_blocks */
+    int ensemble;          /* MLPs in the predictor ensemble, default 5 */
+    int use_lstm;          /* 1 = add the LSTM predictor to the ensemble, default 1 */
+    /* multi-objective (MnasNet): reward = acc * (x / target)^w, 0 = off */
+    int64_t target_params;
+    int64_t target_macs;
+    float mo_weight;       /* w, default -0.07 */
+} nas_strategy_config;
+
+void nas_strategy_config_default(nas_strategy_config *cfg);
+
+/* A genome the strategy wants evaluated. */
+typedef struct nas_proposal {
+    nas_genome genome;
+    int has_parent;        /* 1 if derived from an evaluated architecture */
+    uint64_t parent_hash;  /* its canonical hash (the weight store keys on it) */
+} nas_proposal;
+
+/* A finished evaluation. */
+typedef struct nas_observation {
+    nas_genome genome;
+    uint64_t hash;         /* nas_genome_hash(&genome) */
+    int ok;                /* 0 = the task failed for good (no accuracy) */
+    double accuracy;       /* validation accuracy in [0, 1] (the search signal) */
+    int64_t params;
+    int64_t macs;
+} nas_observation;
+
+typedef struct nas_strategy nas_strategy;
+
+/* Create a strategy by cfg->name, seeded with `seed`. NAS_EINVAL + err for
+ * an unknown name or impossible parameters. */
+int nas_strategy_create(nas_strategy **out, const nas_strategy_config *cfg, uint64_t seed,
+                        char *err);
+void nas_strategy_destroy(nas_strategy **sp);
+
+const char *nas_strategy_name(const nas_strategy *s);
+
+/* Next genome to evaluate.  Returns NAS_OK, NAS_EAGAIN when the strategy
+ * must see outstanding results first (e.g. PNAS between levels, evolution
+ * before its population is full and nothing is left to sample), or
+ * NAS_ESTATE once done().  Proposals are counted against the budget. */
+int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err);
+
+/* Hand back a result of a proposal (in any order). */
+int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err);
+
+/* A proposal that will never be evaluated (task failed for good, or
+ * abandoned): lets the strategy stop waiting for it. Same as observe with
+ * ok = 0. */
+
+/* 1 when the budget is spent and every proposal has been observed. */
+int nas_strategy_done(const nas_strategy *s);
+
+/* Serialise the whole state (malloc'd blob, free with nas_free) / restore it
+ * into a strategy created with the same config and seed. */
+int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n);
+int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err);
+
+/* A short human-readable status ("population 20/20, best 0.912") and, for
+ * PNAS, the last measured predictor rank correlation (NAN if none). */
+int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap);
+double nas_strategy_rank_correlation(const nas_strategy *s);
+
+#endif

@@ -184,4 +184,16 @@ int nas_dataset_iter_next(nas_dataset_iter *it, float *x, uint8_t *y);
 /* Number of batches one epoch yields. */
 int nas_dataset_iter_batches(const nas_dataset_iter *it);
 
+// ----------------------------------------------------------------------------
+// Internal: shared by dataset.c and the format readers, not for other users
+
+/* The last path component, for messages. */
+const char *nas__dataset_basename(const char *path);
+/* Read a whole file, gunzipping if needed, at most `max` bytes (more is
+ * NAS_EFORMAT); *out is nas_malloc'd. */
+int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len,
+                          char *err);
+/* dst[i] = src[i] / 255. */
+void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n);
+
 #endif

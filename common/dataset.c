@@ -147,7 +147,8 @@ void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n) {
 static int find_file(char *buf, size_t n, const char *dir, const char *name, char *err) {
     static const char *const suffixes[] = {"", ".gz"};
     for (size_t i = 0; i < NAS_ARRAY_LEN(suffixes); i++) {
-        snprintf(buf, n, "%s/%s%s", dir, name, suffixes[i]);
+        if (snprintf(buf, n, "%s/%s%s", dir, name, suffixes[i]) >= (int)n)
+            return nas_set_err(err, NAS_EINVAL, "dataset: path too long: %.100s/%s", dir, name);
         FILE *f = fopen(buf, "rb");
         if (f) {
             fclose(f);

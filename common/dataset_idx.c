@@ -82,7 +82,7 @@ int nas_dataset_load_idx(nas_dataset *ds, const char *images_path, const char *l
     const char *lbase = nas__dataset_basename(labels_path);
     uint8_t *ib = NULL, *lb = NULL;
     size_t ilen = 0, llen = 0;
-    idx_header ih, lh;
+    idx_header ih = {0}, lh = {0};
     int rc = nas__dataset_read_all(images_path, IDX_MAX_BYTES + 64, &ib, &ilen, err);
     if (rc < 0) goto fail;
     if ((rc = parse_header(ibase, ib, ilen, 3, "images", &ih, err)) < 0) goto fail;

@@ -505,7 +505,7 @@ static int get_typed(const nas_json *obj, const char *key, nas_json_type want, c
         return nas_set_err(err, NAS_ENOTFOUND, "json: offset %zu: missing key \"%s\"",
                            obj->offset, key);
     if ((*v)->type != want)
-        return nas_set_err(err, NAS_EFORMAT, "json: offset %zu: \"%s\" is a %s, expected a %s",
+        return nas_set_err(err, NAS_EFORMAT, "json: offset %zu: \"%s\" has type %s, expected %s",
                            (*v)->offset, key, nas_json_type_name((*v)->type),
                            nas_json_type_name(want));
     return 0;

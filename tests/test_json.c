@@ -88,7 +88,7 @@ START_TEST(test_json_nested_document) {
     /* Typed getters name the key and the offset on a type mismatch. */
     int64_t i;
     ck_assert_int_eq(nas_json_get_int64(j, "name", &i, err), NAS_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(err, "\"name\" is a string, expected a number"));
+    ck_assert_ptr_nonnull(strstr(err, "\"name\" has type string, expected number"));
     ck_assert_int_eq(nas_json_get_int64(j, "missing", &i, err), NAS_ENOTFOUND);
     ck_assert_int_eq(nas_json_get_int64(j, "x", &i, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "whole number"));

@@ -194,4 +194,18 @@ int nas_net_batch(const nas_net *net);
 /* Number of logits K of the output node (after compile). */
 int nas_net_classes(const nas_net *net);
 
+// ----------------------------------------------------------------------------
+// weights on disk (safetensors, common/net_weights.c)
+
+/* Write every named tensor (parameters and buffers) of a compiled net to
+ * `path` as safetensors, atomically; metadata `arch` (may be NULL) is
+ * stored under "arch".  Returns NAS_OK or the safetensors error. */
+int nas_net_save(const nas_net *net, const char *path, const char *arch, char *err);
+
+/* Load every named tensor of a compiled net from a safetensors file.  Each
+ * must be present with the same shape (err names the first that is missing
+ * or differs: NAS_ENOTFOUND / NAS_EFORMAT); tensors the net does not have
+ * are ignored.  On failure the net's weights are unchanged. */
+int nas_net_load(nas_net *net, const char *path, char *err);
+
 #endif

@@ -220,6 +220,50 @@ START_TEST(test_net_layout_and_determinism) {
 }
 END_TEST
 
+static nas_net *small_net(int classes, uint64_t seed) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    int out;
+    ck_assert_int_eq(nas_net_create(&net, 1, 14, 14, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(net, "small14", classes, &out, err), NAS_OK);
+    ck_assert_int_eq(nas_net_compile(net, out, 2, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, seed, 0);
+    nas_net_init_params(net, &rng);
+    return net;
+}
+
+START_TEST(test_net_save_load) {
+    const char *dir = nas_tmpdir_make();
+    char path[4096], err[NAS_ERR_LEN];
+    nas_path_join(path, sizeof path, dir, "w.safetensors");
+    nas_net *a = small_net(10, 1), *b = small_net(10, 2), *c = small_net(5, 3);
+    // Give the BN buffers non-default values so that they round-trip too.
+    nas_net_param_find(a, "conv2/bn/running_var")->data[3] = 7.0f;
+    ck_assert_int_eq(nas_net_save(a, path, "small14", err), NAS_OK);
+    ck_assert_int_eq(nas_net_load(b, path, err), NAS_OK);
+    size_t n_all;
+    float *pa = nas_net_params_data(a, NULL, &n_all), *pb = nas_net_params_data(b, NULL, NULL);
+    ck_assert(memcmp(pa, pb, sizeof(float) * n_all) == 0);
+    // A different head does not fit: the error names the tensor and c keeps its weights.
+    float keep = nas_net_param_find(c, "fc/weight")->data[0];
+    ck_assert_int_eq(nas_net_load(c, path, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "fc/weight"));
+    ck_assert_float_eq(nas_net_param_find(c, "fc/weight")->data[0], keep);
+    nas_net *r = NULL;
+    int out;
+    ck_assert_int_eq(nas_net_create(&r, 1, 14, 14, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(r, "resnet20", 10, &out, err), NAS_OK);
+    ck_assert_int_eq(nas_net_compile(r, out, 2, err), NAS_OK);
+    ck_assert_int_eq(nas_net_load(r, path, err), NAS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "stem/conv/weight"));
+    nas_path_join(path, sizeof path, dir, "absent.safetensors");
+    ck_assert_int_lt(nas_net_load(r, path, err), 0);
+    nas_net_destroy(&a), nas_net_destroy(&b), nas_net_destroy(&c), nas_net_destroy(&r);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("core");
@@ -228,6 +272,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_builder_errors);
     tcase_add_test(tc, test_refnet_counts);
     tcase_add_test(tc, test_net_layout_and_determinism);
+    tcase_add_test(tc, test_net_save_load);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -82,6 +82,17 @@ START_TEST(test_train_cli_trains) {
     char *a = strstr(first, "\"seconds\""), *b = strstr(OUT, "\"seconds\"");
     ck_assert(a && b && a - first == b - OUT);
     ck_assert(strncmp(first, OUT, (size_t)(a - first)) == 0);
+    // Saved weights reload: one epoch at learning rate 0 starts from the trained accuracy.
+    char extra[4200], wpath[4096];
+    nas_path_join(wpath, sizeof wpath, dir, "w.safetensors");
+    snprintf(extra, sizeof extra, "--seed 5 --save-weights %s", wpath);
+    ck_assert_int_eq(train(dir, extra), 0);
+    snprintf(extra, sizeof extra, "--seed 6 --epochs 1 --lr 0 --load-weights %s", wpath);
+    ck_assert_int_eq(train(dir, extra), 0);
+    ck_assert_msg(nas_json_parse(OUT, strlen(OUT), 16, &j, err) == 0, "%s: %s", err, OUT);
+    ck_assert_int_eq(nas_json_get_number(j, "val_acc", &val_acc, err), 0);
+    ck_assert_msg(val_acc > 0.8, "reloaded val_acc %g", val_acc);
+    nas_json_free(&j);
     nas_tmpdir_rm(dir);
 }
 END_TEST

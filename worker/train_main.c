@@ -210,16 +210,13 @@ static int build_arch(nas_net *net, const char *arch, const nas_fidelity *f, int
 // ----------------------------------------------------------------------------
 // weights
 
-/* Write every named tensor of the net to FILE.safetensors.  Lands with the
- * data branch's safetensors module; until then it says so. */
-static int weights_save(nas_net *net, const char *path, char *err) {
-    (void)net;
-    return nas_set_err(err, NAS_EUNSUPPORTED, "--save-weights %s: safetensors support is not in this build yet", path);
+/* Weights go through the net's safetensors save/load, keyed by parameter path. */
+static int weights_save(nas_net *net, const char *path, const char *arch, char *err) {
+    return nas_net_save(net, path, arch, err);
 }
 
 static int weights_load(nas_net *net, const char *path, char *err) {
-    (void)net;
-    return nas_set_err(err, NAS_EUNSUPPORTED, "--load-weights %s: safetensors support is not in this build yet", path);
+    return nas_net_load(net, path, err);
 }
 
 // ----------------------------------------------------------------------------
@@ -318,7 +315,7 @@ static int run(const options *o, char *err) {
     if (f.test)
         fprintf(stderr, "test_loss %.4f  test_acc %.4f\n", (double)res.test_loss, (double)res.test_acc);
     fprintf(stderr, "%.1f s, %.0f images/s\n", res.seconds, res.images_per_s);
-    if (o->save && (rc = weights_save(net, o->save, err)) < 0) goto fail;
+    if (o->save && (rc = weights_save(net, o->save, o->arch, err)) < 0) goto fail;
     if (o->json) print_json(o, &res);
     rc = NAS_OK;
 fail:

@@ -26,7 +26,7 @@
 // the wire, so these arrays only ever grow at the end.
 
 static const char *const cell_op_names[NAS_OP_COUNT] = {
-    "id",     "avg3x3", "max3x3",      "sep3x3",  "sep5x5", "sep7x7",
+    "id",     "avg3x3",      "max3x3",  "sep3x3",  "sep5x5", "sep7x7",
     "dil3x3", "conv1x7_7x1", "conv3x3", "conv1x1", "zero",
 };
 
@@ -67,7 +67,9 @@ static int table_parse(const char *const *names, int n, const char *s, size_t le
     return -1;
 }
 
-int nas_op_parse(const char *s, size_t len) { return table_parse(cell_op_names, NAS_OP_COUNT, s, len); }
+int nas_op_parse(const char *s, size_t len) {
+    return table_parse(cell_op_names, NAS_OP_COUNT, s, len);
+}
 
 const char *nas_nb201_op_name(int op) {
     if (op < 0 || op >= NAS_NB201_OP_COUNT) return NULL;
@@ -81,7 +83,9 @@ int nas_nb201_op_parse(const char *s, size_t len) {
 // ---------------------------------------------------------------------------
 // Validation
 
-static const char *cell_label(int cell) { return cell == 0 ? "normal" : "reduce"; }
+static const char *cell_label(int cell) {
+    return cell == 0 ? "normal" : "reduce";
+}
 
 /* The one place that decides whether block k's input `in` is legal; the
  * message distinguishes the three ways it can be wrong, because "reads a
@@ -166,12 +170,17 @@ typedef struct cursor {
     size_t pos;
 } cursor;
 
-static int cur_peek(const cursor *c) { return c->pos < c->len ? (unsigned char)c->s[c->pos] : -1; }
+static int cur_peek(const cursor *c) {
+    return c->pos < c->len ? (unsigned char)c->s[c->pos] : -1;
+}
 
-static int is_space(int ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+static int is_space(int ch) {
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
 
 static void cur_skip_space(cursor *c) {
-    while (is_space(cur_peek(c))) c->pos++;
+    while (is_space(cur_peek(c)))
+        c->pos++;
 }
 
 /* Describe the character at the cursor for an error message. */
@@ -204,7 +213,8 @@ static int is_word(int ch) {
 /* Read an op token [A-Za-z0-9_]+ and look it up with `lookup`. */
 static int cur_op(cursor *c, int (*lookup)(const char *, size_t), int *op, char *err) {
     size_t start = c->pos;
-    while (is_word(cur_peek(c))) c->pos++;
+    while (is_word(cur_peek(c)))
+        c->pos++;
     size_t n = c->pos - start;
     if (n == 0) {
         char got[32];
@@ -234,8 +244,7 @@ static int cur_int(cursor *c, int *out, char *err) {
     if (c->pos == start) {
         char got[32];
         cur_describe(c, got, sizeof got);
-        return nas_set_err(err, NAS_EGENOME, "at %zu: expected an input index, got %s", start,
-                           got);
+        return nas_set_err(err, NAS_EGENOME, "at %zu: expected an input index, got %s", start, got);
     }
     *out = v;
     return NAS_OK;
@@ -420,7 +429,8 @@ int nas_genome_format(const nas_genome *g, char *buf, size_t cap) {
         for (int i = 1; i <= 3; i++) {
             if (i > 1) emit(buf, cap, &n, "%s", "+", 0);
             emit(buf, cap, &n, "%s", "|", 0);
-            for (int j = 0; j < i; j++) emit(buf, cap, &n, "%s~%d|", nas_nb201_op_name(g->nb201[e++]), j);
+            for (int j = 0; j < i; j++)
+                emit(buf, cap, &n, "%s~%d|", nas_nb201_op_name(g->nb201[e++]), j);
         }
     } else if (g->shared) {
         emit(buf, cap, &n, "%s", "c=", 0);

@@ -90,9 +90,10 @@ int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_
         if (base[i] == NAS_NB201_NONE) free_e[n_free++] = i;
     /* n_ops^n_free <= 5^6 combinations; each is canonicalised and kept once. */
     long combos = 1;
-    for (int i = 0; i < n_free; i++) combos *= n_ops;
+    for (int i = 0; i < n_free; i++)
+        combos *= n_ops;
     nas_genome *res = NULL;
-    uint8_t (*seen)[NAS_NB201_EDGES] = NULL;
+    uint8_t(*seen)[NAS_NB201_EDGES] = NULL;
     int n = 0, rc;
     res = nas_malloc(sizeof(nas_genome) * (size_t)combos);
     seen = nas_malloc(NAS_NB201_EDGES * (size_t)combos);
@@ -121,7 +122,8 @@ int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_
             if (base[i] != NAS_NB201_NONE && pruned[i] != base[i]) keeps = 0;
         if (!keeps) continue;
         int dup = 0;
-        for (int i = 0; i < n && !dup; i++) dup = memcmp(seen[i], canon, NAS_NB201_EDGES) == 0;
+        for (int i = 0; i < n && !dup; i++)
+            dup = memcmp(seen[i], canon, NAS_NB201_EDGES) == 0;
         if (dup) continue;
         memcpy(seen[n], canon, NAS_NB201_EDGES);
         memcpy(child.nb201, canon, NAS_NB201_EDGES);

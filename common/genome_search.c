@@ -35,7 +35,9 @@
 // Canonical form of a cell
 
 /* 64-bit mix of two values (splitmix finaliser over a combination). */
-static uint64_t mix2(uint64_t a, uint64_t b) { return nas_mix64(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull)); }
+static uint64_t mix2(uint64_t a, uint64_t b) {
+    return nas_mix64(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull));
+}
 
 /* Drop dead blocks and write zero halves' inputs as 0 (rules 3 and 4).
  * Returns the live cell in the original relative order. */
@@ -64,10 +66,14 @@ static void cell_prune(const nas_cell *in, nas_cell *out) {
         if (!live[k]) continue;
         nas_block b = in->blocks[k];
         /* A live block's non-zero halves read only live blocks. */
-        if (b.op_a == NAS_OP_ZERO) b.in_a = 0;
-        else if (b.in_a >= 2) b.in_a = (uint8_t)(remap[b.in_a - 2] + 2);
-        if (b.op_b == NAS_OP_ZERO) b.in_b = 0;
-        else if (b.in_b >= 2) b.in_b = (uint8_t)(remap[b.in_b - 2] + 2);
+        if (b.op_a == NAS_OP_ZERO)
+            b.in_a = 0;
+        else if (b.in_a >= 2)
+            b.in_a = (uint8_t)(remap[b.in_a - 2] + 2);
+        if (b.op_b == NAS_OP_ZERO)
+            b.in_b = 0;
+        else if (b.in_b >= 2)
+            b.in_b = (uint8_t)(remap[b.in_b - 2] + 2);
         c.blocks[m++] = b;
     }
     c.n_blocks = m;
@@ -75,11 +81,11 @@ static void cell_prune(const nas_cell *in, nas_cell *out) {
 }
 
 typedef struct canon_search {
-    const nas_cell *cell;     /* pruned cell, original order */
-    int n;                    /* blocks */
-    int order[NAS_MAX_BLOCKS]; /* blocks sorted by (height, sig) */
+    const nas_cell *cell;          /* pruned cell, original order */
+    int n;                         /* blocks */
+    int order[NAS_MAX_BLOCKS];     /* blocks sorted by (height, sig) */
     int group_end[NAS_MAX_BLOCKS]; /* for sorted position p: end of its tie group */
-    int perm[NAS_MAX_BLOCKS]; /* current candidate: position -> block */
+    int perm[NAS_MAX_BLOCKS];      /* current candidate: position -> block */
     int taken[NAS_MAX_BLOCKS];
     uint8_t best[NAS_MAX_BLOCKS * 4];
     int have_best;
@@ -89,7 +95,8 @@ typedef struct canon_search {
  * renumbered and ordered by (input, op). */
 static void canon_encode(const canon_search *s, uint8_t *enc) {
     int pos[NAS_MAX_BLOCKS];
-    for (int p = 0; p < s->n; p++) pos[s->perm[p]] = p;
+    for (int p = 0; p < s->n; p++)
+        pos[s->perm[p]] = p;
     for (int p = 0; p < s->n; p++) {
         const nas_block *b = &s->cell->blocks[s->perm[p]];
         int ia = b->in_a < 2 ? b->in_a : pos[b->in_a - 2] + 2;
@@ -123,7 +130,8 @@ static void canon_try(canon_search *s, int p) {
         return;
     }
     int start = p;
-    while (start > 0 && s->group_end[start - 1] == s->group_end[p]) start--;
+    while (start > 0 && s->group_end[start - 1] == s->group_end[p])
+        start--;
     for (int q = start; q < s->group_end[p]; q++) {
         int blk = s->order[q];
         if (s->taken[blk]) continue;
@@ -156,11 +164,13 @@ void nas__cell_canonical(const nas_cell *in, nas_cell *out) {
     s.n = n;
     /* Insertion sort by (height, sig): inputs always have a lower height,
      * so the sorted order is topological and so is any order within a tie. */
-    for (int k = 0; k < n; k++) s.order[k] = k;
+    for (int k = 0; k < n; k++)
+        s.order[k] = k;
     for (int i = 1; i < n; i++) {
         int v = s.order[i], j = i - 1;
-        while (j >= 0 && (height[s.order[j] + 2] > height[v + 2] ||
-                          (height[s.order[j] + 2] == height[v + 2] && sig[s.order[j] + 2] > sig[v + 2]))) {
+        while (j >= 0 &&
+               (height[s.order[j] + 2] > height[v + 2] ||
+                (height[s.order[j] + 2] == height[v + 2] && sig[s.order[j] + 2] > sig[v + 2]))) {
             s.order[j + 1] = s.order[j];
             j--;
         }
@@ -205,7 +215,7 @@ void nas_genome_canonical(const nas_genome *in, nas_genome *out) {
 // Hash and equivalence
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
+#define FNV_PRIME  0x100000001b3ull
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -331,11 +341,15 @@ static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, co
         nas_cell *c = m->cell == 0 ? &child->normal : &child->reduce;
         nas_block *b = &c->blocks[m->block];
         if (m->kind == NAS_MUTATION_OP) {
-            if (m->half) b->op_b = (uint8_t)m->new_val;
-            else b->op_a = (uint8_t)m->new_val;
+            if (m->half)
+                b->op_b = (uint8_t)m->new_val;
+            else
+                b->op_a = (uint8_t)m->new_val;
         } else {
-            if (m->half) b->in_b = (uint8_t)m->new_val;
-            else b->in_a = (uint8_t)m->new_val;
+            if (m->half)
+                b->in_b = (uint8_t)m->new_val;
+            else
+                b->in_a = (uint8_t)m->new_val;
         }
         if (child->shared) child->reduce = child->normal;
     }
@@ -347,7 +361,8 @@ static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, co
 
 /* Every single mutation of the parent (both kinds), for the exhaustive
  * fallback; returns the count written to ms (cap entries at most). */
-static int mutation_list(const nas_genome *g, const int *ops, int n_ops, nas_mutation *ms, int cap) {
+static int mutation_list(const nas_genome *g, const int *ops, int n_ops, nas_mutation *ms,
+                         int cap) {
     int n = 0;
     if (g->space == NAS_SPACE_NB201) {
         for (int e = 0; e < NAS_NB201_EDGES; e++)
@@ -385,7 +400,8 @@ static int mutation_draw(const nas_genome *g, int kind, const int *ops, int n_op
         m->block = (int)nas_rng_below(rng, NAS_NB201_EDGES);
         m->old_val = g->nb201[m->block];
         if (n_ops < 2 && ops[0] == m->old_val) return 0;
-        do m->new_val = ops[nas_rng_below(rng, (uint32_t)n_ops)];
+        do
+            m->new_val = ops[nas_rng_below(rng, (uint32_t)n_ops)];
         while (m->new_val == m->old_val);
         return 1;
     }
@@ -397,7 +413,8 @@ static int mutation_draw(const nas_genome *g, int kind, const int *ops, int n_op
     if (kind == NAS_MUTATION_OP) {
         m->old_val = m->half ? b->op_b : b->op_a;
         if (n_ops == 1 && ops[0] == m->old_val) return 0;
-        do m->new_val = ops[nas_rng_below(rng, (uint32_t)n_ops)];
+        do
+            m->new_val = ops[nas_rng_below(rng, (uint32_t)n_ops)];
         while (m->new_val == m->old_val);
     } else {
         m->old_val = m->half ? b->in_b : b->in_a;
@@ -408,8 +425,8 @@ static int mutation_draw(const nas_genome *g, int kind, const int *ops, int n_op
     return 1;
 }
 
-int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_identity,
-                      nas_rng *rng, nas_genome *child, nas_mutation *what) {
+int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_identity, nas_rng *rng,
+                      nas_genome *child, nas_mutation *what) {
     int ops[NAS_OP_COUNT], n_ops;
     if (parent == NULL || rng == NULL || child == NULL) return NAS_EINVAL;
     if (nas_genome_validate(parent, NULL) < 0) return NAS_EGENOME;
@@ -433,9 +450,11 @@ int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_ide
         if (!mutation_draw(parent, kind, ops, n_ops, rng, &m)) continue;
         if (mutation_apply(parent, &pc, &m, &c)) goto done;
     }
-    nas_mutation *all = nas_malloc(sizeof(nas_mutation) * 2 * NAS_MAX_BLOCKS * 2 * (NAS_OP_COUNT + NAS_MAX_BLOCKS + 2));
+    nas_mutation *all = nas_malloc(sizeof(nas_mutation) * 2 * NAS_MAX_BLOCKS * 2 *
+                                   (NAS_OP_COUNT + NAS_MAX_BLOCKS + 2));
     if (all == NULL) return NAS_ENOMEM;
-    int n = mutation_list(parent, ops, n_ops, all, 2 * NAS_MAX_BLOCKS * 2 * (NAS_OP_COUNT + NAS_MAX_BLOCKS + 2));
+    int n = mutation_list(parent, ops, n_ops, all,
+                          2 * NAS_MAX_BLOCKS * 2 * (NAS_OP_COUNT + NAS_MAX_BLOCKS + 2));
     int good = 0;
     for (int i = 0; i < n; i++) /* keep the ones that change the network */
         if (mutation_apply(parent, &pc, &all[i], &c)) all[good++] = all[i];
@@ -495,7 +514,8 @@ static int hset_add(hset *s, uint64_t h) {
             uint64_t v = s->slot[i];
             if (!v) continue;
             size_t j = v & (nc - 1);
-            while (ns[j]) j = (j + 1) & (nc - 1);
+            while (ns[j])
+                j = (j + 1) & (nc - 1);
             ns[j] = v;
         }
         nas_free(s->slot);
@@ -527,8 +547,8 @@ static int cell_extensions(const nas_cell *c, const int *ops, int n_ops, glist *
                     memset(&g, 0, sizeof g);
                     g.space = NAS_SPACE_CELL;
                     g.normal = *c;
-                    g.normal.blocks[b] = (nas_block){(uint8_t)ia, (uint8_t)ops[oa], (uint8_t)ib,
-                                                     (uint8_t)ops[ob]};
+                    g.normal.blocks[b] =
+                        (nas_block){(uint8_t)ia, (uint8_t)ops[oa], (uint8_t)ib, (uint8_t)ops[ob]};
                     g.normal.n_blocks = b + 1;
                     if (ops[oa] == NAS_OP_ZERO && ops[ob] == NAS_OP_ZERO) continue;
                     nas_cell canon;
@@ -537,7 +557,10 @@ static int cell_extensions(const nas_cell *c, const int *ops, int n_ops, glist *
                     g.reduce = g.normal;
                     uint64_t h = nas_genome_hash(&g);
                     int added = hset_add(&seen, h);
-                    if (added < 0) { rc = added; goto fail; }
+                    if (added < 0) {
+                        rc = added;
+                        goto fail;
+                    }
                     if (added && (rc = glist_push(out, &g, h)) < 0) goto fail;
                 }
 fail:
@@ -551,8 +574,8 @@ int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_
                       nas_genome **children);
 
 /* Children of (normal, reduce) pairs: the shared case has one cell list. */
-static int expand_cells(const nas_cell *normal, const nas_cell *reduce, int shared,
-                        const int *ops, int n_ops, nas_genome **children) {
+static int expand_cells(const nas_cell *normal, const nas_cell *reduce, int shared, const int *ops,
+                        int n_ops, nas_genome **children) {
     glist ln = {0}, lr = {0}, res = {0};
     int rc = cell_extensions(normal, ops, n_ops, &ln);
     if (rc < 0) goto fail;

@@ -25,8 +25,10 @@ static int genome_same(const nas_genome *a, const nas_genome *b) {
     if (a->shared != b->shared || a->normal.n_blocks != b->normal.n_blocks ||
         a->reduce.n_blocks != b->reduce.n_blocks)
         return 0;
-    return memcmp(a->normal.blocks, b->normal.blocks, sizeof(nas_block) * (size_t)a->normal.n_blocks) == 0 &&
-           memcmp(a->reduce.blocks, b->reduce.blocks, sizeof(nas_block) * (size_t)a->reduce.n_blocks) == 0;
+    return memcmp(a->normal.blocks, b->normal.blocks,
+                  sizeof(nas_block) * (size_t)a->normal.n_blocks) == 0 &&
+           memcmp(a->reduce.blocks, b->reduce.blocks,
+                  sizeof(nas_block) * (size_t)a->reduce.n_blocks) == 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -120,7 +122,8 @@ static const struct {
      "node 2 edge 1 must come from node 1, not 2"},
     {"|conv~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
      "at 1: unknown op 'conv'"},
-    {"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|", "expected an op name"},
+    {"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|",
+     "expected an op name"},
     {"|nor_conv_3x3~0+|nor_conv_3x3~0|", "expected '|' after an edge"},
     {"|nor_conv_3x3:0|", "expected '~' after op"},
     {"n=sep3x3:0+sep3x3:1 r=avg3x3:0+sep3x3:1\0junk", "unexpected byte 0x00"},
@@ -216,8 +219,8 @@ START_TEST(test_genome_equivalences_hash_equal) {
         "c=sep3x3:1+id:1",
         "c=sep3x3:0+id:0",
         "c=sep5x5:0+id:1",
-        "c=sep3x3:0+id:1,sep3x3:0+id:1",         /* two identical blocks, both outputs */
-        "c=sep3x3:0+id:1,id:2+id:2",             /* a block read twice */
+        "c=sep3x3:0+id:1,sep3x3:0+id:1", /* two identical blocks, both outputs */
+        "c=sep3x3:0+id:1,id:2+id:2",     /* a block read twice */
         "c=sep3x3:0+id:1,sep3x3:0+id:1,id:2+id:3",
         "c=sep3x3:0+id:1,sep3x3:0+id:1,id:2+id:2",
         "n=sep3x3:0+id:1 r=sep3x3:0+id:0",
@@ -237,10 +240,14 @@ START_TEST(test_genome_tie_groups_resolved) {
      * "each reads one twice" have equal multisets of block structures but
      * differ as graphs; the canonical labelling must tell them apart and
      * still identify every renumbering of each. */
-    nas_genome cross1 = parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:2+avg3x3:3,max3x3:2+avg3x3:3");
-    nas_genome cross2 = parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:3+avg3x3:2,avg3x3:2+max3x3:3");
-    nas_genome twice = parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:2+avg3x3:2,max3x3:3+avg3x3:3");
-    nas_genome twice2 = parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:3+avg3x3:3,avg3x3:2+max3x3:2");
+    nas_genome cross1 =
+        parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:2+avg3x3:3,max3x3:2+avg3x3:3");
+    nas_genome cross2 =
+        parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:3+avg3x3:2,avg3x3:2+max3x3:3");
+    nas_genome twice =
+        parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:2+avg3x3:2,max3x3:3+avg3x3:3");
+    nas_genome twice2 =
+        parse_ok("c=sep3x3:0+id:1,sep3x3:0+id:1,max3x3:3+avg3x3:3,avg3x3:2+max3x3:2");
     ck_assert(nas_genome_equivalent(&cross1, &cross2));
     ck_assert(nas_genome_equivalent(&twice, &twice2));
     ck_assert(!nas_genome_equivalent(&cross1, &twice));
@@ -249,7 +256,8 @@ START_TEST(test_genome_tie_groups_resolved) {
 END_TEST
 
 START_TEST(test_genome_canonical_idempotent_and_valid) {
-    nas_genome g = parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0,zero:3+conv3x3:0 r=avg3x3:0+sep3x3:1");
+    nas_genome g =
+        parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0,zero:3+conv3x3:0 r=avg3x3:0+sep3x3:1");
     nas_genome c1, c2;
     nas_genome_canonical(&g, &c1);
     nas_genome_canonical(&c1, &c2);
@@ -279,7 +287,8 @@ START_TEST(test_genome_level1_counts) {
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(nas_genome_validate(&gs[i], NULL), NAS_OK);
         ck_assert_int_eq(gs[i].normal.n_blocks, 1);
-        for (int j = 0; j < i; j++) ck_assert(!nas_genome_equivalent(&gs[i], &gs[j]));
+        for (int j = 0; j < i; j++)
+            ck_assert(!nas_genome_equivalent(&gs[i], &gs[j]));
     }
     nas_free(gs);
     /* PNAS's own 8 ops. */
@@ -319,7 +328,11 @@ START_TEST(test_genome_expand_one_block) {
     ck_assert_int_eq(n, 465);
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(ch[i].normal.n_blocks, 2);
-        ck_assert(nas_genome_equivalent(&(nas_genome){.space = 0, .shared = 1, .normal = {1, {ch[i].normal.blocks[0]}}, .reduce = {1, {ch[i].normal.blocks[0]}}}, &g));
+        ck_assert(nas_genome_equivalent(&(nas_genome){.space = 0,
+                                                      .shared = 1,
+                                                      .normal = {1, {ch[i].normal.blocks[0]}},
+                                                      .reduce = {1, {ch[i].normal.blocks[0]}}},
+                                        &g));
     }
     nas_free(ch);
     sp.n_blocks = 1;
@@ -341,7 +354,8 @@ START_TEST(test_genome_mutation_recorded) {
         ck_assert(!nas_genome_equivalent(&g, &c));
         const nas_cell *cell = m.cell ? &c.reduce : &c.normal;
         const nas_block *b = &cell->blocks[m.block];
-        int now = m.kind == NAS_MUTATION_OP ? (m.half ? b->op_b : b->op_a) : (m.half ? b->in_b : b->in_a);
+        int now =
+            m.kind == NAS_MUTATION_OP ? (m.half ? b->op_b : b->op_a) : (m.half ? b->in_b : b->in_a);
         ck_assert_int_eq(now, m.new_val);
         ck_assert_int_ne(m.old_val, m.new_val);
         char buf[128];
@@ -369,12 +383,16 @@ END_TEST
 
 START_TEST(test_genome_nb201_canonical) {
     /* Node 2 reaches nothing: its edges are none in canonical form. */
-    nas_genome a = parse_ok("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|");
-    nas_genome b = parse_ok("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|");
+    nas_genome a = parse_ok(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|");
+    nas_genome b =
+        parse_ok("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|");
     ck_assert(nas_genome_equivalent(&a, &b));
     /* Node 1 and node 2 swap when 1->2 is none. */
-    a = parse_ok("|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|");
-    b = parse_ok("|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|");
+    a = parse_ok(
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|");
+    b = parse_ok(
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|");
     ck_assert_uint_eq(nas_genome_hash(&a), nas_genome_hash(&b));
     /* ... but not when 1->2 is used. */
     a.nb201[2] = NAS_NB201_SKIP;
@@ -391,7 +409,8 @@ START_TEST(test_genome_nb201_canonical) {
     for (int c = 0; c < 15625; c++) {
         nas_genome g = {.space = NAS_SPACE_NB201};
         int r = c;
-        for (int e = 0; e < 6; e++, r /= 5) g.nb201[e] = (uint8_t)(r % 5);
+        for (int e = 0; e < 6; e++, r /= 5)
+            g.nb201[e] = (uint8_t)(r % 5);
         nas_genome c1, c2;
         nas_genome_canonical(&g, &c1);
         nas_genome_canonical(&c1, &c2);

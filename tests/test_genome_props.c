@@ -44,10 +44,18 @@ static nas_space space_for(int i, nas_rng *rng) {
     sp.n_blocks = 1 + (int)nas_rng_below(rng, NAS_MAX_BLOCKS);
     sp.shared = (int)nas_rng_below(rng, 2);
     switch (nas_rng_below(rng, 4)) {
-    case 0: sp.op_mask = 0; break;
-    case 1: sp.op_mask = nas_space_default_ops(NAS_SPACE_CELL) | (1u << NAS_OP_ZERO); break;
-    case 2: sp.op_mask = (1u << NAS_OP_ZERO) | (1u << NAS_OP_ID) | (1u << NAS_OP_SEP3X3); break;
-    default: sp.op_mask = (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3); break;
+    case 0:
+        sp.op_mask = 0;
+        break;
+    case 1:
+        sp.op_mask = nas_space_default_ops(NAS_SPACE_CELL) | (1u << NAS_OP_ZERO);
+        break;
+    case 2:
+        sp.op_mask = (1u << NAS_OP_ZERO) | (1u << NAS_OP_ID) | (1u << NAS_OP_SEP3X3);
+        break;
+    default:
+        sp.op_mask = (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3);
+        break;
     }
     return sp;
 }
@@ -55,7 +63,8 @@ static nas_space space_for(int i, nas_rng *rng) {
 /* Renumber a cell in a random topological order and swap random halves:
  * the network is unchanged, so the hash must be. */
 static void cell_scramble(const nas_cell *in, nas_cell *out, nas_rng *rng) {
-    int n = in->n_blocks, placed[NAS_MAX_BLOCKS] = {0}, newpos[NAS_MAX_BLOCKS], order[NAS_MAX_BLOCKS];
+    int n = in->n_blocks, placed[NAS_MAX_BLOCKS] = {0}, newpos[NAS_MAX_BLOCKS],
+        order[NAS_MAX_BLOCKS];
     for (int p = 0; p < n; p++) {
         int ready[NAS_MAX_BLOCKS], nr = 0;
         for (int k = 0; k < n; k++) {
@@ -90,9 +99,11 @@ START_TEST(test_genome_props_random) {
     for (int i = 0; i < N_RANDOM; i++) {
         nas_space sp = space_for(i, &rng);
         nas_genome g;
-        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK), "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
+        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK),
+                "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
         REQUIRE(nas_genome_validate(&g, err) == NAS_OK, "sample %d: %s", i, err);
-        if (sp.kind == NAS_SPACE_CELL) REQUIRE((g.normal.n_blocks) == (sp.n_blocks), "g.normal.n_blocks == sp.n_blocks");
+        if (sp.kind == NAS_SPACE_CELL)
+            REQUIRE((g.normal.n_blocks) == (sp.n_blocks), "g.normal.n_blocks == sp.n_blocks");
 
         /* Text round trip, exact. */
         char text[NAS_GENOME_TEXT_MAX];
@@ -115,9 +126,12 @@ START_TEST(test_genome_props_random) {
         if (g.space == NAS_SPACE_CELL) {
             nas_genome s = g;
             cell_scramble(&g.normal, &s.normal, &rng);
-            if (g.shared) s.reduce = s.normal;
-            else cell_scramble(&g.reduce, &s.reduce, &rng);
-            REQUIRE((nas_genome_validate(&s, NULL)) == (NAS_OK), "nas_genome_validate(&s, NULL) == NAS_OK");
+            if (g.shared)
+                s.reduce = s.normal;
+            else
+                cell_scramble(&g.reduce, &s.reduce, &rng);
+            REQUIRE((nas_genome_validate(&s, NULL)) == (NAS_OK),
+                    "nas_genome_validate(&s, NULL) == NAS_OK");
             REQUIRE(nas_genome_hash(&s) == h, "scrambled %s hashes differently", text);
             nas_genome cs;
             nas_genome_canonical(&s, &cs);
@@ -129,7 +143,8 @@ START_TEST(test_genome_props_random) {
         nas_mutation m;
         int rc = nas_genome_mutate(&g, &sp, 0.0f, &rng, &child, &m);
         REQUIRE(rc == NAS_OK, "mutate %s: %d", text, rc);
-        REQUIRE((nas_genome_validate(&child, NULL)) == (NAS_OK), "nas_genome_validate(&child, NULL) == NAS_OK");
+        REQUIRE((nas_genome_validate(&child, NULL)) == (NAS_OK),
+                "nas_genome_validate(&child, NULL) == NAS_OK");
         REQUIRE(!nas_genome_equivalent(&g, &child), "mutation of %s changed nothing", text);
         REQUIRE((nas_genome_hash(&child)) != (h), "nas_genome_hash(&child) != h");
         REQUIRE((m.old_val) != (m.new_val), "m.old_val != m.new_val");
@@ -151,7 +166,8 @@ START_TEST(test_genome_props_expand) {
         if (i % 2) sp.op_mask = nas_space_default_ops(NAS_SPACE_CELL) | (1u << NAS_OP_ZERO);
         if (sp.kind == NAS_SPACE_NB201) sp.op_mask = 0;
         nas_genome g;
-        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK), "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
+        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK),
+                "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
         nas_space grow = sp;
         grow.n_blocks = sp.n_blocks + 1;
         nas_genome *ch = NULL;
@@ -168,7 +184,8 @@ START_TEST(test_genome_props_expand) {
                 REQUIRE(cc.normal.n_blocks == pc.normal.n_blocks + 1, "child %d has %d blocks", j,
                         cc.normal.n_blocks);
             hs[j] = nas_genome_hash(&ch[j]);
-            for (int k = 0; k < j; k++) REQUIRE(hs[j] != hs[k], "children %d and %d equal", j, k);
+            for (int k = 0; k < j; k++)
+                REQUIRE(hs[j] != hs[k], "children %d and %d equal", j, k);
         }
         nas_free(hs);
         nas_free(ch);

@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "master/pareto.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -248,14 +249,10 @@ static int grow(void **p, int *cap, int need, size_t size) {
 }
 
 double nas__strategy_reward(const nas_strategy_config *cfg, const nas_observation *obs) {
-    double r = obs->accuracy;
     /* MnasNet's soft constraint: a model at the target scores its accuracy,
      * a model twice as large loses about 5% of it at w = -0.07. */
-    if (cfg->target_params > 0 && obs->params > 0)
-        r *= pow((double)obs->params / (double)cfg->target_params, cfg->mo_weight);
-    if (cfg->target_macs > 0 && obs->macs > 0)
-        r *= pow((double)obs->macs / (double)cfg->target_macs, cfg->mo_weight);
-    return r;
+    return nas_pareto_reward(obs->accuracy, obs->params, obs->macs, cfg->target_params,
+                             cfg->target_macs, cfg->mo_weight);
 }
 
 int nas__strategy_seen(const nas_strategy *s, uint64_t hash) {

@@ -1,0 +1,815 @@
+/*
+ * wire.c - typed nasd messages to and from protobuf Envelopes, and the
+ * multipart framing on ZeroMQ sockets (see wire.h for the contract).
+ *
+ * Decoding goes in three steps, and nothing the peer sent is used before
+ * the last one passes: unpack the Envelope (size-bounded, version and type
+ * checked), unpack the payload of that type into a protobuf-c struct and
+ * copy it into the fixed-size C struct (strings bounded, required fields
+ * present), then run the same validation the encoder runs.
+ */
+#include "common/wire.h"
+#include "common/alloc.h"
+#include "common/err.h"
+#include "proto/nas.pb-c.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+// ---- names -------------------------------------------------------------------
+
+static const char *const type_names[NAS_MSG_COUNT] = {
+    "none",  "register", "ready", "heartbeat", "task",       "progress",       "result",
+    "failure", "cancel", "ack",   "error",     "disconnect", "status_request", "status_reply",
+};
+
+const char *nas_wire_type_name(int type) {
+    if (type < 0 || type >= NAS_MSG_COUNT) return "unknown";
+    return type_names[type];
+}
+
+static const char *const mode_names[NAS_EVAL_MODE_COUNT] = {"train", "tabular", "synthetic"};
+
+const char *nas_eval_mode_name(int mode) {
+    if (mode < 0 || mode >= NAS_EVAL_MODE_COUNT) return "unknown";
+    return mode_names[mode];
+}
+
+int nas_eval_mode_parse(const char *s) {
+    for (int i = 0; s && i < NAS_EVAL_MODE_COUNT; i++)
+        if (strcmp(s, mode_names[i]) == 0) return i;
+    return -1;
+}
+
+void nas_wire_msg_init(nas_wire_msg *m, int type) {
+    memset(m, 0, sizeof *m);
+    m->type = type;
+}
+
+void nas_wire_msg_fini(nas_wire_msg *m) {
+    if (!m) return;
+    if (m->type == NAS_MSG_STATUS_REPLY && m->u.status_json) {
+        nas_free(m->u.status_json);
+        m->u.status_json = NULL;
+    }
+}
+
+int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
+    return a->resolution == b->resolution && a->train_subset == b->train_subset &&
+           a->val_size == b->val_size && a->epochs == b->epochs && a->batch == b->batch &&
+           a->channels == b->channels && a->cells == b->cells && a->lr == b->lr &&
+           a->warmup_epochs == b->warmup_epochs && a->momentum == b->momentum &&
+           a->nesterov == b->nesterov && a->weight_decay == b->weight_decay &&
+           a->grad_clip == b->grad_clip && a->label_smoothing == b->label_smoothing &&
+           a->drop_path == b->drop_path && a->augment == b->augment && a->test == b->test &&
+           a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads;
+}
+
+// ---- validation ----------------------------------------------------------------
+
+/* A string field of a hand-built message must be NUL-terminated inside its
+ * buffer; decoded ones always are. */
+static int check_str(const char *s, size_t cap, const char *field, int required, char *err) {
+    size_t n = strnlen(s, cap);
+    if (n == cap) return nas_set_err(err, NAS_ERANGE, "%s is longer than %zu bytes", field, cap - 1);
+    if (required && n == 0) return nas_set_err(err, NAS_EINVAL, "%s is missing or empty", field);
+    return NAS_OK;
+}
+
+static int check_unit(double v, const char *field, char *err) {
+    if (!(v >= 0.0 && v <= 1.0))
+        return nas_set_err(err, NAS_ERANGE, "%s = %g is outside [0, 1]", field, v);
+    return NAS_OK;
+}
+
+static int check_nonneg(double v, const char *field, char *err) {
+    if (!isfinite(v) || v < 0.0)
+        return nas_set_err(err, NAS_ERANGE, "%s = %g is not a finite number >= 0", field, v);
+    return NAS_OK;
+}
+
+static int check_attempt(uint32_t attempt, const char *msg, char *err) {
+    if (attempt < 1) return nas_set_err(err, NAS_ERANGE, "%s.attempt = 0 (attempts count from 1)", msg);
+    return NAS_OK;
+}
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ < 0) return rc_;                                                                   \
+    } while (0)
+
+static int validate_register(const nas_wire_register *r, char *err) {
+    TRY(check_str(r->name, sizeof r->name, "register.name", 1, err));
+    TRY(check_str(r->host, sizeof r->host, "register.host", 0, err));
+    TRY(check_str(r->version, sizeof r->version, "register.version", 0, err));
+    if (r->protocol != NAS_PROTOCOL_VERSION)
+        return nas_set_err(err, NAS_EVERSION, "register.protocol = %u, this peer speaks %d",
+                           r->protocol, NAS_PROTOCOL_VERSION);
+    if (r->cores > 4096)
+        return nas_set_err(err, NAS_ERANGE, "register.cores = %u is outside [0, 4096]", r->cores);
+    if (r->n_held < 0 || r->n_held > NAS_WIRE_MAX_HELD)
+        return nas_set_err(err, NAS_ERANGE, "register.held has %d entries (at most %d)", r->n_held,
+                           NAS_WIRE_MAX_HELD);
+    for (int i = 0; i < r->n_held; i++) TRY(check_attempt(r->held[i].attempt, "register.held", err));
+    if (r->has_running) TRY(check_attempt(r->running.attempt, "register.running", err));
+    return NAS_OK;
+}
+
+static int validate_task(const nas_wire_task *t, char *err) {
+    TRY(check_attempt(t->attempt, "task", err));
+    TRY(check_str(t->genome, sizeof t->genome, "task.genome", 1, err));
+    TRY(check_str(t->dataset, sizeof t->dataset, "task.dataset", 0, err));
+    TRY(check_str(t->data_dir, sizeof t->data_dir, "task.data_dir", 0, err));
+    if (t->mode < 0 || t->mode >= NAS_EVAL_MODE_COUNT)
+        return nas_set_err(err, NAS_ERANGE, "task.mode = %d is not an evaluation mode", t->mode);
+    char ferr[NAS_ERR_LEN];
+    int rc = nas_fidelity_validate(&t->fidelity, ferr);
+    if (rc < 0) return nas_set_err(err, rc, "task.%s", ferr);
+    return NAS_OK;
+}
+
+static int validate_progress(const nas_wire_progress *p, char *err) {
+    TRY(check_attempt(p->attempt, "progress", err));
+    if (p->epochs < 1 || p->epochs > NAS_WIRE_MAX_EPOCHS)
+        return nas_set_err(err, NAS_ERANGE, "progress.epochs = %d is outside [1, %d]", p->epochs,
+                           NAS_WIRE_MAX_EPOCHS);
+    if (p->epoch < 1 || p->epoch > p->epochs)
+        return nas_set_err(err, NAS_ERANGE, "progress.epoch = %d is outside [1, %d]", p->epoch,
+                           p->epochs);
+    TRY(check_nonneg(p->train_loss, "progress.train_loss", err));
+    TRY(check_nonneg(p->val_loss, "progress.val_loss", err));
+    return check_unit(p->val_acc, "progress.val_acc", err);
+}
+
+static int validate_result(const nas_wire_result *r, char *err) {
+    TRY(check_attempt(r->attempt, "result", err));
+    TRY(check_unit(r->val_acc, "result.val_acc", err));
+    TRY(check_nonneg(r->val_loss, "result.val_loss", err));
+    if (r->has_test) TRY(check_unit(r->test_acc, "result.test_acc", err));
+    if (r->n_curve < 0 || r->n_curve > NAS_WIRE_MAX_CURVE)
+        return nas_set_err(err, NAS_ERANGE, "result.curve has %d points (at most %d)", r->n_curve,
+                           NAS_WIRE_MAX_CURVE);
+    for (int i = 0; i < r->n_curve; i++)
+        if (!(r->curve[i] >= 0.0f && r->curve[i] <= 1.0f))
+            return nas_set_err(err, NAS_ERANGE, "result.curve[%d] = %g is outside [0, 1]", i,
+                               (double)r->curve[i]);
+    if (r->params < 0)
+        return nas_set_err(err, NAS_ERANGE, "result.params = %lld is negative",
+                           (long long)r->params);
+    if (r->macs < 0)
+        return nas_set_err(err, NAS_ERANGE, "result.macs = %lld is negative", (long long)r->macs);
+    TRY(check_nonneg(r->seconds, "result.seconds", err));
+    TRY(check_nonneg(r->images_per_s, "result.images_per_s", err));
+    return check_str(r->worker, sizeof r->worker, "result.worker", 0, err);
+}
+
+static int check_code(int code, const char *field, char *err) {
+    if (code >= 0 || code < -10000)
+        return nas_set_err(err, NAS_ERANGE, "%s = %d is not a negative error code", field, code);
+    return NAS_OK;
+}
+
+int nas_wire_validate(const nas_wire_msg *m, char *err) {
+    switch (m->type) {
+    case NAS_MSG_REGISTER: return validate_register(&m->u.reg, err);
+    case NAS_MSG_READY:
+    case NAS_MSG_HEARTBEAT:
+    case NAS_MSG_STATUS_REPLY: return NAS_OK;
+    case NAS_MSG_TASK: return validate_task(&m->u.task, err);
+    case NAS_MSG_PROGRESS: return validate_progress(&m->u.progress, err);
+    case NAS_MSG_RESULT: return validate_result(&m->u.result, err);
+    case NAS_MSG_FAILURE:
+        TRY(check_attempt(m->u.failure.attempt, "failure", err));
+        TRY(check_code(m->u.failure.code, "failure.code", err));
+        return check_str(m->u.failure.reason, sizeof m->u.failure.reason, "failure.reason", 0, err);
+    case NAS_MSG_CANCEL: return check_attempt(m->u.cancel.attempt, "cancel", err);
+    case NAS_MSG_ACK: return check_attempt(m->u.ack.attempt, "ack", err);
+    case NAS_MSG_ERROR:
+        TRY(check_code(m->u.error.code, "error.code", err));
+        return check_str(m->u.error.message, sizeof m->u.error.message, "error.message", 0, err);
+    case NAS_MSG_DISCONNECT:
+        return check_str(m->u.disconnect, sizeof m->u.disconnect, "disconnect.reason", 0, err);
+    case NAS_MSG_STATUS_REQUEST:
+        return check_str(m->u.status_what, sizeof m->u.status_what, "status_request.what", 0, err);
+    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", m->type);
+    }
+}
+
+// ---- encoding --------------------------------------------------------------------
+
+static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
+#define SET(field, val) (p->has_##field = 1, p->field = (val))
+    SET(resolution, f->resolution);
+    SET(train_subset, f->train_subset);
+    SET(val_size, f->val_size);
+    SET(epochs, f->epochs);
+    SET(batch, f->batch);
+    SET(channels, f->channels);
+    SET(cells, f->cells);
+    SET(lr, f->lr);
+    SET(warmup_epochs, f->warmup_epochs);
+    SET(momentum, f->momentum);
+    SET(nesterov, f->nesterov != 0);
+    SET(weight_decay, f->weight_decay);
+    SET(grad_clip, f->grad_clip);
+    SET(label_smoothing, f->label_smoothing);
+    SET(drop_path, f->drop_path);
+    SET(augment, f->augment != 0);
+    SET(test, f->test != 0);
+    SET(seed, f->seed);
+    SET(time_limit_s, f->time_limit_s);
+    SET(threads, f->threads);
+}
+
+/* Pack a protobuf-c message into a new heap buffer. */
+static int pack_pb(const ProtobufCMessage *pb, uint8_t **out, size_t *len) {
+    size_t n = protobuf_c_message_get_packed_size(pb);
+    uint8_t *buf = nas_malloc(n ? n : 1);
+    if (!buf) return NAS_ENOMEM;
+    *len = protobuf_c_message_pack(pb, buf);
+    *out = buf;
+    return NAS_OK;
+}
+
+/* Pack the body of m (everything but the envelope). */
+static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
+    switch (m->type) {
+    case NAS_MSG_REGISTER: {
+        const nas_wire_register *r = &m->u.reg;
+        Naspb__Register p = NASPB__REGISTER__INIT;
+        Naspb__TaskRef refs[NAS_WIRE_MAX_HELD], *ptrs[NAS_WIRE_MAX_HELD], running;
+        p.name = (char *)r->name;
+        p.host = (char *)r->host;
+        p.version = (char *)r->version;
+        p.has_cores = 1, p.cores = r->cores;
+        p.has_protocol = 1, p.protocol = r->protocol;
+        for (int i = 0; i < r->n_held; i++) {
+            naspb__task_ref__init(&refs[i]);
+            refs[i].has_task_id = refs[i].has_attempt = 1;
+            refs[i].task_id = r->held[i].task_id;
+            refs[i].attempt = r->held[i].attempt;
+            ptrs[i] = &refs[i];
+        }
+        p.n_held = (size_t)r->n_held;
+        p.held = ptrs;
+        if (r->has_running) {
+            naspb__task_ref__init(&running);
+            running.has_task_id = running.has_attempt = 1;
+            running.task_id = r->running.task_id;
+            running.attempt = r->running.attempt;
+            p.running = &running;
+        }
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_READY: {
+        Naspb__Ready p = NASPB__READY__INIT;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_HEARTBEAT: {
+        Naspb__Heartbeat p = NASPB__HEARTBEAT__INIT;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_TASK: {
+        const nas_wire_task *t = &m->u.task;
+        Naspb__Task p = NASPB__TASK__INIT;
+        Naspb__Fidelity f = NASPB__FIDELITY__INIT;
+        fidelity_to_pb(&t->fidelity, &f);
+        p.has_task_id = 1, p.task_id = t->task_id;
+        p.has_attempt = 1, p.attempt = t->attempt;
+        p.genome = (char *)t->genome;
+        p.fidelity = &f;
+        p.dataset = (char *)t->dataset;
+        p.data_dir = (char *)t->data_dir;
+        if (t->has_parent) p.has_parent_hash = 1, p.parent_hash = t->parent_hash;
+        p.has_mode = 1, p.mode = (uint32_t)t->mode;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_PROGRESS: {
+        const nas_wire_progress *g = &m->u.progress;
+        Naspb__Progress p = NASPB__PROGRESS__INIT;
+        p.has_task_id = 1, p.task_id = g->task_id;
+        p.has_attempt = 1, p.attempt = g->attempt;
+        p.has_epoch = 1, p.epoch = g->epoch;
+        p.has_epochs = 1, p.epochs = g->epochs;
+        p.has_train_loss = 1, p.train_loss = g->train_loss;
+        p.has_val_loss = 1, p.val_loss = g->val_loss;
+        p.has_val_acc = 1, p.val_acc = g->val_acc;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_RESULT: {
+        const nas_wire_result *r = &m->u.result;
+        Naspb__Result p = NASPB__RESULT__INIT;
+        p.has_task_id = 1, p.task_id = r->task_id;
+        p.has_attempt = 1, p.attempt = r->attempt;
+        p.has_val_acc = 1, p.val_acc = r->val_acc;
+        p.has_val_loss = 1, p.val_loss = r->val_loss;
+        if (r->has_test) p.has_test_acc = 1, p.test_acc = r->test_acc;
+        p.n_curve = (size_t)r->n_curve;
+        p.curve = (float *)r->curve;
+        p.has_params = 1, p.params = r->params;
+        p.has_macs = 1, p.macs = r->macs;
+        p.has_seconds = 1, p.seconds = r->seconds;
+        p.has_images_per_s = 1, p.images_per_s = r->images_per_s;
+        p.worker = (char *)r->worker;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_FAILURE: {
+        const nas_wire_failure *f = &m->u.failure;
+        Naspb__Failure p = NASPB__FAILURE__INIT;
+        p.has_task_id = 1, p.task_id = f->task_id;
+        p.has_attempt = 1, p.attempt = f->attempt;
+        p.has_code = 1, p.code = f->code;
+        p.reason = (char *)f->reason;
+        p.has_give_back = 1, p.give_back = f->give_back != 0;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_CANCEL: {
+        Naspb__Cancel p = NASPB__CANCEL__INIT;
+        p.has_task_id = 1, p.task_id = m->u.cancel.task_id;
+        p.has_attempt = 1, p.attempt = m->u.cancel.attempt;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_ACK: {
+        Naspb__Ack p = NASPB__ACK__INIT;
+        p.has_task_id = 1, p.task_id = m->u.ack.task_id;
+        p.has_attempt = 1, p.attempt = m->u.ack.attempt;
+        p.has_duplicate = 1, p.duplicate = m->u.ack.duplicate != 0;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_ERROR: {
+        Naspb__Error p = NASPB__ERROR__INIT;
+        p.has_code = 1, p.code = m->u.error.code;
+        p.message = (char *)m->u.error.message;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_DISCONNECT: {
+        Naspb__Disconnect p = NASPB__DISCONNECT__INIT;
+        p.reason = (char *)m->u.disconnect;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_STATUS_REQUEST: {
+        Naspb__StatusRequest p = NASPB__STATUS_REQUEST__INIT;
+        p.what = (char *)m->u.status_what;
+        return pack_pb(&p.base, out, len);
+    }
+    case NAS_MSG_STATUS_REPLY: {
+        Naspb__StatusReply p = NASPB__STATUS_REPLY__INIT;
+        p.json = m->u.status_json;
+        return pack_pb(&p.base, out, len);
+    }
+    default: return NAS_EPROTO;
+    }
+}
+
+int nas_wire_encode(const nas_wire_msg *m, uint8_t **out, size_t *len, char *err) {
+    int rc = nas_wire_validate(m, err);
+    if (rc < 0) return rc;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    rc = pack_body(m, &body, &body_len);
+    if (rc < 0) return nas_set_err(err, rc, "encoding %s: %s", nas_wire_type_name(m->type),
+                                   nas_strerror(rc));
+    Naspb__Envelope env = NASPB__ENVELOPE__INIT;
+    env.has_protocol = 1, env.protocol = NAS_PROTOCOL_VERSION;
+    env.has_type = 1, env.type = (uint32_t)m->type;
+    env.has_payload = 1, env.payload.data = body, env.payload.len = body_len;
+    env.has_seq = m->seq != 0, env.seq = m->seq;
+    env.has_frames = m->frames != 0, env.frames = m->frames;
+    rc = pack_pb(&env.base, out, len);
+    nas_free(body);
+    if (rc < 0) return nas_set_err(err, rc, "encoding envelope: out of memory");
+    if (*len > NAS_WIRE_MAX_ENVELOPE) {
+        nas_free(*out);
+        *out = NULL;
+        return nas_set_err(err, NAS_ERANGE, "%s envelope of %zu bytes exceeds the %u-byte limit",
+                           nas_wire_type_name(m->type), *len, NAS_WIRE_MAX_ENVELOPE);
+    }
+    return NAS_OK;
+}
+
+// ---- decoding ---------------------------------------------------------------------
+
+/* Copy a decoded protobuf string into a bounded buffer. */
+static int copy_str(char *dst, size_t cap, const char *src, const char *field, int required,
+                    char *err) {
+    if (!src) src = "";
+    size_t n = strlen(src);
+    if (n >= cap)
+        return nas_set_err(err, NAS_ERANGE, "%s has %zu bytes (at most %zu)", field, n, cap - 1);
+    if (required && n == 0) return nas_set_err(err, NAS_EINVAL, "%s is missing or empty", field);
+    memcpy(dst, src, n + 1);
+    return NAS_OK;
+}
+
+#define NEED(p, field, msg)                                                                        \
+    do {                                                                                           \
+        if (!(p)->has_##field)                                                                     \
+            return nas_set_err(err, NAS_EINVAL, "%s.%s is missing", msg, #field);                 \
+    } while (0)
+
+static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
+    if (!p) return nas_set_err(err, NAS_EINVAL, "task.fidelity is missing");
+    /* Absent fields keep the defaults, so a newer master may omit knobs an
+     * older worker would not understand anyway. */
+    *f = nas_fidelity_default();
+#define GET(field) if (p->has_##field) f->field = p->field
+    GET(resolution);
+    GET(train_subset);
+    GET(val_size);
+    GET(epochs);
+    GET(batch);
+    GET(channels);
+    GET(cells);
+    GET(lr);
+    GET(warmup_epochs);
+    GET(momentum);
+    GET(nesterov);
+    GET(weight_decay);
+    GET(grad_clip);
+    GET(label_smoothing);
+    GET(drop_path);
+    GET(augment);
+    GET(test);
+    GET(seed);
+    GET(time_limit_s);
+    GET(threads);
+#undef GET
+    return NAS_OK;
+}
+
+static int from_ref(const Naspb__TaskRef *p, nas_task_ref *r, const char *msg, char *err) {
+    if (!p->has_task_id) return nas_set_err(err, NAS_EINVAL, "%s.task_id is missing", msg);
+    if (!p->has_attempt) return nas_set_err(err, NAS_EINVAL, "%s.attempt is missing", msg);
+    r->task_id = p->task_id;
+    r->attempt = p->attempt;
+    return NAS_OK;
+}
+
+static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, char *err) {
+    Naspb__Register *p = naspb__register__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "register: truncated or malformed protobuf");
+    int rc = copy_str(r->name, sizeof r->name, p->name, "register.name", 1, err);
+    if (rc == NAS_OK) rc = copy_str(r->host, sizeof r->host, p->host, "register.host", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(r->version, sizeof r->version, p->version, "register.version", 0, err);
+    if (rc == NAS_OK && !p->has_protocol)
+        rc = nas_set_err(err, NAS_EINVAL, "register.protocol is missing");
+    if (rc == NAS_OK && p->n_held > NAS_WIRE_MAX_HELD)
+        rc = nas_set_err(err, NAS_ERANGE, "register.held has %zu entries (at most %d)", p->n_held,
+                         NAS_WIRE_MAX_HELD);
+    r->protocol = p->protocol;
+    r->cores = p->cores;
+    for (size_t i = 0; rc == NAS_OK && i < p->n_held; i++)
+        rc = from_ref(p->held[i], &r->held[i], "register.held", err);
+    if (rc == NAS_OK) r->n_held = (int)p->n_held;
+    if (rc == NAS_OK && p->running) {
+        rc = from_ref(p->running, &r->running, "register.running", err);
+        r->has_running = 1;
+    }
+    naspb__register__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int unpack_task(const ProtobufCBinaryData *d, nas_wire_task *t, char *err) {
+    Naspb__Task *p = naspb__task__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "task: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    if (!p->has_task_id) rc = nas_set_err(err, NAS_EINVAL, "task.task_id is missing");
+    else if (!p->has_attempt) rc = nas_set_err(err, NAS_EINVAL, "task.attempt is missing");
+    t->task_id = p->task_id;
+    t->attempt = p->attempt;
+    if (rc == NAS_OK) rc = copy_str(t->genome, sizeof t->genome, p->genome, "task.genome", 1, err);
+    if (rc == NAS_OK) rc = from_fidelity(p->fidelity, &t->fidelity, err);
+    if (rc == NAS_OK)
+        rc = copy_str(t->dataset, sizeof t->dataset, p->dataset, "task.dataset", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(t->data_dir, sizeof t->data_dir, p->data_dir, "task.data_dir", 0, err);
+    t->has_parent = p->has_parent_hash;
+    t->parent_hash = p->parent_hash;
+    /* Absent mode means training; an out-of-range one fails validation. */
+    t->mode = p->has_mode ? (p->mode > 1000 ? 1000 : (int)p->mode) : NAS_EVAL_TRAIN;
+    naspb__task__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int unpack_progress(const ProtobufCBinaryData *d, nas_wire_progress *g, char *err) {
+    Naspb__Progress *p = naspb__progress__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "progress: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
+                        : !p->has_epoch   ? "epoch"   : !p->has_epochs  ? "epochs"
+                        : !p->has_val_acc ? "val_acc" : NULL;
+    if (missing) rc = nas_set_err(err, NAS_EINVAL, "progress.%s is missing", missing);
+    g->task_id = p->task_id;
+    g->attempt = p->attempt;
+    g->epoch = p->epoch;
+    g->epochs = p->epochs;
+    g->train_loss = p->train_loss;
+    g->val_loss = p->val_loss;
+    g->val_acc = p->val_acc;
+    naspb__progress__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int unpack_result(const ProtobufCBinaryData *d, nas_wire_result *r, char *err) {
+    Naspb__Result *p = naspb__result__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "result: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
+                        : !p->has_val_acc ? "val_acc" : NULL;
+    if (missing) rc = nas_set_err(err, NAS_EINVAL, "result.%s is missing", missing);
+    else if (p->n_curve > NAS_WIRE_MAX_CURVE)
+        rc = nas_set_err(err, NAS_ERANGE, "result.curve has %zu points (at most %d)", p->n_curve,
+                         NAS_WIRE_MAX_CURVE);
+    r->task_id = p->task_id;
+    r->attempt = p->attempt;
+    r->val_acc = p->val_acc;
+    r->val_loss = p->val_loss;
+    r->has_test = p->has_test_acc;
+    r->test_acc = p->test_acc;
+    if (rc == NAS_OK) {
+        r->n_curve = (int)p->n_curve;
+        if (p->n_curve) memcpy(r->curve, p->curve, p->n_curve * sizeof(float));
+    }
+    r->params = p->params;
+    r->macs = p->macs;
+    r->seconds = p->seconds;
+    r->images_per_s = p->images_per_s;
+    if (rc == NAS_OK) rc = copy_str(r->worker, sizeof r->worker, p->worker, "result.worker", 0, err);
+    naspb__result__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int unpack_failure(const ProtobufCBinaryData *d, nas_wire_failure *f, char *err) {
+    Naspb__Failure *p = naspb__failure__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "failure: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
+                        : !p->has_code ? "code" : NULL;
+    if (missing) rc = nas_set_err(err, NAS_EINVAL, "failure.%s is missing", missing);
+    f->task_id = p->task_id;
+    f->attempt = p->attempt;
+    f->code = p->code;
+    f->give_back = p->give_back;
+    if (rc == NAS_OK) rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
+    naspb__failure__free_unpacked(p, NULL);
+    return rc;
+}
+
+/* Cancel and Ack share a shape: task id, attempt (and Ack's flag). */
+static int unpack_ref_msg(int type, const ProtobufCBinaryData *d, nas_wire_msg *m, char *err) {
+    if (type == NAS_MSG_CANCEL) {
+        Naspb__Cancel *p = naspb__cancel__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "cancel: truncated or malformed protobuf");
+        int rc = NAS_OK;
+        if (!p->has_task_id || !p->has_attempt)
+            rc = nas_set_err(err, NAS_EINVAL, "cancel.%s is missing",
+                             p->has_task_id ? "attempt" : "task_id");
+        m->u.cancel.task_id = p->task_id;
+        m->u.cancel.attempt = p->attempt;
+        naspb__cancel__free_unpacked(p, NULL);
+        return rc;
+    }
+    Naspb__Ack *p = naspb__ack__unpack(NULL, d->len, d->data);
+    if (!p) return nas_set_err(err, NAS_EFORMAT, "ack: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    if (!p->has_task_id || !p->has_attempt)
+        rc = nas_set_err(err, NAS_EINVAL, "ack.%s is missing", p->has_task_id ? "attempt" : "task_id");
+    m->u.ack.task_id = p->task_id;
+    m->u.ack.attempt = p->attempt;
+    m->u.ack.duplicate = p->duplicate;
+    naspb__ack__free_unpacked(p, NULL);
+    return rc;
+}
+
+/* The small string-only messages. */
+static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m, char *err) {
+    int rc = NAS_OK;
+    switch (type) {
+    case NAS_MSG_READY: {
+        Naspb__Ready *p = naspb__ready__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "ready: truncated or malformed protobuf");
+        naspb__ready__free_unpacked(p, NULL);
+        return NAS_OK;
+    }
+    case NAS_MSG_HEARTBEAT: {
+        Naspb__Heartbeat *p = naspb__heartbeat__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "heartbeat: truncated or malformed protobuf");
+        naspb__heartbeat__free_unpacked(p, NULL);
+        return NAS_OK;
+    }
+    case NAS_MSG_ERROR: {
+        Naspb__Error *p = naspb__error__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "error: truncated or malformed protobuf");
+        if (!p->has_code) rc = nas_set_err(err, NAS_EINVAL, "error.code is missing");
+        m->u.error.code = p->code;
+        if (rc == NAS_OK)
+            rc = copy_str(m->u.error.message, sizeof m->u.error.message, p->message,
+                          "error.message", 0, err);
+        naspb__error__free_unpacked(p, NULL);
+        return rc;
+    }
+    case NAS_MSG_DISCONNECT: {
+        Naspb__Disconnect *p = naspb__disconnect__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "disconnect: truncated or malformed protobuf");
+        rc = copy_str(m->u.disconnect, sizeof m->u.disconnect, p->reason, "disconnect.reason", 0,
+                      err);
+        naspb__disconnect__free_unpacked(p, NULL);
+        return rc;
+    }
+    case NAS_MSG_STATUS_REQUEST: {
+        Naspb__StatusRequest *p = naspb__status_request__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_request: truncated or malformed protobuf");
+        rc = copy_str(m->u.status_what, sizeof m->u.status_what, p->what, "status_request.what", 0,
+                      err);
+        naspb__status_request__free_unpacked(p, NULL);
+        return rc;
+    }
+    case NAS_MSG_STATUS_REPLY: {
+        Naspb__StatusReply *p = naspb__status_reply__unpack(NULL, d->len, d->data);
+        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_reply: truncated or malformed protobuf");
+        if (p->json) {
+            m->u.status_json = nas_strdup(p->json);
+            if (!m->u.status_json) rc = nas_set_err(err, NAS_ENOMEM, "status_reply: out of memory");
+        }
+        naspb__status_reply__free_unpacked(p, NULL);
+        return rc;
+    }
+    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", type);
+    }
+}
+
+static int decode_body(int type, const ProtobufCBinaryData *d, nas_wire_msg *m, char *err) {
+    switch (type) {
+    case NAS_MSG_REGISTER: return unpack_register(d, &m->u.reg, err);
+    case NAS_MSG_TASK: return unpack_task(d, &m->u.task, err);
+    case NAS_MSG_PROGRESS: return unpack_progress(d, &m->u.progress, err);
+    case NAS_MSG_RESULT: return unpack_result(d, &m->u.result, err);
+    case NAS_MSG_FAILURE: return unpack_failure(d, &m->u.failure, err);
+    case NAS_MSG_CANCEL:
+    case NAS_MSG_ACK: return unpack_ref_msg(type, d, m, err);
+    default: return unpack_simple(type, d, m, err);
+    }
+}
+
+int nas_wire_decode(const void *buf, size_t len, nas_wire_msg *m, char *err) {
+    memset(m, 0, sizeof *m);
+    if (len > NAS_WIRE_MAX_ENVELOPE)
+        return nas_set_err(err, NAS_EFORMAT, "envelope of %zu bytes exceeds the %u-byte limit", len,
+                           NAS_WIRE_MAX_ENVELOPE);
+    if (len == 0 || !buf) return nas_set_err(err, NAS_EFORMAT, "empty envelope");
+    Naspb__Envelope *env = naspb__envelope__unpack(NULL, len, buf);
+    if (!env) return nas_set_err(err, NAS_EFORMAT, "envelope: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    if (!env->has_protocol)
+        rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol is missing");
+    else if (env->protocol != NAS_PROTOCOL_VERSION)
+        rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol = %u, this peer speaks %d",
+                         env->protocol, NAS_PROTOCOL_VERSION);
+    else if (!env->has_type || env->type == NAS_MSG_NONE || env->type >= NAS_MSG_COUNT)
+        rc = nas_set_err(err, NAS_EPROTO, "envelope.type = %u is not a known message type",
+                         env->type);
+    else if (env->has_frames && env->frames > NAS_WIRE_MAX_FRAMES)
+        rc = nas_set_err(err, NAS_ERANGE, "envelope.frames = %u exceeds %d", env->frames,
+                         NAS_WIRE_MAX_FRAMES);
+    if (rc == NAS_OK) {
+        m->type = (int)env->type;
+        m->seq = env->seq;
+        m->frames = env->frames;
+        ProtobufCBinaryData empty = {0, NULL};
+        rc = decode_body(m->type, env->has_payload ? &env->payload : &empty, m, err);
+        if (rc == NAS_OK) rc = nas_wire_validate(m, err);
+    }
+    naspb__envelope__free_unpacked(env, NULL);
+    if (rc < 0) {
+        nas_wire_msg_fini(m);
+        memset(m, 0, sizeof *m);
+    }
+    return rc;
+}
+
+// ---- ZeroMQ -------------------------------------------------------------------------
+
+int nas_wire_socket_setup(void *sock, char *err) {
+    int64_t max = NAS_WIRE_MAX_FRAME;
+    int linger = 0;
+    if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0)
+        return nas_set_err(err, NAS_EIO, "zmq_setsockopt: %s", zmq_strerror(zmq_errno()));
+    return NAS_OK;
+}
+
+static int send_frame(void *sock, const void *data, size_t len, int flags, char *err) {
+    if (zmq_send(sock, data, len, flags) < 0) {
+        int e = zmq_errno();
+        if (e == EAGAIN) return nas_set_err(err, NAS_EAGAIN, "send would block");
+        return nas_set_err(err, NAS_EIO, "zmq_send: %s", zmq_strerror(e));
+    }
+    return NAS_OK;
+}
+
+int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wire_msg *m,
+                  const nas_wire_frame *frames, size_t nframes, int dontwait, char *err) {
+    if (nframes > NAS_WIRE_MAX_FRAMES)
+        return nas_set_err(err, NAS_ERANGE, "%zu raw frames exceed %d", nframes, NAS_WIRE_MAX_FRAMES);
+    nas_wire_msg copy = *m;
+    copy.frames = (uint32_t)nframes;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = nas_wire_encode(&copy, &buf, &len, err);
+    if (rc < 0) return rc;
+    int dw = dontwait ? ZMQ_DONTWAIT : 0;
+    /* Once the first frame is queued ZeroMQ delivers all or nothing, so only
+     * the first send can fail with EAGAIN. */
+    if (identity) rc = send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
+    if (rc == NAS_OK) rc = send_frame(sock, buf, len, (nframes ? ZMQ_SNDMORE : 0) | dw, err);
+    for (size_t i = 0; rc == NAS_OK && i < nframes; i++)
+        rc = send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0,
+                        err);
+    nas_free(buf);
+    return rc;
+}
+
+static int more_parts(void *sock) {
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    return more;
+}
+
+/* Read and drop the rest of a multipart message. */
+static void drain_parts(void *sock) {
+    while (more_parts(sock)) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, sock, 0);
+        zmq_msg_close(&part);
+    }
+}
+
+int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, char *err) {
+    memset(pkt, 0, sizeof *pkt);
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, sock, dontwait ? ZMQ_DONTWAIT : 0) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&part);
+        if (e == EAGAIN) return NAS_EAGAIN;
+        return nas_set_err(err, NAS_EIO, "zmq_recv: %s", zmq_strerror(e));
+    }
+    int rc = NAS_OK;
+    if (router) {
+        size_t n = zmq_msg_size(&part);
+        pkt->id_len = n < NAS_WIRE_ID_MAX ? n : NAS_WIRE_ID_MAX;
+        memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
+        zmq_msg_close(&part);
+        zmq_msg_init(&part);
+        if (!more_parts(sock)) return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
+        /* The rest of a message is already here: these reads never block. */
+        zmq_msg_recv(&part, sock, 0);
+    }
+    rc = nas_wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &pkt->msg, err);
+    zmq_msg_close(&part);
+    while (rc == NAS_OK && more_parts(sock)) {
+        if (pkt->n_frames >= pkt->msg.frames) {
+            rc = nas_set_err(err, NAS_EPROTO, "%s: more raw frames than the %u announced",
+                             nas_wire_type_name(pkt->msg.type), pkt->msg.frames);
+            break;
+        }
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, sock, 0);
+        size_t n = zmq_msg_size(&part);
+        void *copy = nas_malloc(n ? n : 1);
+        if (!copy) rc = nas_set_err(err, NAS_ENOMEM, "raw frame of %zu bytes: out of memory", n);
+        else memcpy(copy, zmq_msg_data(&part), n);
+        zmq_msg_close(&part);
+        if (rc < 0) break;
+        pkt->frame_data[pkt->n_frames] = copy;
+        pkt->frame_len[pkt->n_frames++] = n;
+    }
+    drain_parts(sock);
+    if (rc == NAS_OK && pkt->n_frames != pkt->msg.frames)
+        rc = nas_set_err(err, NAS_EPROTO, "%s: %zu raw frames, %u announced",
+                         nas_wire_type_name(pkt->msg.type), pkt->n_frames, pkt->msg.frames);
+    if (rc < 0) {
+        /* Keep the identity so the caller can answer; drop everything else. */
+        uint8_t id[NAS_WIRE_ID_MAX];
+        size_t id_len = pkt->id_len;
+        memcpy(id, pkt->identity, id_len);
+        nas_wire_packet_fini(pkt);
+        memcpy(pkt->identity, id, id_len);
+        pkt->id_len = id_len;
+    }
+    return rc;
+}
+
+void nas_wire_packet_fini(nas_wire_packet *pkt) {
+    if (!pkt) return;
+    for (size_t i = 0; i < pkt->n_frames; i++) nas_free(pkt->frame_data[i]);
+    nas_wire_msg_fini(&pkt->msg);
+    memset(pkt, 0, sizeof *pkt);
+}

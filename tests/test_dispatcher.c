@@ -1,0 +1,481 @@
+/*
+ * test_dispatcher.c - the dispatcher state machine with a fake clock and
+ * scripted messages: leasing, heartbeats, expiry and re-queue, duplicate
+ * results, K failures, give-back, cancel, late delivery after a worker
+ * reconnects, refusal of unregistered peers, and the status snapshot.
+ */
+#include "common/err.h"
+#include "master/dispatcher.h"
+#include "tests/harness.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// ---- a recording fake of the campaign and the socket ---------------------------------
+
+#define MAX_SENT 256
+
+typedef struct sent {
+    char to[8];
+    nas_wire_msg m;
+} sent;
+
+typedef struct rec {
+    sent out[MAX_SENT];
+    int n_out;
+    int leases, results, requeues, failed, progress;
+    nas_task_ref last_requeue, last_failed;
+    char last_reason[256];
+    char events[512];
+    int refuse_results;
+} rec;
+
+static int fake_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
+    rec *r = ctx;
+    ck_assert_int_lt(r->n_out, MAX_SENT);
+    sent *s = &r->out[r->n_out++];
+    snprintf(s->to, sizeof s->to, "%.*s", (int)id_len, (const char *)id);
+    s->m = *m;
+    if (m->type == NAS_MSG_STATUS_REPLY) s->m.u.status_json = NULL;  /* not owned */
+    return NAS_OK;
+}
+static void fake_lease(void *ctx, const nas_task_ref *ref, const char *w, int64_t exp) {
+    ((rec *)ctx)->leases++;
+}
+static int fake_result(void *ctx, const nas_wire_result *r, const char *w) {
+    rec *c = ctx;
+    if (c->refuse_results) return NAS_EDB;
+    c->results++;
+    return NAS_OK;
+}
+static void fake_requeue(void *ctx, const nas_task_ref *next, const char *reason) {
+    rec *r = ctx;
+    r->requeues++;
+    r->last_requeue = *next;
+    snprintf(r->last_reason, sizeof r->last_reason, "%s", reason);
+}
+static void fake_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
+    rec *r = ctx;
+    r->failed++;
+    r->last_failed = *ref;
+    snprintf(r->last_reason, sizeof r->last_reason, "%s", reason);
+}
+static void fake_progress(void *ctx, const nas_wire_progress *p, const char *w) {
+    ((rec *)ctx)->progress++;
+}
+static void fake_worker(void *ctx, const char *w, const char *event) {
+    rec *r = ctx;
+    size_t n = strlen(r->events);
+    snprintf(r->events + n, sizeof r->events - n, "%s:%s ", w, event);
+}
+
+static nas_dispatcher *make(rec *r) {
+    memset(r, 0, sizeof *r);
+    nas_dispatcher_config cfg;
+    nas_dispatcher_config_default(&cfg);
+    cfg.heartbeat_ms = 100;
+    cfg.liveness = 5;
+    cfg.max_attempts = 3;
+    nas_dispatcher_hooks h = {r, fake_send, fake_lease, fake_result, fake_requeue, fake_failed,
+                              fake_progress, fake_worker};
+    nas_dispatcher *d = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_create(&d, &cfg, &h, err), NAS_OK);
+    return d;
+}
+
+/* Deliver a message from worker `id` (the identity doubles as its name). */
+static void from(nas_dispatcher *d, const char *id, nas_wire_msg *m, int64_t now) {
+    nas_dispatcher_on_message(d, (const uint8_t *)id, strlen(id), m, now);
+}
+
+static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_ref *held_running) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_REGISTER);
+    snprintf(m.u.reg.name, sizeof m.u.reg.name, "%s", id);
+    strcpy(m.u.reg.host, "localhost");
+    m.u.reg.protocol = NAS_PROTOCOL_VERSION;
+    m.u.reg.cores = 2;
+    if (held_running) m.u.reg.has_running = 1, m.u.reg.running = *held_running;
+    from(d, id, &m, now);
+}
+
+static void simple(nas_dispatcher *d, const char *id, int type, int64_t now) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, type);
+    from(d, id, &m, now);
+}
+
+static void push(nas_dispatcher *d, uint64_t task_id, int64_t now) {
+    nas_wire_task t;
+    memset(&t, 0, sizeof t);
+    t.task_id = task_id;
+    t.attempt = 1;
+    snprintf(t.genome, sizeof t.genome, "n=sep3x3:0+id:1 r=max3x3:0+id:1");
+    t.fidelity = nas_fidelity_default();
+    t.mode = NAS_EVAL_SYNTHETIC;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_push(d, &t, now, err), NAS_OK);
+}
+
+static void result(nas_dispatcher *d, const char *id, uint64_t task, uint32_t attempt,
+                   int64_t now) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_RESULT);
+    m.u.result.task_id = task;
+    m.u.result.attempt = attempt;
+    m.u.result.val_acc = 0.9;
+    from(d, id, &m, now);
+}
+
+static void failure(nas_dispatcher *d, const char *id, uint64_t task, uint32_t attempt,
+                    int give_back, int64_t now) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_FAILURE);
+    m.u.failure.task_id = task;
+    m.u.failure.attempt = attempt;
+    m.u.failure.code = give_back ? NAS_ECANCELED : NAS_EDIVERGED;
+    m.u.failure.give_back = give_back;
+    strcpy(m.u.failure.reason, give_back ? "shutting down" : "loss is NaN");
+    from(d, id, &m, now);
+}
+
+/* The last message of `type` sent to `to` (NULL if none). */
+static const nas_wire_msg *last_to(const rec *r, const char *to, int type) {
+    for (int i = r->n_out - 1; i >= 0; i--)
+        if (r->out[i].m.type == type && strcmp(r->out[i].to, to) == 0) return &r->out[i].m;
+    return NULL;
+}
+
+static int count_to(const rec *r, const char *to, int type) {
+    int n = 0;
+    for (int i = 0; i < r->n_out; i++)
+        n += r->out[i].m.type == type && strcmp(r->out[i].to, to) == 0;
+    return n;
+}
+
+// ---- tests -----------------------------------------------------------------------------
+
+START_TEST(test_dispatcher_leases_to_ready_worker_only) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    push(d, 1, 0);
+    reg(d, "w1", 0, NULL);
+    ck_assert_int_eq(count_to(&r, "w1", NAS_MSG_HEARTBEAT), 1); /* register answered */
+    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_TASK));       /* not Ready yet */
+    simple(d, "w1", NAS_MSG_READY, 10);
+    const nas_wire_msg *t = last_to(&r, "w1", NAS_MSG_TASK);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->u.task.task_id, 1);
+    ck_assert_uint_eq(t->u.task.attempt, 1);
+    ck_assert_int_eq(r.leases, 1);
+    uint32_t attempt;
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 1, &attempt), NAS_DISPATCH_TASK_LEASED);
+    /* Pushing the same id again is refused. */
+    nas_wire_task dup = t->u.task;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_push(d, &dup, 20, err), NAS_EEXIST);
+    nas_dispatcher_destroy(&d);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_heartbeats_and_expiry_requeue) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 7, 0);
+    ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_TASK));
+    /* One interval of master silence: a heartbeat goes out. */
+    int before = count_to(&r, "w1", NAS_MSG_HEARTBEAT);
+    nas_dispatcher_tick(d, 100);
+    ck_assert_int_eq(count_to(&r, "w1", NAS_MSG_HEARTBEAT), before + 1);
+    /* The worker heartbeats at 300: still alive at 700, dead at 800. */
+    simple(d, "w1", NAS_MSG_HEARTBEAT, 300);
+    nas_dispatcher_tick(d, 799);
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_int_eq(c.workers, 1);
+    ck_assert_int_eq(nas_dispatcher_next_deadline(d) <= 800, 1);
+    nas_dispatcher_tick(d, 800);
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_int_eq(c.workers, 0);
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_uint_eq(r.last_requeue.attempt, 2);
+    ck_assert_str_eq(r.last_reason, "lease expired");
+    ck_assert_ptr_nonnull(strstr(r.events, "w1:lost"));
+    /* Another worker picks it up with attempt 2. */
+    reg(d, "w2", 900, NULL);
+    simple(d, "w2", NAS_MSG_READY, 900);
+    const nas_wire_msg *t = last_to(&r, "w2", NAS_MSG_TASK);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->u.task.task_id, 7);
+    ck_assert_uint_eq(t->u.task.attempt, 2);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_duplicate_result_recorded_once) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 3, 0);
+    result(d, "w1", 3, 1, 50);
+    ck_assert_int_eq(r.results, 1);
+    const nas_wire_msg *a = last_to(&r, "w1", NAS_MSG_ACK);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->u.ack.duplicate, 0);
+    result(d, "w1", 3, 1, 60);
+    ck_assert_int_eq(r.results, 1);
+    a = last_to(&r, "w1", NAS_MSG_ACK);
+    ck_assert_int_eq(a->u.ack.duplicate, 1);
+    /* A result for a task nobody pushed is acknowledged as a duplicate too. */
+    result(d, "w1", 999, 1, 70);
+    ck_assert_int_eq(r.results, 1);
+    ck_assert_int_eq(last_to(&r, "w1", NAS_MSG_ACK)->u.ack.duplicate, 1);
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.done, 1);
+    ck_assert_int_eq(c.idle, 1);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_refused_persistence_keeps_task) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 3, 0);
+    r.refuse_results = 1;
+    result(d, "w1", 3, 1, 50);
+    ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_ERROR));
+    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_ACK));
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 3, NULL), NAS_DISPATCH_TASK_LEASED);
+    r.refuse_results = 0;
+    result(d, "w1", 3, 1, 60);
+    ck_assert_int_eq(r.results, 1);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 3, NULL), NAS_DISPATCH_TASK_DONE);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_k_failures_fail_for_good) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 5, 0);
+    for (uint32_t a = 1; a <= 3; a++) {
+        const nas_wire_msg *t = last_to(&r, "w1", NAS_MSG_TASK);
+        ck_assert_uint_eq(t->u.task.attempt, a);
+        failure(d, "w1", 5, a, 0, 10 * a);
+    }
+    ck_assert_int_eq(r.requeues, 2);
+    ck_assert_int_eq(r.failed, 1);
+    ck_assert_uint_eq(r.last_failed.attempt, 3);
+    ck_assert_str_eq(r.last_reason, "loss is NaN");
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 5, NULL), NAS_DISPATCH_TASK_FAILED);
+    ck_assert_int_eq(count_to(&r, "w1", NAS_MSG_TASK), 3);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_give_back_does_not_count) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 8, 0);
+    failure(d, "w1", 8, 1, 1, 10);
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_uint_eq(r.last_requeue.attempt, 1);
+    ck_assert_str_eq(r.last_reason, "given back");
+    /* The leaving worker is not offered the task again. */
+    ck_assert_int_eq(count_to(&r, "w1", NAS_MSG_TASK), 1);
+    simple(d, "w1", NAS_MSG_DISCONNECT, 20);
+    ck_assert_ptr_nonnull(strstr(r.events, "w1:left"));
+    reg(d, "w2", 30, NULL);
+    simple(d, "w2", NAS_MSG_READY, 30);
+    ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.attempt, 1);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_late_delivery_after_reconnect) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 9, 0);
+    /* w1 loses the master; its lease expires and w2 takes attempt 2. */
+    nas_dispatcher_tick(d, 600);
+    reg(d, "w2", 600, NULL);
+    simple(d, "w2", NAS_MSG_READY, 600);
+    ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.attempt, 2);
+    /* w1 comes back on a new socket ("w1b") holding attempt 1's result. */
+    reg(d, "w1b", 700, NULL);
+    result(d, "w1b", 9, 1, 710);
+    ck_assert_int_eq(r.results, 1);
+    ck_assert_int_eq(last_to(&r, "w1b", NAS_MSG_ACK)->u.ack.duplicate, 0);
+    /* w2 is told to stop, and its own result later is a duplicate. */
+    const nas_wire_msg *c = last_to(&r, "w2", NAS_MSG_CANCEL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(c->u.cancel.task_id, 9);
+    result(d, "w2", 9, 2, 720);
+    ck_assert_int_eq(r.results, 1);
+    ck_assert_int_eq(last_to(&r, "w2", NAS_MSG_ACK)->u.ack.duplicate, 1);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_reconnect_while_running_reattaches) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 4, 0);
+    nas_dispatcher_tick(d, 600); /* w1 expires, task 4 queued as attempt 2 */
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_QUEUED);
+    nas_task_ref running = {4, 1};
+    reg(d, "w1b", 650, &running);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_LEASED);
+    ck_assert_ptr_null(last_to(&r, "w1b", NAS_MSG_CANCEL));
+    /* A new worker does not get task 4: it is running again. */
+    reg(d, "w2", 660, NULL);
+    simple(d, "w2", NAS_MSG_READY, 660);
+    ck_assert_ptr_null(last_to(&r, "w2", NAS_MSG_TASK));
+    /* Running a task that is already over gets a Cancel. */
+    result(d, "w1b", 4, 1, 670);
+    nas_task_ref stale = {4, 1};
+    reg(d, "w3", 680, &stale);
+    ck_assert_ptr_nonnull(last_to(&r, "w3", NAS_MSG_CANCEL));
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_cancel_queued_and_leased) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    push(d, 1, 0);
+    push(d, 2, 0);
+    ck_assert_int_eq(nas_dispatcher_cancel(d, 1, 0), NAS_OK);
+    ck_assert_int_eq(nas_dispatcher_cancel(d, 1, 0), NAS_ESTATE);
+    ck_assert_int_eq(nas_dispatcher_cancel(d, 77, 0), NAS_ENOTFOUND);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    ck_assert_uint_eq(last_to(&r, "w1", NAS_MSG_TASK)->u.task.task_id, 2); /* 1 skipped */
+    ck_assert_int_eq(nas_dispatcher_cancel(d, 2, 10), NAS_OK);
+    ck_assert_uint_eq(last_to(&r, "w1", NAS_MSG_CANCEL)->u.cancel.task_id, 2);
+    /* The worker confirms with a Failure: no re-queue, worker idle again. */
+    failure(d, "w1", 2, 1, 0, 20);
+    ck_assert_int_eq(r.requeues, 0);
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.cancelled, 2);
+    ck_assert_uint_eq(c.queued, 0);
+    ck_assert_int_eq(c.idle, 1);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_unregistered_and_bad_peers_get_errors) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    simple(d, "zz", NAS_MSG_HEARTBEAT, 0);
+    const nas_wire_msg *e = last_to(&r, "zz", NAS_MSG_ERROR);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->u.error.code, NAS_ESTATE);
+    ck_assert_ptr_nonnull(strstr(e->u.error.message, "Register"));
+    /* A worker may not send a Task. */
+    reg(d, "w1", 0, NULL);
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_TASK);
+    from(d, "w1", &m, 10);
+    ck_assert_int_eq(last_to(&r, "w1", NAS_MSG_ERROR)->u.error.code, NAS_EPROTO);
+    /* An undecodable message counts as a heartbeat and gets an Error. */
+    nas_dispatcher_on_bad_message(d, (const uint8_t *)"w1", 2, NAS_EFORMAT, "garbage", 400);
+    nas_dispatcher_tick(d, 800); /* alive: last seen at 400 */
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_int_eq(c.workers, 1);
+    ck_assert_int_eq(last_to(&r, "w1", NAS_MSG_ERROR)->u.error.code, NAS_EFORMAT);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_status_snapshot) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    reg(d, "w2", 0, NULL);
+    push(d, 11, 5);
+    push(d, 12, 5);
+    nas_wire_msg p;
+    nas_wire_msg_init(&p, NAS_MSG_PROGRESS);
+    p.u.progress = (nas_wire_progress){11, 1, 2, 4, 0.5, 0.6, 0.7};
+    from(d, "w1", &p, 50);
+    ck_assert_int_eq(r.progress, 1);
+    nas_worker_info info[4];
+    ck_assert_int_eq(nas_dispatcher_workers(d, info, 4), 2);
+    ck_assert_str_eq(info[0].name, "w1");
+    ck_assert_int_eq(info[0].state, NAS_WORKER_STATE_BUSY);
+    ck_assert_int_eq(info[0].epoch, 2);
+    ck_assert_int_eq(info[1].state, NAS_WORKER_STATE_REGISTERED);
+    char json[2048];
+    int n = nas_dispatcher_status_json(d, 100, json, sizeof json);
+    ck_assert_int_gt(n, 0);
+    ck_assert_ptr_nonnull(strstr(json, "\"name\":\"w1\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"task\":11"));
+    ck_assert_ptr_nonnull(strstr(json, "\"queued\":1"));
+    ck_assert_ptr_nonnull(strstr(json, "\"last_seen_ms_ago\":50"));
+    ck_assert_int_eq(nas_dispatcher_status_json(d, 100, json, 20), NAS_ERANGE);
+    /* Status requests are answered even from unregistered clients. */
+    simple(d, "ctl", NAS_MSG_STATUS_REQUEST, 100);
+    ck_assert_ptr_nonnull(last_to(&r, "ctl", NAS_MSG_STATUS_REPLY));
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_many_tasks_grow_tables) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    for (uint64_t i = 1; i <= 5000; i++) push(d, i, 0);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    for (uint64_t i = 1; i <= 5000; i++) {
+        r.n_out = 0;
+        ck_assert_int_eq(nas_dispatcher_task_state(d, i, NULL), NAS_DISPATCH_TASK_LEASED);
+        result(d, "w1", i, 1, (int64_t)i);
+    }
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.done, 5000);
+    ck_assert_int_eq(r.results, 5000);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("dispatcher");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_dispatcher_leases_to_ready_worker_only);
+    tcase_add_test(tc, test_dispatcher_heartbeats_and_expiry_requeue);
+    tcase_add_test(tc, test_dispatcher_duplicate_result_recorded_once);
+    tcase_add_test(tc, test_dispatcher_refused_persistence_keeps_task);
+    tcase_add_test(tc, test_dispatcher_k_failures_fail_for_good);
+    tcase_add_test(tc, test_dispatcher_give_back_does_not_count);
+    tcase_add_test(tc, test_dispatcher_late_delivery_after_reconnect);
+    tcase_add_test(tc, test_dispatcher_reconnect_while_running_reattaches);
+    tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
+    tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
+    tcase_add_test(tc, test_dispatcher_status_snapshot);
+    tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

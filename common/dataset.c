@@ -20,8 +20,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#define STREAM_SPLIT 1
-#define STREAM_SUBSET 2
+#define STREAM_SPLIT   1
+#define STREAM_SUBSET  2
 #define STREAM_SHUFFLE 3
 #define STREAM_AUGMENT 4
 
@@ -32,11 +32,12 @@ int nas_dataset_alloc(nas_dataset *ds, int n, int c, int h, int w, int classes, 
     memset(ds, 0, sizeof *ds);
     if (n < 0 || c < 1 || c > NAS_DATASET_MAX_CHANNELS || h < 1 || h > NAS_DATASET_MAX_SIDE ||
         w < 1 || w > NAS_DATASET_MAX_SIDE || classes < 1 || classes > NAS_DATASET_MAX_CLASSES)
-        return nas_set_err(err, NAS_EINVAL,
-                           "dataset: bad dimensions n=%d c=%d h=%d w=%d classes=%d (limits: c 1..%d,"
-                           " sides 1..%d, classes 1..%d)",
-                           n, c, h, w, classes, NAS_DATASET_MAX_CHANNELS, NAS_DATASET_MAX_SIDE,
-                           NAS_DATASET_MAX_CLASSES);
+        return nas_set_err(
+            err, NAS_EINVAL,
+            "dataset: bad dimensions n=%d c=%d h=%d w=%d classes=%d (limits: c 1..%d,"
+            " sides 1..%d, classes 1..%d)",
+            n, c, h, w, classes, NAS_DATASET_MAX_CHANNELS, NAS_DATASET_MAX_SIDE,
+            NAS_DATASET_MAX_CLASSES);
     size_t pix, bytes;
     if (nas_mul_size((size_t)n, (size_t)c * (size_t)h * (size_t)w, &pix) < 0 ||
         nas_mul_size(pix, sizeof(float), &bytes) < 0)
@@ -71,8 +72,7 @@ const char *nas__dataset_basename(const char *path) {
 /* Read a whole file, transparently gunzipping it (zlib reads plain files
  * as they are).  `max` bounds the decompressed size so that a gzip bomb or
  * a wrong path to a huge file fails cleanly instead of exhausting memory. */
-int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len,
-                          char *err) {
+int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len, char *err) {
     const char *base = nas__dataset_basename(path);
     gzFile g = gzopen(path, "rb");
     if (!g) {
@@ -136,8 +136,10 @@ fail:
 /* u8 -> [0, 1] through a table: one load per pixel, identical everywhere. */
 void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n) {
     float lut[256];
-    for (int i = 0; i < 256; i++) lut[i] = (float)i / 255.0f;
-    for (size_t i = 0; i < n; i++) dst[i] = lut[src[i]];
+    for (int i = 0; i < 256; i++)
+        lut[i] = (float)i / 255.0f;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = lut[src[i]];
 }
 
 // ----------------------------------------------------------------------------
@@ -270,17 +272,20 @@ int nas_dataset_resize(nas_dataset *ds, int out_h, int out_w, char *err) {
                 const float *wt = wx + x * mtx;
                 const float *s = row + tx[x].start;
                 float acc = 0;
-                for (int k = 0; k < tx[x].count; k++) acc += wt[k] * s[k];
+                for (int k = 0; k < tx[x].count; k++)
+                    acc += wt[k] * s[k];
                 tmp[(size_t)y * out_w + x] = acc;
             }
         }
         for (int y = 0; y < out_h; y++) {
             float *orow = o + (size_t)y * out_w;
             const float *wt = wy + y * mty;
-            for (int x = 0; x < out_w; x++) orow[x] = 0;
+            for (int x = 0; x < out_w; x++)
+                orow[x] = 0;
             for (int k = 0; k < ty[y].count; k++) {
                 const float *trow = tmp + (size_t)(ty[y].start + k) * out_w;
-                for (int x = 0; x < out_w; x++) orow[x] += wt[k] * trow[x];
+                for (int x = 0; x < out_w; x++)
+                    orow[x] += wt[k] * trow[x];
             }
         }
     }
@@ -303,13 +308,15 @@ void nas_dataset_channel_stats(const nas_dataset *ds, float *mean, float *std) {
         double sum = 0, sq = 0;
         for (int i = 0; i < ds->n; i++) {
             const float *p = nas_dataset_image(ds, i) + (size_t)ch * hw;
-            for (size_t k = 0; k < hw; k++) sum += p[k];
+            for (size_t k = 0; k < hw; k++)
+                sum += p[k];
         }
         double cnt = (double)ds->n * (double)hw;
         double m = cnt > 0 ? sum / cnt : 0;
         for (int i = 0; i < ds->n; i++) {
             const float *p = nas_dataset_image(ds, i) + (size_t)ch * hw;
-            for (size_t k = 0; k < hw; k++) sq += (p[k] - m) * (p[k] - m);
+            for (size_t k = 0; k < hw; k++)
+                sq += (p[k] - m) * (p[k] - m);
         }
         double sd = cnt > 0 ? sqrt(sq / cnt) : 0;
         mean[ch] = (float)m;
@@ -324,7 +331,8 @@ void nas_dataset_normalize(nas_dataset *ds, const float *mean, const float *std)
         for (int ch = 0; ch < ds->c; ch++) {
             float m = mean[ch], inv = 1.0f / std[ch];
             float *p = img + (size_t)ch * hw;
-            for (size_t k = 0; k < hw; k++) p[k] = (p[k] - m) * inv;
+            for (size_t k = 0; k < hw; k++)
+                p[k] = (p[k] - m) * inv;
         }
     }
 }
@@ -355,16 +363,19 @@ static int take(const nas_dataset *src, const uint8_t *keep, uint8_t want, int c
 static int choose(int n, int count, int random, uint64_t seed, uint64_t stream, uint8_t *mark) {
     memset(mark, 0, (size_t)n);
     if (!random) {
-        for (int i = n - count; i < n; i++) mark[i] = 1;
+        for (int i = n - count; i < n; i++)
+            mark[i] = 1;
         return 0;
     }
     int *perm = nas_malloc((size_t)n * sizeof *perm);
     if (!perm) return NAS_ENOMEM;
-    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = 0; i < n; i++)
+        perm[i] = i;
     nas_rng r;
     nas_rng_init(&r, seed, stream);
     nas_rng_shuffle_int(&r, perm, (size_t)n);
-    for (int i = 0; i < count; i++) mark[perm[i]] = 1;
+    for (int i = 0; i < count; i++)
+        mark[perm[i]] = 1;
     nas_free(perm);
     return 0;
 }
@@ -437,8 +448,8 @@ int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, 
     int rh = cfg->resolution ? cfg->resolution : s.train.h;
     int rw = cfg->resolution ? cfg->resolution : s.train.w;
     if ((rc = nas_dataset_resize(&s.train, rh, rw, err)) < 0) goto fail;
-    if ((rc = nas_dataset_split(&s.train, cfg->val_size, cfg->val_random, cfg->seed, &s.val,
-                                err)) < 0)
+    if ((rc = nas_dataset_split(&s.train, cfg->val_size, cfg->val_random, cfg->seed, &s.val, err)) <
+        0)
         goto fail;
     nas_dataset_channel_stats(&s.train, s.mean, s.std);
     if ((rc = nas_dataset_subset(&s.train, cfg->train_subset, cfg->seed, err)) < 0) goto fail;
@@ -490,7 +501,8 @@ void nas_dataset_iter_begin_epoch(nas_dataset_iter *it, int epoch) {
     nas_rng_init(&it->aug_rng, s, STREAM_AUGMENT);
     it->epoch = epoch;
     it->pos = 0;
-    for (int i = 0; i < it->ds->n; i++) it->order[i] = i;
+    for (int i = 0; i < it->ds->n; i++)
+        it->order[i] = i;
     if (it->cfg.shuffle) nas_rng_shuffle_int(&it->shuffle_rng, it->order, (size_t)it->ds->n);
 }
 

@@ -28,8 +28,8 @@
 #include <stdint.h>
 
 #define NAS_DATASET_MAX_CHANNELS 4
-#define NAS_DATASET_MAX_SIDE 4096   /* largest accepted image side */
-#define NAS_DATASET_MAX_CLASSES 256 /* labels are bytes */
+#define NAS_DATASET_MAX_SIDE     4096 /* largest accepted image side */
+#define NAS_DATASET_MAX_CLASSES  256  /* labels are bytes */
 
 typedef enum nas_split {
     NAS_SPLIT_TRAIN = 0,
@@ -117,18 +117,18 @@ int nas_dataset_subset(nas_dataset *ds, int n, uint64_t seed, char *err);
 // The whole recipe for one task
 
 typedef struct nas_dataset_config {
-    const char *name;  /* "fashion-mnist" | "mnist" | "cifar10" */
-    const char *dir;   /* where the files are */
-    int resolution;    /* output side; 0 = native */
-    int val_size;      /* held out of the training set; 0 = none */
-    int val_random;    /* 0 = the last val_size images, 1 = seeded random */
-    int train_subset;  /* training images kept after the split; 0 = all */
-    int load_test;     /* 1 = also load the test split */
-    uint64_t seed;     /* drives val_random and train_subset */
+    const char *name; /* "fashion-mnist" | "mnist" | "cifar10" */
+    const char *dir;  /* where the files are */
+    int resolution;   /* output side; 0 = native */
+    int val_size;     /* held out of the training set; 0 = none */
+    int val_random;   /* 0 = the last val_size images, 1 = seeded random */
+    int train_subset; /* training images kept after the split; 0 = all */
+    int load_test;    /* 1 = also load the test split */
+    uint64_t seed;    /* drives val_random and train_subset */
 } nas_dataset_config;
 
 typedef struct nas_dataset_splits {
-    nas_dataset train, val, test;    /* val/test are empty (n == 0) when not asked for */
+    nas_dataset train, val, test;         /* val/test are empty (n == 0) when not asked for */
     float mean[NAS_DATASET_MAX_CHANNELS]; /* training statistics used to normalise all three */
     float std[NAS_DATASET_MAX_CHANNELS];
 } nas_dataset_splits;
@@ -150,19 +150,20 @@ typedef struct nas_dataset_iter_config {
     int batch;     /* images per batch, >= 1 */
     int shuffle;   /* 1 = a fresh seeded permutation every epoch */
     int drop_last; /* 1 = skip a final partial batch (keeps batch-norm statistics sane) */
-    int pad;       /* random crop: zero-pad by `pad` pixels, crop back at a random offset; 0 = off */
-    int flip;      /* 1 = random horizontal flip with probability 1/2 (off for digits) */
-    uint64_t seed; /* shuffle and augmentation stream; epoch e uses a stream derived from (seed, e) */
+    int pad;  /* random crop: zero-pad by `pad` pixels, crop back at a random offset; 0 = off */
+    int flip; /* 1 = random horizontal flip with probability 1/2 (off for digits) */
+    uint64_t
+        seed; /* shuffle and augmentation stream; epoch e uses a stream derived from (seed, e) */
 } nas_dataset_iter_config;
 
 typedef struct nas_dataset_iter {
-    const nas_dataset *ds;   /* borrowed; must outlive the iterator */
+    const nas_dataset *ds; /* borrowed; must outlive the iterator */
     nas_dataset_iter_config cfg;
-    int *order;              /* permutation of 0..n-1 for the current epoch; owned */
-    int pos;                 /* next index into order */
-    int epoch;               /* current epoch */
-    nas_rng shuffle_rng;     /* reseeded at each epoch from (seed, epoch) */
-    nas_rng aug_rng;         /* likewise: augmentation draws for this epoch */
+    int *order;          /* permutation of 0..n-1 for the current epoch; owned */
+    int pos;             /* next index into order */
+    int epoch;           /* current epoch */
+    nas_rng shuffle_rng; /* reseeded at each epoch from (seed, epoch) */
+    nas_rng aug_rng;     /* likewise: augmentation draws for this epoch */
 } nas_dataset_iter;
 
 /* Bind an iterator to ds and start epoch 0.  Returns 0, NAS_EINVAL (batch
@@ -191,8 +192,7 @@ int nas_dataset_iter_batches(const nas_dataset_iter *it);
 const char *nas__dataset_basename(const char *path);
 /* Read a whole file, gunzipping if needed, at most `max` bytes (more is
  * NAS_EFORMAT); *out is nas_malloc'd. */
-int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len,
-                          char *err);
+int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len, char *err);
 /* dst[i] = src[i] / 255. */
 void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n);
 

@@ -42,9 +42,9 @@ static int parse_header(const char *base, const uint8_t *b, size_t len, int want
                            "%s: offset 0: bad magic 0x%08X (expected 0x%08X for IDX %s)", base,
                            be32(b), want_magic, what);
     if (b[2] != 0x08)
-        return nas_set_err(err, NAS_EFORMAT,
-                           "%s: offset 2: data type 0x%02X not supported (only 0x08, unsigned byte)",
-                           base, b[2]);
+        return nas_set_err(
+            err, NAS_EFORMAT,
+            "%s: offset 2: data type 0x%02X not supported (only 0x08, unsigned byte)", base, b[2]);
     h->ndims = want_dims;
     h->data_offset = 4 + 4 * (size_t)want_dims;
     if (len < h->data_offset)

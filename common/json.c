@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSON_DEPTH_CAP 1024 /* the stack must hold this many nested frames */
-#define JSON_NUMBER_MAX 512 /* longest number text we convert */
+#define JSON_DEPTH_CAP  1024 /* the stack must hold this many nested frames */
+#define JSON_NUMBER_MAX 512  /* longest number text we convert */
 
 typedef struct parser {
     const char *buf;
@@ -163,8 +163,7 @@ static int parse_escape(parser *ps, char *o, size_t *wrote) {
     if (ps->len - ps->pos < 4 || hex4(ps->buf + ps->pos, &cp) < 0)
         return fail_at(ps, at, "\\u must be followed by 4 hex digits");
     ps->pos += 4;
-    if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return fail_at(ps, at, "lone low surrogate \\u%04X", cp);
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail_at(ps, at, "lone low surrogate \\u%04X", cp);
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         unsigned lo;
         if (ps->len - ps->pos < 6 || ps->buf[ps->pos] != '\\' || ps->buf[ps->pos + 1] != 'u' ||
@@ -183,7 +182,8 @@ static int parse_escape(parser *ps, char *o, size_t *wrote) {
 static int parse_string(parser *ps, char **out, size_t *out_len) {
     size_t start = ps->pos++;
     size_t end = ps->pos;
-    while (end < ps->len && ps->buf[end] != '"') end += ps->buf[end] == '\\' ? 2 : 1;
+    while (end < ps->len && ps->buf[end] != '"')
+        end += ps->buf[end] == '\\' ? 2 : 1;
     if (end >= ps->len) return fail_at(ps, start, "unterminated string");
     char *s = nas_malloc(end - ps->pos + 1);
     if (!s) return fail_oom(ps);
@@ -225,7 +225,9 @@ fail:
 // ----------------------------------------------------------------------------
 // Numbers and literals
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /* Check the RFC 8259 number grammar by hand (strtod alone would accept hex,
  * "inf", leading '+' and leading zeros), then convert the exact span. */
@@ -238,20 +240,23 @@ static int parse_number(parser *ps, double *out) {
         p++;
         if (p < n && is_digit(b[p])) return fail_at(ps, start, "invalid number: leading zero");
     } else {
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     if (p < n && b[p] == '.') {
         p++;
         if (p >= n || !is_digit(b[p]))
             return fail_at(ps, p, "invalid number: expected a digit after '.'");
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     if (p < n && (b[p] == 'e' || b[p] == 'E')) {
         p++;
         if (p < n && (b[p] == '+' || b[p] == '-')) p++;
         if (p >= n || !is_digit(b[p]))
             return fail_at(ps, p, "invalid number: expected a digit in the exponent");
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     size_t span = p - start;
     if (span >= JSON_NUMBER_MAX)
@@ -271,7 +276,8 @@ static int parse_literal(parser *ps, nas_json *v) {
         const char *word;
         nas_json_type type;
         int boolean;
-    } lits[] = {{"true", NAS_JSON_BOOL, 1}, {"false", NAS_JSON_BOOL, 0}, {"null", NAS_JSON_NULL, 0}};
+    } lits[] = {
+        {"true", NAS_JSON_BOOL, 1}, {"false", NAS_JSON_BOOL, 0}, {"null", NAS_JSON_NULL, 0}};
     for (size_t i = 0; i < NAS_ARRAY_LEN(lits); i++) {
         size_t wl = strlen(lits[i].word);
         if (ps->len - ps->pos >= wl && memcmp(ps->buf + ps->pos, lits[i].word, wl) == 0) {
@@ -340,7 +346,8 @@ static int check_duplicates(parser *ps, const nas_json *v) {
     if (v->len < 2) return 0;
     const nas_json_member **idx = nas_malloc(v->len * sizeof *idx);
     if (!idx) return fail_oom(ps);
-    for (size_t i = 0; i < v->len; i++) idx[i] = &v->members[i];
+    for (size_t i = 0; i < v->len; i++)
+        idx[i] = &v->members[i];
     qsort(idx, v->len, sizeof *idx, cmp_member);
     int rc = 0;
     for (size_t i = 1; i < v->len; i++) {
@@ -408,7 +415,8 @@ static int parse_object(parser *ps, nas_json *v, int depth) {
 static int parse_value(parser *ps, nas_json *v, int depth) {
     skip_ws(ps);
     v->offset = ps->pos;
-    if (ps->pos >= ps->len) return fail_at(ps, ps->pos, "unexpected end of input, expected a value");
+    if (ps->pos >= ps->len)
+        return fail_at(ps, ps->pos, "unexpected end of input, expected a value");
     char c = ps->buf[ps->pos];
     if (c == '[' || c == '{') {
         if (depth >= ps->max_depth)
@@ -430,7 +438,8 @@ static void free_value(nas_json *v) {
     if (v->type == NAS_JSON_STRING) {
         nas_free(v->str);
     } else if (v->type == NAS_JSON_ARRAY) {
-        for (size_t i = 0; i < v->len; i++) free_value(&v->items[i]);
+        for (size_t i = 0; i < v->len; i++)
+            free_value(&v->items[i]);
         nas_free(v->items);
     } else if (v->type == NAS_JSON_OBJECT) {
         for (size_t i = 0; i < v->len; i++) {
@@ -502,8 +511,8 @@ static int get_typed(const nas_json *obj, const char *key, nas_json_type want, c
         return nas_set_err(err, NAS_EFORMAT, "json: looking up \"%s\" in a non-object", key);
     *v = nas_json_get(obj, key);
     if (!*v)
-        return nas_set_err(err, NAS_ENOTFOUND, "json: offset %zu: missing key \"%s\"",
-                           obj->offset, key);
+        return nas_set_err(err, NAS_ENOTFOUND, "json: offset %zu: missing key \"%s\"", obj->offset,
+                           key);
     if ((*v)->type != want)
         return nas_set_err(err, NAS_EFORMAT, "json: offset %zu: \"%s\" has type %s, expected %s",
                            (*v)->offset, key, nas_json_type_name((*v)->type),
@@ -558,14 +567,18 @@ int nas_json_get_string(const nas_json *obj, const char *key, const char **out, 
 // ----------------------------------------------------------------------------
 // Writer
 
-void nas_json_buf_init(nas_json_buf *b) { memset(b, 0, sizeof *b); }
+void nas_json_buf_init(nas_json_buf *b) {
+    memset(b, 0, sizeof *b);
+}
 
 void nas_json_buf_fini(nas_json_buf *b) {
     nas_free(b->data);
     memset(b, 0, sizeof *b);
 }
 
-int nas_json_buf_status(const nas_json_buf *b) { return b->status; }
+int nas_json_buf_status(const nas_json_buf *b) {
+    return b->status;
+}
 
 char *nas_json_buf_take(nas_json_buf *b, size_t *len) {
     if (b->status < 0) {
@@ -636,14 +649,18 @@ void nas_json_buf_obj_begin(nas_json_buf *b) {
     nas_json_buf_raw(b, "{", 1);
 }
 
-void nas_json_buf_obj_end(nas_json_buf *b) { nas_json_buf_raw(b, "}", 1); }
+void nas_json_buf_obj_end(nas_json_buf *b) {
+    nas_json_buf_raw(b, "}", 1);
+}
 
 void nas_json_buf_arr_begin(nas_json_buf *b) {
     buf_sep(b);
     nas_json_buf_raw(b, "[", 1);
 }
 
-void nas_json_buf_arr_end(nas_json_buf *b) { nas_json_buf_raw(b, "]", 1); }
+void nas_json_buf_arr_end(nas_json_buf *b) {
+    nas_json_buf_raw(b, "]", 1);
+}
 
 /* Quoted, escaped string: the two characters JSON requires (quote and
  * backslash) and every control character; other bytes pass through, so
@@ -658,14 +675,30 @@ static void buf_quoted(nas_json_buf *b, const char *s, size_t n) {
         nas_json_buf_raw(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': nas_json_buf_raw(b, "\\\"", 2); break;
-        case '\\': nas_json_buf_raw(b, "\\\\", 2); break;
-        case '\n': nas_json_buf_raw(b, "\\n", 2); break;
-        case '\r': nas_json_buf_raw(b, "\\r", 2); break;
-        case '\t': nas_json_buf_raw(b, "\\t", 2); break;
-        case '\b': nas_json_buf_raw(b, "\\b", 2); break;
-        case '\f': nas_json_buf_raw(b, "\\f", 2); break;
-        default: nas_json_buf_printf(b, "\\u%04x", c); break;
+        case '"':
+            nas_json_buf_raw(b, "\\\"", 2);
+            break;
+        case '\\':
+            nas_json_buf_raw(b, "\\\\", 2);
+            break;
+        case '\n':
+            nas_json_buf_raw(b, "\\n", 2);
+            break;
+        case '\r':
+            nas_json_buf_raw(b, "\\r", 2);
+            break;
+        case '\t':
+            nas_json_buf_raw(b, "\\t", 2);
+            break;
+        case '\b':
+            nas_json_buf_raw(b, "\\b", 2);
+            break;
+        case '\f':
+            nas_json_buf_raw(b, "\\f", 2);
+            break;
+        default:
+            nas_json_buf_printf(b, "\\u%04x", c);
+            break;
         }
     }
     nas_json_buf_raw(b, s + run, n - run);
@@ -731,13 +764,22 @@ void nas_json_buf_null(nas_json_buf *b) {
 
 void nas_json_buf_value(nas_json_buf *b, const nas_json *v) {
     switch (v->type) {
-    case NAS_JSON_NULL: nas_json_buf_null(b); break;
-    case NAS_JSON_BOOL: nas_json_buf_bool(b, v->boolean); break;
-    case NAS_JSON_NUMBER: nas_json_buf_f64(b, v->number); break;
-    case NAS_JSON_STRING: nas_json_buf_strn(b, v->str, v->len); break;
+    case NAS_JSON_NULL:
+        nas_json_buf_null(b);
+        break;
+    case NAS_JSON_BOOL:
+        nas_json_buf_bool(b, v->boolean);
+        break;
+    case NAS_JSON_NUMBER:
+        nas_json_buf_f64(b, v->number);
+        break;
+    case NAS_JSON_STRING:
+        nas_json_buf_strn(b, v->str, v->len);
+        break;
     case NAS_JSON_ARRAY:
         nas_json_buf_arr_begin(b);
-        for (size_t i = 0; i < v->len; i++) nas_json_buf_value(b, &v->items[i]);
+        for (size_t i = 0; i < v->len; i++)
+            nas_json_buf_value(b, &v->items[i]);
         nas_json_buf_arr_end(b);
         break;
     case NAS_JSON_OBJECT:

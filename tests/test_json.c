@@ -205,7 +205,8 @@ END_TEST
 START_TEST(test_json_depth_limit) {
     enum { N = 200 };
     char deep[2 * N];
-    for (int i = 0; i < N; i++) deep[i] = '[', deep[2 * N - 1 - i] = ']';
+    for (int i = 0; i < N; i++)
+        deep[i] = '[', deep[2 * N - 1 - i] = ']';
     parse_bad(deep, sizeof deep, NAS_JSON_MAX_DEPTH, "nesting deeper than 64");
     nas_json *j = NULL;
     char err[NAS_ERR_LEN];
@@ -348,7 +349,8 @@ START_TEST(test_json_random_bytes_never_crash) {
     for (int iter = 0; iter < 20000; iter++) {
         memcpy(buf, seed, n);
         int edits = 1 + (int)nas_rng_below(&r, 3);
-        for (int e = 0; e < edits; e++) buf[nas_rng_below(&r, (uint32_t)n)] = (char)nas_rng_u32(&r);
+        for (int e = 0; e < edits; e++)
+            buf[nas_rng_below(&r, (uint32_t)n)] = (char)nas_rng_u32(&r);
         size_t len = nas_rng_below(&r, (uint32_t)n + 1);
         nas_json *j = NULL;
         char err[NAS_ERR_LEN];

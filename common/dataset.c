@@ -468,6 +468,23 @@ fail:
     return rc;
 }
 
+nas_dataset_config nas_dataset_config_from_fidelity(const nas_fidelity *f, const char *name,
+                                                    const char *dir) {
+    nas_dataset_config c = {.name = name,
+                            .dir = dir,
+                            .resolution = f->resolution,
+                            .val_size = f->val_size,
+                            .val_random = 0,
+                            .train_subset = f->train_subset,
+                            .load_test = f->test,
+                            .seed = f->seed};
+    return c;
+}
+
+int nas_dataset_default_flip(const char *name) {
+    return name && (strcmp(name, "fashion-mnist") == 0 || strcmp(name, "cifar10") == 0);
+}
+
 // ----------------------------------------------------------------------------
 // Batch iterator
 

@@ -22,6 +22,7 @@
 #ifndef NAS_DATASET_H
 #define NAS_DATASET_H
 
+#include "common/fidelity.h"
 #include "common/rng.h"
 
 #include <stddef.h>
@@ -142,6 +143,19 @@ typedef struct nas_dataset_splits {
 int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, char *err);
 
 void nas_dataset_splits_fini(nas_dataset_splits *s);
+
+/* A config for data set `name` in `dir` at a task's fidelity: resolution,
+ * val_size, train_subset, test and seed are taken from f.  The validation
+ * split is the last val_size training images (val_random 0), so every
+ * task of a campaign is scored on the same images whatever its seed.
+ * name and dir are borrowed. */
+nas_dataset_config nas_dataset_config_from_fidelity(const nas_fidelity *f, const char *name,
+                                                    const char *dir);
+
+/* Whether horizontal flips are a label-preserving augmentation for the
+ * named data set: no for digits ("mnist": a mirrored 2 is not a 2), yes
+ * for "fashion-mnist" and "cifar10".  Unknown names get 0. */
+int nas_dataset_default_flip(const char *name);
 
 // ----------------------------------------------------------------------------
 // Batch iterator

@@ -516,6 +516,21 @@ START_TEST(test_dataset_prepare_recipe) {
 }
 END_TEST
 
+START_TEST(test_dataset_from_fidelity) {
+    nas_fidelity f = nas_fidelity_default();
+    f.resolution = 14, f.val_size = 123, f.train_subset = 456, f.test = 1, f.seed = 99;
+    nas_dataset_config c = nas_dataset_config_from_fidelity(&f, "cifar10", "/d");
+    ck_assert_str_eq(c.name, "cifar10");
+    ck_assert_str_eq(c.dir, "/d");
+    ck_assert(c.resolution == 14 && c.val_size == 123 && c.train_subset == 456);
+    ck_assert(c.load_test == 1 && c.seed == 99 && c.val_random == 0);
+    ck_assert_int_eq(nas_dataset_default_flip("mnist"), 0);
+    ck_assert_int_eq(nas_dataset_default_flip("fashion-mnist"), 1);
+    ck_assert_int_eq(nas_dataset_default_flip("cifar10"), 1);
+    ck_assert_int_eq(nas_dataset_default_flip(NULL), 0);
+}
+END_TEST
+
 START_TEST(test_dataset_oom_is_clean) {
     const char *dir = nas_tmpdir_make();
     write_idx_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 20, 28, 28, 1);
@@ -678,6 +693,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dataset_normalize);
     tcase_add_test(tc, test_dataset_split_and_subset);
     tcase_add_test(tc, test_dataset_prepare_recipe);
+    tcase_add_test(tc, test_dataset_from_fidelity);
     tcase_add_test(tc, test_dataset_oom_is_clean);
     tcase_add_test(tc, test_dataset_iter_shuffle);
     tcase_add_test(tc, test_dataset_iter_augment);

@@ -69,6 +69,21 @@ const char *nas__dataset_basename(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* Report a zlib read error; zlib prefixes its message with the path,
+ * which the message already names. */
+static int gz_fail(gzFile g, const char *path, const char *base, size_t at, char *err) {
+    int zerr;
+    const char *msg = gzerror(g, &zerr);
+    size_t pl = strlen(path);
+    if (zerr == Z_ERRNO)
+        msg = strerror(errno);
+    else if (strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ')
+        msg += pl + 2;
+    return nas_set_err(err, zerr == Z_ERRNO ? NAS_EIO : NAS_EFORMAT,
+                       "%s: offset %zu: gzip: %s (offset counts decompressed bytes)", base, at,
+                       msg);
+}
+
 /* Read a whole file, transparently gunzipping it (zlib reads plain files
  * as they are).  `max` bounds the decompressed size so that a gzip bomb or
  * a wrong path to a huge file fails cleanly instead of exhausting memory. */
@@ -103,24 +118,22 @@ int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *o
             }
             buf = nb, cap = ncap;
         }
-        size_t want = cap - len > (1u << 30) ? (1u << 30) : cap - len;
+        /* Modest chunks: when zlib fails mid-chunk the chunk is lost, so
+         * the reported offset is accurate to 64 KiB of decompressed data. */
+        size_t want = cap - len > (1u << 16) ? (1u << 16) : cap - len;
         int r = gzread(g, buf + len, (unsigned)want);
         if (r < 0) {
-            int zerr;
-            const char *msg = gzerror(g, &zerr);
-            rc = nas_set_err(err, zerr == Z_ERRNO ? NAS_EIO : NAS_EFORMAT,
-                             "%s: offset %zu: gzip: %s", base, len,
-                             zerr == Z_ERRNO ? strerror(errno) : msg);
+            rc = gz_fail(g, path, base, len, err);
             goto fail;
         }
         if (r == 0) break;
         len += (size_t)r;
     }
-    /* zlib reports a gzip stream cut short only through gzerror after EOF. */
+    /* zlib may report a gzip stream cut short only through gzerror. */
     int zerr;
-    const char *msg = gzerror(g, &zerr);
+    gzerror(g, &zerr);
     if (zerr != Z_OK && zerr != Z_STREAM_END) {
-        rc = nas_set_err(err, NAS_EFORMAT, "%s: offset %zu: gzip: %s", base, len, msg);
+        rc = gz_fail(g, path, base, len, err);
         goto fail;
     }
     gzclose(g);

@@ -337,7 +337,7 @@ static int cmp_member(const void *a, const void *b) {
     const nas_json_member *y = *(const nas_json_member *const *)b;
     int c = strcmp(x->key, y->key);
     if (c) return c;
-    return x->value.offset < y->value.offset ? -1 : 1;
+    return x->key_offset < y->key_offset ? -1 : 1;
 }
 
 /* Reject duplicate keys in O(n log n): sort pointers by key and compare
@@ -352,7 +352,7 @@ static int check_duplicates(parser *ps, const nas_json *v) {
     int rc = 0;
     for (size_t i = 1; i < v->len; i++) {
         if (strcmp(idx[i - 1]->key, idx[i]->key) == 0) {
-            rc = fail_at(ps, idx[i]->value.offset, "duplicate key \"%.64s\"", idx[i]->key);
+            rc = fail_at(ps, idx[i]->key_offset, "duplicate key \"%.64s\"", idx[i]->key);
             break;
         }
     }
@@ -385,6 +385,7 @@ static int parse_object(parser *ps, nas_json *v, int depth) {
         }
         nas_json_member *m = &v->members[v->len];
         memset(m, 0, sizeof *m);
+        m->key_offset = ps->pos;
         if ((rc = parse_string(ps, &m->key, &m->key_len)) < 0) return rc;
         v->len++; /* the key is owned from here on, so count it for free_value */
         skip_ws(ps);

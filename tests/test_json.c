@@ -182,7 +182,7 @@ START_TEST(test_json_structure_errors) {
     parse_bad("{a:1}", 5, 1, "expected a string key");
     parse_bad("{\"a\" 1}", 7, 5, "expected ':'");
     parse_bad("{\"a\":1 \"b\":2}", 13, 7, "expected ',' or '}'");
-    parse_bad("{\"a\":1,\"b\":2,\"a\":3}", 19, 17, "duplicate key \"a\"");
+    parse_bad("{\"a\":1,\"b\":2,\"a\":3}", 19, 13, "duplicate key \"a\"");
     parse_bad("{} {}", 5, 3, "trailing '{'");
     parse_bad("[1]x", 4, 3, "trailing 'x'");
     parse_bad("nul", 3, 0, "expected a value");

@@ -253,40 +253,35 @@ static int build_taps(int in, int out, taps *t, float *wt, int maxtaps) {
     return 0;
 }
 
-int nas_dataset_resize(nas_dataset *ds, int out_h, int out_w, char *err) {
-    if (out_h == ds->h && out_w == ds->w) return 0;
-    if (out_h < 1 || out_w < 1 || out_h > ds->h || out_w > ds->w)
-        return nas_set_err(err, NAS_EINVAL,
-                           "dataset: cannot resize %dx%d images to %dx%d (area averaging only"
-                           " downsamples)",
-                           ds->h, ds->w, out_h, out_w);
-    int mty = ds->h / out_h + 2, mtx = ds->w / out_w + 2; /* taps per output, upper bound */
-    size_t planes = (size_t)ds->n * (size_t)ds->c;
+/* Area-resize every plane of src into dst, a buffer of src->n * src->c *
+ * out_h * out_w floats.  Sizes were validated by the caller. */
+static int resize_into(const nas_dataset *src, float *dst, int out_h, int out_w, char *err) {
+    int h = src->h, w = src->w;
+    int mty = h / out_h + 2, mtx = w / out_w + 2; /* taps per output, upper bound */
+    size_t planes = (size_t)src->n * (size_t)src->c;
     taps *ty = nas_malloc((size_t)out_h * sizeof *ty), *tx = nas_malloc((size_t)out_w * sizeof *tx);
     float *wy = nas_malloc((size_t)out_h * (size_t)mty * sizeof *wy);
     float *wx = nas_malloc((size_t)out_w * (size_t)mtx * sizeof *wx);
-    float *tmp = nas_malloc((size_t)ds->h * (size_t)out_w * sizeof *tmp);
-    float *dst = nas_aligned_alloc(planes * (size_t)out_h * (size_t)out_w * sizeof(float));
+    float *tmp = nas_malloc((size_t)h * (size_t)out_w * sizeof *tmp);
     int rc = 0;
-    if (!ty || !tx || !wy || !wx || !tmp || !dst) {
+    if (!ty || !tx || !wy || !wx || !tmp) {
         rc = nas_set_err(err, NAS_ENOMEM, "dataset: out of memory resizing to %dx%d", out_h, out_w);
-        nas_aligned_free(dst);
         goto done;
     }
-    build_taps(ds->h, out_h, ty, wy, mty);
-    build_taps(ds->w, out_w, tx, wx, mtx);
+    build_taps(h, out_h, ty, wy, mty);
+    build_taps(w, out_w, tx, wx, mtx);
     for (size_t p = 0; p < planes; p++) {
-        const float *src = ds->images + p * (size_t)ds->h * (size_t)ds->w;
+        const float *sp = src->images + p * (size_t)h * (size_t)w;
         float *o = dst + p * (size_t)out_h * (size_t)out_w;
         /* Horizontal pass into tmp (h x out_w), then vertical into o. */
-        for (int y = 0; y < ds->h; y++) {
-            const float *row = src + (size_t)y * ds->w;
+        for (int y = 0; y < h; y++) {
+            const float *row = sp + (size_t)y * w;
             for (int x = 0; x < out_w; x++) {
                 const float *wt = wx + x * mtx;
-                const float *s = row + tx[x].start;
+                const float *r = row + tx[x].start;
                 float acc = 0;
                 for (int k = 0; k < tx[x].count; k++)
-                    acc += wt[k] * s[k];
+                    acc += wt[k] * r[k];
                 tmp[(size_t)y * out_w + x] = acc;
             }
         }
@@ -302,12 +297,59 @@ int nas_dataset_resize(nas_dataset *ds, int out_h, int out_w, char *err) {
             }
         }
     }
-    nas_aligned_free(ds->images);
-    ds->images = dst;
-    ds->h = out_h, ds->w = out_w;
 done:
     nas_free(ty), nas_free(tx), nas_free(wy), nas_free(wx), nas_free(tmp);
     return rc;
+}
+
+static int check_resize(const nas_dataset *ds, int out_h, int out_w, char *err) {
+    if (out_h < 1 || out_w < 1 || out_h > ds->h || out_w > ds->w)
+        return nas_set_err(err, NAS_EINVAL,
+                           "dataset: cannot resize %dx%d images to %dx%d (area averaging only"
+                           " downsamples)",
+                           ds->h, ds->w, out_h, out_w);
+    return 0;
+}
+
+int nas_dataset_resize(nas_dataset *ds, int out_h, int out_w, char *err) {
+    if (out_h == ds->h && out_w == ds->w) return 0;
+    int rc = check_resize(ds, out_h, out_w, err);
+    if (rc < 0) return rc;
+    size_t planes = (size_t)ds->n * (size_t)ds->c;
+    float *dst = nas_aligned_alloc(planes * (size_t)out_h * (size_t)out_w * sizeof(float));
+    if (!dst)
+        return nas_set_err(err, NAS_ENOMEM, "dataset: out of memory resizing to %dx%d", out_h,
+                           out_w);
+    if ((rc = resize_into(ds, dst, out_h, out_w, err)) < 0) {
+        nas_aligned_free(dst);
+        return rc;
+    }
+    nas_aligned_free(ds->images);
+    ds->images = dst;
+    ds->h = out_h, ds->w = out_w;
+    return 0;
+}
+
+/* *dst = src at out_h x out_w: a copy, or a resized copy. */
+static int derive(nas_dataset *dst, const nas_dataset *src, int out_h, int out_w, char *err) {
+    int rc = check_resize(src, out_h, out_w, err);
+    if (rc < 0) return rc;
+    if ((rc = nas_dataset_alloc(dst, src->n, src->c, out_h, out_w, src->classes, err)) < 0)
+        return rc;
+    if (out_h == src->h && out_w == src->w)
+        memcpy(dst->images, src->images,
+               (size_t)src->n * src->c * (size_t)src->h * src->w * sizeof(float));
+    else if ((rc = resize_into(src, dst->images, out_h, out_w, err)) < 0) {
+        nas_dataset_fini(dst);
+        return rc;
+    }
+    memcpy(dst->labels, src->labels, (size_t)src->n);
+    memcpy(dst->name, src->name, sizeof dst->name);
+    return 0;
+}
+
+int nas_dataset_copy(nas_dataset *dst, const nas_dataset *src, char *err) {
+    return derive(dst, src, src->h, src->w, err);
 }
 
 // ----------------------------------------------------------------------------
@@ -448,19 +490,30 @@ void nas_dataset_splits_fini(nas_dataset_splits *s) {
     memset(s, 0, sizeof *s);
 }
 
-int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, char *err) {
-    nas_dataset_splits s;
-    memset(&s, 0, sizeof s);
-    memset(out, 0, sizeof *out);
+static int check_config(const nas_dataset_config *cfg, char *err) {
     if (cfg->resolution < 0 || cfg->val_size < 0 || cfg->train_subset < 0)
         return nas_set_err(err, NAS_EINVAL,
                            "dataset: resolution %d, val_size %d and train_subset %d must be >= 0",
                            cfg->resolution, cfg->val_size, cfg->train_subset);
-    int rc = nas_dataset_load(&s.train, cfg->name, cfg->dir, NAS_SPLIT_TRAIN, err);
-    if (rc < 0) goto fail;
-    int rh = cfg->resolution ? cfg->resolution : s.train.h;
-    int rw = cfg->resolution ? cfg->resolution : s.train.w;
-    if ((rc = nas_dataset_resize(&s.train, rh, rw, err)) < 0) goto fail;
+    return 0;
+}
+
+/* The recipe proper (dataset.h), from raw sets.  A raw set whose size does
+ * not change is moved into the result when `own` is set (it is the
+ * caller's temporary) and copied otherwise. */
+static int recipe(nas_dataset_splits *out, const nas_dataset_config *cfg, nas_dataset *train,
+                  nas_dataset *test, int own, char *err) {
+    nas_dataset_splits s;
+    memset(&s, 0, sizeof s);
+    int rh = cfg->resolution ? cfg->resolution : train->h;
+    int rw = cfg->resolution ? cfg->resolution : train->w;
+    int rc;
+    if (own && rh == train->h && rw == train->w) {
+        s.train = *train;
+        memset(train, 0, sizeof *train);
+    } else if ((rc = derive(&s.train, train, rh, rw, err)) < 0) {
+        goto fail;
+    }
     if ((rc = nas_dataset_split(&s.train, cfg->val_size, cfg->val_random, cfg->seed, &s.val, err)) <
         0)
         goto fail;
@@ -469,9 +522,12 @@ int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, 
     nas_dataset_normalize(&s.train, s.mean, s.std);
     nas_dataset_normalize(&s.val, s.mean, s.std);
     if (cfg->load_test) {
-        if ((rc = nas_dataset_load(&s.test, cfg->name, cfg->dir, NAS_SPLIT_TEST, err)) < 0)
+        if (own && rh == test->h && rw == test->w) {
+            s.test = *test;
+            memset(test, 0, sizeof *test);
+        } else if ((rc = derive(&s.test, test, rh, rw, err)) < 0) {
             goto fail;
-        if ((rc = nas_dataset_resize(&s.test, rh, rw, err)) < 0) goto fail;
+        }
         nas_dataset_normalize(&s.test, s.mean, s.std);
     }
     *out = s;
@@ -479,6 +535,42 @@ int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, 
 fail:
     nas_dataset_splits_fini(&s);
     return rc;
+}
+
+int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, char *err) {
+    nas_dataset train = {0}, test = {0};
+    memset(out, 0, sizeof *out);
+    int rc = check_config(cfg, err);
+    if (rc < 0) return rc;
+    if ((rc = nas_dataset_load(&train, cfg->name, cfg->dir, NAS_SPLIT_TRAIN, err)) < 0) goto done;
+    if (cfg->load_test &&
+        (rc = nas_dataset_load(&test, cfg->name, cfg->dir, NAS_SPLIT_TEST, err)) < 0)
+        goto done;
+    rc = recipe(out, cfg, &train, &test, 1, err);
+done:
+    nas_dataset_fini(&train);
+    nas_dataset_fini(&test);
+    return rc;
+}
+
+int nas_dataset_prepare_from(nas_dataset_splits *out, const nas_dataset_config *cfg,
+                             const nas_dataset *train, const nas_dataset *test, char *err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_config(cfg, err);
+    if (rc < 0) return rc;
+    if (!train || (cfg->load_test && !test))
+        return nas_set_err(err, NAS_EINVAL, "dataset: prepare_from needs a training set%s",
+                           cfg->load_test ? " and a test set" : "");
+    if (test && cfg->load_test &&
+        (test->c != train->c || test->h != train->h || test->w != train->w ||
+         test->classes != train->classes))
+        return nas_set_err(err, NAS_EINVAL,
+                           "dataset: test images %dx%dx%d (%d classes) do not match training"
+                           " images %dx%dx%d (%d classes)",
+                           test->c, test->h, test->w, test->classes, train->c, train->h, train->w,
+                           train->classes);
+    /* recipe() never modifies its inputs when own == 0. */
+    return recipe(out, cfg, (nas_dataset *)train, (nas_dataset *)test, 0, err);
 }
 
 nas_dataset_config nas_dataset_config_from_fidelity(const nas_fidelity *f, const char *name,

@@ -57,6 +57,9 @@ int nas_dataset_alloc(nas_dataset *ds, int n, int c, int h, int w, int classes, 
  * and safe to call twice. */
 void nas_dataset_fini(nas_dataset *ds);
 
+/* *dst = a deep copy of src (0, NAS_ENOMEM). */
+int nas_dataset_copy(nas_dataset *dst, const nas_dataset *src, char *err);
+
 /* Pointer to image i (c*h*w floats). */
 static inline float *nas_dataset_image(const nas_dataset *ds, int i) {
     return ds->images + (size_t)i * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
@@ -141,6 +144,14 @@ typedef struct nas_dataset_splits {
  * differ only in subset size are evaluated on identical data.  On failure
  * *out is zeroed and err explains. */
 int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, char *err);
+
+/* The same recipe from data sets already in memory (with pixels as the
+ * loaders produce them), which are left untouched: a worker loads its data
+ * set once and prepares it per task in a fraction of the load time.
+ * cfg->name and cfg->dir are ignored; test may be NULL unless
+ * cfg->load_test.  Results are identical to nas_dataset_prepare(). */
+int nas_dataset_prepare_from(nas_dataset_splits *out, const nas_dataset_config *cfg,
+                             const nas_dataset *train, const nas_dataset *test, char *err);
 
 void nas_dataset_splits_fini(nas_dataset_splits *s);
 

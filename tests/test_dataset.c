@@ -504,8 +504,40 @@ START_TEST(test_dataset_prepare_recipe) {
     ck_assert(a.mean[0] == b.mean[0] && a.std[0] == b.std[0]);
     ck_assert_mem_eq(a.val.images, b.val.images, (size_t)10 * 14 * 14 * sizeof(float));
     ck_assert_mem_eq(a.test.images, b.test.images, (size_t)10 * 14 * 14 * sizeof(float));
-    nas_dataset_splits_fini(&a);
     nas_dataset_splits_fini(&b);
+
+    /* From sets already in memory: bit-identical results, inputs untouched. */
+    nas_dataset rtr, rte, keep;
+    ck_assert_int_eq(nas_dataset_load(&rtr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err), 0);
+    ck_assert_int_eq(nas_dataset_load(&rte, "fashion-mnist", dir, NAS_SPLIT_TEST, err), 0);
+    ck_assert_int_eq(nas_dataset_copy(&keep, &rtr, err), 0);
+    cfg.train_subset = 20;
+    ck_assert_msg(nas_dataset_prepare_from(&b, &cfg, &rtr, &rte, err) == 0, "%s", err);
+    ck_assert(a.train.n == b.train.n && a.mean[0] == b.mean[0] && a.std[0] == b.std[0]);
+    ck_assert_mem_eq(a.train.images, b.train.images, (size_t)20 * 14 * 14 * sizeof(float));
+    ck_assert_mem_eq(a.train.labels, b.train.labels, 20);
+    ck_assert_mem_eq(a.val.images, b.val.images, (size_t)10 * 14 * 14 * sizeof(float));
+    ck_assert_mem_eq(a.test.images, b.test.images, (size_t)10 * 14 * 14 * sizeof(float));
+    ck_assert(rtr.n == 50 && rtr.h == 28);
+    ck_assert_mem_eq(rtr.images, keep.images, (size_t)50 * 28 * 28 * sizeof(float));
+    nas_dataset_splits_fini(&b);
+    /* Native resolution copies rather than resizes; still untouched. */
+    cfg.resolution = 0;
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, &rte, err), 0);
+    ck_assert_int_eq(b.train.h, 28);
+    ck_assert_mem_eq(rtr.images, keep.images, (size_t)50 * 28 * 28 * sizeof(float));
+    nas_dataset_splits_fini(&b);
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, NULL, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "and a test set"));
+    nas_dataset_fini(&keep);
+    ck_assert_int_eq(nas_dataset_alloc(&keep, 3, 1, 14, 14, 10, err), 0);
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, &keep, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "do not match"));
+    nas_dataset_fini(&keep);
+    nas_dataset_fini(&rtr);
+    nas_dataset_fini(&rte);
+    cfg.resolution = 14;
+    nas_dataset_splits_fini(&a);
     /* Errors leave nothing behind. */
     cfg.val_size = 50;
     ck_assert_int_eq(nas_dataset_prepare(&a, &cfg, err), NAS_EINVAL);

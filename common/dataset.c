@@ -28,6 +28,8 @@
 // ----------------------------------------------------------------------------
 // Lifecycle
 
+/* Images are one aligned block so kernels can read batches with vector
+ * loads; a zero-image set is valid (an empty validation split). */
 int nas_dataset_alloc(nas_dataset *ds, int n, int c, int h, int w, int classes, char *err) {
     memset(ds, 0, sizeof *ds);
     if (n < 0 || c < 1 || c > NAS_DATASET_MAX_CHANNELS || h < 1 || h > NAS_DATASET_MAX_SIDE ||
@@ -159,6 +161,7 @@ void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n) {
 // Named loaders
 
 /* First of dir/name and dir/name.gz that exists, into buf. */
+/* Plain first: an unpacked copy, when someone made one, loads faster. */
 static int find_file(char *buf, size_t n, const char *dir, const char *name, char *err) {
     static const char *const suffixes[] = {"", ".gz"};
     for (size_t i = 0; i < NAS_ARRAY_LEN(suffixes); i++) {
@@ -174,6 +177,7 @@ static int find_file(char *buf, size_t n, const char *dir, const char *name, cha
                        dir, name);
 }
 
+/* MNIST and Fashion-MNIST share file names and format: 28x28, 10 classes. */
 static int load_idx_named(nas_dataset *ds, const char *dir, nas_split split, char *err) {
     const char *prefix = split == NAS_SPLIT_TRAIN ? "train" : "t10k";
     char iname[64], lname[64], ipath[4096], lpath[4096];
@@ -355,6 +359,9 @@ int nas_dataset_copy(nas_dataset *dst, const nas_dataset *src, char *err) {
 // ----------------------------------------------------------------------------
 // Normalisation
 
+/* Population statistics (divide by the count, not count - 1): with
+ * millions of pixels the difference is nil, and these are the figures
+ * usually quoted (Fashion-MNIST: mean 0.2860, std 0.3530). */
 void nas_dataset_channel_stats(const nas_dataset *ds, float *mean, float *std) {
     size_t hw = (size_t)ds->h * (size_t)ds->w;
     for (int ch = 0; ch < ds->c; ch++) {
@@ -379,6 +386,7 @@ void nas_dataset_channel_stats(const nas_dataset *ds, float *mean, float *std) {
     }
 }
 
+/* Multiply by the reciprocal: one division per channel instead of per pixel. */
 void nas_dataset_normalize(nas_dataset *ds, const float *mean, const float *std) {
     size_t hw = (size_t)ds->h * (size_t)ds->w;
     for (int i = 0; i < ds->n; i++) {
@@ -470,6 +478,8 @@ int nas_dataset_split(nas_dataset *ds, int val_size, int random, uint64_t seed, 
     return partition(ds, val_size, random, seed, STREAM_SPLIT, val, err);
 }
 
+/* The subset uses its own stream (2), so a subset of n images is the same
+ * whatever validation split preceded it with the same seed. */
 int nas_dataset_subset(nas_dataset *ds, int n, uint64_t seed, char *err) {
     if (n < 0) return nas_set_err(err, NAS_EINVAL, "dataset: subset size %d is negative", n);
     if (n == 0 || n >= ds->n) return 0;
@@ -483,6 +493,7 @@ int nas_dataset_subset(nas_dataset *ds, int n, uint64_t seed, char *err) {
 // ----------------------------------------------------------------------------
 // The per-task recipe
 
+/* Safe on a zeroed struct, as every failure path of the recipe leaves one. */
 void nas_dataset_splits_fini(nas_dataset_splits *s) {
     nas_dataset_fini(&s->train);
     nas_dataset_fini(&s->val);
@@ -593,6 +604,8 @@ int nas_dataset_default_flip(const char *name) {
 // ----------------------------------------------------------------------------
 // Batch iterator
 
+/* Padding is capped at half the side: beyond that a crop can be all zeros,
+ * which teaches nothing. */
 int nas_dataset_iter_init(nas_dataset_iter *it, const nas_dataset *ds,
                           const nas_dataset_iter_config *cfg, char *err) {
     memset(it, 0, sizeof *it);
@@ -681,6 +694,7 @@ int nas_dataset_iter_next(nas_dataset_iter *it, float *x, uint8_t *y) {
     return k;
 }
 
+/* Steps per epoch, for learning-rate schedules that need the total. */
 int nas_dataset_iter_batches(const nas_dataset_iter *it) {
     int n = it->ds->n, b = it->cfg.batch;
     return it->cfg.drop_last ? n / b : (n + b - 1) / b;

@@ -29,6 +29,8 @@
 // ----------------------------------------------------------------------------
 // Byte order
 
+/* The header length is little-endian on every host; assembling it byte by
+ * byte also avoids an unaligned load from a network buffer. */
 static uint64_t load_le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
@@ -53,6 +55,8 @@ static void copy_f32_le(void *dst, const void *src, size_t n) {
 #endif
 }
 
+/* The bound keeps numel * 4 (the byte count) representable in int64, so
+ * callers can multiply by sizeof(float) without a second check. */
 int64_t nas_safetensors_numel(const nas_safetensors_tensor *t) {
     if (t->ndim < 0 || t->ndim > NAS_SAFETENSORS_MAX_DIMS) return -1;
     int64_t n = 1;
@@ -68,6 +72,8 @@ int64_t nas_safetensors_numel(const nas_safetensors_tensor *t) {
 // ----------------------------------------------------------------------------
 // Encode and save
 
+/* Duplicate detection sorts pointers, O(n log n): a model can have
+ * thousands of parameters and the pairwise check would be quadratic. */
 static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -209,6 +215,8 @@ int nas_safetensors_encode(const nas_safetensors_tensor *tensors, size_t count,
     return 0;
 }
 
+/* write() may write less than asked (signals, pipes, quotas); loop until
+ * done so a short write is never mistaken for success. */
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -283,6 +291,7 @@ typedef struct span {
     size_t index;
 } span;
 
+/* Order spans by start (then end) for the overlap sweep. */
 static int cmp_span(const void *a, const void *b) {
     const span *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -290,6 +299,8 @@ static int cmp_span(const void *a, const void *b) {
 }
 
 /* dtype names of the format that nasd recognises but does not read. */
+/* Telling "F16" (valid, not supported) from "Q7" (not safetensors at all)
+ * lets the message say whether the file or nasd is the problem. */
 static int is_known_dtype(const char *s) {
     static const char *const known[] = {"F64", "F16",  "BF16",    "I64",     "I32",
                                         "I16", "I8",   "U64",     "U32",     "U16",
@@ -360,6 +371,8 @@ static int parse_entry(const nas_json_member *m, uint64_t dlen, nas_safetensors_
     return 0;
 }
 
+/* Also the cleanup of a half-built result: counts are only advanced after
+ * the thing counted is owned, so everything counted is freed exactly once. */
 void nas_safetensors_destroy(nas_safetensors **stp) {
     if (!stp || !*stp) return;
     nas_safetensors *st = *stp;
@@ -504,6 +517,8 @@ fail:
     return rc;
 }
 
+/* The whole file is read into memory: weight files are megabytes, and
+ * parsing one buffer shares every check with the wire path. */
 int nas_safetensors_load(const char *path, nas_safetensors **out, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -535,6 +550,8 @@ done:
     return rc;
 }
 
+/* Linear: loading weights into a model walks the tensors in order anyway,
+ * and a lookup by name happens once per parameter. */
 const nas_safetensors_tensor *nas_safetensors_find(const nas_safetensors *st, const char *name) {
     for (size_t i = 0; st && name && i < st->count; i++)
         if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];

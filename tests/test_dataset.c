@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // ----------------------------------------------------------------------------
 // Fixture builders
@@ -284,6 +285,19 @@ START_TEST(test_dataset_cifar_load_and_errors) {
     ck_assert_int_eq(nas_dataset_load(&ds, "cifar10", dir, NAS_SPLIT_TEST, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "offset 0: empty file"));
     ck_assert_ptr_null(ds.images);
+    /* The archive's own layout, dir/cifar-10-batches-bin/, is found too. */
+    char sub[4096], name[4096];
+    nas_path_join(sub, sizeof sub, dir, "cifar-10-batches-bin");
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    tb[3073] = 1;
+    nas_path_join(name, sizeof name, sub, "test_batch.bin");
+    ck_assert_int_eq(nas_write_file(name, tb, tl, 0), 0);
+    nas_path_join(name, sizeof name, dir, "test_batch.bin");
+    ck_assert_int_eq(remove(name), 0);
+    ck_assert_msg(nas_dataset_load(&ds, "cifar10", dir, NAS_SPLIT_TEST, err) == 0, "%s", err);
+    ck_assert_int_eq(ds.n, 3);
+    ck_assert_int_eq(ds.labels[1], 1);
+    nas_dataset_fini(&ds);
     free(tb);
     nas_tmpdir_rm(dir);
 }

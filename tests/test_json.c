@@ -285,6 +285,39 @@ START_TEST(test_json_writer_round_trip) {
 }
 END_TEST
 
+START_TEST(test_json_float_round_trip_random) {
+    /* %.9g / %.17g read back bit-exact for every finite value: check
+     * random bit patterns, which cover subnormals and extreme exponents. */
+    nas_rng r;
+    nas_rng_init(&r, 2026, 0);
+    char err[NAS_ERR_LEN];
+    for (int i = 0; i < 20000; i++) {
+        uint32_t fb = nas_rng_u32(&r);
+        uint64_t db = nas_rng_u64(&r);
+        float f;
+        double d;
+        memcpy(&f, &fb, 4);
+        memcpy(&d, &db, 8);
+        if (!isfinite(f) || !isfinite(d)) continue;
+        nas_json_buf b;
+        nas_json_buf_init(&b);
+        nas_json_buf_arr_begin(&b);
+        nas_json_buf_f32(&b, f);
+        nas_json_buf_f64(&b, d);
+        nas_json_buf_arr_end(&b);
+        nas_json *j = NULL;
+        ck_assert_msg(nas_json_parse(b.data, b.len, 0, &j, err) == 0, "%s: %s", b.data, err);
+        float f2 = (float)nas_json_at(j, 0)->number;
+        double d2 = nas_json_at(j, 1)->number;
+        ck_assert_msg(memcmp(&f, &f2, 4) == 0, "float %a became %a via %s", (double)f, (double)f2,
+                      b.data);
+        ck_assert_msg(memcmp(&d, &d2, 8) == 0, "double %a became %a via %s", d, d2, b.data);
+        nas_json_free(&j);
+        nas_json_buf_fini(&b);
+    }
+}
+END_TEST
+
 START_TEST(test_json_writer_commas) {
     nas_json_buf b;
     nas_json_buf_init(&b);
@@ -381,6 +414,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_json_embedded_nul);
     tcase_add_test(tc, test_json_depth_limit);
     tcase_add_test(tc, test_json_writer_round_trip);
+    tcase_add_test(tc, test_json_float_round_trip_random);
     tcase_add_test(tc, test_json_writer_commas);
     tcase_add_test(tc, test_json_oom_is_clean);
     tcase_add_test(tc, test_json_random_bytes_never_crash);

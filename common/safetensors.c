@@ -286,10 +286,21 @@ io_fail:
 // ----------------------------------------------------------------------------
 // Parse and load
 
+/* What nas_safetensors.priv points to in a loaded file. */
+typedef struct st_priv {
+    void *blob;                             /* all tensor data, 64-byte aligned */
+    const nas_safetensors_tensor **by_name; /* tensors sorted by name, for find() */
+} st_priv;
+
 typedef struct span {
     uint64_t begin, end;
     size_t index;
 } span;
+
+static int cmp_tensor_name(const void *a, const void *b) {
+    return strcmp((*(const nas_safetensors_tensor *const *)a)->name,
+                  (*(const nas_safetensors_tensor *const *)b)->name);
+}
 
 /* Order spans by start (then end) for the overlap sweep. */
 static int cmp_span(const void *a, const void *b) {
@@ -384,7 +395,12 @@ void nas_safetensors_destroy(nas_safetensors **stp) {
     }
     nas_free(st->tensors);
     nas_free(st->meta);
-    nas_aligned_free(st->priv);
+    st_priv *pv = st->priv;
+    if (pv) {
+        nas_aligned_free(pv->blob);
+        nas_free(pv->by_name);
+        nas_free(pv);
+    }
     nas_free(st);
     *stp = NULL;
 }
@@ -494,18 +510,26 @@ int nas_safetensors_parse(const void *buf, size_t len, nas_safetensors **out, ch
      * is bounded by len plus 64 per tensor, so it cannot overflow. */
     for (size_t i = 0; i < nt; i++)
         blob += nas_align_up((size_t)(spans[i].end - spans[i].begin));
-    if (!(st->priv = nas_aligned_alloc(blob))) {
+    st_priv *pv = nas_calloc(1, sizeof *pv);
+    st->priv = pv;
+    if (!pv || !(pv->blob = nas_aligned_alloc(blob)) ||
+        !(pv->by_name = nas_malloc((nt ? nt : 1) * sizeof *pv->by_name))) {
         rc = nas_set_err(err, NAS_ENOMEM, "safetensors: out of memory for %zu bytes", blob);
         goto fail;
     }
     size_t at = 0;
     for (size_t i = 0; i < nt; i++) {
         size_t bytes = (size_t)(spans[i].end - spans[i].begin);
-        float *dst = (float *)((uint8_t *)st->priv + at);
+        float *dst = (float *)((uint8_t *)pv->blob + at);
         copy_f32_le(dst, data + spans[i].begin, bytes / 4);
         st->tensors[spans[i].index].data = dst;
         at += nas_align_up(bytes);
     }
+    /* Names are unique (the JSON reader rejects duplicate keys), so a
+     * sorted index gives find() in O(log n) for models with many tensors. */
+    for (size_t i = 0; i < nt; i++)
+        pv->by_name[i] = &st->tensors[i];
+    qsort(pv->by_name, nt, sizeof *pv->by_name, cmp_tensor_name);
     nas_free(spans);
     nas_json_free(&root);
     *out = st;
@@ -550,11 +574,21 @@ done:
     return rc;
 }
 
-/* Linear: loading weights into a model walks the tensors in order anyway,
- * and a lookup by name happens once per parameter. */
+/* Binary search over the sorted index: loading a model looks up every
+ * parameter by name, which would be quadratic with a linear scan. */
 const nas_safetensors_tensor *nas_safetensors_find(const nas_safetensors *st, const char *name) {
-    for (size_t i = 0; st && name && i < st->count; i++)
-        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    if (!st || !name || !st->priv) return NULL;
+    const st_priv *pv = st->priv;
+    size_t lo = 0, hi = st->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(pv->by_name[mid]->name, name);
+        if (c == 0) return pv->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

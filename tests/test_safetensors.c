@@ -129,6 +129,39 @@ static void encode_bad(const nas_safetensors_tensor *t, size_t n, const nas_safe
     ck_assert_msg(strstr(err, want), "message \"%s\" lacks \"%s\"", err, want);
 }
 
+START_TEST(test_safetensors_find_many) {
+    /* 500 tensors in an order unrelated to their names: every one is found
+     * by name (binary search over the sorted index), absent names are not. */
+    enum { N = 500 };
+    static nas_safetensors_tensor t[N];
+    static char names[N][32];
+    static float vals[N];
+    for (int i = 0; i < N; i++) {
+        int k = (i * 7919) % N;
+        snprintf(names[i], sizeof names[i], "cell%d/block%d/w", k % 17, k);
+        vals[i] = (float)k;
+        t[i] =
+            (nas_safetensors_tensor){.name = names[i], .ndim = 1, .shape = {1}, .data = &vals[i]};
+    }
+    uint8_t *buf;
+    size_t len;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_safetensors_encode(t, N, NULL, 0, &buf, &len, err), 0);
+    nas_safetensors *st = NULL;
+    ck_assert_int_eq(nas_safetensors_parse(buf, len, &st, err), 0);
+    for (int i = 0; i < N; i++) {
+        const nas_safetensors_tensor *g = nas_safetensors_find(st, names[i]);
+        ck_assert_msg(g && g->data[0] == vals[i], "%s", names[i]);
+        ck_assert_str_eq(st->tensors[i].name, names[i]);
+    }
+    ck_assert_ptr_null(nas_safetensors_find(st, "cell0/block0/x"));
+    ck_assert_ptr_null(nas_safetensors_find(st, ""));
+    ck_assert_ptr_null(nas_safetensors_find(st, "zzz"));
+    nas_safetensors_destroy(&st);
+    nas_free(buf);
+}
+END_TEST
+
 START_TEST(test_safetensors_encode_rejects) {
     float x[4] = {0};
     nas_safetensors_tensor t[2] = {{.name = "a", .ndim = 1, .shape = {4}, .data = x},
@@ -370,6 +403,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_safetensors_round_trip_file);
     tcase_add_test(tc, test_safetensors_round_trip_memory);
+    tcase_add_test(tc, test_safetensors_find_many);
     tcase_add_test(tc, test_safetensors_encode_rejects);
     tcase_add_test(tc, test_safetensors_corrupt_headers);
     tcase_add_test(tc, test_safetensors_bad_lengths);

@@ -63,6 +63,32 @@ void nas_dataset_fini(nas_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+/* FNV-1a over 64-bit words (a multiply per 8 bytes keeps 60000 images at
+ * tens of milliseconds), finished with nas_mix64 to spread the bits. */
+uint64_t nas_dataset_fingerprint(const nas_dataset *ds) {
+    const uint64_t prime = 0x100000001b3ULL;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const int dims[5] = {ds->n, ds->c, ds->h, ds->w, ds->classes};
+    for (int i = 0; i < 5; i++)
+        h = (h ^ (uint64_t)(uint32_t)dims[i]) * prime;
+    for (int i = 0; i < ds->n; i++)
+        h = (h ^ ds->labels[i]) * prime;
+    size_t nf = (size_t)ds->n * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    const float *p = ds->images;
+    size_t i = 0;
+    for (; i + 2 <= nf; i += 2) {
+        uint64_t wv;
+        memcpy(&wv, p + i, 8);
+        h = (h ^ wv) * prime;
+    }
+    if (i < nf) {
+        uint32_t last;
+        memcpy(&last, p + i, 4);
+        h = (h ^ last) * prime;
+    }
+    return nas_mix64(h);
+}
+
 // ----------------------------------------------------------------------------
 // File reading shared by the format readers
 

@@ -60,6 +60,11 @@ void nas_dataset_fini(nas_dataset *ds);
 /* *dst = a deep copy of src (0, NAS_ENOMEM). */
 int nas_dataset_copy(nas_dataset *dst, const nas_dataset *src, char *err);
 
+/* A 64-bit fingerprint of the dimensions, labels and pixel bits.  Workers
+ * can report it so that results computed on different copies of a data set
+ * (or different preprocessing) are told apart instead of compared. */
+uint64_t nas_dataset_fingerprint(const nas_dataset *ds);
+
 /* Pointer to image i (c*h*w floats). */
 static inline float *nas_dataset_image(const nas_dataset *ds, int i) {
     return ds->images + (size_t)i * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
@@ -87,6 +92,17 @@ int nas_dataset_load_idx(nas_dataset *ds, const char *images_path, const char *l
 /* Load CIFAR-10 binary batch files (records of 1 label byte + 3072 pixel
  * bytes, R then G then B planes of 32x32) and concatenate them. */
 int nas_dataset_load_cifar(nas_dataset *ds, const char *const *paths, int npaths, char *err);
+
+/* Write ds as an IDX pair in dir under the standard names for `split`
+ * (train-images-idx3-ubyte / train-labels-idx1-ubyte, or t10k-*), with
+ * ".gz" appended and gzip compression when gz is set, so that
+ * nas_dataset_load("mnist" or "fashion-mnist", dir, ...) reads it back when
+ * the images are 28x28 (any size reads back with nas_dataset_load_idx).
+ * Pixels are stored as round(clamp(x, 0, 1) * 255), which reproduces
+ * loader output exactly.  Each file is written atomically (temporary file,
+ * fsync, rename).  ds must have one channel (NAS_EINVAL otherwise). */
+int nas_dataset_save_idx(const nas_dataset *ds, const char *dir, nas_split split, int gz,
+                         char *err);
 
 // ----------------------------------------------------------------------------
 // Transforms

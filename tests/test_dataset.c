@@ -82,6 +82,9 @@ static void idx_expect_error(const char *dir, const char *iname, const char *lna
     ck_assert_ptr_null(ds.images);
 }
 
+static void make_set(nas_dataset *ds, int n, int c, int h, int w, float (*f)(int, int, int, int));
+static float f_ident(int i, int ch, int y, int x);
+
 // ----------------------------------------------------------------------------
 // IDX
 
@@ -217,6 +220,64 @@ START_TEST(test_dataset_idx_errors) {
 
     idx_expect_error(dir, "absent", "lab", 0, 0, NAS_ENOTFOUND, "absent: open");
     free(ib), free(lb), free(tmp);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+START_TEST(test_dataset_save_idx_round_trip) {
+    const char *dir = nas_tmpdir_make();
+    char err[NAS_ERR_LEN];
+    write_idx_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 9, 28, 28, 0);
+    nas_dataset a, b;
+    ck_assert_int_eq(nas_dataset_load(&a, "mnist", dir, NAS_SPLIT_TRAIN, err), 0);
+    uint64_t fa = nas_dataset_fingerprint(&a);
+    /* Written back under the test split's names, gzip: loads bit-identical. */
+    ck_assert_msg(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TEST, 1, err) == 0, "%s", err);
+    ck_assert_int_eq(nas_dataset_load(&b, "mnist", dir, NAS_SPLIT_TEST, err), 0);
+    ck_assert_int_eq(b.n, 9);
+    ck_assert_mem_eq(a.images, b.images, (size_t)9 * 28 * 28 * sizeof(float));
+    ck_assert_mem_eq(a.labels, b.labels, 9);
+    ck_assert_uint_eq(nas_dataset_fingerprint(&b), fa);
+    char path[4096];
+    size_t n;
+    char *raw =
+        nas_read_file(nas_path_join(path, sizeof path, dir, "t10k-images-idx3-ubyte.gz"), &n);
+    ck_assert(raw && (uint8_t)raw[0] == 0x1f && (uint8_t)raw[1] == 0x8b); /* gzip magic */
+    free(raw);
+    nas_dataset_fini(&b);
+    /* The fingerprint sees a single changed bit and a single changed label. */
+    uint32_t bits;
+    memcpy(&bits, &a.images[777], 4);
+    bits ^= 1;
+    memcpy(&a.images[777], &bits, 4);
+    ck_assert_uint_ne(nas_dataset_fingerprint(&a), fa);
+    bits ^= 1;
+    memcpy(&a.images[777], &bits, 4);
+    ck_assert_uint_eq(nas_dataset_fingerprint(&a), fa);
+    a.labels[3] ^= 1;
+    ck_assert_uint_ne(nas_dataset_fingerprint(&a), fa);
+    nas_dataset_fini(&a);
+
+    /* Other sizes round-trip through the generic reader; values outside
+     * [0, 1] are clamped; several channels are refused. */
+    make_set(&a, 4, 1, 5, 3, f_ident);
+    a.images[0] = -2.0f, a.images[1] = 0.5f, a.images[2] = NAN;
+    ck_assert_int_eq(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TRAIN, 0, err), 0);
+    char ip[4096], lp[4096];
+    nas_path_join(ip, sizeof ip, dir, "train-images-idx3-ubyte");
+    nas_path_join(lp, sizeof lp, dir, "train-labels-idx1-ubyte");
+    ck_assert_int_eq(nas_dataset_load_idx(&b, ip, lp, 10, 0, 0, err), 0);
+    ck_assert(b.n == 4 && b.h == 5 && b.w == 3);
+    ck_assert(b.images[0] == 0.0f && b.images[1] == 128.0f / 255.0f && b.images[2] == 0.0f);
+    ck_assert(b.images[3] == 1.0f); /* 10 clamps to 1 */
+    nas_dataset_fini(&b);
+    ck_assert_int_eq(nas_dataset_save_idx(&a, "/nonexistent/dir", NAS_SPLIT_TRAIN, 0, err),
+                     NAS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/train-images-idx3-ubyte"));
+    nas_dataset_fini(&a);
+    make_set(&a, 2, 3, 4, 4, f_ident);
+    ck_assert_int_eq(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TRAIN, 0, err), NAS_EINVAL);
+    nas_dataset_fini(&a);
     nas_tmpdir_rm(dir);
 }
 END_TEST
@@ -734,6 +795,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dataset_idx_plain_and_gz);
     tcase_add_test(tc, test_dataset_named_fashion_mnist);
     tcase_add_test(tc, test_dataset_idx_errors);
+    tcase_add_test(tc, test_dataset_save_idx_round_trip);
     tcase_add_test(tc, test_dataset_cifar_load_and_errors);
     tcase_add_test(tc, test_dataset_resize_area);
     tcase_add_test(tc, test_dataset_normalize);

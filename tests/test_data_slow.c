@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define FMNIST_TRAIN_FINGERPRINT 0x614fbf6a5cb84e28ULL
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -56,6 +58,13 @@ START_TEST(test_data_fashion_mnist_full) {
     ck_assert_int_eq(te.n, 10000);
     ck_assert(tr.c == 1 && tr.h == 28 && tr.w == 28 && tr.classes == 10);
     ck_assert(te.c == 1 && te.h == 28 && te.w == 28);
+    /* Pinned: loader output is part of every stored result's meaning, so a
+     * change to it (scaling, order) must be deliberate. */
+    double tf = now_s();
+    uint64_t fp = nas_dataset_fingerprint(&tr);
+    tf = now_s() - tf;
+    printf("fashion-mnist: train fingerprint %016llx in %.3f s\n", (unsigned long long)fp, tf);
+    ck_assert_uint_eq(fp, FMNIST_TRAIN_FINGERPRINT);
     /* Fashion-MNIST is balanced: 6000 and 1000 images per class. */
     int per[10] = {0}, per_te[10] = {0};
     for (int i = 0; i < tr.n; i++)

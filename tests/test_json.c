@@ -291,7 +291,7 @@ START_TEST(test_json_float_round_trip_random) {
     nas_rng r;
     nas_rng_init(&r, 2026, 0);
     char err[NAS_ERR_LEN];
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 5000; i++) {
         uint32_t fb = nas_rng_u32(&r);
         uint64_t db = nas_rng_u64(&r);
         float f;

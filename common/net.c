@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/gemm.h"
 #include "common/net_internal.h"
 
 #define NAS_NET_MAX_PATH 200
@@ -539,5 +540,10 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     nas_rng rng;
     nas_rng_init(&rng, 0x5eed, 0);
     nas_net_init_params(net, &rng);
+    return NAS_OK;
+}
+
+int nas_net_set_threads(nas_net *net, int threads) {
+    nas_gemm_set_threads(threads < 1 ? 1 : threads);
     return NAS_OK;
 }

@@ -455,6 +455,28 @@ static void mark_live(nas_net *net) {
     }
 }
 
+// Fuse each ReLU into the batch norm feeding it when that ReLU is the BN's only consumer: the
+// BN then writes max(y, 0) into its own slot, the ReLU aliases that slot and its gradient, and
+// the BN backward applies the mask.  This removes a full pass over the tensor each way.
+static void fuse_bn_relu(nas_net *net) {
+    int *uses = nas_calloc((size_t)net->n_nodes, sizeof(int));
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 0; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live) continue;
+        for (int k = 0; k < nd->n_in; k++) uses[nas__input(nd, k)]++;
+    }
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_RELU) continue;
+        nas__node *bn = &net->nodes[nd->in[0]];
+        if (bn->op != NAS__OP_BN || uses[nd->in[0]] != 1) continue;
+        bn->fused = 1;
+        nd->fused = 1;
+    }
+    nas_free(uses);
+}
+
 // Assign gradient buffers by simulating the backward order (see the file comment).
 static int plan_grads(nas_net *net) {
     planner pl = {nas_calloc((size_t)net->n_nodes + 1, sizeof(plan_block)), 0, 0};
@@ -466,6 +488,13 @@ static int plan_grads(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live) continue;
+        if (nd->op == NAS__OP_RELU && nd->fused) {
+            // The BN inherits this gradient buffer and frees it at its own step.
+            nas__node *bn = &net->nodes[nd->in[0]];
+            bn->grad_off = nd->grad_off;
+            bn->zero_at = -1;
+            continue;
+        }
         for (int k = 0; k < nd->n_in; k++) {
             nas__node *in = &net->nodes[nas__input(nd, k)];
             if (in->grad_off != SIZE_MAX) continue;
@@ -492,6 +521,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     net->output = output;
     net->batch = batch;
     mark_live(net);
+    fuse_bn_relu(net);
 
     // Parameter offsets: the trainable prefix, then buffers.
     size_t off = 0;
@@ -509,6 +539,10 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     for (int i = 1; i < net->n_nodes; i++) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live) continue;
+        if (nd->op == NAS__OP_RELU && nd->fused) {
+            nd->act_off = net->nodes[nd->in[0]].act_off; /* in place in the BN's slot */
+            continue;
+        }
         nd->act_off = act;
         act += node_floats(net, nd);
         nd->aux_off = act;

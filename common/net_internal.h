@@ -40,6 +40,7 @@ typedef struct nas__node {
     float prob;         /* dropout probability */
     nas_conv_shape cs;  /* convolution geometry (n = 1; set per call) */
     int live;           /* 1 if the output depends on it */
+    int fused;          /* BN: a following ReLU is applied in place; ReLU: done by its BN */
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */

@@ -43,13 +43,15 @@ static void forward_node(nas_net *net, nas__node *nd, int id, int n, int train, 
         if (train)
             nas_bn_forward_train(out, aux, aux + is.c, in, pdata(net, nd->p[0]), pdata(net, nd->p[1]),
                                  pdata(net, nd->p[2]), pdata(net, nd->p[3]), n, is.c, is.h * is.w,
-                                 BN_MOMENTUM, BN_EPS);
+                                 BN_MOMENTUM, BN_EPS, nd->fused);
         else
             nas_bn_forward_eval(out, in, pdata(net, nd->p[0]), pdata(net, nd->p[1]),
                                 pdata(net, nd->p[2]), pdata(net, nd->p[3]), n, is.c, is.h * is.w,
-                                BN_EPS);
+                                BN_EPS, nd->fused);
         break;
-    case NAS__OP_RELU: nas_relu_forward(out, in, size); break;
+    case NAS__OP_RELU:
+        if (!nd->fused) nas_relu_forward(out, in, size); /* fused: the BN already did it */
+        break;
     case NAS__OP_ADD: {
         const float *b = act(net, nd->in[1]);
         for (long i = 0; i < size; i++) out[i] = in[i] + b[i];
@@ -151,8 +153,8 @@ static void backward_node(nas_net *net, nas__node *nd, int id, int n) {
         break;
     }
     case NAS__OP_BN:
-        nas_bn_backward(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, in, aux,
-                        aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w);
+        nas_bn_backward(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
+                        aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused);
         break;
     case NAS__OP_RELU: nas_relu_backward(din, dout, out, size); break;
     case NAS__OP_ADD: {
@@ -211,7 +213,7 @@ void nas_net_backward(nas_net *net) {
     int n = net->cur_n;
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
-        if (!nd->live) continue;
+        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
         for (int k = 0; k < nd->n_in; k++) {
             int i = nas__input(nd, k);
             if (net->nodes[i].zero_at == j)

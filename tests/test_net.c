@@ -18,11 +18,11 @@ enum { B = 3, CLS = 5 };
 // factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear.
 static int build_zoo(nas_net *net) {
     int x = nas_net_input(net);
-    int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 1);
+    int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 0);
     a = nas_net_bn(net, "stem_bn", a);
     int r = nas_net_relu(net, a);
     int dw = nas_net_conv(net, "dw", r, 4, 3, 3, 1, 2, 2, 4, 0);
-    int pw = nas_net_conv(net, "pw", dw, 4, 1, 1, 1, 0, 1, 2, 0);
+    int pw = nas_net_conv(net, "pw", dw, 4, 1, 1, 1, 0, 1, 2, 1);
     int mp = nas_net_maxpool(net, r, 3, 1, 1);
     int ap = nas_net_avgpool(net, r, 3, 1, 1);
     int s1 = nas_net_add(net, pw, mp);
@@ -32,6 +32,7 @@ static int build_zoo(nas_net *net) {
     int fr = nas_net_factorized_reduce(net, "reduce", cat, 6);
     int p2 = nas_net_maxpool(net, cat, 3, 2, 1);
     int c2 = nas_net_conv(net, "c2", p2, 6, 1, 1, 1, 0, 1, 1, 0);
+    c2 = nas_net_relu(net, nas_net_bn(net, "c2_bn", c2)); /* fused BN+ReLU */
     int z = nas_net_zero(net, cat, 2);
     int zc = nas_net_conv(net, "zc", z, 6, 1, 1, 1, 0, 1, 1, 0);
     int sum = nas_net_add(net, nas_net_add(net, fr, c2), zc);
@@ -85,10 +86,18 @@ START_TEST(test_net_gradients) {
     for (int i = 0; i < nas_net_param_n(net); i++) {
         const nas_param *p = nas_net_param(net, i);
         if (!p->trainable) continue;
-        // Training-mode BN over 3 images is strongly curved, so the step is small; float
-        // rounding of the loss then dominates the error, hence the absolute tolerance.
-        ck_assert(nas_gradcheck(net_loss, &g, p->data, grads + p->offset, p->size, 3e-4f, 3e-4,
-                                2e-2, 12, p->name));
+        // Float activations limit a whole-network check: a small step drowns in rounding, a
+        // large one crosses ReLU/max-pool kinks or feels BN's curvature.  An element passes
+        // when any of three steps agrees; wiring bugs are off at every step.
+        size_t step = p->size > 12 ? p->size / 12 : 1;
+        for (size_t e = 0; e < p->size; e += step) {
+            int ok = 0;
+            static const float hs[3] = {3e-4f, 1e-3f, 3e-3f};
+            for (int k = 0; k < 3 && !ok; k++)
+                ok = nas_gradcheck(net_loss, &g, p->data + e, grads + p->offset + e, 1, hs[k], 2e-4,
+                                   2e-2, 0, p->name);
+            ck_assert_msg(ok, "%s[%zu]", p->name, e);
+        }
     }
     // Backward accumulates: a second pass without zeroing doubles the gradients.
     net_loss(&g);

@@ -57,6 +57,8 @@ void nas_net_destroy(nas_net **np) {
     nas_aligned_free(net->act_arena);
     nas_aligned_free(net->grad_arena);
     nas_aligned_free(net->workspace);
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
     nas_free(net);
     *np = NULL;
 }
@@ -571,13 +573,43 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         p->grad = p->trainable ? net->grad_block + p->offset : NULL;
     }
     net->compiled = 1;
+    net->threads = 1;
     nas_rng rng;
     nas_rng_init(&rng, 0x5eed, 0);
     nas_net_init_params(net, &rng);
     return NAS_OK;
 }
 
-int nas_net_set_threads(nas_net *net, int threads) {
-    nas_gemm_set_threads(threads < 1 ? 1 : threads);
+int nas_net_set_threads(nas_net *net, int threads, char *err) {
+    NAS_ASSERT(net->compiled);
+    if (threads < 1) threads = 1;
+    // BLAS stays single-threaded: our threads split the batch, and nesting OpenBLAS threads
+    // inside them on few cores is several times slower (PERF-ANCHORS.md section 3).
+    nas_gemm_set_threads(1);
+    if (threads == net->threads) return NAS_OK;
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
+    net->tscratch = NULL;
+    net->threads = 1;
+    if (threads == 1) return NAS_OK;
+    // Each extra member needs its own im2col workspace and weight-gradient accumulator.
+    size_t max_w = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->op != NAS__OP_CONV || !nd->live) continue;
+        size_t w = net->params[nd->p[0]].size + (size_t)nd->shape.c;
+        if (w > max_w) max_w = w;
+    }
+    net->max_wgrad = max_w;
+    net->tscratch_stride = pad16(net->workspace_floats + max_w);
+    net->tscratch = nas_aligned_alloc(sizeof(float) * net->tscratch_stride * (size_t)(threads - 1));
+    if (!net->tscratch) return nas_set_err(err, NAS_ENOMEM, "net: out of memory for %d threads", threads);
+    int rc = nas_workpool_create(&net->pool, threads, err);
+    if (rc < 0) {
+        nas_aligned_free(net->tscratch);
+        net->tscratch = NULL;
+        return rc;
+    }
+    net->threads = threads;
     return NAS_OK;
 }

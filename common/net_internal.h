@@ -11,6 +11,7 @@
 #include "common/conv.h"
 #include "common/net.h"
 #include "common/ops.h"
+#include "common/workpool.h"
 
 enum nas__op {
     NAS__OP_INPUT,
@@ -65,6 +66,12 @@ struct nas_net {
     float *act_arena, *grad_arena, *workspace;
     size_t act_floats, grad_arena_floats, workspace_floats;
     float drop_path;            /* current drop-path probability */
+    // threads
+    int threads;                /* members of pool (1 = no pool) */
+    nas_workpool *pool;         /* NULL when single-threaded */
+    float *tscratch;            /* per extra thread: a workspace, then a weight-gradient
+                                   accumulator of max_wgrad floats */
+    size_t tscratch_stride, max_wgrad;
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;

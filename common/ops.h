@@ -54,6 +54,20 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
                      const float *inp, const float *mean, const float *rstd, const float *gamma,
                      int n, int c, int hw, int relu);
 
+// The same three kernels restricted to channels [c0, c1): channels are
+// independent, so threads may split them.
+void nas_bn_forward_train_part(float *out, float *mean, float *rstd, const float *inp,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, int n, int c, int hw, float momentum, float eps,
+                               int relu, int c0, int c1);
+void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
+                              const float *beta, const float *running_mean,
+                              const float *running_var, int n, int c, int hw, float eps, int relu,
+                              int c0, int c1);
+void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                          const float *out, const float *inp, const float *mean, const float *rstd,
+                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1);
+
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);

@@ -37,7 +37,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
-    nas_net_set_threads(net, threads);
+    if (nas_net_set_threads(net, threads, err) < 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
+    }
     nas_rng rng;
     nas_rng_init(&rng, 1, 0);
     nas_net_init_params(net, &rng);

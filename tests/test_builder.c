@@ -95,8 +95,8 @@ START_TEST(test_builder_random_genomes_count_exactly) {
         ck_assert_int_eq(nas_genome_sample(&sp, &rng, &g), NAS_OK);
         nas_fidelity f = tiny(2 + (int)nas_rng_below(&rng, 3), (int)nas_rng_below(&rng, 2));
         int side = i % 2 ? 28 : 14;
-        /* Forward passes are the slow part under ASan: every fourth one. */
-        build_check(&g, &f, side, 10, i % 4 == 0);
+        /* Tiny fidelity (F 2..4, N 0..1) keeps 300 forward passes fast under ASan. */
+        build_check(&g, &f, side, 10, 1);
         built++;
     }
     ck_assert_int_eq(built, 300);

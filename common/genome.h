@@ -142,7 +142,8 @@ void nas_genome_canonical(const nas_genome *in, nas_genome *out);
 
 /* Stable 64-bit hash of the canonical form (FNV-1a over a fixed byte
  * encoding; the same on every machine and build). The shared flag is not
- * hashed: shared and unshared genomes with equal cells hash equal. */
+ * hashed: shared and unshared genomes with equal cells hash equal. An
+ * invalid genome hashes to 0 (and canonical copies it unchanged). */
 uint64_t nas_genome_hash(const nas_genome *g);
 
 /* 1 if both build the same network (equal canonical cells, or edges). */

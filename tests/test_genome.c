@@ -619,6 +619,80 @@ START_TEST(test_genome_damaged_inputs_never_crash) {
 }
 END_TEST
 
+/* Every allocation failure inside expansion, enumeration and costing turns
+ * into NAS_ENOMEM without a leak (LeakSanitizer checks each forked test). */
+START_TEST(test_genome_alloc_failures) {
+    nas_space shared = {.kind = NAS_SPACE_CELL, .n_blocks = 3, .shared = 1};
+    nas_space nb = {.kind = NAS_SPACE_NB201};
+    nas_genome g = parse_ok("c=sep3x3:0+id:1");
+    nas_fidelity f = nas_fidelity_default();
+    f.cells = 2;
+    int failures = 0;
+    for (int which = 0; which < 4; which++) {
+        for (long n = 1;; n++) {
+            nas_genome *out = NULL;
+            nas_cost cost;
+            nas_alloc_fail_after(n);
+            int rc;
+            switch (which) {
+            case 0:
+                rc = nas_genome_enumerate_level1(&shared, &out);
+                break;
+            case 1:
+                rc = nas_genome_expand(&g, &shared, &out);
+                break;
+            case 2:
+                rc = nas_genome_enumerate_level1(&nb, &out);
+                break;
+            default:
+                rc = nas_genome_cost(&g, &f, 1, 28, 10, &cost, NULL);
+                break;
+            }
+            nas_alloc_fail_reset();
+            nas_free(out);
+            if (rc >= 0) break;
+            ck_assert_int_eq(rc, NAS_ENOMEM);
+            ck_assert_int_lt(n, 100);
+            failures++;
+        }
+    }
+    ck_assert_int_gt(failures, 4);
+}
+END_TEST
+
+/* Identity functions on garbage structs: no crash, hash 0, never equivalent. */
+START_TEST(test_genome_identity_on_garbage) {
+    nas_rng rng;
+    nas_rng_init(&rng, 4, 4);
+    for (int t = 0; t < 5000; t++) {
+        nas_genome g;
+        uint8_t *p = (uint8_t *)&g;
+        for (size_t i = 0; i < sizeof g; i++)
+            p[i] = (uint8_t)nas_rng_u32(&rng);
+        if (t % 2) { /* plausible headers reach deeper code paths */
+            g.space = (int)nas_rng_below(&rng, 2);
+            g.shared = 0;
+            g.normal.n_blocks = 1 + (int)nas_rng_below(&rng, 8);
+            g.reduce.n_blocks = 1 + (int)nas_rng_below(&rng, 8);
+        }
+        nas_genome c;
+        nas_genome_canonical(&g, &c);
+        uint64_t h = nas_genome_hash(&g);
+        if (nas_genome_validate(&g, NULL) != NAS_OK) {
+            if (h != 0) ck_abort_msg("invalid genome hashed to %llx", (unsigned long long)h);
+            if (nas_genome_equivalent(&g, &g)) ck_abort_msg("invalid genome equivalent");
+        }
+        char buf[NAS_GENOME_TEXT_MAX];
+        nas_genome_format(&g, buf, sizeof buf);
+        nas_genome_to_json(&g, buf, sizeof buf);
+        nas_genome_to_dot(&g, buf, sizeof buf);
+        nas_space sp = {.kind = g.space == 1 ? 1 : 0, .n_blocks = 3};
+        nas_genome child;
+        nas_genome_mutate(&g, &sp, 0.0f, &rng, &child, NULL);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("genome");
     TCase *tc = tcase_create("core");
@@ -638,6 +712,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_genome_dot_form);
     tcase_add_test(tc, test_genome_hash_pinned);
     tcase_add_test(tc, test_genome_damaged_inputs_never_crash);
+    tcase_add_test(tc, test_genome_alloc_failures);
+    tcase_add_test(tc, test_genome_identity_on_garbage);
     suite_add_tcase(s, tc);
     return s;
 }

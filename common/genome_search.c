@@ -34,7 +34,9 @@
 // ---------------------------------------------------------------------------
 // Canonical form of a cell
 
-/* 64-bit mix of two values (splitmix finaliser over a combination). */
+/* 64-bit mix of two values (splitmix finaliser over a combination).  It
+ * only orders blocks for the canonical search, so collisions cost time
+ * (a bigger tie group), never correctness. */
 static uint64_t mix2(uint64_t a, uint64_t b) {
     return nas_mix64(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull));
 }
@@ -80,6 +82,8 @@ static void cell_prune(const nas_cell *in, nas_cell *out) {
     *out = c;
 }
 
+/* State of the tie-breaking search: the candidate numberings are exactly the
+ * orders that respect the sorted invariant keys; the smallest encoding wins. */
 typedef struct canon_search {
     const nas_cell *cell;          /* pruned cell, original order */
     int n;                         /* blocks */
@@ -284,7 +288,9 @@ int nas__mask_list(uint32_t mask, int n_ops, int *ops) {
     return n;
 }
 
-/* Checks shared by sample/expand/enumerate: known kind, usable op set. */
+/* Checks shared by sample/expand/enumerate: known kind, usable op set.
+ * A mask with only `zero` (or only NB201 `none`) could never produce a
+ * valid, non-trivial genome, so it is refused up front rather than looping. */
 static int space_check(const nas_space *sp, int *ops, int *n_ops) {
     if (sp == NULL) return NAS_EINVAL;
     if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201) return NAS_EINVAL;
@@ -340,7 +346,10 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out) {
 // Mutation (Real et al. 2019, "Regularized evolution", s2 and fig. 2)
 
 /* Apply a described mutation to a copy of the parent. Returns 1 if the
- * child is valid and differs from the parent in canonical form. */
+ * child is valid and differs from the parent in canonical form.  Comparing
+ * canonical forms matters: changing the input of a `zero` half, or the op
+ * of a dead block, changes the encoding but not the network, and evolution
+ * would waste a training run on a clone. */
 static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, const nas_mutation *m,
                           nas_genome *child) {
     *child = *parent;
@@ -369,7 +378,8 @@ static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, co
 }
 
 /* Every single mutation of the parent (both kinds), for the exhaustive
- * fallback; returns the count written to ms (cap entries at most). */
+ * fallback; returns the count written to ms (cap entries at most).  At most
+ * 2 cells x 8 blocks x 2 halves x (11 ops + 9 inputs) moves. */
 static int mutation_list(const nas_genome *g, const int *ops, int n_ops, nas_mutation *ms,
                          int cap) {
     int n = 0;
@@ -483,7 +493,7 @@ done:
 // ---------------------------------------------------------------------------
 // PNAS expansion and level-1 enumeration
 
-/* Growable genome list with hash-based dedup (sorted hash array). */
+/* Growable genome list; the hash of each entry is kept beside it. */
 typedef struct glist {
     nas_genome *g;
     uint64_t *h; /* hashes in insertion order */
@@ -507,7 +517,9 @@ static int glist_push(glist *l, const nas_genome *g, uint64_t h) {
     return NAS_OK;
 }
 
-/* Open-addressing hash set of 64-bit hashes (0 is remapped, never stored). */
+/* Open-addressing hash set of 64-bit hashes (0 is remapped, never stored).
+ * Expansion of a 4-block cell tries ~3,600 ordered block pairs; a linear
+ * scan per candidate would be quadratic in that. */
 typedef struct hset {
     uint64_t *slot;
     size_t cap, n;
@@ -582,7 +594,9 @@ fail:
 int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_want,
                       nas_genome **children);
 
-/* Children of (normal, reduce) pairs: the shared case has one cell list. */
+/* Children of (normal, reduce) pairs: the shared case has one cell list.
+ * Unshared children are the product of the two cells' extensions; they are
+ * distinct by construction because each factor list is already distinct. */
 static int expand_cells(const nas_cell *normal, const nas_cell *reduce, int shared, const int *ops,
                         int n_ops, nas_genome **children) {
     glist ln = {0}, lr = {0}, res = {0};

@@ -91,6 +91,7 @@ typedef struct canon_search {
     int group_end[NAS_MAX_BLOCKS]; /* for sorted position p: end of its tie group */
     int perm[NAS_MAX_BLOCKS];      /* current candidate: position -> block */
     int taken[NAS_MAX_BLOCKS];
+    uint8_t swap_ok[NAS_MAX_BLOCKS][NAS_MAX_BLOCKS]; /* swapping i, j maps the cell onto itself */
     uint8_t best[NAS_MAX_BLOCKS * 4];
     int have_best;
 } canon_search;
@@ -121,8 +122,34 @@ static void canon_encode(const canon_search *s, uint8_t *enc) {
     }
 }
 
+/* A block's two halves as one order-free key, for comparing blocks. */
+static uint32_t block_key(int ia, int oa, int ib, int ob) {
+    uint32_t x = (uint32_t)(ia << 8 | oa), y = (uint32_t)(ib << 8 | ob);
+    return x < y ? x << 16 | y : y << 16 | x;
+}
+
+/* 1 if exchanging blocks x and y (and every reference to them) maps the
+ * cell onto itself.  Then any numbering that puts x at a position has a
+ * mirror image putting y there with the same encoding, so the search needs
+ * to try only one of them: eight identical output blocks take one leaf
+ * instead of 8! = 40,320. */
+static int swap_is_automorphism(const nas_cell *c, int x, int y) {
+    for (int k = 0; k < c->n_blocks; k++) {
+        const nas_block *b = &c->blocks[k];
+        int m = k == x ? y : k == y ? x : k; /* where block k's image must be */
+        int ia = b->in_a, ib = b->in_b;
+        ia = ia == x + 2 ? y + 2 : ia == y + 2 ? x + 2 : ia;
+        ib = ib == x + 2 ? y + 2 : ib == y + 2 ? x + 2 : ib;
+        const nas_block *t = &c->blocks[m];
+        if (block_key(ia, b->op_a, ib, b->op_b) != block_key(t->in_a, t->op_a, t->in_b, t->op_b))
+            return 0;
+    }
+    return 1;
+}
+
 /* Try every order of the blocks inside each tie group (positions are
- * filled left to right; a group occupies a contiguous run of positions). */
+ * filled left to right; a group occupies a contiguous run of positions),
+ * skipping a candidate that is a mirror image of one already tried here. */
 static void canon_try(canon_search *s, int p) {
     if (p == s->n) {
         uint8_t enc[NAS_MAX_BLOCKS * 4];
@@ -136,9 +163,14 @@ static void canon_try(canon_search *s, int p) {
     int start = p;
     while (start > 0 && s->group_end[start - 1] == s->group_end[p])
         start--;
+    int tried[NAS_MAX_BLOCKS], n_tried = 0;
     for (int q = start; q < s->group_end[p]; q++) {
-        int blk = s->order[q];
+        int blk = s->order[q], mirror = 0;
         if (s->taken[blk]) continue;
+        for (int t = 0; t < n_tried && !mirror; t++)
+            mirror = s->swap_ok[tried[t]][blk];
+        if (mirror) continue;
+        tried[n_tried++] = blk;
         s->taken[blk] = 1;
         s->perm[p] = blk;
         canon_try(s, p + 1);
@@ -184,6 +216,12 @@ void nas__cell_canonical(const nas_cell *in, nas_cell *out) {
         int same = p + 1 < n && height[s.order[p] + 2] == height[s.order[p + 1] + 2] &&
                    sig[s.order[p] + 2] == sig[s.order[p + 1] + 2];
         s.group_end[p] = same ? s.group_end[p + 1] : p + 1;
+    }
+    for (int p = 0; p < n; p++) { /* only blocks in one tie group can be mirrors */
+        for (int q = p + 1; q < s.group_end[p]; q++) {
+            int x = s.order[p], y = s.order[q];
+            s.swap_ok[x][y] = s.swap_ok[y][x] = (uint8_t)swap_is_automorphism(&c, x, y);
+        }
     }
     canon_try(&s, 0);
     nas_cell r;

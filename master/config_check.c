@@ -22,13 +22,15 @@
 /* The names of common/genome.h's enums, in enum order.  They are spelled
  * out here because the genome module owns nas_op_parse(); once both are
  * in main this table can defer to it (the values are append-only). */
-static const char *const cell_ops[] = {"id",     "avg3x3", "max3x3",      "sep3x3",
-                                       "sep5x5", "sep7x7", "dil3x3",      "conv1x7_7x1",
-                                       "conv3x3", "conv1x1", "zero",      NULL};
-static const char *const nb201_ops[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                                        "avg_pool_3x3", NULL};
+static const char *const cell_ops[] = {"id",      "avg3x3",  "max3x3", "sep3x3",
+                                       "sep5x5",  "sep7x7",  "dil3x3", "conv1x7_7x1",
+                                       "conv3x3", "conv1x1", "zero",   NULL};
+static const char *const nb201_ops[] = {"none",         "skip_connect", "nor_conv_1x1",
+                                        "nor_conv_3x3", "avg_pool_3x3", NULL};
 
-static const char *const *ops_of(int kind) { return kind == NAS_SPACE_NB201 ? nb201_ops : cell_ops; }
+static const char *const *ops_of(int kind) {
+    return kind == NAS_SPACE_NB201 ? nb201_ops : cell_ops;
+}
 
 /* Default op set: every cell op but zero (a search option only), every
  * NB201 op (its "none" is part of the benchmark). */
@@ -75,7 +77,7 @@ static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     return NAS_OK;
 }
 
-// ---- checks between keys ----------------------------------------------------------------------------
+// ---- checks between keys -----------------------------------------------------------------------
 
 /* Line of the first of two keys that was written (the one to change). */
 static int line_either(const nas__cfg_ctx *cx, const char *a, const char *b) {
@@ -91,6 +93,8 @@ typedef struct data_shape {
 static const data_shape shapes[] = {
     {"fashion-mnist", 28, 60000}, {"mnist", 28, 60000}, {"cifar10", 32, 50000}};
 
+/* Dataset-dependent limits: the resolution cannot exceed the images' side
+ * and the subset plus the validation split must fit in the training set. */
 static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *prefix,
                           const data_shape *d) {
     char path[64];
@@ -118,6 +122,8 @@ static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *p
     return NAS_OK;
 }
 
+/* Only the form is checked here; whether the address can be bound is the
+ * dispatcher's business, at bind time. */
 static int check_endpoint(nas__cfg_ctx *cx, const char *key, const char *v) {
     char path[32];
     snprintf(path, sizeof path, "listen.%s", key);
@@ -127,6 +133,8 @@ static int check_endpoint(nas__cfg_ctx *cx, const char *key, const char *v) {
     return NAS_OK;
 }
 
+/* The name ends up in file names (<name>.db) and log lines, so it is kept
+ * to characters that are safe in both. */
 static int check_name(nas__cfg_ctx *cx, const char *name) {
     if (!*name) return nas__cfg_error(cx, nas__cfg_line_of(cx, "name"), "name", "is empty");
     for (const char *p = name; *p; p++)
@@ -136,13 +144,14 @@ static int check_name(nas__cfg_ctx *cx, const char *name) {
     return NAS_OK;
 }
 
+/* Strategy parameters that constrain each other, and the derived values
+ * (max_blocks default, budget) the strategy reads from its config. */
 static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
     nas_strategy_config *s = &c->strategy;
     if (s->sample > s->population)
         return nas__cfg_error(cx, line_either(cx, "strategy.sample", "strategy.population"),
-                              "strategy.sample",
-                              "must be <= strategy.population (%d), got %d", s->population,
-                              s->sample);
+                              "strategy.sample", "must be <= strategy.population (%d), got %d",
+                              s->population, s->sample);
     if (strcmp(s->name, "evolution") == 0 && s->population > c->budget.evaluations)
         return nas__cfg_error(cx, line_either(cx, "strategy.population", "budget.evaluations"),
                               "strategy.population",
@@ -158,6 +167,7 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
     return NAS_OK;
 }
 
+/* Cross-key checks in the order a person would fix them. */
 static int check_all(nas__cfg_ctx *cx, nas_config *c) {
     int rc = check_name(cx, c->name);
     if (rc == NAS_OK) rc = resolve_ops(cx, c);
@@ -197,7 +207,7 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
     return NAS_OK;
 }
 
-// ---- canonical text ------------------------------------------------------------------------------------
+// ---- canonical text ----------------------------------------------------------------------------
 
 typedef struct buf {
     char *p;
@@ -205,6 +215,8 @@ typedef struct buf {
     int oom;
 } buf;
 
+/* printf into a growing buffer; an allocation failure is remembered and
+ * reported once at the end instead of after every call. */
 static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(buf *b, const char *fmt, ...) {
     if (b->oom) return;
@@ -244,18 +256,35 @@ static void put_escaped(buf *b, const char *s) {
     }
 }
 
+/* One value in its canonical spelling: floats at round-trip precision,
+ * enums as words, op masks as names in enum order (so the order in which
+ * the file lists ops does not matter). */
 static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_config *c) {
     switch (f->type) {
     case NAS__T_INT:
-    case NAS__T_BOOL: put(b, "%d", *(const int *)p); break;
+    case NAS__T_BOOL:
+        put(b, "%d", *(const int *)p);
+        break;
     case NAS__T_I64:
-    case NAS__T_DURATION_MS: put(b, "%lld", (long long)*(const int64_t *)p); break;
-    case NAS__T_SIZE: put(b, "%lld", (long long)*(const int64_t *)p); break;
-    case NAS__T_U64: put(b, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case NAS__T_FLOAT: put(b, "%.9g", (double)*(const float *)p); break;
+    case NAS__T_DURATION_MS:
+        put(b, "%lld", (long long)*(const int64_t *)p);
+        break;
+    case NAS__T_SIZE:
+        put(b, "%lld", (long long)*(const int64_t *)p);
+        break;
+    case NAS__T_U64:
+        put(b, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case NAS__T_FLOAT:
+        put(b, "%.9g", (double)*(const float *)p);
+        break;
     case NAS__T_DOUBLE:
-    case NAS__T_DURATION: put(b, "%.17g", *(const double *)p); break;
-    case NAS__T_ENUM: put(b, "%s", f->names[*(const int *)p]); break;
+    case NAS__T_DURATION:
+        put(b, "%.17g", *(const double *)p);
+        break;
+    case NAS__T_ENUM:
+        put(b, "%s", f->names[*(const int *)p]);
+        break;
     case NAS__T_OPS: {
         const char *const *names = ops_of(c->strategy.space.kind);
         put(b, "[");
@@ -273,10 +302,13 @@ static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_c
             put(b, "%s%s", i ? ", " : "", c->strategy.seeds[i]);
         put(b, "]");
         break;
-    default: put_escaped(b, p); break;
+    default:
+        put_escaped(b, p);
+        break;
     }
 }
 
+/* Walk the key table in order, skipping keys outside the identity. */
 static void put_table(buf *b, const nas__cfg_field *table, const char *base, const char *prefix,
                       const nas_config *c) {
     for (const nas__cfg_field *f = table; f->key; f++) {
@@ -293,6 +325,8 @@ static void put_table(buf *b, const nas__cfg_field *table, const char *base, con
     }
 }
 
+/* FNV-1a: simple, stable across machines and builds, and good enough to
+ * tell configs apart (this is an identity check, not a security one). */
 static uint64_t fnv1a64(const char *s, size_t n) {
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++) {

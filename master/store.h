@@ -42,8 +42,8 @@
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
-#define NAS_STORE_TEXT_MAX 512   /* genome text form, as NAS_GENOME_TEXT_MAX */
-#define NAS_STORE_NAME_MAX 64    /* worker names, campaign names, event kinds */
+#define NAS_STORE_TEXT_MAX   512 /* genome text form, as NAS_GENOME_TEXT_MAX */
+#define NAS_STORE_NAME_MAX   64  /* worker names, campaign names, event kinds */
 #define NAS_STORE_REASON_MAX 256 /* failure reasons */
 
 typedef struct nas_store nas_store;
@@ -138,15 +138,15 @@ int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char 
 
 /* A task to add: the architecture (upserted by hash) and how to train it. */
 typedef struct nas_store_new_task {
-    uint64_t arch_hash;     /* canonical genome hash */
-    const char *arch_text;  /* canonical text form */
-    const void *genome;     /* encoded genome (caller's format), may be NULL */
+    uint64_t arch_hash;    /* canonical genome hash */
+    const char *arch_text; /* canonical text form */
+    const void *genome;    /* encoded genome (caller's format), may be NULL */
     size_t genome_len;
-    int64_t params, macs;   /* cost at the task's fidelity */
-    int stage;              /* enum nas_store_stage */
+    int64_t params, macs; /* cost at the task's fidelity */
+    int stage;            /* enum nas_store_stage */
     nas_fidelity fidelity;
     int has_parent;
-    uint64_t parent_hash;   /* architecture whose weights the child inherits */
+    uint64_t parent_hash; /* architecture whose weights the child inherits */
 } nas_store_new_task;
 
 /* Add a queued task, upsert its architecture and, when `strategy_blob` is
@@ -171,8 +171,7 @@ int nas_store_task_extend(nas_store *st, int64_t task_id, int attempt, int64_t e
 /* Put a leased task back in the queue without counting a failure (the
  * master shuts down, or the campaign resumes).  NAS_STORE_STALE if that
  * lease is gone. */
-int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms,
-                           char *err);
+int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms, char *err);
 
 /* Resume: put every leased task back in the queue (one transaction) and
  * return how many there were. */
@@ -186,8 +185,8 @@ typedef struct nas_store_result {
     const float *curve;   /* validation accuracy per epoch, may be NULL */
     int n_curve;
     int64_t params, macs;
-    double seconds;       /* training wall time on the worker */
-    const char *worker;   /* who trained it */
+    double seconds;     /* training wall time on the worker */
+    const char *worker; /* who trained it */
 } nas_store_result;
 
 /* Record the result of (task, attempt), mark the task done and, when
@@ -208,9 +207,9 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
  * count as attempts, so an architecture that kills its workers cannot loop
  * forever.  A failure of an attempt that is not the live lease is
  * NAS_STORE_STALE. */
-int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
-                          const char *reason, int max_attempts, const void *strategy_blob,
-                          size_t blob_len, int64_t now_ms, char *err);
+int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind, const char *reason,
+                          int max_attempts, const void *strategy_blob, size_t blob_len,
+                          int64_t now_ms, char *err);
 
 /* ---- reading back ---------------------------------------------------------------- */
 
@@ -224,15 +223,14 @@ typedef struct nas_store_task_info {
     nas_fidelity fidelity;
     int has_parent;
     uint64_t parent_hash;
-    int64_t created_ms, finished_ms; /* finished_ms is 0 until done or failed */
-    int failure_kind;                /* enum nas_store_failure_kind, -1 if none */
+    int64_t created_ms, finished_ms;    /* finished_ms is 0 until done or failed */
+    int failure_kind;                   /* enum nas_store_failure_kind, -1 if none */
     char failure[NAS_STORE_REASON_MAX]; /* last failure reason, "" if none */
 } nas_store_task_info;
 
 /* Tasks in `state` (or NAS_STORE_TASK_ANY) and `stage` (or ANY), ordered by
  * id.  *out is malloc'd (nas_free); returns the count. */
-int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out,
-                        char *err);
+int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out, char *err);
 
 /* One task by id; NAS_ENOTFOUND if absent. */
 int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out, char *err);
@@ -273,8 +271,7 @@ int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *er
 int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err);
 
 /* Write the strategy state alone (e.g. after a load-time migration). */
-int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms,
-                            char *err);
+int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms, char *err);
 
 /* ---- workers, events, weights ------------------------------------------------------ */
 
@@ -307,8 +304,8 @@ int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_e
 int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, int64_t bytes,
                           int64_t now_ms, char *err);
 /* NAS_ENOTFOUND if none; path is copied into buf (cap bytes). */
-int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap,
-                          int64_t *bytes, char *err);
+int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap, int64_t *bytes,
+                          char *err);
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
 
 /* ---- encodings shared with nasctl --------------------------------------------------- */

@@ -18,7 +18,7 @@ static int parse(const char *text, nas_config *cfg, char *err) {
     return nas_config_parse(text, strlen(text), "bad.yaml", cfg, err);
 }
 
-// ---- broken files ----------------------------------------------------------------------------
+// ---- broken files ------------------------------------------------------------------------------
 
 static const struct {
     const char *yaml;
@@ -35,14 +35,15 @@ static const struct {
     {"data:\n  set: imagenet\n",
      "bad.yaml:2: data.set: 'imagenet' is not allowed; expected one of: fashion-mnist mnist "
      "cifar10"},
-    {"space:\n  kind: cels\n", "bad.yaml:2: space.kind: 'cels' is not allowed; did you mean 'cell'?"},
+    {"space:\n  kind: cels\n",
+     "bad.yaml:2: space.kind: 'cels' is not allowed; did you mean 'cell'?"},
     {"space:\n  kind: nb201\n  ops: [nor_conv_3x3, sep3x3]\n",
      "bad.yaml:3: space.ops: 'sep3x3' is not an op of the nb201 space"},
     {"space:\n  ops: [zero]\n", "bad.yaml:2: space.ops: needs at least one op other than zero"},
     {"space:\n  blocks: 9\n", "bad.yaml:2: space.blocks: must be <= 8, got 9"},
-    {"strategy: evolution\n",
-     "bad.yaml:1: strategy: expected a mapping of keys, got a scalar"},
-    {"space:\n  ops: sep3x3\n", "bad.yaml:2: space.ops: expected a list such as [a, b], got a scalar"},
+    {"strategy: evolution\n", "bad.yaml:1: strategy: expected a mapping of keys, got a scalar"},
+    {"space:\n  ops: sep3x3\n",
+     "bad.yaml:2: space.ops: expected a list such as [a, b], got a scalar"},
     {"seed: 1\nname: x\nseed: 2\n", "bad.yaml:3: seed: duplicate key (first set at line 1)"},
     {"fidelity:\n  epochs: [1, 2\n", "YAML syntax error"},
     {"strategy:\n  p_identity: 1.5\n", "bad.yaml:2: strategy.p_identity: must be <= 1, got 1.5"},
@@ -98,15 +99,15 @@ START_TEST(test_config_bad_files) {
     err[0] = '\0';
     int rc = parse(yaml, &cfg, err);
     ck_assert_msg(rc == NAS_ECONFIG, "case %d: rc %d for:\n%s", _i, rc, yaml);
-    ck_assert_msg(strstr(err, bad_files[_i].message) != NULL,
-                  "case %d:\n  want: %s\n  got:  %s", _i, bad_files[_i].message, err);
+    ck_assert_msg(strstr(err, bad_files[_i].message) != NULL, "case %d:\n  want: %s\n  got:  %s",
+                  _i, bad_files[_i].message, err);
     /* A failed parse owns nothing. */
     ck_assert_ptr_null(cfg.text);
     ck_assert_ptr_null(cfg.canonical);
 }
 END_TEST
 
-// ---- good files ------------------------------------------------------------------------------------
+// ---- good files --------------------------------------------------------------------------------
 
 START_TEST(test_config_defaults) {
     char err[NAS_ERR_LEN] = "";
@@ -177,9 +178,8 @@ START_TEST(test_config_typed_values) {
     ck_assert_str_eq(cfg.data.set, "cifar10");
     ck_assert_str_eq(cfg.data.dir, "/data/c10");
     ck_assert_int_eq(cfg.strategy.space.kind, NAS_SPACE_NB201);
-    ck_assert_uint_eq(cfg.strategy.space.op_mask, (1u << NAS_NB201_NONE) |
-                                                      (1u << NAS_NB201_CONV3X3) |
-                                                      (1u << NAS_NB201_SKIP));
+    ck_assert_uint_eq(cfg.strategy.space.op_mask,
+                      (1u << NAS_NB201_NONE) | (1u << NAS_NB201_CONV3X3) | (1u << NAS_NB201_SKIP));
     ck_assert_str_eq(cfg.strategy.name, "pnas");
     ck_assert_int_eq(cfg.strategy.beam, 8);
     ck_assert_int_eq(cfg.strategy.use_lstm, 0);
@@ -276,7 +276,7 @@ START_TEST(test_config_units) {
 }
 END_TEST
 
-// ---- identity ------------------------------------------------------------------------------------------
+// ---- identity ----------------------------------------------------------------------------------
 
 static uint64_t hash_of(const char *yaml) {
     char err[NAS_ERR_LEN] = "";

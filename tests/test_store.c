@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-// ---- fixtures ------------------------------------------------------------------------------
+// ---- fixtures ----------------------------------------------------------------------------------
 
 static char tmp[4096], db_path[4096];
 
@@ -26,7 +26,9 @@ static void setup(void) {
     nas_path_join(db_path, sizeof db_path, tmp, "campaign.db");
 }
 
-static void teardown(void) { nas_tmpdir_rm(tmp); }
+static void teardown(void) {
+    nas_tmpdir_rm(tmp);
+}
 
 static nas_store_campaign campaign_spec(uint64_t hash, const char *canonical) {
     nas_store_campaign c = {
@@ -67,8 +69,14 @@ static int64_t add_task(nas_store *st, uint64_t hash, int stage) {
 
 static nas_store_result result_of(double acc) {
     static const float curve[3] = {0.25f, 0.5f, 0.75f};
-    nas_store_result r = {.accuracy = acc, .loss = 0.5, .test_accuracy = NAN, .curve = curve,
-                          .n_curve = 3, .params = 1000, .macs = 20000, .seconds = 1.5,
+    nas_store_result r = {.accuracy = acc,
+                          .loss = 0.5,
+                          .test_accuracy = NAN,
+                          .curve = curve,
+                          .n_curve = 3,
+                          .params = 1000,
+                          .macs = 20000,
+                          .seconds = 1.5,
                           .worker = "w1"};
     return r;
 }
@@ -105,7 +113,7 @@ static int pragma_int(nas_store *st, const char *sql) {
     return v;
 }
 
-// ---- schema ---------------------------------------------------------------------------------
+// ---- schema ------------------------------------------------------------------------------------
 
 START_TEST(test_store_create_and_reopen) {
     char err[NAS_ERR_LEN] = "";
@@ -179,8 +187,7 @@ END_TEST
 START_TEST(test_store_refuses_future_version) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
-    ck_assert_int_eq(sqlite3_exec(st->db, "PRAGMA user_version = 99", NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(st->db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     nas_store_close(&st);
     ck_assert_int_eq(nas_store_open(&st, db_path, err), NAS_EVERSION);
     ck_assert_ptr_null(st);
@@ -242,7 +249,7 @@ START_TEST(test_store_refuses_foreign_files) {
 }
 END_TEST
 
-// ---- task life cycle -------------------------------------------------------------------------
+// ---- task life cycle ---------------------------------------------------------------------------
 
 START_TEST(test_store_result_once) {
     char err[NAS_ERR_LEN] = "";
@@ -316,14 +323,13 @@ START_TEST(test_store_first_result_wins) {
     r.worker = "slow";
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 6000, err), NAS_STORE_APPLIED);
     r.worker = "fast";
-    ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err),
-                     NAS_STORE_DUPLICATE);
+    ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err), NAS_STORE_DUPLICATE);
     ck_assert_int_eq(nas_store_put_result(st, id, 3, &r, NULL, 0, 6100, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "never leased"));
     /* The fast worker's failure report for its lease is stale now. */
-    ck_assert_int_eq(nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_TRAINING, "x", 3, NULL, 0,
-                                           6200, err),
-                     NAS_STORE_STALE);
+    ck_assert_int_eq(
+        nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_TRAINING, "x", 3, NULL, 0, 6200, err),
+        NAS_STORE_STALE);
     nas_store_counts c;
     ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
     ck_assert_int_eq(c.done, 1);
@@ -338,8 +344,8 @@ START_TEST(test_store_failure_after_max_attempts) {
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
     ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 5000, 3000, &attempt, err), NAS_OK);
-    ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING,
-                                           "loss is NaN", 2, "s", 1, 4000, err),
+    ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING, "loss is NaN",
+                                           2, "s", 1, 4000, err),
                      NAS_STORE_APPLIED);
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
@@ -353,9 +359,9 @@ START_TEST(test_store_failure_after_max_attempts) {
 
     ck_assert_int_eq(nas_store_task_lease(st, id, "w2", 5000, 4001, &attempt, err), NAS_OK);
     ck_assert_int_eq(attempt, 2);
-    ck_assert_int_eq(nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0,
-                                           4500, err),
-                     NAS_STORE_STALE);
+    ck_assert_int_eq(
+        nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0, 4500, err),
+        NAS_STORE_STALE);
     ck_assert_int_eq(nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_LEASE_EXPIRED,
                                            "worker w2 silent", 2, "s", 1, 5001, err),
                      NAS_STORE_FAILED_FINAL);
@@ -385,7 +391,8 @@ START_TEST(test_store_requeue_on_resume) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
     int attempt = 0;
-    for (int i = 0; i < 4; i++) add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
+    for (int i = 0; i < 4; i++)
+        add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
     ck_assert_int_eq(nas_store_task_lease(st, 1, "w1", 5000, 3000, &attempt, err), NAS_OK);
     ck_assert_int_eq(nas_store_task_lease(st, 2, "w2", 5000, 3000, &attempt, err), NAS_OK);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_APPLIED);
@@ -415,7 +422,7 @@ START_TEST(test_store_requeue_on_resume) {
 }
 END_TEST
 
-// ---- atomicity -------------------------------------------------------------------------------
+// ---- atomicity ---------------------------------------------------------------------------------
 
 /* Fail each statement of put_result in turn: the file must show either
  * nothing of the call or all of it. */
@@ -519,8 +526,7 @@ START_TEST(test_store_failing_statement_rolls_back) {
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
     ck_assert_int_eq(t.state, NAS_STORE_TASK_LEASED);
     /* Without the blob the same result goes through. */
-    ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 5, err),
-                     NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 5, err), NAS_STORE_APPLIED);
     nas_store_close(&st);
 }
 END_TEST
@@ -533,9 +539,11 @@ START_TEST(test_store_best_and_history_order) {
     const double acc[6] = {0.5, 0.9, 0.7, 0.9, 0.1, 0.8};
     const int order[6] = {3, 0, 5, 1, 4, 2}; /* completion order differs from id order */
     int64_t ids[6];
-    for (int i = 0; i < 6; i++) ids[i] = add_task(st, 1000 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
+    for (int i = 0; i < 6; i++)
+        ids[i] = add_task(st, 1000 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
     int64_t fin = add_task(st, 1000, NAS_STORE_STAGE_FINAL);
-    for (int i = 0; i < 6; i++) complete(st, ids[order[i]], acc[order[i]]);
+    for (int i = 0; i < 6; i++)
+        complete(st, ids[order[i]], acc[order[i]]);
     complete(st, fin, 0.99);
 
     nas_store_record *best = NULL;
@@ -580,8 +588,8 @@ END_TEST
 START_TEST(test_store_task_list_roundtrip) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
-    nas_store_new_task t = new_task(0x8000000000000001ull, "n=sep5x5:1+max3x3:0",
-                                    NAS_STORE_STAGE_FINAL);
+    nas_store_new_task t =
+        new_task(0x8000000000000001ull, "n=sep5x5:1+max3x3:0", NAS_STORE_STAGE_FINAL);
     t.has_parent = 1;
     t.parent_hash = 0xffffffffffffffffull;
     t.fidelity.epochs = 17;
@@ -591,8 +599,7 @@ START_TEST(test_store_task_list_roundtrip) {
     int64_t id = 0;
     ck_assert_int_eq(nas_store_task_add(st, &t, NULL, 0, 55, &id, err), NAS_OK);
     nas_store_task_info *list = NULL;
-    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &list,
-                                         err),
+    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &list, err),
                      1);
     ck_assert(list[0].arch_hash == 0x8000000000000001ull);
     ck_assert_str_eq(list[0].arch_text, "n=sep5x5:1+max3x3:0");
@@ -602,9 +609,8 @@ START_TEST(test_store_task_list_roundtrip) {
     ck_assert_int_eq(list[0].failure_kind, -1);
     ck_assert_int_eq(list[0].created_ms, 55);
     nas_free(list);
-    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_QUEUED, NAS_STORE_STAGE_SEARCH, &list,
-                                         err),
-                     0);
+    ck_assert_int_eq(
+        nas_store_task_list(st, NAS_STORE_TASK_QUEUED, NAS_STORE_STAGE_SEARCH, &list, err), 0);
     nas_free(list);
     /* Bad tasks are refused before touching the file. */
     t.fidelity.epochs = -3;
@@ -633,8 +639,7 @@ START_TEST(test_store_fidelity_json) {
     ck_assert(fid_eq(&f, &g));
     ck_assert_int_eq(nas_store_fidelity_to_json(&f, buf, 20), NAS_ERANGE);
     /* Unknown keys are skipped, missing ones default. */
-    ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":9,\"future\":1}", &g, err),
-                     NAS_OK);
+    ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":9,\"future\":1}", &g, err), NAS_OK);
     ck_assert_int_eq(g.epochs, 9);
     ck_assert_int_eq(g.batch, nas_fidelity_default().batch);
     ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":}", &g, err), NAS_EFORMAT);
@@ -643,7 +648,7 @@ START_TEST(test_store_fidelity_json) {
 }
 END_TEST
 
-// ---- workers, events, weights ----------------------------------------------------------------
+// ---- workers, events, weights ------------------------------------------------------------------
 
 START_TEST(test_store_workers_events_weights) {
     char err[NAS_ERR_LEN] = "";
@@ -691,7 +696,7 @@ START_TEST(test_store_workers_events_weights) {
 }
 END_TEST
 
-// ---- failure modes of the file ------------------------------------------------------------------
+// ---- failure modes of the file -----------------------------------------------------------------
 
 START_TEST(test_store_read_only_handle) {
     char err[NAS_ERR_LEN] = "";
@@ -750,13 +755,13 @@ START_TEST(test_store_reader_while_writing) {
     ck_assert_msg(nas_store_open_ro(&reader, db_path, err) == NAS_OK, "%s", err);
 
     /* Hold a write transaction open on the writer's connection. */
-    ck_assert_int_eq(sqlite3_exec(writer->db, "BEGIN IMMEDIATE; INSERT INTO event (time_ms, "
-                                              "kind, text) VALUES (1, 'k', 'uncommitted')",
+    ck_assert_int_eq(sqlite3_exec(writer->db,
+                                  "BEGIN IMMEDIATE; INSERT INTO event (time_ms, "
+                                  "kind, text) VALUES (1, 'k', 'uncommitted')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     nas_store_counts c;
-    ck_assert_msg(nas_store_task_counts(reader, NAS_STORE_STAGE_ANY, &c, err) == NAS_OK, "%s",
-                  err);
+    ck_assert_msg(nas_store_task_counts(reader, NAS_STORE_STAGE_ANY, &c, err) == NAS_OK, "%s", err);
     ck_assert_int_eq(c.queued, 1);
     nas_store_event_info *ev = NULL;
     ck_assert_int_eq(nas_store_event_list(reader, 0, 10, &ev, err), 0);

@@ -140,6 +140,12 @@ static const struct {
     {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
     {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?2, "
                          "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued'"},
+    /* One statement picks and leases the oldest queued task, so two callers
+     * can never lease the same one (RETURNING needs SQLite 3.35). */
+    {NAS__ST_TASK_LEASE_NEXT,
+     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?1, lease_expiry_ms = ?2 "
+     "WHERE id = (SELECT id FROM task WHERE state = 'queued' AND (?3 IS NULL OR stage = ?3) "
+     "ORDER BY id LIMIT 1) RETURNING id, attempt"},
     {NAS__ST_TASK_EXTEND, "UPDATE task SET lease_expiry_ms = ?3 "
                           "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'"},
     {NAS__ST_TASK_REQUEUE, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL "

@@ -20,7 +20,9 @@
  *
  * A writer (nas-master) opens with nas_store_open(); readers such as
  * nasctl open the same file with nas_store_open_ro() while the master runs:
- * WAL mode lets them read a consistent snapshot without blocking it.
+ * WAL mode lets them read a consistent snapshot without blocking it.  A
+ * handle caches its statements, so it is used by one thread at a time
+ * (the master's loop thread, or one uv_queue_work job at a time).
  *
  * Functions return NAS_OK (or a count >= 0, or an enum nas_store_outcome)
  * and a negative nas_err on failure with a message in err[NAS_ERR_LEN]:
@@ -162,6 +164,12 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
  * queued, NAS_ENOTFOUND if it does not exist. */
 int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int64_t expiry_ms,
                          int64_t now_ms, int *attempt, char *err);
+
+/* Lease the oldest queued task of `stage` (or NAS_STORE_STAGE_ANY) to
+ * `worker`: returns 1 with *task_id and *attempt set, or 0 when no task is
+ * queued.  The pick and the lease are one statement. */
+int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
+                              int64_t now_ms, int64_t *task_id, int *attempt, char *err);
 
 /* Push a live lease's expiry forward (progress or heartbeat from its
  * worker).  NAS_STORE_STALE if (task, attempt) is no longer leased. */

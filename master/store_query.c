@@ -185,14 +185,15 @@ bad:
 /* Parse "[0.5,0.61]" into a malloc'd array; NULL with *n = 0 for "[]".
  * The number of commas bounds the number of values, so one allocation
  * suffices; parsing stops at the first thing that is not a number. */
-static float *curve_from_json(const char *json, int *n) {
+static int curve_from_json(const char *json, float **out, int *n) {
+    *out = NULL;
     *n = 0;
-    if (!json || *json != '[') return NULL;
+    if (!json || *json != '[' || json[1] == ']') return NAS_OK;
     int cap = 1;
     for (const char *c = json; *c; c++)
         cap += *c == ',';
     float *v = nas_malloc(sizeof *v * (size_t)cap);
-    if (!v) return NULL;
+    if (!v) return NAS_ENOMEM; /* never drop a curve silently */
     const char *p = json + 1;
     while (*n < cap) {
         char *end = NULL;
@@ -205,9 +206,10 @@ static float *curve_from_json(const char *json, int *n) {
     }
     if (*n == 0) {
         nas_free(v);
-        return NULL;
+        v = NULL;
     }
-    return v;
+    *out = v;
+    return NAS_OK;
 }
 
 // ---- tasks -------------------------------------------------------------------------------------
@@ -328,7 +330,7 @@ void nas_store_records_free(nas_store_record *recs, int n) {
 }
 
 /* Columns are read by position; RECORD_COLS in store.c fixes the order. */
-static void read_record(sqlite3_stmt *s, nas_store_record *r) {
+static int read_record(sqlite3_stmt *s, nas_store_record *r) {
     memset(r, 0, sizeof *r);
     r->task_id = sqlite3_column_int64(s, 0);
     r->seq = sqlite3_column_int64(s, 1);
@@ -339,12 +341,13 @@ static void read_record(sqlite3_stmt *s, nas_store_record *r) {
     r->accuracy = sqlite3_column_double(s, 6);
     r->loss = sqlite3_column_type(s, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 7);
     r->test_accuracy = sqlite3_column_type(s, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 8);
-    r->curve = curve_from_json((const char *)sqlite3_column_text(s, 9), &r->n_curve);
+    int rc = curve_from_json((const char *)sqlite3_column_text(s, 9), &r->curve, &r->n_curve);
     r->params = sqlite3_column_int64(s, 10);
     r->macs = sqlite3_column_int64(s, 11);
     r->seconds = sqlite3_column_double(s, 12);
     nas__column_copy(s, 13, r->worker, sizeof r->worker);
     r->finished_ms = sqlite3_column_int64(s, 14);
+    return rc;
 }
 
 /* Collect the rows of BEST or HISTORY (already bound). */
@@ -361,7 +364,10 @@ static int collect_records(nas_store *st, sqlite3_stmt *s, nas_store_record **ou
             }
             arr = grown;
         }
-        read_record(s, &arr[n++]);
+        if (read_record(s, &arr[n++]) != NAS_OK) {
+            rc = nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+            goto fail;
+        }
     }
     if (step != SQLITE_DONE) {
         rc = nas__store_fail(st, step, "read results", err);

@@ -186,6 +186,47 @@ fail:
     return rc;
 }
 
+int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
+                              int64_t now_ms, int64_t *task_id, int *attempt, char *err) {
+    (void)now_ms;
+    if (!worker || !*worker || strlen(worker) >= NAS_STORE_NAME_MAX)
+        return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
+                           st->path, NAS_STORE_NAME_MAX - 1);
+    /* An explicit transaction: RETURNING makes its change at the first
+     * step, so without one a failure after it could not be undone. */
+    int rc = nas__store_begin(st, err);
+    if (rc != NAS_OK) return rc;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LEASE_NEXT, err);
+    if (!s) {
+        nas__store_rollback(st);
+        return NAS_EDB;
+    }
+    nas__bind_text(s, 1, worker);
+    sqlite3_bind_int64(s, 2, expiry_ms);
+    if (stage == NAS_STORE_STAGE_SEARCH || stage == NAS_STORE_STAGE_FINAL)
+        sqlite3_bind_text(s, 3, nas_store_stage_name(stage), -1, SQLITE_STATIC);
+    int step = nas__store_step(st, s), found = 0;
+    int64_t id = 0;
+    int att = 0;
+    if (step == SQLITE_ROW) {
+        found = 1;
+        id = sqlite3_column_int64(s, 0);
+        att = sqlite3_column_int(s, 1);
+        step = nas__store_step(st, s); /* at most one row: LIMIT 1 */
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_DONE) {
+        rc = nas__store_fail(st, step, "lease next task", err);
+        nas__store_rollback(st);
+        return rc;
+    }
+    rc = nas__store_commit(st, err);
+    if (rc != NAS_OK) return rc;
+    if (found && task_id) *task_id = id;
+    if (found && attempt) *attempt = att;
+    return found;
+}
+
 /* Run one "WHERE id AND attempt AND leased" update; STALE if it matched nothing.
  * Extend and requeue both apply only to the live lease; a message about
  * an older attempt changes nothing and is reported as stale. */

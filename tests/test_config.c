@@ -7,6 +7,7 @@
 #include "master/config.h"
 #include "master/store.h"
 
+#include "common/alloc.h"
 #include "common/err.h"
 #include "tests/harness.h"
 
@@ -336,6 +337,30 @@ START_TEST(test_config_store_refuses_edited_config) {
 }
 END_TEST
 
+/* Each of our allocations may fail: NAS_ENOMEM, nothing leaks. */
+START_TEST(test_config_out_of_memory) {
+    const char *src = getenv("NAS_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[4096], err[NAS_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/deploy/examples/evolution.yaml", src);
+    nas_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int failures = 0;
+    for (int n = 1; n < 50; n++) {
+        nas_alloc_fail_after(n);
+        int rc = nas_config_load(path, &cfg, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_OK) break;
+        failures++;
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_null(cfg.text);
+    }
+    ck_assert_int_ge(failures, 3); /* file buffer, canonical text, text copy */
+    ck_assert_ptr_nonnull(cfg.canonical);
+    nas_config_fini(&cfg);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -346,6 +371,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_units);
     tcase_add_test(tc, test_config_hash_identity);
     tcase_add_test(tc, test_config_store_refuses_edited_config);
+    tcase_add_test(tc, test_config_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

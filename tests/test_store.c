@@ -795,6 +795,119 @@ START_TEST(test_store_reader_while_writing) {
 }
 END_TEST
 
+START_TEST(test_store_lease_next) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    int64_t a = add_task(st, 1, NAS_STORE_STAGE_SEARCH);
+    int64_t b = add_task(st, 2, NAS_STORE_STAGE_FINAL);
+    int64_t c = add_task(st, 3, NAS_STORE_STAGE_SEARCH);
+    int64_t id = 0;
+    int attempt = 0;
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_FINAL, "w1", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, b);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_FINAL, "w1", 100, 1, &id, &attempt, err), 0);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w2", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, a); /* oldest first */
+    nas_store_task_info t;
+    ck_assert_int_eq(nas_store_task_get(st, a, &t, err), NAS_OK);
+    ck_assert_str_eq(t.worker, "w2");
+    ck_assert_int_eq(t.lease_expiry_ms, 100);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_SEARCH, "w3", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, c);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w3", 100, 1, &id, &attempt, err), 0);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "", 1, 1, &id, &attempt, err),
+        NAS_EINVAL);
+
+    /* Atomic at every statement: a failed call leaves the task queued. */
+    ck_assert_int_eq(nas_store_task_requeue(st, a, 1, 2, err), NAS_STORE_APPLIED);
+    int failures = 0;
+    for (int n = 1; n < 20; n++) {
+        id = -1;
+        nas_store_fail_after(st, n);
+        int rc =
+            nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w4", 100, 3, &id, &attempt, err);
+        nas_store_fail_after(st, 0);
+        nas_store_counts k;
+        ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &k, err), NAS_OK);
+        if (rc < 0) {
+            failures++;
+            ck_assert_int_eq(k.queued, 1);
+            ck_assert_int_eq(id, -1);
+        } else {
+            ck_assert_int_eq(rc, 1);
+            ck_assert_int_eq(id, a);
+            ck_assert_int_eq(attempt, 2);
+            ck_assert_int_eq(k.queued, 0);
+            break;
+        }
+    }
+    ck_assert_int_ge(failures, 3); /* begin, step, step to the end, commit */
+    nas_store_close(&st);
+}
+END_TEST
+
+/* Every allocation of ours may fail: the caller gets NAS_ENOMEM, nothing
+ * leaks (LeakSanitizer runs at exit) and outputs stay untouched. */
+START_TEST(test_store_out_of_memory) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = NULL;
+    int failures = 0;
+    for (int n = 1; n < 10; n++) {
+        nas_alloc_fail_after(n);
+        int rc = nas_store_open(&st, db_path, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_OK) break;
+        failures++;
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_null(st);
+    }
+    ck_assert_int_ge(failures, 2);
+    nas_store_close(&st);
+    st = open_bound(db_path);
+    for (int i = 0; i < 20; i++)
+        complete(st, add_task(st, 10 + (uint64_t)i, 0), 0.5);
+    nas_store_task_info *tasks = NULL;
+    nas_store_record *recs = NULL;
+    int fail_list = 0, fail_hist = 0, rt = NAS_ENOMEM, rh = NAS_ENOMEM;
+    for (int n = 1; n < 100 && (rt < 0 || rh < 0); n++) {
+        if (rt < 0) {
+            nas_alloc_fail_after(n);
+            rt = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &tasks, err);
+            nas_alloc_fail_reset();
+            if (rt < 0) {
+                fail_list++;
+                ck_assert_int_eq(rt, NAS_ENOMEM);
+                ck_assert_ptr_null(tasks);
+            }
+        }
+        if (rh < 0) {
+            nas_alloc_fail_after(n);
+            rh = nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err);
+            nas_alloc_fail_reset();
+            if (rh < 0) {
+                fail_hist++;
+                ck_assert_int_eq(rh, NAS_ENOMEM);
+                ck_assert_ptr_null(recs);
+            }
+        }
+    }
+    ck_assert_int_eq(rt, 20);
+    ck_assert_int_eq(rh, 20);
+    ck_assert_int_eq(fail_list, 2);  /* the array grows twice: 16, 32 */
+    ck_assert_int_ge(fail_hist, 22); /* two growths and one curve per record */
+    nas_free(tasks);
+    nas_store_records_free(recs, rh);
+    nas_store_close(&st);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -818,6 +931,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_read_only_handle);
     tcase_add_test(tc, test_store_full_disk);
     tcase_add_test(tc, test_store_reader_while_writing);
+    tcase_add_test(tc, test_store_lease_next);
+    tcase_add_test(tc, test_store_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -140,19 +140,21 @@ static const nas__cfg_field space_fields[] = {
 static const nas__cfg_field objective_fields[] = {
     {"target_params", NAS__T_I64, CO(strategy.target_params), 0, 0, BIG, NULL, NULL, 1},
     {"target_macs", NAS__T_I64, CO(strategy.target_macs), 0, 0, BIG, NULL, NULL, 1},
-    {"weight", NAS__T_FLOAT, CO(strategy.mo_weight), 0, -1, 1, NULL, NULL, 1},
+    {"weight", NAS__T_FLOAT, CO(strategy.mo_weight), 0, -10, 0, NULL, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
+/* Ranges agree with the strategy module's own checks (strategy.c), so a
+ * file accepted here is never refused later without a line number. */
 static const nas__cfg_field strategy_fields[] = {
     {"name", NAS__T_STR, CO(strategy.name), 32, 0, 0, NULL, strategy_names, 1},
-    {"population", NAS__T_INT, CO(strategy.population), 0, 2, 100000, NULL, NULL, 1},
-    {"sample", NAS__T_INT, CO(strategy.sample), 0, 1, 100000, NULL, NULL, 1},
+    {"population", NAS__T_INT, CO(strategy.population), 0, 2, 4096, NULL, NULL, 1},
+    {"sample", NAS__T_INT, CO(strategy.sample), 0, 1, 4096, NULL, NULL, 1},
     {"p_identity", NAS__T_FLOAT, CO(strategy.p_identity), 0, 0, 1, NULL, NULL, 1},
     {"seeds", NAS__T_SEEDS, CO(strategy.seeds), 0, 0, 0, NULL, NULL, 1},
     {"beam", NAS__T_INT, CO(strategy.beam), 0, 1, 100000, NULL, NULL, 1},
     {"max_blocks", NAS__T_INT, CO(strategy.max_blocks), 0, 1, NAS_MAX_BLOCKS, NULL, NULL, 1},
-    {"ensemble", NAS__T_INT, CO(strategy.ensemble), 0, 1, 64, NULL, NULL, 1},
+    {"ensemble", NAS__T_INT, CO(strategy.ensemble), 0, 0, 32, NULL, NULL, 1},
     {"lstm", NAS__T_BOOL, CO(strategy.use_lstm), 0, 0, 1, NULL, NULL, 1},
     {"objective", NAS__T_MAP, 0, 0, 0, 0, objective_fields, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},

@@ -158,11 +158,20 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
                               "must be <= budget.evaluations (%d), got %d: evolution would "
                               "never finish its first population",
                               c->budget.evaluations, s->population);
-    if (s->max_blocks == 0) s->max_blocks = s->space.n_blocks;
-    if (strcmp(s->name, "pnas") == 0 && s->max_blocks > s->space.n_blocks)
+    /* PNAS levels: blocks of a cell, or the intermediate nodes an NB201
+     * cell can use (two: genome.h's node levels). */
+    int nb201 = s->space.kind == NAS_SPACE_NB201;
+    int max_b = nb201 ? 2 : s->space.n_blocks;
+    if (s->max_blocks == 0) s->max_blocks = max_b;
+    if (s->max_blocks > max_b)
         return nas__cfg_error(cx, line_either(cx, "strategy.max_blocks", "space.blocks"),
-                              "strategy.max_blocks", "must be <= space.blocks (%d), got %d",
-                              s->space.n_blocks, s->max_blocks);
+                              "strategy.max_blocks", "must be <= %s (%d), got %d",
+                              nb201 ? "2 for the nb201 space" : "space.blocks", max_b,
+                              s->max_blocks);
+    if (s->ensemble + s->use_lstm < 1)
+        return nas__cfg_error(cx, line_either(cx, "strategy.ensemble", "strategy.lstm"),
+                              "strategy.ensemble",
+                              "the predictor needs a model: ensemble >= 1 or lstm: true");
     s->budget = c->budget.evaluations;
     return NAS_OK;
 }

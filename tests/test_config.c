@@ -91,6 +91,14 @@ static const struct {
      "exceeds the 50000 training images of cifar10"},
     {"workers:\n  heartbeat_ms: 5\n", "bad.yaml:2: workers.heartbeat_ms: must be >= 10, got 5"},
     {"seed: -1\n", "bad.yaml:1: seed: must be >= 0, got -1"},
+    {"space:\n  kind: nb201\nstrategy:\n  max_blocks: 3\n",
+     "bad.yaml:4: strategy.max_blocks: must be <= 2 for the nb201 space (2), got 3"},
+    {"strategy:\n  ensemble: 0\n  lstm: false\n",
+     "bad.yaml:2: strategy.ensemble: the predictor needs a model: ensemble >= 1 or lstm: true"},
+    {"strategy:\n  objective:\n    weight: 0.5\n",
+     "bad.yaml:3: strategy.objective.weight: must be <= 0, got 0.5"},
+    {"strategy:\n  population: 5000\n",
+     "bad.yaml:2: strategy.population: must be <= 4096, got 5000"},
 };
 
 START_TEST(test_config_bad_files) {

@@ -138,8 +138,9 @@ static const struct {
      "INSERT INTO task (arch_hash, stage, state, attempt, fidelity, parent_hash, created_ms) "
      "VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5)"},
     {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
-    {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?2, "
-                         "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued'"},
+    {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = ?4, worker = ?2, "
+                         "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued' "
+                         "AND attempt <= ?4"},
     /* One statement picks and leases the oldest queued task, so two callers
      * can never lease the same one (RETURNING needs SQLite 3.35). */
     {NAS__ST_TASK_LEASE_NEXT,

@@ -158,16 +158,19 @@ typedef struct nas_store_new_task {
 int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err);
 
-/* Lease a queued task to `worker` until `expiry_ms`: the attempt counter is
- * incremented and returned in *attempt (attempts are numbered from 1, so a
- * (task id, attempt) pair names one lease).  NAS_ESTATE if the task is not
- * queued, NAS_ENOTFOUND if it does not exist. */
-int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int64_t expiry_ms,
-                         int64_t now_ms, int *attempt, char *err);
+/* Lease a queued task to `worker` until `expiry_ms` as `attempt`: (task
+ * id, attempt) then names this lease.  The attempt comes from the caller
+ * (the dispatcher counts them) and never goes down: a task re-queued by a
+ * give-back is leased again with the same attempt, one re-queued after a
+ * failure with a higher one.  NAS_ESTATE if the task is not queued,
+ * NAS_EINVAL for an attempt below the task's, NAS_ENOTFOUND for no task. */
+int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
+                         int64_t expiry_ms, int64_t now_ms, char *err);
 
 /* Lease the oldest queued task of `stage` (or NAS_STORE_STAGE_ANY) to
- * `worker`: returns 1 with *task_id and *attempt set, or 0 when no task is
- * queued.  The pick and the lease are one statement. */
+ * `worker` as its next attempt (the stored attempt + 1): returns 1 with
+ * *task_id and *attempt set, or 0 when no task is queued.  The pick and the
+ * lease are one statement.  For callers that let the store count attempts. */
 int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
                               int64_t now_ms, int64_t *task_id, int *attempt, char *err);
 

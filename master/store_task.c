@@ -149,12 +149,15 @@ fail:
 
 /* The UPDATE's WHERE clause (state = 'queued') is the whole concurrency
  * control: if it matched nothing, the task state read afterwards says why. */
-int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int64_t expiry_ms,
-                         int64_t now_ms, int *attempt, char *err) {
+int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
+                         int64_t expiry_ms, int64_t now_ms, char *err) {
     (void)now_ms; /* the lease is defined by its expiry; now is kept for symmetry and logs */
     if (!worker || !*worker || strlen(worker) >= NAS_STORE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
                            st->path, NAS_STORE_NAME_MAX - 1);
+    if (attempt < 1)
+        return nas_set_err(err, NAS_EINVAL, "store %s: attempts are numbered from 1, got %d",
+                           st->path, attempt);
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LEASE, err);
@@ -165,22 +168,25 @@ int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int
     sqlite3_bind_int64(s, 1, task_id);
     nas__bind_text(s, 2, worker);
     sqlite3_bind_int64(s, 3, expiry_ms);
+    sqlite3_bind_int(s, 4, attempt);
     rc = nas__store_exec_stmt(st, s, "lease task", err);
     if (rc != NAS_OK) goto fail;
-    int changed = sqlite3_changes(st->db);
-    int state = -1, att = 0;
-    rc = task_state(st, task_id, &state, &att, NULL, 0, err);
-    if (rc != NAS_OK) goto fail;
-    if (!changed) {
-        rc = nas_set_err(err, NAS_ESTATE,
-                         "store %s: task %lld is %s, only a queued task can be "
-                         "leased",
-                         st->path, (long long)task_id, nas_store_task_state_name(state));
+    if (sqlite3_changes(st->db) == 0) {
+        /* Nothing matched: say whether the state or the attempt was wrong. */
+        int state = -1, current = 0;
+        rc = task_state(st, task_id, &state, &current, NULL, 0, err);
+        if (rc != NAS_OK) goto fail;
+        if (state != NAS_STORE_TASK_QUEUED)
+            rc = nas_set_err(err, NAS_ESTATE,
+                             "store %s: task %lld is %s, only a queued task can be leased",
+                             st->path, (long long)task_id, nas_store_task_state_name(state));
+        else
+            rc = nas_set_err(err, NAS_EINVAL,
+                             "store %s: task %lld: attempt %d is older than its attempt %d",
+                             st->path, (long long)task_id, attempt, current);
         goto fail;
     }
-    rc = nas__store_commit(st, err);
-    if (rc == NAS_OK && attempt) *attempt = att;
-    return rc;
+    return nas__store_commit(st, err);
 fail:
     nas__store_rollback(st);
     return rc;

@@ -85,7 +85,7 @@ static nas_store_result result_of(double acc) {
 static void complete(nas_store *st, int64_t id, double acc) {
     char err[NAS_ERR_LEN] = "";
     int attempt = 0;
-    ck_assert_msg(nas_store_task_lease(st, id, "w1", 9000, 3000, &attempt, err) == NAS_OK, "%s",
+    ck_assert_msg(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err) == NAS_OK, "%s",
                   err);
     nas_store_result r = result_of(acc);
     ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 4000, err),
@@ -257,7 +257,7 @@ START_TEST(test_store_result_once) {
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     ck_assert_int_eq(id, 1);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 9000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err), NAS_OK);
     ck_assert_int_eq(attempt, 1);
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
@@ -299,9 +299,9 @@ START_TEST(test_store_result_once) {
     ck_assert_int_eq(t.finished_ms, 4000);
     ck_assert_int_eq(t.lease_expiry_ms, 0);
     /* A done task cannot be leased again; an unknown one is not found. */
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w2", 1, 1, &attempt, err), NAS_ESTATE);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 2, "w2", 1, 1, err), NAS_ESTATE);
     ck_assert_ptr_nonnull(strstr(err, "done"));
-    ck_assert_int_eq(nas_store_task_lease(st, 99, "w2", 1, 1, &attempt, err), NAS_ENOTFOUND);
+    ck_assert_int_eq(nas_store_task_lease(st, 99, 1, "w2", 1, 1, err), NAS_ENOTFOUND);
     ck_assert_int_eq(nas_store_put_result(st, 99, 1, &r, NULL, 0, 1, err), NAS_ENOTFOUND);
     nas_store_close(&st);
 }
@@ -312,11 +312,11 @@ START_TEST(test_store_first_result_wins) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "slow", 5000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "slow", 5000, 3000, err), NAS_OK);
     ck_assert_int_eq(nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_LEASE_EXPIRED,
                                            "silent for 5 beats", 3, NULL, 0, 5001, err),
                      NAS_STORE_APPLIED);
-    ck_assert_int_eq(nas_store_task_lease(st, id, "fast", 9000, 5002, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "fast", 9000, 5002, err), NAS_OK);
     ck_assert_int_eq(attempt, 2);
     /* The slow worker was not dead after all and finishes first. */
     nas_store_result r = result_of(0.7);
@@ -343,7 +343,7 @@ START_TEST(test_store_failure_after_max_attempts) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 5000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
     ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING, "loss is NaN",
                                            2, "s", 1, 4000, err),
                      NAS_STORE_APPLIED);
@@ -357,7 +357,7 @@ START_TEST(test_store_failure_after_max_attempts) {
     size_t len = 0;
     ck_assert_int_eq(nas_store_strategy_load(st, &blob, &len, NULL, err), NAS_ENOTFOUND);
 
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w2", 5000, 4001, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "w2", 5000, 4001, err), NAS_OK);
     ck_assert_int_eq(attempt, 2);
     ck_assert_int_eq(
         nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0, 4500, err),
@@ -393,11 +393,15 @@ START_TEST(test_store_requeue_on_resume) {
     int attempt = 0;
     for (int i = 0; i < 4; i++)
         add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w1", 5000, 3000, &attempt, err), NAS_OK);
-    ck_assert_int_eq(nas_store_task_lease(st, 2, "w2", 5000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, attempt = 1, "w2", 5000, 3000, err), NAS_OK);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_APPLIED);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_STALE);
-    ck_assert_int_eq(nas_store_task_lease(st, 3, "w3", 5000, 3000, &attempt, err), NAS_OK);
+    /* A give-back does not count: the task is leased again as attempt 1. */
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 1, "w4", 5000, 3200, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3300, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 0, "w4", 5000, 3200, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_task_lease(st, 3, attempt = 1, "w3", 5000, 3000, err), NAS_OK);
     nas_store_close(&st); /* the master dies with two leases out */
 
     st = open_bound(db_path);
@@ -416,8 +420,15 @@ START_TEST(test_store_requeue_on_resume) {
     ck_assert_int_eq(c.queued, 4);
     ck_assert_int_eq(c.leased, 0);
     /* Leasing again continues the attempt numbering, so old messages stay stale. */
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w9", 9000, 7001, &attempt, err), NAS_OK);
-    ck_assert_int_eq(attempt, 2);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 2, "w9", 9000, 7001, err), NAS_OK);
+    /* Attempts never go down: an older one is refused and changes nothing. */
+    ck_assert_int_eq(nas_store_task_requeue(st, 1, 2, 7002, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w9", 9000, 7003, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "attempt 1 is older than its attempt 2"));
+    nas_store_task_info t;
+    ck_assert_int_eq(nas_store_task_get(st, 1, &t, err), NAS_OK);
+    ck_assert_int_eq(t.state, NAS_STORE_TASK_QUEUED);
+    ck_assert_int_eq(t.attempt, 2);
     nas_store_close(&st);
 }
 END_TEST
@@ -438,7 +449,7 @@ START_TEST(test_store_put_result_atomic) {
         ck_assert_int_eq(nas_store_strategy_save(st, "old", 3, 1, err), NAS_OK);
         int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
         int attempt = 0;
-        ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 10, 2, &attempt, err), NAS_OK);
+        ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
 
         nas_store_result r = result_of(0.6);
         nas_store_fail_after(st, n);
@@ -512,7 +523,7 @@ START_TEST(test_store_failing_statement_rolls_back) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 10, 2, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
     ck_assert_int_eq(sqlite3_exec(st->db,
                                   "CREATE TRIGGER no_state BEFORE INSERT ON strategy_state "
                                   "BEGIN SELECT RAISE(ABORT, 'state refused'); END",
@@ -710,8 +721,7 @@ START_TEST(test_store_read_only_handle) {
     ck_assert_int_eq(nas_store_event(st, 1, "k", "t", err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     ck_assert_ptr_nonnull(strstr(err, db_path));
-    int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w", 1, 1, &attempt, err), NAS_EIO);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w", 1, 1, err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     nas_store_close(&st);
 }

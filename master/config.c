@@ -584,6 +584,7 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
         const char *key = (const char *)k->data.scalar.value;
         char path[96];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
+        /* Tables are a dozen keys at most; a linear search is the clearest. */
         const nas__cfg_field *f = table;
         while (f->key && strcmp(f->key, key) != 0)
             f++;
@@ -594,6 +595,8 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
         }
         int rc = remember(cx, path, node_line(k));
         if (rc != NAS_OK) return rc;
+        /* Maps recurse with a moved base; lists are special-cased; every
+         * other key must hold a scalar. */
         if (f->type == NAS__T_MAP) {
             rc = nas__cfg_walk(cx, v, f->sub, base + f->off, path, cfg);
         } else if (f->type == NAS__T_OPS || f->type == NAS__T_SEEDS) {
@@ -625,6 +628,7 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
 /* Load one YAML document, walk it against the key table, then finish
  * (cross-key checks, canonical text).  cfg is written only on success. */
 int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err) {
+    /* Work on a local copy: *cfg is written only when everything passed. */
     nas_config c = nas_config_default();
     snprintf(c.source, sizeof c.source, "%s", source ? source : "<config>");
     nas__cfg_ctx cx = {.source = c.source, .err = err};
@@ -633,6 +637,8 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
     int have_doc = 0, rc = NAS_OK;
     if (!yaml_parser_initialize(&parser))
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", c.source);
+    /* The document API builds the whole tree first; a campaign file is a
+     * few KB, and a tree makes line numbers and duplicate checks simple. */
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = nas_set_err(err, NAS_ECONFIG, "%s:%d: YAML syntax error: %s%s%s", c.source,
@@ -647,6 +653,8 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
     if (root) {
         rc = nas__cfg_walk(&cx, root, nas__config_fields, (char *)&c, "", &c);
         if (rc != NAS_OK) goto done;
+        /* A second document would be silently ignored by a one-document
+         * loader; refuse it, since its keys were surely meant to count. */
         yaml_document_t extra;
         if (yaml_parser_load(&parser, &extra)) {
             int more = yaml_document_get_root_node(&extra) != NULL;

@@ -186,6 +186,7 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
         return nas__cfg_error(cx, line_either(cx, "final.top_k", "budget.evaluations"),
                               "final.top_k", "must be <= budget.evaluations (%d), got %d",
                               c->budget.evaluations, c->final.top_k);
+    /* data.set was checked against the same list, so a match exists. */
     const data_shape *d = &shapes[0];
     for (size_t i = 0; i < NAS_ARRAY_LEN(shapes); i++)
         if (strcmp(c->data.set, shapes[i].name) == 0) d = &shapes[i];
@@ -212,6 +213,8 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
         strcmp(c->listen.weights, c->listen.status) == 0)
         return nas__cfg_error(cx, line_either(cx, "listen.weights", "listen.status"), "listen",
                               "control, weights and status need three different endpoints");
+    /* The default store is named after the campaign, in the working
+     * directory, so two campaigns never share a file by accident. */
     if (!c->store[0]) snprintf(c->store, sizeof c->store, "%s.db", c->name);
     return NAS_OK;
 }
@@ -351,6 +354,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     buf b = {0};
     put_table(&b, nas__config_fields, (const char *)cfg, "", cfg);
     cfg->text = nas_malloc(len + 1);
+    /* Both allocations are checked together so the error path is one. */
     if (b.oom || !b.p || !cfg->text) {
         nas_free(b.p);
         nas_free(cfg->text);
@@ -361,6 +365,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     cfg->text[len] = '\0';
     cfg->text_len = len;
     cfg->canonical = b.p;
+    /* The hash covers the canonical text only, never the raw bytes. */
     cfg->hash = fnv1a64(b.p, b.n);
     return NAS_OK;
 }

@@ -403,6 +403,7 @@ static int check_schema(nas_store *st, const nas__store_migration *mig, int n, c
         if (st->readonly)
             return nas_set_err(err, NAS_EFORMAT, "store %s is empty: not a nasd store", st->path);
     }
+    /* Older than us: migrate, unless we may not write. */
     if (version == n) return NAS_OK;
     if (st->readonly)
         return nas_set_err(err, NAS_EVERSION,
@@ -444,12 +445,16 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
         nas_set_err(err, rc, "store %s: out of memory", path);
         goto fail;
     }
+    /* nasctl must never create an empty store by mistyping a path, so only
+     * the writer may create. */
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
         rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
         goto fail;
     }
+    /* SQLite quietly falls back to read-only when the file is not writable;
+     * the master would then fail at its first result, far from the cause. */
     if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
         rc = nas_set_err(err, NAS_EIO,
                          "store %s: cannot open for writing (file or folder permissions); "
@@ -479,6 +484,7 @@ int nas_store_open_ro(nas_store **out, const char *path, char *err) {
 void nas_store_close(nas_store **stp) {
     if (!stp || !*stp) return;
     nas_store *st = *stp;
+    /* finalize(NULL) is a no-op, so statements never prepared need no test. */
     for (int i = 0; i < NAS__ST_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     /* close_v2 never fails with BUSY: we finalized every statement above. */
@@ -530,6 +536,8 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
         rc = NAS_EDB;
         goto fail;
     }
+    /* Read and insert under one write lock, so two masters started on the
+     * same file at once cannot both record a campaign. */
     int step = nas__store_step(st, s);
     if (step == SQLITE_ROW) {
         uint64_t have = nas__column_u64(s, 3);
@@ -547,6 +555,7 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
             goto fail;
         }
         sqlite3_reset(s);
+        /* Same campaign: a resume.  Nothing to write; commit ends the lock. */
         if (created) *created = 0;
         return nas__store_commit(st, err);
     }

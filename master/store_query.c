@@ -131,6 +131,8 @@ static const char *skip_ws(const char *p) {
  * skipped so that rows written by a later nasd stay readable. */
 static int set_fid_field(nas_fidelity *f, const char *key, size_t len, const char *num,
                          char **end) {
+    /* Every field is numeric, so one strtod covers ints and floats; only
+     * uint64 seeds above 2^53 need the integer parse below. */
     double d = strtod(num, end);
     if (*end == num) return -1;
     for (size_t i = 0; i < NAS_ARRAY_LEN(fid_fields); i++) {
@@ -474,6 +476,7 @@ int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char 
 int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_event_info **out,
                          char *err) {
     *out = NULL;
+    /* One allocation of `limit` entries: nasctl pages in small steps. */
     if (limit <= 0) return 0;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_LIST, err);
     if (!s) return NAS_EDB;

@@ -130,6 +130,8 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
     sqlite3_bind_int64(s, 5, now_ms);
     rc = nas__store_exec_stmt(st, s, "add task", err);
     if (rc != NAS_OK) goto fail;
+    /* last_insert_rowid is per connection, and we hold the write lock, so
+     * this is our row. */
     int64_t id = sqlite3_last_insert_rowid(st->db);
 
     if (strategy_blob) {
@@ -345,6 +347,8 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     int state = -1, current = 0;
     rc = task_state(st, task_id, &state, &current, NULL, 0, err);
     if (rc != NAS_OK) goto fail;
+    /* An attempt above the current one was never leased: a confused or
+     * forged message, refused loudly rather than recorded. */
     if (attempt < 1 || attempt > current) {
         rc = nas_set_err(err, NAS_EINVAL,
                          "store %s: task %lld was never leased as attempt %d "
@@ -365,6 +369,8 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     sqlite3_bind_int64(s, 2, now_ms);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
+    /* Workers not yet in the table (a result that outlived a restart) simply
+     * match no row; the count is a statistic, not an invariant. */
     if (r->worker) {
         s = nas__store_stmt(st, NAS__ST_WORKER_DONE, err);
         if (!s) goto fail_db;
@@ -408,6 +414,8 @@ int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
         return nas_set_err(err, NAS_EINVAL, "store %s: max_attempts must be >= 1, got %d", st->path,
                            max_attempts);
     char why[NAS_STORE_REASON_MAX];
+    /* A reason from the network may be long; the column keeps a bounded
+     * copy so one bad worker cannot bloat every row. */
     snprintf(why, sizeof why, "%s", reason && *reason ? reason : "no reason given");
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
@@ -419,6 +427,7 @@ int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
         nas__store_rollback(st);
         return NAS_STORE_STALE;
     }
+    /* `current` attempts have now failed; the last one allowed ends it. */
     int final = current >= max_attempts;
     rc = apply_failure(st, task_id, final, kind, why, now_ms, err);
     if (rc != NAS_OK) goto fail;

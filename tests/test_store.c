@@ -16,6 +16,8 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 // ---- fixtures ----------------------------------------------------------------------------------
 
@@ -918,6 +920,126 @@ START_TEST(test_store_out_of_memory) {
 }
 END_TEST
 
+// ---- resume ------------------------------------------------------------------------------------
+
+/* A toy strategy, as a strategy would be seen by the store: an RNG, a
+ * proposal count and what it has observed, saved as a blob. */
+typedef struct toy {
+    uint64_t rng;
+    int proposed, observed;
+    double sum;
+} toy;
+
+enum { TOY_BUDGET = 12 };
+
+/* Run a one-worker campaign against the store at db_path until the budget
+ * is spent, or until `crash_at` store calls have been made, then vanish
+ * without closing anything (as a killed process would). */
+static void toy_campaign(int crash_at) {
+    char err[NAS_ERR_LEN] = "";
+    int calls = 0;
+#define STEP()                                                                                     \
+    do {                                                                                           \
+        if (crash_at && ++calls == crash_at) _exit(0);                                             \
+    } while (0)
+    nas_store *st = open_bound(db_path);
+    ck_assert_int_ge(nas_store_task_requeue_all(st, 0, err), 0);
+    toy t = {.rng = 42};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (nas_store_strategy_load(st, &blob, &len, NULL, err) == NAS_OK) {
+        ck_assert_uint_eq(len, sizeof t);
+        memcpy(&t, blob, sizeof t);
+        nas_free(blob);
+    }
+    for (;;) {
+        int64_t id = 0;
+        int attempt = 0;
+        int got =
+            nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w1", 1, 1, &id, &attempt, err);
+        ck_assert_int_ge(got, 0);
+        if (!got) {
+            if (t.proposed == TOY_BUDGET) break;
+            t.rng = t.rng * 6364136223846793005ull + 1442695040888963407ull;
+            t.proposed++;
+            char text[64];
+            snprintf(text, sizeof text, "toy-%llu", (unsigned long long)(t.rng >> 40));
+            nas_store_new_task nt = new_task(t.rng >> 1, text, NAS_STORE_STAGE_SEARCH);
+            ck_assert_int_eq(nas_store_task_add(st, &nt, &t, sizeof t, 1, NULL, err), NAS_OK);
+            STEP();
+            continue;
+        }
+        STEP();
+        nas_store_task_info info;
+        ck_assert_int_eq(nas_store_task_get(st, id, &info, err), NAS_OK);
+        nas_store_result r = result_of((double)(info.arch_hash % 1000) / 1000.0);
+        t.observed++;
+        t.sum += r.accuracy;
+        ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, &t, sizeof t, 1, err),
+                         NAS_STORE_APPLIED);
+        STEP();
+    }
+#undef STEP
+    ck_assert_int_eq(t.observed, TOY_BUDGET);
+    nas_store_close(&st);
+}
+
+/* The history as (hash, accuracy) pairs in completion order. */
+static int toy_history(uint64_t *hashes, double *accs) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db_path, err), NAS_OK);
+    nas_store_record *recs = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &recs, err);
+    ck_assert_int_eq(n, TOY_BUDGET);
+    for (int i = 0; i < n; i++) {
+        hashes[i] = recs[i].arch_hash;
+        accs[i] = recs[i].accuracy;
+    }
+    nas_store_records_free(recs, n);
+    nas_store_counts c;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
+    ck_assert_int_eq(c.done, TOY_BUDGET); /* no task was proposed twice */
+    nas_store_close(&st);
+    return n;
+}
+
+/* DESIGN.md s6: with one worker and a fixed seed, a campaign killed at any
+ * point and resumed ends with the same history as one never interrupted.
+ * The child process is killed (_exit, no close) after each store call in
+ * turn; the parent resumes from the file. */
+START_TEST(test_store_resume_same_history) {
+    uint64_t want_h[TOY_BUDGET], got_h[TOY_BUDGET];
+    double want_a[TOY_BUDGET], got_a[TOY_BUDGET];
+    toy_campaign(0);
+    toy_history(want_h, want_a);
+    for (int crash_at = 1; crash_at <= 3 * TOY_BUDGET; crash_at += 5) {
+        unlink(db_path);
+        char side[4200];
+        snprintf(side, sizeof side, "%s-wal", db_path);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", db_path);
+        unlink(side);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            toy_campaign(crash_at);
+            _exit(3); /* crash_at beyond the campaign: should not happen */
+        }
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "crash %d: status %d",
+                      crash_at, status);
+        toy_campaign(0);
+        toy_history(got_h, got_a);
+        for (int i = 0; i < TOY_BUDGET; i++) {
+            ck_assert_msg(got_h[i] == want_h[i], "crash at %d: history differs at %d", crash_at, i);
+            ck_assert(got_a[i] == want_a[i]);
+        }
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -943,6 +1065,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_reader_while_writing);
     tcase_add_test(tc, test_store_lease_next);
     tcase_add_test(tc, test_store_out_of_memory);
+    tcase_add_test(tc, test_store_resume_same_history);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -134,6 +134,8 @@ static const struct {
     {NAS__ST_STRATEGY_GET, "SELECT blob, seq FROM strategy_state WHERE campaign_id = 1"},
     {NAS__ST_ARCH_UPSERT, "INSERT INTO architecture (hash, text, genome, params, macs, created_ms) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
+    {NAS__ST_ARCH_GET,
+     "SELECT text, genome, params, macs, created_ms FROM architecture WHERE hash = ?1"},
     {NAS__ST_TASK_INSERT,
      "INSERT INTO task (arch_hash, stage, state, attempt, fidelity, parent_hash, created_ms) "
      "VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5)"},

@@ -246,6 +246,18 @@ int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info
 /* One task by id; NAS_ENOTFOUND if absent. */
 int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out, char *err);
 
+/* An architecture as first recorded.  `genome` is malloc'd (nas_free; NULL
+ * when none was given), e.g. to rebuild a queued task's genome on resume. */
+typedef struct nas_store_arch_info {
+    uint64_t hash;
+    char text[NAS_STORE_TEXT_MAX];
+    uint8_t *genome;
+    size_t genome_len;
+    int64_t params, macs, created_ms;
+} nas_store_arch_info;
+/* NAS_ENOTFOUND if the store never saw the hash. */
+int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, char *err);
+
 typedef struct nas_store_counts {
     int64_t queued, leased, done, failed;
 } nas_store_counts;

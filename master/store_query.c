@@ -292,6 +292,39 @@ int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out,
     return rc;
 }
 
+int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, char *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_ARCH_GET, err);
+    if (!s) return NAS_EDB;
+    nas__bind_u64(s, 1, hash);
+    int step = nas__store_step(st, s), rc = NAS_OK;
+    if (step == SQLITE_ROW) {
+        out->hash = hash;
+        nas__column_copy(s, 0, out->text, sizeof out->text);
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        /* Copy out before the reset: SQLite's blob pointer dies with it. */
+        if (sqlite3_column_type(s, 1) == SQLITE_BLOB && n > 0) {
+            out->genome = nas_malloc(n);
+            if (out->genome) {
+                memcpy(out->genome, sqlite3_column_blob(s, 1), n);
+                out->genome_len = n;
+            } else {
+                rc = nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+            }
+        }
+        out->params = sqlite3_column_int64(s, 2);
+        out->macs = sqlite3_column_int64(s, 3);
+        out->created_ms = sqlite3_column_int64(s, 4);
+    } else if (step == SQLITE_DONE) {
+        rc = nas_set_err(err, NAS_ENOTFOUND, "store %s: no architecture %016llx", st->path,
+                         (unsigned long long)hash);
+    } else {
+        rc = nas__store_fail(st, step, "read architecture", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 /* One GROUP BY pass; states with no task keep their zero. */
 int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char *err) {
     memset(out, 0, sizeof *out);

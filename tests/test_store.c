@@ -622,6 +622,16 @@ START_TEST(test_store_task_list_roundtrip) {
     ck_assert_int_eq(list[0].failure_kind, -1);
     ck_assert_int_eq(list[0].created_ms, 55);
     nas_free(list);
+    nas_store_arch_info arch;
+    ck_assert_int_eq(nas_store_arch_get(st, 0x8000000000000001ull, &arch, err), NAS_OK);
+    ck_assert_str_eq(arch.text, "n=sep5x5:1+max3x3:0");
+    ck_assert_uint_eq(arch.genome_len, 1);
+    ck_assert_int_eq(arch.genome[0], 'g');
+    ck_assert_int_eq(arch.params, 1000);
+    ck_assert_int_eq(arch.created_ms, 55);
+    nas_free(arch.genome);
+    ck_assert_int_eq(nas_store_arch_get(st, 12345, &arch, err), NAS_ENOTFOUND);
+    ck_assert_ptr_null(arch.genome);
     ck_assert_int_eq(
         nas_store_task_list(st, NAS_STORE_TASK_QUEUED, NAS_STORE_STAGE_SEARCH, &list, err), 0);
     nas_free(list);

@@ -268,12 +268,15 @@ static int distance(const char *a, const char *b) {
 void nas__cfg_suggest(const char *got, const char *const *words, size_t stride, char *buf,
                       size_t cap) {
     const char *best = NULL;
-    int best_d = 3; /* more than two edits away is not a typo */
+    int best_d = 99;
     size_t at = 0;
     buf[0] = '\0';
     for (const char *const *w = words; *w; w = (const char *const *)((const char *)w + stride)) {
+        /* A typo is one edit away in a short word, two in a longer one;
+         * beyond that a suggestion would be a guess. */
+        int limit = strlen(*w) >= 6 ? 2 : 1;
         int d = distance(got, *w);
-        if (d < best_d) {
+        if (d <= limit && d < best_d) {
             best_d = d;
             best = *w;
         }

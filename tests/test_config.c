@@ -91,6 +91,10 @@ static const struct {
      "exceeds the 50000 training images of cifar10"},
     {"workers:\n  heartbeat_ms: 5\n", "bad.yaml:2: workers.heartbeat_ms: must be >= 10, got 5"},
     {"seed: -1\n", "bad.yaml:1: seed: must be >= 0, got -1"},
+    /* Far from every key: no guess, the list of keys instead. */
+    {"data:\n  xy: 1\n", "bad.yaml:2: data.xy: unknown key; expected one of: set dir"},
+    {"space:\n  ops: [sep3x4]\n",
+     "bad.yaml:2: space.ops: 'sep3x4' is not an op of the cell space; did you mean 'sep3x3'?"},
     {"space:\n  kind: nb201\nstrategy:\n  max_blocks: 3\n",
      "bad.yaml:4: strategy.max_blocks: must be <= 2 for the nb201 space (2), got 3"},
     {"strategy:\n  ensemble: 0\n  lstm: false\n",

@@ -43,7 +43,7 @@ nas_config nas_config_default(void) {
     snprintf(c.name, sizeof c.name, "nasd");
     c.seed = 1;
     snprintf(c.data.set, sizeof c.data.set, "fashion-mnist");
-    snprintf(c.data.dir, sizeof c.data.dir, "data");
+    c.data.dir[0] = '\0'; /* "" = /usr/share/datasets/<set>, resolved after parsing */
 
     /* strategy.h documents these defaults; nas_strategy_config_default()
      * belongs to the strategy module, so they are spelled out here. */

@@ -216,6 +216,9 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
     /* The default store is named after the campaign, in the working
      * directory, so two campaigns never share a file by accident. */
     if (!c->store[0]) snprintf(c->store, sizeof c->store, "%s.db", c->name);
+    /* Where Debian-style installs and nas-train look for datasets. */
+    if (!c->data.dir[0])
+        snprintf(c->data.dir, sizeof c->data.dir, "/usr/share/datasets/%s", c->data.set);
     return NAS_OK;
 }
 

@@ -152,6 +152,7 @@ START_TEST(test_config_defaults) {
     ck_assert_int_eq(cfg.weights.memory_budget, 256 << 20);
     ck_assert_int_eq(cfg.evaluation.mode, NAS_CONFIG_EVAL_TRAIN);
     ck_assert_str_eq(cfg.store, "nasd.db");
+    ck_assert_str_eq(cfg.data.dir, "/usr/share/datasets/fashion-mnist");
     ck_assert_str_eq(cfg.source, "bad.yaml");
     ck_assert_ptr_nonnull(strstr(cfg.canonical, "fidelity.epochs: 2\n"));
     ck_assert_ptr_nonnull(strstr(cfg.canonical,

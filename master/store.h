@@ -312,7 +312,8 @@ typedef struct nas_store_worker_info {
 int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err);
 
 /* Append an event ("lease-expired", "worker-joined", ...) to the log. */
-int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text, char *err);
+int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
+                           char *err);
 
 typedef struct nas_store_event_info {
     int64_t id, time_ms;

@@ -493,7 +493,8 @@ int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err)
     return n;
 }
 
-int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text, char *err) {
+int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
+                           char *err) {
     if (!kind || !*kind || !text)
         return nas_set_err(err, NAS_EINVAL, "store %s: an event needs a kind and a text", st->path);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_INSERT, err);

@@ -693,7 +693,7 @@ START_TEST(test_store_workers_events_weights) {
     for (int i = 0; i < 5; i++) {
         char text[32];
         snprintf(text, sizeof text, "event %d; DROP TABLE task; --", i);
-        ck_assert_int_eq(nas_store_event(st, 300 + i, "note", text, err), NAS_OK);
+        ck_assert_int_eq(nas_store_event_append(st, 300 + i, "note", text, err), NAS_OK);
     }
     nas_store_event_info *ev = NULL;
     ck_assert_int_eq(nas_store_event_list(st, 2, 2, &ev, err), 2);
@@ -701,7 +701,7 @@ START_TEST(test_store_workers_events_weights) {
     ck_assert_str_eq(ev[0].text, "event 2; DROP TABLE task; --"); /* bound, never spliced */
     ck_assert_int_eq(ev[1].time_ms, 303);
     nas_free(ev);
-    ck_assert_int_eq(nas_store_event(st, 1, NULL, "x", err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_event_append(st, 1, NULL, "x", err), NAS_EINVAL);
 
     char path[256];
     int64_t bytes = 0;
@@ -730,7 +730,7 @@ START_TEST(test_store_read_only_handle) {
     nas_store_counts c;
     ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
     ck_assert_int_eq(c.queued, 1);
-    ck_assert_int_eq(nas_store_event(st, 1, "k", "t", err), NAS_EIO);
+    ck_assert_int_eq(nas_store_event_append(st, 1, "k", "t", err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     ck_assert_ptr_nonnull(strstr(err, db_path));
     ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w", 1, 1, err), NAS_EIO);
@@ -807,10 +807,10 @@ START_TEST(test_store_reader_while_writing) {
     ck_assert_int_eq(nas_store_open(&second, db_path, err), NAS_OK);
     sqlite3_busy_timeout(second->db, 50);
     ck_assert_int_eq(sqlite3_exec(writer->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    ck_assert_int_eq(nas_store_event(second, 1, "k", "t", err), NAS_EAGAIN);
+    ck_assert_int_eq(nas_store_event_append(second, 1, "k", "t", err), NAS_EAGAIN);
     ck_assert_ptr_nonnull(strstr(err, "lock"));
     ck_assert_int_eq(sqlite3_exec(writer->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    ck_assert_int_eq(nas_store_event(second, 1, "k", "t", err), NAS_OK);
+    ck_assert_int_eq(nas_store_event_append(second, 1, "k", "t", err), NAS_OK);
     nas_store_close(&second);
     nas_store_close(&reader);
     nas_store_close(&writer);

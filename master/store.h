@@ -332,6 +332,16 @@ int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t 
                           char *err);
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
 
+/* ---- integrity ---------------------------------------------------------------------- */
+
+/* Check the file and the store's own invariants: SQLite's quick_check and
+ * foreign keys, every done task has its one result and every result a done
+ * task, leases carry a worker, an expiry and an attempt >= 1, no finished
+ * task holds a lease, no result names an attempt that was never leased.
+ * NAS_OK, or NAS_EFORMAT naming the first broken rule and a row.  For
+ * nasctl and for tests after a crash; it reads every table. */
+int nas_store_check(nas_store *st, char *err);
+
 /* ---- encodings shared with nasctl --------------------------------------------------- */
 
 /* The fidelity as a flat JSON object with every field; returns the length

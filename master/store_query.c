@@ -584,3 +584,74 @@ int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err) {
     nas__bind_u64(s, 1, arch_hash);
     return nas__store_exec_stmt(st, s, "drop weights", err);
 }
+
+// ---- integrity -------------------------------------------------------------------------------
+
+/* Each rule is a query that returns the first offending row id, if any.
+ * They are run rarely, so they are prepared on the spot, not cached. */
+static const struct {
+    const char *sql;
+    const char *rule;
+} checks[] = {
+    {"SELECT t.id FROM task t LEFT JOIN result r ON r.task_id = t.id "
+     "WHERE t.state = 'done' AND r.id IS NULL LIMIT 1",
+     "a done task has no result"},
+    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
+     "WHERE t.state != 'done' LIMIT 1",
+     "a result belongs to a task that is not done"},
+    {"SELECT id FROM task WHERE state = 'leased' AND (lease_expiry_ms IS NULL OR worker IS NULL "
+     "OR attempt < 1) LIMIT 1",
+     "a leased task lacks its worker, expiry or attempt"},
+    {"SELECT id FROM task WHERE state != 'leased' AND lease_expiry_ms IS NOT NULL LIMIT 1",
+     "a task that is not leased holds a lease expiry"},
+    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
+     "WHERE r.attempt < 1 OR r.attempt > t.attempt LIMIT 1",
+     "a result names an attempt that was never leased"},
+    {"SELECT id FROM task WHERE state = 'failed' AND failure IS NULL LIMIT 1",
+     "a failed task has no reason"},
+};
+
+/* Run one query; *row gets the first column of its first row, or -1. */
+static int first_row(nas_store *st, const char *sql, const char *what, int64_t *row, char *text,
+                     size_t cap, char *err) {
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) return nas__store_fail(st, rc, what, err);
+    int step = sqlite3_step(s);
+    *row = -1;
+    if (text && cap) text[0] = '\0';
+    if (step == SQLITE_ROW) {
+        *row = sqlite3_column_int64(s, 0);
+        if (text) nas__column_copy(s, 0, text, cap);
+    }
+    sqlite3_finalize(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return nas__store_fail(st, step, what, err);
+    return NAS_OK;
+}
+
+int nas_store_check(nas_store *st, char *err) {
+    int64_t row = -1;
+    char text[128];
+    int rc = first_row(st, "PRAGMA quick_check", "integrity check", &row, text, sizeof text, err);
+    if (rc != NAS_OK) return rc;
+    if (strcmp(text, "ok") != 0)
+        return nas_set_err(err, NAS_EFORMAT, "store %s: SQLite integrity check: %s", st->path,
+                           text);
+    /* foreign_key_check returns (table, rowid, parent, fk index) per violation. */
+    rc = first_row(st, "PRAGMA foreign_key_check", "foreign key check", &row, text, sizeof text,
+                   err);
+    if (rc != NAS_OK) return rc;
+    if (text[0])
+        return nas_set_err(err, NAS_EFORMAT,
+                           "store %s: table %s has a row whose reference "
+                           "points nowhere",
+                           st->path, text);
+    for (size_t i = 0; i < NAS_ARRAY_LEN(checks); i++) {
+        rc = first_row(st, checks[i].sql, "consistency check", &row, NULL, 0, err);
+        if (rc != NAS_OK) return rc;
+        if (row >= 0)
+            return nas_set_err(err, NAS_EFORMAT, "store %s: %s (task %lld)", st->path,
+                               checks[i].rule, (long long)row);
+    }
+    return NAS_OK;
+}

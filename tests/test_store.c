@@ -483,6 +483,7 @@ START_TEST(test_store_put_result_atomic) {
         }
         nas_free(blob);
         nas_free(w);
+        ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
         nas_store_close(&st);
         if (rc >= 0) break;
     }
@@ -1040,12 +1041,50 @@ START_TEST(test_store_resume_same_history) {
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "crash %d: status %d",
                       crash_at, status);
+        char err[NAS_ERR_LEN] = "";
+        nas_store *ro = NULL;
+        ck_assert_int_eq(nas_store_open_ro(&ro, db_path, err), NAS_OK);
+        ck_assert_msg(nas_store_check(ro, err) == NAS_OK, "crash %d: %s", crash_at, err);
+        nas_store_close(&ro);
         toy_campaign(0);
         toy_history(got_h, got_a);
         for (int i = 0; i < TOY_BUDGET; i++) {
             ck_assert_msg(got_h[i] == want_h[i], "crash at %d: history differs at %d", crash_at, i);
             ck_assert(got_a[i] == want_a[i]);
         }
+    }
+}
+END_TEST
+
+/* The checker finds each broken invariant (planted with raw SQL). */
+START_TEST(test_store_check_finds_damage) {
+    char err[NAS_ERR_LEN] = "";
+    static const struct {
+        const char *sql, *want;
+    } damage[] = {
+        {"UPDATE task SET state = 'done' WHERE id = 2", "a done task has no result (task 2)"},
+        {"UPDATE task SET state = 'queued' WHERE id = 1",
+         "a result belongs to a task that is not done (task 1)"},
+        {"UPDATE task SET state = 'leased', worker = NULL, lease_expiry_ms = 5 WHERE id = 2",
+         "a leased task lacks its worker, expiry or attempt (task 2)"},
+        {"UPDATE task SET lease_expiry_ms = 5 WHERE id = 2",
+         "a task that is not leased holds a lease expiry (task 2)"},
+        {"UPDATE result SET attempt = 7 WHERE task_id = 1",
+         "a result names an attempt that was never leased (task 1)"},
+        {"UPDATE task SET state = 'failed' WHERE id = 2", "a failed task has no reason (task 2)"},
+        {"PRAGMA foreign_keys = OFF; UPDATE task SET arch_hash = 999 WHERE id = 2",
+         "table task has a row whose reference points nowhere"},
+    };
+    for (size_t i = 0; i < NAS_ARRAY_LEN(damage); i++) {
+        unlink(db_path);
+        nas_store *st = open_bound(db_path);
+        complete(st, add_task(st, 1, NAS_STORE_STAGE_SEARCH), 0.5);
+        add_task(st, 2, NAS_STORE_STAGE_SEARCH);
+        ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+        ck_assert_int_eq(sqlite3_exec(st->db, damage[i].sql, NULL, NULL, NULL), SQLITE_OK);
+        ck_assert_int_eq(nas_store_check(st, err), NAS_EFORMAT);
+        ck_assert_msg(strstr(err, damage[i].want) != NULL, "case %zu: %s", i, err);
+        nas_store_close(&st);
     }
 }
 END_TEST
@@ -1076,6 +1115,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_lease_next);
     tcase_add_test(tc, test_store_out_of_memory);
     tcase_add_test(tc, test_store_resume_same_history);
+    tcase_add_test(tc, test_store_check_finds_damage);
     suite_add_tcase(s, tc);
     return s;
 }

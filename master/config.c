@@ -665,6 +665,9 @@ static int flow_too_deep(const char *t, size_t n, int *line) {
  * (cross-key checks, canonical text).  cfg is written only on success. */
 int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err) {
     /* Work on a local copy: *cfg is written only when everything passed. */
+    if (!cfg || (!text && len))
+        return nas_set_err(err, NAS_EINVAL, "%s: no config text given",
+                           source ? source : "<config>");
     nas_config c = nas_config_default();
     snprintf(c.source, sizeof c.source, "%s", source ? source : "<config>");
     nas__cfg_ctx cx = {.source = c.source, .err = err};
@@ -679,7 +682,8 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", c.source);
     /* The document API builds the whole tree first; a campaign file is a
      * few KB, and a tree makes line numbers and duplicate checks simple. */
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    /* libyaml asserts on a NULL input, even an empty one. */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = nas_set_err(err, NAS_ECONFIG, "%s:%d: YAML syntax error: %s%s%s", c.source,
                          (int)parser.problem_mark.line + 1,

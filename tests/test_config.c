@@ -414,6 +414,11 @@ START_TEST(test_config_hostile_input) {
     ck_assert_int_eq(cfg.final.fidelity.epochs, 3);
     ck_assert_int_eq(cfg.final.fidelity.batch, 32);
     nas_config_fini(&cfg);
+    ck_assert_int_eq(nas_config_parse(NULL, 0, NULL, &cfg, err), NAS_OK); /* all defaults */
+    ck_assert_str_eq(cfg.source, "<config>");
+    ck_assert_str_eq(cfg.text, "");
+    nas_config_fini(&cfg);
+    ck_assert_int_eq(nas_config_parse(NULL, 5, NULL, &cfg, err), NAS_EINVAL);
     const char nul[] = "seed: 1\0name: x\n";
     ck_assert_int_eq(nas_config_parse(nul, sizeof nul - 1, "nul.yaml", &cfg, err), NAS_ECONFIG);
 }

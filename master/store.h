@@ -351,6 +351,15 @@ int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap);
  * and unknown keys are skipped, so older rows stay readable. */
 int nas_store_fidelity_from_json(const char *json, nas_fidelity *f, char *err);
 
+/* One result as a JSON object (for nasctl history/best/export):
+ * {"task":3,"seq":1,"arch":"00000000000000ff","text":"n=...","stage":"search",
+ *  "attempt":1,"accuracy":0.9,"loss":0.3,"test_accuracy":null,"curve":[0.5,0.9],
+ *  "params":1000,"macs":20000,"seconds":1.5,"worker":"w1","finished_ms":4000}
+ * Hashes are 16 hex digits (JSON numbers lose bits above 2^53), absent
+ * numbers are null, strings are escaped.  Returns the length or NAS_ERANGE
+ * when cap is too small. */
+int nas_store_record_to_json(const nas_store_record *r, char *buf, size_t cap);
+
 const char *nas_store_stage_name(int stage);
 const char *nas_store_task_state_name(int state);
 

@@ -13,6 +13,7 @@
 #include "common/err.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,76 @@ static int curve_from_json(const char *json, float **out, int *n) {
     }
     *out = v;
     return NAS_OK;
+}
+
+// ---- records as JSON ----------------------------------------------------------------------
+
+typedef struct jbuf {
+    char *p;
+    size_t n, cap;
+    int full;
+} jbuf;
+
+static void jput(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jput(jbuf *b, const char *fmt, ...) {
+    if (b->full) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->n)
+        b->full = 1;
+    else
+        b->n += (size_t)n;
+}
+
+/* Worker names come from the network: escape quotes, backslashes and
+ * control bytes so the output stays one valid JSON value. */
+static void jput_str(jbuf *b, const char *s) {
+    jput(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            jput(b, "\\%c", *c);
+        else if (*c < 0x20)
+            jput(b, "\\u%04x", *c);
+        else
+            jput(b, "%c", *c);
+    }
+    jput(b, "\"");
+}
+
+/* JSON has no NaN or infinity; an absent number is null. */
+static void jput_num(jbuf *b, double v) {
+    if (isfinite(v))
+        jput(b, "%.17g", v);
+    else
+        jput(b, "null");
+}
+
+int nas_store_record_to_json(const nas_store_record *r, char *buf, size_t cap) {
+    if (cap == 0) return NAS_ERANGE;
+    jbuf b = {buf, 0, cap, 0};
+    jput(&b, "{\"task\":%lld,\"seq\":%lld,\"arch\":\"%016llx\",\"text\":", (long long)r->task_id,
+         (long long)r->seq, (unsigned long long)r->arch_hash);
+    jput_str(&b, r->arch_text);
+    jput(&b, ",\"stage\":\"%s\",\"attempt\":%d,\"accuracy\":", nas_store_stage_name(r->stage),
+         r->attempt);
+    jput_num(&b, r->accuracy);
+    jput(&b, ",\"loss\":");
+    jput_num(&b, r->loss);
+    jput(&b, ",\"test_accuracy\":");
+    jput_num(&b, r->test_accuracy);
+    jput(&b, ",\"curve\":[");
+    for (int i = 0; i < r->n_curve; i++)
+        jput(&b, "%s%.9g", i ? "," : "", (double)r->curve[i]);
+    jput(&b, "],\"params\":%lld,\"macs\":%lld,\"seconds\":", (long long)r->params,
+         (long long)r->macs);
+    jput_num(&b, r->seconds);
+    jput(&b, ",\"worker\":");
+    jput_str(&b, r->worker);
+    jput(&b, ",\"finished_ms\":%lld}", (long long)r->finished_ms);
+    if (b.full) return NAS_ERANGE;
+    return (int)b.n;
 }
 
 // ---- tasks -------------------------------------------------------------------------------------

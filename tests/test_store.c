@@ -563,6 +563,57 @@ START_TEST(test_store_workers_events_weights) {
 }
 END_TEST
 
+START_TEST(test_store_record_json) {
+    float curve[2] = {0.5f, 0.75f};
+    nas_store_record r = {.task_id = 3,
+                          .seq = 1,
+                          .arch_hash = 0xff,
+                          .stage = 0,
+                          .attempt = 2,
+                          .accuracy = 0.5,
+                          .loss = NAN,
+                          .test_accuracy = NAN,
+                          .curve = curve,
+                          .n_curve = 2,
+                          .params = 10,
+                          .macs = 20,
+                          .seconds = 1.5,
+                          .finished_ms = 4000};
+    snprintf(r.arch_text, sizeof r.arch_text, "n=id:0+id:1");
+    snprintf(r.worker, sizeof r.worker, "w\"1\\\n");
+    char buf[512];
+    int n = nas_store_record_to_json(&r, buf, sizeof buf);
+    ck_assert_int_gt(n, 0);
+    ck_assert_str_eq(buf, "{\"task\":3,\"seq\":1,\"arch\":\"00000000000000ff\",\"text\":"
+                          "\"n=id:0+id:1\",\"stage\":\"search\",\"attempt\":2,\"accuracy\":0.5,"
+                          "\"loss\":null,\"test_accuracy\":null,\"curve\":[0.5,0.75],"
+                          "\"params\":10,\"macs\":20,\"seconds\":1.5,"
+                          "\"worker\":\"w\\\"1\\\\\\u000a\",\"finished_ms\":4000}");
+    ck_assert_int_eq((int)strlen(buf), n);
+    ck_assert_int_eq(nas_store_record_to_json(&r, buf, (size_t)n), NAS_ERANGE);
+    ck_assert_int_eq(nas_store_record_to_json(&r, buf, (size_t)n + 1), n);
+
+    /* Python's json module agrees it is JSON, on a record read back from a store. */
+    char err[NAS_ERR_LEN] = "", path[4096], cmd[8192], out[256];
+    nas_store *st = open_bound(db_path);
+    complete(st, add_task(st, 0xfedcba9876543210ull, NAS_STORE_STAGE_SEARCH), 0.25);
+    nas_store_record *recs = NULL;
+    ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err), 1);
+    n = nas_store_record_to_json(&recs[0], buf, sizeof buf);
+    nas_store_records_free(recs, 1);
+    nas_store_close(&st);
+    ck_assert_int_gt(n, 0);
+    nas_path_join(path, sizeof path, tmp, "r.json");
+    ck_assert_int_eq(nas_write_file(path, buf, (size_t)n, 0), 0);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); "
+             "print(r[\"arch\"], r[\"accuracy\"], r[\"curve\"][2])' %s",
+             path);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_str_eq(out, "fedcba9876543210 0.25 0.75\n");
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -581,6 +632,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_task_list_roundtrip);
     tcase_add_test(tc, test_store_fidelity_json);
     tcase_add_test(tc, test_store_workers_events_weights);
+    tcase_add_test(tc, test_store_record_json);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -429,6 +429,46 @@ START_TEST(test_store_check_finds_damage) {
 }
 END_TEST
 
+/* Two processes, as nas-master and nasctl would be: the writer commits
+ * results while the reader polls.  Every snapshot the reader sees passes
+ * the integrity check, and the history only grows. */
+START_TEST(test_store_reader_process_alongside_writer) {
+    char err[NAS_ERR_LEN] = "";
+    enum { N = 60 };
+    nas_store *st = open_bound(db_path);
+    nas_store_close(&st);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        nas_store *w = open_bound(db_path);
+        for (int i = 0; i < N; i++)
+            complete(w, add_task(w, 100 + (uint64_t)i, 0), 0.5);
+        nas_store_close(&w);
+        _exit(0);
+    }
+    nas_store *r = NULL;
+    ck_assert_msg(nas_store_open_ro(&r, db_path, err) == NAS_OK, "%s", err);
+    int last = 0, polls = 0, status = 0;
+    for (;;) {
+        int done = waitpid(pid, &status, WNOHANG) == pid;
+        nas_store_counts c;
+        ck_assert_msg(nas_store_task_counts(r, NAS_STORE_STAGE_ANY, &c, err) == NAS_OK, "%s", err);
+        ck_assert_int_ge(c.done, last);
+        ck_assert_int_le(c.queued + c.leased, 1); /* one worker: at most one task open */
+        last = (int)c.done;
+        ck_assert_msg(nas_store_check(r, err) == NAS_OK, "poll %d: %s", polls, err);
+        polls++;
+        if (done) break;
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    nas_store_counts c;
+    ck_assert_int_eq(nas_store_task_counts(r, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
+    ck_assert_int_eq(c.done, N);
+    ck_assert_int_ge(polls, 2);
+    nas_store_close(&r);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store_faults");
     TCase *tc = tcase_create("store_faults");
@@ -442,6 +482,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_out_of_memory);
     tcase_add_test(tc, test_store_resume_same_history);
     tcase_add_test(tc, test_store_check_finds_damage);
+    tcase_add_test(tc, test_store_reader_process_alongside_writer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -117,6 +117,10 @@ static void *task_main(void *arg) {
         if (tc.pipe) zmq_close(tc.pipe);
         return NULL;
     }
+    /* Tell create() the pipe is connected (zactor's synchronous start). */
+    nas_wire_msg hello;
+    nas_wire_msg_init(&hello, NAS_MSG_HEARTBEAT);
+    pipe_send(tc.pipe, &hello);
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     for (char err[NAS_ERR_LEN]; pkt;) {
         int rc = nas_wire_recv(tc.pipe, 0, 0, pkt, err);
@@ -164,6 +168,14 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!a->pipe || zmq_bind(a->pipe, a->pipe_ep) != 0) goto fail;
     if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
     a->thread_started = 1;
+    /* Wait for the thread's hello, so that a stop right after create()
+     * cannot reach the pipe before the thread listens. */
+    int timeout = 5000, forever = -1;
+    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    nas_wire_packet hello;
+    if (nas_wire_recv(a->pipe, 0, 0, &hello, err) < 0) goto fail;
+    nas_wire_packet_fini(&hello);
+    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &forever, sizeof forever);
     *out = a;
     return NAS_OK;
 fail:
@@ -179,7 +191,8 @@ void nas_agent_destroy(nas_agent **ap) {
         atomic_store(&a->cancel, 1);
         nas_wire_msg m;
         nas_wire_msg_init(&m, NAS_MSG_DISCONNECT);
-        /* Non-blocking: a task thread that never connected has exited. */
+        /* The thread is connected (create waited for its hello) unless it
+         * failed early and exited: never block here. */
         char err[NAS_ERR_LEN];
         nas_wire_send(a->pipe, NULL, 0, &m, NULL, 0, 1, err);
         pthread_join(a->thread, NULL);

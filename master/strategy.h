@@ -97,4 +97,21 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
 int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap);
 double nas_strategy_rank_correlation(const nas_strategy *s);
 
+/* The one expensive step of any strategy, split out so the campaign can
+ * keep its event loop responsive: PNAS, between levels, refits its
+ * predictor and ranks the next level's candidates (docs/STRATEGIES.md gives
+ * the cost).  needs_prepare() is 1 when the next propose() would do that
+ * work first; the campaign may then run nas_strategy_prepare() on a worker
+ * thread (uv_queue_work), calling nothing else on this strategy until it
+ * returns.  A caller that does not bother gets the same result: propose()
+ * runs the step inline.  Strategies without such a step always answer 0
+ * and prepare() is a no-op. */
+int nas_strategy_needs_prepare(const nas_strategy *s);
+int nas_strategy_prepare(nas_strategy *s, char *err);
+
+/* Regularized evolution's current population, oldest first: writes up to
+ * `cap` members into out and returns the population size (0 for the other
+ * strategies). For nasctl and for tests of aging. */
+int nas_strategy_population(const nas_strategy *s, nas_observation *out, int cap);
+
 #endif

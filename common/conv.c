@@ -1,0 +1,311 @@
+/*
+ * conv.c - convolution: im2col + GEMM, direct depthwise, naive references.
+ *
+ * Index conventions used throughout: input pixel (iy, ix) feeding output
+ * pixel (oy, ox) through kernel tap (ki, kj) is
+ *     iy = oy*stride - pad + ki*dil,   ix = ox*stride - pad + kj*dil
+ * and taps falling outside the image read zero (padding).
+ */
+#include "common/conv.h"
+
+#include <string.h>
+
+#include "common/err.h"
+#include "common/gemm.h"
+
+int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
+                        int stride, int pad, int dil, int groups, char *err) {
+    if (n < 1 || c < 1 || h < 1 || w < 1 || oc < 1 || kh < 1 || kw < 1 || stride < 1 || pad < 0 ||
+        dil < 1 || groups < 1)
+        return nas_set_err(err, NAS_EINVAL,
+                           "conv: sizes must be positive (n=%d c=%d h=%d w=%d oc=%d k=%dx%d "
+                           "stride=%d pad=%d dilation=%d groups=%d)",
+                           n, c, h, w, oc, kh, kw, stride, pad, dil, groups);
+    if (c % groups != 0 || oc % groups != 0)
+        return nas_set_err(err, NAS_EINVAL, "conv: groups=%d does not divide channels %d -> %d",
+                           groups, c, oc);
+    int eff_h = dil * (kh - 1) + 1, eff_w = dil * (kw - 1) + 1;
+    if (h + 2 * pad < eff_h || w + 2 * pad < eff_w)
+        return nas_set_err(err, NAS_EINVAL,
+                           "conv: dilated kernel %dx%d does not fit the padded input %dx%d", eff_h,
+                           eff_w, h + 2 * pad, w + 2 * pad);
+    *s = (nas_conv_shape){.n = n, .c = c, .h = h, .w = w, .oc = oc, .kh = kh, .kw = kw,
+                          .stride = stride, .pad = pad, .dil = dil, .groups = groups};
+    s->oh = (h + 2 * pad - eff_h) / stride + 1;
+    s->ow = (w + 2 * pad - eff_w) / stride + 1;
+    return NAS_OK;
+}
+
+// A 1x1, stride-1, unpadded conv reads the image itself as its column matrix.
+static int is_pointwise(const nas_conv_shape *s) {
+    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+}
+
+static int is_depthwise(const nas_conv_shape *s) {
+    return s->groups == s->c && s->oc == s->c && s->groups > 1;
+}
+
+size_t nas_conv_workspace(const nas_conv_shape *s) {
+    if (is_pointwise(s) || is_depthwise(s)) return 0;
+    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+}
+
+// ----------------------------------------------------------------------------
+// im2col / col2im
+
+void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
+    int ohw = s->oh * s->ow;
+    for (int ch = 0; ch < c; ch++) {
+        const float *img_c = img + (size_t)ch * s->h * s->w;
+        for (int ki = 0; ki < s->kh; ki++) {
+            for (int kj = 0; kj < s->kw; kj++) {
+                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    float *dst = row + oy * s->ow;
+                    if (iy < 0 || iy >= s->h) {
+                        memset(dst, 0, sizeof(float) * s->ow);
+                        continue;
+                    }
+                    const float *src = img_c + (size_t)iy * s->w;
+                    int ix0 = kj * s->dil - s->pad;
+                    if (s->stride == 1 && ix0 >= 0 && ix0 + s->ow <= s->w) {
+                        // The common interior case is a contiguous copy.
+                        memcpy(dst, src + ix0, sizeof(float) * s->ow);
+                        continue;
+                    }
+                    for (int ox = 0; ox < s->ow; ox++) {
+                        int ix = ox * s->stride + ix0;
+                        dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s) {
+    int ohw = s->oh * s->ow;
+    for (int ch = 0; ch < c; ch++) {
+        float *img_c = img + (size_t)ch * s->h * s->w;
+        for (int ki = 0; ki < s->kh; ki++) {
+            for (int kj = 0; kj < s->kw; kj++) {
+                const float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    if (iy < 0 || iy >= s->h) continue;
+                    const float *src = row + oy * s->ow;
+                    float *dst = img_c + (size_t)iy * s->w;
+                    int ix0 = kj * s->dil - s->pad;
+                    for (int ox = 0; ox < s->ow; ox++) {
+                        int ix = ox * s->stride + ix0;
+                        if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// depthwise: one filter per channel, direct loops
+
+static void dw_forward(float *out, const float *inp, const float *weight, const float *bias,
+                       const nas_conv_shape *s) {
+    // out (N,C,OH,OW), inp (N,C,H,W), weight (C,1,KH,KW)
+    for (int b = 0; b < s->n; b++) {
+        for (int ch = 0; ch < s->c; ch++) {
+            const float *in_c = inp + ((size_t)b * s->c + ch) * s->h * s->w;
+            const float *w_c = weight + (size_t)ch * s->kh * s->kw;
+            float *out_c = out + ((size_t)b * s->c + ch) * s->oh * s->ow;
+            float bv = bias ? bias[ch] : 0.0f;
+            for (int i = 0; i < s->oh * s->ow; i++) out_c[i] = bv;
+            for (int ki = 0; ki < s->kh; ki++) {
+                for (int kj = 0; kj < s->kw; kj++) {
+                    float wv = w_c[ki * s->kw + kj];
+                    for (int oy = 0; oy < s->oh; oy++) {
+                        int iy = oy * s->stride - s->pad + ki * s->dil;
+                        if (iy < 0 || iy >= s->h) continue;
+                        const float *src = in_c + (size_t)iy * s->w;
+                        float *dst = out_c + oy * s->ow;
+                        int ix0 = kj * s->dil - s->pad;
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            int ix = ox * s->stride + ix0;
+                            if (ix >= 0 && ix < s->w) dst[ox] += wv * src[ix];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void dw_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const nas_conv_shape *s) {
+    // forward was: out[b,c,oy,ox] += w[c,ki,kj] * inp[b,c,iy,ix]
+    for (int b = 0; b < s->n; b++) {
+        for (int ch = 0; ch < s->c; ch++) {
+            const float *in_c = inp + ((size_t)b * s->c + ch) * s->h * s->w;
+            float *din_c = dinp ? dinp + ((size_t)b * s->c + ch) * s->h * s->w : NULL;
+            const float *w_c = weight + (size_t)ch * s->kh * s->kw;
+            float *dw_c = dweight + (size_t)ch * s->kh * s->kw;
+            const float *dout_c = dout + ((size_t)b * s->c + ch) * s->oh * s->ow;
+            if (dbias) {
+                float acc = 0.0f;
+                for (int i = 0; i < s->oh * s->ow; i++) acc += dout_c[i];
+                dbias[ch] += acc;
+            }
+            for (int ki = 0; ki < s->kh; ki++) {
+                for (int kj = 0; kj < s->kw; kj++) {
+                    float wv = w_c[ki * s->kw + kj];
+                    float dwv = 0.0f;
+                    for (int oy = 0; oy < s->oh; oy++) {
+                        int iy = oy * s->stride - s->pad + ki * s->dil;
+                        if (iy < 0 || iy >= s->h) continue;
+                        const float *src = in_c + (size_t)iy * s->w;
+                        const float *g = dout_c + oy * s->ow;
+                        int ix0 = kj * s->dil - s->pad;
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            int ix = ox * s->stride + ix0;
+                            if (ix < 0 || ix >= s->w) continue;
+                            dwv += g[ox] * src[ix];
+                            if (din_c) din_c[(size_t)iy * s->w + ix] += wv * g[ox];
+                        }
+                    }
+                    dw_c[ki * s->kw + kj] += dwv;
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// general conv: per image, per group GEMM
+
+void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        const nas_conv_shape *s, float *ws) {
+    if (is_depthwise(s)) {
+        dw_forward(out, inp, weight, bias, s);
+        return;
+    }
+    int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
+    int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow;
+    for (int b = 0; b < s->n; b++) {
+        for (int g = 0; g < s->groups; g++) {
+            const float *img = inp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
+            const float *col = img;
+            if (!is_pointwise(s)) {
+                nas_im2col(ws, img, g_c, s);
+                col = ws;
+            }
+            // out_g (OCg, OHW) = W_g (OCg, K) . col (K, OHW)
+            float *out_g = out + ((size_t)b * s->oc + (size_t)g * g_oc) * ohw;
+            nas_gemm(0, 0, g_oc, ohw, k, 1.0f, weight + (size_t)g * g_oc * k, k, col, ohw, 0.0f,
+                     out_g, ohw);
+        }
+        if (bias) {
+            for (int o = 0; o < s->oc; o++) {
+                float *row = out + ((size_t)b * s->oc + o) * ohw;
+                for (int i = 0; i < ohw; i++) row[i] += bias[o];
+            }
+        }
+    }
+}
+
+void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
+    if (is_depthwise(s)) {
+        dw_backward(dinp, dweight, dbias, dout, inp, weight, s);
+        return;
+    }
+    int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
+    int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow;
+    int pw = is_pointwise(s);
+    for (int b = 0; b < s->n; b++) {
+        for (int g = 0; g < s->groups; g++) {
+            const float *img = inp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
+            const float *dout_g = dout + ((size_t)b * s->oc + (size_t)g * g_oc) * ohw;
+            const float *w_g = weight + (size_t)g * g_oc * k;
+            const float *col = img;
+            if (!pw) {
+                nas_im2col(ws, img, g_c, s);
+                col = ws;
+            }
+            // forward was out_g = W_g . col, so dW_g += dout_g . col^T
+            nas_gemm(0, 1, g_oc, k, ohw, 1.0f, dout_g, ohw, col, ohw, 1.0f,
+                     dweight + (size_t)g * g_oc * k, k);
+            if (!dinp) continue;
+            float *dimg = dinp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
+            if (pw) {
+                // dcol is dinp itself: dinp_g += W_g^T . dout_g
+                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 1.0f, dimg, ohw);
+            } else {
+                // dcol = W_g^T . dout_g, then scatter-add back into the image.
+                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 0.0f, ws, ohw);
+                nas_col2im_add(dimg, ws, g_c, s);
+            }
+        }
+        if (dbias) {
+            for (int o = 0; o < s->oc; o++) {
+                const float *row = dout + ((size_t)b * s->oc + o) * ohw;
+                float acc = 0.0f;
+                for (int i = 0; i < ohw; i++) acc += row[i];
+                dbias[o] += acc;
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// naive references: direct 7-deep loops, double accumulation
+
+void nas_conv2d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,
+                              const nas_conv_shape *s) {
+    int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
+    for (int b = 0; b < s->n; b++)
+        for (int o = 0; o < s->oc; o++) {
+            int g = o / g_oc;
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double acc = bias ? bias[o] : 0.0;
+                    for (int ci = 0; ci < g_c; ci++)
+                        for (int ki = 0; ki < s->kh; ki++)
+                            for (int kj = 0; kj < s->kw; kj++) {
+                                int iy = oy * s->stride - s->pad + ki * s->dil;
+                                int ix = ox * s->stride - s->pad + kj * s->dil;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
+                                int ch = g * g_c + ci;
+                                acc += (double)inp[(((size_t)b * s->c + ch) * s->h + iy) * s->w + ix] *
+                                       weight[(((size_t)o * g_c + ci) * s->kh + ki) * s->kw + kj];
+                            }
+                    out[(((size_t)b * s->oc + o) * s->oh + oy) * s->ow + ox] = (float)acc;
+                }
+        }
+}
+
+void nas_conv2d_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const nas_conv_shape *s) {
+    int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
+    for (int b = 0; b < s->n; b++)
+        for (int o = 0; o < s->oc; o++) {
+            int g = o / g_oc;
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    float d = dout[(((size_t)b * s->oc + o) * s->oh + oy) * s->ow + ox];
+                    if (dbias) dbias[o] += d;
+                    for (int ci = 0; ci < g_c; ci++)
+                        for (int ki = 0; ki < s->kh; ki++)
+                            for (int kj = 0; kj < s->kw; kj++) {
+                                int iy = oy * s->stride - s->pad + ki * s->dil;
+                                int ix = ox * s->stride - s->pad + kj * s->dil;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
+                                int ch = g * g_c + ci;
+                                size_t ii = (((size_t)b * s->c + ch) * s->h + iy) * s->w + ix;
+                                size_t wi = (((size_t)o * g_c + ci) * s->kh + ki) * s->kw + kj;
+                                // forward was: out += inp[ii] * weight[wi]
+                                dweight[wi] += d * inp[ii];
+                                if (dinp) dinp[ii] += d * weight[wi];
+                            }
+                }
+        }
+}

@@ -1,0 +1,51 @@
+/*
+ * conv.h - 2-D convolution kernels (NCHW, float32), forward/backward pairs.
+ *
+ * The optimized path lowers each image and group to one GEMM through
+ * im2col (a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
+ * depthwise conv, groups == C == OC, has its own direct loop).  The GEMMs
+ * are per image so that the column matrix stays in cache.  Every optimized
+ * kernel keeps a _naive direct-loop twin that the tests compare against.
+ * Backward kernels accumulate (+=) into dinp, dweight and dbias.
+ */
+#ifndef NAS_CONV_H
+#define NAS_CONV_H
+
+#include <stddef.h>
+
+typedef struct nas_conv_shape {
+    int n, c, h, w;             /* input batch, channels, height, width */
+    int oc, kh, kw;             /* output channels and kernel size */
+    int stride, pad, dil, groups;
+    int oh, ow;                 /* output size, filled by nas_conv_shape_init() */
+} nas_conv_shape;
+
+/* Fill s and compute the output size.  Returns NAS_OK, or NAS_EINVAL with a
+ * message when a size is non-positive, groups does not divide the channel
+ * counts, or the dilated kernel does not fit the padded input. */
+int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
+                        int stride, int pad, int dil, int groups, char *err);
+
+/* Floats of scratch nas_conv2d_forward/backward need (0 when none). */
+size_t nas_conv_workspace(const nas_conv_shape *s);
+
+/* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C/G,KH,KW)) + bias (OC)
+ * bias may be NULL.  ws has nas_conv_workspace(s) floats. */
+void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        const nas_conv_shape *s, float *ws);
+/* dinp (may be NULL), dweight, dbias (may be NULL) += gradients given
+ * dout (N,OC,OH,OW). */
+void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws);
+
+void nas_conv2d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,
+                              const nas_conv_shape *s);
+void nas_conv2d_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const nas_conv_shape *s);
+
+/* im2col of one image group: col (C*KH*KW, OH*OW) from img (C,H,W), with
+ * C the channels of the group; and its adjoint, which adds into img. */
+void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s);
+void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * gemm.h - the one wrapper every matrix multiply in nasd goes through.
+ *
+ * All BLAS calls are funnelled through nas_gemm() so the backend (OpenBLAS
+ * today) can change in one place.  Matrices are row-major.  nas_gemm_naive()
+ * is the plain triple loop kept beside it as the reference the tests compare
+ * against.
+ */
+#ifndef NAS_GEMM_H
+#define NAS_GEMM_H
+
+/* C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C, row-major.
+ * op(X) is X, or X transposed when trans_x != 0; lda/ldb/ldc are the row
+ * strides of the matrices as stored. */
+void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Same contract, computed with a plain loop in double precision. */
+void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Number of threads OpenBLAS may use inside one call (>= 1). */
+void nas_gemm_set_threads(int threads);
+
+#endif

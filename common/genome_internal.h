@@ -1,0 +1,29 @@
+/*
+ * genome_internal.h - helpers shared by the genome_*.c files, not public API.
+ *
+ * Internal cross-file symbols use the nas__ prefix (house style rule 1).
+ */
+#ifndef NAS_GENOME_INTERNAL_H
+#define NAS_GENOME_INTERNAL_H
+
+#include "common/genome.h"
+
+/* 1 if the first n_blocks blocks of both cells are byte-identical. */
+int nas__cell_equal(const nas_cell *a, const nas_cell *b);
+
+/* Canonical form of a valid cell (see nas_genome_canonical). */
+void nas__cell_canonical(const nas_cell *in, nas_cell *out);
+
+/* NB201: dead edges set to none and the node-1/node-2 symmetry resolved. */
+void nas__nb201_canonical(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]);
+
+/* NB201: number of intermediate nodes (0..2) that carry a live edge. */
+int nas__nb201_level(const uint8_t edges[NAS_NB201_EDGES]);
+
+/* The ops a space allows, resolved (0 -> default) and clipped to the space. */
+uint32_t nas__space_ops(const nas_space *sp);
+
+/* Collect the op indices set in mask into ops[]; returns how many. */
+int nas__mask_list(uint32_t mask, int n_ops, int *ops);
+
+#endif

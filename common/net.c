@@ -1,0 +1,543 @@
+/*
+ * net.c - the network graph: builder calls, compile-time memory planning,
+ * parameter bookkeeping.  The forward and backward passes are in
+ * net_run.c; both share the private layout in net_internal.h.
+ *
+ * Memory plan (nas_net_compile):
+ *   - parameters: trainable tensors first, then buffers (BN running stats),
+ *     in one aligned block; gradients and optimizer state mirror the
+ *     trainable prefix;
+ *   - activations: every live node's output for the compiled batch, plus
+ *     per-node auxiliaries (BN mean/rstd, dropout masks), in one arena;
+ *   - activation gradients: a second arena whose buffers are reused across
+ *     nodes.  Backward visits nodes in reverse creation order; node i's
+ *     gradient is live from its last consumer's backward down to its own, so
+ *     a best-fit free list assigns buffers and a node's gradient is zeroed
+ *     right before its first writer (zero_at);
+ *   - one im2col workspace sized for the largest convolution.
+ */
+#include "common/net.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/net_internal.h"
+
+#define NAS_NET_MAX_PATH 200
+
+// ----------------------------------------------------------------------------
+// lifecycle
+
+int nas_net_create(nas_net **out, int in_c, int in_h, int in_w, char *err) {
+    if (in_c < 1 || in_h < 1 || in_w < 1)
+        return nas_set_err(err, NAS_EINVAL, "net: input shape %dx%dx%d must be positive", in_c,
+                           in_h, in_w);
+    nas_net *net = nas_calloc(1, sizeof(*net));
+    if (!net) return nas_set_err(err, NAS_ENOMEM, "net: out of memory");
+    net->in_shape = (nas_shape){in_c, in_h, in_w};
+    net->output = -1;
+    *out = net;
+    return NAS_OK;
+}
+
+void nas_net_destroy(nas_net **np) {
+    if (!np || !*np) return;
+    nas_net *net = *np;
+    for (int i = 0; i < net->n_nodes; i++) nas_free(net->nodes[i].cat);
+    for (int i = 0; i < net->n_params; i++) nas_free((char *)net->params[i].name);
+    nas_free(net->nodes);
+    nas_free(net->params);
+    nas_aligned_free(net->param_block);
+    nas_aligned_free(net->grad_block);
+    nas_aligned_free(net->optim_block);
+    nas_aligned_free(net->act_arena);
+    nas_aligned_free(net->grad_arena);
+    nas_aligned_free(net->workspace);
+    nas_free(net);
+    *np = NULL;
+}
+
+const char *nas_net_errmsg(const nas_net *net) { return net->errmsg; }
+
+// Record the first builder error (sticky) and return its code.
+__attribute__((format(printf, 3, 4))) static int fail_build(nas_net *net, int code,
+                                                             const char *fmt, ...) {
+    if (net->err_code == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        memcpy(net->errmsg, "net: ", 5);
+        vsnprintf(net->errmsg + 5, sizeof net->errmsg - 5, fmt, ap);
+        va_end(ap);
+        net->err_code = code;
+    }
+    return code;
+}
+
+// ----------------------------------------------------------------------------
+// builder helpers
+
+// Validate that every input id is a node of this net; propagates earlier errors.
+static int check_inputs(nas_net *net, const int *ids, int n) {
+    if (net->compiled) return fail_build(net, NAS_ESTATE, "cannot add nodes after compile");
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0) return ids[i];
+        if (ids[i] >= net->n_nodes)
+            return fail_build(net, NAS_EINVAL, "input node %d does not exist (%d nodes)", ids[i], net->n_nodes);
+    }
+    return NAS_OK;
+}
+
+// Append a node; returns its id or NAS_ENOMEM.
+static int add_node(nas_net *net, const nas__node *proto) {
+    if (net->n_nodes == net->cap_nodes) {
+        int cap = net->cap_nodes ? 2 * net->cap_nodes : 32;
+        nas__node *p = nas_realloc(net->nodes, sizeof(*p) * (size_t)cap);
+        if (!p) return fail_build(net, NAS_ENOMEM, "out of memory adding a node");
+        net->nodes = p;
+        net->cap_nodes = cap;
+    }
+    net->nodes[net->n_nodes] = *proto;
+    return net->n_nodes++;
+}
+
+// Register a named tensor "path/suffix"; returns its index or a negative error.
+static int add_param(nas_net *net, const char *path, const char *suffix, int ndim, const int *shape,
+                     int trainable) {
+    char name[NAS_NET_MAX_PATH + 32];
+    snprintf(name, sizeof name, "%s/%s", path, suffix);
+    if (nas_net_param_find(net, name))
+        return fail_build(net, NAS_EEXIST, "duplicate parameter path '%s'", name);
+    if (net->n_params == net->cap_params) {
+        int cap = net->cap_params ? 2 * net->cap_params : 32;
+        nas_param *p = nas_realloc(net->params, sizeof(*p) * (size_t)cap);
+        if (!p) return fail_build(net, NAS_ENOMEM, "out of memory adding a parameter");
+        net->params = p;
+        net->cap_params = cap;
+    }
+    nas_param *p = &net->params[net->n_params];
+    memset(p, 0, sizeof(*p));
+    p->name = nas_strdup(name);
+    if (!p->name) return fail_build(net, NAS_ENOMEM, "out of memory adding a parameter");
+    p->ndim = ndim;
+    p->size = 1;
+    for (int d = 0; d < ndim; d++) {
+        p->shape[d] = shape[d];
+        p->size *= (size_t)shape[d];
+    }
+    p->trainable = trainable;
+    return net->n_params++;
+}
+
+static int check_path(nas_net *net, const char *path) {
+    if (!path || !*path) return fail_build(net, NAS_EINVAL, "a parameter path is empty");
+    if (strlen(path) > NAS_NET_MAX_PATH)
+        return fail_build(net, NAS_EINVAL, "parameter path '%.40s...' is longer than %d bytes", path, NAS_NET_MAX_PATH);
+    return NAS_OK;
+}
+
+static nas__node node_of(int op, int x, nas_shape shape) {
+    nas__node nd;
+    memset(&nd, 0, sizeof(nd));
+    nd.op = op;
+    nd.in[0] = x;
+    nd.in[1] = -1;
+    nd.n_in = x >= 0 ? 1 : 0;
+    nd.shape = shape;
+    for (int i = 0; i < 4; i++) nd.p[i] = -1;
+    return nd;
+}
+
+// ----------------------------------------------------------------------------
+// builder
+
+int nas_net_input(nas_net *net) {
+    if (net->n_nodes > 0) return 0;
+    if (net->compiled) return NAS_ESTATE;
+    nas__node nd = node_of(NAS__OP_INPUT, -1, net->in_shape);
+    return add_node(net, &nd);
+}
+
+int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
+                 int pad, int dilation, int groups, int bias) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if ((rc = check_path(net, path)) < 0) return rc;
+    nas_shape in = net->nodes[x].shape;
+    nas_conv_shape cs;
+    char err[NAS_ERR_LEN];
+    if (nas_conv_shape_init(&cs, 1, in.c, in.h, in.w, out_c, kh, kw, stride, pad, dilation, groups,
+                            err) < 0)
+        return fail_build(net, NAS_EINVAL, "%s: %s", path, err);
+    nas__node nd = node_of(NAS__OP_CONV, x, (nas_shape){out_c, cs.oh, cs.ow});
+    nd.cs = cs;
+    int wshape[4] = {out_c, in.c / groups, kh, kw};
+    if ((nd.p[0] = add_param(net, path, "weight", 4, wshape, 1)) < 0) return nd.p[0];
+    if (bias && (nd.p[1] = add_param(net, path, "bias", 1, &out_c, 1)) < 0) return nd.p[1];
+    net->macs += (int64_t)out_c * cs.oh * cs.ow * (in.c / groups) * kh * kw;
+    return add_node(net, &nd);
+}
+
+int nas_net_bn(nas_net *net, const char *path, int x) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if ((rc = check_path(net, path)) < 0) return rc;
+    nas__node nd = node_of(NAS__OP_BN, x, net->nodes[x].shape);
+    int c = nd.shape.c;
+    if ((nd.p[0] = add_param(net, path, "weight", 1, &c, 1)) < 0) return nd.p[0];
+    if ((nd.p[1] = add_param(net, path, "bias", 1, &c, 1)) < 0) return nd.p[1];
+    if ((nd.p[2] = add_param(net, path, "running_mean", 1, &c, 0)) < 0) return nd.p[2];
+    if ((nd.p[3] = add_param(net, path, "running_var", 1, &c, 0)) < 0) return nd.p[3];
+    return add_node(net, &nd);
+}
+
+int nas_net_relu(nas_net *net, int x) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    nas__node nd = node_of(NAS__OP_RELU, x, net->nodes[x].shape);
+    return add_node(net, &nd);
+}
+
+int nas_net_add(nas_net *net, int a, int b) {
+    int ids[2] = {a, b};
+    int rc = check_inputs(net, ids, 2);
+    if (rc < 0) return rc;
+    nas_shape sa = net->nodes[a].shape, sb = net->nodes[b].shape;
+    if (sa.c != sb.c || sa.h != sb.h || sa.w != sb.w)
+        return fail_build(net, NAS_EINVAL, "add: shapes differ (%d channels vs %d, or sides)", sa.c, sb.c);
+    nas__node nd = node_of(NAS__OP_ADD, a, sa);
+    nd.in[1] = b;
+    nd.n_in = 2;
+    return add_node(net, &nd);
+}
+
+int nas_net_concat(nas_net *net, const int *inputs, int n) {
+    if (n < 1 || !inputs) return fail_build(net, NAS_EINVAL, "concat of %d inputs", n);
+    int rc = check_inputs(net, inputs, n);
+    if (rc < 0) return rc;
+    nas_shape s = net->nodes[inputs[0]].shape;
+    s.c = 0;
+    for (int i = 0; i < n; i++) {
+        nas_shape si = net->nodes[inputs[i]].shape;
+        if (si.h != s.h || si.w != s.w)
+            return fail_build(net, NAS_EINVAL, "concat: input %d has side %d differing from the first", i, si.h);
+        s.c += si.c;
+    }
+    nas__node nd = node_of(NAS__OP_CONCAT, inputs[0], s);
+    nd.cat = nas_malloc(sizeof(int) * (size_t)n);
+    if (!nd.cat) return fail_build(net, NAS_ENOMEM, "out of memory in concat");
+    memcpy(nd.cat, inputs, sizeof(int) * (size_t)n);
+    nd.n_in = n;
+    int id = add_node(net, &nd);
+    if (id < 0) nas_free(nd.cat);
+    return id;
+}
+
+static int add_pool(nas_net *net, int op, int x, int k, int stride, int pad) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    nas_shape in = net->nodes[x].shape;
+    if (k < 1 || stride < 1 || pad < 0 || pad >= k)
+        return fail_build(net, NAS_EINVAL, "pool: bad window k=%d stride=%d", k, stride);
+    int oh = nas_pool_out(in.h, k, stride, pad), ow = nas_pool_out(in.w, k, stride, pad);
+    if (oh < 1 || ow < 1)
+        return fail_build(net, NAS_EINVAL, "pool: window %d does not fit a side of %d", k, in.h < in.w ? in.h : in.w);
+    nas__node nd = node_of(op, x, (nas_shape){in.c, oh, ow});
+    nd.k = k, nd.stride = stride, nd.pad = pad;
+    return add_node(net, &nd);
+}
+
+int nas_net_maxpool(nas_net *net, int x, int k, int stride, int pad) {
+    return add_pool(net, NAS__OP_MAXPOOL, x, k, stride, pad);
+}
+
+int nas_net_avgpool(nas_net *net, int x, int k, int stride, int pad) {
+    return add_pool(net, NAS__OP_AVGPOOL, x, k, stride, pad);
+}
+
+int nas_net_gap(nas_net *net, int x) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    nas__node nd = node_of(NAS__OP_GAP, x, (nas_shape){net->nodes[x].shape.c, 1, 1});
+    return add_node(net, &nd);
+}
+
+int nas_net_linear(nas_net *net, const char *path, int x, int out) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if ((rc = check_path(net, path)) < 0) return rc;
+    if (out < 1) return fail_build(net, NAS_EINVAL, "linear '%s': %d outputs", path, out);
+    nas_shape in = net->nodes[x].shape;
+    int n_in = in.c * in.h * in.w;
+    nas__node nd = node_of(NAS__OP_LINEAR, x, (nas_shape){out, 1, 1});
+    int wshape[2] = {out, n_in};
+    if ((nd.p[0] = add_param(net, path, "weight", 2, wshape, 1)) < 0) return nd.p[0];
+    if ((nd.p[1] = add_param(net, path, "bias", 1, &out, 1)) < 0) return nd.p[1];
+    net->macs += (int64_t)n_in * out;
+    return add_node(net, &nd);
+}
+
+int nas_net_drop_path(nas_net *net, int x) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    nas__node nd = node_of(NAS__OP_DROP_PATH, x, net->nodes[x].shape);
+    return add_node(net, &nd);
+}
+
+int nas_net_dropout(nas_net *net, int x, float p) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if (!(p >= 0.0f && p < 1.0f))
+        return fail_build(net, NAS_EINVAL, "dropout probability %g is outside [0, 1)", (double)p);
+    nas__node nd = node_of(NAS__OP_DROPOUT, x, net->nodes[x].shape);
+    nd.prob = p;
+    return add_node(net, &nd);
+}
+
+// x[:, :, 1:, 1:] padded with a zero last row and column: the second branch of a factorized
+// reduce sees the pixels the first branch's stride-2 grid skips.
+static int add_shift(nas_net *net, int x) {
+    nas__node nd = node_of(NAS__OP_SHIFT, x, net->nodes[x].shape);
+    return add_node(net, &nd);
+}
+
+int nas_net_factorized_reduce(nas_net *net, const char *path, int x, int out_c) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if ((rc = check_path(net, path)) < 0) return rc;
+    if (out_c < 2)
+        return fail_build(net, NAS_EINVAL, "factorized reduce '%s': out_c=%d must be >= 2", path, out_c);
+    char sub[NAS_NET_MAX_PATH + 16];
+    int r = nas_net_relu(net, x);
+    snprintf(sub, sizeof sub, "%s/conv1", path);
+    int a = nas_net_conv(net, sub, r, out_c / 2, 1, 1, 2, 0, 1, 1, 0);
+    int s = r >= 0 ? add_shift(net, r) : r;
+    snprintf(sub, sizeof sub, "%s/conv2", path);
+    int b = nas_net_conv(net, sub, s, out_c - out_c / 2, 1, 1, 2, 0, 1, 1, 0);
+    int ab[2] = {a, b};
+    int cat = nas_net_concat(net, ab, 2);
+    snprintf(sub, sizeof sub, "%s/bn", path);
+    return nas_net_bn(net, sub, cat);
+}
+
+int nas_net_zero(nas_net *net, int x, int stride) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if (stride < 1) return fail_build(net, NAS_EINVAL, "zero: stride %d", stride);
+    nas_shape in = net->nodes[x].shape;
+    nas_shape s = {in.c, (in.h + stride - 1) / stride, (in.w + stride - 1) / stride};
+    nas__node nd = node_of(NAS__OP_ZERO, x, s);
+    return add_node(net, &nd);
+}
+
+nas_shape nas_net_shape(const nas_net *net, int node) {
+    if (node < 0 || node >= net->n_nodes) return (nas_shape){0, 0, 0};
+    return net->nodes[node].shape;
+}
+
+int nas_net_node_count(const nas_net *net) { return net->n_nodes; }
+
+// ----------------------------------------------------------------------------
+// parameters
+
+int nas_net_param_n(const nas_net *net) { return net->n_params; }
+
+const nas_param *nas_net_param(const nas_net *net, int i) {
+    NAS_ASSERT(i >= 0 && i < net->n_params);
+    return &net->params[i];
+}
+
+const nas_param *nas_net_param_find(const nas_net *net, const char *name) {
+    for (int i = 0; i < net->n_params; i++)
+        if (strcmp(net->params[i].name, name) == 0) return &net->params[i];
+    return NULL;
+}
+
+float *nas_net_params_data(nas_net *net, size_t *n_trainable, size_t *n_total) {
+    if (n_trainable) *n_trainable = net->n_trainable;
+    if (n_total) *n_total = net->n_total;
+    return net->param_block;
+}
+
+float *nas_net_grads_data(nas_net *net) { return net->grad_block; }
+float *nas_net_optim_state(nas_net *net) { return net->optim_block; }
+
+int64_t nas_net_param_count(const nas_net *net) {
+    int64_t n = 0;
+    for (int i = 0; i < net->n_params; i++)
+        if (net->params[i].trainable) n += (int64_t)net->params[i].size;
+    return n;
+}
+
+int64_t nas_net_macs(const nas_net *net) { return net->macs; }
+int nas_net_batch(const nas_net *net) { return net->compiled ? net->batch : 0; }
+int nas_net_classes(const nas_net *net) { return net->compiled ? net->nodes[net->output].shape.c : 0; }
+void nas_net_set_drop_path(nas_net *net, float p) { net->drop_path = p; }
+
+void nas_net_init_params(nas_net *net, nas_rng *rng) {
+    NAS_ASSERT(net->compiled);
+    for (int i = 0; i < net->n_nodes; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (nd->op == NAS__OP_CONV || nd->op == NAS__OP_LINEAR) {
+            nas_param *w = &net->params[nd->p[0]];
+            // He-normal: fan_in is everything but the output dimension.
+            double fan_in = (double)w->size / w->shape[0];
+            float std = (float)sqrt(2.0 / fan_in);
+            for (size_t j = 0; j < w->size; j++) w->data[j] = std * nas_rng_normal(rng);
+            if (nd->p[1] >= 0) memset(net->params[nd->p[1]].data, 0, sizeof(float) * net->params[nd->p[1]].size);
+        } else if (nd->op == NAS__OP_BN) {
+            for (int k = 0; k < 4; k++) {
+                nas_param *p = &net->params[nd->p[k]];
+                float v = (k == 0 || k == 3) ? 1.0f : 0.0f; /* weight and running_var start at 1 */
+                for (size_t j = 0; j < p->size; j++) p->data[j] = v;
+            }
+        }
+    }
+    memset(net->optim_block, 0, sizeof(float) * net->n_trainable);
+    memset(net->grad_block, 0, sizeof(float) * net->n_trainable);
+}
+
+// ----------------------------------------------------------------------------
+// compile
+
+// Round a float count up so every buffer starts 64-byte aligned.
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// Best-fit allocator over the gradient arena, used only while planning.
+typedef struct plan_block {
+    size_t off, size;
+} plan_block;
+
+typedef struct planner {
+    plan_block *free_list;
+    int n_free;
+    size_t top;
+} planner;
+
+static size_t plan_take(planner *pl, size_t size) {
+    int best = -1;
+    for (int i = 0; i < pl->n_free; i++)
+        if (pl->free_list[i].size >= size && (best < 0 || pl->free_list[i].size < pl->free_list[best].size))
+            best = i;
+    if (best >= 0) {
+        size_t off = pl->free_list[best].off;
+        pl->free_list[best] = pl->free_list[--pl->n_free];
+        return off;
+    }
+    size_t off = pl->top;
+    pl->top += size;
+    return off;
+}
+
+static size_t node_floats(const nas_net *net, const nas__node *nd) {
+    return pad16((size_t)net->batch * nd->shape.c * nd->shape.h * nd->shape.w);
+}
+
+static size_t aux_floats(const nas_net *net, const nas__node *nd) {
+    switch (nd->op) {
+    case NAS__OP_BN: return pad16(2 * (size_t)nd->shape.c);
+    case NAS__OP_DROPOUT: return node_floats(net, nd);
+    case NAS__OP_DROP_PATH: return pad16((size_t)net->batch);
+    default: return 0;
+    }
+}
+
+// Mark the nodes the output depends on; others are neither run nor differentiated.
+static void mark_live(nas_net *net) {
+    net->nodes[net->output].live = 1;
+    for (int i = net->output; i >= 0; i--) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live) continue;
+        for (int k = 0; k < nd->n_in; k++) net->nodes[nas__input(nd, k)].live = 1;
+    }
+}
+
+// Assign gradient buffers by simulating the backward order (see the file comment).
+static int plan_grads(nas_net *net) {
+    planner pl = {nas_calloc((size_t)net->n_nodes + 1, sizeof(plan_block)), 0, 0};
+    if (!pl.free_list) return NAS_ENOMEM;
+    for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_off = SIZE_MAX;
+    nas__node *out = &net->nodes[net->output];
+    out->grad_off = plan_take(&pl, node_floats(net, out));
+    out->zero_at = -1; /* the loss overwrites it */
+    for (int j = net->output; j > 0; j--) {
+        nas__node *nd = &net->nodes[j];
+        if (!nd->live) continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            nas__node *in = &net->nodes[nas__input(nd, k)];
+            if (in->grad_off != SIZE_MAX) continue;
+            in->grad_off = plan_take(&pl, node_floats(net, in));
+            in->zero_at = j;
+        }
+        pl.free_list[pl.n_free++] = (plan_block){nd->grad_off, node_floats(net, nd)};
+    }
+    net->grad_arena_floats = pl.top;
+    nas_free(pl.free_list);
+    return NAS_OK;
+}
+
+int nas_net_compile(nas_net *net, int output, int batch, char *err) {
+    if (net->err_code) return nas_set_err(err, net->err_code, "%s", net->errmsg);
+    if (net->compiled) return nas_set_err(err, NAS_ESTATE, "net: already compiled");
+    if (output < 0 || output >= net->n_nodes)
+        return nas_set_err(err, NAS_EINVAL, "net: output node %d does not exist", output);
+    nas_shape os = net->nodes[output].shape;
+    if (os.h != 1 || os.w != 1 || os.c < 2)
+        return nas_set_err(err, NAS_EINVAL, "net: output node %d has shape %dx%dx%d, not (K,1,1) with K >= 2",
+                           output, os.c, os.h, os.w);
+    if (batch < 1) return nas_set_err(err, NAS_EINVAL, "net: batch %d must be >= 1", batch);
+    net->output = output;
+    net->batch = batch;
+    mark_live(net);
+
+    // Parameter offsets: the trainable prefix, then buffers.
+    size_t off = 0;
+    for (int pass = 1; pass >= 0; pass--)
+        for (int i = 0; i < net->n_params; i++)
+            if (net->params[i].trainable == pass) {
+                net->params[i].offset = off;
+                off += net->params[i].size;
+                if (pass == 1) net->n_trainable = off;
+            }
+    net->n_total = off;
+
+    // Activations and auxiliaries: one slot per live node, no reuse (backward reads most of them).
+    size_t act = 0, ws = 0;
+    for (int i = 1; i < net->n_nodes; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live) continue;
+        nd->act_off = act;
+        act += node_floats(net, nd);
+        nd->aux_off = act;
+        act += aux_floats(net, nd);
+        if (nd->op == NAS__OP_CONV && nas_conv_workspace(&nd->cs) > ws) ws = nas_conv_workspace(&nd->cs);
+    }
+    int rc = plan_grads(net);
+    if (rc < 0) return nas_set_err(err, rc, "net: out of memory planning gradients");
+    net->act_floats = act;
+    net->workspace_floats = ws;
+    net->param_block = nas_aligned_alloc(sizeof(float) * (net->n_total + 1));
+    net->grad_block = nas_aligned_alloc(sizeof(float) * (net->n_trainable + 1));
+    net->optim_block = nas_aligned_alloc(sizeof(float) * (net->n_trainable + 1));
+    net->act_arena = nas_aligned_alloc(sizeof(float) * (act + 1));
+    net->grad_arena = nas_aligned_alloc(sizeof(float) * (net->grad_arena_floats + 1));
+    net->workspace = nas_aligned_alloc(sizeof(float) * (ws + 1));
+    if (!net->param_block || !net->grad_block || !net->optim_block || !net->act_arena ||
+        !net->grad_arena || !net->workspace) {
+        // Leave the net uncompiled; nas_net_destroy frees whatever did get allocated.
+        return nas_set_err(err, NAS_ENOMEM, "net: out of memory allocating %.1f MB",
+                           4e-6 * (double)(net->n_total * 3 + act + net->grad_arena_floats + ws));
+    }
+    for (int i = 0; i < net->n_params; i++) {
+        nas_param *p = &net->params[i];
+        p->data = net->param_block + p->offset;
+        p->grad = p->trainable ? net->grad_block + p->offset : NULL;
+    }
+    net->compiled = 1;
+    nas_rng rng;
+    nas_rng_init(&rng, 0x5eed, 0);
+    nas_net_init_params(net, &rng);
+    return NAS_OK;
+}

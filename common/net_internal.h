@@ -1,0 +1,72 @@
+/*
+ * net_internal.h - private layout of nas_net shared by net.c (builder,
+ * planning) and net_run.c (forward/backward).  Not part of the public API.
+ */
+#ifndef NAS_NET_INTERNAL_H
+#define NAS_NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conv.h"
+#include "common/net.h"
+#include "common/ops.h"
+
+enum nas__op {
+    NAS__OP_INPUT,
+    NAS__OP_CONV,
+    NAS__OP_BN,
+    NAS__OP_RELU,
+    NAS__OP_ADD,
+    NAS__OP_CONCAT,
+    NAS__OP_MAXPOOL,
+    NAS__OP_AVGPOOL,
+    NAS__OP_GAP,
+    NAS__OP_LINEAR,
+    NAS__OP_DROP_PATH,
+    NAS__OP_DROPOUT,
+    NAS__OP_SHIFT, /* x[:, :, 1:, 1:] zero-padded back to (H, W): factorized reduce */
+    NAS__OP_ZERO,
+};
+
+typedef struct nas__node {
+    int op;             /* enum nas__op */
+    nas_shape shape;    /* output shape per image */
+    int in[2];          /* input node ids (add uses both) */
+    int *cat;           /* concat: the n_in input ids (owned) */
+    int n_in;           /* number of inputs */
+    int p[4];           /* parameter indices: weight, bias, running mean, running var; -1 none */
+    int k, stride, pad; /* pooling window */
+    float prob;         /* dropout probability */
+    nas_conv_shape cs;  /* convolution geometry (n = 1; set per call) */
+    int live;           /* 1 if the output depends on it */
+    int zero_at;        /* backward step that zeroes this node's gradient first */
+    size_t act_off;     /* output offset in the activation arena (floats) */
+    size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */
+    size_t grad_off;    /* gradient offset in the gradient arena (floats) */
+} nas__node;
+
+static inline int nas__input(const nas__node *nd, int k) { return nd->cat ? nd->cat[k] : nd->in[k]; }
+
+struct nas_net {
+    nas_shape in_shape;
+    nas__node *nodes;
+    int n_nodes, cap_nodes;
+    nas_param *params;
+    int n_params, cap_params;
+    int64_t macs;
+    int err_code;               /* first builder error (sticky), 0 if none */
+    char errmsg[NAS_ERR_LEN];
+    // compiled state
+    int compiled, output, batch;
+    size_t n_trainable, n_total;
+    float *param_block, *grad_block, *optim_block;
+    float *act_arena, *grad_arena, *workspace;
+    size_t act_floats, grad_arena_floats, workspace_floats;
+    float drop_path;            /* current drop-path probability */
+    // per-forward state
+    const float *input;         /* the caller's images of the last forward */
+    int cur_n, cur_train;
+};
+
+#endif

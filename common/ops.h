@@ -1,0 +1,80 @@
+/*
+ * ops.h - the non-convolution layers as forward/backward kernel pairs over
+ * raw float arrays (NCHW), in the manner of llm.c.
+ *
+ * Shapes are in the comment above each pair.  Backward kernels accumulate
+ * (+=) into every gradient they write.  Pooling output sides follow
+ * nas_pool_out(): (side + 2*pad - k) / stride + 1.
+ */
+#ifndef NAS_OPS_H
+#define NAS_OPS_H
+
+#include <stdint.h>
+
+#include "common/rng.h"
+
+/* Output side of a k-wide window with stride and padding (may be <= 0 when
+ * the window does not fit; callers validate). */
+static inline int nas_pool_out(int side, int k, int stride, int pad) {
+    return (side + 2 * pad - k) / stride + 1;
+}
+
+// max pool: inp (N,C,H,W) -> out (N,C,OH,OW); padding never wins the max.
+void nas_maxpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
+                         int stride, int pad);
+// The arg-max is recomputed from inp (first maximum wins, as in forward).
+void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int c, int h,
+                          int w, int k, int stride, int pad);
+
+// average pool: padding is not counted in the divisor (count_include_pad off).
+void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
+                         int stride, int pad);
+void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, int w, int k,
+                          int stride, int pad);
+
+// global average pool: inp (N,C,HW) -> out (N,C)
+void nas_gap_forward(float *out, const float *inp, int n, int c, int hw);
+void nas_gap_backward(float *dinp, const float *dout, int n, int c, int hw);
+
+// batch norm, training mode: inp (N,C,HW); mean, rstd (C) are saved for the
+// backward pass; running_mean/var (C) move toward the batch statistics by
+// `momentum` (the running variance uses the unbiased estimate, as torch).
+void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,
+                          const float *gamma, const float *beta, float *running_mean,
+                          float *running_var, int n, int c, int hw, float momentum, float eps);
+// batch norm, eval mode: normalises with the running statistics.
+void nas_bn_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, int n, int c, int hw,
+                         float eps);
+// backward of the training forward.
+void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                     const float *mean, const float *rstd, const float *gamma, int n, int c,
+                     int hw);
+
+// relu over n floats; the backward uses the forward's output as the mask.
+void nas_relu_forward(float *out, const float *inp, long n);
+void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);
+
+// linear: inp (N,I), weight (O,I), bias (O) -> out (N,O); bias may be NULL.
+void nas_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
+                        int in, int out_f);
+void nas_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int n, int in, int out_f);
+
+// softmax cross-entropy, fused: logits (N,K), labels (N) in [0,K).  Writes
+// dlogits (N,K) = (softmax - target) / N (overwritten, not accumulated) and
+// returns the mean loss; target puts 1-eps+eps/K on the label and eps/K
+// elsewhere.  *correct (may be NULL) gets the number of arg-max hits.
+double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels, int n, int k,
+                        float smoothing, int *correct);
+
+// dropout: out = inp * mask, mask[i] in {0, 1/(1-p)} drawn from rng.
+void nas_dropout_forward(float *out, float *mask, const float *inp, long n, float p, nas_rng *rng);
+void nas_dropout_backward(float *dinp, const float *dout, const float *mask, long n);
+
+// drop-path: one mask value per image (N) over `per` floats each.
+void nas_drop_path_forward(float *out, float *mask, const float *inp, int n, long per, float p,
+                           nas_rng *rng);
+void nas_drop_path_backward(float *dinp, const float *dout, const float *mask, int n, long per);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * test_genome_props.c - properties over many random genomes: every sample
+ * is valid, every form round-trips exactly, canonical is idempotent and
+ * blind to renumbering and half order, mutations are valid and different,
+ * expansions are valid and unique.  Seeds are fixed so a failure repeats.
+ */
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/genome.h"
+#include "tests/harness.h"
+
+#include <string.h>
+
+#define N_RANDOM 10000
+
+/* Check writes a location record for every passing ck_assert; in loops of
+ * millions that dominates the run, so hot loops check with this instead. */
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                    \
+    } while (0)
+
+static int genome_same(const nas_genome *a, const nas_genome *b) {
+    if (a->space != b->space) return 0;
+    if (a->space == NAS_SPACE_NB201) return memcmp(a->nb201, b->nb201, NAS_NB201_EDGES) == 0;
+    if (a->shared != b->shared || a->normal.n_blocks != b->normal.n_blocks ||
+        a->reduce.n_blocks != b->reduce.n_blocks)
+        return 0;
+    return memcmp(a->normal.blocks, b->normal.blocks,
+                  sizeof(nas_block) * (size_t)a->normal.n_blocks) == 0 &&
+           memcmp(a->reduce.blocks, b->reduce.blocks,
+                  sizeof(nas_block) * (size_t)a->reduce.n_blocks) == 0;
+}
+
+/* The i-th random space: both spaces, 1..8 blocks, shared or not, with and
+ * without `zero`, and sometimes a narrow op set. */
+static nas_space space_for(int i, nas_rng *rng) {
+    nas_space sp = {0};
+    if (i % 10 == 9) {
+        sp.kind = NAS_SPACE_NB201;
+        return sp;
+    }
+    sp.kind = NAS_SPACE_CELL;
+    sp.n_blocks = 1 + (int)nas_rng_below(rng, NAS_MAX_BLOCKS);
+    sp.shared = (int)nas_rng_below(rng, 2);
+    switch (nas_rng_below(rng, 4)) {
+    case 0:
+        sp.op_mask = 0;
+        break;
+    case 1:
+        sp.op_mask = nas_space_default_ops(NAS_SPACE_CELL) | (1u << NAS_OP_ZERO);
+        break;
+    case 2:
+        sp.op_mask = (1u << NAS_OP_ZERO) | (1u << NAS_OP_ID) | (1u << NAS_OP_SEP3X3);
+        break;
+    default:
+        sp.op_mask = (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3);
+        break;
+    }
+    return sp;
+}
+
+/* Renumber a cell in a random topological order and swap random halves:
+ * the network is unchanged, so the hash must be. */
+static void cell_scramble(const nas_cell *in, nas_cell *out, nas_rng *rng) {
+    int n = in->n_blocks, placed[NAS_MAX_BLOCKS] = {0}, newpos[NAS_MAX_BLOCKS],
+        order[NAS_MAX_BLOCKS];
+    for (int p = 0; p < n; p++) {
+        int ready[NAS_MAX_BLOCKS], nr = 0;
+        for (int k = 0; k < n; k++) {
+            if (placed[k]) continue;
+            const nas_block *b = &in->blocks[k];
+            int ok = (b->in_a < 2 || placed[b->in_a - 2]) && (b->in_b < 2 || placed[b->in_b - 2]);
+            if (ok) ready[nr++] = k;
+        }
+        REQUIRE((nr) > (0), "nr > 0");
+        int k = ready[nas_rng_below(rng, (uint32_t)nr)];
+        placed[k] = 1;
+        newpos[k] = p;
+        order[p] = k;
+    }
+    nas_cell c = {0};
+    c.n_blocks = n;
+    for (int p = 0; p < n; p++) {
+        nas_block b = in->blocks[order[p]];
+        if (b.in_a >= 2) b.in_a = (uint8_t)(newpos[b.in_a - 2] + 2);
+        if (b.in_b >= 2) b.in_b = (uint8_t)(newpos[b.in_b - 2] + 2);
+        if (nas_rng_below(rng, 2)) b = (nas_block){b.in_b, b.op_b, b.in_a, b.op_a};
+        c.blocks[p] = b;
+    }
+    *out = c;
+}
+
+START_TEST(test_genome_props_random) {
+    nas_rng rng;
+    nas_rng_init(&rng, 2024, 1);
+    char err[NAS_ERR_LEN];
+    int mutated_hidden = 0, mutated_op = 0;
+    for (int i = 0; i < N_RANDOM; i++) {
+        nas_space sp = space_for(i, &rng);
+        nas_genome g;
+        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK),
+                "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
+        REQUIRE(nas_genome_validate(&g, err) == NAS_OK, "sample %d: %s", i, err);
+        if (sp.kind == NAS_SPACE_CELL)
+            REQUIRE((g.normal.n_blocks) == (sp.n_blocks), "g.normal.n_blocks == sp.n_blocks");
+
+        /* Text round trip, exact. */
+        char text[NAS_GENOME_TEXT_MAX];
+        int n = nas_genome_format(&g, text, sizeof text);
+        REQUIRE((n) > (0), "n > 0");
+        nas_genome back;
+        REQUIRE(nas_genome_parse(text, (size_t)n, &back, err) == NAS_OK, "%s: %s", text, err);
+        REQUIRE(genome_same(&g, &back), "text round trip of %s", text);
+
+        /* Canonical: valid, idempotent, same hash, equivalent. */
+        nas_genome c1, c2;
+        nas_genome_canonical(&g, &c1);
+        REQUIRE(nas_genome_validate(&c1, err) == NAS_OK, "canonical of %s: %s", text, err);
+        nas_genome_canonical(&c1, &c2);
+        REQUIRE(genome_same(&c1, &c2), "canonical not idempotent for %s", text);
+        uint64_t h = nas_genome_hash(&g);
+        REQUIRE((h) == (nas_genome_hash(&c1)), "h == nas_genome_hash(&c1)");
+
+        /* Scrambled numbering and halves: same hash. */
+        if (g.space == NAS_SPACE_CELL) {
+            nas_genome s = g;
+            cell_scramble(&g.normal, &s.normal, &rng);
+            if (g.shared)
+                s.reduce = s.normal;
+            else
+                cell_scramble(&g.reduce, &s.reduce, &rng);
+            REQUIRE((nas_genome_validate(&s, NULL)) == (NAS_OK),
+                    "nas_genome_validate(&s, NULL) == NAS_OK");
+            REQUIRE(nas_genome_hash(&s) == h, "scrambled %s hashes differently", text);
+            nas_genome cs;
+            nas_genome_canonical(&s, &cs);
+            REQUIRE(genome_same(&cs, &c1), "scrambled %s: canonical differs", text);
+        }
+
+        /* A mutation: valid, different, recorded. */
+        nas_genome child;
+        nas_mutation m;
+        int rc = nas_genome_mutate(&g, &sp, 0.0f, &rng, &child, &m);
+        REQUIRE(rc == NAS_OK, "mutate %s: %d", text, rc);
+        REQUIRE((nas_genome_validate(&child, NULL)) == (NAS_OK),
+                "nas_genome_validate(&child, NULL) == NAS_OK");
+        REQUIRE(!nas_genome_equivalent(&g, &child), "mutation of %s changed nothing", text);
+        REQUIRE((nas_genome_hash(&child)) != (h), "nas_genome_hash(&child) != h");
+        REQUIRE((m.old_val) != (m.new_val), "m.old_val != m.new_val");
+        mutated_hidden += m.kind == NAS_MUTATION_HIDDEN;
+        mutated_op += m.kind == NAS_MUTATION_OP;
+    }
+    /* Both kinds are drawn, at roughly equal rates for the cell space. */
+    REQUIRE((mutated_hidden) > (N_RANDOM / 4), "mutated_hidden > N_RANDOM / 4");
+    REQUIRE((mutated_op) > (N_RANDOM / 4), "mutated_op > N_RANDOM / 4");
+}
+END_TEST
+
+START_TEST(test_genome_props_expand) {
+    nas_rng rng;
+    nas_rng_init(&rng, 77, 3);
+    for (int i = 0; i < 40; i++) {
+        nas_space sp = {.kind = i % 4 == 3 ? NAS_SPACE_NB201 : NAS_SPACE_CELL, .shared = 1};
+        sp.n_blocks = 1 + (int)nas_rng_below(&rng, 3);
+        if (i % 2) sp.op_mask = nas_space_default_ops(NAS_SPACE_CELL) | (1u << NAS_OP_ZERO);
+        if (sp.kind == NAS_SPACE_NB201) sp.op_mask = 0;
+        nas_genome g;
+        REQUIRE((nas_genome_sample(&sp, &rng, &g)) == (NAS_OK),
+                "nas_genome_sample(&sp, &rng, &g) == NAS_OK");
+        nas_space grow = sp;
+        grow.n_blocks = sp.n_blocks + 1;
+        nas_genome *ch = NULL;
+        int n = nas_genome_expand(&g, &grow, &ch);
+        REQUIRE((n) >= (0), "n >= 0");
+        nas_genome pc;
+        nas_genome_canonical(&g, &pc);
+        uint64_t *hs = nas_calloc((size_t)n + 1, sizeof(uint64_t));
+        for (int j = 0; j < n; j++) {
+            REQUIRE(nas_genome_validate(&ch[j], NULL) == NAS_OK, "child %d invalid", j);
+            nas_genome cc;
+            nas_genome_canonical(&ch[j], &cc);
+            if (sp.kind == NAS_SPACE_CELL)
+                REQUIRE(cc.normal.n_blocks == pc.normal.n_blocks + 1, "child %d has %d blocks", j,
+                        cc.normal.n_blocks);
+            hs[j] = nas_genome_hash(&ch[j]);
+            for (int k = 0; k < j; k++)
+                REQUIRE(hs[j] != hs[k], "children %d and %d equal", j, k);
+        }
+        nas_free(hs);
+        nas_free(ch);
+    }
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("genome_props");
+    TCase *tc = tcase_create("props");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_genome_props_random);
+    tcase_add_test(tc, test_genome_props_expand);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -1,0 +1,280 @@
+/*
+ * test_net.c - the network graph: shapes, builder errors, parameter
+ * layout and counts, memory planning, and whole-network gradients against
+ * finite differences through every node type.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/net.h"
+#include "common/refnets.h"
+#include "tests/gradcheck.h"
+#include "tests/harness.h"
+
+enum { B = 3, CLS = 5 };
+
+// A graph touching every op: conv (grouped, dilated, depthwise), BN, ReLU, pools, concat, add,
+// factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear.
+static int build_zoo(nas_net *net) {
+    int x = nas_net_input(net);
+    int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 1);
+    a = nas_net_bn(net, "stem_bn", a);
+    int r = nas_net_relu(net, a);
+    int dw = nas_net_conv(net, "dw", r, 4, 3, 3, 1, 2, 2, 4, 0);
+    int pw = nas_net_conv(net, "pw", dw, 4, 1, 1, 1, 0, 1, 2, 0);
+    int mp = nas_net_maxpool(net, r, 3, 1, 1);
+    int ap = nas_net_avgpool(net, r, 3, 1, 1);
+    int s1 = nas_net_add(net, pw, mp);
+    int dp = nas_net_drop_path(net, s1);
+    int parts[3] = {dp, ap, a};
+    int cat = nas_net_concat(net, parts, 3);
+    int fr = nas_net_factorized_reduce(net, "reduce", cat, 6);
+    int p2 = nas_net_maxpool(net, cat, 3, 2, 1);
+    int c2 = nas_net_conv(net, "c2", p2, 6, 1, 1, 1, 0, 1, 1, 0);
+    int z = nas_net_zero(net, cat, 2);
+    int zc = nas_net_conv(net, "zc", z, 6, 1, 1, 1, 0, 1, 1, 0);
+    int sum = nas_net_add(net, nas_net_add(net, fr, c2), zc);
+    int d = nas_net_dropout(net, nas_net_relu(net, sum), 0.0f);
+    int g = nas_net_gap(net, d);
+    return nas_net_linear(net, "fc", g, CLS);
+}
+
+typedef struct gctx {
+    nas_net *net;
+    float *x;
+    uint8_t labels[B];
+} gctx;
+
+static double net_loss(void *p) {
+    gctx *g = p;
+    nas_rng rng;
+    nas_rng_init(&rng, 1, 1);
+    nas_net_forward(g->net, g->x, B, 1, &rng);
+    return nas_net_loss(g->net, g->labels, B, 0.0f, NULL);
+}
+
+START_TEST(test_net_gradients) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
+    int out = build_zoo(net);
+    ck_assert_msg(out >= 0, "%s", nas_net_errmsg(net));
+    nas_shape s = nas_net_shape(net, out);
+    ck_assert_int_eq(s.c, CLS);
+    ck_assert_int_eq(nas_net_compile(net, out, B, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 5, 0);
+    nas_net_init_params(net, &rng);
+    // Nonzero biases and BN shifts make every parameter matter.
+    size_t n_tr, n_all;
+    float *params = nas_net_params_data(net, &n_tr, &n_all);
+    ck_assert_int_eq((int)n_tr, (int)nas_net_param_count(net));
+    for (int i = 0; i < nas_net_param_n(net); i++) {
+        const nas_param *p = nas_net_param(net, i);
+        if (p->trainable && p->ndim == 1) nas_fill_uniform(p->data, p->size, 0.2f, 0.8f, &rng);
+    }
+    gctx g = {.net = net, .x = malloc(sizeof(float) * B * 2 * 7 * 7), .labels = {0, 3, 4}};
+    nas_fill_uniform(g.x, B * 2 * 7 * 7, -1, 1, &rng);
+    nas_net_zero_grad(net);
+    net_loss(&g);
+    nas_net_backward(net);
+    float *grads = malloc(sizeof(float) * n_tr);
+    memcpy(grads, nas_net_grads_data(net), sizeof(float) * n_tr);
+    // Every named tensor gets checked on a few elements.
+    for (int i = 0; i < nas_net_param_n(net); i++) {
+        const nas_param *p = nas_net_param(net, i);
+        if (!p->trainable) continue;
+        // Training-mode BN over 3 images is strongly curved, so the step is small; float
+        // rounding of the loss then dominates the error, hence the absolute tolerance.
+        ck_assert(nas_gradcheck(net_loss, &g, p->data, grads + p->offset, p->size, 3e-4f, 3e-4,
+                                2e-2, 12, p->name));
+    }
+    // Backward accumulates: a second pass without zeroing doubles the gradients.
+    net_loss(&g);
+    nas_net_backward(net);
+    for (size_t i = 0; i < n_tr; i++) grads[i] *= 2.0f;
+    ck_assert(nas_allclose(nas_net_grads_data(net), grads, n_tr, 1e-5f, 1e-4f, "accumulate"));
+    ck_assert(params == nas_net_param(net, 0)->data);
+    free(g.x), free(grads);
+    nas_net_destroy(&net);
+    ck_assert_ptr_null(net);
+}
+END_TEST
+
+START_TEST(test_net_builder_errors) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_int_eq(nas_net_create(&net, 0, 8, 8, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_net_create(&net, 3, 8, 8, err), NAS_OK);
+    int x = nas_net_input(net);
+    ck_assert_int_eq(x, 0);
+    int bad = nas_net_conv(net, "cell0/op1", x, 4, 3, 3, 1, 1, 1, 2, 0); /* 3 % 2 != 0 */
+    ck_assert_int_eq(bad, NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(nas_net_errmsg(net), "cell0/op1"));
+    // Errors are sticky: later calls propagate them and compile reports the first.
+    int y = nas_net_relu(net, bad);
+    ck_assert_int_eq(y, NAS_EINVAL);
+    int g = nas_net_gap(net, nas_net_conv(net, "ok", x, 4, 3, 3, 1, 1, 1, 1, 0));
+    int out = nas_net_linear(net, "fc", g, 10);
+    ck_assert_int_ge(out, 0);
+    ck_assert_int_eq(nas_net_compile(net, out, 4, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "groups"));
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 3, 8, 8, err), NAS_OK);
+    x = nas_net_input(net);
+    int a = nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0);
+    ck_assert_int_eq(nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0), NAS_EEXIST);
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 3, 8, 8, err), NAS_OK);
+    x = nas_net_input(net);
+    a = nas_net_conv(net, "a", x, 4, 3, 3, 2, 1, 1, 1, 0);
+    ck_assert_int_eq(nas_net_add(net, a, x), NAS_EINVAL);               /* shape mismatch */
+    ck_assert_int_eq(nas_net_relu(net, 99), NAS_EINVAL);                 /* sticky anyway */
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 3, 8, 8, err), NAS_OK);
+    x = nas_net_input(net);
+    ck_assert_int_eq(nas_net_relu(net, 7), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(nas_net_errmsg(net), "does not exist"));
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 3, 8, 8, err), NAS_OK);
+    x = nas_net_input(net);
+    a = nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0);
+    ck_assert_int_eq(nas_net_compile(net, a, 4, err), NAS_EINVAL);       /* not (K,1,1) */
+    ck_assert_ptr_nonnull(strstr(err, "(K,1,1)"));
+    ck_assert_int_eq(nas_net_maxpool(net, a, 9, 1, 0), NAS_EINVAL);      /* window too big */
+    nas_net_destroy(&net);
+    nas_net_destroy(&net); /* NULL is fine */
+}
+END_TEST
+
+START_TEST(test_refnet_counts) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    int out;
+    ck_assert_int_eq(nas_net_create(&net, 1, 28, 28, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(net, "small", 10, &out, err), NAS_OK);
+    // The counts PERF-ANCHORS.md derived by hand for the same network.
+    ck_assert_int_eq((int)nas_net_macs(net), 112896 + 903168 + 903168 + 640);
+    ck_assert_int_eq((int)nas_net_param_count(net), 144 + 32 + 4608 + 64 + 18432 + 128 + 650);
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 1, 28, 28, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(net, "resnet20", 10, &out, err), NAS_OK);
+    ck_assert(llabs(nas_net_macs(net) - 31020000LL) < 20000);  /* 31.02 M */
+    ck_assert(llabs(nas_net_param_count(net) - 272000LL) < 2000); /* 0.272 M */
+    ck_assert_int_eq(nas_net_compile(net, out, 8, err), NAS_OK);
+    ck_assert_int_eq(nas_net_classes(net), 10);
+    ck_assert_ptr_nonnull(nas_net_param_find(net, "stage2/block1/proj/conv/weight"));
+    ck_assert_ptr_nonnull(nas_net_param_find(net, "stage3/block3/b/bn/running_var"));
+    ck_assert_ptr_null(nas_net_param_find(net, "stage1/block1/proj/conv/weight"));
+    nas_net_destroy(&net);
+
+    ck_assert_int_eq(nas_net_create(&net, 1, 28, 28, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(net, "vgg", 10, &out, err), NAS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "vgg"));
+    nas_net_destroy(&net);
+}
+END_TEST
+
+START_TEST(test_net_layout_and_determinism) {
+    float out1[4 * 10], out2[4 * 10];
+    nas_rng drng;
+    nas_rng_init(&drng, 9, 9);
+    float *x = malloc(sizeof(float) * 4 * 28 * 28);
+    nas_fill_uniform(x, 4 * 28 * 28, 0, 1, &drng);
+    for (int rep = 0; rep < 2; rep++) {
+        nas_net *net = NULL;
+        char err[NAS_ERR_LEN];
+        int out;
+        ck_assert_int_eq(nas_net_create(&net, 1, 28, 28, err), NAS_OK);
+        ck_assert_int_eq(nas_refnet_build(net, "resnet20", 10, &out, err), NAS_OK);
+        ck_assert_int_eq(nas_net_compile(net, out, 4, err), NAS_OK);
+        ck_assert_int_eq(nas_net_compile(net, out, 4, err), NAS_ESTATE);
+        nas_rng rng;
+        nas_rng_init(&rng, 42, 0);
+        nas_net_init_params(net, &rng);
+        // Trainable tensors tile the prefix of the block, buffers follow.
+        size_t n_tr, n_all, seen = 0;
+        nas_net_params_data(net, &n_tr, &n_all);
+        for (int i = 0; i < nas_net_param_n(net); i++) {
+            const nas_param *p = nas_net_param(net, i);
+            ck_assert(p->trainable ? p->offset + p->size <= n_tr : p->offset >= n_tr);
+            ck_assert_int_eq(((uintptr_t)p->data) % 4 == 0, 1);
+            seen += p->size;
+        }
+        ck_assert_uint_eq(seen, n_all);
+        const float *y = nas_net_forward(net, x, 4, 0, NULL);
+        memcpy(rep ? out2 : out1, y, sizeof out1);
+        // Eval on a partial batch matches the first images of a full one.
+        const float *y3 = nas_net_forward(net, x, 3, 0, NULL);
+        ck_assert(nas_allclose(y3, rep ? out2 : out1, 30, 1e-6f, 1e-6f, "partial batch"));
+        nas_net_destroy(&net);
+    }
+    ck_assert(memcmp(out1, out2, sizeof out1) == 0);
+    free(x);
+}
+END_TEST
+
+static nas_net *small_net(int classes, uint64_t seed) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    int out;
+    ck_assert_int_eq(nas_net_create(&net, 1, 14, 14, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(net, "small14", classes, &out, err), NAS_OK);
+    ck_assert_int_eq(nas_net_compile(net, out, 2, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, seed, 0);
+    nas_net_init_params(net, &rng);
+    return net;
+}
+
+START_TEST(test_net_save_load) {
+    const char *dir = nas_tmpdir_make();
+    char path[4096], err[NAS_ERR_LEN];
+    nas_path_join(path, sizeof path, dir, "w.safetensors");
+    nas_net *a = small_net(10, 1), *b = small_net(10, 2), *c = small_net(5, 3);
+    // Give the BN buffers non-default values so that they round-trip too.
+    nas_net_param_find(a, "conv2/bn/running_var")->data[3] = 7.0f;
+    ck_assert_int_eq(nas_net_save(a, path, "small14", err), NAS_OK);
+    ck_assert_int_eq(nas_net_load(b, path, err), NAS_OK);
+    size_t n_all;
+    float *pa = nas_net_params_data(a, NULL, &n_all), *pb = nas_net_params_data(b, NULL, NULL);
+    ck_assert(memcmp(pa, pb, sizeof(float) * n_all) == 0);
+    // A different head does not fit: the error names the tensor and c keeps its weights.
+    float keep = nas_net_param_find(c, "fc/weight")->data[0];
+    ck_assert_int_eq(nas_net_load(c, path, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "fc/weight"));
+    ck_assert_float_eq(nas_net_param_find(c, "fc/weight")->data[0], keep);
+    nas_net *r = NULL;
+    int out;
+    ck_assert_int_eq(nas_net_create(&r, 1, 14, 14, err), NAS_OK);
+    ck_assert_int_eq(nas_refnet_build(r, "resnet20", 10, &out, err), NAS_OK);
+    ck_assert_int_eq(nas_net_compile(r, out, 2, err), NAS_OK);
+    ck_assert_int_eq(nas_net_load(r, path, err), NAS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "stem/conv/weight"));
+    nas_path_join(path, sizeof path, dir, "absent.safetensors");
+    ck_assert_int_lt(nas_net_load(r, path, err), 0);
+    nas_net_destroy(&a), nas_net_destroy(&b), nas_net_destroy(&c), nas_net_destroy(&r);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("net");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_net_gradients);
+    tcase_add_test(tc, test_net_builder_errors);
+    tcase_add_test(tc, test_refnet_counts);
+    tcase_add_test(tc, test_net_layout_and_determinism);
+    tcase_add_test(tc, test_net_save_load);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

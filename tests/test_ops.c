@@ -1,0 +1,254 @@
+/*
+ * test_ops.c - pooling, batch norm, ReLU, linear, softmax cross-entropy,
+ * dropout and drop-path: every backward against central finite
+ * differences, plus the properties each forward promises.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ops.h"
+#include "tests/gradcheck.h"
+#include "tests/harness.h"
+
+enum { N = 2, C = 3, H = 7, W = 6 };
+
+typedef struct ctx {
+    int kind, k, stride, pad;
+    float *inp, *out, *r, *gamma, *beta, *rm, *rv, *mean, *rstd, *weight, *bias;
+    uint8_t labels[N];
+    float smoothing;
+} ctx;
+
+enum { K_MAX, K_AVG, K_GAP, K_BN, K_RELU, K_LIN, K_XENT };
+
+static size_t out_size(const ctx *g) {
+    switch (g->kind) {
+    case K_MAX:
+    case K_AVG:
+        return (size_t)N * C * nas_pool_out(H, g->k, g->stride, g->pad) *
+               nas_pool_out(W, g->k, g->stride, g->pad);
+    case K_GAP: return (size_t)N * C;
+    case K_LIN: return (size_t)N * 5;
+    case K_XENT: return 0;
+    default: return (size_t)N * C * H * W;
+    }
+}
+
+static double loss(void *p) {
+    ctx *g = p;
+    switch (g->kind) {
+    case K_MAX: nas_maxpool_forward(g->out, g->inp, N, C, H, W, g->k, g->stride, g->pad); break;
+    case K_AVG: nas_avgpool_forward(g->out, g->inp, N, C, H, W, g->k, g->stride, g->pad); break;
+    case K_GAP: nas_gap_forward(g->out, g->inp, N, C, H * W); break;
+    case K_BN:
+        nas_bn_forward_train(g->out, g->mean, g->rstd, g->inp, g->gamma, g->beta, g->rm, g->rv, N,
+                             C, H * W, 0.1f, 1e-5f);
+        break;
+    case K_RELU: nas_relu_forward(g->out, g->inp, (long)N * C * H * W); break;
+    case K_LIN: nas_linear_forward(g->out, g->inp, g->weight, g->bias, N, C * H * W, 5); break;
+    case K_XENT: {
+        float d[N * 10];
+        return nas_softmax_xent(d, g->inp, g->labels, N, 10, g->smoothing, NULL);
+    }
+    }
+    return nas_dot_d(g->out, g->r, out_size(g));
+}
+
+static void setup(ctx *g, int kind, nas_rng *rng) {
+    memset(g, 0, sizeof(*g));
+    g->kind = kind;
+    size_t n = (size_t)N * C * H * W;
+    g->inp = calloc(n, sizeof(float)), g->out = calloc(n, sizeof(float));
+    g->r = calloc(n, sizeof(float));
+    g->gamma = calloc(C, sizeof(float)), g->beta = calloc(C, sizeof(float));
+    g->rm = calloc(C, sizeof(float)), g->rv = calloc(C, sizeof(float));
+    g->mean = calloc(C, sizeof(float)), g->rstd = calloc(C, sizeof(float));
+    g->weight = calloc(n * 5, sizeof(float)), g->bias = calloc(5, sizeof(float));
+    // Distinct values of magnitude >= 0.1 keep ReLU kinks and max ties out of reach of h.
+    nas_fill_away_from_zero(g->inp, n, rng);
+    nas_fill_uniform(g->r, n, -1, 1, rng);
+    nas_fill_uniform(g->gamma, C, 0.5f, 1.5f, rng);
+    nas_fill_uniform(g->beta, C, -0.5f, 0.5f, rng);
+    nas_fill_uniform(g->weight, n * 5, -0.2f, 0.2f, rng);
+    nas_fill_uniform(g->bias, 5, -1, 1, rng);
+    for (int c = 0; c < C; c++) g->rv[c] = 1.0f;
+}
+
+static void teardown(ctx *g) {
+    free(g->inp), free(g->out), free(g->r), free(g->gamma), free(g->beta), free(g->rm);
+    free(g->rv), free(g->mean), free(g->rstd), free(g->weight), free(g->bias);
+}
+
+static const int POOL_CASES[][3] = {{3, 1, 1}, {3, 2, 1}, {3, 2, 0}, {2, 2, 0}};
+
+START_TEST(test_pool_grad) {
+    for (int kind = K_MAX; kind <= K_AVG; kind++) {
+        nas_rng rng;
+        nas_rng_init(&rng, 11 + (uint64_t)_i, 0);
+        ctx g;
+        setup(&g, kind, &rng);
+        g.k = POOL_CASES[_i][0], g.stride = POOL_CASES[_i][1], g.pad = POOL_CASES[_i][2];
+        size_t n = (size_t)N * C * H * W;
+        float *din = calloc(n, sizeof(float));
+        loss(&g);
+        if (kind == K_MAX)
+            nas_maxpool_backward(din, g.r, g.inp, N, C, H, W, g.k, g.stride, g.pad);
+        else
+            nas_avgpool_backward(din, g.r, N, C, H, W, g.k, g.stride, g.pad);
+        ck_assert(nas_gradcheck(loss, &g, g.inp, din, n, 1e-3f, 1e-3, 1e-3, 0, "pool"));
+        free(din);
+        teardown(&g);
+    }
+}
+END_TEST
+
+START_TEST(test_avgpool_excludes_padding) {
+    // A constant image averages to the constant everywhere, borders included,
+    // only if padding is left out of the divisor.
+    float inp[16], out[16];
+    for (int i = 0; i < 16; i++) inp[i] = 2.0f;
+    nas_avgpool_forward(out, inp, 1, 1, 4, 4, 3, 1, 1);
+    for (int i = 0; i < 16; i++) ck_assert_float_eq_tol(out[i], 2.0f, 1e-6f);
+    float mx[4];
+    float img[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    nas_maxpool_forward(mx, img, 1, 1, 4, 4, 3, 2, 1);
+    float want[4] = {6, 8, 14, 16};
+    ck_assert(nas_allclose(mx, want, 4, 0, 0, "maxpool"));
+}
+END_TEST
+
+START_TEST(test_gap_relu_linear_grad) {
+    size_t n = (size_t)N * C * H * W;
+    for (int kind = K_GAP; kind <= K_LIN; kind++) {
+        if (kind == K_BN) continue;
+        nas_rng rng;
+        nas_rng_init(&rng, 21 + (uint64_t)kind, 0);
+        ctx g;
+        setup(&g, kind, &rng);
+        float *din = calloc(n, sizeof(float)), *dw = calloc(n * 5, sizeof(float));
+        float db[5] = {0};
+        loss(&g);
+        if (kind == K_GAP) nas_gap_backward(din, g.r, N, C, H * W);
+        if (kind == K_RELU) nas_relu_backward(din, g.r, g.out, (long)n);
+        if (kind == K_LIN)
+            nas_linear_backward(din, dw, db, g.r, g.inp, g.weight, N, C * H * W, 5);
+        ck_assert(nas_gradcheck(loss, &g, g.inp, din, n, 1e-3f, 1e-3, 1e-3, 0, "dinp"));
+        if (kind == K_LIN) {
+            ck_assert(nas_gradcheck(loss, &g, g.weight, dw, n * 5, 1e-2f, 1e-3, 1e-3, 300, "dw"));
+            ck_assert(nas_gradcheck(loss, &g, g.bias, db, 5, 1e-2f, 1e-3, 1e-3, 0, "db"));
+        }
+        free(din), free(dw);
+        teardown(&g);
+    }
+}
+END_TEST
+
+START_TEST(test_bn_grad_and_stats) {
+    nas_rng rng;
+    nas_rng_init(&rng, 31, 0);
+    ctx g;
+    setup(&g, K_BN, &rng);
+    size_t n = (size_t)N * C * H * W;
+    loss(&g);
+    // The normalised output has zero mean and unit variance per channel before the affine.
+    for (int c = 0; c < C; c++) {
+        double s = 0, s2 = 0;
+        for (int b = 0; b < N; b++)
+            for (int i = 0; i < H * W; i++) {
+                double xh = (g.out[(b * C + c) * H * W + i] - g.beta[c]) / g.gamma[c];
+                s += xh, s2 += xh * xh;
+            }
+        ck_assert_double_eq_tol(s / (N * H * W), 0.0, 1e-5);
+        ck_assert_double_eq_tol(s2 / (N * H * W), 1.0, 1e-3);
+        // One update with momentum 0.1 from (0, 1).
+        ck_assert_float_eq_tol(g.rm[c], 0.1f * g.mean[c], 1e-6f);
+    }
+    float *din = calloc(n, sizeof(float)), dg[C] = {0}, dbt[C] = {0};
+    nas_bn_backward(din, dg, dbt, g.r, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W);
+    ck_assert(nas_gradcheck(loss, &g, g.inp, din, n, 1e-2f, 2e-3, 3e-3, 0, "bn dinp"));
+    ck_assert(nas_gradcheck(loss, &g, g.gamma, dg, C, 1e-2f, 1e-3, 1e-3, 0, "bn dgamma"));
+    ck_assert(nas_gradcheck(loss, &g, g.beta, dbt, C, 1e-2f, 1e-3, 1e-3, 0, "bn dbeta"));
+    // Eval mode with running stats equal to the batch's reproduces the training output.
+    float *out2 = calloc(n, sizeof(float)), rv2[C];
+    for (int c = 0; c < C; c++) rv2[c] = 1.0f / (g.rstd[c] * g.rstd[c]) - 1e-5f;
+    nas_bn_forward_train(g.out, g.mean, g.rstd, g.inp, g.gamma, g.beta, g.rm, g.rv, N, C, H * W,
+                         0.1f, 1e-5f);
+    nas_bn_forward_eval(out2, g.inp, g.gamma, g.beta, g.mean, rv2, N, C, H * W, 1e-5f);
+    ck_assert(nas_allclose(g.out, out2, n, 1e-4f, 1e-4f, "bn eval"));
+    free(din), free(out2);
+    teardown(&g);
+}
+END_TEST
+
+START_TEST(test_softmax_xent) {
+    nas_rng rng;
+    nas_rng_init(&rng, 41, 0);
+    ctx g;
+    setup(&g, K_XENT, &rng);
+    g.labels[0] = 3, g.labels[1] = 9;
+    for (int s = 0; s < 2; s++) {
+        g.smoothing = s ? 0.1f : 0.0f;
+        float d[N * 10];
+        int correct = -1;
+        double l = nas_softmax_xent(d, g.inp, g.labels, N, 10, g.smoothing, &correct);
+        ck_assert(l > 0 && isfinite(l));
+        ck_assert(correct >= 0 && correct <= N);
+        ck_assert(nas_gradcheck(loss, &g, g.inp, d, N * 10, 1e-3f, 1e-4, 1e-3, 0, "xent"));
+    }
+    // Uniform logits give log(K) whatever the label; huge logits stay finite.
+    float z[10] = {0}, d[10];
+    uint8_t lab = 2;
+    ck_assert_double_eq_tol(nas_softmax_xent(d, z, &lab, 1, 10, 0, NULL), log(10.0), 1e-9);
+    z[2] = 1e30f;
+    ck_assert(isfinite(nas_softmax_xent(d, z, &lab, 1, 10, 0, NULL)));
+    teardown(&g);
+}
+END_TEST
+
+START_TEST(test_dropout_and_drop_path) {
+    nas_rng rng;
+    nas_rng_init(&rng, 51, 0);
+    enum { M = 4000 };
+    float *x = malloc(M * sizeof(float)), *y = malloc(M * sizeof(float));
+    float *mask = malloc(M * sizeof(float)), *dx = calloc(M, sizeof(float));
+    for (int i = 0; i < M; i++) x[i] = 1.0f;
+    nas_dropout_forward(y, mask, x, M, 0.25f, &rng);
+    int zeros = 0;
+    double sum = 0;
+    for (int i = 0; i < M; i++) zeros += y[i] == 0.0f, sum += y[i];
+    ck_assert(zeros > 850 && zeros < 1150);       /* about p*M */
+    ck_assert(fabs(sum / M - 1.0) < 0.06);        /* inverted scaling keeps the mean */
+    nas_dropout_backward(dx, x, mask, M);
+    ck_assert(nas_allclose(dx, mask, M, 0, 0, "dropout backward"));
+    // Drop-path masks whole images: each image is all zero or all 1/(1-p).
+    float m2[40];
+    nas_drop_path_forward(y, m2, x, 40, 100, 0.5f, &rng);
+    int dropped = 0;
+    for (int b = 0; b < 40; b++) {
+        for (int i = 0; i < 100; i++) ck_assert_float_eq(y[b * 100 + i], m2[b]);
+        ck_assert(m2[b] == 0.0f || m2[b] == 2.0f);
+        dropped += m2[b] == 0.0f;
+    }
+    ck_assert(dropped > 5 && dropped < 35);
+    memset(dx, 0, M * sizeof(float));
+    nas_drop_path_backward(dx, x, m2, 40, 100);
+    ck_assert(nas_allclose(dx, y, M, 0, 0, "drop-path backward"));
+    free(x), free(y), free(mask), free(dx);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, test_pool_grad, 0, (int)(sizeof(POOL_CASES) / sizeof(POOL_CASES[0])));
+    tcase_add_test(tc, test_avgpool_excludes_padding);
+    tcase_add_test(tc, test_gap_relu_linear_grad);
+    tcase_add_test(tc, test_bn_grad_and_stats);
+    tcase_add_test(tc, test_softmax_xent);
+    tcase_add_test(tc, test_dropout_and_drop_path);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

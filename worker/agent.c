@@ -86,7 +86,7 @@ static void task_progress(void *ctx, const nas_wire_progress *p) {
 static int task_cancelled(void *ctx) { return atomic_load(&((task_ctx *)ctx)->a->cancel); }
 
 static void run_one(task_ctx *tc, const nas_wire_task *task) {
-    nas_eval_hooks hooks = {tc, task_progress, task_cancelled};
+    nas_eval_hooks hooks = {tc, task_progress, task_cancelled, &tc->a->cancel};
     char err[NAS_ERR_LEN] = "";
     nas_wire_msg *m = nas_malloc(sizeof *m);
     if (!m) {

@@ -23,16 +23,16 @@
 #define CANON_MAX 1024
 
 typedef struct kindex {
-    int *slots;       /* row + 1, 0 = empty */
-    size_t cap;       /* power of two */
+    int *slots; /* row + 1, 0 = empty */
+    size_t cap; /* power of two */
 } kindex;
 
 struct nas_table {
-    char *pool;       /* all fields, NUL-terminated */
+    char *pool; /* all fields, NUL-terminated */
     size_t pool_len, pool_cap;
-    size_t *header;   /* offsets of the header fields */
-    size_t *cells;    /* rows x cols offsets */
-    int *lines;       /* source line of each row */
+    size_t *header; /* offsets of the header fields */
+    size_t *cells;  /* rows x cols offsets */
+    int *lines;     /* source line of each row */
     int rows, cols, key;
     size_t cells_cap; /* rows the cells array has room for */
     kindex exact;
@@ -47,14 +47,16 @@ struct nas_table {
 
 static uint64_t fnv1a(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     return h;
 }
 
 static int pool_put(nas_table *t, const char *s, size_t n, size_t *off) {
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
-        while (cap < t->pool_len + n + 1) cap *= 2;
+        while (cap < t->pool_len + n + 1)
+            cap *= 2;
         char *p = nas_realloc(t->pool, cap);
         if (!p) return NAS_ENOMEM;
         t->pool = p;
@@ -87,8 +89,8 @@ static int record_add(record *r, size_t off) {
 
 /* Parse one record starting at *pos; fields go to the pool and r.
  * Advances *pos past the line end and *line by the lines consumed. */
-static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, int *line,
-                        record *r, char *scratch, char *err) {
+static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, int *line, record *r,
+                        char *scratch, char *err) {
     size_t i = *pos;
     r->n = 0;
     int start_line = *line;
@@ -113,13 +115,13 @@ static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, in
                 scratch[n++] = s[i++];
             }
             if (i < len && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
-                return nas_set_err(err, NAS_EFORMAT, "%s:%d: text after a closing quote",
-                                   t->name, *line);
+                return nas_set_err(err, NAS_EFORMAT, "%s:%d: text after a closing quote", t->name,
+                                   *line);
         } else {
             while (i < len && s[i] != ',' && s[i] != '\n' && s[i] != '\r') {
                 if (s[i] == '"')
-                    return nas_set_err(err, NAS_EFORMAT,
-                                       "%s:%d: quote inside an unquoted field", t->name, *line);
+                    return nas_set_err(err, NAS_EFORMAT, "%s:%d: quote inside an unquoted field",
+                                       t->name, *line);
                 scratch[n++] = s[i++];
             }
         }
@@ -140,7 +142,8 @@ static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, in
 
 static int index_build(kindex *ix, int rows) {
     size_t cap = 16;
-    while (cap < (size_t)rows * 2 + 2) cap *= 2;
+    while (cap < (size_t)rows * 2 + 2)
+        cap *= 2;
     ix->slots = nas_calloc(cap, sizeof *ix->slots);
     if (!ix->slots) return NAS_ENOMEM;
     ix->cap = cap;
@@ -201,7 +204,8 @@ static int parse_all(nas_table *t, const char *s, size_t len, const char *key_co
     size_t pos = 0;
     int line = 1;
     if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    if (pos >= len) return nas_set_err(err, NAS_EFORMAT, "%s: empty file, expected a header row", t->name);
+    if (pos >= len)
+        return nas_set_err(err, NAS_EFORMAT, "%s: empty file, expected a header row", t->name);
     int rc = parse_record(t, s, len, &pos, &line, r, scratch, err);
     if (rc < 0) return rc;
     t->cols = r->n;
@@ -228,7 +232,8 @@ static int parse_all(nas_table *t, const char *s, size_t len, const char *key_co
         if (t->pool[r->offs[t->key]] == 0)
             return nas_set_err(err, NAS_EFORMAT, "%s:%d: empty key in column '%s'", t->name, at,
                                key_col);
-        if (add_row(t, r, at) < 0) return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
+        if (add_row(t, r, at) < 0)
+            return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
     }
     if (index_build(&t->exact, t->rows) < 0)
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
@@ -310,8 +315,12 @@ void nas_table_destroy(nas_table **tp) {
 
 // ---- queries ---------------------------------------------------------------------------------
 
-int nas_table_rows(const nas_table *t) { return t->rows; }
-int nas_table_cols(const nas_table *t) { return t->cols; }
+int nas_table_rows(const nas_table *t) {
+    return t->rows;
+}
+int nas_table_cols(const nas_table *t) {
+    return t->cols;
+}
 
 int nas_table_column(const nas_table *t, const char *name) {
     for (int c = 0; c < t->cols; c++)
@@ -345,7 +354,8 @@ int nas_table_number(const nas_table *t, int row, int col, double *out, char *er
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    while (end && (*end == ' ' || *end == '\t')) end++;
+    while (end && (*end == ' ' || *end == '\t'))
+        end++;
     if (end == s || !end || *end != 0 || errno == ERANGE || !isfinite(v))
         return nas_set_err(err, NAS_EFORMAT, "%s:%d: column '%s' holds '%.32s', not a number",
                            t->name, t->lines[row], nas_table_header(t, col), s);

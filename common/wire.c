@@ -22,8 +22,8 @@
 // ---- names -------------------------------------------------------------------
 
 static const char *const type_names[NAS_MSG_COUNT] = {
-    "none",  "register", "ready", "heartbeat", "task",       "progress",       "result",
-    "failure", "cancel", "ack",   "error",     "disconnect", "status_request", "status_reply",
+    "none",    "register", "ready", "heartbeat", "task",       "progress",       "result",
+    "failure", "cancel",   "ack",   "error",     "disconnect", "status_request", "status_reply",
 };
 
 const char *nas_wire_type_name(int type) {
@@ -74,7 +74,8 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
  * buffer; decoded ones always are. */
 static int check_str(const char *s, size_t cap, const char *field, int required, char *err) {
     size_t n = strnlen(s, cap);
-    if (n == cap) return nas_set_err(err, NAS_ERANGE, "%s is longer than %zu bytes", field, cap - 1);
+    if (n == cap)
+        return nas_set_err(err, NAS_ERANGE, "%s is longer than %zu bytes", field, cap - 1);
     if (required && n == 0) return nas_set_err(err, NAS_EINVAL, "%s is missing or empty", field);
     return NAS_OK;
 }
@@ -92,7 +93,8 @@ static int check_nonneg(double v, const char *field, char *err) {
 }
 
 static int check_attempt(uint32_t attempt, const char *msg, char *err) {
-    if (attempt < 1) return nas_set_err(err, NAS_ERANGE, "%s.attempt = 0 (attempts count from 1)", msg);
+    if (attempt < 1)
+        return nas_set_err(err, NAS_ERANGE, "%s.attempt = 0 (attempts count from 1)", msg);
     return NAS_OK;
 }
 
@@ -114,7 +116,8 @@ static int validate_register(const nas_wire_register *r, char *err) {
     if (r->n_held < 0 || r->n_held > NAS_WIRE_MAX_HELD)
         return nas_set_err(err, NAS_ERANGE, "register.held has %d entries (at most %d)", r->n_held,
                            NAS_WIRE_MAX_HELD);
-    for (int i = 0; i < r->n_held; i++) TRY(check_attempt(r->held[i].attempt, "register.held", err));
+    for (int i = 0; i < r->n_held; i++)
+        TRY(check_attempt(r->held[i].attempt, "register.held", err));
     if (r->has_running) TRY(check_attempt(r->running.attempt, "register.running", err));
     return NAS_OK;
 }
@@ -175,19 +178,26 @@ static int check_code(int code, const char *field, char *err) {
 
 int nas_wire_validate(const nas_wire_msg *m, char *err) {
     switch (m->type) {
-    case NAS_MSG_REGISTER: return validate_register(&m->u.reg, err);
+    case NAS_MSG_REGISTER:
+        return validate_register(&m->u.reg, err);
     case NAS_MSG_READY:
     case NAS_MSG_HEARTBEAT:
-    case NAS_MSG_STATUS_REPLY: return NAS_OK;
-    case NAS_MSG_TASK: return validate_task(&m->u.task, err);
-    case NAS_MSG_PROGRESS: return validate_progress(&m->u.progress, err);
-    case NAS_MSG_RESULT: return validate_result(&m->u.result, err);
+    case NAS_MSG_STATUS_REPLY:
+        return NAS_OK;
+    case NAS_MSG_TASK:
+        return validate_task(&m->u.task, err);
+    case NAS_MSG_PROGRESS:
+        return validate_progress(&m->u.progress, err);
+    case NAS_MSG_RESULT:
+        return validate_result(&m->u.result, err);
     case NAS_MSG_FAILURE:
         TRY(check_attempt(m->u.failure.attempt, "failure", err));
         TRY(check_code(m->u.failure.code, "failure.code", err));
         return check_str(m->u.failure.reason, sizeof m->u.failure.reason, "failure.reason", 0, err);
-    case NAS_MSG_CANCEL: return check_attempt(m->u.cancel.attempt, "cancel", err);
-    case NAS_MSG_ACK: return check_attempt(m->u.ack.attempt, "ack", err);
+    case NAS_MSG_CANCEL:
+        return check_attempt(m->u.cancel.attempt, "cancel", err);
+    case NAS_MSG_ACK:
+        return check_attempt(m->u.ack.attempt, "ack", err);
     case NAS_MSG_ERROR:
         TRY(check_code(m->u.error.code, "error.code", err));
         return check_str(m->u.error.message, sizeof m->u.error.message, "error.message", 0, err);
@@ -195,7 +205,8 @@ int nas_wire_validate(const nas_wire_msg *m, char *err) {
         return check_str(m->u.disconnect, sizeof m->u.disconnect, "disconnect.reason", 0, err);
     case NAS_MSG_STATUS_REQUEST:
         return check_str(m->u.status_what, sizeof m->u.status_what, "status_request.what", 0, err);
-    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", m->type);
+    default:
+        return nas_set_err(err, NAS_EPROTO, "unknown message type %d", m->type);
     }
 }
 
@@ -361,7 +372,8 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.json = m->u.status_json;
         return pack_pb(&p.base, out, len);
     }
-    default: return NAS_EPROTO;
+    default:
+        return NAS_EPROTO;
     }
 }
 
@@ -371,8 +383,9 @@ int nas_wire_encode(const nas_wire_msg *m, uint8_t **out, size_t *len, char *err
     uint8_t *body = NULL;
     size_t body_len = 0;
     rc = pack_body(m, &body, &body_len);
-    if (rc < 0) return nas_set_err(err, rc, "encoding %s: %s", nas_wire_type_name(m->type),
-                                   nas_strerror(rc));
+    if (rc < 0)
+        return nas_set_err(err, rc, "encoding %s: %s", nas_wire_type_name(m->type),
+                           nas_strerror(rc));
     Naspb__Envelope env = NASPB__ENVELOPE__INIT;
     env.has_protocol = 1, env.protocol = NAS_PROTOCOL_VERSION;
     env.has_type = 1, env.type = (uint32_t)m->type;
@@ -408,7 +421,7 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *field, i
 #define NEED(p, field, msg)                                                                        \
     do {                                                                                           \
         if (!(p)->has_##field)                                                                     \
-            return nas_set_err(err, NAS_EINVAL, "%s.%s is missing", msg, #field);                 \
+            return nas_set_err(err, NAS_EINVAL, "%s.%s is missing", msg, #field);                  \
     } while (0)
 
 static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
@@ -416,7 +429,8 @@ static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     /* Absent fields keep the defaults, so a newer master may omit knobs an
      * older worker would not understand anyway. */
     *f = nas_fidelity_default();
-#define GET(field) if (p->has_##field) f->field = p->field
+#define GET(field)                                                                                 \
+    if (p->has_##field) f->field = p->field
     GET(resolution);
     GET(train_subset);
     GET(val_size);
@@ -478,8 +492,10 @@ static int unpack_task(const ProtobufCBinaryData *d, nas_wire_task *t, char *err
     Naspb__Task *p = naspb__task__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "task: truncated or malformed protobuf");
     int rc = NAS_OK;
-    if (!p->has_task_id) rc = nas_set_err(err, NAS_EINVAL, "task.task_id is missing");
-    else if (!p->has_attempt) rc = nas_set_err(err, NAS_EINVAL, "task.attempt is missing");
+    if (!p->has_task_id)
+        rc = nas_set_err(err, NAS_EINVAL, "task.task_id is missing");
+    else if (!p->has_attempt)
+        rc = nas_set_err(err, NAS_EINVAL, "task.attempt is missing");
     t->task_id = p->task_id;
     t->attempt = p->attempt;
     if (rc == NAS_OK) rc = copy_str(t->genome, sizeof t->genome, p->genome, "task.genome", 1, err);
@@ -500,9 +516,12 @@ static int unpack_progress(const ProtobufCBinaryData *d, nas_wire_progress *g, c
     Naspb__Progress *p = naspb__progress__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "progress: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_epoch   ? "epoch"   : !p->has_epochs  ? "epochs"
-                        : !p->has_val_acc ? "val_acc" : NULL;
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_epoch   ? "epoch"
+                          : !p->has_epochs  ? "epochs"
+                          : !p->has_val_acc ? "val_acc"
+                                            : NULL;
     if (missing) rc = nas_set_err(err, NAS_EINVAL, "progress.%s is missing", missing);
     g->task_id = p->task_id;
     g->attempt = p->attempt;
@@ -519,9 +538,12 @@ static int unpack_result(const ProtobufCBinaryData *d, nas_wire_result *r, char 
     Naspb__Result *p = naspb__result__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "result: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_val_acc ? "val_acc" : NULL;
-    if (missing) rc = nas_set_err(err, NAS_EINVAL, "result.%s is missing", missing);
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_val_acc ? "val_acc"
+                                            : NULL;
+    if (missing)
+        rc = nas_set_err(err, NAS_EINVAL, "result.%s is missing", missing);
     else if (p->n_curve > NAS_WIRE_MAX_CURVE)
         rc = nas_set_err(err, NAS_ERANGE, "result.curve has %zu points (at most %d)", p->n_curve,
                          NAS_WIRE_MAX_CURVE);
@@ -539,7 +561,8 @@ static int unpack_result(const ProtobufCBinaryData *d, nas_wire_result *r, char 
     r->macs = p->macs;
     r->seconds = p->seconds;
     r->images_per_s = p->images_per_s;
-    if (rc == NAS_OK) rc = copy_str(r->worker, sizeof r->worker, p->worker, "result.worker", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(r->worker, sizeof r->worker, p->worker, "result.worker", 0, err);
     naspb__result__free_unpacked(p, NULL);
     return rc;
 }
@@ -548,14 +571,17 @@ static int unpack_failure(const ProtobufCBinaryData *d, nas_wire_failure *f, cha
     Naspb__Failure *p = naspb__failure__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "failure: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_code ? "code" : NULL;
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_code    ? "code"
+                                            : NULL;
     if (missing) rc = nas_set_err(err, NAS_EINVAL, "failure.%s is missing", missing);
     f->task_id = p->task_id;
     f->attempt = p->attempt;
     f->code = p->code;
     f->give_back = p->give_back;
-    if (rc == NAS_OK) rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
     naspb__failure__free_unpacked(p, NULL);
     return rc;
 }
@@ -578,7 +604,8 @@ static int unpack_ref_msg(int type, const ProtobufCBinaryData *d, nas_wire_msg *
     if (!p) return nas_set_err(err, NAS_EFORMAT, "ack: truncated or malformed protobuf");
     int rc = NAS_OK;
     if (!p->has_task_id || !p->has_attempt)
-        rc = nas_set_err(err, NAS_EINVAL, "ack.%s is missing", p->has_task_id ? "attempt" : "task_id");
+        rc = nas_set_err(err, NAS_EINVAL, "ack.%s is missing",
+                         p->has_task_id ? "attempt" : "task_id");
     m->u.ack.task_id = p->task_id;
     m->u.ack.attempt = p->attempt;
     m->u.ack.duplicate = p->duplicate;
@@ -623,7 +650,8 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
     }
     case NAS_MSG_STATUS_REQUEST: {
         Naspb__StatusRequest *p = naspb__status_request__unpack(NULL, d->len, d->data);
-        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_request: truncated or malformed protobuf");
+        if (!p)
+            return nas_set_err(err, NAS_EFORMAT, "status_request: truncated or malformed protobuf");
         rc = copy_str(m->u.status_what, sizeof m->u.status_what, p->what, "status_request.what", 0,
                       err);
         naspb__status_request__free_unpacked(p, NULL);
@@ -631,7 +659,8 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
     }
     case NAS_MSG_STATUS_REPLY: {
         Naspb__StatusReply *p = naspb__status_reply__unpack(NULL, d->len, d->data);
-        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_reply: truncated or malformed protobuf");
+        if (!p)
+            return nas_set_err(err, NAS_EFORMAT, "status_reply: truncated or malformed protobuf");
         if (p->json) {
             m->u.status_json = nas_strdup(p->json);
             if (!m->u.status_json) rc = nas_set_err(err, NAS_ENOMEM, "status_reply: out of memory");
@@ -639,20 +668,28 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
         naspb__status_reply__free_unpacked(p, NULL);
         return rc;
     }
-    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", type);
+    default:
+        return nas_set_err(err, NAS_EPROTO, "unknown message type %d", type);
     }
 }
 
 static int decode_body(int type, const ProtobufCBinaryData *d, nas_wire_msg *m, char *err) {
     switch (type) {
-    case NAS_MSG_REGISTER: return unpack_register(d, &m->u.reg, err);
-    case NAS_MSG_TASK: return unpack_task(d, &m->u.task, err);
-    case NAS_MSG_PROGRESS: return unpack_progress(d, &m->u.progress, err);
-    case NAS_MSG_RESULT: return unpack_result(d, &m->u.result, err);
-    case NAS_MSG_FAILURE: return unpack_failure(d, &m->u.failure, err);
+    case NAS_MSG_REGISTER:
+        return unpack_register(d, &m->u.reg, err);
+    case NAS_MSG_TASK:
+        return unpack_task(d, &m->u.task, err);
+    case NAS_MSG_PROGRESS:
+        return unpack_progress(d, &m->u.progress, err);
+    case NAS_MSG_RESULT:
+        return unpack_result(d, &m->u.result, err);
+    case NAS_MSG_FAILURE:
+        return unpack_failure(d, &m->u.failure, err);
     case NAS_MSG_CANCEL:
-    case NAS_MSG_ACK: return unpack_ref_msg(type, d, m, err);
-    default: return unpack_simple(type, d, m, err);
+    case NAS_MSG_ACK:
+        return unpack_ref_msg(type, d, m, err);
+    default:
+        return unpack_simple(type, d, m, err);
     }
 }
 
@@ -715,7 +752,8 @@ static int send_frame(void *sock, const void *data, size_t len, int flags, char 
 int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wire_msg *m,
                   const nas_wire_frame *frames, size_t nframes, int dontwait, char *err) {
     if (nframes > NAS_WIRE_MAX_FRAMES)
-        return nas_set_err(err, NAS_ERANGE, "%zu raw frames exceed %d", nframes, NAS_WIRE_MAX_FRAMES);
+        return nas_set_err(err, NAS_ERANGE, "%zu raw frames exceed %d", nframes,
+                           NAS_WIRE_MAX_FRAMES);
     nas_wire_msg copy = *m;
     copy.frames = (uint32_t)nframes;
     uint8_t *buf = NULL;
@@ -728,8 +766,8 @@ int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wir
     if (identity) rc = send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
     if (rc == NAS_OK) rc = send_frame(sock, buf, len, (nframes ? ZMQ_SNDMORE : 0) | dw, err);
     for (size_t i = 0; rc == NAS_OK && i < nframes; i++)
-        rc = send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0,
-                        err);
+        rc =
+            send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0, err);
     nas_free(buf);
     return rc;
 }
@@ -768,7 +806,8 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
         zmq_msg_close(&part);
         zmq_msg_init(&part);
-        if (!more_parts(sock)) return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
+        if (!more_parts(sock))
+            return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
         /* The rest of a message is already here: these reads never block. */
         zmq_msg_recv(&part, sock, 0);
     }
@@ -784,8 +823,10 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         zmq_msg_recv(&part, sock, 0);
         size_t n = zmq_msg_size(&part);
         void *copy = nas_malloc(n ? n : 1);
-        if (!copy) rc = nas_set_err(err, NAS_ENOMEM, "raw frame of %zu bytes: out of memory", n);
-        else memcpy(copy, zmq_msg_data(&part), n);
+        if (!copy)
+            rc = nas_set_err(err, NAS_ENOMEM, "raw frame of %zu bytes: out of memory", n);
+        else
+            memcpy(copy, zmq_msg_data(&part), n);
         zmq_msg_close(&part);
         if (rc < 0) break;
         pkt->frame_data[pkt->n_frames] = copy;
@@ -809,7 +850,8 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
 
 void nas_wire_packet_fini(nas_wire_packet *pkt) {
     if (!pkt) return;
-    for (size_t i = 0; i < pkt->n_frames; i++) nas_free(pkt->frame_data[i]);
+    for (size_t i = 0; i < pkt->n_frames; i++)
+        nas_free(pkt->frame_data[i]);
     nas_wire_msg_fini(&pkt->msg);
     memset(pkt, 0, sizeof *pkt);
 }

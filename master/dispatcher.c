@@ -26,10 +26,10 @@
 typedef struct dtask {
     uint64_t id;
     int used;
-    int state;             /* enum nas_dispatch_task_state */
+    int state; /* enum nas_dispatch_task_state */
     uint32_t attempt;
-    int worker;            /* slot of the lease holder, -1 if none */
-    nas_wire_task *spec;   /* NULL once terminal */
+    int worker;          /* slot of the lease holder, -1 if none */
+    nas_wire_task *spec; /* NULL once terminal */
 } dtask;
 
 typedef struct dworker {
@@ -39,8 +39,8 @@ typedef struct dworker {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     uint32_t cores;
-    int state;             /* enum nas_worker_state */
-    int has_task;          /* running task (a lease, or a task it still runs) */
+    int state;    /* enum nas_worker_state */
+    int has_task; /* running task (a lease, or a task it still runs) */
     nas_task_ref task;
     int epoch, epochs;
     int tasks_done;
@@ -50,11 +50,12 @@ typedef struct dworker {
 struct nas_dispatcher {
     nas_dispatcher_config cfg;
     nas_dispatcher_hooks hooks;
-    dworker *workers;      /* cfg.max_workers slots */
+    dworker *workers; /* cfg.max_workers slots */
+    int n_slots;      /* slots ever used: every scan stops here */
     int n_workers;
-    dtask *tasks;          /* hash map, cap_tasks a power of two */
+    dtask *tasks; /* hash map, cap_tasks a power of two */
     size_t cap_tasks, n_tasks;
-    uint64_t *queue;       /* ring of task ids */
+    uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
 };
@@ -108,7 +109,8 @@ fail:
 void nas_dispatcher_destroy(nas_dispatcher **dp) {
     if (!dp || !*dp) return;
     nas_dispatcher *d = *dp;
-    for (size_t i = 0; i < d->cap_tasks; i++) nas_free(d->tasks[i].spec);
+    for (size_t i = 0; i < d->cap_tasks; i++)
+        nas_free(d->tasks[i].spec);
     nas_free(d->tasks);
     nas_free(d->workers);
     nas_free(d->queue);
@@ -140,7 +142,8 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
         for (size_t i = 0; i < d->cap_tasks; i++) {
             if (!d->tasks[i].used) continue;
             size_t j = slot_of(d->tasks[i].id, cap);
-            while (tab[j].used) j = (j + 1) & (cap - 1);
+            while (tab[j].used)
+                j = (j + 1) & (cap - 1);
             tab[j] = d->tasks[i];
         }
         nas_free(d->tasks);
@@ -148,7 +151,8 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
         d->cap_tasks = cap;
     }
     size_t i = slot_of(id, d->cap_tasks);
-    while (d->tasks[i].used) i = (i + 1) & (d->cap_tasks - 1);
+    while (d->tasks[i].used)
+        i = (i + 1) & (d->cap_tasks - 1);
     d->tasks[i] = (dtask){.id = id, .used = 1, .worker = -1};
     d->n_tasks++;
     return &d->tasks[i];
@@ -158,7 +162,8 @@ static int queue_push(nas_dispatcher *d, uint64_t id) {
     if (d->q_len == d->q_cap) {
         uint64_t *q = nas_malloc(d->q_cap * 2 * sizeof *q);
         if (!q) return NAS_ENOMEM;
-        for (size_t i = 0; i < d->q_len; i++) q[i] = d->queue[(d->q_head + i) % d->q_cap];
+        for (size_t i = 0; i < d->q_len; i++)
+            q[i] = d->queue[(d->q_head + i) % d->q_cap];
         nas_free(d->queue);
         d->queue = q;
         d->q_cap *= 2;
@@ -223,15 +228,17 @@ static void send_ref(nas_dispatcher *d, dworker *w, int type, nas_task_ref ref, 
                      int64_t now_ms) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, type);
-    if (type == NAS_MSG_ACK) m.u.ack = (nas_wire_ack){ref.task_id, ref.attempt, dup};
-    else m.u.cancel = ref;
+    if (type == NAS_MSG_ACK)
+        m.u.ack = (nas_wire_ack){ref.task_id, ref.attempt, dup};
+    else
+        m.u.cancel = ref;
     send_to(d, w, &m, now_ms);
 }
 
 // ---- workers --------------------------------------------------------------------------------
 
 static dworker *worker_find(nas_dispatcher *d, const uint8_t *id, size_t id_len) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (w->used && w->id_len == id_len && memcmp(w->id, id, id_len) == 0) return w;
     }
@@ -288,7 +295,7 @@ static void worker_remove(nas_dispatcher *d, dworker *w, int counted, const char
 /* Cancel every worker other than `except` still running task_id. */
 static void cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *except,
                           int64_t now_ms) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *o = &d->workers[i];
         if (o->used && o != except && o->has_task && o->task.task_id == task_id)
             send_ref(d, o, NAS_MSG_CANCEL, o->task, 0, now_ms);
@@ -299,9 +306,10 @@ static void cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *ex
 
 static dworker *idle_longest(nas_dispatcher *d) {
     dworker *best = NULL;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
-        if (w->used && w->state == NAS_WORKER_STATE_IDLE && (!best || w->idle_since < best->idle_since))
+        if (w->used && w->state == NAS_WORKER_STATE_IDLE &&
+            (!best || w->idle_since < best->idle_since))
             best = w;
     }
     return best;
@@ -378,6 +386,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     if (!w) {
         for (int i = 0; i < d->cfg.max_workers && !w; i++)
             if (!d->workers[i].used) w = &d->workers[i];
+        if (w && w - d->workers >= d->n_slots) d->n_slots = (int)(w - d->workers) + 1;
         if (!w) {
             send_error_id(d, id, id_len, NAS_ENOSPC, "master is full (%d workers)",
                           d->cfg.max_workers);
@@ -519,10 +528,17 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
         }
         if (w->state != NAS_WORKER_STATE_IDLE) worker_set_idle(d, w, now_ms);
         break;
-    case NAS_MSG_HEARTBEAT: break;
-    case NAS_MSG_PROGRESS: on_progress(d, w, &m->u.progress); break;
-    case NAS_MSG_RESULT: on_result(d, w, &m->u.result, now_ms); break;
-    case NAS_MSG_FAILURE: on_failure(d, w, &m->u.failure, now_ms); break;
+    case NAS_MSG_HEARTBEAT:
+        break;
+    case NAS_MSG_PROGRESS:
+        on_progress(d, w, &m->u.progress);
+        break;
+    case NAS_MSG_RESULT:
+        on_result(d, w, &m->u.result, now_ms);
+        break;
+    case NAS_MSG_FAILURE:
+        on_failure(d, w, &m->u.failure, now_ms);
+        break;
     case NAS_MSG_DISCONNECT:
         nas_info("dispatcher: worker %s disconnected: %s", w->name, m->u.disconnect);
         worker_remove(d, w, 1, "lease expired", "left");
@@ -550,17 +566,18 @@ void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t 
     send_error_id(d, id, id_len, code < 0 ? code : NAS_EPROTO, "%s", why);
 }
 
-// ---- time ----------------------------------------------------------------------------------------
+// ---- time
+// ----------------------------------------------------------------------------------------
 
 void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (!w->used || w->expiry > now_ms) continue;
         nas_warn("dispatcher: worker %s silent for %lld ms, removed", w->name,
                  (long long)(now_ms - w->last_seen));
         worker_remove(d, w, 1, "lease expired", "lost");
     }
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (!w->used || w->heartbeat_at > now_ms) continue;
         nas_wire_msg hb;
@@ -572,7 +589,7 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
 
 int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
     int64_t next = INT64_MAX;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         if (w->expiry < next) next = w->expiry;
@@ -581,13 +598,14 @@ int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
     return next;
 }
 
-// ---- status ---------------------------------------------------------------------------------------
+// ---- status
+// ---------------------------------------------------------------------------------------
 
 void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *out) {
     *out = d->counts;
     out->workers = d->n_workers;
     out->idle = out->busy = 0;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         if (!d->workers[i].used) continue;
         out->idle += d->workers[i].state == NAS_WORKER_STATE_IDLE;
         out->busy += d->workers[i].state == NAS_WORKER_STATE_BUSY;
@@ -596,7 +614,7 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
 
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap) {
     int n = 0;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         if (n < cap) {
@@ -629,8 +647,8 @@ static size_t json_str(char *buf, size_t cap, size_t len, const char *s) {
             len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
                                     "\\u%04x", c);
         else
-            len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
-                                    "%c", c);
+            len +=
+                (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, "%c", c);
     }
     return len + (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, "\"");
 }
@@ -644,7 +662,7 @@ int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *bu
     nas_dispatcher_counts_get(d, &c);
     JSON_APPEND("{\"workers\":[");
     int first = 1;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         JSON_APPEND("%s{\"name\":", first ? "" : ",");

@@ -9,14 +9,14 @@
 #include <zmq.h>
 
 struct nas_zmq_uv {
-    uv_poll_t poll;        /* ZMQ_FD readable */
-    uv_idle_t idle;        /* running while a batch was cut short */
-    uv_prepare_t prepare;  /* re-check before every poll phase */
+    uv_poll_t poll;       /* ZMQ_FD readable */
+    uv_idle_t idle;       /* running while a batch was cut short */
+    uv_prepare_t prepare; /* re-check before every poll phase */
     void *sock;
     int batch;
     nas_zmq_uv_read_fn read;
     void *data;
-    int open_handles;      /* freed when the last one has closed */
+    int open_handles; /* freed when the last one has closed */
     nas_zmq_uv_stats stats;
 };
 
@@ -51,7 +51,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     drain(z);
 }
 
-static void on_idle(uv_idle_t *h) { drain(h->data); }
+static void on_idle(uv_idle_t *h) {
+    drain(h->data);
+}
 
 static void on_prepare(uv_prepare_t *h) {
     nas_zmq_uv *z = h->data;
@@ -107,6 +109,10 @@ void nas_zmq_uv_close(nas_zmq_uv **zp) {
     *zp = NULL;
 }
 
-void nas_zmq_uv_kick(nas_zmq_uv *z) { uv_idle_start(&z->idle, on_idle); }
+void nas_zmq_uv_kick(nas_zmq_uv *z) {
+    uv_idle_start(&z->idle, on_idle);
+}
 
-void nas_zmq_uv_stats_get(const nas_zmq_uv *z, nas_zmq_uv_stats *out) { *out = z->stats; }
+void nas_zmq_uv_stats_get(const nas_zmq_uv *z, nas_zmq_uv_stats *out) {
+    *out = z->stats;
+}

@@ -22,12 +22,12 @@ typedef struct broker {
     char endpoint[256];
     uint8_t id[NAS_WIRE_ID_MAX]; /* identity of the last sender */
     size_t id_len;
-    int keepalive;               /* send heartbeats while waiting */
+    int keepalive; /* send heartbeats while waiting */
     int64_t hb_ms;
     int64_t hb_at;
-    int counts[NAS_MSG_COUNT];   /* messages received, by type */
-    int bad;                     /* undecodable messages received */
-    nas_wire_packet pkt;         /* the message broker_wait() matched */
+    int counts[NAS_MSG_COUNT]; /* messages received, by type */
+    int bad;                   /* undecodable messages received */
+    nas_wire_packet pkt;       /* the message broker_wait() matched */
 } broker;
 
 static inline void broker_bind(broker *b, const char *endpoint) {

@@ -24,8 +24,8 @@ typedef struct net {
     char endpoint[256];
     nas_dispatcher *d;
     int results;
-    int seen[200];          /* results recorded per task id */
-    int lost;               /* workers lost */
+    int seen[200]; /* results recorded per task id */
+    int lost;      /* workers lost */
 } net;
 
 static int net_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
@@ -58,8 +58,8 @@ static void net_open(net *n) {
     nas_dispatcher_config_default(&cfg);
     cfg.heartbeat_ms = HB;
     cfg.liveness = 4;
-    nas_dispatcher_hooks h = {.ctx = n, .send = net_send, .on_result = net_result,
-                              .on_worker = net_worker};
+    nas_dispatcher_hooks h = {
+        .ctx = n, .send = net_send, .on_result = net_result, .on_worker = net_worker};
     ck_assert_int_eq(nas_dispatcher_create(&n->d, &cfg, &h, err), NAS_OK);
 }
 
@@ -179,7 +179,8 @@ START_TEST(test_dispatcher_net_tasks_complete_while_rogue_peer_is_refused) {
 
     net_serve(&n, 10000, 40);
     ck_assert_int_eq(n.results, 40);
-    for (int i = 1; i <= 40; i++) ck_assert_int_eq(n.seen[i], 1);
+    for (int i = 1; i <= 40; i++)
+        ck_assert_int_eq(n.seen[i], 1);
     /* Four Errors came back to the rogue peer, each naming its problem. */
     int errors = 0;
     nas_wire_packet pkt;

@@ -20,12 +20,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HB 50
+#define HB   50
 #define CELL "n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1"
-#define NB201 "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+#define NB201                                                                                      \
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
 
 static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
 }
 
 /* A learnable MNIST-format IDX pair: class k is a bright bar at a place
@@ -41,10 +43,12 @@ static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed)
     for (int i = 0; i < n; i++) {
         int k = (int)nas_rng_below(&r, 10);
         uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
-        for (int p = 0; p < SIDE * SIDE; p++) im[p] = (uint8_t)nas_rng_below(&r, 60);
+        for (int p = 0; p < SIDE * SIDE; p++)
+            im[p] = (uint8_t)nas_rng_below(&r, 60);
         int oy = 2 + (k / 5) * 14, ox = 2 + (k % 5) * 5;
         for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 4; x++) im[(oy + y) * SIDE + ox + x] = 255;
+            for (int x = 0; x < 4; x++)
+                im[(oy + y) * SIDE + ox + x] = 255;
         lab[8 + i] = (uint8_t)k;
     }
     char path[4096], name[64];
@@ -69,7 +73,8 @@ static pid_t spawn_worker(const char *endpoint, const char *log_path, const char
     argv[n++] = "50";
     argv[n++] = "--reconnect-min-ms";
     argv[n++] = "50";
-    for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -86,7 +91,8 @@ static pid_t spawn_worker(const char *endpoint, const char *log_path, const char
 static int wait_exit(pid_t pid, int ms) {
     int st = 0;
     for (int waited = 0; waited < ms; waited += 10) {
-        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         nas_sleep_ms(10);
     }
     kill(pid, SIGKILL);
@@ -163,7 +169,8 @@ START_TEST(test_worker_bad_table_and_options_fail_clearly) {
     nas_path_join(csv, sizeof csv, dir, "bad.csv");
     const char *text = "arch,val_acc\na,0.5\nb,0.6,extra\n";
     ck_assert_int_eq(nas_write_file(csv, text, strlen(text), 0), 0);
-    snprintf(cmd, sizeof cmd, "%s --master tcp://127.0.0.1:9 --table %s", nas_bin("nas-worker"), csv);
+    snprintf(cmd, sizeof cmd, "%s --master tcp://127.0.0.1:9 --table %s", nas_bin("nas-worker"),
+             csv);
     ck_assert_int_ne(nas_run_cmd(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "bad.csv:3") != NULL, "output: %s", out);
     snprintf(cmd, sizeof cmd, "%s --threads 2", nas_bin("nas-worker"));

@@ -48,8 +48,8 @@ START_TEST(test_worker_evaluate_tabular_canonical_lookup) {
     ck_assert_int_eq(nas_genome_parse(NB_B, strlen(NB_B), &b, err), NAS_OK);
     ck_assert(nas_genome_equivalent(&a, &b)); /* premise of the test */
     const char *dir = nas_tmpdir_make();
-    nas_evaluator *ev = make_tabular(dir, "arch,val_acc,val_loss,test_acc\n" NB_A ",91.5,0.3,90\n",
-                                     0.01, err);
+    nas_evaluator *ev =
+        make_tabular(dir, "arch,val_acc,val_loss,test_acc\n" NB_A ",91.5,0.3,90\n", 0.01, err);
     ck_assert_msg(ev != NULL, "%s", err);
     nas_wire_task t = task_of(NAS_EVAL_TABULAR, NB_B);
     t.fidelity.test = 1;
@@ -103,7 +103,9 @@ typedef struct counter {
     int cancel_after;
 } counter;
 
-static void count_progress(void *ctx, const nas_wire_progress *p) { ((counter *)ctx)->progress++; }
+static void count_progress(void *ctx, const nas_wire_progress *p) {
+    ((counter *)ctx)->progress++;
+}
 static int cancel_when(void *ctx) {
     counter *c = ctx;
     return c->cancel_after > 0 && c->progress >= c->cancel_after;

@@ -35,17 +35,17 @@ struct nas_agent {
     char endpoint[512];
     char pipe_ep[64];
     void *zctx;
-    void *sock;                /* DEALER to the master, NULL while disconnected */
-    void *pipe;                /* agent end of the task pipe */
+    void *sock; /* DEALER to the master, NULL while disconnected */
+    void *pipe; /* agent end of the task pipe */
     pthread_t thread;
     int thread_started;
-    int stop_pipe[2];          /* nas_agent_request_stop() writes a byte */
-    atomic_int cancel;         /* 1: the running task should stop */
-    int busy;                  /* a task is running on the task thread */
+    int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
+    atomic_int cancel; /* 1: the running task should stop */
+    int busy;          /* a task is running on the task thread */
     nas_task_ref current;
-    int stopping;              /* graceful stop under way */
-    int stops;                 /* stop requests seen */
-    nas_wire_result *held;     /* NAS_WIRE_MAX_HELD results awaiting an Ack */
+    int stopping;          /* graceful stop under way */
+    int stops;             /* stop requests seen */
+    nas_wire_result *held; /* NAS_WIRE_MAX_HELD results awaiting an Ack */
     int n_held;
     int64_t backoff;
     int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
@@ -83,7 +83,9 @@ static void task_progress(void *ctx, const nas_wire_progress *p) {
     pipe_send(((task_ctx *)ctx)->pipe, &m);
 }
 
-static int task_cancelled(void *ctx) { return atomic_load(&((task_ctx *)ctx)->a->cancel); }
+static int task_cancelled(void *ctx) {
+    return atomic_load(&((task_ctx *)ctx)->a->cancel);
+}
 
 static void run_one(task_ctx *tc, const nas_wire_task *task) {
     nas_eval_hooks hooks = {tc, task_progress, task_cancelled, &tc->a->cancel};
@@ -144,7 +146,8 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!cfg->eval) return nas_set_err(err, NAS_EINVAL, "agent: no evaluator");
     if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->reconnect_min_ms < 1 ||
         cfg->reconnect_max_ms < cfg->reconnect_min_ms || cfg->threads < 1)
-        return nas_set_err(err, NAS_EINVAL, "agent: heartbeat, liveness, threads and reconnect "
+        return nas_set_err(err, NAS_EINVAL,
+                           "agent: heartbeat, liveness, threads and reconnect "
                            "times must be positive, with max >= min");
     if (cfg->name && strlen(cfg->name) >= NAS_WIRE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "agent: name longer than %d bytes",
@@ -157,8 +160,10 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     a->cfg.endpoint = a->endpoint;
     if (gethostname(a->host, sizeof a->host) != 0) snprintf(a->host, sizeof a->host, "unknown");
     a->host[sizeof a->host - 1] = 0;
-    if (cfg->name) snprintf(a->name, sizeof a->name, "%s", cfg->name);
-    else snprintf(a->name, sizeof a->name, "%.40s:%d", a->host, (int)getpid());
+    if (cfg->name)
+        snprintf(a->name, sizeof a->name, "%s", cfg->name);
+    else
+        snprintf(a->name, sizeof a->name, "%.40s:%d", a->host, (int)getpid());
     a->cfg.name = a->name;
     snprintf(a->pipe_ep, sizeof a->pipe_ep, "inproc://nas-agent-%p", (void *)a);
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
@@ -290,7 +295,8 @@ static void drop_master(nas_agent *a, int64_t now, const char *why) {
     zmq_close(a->sock);
     a->sock = NULL;
     a->reconnect_at = now + a->backoff;
-    a->backoff = a->backoff * 2 > a->cfg.reconnect_max_ms ? a->cfg.reconnect_max_ms : a->backoff * 2;
+    a->backoff =
+        a->backoff * 2 > a->cfg.reconnect_max_ms ? a->cfg.reconnect_max_ms : a->backoff * 2;
 }
 
 static void hold_result(nas_agent *a, const nas_wire_result *r) {
@@ -329,8 +335,8 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         a->current = (nas_task_ref){m->u.task.task_id, m->u.task.attempt};
         atomic_store(&a->cancel, 0);
         a->stats.tasks++;
-        nas_info("agent: task %" PRIu64 " attempt %u (%s)", a->current.task_id,
-                 a->current.attempt, nas_eval_mode_name(m->u.task.mode));
+        nas_info("agent: task %" PRIu64 " attempt %u (%s)", a->current.task_id, a->current.attempt,
+                 nas_eval_mode_name(m->u.task.mode));
         pipe_send(a->pipe, m);
         return;
     case NAS_MSG_CANCEL:
@@ -339,7 +345,9 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
             atomic_store(&a->cancel, 1);
         }
         return;
-    case NAS_MSG_ACK: on_ack(a, &m->u.ack); return;
+    case NAS_MSG_ACK:
+        on_ack(a, &m->u.ack);
+        return;
     case NAS_MSG_ERROR:
         a->stats.errors_in++;
         nas_warn("agent: master says %s: %s", nas_err_name(m->u.error.code), m->u.error.message);
@@ -350,7 +358,8 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     case NAS_MSG_DISCONNECT:
         drop_master(a, now, "master disconnected");
         return;
-    default: return; /* heartbeats; anything else is ignored */
+    default:
+        return; /* heartbeats; anything else is ignored */
     }
 }
 
@@ -485,8 +494,7 @@ int nas_agent_run(nas_agent *a, char *err) {
             nas_info("agent: stopped");
             return NAS_OK;
         }
-        if (a->sock && now >= a->silent_at)
-            drop_master(a, now, "master silent");
+        if (a->sock && now >= a->silent_at) drop_master(a, now, "master silent");
         if (!a->sock && now >= a->reconnect_at && !a->stopping) {
             rc = connect_master(a, now, err);
             if (rc < 0) return rc;

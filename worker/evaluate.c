@@ -28,7 +28,7 @@ typedef struct data_entry {
     int used;
     char name[NAS_WIRE_NAME_MAX];
     char dir[NAS_WIRE_PATH_MAX];
-    nas_dataset_config key;   /* name/dir point at the arrays above */
+    nas_dataset_config key; /* name/dir point at the arrays above */
     nas_dataset_splits splits;
     uint64_t last_use;
 } data_entry;
@@ -76,7 +76,8 @@ static int canon_key(const char *key, char *buf, size_t cap, void *ctx) {
 
 int nas_evaluator_create(nas_evaluator **out, const nas_evaluator_config *cfg, char *err) {
     if (!(cfg->acc_scale > 0) || cfg->synthetic_epoch_ms < 0)
-        return nas_set_err(err, NAS_EINVAL, "evaluator: acc_scale must be > 0 and "
+        return nas_set_err(err, NAS_EINVAL,
+                           "evaluator: acc_scale must be > 0 and "
                            "synthetic_epoch_ms >= 0");
     nas_evaluator *ev = nas_calloc(1, sizeof *ev);
     if (!ev) return nas_set_err(err, NAS_ENOMEM, "evaluator: out of memory");
@@ -115,13 +116,16 @@ fail:
 
 void nas_evaluator_destroy(nas_evaluator **ep) {
     if (!ep || !*ep) return;
-    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++) nas_dataset_splits_fini(&(*ep)->data[i].splits);
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++)
+        nas_dataset_splits_fini(&(*ep)->data[i].splits);
     nas_table_destroy(&(*ep)->table);
     nas_free(*ep);
     *ep = NULL;
 }
 
-static int cancelled(const nas_eval_hooks *h) { return h && h->cancelled && h->cancelled(h->ctx); }
+static int cancelled(const nas_eval_hooks *h) {
+    return h && h->cancelled && h->cancelled(h->ctx);
+}
 
 static void progress(const nas_eval_hooks *h, const nas_wire_task *t, int epoch, int epochs,
                      double train_loss, double val_loss, double val_acc) {
@@ -156,8 +160,10 @@ static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval
     if (rc < 0) return rc;
     acc *= ev->cfg.acc_scale;
     if (!(acc >= 0 && acc <= 1))
-        return nas_set_err(err, NAS_EFORMAT, "table accuracy %g for %.100s is outside [0, 1] "
-                           "(percent tables need acc_scale 0.01)", acc, t->genome);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "table accuracy %g for %.100s is outside [0, 1] "
+                           "(percent tables need acc_scale 0.01)",
+                           acc, t->genome);
     r->val_acc = acc;
     r->val_loss = loss >= 0 ? loss : 0;
     if (ev->c_test >= 0 && t->fidelity.test) {
@@ -180,7 +186,8 @@ static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval
 
 static uint64_t text_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -248,8 +255,7 @@ static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_da
     slot->used = 1;
     slot->last_use = ++ev->uses;
     nas_info("evaluator: prepared %s from %s: %d train / %d val images of %dx%d", k->name, k->dir,
-             slot->splits.train.n, slot->splits.val.n, slot->splits.train.h,
-             slot->splits.train.w);
+             slot->splits.train.n, slot->splits.val.n, slot->splits.train.h, slot->splits.train.w);
     *out = &slot->splits;
     return NAS_OK;
 }
@@ -277,7 +283,8 @@ static int choose_arch(const nas_wire_task *t, char *err) {
     char gerr[NAS_ERR_LEN];
     if (nas_genome_parse(t->genome, strlen(t->genome), &g, gerr) < 0)
         return nas_set_err(err, NAS_EGENOME, "%s", gerr);
-    return nas_set_err(err, NAS_EUNSUPPORTED, "training a genome needs the genome builder, which "
+    return nas_set_err(err, NAS_EUNSUPPORTED,
+                       "training a genome needs the genome builder, which "
                        "this build does not have yet (reference nets train by name)");
 }
 
@@ -301,16 +308,22 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     const char *dir = t->data_dir[0] ? t->data_dir : ev->cfg.data_dir;
     if (!t->dataset[0]) return nas_set_err(err, NAS_EINVAL, "training task without a data set");
     if (!dir || !*dir)
-        return nas_set_err(err, NAS_EINVAL, "no data directory: the task names none and the "
+        return nas_set_err(err, NAS_EINVAL,
+                           "no data directory: the task names none and the "
                            "worker was started without --data-dir");
     if (t->fidelity.val_size < 1)
-        return nas_set_err(err, NAS_EINVAL, "fidelity.val_size = 0: a search task needs a "
+        return nas_set_err(err, NAS_EINVAL,
+                           "fidelity.val_size = 0: a search task needs a "
                            "validation set to report an accuracy");
     nas_fidelity f = t->fidelity;
     if (f.resolution == 0) f.resolution = nas_refnet_resolution(t->genome);
-    nas_dataset_config k = {.name = t->dataset, .dir = dir, .resolution = f.resolution,
-                            .val_size = f.val_size, .train_subset = f.train_subset,
-                            .load_test = f.test, .seed = f.seed};
+    nas_dataset_config k = {.name = t->dataset,
+                            .dir = dir,
+                            .resolution = f.resolution,
+                            .val_size = f.val_size,
+                            .train_subset = f.train_subset,
+                            .load_test = f.test,
+                            .seed = f.seed};
     const nas_dataset_splits *data = NULL;
     if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
     nas_net *net = NULL;
@@ -352,12 +365,21 @@ int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_ev
     snprintf(out->worker, sizeof out->worker, "%s", ev->cfg.worker);
     int rc;
     switch (task->mode) {
-    case NAS_EVAL_TABULAR: rc = run_tabular(ev, task, hooks, out, err); break;
-    case NAS_EVAL_SYNTHETIC: rc = run_synthetic(ev, task, hooks, out, err); break;
-    case NAS_EVAL_TRAIN: rc = run_train(ev, task, hooks, out, err); break;
-    default: rc = nas_set_err(err, NAS_EINVAL, "unknown evaluation mode %d", task->mode); break;
+    case NAS_EVAL_TABULAR:
+        rc = run_tabular(ev, task, hooks, out, err);
+        break;
+    case NAS_EVAL_SYNTHETIC:
+        rc = run_synthetic(ev, task, hooks, out, err);
+        break;
+    case NAS_EVAL_TRAIN:
+        rc = run_train(ev, task, hooks, out, err);
+        break;
+    default:
+        rc = nas_set_err(err, NAS_EINVAL, "unknown evaluation mode %d", task->mode);
+        break;
     }
     if (rc == NAS_OK && out->seconds > 0 && !(out->images_per_s > 0) && task->fidelity.train_subset)
-        out->images_per_s = (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;
+        out->images_per_s =
+            (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;
     return rc;
 }

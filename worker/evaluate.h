@@ -38,20 +38,20 @@ typedef struct nas_evaluator nas_evaluator;
 
 typedef struct nas_evaluator_config {
     /* tabular */
-    const char *table_path;   /* CSV to load once; NULL: tabular tasks fail */
-    const char *key_col;      /* architecture column, default "arch" */
-    const char *acc_col;      /* validation accuracy (search signal), default "val_acc" */
-    const char *loss_col;     /* optional validation loss column, default "val_loss" if present */
-    const char *test_col;     /* optional test accuracy column, default "test_acc" if present */
-    const char *params_col;   /* optional, default "params" if present */
-    const char *macs_col;     /* optional, default "macs" if present */
-    const char *seconds_col;  /* optional simulated training time, default "seconds" if present */
-    double acc_scale;         /* multiply accuracies (0.01 for percent tables), default 1 */
+    const char *table_path;  /* CSV to load once; NULL: tabular tasks fail */
+    const char *key_col;     /* architecture column, default "arch" */
+    const char *acc_col;     /* validation accuracy (search signal), default "val_acc" */
+    const char *loss_col;    /* optional validation loss column, default "val_loss" if present */
+    const char *test_col;    /* optional test accuracy column, default "test_acc" if present */
+    const char *params_col;  /* optional, default "params" if present */
+    const char *macs_col;    /* optional, default "macs" if present */
+    const char *seconds_col; /* optional simulated training time, default "seconds" if present */
+    double acc_scale;        /* multiply accuracies (0.01 for percent tables), default 1 */
     /* train */
-    const char *data_dir;     /* default data directory */
-    int threads;              /* compute threads, default 1 */
+    const char *data_dir; /* default data directory */
+    int threads;          /* compute threads, default 1 */
     /* synthetic */
-    int synthetic_epoch_ms;   /* simulated time per epoch, default 0 */
+    int synthetic_epoch_ms;         /* simulated time per epoch, default 0 */
     char worker[NAS_WIRE_NAME_MAX]; /* name written into results */
 } nas_evaluator_config;
 
@@ -66,7 +66,7 @@ typedef struct nas_eval_hooks {
     void *ctx;
     void (*progress)(void *ctx, const nas_wire_progress *p); /* may be NULL */
     int (*cancelled)(void *ctx);                             /* may be NULL */
-    atomic_int *cancel;  /* may be NULL; lets training stop between batches */
+    atomic_int *cancel; /* may be NULL; lets training stop between batches */
 } nas_eval_hooks;
 
 /* Evaluate one task into *out (task id, attempt and worker filled in).

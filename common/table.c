@@ -45,6 +45,7 @@ struct nas_table {
 
 // ---- building ---------------------------------------------------------------------------
 
+/* FNV-1a: simple, and good enough for architecture strings. */
 static uint64_t fnv1a(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++)
@@ -52,6 +53,8 @@ static uint64_t fnv1a(const char *s, size_t n) {
     return h;
 }
 
+/* Fields are appended to one growing pool; offsets stay valid when the
+ * pool moves, pointers would not. */
 static int pool_put(nas_table *t, const char *s, size_t n, size_t *off) {
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
@@ -75,6 +78,7 @@ typedef struct record {
     int n, cap;
 } record;
 
+/* The offsets of the record being parsed; reused for every record. */
 static int record_add(record *r, size_t off) {
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
@@ -89,6 +93,9 @@ static int record_add(record *r, size_t off) {
 
 /* Parse one record starting at *pos; fields go to the pool and r.
  * Advances *pos past the line end and *line by the lines consumed. */
+/* One RFC 4180 record.  Quoted fields may span lines, so a record's line
+ * number is where it starts and *line advances past all it consumed.
+ * scratch is at least as long as the input, so an unescaped field fits. */
 static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, int *line, record *r,
                         char *scratch, char *err) {
     size_t i = *pos;
@@ -140,6 +147,7 @@ static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, in
     }
 }
 
+/* At most half full, so probing always ends. */
 static int index_build(kindex *ix, int rows) {
     size_t cap = 16;
     while (cap < (size_t)rows * 2 + 2)
@@ -151,6 +159,8 @@ static int index_build(kindex *ix, int rows) {
 }
 
 /* Insert row with key text k; returns the existing row on a clash, else -1. */
+/* The key text is read back through key_of, so the index stores row
+ * numbers only. */
 static int index_put(kindex *ix, const char *k, int row,
                      const char *(*key_of)(const nas_table *, int), const nas_table *t) {
     size_t n = strlen(k);
@@ -183,6 +193,8 @@ static const char *canon_key(const nas_table *t, int row) {
 
 // ---- loading --------------------------------------------------------------------------------
 
+/* Rows are appended; the line numbers are kept for error messages about
+ * cells read later (nas_table_number). */
 static int add_row(nas_table *t, const record *r, int line) {
     if ((size_t)t->rows == t->cells_cap) {
         size_t cap = t->cells_cap ? t->cells_cap * 2 : 64;
@@ -199,6 +211,8 @@ static int add_row(nas_table *t, const record *r, int line) {
     return NAS_OK;
 }
 
+/* Header, then records, then the key index; duplicate keys are found while
+ * indexing and reported with both lines. */
 static int parse_all(nas_table *t, const char *s, size_t len, const char *key_col, char *scratch,
                      record *r, char *err) {
     size_t pos = 0;
@@ -270,6 +284,8 @@ fail:
     return rc;
 }
 
+/* The whole file is read into memory: benchmark tables are megabytes, and
+ * parsing from one buffer keeps line tracking simple. */
 int nas_table_load(nas_table **out, const char *path, const char *key_col, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return nas_set_err(err, NAS_EIO, "%s: %s", path, strerror(errno));
@@ -333,6 +349,8 @@ const char *nas_table_header(const nas_table *t, int col) {
     return t->pool + t->header[col];
 }
 
+/* Exact text first (cheap, and what tabular benchmarks store), then the
+ * canonical form of the query when a canonical index exists. */
 int nas_table_find(const nas_table *t, const char *key, size_t len) {
     int row = index_get(&t->exact, key, len, exact_key, t);
     if (row >= 0 || !t->canon.slots || len >= CANON_MAX) return row;
@@ -349,6 +367,8 @@ const char *nas_table_cell(const nas_table *t, int row, int col) {
     return t->pool + t->cells[(size_t)row * (size_t)t->cols + (size_t)col];
 }
 
+/* Trailing blanks are allowed (spreadsheet exports); anything else after
+ * the number is not. */
 int nas_table_number(const nas_table *t, int row, int col, double *out, char *err) {
     const char *s = nas_table_cell(t, row, col);
     char *end = NULL;
@@ -363,6 +383,8 @@ int nas_table_number(const nas_table *t, int row, int col, double *out, char *er
     return NAS_OK;
 }
 
+/* Canonical keys live in fixed slots of CANON_MAX bytes, one per row, so
+ * the index can point at them by row number like the exact index. */
 int nas_table_reindex(nas_table *t, nas_table_canon_fn canon, void *ctx) {
     nas_free(t->canon.slots);
     nas_free(t->canon_pool);

@@ -20,6 +20,8 @@ struct nas_zmq_uv {
     nas_zmq_uv_stats stats;
 };
 
+/* Reading ZMQ_EVENTS also processes ZeroMQ's internal commands: it is the
+ * only reliable readiness test, and it resets the ZMQ_FD signal. */
 static int readable(void *sock) {
     int events = 0;
     size_t sz = sizeof events;
@@ -45,6 +47,7 @@ static void drain(nas_zmq_uv *z) {
     uv_idle_stop(&z->idle);
 }
 
+/* ZMQ_FD became readable: something may have changed, maybe not a message. */
 static void on_poll(uv_poll_t *h, int status, int events) {
     nas_zmq_uv *z = h->data;
     z->stats.wakeups++;
@@ -55,12 +58,16 @@ static void on_idle(uv_idle_t *h) {
     drain(h->data);
 }
 
+/* Runs just before libuv blocks in poll.  If a message waits without a
+ * signal on ZMQ_FD (a send elsewhere consumed it), this finds it. */
 static void on_prepare(uv_prepare_t *h) {
     nas_zmq_uv *z = h->data;
     /* Cheap when nothing waits: one getsockopt per loop turn. */
     if (readable(z->sock)) drain(z);
 }
 
+/* The idle handle is initialised but only started when a batch is cut
+ * short; a running idle handle makes libuv poll with timeout 0. */
 int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
                       nas_zmq_uv_read_fn read, void *data, char *err) {
     if (!loop || !sock || !read || batch < 0)
@@ -95,6 +102,7 @@ int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
     return NAS_OK;
 }
 
+/* The struct holds three handles; it is freed when the last one closed. */
 static void on_closed(uv_handle_t *h) {
     nas_zmq_uv *z = h->data;
     if (--z->open_handles == 0) nas_free(z);
@@ -109,6 +117,7 @@ void nas_zmq_uv_close(nas_zmq_uv **zp) {
     *zp = NULL;
 }
 
+/* Start the idle handle: the next loop turn drains without blocking. */
 void nas_zmq_uv_kick(nas_zmq_uv *z) {
     uv_idle_start(&z->idle, on_idle);
 }

@@ -53,6 +53,8 @@ struct nas_agent {
     nas_agent_stats stats;
 };
 
+/* The zguide's Paranoid Pirate settings, with liveness 5 to match the
+ * master (DESIGN s5): both sides give up on the other after the same time. */
 void nas_agent_config_default(nas_agent_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->threads = 1;
@@ -70,12 +72,16 @@ typedef struct task_ctx {
     void *pipe;
 } task_ctx;
 
+/* The pipe is inproc and never full in practice (one task at a time, a
+ * few messages per epoch), so a blocking send is fine on both ends. */
 static void pipe_send(void *pipe, const nas_wire_msg *m) {
     char err[NAS_ERR_LEN];
     if (nas_wire_send(pipe, NULL, 0, m, NULL, 0, 0, err) < 0)
         nas_error("agent: task pipe: %s", err);
 }
 
+/* Runs on the task thread: hand the epoch's figures to the agent thread,
+ * which owns the master socket. */
 static void task_progress(void *ctx, const nas_wire_progress *p) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_PROGRESS);
@@ -87,6 +93,8 @@ static int task_cancelled(void *ctx) {
     return atomic_load(&((task_ctx *)ctx)->a->cancel);
 }
 
+/* Evaluate one task and send exactly one Result or Failure back.  The
+ * message is on the heap: a Result carries a 4 KiB curve. */
 static void run_one(task_ctx *tc, const nas_wire_task *task) {
     nas_eval_hooks hooks = {tc, task_progress, task_cancelled, &tc->a->cancel};
     char err[NAS_ERR_LEN] = "";
@@ -111,6 +119,9 @@ static void run_one(task_ctx *tc, const nas_wire_task *task) {
     nas_free(m);
 }
 
+/* The task thread: wait for a Task, evaluate it, repeat; Disconnect ends
+ * it.  It never touches the master socket (ZeroMQ sockets are not
+ * thread-safe) and shares only the cancel flag with the agent. */
 static void *task_main(void *arg) {
     nas_agent *a = arg;
     task_ctx tc = {a, zmq_socket(a->zctx, ZMQ_PAIR)};
@@ -140,6 +151,8 @@ static void *task_main(void *arg) {
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
+/* Each agent has its own ZeroMQ context, so several agents (tests) can
+ * live in one process; the inproc endpoint is unique per agent. */
 int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!cfg->endpoint || !*cfg->endpoint || strlen(cfg->endpoint) >= 512)
         return nas_set_err(err, NAS_EINVAL, "agent: a master endpoint is required");
@@ -189,6 +202,8 @@ fail:
     return NAS_EIO;
 }
 
+/* The cancel flag stops a running evaluation at its next check; the
+ * Disconnect on the pipe then ends the thread, and join waits for it. */
 void nas_agent_destroy(nas_agent **ap) {
     if (!ap || !*ap) return;
     nas_agent *a = *ap;
@@ -212,6 +227,8 @@ void nas_agent_destroy(nas_agent **ap) {
     *ap = NULL;
 }
 
+/* write() is async-signal-safe; a full pipe only loses requests that
+ * could not add anything (the agent is stopping already). */
 void nas_agent_request_stop(nas_agent *a) {
     char c = 's';
     ssize_t n = write(a->stop_pipe[1], &c, 1);
@@ -225,6 +242,8 @@ void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out) {
 
 // ---- talking to the master --------------------------------------------------------------------
 
+/* Non-blocking: a master that does not read must not stall the heartbeat
+ * loop.  Anything sent counts as our heartbeat. */
 static void to_master(nas_agent *a, nas_wire_msg *m, int64_t now) {
     if (!a->sock) return;
     char err[NAS_ERR_LEN];
@@ -240,6 +259,8 @@ static void send_simple(nas_agent *a, int type, int64_t now) {
     to_master(a, &m, now);
 }
 
+/* Results stay held until acknowledged, so a lost Result (master crash
+ * between receive and commit) is delivered again. */
 static void send_held(nas_agent *a, int64_t now) {
     nas_wire_msg *m = nas_malloc(sizeof *m);
     if (!m) return;
@@ -253,6 +274,8 @@ static void send_held(nas_agent *a, int64_t now) {
 }
 
 /* Register, deliver held results, and ask for work if idle. */
+/* A busy worker does not send Ready: it reports its running task instead,
+ * and becomes idle when that task's Result or Failure is sent. */
 static void send_register(nas_agent *a, int64_t now) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_REGISTER);
@@ -272,6 +295,9 @@ static void send_register(nas_agent *a, int64_t now) {
     if (!a->busy && !a->stopping) send_simple(a, NAS_MSG_READY, now);
 }
 
+/* A fresh socket per connection: ZeroMQ would reconnect the old one by
+ * itself, but a fresh one drops whatever was queued for a dead master and
+ * gives the master a new identity to register. */
 static int connect_master(nas_agent *a, int64_t now, char *err) {
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!a->sock) return nas_set_err(err, NAS_EIO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
@@ -290,6 +316,8 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     return NAS_OK;
 }
 
+/* Exponential backoff, as in the zguide's ppworker: a master that is down
+ * for long is not hammered by every worker at once. */
 static void drop_master(nas_agent *a, int64_t now, const char *why) {
     nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
     zmq_close(a->sock);
@@ -299,6 +327,7 @@ static void drop_master(nas_agent *a, int64_t now, const char *why) {
         a->backoff * 2 > a->cfg.reconnect_max_ms ? a->cfg.reconnect_max_ms : a->backoff * 2;
 }
 
+/* Bounded: a worker cut off for a very long time keeps its newest results. */
 static void hold_result(nas_agent *a, const nas_wire_result *r) {
     if (a->n_held == NAS_WIRE_MAX_HELD) {
         nas_warn("agent: %d results unacknowledged; dropping the oldest (task %" PRIu64 ")",
@@ -309,6 +338,7 @@ static void hold_result(nas_agent *a, const nas_wire_result *r) {
     a->held[a->n_held++] = *r;
 }
 
+/* A duplicate Ack also releases the result: the master has one already. */
 static void on_ack(nas_agent *a, const nas_wire_ack *ack) {
     for (int i = 0; i < a->n_held; i++) {
         if (a->held[i].task_id != ack->task_id || a->held[i].attempt != ack->attempt) continue;
@@ -319,6 +349,8 @@ static void on_ack(nas_agent *a, const nas_wire_ack *ack) {
     }
 }
 
+/* Everything the master may send.  A Task while busy is a master bug or a
+ * race after a re-attach; it is refused, not queued. */
 static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     switch (m->type) {
     case NAS_MSG_TASK:
@@ -363,6 +395,7 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     }
 }
 
+/* Read everything waiting (non-blocking) before going back to poll. */
 static void drain_master(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
@@ -388,6 +421,8 @@ static void drain_master(nas_agent *a, int64_t now) {
     nas_free(pkt);
 }
 
+/* Messages from the task thread.  While disconnected, progress is
+ * dropped (it is advisory); the Result is held until acknowledged. */
 static void drain_pipe(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
@@ -418,6 +453,7 @@ static void drain_pipe(nas_agent *a, int64_t now) {
 // ---- stopping --------------------------------------------------------------------------------
 
 /* Count stop requests that arrived on the stop pipe or the signalfd. */
+/* Each signalfd record or each pipe byte is one stop request. */
 static int read_stops(nas_agent *a, int fd, int is_signalfd) {
     char buf[sizeof(struct signalfd_siginfo) * 4];
     ssize_t n = read(fd, buf, is_signalfd ? sizeof buf : 16);
@@ -425,6 +461,8 @@ static int read_stops(nas_agent *a, int fd, int is_signalfd) {
     return is_signalfd ? (int)(n / (ssize_t)sizeof(struct signalfd_siginfo)) : (int)n;
 }
 
+/* Give the task back at once rather than after it stops: the master can
+ * re-lease it while our task thread is still winding down. */
 static void begin_stop(nas_agent *a, int64_t now) {
     a->stopping = 1;
     if (a->busy) {
@@ -447,6 +485,8 @@ static void begin_stop(nas_agent *a, int64_t now) {
 
 // ---- main loop ---------------------------------------------------------------------------------
 
+/* The poll timeout: the earliest of the deadlines that apply in the
+ * current state, capped at one heartbeat by the caller. */
 static int64_t next_deadline(const nas_agent *a) {
     int64_t t = a->heartbeat_at;
     if (a->sock && a->silent_at < t) t = a->silent_at;
@@ -455,6 +495,8 @@ static int64_t next_deadline(const nas_agent *a) {
     return t;
 }
 
+/* The agent loop: poll the stop pipe, the task pipe, the signalfd and the
+ * master socket; then handle what arrived; then the timers. */
 int nas_agent_run(nas_agent *a, char *err) {
     int64_t now = nas_now_ms();
     a->backoff = a->cfg.reconnect_min_ms;

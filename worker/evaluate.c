@@ -42,6 +42,7 @@ struct nas_evaluator {
     int c_acc, c_loss, c_test, c_params, c_macs, c_seconds;
 };
 
+/* Column names follow the common benchmark exports (arch, val_acc, ...). */
 void nas_evaluator_config_default(nas_evaluator_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->key_col = "arch";
@@ -52,6 +53,8 @@ void nas_evaluator_config_default(nas_evaluator_config *cfg) {
 
 /* An optional column: the named one must exist when given explicitly; the
  * default name is used only if present. */
+/* A column named explicitly must exist (a typo must not silently drop a
+ * metric); a default name is used only when the table has it. */
 static int optional_col(const nas_table *t, const char *given, const char *dflt, int *out,
                         const char *path, char *err) {
     if (given) {
@@ -123,6 +126,7 @@ void nas_evaluator_destroy(nas_evaluator **ep) {
     *ep = NULL;
 }
 
+/* Hooks are optional so the evaluator can be driven directly in tests. */
 static int cancelled(const nas_eval_hooks *h) {
     return h && h->cancelled && h->cancelled(h->ctx);
 }
@@ -137,11 +141,14 @@ static void progress(const nas_eval_hooks *h, const nas_wire_task *t, int epoch,
 // ---- tabular -----------------------------------------------------------------------------
 
 /* Read an optional number cell; absent columns leave *out alone. */
+/* A cell that is not a number fails the task with the file and line. */
 static int cell(const nas_evaluator *ev, int row, int col, double *out, char *err) {
     if (col < 0) return NAS_OK;
     return nas_table_number(ev->table, row, col, out, err);
 }
 
+/* Tabular: one lookup, one Progress for the whole run (the table holds
+ * final figures only), and a one-point curve. */
 static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
                        nas_wire_result *r, char *err) {
     if (!ev->table)
@@ -184,6 +191,7 @@ static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval
 
 // ---- synthetic -----------------------------------------------------------------------------
 
+/* FNV-1a over the text: stable across machines and builds. */
 static uint64_t text_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
@@ -223,6 +231,7 @@ static int run_synthetic(nas_evaluator *ev, const nas_wire_task *t, const nas_ev
 
 // ---- training ------------------------------------------------------------------------------
 
+/* Everything nas_dataset_prepare uses is part of the key. */
 static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
     return e->used && strcmp(e->name, k->name) == 0 && strcmp(e->dir, k->dir) == 0 &&
            e->key.resolution == k->resolution && e->key.val_size == k->val_size &&
@@ -231,6 +240,8 @@ static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
 }
 
 /* The prepared data of a recipe, from the cache or loaded now. */
+/* Least recently used entry is replaced; a failed prepare leaves the slot
+ * empty. */
 static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_dataset_splits **out,
                     char *err) {
     data_entry *slot = &ev->data[0];
@@ -265,6 +276,8 @@ typedef struct train_ctx {
     const nas_wire_task *task;
 } train_ctx;
 
+/* The trainer counts epochs from 0 and reports NaN without a validation
+ * set; the wire counts from 1 and refuses NaN. */
 static int on_epoch(void *user, const nas_train_epoch *e) {
     train_ctx *c = user;
     double vl = isfinite(e->val_loss) && e->val_loss >= 0 ? e->val_loss : 0;
@@ -276,6 +289,8 @@ static int on_epoch(void *user, const nas_train_epoch *e) {
 
 /* Which network a training task builds.  Returns NAS_OK for a reference
  * net; genomes wait for the builder. */
+/* Genome texts are parsed even though they cannot train yet, so a broken
+ * genome is reported as such and not as a missing feature. */
 static int choose_arch(const nas_wire_task *t, char *err) {
     for (const char *const *n = nas_refnet_names(); *n; n++)
         if (strcmp(*n, t->genome) == 0) return NAS_OK;
@@ -288,6 +303,7 @@ static int choose_arch(const nas_wire_task *t, char *err) {
                        "this build does not have yet (reference nets train by name)");
 }
 
+/* The curve is the validation accuracy per epoch, the search signal. */
 static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t,
                               nas_wire_result *r) {
     r->val_acc = tr->val_acc;
@@ -301,6 +317,9 @@ static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t
     r->images_per_s = isfinite(tr->images_per_s) && tr->images_per_s > 0 ? tr->images_per_s : 0;
 }
 
+/* Train one task: data from the cache, a fresh net per task (nets do not
+ * share weights until inheritance lands), the trainer with the task's
+ * fidelity, and a last check that the figures can travel. */
 static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
                      nas_wire_result *r, char *err) {
     int rc = choose_arch(t, err);
@@ -357,6 +376,8 @@ done:
 
 // ---- entry ------------------------------------------------------------------------------------
 
+/* Identity fields are filled before the mode runs so that even a failed
+ * evaluation's partial result names its task. */
 int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_eval_hooks *hooks,
                       nas_wire_result *out, char *err) {
     memset(out, 0, sizeof *out);

@@ -659,14 +659,24 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
     if (nas__r_u64(&tail, "checksum") != h)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: checksum mismatch (corrupted)");
     r.n = n - 8;
-    int rc = load_base(s, &r);
-    if (rc == NAS_OK) rc = s->vt->load(s, &r);
+    /* Parse into a fresh strategy and swap it in only when everything
+     * loaded, so a refused blob leaves `s` exactly as it was. */
+    nas_strategy *t = NULL;
+    int rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
+    if (rc) return rc;
+    rc = load_base(t, &r);
+    if (rc == NAS_OK) rc = t->vt->load(t, &r);
     if (rc == NAS_OK && r.off != r.n) nas__r_fail(&r, "trailing bytes");
     if (r.bad) rc = NAS_EFORMAT;
     if (rc) {
+        nas_strategy_destroy(&t);
         if (rc == NAS_ENOMEM) return nas_set_err(err, rc, "strategy state: out of memory");
         return nas_set_err(err, rc, "%s", r.bad ? r.err : "strategy state: invalid");
     }
+    nas_strategy tmp = *s;
+    *s = *t;
+    *t = tmp;
+    nas_strategy_destroy(&t);
     return NAS_OK;
 }
 

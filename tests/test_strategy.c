@@ -451,8 +451,17 @@ START_TEST(test_load_rejects_damage) {
         ck_assert_msg(rc == NAS_EFORMAT || rc == NAS_EVERSION, "flip at %zu: rc %d", at, rc);
         blob[at] ^= 0x5a;
     }
-    /* The untouched blob still loads. */
+    /* The untouched blob still loads; a refused blob afterwards leaves the
+     * strategy as it was: it continues exactly like the original. */
     ck_assert_int_eq(nas_strategy_load(b, blob, n, err), NAS_OK);
+    blob[n / 2] ^= 1;
+    ck_assert_int_eq(nas_strategy_load(b, blob, n, err), NAS_EFORMAT);
+    ck_assert_int_eq(nas_strategy_load(b, blob, n - 9, err), NAS_EFORMAT);
+    blob[n / 2] ^= 1;
+    uint64_t ha[30], hb[30];
+    ck_assert_int_eq(drive(a, 30, 2, ha), 30);
+    ck_assert_int_eq(drive(b, 30, 2, hb), 30);
+    ck_assert_int_eq(memcmp(ha, hb, sizeof ha), 0);
     /* Another seed or another strategy is refused. */
     nas_strategy *d = make(&c, 6);
     ck_assert_int_eq(nas_strategy_load(d, blob, n, err), NAS_EFORMAT);

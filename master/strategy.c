@@ -467,6 +467,9 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
     char gerr[NAS_ERR_LEN];
     if (nas_genome_validate(&obs->genome, gerr) != NAS_OK)
         return nas_set_err(err, NAS_EINVAL, "strategy: observed genome: %s", gerr);
+    if (obs->genome.space != s->cfg.space.kind)
+        return nas_set_err(err, NAS_EINVAL, "strategy: observed genome is not in the %s space",
+                           s->cfg.space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
     if (obs->ok && !(obs->accuracy >= 0.0 && obs->accuracy <= 1.0))
         return nas_set_err(err, NAS_EINVAL, "strategy: observed accuracy %g not in [0, 1]",
                            obs->accuracy);

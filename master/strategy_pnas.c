@@ -129,8 +129,9 @@ static int pnas_init(nas_strategy *s, char *err) {
         nas_free(l1);
         nas_free(st);
         s->impl = NULL;
-        return nas_set_err(err, n < 0 ? n : NAS_EINVAL,
-                           "strategy pnas: the space has no 1-block genome");
+        if (n < 0)
+            return nas_set_err(err, n, "strategy pnas: enumerating level 1: %s", nas_strerror(n));
+        return nas_set_err(err, NAS_EINVAL, "strategy pnas: the space has no 1-block genome");
     }
     int rc = pnas_set_queue(st, l1, NULL, n);
     nas_free(l1);

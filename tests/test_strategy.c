@@ -478,6 +478,84 @@ START_TEST(test_load_rejects_damage) {
 }
 END_TEST
 
+/* Observations that cannot be true are refused by name, not absorbed. */
+START_TEST(test_observe_rejects) {
+    nas_strategy_config c = nb201_config("evolution", 10);
+    nas_strategy *s = make(&c, 1);
+    char err[NAS_ERR_LEN];
+    nas_proposal p;
+    ck_assert_int_eq(nas_strategy_propose(s, &p, err), NAS_OK);
+    nas_observation o = observe_of(&p.genome, 1.5, 100);
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "accuracy"));
+    o = observe_of(&p.genome, NAN, 100);
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    o = observe_of(&p.genome, 0.5, 100);
+    o.genome.nb201[2] = 9; /* no such op */
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    o = observe_of(&p.genome, 0.5, 100);
+    o.genome.space = NAS_SPACE_CELL;
+    o.genome.normal.n_blocks = 1;
+    o.genome.reduce.n_blocks = 1;
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "space"));
+    /* The proposal is still in flight: not done. */
+    ck_assert(!nas_strategy_done(s));
+    nas_strategy_destroy(&s);
+}
+END_TEST
+
+/* One search with every error returned, never asserted. */
+static int scenario(const nas_strategy_config *c) {
+    nas_strategy *s = NULL, *t = NULL;
+    char err[NAS_ERR_LEN];
+    int rc = nas_strategy_create(&s, c, 3, err);
+    for (int i = 0; rc == NAS_OK && i < c->budget; i++) {
+        nas_proposal p;
+        rc = nas_strategy_propose(s, &p, err);
+        if (rc == NAS_EAGAIN || rc == NAS_ESTATE) {
+            rc = NAS_OK;
+            break;
+        }
+        nas_observation o = observe_of(&p.genome, fake_accuracy(&p.genome), 100);
+        if (rc == NAS_OK) rc = nas_strategy_observe(s, &o, err);
+    }
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    if (rc == NAS_OK) rc = nas_strategy_save(s, &blob, &n);
+    if (rc == NAS_OK) rc = nas_strategy_create(&t, c, 3, err);
+    if (rc == NAS_OK) rc = nas_strategy_load(t, blob, n, err);
+    nas_free(blob);
+    nas_strategy_destroy(&s);
+    nas_strategy_destroy(&t);
+    return rc;
+}
+
+/* The Nth allocation fails, for N across the whole scenario: every failure
+ * comes back as NAS_ENOMEM, without a crash or a leak (ASan checks). */
+START_TEST(test_out_of_memory) {
+    const char *names[] = {"random", "evolution", "pnas"};
+    for (int k = 0; k < 3; k++) {
+        nas_strategy_config c = nb201_config(names[k], 90);
+        c.population = 8;
+        c.sample = 3;
+        c.beam = 4;
+        c.ensemble = 1;
+        c.use_lstm = 0;
+        int clean = 0;
+        for (long nth = 1; nth < 100000 && !clean; nth += 1 + nth / 6) {
+            nas_alloc_fail_after(nth);
+            int rc = scenario(&c);
+            nas_alloc_fail_reset();
+            ck_assert_msg(rc == NAS_OK || rc == NAS_ENOMEM, "%s, allocation %ld: rc %d",
+                          names[k], nth, rc);
+            clean = rc == NAS_OK;
+        }
+        ck_assert_msg(clean, "%s never completed", names[k]);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("strategy");
     TCase *tc = tcase_create("core");
@@ -497,6 +575,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_resume_evolution);
     tcase_add_test(tc, test_resume_pnas);
     tcase_add_test(tc, test_load_rejects_damage);
+    tcase_add_test(tc, test_observe_rejects);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

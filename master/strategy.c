@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NAS_BLOB_MAGIC "NASS"
+#define NAS_BLOB_MAGIC   "NASS"
 #define NAS_BLOB_VERSION 1u
-#define NAS_FNV_OFFSET 0xcbf29ce484222325ULL
-#define NAS_FNV_PRIME 0x100000001b3ULL
+#define NAS_FNV_OFFSET   0xcbf29ce484222325ULL
+#define NAS_FNV_PRIME    0x100000001b3ULL
 
 static const nas__strategy_vtable *const kinds[] = {
     &nas__strategy_random_vt,
@@ -40,7 +40,8 @@ void nas__w_bytes(nas__wbuf *w, const void *src, size_t n) {
     if (w->oom || n == 0) return;
     if (w->n + n > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->n + n) cap *= 2;
+        while (cap < w->n + n)
+            cap *= 2;
         uint8_t *p = nas_realloc(w->p, cap);
         if (!p) {
             w->oom = 1;
@@ -53,21 +54,27 @@ void nas__w_bytes(nas__wbuf *w, const void *src, size_t n) {
     w->n += n;
 }
 
-void nas__w_u8(nas__wbuf *w, uint8_t v) { nas__w_bytes(w, &v, 1); }
+void nas__w_u8(nas__wbuf *w, uint8_t v) {
+    nas__w_bytes(w, &v, 1);
+}
 
 void nas__w_u64(nas__wbuf *w, uint64_t v) {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     nas__w_bytes(w, b, 8);
 }
 
 void nas__w_u32(nas__wbuf *w, uint32_t v) {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     nas__w_bytes(w, b, 4);
 }
 
-void nas__w_i32(nas__wbuf *w, int32_t v) { nas__w_u32(w, (uint32_t)v); }
+void nas__w_i32(nas__wbuf *w, int32_t v) {
+    nas__w_u32(w, (uint32_t)v);
+}
 
 void nas__w_f32(nas__wbuf *w, float v) {
     uint32_t u;
@@ -130,7 +137,8 @@ uint64_t nas__r_u64(nas__rbuf *r, const char *what) {
     uint8_t b[8];
     nas__r_bytes(r, b, 8, what);
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
     return v;
 }
 
@@ -189,7 +197,9 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
 
 // ---- hash set ----------------------------------------------------------------------
 
-static size_t hashset_slot(uint64_t key, size_t cap) { return (size_t)nas_mix64(key) & (cap - 1); }
+static size_t hashset_slot(uint64_t key, size_t cap) {
+    return (size_t)nas_mix64(key) & (cap - 1);
+}
 
 int nas__hashset_has(const nas__hashset *h, uint64_t key) {
     if (key == 0) return h->has_zero;
@@ -215,7 +225,8 @@ int nas__hashset_add(nas__hashset *h, uint64_t key) {
         for (size_t i = 0; i < h->cap; i++) {
             if (!h->slot[i]) continue;
             size_t j = hashset_slot(h->slot[i], cap);
-            while (slot[j]) j = (j + 1) & (cap - 1);
+            while (slot[j])
+                j = (j + 1) & (cap - 1);
             slot[j] = h->slot[i];
         }
         nas_free(h->slot);
@@ -223,7 +234,8 @@ int nas__hashset_add(nas__hashset *h, uint64_t key) {
         h->cap = cap;
     }
     size_t j = hashset_slot(key, h->cap);
-    while (h->slot[j]) j = (j + 1) & (h->cap - 1);
+    while (h->slot[j])
+        j = (j + 1) & (h->cap - 1);
     h->slot[j] = key;
     h->count++;
     return 1;
@@ -240,7 +252,8 @@ void nas__hashset_free(nas__hashset *h) {
 static int grow(void **p, int *cap, int need, size_t size) {
     if (need <= *cap) return NAS_OK;
     int c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *q = nas_realloc(*p, (size_t)c * size);
     if (!q) return NAS_ENOMEM;
     *p = q;
@@ -354,8 +367,8 @@ static int config_check(nas_strategy_config *c, char *err) {
     int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;
     if (c->max_blocks == 0) c->max_blocks = max_b;
     if (c->max_blocks < 1 || c->max_blocks > max_b)
-        return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d",
-                           c->max_blocks, max_b);
+        return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d", c->max_blocks,
+                           max_b);
     if (c->beam < 1 || c->beam > 100000)
         return nas_set_err(err, NAS_EINVAL, "strategy: beam %d not in 1..100000", c->beam);
     if (c->ensemble < 0 || c->ensemble > 32 || (c->use_lstm != 0 && c->use_lstm != 1) ||
@@ -382,17 +395,20 @@ static uint64_t config_fingerprint(const nas_strategy *s) {
     nas__w_i32(&w, c->space.n_blocks);
     nas__w_u32(&w, c->space.op_mask);
     nas__w_i32(&w, c->space.shared);
-    int32_t ints[] = {c->budget, c->population, c->sample, c->n_seeds, c->beam,
-                      c->max_blocks, c->ensemble, c->use_lstm};
-    for (size_t i = 0; i < NAS_ARRAY_LEN(ints); i++) nas__w_i32(&w, ints[i]);
-    for (int i = 0; i < c->n_seeds; i++) nas__w_bytes(&w, c->seeds[i], strlen(c->seeds[i]));
+    int32_t ints[] = {c->budget, c->population, c->sample,   c->n_seeds,
+                      c->beam,   c->max_blocks, c->ensemble, c->use_lstm};
+    for (size_t i = 0; i < NAS_ARRAY_LEN(ints); i++)
+        nas__w_i32(&w, ints[i]);
+    for (int i = 0; i < c->n_seeds; i++)
+        nas__w_bytes(&w, c->seeds[i], strlen(c->seeds[i]));
     nas__w_f32(&w, c->p_identity);
     nas__w_f32(&w, c->mo_weight);
     nas__w_u64(&w, (uint64_t)c->target_params);
     nas__w_u64(&w, (uint64_t)c->target_macs);
     nas__w_u64(&w, s->seed);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < w.n; i++) h = (h ^ w.p[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < w.n; i++)
+        h = (h ^ w.p[i]) * NAS_FNV_PRIME;
     nas_free(w.p);
     return h;
 }
@@ -441,7 +457,9 @@ void nas_strategy_destroy(nas_strategy **sp) {
     *sp = NULL;
 }
 
-const char *nas_strategy_name(const nas_strategy *s) { return s->vt->name; }
+const char *nas_strategy_name(const nas_strategy *s) {
+    return s->vt->name;
+}
 
 // ---- propose / observe -----------------------------------------------------------------
 
@@ -531,7 +549,8 @@ static void save_base(const nas_strategy *s, nas__wbuf *w) {
         nas__w_u64(w, s->inflight[i].parent_hash);
     }
     nas__w_i32(w, s->n_seen);
-    for (int i = 0; i < s->n_seen; i++) nas__w_u64(w, s->seen_list[i]);
+    for (int i = 0; i < s->n_seen; i++)
+        nas__w_u64(w, s->seen_list[i]);
 }
 
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
@@ -549,7 +568,8 @@ int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     nas__w_u64(&w, (uint64_t)body.n);
     nas__w_bytes(&w, body.p, body.n);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < w.n && !w.oom; i++) h = (h ^ w.p[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < w.n && !w.oom; i++)
+        h = (h ^ w.p[i]) * NAS_FNV_PRIME;
     nas__w_u64(&w, h);
     int oom = body.oom || w.oom;
     nas_free(body.p);
@@ -657,7 +677,8 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
                            "strategy state: payload of %llu bytes but %zu present (truncated?)",
                            (unsigned long long)body, n - r.off >= 8 ? n - r.off - 8 : 0);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < n - 8; i++) h = (h ^ blob[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < n - 8; i++)
+        h = (h ^ blob[i]) * NAS_FNV_PRIME;
     nas__rbuf tail = {.p = blob, .n = n, .off = n - 8};
     if (nas__r_u64(&tail, "checksum") != h)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: checksum mismatch (corrupted)");
@@ -700,7 +721,9 @@ int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap) {
     return n + m;
 }
 
-double nas_strategy_rank_correlation(const nas_strategy *s) { return s ? s->rank_corr : NAN; }
+double nas_strategy_rank_correlation(const nas_strategy *s) {
+    return s ? s->rank_corr : NAN;
+}
 
 int nas_strategy_needs_prepare(const nas_strategy *s) {
     return s && s->vt == &nas__strategy_pnas_vt && nas__strategy_pnas_needs_prepare(s);

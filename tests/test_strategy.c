@@ -21,14 +21,15 @@
  * convolutions best, `none`/`zero` worst, plus a small hash-derived term so
  * ties are rare. Always in [0.05, 0.95]. */
 static double fake_accuracy(const nas_genome *g) {
-    static const double cell_val[NAS_OP_COUNT] = {0.2, 0.3, 0.35, 0.8, 0.7, 0.6,
-                                                 0.65, 0.5, 0.75, 0.4, 0.0};
+    static const double cell_val[NAS_OP_COUNT] = {0.2,  0.3, 0.35, 0.8, 0.7, 0.6,
+                                                  0.65, 0.5, 0.75, 0.4, 0.0};
     static const double nb_val[NAS_NB201_OP_COUNT] = {0.0, 0.4, 0.6, 1.0, 0.3};
     nas_genome c;
     nas_genome_canonical(g, &c);
     double s = 0.0, n = 0.0;
     if (c.space == NAS_SPACE_NB201) {
-        for (int e = 0; e < NAS_NB201_EDGES; e++) s += nb_val[c.nb201[e]], n += 1.0;
+        for (int e = 0; e < NAS_NB201_EDGES; e++)
+            s += nb_val[c.nb201[e]], n += 1.0;
     } else {
         for (int b = 0; b < c.normal.n_blocks; b++)
             s += cell_val[c.normal.blocks[b].op_a] + cell_val[c.normal.blocks[b].op_b], n += 2.0;
@@ -39,8 +40,12 @@ static double fake_accuracy(const nas_genome *g) {
 }
 
 static nas_observation observe_of(const nas_genome *g, double acc, int64_t params) {
-    nas_observation o = {.genome = *g, .hash = nas_genome_hash(g), .ok = 1, .accuracy = acc,
-                         .params = params, .macs = 1000};
+    nas_observation o = {.genome = *g,
+                         .hash = nas_genome_hash(g),
+                         .ok = 1,
+                         .accuracy = acc,
+                         .params = params,
+                         .macs = 1000};
     return o;
 }
 
@@ -64,8 +69,8 @@ static nas_strategy_config cell_config(int blocks) {
     c.space.kind = NAS_SPACE_CELL;
     c.space.n_blocks = blocks;
     c.space.shared = 1;
-    c.space.op_mask = (1u << NAS_OP_ID) | (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3) |
-                      (1u << NAS_OP_CONV1X1);
+    c.space.op_mask =
+        (1u << NAS_OP_ID) | (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3) | (1u << NAS_OP_CONV1X1);
     c.budget = 10000;
     c.ensemble = 2;
     return c;
@@ -138,7 +143,8 @@ START_TEST(test_random_never_repeats) {
     uint64_t h[400];
     ck_assert_int_eq(drive(s, 400, 4, h), 400);
     for (int i = 0; i < 400; i++)
-        for (int j = 0; j < i; j++) ck_assert_msg(h[i] != h[j], "repeat at %d and %d", j, i);
+        for (int j = 0; j < i; j++)
+            ck_assert_msg(h[i] != h[j], "repeat at %d and %d", j, i);
     ck_assert(nas_strategy_done(s));
     nas_proposal p;
     char err[NAS_ERR_LEN];
@@ -190,7 +196,8 @@ START_TEST(test_evo_aging_kills_oldest) {
         int n = nas_strategy_population(s, pop, 8);
         ck_assert_int_eq(n, i + 1 < 5 ? i + 1 : 5);
         /* Oldest first: exactly the last min(i+1, P) results, in order. */
-        for (int k = 0; k < n; k++) ck_assert(pop[k].hash == order[i + 1 - n + k]);
+        for (int k = 0; k < n; k++)
+            ck_assert(pop[k].hash == order[i + 1 - n + k]);
         if (i >= 5) ck_assert(pop[0].accuracy < 0.9); /* the best one died of age */
     }
     nas_strategy_destroy(&s);
@@ -256,7 +263,8 @@ START_TEST(test_evo_async_inflight) {
     nas_strategy *s = make(&c, 8);
     char err[NAS_ERR_LEN];
     nas_proposal p[6];
-    for (int i = 0; i < 4; i++) ck_assert_int_eq(nas_strategy_propose(s, &p[i], err), NAS_OK);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(nas_strategy_propose(s, &p[i], err), NAS_OK);
     /* No member yet, 4 random ones in flight: one more is random as well. */
     ck_assert_int_eq(nas_strategy_propose(s, &p[4], err), NAS_OK);
     ck_assert_int_eq(p[4].has_parent, 0);
@@ -306,7 +314,8 @@ START_TEST(test_pnas_levels_and_budget) {
     char err[NAS_ERR_LEN];
     nas_proposal p[4096];
     int n = 0;
-    while (n < 4096 && nas_strategy_propose(s, &p[n], err) == NAS_OK) n++;
+    while (n < 4096 && nas_strategy_propose(s, &p[n], err) == NAS_OK)
+        n++;
     /* Level 1 is exactly the enumeration; then it waits. */
     ck_assert_int_eq(n, n1);
     ck_assert_int_eq(nas_strategy_propose(s, &p[n], err), NAS_EAGAIN);
@@ -321,7 +330,8 @@ START_TEST(test_pnas_levels_and_budget) {
     int total = n1;
     for (int level = 2; level <= c.max_blocks; level++) {
         int m = 0;
-        while (nas_strategy_propose(s, &p[m], err) == NAS_OK) m++;
+        while (nas_strategy_propose(s, &p[m], err) == NAS_OK)
+            m++;
         ck_assert_int_eq(m, c.beam); /* a 3-block cell has far more than K expansions */
         for (int i = 0; i < m; i++) {
             nas_observation o = observe_of(&p[i].genome, fake_accuracy(&p[i].genome), 100);
@@ -392,14 +402,17 @@ static void check_resume(nas_strategy_config c, int before, int after, int windo
     int m2 = drive(b, after, window, h2);
     ck_assert_int_eq(m1, m2);
     ck_assert_int_gt(m1, 0);
-    for (int i = 0; i < m1; i++) ck_assert_msg(h1[i] == h2[i], "%s: step %d differs", c.name, i);
+    for (int i = 0; i < m1; i++)
+        ck_assert_msg(h1[i] == h2[i], "%s: step %d differs", c.name, i);
     nas_free(blob);
     nas_free(blob2);
     nas_strategy_destroy(&a);
     nas_strategy_destroy(&b);
 }
 
-START_TEST(test_resume_random) { check_resume(nb201_config("random", 300), 37, 100, 3); }
+START_TEST(test_resume_random) {
+    check_resume(nb201_config("random", 300), 37, 100, 3);
+}
 END_TEST
 
 START_TEST(test_resume_evolution) {
@@ -547,8 +560,8 @@ START_TEST(test_out_of_memory) {
             nas_alloc_fail_after(nth);
             int rc = scenario(&c);
             nas_alloc_fail_reset();
-            ck_assert_msg(rc == NAS_OK || rc == NAS_ENOMEM, "%s, allocation %ld: rc %d",
-                          names[k], nth, rc);
+            ck_assert_msg(rc == NAS_OK || rc == NAS_ENOMEM, "%s, allocation %ld: rc %d", names[k],
+                          nth, rc);
             clean = rc == NAS_OK;
         }
         ck_assert_msg(clean, "%s never completed", names[k]);

@@ -45,7 +45,8 @@ typedef struct bench {
 /* Dense index of an NB201 genome: its six edge ops as base-5 digits. */
 static int arch_index(const nas_genome *g) {
     int idx = 0;
-    for (int e = NAS_NB201_EDGES - 1; e >= 0; e--) idx = idx * NAS_NB201_OP_COUNT + g->nb201[e];
+    for (int e = NAS_NB201_EDGES - 1; e >= 0; e--)
+        idx = idx * NAS_NB201_OP_COUNT + g->nb201[e];
     return idx;
 }
 
@@ -122,7 +123,9 @@ static int run_one(bench *b, const nas_strategy_config *cfg, uint64_t seed, doub
         }
         if (rc) break; /* sequential: EAGAIN cannot happen with nothing in flight */
         int idx = arch_index(&p.genome);
-        nas_observation o = {.genome = p.genome, .hash = nas_genome_hash(&p.genome), .ok = 1,
+        nas_observation o = {.genome = p.genome,
+                             .hash = nas_genome_hash(&p.genome),
+                             .ok = 1,
                              .accuracy = b->valid[idx] / 100.0};
         rc = nas_strategy_observe(s, &o, err);
         if (rc) break;
@@ -136,9 +139,11 @@ static int run_one(bench *b, const nas_strategy_config *cfg, uint64_t seed, doub
             at_budget[next_cp++] = pick_test;
     }
     /* A search that stopped early (PNAS after its last level) keeps its pick. */
-    for (; next_cp < b->n_budgets; next_cp++) at_budget[next_cp] = pick_test;
-    if (rc) fprintf(stderr, "search_nb201: %s seed %llu: %s\n", cfg->name,
-                    (unsigned long long)seed, err);
+    for (; next_cp < b->n_budgets; next_cp++)
+        at_budget[next_cp] = pick_test;
+    if (rc)
+        fprintf(stderr, "search_nb201: %s seed %llu: %s\n", cfg->name, (unsigned long long)seed,
+                err);
     nas_strategy_destroy(&s);
     return rc;
 }
@@ -205,8 +210,9 @@ static int run_all(bench *b) {
         }
     }
     if (b->advances)
-        fprintf(stderr, "search_nb201: pnas between-level step (refit + rank): %.1f ms mean over "
-                        "%d (level 1 = %d cells)\n",
+        fprintf(stderr,
+                "search_nb201: pnas between-level step (refit + rank): %.1f ms mean over "
+                "%d (level 1 = %d cells)\n",
                 b->advance_ms / b->advances, b->advances, n1);
     return 0;
 }

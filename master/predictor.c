@@ -42,12 +42,16 @@ void nas_predictor_config_default(nas_predictor_config *c) {
     c->l2 = 1e-4f;
 }
 
+/* The logistic function; expf saturates cleanly to 0 or 1 for large |x|,
+ * which only happens to a badly diverged model. */
 static float sigmoidf(float x) {
     return 1.0f / (1.0f + expf(-x));
 }
 
 // ---- model sizes and initialisation ------------------------------------------------
 
+/* Sizes follow the flat layouts documented at mlp_eval and lstm_eval; they
+ * are computed in size_t because T*D*H can exceed an int for odd inputs. */
 size_t nas_predictor_model_size(int kind, int T, int D, int hidden) {
     size_t H = (size_t)hidden, in = (size_t)T * (size_t)D;
     if (kind == NAS_PREDICTOR_MLP) return H * in + H + H * H + H + H + 1;
@@ -55,6 +59,7 @@ size_t nas_predictor_model_size(int kind, int T, int D, int hidden) {
     return 4 * H * (size_t)D + 4 * H * H + 4 * H + H + 1;
 }
 
+/* Uniform in [-a, a) from the caller's generator: seeded, portable. */
 static void fill_uniform(nas_rng *rng, float *w, size_t n, float a) {
     for (size_t i = 0; i < n; i++)
         w[i] = (2.0f * nas_rng_uniform(rng) - 1.0f) * a;
@@ -97,6 +102,10 @@ static double loss_and_dout(const float *p, const float *t, int N, float *dout) 
     return loss / N;
 }
 
+/* MLP weights, in order: W1 (H, In), b1 (H), W2 (H, H), b2 (H), w3 (H),
+ * b3 (1).  One scratch allocation holds the activations, their gradients,
+ * the predictions and the output gradient.  ReLU masks are recovered from
+ * the stored post-activation values (a > 0), so no mask buffer is kept. */
 static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const float *t, float *pred,
                     float *grad, double *loss) {
     int N = d->n, In = d->T * d->D;
@@ -160,6 +169,13 @@ static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const fl
 
 /* Gates are laid out [i | f | g | o] in the 4H columns of Z and of the
  * activated gate buffer G. */
+/* LSTM weights, in order: Wx (4H, D), Wh (4H, H), b (4H), wo (H), bo (1).
+ * The whole batch steps through time together; a sample shorter than the
+ * longest one simply has its prediction read at its own last token, and in
+ * the backward pass its gradient enters at that step (before it, going
+ * backwards, its dh and dc are zero, so the padded steps contribute
+ * nothing).  The forward gate activations, cell states and hidden states of
+ * every step are kept for backpropagation through time. */
 static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const float *t,
                      float *pred, float *grad, double *loss) {
     int N = d->n, T = d->T, D = d->D, H4 = 4 * H;
@@ -273,6 +289,8 @@ int nas_predictor_model_eval(int kind, int hidden, const float *w, const nas_pre
 // ---- fitting -------------------------------------------------------------------------
 
 /* Full-batch Adam (Kingma & Ba 2015) with decoupled weight decay. */
+/* Full batch rather than mini-batches: PNAS fits a few hundred samples, so
+ * one batch is cheap, and it keeps the fit independent of any shuffling. */
 static int model_train(int kind, int hidden, const nas_predictor_config *cfg,
                        const nas_predictor_data *d, const float *t, nas_rng *rng, float *w) {
     size_t n = nas_predictor_model_size(kind, d->T, d->D, hidden);
@@ -307,6 +325,8 @@ static size_t predictor_size(const nas_predictor *p) {
                         : 0);
 }
 
+/* The data may come from a resumed campaign's database: every shape, length
+ * and value is checked before it sizes an allocation or reaches BLAS. */
 static int data_check(const nas_predictor_data *d, int need_y, char *err) {
     if (!d || !d->x || d->n < 1 || d->T < 1 || d->D < 1 || d->T > 64 || d->D > 4096)
         return nas_set_err(err, NAS_EINVAL, "predictor: bad data shape");
@@ -326,6 +346,9 @@ static int data_check(const nas_predictor_data *d, int need_y, char *err) {
     return NAS_OK;
 }
 
+/* Rescaling the targets to [0.1, 0.9] from their own range matters: PNAS
+ * accuracies often span a few points, and a sigmoid trained on raw values
+ * would spend its whole resolution on the range 0..1. */
 int nas_predictor_fit(nas_predictor **out, const nas_predictor_config *cfg,
                       const nas_predictor_data *d, uint64_t seed, char *err) {
     *out = NULL;
@@ -377,6 +400,8 @@ void nas_predictor_destroy(nas_predictor **pp) {
     *pp = NULL;
 }
 
+/* Every member predicts the whole batch; the mean is the ensemble's score
+ * (the paper averages its MLP ensemble the same way). */
 int nas_predictor_predict(const nas_predictor *p, const nas_predictor_data *d, float *out,
                           char *err) {
     int rc = data_check(d, 0, err);
@@ -538,6 +563,9 @@ static int rank_of(const double *v, int n, double *rank) {
     return NAS_OK;
 }
 
+/* Spearman's rho as the Pearson correlation of average ranks: the textbook
+ * 1 - 6 sum d^2 / (n (n^2 - 1)) is only exact without ties, and predictor
+ * outputs and tabular accuracies both tie. */
 double nas_predictor_spearman(const double *a, const double *b, int n) {
     if (n < 2) return NAN;
     double *ra = nas_malloc(sizeof(double) * 2 * (size_t)n);

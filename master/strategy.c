@@ -36,6 +36,8 @@ static const nas__strategy_vtable *const kinds[] = {
 
 // ---- blob writer -------------------------------------------------------------------
 
+/* Append n bytes, doubling the buffer as needed.  An allocation failure is
+ * sticky (`oom`), so a save path writes everything and checks once. */
 void nas__w_bytes(nas__wbuf *w, const void *src, size_t n) {
     if (w->oom || n == 0) return;
     if (w->n + n > w->cap) {
@@ -58,6 +60,8 @@ void nas__w_u8(nas__wbuf *w, uint8_t v) {
     nas__w_bytes(w, &v, 1);
 }
 
+/* Integers are written byte by byte, least significant first, so the blob
+ * reads the same on any host whatever its endianness. */
 void nas__w_u64(nas__wbuf *w, uint64_t v) {
     uint8_t b[8];
     for (int i = 0; i < 8; i++)
@@ -76,6 +80,8 @@ void nas__w_i32(nas__wbuf *w, int32_t v) {
     nas__w_u32(w, (uint32_t)v);
 }
 
+/* Floats travel as their IEEE-754 bit patterns: exact, NaN included (the
+ * rank correlation is NAN until measured). */
 void nas__w_f32(nas__wbuf *w, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
@@ -107,12 +113,16 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
 
 // ---- blob reader -------------------------------------------------------------------
 
+/* Record the first failure only: the first message is the one that names
+ * the real problem; later reads fail as a consequence. */
 void nas__r_fail(nas__rbuf *r, const char *what) {
     if (r->bad) return;
     r->bad = 1;
     nas_set_err(r->err, NAS_EFORMAT, "strategy state: bad %s at byte %zu", what, r->off);
 }
 
+/* Copy n bytes or, past the end, zero-fill dst and mark the reader bad:
+ * callers never see uninitialised memory whatever the blob holds. */
 void nas__r_bytes(nas__rbuf *r, void *dst, size_t n, const char *what) {
     if (r->bad || n > r->n - r->off) {
         if (!r->bad) {
@@ -148,6 +158,8 @@ uint32_t nas__r_u32(nas__rbuf *r, const char *what) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* Every count and index in a blob is range-checked where it is read, before
+ * it sizes an allocation or indexes an array. */
 int32_t nas__r_i32(nas__rbuf *r, int32_t lo, int32_t hi, const char *what) {
     int32_t v = (int32_t)nas__r_u32(r, what);
     if (r->bad) return lo;
@@ -172,6 +184,9 @@ double nas__r_f64(nas__rbuf *r, const char *what) {
     return v;
 }
 
+/* A genome from a blob goes through the same validation as one from a
+ * user, so a corrupted byte cannot smuggle an out-of-range op into a
+ * mutation or an encoding. */
 void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
     memset(g, 0, sizeof *g);
     g->space = nas__r_u8(r, what);
@@ -197,10 +212,14 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
 
 // ---- hash set ----------------------------------------------------------------------
 
+/* Canonical hashes are already FNV-1a outputs, but the low bits of FNV are
+ * its weakest; a splitmix finaliser spreads them before masking. */
 static size_t hashset_slot(uint64_t key, size_t cap) {
     return (size_t)nas_mix64(key) & (cap - 1);
 }
 
+/* Linear probing: an empty slot (0) ends the search.  The key 0 cannot be
+ * stored in a slot, so it lives in a flag of its own. */
 int nas__hashset_has(const nas__hashset *h, uint64_t key) {
     if (key == 0) return h->has_zero;
     if (h->cap == 0) return 0;
@@ -268,6 +287,8 @@ double nas__strategy_reward(const nas_strategy_config *cfg, const nas_observatio
                              cfg->target_macs, cfg->mo_weight);
 }
 
+/* Both proposals and observations enter the set: a network the campaign
+ * evaluated for any reason is never proposed again. */
 int nas__strategy_seen(const nas_strategy *s, uint64_t hash) {
     return nas__hashset_has(&s->seen, hash);
 }
@@ -281,6 +302,8 @@ static int seen_add(nas_strategy *s, uint64_t hash) {
     return NAS_OK;
 }
 
+/* The in-flight arrays grow together so that their indices stay aligned;
+ * the capacity is updated only when both reallocations succeeded. */
 int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
     if (s->n_inflight + 1 > s->cap_inflight) {
         int c = s->cap_inflight ? s->cap_inflight * 2 : 16;
@@ -300,6 +323,8 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
     return NAS_OK;
 }
 
+/* Rejection sampling keeps the distribution uniform over the unseen
+ * networks of the space (up to the sampler's own uniformity). */
 int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out) {
     for (int t = 0; t < tries; t++) {
         if (nas_genome_sample(&s->cfg.space, &s->rng, out) != NAS_OK) return NAS_EINVAL;
@@ -463,10 +488,14 @@ const char *nas_strategy_name(const nas_strategy *s) {
 
 // ---- propose / observe -----------------------------------------------------------------
 
+/* Done needs both conditions: a campaign must not finish while a result it
+ * paid for is still on its way. */
 int nas_strategy_done(const nas_strategy *s) {
     return s->n_inflight == 0 && (s->proposed >= s->cfg.budget || s->vt->finished(s));
 }
 
+/* The budget is enforced here, once, for every strategy; the strategies
+ * only decide what to propose. */
 int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
     if (!s || !out) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     if (s->proposed >= s->cfg.budget || s->vt->finished(s)) {
@@ -480,6 +509,10 @@ int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
     return s->vt->propose(s, out, err);
 }
 
+/* Validate first (an observation comes from a worker, i.e. the outside
+ * world), then record it in the shared history, then let the strategy
+ * react.  The reward is computed once here, so every strategy ranks by the
+ * same signal. */
 int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err) {
     if (!s || !obs) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     char gerr[NAS_ERR_LEN];
@@ -526,6 +559,8 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
 
 // ---- state blob ------------------------------------------------------------------------
 
+/* The base section: everything the shared bookkeeping needs to continue.
+ * The hash set itself is not written; it is rebuilt from the list. */
 static void save_base(const nas_strategy *s, nas__wbuf *w) {
     nas__w_u64(w, s->rng.state);
     nas__w_u64(w, s->rng.inc);
@@ -553,6 +588,9 @@ static void save_base(const nas_strategy *s, nas__wbuf *w) {
         nas__w_u64(w, s->seen_list[i]);
 }
 
+/* The payload is built first so its length can precede it, and the
+ * checksum covers the header too: a flipped fingerprint byte is caught by
+ * the fingerprint check, a flipped payload byte by the checksum. */
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     if (!s || !blob || !n) return NAS_EINVAL;
     nas__wbuf body = {0}, w = {0};
@@ -655,6 +693,9 @@ static int load_base(nas_strategy *s, nas__rbuf *r) {
     return NAS_OK;
 }
 
+/* Checks go from cheapest and most informative (magic, version, which
+ * strategy, which config) to the checksum, so the message says what is
+ * wrong rather than only that something is. */
 int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err) {
     if (!s || (!blob && n)) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     if (n < 4 + 4 + 1 + 8 + 8 + 8 || memcmp(blob, NAS_BLOB_MAGIC, 4) != 0)
@@ -706,6 +747,7 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
 
 // ---- status ----------------------------------------------------------------------------
 
+/* The strategy's own words, then the shared counters. */
 int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap) {
     if (!s || !buf || cap == 0) return NAS_EINVAL;
     int n = s->vt->describe(s, buf, cap);

@@ -58,6 +58,9 @@ typedef struct pnas_state {
 
 // ---- encoding ----------------------------------------------------------------------
 
+/* Tokens and floats per token of the encoding (see the file comment).  The
+ * shape depends only on the config, so every fit of a campaign has the same
+ * input layout and a saved predictor stays usable after a resume. */
 static void pnas_shape(const nas_strategy *s, int *T, int *D) {
     if (s->cfg.space.kind == NAS_SPACE_NB201) {
         *T = NAS_NB201_EDGES;
@@ -70,6 +73,8 @@ static void pnas_shape(const nas_strategy *s, int *T, int *D) {
 }
 
 /* Write the canonical form of g as T tokens of D floats; returns len. */
+/* Encoding the canonical form gives equivalent genomes one encoding, so
+ * the predictor never has to learn that two spellings are one network. */
 static int pnas_encode(const nas_strategy *s, const nas_genome *g, float *x) {
     int T, D;
     pnas_shape(s, &T, &D);
@@ -102,6 +107,8 @@ static int pnas_encode(const nas_strategy *s, const nas_genome *g, float *x) {
 
 // ---- lifecycle -----------------------------------------------------------------------
 
+/* Replace the level's queue; the old one is freed only once the new one
+ * exists, so a failed allocation leaves the state intact. */
 static int pnas_set_queue(pnas_state *st, const nas_genome *g, const double *pred, int n) {
     pnas_entry *q = nas_calloc((size_t)n + 1, sizeof *q);
     if (!q) return NAS_ENOMEM;
@@ -173,6 +180,7 @@ static int scored_desc(const void *a, const void *b) {
 }
 
 /* Beam: the level's successful results, best K by reward. */
+/* Failed evaluations cannot be in the beam: they have no accuracy. */
 static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
     scored *sc = nas_malloc(sizeof *sc * ((size_t)st->n_queue + 1));
     nas_genome *beam = nas_malloc(sizeof *beam * ((size_t)s->cfg.beam + 1));
@@ -198,6 +206,8 @@ static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
 }
 
 /* Fit a predictor on every successful result so far. */
+/* The fit's seed mixes the campaign seed with the level, so a resumed
+ * campaign refits to the same weights without storing RNG state for it. */
 static int pnas_fit(nas_strategy *s, pnas_state *st, char *err) {
     int T, D;
     pnas_shape(s, &T, &D);
@@ -235,6 +245,8 @@ out:
 }
 
 /* All distinct, never-proposed expansions of the beam. */
+/* Two beam members often share children (add block X to A, or A to X), so
+ * candidates are deduplicated by canonical hash before they are scored. */
 static int pnas_expand_beam(nas_strategy *s, pnas_state *st, nas_genome **out, int *n_out) {
     nas_genome *cand = NULL;
     int n = 0, cap = 0;

@@ -29,11 +29,12 @@ fi
 [ -n "$cc" ] || { echo "bench/fuzz.sh: clang not found (apt-get install clang libclang-rt-dev)" >&2; exit 2; }
 
 B=$NAS_ROOT/build-fuzz
+mkdir -p "$B"
 cmake -S "$NAS_ROOT" -B "$B" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DNAS_FUZZ=ON -DNAS_SANITIZE=ON -DNAS_BUILD_TESTS=OFF >"$B.cmake.log" 2>&1 \
-    || { cat "$B.cmake.log" >&2; exit 2; }
-cmake --build "$B" --target nas_fuzz -j "${NAS_FUZZ_JOBS:-2}" >"$B.build.log" 2>&1 \
-    || { tail -40 "$B.build.log" >&2; exit 2; }
+    -DNAS_FUZZ=ON -DNAS_SANITIZE=ON -DNAS_BUILD_TESTS=OFF >"$B/cmake.log" 2>&1 \
+    || { cat "$B/cmake.log" >&2; exit 2; }
+cmake --build "$B" --target nas_fuzz -j "${NAS_FUZZ_JOBS:-2}" >"$B/build.log" 2>&1 \
+    || { tail -40 "$B/build.log" >&2; exit 2; }
 
 failed=""
 export OPENBLAS_NUM_THREADS=1

@@ -88,8 +88,8 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
                                t->name, (unsigned long long)t->nbytes, (long long)b);
         if (t->offset != at)
             return nas_set_err(err, NAS_EFORMAT,
-                               "%s: tensor '%s' at byte %llu, expected %llu (tensors must be "
-                               "back to back)",
+                               "%s: tensor '%s' at byte %llu, but the tensors before it hold "
+                               "%llu bytes (shapes and offsets disagree)",
                                tn, t->name, (unsigned long long)t->offset,
                                (unsigned long long)at);
         at += t->nbytes;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define NAS_WEIGHTS_DIR_MAX  1024
 #define NAS_WEIGHTS_PATH_MAX (NAS_WEIGHTS_DIR_MAX + 32) /* dir + "/" + 16 hex + ".safetensors" */
@@ -32,7 +33,8 @@
 typedef struct mem_entry {
     uint64_t arch;
     nas_wire_weights_msg man; /* manifest (tensors, total_bytes) */
-    uint8_t *data;            /* total_bytes, nas_aligned_alloc */
+    uint8_t *data;            /* total_bytes: nas_aligned_alloc'd, or inside zmsg */
+    void *zmsg;               /* a received zmq_msg_t adopted by put_packet, or NULL */
     uint64_t stamp;           /* recency: larger is more recent */
 } mem_entry;
 
@@ -72,9 +74,18 @@ static disk_entry *disk_find(const nas_weights *w, uint64_t arch) {
     return NULL;
 }
 
+static void data_free(uint8_t *data, void *zmsg) {
+    if (zmsg) {
+        zmq_msg_close(zmsg);
+        nas_free(zmsg);
+    } else {
+        nas_aligned_free(data);
+    }
+}
+
 static void mem_entry_free(mem_entry *e) {
     nas_wire_weights_msg_fini(&e->man);
-    nas_aligned_free(e->data);
+    data_free(e->data, e->zmsg);
     memset(e, 0, sizeof *e);
 }
 
@@ -211,7 +222,8 @@ static void enforce_budget(nas_weights *w, uint64_t keep) {
 
 /* Take ownership of (man, data) as architecture arch's memory entry,
  * replacing an older one. */
-static int mem_insert(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, uint8_t *data) {
+static int mem_insert(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, uint8_t *data,
+                      void *zmsg) {
     mem_entry *e = mem_find(w, arch);
     if (e) {
         w->st.bytes_memory -= (int64_t)e->man.total_bytes;
@@ -224,6 +236,7 @@ static int mem_insert(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, 
     e->man = *man;
     memset(man, 0, sizeof *man);
     e->data = data;
+    e->zmsg = zmsg;
     e->stamp = ++w->clock;
     w->st.bytes_memory += (int64_t)e->man.total_bytes;
     enforce_budget(w, arch);
@@ -345,27 +358,18 @@ fail:
 
 // ---- put / get / drop --------------------------------------------------------------------
 
-int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *manifest,
-                    const void *data, int64_t now_ms, char *err) {
-    if (!manifest || manifest->n == 0 || (manifest->total_bytes && !data))
-        return nas_set_err(err, NAS_EINVAL, "weights %016" PRIx64 ": no tensors to keep", arch);
-    nas_wire_weights_msg man;
-    uint8_t *buf = nas_aligned_alloc(manifest->total_bytes ? manifest->total_bytes : 64);
+/* Keep (man, data, zmsg), all owned by the caller until this call, which
+ * takes them whatever happens.  Disk and index first: if either fails,
+ * memory has not changed and the pusher is told, so no weights exist that
+ * a restart would lose. */
+static int put_owned(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, uint8_t *data,
+                     void *zmsg, int64_t now_ms, char *err) {
     int rc = NAS_OK;
-    if (!buf || manifest_copy(&man, manifest) < 0) {
-        if (buf) nas_wire_weights_msg_fini(&man);
-        nas_aligned_free(buf);
-        return nas_set_err(err, NAS_ENOMEM, "weights %016" PRIx64 ": %.2f MB", arch,
-                           (double)manifest->total_bytes / 1e6);
-    }
-    memcpy(buf, data, manifest->total_bytes);
-    /* Disk and index first: if either fails, memory has not changed and
-     * the pusher is told, so no weights exist that a restart would lose. */
     if (w->dir[0]) {
         int64_t bytes = 0;
         char path[NAS_WEIGHTS_PATH_MAX];
         file_path(w, arch, path, sizeof path);
-        if ((rc = write_file(w, arch, &man, buf, &bytes, err)) < 0) goto fail;
+        if ((rc = write_file(w, arch, man, data, &bytes, err)) < 0) goto fail;
         if (w->store && (rc = nas_store_weights_put(w->store, arch, path, bytes, now_ms, err)) < 0) {
             unlink(path);
             goto fail;
@@ -376,16 +380,50 @@ int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *m
         }
         w->st.archs_disk = (int64_t)w->n_disk;
     }
-    if ((rc = mem_insert(w, arch, &man, buf)) < 0) {
+    if ((rc = mem_insert(w, arch, man, data, zmsg)) < 0) {
         nas_set_err(err, rc, "weights: out of memory");
         goto fail;
     }
     w->st.puts++;
     return NAS_OK;
 fail:
-    nas_wire_weights_msg_fini(&man);
-    nas_aligned_free(buf);
+    nas_wire_weights_msg_fini(man);
+    data_free(data, zmsg);
     return rc;
+}
+
+int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *manifest,
+                    const void *data, int64_t now_ms, char *err) {
+    if (!manifest || manifest->n == 0 || (manifest->total_bytes && !data))
+        return nas_set_err(err, NAS_EINVAL, "weights %016" PRIx64 ": no tensors to keep", arch);
+    nas_wire_weights_msg man;
+    uint8_t *buf = nas_aligned_alloc(manifest->total_bytes ? manifest->total_bytes : 64);
+    if (!buf || manifest_copy(&man, manifest) < 0) {
+        if (buf) nas_wire_weights_msg_fini(&man);
+        nas_aligned_free(buf);
+        return nas_set_err(err, NAS_ENOMEM, "weights %016" PRIx64 ": %.2f MB", arch,
+                           (double)manifest->total_bytes / 1e6);
+    }
+    memcpy(buf, data, manifest->total_bytes);
+    return put_owned(w, arch, &man, buf, NULL, now_ms, err);
+}
+
+/* The received frame becomes the store's buffer: a push is copied once,
+ * by the kernel into ZeroMQ's message, and never again. */
+int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
+                           char *err) {
+    nas_wire_weights_msg *m = &pkt->msg;
+    if (m->type != NAS_MSG_WEIGHTS_PUSH || m->n == 0 || !pkt->frame)
+        return nas_set_err(err, NAS_EINVAL, "weights %016" PRIx64 ": no tensors to keep", m->arch);
+    uint64_t arch = m->arch;
+    nas_wire_weights_msg man = *m;
+    memset(m, 0, sizeof *m);
+    man.type = NAS_MSG_WEIGHTS_REPLY;
+    void *zmsg = pkt->frame;
+    uint8_t *data = (uint8_t *)pkt->data;
+    pkt->frame = NULL;
+    pkt->data = NULL;
+    return put_owned(w, arch, &man, data, zmsg, now_ms, err);
 }
 
 static void fill_view(const mem_entry *e, nas_weights_view *v) {
@@ -421,7 +459,7 @@ int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char 
         w->st.not_found++;
         return rc == NAS_ENOMEM ? rc : NAS_ENOTFOUND;
     }
-    if ((rc = mem_insert(w, arch, &man, data)) < 0) {
+    if ((rc = mem_insert(w, arch, &man, data, NULL)) < 0) {
         nas_wire_weights_msg_fini(&man);
         nas_aligned_free(data);
         return nas_set_err(err, rc, "weights: out of memory");

@@ -68,7 +68,7 @@ typedef struct nas_weights_view {
     uint64_t arch;
     size_t n;
     const nas_wire_weights_tensor *tensors; /* manifest: paths, shapes, offsets, checksums */
-    const uint8_t *data;                    /* total_bytes bytes, 64-byte aligned */
+    const uint8_t *data;                    /* total_bytes bytes, at least 8-byte aligned */
     uint64_t total_bytes;
 } nas_weights_view;
 
@@ -89,6 +89,13 @@ void nas_weights_destroy(nas_weights **wp);
  * the store does not know), NAS_ENOMEM; on error nothing changed. */
 int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *manifest,
                     const void *data, int64_t now_ms, char *err);
+
+/* The same for a verified PUSH packet (nas_wire_weights_recv): the
+ * store adopts the packet's manifest and received frame instead of
+ * copying them, and the packet is left empty (fini is still safe).
+ * Same errors. */
+int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
+                           char *err);
 
 /* Look up `arch`: from memory (a hit), else from its file (a miss that
  * loads it into memory, possibly evicting others).  NAS_OK with *view

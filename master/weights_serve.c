@@ -63,18 +63,22 @@ static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_pack
     /* rep borrowed the view's manifest: nothing to free. */
 }
 
-static void serve_push(nas_weights *w, void *router, const nas_wire_weights_packet *pkt,
+static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pkt,
                        int64_t now_ms) {
     char err[NAS_ERR_LEN] = "";
-    int rc = nas_weights_put(w, pkt->msg.arch, &pkt->msg, pkt->data, now_ms, err);
+    uint64_t arch = pkt->msg.arch, seq = pkt->msg.seq;
+    size_t n = pkt->msg.n;
+    double mb = (double)pkt->msg.total_bytes / 1e6;
+    /* The store adopts the frame; the packet keeps its identity for the ACK. */
+    int rc = nas_weights_put_packet(w, pkt, now_ms, err);
+    pkt->msg.seq = seq;
     if (rc < 0) {
-        nas_warn("weights: push of %016" PRIx64 " refused: %s", pkt->msg.arch, err);
-        answer_ack(router, pkt, pkt->msg.arch, rc, err);
+        nas_warn("weights: push of %016" PRIx64 " refused: %s", arch, err);
+        answer_ack(router, pkt, arch, rc, err);
         return;
     }
-    nas_debug("weights: stored %016" PRIx64 " (%zu tensors, %.2f MB)", pkt->msg.arch, pkt->msg.n,
-              (double)pkt->msg.total_bytes / 1e6);
-    answer_ack(router, pkt, pkt->msg.arch, NAS_OK, "stored");
+    nas_debug("weights: stored %016" PRIx64 " (%zu tensors, %.2f MB)", arch, n, mb);
+    answer_ack(router, pkt, arch, NAS_OK, "stored");
 }
 
 int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err) {

@@ -55,6 +55,7 @@ typedef struct job {
     nas__node *nd;
     int id, n, train;
     nas_rng *rng;
+    int overwrite; /* backward: the BN stores its input gradient (see nas_net_backward) */
 } job;
 
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
@@ -168,7 +169,7 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     for (int i = 1; i <= net->output; i++) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        job j = {net, nd, i, n, train, rng};
+        job j = {net, nd, i, n, train, rng, 0};
         if (net->pool && splittable(nd))
             nas_workpool_run(net->pool, forward_job, &j);
         else
@@ -187,7 +188,8 @@ float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, 
 // ----------------------------------------------------------------------------
 // backward
 
-static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt) {
+static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt,
+                          int overwrite) {
     const float *dout = grad(net, id), *out = act(net, id);
     float *aux = net->act_arena + nd->aux_off;
     int src = nd->n_in ? nas__input(nd, 0) : -1;
@@ -220,7 +222,7 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
     case NAS__OP_BN:
         nas_bn_backward_part(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
                              aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused,
-                             (int)c0, (int)c1);
+                             overwrite, (int)c0, (int)c1);
         break;
     case NAS__OP_RELU: nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0); break;
     case NAS__OP_ADD: {
@@ -278,7 +280,7 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
 
 static void backward_job(void *ctx, int tid, int nt) {
     job *j = ctx;
-    backward_part(j->net, j->nd, j->id, j->n, tid, nt);
+    backward_part(j->net, j->nd, j->id, j->n, tid, nt, j->overwrite);
 }
 
 // Add the helpers' private conv weight gradients into the real ones, in member order.
@@ -299,17 +301,20 @@ void nas_net_backward(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        for (int k = 0; k < nd->n_in; k++) {
+        // A batch norm that is its input gradient's first writer stores instead of adding, so
+        // that gradient needs no zeroing; every other first writer gets a zeroed buffer.
+        int overwrite = nd->op == NAS__OP_BN && net->nodes[nd->in[0]].zero_at == j;
+        for (int k = 0; k < nd->n_in && !overwrite; k++) {
             int i = nas__input(nd, k);
             if (net->nodes[i].zero_at == j)
                 memset(grad(net, i), 0, sizeof(float) * n * per_image(net->nodes[i].shape));
         }
-        job jb = {net, nd, j, n, 1, NULL};
+        job jb = {net, nd, j, n, 1, NULL, overwrite};
         if (net->pool && splittable(nd)) {
             nas_workpool_run(net->pool, backward_job, &jb);
             if (nd->op == NAS__OP_CONV) reduce_conv_grads(net, nd);
         } else {
-            backward_part(net, nd, j, n, 0, 1);
+            backward_part(net, nd, j, n, 0, 1, overwrite);
         }
     }
 }

@@ -245,7 +245,8 @@ void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
 
 void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
                           const float *out, const float *inp, const float *mean, const float *rstd,
-                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1) {
+                          const float *gamma, int n, int c, int hw, int relu, int overwrite, int c0,
+                          int c1) {
     long m = (long)n * hw;
     for (int ch = c0; ch < c1; ch++) {
         // forward was: y = gamma * xhat + beta, xhat = (x - mean) * rstd, then out = max(y, 0)
@@ -270,12 +271,22 @@ void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float 
             long off = ((long)b * c + ch) * hw;
             const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
             float *dx = dinp + off;
-            if (relu) {
+            // Overwriting (when this is the gradient's first writer) saves reading dx and the
+            // caller's zeroing pass over it.
+            if (relu && overwrite) {
                 for (int i = 0; i < hw; i++) {
                     float d = dy[i]; /* loaded unconditionally so the select vectorises */
                     float g = o[i] > 0.0f ? d : 0.0f;
+                    dx[i] = k1 * (g - a - (x[i] - mu) * b2);
+                }
+            } else if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float d = dy[i];
+                    float g = o[i] > 0.0f ? d : 0.0f;
                     dx[i] += k1 * (g - a - (x[i] - mu) * b2);
                 }
+            } else if (overwrite) {
+                for (int i = 0; i < hw; i++) dx[i] = k1 * (dy[i] - a - (x[i] - mu) * b2);
             } else {
                 for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
             }
@@ -302,7 +313,7 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
                      const float *inp, const float *mean, const float *rstd, const float *gamma,
                      int n, int c, int hw, int relu) {
     nas_bn_backward_part(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu, 0,
-                         c);
+                         0, c);
 }
 
 // ----------------------------------------------------------------------------

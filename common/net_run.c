@@ -21,6 +21,7 @@
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
 
+// Node 0 is the caller's input batch; every other node lives at its arena offset.
 static float *act(nas_net *net, int id) {
     return id == 0 ? (float *)net->input : net->act_arena + net->nodes[id].act_off;
 }
@@ -58,6 +59,9 @@ typedef struct job {
     int overwrite; /* backward: the BN stores its input gradient (see nas_net_backward) */
 } job;
 
+// Run member tid's share of one node's forward.  Shares are contiguous ranges: b0..b1 of the
+// images, e0..e1 of the elements, c0..c1 of the channels; each op uses the one that keeps its
+// writes disjoint between members.
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
                          int tid, int nt) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
@@ -159,6 +163,7 @@ static void forward_job(void *ctx, int tid, int nt) {
     forward_part(j->net, j->nd, j->id, j->n, j->train, j->rng, tid, nt);
 }
 
+// Fused ReLUs are skipped outright: their BN already wrote max(y, 0) into the shared slot.
 const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas_rng *rng) {
     NAS_ASSERT(net->compiled);
     NAS_ASSERT(n >= 1 && n <= net->batch);
@@ -178,6 +183,8 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     return act(net, net->output);
 }
 
+// The loss node is implicit: softmax cross-entropy on the output writes the output's gradient
+// (overwriting, so the output needs no zeroing) and seeds the backward pass.
 float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, int *correct) {
     NAS_ASSERT(net->compiled && n == net->cur_n);
     int k = net->nodes[net->output].shape.c;
@@ -188,6 +195,7 @@ float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, 
 // ----------------------------------------------------------------------------
 // backward
 
+// Member tid's share of one node's backward; see forward_part for the split.
 static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt,
                           int overwrite) {
     const float *dout = grad(net, id), *out = act(net, id);

@@ -67,6 +67,8 @@ void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int 
 // average pool
 
 // Number of window taps that fall inside the image (the divisor).
+// The divisor of an average window excludes padding (count_include_pad=False), so border
+// pixels are averages of real pixels only, as DARTS' pooling ops expect.
 static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad) {
     int y0 = oy * stride - pad, x0 = ox * stride - pad;
     int y1 = y0 + k > h ? h : y0 + k, x1 = x0 + k > w ? w : x0 + k;
@@ -123,6 +125,8 @@ void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, i
 // ----------------------------------------------------------------------------
 // global average pool
 
+// Global average pool reduces each (image, channel) plane to its mean; the accumulation order
+// is fixed, which keeps results reproducible.
 void nas_gap_forward(float *out, const float *inp, int n, int c, int hw) {
     for (long p = 0; p < (long)n * c; p++) {
         const float *in_p = inp + p * hw;
@@ -335,6 +339,7 @@ void nas_relu_backward(float *dinp, const float *dout, const float *out, long n)
 // ----------------------------------------------------------------------------
 // linear
 
+// Linear layers are single GEMMs over the whole batch; they are tiny in these networks.
 void nas_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
                         int in, int out_f) {
     // out (N,O) = inp (N,I) . weight^T (I,O) + bias
@@ -357,6 +362,9 @@ void nas_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 // ----------------------------------------------------------------------------
 // softmax cross-entropy
 
+// The loss and its gradient come from one pass per row: softmax in double via log-sum-exp, so
+// huge logits neither overflow nor lose the small probabilities.  The gradient is already
+// divided by n because the loss is a mean over the batch.
 double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels, int n, int k,
                         float smoothing, int *correct) {
     double total = 0.0;
@@ -389,6 +397,8 @@ double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labe
 // ----------------------------------------------------------------------------
 // dropout and drop-path
 
+// Inverted dropout: kept activations are scaled by 1/(1-p) in training so that evaluation is
+// the identity.  Draws happen in element order from the caller's stream (reproducible).
 void nas_dropout_forward(float *out, float *mask, const float *inp, long n, float p, nas_rng *rng) {
     float keep = 1.0f / (1.0f - p);
     for (long i = 0; i < n; i++) {
@@ -401,6 +411,7 @@ void nas_dropout_backward(float *dinp, const float *dout, const float *mask, lon
     for (long i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
+// Drop-path removes a whole branch for an image, so one draw per image suffices.
 void nas_drop_path_forward(float *out, float *mask, const float *inp, int n, long per, float p,
                            nas_rng *rng) {
     float keep = 1.0f / (1.0f - p);

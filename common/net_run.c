@@ -56,7 +56,7 @@ typedef struct job {
     nas__node *nd;
     int id, n, train;
     nas_rng *rng;
-    int overwrite; /* backward: the BN stores its input gradient (see nas_net_backward) */
+    int overwrite; /* backward: bit k set = store input k's gradient (see nas_net_backward) */
 } job;
 
 // Run member tid's share of one node's forward.  Shares are contiguous ranges: b0..b1 of the
@@ -230,14 +230,29 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
     case NAS__OP_BN:
         nas_bn_backward_part(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
                              aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused,
-                             overwrite, (int)c0, (int)c1);
+                             overwrite & 1, (int)c0, (int)c1);
         break;
-    case NAS__OP_RELU: nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0); break;
+    case NAS__OP_RELU:
+        if (overwrite & 1) {
+            for (long i = e0; i < e1; i++) {
+                float d = dout[i];
+                din[i] = out[i] > 0.0f ? d : 0.0f;
+            }
+        } else {
+            nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0);
+        }
+        break;
     case NAS__OP_ADD: {
         // forward was: out = a + b
         float *db = grad(net, nd->in[1]);
-        for (long i = e0; i < e1; i++) din[i] += dout[i];
-        for (long i = e0; i < e1; i++) db[i] += dout[i];
+        if (overwrite & 1)
+            memcpy(din + e0, dout + e0, sizeof(float) * (e1 - e0));
+        else
+            for (long i = e0; i < e1; i++) din[i] += dout[i];
+        if (overwrite & 2)
+            memcpy(db + e0, dout + e0, sizeof(float) * (e1 - e0));
+        else
+            for (long i = e0; i < e1; i++) db[i] += dout[i];
         break;
     }
     case NAS__OP_CONCAT: {
@@ -309,12 +324,17 @@ void nas_net_backward(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        // A batch norm that is its input gradient's first writer stores instead of adding, so
-        // that gradient needs no zeroing; every other first writer gets a zeroed buffer.
-        int overwrite = nd->op == NAS__OP_BN && net->nodes[nd->in[0]].zero_at == j;
-        for (int k = 0; k < nd->n_in && !overwrite; k++) {
+        // BN, ReLU and add nodes that are an input gradient's first writer store instead of
+        // adding, so that gradient needs no zeroing pass; other first writers get a zeroed one.
+        int overwrite = 0;
+        if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD) {
+            for (int k = 0; k < nd->n_in; k++)
+                if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
+            if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */
+        }
+        for (int k = 0; k < nd->n_in; k++) {
             int i = nas__input(nd, k);
-            if (net->nodes[i].zero_at == j)
+            if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
                 memset(grad(net, i), 0, sizeof(float) * n * per_image(net->nodes[i].shape));
         }
         job jb = {net, nd, j, n, 1, NULL, overwrite};

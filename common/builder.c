@@ -299,7 +299,7 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
         st[k + 2] = -1;
         if (!live[k]) continue;
         const nas_block *b = &cell->blocks[k];
-        int half[2], n_half = 0;
+        int half[2] = {NAS_EGENOME, NAS_EGENOME}, n_half = 0;
         for (int h = 0; h < 2; h++) {
             int op = h ? b->op_b : b->op_a, in = h ? b->in_b : b->in_a;
             if (op == NAS_OP_ZERO) continue;
@@ -309,6 +309,8 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
             if (drop_path && !(op == NAS_OP_ID && stride == 1)) y = em_drop_path(e, y);
             half[n_half++] = y;
         }
+        if (n_half == 0) /* validate forbids zero+zero; kept for -O2's flow analysis */
+            return em_fail(e, NAS_EGENOME, "a block with two zero halves");
         st[k + 2] = n_half == 2 ? em_add(e, half[0], half[1]) : half[0];
         if (output[k]) outs[n_out++] = st[k + 2];
     }

@@ -260,7 +260,7 @@ static int cur_int(cursor *c, int *out, char *err) {
 
 /* half := op ':' index.  Records the index's position for later checks. */
 static int parse_half(cursor *c, uint8_t *op, uint8_t *in, size_t *in_pos, char *err) {
-    int o, i;
+    int o = 0, i = 0;
     int rc = cur_op(c, nas_op_parse, &o, err);
     if (rc < 0) return rc;
     if ((rc = cur_expect(c, ':', "after op", err)) < 0) return rc;
@@ -365,7 +365,7 @@ static int parse_nb201(cursor *c, nas_genome *g, char *err) {
         if (i > 1 && (rc = cur_expect(c, '+', "between nodes", err)) < 0) return rc;
         if ((rc = cur_expect(c, '|', "to open a node", err)) < 0) return rc;
         for (int j = 0; j < i; j++) {
-            int op, from;
+            int op = 0, from = 0;
             if ((rc = cur_op(c, nas_nb201_op_parse, &op, err)) < 0) return rc;
             if ((rc = cur_expect(c, '~', "after op", err)) < 0) return rc;
             size_t at = c->pos;

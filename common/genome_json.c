@@ -123,7 +123,7 @@ static int json_cell_read(const nas_json *arr, nas_cell *c, const char *name, ch
         if (b->type != NAS_JSON_ARRAY || b->len != 4)
             return json_err(err, b, "%s block %zu must be [in_a, \"op_a\", in_b, \"op_b\"]", name,
                             k);
-        int ia, oa, ib, ob, rc;
+        int ia = 0, oa = 0, ib = 0, ob = 0, rc;
         if ((rc = json_index(&b->items[0], &ia, name, k, 'a', err)) < 0) return rc;
         if ((rc = json_op(&b->items[1], &oa, name, k, 'a', err)) < 0) return rc;
         if ((rc = json_index(&b->items[2], &ib, name, k, 'b', err)) < 0) return rc;

@@ -189,6 +189,11 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out);
  * use (0..2), and none are returned at level 2. */
 int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **children);
 
+/* The PNAS level of a genome: CELL, the live block count of its larger
+ * canonical cell (1..8); NB201, the number of intermediate nodes in use
+ * (0..2). NAS_EGENOME for an invalid genome. */
+int nas_genome_level(const nas_genome *g);
+
 /* PNAS level 1: every distinct 1-block genome of the space (NB201: every
  * genome with exactly one intermediate node in use). Same ownership.
  * Counts for the default ops: 210 shared, 44,100 unshared, NB201 80. */

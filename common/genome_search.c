@@ -700,6 +700,14 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
     return expand_cells(&g->normal, &g->reduce, g->shared, ops, n_ops, children);
 }
 
+int nas_genome_level(const nas_genome *g) {
+    if (g == NULL || nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    if (g->space == NAS_SPACE_NB201) return nas__nb201_level(g->nb201);
+    nas_genome c;
+    nas_genome_canonical(g, &c);
+    return c.normal.n_blocks > c.reduce.n_blocks ? c.normal.n_blocks : c.reduce.n_blocks;
+}
+
 int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out) {
     int ops[NAS_OP_COUNT], n_ops;
     if (out == NULL) return NAS_EINVAL;

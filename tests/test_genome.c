@@ -316,7 +316,25 @@ START_TEST(test_genome_level1_counts) {
     nas_space nb = {.kind = NAS_SPACE_NB201};
     n = nas_genome_enumerate_level1(&nb, &gs);
     ck_assert_int_eq(n, 80);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(nas_genome_level(&gs[i]), 1);
+    /* ... and each expands to level 2 only. */
+    nas_genome *up = NULL;
+    int nu = nas_genome_expand(&gs[0], &nb, &up);
+    ck_assert_int_gt(nu, 0);
+    for (int i = 0; i < nu; i++)
+        ck_assert_int_eq(nas_genome_level(&up[i]), 2);
+    nas_genome *none = NULL;
+    ck_assert_int_eq(nas_genome_expand(&up[0], &nb, &none), 0); /* level 2 is the top */
+    ck_assert_ptr_null(none);
+    nas_free(up);
     nas_free(gs);
+    nas_genome d = parse_ok("c=sep3x3:0+id:1,max3x3:1+zero:2");
+    ck_assert_int_eq(nas_genome_level(&d), 1); /* the dead block does not count */
+    d = parse_ok("n=sep3x3:0+id:1 r=sep3x3:0+id:1,id:2+id:2");
+    ck_assert_int_eq(nas_genome_level(&d), 2);
+    d.normal.n_blocks = 0;
+    ck_assert_int_eq(nas_genome_level(&d), NAS_EGENOME);
 }
 END_TEST
 

@@ -17,7 +17,9 @@
  */
 #include "common/genome.h"
 #include "common/err.h"
+#include "common/genome_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -489,4 +491,25 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
     }
     if (w < 0 || (size_t)w >= cap) return NAS_ERANGE;
     return w;
+}
+
+// ---------------------------------------------------------------------------
+// Bounded appender shared by the JSON and DOT writers: it counts what it
+// would have written, so an undersized buffer is found once, at the end.
+
+void nas__text_put(nas__text *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->n < o->cap ? o->cap - o->n : 0;
+    int w = vsnprintf(room ? o->buf + o->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) o->n += (size_t)w;
+}
+
+int nas__text_finish(nas__text *o) {
+    if (o->n >= o->cap) {
+        if (o->cap) o->buf[0] = '\0';
+        return NAS_ERANGE;
+    }
+    return (int)o->n;
 }

@@ -124,6 +124,10 @@ int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *er
 
 /* Graphviz DOT: one digraph with a cluster per cell. Returns length or NAS_ERANGE. */
 int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap);
+/* Read back the DOT dialect nas_genome_to_dot writes (one statement per
+ * line, our node names; edited labels and edges are fine). NAS_EGENOME with
+ * err naming the line otherwise. */
+int nas_genome_from_dot(const char *dot, size_t len, nas_genome *out, char *err);
 
 /* Check structure: block count, op range, inputs in range (a block may use
  * only 0, 1 and earlier blocks), at least one non-`zero` half per block,

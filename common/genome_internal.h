@@ -29,4 +29,13 @@ uint32_t nas__space_ops(const nas_space *sp);
 /* Collect the op indices set in mask into ops[]; returns how many. */
 int nas__mask_list(uint32_t mask, int n_ops, int *ops);
 
+/* Bounded text appender for the writers: n counts every byte that would
+ * have been written; nas__text_finish returns the length or NAS_ERANGE. */
+typedef struct nas__text {
+    char *buf;
+    size_t cap, n;
+} nas__text;
+void nas__text_put(nas__text *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int nas__text_finish(nas__text *o);
+
 #endif

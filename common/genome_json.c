@@ -72,8 +72,9 @@ static int json_err(char *err, const nas_json *at, const char *fmt, ...) {
  * protobuf report it with the same words. */
 static int json_index(const nas_json *v, int *out, const char *cell, size_t k, char half,
                       char *err) {
-    if (v->type != NAS_JSON_NUMBER || v->number != (double)(int)v->number || v->number < 0 ||
-        v->number > 255)
+    /* Range first: converting an out-of-range double to int is undefined. */
+    if (v->type != NAS_JSON_NUMBER || !(v->number >= 0 && v->number <= 255) ||
+        v->number != (double)(int)v->number)
         return json_err(err, v, "%s block %zu %c: input must be an integer 0..255", cell, k, half);
     *out = (int)v->number;
     return NAS_OK;

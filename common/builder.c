@@ -83,6 +83,17 @@ static int em_net(nas__emit *e, int id) {
     return id;
 }
 
+/* Count mode: add p params and m MACs, refusing sums that overflow int64
+ * (F = 4096 at 4096 px and 64 cells gets there; signed overflow is UB). */
+static int em_count(nas__emit *e, int64_t p, int64_t m) {
+    int64_t np, nm;
+    if (__builtin_add_overflow(e->params, p, &np) || __builtin_add_overflow(e->macs, m, &nm))
+        return em_fail(e, NAS_ERANGE, "network too large to count (int64 overflow)");
+    e->params = np;
+    e->macs = nm;
+    return NAS_OK;
+}
+
 static int em_input(nas__emit *e, nas_shape in) {
     if (e->net) return em_net(e, nas_net_input(e->net));
     return em_node(e, in);
@@ -99,8 +110,11 @@ static int em_conv(nas__emit *e, const char *path, int x, int oc, int kh, int kw
     if (nas_conv_shape_init(&cs, 1, in.c, in.h, in.w, oc, kh, kw, stride, pad, dil, groups, msg) <
         0)
         return em_fail(e, NAS_EINVAL, msg);
-    e->params += (int64_t)oc * (in.c / groups) * kh * kw;
-    e->macs += (int64_t)oc * cs.oh * cs.ow * (in.c / groups) * kh * kw;
+    /* Each factor is at most 16384 (channels) or 4096 (side, kernel): the
+     * products stay below 2^63 before the overflow-checked sum. */
+    int64_t w = (int64_t)oc * (in.c / groups) * kh * kw;
+    int rc = em_count(e, w, w * cs.oh * cs.ow);
+    if (rc < 0) return rc;
     return em_node(e, (nas_shape){oc, cs.oh, cs.ow});
 }
 
@@ -108,7 +122,8 @@ static int em_bn(nas__emit *e, const char *path, int x) {
     if (x < 0) return x;
     if (e->net) return em_net(e, nas_net_bn(e->net, path, x));
     nas_shape s = em_shape(e, x);
-    e->params += 2 * (int64_t)s.c;
+    int rc = em_count(e, 2 * (int64_t)s.c, 0);
+    if (rc < 0) return rc;
     return em_node(e, s);
 }
 
@@ -162,8 +177,8 @@ static int em_linear(nas__emit *e, const char *path, int x, int out) {
     if (e->net) return em_net(e, nas_net_linear(e->net, path, x, out));
     nas_shape s = em_shape(e, x);
     int64_t in = (int64_t)s.c * s.h * s.w;
-    e->params += in * out + out;
-    e->macs += in * out;
+    int rc = em_count(e, in * out + out, in * out);
+    if (rc < 0) return rc;
     return em_node(e, (nas_shape){out, 1, 1});
 }
 

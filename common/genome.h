@@ -118,7 +118,11 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err);
 int nas_genome_format(const nas_genome *g, char *buf, size_t cap);
 
 /* JSON: {"space":"cell","shared":false,"normal":[[in_a,"op_a",in_b,"op_b"],...],"reduce":[...]}
- *       {"space":"nb201","edges":["nor_conv_3x3",...]} (edge order as above) */
+ *       ("reduce" is absent when "shared" is true)
+ *       {"space":"nb201","edges":["nor_conv_3x3",...]} (edge order as above)
+ * to_json returns the length or NAS_ERANGE / NAS_EGENOME; from_json is
+ * strict (unknown or missing keys, wrong types) and validates, NAS_EGENOME
+ * with err naming the key or block and the byte offset. */
 int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap);
 int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *err);
 

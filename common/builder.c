@@ -275,24 +275,6 @@ static int build_op(nas__emit *e, const char *path, int op, int x, int c, int st
     }
 }
 
-/* Liveness as in the canonical form: a block is live if no block reads
- * it, or a live block reads it through a non-zero half. */
-static void cell_live(const nas_cell *c, int *live, int *output) {
-    int used_any[NAS_MAX_BLOCKS] = {0}, live_use[NAS_MAX_BLOCKS] = {0};
-    for (int k = 0; k < c->n_blocks; k++) {
-        if (c->blocks[k].in_a >= 2) used_any[c->blocks[k].in_a - 2] = 1;
-        if (c->blocks[k].in_b >= 2) used_any[c->blocks[k].in_b - 2] = 1;
-    }
-    for (int k = c->n_blocks - 1; k >= 0; k--) {
-        const nas_block *b = &c->blocks[k];
-        live[k] = !used_any[k] || live_use[k];
-        output[k] = !used_any[k];
-        if (!live[k]) continue;
-        if (b->op_a != NAS_OP_ZERO && b->in_a >= 2) live_use[b->in_a - 2] = 1;
-        if (b->op_b != NAS_OP_ZERO && b->in_b >= 2) live_use[b->in_b - 2] = 1;
-    }
-}
-
 /* One cell: inputs s0 = h[i-2], s1 = h[i-1]; returns the output node.
  * After the cell both inputs have its side and C channels; block outputs
  * inherit that, so every add and the final concat are shape-consistent. */
@@ -309,7 +291,7 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     path_fmt(path, sizeof path, "cell%d/pre1", idx);
     st[1] = relu_conv_bn(e, path, s1, c, 1, 1, 0);
     int live[NAS_MAX_BLOCKS], output[NAS_MAX_BLOCKS], outs[NAS_MAX_BLOCKS], n_out = 0;
-    cell_live(cell, live, output);
+    nas__cell_live(cell, live, output); /* the canonical form's rule: dead blocks not built */
     for (int k = 0; k < cell->n_blocks; k++) {
         st[k + 2] = -1;
         if (!live[k]) continue;

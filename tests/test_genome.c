@@ -80,6 +80,17 @@ START_TEST(test_genome_text_round_trip) {
     ck_assert(genome_same(&g, &h));
     char small[10];
     ck_assert_int_eq(nas_genome_format(&g, small, sizeof small), NAS_ERANGE);
+    /* The longest text of any valid genome fits NAS_GENOME_TEXT_MAX: eight
+     * blocks of the longest op name reading two-digit-free inputs, twice. */
+    nas_genome big = {.space = NAS_SPACE_CELL};
+    big.normal.n_blocks = big.reduce.n_blocks = NAS_MAX_BLOCKS;
+    for (int k = 0; k < NAS_MAX_BLOCKS; k++)
+        big.normal.blocks[k] = big.reduce.blocks[k] =
+            (nas_block){(uint8_t)(k + 1), NAS_OP_CONV1X7_7X1, (uint8_t)(k + 1), NAS_OP_CONV1X7_7X1};
+    char buf2[NAS_GENOME_TEXT_MAX];
+    int len = nas_genome_format(&big, buf2, sizeof buf2);
+    ck_assert_int_gt(len, 400);
+    ck_assert_int_lt(len, NAS_GENOME_TEXT_MAX);
 }
 END_TEST
 

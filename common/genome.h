@@ -32,7 +32,9 @@
 #include <stdint.h>
 
 #define NAS_MAX_BLOCKS 8
-#define NAS_GENOME_TEXT_MAX 512 /* longest text form of any valid genome, with NUL */
+#define NAS_GENOME_TEXT_MAX 512  /* longest text form of any valid genome, with NUL */
+#define NAS_GENOME_JSON_MAX 1024 /* longest JSON form, with NUL */
+#define NAS_GENOME_DOT_MAX  8192 /* longest DOT form, with NUL */
 
 enum nas_space_kind {
     NAS_SPACE_CELL = 0,

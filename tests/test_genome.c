@@ -91,6 +91,9 @@ START_TEST(test_genome_text_round_trip) {
     int len = nas_genome_format(&big, buf2, sizeof buf2);
     ck_assert_int_gt(len, 400);
     ck_assert_int_lt(len, NAS_GENOME_TEXT_MAX);
+    char jbuf[NAS_GENOME_JSON_MAX], dbuf[NAS_GENOME_DOT_MAX];
+    ck_assert_int_gt(nas_genome_to_json(&big, jbuf, sizeof jbuf), 0);
+    ck_assert_int_gt(nas_genome_to_dot(&big, dbuf, sizeof dbuf), 0);
 }
 END_TEST
 

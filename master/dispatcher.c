@@ -492,13 +492,14 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     cancel_others(d, r->task_id, w, now_ms);
 }
 
-/* Only the lease holder's Failure for the current attempt re-queues: a
- * stale Failure (the task moved on, or was cancelled) just frees the worker. */
+/* Only the lease holder's Failure re-queues: a stale one (the task moved on,
+ * or was cancelled) just frees the worker.  The attempt is not compared: a
+ * worker re-attached after a reconnect runs an older attempt than the
+ * lease's, and its Failure must still release the lease. */
 static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f, int64_t now_ms) {
     int running_it = w->has_task && w->task.task_id == f->task_id;
     dtask *t = task_find(d, f->task_id);
-    if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers) &&
-        t->attempt == f->attempt) {
+    if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers)) {
         nas_warn("dispatcher: task %" PRIu64 " attempt %u %s on %s: %s", f->task_id, f->attempt,
                  f->give_back ? "given back" : "failed", w->name, f->reason);
         task_requeue(d, t, !f->give_back, f->code, f->give_back ? "given back" : f->reason);

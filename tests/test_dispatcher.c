@@ -372,9 +372,11 @@ START_TEST(test_dispatcher_reattached_worker_failure_releases_lease) {
     reg(d, "w1b", 650, &running);
     ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_LEASED);
     failure(d, "w1b", 4, 1, 0, 660);
+    /* Re-queued as attempt 3 and, w1b being idle now, leased again. */
     uint32_t attempt = 0;
-    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, &attempt), NAS_DISPATCH_TASK_QUEUED);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, &attempt), NAS_DISPATCH_TASK_LEASED);
     ck_assert_uint_eq(attempt, 3);
+    ck_assert_uint_eq(last_to(&r, "w1b", NAS_MSG_TASK)->u.task.attempt, 3);
     nas_dispatcher_destroy(&d);
 }
 END_TEST

@@ -480,8 +480,9 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     if (d->hooks.on_result) {
         int rc = d->hooks.on_result(d->hooks.ctx, r, w->name);
         if (rc < 0) {
-            send_error_id(d, w->id, w->id_len, rc, "result for task %" PRIu64 " not recorded: %s",
-                          r->task_id, nas_strerror(rc));
+            send_error_id(d, w->id, w->id_len, rc == NAS_ESTATE ? NAS_EIO : rc,
+                          "result for task %" PRIu64 " not recorded: %s", r->task_id,
+                          nas_strerror(rc));
             return;
         }
     }

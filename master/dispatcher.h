@@ -28,7 +28,8 @@
  *    a duplicate and dropped.
  *  - Messages other than Register / StatusRequest from an identity that
  *    has not registered are answered with Error(NAS_ESTATE), which tells
- *    the worker to register again (e.g. after a master restart).
+ *    the worker to register again (e.g. after a master restart).  The
+ *    dispatcher sends NAS_ESTATE for nothing else.
  */
 #ifndef NAS_DISPATCHER_H
 #define NAS_DISPATCHER_H

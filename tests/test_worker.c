@@ -126,6 +126,28 @@ START_TEST(test_worker_sigterm_gives_task_back_and_exits_zero) {
 }
 END_TEST
 
+START_TEST(test_worker_second_sigterm_exits_at_once) {
+    /* Two signals back to back: the worker leaves promptly either way,
+     * with 0 if the first one's clean stop won the race, 143 otherwise. */
+    const char *dir = nas_tmpdir_make();
+    char log[4096];
+    nas_path_join(log, sizeof log, dir, "worker.log");
+    broker b;
+    broker_open(&b, HB);
+    const char *extra[] = {"--synthetic-epoch-ms", "50", NULL};
+    pid_t pid = spawn_worker(b.endpoint, log, extra);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
+    broker_task(&b, 78, 1000, NAS_EVAL_SYNTHETIC, CELL);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 5000), 1);
+    kill(pid, SIGTERM);
+    kill(pid, SIGTERM);
+    int st = wait_exit(pid, 3000);
+    ck_assert_msg(st == 0 || st == 143, "exit status %d", st);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_worker_tabular_tasks_from_csv) {
     const char *dir = nas_tmpdir_make();
     char log[4096], csv[4096];
@@ -228,6 +250,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 100);
     tcase_add_test(tc, test_worker_sigterm_gives_task_back_and_exits_zero);
+    tcase_add_test(tc, test_worker_second_sigterm_exits_at_once);
     tcase_add_test(tc, test_worker_tabular_tasks_from_csv);
     tcase_add_test(tc, test_worker_bad_table_and_options_fail_clearly);
     tcase_add_test(tc, test_worker_trains_a_task_with_the_engine);

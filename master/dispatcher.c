@@ -45,6 +45,7 @@ typedef struct dworker {
     int epoch, epochs;
     int tasks_done;
     int64_t last_seen, expiry, heartbeat_at, idle_since;
+    int64_t lease_deadline; /* stuck-task limit of its lease, 0 = none */
 } dworker;
 
 struct nas_dispatcher {
@@ -267,6 +268,7 @@ static dworker *worker_find(nas_dispatcher *d, const uint8_t *id, size_t id_len)
 static void worker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     w->state = NAS_WORKER_STATE_IDLE;
     w->has_task = 0;
+    w->lease_deadline = 0;
     w->epoch = w->epochs = 0;
     w->idle_since = now_ms;
 }
@@ -349,6 +351,13 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;
+    /* The trainer stops itself at the fidelity's time limit (NAS_ETIMEDOUT),
+     * so a lease still running at 1.5 x the limit plus the liveness window
+     * has a worker that heartbeats but whose task is stuck. */
+    w->lease_deadline = 0;
+    if (t->spec && t->spec->fidelity.time_limit_s > 0)
+        w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
+                            d->cfg.heartbeat_ms * d->cfg.liveness;
     if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
 }
 
@@ -627,6 +636,17 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
     }
     for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
+        if (!w->used || !w->has_task || !w->lease_deadline || w->lease_deadline > now_ms) continue;
+        w->lease_deadline = 0;
+        dtask *t = task_find(d, w->task.task_id);
+        if (!t || t->state != NAS_DISPATCH_TASK_LEASED || t->worker != i) continue;
+        nas_warn("dispatcher: task %" PRIu64 " on %s ran past its time limit; cancelled", t->id,
+                 w->name);
+        send_ref(d, w, NAS_MSG_CANCEL, w->task, 0, now_ms);
+        task_requeue(d, t, 1, NAS_ETIMEDOUT, "lease deadline passed (task stuck)");
+    }
+    for (int i = 0; i < d->n_slots; i++) {
+        dworker *w = &d->workers[i];
         if (!w->used || w->heartbeat_at > now_ms) continue;
         nas_wire_msg hb;
         nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
@@ -643,6 +663,7 @@ int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
         if (!w->used) continue;
         if (w->expiry < next) next = w->expiry;
         if (w->heartbeat_at < next) next = w->heartbeat_at;
+        if (w->lease_deadline && w->lease_deadline < next) next = w->lease_deadline;
     }
     return next;
 }

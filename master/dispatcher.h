@@ -20,6 +20,9 @@
  *    attempt + 1 ("lease expired" / the failure reason); when attempt K
  *    fails the task is failed for good (on_failed).  A give-back (worker
  *    shutting down) re-queues with the same attempt, not counted.
+ *  - A task with a time limit whose lease is still held at 1.5 x the
+ *    limit plus the liveness window is stuck: the worker gets Cancel and
+ *    the task is re-queued as a counted attempt.
  *  - The first Result for a task that is queued or leased wins, whatever
  *    its attempt (a worker that lost its master delivers after it
  *    re-registers); it is recorded once through on_result, acknowledged,

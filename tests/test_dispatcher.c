@@ -381,6 +381,39 @@ START_TEST(test_dispatcher_reattached_worker_failure_releases_lease) {
 }
 END_TEST
 
+START_TEST(test_dispatcher_stuck_task_is_cancelled_and_requeued) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    nas_wire_task t;
+    memset(&t, 0, sizeof t);
+    t.task_id = 21, t.attempt = 1, t.mode = NAS_EVAL_SYNTHETIC;
+    strcpy(t.genome, "x");
+    t.fidelity = nas_fidelity_default();
+    t.fidelity.time_limit_s = 1.0;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_push(d, &t, 0, err), NAS_OK);
+    /* Deadline: 1.5 x 1000 ms + 5 x 100 ms = 2000 ms; w1 stays alive. */
+    for (int64_t now = 100; now < 2000; now += 100) {
+        simple(d, "w1", NAS_MSG_HEARTBEAT, now);
+        nas_dispatcher_tick(d, now);
+    }
+    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_CANCEL));
+    ck_assert_int_eq(nas_dispatcher_next_deadline(d) <= 2000, 1);
+    simple(d, "w1", NAS_MSG_HEARTBEAT, 2000);
+    nas_dispatcher_tick(d, 2000);
+    ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_CANCEL));
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_uint_eq(r.last_requeue.attempt, 2);
+    ck_assert_ptr_nonnull(strstr(r.last_reason, "deadline"));
+    /* The worker confirms; it is idle again and takes attempt 2. */
+    failure(d, "w1", 21, 1, 0, 2010);
+    ck_assert_uint_eq(last_to(&r, "w1", NAS_MSG_TASK)->u.task.attempt, 2);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_cancel_queued_and_leased) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -648,6 +681,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_late_delivery_after_reconnect);
     tcase_add_test(tc, test_dispatcher_reconnect_while_running_reattaches);
     tcase_add_test(tc, test_dispatcher_reattached_worker_failure_releases_lease);
+    tcase_add_test(tc, test_dispatcher_stuck_task_is_cancelled_and_requeued);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_status_snapshot);

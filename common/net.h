@@ -142,6 +142,14 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err);
  * var 1.  Optimizer state is zeroed. */
 void nas_net_init_params(nas_net *net, nas_rng *rng);
 
+/* Compute threads for forward/backward of a compiled net (>= 1; default 1).  With more than
+ * one, the net splits each batch's images over its own worker threads and
+ * keeps OpenBLAS single-threaded, so BLAS threads never nest inside ours.
+ * Results are bit-identical for a given thread count.  Returns NAS_OK or
+ * NAS_ENOMEM / NAS_EIO when threads cannot be started (the net then stays
+ * single-threaded). */
+int nas_net_set_threads(nas_net *net, int threads, char *err);
+
 /* Set the drop-path probability used by every drop-path node. */
 void nas_net_set_drop_path(nas_net *net, float p);
 
@@ -193,5 +201,19 @@ int nas_net_batch(const nas_net *net);
 
 /* Number of logits K of the output node (after compile). */
 int nas_net_classes(const nas_net *net);
+
+// ----------------------------------------------------------------------------
+// weights on disk (safetensors, common/net_weights.c)
+
+/* Write every named tensor (parameters and buffers) of a compiled net to
+ * `path` as safetensors, atomically; metadata `arch` (may be NULL) is
+ * stored under "arch".  Returns NAS_OK or the safetensors error. */
+int nas_net_save(const nas_net *net, const char *path, const char *arch, char *err);
+
+/* Load every named tensor of a compiled net from a safetensors file.  Each
+ * must be present with the same shape (err names the first that is missing
+ * or differs: NAS_ENOTFOUND / NAS_EFORMAT); tensors the net does not have
+ * are ignored.  On failure the net's weights are unchanged. */
+int nas_net_load(nas_net *net, const char *path, char *err);
 
 #endif

@@ -1,28 +1,194 @@
 /*
- * nas-worker - joins a nas-master and trains the architectures it is sent
+ * nas-worker - joins a nas-master and evaluates the architectures it is sent.
  *
- * Placeholder entry point: the feature behind this binary lands with the
- * issue named in usage(); until then it explains itself and exits 2.
+ * Parses options, sets up the evaluator (loading a benchmark table once
+ * when asked) and turns SIGTERM/SIGINT into stop requests for the agent:
+ * the first becomes a give-back and a clean exit 0, a second an immediate
+ * exit (status 143).
+ *
+ * Signals are caught with a handler rather than blocked for a signalfd:
+ * OpenBLAS starts its thread pool from a library constructor, before
+ * main() could block anything, so a blocked signal would be delivered to
+ * one of its threads and kill the process with the default action.
  */
+#include "common/err.h"
+#include "common/log.h"
+#include "worker/agent.h"
+#include "worker/evaluate.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The agent the signal handler stops, and a stop that arrived before the
+ * agent existed.  The one piece of process state a handler needs. */
+static nas_agent *volatile g_agent;
+static volatile sig_atomic_t g_early_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    nas_agent *a = g_agent;
+    if (a)
+        nas_agent_request_stop(a); /* async-signal-safe: writes one byte to a pipe */
+    else
+        g_early_stop = 1;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: nas-worker [--help]\n"
+            "usage: nas-worker --master tcp://HOST:PORT [options]\n"
             "\n"
-            "joins a nas-master and trains the architectures it is sent\n"
+            "Joins a nas-master and evaluates the architectures it is sent.\n"
             "\n"
-            "Not available in this build yet: the distributed runtime.\n");
+            "options:\n"
+            "  --master ENDPOINT       master control endpoint (required)\n"
+            "  --threads N             compute threads (default 1)\n"
+            "  --name NAME             worker name (default HOST:PID)\n"
+            "  --log-level L           debug, info, warn, error, off (default info)\n"
+            "  --table PATH            benchmark CSV for tabular tasks (loaded once)\n"
+            "  --table-key COL         architecture column (default arch)\n"
+            "  --table-acc COL         accuracy column (default val_acc)\n"
+            "  --acc-scale X           multiply table accuracies (0.01 for percent)\n"
+            "  --data-dir DIR          data sets for training tasks\n"
+            "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
+            "  --liveness N            silent intervals before reconnecting (default 5)\n"
+            "  --reconnect-min-ms N    first reconnect delay (default 1000)\n"
+            "  --reconnect-max-ms N    longest reconnect delay (default 32000)\n"
+            "  --synthetic-epoch-ms N  simulated epoch time of synthetic tasks (default 0)\n"
+            "  --help                  this text\n"
+            "\n"
+            "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n");
+}
+
+/* Parse a positive integer option value; names the option on error. */
+static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "nas-worker: %s needs an integer in [%ld, %ld], got '%s'\n", opt, lo, hi,
+                s);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv) {
+    nas_log_set_prog("nas-worker");
+    nas_agent_config acfg;
+    nas_agent_config_default(&acfg);
+    nas_evaluator_config ecfg;
+    nas_evaluator_config_default(&ecfg);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             usage(stdout);
             return 0;
         }
+        if (strncmp(o, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "nas-worker: %s: %s (try --help)\n", o,
+                    strncmp(o, "--", 2) ? "unexpected argument"
+                                        : "missing value or unknown option");
+            return 2;
+        }
+        const char *v = argv[++i];
+        long n = 0;
+        if (strcmp(o, "--master") == 0)
+            acfg.endpoint = v;
+        else if (strcmp(o, "--name") == 0)
+            acfg.name = v;
+        else if (strcmp(o, "--table") == 0)
+            ecfg.table_path = v;
+        else if (strcmp(o, "--table-key") == 0)
+            ecfg.key_col = v;
+        else if (strcmp(o, "--table-acc") == 0)
+            ecfg.acc_col = v;
+        else if (strcmp(o, "--data-dir") == 0)
+            ecfg.data_dir = v;
+        else if (strcmp(o, "--acc-scale") == 0) {
+            char *end;
+            ecfg.acc_scale = strtod(v, &end);
+            if (*end || !(ecfg.acc_scale > 0)) {
+                fprintf(stderr, "nas-worker: --acc-scale needs a number > 0, got '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(o, "--log-level") == 0) {
+            enum nas_log_level l;
+            if (nas_log_parse_level(v, &l) < 0) {
+                fprintf(stderr, "nas-worker: --log-level: unknown level '%s'\n", v);
+                return 2;
+            }
+            nas_log_set_level(l);
+        } else if (strcmp(o, "--threads") == 0) {
+            if (parse_int(o, v, 1, 256, &n) < 0) return 2;
+            acfg.threads = ecfg.threads = (int)n;
+        } else if (strcmp(o, "--heartbeat-ms") == 0) {
+            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
+            acfg.heartbeat_ms = n;
+        } else if (strcmp(o, "--liveness") == 0) {
+            if (parse_int(o, v, 1, 1000, &n) < 0) return 2;
+            acfg.liveness = (int)n;
+        } else if (strcmp(o, "--reconnect-min-ms") == 0) {
+            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
+            acfg.reconnect_min_ms = n;
+        } else if (strcmp(o, "--reconnect-max-ms") == 0) {
+            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
+            acfg.reconnect_max_ms = n;
+        } else if (strcmp(o, "--synthetic-epoch-ms") == 0) {
+            if (parse_int(o, v, 0, 3600000, &n) < 0) return 2;
+            ecfg.synthetic_epoch_ms = (int)n;
+        } else {
+            fprintf(stderr, "nas-worker: unknown option %s (try --help)\n", o);
+            return 2;
+        }
     }
-    usage(stderr);
-    return 2;
+    if (!acfg.endpoint) {
+        fprintf(stderr, "nas-worker: --master ENDPOINT is required (try --help)\n");
+        return 2;
+    }
+    if (acfg.reconnect_max_ms < acfg.reconnect_min_ms)
+        acfg.reconnect_max_ms = acfg.reconnect_min_ms;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        fprintf(stderr, "nas-worker: sigaction: %s\n", strerror(errno));
+        return 1;
+    }
+
+    char err[NAS_ERR_LEN] = "";
+    nas_evaluator *ev = NULL;
+    nas_agent *agent = NULL;
+    int status = 1;
+    if (nas_evaluator_create(&ev, &ecfg, err) < 0) {
+        fprintf(stderr, "nas-worker: %s\n", err);
+        goto done;
+    }
+    acfg.eval = ev;
+    if (nas_agent_create(&agent, &acfg, err) < 0) {
+        fprintf(stderr, "nas-worker: %s\n", err);
+        goto done;
+    }
+    g_agent = agent;
+    if (g_early_stop) nas_agent_request_stop(agent);
+    int rc = nas_agent_run(agent, err);
+    if (rc == NAS_ECANCELED) {
+        /* Second signal: do not wait for the task thread. */
+        _exit(143);
+    }
+    if (rc < 0) fprintf(stderr, "nas-worker: %s\n", err);
+    status = rc < 0 ? 1 : 0;
+done:
+    g_agent = NULL;
+    nas_agent_destroy(&agent);
+    nas_evaluator_destroy(&ev);
+    return status;
 }

@@ -1,0 +1,709 @@
+/*
+ * store.c - opening the campaign database, its schema and migrations, the
+ * statement cache, transactions, and the campaign and strategy-state rows.
+ *
+ * The schema is versioned by PRAGMA user_version.  Migration i takes the
+ * file from version i to i + 1 and runs in one transaction together with
+ * the user_version bump, so a crash mid-migration leaves the old version
+ * intact and the next open simply runs it again.  A file whose version is
+ * newer than every migration we know was written by a newer nasd and is
+ * refused rather than guessed at.
+ */
+#include "master/store_internal.h"
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// ---- schema ------------------------------------------------------------------------------------
+
+/* Version 1.  Hashes are uint64 stored as the int64 with the same bits
+ * (SQLite integers are signed 64-bit); states are short words so that a
+ * person reading the file with the sqlite3 shell understands it. */
+static const char schema_v1[] =
+    "CREATE TABLE campaign ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  name TEXT NOT NULL,"
+    "  config_text TEXT NOT NULL,"
+    "  config_canonical TEXT NOT NULL,"
+    "  config_hash INTEGER NOT NULL,"
+    "  seed INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('running', 'draining', 'done')),"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE architecture ("
+    "  hash INTEGER PRIMARY KEY,"
+    "  text TEXT NOT NULL,"
+    "  genome BLOB,"
+    "  params INTEGER NOT NULL,"
+    "  macs INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE task ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  arch_hash INTEGER NOT NULL REFERENCES architecture(hash),"
+    "  stage TEXT NOT NULL CHECK (stage IN ('search', 'final')),"
+    "  state TEXT NOT NULL CHECK (state IN ('queued', 'leased', 'done', 'failed')),"
+    "  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),"
+    "  worker TEXT,"
+    "  lease_expiry_ms INTEGER,"
+    "  fidelity TEXT NOT NULL,"
+    "  parent_hash INTEGER,"
+    "  created_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER,"
+    "  failure_kind TEXT CHECK (failure_kind IN ('training', 'lease-expired')),"
+    "  failure TEXT);"
+    "CREATE INDEX task_by_state ON task(state, stage, id);"
+    "CREATE TABLE result ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  task_id INTEGER NOT NULL UNIQUE REFERENCES task(id),"
+    "  attempt INTEGER NOT NULL,"
+    "  accuracy REAL NOT NULL,"
+    "  loss REAL,"
+    "  test_accuracy REAL,"
+    "  curve TEXT NOT NULL DEFAULT '[]',"
+    "  params INTEGER NOT NULL,"
+    "  macs INTEGER NOT NULL,"
+    "  seconds REAL NOT NULL,"
+    "  worker TEXT,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX result_by_accuracy ON result(accuracy DESC, id);"
+    "CREATE TABLE strategy_state ("
+    "  campaign_id INTEGER PRIMARY KEY REFERENCES campaign(id),"
+    "  seq INTEGER NOT NULL,"
+    "  blob BLOB NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE worker ("
+    "  name TEXT PRIMARY KEY,"
+    "  host TEXT,"
+    "  cores INTEGER,"
+    "  version TEXT,"
+    "  first_seen_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL,"
+    "  tasks_done INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE event ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  text TEXT NOT NULL);"
+    "CREATE TABLE weights ("
+    "  arch_hash INTEGER PRIMARY KEY REFERENCES architecture(hash),"
+    "  path TEXT NOT NULL,"
+    "  bytes INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL);";
+
+/* Append only: a released migration is never edited, a change is a new one. */
+static const nas__store_migration migrations[] = {
+    {schema_v1},
+};
+
+_Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,
+               "a new migration must bump NAS_STORE_SCHEMA_VERSION in store.h");
+
+const nas__store_migration *nas__store_migrations(int *n) {
+    *n = (int)NAS_ARRAY_LEN(migrations);
+    return migrations;
+}
+
+// ---- statements --------------------------------------------------------------------------------
+
+#define TASK_COLS                                                                                  \
+    "t.id, t.arch_hash, a.text, t.stage, t.state, t.attempt, t.worker, t.lease_expiry_ms, "        \
+    "t.fidelity, t.parent_hash, t.created_ms, t.finished_ms, t.failure_kind, t.failure "
+#define RECORD_COLS                                                                                \
+    "r.task_id, r.id, t.arch_hash, a.text, t.stage, r.attempt, r.accuracy, r.loss, "               \
+    "r.test_accuracy, r.curve, r.params, r.macs, r.seconds, r.worker, t.finished_ms "
+#define RECORD_FROM                                                                                \
+    "FROM result r JOIN task t ON t.id = r.task_id JOIN architecture a ON a.hash = t.arch_hash "   \
+    "WHERE (?1 IS NULL OR t.stage = ?1) "
+
+/* Indexed by enum nas__stmt; the order must match it (checked at open). */
+static const struct {
+    int id;
+    const char *sql;
+} stmt_sql[NAS__ST_COUNT] = {
+    {NAS__ST_CAMPAIGN_GET, "SELECT name, config_text, config_canonical, config_hash, seed, state, "
+                           "created_ms, updated_ms FROM campaign WHERE id = 1"},
+    {NAS__ST_CAMPAIGN_INSERT,
+     "INSERT INTO campaign (id, name, config_text, config_canonical, config_hash, seed, state, "
+     "created_ms, updated_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running', ?6, ?6)"},
+    {NAS__ST_CAMPAIGN_SET_STATE, "UPDATE campaign SET state = ?1, updated_ms = ?2 WHERE id = 1"},
+    {NAS__ST_STRATEGY_UPSERT,
+     "INSERT INTO strategy_state (campaign_id, seq, blob, updated_ms) VALUES (1, 1, ?1, ?2) "
+     "ON CONFLICT (campaign_id) DO UPDATE SET seq = seq + 1, blob = excluded.blob, "
+     "updated_ms = excluded.updated_ms"},
+    {NAS__ST_STRATEGY_GET, "SELECT blob, seq FROM strategy_state WHERE campaign_id = 1"},
+    {NAS__ST_ARCH_UPSERT, "INSERT INTO architecture (hash, text, genome, params, macs, created_ms) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
+    {NAS__ST_ARCH_GET,
+     "SELECT text, genome, params, macs, created_ms FROM architecture WHERE hash = ?1"},
+    {NAS__ST_TASK_INSERT,
+     "INSERT INTO task (arch_hash, stage, state, attempt, fidelity, parent_hash, created_ms) "
+     "VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5)"},
+    {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
+    {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = ?4, worker = ?2, "
+                         "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued' "
+                         "AND attempt <= ?4"},
+    /* One statement picks and leases the oldest queued task, so two callers
+     * can never lease the same one (RETURNING needs SQLite 3.35). */
+    {NAS__ST_TASK_LEASE_NEXT,
+     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?1, lease_expiry_ms = ?2 "
+     "WHERE id = (SELECT id FROM task WHERE state = 'queued' AND (?3 IS NULL OR stage = ?3) "
+     "ORDER BY id LIMIT 1) RETURNING id, attempt"},
+    {NAS__ST_TASK_EXTEND, "UPDATE task SET lease_expiry_ms = ?3 "
+                          "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'"},
+    {NAS__ST_TASK_REQUEUE, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL "
+                           "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'"},
+    {NAS__ST_TASK_REQUEUE_ALL,
+     "UPDATE task SET state = 'queued', lease_expiry_ms = NULL WHERE state = 'leased'"},
+    {NAS__ST_TASK_DONE, "UPDATE task SET state = 'done', lease_expiry_ms = NULL, "
+                        "finished_ms = ?2 WHERE id = ?1"},
+    {NAS__ST_TASK_RETRY, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL, "
+                         "failure_kind = ?2, failure = ?3 WHERE id = ?1"},
+    {NAS__ST_TASK_FAIL, "UPDATE task SET state = 'failed', lease_expiry_ms = NULL, "
+                        "failure_kind = ?2, failure = ?3, finished_ms = ?4 WHERE id = ?1"},
+    {NAS__ST_RESULT_INSERT,
+     "INSERT INTO result (task_id, attempt, accuracy, loss, test_accuracy, curve, params, macs, "
+     "seconds, worker, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+    {NAS__ST_WORKER_DONE, "UPDATE worker SET tasks_done = tasks_done + 1 WHERE name = ?1"},
+    {NAS__ST_TASK_LIST,
+     "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR t.stage = ?2) "
+     "ORDER BY t.id"},
+    {NAS__ST_TASK_GET,
+     "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "WHERE t.id = ?1"},
+    {NAS__ST_TASK_COUNTS,
+     "SELECT state, COUNT(*) FROM task WHERE (?1 IS NULL OR stage = ?1) GROUP BY state"},
+    {NAS__ST_BEST, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY r.accuracy DESC, r.id ASC LIMIT ?2"},
+    {NAS__ST_HISTORY, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY r.id ASC"},
+    {NAS__ST_WORKER_UPSERT,
+     "INSERT INTO worker (name, host, cores, version, first_seen_ms, last_seen_ms, tasks_done) "
+     "VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0) ON CONFLICT (name) DO UPDATE SET host = excluded.host, "
+     "cores = excluded.cores, version = excluded.version, last_seen_ms = excluded.last_seen_ms"},
+    {NAS__ST_WORKER_LIST, "SELECT name, host, cores, version, first_seen_ms, last_seen_ms, "
+                          "tasks_done FROM worker ORDER BY name"},
+    {NAS__ST_EVENT_INSERT, "INSERT INTO event (time_ms, kind, text) VALUES (?1, ?2, ?3)"},
+    {NAS__ST_EVENT_LIST,
+     "SELECT id, time_ms, kind, text FROM event WHERE id > ?1 ORDER BY id LIMIT ?2"},
+    {NAS__ST_WEIGHTS_PUT,
+     "INSERT INTO weights (arch_hash, path, bytes, created_ms) VALUES (?1, ?2, ?3, ?4) "
+     "ON CONFLICT (arch_hash) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, "
+     "created_ms = excluded.created_ms"},
+    {NAS__ST_WEIGHTS_GET, "SELECT path, bytes FROM weights WHERE arch_hash = ?1"},
+    {NAS__ST_WEIGHTS_DROP, "DELETE FROM weights WHERE arch_hash = ?1"},
+};
+
+/* Statements are prepared lazily: a handle that only reads (nasctl) never
+ * compiles the write statements, and the SQL text is checked against the
+ * enum once, at first use, by the assertion below. */
+sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err) {
+    NAS_ASSERT(which >= 0 && which < NAS__ST_COUNT && stmt_sql[which].id == which);
+    sqlite3_stmt *s = st->stmt[which];
+    if (!s) {
+        /* PERSISTENT tells SQLite the statement lives long, so it does not
+         * take it from the lookaside pool meant for short-lived ones. */
+        int rc = sqlite3_prepare_v3(st->db, stmt_sql[which].sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st->stmt[which], NULL);
+        if (rc != SQLITE_OK) {
+            nas__store_fail(st, rc, "prepare", err);
+            return NULL;
+        }
+        s = st->stmt[which];
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/* Every step goes through here so that fault injection can fail any
+ * statement of any transaction; the statement itself never runs then, as
+ * if the disk had refused the write. */
+int nas__store_step(nas_store *st, sqlite3_stmt *s) {
+    if (st->fail_after > 0 && --st->fail_after == 0) return SQLITE_IOERR;
+    return sqlite3_step(s);
+}
+
+void nas_store_fail_after(nas_store *st, int n) {
+    st->fail_after = n > 0 ? n : 0;
+}
+
+/* Step a write statement once and reset it at once: a statement left
+ * un-reset would keep its transaction (or, for reads, its snapshot) open. */
+int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char *err) {
+    int rc = nas__store_step(st, s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return nas__store_fail(st, rc, what, err);
+    return NAS_OK;
+}
+
+/* SQLITE_TRANSIENT makes SQLite copy the text: the caller's buffers may be
+ * stack arrays that are gone before the statement is reset. */
+void nas__bind_text(sqlite3_stmt *s, int i, const char *v) {
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Hashes use all 64 bits; SQLite integers are signed.  memcpy keeps the
+ * bit pattern exactly, where a cast above INT64_MAX would be
+ * implementation-defined. */
+void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v) {
+    int64_t bits;
+    memcpy(&bits, &v, sizeof bits); /* same bits, no implementation-defined conversion */
+    sqlite3_bind_int64(s, i, bits);
+}
+
+uint64_t nas__column_u64(sqlite3_stmt *s, int i) {
+    int64_t bits = sqlite3_column_int64(s, i);
+    uint64_t v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+void nas__column_copy(sqlite3_stmt *s, int i, char *buf, size_t cap) {
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(buf, cap, "%s", t ? (const char *)t : "");
+}
+
+// ---- errors and transactions -------------------------------------------------------------------
+
+int nas__store_fail(nas_store *st, int rc, const char *what, char *err) {
+    const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    const char *path = st->path ? st->path : "(store)";
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return nas_set_err(err, NAS_ENOSPC, "store %s: %s: the disk or the database is full (%s)",
+                           path, what, msg);
+    case SQLITE_READONLY:
+        return nas_set_err(err, NAS_EIO, "store %s: %s: the store is read-only (%s)", path, what,
+                           msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return nas_set_err(err, NAS_EAGAIN,
+                           "store %s: %s: another process holds the database lock (%s)", path, what,
+                           msg);
+    case SQLITE_NOMEM:
+        return nas_set_err(err, NAS_ENOMEM, "store %s: %s: out of memory", path, what);
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return nas_set_err(err, NAS_EFORMAT, "store %s: %s: not a valid database file (%s)", path,
+                           what, msg);
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+        /* The generic text, not errmsg: an injected fault never reached
+         * SQLite, whose last message would then be "not an error". */
+        return nas_set_err(err, NAS_EIO, "store %s: %s: %s", path, what, sqlite3_errstr(rc));
+    default:
+        return nas_set_err(err, NAS_EDB, "store %s: %s: %s", path, what, msg);
+    }
+}
+
+/* Run a literal SQL script (no user data ever reaches this). */
+static int exec_sql(nas_store *st, const char *sql, const char *what, char *err) {
+    if (st->fail_after > 0 && --st->fail_after == 0)
+        return nas__store_fail(st, SQLITE_IOERR, what, err);
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return nas__store_fail(st, rc, what, err);
+    return NAS_OK;
+}
+
+int nas__store_begin(nas_store *st, char *err) {
+    return exec_sql(st, "BEGIN IMMEDIATE", "begin transaction", err);
+}
+
+int nas__store_commit(nas_store *st, char *err) {
+    int rc = exec_sql(st, "COMMIT", "commit", err);
+    if (rc != NAS_OK) nas__store_rollback(st);
+    return rc;
+}
+
+void nas__store_rollback(nas_store *st) {
+    /* SQLite already rolled back by itself after some errors (full disk,
+     * I/O); a second ROLLBACK would only fail, so ask first. */
+    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+// ---- opening -----------------------------------------------------------------------------------
+
+/* user_version is an integer in the database header: 0 for a file no one
+ * has migrated (including a brand-new one). */
+static int read_version(nas_store *st, int *version, char *err) {
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        return NAS_OK;
+    }
+    sqlite3_finalize(s);
+    return nas__store_fail(st, rc, "read schema version", err);
+}
+
+/* A version-0 file with tables in it was made by something else; we must
+ * not run CREATE TABLE over someone's database. */
+static int count_tables(nas_store *st, int *n, char *err) {
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM sqlite_schema", -1, &s, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *n = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        return NAS_OK;
+    }
+    sqlite3_finalize(s);
+    return nas__store_fail(st, rc, "read schema", err);
+}
+
+/* Bring the file from its version to n: one transaction per step. */
+static int migrate(nas_store *st, const nas__store_migration *mig, int n, char *err) {
+    for (;;) {
+        int rc = nas__store_begin(st, err);
+        if (rc != NAS_OK) return rc;
+        /* Re-read inside the write lock: another process may have migrated
+         * the file between our first look and now. */
+        int v = 0;
+        rc = read_version(st, &v, err);
+        if (rc != NAS_OK) goto fail;
+        if (v >= n) return nas__store_commit(st, err);
+        rc = exec_sql(st, mig[v].sql, "migrate schema", err);
+        if (rc != NAS_OK) goto fail;
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        rc = exec_sql(st, bump, "set schema version", err);
+        if (rc != NAS_OK) goto fail;
+        rc = nas__store_commit(st, err);
+        if (rc != NAS_OK) return rc;
+        if (v > 0) nas_info("store %s: schema migrated to version %d", st->path, v + 1);
+        continue;
+    fail:
+        nas__store_rollback(st);
+        return rc;
+    }
+}
+
+/* Check the file's version against what we know; migrate if writable. */
+static int check_schema(nas_store *st, const nas__store_migration *mig, int n, char *err) {
+    int version = 0, rc = read_version(st, &version, err);
+    if (rc != NAS_OK) return rc;
+    if (version > n)
+        return nas_set_err(err, NAS_EVERSION,
+                           "store %s has schema version %d but this nasd knows versions up to %d: "
+                           "it was written by a newer nasd; upgrade nasd to open it",
+                           st->path, version, n);
+    if (version == 0) {
+        int tables = 0;
+        rc = count_tables(st, &tables, err);
+        if (rc != NAS_OK) return rc;
+        if (tables > 0)
+            return nas_set_err(err, NAS_EFORMAT,
+                               "store %s is an SQLite database with %d schema objects but no nasd "
+                               "schema version: it is not a nasd store",
+                               st->path, tables);
+        if (st->readonly)
+            return nas_set_err(err, NAS_EFORMAT, "store %s is empty: not a nasd store", st->path);
+    }
+    /* Older than us: migrate, unless we may not write. */
+    if (version == n) return NAS_OK;
+    if (st->readonly)
+        return nas_set_err(err, NAS_EVERSION,
+                           "store %s has schema version %d, this nasd reads version %d: open it "
+                           "once with nas-master to migrate it",
+                           st->path, version, n);
+    return migrate(st, mig, n, err);
+}
+
+static int set_pragmas(nas_store *st, char *err) {
+    sqlite3_busy_timeout(st->db, NAS_STORE_BUSY_TIMEOUT_MS);
+    int rc = exec_sql(st, "PRAGMA foreign_keys = ON", "enable foreign keys", err);
+    if (rc != NAS_OK || st->readonly) return rc;
+    /* WAL lets nasctl read while the master writes, and makes a commit one
+     * append instead of a rewrite.  Journal mode is a property of the file,
+     * so a reader inherits it; ":memory:" silently stays in "memory". */
+    rc = exec_sql(st, "PRAGMA journal_mode = WAL", "enable WAL", err);
+    if (rc != NAS_OK) return rc;
+    /* NORMAL under WAL syncs at checkpoints, not at every commit.  A crash
+     * of the process loses nothing; a power cut may lose the last few
+     * commits but never corrupts the file.  Those lost results belong to
+     * tasks that are then simply re-leased and retrained, which costs far
+     * less than an fsync per result costs every campaign. */
+    return exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous", err);
+}
+
+/* Open, refuse files we cannot write or understand, set the connection
+ * up, and migrate.  Every failure path closes what was opened through
+ * nas_store_close(), which copes with a half-built handle. */
+int nas__store_open_with(nas_store **out, const char *path, int readonly,
+                         const nas__store_migration *mig, int n_mig, char *err) {
+    if (!out || !path || !*path) return nas_set_err(err, NAS_EINVAL, "store: no path given");
+    nas_store *st = nas_calloc(1, sizeof *st);
+    if (!st) return nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", path);
+    st->readonly = readonly;
+    st->path = nas_strdup(path);
+    int rc = NAS_ENOMEM;
+    if (!st->path) {
+        nas_set_err(err, rc, "store %s: out of memory", path);
+        goto fail;
+    }
+    /* nasctl must never create an empty store by mistyping a path, so only
+     * the writer may create. */
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int src = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (src != SQLITE_OK) {
+        rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
+        goto fail;
+    }
+    /* SQLite quietly falls back to read-only when the file is not writable;
+     * the master would then fail at its first result, far from the cause. */
+    if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
+        rc = nas_set_err(err, NAS_EIO,
+                         "store %s: cannot open for writing (file or folder permissions); "
+                         "nas-master must write its store, nasctl can read it",
+                         path);
+        goto fail;
+    }
+    rc = set_pragmas(st, err);
+    if (rc != NAS_OK) goto fail;
+    rc = check_schema(st, mig, n_mig, err);
+    if (rc != NAS_OK) goto fail;
+    *out = st;
+    return NAS_OK;
+fail:
+    nas_store_close(&st);
+    return rc;
+}
+
+int nas_store_open(nas_store **out, const char *path, char *err) {
+    return nas__store_open_with(out, path, 0, migrations, (int)NAS_ARRAY_LEN(migrations), err);
+}
+
+int nas_store_open_ro(nas_store **out, const char *path, char *err) {
+    return nas__store_open_with(out, path, 1, migrations, (int)NAS_ARRAY_LEN(migrations), err);
+}
+
+void nas_store_close(nas_store **stp) {
+    if (!stp || !*stp) return;
+    nas_store *st = *stp;
+    /* finalize(NULL) is a no-op, so statements never prepared need no test. */
+    for (int i = 0; i < NAS__ST_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    /* close_v2 never fails with BUSY: we finalized every statement above. */
+    if (st->db) sqlite3_close_v2(st->db);
+    nas_free(st->path);
+    nas_free(st);
+    *stp = NULL;
+}
+
+const char *nas_store_path(const nas_store *st) {
+    return st->path;
+}
+
+// ---- campaign ----------------------------------------------------------------------------------
+
+static const char *const campaign_states[] = {"running", "draining", "done"};
+
+static int campaign_state_parse(const char *s) {
+    for (int i = 0; i < (int)NAS_ARRAY_LEN(campaign_states); i++)
+        if (s && strcmp(s, campaign_states[i]) == 0) return i;
+    return -1;
+}
+
+/* Copy the first line where two canonical texts differ into buf, as
+ * "stored 'x: 1' vs config 'x: 2'", so the refusal names the key. */
+static void first_difference(const char *a, const char *b, char *buf, size_t cap) {
+    while (*a || *b) {
+        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+        if (la != lb || memcmp(a, b, la) != 0) {
+            snprintf(buf, cap, "stored '%.*s', given '%.*s'", (int)(la > 40 ? 40 : la), a,
+                     (int)(lb > 40 ? 40 : lb), b);
+            return;
+        }
+        a += la + (a[la] == '\n');
+        b += lb + (b[lb] == '\n');
+    }
+    snprintf(buf, cap, "the canonical texts agree, so the hashes were computed differently");
+}
+
+int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t now_ms,
+                            int *created, char *err) {
+    if (!c || !c->name || !c->text || !c->canonical)
+        return nas_set_err(err, NAS_EINVAL, "store %s: campaign without name or config text",
+                           st->path);
+    int rc = nas__store_begin(st, err);
+    if (rc != NAS_OK) return rc;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_GET, err);
+    if (!s) {
+        rc = NAS_EDB;
+        goto fail;
+    }
+    /* Read and insert under one write lock, so two masters started on the
+     * same file at once cannot both record a campaign. */
+    int step = nas__store_step(st, s);
+    if (step == SQLITE_ROW) {
+        uint64_t have = nas__column_u64(s, 3);
+        if (have != c->hash) {
+            char diff[200];
+            first_difference((const char *)sqlite3_column_text(s, 2), c->canonical, diff,
+                             sizeof diff);
+            /* The most useful part first: err holds NAS_ERR_LEN bytes. */
+            rc = nas_set_err(err, NAS_ECONFIG,
+                             "store %s holds a campaign made by a different config (%s); no "
+                             "override exists: resume with that config or use a new store file "
+                             "(hashes %016llx, %016llx)",
+                             st->path, diff, (unsigned long long)have, (unsigned long long)c->hash);
+            sqlite3_reset(s);
+            goto fail;
+        }
+        sqlite3_reset(s);
+        /* Same campaign: a resume.  Nothing to write; commit ends the lock. */
+        if (created) *created = 0;
+        return nas__store_commit(st, err);
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_DONE) {
+        rc = nas__store_fail(st, step, "read campaign", err);
+        goto fail;
+    }
+    s = nas__store_stmt(st, NAS__ST_CAMPAIGN_INSERT, err);
+    if (!s) {
+        rc = NAS_EDB;
+        goto fail;
+    }
+    nas__bind_text(s, 1, c->name);
+    nas__bind_text(s, 2, c->text);
+    nas__bind_text(s, 3, c->canonical);
+    nas__bind_u64(s, 4, c->hash);
+    nas__bind_u64(s, 5, c->seed);
+    sqlite3_bind_int64(s, 6, now_ms);
+    rc = nas__store_exec_stmt(st, s, "record campaign", err);
+    if (rc != NAS_OK) goto fail;
+    rc = nas__store_commit(st, err);
+    if (rc == NAS_OK && created) *created = 1;
+    return rc;
+fail:
+    nas__store_rollback(st);
+    return rc;
+}
+
+/* A NULL column reads as "", so callers never have to test for NULL. */
+static char *column_dup(sqlite3_stmt *s, int i) {
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return nas_strdup(t ? (const char *)t : "");
+}
+
+/* One SELECT; the strings are copied out before the reset invalidates
+ * SQLite's column pointers. */
+int nas_store_campaign_get(nas_store *st, nas_store_campaign_info *out, char *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_GET, err);
+    if (!s) return NAS_EDB;
+    int step = nas__store_step(st, s);
+    if (step == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return nas_set_err(err, NAS_ENOTFOUND, "store %s holds no campaign yet", st->path);
+    }
+    if (step != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return nas__store_fail(st, step, "read campaign", err);
+    }
+    out->name = column_dup(s, 0);
+    out->text = column_dup(s, 1);
+    out->canonical = column_dup(s, 2);
+    out->hash = nas__column_u64(s, 3);
+    out->seed = nas__column_u64(s, 4);
+    out->state = campaign_state_parse((const char *)sqlite3_column_text(s, 5));
+    out->created_ms = sqlite3_column_int64(s, 6);
+    out->updated_ms = sqlite3_column_int64(s, 7);
+    sqlite3_reset(s);
+    if (!out->name || !out->text || !out->canonical) {
+        nas_store_campaign_info_fini(out);
+        return nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+    }
+    return NAS_OK;
+}
+
+void nas_store_campaign_info_fini(nas_store_campaign_info *info) {
+    if (!info) return;
+    nas_free(info->name);
+    nas_free(info->text);
+    nas_free(info->canonical);
+    info->name = info->text = info->canonical = NULL;
+}
+
+/* A single UPDATE is atomic by itself; no explicit transaction. */
+int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char *err) {
+    if (state < 0 || state >= (int)NAS_ARRAY_LEN(campaign_states))
+        return nas_set_err(err, NAS_EINVAL, "store %s: campaign state %d is not a state", st->path,
+                           state);
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_SET_STATE, err);
+    if (!s) return NAS_EDB;
+    sqlite3_bind_text(s, 1, campaign_states[state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now_ms);
+    int rc = nas__store_exec_stmt(st, s, "set campaign state", err);
+    if (rc == NAS_OK && sqlite3_changes(st->db) == 0)
+        return nas_set_err(err, NAS_ENOTFOUND, "store %s holds no campaign yet", st->path);
+    return rc;
+}
+
+// ---- strategy state ----------------------------------------------------------------------------
+
+int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64_t now_ms,
+                              char *err) {
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_STRATEGY_UPSERT, err);
+    if (!s) return NAS_EDB;
+    /* A zero-length blob is still a state (a strategy with nothing to say);
+     * bind_blob with NULL would store SQL NULL and break NOT NULL. */
+    if (len == 0)
+        sqlite3_bind_zeroblob(s, 1, 0);
+    else
+        sqlite3_bind_blob64(s, 1, blob, len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return nas__store_exec_stmt(st, s, "write strategy state", err);
+}
+
+/* The standalone write, for when no result or task accompanies it. */
+int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms,
+                            char *err) {
+    int rc = nas__store_begin(st, err);
+    if (rc != NAS_OK) return rc;
+    rc = nas__store_strategy_write(st, blob, len, now_ms, err);
+    if (rc != NAS_OK) {
+        nas__store_rollback(st);
+        return rc;
+    }
+    return nas__store_commit(st, err);
+}
+
+/* The blob is copied into our allocator's memory so the caller frees it
+ * with nas_free() like every other store output. */
+int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err) {
+    *blob = NULL;
+    *len = 0;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_STRATEGY_GET, err);
+    if (!s) return NAS_EDB;
+    int step = nas__store_step(st, s);
+    if (step != SQLITE_ROW) {
+        sqlite3_reset(s);
+        if (step == SQLITE_DONE)
+            return nas_set_err(err, NAS_ENOTFOUND, "store %s holds no strategy state yet",
+                               st->path);
+        return nas__store_fail(st, step, "read strategy state", err);
+    }
+    size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    uint8_t *copy = nas_malloc(n ? n : 1);
+    if (!copy) {
+        sqlite3_reset(s);
+        return nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+    }
+    if (n) memcpy(copy, sqlite3_column_blob(s, 0), n);
+    if (seq) *seq = sqlite3_column_int64(s, 1);
+    sqlite3_reset(s);
+    *blob = copy;
+    *len = n;
+    return NAS_OK;
+}

@@ -1,0 +1,373 @@
+/*
+ * store.h - the master's SQLite store: one file per campaign (DESIGN.md s6).
+ *
+ * Everything the master must not forget lives here: the campaign (its
+ * config and seed), every architecture and task, every result with its
+ * learning curve, the strategy's serialised state, the workers seen, an
+ * event log and the index of weight files on disk.  docs/SCHEMA.md
+ * describes the tables column by column.
+ *
+ * Invariants the API keeps:
+ *  - every state change is one SQLite transaction, so a crash between any
+ *    two statements leaves the file as it was before the call or after it;
+ *  - a result is recorded at most once per task (the first one wins; a
+ *    later one is acknowledged with NAS_STORE_DUPLICATE and dropped), and
+ *    it is committed together with the strategy state that observed it;
+ *  - only bound parameters reach SQL, through statements prepared once and
+ *    cached for the life of the handle;
+ *  - time comes in as `now_ms` (milliseconds, any epoch the caller likes),
+ *    so tests and resumed campaigns are deterministic.
+ *
+ * A writer (nas-master) opens with nas_store_open(); readers such as
+ * nasctl open the same file with nas_store_open_ro() while the master runs:
+ * WAL mode lets them read a consistent snapshot without blocking it.  A
+ * handle caches its statements, so it is used by one thread at a time
+ * (the master's loop thread, or one uv_queue_work job at a time).
+ *
+ * Functions return NAS_OK (or a count >= 0, or an enum nas_store_outcome)
+ * and a negative nas_err on failure with a message in err[NAS_ERR_LEN]:
+ * NAS_ENOSPC when the disk or the file's size limit is full, NAS_EIO for
+ * an unreadable or read-only file, NAS_EFORMAT for a file that is not a
+ * nasd store, NAS_EVERSION for a schema newer than this binary, NAS_EAGAIN
+ * when another writer held the lock past the busy timeout, NAS_EDB else.
+ */
+#ifndef NAS_STORE_H
+#define NAS_STORE_H
+
+#include "common/fidelity.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Schema version this binary writes (PRAGMA user_version). */
+#define NAS_STORE_SCHEMA_VERSION 1
+/* How long a statement waits for another connection's lock. */
+#define NAS_STORE_BUSY_TIMEOUT_MS 5000
+
+#define NAS_STORE_TEXT_MAX   512 /* genome text form, as NAS_GENOME_TEXT_MAX */
+#define NAS_STORE_NAME_MAX   64  /* worker names, campaign names, event kinds */
+#define NAS_STORE_REASON_MAX 256 /* failure reasons */
+
+typedef struct nas_store nas_store;
+
+/* Outcomes of calls that may legitimately do nothing (all >= 0). */
+enum nas_store_outcome {
+    NAS_STORE_APPLIED = 0,      /* the change was recorded */
+    NAS_STORE_DUPLICATE = 1,    /* the task already has a result: acknowledged, dropped */
+    NAS_STORE_STALE = 2,        /* the attempt is no longer current (or the task is
+                                   finished): acknowledged, dropped */
+    NAS_STORE_FAILED_FINAL = 3, /* failure recorded and the task is failed for good */
+};
+
+enum nas_store_stage {
+    NAS_STORE_STAGE_SEARCH = 0, /* low-fidelity search evaluations */
+    NAS_STORE_STAGE_FINAL = 1,  /* high-fidelity retraining of the top-k */
+    NAS_STORE_STAGE_ANY = -1,   /* filter value: both stages */
+};
+
+enum nas_store_task_state {
+    NAS_STORE_TASK_QUEUED = 0,
+    NAS_STORE_TASK_LEASED = 1,
+    NAS_STORE_TASK_DONE = 2,
+    NAS_STORE_TASK_FAILED = 3,
+    NAS_STORE_TASK_ANY = -1, /* filter value */
+};
+
+enum nas_store_failure_kind {
+    NAS_STORE_FAIL_TRAINING = 0,      /* the worker reported a failure (NaN, OOM, bad genome) */
+    NAS_STORE_FAIL_LEASE_EXPIRED = 1, /* the worker went silent past its lease */
+};
+
+enum nas_store_campaign_state {
+    NAS_STORE_CAMPAIGN_RUNNING = 0,
+    NAS_STORE_CAMPAIGN_DRAINING = 1, /* budget spent, waiting for leased tasks */
+    NAS_STORE_CAMPAIGN_DONE = 2,
+};
+
+/* ---- opening ---------------------------------------------------------------- */
+
+/* Open (creating if needed) the store at `path` for writing, apply pending
+ * schema migrations, and set WAL mode, foreign keys, synchronous=NORMAL and
+ * the busy timeout.  ":memory:" gives a private in-memory store.  A file
+ * written by a newer nasd (unknown user_version) is refused with
+ * NAS_EVERSION, a file that is not SQLite or not a nasd store with
+ * NAS_EFORMAT. */
+int nas_store_open(nas_store **out, const char *path, char *err);
+
+/* Open an existing store read-only (nasctl).  Never creates or migrates;
+ * write calls on the handle fail with NAS_EIO. */
+int nas_store_open_ro(nas_store **out, const char *path, char *err);
+
+/* Close and free; accepts NULL and nulls the pointer. */
+void nas_store_close(nas_store **stp);
+
+/* The path the store was opened with. */
+const char *nas_store_path(const nas_store *st);
+
+/* ---- campaign ------------------------------------------------------------------ */
+
+typedef struct nas_store_campaign {
+    const char *name;      /* campaign name */
+    const char *text;      /* the config file's bytes, for people (NUL-terminated) */
+    const char *canonical; /* the config's canonical "key: value" lines (what is hashed) */
+    uint64_t hash;         /* hash of `canonical`: the identity of the campaign */
+    uint64_t seed;
+} nas_store_campaign;
+
+/* Bind the store to a campaign: on an empty store record it (and set
+ * *created = 1); on a store that already holds a campaign check that the
+ * hashes agree (*created = 0).  A different hash is refused with
+ * NAS_ECONFIG and a message naming the file, both hashes and the first
+ * canonical line that differs.  There is deliberately no override: a store
+ * is one campaign's history, and mixing configs would make it a lie. */
+int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t now_ms,
+                            int *created, char *err);
+
+/* The stored campaign.  Strings are malloc'd copies; free with
+ * nas_store_campaign_info_fini().  NAS_ENOTFOUND on an unbound store. */
+typedef struct nas_store_campaign_info {
+    char *name, *text, *canonical;
+    uint64_t hash, seed;
+    int state; /* enum nas_store_campaign_state */
+    int64_t created_ms, updated_ms;
+} nas_store_campaign_info;
+int nas_store_campaign_get(nas_store *st, nas_store_campaign_info *out, char *err);
+void nas_store_campaign_info_fini(nas_store_campaign_info *info);
+
+int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char *err);
+
+/* ---- tasks ---------------------------------------------------------------------- */
+
+/* A task to add: the architecture (upserted by hash) and how to train it. */
+typedef struct nas_store_new_task {
+    uint64_t arch_hash;    /* canonical genome hash */
+    const char *arch_text; /* canonical text form */
+    const void *genome;    /* encoded genome (caller's format), may be NULL */
+    size_t genome_len;
+    int64_t params, macs; /* cost at the task's fidelity */
+    int stage;            /* enum nas_store_stage */
+    nas_fidelity fidelity;
+    int has_parent;
+    uint64_t parent_hash; /* architecture whose weights the child inherits */
+} nas_store_new_task;
+
+/* Add a queued task, upsert its architecture and, when `strategy_blob` is
+ * not NULL, write the strategy's state: one transaction, so a proposal and
+ * the strategy state that made it are never seen apart.  *task_id gets the
+ * new id (ids increase in insertion order). */
+int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
+                       size_t blob_len, int64_t now_ms, int64_t *task_id, char *err);
+
+/* Lease a queued task to `worker` until `expiry_ms` as `attempt`: (task
+ * id, attempt) then names this lease.  The attempt comes from the caller
+ * (the dispatcher counts them) and never goes down: a task re-queued by a
+ * give-back is leased again with the same attempt, one re-queued after a
+ * failure with a higher one.  NAS_ESTATE if the task is not queued,
+ * NAS_EINVAL for an attempt below the task's, NAS_ENOTFOUND for no task. */
+int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
+                         int64_t expiry_ms, int64_t now_ms, char *err);
+
+/* Lease the oldest queued task of `stage` (or NAS_STORE_STAGE_ANY) to
+ * `worker` as its next attempt (the stored attempt + 1): returns 1 with
+ * *task_id and *attempt set, or 0 when no task is queued.  The pick and the
+ * lease are one statement.  For callers that let the store count attempts. */
+int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
+                              int64_t now_ms, int64_t *task_id, int *attempt, char *err);
+
+/* Push a live lease's expiry forward (progress or heartbeat from its
+ * worker).  NAS_STORE_STALE if (task, attempt) is no longer leased. */
+int nas_store_task_extend(nas_store *st, int64_t task_id, int attempt, int64_t expiry_ms,
+                          char *err);
+
+/* Put a leased task back in the queue without counting a failure (the
+ * master shuts down, or the campaign resumes).  NAS_STORE_STALE if that
+ * lease is gone. */
+int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms, char *err);
+
+/* Resume: put every leased task back in the queue (one transaction) and
+ * return how many there were. */
+int nas_store_task_requeue_all(nas_store *st, int64_t now_ms, char *err);
+
+/* A finished evaluation. */
+typedef struct nas_store_result {
+    double accuracy;      /* validation accuracy in [0, 1]: the search signal */
+    double loss;          /* final validation loss */
+    double test_accuracy; /* NAN when the test set was not evaluated */
+    const float *curve;   /* validation accuracy per epoch, may be NULL */
+    int n_curve;
+    int64_t params, macs;
+    double seconds;     /* training wall time on the worker */
+    const char *worker; /* who trained it */
+} nas_store_result;
+
+/* Record the result of (task, attempt), mark the task done and, when
+ * `strategy_blob` is not NULL, write the strategy state, all in one
+ * transaction; the worker's tasks_done count goes up in it too.  The first
+ * result of a task wins whatever its attempt (a slow worker whose lease
+ * expired may still finish first); later ones return NAS_STORE_DUPLICATE and
+ * change nothing.  A result for a task failed for good returns
+ * NAS_STORE_STALE.  An attempt that was never leased is NAS_EINVAL. */
+int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_store_result *r,
+                         const void *strategy_blob, size_t blob_len, int64_t now_ms, char *err);
+
+/* Record a failed attempt.  If the task has used `max_attempts` attempts
+ * it is failed for good with `reason` (NAS_STORE_FAILED_FINAL; the
+ * strategy blob, if any, is written in the same transaction), otherwise
+ * it goes back to the queue (NAS_STORE_APPLIED; the blob is ignored).
+ * `kind` tells a lease that expired from a failure the worker reported; both
+ * count as attempts, so an architecture that kills its workers cannot loop
+ * forever.  A failure of an attempt that is not the live lease is
+ * NAS_STORE_STALE. */
+int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind, const char *reason,
+                          int max_attempts, const void *strategy_blob, size_t blob_len,
+                          int64_t now_ms, char *err);
+
+/* ---- reading back ---------------------------------------------------------------- */
+
+typedef struct nas_store_task_info {
+    int64_t id;
+    uint64_t arch_hash;
+    char arch_text[NAS_STORE_TEXT_MAX];
+    int stage, state, attempt;
+    char worker[NAS_STORE_NAME_MAX]; /* last lessee, "" if never leased */
+    int64_t lease_expiry_ms;         /* 0 unless leased */
+    nas_fidelity fidelity;
+    int has_parent;
+    uint64_t parent_hash;
+    int64_t created_ms, finished_ms;    /* finished_ms is 0 until done or failed */
+    int failure_kind;                   /* enum nas_store_failure_kind, -1 if none */
+    char failure[NAS_STORE_REASON_MAX]; /* last failure reason, "" if none */
+} nas_store_task_info;
+
+/* Tasks in `state` (or NAS_STORE_TASK_ANY) and `stage` (or ANY), ordered by
+ * id.  *out is malloc'd (nas_free); returns the count. */
+int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out, char *err);
+
+/* One task by id; NAS_ENOTFOUND if absent. */
+int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out, char *err);
+
+/* An architecture as first recorded.  `genome` is malloc'd (nas_free; NULL
+ * when none was given), e.g. to rebuild a queued task's genome on resume. */
+typedef struct nas_store_arch_info {
+    uint64_t hash;
+    char text[NAS_STORE_TEXT_MAX];
+    uint8_t *genome;
+    size_t genome_len;
+    int64_t params, macs, created_ms;
+} nas_store_arch_info;
+/* NAS_ENOTFOUND if the store never saw the hash. */
+int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, char *err);
+
+typedef struct nas_store_counts {
+    int64_t queued, leased, done, failed;
+} nas_store_counts;
+int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char *err);
+
+/* A result joined with its task and architecture. */
+typedef struct nas_store_record {
+    int64_t task_id;
+    int64_t seq; /* order of completion, from 1 */
+    uint64_t arch_hash;
+    char arch_text[NAS_STORE_TEXT_MAX];
+    int stage, attempt;
+    double accuracy, loss, test_accuracy; /* test_accuracy NAN if absent */
+    float *curve;                         /* n_curve values, owned by the array */
+    int n_curve;
+    int64_t params, macs;
+    double seconds;
+    char worker[NAS_STORE_NAME_MAX];
+    int64_t finished_ms;
+} nas_store_record;
+
+/* Free an array returned by the functions below (NULL allowed). */
+void nas_store_records_free(nas_store_record *recs, int n);
+
+/* The k best results of `stage` by validation accuracy (ties: the earlier
+ * result first).  Returns the count (<= k). */
+int nas_store_best(nas_store *st, int stage, int k, nas_store_record **out, char *err);
+
+/* Every result of `stage` in the order it was recorded. */
+int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *err);
+
+/* The strategy state: *blob malloc'd (nas_free), *seq counts the writes.
+ * NAS_ENOTFOUND when none was written yet. */
+int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err);
+
+/* Write the strategy state alone (e.g. after a load-time migration). */
+int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms, char *err);
+
+/* ---- workers, events, weights ------------------------------------------------------ */
+
+/* A worker registered or sent a heartbeat: insert it or update host, cores,
+ * version and last_seen (first_seen is kept). */
+int nas_store_worker_seen(nas_store *st, const char *name, const char *host, int cores,
+                          const char *version, int64_t now_ms, char *err);
+
+typedef struct nas_store_worker_info {
+    char name[NAS_STORE_NAME_MAX], host[NAS_STORE_NAME_MAX], version[NAS_STORE_NAME_MAX];
+    int cores;
+    int64_t first_seen_ms, last_seen_ms, tasks_done;
+} nas_store_worker_info;
+/* Every worker, by name. *out malloc'd (nas_free); returns the count. */
+int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err);
+
+/* Append an event ("lease-expired", "worker-joined", ...) to the log. */
+int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
+                           char *err);
+
+typedef struct nas_store_event_info {
+    int64_t id, time_ms;
+    char kind[NAS_STORE_NAME_MAX];
+    char text[NAS_STORE_REASON_MAX];
+} nas_store_event_info;
+/* Events with id > after_id, oldest first, at most `limit`. */
+int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_event_info **out,
+                         char *err);
+
+/* Weights index: where an architecture's trained weights lie on disk. */
+int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, int64_t bytes,
+                          int64_t now_ms, char *err);
+/* NAS_ENOTFOUND if none; path is copied into buf (cap bytes). */
+int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap, int64_t *bytes,
+                          char *err);
+int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
+
+/* ---- integrity ---------------------------------------------------------------------- */
+
+/* Check the file and the store's own invariants: SQLite's quick_check and
+ * foreign keys, every done task has its one result and every result a done
+ * task, leases carry a worker, an expiry and an attempt >= 1, no finished
+ * task holds a lease, no result names an attempt that was never leased.
+ * NAS_OK, or NAS_EFORMAT naming the first broken rule and a row.  For
+ * nasctl and for tests after a crash; it reads every table. */
+int nas_store_check(nas_store *st, char *err);
+
+/* ---- encodings shared with nasctl --------------------------------------------------- */
+
+/* The fidelity as a flat JSON object with every field; returns the length
+ * or NAS_ERANGE when cap is too small. */
+int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap);
+/* Parse it back.  Missing keys keep their nas_fidelity_default() values
+ * and unknown keys are skipped, so older rows stay readable. */
+int nas_store_fidelity_from_json(const char *json, nas_fidelity *f, char *err);
+
+/* One result as a JSON object (for nasctl history/best/export):
+ * {"task":3,"seq":1,"arch":"00000000000000ff","text":"n=...","stage":"search",
+ *  "attempt":1,"accuracy":0.9,"loss":0.3,"test_accuracy":null,"curve":[0.5,0.9],
+ *  "params":1000,"macs":20000,"seconds":1.5,"worker":"w1","finished_ms":4000}
+ * Hashes are 16 hex digits (JSON numbers lose bits above 2^53), absent
+ * numbers are null, strings are escaped.  Returns the length or NAS_ERANGE
+ * when cap is too small. */
+int nas_store_record_to_json(const nas_store_record *r, char *buf, size_t cap);
+
+const char *nas_store_stage_name(int stage);
+const char *nas_store_task_state_name(int state);
+
+/* ---- testing -------------------------------------------------------------------------- */
+
+/* Fault injection: the n-th statement step from now (1-based) fails as a
+ * disk I/O error would; 0 disables.  Lets tests check that every state
+ * change is atomic at every statement.  Per handle, so no globals. */
+void nas_store_fail_after(nas_store *st, int n);
+
+#endif

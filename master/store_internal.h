@@ -1,0 +1,105 @@
+/*
+ * store_internal.h - what the store's .c files share with each other (and
+ * with tests/test_store.c), but not with the rest of the master.
+ *
+ * The store is split by concern: store.c opens the file, migrates the
+ * schema, caches statements and runs transactions; store_task.c holds the
+ * task life cycle (add, lease, result, failure); store_query.c reads things
+ * back and keeps workers, events and the weights index.
+ */
+#ifndef NAS_STORE_INTERNAL_H
+#define NAS_STORE_INTERNAL_H
+
+#include "master/store.h"
+
+#include <sqlite3.h>
+
+/* Every statement the store runs, prepared on first use and kept. */
+enum nas__stmt {
+    NAS__ST_CAMPAIGN_GET,
+    NAS__ST_CAMPAIGN_INSERT,
+    NAS__ST_CAMPAIGN_SET_STATE,
+    NAS__ST_STRATEGY_UPSERT,
+    NAS__ST_STRATEGY_GET,
+    NAS__ST_ARCH_UPSERT,
+    NAS__ST_ARCH_GET,
+    NAS__ST_TASK_INSERT,
+    NAS__ST_TASK_STATE,
+    NAS__ST_TASK_LEASE,
+    NAS__ST_TASK_LEASE_NEXT,
+    NAS__ST_TASK_EXTEND,
+    NAS__ST_TASK_REQUEUE,
+    NAS__ST_TASK_REQUEUE_ALL,
+    NAS__ST_TASK_DONE,
+    NAS__ST_TASK_RETRY,
+    NAS__ST_TASK_FAIL,
+    NAS__ST_RESULT_INSERT,
+    NAS__ST_WORKER_DONE,
+    NAS__ST_TASK_LIST,
+    NAS__ST_TASK_GET,
+    NAS__ST_TASK_COUNTS,
+    NAS__ST_BEST,
+    NAS__ST_HISTORY,
+    NAS__ST_WORKER_UPSERT,
+    NAS__ST_WORKER_LIST,
+    NAS__ST_EVENT_INSERT,
+    NAS__ST_EVENT_LIST,
+    NAS__ST_WEIGHTS_PUT,
+    NAS__ST_WEIGHTS_GET,
+    NAS__ST_WEIGHTS_DROP,
+    NAS__ST_COUNT,
+};
+
+struct nas_store {
+    sqlite3 *db;
+    char *path;
+    int readonly;
+    int fail_after; /* fault injection: steps left before one fails; 0 = off */
+    sqlite3_stmt *stmt[NAS__ST_COUNT];
+};
+
+/* A schema migration: the SQL that takes user_version from index i to i+1. */
+typedef struct nas__store_migration {
+    const char *sql;
+} nas__store_migration;
+
+/* nas_store_open() with an explicit migration list, so tests can play a
+ * future binary that knows a v2 against a v1 file. */
+int nas__store_open_with(nas_store **out, const char *path, int readonly,
+                         const nas__store_migration *migrations, int n_migrations, char *err);
+
+/* The migrations this binary knows (NAS_STORE_SCHEMA_VERSION of them). */
+const nas__store_migration *nas__store_migrations(int *n);
+
+/* The cached statement `which`, reset and with its bindings cleared; NULL
+ * with err set if it cannot be prepared. */
+sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err);
+
+/* sqlite3_step() with fault injection; returns the SQLite code. */
+int nas__store_step(nas_store *st, sqlite3_stmt *s);
+
+/* Turn an SQLite code into a nas_err with a message naming the store file
+ * and what was being done. */
+int nas__store_fail(nas_store *st, int rc, const char *what, char *err);
+
+/* Transactions: BEGIN IMMEDIATE takes the write lock up front, so two
+ * writers never deadlock upgrading a read lock. */
+int nas__store_begin(nas_store *st, char *err);
+int nas__store_commit(nas_store *st, char *err);
+void nas__store_rollback(nas_store *st);
+
+/* Write the strategy blob (inside the caller's transaction). */
+int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64_t now_ms,
+                              char *err);
+
+/* Step a statement that returns no row; NAS_OK or the mapped error. */
+int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char *err);
+
+/* Bind helpers: NULL text binds SQL NULL. */
+void nas__bind_text(sqlite3_stmt *s, int i, const char *v);
+void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v);
+uint64_t nas__column_u64(sqlite3_stmt *s, int i);
+/* Copy a text column into buf (cap bytes, always NUL-terminated). */
+void nas__column_copy(sqlite3_stmt *s, int i, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * agent.h - the worker's network side: a Paranoid Pirate client (STYLE
+ * rule 15, DESIGN s5, docs/PROTOCOL.md).
+ *
+ * The agent owns a DEALER socket to the master and a task thread joined
+ * to it by an inproc PAIR pipe (a zactor).  The agent thread only does
+ * network work and never blocks for longer than a heartbeat interval, so
+ * heartbeats go out while a task trains.  Lifecycle:
+ *
+ *   connect -> Register (held results, running task) -> held Results ->
+ *   Ready -> Task -> Progress per epoch -> Result | Failure -> (idle) ...
+ *
+ * If nothing arrives from the master for liveness x heartbeat, the agent
+ * drops the socket and reconnects after a backoff that starts at
+ * reconnect_min_ms and doubles up to reconnect_max_ms (reset when the
+ * master is heard again).  A task keeps running meanwhile; its Result is
+ * held and delivered after the reconnect, again periodically, until the
+ * master acknowledges it.  A stop request gives the current task back at
+ * once (Failure with give_back), sends Disconnect and returns; a second
+ * stop request returns immediately.
+ */
+#ifndef NAS_AGENT_H
+#define NAS_AGENT_H
+
+#include "worker/evaluate.h"
+
+#include <stdint.h>
+
+typedef struct nas_agent nas_agent;
+
+typedef struct nas_agent_config {
+    const char *endpoint;     /* master control endpoint, e.g. tcp://host:5555 */
+    const char *name;         /* worker name; NULL = "host:pid" */
+    int threads;              /* cores announced in Register, default 1 */
+    int64_t heartbeat_ms;     /* default 1000 */
+    int liveness;             /* silent intervals before reconnecting, default 5 */
+    int64_t reconnect_min_ms; /* default 1000 */
+    int64_t reconnect_max_ms; /* default 32000 */
+    int signal_fd;            /* a signalfd whose signals request a stop; -1 = none */
+    nas_evaluator *eval;      /* borrowed; used by the task thread only */
+} nas_agent_config;
+
+void nas_agent_config_default(nas_agent_config *cfg);
+
+/* Create the agent and start its task thread (no network traffic yet).
+ * NAS_EINVAL + err for a bad config. */
+int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err);
+
+/* Stop the task thread (cancelling a running task) and free everything. */
+void nas_agent_destroy(nas_agent **ap);
+
+/* Run until stopped.  Returns NAS_OK after a graceful stop (task given
+ * back, Disconnect sent), NAS_ECANCELED after a second stop request
+ * (return at once: the caller should exit without waiting for the task
+ * thread), or a negative error with err filled (socket failure). */
+int nas_agent_run(nas_agent *a, char *err);
+
+/* Ask run() to stop.  Async-signal-safe and callable from any thread. */
+void nas_agent_request_stop(nas_agent *a);
+
+/* Counters for tests and logs; read them after run() returns. */
+typedef struct nas_agent_stats {
+    int registrations; /* Register messages sent */
+    int tasks;         /* tasks started */
+    int results_acked; /* results the master acknowledged */
+    int held;          /* results still waiting for an Ack */
+    int errors_in;     /* Error messages received */
+    int bad_in;        /* undecodable messages received */
+} nas_agent_stats;
+
+void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out);
+
+#endif

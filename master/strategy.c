@@ -333,13 +333,6 @@ int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out) {
     return NAS_ENOTFOUND;
 }
 
-int nas__strategy_preset(const char *name, nas_genome *out, char *err) {
-    if (!nas_genome_preset)
-        return nas_set_err(err, NAS_EUNSUPPORTED, "preset '%s': this build has no genome presets",
-                           name);
-    return nas_genome_preset(name, out, err);
-}
-
 // ---- config and lifecycle ------------------------------------------------------------
 
 void nas_strategy_config_default(nas_strategy_config *cfg) {
@@ -385,8 +378,11 @@ static int config_check(nas_strategy_config *c, char *err) {
         nas_genome g;
         char perr[NAS_ERR_LEN];
         c->seeds[i][sizeof c->seeds[i] - 1] = '\0';
-        if (nas__strategy_preset(c->seeds[i], &g, perr) != NAS_OK)
+        if (nas_genome_preset(c->seeds[i], &g, perr) != NAS_OK)
             return nas_set_err(err, NAS_EINVAL, "strategy: seed %d: %s", i, perr);
+        if (g.space != c->space.kind)
+            return nas_set_err(err, NAS_EINVAL, "strategy: seed '%s' is not in the %s space",
+                               c->seeds[i], c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
     }
     /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
     int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;

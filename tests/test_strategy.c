@@ -127,6 +127,12 @@ START_TEST(test_create_rejects) {
     c = nb201_config("random", 0);
     ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "budget"));
+    c = nb201_config("random", 10);
+    c.space.op_mask = 1u << NAS_NB201_NONE;
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "op mask"));
+    c.space.op_mask = 1u << 7;
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
     c = nb201_config("evolution", 10);
     c.n_seeds = 1;
     snprintf(c.seeds[0], sizeof c.seeds[0], "no_such_cell");

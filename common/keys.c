@@ -159,6 +159,8 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
 // ----------------------------------------------------------------------------
 // Generating and fingerprinting
 
+/* libzmq draws the key from libsodium's CSPRNG, never from nas_rng: keys
+ * must not be reproducible from a campaign seed. */
 int nas_keys_generate(nas_keypair *kp, char *err) {
     NAS_ASSERT(kp != NULL);
     memset(kp, 0, sizeof *kp);
@@ -248,6 +250,8 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
     if ((size_t)snprintf(pub_path, sizeof pub_path, "%s.key", base) >= sizeof pub_path ||
         (size_t)snprintf(sec_path, sizeof sec_path, "%s.key_secret", base) >= sizeof sec_path)
         return nas_set_err(err, NAS_EINVAL, "key path too long: %s", base);
+    /* lstat, not stat: a dangling symlink under the key's name is still
+     * something we refuse to replace without being asked. */
     struct stat st;
     if (!overwrite) {
         /* Checked up front so that an existing half of a pair leaves
@@ -274,6 +278,9 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
     rc = write_tmp(pub_path, pub_text, 0644, pub_tmp, sizeof pub_tmp, err);
     if (rc != NAS_OK) goto fail;
 
+    /* The secret goes in first.  A crash between the two steps leaves
+     * the new secret beside the old public file, which load_pair reports
+     * as a mismatch; never a new public key handed out without its secret. */
     if (overwrite) {
         if (rename(sec_tmp, sec_path) != 0) {
             rc = nas_set_err(err, NAS_EIO, "rename to %s: %s", sec_path, strerror(errno));
@@ -344,6 +351,8 @@ static int read_key_file(const char *path, int secret, char *buf, size_t *len, c
         rc = nas_set_err(err, NAS_EFORMAT, "%s: not a regular file", path);
         goto done;
     }
+    /* As ssh does for identity files: a readable secret may already be
+     * copied, so refusing it forces the operator to notice. */
     if (secret && (st.st_mode & 077) != 0) {
         rc = nas_set_err(err, NAS_EAUTH,
                          "%s: secret key is readable by others (mode %04o); run chmod 600 %s",
@@ -405,6 +414,9 @@ int nas_keys_load_pair(const char *base, nas_keypair *kp, char *err) {
                          zmq_strerror(zmq_errno()));
         goto fail;
     }
+    /* The secret is the truth; a stale NAME.key next to it (a keygen
+     * --force that copied only one file) would make the operator hand out
+     * the wrong public key, so a mismatch is an error. */
     char on_disk[NAS_KEY_Z85_LEN + 1];
     rc = nas_keys_load_public(pub_path, on_disk, err);
     if (rc == NAS_ENOTFOUND) {
@@ -432,6 +444,8 @@ static int set_key(void *sock, int option, const char *z85, const char *what, ch
     char detail[NAS_ERR_LEN];
     if (z85 == NULL || nas_keys_check_z85(z85, strlen(z85), detail) != NAS_OK)
         return nas_set_err(err, NAS_EINVAL, "%s: %s", what, z85 == NULL ? "missing" : detail);
+    /* Binary form: libzmq accepts 40 or 41 bytes of Z85 too, but passing
+     * 32 decoded bytes leaves no doubt about a trailing NUL. */
     uint8_t bin[NAS_KEY_BIN_LEN];
     if (zmq_z85_decode(bin, z85) == NULL)
         return nas_set_err(err, NAS_EINVAL, "%s: Z85 decode failed", what);

@@ -90,6 +90,8 @@ static int load_dir(const char *dir, auth_key **out, int *count, char *err) {
                      dir, name);
             continue;
         }
+        /* Only NAME.key counts, so editor backups (w1.key~), notes and
+         * disabled keys (w1.key.off) can sit in the directory harmlessly. */
         if (!ends_with(name, ".key") || strlen(name) == 4) continue;
         if (n == NAS_AUTH_MAX_KEYS) {
             rc = nas_set_err(err, NAS_ERANGE, "%s: more than %d keys", dir, NAS_AUTH_MAX_KEYS);
@@ -185,6 +187,8 @@ int nas_auth_create(nas_auth **out, void *ctx, const char *authorized_dir, const
         nas_free(a);
         return nas_set_err(err, NAS_ENOMEM, "auth: mutex");
     }
+    /* Keys first, socket second: if the directory is unusable the caller
+     * learns it before libzmq can route a single handshake to us. */
     rc = nas_auth_reload(a, err);
     if (rc < 0) goto fail;
     a->sock = zmq_socket(ctx, ZMQ_REP);
@@ -192,8 +196,11 @@ int nas_auth_create(nas_auth **out, void *ctx, const char *authorized_dir, const
         rc = nas_set_err(err, NAS_EIO, "ZAP socket: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
+    /* Replies to handshakes that died meanwhile must not hold up close. */
     int zero = 0;
     zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* A second handler in one context gets EADDRINUSE: two policies for
+     * the same sockets would be a configuration bug worth refusing. */
     if (zmq_bind(a->sock, NAS_AUTH_ENDPOINT) != 0) {
         int e = zmq_errno();
         rc = nas_set_err(err, e == EADDRINUSE ? NAS_EEXIST : NAS_EIO, "bind %s: %s",
@@ -279,6 +286,8 @@ static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *f
         snprintf(a->last_addr, sizeof a->last_addr, "%s", addr);
         a->last_repeats = 1;
     }
+    /* Powers of two: a retry loop costs O(log n) lines, and the counts in
+     * the log still say how long it has been going on. */
     long r = a->last_repeats;
     if ((r & (r - 1)) != 0) return;
     if (r == 1)
@@ -293,12 +302,16 @@ static const char *decide(nas_auth *a, zmq_msg_t *f, int nf, char user[AUTH_USER
     char addr[64], mech[32], fp[NAS_KEY_FP_LEN];
     frame_str(&f[3], addr, sizeof addr);
     frame_str(&f[5], mech, sizeof mech);
+    /* The domain is checked first: a socket of another domain in the same
+     * context (a future status socket, say) must not inherit this policy. */
     if (!frame_is(&f[2], a->domain)) {
         *text = "wrong ZAP domain";
         log_reject(a, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), mech, addr,
                    "ZAP domain is not the master's");
         return "400";
     }
+    /* NULL and PLAIN carry no proof of a key; PLAIN would even send a
+     * password in clear text.  Only CURVE is ever admitted. */
     if (!frame_is(&f[5], "CURVE")) {
         *text = "CURVE required";
         log_reject(a, zmq_msg_data(&f[5]), zmq_msg_size(&f[5]), mech, addr,
@@ -341,6 +354,8 @@ static int handle_one(nas_auth *a) {
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
+        /* Only the first frame may be absent: ZeroMQ delivers a multipart
+         * message whole or not at all, so the later frames never block. */
         if (zmq_msg_recv(&m, a->sock, nf == 0 && extra == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             int e = zmq_errno();
             zmq_msg_close(&m);
@@ -357,6 +372,8 @@ static int handle_one(nas_auth *a) {
         }
         if (!more) break;
     }
+    /* RFC 27 says a handler that cannot parse a request answers 500; the
+     * peer's handshake then fails, which is the safe outcome. */
     const char *code, *text;
     char user[AUTH_USER_MAX] = "";
     if (nf < 6 || extra > 0 || !frame_is(&f[0], "1.0")) {
@@ -392,6 +409,10 @@ int nas_auth_handle(nas_auth *a) {
     }
 }
 
+/* Thread mode.  The socket was created by the thread that called create;
+ * handing it to this thread is allowed because pthread_create is a full
+ * memory barrier and nobody else touches it until destroy joins us.  The
+ * poll timeout bounds how long destroy waits for the stop flag. */
 static void *auth_thread(void *arg) {
     nas_auth *a = arg;
     while (!atomic_load(&a->stop)) {
@@ -440,6 +461,9 @@ static int is_ipv4_loopback(const char *s, size_t n) {
     return i == n && octets[0] == 127;
 }
 
+/* Parsing is deliberately strict and answers "not local" whenever in
+ * doubt: a false "local" would let the master listen on the network
+ * without keys, a false "not local" only asks the operator for a flag. */
 int nas_auth_is_loopback(const char *endpoint) {
     if (endpoint == NULL) return 0;
     if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;

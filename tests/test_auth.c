@@ -32,6 +32,11 @@ typedef struct fixture {
     nas_auth *auth;
     void *router;
     char endpoint[256];
+    void *mon;           /* PAIR receiving the router's handshake events */
+    int ev_ok;           /* ZMQ_EVENT_HANDSHAKE_SUCCEEDED */
+    int ev_auth;         /* ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP said no) */
+    int ev_auth_status;  /* its ZAP status code */
+    int ev_proto;        /* ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL / _NO_DETAIL */
 } fixture;
 
 static fixture F;
@@ -73,10 +78,47 @@ static void setup(void) {
     ck_assert_int_eq(zmq_bind(F.router, "tcp://127.0.0.1:*"), 0);
     size_t len = sizeof F.endpoint;
     ck_assert_int_eq(zmq_getsockopt(F.router, ZMQ_LAST_ENDPOINT, F.endpoint, &len), 0);
+    /* Handshake events give positive evidence of why a client failed,
+     * beyond "no message arrived in time". */
+    ck_assert_int_eq(zmq_socket_monitor(F.router, "inproc://auth-mon",
+                                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL),
+                     0);
+    F.mon = zmq_socket(F.ctx, ZMQ_PAIR);
+    zmq_setsockopt(F.mon, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(F.mon, "inproc://auth-mon"), 0);
+}
+
+/* Count the monitor events waiting (frame 1: u16 event, u32 value). */
+static void drain_monitor(void) {
+    for (;;) {
+        uint8_t ev[6];
+        char addr[256];
+        if (zmq_recv(F.mon, ev, sizeof ev, ZMQ_DONTWAIT) < 0) return;
+        zmq_recv(F.mon, addr, sizeof addr, 0);
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, ev, 2);
+        memcpy(&value, ev + 2, 4);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) F.ev_ok++;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            F.ev_auth++;
+            F.ev_auth_status = (int)value;
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            F.ev_proto++;
+    }
 }
 
 static void teardown(void) {
-    if (F.router) zmq_close(F.router);
+    if (F.mon) zmq_close(F.mon);
+    if (F.router) {
+        zmq_socket_monitor(F.router, NULL, 0);
+        zmq_close(F.router);
+    }
     nas_auth_destroy(&F.auth);
     if (F.ctx) zmq_ctx_term(F.ctx);
     nas_tmpdir_rm(F.dir);
@@ -133,7 +175,9 @@ static int pump(int serve_zap, long ms, int stop_after, char *user) {
             zmq_msg_close(&body);
             got++;
         }
+        drain_monitor();
     }
+    drain_monitor();
     return got;
 }
 
@@ -157,6 +201,8 @@ START_TEST(test_auth_authorized_client_exchanges) {
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 1);
     ck_assert_int_eq(st.rejected, 0);
+    ck_assert_int_eq(F.ev_ok, 1);
+    ck_assert_int_eq(F.ev_auth + F.ev_proto, 0);
     zmq_close(c);
 }
 END_TEST
@@ -173,6 +219,10 @@ START_TEST(test_auth_unknown_key_rejected_and_logged) {
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_ge(st.rejected, 1);
     ck_assert_int_eq(st.accepted, 0);
+    /* libzmq itself reports the handshake as refused by ZAP with 400. */
+    ck_assert_int_ge(F.ev_auth, 1);
+    ck_assert_int_eq(F.ev_auth_status, 400);
+    ck_assert_int_eq(F.ev_ok, 0);
     char *log = read_log();
     nas_keys_fingerprint(stranger.public_z85, fp);
     ck_assert_msg(strstr(log, fp) != NULL, "fingerprint %s not in log:\n%s", fp, log);
@@ -196,6 +246,11 @@ START_TEST(test_auth_wrong_server_key_cannot_connect) {
     nas_auth_stats st;
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
+    /* The server saw a handshake fail (crypto box or mechanism mismatch)
+     * before any ZAP question, and never one succeed. */
+    ck_assert_int_ge(F.ev_proto, 1);
+    ck_assert_int_eq(F.ev_ok, 0);
+    ck_assert_int_eq(st.rejected, 0);
     zmq_close(c);
 }
 END_TEST
@@ -208,6 +263,11 @@ START_TEST(test_auth_plaintext_client_gets_nothing) {
     nas_auth_stats st;
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
+    /* The server saw a handshake fail (crypto box or mechanism mismatch)
+     * before any ZAP question, and never one succeed. */
+    ck_assert_int_ge(F.ev_proto, 1);
+    ck_assert_int_eq(F.ev_ok, 0);
+    ck_assert_int_eq(st.rejected, 0);
     zmq_close(c);
 }
 END_TEST

@@ -117,6 +117,12 @@ START_TEST(test_keys_refuse_overwrite_unless_asked) {
     ck_assert_int_eq(nas_keys_generate_files(base2, 0, NULL, err), NAS_EEXIST);
     ck_assert_ptr_nonnull(strstr(err, "half.key"));
     ck_assert_int_eq(access(path_of(p, base2, ".key_secret"), F_OK), -1);
+    /* A directory that does not exist: an I/O error naming the key. */
+    char nodir[4200];
+    snprintf(nodir, sizeof nodir, "%s/no/such/dir/k", base2);
+    ck_assert_int_eq(nas_keys_generate_files(nodir, 0, NULL, err), NAS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "no/such/dir/k.key_secret"));
+    ck_assert_int_eq(nas_keys_generate_files("", 0, NULL, err), NAS_EINVAL);
     /* No temporary files are left behind either. */
     char cmd[4200], out[256];
     snprintf(cmd, sizeof cmd, "ls -A \"$(dirname '%s')\" | grep -c tmp", base2);

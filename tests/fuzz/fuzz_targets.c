@@ -74,7 +74,7 @@ static void wire_round_trip(const nas_wire_msg *m) {
 
 int nas_fuzz_wire(const uint8_t *data, size_t size) {
     nas_wire_msg m;
-    char err[NAS_ERR_LEN];
+    char err[NAS_ERR_LEN] = "";
     int rc = nas_wire_decode(data, size, &m, err);
     if (rc == NAS_OK) {
         wire_round_trip(&m);
@@ -191,7 +191,7 @@ int nas_fuzz_json(const uint8_t *data, size_t size) {
 
 int nas_fuzz_config(const uint8_t *data, size_t size) {
     nas_config a = nas_config_default(), b = nas_config_default();
-    char err[NAS_ERR_LEN];
+    char err[NAS_ERR_LEN] = "";
     int rc = nas_config_parse((const char *)data, size, "fuzz.yaml", &a, err);
     if (rc == NAS_OK) {
         /* Parsing is a function of the bytes: the same text gives the same

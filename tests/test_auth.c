@@ -328,6 +328,39 @@ START_TEST(test_auth_thread_mode) {
 }
 END_TEST
 
+START_TEST(test_auth_plain_local_socket_unaffected) {
+    /* A plaintext socket without a ZAP domain in the same context (a
+     * loopback-only status endpoint) is not subject to the CURVE policy:
+     * libzmq asks ZAP about NULL-mechanism peers only when a domain is set. */
+    void *plain = zmq_socket(F.ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(plain, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(plain, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t len = sizeof ep;
+    ck_assert_int_eq(zmq_getsockopt(plain, ZMQ_LAST_ENDPOINT, ep, &len), 0);
+    void *c = zmq_socket(F.ctx, ZMQ_DEALER);
+    zmq_setsockopt(c, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(c, ep), 0);
+    ck_assert_int_eq(zmq_send(c, "status?", 7, 0), 7);
+    zmq_pollitem_t items[2] = {{.socket = plain, .events = ZMQ_POLLIN},
+                               {.socket = nas_auth_socket(F.auth), .events = ZMQ_POLLIN}};
+    int got = 0;
+    long deadline = now_ms() + 5000;
+    while (!got && now_ms() < deadline) {
+        ck_assert_int_ge(zmq_poll(items, 2, 20), 0);
+        if (items[1].revents & ZMQ_POLLIN) nas_auth_handle(F.auth);
+        if (items[0].revents & ZMQ_POLLIN) got = 1;
+    }
+    ck_assert_int_eq(got, 1);
+    nas_auth_stats st;
+    nas_auth_stats_get(F.auth, &st);
+    ck_assert_int_eq(st.accepted + st.rejected + st.malformed, 0);
+    zmq_close(c);
+    zmq_close(plain);
+}
+END_TEST
+
 /* Speak RFC 27 to the handler directly, as libzmq would. */
 static void zap_request(void *req, const char *version, const char *domain, const char *mech,
                         const void *cred, size_t cred_len, int nframes) {
@@ -493,6 +526,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_auth_plaintext_client_gets_nothing);
     tcase_add_test(tc, test_auth_reload_admits_new_key);
     tcase_add_test(tc, test_auth_thread_mode);
+    tcase_add_test(tc, test_auth_plain_local_socket_unaffected);
     tcase_add_test(tc, test_auth_zap_protocol);
     tcase_add_test(tc, test_auth_rejection_log_throttled);
     tcase_add_test(tc, test_auth_create_errors);

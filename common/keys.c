@@ -61,21 +61,27 @@ int nas_keys_check_z85(const char *s, size_t len, char *err) {
     return NAS_OK;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Trim [*b, *e) of blanks in place. */
 static void trim(const char **b, const char **e) {
-    while (*b < *e && is_space(**b)) (*b)++;
-    while (*e > *b && is_space((*e)[-1])) (*e)--;
+    while (*b < *e && is_space(**b))
+        (*b)++;
+    while (*e > *b && is_space((*e)[-1]))
+        (*e)--;
 }
 
 /* 1 if [b, e) looks like `name = ...` with a lower-case name (czmq's
  * form), as opposed to a damaged key that happens to contain '='. */
 static int is_field_line(const char *b, const char *e) {
     const char *p = b;
-    while (p < e && ((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_')) p++;
+    while (p < e && ((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+        p++;
     if (p == b) return 0;
-    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
     return p < e && *p == '=';
 }
 
@@ -129,8 +135,8 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
             /* czmq form; other fields (metadata, the other key) are skipped. */
             int rc = parse_field(b, e, field, &vb, &ve);
             if (rc < 0)
-                return nas_set_err(err, NAS_EFORMAT, "%s:%d: %s needs a quoted value", name,
-                                   line, field);
+                return nas_set_err(err, NAS_EFORMAT, "%s:%d: %s needs a quoted value", name, line,
+                                   field);
             if (rc == 0) continue;
         } else if ((e - b == 8 && memcmp(b, "metadata", 8) == 0) ||
                    (e - b == 5 && memcmp(b, "curve", 5) == 0)) {
@@ -303,10 +309,9 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
         if (link(pub_tmp, pub_path) != 0) {
             int e = errno;
             unlink(sec_path); /* ours: created by the link just above */
-            rc = e == EEXIST
-                     ? nas_set_err(err, NAS_EEXIST, "%s exists (refusing to overwrite a key)",
-                                   pub_path)
-                     : nas_set_err(err, NAS_EIO, "link %s: %s", pub_path, strerror(e));
+            rc = e == EEXIST ? nas_set_err(err, NAS_EEXIST,
+                                           "%s exists (refusing to overwrite a key)", pub_path)
+                             : nas_set_err(err, NAS_EIO, "link %s: %s", pub_path, strerror(e));
             goto fail;
         }
         unlink(sec_tmp);
@@ -355,8 +360,8 @@ static int read_key_file(const char *path, int secret, char *buf, size_t *len, c
      * copied, so refusing it forces the operator to notice. */
     if (secret && (st.st_mode & 077) != 0) {
         rc = nas_set_err(err, NAS_EAUTH,
-                         "%s: secret key is readable by others (mode %04o); run chmod 600 %s",
-                         path, (unsigned)(st.st_mode & 07777), path);
+                         "%s: secret key is readable by others (mode %04o); run chmod 600 %s", path,
+                         (unsigned)(st.st_mode & 07777), path);
         goto done;
     }
     if (st.st_size > KEYS_FILE_MAX) {
@@ -477,9 +482,9 @@ int nas_keys_curve_client(void *sock, const nas_keypair *kp, const char *server_
     if (!zmq_has("curve"))
         return nas_set_err(err, NAS_EUNSUPPORTED, "this libzmq was built without CURVE support");
     int rc = set_key(sock, ZMQ_CURVE_SERVERKEY, server_public_z85, "server public key", err);
-    if (rc == NAS_OK) rc = set_key(sock, ZMQ_CURVE_PUBLICKEY, kp->public_z85, "client public key",
-                                   err);
-    if (rc == NAS_OK) rc = set_key(sock, ZMQ_CURVE_SECRETKEY, kp->secret_z85, "client secret key",
-                                   err);
+    if (rc == NAS_OK)
+        rc = set_key(sock, ZMQ_CURVE_PUBLICKEY, kp->public_z85, "client public key", err);
+    if (rc == NAS_OK)
+        rc = set_key(sock, ZMQ_CURVE_SECRETKEY, kp->secret_z85, "client secret key", err);
     return rc;
 }

@@ -33,9 +33,9 @@
 #include <strings.h>
 #include <zmq.h>
 
-#define AUTH_USER_MAX 128  /* file stem used as the ZAP User-Id */
-#define AUTH_MAX_FRAMES 16 /* more than any valid request has */
-#define AUTH_POLL_MS 100   /* thread mode: how soon a stop request is seen */
+#define AUTH_USER_MAX   128 /* file stem used as the ZAP User-Id */
+#define AUTH_MAX_FRAMES 16  /* more than any valid request has */
+#define AUTH_POLL_MS    100 /* thread mode: how soon a stop request is seen */
 
 typedef struct auth_key {
     uint8_t bin[NAS_KEY_BIN_LEN];
@@ -43,11 +43,11 @@ typedef struct auth_key {
 } auth_key;
 
 struct nas_auth {
-    void *sock;                 /* REP bound to NAS_AUTH_ENDPOINT */
-    char dir[4096];             /* authorized directory */
-    char domain[256];           /* ZAP domain we answer for */
-    pthread_mutex_t mu;         /* guards keys, n_keys and stats */
-    auth_key *keys;             /* sorted by bin */
+    void *sock;         /* REP bound to NAS_AUTH_ENDPOINT */
+    char dir[4096];     /* authorized directory */
+    char domain[256];   /* ZAP domain we answer for */
+    pthread_mutex_t mu; /* guards keys, n_keys and stats */
+    auth_key *keys;     /* sorted by bin */
     int n_keys;
     nas_auth_stats stats;
     pthread_t thread;
@@ -231,7 +231,9 @@ void nas_auth_destroy(nas_auth **ap) {
     *ap = NULL;
 }
 
-void *nas_auth_socket(nas_auth *a) { return a->sock; }
+void *nas_auth_socket(nas_auth *a) {
+    return a->sock;
+}
 
 void nas_auth_stats_get(nas_auth *a, nas_auth_stats *out) {
     pthread_mutex_lock(&a->mu);
@@ -247,7 +249,8 @@ static void frame_str(zmq_msg_t *m, char *buf, size_t cap) {
     size_t n = zmq_msg_size(m);
     const unsigned char *p = zmq_msg_data(m);
     if (n >= cap) n = cap - 1;
-    for (size_t i = 0; i < n; i++) buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
     buf[n] = '\0';
 }
 
@@ -274,8 +277,8 @@ static int send_reply(void *sock, zmq_msg_t *req_id, const char *code, const cha
 
 /* Log a rejection, throttled per (credential, address): the 1st, 2nd,
  * 4th, 8th, ... consecutive identical attempt is logged. */
-static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *fp,
-                       const char *addr, const char *why) {
+static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *fp, const char *addr,
+                       const char *why) {
     if (id_len > sizeof a->last_id) id_len = sizeof a->last_id;
     if (id_len == a->last_id_len && memcmp(id, a->last_id, id_len) == 0 &&
         strcmp(addr, a->last_addr) == 0) {
@@ -327,9 +330,9 @@ static const char *decide(nas_auth *a, zmq_msg_t *f, int nf, char user[AUTH_USER
     memcpy(probe.bin, zmq_msg_data(&f[6]), NAS_KEY_BIN_LEN);
     int found = 0;
     pthread_mutex_lock(&a->mu);
-    const auth_key *k = a->n_keys > 0 ? bsearch(&probe, a->keys, (size_t)a->n_keys,
-                                               sizeof *a->keys, key_cmp)
-                                      : NULL;
+    const auth_key *k = a->n_keys > 0
+                            ? bsearch(&probe, a->keys, (size_t)a->n_keys, sizeof *a->keys, key_cmp)
+                            : NULL;
     if (k != NULL) {
         /* Copied under the lock: a reload may free the array right after. */
         snprintf(user, AUTH_USER_MAX, "%s", k->user);
@@ -394,7 +397,8 @@ static int handle_one(nas_auth *a) {
     }
     rc = send_reply(a->sock, nf > 1 ? &f[1] : NULL, code, text, user) == NAS_OK ? 1 : NAS_EIO;
 done:
-    for (int i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    for (int i = 0; i < nf; i++)
+        zmq_msg_close(&f[i]);
     return rc;
 }
 
@@ -450,7 +454,8 @@ static int is_ipv4_loopback(const char *s, size_t n) {
     while (k < 4) {
         size_t start = i;
         int v = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) v = v * 10 + (s[i++] - '0');
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+            v = v * 10 + (s[i++] - '0');
         if (i == start || v > 255) return 0;
         octets[k++] = v;
         if (k < 4) {

@@ -24,19 +24,19 @@
 
 typedef struct fixture {
     void *ctx;
-    char dir[4096];      /* temporary root */
-    char authdir[4096];  /* authorized keys */
+    char dir[4096];     /* temporary root */
+    char authdir[4096]; /* authorized keys */
     char logpath[4096];
     nas_keypair server;
-    nas_keypair worker;  /* authorized as "worker1" */
+    nas_keypair worker; /* authorized as "worker1" */
     nas_auth *auth;
     void *router;
     char endpoint[256];
-    void *mon;           /* PAIR receiving the router's handshake events */
-    int ev_ok;           /* ZMQ_EVENT_HANDSHAKE_SUCCEEDED */
-    int ev_auth;         /* ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP said no) */
-    int ev_auth_status;  /* its ZAP status code */
-    int ev_proto;        /* ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL / _NO_DETAIL */
+    void *mon;          /* PAIR receiving the router's handshake events */
+    int ev_ok;          /* ZMQ_EVENT_HANDSHAKE_SUCCEEDED */
+    int ev_auth;        /* ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP said no) */
+    int ev_auth_status; /* its ZAP status code */
+    int ev_proto;       /* ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL / _NO_DETAIL */
 } fixture;
 
 static fixture F;
@@ -133,7 +133,8 @@ static char *read_log(void) {
 
 static int count_lines_with(const char *text, const char *needle) {
     int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++) n++;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
     return n;
 }
 
@@ -482,20 +483,34 @@ START_TEST(test_auth_loopback_table) {
         const char *ep;
         int local;
     } cases[] = {
-        {"tcp://127.0.0.1:5555", 1},  {"tcp://127.1.2.3:1", 1},
-        {"tcp://127.0.0.1:*", 1},     {"tcp://localhost:5555", 1},
-        {"tcp://LOCALHOST:5555", 1},  {"tcp://[::1]:5555", 1},
-        {"ipc:///tmp/nasd.sock", 1},  {"inproc://control", 1},
-        {"tcp://*:5555", 0},          {"tcp://0.0.0.0:5555", 0},
-        {"tcp://[::]:5555", 0},       {"tcp://192.168.1.10:5555", 0},
-        {"tcp://eth0:5555", 0},       {"tcp://127.0.0.1.evil.com:1", 0},
-        {"tcp://127.0.0.256:1", 0},   {"tcp://127.0.0:1", 0},
-        {"tcp://1270.0.0.1:1", 0},    {"tcp://128.0.0.1:1", 0},
-        {"tcp://127.0.0.1", 0},       {"tcp://127.0.0.1:", 0},
-        {"tcp://[::1]", 0},           {"tcp://[::1:5", 0},
-        {"tcp://10.0.0.1;127.0.0.1:5", 0}, {"udp://127.0.0.1:5", 0},
-        {"TCP://127.0.0.1:5", 0},     {"", 0},
-        {"tcp://", 0},                {"ws://127.0.0.1:5", 0},
+        {"tcp://127.0.0.1:5555", 1},
+        {"tcp://127.1.2.3:1", 1},
+        {"tcp://127.0.0.1:*", 1},
+        {"tcp://localhost:5555", 1},
+        {"tcp://LOCALHOST:5555", 1},
+        {"tcp://[::1]:5555", 1},
+        {"ipc:///tmp/nasd.sock", 1},
+        {"inproc://control", 1},
+        {"tcp://*:5555", 0},
+        {"tcp://0.0.0.0:5555", 0},
+        {"tcp://[::]:5555", 0},
+        {"tcp://192.168.1.10:5555", 0},
+        {"tcp://eth0:5555", 0},
+        {"tcp://127.0.0.1.evil.com:1", 0},
+        {"tcp://127.0.0.256:1", 0},
+        {"tcp://127.0.0:1", 0},
+        {"tcp://1270.0.0.1:1", 0},
+        {"tcp://128.0.0.1:1", 0},
+        {"tcp://127.0.0.1", 0},
+        {"tcp://127.0.0.1:", 0},
+        {"tcp://[::1]", 0},
+        {"tcp://[::1:5", 0},
+        {"tcp://10.0.0.1;127.0.0.1:5", 0},
+        {"udp://127.0.0.1:5", 0},
+        {"TCP://127.0.0.1:5", 0},
+        {"", 0},
+        {"tcp://", 0},
+        {"ws://127.0.0.1:5", 0},
     };
     for (size_t i = 0; i < NAS_ARRAY_LEN(cases); i++)
         ck_assert_msg(nas_auth_is_loopback(cases[i].ep) == cases[i].local, "%s: expected %d",

@@ -33,7 +33,8 @@ static const char *setup_base(const char *name) {
 }
 
 static void teardown(void) {
-    for (int i = 0; i < g_ndirs; i++) nas_tmpdir_rm(g_dirs[i]);
+    for (int i = 0; i < g_ndirs; i++)
+        nas_tmpdir_rm(g_dirs[i]);
     g_ndirs = 0;
 }
 

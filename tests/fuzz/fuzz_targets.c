@@ -40,9 +40,9 @@ static int genome_json_available(void) {
 }
 
 /* A broken property is a bug in the decoder or encoder, never bad input. */
-#define FUZZ_CHECK(cond, ...)                                                  \
-    do {                                                                       \
-        if (!(cond)) nas_abort(__FILE__, __LINE__, __VA_ARGS__);               \
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) nas_abort(__FILE__, __LINE__, __VA_ARGS__);                                   \
     } while (0)
 
 // ----------------------------------------------------------------------------
@@ -60,8 +60,7 @@ static void wire_round_trip(const nas_wire_msg *m) {
     FUZZ_CHECK(rc == NAS_OK, "decoded %s does not encode: %s", nas_wire_type_name(m->type), err);
     nas_wire_msg m2;
     rc = nas_wire_decode(b1, l1, &m2, err);
-    FUZZ_CHECK(rc == NAS_OK, "re-encoded %s does not decode: %s", nas_wire_type_name(m->type),
-               err);
+    FUZZ_CHECK(rc == NAS_OK, "re-encoded %s does not decode: %s", nas_wire_type_name(m->type), err);
     FUZZ_CHECK(m2.type == m->type && m2.seq == m->seq && m2.frames == m->frames,
                "envelope fields changed in a round trip");
     rc = nas_wire_encode(&m2, &b2, &l2, err);
@@ -236,16 +235,16 @@ static void dataset_check(const nas_dataset *ds) {
     for (size_t i = 0; i < px; i++)
         FUZZ_CHECK(ds->images[i] >= 0.0f && ds->images[i] <= 1.0f, "pixel %zu outside [0, 1]", i);
     for (int i = 0; i < ds->n; i++)
-        FUZZ_CHECK(ds->labels[i] < ds->classes, "label %d of image %d >= classes %d",
-                   ds->labels[i], i, ds->classes);
+        FUZZ_CHECK(ds->labels[i] < ds->classes, "label %d of image %d >= classes %d", ds->labels[i],
+                   i, ds->classes);
 }
 
 /* Input: u32 little-endian length of the image file, the image file, then
  * the label file (either may be gzip-compressed). */
 int nas_fuzz_idx(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
-    size_t split = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 |
-                   (size_t)data[3] << 24;
+    size_t split =
+        (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24;
     data += 4;
     size -= 4;
     if (split > size) split = size;
@@ -276,8 +275,8 @@ int nas_fuzz_cifar(const uint8_t *data, size_t size) {
     if (nas_dataset_load_cifar(&ds, paths, 1, err) == NAS_OK) {
         ok = 1;
         dataset_check(&ds);
-        FUZZ_CHECK(ds.c == 3 && ds.h == 32 && ds.w == 32, "CIFAR set of shape %dx%dx%d", ds.c,
-                   ds.h, ds.w);
+        FUZZ_CHECK(ds.c == 3 && ds.h == 32 && ds.w == 32, "CIFAR set of shape %dx%dx%d", ds.c, ds.h,
+                   ds.w);
         nas_dataset_fini(&ds);
     }
     close(fd);

@@ -280,6 +280,8 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
              "# master's authorized directory (workers) or to the workers (master).\n%s\n",
              kp->public_z85);
     int rc = write_tmp(sec_path, sec_text, 0600, sec_tmp, sizeof sec_tmp, err);
+    /* explicit_bzero, unlike memset, is not optimised away before return. */
+    explicit_bzero(sec_text, sizeof sec_text);
     if (rc != NAS_OK) goto fail;
     rc = write_tmp(pub_path, pub_text, 0644, pub_tmp, sizeof pub_tmp, err);
     if (rc != NAS_OK) goto fail;
@@ -332,7 +334,7 @@ int nas_keys_generate_files(const char *base, int overwrite, nas_keypair *kp, ch
     if (rc == NAS_OK) rc = nas_keys_save(&local, base, overwrite, err);
     if (rc == NAS_OK && kp != NULL) *kp = local;
     /* The secret does not outlive this call unless the caller asked. */
-    memset(&local, 0, sizeof local);
+    explicit_bzero(&local, sizeof local);
     return rc;
 }
 
@@ -412,7 +414,7 @@ int nas_keys_load_pair(const char *base, nas_keypair *kp, char *err) {
     memset(&k, 0, sizeof k);
     int rc = read_key_file(sec_path, 1, buf, &len, err);
     if (rc == NAS_OK) rc = nas_keys_parse(buf, len, "secret", sec_path, k.secret_z85, err);
-    memset(buf, 0, sizeof buf);
+    explicit_bzero(buf, sizeof buf);
     if (rc != NAS_OK) goto fail;
     if (zmq_curve_public(k.public_z85, k.secret_z85) != 0) {
         rc = nas_set_err(err, NAS_EUNSUPPORTED, "%s: cannot derive the public key: %s", sec_path,
@@ -434,10 +436,10 @@ int nas_keys_load_pair(const char *base, nas_keypair *kp, char *err) {
         goto fail;
     }
     *kp = k;
-    memset(&k, 0, sizeof k);
+    explicit_bzero(&k, sizeof k);
     return NAS_OK;
 fail:
-    memset(&k, 0, sizeof k);
+    explicit_bzero(&k, sizeof k);
     return rc;
 }
 
@@ -455,7 +457,7 @@ static int set_key(void *sock, int option, const char *z85, const char *what, ch
     if (zmq_z85_decode(bin, z85) == NULL)
         return nas_set_err(err, NAS_EINVAL, "%s: Z85 decode failed", what);
     int rc = zmq_setsockopt(sock, option, bin, sizeof bin);
-    memset(bin, 0, sizeof bin);
+    explicit_bzero(bin, sizeof bin);
     if (rc != 0)
         return nas_set_err(err, NAS_EIO, "setsockopt %s: %s", what, zmq_strerror(zmq_errno()));
     return NAS_OK;

@@ -7,6 +7,7 @@
  * server key and a plaintext client never deliver a single message.  The
  * log is captured by pointing stderr at a file inside the forked test.
  */
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -478,6 +479,34 @@ START_TEST(test_auth_create_errors) {
 }
 END_TEST
 
+START_TEST(test_auth_create_out_of_memory) {
+    /* Every allocation of create (the handler, the key array) may fail in
+     * turn: each failure is NAS_ENOMEM with nothing leaked (LeakSanitizer
+     * checks at exit) and nothing bound, so the next try can bind. */
+    char err[NAS_ERR_LEN];
+    void *ctx = zmq_ctx_new();
+    int enomem = 0, ok = 0;
+    for (long n = 1; n <= 8 && !ok; n++) {
+        nas_auth *a = NULL;
+        nas_alloc_fail_after(n);
+        int rc = nas_auth_create(&a, ctx, F.authdir, NULL, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_ENOMEM) {
+            enomem++;
+            ck_assert_ptr_null(a);
+        } else {
+            ck_assert_int_eq(rc, NAS_OK);
+            ck_assert_int_eq(nas_auth_key_count(a), 1);
+            nas_auth_destroy(&a);
+            ok = 1;
+        }
+    }
+    ck_assert_int_ge(enomem, 2);
+    ck_assert_int_eq(ok, 1);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(test_auth_loopback_table) {
     static const struct {
         const char *ep;
@@ -545,6 +574,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_auth_zap_protocol);
     tcase_add_test(tc, test_auth_rejection_log_throttled);
     tcase_add_test(tc, test_auth_create_errors);
+    tcase_add_test(tc, test_auth_create_out_of_memory);
     tcase_add_test(tc, test_auth_loopback_table);
     suite_add_tcase(s, tc);
     return s;

@@ -110,6 +110,16 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
     if (text == NULL && len > 0) return nas_set_err(err, NAS_EINVAL, "%s: NULL text", name);
     char field[32];
     snprintf(field, sizeof field, "%s-key", what);
+    /* A secret key where a public one is expected means the secret has
+     * already been copied somewhere it should not be (the authorized
+     * directory, a worker's config): refuse loudly instead of using it. */
+    if (strcmp(what, "public") == 0 && text != NULL &&
+        (memmem(text, len, "CURVE secret key", 16) != NULL ||
+         memmem(text, len, "secret-key", 10) != NULL))
+        return nas_set_err(err, NAS_EFORMAT,
+                           "%s holds a secret key; only the public NAME.key file may be "
+                           "copied, and this secret should be replaced",
+                           name);
     const char *key_b = NULL, *key_e = NULL;
     int key_line = 0, line = 0;
     const char *p = text, *end = text + len;

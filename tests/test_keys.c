@@ -172,6 +172,10 @@ START_TEST(test_keys_parse_forms) {
              kp.public_z85, kp.secret_z85);
     ck_assert_int_eq(nas_keys_parse(text, strlen(text), "secret", "cert", out, err), NAS_OK);
     ck_assert_str_eq(out, kp.secret_z85);
+    /* A secret certificate where a public key is expected is refused. */
+    ck_assert_int_eq(nas_keys_parse(text, strlen(text), "public", "cert", out, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "cert holds a secret key"));
+    snprintf(text, sizeof text, "metadata\ncurve\n    public-key = \"%s\"\n", kp.public_z85);
     ck_assert_int_eq(nas_keys_parse(text, strlen(text), "public", "cert", out, err), NAS_OK);
     ck_assert_str_eq(out, kp.public_z85);
     /* Bare form with CRLF line ends and surrounding blanks. */
@@ -239,6 +243,13 @@ START_TEST(test_keys_damaged_files_refused_by_name) {
     write_text(p, "not a key at all\n", 0600);
     ck_assert_int_eq(nas_keys_load_pair(base, &back, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "w.key_secret:1:"));
+
+    /* Our own secret file copied where a public key belongs. */
+    char sec[4096];
+    ck_assert_int_eq(nas_keys_generate_files(base, 1, &kp, err), NAS_OK);
+    ck_assert_int_eq(nas_keys_load_public(path_of(sec, base, ".key_secret"), pub, err),
+                     NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "holds a secret key"));
 
     /* A directory where a key file should be. */
     ck_assert_int_eq(nas_keys_load_public(new_dir(), pub, err), NAS_EFORMAT);

@@ -2,13 +2,15 @@
  * evaluate.c - tabular, synthetic and training evaluation of one task
  * (see evaluate.h).
  *
- * Training keeps a small cache of prepared data sets keyed by the whole
- * data recipe (name, directory, resolution, validation size, subset, test
- * split, seed): the search stage sends many tasks with one fidelity, so
- * the files are read and transformed once.
+ * Training keeps data in two levels: each data set's files are read once
+ * and kept as loaded (raw), and a few prepared recipes (resolution,
+ * validation size, subset, test split, seed) are kept on top, prepared
+ * from memory: the search stage sends many tasks with one fidelity, and
+ * the final stage's other fidelity costs a prepare, not a reload.
  */
 #include "worker/evaluate.h"
 #include "common/alloc.h"
+#include "common/builder.h"
 #include "common/clock.h"
 #include "common/dataset.h"
 #include "common/err.h"
@@ -23,6 +25,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One data set as loaded from its files (train split, test split once a
+ * task asks for it), kept for the life of the worker. */
+typedef struct raw_entry {
+    int used;
+    char name[NAS_WIRE_NAME_MAX];
+    char dir[NAS_WIRE_PATH_MAX];
+    nas_dataset train, test;
+    int has_test;
+} raw_entry;
+
 /* One prepared data recipe. */
 typedef struct data_entry {
     int used;
@@ -36,6 +48,7 @@ typedef struct data_entry {
 struct nas_evaluator {
     nas_evaluator_config cfg;
     nas_table *table;
+    raw_entry raw[NAS_EVAL_DATA_CACHE];
     data_entry data[NAS_EVAL_DATA_CACHE];
     uint64_t uses;
     /* Column indexes in the table, -1 when absent. */
@@ -119,8 +132,11 @@ fail:
 
 void nas_evaluator_destroy(nas_evaluator **ep) {
     if (!ep || !*ep) return;
-    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++)
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++) {
         nas_dataset_splits_fini(&(*ep)->data[i].splits);
+        nas_dataset_fini(&(*ep)->raw[i].train);
+        nas_dataset_fini(&(*ep)->raw[i].test);
+    }
     nas_table_destroy(&(*ep)->table);
     nas_free(*ep);
     *ep = NULL;
@@ -231,7 +247,8 @@ static int run_synthetic(nas_evaluator *ev, const nas_wire_task *t, const nas_ev
 
 // ---- training ------------------------------------------------------------------------------
 
-/* Everything nas_dataset_prepare uses is part of the key. */
+/* Everything nas_dataset_prepare uses is part of the key (val_random is
+ * always 0 here: nas_dataset_config_from_fidelity). */
 static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
     return e->used && strcmp(e->name, k->name) == 0 && strcmp(e->dir, k->dir) == 0 &&
            e->key.resolution == k->resolution && e->key.val_size == k->val_size &&
@@ -239,9 +256,41 @@ static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
            e->key.seed == k->seed;
 }
 
-/* The prepared data of a recipe, from the cache or loaded now. */
-/* Least recently used entry is replaced; a failed prepare leaves the slot
- * empty. */
+/* The files of data set (name, dir), read once: the train split on first
+ * use, the test split on the first task that evaluates it.  A worker
+ * serves one or two data sets, so a full table is an operator error. */
+static int get_raw(nas_evaluator *ev, const nas_dataset_config *k, const raw_entry **out,
+                   char *err) {
+    raw_entry *e = NULL;
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE && !e; i++)
+        if (ev->raw[i].used && strcmp(ev->raw[i].name, k->name) == 0 &&
+            strcmp(ev->raw[i].dir, k->dir) == 0)
+            e = &ev->raw[i];
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE && !e; i++) {
+        if (ev->raw[i].used) continue;
+        e = &ev->raw[i];
+        int rc = nas_dataset_load(&e->train, k->name, k->dir, NAS_SPLIT_TRAIN, err);
+        if (rc < 0) return rc;
+        e->used = 1;
+        snprintf(e->name, sizeof e->name, "%s", k->name);
+        snprintf(e->dir, sizeof e->dir, "%s", k->dir);
+        nas_info("evaluator: loaded %s from %s: %d training images", k->name, k->dir, e->train.n);
+    }
+    if (!e)
+        return nas_set_err(err, NAS_ENOSPC, "this worker already keeps %d data sets in memory",
+                           NAS_EVAL_DATA_CACHE);
+    if (k->load_test && !e->has_test) {
+        int rc = nas_dataset_load(&e->test, k->name, k->dir, NAS_SPLIT_TEST, err);
+        if (rc < 0) return rc;
+        e->has_test = 1;
+    }
+    *out = e;
+    return NAS_OK;
+}
+
+/* The prepared data of a recipe, from the cache or prepared now from the
+ * data set in memory.  The least recently used recipe is replaced; a
+ * failed prepare leaves its slot empty. */
 static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_dataset_splits **out,
                     char *err) {
     data_entry *slot = &ev->data[0];
@@ -254,9 +303,13 @@ static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_da
         }
         if (!e->used || (slot->used && e->last_use < slot->last_use)) slot = e;
     }
+    const raw_entry *raw = NULL;
+    int rc = get_raw(ev, k, &raw, err);
+    if (rc < 0) return rc;
     nas_dataset_splits_fini(&slot->splits);
     memset(slot, 0, sizeof *slot);
-    int rc = nas_dataset_prepare(&slot->splits, k, err);
+    rc = nas_dataset_prepare_from(&slot->splits, k, &raw->train, raw->has_test ? &raw->test : NULL,
+                                  err);
     if (rc < 0) return rc;
     snprintf(slot->name, sizeof slot->name, "%s", k->name);
     snprintf(slot->dir, sizeof slot->dir, "%s", k->dir);
@@ -289,21 +342,19 @@ static int on_epoch(void *user, const nas_train_epoch *e) {
 
 /* Which network a training task builds.  Returns NAS_OK for a reference
  * net; genomes wait for the builder. */
-/* Genome texts are parsed even though they cannot train yet, so a broken
- * genome is reported as such and not as a missing feature. */
-static int choose_arch(const nas_wire_task *t, char *err) {
+/* Check the architecture before any data is loaded, so that a broken
+ * genome fails at once and is reported as what it is.  Returns 1 for a
+ * reference net, 0 for a genome (or preset), or a negative error. */
+static int check_arch(const nas_wire_task *t, char *err) {
     for (const char *const *n = nas_refnet_names(); *n; n++)
-        if (strcmp(*n, t->genome) == 0) return NAS_OK;
+        if (strcmp(*n, t->genome) == 0) return 1;
     nas_genome g;
     char gerr[NAS_ERR_LEN];
-    if (nas_genome_parse(t->genome, strlen(t->genome), &g, gerr) < 0)
+    if (nas_builder_resolve_genome(t->genome, &g, gerr) < 0)
         return nas_set_err(err, NAS_EGENOME, "%s", gerr);
-    return nas_set_err(err, NAS_EUNSUPPORTED,
-                       "training a genome needs the genome builder, which "
-                       "this build does not have yet (reference nets train by name)");
+    return 0;
 }
 
-/* The curve is the validation accuracy per epoch, the search signal. */
 static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t,
                               nas_wire_result *r) {
     r->val_acc = tr->val_acc;
@@ -317,13 +368,14 @@ static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t
     r->images_per_s = isfinite(tr->images_per_s) && tr->images_per_s > 0 ? tr->images_per_s : 0;
 }
 
-/* Train one task: data from the cache, a fresh net per task (nets do not
- * share weights until inheritance lands), the trainer with the task's
+/* Train one task: data from the cache, a fresh net per task built by the
+ * genome builder (nets do not share weights until inheritance lands), the trainer with the task's
  * fidelity, and a last check that the figures can travel. */
 static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
                      nas_wire_result *r, char *err) {
-    int rc = choose_arch(t, err);
+    int rc = check_arch(t, err);
     if (rc < 0) return rc;
+    int is_refnet = rc;
     const char *dir = t->data_dir[0] ? t->data_dir : ev->cfg.data_dir;
     if (!t->dataset[0]) return nas_set_err(err, NAS_EINVAL, "training task without a data set");
     if (!dir || !*dir)
@@ -335,14 +387,10 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
                            "fidelity.val_size = 0: a search task needs a "
                            "validation set to report an accuracy");
     nas_fidelity f = t->fidelity;
-    if (f.resolution == 0) f.resolution = nas_refnet_resolution(t->genome);
-    nas_dataset_config k = {.name = t->dataset,
-                            .dir = dir,
-                            .resolution = f.resolution,
-                            .val_size = f.val_size,
-                            .train_subset = f.train_subset,
-                            .load_test = f.test,
-                            .seed = f.seed};
+    if (f.resolution == 0 && is_refnet) f.resolution = nas_refnet_resolution(t->genome);
+    /* The campaign-wide recipe: the last val_size images validate, so every
+     * task is scored on the same images whatever its seed. */
+    nas_dataset_config k = nas_dataset_config_from_fidelity(&f, t->dataset, dir);
     const nas_dataset_splits *data = NULL;
     if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
     nas_net *net = NULL;
@@ -351,7 +399,8 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     const nas_dataset *train = &data->train;
     int logits = 0;
     if ((rc = nas_net_create(&net, train->c, train->h, train->w, err)) < 0) goto done;
-    if ((rc = nas_refnet_build(net, t->genome, train->classes, &logits, err)) < 0) goto done;
+    rc = nas_builder_build_arch(net, t->genome, &f, train->classes, &logits, NULL, NULL, err);
+    if (rc < 0) goto done;
     if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
     train_ctx c = {h, t};
     nas_train_config tc = nas_train_config_default();
@@ -359,7 +408,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     tc.train = train;
     tc.val = &data->val;
     tc.test = &data->test;
-    tc.flip = strcmp(t->dataset, "mnist") != 0; /* a flipped digit is another digit */
+    tc.flip = nas_dataset_default_flip(t->dataset); /* a mirrored digit is another digit */
     tc.on_epoch = on_epoch;
     tc.user = &c;
     tc.cancel = h ? h->cancel : NULL;

@@ -48,6 +48,8 @@ static void usage(FILE *f) {
             "  --master ENDPOINT       master control endpoint (required)\n"
             "  --threads N             compute threads (default 1)\n"
             "  --name NAME             worker name (default HOST:PID)\n"
+            "  --key BASE              this worker's CurveZMQ keypair (BASE.key_secret, BASE.key)\n"
+            "  --master-key PATH       the master's public key file (with --key)\n"
             "  --log-level L           debug, info, warn, error, off (default info)\n"
             "  --table PATH            benchmark CSV for tabular tasks (loaded once)\n"
             "  --table-key COL         architecture column (default arch)\n"
@@ -62,6 +64,15 @@ static void usage(FILE *f) {
             "  --help                  this text\n"
             "\n"
             "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n");
+}
+
+/* Endpoints that never leave the machine need no encryption. */
+static int is_loopback(const char *ep) {
+    static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://",
+                                        "inproc://"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(ep, local[i], strlen(local[i])) == 0) return 1;
+    return 0;
 }
 
 /* Parse a positive integer option value; names the option on error. */
@@ -84,6 +95,7 @@ int main(int argc, char **argv) {
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;
     nas_evaluator_config_default(&ecfg);
+    const char *key_base = NULL, *master_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
@@ -102,6 +114,10 @@ int main(int argc, char **argv) {
             acfg.endpoint = v;
         else if (strcmp(o, "--name") == 0)
             acfg.name = v;
+        else if (strcmp(o, "--key") == 0)
+            key_base = v;
+        else if (strcmp(o, "--master-key") == 0)
+            master_key = v;
         else if (strcmp(o, "--table") == 0)
             ecfg.table_path = v;
         else if (strcmp(o, "--table-key") == 0)
@@ -154,6 +170,30 @@ int main(int argc, char **argv) {
     if (acfg.reconnect_max_ms < acfg.reconnect_min_ms)
         acfg.reconnect_max_ms = acfg.reconnect_min_ms;
 
+    /* CurveZMQ: both files or neither (docs/SECURITY.md). */
+    nas_keypair keys;
+    memset(&keys, 0, sizeof keys);
+    char server_key[NAS_KEY_Z85_LEN + 1];
+    char kerr[NAS_ERR_LEN];
+    if (!key_base != !master_key) {
+        fprintf(stderr, "nas-worker: --key and --master-key go together (try --help)\n");
+        return 2;
+    }
+    if (key_base) {
+        if (nas_keys_load_pair(key_base, &keys, kerr) < 0 ||
+            nas_keys_load_public(master_key, server_key, kerr) < 0) {
+            explicit_bzero(&keys, sizeof keys);
+            fprintf(stderr, "nas-worker: %s\n", kerr);
+            return 1;
+        }
+        acfg.curve_keys = &keys;
+        acfg.curve_server_key = server_key;
+    } else if (!is_loopback(acfg.endpoint)) {
+        nas_warn("connecting to %s without CurveZMQ: traffic can be read and forged on the "
+                 "network (use --key and --master-key)",
+                 acfg.endpoint);
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -190,5 +230,6 @@ done:
     g_agent = NULL;
     nas_agent_destroy(&agent);
     nas_evaluator_destroy(&ev);
+    explicit_bzero(&keys, sizeof keys);
     return status;
 }

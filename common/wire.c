@@ -328,6 +328,7 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.dataset = (char *)t->dataset;
         p.data_dir = (char *)t->data_dir;
         if (t->has_parent) p.has_parent_hash = 1, p.parent_hash = t->parent_hash;
+        if (t->push_weights) p.has_push_weights = 1, p.push_weights = 1;
         p.has_mode = 1, p.mode = (uint32_t)t->mode;
         return pack_pb(&p.base, out, len);
     }
@@ -551,6 +552,7 @@ static int unpack_task(const ProtobufCBinaryData *d, nas_wire_task *t, char *err
         rc = copy_str(t->data_dir, sizeof t->data_dir, p->data_dir, "task.data_dir", 0, err);
     t->has_parent = p->has_parent_hash;
     t->parent_hash = p->parent_hash;
+    t->push_weights = p->has_push_weights && p->push_weights;
     /* Absent mode means training; an out-of-range one fails validation. */
     t->mode = p->has_mode ? (p->mode > 1000 ? 1000 : (int)p->mode) : NAS_EVAL_TRAIN;
     naspb__task__free_unpacked(p, NULL);

@@ -106,6 +106,7 @@ typedef struct nas_wire_task {
     int has_parent;
     uint64_t parent_hash;
     int mode; /* enum nas_eval_mode */
+    int push_weights; /* 1: push the trained weights (docs/PROTOCOL.md s7) */
 } nas_wire_task;
 
 typedef struct nas_wire_progress {

@@ -20,6 +20,7 @@
 #include "common/refnets.h"
 #include "common/table.h"
 #include "common/trainer.h"
+#include "worker/ps_client.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -368,6 +369,19 @@ static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t
     r->images_per_s = isfinite(tr->images_per_s) && tr->images_per_s > 0 ? tr->images_per_s : 0;
 }
 
+/* Push a trained child to the weight store under its canonical hash (the
+ * key the strategy's parent_hash uses).  A failed push costs a future
+ * child its head start, never this task its result: logged only. */
+static void push_weights(struct nas_ps_client *ps, const nas_wire_task *t, const nas_net *net) {
+    nas_genome g;
+    char err[NAS_ERR_LEN] = "";
+    if (nas_builder_resolve_genome(t->genome, &g, err) < 0) return; /* a reference net */
+    uint64_t arch = nas_genome_hash(&g);
+    if (nas_ps_client_push(ps, arch, net, err) < 0)
+        nas_warn("evaluator: weights of task %llu not pushed: %s", (unsigned long long)t->task_id,
+                 err);
+}
+
 /* Train one task: data from the cache, a fresh net per task built by the
  * genome builder (nets do not share weights until inheritance lands), the trainer with the task's
  * fidelity, and a last check that the figures can travel. */
@@ -404,6 +418,13 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
     train_ctx c = {h, t};
     nas_train_config tc = nas_train_config_default();
+    /* Weight inheritance (DESIGN.md s8): fresh init, then the parent's
+     * matching tensors; any failure leaves the net fresh and is logged. */
+    if (ev->cfg.ps && t->has_parent) {
+        char why[NAS_ERR_LEN] = "";
+        nas_ps_client_inherit(ev->cfg.ps, t->parent_hash, net, f.seed, NULL, why);
+        tc.init_params = 0;
+    }
     tc.fid = f;
     tc.train = train;
     tc.val = &data->val;
@@ -417,6 +438,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
         rc = nas_set_err(err, NAS_EDIVERGED, "validation accuracy %g / loss %g are not usable",
                          (double)tr.val_acc, (double)tr.val_loss);
     if (rc == NAS_OK) copy_train_result(&tr, t, r);
+    if (rc == NAS_OK && ev->cfg.ps && t->push_weights) push_weights(ev->cfg.ps, t, net);
 done:
     nas_train_result_fini(&tr);
     nas_net_destroy(&net);

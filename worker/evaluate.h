@@ -50,6 +50,8 @@ typedef struct nas_evaluator_config {
     /* train */
     const char *data_dir; /* default data directory */
     int threads;          /* compute threads, default 1 */
+    struct nas_ps_client *ps; /* parameter server (worker/ps_client.h), borrowed; NULL: children
+                                 train fresh and nothing is pushed */
     /* synthetic */
     int synthetic_epoch_ms;         /* simulated time per epoch, default 0 */
     char worker[NAS_WIRE_NAME_MAX]; /* name written into results */

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "worker/agent.h"
 #include "worker/evaluate.h"
+#include "worker/ps_client.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 /* The agent the signal handler stops, and a stop that arrived before the
  * agent existed.  The one piece of process state a handler needs. */
@@ -56,6 +58,8 @@ static void usage(FILE *f) {
             "  --table-acc COL         accuracy column (default val_acc)\n"
             "  --acc-scale X           multiply table accuracies (0.01 for percent)\n"
             "  --data-dir DIR          data sets for training tasks\n"
+            "  --weights ENDPOINT      master's weight store (listen.weights): children inherit\n"
+            "                          their parent's weights; without it they train fresh\n"
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
             "  --liveness N            silent intervals before reconnecting (default 5)\n"
             "  --reconnect-min-ms N    first reconnect delay (default 1000)\n"
@@ -95,6 +99,7 @@ int main(int argc, char **argv) {
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;
     nas_evaluator_config_default(&ecfg);
+    const char *weights_ep = NULL; /* --weights: the bulk socket, NULL = no inheritance */
     const char *key_base = NULL, *master_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -124,6 +129,8 @@ int main(int argc, char **argv) {
             ecfg.key_col = v;
         else if (strcmp(o, "--table-acc") == 0)
             ecfg.acc_col = v;
+        else if (strcmp(o, "--weights") == 0)
+            weights_ep = v;
         else if (strcmp(o, "--data-dir") == 0)
             ecfg.data_dir = v;
         else if (strcmp(o, "--acc-scale") == 0) {
@@ -208,6 +215,19 @@ int main(int argc, char **argv) {
     nas_evaluator *ev = NULL;
     nas_agent *agent = NULL;
     int status = 1;
+    /* The parameter server client gets its own context: it lives on the
+     * task thread and shares nothing with the agent's control socket. */
+    void *wctx = NULL;
+    nas_ps_client *ps = NULL;
+    if (weights_ep) {
+        wctx = zmq_ctx_new();
+        if (!wctx || nas_ps_client_create(&ps, wctx, weights_ep, 0, err) < 0) {
+            fprintf(stderr, "nas-worker: --weights %s: %s\n", weights_ep,
+                    wctx ? err : "zmq_ctx_new failed");
+            goto done;
+        }
+        ecfg.ps = ps;
+    }
     if (nas_evaluator_create(&ev, &ecfg, err) < 0) {
         fprintf(stderr, "nas-worker: %s\n", err);
         goto done;
@@ -230,6 +250,8 @@ done:
     g_agent = NULL;
     nas_agent_destroy(&agent);
     nas_evaluator_destroy(&ev);
+    nas_ps_client_destroy(&ps);
+    if (wctx) zmq_ctx_term(wctx);
     explicit_bzero(&keys, sizeof keys);
     return status;
 }

@@ -114,4 +114,15 @@ int nas_strategy_prepare(nas_strategy *s, char *err);
  * strategies). For nasctl and for tests of aging. */
 int nas_strategy_population(const nas_strategy *s, nas_observation *out, int cap);
 
+/* Weight inheritance (master/weights.h; implemented in master/strategy_live.c).
+ * uses_parents(): 1 when proposals name parents whose trained weights a
+ * child may start from (regularized evolution), so the campaign asks
+ * workers to push their trained weights; 0 for random search and PNAS.
+ * is_live_parent(): 1 while `hash` may still be chosen as a parent
+ * (evolution: it is in the population), 0 once it can never be again
+ * (evolution: it aged out or never got in; every hash for the others), so
+ * the weight store may drop it. */
+int nas_strategy_uses_parents(const nas_strategy *s);
+int nas_strategy_is_live_parent(const nas_strategy *s, uint64_t hash);
+
 #endif

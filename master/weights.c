@@ -514,6 +514,26 @@ size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap) {
     return k;
 }
 
+/* A snapshot first: dropping changes the arrays being walked. */
+int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx,
+                      char *err) {
+    size_t n = nas_weights_list(w, NULL, 0);
+    if (n == 0) return 0;
+    uint64_t *all = nas_malloc(n * sizeof *all);
+    if (!all) return nas_set_err(err, NAS_ENOMEM, "weights: sweep of %zu architectures", n);
+    nas_weights_list(w, all, n);
+    int dropped = 0, rc = NAS_OK;
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        if (keep(ctx, all[i])) continue;
+        rc = nas_weights_drop(w, all[i], err);
+        if (rc > 0) dropped++;
+    }
+    nas_free(all);
+    if (dropped) nas_debug("weights: dropped %d architectures that can no longer be parents",
+                           dropped);
+    return rc < 0 ? rc : dropped;
+}
+
 void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) { *out = w->st; }
 
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {

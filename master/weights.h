@@ -114,6 +114,15 @@ int nas_weights_drop(nas_weights *w, uint64_t arch, char *err);
  * returns the total count.  For the campaign's drop sweep. */
 size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap);
 
+/* Drop every held architecture for which keep(ctx, arch) answers 0; the
+ * campaign calls it after each observed result with a predicate that keeps
+ * the strategy's live parents (nas_strategy_is_live_parent) and the
+ * architectures of outstanding tasks (a child's weights arrive before its
+ * result, and a queued child still needs its parent).  Returns the number
+ * dropped, or the first drop error. */
+int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx,
+                      char *err);
+
 void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out);
 
 /* The stats as a JSON object for the status document:

@@ -413,6 +413,51 @@ START_TEST(test_ps_weights_survive_kill_9) {
 }
 END_TEST
 
+
+/* Over CurveZMQ the client pulls with its key pair; a plaintext client is
+ * never answered (the handshake fails) and trains fresh after its timeout. */
+START_TEST(test_ps_curve) {
+    const char *dir = nas_tmpdir_make();
+    char err[NAS_ERR_LEN] = "";
+    nas_keypair server_kp, client_kp;
+    ck_assert_int_eq(nas_keys_generate(&server_kp, err), NAS_OK);
+    ck_assert_int_eq(nas_keys_generate(&client_kp, err), NAS_OK);
+    server s;
+    memset(&s, 0, sizeof s);
+    s.ctx = zmq_ctx_new();
+    s.router = zmq_socket(s.ctx, ZMQ_ROUTER);
+    ck_assert_int_eq(nas_keys_curve_server(s.router, &server_kp, NULL, err), NAS_OK);
+    ck_assert_int_eq(zmq_bind(s.router, "tcp://127.0.0.1:*"), 0);
+    size_t n = sizeof s.endpoint;
+    zmq_getsockopt(s.router, ZMQ_LAST_ENDPOINT, s.endpoint, &n);
+    nas_weights_config cfg = {.dir = dir, .memory_budget = 1 << 20};
+    ck_assert_int_eq(nas_weights_create(&s.w, &cfg, err), NAS_OK);
+    pthread_create(&s.th, NULL, serve_main, &s);
+    void *ctx = zmq_ctx_new();
+    nas_ps_client *c = NULL;
+    ck_assert_int_eq(nas_ps_client_create_curve(&c, ctx, s.endpoint, 5000, &client_kp,
+                                                server_kp.public_z85, err),
+                     NAS_OK);
+    nas_net *net = fix_net(FIX_PARENT, 1);
+    ck_assert_msg(nas_ps_client_push(c, 0xc0, net, err) == NAS_OK, "%s", err);
+    nas_ps_weights *w = NULL;
+    ck_assert_int_eq(nas_ps_client_pull(c, 0xc0, &w, err), NAS_OK);
+    nas_ps_weights_destroy(&w);
+    nas_ps_client *plain = client(ctx, s.endpoint, 300);
+    ck_assert_int_eq(nas_ps_client_pull(plain, 0xc0, &w, err), NAS_ETIMEDOUT);
+    nas_ps_client *none = NULL;
+    ck_assert_int_eq(nas_ps_client_create_curve(&none, ctx, s.endpoint, 10, NULL, NULL, err),
+                     NAS_EINVAL);
+    ck_assert_ptr_null(none);
+    nas_ps_client_destroy(&plain);
+    nas_ps_client_destroy(&c);
+    zmq_ctx_term(ctx);
+    server_stop(&s);
+    nas_net_destroy(&net);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("ps");
     TCase *tc = tcase_create("ps");
@@ -423,6 +468,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_ps_corrupted_reply_falls_back_to_fresh);
     tcase_add_test(tc, test_ps_silent_master_times_out);
     tcase_add_test(tc, test_ps_weights_survive_kill_9);
+    tcase_add_test(tc, test_ps_curve);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -221,7 +221,11 @@ int main(int argc, char **argv) {
     nas_ps_client *ps = NULL;
     if (weights_ep) {
         wctx = zmq_ctx_new();
-        if (!wctx || nas_ps_client_create(&ps, wctx, weights_ep, 0, err) < 0) {
+        int prc = !wctx ? NAS_ENOMEM
+                  : key_base ? nas_ps_client_create_curve(&ps, wctx, weights_ep, 0, &keys,
+                                                          server_key, err)
+                             : nas_ps_client_create(&ps, wctx, weights_ep, 0, err);
+        if (prc < 0) {
             fprintf(stderr, "nas-worker: --weights %s: %s\n", weights_ep,
                     wctx ? err : "zmq_ctx_new failed");
             goto done;

@@ -12,6 +12,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/wire_weights.h"
 
@@ -34,8 +35,10 @@ struct nas_ps_weights {
     nas_safetensors_tensor *tensors;
 };
 
-int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
-                         char *err) {
+/* Keys go on the socket before connect: CurveZMQ is negotiated in the
+ * handshake, so a master that requires it never sees a plaintext frame. */
+static int create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
+                  const nas_keypair *keys, const char *server_key, char *err) {
     if (!zctx || !endpoint || !endpoint[0])
         return nas_set_err(err, NAS_EINVAL, "ps client: a context and an endpoint are required");
     nas_ps_client *c = nas_calloc(1, sizeof *c);
@@ -50,6 +53,7 @@ int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, 
         goto fail;
     }
     if ((rc = nas_wire_socket_setup(c->sock, err)) < 0) goto fail;
+    if (keys && (rc = nas_keys_curve_client(c->sock, keys, server_key, err)) < 0) goto fail;
     if (zmq_connect(c->sock, endpoint) != 0) {
         rc = nas_set_err(err, NAS_EIO, "ps client: connect %s: %s", endpoint,
                          zmq_strerror(zmq_errno()));
@@ -60,6 +64,20 @@ int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, 
 fail:
     nas_ps_client_destroy(&c);
     return rc;
+}
+
+int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
+                         char *err) {
+    return create(out, zctx, endpoint, timeout_ms, NULL, NULL, err);
+}
+
+int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endpoint,
+                               int timeout_ms, const nas_keypair *keys, const char *server_key,
+                               char *err) {
+    if (!keys || !server_key)
+        return nas_set_err(err, NAS_EINVAL, "ps client: CurveZMQ needs a key pair and the "
+                                            "master's public key");
+    return create(out, zctx, endpoint, timeout_ms, keys, server_key, err);
 }
 
 void nas_ps_client_destroy(nas_ps_client **cp) {

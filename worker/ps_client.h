@@ -18,6 +18,7 @@
 #define NAS_PS_CLIENT_H
 
 #include "common/inherit.h"
+#include "common/keys.h"
 #include "common/net.h"
 #include "common/safetensors.h"
 
@@ -34,6 +35,12 @@ typedef struct nas_ps_weights nas_ps_weights;
  * when <= 0).  NAS_EINVAL (no endpoint), NAS_EIO (socket), NAS_ENOMEM. */
 int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
                          char *err);
+/* The same over CurveZMQ (docs/SECURITY.md): the worker's key pair and the
+ * master's public key (Z85), as for the control socket.  NAS_EINVAL when
+ * either is missing or malformed. */
+int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endpoint,
+                               int timeout_ms, const nas_keypair *keys, const char *server_key,
+                               char *err);
 void nas_ps_client_destroy(nas_ps_client **cp);
 
 /* Pull architecture `arch`.  NAS_OK with *out; NAS_ENOTFOUND when the

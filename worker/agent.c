@@ -420,7 +420,9 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
 static void drain_master(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
-    while (pkt && a->sock) {
+    /* Bounded, so a flood from the master cannot starve the stop and task
+     * pipes; what is left is read on the next turn. */
+    for (int n = 0; pkt && a->sock && n < 1000; n++) {
         int rc = nas_wire_recv(a->sock, 0, 1, pkt, err);
         if (rc == NAS_EAGAIN || rc == NAS_EIO) break;
         /* Anything from the master, even garbage, shows it is alive. */
@@ -511,7 +513,8 @@ static void begin_stop(nas_agent *a, int64_t now) {
 static int64_t next_deadline(const nas_agent *a) {
     int64_t t = a->heartbeat_at;
     if (a->sock && a->silent_at < t) t = a->silent_at;
-    if (!a->sock && a->reconnect_at < t) t = a->reconnect_at;
+    /* A stopping agent does not reconnect: that deadline would spin. */
+    if (!a->sock && !a->stopping && a->reconnect_at < t) t = a->reconnect_at;
     if (a->sock && a->n_held && a->resend_at < t) t = a->resend_at;
     return t;
 }

@@ -2,9 +2,14 @@
  * nas-worker - joins a nas-master and evaluates the architectures it is sent.
  *
  * Parses options, sets up the evaluator (loading a benchmark table once
- * when asked), blocks SIGTERM/SIGINT in every thread and hands a signalfd
- * to the agent, which turns the first signal into a give-back and a clean
- * exit 0, and a second into an immediate exit (status 143).
+ * when asked) and turns SIGTERM/SIGINT into stop requests for the agent:
+ * the first becomes a give-back and a clean exit 0, a second an immediate
+ * exit (status 143).
+ *
+ * Signals are caught with a handler rather than blocked for a signalfd:
+ * OpenBLAS starts its thread pool from a library constructor, before
+ * main() could block anything, so a blocked signal would be delivered to
+ * one of its threads and kill the process with the default action.
  */
 #include "common/err.h"
 #include "common/log.h"
@@ -17,8 +22,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
+
+/* The agent the signal handler stops, and a stop that arrived before the
+ * agent existed.  The one piece of process state a handler needs. */
+static nas_agent *volatile g_agent;
+static volatile sig_atomic_t g_early_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    nas_agent *a = g_agent;
+    if (a)
+        nas_agent_request_stop(a); /* async-signal-safe: writes one byte to a pipe */
+    else
+        g_early_stop = 1;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -177,22 +195,15 @@ int main(int argc, char **argv) {
                  acfg.endpoint);
     }
 
-    /* Signals become readable events for the agent: block them before any
-     * thread starts so every thread inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
-        fprintf(stderr, "nas-worker: sigprocmask: %s\n", strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        fprintf(stderr, "nas-worker: sigaction: %s\n", strerror(errno));
         return 1;
     }
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) {
-        fprintf(stderr, "nas-worker: signalfd: %s\n", strerror(errno));
-        return 1;
-    }
-    acfg.signal_fd = sfd;
 
     char err[NAS_ERR_LEN] = "";
     nas_evaluator *ev = NULL;
@@ -207,6 +218,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nas-worker: %s\n", err);
         goto done;
     }
+    g_agent = agent;
+    if (g_early_stop) nas_agent_request_stop(agent);
     int rc = nas_agent_run(agent, err);
     if (rc == NAS_ECANCELED) {
         /* Second signal: do not wait for the task thread. */
@@ -215,9 +228,9 @@ int main(int argc, char **argv) {
     if (rc < 0) fprintf(stderr, "nas-worker: %s\n", err);
     status = rc < 0 ? 1 : 0;
 done:
+    g_agent = NULL;
     nas_agent_destroy(&agent);
     nas_evaluator_destroy(&ev);
     explicit_bzero(&keys, sizeof keys);
-    close(sfd);
     return status;
 }

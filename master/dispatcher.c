@@ -556,11 +556,20 @@ static void on_progress(nas_dispatcher *d, dworker *w, const nas_wire_progress *
 /* The document is sized from the worker count; names are escaped by
  * json_str, so the buffer bound is what matters. */
 static void on_status(nas_dispatcher *d, const uint8_t *id, size_t id_len, int64_t now_ms) {
-    size_t cap = 4096 + (size_t)d->n_workers * 512;
+    /* A worker entry takes ~250 bytes before escaping; the reply must also
+     * fit one envelope, so at most NAS_WIRE_MAX_ENVELOPE is tried. */
+    size_t cap = 4096 + (size_t)d->n_workers * 1024;
+    if (cap > NAS_WIRE_MAX_ENVELOPE - 64) cap = NAS_WIRE_MAX_ENVELOPE - 64;
     char *json = nas_malloc(cap);
-    if (!json || nas_dispatcher_status_json(d, now_ms, json, cap) < 0) {
-        nas_free(json);
+    if (!json) {
         send_error_id(d, id, id_len, NAS_ENOMEM, "status: out of memory");
+        return;
+    }
+    if (nas_dispatcher_status_json(d, now_ms, json, cap) < 0) {
+        nas_free(json);
+        send_error_id(d, id, id_len, NAS_ERANGE,
+                      "status of %d workers does not fit one %u-byte message", d->n_workers,
+                      NAS_WIRE_MAX_ENVELOPE);
         return;
     }
     nas_wire_msg m;

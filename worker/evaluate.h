@@ -49,7 +49,6 @@ typedef struct nas_evaluator_config {
     double acc_scale;        /* multiply accuracies (0.01 for percent tables), default 1 */
     /* train */
     const char *data_dir; /* default data directory */
-    int threads;          /* compute threads, default 1 */
     /* synthetic */
     int synthetic_epoch_ms;         /* simulated time per epoch, default 0 */
     char worker[NAS_WIRE_NAME_MAX]; /* name written into results */

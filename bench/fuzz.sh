@@ -44,6 +44,8 @@ for t in $targets; do
     bin=$B/fuzz/fuzz_$t
     [ -x "$bin" ] || { echo "bench/fuzz.sh: no harness '$t'" >&2; failed="$failed $t"; continue; }
     mkdir -p "$B/corpus/$t" "$B/crashes/$t"
+    # Crash files of earlier runs stay for reference; only new ones count.
+    before=$(find "$B/crashes/$t" -type f | wc -l)
     log=$B/fuzz_$t.log
     # Known crashers first: the clang build checks more UB than gcc's
     # (float-cast-overflow), so a regression can show here and not in ctest.
@@ -67,11 +69,11 @@ for t in $targets; do
     fi
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
-    crashes=$(find "$B/crashes/$t" -type f | wc -l)
+    crashes=$(( $(find "$B/crashes/$t" -type f | wc -l) - before ))
     printf 'target=%-12s seconds=%s execs=%s cov=%s crashes=%s rc=%s\n' "$t" "$secs" "${execs:-?}" \
         "${cov:-?}" "$crashes" "$rc"
     if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-        failed="$failed $t"
+        case " $failed " in *" $t "*) ;; *) failed="$failed $t" ;; esac
         grep -m1 -A12 'ERROR: \|runtime error\|nas_abort\|assertion failed' "$log" | sed 's/^/    /'
     fi
 done

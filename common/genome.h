@@ -126,22 +126,27 @@ int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *er
 int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap);
 
 /* Check structure: block count, op range, inputs in range (a block may use
- * only 0, 1 and earlier blocks), shared cells equal. NAS_EGENOME + err. */
+ * only 0, 1 and earlier blocks), at least one non-`zero` half per block,
+ * shared cells equal. NAS_EGENOME + err naming cell, block and half. */
 int nas_genome_validate(const nas_genome *g, char *err);
 
 /* ---- identity --------------------------------------------------------------- */
 
 /* Canonical form: halves of each block ordered, blocks that feed nothing
- * dropped, blocks renumbered in a canonical topological order; for NB201,
- * edges that cannot reach the output set to none, and the form chosen up to
- * isomorphism. Idempotent. `out` may equal `in`. */
+ * dropped (blocks read only through `zero`; a `zero` half's input is
+ * written 0), blocks renumbered in a canonical topological order; for
+ * NB201, edges that cannot reach the output set to none, and the form
+ * chosen up to isomorphism. Idempotent; the shared flag is kept. `out` may
+ * equal `in`. `in` must be valid. docs/GENOME.md s2 has the exact rules. */
 void nas_genome_canonical(const nas_genome *in, nas_genome *out);
 
 /* Stable 64-bit hash of the canonical form (FNV-1a over a fixed byte
- * encoding; the same on every machine and build). */
+ * encoding; the same on every machine and build). The shared flag is not
+ * hashed: shared and unshared genomes with equal cells hash equal. An
+ * invalid genome hashes to 0 (and canonical copies it unchanged). */
 uint64_t nas_genome_hash(const nas_genome *g);
 
-/* 1 if both build the same network (equal canonical forms). */
+/* 1 if both build the same network (equal canonical cells, or edges). */
 int nas_genome_equivalent(const nas_genome *a, const nas_genome *b);
 
 /* ---- search moves ----------------------------------------------------------- */
@@ -176,10 +181,17 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out);
 
 /* PNAS expansion: every distinct (by canonical hash) child with one more
  * block (CELL) or one more intermediate node (NB201 levels) of g. Allocates
- * *children (free with nas_free); returns the count or a negative error. */
+ * *children (free with nas_free; NULL when the count is 0); returns the
+ * count or a negative error. CELL children are g with a block appended
+ * (shared: to the one cell; unshared: to both cells, every combination,
+ * NAS_ERANGE beyond 1,000,000); none once g has sp->n_blocks blocks. NB201
+ * children are canonical; the level is the number of intermediate nodes in
+ * use (0..2), and none are returned at level 2. */
 int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **children);
 
-/* PNAS level 1: every distinct 1-block genome of the space. Same ownership. */
+/* PNAS level 1: every distinct 1-block genome of the space (NB201: every
+ * genome with exactly one intermediate node in use). Same ownership.
+ * Counts for the default ops: 210 shared, 44,100 unshared, NB201 80. */
 int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out);
 
 /* ---- cost ------------------------------------------------------------------- */
@@ -189,8 +201,9 @@ typedef struct nas_cost {
     int64_t macs;   /* multiply-accumulates of one forward pass of one image */
 } nas_cost;
 
-/* Count params and MACs at a fidelity (resolution, F, N) for an input of
- * in_channels x side x side and `classes` outputs, without building. */
+/* Count params and MACs at a fidelity (F, N) for an input of in_channels x
+ * side x side (side <= 0: f->resolution) and `classes` outputs, without
+ * building: equal to nas_builder_build()'s network exactly (common/builder.h). */
 int nas_genome_cost(const nas_genome *g, const nas_fidelity *f, int in_channels, int side,
                     int classes, nas_cost *out, char *err);
 

@@ -17,6 +17,9 @@ void nas__cell_canonical(const nas_cell *in, nas_cell *out);
 /* NB201: dead edges set to none and the node-1/node-2 symmetry resolved. */
 void nas__nb201_canonical(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]);
 
+/* NB201: every edge that cannot carry a signal from node 0 to node 3 set to none. */
+void nas__nb201_prune(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]);
+
 /* NB201: number of intermediate nodes (0..2) that carry a live edge. */
 int nas__nb201_level(const uint8_t edges[NAS_NB201_EDGES]);
 

@@ -28,7 +28,7 @@
 enum { E01 = 0, E02 = 1, E12 = 2, E03 = 3, E13 = 4, E23 = 5 };
 
 /* Set every edge that cannot carry a signal from node 0 to node 3 to none. */
-static void nb201_prune(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]) {
+void nas__nb201_prune(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]) {
     uint8_t e[NAS_NB201_EDGES];
     memcpy(e, in, NAS_NB201_EDGES);
     int from0[4], to3[4];
@@ -48,7 +48,7 @@ static void nb201_prune(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201
 
 void nas__nb201_canonical(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_EDGES]) {
     uint8_t e[NAS_NB201_EDGES];
-    nb201_prune(in, e);
+    nas__nb201_prune(in, e);
     if (e[E12] == NAS_NB201_NONE) {
         uint8_t s[NAS_NB201_EDGES];
         memcpy(s, e, NAS_NB201_EDGES);
@@ -63,7 +63,7 @@ void nas__nb201_canonical(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB2
 
 int nas__nb201_level(const uint8_t edges[NAS_NB201_EDGES]) {
     uint8_t e[NAS_NB201_EDGES];
-    nb201_prune(edges, e);
+    nas__nb201_prune(edges, e);
     int n1 = e[E01] != NAS_NB201_NONE; /* a live edge into a node means it is in use */
     int n2 = e[E02] != NAS_NB201_NONE || e[E12] != NAS_NB201_NONE;
     return n1 + n2;
@@ -116,7 +116,7 @@ int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_
         nas__nb201_canonical(child.nb201, canon);
         /* The old live edges must survive unchanged in the child. */
         uint8_t pruned[NAS_NB201_EDGES];
-        nb201_prune(child.nb201, pruned);
+        nas__nb201_prune(child.nb201, pruned);
         int keeps = 1;
         for (int i = 0; i < NAS_NB201_EDGES; i++)
             if (base[i] != NAS_NB201_NONE && pruned[i] != base[i]) keeps = 0;

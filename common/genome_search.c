@@ -195,6 +195,13 @@ void nas__cell_canonical(const nas_cell *in, nas_cell *out) {
 }
 
 void nas_genome_canonical(const nas_genome *in, nas_genome *out) {
+    /* The labelling indexes arrays by input values, so only a validated
+     * genome may enter; anything else is passed through untouched (and
+     * hashes to 0), which keeps "never crashes on any input" true. */
+    if (nas_genome_validate(in, NULL) < 0) {
+        if (out != in) *out = *in;
+        return;
+    }
     nas_genome g;
     memset(&g, 0, sizeof g);
     g.space = in->space;
@@ -240,6 +247,7 @@ static uint64_t fnv_cell(uint64_t h, const nas_cell *c) {
  * is left out: a shared genome and an unshared one with equal cells build
  * the same network) or the six NB201 edges. */
 uint64_t nas_genome_hash(const nas_genome *g) {
+    if (nas_genome_validate(g, NULL) < 0) return 0; /* FNV never yields 0 here in practice */
     nas_genome c;
     nas_genome_canonical(g, &c);
     uint8_t head[2] = {1, (uint8_t)c.space};
@@ -250,6 +258,7 @@ uint64_t nas_genome_hash(const nas_genome *g) {
 }
 
 int nas_genome_equivalent(const nas_genome *a, const nas_genome *b) {
+    if (nas_genome_validate(a, NULL) < 0 || nas_genome_validate(b, NULL) < 0) return 0;
     if (a->space != b->space) return 0;
     nas_genome ca, cb;
     nas_genome_canonical(a, &ca);

@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/genome.h"
+#include "common/genome_proto.h"
 #include "tests/harness.h"
 
 #include <stdio.h>
@@ -423,6 +424,275 @@ START_TEST(test_genome_nb201_canonical) {
 }
 END_TEST
 
+START_TEST(test_genome_json_forms) {
+    nas_genome g = parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1");
+    char buf[1024];
+    int n = nas_genome_to_json(&g, buf, sizeof buf);
+    ck_assert_int_gt(n, 0);
+    ck_assert_str_eq(
+        buf, "{\"space\":\"cell\",\"shared\":false,\"normal\":[[1,\"sep3x3\",0,"
+             "\"max3x3\"],[2,\"sep5x5\",0,\"id\"]],\"reduce\":[[0,\"avg3x3\",1,\"sep3x3\"]]}");
+    nas_genome s = parse_ok("c=sep3x3:0+id:1");
+    nas_genome_to_json(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf,
+                     "{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"sep3x3\",1,\"id\"]]}");
+    nas_genome nb = parse_ok(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|");
+    nas_genome_to_json(&nb, buf, sizeof buf);
+    ck_assert_str_eq(buf, "{\"space\":\"nb201\",\"edges\":[\"nor_conv_3x3\",\"nor_conv_3x3\","
+                          "\"avg_pool_3x3\",\"skip_connect\",\"none\",\"nor_conv_1x1\"]}");
+    ck_assert_int_eq(nas_genome_to_json(&g, buf, 20), NAS_ERANGE);
+    static const struct {
+        const char *json, *want;
+    } bad[] = {
+        {"", "json: offset 0"},
+        {"[]", "a genome must be an object"},
+        {"{}", "missing key \"space\""},
+        {"{\"space\":\"darts\"}", "\"space\" must be \"cell\" or \"nb201\""},
+        {"{\"space\":\"cell\",\"normal\":[[0,\"id\",1,\"id\"]]}", "missing key \"reduce\""},
+        {"{\"space\":\"cell\",\"shared\":1,\"normal\":[]}", "\"shared\" must be a boolean"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[]}", "normal cell is empty"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",1]]}",
+         "normal block 0 must be"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0.5,\"id\",1,\"id\"]]}",
+         "input must be an integer"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"idd\",1,\"id\"]]}",
+         "unknown op 'idd'"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",5,\"id\"]]}",
+         "input 5 out of range"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",1,\"id\"]],\"x\":1}",
+         "unknown key \"x\""},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",1,\"id\"]],\"reduce\":[]}",
+         "has no \"reduce\""},
+        {"{\"space\":\"nb201\",\"edges\":[\"none\"]}", "must be an array of 6"},
+        {"{\"space\":\"nb201\",\"edges\":[\"none\",\"none\",\"none\",\"none\",\"none\",\"conv\"]}",
+         "edge 5: unknown nb201 op"},
+        {"{\"space\":\"cell\",\"space\":\"cell\"}", "json: offset"},
+    };
+    for (size_t i = 0; i < NAS_ARRAY_LEN(bad); i++) {
+        char err[NAS_ERR_LEN] = "";
+        nas_genome o;
+        int rc = nas_genome_from_json(bad[i].json, strlen(bad[i].json), &o, err);
+        ck_assert_msg(rc == NAS_EGENOME, "json case %zu gave %d", i, rc);
+        ck_assert_msg(strstr(err, bad[i].want) != NULL, "json case %zu: got '%s', want '%s'", i,
+                      err, bad[i].want);
+    }
+}
+END_TEST
+
+START_TEST(test_genome_proto_forms) {
+    nas_genome g = parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1"), back;
+    char err[NAS_ERR_LEN];
+    nas_genome_pb pb;
+    ck_assert_int_eq(nas_genome_to_proto(&g, &pb), NAS_OK);
+    ck_assert_uint_eq(pb.msg.n_normal, 2);
+    ck_assert_uint_eq(pb.msg.normal[1]->op_a, NAS_OP_SEP5X5);
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_OK);
+    /* Every way a message can be wrong is named. */
+    pb.msg.normal[1]->has_op_b = 0;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "normal block 1: missing op_b"));
+    nas_genome_to_proto(&g, &pb);
+    pb.msg.normal[0]->op_a = 99;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "unknown op 99"));
+    nas_genome_to_proto(&g, &pb);
+    pb.msg.normal[0]->in_a = 1000;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    nas_genome_to_proto(&g, &pb);
+    pb.msg.normal[1]->in_b = 3;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "reads itself"));
+    nas_genome_to_proto(&g, &pb);
+    pb.msg.version = 2;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "version 2"));
+    nas_genome_to_proto(&g, &pb);
+    pb.msg.n_reduce = 0;
+    ck_assert_int_eq(nas_genome_from_proto(&pb.msg, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "reduce cell is empty"));
+    /* Garbage bytes are refused, never trusted. */
+    uint8_t junk[64];
+    nas_rng rng;
+    nas_rng_init(&rng, 9, 9);
+    int refused = 0;
+    for (int t = 0; t < 2000; t++) {
+        size_t n = nas_rng_below(&rng, sizeof junk);
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (uint8_t)nas_rng_u32(&rng);
+        if (nas_genome_unpack(junk, n, &back, err) != NAS_OK)
+            refused++;
+        else
+            ck_assert_int_eq(nas_genome_validate(&back, NULL), NAS_OK);
+    }
+    ck_assert_int_gt(refused, 1900);
+    uint8_t small[4];
+    ck_assert_int_eq(nas_genome_pack(&g, small, sizeof small), NAS_ERANGE);
+}
+END_TEST
+
+START_TEST(test_genome_dot_form) {
+    nas_genome g = parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1");
+    char buf[4096];
+    ck_assert_int_gt(nas_genome_to_dot(&g, buf, sizeof buf), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "digraph genome {"));
+    ck_assert_ptr_nonnull(strstr(buf, "normal_b0 -> normal_b1 [label=\"sep5x5\"]"));
+    ck_assert_ptr_nonnull(strstr(buf, "normal_b1 -> normal_out"));
+    ck_assert_ptr_null(strstr(buf, "normal_b0 -> normal_out"));
+    ck_assert_int_eq(nas_genome_to_dot(&g, buf, 16), NAS_ERANGE);
+}
+END_TEST
+
+START_TEST(test_genome_hash_pinned) {
+    /* These values are stored in databases: FNV-1a 64 over the canonical
+     * encoding of docs/GENOME.md. The first was checked by hand: bytes
+     * 01 00 | 01 00 03 01 00 | 01 00 03 01 00. */
+    static const struct {
+        const char *text;
+        uint64_t hash;
+    } pinned[] = {
+        {"c=sep3x3:0+id:1", 0x46bacca6201b1ef2ull},
+        {"c=id:1+sep3x3:0", 0x46bacca6201b1ef2ull},
+        {"n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1", 0x394f5a48b4bcd3d2ull},
+        {"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
+         0x56d4fc78bf58baa8ull},
+    };
+    for (size_t i = 0; i < NAS_ARRAY_LEN(pinned); i++) {
+        nas_genome g = parse_ok(pinned[i].text);
+        ck_assert_msg(nas_genome_hash(&g) == pinned[i].hash, "%s: 0x%016llx", pinned[i].text,
+                      (unsigned long long)nas_genome_hash(&g));
+    }
+}
+END_TEST
+
+/* Random damage to valid texts and JSON: every result is either a valid
+ * genome or NAS_EGENOME with a message; nothing crashes (run under ASan). */
+START_TEST(test_genome_damaged_inputs_never_crash) {
+    const char *seeds[] = {
+        "n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1",
+        "c=conv1x7_7x1:0+dil3x3:1,zero:2+conv1x1:0",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
+        "{\"space\":\"cell\",\"shared\":false,\"normal\":[[1,\"sep3x3\",0,\"max3x3\"]],"
+        "\"reduce\":[[0,\"avg3x3\",1,\"sep3x3\"]]}",
+    };
+    static const char alphabet[] = "nrc=:+,|~ 0123456789_abdefimopsvxz{}[]\"\x01\xff";
+    nas_rng rng;
+    nas_rng_init(&rng, 31337, 0);
+    int ok = 0, refused = 0;
+    for (int t = 0; t < 20000; t++) {
+        const char *seed = seeds[t % NAS_ARRAY_LEN(seeds)];
+        char buf[256];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        int edits = 1 + (int)nas_rng_below(&rng, 3);
+        for (int e = 0; e < edits && n > 0; e++) {
+            size_t at = nas_rng_below(&rng, (uint32_t)n);
+            switch (nas_rng_below(&rng, 3)) {
+            case 0:
+                buf[at] = alphabet[nas_rng_below(&rng, sizeof alphabet - 1)];
+                break;
+            case 1:
+                n = at;
+                break; /* truncate */
+            default:
+                if (n < sizeof buf - 1) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = alphabet[nas_rng_below(&rng, sizeof alphabet - 1)];
+                    n++;
+                }
+            }
+        }
+        nas_genome g;
+        char err[NAS_ERR_LEN] = "";
+        int rc = buf[0] == '{' ? nas_genome_from_json(buf, n, &g, err)
+                               : nas_genome_parse(buf, n, &g, err);
+        if (rc == NAS_OK) {
+            if (nas_genome_validate(&g, NULL) != NAS_OK) ck_abort_msg("accepted an invalid genome");
+            ok++;
+        } else {
+            if (rc != NAS_EGENOME || err[0] == '\0') ck_abort_msg("rc %d, err '%s'", rc, err);
+            refused++;
+        }
+    }
+    ck_assert_int_gt(ok, 50); /* damage that keeps a valid genome (a digit or op swapped) */
+    ck_assert_int_gt(refused, 10000);
+}
+END_TEST
+
+/* Every allocation failure inside expansion, enumeration and costing turns
+ * into NAS_ENOMEM without a leak (LeakSanitizer checks each forked test). */
+START_TEST(test_genome_alloc_failures) {
+    nas_space shared = {.kind = NAS_SPACE_CELL, .n_blocks = 3, .shared = 1};
+    nas_space nb = {.kind = NAS_SPACE_NB201};
+    nas_genome g = parse_ok("c=sep3x3:0+id:1");
+    nas_fidelity f = nas_fidelity_default();
+    f.cells = 2;
+    int failures = 0;
+    for (int which = 0; which < 4; which++) {
+        for (long n = 1;; n++) {
+            nas_genome *out = NULL;
+            nas_cost cost;
+            nas_alloc_fail_after(n);
+            int rc;
+            switch (which) {
+            case 0:
+                rc = nas_genome_enumerate_level1(&shared, &out);
+                break;
+            case 1:
+                rc = nas_genome_expand(&g, &shared, &out);
+                break;
+            case 2:
+                rc = nas_genome_enumerate_level1(&nb, &out);
+                break;
+            default:
+                rc = nas_genome_cost(&g, &f, 1, 28, 10, &cost, NULL);
+                break;
+            }
+            nas_alloc_fail_reset();
+            nas_free(out);
+            if (rc >= 0) break;
+            ck_assert_int_eq(rc, NAS_ENOMEM);
+            ck_assert_int_lt(n, 100);
+            failures++;
+        }
+    }
+    ck_assert_int_gt(failures, 4);
+}
+END_TEST
+
+/* Identity functions on garbage structs: no crash, hash 0, never equivalent. */
+START_TEST(test_genome_identity_on_garbage) {
+    nas_rng rng;
+    nas_rng_init(&rng, 4, 4);
+    for (int t = 0; t < 5000; t++) {
+        nas_genome g;
+        uint8_t *p = (uint8_t *)&g;
+        for (size_t i = 0; i < sizeof g; i++)
+            p[i] = (uint8_t)nas_rng_u32(&rng);
+        if (t % 2) { /* plausible headers reach deeper code paths */
+            g.space = (int)nas_rng_below(&rng, 2);
+            g.shared = 0;
+            g.normal.n_blocks = 1 + (int)nas_rng_below(&rng, 8);
+            g.reduce.n_blocks = 1 + (int)nas_rng_below(&rng, 8);
+        }
+        nas_genome c;
+        nas_genome_canonical(&g, &c);
+        uint64_t h = nas_genome_hash(&g);
+        if (nas_genome_validate(&g, NULL) != NAS_OK) {
+            if (h != 0) ck_abort_msg("invalid genome hashed to %llx", (unsigned long long)h);
+            if (nas_genome_equivalent(&g, &g)) ck_abort_msg("invalid genome equivalent");
+        }
+        char buf[NAS_GENOME_TEXT_MAX];
+        nas_genome_format(&g, buf, sizeof buf);
+        nas_genome_to_json(&g, buf, sizeof buf);
+        nas_genome_to_dot(&g, buf, sizeof buf);
+        nas_space sp = {.kind = g.space == 1 ? 1 : 0, .n_blocks = 3};
+        nas_genome child;
+        nas_genome_mutate(&g, &sp, 0.0f, &rng, &child, NULL);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("genome");
     TCase *tc = tcase_create("core");
@@ -437,6 +707,13 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_genome_expand_one_block);
     tcase_add_test(tc, test_genome_mutation_recorded);
     tcase_add_test(tc, test_genome_nb201_canonical);
+    tcase_add_test(tc, test_genome_json_forms);
+    tcase_add_test(tc, test_genome_proto_forms);
+    tcase_add_test(tc, test_genome_dot_form);
+    tcase_add_test(tc, test_genome_hash_pinned);
+    tcase_add_test(tc, test_genome_damaged_inputs_never_crash);
+    tcase_add_test(tc, test_genome_alloc_failures);
+    tcase_add_test(tc, test_genome_identity_on_garbage);
     suite_add_tcase(s, tc);
     return s;
 }

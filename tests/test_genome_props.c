@@ -7,6 +7,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/genome.h"
+#include "common/genome_proto.h"
 #include "tests/harness.h"
 
 #include <string.h>
@@ -112,6 +113,21 @@ START_TEST(test_genome_props_random) {
         nas_genome back;
         REQUIRE(nas_genome_parse(text, (size_t)n, &back, err) == NAS_OK, "%s: %s", text, err);
         REQUIRE(genome_same(&g, &back), "text round trip of %s", text);
+
+        /* JSON and protobuf round trips, exact. */
+        char json[2048];
+        int jn = nas_genome_to_json(&g, json, sizeof json);
+        REQUIRE(jn > 0, "to_json %s: %d", text, jn);
+        REQUIRE(nas_genome_from_json(json, (size_t)jn, &back, err) == NAS_OK, "%s: %s", json, err);
+        REQUIRE(genome_same(&g, &back), "json round trip of %s", json);
+        uint8_t pb[256];
+        int pn = nas_genome_pack(&g, pb, sizeof pb);
+        REQUIRE(pn > 0, "pack %s: %d", text, pn);
+        REQUIRE(nas_genome_unpack(pb, (size_t)pn, &back, err) == NAS_OK, "unpack %s: %s", text,
+                err);
+        REQUIRE(genome_same(&g, &back), "proto round trip of %s", text);
+        char dot[8192];
+        REQUIRE(nas_genome_to_dot(&g, dot, sizeof dot) > 0, "dot of %s", text);
 
         /* Canonical: valid, idempotent, same hash, equivalent. */
         nas_genome c1, c2;

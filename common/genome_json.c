@@ -1,0 +1,258 @@
+/*
+ * genome_json.c - the JSON and Graphviz DOT forms of a genome.
+ *
+ * JSON (docs/GENOME.md):
+ *   {"space":"cell","shared":false,"normal":[[1,"sep3x3",0,"max3x3"],...],
+ *    "reduce":[...]}            -- "reduce" is absent when shared is true
+ *   {"space":"nb201","edges":["nor_conv_3x3",...]}   -- six edges, in order
+ * The reader (common/json.h does the tokenising) is strict: unknown keys,
+ * missing keys, wrong types and bad values are NAS_EGENOME naming the key
+ * or block and the byte offset; the result is validated like a parse.
+ */
+#include "common/err.h"
+#include "common/genome.h"
+#include "common/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------
+// Writers: a bounded appender that counts what it would have written.
+
+typedef struct text_out {
+    char *buf;
+    size_t cap, n;
+} text_out;
+
+static void put(text_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text_out *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->n < o->cap ? o->cap - o->n : 0;
+    int w = vsnprintf(room ? o->buf + o->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) o->n += (size_t)w;
+}
+
+static int finish(text_out *o) {
+    if (o->n >= o->cap) {
+        if (o->cap) o->buf[0] = '\0';
+        return NAS_ERANGE;
+    }
+    return (int)o->n;
+}
+
+static void json_cell(text_out *o, const nas_cell *c) {
+    put(o, "[");
+    for (int k = 0; k < c->n_blocks; k++) {
+        const nas_block *b = &c->blocks[k];
+        put(o, "%s[%d,\"%s\",%d,\"%s\"]", k ? "," : "", b->in_a, nas_op_name(b->op_a), b->in_b,
+            nas_op_name(b->op_b));
+    }
+    put(o, "]");
+}
+
+int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap) {
+    if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
+    if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    text_out o = {buf, cap, 0};
+    if (g->space == NAS_SPACE_NB201) {
+        put(&o, "{\"space\":\"nb201\",\"edges\":[");
+        for (int e = 0; e < NAS_NB201_EDGES; e++)
+            put(&o, "%s\"%s\"", e ? "," : "", nas_nb201_op_name(g->nb201[e]));
+        put(&o, "]}");
+        return finish(&o);
+    }
+    put(&o, "{\"space\":\"cell\",\"shared\":%s,\"normal\":", g->shared ? "true" : "false");
+    json_cell(&o, &g->normal);
+    if (!g->shared) {
+        put(&o, ",\"reduce\":");
+        json_cell(&o, &g->reduce);
+    }
+    put(&o, "}");
+    return finish(&o);
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+
+static int json_err(char *err, const nas_json *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int json_err(char *err, const nas_json *at, const char *fmt, ...) {
+    char msg[NAS_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nas_set_err(err, NAS_EGENOME, "json: offset %zu: %s", at ? at->offset : 0, msg);
+}
+
+/* An integer input index in [0, 255]. */
+static int json_index(const nas_json *v, int *out, const char *cell, size_t k, char half,
+                      char *err) {
+    if (v->type != NAS_JSON_NUMBER || v->number != (double)(int)v->number || v->number < 0 ||
+        v->number > 255)
+        return json_err(err, v, "%s block %zu %c: input must be an integer 0..255", cell, k, half);
+    *out = (int)v->number;
+    return NAS_OK;
+}
+
+static int json_op(const nas_json *v, int *out, const char *cell, size_t k, char half, char *err) {
+    if (v->type != NAS_JSON_STRING)
+        return json_err(err, v, "%s block %zu %c: op must be a string", cell, k, half);
+    int op = nas_op_parse(v->str, v->len);
+    if (op < 0)
+        return json_err(err, v, "%s block %zu %c: unknown op '%.40s'", cell, k, half, v->str);
+    *out = op;
+    return NAS_OK;
+}
+
+static int json_cell_read(const nas_json *arr, nas_cell *c, const char *name, char *err) {
+    if (arr->type != NAS_JSON_ARRAY) return json_err(err, arr, "\"%s\" must be an array", name);
+    if (arr->len == 0) return json_err(err, arr, "%s cell is empty", name);
+    if (arr->len > NAS_MAX_BLOCKS)
+        return json_err(err, arr, "%s cell has %zu blocks, too many (max %d)", name, arr->len,
+                        NAS_MAX_BLOCKS);
+    memset(c, 0, sizeof *c);
+    c->n_blocks = (int)arr->len;
+    for (size_t k = 0; k < arr->len; k++) {
+        const nas_json *b = &arr->items[k];
+        if (b->type != NAS_JSON_ARRAY || b->len != 4)
+            return json_err(err, b, "%s block %zu must be [in_a, \"op_a\", in_b, \"op_b\"]", name,
+                            k);
+        int ia, oa, ib, ob, rc;
+        if ((rc = json_index(&b->items[0], &ia, name, k, 'a', err)) < 0) return rc;
+        if ((rc = json_op(&b->items[1], &oa, name, k, 'a', err)) < 0) return rc;
+        if ((rc = json_index(&b->items[2], &ib, name, k, 'b', err)) < 0) return rc;
+        if ((rc = json_op(&b->items[3], &ob, name, k, 'b', err)) < 0) return rc;
+        c->blocks[k] = (nas_block){(uint8_t)ia, (uint8_t)oa, (uint8_t)ib, (uint8_t)ob};
+    }
+    return NAS_OK;
+}
+
+static int json_genome(const nas_json *root, nas_genome *g, char *err) {
+    if (root->type != NAS_JSON_OBJECT) return json_err(err, root, "a genome must be an object");
+    const nas_json *space = nas_json_get(root, "space");
+    if (space == NULL) return json_err(err, root, "missing key \"space\"");
+    if (space->type != NAS_JSON_STRING ||
+        (strcmp(space->str, "cell") && strcmp(space->str, "nb201")))
+        return json_err(err, space, "\"space\" must be \"cell\" or \"nb201\"");
+    int nb = strcmp(space->str, "nb201") == 0;
+    static const char *const cell_keys[] = {"space", "shared", "normal", "reduce"};
+    static const char *const nb_keys[] = {"space", "edges"};
+    for (size_t i = 0; i < root->len; i++) {
+        const char *key = root->members[i].key;
+        int known = 0;
+        for (size_t j = 0; j < (nb ? 2u : 4u); j++)
+            known |= strcmp(key, nb ? nb_keys[j] : cell_keys[j]) == 0;
+        if (!known)
+            return json_err(err, &root->members[i].value, "unknown key \"%.40s\" for space %s", key,
+                            space->str);
+    }
+    memset(g, 0, sizeof *g);
+    if (nb) {
+        g->space = NAS_SPACE_NB201;
+        const nas_json *edges = nas_json_get(root, "edges");
+        if (edges == NULL) return json_err(err, root, "missing key \"edges\"");
+        if (edges->type != NAS_JSON_ARRAY || edges->len != NAS_NB201_EDGES)
+            return json_err(err, edges, "\"edges\" must be an array of %d op names",
+                            NAS_NB201_EDGES);
+        for (int e = 0; e < NAS_NB201_EDGES; e++) {
+            const nas_json *v = &edges->items[e];
+            int op = v->type == NAS_JSON_STRING ? nas_nb201_op_parse(v->str, v->len) : -1;
+            if (op < 0) return json_err(err, v, "edge %d: unknown nb201 op", e);
+            g->nb201[e] = (uint8_t)op;
+        }
+        return NAS_OK;
+    }
+    g->space = NAS_SPACE_CELL;
+    const nas_json *shared = nas_json_get(root, "shared");
+    if (shared != NULL) {
+        if (shared->type != NAS_JSON_BOOL)
+            return json_err(err, shared, "\"shared\" must be a boolean");
+        g->shared = shared->boolean;
+    }
+    const nas_json *normal = nas_json_get(root, "normal"), *reduce = nas_json_get(root, "reduce");
+    if (normal == NULL) return json_err(err, root, "missing key \"normal\"");
+    int rc = json_cell_read(normal, &g->normal, "normal", err);
+    if (rc < 0) return rc;
+    if (g->shared) {
+        if (reduce != NULL) return json_err(err, reduce, "a shared genome has no \"reduce\" cell");
+        g->reduce = g->normal;
+        return NAS_OK;
+    }
+    if (reduce == NULL) return json_err(err, root, "missing key \"reduce\" (or \"shared\":true)");
+    return json_cell_read(reduce, &g->reduce, "reduce", err);
+}
+
+int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *err) {
+    if (out == NULL) return nas_set_err(err, NAS_EINVAL, "output genome is NULL");
+    nas_json *root = NULL;
+    char jerr[NAS_ERR_LEN] = "";
+    int rc = nas_json_parse(json, len, 8, &root, jerr);
+    if (rc < 0) return nas_set_err(err, rc == NAS_ENOMEM ? rc : NAS_EGENOME, "%s", jerr);
+    nas_genome g;
+    rc = json_genome(root, &g, err);
+    nas_json_free(&root);
+    if (rc < 0) return rc;
+    char verr[NAS_ERR_LEN];
+    if (nas_genome_validate(&g, verr) < 0) return nas_set_err(err, NAS_EGENOME, "json: %s", verr);
+    *out = g;
+    return NAS_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Graphviz DOT: a cluster per cell; inputs are boxes, blocks are "+" nodes
+// with the op on each incoming edge, and the output concat collects the
+// blocks no later block reads.
+
+static void dot_cell(text_out *o, const nas_cell *c, const char *id, const char *label) {
+    put(o, "  subgraph cluster_%s {\n    label=\"%s\";\n", id, label);
+    put(o, "    %s_in0 [label=\"h[i-2]\", shape=box];\n    %s_in1 [label=\"h[i-1]\", shape=box];\n",
+        id, id);
+    int used[NAS_MAX_BLOCKS] = {0};
+    for (int k = 0; k < c->n_blocks; k++) {
+        const nas_block *b = &c->blocks[k];
+        put(o, "    %s_b%d [label=\"+ %d\", shape=circle];\n", id, k, k);
+        for (int h = 0; h < 2; h++) {
+            int in = h ? b->in_b : b->in_a, op = h ? b->op_b : b->op_a;
+            if (in >= 2) used[in - 2] = 1;
+            if (in < 2)
+                put(o, "    %s_in%d -> %s_b%d [label=\"%s\"];\n", id, in, id, k, nas_op_name(op));
+            else
+                put(o, "    %s_b%d -> %s_b%d [label=\"%s\"];\n", id, in - 2, id, k,
+                    nas_op_name(op));
+        }
+    }
+    put(o, "    %s_out [label=\"concat\", shape=box];\n", id);
+    for (int k = 0; k < c->n_blocks; k++)
+        if (!used[k]) put(o, "    %s_b%d -> %s_out;\n", id, k, id);
+    put(o, "  }\n");
+}
+
+int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap) {
+    if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
+    if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    text_out o = {buf, cap, 0};
+    put(&o, "digraph genome {\n  rankdir=LR;\n");
+    if (g->space == NAS_SPACE_NB201) {
+        static const int src[NAS_NB201_EDGES] = {0, 0, 1, 0, 1, 2};
+        static const int dst[NAS_NB201_EDGES] = {1, 2, 2, 3, 3, 3};
+        put(&o, "  subgraph cluster_cell {\n    label=\"nb201 cell\";\n");
+        for (int i = 0; i < 4; i++)
+            put(&o, "    n%d [label=\"%d\", shape=circle];\n", i, i);
+        for (int e = 0; e < NAS_NB201_EDGES; e++)
+            if (g->nb201[e] != NAS_NB201_NONE)
+                put(&o, "    n%d -> n%d [label=\"%s\"];\n", src[e], dst[e],
+                    nas_nb201_op_name(g->nb201[e]));
+        put(&o, "  }\n");
+    } else if (g->shared) {
+        dot_cell(&o, &g->normal, "cell", "cell (normal and reduction)");
+    } else {
+        dot_cell(&o, &g->normal, "normal", "normal cell");
+        dot_cell(&o, &g->reduce, "reduce", "reduction cell");
+    }
+    put(&o, "}\n");
+    return finish(&o);
+}

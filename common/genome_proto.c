@@ -1,0 +1,143 @@
+/*
+ * genome_proto.c - genome <-> protobuf (proto/genome.proto).
+ *
+ * The reader trusts nothing: protobuf-c accepts any field values, so every
+ * count, index and op is range-checked before it is narrowed to the
+ * genome's uint8_t fields, and the result goes through nas_genome_validate.
+ */
+#include "common/genome_proto.h"
+#include "common/err.h"
+
+#include <string.h>
+
+static void fill_cell(const nas_cell *c, Naspb__Block *blocks, Naspb__Block **ptrs) {
+    for (int k = 0; k < c->n_blocks; k++) {
+        Naspb__Block *b = &blocks[k];
+        naspb__block__init(b);
+        b->has_in_a = b->has_op_a = b->has_in_b = b->has_op_b = 1;
+        b->in_a = c->blocks[k].in_a;
+        b->op_a = c->blocks[k].op_a;
+        b->in_b = c->blocks[k].in_b;
+        b->op_b = c->blocks[k].op_b;
+        ptrs[k] = b;
+    }
+}
+
+int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
+    if (g == NULL || pb == NULL) return NAS_EINVAL;
+    if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    memset(pb, 0, sizeof *pb);
+    naspb__genome__init(&pb->msg);
+    Naspb__Genome *m = &pb->msg;
+    m->has_version = m->has_space = 1;
+    m->version = NAS_GENOME_PB_VERSION;
+    m->space = (uint32_t)g->space;
+    if (g->space == NAS_SPACE_NB201) {
+        for (int e = 0; e < NAS_NB201_EDGES; e++)
+            pb->nb201[e] = g->nb201[e];
+        m->n_nb201 = NAS_NB201_EDGES;
+        m->nb201 = pb->nb201;
+        return NAS_OK;
+    }
+    m->has_shared = 1;
+    m->shared = g->shared ? 1 : 0;
+    fill_cell(&g->normal, pb->blocks, pb->normal);
+    m->n_normal = (size_t)g->normal.n_blocks;
+    m->normal = pb->normal;
+    if (!g->shared) {
+        fill_cell(&g->reduce, pb->blocks + NAS_MAX_BLOCKS, pb->reduce);
+        m->n_reduce = (size_t)g->reduce.n_blocks;
+        m->reduce = pb->reduce;
+    }
+    return NAS_OK;
+}
+
+static int read_cell(Naspb__Block *const *blocks, size_t n, nas_cell *c, const char *name,
+                     char *err) {
+    if (n == 0) return nas_set_err(err, NAS_EGENOME, "proto: %s cell is empty", name);
+    if (n > NAS_MAX_BLOCKS)
+        return nas_set_err(err, NAS_EGENOME, "proto: %s cell has %zu blocks, too many (max %d)",
+                           name, n, NAS_MAX_BLOCKS);
+    c->n_blocks = (int)n;
+    for (size_t k = 0; k < n; k++) {
+        const Naspb__Block *b = blocks[k];
+        if (b == NULL) return nas_set_err(err, NAS_EGENOME, "proto: %s block %zu is null", name, k);
+        if (!b->has_in_a || !b->has_op_a || !b->has_in_b || !b->has_op_b)
+            return nas_set_err(err, NAS_EGENOME, "proto: %s block %zu: missing %s", name, k,
+                               !b->has_in_a   ? "in_a"
+                               : !b->has_op_a ? "op_a"
+                               : !b->has_in_b ? "in_b"
+                                              : "op_b");
+        if (b->op_a >= NAS_OP_COUNT || b->op_b >= NAS_OP_COUNT)
+            return nas_set_err(err, NAS_EGENOME, "proto: %s block %zu: unknown op %u", name, k,
+                               b->op_a >= NAS_OP_COUNT ? b->op_a : b->op_b);
+        if (b->in_a > 255 || b->in_b > 255)
+            return nas_set_err(err, NAS_EGENOME, "proto: %s block %zu: input %u out of range", name,
+                               k, b->in_a > 255 ? b->in_a : b->in_b);
+        c->blocks[k] =
+            (nas_block){(uint8_t)b->in_a, (uint8_t)b->op_a, (uint8_t)b->in_b, (uint8_t)b->op_b};
+    }
+    return NAS_OK;
+}
+
+int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
+    if (m == NULL || out == NULL) return nas_set_err(err, NAS_EINVAL, "proto: NULL argument");
+    if (m->has_version && m->version != NAS_GENOME_PB_VERSION)
+        return nas_set_err(err, NAS_EGENOME, "proto: genome encoding version %u, expected %d",
+                           m->version, NAS_GENOME_PB_VERSION);
+    nas_genome g;
+    memset(&g, 0, sizeof g);
+    if (!m->has_space) return nas_set_err(err, NAS_EGENOME, "proto: missing space");
+    if (m->space == NAS_SPACE_NB201) {
+        g.space = NAS_SPACE_NB201;
+        if (m->n_nb201 != NAS_NB201_EDGES)
+            return nas_set_err(err, NAS_EGENOME, "proto: nb201 needs %d edges, got %zu",
+                               NAS_NB201_EDGES, m->n_nb201);
+        for (int e = 0; e < NAS_NB201_EDGES; e++) {
+            if (m->nb201[e] >= NAS_NB201_OP_COUNT)
+                return nas_set_err(err, NAS_EGENOME, "proto: nb201 edge %d: unknown op %u", e,
+                                   m->nb201[e]);
+            g.nb201[e] = (uint8_t)m->nb201[e];
+        }
+        if (m->n_normal || m->n_reduce)
+            return nas_set_err(err, NAS_EGENOME, "proto: nb201 genome with cell blocks");
+    } else if (m->space == NAS_SPACE_CELL) {
+        g.space = NAS_SPACE_CELL;
+        g.shared = m->has_shared && m->shared ? 1 : 0;
+        if (m->n_nb201) return nas_set_err(err, NAS_EGENOME, "proto: cell genome with nb201 edges");
+        int rc = read_cell(m->normal, m->n_normal, &g.normal, "normal", err);
+        if (rc < 0) return rc;
+        if (g.shared) {
+            if (m->n_reduce)
+                return nas_set_err(err, NAS_EGENOME, "proto: shared genome with a reduce cell");
+            g.reduce = g.normal;
+        } else if ((rc = read_cell(m->reduce, m->n_reduce, &g.reduce, "reduce", err)) < 0) {
+            return rc;
+        }
+    } else {
+        return nas_set_err(err, NAS_EGENOME, "proto: unknown space %u", m->space);
+    }
+    char verr[NAS_ERR_LEN];
+    if (nas_genome_validate(&g, verr) < 0) return nas_set_err(err, NAS_EGENOME, "proto: %s", verr);
+    *out = g;
+    return NAS_OK;
+}
+
+int nas_genome_pack(const nas_genome *g, uint8_t *buf, size_t cap) {
+    nas_genome_pb pb;
+    int rc = nas_genome_to_proto(g, &pb);
+    if (rc < 0) return rc;
+    size_t n = naspb__genome__get_packed_size(&pb.msg);
+    if (buf == NULL || n > cap) return NAS_ERANGE;
+    return (int)naspb__genome__pack(&pb.msg, buf);
+}
+
+int nas_genome_unpack(const uint8_t *buf, size_t len, nas_genome *out, char *err) {
+    if (buf == NULL && len > 0) return nas_set_err(err, NAS_EINVAL, "proto: NULL buffer");
+    Naspb__Genome *m = naspb__genome__unpack(NULL, len, buf);
+    if (m == NULL)
+        return nas_set_err(err, NAS_EGENOME, "proto: malformed Genome message (%zu bytes)", len);
+    int rc = nas_genome_from_proto(m, out, err);
+    naspb__genome__free_unpacked(m, NULL);
+    return rc;
+}

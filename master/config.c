@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ---- defaults ------------------------------------------------------------------------------
+// ---- defaults ----------------------------------------------------------------------------------
 
 /* The final stage trains few architectures thoroughly: native resolution,
  * all training images, more channels and cells, augmentation, test set. */
@@ -43,7 +43,7 @@ nas_config nas_config_default(void) {
     snprintf(c.name, sizeof c.name, "nasd");
     c.seed = 1;
     snprintf(c.data.set, sizeof c.data.set, "fashion-mnist");
-    snprintf(c.data.dir, sizeof c.data.dir, "data");
+    c.data.dir[0] = '\0'; /* "" = /usr/share/datasets/<set>, resolved after parsing */
 
     /* strategy.h documents these defaults; nas_strategy_config_default()
      * belongs to the strategy module, so they are spelled out here. */
@@ -93,7 +93,7 @@ static const char *const eval_modes[] = {"train", "table", NULL}; /* = nas_confi
 
 #define CO(member) offsetof(nas_config, member)
 #define FO(member) offsetof(nas_fidelity, member)
-#define BIG 1e15
+#define BIG        1e15
 
 /* Leaves of the fidelity table: offsets relative to a nas_fidelity.  The
  * ranges repeat nas_fidelity_validate() so errors can carry a line. */
@@ -140,19 +140,21 @@ static const nas__cfg_field space_fields[] = {
 static const nas__cfg_field objective_fields[] = {
     {"target_params", NAS__T_I64, CO(strategy.target_params), 0, 0, BIG, NULL, NULL, 1},
     {"target_macs", NAS__T_I64, CO(strategy.target_macs), 0, 0, BIG, NULL, NULL, 1},
-    {"weight", NAS__T_FLOAT, CO(strategy.mo_weight), 0, -1, 1, NULL, NULL, 1},
+    {"weight", NAS__T_FLOAT, CO(strategy.mo_weight), 0, -10, 0, NULL, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
+/* Ranges agree with the strategy module's own checks (strategy.c), so a
+ * file accepted here is never refused later without a line number. */
 static const nas__cfg_field strategy_fields[] = {
     {"name", NAS__T_STR, CO(strategy.name), 32, 0, 0, NULL, strategy_names, 1},
-    {"population", NAS__T_INT, CO(strategy.population), 0, 2, 100000, NULL, NULL, 1},
-    {"sample", NAS__T_INT, CO(strategy.sample), 0, 1, 100000, NULL, NULL, 1},
+    {"population", NAS__T_INT, CO(strategy.population), 0, 2, 4096, NULL, NULL, 1},
+    {"sample", NAS__T_INT, CO(strategy.sample), 0, 1, 4096, NULL, NULL, 1},
     {"p_identity", NAS__T_FLOAT, CO(strategy.p_identity), 0, 0, 1, NULL, NULL, 1},
     {"seeds", NAS__T_SEEDS, CO(strategy.seeds), 0, 0, 0, NULL, NULL, 1},
     {"beam", NAS__T_INT, CO(strategy.beam), 0, 1, 100000, NULL, NULL, 1},
     {"max_blocks", NAS__T_INT, CO(strategy.max_blocks), 0, 1, NAS_MAX_BLOCKS, NULL, NULL, 1},
-    {"ensemble", NAS__T_INT, CO(strategy.ensemble), 0, 1, 64, NULL, NULL, 1},
+    {"ensemble", NAS__T_INT, CO(strategy.ensemble), 0, 0, 32, NULL, NULL, 1},
     {"lstm", NAS__T_BOOL, CO(strategy.use_lstm), 0, 0, 1, NULL, NULL, 1},
     {"objective", NAS__T_MAP, 0, 0, 0, 0, objective_fields, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
@@ -221,7 +223,7 @@ const nas__cfg_field nas__config_fields[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
-// ---- errors --------------------------------------------------------------------------------------
+// ---- errors ------------------------------------------------------------------------------------
 
 int nas__cfg_error(nas__cfg_ctx *cx, int line, const char *path, const char *fmt, ...) {
     char msg[NAS_ERR_LEN];
@@ -245,7 +247,8 @@ static int distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 40 || lb > 40) return 99;
     int row[41];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         int diag = row[0];
         row[0] = (int)i;
@@ -265,12 +268,15 @@ static int distance(const char *a, const char *b) {
 void nas__cfg_suggest(const char *got, const char *const *words, size_t stride, char *buf,
                       size_t cap) {
     const char *best = NULL;
-    int best_d = 3; /* more than two edits away is not a typo */
+    int best_d = 99;
     size_t at = 0;
     buf[0] = '\0';
     for (const char *const *w = words; *w; w = (const char *const *)((const char *)w + stride)) {
+        /* A typo is one edit away in a short word, two in a longer one;
+         * beyond that a suggestion would be a guess. */
+        int limit = strlen(*w) >= 6 ? 2 : 1;
         int d = distance(got, *w);
-        if (d < best_d) {
+        if (d <= limit && d < best_d) {
             best_d = d;
             best = *w;
         }
@@ -285,27 +291,38 @@ void nas__cfg_suggest(const char *got, const char *const *words, size_t stride, 
         at += (size_t)snprintf(buf + at, cap - at, " %s", *w);
 }
 
-// ---- scalars ----------------------------------------------------------------------------------------
+// ---- scalars -----------------------------------------------------------------------------------
 
+/* What a key's type looks like, for "expected ..., got ..." messages. */
 static const char *type_words(int type) {
     switch (type) {
     case NAS__T_INT:
     case NAS__T_I64:
-    case NAS__T_U64: return "an integer";
+    case NAS__T_U64:
+        return "an integer";
     case NAS__T_FLOAT:
-    case NAS__T_DOUBLE: return "a number";
-    case NAS__T_BOOL: return "true or false";
+    case NAS__T_DOUBLE:
+        return "a number";
+    case NAS__T_BOOL:
+        return "true or false";
     case NAS__T_DURATION:
-    case NAS__T_DURATION_MS: return "a duration such as 90s, 10m or 2h";
-    case NAS__T_SIZE: return "a size such as 256MB";
-    case NAS__T_MAP: return "a mapping of keys";
+    case NAS__T_DURATION_MS:
+        return "a duration such as 90s, 10m or 2h";
+    case NAS__T_SIZE:
+        return "a size such as 256MB";
+    case NAS__T_MAP:
+        return "a mapping of keys";
     case NAS__T_OPS:
-    case NAS__T_SEEDS: return "a list";
-    default: return "a string";
+    case NAS__T_SEEDS:
+        return "a list";
+    default:
+        return "a string";
     }
 }
 
-/* Strict integer: optional sign, digits with optional '_' separators. */
+/* Strict integer: optional sign, digits with optional '_' separators.
+ * Underscores are allowed as digit separators (YAML 1.1 does the same),
+ * so 1_000_000 reads as a person writes it. */
 static int parse_i64(const char *s, long long *out) {
     char buf[64];
     size_t n = 0;
@@ -330,6 +347,8 @@ static int parse_double(const char *s, double *out) {
     return (errno || end == s || *end || !isfinite(*out)) ? -1 : 0;
 }
 
+/* The YAML 1.1 booleans people actually write; anything else is refused
+ * rather than guessed. */
 static int parse_bool(const char *s, int *out) {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
@@ -340,9 +359,13 @@ static int parse_bool(const char *s, int *out) {
     return -1;
 }
 
+/* Durations are sums of number+unit terms ("1h30m"); a bare number is
+ * seconds, but only on its own, since "1h30" is ambiguous. */
 int nas_config_parse_duration(const char *s, double *seconds) {
-    static const struct { const char *unit; double scale; } units[] = {
-        {"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = {{"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
     double total = 0;
     const char *p = s;
     if (!s || !*s) return NAS_EINVAL;
@@ -354,8 +377,8 @@ int nas_config_parse_duration(const char *s, double *seconds) {
         double scale = 0;
         for (size_t i = 0; i < NAS_ARRAY_LEN(units); i++) {
             size_t n = strlen(units[i].unit);
-            if (strncmp(p, units[i].unit, n) == 0 && (p[n] == '\0' || (p[n] >= '0' && p[n] <= '9')
-                                                      || p[n] == '.')) {
+            if (strncmp(p, units[i].unit, n) == 0 &&
+                (p[n] == '\0' || (p[n] >= '0' && p[n] <= '9') || p[n] == '.')) {
                 scale = units[i].scale;
                 p += n;
                 break;
@@ -371,11 +394,15 @@ int nas_config_parse_duration(const char *s, double *seconds) {
     return NAS_OK;
 }
 
+/* Sizes are memory budgets, so every unit is a power of 1024, whether
+ * written K, KB or KiB: one rule, no surprise. */
 int nas_config_parse_size(const char *s, int64_t *bytes) {
-    static const struct { const char *unit; int shift; } units[] = {
-        {"", 0},     {"B", 0},    {"K", 10},   {"KB", 10},  {"KiB", 10}, {"k", 10},
-        {"kB", 10},  {"M", 20},   {"MB", 20},  {"MiB", 20}, {"G", 30},   {"GB", 30},
-        {"GiB", 30}, {"T", 40},   {"TB", 40},  {"TiB", 40}};
+    static const struct {
+        const char *unit;
+        int shift;
+    } units[] = {{"", 0},     {"B", 0},  {"K", 10},  {"KB", 10},  {"KiB", 10}, {"k", 10},
+                 {"kB", 10},  {"M", 20}, {"MB", 20}, {"MiB", 20}, {"G", 30},   {"GB", 30},
+                 {"GiB", 30}, {"T", 40}, {"TB", 40}, {"TiB", 40}};
     if (!s || !*s || *s == '-' || *s == '+') return NAS_EINVAL;
     char *end = NULL;
     double v = strtod(s, &end);
@@ -394,13 +421,13 @@ int nas_config_parse_size(const char *s, int64_t *bytes) {
 static int check_range(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const char *path,
                        double v, const char *shown) {
     if (f->lo == 0 && f->hi == 0) return NAS_OK;
-    if (!(v >= f->lo))
-        return nas__cfg_error(cx, line, path, "must be >= %g, got %s", f->lo, shown);
-    if (!(v <= f->hi))
-        return nas__cfg_error(cx, line, path, "must be <= %g, got %s", f->hi, shown);
+    if (!(v >= f->lo)) return nas__cfg_error(cx, line, path, "must be >= %g, got %s", f->lo, shown);
+    if (!(v <= f->hi)) return nas__cfg_error(cx, line, path, "must be <= %g, got %s", f->hi, shown);
     return NAS_OK;
 }
 
+/* Words restricted to a list are checked here and, for enums, stored as
+ * their index; other strings are copied if they fit. */
 static int set_string(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const char *path,
                       const char *v, void *dst) {
     if (f->names) {
@@ -424,6 +451,8 @@ static int set_string(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const
     return NAS_OK;
 }
 
+/* Convert one scalar by the key's type, range-check it, and store it at
+ * dst.  Every failure names the key and shows what was written. */
 int nas__cfg_set_scalar(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const char *path,
                         const char *v, int quoted, void *dst) {
     long long i = 0;
@@ -484,27 +513,35 @@ int nas__cfg_set_scalar(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, con
         if (nas_config_parse_size(v, &sz) != NAS_OK) break;
         *(int64_t *)dst = sz;
         return NAS_OK;
-    default: NAS_ASSERT(!"scalar type");
+    default:
+        NAS_ASSERT(!"scalar type");
     }
     return nas__cfg_error(cx, line, path, "expected %s, got '%s'", type_words(f->type), v);
 }
 
-// ---- the walk ------------------------------------------------------------------------------------
+// ---- the walk ----------------------------------------------------------------------------------
 
+/* What the user wrote instead, for type errors. */
 static const char *node_words(const yaml_node_t *n) {
     switch (n->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return "a scalar";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    default:
+        return "a scalar";
     }
 }
 
-static int node_line(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
+static int node_line(const yaml_node_t *n) {
+    return (int)n->start_mark.line + 1;
+}
 
+/* Record where each key was set: duplicate keys are refused (libyaml would
+ * silently keep both), and cross-key checks report the right line. */
 static int remember(nas__cfg_ctx *cx, const char *path, int line) {
     int first = nas__cfg_line_of(cx, path);
-    if (first)
-        return nas__cfg_error(cx, line, path, "duplicate key (first set at line %d)", first);
+    if (first) return nas__cfg_error(cx, line, path, "duplicate key (first set at line %d)", first);
     if (cx->n_seen == (int)NAS_ARRAY_LEN(cx->seen))
         return nas__cfg_error(cx, line, path, "too many keys in one file");
     snprintf(cx->seen[cx->n_seen].path, sizeof cx->seen[0].path, "%s", path);
@@ -516,8 +553,8 @@ static int remember(nas__cfg_ctx *cx, const char *path, int line) {
 static int set_seeds(nas__cfg_ctx *cx, yaml_node_t *node, const char *path, nas_config *cfg) {
     nas_strategy_config *s = &cfg->strategy;
     s->n_seeds = 0;
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         yaml_node_t *item = yaml_document_get_node(cx->doc, *it);
         if (!item || item->type != YAML_SCALAR_NODE)
             return nas__cfg_error(cx, item ? node_line(item) : node_line(node), path,
@@ -550,8 +587,10 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
         const char *key = (const char *)k->data.scalar.value;
         char path[96];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
+        /* Tables are a dozen keys at most; a linear search is the clearest. */
         const nas__cfg_field *f = table;
-        while (f->key && strcmp(f->key, key) != 0) f++;
+        while (f->key && strcmp(f->key, key) != 0)
+            f++;
         if (!f->key) {
             char hint[200];
             nas__cfg_suggest(key, &table[0].key, sizeof *table, hint, sizeof hint);
@@ -559,12 +598,16 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
         }
         int rc = remember(cx, path, node_line(k));
         if (rc != NAS_OK) return rc;
+        /* Maps recurse with a moved base; lists are special-cased; every
+         * other key must hold a scalar. */
         if (f->type == NAS__T_MAP) {
             rc = nas__cfg_walk(cx, v, f->sub, base + f->off, path, cfg);
         } else if (f->type == NAS__T_OPS || f->type == NAS__T_SEEDS) {
             if (v->type != YAML_SEQUENCE_NODE)
-                return nas__cfg_error(cx, node_line(v), path, "expected a list such as "
-                                      "[a, b], got %s", node_words(v));
+                return nas__cfg_error(cx, node_line(v), path,
+                                      "expected a list such as "
+                                      "[a, b], got %s",
+                                      node_words(v));
             if (f->type == NAS__T_OPS)
                 cx->ops_node = v; /* needs space.kind, which may come later */
             else
@@ -575,18 +618,20 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
         } else {
             int quoted = v->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                          v->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-            rc = nas__cfg_set_scalar(cx, f, node_line(v), path,
-                                     (const char *)v->data.scalar.value, quoted, base + f->off);
+            rc = nas__cfg_set_scalar(cx, f, node_line(v), path, (const char *)v->data.scalar.value,
+                                     quoted, base + f->off);
         }
         if (rc != NAS_OK) return rc;
     }
     return NAS_OK;
 }
 
-// ---- entry points ------------------------------------------------------------------------------------
+// ---- entry points ------------------------------------------------------------------------------
 
-int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg,
-                     char *err) {
+/* Load one YAML document, walk it against the key table, then finish
+ * (cross-key checks, canonical text).  cfg is written only on success. */
+int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err) {
+    /* Work on a local copy: *cfg is written only when everything passed. */
     nas_config c = nas_config_default();
     snprintf(c.source, sizeof c.source, "%s", source ? source : "<config>");
     nas__cfg_ctx cx = {.source = c.source, .err = err};
@@ -595,12 +640,14 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
     int have_doc = 0, rc = NAS_OK;
     if (!yaml_parser_initialize(&parser))
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", c.source);
+    /* The document API builds the whole tree first; a campaign file is a
+     * few KB, and a tree makes line numbers and duplicate checks simple. */
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = nas_set_err(err, NAS_ECONFIG, "%s:%d: YAML syntax error: %s%s%s", c.source,
                          (int)parser.problem_mark.line + 1,
-                         parser.problem ? parser.problem : "unreadable",
-                         parser.context ? " " : "", parser.context ? parser.context : "");
+                         parser.problem ? parser.problem : "unreadable", parser.context ? " " : "",
+                         parser.context ? parser.context : "");
         goto done;
     }
     have_doc = 1;
@@ -609,14 +656,18 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
     if (root) {
         rc = nas__cfg_walk(&cx, root, nas__config_fields, (char *)&c, "", &c);
         if (rc != NAS_OK) goto done;
+        /* A second document would be silently ignored by a one-document
+         * loader; refuse it, since its keys were surely meant to count. */
         yaml_document_t extra;
         if (yaml_parser_load(&parser, &extra)) {
             int more = yaml_document_get_root_node(&extra) != NULL;
             int line = more ? node_line(yaml_document_get_root_node(&extra)) : 0;
             yaml_document_delete(&extra);
             if (more) {
-                rc = nas_set_err(err, NAS_ECONFIG, "%s:%d: a campaign file holds one YAML "
-                                 "document; remove everything after '---'", c.source, line);
+                rc = nas_set_err(err, NAS_ECONFIG,
+                                 "%s:%d: a campaign file holds one YAML "
+                                 "document; remove everything after '---'",
+                                 c.source, line);
                 goto done;
             }
         }
@@ -633,6 +684,8 @@ done:
     return NAS_OK;
 }
 
+/* Read the whole file first: errors about its content then all come from
+ * nas_config_parse(), with the path as their source. */
 int nas_config_load(const char *path, nas_config *cfg, char *err) {
     enum { MAX_BYTES = 1 << 20 }; /* a campaign file is a few KB; more is a mistake */
     FILE *fp = fopen(path, "rb");

@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NAS_CONFIG_PATH_MAX 256
+#define NAS_CONFIG_PATH_MAX     256
 #define NAS_CONFIG_ENDPOINT_MAX 128
-#define NAS_CONFIG_NAME_MAX 64
+#define NAS_CONFIG_NAME_MAX     64
 
 enum nas_config_eval_mode {
     NAS_CONFIG_EVAL_TRAIN = 0, /* workers train every candidate */
@@ -40,8 +40,8 @@ typedef struct nas_config {
     char name[NAS_CONFIG_NAME_MAX]; /* campaign name: letters, digits, '.', '_', '-' */
     uint64_t seed;                  /* root of every random choice of the campaign */
     struct {
-        char set[32];                   /* "fashion-mnist", "mnist", "cifar10" */
-        char dir[NAS_CONFIG_PATH_MAX];  /* where the dataset files are */
+        char set[32];                  /* "fashion-mnist", "mnist", "cifar10" */
+        char dir[NAS_CONFIG_PATH_MAX]; /* where the dataset files are */
     } data;
     /* Space, strategy parameters and budget.evaluations (as strategy.budget). */
     nas_strategy_config strategy;
@@ -70,10 +70,10 @@ typedef struct nas_config {
         int64_t memory_budget; /* bytes of weights kept in memory before spilling */
     } weights;
     struct {
-        int mode;                      /* enum nas_config_eval_mode */
+        int mode;                        /* enum nas_config_eval_mode */
         char table[NAS_CONFIG_PATH_MAX]; /* benchmark table file (mode table) */
-        char signal_column[64];        /* column used as the search signal */
-        char report_column[64];        /* column reported as test accuracy */
+        char signal_column[64];          /* column used as the search signal */
+        char report_column[64];          /* column reported as test accuracy */
     } evaluation;
     char store[NAS_CONFIG_PATH_MAX]; /* SQLite file of the campaign */
 
@@ -81,8 +81,8 @@ typedef struct nas_config {
     char source[NAS_CONFIG_PATH_MAX]; /* file name used in messages */
     char *text;                       /* the original bytes, NUL-terminated */
     size_t text_len;
-    char *canonical;                  /* identity lines (see above) */
-    uint64_t hash;                    /* FNV-1a 64 of canonical */
+    char *canonical; /* identity lines (see above) */
+    uint64_t hash;   /* FNV-1a 64 of canonical */
 } nas_config;
 
 /* Every default (docs/CAMPAIGN.md).  The owned pointers are NULL. */
@@ -96,8 +96,7 @@ int nas_config_load(const char *path, nas_config *cfg, char *err);
 
 /* The same from bytes in memory; `source` names them in messages (NULL
  * gives "<config>"). */
-int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg,
-                     char *err);
+int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err);
 
 /* Free what load/parse allocated; safe on a default or zeroed config and
  * twice in a row. */

@@ -22,13 +22,15 @@
 /* The names of common/genome.h's enums, in enum order.  They are spelled
  * out here because the genome module owns nas_op_parse(); once both are
  * in main this table can defer to it (the values are append-only). */
-static const char *const cell_ops[] = {"id",     "avg3x3", "max3x3",      "sep3x3",
-                                       "sep5x5", "sep7x7", "dil3x3",      "conv1x7_7x1",
-                                       "conv3x3", "conv1x1", "zero",      NULL};
-static const char *const nb201_ops[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
-                                        "avg_pool_3x3", NULL};
+static const char *const cell_ops[] = {"id",      "avg3x3",  "max3x3", "sep3x3",
+                                       "sep5x5",  "sep7x7",  "dil3x3", "conv1x7_7x1",
+                                       "conv3x3", "conv1x1", "zero",   NULL};
+static const char *const nb201_ops[] = {"none",         "skip_connect", "nor_conv_1x1",
+                                        "nor_conv_3x3", "avg_pool_3x3", NULL};
 
-static const char *const *ops_of(int kind) { return kind == NAS_SPACE_NB201 ? nb201_ops : cell_ops; }
+static const char *const *ops_of(int kind) {
+    return kind == NAS_SPACE_NB201 ? nb201_ops : cell_ops;
+}
 
 /* Default op set: every cell op but zero (a search option only), every
  * NB201 op (its "none" is part of the benchmark). */
@@ -75,7 +77,7 @@ static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     return NAS_OK;
 }
 
-// ---- checks between keys ----------------------------------------------------------------------------
+// ---- checks between keys -----------------------------------------------------------------------
 
 /* Line of the first of two keys that was written (the one to change). */
 static int line_either(const nas__cfg_ctx *cx, const char *a, const char *b) {
@@ -91,6 +93,8 @@ typedef struct data_shape {
 static const data_shape shapes[] = {
     {"fashion-mnist", 28, 60000}, {"mnist", 28, 60000}, {"cifar10", 32, 50000}};
 
+/* Dataset-dependent limits: the resolution cannot exceed the images' side
+ * and the subset plus the validation split must fit in the training set. */
 static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *prefix,
                           const data_shape *d) {
     char path[64];
@@ -118,6 +122,8 @@ static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *p
     return NAS_OK;
 }
 
+/* Only the form is checked here; whether the address can be bound is the
+ * dispatcher's business, at bind time. */
 static int check_endpoint(nas__cfg_ctx *cx, const char *key, const char *v) {
     char path[32];
     snprintf(path, sizeof path, "listen.%s", key);
@@ -127,6 +133,8 @@ static int check_endpoint(nas__cfg_ctx *cx, const char *key, const char *v) {
     return NAS_OK;
 }
 
+/* The name ends up in file names (<name>.db) and log lines, so it is kept
+ * to characters that are safe in both. */
 static int check_name(nas__cfg_ctx *cx, const char *name) {
     if (!*name) return nas__cfg_error(cx, nas__cfg_line_of(cx, "name"), "name", "is empty");
     for (const char *p = name; *p; p++)
@@ -136,28 +144,39 @@ static int check_name(nas__cfg_ctx *cx, const char *name) {
     return NAS_OK;
 }
 
+/* Strategy parameters that constrain each other, and the derived values
+ * (max_blocks default, budget) the strategy reads from its config. */
 static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
     nas_strategy_config *s = &c->strategy;
     if (s->sample > s->population)
         return nas__cfg_error(cx, line_either(cx, "strategy.sample", "strategy.population"),
-                              "strategy.sample",
-                              "must be <= strategy.population (%d), got %d", s->population,
-                              s->sample);
+                              "strategy.sample", "must be <= strategy.population (%d), got %d",
+                              s->population, s->sample);
     if (strcmp(s->name, "evolution") == 0 && s->population > c->budget.evaluations)
         return nas__cfg_error(cx, line_either(cx, "strategy.population", "budget.evaluations"),
                               "strategy.population",
                               "must be <= budget.evaluations (%d), got %d: evolution would "
                               "never finish its first population",
                               c->budget.evaluations, s->population);
-    if (s->max_blocks == 0) s->max_blocks = s->space.n_blocks;
-    if (strcmp(s->name, "pnas") == 0 && s->max_blocks > s->space.n_blocks)
+    /* PNAS levels: blocks of a cell, or the intermediate nodes an NB201
+     * cell can use (two: genome.h's node levels). */
+    int nb201 = s->space.kind == NAS_SPACE_NB201;
+    int max_b = nb201 ? 2 : s->space.n_blocks;
+    if (s->max_blocks == 0) s->max_blocks = max_b;
+    if (s->max_blocks > max_b)
         return nas__cfg_error(cx, line_either(cx, "strategy.max_blocks", "space.blocks"),
-                              "strategy.max_blocks", "must be <= space.blocks (%d), got %d",
-                              s->space.n_blocks, s->max_blocks);
+                              "strategy.max_blocks", "must be <= %s (%d), got %d",
+                              nb201 ? "2 for the nb201 space" : "space.blocks", max_b,
+                              s->max_blocks);
+    if (s->ensemble + s->use_lstm < 1)
+        return nas__cfg_error(cx, line_either(cx, "strategy.ensemble", "strategy.lstm"),
+                              "strategy.ensemble",
+                              "the predictor needs a model: ensemble >= 1 or lstm: true");
     s->budget = c->budget.evaluations;
     return NAS_OK;
 }
 
+/* Cross-key checks in the order a person would fix them. */
 static int check_all(nas__cfg_ctx *cx, nas_config *c) {
     int rc = check_name(cx, c->name);
     if (rc == NAS_OK) rc = resolve_ops(cx, c);
@@ -167,6 +186,7 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
         return nas__cfg_error(cx, line_either(cx, "final.top_k", "budget.evaluations"),
                               "final.top_k", "must be <= budget.evaluations (%d), got %d",
                               c->budget.evaluations, c->final.top_k);
+    /* data.set was checked against the same list, so a match exists. */
     const data_shape *d = &shapes[0];
     for (size_t i = 0; i < NAS_ARRAY_LEN(shapes); i++)
         if (strcmp(c->data.set, shapes[i].name) == 0) d = &shapes[i];
@@ -193,11 +213,16 @@ static int check_all(nas__cfg_ctx *cx, nas_config *c) {
         strcmp(c->listen.weights, c->listen.status) == 0)
         return nas__cfg_error(cx, line_either(cx, "listen.weights", "listen.status"), "listen",
                               "control, weights and status need three different endpoints");
+    /* The default store is named after the campaign, in the working
+     * directory, so two campaigns never share a file by accident. */
     if (!c->store[0]) snprintf(c->store, sizeof c->store, "%s.db", c->name);
+    /* Where Debian-style installs and nas-train look for datasets. */
+    if (!c->data.dir[0])
+        snprintf(c->data.dir, sizeof c->data.dir, "/usr/share/datasets/%s", c->data.set);
     return NAS_OK;
 }
 
-// ---- canonical text ------------------------------------------------------------------------------------
+// ---- canonical text ----------------------------------------------------------------------------
 
 typedef struct buf {
     char *p;
@@ -205,6 +230,8 @@ typedef struct buf {
     int oom;
 } buf;
 
+/* printf into a growing buffer; an allocation failure is remembered and
+ * reported once at the end instead of after every call. */
 static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(buf *b, const char *fmt, ...) {
     if (b->oom) return;
@@ -244,18 +271,35 @@ static void put_escaped(buf *b, const char *s) {
     }
 }
 
+/* One value in its canonical spelling: floats at round-trip precision,
+ * enums as words, op masks as names in enum order (so the order in which
+ * the file lists ops does not matter). */
 static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_config *c) {
     switch (f->type) {
     case NAS__T_INT:
-    case NAS__T_BOOL: put(b, "%d", *(const int *)p); break;
+    case NAS__T_BOOL:
+        put(b, "%d", *(const int *)p);
+        break;
     case NAS__T_I64:
-    case NAS__T_DURATION_MS: put(b, "%lld", (long long)*(const int64_t *)p); break;
-    case NAS__T_SIZE: put(b, "%lld", (long long)*(const int64_t *)p); break;
-    case NAS__T_U64: put(b, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case NAS__T_FLOAT: put(b, "%.9g", (double)*(const float *)p); break;
+    case NAS__T_DURATION_MS:
+        put(b, "%lld", (long long)*(const int64_t *)p);
+        break;
+    case NAS__T_SIZE:
+        put(b, "%lld", (long long)*(const int64_t *)p);
+        break;
+    case NAS__T_U64:
+        put(b, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case NAS__T_FLOAT:
+        put(b, "%.9g", (double)*(const float *)p);
+        break;
     case NAS__T_DOUBLE:
-    case NAS__T_DURATION: put(b, "%.17g", *(const double *)p); break;
-    case NAS__T_ENUM: put(b, "%s", f->names[*(const int *)p]); break;
+    case NAS__T_DURATION:
+        put(b, "%.17g", *(const double *)p);
+        break;
+    case NAS__T_ENUM:
+        put(b, "%s", f->names[*(const int *)p]);
+        break;
     case NAS__T_OPS: {
         const char *const *names = ops_of(c->strategy.space.kind);
         put(b, "[");
@@ -273,10 +317,13 @@ static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_c
             put(b, "%s%s", i ? ", " : "", c->strategy.seeds[i]);
         put(b, "]");
         break;
-    default: put_escaped(b, p); break;
+    default:
+        put_escaped(b, p);
+        break;
     }
 }
 
+/* Walk the key table in order, skipping keys outside the identity. */
 static void put_table(buf *b, const nas__cfg_field *table, const char *base, const char *prefix,
                       const nas_config *c) {
     for (const nas__cfg_field *f = table; f->key; f++) {
@@ -293,6 +340,8 @@ static void put_table(buf *b, const nas__cfg_field *table, const char *base, con
     }
 }
 
+/* FNV-1a: simple, stable across machines and builds, and good enough to
+ * tell configs apart (this is an identity check, not a security one). */
 static uint64_t fnv1a64(const char *s, size_t n) {
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < n; i++) {
@@ -308,6 +357,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     buf b = {0};
     put_table(&b, nas__config_fields, (const char *)cfg, "", cfg);
     cfg->text = nas_malloc(len + 1);
+    /* Both allocations are checked together so the error path is one. */
     if (b.oom || !b.p || !cfg->text) {
         nas_free(b.p);
         nas_free(cfg->text);
@@ -318,6 +368,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     cfg->text[len] = '\0';
     cfg->text_len = len;
     cfg->canonical = b.p;
+    /* The hash covers the canonical text only, never the raw bytes. */
     cfg->hash = fnv1a64(b.p, b.n);
     return NAS_OK;
 }

@@ -29,13 +29,13 @@ enum nas__cfg_type {
 /* One key of a campaign file. */
 typedef struct nas__cfg_field {
     const char *key;
-    int type;                          /* enum nas__cfg_type */
-    size_t off;                        /* where the value goes, from the walk's base */
-    size_t cap;                        /* NAS__T_STR: buffer size */
-    double lo, hi;                     /* numeric range; 0/0 = unchecked */
-    const struct nas__cfg_field *sub;  /* NAS__T_MAP: NULL-key-terminated table */
-    const char *const *names;          /* allowed words (NULL-terminated) */
-    int ident;                         /* 1 = part of the campaign identity (hash) */
+    int type;                         /* enum nas__cfg_type */
+    size_t off;                       /* where the value goes, from the walk's base */
+    size_t cap;                       /* NAS__T_STR: buffer size */
+    double lo, hi;                    /* numeric range; 0/0 = unchecked */
+    const struct nas__cfg_field *sub; /* NAS__T_MAP: NULL-key-terminated table */
+    const char *const *names;         /* allowed words (NULL-terminated) */
+    int ident;                        /* 1 = part of the campaign identity (hash) */
 } nas__cfg_field;
 
 /* The top-level table (NULL-key-terminated). */

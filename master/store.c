@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-// ---- schema -------------------------------------------------------------------------
+// ---- schema ------------------------------------------------------------------------------------
 
 /* Version 1.  Hashes are uint64 stored as the int64 with the same bits
  * (SQLite integers are signed 64-bit); states are short words so that a
@@ -104,16 +104,16 @@ const nas__store_migration *nas__store_migrations(int *n) {
     return migrations;
 }
 
-// ---- statements ---------------------------------------------------------------------
+// ---- statements --------------------------------------------------------------------------------
 
-#define TASK_COLS                                                                          \
-    "t.id, t.arch_hash, a.text, t.stage, t.state, t.attempt, t.worker, t.lease_expiry_ms, " \
+#define TASK_COLS                                                                                  \
+    "t.id, t.arch_hash, a.text, t.stage, t.state, t.attempt, t.worker, t.lease_expiry_ms, "        \
     "t.fidelity, t.parent_hash, t.created_ms, t.finished_ms, t.failure_kind, t.failure "
-#define RECORD_COLS                                                                        \
-    "r.task_id, r.id, t.arch_hash, a.text, t.stage, r.attempt, r.accuracy, r.loss, "       \
+#define RECORD_COLS                                                                                \
+    "r.task_id, r.id, t.arch_hash, a.text, t.stage, r.attempt, r.accuracy, r.loss, "               \
     "r.test_accuracy, r.curve, r.params, r.macs, r.seconds, r.worker, t.finished_ms "
-#define RECORD_FROM                                                                        \
-    "FROM result r JOIN task t ON t.id = r.task_id JOIN architecture a ON a.hash = t.arch_hash " \
+#define RECORD_FROM                                                                                \
+    "FROM result r JOIN task t ON t.id = r.task_id JOIN architecture a ON a.hash = t.arch_hash "   \
     "WHERE (?1 IS NULL OR t.stage = ?1) "
 
 /* Indexed by enum nas__stmt; the order must match it (checked at open). */
@@ -132,16 +132,23 @@ static const struct {
      "ON CONFLICT (campaign_id) DO UPDATE SET seq = seq + 1, blob = excluded.blob, "
      "updated_ms = excluded.updated_ms"},
     {NAS__ST_STRATEGY_GET, "SELECT blob, seq FROM strategy_state WHERE campaign_id = 1"},
-    {NAS__ST_ARCH_UPSERT,
-     "INSERT INTO architecture (hash, text, genome, params, macs, created_ms) "
-     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
+    {NAS__ST_ARCH_UPSERT, "INSERT INTO architecture (hash, text, genome, params, macs, created_ms) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
+    {NAS__ST_ARCH_GET,
+     "SELECT text, genome, params, macs, created_ms FROM architecture WHERE hash = ?1"},
     {NAS__ST_TASK_INSERT,
      "INSERT INTO task (arch_hash, stage, state, attempt, fidelity, parent_hash, created_ms) "
      "VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5)"},
     {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
-    {NAS__ST_TASK_LEASE,
-     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?2, "
-     "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued'"},
+    {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = ?4, worker = ?2, "
+                         "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued' "
+                         "AND attempt <= ?4"},
+    /* One statement picks and leases the oldest queued task, so two callers
+     * can never lease the same one (RETURNING needs SQLite 3.35). */
+    {NAS__ST_TASK_LEASE_NEXT,
+     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?1, lease_expiry_ms = ?2 "
+     "WHERE id = (SELECT id FROM task WHERE state = 'queued' AND (?3 IS NULL OR stage = ?3) "
+     "ORDER BY id LIMIT 1) RETURNING id, attempt"},
     {NAS__ST_TASK_EXTEND, "UPDATE task SET lease_expiry_ms = ?3 "
                           "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'"},
     {NAS__ST_TASK_REQUEUE, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL "
@@ -158,11 +165,13 @@ static const struct {
      "INSERT INTO result (task_id, attempt, accuracy, loss, test_accuracy, curve, params, macs, "
      "seconds, worker, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
     {NAS__ST_WORKER_DONE, "UPDATE worker SET tasks_done = tasks_done + 1 WHERE name = ?1"},
-    {NAS__ST_TASK_LIST, "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
-                        "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR t.stage = ?2) "
-                        "ORDER BY t.id"},
-    {NAS__ST_TASK_GET, "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
-                       "WHERE t.id = ?1"},
+    {NAS__ST_TASK_LIST,
+     "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR t.stage = ?2) "
+     "ORDER BY t.id"},
+    {NAS__ST_TASK_GET,
+     "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "WHERE t.id = ?1"},
     {NAS__ST_TASK_COUNTS,
      "SELECT state, COUNT(*) FROM task WHERE (?1 IS NULL OR stage = ?1) GROUP BY state"},
     {NAS__ST_BEST, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY r.accuracy DESC, r.id ASC LIMIT ?2"},
@@ -184,6 +193,9 @@ static const struct {
     {NAS__ST_WEIGHTS_DROP, "DELETE FROM weights WHERE arch_hash = ?1"},
 };
 
+/* Statements are prepared lazily: a handle that only reads (nasctl) never
+ * compiles the write statements, and the SQL text is checked against the
+ * enum once, at first use, by the assertion below. */
 sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err) {
     NAS_ASSERT(which >= 0 && which < NAS__ST_COUNT && stmt_sql[which].id == which);
     sqlite3_stmt *s = st->stmt[which];
@@ -203,13 +215,20 @@ sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err) {
     return s;
 }
 
+/* Every step goes through here so that fault injection can fail any
+ * statement of any transaction; the statement itself never runs then, as
+ * if the disk had refused the write. */
 int nas__store_step(nas_store *st, sqlite3_stmt *s) {
     if (st->fail_after > 0 && --st->fail_after == 0) return SQLITE_IOERR;
     return sqlite3_step(s);
 }
 
-void nas_store_fail_after(nas_store *st, int n) { st->fail_after = n > 0 ? n : 0; }
+void nas_store_fail_after(nas_store *st, int n) {
+    st->fail_after = n > 0 ? n : 0;
+}
 
+/* Step a write statement once and reset it at once: a statement left
+ * un-reset would keep its transaction (or, for reads, its snapshot) open. */
 int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char *err) {
     int rc = nas__store_step(st, s);
     sqlite3_reset(s);
@@ -217,6 +236,8 @@ int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char 
     return NAS_OK;
 }
 
+/* SQLITE_TRANSIENT makes SQLite copy the text: the caller's buffers may be
+ * stack arrays that are gone before the statement is reset. */
 void nas__bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -224,6 +245,9 @@ void nas__bind_text(sqlite3_stmt *s, int i, const char *v) {
         sqlite3_bind_null(s, i);
 }
 
+/* Hashes use all 64 bits; SQLite integers are signed.  memcpy keeps the
+ * bit pattern exactly, where a cast above INT64_MAX would be
+ * implementation-defined. */
 void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v) {
     int64_t bits;
     memcpy(&bits, &v, sizeof bits); /* same bits, no implementation-defined conversion */
@@ -242,7 +266,7 @@ void nas__column_copy(sqlite3_stmt *s, int i, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", t ? (const char *)t : "");
 }
 
-// ---- errors and transactions ------------------------------------------------------------
+// ---- errors and transactions -------------------------------------------------------------------
 
 int nas__store_fail(nas_store *st, int rc, const char *what, char *err) {
     const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
@@ -257,8 +281,8 @@ int nas__store_fail(nas_store *st, int rc, const char *what, char *err) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return nas_set_err(err, NAS_EAGAIN,
-                           "store %s: %s: another process holds the database lock (%s)", path,
-                           what, msg);
+                           "store %s: %s: another process holds the database lock (%s)", path, what,
+                           msg);
     case SQLITE_NOMEM:
         return nas_set_err(err, NAS_ENOMEM, "store %s: %s: out of memory", path, what);
     case SQLITE_NOTADB:
@@ -301,8 +325,10 @@ void nas__store_rollback(nas_store *st) {
     if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-// ---- opening ------------------------------------------------------------------------------
+// ---- opening -----------------------------------------------------------------------------------
 
+/* user_version is an integer in the database header: 0 for a file no one
+ * has migrated (including a brand-new one). */
 static int read_version(nas_store *st, int *version, char *err) {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
@@ -316,6 +342,8 @@ static int read_version(nas_store *st, int *version, char *err) {
     return nas__store_fail(st, rc, "read schema version", err);
 }
 
+/* A version-0 file with tables in it was made by something else; we must
+ * not run CREATE TABLE over someone's database. */
 static int count_tables(nas_store *st, int *n, char *err) {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM sqlite_schema", -1, &s, NULL);
@@ -377,6 +405,7 @@ static int check_schema(nas_store *st, const nas__store_migration *mig, int n, c
         if (st->readonly)
             return nas_set_err(err, NAS_EFORMAT, "store %s is empty: not a nasd store", st->path);
     }
+    /* Older than us: migrate, unless we may not write. */
     if (version == n) return NAS_OK;
     if (st->readonly)
         return nas_set_err(err, NAS_EVERSION,
@@ -403,6 +432,9 @@ static int set_pragmas(nas_store *st, char *err) {
     return exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous", err);
 }
 
+/* Open, refuse files we cannot write or understand, set the connection
+ * up, and migrate.  Every failure path closes what was opened through
+ * nas_store_close(), which copes with a half-built handle. */
 int nas__store_open_with(nas_store **out, const char *path, int readonly,
                          const nas__store_migration *mig, int n_mig, char *err) {
     if (!out || !path || !*path) return nas_set_err(err, NAS_EINVAL, "store: no path given");
@@ -415,12 +447,16 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
         nas_set_err(err, rc, "store %s: out of memory", path);
         goto fail;
     }
+    /* nasctl must never create an empty store by mistyping a path, so only
+     * the writer may create. */
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
         rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
         goto fail;
     }
+    /* SQLite quietly falls back to read-only when the file is not writable;
+     * the master would then fail at its first result, far from the cause. */
     if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
         rc = nas_set_err(err, NAS_EIO,
                          "store %s: cannot open for writing (file or folder permissions); "
@@ -450,7 +486,9 @@ int nas_store_open_ro(nas_store **out, const char *path, char *err) {
 void nas_store_close(nas_store **stp) {
     if (!stp || !*stp) return;
     nas_store *st = *stp;
-    for (int i = 0; i < NAS__ST_COUNT; i++) sqlite3_finalize(st->stmt[i]);
+    /* finalize(NULL) is a no-op, so statements never prepared need no test. */
+    for (int i = 0; i < NAS__ST_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
     /* close_v2 never fails with BUSY: we finalized every statement above. */
     if (st->db) sqlite3_close_v2(st->db);
     nas_free(st->path);
@@ -458,9 +496,11 @@ void nas_store_close(nas_store **stp) {
     *stp = NULL;
 }
 
-const char *nas_store_path(const nas_store *st) { return st->path; }
+const char *nas_store_path(const nas_store *st) {
+    return st->path;
+}
 
-// ---- campaign ------------------------------------------------------------------------------
+// ---- campaign ----------------------------------------------------------------------------------
 
 static const char *const campaign_states[] = {"running", "draining", "done"};
 
@@ -498,6 +538,8 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
         rc = NAS_EDB;
         goto fail;
     }
+    /* Read and insert under one write lock, so two masters started on the
+     * same file at once cannot both record a campaign. */
     int step = nas__store_step(st, s);
     if (step == SQLITE_ROW) {
         uint64_t have = nas__column_u64(s, 3);
@@ -510,12 +552,12 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
                              "store %s holds a campaign made by a different config (%s); no "
                              "override exists: resume with that config or use a new store file "
                              "(hashes %016llx, %016llx)",
-                             st->path, diff, (unsigned long long)have,
-                             (unsigned long long)c->hash);
+                             st->path, diff, (unsigned long long)have, (unsigned long long)c->hash);
             sqlite3_reset(s);
             goto fail;
         }
         sqlite3_reset(s);
+        /* Same campaign: a resume.  Nothing to write; commit ends the lock. */
         if (created) *created = 0;
         return nas__store_commit(st, err);
     }
@@ -545,11 +587,14 @@ fail:
     return rc;
 }
 
+/* A NULL column reads as "", so callers never have to test for NULL. */
 static char *column_dup(sqlite3_stmt *s, int i) {
     const unsigned char *t = sqlite3_column_text(s, i);
     return nas_strdup(t ? (const char *)t : "");
 }
 
+/* One SELECT; the strings are copied out before the reset invalidates
+ * SQLite's column pointers. */
 int nas_store_campaign_get(nas_store *st, nas_store_campaign_info *out, char *err) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_GET, err);
@@ -587,10 +632,11 @@ void nas_store_campaign_info_fini(nas_store_campaign_info *info) {
     info->name = info->text = info->canonical = NULL;
 }
 
+/* A single UPDATE is atomic by itself; no explicit transaction. */
 int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char *err) {
     if (state < 0 || state >= (int)NAS_ARRAY_LEN(campaign_states))
-        return nas_set_err(err, NAS_EINVAL, "store %s: campaign state %d is not a state",
-                           st->path, state);
+        return nas_set_err(err, NAS_EINVAL, "store %s: campaign state %d is not a state", st->path,
+                           state);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_SET_STATE, err);
     if (!s) return NAS_EDB;
     sqlite3_bind_text(s, 1, campaign_states[state], -1, SQLITE_STATIC);
@@ -601,7 +647,7 @@ int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char 
     return rc;
 }
 
-// ---- strategy state -------------------------------------------------------------------------
+// ---- strategy state ----------------------------------------------------------------------------
 
 int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64_t now_ms,
                               char *err) {
@@ -617,6 +663,7 @@ int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64
     return nas__store_exec_stmt(st, s, "write strategy state", err);
 }
 
+/* The standalone write, for when no result or task accompanies it. */
 int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms,
                             char *err) {
     int rc = nas__store_begin(st, err);
@@ -629,6 +676,8 @@ int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t
     return nas__store_commit(st, err);
 }
 
+/* The blob is copied into our allocator's memory so the caller frees it
+ * with nas_free() like every other store output. */
 int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err) {
     *blob = NULL;
     *len = 0;

@@ -20,7 +20,9 @@
  *
  * A writer (nas-master) opens with nas_store_open(); readers such as
  * nasctl open the same file with nas_store_open_ro() while the master runs:
- * WAL mode lets them read a consistent snapshot without blocking it.
+ * WAL mode lets them read a consistent snapshot without blocking it.  A
+ * handle caches its statements, so it is used by one thread at a time
+ * (the master's loop thread, or one uv_queue_work job at a time).
  *
  * Functions return NAS_OK (or a count >= 0, or an enum nas_store_outcome)
  * and a negative nas_err on failure with a message in err[NAS_ERR_LEN]:
@@ -42,8 +44,8 @@
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
-#define NAS_STORE_TEXT_MAX 512   /* genome text form, as NAS_GENOME_TEXT_MAX */
-#define NAS_STORE_NAME_MAX 64    /* worker names, campaign names, event kinds */
+#define NAS_STORE_TEXT_MAX   512 /* genome text form, as NAS_GENOME_TEXT_MAX */
+#define NAS_STORE_NAME_MAX   64  /* worker names, campaign names, event kinds */
 #define NAS_STORE_REASON_MAX 256 /* failure reasons */
 
 typedef struct nas_store nas_store;
@@ -138,15 +140,15 @@ int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char 
 
 /* A task to add: the architecture (upserted by hash) and how to train it. */
 typedef struct nas_store_new_task {
-    uint64_t arch_hash;     /* canonical genome hash */
-    const char *arch_text;  /* canonical text form */
-    const void *genome;     /* encoded genome (caller's format), may be NULL */
+    uint64_t arch_hash;    /* canonical genome hash */
+    const char *arch_text; /* canonical text form */
+    const void *genome;    /* encoded genome (caller's format), may be NULL */
     size_t genome_len;
-    int64_t params, macs;   /* cost at the task's fidelity */
-    int stage;              /* enum nas_store_stage */
+    int64_t params, macs; /* cost at the task's fidelity */
+    int stage;            /* enum nas_store_stage */
     nas_fidelity fidelity;
     int has_parent;
-    uint64_t parent_hash;   /* architecture whose weights the child inherits */
+    uint64_t parent_hash; /* architecture whose weights the child inherits */
 } nas_store_new_task;
 
 /* Add a queued task, upsert its architecture and, when `strategy_blob` is
@@ -156,12 +158,21 @@ typedef struct nas_store_new_task {
 int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err);
 
-/* Lease a queued task to `worker` until `expiry_ms`: the attempt counter is
- * incremented and returned in *attempt (attempts are numbered from 1, so a
- * (task id, attempt) pair names one lease).  NAS_ESTATE if the task is not
- * queued, NAS_ENOTFOUND if it does not exist. */
-int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int64_t expiry_ms,
-                         int64_t now_ms, int *attempt, char *err);
+/* Lease a queued task to `worker` until `expiry_ms` as `attempt`: (task
+ * id, attempt) then names this lease.  The attempt comes from the caller
+ * (the dispatcher counts them) and never goes down: a task re-queued by a
+ * give-back is leased again with the same attempt, one re-queued after a
+ * failure with a higher one.  NAS_ESTATE if the task is not queued,
+ * NAS_EINVAL for an attempt below the task's, NAS_ENOTFOUND for no task. */
+int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
+                         int64_t expiry_ms, int64_t now_ms, char *err);
+
+/* Lease the oldest queued task of `stage` (or NAS_STORE_STAGE_ANY) to
+ * `worker` as its next attempt (the stored attempt + 1): returns 1 with
+ * *task_id and *attempt set, or 0 when no task is queued.  The pick and the
+ * lease are one statement.  For callers that let the store count attempts. */
+int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
+                              int64_t now_ms, int64_t *task_id, int *attempt, char *err);
 
 /* Push a live lease's expiry forward (progress or heartbeat from its
  * worker).  NAS_STORE_STALE if (task, attempt) is no longer leased. */
@@ -171,8 +182,7 @@ int nas_store_task_extend(nas_store *st, int64_t task_id, int attempt, int64_t e
 /* Put a leased task back in the queue without counting a failure (the
  * master shuts down, or the campaign resumes).  NAS_STORE_STALE if that
  * lease is gone. */
-int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms,
-                           char *err);
+int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms, char *err);
 
 /* Resume: put every leased task back in the queue (one transaction) and
  * return how many there were. */
@@ -186,8 +196,8 @@ typedef struct nas_store_result {
     const float *curve;   /* validation accuracy per epoch, may be NULL */
     int n_curve;
     int64_t params, macs;
-    double seconds;       /* training wall time on the worker */
-    const char *worker;   /* who trained it */
+    double seconds;     /* training wall time on the worker */
+    const char *worker; /* who trained it */
 } nas_store_result;
 
 /* Record the result of (task, attempt), mark the task done and, when
@@ -208,9 +218,9 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
  * count as attempts, so an architecture that kills its workers cannot loop
  * forever.  A failure of an attempt that is not the live lease is
  * NAS_STORE_STALE. */
-int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
-                          const char *reason, int max_attempts, const void *strategy_blob,
-                          size_t blob_len, int64_t now_ms, char *err);
+int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind, const char *reason,
+                          int max_attempts, const void *strategy_blob, size_t blob_len,
+                          int64_t now_ms, char *err);
 
 /* ---- reading back ---------------------------------------------------------------- */
 
@@ -224,18 +234,29 @@ typedef struct nas_store_task_info {
     nas_fidelity fidelity;
     int has_parent;
     uint64_t parent_hash;
-    int64_t created_ms, finished_ms; /* finished_ms is 0 until done or failed */
-    int failure_kind;                /* enum nas_store_failure_kind, -1 if none */
+    int64_t created_ms, finished_ms;    /* finished_ms is 0 until done or failed */
+    int failure_kind;                   /* enum nas_store_failure_kind, -1 if none */
     char failure[NAS_STORE_REASON_MAX]; /* last failure reason, "" if none */
 } nas_store_task_info;
 
 /* Tasks in `state` (or NAS_STORE_TASK_ANY) and `stage` (or ANY), ordered by
  * id.  *out is malloc'd (nas_free); returns the count. */
-int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out,
-                        char *err);
+int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out, char *err);
 
 /* One task by id; NAS_ENOTFOUND if absent. */
 int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out, char *err);
+
+/* An architecture as first recorded.  `genome` is malloc'd (nas_free; NULL
+ * when none was given), e.g. to rebuild a queued task's genome on resume. */
+typedef struct nas_store_arch_info {
+    uint64_t hash;
+    char text[NAS_STORE_TEXT_MAX];
+    uint8_t *genome;
+    size_t genome_len;
+    int64_t params, macs, created_ms;
+} nas_store_arch_info;
+/* NAS_ENOTFOUND if the store never saw the hash. */
+int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, char *err);
 
 typedef struct nas_store_counts {
     int64_t queued, leased, done, failed;
@@ -273,8 +294,7 @@ int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *er
 int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err);
 
 /* Write the strategy state alone (e.g. after a load-time migration). */
-int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms,
-                            char *err);
+int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t now_ms, char *err);
 
 /* ---- workers, events, weights ------------------------------------------------------ */
 
@@ -307,8 +327,8 @@ int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_e
 int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, int64_t bytes,
                           int64_t now_ms, char *err);
 /* NAS_ENOTFOUND if none; path is copied into buf (cap bytes). */
-int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap,
-                          int64_t *bytes, char *err);
+int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap, int64_t *bytes,
+                          char *err);
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
 
 /* ---- encodings shared with nasctl --------------------------------------------------- */

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ---- names -------------------------------------------------------------------------------
+// ---- names -------------------------------------------------------------------------------------
 
 static const char *const stage_names[] = {"search", "final"};
 static const char *const state_names[] = {"queued", "leased", "done", "failed"};
@@ -31,6 +31,7 @@ const char *nas_store_task_state_name(int state) {
     return state >= 0 && state < 4 ? state_names[state] : "any";
 }
 
+/* Map a stored word back to its enum value; -1 for anything unexpected. */
 static int name_index(const char *s, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
         if (s && strcmp(s, names[i]) == 0) return i;
@@ -45,7 +46,7 @@ static void bind_filter(sqlite3_stmt *s, int i, int v, const char *const *names,
         sqlite3_bind_null(s, i);
 }
 
-// ---- fidelity as JSON ----------------------------------------------------------------------
+// ---- fidelity as JSON --------------------------------------------------------------------------
 
 enum { FT_INT, FT_FLOAT, FT_DOUBLE, FT_U64 };
 
@@ -54,17 +55,33 @@ static const struct {
     int type;
     size_t off;
 } fid_fields[] = {
-#define F(name, type) {#name, type, offsetof(nas_fidelity, name)}
-    F(resolution, FT_INT),     F(train_subset, FT_INT),    F(val_size, FT_INT),
-    F(epochs, FT_INT),         F(batch, FT_INT),           F(channels, FT_INT),
-    F(cells, FT_INT),          F(lr, FT_FLOAT),            F(warmup_epochs, FT_FLOAT),
-    F(momentum, FT_FLOAT),     F(nesterov, FT_INT),        F(weight_decay, FT_FLOAT),
-    F(grad_clip, FT_FLOAT),    F(label_smoothing, FT_FLOAT), F(drop_path, FT_FLOAT),
-    F(augment, FT_INT),        F(test, FT_INT),            F(seed, FT_U64),
-    F(time_limit_s, FT_DOUBLE), F(threads, FT_INT),
+#define F(name, type)                                                                              \
+    { #name, type, offsetof(nas_fidelity, name) }
+    F(resolution, FT_INT),
+    F(train_subset, FT_INT),
+    F(val_size, FT_INT),
+    F(epochs, FT_INT),
+    F(batch, FT_INT),
+    F(channels, FT_INT),
+    F(cells, FT_INT),
+    F(lr, FT_FLOAT),
+    F(warmup_epochs, FT_FLOAT),
+    F(momentum, FT_FLOAT),
+    F(nesterov, FT_INT),
+    F(weight_decay, FT_FLOAT),
+    F(grad_clip, FT_FLOAT),
+    F(label_smoothing, FT_FLOAT),
+    F(drop_path, FT_FLOAT),
+    F(augment, FT_INT),
+    F(test, FT_INT),
+    F(seed, FT_U64),
+    F(time_limit_s, FT_DOUBLE),
+    F(threads, FT_INT),
 #undef F
 };
 
+/* Fields are written in table order with their C names, so a person (or
+ * json_extract) reads the row without this code. */
 int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap) {
     size_t at = 0;
     const char *base = (const char *)f;
@@ -74,17 +91,24 @@ int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap) {
         int n = 0;
         size_t room = at < cap ? cap - at : 0;
         switch (fid_fields[i].type) {
-        case FT_INT: n = snprintf(buf + at, room, "%s\"%s\":%d", sep, fid_fields[i].name,
-                                  *(const int *)p); break;
+        case FT_INT:
+            n = snprintf(buf + at, room, "%s\"%s\":%d", sep, fid_fields[i].name, *(const int *)p);
+            break;
         /* %.9g and %.17g are the shortest widths that round-trip a float
          * and a double exactly, so a task trains with the fidelity it was
          * given, bit for bit. */
-        case FT_FLOAT: n = snprintf(buf + at, room, "%s\"%s\":%.9g", sep, fid_fields[i].name,
-                                    (double)*(const float *)p); break;
-        case FT_DOUBLE: n = snprintf(buf + at, room, "%s\"%s\":%.17g", sep, fid_fields[i].name,
-                                     *(const double *)p); break;
-        default: n = snprintf(buf + at, room, "%s\"%s\":%llu", sep, fid_fields[i].name,
-                              (unsigned long long)*(const uint64_t *)p); break;
+        case FT_FLOAT:
+            n = snprintf(buf + at, room, "%s\"%s\":%.9g", sep, fid_fields[i].name,
+                         (double)*(const float *)p);
+            break;
+        case FT_DOUBLE:
+            n = snprintf(buf + at, room, "%s\"%s\":%.17g", sep, fid_fields[i].name,
+                         *(const double *)p);
+            break;
+        default:
+            n = snprintf(buf + at, room, "%s\"%s\":%llu", sep, fid_fields[i].name,
+                         (unsigned long long)*(const uint64_t *)p);
+            break;
         }
         at += (size_t)n;
         if (at >= cap) return NAS_ERANGE;
@@ -95,8 +119,11 @@ int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap) {
     return (int)at;
 }
 
+/* The JSON reader accepts exactly what to_json writes plus whitespace: a
+ * flat object of numbers.  It is not a general JSON parser. */
 static const char *skip_ws(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
     return p;
 }
 
@@ -104,6 +131,8 @@ static const char *skip_ws(const char *p) {
  * skipped so that rows written by a later nasd stay readable. */
 static int set_fid_field(nas_fidelity *f, const char *key, size_t len, const char *num,
                          char **end) {
+    /* Every field is numeric, so one strtod covers ints and floats; only
+     * uint64 seeds above 2^53 need the integer parse below. */
     double d = strtod(num, end);
     if (*end == num) return -1;
     for (size_t i = 0; i < NAS_ARRAY_LEN(fid_fields); i++) {
@@ -111,10 +140,18 @@ static int set_fid_field(nas_fidelity *f, const char *key, size_t len, const cha
             continue;
         void *p = (char *)f + fid_fields[i].off;
         switch (fid_fields[i].type) {
-        case FT_INT: *(int *)p = (int)d; break;
-        case FT_FLOAT: *(float *)p = (float)d; break;
-        case FT_DOUBLE: *(double *)p = d; break;
-        default: *(uint64_t *)p = strtoull(num, end, 10); break; /* exact above 2^53 */
+        case FT_INT:
+            *(int *)p = (int)d;
+            break;
+        case FT_FLOAT:
+            *(float *)p = (float)d;
+            break;
+        case FT_DOUBLE:
+            *(double *)p = d;
+            break;
+        default:
+            *(uint64_t *)p = strtoull(num, end, 10);
+            break; /* exact above 2^53 */
         }
     }
     return 0;
@@ -129,7 +166,8 @@ int nas_store_fidelity_from_json(const char *json, nas_fidelity *f, char *err) {
     for (;;) {
         if (*p++ != '"') goto bad;
         const char *key = p;
-        while (*p && *p != '"') p++;
+        while (*p && *p != '"')
+            p++;
         if (*p != '"') goto bad;
         size_t len = (size_t)(p - key);
         p = skip_ws(p + 1);
@@ -146,14 +184,18 @@ bad:
                        json ? p - json : 0);
 }
 
-/* Parse "[0.5,0.61]" into a malloc'd array; NULL with *n = 0 for "[]". */
-static float *curve_from_json(const char *json, int *n) {
+/* Parse "[0.5,0.61]" into a malloc'd array; NULL with *n = 0 for "[]".
+ * The number of commas bounds the number of values, so one allocation
+ * suffices; parsing stops at the first thing that is not a number. */
+static int curve_from_json(const char *json, float **out, int *n) {
+    *out = NULL;
     *n = 0;
-    if (!json || *json != '[') return NULL;
+    if (!json || *json != '[' || json[1] == ']') return NAS_OK;
     int cap = 1;
-    for (const char *c = json; *c; c++) cap += *c == ',';
+    for (const char *c = json; *c; c++)
+        cap += *c == ',';
     float *v = nas_malloc(sizeof *v * (size_t)cap);
-    if (!v) return NULL;
+    if (!v) return NAS_ENOMEM; /* never drop a curve silently */
     const char *p = json + 1;
     while (*n < cap) {
         char *end = NULL;
@@ -166,14 +208,16 @@ static float *curve_from_json(const char *json, int *n) {
     }
     if (*n == 0) {
         nas_free(v);
-        return NULL;
+        v = NULL;
     }
-    return v;
+    *out = v;
+    return NAS_OK;
 }
 
-// ---- tasks ----------------------------------------------------------------------------------
+// ---- tasks -------------------------------------------------------------------------------------
 
-/* Fill one task from a row of TASK_COLS. */
+/* Fill one task from a row of TASK_COLS.
+ * Columns are read by position; TASK_COLS in store.c fixes the order. */
 static int read_task(sqlite3_stmt *s, nas_store_task_info *t, char *err) {
     memset(t, 0, sizeof *t);
     t->id = sqlite3_column_int64(s, 0);
@@ -184,8 +228,8 @@ static int read_task(sqlite3_stmt *s, nas_store_task_info *t, char *err) {
     t->attempt = sqlite3_column_int(s, 5);
     nas__column_copy(s, 6, t->worker, sizeof t->worker);
     t->lease_expiry_ms = sqlite3_column_int64(s, 7);
-    int rc = nas_store_fidelity_from_json((const char *)sqlite3_column_text(s, 8), &t->fidelity,
-                                          err);
+    int rc =
+        nas_store_fidelity_from_json((const char *)sqlite3_column_text(s, 8), &t->fidelity, err);
     t->has_parent = sqlite3_column_type(s, 9) != SQLITE_NULL;
     t->parent_hash = nas__column_u64(s, 9);
     t->created_ms = sqlite3_column_int64(s, 10);
@@ -196,8 +240,9 @@ static int read_task(sqlite3_stmt *s, nas_store_task_info *t, char *err) {
     return rc;
 }
 
-int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out,
-                        char *err) {
+/* Rows are collected into a growing array (doubling), then handed over;
+ * on any failure the partial array is freed and *out stays NULL. */
+int nas_store_task_list(nas_store *st, int state, int stage, nas_store_task_info **out, char *err) {
     *out = NULL;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LIST, err);
     if (!s) return NAS_EDB;
@@ -239,14 +284,48 @@ int nas_store_task_get(nas_store *st, int64_t task_id, nas_store_task_info *out,
     if (step == SQLITE_ROW)
         rc = read_task(s, out, err);
     else if (step == SQLITE_DONE)
-        rc = nas_set_err(err, NAS_ENOTFOUND, "store %s: no task %lld", st->path,
-                         (long long)task_id);
+        rc =
+            nas_set_err(err, NAS_ENOTFOUND, "store %s: no task %lld", st->path, (long long)task_id);
     else
         rc = nas__store_fail(st, step, "read task", err);
     sqlite3_reset(s);
     return rc;
 }
 
+int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, char *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_ARCH_GET, err);
+    if (!s) return NAS_EDB;
+    nas__bind_u64(s, 1, hash);
+    int step = nas__store_step(st, s), rc = NAS_OK;
+    if (step == SQLITE_ROW) {
+        out->hash = hash;
+        nas__column_copy(s, 0, out->text, sizeof out->text);
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        /* Copy out before the reset: SQLite's blob pointer dies with it. */
+        if (sqlite3_column_type(s, 1) == SQLITE_BLOB && n > 0) {
+            out->genome = nas_malloc(n);
+            if (out->genome) {
+                memcpy(out->genome, sqlite3_column_blob(s, 1), n);
+                out->genome_len = n;
+            } else {
+                rc = nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+            }
+        }
+        out->params = sqlite3_column_int64(s, 2);
+        out->macs = sqlite3_column_int64(s, 3);
+        out->created_ms = sqlite3_column_int64(s, 4);
+    } else if (step == SQLITE_DONE) {
+        rc = nas_set_err(err, NAS_ENOTFOUND, "store %s: no architecture %016llx", st->path,
+                         (unsigned long long)hash);
+    } else {
+        rc = nas__store_fail(st, step, "read architecture", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* One GROUP BY pass; states with no task keep their zero. */
 int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char *err) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_COUNTS, err);
@@ -256,26 +335,37 @@ int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char 
     while ((step = nas__store_step(st, s)) == SQLITE_ROW) {
         int64_t c = sqlite3_column_int64(s, 1);
         switch (name_index((const char *)sqlite3_column_text(s, 0), state_names, 4)) {
-        case NAS_STORE_TASK_QUEUED: out->queued = c; break;
-        case NAS_STORE_TASK_LEASED: out->leased = c; break;
-        case NAS_STORE_TASK_DONE: out->done = c; break;
-        case NAS_STORE_TASK_FAILED: out->failed = c; break;
-        default: break; /* the CHECK constraint makes this unreachable */
+        case NAS_STORE_TASK_QUEUED:
+            out->queued = c;
+            break;
+        case NAS_STORE_TASK_LEASED:
+            out->leased = c;
+            break;
+        case NAS_STORE_TASK_DONE:
+            out->done = c;
+            break;
+        case NAS_STORE_TASK_FAILED:
+            out->failed = c;
+            break;
+        default:
+            break; /* the CHECK constraint makes this unreachable */
         }
     }
     sqlite3_reset(s);
     return step == SQLITE_DONE ? NAS_OK : nas__store_fail(st, step, "count tasks", err);
 }
 
-// ---- results -------------------------------------------------------------------------------
+// ---- results -----------------------------------------------------------------------------------
 
 void nas_store_records_free(nas_store_record *recs, int n) {
     if (!recs) return;
-    for (int i = 0; i < n; i++) nas_free(recs[i].curve);
+    for (int i = 0; i < n; i++)
+        nas_free(recs[i].curve);
     nas_free(recs);
 }
 
-static void read_record(sqlite3_stmt *s, nas_store_record *r) {
+/* Columns are read by position; RECORD_COLS in store.c fixes the order. */
+static int read_record(sqlite3_stmt *s, nas_store_record *r) {
     memset(r, 0, sizeof *r);
     r->task_id = sqlite3_column_int64(s, 0);
     r->seq = sqlite3_column_int64(s, 1);
@@ -285,14 +375,14 @@ static void read_record(sqlite3_stmt *s, nas_store_record *r) {
     r->attempt = sqlite3_column_int(s, 5);
     r->accuracy = sqlite3_column_double(s, 6);
     r->loss = sqlite3_column_type(s, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 7);
-    r->test_accuracy =
-        sqlite3_column_type(s, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 8);
-    r->curve = curve_from_json((const char *)sqlite3_column_text(s, 9), &r->n_curve);
+    r->test_accuracy = sqlite3_column_type(s, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 8);
+    int rc = curve_from_json((const char *)sqlite3_column_text(s, 9), &r->curve, &r->n_curve);
     r->params = sqlite3_column_int64(s, 10);
     r->macs = sqlite3_column_int64(s, 11);
     r->seconds = sqlite3_column_double(s, 12);
     nas__column_copy(s, 13, r->worker, sizeof r->worker);
     r->finished_ms = sqlite3_column_int64(s, 14);
+    return rc;
 }
 
 /* Collect the rows of BEST or HISTORY (already bound). */
@@ -309,7 +399,10 @@ static int collect_records(nas_store *st, sqlite3_stmt *s, nas_store_record **ou
             }
             arr = grown;
         }
-        read_record(s, &arr[n++]);
+        if (read_record(s, &arr[n++]) != NAS_OK) {
+            rc = nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+            goto fail;
+        }
     }
     if (step != SQLITE_DONE) {
         rc = nas__store_fail(st, step, "read results", err);
@@ -324,6 +417,8 @@ fail:
     return rc;
 }
 
+/* Ties on accuracy go to the earlier result (result.id), so best-k is a
+ * pure function of the history and never depends on SQLite's plan. */
 int nas_store_best(nas_store *st, int stage, int k, nas_store_record **out, char *err) {
     *out = NULL;
     if (k < 0) return nas_set_err(err, NAS_EINVAL, "store: best-k needs k >= 0, got %d", k);
@@ -334,6 +429,8 @@ int nas_store_best(nas_store *st, int stage, int k, nas_store_record **out, char
     return collect_records(st, s, out, err);
 }
 
+/* Completion order, not task order: it is the order in which the strategy
+ * observed the results, which is what a resumed campaign replays. */
 int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *err) {
     *out = NULL;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_HISTORY, err);
@@ -342,13 +439,15 @@ int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *er
     return collect_records(st, s, out, err);
 }
 
-// ---- workers and events -------------------------------------------------------------------
+// ---- workers and events ------------------------------------------------------------------------
 
+/* An upsert: the first sighting sets first_seen, every later one only
+ * moves last_seen and refreshes what the worker says about itself. */
 int nas_store_worker_seen(nas_store *st, const char *name, const char *host, int cores,
                           const char *version, int64_t now_ms, char *err) {
     if (!name || !*name || strlen(name) >= NAS_STORE_NAME_MAX)
-        return nas_set_err(err, NAS_EINVAL, "store %s: worker name must be 1..%d bytes",
-                           st->path, NAS_STORE_NAME_MAX - 1);
+        return nas_set_err(err, NAS_EINVAL, "store %s: worker name must be 1..%d bytes", st->path,
+                           NAS_STORE_NAME_MAX - 1);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WORKER_UPSERT, err);
     if (!s) return NAS_EDB;
     nas__bind_text(s, 1, name);
@@ -394,11 +493,9 @@ int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err)
     return n;
 }
 
-int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text,
-                    char *err) {
+int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text, char *err) {
     if (!kind || !*kind || !text)
-        return nas_set_err(err, NAS_EINVAL, "store %s: an event needs a kind and a text",
-                           st->path);
+        return nas_set_err(err, NAS_EINVAL, "store %s: an event needs a kind and a text", st->path);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_INSERT, err);
     if (!s) return NAS_EDB;
     sqlite3_bind_int64(s, 1, now_ms);
@@ -407,9 +504,12 @@ int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char 
     return nas__store_exec_stmt(st, s, "append event", err);
 }
 
+/* Paging by id (after_id) lets nasctl follow the log without offsets that
+ * shift while the master appends. */
 int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_event_info **out,
                          char *err) {
     *out = NULL;
+    /* One allocation of `limit` entries: nasctl pages in small steps. */
     if (limit <= 0) return 0;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_LIST, err);
     if (!s) return NAS_EDB;
@@ -437,7 +537,7 @@ int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_e
     return n;
 }
 
-// ---- weights index --------------------------------------------------------------------------
+// ---- weights index -----------------------------------------------------------------------------
 
 int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, int64_t bytes,
                           int64_t now_ms, char *err) {
@@ -455,8 +555,9 @@ int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, i
     return nas__store_exec_stmt(st, s, "index weights", err);
 }
 
-int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap,
-                          int64_t *bytes, char *err) {
+/* The path is copied into the caller's buffer, truncated if it must be. */
+int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap, int64_t *bytes,
+                          char *err) {
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WEIGHTS_GET, err);
     if (!s) return NAS_EDB;
     nas__bind_u64(s, 1, arch_hash);
@@ -474,6 +575,8 @@ int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t 
     return rc;
 }
 
+/* Dropping the index row does not delete the file; the weight store owns
+ * files and drops the row after removing one. */
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err) {
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WEIGHTS_DROP, err);
     if (!s) return NAS_EDB;

@@ -20,13 +20,13 @@
 #include <stdio.h>
 #include <string.h>
 
-// ---- helpers ------------------------------------------------------------------------------
+// ---- helpers -----------------------------------------------------------------------------------
 
 static const char *const failure_kinds[] = {"training", "lease-expired"};
 
 /* Read a task's state, attempt and worker (inside the caller's transaction). */
-static int task_state(nas_store *st, int64_t id, int *state, int *attempt, char *worker,
-                      size_t cap, char *err) {
+static int task_state(nas_store *st, int64_t id, int *state, int *attempt, char *worker, size_t cap,
+                      char *err) {
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_STATE, err);
     if (!s) return NAS_EDB;
     sqlite3_bind_int64(s, 1, id);
@@ -49,7 +49,9 @@ static int task_state(nas_store *st, int64_t id, int *state, int *attempt, char 
     return NAS_OK;
 }
 
-/* "[0.5,0.61]" for a curve; malloc'd. */
+/* "[0.5,0.61]" for a curve; malloc'd.
+ * A learning curve is written as a JSON array so it can be read from the
+ * sqlite3 shell or with json_each(); 18 bytes per value covers "%.9g,". */
 static char *curve_to_json(const float *curve, int n) {
     size_t cap = 3 + (size_t)n * 18;
     char *buf = nas_malloc(cap);
@@ -62,6 +64,8 @@ static char *curve_to_json(const float *curve, int n) {
     return buf;
 }
 
+/* The event log is written inside the caller's transaction, so an event
+ * exists exactly when the change it reports happened. */
 static int append_event(nas_store *st, int64_t now_ms, const char *kind, const char *text,
                         char *err) {
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_INSERT, err);
@@ -72,14 +76,18 @@ static int append_event(nas_store *st, int64_t now_ms, const char *kind, const c
     return nas__store_exec_stmt(st, s, "append event", err);
 }
 
-// ---- add and lease --------------------------------------------------------------------------
+// ---- add and lease -----------------------------------------------------------------------------
 
+/* Validate everything before the transaction starts: a bad task must not
+ * even take the write lock. */
 static int check_new_task(nas_store *st, const nas_store_new_task *t, char *err) {
     if (!t || !t->arch_text || !*t->arch_text)
         return nas_set_err(err, NAS_EINVAL, "store %s: task without architecture text", st->path);
     if (strlen(t->arch_text) >= NAS_STORE_TEXT_MAX)
-        return nas_set_err(err, NAS_EINVAL, "store %s: architecture text of %zu bytes is longer "
-                           "than %d", st->path, strlen(t->arch_text), NAS_STORE_TEXT_MAX - 1);
+        return nas_set_err(err, NAS_EINVAL,
+                           "store %s: architecture text of %zu bytes is longer "
+                           "than %d",
+                           st->path, strlen(t->arch_text), NAS_STORE_TEXT_MAX - 1);
     if (t->stage != NAS_STORE_STAGE_SEARCH && t->stage != NAS_STORE_STAGE_FINAL)
         return nas_set_err(err, NAS_EINVAL, "store %s: task stage %d is not search or final",
                            st->path, t->stage);
@@ -88,6 +96,9 @@ static int check_new_task(nas_store *st, const nas_store_new_task *t, char *err)
     return nas_fidelity_validate(&t->fidelity, err);
 }
 
+/* The architecture row is an upsert (ON CONFLICT DO NOTHING): proposing a
+ * genome twice yields two tasks sharing one architecture, which is what
+ * the weight index and best-k joins expect. */
 int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err) {
     int rc = check_new_task(st, t, err);
@@ -119,6 +130,8 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
     sqlite3_bind_int64(s, 5, now_ms);
     rc = nas__store_exec_stmt(st, s, "add task", err);
     if (rc != NAS_OK) goto fail;
+    /* last_insert_rowid is per connection, and we hold the write lock, so
+     * this is our row. */
     int64_t id = sqlite3_last_insert_rowid(st->db);
 
     if (strategy_blob) {
@@ -136,12 +149,17 @@ fail:
     return rc;
 }
 
-int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int64_t expiry_ms,
-                         int64_t now_ms, int *attempt, char *err) {
+/* The UPDATE's WHERE clause (state = 'queued') is the whole concurrency
+ * control: if it matched nothing, the task state read afterwards says why. */
+int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
+                         int64_t expiry_ms, int64_t now_ms, char *err) {
     (void)now_ms; /* the lease is defined by its expiry; now is kept for symmetry and logs */
     if (!worker || !*worker || strlen(worker) >= NAS_STORE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
                            st->path, NAS_STORE_NAME_MAX - 1);
+    if (attempt < 1)
+        return nas_set_err(err, NAS_EINVAL, "store %s: attempts are numbered from 1, got %d",
+                           st->path, attempt);
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LEASE, err);
@@ -152,26 +170,74 @@ int nas_store_task_lease(nas_store *st, int64_t task_id, const char *worker, int
     sqlite3_bind_int64(s, 1, task_id);
     nas__bind_text(s, 2, worker);
     sqlite3_bind_int64(s, 3, expiry_ms);
+    sqlite3_bind_int(s, 4, attempt);
     rc = nas__store_exec_stmt(st, s, "lease task", err);
     if (rc != NAS_OK) goto fail;
-    int changed = sqlite3_changes(st->db);
-    int state = -1, att = 0;
-    rc = task_state(st, task_id, &state, &att, NULL, 0, err);
-    if (rc != NAS_OK) goto fail;
-    if (!changed) {
-        rc = nas_set_err(err, NAS_ESTATE, "store %s: task %lld is %s, only a queued task can be "
-                         "leased", st->path, (long long)task_id, nas_store_task_state_name(state));
+    if (sqlite3_changes(st->db) == 0) {
+        /* Nothing matched: say whether the state or the attempt was wrong. */
+        int state = -1, current = 0;
+        rc = task_state(st, task_id, &state, &current, NULL, 0, err);
+        if (rc != NAS_OK) goto fail;
+        if (state != NAS_STORE_TASK_QUEUED)
+            rc = nas_set_err(err, NAS_ESTATE,
+                             "store %s: task %lld is %s, only a queued task can be leased",
+                             st->path, (long long)task_id, nas_store_task_state_name(state));
+        else
+            rc = nas_set_err(err, NAS_EINVAL,
+                             "store %s: task %lld: attempt %d is older than its attempt %d",
+                             st->path, (long long)task_id, attempt, current);
         goto fail;
     }
-    rc = nas__store_commit(st, err);
-    if (rc == NAS_OK && attempt) *attempt = att;
-    return rc;
+    return nas__store_commit(st, err);
 fail:
     nas__store_rollback(st);
     return rc;
 }
 
-/* Run one "WHERE id AND attempt AND leased" update; STALE if it matched nothing. */
+int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
+                              int64_t now_ms, int64_t *task_id, int *attempt, char *err) {
+    (void)now_ms;
+    if (!worker || !*worker || strlen(worker) >= NAS_STORE_NAME_MAX)
+        return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
+                           st->path, NAS_STORE_NAME_MAX - 1);
+    /* An explicit transaction: RETURNING makes its change at the first
+     * step, so without one a failure after it could not be undone. */
+    int rc = nas__store_begin(st, err);
+    if (rc != NAS_OK) return rc;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LEASE_NEXT, err);
+    if (!s) {
+        nas__store_rollback(st);
+        return NAS_EDB;
+    }
+    nas__bind_text(s, 1, worker);
+    sqlite3_bind_int64(s, 2, expiry_ms);
+    if (stage == NAS_STORE_STAGE_SEARCH || stage == NAS_STORE_STAGE_FINAL)
+        sqlite3_bind_text(s, 3, nas_store_stage_name(stage), -1, SQLITE_STATIC);
+    int step = nas__store_step(st, s), found = 0;
+    int64_t id = 0;
+    int att = 0;
+    if (step == SQLITE_ROW) {
+        found = 1;
+        id = sqlite3_column_int64(s, 0);
+        att = sqlite3_column_int(s, 1);
+        step = nas__store_step(st, s); /* at most one row: LIMIT 1 */
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_DONE) {
+        rc = nas__store_fail(st, step, "lease next task", err);
+        nas__store_rollback(st);
+        return rc;
+    }
+    rc = nas__store_commit(st, err);
+    if (rc != NAS_OK) return rc;
+    if (found && task_id) *task_id = id;
+    if (found && attempt) *attempt = att;
+    return found;
+}
+
+/* Run one "WHERE id AND attempt AND leased" update; STALE if it matched nothing.
+ * Extend and requeue both apply only to the live lease; a message about
+ * an older attempt changes nothing and is reported as stale. */
 static int update_lease(nas_store *st, int which, int64_t task_id, int attempt, int64_t v,
                         const char *what, char *err) {
     sqlite3_stmt *s = nas__store_stmt(st, which, err);
@@ -190,12 +256,13 @@ int nas_store_task_extend(nas_store *st, int64_t task_id, int attempt, int64_t e
     return update_lease(st, NAS__ST_TASK_EXTEND, task_id, attempt, expiry_ms, "extend lease", err);
 }
 
-int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms,
-                           char *err) {
+int nas_store_task_requeue(nas_store *st, int64_t task_id, int attempt, int64_t now_ms, char *err) {
     (void)now_ms;
     return update_lease(st, NAS__ST_TASK_REQUEUE, task_id, attempt, 0, "requeue task", err);
 }
 
+/* Leases cannot survive the master: the workers that held them talk to the
+ * new process from scratch.  One event records how many were returned. */
 int nas_store_task_requeue_all(nas_store *st, int64_t now_ms, char *err) {
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
@@ -222,6 +289,8 @@ fail:
 
 // ---- results and failures ----------------------------------------------------------------------
 
+/* A result comes from the network; its numbers are checked here as well as
+ * by the dispatcher, since a NaN accuracy would poison best-k forever. */
 static int check_result(nas_store *st, const nas_store_result *r, char *err) {
     if (!r) return nas_set_err(err, NAS_EINVAL, "store %s: no result given", st->path);
     if (!(r->accuracy >= 0.0 && r->accuracy <= 1.0))
@@ -239,6 +308,8 @@ static int check_result(nas_store *st, const nas_store_result *r, char *err) {
     return NAS_OK;
 }
 
+/* Loss and test accuracy are NULL when absent or not finite: SQLite has no
+ * NaN, and a NULL reads back as NAN in nas_store_record. */
 static int insert_result(nas_store *st, int64_t task_id, int attempt, const nas_store_result *r,
                          int64_t now_ms, char *err) {
     char *curve = curve_to_json(r->curve, r->n_curve);
@@ -264,6 +335,9 @@ static int insert_result(nas_store *st, int64_t task_id, int attempt, const nas_
     return rc;
 }
 
+/* First result wins: any attempt that was ever leased may deliver it, as
+ * long as the task has none yet.  DESIGN.md s5 wants exactly-once
+ * recording, and a worker presumed dead may simply have been slow. */
 int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_store_result *r,
                          const void *strategy_blob, size_t blob_len, int64_t now_ms, char *err) {
     int rc = check_result(st, r, err);
@@ -273,9 +347,13 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     int state = -1, current = 0;
     rc = task_state(st, task_id, &state, &current, NULL, 0, err);
     if (rc != NAS_OK) goto fail;
+    /* An attempt above the current one was never leased: a confused or
+     * forged message, refused loudly rather than recorded. */
     if (attempt < 1 || attempt > current) {
-        rc = nas_set_err(err, NAS_EINVAL, "store %s: task %lld was never leased as attempt %d "
-                         "(attempts so far: %d)", st->path, (long long)task_id, attempt, current);
+        rc = nas_set_err(err, NAS_EINVAL,
+                         "store %s: task %lld was never leased as attempt %d "
+                         "(attempts so far: %d)",
+                         st->path, (long long)task_id, attempt, current);
         goto fail;
     }
     if (state == NAS_STORE_TASK_DONE || state == NAS_STORE_TASK_FAILED) {
@@ -291,6 +369,8 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     sqlite3_bind_int64(s, 2, now_ms);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
+    /* Workers not yet in the table (a result that outlived a restart) simply
+     * match no row; the count is a statistic, not an invariant. */
     if (r->worker) {
         s = nas__store_stmt(st, NAS__ST_WORKER_DONE, err);
         if (!s) goto fail_db;
@@ -323,16 +403,19 @@ static int apply_failure(nas_store *st, int64_t task_id, int final, int kind, co
     return nas__store_exec_stmt(st, s, "record failure", err);
 }
 
-int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
-                          const char *reason, int max_attempts, const void *strategy_blob,
-                          size_t blob_len, int64_t now_ms, char *err) {
+/* Only the live lease may fail a task: a failure report from an attempt
+ * that was already superseded (requeued, re-leased) is stale news. */
+int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind, const char *reason,
+                          int max_attempts, const void *strategy_blob, size_t blob_len,
+                          int64_t now_ms, char *err) {
     if (kind != NAS_STORE_FAIL_TRAINING && kind != NAS_STORE_FAIL_LEASE_EXPIRED)
-        return nas_set_err(err, NAS_EINVAL, "store %s: failure kind %d is unknown", st->path,
-                           kind);
+        return nas_set_err(err, NAS_EINVAL, "store %s: failure kind %d is unknown", st->path, kind);
     if (max_attempts < 1)
-        return nas_set_err(err, NAS_EINVAL, "store %s: max_attempts must be >= 1, got %d",
-                           st->path, max_attempts);
+        return nas_set_err(err, NAS_EINVAL, "store %s: max_attempts must be >= 1, got %d", st->path,
+                           max_attempts);
     char why[NAS_STORE_REASON_MAX];
+    /* A reason from the network may be long; the column keeps a bounded
+     * copy so one bad worker cannot bloat every row. */
     snprintf(why, sizeof why, "%s", reason && *reason ? reason : "no reason given");
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
@@ -344,6 +427,7 @@ int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
         nas__store_rollback(st);
         return NAS_STORE_STALE;
     }
+    /* `current` attempts have now failed; the last one allowed ends it. */
     int final = current >= max_attempts;
     rc = apply_failure(st, task_id, final, kind, why, now_ms, err);
     if (rc != NAS_OK) goto fail;

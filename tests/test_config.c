@@ -7,6 +7,7 @@
 #include "master/config.h"
 #include "master/store.h"
 
+#include "common/alloc.h"
 #include "common/err.h"
 #include "tests/harness.h"
 
@@ -18,7 +19,7 @@ static int parse(const char *text, nas_config *cfg, char *err) {
     return nas_config_parse(text, strlen(text), "bad.yaml", cfg, err);
 }
 
-// ---- broken files ----------------------------------------------------------------------------
+// ---- broken files ------------------------------------------------------------------------------
 
 static const struct {
     const char *yaml;
@@ -35,14 +36,15 @@ static const struct {
     {"data:\n  set: imagenet\n",
      "bad.yaml:2: data.set: 'imagenet' is not allowed; expected one of: fashion-mnist mnist "
      "cifar10"},
-    {"space:\n  kind: cels\n", "bad.yaml:2: space.kind: 'cels' is not allowed; did you mean 'cell'?"},
+    {"space:\n  kind: cels\n",
+     "bad.yaml:2: space.kind: 'cels' is not allowed; did you mean 'cell'?"},
     {"space:\n  kind: nb201\n  ops: [nor_conv_3x3, sep3x3]\n",
      "bad.yaml:3: space.ops: 'sep3x3' is not an op of the nb201 space"},
     {"space:\n  ops: [zero]\n", "bad.yaml:2: space.ops: needs at least one op other than zero"},
     {"space:\n  blocks: 9\n", "bad.yaml:2: space.blocks: must be <= 8, got 9"},
-    {"strategy: evolution\n",
-     "bad.yaml:1: strategy: expected a mapping of keys, got a scalar"},
-    {"space:\n  ops: sep3x3\n", "bad.yaml:2: space.ops: expected a list such as [a, b], got a scalar"},
+    {"strategy: evolution\n", "bad.yaml:1: strategy: expected a mapping of keys, got a scalar"},
+    {"space:\n  ops: sep3x3\n",
+     "bad.yaml:2: space.ops: expected a list such as [a, b], got a scalar"},
     {"seed: 1\nname: x\nseed: 2\n", "bad.yaml:3: seed: duplicate key (first set at line 1)"},
     {"fidelity:\n  epochs: [1, 2\n", "YAML syntax error"},
     {"strategy:\n  p_identity: 1.5\n", "bad.yaml:2: strategy.p_identity: must be <= 1, got 1.5"},
@@ -89,6 +91,18 @@ static const struct {
      "exceeds the 50000 training images of cifar10"},
     {"workers:\n  heartbeat_ms: 5\n", "bad.yaml:2: workers.heartbeat_ms: must be >= 10, got 5"},
     {"seed: -1\n", "bad.yaml:1: seed: must be >= 0, got -1"},
+    /* Far from every key: no guess, the list of keys instead. */
+    {"data:\n  xy: 1\n", "bad.yaml:2: data.xy: unknown key; expected one of: set dir"},
+    {"space:\n  ops: [sep3x4]\n",
+     "bad.yaml:2: space.ops: 'sep3x4' is not an op of the cell space; did you mean 'sep3x3'?"},
+    {"space:\n  kind: nb201\nstrategy:\n  max_blocks: 3\n",
+     "bad.yaml:4: strategy.max_blocks: must be <= 2 for the nb201 space (2), got 3"},
+    {"strategy:\n  ensemble: 0\n  lstm: false\n",
+     "bad.yaml:2: strategy.ensemble: the predictor needs a model: ensemble >= 1 or lstm: true"},
+    {"strategy:\n  objective:\n    weight: 0.5\n",
+     "bad.yaml:3: strategy.objective.weight: must be <= 0, got 0.5"},
+    {"strategy:\n  population: 5000\n",
+     "bad.yaml:2: strategy.population: must be <= 4096, got 5000"},
 };
 
 START_TEST(test_config_bad_files) {
@@ -98,15 +112,15 @@ START_TEST(test_config_bad_files) {
     err[0] = '\0';
     int rc = parse(yaml, &cfg, err);
     ck_assert_msg(rc == NAS_ECONFIG, "case %d: rc %d for:\n%s", _i, rc, yaml);
-    ck_assert_msg(strstr(err, bad_files[_i].message) != NULL,
-                  "case %d:\n  want: %s\n  got:  %s", _i, bad_files[_i].message, err);
+    ck_assert_msg(strstr(err, bad_files[_i].message) != NULL, "case %d:\n  want: %s\n  got:  %s",
+                  _i, bad_files[_i].message, err);
     /* A failed parse owns nothing. */
     ck_assert_ptr_null(cfg.text);
     ck_assert_ptr_null(cfg.canonical);
 }
 END_TEST
 
-// ---- good files ------------------------------------------------------------------------------------
+// ---- good files --------------------------------------------------------------------------------
 
 START_TEST(test_config_defaults) {
     char err[NAS_ERR_LEN] = "";
@@ -138,6 +152,7 @@ START_TEST(test_config_defaults) {
     ck_assert_int_eq(cfg.weights.memory_budget, 256 << 20);
     ck_assert_int_eq(cfg.evaluation.mode, NAS_CONFIG_EVAL_TRAIN);
     ck_assert_str_eq(cfg.store, "nasd.db");
+    ck_assert_str_eq(cfg.data.dir, "/usr/share/datasets/fashion-mnist");
     ck_assert_str_eq(cfg.source, "bad.yaml");
     ck_assert_ptr_nonnull(strstr(cfg.canonical, "fidelity.epochs: 2\n"));
     ck_assert_ptr_nonnull(strstr(cfg.canonical,
@@ -177,9 +192,8 @@ START_TEST(test_config_typed_values) {
     ck_assert_str_eq(cfg.data.set, "cifar10");
     ck_assert_str_eq(cfg.data.dir, "/data/c10");
     ck_assert_int_eq(cfg.strategy.space.kind, NAS_SPACE_NB201);
-    ck_assert_uint_eq(cfg.strategy.space.op_mask, (1u << NAS_NB201_NONE) |
-                                                      (1u << NAS_NB201_CONV3X3) |
-                                                      (1u << NAS_NB201_SKIP));
+    ck_assert_uint_eq(cfg.strategy.space.op_mask,
+                      (1u << NAS_NB201_NONE) | (1u << NAS_NB201_CONV3X3) | (1u << NAS_NB201_SKIP));
     ck_assert_str_eq(cfg.strategy.name, "pnas");
     ck_assert_int_eq(cfg.strategy.beam, 8);
     ck_assert_int_eq(cfg.strategy.use_lstm, 0);
@@ -276,7 +290,7 @@ START_TEST(test_config_units) {
 }
 END_TEST
 
-// ---- identity ------------------------------------------------------------------------------------------
+// ---- identity ----------------------------------------------------------------------------------
 
 static uint64_t hash_of(const char *yaml) {
     char err[NAS_ERR_LEN] = "";
@@ -336,6 +350,30 @@ START_TEST(test_config_store_refuses_edited_config) {
 }
 END_TEST
 
+/* Each of our allocations may fail: NAS_ENOMEM, nothing leaks. */
+START_TEST(test_config_out_of_memory) {
+    const char *src = getenv("NAS_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[4096], err[NAS_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/deploy/examples/evolution.yaml", src);
+    nas_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int failures = 0;
+    for (int n = 1; n < 50; n++) {
+        nas_alloc_fail_after(n);
+        int rc = nas_config_load(path, &cfg, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_OK) break;
+        failures++;
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_null(cfg.text);
+    }
+    ck_assert_int_ge(failures, 3); /* file buffer, canonical text, text copy */
+    ck_assert_ptr_nonnull(cfg.canonical);
+    nas_config_fini(&cfg);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -346,6 +384,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_units);
     tcase_add_test(tc, test_config_hash_identity);
     tcase_add_test(tc, test_config_store_refuses_edited_config);
+    tcase_add_test(tc, test_config_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,8 +16,10 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-// ---- fixtures ------------------------------------------------------------------------------
+// ---- fixtures ----------------------------------------------------------------------------------
 
 static char tmp[4096], db_path[4096];
 
@@ -26,7 +28,9 @@ static void setup(void) {
     nas_path_join(db_path, sizeof db_path, tmp, "campaign.db");
 }
 
-static void teardown(void) { nas_tmpdir_rm(tmp); }
+static void teardown(void) {
+    nas_tmpdir_rm(tmp);
+}
 
 static nas_store_campaign campaign_spec(uint64_t hash, const char *canonical) {
     nas_store_campaign c = {
@@ -67,8 +71,14 @@ static int64_t add_task(nas_store *st, uint64_t hash, int stage) {
 
 static nas_store_result result_of(double acc) {
     static const float curve[3] = {0.25f, 0.5f, 0.75f};
-    nas_store_result r = {.accuracy = acc, .loss = 0.5, .test_accuracy = NAN, .curve = curve,
-                          .n_curve = 3, .params = 1000, .macs = 20000, .seconds = 1.5,
+    nas_store_result r = {.accuracy = acc,
+                          .loss = 0.5,
+                          .test_accuracy = NAN,
+                          .curve = curve,
+                          .n_curve = 3,
+                          .params = 1000,
+                          .macs = 20000,
+                          .seconds = 1.5,
                           .worker = "w1"};
     return r;
 }
@@ -77,7 +87,7 @@ static nas_store_result result_of(double acc) {
 static void complete(nas_store *st, int64_t id, double acc) {
     char err[NAS_ERR_LEN] = "";
     int attempt = 0;
-    ck_assert_msg(nas_store_task_lease(st, id, "w1", 9000, 3000, &attempt, err) == NAS_OK, "%s",
+    ck_assert_msg(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err) == NAS_OK, "%s",
                   err);
     nas_store_result r = result_of(acc);
     ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 4000, err),
@@ -105,7 +115,7 @@ static int pragma_int(nas_store *st, const char *sql) {
     return v;
 }
 
-// ---- schema ---------------------------------------------------------------------------------
+// ---- schema ------------------------------------------------------------------------------------
 
 START_TEST(test_store_create_and_reopen) {
     char err[NAS_ERR_LEN] = "";
@@ -179,8 +189,7 @@ END_TEST
 START_TEST(test_store_refuses_future_version) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
-    ck_assert_int_eq(sqlite3_exec(st->db, "PRAGMA user_version = 99", NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(st->db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     nas_store_close(&st);
     ck_assert_int_eq(nas_store_open(&st, db_path, err), NAS_EVERSION);
     ck_assert_ptr_null(st);
@@ -242,7 +251,7 @@ START_TEST(test_store_refuses_foreign_files) {
 }
 END_TEST
 
-// ---- task life cycle -------------------------------------------------------------------------
+// ---- task life cycle ---------------------------------------------------------------------------
 
 START_TEST(test_store_result_once) {
     char err[NAS_ERR_LEN] = "";
@@ -250,7 +259,7 @@ START_TEST(test_store_result_once) {
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     ck_assert_int_eq(id, 1);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 9000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err), NAS_OK);
     ck_assert_int_eq(attempt, 1);
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
@@ -292,9 +301,9 @@ START_TEST(test_store_result_once) {
     ck_assert_int_eq(t.finished_ms, 4000);
     ck_assert_int_eq(t.lease_expiry_ms, 0);
     /* A done task cannot be leased again; an unknown one is not found. */
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w2", 1, 1, &attempt, err), NAS_ESTATE);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 2, "w2", 1, 1, err), NAS_ESTATE);
     ck_assert_ptr_nonnull(strstr(err, "done"));
-    ck_assert_int_eq(nas_store_task_lease(st, 99, "w2", 1, 1, &attempt, err), NAS_ENOTFOUND);
+    ck_assert_int_eq(nas_store_task_lease(st, 99, 1, "w2", 1, 1, err), NAS_ENOTFOUND);
     ck_assert_int_eq(nas_store_put_result(st, 99, 1, &r, NULL, 0, 1, err), NAS_ENOTFOUND);
     nas_store_close(&st);
 }
@@ -305,25 +314,24 @@ START_TEST(test_store_first_result_wins) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "slow", 5000, 3000, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "slow", 5000, 3000, err), NAS_OK);
     ck_assert_int_eq(nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_LEASE_EXPIRED,
                                            "silent for 5 beats", 3, NULL, 0, 5001, err),
                      NAS_STORE_APPLIED);
-    ck_assert_int_eq(nas_store_task_lease(st, id, "fast", 9000, 5002, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "fast", 9000, 5002, err), NAS_OK);
     ck_assert_int_eq(attempt, 2);
     /* The slow worker was not dead after all and finishes first. */
     nas_store_result r = result_of(0.7);
     r.worker = "slow";
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 6000, err), NAS_STORE_APPLIED);
     r.worker = "fast";
-    ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err),
-                     NAS_STORE_DUPLICATE);
+    ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err), NAS_STORE_DUPLICATE);
     ck_assert_int_eq(nas_store_put_result(st, id, 3, &r, NULL, 0, 6100, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "never leased"));
     /* The fast worker's failure report for its lease is stale now. */
-    ck_assert_int_eq(nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_TRAINING, "x", 3, NULL, 0,
-                                           6200, err),
-                     NAS_STORE_STALE);
+    ck_assert_int_eq(
+        nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_TRAINING, "x", 3, NULL, 0, 6200, err),
+        NAS_STORE_STALE);
     nas_store_counts c;
     ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
     ck_assert_int_eq(c.done, 1);
@@ -337,9 +345,9 @@ START_TEST(test_store_failure_after_max_attempts) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 5000, 3000, &attempt, err), NAS_OK);
-    ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING,
-                                           "loss is NaN", 2, "s", 1, 4000, err),
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING, "loss is NaN",
+                                           2, "s", 1, 4000, err),
                      NAS_STORE_APPLIED);
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
@@ -351,11 +359,11 @@ START_TEST(test_store_failure_after_max_attempts) {
     size_t len = 0;
     ck_assert_int_eq(nas_store_strategy_load(st, &blob, &len, NULL, err), NAS_ENOTFOUND);
 
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w2", 5000, 4001, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "w2", 5000, 4001, err), NAS_OK);
     ck_assert_int_eq(attempt, 2);
-    ck_assert_int_eq(nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0,
-                                           4500, err),
-                     NAS_STORE_STALE);
+    ck_assert_int_eq(
+        nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0, 4500, err),
+        NAS_STORE_STALE);
     ck_assert_int_eq(nas_store_put_failure(st, id, 2, NAS_STORE_FAIL_LEASE_EXPIRED,
                                            "worker w2 silent", 2, "s", 1, 5001, err),
                      NAS_STORE_FAILED_FINAL);
@@ -385,12 +393,17 @@ START_TEST(test_store_requeue_on_resume) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
     int attempt = 0;
-    for (int i = 0; i < 4; i++) add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w1", 5000, 3000, &attempt, err), NAS_OK);
-    ck_assert_int_eq(nas_store_task_lease(st, 2, "w2", 5000, 3000, &attempt, err), NAS_OK);
+    for (int i = 0; i < 4; i++)
+        add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, attempt = 1, "w2", 5000, 3000, err), NAS_OK);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_APPLIED);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_STALE);
-    ck_assert_int_eq(nas_store_task_lease(st, 3, "w3", 5000, 3000, &attempt, err), NAS_OK);
+    /* A give-back does not count: the task is leased again as attempt 1. */
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 1, "w4", 5000, 3200, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3300, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 0, "w4", 5000, 3200, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_task_lease(st, 3, attempt = 1, "w3", 5000, 3000, err), NAS_OK);
     nas_store_close(&st); /* the master dies with two leases out */
 
     st = open_bound(db_path);
@@ -409,13 +422,20 @@ START_TEST(test_store_requeue_on_resume) {
     ck_assert_int_eq(c.queued, 4);
     ck_assert_int_eq(c.leased, 0);
     /* Leasing again continues the attempt numbering, so old messages stay stale. */
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w9", 9000, 7001, &attempt, err), NAS_OK);
-    ck_assert_int_eq(attempt, 2);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 2, "w9", 9000, 7001, err), NAS_OK);
+    /* Attempts never go down: an older one is refused and changes nothing. */
+    ck_assert_int_eq(nas_store_task_requeue(st, 1, 2, 7002, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w9", 9000, 7003, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "attempt 1 is older than its attempt 2"));
+    nas_store_task_info t;
+    ck_assert_int_eq(nas_store_task_get(st, 1, &t, err), NAS_OK);
+    ck_assert_int_eq(t.state, NAS_STORE_TASK_QUEUED);
+    ck_assert_int_eq(t.attempt, 2);
     nas_store_close(&st);
 }
 END_TEST
 
-// ---- atomicity -------------------------------------------------------------------------------
+// ---- atomicity ---------------------------------------------------------------------------------
 
 /* Fail each statement of put_result in turn: the file must show either
  * nothing of the call or all of it. */
@@ -431,7 +451,7 @@ START_TEST(test_store_put_result_atomic) {
         ck_assert_int_eq(nas_store_strategy_save(st, "old", 3, 1, err), NAS_OK);
         int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
         int attempt = 0;
-        ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 10, 2, &attempt, err), NAS_OK);
+        ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
 
         nas_store_result r = result_of(0.6);
         nas_store_fail_after(st, n);
@@ -505,7 +525,7 @@ START_TEST(test_store_failing_statement_rolls_back) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, "w1", 10, 2, &attempt, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
     ck_assert_int_eq(sqlite3_exec(st->db,
                                   "CREATE TRIGGER no_state BEFORE INSERT ON strategy_state "
                                   "BEGIN SELECT RAISE(ABORT, 'state refused'); END",
@@ -519,8 +539,7 @@ START_TEST(test_store_failing_statement_rolls_back) {
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
     ck_assert_int_eq(t.state, NAS_STORE_TASK_LEASED);
     /* Without the blob the same result goes through. */
-    ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 5, err),
-                     NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 5, err), NAS_STORE_APPLIED);
     nas_store_close(&st);
 }
 END_TEST
@@ -533,9 +552,11 @@ START_TEST(test_store_best_and_history_order) {
     const double acc[6] = {0.5, 0.9, 0.7, 0.9, 0.1, 0.8};
     const int order[6] = {3, 0, 5, 1, 4, 2}; /* completion order differs from id order */
     int64_t ids[6];
-    for (int i = 0; i < 6; i++) ids[i] = add_task(st, 1000 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
+    for (int i = 0; i < 6; i++)
+        ids[i] = add_task(st, 1000 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
     int64_t fin = add_task(st, 1000, NAS_STORE_STAGE_FINAL);
-    for (int i = 0; i < 6; i++) complete(st, ids[order[i]], acc[order[i]]);
+    for (int i = 0; i < 6; i++)
+        complete(st, ids[order[i]], acc[order[i]]);
     complete(st, fin, 0.99);
 
     nas_store_record *best = NULL;
@@ -580,8 +601,8 @@ END_TEST
 START_TEST(test_store_task_list_roundtrip) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
-    nas_store_new_task t = new_task(0x8000000000000001ull, "n=sep5x5:1+max3x3:0",
-                                    NAS_STORE_STAGE_FINAL);
+    nas_store_new_task t =
+        new_task(0x8000000000000001ull, "n=sep5x5:1+max3x3:0", NAS_STORE_STAGE_FINAL);
     t.has_parent = 1;
     t.parent_hash = 0xffffffffffffffffull;
     t.fidelity.epochs = 17;
@@ -591,8 +612,7 @@ START_TEST(test_store_task_list_roundtrip) {
     int64_t id = 0;
     ck_assert_int_eq(nas_store_task_add(st, &t, NULL, 0, 55, &id, err), NAS_OK);
     nas_store_task_info *list = NULL;
-    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &list,
-                                         err),
+    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &list, err),
                      1);
     ck_assert(list[0].arch_hash == 0x8000000000000001ull);
     ck_assert_str_eq(list[0].arch_text, "n=sep5x5:1+max3x3:0");
@@ -602,9 +622,18 @@ START_TEST(test_store_task_list_roundtrip) {
     ck_assert_int_eq(list[0].failure_kind, -1);
     ck_assert_int_eq(list[0].created_ms, 55);
     nas_free(list);
-    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_QUEUED, NAS_STORE_STAGE_SEARCH, &list,
-                                         err),
-                     0);
+    nas_store_arch_info arch;
+    ck_assert_int_eq(nas_store_arch_get(st, 0x8000000000000001ull, &arch, err), NAS_OK);
+    ck_assert_str_eq(arch.text, "n=sep5x5:1+max3x3:0");
+    ck_assert_uint_eq(arch.genome_len, 1);
+    ck_assert_int_eq(arch.genome[0], 'g');
+    ck_assert_int_eq(arch.params, 1000);
+    ck_assert_int_eq(arch.created_ms, 55);
+    nas_free(arch.genome);
+    ck_assert_int_eq(nas_store_arch_get(st, 12345, &arch, err), NAS_ENOTFOUND);
+    ck_assert_ptr_null(arch.genome);
+    ck_assert_int_eq(
+        nas_store_task_list(st, NAS_STORE_TASK_QUEUED, NAS_STORE_STAGE_SEARCH, &list, err), 0);
     nas_free(list);
     /* Bad tasks are refused before touching the file. */
     t.fidelity.epochs = -3;
@@ -633,8 +662,7 @@ START_TEST(test_store_fidelity_json) {
     ck_assert(fid_eq(&f, &g));
     ck_assert_int_eq(nas_store_fidelity_to_json(&f, buf, 20), NAS_ERANGE);
     /* Unknown keys are skipped, missing ones default. */
-    ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":9,\"future\":1}", &g, err),
-                     NAS_OK);
+    ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":9,\"future\":1}", &g, err), NAS_OK);
     ck_assert_int_eq(g.epochs, 9);
     ck_assert_int_eq(g.batch, nas_fidelity_default().batch);
     ck_assert_int_eq(nas_store_fidelity_from_json("{\"epochs\":}", &g, err), NAS_EFORMAT);
@@ -643,7 +671,7 @@ START_TEST(test_store_fidelity_json) {
 }
 END_TEST
 
-// ---- workers, events, weights ----------------------------------------------------------------
+// ---- workers, events, weights ------------------------------------------------------------------
 
 START_TEST(test_store_workers_events_weights) {
     char err[NAS_ERR_LEN] = "";
@@ -691,7 +719,7 @@ START_TEST(test_store_workers_events_weights) {
 }
 END_TEST
 
-// ---- failure modes of the file ------------------------------------------------------------------
+// ---- failure modes of the file -----------------------------------------------------------------
 
 START_TEST(test_store_read_only_handle) {
     char err[NAS_ERR_LEN] = "";
@@ -705,8 +733,7 @@ START_TEST(test_store_read_only_handle) {
     ck_assert_int_eq(nas_store_event(st, 1, "k", "t", err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     ck_assert_ptr_nonnull(strstr(err, db_path));
-    int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, 1, "w", 1, 1, &attempt, err), NAS_EIO);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w", 1, 1, err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     nas_store_close(&st);
 }
@@ -750,13 +777,13 @@ START_TEST(test_store_reader_while_writing) {
     ck_assert_msg(nas_store_open_ro(&reader, db_path, err) == NAS_OK, "%s", err);
 
     /* Hold a write transaction open on the writer's connection. */
-    ck_assert_int_eq(sqlite3_exec(writer->db, "BEGIN IMMEDIATE; INSERT INTO event (time_ms, "
-                                              "kind, text) VALUES (1, 'k', 'uncommitted')",
+    ck_assert_int_eq(sqlite3_exec(writer->db,
+                                  "BEGIN IMMEDIATE; INSERT INTO event (time_ms, "
+                                  "kind, text) VALUES (1, 'k', 'uncommitted')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     nas_store_counts c;
-    ck_assert_msg(nas_store_task_counts(reader, NAS_STORE_STAGE_ANY, &c, err) == NAS_OK, "%s",
-                  err);
+    ck_assert_msg(nas_store_task_counts(reader, NAS_STORE_STAGE_ANY, &c, err) == NAS_OK, "%s", err);
     ck_assert_int_eq(c.queued, 1);
     nas_store_event_info *ev = NULL;
     ck_assert_int_eq(nas_store_event_list(reader, 0, 10, &ev, err), 0);
@@ -790,6 +817,239 @@ START_TEST(test_store_reader_while_writing) {
 }
 END_TEST
 
+START_TEST(test_store_lease_next) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    int64_t a = add_task(st, 1, NAS_STORE_STAGE_SEARCH);
+    int64_t b = add_task(st, 2, NAS_STORE_STAGE_FINAL);
+    int64_t c = add_task(st, 3, NAS_STORE_STAGE_SEARCH);
+    int64_t id = 0;
+    int attempt = 0;
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_FINAL, "w1", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, b);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_FINAL, "w1", 100, 1, &id, &attempt, err), 0);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w2", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, a); /* oldest first */
+    nas_store_task_info t;
+    ck_assert_int_eq(nas_store_task_get(st, a, &t, err), NAS_OK);
+    ck_assert_str_eq(t.worker, "w2");
+    ck_assert_int_eq(t.lease_expiry_ms, 100);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_SEARCH, "w3", 100, 1, &id, &attempt, err), 1);
+    ck_assert_int_eq(id, c);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w3", 100, 1, &id, &attempt, err), 0);
+    ck_assert_int_eq(
+        nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "", 1, 1, &id, &attempt, err),
+        NAS_EINVAL);
+
+    /* Atomic at every statement: a failed call leaves the task queued. */
+    ck_assert_int_eq(nas_store_task_requeue(st, a, 1, 2, err), NAS_STORE_APPLIED);
+    int failures = 0;
+    for (int n = 1; n < 20; n++) {
+        id = -1;
+        nas_store_fail_after(st, n);
+        int rc =
+            nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w4", 100, 3, &id, &attempt, err);
+        nas_store_fail_after(st, 0);
+        nas_store_counts k;
+        ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &k, err), NAS_OK);
+        if (rc < 0) {
+            failures++;
+            ck_assert_int_eq(k.queued, 1);
+            ck_assert_int_eq(id, -1);
+        } else {
+            ck_assert_int_eq(rc, 1);
+            ck_assert_int_eq(id, a);
+            ck_assert_int_eq(attempt, 2);
+            ck_assert_int_eq(k.queued, 0);
+            break;
+        }
+    }
+    ck_assert_int_ge(failures, 3); /* begin, step, step to the end, commit */
+    nas_store_close(&st);
+}
+END_TEST
+
+/* Every allocation of ours may fail: the caller gets NAS_ENOMEM, nothing
+ * leaks (LeakSanitizer runs at exit) and outputs stay untouched. */
+START_TEST(test_store_out_of_memory) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = NULL;
+    int failures = 0;
+    for (int n = 1; n < 10; n++) {
+        nas_alloc_fail_after(n);
+        int rc = nas_store_open(&st, db_path, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_OK) break;
+        failures++;
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_null(st);
+    }
+    ck_assert_int_ge(failures, 2);
+    nas_store_close(&st);
+    st = open_bound(db_path);
+    for (int i = 0; i < 20; i++)
+        complete(st, add_task(st, 10 + (uint64_t)i, 0), 0.5);
+    nas_store_task_info *tasks = NULL;
+    nas_store_record *recs = NULL;
+    int fail_list = 0, fail_hist = 0, rt = NAS_ENOMEM, rh = NAS_ENOMEM;
+    for (int n = 1; n < 100 && (rt < 0 || rh < 0); n++) {
+        if (rt < 0) {
+            nas_alloc_fail_after(n);
+            rt = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &tasks, err);
+            nas_alloc_fail_reset();
+            if (rt < 0) {
+                fail_list++;
+                ck_assert_int_eq(rt, NAS_ENOMEM);
+                ck_assert_ptr_null(tasks);
+            }
+        }
+        if (rh < 0) {
+            nas_alloc_fail_after(n);
+            rh = nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err);
+            nas_alloc_fail_reset();
+            if (rh < 0) {
+                fail_hist++;
+                ck_assert_int_eq(rh, NAS_ENOMEM);
+                ck_assert_ptr_null(recs);
+            }
+        }
+    }
+    ck_assert_int_eq(rt, 20);
+    ck_assert_int_eq(rh, 20);
+    ck_assert_int_eq(fail_list, 2);  /* the array grows twice: 16, 32 */
+    ck_assert_int_ge(fail_hist, 22); /* two growths and one curve per record */
+    nas_free(tasks);
+    nas_store_records_free(recs, rh);
+    nas_store_close(&st);
+}
+END_TEST
+
+// ---- resume ------------------------------------------------------------------------------------
+
+/* A toy strategy, as a strategy would be seen by the store: an RNG, a
+ * proposal count and what it has observed, saved as a blob. */
+typedef struct toy {
+    uint64_t rng;
+    int proposed, observed;
+    double sum;
+} toy;
+
+enum { TOY_BUDGET = 12 };
+
+/* Run a one-worker campaign against the store at db_path until the budget
+ * is spent, or until `crash_at` store calls have been made, then vanish
+ * without closing anything (as a killed process would). */
+static void toy_campaign(int crash_at) {
+    char err[NAS_ERR_LEN] = "";
+    int calls = 0;
+#define STEP()                                                                                     \
+    do {                                                                                           \
+        if (crash_at && ++calls == crash_at) _exit(0);                                             \
+    } while (0)
+    nas_store *st = open_bound(db_path);
+    ck_assert_int_ge(nas_store_task_requeue_all(st, 0, err), 0);
+    toy t = {.rng = 42};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (nas_store_strategy_load(st, &blob, &len, NULL, err) == NAS_OK) {
+        ck_assert_uint_eq(len, sizeof t);
+        memcpy(&t, blob, sizeof t);
+        nas_free(blob);
+    }
+    for (;;) {
+        int64_t id = 0;
+        int attempt = 0;
+        int got =
+            nas_store_task_lease_next(st, NAS_STORE_STAGE_ANY, "w1", 1, 1, &id, &attempt, err);
+        ck_assert_int_ge(got, 0);
+        if (!got) {
+            if (t.proposed == TOY_BUDGET) break;
+            t.rng = t.rng * 6364136223846793005ull + 1442695040888963407ull;
+            t.proposed++;
+            char text[64];
+            snprintf(text, sizeof text, "toy-%llu", (unsigned long long)(t.rng >> 40));
+            nas_store_new_task nt = new_task(t.rng >> 1, text, NAS_STORE_STAGE_SEARCH);
+            ck_assert_int_eq(nas_store_task_add(st, &nt, &t, sizeof t, 1, NULL, err), NAS_OK);
+            STEP();
+            continue;
+        }
+        STEP();
+        nas_store_task_info info;
+        ck_assert_int_eq(nas_store_task_get(st, id, &info, err), NAS_OK);
+        nas_store_result r = result_of((double)(info.arch_hash % 1000) / 1000.0);
+        t.observed++;
+        t.sum += r.accuracy;
+        ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, &t, sizeof t, 1, err),
+                         NAS_STORE_APPLIED);
+        STEP();
+    }
+#undef STEP
+    ck_assert_int_eq(t.observed, TOY_BUDGET);
+    nas_store_close(&st);
+}
+
+/* The history as (hash, accuracy) pairs in completion order. */
+static int toy_history(uint64_t *hashes, double *accs) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db_path, err), NAS_OK);
+    nas_store_record *recs = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &recs, err);
+    ck_assert_int_eq(n, TOY_BUDGET);
+    for (int i = 0; i < n; i++) {
+        hashes[i] = recs[i].arch_hash;
+        accs[i] = recs[i].accuracy;
+    }
+    nas_store_records_free(recs, n);
+    nas_store_counts c;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &c, err), NAS_OK);
+    ck_assert_int_eq(c.done, TOY_BUDGET); /* no task was proposed twice */
+    nas_store_close(&st);
+    return n;
+}
+
+/* DESIGN.md s6: with one worker and a fixed seed, a campaign killed at any
+ * point and resumed ends with the same history as one never interrupted.
+ * The child process is killed (_exit, no close) after each store call in
+ * turn; the parent resumes from the file. */
+START_TEST(test_store_resume_same_history) {
+    uint64_t want_h[TOY_BUDGET], got_h[TOY_BUDGET];
+    double want_a[TOY_BUDGET], got_a[TOY_BUDGET];
+    toy_campaign(0);
+    toy_history(want_h, want_a);
+    for (int crash_at = 1; crash_at <= 3 * TOY_BUDGET; crash_at += 5) {
+        unlink(db_path);
+        char side[4200];
+        snprintf(side, sizeof side, "%s-wal", db_path);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", db_path);
+        unlink(side);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            toy_campaign(crash_at);
+            _exit(3); /* crash_at beyond the campaign: should not happen */
+        }
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "crash %d: status %d",
+                      crash_at, status);
+        toy_campaign(0);
+        toy_history(got_h, got_a);
+        for (int i = 0; i < TOY_BUDGET; i++) {
+            ck_assert_msg(got_h[i] == want_h[i], "crash at %d: history differs at %d", crash_at, i);
+            ck_assert(got_a[i] == want_a[i]);
+        }
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -813,6 +1073,9 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_read_only_handle);
     tcase_add_test(tc, test_store_full_disk);
     tcase_add_test(tc, test_store_reader_while_writing);
+    tcase_add_test(tc, test_store_lease_next);
+    tcase_add_test(tc, test_store_out_of_memory);
+    tcase_add_test(tc, test_store_resume_same_history);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,10 +13,10 @@
  * the step; the strategy is always reloaded from the blob committed with
  * the last step, so nothing is counted twice or lost.
  *
- * Two attempt counters exist and are kept apart on purpose: the store
- * counts every lease (so (task, attempt) names one lease in the database),
- * the dispatcher counts failures only (so give-backs never use up the K
- * attempts).  The campaign remembers both per task.
+ * Attempts are the dispatcher's (failures counted, give-backs not); the
+ * store records the attempt of each lease as given.  The campaign keeps the
+ * attempt the store last saw (store_attempt) apart from the dispatcher's
+ * current one (wire_attempt) because a re-queue changes the second first.
  */
 #include "master/campaign_internal.h"
 
@@ -250,11 +250,10 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
     if (!t || c->fatal) return;
     char err[NAS_ERR_LEN];
-    int att = 0;
-    int rc = nas_store_task_lease(c->store, t->id, worker, to_wall(expiry_ms), nas_wall_ms(), &att,
-                                  err);
+    int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, worker, to_wall(expiry_ms),
+                                  nas_wall_ms(), err);
     if (rc == NAS_OK) {
-        t->store_attempt = att;
+        t->store_attempt = (int)ref->attempt;
         t->wire_attempt = ref->attempt;
     } else if (rc == NAS_ESTATE || rc == NAS_ENOTFOUND) {
         nas_warn("campaign: lease of task %" PRIu64 " not recorded: %s", ref->task_id, err);

@@ -20,7 +20,7 @@
 typedef struct nas__ctask {
     int64_t id;
     int stage;             /* enum nas_store_stage */
-    int store_attempt;     /* the store's attempt counter (leases, give-backs included) */
+    int store_attempt;     /* attempt of the task's last lease in the store (0: none) */
     uint32_t wire_attempt; /* the dispatcher's attempt (counted failures + 1) */
     int grace;             /* 1: leased by a previous master, not yet in the dispatcher */
     nas_genome genome;     /* canonical */

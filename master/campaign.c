@@ -379,6 +379,13 @@ static void hook_worker(void *ctx, const char *worker, const char *event) {
  * task leased by the previous master (in grace) brings that task into the
  * dispatcher first, so the worker's result counts or its lease is
  * re-attached instead of the task being trained again. */
+/* A task leased by the previous master whose worker has come back. */
+static void bring_back(nas_campaign *c, nas__ctask *t, int64_t now_ms) {
+    char err[NAS_ERR_LEN];
+    nas_info("campaign: task %lld from the previous run is back with its worker", (long long)t->id);
+    if (push(c, t, now_ms, err) < 0) nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
+}
+
 int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms) {
     char err[NAS_ERR_LEN];
     uint64_t id = 0;
@@ -390,18 +397,13 @@ int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t
         if (r->has_running) id = r->running.task_id;
         for (int i = 0; i < r->n_held; i++) {
             nas__ctask *t = nas__campaign_find(c, (int64_t)r->held[i].task_id);
-            if (t && t->grace && push(c, t, now_ms, err) < 0)
-                nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
+            if (t && t->grace) bring_back(c, t, now_ms);
         }
     } else if (m->type == NAS_MSG_RESULT) {
         id = m->u.result.task_id;
     }
     nas__ctask *t = id ? nas__campaign_find(c, (int64_t)id) : NULL;
-    if (t && t->grace) {
-        nas_info("campaign: task %lld from the previous run is back with its worker",
-                 (long long)t->id);
-        if (push(c, t, now_ms, err) < 0) nas_warn("campaign: resumed task: %s", err);
-    }
+    if (t && t->grace) bring_back(c, t, now_ms);
     return NAS_OK;
 }
 

@@ -171,6 +171,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("campaign");
     tcase_set_timeout(tc, 240);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_e2e_three_workers_thirty_tasks);
     tcase_add_test(tc, test_e2e_tabular_campaign);
     tcase_add_test(tc, test_e2e_resume_refuses_other_config);

@@ -292,6 +292,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("fault");
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 240);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_fault_worker_killed_mid_task);
     tcase_add_loop_test(tc, test_fault_master_killed_resumes_exactly, 0, 2);
     tcase_add_test(tc, test_fault_hostile_frames_answered);

@@ -53,7 +53,9 @@ static int em_fail(nas__emit *e, int code, const char *what) {
     return e->status;
 }
 
-/* Count mode: record a node's shape. */
+/* Count mode: record a node's shape.  Node ids must match the real net's
+ * one for one (the walk passes ids around), so every emitter call adds
+ * exactly the nodes the corresponding nas_net call adds. */
 static int em_node(nas__emit *e, nas_shape s) {
     if (e->n == e->cap) {
         int nc = e->cap ? e->cap * 2 : 256;
@@ -203,7 +205,8 @@ static int em_factorized_reduce(nas__emit *e, const char *path, int x, int oc) {
 // ---------------------------------------------------------------------------
 // Cell-space ops
 
-/* ReLU - conv - BN under path/conv and path/bn. */
+/* ReLU - conv - BN under path/conv and path/bn: the NASNet op pattern
+ * (pre-activation, so a cell's output BN feeds the next cell's ReLU). */
 static int relu_conv_bn(nas__emit *e, const char *path, int x, int oc, int k, int stride, int pad) {
     char p1[96], p2[96];
     path_fmt(p1, sizeof p1, "%s/conv", path);
@@ -275,7 +278,9 @@ static void cell_live(const nas_cell *c, int *live, int *output) {
     }
 }
 
-/* One cell: inputs s0 = h[i-2], s1 = h[i-1]; returns the output node. */
+/* One cell: inputs s0 = h[i-2], s1 = h[i-1]; returns the output node.
+ * After the cell both inputs have its side and C channels; block outputs
+ * inherit that, so every add and the final concat are shape-consistent. */
 static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, int s0, int s1,
                       int c, int drop_path) {
     char path[96], p2[96];
@@ -313,6 +318,8 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     return em_bn(e, p2, em_conv(e, path, cat, c, 1, 1, 1, 0, 1, 1));
 }
 
+/* The macro skeleton of DESIGN s3.  The stem has no ReLU of its own: each
+ * cell's preprocessing starts with one. */
 static int walk_cells(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
     int F = f->channels, N = f->cells, idx = 0;
     int stem = em_bn(e, "stem/bn", em_conv(e, "stem/conv", x, F, 3, 3, 1, 1, 1, 1));
@@ -460,6 +467,8 @@ int nas_builder_resolve_genome(const char *arch, nas_genome *out, char *err) {
     return nas_set_err(err, rc, "architecture '%.40s': %s", arch, perr);
 }
 
+/* Reference nets come first so that a preset or genome can never shadow the
+ * engine's benchmark names (they are plain words, as are preset names). */
 int nas_builder_build_arch(nas_net *net, const char *arch, const nas_fidelity *f, int classes,
                            int *logits, nas_genome *g_out, int *is_genome, char *err) {
     if (net == NULL || arch == NULL || logits == NULL)

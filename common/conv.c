@@ -53,6 +53,16 @@ size_t nas_conv_workspace(const nas_conv_shape *s) {
 // ----------------------------------------------------------------------------
 // im2col / col2im
 
+// Output columns [*lo, *hi) whose input column ox*stride + ix0 lies inside [0, w); the
+// rest read padding.  Depends only on the kernel column, so it is hoisted out of the rows.
+static void valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi) {
+    int l = ix0 < 0 ? (-ix0 + stride - 1) / stride : 0;
+    int h = w - ix0 <= 0 ? 0 : (w - ix0 + stride - 1) / stride;
+    if (h > ow) h = ow;
+    if (l > h) l = h;
+    *lo = l, *hi = h;
+}
+
 void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
     int ohw = s->oh * s->ow;
     for (int ch = 0; ch < c; ch++) {
@@ -60,6 +70,8 @@ void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
         for (int ki = 0; ki < s->kh; ki++) {
             for (int kj = 0; kj < s->kw; kj++) {
                 float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
+                int ix0 = kj * s->dil - s->pad, lo, hi;
+                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
                 for (int oy = 0; oy < s->oh; oy++) {
                     int iy = oy * s->stride - s->pad + ki * s->dil;
                     float *dst = row + oy * s->ow;
@@ -67,17 +79,14 @@ void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
                         memset(dst, 0, sizeof(float) * s->ow);
                         continue;
                     }
-                    const float *src = img_c + (size_t)iy * s->w;
-                    int ix0 = kj * s->dil - s->pad;
-                    if (s->stride == 1 && ix0 >= 0 && ix0 + s->ow <= s->w) {
-                        // The common interior case is a contiguous copy.
-                        memcpy(dst, src + ix0, sizeof(float) * s->ow);
-                        continue;
+                    const float *src = img_c + (size_t)iy * s->w + ix0;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    if (s->stride == 1) {
+                        memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
                     }
-                    for (int ox = 0; ox < s->ow; ox++) {
-                        int ix = ox * s->stride + ix0;
-                        dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
-                    }
+                    for (int ox = hi; ox < s->ow; ox++) dst[ox] = 0.0f;
                 }
             }
         }
@@ -91,15 +100,18 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
         for (int ki = 0; ki < s->kh; ki++) {
             for (int kj = 0; kj < s->kw; kj++) {
                 const float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
+                int ix0 = kj * s->dil - s->pad, lo, hi;
+                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
                 for (int oy = 0; oy < s->oh; oy++) {
                     int iy = oy * s->stride - s->pad + ki * s->dil;
                     if (iy < 0 || iy >= s->h) continue;
                     const float *src = row + oy * s->ow;
-                    float *dst = img_c + (size_t)iy * s->w;
-                    int ix0 = kj * s->dil - s->pad;
-                    for (int ox = 0; ox < s->ow; ox++) {
-                        int ix = ox * s->stride + ix0;
-                        if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
+                    float *dst = img_c + (size_t)iy * s->w + ix0;
+                    // The adjoint of the copy above: padding taps are dropped.
+                    if (s->stride == 1) {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
                     }
                 }
             }

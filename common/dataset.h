@@ -22,14 +22,15 @@
 #ifndef NAS_DATASET_H
 #define NAS_DATASET_H
 
+#include "common/fidelity.h"
 #include "common/rng.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define NAS_DATASET_MAX_CHANNELS 4
-#define NAS_DATASET_MAX_SIDE 4096   /* largest accepted image side */
-#define NAS_DATASET_MAX_CLASSES 256 /* labels are bytes */
+#define NAS_DATASET_MAX_SIDE     4096 /* largest accepted image side */
+#define NAS_DATASET_MAX_CLASSES  256  /* labels are bytes */
 
 typedef enum nas_split {
     NAS_SPLIT_TRAIN = 0,
@@ -55,6 +56,14 @@ int nas_dataset_alloc(nas_dataset *ds, int n, int c, int h, int w, int classes, 
 /* Free the images and labels and zero the struct; safe on a zeroed struct
  * and safe to call twice. */
 void nas_dataset_fini(nas_dataset *ds);
+
+/* *dst = a deep copy of src (0, NAS_ENOMEM). */
+int nas_dataset_copy(nas_dataset *dst, const nas_dataset *src, char *err);
+
+/* A 64-bit fingerprint of the dimensions, labels and pixel bits.  Workers
+ * can report it so that results computed on different copies of a data set
+ * (or different preprocessing) are told apart instead of compared. */
+uint64_t nas_dataset_fingerprint(const nas_dataset *ds);
 
 /* Pointer to image i (c*h*w floats). */
 static inline float *nas_dataset_image(const nas_dataset *ds, int i) {
@@ -83,6 +92,17 @@ int nas_dataset_load_idx(nas_dataset *ds, const char *images_path, const char *l
 /* Load CIFAR-10 binary batch files (records of 1 label byte + 3072 pixel
  * bytes, R then G then B planes of 32x32) and concatenate them. */
 int nas_dataset_load_cifar(nas_dataset *ds, const char *const *paths, int npaths, char *err);
+
+/* Write ds as an IDX pair in dir under the standard names for `split`
+ * (train-images-idx3-ubyte / train-labels-idx1-ubyte, or t10k-*), with
+ * ".gz" appended and gzip compression when gz is set, so that
+ * nas_dataset_load("mnist" or "fashion-mnist", dir, ...) reads it back when
+ * the images are 28x28 (any size reads back with nas_dataset_load_idx).
+ * Pixels are stored as round(clamp(x, 0, 1) * 255), which reproduces
+ * loader output exactly.  Each file is written atomically (temporary file,
+ * fsync, rename).  ds must have one channel (NAS_EINVAL otherwise). */
+int nas_dataset_save_idx(const nas_dataset *ds, const char *dir, nas_split split, int gz,
+                         char *err);
 
 // ----------------------------------------------------------------------------
 // Transforms
@@ -117,18 +137,18 @@ int nas_dataset_subset(nas_dataset *ds, int n, uint64_t seed, char *err);
 // The whole recipe for one task
 
 typedef struct nas_dataset_config {
-    const char *name;  /* "fashion-mnist" | "mnist" | "cifar10" */
-    const char *dir;   /* where the files are */
-    int resolution;    /* output side; 0 = native */
-    int val_size;      /* held out of the training set; 0 = none */
-    int val_random;    /* 0 = the last val_size images, 1 = seeded random */
-    int train_subset;  /* training images kept after the split; 0 = all */
-    int load_test;     /* 1 = also load the test split */
-    uint64_t seed;     /* drives val_random and train_subset */
+    const char *name; /* "fashion-mnist" | "mnist" | "cifar10" */
+    const char *dir;  /* where the files are */
+    int resolution;   /* output side; 0 = native */
+    int val_size;     /* held out of the training set; 0 = none */
+    int val_random;   /* 0 = the last val_size images, 1 = seeded random */
+    int train_subset; /* training images kept after the split; 0 = all */
+    int load_test;    /* 1 = also load the test split */
+    uint64_t seed;    /* drives val_random and train_subset */
 } nas_dataset_config;
 
 typedef struct nas_dataset_splits {
-    nas_dataset train, val, test;    /* val/test are empty (n == 0) when not asked for */
+    nas_dataset train, val, test;         /* val/test are empty (n == 0) when not asked for */
     float mean[NAS_DATASET_MAX_CHANNELS]; /* training statistics used to normalise all three */
     float std[NAS_DATASET_MAX_CHANNELS];
 } nas_dataset_splits;
@@ -141,7 +161,28 @@ typedef struct nas_dataset_splits {
  * *out is zeroed and err explains. */
 int nas_dataset_prepare(nas_dataset_splits *out, const nas_dataset_config *cfg, char *err);
 
+/* The same recipe from data sets already in memory (with pixels as the
+ * loaders produce them), which are left untouched: a worker loads its data
+ * set once and prepares it per task in a fraction of the load time.
+ * cfg->name and cfg->dir are ignored; test may be NULL unless
+ * cfg->load_test.  Results are identical to nas_dataset_prepare(). */
+int nas_dataset_prepare_from(nas_dataset_splits *out, const nas_dataset_config *cfg,
+                             const nas_dataset *train, const nas_dataset *test, char *err);
+
 void nas_dataset_splits_fini(nas_dataset_splits *s);
+
+/* A config for data set `name` in `dir` at a task's fidelity: resolution,
+ * val_size, train_subset, test and seed are taken from f.  The validation
+ * split is the last val_size training images (val_random 0), so every
+ * task of a campaign is scored on the same images whatever its seed.
+ * name and dir are borrowed. */
+nas_dataset_config nas_dataset_config_from_fidelity(const nas_fidelity *f, const char *name,
+                                                    const char *dir);
+
+/* Whether horizontal flips are a label-preserving augmentation for the
+ * named data set: no for digits ("mnist": a mirrored 2 is not a 2), yes
+ * for "fashion-mnist" and "cifar10".  Unknown names get 0. */
+int nas_dataset_default_flip(const char *name);
 
 // ----------------------------------------------------------------------------
 // Batch iterator
@@ -150,19 +191,20 @@ typedef struct nas_dataset_iter_config {
     int batch;     /* images per batch, >= 1 */
     int shuffle;   /* 1 = a fresh seeded permutation every epoch */
     int drop_last; /* 1 = skip a final partial batch (keeps batch-norm statistics sane) */
-    int pad;       /* random crop: zero-pad by `pad` pixels, crop back at a random offset; 0 = off */
-    int flip;      /* 1 = random horizontal flip with probability 1/2 (off for digits) */
-    uint64_t seed; /* shuffle and augmentation stream; epoch e uses a stream derived from (seed, e) */
+    int pad;  /* random crop: zero-pad by `pad` pixels, crop back at a random offset; 0 = off */
+    int flip; /* 1 = random horizontal flip with probability 1/2 (off for digits) */
+    uint64_t
+        seed; /* shuffle and augmentation stream; epoch e uses a stream derived from (seed, e) */
 } nas_dataset_iter_config;
 
 typedef struct nas_dataset_iter {
-    const nas_dataset *ds;   /* borrowed; must outlive the iterator */
+    const nas_dataset *ds; /* borrowed; must outlive the iterator */
     nas_dataset_iter_config cfg;
-    int *order;              /* permutation of 0..n-1 for the current epoch; owned */
-    int pos;                 /* next index into order */
-    int epoch;               /* current epoch */
-    nas_rng shuffle_rng;     /* reseeded at each epoch from (seed, epoch) */
-    nas_rng aug_rng;         /* likewise: augmentation draws for this epoch */
+    int *order;          /* permutation of 0..n-1 for the current epoch; owned */
+    int pos;             /* next index into order */
+    int epoch;           /* current epoch */
+    nas_rng shuffle_rng; /* reseeded at each epoch from (seed, epoch) */
+    nas_rng aug_rng;     /* likewise: augmentation draws for this epoch */
 } nas_dataset_iter;
 
 /* Bind an iterator to ds and start epoch 0.  Returns 0, NAS_EINVAL (batch
@@ -191,8 +233,7 @@ int nas_dataset_iter_batches(const nas_dataset_iter *it);
 const char *nas__dataset_basename(const char *path);
 /* Read a whole file, gunzipping if needed, at most `max` bytes (more is
  * NAS_EFORMAT); *out is nas_malloc'd. */
-int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len,
-                          char *err);
+int nas__dataset_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len, char *err);
 /* dst[i] = src[i] / 255. */
 void nas__dataset_u8_to_float(float *dst, const uint8_t *src, size_t n);
 

@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CIFAR_SIDE 32
-#define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE)
-#define CIFAR_RECORD (1 + CIFAR_PIXELS)
-#define CIFAR_CLASSES 10
+#define CIFAR_SIDE        32
+#define CIFAR_PIXELS      (3 * CIFAR_SIDE * CIFAR_SIDE)
+#define CIFAR_RECORD      (1 + CIFAR_PIXELS)
+#define CIFAR_CLASSES     10
 #define CIFAR_MAX_RECORDS 1000000 /* per file; the real ones have 10000 */
 
 /* Check one batch file's bytes and return its record count (> 0). */
@@ -80,7 +80,8 @@ int nas_dataset_load_cifar(nas_dataset *ds, const char *const *paths, int npaths
     snprintf(ds->name, sizeof ds->name, "cifar10");
     rc = 0;
 done:
-    for (int f = 0; f < npaths; f++) nas_free(raw[f]);
+    for (int f = 0; f < npaths; f++)
+        nas_free(raw[f]);
     if (rc < 0) nas_dataset_fini(ds);
     return rc;
 }

@@ -174,6 +174,8 @@ static int cur_peek(const cursor *c) {
     return c->pos < c->len ? (unsigned char)c->s[c->pos] : -1;
 }
 
+/* White space is allowed around the genome and between the two cells, so
+ * a text copied from a log line or a file with a trailing newline parses. */
 static int is_space(int ch) {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
@@ -183,7 +185,9 @@ static void cur_skip_space(cursor *c) {
         c->pos++;
 }
 
-/* Describe the character at the cursor for an error message. */
+/* Describe the character at the cursor for an error message.  Bytes that
+ * are not printable ASCII are shown in hex: the input may be anything (a
+ * fuzzer, a corrupted database row) and must not garble the log line. */
 static void cur_describe(const cursor *c, char *buf, size_t cap) {
     int ch = cur_peek(c);
     if (ch < 0)
@@ -205,6 +209,9 @@ static int cur_expect(cursor *c, char want, const char *what, char *err) {
                        got);
 }
 
+/* Op tokens are read greedily over [A-Za-z0-9_] and then looked up, so a
+ * misspelt name is reported whole ("unknown op 'sep4x4'") rather than as
+ * a confusing error at the first character that differs. */
 static int is_word(int ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '_';
@@ -231,7 +238,8 @@ static int cur_op(cursor *c, int (*lookup)(const char *, size_t), int *op, char 
     return NAS_OK;
 }
 
-/* Read a small decimal integer (at most 3 digits: no valid index needs more). */
+/* Read a small decimal integer (at most 3 digits: no valid index needs more,
+ * and the bound keeps the value far from int overflow on hostile input). */
 static int cur_int(cursor *c, int *out, char *err) {
     size_t start = c->pos;
     int v = 0;
@@ -306,6 +314,7 @@ static int parse_cell(cursor *c, nas_cell *cell, int which, char *err) {
     return NAS_OK;
 }
 
+/* Consume `p` if the input continues with it; never reads past len. */
 static int cur_prefix(cursor *c, const char *p) {
     size_t n = strlen(p);
     if (c->len - c->pos >= n && memcmp(c->s + c->pos, p, n) == 0) {
@@ -394,7 +403,10 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err) {
         cur_describe(&c, got, sizeof got);
         return nas_set_err(err, NAS_EGENOME, "at %zu: unexpected %s after the genome", c.pos, got);
     }
-    if ((rc = nas_genome_validate(&g, err)) < 0) return rc; /* a bug if it fires; cheap */
+    /* Everything validate checks was already checked with positions above;
+     * running it again is cheap insurance that parse never returns a genome
+     * the rest of the system would refuse. */
+    if ((rc = nas_genome_validate(&g, err)) < 0) return rc;
     *out = g;
     return NAS_OK;
 }
@@ -402,7 +414,9 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err) {
 // ---------------------------------------------------------------------------
 // Text writer: the exact inverse of the parser for valid genomes.
 
-/* Append to buf with bounds tracking; *n counts what would have been written. */
+/* Append to buf with bounds tracking; *n counts what would have been
+ * written, so an undersized buffer is detected once at the end (NAS_ERANGE)
+ * instead of after every piece. */
 static void emit(char *buf, size_t cap, size_t *n, const char *fmt, const char *s, int v) {
     char tmp[64];
     int w = s ? snprintf(tmp, sizeof tmp, fmt, s, v) : snprintf(tmp, sizeof tmp, fmt, v);
@@ -420,6 +434,8 @@ static void format_cell(const nas_cell *c, char *buf, size_t cap, size_t *n) {
     }
 }
 
+/* Formatting validates first: op names come from a table indexed by the op,
+ * and an out-of-range op would otherwise print "(null)" or worse. */
 int nas_genome_format(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;

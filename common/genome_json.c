@@ -88,7 +88,9 @@ static int json_err(char *err, const nas_json *at, const char *fmt, ...) {
     return nas_set_err(err, NAS_EGENOME, "json: offset %zu: %s", at ? at->offset : 0, msg);
 }
 
-/* An integer input index in [0, 255]. */
+/* An integer input index in [0, 255].  The structural range check (an
+ * earlier block only) is left to nas_genome_validate so that JSON, text and
+ * protobuf report it with the same words. */
 static int json_index(const nas_json *v, int *out, const char *cell, size_t k, char half,
                       char *err) {
     if (v->type != NAS_JSON_NUMBER || v->number != (double)(int)v->number || v->number < 0 ||
@@ -131,6 +133,8 @@ static int json_cell_read(const nas_json *arr, nas_cell *c, const char *name, ch
     return NAS_OK;
 }
 
+/* Unknown keys are errors, not ignored: a typo such as "reduced" would
+ * otherwise silently fall back to a default and search the wrong space. */
 static int json_genome(const nas_json *root, nas_genome *g, char *err) {
     if (root->type != NAS_JSON_OBJECT) return json_err(err, root, "a genome must be an object");
     const nas_json *space = nas_json_get(root, "space");
@@ -190,6 +194,7 @@ int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *er
     if (out == NULL) return nas_set_err(err, NAS_EINVAL, "output genome is NULL");
     nas_json *root = NULL;
     char jerr[NAS_ERR_LEN] = "";
+    /* Depth 8 is plenty (a genome nests 3 deep) and bounds hostile input. */
     int rc = nas_json_parse(json, len, 8, &root, jerr);
     if (rc < 0) return nas_set_err(err, rc == NAS_ENOMEM ? rc : NAS_EGENOME, "%s", jerr);
     nas_genome g;

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+/* Point ptrs[k] at blocks[k] filled from the cell: protobuf-c wants an
+ * array of message pointers, and the storage struct owns both arrays. */
 static void fill_cell(const nas_cell *c, Naspb__Block *blocks, Naspb__Block **ptrs) {
     for (int k = 0; k < c->n_blocks; k++) {
         Naspb__Block *b = &blocks[k];
@@ -52,6 +54,9 @@ int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
     return NAS_OK;
 }
 
+/* Fields are checked for presence (proto2 optional: a peer that forgot
+ * one must not read as input 0 / op `id`) and for range before the values
+ * are narrowed to uint8_t, where 256 would silently become 0. */
 static int read_cell(Naspb__Block *const *blocks, size_t n, nas_cell *c, const char *name,
                      char *err) {
     if (n == 0) return nas_set_err(err, NAS_EGENOME, "proto: %s cell is empty", name);
@@ -82,6 +87,7 @@ static int read_cell(Naspb__Block *const *blocks, size_t n, nas_cell *c, const c
 
 int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
     if (m == NULL || out == NULL) return nas_set_err(err, NAS_EINVAL, "proto: NULL argument");
+    /* An absent version reads as 1: that is what every writer so far sends. */
     if (m->has_version && m->version != NAS_GENOME_PB_VERSION)
         return nas_set_err(err, NAS_EGENOME, "proto: genome encoding version %u, expected %d",
                            m->version, NAS_GENOME_PB_VERSION);

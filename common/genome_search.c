@@ -34,7 +34,9 @@
 // ---------------------------------------------------------------------------
 // Canonical form of a cell
 
-/* 64-bit mix of two values (splitmix finaliser over a combination). */
+/* 64-bit mix of two values (splitmix finaliser over a combination).  It
+ * only orders blocks for the canonical search, so collisions cost time
+ * (a bigger tie group), never correctness. */
 static uint64_t mix2(uint64_t a, uint64_t b) {
     return nas_mix64(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull));
 }
@@ -80,6 +82,8 @@ static void cell_prune(const nas_cell *in, nas_cell *out) {
     *out = c;
 }
 
+/* State of the tie-breaking search: the candidate numberings are exactly the
+ * orders that respect the sorted invariant keys; the smallest encoding wins. */
 typedef struct canon_search {
     const nas_cell *cell;          /* pruned cell, original order */
     int n;                         /* blocks */
@@ -87,6 +91,7 @@ typedef struct canon_search {
     int group_end[NAS_MAX_BLOCKS]; /* for sorted position p: end of its tie group */
     int perm[NAS_MAX_BLOCKS];      /* current candidate: position -> block */
     int taken[NAS_MAX_BLOCKS];
+    uint8_t swap_ok[NAS_MAX_BLOCKS][NAS_MAX_BLOCKS]; /* swapping i, j maps the cell onto itself */
     uint8_t best[NAS_MAX_BLOCKS * 4];
     int have_best;
 } canon_search;
@@ -117,8 +122,34 @@ static void canon_encode(const canon_search *s, uint8_t *enc) {
     }
 }
 
+/* A block's two halves as one order-free key, for comparing blocks. */
+static uint32_t block_key(int ia, int oa, int ib, int ob) {
+    uint32_t x = (uint32_t)(ia << 8 | oa), y = (uint32_t)(ib << 8 | ob);
+    return x < y ? x << 16 | y : y << 16 | x;
+}
+
+/* 1 if exchanging blocks x and y (and every reference to them) maps the
+ * cell onto itself.  Then any numbering that puts x at a position has a
+ * mirror image putting y there with the same encoding, so the search needs
+ * to try only one of them: eight identical output blocks take one leaf
+ * instead of 8! = 40,320. */
+static int swap_is_automorphism(const nas_cell *c, int x, int y) {
+    for (int k = 0; k < c->n_blocks; k++) {
+        const nas_block *b = &c->blocks[k];
+        int m = k == x ? y : k == y ? x : k; /* where block k's image must be */
+        int ia = b->in_a, ib = b->in_b;
+        ia = ia == x + 2 ? y + 2 : ia == y + 2 ? x + 2 : ia;
+        ib = ib == x + 2 ? y + 2 : ib == y + 2 ? x + 2 : ib;
+        const nas_block *t = &c->blocks[m];
+        if (block_key(ia, b->op_a, ib, b->op_b) != block_key(t->in_a, t->op_a, t->in_b, t->op_b))
+            return 0;
+    }
+    return 1;
+}
+
 /* Try every order of the blocks inside each tie group (positions are
- * filled left to right; a group occupies a contiguous run of positions). */
+ * filled left to right; a group occupies a contiguous run of positions),
+ * skipping a candidate that is a mirror image of one already tried here. */
 static void canon_try(canon_search *s, int p) {
     if (p == s->n) {
         uint8_t enc[NAS_MAX_BLOCKS * 4];
@@ -132,9 +163,14 @@ static void canon_try(canon_search *s, int p) {
     int start = p;
     while (start > 0 && s->group_end[start - 1] == s->group_end[p])
         start--;
+    int tried[NAS_MAX_BLOCKS], n_tried = 0;
     for (int q = start; q < s->group_end[p]; q++) {
-        int blk = s->order[q];
+        int blk = s->order[q], mirror = 0;
         if (s->taken[blk]) continue;
+        for (int t = 0; t < n_tried && !mirror; t++)
+            mirror = s->swap_ok[tried[t]][blk];
+        if (mirror) continue;
+        tried[n_tried++] = blk;
         s->taken[blk] = 1;
         s->perm[p] = blk;
         canon_try(s, p + 1);
@@ -180,6 +216,12 @@ void nas__cell_canonical(const nas_cell *in, nas_cell *out) {
         int same = p + 1 < n && height[s.order[p] + 2] == height[s.order[p + 1] + 2] &&
                    sig[s.order[p] + 2] == sig[s.order[p + 1] + 2];
         s.group_end[p] = same ? s.group_end[p + 1] : p + 1;
+    }
+    for (int p = 0; p < n; p++) { /* only blocks in one tie group can be mirrors */
+        for (int q = p + 1; q < s.group_end[p]; q++) {
+            int x = s.order[p], y = s.order[q];
+            s.swap_ok[x][y] = s.swap_ok[y][x] = (uint8_t)swap_is_automorphism(&c, x, y);
+        }
     }
     canon_try(&s, 0);
     nas_cell r;
@@ -284,7 +326,9 @@ int nas__mask_list(uint32_t mask, int n_ops, int *ops) {
     return n;
 }
 
-/* Checks shared by sample/expand/enumerate: known kind, usable op set. */
+/* Checks shared by sample/expand/enumerate: known kind, usable op set.
+ * A mask with only `zero` (or only NB201 `none`) could never produce a
+ * valid, non-trivial genome, so it is refused up front rather than looping. */
 static int space_check(const nas_space *sp, int *ops, int *n_ops) {
     if (sp == NULL) return NAS_EINVAL;
     if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201) return NAS_EINVAL;
@@ -340,7 +384,10 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out) {
 // Mutation (Real et al. 2019, "Regularized evolution", s2 and fig. 2)
 
 /* Apply a described mutation to a copy of the parent. Returns 1 if the
- * child is valid and differs from the parent in canonical form. */
+ * child is valid and differs from the parent in canonical form.  Comparing
+ * canonical forms matters: changing the input of a `zero` half, or the op
+ * of a dead block, changes the encoding but not the network, and evolution
+ * would waste a training run on a clone. */
 static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, const nas_mutation *m,
                           nas_genome *child) {
     *child = *parent;
@@ -369,7 +416,8 @@ static int mutation_apply(const nas_genome *parent, const nas_genome *pcanon, co
 }
 
 /* Every single mutation of the parent (both kinds), for the exhaustive
- * fallback; returns the count written to ms (cap entries at most). */
+ * fallback; returns the count written to ms (cap entries at most).  At most
+ * 2 cells x 8 blocks x 2 halves x (11 ops + 9 inputs) moves. */
 static int mutation_list(const nas_genome *g, const int *ops, int n_ops, nas_mutation *ms,
                          int cap) {
     int n = 0;
@@ -483,7 +531,7 @@ done:
 // ---------------------------------------------------------------------------
 // PNAS expansion and level-1 enumeration
 
-/* Growable genome list with hash-based dedup (sorted hash array). */
+/* Growable genome list; the hash of each entry is kept beside it. */
 typedef struct glist {
     nas_genome *g;
     uint64_t *h; /* hashes in insertion order */
@@ -507,7 +555,9 @@ static int glist_push(glist *l, const nas_genome *g, uint64_t h) {
     return NAS_OK;
 }
 
-/* Open-addressing hash set of 64-bit hashes (0 is remapped, never stored). */
+/* Open-addressing hash set of 64-bit hashes (0 is remapped, never stored).
+ * Expansion of a 4-block cell tries ~3,600 ordered block pairs; a linear
+ * scan per candidate would be quadratic in that. */
 typedef struct hset {
     uint64_t *slot;
     size_t cap, n;
@@ -582,7 +632,9 @@ fail:
 int nas__nb201_expand(const nas_genome *g, const int *ops, int n_ops, int level_want,
                       nas_genome **children);
 
-/* Children of (normal, reduce) pairs: the shared case has one cell list. */
+/* Children of (normal, reduce) pairs: the shared case has one cell list.
+ * Unshared children are the product of the two cells' extensions; they are
+ * distinct by construction because each factor list is already distinct. */
 static int expand_cells(const nas_cell *normal, const nas_cell *reduce, int shared, const int *ops,
                         int n_ops, nas_genome **children) {
     glist ln = {0}, lr = {0}, res = {0};

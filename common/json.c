@@ -18,15 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSON_DEPTH_CAP 1024 /* the stack must hold this many nested frames */
-#define JSON_NUMBER_MAX 512 /* longest number text we convert */
+#define JSON_DEPTH_CAP  1024 /* the stack must hold this many nested frames */
+#define JSON_NUMBER_MAX 512  /* longest number text we convert */
 
+/* Parser state: the input span, the cursor and the error sink.  Nothing
+ * else is global, so parses on different threads never interact. */
 typedef struct parser {
-    const char *buf;
-    size_t len;
-    size_t pos;
-    int max_depth;
-    char *err;
+    const char *buf; /* input, not NUL-terminated */
+    size_t len;      /* bytes of input */
+    size_t pos;      /* next byte to read; may equal len, never exceeds it */
+    int max_depth;   /* nesting limit for arrays and objects */
+    char *err;       /* caller's message buffer (may be NULL) */
 } parser;
 
 static void free_value(nas_json *v);
@@ -51,6 +53,8 @@ static void describe_at(const parser *ps, size_t pos, char *out, size_t n) {
 static int fail_at(parser *ps, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Every syntax error goes through here, so every message has the same
+ * "json: offset N: " prefix that callers (safetensors, genome) can wrap. */
 static int fail_at(parser *ps, size_t pos, const char *fmt, ...) {
     char msg[NAS_ERR_LEN];
     va_list ap;
@@ -64,6 +68,8 @@ static int fail_oom(parser *ps) {
     return nas_set_err(ps->err, NAS_ENOMEM, "json: offset %zu: out of memory", ps->pos);
 }
 
+/* JSON whitespace is exactly these four bytes; form feeds and vertical tabs
+ * are errors, as RFC 8259 says. */
 static void skip_ws(parser *ps) {
     while (ps->pos < ps->len) {
         char c = ps->buf[ps->pos];
@@ -75,6 +81,7 @@ static void skip_ws(parser *ps) {
 // ----------------------------------------------------------------------------
 // Strings
 
+/* Four hex digits of a \u escape; the caller checked that 4 bytes exist. */
 static int hex4(const char *s, unsigned *out) {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
@@ -93,6 +100,7 @@ static int hex4(const char *s, unsigned *out) {
     return 0;
 }
 
+/* Encode a code point (already validated: no surrogates, <= U+10FFFF). */
 static size_t put_utf8(char *o, unsigned cp) {
     if (cp < 0x80) {
         o[0] = (char)cp;
@@ -163,8 +171,7 @@ static int parse_escape(parser *ps, char *o, size_t *wrote) {
     if (ps->len - ps->pos < 4 || hex4(ps->buf + ps->pos, &cp) < 0)
         return fail_at(ps, at, "\\u must be followed by 4 hex digits");
     ps->pos += 4;
-    if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return fail_at(ps, at, "lone low surrogate \\u%04X", cp);
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail_at(ps, at, "lone low surrogate \\u%04X", cp);
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         unsigned lo;
         if (ps->len - ps->pos < 6 || ps->buf[ps->pos] != '\\' || ps->buf[ps->pos + 1] != 'u' ||
@@ -183,7 +190,8 @@ static int parse_escape(parser *ps, char *o, size_t *wrote) {
 static int parse_string(parser *ps, char **out, size_t *out_len) {
     size_t start = ps->pos++;
     size_t end = ps->pos;
-    while (end < ps->len && ps->buf[end] != '"') end += ps->buf[end] == '\\' ? 2 : 1;
+    while (end < ps->len && ps->buf[end] != '"')
+        end += ps->buf[end] == '\\' ? 2 : 1;
     if (end >= ps->len) return fail_at(ps, start, "unterminated string");
     char *s = nas_malloc(end - ps->pos + 1);
     if (!s) return fail_oom(ps);
@@ -225,7 +233,9 @@ fail:
 // ----------------------------------------------------------------------------
 // Numbers and literals
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /* Check the RFC 8259 number grammar by hand (strtod alone would accept hex,
  * "inf", leading '+' and leading zeros), then convert the exact span. */
@@ -238,20 +248,23 @@ static int parse_number(parser *ps, double *out) {
         p++;
         if (p < n && is_digit(b[p])) return fail_at(ps, start, "invalid number: leading zero");
     } else {
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     if (p < n && b[p] == '.') {
         p++;
         if (p >= n || !is_digit(b[p]))
             return fail_at(ps, p, "invalid number: expected a digit after '.'");
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     if (p < n && (b[p] == 'e' || b[p] == 'E')) {
         p++;
         if (p < n && (b[p] == '+' || b[p] == '-')) p++;
         if (p >= n || !is_digit(b[p]))
             return fail_at(ps, p, "invalid number: expected a digit in the exponent");
-        while (p < n && is_digit(b[p])) p++;
+        while (p < n && is_digit(b[p]))
+            p++;
     }
     size_t span = p - start;
     if (span >= JSON_NUMBER_MAX)
@@ -266,12 +279,15 @@ static int parse_number(parser *ps, double *out) {
     return 0;
 }
 
+/* true, false or null; anything else starting a value is reported here,
+ * which is why the message says "expected a value". */
 static int parse_literal(parser *ps, nas_json *v) {
     static const struct {
         const char *word;
         nas_json_type type;
         int boolean;
-    } lits[] = {{"true", NAS_JSON_BOOL, 1}, {"false", NAS_JSON_BOOL, 0}, {"null", NAS_JSON_NULL, 0}};
+    } lits[] = {
+        {"true", NAS_JSON_BOOL, 1}, {"false", NAS_JSON_BOOL, 0}, {"null", NAS_JSON_NULL, 0}};
     for (size_t i = 0; i < NAS_ARRAY_LEN(lits); i++) {
         size_t wl = strlen(lits[i].word);
         if (ps->len - ps->pos >= wl && memcmp(ps->buf + ps->pos, lits[i].word, wl) == 0) {
@@ -289,6 +305,8 @@ static int parse_literal(parser *ps, nas_json *v) {
 // ----------------------------------------------------------------------------
 // Arrays and objects
 
+/* Elements are stored by value in one array that doubles as it grows:
+ * one allocation per doubling rather than one per element. */
 static int parse_array(parser *ps, nas_json *v, int depth) {
     size_t cap = 0;
     int rc;
@@ -326,12 +344,14 @@ static int parse_array(parser *ps, nas_json *v, int depth) {
     }
 }
 
+/* Order members by key, then by position, so that of two equal keys the
+ * earlier one sorts first and the later one is reported. */
 static int cmp_member(const void *a, const void *b) {
     const nas_json_member *x = *(const nas_json_member *const *)a;
     const nas_json_member *y = *(const nas_json_member *const *)b;
     int c = strcmp(x->key, y->key);
     if (c) return c;
-    return x->value.offset < y->value.offset ? -1 : 1;
+    return x->key_offset < y->key_offset ? -1 : 1;
 }
 
 /* Reject duplicate keys in O(n log n): sort pointers by key and compare
@@ -340,12 +360,13 @@ static int check_duplicates(parser *ps, const nas_json *v) {
     if (v->len < 2) return 0;
     const nas_json_member **idx = nas_malloc(v->len * sizeof *idx);
     if (!idx) return fail_oom(ps);
-    for (size_t i = 0; i < v->len; i++) idx[i] = &v->members[i];
+    for (size_t i = 0; i < v->len; i++)
+        idx[i] = &v->members[i];
     qsort(idx, v->len, sizeof *idx, cmp_member);
     int rc = 0;
     for (size_t i = 1; i < v->len; i++) {
         if (strcmp(idx[i - 1]->key, idx[i]->key) == 0) {
-            rc = fail_at(ps, idx[i]->value.offset, "duplicate key \"%.64s\"", idx[i]->key);
+            rc = fail_at(ps, idx[i]->key_offset, "duplicate key \"%.64s\"", idx[i]->key);
             break;
         }
     }
@@ -353,6 +374,8 @@ static int check_duplicates(parser *ps, const nas_json *v) {
     return rc;
 }
 
+/* Members keep document order (safetensors and genome readers report
+ * problems in the order a person reads the file). */
 static int parse_object(parser *ps, nas_json *v, int depth) {
     size_t cap = 0;
     int rc;
@@ -378,6 +401,7 @@ static int parse_object(parser *ps, nas_json *v, int depth) {
         }
         nas_json_member *m = &v->members[v->len];
         memset(m, 0, sizeof *m);
+        m->key_offset = ps->pos;
         if ((rc = parse_string(ps, &m->key, &m->key_len)) < 0) return rc;
         v->len++; /* the key is owned from here on, so count it for free_value */
         skip_ws(ps);
@@ -408,7 +432,8 @@ static int parse_object(parser *ps, nas_json *v, int depth) {
 static int parse_value(parser *ps, nas_json *v, int depth) {
     skip_ws(ps);
     v->offset = ps->pos;
-    if (ps->pos >= ps->len) return fail_at(ps, ps->pos, "unexpected end of input, expected a value");
+    if (ps->pos >= ps->len)
+        return fail_at(ps, ps->pos, "unexpected end of input, expected a value");
     char c = ps->buf[ps->pos];
     if (c == '[' || c == '{') {
         if (depth >= ps->max_depth)
@@ -426,11 +451,14 @@ static int parse_value(parser *ps, nas_json *v, int depth) {
     return parse_literal(ps, v);
 }
 
+/* Free what a value owns (not the value itself, which lives in its
+ * parent's array).  Safe on a zeroed or partially parsed value. */
 static void free_value(nas_json *v) {
     if (v->type == NAS_JSON_STRING) {
         nas_free(v->str);
     } else if (v->type == NAS_JSON_ARRAY) {
-        for (size_t i = 0; i < v->len; i++) free_value(&v->items[i]);
+        for (size_t i = 0; i < v->len; i++)
+            free_value(&v->items[i]);
         nas_free(v->items);
     } else if (v->type == NAS_JSON_OBJECT) {
         for (size_t i = 0; i < v->len; i++) {
@@ -478,6 +506,8 @@ void nas_json_free(nas_json **root) {
 // ----------------------------------------------------------------------------
 // Lookups
 
+/* A linear scan: the objects nasd reads have a handful of keys (genomes,
+ * config-like replies) or are walked in order anyway (safetensors). */
 const nas_json *nas_json_get(const nas_json *obj, const char *key) {
     if (!obj || obj->type != NAS_JSON_OBJECT || !key) return NULL;
     for (size_t i = 0; i < obj->len; i++)
@@ -502,8 +532,8 @@ static int get_typed(const nas_json *obj, const char *key, nas_json_type want, c
         return nas_set_err(err, NAS_EFORMAT, "json: looking up \"%s\" in a non-object", key);
     *v = nas_json_get(obj, key);
     if (!*v)
-        return nas_set_err(err, NAS_ENOTFOUND, "json: offset %zu: missing key \"%s\"",
-                           obj->offset, key);
+        return nas_set_err(err, NAS_ENOTFOUND, "json: offset %zu: missing key \"%s\"", obj->offset,
+                           key);
     if ((*v)->type != want)
         return nas_set_err(err, NAS_EFORMAT, "json: offset %zu: \"%s\" has type %s, expected %s",
                            (*v)->offset, key, nas_json_type_name((*v)->type),
@@ -553,200 +583,4 @@ int nas_json_get_string(const nas_json *obj, const char *key, const char **out, 
     int rc = get_typed(obj, key, NAS_JSON_STRING, &v, err);
     if (rc == 0) *out = v->str;
     return rc;
-}
-
-// ----------------------------------------------------------------------------
-// Writer
-
-void nas_json_buf_init(nas_json_buf *b) { memset(b, 0, sizeof *b); }
-
-void nas_json_buf_fini(nas_json_buf *b) {
-    nas_free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-int nas_json_buf_status(const nas_json_buf *b) { return b->status; }
-
-char *nas_json_buf_take(nas_json_buf *b, size_t *len) {
-    if (b->status < 0) {
-        nas_json_buf_fini(b);
-        return NULL;
-    }
-    if (!b->data) nas_json_buf_raw(b, "", 0); /* an empty document is "" */
-    if (b->status < 0) {
-        nas_json_buf_fini(b);
-        return NULL;
-    }
-    char *s = b->data;
-    if (len) *len = b->len;
-    memset(b, 0, sizeof *b);
-    return s;
-}
-
-/* Make room for n more bytes plus the NUL; sets the sticky status on OOM. */
-static int buf_reserve(nas_json_buf *b, size_t n) {
-    if (b->status < 0) return -1;
-    if (b->len + n + 1 <= b->cap && b->data) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->status = NAS_ENOMEM;
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *d = nas_realloc(b->data, cap);
-    if (!d) {
-        b->status = NAS_ENOMEM;
-        return -1;
-    }
-    b->data = d, b->cap = cap;
-    return 0;
-}
-
-void nas_json_buf_raw(nas_json_buf *b, const char *s, size_t n) {
-    if (buf_reserve(b, n) < 0) return;
-    if (n) memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-void nas_json_buf_printf(nas_json_buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) < 0) return;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* Write a ',' when the previous byte ends a value, so that consecutive
- * values and key/value pairs are separated without caller bookkeeping. */
-static void buf_sep(nas_json_buf *b) {
-    if (b->len == 0 || b->status < 0) return;
-    char last = b->data[b->len - 1];
-    if (last != '{' && last != '[' && last != ':' && last != ',') nas_json_buf_raw(b, ",", 1);
-}
-
-void nas_json_buf_obj_begin(nas_json_buf *b) {
-    buf_sep(b);
-    nas_json_buf_raw(b, "{", 1);
-}
-
-void nas_json_buf_obj_end(nas_json_buf *b) { nas_json_buf_raw(b, "}", 1); }
-
-void nas_json_buf_arr_begin(nas_json_buf *b) {
-    buf_sep(b);
-    nas_json_buf_raw(b, "[", 1);
-}
-
-void nas_json_buf_arr_end(nas_json_buf *b) { nas_json_buf_raw(b, "]", 1); }
-
-/* Quoted, escaped string: the two characters JSON requires (quote and
- * backslash) and every control character; other bytes pass through, so
- * the caller supplies UTF-8. */
-static void buf_quoted(nas_json_buf *b, const char *s, size_t n) {
-    if (buf_reserve(b, n + 2) < 0) return;
-    nas_json_buf_raw(b, "\"", 1);
-    size_t run = 0; /* start of the current run of plain bytes */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        nas_json_buf_raw(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': nas_json_buf_raw(b, "\\\"", 2); break;
-        case '\\': nas_json_buf_raw(b, "\\\\", 2); break;
-        case '\n': nas_json_buf_raw(b, "\\n", 2); break;
-        case '\r': nas_json_buf_raw(b, "\\r", 2); break;
-        case '\t': nas_json_buf_raw(b, "\\t", 2); break;
-        case '\b': nas_json_buf_raw(b, "\\b", 2); break;
-        case '\f': nas_json_buf_raw(b, "\\f", 2); break;
-        default: nas_json_buf_printf(b, "\\u%04x", c); break;
-        }
-    }
-    nas_json_buf_raw(b, s + run, n - run);
-    nas_json_buf_raw(b, "\"", 1);
-}
-
-void nas_json_buf_key(nas_json_buf *b, const char *key) {
-    buf_sep(b);
-    buf_quoted(b, key, strlen(key));
-    nas_json_buf_raw(b, ":", 1);
-}
-
-void nas_json_buf_strn(nas_json_buf *b, const char *s, size_t n) {
-    buf_sep(b);
-    buf_quoted(b, s, n);
-}
-
-void nas_json_buf_str(nas_json_buf *b, const char *s) {
-    if (!s) {
-        nas_json_buf_null(b);
-        return;
-    }
-    nas_json_buf_strn(b, s, strlen(s));
-}
-
-void nas_json_buf_i64(nas_json_buf *b, int64_t v) {
-    buf_sep(b);
-    nas_json_buf_printf(b, "%lld", (long long)v);
-}
-
-void nas_json_buf_u64(nas_json_buf *b, uint64_t v) {
-    buf_sep(b);
-    nas_json_buf_printf(b, "%llu", (unsigned long long)v);
-}
-
-void nas_json_buf_f32(nas_json_buf *b, float v) {
-    if (!isfinite(v)) {
-        nas_json_buf_null(b);
-        return;
-    }
-    buf_sep(b);
-    nas_json_buf_printf(b, "%.9g", (double)v);
-}
-
-void nas_json_buf_f64(nas_json_buf *b, double v) {
-    if (!isfinite(v)) {
-        nas_json_buf_null(b);
-        return;
-    }
-    buf_sep(b);
-    nas_json_buf_printf(b, "%.17g", v);
-}
-
-void nas_json_buf_bool(nas_json_buf *b, int v) {
-    buf_sep(b);
-    nas_json_buf_raw(b, v ? "true" : "false", v ? 4 : 5);
-}
-
-void nas_json_buf_null(nas_json_buf *b) {
-    buf_sep(b);
-    nas_json_buf_raw(b, "null", 4);
-}
-
-void nas_json_buf_value(nas_json_buf *b, const nas_json *v) {
-    switch (v->type) {
-    case NAS_JSON_NULL: nas_json_buf_null(b); break;
-    case NAS_JSON_BOOL: nas_json_buf_bool(b, v->boolean); break;
-    case NAS_JSON_NUMBER: nas_json_buf_f64(b, v->number); break;
-    case NAS_JSON_STRING: nas_json_buf_strn(b, v->str, v->len); break;
-    case NAS_JSON_ARRAY:
-        nas_json_buf_arr_begin(b);
-        for (size_t i = 0; i < v->len; i++) nas_json_buf_value(b, &v->items[i]);
-        nas_json_buf_arr_end(b);
-        break;
-    case NAS_JSON_OBJECT:
-        nas_json_buf_obj_begin(b);
-        for (size_t i = 0; i < v->len; i++) {
-            nas_json_buf_key(b, v->members[i].key);
-            nas_json_buf_value(b, &v->members[i].value);
-        }
-        nas_json_buf_obj_end(b);
-        break;
-    }
 }

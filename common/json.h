@@ -55,8 +55,9 @@ struct nas_json {
 };
 
 struct nas_json_member {
-    char *key;      /* decoded, NUL-terminated, unique within the object */
-    size_t key_len; /* bytes */
+    char *key;         /* decoded, NUL-terminated, unique within the object */
+    size_t key_len;    /* bytes */
+    size_t key_offset; /* byte offset of the key's opening quote */
     nas_json value;
 };
 

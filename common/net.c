@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/gemm.h"
 #include "common/net_internal.h"
 
 #define NAS_NET_MAX_PATH 200
@@ -56,6 +57,8 @@ void nas_net_destroy(nas_net **np) {
     nas_aligned_free(net->act_arena);
     nas_aligned_free(net->grad_arena);
     nas_aligned_free(net->workspace);
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
     nas_free(net);
     *np = NULL;
 }
@@ -454,6 +457,28 @@ static void mark_live(nas_net *net) {
     }
 }
 
+// Fuse each ReLU into the batch norm feeding it when that ReLU is the BN's only consumer: the
+// BN then writes max(y, 0) into its own slot, the ReLU aliases that slot and its gradient, and
+// the BN backward applies the mask.  This removes a full pass over the tensor each way.
+static void fuse_bn_relu(nas_net *net) {
+    int *uses = nas_calloc((size_t)net->n_nodes, sizeof(int));
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 0; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live) continue;
+        for (int k = 0; k < nd->n_in; k++) uses[nas__input(nd, k)]++;
+    }
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_RELU) continue;
+        nas__node *bn = &net->nodes[nd->in[0]];
+        if (bn->op != NAS__OP_BN || uses[nd->in[0]] != 1) continue;
+        bn->fused = 1;
+        nd->fused = 1;
+    }
+    nas_free(uses);
+}
+
 // Assign gradient buffers by simulating the backward order (see the file comment).
 static int plan_grads(nas_net *net) {
     planner pl = {nas_calloc((size_t)net->n_nodes + 1, sizeof(plan_block)), 0, 0};
@@ -465,6 +490,13 @@ static int plan_grads(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live) continue;
+        if (nd->op == NAS__OP_RELU && nd->fused) {
+            // The BN inherits this gradient buffer and frees it at its own step.
+            nas__node *bn = &net->nodes[nd->in[0]];
+            bn->grad_off = nd->grad_off;
+            bn->zero_at = -1;
+            continue;
+        }
         for (int k = 0; k < nd->n_in; k++) {
             nas__node *in = &net->nodes[nas__input(nd, k)];
             if (in->grad_off != SIZE_MAX) continue;
@@ -491,6 +523,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     net->output = output;
     net->batch = batch;
     mark_live(net);
+    fuse_bn_relu(net);
 
     // Parameter offsets: the trainable prefix, then buffers.
     size_t off = 0;
@@ -508,6 +541,10 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     for (int i = 1; i < net->n_nodes; i++) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live) continue;
+        if (nd->op == NAS__OP_RELU && nd->fused) {
+            nd->act_off = net->nodes[nd->in[0]].act_off; /* in place in the BN's slot */
+            continue;
+        }
         nd->act_off = act;
         act += node_floats(net, nd);
         nd->aux_off = act;
@@ -536,8 +573,43 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         p->grad = p->trainable ? net->grad_block + p->offset : NULL;
     }
     net->compiled = 1;
+    net->threads = 1;
     nas_rng rng;
     nas_rng_init(&rng, 0x5eed, 0);
     nas_net_init_params(net, &rng);
+    return NAS_OK;
+}
+
+int nas_net_set_threads(nas_net *net, int threads, char *err) {
+    NAS_ASSERT(net->compiled);
+    if (threads < 1) threads = 1;
+    // BLAS stays single-threaded: our threads split the batch, and nesting OpenBLAS threads
+    // inside them on few cores is several times slower (PERF-ANCHORS.md section 3).
+    nas_gemm_set_threads(1);
+    if (threads == net->threads) return NAS_OK;
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
+    net->tscratch = NULL;
+    net->threads = 1;
+    if (threads == 1) return NAS_OK;
+    // Each extra member needs its own im2col workspace and weight-gradient accumulator.
+    size_t max_w = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->op != NAS__OP_CONV || !nd->live) continue;
+        size_t w = net->params[nd->p[0]].size + (size_t)nd->shape.c;
+        if (w > max_w) max_w = w;
+    }
+    net->max_wgrad = max_w;
+    net->tscratch_stride = pad16(net->workspace_floats + max_w);
+    net->tscratch = nas_aligned_alloc(sizeof(float) * net->tscratch_stride * (size_t)(threads - 1));
+    if (!net->tscratch) return nas_set_err(err, NAS_ENOMEM, "net: out of memory for %d threads", threads);
+    int rc = nas_workpool_create(&net->pool, threads, err);
+    if (rc < 0) {
+        nas_aligned_free(net->tscratch);
+        net->tscratch = NULL;
+        return rc;
+    }
+    net->threads = threads;
     return NAS_OK;
 }

@@ -142,6 +142,14 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err);
  * var 1.  Optimizer state is zeroed. */
 void nas_net_init_params(nas_net *net, nas_rng *rng);
 
+/* Compute threads for forward/backward of a compiled net (>= 1; default 1).  With more than
+ * one, the net splits each batch's images over its own worker threads and
+ * keeps OpenBLAS single-threaded, so BLAS threads never nest inside ours.
+ * Results are bit-identical for a given thread count.  Returns NAS_OK or
+ * NAS_ENOMEM / NAS_EIO when threads cannot be started (the net then stays
+ * single-threaded). */
+int nas_net_set_threads(nas_net *net, int threads, char *err);
+
 /* Set the drop-path probability used by every drop-path node. */
 void nas_net_set_drop_path(nas_net *net, float p);
 

@@ -11,6 +11,7 @@
 #include "common/conv.h"
 #include "common/net.h"
 #include "common/ops.h"
+#include "common/workpool.h"
 
 enum nas__op {
     NAS__OP_INPUT,
@@ -40,6 +41,7 @@ typedef struct nas__node {
     float prob;         /* dropout probability */
     nas_conv_shape cs;  /* convolution geometry (n = 1; set per call) */
     int live;           /* 1 if the output depends on it */
+    int fused;          /* BN: a following ReLU is applied in place; ReLU: done by its BN */
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */
@@ -64,6 +66,12 @@ struct nas_net {
     float *act_arena, *grad_arena, *workspace;
     size_t act_floats, grad_arena_floats, workspace_floats;
     float drop_path;            /* current drop-path probability */
+    // threads
+    int threads;                /* members of pool (1 = no pool) */
+    nas_workpool *pool;         /* NULL when single-threaded */
+    float *tscratch;            /* per extra thread: a workspace, then a weight-gradient
+                                   accumulator of max_wgrad floats */
+    size_t tscratch_stride, max_wgrad;
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;

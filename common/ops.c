@@ -143,24 +143,66 @@ void nas_gap_backward(float *dinp, const float *dout, int n, int c, int hw) {
 // ----------------------------------------------------------------------------
 // batch norm
 
-void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,
-                          const float *gamma, const float *beta, float *running_mean,
-                          float *running_var, int n, int c, int hw, float momentum, float eps) {
+// Reductions are written with NAS_LANES independent partial sums: C forbids reassociating one
+// float accumulator, so a single-sum loop runs scalar; lanes let the compiler use SIMD while the
+// order (and so the result) stays fixed.
+#define NAS_LANES 16
+
+// *s1 = sum(x), *s2 = sum(x*x) over n floats.
+static void sum_sq(const float *x, int n, float *s1, float *s2) {
+    float a[NAS_LANES] = {0}, b[NAS_LANES] = {0};
+    int i = 0;
+    for (; i + NAS_LANES <= n; i += NAS_LANES)
+        for (int j = 0; j < NAS_LANES; j++) a[j] += x[i + j], b[j] += x[i + j] * x[i + j];
+    for (int j = 0; i < n; i++, j++) a[j] += x[i], b[j] += x[i] * x[i];
+    float r1 = 0.0f, r2 = 0.0f;
+    for (int j = 0; j < NAS_LANES; j++) r1 += a[j], r2 += b[j];
+    *s1 = r1, *s2 = r2;
+}
+
+// With g = (mask == NULL || mask > 0) ? dy : 0: *s1 = sum(g), *s2 = sum(g * x).
+static void sum_dot_masked(const float *dy, const float *x, const float *mask, int n, float *s1,
+                           float *s2) {
+    float a[NAS_LANES] = {0}, b[NAS_LANES] = {0};
+    int i = 0;
+    if (mask) {
+        for (; i + NAS_LANES <= n; i += NAS_LANES)
+            for (int j = 0; j < NAS_LANES; j++) {
+                float d = dy[i + j];
+                float g = mask[i + j] > 0.0f ? d : 0.0f;
+                a[j] += g, b[j] += g * x[i + j];
+            }
+        for (int j = 0; i < n; i++, j++) {
+            float g = mask[i] > 0.0f ? dy[i] : 0.0f;
+            a[j] += g, b[j] += g * x[i];
+        }
+    } else {
+        for (; i + NAS_LANES <= n; i += NAS_LANES)
+            for (int j = 0; j < NAS_LANES; j++) a[j] += dy[i + j], b[j] += dy[i + j] * x[i + j];
+        for (int j = 0; i < n; i++, j++) a[j] += dy[i], b[j] += dy[i] * x[i];
+    }
+    float r1 = 0.0f, r2 = 0.0f;
+    for (int j = 0; j < NAS_LANES; j++) r1 += a[j], r2 += b[j];
+    *s1 = r1, *s2 = r2;
+}
+
+void nas_bn_forward_train_part(float *out, float *mean, float *rstd, const float *inp,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, int n, int c, int hw, float momentum, float eps,
+                               int relu, int c0, int c1) {
     long m = (long)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        // Two passes in double: the mean first, then the centred second moment, so that a
-        // large mean does not swamp the variance.
-        double sum = 0.0;
+    for (int ch = c0; ch < c1; ch++) {
+        // One pass of sum and sum of squares, in double: activations are O(1) and m is at
+        // most a few million, so E[x^2] - E[x]^2 keeps ample precision and saves a pass.
+        double sum = 0.0, sq = 0.0;
         for (int b = 0; b < n; b++) {
             const float *x = inp + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) sum += x[i];
+            float s1, s2;
+            sum_sq(x, hw, &s1, &s2);
+            sum += s1, sq += s2;
         }
-        double mu = sum / (double)m, sq = 0.0;
-        for (int b = 0; b < n; b++) {
-            const float *x = inp + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
-        }
-        double var = sq / (double)m;
+        double mu = sum / (double)m, var = sq / (double)m - mu * mu;
+        if (var < 0.0) var = 0.0;
         float rs = (float)(1.0 / sqrt(var + eps));
         mean[ch] = (float)mu;
         rstd[ch] = rs;
@@ -168,56 +210,99 @@ void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp
         for (int b = 0; b < n; b++) {
             const float *x = inp + ((long)b * c + ch) * hw;
             float *y = out + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) y[i] = x[i] * scale + shift;
+            if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float v = x[i] * scale + shift;
+                    y[i] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int i = 0; i < hw; i++) y[i] = x[i] * scale + shift;
+            }
         }
-        double unbiased = m > 1 ? sq / (double)(m - 1) : var;
+        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
         running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
         running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
     }
 }
 
-void nas_bn_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
-                         const float *running_mean, const float *running_var, int n, int c, int hw,
-                         float eps) {
-    for (int ch = 0; ch < c; ch++) {
+void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
+                              const float *beta, const float *running_mean,
+                              const float *running_var, int n, int c, int hw, float eps, int relu,
+                              int c0, int c1) {
+    for (int ch = c0; ch < c1; ch++) {
         float scale = gamma[ch] / sqrtf(running_var[ch] + eps);
         float shift = beta[ch] - running_mean[ch] * scale;
         for (int b = 0; b < n; b++) {
             const float *x = inp + ((long)b * c + ch) * hw;
             float *y = out + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) y[i] = x[i] * scale + shift;
+            for (int i = 0; i < hw; i++) {
+                float v = x[i] * scale + shift;
+                y[i] = relu && v < 0.0f ? 0.0f : v;
+            }
         }
     }
 }
 
-void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-                     const float *mean, const float *rstd, const float *gamma, int n, int c,
-                     int hw) {
+void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                          const float *out, const float *inp, const float *mean, const float *rstd,
+                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1) {
     long m = (long)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        // forward was: y = gamma * xhat + beta, xhat = (x - mean) * rstd
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (int ch = c0; ch < c1; ch++) {
+        // forward was: y = gamma * xhat + beta, xhat = (x - mean) * rstd, then out = max(y, 0)
+        // when relu is fused, so the gradient reaching y is dout masked by out > 0.
+        double sum_dy = 0.0, sum_dy_x = 0.0;
         float mu = mean[ch], rs = rstd[ch];
         for (int b = 0; b < n; b++) {
-            const float *x = inp + ((long)b * c + ch) * hw;
-            const float *dy = dout + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) {
-                sum_dy += dy[i];
-                sum_dy_xhat += (double)dy[i] * ((x[i] - mu) * rs);
-            }
+            long off = ((long)b * c + ch) * hw;
+            const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
+            float s1, s2;
+            sum_dot_masked(dy, x, o, hw, &s1, &s2);
+            sum_dy += s1, sum_dy_x += s2;
         }
+        // sum(dy * xhat) = rstd * (sum(dy * x) - mean * sum(dy))
+        double sum_dy_xhat = rs * (sum_dy_x - mu * sum_dy);
         dbeta[ch] += (float)sum_dy;
         dgamma[ch] += (float)sum_dy_xhat;
         // dx = gamma*rstd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat))
         float k1 = gamma[ch] * rs, a = (float)(sum_dy / (double)m);
-        float b2 = (float)(sum_dy_xhat / (double)m);
+        float b2 = (float)(sum_dy_xhat / (double)m) * rs;
         for (int b = 0; b < n; b++) {
-            const float *x = inp + ((long)b * c + ch) * hw;
-            const float *dy = dout + ((long)b * c + ch) * hw;
-            float *dx = dinp + ((long)b * c + ch) * hw;
-            for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * rs * b2);
+            long off = ((long)b * c + ch) * hw;
+            const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
+            float *dx = dinp + off;
+            if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float d = dy[i]; /* loaded unconditionally so the select vectorises */
+                    float g = o[i] > 0.0f ? d : 0.0f;
+                    dx[i] += k1 * (g - a - (x[i] - mu) * b2);
+                }
+            } else {
+                for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
+            }
         }
     }
+}
+
+void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,
+                          const float *gamma, const float *beta, float *running_mean,
+                          float *running_var, int n, int c, int hw, float momentum, float eps,
+                          int relu) {
+    nas_bn_forward_train_part(out, mean, rstd, inp, gamma, beta, running_mean, running_var, n, c,
+                              hw, momentum, eps, relu, 0, c);
+}
+
+void nas_bn_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, int n, int c, int hw,
+                         float eps, int relu) {
+    nas_bn_forward_eval_part(out, inp, gamma, beta, running_mean, running_var, n, c, hw, eps, relu,
+                             0, c);
+}
+
+void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
+                     const float *inp, const float *mean, const float *rstd, const float *gamma,
+                     int n, int c, int hw, int relu) {
+    nas_bn_backward_part(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu, 0,
+                         c);
 }
 
 // ----------------------------------------------------------------------------
@@ -229,8 +314,11 @@ void nas_relu_forward(float *out, const float *inp, long n) {
 
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n) {
     // forward was: out = max(inp, 0), so the gradient passes where out > 0.
-    for (long i = 0; i < n; i++)
-        if (out[i] > 0.0f) dinp[i] += dout[i];
+    // Branch-free so that it vectorises: the mask is unpredictable.
+    for (long i = 0; i < n; i++) {
+        float d = dout[i];
+        dinp[i] += out[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 // ----------------------------------------------------------------------------

@@ -39,17 +39,34 @@ void nas_gap_backward(float *dinp, const float *dout, int n, int c, int hw);
 // batch norm, training mode: inp (N,C,HW); mean, rstd (C) are saved for the
 // backward pass; running_mean/var (C) move toward the batch statistics by
 // `momentum` (the running variance uses the unbiased estimate, as torch).
+// relu != 0 fuses a following ReLU: out = max(bn(inp), 0).
 void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,
                           const float *gamma, const float *beta, float *running_mean,
-                          float *running_var, int n, int c, int hw, float momentum, float eps);
+                          float *running_var, int n, int c, int hw, float momentum, float eps,
+                          int relu);
 // batch norm, eval mode: normalises with the running statistics.
 void nas_bn_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, int n, int c, int hw,
-                         float eps);
-// backward of the training forward.
-void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-                     const float *mean, const float *rstd, const float *gamma, int n, int c,
-                     int hw);
+                         float eps, int relu);
+// backward of the training forward; out (the forward's output) is read only
+// when relu is fused, as the ReLU mask.
+void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
+                     const float *inp, const float *mean, const float *rstd, const float *gamma,
+                     int n, int c, int hw, int relu);
+
+// The same three kernels restricted to channels [c0, c1): channels are
+// independent, so threads may split them.
+void nas_bn_forward_train_part(float *out, float *mean, float *rstd, const float *inp,
+                               const float *gamma, const float *beta, float *running_mean,
+                               float *running_var, int n, int c, int hw, float momentum, float eps,
+                               int relu, int c0, int c1);
+void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
+                              const float *beta, const float *running_mean,
+                              const float *running_var, int n, int c, int hw, float eps, int relu,
+                              int c0, int c1);
+void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                          const float *out, const float *inp, const float *mean, const float *rstd,
+                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1);
 
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);

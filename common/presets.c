@@ -25,6 +25,9 @@
  *               y = x + F(x).  In the reduction cell the convolution on
  *               h[i-1] strides and the identity becomes a factorized
  *               reduction, the usual projection shortcut.
+ *  nb201_resnet the same residual block in the NAS-Bench-201 space:
+ *               node 1 = conv3x3(x), node 2 = conv3x3(node 1), output =
+ *               x + node 2 (our own writing, not a cell from the paper).
  *
  * The texts were cross-checked against the transcription of the same
  * figures in the DARTS code base's genotypes (Liu, Simonyan, Yang 2019).
@@ -49,9 +52,13 @@ static const struct {
     {"pnasnet5",
      "c=sep5x5:0+max3x3:0,sep7x7:1+max3x3:1,sep5x5:1+sep3x3:1,sep3x3:4+max3x3:1,sep3x3:0+id:1"},
     {"resnet", "c=conv3x3:1+zero:0,conv3x3:2+id:1"},
+    {"nb201_resnet",
+     "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"},
 };
 
-static const char *const preset_names[] = {"nasnet_a", "amoebanet_a", "pnasnet5", "resnet", NULL};
+/* Kept in the table's order; a test checks that every name resolves. */
+static const char *const preset_names[] = {"nasnet_a", "amoebanet_a",  "pnasnet5",
+                                           "resnet",   "nb201_resnet", NULL};
 
 const char *const *nas_genome_preset_names(void) {
     return preset_names;
@@ -67,7 +74,10 @@ int nas_genome_preset(const char *name, nas_genome *out, char *err) {
         NAS_ASSERT(rc == NAS_OK);
         return NAS_OK;
     }
-    return nas_set_err(err, NAS_ENOTFOUND,
-                       "unknown preset '%.40s' (known: nasnet_a, amoebanet_a, pnasnet5, resnet)",
-                       name);
+    char known[128] = "";
+    for (size_t i = 0; preset_names[i] != NULL; i++) {
+        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
+        strncat(known, preset_names[i], sizeof known - strlen(known) - 1);
+    }
+    return nas_set_err(err, NAS_ENOTFOUND, "unknown preset '%.40s' (known: %s)", name, known);
 }

@@ -19,7 +19,7 @@ int nas_refnet_resolution(const char *name) {
 
 // conv (no bias, BN follows) + BN + optional ReLU, named path/conv and path/bn.
 static int conv_bn(nas_net *net, const char *path, int x, int out_c, int k, int stride, int relu) {
-    char sub[128];
+    char sub[192]; /* callers' paths are below 128 bytes */
     snprintf(sub, sizeof sub, "%s/conv", path);
     int y = nas_net_conv(net, sub, x, out_c, k, k, stride, k / 2, 1, 1, 0);
     snprintf(sub, sizeof sub, "%s/bn", path);

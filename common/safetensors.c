@@ -23,20 +23,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_JSON_DEPTH 8     /* root -> tensor -> shape is 3 deep; allow slack */
-#define MAX_EXACT (1LL << 53) /* JSON numbers are doubles: larger integers are inexact */
+#define MAX_JSON_DEPTH 8           /* root -> tensor -> shape is 3 deep; allow slack */
+#define MAX_EXACT      (1LL << 53) /* JSON numbers are doubles: larger integers are inexact */
 
 // ----------------------------------------------------------------------------
 // Byte order
 
+/* The header length is little-endian on every host; assembling it byte by
+ * byte also avoids an unaligned load from a network buffer. */
 static uint64_t load_le64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
 static void store_le64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Copy n floats between host order and little-endian (an involution). */
@@ -44,12 +48,15 @@ static void copy_f32_le(void *dst, const void *src, size_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     const uint8_t *s = src;
     uint8_t *d = dst;
-    for (size_t i = 0; i < n; i++, s += 4, d += 4) d[0] = s[3], d[1] = s[2], d[2] = s[1], d[3] = s[0];
+    for (size_t i = 0; i < n; i++, s += 4, d += 4)
+        d[0] = s[3], d[1] = s[2], d[2] = s[1], d[3] = s[0];
 #else
     if (n) memcpy(dst, src, n * 4);
 #endif
 }
 
+/* The bound keeps numel * 4 (the byte count) representable in int64, so
+ * callers can multiply by sizeof(float) without a second check. */
 int64_t nas_safetensors_numel(const nas_safetensors_tensor *t) {
     if (t->ndim < 0 || t->ndim > NAS_SAFETENSORS_MAX_DIMS) return -1;
     int64_t n = 1;
@@ -65,6 +72,8 @@ int64_t nas_safetensors_numel(const nas_safetensors_tensor *t) {
 // ----------------------------------------------------------------------------
 // Encode and save
 
+/* Duplicate detection sorts pointers, O(n log n): a model can have
+ * thousands of parameters and the pairwise check would be quadratic. */
 static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -88,14 +97,18 @@ static int validate_inputs(const nas_safetensors_tensor *t, size_t count,
         const char *nm = t[i].name;
         size_t nl = nm ? strlen(nm) : 0;
         if (nl == 0 || nl > NAS_SAFETENSORS_MAX_NAME || strcmp(nm, "__metadata__") == 0) {
-            nas_set_err(err, rc, "safetensors: tensor %zu: name \"%.64s\" is empty, longer than %d"
-                        " bytes or reserved", i, nm ? nm : "", NAS_SAFETENSORS_MAX_NAME);
+            nas_set_err(err, rc,
+                        "safetensors: tensor %zu: name \"%.64s\" is empty, longer than %d"
+                        " bytes or reserved",
+                        i, nm ? nm : "", NAS_SAFETENSORS_MAX_NAME);
             goto done;
         }
         int64_t numel = nas_safetensors_numel(&t[i]);
         if (numel < 0) {
-            nas_set_err(err, rc, "safetensors: tensor '%.100s': bad shape (ndim %d, negative or"
-                        " overflowing dimensions)", nm, t[i].ndim);
+            nas_set_err(err, rc,
+                        "safetensors: tensor '%.100s': bad shape (ndim %d, negative or"
+                        " overflowing dimensions)",
+                        nm, t[i].ndim);
             goto done;
         }
         if (numel > 0 && !t[i].data) {
@@ -111,7 +124,8 @@ static int validate_inputs(const nas_safetensors_tensor *t, size_t count,
     }
     for (size_t i = 0; i < nmeta; i++) {
         if (!meta[i].key || !*meta[i].key || !meta[i].value) {
-            nas_set_err(err, rc, "safetensors: metadata pair %zu has an empty key or NULL value", i);
+            nas_set_err(err, rc, "safetensors: metadata pair %zu has an empty key or NULL value",
+                        i);
             goto done;
         }
         names[i] = meta[i].key;
@@ -154,7 +168,8 @@ int nas_safetensors_encode(const nas_safetensors_tensor *tensors, size_t count,
         nas_json_buf_str(&jb, "F32");
         nas_json_buf_key(&jb, "shape");
         nas_json_buf_arr_begin(&jb);
-        for (int d = 0; d < t->ndim; d++) nas_json_buf_i64(&jb, t->shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            nas_json_buf_i64(&jb, t->shape[d]);
         nas_json_buf_arr_end(&jb);
         nas_json_buf_key(&jb, "data_offsets");
         nas_json_buf_arr_begin(&jb);
@@ -200,6 +215,8 @@ int nas_safetensors_encode(const nas_safetensors_tensor *tensors, size_t count,
     return 0;
 }
 
+/* write() may write less than asked (signals, pipes, quotas); loop until
+ * done so a short write is never mistaken for success. */
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -269,11 +286,23 @@ io_fail:
 // ----------------------------------------------------------------------------
 // Parse and load
 
+/* What nas_safetensors.priv points to in a loaded file. */
+typedef struct st_priv {
+    void *blob;                             /* all tensor data, 64-byte aligned */
+    const nas_safetensors_tensor **by_name; /* tensors sorted by name, for find() */
+} st_priv;
+
 typedef struct span {
     uint64_t begin, end;
     size_t index;
 } span;
 
+static int cmp_tensor_name(const void *a, const void *b) {
+    return strcmp((*(const nas_safetensors_tensor *const *)a)->name,
+                  (*(const nas_safetensors_tensor *const *)b)->name);
+}
+
+/* Order spans by start (then end) for the overlap sweep. */
 static int cmp_span(const void *a, const void *b) {
     const span *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -281,10 +310,12 @@ static int cmp_span(const void *a, const void *b) {
 }
 
 /* dtype names of the format that nasd recognises but does not read. */
+/* Telling "F16" (valid, not supported) from "Q7" (not safetensors at all)
+ * lets the message say whether the file or nasd is the problem. */
 static int is_known_dtype(const char *s) {
-    static const char *const known[] = {"F64", "F16", "BF16", "I64", "I32", "I16", "I8",
-                                        "U64", "U32", "U16", "U8", "BOOL", "F8_E4M3",
-                                        "F8_E5M2", "C64"};
+    static const char *const known[] = {"F64", "F16",  "BF16",    "I64",     "I32",
+                                        "I16", "I8",   "U64",     "U32",     "U16",
+                                        "U8",  "BOOL", "F8_E4M3", "F8_E5M2", "C64"};
     for (size_t i = 0; i < NAS_ARRAY_LEN(known); i++)
         if (strcmp(s, known[i]) == 0) return 1;
     return 0;
@@ -297,25 +328,32 @@ static int parse_entry(const nas_json_member *m, uint64_t dlen, nas_safetensors_
     const nas_json *v = &m->value;
     char jerr[NAS_ERR_LEN];
     if (v->type != NAS_JSON_OBJECT)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': entry must be an object"
-                           " (found %s)", nm, nas_json_type_name(v->type));
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.100s': entry must be an object"
+                           " (found %s)",
+                           nm, nas_json_type_name(v->type));
     if (m->key_len > NAS_SAFETENSORS_MAX_NAME)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.60s...': name longer than %d"
-                           " bytes", nm, NAS_SAFETENSORS_MAX_NAME);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.60s...': name longer than %d"
+                           " bytes",
+                           nm, NAS_SAFETENSORS_MAX_NAME);
     const char *dtype;
     if (nas_json_get_string(v, "dtype", &dtype, jerr) < 0)
         return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': dtype: %s", nm, jerr);
     if (strcmp(dtype, "F32") != 0)
         return nas_set_err(err, is_known_dtype(dtype) ? NAS_EUNSUPPORTED : NAS_EFORMAT,
-                           "safetensors: tensor '%.100s': dtype %.20s %s (nasd reads F32 only)",
-                           nm, dtype, is_known_dtype(dtype) ? "not supported" : "unknown");
+                           "safetensors: tensor '%.100s': dtype %.20s %s (nasd reads F32 only)", nm,
+                           dtype, is_known_dtype(dtype) ? "not supported" : "unknown");
     const nas_json *shape = nas_json_get(v, "shape");
     if (!shape || shape->type != NAS_JSON_ARRAY || shape->len > NAS_SAFETENSORS_MAX_DIMS)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': shape must be an"
-                           " array of at most %d dimensions", nm, NAS_SAFETENSORS_MAX_DIMS);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.100s': shape must be an"
+                           " array of at most %d dimensions",
+                           nm, NAS_SAFETENSORS_MAX_DIMS);
     t->ndim = (int)shape->len;
     for (size_t d = 0; d < shape->len; d++)
-        if (nas_json_to_int64(&shape->items[d], 0, MAX_EXACT, "a dimension", &t->shape[d], jerr) < 0)
+        if (nas_json_to_int64(&shape->items[d], 0, MAX_EXACT, "a dimension", &t->shape[d], jerr) <
+            0)
             return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': shape: %s", nm,
                                jerr);
     int64_t numel = nas_safetensors_numel(t);
@@ -326,31 +364,43 @@ static int parse_entry(const nas_json_member *m, uint64_t dlen, nas_safetensors_
     if (!offs || offs->type != NAS_JSON_ARRAY || offs->len != 2 ||
         nas_json_to_int64(&offs->items[0], 0, MAX_EXACT, "begin", &b, jerr) < 0 ||
         nas_json_to_int64(&offs->items[1], 0, MAX_EXACT, "end", &e, jerr) < 0)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': data_offsets must be"
-                           " [begin, end] with whole numbers >= 0", nm);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.100s': data_offsets must be"
+                           " [begin, end] with whole numbers >= 0",
+                           nm);
     if (b > e || (uint64_t)e > dlen)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': data_offsets [%lld,"
-                           " %lld] outside the %llu-byte data buffer", nm, (long long)b,
-                           (long long)e, (unsigned long long)dlen);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.100s': data_offsets [%lld,"
+                           " %lld] outside the %llu-byte data buffer",
+                           nm, (long long)b, (long long)e, (unsigned long long)dlen);
     if ((uint64_t)(e - b) != (uint64_t)numel * 4)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: tensor '%.100s': data_offsets hold %lld"
-                           " bytes but the shape needs %lld", nm, (long long)(e - b),
-                           (long long)numel * 4);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: tensor '%.100s': data_offsets hold %lld"
+                           " bytes but the shape needs %lld",
+                           nm, (long long)(e - b), (long long)numel * 4);
     sp->begin = (uint64_t)b, sp->end = (uint64_t)e;
     return 0;
 }
 
+/* Also the cleanup of a half-built result: counts are only advanced after
+ * the thing counted is owned, so everything counted is freed exactly once. */
 void nas_safetensors_destroy(nas_safetensors **stp) {
     if (!stp || !*stp) return;
     nas_safetensors *st = *stp;
-    for (size_t i = 0; i < st->count; i++) nas_free((char *)st->tensors[i].name);
+    for (size_t i = 0; i < st->count; i++)
+        nas_free((char *)st->tensors[i].name);
     for (size_t i = 0; i < st->nmeta; i++) {
         nas_free((char *)st->meta[i].key);
         nas_free((char *)st->meta[i].value);
     }
     nas_free(st->tensors);
     nas_free(st->meta);
-    nas_aligned_free(st->priv);
+    st_priv *pv = st->priv;
+    if (pv) {
+        nas_aligned_free(pv->blob);
+        nas_free(pv->by_name);
+        nas_free(pv);
+    }
     nas_free(st);
     *stp = NULL;
 }
@@ -358,15 +408,18 @@ void nas_safetensors_destroy(nas_safetensors **stp) {
 /* Copy the "__metadata__" object (string values only) into st. */
 static int parse_meta(const nas_json *v, nas_safetensors *st, char *err) {
     if (v->type != NAS_JSON_OBJECT)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: __metadata__ must be an object (found %s)",
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: __metadata__ must be an object (found %s)",
                            nas_json_type_name(v->type));
     st->meta = nas_calloc(v->len ? v->len : 1, sizeof *st->meta);
     if (!st->meta) return nas_set_err(err, NAS_ENOMEM, "safetensors: out of memory");
     for (size_t i = 0; i < v->len; i++) {
         const nas_json_member *m = &v->members[i];
         if (m->value.type != NAS_JSON_STRING)
-            return nas_set_err(err, NAS_EFORMAT, "safetensors: __metadata__ '%.100s' must be a"
-                               " string (found %s)", m->key, nas_json_type_name(m->value.type));
+            return nas_set_err(err, NAS_EFORMAT,
+                               "safetensors: __metadata__ '%.100s' must be a"
+                               " string (found %s)",
+                               m->key, nas_json_type_name(m->value.type));
         st->meta[i].key = nas_strdup(m->key);
         st->meta[i].value = nas_strdup(m->value.str);
         st->nmeta = i + 1; /* counted now so destroy frees a half-made pair */
@@ -380,16 +433,22 @@ int nas_safetensors_parse(const void *buf, size_t len, nas_safetensors **out, ch
     const uint8_t *b = buf;
     if (!b && len) return nas_set_err(err, NAS_EINVAL, "safetensors: NULL buffer");
     if (len < 8)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: offset 0: %zu bytes, too short for the"
-                           " 8-byte header length", len);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: offset 0: %zu bytes, too short for the"
+                           " 8-byte header length",
+                           len);
     uint64_t hlen = load_le64(b);
     if (hlen > NAS_SAFETENSORS_MAX_HEADER)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: offset 0: header length %llu exceeds"
-                           " the %llu-byte limit", (unsigned long long)hlen,
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: offset 0: header length %llu exceeds"
+                           " the %llu-byte limit",
+                           (unsigned long long)hlen,
                            (unsigned long long)NAS_SAFETENSORS_MAX_HEADER);
     if (hlen > len - 8)
-        return nas_set_err(err, NAS_EFORMAT, "safetensors: offset 0: header length %llu runs past"
-                           " the end of the %zu-byte input", (unsigned long long)hlen, len);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "safetensors: offset 0: header length %llu runs past"
+                           " the end of the %zu-byte input",
+                           (unsigned long long)hlen, len);
     uint64_t dlen = len - 8 - hlen;
     const uint8_t *data = b + 8 + hlen;
     nas_json *root = NULL;
@@ -439,28 +498,38 @@ int nas_safetensors_parse(const void *buf, size_t len, nas_safetensors **out, ch
     for (size_t i = 0; i < nt; i++) {
         if (spans[i].begin == spans[i].end) continue;
         if (prev != SIZE_MAX && spans[i].begin < prev_end) {
-            rc = nas_set_err(err, NAS_EFORMAT, "safetensors: tensors '%.80s' and '%.80s' overlap"
-                             " in the data buffer", st->tensors[prev].name,
-                             st->tensors[spans[i].index].name);
+            rc = nas_set_err(err, NAS_EFORMAT,
+                             "safetensors: tensors '%.80s' and '%.80s' overlap"
+                             " in the data buffer",
+                             st->tensors[prev].name, st->tensors[spans[i].index].name);
             goto fail;
         }
         prev_end = spans[i].end, prev = spans[i].index;
     }
     /* One aligned blob; each tensor starts on a 64-byte boundary.  The sum
      * is bounded by len plus 64 per tensor, so it cannot overflow. */
-    for (size_t i = 0; i < nt; i++) blob += nas_align_up((size_t)(spans[i].end - spans[i].begin));
-    if (!(st->priv = nas_aligned_alloc(blob))) {
+    for (size_t i = 0; i < nt; i++)
+        blob += nas_align_up((size_t)(spans[i].end - spans[i].begin));
+    st_priv *pv = nas_calloc(1, sizeof *pv);
+    st->priv = pv;
+    if (!pv || !(pv->blob = nas_aligned_alloc(blob)) ||
+        !(pv->by_name = nas_malloc((nt ? nt : 1) * sizeof *pv->by_name))) {
         rc = nas_set_err(err, NAS_ENOMEM, "safetensors: out of memory for %zu bytes", blob);
         goto fail;
     }
     size_t at = 0;
     for (size_t i = 0; i < nt; i++) {
         size_t bytes = (size_t)(spans[i].end - spans[i].begin);
-        float *dst = (float *)((uint8_t *)st->priv + at);
+        float *dst = (float *)((uint8_t *)pv->blob + at);
         copy_f32_le(dst, data + spans[i].begin, bytes / 4);
         st->tensors[spans[i].index].data = dst;
         at += nas_align_up(bytes);
     }
+    /* Names are unique (the JSON reader rejects duplicate keys), so a
+     * sorted index gives find() in O(log n) for models with many tensors. */
+    for (size_t i = 0; i < nt; i++)
+        pv->by_name[i] = &st->tensors[i];
+    qsort(pv->by_name, nt, sizeof *pv->by_name, cmp_tensor_name);
     nas_free(spans);
     nas_json_free(&root);
     *out = st;
@@ -472,6 +541,8 @@ fail:
     return rc;
 }
 
+/* The whole file is read into memory: weight files are megabytes, and
+ * parsing one buffer shares every check with the wire path. */
 int nas_safetensors_load(const char *path, nas_safetensors **out, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -503,9 +574,21 @@ done:
     return rc;
 }
 
+/* Binary search over the sorted index: loading a model looks up every
+ * parameter by name, which would be quadratic with a linear scan. */
 const nas_safetensors_tensor *nas_safetensors_find(const nas_safetensors *st, const char *name) {
-    for (size_t i = 0; st && name && i < st->count; i++)
-        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    if (!st || !name || !st->priv) return NULL;
+    const st_priv *pv = st->priv;
+    size_t lo = 0, hi = st->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(pv->by_name[mid]->name, name);
+        if (c == 0) return pv->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

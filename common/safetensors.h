@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NAS_SAFETENSORS_MAX_DIMS 8
+#define NAS_SAFETENSORS_MAX_DIMS   8
 #define NAS_SAFETENSORS_MAX_HEADER ((uint64_t)100 << 20) /* as the reference reader: 100 MB */
-#define NAS_SAFETENSORS_MAX_NAME 512                      /* bytes, parameter paths are short */
+#define NAS_SAFETENSORS_MAX_NAME   512                   /* bytes, parameter paths are short */
 
 /* One tensor: the input to encode/save, and what a loaded file holds. */
 typedef struct nas_safetensors_tensor {
@@ -47,11 +47,11 @@ typedef struct nas_safetensors_meta {
 /* A loaded file.  Everything it points to is owned by it and freed by
  * nas_safetensors_destroy(); tensor data is 64-byte aligned. */
 typedef struct nas_safetensors {
-    size_t count;                   /* tensors, in header order */
+    size_t count; /* tensors, in header order */
     nas_safetensors_tensor *tensors;
-    size_t nmeta;                   /* metadata pairs, in header order */
+    size_t nmeta; /* metadata pairs, in header order */
     nas_safetensors_meta *meta;
-    void *priv;                     /* internal storage */
+    void *priv; /* internal storage */
 } nas_safetensors;
 
 /* Elements of a tensor (product of the shape; 1 for a scalar), or -1 if

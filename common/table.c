@@ -23,16 +23,16 @@
 #define CANON_MAX 1024
 
 typedef struct kindex {
-    int *slots;       /* row + 1, 0 = empty */
-    size_t cap;       /* power of two */
+    int *slots; /* row + 1, 0 = empty */
+    size_t cap; /* power of two */
 } kindex;
 
 struct nas_table {
-    char *pool;       /* all fields, NUL-terminated */
+    char *pool; /* all fields, NUL-terminated */
     size_t pool_len, pool_cap;
-    size_t *header;   /* offsets of the header fields */
-    size_t *cells;    /* rows x cols offsets */
-    int *lines;       /* source line of each row */
+    size_t *header; /* offsets of the header fields */
+    size_t *cells;  /* rows x cols offsets */
+    int *lines;     /* source line of each row */
     int rows, cols, key;
     size_t cells_cap; /* rows the cells array has room for */
     kindex exact;
@@ -45,16 +45,21 @@ struct nas_table {
 
 // ---- building ---------------------------------------------------------------------------
 
+/* FNV-1a: simple, and good enough for architecture strings. */
 static uint64_t fnv1a(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     return h;
 }
 
+/* Fields are appended to one growing pool; offsets stay valid when the
+ * pool moves, pointers would not. */
 static int pool_put(nas_table *t, const char *s, size_t n, size_t *off) {
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
-        while (cap < t->pool_len + n + 1) cap *= 2;
+        while (cap < t->pool_len + n + 1)
+            cap *= 2;
         char *p = nas_realloc(t->pool, cap);
         if (!p) return NAS_ENOMEM;
         t->pool = p;
@@ -73,6 +78,7 @@ typedef struct record {
     int n, cap;
 } record;
 
+/* The offsets of the record being parsed; reused for every record. */
 static int record_add(record *r, size_t off) {
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
@@ -87,8 +93,11 @@ static int record_add(record *r, size_t off) {
 
 /* Parse one record starting at *pos; fields go to the pool and r.
  * Advances *pos past the line end and *line by the lines consumed. */
-static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, int *line,
-                        record *r, char *scratch, char *err) {
+/* One RFC 4180 record.  Quoted fields may span lines, so a record's line
+ * number is where it starts and *line advances past all it consumed.
+ * scratch is at least as long as the input, so an unescaped field fits. */
+static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, int *line, record *r,
+                        char *scratch, char *err) {
     size_t i = *pos;
     r->n = 0;
     int start_line = *line;
@@ -113,13 +122,13 @@ static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, in
                 scratch[n++] = s[i++];
             }
             if (i < len && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
-                return nas_set_err(err, NAS_EFORMAT, "%s:%d: text after a closing quote",
-                                   t->name, *line);
+                return nas_set_err(err, NAS_EFORMAT, "%s:%d: text after a closing quote", t->name,
+                                   *line);
         } else {
             while (i < len && s[i] != ',' && s[i] != '\n' && s[i] != '\r') {
                 if (s[i] == '"')
-                    return nas_set_err(err, NAS_EFORMAT,
-                                       "%s:%d: quote inside an unquoted field", t->name, *line);
+                    return nas_set_err(err, NAS_EFORMAT, "%s:%d: quote inside an unquoted field",
+                                       t->name, *line);
                 scratch[n++] = s[i++];
             }
         }
@@ -138,9 +147,11 @@ static int parse_record(nas_table *t, const char *s, size_t len, size_t *pos, in
     }
 }
 
+/* At most half full, so probing always ends. */
 static int index_build(kindex *ix, int rows) {
     size_t cap = 16;
-    while (cap < (size_t)rows * 2 + 2) cap *= 2;
+    while (cap < (size_t)rows * 2 + 2)
+        cap *= 2;
     ix->slots = nas_calloc(cap, sizeof *ix->slots);
     if (!ix->slots) return NAS_ENOMEM;
     ix->cap = cap;
@@ -148,6 +159,8 @@ static int index_build(kindex *ix, int rows) {
 }
 
 /* Insert row with key text k; returns the existing row on a clash, else -1. */
+/* The key text is read back through key_of, so the index stores row
+ * numbers only. */
 static int index_put(kindex *ix, const char *k, int row,
                      const char *(*key_of)(const nas_table *, int), const nas_table *t) {
     size_t n = strlen(k);
@@ -180,6 +193,8 @@ static const char *canon_key(const nas_table *t, int row) {
 
 // ---- loading --------------------------------------------------------------------------------
 
+/* Rows are appended; the line numbers are kept for error messages about
+ * cells read later (nas_table_number). */
 static int add_row(nas_table *t, const record *r, int line) {
     if ((size_t)t->rows == t->cells_cap) {
         size_t cap = t->cells_cap ? t->cells_cap * 2 : 64;
@@ -196,12 +211,15 @@ static int add_row(nas_table *t, const record *r, int line) {
     return NAS_OK;
 }
 
+/* Header, then records, then the key index; duplicate keys are found while
+ * indexing and reported with both lines. */
 static int parse_all(nas_table *t, const char *s, size_t len, const char *key_col, char *scratch,
                      record *r, char *err) {
     size_t pos = 0;
     int line = 1;
     if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    if (pos >= len) return nas_set_err(err, NAS_EFORMAT, "%s: empty file, expected a header row", t->name);
+    if (pos >= len)
+        return nas_set_err(err, NAS_EFORMAT, "%s: empty file, expected a header row", t->name);
     int rc = parse_record(t, s, len, &pos, &line, r, scratch, err);
     if (rc < 0) return rc;
     t->cols = r->n;
@@ -228,7 +246,8 @@ static int parse_all(nas_table *t, const char *s, size_t len, const char *key_co
         if (t->pool[r->offs[t->key]] == 0)
             return nas_set_err(err, NAS_EFORMAT, "%s:%d: empty key in column '%s'", t->name, at,
                                key_col);
-        if (add_row(t, r, at) < 0) return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
+        if (add_row(t, r, at) < 0)
+            return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
     }
     if (index_build(&t->exact, t->rows) < 0)
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", t->name);
@@ -265,6 +284,8 @@ fail:
     return rc;
 }
 
+/* The whole file is read into memory: benchmark tables are megabytes, and
+ * parsing from one buffer keeps line tracking simple. */
 int nas_table_load(nas_table **out, const char *path, const char *key_col, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return nas_set_err(err, NAS_EIO, "%s: %s", path, strerror(errno));
@@ -310,8 +331,12 @@ void nas_table_destroy(nas_table **tp) {
 
 // ---- queries ---------------------------------------------------------------------------------
 
-int nas_table_rows(const nas_table *t) { return t->rows; }
-int nas_table_cols(const nas_table *t) { return t->cols; }
+int nas_table_rows(const nas_table *t) {
+    return t->rows;
+}
+int nas_table_cols(const nas_table *t) {
+    return t->cols;
+}
 
 int nas_table_column(const nas_table *t, const char *name) {
     for (int c = 0; c < t->cols; c++)
@@ -324,6 +349,8 @@ const char *nas_table_header(const nas_table *t, int col) {
     return t->pool + t->header[col];
 }
 
+/* Exact text first (cheap, and what tabular benchmarks store), then the
+ * canonical form of the query when a canonical index exists. */
 int nas_table_find(const nas_table *t, const char *key, size_t len) {
     int row = index_get(&t->exact, key, len, exact_key, t);
     if (row >= 0 || !t->canon.slots || len >= CANON_MAX) return row;
@@ -340,12 +367,15 @@ const char *nas_table_cell(const nas_table *t, int row, int col) {
     return t->pool + t->cells[(size_t)row * (size_t)t->cols + (size_t)col];
 }
 
+/* Trailing blanks are allowed (spreadsheet exports); anything else after
+ * the number is not. */
 int nas_table_number(const nas_table *t, int row, int col, double *out, char *err) {
     const char *s = nas_table_cell(t, row, col);
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    while (end && (*end == ' ' || *end == '\t')) end++;
+    while (end && (*end == ' ' || *end == '\t'))
+        end++;
     if (end == s || !end || *end != 0 || errno == ERANGE || !isfinite(v))
         return nas_set_err(err, NAS_EFORMAT, "%s:%d: column '%s' holds '%.32s', not a number",
                            t->name, t->lines[row], nas_table_header(t, col), s);
@@ -353,6 +383,8 @@ int nas_table_number(const nas_table *t, int row, int col, double *out, char *er
     return NAS_OK;
 }
 
+/* Canonical keys live in fixed slots of CANON_MAX bytes, one per row, so
+ * the index can point at them by row number like the exact index. */
 int nas_table_reindex(nas_table *t, nas_table_canon_fn canon, void *ctx) {
     nas_free(t->canon.slots);
     nas_free(t->canon_pool);

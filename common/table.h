@@ -33,7 +33,7 @@ int nas_table_parse(nas_table **out, const char *text, size_t len, const char *k
 
 void nas_table_destroy(nas_table **tp);
 
-int nas_table_rows(const nas_table *t);   /* data rows (header excluded) */
+int nas_table_rows(const nas_table *t); /* data rows (header excluded) */
 int nas_table_cols(const nas_table *t);
 
 /* Column index of a header name, or NAS_ENOTFOUND. */

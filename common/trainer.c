@@ -15,7 +15,6 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
-#include "common/gemm.h"
 #include "common/log.h"
 #include "common/optim.h"
 
@@ -105,7 +104,7 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
     int64_t t0 = nas_now_ns();
     res->params = nas_net_param_count(net);
     res->macs = nas_net_macs(net);
-    nas_gemm_set_threads(f->threads);
+    if ((rc = nas_net_set_threads(net, f->threads, err)) < 0) return rc;
 
     nas_rng init_rng, drop_rng;
     nas_rng_init(&init_rng, f->seed, 1);

@@ -21,16 +21,21 @@
 
 // ---- names -------------------------------------------------------------------
 
+/* Indexed by enum nas_msg_type, which mirrors naspb MsgType value for value;
+ * logs and error messages use these names. */
 static const char *const type_names[NAS_MSG_COUNT] = {
-    "none",  "register", "ready", "heartbeat", "task",       "progress",       "result",
-    "failure", "cancel", "ack",   "error",     "disconnect", "status_request", "status_reply",
+    "none",    "register", "ready", "heartbeat", "task",       "progress",       "result",
+    "failure", "cancel",   "ack",   "error",     "disconnect", "status_request", "status_reply",
 };
 
+/* Never NULL: a peer may put any number in Envelope.type, and that number
+ * ends up in log lines. */
 const char *nas_wire_type_name(int type) {
     if (type < 0 || type >= NAS_MSG_COUNT) return "unknown";
     return type_names[type];
 }
 
+/* The names nas-master's campaign files and nas-worker use for the modes. */
 static const char *const mode_names[NAS_EVAL_MODE_COUNT] = {"train", "tabular", "synthetic"};
 
 const char *nas_eval_mode_name(int mode) {
@@ -44,11 +49,14 @@ int nas_eval_mode_parse(const char *s) {
     return -1;
 }
 
+/* Zeroing the whole union matters: absent optional fields must read as 0,
+ * and strings as empty, whichever member the caller fills in afterwards. */
 void nas_wire_msg_init(nas_wire_msg *m, int type) {
     memset(m, 0, sizeof *m);
     m->type = type;
 }
 
+/* Only StatusReply owns heap memory; every other body is fixed-size. */
 void nas_wire_msg_fini(nas_wire_msg *m) {
     if (!m) return;
     if (m->type == NAS_MSG_STATUS_REPLY && m->u.status_json) {
@@ -57,6 +65,8 @@ void nas_wire_msg_fini(nas_wire_msg *m) {
     }
 }
 
+/* Compared field by field rather than with memcmp, because the struct has
+ * padding bytes whose contents are not defined. */
 int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
     return a->resolution == b->resolution && a->train_subset == b->train_subset &&
            a->val_size == b->val_size && a->epochs == b->epochs && a->batch == b->batch &&
@@ -74,34 +84,43 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
  * buffer; decoded ones always are. */
 static int check_str(const char *s, size_t cap, const char *field, int required, char *err) {
     size_t n = strnlen(s, cap);
-    if (n == cap) return nas_set_err(err, NAS_ERANGE, "%s is longer than %zu bytes", field, cap - 1);
+    if (n == cap)
+        return nas_set_err(err, NAS_ERANGE, "%s is longer than %zu bytes", field, cap - 1);
     if (required && n == 0) return nas_set_err(err, NAS_EINVAL, "%s is missing or empty", field);
     return NAS_OK;
 }
 
+/* Written as a positive range test so that NaN fails it too. */
 static int check_unit(double v, const char *field, char *err) {
     if (!(v >= 0.0 && v <= 1.0))
         return nas_set_err(err, NAS_ERANGE, "%s = %g is outside [0, 1]", field, v);
     return NAS_OK;
 }
 
+/* Losses, times and rates: finite and not negative.  Infinity is refused
+ * because the store and the strategies would compare against it. */
 static int check_nonneg(double v, const char *field, char *err) {
     if (!isfinite(v) || v < 0.0)
         return nas_set_err(err, NAS_ERANGE, "%s = %g is not a finite number >= 0", field, v);
     return NAS_OK;
 }
 
+/* Attempts count from 1, so 0 always means the sender forgot to set it. */
 static int check_attempt(uint32_t attempt, const char *msg, char *err) {
-    if (attempt < 1) return nas_set_err(err, NAS_ERANGE, "%s.attempt = 0 (attempts count from 1)", msg);
+    if (attempt < 1)
+        return nas_set_err(err, NAS_ERANGE, "%s.attempt = 0 (attempts count from 1)", msg);
     return NAS_OK;
 }
 
+/* Return the first failed check; the message it wrote names the field. */
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         int rc_ = (x);                                                                             \
         if (rc_ < 0) return rc_;                                                                   \
     } while (0)
 
+/* The version is checked in Register as well as in the Envelope so that a
+ * worker built for another protocol is told in words which one it speaks. */
 static int validate_register(const nas_wire_register *r, char *err) {
     TRY(check_str(r->name, sizeof r->name, "register.name", 1, err));
     TRY(check_str(r->host, sizeof r->host, "register.host", 0, err));
@@ -114,11 +133,14 @@ static int validate_register(const nas_wire_register *r, char *err) {
     if (r->n_held < 0 || r->n_held > NAS_WIRE_MAX_HELD)
         return nas_set_err(err, NAS_ERANGE, "register.held has %d entries (at most %d)", r->n_held,
                            NAS_WIRE_MAX_HELD);
-    for (int i = 0; i < r->n_held; i++) TRY(check_attempt(r->held[i].attempt, "register.held", err));
+    for (int i = 0; i < r->n_held; i++)
+        TRY(check_attempt(r->held[i].attempt, "register.held", err));
     if (r->has_running) TRY(check_attempt(r->running.attempt, "register.running", err));
     return NAS_OK;
 }
 
+/* A Task is checked on the master before it is sent (encode) and on the
+ * worker when it arrives (decode), with the fidelity's own range checks. */
 static int validate_task(const nas_wire_task *t, char *err) {
     TRY(check_attempt(t->attempt, "task", err));
     TRY(check_str(t->genome, sizeof t->genome, "task.genome", 1, err));
@@ -132,6 +154,8 @@ static int validate_task(const nas_wire_task *t, char *err) {
     return NAS_OK;
 }
 
+/* epoch must lie within epochs: nasctl shows epoch/epochs and early
+ * stopping compares them. */
 static int validate_progress(const nas_wire_progress *p, char *err) {
     TRY(check_attempt(p->attempt, "progress", err));
     if (p->epochs < 1 || p->epochs > NAS_WIRE_MAX_EPOCHS)
@@ -145,6 +169,8 @@ static int validate_progress(const nas_wire_progress *p, char *err) {
     return check_unit(p->val_acc, "progress.val_acc", err);
 }
 
+/* A Result becomes a row in the store and an observation of the strategy;
+ * nothing in it may be out of range, since neither side re-checks it. */
 static int validate_result(const nas_wire_result *r, char *err) {
     TRY(check_attempt(r->attempt, "result", err));
     TRY(check_unit(r->val_acc, "result.val_acc", err));
@@ -167,27 +193,37 @@ static int validate_result(const nas_wire_result *r, char *err) {
     return check_str(r->worker, sizeof r->worker, "result.worker", 0, err);
 }
 
+/* Error codes are negative nas_err values; the bound keeps a garbage code
+ * from being printed as if it meant something. */
 static int check_code(int code, const char *field, char *err) {
     if (code >= 0 || code < -10000)
         return nas_set_err(err, NAS_ERANGE, "%s = %d is not a negative error code", field, code);
     return NAS_OK;
 }
 
+/* One switch over the types, shared by encode and decode. */
 int nas_wire_validate(const nas_wire_msg *m, char *err) {
     switch (m->type) {
-    case NAS_MSG_REGISTER: return validate_register(&m->u.reg, err);
+    case NAS_MSG_REGISTER:
+        return validate_register(&m->u.reg, err);
     case NAS_MSG_READY:
     case NAS_MSG_HEARTBEAT:
-    case NAS_MSG_STATUS_REPLY: return NAS_OK;
-    case NAS_MSG_TASK: return validate_task(&m->u.task, err);
-    case NAS_MSG_PROGRESS: return validate_progress(&m->u.progress, err);
-    case NAS_MSG_RESULT: return validate_result(&m->u.result, err);
+    case NAS_MSG_STATUS_REPLY:
+        return NAS_OK;
+    case NAS_MSG_TASK:
+        return validate_task(&m->u.task, err);
+    case NAS_MSG_PROGRESS:
+        return validate_progress(&m->u.progress, err);
+    case NAS_MSG_RESULT:
+        return validate_result(&m->u.result, err);
     case NAS_MSG_FAILURE:
         TRY(check_attempt(m->u.failure.attempt, "failure", err));
         TRY(check_code(m->u.failure.code, "failure.code", err));
         return check_str(m->u.failure.reason, sizeof m->u.failure.reason, "failure.reason", 0, err);
-    case NAS_MSG_CANCEL: return check_attempt(m->u.cancel.attempt, "cancel", err);
-    case NAS_MSG_ACK: return check_attempt(m->u.ack.attempt, "ack", err);
+    case NAS_MSG_CANCEL:
+        return check_attempt(m->u.cancel.attempt, "cancel", err);
+    case NAS_MSG_ACK:
+        return check_attempt(m->u.ack.attempt, "ack", err);
     case NAS_MSG_ERROR:
         TRY(check_code(m->u.error.code, "error.code", err));
         return check_str(m->u.error.message, sizeof m->u.error.message, "error.message", 0, err);
@@ -195,12 +231,15 @@ int nas_wire_validate(const nas_wire_msg *m, char *err) {
         return check_str(m->u.disconnect, sizeof m->u.disconnect, "disconnect.reason", 0, err);
     case NAS_MSG_STATUS_REQUEST:
         return check_str(m->u.status_what, sizeof m->u.status_what, "status_request.what", 0, err);
-    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", m->type);
+    default:
+        return nas_set_err(err, NAS_EPROTO, "unknown message type %d", m->type);
     }
 }
 
 // ---- encoding --------------------------------------------------------------------
 
+/* Every field is written, present, even when it equals the default: the
+ * worker must train with the master's numbers, not its own defaults. */
 static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
 #define SET(field, val) (p->has_##field = 1, p->field = (val))
     SET(resolution, f->resolution);
@@ -226,6 +265,8 @@ static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
 }
 
 /* Pack a protobuf-c message into a new heap buffer. */
+/* protobuf-c packs into a caller buffer of the exact packed size; one byte
+ * is allocated for an empty message so the pointer is never NULL. */
 static int pack_pb(const ProtobufCMessage *pb, uint8_t **out, size_t *len) {
     size_t n = protobuf_c_message_get_packed_size(pb);
     uint8_t *buf = nas_malloc(n ? n : 1);
@@ -236,6 +277,8 @@ static int pack_pb(const ProtobufCMessage *pb, uint8_t **out, size_t *len) {
 }
 
 /* Pack the body of m (everything but the envelope). */
+/* Build the protobuf-c struct of m's type on the stack, pointing at m's own
+ * strings and arrays (nothing is copied), and pack it. */
 static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
     switch (m->type) {
     case NAS_MSG_REGISTER: {
@@ -361,18 +404,22 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.json = m->u.status_json;
         return pack_pb(&p.base, out, len);
     }
-    default: return NAS_EPROTO;
+    default:
+        return NAS_EPROTO;
     }
 }
 
+/* The body is packed first and then wrapped, so the envelope size check
+ * sees the real size of what would go on the wire. */
 int nas_wire_encode(const nas_wire_msg *m, uint8_t **out, size_t *len, char *err) {
     int rc = nas_wire_validate(m, err);
     if (rc < 0) return rc;
     uint8_t *body = NULL;
     size_t body_len = 0;
     rc = pack_body(m, &body, &body_len);
-    if (rc < 0) return nas_set_err(err, rc, "encoding %s: %s", nas_wire_type_name(m->type),
-                                   nas_strerror(rc));
+    if (rc < 0)
+        return nas_set_err(err, rc, "encoding %s: %s", nas_wire_type_name(m->type),
+                           nas_strerror(rc));
     Naspb__Envelope env = NASPB__ENVELOPE__INIT;
     env.has_protocol = 1, env.protocol = NAS_PROTOCOL_VERSION;
     env.has_type = 1, env.type = (uint32_t)m->type;
@@ -394,6 +441,8 @@ int nas_wire_encode(const nas_wire_msg *m, uint8_t **out, size_t *len, char *err
 // ---- decoding ---------------------------------------------------------------------
 
 /* Copy a decoded protobuf string into a bounded buffer. */
+/* protobuf-c has already NUL-terminated the string; only its length is
+ * checked against the C buffer here. */
 static int copy_str(char *dst, size_t cap, const char *src, const char *field, int required,
                     char *err) {
     if (!src) src = "";
@@ -408,15 +457,18 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *field, i
 #define NEED(p, field, msg)                                                                        \
     do {                                                                                           \
         if (!(p)->has_##field)                                                                     \
-            return nas_set_err(err, NAS_EINVAL, "%s.%s is missing", msg, #field);                 \
+            return nas_set_err(err, NAS_EINVAL, "%s.%s is missing", msg, #field);                  \
     } while (0)
 
+/* The fidelity is required as a whole but individual fields may be absent
+ * (see the comment below); ranges are checked afterwards by validate. */
 static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     if (!p) return nas_set_err(err, NAS_EINVAL, "task.fidelity is missing");
     /* Absent fields keep the defaults, so a newer master may omit knobs an
      * older worker would not understand anyway. */
     *f = nas_fidelity_default();
-#define GET(field) if (p->has_##field) f->field = p->field
+#define GET(field)                                                                                 \
+    if (p->has_##field) f->field = p->field
     GET(resolution);
     GET(train_subset);
     GET(val_size);
@@ -441,6 +493,7 @@ static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     return NAS_OK;
 }
 
+/* A TaskRef with a missing half is useless as a lease key: refuse it. */
 static int from_ref(const Naspb__TaskRef *p, nas_task_ref *r, const char *msg, char *err) {
     if (!p->has_task_id) return nas_set_err(err, NAS_EINVAL, "%s.task_id is missing", msg);
     if (!p->has_attempt) return nas_set_err(err, NAS_EINVAL, "%s.attempt is missing", msg);
@@ -449,6 +502,10 @@ static int from_ref(const Naspb__TaskRef *p, nas_task_ref *r, const char *msg, c
     return NAS_OK;
 }
 
+/* Every unpack_* function follows the same pattern: unpack with the
+ * system allocator, copy into the bounded C struct while checking presence
+ * and lengths, free the protobuf-c struct on every path, return the first
+ * problem found. */
 static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, char *err) {
     Naspb__Register *p = naspb__register__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "register: truncated or malformed protobuf");
@@ -474,12 +531,16 @@ static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, c
     return rc;
 }
 
+/* The mode is clamped to a value outside the enum rather than cast, so
+ * that a huge number cannot wrap into a valid mode. */
 static int unpack_task(const ProtobufCBinaryData *d, nas_wire_task *t, char *err) {
     Naspb__Task *p = naspb__task__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "task: truncated or malformed protobuf");
     int rc = NAS_OK;
-    if (!p->has_task_id) rc = nas_set_err(err, NAS_EINVAL, "task.task_id is missing");
-    else if (!p->has_attempt) rc = nas_set_err(err, NAS_EINVAL, "task.attempt is missing");
+    if (!p->has_task_id)
+        rc = nas_set_err(err, NAS_EINVAL, "task.task_id is missing");
+    else if (!p->has_attempt)
+        rc = nas_set_err(err, NAS_EINVAL, "task.attempt is missing");
     t->task_id = p->task_id;
     t->attempt = p->attempt;
     if (rc == NAS_OK) rc = copy_str(t->genome, sizeof t->genome, p->genome, "task.genome", 1, err);
@@ -496,13 +557,18 @@ static int unpack_task(const ProtobufCBinaryData *d, nas_wire_task *t, char *err
     return rc;
 }
 
+/* Losses may be absent (a tabular evaluation has none); the epoch counters
+ * and the accuracy may not. */
 static int unpack_progress(const ProtobufCBinaryData *d, nas_wire_progress *g, char *err) {
     Naspb__Progress *p = naspb__progress__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "progress: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_epoch   ? "epoch"   : !p->has_epochs  ? "epochs"
-                        : !p->has_val_acc ? "val_acc" : NULL;
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_epoch   ? "epoch"
+                          : !p->has_epochs  ? "epochs"
+                          : !p->has_val_acc ? "val_acc"
+                                            : NULL;
     if (missing) rc = nas_set_err(err, NAS_EINVAL, "progress.%s is missing", missing);
     g->task_id = p->task_id;
     g->attempt = p->attempt;
@@ -515,13 +581,17 @@ static int unpack_progress(const ProtobufCBinaryData *d, nas_wire_progress *g, c
     return rc;
 }
 
+/* The curve length is checked before the copy into the fixed array. */
 static int unpack_result(const ProtobufCBinaryData *d, nas_wire_result *r, char *err) {
     Naspb__Result *p = naspb__result__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "result: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_val_acc ? "val_acc" : NULL;
-    if (missing) rc = nas_set_err(err, NAS_EINVAL, "result.%s is missing", missing);
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_val_acc ? "val_acc"
+                                            : NULL;
+    if (missing)
+        rc = nas_set_err(err, NAS_EINVAL, "result.%s is missing", missing);
     else if (p->n_curve > NAS_WIRE_MAX_CURVE)
         rc = nas_set_err(err, NAS_ERANGE, "result.curve has %zu points (at most %d)", p->n_curve,
                          NAS_WIRE_MAX_CURVE);
@@ -539,23 +609,29 @@ static int unpack_result(const ProtobufCBinaryData *d, nas_wire_result *r, char 
     r->macs = p->macs;
     r->seconds = p->seconds;
     r->images_per_s = p->images_per_s;
-    if (rc == NAS_OK) rc = copy_str(r->worker, sizeof r->worker, p->worker, "result.worker", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(r->worker, sizeof r->worker, p->worker, "result.worker", 0, err);
     naspb__result__free_unpacked(p, NULL);
     return rc;
 }
 
+/* give_back defaults to false: a Failure that does not say otherwise
+ * spends an attempt. */
 static int unpack_failure(const ProtobufCBinaryData *d, nas_wire_failure *f, char *err) {
     Naspb__Failure *p = naspb__failure__unpack(NULL, d->len, d->data);
     if (!p) return nas_set_err(err, NAS_EFORMAT, "failure: truncated or malformed protobuf");
     int rc = NAS_OK;
-    const char *missing = !p->has_task_id ? "task_id" : !p->has_attempt ? "attempt"
-                        : !p->has_code ? "code" : NULL;
+    const char *missing = !p->has_task_id   ? "task_id"
+                          : !p->has_attempt ? "attempt"
+                          : !p->has_code    ? "code"
+                                            : NULL;
     if (missing) rc = nas_set_err(err, NAS_EINVAL, "failure.%s is missing", missing);
     f->task_id = p->task_id;
     f->attempt = p->attempt;
     f->code = p->code;
     f->give_back = p->give_back;
-    if (rc == NAS_OK) rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
     naspb__failure__free_unpacked(p, NULL);
     return rc;
 }
@@ -578,7 +654,8 @@ static int unpack_ref_msg(int type, const ProtobufCBinaryData *d, nas_wire_msg *
     if (!p) return nas_set_err(err, NAS_EFORMAT, "ack: truncated or malformed protobuf");
     int rc = NAS_OK;
     if (!p->has_task_id || !p->has_attempt)
-        rc = nas_set_err(err, NAS_EINVAL, "ack.%s is missing", p->has_task_id ? "attempt" : "task_id");
+        rc = nas_set_err(err, NAS_EINVAL, "ack.%s is missing",
+                         p->has_task_id ? "attempt" : "task_id");
     m->u.ack.task_id = p->task_id;
     m->u.ack.attempt = p->attempt;
     m->u.ack.duplicate = p->duplicate;
@@ -623,7 +700,8 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
     }
     case NAS_MSG_STATUS_REQUEST: {
         Naspb__StatusRequest *p = naspb__status_request__unpack(NULL, d->len, d->data);
-        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_request: truncated or malformed protobuf");
+        if (!p)
+            return nas_set_err(err, NAS_EFORMAT, "status_request: truncated or malformed protobuf");
         rc = copy_str(m->u.status_what, sizeof m->u.status_what, p->what, "status_request.what", 0,
                       err);
         naspb__status_request__free_unpacked(p, NULL);
@@ -631,7 +709,8 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
     }
     case NAS_MSG_STATUS_REPLY: {
         Naspb__StatusReply *p = naspb__status_reply__unpack(NULL, d->len, d->data);
-        if (!p) return nas_set_err(err, NAS_EFORMAT, "status_reply: truncated or malformed protobuf");
+        if (!p)
+            return nas_set_err(err, NAS_EFORMAT, "status_reply: truncated or malformed protobuf");
         if (p->json) {
             m->u.status_json = nas_strdup(p->json);
             if (!m->u.status_json) rc = nas_set_err(err, NAS_ENOMEM, "status_reply: out of memory");
@@ -639,23 +718,34 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
         naspb__status_reply__free_unpacked(p, NULL);
         return rc;
     }
-    default: return nas_set_err(err, NAS_EPROTO, "unknown message type %d", type);
+    default:
+        return nas_set_err(err, NAS_EPROTO, "unknown message type %d", type);
     }
 }
 
+/* Dispatch on the envelope's type; the type was range-checked already. */
 static int decode_body(int type, const ProtobufCBinaryData *d, nas_wire_msg *m, char *err) {
     switch (type) {
-    case NAS_MSG_REGISTER: return unpack_register(d, &m->u.reg, err);
-    case NAS_MSG_TASK: return unpack_task(d, &m->u.task, err);
-    case NAS_MSG_PROGRESS: return unpack_progress(d, &m->u.progress, err);
-    case NAS_MSG_RESULT: return unpack_result(d, &m->u.result, err);
-    case NAS_MSG_FAILURE: return unpack_failure(d, &m->u.failure, err);
+    case NAS_MSG_REGISTER:
+        return unpack_register(d, &m->u.reg, err);
+    case NAS_MSG_TASK:
+        return unpack_task(d, &m->u.task, err);
+    case NAS_MSG_PROGRESS:
+        return unpack_progress(d, &m->u.progress, err);
+    case NAS_MSG_RESULT:
+        return unpack_result(d, &m->u.result, err);
+    case NAS_MSG_FAILURE:
+        return unpack_failure(d, &m->u.failure, err);
     case NAS_MSG_CANCEL:
-    case NAS_MSG_ACK: return unpack_ref_msg(type, d, m, err);
-    default: return unpack_simple(type, d, m, err);
+    case NAS_MSG_ACK:
+        return unpack_ref_msg(type, d, m, err);
+    default:
+        return unpack_simple(type, d, m, err);
     }
 }
 
+/* The size bound comes first, before protobuf-c sees a byte: a peer
+ * cannot make us allocate for a giant message. */
 int nas_wire_decode(const void *buf, size_t len, nas_wire_msg *m, char *err) {
     memset(m, 0, sizeof *m);
     if (len > NAS_WIRE_MAX_ENVELOPE)
@@ -694,6 +784,9 @@ int nas_wire_decode(const void *buf, size_t len, nas_wire_msg *m, char *err) {
 
 // ---- ZeroMQ -------------------------------------------------------------------------
 
+/* ZMQ_MAXMSGSIZE makes ZeroMQ itself drop a peer that sends an oversized
+ * frame before it is buffered; linger 0 keeps zmq_ctx_term from waiting
+ * for a peer that is gone. */
 int nas_wire_socket_setup(void *sock, char *err) {
     int64_t max = NAS_WIRE_MAX_FRAME;
     int linger = 0;
@@ -703,6 +796,7 @@ int nas_wire_socket_setup(void *sock, char *err) {
     return NAS_OK;
 }
 
+/* EAGAIN is its own code so callers can tell a full pipe from a failure. */
 static int send_frame(void *sock, const void *data, size_t len, int flags, char *err) {
     if (zmq_send(sock, data, len, flags) < 0) {
         int e = zmq_errno();
@@ -712,10 +806,13 @@ static int send_frame(void *sock, const void *data, size_t len, int flags, char 
     return NAS_OK;
 }
 
+/* The caller's message is copied so that the frame count can be set from
+ * nframes without touching what the caller owns. */
 int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wire_msg *m,
                   const nas_wire_frame *frames, size_t nframes, int dontwait, char *err) {
     if (nframes > NAS_WIRE_MAX_FRAMES)
-        return nas_set_err(err, NAS_ERANGE, "%zu raw frames exceed %d", nframes, NAS_WIRE_MAX_FRAMES);
+        return nas_set_err(err, NAS_ERANGE, "%zu raw frames exceed %d", nframes,
+                           NAS_WIRE_MAX_FRAMES);
     nas_wire_msg copy = *m;
     copy.frames = (uint32_t)nframes;
     uint8_t *buf = NULL;
@@ -728,12 +825,13 @@ int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wir
     if (identity) rc = send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
     if (rc == NAS_OK) rc = send_frame(sock, buf, len, (nframes ? ZMQ_SNDMORE : 0) | dw, err);
     for (size_t i = 0; rc == NAS_OK && i < nframes; i++)
-        rc = send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0,
-                        err);
+        rc =
+            send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0, err);
     nas_free(buf);
     return rc;
 }
 
+/* ZMQ_RCVMORE after a part: does the same message have another part? */
 static int more_parts(void *sock) {
     int more = 0;
     size_t sz = sizeof more;
@@ -742,6 +840,8 @@ static int more_parts(void *sock) {
 }
 
 /* Read and drop the rest of a multipart message. */
+/* Whatever happens while reading a message, it is read to its end, so the
+ * next recv starts at the next message, not in the middle of this one. */
 static void drain_parts(void *sock) {
     while (more_parts(sock)) {
         zmq_msg_t part;
@@ -751,6 +851,9 @@ static void drain_parts(void *sock) {
     }
 }
 
+/* Identity first (ROUTER), then the envelope, then exactly the announced
+ * number of raw frames, copied to the heap so the packet outlives the
+ * zmq_msg_t parts. */
 int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, char *err) {
     memset(pkt, 0, sizeof *pkt);
     zmq_msg_t part;
@@ -768,7 +871,8 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
         zmq_msg_close(&part);
         zmq_msg_init(&part);
-        if (!more_parts(sock)) return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
+        if (!more_parts(sock))
+            return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
         /* The rest of a message is already here: these reads never block. */
         zmq_msg_recv(&part, sock, 0);
     }
@@ -784,8 +888,10 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         zmq_msg_recv(&part, sock, 0);
         size_t n = zmq_msg_size(&part);
         void *copy = nas_malloc(n ? n : 1);
-        if (!copy) rc = nas_set_err(err, NAS_ENOMEM, "raw frame of %zu bytes: out of memory", n);
-        else memcpy(copy, zmq_msg_data(&part), n);
+        if (!copy)
+            rc = nas_set_err(err, NAS_ENOMEM, "raw frame of %zu bytes: out of memory", n);
+        else
+            memcpy(copy, zmq_msg_data(&part), n);
         zmq_msg_close(&part);
         if (rc < 0) break;
         pkt->frame_data[pkt->n_frames] = copy;
@@ -807,9 +913,12 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
     return rc;
 }
 
+/* Frees the raw frames and the message body, and zeroes the packet so it
+ * can be reused for the next recv. */
 void nas_wire_packet_fini(nas_wire_packet *pkt) {
     if (!pkt) return;
-    for (size_t i = 0; i < pkt->n_frames; i++) nas_free(pkt->frame_data[i]);
+    for (size_t i = 0; i < pkt->n_frames; i++)
+        nas_free(pkt->frame_data[i]);
     nas_wire_msg_fini(&pkt->msg);
     memset(pkt, 0, sizeof *pkt);
 }

@@ -42,13 +42,13 @@
 /* ROUTER identities are at most 255 bytes (ZeroMQ's own limit). */
 #define NAS_WIRE_ID_MAX 255
 
-#define NAS_WIRE_NAME_MAX 64      /* worker names, data set names, versions */
-#define NAS_WIRE_HOST_MAX 256     /* host names */
-#define NAS_WIRE_PATH_MAX 1024    /* data directory hints */
-#define NAS_WIRE_TEXT_MAX 512     /* genome text (equals NAS_GENOME_TEXT_MAX) */
-#define NAS_WIRE_REASON_MAX 256   /* failure reasons and error messages */
-#define NAS_WIRE_MAX_HELD 64      /* results a Register may announce */
-#define NAS_WIRE_MAX_CURVE 1024   /* epochs in a learning curve */
+#define NAS_WIRE_NAME_MAX   64   /* worker names, data set names, versions */
+#define NAS_WIRE_HOST_MAX   256  /* host names */
+#define NAS_WIRE_PATH_MAX   1024 /* data directory hints */
+#define NAS_WIRE_TEXT_MAX   512  /* genome text (equals NAS_GENOME_TEXT_MAX) */
+#define NAS_WIRE_REASON_MAX 256  /* failure reasons and error messages */
+#define NAS_WIRE_MAX_HELD   64   /* results a Register may announce */
+#define NAS_WIRE_MAX_CURVE  1024 /* epochs in a learning curve */
 #define NAS_WIRE_MAX_EPOCHS 100000
 
 /* Message types: the values of naspb MsgType. */
@@ -90,56 +90,56 @@ typedef struct nas_wire_register {
     uint32_t cores;
     char version[NAS_WIRE_NAME_MAX];
     uint32_t protocol;
-    int n_held;                             /* 0..NAS_WIRE_MAX_HELD */
-    nas_task_ref held[NAS_WIRE_MAX_HELD];   /* finished, not yet acknowledged */
-    int has_running;                        /* 1: still evaluating `running` */
+    int n_held;                           /* 0..NAS_WIRE_MAX_HELD */
+    nas_task_ref held[NAS_WIRE_MAX_HELD]; /* finished, not yet acknowledged */
+    int has_running;                      /* 1: still evaluating `running` */
     nas_task_ref running;
 } nas_wire_register;
 
 typedef struct nas_wire_task {
     uint64_t task_id;
     uint32_t attempt;
-    char genome[NAS_WIRE_TEXT_MAX];    /* text form, non-empty */
-    nas_fidelity fidelity;             /* passes nas_fidelity_validate() */
-    char dataset[NAS_WIRE_NAME_MAX];   /* may be empty (tabular, synthetic) */
-    char data_dir[NAS_WIRE_PATH_MAX];  /* may be empty */
+    char genome[NAS_WIRE_TEXT_MAX];   /* text form, non-empty */
+    nas_fidelity fidelity;            /* passes nas_fidelity_validate() */
+    char dataset[NAS_WIRE_NAME_MAX];  /* may be empty (tabular, synthetic) */
+    char data_dir[NAS_WIRE_PATH_MAX]; /* may be empty */
     int has_parent;
     uint64_t parent_hash;
-    int mode;                          /* enum nas_eval_mode */
+    int mode; /* enum nas_eval_mode */
 } nas_wire_task;
 
 typedef struct nas_wire_progress {
     uint64_t task_id;
     uint32_t attempt;
-    int epoch;          /* 1..epochs */
-    int epochs;         /* 1..NAS_WIRE_MAX_EPOCHS */
-    double train_loss;  /* finite, >= 0 */
-    double val_loss;    /* finite, >= 0 */
-    double val_acc;     /* [0, 1] */
+    int epoch;         /* 1..epochs */
+    int epochs;        /* 1..NAS_WIRE_MAX_EPOCHS */
+    double train_loss; /* finite, >= 0 */
+    double val_loss;   /* finite, >= 0 */
+    double val_acc;    /* [0, 1] */
 } nas_wire_progress;
 
 typedef struct nas_wire_result {
     uint64_t task_id;
     uint32_t attempt;
-    double val_acc;     /* [0, 1]: the search signal */
-    double val_loss;    /* finite, >= 0 */
+    double val_acc;  /* [0, 1]: the search signal */
+    double val_loss; /* finite, >= 0 */
     int has_test;
-    double test_acc;    /* [0, 1] when has_test */
-    int n_curve;        /* 0..NAS_WIRE_MAX_CURVE */
-    float curve[NAS_WIRE_MAX_CURVE];  /* validation accuracy per epoch, each in [0, 1] */
-    int64_t params;     /* >= 0 */
-    int64_t macs;       /* >= 0 */
-    double seconds;     /* finite, >= 0 */
-    double images_per_s;/* finite, >= 0 */
+    double test_acc;                 /* [0, 1] when has_test */
+    int n_curve;                     /* 0..NAS_WIRE_MAX_CURVE */
+    float curve[NAS_WIRE_MAX_CURVE]; /* validation accuracy per epoch, each in [0, 1] */
+    int64_t params;                  /* >= 0 */
+    int64_t macs;                    /* >= 0 */
+    double seconds;                  /* finite, >= 0 */
+    double images_per_s;             /* finite, >= 0 */
     char worker[NAS_WIRE_NAME_MAX];
 } nas_wire_result;
 
 typedef struct nas_wire_failure {
     uint64_t task_id;
     uint32_t attempt;
-    int code;                            /* negative nas_err */
+    int code; /* negative nas_err */
     char reason[NAS_WIRE_REASON_MAX];
-    int give_back;                       /* 1: shutdown, not counted as an attempt */
+    int give_back; /* 1: shutdown, not counted as an attempt */
 } nas_wire_failure;
 
 typedef struct nas_wire_ack {
@@ -149,16 +149,16 @@ typedef struct nas_wire_ack {
 } nas_wire_ack;
 
 typedef struct nas_wire_error {
-    int code;                            /* negative nas_err */
+    int code; /* negative nas_err */
     char message[NAS_WIRE_REASON_MAX];
 } nas_wire_error;
 
 /* One message of any type.  Only the member named by `type` is meaningful;
  * Ready and Heartbeat have no body. */
 typedef struct nas_wire_msg {
-    int type;          /* enum nas_msg_type */
-    uint64_t seq;      /* sender's sequence number, 0 if unused */
-    uint32_t frames;   /* raw frames that follow the envelope */
+    int type;        /* enum nas_msg_type */
+    uint64_t seq;    /* sender's sequence number, 0 if unused */
+    uint32_t frames; /* raw frames that follow the envelope */
     union {
         nas_wire_register reg;
         nas_wire_task task;
@@ -168,9 +168,9 @@ typedef struct nas_wire_msg {
         nas_task_ref cancel;
         nas_wire_ack ack;
         nas_wire_error error;
-        char disconnect[NAS_WIRE_REASON_MAX];   /* reason */
-        char status_what[NAS_WIRE_NAME_MAX];    /* StatusRequest */
-        char *status_json;                      /* StatusReply, heap, may be NULL */
+        char disconnect[NAS_WIRE_REASON_MAX]; /* reason */
+        char status_what[NAS_WIRE_NAME_MAX];  /* StatusRequest */
+        char *status_json;                    /* StatusReply, heap, may be NULL */
     } u;
 } nas_wire_msg;
 
@@ -231,10 +231,10 @@ int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wir
 
 /* A received multipart message. */
 typedef struct nas_wire_packet {
-    uint8_t identity[NAS_WIRE_ID_MAX];   /* ROUTER only */
+    uint8_t identity[NAS_WIRE_ID_MAX]; /* ROUTER only */
     size_t id_len;
-    nas_wire_msg msg;                    /* valid when nas_wire_recv returned NAS_OK */
-    size_t n_frames;                     /* raw frames received after the envelope */
+    nas_wire_msg msg; /* valid when nas_wire_recv returned NAS_OK */
+    size_t n_frames;  /* raw frames received after the envelope */
     void *frame_data[NAS_WIRE_MAX_FRAMES];
     size_t frame_len[NAS_WIRE_MAX_FRAMES];
 } nas_wire_packet;

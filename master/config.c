@@ -628,13 +628,53 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
 
 // ---- entry points ------------------------------------------------------------------------------
 
+/* libyaml slows down quadratically with flow nesting ("[[[[..."): 200000
+ * brackets take over a minute.  A campaign needs three levels, so refuse
+ * more than NEST_MAX before libyaml sees the text.  Quotes and comments are
+ * skipped roughly; a miss only lets libyaml do the (slow) refusing. */
+enum { NEST_MAX = 32 };
+static int flow_too_deep(const char *t, size_t n, int *line) {
+    int depth = 0, ln = 1;
+    char quote = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i], prev = i ? t[i - 1] : '\n';
+        if (c == '\n') ln++;
+        if (quote) {
+            if (c == quote) quote = 0;
+            continue;
+        }
+        int at_start = strchr(" \t\n[{,:", prev) != NULL;
+        if ((c == '\'' || c == '"') && at_start) {
+            quote = c;
+        } else if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) {
+            while (i + 1 < n && t[i + 1] != '\n')
+                i++;
+        } else if (c == '[' || c == '{') {
+            if (++depth > NEST_MAX) {
+                *line = ln;
+                return 1;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 /* Load one YAML document, walk it against the key table, then finish
  * (cross-key checks, canonical text).  cfg is written only on success. */
 int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err) {
     /* Work on a local copy: *cfg is written only when everything passed. */
+    if (!cfg || (!text && len))
+        return nas_set_err(err, NAS_EINVAL, "%s: no config text given",
+                           source ? source : "<config>");
     nas_config c = nas_config_default();
     snprintf(c.source, sizeof c.source, "%s", source ? source : "<config>");
     nas__cfg_ctx cx = {.source = c.source, .err = err};
+    int deep_line = 0;
+    if (flow_too_deep(text, len, &deep_line))
+        return nas_set_err(err, NAS_ECONFIG, "%s:%d: brackets nested deeper than %d levels",
+                           c.source, deep_line, NEST_MAX);
     yaml_parser_t parser;
     yaml_document_t doc;
     int have_doc = 0, rc = NAS_OK;
@@ -642,7 +682,8 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
         return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", c.source);
     /* The document API builds the whole tree first; a campaign file is a
      * few KB, and a tree makes line numbers and duplicate checks simple. */
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    /* libyaml asserts on a NULL input, even an empty one. */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = nas_set_err(err, NAS_ECONFIG, "%s:%d: YAML syntax error: %s%s%s", c.source,
                          (int)parser.problem_mark.line + 1,

@@ -364,7 +364,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
         cfg->text = NULL;
         return nas_set_err(cx->err, NAS_ENOMEM, "%s: out of memory", cx->source);
     }
-    memcpy(cfg->text, text, len);
+    if (len) memcpy(cfg->text, text, len); /* text may be NULL when len is 0 */
     cfg->text[len] = '\0';
     cfg->text_len = len;
     cfg->canonical = b.p;

@@ -26,10 +26,10 @@
 typedef struct dtask {
     uint64_t id;
     int used;
-    int state;             /* enum nas_dispatch_task_state */
+    int state; /* enum nas_dispatch_task_state */
     uint32_t attempt;
-    int worker;            /* slot of the lease holder, -1 if none */
-    nas_wire_task *spec;   /* NULL once terminal */
+    int worker;          /* slot of the lease holder, -1 if none */
+    nas_wire_task *spec; /* NULL once terminal */
 } dtask;
 
 typedef struct dworker {
@@ -39,8 +39,8 @@ typedef struct dworker {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     uint32_t cores;
-    int state;             /* enum nas_worker_state */
-    int has_task;          /* running task (a lease, or a task it still runs) */
+    int state;    /* enum nas_worker_state */
+    int has_task; /* running task (a lease, or a task it still runs) */
     nas_task_ref task;
     int epoch, epochs;
     int tasks_done;
@@ -50,15 +50,19 @@ typedef struct dworker {
 struct nas_dispatcher {
     nas_dispatcher_config cfg;
     nas_dispatcher_hooks hooks;
-    dworker *workers;      /* cfg.max_workers slots */
+    dworker *workers; /* cfg.max_workers slots */
+    int n_slots;      /* slots ever used: every scan stops here */
     int n_workers;
-    dtask *tasks;          /* hash map, cap_tasks a power of two */
+    dtask *tasks; /* hash map, cap_tasks a power of two */
     size_t cap_tasks, n_tasks;
-    uint64_t *queue;       /* ring of task ids */
+    uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
 };
 
+/* Paranoid Pirate numbers: 1 s beats, dead after 5 silent beats (DESIGN s5),
+ * and K = 3 attempts, enough to ride out one crashed host without letting a
+ * genome that always diverges eat the budget. */
 void nas_dispatcher_config_default(nas_dispatcher_config *cfg) {
     cfg->heartbeat_ms = 1000;
     cfg->liveness = 5;
@@ -73,6 +77,8 @@ const char *nas_worker_state_name(int state) {
 
 // ---- lifecycle -------------------------------------------------------------------------
 
+/* The worker table is allocated at its maximum size up front: slots are
+ * referenced by index from leases, so they must never move. */
 int nas_dispatcher_create(nas_dispatcher **out, const nas_dispatcher_config *cfg,
                           const nas_dispatcher_hooks *hooks, char *err) {
     if (!hooks || !hooks->send) return nas_set_err(err, NAS_EINVAL, "dispatcher: no send hook");
@@ -105,10 +111,13 @@ fail:
     return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
 }
 
+/* Nothing is sent on destroy: the campaign decides whether workers are told
+ * (Disconnect) before the master goes away. */
 void nas_dispatcher_destroy(nas_dispatcher **dp) {
     if (!dp || !*dp) return;
     nas_dispatcher *d = *dp;
-    for (size_t i = 0; i < d->cap_tasks; i++) nas_free(d->tasks[i].spec);
+    for (size_t i = 0; i < d->cap_tasks; i++)
+        nas_free(d->tasks[i].spec);
     nas_free(d->tasks);
     nas_free(d->workers);
     nas_free(d->queue);
@@ -118,11 +127,15 @@ void nas_dispatcher_destroy(nas_dispatcher **dp) {
 
 // ---- task map and queue ----------------------------------------------------------------
 
+/* Fibonacci hashing: campaign task ids are sequential, and the multiply
+ * spreads consecutive ids over the table instead of clustering them. */
 static size_t slot_of(uint64_t id, size_t cap) {
     uint64_t h = id * 0x9e3779b97f4a7c15ULL;
     return (size_t)(h >> 20) & (cap - 1);
 }
 
+/* Linear probing; the table is never more than half full, so the probe
+ * sequence always reaches an empty slot. */
 static dtask *task_find(const nas_dispatcher *d, uint64_t id) {
     for (size_t i = slot_of(id, d->cap_tasks);; i = (i + 1) & (d->cap_tasks - 1)) {
         dtask *t = &d->tasks[i];
@@ -140,7 +153,8 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
         for (size_t i = 0; i < d->cap_tasks; i++) {
             if (!d->tasks[i].used) continue;
             size_t j = slot_of(d->tasks[i].id, cap);
-            while (tab[j].used) j = (j + 1) & (cap - 1);
+            while (tab[j].used)
+                j = (j + 1) & (cap - 1);
             tab[j] = d->tasks[i];
         }
         nas_free(d->tasks);
@@ -148,17 +162,20 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
         d->cap_tasks = cap;
     }
     size_t i = slot_of(id, d->cap_tasks);
-    while (d->tasks[i].used) i = (i + 1) & (d->cap_tasks - 1);
+    while (d->tasks[i].used)
+        i = (i + 1) & (d->cap_tasks - 1);
     d->tasks[i] = (dtask){.id = id, .used = 1, .worker = -1};
     d->n_tasks++;
     return &d->tasks[i];
 }
 
+/* The ring doubles when full, unrolled into the new buffer in queue order. */
 static int queue_push(nas_dispatcher *d, uint64_t id) {
     if (d->q_len == d->q_cap) {
         uint64_t *q = nas_malloc(d->q_cap * 2 * sizeof *q);
         if (!q) return NAS_ENOMEM;
-        for (size_t i = 0; i < d->q_len; i++) q[i] = d->queue[(d->q_head + i) % d->q_cap];
+        for (size_t i = 0; i < d->q_len; i++)
+            q[i] = d->queue[(d->q_head + i) % d->q_cap];
         nas_free(d->queue);
         d->queue = q;
         d->q_cap *= 2;
@@ -196,6 +213,8 @@ static void task_finish(nas_dispatcher *d, dtask *t, int state) {
 
 // ---- sending ------------------------------------------------------------------------------
 
+/* Every message to a worker goes through here, so whatever we send pushes
+ * back the next heartbeat: a busy master does not add heartbeat traffic. */
 static void send_to(nas_dispatcher *d, dworker *w, const nas_wire_msg *m, int64_t now_ms) {
     int rc = d->hooks.send(d->hooks.ctx, w->id, w->id_len, m);
     if (rc < 0)
@@ -219,25 +238,32 @@ static void send_error_id(nas_dispatcher *d, const uint8_t *id, size_t id_len, i
     d->hooks.send(d->hooks.ctx, id, id_len, &m);
 }
 
+/* Ack and Cancel carry only a (task id, attempt) pair. */
 static void send_ref(nas_dispatcher *d, dworker *w, int type, nas_task_ref ref, int dup,
                      int64_t now_ms) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, type);
-    if (type == NAS_MSG_ACK) m.u.ack = (nas_wire_ack){ref.task_id, ref.attempt, dup};
-    else m.u.cancel = ref;
+    if (type == NAS_MSG_ACK)
+        m.u.ack = (nas_wire_ack){ref.task_id, ref.attempt, dup};
+    else
+        m.u.cancel = ref;
     send_to(d, w, &m, now_ms);
 }
 
 // ---- workers --------------------------------------------------------------------------------
 
+/* Workers are keyed by ROUTER identity, not by name: two processes may
+ * share a name, and a reconnecting worker has a new identity anyway. */
 static dworker *worker_find(nas_dispatcher *d, const uint8_t *id, size_t id_len) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (w->used && w->id_len == id_len && memcmp(w->id, id, id_len) == 0) return w;
     }
     return NULL;
 }
 
+/* idle_since orders the idle workers: the one idle longest gets the next
+ * task, which spreads work (and heat) across hosts. */
 static void worker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     w->state = NAS_WORKER_STATE_IDLE;
     w->has_task = 0;
@@ -273,6 +299,8 @@ static void task_requeue(nas_dispatcher *d, dtask *t, int counted, int code, con
 }
 
 /* Remove a worker; a lease it held goes back to the queue. */
+/* The lease is re-queued only if this worker still holds it: after a late
+ * result or a re-attach another worker may hold the task by now. */
 static void worker_remove(nas_dispatcher *d, dworker *w, int counted, const char *reason,
                           const char *event) {
     if (w->has_task) {
@@ -286,9 +314,11 @@ static void worker_remove(nas_dispatcher *d, dworker *w, int counted, const char
 }
 
 /* Cancel every worker other than `except` still running task_id. */
+/* Used when a task ends while other workers still run it (first result
+ * wins, or the campaign cancelled it): they stop wasting time on it. */
 static void cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *except,
                           int64_t now_ms) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *o = &d->workers[i];
         if (o->used && o != except && o->has_task && o->task.task_id == task_id)
             send_ref(d, o, NAS_MSG_CANCEL, o->task, 0, now_ms);
@@ -299,14 +329,17 @@ static void cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *ex
 
 static dworker *idle_longest(nas_dispatcher *d) {
     dworker *best = NULL;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
-        if (w->used && w->state == NAS_WORKER_STATE_IDLE && (!best || w->idle_since < best->idle_since))
+        if (w->used && w->state == NAS_WORKER_STATE_IDLE &&
+            (!best || w->idle_since < best->idle_since))
             best = w;
     }
     return best;
 }
 
+/* Bookkeeping of one lease; the caller sends the Task (or, for a
+ * re-attached worker, nothing: it is running the task already). */
 static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     d->counts.queued--;
     d->counts.leased++;
@@ -319,6 +352,8 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
 }
 
+/* Match queued tasks with idle workers.  Called after every event that can
+ * free a worker or queue a task, so a lease never waits for the next tick. */
 static void dispatch(nas_dispatcher *d, int64_t now_ms) {
     while (d->counts.queued > 0) {
         dworker *w = idle_longest(d);
@@ -334,6 +369,8 @@ static void dispatch(nas_dispatcher *d, int64_t now_ms) {
     }
 }
 
+/* Validated here, at the campaign's door, with the wire rules: a task the
+ * worker would refuse must fail where the campaign can see why. */
 int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t now_ms, char *err) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_TASK);
@@ -361,6 +398,8 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
     return NAS_OK;
 }
 
+/* A cancelled task is terminal at once; the worker's confirming Failure
+ * finds it so and is not counted. */
 int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
     dtask *t = task_find(d, task_id);
     if (!t) return NAS_ENOTFOUND;
@@ -373,11 +412,14 @@ int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
 
 // ---- inbound messages ------------------------------------------------------------------------
 
+/* A (re-)registration.  The heartbeat sent at the end tells the worker at
+ * once that it has a live master, before its held results go out. */
 static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t id_len,
                         const nas_wire_register *r, int64_t now_ms) {
     if (!w) {
         for (int i = 0; i < d->cfg.max_workers && !w; i++)
             if (!d->workers[i].used) w = &d->workers[i];
+        if (w && w - d->workers >= d->n_slots) d->n_slots = (int)(w - d->workers) + 1;
         if (!w) {
             send_error_id(d, id, id_len, NAS_ENOSPC, "master is full (%d workers)",
                           d->cfg.max_workers);
@@ -422,6 +464,8 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     send_to(d, w, &hb, now_ms);
 }
 
+/* First result wins.  The task record, not the worker's lease, decides:
+ * a worker that lost us may deliver a result for a lease we gave away. */
 static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, int64_t now_ms) {
     nas_task_ref ref = {r->task_id, r->attempt};
     int running_it = w->has_task && w->task.task_id == r->task_id;
@@ -448,6 +492,8 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     cancel_others(d, r->task_id, w, now_ms);
 }
 
+/* Only the lease holder's Failure for the current attempt re-queues: a
+ * stale Failure (the task moved on, or was cancelled) just frees the worker. */
 static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f, int64_t now_ms) {
     int running_it = w->has_task && w->task.task_id == f->task_id;
     dtask *t = task_find(d, f->task_id);
@@ -467,6 +513,7 @@ static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f,
     }
 }
 
+/* Progress for anything but the worker's current task is stale: dropped. */
 static void on_progress(nas_dispatcher *d, dworker *w, const nas_wire_progress *p) {
     if (!w->has_task || w->task.task_id != p->task_id) return;
     w->epoch = p->epoch;
@@ -474,6 +521,8 @@ static void on_progress(nas_dispatcher *d, dworker *w, const nas_wire_progress *
     if (d->hooks.on_progress) d->hooks.on_progress(d->hooks.ctx, p, w->name);
 }
 
+/* The document is sized from the worker count; names are escaped by
+ * json_str, so the buffer bound is what matters. */
 static void on_status(nas_dispatcher *d, const uint8_t *id, size_t id_len, int64_t now_ms) {
     size_t cap = 4096 + (size_t)d->n_workers * 512;
     char *json = nas_malloc(cap);
@@ -489,6 +538,8 @@ static void on_status(nas_dispatcher *d, const uint8_t *id, size_t id_len, int64
     nas_free(json);
 }
 
+/* Register and StatusRequest are the only messages a stranger may send;
+ * everything else needs a registered identity, and refreshes its liveness. */
 void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len,
                                const nas_wire_msg *m, int64_t now_ms) {
     dworker *w = worker_find(d, id, id_len);
@@ -519,10 +570,17 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
         }
         if (w->state != NAS_WORKER_STATE_IDLE) worker_set_idle(d, w, now_ms);
         break;
-    case NAS_MSG_HEARTBEAT: break;
-    case NAS_MSG_PROGRESS: on_progress(d, w, &m->u.progress); break;
-    case NAS_MSG_RESULT: on_result(d, w, &m->u.result, now_ms); break;
-    case NAS_MSG_FAILURE: on_failure(d, w, &m->u.failure, now_ms); break;
+    case NAS_MSG_HEARTBEAT:
+        break;
+    case NAS_MSG_PROGRESS:
+        on_progress(d, w, &m->u.progress);
+        break;
+    case NAS_MSG_RESULT:
+        on_result(d, w, &m->u.result, now_ms);
+        break;
+    case NAS_MSG_FAILURE:
+        on_failure(d, w, &m->u.failure, now_ms);
+        break;
     case NAS_MSG_DISCONNECT:
         nas_info("dispatcher: worker %s disconnected: %s", w->name, m->u.disconnect);
         worker_remove(d, w, 1, "lease expired", "left");
@@ -539,6 +597,8 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
     dispatch(d, now_ms);
 }
 
+/* The peer is told what was wrong (the decoder's message names the field)
+ * so a buggy worker can be fixed from its own log. */
 void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, int code,
                                    const char *why, int64_t now_ms) {
     dworker *w = worker_find(d, id, id_len);
@@ -550,17 +610,20 @@ void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t 
     send_error_id(d, id, id_len, code < 0 ? code : NAS_EPROTO, "%s", why);
 }
 
-// ---- time ----------------------------------------------------------------------------------------
+// ---- time
+// ----------------------------------------------------------------------------------------
 
+/* Order matters: expire first, so a dead worker's lease is queued before
+ * dispatch looks for idle workers, and no heartbeat goes to the dead. */
 void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (!w->used || w->expiry > now_ms) continue;
         nas_warn("dispatcher: worker %s silent for %lld ms, removed", w->name,
                  (long long)(now_ms - w->last_seen));
         worker_remove(d, w, 1, "lease expired", "lost");
     }
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (!w->used || w->heartbeat_at > now_ms) continue;
         nas_wire_msg hb;
@@ -570,9 +633,10 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
     dispatch(d, now_ms);
 }
 
+/* For the campaign's timer: with no workers there is nothing to wait for. */
 int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
     int64_t next = INT64_MAX;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         if (w->expiry < next) next = w->expiry;
@@ -581,22 +645,25 @@ int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
     return next;
 }
 
-// ---- status ---------------------------------------------------------------------------------------
+// ---- status
+// ---------------------------------------------------------------------------------------
 
+/* Task counts are kept incrementally; worker counts are counted here. */
 void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *out) {
     *out = d->counts;
     out->workers = d->n_workers;
     out->idle = out->busy = 0;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         if (!d->workers[i].used) continue;
         out->idle += d->workers[i].state == NAS_WORKER_STATE_IDLE;
         out->busy += d->workers[i].state == NAS_WORKER_STATE_BUSY;
     }
 }
 
+/* Slot order, which is registration order until slots are reused. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap) {
     int n = 0;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         if (n < cap) {
@@ -629,8 +696,8 @@ static size_t json_str(char *buf, size_t cap, size_t len, const char *s) {
             len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
                                     "\\u%04x", c);
         else
-            len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0,
-                                    "%c", c);
+            len +=
+                (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, "%c", c);
     }
     return len + (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, "\"");
 }
@@ -638,13 +705,15 @@ static size_t json_str(char *buf, size_t cap, size_t len, const char *s) {
 #define JSON_APPEND(...)                                                                           \
     (len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__))
 
+/* snprintf-style: the length is counted even past cap, so a caller can
+ * retry with a buffer of the right size. */
 int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *buf, size_t cap) {
     size_t len = 0;
     nas_dispatcher_counts c;
     nas_dispatcher_counts_get(d, &c);
     JSON_APPEND("{\"workers\":[");
     int first = 1;
-    for (int i = 0; i < d->cfg.max_workers; i++) {
+    for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         JSON_APPEND("%s{\"name\":", first ? "" : ",");

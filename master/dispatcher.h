@@ -113,7 +113,7 @@ enum nas_worker_state {
     NAS_WORKER_STATE_REGISTERED = 0, /* registered, not yet Ready */
     NAS_WORKER_STATE_IDLE = 1,
     NAS_WORKER_STATE_BUSY = 2,
-    NAS_WORKER_STATE_LEAVING = 3,    /* gave its task back, shutting down */
+    NAS_WORKER_STATE_LEAVING = 3, /* gave its task back, shutting down */
 };
 const char *nas_worker_state_name(int state);
 
@@ -121,11 +121,11 @@ typedef struct nas_worker_info {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     uint32_t cores;
-    int state;             /* enum nas_worker_state */
+    int state; /* enum nas_worker_state */
     int has_task;
-    nas_task_ref task;     /* when has_task */
-    int epoch, epochs;     /* last progress of that task (0 before any) */
-    int tasks_done;        /* results accepted from this worker */
+    nas_task_ref task; /* when has_task */
+    int epoch, epochs; /* last progress of that task (0 before any) */
+    int tasks_done;    /* results accepted from this worker */
     int64_t last_seen_ms;
 } nas_worker_info;
 

@@ -72,7 +72,8 @@ int nas_pareto_front(const nas_observation *obs, int n, int objectives, int *fro
         if (!dominated) fs[m++] = (front_sort){obs, i};
     }
     qsort(fs, (size_t)m, sizeof *fs, front_cmp);
-    for (int k = 0; k < m; k++) front[k] = fs[k].i;
+    for (int k = 0; k < m; k++)
+        front[k] = fs[k].i;
     nas_free(fs);
     return m;
 }

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAS_PRED_MAGIC "NASP"
+#define NAS_PRED_MAGIC   "NASP"
 #define NAS_PRED_VERSION 1u
-#define NAS_PRED_LO 0.1f /* targets are rescaled into [LO, HI] for the sigmoid */
-#define NAS_PRED_HI 0.9f
+#define NAS_PRED_LO      0.1f /* targets are rescaled into [LO, HI] for the sigmoid */
+#define NAS_PRED_HI      0.9f
 
 struct nas_predictor {
     int T, D;
@@ -42,10 +42,16 @@ void nas_predictor_config_default(nas_predictor_config *c) {
     c->l2 = 1e-4f;
 }
 
-static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* The logistic function; expf saturates cleanly to 0 or 1 for large |x|,
+ * which only happens to a badly diverged model. */
+static float sigmoidf(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
 
 // ---- model sizes and initialisation ------------------------------------------------
 
+/* Sizes follow the flat layouts documented at mlp_eval and lstm_eval; they
+ * are computed in size_t because T*D*H can exceed an int for odd inputs. */
 size_t nas_predictor_model_size(int kind, int T, int D, int hidden) {
     size_t H = (size_t)hidden, in = (size_t)T * (size_t)D;
     if (kind == NAS_PREDICTOR_MLP) return H * in + H + H * H + H + H + 1;
@@ -53,8 +59,10 @@ size_t nas_predictor_model_size(int kind, int T, int D, int hidden) {
     return 4 * H * (size_t)D + 4 * H * H + 4 * H + H + 1;
 }
 
+/* Uniform in [-a, a) from the caller's generator: seeded, portable. */
 static void fill_uniform(nas_rng *rng, float *w, size_t n, float a) {
-    for (size_t i = 0; i < n; i++) w[i] = (2.0f * nas_rng_uniform(rng) - 1.0f) * a;
+    for (size_t i = 0; i < n; i++)
+        w[i] = (2.0f * nas_rng_uniform(rng) - 1.0f) * a;
 }
 
 void nas_predictor_model_init(int kind, int T, int D, int hidden, nas_rng *rng, float *w) {
@@ -75,7 +83,8 @@ void nas_predictor_model_init(int kind, int T, int D, int hidden, nas_rng *rng, 
     fill_uniform(rng, Wh, (size_t)4 * H * H, a);
     /* A forget-gate bias of 1 lets memory pass through early in training
      * (Jozefowicz et al. 2015). */
-    for (int j = 0; j < H; j++) b[H + j] = 1.0f;
+    for (int j = 0; j < H; j++)
+        b[H + j] = 1.0f;
     fill_uniform(rng, wo, (size_t)H, a);
 }
 
@@ -93,8 +102,12 @@ static double loss_and_dout(const float *p, const float *t, int N, float *dout) 
     return loss / N;
 }
 
-static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const float *t,
-                    float *pred, float *grad, double *loss) {
+/* MLP weights, in order: W1 (H, In), b1 (H), W2 (H, H), b2 (H), w3 (H),
+ * b3 (1).  One scratch allocation holds the activations, their gradients,
+ * the predictions and the output gradient.  ReLU masks are recovered from
+ * the stored post-activation values (a > 0), so no mask buffer is kept. */
+static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const float *t, float *pred,
+                    float *grad, double *loss) {
     int N = d->n, In = d->T * d->D;
     const float *X = d->x; /* X is (N, In) */
     const float *W1 = w, *b1 = W1 + (size_t)H * In, *W2 = b1 + H, *b2 = W2 + (size_t)H * H;
@@ -104,17 +117,19 @@ static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const fl
     float *A2 = A1 + (size_t)N * H, *dA2 = A2 + (size_t)N * H, *dA1 = dA2 + (size_t)N * H;
     float *p = dA1 + (size_t)N * H, *dO = p + N;
     /* A1 = relu(X W1^T + b1) is (N, H); A2 = relu(A1 W2^T + b2) is (N, H). */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, H, In, 1.0f, X, In, W1, In, 0.0f,
-                A1, H);
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < H; j++) A1[i * H + j] = fmaxf(A1[i * H + j] + b1[j], 0.0f);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, H, H, 1.0f, A1, H, W2, H, 0.0f, A2,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, H, In, 1.0f, X, In, W1, In, 0.0f, A1,
                 H);
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < H; j++) A2[i * H + j] = fmaxf(A2[i * H + j] + b2[j], 0.0f);
+        for (int j = 0; j < H; j++)
+            A1[i * H + j] = fmaxf(A1[i * H + j] + b1[j], 0.0f);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, H, H, 1.0f, A1, H, W2, H, 0.0f, A2, H);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < H; j++)
+            A2[i * H + j] = fmaxf(A2[i * H + j] + b2[j], 0.0f);
     /* p = sigmoid(A2 w3 + b3) is (N). */
     cblas_sgemv(CblasRowMajor, CblasNoTrans, N, H, 1.0f, A2, H, w3, 1, 0.0f, p, 1);
-    for (int i = 0; i < N; i++) p[i] = sigmoidf(p[i] + b3[0]);
+    for (int i = 0; i < N; i++)
+        p[i] = sigmoidf(p[i] + b3[0]);
     if (pred) memcpy(pred, p, sizeof(float) * (size_t)N);
     if (t) *loss = loss_and_dout(p, t, N, grad ? dO : NULL);
     if (t && grad) {
@@ -123,7 +138,8 @@ static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const fl
         /* In the forward pass this was p = sigmoid(A2 w3 + b3): dw3 = A2^T dO. */
         cblas_sgemv(CblasRowMajor, CblasTrans, N, H, 1.0f, A2, H, dO, 1, 0.0f, gw3, 1);
         gb3[0] = 0.0f;
-        for (int i = 0; i < N; i++) gb3[0] += dO[i];
+        for (int i = 0; i < N; i++)
+            gb3[0] += dO[i];
         /* dA2 = dO w3^T, through the ReLU. */
         for (int i = 0; i < N; i++)
             for (int j = 0; j < H; j++)
@@ -131,8 +147,8 @@ static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const fl
         /* A2 = relu(A1 W2^T + b2): dW2 = dA2^T A1, dA1 = dA2 W2. */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, H, N, 1.0f, dA2, H, A1, H, 0.0f,
                     gW2, H);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, H, 1.0f, dA2, H, W2, H,
-                    0.0f, dA1, H);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, H, 1.0f, dA2, H, W2, H, 0.0f,
+                    dA1, H);
         memset(gb2, 0, sizeof(float) * (size_t)H);
         memset(gb1, 0, sizeof(float) * (size_t)H);
         for (int i = 0; i < N; i++)
@@ -153,6 +169,13 @@ static int mlp_eval(int H, const float *w, const nas_predictor_data *d, const fl
 
 /* Gates are laid out [i | f | g | o] in the 4H columns of Z and of the
  * activated gate buffer G. */
+/* LSTM weights, in order: Wx (4H, D), Wh (4H, H), b (4H), wo (H), bo (1).
+ * The whole batch steps through time together; a sample shorter than the
+ * longest one simply has its prediction read at its own last token, and in
+ * the backward pass its gradient enters at that step (before it, going
+ * backwards, its dh and dc are zero, so the padded steps contribute
+ * nothing).  The forward gate activations, cell states and hidden states of
+ * every step are kept for backpropagation through time. */
 static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const float *t,
                      float *pred, float *grad, double *loss) {
     int N = d->n, T = d->T, D = d->D, H4 = 4 * H;
@@ -170,7 +193,8 @@ static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const f
     float *dh = hf + (size_t)N * H, *dc = dh + (size_t)N * H, *dhn = dc + (size_t)N * H;
     float *p = dhn + (size_t)N * H, *dO = p + N;
     for (int s = 0; s < Tmax; s++) {
-        float *Gs = G + (size_t)s * N * H4, *Cs = C + (size_t)s * N * H, *Hn = Hs + (size_t)s * N * H;
+        float *Gs = G + (size_t)s * N * H4, *Cs = C + (size_t)s * N * H,
+              *Hn = Hs + (size_t)s * N * H;
         /* Z = X_s Wx^T + H_{s-1} Wh^T is (N, 4H); X_s is row s of each sample. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, H4, D, 1.0f, d->x + (size_t)s * D,
                     T * D, Wx, D, 0.0f, Z, H4);
@@ -182,7 +206,8 @@ static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const f
             float *g = Gs + (size_t)i * H4;
             for (int j = 0; j < H; j++) {
                 float ig = sigmoidf(z[j] + b[j]), fg = sigmoidf(z[H + j] + b[H + j]);
-                float gg = tanhf(z[2 * H + j] + b[2 * H + j]), og = sigmoidf(z[3 * H + j] + b[3 * H + j]);
+                float gg = tanhf(z[2 * H + j] + b[2 * H + j]),
+                      og = sigmoidf(z[3 * H + j] + b[3 * H + j]);
                 float cp = s > 0 ? Cs[(size_t)i * H + j - (size_t)N * H] : 0.0f;
                 float c = fg * cp + ig * gg; /* c_s = f c_{s-1} + i g */
                 g[j] = ig, g[H + j] = fg, g[2 * H + j] = gg, g[3 * H + j] = og;
@@ -197,7 +222,8 @@ static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const f
         memcpy(hf + (size_t)i * H, Hs + ((size_t)(L - 1) * N + i) * H, sizeof(float) * (size_t)H);
     }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, N, H, 1.0f, hf, H, wo, 1, 0.0f, p, 1);
-    for (int i = 0; i < N; i++) p[i] = sigmoidf(p[i] + bo[0]);
+    for (int i = 0; i < N; i++)
+        p[i] = sigmoidf(p[i] + bo[0]);
     if (pred) memcpy(pred, p, sizeof(float) * (size_t)N);
     if (t) *loss = loss_and_dout(p, t, N, grad ? dO : NULL);
     if (t && grad) {
@@ -206,14 +232,16 @@ static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const f
         memset(grad, 0, sizeof(float) * nas_predictor_model_size(NAS_PREDICTOR_LSTM, T, D, H));
         /* p = sigmoid(hf wo + bo): dwo = hf^T dO. */
         cblas_sgemv(CblasRowMajor, CblasTrans, N, H, 1.0f, hf, H, dO, 1, 0.0f, gwo, 1);
-        for (int i = 0; i < N; i++) gbo[0] += dO[i];
+        for (int i = 0; i < N; i++)
+            gbo[0] += dO[i];
         memset(dh, 0, sizeof(float) * (size_t)N * H * 2);
         for (int s = Tmax - 1; s >= 0; s--) {
             const float *Gs = G + (size_t)s * N * H4, *Cs = C + (size_t)s * N * H;
             for (int i = 0; i < N; i++) {
                 int L = d->len ? d->len[i] : T;
                 if (L - 1 == s)
-                    for (int j = 0; j < H; j++) dh[(size_t)i * H + j] += dO[i] * wo[j];
+                    for (int j = 0; j < H; j++)
+                        dh[(size_t)i * H + j] += dO[i] * wo[j];
             }
             /* Through h_s = o tanh(c_s) and c_s = f c_{s-1} + i g into dZ (N, 4H). */
             for (int i = 0; i < N; i++) {
@@ -231,17 +259,19 @@ static int lstm_eval(int H, const float *w, const nas_predictor_data *d, const f
                     dz[3 * H + j] = dh[k] * tc * og * (1.0f - og);
                     dc[k] = dct * fg;
                 }
-                for (int j = 0; j < H4; j++) gb[j] += dz[j];
+                for (int j = 0; j < H4; j++)
+                    gb[j] += dz[j];
             }
-            /* Z = X_s Wx^T + H_{s-1} Wh^T: dWx += dZ^T X_s, dWh += dZ^T H_{s-1}, dH_{s-1} = dZ Wh. */
+            /* Z = X_s Wx^T + H_{s-1} Wh^T: dWx += dZ^T X_s, dWh += dZ^T H_{s-1}, dH_{s-1} = dZ Wh.
+             */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H4, D, N, 1.0f, Z, H4,
                         d->x + (size_t)s * D, T * D, 1.0f, gWx, D);
             if (s > 0) {
                 const float *Hp = Hs + (size_t)(s - 1) * N * H;
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H4, H, N, 1.0f, Z, H4, Hp, H,
                             1.0f, gWh, H);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, H4, 1.0f, Z, H4, Wh,
-                            H, 0.0f, dhn, H);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, H, H4, 1.0f, Z, H4, Wh, H,
+                            0.0f, dhn, H);
                 memcpy(dh, dhn, sizeof(float) * (size_t)N * H);
             }
         }
@@ -259,6 +289,8 @@ int nas_predictor_model_eval(int kind, int hidden, const float *w, const nas_pre
 // ---- fitting -------------------------------------------------------------------------
 
 /* Full-batch Adam (Kingma & Ba 2015) with decoupled weight decay. */
+/* Full batch rather than mini-batches: PNAS fits a few hundred samples, so
+ * one batch is cheap, and it keeps the fit independent of any shuffling. */
 static int model_train(int kind, int hidden, const nas_predictor_config *cfg,
                        const nas_predictor_data *d, const float *t, nas_rng *rng, float *w) {
     size_t n = nas_predictor_model_size(kind, d->T, d->D, hidden);
@@ -293,6 +325,8 @@ static size_t predictor_size(const nas_predictor *p) {
                         : 0);
 }
 
+/* The data may come from a resumed campaign's database: every shape, length
+ * and value is checked before it sizes an allocation or reaches BLAS. */
 static int data_check(const nas_predictor_data *d, int need_y, char *err) {
     if (!d || !d->x || d->n < 1 || d->T < 1 || d->D < 1 || d->T > 64 || d->D > 4096)
         return nas_set_err(err, NAS_EINVAL, "predictor: bad data shape");
@@ -312,14 +346,17 @@ static int data_check(const nas_predictor_data *d, int need_y, char *err) {
     return NAS_OK;
 }
 
+/* Rescaling the targets to [0.1, 0.9] from their own range matters: PNAS
+ * accuracies often span a few points, and a sigmoid trained on raw values
+ * would spend its whole resolution on the range 0..1. */
 int nas_predictor_fit(nas_predictor **out, const nas_predictor_config *cfg,
                       const nas_predictor_data *d, uint64_t seed, char *err) {
     *out = NULL;
     int rc = data_check(d, 1, err);
     if (rc) return rc;
     if (cfg->n_mlp < 0 || cfg->n_mlp > 32 || cfg->n_mlp + (cfg->use_lstm != 0) < 1 ||
-        cfg->hidden < 1 || cfg->hidden > 1024 || cfg->lstm_hidden < 1 ||
-        cfg->lstm_hidden > 1024 || cfg->steps < 0 || !(cfg->lr > 0.0f) || !(cfg->l2 >= 0.0f))
+        cfg->hidden < 1 || cfg->hidden > 1024 || cfg->lstm_hidden < 1 || cfg->lstm_hidden > 1024 ||
+        cfg->steps < 0 || !(cfg->lr > 0.0f) || !(cfg->l2 >= 0.0f))
         return nas_set_err(err, NAS_EINVAL, "predictor: bad config");
     nas_predictor *p = nas_calloc(1, sizeof *p);
     float *t = nas_malloc(sizeof(float) * (size_t)d->n);
@@ -363,13 +400,15 @@ void nas_predictor_destroy(nas_predictor **pp) {
     *pp = NULL;
 }
 
+/* Every member predicts the whole batch; the mean is the ensemble's score
+ * (the paper averages its MLP ensemble the same way). */
 int nas_predictor_predict(const nas_predictor *p, const nas_predictor_data *d, float *out,
                           char *err) {
     int rc = data_check(d, 0, err);
     if (rc) return rc;
     if (d->T != p->T || d->D != p->D)
-        return nas_set_err(err, NAS_EINVAL, "predictor: data is %dx%d, fitted on %dx%d", d->T,
-                           d->D, p->T, p->D);
+        return nas_set_err(err, NAS_EINVAL, "predictor: data is %dx%d, fitted on %dx%d", d->T, d->D,
+                           p->T, p->D);
     float *tmp = nas_malloc(sizeof(float) * (size_t)d->n);
     if (!tmp) return nas_set_err(err, NAS_ENOMEM, "predictor: out of memory");
     memset(out, 0, sizeof(float) * (size_t)d->n);
@@ -382,7 +421,8 @@ int nas_predictor_predict(const nas_predictor *p, const nas_predictor_data *d, f
             nas_free(tmp);
             return nas_set_err(err, NAS_ENOMEM, "predictor: out of memory");
         }
-        for (int i = 0; i < d->n; i++) out[i] += tmp[i] / (float)models;
+        for (int i = 0; i < d->n; i++)
+            out[i] += tmp[i] / (float)models;
         w += nas_predictor_model_size(kind, p->T, p->D, hidden);
     }
     /* Back from the sigmoid's [LO, HI] to the targets' own scale. */
@@ -396,15 +436,19 @@ int nas_predictor_predict(const nas_predictor *p, const nas_predictor_data *d, f
 // ---- serialisation -------------------------------------------------------------------
 
 static void put32(uint8_t *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
 static uint32_t get32(const uint8_t *b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 static void put64(uint8_t *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
-static uint64_t get64(const uint8_t *b) { return (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32; }
+static uint64_t get64(const uint8_t *b) {
+    return (uint64_t)get32(b) | (uint64_t)get32(b + 4) << 32;
+}
 
 /* Layout: "NASP" u32 version, u32 T D hidden lstm_hidden n_mlp use_lstm,
  * f64 y_lo y_hi, u64 float count, then the floats. */
@@ -417,7 +461,8 @@ int nas_predictor_export(const nas_predictor *p, uint8_t **blob, size_t *n) {
     memcpy(b, NAS_PRED_MAGIC, 4);
     put32(b + 4, NAS_PRED_VERSION);
     int32_t dims[6] = {p->T, p->D, p->hidden, p->lstm_hidden, p->n_mlp, p->use_lstm};
-    for (int i = 0; i < 6; i++) put32(b + 8 + 4 * i, (uint32_t)dims[i]);
+    for (int i = 0; i < 6; i++)
+        put32(b + 8 + 4 * i, (uint32_t)dims[i]);
     uint64_t u;
     memcpy(&u, &p->y_lo, 8);
     put64(b + 32, u);
@@ -442,13 +487,17 @@ int nas_predictor_import(nas_predictor **out, const uint8_t *b, size_t n, char *
         return nas_set_err(err, NAS_EVERSION, "predictor: blob version %u, expected %u",
                            get32(b + 4), NAS_PRED_VERSION);
     int32_t dims[6];
-    for (int i = 0; i < 6; i++) dims[i] = (int32_t)get32(b + 8 + 4 * i);
-    nas_predictor tmp = {.T = dims[0], .D = dims[1], .hidden = dims[2], .lstm_hidden = dims[3],
-                         .n_mlp = dims[4], .use_lstm = dims[5]};
+    for (int i = 0; i < 6; i++)
+        dims[i] = (int32_t)get32(b + 8 + 4 * i);
+    nas_predictor tmp = {.T = dims[0],
+                         .D = dims[1],
+                         .hidden = dims[2],
+                         .lstm_hidden = dims[3],
+                         .n_mlp = dims[4],
+                         .use_lstm = dims[5]};
     if (tmp.T < 1 || tmp.T > 64 || tmp.D < 1 || tmp.D > 4096 || tmp.hidden < 1 ||
         tmp.hidden > 1024 || tmp.lstm_hidden < 1 || tmp.lstm_hidden > 1024 || tmp.n_mlp < 0 ||
-        tmp.n_mlp > 32 || (tmp.use_lstm != 0 && tmp.use_lstm != 1) ||
-        tmp.n_mlp + tmp.use_lstm < 1)
+        tmp.n_mlp > 32 || (tmp.use_lstm != 0 && tmp.use_lstm != 1) || tmp.n_mlp + tmp.use_lstm < 1)
         return nas_set_err(err, NAS_EFORMAT, "predictor: blob has impossible dimensions");
     uint64_t u = get64(b + 32);
     memcpy(&tmp.y_lo, &u, 8);
@@ -499,18 +548,24 @@ static int ranked_cmp(const void *a, const void *b) {
 static int rank_of(const double *v, int n, double *rank) {
     ranked *r = nas_malloc(sizeof *r * (size_t)n);
     if (!r) return NAS_ENOMEM;
-    for (int i = 0; i < n; i++) r[i] = (ranked){v[i], i};
+    for (int i = 0; i < n; i++)
+        r[i] = (ranked){v[i], i};
     qsort(r, (size_t)n, sizeof *r, ranked_cmp);
     for (int i = 0; i < n;) {
         int j = i;
-        while (j + 1 < n && r[j + 1].v == r[i].v) j++;
-        for (int k = i; k <= j; k++) rank[r[k].i] = 0.5 * (i + j) + 1.0;
+        while (j + 1 < n && r[j + 1].v == r[i].v)
+            j++;
+        for (int k = i; k <= j; k++)
+            rank[r[k].i] = 0.5 * (i + j) + 1.0;
         i = j + 1;
     }
     nas_free(r);
     return NAS_OK;
 }
 
+/* Spearman's rho as the Pearson correlation of average ranks: the textbook
+ * 1 - 6 sum d^2 / (n (n^2 - 1)) is only exact without ties, and predictor
+ * outputs and tabular accuracies both tie. */
 double nas_predictor_spearman(const double *a, const double *b, int n) {
     if (n < 2) return NAN;
     double *ra = nas_malloc(sizeof(double) * 2 * (size_t)n);
@@ -520,7 +575,8 @@ double nas_predictor_spearman(const double *a, const double *b, int n) {
     if (rank_of(a, n, ra) == NAS_OK && rank_of(b, n, rb) == NAS_OK) {
         /* Pearson correlation of the ranks (exact with ties). */
         double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
-        for (int i = 0; i < n; i++) ma += ra[i], mb += rb[i];
+        for (int i = 0; i < n; i++)
+            ma += ra[i], mb += rb[i];
         ma /= n, mb /= n;
         for (int i = 0; i < n; i++) {
             sab += (ra[i] - ma) * (rb[i] - mb);

@@ -99,6 +99,9 @@ static const nas__store_migration migrations[] = {
     {schema_v1},
 };
 
+_Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,
+               "a new migration must bump NAS_STORE_SCHEMA_VERSION in store.h");
+
 const nas__store_migration *nas__store_migrations(int *n) {
     *n = (int)NAS_ARRAY_LEN(migrations);
     return migrations;

@@ -312,7 +312,8 @@ typedef struct nas_store_worker_info {
 int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err);
 
 /* Append an event ("lease-expired", "worker-joined", ...) to the log. */
-int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text, char *err);
+int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
+                           char *err);
 
 typedef struct nas_store_event_info {
     int64_t id, time_ms;
@@ -331,6 +332,16 @@ int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t 
                           char *err);
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
 
+/* ---- integrity ---------------------------------------------------------------------- */
+
+/* Check the file and the store's own invariants: SQLite's quick_check and
+ * foreign keys, every done task has its one result and every result a done
+ * task, leases carry a worker, an expiry and an attempt >= 1, no finished
+ * task holds a lease, no result names an attempt that was never leased.
+ * NAS_OK, or NAS_EFORMAT naming the first broken rule and a row.  For
+ * nasctl and for tests after a crash; it reads every table. */
+int nas_store_check(nas_store *st, char *err);
+
 /* ---- encodings shared with nasctl --------------------------------------------------- */
 
 /* The fidelity as a flat JSON object with every field; returns the length
@@ -339,6 +350,15 @@ int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap);
 /* Parse it back.  Missing keys keep their nas_fidelity_default() values
  * and unknown keys are skipped, so older rows stay readable. */
 int nas_store_fidelity_from_json(const char *json, nas_fidelity *f, char *err);
+
+/* One result as a JSON object (for nasctl history/best/export):
+ * {"task":3,"seq":1,"arch":"00000000000000ff","text":"n=...","stage":"search",
+ *  "attempt":1,"accuracy":0.9,"loss":0.3,"test_accuracy":null,"curve":[0.5,0.9],
+ *  "params":1000,"macs":20000,"seconds":1.5,"worker":"w1","finished_ms":4000}
+ * Hashes are 16 hex digits (JSON numbers lose bits above 2^53), absent
+ * numbers are null, strings are escaped.  Returns the length or NAS_ERANGE
+ * when cap is too small. */
+int nas_store_record_to_json(const nas_store_record *r, char *buf, size_t cap);
 
 const char *nas_store_stage_name(int stage);
 const char *nas_store_task_state_name(int state);

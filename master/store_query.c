@@ -13,6 +13,7 @@
 #include "common/err.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,76 @@ static int curve_from_json(const char *json, float **out, int *n) {
     }
     *out = v;
     return NAS_OK;
+}
+
+// ---- records as JSON ----------------------------------------------------------------------
+
+typedef struct jbuf {
+    char *p;
+    size_t n, cap;
+    int full;
+} jbuf;
+
+static void jput(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jput(jbuf *b, const char *fmt, ...) {
+    if (b->full) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->n)
+        b->full = 1;
+    else
+        b->n += (size_t)n;
+}
+
+/* Worker names come from the network: escape quotes, backslashes and
+ * control bytes so the output stays one valid JSON value. */
+static void jput_str(jbuf *b, const char *s) {
+    jput(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            jput(b, "\\%c", *c);
+        else if (*c < 0x20)
+            jput(b, "\\u%04x", *c);
+        else
+            jput(b, "%c", *c);
+    }
+    jput(b, "\"");
+}
+
+/* JSON has no NaN or infinity; an absent number is null. */
+static void jput_num(jbuf *b, double v) {
+    if (isfinite(v))
+        jput(b, "%.17g", v);
+    else
+        jput(b, "null");
+}
+
+int nas_store_record_to_json(const nas_store_record *r, char *buf, size_t cap) {
+    if (cap == 0) return NAS_ERANGE;
+    jbuf b = {buf, 0, cap, 0};
+    jput(&b, "{\"task\":%lld,\"seq\":%lld,\"arch\":\"%016llx\",\"text\":", (long long)r->task_id,
+         (long long)r->seq, (unsigned long long)r->arch_hash);
+    jput_str(&b, r->arch_text);
+    jput(&b, ",\"stage\":\"%s\",\"attempt\":%d,\"accuracy\":", nas_store_stage_name(r->stage),
+         r->attempt);
+    jput_num(&b, r->accuracy);
+    jput(&b, ",\"loss\":");
+    jput_num(&b, r->loss);
+    jput(&b, ",\"test_accuracy\":");
+    jput_num(&b, r->test_accuracy);
+    jput(&b, ",\"curve\":[");
+    for (int i = 0; i < r->n_curve; i++)
+        jput(&b, "%s%.9g", i ? "," : "", (double)r->curve[i]);
+    jput(&b, "],\"params\":%lld,\"macs\":%lld,\"seconds\":", (long long)r->params,
+         (long long)r->macs);
+    jput_num(&b, r->seconds);
+    jput(&b, ",\"worker\":");
+    jput_str(&b, r->worker);
+    jput(&b, ",\"finished_ms\":%lld}", (long long)r->finished_ms);
+    if (b.full) return NAS_ERANGE;
+    return (int)b.n;
 }
 
 // ---- tasks -------------------------------------------------------------------------------------
@@ -493,7 +564,8 @@ int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err)
     return n;
 }
 
-int nas_store_event(nas_store *st, int64_t now_ms, const char *kind, const char *text, char *err) {
+int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
+                           char *err) {
     if (!kind || !*kind || !text)
         return nas_set_err(err, NAS_EINVAL, "store %s: an event needs a kind and a text", st->path);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_INSERT, err);
@@ -582,4 +654,75 @@ int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err) {
     if (!s) return NAS_EDB;
     nas__bind_u64(s, 1, arch_hash);
     return nas__store_exec_stmt(st, s, "drop weights", err);
+}
+
+// ---- integrity -------------------------------------------------------------------------------
+
+/* Each rule is a query that returns the first offending row id, if any.
+ * They are run rarely, so they are prepared on the spot, not cached. */
+static const struct {
+    const char *sql;
+    const char *rule;
+} checks[] = {
+    {"SELECT t.id FROM task t LEFT JOIN result r ON r.task_id = t.id "
+     "WHERE t.state = 'done' AND r.id IS NULL LIMIT 1",
+     "a done task has no result"},
+    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
+     "WHERE t.state != 'done' LIMIT 1",
+     "a result belongs to a task that is not done"},
+    {"SELECT id FROM task WHERE state = 'leased' AND (lease_expiry_ms IS NULL OR worker IS NULL "
+     "OR attempt < 1) LIMIT 1",
+     "a leased task lacks its worker, expiry or attempt"},
+    {"SELECT id FROM task WHERE state != 'leased' AND lease_expiry_ms IS NOT NULL LIMIT 1",
+     "a task that is not leased holds a lease expiry"},
+    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
+     "WHERE r.attempt < 1 OR r.attempt > t.attempt LIMIT 1",
+     "a result names an attempt that was never leased"},
+    {"SELECT id FROM task WHERE state = 'failed' AND failure IS NULL LIMIT 1",
+     "a failed task has no reason"},
+};
+
+/* Run one query; *row gets the first column of its first row, or -1. */
+static int first_row(nas_store *st, const char *sql, const char *what, int64_t *row, char *text,
+                     size_t cap, char *err) {
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) return nas__store_fail(st, rc, what, err);
+    int step = sqlite3_step(s);
+    *row = -1;
+    if (text && cap) text[0] = '\0';
+    if (step == SQLITE_ROW) {
+        *row = sqlite3_column_int64(s, 0);
+        if (text) nas__column_copy(s, 0, text, cap);
+    }
+    sqlite3_finalize(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return nas__store_fail(st, step, what, err);
+    return NAS_OK;
+}
+
+int nas_store_check(nas_store *st, char *err) {
+    int64_t row = -1;
+    char text[128];
+    int rc = first_row(st, "PRAGMA quick_check", "integrity check", &row, text, sizeof text, err);
+    if (rc != NAS_OK) return rc;
+    if (strcmp(text, "ok") != 0)
+        return nas_set_err(err, NAS_EFORMAT, "store %s: SQLite integrity check: %s", st->path,
+                           text);
+    /* foreign_key_check returns (table, rowid, parent, fk index) per violation. */
+    rc = first_row(st, "PRAGMA foreign_key_check", "foreign key check", &row, text, sizeof text,
+                   err);
+    if (rc != NAS_OK) return rc;
+    if (text[0])
+        return nas_set_err(err, NAS_EFORMAT,
+                           "store %s: table %s has a row whose reference "
+                           "points nowhere",
+                           st->path, text);
+    for (size_t i = 0; i < NAS_ARRAY_LEN(checks); i++) {
+        rc = first_row(st, checks[i].sql, "consistency check", &row, NULL, 0, err);
+        if (rc != NAS_OK) return rc;
+        if (row >= 0)
+            return nas_set_err(err, NAS_EFORMAT, "store %s: %s (task %lld)", st->path,
+                               checks[i].rule, (long long)row);
+    }
+    return NAS_OK;
 }

@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NAS_BLOB_MAGIC "NASS"
+#define NAS_BLOB_MAGIC   "NASS"
 #define NAS_BLOB_VERSION 1u
-#define NAS_FNV_OFFSET 0xcbf29ce484222325ULL
-#define NAS_FNV_PRIME 0x100000001b3ULL
+#define NAS_FNV_OFFSET   0xcbf29ce484222325ULL
+#define NAS_FNV_PRIME    0x100000001b3ULL
 
 static const nas__strategy_vtable *const kinds[] = {
     &nas__strategy_random_vt,
@@ -36,11 +36,14 @@ static const nas__strategy_vtable *const kinds[] = {
 
 // ---- blob writer -------------------------------------------------------------------
 
+/* Append n bytes, doubling the buffer as needed.  An allocation failure is
+ * sticky (`oom`), so a save path writes everything and checks once. */
 void nas__w_bytes(nas__wbuf *w, const void *src, size_t n) {
     if (w->oom || n == 0) return;
     if (w->n + n > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->n + n) cap *= 2;
+        while (cap < w->n + n)
+            cap *= 2;
         uint8_t *p = nas_realloc(w->p, cap);
         if (!p) {
             w->oom = 1;
@@ -53,22 +56,32 @@ void nas__w_bytes(nas__wbuf *w, const void *src, size_t n) {
     w->n += n;
 }
 
-void nas__w_u8(nas__wbuf *w, uint8_t v) { nas__w_bytes(w, &v, 1); }
+void nas__w_u8(nas__wbuf *w, uint8_t v) {
+    nas__w_bytes(w, &v, 1);
+}
 
+/* Integers are written byte by byte, least significant first, so the blob
+ * reads the same on any host whatever its endianness. */
 void nas__w_u64(nas__wbuf *w, uint64_t v) {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     nas__w_bytes(w, b, 8);
 }
 
 void nas__w_u32(nas__wbuf *w, uint32_t v) {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     nas__w_bytes(w, b, 4);
 }
 
-void nas__w_i32(nas__wbuf *w, int32_t v) { nas__w_u32(w, (uint32_t)v); }
+void nas__w_i32(nas__wbuf *w, int32_t v) {
+    nas__w_u32(w, (uint32_t)v);
+}
 
+/* Floats travel as their IEEE-754 bit patterns: exact, NaN included (the
+ * rank correlation is NAN until measured). */
 void nas__w_f32(nas__wbuf *w, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
@@ -100,12 +113,16 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
 
 // ---- blob reader -------------------------------------------------------------------
 
+/* Record the first failure only: the first message is the one that names
+ * the real problem; later reads fail as a consequence. */
 void nas__r_fail(nas__rbuf *r, const char *what) {
     if (r->bad) return;
     r->bad = 1;
     nas_set_err(r->err, NAS_EFORMAT, "strategy state: bad %s at byte %zu", what, r->off);
 }
 
+/* Copy n bytes or, past the end, zero-fill dst and mark the reader bad:
+ * callers never see uninitialised memory whatever the blob holds. */
 void nas__r_bytes(nas__rbuf *r, void *dst, size_t n, const char *what) {
     if (r->bad || n > r->n - r->off) {
         if (!r->bad) {
@@ -130,7 +147,8 @@ uint64_t nas__r_u64(nas__rbuf *r, const char *what) {
     uint8_t b[8];
     nas__r_bytes(r, b, 8, what);
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
     return v;
 }
 
@@ -140,6 +158,8 @@ uint32_t nas__r_u32(nas__rbuf *r, const char *what) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* Every count and index in a blob is range-checked where it is read, before
+ * it sizes an allocation or indexes an array. */
 int32_t nas__r_i32(nas__rbuf *r, int32_t lo, int32_t hi, const char *what) {
     int32_t v = (int32_t)nas__r_u32(r, what);
     if (r->bad) return lo;
@@ -164,6 +184,9 @@ double nas__r_f64(nas__rbuf *r, const char *what) {
     return v;
 }
 
+/* A genome from a blob goes through the same validation as one from a
+ * user, so a corrupted byte cannot smuggle an out-of-range op into a
+ * mutation or an encoding. */
 void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
     memset(g, 0, sizeof *g);
     g->space = nas__r_u8(r, what);
@@ -189,8 +212,14 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
 
 // ---- hash set ----------------------------------------------------------------------
 
-static size_t hashset_slot(uint64_t key, size_t cap) { return (size_t)nas_mix64(key) & (cap - 1); }
+/* Canonical hashes are already FNV-1a outputs, but the low bits of FNV are
+ * its weakest; a splitmix finaliser spreads them before masking. */
+static size_t hashset_slot(uint64_t key, size_t cap) {
+    return (size_t)nas_mix64(key) & (cap - 1);
+}
 
+/* Linear probing: an empty slot (0) ends the search.  The key 0 cannot be
+ * stored in a slot, so it lives in a flag of its own. */
 int nas__hashset_has(const nas__hashset *h, uint64_t key) {
     if (key == 0) return h->has_zero;
     if (h->cap == 0) return 0;
@@ -215,7 +244,8 @@ int nas__hashset_add(nas__hashset *h, uint64_t key) {
         for (size_t i = 0; i < h->cap; i++) {
             if (!h->slot[i]) continue;
             size_t j = hashset_slot(h->slot[i], cap);
-            while (slot[j]) j = (j + 1) & (cap - 1);
+            while (slot[j])
+                j = (j + 1) & (cap - 1);
             slot[j] = h->slot[i];
         }
         nas_free(h->slot);
@@ -223,7 +253,8 @@ int nas__hashset_add(nas__hashset *h, uint64_t key) {
         h->cap = cap;
     }
     size_t j = hashset_slot(key, h->cap);
-    while (h->slot[j]) j = (j + 1) & (h->cap - 1);
+    while (h->slot[j])
+        j = (j + 1) & (h->cap - 1);
     h->slot[j] = key;
     h->count++;
     return 1;
@@ -240,7 +271,8 @@ void nas__hashset_free(nas__hashset *h) {
 static int grow(void **p, int *cap, int need, size_t size) {
     if (need <= *cap) return NAS_OK;
     int c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *q = nas_realloc(*p, (size_t)c * size);
     if (!q) return NAS_ENOMEM;
     *p = q;
@@ -255,6 +287,8 @@ double nas__strategy_reward(const nas_strategy_config *cfg, const nas_observatio
                              cfg->target_macs, cfg->mo_weight);
 }
 
+/* Both proposals and observations enter the set: a network the campaign
+ * evaluated for any reason is never proposed again. */
 int nas__strategy_seen(const nas_strategy *s, uint64_t hash) {
     return nas__hashset_has(&s->seen, hash);
 }
@@ -268,6 +302,8 @@ static int seen_add(nas_strategy *s, uint64_t hash) {
     return NAS_OK;
 }
 
+/* The in-flight arrays grow together so that their indices stay aligned;
+ * the capacity is updated only when both reallocations succeeded. */
 int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
     if (s->n_inflight + 1 > s->cap_inflight) {
         int c = s->cap_inflight ? s->cap_inflight * 2 : 16;
@@ -287,6 +323,8 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
     return NAS_OK;
 }
 
+/* Rejection sampling keeps the distribution uniform over the unseen
+ * networks of the space (up to the sampler's own uniformity). */
 int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out) {
     for (int t = 0; t < tries; t++) {
         if (nas_genome_sample(&s->cfg.space, &s->rng, out) != NAS_OK) return NAS_EINVAL;
@@ -354,8 +392,8 @@ static int config_check(nas_strategy_config *c, char *err) {
     int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;
     if (c->max_blocks == 0) c->max_blocks = max_b;
     if (c->max_blocks < 1 || c->max_blocks > max_b)
-        return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d",
-                           c->max_blocks, max_b);
+        return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d", c->max_blocks,
+                           max_b);
     if (c->beam < 1 || c->beam > 100000)
         return nas_set_err(err, NAS_EINVAL, "strategy: beam %d not in 1..100000", c->beam);
     if (c->ensemble < 0 || c->ensemble > 32 || (c->use_lstm != 0 && c->use_lstm != 1) ||
@@ -382,17 +420,20 @@ static uint64_t config_fingerprint(const nas_strategy *s) {
     nas__w_i32(&w, c->space.n_blocks);
     nas__w_u32(&w, c->space.op_mask);
     nas__w_i32(&w, c->space.shared);
-    int32_t ints[] = {c->budget, c->population, c->sample, c->n_seeds, c->beam,
-                      c->max_blocks, c->ensemble, c->use_lstm};
-    for (size_t i = 0; i < NAS_ARRAY_LEN(ints); i++) nas__w_i32(&w, ints[i]);
-    for (int i = 0; i < c->n_seeds; i++) nas__w_bytes(&w, c->seeds[i], strlen(c->seeds[i]));
+    int32_t ints[] = {c->budget, c->population, c->sample,   c->n_seeds,
+                      c->beam,   c->max_blocks, c->ensemble, c->use_lstm};
+    for (size_t i = 0; i < NAS_ARRAY_LEN(ints); i++)
+        nas__w_i32(&w, ints[i]);
+    for (int i = 0; i < c->n_seeds; i++)
+        nas__w_bytes(&w, c->seeds[i], strlen(c->seeds[i]));
     nas__w_f32(&w, c->p_identity);
     nas__w_f32(&w, c->mo_weight);
     nas__w_u64(&w, (uint64_t)c->target_params);
     nas__w_u64(&w, (uint64_t)c->target_macs);
     nas__w_u64(&w, s->seed);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < w.n; i++) h = (h ^ w.p[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < w.n; i++)
+        h = (h ^ w.p[i]) * NAS_FNV_PRIME;
     nas_free(w.p);
     return h;
 }
@@ -441,14 +482,20 @@ void nas_strategy_destroy(nas_strategy **sp) {
     *sp = NULL;
 }
 
-const char *nas_strategy_name(const nas_strategy *s) { return s->vt->name; }
+const char *nas_strategy_name(const nas_strategy *s) {
+    return s->vt->name;
+}
 
 // ---- propose / observe -----------------------------------------------------------------
 
+/* Done needs both conditions: a campaign must not finish while a result it
+ * paid for is still on its way. */
 int nas_strategy_done(const nas_strategy *s) {
     return s->n_inflight == 0 && (s->proposed >= s->cfg.budget || s->vt->finished(s));
 }
 
+/* The budget is enforced here, once, for every strategy; the strategies
+ * only decide what to propose. */
 int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
     if (!s || !out) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     if (s->proposed >= s->cfg.budget || s->vt->finished(s)) {
@@ -462,11 +509,18 @@ int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
     return s->vt->propose(s, out, err);
 }
 
+/* Validate first (an observation comes from a worker, i.e. the outside
+ * world), then record it in the shared history, then let the strategy
+ * react.  The reward is computed once here, so every strategy ranks by the
+ * same signal. */
 int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err) {
     if (!s || !obs) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     char gerr[NAS_ERR_LEN];
     if (nas_genome_validate(&obs->genome, gerr) != NAS_OK)
         return nas_set_err(err, NAS_EINVAL, "strategy: observed genome: %s", gerr);
+    if (obs->genome.space != s->cfg.space.kind)
+        return nas_set_err(err, NAS_EINVAL, "strategy: observed genome is not in the %s space",
+                           s->cfg.space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
     if (obs->ok && !(obs->accuracy >= 0.0 && obs->accuracy <= 1.0))
         return nas_set_err(err, NAS_EINVAL, "strategy: observed accuracy %g not in [0, 1]",
                            obs->accuracy);
@@ -505,6 +559,8 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
 
 // ---- state blob ------------------------------------------------------------------------
 
+/* The base section: everything the shared bookkeeping needs to continue.
+ * The hash set itself is not written; it is rebuilt from the list. */
 static void save_base(const nas_strategy *s, nas__wbuf *w) {
     nas__w_u64(w, s->rng.state);
     nas__w_u64(w, s->rng.inc);
@@ -528,9 +584,13 @@ static void save_base(const nas_strategy *s, nas__wbuf *w) {
         nas__w_u64(w, s->inflight[i].parent_hash);
     }
     nas__w_i32(w, s->n_seen);
-    for (int i = 0; i < s->n_seen; i++) nas__w_u64(w, s->seen_list[i]);
+    for (int i = 0; i < s->n_seen; i++)
+        nas__w_u64(w, s->seen_list[i]);
 }
 
+/* The payload is built first so its length can precede it, and the
+ * checksum covers the header too: a flipped fingerprint byte is caught by
+ * the fingerprint check, a flipped payload byte by the checksum. */
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     if (!s || !blob || !n) return NAS_EINVAL;
     nas__wbuf body = {0}, w = {0};
@@ -546,7 +606,8 @@ int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     nas__w_u64(&w, (uint64_t)body.n);
     nas__w_bytes(&w, body.p, body.n);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < w.n && !w.oom; i++) h = (h ^ w.p[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < w.n && !w.oom; i++)
+        h = (h ^ w.p[i]) * NAS_FNV_PRIME;
     nas__w_u64(&w, h);
     int oom = body.oom || w.oom;
     nas_free(body.p);
@@ -632,6 +693,9 @@ static int load_base(nas_strategy *s, nas__rbuf *r) {
     return NAS_OK;
 }
 
+/* Checks go from cheapest and most informative (magic, version, which
+ * strategy, which config) to the checksum, so the message says what is
+ * wrong rather than only that something is. */
 int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err) {
     if (!s || (!blob && n)) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     if (n < 4 + 4 + 1 + 8 + 8 + 8 || memcmp(blob, NAS_BLOB_MAGIC, 4) != 0)
@@ -654,24 +718,36 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
                            "strategy state: payload of %llu bytes but %zu present (truncated?)",
                            (unsigned long long)body, n - r.off >= 8 ? n - r.off - 8 : 0);
     uint64_t h = NAS_FNV_OFFSET;
-    for (size_t i = 0; i < n - 8; i++) h = (h ^ blob[i]) * NAS_FNV_PRIME;
+    for (size_t i = 0; i < n - 8; i++)
+        h = (h ^ blob[i]) * NAS_FNV_PRIME;
     nas__rbuf tail = {.p = blob, .n = n, .off = n - 8};
     if (nas__r_u64(&tail, "checksum") != h)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: checksum mismatch (corrupted)");
     r.n = n - 8;
-    int rc = load_base(s, &r);
-    if (rc == NAS_OK) rc = s->vt->load(s, &r);
+    /* Parse into a fresh strategy and swap it in only when everything
+     * loaded, so a refused blob leaves `s` exactly as it was. */
+    nas_strategy *t = NULL;
+    int rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
+    if (rc) return rc;
+    rc = load_base(t, &r);
+    if (rc == NAS_OK) rc = t->vt->load(t, &r);
     if (rc == NAS_OK && r.off != r.n) nas__r_fail(&r, "trailing bytes");
     if (r.bad) rc = NAS_EFORMAT;
     if (rc) {
+        nas_strategy_destroy(&t);
         if (rc == NAS_ENOMEM) return nas_set_err(err, rc, "strategy state: out of memory");
         return nas_set_err(err, rc, "%s", r.bad ? r.err : "strategy state: invalid");
     }
+    nas_strategy tmp = *s;
+    *s = *t;
+    *t = tmp;
+    nas_strategy_destroy(&t);
     return NAS_OK;
 }
 
 // ---- status ----------------------------------------------------------------------------
 
+/* The strategy's own words, then the shared counters. */
 int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap) {
     if (!s || !buf || cap == 0) return NAS_EINVAL;
     int n = s->vt->describe(s, buf, cap);
@@ -687,7 +763,9 @@ int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap) {
     return n + m;
 }
 
-double nas_strategy_rank_correlation(const nas_strategy *s) { return s ? s->rank_corr : NAN; }
+double nas_strategy_rank_correlation(const nas_strategy *s) {
+    return s ? s->rank_corr : NAN;
+}
 
 int nas_strategy_needs_prepare(const nas_strategy *s) {
     return s && s->vt == &nas__strategy_pnas_vt && nas__strategy_pnas_needs_prepare(s);

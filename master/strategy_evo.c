@@ -60,7 +60,8 @@ static void evo_fini(nas_strategy *s) {
  * first population. */
 static int inflight_random(const nas_strategy *s) {
     int n = 0;
-    for (int i = 0; i < s->n_inflight; i++) n += !s->inflight[i].has_parent;
+    for (int i = 0; i < s->n_inflight; i++)
+        n += !s->inflight[i].has_parent;
     return n;
 }
 
@@ -69,7 +70,8 @@ static int inflight_random(const nas_strategy *s) {
  * a tie goes to the first drawn. Returns a history index. */
 static int evo_tournament(nas_strategy *s, evo_state *st) {
     int idx[st->n_pop];
-    for (int i = 0; i < st->n_pop; i++) idx[i] = st->pop[i];
+    for (int i = 0; i < st->n_pop; i++)
+        idx[i] = st->pop[i];
     int k = s->cfg.sample < st->n_pop ? s->cfg.sample : st->n_pop;
     int best = -1;
     for (int i = 0; i < k; i++) {
@@ -110,8 +112,10 @@ static int evo_propose(nas_strategy *s, nas_proposal *out, char *err) {
         int rc = nas__strategy_preset(s->cfg.seeds[st->seeds_used++], &out->genome, perr);
         if (rc) return nas_set_err(err, rc, "strategy evolution: %s", perr);
         if (out->genome.space != s->cfg.space.kind)
-            return nas_set_err(err, NAS_EINVAL, "strategy evolution: seed '%s' is not in the "
-                               "search space", s->cfg.seeds[st->seeds_used - 1]);
+            return nas_set_err(err, NAS_EINVAL,
+                               "strategy evolution: seed '%s' is not in the "
+                               "search space",
+                               s->cfg.seeds[st->seeds_used - 1]);
         if (nas__strategy_seen(s, nas_genome_hash(&out->genome))) continue;
         goto commit;
     }
@@ -121,13 +125,15 @@ static int evo_propose(nas_strategy *s, nas_proposal *out, char *err) {
         if (rc != NAS_ENOTFOUND) return nas_set_err(err, rc, "strategy evolution: cannot sample");
         /* The space has (almost) no unseen network left: evolve what exists. */
         if (st->n_pop == 0)
-            return nas_set_err(err, NAS_EAGAIN, "strategy evolution: no new random genome and "
+            return nas_set_err(err, NAS_EAGAIN,
+                               "strategy evolution: no new random genome and "
                                "no population yet");
     }
     int rc = evo_propose_child(s, st, out, err);
     if (rc) return rc;
 commit:
-    if (nas__strategy_commit(s, out)) return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
+    if (nas__strategy_commit(s, out))
+        return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
     return NAS_OK;
 }
 
@@ -145,13 +151,16 @@ static int evo_observe(nas_strategy *s, int idx, int was_inflight, char *err) {
     return NAS_OK;
 }
 
-static int evo_finished(const nas_strategy *s) { return 0; }
+static int evo_finished(const nas_strategy *s) {
+    return 0;
+}
 
 static void evo_save(const nas_strategy *s, nas__wbuf *w) {
     const evo_state *st = s->impl;
     nas__w_i32(w, st->seeds_used);
     nas__w_i32(w, st->n_pop);
-    for (int i = 0; i < st->n_pop; i++) nas__w_i32(w, st->pop[i]);
+    for (int i = 0; i < st->n_pop; i++)
+        nas__w_i32(w, st->pop[i]);
 }
 
 static int evo_load(nas_strategy *s, nas__rbuf *r) {
@@ -183,8 +192,11 @@ int nas__strategy_evo_population(const nas_strategy *s, nas_observation *out, in
     int n = 0;
     for (; n < st->n_pop && n < cap; n++) {
         const nas__record *r = &s->hist[st->pop[n]];
-        out[n] = (nas_observation){.genome = r->genome, .hash = r->hash, .ok = r->ok,
-                                   .accuracy = r->accuracy, .params = r->params,
+        out[n] = (nas_observation){.genome = r->genome,
+                                   .hash = r->hash,
+                                   .ok = r->ok,
+                                   .accuracy = r->accuracy,
+                                   .params = r->params,
                                    .macs = r->macs};
     }
     return st->n_pop;

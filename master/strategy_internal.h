@@ -110,18 +110,18 @@ struct nas_strategy {
     nas_strategy_config cfg;
     uint64_t seed;
     nas_rng rng;
-    int proposed;           /* proposals made (counted against the budget) */
-    nas__record *hist;      /* every observation, oldest first */
+    int proposed;      /* proposals made (counted against the budget) */
+    nas__record *hist; /* every observation, oldest first */
     int n_hist, cap_hist;
     nas_proposal *inflight; /* proposals not yet observed */
     uint64_t *inflight_hash;
     int n_inflight, cap_inflight;
-    uint64_t *seen_list;    /* proposed hashes in order (serialised; the set is rebuilt) */
+    uint64_t *seen_list; /* proposed hashes in order (serialised; the set is rebuilt) */
     int n_seen, cap_seen;
     nas__hashset seen;
-    int best;               /* index into hist of the best ok record, -1 if none */
-    double rank_corr;       /* PNAS: last measured Spearman correlation, NAN if none */
-    void *impl;             /* the strategy's own state */
+    int best;         /* index into hist of the best ok record, -1 if none */
+    double rank_corr; /* PNAS: last measured Spearman correlation, NAN if none */
+    void *impl;       /* the strategy's own state */
 };
 
 extern const nas__strategy_vtable nas__strategy_random_vt;

@@ -45,12 +45,12 @@ typedef struct pnas_entry {
 } pnas_entry;
 
 typedef struct pnas_state {
-    int level;          /* 1..max_blocks: the level being trained */
-    int finished;       /* 1 after the last level, or when nothing is left to expand */
-    int needs_advance;  /* 1 when the level is complete and the next one is not built */
-    pnas_entry *queue;  /* this level's genomes in proposal order */
-    int n_queue, next;  /* next: first queue entry not yet proposed or skipped */
-    nas_genome *beam;   /* top K of the previous level */
+    int level;         /* 1..max_blocks: the level being trained */
+    int finished;      /* 1 after the last level, or when nothing is left to expand */
+    int needs_advance; /* 1 when the level is complete and the next one is not built */
+    pnas_entry *queue; /* this level's genomes in proposal order */
+    int n_queue, next; /* next: first queue entry not yet proposed or skipped */
+    nas_genome *beam;  /* top K of the previous level */
     int n_beam;
     double corr[NAS_MAX_BLOCKS + 1]; /* Spearman per level (NAN where not measured) */
     nas_predictor *pred;             /* last fitted predictor, NULL before level 2 */
@@ -58,6 +58,9 @@ typedef struct pnas_state {
 
 // ---- encoding ----------------------------------------------------------------------
 
+/* Tokens and floats per token of the encoding (see the file comment).  The
+ * shape depends only on the config, so every fit of a campaign has the same
+ * input layout and a saved predictor stays usable after a resume. */
 static void pnas_shape(const nas_strategy *s, int *T, int *D) {
     if (s->cfg.space.kind == NAS_SPACE_NB201) {
         *T = NAS_NB201_EDGES;
@@ -70,6 +73,8 @@ static void pnas_shape(const nas_strategy *s, int *T, int *D) {
 }
 
 /* Write the canonical form of g as T tokens of D floats; returns len. */
+/* Encoding the canonical form gives equivalent genomes one encoding, so
+ * the predictor never has to learn that two spellings are one network. */
 static int pnas_encode(const nas_strategy *s, const nas_genome *g, float *x) {
     int T, D;
     pnas_shape(s, &T, &D);
@@ -102,6 +107,8 @@ static int pnas_encode(const nas_strategy *s, const nas_genome *g, float *x) {
 
 // ---- lifecycle -----------------------------------------------------------------------
 
+/* Replace the level's queue; the old one is freed only once the new one
+ * exists, so a failed allocation leaves the state intact. */
 static int pnas_set_queue(pnas_state *st, const nas_genome *g, const double *pred, int n) {
     pnas_entry *q = nas_calloc((size_t)n + 1, sizeof *q);
     if (!q) return NAS_ENOMEM;
@@ -122,15 +129,17 @@ static int pnas_init(nas_strategy *s, char *err) {
     pnas_state *st = nas_calloc(1, sizeof *st);
     if (!st) return nas_set_err(err, NAS_ENOMEM, "strategy pnas: out of memory");
     s->impl = st;
-    for (int i = 0; i <= NAS_MAX_BLOCKS; i++) st->corr[i] = NAN;
+    for (int i = 0; i <= NAS_MAX_BLOCKS; i++)
+        st->corr[i] = NAN;
     nas_genome *l1 = NULL;
     int n = nas_genome_enumerate_level1(&s->cfg.space, &l1);
     if (n <= 0) {
         nas_free(l1);
         nas_free(st);
         s->impl = NULL;
-        return nas_set_err(err, n < 0 ? n : NAS_EINVAL,
-                           "strategy pnas: the space has no 1-block genome");
+        if (n < 0)
+            return nas_set_err(err, n, "strategy pnas: enumerating level 1: %s", nas_strerror(n));
+        return nas_set_err(err, NAS_EINVAL, "strategy pnas: the space has no 1-block genome");
     }
     int rc = pnas_set_queue(st, l1, NULL, n);
     nas_free(l1);
@@ -171,6 +180,7 @@ static int scored_desc(const void *a, const void *b) {
 }
 
 /* Beam: the level's successful results, best K by reward. */
+/* Failed evaluations cannot be in the beam: they have no accuracy. */
 static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
     scored *sc = nas_malloc(sizeof *sc * ((size_t)st->n_queue + 1));
     nas_genome *beam = nas_malloc(sizeof *beam * ((size_t)s->cfg.beam + 1));
@@ -187,7 +197,8 @@ static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
     }
     qsort(sc, (size_t)n, sizeof *sc, scored_desc);
     st->n_beam = n < s->cfg.beam ? n : s->cfg.beam;
-    for (int i = 0; i < st->n_beam; i++) beam[i] = st->queue[sc[i].i].genome;
+    for (int i = 0; i < st->n_beam; i++)
+        beam[i] = st->queue[sc[i].i].genome;
     nas_free(st->beam);
     st->beam = beam;
     nas_free(sc);
@@ -195,6 +206,8 @@ static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
 }
 
 /* Fit a predictor on every successful result so far. */
+/* The fit's seed mixes the campaign seed with the level, so a resumed
+ * campaign refits to the same weights without storing RNG state for it. */
 static int pnas_fit(nas_strategy *s, pnas_state *st, char *err) {
     int T, D;
     pnas_shape(s, &T, &D);
@@ -209,8 +222,7 @@ static int pnas_fit(nas_strategy *s, pnas_state *st, char *err) {
         y[n++] = (float)s->hist[i].reward;
     }
     if (n < 2) {
-        rc = nas_set_err(err, NAS_ESTATE, "strategy pnas: %d successful results, need 2 to fit",
-                         n);
+        rc = nas_set_err(err, NAS_ESTATE, "strategy pnas: %d successful results, need 2 to fit", n);
         goto out;
     }
     nas_predictor_config pc;
@@ -233,6 +245,8 @@ out:
 }
 
 /* All distinct, never-proposed expansions of the beam. */
+/* Two beam members often share children (add block X to A, or A to X), so
+ * candidates are deduplicated by canonical hash before they are scored. */
 static int pnas_expand_beam(nas_strategy *s, pnas_state *st, nas_genome **out, int *n_out) {
     nas_genome *cand = NULL;
     int n = 0, cap = 0;
@@ -299,15 +313,18 @@ static int pnas_advance(nas_strategy *s, char *err) {
     double *pv = nas_malloc(sizeof *pv * (size_t)n);
     rc = (!x || !len || !pred || !sc || !pick || !pv) ? NAS_ENOMEM : NAS_OK;
     if (rc == NAS_OK) {
-        for (int i = 0; i < n; i++) len[i] = pnas_encode(s, &cand[i], x + (size_t)i * T * D);
+        for (int i = 0; i < n; i++)
+            len[i] = pnas_encode(s, &cand[i], x + (size_t)i * T * D);
         nas_predictor_data d = {.n = n, .T = T, .D = D, .x = x, .len = len};
         rc = nas_predictor_predict(st->pred, &d, pred, err);
     }
     if (rc == NAS_OK) {
-        for (int i = 0; i < n; i++) sc[i] = (scored){pred[i], i};
+        for (int i = 0; i < n; i++)
+            sc[i] = (scored){pred[i], i};
         qsort(sc, (size_t)n, sizeof *sc, scored_desc);
         int k = n < s->cfg.beam ? n : s->cfg.beam;
-        for (int i = 0; i < k; i++) pick[i] = cand[sc[i].i], pv[i] = sc[i].v;
+        for (int i = 0; i < k; i++)
+            pick[i] = cand[sc[i].i], pv[i] = sc[i].v;
         rc = pnas_set_queue(st, pick, pv, k);
         if (rc == NAS_OK) {
             st->level++;
@@ -390,8 +407,8 @@ static void pnas_measure(nas_strategy *s, pnas_state *st) {
     double rho = nas_predictor_spearman(a, b, n);
     st->corr[st->level] = rho;
     s->rank_corr = rho;
-    nas_info("strategy pnas: level %d predictor rank correlation %.3f over %d results",
-             st->level, rho, n);
+    nas_info("strategy pnas: level %d predictor rank correlation %.3f over %d results", st->level,
+             rho, n);
 }
 
 static int pnas_observe(nas_strategy *s, int idx, int was_inflight, char *err) {
@@ -446,8 +463,10 @@ static void pnas_save(const nas_strategy *s, nas__wbuf *w) {
         nas__w_i32(w, e->hist);
     }
     nas__w_i32(w, st->n_beam);
-    for (int i = 0; i < st->n_beam; i++) nas__w_genome(w, &st->beam[i]);
-    for (int i = 0; i <= NAS_MAX_BLOCKS; i++) nas__w_f64(w, st->corr[i]);
+    for (int i = 0; i < st->n_beam; i++)
+        nas__w_genome(w, &st->beam[i]);
+    for (int i = 0; i <= NAS_MAX_BLOCKS; i++)
+        nas__w_f64(w, st->corr[i]);
     uint8_t *blob = NULL;
     size_t n = 0;
     if (st->pred && nas_predictor_export(st->pred, &blob, &n) != NAS_OK) w->oom = 1;
@@ -479,9 +498,11 @@ static int pnas_load(nas_strategy *s, nas__rbuf *r) {
     }
     int nb = nas__r_i32(r, 0, s->cfg.beam, "pnas beam size");
     nas_genome *beam = nas_calloc((size_t)nb + 1, sizeof *beam);
-    for (int i = 0; beam && i < nb && !r->bad; i++) nas__r_genome(r, &beam[i], "pnas beam genome");
+    for (int i = 0; beam && i < nb && !r->bad; i++)
+        nas__r_genome(r, &beam[i], "pnas beam genome");
     double corr[NAS_MAX_BLOCKS + 1];
-    for (int i = 0; i <= NAS_MAX_BLOCKS; i++) corr[i] = nas__r_f64(r, "pnas correlation");
+    for (int i = 0; i <= NAS_MAX_BLOCKS; i++)
+        corr[i] = nas__r_f64(r, "pnas correlation");
     uint64_t pn = nas__r_u64(r, "pnas predictor size");
     nas_predictor *pred = NULL;
     if (!r->bad && pn > r->n - r->off) nas__r_fail(r, "pnas predictor size");
@@ -513,9 +534,10 @@ static int pnas_load(nas_strategy *s, nas__rbuf *r) {
 static int pnas_describe(const nas_strategy *s, char *buf, size_t cap) {
     const pnas_state *st = s->impl;
     int done = 0;
-    for (int i = 0; i < st->n_queue; i++) done += st->queue[i].state == PNAS_OBSERVED;
-    return snprintf(buf, cap, "pnas: level %d/%d, %d/%d trained, predictor rho %.3f%s",
-                    st->level, s->cfg.max_blocks, done, st->n_queue, s->rank_corr,
+    for (int i = 0; i < st->n_queue; i++)
+        done += st->queue[i].state == PNAS_OBSERVED;
+    return snprintf(buf, cap, "pnas: level %d/%d, %d/%d trained, predictor rho %.3f%s", st->level,
+                    s->cfg.max_blocks, done, st->n_queue, s->rank_corr,
                     st->finished ? ", finished" : "");
 }
 

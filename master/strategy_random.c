@@ -31,7 +31,9 @@ static int random_init(nas_strategy *s, char *err) {
     return NAS_OK;
 }
 
-static void random_fini(nas_strategy *s) { nas_free(s->impl); }
+static void random_fini(nas_strategy *s) {
+    nas_free(s->impl);
+}
 
 static int random_propose(nas_strategy *s, nas_proposal *out, char *err) {
     random_state *st = s->impl;
@@ -47,7 +49,8 @@ static int random_propose(nas_strategy *s, nas_proposal *out, char *err) {
     }
     if (rc) return nas_set_err(err, rc, "strategy random: cannot sample the space");
     out->has_parent = 0;
-    if (nas__strategy_commit(s, out)) return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
+    if (nas__strategy_commit(s, out))
+        return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
     return NAS_OK;
 }
 

@@ -9,17 +9,19 @@
 #include <zmq.h>
 
 struct nas_zmq_uv {
-    uv_poll_t poll;        /* ZMQ_FD readable */
-    uv_idle_t idle;        /* running while a batch was cut short */
-    uv_prepare_t prepare;  /* re-check before every poll phase */
+    uv_poll_t poll;       /* ZMQ_FD readable */
+    uv_idle_t idle;       /* running while a batch was cut short */
+    uv_prepare_t prepare; /* re-check before every poll phase */
     void *sock;
     int batch;
     nas_zmq_uv_read_fn read;
     void *data;
-    int open_handles;      /* freed when the last one has closed */
+    int open_handles; /* freed when the last one has closed */
     nas_zmq_uv_stats stats;
 };
 
+/* Reading ZMQ_EVENTS also processes ZeroMQ's internal commands: it is the
+ * only reliable readiness test, and it resets the ZMQ_FD signal. */
 static int readable(void *sock) {
     int events = 0;
     size_t sz = sizeof events;
@@ -45,20 +47,27 @@ static void drain(nas_zmq_uv *z) {
     uv_idle_stop(&z->idle);
 }
 
+/* ZMQ_FD became readable: something may have changed, maybe not a message. */
 static void on_poll(uv_poll_t *h, int status, int events) {
     nas_zmq_uv *z = h->data;
     z->stats.wakeups++;
     drain(z);
 }
 
-static void on_idle(uv_idle_t *h) { drain(h->data); }
+static void on_idle(uv_idle_t *h) {
+    drain(h->data);
+}
 
+/* Runs just before libuv blocks in poll.  If a message waits without a
+ * signal on ZMQ_FD (a send elsewhere consumed it), this finds it. */
 static void on_prepare(uv_prepare_t *h) {
     nas_zmq_uv *z = h->data;
     /* Cheap when nothing waits: one getsockopt per loop turn. */
     if (readable(z->sock)) drain(z);
 }
 
+/* The idle handle is initialised but only started when a batch is cut
+ * short; a running idle handle makes libuv poll with timeout 0. */
 int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
                       nas_zmq_uv_read_fn read, void *data, char *err) {
     if (!loop || !sock || !read || batch < 0)
@@ -93,6 +102,7 @@ int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
     return NAS_OK;
 }
 
+/* The struct holds three handles; it is freed when the last one closed. */
 static void on_closed(uv_handle_t *h) {
     nas_zmq_uv *z = h->data;
     if (--z->open_handles == 0) nas_free(z);
@@ -107,6 +117,11 @@ void nas_zmq_uv_close(nas_zmq_uv **zp) {
     *zp = NULL;
 }
 
-void nas_zmq_uv_kick(nas_zmq_uv *z) { uv_idle_start(&z->idle, on_idle); }
+/* Start the idle handle: the next loop turn drains without blocking. */
+void nas_zmq_uv_kick(nas_zmq_uv *z) {
+    uv_idle_start(&z->idle, on_idle);
+}
 
-void nas_zmq_uv_stats_get(const nas_zmq_uv *z, nas_zmq_uv_stats *out) { *out = z->stats; }
+void nas_zmq_uv_stats_get(const nas_zmq_uv *z, nas_zmq_uv_stats *out) {
+    *out = z->stats;
+}

@@ -44,9 +44,9 @@ void nas_zmq_uv_close(nas_zmq_uv **zp);
 void nas_zmq_uv_kick(nas_zmq_uv *z);
 
 typedef struct nas_zmq_uv_stats {
-    size_t messages;   /* reader calls */
-    size_t capped;     /* turns that stopped at `batch` with more waiting */
-    size_t wakeups;    /* uv_poll callbacks */
+    size_t messages; /* reader calls */
+    size_t capped;   /* turns that stopped at `batch` with more waiting */
+    size_t wakeups;  /* uv_poll callbacks */
 } nas_zmq_uv_stats;
 
 void nas_zmq_uv_stats_get(const nas_zmq_uv *z, nas_zmq_uv_stats *out);

@@ -17,7 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define HB 50
+#define HB     50
 #define GENOME "n=sep3x3:0+id:1 r=max3x3:0+id:1"
 
 typedef struct running_agent {
@@ -253,7 +253,8 @@ START_TEST(test_agent_answers_garbage_with_error) {
     broker_send_raw(&b, enc, len - 3);
     nas_free(enc);
     memset(b.counts, 0, sizeof b.counts);
-    for (int i = 0; i < 4; i++) ck_assert_int_eq(broker_wait(&b, NAS_MSG_ERROR, 1000), 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(broker_wait(&b, NAS_MSG_ERROR, 1000), 1);
     /* Real traffic goes on. */
     broker_task(&b, 2, 2, NAS_EVAL_SYNTHETIC, GENOME);
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 1000), 1);

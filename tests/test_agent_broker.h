@@ -22,15 +22,15 @@ typedef struct broker {
     char endpoint[256];
     uint8_t id[NAS_WIRE_ID_MAX]; /* identity of the last sender */
     size_t id_len;
-    int keepalive;               /* send heartbeats while waiting */
+    int keepalive; /* send heartbeats while waiting */
     int64_t hb_ms;
     int64_t hb_at;
-    int counts[NAS_MSG_COUNT];   /* messages received, by type */
-    int bad;                     /* undecodable messages received */
-    nas_wire_packet pkt;         /* the message broker_wait() matched */
+    int counts[NAS_MSG_COUNT]; /* messages received, by type */
+    int bad;                   /* undecodable messages received */
+    nas_wire_packet pkt;       /* the message broker_wait() matched */
 } broker;
 
-static void broker_bind(broker *b, const char *endpoint) {
+static inline void broker_bind(broker *b, const char *endpoint) {
     b->sock = zmq_socket(b->zctx, ZMQ_ROUTER);
     ck_assert_ptr_nonnull(b->sock);
     char err[NAS_ERR_LEN];
@@ -46,7 +46,7 @@ static void broker_bind(broker *b, const char *endpoint) {
     zmq_getsockopt(b->sock, ZMQ_LAST_ENDPOINT, b->endpoint, &n);
 }
 
-static void broker_open(broker *b, int64_t hb_ms) {
+static inline void broker_open(broker *b, int64_t hb_ms) {
     memset(b, 0, sizeof *b);
     b->zctx = zmq_ctx_new();
     b->hb_ms = hb_ms;
@@ -54,31 +54,31 @@ static void broker_open(broker *b, int64_t hb_ms) {
     broker_bind(b, "tcp://127.0.0.1:*");
 }
 
-static void broker_close_socket(broker *b) {
+static inline void broker_close_socket(broker *b) {
     zmq_close(b->sock);
     b->sock = NULL;
 }
 
-static void broker_close(broker *b) {
+static inline void broker_close(broker *b) {
     nas_wire_packet_fini(&b->pkt);
     if (b->sock) zmq_close(b->sock);
     zmq_ctx_term(b->zctx);
 }
 
-static void broker_send(broker *b, const nas_wire_msg *m) {
+static inline void broker_send(broker *b, const nas_wire_msg *m) {
     char err[NAS_ERR_LEN];
     int rc = nas_wire_send(b->sock, b->id, b->id_len, m, NULL, 0, 1, err);
     ck_assert_msg(rc == NAS_OK, "broker send: %s", err);
 }
 
-static void broker_send_type(broker *b, int type) {
+static inline void broker_send_type(broker *b, int type) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, type);
     broker_send(b, &m);
 }
 
 /* Send raw frames (identity first) to the last sender. */
-static void broker_send_raw(broker *b, const void *data, size_t len) {
+static inline void broker_send_raw(broker *b, const void *data, size_t len) {
     zmq_send(b->sock, b->id, b->id_len, ZMQ_SNDMORE);
     zmq_send(b->sock, data, len, 0);
 }
@@ -86,7 +86,7 @@ static void broker_send_raw(broker *b, const void *data, size_t len) {
 /* Receive until a message of `type` arrives (returned in b->pkt, 1) or
  * timeout_ms passes (0).  Every message is counted; heartbeats go out
  * every hb_ms while keepalive is set and a worker is known. */
-static int broker_wait(broker *b, int type, int64_t timeout_ms) {
+static inline int broker_wait(broker *b, int type, int64_t timeout_ms) {
     int64_t end = nas_now_ms() + timeout_ms;
     nas_wire_packet_fini(&b->pkt);
     for (;;) {
@@ -115,7 +115,7 @@ static int broker_wait(broker *b, int type, int64_t timeout_ms) {
     }
 }
 
-static void broker_task(broker *b, uint64_t id, int epochs, int mode, const char *genome) {
+static inline void broker_task(broker *b, uint64_t id, int epochs, int mode, const char *genome) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_TASK);
     m.u.task.task_id = id;

@@ -94,6 +94,7 @@ START_TEST(test_builder_random_genomes_count_exactly) {
         nas_genome g;
         ck_assert_int_eq(nas_genome_sample(&sp, &rng, &g), NAS_OK);
         nas_fidelity f = tiny(2 + (int)nas_rng_below(&rng, 3), (int)nas_rng_below(&rng, 2));
+        if (i % 7 == 0) f.drop_path = 0.2f; /* drop-path nodes: no parameters, same count */
         int side = i % 2 ? 28 : 14;
         /* Tiny fidelity (F 2..4, N 0..1) keeps 300 forward passes fast under ASan. */
         build_check(&g, &f, side, 10, 1);
@@ -217,6 +218,75 @@ START_TEST(test_builder_bad_arguments) {
 }
 END_TEST
 
+/* One genome counted by hand (docs/GENOME.md s5 skeleton), so the walk's
+ * topology is checked, not just the agreement of its two back ends.
+ * c=conv1x1:1+zero:0, F=2, N=0, 1x28x28 input, 10 classes:
+ *   stem conv 1->2 3x3 (18) + bn (4)                               22
+ *   cell0 (reduction, C=4, inputs 2ch@28): pre0 8+8, pre1 8+8,
+ *     block0 conv1x1/2 16+8, out conv 16+8                        80
+ *   cell1 (reduction, C=8, h[i-2] 2ch@28, h[i-1] 4ch@14):
+ *     pre0 factorized 8+8+16, pre1 32+16, block0 64+16, out 64+16  240
+ *   head linear 8->10                                              90  = 432
+ * MACs: stem 2*784*9 = 14112; cell0 6272+6272+3136+3136 = 18816;
+ *   cell1 1568+1568+6272+3136+3136 = 15680; head 80;  total 48688. */
+START_TEST(test_builder_hand_counted) {
+    nas_genome g;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_parse("c=conv1x1:1+zero:0", 18, &g, err), NAS_OK);
+    nas_fidelity f = tiny(2, 0);
+    nas_cost c;
+    ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 28, 10, &c, err), NAS_OK);
+    ck_assert_int_eq(c.params, 432);
+    ck_assert_int_eq(c.macs, 48688);
+    ck_assert_int_eq(build_check(&g, &f, 28, 10, 1), 432);
+}
+END_TEST
+
+/* A genome network trains: a training-mode forward, loss and backward give
+ * finite gradients, and some are non-zero in every cell's first block. */
+START_TEST(test_builder_backward_runs) {
+    nas_genome g;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_preset("amoebanet_a", &g, err), NAS_OK);
+    nas_fidelity f = tiny(4, 1);
+    f.drop_path = 0.1f;
+    nas_net *net = NULL;
+    ck_assert_int_eq(nas_net_create(&net, 1, 14, 14, err), NAS_OK);
+    int logits;
+    ck_assert_int_eq(nas_builder_build(net, &g, &f, 10, &logits, err), NAS_OK);
+    ck_assert_int_eq(nas_net_compile(net, logits, 4, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 1, 2);
+    nas_net_init_params(net, &rng);
+    float x[4 * 14 * 14];
+    for (size_t i = 0; i < NAS_ARRAY_LEN(x); i++)
+        x[i] = nas_rng_normal(&rng);
+    uint8_t labels[4] = {1, 3, 5, 7};
+    nas_net_zero_grad(net);
+    ck_assert_ptr_nonnull(nas_net_forward(net, x, 4, 1, &rng));
+    float loss = nas_net_loss(net, labels, 4, 0.0f, NULL);
+    ck_assert(isfinite(loss) && loss > 0.0f);
+    nas_net_backward(net);
+    const char *names[] = {"stem/conv/weight", "cell2/block1/a/dw1/weight",
+                           "cell1/block1/b/dw1/weight", "head/linear/weight",
+                           "cell0/out/conv/weight"};
+    int checked = 0;
+    for (size_t i = 0; i < NAS_ARRAY_LEN(names); i++) {
+        const nas_param *p = nas_net_param_find(net, names[i]);
+        if (p == NULL) continue;
+        double norm = 0;
+        for (size_t k = 0; k < p->size; k++) {
+            ck_assert(isfinite(p->grad[k]));
+            norm += (double)p->grad[k] * p->grad[k];
+        }
+        ck_assert_msg(norm > 0, "no gradient reaches %s", names[i]);
+        checked++;
+    }
+    ck_assert_int_eq(checked, 5);
+    nas_net_destroy(&net);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("builder");
     TCase *tc = tcase_create("builder");
@@ -227,6 +297,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_builder_param_paths);
     tcase_add_test(tc, test_builder_arch_resolution);
     tcase_add_test(tc, test_builder_bad_arguments);
+    tcase_add_test(tc, test_builder_hand_counted);
+    tcase_add_test(tc, test_builder_backward_runs);
     suite_add_tcase(s, tc);
     return s;
 }

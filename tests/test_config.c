@@ -374,6 +374,56 @@ START_TEST(test_config_out_of_memory) {
 }
 END_TEST
 
+/* Hostile bytes: deep nesting, random garbage, NULs, aliases.  Each must
+ * come back as an error or a config, never a crash (ASan watches). */
+START_TEST(test_config_hostile_input) {
+    char err[NAS_ERR_LEN];
+    nas_config cfg;
+    size_t n = 200000;
+    char *deep = malloc(n + 1);
+    ck_assert_ptr_nonnull(deep);
+    memset(deep, '[', n);
+    deep[n] = '\0';
+    ck_assert_int_eq(nas_config_parse(deep, n, "deep.yaml", &cfg, err), NAS_ECONFIG);
+    ck_assert_str_eq(err, "deep.yaml:1: brackets nested deeper than 32 levels");
+    for (size_t i = 0; i < n; i += 2)
+        memcpy(deep + i, "{a", 2);
+    ck_assert_int_eq(nas_config_parse(deep, n, "deep.yaml", &cfg, err), NAS_ECONFIG);
+    free(deep);
+
+    uint64_t x = 88172645463325252ull; /* xorshift: reproducible garbage */
+    char buf[512];
+    for (int round = 0; round < 300; round++) {
+        size_t len = 1 + round % (sizeof buf - 1);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* Mostly YAML punctuation and key fragments, so the parser gets
+             * past the first byte and into the walker. */
+            static const char alphabet[] = "fidelity:epochs{}[]-,&*!|>'\"#\n  \t0123456789.\0";
+            buf[i] = (char)(round % 3 == 0 ? (int)(x & 0xff) : alphabet[x % (sizeof alphabet - 1)]);
+        }
+        int rc = nas_config_parse(buf, len, "fuzz.yaml", &cfg, err);
+        ck_assert(rc == NAS_OK || rc == NAS_ECONFIG);
+        if (rc == NAS_OK) nas_config_fini(&cfg);
+    }
+
+    /* An alias reused for both fidelities is fine; every key still checked. */
+    const char *alias = "fidelity: &f {epochs: 3, batch: 32}\nfinal:\n  top_k: 1\n"
+                        "  fidelity: *f\n";
+    ck_assert_msg(nas_config_parse(alias, strlen(alias), "a.yaml", &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(cfg.final.fidelity.epochs, 3);
+    ck_assert_int_eq(cfg.final.fidelity.batch, 32);
+    nas_config_fini(&cfg);
+    ck_assert_int_eq(nas_config_parse(NULL, 0, NULL, &cfg, err), NAS_OK); /* all defaults */
+    ck_assert_str_eq(cfg.source, "<config>");
+    ck_assert_str_eq(cfg.text, "");
+    nas_config_fini(&cfg);
+    ck_assert_int_eq(nas_config_parse(NULL, 5, NULL, &cfg, err), NAS_EINVAL);
+    const char nul[] = "seed: 1\0name: x\n";
+    ck_assert_int_eq(nas_config_parse(nul, sizeof nul - 1, "nul.yaml", &cfg, err), NAS_ECONFIG);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -385,6 +435,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_hash_identity);
     tcase_add_test(tc, test_config_store_refuses_edited_config);
     tcase_add_test(tc, test_config_out_of_memory);
+    tcase_add_test(tc, test_config_hostile_input);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define FMNIST_TRAIN_FINGERPRINT 0x614fbf6a5cb84e28ULL
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -48,39 +50,60 @@ START_TEST(test_data_fashion_mnist_full) {
     char err[NAS_ERR_LEN];
     nas_dataset tr, te;
     double t0 = now_s();
-    ck_assert_msg(nas_dataset_load(&tr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err) == 0, "%s", err);
+    ck_assert_msg(nas_dataset_load(&tr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err) == 0, "%s",
+                  err);
     double t1 = now_s();
     ck_assert_msg(nas_dataset_load(&te, "fashion-mnist", dir, NAS_SPLIT_TEST, err) == 0, "%s", err);
     ck_assert_int_eq(tr.n, 60000);
     ck_assert_int_eq(te.n, 10000);
     ck_assert(tr.c == 1 && tr.h == 28 && tr.w == 28 && tr.classes == 10);
     ck_assert(te.c == 1 && te.h == 28 && te.w == 28);
+    /* Pinned: loader output is part of every stored result's meaning, so a
+     * change to it (scaling, order) must be deliberate. */
+    double tf = now_s();
+    uint64_t fp = nas_dataset_fingerprint(&tr);
+    tf = now_s() - tf;
+    printf("fashion-mnist: train fingerprint %016llx in %.3f s\n", (unsigned long long)fp, tf);
+    ck_assert_uint_eq(fp, FMNIST_TRAIN_FINGERPRINT);
     /* Fashion-MNIST is balanced: 6000 and 1000 images per class. */
     int per[10] = {0}, per_te[10] = {0};
-    for (int i = 0; i < tr.n; i++) per[tr.labels[i]]++;
-    for (int i = 0; i < te.n; i++) per_te[te.labels[i]]++;
-    for (int k = 0; k < 10; k++) ck_assert(per[k] == 6000 && per_te[k] == 1000);
+    for (int i = 0; i < tr.n; i++)
+        per[tr.labels[i]]++;
+    for (int i = 0; i < te.n; i++)
+        per_te[te.labels[i]]++;
+    for (int k = 0; k < 10; k++)
+        ck_assert(per[k] == 6000 && per_te[k] == 1000);
     /* The training set's published pixel statistics: mean 0.2860, std 0.3530. */
     float mean, std;
     nas_dataset_channel_stats(&tr, &mean, &std);
-    ck_assert_msg(fabsf(mean - 0.2860f) < 5e-4f && fabsf(std - 0.3530f) < 5e-4f,
-                  "mean %f std %f", mean, std);
+    ck_assert_msg(fabsf(mean - 0.2860f) < 5e-4f && fabsf(std - 0.3530f) < 5e-4f, "mean %f std %f",
+                  mean, std);
+    /* The whole search-fidelity recipe: load, 28->14, split, normalise;
+     * once from memory (what a worker does per task), once from disk. */
+    nas_dataset_config cfg = {.name = "fashion-mnist",
+                              .dir = dir,
+                              .resolution = 14,
+                              .val_size = 10000,
+                              .val_random = 1,
+                              .load_test = 1,
+                              .seed = 1};
+    nas_dataset_splits s, s2;
+    double t2 = now_s();
+    ck_assert_msg(nas_dataset_prepare_from(&s2, &cfg, &tr, &te, err) == 0, "%s", err);
+    double t3 = now_s();
     nas_dataset_fini(&tr);
     nas_dataset_fini(&te);
-
-    /* The whole search-fidelity recipe: load, 28->14, split, normalise. */
-    nas_dataset_config cfg = {.name = "fashion-mnist", .dir = dir, .resolution = 14,
-                              .val_size = 10000, .val_random = 1, .load_test = 1, .seed = 1};
-    nas_dataset_splits s;
-    double t2 = now_s();
     ck_assert_msg(nas_dataset_prepare(&s, &cfg, err) == 0, "%s", err);
-    double t3 = now_s();
+    double t4 = now_s();
     ck_assert(s.train.n == 50000 && s.val.n == 10000 && s.test.n == 10000 && s.train.h == 14);
-    float m2, s2;
-    nas_dataset_channel_stats(&s.train, &m2, &s2);
-    ck_assert(fabsf(m2) < 1e-4f && fabsf(s2 - 1.0f) < 1e-3f);
-    printf("fashion-mnist: load train (60000x28x28, gz) %.3f s; prepare (load train+test, "
-           "resize to 14, split, normalise) %.3f s\n", t1 - t0, t3 - t2);
+    ck_assert_mem_eq(s.train.images, s2.train.images, (size_t)50000 * 14 * 14 * sizeof(float));
+    float m2, sd2;
+    nas_dataset_channel_stats(&s.train, &m2, &sd2);
+    ck_assert(fabsf(m2) < 1e-4f && fabsf(sd2 - 1.0f) < 1e-3f);
+    printf("fashion-mnist: load train (60000x28x28, gz) %.3f s; prepare from disk (train+test, "
+           "resize to 14, split, normalise) %.3f s; the same from memory %.3f s\n",
+           t1 - t0, t4 - t3, t3 - t2);
+    nas_dataset_splits_fini(&s2);
     nas_dataset_splits_fini(&s);
 }
 END_TEST
@@ -140,7 +163,8 @@ START_TEST(test_data_safetensors_pytorch) {
     const char *dir = nas_tmpdir_make();
     char path[4096], err[NAS_ERR_LEN];
     float w[108], g[4] = {1.5f, -0.5f, ldexpf(1.0f, -126), 3.0f * ldexpf(1.0f, 100)}, sc = 0.125f;
-    for (int i = 0; i < 108; i++) w[i] = (float)i * 0.25f - 3.0f;
+    for (int i = 0; i < 108; i++)
+        w[i] = (float)i * 0.25f - 3.0f;
     nas_safetensors_tensor t[3] = {
         {.name = "cell0/block0/a/dw", .ndim = 4, .shape = {4, 3, 3, 3}, .data = w},
         {.name = "stem/bn/gamma", .ndim = 1, .shape = {4}, .data = g},
@@ -161,7 +185,8 @@ START_TEST(test_data_safetensors_pytorch) {
     const nas_safetensors_tensor *x = nas_safetensors_find(st, "x");
     const nas_safetensors_tensor *y = nas_safetensors_find(st, "y");
     ck_assert(x && y && x->ndim == 3 && x->shape[2] == 4 && y->shape[1] == 2);
-    for (int i = 0; i < 24; i++) ck_assert(x->data[i] == (float)i * 0.5f - 1.0f);
+    for (int i = 0; i < 24; i++)
+        ck_assert(x->data[i] == (float)i * 0.5f - 1.0f);
     ck_assert(y->data[0] == ldexpf(1.0f, -20) && y->data[1] == -7.0f);
     ck_assert(strncmp(nas_safetensors_meta_get(st, "by"), "torch ", 6) == 0);
     nas_safetensors_destroy(&st);

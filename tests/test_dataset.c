@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // ----------------------------------------------------------------------------
 // Fixture builders
@@ -23,7 +24,9 @@ static void put_be32(uint8_t *p, uint32_t v) {
 }
 
 /* Pixel value of image i at (y, x): distinct enough to identify images. */
-static uint8_t pix(int i, int y, int x) { return (uint8_t)((i * 31 + y * 7 + x * 3) & 0xff); }
+static uint8_t pix(int i, int y, int x) {
+    return (uint8_t)((i * 31 + y * 7 + x * 3) & 0xff);
+}
 
 /* IDX image file bytes for n images of h x w; *len receives the size. */
 static uint8_t *idx_images(int n, int h, int w, size_t *len) {
@@ -33,7 +36,8 @@ static uint8_t *idx_images(int n, int h, int w, size_t *len) {
     put_be32(b + 4, (uint32_t)n), put_be32(b + 8, (uint32_t)h), put_be32(b + 12, (uint32_t)w);
     for (int i = 0; i < n; i++)
         for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) b[16 + ((size_t)i * h + y) * w + x] = pix(i, y, x);
+            for (int x = 0; x < w; x++)
+                b[16 + ((size_t)i * h + y) * w + x] = pix(i, y, x);
     return b;
 }
 
@@ -43,7 +47,8 @@ static uint8_t *idx_labels(int n, size_t *len) {
     uint8_t *b = calloc(1, *len);
     put_be32(b, 0x801);
     put_be32(b + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
+    for (int i = 0; i < n; i++)
+        b[8 + i] = (uint8_t)(i % 10);
     return b;
 }
 
@@ -76,6 +81,9 @@ static void idx_expect_error(const char *dir, const char *iname, const char *lna
     ck_assert_msg(strstr(err, want), "message \"%s\" lacks \"%s\"", err, want);
     ck_assert_ptr_null(ds.images);
 }
+
+static void make_set(nas_dataset *ds, int n, int c, int h, int w, float (*f)(int, int, int, int));
+static float f_ident(int i, int ch, int y, int x);
 
 // ----------------------------------------------------------------------------
 // IDX
@@ -118,7 +126,8 @@ START_TEST(test_dataset_named_fashion_mnist) {
     write_idx_pair(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 4, 28, 28, 0);
     char err[NAS_ERR_LEN];
     nas_dataset tr, te;
-    ck_assert_msg(nas_dataset_load(&tr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err) == 0, "%s", err);
+    ck_assert_msg(nas_dataset_load(&tr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err) == 0, "%s",
+                  err);
     ck_assert_msg(nas_dataset_load(&te, "mnist", dir, NAS_SPLIT_TEST, err) == 0, "%s", err);
     check_idx_content(&tr, 12, 28, 28);
     check_idx_content(&te, 4, 28, 28);
@@ -215,6 +224,64 @@ START_TEST(test_dataset_idx_errors) {
 }
 END_TEST
 
+START_TEST(test_dataset_save_idx_round_trip) {
+    const char *dir = nas_tmpdir_make();
+    char err[NAS_ERR_LEN];
+    write_idx_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 9, 28, 28, 0);
+    nas_dataset a, b;
+    ck_assert_int_eq(nas_dataset_load(&a, "mnist", dir, NAS_SPLIT_TRAIN, err), 0);
+    uint64_t fa = nas_dataset_fingerprint(&a);
+    /* Written back under the test split's names, gzip: loads bit-identical. */
+    ck_assert_msg(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TEST, 1, err) == 0, "%s", err);
+    ck_assert_int_eq(nas_dataset_load(&b, "mnist", dir, NAS_SPLIT_TEST, err), 0);
+    ck_assert_int_eq(b.n, 9);
+    ck_assert_mem_eq(a.images, b.images, (size_t)9 * 28 * 28 * sizeof(float));
+    ck_assert_mem_eq(a.labels, b.labels, 9);
+    ck_assert_uint_eq(nas_dataset_fingerprint(&b), fa);
+    char path[4096];
+    size_t n;
+    char *raw =
+        nas_read_file(nas_path_join(path, sizeof path, dir, "t10k-images-idx3-ubyte.gz"), &n);
+    ck_assert(raw && (uint8_t)raw[0] == 0x1f && (uint8_t)raw[1] == 0x8b); /* gzip magic */
+    free(raw);
+    nas_dataset_fini(&b);
+    /* The fingerprint sees a single changed bit and a single changed label. */
+    uint32_t bits;
+    memcpy(&bits, &a.images[777], 4);
+    bits ^= 1;
+    memcpy(&a.images[777], &bits, 4);
+    ck_assert_uint_ne(nas_dataset_fingerprint(&a), fa);
+    bits ^= 1;
+    memcpy(&a.images[777], &bits, 4);
+    ck_assert_uint_eq(nas_dataset_fingerprint(&a), fa);
+    a.labels[3] ^= 1;
+    ck_assert_uint_ne(nas_dataset_fingerprint(&a), fa);
+    nas_dataset_fini(&a);
+
+    /* Other sizes round-trip through the generic reader; values outside
+     * [0, 1] are clamped; several channels are refused. */
+    make_set(&a, 4, 1, 5, 3, f_ident);
+    a.images[0] = -2.0f, a.images[1] = 0.5f, a.images[2] = NAN;
+    ck_assert_int_eq(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TRAIN, 0, err), 0);
+    char ip[4096], lp[4096];
+    nas_path_join(ip, sizeof ip, dir, "train-images-idx3-ubyte");
+    nas_path_join(lp, sizeof lp, dir, "train-labels-idx1-ubyte");
+    ck_assert_int_eq(nas_dataset_load_idx(&b, ip, lp, 10, 0, 0, err), 0);
+    ck_assert(b.n == 4 && b.h == 5 && b.w == 3);
+    ck_assert(b.images[0] == 0.0f && b.images[1] == 128.0f / 255.0f && b.images[2] == 0.0f);
+    ck_assert(b.images[3] == 1.0f); /* 10 clamps to 1 */
+    nas_dataset_fini(&b);
+    ck_assert_int_eq(nas_dataset_save_idx(&a, "/nonexistent/dir", NAS_SPLIT_TRAIN, 0, err),
+                     NAS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/train-images-idx3-ubyte"));
+    nas_dataset_fini(&a);
+    make_set(&a, 2, 3, 4, 4, f_ident);
+    ck_assert_int_eq(nas_dataset_save_idx(&a, dir, NAS_SPLIT_TRAIN, 0, err), NAS_EINVAL);
+    nas_dataset_fini(&a);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 // ----------------------------------------------------------------------------
 // CIFAR-10
 
@@ -225,7 +292,8 @@ static uint8_t *cifar_file(int n, int first, size_t *len) {
     for (int i = 0; i < n; i++) {
         uint8_t *r = b + (size_t)i * 3073;
         r[0] = (uint8_t)((first + i) % 10);
-        for (int k = 0; k < 3072; k++) r[1 + k] = (uint8_t)((first + i) * 13 + k);
+        for (int k = 0; k < 3072; k++)
+            r[1 + k] = (uint8_t)((first + i) * 13 + k);
     }
     return b;
 }
@@ -278,6 +346,19 @@ START_TEST(test_dataset_cifar_load_and_errors) {
     ck_assert_int_eq(nas_dataset_load(&ds, "cifar10", dir, NAS_SPLIT_TEST, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "offset 0: empty file"));
     ck_assert_ptr_null(ds.images);
+    /* The archive's own layout, dir/cifar-10-batches-bin/, is found too. */
+    char sub[4096], name[4096];
+    nas_path_join(sub, sizeof sub, dir, "cifar-10-batches-bin");
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    tb[3073] = 1;
+    nas_path_join(name, sizeof name, sub, "test_batch.bin");
+    ck_assert_int_eq(nas_write_file(name, tb, tl, 0), 0);
+    nas_path_join(name, sizeof name, dir, "test_batch.bin");
+    ck_assert_int_eq(remove(name), 0);
+    ck_assert_msg(nas_dataset_load(&ds, "cifar10", dir, NAS_SPLIT_TEST, err) == 0, "%s", err);
+    ck_assert_int_eq(ds.n, 3);
+    ck_assert_int_eq(ds.labels[1], 1);
+    nas_dataset_fini(&ds);
     free(tb);
     nas_tmpdir_rm(dir);
 }
@@ -287,8 +368,7 @@ END_TEST
 // Transforms
 
 /* A synthetic set whose pixel values are given by f(i, ch, y, x). */
-static void make_set(nas_dataset *ds, int n, int c, int h, int w,
-                     float (*f)(int, int, int, int)) {
+static void make_set(nas_dataset *ds, int n, int c, int h, int w, float (*f)(int, int, int, int)) {
     char err[NAS_ERR_LEN];
     ck_assert_msg(nas_dataset_alloc(ds, n, c, h, w, 10, err) == 0, "%s", err);
     for (int i = 0; i < n; i++) {
@@ -305,7 +385,8 @@ static float f_ident(int i, int ch, int y, int x) {
 }
 
 static float f_rand(int i, int ch, int y, int x) {
-    uint64_t h = nas_mix64((uint64_t)i << 32 ^ (uint64_t)ch << 24 ^ (uint64_t)y << 12 ^ (uint64_t)x);
+    uint64_t h =
+        nas_mix64((uint64_t)i << 32 ^ (uint64_t)ch << 24 ^ (uint64_t)y << 12 ^ (uint64_t)x);
     return (float)(h % 1000) / 1000.0f * (float)(ch + 1) + (float)ch;
 }
 
@@ -317,8 +398,8 @@ START_TEST(test_dataset_resize_area) {
     ck_assert_int_eq(nas_dataset_resize(&ds, 2, 2, err), 0);
     ck_assert_int_eq(ds.h, 2);
     const float *o = nas_dataset_image(&ds, 1);
-    ck_assert(fabsf(o[0] - (1000 + 5.5f)) < 1e-3f);   /* mean of 0,1,10,11 */
-    ck_assert(fabsf(o[3] - (1000 + 27.5f)) < 1e-3f);  /* mean of 22,23,32,33 */
+    ck_assert(fabsf(o[0] - (1000 + 5.5f)) < 1e-3f);  /* mean of 0,1,10,11 */
+    ck_assert(fabsf(o[3] - (1000 + 27.5f)) < 1e-3f); /* mean of 22,23,32,33 */
     nas_dataset_fini(&ds);
 
     /* Non-integer factor: 3 -> 2; output 0 covers source [0, 1.5): weights
@@ -328,10 +409,12 @@ START_TEST(test_dataset_resize_area) {
     float want = 0;
     const float wt[2] = {2.0f / 3, 1.0f / 3};
     for (int y = 0; y < 2; y++)
-        for (int x = 0; x < 2; x++) want += wt[y] * wt[x] * s[y * 3 + x];
+        for (int x = 0; x < 2; x++)
+            want += wt[y] * wt[x] * s[y * 3 + x];
     float want_last = 0; /* output (1,1) covers [1.5, 3): weights 1/3, 2/3 on 1 and 2 */
     for (int y = 1; y < 3; y++)
-        for (int x = 1; x < 3; x++) want_last += wt[2 - y] * wt[2 - x] * s[y * 3 + x];
+        for (int x = 1; x < 3; x++)
+            want_last += wt[2 - y] * wt[2 - x] * s[y * 3 + x];
     ck_assert_int_eq(nas_dataset_resize(&ds, 2, 2, err), 0);
     ck_assert(fabsf(ds.images[0] - want) < 1e-4f);
     ck_assert(fabsf(ds.images[3] - want_last) < 1e-4f);
@@ -370,7 +453,8 @@ START_TEST(test_dataset_normalize) {
     make_set(&other, 5, 3, 6, 6, f_rand);
     float mean[3], std[3];
     nas_dataset_channel_stats(&ds, mean, std);
-    for (int ch = 0; ch < 3; ch++) ck_assert(mean[ch] > (float)ch); /* f_rand offsets by ch */
+    for (int ch = 0; ch < 3; ch++)
+        ck_assert(mean[ch] > (float)ch); /* f_rand offsets by ch */
     float before = other.images[7];
     nas_dataset_normalize(&ds, mean, std);
     nas_dataset_normalize(&other, mean, std);
@@ -409,7 +493,8 @@ START_TEST(test_dataset_split_and_subset) {
     ck_assert_int_eq(nas_dataset_split(&ds, 7, 0, 0, &val, err), 0);
     ck_assert_int_eq(ds.n, 23);
     ck_assert_int_eq(val.n, 7);
-    for (int i = 0; i < 7; i++) ck_assert_int_eq(image_id(&val, i), 23 + i);
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(image_id(&val, i), 23 + i);
     for (int i = 0; i < 23; i++) {
         ck_assert_int_eq(image_id(&ds, i), i);
         ck_assert_int_eq(ds.labels[i], i % 10);
@@ -423,32 +508,37 @@ START_TEST(test_dataset_split_and_subset) {
         make_set(&ds, 30, 1, 2, 2, f_ident);
         ck_assert_int_eq(nas_dataset_split(&ds, 8, 1, 42, &val, err), 0);
         int seen[30] = {0};
-        for (int i = 0; i < ds.n; i++) seen[image_id(&ds, i)]++;
+        for (int i = 0; i < ds.n; i++)
+            seen[image_id(&ds, i)]++;
         for (int i = 0; i < val.n; i++) {
             seen[image_id(&val, i)]++;
             first_ids[run][i] = image_id(&val, i);
             if (i) ck_assert_int_lt(image_id(&val, i - 1), image_id(&val, i));
             ck_assert_int_eq(val.labels[i], image_id(&val, i) % 10);
         }
-        for (int i = 0; i < 30; i++) ck_assert_int_eq(seen[i], 1);
+        for (int i = 0; i < 30; i++)
+            ck_assert_int_eq(seen[i], 1);
         nas_dataset_fini(&ds);
         nas_dataset_fini(&val);
     }
     ck_assert_mem_eq(first_ids[0], first_ids[1], sizeof first_ids[0]);
     int last_k = 1;
-    for (int i = 0; i < 8; i++) last_k &= first_ids[0][i] == 22 + i;
+    for (int i = 0; i < 8; i++)
+        last_k &= first_ids[0][i] == 22 + i;
     ck_assert_msg(!last_k, "a random split should not equal the tail");
     make_set(&ds, 30, 1, 2, 2, f_ident);
     ck_assert_int_eq(nas_dataset_split(&ds, 8, 1, 43, &val, err), 0);
     int same = 1;
-    for (int i = 0; i < 8; i++) same &= image_id(&val, i) == first_ids[0][i];
+    for (int i = 0; i < 8; i++)
+        same &= image_id(&val, i) == first_ids[0][i];
     ck_assert_msg(!same, "seeds 42 and 43 chose the same validation set");
     nas_dataset_fini(&val);
 
     /* Subset: seeded, ordered, the requested size. */
     ck_assert_int_eq(nas_dataset_subset(&ds, 5, 9, err), 0);
     ck_assert_int_eq(ds.n, 5);
-    for (int i = 1; i < 5; i++) ck_assert_int_lt(image_id(&ds, i - 1), image_id(&ds, i));
+    for (int i = 1; i < 5; i++)
+        ck_assert_int_lt(image_id(&ds, i - 1), image_id(&ds, i));
     ck_assert_int_eq(nas_dataset_subset(&ds, 0, 9, err), 0);
     ck_assert_int_eq(ds.n, 5);
     ck_assert_int_eq(nas_dataset_subset(&ds, -1, 9, err), NAS_EINVAL);
@@ -465,9 +555,14 @@ START_TEST(test_dataset_prepare_recipe) {
     const char *dir = nas_tmpdir_make();
     write_idx_pair(dir, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 50, 28, 28, 1);
     write_idx_pair(dir, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10, 28, 28, 1);
-    nas_dataset_config cfg = {.name = "fashion-mnist", .dir = dir, .resolution = 14,
-                              .val_size = 10, .val_random = 1, .train_subset = 20,
-                              .load_test = 1, .seed = 5};
+    nas_dataset_config cfg = {.name = "fashion-mnist",
+                              .dir = dir,
+                              .resolution = 14,
+                              .val_size = 10,
+                              .val_random = 1,
+                              .train_subset = 20,
+                              .load_test = 1,
+                              .seed = 5};
     nas_dataset_splits a, b;
     char err[NAS_ERR_LEN];
     ck_assert_msg(nas_dataset_prepare(&a, &cfg, err) == 0, "%s", err);
@@ -484,8 +579,40 @@ START_TEST(test_dataset_prepare_recipe) {
     ck_assert(a.mean[0] == b.mean[0] && a.std[0] == b.std[0]);
     ck_assert_mem_eq(a.val.images, b.val.images, (size_t)10 * 14 * 14 * sizeof(float));
     ck_assert_mem_eq(a.test.images, b.test.images, (size_t)10 * 14 * 14 * sizeof(float));
-    nas_dataset_splits_fini(&a);
     nas_dataset_splits_fini(&b);
+
+    /* From sets already in memory: bit-identical results, inputs untouched. */
+    nas_dataset rtr, rte, keep;
+    ck_assert_int_eq(nas_dataset_load(&rtr, "fashion-mnist", dir, NAS_SPLIT_TRAIN, err), 0);
+    ck_assert_int_eq(nas_dataset_load(&rte, "fashion-mnist", dir, NAS_SPLIT_TEST, err), 0);
+    ck_assert_int_eq(nas_dataset_copy(&keep, &rtr, err), 0);
+    cfg.train_subset = 20;
+    ck_assert_msg(nas_dataset_prepare_from(&b, &cfg, &rtr, &rte, err) == 0, "%s", err);
+    ck_assert(a.train.n == b.train.n && a.mean[0] == b.mean[0] && a.std[0] == b.std[0]);
+    ck_assert_mem_eq(a.train.images, b.train.images, (size_t)20 * 14 * 14 * sizeof(float));
+    ck_assert_mem_eq(a.train.labels, b.train.labels, 20);
+    ck_assert_mem_eq(a.val.images, b.val.images, (size_t)10 * 14 * 14 * sizeof(float));
+    ck_assert_mem_eq(a.test.images, b.test.images, (size_t)10 * 14 * 14 * sizeof(float));
+    ck_assert(rtr.n == 50 && rtr.h == 28);
+    ck_assert_mem_eq(rtr.images, keep.images, (size_t)50 * 28 * 28 * sizeof(float));
+    nas_dataset_splits_fini(&b);
+    /* Native resolution copies rather than resizes; still untouched. */
+    cfg.resolution = 0;
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, &rte, err), 0);
+    ck_assert_int_eq(b.train.h, 28);
+    ck_assert_mem_eq(rtr.images, keep.images, (size_t)50 * 28 * 28 * sizeof(float));
+    nas_dataset_splits_fini(&b);
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, NULL, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "and a test set"));
+    nas_dataset_fini(&keep);
+    ck_assert_int_eq(nas_dataset_alloc(&keep, 3, 1, 14, 14, 10, err), 0);
+    ck_assert_int_eq(nas_dataset_prepare_from(&b, &cfg, &rtr, &keep, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "do not match"));
+    nas_dataset_fini(&keep);
+    nas_dataset_fini(&rtr);
+    nas_dataset_fini(&rte);
+    cfg.resolution = 14;
+    nas_dataset_splits_fini(&a);
     /* Errors leave nothing behind. */
     cfg.val_size = 50;
     ck_assert_int_eq(nas_dataset_prepare(&a, &cfg, err), NAS_EINVAL);
@@ -496,11 +623,31 @@ START_TEST(test_dataset_prepare_recipe) {
 }
 END_TEST
 
+START_TEST(test_dataset_from_fidelity) {
+    nas_fidelity f = nas_fidelity_default();
+    f.resolution = 14, f.val_size = 123, f.train_subset = 456, f.test = 1, f.seed = 99;
+    nas_dataset_config c = nas_dataset_config_from_fidelity(&f, "cifar10", "/d");
+    ck_assert_str_eq(c.name, "cifar10");
+    ck_assert_str_eq(c.dir, "/d");
+    ck_assert(c.resolution == 14 && c.val_size == 123 && c.train_subset == 456);
+    ck_assert(c.load_test == 1 && c.seed == 99 && c.val_random == 0);
+    ck_assert_int_eq(nas_dataset_default_flip("mnist"), 0);
+    ck_assert_int_eq(nas_dataset_default_flip("fashion-mnist"), 1);
+    ck_assert_int_eq(nas_dataset_default_flip("cifar10"), 1);
+    ck_assert_int_eq(nas_dataset_default_flip(NULL), 0);
+}
+END_TEST
+
 START_TEST(test_dataset_oom_is_clean) {
     const char *dir = nas_tmpdir_make();
     write_idx_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 20, 28, 28, 1);
-    nas_dataset_config cfg = {.name = "mnist", .dir = dir, .resolution = 10, .val_size = 4,
-                              .val_random = 1, .train_subset = 8, .seed = 1};
+    nas_dataset_config cfg = {.name = "mnist",
+                              .dir = dir,
+                              .resolution = 10,
+                              .val_size = 4,
+                              .val_random = 1,
+                              .train_subset = 8,
+                              .seed = 1};
     int saw_ok = 0;
     for (long k = 1; k < 200 && !saw_ok; k++) {
         nas_dataset_splits s;
@@ -557,8 +704,10 @@ START_TEST(test_dataset_iter_shuffle) {
     run_epoch(&it, e1, x, y);
     /* Every image exactly once per epoch, and epochs differ. */
     int seen[23] = {0};
-    for (int i = 0; i < 23; i++) seen[e0[i]]++;
-    for (int i = 0; i < 23; i++) ck_assert_int_eq(seen[i], 1);
+    for (int i = 0; i < 23; i++)
+        seen[e0[i]]++;
+    for (int i = 0; i < 23; i++)
+        ck_assert_int_eq(seen[i], 1);
     ck_assert(memcmp(e0, e1, sizeof e0) != 0);
     /* A second iterator jumping straight to epoch 1 sees the same order. */
     nas_dataset_iter_begin_epoch(&it2, 1);
@@ -572,7 +721,8 @@ START_TEST(test_dataset_iter_shuffle) {
     ck_assert_int_eq(nas_dataset_iter_init(&it, &ds, &cfg, err), 0);
     ck_assert_int_eq(run_epoch(&it, e0, x, y), 4);
     ck_assert_int_eq(nas_dataset_iter_batches(&it), 4);
-    for (int i = 0; i < 20; i++) ck_assert_int_eq(e0[i], i);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(e0[i], i);
     nas_dataset_iter_fini(&it);
     cfg.batch = 0;
     ck_assert_int_eq(nas_dataset_iter_init(&it, &ds, &cfg, err), NAS_EINVAL);
@@ -589,8 +739,10 @@ START_TEST(test_dataset_iter_augment) {
     enum { N = 64, C = 2, H = 6, W = 6, P = 2 };
     nas_dataset ds;
     make_set(&ds, N, C, H, W, f_ident);
-    for (int i = 0; i < N; i++) memcpy(nas_dataset_image(&ds, i), ds.images, sizeof(float) * C * H * W);
-    for (int i = 0; i < N * C * H * W; i++) ds.images[i] += 1.0f; /* no real pixel is 0 */
+    for (int i = 0; i < N; i++)
+        memcpy(nas_dataset_image(&ds, i), ds.images, sizeof(float) * C * H * W);
+    for (int i = 0; i < N * C * H * W; i++)
+        ds.images[i] += 1.0f; /* no real pixel is 0 */
     nas_dataset_iter_config cfg = {.batch = N, .shuffle = 1, .pad = P, .flip = 1, .seed = 3};
     nas_dataset_iter it;
     char err[NAS_ERR_LEN];
@@ -643,11 +795,13 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dataset_idx_plain_and_gz);
     tcase_add_test(tc, test_dataset_named_fashion_mnist);
     tcase_add_test(tc, test_dataset_idx_errors);
+    tcase_add_test(tc, test_dataset_save_idx_round_trip);
     tcase_add_test(tc, test_dataset_cifar_load_and_errors);
     tcase_add_test(tc, test_dataset_resize_area);
     tcase_add_test(tc, test_dataset_normalize);
     tcase_add_test(tc, test_dataset_split_and_subset);
     tcase_add_test(tc, test_dataset_prepare_recipe);
+    tcase_add_test(tc, test_dataset_from_fidelity);
     tcase_add_test(tc, test_dataset_oom_is_clean);
     tcase_add_test(tc, test_dataset_iter_shuffle);
     tcase_add_test(tc, test_dataset_iter_augment);

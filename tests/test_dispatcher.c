@@ -4,6 +4,7 @@
  * results, K failures, give-back, cancel, late delivery after a worker
  * reconnects, refusal of unregistered peers, and the status snapshot.
  */
+#include "common/alloc.h"
 #include "common/err.h"
 #include "master/dispatcher.h"
 #include "tests/harness.h"
@@ -36,7 +37,7 @@ static int fake_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire
     sent *s = &r->out[r->n_out++];
     snprintf(s->to, sizeof s->to, "%.*s", (int)id_len, (const char *)id);
     s->m = *m;
-    if (m->type == NAS_MSG_STATUS_REPLY) s->m.u.status_json = NULL;  /* not owned */
+    if (m->type == NAS_MSG_STATUS_REPLY) s->m.u.status_json = NULL; /* not owned */
     return NAS_OK;
 }
 static void fake_lease(void *ctx, const nas_task_ref *ref, const char *w, int64_t exp) {
@@ -76,8 +77,8 @@ static nas_dispatcher *make(rec *r) {
     cfg.heartbeat_ms = 100;
     cfg.liveness = 5;
     cfg.max_attempts = 3;
-    nas_dispatcher_hooks h = {r, fake_send, fake_lease, fake_result, fake_requeue, fake_failed,
-                              fake_progress, fake_worker};
+    nas_dispatcher_hooks h = {r,           fake_send,     fake_lease, fake_result, fake_requeue,
+                              fake_failed, fake_progress, fake_worker};
     nas_dispatcher *d = NULL;
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_dispatcher_create(&d, &cfg, &h, err), NAS_OK);
@@ -162,7 +163,7 @@ START_TEST(test_dispatcher_leases_to_ready_worker_only) {
     push(d, 1, 0);
     reg(d, "w1", 0, NULL);
     ck_assert_int_eq(count_to(&r, "w1", NAS_MSG_HEARTBEAT), 1); /* register answered */
-    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_TASK));       /* not Ready yet */
+    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_TASK));        /* not Ready yet */
     simple(d, "w1", NAS_MSG_READY, 10);
     const nas_wire_msg *t = last_to(&r, "w1", NAS_MSG_TASK);
     ck_assert_ptr_nonnull(t);
@@ -443,7 +444,8 @@ END_TEST
 START_TEST(test_dispatcher_many_tasks_grow_tables) {
     rec r;
     nas_dispatcher *d = make(&r);
-    for (uint64_t i = 1; i <= 5000; i++) push(d, i, 0);
+    for (uint64_t i = 1; i <= 5000; i++)
+        push(d, i, 0);
     reg(d, "w1", 0, NULL);
     simple(d, "w1", NAS_MSG_READY, 0);
     for (uint64_t i = 1; i <= 5000; i++) {
@@ -456,6 +458,39 @@ START_TEST(test_dispatcher_many_tasks_grow_tables) {
     ck_assert_uint_eq(c.done, 5000);
     ck_assert_int_eq(r.results, 5000);
     nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_allocation_failures_are_errors) {
+    /* Fail the n-th allocation for every n until a full run succeeds: each
+     * failure must come back as NAS_ENOMEM, without a crash or a leak. */
+    int enomem = 0;
+    for (long n = 1;; n++) {
+        rec r;
+        memset(&r, 0, sizeof r);
+        nas_dispatcher_config cfg;
+        nas_dispatcher_config_default(&cfg);
+        cfg.max_workers = 8;
+        nas_dispatcher_hooks h = {.ctx = &r, .send = fake_send};
+        nas_dispatcher *d = NULL;
+        char err[NAS_ERR_LEN];
+        nas_alloc_fail_after(n);
+        int rc = nas_dispatcher_create(&d, &cfg, &h, err);
+        for (uint64_t i = 1; rc == NAS_OK && i <= 1100; i++) {
+            nas_wire_task t;
+            memset(&t, 0, sizeof t);
+            t.task_id = i, t.attempt = 1, t.fidelity = nas_fidelity_default();
+            strcpy(t.genome, "x");
+            rc = nas_dispatcher_push(d, &t, 0, err);
+        }
+        nas_alloc_fail_reset();
+        nas_dispatcher_destroy(&d);
+        if (rc == NAS_OK) break;
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_nonnull(strstr(err, "memory"));
+        enomem++;
+    }
+    ck_assert_int_gt(enomem, 3);
 }
 END_TEST
 
@@ -474,6 +509,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_status_snapshot);
     tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);
+    tcase_add_test(tc, test_dispatcher_allocation_failures_are_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -693,6 +693,66 @@ START_TEST(test_genome_identity_on_garbage) {
 }
 END_TEST
 
+/* Sampling is uniform: ops over the mask, inputs over 0..k+1, for every
+ * block; zero+zero blocks never appear. Counts within 5 sigma. */
+START_TEST(test_genome_sample_uniform) {
+    nas_space sp = {.kind = NAS_SPACE_CELL,
+                    .n_blocks = 3,
+                    .shared = 0,
+                    .op_mask = (1u << NAS_OP_SEP3X3) | (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_ZERO)};
+    nas_rng rng;
+    nas_rng_init(&rng, 8, 1);
+    enum { N = 30000 };
+    int ops[NAS_OP_COUNT] = {0}, inputs[3][5] = {{0}};
+    for (int i = 0; i < N; i++) {
+        nas_genome g;
+        ck_assert_int_eq(nas_genome_sample(&sp, &rng, &g), NAS_OK);
+        for (int k = 0; k < 3; k++) {
+            const nas_block *b = &g.reduce.blocks[k];
+            if (b->op_a == NAS_OP_ZERO && b->op_b == NAS_OP_ZERO) ck_abort_msg("zero+zero sampled");
+            ops[b->op_a]++;
+            inputs[k][b->in_b]++;
+        }
+    }
+    /* op_a over 3 ops with the 1/9 zero+zero pairs rejected: zero has
+     * probability (1/3 * 2/3) / (8/9) = 1/4, the others 3/8 each. */
+    double n = 3.0 * N;
+    double want[3] = {n * 3 / 8, n * 3 / 8, n / 4};
+    int got[3] = {ops[NAS_OP_SEP3X3], ops[NAS_OP_MAX3X3], ops[NAS_OP_ZERO]};
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(got[i] > want[i] - 5 * 150 && got[i] < want[i] + 5 * 150, "op %d: %d vs %.0f",
+                      i, got[i], want[i]);
+    for (int k = 0; k < 3; k++) {
+        for (int v = 0; v < k + 2; v++) {
+            double w = (double)N / (k + 2), sd = 120;
+            ck_assert_msg(inputs[k][v] > w - 5 * sd && inputs[k][v] < w + 5 * sd,
+                          "block %d input %d: %d vs %.0f", k, v, inputs[k][v], w);
+        }
+        for (int v = k + 2; v < 5; v++)
+            ck_assert_int_eq(inputs[k][v], 0);
+    }
+    /* Unshared level 1 with two ops: h = 4 halves, 10 blocks per cell. */
+    nas_space two = {.kind = NAS_SPACE_CELL,
+                     .n_blocks = 2,
+                     .shared = 0,
+                     .op_mask = (1u << NAS_OP_SEP3X3) | (1u << NAS_OP_ID)};
+    nas_genome *gs = NULL;
+    ck_assert_int_eq(nas_genome_enumerate_level1(&two, &gs), 100);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(gs[i].shared, 0);
+    nas_free(gs);
+    /* Bad spaces are refused, not looped on. */
+    nas_genome g;
+    nas_space only_zero = {.kind = NAS_SPACE_CELL, .n_blocks = 2, .op_mask = 1u << NAS_OP_ZERO};
+    ck_assert_int_eq(nas_genome_sample(&only_zero, &rng, &g), NAS_EINVAL);
+    nas_space too_big = {.kind = NAS_SPACE_CELL, .n_blocks = 9};
+    ck_assert_int_eq(nas_genome_sample(&too_big, &rng, &g), NAS_EINVAL);
+    nas_space bad_kind = {.kind = 5, .n_blocks = 2};
+    ck_assert_int_eq(nas_genome_sample(&bad_kind, &rng, &g), NAS_EINVAL);
+    ck_assert_int_eq(nas_genome_enumerate_level1(&bad_kind, &gs), NAS_EINVAL);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("genome");
     TCase *tc = tcase_create("core");
@@ -714,6 +774,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_genome_damaged_inputs_never_crash);
     tcase_add_test(tc, test_genome_alloc_failures);
     tcase_add_test(tc, test_genome_identity_on_garbage);
+    tcase_add_test(tc, test_genome_sample_uniform);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -43,7 +43,7 @@ static double loss(void *p) {
     case K_GAP: nas_gap_forward(g->out, g->inp, N, C, H * W); break;
     case K_BN:
         nas_bn_forward_train(g->out, g->mean, g->rstd, g->inp, g->gamma, g->beta, g->rm, g->rv, N,
-                             C, H * W, 0.1f, 1e-5f);
+                             C, H * W, 0.1f, 1e-5f, g->k);
         break;
     case K_RELU: nas_relu_forward(g->out, g->inp, (long)N * C * H * W); break;
     case K_LIN: nas_linear_forward(g->out, g->inp, g->weight, g->bias, N, C * H * W, 5); break;
@@ -165,7 +165,7 @@ START_TEST(test_bn_grad_and_stats) {
         ck_assert_float_eq_tol(g.rm[c], 0.1f * g.mean[c], 1e-6f);
     }
     float *din = calloc(n, sizeof(float)), dg[C] = {0}, dbt[C] = {0};
-    nas_bn_backward(din, dg, dbt, g.r, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W);
+    nas_bn_backward(din, dg, dbt, g.r, g.out, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W, 0);
     ck_assert(nas_gradcheck(loss, &g, g.inp, din, n, 1e-2f, 2e-3, 3e-3, 0, "bn dinp"));
     ck_assert(nas_gradcheck(loss, &g, g.gamma, dg, C, 1e-2f, 1e-3, 1e-3, 0, "bn dgamma"));
     ck_assert(nas_gradcheck(loss, &g, g.beta, dbt, C, 1e-2f, 1e-3, 1e-3, 0, "bn dbeta"));
@@ -173,10 +173,33 @@ START_TEST(test_bn_grad_and_stats) {
     float *out2 = calloc(n, sizeof(float)), rv2[C];
     for (int c = 0; c < C; c++) rv2[c] = 1.0f / (g.rstd[c] * g.rstd[c]) - 1e-5f;
     nas_bn_forward_train(g.out, g.mean, g.rstd, g.inp, g.gamma, g.beta, g.rm, g.rv, N, C, H * W,
-                         0.1f, 1e-5f);
-    nas_bn_forward_eval(out2, g.inp, g.gamma, g.beta, g.mean, rv2, N, C, H * W, 1e-5f);
+                         0.1f, 1e-5f, 0);
+    nas_bn_forward_eval(out2, g.inp, g.gamma, g.beta, g.mean, rv2, N, C, H * W, 1e-5f, 0);
     ck_assert(nas_allclose(g.out, out2, n, 1e-4f, 1e-4f, "bn eval"));
-    free(din), free(out2);
+    // Fused BN+ReLU equals BN followed by ReLU, forward and backward.
+    float *fused = calloc(n, sizeof(float)), *dfused = calloc(n, sizeof(float));
+    float *drelu = calloc(n, sizeof(float)), *dsplit = calloc(n, sizeof(float));
+    float dg2[C] = {0}, db2[C] = {0}, dg3[C] = {0}, db3[C] = {0};
+    nas_bn_forward_eval(fused, g.inp, g.gamma, g.beta, g.mean, rv2, N, C, H * W, 1e-5f, 1);
+    nas_relu_forward(out2, out2, (long)n);
+    ck_assert(nas_allclose(fused, out2, n, 0, 0, "bn+relu eval"));
+    nas_bn_forward_train(fused, g.mean, g.rstd, g.inp, g.gamma, g.beta, g.rm, g.rv, N, C, H * W,
+                         0.1f, 1e-5f, 1);
+    nas_relu_forward(out2, g.out, (long)n);
+    ck_assert(nas_allclose(fused, out2, n, 0, 0, "bn+relu train"));
+    nas_bn_backward(dfused, dg2, db2, g.r, fused, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W, 1);
+    nas_relu_backward(drelu, g.r, fused, (long)n);
+    nas_bn_backward(dsplit, dg3, db3, drelu, NULL, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W, 0);
+    ck_assert(nas_allclose(dfused, dsplit, n, 1e-6f, 1e-5f, "bn+relu dinp"));
+    ck_assert(nas_allclose(dg2, dg3, C, 1e-6f, 1e-5f, "bn+relu dgamma"));
+    ck_assert(nas_allclose(db2, db3, C, 1e-6f, 1e-5f, "bn+relu dbeta"));
+    g.k = 1; /* the gradient check of the fused kernel itself */
+    loss(&g);
+    memset(din, 0, sizeof(float) * n), memset(dg, 0, sizeof dg), memset(dbt, 0, sizeof dbt);
+    nas_bn_backward(din, dg, dbt, g.r, g.out, g.inp, g.mean, g.rstd, g.gamma, N, C, H * W, 1);
+    ck_assert(nas_gradcheck(loss, &g, g.inp, din, n, 1e-3f, 2e-3, 3e-3, 0, "bn+relu dinp"));
+    ck_assert(nas_gradcheck(loss, &g, g.gamma, dg, C, 1e-3f, 1e-3, 1e-3, 0, "bn+relu dgamma"));
+    free(din), free(out2), free(fused), free(dfused), free(drelu), free(dsplit);
     teardown(&g);
 }
 END_TEST

@@ -20,7 +20,8 @@ static void make_tokens(nas_rng *rng, int n, int T, int D, float *x, int *len, i
     for (int i = 0; i < n; i++) {
         len[i] = with_len ? T / 2 + (int)nas_rng_below(rng, (uint32_t)(T - T / 2 + 1)) : T;
         if (len[i] < 1) len[i] = 1;
-        for (int k = 0; k < len[i]; k++) x[((size_t)i * T + k) * D + nas_rng_below(rng, D)] = 1.0f;
+        for (int k = 0; k < len[i]; k++)
+            x[((size_t)i * T + k) * D + nas_rng_below(rng, D)] = 1.0f;
     }
 }
 
@@ -50,7 +51,8 @@ static void gradcheck(int kind) {
     int len[N];
     make_tokens(&rng, N, T, D, x, len, kind == NAS_PREDICTOR_LSTM);
     float t[N];
-    for (int i = 0; i < N; i++) t[i] = nas_rng_uniform(&rng);
+    for (int i = 0; i < N; i++)
+        t[i] = nas_rng_uniform(&rng);
     nas_predictor_data d = {.n = N, .T = T, .D = D, .x = x, .len = len};
     size_t nw = nas_predictor_model_size(kind, T, D, H);
     float *w = nas_malloc(sizeof(float) * nw), *g = nas_malloc(sizeof(float) * nw);
@@ -58,7 +60,8 @@ static void gradcheck(int kind) {
     ck_assert_ptr_nonnull(g);
     nas_predictor_model_init(kind, T, D, H, &rng, w);
     /* Larger weights so every gate and ReLU sees a non-trivial slope. */
-    for (size_t k = 0; k < nw; k++) w[k] *= 2.0f;
+    for (size_t k = 0; k < nw; k++)
+        w[k] *= 2.0f;
     double loss;
     ck_assert_int_eq(nas_predictor_model_eval(kind, H, w, &d, t, NULL, g, &loss), NAS_OK);
     int checked = 0;
@@ -82,10 +85,14 @@ static void gradcheck(int kind) {
     nas_free(g);
 }
 
-START_TEST(test_gradcheck_mlp) { gradcheck(NAS_PREDICTOR_MLP); }
+START_TEST(test_gradcheck_mlp) {
+    gradcheck(NAS_PREDICTOR_MLP);
+}
 END_TEST
 
-START_TEST(test_gradcheck_lstm) { gradcheck(NAS_PREDICTOR_LSTM); }
+START_TEST(test_gradcheck_lstm) {
+    gradcheck(NAS_PREDICTOR_LSTM);
+}
 END_TEST
 
 /* Fit on 160 samples of the synthetic function, rank 200 held-out ones. */
@@ -97,7 +104,8 @@ START_TEST(test_fit_synthetic) {
     int len[NTR + NTE];
     float y[NTR + NTE];
     make_tokens(&rng, NTR + NTE, T, D, x, len, 0);
-    for (int i = 0; i < NTR + NTE; i++) y[i] = synthetic(x + (size_t)i * T * D, T, D);
+    for (int i = 0; i < NTR + NTE; i++)
+        y[i] = synthetic(x + (size_t)i * T * D, T, D);
     nas_predictor_config cfg;
     nas_predictor_config_default(&cfg);
     cfg.n_mlp = 3;
@@ -105,12 +113,13 @@ START_TEST(test_fit_synthetic) {
     nas_predictor *p = NULL;
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_predictor_fit(&p, &cfg, &tr, 5, err), NAS_OK);
-    nas_predictor_data te = {.n = NTE, .T = T, .D = D, .x = x + (size_t)NTR * T * D,
-                             .len = len + NTR};
+    nas_predictor_data te = {
+        .n = NTE, .T = T, .D = D, .x = x + (size_t)NTR * T * D, .len = len + NTR};
     float pred[NTE];
     ck_assert_int_eq(nas_predictor_predict(p, &te, pred, err), NAS_OK);
     double a[NTE], b[NTE];
-    for (int i = 0; i < NTE; i++) a[i] = pred[i], b[i] = y[NTR + i];
+    for (int i = 0; i < NTE; i++)
+        a[i] = pred[i], b[i] = y[NTR + i];
     double rho = nas_predictor_spearman(a, b, NTE);
     printf("predictor: held-out Spearman %.3f\n", rho);
     ck_assert_msg(rho > 0.9, "held-out rank correlation %.3f <= 0.9", rho);

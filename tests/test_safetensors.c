@@ -22,7 +22,8 @@ static float g_special[6];
 static float g_scalar = 42.5f;
 
 static size_t fixture(nas_safetensors_tensor *t) {
-    for (size_t i = 0; i < NAS_ARRAY_LEN(g_w); i++) g_w[i] = (float)i * 0.25f - 3.0f;
+    for (size_t i = 0; i < NAS_ARRAY_LEN(g_w); i++)
+        g_w[i] = (float)i * 0.25f - 3.0f;
     uint32_t nan_bits = 0x7fc12345u;
     memcpy(&g_special[0], &nan_bits, 4);
     g_special[1] = -0.0f;
@@ -31,10 +32,10 @@ static size_t fixture(nas_safetensors_tensor *t) {
     g_special[4] = 1e-45f; /* smallest subnormal */
     g_special[5] = 3.4028235e38f;
     memset(t, 0, 4 * sizeof *t);
-    t[0] = (nas_safetensors_tensor){.name = "cell3/block1/a/dw", .ndim = 4, .shape = {2, 3, 2, 2},
-                                    .data = g_w};
-    t[1] = (nas_safetensors_tensor){.name = "special", .ndim = 2, .shape = {2, 3},
-                                    .data = g_special};
+    t[0] = (nas_safetensors_tensor){
+        .name = "cell3/block1/a/dw", .ndim = 4, .shape = {2, 3, 2, 2}, .data = g_w};
+    t[1] =
+        (nas_safetensors_tensor){.name = "special", .ndim = 2, .shape = {2, 3}, .data = g_special};
     t[2] = (nas_safetensors_tensor){.name = "scalar", .ndim = 0, .data = &g_scalar};
     t[3] = (nas_safetensors_tensor){.name = "empty", .ndim = 2, .shape = {0, 3}, .data = NULL};
     return 4;
@@ -47,7 +48,8 @@ static void check_same(const nas_safetensors *st, const nas_safetensors_tensor *
         ck_assert_msg(g != NULL, "tensor %s missing", t[i].name);
         ck_assert_str_eq(st->tensors[i].name, t[i].name); /* header order kept */
         ck_assert_int_eq(g->ndim, t[i].ndim);
-        for (int d = 0; d < g->ndim; d++) ck_assert_int_eq(g->shape[d], t[i].shape[d]);
+        for (int d = 0; d < g->ndim; d++)
+            ck_assert_int_eq(g->shape[d], t[i].shape[d]);
         int64_t numel = nas_safetensors_numel(g);
         ck_assert_int_eq(numel, nas_safetensors_numel(&t[i]));
         if (numel) ck_assert_mem_eq(g->data, t[i].data, (size_t)numel * 4); /* bit-exact */
@@ -100,8 +102,8 @@ START_TEST(test_safetensors_round_trip_memory) {
     check_same(st, t, n);
     ck_assert_uint_eq(st->nmeta, 0);
     /* A loaded file can be written again unchanged. */
-    ck_assert_int_eq(nas_safetensors_encode(st->tensors, st->count, st->meta, st->nmeta, &buf, &len,
-                                            err), 0);
+    ck_assert_int_eq(
+        nas_safetensors_encode(st->tensors, st->count, st->meta, st->nmeta, &buf, &len, err), 0);
     nas_safetensors *st2 = NULL;
     ck_assert_int_eq(nas_safetensors_parse(buf, len, &st2, err), 0);
     check_same(st2, t, n);
@@ -126,6 +128,39 @@ static void encode_bad(const nas_safetensors_tensor *t, size_t n, const nas_safe
     ck_assert_ptr_null(buf);
     ck_assert_msg(strstr(err, want), "message \"%s\" lacks \"%s\"", err, want);
 }
+
+START_TEST(test_safetensors_find_many) {
+    /* 500 tensors in an order unrelated to their names: every one is found
+     * by name (binary search over the sorted index), absent names are not. */
+    enum { N = 500 };
+    static nas_safetensors_tensor t[N];
+    static char names[N][32];
+    static float vals[N];
+    for (int i = 0; i < N; i++) {
+        int k = (i * 7919) % N;
+        snprintf(names[i], sizeof names[i], "cell%d/block%d/w", k % 17, k);
+        vals[i] = (float)k;
+        t[i] =
+            (nas_safetensors_tensor){.name = names[i], .ndim = 1, .shape = {1}, .data = &vals[i]};
+    }
+    uint8_t *buf;
+    size_t len;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_safetensors_encode(t, N, NULL, 0, &buf, &len, err), 0);
+    nas_safetensors *st = NULL;
+    ck_assert_int_eq(nas_safetensors_parse(buf, len, &st, err), 0);
+    for (int i = 0; i < N; i++) {
+        const nas_safetensors_tensor *g = nas_safetensors_find(st, names[i]);
+        ck_assert_msg(g && g->data[0] == vals[i], "%s", names[i]);
+        ck_assert_str_eq(st->tensors[i].name, names[i]);
+    }
+    ck_assert_ptr_null(nas_safetensors_find(st, "cell0/block0/x"));
+    ck_assert_ptr_null(nas_safetensors_find(st, ""));
+    ck_assert_ptr_null(nas_safetensors_find(st, "zzz"));
+    nas_safetensors_destroy(&st);
+    nas_free(buf);
+}
+END_TEST
 
 START_TEST(test_safetensors_encode_rejects) {
     float x[4] = {0};
@@ -182,7 +217,8 @@ START_TEST(test_safetensors_corrupt_headers) {
               "header (starts at offset 8): json: offset");
     parse_bad("[1,2]", 0, F, "header must be a JSON object (found array)");
     parse_bad("{\"w\":[1]}", 0, F, "tensor 'w': entry must be an object (found array)");
-    parse_bad(T1("\"shape\":[2],\"data_offsets\":[0,8]"), 8, F, "'w': dtype: json: offset 5:"
+    parse_bad(T1("\"shape\":[2],\"data_offsets\":[0,8]"), 8, F,
+              "'w': dtype: json: offset 5:"
               " missing key \"dtype\"");
     parse_bad(T1("\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]"), 4, NAS_EUNSUPPORTED,
               "'w': dtype F16 not supported (nasd reads F32 only)");
@@ -214,7 +250,8 @@ START_TEST(test_safetensors_corrupt_headers) {
     parse_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
               "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
               16, F, "duplicate key \"a\"");
-    parse_bad("{\"__metadata__\":{\"k\":1}}", 0, F, "__metadata__ 'k' must be a string (found number)");
+    parse_bad("{\"__metadata__\":{\"k\":1}}", 0, F,
+              "__metadata__ 'k' must be a string (found number)");
     parse_bad("{\"__metadata__\":[]}", 0, F, "__metadata__ must be an object (found array)");
 }
 END_TEST
@@ -249,7 +286,8 @@ static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d))) n += e->d_name[0] != '.';
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
     closedir(d);
     return n;
 }
@@ -311,7 +349,8 @@ START_TEST(test_safetensors_mutations_never_crash) {
         /* Mostly hit the header, where the structure is. */
         uint32_t span = nas_rng_below(&r, 4) ? 8 + 300 : (uint32_t)len;
         if (span > len) span = (uint32_t)len;
-        for (int e = 0; e < 2; e++) m[nas_rng_below(&r, span)] = (uint8_t)nas_rng_u32(&r);
+        for (int e = 0; e < 2; e++)
+            m[nas_rng_below(&r, span)] = (uint8_t)nas_rng_u32(&r);
         size_t l = nas_rng_below(&r, 8) ? len : nas_rng_below(&r, (uint32_t)len + 1);
         nas_safetensors *st = NULL;
         int rc = nas_safetensors_parse(m, l, &st, err);
@@ -364,6 +403,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_safetensors_round_trip_file);
     tcase_add_test(tc, test_safetensors_round_trip_memory);
+    tcase_add_test(tc, test_safetensors_find_many);
     tcase_add_test(tc, test_safetensors_encode_rejects);
     tcase_add_test(tc, test_safetensors_corrupt_headers);
     tcase_add_test(tc, test_safetensors_bad_lengths);

@@ -21,14 +21,15 @@
  * convolutions best, `none`/`zero` worst, plus a small hash-derived term so
  * ties are rare. Always in [0.05, 0.95]. */
 static double fake_accuracy(const nas_genome *g) {
-    static const double cell_val[NAS_OP_COUNT] = {0.2, 0.3, 0.35, 0.8, 0.7, 0.6,
-                                                 0.65, 0.5, 0.75, 0.4, 0.0};
+    static const double cell_val[NAS_OP_COUNT] = {0.2,  0.3, 0.35, 0.8, 0.7, 0.6,
+                                                  0.65, 0.5, 0.75, 0.4, 0.0};
     static const double nb_val[NAS_NB201_OP_COUNT] = {0.0, 0.4, 0.6, 1.0, 0.3};
     nas_genome c;
     nas_genome_canonical(g, &c);
     double s = 0.0, n = 0.0;
     if (c.space == NAS_SPACE_NB201) {
-        for (int e = 0; e < NAS_NB201_EDGES; e++) s += nb_val[c.nb201[e]], n += 1.0;
+        for (int e = 0; e < NAS_NB201_EDGES; e++)
+            s += nb_val[c.nb201[e]], n += 1.0;
     } else {
         for (int b = 0; b < c.normal.n_blocks; b++)
             s += cell_val[c.normal.blocks[b].op_a] + cell_val[c.normal.blocks[b].op_b], n += 2.0;
@@ -39,8 +40,12 @@ static double fake_accuracy(const nas_genome *g) {
 }
 
 static nas_observation observe_of(const nas_genome *g, double acc, int64_t params) {
-    nas_observation o = {.genome = *g, .hash = nas_genome_hash(g), .ok = 1, .accuracy = acc,
-                         .params = params, .macs = 1000};
+    nas_observation o = {.genome = *g,
+                         .hash = nas_genome_hash(g),
+                         .ok = 1,
+                         .accuracy = acc,
+                         .params = params,
+                         .macs = 1000};
     return o;
 }
 
@@ -64,8 +69,8 @@ static nas_strategy_config cell_config(int blocks) {
     c.space.kind = NAS_SPACE_CELL;
     c.space.n_blocks = blocks;
     c.space.shared = 1;
-    c.space.op_mask = (1u << NAS_OP_ID) | (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3) |
-                      (1u << NAS_OP_CONV1X1);
+    c.space.op_mask =
+        (1u << NAS_OP_ID) | (1u << NAS_OP_MAX3X3) | (1u << NAS_OP_SEP3X3) | (1u << NAS_OP_CONV1X1);
     c.budget = 10000;
     c.ensemble = 2;
     return c;
@@ -138,7 +143,8 @@ START_TEST(test_random_never_repeats) {
     uint64_t h[400];
     ck_assert_int_eq(drive(s, 400, 4, h), 400);
     for (int i = 0; i < 400; i++)
-        for (int j = 0; j < i; j++) ck_assert_msg(h[i] != h[j], "repeat at %d and %d", j, i);
+        for (int j = 0; j < i; j++)
+            ck_assert_msg(h[i] != h[j], "repeat at %d and %d", j, i);
     ck_assert(nas_strategy_done(s));
     nas_proposal p;
     char err[NAS_ERR_LEN];
@@ -190,7 +196,8 @@ START_TEST(test_evo_aging_kills_oldest) {
         int n = nas_strategy_population(s, pop, 8);
         ck_assert_int_eq(n, i + 1 < 5 ? i + 1 : 5);
         /* Oldest first: exactly the last min(i+1, P) results, in order. */
-        for (int k = 0; k < n; k++) ck_assert(pop[k].hash == order[i + 1 - n + k]);
+        for (int k = 0; k < n; k++)
+            ck_assert(pop[k].hash == order[i + 1 - n + k]);
         if (i >= 5) ck_assert(pop[0].accuracy < 0.9); /* the best one died of age */
     }
     nas_strategy_destroy(&s);
@@ -256,7 +263,8 @@ START_TEST(test_evo_async_inflight) {
     nas_strategy *s = make(&c, 8);
     char err[NAS_ERR_LEN];
     nas_proposal p[6];
-    for (int i = 0; i < 4; i++) ck_assert_int_eq(nas_strategy_propose(s, &p[i], err), NAS_OK);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(nas_strategy_propose(s, &p[i], err), NAS_OK);
     /* No member yet, 4 random ones in flight: one more is random as well. */
     ck_assert_int_eq(nas_strategy_propose(s, &p[4], err), NAS_OK);
     ck_assert_int_eq(p[4].has_parent, 0);
@@ -306,7 +314,8 @@ START_TEST(test_pnas_levels_and_budget) {
     char err[NAS_ERR_LEN];
     nas_proposal p[4096];
     int n = 0;
-    while (n < 4096 && nas_strategy_propose(s, &p[n], err) == NAS_OK) n++;
+    while (n < 4096 && nas_strategy_propose(s, &p[n], err) == NAS_OK)
+        n++;
     /* Level 1 is exactly the enumeration; then it waits. */
     ck_assert_int_eq(n, n1);
     ck_assert_int_eq(nas_strategy_propose(s, &p[n], err), NAS_EAGAIN);
@@ -321,7 +330,8 @@ START_TEST(test_pnas_levels_and_budget) {
     int total = n1;
     for (int level = 2; level <= c.max_blocks; level++) {
         int m = 0;
-        while (nas_strategy_propose(s, &p[m], err) == NAS_OK) m++;
+        while (nas_strategy_propose(s, &p[m], err) == NAS_OK)
+            m++;
         ck_assert_int_eq(m, c.beam); /* a 3-block cell has far more than K expansions */
         for (int i = 0; i < m; i++) {
             nas_observation o = observe_of(&p[i].genome, fake_accuracy(&p[i].genome), 100);
@@ -392,14 +402,17 @@ static void check_resume(nas_strategy_config c, int before, int after, int windo
     int m2 = drive(b, after, window, h2);
     ck_assert_int_eq(m1, m2);
     ck_assert_int_gt(m1, 0);
-    for (int i = 0; i < m1; i++) ck_assert_msg(h1[i] == h2[i], "%s: step %d differs", c.name, i);
+    for (int i = 0; i < m1; i++)
+        ck_assert_msg(h1[i] == h2[i], "%s: step %d differs", c.name, i);
     nas_free(blob);
     nas_free(blob2);
     nas_strategy_destroy(&a);
     nas_strategy_destroy(&b);
 }
 
-START_TEST(test_resume_random) { check_resume(nb201_config("random", 300), 37, 100, 3); }
+START_TEST(test_resume_random) {
+    check_resume(nb201_config("random", 300), 37, 100, 3);
+}
 END_TEST
 
 START_TEST(test_resume_evolution) {
@@ -451,8 +464,17 @@ START_TEST(test_load_rejects_damage) {
         ck_assert_msg(rc == NAS_EFORMAT || rc == NAS_EVERSION, "flip at %zu: rc %d", at, rc);
         blob[at] ^= 0x5a;
     }
-    /* The untouched blob still loads. */
+    /* The untouched blob still loads; a refused blob afterwards leaves the
+     * strategy as it was: it continues exactly like the original. */
     ck_assert_int_eq(nas_strategy_load(b, blob, n, err), NAS_OK);
+    blob[n / 2] ^= 1;
+    ck_assert_int_eq(nas_strategy_load(b, blob, n, err), NAS_EFORMAT);
+    ck_assert_int_eq(nas_strategy_load(b, blob, n - 9, err), NAS_EFORMAT);
+    blob[n / 2] ^= 1;
+    uint64_t ha[30], hb[30];
+    ck_assert_int_eq(drive(a, 30, 2, ha), 30);
+    ck_assert_int_eq(drive(b, 30, 2, hb), 30);
+    ck_assert_int_eq(memcmp(ha, hb, sizeof ha), 0);
     /* Another seed or another strategy is refused. */
     nas_strategy *d = make(&c, 6);
     ck_assert_int_eq(nas_strategy_load(d, blob, n, err), NAS_EFORMAT);
@@ -466,6 +488,84 @@ START_TEST(test_load_rejects_damage) {
     nas_strategy_destroy(&b);
     nas_strategy_destroy(&d);
     nas_strategy_destroy(&r);
+}
+END_TEST
+
+/* Observations that cannot be true are refused by name, not absorbed. */
+START_TEST(test_observe_rejects) {
+    nas_strategy_config c = nb201_config("evolution", 10);
+    nas_strategy *s = make(&c, 1);
+    char err[NAS_ERR_LEN];
+    nas_proposal p;
+    ck_assert_int_eq(nas_strategy_propose(s, &p, err), NAS_OK);
+    nas_observation o = observe_of(&p.genome, 1.5, 100);
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "accuracy"));
+    o = observe_of(&p.genome, NAN, 100);
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    o = observe_of(&p.genome, 0.5, 100);
+    o.genome.nb201[2] = 9; /* no such op */
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    o = observe_of(&p.genome, 0.5, 100);
+    o.genome.space = NAS_SPACE_CELL;
+    o.genome.normal.n_blocks = 1;
+    o.genome.reduce.n_blocks = 1;
+    ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "space"));
+    /* The proposal is still in flight: not done. */
+    ck_assert(!nas_strategy_done(s));
+    nas_strategy_destroy(&s);
+}
+END_TEST
+
+/* One search with every error returned, never asserted. */
+static int scenario(const nas_strategy_config *c) {
+    nas_strategy *s = NULL, *t = NULL;
+    char err[NAS_ERR_LEN];
+    int rc = nas_strategy_create(&s, c, 3, err);
+    for (int i = 0; rc == NAS_OK && i < c->budget; i++) {
+        nas_proposal p;
+        rc = nas_strategy_propose(s, &p, err);
+        if (rc == NAS_EAGAIN || rc == NAS_ESTATE) {
+            rc = NAS_OK;
+            break;
+        }
+        nas_observation o = observe_of(&p.genome, fake_accuracy(&p.genome), 100);
+        if (rc == NAS_OK) rc = nas_strategy_observe(s, &o, err);
+    }
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    if (rc == NAS_OK) rc = nas_strategy_save(s, &blob, &n);
+    if (rc == NAS_OK) rc = nas_strategy_create(&t, c, 3, err);
+    if (rc == NAS_OK) rc = nas_strategy_load(t, blob, n, err);
+    nas_free(blob);
+    nas_strategy_destroy(&s);
+    nas_strategy_destroy(&t);
+    return rc;
+}
+
+/* The Nth allocation fails, for N across the whole scenario: every failure
+ * comes back as NAS_ENOMEM, without a crash or a leak (ASan checks). */
+START_TEST(test_out_of_memory) {
+    const char *names[] = {"random", "evolution", "pnas"};
+    for (int k = 0; k < 3; k++) {
+        nas_strategy_config c = nb201_config(names[k], 90);
+        c.population = 8;
+        c.sample = 3;
+        c.beam = 4;
+        c.ensemble = 1;
+        c.use_lstm = 0;
+        int clean = 0;
+        for (long nth = 1; nth < 100000 && !clean; nth += 1 + nth / 6) {
+            nas_alloc_fail_after(nth);
+            int rc = scenario(&c);
+            nas_alloc_fail_reset();
+            ck_assert_msg(rc == NAS_OK || rc == NAS_ENOMEM, "%s, allocation %ld: rc %d", names[k],
+                          nth, rc);
+            clean = rc == NAS_OK;
+        }
+        ck_assert_msg(clean, "%s never completed", names[k]);
+    }
 }
 END_TEST
 
@@ -488,6 +588,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_resume_evolution);
     tcase_add_test(tc, test_resume_pnas);
     tcase_add_test(tc, test_load_rejects_damage);
+    tcase_add_test(tc, test_observe_rejects);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

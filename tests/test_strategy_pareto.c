@@ -21,8 +21,8 @@ START_TEST(test_reward) {
     /* At the target the reward is the accuracy; twice the target costs
      * 1 - 2^-0.07 = 4.7%; a zero target switches the term off. */
     ck_assert_double_eq_tol(nas_pareto_reward(0.9, 1000, 5, 1000, 0, -0.07), 0.9, 1e-12);
-    ck_assert_double_eq_tol(nas_pareto_reward(0.9, 2000, 5, 1000, 0, -0.07),
-                            0.9 * pow(2.0, -0.07), 1e-12);
+    ck_assert_double_eq_tol(nas_pareto_reward(0.9, 2000, 5, 1000, 0, -0.07), 0.9 * pow(2.0, -0.07),
+                            1e-12);
     ck_assert_double_eq_tol(nas_pareto_reward(0.9, 2000, 4000, 1000, 1000, -0.07),
                             0.9 * pow(2.0, -0.07) * pow(4.0, -0.07), 1e-12);
     /* Smaller than the target earns a bonus with a negative w. */
@@ -46,7 +46,8 @@ START_TEST(test_front) {
     int n = nas_pareto_front(o, 7, NAS_PARETO_PARAMS, front, err);
     ck_assert_int_eq(n, 4);
     int want[4] = {0, 1, 5, 3};
-    for (int i = 0; i < n; i++) ck_assert_int_eq(front[i], want[i]);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(front[i], want[i]);
     /* With MACs too, 6 (fewest MACs) joins the front. */
     n = nas_pareto_front(o, 7, NAS_PARETO_PARAMS | NAS_PARETO_MACS, front, err);
     ck_assert_int_eq(n, 5);

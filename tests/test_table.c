@@ -3,6 +3,7 @@
  * canonical key, numbers, and a clear error with a line number for every
  * kind of malformed file.
  */
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/table.h"
 #include "tests/harness.h"
@@ -31,10 +32,12 @@ static void parse_bad(const char *csv, int code, const char *needle) {
 }
 
 START_TEST(test_table_quoted_fields_and_lookup) {
-    const char *csv = "\xEF\xBB\xBF" "arch,val_acc,note\r\n"
-                      "\"n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1\",0.91,\"say \"\"hi\"\"\"\r\n"
-                      "|nor_conv_3x3~0|+|skip_connect~0|none~1|,0.5,\"two\nlines\"\n"
-                      "\n";
+    const char *csv =
+        "\xEF\xBB\xBF"
+        "arch,val_acc,note\r\n"
+        "\"n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1\",0.91,\"say \"\"hi\"\"\"\r\n"
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|,0.5,\"two\nlines\"\n"
+        "\n";
     nas_table *t = parse_ok(csv);
     ck_assert_int_eq(nas_table_rows(t), 2);
     ck_assert_int_eq(nas_table_cols(t), 3);
@@ -92,7 +95,8 @@ START_TEST(test_table_malformed_files_name_the_line) {
     parse_bad("arch,val\n\"a,1\n", NAS_EFORMAT, "t.csv:2: quoted field is not closed");
     parse_bad("arch,val\na\"b,1\n", NAS_EFORMAT, "t.csv:2: quote inside");
     parse_bad("arch,val\n\"a\"x,1\n", NAS_EFORMAT, "t.csv:2: text after a closing quote");
-    parse_bad("arch,val\na,1\nc,2\na,3\n", NAS_EFORMAT, "t.csv:4: duplicate key 'a' (first on line 2)");
+    parse_bad("arch,val\na,1\nc,2\na,3\n", NAS_EFORMAT,
+              "t.csv:4: duplicate key 'a' (first on line 2)");
     parse_bad("arch,val\n,1\n", NAS_EFORMAT, "t.csv:2: empty key");
 }
 END_TEST
@@ -126,6 +130,31 @@ START_TEST(test_table_load_file_and_missing_file) {
 }
 END_TEST
 
+START_TEST(test_table_allocation_failures_are_errors) {
+    char csv[8192];
+    size_t len = (size_t)snprintf(csv, sizeof csv, "arch,val_acc\n");
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(csv + len, sizeof csv - len, "\"a,%d\",0.%d\n", i, i % 10);
+    int enomem = 0;
+    for (long n = 1;; n++) {
+        nas_table *t = NULL;
+        char err[NAS_ERR_LEN];
+        nas_alloc_fail_after(n);
+        int rc = nas_table_parse(&t, csv, len, "arch", "t.csv", err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_OK) {
+            ck_assert_int_eq(nas_table_rows(t), 300);
+            nas_table_destroy(&t);
+            break;
+        }
+        ck_assert_int_eq(rc, NAS_ENOMEM);
+        ck_assert_ptr_null(t);
+        enomem++;
+    }
+    ck_assert_int_gt(enomem, 3);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("table");
     TCase *tc = tcase_create("core");
@@ -133,6 +162,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_table_canonical_lookup);
     tcase_add_test(tc, test_table_malformed_files_name_the_line);
     tcase_add_test(tc, test_table_load_file_and_missing_file);
+    tcase_add_test(tc, test_table_allocation_failures_are_errors);
     suite_add_tcase(s, tc);
     return s;
 }

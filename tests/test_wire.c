@@ -6,6 +6,7 @@
  */
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/rng.h"
 #include "common/wire.h"
 #include "proto/nas.pb-c.h"
 #include "tests/harness.h"
@@ -188,7 +189,7 @@ START_TEST(test_wire_every_small_message_roundtrips) {
     out = roundtrip(&m);
     ck_assert_str_eq(out.u.status_json, "{\"workers\":[]}");
     nas_wire_msg_fini(&out);
-    nas_wire_msg_fini(&out);  /* twice is safe */
+    nas_wire_msg_fini(&out); /* twice is safe */
 }
 END_TEST
 
@@ -298,13 +299,16 @@ START_TEST(test_wire_every_truncation_is_refused_or_valid) {
     for (size_t n = 0; n < len; n++) {
         nas_wire_msg m;
         int rc = nas_wire_decode(buf, n, &m, err);
-        if (rc < 0) refused++;
-        else nas_wire_msg_fini(&m);
+        if (rc < 0)
+            refused++;
+        else
+            nas_wire_msg_fini(&m);
     }
     ck_assert_int_eq(refused, (int)len);
     /* Garbage bytes too. */
     uint8_t junk[300];
-    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 37 + 11);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
     nas_wire_msg m;
     ck_assert_int_lt(nas_wire_decode(junk, sizeof junk, &m, err), 0);
     nas_free(buf);
@@ -319,6 +323,63 @@ START_TEST(test_wire_oversized_envelope_is_refused) {
     ck_assert_int_eq(nas_wire_decode(big, n, &m, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "limit"));
     nas_free(big);
+}
+END_TEST
+
+START_TEST(test_wire_mutated_envelopes_never_crash_and_stay_consistent) {
+    /* Flip, insert and cut bytes of valid envelopes of every kind.  The
+     * decoder must never crash, and whatever it accepts the encoder must
+     * accept too (one set of rules on both sides). */
+    nas_wire_msg seeds[4];
+    seeds[0] = sample_task();
+    seeds[1] = sample_result();
+    nas_wire_msg_init(&seeds[2], NAS_MSG_REGISTER);
+    strcpy(seeds[2].u.reg.name, "w");
+    seeds[2].u.reg.protocol = NAS_PROTOCOL_VERSION;
+    seeds[2].u.reg.n_held = 1;
+    seeds[2].u.reg.held[0] = (nas_task_ref){1, 1};
+    nas_wire_msg_init(&seeds[3], NAS_MSG_PROGRESS);
+    seeds[3].u.progress = (nas_wire_progress){3, 1, 2, 5, 0.9, 0.7, 0.66};
+    nas_rng rng;
+    nas_rng_init(&rng, 42, 0);
+    int accepted = 0, refused = 0;
+    char err[NAS_ERR_LEN];
+    for (int s = 0; s < 4; s++) {
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(nas_wire_encode(&seeds[s], &buf, &len, err), NAS_OK);
+        uint8_t mut[4096];
+        for (int it = 0; it < 3000; it++) {
+            size_t n = len;
+            memcpy(mut, buf, len);
+            int edits = 1 + (int)nas_rng_below(&rng, 4);
+            for (int e = 0; e < edits; e++) {
+                uint32_t op = nas_rng_below(&rng, 3);
+                size_t at = nas_rng_below(&rng, (uint32_t)n);
+                if (op == 0)
+                    mut[at] ^= (uint8_t)(1u << nas_rng_below(&rng, 8));
+                else if (op == 1)
+                    mut[at] = (uint8_t)nas_rng_u32(&rng);
+                else
+                    n = at + 1;
+            }
+            nas_wire_msg m;
+            if (nas_wire_decode(mut, n, &m, err) == NAS_OK) {
+                accepted++;
+                uint8_t *again;
+                size_t alen;
+                ck_assert_msg(nas_wire_encode(&m, &again, &alen, err) == NAS_OK,
+                              "decoded but not encodable: %s", err);
+                nas_free(again);
+                nas_wire_msg_fini(&m);
+            } else {
+                refused++;
+            }
+        }
+        nas_free(buf);
+    }
+    ck_assert_int_gt(refused, 1000);
+    ck_assert_int_gt(accepted, 10);
 }
 END_TEST
 
@@ -350,7 +411,8 @@ START_TEST(test_wire_router_dealer_with_raw_frames) {
     nas_wire_msg ack;
     nas_wire_msg_init(&ack, NAS_MSG_ACK);
     ack.u.ack = (nas_wire_ack){42, 2, 0};
-    ck_assert_int_eq(nas_wire_send(router, pkt.identity, pkt.id_len, &ack, NULL, 0, 0, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_send(router, pkt.identity, pkt.id_len, &ack, NULL, 0, 0, err),
+                     NAS_OK);
     nas_wire_packet_fini(&pkt);
     ck_assert_int_eq(nas_wire_recv(dealer, 0, 0, &pkt, err), NAS_OK);
     ck_assert_int_eq(pkt.msg.type, NAS_MSG_ACK);
@@ -399,6 +461,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_wire_wrong_version_and_unknown_type);
     tcase_add_test(tc, test_wire_every_truncation_is_refused_or_valid);
     tcase_add_test(tc, test_wire_oversized_envelope_is_refused);
+    tcase_add_test(tc, test_wire_mutated_envelopes_never_crash_and_stay_consistent);
     tcase_add_test(tc, test_wire_router_dealer_with_raw_frames);
     suite_add_tcase(s, tc);
     return s;

@@ -22,7 +22,7 @@ typedef struct state {
     size_t got_at_first_tick;
     int ticks;
     int timed_out;
-    void *out;            /* socket the timer sends on (echo test) */
+    void *out; /* socket the timer sends on (echo test) */
     int sent, to_send;
 } state;
 
@@ -80,7 +80,8 @@ START_TEST(test_zmq_uv_burst_of_10000_with_timers_running) {
     ck_assert_int_eq(zmq_bind(pull, "inproc://burst"), 0);
     ck_assert_int_eq(zmq_connect(push, "inproc://burst"), 0);
     /* The whole burst is queued before the loop starts. */
-    for (int i = 0; i < 10000; i++) ck_assert_int_eq(zmq_send(push, "m", 1, 0), 1);
+    for (int i = 0; i < 10000; i++)
+        ck_assert_int_eq(zmq_send(push, "m", 1, 0), 1);
     uv_loop_t loop;
     state s;
     memset(&s, 0, sizeof s);
@@ -117,7 +118,8 @@ static void *send_later(void *arg) {
     void *push = zmq_socket(p->ctx, ZMQ_PUSH);
     zmq_connect(push, p->endpoint);
     nas_sleep_ms(p->delay_ms);
-    for (int i = 0; i < p->n; i++) zmq_send(push, "x", 1, 0);
+    for (int i = 0; i < p->n; i++)
+        zmq_send(push, "x", 1, 0);
     int linger = 1000;
     zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(push);
@@ -183,7 +185,8 @@ static void on_send_tick(uv_timer_t *t) {
     state *s = t->data;
     /* Several sends per tick: each may swallow the ZMQ_FD edge of replies
      * already queued for us. */
-    for (int i = 0; i < 5 && s->sent < s->to_send; i++, s->sent++) zmq_send(s->out, "ping", 4, 0);
+    for (int i = 0; i < 5 && s->sent < s->to_send; i++, s->sent++)
+        zmq_send(s->out, "ping", 4, 0);
     if (s->sent == s->to_send) uv_timer_stop(t);
 }
 
@@ -229,7 +232,8 @@ START_TEST(test_zmq_uv_consumed_edge_does_not_strand) {
     void *push = zmq_socket(ctx, ZMQ_PUSH);
     ck_assert_int_eq(zmq_bind(pull, "inproc://edge"), 0);
     ck_assert_int_eq(zmq_connect(push, "inproc://edge"), 0);
-    for (int i = 0; i < 10; i++) zmq_send(push, "e", 1, 0);
+    for (int i = 0; i < 10; i++)
+        zmq_send(push, "e", 1, 0);
     int events = 0;
     size_t sz = sizeof events;
     zmq_getsockopt(pull, ZMQ_EVENTS, &events, &sz);

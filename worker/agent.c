@@ -35,17 +35,17 @@ struct nas_agent {
     char endpoint[512];
     char pipe_ep[64];
     void *zctx;
-    void *sock;                /* DEALER to the master, NULL while disconnected */
-    void *pipe;                /* agent end of the task pipe */
+    void *sock; /* DEALER to the master, NULL while disconnected */
+    void *pipe; /* agent end of the task pipe */
     pthread_t thread;
     int thread_started;
-    int stop_pipe[2];          /* nas_agent_request_stop() writes a byte */
-    atomic_int cancel;         /* 1: the running task should stop */
-    int busy;                  /* a task is running on the task thread */
+    int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
+    atomic_int cancel; /* 1: the running task should stop */
+    int busy;          /* a task is running on the task thread */
     nas_task_ref current;
-    int stopping;              /* graceful stop under way */
-    int stops;                 /* stop requests seen */
-    nas_wire_result *held;     /* NAS_WIRE_MAX_HELD results awaiting an Ack */
+    int stopping;          /* graceful stop under way */
+    int stops;             /* stop requests seen */
+    nas_wire_result *held; /* NAS_WIRE_MAX_HELD results awaiting an Ack */
     int n_held;
     int64_t backoff;
     int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
@@ -53,6 +53,8 @@ struct nas_agent {
     nas_agent_stats stats;
 };
 
+/* The zguide's Paranoid Pirate settings, with liveness 5 to match the
+ * master (DESIGN s5): both sides give up on the other after the same time. */
 void nas_agent_config_default(nas_agent_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->threads = 1;
@@ -70,12 +72,16 @@ typedef struct task_ctx {
     void *pipe;
 } task_ctx;
 
+/* The pipe is inproc and never full in practice (one task at a time, a
+ * few messages per epoch), so a blocking send is fine on both ends. */
 static void pipe_send(void *pipe, const nas_wire_msg *m) {
     char err[NAS_ERR_LEN];
     if (nas_wire_send(pipe, NULL, 0, m, NULL, 0, 0, err) < 0)
         nas_error("agent: task pipe: %s", err);
 }
 
+/* Runs on the task thread: hand the epoch's figures to the agent thread,
+ * which owns the master socket. */
 static void task_progress(void *ctx, const nas_wire_progress *p) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_PROGRESS);
@@ -83,10 +89,14 @@ static void task_progress(void *ctx, const nas_wire_progress *p) {
     pipe_send(((task_ctx *)ctx)->pipe, &m);
 }
 
-static int task_cancelled(void *ctx) { return atomic_load(&((task_ctx *)ctx)->a->cancel); }
+static int task_cancelled(void *ctx) {
+    return atomic_load(&((task_ctx *)ctx)->a->cancel);
+}
 
+/* Evaluate one task and send exactly one Result or Failure back.  The
+ * message is on the heap: a Result carries a 4 KiB curve. */
 static void run_one(task_ctx *tc, const nas_wire_task *task) {
-    nas_eval_hooks hooks = {tc, task_progress, task_cancelled};
+    nas_eval_hooks hooks = {tc, task_progress, task_cancelled, &tc->a->cancel};
     char err[NAS_ERR_LEN] = "";
     nas_wire_msg *m = nas_malloc(sizeof *m);
     if (!m) {
@@ -109,6 +119,9 @@ static void run_one(task_ctx *tc, const nas_wire_task *task) {
     nas_free(m);
 }
 
+/* The task thread: wait for a Task, evaluate it, repeat; Disconnect ends
+ * it.  It never touches the master socket (ZeroMQ sockets are not
+ * thread-safe) and shares only the cancel flag with the agent. */
 static void *task_main(void *arg) {
     nas_agent *a = arg;
     task_ctx tc = {a, zmq_socket(a->zctx, ZMQ_PAIR)};
@@ -117,6 +130,10 @@ static void *task_main(void *arg) {
         if (tc.pipe) zmq_close(tc.pipe);
         return NULL;
     }
+    /* Tell create() the pipe is connected (zactor's synchronous start). */
+    nas_wire_msg hello;
+    nas_wire_msg_init(&hello, NAS_MSG_HEARTBEAT);
+    pipe_send(tc.pipe, &hello);
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     for (char err[NAS_ERR_LEN]; pkt;) {
         int rc = nas_wire_recv(tc.pipe, 0, 0, pkt, err);
@@ -134,13 +151,16 @@ static void *task_main(void *arg) {
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
+/* Each agent has its own ZeroMQ context, so several agents (tests) can
+ * live in one process; the inproc endpoint is unique per agent. */
 int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!cfg->endpoint || !*cfg->endpoint || strlen(cfg->endpoint) >= 512)
         return nas_set_err(err, NAS_EINVAL, "agent: a master endpoint is required");
     if (!cfg->eval) return nas_set_err(err, NAS_EINVAL, "agent: no evaluator");
     if (cfg->heartbeat_ms < 1 || cfg->liveness < 1 || cfg->reconnect_min_ms < 1 ||
         cfg->reconnect_max_ms < cfg->reconnect_min_ms || cfg->threads < 1)
-        return nas_set_err(err, NAS_EINVAL, "agent: heartbeat, liveness, threads and reconnect "
+        return nas_set_err(err, NAS_EINVAL,
+                           "agent: heartbeat, liveness, threads and reconnect "
                            "times must be positive, with max >= min");
     if (cfg->name && strlen(cfg->name) >= NAS_WIRE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "agent: name longer than %d bytes",
@@ -153,8 +173,10 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     a->cfg.endpoint = a->endpoint;
     if (gethostname(a->host, sizeof a->host) != 0) snprintf(a->host, sizeof a->host, "unknown");
     a->host[sizeof a->host - 1] = 0;
-    if (cfg->name) snprintf(a->name, sizeof a->name, "%s", cfg->name);
-    else snprintf(a->name, sizeof a->name, "%.40s:%d", a->host, (int)getpid());
+    if (cfg->name)
+        snprintf(a->name, sizeof a->name, "%s", cfg->name);
+    else
+        snprintf(a->name, sizeof a->name, "%.40s:%d", a->host, (int)getpid());
     a->cfg.name = a->name;
     snprintf(a->pipe_ep, sizeof a->pipe_ep, "inproc://nas-agent-%p", (void *)a);
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
@@ -164,6 +186,14 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!a->pipe || zmq_bind(a->pipe, a->pipe_ep) != 0) goto fail;
     if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
     a->thread_started = 1;
+    /* Wait for the thread's hello, so that a stop right after create()
+     * cannot reach the pipe before the thread listens. */
+    int timeout = 5000, forever = -1;
+    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    nas_wire_packet hello;
+    if (nas_wire_recv(a->pipe, 0, 0, &hello, err) < 0) goto fail;
+    nas_wire_packet_fini(&hello);
+    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &forever, sizeof forever);
     *out = a;
     return NAS_OK;
 fail:
@@ -172,6 +202,8 @@ fail:
     return NAS_EIO;
 }
 
+/* The cancel flag stops a running evaluation at its next check; the
+ * Disconnect on the pipe then ends the thread, and join waits for it. */
 void nas_agent_destroy(nas_agent **ap) {
     if (!ap || !*ap) return;
     nas_agent *a = *ap;
@@ -179,7 +211,8 @@ void nas_agent_destroy(nas_agent **ap) {
         atomic_store(&a->cancel, 1);
         nas_wire_msg m;
         nas_wire_msg_init(&m, NAS_MSG_DISCONNECT);
-        /* Non-blocking: a task thread that never connected has exited. */
+        /* The thread is connected (create waited for its hello) unless it
+         * failed early and exited: never block here. */
         char err[NAS_ERR_LEN];
         nas_wire_send(a->pipe, NULL, 0, &m, NULL, 0, 1, err);
         pthread_join(a->thread, NULL);
@@ -194,6 +227,8 @@ void nas_agent_destroy(nas_agent **ap) {
     *ap = NULL;
 }
 
+/* write() is async-signal-safe; a full pipe only loses requests that
+ * could not add anything (the agent is stopping already). */
 void nas_agent_request_stop(nas_agent *a) {
     char c = 's';
     ssize_t n = write(a->stop_pipe[1], &c, 1);
@@ -207,6 +242,8 @@ void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out) {
 
 // ---- talking to the master --------------------------------------------------------------------
 
+/* Non-blocking: a master that does not read must not stall the heartbeat
+ * loop.  Anything sent counts as our heartbeat. */
 static void to_master(nas_agent *a, nas_wire_msg *m, int64_t now) {
     if (!a->sock) return;
     char err[NAS_ERR_LEN];
@@ -222,6 +259,8 @@ static void send_simple(nas_agent *a, int type, int64_t now) {
     to_master(a, &m, now);
 }
 
+/* Results stay held until acknowledged, so a lost Result (master crash
+ * between receive and commit) is delivered again. */
 static void send_held(nas_agent *a, int64_t now) {
     nas_wire_msg *m = nas_malloc(sizeof *m);
     if (!m) return;
@@ -235,6 +274,8 @@ static void send_held(nas_agent *a, int64_t now) {
 }
 
 /* Register, deliver held results, and ask for work if idle. */
+/* A busy worker does not send Ready: it reports its running task instead,
+ * and becomes idle when that task's Result or Failure is sent. */
 static void send_register(nas_agent *a, int64_t now) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_REGISTER);
@@ -254,6 +295,9 @@ static void send_register(nas_agent *a, int64_t now) {
     if (!a->busy && !a->stopping) send_simple(a, NAS_MSG_READY, now);
 }
 
+/* A fresh socket per connection: ZeroMQ would reconnect the old one by
+ * itself, but a fresh one drops whatever was queued for a dead master and
+ * gives the master a new identity to register. */
 static int connect_master(nas_agent *a, int64_t now, char *err) {
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!a->sock) return nas_set_err(err, NAS_EIO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
@@ -272,14 +316,18 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     return NAS_OK;
 }
 
+/* Exponential backoff, as in the zguide's ppworker: a master that is down
+ * for long is not hammered by every worker at once. */
 static void drop_master(nas_agent *a, int64_t now, const char *why) {
     nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
     zmq_close(a->sock);
     a->sock = NULL;
     a->reconnect_at = now + a->backoff;
-    a->backoff = a->backoff * 2 > a->cfg.reconnect_max_ms ? a->cfg.reconnect_max_ms : a->backoff * 2;
+    a->backoff =
+        a->backoff * 2 > a->cfg.reconnect_max_ms ? a->cfg.reconnect_max_ms : a->backoff * 2;
 }
 
+/* Bounded: a worker cut off for a very long time keeps its newest results. */
 static void hold_result(nas_agent *a, const nas_wire_result *r) {
     if (a->n_held == NAS_WIRE_MAX_HELD) {
         nas_warn("agent: %d results unacknowledged; dropping the oldest (task %" PRIu64 ")",
@@ -290,6 +338,7 @@ static void hold_result(nas_agent *a, const nas_wire_result *r) {
     a->held[a->n_held++] = *r;
 }
 
+/* A duplicate Ack also releases the result: the master has one already. */
 static void on_ack(nas_agent *a, const nas_wire_ack *ack) {
     for (int i = 0; i < a->n_held; i++) {
         if (a->held[i].task_id != ack->task_id || a->held[i].attempt != ack->attempt) continue;
@@ -300,6 +349,8 @@ static void on_ack(nas_agent *a, const nas_wire_ack *ack) {
     }
 }
 
+/* Everything the master may send.  A Task while busy is a master bug or a
+ * race after a re-attach; it is refused, not queued. */
 static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     switch (m->type) {
     case NAS_MSG_TASK:
@@ -316,8 +367,8 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         a->current = (nas_task_ref){m->u.task.task_id, m->u.task.attempt};
         atomic_store(&a->cancel, 0);
         a->stats.tasks++;
-        nas_info("agent: task %" PRIu64 " attempt %u (%s)", a->current.task_id,
-                 a->current.attempt, nas_eval_mode_name(m->u.task.mode));
+        nas_info("agent: task %" PRIu64 " attempt %u (%s)", a->current.task_id, a->current.attempt,
+                 nas_eval_mode_name(m->u.task.mode));
         pipe_send(a->pipe, m);
         return;
     case NAS_MSG_CANCEL:
@@ -326,7 +377,9 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
             atomic_store(&a->cancel, 1);
         }
         return;
-    case NAS_MSG_ACK: on_ack(a, &m->u.ack); return;
+    case NAS_MSG_ACK:
+        on_ack(a, &m->u.ack);
+        return;
     case NAS_MSG_ERROR:
         a->stats.errors_in++;
         nas_warn("agent: master says %s: %s", nas_err_name(m->u.error.code), m->u.error.message);
@@ -337,10 +390,12 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     case NAS_MSG_DISCONNECT:
         drop_master(a, now, "master disconnected");
         return;
-    default: return; /* heartbeats; anything else is ignored */
+    default:
+        return; /* heartbeats; anything else is ignored */
     }
 }
 
+/* Read everything waiting (non-blocking) before going back to poll. */
 static void drain_master(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
@@ -366,6 +421,8 @@ static void drain_master(nas_agent *a, int64_t now) {
     nas_free(pkt);
 }
 
+/* Messages from the task thread.  While disconnected, progress is
+ * dropped (it is advisory); the Result is held until acknowledged. */
 static void drain_pipe(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
@@ -396,6 +453,7 @@ static void drain_pipe(nas_agent *a, int64_t now) {
 // ---- stopping --------------------------------------------------------------------------------
 
 /* Count stop requests that arrived on the stop pipe or the signalfd. */
+/* Each signalfd record or each pipe byte is one stop request. */
 static int read_stops(nas_agent *a, int fd, int is_signalfd) {
     char buf[sizeof(struct signalfd_siginfo) * 4];
     ssize_t n = read(fd, buf, is_signalfd ? sizeof buf : 16);
@@ -403,6 +461,8 @@ static int read_stops(nas_agent *a, int fd, int is_signalfd) {
     return is_signalfd ? (int)(n / (ssize_t)sizeof(struct signalfd_siginfo)) : (int)n;
 }
 
+/* Give the task back at once rather than after it stops: the master can
+ * re-lease it while our task thread is still winding down. */
 static void begin_stop(nas_agent *a, int64_t now) {
     a->stopping = 1;
     if (a->busy) {
@@ -425,6 +485,8 @@ static void begin_stop(nas_agent *a, int64_t now) {
 
 // ---- main loop ---------------------------------------------------------------------------------
 
+/* The poll timeout: the earliest of the deadlines that apply in the
+ * current state, capped at one heartbeat by the caller. */
 static int64_t next_deadline(const nas_agent *a) {
     int64_t t = a->heartbeat_at;
     if (a->sock && a->silent_at < t) t = a->silent_at;
@@ -433,6 +495,8 @@ static int64_t next_deadline(const nas_agent *a) {
     return t;
 }
 
+/* The agent loop: poll the stop pipe, the task pipe, the signalfd and the
+ * master socket; then handle what arrived; then the timers. */
 int nas_agent_run(nas_agent *a, char *err) {
     int64_t now = nas_now_ms();
     a->backoff = a->cfg.reconnect_min_ms;
@@ -472,8 +536,7 @@ int nas_agent_run(nas_agent *a, char *err) {
             nas_info("agent: stopped");
             return NAS_OK;
         }
-        if (a->sock && now >= a->silent_at)
-            drop_master(a, now, "master silent");
+        if (a->sock && now >= a->silent_at) drop_master(a, now, "master silent");
         if (!a->sock && now >= a->reconnect_at && !a->stopping) {
             rc = connect_master(a, now, err);
             if (rc < 0) return rc;

@@ -29,15 +29,15 @@
 typedef struct nas_agent nas_agent;
 
 typedef struct nas_agent_config {
-    const char *endpoint;       /* master control endpoint, e.g. tcp://host:5555 */
-    const char *name;           /* worker name; NULL = "host:pid" */
-    int threads;                /* cores announced in Register, default 1 */
-    int64_t heartbeat_ms;       /* default 1000 */
-    int liveness;               /* silent intervals before reconnecting, default 5 */
-    int64_t reconnect_min_ms;   /* default 1000 */
-    int64_t reconnect_max_ms;   /* default 32000 */
-    int signal_fd;              /* a signalfd whose signals request a stop; -1 = none */
-    nas_evaluator *eval;        /* borrowed; used by the task thread only */
+    const char *endpoint;     /* master control endpoint, e.g. tcp://host:5555 */
+    const char *name;         /* worker name; NULL = "host:pid" */
+    int threads;              /* cores announced in Register, default 1 */
+    int64_t heartbeat_ms;     /* default 1000 */
+    int liveness;             /* silent intervals before reconnecting, default 5 */
+    int64_t reconnect_min_ms; /* default 1000 */
+    int64_t reconnect_max_ms; /* default 32000 */
+    int signal_fd;            /* a signalfd whose signals request a stop; -1 = none */
+    nas_evaluator *eval;      /* borrowed; used by the task thread only */
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);
@@ -60,12 +60,12 @@ void nas_agent_request_stop(nas_agent *a);
 
 /* Counters for tests and logs; read them after run() returns. */
 typedef struct nas_agent_stats {
-    int registrations;  /* Register messages sent */
-    int tasks;          /* tasks started */
-    int results_acked;  /* results the master acknowledged */
-    int held;           /* results still waiting for an Ack */
-    int errors_in;      /* Error messages received */
-    int bad_in;         /* undecodable messages received */
+    int registrations; /* Register messages sent */
+    int tasks;         /* tasks started */
+    int results_acked; /* results the master acknowledged */
+    int held;          /* results still waiting for an Ack */
+    int errors_in;     /* Error messages received */
+    int bad_in;        /* undecodable messages received */
 } nas_agent_stats;
 
 void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out);

@@ -1,25 +1,48 @@
 /*
- * evaluate.c - tabular, synthetic and (once merged) training evaluation of
- * one task (see evaluate.h).
+ * evaluate.c - tabular, synthetic and training evaluation of one task
+ * (see evaluate.h).
+ *
+ * Training keeps a small cache of prepared data sets keyed by the whole
+ * data recipe (name, directory, resolution, validation size, subset, test
+ * split, seed): the search stage sends many tasks with one fidelity, so
+ * the files are read and transformed once.
  */
 #include "worker/evaluate.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/dataset.h"
 #include "common/err.h"
+#include "common/genome.h"
 #include "common/log.h"
+#include "common/net.h"
+#include "common/refnets.h"
 #include "common/table.h"
+#include "common/trainer.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+/* One prepared data recipe. */
+typedef struct data_entry {
+    int used;
+    char name[NAS_WIRE_NAME_MAX];
+    char dir[NAS_WIRE_PATH_MAX];
+    nas_dataset_config key; /* name/dir point at the arrays above */
+    nas_dataset_splits splits;
+    uint64_t last_use;
+} data_entry;
+
 struct nas_evaluator {
     nas_evaluator_config cfg;
     nas_table *table;
+    data_entry data[NAS_EVAL_DATA_CACHE];
+    uint64_t uses;
     /* Column indexes in the table, -1 when absent. */
     int c_acc, c_loss, c_test, c_params, c_macs, c_seconds;
 };
 
+/* Column names follow the common benchmark exports (arch, val_acc, ...). */
 void nas_evaluator_config_default(nas_evaluator_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->key_col = "arch";
@@ -30,6 +53,8 @@ void nas_evaluator_config_default(nas_evaluator_config *cfg) {
 
 /* An optional column: the named one must exist when given explicitly; the
  * default name is used only if present. */
+/* A column named explicitly must exist (a typo must not silently drop a
+ * metric); a default name is used only when the table has it. */
 static int optional_col(const nas_table *t, const char *given, const char *dflt, int *out,
                         const char *path, char *err) {
     if (given) {
@@ -43,9 +68,19 @@ static int optional_col(const nas_table *t, const char *given, const char *dflt,
     return NAS_OK;
 }
 
+/* The canonical text of a genome (table keys and queries alike); keys
+ * that are not genomes are found by their exact text only. */
+static int canon_key(const char *key, char *buf, size_t cap, void *ctx) {
+    nas_genome g, c;
+    if (nas_genome_parse(key, strlen(key), &g, NULL) < 0) return NAS_EGENOME;
+    nas_genome_canonical(&g, &c);
+    return nas_genome_format(&c, buf, cap);
+}
+
 int nas_evaluator_create(nas_evaluator **out, const nas_evaluator_config *cfg, char *err) {
     if (!(cfg->acc_scale > 0) || cfg->synthetic_epoch_ms < 0)
-        return nas_set_err(err, NAS_EINVAL, "evaluator: acc_scale must be > 0 and "
+        return nas_set_err(err, NAS_EINVAL,
+                           "evaluator: acc_scale must be > 0 and "
                            "synthetic_epoch_ms >= 0");
     nas_evaluator *ev = nas_calloc(1, sizeof *ev);
     if (!ev) return nas_set_err(err, NAS_ENOMEM, "evaluator: out of memory");
@@ -67,7 +102,13 @@ int nas_evaluator_create(nas_evaluator **out, const nas_evaluator_config *cfg, c
             (rc = optional_col(ev->table, cfg->macs_col, "macs", &ev->c_macs, p, err)) < 0 ||
             (rc = optional_col(ev->table, cfg->seconds_col, "seconds", &ev->c_seconds, p, err)) < 0)
             goto fail;
-        nas_info("evaluator: table %s: %d architectures", p, nas_table_rows(ev->table));
+        int canon = nas_table_reindex(ev->table, canon_key, NULL);
+        if (canon < 0) {
+            rc = nas_set_err(err, canon, "%s: out of memory", p);
+            goto fail;
+        }
+        nas_info("evaluator: table %s: %d architectures (%d with a canonical form)", p,
+                 nas_table_rows(ev->table), canon);
     }
     *out = ev;
     return NAS_OK;
@@ -78,12 +119,17 @@ fail:
 
 void nas_evaluator_destroy(nas_evaluator **ep) {
     if (!ep || !*ep) return;
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++)
+        nas_dataset_splits_fini(&(*ep)->data[i].splits);
     nas_table_destroy(&(*ep)->table);
     nas_free(*ep);
     *ep = NULL;
 }
 
-static int cancelled(const nas_eval_hooks *h) { return h && h->cancelled && h->cancelled(h->ctx); }
+/* Hooks are optional so the evaluator can be driven directly in tests. */
+static int cancelled(const nas_eval_hooks *h) {
+    return h && h->cancelled && h->cancelled(h->ctx);
+}
 
 static void progress(const nas_eval_hooks *h, const nas_wire_task *t, int epoch, int epochs,
                      double train_loss, double val_loss, double val_acc) {
@@ -95,11 +141,14 @@ static void progress(const nas_eval_hooks *h, const nas_wire_task *t, int epoch,
 // ---- tabular -----------------------------------------------------------------------------
 
 /* Read an optional number cell; absent columns leave *out alone. */
+/* A cell that is not a number fails the task with the file and line. */
 static int cell(const nas_evaluator *ev, int row, int col, double *out, char *err) {
     if (col < 0) return NAS_OK;
     return nas_table_number(ev->table, row, col, out, err);
 }
 
+/* Tabular: one lookup, one Progress for the whole run (the table holds
+ * final figures only), and a one-point curve. */
 static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
                        nas_wire_result *r, char *err) {
     if (!ev->table)
@@ -118,8 +167,10 @@ static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval
     if (rc < 0) return rc;
     acc *= ev->cfg.acc_scale;
     if (!(acc >= 0 && acc <= 1))
-        return nas_set_err(err, NAS_EFORMAT, "table accuracy %g for %.100s is outside [0, 1] "
-                           "(percent tables need acc_scale 0.01)", acc, t->genome);
+        return nas_set_err(err, NAS_EFORMAT,
+                           "table accuracy %g for %.100s is outside [0, 1] "
+                           "(percent tables need acc_scale 0.01)",
+                           acc, t->genome);
     r->val_acc = acc;
     r->val_loss = loss >= 0 ? loss : 0;
     if (ev->c_test >= 0 && t->fidelity.test) {
@@ -140,9 +191,11 @@ static int run_tabular(nas_evaluator *ev, const nas_wire_task *t, const nas_eval
 
 // ---- synthetic -----------------------------------------------------------------------------
 
+/* FNV-1a over the text: stable across machines and builds. */
 static uint64_t text_hash(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
 
@@ -176,8 +229,155 @@ static int run_synthetic(nas_evaluator *ev, const nas_wire_task *t, const nas_ev
     return NAS_OK;
 }
 
+// ---- training ------------------------------------------------------------------------------
+
+/* Everything nas_dataset_prepare uses is part of the key. */
+static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
+    return e->used && strcmp(e->name, k->name) == 0 && strcmp(e->dir, k->dir) == 0 &&
+           e->key.resolution == k->resolution && e->key.val_size == k->val_size &&
+           e->key.train_subset == k->train_subset && e->key.load_test == k->load_test &&
+           e->key.seed == k->seed;
+}
+
+/* The prepared data of a recipe, from the cache or loaded now. */
+/* Least recently used entry is replaced; a failed prepare leaves the slot
+ * empty. */
+static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_dataset_splits **out,
+                    char *err) {
+    data_entry *slot = &ev->data[0];
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++) {
+        data_entry *e = &ev->data[i];
+        if (same_recipe(e, k)) {
+            e->last_use = ++ev->uses;
+            *out = &e->splits;
+            return NAS_OK;
+        }
+        if (!e->used || (slot->used && e->last_use < slot->last_use)) slot = e;
+    }
+    nas_dataset_splits_fini(&slot->splits);
+    memset(slot, 0, sizeof *slot);
+    int rc = nas_dataset_prepare(&slot->splits, k, err);
+    if (rc < 0) return rc;
+    snprintf(slot->name, sizeof slot->name, "%s", k->name);
+    snprintf(slot->dir, sizeof slot->dir, "%s", k->dir);
+    slot->key = *k;
+    slot->key.name = slot->name;
+    slot->key.dir = slot->dir;
+    slot->used = 1;
+    slot->last_use = ++ev->uses;
+    nas_info("evaluator: prepared %s from %s: %d train / %d val images of %dx%d", k->name, k->dir,
+             slot->splits.train.n, slot->splits.val.n, slot->splits.train.h, slot->splits.train.w);
+    *out = &slot->splits;
+    return NAS_OK;
+}
+
+typedef struct train_ctx {
+    const nas_eval_hooks *hooks;
+    const nas_wire_task *task;
+} train_ctx;
+
+/* The trainer counts epochs from 0 and reports NaN without a validation
+ * set; the wire counts from 1 and refuses NaN. */
+static int on_epoch(void *user, const nas_train_epoch *e) {
+    train_ctx *c = user;
+    double vl = isfinite(e->val_loss) && e->val_loss >= 0 ? e->val_loss : 0;
+    double va = isfinite(e->val_acc) ? e->val_acc : 0;
+    double tl = isfinite(e->train_loss) && e->train_loss >= 0 ? e->train_loss : 0;
+    progress(c->hooks, c->task, e->epoch + 1, e->epochs, tl, vl, va);
+    return cancelled(c->hooks);
+}
+
+/* Which network a training task builds.  Returns NAS_OK for a reference
+ * net; genomes wait for the builder. */
+/* Genome texts are parsed even though they cannot train yet, so a broken
+ * genome is reported as such and not as a missing feature. */
+static int choose_arch(const nas_wire_task *t, char *err) {
+    for (const char *const *n = nas_refnet_names(); *n; n++)
+        if (strcmp(*n, t->genome) == 0) return NAS_OK;
+    nas_genome g;
+    char gerr[NAS_ERR_LEN];
+    if (nas_genome_parse(t->genome, strlen(t->genome), &g, gerr) < 0)
+        return nas_set_err(err, NAS_EGENOME, "%s", gerr);
+    return nas_set_err(err, NAS_EUNSUPPORTED,
+                       "training a genome needs the genome builder, which "
+                       "this build does not have yet (reference nets train by name)");
+}
+
+/* The curve is the validation accuracy per epoch, the search signal. */
+static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t,
+                              nas_wire_result *r) {
+    r->val_acc = tr->val_acc;
+    r->val_loss = tr->val_loss;
+    if (t->fidelity.test && isfinite(tr->test_acc)) r->has_test = 1, r->test_acc = tr->test_acc;
+    for (int e = 0; e < tr->epochs_done && r->n_curve < NAS_WIRE_MAX_CURVE; e++)
+        r->curve[r->n_curve++] = isfinite(tr->val_acc_curve[e]) ? tr->val_acc_curve[e] : 0.0f;
+    r->params = tr->params;
+    r->macs = tr->macs;
+    r->seconds = tr->seconds;
+    r->images_per_s = isfinite(tr->images_per_s) && tr->images_per_s > 0 ? tr->images_per_s : 0;
+}
+
+/* Train one task: data from the cache, a fresh net per task (nets do not
+ * share weights until inheritance lands), the trainer with the task's
+ * fidelity, and a last check that the figures can travel. */
+static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
+                     nas_wire_result *r, char *err) {
+    int rc = choose_arch(t, err);
+    if (rc < 0) return rc;
+    const char *dir = t->data_dir[0] ? t->data_dir : ev->cfg.data_dir;
+    if (!t->dataset[0]) return nas_set_err(err, NAS_EINVAL, "training task without a data set");
+    if (!dir || !*dir)
+        return nas_set_err(err, NAS_EINVAL,
+                           "no data directory: the task names none and the "
+                           "worker was started without --data-dir");
+    if (t->fidelity.val_size < 1)
+        return nas_set_err(err, NAS_EINVAL,
+                           "fidelity.val_size = 0: a search task needs a "
+                           "validation set to report an accuracy");
+    nas_fidelity f = t->fidelity;
+    if (f.resolution == 0) f.resolution = nas_refnet_resolution(t->genome);
+    nas_dataset_config k = {.name = t->dataset,
+                            .dir = dir,
+                            .resolution = f.resolution,
+                            .val_size = f.val_size,
+                            .train_subset = f.train_subset,
+                            .load_test = f.test,
+                            .seed = f.seed};
+    const nas_dataset_splits *data = NULL;
+    if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
+    nas_net *net = NULL;
+    nas_train_result tr;
+    memset(&tr, 0, sizeof tr);
+    const nas_dataset *train = &data->train;
+    int logits = 0;
+    if ((rc = nas_net_create(&net, train->c, train->h, train->w, err)) < 0) goto done;
+    if ((rc = nas_refnet_build(net, t->genome, train->classes, &logits, err)) < 0) goto done;
+    if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
+    train_ctx c = {h, t};
+    nas_train_config tc = nas_train_config_default();
+    tc.fid = f;
+    tc.train = train;
+    tc.val = &data->val;
+    tc.test = &data->test;
+    tc.flip = strcmp(t->dataset, "mnist") != 0; /* a flipped digit is another digit */
+    tc.on_epoch = on_epoch;
+    tc.user = &c;
+    tc.cancel = h ? h->cancel : NULL;
+    rc = nas_trainer_run(net, &tc, &tr, err);
+    if (rc == NAS_OK && !(tr.val_acc >= 0 && tr.val_acc <= 1 && isfinite(tr.val_loss)))
+        rc = nas_set_err(err, NAS_EDIVERGED, "validation accuracy %g / loss %g are not usable",
+                         (double)tr.val_acc, (double)tr.val_loss);
+    if (rc == NAS_OK) copy_train_result(&tr, t, r);
+done:
+    nas_train_result_fini(&tr);
+    nas_net_destroy(&net);
+    return rc;
+}
+
 // ---- entry ------------------------------------------------------------------------------------
 
+/* Identity fields are filled before the mode runs so that even a failed
+ * evaluation's partial result names its task. */
 int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_eval_hooks *hooks,
                       nas_wire_result *out, char *err) {
     memset(out, 0, sizeof *out);
@@ -186,17 +386,21 @@ int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_ev
     snprintf(out->worker, sizeof out->worker, "%s", ev->cfg.worker);
     int rc;
     switch (task->mode) {
-    case NAS_EVAL_TABULAR: rc = run_tabular(ev, task, hooks, out, err); break;
-    case NAS_EVAL_SYNTHETIC: rc = run_synthetic(ev, task, hooks, out, err); break;
-    case NAS_EVAL_TRAIN:
-        /* The engine (trainer, builder, data sets) lands on other branches;
-         * this is where it will be called. */
-        rc = nas_set_err(err, NAS_EUNSUPPORTED,
-                         "training mode is not available in this build (engine not merged)");
+    case NAS_EVAL_TABULAR:
+        rc = run_tabular(ev, task, hooks, out, err);
         break;
-    default: rc = nas_set_err(err, NAS_EINVAL, "unknown evaluation mode %d", task->mode); break;
+    case NAS_EVAL_SYNTHETIC:
+        rc = run_synthetic(ev, task, hooks, out, err);
+        break;
+    case NAS_EVAL_TRAIN:
+        rc = run_train(ev, task, hooks, out, err);
+        break;
+    default:
+        rc = nas_set_err(err, NAS_EINVAL, "unknown evaluation mode %d", task->mode);
+        break;
     }
     if (rc == NAS_OK && out->seconds > 0 && !(out->images_per_s > 0) && task->fidelity.train_subset)
-        out->images_per_s = (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;
+        out->images_per_s =
+            (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;
     return rc;
 }

@@ -4,13 +4,20 @@
  * Three modes, chosen per task (nas_wire_task.mode):
  *  - tabular: look the architecture up in a benchmark CSV loaded once
  *    (common/table.h); an unknown architecture is a failure saying so.
- *  - train: build the genome and train it with the engine.  That code
- *    lives on other branches; until it is merged this mode fails with
- *    NAS_EUNSUPPORTED, and this file is the only place that will depend
- *    on it.
+ *  - train: build the network and train it with the engine's trainer
+ *    (common/trainer.h) on the task's data set, prepared once per data
+ *    recipe and kept for later tasks.  The genome -> network builder is
+ *    not merged yet: until it is, the reference networks of
+ *    common/refnets.h (small, small14, resnet20) are trained by name and a
+ *    genome text fails with NAS_EUNSUPPORTED.  This file is the only
+ *    place of the worker that depends on the engine.
  *  - synthetic: metrics derived from a hash of the genome text, with an
  *    optional simulated epoch time; used by bench/dispatch and by protocol
  *    tests, never by a real campaign.
+ *
+ * Tabular lookups try the exact architecture string, then its canonical
+ * form (common/genome.h), so an NB201 string that builds the same network
+ * as a table row finds that row.
  *
  * The evaluator is used by one thread at a time (the worker's task
  * thread).  It streams one Progress per epoch through hooks->progress and
@@ -19,26 +26,32 @@
 #ifndef NAS_EVALUATE_H
 #define NAS_EVALUATE_H
 
+/* Data recipes (data set + resolution + split + subset + seed) kept
+ * prepared in memory; the least recently used one is dropped beyond this. */
+#define NAS_EVAL_DATA_CACHE 4
+
 #include "common/wire.h"
+
+#include <stdatomic.h>
 
 typedef struct nas_evaluator nas_evaluator;
 
 typedef struct nas_evaluator_config {
     /* tabular */
-    const char *table_path;   /* CSV to load once; NULL: tabular tasks fail */
-    const char *key_col;      /* architecture column, default "arch" */
-    const char *acc_col;      /* validation accuracy (search signal), default "val_acc" */
-    const char *loss_col;     /* optional validation loss column, default "val_loss" if present */
-    const char *test_col;     /* optional test accuracy column, default "test_acc" if present */
-    const char *params_col;   /* optional, default "params" if present */
-    const char *macs_col;     /* optional, default "macs" if present */
-    const char *seconds_col;  /* optional simulated training time, default "seconds" if present */
-    double acc_scale;         /* multiply accuracies (0.01 for percent tables), default 1 */
+    const char *table_path;  /* CSV to load once; NULL: tabular tasks fail */
+    const char *key_col;     /* architecture column, default "arch" */
+    const char *acc_col;     /* validation accuracy (search signal), default "val_acc" */
+    const char *loss_col;    /* optional validation loss column, default "val_loss" if present */
+    const char *test_col;    /* optional test accuracy column, default "test_acc" if present */
+    const char *params_col;  /* optional, default "params" if present */
+    const char *macs_col;    /* optional, default "macs" if present */
+    const char *seconds_col; /* optional simulated training time, default "seconds" if present */
+    double acc_scale;        /* multiply accuracies (0.01 for percent tables), default 1 */
     /* train */
-    const char *data_dir;     /* default data directory */
-    int threads;              /* compute threads, default 1 */
+    const char *data_dir; /* default data directory */
+    int threads;          /* compute threads, default 1 */
     /* synthetic */
-    int synthetic_epoch_ms;   /* simulated time per epoch, default 0 */
+    int synthetic_epoch_ms;         /* simulated time per epoch, default 0 */
     char worker[NAS_WIRE_NAME_MAX]; /* name written into results */
 } nas_evaluator_config;
 
@@ -53,6 +66,7 @@ typedef struct nas_eval_hooks {
     void *ctx;
     void (*progress)(void *ctx, const nas_wire_progress *p); /* may be NULL */
     int (*cancelled)(void *ctx);                             /* may be NULL */
+    atomic_int *cancel; /* may be NULL; lets training stop between batches */
 } nas_eval_hooks;
 
 /* Evaluate one task into *out (task id, attempt and worker filled in).

@@ -52,7 +52,8 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, long *out
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "nas-worker: %s needs an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        fprintf(stderr, "nas-worker: %s needs an integer in [%ld, %ld], got '%s'\n", opt, lo, hi,
+                s);
         return -1;
     }
     *out = v;
@@ -73,17 +74,24 @@ int main(int argc, char **argv) {
         }
         if (strncmp(o, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "nas-worker: %s: %s (try --help)\n", o,
-                    strncmp(o, "--", 2) ? "unexpected argument" : "missing value or unknown option");
+                    strncmp(o, "--", 2) ? "unexpected argument"
+                                        : "missing value or unknown option");
             return 2;
         }
         const char *v = argv[++i];
         long n = 0;
-        if (strcmp(o, "--master") == 0) acfg.endpoint = v;
-        else if (strcmp(o, "--name") == 0) acfg.name = v;
-        else if (strcmp(o, "--table") == 0) ecfg.table_path = v;
-        else if (strcmp(o, "--table-key") == 0) ecfg.key_col = v;
-        else if (strcmp(o, "--table-acc") == 0) ecfg.acc_col = v;
-        else if (strcmp(o, "--data-dir") == 0) ecfg.data_dir = v;
+        if (strcmp(o, "--master") == 0)
+            acfg.endpoint = v;
+        else if (strcmp(o, "--name") == 0)
+            acfg.name = v;
+        else if (strcmp(o, "--table") == 0)
+            ecfg.table_path = v;
+        else if (strcmp(o, "--table-key") == 0)
+            ecfg.key_col = v;
+        else if (strcmp(o, "--table-acc") == 0)
+            ecfg.acc_col = v;
+        else if (strcmp(o, "--data-dir") == 0)
+            ecfg.data_dir = v;
         else if (strcmp(o, "--acc-scale") == 0) {
             char *end;
             ecfg.acc_scale = strtod(v, &end);
@@ -125,7 +133,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nas-worker: --master ENDPOINT is required (try --help)\n");
         return 2;
     }
-    if (acfg.reconnect_max_ms < acfg.reconnect_min_ms) acfg.reconnect_max_ms = acfg.reconnect_min_ms;
+    if (acfg.reconnect_max_ms < acfg.reconnect_min_ms)
+        acfg.reconnect_max_ms = acfg.reconnect_min_ms;
 
     /* Signals become readable events for the agent: block them before any
      * thread starts so every thread inherits the mask. */

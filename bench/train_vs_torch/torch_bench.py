@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench.c: same nets, batch 128, random data shaped like
+Fashion-MNIST, SGD(lr 0.01, momentum 0.9); one step is zero_grad, forward,
+cross-entropy, backward, step.  Prints median/min/max images/s over windows.
+
+usage: torch_bench.py NET THREADS WINDOWS STEPS
+"""
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+def conv_bn(cin, cout, k, stride, relu=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.a = conv_bn(cin, cout, 3, stride)
+        self.b = conv_bn(cout, cout, 3, 1, relu=False)
+        self.proj = conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        s = self.proj(x) if self.proj is not None else x
+        return torch.relu(self.b(self.a(x)) + s)
+
+
+def make(name):
+    if name in ("small", "small14"):
+        return nn.Sequential(conv_bn(1, 16, 3, 1), conv_bn(16, 32, 3, 2), conv_bn(32, 64, 3, 2),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    layers, cin = [conv_bn(1, 16, 3, 1)], 16
+    for s, w in enumerate((16, 32, 64)):
+        for b in range(3):
+            layers.append(Block(cin, w, 2 if s > 0 and b == 0 else 1))
+            cin = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def main():
+    name, threads, windows, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    side = 14 if name == "small14" else 28
+    net = make(name)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(128, 1, side, side)
+    y = torch.randint(0, 10, (128,))
+    lossf = nn.CrossEntropyLoss()
+    ips = []
+    for w in range(-1, windows):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = lossf(net(x), y)
+            loss.backward()
+            opt.step()
+        if w >= 0:
+            ips.append(steps * 128 / (time.perf_counter() - t0))
+    print("%.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+/*
+ * workpool.c - fork-join thread team on pthreads (see workpool.h).
+ *
+ * A job is published by bumping `generation` under the mutex; members wait
+ * for a generation they have not run, run their share, and the last one to
+ * finish signals `done`.
+ */
+#include "common/workpool.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+
+struct nas_workpool {
+    int n;                  /* members, including the caller */
+    pthread_t *threads;     /* n - 1 helpers */
+    pthread_mutex_t mu;
+    pthread_cond_t start;   /* a new generation was published, or stop */
+    pthread_cond_t done;    /* the last member of a job finished */
+    unsigned long generation;
+    int pending;            /* helpers still running the current job */
+    int stop;
+    nas_work_fn fn;
+    void *ctx;
+};
+
+typedef struct member_arg {
+    nas_workpool *p;
+    int tid;
+} member_arg;
+
+static void *member_main(void *arg) {
+    member_arg a = *(member_arg *)arg;
+    nas_free(arg);
+    nas_workpool *p = a.p;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->start, &p->mu);
+        if (p->stop) break;
+        seen = p->generation;
+        nas_work_fn fn = p->fn;
+        void *ctx = p->ctx;
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, a.tid, p->n);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int nas_workpool_create(nas_workpool **out, int nthreads, char *err) {
+    if (nthreads < 1) return nas_set_err(err, NAS_EINVAL, "workpool: %d threads", nthreads);
+    nas_workpool *p = nas_calloc(1, sizeof(*p));
+    if (!p) return nas_set_err(err, NAS_ENOMEM, "workpool: out of memory");
+    p->n = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->start, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->threads = nas_calloc((size_t)nthreads, sizeof(pthread_t));
+    if (!p->threads) goto fail_mem;
+    for (int t = 1; t < nthreads; t++) {
+        member_arg *a = nas_malloc(sizeof(*a));
+        if (!a) goto fail_mem;
+        a->p = p, a->tid = t;
+        int rc = pthread_create(&p->threads[t - 1], NULL, member_main, a);
+        if (rc != 0) {
+            nas_free(a);
+            nas_workpool_destroy(&p);
+            return nas_set_err(err, NAS_EIO, "workpool: starting thread %d: %s", t, strerror(rc));
+        }
+        p->n = t + 1; /* members started so far; destroy joins exactly these */
+    }
+    *out = p;
+    return NAS_OK;
+fail_mem:
+    nas_workpool_destroy(&p);
+    return nas_set_err(err, NAS_ENOMEM, "workpool: out of memory");
+}
+
+void nas_workpool_destroy(nas_workpool **pp) {
+    if (!pp || !*pp) return;
+    nas_workpool *p = *pp;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->start);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 1; t < p->n; t++) pthread_join(p->threads[t - 1], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->start);
+    pthread_cond_destroy(&p->done);
+    nas_free(p->threads);
+    nas_free(p);
+    *pp = NULL;
+}
+
+void nas_workpool_run(nas_workpool *p, nas_work_fn fn, void *ctx) {
+    if (p->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn, p->ctx = ctx;
+    p->pending = p->n - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->start);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->n);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int nas_workpool_size(const nas_workpool *p) { return p->n; }

@@ -1,0 +1,238 @@
+/*
+ * test_worker.c - the real nas-worker binary against a scripted master:
+ * SIGTERM gives the running task back and exits 0; tabular tasks are
+ * answered from a CSV (unknown architectures fail saying so); bad tables
+ * and missing options fail with clear messages.
+ */
+// nas-test: label=slow timeout=120
+#include "common/clock.h"
+#include "common/err.h"
+#include "tests/harness.h"
+#include "tests/test_agent_broker.h"
+
+#include "common/rng.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HB   50
+#define CELL "n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1"
+#define NB201                                                                                      \
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+/* A learnable MNIST-format IDX pair: class k is a bright bar at a place
+ * set by k on a noisy background. */
+static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed) {
+    enum { SIDE = 28 };
+    size_t isz = 16 + (size_t)n * SIDE * SIDE, lsz = 8 + (size_t)n;
+    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE);
+    put_be32(img + 12, SIDE), put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    nas_rng r;
+    nas_rng_init(&r, seed, 0);
+    for (int i = 0; i < n; i++) {
+        int k = (int)nas_rng_below(&r, 10);
+        uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
+        for (int p = 0; p < SIDE * SIDE; p++)
+            im[p] = (uint8_t)nas_rng_below(&r, 60);
+        int oy = 2 + (k / 5) * 14, ox = 2 + (k % 5) * 5;
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 4; x++)
+                im[(oy + y) * SIDE + ox + x] = 255;
+        lab[8 + i] = (uint8_t)k;
+    }
+    char path[4096], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
+    free(img), free(lab);
+}
+
+/* Start nas-worker with extra arguments (NULL-terminated); its output goes
+ * to log_path. */
+static pid_t spawn_worker(const char *endpoint, const char *log_path, const char **extra) {
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = nas_bin("nas-worker");
+    argv[n++] = "--master";
+    argv[n++] = endpoint;
+    argv[n++] = "--name";
+    argv[n++] = "bw";
+    argv[n++] = "--heartbeat-ms";
+    argv[n++] = "50";
+    argv[n++] = "--reconnect-min-ms";
+    argv[n++] = "50";
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait up to ms for the child; returns its exit status, or -1 (and kills it). */
+static int wait_exit(pid_t pid, int ms) {
+    int st = 0;
+    for (int waited = 0; waited < ms; waited += 10) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        nas_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+START_TEST(test_worker_sigterm_gives_task_back_and_exits_zero) {
+    const char *dir = nas_tmpdir_make();
+    char log[4096];
+    nas_path_join(log, sizeof log, dir, "worker.log");
+    broker b;
+    broker_open(&b, HB);
+    const char *extra[] = {"--synthetic-epoch-ms", "50", NULL};
+    pid_t pid = spawn_worker(b.endpoint, log, extra);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 10000), 1);
+    ck_assert_str_eq(b.pkt.msg.u.reg.name, "bw");
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 2000), 1);
+    broker_task(&b, 77, 1000, NAS_EVAL_SYNTHETIC, CELL);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 5000), 1);
+    int64_t t0 = nas_now_ms();
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 2000), 1);
+    ck_assert_uint_eq(b.pkt.msg.u.failure.task_id, 77);
+    ck_assert_int_eq(b.pkt.msg.u.failure.give_back, 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 2000), 1);
+    ck_assert_int_eq(wait_exit(pid, 5000), 0);
+    ck_assert_int_lt(nas_now_ms() - t0, 3000);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+START_TEST(test_worker_tabular_tasks_from_csv) {
+    const char *dir = nas_tmpdir_make();
+    char log[4096], csv[4096];
+    nas_path_join(log, sizeof log, dir, "worker.log");
+    nas_path_join(csv, sizeof csv, dir, "bench.csv");
+    const char *text = "arch,val_acc,test_acc,params\n"
+                       "\"" CELL "\",0.9125,0.9,12345\n" NB201 ",0.5,0.49,777\n";
+    ck_assert_int_eq(nas_write_file(csv, text, strlen(text), 0), 0);
+    broker b;
+    broker_open(&b, HB);
+    const char *extra[] = {"--table", csv, NULL};
+    pid_t pid = spawn_worker(b.endpoint, log, extra);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
+    broker_task(&b, 1, 3, NAS_EVAL_TABULAR, CELL);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 5000), 1);
+    ck_assert_double_eq(b.pkt.msg.u.result.val_acc, 0.9125);
+    ck_assert_int_eq(b.pkt.msg.u.result.params, 12345);
+    ck_assert_int_eq(b.pkt.msg.u.result.has_test, 0); /* fidelity did not ask */
+    ck_assert_str_eq(b.pkt.msg.u.result.worker, "bw");
+    broker_task(&b, 2, 3, NAS_EVAL_TABULAR, NB201);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 5000), 1);
+    ck_assert_double_eq(b.pkt.msg.u.result.val_acc, 0.5);
+    broker_task(&b, 3, 3, NAS_EVAL_TABULAR, "n=id:0+id:1 r=id:0+id:1");
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
+    ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(b.pkt.msg.u.failure.reason, "not in the table"));
+    /* A genome cannot train before the builder lands: a clear failure. */
+    broker_task(&b, 4, 3, NAS_EVAL_TRAIN, CELL);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
+    ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_EUNSUPPORTED);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(wait_exit(pid, 5000), 0);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+START_TEST(test_worker_bad_table_and_options_fail_clearly) {
+    const char *dir = nas_tmpdir_make();
+    char csv[4096], cmd[8192], out[8192];
+    nas_path_join(csv, sizeof csv, dir, "bad.csv");
+    const char *text = "arch,val_acc\na,0.5\nb,0.6,extra\n";
+    ck_assert_int_eq(nas_write_file(csv, text, strlen(text), 0), 0);
+    snprintf(cmd, sizeof cmd, "%s --master tcp://127.0.0.1:9 --table %s", nas_bin("nas-worker"),
+             csv);
+    ck_assert_int_ne(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "bad.csv:3") != NULL, "output: %s", out);
+    snprintf(cmd, sizeof cmd, "%s --threads 2", nas_bin("nas-worker"));
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--master"));
+    snprintf(cmd, sizeof cmd, "%s --master tcp://x:1 --threads many", nas_bin("nas-worker"));
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--threads"));
+    snprintf(cmd, sizeof cmd, "%s --master nonsense://x", nas_bin("nas-worker"));
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "nonsense://x"));
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+START_TEST(test_worker_trains_a_task_with_the_engine) {
+    const char *dir = nas_tmpdir_make();
+    char log[4096];
+    nas_path_join(log, sizeof log, dir, "worker.log");
+    write_idx(dir, "train", 240, 1);
+    broker b;
+    broker_open(&b, HB);
+    const char *extra[] = {"--data-dir", dir, NULL};
+    pid_t pid = spawn_worker(b.endpoint, log, extra);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_TASK);
+    nas_wire_task *t = &m.u.task;
+    t->task_id = 90, t->attempt = 1, t->mode = NAS_EVAL_TRAIN;
+    strcpy(t->genome, "small14");
+    strcpy(t->dataset, "mnist");
+    t->fidelity = nas_fidelity_default();
+    t->fidelity.epochs = 3, t->fidelity.batch = 16, t->fidelity.val_size = 40;
+    t->fidelity.train_subset = 0, t->fidelity.lr = 0.2f;
+    broker_send(&b, &m);
+    memset(b.counts, 0, sizeof b.counts);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 60000), 1);
+    const nas_wire_result *r = &b.pkt.msg.u.result;
+    ck_assert_uint_eq(r->task_id, 90);
+    ck_assert_int_eq(r->n_curve, 3);
+    ck_assert_int_eq(b.counts[NAS_MSG_PROGRESS], 3);
+    ck_assert_msg(r->val_acc > 0.2, "val_acc %g", r->val_acc); /* 10 classes: chance is 0.1 */
+    ck_assert_int_gt(r->params, 0);
+    ck_assert_int_gt(r->macs, 0);
+    ck_assert(r->seconds > 0);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(wait_exit(pid, 10000), 0);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 100);
+    tcase_add_test(tc, test_worker_sigterm_gives_task_back_and_exits_zero);
+    tcase_add_test(tc, test_worker_tabular_tasks_from_csv);
+    tcase_add_test(tc, test_worker_bad_table_and_options_fail_clearly);
+    tcase_add_test(tc, test_worker_trains_a_task_with_the_engine);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -370,7 +370,7 @@ static void hook_worker(void *ctx, const char *worker, const char *event) {
     if (c->fatal) return;
     char kind[NAS_STORE_NAME_MAX], err[NAS_ERR_LEN];
     snprintf(kind, sizeof kind, "worker-%s", event);
-    if (nas_store_event(c->store, nas_wall_ms(), kind, worker, err) < 0)
+    if (nas_store_event_append(c->store, nas_wall_ms(), kind, worker, err) < 0)
         nas_warn("campaign: event not recorded: %s", err);
 }
 

@@ -46,7 +46,7 @@ typedef struct nas_campaign_options {
     int cancel_on_stop;      /* 1: a graceful stop cancels leased tasks; 0: waits for them */
     int eval_mode;           /* -1: from the config; else an enum nas_eval_mode (synthetic
                                 mode is for benchmarks and protocol tests only) */
-    int insecure;            /* 1: allow non-loopback binds without keys (hook for CurveZMQ) */
+    int insecure;            /* 1: allow non-loopback binds without CurveZMQ keys */
     int64_t resume_grace_ms; /* how long resumed leases wait for their workers; -1 = the
                                 config's workers.lease_grace */
     int64_t tick_ms;         /* housekeeping period; 0 = heartbeat / 4 */

@@ -45,6 +45,7 @@ typedef struct dworker {
     int epoch, epochs;
     int tasks_done;
     int64_t last_seen, expiry, heartbeat_at, idle_since;
+    int64_t lease_deadline; /* stuck-task limit of its lease, 0 = none */
 } dworker;
 
 struct nas_dispatcher {
@@ -267,6 +268,7 @@ static dworker *worker_find(nas_dispatcher *d, const uint8_t *id, size_t id_len)
 static void worker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     w->state = NAS_WORKER_STATE_IDLE;
     w->has_task = 0;
+    w->lease_deadline = 0;
     w->epoch = w->epochs = 0;
     w->idle_since = now_ms;
 }
@@ -349,6 +351,13 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;
+    /* The trainer stops itself at the fidelity's time limit (NAS_ETIMEDOUT),
+     * so a lease still running at 1.5 x the limit plus the liveness window
+     * has a worker that heartbeats but whose task is stuck. */
+    w->lease_deadline = 0;
+    if (t->spec && t->spec->fidelity.time_limit_s > 0)
+        w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
+                            d->cfg.heartbeat_ms * d->cfg.liveness;
     if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
 }
 
@@ -480,8 +489,9 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     if (d->hooks.on_result) {
         int rc = d->hooks.on_result(d->hooks.ctx, r, w->name);
         if (rc < 0) {
-            send_error_id(d, w->id, w->id_len, rc, "result for task %" PRIu64 " not recorded: %s",
-                          r->task_id, nas_strerror(rc));
+            send_error_id(d, w->id, w->id_len, rc == NAS_ESTATE ? NAS_EIO : rc,
+                          "result for task %" PRIu64 " not recorded: %s", r->task_id,
+                          nas_strerror(rc));
             return;
         }
     }
@@ -492,13 +502,14 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     cancel_others(d, r->task_id, w, now_ms);
 }
 
-/* Only the lease holder's Failure for the current attempt re-queues: a
- * stale Failure (the task moved on, or was cancelled) just frees the worker. */
+/* Only the lease holder's Failure re-queues: a stale one (the task moved on,
+ * or was cancelled) just frees the worker.  The attempt is not compared: a
+ * worker re-attached after a reconnect runs an older attempt than the
+ * lease's, and its Failure must still release the lease. */
 static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f, int64_t now_ms) {
     int running_it = w->has_task && w->task.task_id == f->task_id;
     dtask *t = task_find(d, f->task_id);
-    if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers) &&
-        t->attempt == f->attempt) {
+    if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers)) {
         nas_warn("dispatcher: task %" PRIu64 " attempt %u %s on %s: %s", f->task_id, f->attempt,
                  f->give_back ? "given back" : "failed", w->name, f->reason);
         task_requeue(d, t, !f->give_back, f->code, f->give_back ? "given back" : f->reason);
@@ -625,6 +636,17 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
     }
     for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
+        if (!w->used || !w->has_task || !w->lease_deadline || w->lease_deadline > now_ms) continue;
+        w->lease_deadline = 0;
+        dtask *t = task_find(d, w->task.task_id);
+        if (!t || t->state != NAS_DISPATCH_TASK_LEASED || t->worker != i) continue;
+        nas_warn("dispatcher: task %" PRIu64 " on %s ran past its time limit; cancelled", t->id,
+                 w->name);
+        send_ref(d, w, NAS_MSG_CANCEL, w->task, 0, now_ms);
+        task_requeue(d, t, 1, NAS_ETIMEDOUT, "lease deadline passed (task stuck)");
+    }
+    for (int i = 0; i < d->n_slots; i++) {
+        dworker *w = &d->workers[i];
         if (!w->used || w->heartbeat_at > now_ms) continue;
         nas_wire_msg hb;
         nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
@@ -641,6 +663,7 @@ int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
         if (!w->used) continue;
         if (w->expiry < next) next = w->expiry;
         if (w->heartbeat_at < next) next = w->heartbeat_at;
+        if (w->lease_deadline && w->lease_deadline < next) next = w->lease_deadline;
     }
     return next;
 }

@@ -6,6 +6,8 @@
  */
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/log.h"
+#include "common/rng.h"
 #include "master/dispatcher.h"
 #include "tests/harness.h"
 
@@ -357,6 +359,61 @@ START_TEST(test_dispatcher_reconnect_while_running_reattaches) {
 }
 END_TEST
 
+START_TEST(test_dispatcher_reattached_worker_failure_releases_lease) {
+    /* Regression: a worker re-attached to attempt 2's lease while running
+     * attempt 1 reports Failure(attempt 1); the lease must not be orphaned. */
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 4, 0);
+    nas_dispatcher_tick(d, 600); /* queued again as attempt 2 */
+    nas_task_ref running = {4, 1};
+    reg(d, "w1b", 650, &running);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_LEASED);
+    failure(d, "w1b", 4, 1, 0, 660);
+    /* Re-queued as attempt 3 and, w1b being idle now, leased again. */
+    uint32_t attempt = 0;
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 4, &attempt), NAS_DISPATCH_TASK_LEASED);
+    ck_assert_uint_eq(attempt, 3);
+    ck_assert_uint_eq(last_to(&r, "w1b", NAS_MSG_TASK)->u.task.attempt, 3);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+START_TEST(test_dispatcher_stuck_task_is_cancelled_and_requeued) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    nas_wire_task t;
+    memset(&t, 0, sizeof t);
+    t.task_id = 21, t.attempt = 1, t.mode = NAS_EVAL_SYNTHETIC;
+    strcpy(t.genome, "x");
+    t.fidelity = nas_fidelity_default();
+    t.fidelity.time_limit_s = 1.0;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_push(d, &t, 0, err), NAS_OK);
+    /* Deadline: 1.5 x 1000 ms + 5 x 100 ms = 2000 ms; w1 stays alive. */
+    for (int64_t now = 100; now < 2000; now += 100) {
+        simple(d, "w1", NAS_MSG_HEARTBEAT, now);
+        nas_dispatcher_tick(d, now);
+    }
+    ck_assert_ptr_null(last_to(&r, "w1", NAS_MSG_CANCEL));
+    ck_assert_int_eq(nas_dispatcher_next_deadline(d) <= 2000, 1);
+    simple(d, "w1", NAS_MSG_HEARTBEAT, 2000);
+    nas_dispatcher_tick(d, 2000);
+    ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_CANCEL));
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_uint_eq(r.last_requeue.attempt, 2);
+    ck_assert_ptr_nonnull(strstr(r.last_reason, "deadline"));
+    /* The worker confirms; it is idle again and takes attempt 2. */
+    failure(d, "w1", 21, 1, 0, 2010);
+    ck_assert_uint_eq(last_to(&r, "w1", NAS_MSG_TASK)->u.task.attempt, 2);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_cancel_queued_and_leased) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -494,6 +551,124 @@ START_TEST(test_dispatcher_allocation_failures_are_errors) {
 }
 END_TEST
 
+// ---- random scripts -----------------------------------------------------------------------
+
+typedef struct chaos {
+    int results[64]; /* recorded results per task id */
+    int failed[64];
+    int sends;
+} chaos;
+
+static int chaos_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
+    ((chaos *)ctx)->sends++;
+    return NAS_OK;
+}
+static int chaos_result(void *ctx, const nas_wire_result *r, const char *w) {
+    ((chaos *)ctx)->results[r->task_id]++;
+    return NAS_OK;
+}
+static void chaos_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
+    ((chaos *)ctx)->failed[ref->task_id]++;
+}
+
+START_TEST(test_dispatcher_random_scripts_keep_invariants) {
+    /* Thousands of random events from eight workers that crash, reconnect,
+     * deliver late, fail and give back: no task is ever recorded twice, the
+     * task counts always add up, and every lease has a busy worker. */
+    nas_log_set_level(NAS_LOG_ERROR); /* thousands of expected warnings */
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        chaos c;
+        memset(&c, 0, sizeof c);
+        nas_dispatcher_config cfg;
+        nas_dispatcher_config_default(&cfg);
+        cfg.heartbeat_ms = 100;
+        nas_dispatcher_hooks h = {
+            .ctx = &c, .send = chaos_send, .on_result = chaos_result, .on_failed = chaos_failed};
+        nas_dispatcher *d = NULL;
+        char err[NAS_ERR_LEN];
+        ck_assert_int_eq(nas_dispatcher_create(&d, &cfg, &h, err), NAS_OK);
+        nas_rng rng;
+        nas_rng_init(&rng, seed, 7);
+        int64_t now = 0;
+        int gen[8] = {0}, pushed = 0;
+        for (int step = 0; step < 1500; step++) {
+            int w = (int)nas_rng_below(&rng, 8);
+            char id[16];
+            snprintf(id, sizeof id, "w%d.%d", w, gen[w]);
+            nas_wire_msg m;
+            uint64_t task = 1 + nas_rng_below(&rng, 60);
+            uint32_t attempt = 1 + nas_rng_below(&rng, 3);
+            switch (nas_rng_below(&rng, 10)) {
+            case 0:
+                gen[w]++;
+                snprintf(id, sizeof id, "w%d.%d", w, gen[w]);
+                reg(d, id, now,
+                    nas_rng_below(&rng, 3) == 0 ? &(nas_task_ref){task, attempt} : NULL);
+                break;
+            case 1:
+                simple(d, id, NAS_MSG_READY, now);
+                break;
+            case 2:
+                simple(d, id, NAS_MSG_HEARTBEAT, now);
+                break;
+            case 3:
+                result(d, id, task, attempt, now);
+                break;
+            case 4:
+                failure(d, id, task, attempt, (int)nas_rng_below(&rng, 2), now);
+                break;
+            case 5:
+                simple(d, id, NAS_MSG_DISCONNECT, now);
+                break;
+            case 6:
+                now += nas_rng_below(&rng, 300);
+                nas_dispatcher_tick(d, now);
+                break;
+            case 7:
+                if (pushed < 60) push(d, (uint64_t)++pushed, now);
+                break;
+            case 8:
+                nas_dispatcher_cancel(d, task, now);
+                break;
+            default: {
+                /* A worker answers its real lease, as a well-behaved one would. */
+                nas_worker_info info[64];
+                int n = nas_dispatcher_workers(d, info, 64);
+                if (n > 64) n = 64;
+                if (n == 0) break;
+                nas_worker_info *wi = &info[nas_rng_below(&rng, (uint32_t)n)];
+                if (!wi->has_task) break;
+                nas_wire_msg_init(&m, NAS_MSG_RESULT);
+                m.u.result.task_id = wi->task.task_id;
+                m.u.result.attempt = wi->task.attempt;
+                m.u.result.val_acc = 0.5;
+                from(d, wi->name, &m, now);
+                break;
+            }
+            }
+            nas_dispatcher_counts k;
+            nas_dispatcher_counts_get(d, &k);
+            ck_assert_uint_eq(k.queued + k.leased + k.done + k.failed + k.cancelled,
+                              (size_t)pushed);
+            for (int t = 0; t < 64; t++)
+                ck_assert_int_le(c.results[t] + c.failed[t], 1);
+            nas_worker_info info[64];
+            int n = nas_dispatcher_workers(d, info, 64);
+            ck_assert_int_le(n, 64);
+            for (uint64_t t = 1; t <= (uint64_t)pushed; t++) {
+                if (nas_dispatcher_task_state(d, t, NULL) != NAS_DISPATCH_TASK_LEASED) continue;
+                int holders = 0;
+                for (int i = 0; i < n; i++)
+                    holders += info[i].has_task && info[i].task.task_id == t &&
+                               info[i].state == NAS_WORKER_STATE_BUSY;
+                ck_assert_int_ge(holders, 1);
+            }
+        }
+        nas_dispatcher_destroy(&d);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("dispatcher");
     TCase *tc = tcase_create("core");
@@ -505,12 +680,19 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_give_back_does_not_count);
     tcase_add_test(tc, test_dispatcher_late_delivery_after_reconnect);
     tcase_add_test(tc, test_dispatcher_reconnect_while_running_reattaches);
+    tcase_add_test(tc, test_dispatcher_reattached_worker_failure_releases_lease);
+    tcase_add_test(tc, test_dispatcher_stuck_task_is_cancelled_and_requeued);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_status_snapshot);
     tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);
-    tcase_add_test(tc, test_dispatcher_allocation_failures_are_errors);
     suite_add_tcase(s, tc);
+    /* The sweeps run thousands of steps under ASan: a longer timeout. */
+    TCase *props = tcase_create("props");
+    tcase_set_timeout(props, 90);
+    tcase_add_test(props, test_dispatcher_allocation_failures_are_errors);
+    tcase_add_test(props, test_dispatcher_random_scripts_keep_invariants);
+    suite_add_tcase(s, props);
     return s;
 }
 

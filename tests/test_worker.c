@@ -10,6 +10,7 @@
 #include "tests/harness.h"
 #include "tests/test_agent_broker.h"
 
+#include "common/genome.h"
 #include "common/rng.h"
 
 #include <fcntl.h>
@@ -126,6 +127,28 @@ START_TEST(test_worker_sigterm_gives_task_back_and_exits_zero) {
 }
 END_TEST
 
+START_TEST(test_worker_second_sigterm_exits_at_once) {
+    /* Two signals back to back: the worker leaves promptly either way,
+     * with 0 if the first one's clean stop won the race, 143 otherwise. */
+    const char *dir = nas_tmpdir_make();
+    char log[4096];
+    nas_path_join(log, sizeof log, dir, "worker.log");
+    broker b;
+    broker_open(&b, HB);
+    const char *extra[] = {"--synthetic-epoch-ms", "50", NULL};
+    pid_t pid = spawn_worker(b.endpoint, log, extra);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
+    broker_task(&b, 78, 1000, NAS_EVAL_SYNTHETIC, CELL);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 5000), 1);
+    kill(pid, SIGTERM);
+    kill(pid, SIGTERM);
+    int st = wait_exit(pid, 3000);
+    ck_assert_msg(st == 0 || st == 143, "exit status %d", st);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_worker_tabular_tasks_from_csv) {
     const char *dir = nas_tmpdir_make();
     char log[4096], csv[4096];
@@ -152,10 +175,11 @@ START_TEST(test_worker_tabular_tasks_from_csv) {
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
     ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(b.pkt.msg.u.failure.reason, "not in the table"));
-    /* A genome cannot train before the builder lands: a clear failure. */
+    /* A training task without data: a clear failure, and the worker goes on. */
     broker_task(&b, 4, 3, NAS_EVAL_TRAIN, CELL);
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
-    ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_EUNSUPPORTED);
+    ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(b.pkt.msg.u.failure.reason, "data set"));
     kill(pid, SIGTERM);
     ck_assert_int_eq(wait_exit(pid, 5000), 0);
     broker_close(&b);
@@ -216,6 +240,36 @@ START_TEST(test_worker_trains_a_task_with_the_engine) {
     ck_assert_int_gt(r->params, 0);
     ck_assert_int_gt(r->macs, 0);
     ck_assert(r->seconds > 0);
+    nas_wire_msg ack;
+    nas_wire_msg_init(&ack, NAS_MSG_ACK);
+    ack.u.ack = (nas_wire_ack){90, 1, 0};
+    broker_send(&b, &ack);
+    /* A genome, built by the builder at the fidelity's F and N; the data
+     * set is prepared already (same recipe but resolution): a second one. */
+    nas_wire_msg_init(&m, NAS_MSG_TASK);
+    t->task_id = 91, t->attempt = 1, t->mode = NAS_EVAL_TRAIN;
+    strcpy(t->genome, "n=sep3x3:0+max3x3:1 r=avg3x3:0+conv3x3:1");
+    strcpy(t->dataset, "mnist");
+    t->fidelity = nas_fidelity_default();
+    t->fidelity.epochs = 2, t->fidelity.batch = 16, t->fidelity.val_size = 40;
+    t->fidelity.train_subset = 0, t->fidelity.lr = 0.1f, t->fidelity.resolution = 14;
+    t->fidelity.channels = 4, t->fidelity.cells = 1;
+    broker_send(&b, &m);
+    do { /* an unacknowledged 90 may still come round once */
+        ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 60000), 1);
+        r = &b.pkt.msg.u.result;
+    } while (r->task_id == 90);
+    ck_assert_uint_eq(r->task_id, 91);
+    ck_assert_int_eq(r->n_curve, 2);
+    ck_assert(r->val_acc >= 0 && r->val_acc <= 1);
+    /* The trained network is the genome's: same size as counted without building. */
+    nas_genome g;
+    nas_cost cost;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_parse(t->genome, strlen(t->genome), &g, err), NAS_OK);
+    ck_assert_int_eq(nas_genome_cost(&g, &t->fidelity, 1, 14, 10, &cost, err), NAS_OK);
+    ck_assert_int_eq(r->params, cost.params);
+    ck_assert_int_eq(r->macs, cost.macs);
     kill(pid, SIGTERM);
     ck_assert_int_eq(wait_exit(pid, 10000), 0);
     broker_close(&b);
@@ -228,6 +282,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 100);
     tcase_add_test(tc, test_worker_sigterm_gives_task_back_and_exits_zero);
+    tcase_add_test(tc, test_worker_second_sigterm_exits_at_once);
     tcase_add_test(tc, test_worker_tabular_tasks_from_csv);
     tcase_add_test(tc, test_worker_bad_table_and_options_fail_clearly);
     tcase_add_test(tc, test_worker_trains_a_task_with_the_engine);

@@ -151,9 +151,10 @@ START_TEST(test_worker_evaluate_train_refusals_name_the_problem) {
     nas_wire_result r;
     nas_wire_task t = task_of(NAS_EVAL_TRAIN, "n=sep3x3:0+nope:1");
     ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "nope"));
     t = task_of(NAS_EVAL_TRAIN, "n=sep3x3:0+id:1 r=max3x3:0+id:1");
-    ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_EUNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(err, "builder"));
+    ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "data set"));
     t = task_of(NAS_EVAL_TRAIN, "small");
     ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "data set"));

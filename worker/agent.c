@@ -383,9 +383,9 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     case NAS_MSG_ERROR:
         a->stats.errors_in++;
         nas_warn("agent: master says %s: %s", nas_err_name(m->u.error.code), m->u.error.message);
-        /* The master does not know us (it restarted, or expired us). */
-        if (m->u.error.code == NAS_ESTATE && strstr(m->u.error.message, "Register"))
-            send_register(a, now);
+        /* NAS_ESTATE from the master means exactly one thing: it does not
+         * know us (it restarted, or expired us), so register again. */
+        if (m->u.error.code == NAS_ESTATE) send_register(a, now);
         return;
     case NAS_MSG_DISCONNECT:
         drop_master(a, now, "master disconnected");

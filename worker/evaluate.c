@@ -9,6 +9,7 @@
  */
 #include "worker/evaluate.h"
 #include "common/alloc.h"
+#include "common/builder.h"
 #include "common/clock.h"
 #include "common/dataset.h"
 #include "common/err.h"
@@ -289,21 +290,19 @@ static int on_epoch(void *user, const nas_train_epoch *e) {
 
 /* Which network a training task builds.  Returns NAS_OK for a reference
  * net; genomes wait for the builder. */
-/* Genome texts are parsed even though they cannot train yet, so a broken
- * genome is reported as such and not as a missing feature. */
-static int choose_arch(const nas_wire_task *t, char *err) {
+/* Check the architecture before any data is loaded, so that a broken
+ * genome fails at once and is reported as what it is.  Returns 1 for a
+ * reference net, 0 for a genome (or preset), or a negative error. */
+static int check_arch(const nas_wire_task *t, char *err) {
     for (const char *const *n = nas_refnet_names(); *n; n++)
-        if (strcmp(*n, t->genome) == 0) return NAS_OK;
+        if (strcmp(*n, t->genome) == 0) return 1;
     nas_genome g;
     char gerr[NAS_ERR_LEN];
-    if (nas_genome_parse(t->genome, strlen(t->genome), &g, gerr) < 0)
+    if (nas_builder_resolve_genome(t->genome, &g, gerr) < 0)
         return nas_set_err(err, NAS_EGENOME, "%s", gerr);
-    return nas_set_err(err, NAS_EUNSUPPORTED,
-                       "training a genome needs the genome builder, which "
-                       "this build does not have yet (reference nets train by name)");
+    return 0;
 }
 
-/* The curve is the validation accuracy per epoch, the search signal. */
 static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t,
                               nas_wire_result *r) {
     r->val_acc = tr->val_acc;
@@ -317,13 +316,14 @@ static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t
     r->images_per_s = isfinite(tr->images_per_s) && tr->images_per_s > 0 ? tr->images_per_s : 0;
 }
 
-/* Train one task: data from the cache, a fresh net per task (nets do not
- * share weights until inheritance lands), the trainer with the task's
+/* Train one task: data from the cache, a fresh net per task built by the
+ * genome builder (nets do not share weights until inheritance lands), the trainer with the task's
  * fidelity, and a last check that the figures can travel. */
 static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_hooks *h,
                      nas_wire_result *r, char *err) {
-    int rc = choose_arch(t, err);
+    int rc = check_arch(t, err);
     if (rc < 0) return rc;
+    int is_refnet = rc;
     const char *dir = t->data_dir[0] ? t->data_dir : ev->cfg.data_dir;
     if (!t->dataset[0]) return nas_set_err(err, NAS_EINVAL, "training task without a data set");
     if (!dir || !*dir)
@@ -335,7 +335,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
                            "fidelity.val_size = 0: a search task needs a "
                            "validation set to report an accuracy");
     nas_fidelity f = t->fidelity;
-    if (f.resolution == 0) f.resolution = nas_refnet_resolution(t->genome);
+    if (f.resolution == 0 && is_refnet) f.resolution = nas_refnet_resolution(t->genome);
     nas_dataset_config k = {.name = t->dataset,
                             .dir = dir,
                             .resolution = f.resolution,
@@ -351,7 +351,8 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     const nas_dataset *train = &data->train;
     int logits = 0;
     if ((rc = nas_net_create(&net, train->c, train->h, train->w, err)) < 0) goto done;
-    if ((rc = nas_refnet_build(net, t->genome, train->classes, &logits, err)) < 0) goto done;
+    rc = nas_builder_build_arch(net, t->genome, &f, train->classes, &logits, NULL, NULL, err);
+    if (rc < 0) goto done;
     if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
     train_ctx c = {h, t};
     nas_train_config tc = nas_train_config_default();

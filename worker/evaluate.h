@@ -4,13 +4,13 @@
  * Three modes, chosen per task (nas_wire_task.mode):
  *  - tabular: look the architecture up in a benchmark CSV loaded once
  *    (common/table.h); an unknown architecture is a failure saying so.
- *  - train: build the network and train it with the engine's trainer
- *    (common/trainer.h) on the task's data set, prepared once per data
- *    recipe and kept for later tasks.  The genome -> network builder is
- *    not merged yet: until it is, the reference networks of
- *    common/refnets.h (small, small14, resnet20) are trained by name and a
- *    genome text fails with NAS_EUNSUPPORTED.  This file is the only
- *    place of the worker that depends on the engine.
+ *  - train: build the genome with the builder (common/builder.h; the
+ *    fidelity's channels and cells size it) and train it with the
+ *    engine's trainer (common/trainer.h) on the task's data set, prepared
+ *    once per data recipe and kept for later tasks.  The architecture
+ *    string may also name a preset or a reference net (refnets.h), as
+ *    for nas-train.  This file is the only place of the worker that
+ *    depends on the engine.
  *  - synthetic: metrics derived from a hash of the genome text, with an
  *    optional simulated epoch time; used by bench/dispatch and by protocol
  *    tests, never by a real campaign.

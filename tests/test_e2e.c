@@ -167,6 +167,50 @@ START_TEST(test_e2e_resume_refuses_other_config) {
 }
 END_TEST
 
+
+/* SIGTERM: with --wait-on-stop (the default) the master stops leasing,
+ * records the task in flight when it arrives, and exits 0 with nothing
+ * leased; with --cancel-on-stop it hands the task back to the queue at
+ * once; a second signal exits at once (130) and the next run resumes. */
+START_TEST(test_e2e_signals_stop_gracefully) {
+    e2e_env e;
+    env_init(&e, 3 + _i);
+    e2e_write_campaign(e.cfg, "sig", 8, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    pid_t w = start_worker(&e, "sig", "300", NULL);
+    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg, "--synthetic",
+                    _i == 1 ? "--cancel-on-stop" : "--wait-on-stop", NULL};
+    pid_t m = e2e_spawn(e.mlog, NULL, argv);
+    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
+    kill(m, SIGTERM);
+    if (_i == 2) {
+        nas_sleep_ms(50);
+        kill(m, SIGTERM);
+    }
+    int rc = e2e_wait(m, 30000);
+    nas_store_counts s;
+    e2e_counts(e.db, &s, NULL);
+    if (_i == 0) {
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(s.leased, 0);
+        ck_assert_int_ge(s.done, 2); /* the task in flight was waited for */
+    } else if (_i == 1) {
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(s.leased, 0);
+        ck_assert_int_ge(s.queued, 1); /* handed back */
+    } else {
+        ck_assert_int_eq(rc, 130);
+    }
+    ck_assert_int_lt(s.done, 8);
+    /* Whatever the stop, the next run finishes the campaign exactly once. */
+    m = start_master(&e, 1);
+    ck_assert_int_eq(e2e_wait(m, 60000), 0);
+    e2e_kill(w, SIGTERM);
+    e2e_check_exactly_once(e.db, 8);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("campaign");
@@ -175,6 +219,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_e2e_three_workers_thirty_tasks);
     tcase_add_test(tc, test_e2e_tabular_campaign);
     tcase_add_test(tc, test_e2e_resume_refuses_other_config);
+    tcase_add_loop_test(tc, test_e2e_signals_stop_gracefully, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Defaults that defer to the campaign file: evaluation mode and resume
+ * grace come from it unless the command line overrides them. */
 void nas_campaign_options_default(nas_campaign_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->eval_mode = -1;
@@ -38,12 +40,17 @@ void nas_campaign_options_default(nas_campaign_options *opt) {
 
 // ---- outstanding tasks --------------------------------------------------------------------
 
+/* Outstanding tasks are few (about one per worker), so a flat array with
+ * linear search is both the simplest and, at this size, the fastest
+ * structure; it also keeps no order that could matter for determinism. */
 nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id) {
     for (int i = 0; i < c->n_tasks; i++)
         if (c->tasks[i].id == id) return &c->tasks[i];
     return NULL;
 }
 
+/* Append a zeroed record, growing the array by doubling; NULL on OOM (the
+ * caller reports it, nothing was changed). */
 static nas__ctask *task_new(nas_campaign *c) {
     if (c->n_tasks == c->cap_tasks) {
         int cap = c->cap_tasks ? c->cap_tasks * 2 : 64;
@@ -62,9 +69,12 @@ static void task_drop(nas_campaign *c, nas__ctask *t) {
     *t = c->tasks[--c->n_tasks];
 }
 
+/* Tasks of one stage not yet finished: the search is over only when this
+ * reaches 0 for the search stage, whatever the strategy thinks. */
 static int outstanding(const nas_campaign *c, int stage) {
     int n = 0;
-    for (int i = 0; i < c->n_tasks; i++) n += c->tasks[i].stage == stage;
+    for (int i = 0; i < c->n_tasks; i++)
+        n += c->tasks[i].stage == stage;
     return n;
 }
 
@@ -87,6 +97,9 @@ static void data_shape(const nas_config *cfg, int *ch, int *side) {
     *side = *ch == 3 ? 32 : 28;
 }
 
+/* The Task message for a record: the canonical genome text (so that the
+ * worker, the table lookup and the store all see one spelling), the
+ * stage's fidelity and the campaign's data set and evaluation mode. */
 static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas_fidelity *f,
                            nas_wire_task *w) {
     memset(w, 0, sizeof *w);
@@ -99,10 +112,13 @@ static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas
     w->mode = c->eval_mode;
 }
 
+/* Search tasks train at the search fidelity, final tasks at the final one. */
 static const nas_fidelity *stage_fidelity(const nas_campaign *c, int stage) {
     return stage == NAS_STORE_STAGE_FINAL ? &c->cfg->final.fidelity : &c->cfg->fidelity;
 }
 
+/* Hand a stored task to the dispatcher with its current attempt.  Clears
+ * the grace flag: from here on the dispatcher owns its lease. */
 static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
     nas_wire_task w;
     wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
@@ -131,8 +147,12 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
         t->macs = cost.macs;
     }
     nas_store_new_task nt = {
-        .arch_hash = t->hash, .arch_text = text, .params = t->params, .macs = t->macs,
-        .stage = stage, .fidelity = *f,
+        .arch_hash = t->hash,
+        .arch_text = text,
+        .params = t->params,
+        .macs = t->macs,
+        .stage = stage,
+        .fidelity = *f,
     };
     int rc = nas_store_task_add(c->store, &nt, blob, blob_len, nas_wall_ms(), &t->id, err);
     if (rc < 0) {
@@ -140,7 +160,8 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
         return rc;
     }
     rc = push(c, t, now_ms, err);
-    if (rc < 0) nas_error("campaign: task %lld stored but not dispatched: %s", (long long)t->id, err);
+    if (rc < 0)
+        nas_error("campaign: task %lld stored but not dispatched: %s", (long long)t->id, err);
     return NAS_OK;
 }
 
@@ -154,13 +175,19 @@ static int target_outstanding(const nas_campaign *c) {
     return k.workers > 1 ? k.workers : 1;
 }
 
+/* The wall-time budget counts from the campaign's creation (wall clock,
+ * kept in the store), so a resumed campaign does not get a fresh budget. */
 static int wall_budget_spent(const nas_campaign *c) {
     double limit = c->cfg->budget.wall_time_s;
     return limit > 0 && (double)(nas_wall_ms() - c->created_wall) >= limit * 1000.0;
 }
 
 /* One proposal into the store and the dispatcher.  Returns 1 if a task was
- * added, 0 if the strategy has nothing now, negative on a store failure. */
+ * added, 0 if the strategy has nothing now, negative on a store failure.
+ * The strategy state is serialised after propose() and committed with the
+ * task: a crash after the commit resumes with the proposal known to both;
+ * a crash before it resumes as if it was never made, and the restored RNG
+ * makes the same proposal again. */
 static int propose_one(nas_campaign *c, int64_t now_ms) {
     if (nas_strategy_needs_prepare(c->strategy)) {
         nas__campaign_start_prepare(c);
@@ -206,8 +233,8 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
         nas_dispatcher_counts k;
         nas_dispatcher_counts_get(c->disp, &k);
         if (k.leased == 0) {
-            nas_info("campaign: stopped; %d task(s) stay queued in %s for the next run",
-                     c->n_tasks, c->db_path);
+            nas_info("campaign: stopped; %d task(s) stay queued in %s for the next run", c->n_tasks,
+                     c->db_path);
             nas__campaign_net_close(c);
         }
         return;
@@ -231,7 +258,8 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
     }
     if (c->phase == NAS__PHASE_FINAL && c->n_tasks == 0) {
         char err[NAS_ERR_LEN];
-        if (nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE, nas_wall_ms(), err) < 0) {
+        if (nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE, nas_wall_ms(), err) <
+            0) {
             nas__campaign_fail(c, err);
             return;
         }
@@ -243,8 +271,16 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
 
 // ---- dispatcher hooks --------------------------------------------------------------------
 
-static int64_t to_wall(int64_t mono_ms) { return nas_wall_ms() + (mono_ms - nas_now_ms()); }
+/* The dispatcher keeps monotonic deadlines; the store keeps wall-clock
+ * times for people and for nasctl, so lease expiries are converted. */
+static int64_t to_wall(int64_t mono_ms) {
+    return nas_wall_ms() + (mono_ms - nas_now_ms());
+}
 
+/* Dispatcher hook: a lease was granted.  Recorded with the dispatcher's
+ * attempt so that (task, attempt) names the same lease in memory and on
+ * disk.  A refused lease (the task is not queued in the store) is only
+ * logged: the result, if any, is still recorded by the first-wins rule. */
 static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, int64_t expiry_ms) {
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
@@ -271,8 +307,12 @@ static int observe(nas_campaign *c, const nas__ctask *t, int ok, double acc, int
     if (t->stage != NAS_STORE_STAGE_SEARCH) return NAS_OK;
     if (c->preparing)
         return nas_set_err(err, NAS_EAGAIN, "the strategy is busy preparing its next step");
-    nas_observation o = {.genome = t->genome, .hash = t->hash, .ok = ok, .accuracy = ok ? acc : 0,
-                         .params = params, .macs = macs};
+    nas_observation o = {.genome = t->genome,
+                         .hash = t->hash,
+                         .ok = ok,
+                         .accuracy = ok ? acc : 0,
+                         .params = params,
+                         .macs = macs};
     int rc = nas_strategy_observe(c->strategy, &o, err);
     if (rc < 0) return rc;
     if (nas_strategy_save(c->strategy, blob, n) < 0)
@@ -280,6 +320,11 @@ static int observe(nas_campaign *c, const nas__ctask *t, int ok, double acc, int
     return NAS_OK;
 }
 
+/* Dispatcher hook: the first result of a task.  Observe, serialise, then
+ * commit result and state together; only a NAS_OK return lets the
+ * dispatcher acknowledge, so a result that did not reach the disk stays
+ * with its worker.  While the strategy is busy in the thread pool the
+ * result is refused with NAS_EAGAIN and the worker delivers it again. */
 static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) {
     nas_campaign *c = ctx;
     if (c->fatal) return NAS_EIO;
@@ -298,9 +343,14 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         return rc;
     }
     nas_store_result sr = {
-        .accuracy = r->val_acc, .loss = r->val_loss,
-        .test_accuracy = r->has_test ? r->test_acc : NAN, .curve = r->curve,
-        .n_curve = r->n_curve, .params = params, .macs = macs, .seconds = r->seconds,
+        .accuracy = r->val_acc,
+        .loss = r->val_loss,
+        .test_accuracy = r->has_test ? r->test_acc : NAN,
+        .curve = r->curve,
+        .n_curve = r->n_curve,
+        .params = params,
+        .macs = macs,
+        .seconds = r->seconds,
         .worker = worker,
     };
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
@@ -318,6 +368,9 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
     return NAS_OK;
 }
 
+/* Dispatcher hook: a task went back to the queue.  A give-back keeps its
+ * attempt (the store's lease is simply released); a failure or an expired
+ * lease is recorded as a failed attempt that returns to the queue. */
 static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason) {
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)next->task_id);
@@ -328,7 +381,7 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
         rc = nas_store_task_requeue(c->store, t->id, t->store_attempt, nas_wall_ms(), err);
     } else {
         int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
-                                                         : NAS_STORE_FAIL_TRAINING;
+                                                        : NAS_STORE_FAIL_TRAINING;
         /* The dispatcher decides when K is reached (on_failed); here the
          * attempt only goes back to the queue. */
         rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, INT_MAX, NULL,
@@ -338,6 +391,9 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
     if (rc < 0) nas__campaign_fail(c, err);
 }
 
+/* Dispatcher hook: K attempts failed.  The strategy observes the failure
+ * (ok = 0) so it stops waiting for the proposal, and the final failure is
+ * committed with the new state, in the same order as a result. */
 static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
@@ -351,7 +407,7 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
         return;
     }
     int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
-                                                     : NAS_STORE_FAIL_TRAINING;
+                                                    : NAS_STORE_FAIL_TRAINING;
     rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, 1, blob, n,
                                nas_wall_ms(), err);
     nas_free(blob);
@@ -365,6 +421,8 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
     task_drop(c, t);
 }
 
+/* Dispatcher hook: joins, losses and departures go to the event log, which
+ * is how an operator reconstructs what happened to a worker. */
 static void hook_worker(void *ctx, const char *worker, const char *event) {
     nas_campaign *c = ctx;
     if (c->fatal) return;
@@ -383,7 +441,8 @@ static void hook_worker(void *ctx, const char *worker, const char *event) {
 static void bring_back(nas_campaign *c, nas__ctask *t, int64_t now_ms) {
     char err[NAS_ERR_LEN];
     nas_info("campaign: task %lld from the previous run is back with its worker", (long long)t->id);
-    if (push(c, t, now_ms, err) < 0) nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
+    if (push(c, t, now_ms, err) < 0)
+        nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
 }
 
 int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms) {
@@ -419,7 +478,8 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
             nas__ctask *t = &c->tasks[i];
             if (!t->grace) continue;
             nas_info("campaign: task %lld leased before the restart was not delivered in time; "
-                     "re-queued", (long long)t->id);
+                     "re-queued",
+                     (long long)t->id);
             if (push(c, t, now_ms, err) < 0) nas_warn("campaign: %s", err);
         }
     }
@@ -428,7 +488,11 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
 
 // ---- create and resume ---------------------------------------------------------------------
 
-/* Bring back the outstanding tasks of a previous run. */
+/* Bring back the outstanding tasks of a previous run.  Queued tasks are
+ * marked grace = 2 (pushed at start), leased ones grace = 1 (held back
+ * until their worker returns or the grace period ends).  The genome is
+ * parsed back from the canonical text the store holds, which is what the
+ * uninterrupted run used too, so observations are identical. */
 static int resume_tasks(nas_campaign *c, char *err) {
     nas_store_task_info *ti = NULL;
     int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &ti, err);
@@ -449,8 +513,10 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->grace = 1;
         rc = nas_genome_parse(ti[i].arch_text, strlen(ti[i].arch_text), &t->genome, err);
         t->hash = nas_genome_hash(&t->genome);
-        if (ti[i].state == NAS_STORE_TASK_LEASED) leased++;
-        else queued++;
+        if (ti[i].state == NAS_STORE_TASK_LEASED)
+            leased++;
+        else
+            queued++;
         /* Queued tasks need no grace: nobody holds them. */
         if (ti[i].state == NAS_STORE_TASK_QUEUED) t->grace = 2;
     }
@@ -468,13 +534,18 @@ static int resume_tasks(nas_campaign *c, char *err) {
     return NAS_OK;
 }
 
+/* Open the store and bind it to this config: returns 1 when the campaign
+ * was created, 0 when an existing one is resumed (same identity hash), or
+ * the store's error (NAS_ECONFIG names the first differing line). */
 static int open_store(nas_campaign *c, char *err) {
     int rc = nas_store_open(&c->store, c->db_path, err);
     if (rc < 0) return rc;
     const nas_config *cfg = c->cfg;
-    nas_store_campaign sc = {.name = cfg->name, .text = cfg->text ? cfg->text : "",
+    nas_store_campaign sc = {.name = cfg->name,
+                             .text = cfg->text ? cfg->text : "",
                              .canonical = cfg->canonical ? cfg->canonical : "",
-                             .hash = cfg->hash, .seed = cfg->seed};
+                             .hash = cfg->hash,
+                             .seed = cfg->seed};
     int created = 0;
     rc = nas_store_campaign_bind(c->store, &sc, nas_wall_ms(), &created, err);
     if (rc < 0) return rc;
@@ -488,6 +559,9 @@ static int open_store(nas_campaign *c, char *err) {
     return created;
 }
 
+/* A new campaign starts its strategy from the seed; a resumed one loads
+ * the last committed state (none yet if the first proposal never
+ * committed, which is the same as a new start). */
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
     if (rc < 0 || created) return rc;
@@ -502,18 +576,20 @@ static int open_strategy(nas_campaign *c, int created, char *err) {
     return rc;
 }
 
-int nas_campaign_create(nas_campaign **out, const nas_config *cfg,
-                        const nas_campaign_options *opt, uv_loop_t *loop, char *err) {
+int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_campaign_options *opt,
+                        uv_loop_t *loop, char *err) {
     if (!out || !cfg || !loop) return nas_set_err(err, NAS_EINVAL, "campaign: NULL argument");
     nas_campaign *c = nas_calloc(1, sizeof *c);
     if (!c) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
     c->cfg = cfg;
     c->loop = loop;
-    if (opt) c->opt = *opt;
-    else nas_campaign_options_default(&c->opt);
+    if (opt)
+        c->opt = *opt;
+    else
+        nas_campaign_options_default(&c->opt);
     snprintf(c->db_path, sizeof c->db_path, "%s",
              c->opt.db_path && *c->opt.db_path ? c->opt.db_path : cfg->store);
-    c->eval_mode = c->opt.eval_mode >= 0 ? c->opt.eval_mode
+    c->eval_mode = c->opt.eval_mode >= 0                           ? c->opt.eval_mode
                    : cfg->evaluation.mode == NAS_CONFIG_EVAL_TABLE ? NAS_EVAL_TABULAR
                                                                    : NAS_EVAL_TRAIN;
     c->started_mono = nas_now_ms();
@@ -528,9 +604,13 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg,
     dc.heartbeat_ms = cfg->workers.heartbeat_ms;
     dc.liveness = cfg->workers.liveness;
     dc.max_attempts = cfg->workers.max_attempts;
-    nas_dispatcher_hooks hk = {.ctx = c, .send = nas__campaign_send, .on_lease = hook_lease,
-                               .on_result = hook_result, .on_requeue = hook_requeue,
-                               .on_failed = hook_failed, .on_worker = hook_worker};
+    nas_dispatcher_hooks hk = {.ctx = c,
+                               .send = nas__campaign_send,
+                               .on_lease = hook_lease,
+                               .on_result = hook_result,
+                               .on_requeue = hook_requeue,
+                               .on_failed = hook_failed,
+                               .on_worker = hook_worker};
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;
     if (!created && c->phase != NAS__PHASE_DONE) {
@@ -560,8 +640,8 @@ int nas_campaign_start(nas_campaign *c, char *err) {
     if (rc < 0) return rc;
     int64_t now = nas_now_ms();
     /* Tasks queued by the previous run go back at once; leased ones wait. */
-    int64_t grace = c->opt.resume_grace_ms >= 0 ? c->opt.resume_grace_ms
-                                                : c->cfg->workers.lease_grace_ms;
+    int64_t grace =
+        c->opt.resume_grace_ms >= 0 ? c->opt.resume_grace_ms : c->cfg->workers.lease_grace_ms;
     int waiting = 0;
     for (int i = 0; i < c->n_tasks; i++) {
         nas__ctask *t = &c->tasks[i];
@@ -575,7 +655,8 @@ int nas_campaign_start(nas_campaign *c, char *err) {
     if (waiting) {
         c->grace_until = now + (grace > 0 ? grace : 1);
         nas_info("campaign: %d task(s) leased before the restart wait up to %lld ms for their "
-                 "workers", waiting, (long long)grace);
+                 "workers",
+                 waiting, (long long)grace);
     }
     nas__campaign_fill(c, now);
     return c->fatal ? nas_set_err(err, NAS_EDB, "%s", c->fatal_msg) : NAS_OK;
@@ -607,12 +688,16 @@ void nas_campaign_stop(nas_campaign *c) {
     nas__campaign_fill(c, now);
 }
 
+/* Second signal: close now.  Every committed step is on disk; what was in
+ * flight stays leased and the next run's grace period handles it. */
 void nas_campaign_abort(nas_campaign *c) {
     nas_warn("campaign: exiting at once; leased tasks stay leased in %s", c->db_path);
     nas__campaign_net_close(c);
 }
 
-int nas_campaign_done(const nas_campaign *c) { return c->phase == NAS__PHASE_DONE; }
+int nas_campaign_done(const nas_campaign *c) {
+    return c->phase == NAS__PHASE_DONE;
+}
 
 int nas_campaign_status(const nas_campaign *c, char *err) {
     if (c->fatal) return nas_set_err(err, NAS_EDB, "%s", c->fatal_msg);

@@ -59,8 +59,8 @@ void nas_campaign_options_default(nas_campaign_options *opt);
  * on an existing store is refused with NAS_ECONFIG naming the difference),
  * create or restore the strategy and prepare the resume.  Nothing is bound
  * and no handle is started yet.  `cfg` must outlive the campaign. */
-int nas_campaign_create(nas_campaign **out, const nas_config *cfg,
-                        const nas_campaign_options *opt, uv_loop_t *loop, char *err);
+int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_campaign_options *opt,
+                        uv_loop_t *loop, char *err);
 
 /* Bind the control, weights and status sockets, start the timers and fill
  * the queue.  A campaign already DONE in its store starts nothing and

@@ -48,20 +48,20 @@ struct nas_campaign {
     nas__ctask *tasks;
     int n_tasks, cap_tasks;
 
-    int phase;            /* enum nas__phase */
-    int search_closed;    /* wall-time budget spent: no more proposals */
-    int stopping;         /* graceful stop requested */
-    int closing;          /* handles are being closed */
-    int fatal;            /* a store failure stopped the campaign */
+    int phase;         /* enum nas__phase */
+    int search_closed; /* wall-time budget spent: no more proposals */
+    int stopping;      /* graceful stop requested */
+    int closing;       /* handles are being closed */
+    int fatal;         /* a store failure stopped the campaign */
     char fatal_msg[NAS_ERR_LEN];
     int eval_mode;        /* enum nas_eval_mode sent with every task */
     int64_t grace_until;  /* monotonic ms; resumed leases are pushed after it */
     int64_t created_wall; /* campaign creation, wall ms (wall-time budget) */
     int64_t started_mono; /* this process's start, monotonic ms */
     int64_t started_wall;
-    int64_t done_at_start; /* search results already in the store at start */
+    int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */
-    int preparing;        /* strategy prepare running in the thread pool */
+    int preparing;            /* strategy prepare running in the thread pool */
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
 
@@ -80,9 +80,8 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms);
 void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_fail(nas_campaign *c, const char *msg);
 int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms);
-int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage,
-                           const nas_fidelity *f, const void *blob, size_t blob_len,
-                           int64_t now_ms, char *err);
+int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
+                           const void *blob, size_t blob_len, int64_t now_ms, char *err);
 
 /* campaign_final.c */
 int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err);

@@ -29,6 +29,9 @@
 #include <string.h>
 #include <zmq.h>
 
+/* The dispatcher's send hook: non-blocking, because a worker that stopped
+ * reading must never stall the loop; a dropped message is recovered by
+ * the liveness rules (the worker re-registers, the master re-sends). */
 int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
     nas_campaign *c = ctx;
     if (!c->sock_ctl) return NAS_ESTATE;
@@ -51,6 +54,9 @@ static void send_error(void *sock, const uint8_t *id, size_t id_len, int code, c
 
 // ---- readers -------------------------------------------------------------------------------
 
+/* Reader of the control socket: one message per call (zmq_uv's contract).
+ * Every message, good or bad, is followed by a fill, because a result or a
+ * new worker is exactly when new work can be leased. */
 static void read_control(nas_zmq_uv *z, void *sock, void *data) {
     (void)z;
     nas_campaign *c = data;
@@ -74,6 +80,8 @@ static void read_control(nas_zmq_uv *z, void *sock, void *data) {
     nas_wire_packet_fini(&pkt);
 }
 
+/* Reader of the status socket.  Read-only by construction: the only
+ * request it acts on is StatusRequest, which changes nothing. */
 static void read_status(nas_zmq_uv *z, void *sock, void *data) {
     (void)z;
     nas_campaign *c = data;
@@ -94,7 +102,8 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
         nas_wire_msg m;
         nas_wire_msg_init(&m, NAS_MSG_STATUS_REPLY);
         m.u.status_json = json;
-        if (!json) send_error(sock, pkt.identity, pkt.id_len, NAS_ENOMEM, "status: out of memory");
+        if (!json)
+            send_error(sock, pkt.identity, pkt.id_len, NAS_ENOMEM, "status: out of memory");
         else if (nas_wire_send(sock, pkt.identity, pkt.id_len, &m, NULL, 0, 1, err) < 0)
             nas_warn("status: reply not sent: %s", err);
         nas_free(json);
@@ -102,6 +111,8 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
     nas_wire_packet_fini(&pkt);
 }
 
+/* Reader of the weights socket.  Weight transfers are not implemented
+ * yet; answering every message with an Error keeps peers from waiting. */
 static void read_weights(nas_zmq_uv *z, void *sock, void *data) {
     (void)z;
     (void)data;
@@ -121,6 +132,8 @@ static void read_weights(nas_zmq_uv *z, void *sock, void *data) {
 
 // ---- timers and the thread pool --------------------------------------------------------------
 
+/* Housekeeping timer: liveness and heartbeats in the dispatcher, the end of
+ * the resume grace, the wall-time budget, and the queue fill. */
 static void on_tick(uv_timer_t *h) {
     nas_campaign *c = h->data;
     nas__campaign_housekeep(c, nas_now_ms());
@@ -138,21 +151,24 @@ static void on_checkpoint(uv_timer_t *h) {
     if (w) {
         n = nas_dispatcher_workers(c->disp, w, n);
         for (int i = 0; i < n; i++)
-            nas_store_worker_seen(c->store, w[i].name, w[i].host, (int)w[i].cores, "", nas_wall_ms(),
-                                  err);
+            nas_store_worker_seen(c->store, w[i].name, w[i].host, (int)w[i].cores, "",
+                                  nas_wall_ms(), err);
         nas_free(w);
     }
-    int state = c->phase == NAS__PHASE_SEARCH ? NAS_STORE_CAMPAIGN_RUNNING
-                                               : NAS_STORE_CAMPAIGN_DRAINING;
+    int state =
+        c->phase == NAS__PHASE_SEARCH ? NAS_STORE_CAMPAIGN_RUNNING : NAS_STORE_CAMPAIGN_DRAINING;
     if (nas_store_campaign_set_state(c->store, state, nas_wall_ms(), err) < 0)
         nas__campaign_fail(c, err);
 }
 
+/* Thread-pool side of the strategy's expensive step; the loop does not
+ * touch the strategy until prepare_done() runs on it. */
 static void prepare_work(uv_work_t *w) {
     nas_campaign *c = w->data;
     c->prepare_rc = nas_strategy_prepare(c->strategy, c->prepare_err);
 }
 
+/* Loop side: the step is over, proposals may continue. */
 static void prepare_done(uv_work_t *w, int status) {
     nas_campaign *c = w->data;
     c->preparing = 0;
@@ -181,6 +197,9 @@ void nas__campaign_start_prepare(nas_campaign *c) {
 
 // ---- start and close ---------------------------------------------------------------------------
 
+/* Create, limit, check against the loopback rule, bind and watch one
+ * ROUTER socket.  The socket is stored before anything can fail so that
+ * nas_campaign_destroy() releases it in every case. */
 static int bind_router(nas_campaign *c, void **sock, const char *ep, const char *what,
                        nas_zmq_uv **z, nas_zmq_uv_read_fn fn, char *err) {
     *sock = zmq_socket(c->zctx, ZMQ_ROUTER);
@@ -198,6 +217,8 @@ static int bind_router(nas_campaign *c, void **sock, const char *ep, const char 
     return nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
 }
 
+/* Bind the three endpoints and start the timers.  On failure the caller
+ * aborts the campaign, which closes whatever was started. */
 int nas__campaign_net_start(nas_campaign *c, char *err) {
     const nas_config *cfg = c->cfg;
     /* Timers first, so that a failed bind below still closes cleanly. */
@@ -208,11 +229,11 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
     c->handles_open = 1;
     c->zctx = zmq_ctx_new();
     if (!c->zctx) return nas_set_err(err, NAS_EIO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
-    int rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control,
-                         err);
+    int rc =
+        bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
     if (rc == NAS_OK)
-        rc = bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status,
-                         err);
+        rc =
+            bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status, err);
     if (rc == NAS_OK)
         rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts, read_weights,
                          err);

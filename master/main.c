@@ -21,27 +21,26 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: nas-master CAMPAIGN.yaml [options]\n"
-            "\n"
-            "Runs the campaign (or resumes it from its database) and dispatches work to\n"
-            "nas-worker processes; prints the best architecture when it is done.\n"
-            "\n"
-            "options:\n"
-            "  --db FILE            campaign database (default: the file's `store` key)\n"
-            "  --log-level L        debug, info, warn, error, off (default info)\n"
-            "  --wait-on-stop       on SIGINT/SIGTERM wait for leased tasks (default)\n"
-            "  --cancel-on-stop     on SIGINT/SIGTERM cancel leased tasks and re-queue them\n"
-            "  --resume-grace-ms N  how long tasks leased before a restart wait for their\n"
-            "                       workers (default: workers.lease_grace of the file)\n"
-            "  --synthetic          workers return synthetic metrics (benchmarks and tests;\n"
-            "                       never a real campaign)\n"
-            "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
-            "                       (plaintext; docs/SECURITY.md)\n"
-            "  --help               this text\n"
-            "\n"
-            "A second signal exits at once; the database stays consistent and the next\n"
-            "run resumes. Exit status: 0 done or stopped cleanly, 1 error, 2 usage.\n");
+    fprintf(f, "usage: nas-master CAMPAIGN.yaml [options]\n"
+               "\n"
+               "Runs the campaign (or resumes it from its database) and dispatches work to\n"
+               "nas-worker processes; prints the best architecture when it is done.\n"
+               "\n"
+               "options:\n"
+               "  --db FILE            campaign database (default: the file's `store` key)\n"
+               "  --log-level L        debug, info, warn, error, off (default info)\n"
+               "  --wait-on-stop       on SIGINT/SIGTERM wait for leased tasks (default)\n"
+               "  --cancel-on-stop     on SIGINT/SIGTERM cancel leased tasks and re-queue them\n"
+               "  --resume-grace-ms N  how long tasks leased before a restart wait for their\n"
+               "                       workers (default: workers.lease_grace of the file)\n"
+               "  --synthetic          workers return synthetic metrics (benchmarks and tests;\n"
+               "                       never a real campaign)\n"
+               "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
+               "                       (plaintext; docs/SECURITY.md)\n"
+               "  --help               this text\n"
+               "\n"
+               "A second signal exits at once; the database stays consistent and the next\n"
+               "run resumes. Exit status: 0 done or stopped cleanly, 1 error, 2 usage.\n");
 }
 
 typedef struct master_ctx {
@@ -50,6 +49,7 @@ typedef struct master_ctx {
     int signals;
 } master_ctx;
 
+/* First signal: graceful stop; second: close at once (exit 130). */
 static void on_signal(uv_signal_t *h, int signum) {
     master_ctx *m = h->data;
     m->signals++;
@@ -100,8 +100,10 @@ int main(int argc, char **argv) {
                 errno = 0;
                 long long n = strtoll(v, &end, 10);
                 if (errno || end == v || *end || n < 0) {
-                    fprintf(stderr, "nas-master: --resume-grace-ms needs an integer >= 0, got "
-                                    "'%s'\n", v);
+                    fprintf(stderr,
+                            "nas-master: --resume-grace-ms needs an integer >= 0, got "
+                            "'%s'\n",
+                            v);
                     return 2;
                 }
                 opt.resume_grace_ms = n;

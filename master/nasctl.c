@@ -27,30 +27,31 @@
 #include <zmq.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: nasctl COMMAND [options]\n"
-            "\n"
-            "Looks at a nasd campaign; never changes it.\n"
-            "\n"
-            "commands:\n"
-            "  status [--master tcp://HOST:PORT] [--db FILE] [--json] [--timeout-ms N]\n"
-            "        campaign, evaluations, best, workers; asks the master's status\n"
-            "        endpoint (default tcp://127.0.0.1:5557), or reads --db when the\n"
-            "        master does not answer (or when only --db is given)\n"
-            "  best --db FILE [--k N] [--json]\n"
-            "        the N best search results (default 5) and the final-stage results\n"
-            "  history --db FILE [--csv|--json]\n"
-            "        every search result in the order it was recorded\n"
-            "  pareto --db FILE [--json]\n"
-            "        results no other beats on accuracy and parameter count at once\n"
-            "  dot ARCH\n"
-            "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"
-            "  keygen\n"
-            "        CurveZMQ keys (not available yet)\n"
-            "\n"
-            "Every command takes --help.\n");
+    fprintf(f, "usage: nasctl COMMAND [options]\n"
+               "\n"
+               "Looks at a nasd campaign; never changes it.\n"
+               "\n"
+               "commands:\n"
+               "  status [--master tcp://HOST:PORT] [--db FILE] [--json] [--timeout-ms N]\n"
+               "        campaign, evaluations, best, workers; asks the master's status\n"
+               "        endpoint (default tcp://127.0.0.1:5557), or reads --db when the\n"
+               "        master does not answer (or when only --db is given)\n"
+               "  best --db FILE [--k N] [--json]\n"
+               "        the N best search results (default 5) and the final-stage results\n"
+               "  history --db FILE [--csv|--json]\n"
+               "        every search result in the order it was recorded\n"
+               "  pareto --db FILE [--json]\n"
+               "        results no other beats on accuracy and parameter count at once\n"
+               "  dot ARCH\n"
+               "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"
+               "  keygen\n"
+               "        CurveZMQ keys (not available yet)\n"
+               "\n"
+               "Every command takes --help.\n");
 }
 
+/* Options of every command in one struct: each command reads what it
+ * needs, and parse_args() refuses what no command takes, naming it. */
 typedef struct args {
     const char *master, *db;
     int json, csv, k;
@@ -65,8 +66,10 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
     a->timeout_ms = 2000;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
-        if (strcmp(o, "--json") == 0) a->json = 1;
-        else if (strcmp(o, "--csv") == 0) a->csv = 1;
+        if (strcmp(o, "--json") == 0)
+            a->json = 1;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = 1;
         else if ((strcmp(o, "--master") == 0 || strcmp(o, "--db") == 0 || strcmp(o, "--k") == 0 ||
                   strcmp(o, "--timeout-ms") == 0)) {
             if (i + 1 >= argc) {
@@ -74,8 +77,10 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
                 return 2;
             }
             const char *v = argv[++i];
-            if (strcmp(o, "--master") == 0) a->master = v;
-            else if (strcmp(o, "--db") == 0) a->db = v;
+            if (strcmp(o, "--master") == 0)
+                a->master = v;
+            else if (strcmp(o, "--db") == 0)
+                a->db = v;
             else {
                 char *end;
                 long n = strtol(v, &end, 10);
@@ -84,8 +89,10 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
                             v);
                     return 2;
                 }
-                if (strcmp(o, "--k") == 0) a->k = (int)n;
-                else a->timeout_ms = n;
+                if (strcmp(o, "--k") == 0)
+                    a->k = (int)n;
+                else
+                    a->timeout_ms = n;
             }
         } else if (o[0] != '-' && !a->arch) {
             a->arch = o;
@@ -98,6 +105,8 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
     return 0;
 }
 
+/* Open a database read-only for a command; prints the reason and
+ * returns NULL when it cannot (the caller exits 1). */
 static nas_store *open_db(const char *cmd, const char *path) {
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
@@ -129,6 +138,8 @@ static char *ask_master(const char *ep, long timeout_ms, char *err) {
         nas_set_err(err, NAS_EINVAL, "cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
         goto done;
     }
+    /* A DEALER queues the request until the connection is up, so one send
+     * and a bounded poll cover both "slow to connect" and "nobody there". */
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_STATUS_REQUEST);
     if (nas_wire_send(s, NULL, 0, &m, NULL, 0, 0, err) < 0) goto done;
@@ -152,6 +163,9 @@ done:
     return json;
 }
 
+/* status: the live master first (it knows workers' epochs and current
+ * tasks), the database when the master does not answer and --db was
+ * given; the same document and printer either way. */
 static int cmd_status(const args *a) {
     char err[NAS_ERR_LEN] = "";
     char *json = NULL;
@@ -176,7 +190,8 @@ static int cmd_status(const args *a) {
         }
     }
     int rc = 0;
-    if (a->json) printf("%s\n", json);
+    if (a->json)
+        printf("%s\n", json);
     else if (nas_status_print(json, stdout, err) < 0) {
         fprintf(stderr, "nasctl status: %s\n", err);
         rc = 1;
@@ -187,6 +202,8 @@ static int cmd_status(const args *a) {
 
 // ---- results ------------------------------------------------------------------------------------
 
+/* One result as JSON: hashes as unsigned integers, a missing test
+ * accuracy as null, every string escaped (texts come from the network). */
 static void json_rec(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_obj_begin(b);
     nas_json_buf_key(b, "seq");
@@ -202,8 +219,10 @@ static void json_rec(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_key(b, "accuracy");
     nas_json_buf_f64(b, r->accuracy);
     nas_json_buf_key(b, "test_accuracy");
-    if (isnan(r->test_accuracy)) nas_json_buf_null(b);
-    else nas_json_buf_f64(b, r->test_accuracy);
+    if (isnan(r->test_accuracy))
+        nas_json_buf_null(b);
+    else
+        nas_json_buf_f64(b, r->test_accuracy);
     nas_json_buf_key(b, "params");
     nas_json_buf_i64(b, r->params);
     nas_json_buf_key(b, "macs");
@@ -217,17 +236,20 @@ static void json_rec(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_obj_end(b);
 }
 
+/* Results (all, or those named by `pick`) as one JSON array line. */
 static void print_json_array(const nas_store_record *r, int n, const int *pick, int np) {
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_arr_begin(&b);
-    for (int i = 0; i < (pick ? np : n); i++) json_rec(&b, &r[pick ? pick[i] : i]);
+    for (int i = 0; i < (pick ? np : n); i++)
+        json_rec(&b, &r[pick ? pick[i] : i]);
     nas_json_buf_arr_end(&b);
     char *s = nas_json_buf_take(&b, NULL);
     printf("%s\n", s ? s : "[]");
     nas_free(s);
 }
 
+/* A result as a table row; TEST is "-" for search-stage results. */
 static void print_row(const nas_store_record *r) {
     char test[16] = "-";
     if (!isnan(r->test_accuracy)) snprintf(test, sizeof test, "%.4f", r->test_accuracy);
@@ -240,6 +262,8 @@ static void print_header(void) {
            "ARCHITECTURE");
 }
 
+/* best: the k best search results, then every final-stage result (their
+ * test accuracy is the campaign's answer). */
 static int cmd_best(const args *a) {
     nas_store *st = open_db("best", a->db);
     if (!st) return 1;
@@ -261,11 +285,13 @@ static int cmd_best(const args *a) {
     } else {
         printf("search stage, best %d by validation accuracy:\n", ns);
         print_header();
-        for (int i = 0; i < ns; i++) print_row(&s[i]);
+        for (int i = 0; i < ns; i++)
+            print_row(&s[i]);
         if (nf > 0) {
             printf("final stage (retrained at the final fidelity; TEST is the test set):\n");
             print_header();
-            for (int i = 0; i < nf; i++) print_row(&f[i]);
+            for (int i = 0; i < nf; i++)
+                print_row(&f[i]);
         }
     }
     nas_store_records_free(s, ns > 0 ? ns : 0);
@@ -274,6 +300,7 @@ static int cmd_best(const args *a) {
     return rc;
 }
 
+/* history: search results in the order they were recorded. */
 static int cmd_history(const args *a) {
     nas_store *st = open_db("history", a->db);
     if (!st) return 1;
@@ -290,19 +317,22 @@ static int cmd_history(const args *a) {
     } else if (a->csv) {
         printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms\n");
         for (int i = 0; i < n; i++)
-            printf("%" PRId64 ",%" PRId64 ",%d,\"%s\",%.6f,%" PRId64 ",%" PRId64 ",%.3f,\"%s\",%" PRId64
-                   "\n",
-                   r[i].seq, r[i].task_id, r[i].attempt, r[i].arch_text, r[i].accuracy,
-                   r[i].params, r[i].macs, r[i].seconds, r[i].worker, r[i].finished_ms);
+            printf("%" PRId64 ",%" PRId64 ",%d,\"%s\",%.6f,%" PRId64 ",%" PRId64
+                   ",%.3f,\"%s\",%" PRId64 "\n",
+                   r[i].seq, r[i].task_id, r[i].attempt, r[i].arch_text, r[i].accuracy, r[i].params,
+                   r[i].macs, r[i].seconds, r[i].worker, r[i].finished_ms);
     } else {
         print_header();
-        for (int i = 0; i < n; i++) print_row(&r[i]);
+        for (int i = 0; i < n; i++)
+            print_row(&r[i]);
     }
     nas_store_records_free(r, n);
     nas_store_close(&st);
     return 0;
 }
 
+/* pareto: the front of (accuracy up, parameters down) through
+ * master/pareto.h, the same definition the strategies rank by. */
 static int cmd_pareto(const args *a) {
     nas_store *st = open_db("pareto", a->db);
     if (!st) return 1;
@@ -317,6 +347,7 @@ static int cmd_pareto(const args *a) {
         rc = 1;
         goto done;
     }
+    /* The front works on observations: rebuild them from the records. */
     for (int i = 0; i < n; i++) {
         /* Parse for the genome field the front ignores; the cost is what counts. */
         nas_genome_parse(r[i].arch_text, strlen(r[i].arch_text), &obs[i].genome, err);
@@ -336,7 +367,8 @@ static int cmd_pareto(const args *a) {
     } else {
         printf("Pareto front of validation accuracy and parameters (%d of %d results):\n", nf, n);
         print_header();
-        for (int i = 0; i < nf; i++) print_row(&r[front[i]]);
+        for (int i = 0; i < nf; i++)
+            print_row(&r[front[i]]);
     }
 done:
     nas_free(obs);
@@ -346,6 +378,7 @@ done:
     return rc;
 }
 
+/* dot: a genome text or a preset name, drawn by the genome module. */
 static int cmd_dot(const args *a) {
     if (!a->arch) {
         fprintf(stderr, "nasctl dot: a genome text or preset name is required\n");
@@ -368,6 +401,9 @@ static int cmd_dot(const args *a) {
     return 0;
 }
 
+/* Dispatch on the command word.  Logging is quiet (warnings only) because
+ * nasctl's output is for people and scripts, not a log.  --help anywhere
+ * wins, so `nasctl best --help` never touches a database. */
 int main(int argc, char **argv) {
     nas_log_set_prog("nasctl");
     nas_log_set_level(NAS_LOG_WARN);
@@ -384,7 +420,8 @@ int main(int argc, char **argv) {
         }
     static const char *const cmds[] = {"status", "best", "history", "pareto", "dot", "keygen"};
     int known = 0;
-    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) known |= strcmp(cmd, cmds[i]) == 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        known |= strcmp(cmd, cmds[i]) == 0;
     if (!known) {
         fprintf(stderr, "nasctl: unknown command '%s' (try --help)\n", cmd);
         return 2;

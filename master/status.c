@@ -17,6 +17,8 @@
 // ---- from the database -----------------------------------------------------------------------
 
 /* The value of "key: value" in the campaign's canonical lines, or "". */
+/* nasctl has no campaign file, only the database: the campaign's
+ * canonical identity lines carry the strategy name and the budget. */
 static void canonical_value(const char *canon, const char *key, char *out, size_t cap) {
     out[0] = 0;
     size_t kl = strlen(key);
@@ -25,7 +27,8 @@ static void canonical_value(const char *canon, const char *key, char *out, size_
         size_t n = eol ? (size_t)(eol - p) : strlen(p);
         if (n > kl + 1 && strncmp(p, key, kl) == 0 && p[kl] == ':') {
             const char *v = p + kl + 1;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             size_t vn = n - (size_t)(v - p);
             snprintf(out, cap, "%.*s", (int)(vn < cap ? vn : cap - 1), v);
             return;
@@ -34,6 +37,7 @@ static void canonical_value(const char *canon, const char *key, char *out, size_
     }
 }
 
+/* The best search result as the "best" object, or null before any. */
 static void json_best(nas_json_buf *b, nas_store *st, char *err) {
     nas_store_record *r = NULL;
     int n = nas_store_best(st, NAS_STORE_STAGE_SEARCH, 1, &r, err);
@@ -50,8 +54,10 @@ static void json_best(nas_json_buf *b, nas_store *st, char *err) {
     nas_json_buf_key(b, "accuracy");
     nas_json_buf_f64(b, r->accuracy);
     nas_json_buf_key(b, "test_accuracy");
-    if (isnan(r->test_accuracy)) nas_json_buf_null(b);
-    else nas_json_buf_f64(b, r->test_accuracy);
+    if (isnan(r->test_accuracy))
+        nas_json_buf_null(b);
+    else
+        nas_json_buf_f64(b, r->test_accuracy);
     nas_json_buf_key(b, "params");
     nas_json_buf_i64(b, r->params);
     nas_json_buf_key(b, "macs");
@@ -61,6 +67,8 @@ static void json_best(nas_json_buf *b, nas_store *st, char *err) {
 }
 
 /* Evaluations per hour over the recorded search history. */
+/* Over the whole recorded history, first to last result: from the
+ * database the time of earlier runs is known, unlike in a live master. */
 static double rate(nas_store *st, char *err) {
     nas_store_record *r = NULL;
     int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
@@ -73,6 +81,9 @@ static double rate(nas_store *st, char *err) {
     return per_h;
 }
 
+/* Workers as the master last recorded them.  A worker counts as busy if a
+ * task is leased to it in the store; epochs are only known to a live
+ * master and are reported as 0. */
 static void json_workers(nas_json_buf *b, nas_store *st, int64_t now, char *err) {
     nas_store_worker_info *w = NULL;
     int n = nas_store_worker_list(st, &w, err);
@@ -96,8 +107,10 @@ static void json_workers(nas_json_buf *b, nas_store *st, int64_t now, char *err)
         nas_json_buf_key(b, "state");
         nas_json_buf_str(b, task >= 0 ? "busy" : "seen");
         nas_json_buf_key(b, "task");
-        if (task >= 0) nas_json_buf_i64(b, task);
-        else nas_json_buf_null(b);
+        if (task >= 0)
+            nas_json_buf_i64(b, task);
+        else
+            nas_json_buf_null(b);
         nas_json_buf_key(b, "epoch");
         nas_json_buf_i64(b, 0);
         nas_json_buf_key(b, "epochs");
@@ -114,6 +127,9 @@ static void json_workers(nas_json_buf *b, nas_store *st, int64_t now, char *err)
     nas_free(leased);
 }
 
+/* The same keys, in the same order, as nas_campaign_status_json(), so that
+ * nas_status_print() and scripts reading --json need not care where the
+ * document came from; "source" tells them. */
 char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     nas_store_campaign_info info;
     if (nas_store_campaign_get(st, &info, err) < 0) return NULL;
@@ -169,6 +185,8 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
 
 // ---- for people --------------------------------------------------------------------------------
 
+/* Lenient accessors: the document may come from an older or newer master,
+ * and a missing field prints as "?" or a default rather than failing. */
 static const char *str_of(const nas_json *o, const char *k) {
     const nas_json *v = nas_json_get(o, k);
     return v && v->type == NAS_JSON_STRING ? v->str : "?";
@@ -179,12 +197,14 @@ static double num_of(const nas_json *o, const char *k, double dflt) {
     return v && v->type == NAS_JSON_NUMBER ? v->number : dflt;
 }
 
+/* One line per worker, in the order the document lists them. */
 static void print_workers(const nas_json *doc, FILE *f) {
     const nas_json *ws = nas_json_get(nas_json_get(doc, "dispatcher"), "workers");
     size_t n = ws && ws->type == NAS_JSON_ARRAY ? ws->len : 0;
     fprintf(f, "workers (%zu):\n", n);
-    if (n) fprintf(f, "  %-24s %-20s %-10s %-8s %-7s %6s %10s\n", "NAME", "HOST", "STATE", "TASK",
-                   "EPOCH", "DONE", "LAST SEEN");
+    if (n)
+        fprintf(f, "  %-24s %-20s %-10s %-8s %-7s %6s %10s\n", "NAME", "HOST", "STATE", "TASK",
+                "EPOCH", "DONE", "LAST SEEN");
     for (size_t i = 0; i < n; i++) {
         const nas_json *w = nas_json_at(ws, i);
         char task[32] = "-", epoch[32] = "-";
@@ -199,6 +219,8 @@ static void print_workers(const nas_json *doc, FILE *f) {
     }
 }
 
+/* Render either document.  Anything that parses as JSON but is not a
+ * status document is refused rather than printed as zeros. */
 int nas_status_print(const char *json, FILE *f, char *err) {
     nas_json *doc = NULL;
     int rc = nas_json_parse(json, strlen(json), 0, &doc, err);
@@ -210,8 +232,9 @@ int nas_status_print(const char *json, FILE *f, char *err) {
     fprintf(f, "campaign      %s (strategy %s, phase %s; from the %s)\n", str_of(doc, "campaign"),
             str_of(doc, "strategy"), str_of(doc, "phase"), str_of(doc, "source"));
     fprintf(f, "database      %s\n", str_of(doc, "db"));
-    fprintf(f, "evaluations   %.0f/%.0f done, %.0f queued, %.0f in flight, %.0f failed; "
-               "final stage %.0f done\n",
+    fprintf(f,
+            "evaluations   %.0f/%.0f done, %.0f queued, %.0f in flight, %.0f failed; "
+            "final stage %.0f done\n",
             num_of(doc, "done", 0), num_of(doc, "budget", 0), num_of(doc, "queued", 0),
             num_of(doc, "in_flight", 0), num_of(doc, "failed", 0), num_of(doc, "final_done", 0));
     fprintf(f, "rate          %.1f evaluations/hour\n", num_of(doc, "evaluations_per_hour", 0));

@@ -71,7 +71,8 @@ __attribute__((unused)) static void e2e_reap_all(void) {
     unlink(pf);
 }
 
-__attribute__((unused)) static pid_t e2e_spawn(const char *log, const char *netns, char *const argv[]) {
+__attribute__((unused)) static pid_t e2e_spawn(const char *log, const char *netns,
+                                               char *const argv[]) {
     pid_t pid = fork();
     if (pid > 0) e2e_note_pid(pid);
     if (pid != 0) return pid;
@@ -84,7 +85,8 @@ __attribute__((unused)) static pid_t e2e_spawn(const char *log, const char *netn
     if (netns) {
         char *nv[64] = {"ip", "netns", "exec", (char *)netns};
         int n = 4;
-        for (int i = 0; argv[i] && n < 63; i++) nv[n++] = argv[i];
+        for (int i = 0; argv[i] && n < 63; i++)
+            nv[n++] = argv[i];
         nv[n] = NULL;
         execvp("ip", nv);
     } else {
@@ -139,12 +141,14 @@ __attribute__((unused)) static void e2e_write_nb201_table(const char *path) {
     fprintf(f, "arch,val_acc,test_acc,params\n");
     for (int code = 0; code < 15625; code++) {
         int e[6], c = code;
-        for (int i = 0; i < 6; i++) e[i] = c % 5, c /= 5;
+        for (int i = 0; i < 6; i++)
+            e[i] = c % 5, c /= 5;
         char arch[256];
         snprintf(arch, sizeof arch, "|%s~0|+|%s~0|%s~1|+|%s~0|%s~1|%s~2|", ops[e[0]], ops[e[1]],
                  ops[e[2]], ops[e[3]], ops[e[4]], ops[e[5]]);
         uint64_t h = 1469598103934665603ULL;
-        for (const char *p = arch; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        for (const char *p = arch; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
         double acc = 0.5 + 0.45 * (double)(h % 10000) / 10000.0;
         fprintf(f, "%s,%.4f,%.4f,%d\n", arch, acc, acc - 0.01, 1000 + (int)(h % 5000));
     }
@@ -152,8 +156,9 @@ __attribute__((unused)) static void e2e_write_nb201_table(const char *path) {
 }
 
 /* A campaign on the NB201 space; `extra` is appended (more keys). */
-__attribute__((unused)) static void e2e_write_campaign(const char *path, const char *name, int budget, int port,
-                               const char *host, const char *db, const char *extra) {
+__attribute__((unused)) static void e2e_write_campaign(const char *path, const char *name,
+                                                       int budget, int port, const char *host,
+                                                       const char *db, const char *extra) {
     e2e_write(path,
               "name: %s\nseed: 7\nspace:\n  kind: nb201\n"
               "strategy:\n  name: evolution\n  population: 4\n  sample: 2\n"
@@ -165,10 +170,13 @@ __attribute__((unused)) static void e2e_write_campaign(const char *path, const c
 }
 
 /* A TCP port base unlikely to collide between suites running in parallel. */
-__attribute__((unused)) static int e2e_port(int slot) { return 20000 + (int)(getpid() % 1400) * 32 + slot * 3; }
+__attribute__((unused)) static int e2e_port(int slot) {
+    return 20000 + (int)(getpid() % 1400) * 32 + slot * 3;
+}
 
 /* Counts of the search stage (and the final stage into *fin if not NULL). */
-__attribute__((unused)) static void e2e_counts(const char *db, nas_store_counts *s, nas_store_counts *fin) {
+__attribute__((unused)) static void e2e_counts(const char *db, nas_store_counts *s,
+                                               nas_store_counts *fin) {
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
     memset(s, 0, sizeof *s);
@@ -179,7 +187,8 @@ __attribute__((unused)) static void e2e_counts(const char *db, nas_store_counts 
 }
 
 /* Wait until the search stage has >= done results and >= leased leases. */
-__attribute__((unused)) static int e2e_wait_counts(const char *db, int64_t done, int64_t leased, int64_t timeout_ms) {
+__attribute__((unused)) static int e2e_wait_counts(const char *db, int64_t done, int64_t leased,
+                                                   int64_t timeout_ms) {
     int64_t end = nas_now_ms() + timeout_ms;
     while (nas_now_ms() < end) {
         nas_store_counts s;
@@ -200,11 +209,13 @@ __attribute__((unused)) static void e2e_check_exactly_once(const char *db, int b
     int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
     ck_assert_int_eq(n, budget);
     for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++) ck_assert_int_ne(r[i].task_id, r[j].task_id);
+        for (int j = i + 1; j < n; j++)
+            ck_assert_int_ne(r[i].task_id, r[j].task_id);
     nas_store_task_info *t = NULL;
     int nt = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, &t, err);
     ck_assert_int_eq(nt, budget);
-    for (int i = 0; i < nt; i++) ck_assert_int_eq(t[i].state, NAS_STORE_TASK_DONE);
+    for (int i = 0; i < nt; i++)
+        ck_assert_int_eq(t[i].state, NAS_STORE_TASK_DONE);
     nas_free(t);
     nas_store_records_free(r, n);
     nas_store_close(&st);
@@ -215,7 +226,8 @@ __attribute__((unused)) static int e2e_count_in_file(const char *path, const cha
     size_t len = 0;
     char *s = nas_read_file(path, &len);
     int n = 0;
-    for (char *p = s; p && (p = strstr(p, needle)); p++) n++;
+    for (char *p = s; p && (p = strstr(p, needle)); p++)
+        n++;
     free(s);
     return n;
 }

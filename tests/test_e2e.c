@@ -31,17 +31,36 @@ static pid_t start_worker(const e2e_env *e, const char *name, const char *epoch_
     char log[PATH_MAX], lname[128];
     snprintf(lname, sizeof lname, "%s.log", name);
     nas_path_join(log, sizeof log, e->dir, lname);
-    char *argv[] = {(char *)nas_bin("nas-worker"), "--master", (char *)e->ctl, "--name",
-                    (char *)name, "--heartbeat-ms", "100", "--liveness", "3",
-                    "--reconnect-min-ms", "50", "--reconnect-max-ms", "200",
-                    "--synthetic-epoch-ms", (char *)epoch_ms, "--log-level", "info",
-                    table ? "--table" : NULL, (char *)table, NULL};
+    char *argv[] = {(char *)nas_bin("nas-worker"),
+                    "--master",
+                    (char *)e->ctl,
+                    "--name",
+                    (char *)name,
+                    "--heartbeat-ms",
+                    "100",
+                    "--liveness",
+                    "3",
+                    "--reconnect-min-ms",
+                    "50",
+                    "--reconnect-max-ms",
+                    "200",
+                    "--synthetic-epoch-ms",
+                    (char *)epoch_ms,
+                    "--log-level",
+                    "info",
+                    table ? "--table" : NULL,
+                    (char *)table,
+                    NULL};
     return e2e_spawn(log, NULL, argv);
 }
 
 static pid_t start_master(const e2e_env *e, int synthetic) {
-    char *argv[] = {(char *)nas_bin("nas-master"), (char *)e->cfg, "--log-level", "info",
-                    synthetic ? "--synthetic" : NULL, NULL};
+    char *argv[] = {(char *)nas_bin("nas-master"),
+                    (char *)e->cfg,
+                    "--log-level",
+                    "info",
+                    synthetic ? "--synthetic" : NULL,
+                    NULL};
     return e2e_spawn(e->mlog, NULL, argv);
 }
 
@@ -69,7 +88,8 @@ START_TEST(test_e2e_three_workers_thirty_tasks) {
              e.port + 2);
     int rc = nas_run_cmd(cmd, out, sizeof out);
     int m_rc = e2e_wait(m, 60000);
-    for (int i = 0; i < 3; i++) e2e_kill(w[i], SIGTERM);
+    for (int i = 0; i < 3; i++)
+        e2e_kill(w[i], SIGTERM);
     ck_assert_msg(rc == 0 || m_rc == 0, "nasctl status failed: %s", out);
     if (rc == 0) ck_assert_ptr_nonnull(strstr(out, "\"source\":\"master\""));
     ck_assert_int_eq(m_rc, 0);
@@ -91,7 +111,8 @@ START_TEST(test_e2e_three_workers_thirty_tasks) {
     nas_store_records_free(r, n);
     n = nas_store_history(st, NAS_STORE_STAGE_FINAL, &r, err);
     ck_assert_int_eq(n, 2);
-    for (int i = 0; i < n; i++) ck_assert(r[i].test_accuracy >= 0 && r[i].test_accuracy <= 1);
+    for (int i = 0; i < n; i++)
+        ck_assert(r[i].test_accuracy >= 0 && r[i].test_accuracy <= 1);
     nas_store_records_free(r, n);
     nas_store_close(&st);
 
@@ -118,7 +139,8 @@ START_TEST(test_e2e_tabular_campaign) {
     char extra[PATH_MAX + 256];
     snprintf(extra, sizeof extra,
              "workers:\n  heartbeat_ms: 100\n  liveness: 3\n"
-             "evaluation:\n  mode: table\n  table: %s\n", e.table);
+             "evaluation:\n  mode: table\n  table: %s\n",
+             e.table);
     e2e_write_campaign(e.cfg, "e2etab", 12, e.port, "127.0.0.1", e.db, extra);
     pid_t w = start_worker(&e, "tab", "0", e.table);
     pid_t m = start_master(&e, 0);
@@ -166,7 +188,6 @@ START_TEST(test_e2e_resume_refuses_other_config) {
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
-
 
 /* SIGTERM: with --wait-on-stop (the default) the master stops leasing,
  * records the task in flight when it arrives, and exits 0 with nothing

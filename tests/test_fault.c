@@ -33,21 +33,33 @@ static void fenv_init(fenv *e, int slot) {
     snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
 }
 
-static pid_t worker(const fenv *e, const char *name, const char *epoch_ms, char *log,
-                    size_t cap) {
+static pid_t worker(const fenv *e, const char *name, const char *epoch_ms, char *log, size_t cap) {
     char lname[128];
     snprintf(lname, sizeof lname, "%s.log", name);
     nas_path_join(log, cap, e->dir, lname);
-    char *argv[] = {(char *)nas_bin("nas-worker"), "--master", (char *)e->ctl, "--name",
-                    (char *)name, "--heartbeat-ms", "100", "--liveness", "3",
-                    "--reconnect-min-ms", "50", "--reconnect-max-ms", "200",
-                    "--synthetic-epoch-ms", (char *)epoch_ms, NULL};
+    char *argv[] = {(char *)nas_bin("nas-worker"),
+                    "--master",
+                    (char *)e->ctl,
+                    "--name",
+                    (char *)name,
+                    "--heartbeat-ms",
+                    "100",
+                    "--liveness",
+                    "3",
+                    "--reconnect-min-ms",
+                    "50",
+                    "--reconnect-max-ms",
+                    "200",
+                    "--synthetic-epoch-ms",
+                    (char *)epoch_ms,
+                    NULL};
     return e2e_spawn(log, NULL, argv);
 }
 
 static pid_t master(const fenv *e, const char *db, const char *log) {
-    char *argv[] = {(char *)nas_bin("nas-master"), (char *)e->cfg, "--synthetic", "--db",
-                    (char *)db, "--resume-grace-ms", "10000", NULL};
+    char *argv[] = {
+        (char *)nas_bin("nas-master"), (char *)e->cfg, "--synthetic", "--db", (char *)db,
+        "--resume-grace-ms",           "10000",        NULL};
     return e2e_spawn(log, NULL, argv);
 }
 

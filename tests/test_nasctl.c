@@ -35,9 +35,12 @@ static void make_db(void) {
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open(&st, g_db, err), NAS_OK);
-    nas_store_campaign c = {.name = "ctl", .text = "name: ctl\n",
-                            .canonical = "name: ctl\nstrategy.name: random\nbudget.evaluations: 3\n",
-                            .hash = 42, .seed = 1};
+    nas_store_campaign c = {.name = "ctl",
+                            .text = "name: ctl\n",
+                            .canonical =
+                                "name: ctl\nstrategy.name: random\nbudget.evaluations: 3\n",
+                            .hash = 42,
+                            .seed = 1};
     int created = 0;
     ck_assert_int_eq(nas_store_campaign_bind(st, &c, 1000, &created, err), NAS_OK);
     ck_assert_int_eq(nas_store_worker_seen(st, "w1", "hostx", 2, "0.1", 1500, err), NAS_OK);
@@ -45,16 +48,22 @@ static void make_db(void) {
         int a = i < 3 ? i : 0;
         nas_genome g;
         ck_assert_int_eq(nas_genome_parse(archs[a], strlen(archs[a]), &g, err), NAS_OK);
-        nas_store_new_task t = {.arch_hash = nas_genome_hash(&g), .arch_text = archs[a],
-                                .params = params[a], .macs = params[a] * 10,
+        nas_store_new_task t = {.arch_hash = nas_genome_hash(&g),
+                                .arch_text = archs[a],
+                                .params = params[a],
+                                .macs = params[a] * 10,
                                 .stage = i < 3 ? NAS_STORE_STAGE_SEARCH : NAS_STORE_STAGE_FINAL,
                                 .fidelity = nas_fidelity_default()};
         int64_t id;
         ck_assert_int_eq(nas_store_task_add(st, &t, NULL, 0, 2000 + i, &id, err), NAS_OK);
         ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", 99999, 3000 + i, err), NAS_OK);
-        nas_store_result r = {.accuracy = accs[a], .loss = 0.3,
-                              .test_accuracy = i < 3 ? NAN : 0.905, .params = params[a],
-                              .macs = params[a] * 10, .seconds = 1, .worker = "w1"};
+        nas_store_result r = {.accuracy = accs[a],
+                              .loss = 0.3,
+                              .test_accuracy = i < 3 ? NAN : 0.905,
+                              .params = params[a],
+                              .macs = params[a] * 10,
+                              .seconds = 1,
+                              .worker = "w1"};
         ck_assert_int_ge(nas_store_put_result(st, id, 1, &r, NULL, 0, 4000 + 1000 * i, err), 0);
     }
     nas_store_close(&st);
@@ -72,7 +81,8 @@ START_TEST(test_nasctl_history_best_pareto) {
     snprintf(args, sizeof args, "history --db %s --csv", g_db);
     ck_assert_int_eq(ctl(args, out, sizeof out), 0);
     int lines = 0;
-    for (char *p = out; (p = strchr(p, '\n')); p++) lines++;
+    for (char *p = out; (p = strchr(p, '\n')); p++)
+        lines++;
     ck_assert_int_eq(lines, 4); /* header + three search results, not the final one */
     ck_assert_ptr_nonnull(strstr(out, archs[2]));
 
@@ -143,8 +153,7 @@ START_TEST(test_nasctl_errors_name_the_problem) {
     ck_assert_int_ne(ctl("keygen", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "not available yet"));
     /* Nothing listens there: a clear message, not a hang. */
-    ck_assert_int_ne(ctl("status --master tcp://127.0.0.1:9 --timeout-ms 300", out, sizeof out),
-                     0);
+    ck_assert_int_ne(ctl("status --master tcp://127.0.0.1:9 --timeout-ms 300", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "no answer from tcp://127.0.0.1:9"));
     ck_assert_int_eq(ctl("best --help", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "usage: nasctl"));

@@ -46,8 +46,10 @@ static int sh(const char *fmt, ...) {
 
 static void topo_down(const topo *t) {
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null; "
-                              "ip netns del %s 2>/dev/null; true", t->ns_m, t->ns_a, t->ns_b);
+    snprintf(cmd, sizeof cmd,
+             "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null; "
+             "ip netns del %s 2>/dev/null; true",
+             t->ns_m, t->ns_a, t->ns_b);
     nas_run_cmd(cmd, NULL, 0);
 }
 
@@ -113,12 +115,38 @@ START_TEST(test_netns_link_cut_releases_and_rejoins) {
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     char *margv[] = {(char *)nas_bin("nas-master"), cfg, "--synthetic", "--insecure", NULL};
     pid_t m = e2e_spawn(mlog, t.ns_m, margv);
-    char *aargv[] = {(char *)nas_bin("nas-worker"), "--master", ep, "--name", "hosta",
-                     "--heartbeat-ms", "100", "--liveness", "3", "--reconnect-min-ms", "50",
-                     "--reconnect-max-ms", "200", "--synthetic-epoch-ms", "400", NULL};
-    char *bargv[] = {(char *)nas_bin("nas-worker"), "--master", ep, "--name", "hostb",
-                     "--heartbeat-ms", "100", "--liveness", "3", "--reconnect-min-ms", "50",
-                     "--reconnect-max-ms", "200", "--synthetic-epoch-ms", "150", NULL};
+    char *aargv[] = {(char *)nas_bin("nas-worker"),
+                     "--master",
+                     ep,
+                     "--name",
+                     "hosta",
+                     "--heartbeat-ms",
+                     "100",
+                     "--liveness",
+                     "3",
+                     "--reconnect-min-ms",
+                     "50",
+                     "--reconnect-max-ms",
+                     "200",
+                     "--synthetic-epoch-ms",
+                     "400",
+                     NULL};
+    char *bargv[] = {(char *)nas_bin("nas-worker"),
+                     "--master",
+                     ep,
+                     "--name",
+                     "hostb",
+                     "--heartbeat-ms",
+                     "100",
+                     "--liveness",
+                     "3",
+                     "--reconnect-min-ms",
+                     "50",
+                     "--reconnect-max-ms",
+                     "200",
+                     "--synthetic-epoch-ms",
+                     "150",
+                     NULL};
     pid_t a = e2e_spawn(la, t.ns_a, aargv);
     pid_t b = e2e_spawn(lb, t.ns_b, bargv);
 

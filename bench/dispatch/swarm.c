@@ -102,8 +102,10 @@ int main(int argc, char **argv) {
         snprintf(err, sizeof err, "wait4 failed");
         goto fail;
     }
-    for (int i = 0; i < n; i++) nas_agent_request_stop(slots[i].agent);
-    for (int i = 0; i < n; i++) pthread_join(slots[i].thread, NULL);
+    for (int i = 0; i < n; i++)
+        nas_agent_request_stop(slots[i].agent);
+    for (int i = 0; i < n; i++)
+        pthread_join(slots[i].thread, NULL);
     for (int i = 0; i < n; i++) {
         nas_agent_destroy(&slots[i].agent);
         nas_evaluator_destroy(&slots[i].eval);

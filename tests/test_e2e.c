@@ -232,6 +232,34 @@ START_TEST(test_e2e_signals_stop_gracefully) {
 }
 END_TEST
 
+/* PNAS: the predictor fit between levels runs in libuv's thread pool, not
+ * on the loop, and the campaign goes on to the next level and finishes. */
+START_TEST(test_e2e_pnas_prepares_off_the_loop) {
+    e2e_env e;
+    env_init(&e, 6);
+    /* NB201 PNAS: level 1 has 80 cells, then one level of beam 4. */
+    char cfg[PATH_MAX + 1024];
+    snprintf(cfg, sizeof cfg,
+             "name: pn\nseed: 2\nspace:\n  kind: nb201\n"
+             "strategy:\n  name: pnas\n  beam: 4\n  ensemble: 2\n"
+             "budget:\n  evaluations: 84\n"
+             "listen:\n  control: tcp://127.0.0.1:%d\n  weights: tcp://127.0.0.1:%d\n"
+             "  status: tcp://127.0.0.1:%d\n"
+             "workers:\n  heartbeat_ms: 100\nstore: %s\n",
+             e.port, e.port + 1, e.port + 2, e.db);
+    ck_assert_int_eq(nas_write_file(e.cfg, cfg, strlen(cfg), 0), 0);
+    pid_t w = start_worker(&e, "pnas", "2", NULL);
+    pid_t m = start_master(&e, 1);
+    int rc = e2e_wait(m, 120000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, 84);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "prepared in the thread pool"), 1);
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "rank correlation"), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("campaign");
@@ -241,6 +269,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_e2e_tabular_campaign);
     tcase_add_test(tc, test_e2e_resume_refuses_other_config);
     tcase_add_loop_test(tc, test_e2e_signals_stop_gracefully, 0, 3);
+    tcase_add_test(tc, test_e2e_pnas_prepares_off_the_loop);
     suite_add_tcase(s, tc);
     return s;
 }

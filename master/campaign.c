@@ -652,6 +652,12 @@ int nas_campaign_start(nas_campaign *c, char *err) {
             waiting++;
         }
     }
+    /* A crash while the final tasks were being added leaves some missing;
+     * entering the final stage again adds exactly those. */
+    if (c->phase == NAS__PHASE_FINAL) {
+        rc = nas__campaign_enter_final(c, now, err);
+        if (rc < 0) return rc;
+    }
     if (waiting) {
         c->grace_until = now + (grace > 0 ? grace : 1);
         nas_info("campaign: %d task(s) leased before the restart wait up to %lld ms for their "

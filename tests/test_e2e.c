@@ -260,6 +260,43 @@ START_TEST(test_e2e_pnas_prepares_off_the_loop) {
 }
 END_TEST
 
+/* The wall-time budget stops proposals (counted from the campaign's
+ * creation), the tasks in flight still finish, and the final stage runs on
+ * what was evaluated. */
+START_TEST(test_e2e_wall_time_budget) {
+    e2e_env e;
+    env_init(&e, 7);
+    e2e_write_campaign(e.cfg, "wall", 100, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n"
+                       "final:\n  top_k: 1\n");
+    /* The campaign file's budget section comes first; add the wall time. */
+    char *text = nas_read_file(e.cfg, NULL);
+    char *at = strstr(text, "  evaluations: 100\n");
+    ck_assert_ptr_nonnull(at);
+    char cfg[PATH_MAX + 2048];
+    snprintf(cfg, sizeof cfg, "%.*s  evaluations: 100\n  wall_time: 2s\n%s", (int)(at - text), text,
+             at + strlen("  evaluations: 100\n"));
+    free(text);
+    ck_assert_int_eq(nas_write_file(e.cfg, cfg, strlen(cfg), 0), 0);
+    pid_t w = start_worker(&e, "wall", "100", NULL);
+    int64_t t0 = nas_now_ms();
+    pid_t m = start_master(&e, 1);
+    int rc = e2e_wait(m, 60000);
+    int64_t took = nas_now_ms() - t0;
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_lt(took, 30000);
+    nas_store_counts s, fin;
+    e2e_counts(e.db, &s, &fin);
+    ck_assert_int_ge(s.done, 2);
+    ck_assert_int_lt(s.done, 100);
+    ck_assert_int_eq(s.queued + s.leased, 0);
+    ck_assert_int_eq(fin.done, 1);
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "wall-time budget"), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("e2e");
     TCase *tc = tcase_create("campaign");
@@ -270,6 +307,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_e2e_resume_refuses_other_config);
     tcase_add_loop_test(tc, test_e2e_signals_stop_gracefully, 0, 3);
     tcase_add_test(tc, test_e2e_pnas_prepares_off_the_loop);
+    tcase_add_test(tc, test_e2e_wall_time_budget);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -203,6 +203,38 @@ START_TEST(test_fault_master_killed_resumes_exactly) {
 }
 END_TEST
 
+/* Master and worker both killed: the resumed lease waits out its grace,
+ * goes back to the queue, and a new worker finishes the campaign. */
+START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
+    fenv e;
+    fenv_init(&e, 9);
+    e2e_write_campaign(e.cfg, "grace", 5, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
+    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
+    pid_t w = worker(&e, "gone", "400", wlog, sizeof wlog);
+    pid_t m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
+    int64_t k = leased_task(e.db, NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(m, SIGKILL);
+    e2e_kill(w, SIGKILL);
+    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg,  "--synthetic", "--db", e.db,
+                    "--resume-grace-ms",           "1000", NULL};
+    m = e2e_spawn(m2log, NULL, argv);
+    w = worker(&e, "fresh", "20", w2log, sizeof w2log);
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, 5);
+    ck_assert_int_eq(e2e_count_in_file(m2log, "was not delivered in time"), 1);
+    char line[64];
+    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);
+    ck_assert_int_eq(e2e_count_in_file(w2log, line), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 // ---- hostile bytes ------------------------------------------------------------------------
 
 /* Send one message (frames as given) from a fresh DEALER and return the
@@ -307,6 +339,7 @@ static Suite *make_suite(void) {
     tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_fault_worker_killed_mid_task);
     tcase_add_loop_test(tc, test_fault_master_killed_resumes_exactly, 0, 2);
+    tcase_add_test(tc, test_fault_lease_without_worker_requeued_after_grace);
     tcase_add_test(tc, test_fault_hostile_frames_answered);
     suite_add_tcase(s, tc);
     return s;

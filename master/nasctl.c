@@ -392,12 +392,15 @@ static int cmd_dot(const args *a) {
                 err, perr);
         return 1;
     }
-    static char buf[1 << 16];
-    if (nas_genome_to_dot(&g, buf, sizeof buf) < 0) {
-        fprintf(stderr, "nasctl dot: drawing too large\n");
+    size_t cap = 1 << 16;
+    char *buf = nas_malloc(cap);
+    if (!buf || nas_genome_to_dot(&g, buf, cap) < 0) {
+        fprintf(stderr, "nasctl dot: %s\n", buf ? "drawing too large" : "out of memory");
+        nas_free(buf);
         return 1;
     }
     fputs(buf, stdout);
+    nas_free(buf);
     return 0;
 }
 

@@ -83,6 +83,17 @@ static int em_net(nas__emit *e, int id) {
     return id;
 }
 
+/* Count mode: add p params and m MACs, refusing sums that overflow int64
+ * (F = 4096 at 4096 px and 64 cells gets there; signed overflow is UB). */
+static int em_count(nas__emit *e, int64_t p, int64_t m) {
+    int64_t np, nm;
+    if (__builtin_add_overflow(e->params, p, &np) || __builtin_add_overflow(e->macs, m, &nm))
+        return em_fail(e, NAS_ERANGE, "network too large to count (int64 overflow)");
+    e->params = np;
+    e->macs = nm;
+    return NAS_OK;
+}
+
 static int em_input(nas__emit *e, nas_shape in) {
     if (e->net) return em_net(e, nas_net_input(e->net));
     return em_node(e, in);
@@ -99,8 +110,11 @@ static int em_conv(nas__emit *e, const char *path, int x, int oc, int kh, int kw
     if (nas_conv_shape_init(&cs, 1, in.c, in.h, in.w, oc, kh, kw, stride, pad, dil, groups, msg) <
         0)
         return em_fail(e, NAS_EINVAL, msg);
-    e->params += (int64_t)oc * (in.c / groups) * kh * kw;
-    e->macs += (int64_t)oc * cs.oh * cs.ow * (in.c / groups) * kh * kw;
+    /* Each factor is at most 16384 (channels) or 4096 (side, kernel): the
+     * products stay below 2^63 before the overflow-checked sum. */
+    int64_t w = (int64_t)oc * (in.c / groups) * kh * kw;
+    int rc = em_count(e, w, w * cs.oh * cs.ow);
+    if (rc < 0) return rc;
     return em_node(e, (nas_shape){oc, cs.oh, cs.ow});
 }
 
@@ -108,7 +122,8 @@ static int em_bn(nas__emit *e, const char *path, int x) {
     if (x < 0) return x;
     if (e->net) return em_net(e, nas_net_bn(e->net, path, x));
     nas_shape s = em_shape(e, x);
-    e->params += 2 * (int64_t)s.c;
+    int rc = em_count(e, 2 * (int64_t)s.c, 0);
+    if (rc < 0) return rc;
     return em_node(e, s);
 }
 
@@ -162,8 +177,8 @@ static int em_linear(nas__emit *e, const char *path, int x, int out) {
     if (e->net) return em_net(e, nas_net_linear(e->net, path, x, out));
     nas_shape s = em_shape(e, x);
     int64_t in = (int64_t)s.c * s.h * s.w;
-    e->params += in * out + out;
-    e->macs += in * out;
+    int rc = em_count(e, in * out + out, in * out);
+    if (rc < 0) return rc;
     return em_node(e, (nas_shape){out, 1, 1});
 }
 
@@ -260,24 +275,6 @@ static int build_op(nas__emit *e, const char *path, int op, int x, int c, int st
     }
 }
 
-/* Liveness as in the canonical form: a block is live if no block reads
- * it, or a live block reads it through a non-zero half. */
-static void cell_live(const nas_cell *c, int *live, int *output) {
-    int used_any[NAS_MAX_BLOCKS] = {0}, live_use[NAS_MAX_BLOCKS] = {0};
-    for (int k = 0; k < c->n_blocks; k++) {
-        if (c->blocks[k].in_a >= 2) used_any[c->blocks[k].in_a - 2] = 1;
-        if (c->blocks[k].in_b >= 2) used_any[c->blocks[k].in_b - 2] = 1;
-    }
-    for (int k = c->n_blocks - 1; k >= 0; k--) {
-        const nas_block *b = &c->blocks[k];
-        live[k] = !used_any[k] || live_use[k];
-        output[k] = !used_any[k];
-        if (!live[k]) continue;
-        if (b->op_a != NAS_OP_ZERO && b->in_a >= 2) live_use[b->in_a - 2] = 1;
-        if (b->op_b != NAS_OP_ZERO && b->in_b >= 2) live_use[b->in_b - 2] = 1;
-    }
-}
-
 /* One cell: inputs s0 = h[i-2], s1 = h[i-1]; returns the output node.
  * After the cell both inputs have its side and C channels; block outputs
  * inherit that, so every add and the final concat are shape-consistent. */
@@ -294,12 +291,12 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     path_fmt(path, sizeof path, "cell%d/pre1", idx);
     st[1] = relu_conv_bn(e, path, s1, c, 1, 1, 0);
     int live[NAS_MAX_BLOCKS], output[NAS_MAX_BLOCKS], outs[NAS_MAX_BLOCKS], n_out = 0;
-    cell_live(cell, live, output);
+    nas__cell_live(cell, live, output); /* the canonical form's rule: dead blocks not built */
     for (int k = 0; k < cell->n_blocks; k++) {
         st[k + 2] = -1;
         if (!live[k]) continue;
         const nas_block *b = &cell->blocks[k];
-        int half[2], n_half = 0;
+        int half[2] = {NAS_EGENOME, NAS_EGENOME}, n_half = 0;
         for (int h = 0; h < 2; h++) {
             int op = h ? b->op_b : b->op_a, in = h ? b->in_b : b->in_a;
             if (op == NAS_OP_ZERO) continue;
@@ -309,6 +306,8 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
             if (drop_path && !(op == NAS_OP_ID && stride == 1)) y = em_drop_path(e, y);
             half[n_half++] = y;
         }
+        if (n_half == 0) /* validate forbids zero+zero; kept for -O2's flow analysis */
+            return em_fail(e, NAS_EGENOME, "a block with two zero halves");
         st[k + 2] = n_half == 2 ? em_add(e, half[0], half[1]) : half[0];
         if (output[k]) outs[n_out++] = st[k + 2];
     }

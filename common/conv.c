@@ -13,6 +13,8 @@
 #include "common/err.h"
 #include "common/gemm.h"
 
+// Every conv in nasd, from builders and tests alike, passes through this check, so an
+// impossible geometry is a clear NAS_EINVAL before any memory is sized from it.
 int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
                         int stride, int pad, int dil, int groups, char *err) {
     if (n < 1 || c < 1 || h < 1 || w < 1 || oc < 1 || kh < 1 || kw < 1 || stride < 1 || pad < 0 ||
@@ -45,6 +47,8 @@ static int is_depthwise(const nas_conv_shape *s) {
     return s->groups == s->c && s->oc == s->c && s->groups > 1;
 }
 
+// One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
+// the batch and stays near L2 size for the layers of these networks.
 size_t nas_conv_workspace(const nas_conv_shape *s) {
     if (is_pointwise(s) || is_depthwise(s)) return 0;
     return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
@@ -63,6 +67,8 @@ static void valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi) {
     *lo = l, *hi = h;
 }
 
+// Row r = (ch*KH + ki)*KW + kj of col holds, for every output pixel, the input value tap
+// (ki, kj) of channel ch reads; the GEMM with the (OC, C*KH*KW) weight matrix is then the conv.
 void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
     int ohw = s->oh * s->ow;
     for (int ch = 0; ch < c; ch++) {
@@ -93,6 +99,8 @@ void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
     }
 }
 
+// Exactly the transpose of nas_im2col: every column entry is added back to the input pixel it
+// was copied from, so overlapping windows sum their gradients.
 void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s) {
     int ohw = s->oh * s->ow;
     for (int ch = 0; ch < c; ch++) {
@@ -122,6 +130,8 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
 // ----------------------------------------------------------------------------
 // depthwise: one filter per channel, direct loops
 
+// Depthwise convs have one input channel per filter, so im2col + GEMM would multiply a 1 x K
+// by K x HW matrix per channel: all overhead.  The direct loop walks each tap across rows.
 static void dw_forward(float *out, const float *inp, const float *weight, const float *bias,
                        const nas_conv_shape *s) {
     // out (N,C,OH,OW), inp (N,C,H,W), weight (C,1,KH,KW)
@@ -194,6 +204,8 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 // ----------------------------------------------------------------------------
 // general conv: per image, per group GEMM
 
+// Dispatch: depthwise to the direct loop, everything else per image and per group through
+// one GEMM, with pointwise convs reading the image itself as the column matrix.
 void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const nas_conv_shape *s, float *ws) {
     if (is_depthwise(s)) {
@@ -224,6 +236,8 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
     }
 }
 
+// Backward recomputes im2col instead of keeping the forward's columns: storing them for a
+// whole batch would cost more memory than every activation of the net together.
 void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
     if (is_depthwise(s)) {

@@ -17,7 +17,9 @@
  */
 #include "common/genome.h"
 #include "common/err.h"
+#include "common/genome_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -260,7 +262,7 @@ static int cur_int(cursor *c, int *out, char *err) {
 
 /* half := op ':' index.  Records the index's position for later checks. */
 static int parse_half(cursor *c, uint8_t *op, uint8_t *in, size_t *in_pos, char *err) {
-    int o, i;
+    int o = 0, i = 0;
     int rc = cur_op(c, nas_op_parse, &o, err);
     if (rc < 0) return rc;
     if ((rc = cur_expect(c, ':', "after op", err)) < 0) return rc;
@@ -365,7 +367,7 @@ static int parse_nb201(cursor *c, nas_genome *g, char *err) {
         if (i > 1 && (rc = cur_expect(c, '+', "between nodes", err)) < 0) return rc;
         if ((rc = cur_expect(c, '|', "to open a node", err)) < 0) return rc;
         for (int j = 0; j < i; j++) {
-            int op, from;
+            int op = 0, from = 0;
             if ((rc = cur_op(c, nas_nb201_op_parse, &op, err)) < 0) return rc;
             if ((rc = cur_expect(c, '~', "after op", err)) < 0) return rc;
             size_t at = c->pos;
@@ -489,4 +491,25 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
     }
     if (w < 0 || (size_t)w >= cap) return NAS_ERANGE;
     return w;
+}
+
+// ---------------------------------------------------------------------------
+// Bounded appender shared by the JSON and DOT writers: it counts what it
+// would have written, so an undersized buffer is found once, at the end.
+
+void nas__text_put(nas__text *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->n < o->cap ? o->cap - o->n : 0;
+    int w = vsnprintf(room ? o->buf + o->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) o->n += (size_t)w;
+}
+
+int nas__text_finish(nas__text *o) {
+    if (o->n >= o->cap) {
+        if (o->cap) o->buf[0] = '\0';
+        return NAS_ERANGE;
+    }
+    return (int)o->n;
 }

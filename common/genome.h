@@ -32,7 +32,9 @@
 #include <stdint.h>
 
 #define NAS_MAX_BLOCKS 8
-#define NAS_GENOME_TEXT_MAX 512 /* longest text form of any valid genome, with NUL */
+#define NAS_GENOME_TEXT_MAX 512  /* longest text form of any valid genome, with NUL */
+#define NAS_GENOME_JSON_MAX 1024 /* longest JSON form, with NUL */
+#define NAS_GENOME_DOT_MAX  8192 /* longest DOT form, with NUL */
 
 enum nas_space_kind {
     NAS_SPACE_CELL = 0,
@@ -118,12 +120,20 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err);
 int nas_genome_format(const nas_genome *g, char *buf, size_t cap);
 
 /* JSON: {"space":"cell","shared":false,"normal":[[in_a,"op_a",in_b,"op_b"],...],"reduce":[...]}
- *       {"space":"nb201","edges":["nor_conv_3x3",...]} (edge order as above) */
+ *       ("reduce" is absent when "shared" is true)
+ *       {"space":"nb201","edges":["nor_conv_3x3",...]} (edge order as above)
+ * to_json returns the length or NAS_ERANGE / NAS_EGENOME; from_json is
+ * strict (unknown or missing keys, wrong types) and validates, NAS_EGENOME
+ * with err naming the key or block and the byte offset. */
 int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap);
 int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *err);
 
 /* Graphviz DOT: one digraph with a cluster per cell. Returns length or NAS_ERANGE. */
 int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap);
+/* Read back the DOT dialect nas_genome_to_dot writes (one statement per
+ * line, our node names; edited labels and edges are fine). NAS_EGENOME with
+ * err naming the line otherwise. */
+int nas_genome_from_dot(const char *dot, size_t len, nas_genome *out, char *err);
 
 /* Check structure: block count, op range, inputs in range (a block may use
  * only 0, 1 and earlier blocks), at least one non-`zero` half per block,
@@ -188,6 +198,11 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out);
  * children are canonical; the level is the number of intermediate nodes in
  * use (0..2), and none are returned at level 2. */
 int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **children);
+
+/* The PNAS level of a genome: CELL, the live block count of its larger
+ * canonical cell (1..8); NB201, the number of intermediate nodes in use
+ * (0..2). NAS_EGENOME for an invalid genome. */
+int nas_genome_level(const nas_genome *g);
 
 /* PNAS level 1: every distinct 1-block genome of the space (NB201: every
  * genome with exactly one intermediate node in use). Same ownership.

@@ -11,6 +11,12 @@
 /* 1 if the first n_blocks blocks of both cells are byte-identical. */
 int nas__cell_equal(const nas_cell *a, const nas_cell *b);
 
+/* Liveness of a valid cell's blocks (docs/GENOME.md s2): live[k] if no
+ * block reads k, or a live block reads it through a non-zero half;
+ * output[k] (may be NULL) if no block reads k at all. Shared by the
+ * canonical form and the builder, so what is dropped is what is not built. */
+void nas__cell_live(const nas_cell *c, int *live, int *output);
+
 /* Canonical form of a valid cell (see nas_genome_canonical). */
 void nas__cell_canonical(const nas_cell *in, nas_cell *out);
 
@@ -28,5 +34,14 @@ uint32_t nas__space_ops(const nas_space *sp);
 
 /* Collect the op indices set in mask into ops[]; returns how many. */
 int nas__mask_list(uint32_t mask, int n_ops, int *ops);
+
+/* Bounded text appender for the writers: n counts every byte that would
+ * have been written; nas__text_finish returns the length or NAS_ERANGE. */
+typedef struct nas__text {
+    char *buf;
+    size_t cap, n;
+} nas__text;
+void nas__text_put(nas__text *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int nas__text_finish(nas__text *o);
 
 #endif

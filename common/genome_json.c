@@ -1,5 +1,5 @@
 /*
- * genome_json.c - the JSON and Graphviz DOT forms of a genome.
+ * genome_json.c - the JSON form of a genome.
  *
  * JSON (docs/GENOME.md):
  *   {"space":"cell","shared":false,"normal":[[1,"sep3x3",0,"max3x3"],...],
@@ -11,6 +11,7 @@
  */
 #include "common/err.h"
 #include "common/genome.h"
+#include "common/genome_internal.h"
 #include "common/json.h"
 
 #include <stdarg.h>
@@ -18,60 +19,38 @@
 #include <string.h>
 
 // ---------------------------------------------------------------------------
-// Writers: a bounded appender that counts what it would have written.
+// Writer (the bounded appender nas__text is shared with the DOT writer)
 
-typedef struct text_out {
-    char *buf;
-    size_t cap, n;
-} text_out;
-
-static void put(text_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text_out *o, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = o->n < o->cap ? o->cap - o->n : 0;
-    int w = vsnprintf(room ? o->buf + o->n : NULL, room, fmt, ap);
-    va_end(ap);
-    if (w > 0) o->n += (size_t)w;
-}
-
-static int finish(text_out *o) {
-    if (o->n >= o->cap) {
-        if (o->cap) o->buf[0] = '\0';
-        return NAS_ERANGE;
-    }
-    return (int)o->n;
-}
-
-static void json_cell(text_out *o, const nas_cell *c) {
-    put(o, "[");
+static void json_cell(nas__text *o, const nas_cell *c) {
+    nas__text_put(o, "[");
     for (int k = 0; k < c->n_blocks; k++) {
         const nas_block *b = &c->blocks[k];
-        put(o, "%s[%d,\"%s\",%d,\"%s\"]", k ? "," : "", b->in_a, nas_op_name(b->op_a), b->in_b,
-            nas_op_name(b->op_b));
+        nas__text_put(o, "%s[%d,\"%s\",%d,\"%s\"]", k ? "," : "", b->in_a, nas_op_name(b->op_a),
+                      b->in_b, nas_op_name(b->op_b));
     }
-    put(o, "]");
+    nas__text_put(o, "]");
 }
 
 int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
-    text_out o = {buf, cap, 0};
+    nas__text o = {buf, cap, 0};
     if (g->space == NAS_SPACE_NB201) {
-        put(&o, "{\"space\":\"nb201\",\"edges\":[");
+        nas__text_put(&o, "{\"space\":\"nb201\",\"edges\":[");
         for (int e = 0; e < NAS_NB201_EDGES; e++)
-            put(&o, "%s\"%s\"", e ? "," : "", nas_nb201_op_name(g->nb201[e]));
-        put(&o, "]}");
-        return finish(&o);
+            nas__text_put(&o, "%s\"%s\"", e ? "," : "", nas_nb201_op_name(g->nb201[e]));
+        nas__text_put(&o, "]}");
+        return nas__text_finish(&o);
     }
-    put(&o, "{\"space\":\"cell\",\"shared\":%s,\"normal\":", g->shared ? "true" : "false");
+    nas__text_put(&o,
+                  "{\"space\":\"cell\",\"shared\":%s,\"normal\":", g->shared ? "true" : "false");
     json_cell(&o, &g->normal);
     if (!g->shared) {
-        put(&o, ",\"reduce\":");
+        nas__text_put(&o, ",\"reduce\":");
         json_cell(&o, &g->reduce);
     }
-    put(&o, "}");
-    return finish(&o);
+    nas__text_put(&o, "}");
+    return nas__text_finish(&o);
 }
 
 // ---------------------------------------------------------------------------
@@ -93,8 +72,9 @@ static int json_err(char *err, const nas_json *at, const char *fmt, ...) {
  * protobuf report it with the same words. */
 static int json_index(const nas_json *v, int *out, const char *cell, size_t k, char half,
                       char *err) {
-    if (v->type != NAS_JSON_NUMBER || v->number != (double)(int)v->number || v->number < 0 ||
-        v->number > 255)
+    /* Range first: converting an out-of-range double to int is undefined. */
+    if (v->type != NAS_JSON_NUMBER || !(v->number >= 0 && v->number <= 255) ||
+        v->number != (double)(int)v->number)
         return json_err(err, v, "%s block %zu %c: input must be an integer 0..255", cell, k, half);
     *out = (int)v->number;
     return NAS_OK;
@@ -123,7 +103,7 @@ static int json_cell_read(const nas_json *arr, nas_cell *c, const char *name, ch
         if (b->type != NAS_JSON_ARRAY || b->len != 4)
             return json_err(err, b, "%s block %zu must be [in_a, \"op_a\", in_b, \"op_b\"]", name,
                             k);
-        int ia, oa, ib, ob, rc;
+        int ia = 0, oa = 0, ib = 0, ob = 0, rc;
         if ((rc = json_index(&b->items[0], &ia, name, k, 'a', err)) < 0) return rc;
         if ((rc = json_op(&b->items[1], &oa, name, k, 'a', err)) < 0) return rc;
         if ((rc = json_index(&b->items[2], &ib, name, k, 'b', err)) < 0) return rc;
@@ -205,59 +185,4 @@ int nas_genome_from_json(const char *json, size_t len, nas_genome *out, char *er
     if (nas_genome_validate(&g, verr) < 0) return nas_set_err(err, NAS_EGENOME, "json: %s", verr);
     *out = g;
     return NAS_OK;
-}
-
-// ---------------------------------------------------------------------------
-// Graphviz DOT: a cluster per cell; inputs are boxes, blocks are "+" nodes
-// with the op on each incoming edge, and the output concat collects the
-// blocks no later block reads.
-
-static void dot_cell(text_out *o, const nas_cell *c, const char *id, const char *label) {
-    put(o, "  subgraph cluster_%s {\n    label=\"%s\";\n", id, label);
-    put(o, "    %s_in0 [label=\"h[i-2]\", shape=box];\n    %s_in1 [label=\"h[i-1]\", shape=box];\n",
-        id, id);
-    int used[NAS_MAX_BLOCKS] = {0};
-    for (int k = 0; k < c->n_blocks; k++) {
-        const nas_block *b = &c->blocks[k];
-        put(o, "    %s_b%d [label=\"+ %d\", shape=circle];\n", id, k, k);
-        for (int h = 0; h < 2; h++) {
-            int in = h ? b->in_b : b->in_a, op = h ? b->op_b : b->op_a;
-            if (in >= 2) used[in - 2] = 1;
-            if (in < 2)
-                put(o, "    %s_in%d -> %s_b%d [label=\"%s\"];\n", id, in, id, k, nas_op_name(op));
-            else
-                put(o, "    %s_b%d -> %s_b%d [label=\"%s\"];\n", id, in - 2, id, k,
-                    nas_op_name(op));
-        }
-    }
-    put(o, "    %s_out [label=\"concat\", shape=box];\n", id);
-    for (int k = 0; k < c->n_blocks; k++)
-        if (!used[k]) put(o, "    %s_b%d -> %s_out;\n", id, k, id);
-    put(o, "  }\n");
-}
-
-int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap) {
-    if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
-    if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
-    text_out o = {buf, cap, 0};
-    put(&o, "digraph genome {\n  rankdir=LR;\n");
-    if (g->space == NAS_SPACE_NB201) {
-        static const int src[NAS_NB201_EDGES] = {0, 0, 1, 0, 1, 2};
-        static const int dst[NAS_NB201_EDGES] = {1, 2, 2, 3, 3, 3};
-        put(&o, "  subgraph cluster_cell {\n    label=\"nb201 cell\";\n");
-        for (int i = 0; i < 4; i++)
-            put(&o, "    n%d [label=\"%d\", shape=circle];\n", i, i);
-        for (int e = 0; e < NAS_NB201_EDGES; e++)
-            if (g->nb201[e] != NAS_NB201_NONE)
-                put(&o, "    n%d -> n%d [label=\"%s\"];\n", src[e], dst[e],
-                    nas_nb201_op_name(g->nb201[e]));
-        put(&o, "  }\n");
-    } else if (g->shared) {
-        dot_cell(&o, &g->normal, "cell", "cell (normal and reduction)");
-    } else {
-        dot_cell(&o, &g->normal, "normal", "normal cell");
-        dot_cell(&o, &g->reduce, "reduce", "reduction cell");
-    }
-    put(&o, "}\n");
-    return finish(&o);
 }

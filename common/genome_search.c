@@ -41,25 +41,29 @@ static uint64_t mix2(uint64_t a, uint64_t b) {
     return nas_mix64(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull));
 }
 
-/* Drop dead blocks and write zero halves' inputs as 0 (rules 3 and 4).
- * Returns the live cell in the original relative order. */
-static void cell_prune(const nas_cell *in, nas_cell *out) {
-    int n = in->n_blocks;
-    int used_any[NAS_MAX_BLOCKS] = {0}, live_use[NAS_MAX_BLOCKS] = {0}, live[NAS_MAX_BLOCKS];
-    for (int k = 0; k < n; k++) {
-        const nas_block *b = &in->blocks[k];
-        if (b->in_a >= 2) used_any[b->in_a - 2] = 1;
-        if (b->in_b >= 2) used_any[b->in_b - 2] = 1;
+void nas__cell_live(const nas_cell *c, int *live, int *output) {
+    int used_any[NAS_MAX_BLOCKS] = {0}, live_use[NAS_MAX_BLOCKS] = {0};
+    for (int k = 0; k < c->n_blocks; k++) {
+        if (c->blocks[k].in_a >= 2) used_any[c->blocks[k].in_a - 2] = 1;
+        if (c->blocks[k].in_b >= 2) used_any[c->blocks[k].in_b - 2] = 1;
     }
     /* Walk backwards: a block's liveness is final once every later block
      * has been decided, and it then marks its non-zero inputs. */
-    for (int k = n - 1; k >= 0; k--) {
+    for (int k = c->n_blocks - 1; k >= 0; k--) {
+        const nas_block *b = &c->blocks[k];
         live[k] = !used_any[k] || live_use[k];
+        if (output) output[k] = !used_any[k];
         if (!live[k]) continue;
-        const nas_block *b = &in->blocks[k];
         if (b->op_a != NAS_OP_ZERO && b->in_a >= 2) live_use[b->in_a - 2] = 1;
         if (b->op_b != NAS_OP_ZERO && b->in_b >= 2) live_use[b->in_b - 2] = 1;
     }
+}
+
+/* Drop dead blocks and write zero halves' inputs as 0 (rules 3 and 4).
+ * Returns the live cell in the original relative order. */
+static void cell_prune(const nas_cell *in, nas_cell *out) {
+    int n = in->n_blocks, live[NAS_MAX_BLOCKS];
+    nas__cell_live(in, live, NULL);
     int remap[NAS_MAX_BLOCKS], m = 0;
     nas_cell c;
     memset(&c, 0, sizeof c);
@@ -698,6 +702,14 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
     int limit = sp->n_blocks >= 1 && sp->n_blocks <= NAS_MAX_BLOCKS ? sp->n_blocks : NAS_MAX_BLOCKS;
     if (g->normal.n_blocks >= limit || g->reduce.n_blocks >= limit) return 0;
     return expand_cells(&g->normal, &g->reduce, g->shared, ops, n_ops, children);
+}
+
+int nas_genome_level(const nas_genome *g) {
+    if (g == NULL || nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    if (g->space == NAS_SPACE_NB201) return nas__nb201_level(g->nb201);
+    nas_genome c;
+    nas_genome_canonical(g, &c);
+    return c.normal.n_blocks > c.reduce.n_blocks ? c.normal.n_blocks : c.reduce.n_blocks;
 }
 
 int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out) {

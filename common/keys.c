@@ -61,21 +61,27 @@ int nas_keys_check_z85(const char *s, size_t len, char *err) {
     return NAS_OK;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Trim [*b, *e) of blanks in place. */
 static void trim(const char **b, const char **e) {
-    while (*b < *e && is_space(**b)) (*b)++;
-    while (*e > *b && is_space((*e)[-1])) (*e)--;
+    while (*b < *e && is_space(**b))
+        (*b)++;
+    while (*e > *b && is_space((*e)[-1]))
+        (*e)--;
 }
 
 /* 1 if [b, e) looks like `name = ...` with a lower-case name (czmq's
  * form), as opposed to a damaged key that happens to contain '='. */
 static int is_field_line(const char *b, const char *e) {
     const char *p = b;
-    while (p < e && ((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_')) p++;
+    while (p < e && ((*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+        p++;
     if (p == b) return 0;
-    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
     return p < e && *p == '=';
 }
 
@@ -104,6 +110,16 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
     if (text == NULL && len > 0) return nas_set_err(err, NAS_EINVAL, "%s: NULL text", name);
     char field[32];
     snprintf(field, sizeof field, "%s-key", what);
+    /* A secret key where a public one is expected means the secret has
+     * already been copied somewhere it should not be (the authorized
+     * directory, a worker's config): refuse loudly instead of using it. */
+    if (strcmp(what, "public") == 0 && text != NULL &&
+        (memmem(text, len, "CURVE secret key", 16) != NULL ||
+         memmem(text, len, "secret-key", 10) != NULL))
+        return nas_set_err(err, NAS_EFORMAT,
+                           "%s holds a secret key; only the public NAME.key file may be "
+                           "copied, and this secret should be replaced",
+                           name);
     const char *key_b = NULL, *key_e = NULL;
     int key_line = 0, line = 0;
     const char *p = text, *end = text + len;
@@ -129,8 +145,8 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
             /* czmq form; other fields (metadata, the other key) are skipped. */
             int rc = parse_field(b, e, field, &vb, &ve);
             if (rc < 0)
-                return nas_set_err(err, NAS_EFORMAT, "%s:%d: %s needs a quoted value", name,
-                                   line, field);
+                return nas_set_err(err, NAS_EFORMAT, "%s:%d: %s needs a quoted value", name, line,
+                                   field);
             if (rc == 0) continue;
         } else if ((e - b == 8 && memcmp(b, "metadata", 8) == 0) ||
                    (e - b == 5 && memcmp(b, "curve", 5) == 0)) {
@@ -159,6 +175,8 @@ int nas_keys_parse(const char *text, size_t len, const char *what, const char *n
 // ----------------------------------------------------------------------------
 // Generating and fingerprinting
 
+/* libzmq draws the key from libsodium's CSPRNG, never from nas_rng: keys
+ * must not be reproducible from a campaign seed. */
 int nas_keys_generate(nas_keypair *kp, char *err) {
     NAS_ASSERT(kp != NULL);
     memset(kp, 0, sizeof *kp);
@@ -248,6 +266,8 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
     if ((size_t)snprintf(pub_path, sizeof pub_path, "%s.key", base) >= sizeof pub_path ||
         (size_t)snprintf(sec_path, sizeof sec_path, "%s.key_secret", base) >= sizeof sec_path)
         return nas_set_err(err, NAS_EINVAL, "key path too long: %s", base);
+    /* lstat, not stat: a dangling symlink under the key's name is still
+     * something we refuse to replace without being asked. */
     struct stat st;
     if (!overwrite) {
         /* Checked up front so that an existing half of a pair leaves
@@ -270,10 +290,15 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
              "# master's authorized directory (workers) or to the workers (master).\n%s\n",
              kp->public_z85);
     int rc = write_tmp(sec_path, sec_text, 0600, sec_tmp, sizeof sec_tmp, err);
+    /* explicit_bzero, unlike memset, is not optimised away before return. */
+    explicit_bzero(sec_text, sizeof sec_text);
     if (rc != NAS_OK) goto fail;
     rc = write_tmp(pub_path, pub_text, 0644, pub_tmp, sizeof pub_tmp, err);
     if (rc != NAS_OK) goto fail;
 
+    /* The secret goes in first.  A crash between the two steps leaves
+     * the new secret beside the old public file, which load_pair reports
+     * as a mismatch; never a new public key handed out without its secret. */
     if (overwrite) {
         if (rename(sec_tmp, sec_path) != 0) {
             rc = nas_set_err(err, NAS_EIO, "rename to %s: %s", sec_path, strerror(errno));
@@ -296,10 +321,9 @@ int nas_keys_save(const nas_keypair *kp, const char *base, int overwrite, char *
         if (link(pub_tmp, pub_path) != 0) {
             int e = errno;
             unlink(sec_path); /* ours: created by the link just above */
-            rc = e == EEXIST
-                     ? nas_set_err(err, NAS_EEXIST, "%s exists (refusing to overwrite a key)",
-                                   pub_path)
-                     : nas_set_err(err, NAS_EIO, "link %s: %s", pub_path, strerror(e));
+            rc = e == EEXIST ? nas_set_err(err, NAS_EEXIST,
+                                           "%s exists (refusing to overwrite a key)", pub_path)
+                             : nas_set_err(err, NAS_EIO, "link %s: %s", pub_path, strerror(e));
             goto fail;
         }
         unlink(sec_tmp);
@@ -320,7 +344,7 @@ int nas_keys_generate_files(const char *base, int overwrite, nas_keypair *kp, ch
     if (rc == NAS_OK) rc = nas_keys_save(&local, base, overwrite, err);
     if (rc == NAS_OK && kp != NULL) *kp = local;
     /* The secret does not outlive this call unless the caller asked. */
-    memset(&local, 0, sizeof local);
+    explicit_bzero(&local, sizeof local);
     return rc;
 }
 
@@ -344,10 +368,12 @@ static int read_key_file(const char *path, int secret, char *buf, size_t *len, c
         rc = nas_set_err(err, NAS_EFORMAT, "%s: not a regular file", path);
         goto done;
     }
+    /* As ssh does for identity files: a readable secret may already be
+     * copied, so refusing it forces the operator to notice. */
     if (secret && (st.st_mode & 077) != 0) {
         rc = nas_set_err(err, NAS_EAUTH,
-                         "%s: secret key is readable by others (mode %04o); run chmod 600 %s",
-                         path, (unsigned)(st.st_mode & 07777), path);
+                         "%s: secret key is readable by others (mode %04o); run chmod 600 %s", path,
+                         (unsigned)(st.st_mode & 07777), path);
         goto done;
     }
     if (st.st_size > KEYS_FILE_MAX) {
@@ -398,13 +424,16 @@ int nas_keys_load_pair(const char *base, nas_keypair *kp, char *err) {
     memset(&k, 0, sizeof k);
     int rc = read_key_file(sec_path, 1, buf, &len, err);
     if (rc == NAS_OK) rc = nas_keys_parse(buf, len, "secret", sec_path, k.secret_z85, err);
-    memset(buf, 0, sizeof buf);
+    explicit_bzero(buf, sizeof buf);
     if (rc != NAS_OK) goto fail;
     if (zmq_curve_public(k.public_z85, k.secret_z85) != 0) {
         rc = nas_set_err(err, NAS_EUNSUPPORTED, "%s: cannot derive the public key: %s", sec_path,
                          zmq_strerror(zmq_errno()));
         goto fail;
     }
+    /* The secret is the truth; a stale NAME.key next to it (a keygen
+     * --force that copied only one file) would make the operator hand out
+     * the wrong public key, so a mismatch is an error. */
     char on_disk[NAS_KEY_Z85_LEN + 1];
     rc = nas_keys_load_public(pub_path, on_disk, err);
     if (rc == NAS_ENOTFOUND) {
@@ -417,10 +446,10 @@ int nas_keys_load_pair(const char *base, nas_keypair *kp, char *err) {
         goto fail;
     }
     *kp = k;
-    memset(&k, 0, sizeof k);
+    explicit_bzero(&k, sizeof k);
     return NAS_OK;
 fail:
-    memset(&k, 0, sizeof k);
+    explicit_bzero(&k, sizeof k);
     return rc;
 }
 
@@ -432,11 +461,13 @@ static int set_key(void *sock, int option, const char *z85, const char *what, ch
     char detail[NAS_ERR_LEN];
     if (z85 == NULL || nas_keys_check_z85(z85, strlen(z85), detail) != NAS_OK)
         return nas_set_err(err, NAS_EINVAL, "%s: %s", what, z85 == NULL ? "missing" : detail);
+    /* Binary form: libzmq accepts 40 or 41 bytes of Z85 too, but passing
+     * 32 decoded bytes leaves no doubt about a trailing NUL. */
     uint8_t bin[NAS_KEY_BIN_LEN];
     if (zmq_z85_decode(bin, z85) == NULL)
         return nas_set_err(err, NAS_EINVAL, "%s: Z85 decode failed", what);
     int rc = zmq_setsockopt(sock, option, bin, sizeof bin);
-    memset(bin, 0, sizeof bin);
+    explicit_bzero(bin, sizeof bin);
     if (rc != 0)
         return nas_set_err(err, NAS_EIO, "setsockopt %s: %s", what, zmq_strerror(zmq_errno()));
     return NAS_OK;
@@ -463,9 +494,9 @@ int nas_keys_curve_client(void *sock, const nas_keypair *kp, const char *server_
     if (!zmq_has("curve"))
         return nas_set_err(err, NAS_EUNSUPPORTED, "this libzmq was built without CURVE support");
     int rc = set_key(sock, ZMQ_CURVE_SERVERKEY, server_public_z85, "server public key", err);
-    if (rc == NAS_OK) rc = set_key(sock, ZMQ_CURVE_PUBLICKEY, kp->public_z85, "client public key",
-                                   err);
-    if (rc == NAS_OK) rc = set_key(sock, ZMQ_CURVE_SECRETKEY, kp->secret_z85, "client secret key",
-                                   err);
+    if (rc == NAS_OK)
+        rc = set_key(sock, ZMQ_CURVE_PUBLICKEY, kp->public_z85, "client public key", err);
+    if (rc == NAS_OK)
+        rc = set_key(sock, ZMQ_CURVE_SECRETKEY, kp->secret_z85, "client secret key", err);
     return rc;
 }

@@ -28,7 +28,7 @@
 
 #define NAS_KEY_Z85_LEN 40 /* Z85 characters of a 32-byte key */
 #define NAS_KEY_BIN_LEN 32 /* bytes of a Curve25519 key */
-#define NAS_KEY_FP_LEN 9   /* fingerprint buffer: 8 characters and a NUL */
+#define NAS_KEY_FP_LEN  9  /* fingerprint buffer: 8 characters and a NUL */
 
 /* A keypair in Z85 text, each NUL-terminated.  `secret_z85` is empty for a
  * public key alone (what the master knows of a worker, what a worker

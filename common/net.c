@@ -32,6 +32,8 @@
 // ----------------------------------------------------------------------------
 // lifecycle
 
+// The net starts empty; nas_net_input() adds node 0 with the image shape given here, so every
+// later node can derive its shape from its inputs without a separate shape pass.
 int nas_net_create(nas_net **out, int in_c, int in_h, int in_w, char *err) {
     if (in_c < 1 || in_h < 1 || in_w < 1)
         return nas_set_err(err, NAS_EINVAL, "net: input shape %dx%dx%d must be positive", in_c,
@@ -44,6 +46,9 @@ int nas_net_create(nas_net **out, int in_c, int in_h, int in_w, char *err) {
     return NAS_OK;
 }
 
+// Everything the net owns hangs off this struct: node concat lists, parameter names, the five
+// compiled blocks and the thread pool.  Blocks may be NULL (never compiled, or compile failed
+// half-way), which the free functions accept.
 void nas_net_destroy(nas_net **np) {
     if (!np || !*np) return;
     nas_net *net = *np;
@@ -134,6 +139,8 @@ static int add_param(nas_net *net, const char *path, const char *suffix, int ndi
     return net->n_params++;
 }
 
+// Paths become tensor names in safetensors files and on the wire; an empty one would collide
+// with every other empty one, and very long ones would not fit the name buffers.
 static int check_path(nas_net *net, const char *path) {
     if (!path || !*path) return fail_build(net, NAS_EINVAL, "a parameter path is empty");
     if (strlen(path) > NAS_NET_MAX_PATH)
@@ -141,6 +148,7 @@ static int check_path(nas_net *net, const char *path) {
     return NAS_OK;
 }
 
+// A blank node of kind `op` reading x (or nothing when x < 0), with no parameters.
 static nas__node node_of(int op, int x, nas_shape shape) {
     nas__node nd;
     memset(&nd, 0, sizeof(nd));
@@ -156,6 +164,8 @@ static nas__node node_of(int op, int x, nas_shape shape) {
 // ----------------------------------------------------------------------------
 // builder
 
+// The input is node 0 by construction, so the run code can special-case it (it has no arena
+// slot: forward points it at the caller's images).
 int nas_net_input(nas_net *net) {
     if (net->n_nodes > 0) return 0;
     if (net->compiled) return NAS_ESTATE;
@@ -163,6 +173,9 @@ int nas_net_input(nas_net *net) {
     return add_node(net, &nd);
 }
 
+// Convolutions validate their geometry with the kernel's own shape check, so a genome asking
+// for an impossible conv gets the same message the kernel would give, prefixed by its path.
+// MACs count multiply-accumulates per image, bias excluded, as the genome's cost model does.
 int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
                  int pad, int dilation, int groups, int bias) {
     int rc = check_inputs(net, &x, 1);
@@ -183,6 +196,8 @@ int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int k
     return add_node(net, &nd);
 }
 
+// Batch norm owns four tensors: the affine weight and bias are trained, the running
+// statistics are buffers that travel with the weights but are never decayed or updated by SGD.
 int nas_net_bn(nas_net *net, const char *path, int x) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -203,6 +218,8 @@ int nas_net_relu(nas_net *net, int x) {
     return add_node(net, &nd);
 }
 
+// Only equal shapes may be added: cells that need a resize do it explicitly (factorized reduce
+// or a strided conv), so a shape bug in a builder surfaces here with both channel counts.
 int nas_net_add(nas_net *net, int a, int b) {
     int ids[2] = {a, b};
     int rc = check_inputs(net, ids, 2);
@@ -216,6 +233,7 @@ int nas_net_add(nas_net *net, int a, int b) {
     return add_node(net, &nd);
 }
 
+// The input list is copied, so the caller may pass a stack array.
 int nas_net_concat(nas_net *net, const int *inputs, int n) {
     if (n < 1 || !inputs) return fail_build(net, NAS_EINVAL, "concat of %d inputs", n);
     int rc = check_inputs(net, inputs, n);
@@ -238,6 +256,8 @@ int nas_net_concat(nas_net *net, const int *inputs, int n) {
     return id;
 }
 
+// Padding must be smaller than the window, otherwise some windows would see only padding
+// (max pooling would then emit -FLT_MAX, average pooling a 0 of nothing).
 static int add_pool(nas_net *net, int op, int x, int k, int stride, int pad) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -267,6 +287,7 @@ int nas_net_gap(nas_net *net, int x) {
     return add_node(net, &nd);
 }
 
+// A linear layer flattens its input, so it may follow either GAP or a spatial node.
 int nas_net_linear(nas_net *net, const char *path, int x, int out) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -282,6 +303,8 @@ int nas_net_linear(nas_net *net, const char *path, int x, int out) {
     return add_node(net, &nd);
 }
 
+// Drop-path probability is not stored per node: the trainer ramps one value for the whole
+// network each epoch (nas_net_set_drop_path), as DARTS does.
 int nas_net_drop_path(nas_net *net, int x) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -306,6 +329,8 @@ static int add_shift(nas_net *net, int x) {
     return add_node(net, &nd);
 }
 
+// Built from primitive nodes (relu, two convs, shift, concat, bn) so that it needs no kernel of
+// its own and its gradient is checked through theirs.
 int nas_net_factorized_reduce(nas_net *net, const char *path, int x, int out_c) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -325,6 +350,8 @@ int nas_net_factorized_reduce(nas_net *net, const char *path, int x, int out_c) 
     return nas_net_bn(net, sub, cat);
 }
 
+// The zero op keeps its input as an (unused) dependency so that liveness and shapes stay
+// simple; no gradient flows back through it.
 int nas_net_zero(nas_net *net, int x, int stride) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
@@ -352,6 +379,7 @@ const nas_param *nas_net_param(const nas_net *net, int i) {
     return &net->params[i];
 }
 
+// Linear search: nets have at most a few hundred tensors and lookups happen at load time only.
 const nas_param *nas_net_param_find(const nas_net *net, const char *name) {
     for (int i = 0; i < net->n_params; i++)
         if (strcmp(net->params[i].name, name) == 0) return &net->params[i];
@@ -379,6 +407,8 @@ int nas_net_batch(const nas_net *net) { return net->compiled ? net->batch : 0; }
 int nas_net_classes(const nas_net *net) { return net->compiled ? net->nodes[net->output].shape.c : 0; }
 void nas_net_set_drop_path(nas_net *net, float p) { net->drop_path = p; }
 
+// Initialisation walks nodes rather than tensors so that each layer can apply its own rule;
+// the draw order (node order, then element order) is part of the reproducibility contract.
 void nas_net_init_params(nas_net *net, nas_rng *rng) {
     NAS_ASSERT(net->compiled);
     for (int i = 0; i < net->n_nodes; i++) {
@@ -419,6 +449,8 @@ typedef struct planner {
     size_t top;
 } planner;
 
+// Best fit keeps the arena small: gradients of the big early layers are reused by other big
+// early layers rather than fragmenting.  Blocks are never split; the saving is not worth it.
 static size_t plan_take(planner *pl, size_t size) {
     int best = -1;
     for (int i = 0; i < pl->n_free; i++)
@@ -434,10 +466,13 @@ static size_t plan_take(planner *pl, size_t size) {
     return off;
 }
 
+// Floats of one node's output (or gradient) for the compiled batch, padded for alignment.
 static size_t node_floats(const nas_net *net, const nas__node *nd) {
     return pad16((size_t)net->batch * nd->shape.c * nd->shape.h * nd->shape.w);
 }
 
+// Floats of the per-node side data the backward pass needs: BN's batch mean and 1/std, and
+// the masks dropout and drop-path drew in forward.
 static size_t aux_floats(const nas_net *net, const nas__node *nd) {
     switch (nd->op) {
     case NAS__OP_BN: return pad16(2 * (size_t)nd->shape.c);
@@ -510,6 +545,9 @@ static int plan_grads(nas_net *net) {
     return NAS_OK;
 }
 
+// Compile validates the output, decides what is live and what fuses, lays out the parameter
+// block (trainable prefix so the optimizer is one loop), sizes the arenas and allocates them
+// once.  On failure the net stays uncompiled and nas_net_destroy() frees what was allocated.
 int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     if (net->err_code) return nas_set_err(err, net->err_code, "%s", net->errmsg);
     if (net->compiled) return nas_set_err(err, NAS_ESTATE, "net: already compiled");

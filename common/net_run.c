@@ -21,6 +21,7 @@
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
 
+// Node 0 is the caller's input batch; every other node lives at its arena offset.
 static float *act(nas_net *net, int id) {
     return id == 0 ? (float *)net->input : net->act_arena + net->nodes[id].act_off;
 }
@@ -55,8 +56,12 @@ typedef struct job {
     nas__node *nd;
     int id, n, train;
     nas_rng *rng;
+    int overwrite; /* backward: bit k set = store input k's gradient (see nas_net_backward) */
 } job;
 
+// Run member tid's share of one node's forward.  Shares are contiguous ranges: b0..b1 of the
+// images, e0..e1 of the elements, c0..c1 of the channels; each op uses the one that keeps its
+// writes disjoint between members.
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
                          int tid, int nt) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
@@ -158,6 +163,7 @@ static void forward_job(void *ctx, int tid, int nt) {
     forward_part(j->net, j->nd, j->id, j->n, j->train, j->rng, tid, nt);
 }
 
+// Fused ReLUs are skipped outright: their BN already wrote max(y, 0) into the shared slot.
 const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas_rng *rng) {
     NAS_ASSERT(net->compiled);
     NAS_ASSERT(n >= 1 && n <= net->batch);
@@ -168,7 +174,7 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     for (int i = 1; i <= net->output; i++) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        job j = {net, nd, i, n, train, rng};
+        job j = {net, nd, i, n, train, rng, 0};
         if (net->pool && splittable(nd))
             nas_workpool_run(net->pool, forward_job, &j);
         else
@@ -177,6 +183,8 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     return act(net, net->output);
 }
 
+// The loss node is implicit: softmax cross-entropy on the output writes the output's gradient
+// (overwriting, so the output needs no zeroing) and seeds the backward pass.
 float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, int *correct) {
     NAS_ASSERT(net->compiled && n == net->cur_n);
     int k = net->nodes[net->output].shape.c;
@@ -187,7 +195,9 @@ float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, 
 // ----------------------------------------------------------------------------
 // backward
 
-static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt) {
+// Member tid's share of one node's backward; see forward_part for the split.
+static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt,
+                          int overwrite) {
     const float *dout = grad(net, id), *out = act(net, id);
     float *aux = net->act_arena + nd->aux_off;
     int src = nd->n_in ? nas__input(nd, 0) : -1;
@@ -220,14 +230,29 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
     case NAS__OP_BN:
         nas_bn_backward_part(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
                              aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused,
-                             (int)c0, (int)c1);
+                             overwrite & 1, (int)c0, (int)c1);
         break;
-    case NAS__OP_RELU: nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0); break;
+    case NAS__OP_RELU:
+        if (overwrite & 1) {
+            for (long i = e0; i < e1; i++) {
+                float d = dout[i];
+                din[i] = out[i] > 0.0f ? d : 0.0f;
+            }
+        } else {
+            nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0);
+        }
+        break;
     case NAS__OP_ADD: {
         // forward was: out = a + b
         float *db = grad(net, nd->in[1]);
-        for (long i = e0; i < e1; i++) din[i] += dout[i];
-        for (long i = e0; i < e1; i++) db[i] += dout[i];
+        if (overwrite & 1)
+            memcpy(din + e0, dout + e0, sizeof(float) * (e1 - e0));
+        else
+            for (long i = e0; i < e1; i++) din[i] += dout[i];
+        if (overwrite & 2)
+            memcpy(db + e0, dout + e0, sizeof(float) * (e1 - e0));
+        else
+            for (long i = e0; i < e1; i++) db[i] += dout[i];
         break;
     }
     case NAS__OP_CONCAT: {
@@ -278,7 +303,7 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
 
 static void backward_job(void *ctx, int tid, int nt) {
     job *j = ctx;
-    backward_part(j->net, j->nd, j->id, j->n, tid, nt);
+    backward_part(j->net, j->nd, j->id, j->n, tid, nt, j->overwrite);
 }
 
 // Add the helpers' private conv weight gradients into the real ones, in member order.
@@ -299,17 +324,25 @@ void nas_net_backward(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
+        // BN, ReLU and add nodes that are an input gradient's first writer store instead of
+        // adding, so that gradient needs no zeroing pass; other first writers get a zeroed one.
+        int overwrite = 0;
+        if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD) {
+            for (int k = 0; k < nd->n_in; k++)
+                if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
+            if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */
+        }
         for (int k = 0; k < nd->n_in; k++) {
             int i = nas__input(nd, k);
-            if (net->nodes[i].zero_at == j)
+            if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
                 memset(grad(net, i), 0, sizeof(float) * n * per_image(net->nodes[i].shape));
         }
-        job jb = {net, nd, j, n, 1, NULL};
+        job jb = {net, nd, j, n, 1, NULL, overwrite};
         if (net->pool && splittable(nd)) {
             nas_workpool_run(net->pool, backward_job, &jb);
             if (nd->op == NAS__OP_CONV) reduce_conv_grads(net, nd);
         } else {
-            backward_part(net, nd, j, n, 0, 1);
+            backward_part(net, nd, j, n, 0, 1, overwrite);
         }
     }
 }

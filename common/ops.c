@@ -67,6 +67,8 @@ void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int 
 // average pool
 
 // Number of window taps that fall inside the image (the divisor).
+// The divisor of an average window excludes padding (count_include_pad=False), so border
+// pixels are averages of real pixels only, as DARTS' pooling ops expect.
 static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad) {
     int y0 = oy * stride - pad, x0 = ox * stride - pad;
     int y1 = y0 + k > h ? h : y0 + k, x1 = x0 + k > w ? w : x0 + k;
@@ -123,6 +125,8 @@ void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, i
 // ----------------------------------------------------------------------------
 // global average pool
 
+// Global average pool reduces each (image, channel) plane to its mean; the accumulation order
+// is fixed, which keeps results reproducible.
 void nas_gap_forward(float *out, const float *inp, int n, int c, int hw) {
     for (long p = 0; p < (long)n * c; p++) {
         const float *in_p = inp + p * hw;
@@ -245,7 +249,8 @@ void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
 
 void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
                           const float *out, const float *inp, const float *mean, const float *rstd,
-                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1) {
+                          const float *gamma, int n, int c, int hw, int relu, int overwrite, int c0,
+                          int c1) {
     long m = (long)n * hw;
     for (int ch = c0; ch < c1; ch++) {
         // forward was: y = gamma * xhat + beta, xhat = (x - mean) * rstd, then out = max(y, 0)
@@ -270,12 +275,22 @@ void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float 
             long off = ((long)b * c + ch) * hw;
             const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
             float *dx = dinp + off;
-            if (relu) {
+            // Overwriting (when this is the gradient's first writer) saves reading dx and the
+            // caller's zeroing pass over it.
+            if (relu && overwrite) {
                 for (int i = 0; i < hw; i++) {
                     float d = dy[i]; /* loaded unconditionally so the select vectorises */
                     float g = o[i] > 0.0f ? d : 0.0f;
+                    dx[i] = k1 * (g - a - (x[i] - mu) * b2);
+                }
+            } else if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float d = dy[i];
+                    float g = o[i] > 0.0f ? d : 0.0f;
                     dx[i] += k1 * (g - a - (x[i] - mu) * b2);
                 }
+            } else if (overwrite) {
+                for (int i = 0; i < hw; i++) dx[i] = k1 * (dy[i] - a - (x[i] - mu) * b2);
             } else {
                 for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
             }
@@ -302,7 +317,7 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
                      const float *inp, const float *mean, const float *rstd, const float *gamma,
                      int n, int c, int hw, int relu) {
     nas_bn_backward_part(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu, 0,
-                         c);
+                         0, c);
 }
 
 // ----------------------------------------------------------------------------
@@ -324,6 +339,7 @@ void nas_relu_backward(float *dinp, const float *dout, const float *out, long n)
 // ----------------------------------------------------------------------------
 // linear
 
+// Linear layers are single GEMMs over the whole batch; they are tiny in these networks.
 void nas_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
                         int in, int out_f) {
     // out (N,O) = inp (N,I) . weight^T (I,O) + bias
@@ -346,6 +362,9 @@ void nas_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 // ----------------------------------------------------------------------------
 // softmax cross-entropy
 
+// The loss and its gradient come from one pass per row: softmax in double via log-sum-exp, so
+// huge logits neither overflow nor lose the small probabilities.  The gradient is already
+// divided by n because the loss is a mean over the batch.
 double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels, int n, int k,
                         float smoothing, int *correct) {
     double total = 0.0;
@@ -378,6 +397,8 @@ double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labe
 // ----------------------------------------------------------------------------
 // dropout and drop-path
 
+// Inverted dropout: kept activations are scaled by 1/(1-p) in training so that evaluation is
+// the identity.  Draws happen in element order from the caller's stream (reproducible).
 void nas_dropout_forward(float *out, float *mask, const float *inp, long n, float p, nas_rng *rng) {
     float keep = 1.0f / (1.0f - p);
     for (long i = 0; i < n; i++) {
@@ -390,6 +411,7 @@ void nas_dropout_backward(float *dinp, const float *dout, const float *mask, lon
     for (long i = 0; i < n; i++) dinp[i] += dout[i] * mask[i];
 }
 
+// Drop-path removes a whole branch for an image, so one draw per image suffices.
 void nas_drop_path_forward(float *out, float *mask, const float *inp, int n, long per, float p,
                            nas_rng *rng) {
     float keep = 1.0f / (1.0f - p);

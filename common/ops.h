@@ -55,7 +55,8 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
                      int n, int c, int hw, int relu);
 
 // The same three kernels restricted to channels [c0, c1): channels are
-// independent, so threads may split them.
+// independent, so threads may split them.  overwrite != 0 makes the
+// backward store dinp instead of adding to it (for its first writer).
 void nas_bn_forward_train_part(float *out, float *mean, float *rstd, const float *inp,
                                const float *gamma, const float *beta, float *running_mean,
                                float *running_var, int n, int c, int hw, float momentum, float eps,
@@ -66,7 +67,8 @@ void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
                               int c0, int c1);
 void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float *dout,
                           const float *out, const float *inp, const float *mean, const float *rstd,
-                          const float *gamma, int n, int c, int hw, int relu, int c0, int c1);
+                          const float *gamma, int n, int c, int hw, int relu, int overwrite,
+                          int c0, int c1);
 
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);

@@ -11,6 +11,8 @@ double nas_grad_norm(const float *grad, size_t n) {
     return sqrt(acc);
 }
 
+// One fused loop: clip scale, momentum update, Nesterov look-ahead and decoupled decay are
+// all applied per element, so parameters, gradients and momentum stream through once.
 double nas_sgd_step(float *param, const float *grad, float *mom, size_t n, float lr,
                     const nas_sgd_config *cfg) {
     double norm = nas_grad_norm(grad, n);
@@ -28,6 +30,7 @@ double nas_sgd_step(float *param, const float *grad, float *mom, size_t n, float
     return norm;
 }
 
+// Warm-up starts at peak/warmup rather than 0 so the first step is never wasted.
 float nas_lr_cosine(float peak, long step, long total, long warmup) {
     if (step < 0) step = 0;
     if (warmup > 0 && step < warmup) return peak * (float)(step + 1) / (float)warmup;

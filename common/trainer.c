@@ -67,6 +67,8 @@ int nas_trainer_evaluate(nas_net *net, const nas_dataset *ds, float *loss, float
     return NAS_OK;
 }
 
+// Everything the loop relies on is checked before any state changes, so a misconfigured task
+// fails with a message and an untouched net.
 static int validate(nas_net *net, const nas_train_config *cfg, char *err) {
     int rc = nas_fidelity_validate(&cfg->fid, err);
     if (rc < 0) return rc;
@@ -87,6 +89,7 @@ static int validate(nas_net *net, const nas_train_config *cfg, char *err) {
 // Random-crop padding for the augmentation: 2 px at 28, 4 at 32, scaled for smaller sides.
 static int crop_pad(int side) { return side >= 32 ? side / 8 : side / 14; }
 
+// Per-epoch curves are sized for the planned epochs up front: the loop must not allocate.
 static int alloc_curves(nas_train_result *res, int epochs) {
     res->train_loss_curve = nas_calloc((size_t)epochs, sizeof(float));
     res->val_loss_curve = nas_calloc((size_t)epochs, sizeof(float));
@@ -94,6 +97,9 @@ static int alloc_curves(nas_train_result *res, int epochs) {
     return res->train_loss_curve && res->val_loss_curve && res->val_acc_curve ? NAS_OK : NAS_ENOMEM;
 }
 
+// The loop: per epoch, reseed the iterator from (seed, epoch), ramp drop-path, then per batch
+// check cancel and time, forward, loss (NaN/Inf stops the run), backward, one SGD step at the
+// scheduled rate.  Validation runs after each epoch and its numbers go to the callback.
 int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result *res, char *err) {
     memset(res, 0, sizeof(*res));
     res->val_acc = res->val_loss = res->test_acc = res->test_loss = NAN;

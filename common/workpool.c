@@ -31,6 +31,8 @@ typedef struct member_arg {
     int tid;
 } member_arg;
 
+// A helper waits for a generation it has not run yet, runs its share outside the lock, and the
+// last helper to finish wakes the caller.  Checking `stop` first lets destroy end idle members.
 static void *member_main(void *arg) {
     member_arg a = *(member_arg *)arg;
     nas_free(arg);
@@ -97,6 +99,7 @@ void nas_workpool_destroy(nas_workpool **pp) {
     *pp = NULL;
 }
 
+// The caller runs share 0 itself instead of idling, so n members need only n-1 helpers.
 void nas_workpool_run(nas_workpool *p, nas_work_fn fn, void *ctx) {
     if (p->n == 1) {
         fn(ctx, 0, 1);

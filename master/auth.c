@@ -33,9 +33,9 @@
 #include <strings.h>
 #include <zmq.h>
 
-#define AUTH_USER_MAX 128  /* file stem used as the ZAP User-Id */
-#define AUTH_MAX_FRAMES 16 /* more than any valid request has */
-#define AUTH_POLL_MS 100   /* thread mode: how soon a stop request is seen */
+#define AUTH_USER_MAX   128 /* file stem used as the ZAP User-Id */
+#define AUTH_MAX_FRAMES 16  /* more than any valid request has */
+#define AUTH_POLL_MS    100 /* thread mode: how soon a stop request is seen */
 
 typedef struct auth_key {
     uint8_t bin[NAS_KEY_BIN_LEN];
@@ -43,11 +43,11 @@ typedef struct auth_key {
 } auth_key;
 
 struct nas_auth {
-    void *sock;                 /* REP bound to NAS_AUTH_ENDPOINT */
-    char dir[4096];             /* authorized directory */
-    char domain[256];           /* ZAP domain we answer for */
-    pthread_mutex_t mu;         /* guards keys, n_keys and stats */
-    auth_key *keys;             /* sorted by bin */
+    void *sock;         /* REP bound to NAS_AUTH_ENDPOINT */
+    char dir[4096];     /* authorized directory */
+    char domain[256];   /* ZAP domain we answer for */
+    pthread_mutex_t mu; /* guards keys, n_keys and stats */
+    auth_key *keys;     /* sorted by bin */
     int n_keys;
     nas_auth_stats stats;
     pthread_t thread;
@@ -90,6 +90,8 @@ static int load_dir(const char *dir, auth_key **out, int *count, char *err) {
                      dir, name);
             continue;
         }
+        /* Only NAME.key counts, so editor backups (w1.key~), notes and
+         * disabled keys (w1.key.off) can sit in the directory harmlessly. */
         if (!ends_with(name, ".key") || strlen(name) == 4) continue;
         if (n == NAS_AUTH_MAX_KEYS) {
             rc = nas_set_err(err, NAS_ERANGE, "%s: more than %d keys", dir, NAS_AUTH_MAX_KEYS);
@@ -185,6 +187,8 @@ int nas_auth_create(nas_auth **out, void *ctx, const char *authorized_dir, const
         nas_free(a);
         return nas_set_err(err, NAS_ENOMEM, "auth: mutex");
     }
+    /* Keys first, socket second: if the directory is unusable the caller
+     * learns it before libzmq can route a single handshake to us. */
     rc = nas_auth_reload(a, err);
     if (rc < 0) goto fail;
     a->sock = zmq_socket(ctx, ZMQ_REP);
@@ -192,8 +196,11 @@ int nas_auth_create(nas_auth **out, void *ctx, const char *authorized_dir, const
         rc = nas_set_err(err, NAS_EIO, "ZAP socket: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
+    /* Replies to handshakes that died meanwhile must not hold up close. */
     int zero = 0;
     zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* A second handler in one context gets EADDRINUSE: two policies for
+     * the same sockets would be a configuration bug worth refusing. */
     if (zmq_bind(a->sock, NAS_AUTH_ENDPOINT) != 0) {
         int e = zmq_errno();
         rc = nas_set_err(err, e == EADDRINUSE ? NAS_EEXIST : NAS_EIO, "bind %s: %s",
@@ -224,7 +231,9 @@ void nas_auth_destroy(nas_auth **ap) {
     *ap = NULL;
 }
 
-void *nas_auth_socket(nas_auth *a) { return a->sock; }
+void *nas_auth_socket(nas_auth *a) {
+    return a->sock;
+}
 
 void nas_auth_stats_get(nas_auth *a, nas_auth_stats *out) {
     pthread_mutex_lock(&a->mu);
@@ -240,7 +249,8 @@ static void frame_str(zmq_msg_t *m, char *buf, size_t cap) {
     size_t n = zmq_msg_size(m);
     const unsigned char *p = zmq_msg_data(m);
     if (n >= cap) n = cap - 1;
-    for (size_t i = 0; i < n; i++) buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
     buf[n] = '\0';
 }
 
@@ -267,8 +277,8 @@ static int send_reply(void *sock, zmq_msg_t *req_id, const char *code, const cha
 
 /* Log a rejection, throttled per (credential, address): the 1st, 2nd,
  * 4th, 8th, ... consecutive identical attempt is logged. */
-static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *fp,
-                       const char *addr, const char *why) {
+static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *fp, const char *addr,
+                       const char *why) {
     if (id_len > sizeof a->last_id) id_len = sizeof a->last_id;
     if (id_len == a->last_id_len && memcmp(id, a->last_id, id_len) == 0 &&
         strcmp(addr, a->last_addr) == 0) {
@@ -279,6 +289,8 @@ static void log_reject(nas_auth *a, const void *id, size_t id_len, const char *f
         snprintf(a->last_addr, sizeof a->last_addr, "%s", addr);
         a->last_repeats = 1;
     }
+    /* Powers of two: a retry loop costs O(log n) lines, and the counts in
+     * the log still say how long it has been going on. */
     long r = a->last_repeats;
     if ((r & (r - 1)) != 0) return;
     if (r == 1)
@@ -293,12 +305,16 @@ static const char *decide(nas_auth *a, zmq_msg_t *f, int nf, char user[AUTH_USER
     char addr[64], mech[32], fp[NAS_KEY_FP_LEN];
     frame_str(&f[3], addr, sizeof addr);
     frame_str(&f[5], mech, sizeof mech);
+    /* The domain is checked first: a socket of another domain in the same
+     * context (a future status socket, say) must not inherit this policy. */
     if (!frame_is(&f[2], a->domain)) {
         *text = "wrong ZAP domain";
         log_reject(a, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), mech, addr,
                    "ZAP domain is not the master's");
         return "400";
     }
+    /* NULL and PLAIN carry no proof of a key; PLAIN would even send a
+     * password in clear text.  Only CURVE is ever admitted. */
     if (!frame_is(&f[5], "CURVE")) {
         *text = "CURVE required";
         log_reject(a, zmq_msg_data(&f[5]), zmq_msg_size(&f[5]), mech, addr,
@@ -314,9 +330,9 @@ static const char *decide(nas_auth *a, zmq_msg_t *f, int nf, char user[AUTH_USER
     memcpy(probe.bin, zmq_msg_data(&f[6]), NAS_KEY_BIN_LEN);
     int found = 0;
     pthread_mutex_lock(&a->mu);
-    const auth_key *k = a->n_keys > 0 ? bsearch(&probe, a->keys, (size_t)a->n_keys,
-                                               sizeof *a->keys, key_cmp)
-                                      : NULL;
+    const auth_key *k = a->n_keys > 0
+                            ? bsearch(&probe, a->keys, (size_t)a->n_keys, sizeof *a->keys, key_cmp)
+                            : NULL;
     if (k != NULL) {
         /* Copied under the lock: a reload may free the array right after. */
         snprintf(user, AUTH_USER_MAX, "%s", k->user);
@@ -341,6 +357,8 @@ static int handle_one(nas_auth *a) {
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
+        /* Only the first frame may be absent: ZeroMQ delivers a multipart
+         * message whole or not at all, so the later frames never block. */
         if (zmq_msg_recv(&m, a->sock, nf == 0 && extra == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             int e = zmq_errno();
             zmq_msg_close(&m);
@@ -357,6 +375,8 @@ static int handle_one(nas_auth *a) {
         }
         if (!more) break;
     }
+    /* RFC 27 says a handler that cannot parse a request answers 500; the
+     * peer's handshake then fails, which is the safe outcome. */
     const char *code, *text;
     char user[AUTH_USER_MAX] = "";
     if (nf < 6 || extra > 0 || !frame_is(&f[0], "1.0")) {
@@ -377,7 +397,8 @@ static int handle_one(nas_auth *a) {
     }
     rc = send_reply(a->sock, nf > 1 ? &f[1] : NULL, code, text, user) == NAS_OK ? 1 : NAS_EIO;
 done:
-    for (int i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    for (int i = 0; i < nf; i++)
+        zmq_msg_close(&f[i]);
     return rc;
 }
 
@@ -392,6 +413,10 @@ int nas_auth_handle(nas_auth *a) {
     }
 }
 
+/* Thread mode.  The socket was created by the thread that called create;
+ * handing it to this thread is allowed because pthread_create is a full
+ * memory barrier and nobody else touches it until destroy joins us.  The
+ * poll timeout bounds how long destroy waits for the stop flag. */
 static void *auth_thread(void *arg) {
     nas_auth *a = arg;
     while (!atomic_load(&a->stop)) {
@@ -429,7 +454,8 @@ static int is_ipv4_loopback(const char *s, size_t n) {
     while (k < 4) {
         size_t start = i;
         int v = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) v = v * 10 + (s[i++] - '0');
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+            v = v * 10 + (s[i++] - '0');
         if (i == start || v > 255) return 0;
         octets[k++] = v;
         if (k < 4) {
@@ -440,6 +466,9 @@ static int is_ipv4_loopback(const char *s, size_t n) {
     return i == n && octets[0] == 127;
 }
 
+/* Parsing is deliberately strict and answers "not local" whenever in
+ * doubt: a false "local" would let the master listen on the network
+ * without keys, a false "not local" only asks the operator for a flag. */
 int nas_auth_is_loopback(const char *endpoint) {
     if (endpoint == NULL) return 0;
     if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return 1;

@@ -72,9 +72,9 @@ int nas_auth_handle(nas_auth *a);
 int nas_auth_start(nas_auth *a, char *err);
 
 typedef struct nas_auth_stats {
-    long accepted;   /* 200 replies */
-    long rejected;   /* 400 replies: unknown key, wrong mechanism/domain */
-    long malformed;  /* requests that broke RFC 27 (500 or dropped) */
+    long accepted;  /* 200 replies */
+    long rejected;  /* 400 replies: unknown key, wrong mechanism/domain */
+    long malformed; /* requests that broke RFC 27 (500 or dropped) */
 } nas_auth_stats;
 
 void nas_auth_stats_get(nas_auth *a, nas_auth_stats *out);

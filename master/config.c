@@ -45,23 +45,9 @@ nas_config nas_config_default(void) {
     snprintf(c.data.set, sizeof c.data.set, "fashion-mnist");
     c.data.dir[0] = '\0'; /* "" = /usr/share/datasets/<set>, resolved after parsing */
 
-    /* strategy.h documents these defaults; nas_strategy_config_default()
-     * belongs to the strategy module, so they are spelled out here. */
-    nas_strategy_config *s = &c.strategy;
-    snprintf(s->name, sizeof s->name, "evolution");
-    s->space.kind = NAS_SPACE_CELL;
-    s->space.n_blocks = 5;
-    s->space.op_mask = 0; /* resolved to the kind's default set after parsing */
-    s->space.shared = 0;
-    s->budget = 100;
-    s->population = 20;
-    s->sample = 5;
-    s->p_identity = 0.0f;
-    s->beam = 16;
-    s->max_blocks = 0; /* 0 = space.blocks, resolved after parsing */
-    s->ensemble = 5;
-    s->use_lstm = 1;
-    s->mo_weight = -0.07f;
+    nas_strategy_config_default(&c.strategy);
+    c.strategy.space.op_mask = 0; /* resolved to the kind's default set after parsing */
+    c.strategy.max_blocks = 0;    /* 0 = space.blocks, resolved after parsing */
 
     c.budget.evaluations = 100;
     c.fidelity = nas_fidelity_default();

@@ -19,32 +19,22 @@
 
 // ---- op names ----------------------------------------------------------------------------------
 
-/* The names of common/genome.h's enums, in enum order.  They are spelled
- * out here because the genome module owns nas_op_parse(); once both are
- * in main this table can defer to it (the values are append-only). */
-static const char *const cell_ops[] = {"id",      "avg3x3",  "max3x3", "sep3x3",
-                                       "sep5x5",  "sep7x7",  "dil3x3", "conv1x7_7x1",
-                                       "conv3x3", "conv1x1", "zero",   NULL};
-static const char *const nb201_ops[] = {"none",         "skip_connect", "nor_conv_1x1",
-                                        "nor_conv_3x3", "avg_pool_3x3", NULL};
-
-static const char *const *ops_of(int kind) {
-    return kind == NAS_SPACE_NB201 ? nb201_ops : cell_ops;
-}
-
-/* Default op set: every cell op but zero (a search option only), every
- * NB201 op (its "none" is part of the benchmark). */
-static uint32_t default_ops(int kind) {
-    return kind == NAS_SPACE_NB201 ? (1u << NAS_NB201_OP_COUNT) - 1
-                                   : ((1u << NAS_OP_COUNT) - 1) & ~(1u << NAS_OP_ZERO);
+/* Op names of a space, in enum order, NULL-terminated, from the genome
+ * module that owns them (the values are append-only). */
+static void op_names(int kind, const char *names[NAS_OP_COUNT + 1]) {
+    int n = kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
+    for (int i = 0; i < n; i++)
+        names[i] = kind == NAS_SPACE_NB201 ? nas_nb201_op_name(i) : nas_op_name(i);
+    names[n] = NULL;
 }
 
 static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     nas_space *sp = &cfg->strategy.space;
     const char *kind = sp->kind == NAS_SPACE_NB201 ? "nb201" : "cell";
-    const char *const *names = ops_of(sp->kind);
+    const char *names[NAS_OP_COUNT + 1];
+    op_names(sp->kind, names);
     if (!cx->ops_node) {
-        sp->op_mask = default_ops(sp->kind);
+        sp->op_mask = nas_space_default_ops(sp->kind);
         return NAS_OK;
     }
     uint32_t mask = 0;
@@ -301,7 +291,8 @@ static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_c
         put(b, "%s", f->names[*(const int *)p]);
         break;
     case NAS__T_OPS: {
-        const char *const *names = ops_of(c->strategy.space.kind);
+        const char *names[NAS_OP_COUNT + 1];
+        op_names(c->strategy.space.kind, names);
         put(b, "[");
         for (int i = 0, first = 1; names[i]; i++)
             if (c->strategy.space.op_mask & (1u << i)) {

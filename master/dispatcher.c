@@ -423,6 +423,24 @@ int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
 
 /* A (re-)registration.  The heartbeat sent at the end tells the worker at
  * once that it has a live master, before its held results go out. */
+/* A worker that reconnected (new socket, new identity) while running a
+ * task still leased to its old, now silent, entry: move the lease to the
+ * new entry and drop the old one at once.  Waiting for the old entry to
+ * expire would re-queue the task, spend an attempt and start a duplicate
+ * run elsewhere.  Same name and host, and the very task the old entry
+ * holds, make it the same worker. */
+static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
+    dworker *old = &d->workers[t->worker];
+    if (old == w || strcmp(old->name, w->name) != 0 || strcmp(old->host, w->host) != 0) return;
+    t->worker = (int)(w - d->workers);
+    w->lease_deadline = old->lease_deadline;
+    old->has_task = 0; /* the lease has moved: removing old must not re-queue it */
+    worker_remove(d, old, 0, "", "replaced");
+    nas_info("dispatcher: worker %s reconnected; task %" PRIu64 " stays leased to it", w->name,
+             t->id);
+    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
+}
+
 static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t id_len,
                         const nas_wire_register *r, int64_t now_ms) {
     if (!w) {
@@ -465,6 +483,8 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
             lease(d, t, w, now_ms);
         } else if (!t || t->state != NAS_DISPATCH_TASK_LEASED) {
             send_ref(d, w, NAS_MSG_CANCEL, r->running, 0, now_ms);
+        } else {
+            take_over(d, t, w, now_ms);
         }
     }
     /* Answer at once so the worker knows it has a live master. */

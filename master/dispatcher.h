@@ -74,7 +74,8 @@ typedef struct nas_dispatcher_hooks {
     void (*on_failed)(void *ctx, const nas_task_ref *ref, int code, const char *reason);
     /* One epoch of a leased task finished (early stopping, nasctl). */
     void (*on_progress)(void *ctx, const nas_wire_progress *p, const char *worker);
-    /* A worker "joined", was "lost" (expired) or "left" (Disconnect). */
+    /* A worker "joined", was "lost" (expired), "left" (Disconnect), or was
+     * "replaced" by its own reconnection (which took over its lease). */
     void (*on_worker)(void *ctx, const char *worker, const char *event);
 } nas_dispatcher_hooks;
 

@@ -333,21 +333,19 @@ int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out) {
     return NAS_ENOTFOUND;
 }
 
-int nas__strategy_preset(const char *name, nas_genome *out, char *err) {
-    if (!nas_genome_preset)
-        return nas_set_err(err, NAS_EUNSUPPORTED, "preset '%s': this build has no genome presets",
-                           name);
-    return nas_genome_preset(name, out, err);
-}
-
 // ---- config and lifecycle ------------------------------------------------------------
 
+/* Defaults follow the papers: P = 20 and S = 5 are in the range Real et al.
+ * found robust (their large runs use P = 100, S = 25, for budgets in the
+ * tens of thousands); K = 16 is the PNAS beam at which Liu et al. report
+ * their cell; -0.07 is MnasNet's soft-constraint exponent.  B defaults to
+ * the space's block count (0 here means "derive it at creation"). */
 void nas_strategy_config_default(nas_strategy_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->name, sizeof cfg->name, "evolution");
     cfg->space.kind = NAS_SPACE_CELL;
     cfg->space.n_blocks = 5;
-    cfg->space.op_mask = 0;
+    cfg->space.op_mask = 0; /* the space's default ops */
     cfg->space.shared = 0;
     cfg->budget = 100;
     cfg->population = 20;
@@ -369,6 +367,14 @@ static int config_check(nas_strategy_config *c, char *err) {
         return nas_set_err(err, NAS_EINVAL, "strategy: space n_blocks %d not in 1..%d",
                            c->space.n_blocks, NAS_MAX_BLOCKS);
     if (c->space.op_mask == 0) c->space.op_mask = nas_space_default_ops(c->space.kind);
+    /* A mask naming no op that computes anything would make sampling fail
+     * on the first proposal; say so now, at configuration time. */
+    int n_ops = c->space.kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
+    uint32_t useless = c->space.kind == NAS_SPACE_NB201 ? 1u << NAS_NB201_NONE : 1u << NAS_OP_ZERO;
+    if ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0)
+        return nas_set_err(
+            err, NAS_EINVAL, "strategy: op mask 0x%x names no usable op of the %s space (%d ops)",
+            c->space.op_mask, c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell", n_ops);
     if (c->budget < 1) return nas_set_err(err, NAS_EINVAL, "strategy: budget %d < 1", c->budget);
     if (c->population < 2 || c->population > 4096)
         return nas_set_err(err, NAS_EINVAL, "strategy: population %d not in 2..4096",
@@ -385,8 +391,11 @@ static int config_check(nas_strategy_config *c, char *err) {
         nas_genome g;
         char perr[NAS_ERR_LEN];
         c->seeds[i][sizeof c->seeds[i] - 1] = '\0';
-        if (nas__strategy_preset(c->seeds[i], &g, perr) != NAS_OK)
+        if (nas_genome_preset(c->seeds[i], &g, perr) != NAS_OK)
             return nas_set_err(err, NAS_EINVAL, "strategy: seed %d: %s", i, perr);
+        if (g.space != c->space.kind)
+            return nas_set_err(err, NAS_EINVAL, "strategy: seed '%s' is not in the %s space",
+                               c->seeds[i], c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
     }
     /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
     int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;

@@ -109,7 +109,7 @@ static int evo_propose(nas_strategy *s, nas_proposal *out, char *err) {
     /* Seed presets first, skipping any that are the same network. */
     while (filling && st->seeds_used < s->cfg.n_seeds) {
         char perr[NAS_ERR_LEN];
-        int rc = nas__strategy_preset(s->cfg.seeds[st->seeds_used++], &out->genome, perr);
+        int rc = nas_genome_preset(s->cfg.seeds[st->seeds_used++], &out->genome, perr);
         if (rc) return nas_set_err(err, rc, "strategy evolution: %s", perr);
         if (out->genome.space != s->cfg.space.kind)
             return nas_set_err(err, NAS_EINVAL,

@@ -20,13 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Presets come from the genome module, which (at the time of writing) has
- * not implemented them yet.  A weak reference keeps the strategies linking
- * either way; nas__strategy_preset() reports "no presets in this build"
- * until the real function exists, and then simply calls it. */
-#pragma weak nas_genome_preset
-int nas__strategy_preset(const char *name, nas_genome *out, char *err);
-
 /* ---- blob writer / reader ------------------------------------------------------ */
 
 /* A growable byte buffer. On allocation failure `oom` is set and later

@@ -396,7 +396,14 @@ static int pnas_propose(nas_strategy *s, nas_proposal *out, char *err) {
  * found, over the level's successful results. */
 static void pnas_measure(nas_strategy *s, pnas_state *st) {
     if (st->level < 2) return;
-    double a[st->n_queue + 1], b[st->n_queue + 1];
+    /* Level 1 of a non-shared cell space holds tens of thousands of
+     * entries, so the pairs live on the heap, not the stack. */
+    double *a = nas_malloc(sizeof *a * 2 * ((size_t)st->n_queue + 1));
+    if (!a) {
+        nas_warn("strategy pnas: level %d: no memory to measure the predictor", st->level);
+        return;
+    }
+    double *b = a + st->n_queue + 1;
     int n = 0;
     for (int i = 0; i < st->n_queue; i++) {
         const pnas_entry *e = &st->queue[i];
@@ -405,6 +412,7 @@ static void pnas_measure(nas_strategy *s, pnas_state *st) {
         b[n++] = s->hist[e->hist].reward;
     }
     double rho = nas_predictor_spearman(a, b, n);
+    nas_free(a);
     st->corr[st->level] = rho;
     s->rank_corr = rho;
     nas_info("strategy pnas: level %d predictor rank correlation %.3f over %d results", st->level,

@@ -34,7 +34,8 @@ static void *agent_main(void *arg) {
     return NULL;
 }
 
-static void start_agent(running_agent *r, const char *endpoint, int epoch_ms) {
+static void start_agent_curve(running_agent *r, const char *endpoint, int epoch_ms,
+                              const nas_keypair *keys, const char *server_key) {
     memset(r, 0, sizeof *r);
     nas_evaluator_config ec;
     nas_evaluator_config_default(&ec);
@@ -50,8 +51,14 @@ static void start_agent(running_agent *r, const char *endpoint, int epoch_ms) {
     ac.reconnect_min_ms = 50;
     ac.reconnect_max_ms = 200;
     ac.eval = r->ev;
+    ac.curve_keys = keys;
+    ac.curve_server_key = server_key;
     ck_assert_int_eq(nas_agent_create(&r->agent, &ac, err), NAS_OK);
     ck_assert_int_eq(pthread_create(&r->thread, NULL, agent_main, r), 0);
+}
+
+static void start_agent(running_agent *r, const char *endpoint, int epoch_ms) {
+    start_agent_curve(r, endpoint, epoch_ms, NULL, NULL);
 }
 
 /* Stop the agent and wait for run() to return; returns its status. */
@@ -302,6 +309,42 @@ START_TEST(test_agent_stop_gives_task_back) {
 }
 END_TEST
 
+START_TEST(test_agent_curve_connection) {
+    nas_keypair server, worker, other;
+    char err[NAS_ERR_LEN];
+    if (nas_keys_generate(&server, err) == NAS_EUNSUPPORTED) return; /* libzmq without CURVE */
+    ck_assert_int_eq(nas_keys_generate(&worker, err), NAS_OK);
+    ck_assert_int_eq(nas_keys_generate(&other, err), NAS_OK);
+    broker b;
+    broker_open_curve(&b, HB, &server);
+    /* The right server key: registers and works over the encrypted link. */
+    running_agent r;
+    start_agent_curve(&r, b.endpoint, 0, &worker, server.public_z85);
+    handshake(&b);
+    broker_task(&b, 3, 2, NAS_EVAL_SYNTHETIC, GENOME);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 2000), 1);
+    ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
+    /* A wrong server key: the handshake fails and nothing gets through. */
+    memset(b.counts, 0, sizeof b.counts);
+    start_agent_curve(&r, b.endpoint, 0, &worker, other.public_z85);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 600), 0);
+    ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
+    /* A bad key string is refused before anything starts. */
+    nas_agent_config ac;
+    nas_agent_config_default(&ac);
+    ac.endpoint = b.endpoint;
+    ac.eval = (nas_evaluator *)1; /* never used: create fails first */
+    ac.curve_keys = &worker;
+    ac.curve_server_key = "too-short";
+    nas_agent *a = NULL;
+    ck_assert_int_lt(nas_agent_create(&a, &ac, err), 0);
+    ac.curve_server_key = NULL;
+    ck_assert_int_eq(nas_agent_create(&a, &ac, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "public key"));
+    broker_close(&b);
+}
+END_TEST
+
 START_TEST(test_agent_bad_config_is_refused) {
     nas_agent_config ac;
     nas_agent_config_default(&ac);
@@ -337,6 +380,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_agent_answers_garbage_with_error);
     tcase_add_test(tc, test_agent_reregisters_when_master_forgot_it);
     tcase_add_test(tc, test_agent_stop_gives_task_back);
+    tcase_add_test(tc, test_agent_curve_connection);
     tcase_add_test(tc, test_agent_bad_config_is_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/keys.h"
 #include "common/wire.h"
 
 #include <check.h>
@@ -30,11 +31,14 @@ typedef struct broker {
     nas_wire_packet pkt;       /* the message broker_wait() matched */
 } broker;
 
-static inline void broker_bind(broker *b, const char *endpoint) {
+/* Bind a ROUTER; with curve != NULL it is a CurveZMQ server with that
+ * keypair (no ZAP handler: any client knowing the public key is let in). */
+static inline void broker_bind_curve(broker *b, const char *endpoint, const nas_keypair *curve) {
     b->sock = zmq_socket(b->zctx, ZMQ_ROUTER);
     ck_assert_ptr_nonnull(b->sock);
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_wire_socket_setup(b->sock, err), NAS_OK);
+    if (curve) ck_assert_int_eq(nas_keys_curve_server(b->sock, curve, NULL, err), NAS_OK);
     int rc = -1;
     /* Rebinding a port just released may take a moment. */
     for (int i = 0; i < 100 && rc != 0; i++) {
@@ -46,12 +50,20 @@ static inline void broker_bind(broker *b, const char *endpoint) {
     zmq_getsockopt(b->sock, ZMQ_LAST_ENDPOINT, b->endpoint, &n);
 }
 
-static inline void broker_open(broker *b, int64_t hb_ms) {
+static inline void broker_bind(broker *b, const char *endpoint) {
+    broker_bind_curve(b, endpoint, NULL);
+}
+
+static inline void broker_open_curve(broker *b, int64_t hb_ms, const nas_keypair *curve) {
     memset(b, 0, sizeof *b);
     b->zctx = zmq_ctx_new();
     b->hb_ms = hb_ms;
     b->keepalive = 1;
-    broker_bind(b, "tcp://127.0.0.1:*");
+    broker_bind_curve(b, "tcp://127.0.0.1:*", curve);
+}
+
+static inline void broker_open(broker *b, int64_t hb_ms) {
+    broker_open_curve(b, hb_ms, NULL);
 }
 
 static inline void broker_close_socket(broker *b) {

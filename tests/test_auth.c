@@ -7,6 +7,7 @@
  * server key and a plaintext client never deliver a single message.  The
  * log is captured by pointing stderr at a file inside the forked test.
  */
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -24,14 +25,19 @@
 
 typedef struct fixture {
     void *ctx;
-    char dir[4096];      /* temporary root */
-    char authdir[4096];  /* authorized keys */
+    char dir[4096];     /* temporary root */
+    char authdir[4096]; /* authorized keys */
     char logpath[4096];
     nas_keypair server;
-    nas_keypair worker;  /* authorized as "worker1" */
+    nas_keypair worker; /* authorized as "worker1" */
     nas_auth *auth;
     void *router;
     char endpoint[256];
+    void *mon;          /* PAIR receiving the router's handshake events */
+    int ev_ok;          /* ZMQ_EVENT_HANDSHAKE_SUCCEEDED */
+    int ev_auth;        /* ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP said no) */
+    int ev_auth_status; /* its ZAP status code */
+    int ev_proto;       /* ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL / _NO_DETAIL */
 } fixture;
 
 static fixture F;
@@ -73,10 +79,47 @@ static void setup(void) {
     ck_assert_int_eq(zmq_bind(F.router, "tcp://127.0.0.1:*"), 0);
     size_t len = sizeof F.endpoint;
     ck_assert_int_eq(zmq_getsockopt(F.router, ZMQ_LAST_ENDPOINT, F.endpoint, &len), 0);
+    /* Handshake events give positive evidence of why a client failed,
+     * beyond "no message arrived in time". */
+    ck_assert_int_eq(zmq_socket_monitor(F.router, "inproc://auth-mon",
+                                        ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL),
+                     0);
+    F.mon = zmq_socket(F.ctx, ZMQ_PAIR);
+    zmq_setsockopt(F.mon, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(F.mon, "inproc://auth-mon"), 0);
+}
+
+/* Count the monitor events waiting (frame 1: u16 event, u32 value). */
+static void drain_monitor(void) {
+    for (;;) {
+        uint8_t ev[6];
+        char addr[256];
+        if (zmq_recv(F.mon, ev, sizeof ev, ZMQ_DONTWAIT) < 0) return;
+        zmq_recv(F.mon, addr, sizeof addr, 0);
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, ev, 2);
+        memcpy(&value, ev + 2, 4);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) F.ev_ok++;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            F.ev_auth++;
+            F.ev_auth_status = (int)value;
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            F.ev_proto++;
+    }
 }
 
 static void teardown(void) {
-    if (F.router) zmq_close(F.router);
+    if (F.mon) zmq_close(F.mon);
+    if (F.router) {
+        zmq_socket_monitor(F.router, NULL, 0);
+        zmq_close(F.router);
+    }
     nas_auth_destroy(&F.auth);
     if (F.ctx) zmq_ctx_term(F.ctx);
     nas_tmpdir_rm(F.dir);
@@ -91,7 +134,8 @@ static char *read_log(void) {
 
 static int count_lines_with(const char *text, const char *needle) {
     int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++) n++;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
     return n;
 }
 
@@ -133,7 +177,9 @@ static int pump(int serve_zap, long ms, int stop_after, char *user) {
             zmq_msg_close(&body);
             got++;
         }
+        drain_monitor();
     }
+    drain_monitor();
     return got;
 }
 
@@ -157,6 +203,8 @@ START_TEST(test_auth_authorized_client_exchanges) {
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 1);
     ck_assert_int_eq(st.rejected, 0);
+    ck_assert_int_eq(F.ev_ok, 1);
+    ck_assert_int_eq(F.ev_auth + F.ev_proto, 0);
     zmq_close(c);
 }
 END_TEST
@@ -173,6 +221,10 @@ START_TEST(test_auth_unknown_key_rejected_and_logged) {
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_ge(st.rejected, 1);
     ck_assert_int_eq(st.accepted, 0);
+    /* libzmq itself reports the handshake as refused by ZAP with 400. */
+    ck_assert_int_ge(F.ev_auth, 1);
+    ck_assert_int_eq(F.ev_auth_status, 400);
+    ck_assert_int_eq(F.ev_ok, 0);
     char *log = read_log();
     nas_keys_fingerprint(stranger.public_z85, fp);
     ck_assert_msg(strstr(log, fp) != NULL, "fingerprint %s not in log:\n%s", fp, log);
@@ -196,6 +248,11 @@ START_TEST(test_auth_wrong_server_key_cannot_connect) {
     nas_auth_stats st;
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
+    /* The server saw a handshake fail (crypto box or mechanism mismatch)
+     * before any ZAP question, and never one succeed. */
+    ck_assert_int_ge(F.ev_proto, 1);
+    ck_assert_int_eq(F.ev_ok, 0);
+    ck_assert_int_eq(st.rejected, 0);
     zmq_close(c);
 }
 END_TEST
@@ -208,6 +265,11 @@ START_TEST(test_auth_plaintext_client_gets_nothing) {
     nas_auth_stats st;
     nas_auth_stats_get(F.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
+    /* The server saw a handshake fail (crypto box or mechanism mismatch)
+     * before any ZAP question, and never one succeed. */
+    ck_assert_int_ge(F.ev_proto, 1);
+    ck_assert_int_eq(F.ev_ok, 0);
+    ck_assert_int_eq(st.rejected, 0);
     zmq_close(c);
 }
 END_TEST
@@ -265,6 +327,39 @@ START_TEST(test_auth_thread_mode) {
     ck_assert_int_ge(st.rejected, 1);
     zmq_close(c);
     zmq_close(s);
+}
+END_TEST
+
+START_TEST(test_auth_plain_local_socket_unaffected) {
+    /* A plaintext socket without a ZAP domain in the same context (a
+     * loopback-only status endpoint) is not subject to the CURVE policy:
+     * libzmq asks ZAP about NULL-mechanism peers only when a domain is set. */
+    void *plain = zmq_socket(F.ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(plain, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(plain, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t len = sizeof ep;
+    ck_assert_int_eq(zmq_getsockopt(plain, ZMQ_LAST_ENDPOINT, ep, &len), 0);
+    void *c = zmq_socket(F.ctx, ZMQ_DEALER);
+    zmq_setsockopt(c, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(c, ep), 0);
+    ck_assert_int_eq(zmq_send(c, "status?", 7, 0), 7);
+    zmq_pollitem_t items[2] = {{.socket = plain, .events = ZMQ_POLLIN},
+                               {.socket = nas_auth_socket(F.auth), .events = ZMQ_POLLIN}};
+    int got = 0;
+    long deadline = now_ms() + 5000;
+    while (!got && now_ms() < deadline) {
+        ck_assert_int_ge(zmq_poll(items, 2, 20), 0);
+        if (items[1].revents & ZMQ_POLLIN) nas_auth_handle(F.auth);
+        if (items[0].revents & ZMQ_POLLIN) got = 1;
+    }
+    ck_assert_int_eq(got, 1);
+    nas_auth_stats st;
+    nas_auth_stats_get(F.auth, &st);
+    ck_assert_int_eq(st.accepted + st.rejected + st.malformed, 0);
+    zmq_close(c);
+    zmq_close(plain);
 }
 END_TEST
 
@@ -384,25 +479,67 @@ START_TEST(test_auth_create_errors) {
 }
 END_TEST
 
+START_TEST(test_auth_create_out_of_memory) {
+    /* Every allocation of create (the handler, the key array) may fail in
+     * turn: each failure is NAS_ENOMEM with nothing leaked (LeakSanitizer
+     * checks at exit) and nothing bound, so the next try can bind. */
+    char err[NAS_ERR_LEN];
+    void *ctx = zmq_ctx_new();
+    int enomem = 0, ok = 0;
+    for (long n = 1; n <= 8 && !ok; n++) {
+        nas_auth *a = NULL;
+        nas_alloc_fail_after(n);
+        int rc = nas_auth_create(&a, ctx, F.authdir, NULL, err);
+        nas_alloc_fail_reset();
+        if (rc == NAS_ENOMEM) {
+            enomem++;
+            ck_assert_ptr_null(a);
+        } else {
+            ck_assert_int_eq(rc, NAS_OK);
+            ck_assert_int_eq(nas_auth_key_count(a), 1);
+            nas_auth_destroy(&a);
+            ok = 1;
+        }
+    }
+    ck_assert_int_ge(enomem, 2);
+    ck_assert_int_eq(ok, 1);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(test_auth_loopback_table) {
     static const struct {
         const char *ep;
         int local;
     } cases[] = {
-        {"tcp://127.0.0.1:5555", 1},  {"tcp://127.1.2.3:1", 1},
-        {"tcp://127.0.0.1:*", 1},     {"tcp://localhost:5555", 1},
-        {"tcp://LOCALHOST:5555", 1},  {"tcp://[::1]:5555", 1},
-        {"ipc:///tmp/nasd.sock", 1},  {"inproc://control", 1},
-        {"tcp://*:5555", 0},          {"tcp://0.0.0.0:5555", 0},
-        {"tcp://[::]:5555", 0},       {"tcp://192.168.1.10:5555", 0},
-        {"tcp://eth0:5555", 0},       {"tcp://127.0.0.1.evil.com:1", 0},
-        {"tcp://127.0.0.256:1", 0},   {"tcp://127.0.0:1", 0},
-        {"tcp://1270.0.0.1:1", 0},    {"tcp://128.0.0.1:1", 0},
-        {"tcp://127.0.0.1", 0},       {"tcp://127.0.0.1:", 0},
-        {"tcp://[::1]", 0},           {"tcp://[::1:5", 0},
-        {"tcp://10.0.0.1;127.0.0.1:5", 0}, {"udp://127.0.0.1:5", 0},
-        {"TCP://127.0.0.1:5", 0},     {"", 0},
-        {"tcp://", 0},                {"ws://127.0.0.1:5", 0},
+        {"tcp://127.0.0.1:5555", 1},
+        {"tcp://127.1.2.3:1", 1},
+        {"tcp://127.0.0.1:*", 1},
+        {"tcp://localhost:5555", 1},
+        {"tcp://LOCALHOST:5555", 1},
+        {"tcp://[::1]:5555", 1},
+        {"ipc:///tmp/nasd.sock", 1},
+        {"inproc://control", 1},
+        {"tcp://*:5555", 0},
+        {"tcp://0.0.0.0:5555", 0},
+        {"tcp://[::]:5555", 0},
+        {"tcp://192.168.1.10:5555", 0},
+        {"tcp://eth0:5555", 0},
+        {"tcp://127.0.0.1.evil.com:1", 0},
+        {"tcp://127.0.0.256:1", 0},
+        {"tcp://127.0.0:1", 0},
+        {"tcp://1270.0.0.1:1", 0},
+        {"tcp://128.0.0.1:1", 0},
+        {"tcp://127.0.0.1", 0},
+        {"tcp://127.0.0.1:", 0},
+        {"tcp://[::1]", 0},
+        {"tcp://[::1:5", 0},
+        {"tcp://10.0.0.1;127.0.0.1:5", 0},
+        {"udp://127.0.0.1:5", 0},
+        {"TCP://127.0.0.1:5", 0},
+        {"", 0},
+        {"tcp://", 0},
+        {"ws://127.0.0.1:5", 0},
     };
     for (size_t i = 0; i < NAS_ARRAY_LEN(cases); i++)
         ck_assert_msg(nas_auth_is_loopback(cases[i].ep) == cases[i].local, "%s: expected %d",
@@ -433,9 +570,11 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_auth_plaintext_client_gets_nothing);
     tcase_add_test(tc, test_auth_reload_admits_new_key);
     tcase_add_test(tc, test_auth_thread_mode);
+    tcase_add_test(tc, test_auth_plain_local_socket_unaffected);
     tcase_add_test(tc, test_auth_zap_protocol);
     tcase_add_test(tc, test_auth_rejection_log_throttled);
     tcase_add_test(tc, test_auth_create_errors);
+    tcase_add_test(tc, test_auth_create_out_of_memory);
     tcase_add_test(tc, test_auth_loopback_table);
     suite_add_tcase(s, tc);
     return s;

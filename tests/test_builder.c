@@ -207,6 +207,16 @@ START_TEST(test_builder_bad_arguments) {
     f = tiny(4, 1);
     g.normal.blocks[0].in_a = 9;
     ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 28, 10, &c, err), NAS_EGENOME);
+    /* The largest fidelity the walk accepts is counted or refused, never
+     * overflowed (UBSan watches the arithmetic). */
+    nas_genome big;
+    ck_assert_int_eq(nas_genome_preset("amoebanet_a", &big, err), NAS_OK);
+    nas_fidelity huge = tiny(4096, 64);
+    int rc = nas_genome_cost(&big, &huge, 3, 4096, 1000, &c, err);
+    ck_assert_msg(rc == NAS_ERANGE || (rc == NAS_OK && c.params > 0 && c.macs > 0), "rc %d", rc);
+    huge = tiny(64, 2);
+    ck_assert_int_eq(nas_genome_cost(&big, &huge, 3, 224, 1000, &c, err), NAS_OK);
+    ck_assert_int_gt(c.macs, c.params);
     /* A net that already has nodes is refused. */
     nas_net *net = NULL;
     ck_assert_int_eq(nas_net_create(&net, 1, 28, 28, err), NAS_OK);

@@ -5,6 +5,7 @@
  * identity hash the store uses to refuse a different config.
  */
 #include "master/config.h"
+#include "master/config_internal.h"
 #include "master/store.h"
 
 #include "common/alloc.h"
@@ -424,6 +425,62 @@ START_TEST(test_config_hostile_input) {
 }
 END_TEST
 
+/* docs/CAMPAIGN.md documents every key: walk the key table and look for
+ * each leaf's row in its section ("| `epochs` |" under "### `fidelity`"). */
+static void check_documented(const char *doc, const nas__cfg_field *table, const char *prefix) {
+    for (const nas__cfg_field *f = table; f->key; f++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", f->key);
+        if (f->type == NAS__T_MAP) {
+            check_documented(doc, f->sub, path);
+            continue;
+        }
+        /* The section is the first component; top-level leaves sit in "Top level". */
+        char section[64], heading[96], rest[128];
+        const char *dot = strchr(path, '.');
+        if (dot) {
+            snprintf(section, sizeof section, "%.*s", (int)(dot - path), path);
+            snprintf(heading, sizeof heading, "### `%s`", section);
+            snprintf(rest, sizeof rest, "%s", dot + 1);
+        } else {
+            snprintf(heading, sizeof heading, "### Top level");
+            snprintf(rest, sizeof rest, "%s", path);
+        }
+        const char *sec = strstr(doc, heading);
+        ck_assert_msg(sec != NULL, "CAMPAIGN.md has no section %s", heading);
+        const char *end = strstr(sec + 4, "\n### ");
+        size_t len = end ? (size_t)(end - sec) : strlen(sec);
+        /* Accept the row of the key or of an enclosing mapping
+         * ("final.fidelity" documents its keys as those of "fidelity"). */
+        int found = 0;
+        while (!found && *rest) {
+            char row[160];
+            snprintf(row, sizeof row, "| `%s` |", rest);
+            const char *hit = strstr(sec, row);
+            found = hit && (size_t)(hit - sec) < len;
+            char *last = strrchr(rest, '.');
+            if (last)
+                *last = '\0';
+            else
+                rest[0] = '\0';
+        }
+        ck_assert_msg(found, "docs/CAMPAIGN.md does not document %s", path);
+    }
+}
+
+START_TEST(test_config_every_key_documented) {
+    const char *src = getenv("NAS_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/docs/CAMPAIGN.md", src);
+    size_t n = 0;
+    char *doc = nas_read_file(path, &n);
+    ck_assert_ptr_nonnull(doc);
+    check_documented(doc, nas__config_fields, "");
+    free(doc);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -436,6 +493,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_store_refuses_edited_config);
     tcase_add_test(tc, test_config_out_of_memory);
     tcase_add_test(tc, test_config_hostile_input);
+    tcase_add_test(tc, test_config_every_key_documented);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -414,6 +414,46 @@ START_TEST(test_dispatcher_stuck_task_is_cancelled_and_requeued) {
 }
 END_TEST
 
+START_TEST(test_dispatcher_reconnect_takes_over_the_lease) {
+    /* w1 loses its master link while training task 6 and comes back on a
+     * new socket before its old entry expires: the lease moves over, the
+     * old entry goes, and nothing is re-queued or run twice. */
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 6, 0);
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_REGISTER);
+    strcpy(m.u.reg.name, "w1"); /* same name and host, new identity */
+    strcpy(m.u.reg.host, "localhost");
+    m.u.reg.protocol = NAS_PROTOCOL_VERSION;
+    m.u.reg.has_running = 1;
+    m.u.reg.running = (nas_task_ref){6, 1};
+    from(d, "w1-new", &m, 300);
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_int_eq(c.workers, 1);
+    ck_assert_ptr_nonnull(strstr(r.events, "w1:replaced"));
+    ck_assert_int_eq(r.leases, 2);
+    nas_dispatcher_tick(d, 600); /* the old entry would have expired by now */
+    ck_assert_int_eq(r.requeues, 0);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 6, NULL), NAS_DISPATCH_TASK_LEASED);
+    result(d, "w1-new", 6, 1, 650);
+    ck_assert_int_eq(r.results, 1);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 6, NULL), NAS_DISPATCH_TASK_DONE);
+    /* A different worker that merely claims to run task 7 takes nothing. */
+    reg(d, "w2", 700, NULL);
+    simple(d, "w2", NAS_MSG_READY, 700);
+    push(d, 7, 700);
+    nas_task_ref claim = {7, 1};
+    reg(d, "w3", 710, &claim);
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_int_eq(c.workers, 3);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_cancel_queued_and_leased) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -682,6 +722,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_reconnect_while_running_reattaches);
     tcase_add_test(tc, test_dispatcher_reattached_worker_failure_releases_lease);
     tcase_add_test(tc, test_dispatcher_stuck_task_is_cancelled_and_requeued);
+    tcase_add_test(tc, test_dispatcher_reconnect_takes_over_the_lease);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_status_snapshot);

@@ -93,7 +93,8 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("fuzz_regress");
     TCase *tc = tcase_create("core");
     int n = 0;
-    while (nas_fuzz_targets[n].name != NULL) n++;
+    while (nas_fuzz_targets[n].name != NULL)
+        n++;
     tcase_add_loop_test(tc, test_fuzz_regress_target, 0, n);
     tcase_add_test(tc, test_fuzz_targets_refuse_garbage);
     suite_add_tcase(s, tc);

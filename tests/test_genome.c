@@ -80,6 +80,20 @@ START_TEST(test_genome_text_round_trip) {
     ck_assert(genome_same(&g, &h));
     char small[10];
     ck_assert_int_eq(nas_genome_format(&g, small, sizeof small), NAS_ERANGE);
+    /* The longest text of any valid genome fits NAS_GENOME_TEXT_MAX: eight
+     * blocks of the longest op name reading two-digit-free inputs, twice. */
+    nas_genome big = {.space = NAS_SPACE_CELL};
+    big.normal.n_blocks = big.reduce.n_blocks = NAS_MAX_BLOCKS;
+    for (int k = 0; k < NAS_MAX_BLOCKS; k++)
+        big.normal.blocks[k] = big.reduce.blocks[k] =
+            (nas_block){(uint8_t)(k + 1), NAS_OP_CONV1X7_7X1, (uint8_t)(k + 1), NAS_OP_CONV1X7_7X1};
+    char buf2[NAS_GENOME_TEXT_MAX];
+    int len = nas_genome_format(&big, buf2, sizeof buf2);
+    ck_assert_int_gt(len, 400);
+    ck_assert_int_lt(len, NAS_GENOME_TEXT_MAX);
+    char jbuf[NAS_GENOME_JSON_MAX], dbuf[NAS_GENOME_DOT_MAX];
+    ck_assert_int_gt(nas_genome_to_json(&big, jbuf, sizeof jbuf), 0);
+    ck_assert_int_gt(nas_genome_to_dot(&big, dbuf, sizeof dbuf), 0);
 }
 END_TEST
 
@@ -316,7 +330,25 @@ START_TEST(test_genome_level1_counts) {
     nas_space nb = {.kind = NAS_SPACE_NB201};
     n = nas_genome_enumerate_level1(&nb, &gs);
     ck_assert_int_eq(n, 80);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(nas_genome_level(&gs[i]), 1);
+    /* ... and each expands to level 2 only. */
+    nas_genome *up = NULL;
+    int nu = nas_genome_expand(&gs[0], &nb, &up);
+    ck_assert_int_gt(nu, 0);
+    for (int i = 0; i < nu; i++)
+        ck_assert_int_eq(nas_genome_level(&up[i]), 2);
+    nas_genome *none = NULL;
+    ck_assert_int_eq(nas_genome_expand(&up[0], &nb, &none), 0); /* level 2 is the top */
+    ck_assert_ptr_null(none);
+    nas_free(up);
     nas_free(gs);
+    nas_genome d = parse_ok("c=sep3x3:0+id:1,max3x3:1+zero:2");
+    ck_assert_int_eq(nas_genome_level(&d), 1); /* the dead block does not count */
+    d = parse_ok("n=sep3x3:0+id:1 r=sep3x3:0+id:1,id:2+id:2");
+    ck_assert_int_eq(nas_genome_level(&d), 2);
+    d.normal.n_blocks = 0;
+    ck_assert_int_eq(nas_genome_level(&d), NAS_EGENOME);
 }
 END_TEST
 
@@ -456,6 +488,10 @@ START_TEST(test_genome_json_forms) {
          "normal block 0 must be"},
         {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0.5,\"id\",1,\"id\"]]}",
          "input must be an integer"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[1e300,\"id\",1,\"id\"]]}",
+         "input must be an integer"},
+        {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",-1,\"id\"]]}",
+         "normal block 0 b: input must be an integer"},
         {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"idd\",1,\"id\"]]}",
          "unknown op 'idd'"},
         {"{\"space\":\"cell\",\"shared\":true,\"normal\":[[0,\"id\",5,\"id\"]]}",
@@ -540,6 +576,45 @@ START_TEST(test_genome_dot_form) {
     ck_assert_ptr_nonnull(strstr(buf, "normal_b1 -> normal_out"));
     ck_assert_ptr_null(strstr(buf, "normal_b0 -> normal_out"));
     ck_assert_int_eq(nas_genome_to_dot(&g, buf, 16), NAS_ERANGE);
+    /* Read back, and read an edited drawing: relabel an op, rewire an edge. */
+    int n = nas_genome_to_dot(&g, buf, sizeof buf);
+    nas_genome back;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_from_dot(buf, (size_t)n, &back, err), NAS_OK);
+    char *at = strstr(buf, "[label=\"sep5x5\"]");
+    ck_assert_ptr_nonnull(at);
+    memcpy(at + 8, "sep7x7", 6);
+    ck_assert_int_eq(nas_genome_from_dot(buf, strlen(buf), &back, err), NAS_OK);
+    ck_assert_int_eq(back.normal.blocks[1].op_a, NAS_OP_SEP7X7);
+    static const struct {
+        const char *from, *to, *want;
+    } edits[] = {
+        {"[label=\"sep7x7\"]", "[label=\"sep9x9\"]", "unknown op 'sep9x9'"},
+        {"normal_b1 -> normal_out;", "normal_b0 -> normal_out;", "concat edge"},
+        {"normal_in0 -> normal_b0", "normal_in0 -> reduce_b0", "edge between two cells"},
+        {"normal_b0 -> normal_b1", "normal_b1 -> normal_b1", "reads itself"},
+        {"rankdir=LR;", "rankdir=LR;\n  edge [color=red];", "line 3: unexpected statement"},
+        {"subgraph cluster_reduce", "subgraph cluster_other", "unknown cluster"},
+    };
+    char orig[4096];
+    memcpy(orig, buf, sizeof orig);
+    for (size_t i = 0; i < NAS_ARRAY_LEN(edits); i++) {
+        char ed[4200];
+        const char *p = strstr(orig, edits[i].from);
+        ck_assert_ptr_nonnull(p);
+        size_t pre = (size_t)(p - orig);
+        snprintf(ed, sizeof ed, "%.*s%s%s", (int)pre, orig, edits[i].to, p + strlen(edits[i].from));
+        int rc = nas_genome_from_dot(ed, strlen(ed), &back, err);
+        ck_assert_msg(rc == NAS_EGENOME && strstr(err, edits[i].want), "edit %zu: %d '%s'", i, rc,
+                      err);
+    }
+    nas_genome nb = parse_ok(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|");
+    n = nas_genome_to_dot(&nb, buf, sizeof buf);
+    ck_assert_int_eq(nas_genome_from_dot(buf, (size_t)n, &back, err), NAS_OK);
+    ck_assert(memcmp(back.nb201, nb.nb201, 6) == 0);
+    ck_assert_int_eq(nas_genome_from_dot("digraph genome {\n}\n", 18, &back, err), NAS_EGENOME);
+    ck_assert_ptr_nonnull(strstr(err, "no genome clusters"));
 }
 END_TEST
 
@@ -565,23 +640,32 @@ START_TEST(test_genome_hash_pinned) {
 }
 END_TEST
 
-/* Random damage to valid texts and JSON: every result is either a valid
- * genome or NAS_EGENOME with a message; nothing crashes (run under ASan). */
+/* Random damage to valid texts, JSON and DOT: every result is either a
+ * valid genome or NAS_EGENOME with a message; nothing crashes (ASan). */
 START_TEST(test_genome_damaged_inputs_never_crash) {
+    static char dot_cell[2048], dot_nb[1024];
+    nas_genome dg = parse_ok("n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1");
+    ck_assert_int_gt(nas_genome_to_dot(&dg, dot_cell, sizeof dot_cell), 0);
+    dg = parse_ok("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|"
+                  "nor_conv_1x1~2|");
+    ck_assert_int_gt(nas_genome_to_dot(&dg, dot_nb, sizeof dot_nb), 0);
     const char *seeds[] = {
         "n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1",
         "c=conv1x7_7x1:0+dil3x3:1,zero:2+conv1x1:0",
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",
         "{\"space\":\"cell\",\"shared\":false,\"normal\":[[1,\"sep3x3\",0,\"max3x3\"]],"
         "\"reduce\":[[0,\"avg3x3\",1,\"sep3x3\"]]}",
+        dot_cell,
+        dot_nb,
     };
-    static const char alphabet[] = "nrc=:+,|~ 0123456789_abdefimopsvxz{}[]\"\x01\xff";
+    static const char alphabet[] = "nrc=:+,|~ 0123456789_abdefimopsvxz{}[]\"\x01\xff\n->;";
     nas_rng rng;
     nas_rng_init(&rng, 31337, 0);
     int ok = 0, refused = 0;
-    for (int t = 0; t < 20000; t++) {
-        const char *seed = seeds[t % NAS_ARRAY_LEN(seeds)];
-        char buf[256];
+    for (int t = 0; t < 30000; t++) {
+        int kind = t % (int)NAS_ARRAY_LEN(seeds); /* 0-2 text, 3 JSON, 4-5 DOT */
+        const char *seed = seeds[kind];
+        char buf[2048];
         size_t n = strlen(seed);
         memcpy(buf, seed, n);
         int edits = 1 + (int)nas_rng_below(&rng, 3);
@@ -604,8 +688,9 @@ START_TEST(test_genome_damaged_inputs_never_crash) {
         }
         nas_genome g;
         char err[NAS_ERR_LEN] = "";
-        int rc = buf[0] == '{' ? nas_genome_from_json(buf, n, &g, err)
-                               : nas_genome_parse(buf, n, &g, err);
+        int rc = kind == 3  ? nas_genome_from_json(buf, n, &g, err)
+                 : kind > 3 ? nas_genome_from_dot(buf, n, &g, err)
+                            : nas_genome_parse(buf, n, &g, err);
         if (rc == NAS_OK) {
             if (nas_genome_validate(&g, NULL) != NAS_OK) ck_abort_msg("accepted an invalid genome");
             ok++;
@@ -615,7 +700,7 @@ START_TEST(test_genome_damaged_inputs_never_crash) {
         }
     }
     ck_assert_int_gt(ok, 50); /* damage that keeps a valid genome (a digit or op swapped) */
-    ck_assert_int_gt(refused, 10000);
+    ck_assert_int_gt(refused, 15000);
 }
 END_TEST
 

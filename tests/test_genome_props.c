@@ -127,7 +127,10 @@ START_TEST(test_genome_props_random) {
                 err);
         REQUIRE(genome_same(&g, &back), "proto round trip of %s", text);
         char dot[8192];
-        REQUIRE(nas_genome_to_dot(&g, dot, sizeof dot) > 0, "dot of %s", text);
+        int dn = nas_genome_to_dot(&g, dot, sizeof dot);
+        REQUIRE(dn > 0, "dot of %s", text);
+        REQUIRE(nas_genome_from_dot(dot, (size_t)dn, &back, err) == NAS_OK, "%s: %s", dot, err);
+        REQUIRE(genome_same(&g, &back), "dot round trip of %s", text);
 
         /* Canonical: valid, idempotent, same hash, equivalent. */
         nas_genome c1, c2;

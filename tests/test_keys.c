@@ -33,7 +33,8 @@ static const char *setup_base(const char *name) {
 }
 
 static void teardown(void) {
-    for (int i = 0; i < g_ndirs; i++) nas_tmpdir_rm(g_dirs[i]);
+    for (int i = 0; i < g_ndirs; i++)
+        nas_tmpdir_rm(g_dirs[i]);
     g_ndirs = 0;
 }
 
@@ -117,6 +118,12 @@ START_TEST(test_keys_refuse_overwrite_unless_asked) {
     ck_assert_int_eq(nas_keys_generate_files(base2, 0, NULL, err), NAS_EEXIST);
     ck_assert_ptr_nonnull(strstr(err, "half.key"));
     ck_assert_int_eq(access(path_of(p, base2, ".key_secret"), F_OK), -1);
+    /* A directory that does not exist: an I/O error naming the key. */
+    char nodir[4200];
+    snprintf(nodir, sizeof nodir, "%s/no/such/dir/k", base2);
+    ck_assert_int_eq(nas_keys_generate_files(nodir, 0, NULL, err), NAS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "no/such/dir/k.key_secret"));
+    ck_assert_int_eq(nas_keys_generate_files("", 0, NULL, err), NAS_EINVAL);
     /* No temporary files are left behind either. */
     char cmd[4200], out[256];
     snprintf(cmd, sizeof cmd, "ls -A \"$(dirname '%s')\" | grep -c tmp", base2);
@@ -165,6 +172,10 @@ START_TEST(test_keys_parse_forms) {
              kp.public_z85, kp.secret_z85);
     ck_assert_int_eq(nas_keys_parse(text, strlen(text), "secret", "cert", out, err), NAS_OK);
     ck_assert_str_eq(out, kp.secret_z85);
+    /* A secret certificate where a public key is expected is refused. */
+    ck_assert_int_eq(nas_keys_parse(text, strlen(text), "public", "cert", out, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "cert holds a secret key"));
+    snprintf(text, sizeof text, "metadata\ncurve\n    public-key = \"%s\"\n", kp.public_z85);
     ck_assert_int_eq(nas_keys_parse(text, strlen(text), "public", "cert", out, err), NAS_OK);
     ck_assert_str_eq(out, kp.public_z85);
     /* Bare form with CRLF line ends and surrounding blanks. */
@@ -232,6 +243,13 @@ START_TEST(test_keys_damaged_files_refused_by_name) {
     write_text(p, "not a key at all\n", 0600);
     ck_assert_int_eq(nas_keys_load_pair(base, &back, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "w.key_secret:1:"));
+
+    /* Our own secret file copied where a public key belongs. */
+    char sec[4096];
+    ck_assert_int_eq(nas_keys_generate_files(base, 1, &kp, err), NAS_OK);
+    ck_assert_int_eq(nas_keys_load_public(path_of(sec, base, ".key_secret"), pub, err),
+                     NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "holds a secret key"));
 
     /* A directory where a key file should be. */
     ck_assert_int_eq(nas_keys_load_public(new_dir(), pub, err), NAS_EFORMAT);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/net.h"
 #include "common/refnets.h"
 #include "tests/gradcheck.h"
@@ -317,6 +318,31 @@ START_TEST(test_net_save_load) {
 }
 END_TEST
 
+START_TEST(test_net_out_of_memory) {
+    // Fail every allocation in turn: each attempt ends in NAS_OK or NAS_ENOMEM and frees
+    // everything (LeakSanitizer checks at exit).
+    int saw_enomem = 0, ok = 0;
+    for (long k = 1; k < 400 && !ok; k++) {
+        nas_net *net = NULL;
+        char err[NAS_ERR_LEN] = "";
+        int out = -1;
+        nas_alloc_fail_after(k);
+        int rc = nas_net_create(&net, 2, 7, 7, err);
+        if (rc == NAS_OK) {
+            out = build_zoo(net);
+            rc = out < 0 ? out : nas_net_compile(net, out, 3, err);
+            if (rc == NAS_OK) rc = nas_net_set_threads(net, 2, err);
+        }
+        nas_alloc_fail_reset();
+        ck_assert_msg(rc == NAS_OK || rc == NAS_ENOMEM, "k=%ld rc=%d %s", k, rc, err);
+        saw_enomem |= rc == NAS_ENOMEM;
+        ok = rc == NAS_OK;
+        nas_net_destroy(&net);
+    }
+    ck_assert(saw_enomem && ok);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("core");
@@ -327,6 +353,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_layout_and_determinism);
     tcase_add_test(tc, test_net_save_load);
     tcase_add_test(tc, test_net_threads);
+    tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

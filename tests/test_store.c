@@ -8,6 +8,8 @@
  */
 #include "tests/store_fixtures.h"
 
+#include <stdlib.h>
+
 // ---- schema ------------------------------------------------------------------------------------
 
 START_TEST(test_store_create_and_reopen) {
@@ -614,6 +616,54 @@ START_TEST(test_store_record_json) {
 }
 END_TEST
 
+/* docs/SCHEMA.md names every column of every table, under the table's own
+ * heading ("### `task`"), so the documentation cannot drift from the schema. */
+START_TEST(test_store_schema_documented) {
+    const char *src = getenv("NAS_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    char path[4096], err[NAS_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/docs/SCHEMA.md", src);
+    size_t len = 0;
+    char *doc = nas_read_file(path, &len);
+    ck_assert_ptr_nonnull(doc);
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open(&st, ":memory:", err), NAS_OK);
+    sqlite3_stmt *tables = NULL, *cols = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(st->db,
+                                        "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                                        "AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                                        -1, &tables, NULL),
+                     SQLITE_OK);
+    int n_tables = 0;
+    while (sqlite3_step(tables) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(tables, 0);
+        char heading[96];
+        snprintf(heading, sizeof heading, "### `%s`", table);
+        const char *sec = strstr(doc, heading);
+        ck_assert_msg(sec != NULL, "SCHEMA.md has no section for table %s", table);
+        const char *end = strstr(sec + 4, "\n##");
+        size_t sec_len = end ? (size_t)(end - sec) : strlen(sec);
+        ck_assert_int_eq(
+            sqlite3_prepare_v2(st->db, "SELECT name FROM pragma_table_info(?1)", -1, &cols, NULL),
+            SQLITE_OK);
+        sqlite3_bind_text(cols, 1, table, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(cols) == SQLITE_ROW) {
+            char want[96];
+            snprintf(want, sizeof want, "`%s`", (const char *)sqlite3_column_text(cols, 0));
+            const char *hit = strstr(sec, want);
+            ck_assert_msg(hit && (size_t)(hit - sec) < sec_len, "SCHEMA.md: %s.%s undocumented",
+                          table, want);
+        }
+        sqlite3_finalize(cols);
+        n_tables++;
+    }
+    sqlite3_finalize(tables);
+    ck_assert_int_eq(n_tables, 8);
+    nas_store_close(&st);
+    free(doc);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -633,6 +683,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_fidelity_json);
     tcase_add_test(tc, test_store_workers_events_weights);
     tcase_add_test(tc, test_store_record_json);
+    tcase_add_test(tc, test_store_schema_documented);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -127,6 +127,12 @@ START_TEST(test_create_rejects) {
     c = nb201_config("random", 0);
     ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "budget"));
+    c = nb201_config("random", 10);
+    c.space.op_mask = 1u << NAS_NB201_NONE;
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "op mask"));
+    c.space.op_mask = 1u << 7;
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
     c = nb201_config("evolution", 10);
     c.n_seeds = 1;
     snprintf(c.seeds[0], sizeof c.seeds[0], "no_such_cell");
@@ -250,6 +256,40 @@ START_TEST(test_evo_failures_do_not_join) {
         ck_assert_int_eq(p.has_parent, 0);
     }
     ck_assert_int_eq(nas_strategy_population(s, NULL, 0), 3);
+    nas_strategy_destroy(&s);
+}
+END_TEST
+
+/* Seed presets come first, in order, as parentless proposals; a preset of
+ * another space is refused at creation. */
+START_TEST(test_evo_seeds) {
+    nas_strategy_config c;
+    nas_strategy_config_default(&c);
+    c.population = 4;
+    c.sample = 2;
+    c.n_seeds = 2;
+    snprintf(c.seeds[0], sizeof c.seeds[0], "nasnet_a");
+    snprintf(c.seeds[1], sizeof c.seeds[1], "amoebanet_a");
+    nas_strategy *s = make(&c, 6);
+    char err[NAS_ERR_LEN];
+    for (int i = 0; i < 3; i++) {
+        nas_proposal p;
+        ck_assert_int_eq(nas_strategy_propose(s, &p, err), NAS_OK);
+        ck_assert_int_eq(p.has_parent, 0);
+        if (i < 2) {
+            nas_genome want;
+            ck_assert_int_eq(nas_genome_preset(c.seeds[i], &want, err), NAS_OK);
+            ck_assert(nas_genome_hash(&p.genome) == nas_genome_hash(&want));
+        }
+    }
+    nas_strategy_destroy(&s);
+    c = nb201_config("evolution", 10);
+    c.n_seeds = 1;
+    snprintf(c.seeds[0], sizeof c.seeds[0], "nasnet_a");
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "nb201"));
+    snprintf(c.seeds[0], sizeof c.seeds[0], "nb201_resnet");
+    s = make(&c, 1);
     nas_strategy_destroy(&s);
 }
 END_TEST
@@ -580,6 +620,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_evo_tournament_and_parent);
     tcase_add_test(tc, test_evo_failures_do_not_join);
     tcase_add_test(tc, test_evo_async_inflight);
+    tcase_add_test(tc, test_evo_seeds);
     tcase_add_test(tc, test_evo_multi_objective);
     tcase_add_test(tc, test_pnas_levels_and_budget);
     tcase_add_test(tc, test_pnas_budget_cut);

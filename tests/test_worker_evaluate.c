@@ -10,7 +10,9 @@
 #include "worker/evaluate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Two NB201 strings for the same network: node 1 feeds nothing, so the
  * edge into it is dead and the canonical form sets it to none. */
@@ -170,6 +172,72 @@ START_TEST(test_worker_evaluate_train_refusals_name_the_problem) {
 }
 END_TEST
 
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
+}
+
+/* An MNIST-format IDX pair of n noisy 28x28 images with a class mark. */
+static void write_idx(const char *dir, const char *prefix, int n) {
+    enum { SIDE = 28 };
+    size_t isz = 16 + (size_t)n * SIDE * SIDE, lsz = 8 + (size_t)n;
+    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE);
+    put_be32(img + 12, SIDE), put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = i % 10;
+        uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
+        for (int p = 0; p < SIDE * SIDE; p++)
+            im[p] = (uint8_t)((p * 7 + i * 13) % 50);
+        for (int y = 0; y < 6; y++)
+            im[(2 + (k / 5) * 14 + y) * SIDE + 2 + (k % 5) * 5] = 255;
+        lab[8 + i] = (uint8_t)k;
+    }
+    char path[4096], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
+    free(img), free(lab);
+}
+
+START_TEST(test_worker_evaluate_train_reads_data_files_once) {
+    const char *dir = nas_tmpdir_make();
+    write_idx(dir, "train", 120);
+    write_idx(dir, "t10k", 30);
+    nas_evaluator_config c;
+    nas_evaluator_config_default(&c);
+    c.data_dir = dir;
+    nas_evaluator *ev = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_evaluator_create(&ev, &c, err), NAS_OK);
+    nas_wire_task t = task_of(NAS_EVAL_TRAIN, "small14");
+    strcpy(t.dataset, "mnist");
+    t.fidelity.epochs = 1, t.fidelity.batch = 16, t.fidelity.val_size = 20;
+    t.fidelity.train_subset = 0;
+    nas_wire_result r;
+    ck_assert_msg(nas_evaluator_run(ev, &t, NULL, &r, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(r.has_test, 0);
+    /* The training files are gone, yet another recipe (a subset, and the
+     * test split, read now) is prepared from the copy in memory. */
+    char path[4096];
+    unlink(nas_path_join(path, sizeof path, dir, "train-images-idx3-ubyte"));
+    unlink(nas_path_join(path, sizeof path, dir, "train-labels-idx1-ubyte"));
+    t.fidelity.train_subset = 50;
+    t.fidelity.test = 1;
+    ck_assert_msg(nas_evaluator_run(ev, &t, NULL, &r, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(r.has_test, 1);
+    ck_assert(r.test_acc >= 0 && r.test_acc <= 1);
+    nas_evaluator_destroy(&ev);
+    /* A fresh evaluator has to read the files, and says which is missing. */
+    ck_assert_int_eq(nas_evaluator_create(&ev, &c, err), NAS_OK);
+    ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "train-"));
+    nas_evaluator_destroy(&ev);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("worker_evaluate");
     TCase *tc = tcase_create("core");
@@ -177,6 +245,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_worker_evaluate_tabular_refusals);
     tcase_add_test(tc, test_worker_evaluate_synthetic_is_deterministic_and_cancellable);
     tcase_add_test(tc, test_worker_evaluate_train_refusals_name_the_problem);
+    tcase_add_test(tc, test_worker_evaluate_train_reads_data_files_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -43,8 +43,11 @@ struct nas_agent {
     atomic_int cancel; /* 1: the running task should stop */
     int busy;          /* a task is running on the task thread */
     nas_task_ref current;
-    int stopping;          /* graceful stop under way */
-    int stops;             /* stop requests seen */
+    int stopping;     /* graceful stop under way */
+    int stops;        /* stop requests seen */
+    int curve;        /* 1: connect with CurveZMQ */
+    nas_keypair keys; /* wiped on destroy */
+    char server_key[NAS_KEY_Z85_LEN + 1];
     nas_wire_result *held; /* NAS_WIRE_MAX_HELD results awaiting an Ack */
     int n_held;
     int64_t backoff;
@@ -165,9 +168,24 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (cfg->name && strlen(cfg->name) >= NAS_WIRE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "agent: name longer than %d bytes",
                            NAS_WIRE_NAME_MAX - 1);
+    if (!cfg->curve_keys != !cfg->curve_server_key)
+        return nas_set_err(err, NAS_EINVAL,
+                           "agent: CurveZMQ needs both this worker's keypair and the master's "
+                           "public key");
+    if (cfg->curve_server_key) {
+        int rc = nas_keys_check_z85(cfg->curve_server_key, strlen(cfg->curve_server_key), err);
+        if (rc < 0) return rc;
+    }
     nas_agent *a = nas_calloc(1, sizeof *a);
     if (!a) return nas_set_err(err, NAS_ENOMEM, "agent: out of memory");
     a->cfg = *cfg;
+    if (cfg->curve_keys) {
+        a->curve = 1;
+        a->keys = *cfg->curve_keys;
+        snprintf(a->server_key, sizeof a->server_key, "%s", cfg->curve_server_key);
+    }
+    a->cfg.curve_keys = NULL;
+    a->cfg.curve_server_key = NULL;
     a->stop_pipe[0] = a->stop_pipe[1] = -1;
     snprintf(a->endpoint, sizeof a->endpoint, "%s", cfg->endpoint);
     a->cfg.endpoint = a->endpoint;
@@ -223,6 +241,7 @@ void nas_agent_destroy(nas_agent **ap) {
     if (a->stop_pipe[0] >= 0) close(a->stop_pipe[0]);
     if (a->stop_pipe[1] >= 0) close(a->stop_pipe[1]);
     nas_free(a->held);
+    explicit_bzero(&a->keys, sizeof a->keys); /* the secret key dies with the agent */
     nas_free(a);
     *ap = NULL;
 }
@@ -302,6 +321,8 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!a->sock) return nas_set_err(err, NAS_EIO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
     int rc = nas_wire_socket_setup(a->sock, err);
+    /* Curve options must be set before connect: the handshake uses them. */
+    if (rc == NAS_OK && a->curve) rc = nas_keys_curve_client(a->sock, &a->keys, a->server_key, err);
     if (rc == NAS_OK && zmq_connect(a->sock, a->endpoint) != 0)
         rc = nas_set_err(err, NAS_EINVAL, "cannot connect to %s: %s", a->endpoint,
                          zmq_strerror(zmq_errno()));
@@ -310,7 +331,7 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
         a->sock = NULL;
         return rc;
     }
-    nas_info("agent: %s connecting to %s", a->name, a->endpoint);
+    nas_info("agent: %s connecting to %s%s", a->name, a->endpoint, a->curve ? " (CurveZMQ)" : "");
     a->silent_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
     send_register(a, now);
     return NAS_OK;

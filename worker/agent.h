@@ -22,6 +22,7 @@
 #ifndef NAS_AGENT_H
 #define NAS_AGENT_H
 
+#include "common/keys.h"
 #include "worker/evaluate.h"
 
 #include <stdint.h>
@@ -38,6 +39,10 @@ typedef struct nas_agent_config {
     int64_t reconnect_max_ms; /* default 32000 */
     int signal_fd;            /* a signalfd whose signals request a stop; -1 = none */
     nas_evaluator *eval;      /* borrowed; used by the task thread only */
+    /* CurveZMQ (DESIGN s9, docs/SECURITY.md): both set, or both NULL for a
+     * plain connection.  Copied by create. */
+    const nas_keypair *curve_keys; /* this worker's keypair */
+    const char *curve_server_key;  /* the master's public key, Z85 */
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

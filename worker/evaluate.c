@@ -2,10 +2,11 @@
  * evaluate.c - tabular, synthetic and training evaluation of one task
  * (see evaluate.h).
  *
- * Training keeps a small cache of prepared data sets keyed by the whole
- * data recipe (name, directory, resolution, validation size, subset, test
- * split, seed): the search stage sends many tasks with one fidelity, so
- * the files are read and transformed once.
+ * Training keeps data in two levels: each data set's files are read once
+ * and kept as loaded (raw), and a few prepared recipes (resolution,
+ * validation size, subset, test split, seed) are kept on top, prepared
+ * from memory: the search stage sends many tasks with one fidelity, and
+ * the final stage's other fidelity costs a prepare, not a reload.
  */
 #include "worker/evaluate.h"
 #include "common/alloc.h"
@@ -24,6 +25,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One data set as loaded from its files (train split, test split once a
+ * task asks for it), kept for the life of the worker. */
+typedef struct raw_entry {
+    int used;
+    char name[NAS_WIRE_NAME_MAX];
+    char dir[NAS_WIRE_PATH_MAX];
+    nas_dataset train, test;
+    int has_test;
+} raw_entry;
+
 /* One prepared data recipe. */
 typedef struct data_entry {
     int used;
@@ -37,6 +48,7 @@ typedef struct data_entry {
 struct nas_evaluator {
     nas_evaluator_config cfg;
     nas_table *table;
+    raw_entry raw[NAS_EVAL_DATA_CACHE];
     data_entry data[NAS_EVAL_DATA_CACHE];
     uint64_t uses;
     /* Column indexes in the table, -1 when absent. */
@@ -120,8 +132,11 @@ fail:
 
 void nas_evaluator_destroy(nas_evaluator **ep) {
     if (!ep || !*ep) return;
-    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++)
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE; i++) {
         nas_dataset_splits_fini(&(*ep)->data[i].splits);
+        nas_dataset_fini(&(*ep)->raw[i].train);
+        nas_dataset_fini(&(*ep)->raw[i].test);
+    }
     nas_table_destroy(&(*ep)->table);
     nas_free(*ep);
     *ep = NULL;
@@ -232,7 +247,8 @@ static int run_synthetic(nas_evaluator *ev, const nas_wire_task *t, const nas_ev
 
 // ---- training ------------------------------------------------------------------------------
 
-/* Everything nas_dataset_prepare uses is part of the key. */
+/* Everything nas_dataset_prepare uses is part of the key (val_random is
+ * always 0 here: nas_dataset_config_from_fidelity). */
 static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
     return e->used && strcmp(e->name, k->name) == 0 && strcmp(e->dir, k->dir) == 0 &&
            e->key.resolution == k->resolution && e->key.val_size == k->val_size &&
@@ -240,9 +256,41 @@ static int same_recipe(const data_entry *e, const nas_dataset_config *k) {
            e->key.seed == k->seed;
 }
 
-/* The prepared data of a recipe, from the cache or loaded now. */
-/* Least recently used entry is replaced; a failed prepare leaves the slot
- * empty. */
+/* The files of data set (name, dir), read once: the train split on first
+ * use, the test split on the first task that evaluates it.  A worker
+ * serves one or two data sets, so a full table is an operator error. */
+static int get_raw(nas_evaluator *ev, const nas_dataset_config *k, const raw_entry **out,
+                   char *err) {
+    raw_entry *e = NULL;
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE && !e; i++)
+        if (ev->raw[i].used && strcmp(ev->raw[i].name, k->name) == 0 &&
+            strcmp(ev->raw[i].dir, k->dir) == 0)
+            e = &ev->raw[i];
+    for (int i = 0; i < NAS_EVAL_DATA_CACHE && !e; i++) {
+        if (ev->raw[i].used) continue;
+        e = &ev->raw[i];
+        int rc = nas_dataset_load(&e->train, k->name, k->dir, NAS_SPLIT_TRAIN, err);
+        if (rc < 0) return rc;
+        e->used = 1;
+        snprintf(e->name, sizeof e->name, "%s", k->name);
+        snprintf(e->dir, sizeof e->dir, "%s", k->dir);
+        nas_info("evaluator: loaded %s from %s: %d training images", k->name, k->dir, e->train.n);
+    }
+    if (!e)
+        return nas_set_err(err, NAS_ENOSPC, "this worker already keeps %d data sets in memory",
+                           NAS_EVAL_DATA_CACHE);
+    if (k->load_test && !e->has_test) {
+        int rc = nas_dataset_load(&e->test, k->name, k->dir, NAS_SPLIT_TEST, err);
+        if (rc < 0) return rc;
+        e->has_test = 1;
+    }
+    *out = e;
+    return NAS_OK;
+}
+
+/* The prepared data of a recipe, from the cache or prepared now from the
+ * data set in memory.  The least recently used recipe is replaced; a
+ * failed prepare leaves its slot empty. */
 static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_dataset_splits **out,
                     char *err) {
     data_entry *slot = &ev->data[0];
@@ -255,9 +303,13 @@ static int get_data(nas_evaluator *ev, const nas_dataset_config *k, const nas_da
         }
         if (!e->used || (slot->used && e->last_use < slot->last_use)) slot = e;
     }
+    const raw_entry *raw = NULL;
+    int rc = get_raw(ev, k, &raw, err);
+    if (rc < 0) return rc;
     nas_dataset_splits_fini(&slot->splits);
     memset(slot, 0, sizeof *slot);
-    int rc = nas_dataset_prepare(&slot->splits, k, err);
+    rc = nas_dataset_prepare_from(&slot->splits, k, &raw->train, raw->has_test ? &raw->test : NULL,
+                                  err);
     if (rc < 0) return rc;
     snprintf(slot->name, sizeof slot->name, "%s", k->name);
     snprintf(slot->dir, sizeof slot->dir, "%s", k->dir);
@@ -336,13 +388,9 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
                            "validation set to report an accuracy");
     nas_fidelity f = t->fidelity;
     if (f.resolution == 0 && is_refnet) f.resolution = nas_refnet_resolution(t->genome);
-    nas_dataset_config k = {.name = t->dataset,
-                            .dir = dir,
-                            .resolution = f.resolution,
-                            .val_size = f.val_size,
-                            .train_subset = f.train_subset,
-                            .load_test = f.test,
-                            .seed = f.seed};
+    /* The campaign-wide recipe: the last val_size images validate, so every
+     * task is scored on the same images whatever its seed. */
+    nas_dataset_config k = nas_dataset_config_from_fidelity(&f, t->dataset, dir);
     const nas_dataset_splits *data = NULL;
     if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
     nas_net *net = NULL;
@@ -360,7 +408,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     tc.train = train;
     tc.val = &data->val;
     tc.test = &data->test;
-    tc.flip = strcmp(t->dataset, "mnist") != 0; /* a flipped digit is another digit */
+    tc.flip = nas_dataset_default_flip(t->dataset); /* a mirrored digit is another digit */
     tc.on_epoch = on_epoch;
     tc.user = &c;
     tc.cancel = h ? h->cancel : NULL;

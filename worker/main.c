@@ -2,9 +2,14 @@
  * nas-worker - joins a nas-master and evaluates the architectures it is sent.
  *
  * Parses options, sets up the evaluator (loading a benchmark table once
- * when asked), blocks SIGTERM/SIGINT in every thread and hands a signalfd
- * to the agent, which turns the first signal into a give-back and a clean
- * exit 0, and a second into an immediate exit (status 143).
+ * when asked) and turns SIGTERM/SIGINT into stop requests for the agent:
+ * the first becomes a give-back and a clean exit 0, a second an immediate
+ * exit (status 143).
+ *
+ * Signals are caught with a handler rather than blocked for a signalfd:
+ * OpenBLAS starts its thread pool from a library constructor, before
+ * main() could block anything, so a blocked signal would be delivered to
+ * one of its threads and kill the process with the default action.
  */
 #include "common/err.h"
 #include "common/log.h"
@@ -17,8 +22,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
+
+/* The agent the signal handler stops, and a stop that arrived before the
+ * agent existed.  The one piece of process state a handler needs. */
+static nas_agent *volatile g_agent;
+static volatile sig_atomic_t g_early_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    nas_agent *a = g_agent;
+    if (a)
+        nas_agent_request_stop(a); /* async-signal-safe: writes one byte to a pipe */
+    else
+        g_early_stop = 1;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -30,6 +48,8 @@ static void usage(FILE *f) {
             "  --master ENDPOINT       master control endpoint (required)\n"
             "  --threads N             compute threads (default 1)\n"
             "  --name NAME             worker name (default HOST:PID)\n"
+            "  --key BASE              this worker's CurveZMQ keypair (BASE.key_secret, BASE.key)\n"
+            "  --master-key PATH       the master's public key file (with --key)\n"
             "  --log-level L           debug, info, warn, error, off (default info)\n"
             "  --table PATH            benchmark CSV for tabular tasks (loaded once)\n"
             "  --table-key COL         architecture column (default arch)\n"
@@ -44,6 +64,15 @@ static void usage(FILE *f) {
             "  --help                  this text\n"
             "\n"
             "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n");
+}
+
+/* Endpoints that never leave the machine need no encryption. */
+static int is_loopback(const char *ep) {
+    static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://",
+                                        "inproc://"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(ep, local[i], strlen(local[i])) == 0) return 1;
+    return 0;
 }
 
 /* Parse a positive integer option value; names the option on error. */
@@ -66,6 +95,7 @@ int main(int argc, char **argv) {
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;
     nas_evaluator_config_default(&ecfg);
+    const char *key_base = NULL, *master_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
@@ -84,6 +114,10 @@ int main(int argc, char **argv) {
             acfg.endpoint = v;
         else if (strcmp(o, "--name") == 0)
             acfg.name = v;
+        else if (strcmp(o, "--key") == 0)
+            key_base = v;
+        else if (strcmp(o, "--master-key") == 0)
+            master_key = v;
         else if (strcmp(o, "--table") == 0)
             ecfg.table_path = v;
         else if (strcmp(o, "--table-key") == 0)
@@ -136,22 +170,39 @@ int main(int argc, char **argv) {
     if (acfg.reconnect_max_ms < acfg.reconnect_min_ms)
         acfg.reconnect_max_ms = acfg.reconnect_min_ms;
 
-    /* Signals become readable events for the agent: block them before any
-     * thread starts so every thread inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
-        fprintf(stderr, "nas-worker: sigprocmask: %s\n", strerror(errno));
+    /* CurveZMQ: both files or neither (docs/SECURITY.md). */
+    nas_keypair keys;
+    memset(&keys, 0, sizeof keys);
+    char server_key[NAS_KEY_Z85_LEN + 1];
+    char kerr[NAS_ERR_LEN];
+    if (!key_base != !master_key) {
+        fprintf(stderr, "nas-worker: --key and --master-key go together (try --help)\n");
+        return 2;
+    }
+    if (key_base) {
+        if (nas_keys_load_pair(key_base, &keys, kerr) < 0 ||
+            nas_keys_load_public(master_key, server_key, kerr) < 0) {
+            explicit_bzero(&keys, sizeof keys);
+            fprintf(stderr, "nas-worker: %s\n", kerr);
+            return 1;
+        }
+        acfg.curve_keys = &keys;
+        acfg.curve_server_key = server_key;
+    } else if (!is_loopback(acfg.endpoint)) {
+        nas_warn("connecting to %s without CurveZMQ: traffic can be read and forged on the "
+                 "network (use --key and --master-key)",
+                 acfg.endpoint);
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        fprintf(stderr, "nas-worker: sigaction: %s\n", strerror(errno));
         return 1;
     }
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) {
-        fprintf(stderr, "nas-worker: signalfd: %s\n", strerror(errno));
-        return 1;
-    }
-    acfg.signal_fd = sfd;
 
     char err[NAS_ERR_LEN] = "";
     nas_evaluator *ev = NULL;
@@ -166,6 +217,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nas-worker: %s\n", err);
         goto done;
     }
+    g_agent = agent;
+    if (g_early_stop) nas_agent_request_stop(agent);
     int rc = nas_agent_run(agent, err);
     if (rc == NAS_ECANCELED) {
         /* Second signal: do not wait for the task thread. */
@@ -174,8 +227,9 @@ int main(int argc, char **argv) {
     if (rc < 0) fprintf(stderr, "nas-worker: %s\n", err);
     status = rc < 0 ? 1 : 0;
 done:
+    g_agent = NULL;
     nas_agent_destroy(&agent);
     nas_evaluator_destroy(&ev);
-    close(sfd);
+    explicit_bzero(&keys, sizeof keys);
     return status;
 }

@@ -63,6 +63,8 @@ static void usage(FILE *f) {
 // ----------------------------------------------------------------------------
 // argument parsing
 
+// Numbers are parsed strictly (whole string, range-checked) so that "--epochs 1O" is an error
+// naming the flag, never a silent 1.
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -222,6 +224,7 @@ static int weights_load(nas_net *net, const char *path, char *err) {
 // ----------------------------------------------------------------------------
 // reporting
 
+// Progress goes to stderr so that stdout carries only the --json object.
 static int on_epoch(void *user, const nas_train_epoch *e) {
     (void)user;
     fprintf(stderr,
@@ -278,6 +281,8 @@ static void print_json(const options *o, const nas_train_result *r) {
 // ----------------------------------------------------------------------------
 // main
 
+// The whole command: data through the data module's recipe, the network for its shape, then
+// training; every failure funnels to one cleanup with a message in err.
 static int run(const options *o, char *err) {
     nas_dataset_splits data;
     memset(&data, 0, sizeof(data));

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch peer of bench.c: same nets, batch 128, random data shaped like
 Fashion-MNIST, SGD(lr 0.01, momentum 0.9); one step is zero_grad, forward,
-cross-entropy, backward, step.  Prints median/min/max images/s over windows.
+cross-entropy, backward, step.  Prints median/min/max images/s over windows
+and the median images per CPU-second.
 
 usage: torch_bench.py NET THREADS WINDOWS STEPS
 """
@@ -54,9 +55,10 @@ def main():
     x = torch.rand(128, 1, side, side)
     y = torch.randint(0, 10, (128,))
     lossf = nn.CrossEntropyLoss()
-    ips = []
+    ips, cps = [], []
     for w in range(-1, windows):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         for _ in range(steps):
             opt.zero_grad()
             loss = lossf(net(x), y)
@@ -64,7 +66,8 @@ def main():
             opt.step()
         if w >= 0:
             ips.append(steps * 128 / (time.perf_counter() - t0))
-    print("%.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips)))
+            cps.append(steps * 128 / (time.process_time() - c0))
+    print("%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips), statistics.median(cps)))
 
 
 if __name__ == "__main__":

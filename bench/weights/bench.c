@@ -1,0 +1,263 @@
+/*
+ * bench.c - weight transfer throughput over loopback TCP: the parameter
+ * server (worker/ps_client.h against master/weights.h's serve loop) beside
+ * a raw ZeroMQ DEALER/ROUTER moving the same bytes, in the same process,
+ * the same run, the same thread layout (client in main, server in a
+ * thread).
+ *
+ * Architectures are stacks of fully connected layers sized to about
+ * 100 KB, 1 MB and 10 MB of float32 tensors.
+ *   pull: the store holds the architecture in memory; one round trip is
+ *         request -> manifest + frame -> client verifies every checksum.
+ *         Raw: request -> one frame of the same size.
+ *   push: collect the net, checksum, send the parameter block, the store
+ *         verifies and keeps it, ACK.  Measured memory-only (the transfer)
+ *         and with the write-through file (safetensors + fsync).  Raw:
+ *         one frame of the same size -> small reply.
+ * Each figure is the median MB/s over rounds of several transfers.
+ *
+ * usage: bench ROUNDS  (prints: case=... ours=... peer=... unit=MB/s ratio=...)
+ */
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/inherit.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "master/weights.h"
+#include "worker/ps_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct srv {
+    void *router;
+    nas_weights *w; /* NULL: raw echo server */
+    atomic_int stop;
+    size_t raw_bytes; /* raw: bytes of a pull reply */
+    uint8_t *raw_buf;
+} srv;
+
+/* Raw server: a 1-byte request gets raw_bytes back; a big message gets a
+ * 1-byte reply. */
+static void raw_serve(srv *s) {
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&id, s->router, ZMQ_DONTWAIT) < 0) return;
+    zmq_msg_recv(&body, s->router, 0);
+    size_t n = zmq_msg_size(&body);
+    zmq_send(s->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+    if (n <= 1)
+        zmq_send(s->router, s->raw_buf, s->raw_bytes, 0);
+    else
+        zmq_send(s->router, "k", 1, 0);
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+}
+
+static void *srv_main(void *arg) {
+    srv *s = arg;
+    char err[NAS_ERR_LEN];
+    while (!atomic_load(&s->stop)) {
+        zmq_pollitem_t it = {s->router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0) continue;
+        if (s->w)
+            while (nas_weights_serve_one(s->w, s->router, 0, err) == NAS_OK) {
+            }
+        else
+            raw_serve(s);
+    }
+    return NULL;
+}
+
+/* Fully connected stack: `layers` of c -> c, then c -> 10. */
+static nas_net *make_net(int c, int layers) {
+    char err[NAS_ERR_LEN];
+    nas_net *net = NULL;
+    if (nas_net_create(&net, c, 1, 1, err) < 0) abort();
+    int x = nas_net_input(net);
+    char path[32];
+    for (int i = 0; i < layers; i++) {
+        snprintf(path, sizeof path, "fc%d", i);
+        x = nas_net_linear(net, path, x, c);
+    }
+    x = nas_net_linear(net, "head", x, 10);
+    if (nas_net_compile(net, x, 1, err) < 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        exit(1);
+    }
+    nas_inherit_init(net, 1);
+    return net;
+}
+
+static size_t net_bytes(nas_net *net) {
+    size_t tr, total;
+    nas_net_params_data(net, &tr, &total);
+    return total * sizeof(float);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void start(srv *s, void *ctx, nas_weights *w, char *ep, size_t cap, pthread_t *th) {
+    memset(s, 0, sizeof *s);
+    s->router = zmq_socket(ctx, ZMQ_ROUTER);
+    char err[NAS_ERR_LEN];
+    nas_wire_socket_setup(s->router, err);
+    if (zmq_bind(s->router, "tcp://127.0.0.1:*") != 0) abort();
+    size_t n = cap;
+    zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, ep, &n);
+    s->w = w;
+    pthread_create(th, NULL, srv_main, s);
+}
+
+static void stop(srv *s, pthread_t th) {
+    atomic_store(&s->stop, 1);
+    pthread_join(th, NULL);
+    zmq_close(s->router);
+}
+
+/* MB/s of one round of `reps` transfers through the parameter server. */
+static double run_ours(nas_ps_client *c, nas_net *net, int pull, int reps) {
+    char err[NAS_ERR_LEN];
+    size_t bytes = net_bytes(net);
+    {
+        int64_t t0 = nas_now_ns();
+        for (int k = 0; k < reps; k++) {
+            if (pull) {
+                nas_ps_weights *w = NULL;
+                if (nas_ps_client_pull(c, 1, &w, err) < 0) {
+                    fprintf(stderr, "bench: pull: %s\n", err);
+                    exit(1);
+                }
+                nas_ps_weights_destroy(&w);
+            } else if (nas_ps_client_push(c, 1, net, err) < 0) {
+                fprintf(stderr, "bench: push: %s\n", err);
+                exit(1);
+            }
+        }
+        double s = (double)(nas_now_ns() - t0) * 1e-9;
+        return (double)bytes * reps / s / 1e6;
+    }
+}
+
+/* The same round through a raw DEALER. */
+static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int reps) {
+    {
+        int64_t t0 = nas_now_ns();
+        for (int k = 0; k < reps; k++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (pull)
+                zmq_send(dealer, "p", 1, 0);
+            else
+                zmq_send(dealer, buf, bytes, 0);
+            zmq_msg_recv(&m, dealer, 0);
+            zmq_msg_close(&m);
+        }
+        double s = (double)(nas_now_ns() - t0) * 1e-9;
+        return (double)bytes * reps / s / 1e6;
+    }
+}
+
+/* Ours and raw alternate round by round, so a load spike on a shared
+ * machine hits both sides alike; each side's median is reported. */
+static void compare(const char *name, nas_ps_client *c, nas_net *net, void *dealer, uint8_t *buf,
+                    int pull, int rounds, int reps, double *ours_out, double *peer_out) {
+    double o[64], p[64];
+    size_t bytes = net_bytes(net);
+    for (int r = 0; r < rounds; r++) {
+        o[r] = run_ours(c, net, pull, reps);
+        p[r] = dealer ? run_raw(dealer, buf, bytes, pull, reps) : 0;
+    }
+    *ours_out = median(o, rounds);
+    if (dealer) *peer_out = median(p, rounds);
+    (void)name;
+}
+
+static void report(const char *name, double ours, double peer) {
+    printf("case=%s ours=%.0f peer=%.0f unit=MB/s ratio=%.2f\n", name, ours, peer, ours / peer);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 7;
+    if (rounds < 1 || rounds > 64) rounds = 7;
+    nas_log_set_level(NAS_LOG_WARN);
+    struct {
+        const char *name;
+        int c, layers, reps;
+    } cases[3] = {{"100KB", 160, 1, 50}, {"1MB", 256, 4, 20}, {"10MB", 512, 10, 4}};
+    char dir[] = "/tmp/nas-bench-weights.XXXXXX";
+    if (!mkdtemp(dir)) abort();
+    void *ctx = zmq_ctx_new();
+    for (int i = 0; i < 3; i++) {
+        nas_net *net = make_net(cases[i].c, cases[i].layers);
+        size_t bytes = net_bytes(net);
+        char err[NAS_ERR_LEN], ep[128], rep[128];
+        /* ours: memory-only store for pull and push, then with files */
+        nas_weights_config cfg = {.dir = NULL, .memory_budget = 1ll << 30};
+        nas_weights *w = NULL;
+        nas_weights_create(&w, &cfg, err);
+        srv s, r;
+        pthread_t th, rth;
+        start(&s, ctx, w, ep, sizeof ep, &th);
+        nas_ps_client *c = NULL;
+        nas_ps_client_create(&c, ctx, ep, 30000, err);
+        nas_ps_client_push(c, 1, net, err); /* warm-up, and the pull source */
+        /* raw peer */
+        uint8_t *buf = malloc(bytes);
+        memset(buf, 7, bytes);
+        start(&r, ctx, NULL, rep, sizeof rep, &rth);
+        r.raw_bytes = bytes;
+        r.raw_buf = buf;
+        void *d = zmq_socket(ctx, ZMQ_DEALER);
+        nas_wire_socket_setup(d, err);
+        zmq_connect(d, rep);
+        run_raw(d, buf, bytes, 1, 2); /* warm-up */
+        char name[64];
+        double ours = 0, peer = 0, peer_push = 0;
+        compare("pull", c, net, d, buf, 1, rounds, cases[i].reps, &ours, &peer);
+        snprintf(name, sizeof name, "pull_%s(%.2fMB)", cases[i].name, bytes / 1e6);
+        report(name, ours, peer);
+        compare("push", c, net, d, buf, 0, rounds, cases[i].reps, &ours, &peer_push);
+        snprintf(name, sizeof name, "push_%s", cases[i].name);
+        report(name, ours, peer_push);
+        peer = peer_push;
+        nas_ps_client_destroy(&c);
+        stop(&s, th);
+        nas_weights_destroy(&w);
+        /* push with the write-through file (safetensors, fsync, rename) */
+        cfg.dir = dir;
+        nas_weights_create(&w, &cfg, err);
+        start(&s, ctx, w, ep, sizeof ep, &th);
+        nas_ps_client_create(&c, ctx, ep, 30000, err);
+        nas_ps_client_push(c, 1, net, err);
+        compare("push_disk", c, net, NULL, NULL, 0, rounds, cases[i].reps, &ours, &peer_push);
+        snprintf(name, sizeof name, "push_disk_%s", cases[i].name);
+        report(name, ours, peer);
+        nas_ps_client_destroy(&c);
+        stop(&s, th);
+        nas_weights_drop(w, 1, err);
+        nas_weights_destroy(&w);
+        zmq_close(d);
+        stop(&r, rth);
+        free(buf);
+        nas_net_destroy(&net);
+    }
+    zmq_ctx_term(ctx);
+    rmdir(dir);
+    return 0;
+}

@@ -1,0 +1,569 @@
+/*
+ * wire_weights.c - codecs and socket helpers of the bulk weight messages
+ * (common/wire_weights.h).
+ *
+ * The manifest is protobuf (small, a few hundred entries); the tensors are
+ * one raw frame that is never re-encoded.  Validation is strict because
+ * a worker applies these bytes to a network: offsets must run back to back
+ * from 0 in manifest order, which makes overlaps and gaps impossible by
+ * construction and lets one comparison (sum == frame length) bound every
+ * read.
+ */
+#include "common/wire_weights.h"
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "proto/nas.pb-c.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+// ---- messages -----------------------------------------------------------------------
+
+void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type) {
+    memset(m, 0, sizeof *m);
+    m->type = type;
+}
+
+void nas_wire_weights_msg_fini(nas_wire_weights_msg *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n && m->tensors; i++)
+        nas_free(m->tensors[i].name);
+    nas_free(m->tensors);
+    m->tensors = NULL;
+    m->n = 0;
+    m->total_bytes = 0;
+}
+
+static const char *type_name(int type) {
+    switch (type) {
+    case NAS_MSG_WEIGHTS_PULL: return "weights-pull";
+    case NAS_MSG_WEIGHTS_REPLY: return "weights-reply";
+    case NAS_MSG_WEIGHTS_PUSH: return "weights-push";
+    case NAS_MSG_WEIGHTS_ACK: return "weights-ack";
+    default: return "unknown";
+    }
+}
+
+/* Bytes of a float32 tensor of this shape, or -1 for a negative size or a
+ * product that would not fit in a frame. */
+static int64_t shape_bytes(int ndim, const int64_t *shape) {
+    if (ndim < 0 || ndim > NAS_SAFETENSORS_MAX_DIMS) return -1;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) return -1;
+        if (shape[d] != 0 && n > (NAS_WIRE_MAX_FRAME / 4) / shape[d]) return -1;
+        n *= shape[d];
+    }
+    return n * 4;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The checks every manifest passes, on both sides: on encode a bug shows
+ * up locally, on decode a hostile peer gets a named refusal. */
+static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
+    const char *tn = type_name(m->type);
+    if (m->n > NAS_WIRE_WEIGHTS_MAX_TENSORS)
+        return nas_set_err(err, NAS_EFORMAT, "%s: %zu tensors exceed %d", tn, m->n,
+                           NAS_WIRE_WEIGHTS_MAX_TENSORS);
+    if (m->n && !m->tensors) return nas_set_err(err, NAS_EINVAL, "%s: no tensor array", tn);
+    uint64_t at = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const nas_wire_weights_tensor *t = &m->tensors[i];
+        if (!t->name || !t->name[0] || strlen(t->name) >= NAS_SAFETENSORS_MAX_NAME)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor %zu has an empty or too long path",
+                               tn, i);
+        int64_t b = shape_bytes(t->ndim, t->shape);
+        if (b < 0)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor '%s' has an invalid shape", tn,
+                               t->name);
+        if ((uint64_t)b != t->nbytes)
+            return nas_set_err(err, NAS_EFORMAT,
+                               "%s: tensor '%s' claims %llu bytes, its shape holds %lld", tn,
+                               t->name, (unsigned long long)t->nbytes, (long long)b);
+        if (t->offset != at)
+            return nas_set_err(err, NAS_EFORMAT,
+                               "%s: tensor '%s' at byte %llu, but the tensors before it hold "
+                               "%llu bytes (shapes and offsets disagree)",
+                               tn, t->name, (unsigned long long)t->offset,
+                               (unsigned long long)at);
+        at += t->nbytes;
+        if (at > (uint64_t)NAS_WIRE_MAX_FRAME)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensors exceed the %lld-byte frame limit",
+                               tn, (long long)NAS_WIRE_MAX_FRAME);
+    }
+    if (at != m->total_bytes)
+        return nas_set_err(err, NAS_EFORMAT, "%s: tensors hold %llu bytes, total_bytes says %llu",
+                           tn, (unsigned long long)at, (unsigned long long)m->total_bytes);
+    /* Duplicate paths would let one tensor silently override another:
+     * sort the names and compare neighbours. */
+    if (m->n < 2) return NAS_OK;
+    const char **names = nas_malloc(m->n * sizeof *names);
+    if (!names) return nas_set_err(err, NAS_ENOMEM, "%s: duplicate check", tn);
+    for (size_t i = 0; i < m->n; i++)
+        names[i] = m->tensors[i].name;
+    qsort(names, m->n, sizeof *names, cmp_names);
+    int rc = NAS_OK;
+    for (size_t i = 1; i < m->n && rc == NAS_OK; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            rc = nas_set_err(err, NAS_EFORMAT, "%s: tensor '%s' appears twice", tn, names[i]);
+    nas_free(names);
+    return rc;
+}
+
+static int validate(const nas_wire_weights_msg *m, char *err) {
+    switch (m->type) {
+    case NAS_MSG_WEIGHTS_PULL: return NAS_OK;
+    case NAS_MSG_WEIGHTS_ACK:
+        if (m->code > 0) return nas_set_err(err, NAS_EFORMAT, "weights-ack: code %d > 0", m->code);
+        if (memchr(m->message, 0, sizeof m->message) == NULL)
+            return nas_set_err(err, NAS_EINVAL, "weights-ack: message not terminated");
+        return NAS_OK;
+    case NAS_MSG_WEIGHTS_PUSH:
+        if (!m->found) return nas_set_err(err, NAS_EFORMAT, "weights-push: found must be set");
+        return validate_manifest(m, err);
+    case NAS_MSG_WEIGHTS_REPLY:
+        if (!m->found && m->n)
+            return nas_set_err(err, NAS_EFORMAT, "weights-reply: 'not found' with tensors");
+        return validate_manifest(m, err);
+    default:
+        return nas_set_err(err, NAS_EPROTO, "envelope.type = %d is not a weights message",
+                           m->type);
+    }
+}
+
+// ---- checksum -----------------------------------------------------------------------
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME  0x100000001b3ull
+
+/* Four lanes keep four independent multiply chains in flight; one FNV
+ * chain over bytes would run at a fraction of memory speed and become the
+ * bottleneck of a transfer.  Words are read with memcpy, so any alignment
+ * is fine, and assembled little-endian so the value is the same on every
+ * host. */
+uint64_t nas_wire_weights_checksum(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t h[4] = {FNV_OFFSET, FNV_OFFSET ^ 1, FNV_OFFSET ^ 2, FNV_OFFSET ^ 3};
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap64(w);
+#endif
+            h[l] = (h[l] ^ w) * FNV_PRIME;
+        }
+    }
+    uint64_t r = FNV_OFFSET;
+    for (; i < len; i++)
+        r = (r ^ p[i]) * FNV_PRIME;
+    for (int l = 0; l < 4; l++)
+        for (int b = 0; b < 8; b++)
+            r = (r ^ ((h[l] >> (8 * b)) & 0xff)) * FNV_PRIME;
+    for (int b = 0; b < 8; b++)
+        r = (r ^ (((uint64_t)len >> (8 * b)) & 0xff)) * FNV_PRIME;
+    return r;
+}
+
+// ---- manifest from tensors ------------------------------------------------------------
+
+int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_tensor *t, size_t n,
+                              const void *base, const uint64_t *checksums, char *err) {
+    if (n > NAS_WIRE_WEIGHTS_MAX_TENSORS)
+        return nas_set_err(err, NAS_EINVAL, "%zu tensors exceed %d", n,
+                           NAS_WIRE_WEIGHTS_MAX_TENSORS);
+    nas_wire_weights_tensor *arr = n ? nas_calloc(n, sizeof *arr) : NULL;
+    if (n && !arr) return nas_set_err(err, NAS_ENOMEM, "manifest of %zu tensors", n);
+    const uint8_t *b = base;
+    uint64_t at = 0;
+    int rc = NAS_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        int64_t bytes = shape_bytes(t[i].ndim, t[i].shape);
+        if (!t[i].name || !t[i].name[0] || bytes < 0) {
+            rc = nas_set_err(err, NAS_EINVAL, "tensor %zu ('%s'): bad name or shape", i,
+                             t[i].name ? t[i].name : "");
+            goto fail;
+        }
+        if (bytes && (const uint8_t *)t[i].data != b + at) {
+            rc = nas_set_err(err, NAS_EINVAL, "tensor '%s' does not follow the previous one",
+                             t[i].name);
+            goto fail;
+        }
+        arr[i].name = nas_strdup(t[i].name);
+        if (!arr[i].name) {
+            rc = nas_set_err(err, NAS_ENOMEM, "manifest names");
+            goto fail;
+        }
+        arr[i].ndim = t[i].ndim;
+        memcpy(arr[i].shape, t[i].shape, sizeof arr[i].shape);
+        arr[i].offset = at;
+        arr[i].nbytes = (uint64_t)bytes;
+        arr[i].checksum =
+            checksums ? checksums[i] : nas_wire_weights_checksum(b + at, (size_t)bytes);
+        at += (uint64_t)bytes;
+    }
+    m->found = 1;
+    m->n = n;
+    m->tensors = arr;
+    m->total_bytes = at;
+    return NAS_OK;
+fail:
+    for (size_t k = 0; k <= i && k < n; k++)
+        nas_free(arr[k].name);
+    nas_free(arr);
+    return rc;
+}
+
+// ---- encode / decode ------------------------------------------------------------------
+
+/* Pack one body into the envelope's payload.  The protobuf views borrow
+ * the message's strings; only the packed bytes are allocated. */
+static int pack_body(const nas_wire_weights_msg *m, ProtobufCBinaryData *out, char *err) {
+    size_t need = 0;
+    uint8_t *buf = NULL;
+    if (m->type == NAS_MSG_WEIGHTS_PULL) {
+        Naspb__WeightsPull p = NASPB__WEIGHTS_PULL__INIT;
+        p.has_arch_hash = 1;
+        p.arch_hash = m->arch;
+        need = naspb__weights_pull__get_packed_size(&p);
+        if (!(buf = nas_malloc(need ? need : 1))) goto oom;
+        naspb__weights_pull__pack(&p, buf);
+    } else if (m->type == NAS_MSG_WEIGHTS_ACK) {
+        Naspb__WeightsAck a = NASPB__WEIGHTS_ACK__INIT;
+        a.has_arch_hash = a.has_code = 1;
+        a.arch_hash = m->arch;
+        a.code = m->code;
+        a.message = (char *)m->message;
+        need = naspb__weights_ack__get_packed_size(&a);
+        if (!(buf = nas_malloc(need ? need : 1))) goto oom;
+        naspb__weights_ack__pack(&a, buf);
+    } else {
+        Naspb__WeightsData d = NASPB__WEIGHTS_DATA__INIT;
+        d.has_arch_hash = d.has_found = d.has_total_bytes = 1;
+        d.arch_hash = m->arch;
+        d.found = m->found != 0;
+        d.total_bytes = m->total_bytes;
+        Naspb__WeightsTensor *ts = m->n ? nas_calloc(m->n, sizeof *ts) : NULL;
+        Naspb__WeightsTensor **tp = m->n ? nas_calloc(m->n, sizeof *tp) : NULL;
+        if (m->n && (!ts || !tp)) {
+            nas_free(ts);
+            nas_free(tp);
+            goto oom;
+        }
+        for (size_t i = 0; i < m->n; i++) {
+            naspb__weights_tensor__init(&ts[i]);
+            ts[i].path = m->tensors[i].name;
+            ts[i].n_shape = (size_t)m->tensors[i].ndim;
+            ts[i].shape = (int64_t *)m->tensors[i].shape;
+            ts[i].has_offset = ts[i].has_checksum = 1;
+            ts[i].offset = m->tensors[i].offset;
+            ts[i].checksum = m->tensors[i].checksum;
+            tp[i] = &ts[i];
+        }
+        d.n_tensors = m->n;
+        d.tensors = tp;
+        need = naspb__weights_data__get_packed_size(&d);
+        buf = nas_malloc(need ? need : 1);
+        if (buf) naspb__weights_data__pack(&d, buf);
+        nas_free(ts);
+        nas_free(tp);
+        if (!buf) goto oom;
+    }
+    out->data = buf;
+    out->len = need;
+    return NAS_OK;
+oom:
+    return nas_set_err(err, NAS_ENOMEM, "%s: out of memory packing the body", type_name(m->type));
+}
+
+int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err) {
+    int rc = validate(m, err);
+    if (rc < 0) return rc;
+    ProtobufCBinaryData body = {0, NULL};
+    rc = pack_body(m, &body, err);
+    if (rc < 0) return rc;
+    Naspb__Envelope env = NASPB__ENVELOPE__INIT;
+    env.has_protocol = env.has_type = env.has_payload = env.has_seq = env.has_frames = 1;
+    env.protocol = NAS_PROTOCOL_VERSION;
+    env.type = (uint32_t)m->type;
+    env.payload = body;
+    env.seq = m->seq;
+    env.frames = m->total_bytes ? 1 : 0;
+    size_t need = naspb__envelope__get_packed_size(&env);
+    if (need > NAS_WIRE_MAX_ENVELOPE) {
+        nas_free(body.data);
+        return nas_set_err(err, NAS_EINVAL, "%s: manifest of %zu bytes exceeds the envelope limit",
+                           type_name(m->type), need);
+    }
+    uint8_t *buf = nas_malloc(need ? need : 1);
+    if (!buf) {
+        nas_free(body.data);
+        return nas_set_err(err, NAS_ENOMEM, "%s: out of memory", type_name(m->type));
+    }
+    naspb__envelope__pack(&env, buf);
+    nas_free(body.data);
+    *out = buf;
+    *len = need;
+    return NAS_OK;
+}
+
+/* Copy a decoded WeightsData into m, refusing absent required fields. */
+static int unpack_data(const Naspb__WeightsData *d, nas_wire_weights_msg *m, char *err) {
+    const char *tn = type_name(m->type);
+    if (!d->has_arch_hash) return nas_set_err(err, NAS_EFORMAT, "%s: arch_hash missing", tn);
+    if (d->n_tensors > NAS_WIRE_WEIGHTS_MAX_TENSORS)
+        return nas_set_err(err, NAS_EFORMAT, "%s: %zu tensors exceed %d", tn, d->n_tensors,
+                           NAS_WIRE_WEIGHTS_MAX_TENSORS);
+    m->arch = d->arch_hash;
+    m->found = m->type == NAS_MSG_WEIGHTS_PUSH ? 1 : (d->has_found && d->found);
+    m->total_bytes = d->total_bytes;
+    if (!d->n_tensors) return NAS_OK;
+    m->tensors = nas_calloc(d->n_tensors, sizeof *m->tensors);
+    if (!m->tensors) return nas_set_err(err, NAS_ENOMEM, "%s: manifest", tn);
+    for (size_t i = 0; i < d->n_tensors; i++) {
+        const Naspb__WeightsTensor *t = d->tensors[i];
+        nas_wire_weights_tensor *o = &m->tensors[i];
+        m->n = i + 1; /* fini frees what is filled so far */
+        if (!t->path || !t->has_offset || !t->has_checksum)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor %zu lacks path, offset or checksum",
+                               tn, i);
+        if (t->n_shape > NAS_SAFETENSORS_MAX_DIMS)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor '%.64s' has %zu dimensions (max %d)",
+                               tn, t->path, t->n_shape, NAS_SAFETENSORS_MAX_DIMS);
+        if (strlen(t->path) >= NAS_SAFETENSORS_MAX_NAME)
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor %zu path too long", tn, i);
+        if (!(o->name = nas_strdup(t->path))) return nas_set_err(err, NAS_ENOMEM, "%s", tn);
+        o->ndim = (int)t->n_shape;
+        for (size_t k = 0; k < t->n_shape; k++)
+            o->shape[k] = t->shape[k];
+        o->offset = t->offset;
+        o->checksum = t->checksum;
+        int64_t b = shape_bytes(o->ndim, o->shape);
+        o->nbytes = b < 0 ? UINT64_MAX : (uint64_t)b;
+    }
+    return NAS_OK;
+}
+
+static int decode_body(const ProtobufCBinaryData *p, nas_wire_weights_msg *m, char *err) {
+    const char *tn = type_name(m->type);
+    if (m->type == NAS_MSG_WEIGHTS_PULL) {
+        Naspb__WeightsPull *w = naspb__weights_pull__unpack(NULL, p->len, p->data);
+        if (!w) return nas_set_err(err, NAS_EFORMAT, "%s: malformed body", tn);
+        int ok = w->has_arch_hash;
+        m->arch = w->arch_hash;
+        naspb__weights_pull__free_unpacked(w, NULL);
+        return ok ? NAS_OK : nas_set_err(err, NAS_EFORMAT, "%s: arch_hash missing", tn);
+    }
+    if (m->type == NAS_MSG_WEIGHTS_ACK) {
+        Naspb__WeightsAck *a = naspb__weights_ack__unpack(NULL, p->len, p->data);
+        if (!a) return nas_set_err(err, NAS_EFORMAT, "%s: malformed body", tn);
+        m->arch = a->arch_hash;
+        m->code = a->code;
+        snprintf(m->message, sizeof m->message, "%s", a->message ? a->message : "");
+        int ok = a->has_arch_hash && a->has_code;
+        naspb__weights_ack__free_unpacked(a, NULL);
+        return ok ? NAS_OK : nas_set_err(err, NAS_EFORMAT, "%s: arch_hash or code missing", tn);
+    }
+    Naspb__WeightsData *d = naspb__weights_data__unpack(NULL, p->len, p->data);
+    if (!d) return nas_set_err(err, NAS_EFORMAT, "%s: malformed body", tn);
+    int rc = unpack_data(d, m, err);
+    naspb__weights_data__free_unpacked(d, NULL);
+    return rc;
+}
+
+int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m, char *err) {
+    memset(m, 0, sizeof *m);
+    if (!buf || len == 0) return nas_set_err(err, NAS_EFORMAT, "empty envelope");
+    if (len > NAS_WIRE_MAX_ENVELOPE)
+        return nas_set_err(err, NAS_EFORMAT, "envelope of %zu bytes exceeds the %u-byte limit", len,
+                           NAS_WIRE_MAX_ENVELOPE);
+    Naspb__Envelope *env = naspb__envelope__unpack(NULL, len, buf);
+    if (!env) return nas_set_err(err, NAS_EFORMAT, "envelope: truncated or malformed protobuf");
+    int rc = NAS_OK;
+    if (!env->has_protocol || env->protocol != NAS_PROTOCOL_VERSION)
+        rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol = %u, this peer speaks %d",
+                         env->protocol, NAS_PROTOCOL_VERSION);
+    else if (!env->has_type || env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK)
+        rc = nas_set_err(err, NAS_EPROTO,
+                         "envelope.type = %u is not a weights message (the bulk socket takes "
+                         "pull and push only)",
+                         env->type);
+    if (rc == NAS_OK) {
+        m->type = (int)env->type;
+        m->seq = env->seq;
+        ProtobufCBinaryData empty = {0, NULL};
+        rc = decode_body(env->has_payload ? &env->payload : &empty, m, err);
+        if (rc == NAS_OK) rc = validate(m, err);
+        if (rc == NAS_OK && env->frames != (m->total_bytes ? 1u : 0u))
+            rc = nas_set_err(err, NAS_EFORMAT, "%s: envelope announces %u frames, expected %d",
+                             type_name(m->type), env->frames, m->total_bytes ? 1 : 0);
+    }
+    naspb__envelope__free_unpacked(env, NULL);
+    if (rc < 0) {
+        nas_wire_weights_msg_fini(m);
+        memset(m, 0, sizeof *m);
+    }
+    return rc;
+}
+
+// ---- sockets --------------------------------------------------------------------------
+
+static int send_part(void *sock, const void *data, size_t len, int flags, char *err) {
+    if (zmq_send(sock, data, len, flags) < 0) {
+        int e = zmq_errno();
+        if (e == EAGAIN) return nas_set_err(err, NAS_EAGAIN, "send would block");
+        return nas_set_err(err, NAS_EIO, "zmq_send: %s", zmq_strerror(e));
+    }
+    return NAS_OK;
+}
+
+int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
+                          const nas_wire_weights_msg *m, const void *data, int dontwait,
+                          char *err) {
+    if (m->total_bytes && !data)
+        return nas_set_err(err, NAS_EINVAL, "%s: %llu bytes announced, no data",
+                           type_name(m->type), (unsigned long long)m->total_bytes);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = nas_wire_weights_encode(m, &buf, &len, err);
+    if (rc < 0) return rc;
+    int dw = dontwait ? ZMQ_DONTWAIT : 0;
+    int has_data = m->total_bytes > 0;
+    /* Only the first part can meet a full pipe; after it ZeroMQ takes the
+     * whole message or nothing. */
+    if (identity) rc = send_part(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
+    if (rc == NAS_OK) rc = send_part(sock, buf, len, (has_data ? ZMQ_SNDMORE : 0) | dw, err);
+    if (rc == NAS_OK && has_data) rc = send_part(sock, data, (size_t)m->total_bytes, 0, err);
+    nas_free(buf);
+    return rc;
+}
+
+static int more_parts(void *sock) {
+    int more = 0;
+    size_t sz = sizeof more;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+    return more;
+}
+
+/* Read a message to its end whatever happened, so the next recv starts at
+ * the next message. */
+static void drain_parts(void *sock) {
+    while (more_parts(sock)) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, sock, 0);
+        zmq_msg_close(&part);
+    }
+}
+
+/* Every tensor's bytes against its checksum: the last check before a
+ * worker applies them or the store keeps them. */
+static int verify_data(const nas_wire_weights_msg *m, const uint8_t *data, size_t len,
+                       char *err) {
+    if (len != m->total_bytes)
+        return nas_set_err(err, NAS_EFORMAT, "%s of %016llx: data frame has %zu bytes, manifest "
+                           "says %llu",
+                           type_name(m->type), (unsigned long long)m->arch, len,
+                           (unsigned long long)m->total_bytes);
+    for (size_t i = 0; i < m->n; i++) {
+        const nas_wire_weights_tensor *t = &m->tensors[i];
+        uint64_t c = nas_wire_weights_checksum(data + t->offset, (size_t)t->nbytes);
+        if (c != t->checksum)
+            return nas_set_err(err, NAS_EFORMAT,
+                               "%s of %016llx: checksum mismatch in tensor '%s' (%016llx, "
+                               "manifest %016llx)",
+                               type_name(m->type), (unsigned long long)m->arch, t->name,
+                               (unsigned long long)c, (unsigned long long)t->checksum);
+    }
+    return NAS_OK;
+}
+
+int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights_packet *pkt,
+                          char *err) {
+    memset(pkt, 0, sizeof *pkt);
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, sock, dontwait ? ZMQ_DONTWAIT : 0) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&part);
+        if (e == EAGAIN) return NAS_EAGAIN;
+        return nas_set_err(err, NAS_EIO, "zmq_recv: %s", zmq_strerror(e));
+    }
+    if (router) {
+        size_t n = zmq_msg_size(&part);
+        pkt->id_len = n < NAS_WIRE_ID_MAX ? n : NAS_WIRE_ID_MAX;
+        memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
+        zmq_msg_close(&part);
+        zmq_msg_init(&part);
+        if (!more_parts(sock)) return nas_set_err(err, NAS_EFORMAT, "message has no envelope");
+        zmq_msg_recv(&part, sock, 0); /* the rest of a message is already here */
+    }
+    int rc = nas_wire_weights_decode(zmq_msg_data(&part), zmq_msg_size(&part), &pkt->msg, err);
+    zmq_msg_close(&part);
+    if (rc == NAS_OK && pkt->msg.total_bytes) {
+        if (!more_parts(sock)) {
+            rc = nas_set_err(err, NAS_EFORMAT, "%s: the announced data frame is missing",
+                             type_name(pkt->msg.type));
+        } else {
+            zmq_msg_t *f = nas_malloc(sizeof *f);
+            if (!f) {
+                rc = nas_set_err(err, NAS_ENOMEM, "data frame");
+            } else {
+                zmq_msg_init(f);
+                zmq_msg_recv(f, sock, 0);
+                pkt->frame = f;
+                pkt->data = zmq_msg_data(f);
+                rc = verify_data(&pkt->msg, pkt->data, zmq_msg_size(f), err);
+            }
+        }
+    }
+    if (rc == NAS_OK && more_parts(sock))
+        rc = nas_set_err(err, NAS_EFORMAT, "%s: more frames than announced",
+                         type_name(pkt->msg.type));
+    drain_parts(sock);
+    if (rc < 0) {
+        uint8_t id[NAS_WIRE_ID_MAX];
+        size_t id_len = pkt->id_len;
+        memcpy(id, pkt->identity, id_len);
+        nas_wire_weights_packet_fini(pkt);
+        memcpy(pkt->identity, id, id_len);
+        pkt->id_len = id_len;
+    }
+    return rc;
+}
+
+void nas_wire_weights_packet_fini(nas_wire_weights_packet *pkt) {
+    if (!pkt) return;
+    if (pkt->frame) {
+        zmq_msg_close(pkt->frame);
+        nas_free(pkt->frame);
+    }
+    nas_wire_weights_msg_fini(&pkt->msg);
+    memset(pkt, 0, sizeof *pkt);
+}
+
+int nas_wire_weights_view(const nas_wire_weights_packet *pkt, nas_safetensors_tensor **out,
+                          char *err) {
+    size_t n = pkt->msg.n;
+    nas_safetensors_tensor *t = nas_calloc(n ? n : 1, sizeof *t);
+    if (!t) return nas_set_err(err, NAS_ENOMEM, "tensor view of %zu tensors", n);
+    for (size_t i = 0; i < n; i++) {
+        const nas_wire_weights_tensor *w = &pkt->msg.tensors[i];
+        t[i].name = w->name;
+        t[i].ndim = w->ndim;
+        memcpy(t[i].shape, w->shape, sizeof t[i].shape);
+        /* A pointer into the frame: consumers copy with memcpy, never
+         * dereference as float, so alignment does not matter. */
+        t[i].data = (const float *)(const void *)(pkt->data + w->offset);
+    }
+    *out = t;
+    return NAS_OK;
+}

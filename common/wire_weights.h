@@ -1,0 +1,132 @@
+/*
+ * wire_weights.h - weight transfers on the bulk socket: pull, reply, push
+ * and ack (proto/nas.proto "weight transfers", docs/PROTOCOL.md "Weights").
+ *
+ * The control socket (common/wire.h) carries small envelopes and must
+ * never wait behind megabytes of tensors, so weights travel on a second
+ * ROUTER/DEALER pair (config listen.weights).  A transfer is an Envelope
+ * whose payload is a manifest (architecture, then per tensor: path, shape,
+ * byte offset, checksum) followed by exactly one raw data frame holding the
+ * float32 tensors back to back in manifest order.  The data frame is never
+ * re-encoded: the sender hands ZeroMQ the bytes it already has (a net's
+ * parameter block, the store's buffer), and the receiver reads them in
+ * place from the received frame.
+ *
+ * Nothing received is trusted: nas_wire_weights_recv() checks the
+ * envelope, the manifest (paths non-empty, unique and short; shapes
+ * non-negative and overflow-free; offsets contiguous from 0; the sum equal
+ * to the frame length) and every tensor's checksum before it returns
+ * NAS_OK.  The caller checks the fourth item, that the architecture is the
+ * one it asked for.
+ */
+#ifndef NAS_WIRE_WEIGHTS_H
+#define NAS_WIRE_WEIGHTS_H
+
+#include "common/safetensors.h"
+#include "common/wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Message types of the bulk socket (naspb MsgType values). */
+enum nas_weights_msg_type {
+    NAS_MSG_WEIGHTS_PULL = 14,
+    NAS_MSG_WEIGHTS_REPLY = 15,
+    NAS_MSG_WEIGHTS_PUSH = 16,
+    NAS_MSG_WEIGHTS_ACK = 17,
+};
+
+/* Tensors in one transfer, at most: a cell network has a few hundred. */
+#define NAS_WIRE_WEIGHTS_MAX_TENSORS 8192
+
+/* One tensor of a manifest.  name is owned by the message. */
+typedef struct nas_wire_weights_tensor {
+    char *name;
+    int ndim;
+    int64_t shape[NAS_SAFETENSORS_MAX_DIMS];
+    uint64_t offset;   /* bytes into the data frame */
+    uint64_t nbytes;   /* 4 * numel, derived from the shape */
+    uint64_t checksum; /* nas_wire_weights_checksum of the tensor's bytes */
+} nas_wire_weights_tensor;
+
+/* One bulk message.  PULL uses arch; REPLY and PUSH use arch, found (REPLY
+ * only; a PUSH is always found) and the manifest; ACK uses arch, code and
+ * message. */
+typedef struct nas_wire_weights_msg {
+    int type; /* enum nas_weights_msg_type */
+    uint64_t seq;
+    uint64_t arch;
+    int found;
+    size_t n;                         /* tensors */
+    nas_wire_weights_tensor *tensors; /* n entries, heap (nas_free via fini) */
+    uint64_t total_bytes;             /* sum of nbytes == data frame length */
+    int code;                         /* ACK: 0 or a negative nas_err */
+    char message[NAS_WIRE_REASON_MAX];
+} nas_wire_weights_msg;
+
+/* Zero m and set its type. */
+void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type);
+
+/* Free the manifest; safe on a zeroed message and twice. */
+void nas_wire_weights_msg_fini(nas_wire_weights_msg *m);
+
+/* Fill m's manifest (type REPLY or PUSH, found = 1) from n tensors whose
+ * data lie back to back starting at `base` in tensor order (as in a net's
+ * parameter block or the store's buffer): names are copied, offsets
+ * computed, checksums computed unless `checksums` (n values) is given.
+ * NAS_EINVAL when a tensor does not start where the previous one ended or
+ * has an invalid shape or name (err names it), NAS_ENOMEM. */
+int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_tensor *t, size_t n,
+                              const void *base, const uint64_t *checksums, char *err);
+
+/* The checksum of a tensor: FNV-1a 64 over little-endian 64-bit words in
+ * four interleaved lanes (so it runs at memory speed), the tail bytewise,
+ * the lanes folded together with the length.  Any single changed bit
+ * changes it. */
+uint64_t nas_wire_weights_checksum(const void *data, size_t len);
+
+/* Encode m into a new envelope *out (nas_free), with frames = 1 when it has
+ * a manifest with bytes.  NAS_EINVAL for a message decode would refuse. */
+int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err);
+
+/* Decode and validate an envelope (not the data frame).  NAS_EFORMAT for
+ * malformed protobuf or manifest, NAS_EVERSION, NAS_EPROTO for a type
+ * that is not a bulk message, with err naming the problem.  m is zeroed on
+ * failure. */
+int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m, char *err);
+
+/* Send [identity] + envelope(m) + the data frame (m->total_bytes bytes at
+ * data; data may be NULL when there are none).  ZeroMQ copies the frame
+ * once into its own buffer; nothing else copies it. */
+int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
+                          const nas_wire_weights_msg *m, const void *data, int dontwait,
+                          char *err);
+
+/* A received bulk message; data points into the received frame, which the
+ * packet owns until nas_wire_weights_packet_fini(). */
+typedef struct nas_wire_weights_packet {
+    uint8_t identity[NAS_WIRE_ID_MAX];
+    size_t id_len;
+    nas_wire_weights_msg msg;
+    const uint8_t *data; /* msg.total_bytes bytes, NULL when none */
+    void *frame;         /* the zmq_msg_t holding data (internal) */
+} nas_wire_weights_packet;
+
+/* Receive one whole multipart message (identity first when router != 0),
+ * decode it and verify the data frame against the manifest: length,
+ * offsets and every checksum (NAS_EFORMAT naming the tensor).  NAS_EAGAIN
+ * when dontwait and nothing waits, NAS_EIO on a socket error.  Every frame
+ * of the message is consumed either way; on a decode or verify error the
+ * identity is still set so the caller can answer. */
+int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights_packet *pkt,
+                          char *err);
+void nas_wire_weights_packet_fini(nas_wire_weights_packet *pkt);
+
+/* The received tensors as safetensors tensors pointing into pkt->data (no
+ * copy): *out is a nas_malloc'd array of pkt->msg.n entries, names
+ * borrowed from the message.  Data pointers may be unaligned for float;
+ * read them with memcpy (common/inherit.c does).  NAS_ENOMEM. */
+int nas_wire_weights_view(const nas_wire_weights_packet *pkt, nas_safetensors_tensor **out,
+                          char *err);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * weights.h - the master's weight store, the parameter server of weight
+ * inheritance (DESIGN.md s8).
+ *
+ * Trained tensors are kept per architecture (canonical genome hash), each
+ * as a manifest (path, shape, byte offset, checksum per tensor) plus one
+ * contiguous float32 buffer, which is exactly what a pull reply sends.
+ *
+ * Memory and disk:
+ *  - Every put is written through to disk first (one safetensors file per
+ *    architecture, "<dir>/<hash>.safetensors", written to a temporary file,
+ *    fsync'd and renamed; the checksums ride in its metadata) and indexed
+ *    in the store's weights table.  A master killed with -9 therefore
+ *    finds every pushed architecture again on resume.
+ *  - Memory is a cache over those files under a byte budget
+ *    (weights.memory_budget): beyond it the least recently used
+ *    architectures leave memory (they stay on disk) until the total is
+ *    within the budget again.  The architecture just put or loaded is never
+ *    the one evicted, so memory exceeds the budget by at most one
+ *    architecture's weights.
+ *  - drop() forgets an architecture everywhere (memory, file, index):
+ *    the campaign calls it when the strategy says it can no longer be a
+ *    parent (regularized evolution: it aged out of the population).
+ *
+ * A file read back from disk is checked against the checksums it was
+ * written with; a damaged file is reported and treated as absent, so the
+ * child trains from fresh weights rather than from garbage.
+ *
+ * The store is used from one thread (the master's loop).  Disk writes are
+ * synchronous: at the sizes of search-time networks (0.1-10 MB) one write
+ * plus fsync costs milliseconds, well inside a heartbeat interval
+ * (docs/PERFORMANCE.md "Weight store" has the figures).
+ */
+#ifndef NAS_WEIGHTS_H
+#define NAS_WEIGHTS_H
+
+#include "common/wire_weights.h"
+#include "master/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nas_weights nas_weights;
+
+typedef struct nas_weights_config {
+    const char *dir;       /* directory of the weight files, created if missing; NULL: memory
+                              only (nothing survives the process, nothing is spilled) */
+    int64_t memory_budget; /* bytes of tensors kept in memory, >= 0 */
+    nas_store *store;      /* the campaign's store for the weights index; may be NULL */
+} nas_weights_config;
+
+/* Counters for nasctl status and the benches. */
+typedef struct nas_weights_stats {
+    int64_t bytes_memory; /* tensor bytes held in memory */
+    int64_t bytes_disk;   /* bytes of weight files on disk */
+    int64_t archs_memory; /* architectures in memory */
+    int64_t archs_disk;   /* architectures with a file */
+    int64_t hits;         /* gets served from memory */
+    int64_t misses;       /* gets not in memory (then read from disk, or not found) */
+    int64_t disk_reads;   /* misses served from disk */
+    int64_t not_found;    /* gets for an architecture the store does not have */
+    int64_t puts, drops, evictions;
+} nas_weights_stats;
+
+/* A read-only view of one architecture's weights, valid until the next
+ * call that may change the store (put, get, drop, destroy). */
+typedef struct nas_weights_view {
+    uint64_t arch;
+    size_t n;
+    const nas_wire_weights_tensor *tensors; /* manifest: paths, shapes, offsets, checksums */
+    const uint8_t *data;                    /* total_bytes bytes, at least 8-byte aligned */
+    uint64_t total_bytes;
+} nas_weights_view;
+
+/* Create a store.  With a directory, the files already there (a resumed
+ * campaign) are counted and served on demand.  NAS_EINVAL for a negative
+ * budget, NAS_EIO when the directory cannot be created, NAS_ENOMEM. */
+int nas_weights_create(nas_weights **out, const nas_weights_config *cfg, char *err);
+
+/* Free everything held in memory (files stay); accepts NULL, nulls *wp. */
+void nas_weights_destroy(nas_weights **wp);
+
+/* Keep architecture `arch`'s tensors: `manifest` describes them (a
+ * validated PUSH, or one made by nas_wire_weights_manifest) and `data`
+ * holds manifest->total_bytes bytes.  Both are copied.  An architecture
+ * already held is replaced.  The file is written and indexed before the
+ * call returns; then the budget is enforced.  NAS_EINVAL (an empty
+ * manifest), NAS_EIO (the file), NAS_EDB (the index: e.g. an architecture
+ * the store does not know), NAS_ENOMEM; on error nothing changed. */
+int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *manifest,
+                    const void *data, int64_t now_ms, char *err);
+
+/* The same for a verified PUSH packet (nas_wire_weights_recv): the
+ * store adopts the packet's manifest and received frame instead of
+ * copying them, and the packet is left empty (fini is still safe).
+ * Same errors. */
+int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
+                           char *err);
+
+/* Look up `arch`: from memory (a hit), else from its file (a miss that
+ * loads it into memory, possibly evicting others).  NAS_OK with *view
+ * filled, NAS_ENOTFOUND when neither has it (err says so; a damaged file
+ * counts as absent and is named in err), NAS_ENOMEM. */
+int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char *err);
+
+/* 1 if `arch` is in memory or on disk, else 0 (touches nothing). */
+int nas_weights_has(const nas_weights *w, uint64_t arch);
+
+/* Forget `arch` in memory, on disk and in the index.  Returns 1 if it was
+ * held, 0 if not, or NAS_EIO / NAS_EDB. */
+int nas_weights_drop(nas_weights *w, uint64_t arch, char *err);
+
+/* Architectures held (memory or disk), written into out (up to cap);
+ * returns the total count.  For the campaign's drop sweep. */
+size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap);
+
+void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out);
+
+/* The stats as a JSON object for the status document:
+ * {"bytes_memory":...,"bytes_disk":...,"hits":...,...}. */
+void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap);
+
+// ----------------------------------------------------------------------------
+// serving (master/weights_serve.c)
+
+/* Take one message off the bulk ROUTER (ZMQ_DONTWAIT) and answer it: a
+ * pull gets a REPLY with the tensors (or found = false), a push is
+ * verified (nas_wire_weights_recv checks paths, shapes, checksums) and
+ * put, then ACKed with the outcome.  Anything refused is answered with an
+ * ACK carrying the error code and message, and logged; a bad peer never
+ * stops the loop.  Returns NAS_OK after handling a message, NAS_EAGAIN
+ * when none waited, NAS_EIO when the socket failed. */
+int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err);
+
+#endif

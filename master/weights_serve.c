@@ -1,0 +1,107 @@
+/*
+ * weights_serve.c - the weight store's side of the bulk socket: answer
+ * pulls, accept pushes (master/weights.h nas_weights_serve_one).
+ *
+ * The bulk ROUTER is separate from the control ROUTER so that a 10 MB
+ * reply never sits in front of a heartbeat.  Every request gets exactly
+ * one answer addressed to its sender: a REPLY for a pull, an ACK for a
+ * push, and an ACK with the error for anything refused, so a worker
+ * waiting on its DEALER learns why instead of timing out.  Answers are
+ * sent with ZMQ_DONTWAIT: a peer that stopped reading loses its answer
+ * (and retries or trains fresh) rather than blocking the master's loop.
+ */
+#include "master/weights.h"
+
+#include "common/err.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Refusals are logged once per message; the sender learns the reason
+ * from the ACK. */
+static void answer_ack(void *router, const nas_wire_weights_packet *pkt, uint64_t arch, int code,
+                       const char *text) {
+    nas_wire_weights_msg ack;
+    nas_wire_weights_msg_init(&ack, NAS_MSG_WEIGHTS_ACK);
+    ack.seq = pkt->msg.seq;
+    ack.arch = arch;
+    ack.code = code;
+    snprintf(ack.message, sizeof ack.message, "%s", text ? text : "");
+    char err[NAS_ERR_LEN] = "";
+    if (nas_wire_weights_send(router, pkt->identity, pkt->id_len, &ack, NULL, 1, err) < 0)
+        nas_warn("weights: could not answer a peer: %s", err);
+}
+
+static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_packet *pkt) {
+    nas_wire_weights_msg rep;
+    nas_wire_weights_msg_init(&rep, NAS_MSG_WEIGHTS_REPLY);
+    rep.seq = pkt->msg.seq;
+    rep.arch = pkt->msg.arch;
+    nas_weights_view v;
+    char err[NAS_ERR_LEN] = "";
+    int rc = nas_weights_get(w, pkt->msg.arch, &v, err);
+    if (rc == NAS_OK) {
+        /* The view's manifest is sent as it is: the checksums were verified
+         * when the weights arrived (or were read from disk), never
+         * recomputed per pull. */
+        rep.found = 1;
+        rep.n = v.n;
+        rep.tensors = (nas_wire_weights_tensor *)v.tensors;
+        rep.total_bytes = v.total_bytes;
+    } else if (rc != NAS_ENOTFOUND) {
+        answer_ack(router, pkt, pkt->msg.arch, rc, err);
+        return;
+    } else {
+        nas_info("weights: pull of %016" PRIx64 ": not held, the child trains fresh",
+                 pkt->msg.arch);
+    }
+    rc = nas_wire_weights_send(router, pkt->identity, pkt->id_len, &rep, rep.found ? v.data : NULL,
+                               1, err);
+    if (rc < 0) nas_warn("weights: reply for %016" PRIx64 " not sent: %s", pkt->msg.arch, err);
+    /* rep borrowed the view's manifest: nothing to free. */
+}
+
+static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pkt,
+                       int64_t now_ms) {
+    char err[NAS_ERR_LEN] = "";
+    uint64_t arch = pkt->msg.arch, seq = pkt->msg.seq;
+    size_t n = pkt->msg.n;
+    double mb = (double)pkt->msg.total_bytes / 1e6;
+    /* The store adopts the frame; the packet keeps its identity for the ACK. */
+    int rc = nas_weights_put_packet(w, pkt, now_ms, err);
+    pkt->msg.seq = seq;
+    if (rc < 0) {
+        nas_warn("weights: push of %016" PRIx64 " refused: %s", arch, err);
+        answer_ack(router, pkt, arch, rc, err);
+        return;
+    }
+    nas_debug("weights: stored %016" PRIx64 " (%zu tensors, %.2f MB)", arch, n, mb);
+    answer_ack(router, pkt, arch, NAS_OK, "stored");
+}
+
+int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err) {
+    nas_wire_weights_packet pkt;
+    char why[NAS_ERR_LEN] = "";
+    int rc = nas_wire_weights_recv(router, 1, 1, &pkt, why);
+    if (rc == NAS_EAGAIN) return NAS_EAGAIN;
+    if (rc == NAS_EIO) return nas_set_err(err, NAS_EIO, "%s", why);
+    if (rc < 0) {
+        /* A malformed or corrupted message: refused by name, never used. */
+        nas_warn("weights: refused a message: %s", why);
+        if (pkt.id_len) answer_ack(router, &pkt, 0, rc, why);
+        nas_wire_weights_packet_fini(&pkt);
+        return NAS_OK;
+    }
+    switch (pkt.msg.type) {
+    case NAS_MSG_WEIGHTS_PULL: serve_pull(w, router, &pkt); break;
+    case NAS_MSG_WEIGHTS_PUSH: serve_push(w, router, &pkt, now_ms); break;
+    default:
+        answer_ack(router, &pkt, pkt.msg.arch, NAS_EPROTO,
+                   "the weight store takes pulls and pushes only");
+        break;
+    }
+    nas_wire_weights_packet_fini(&pkt);
+    return NAS_OK;
+}

@@ -1,0 +1,279 @@
+/*
+ * test_weights_wire.c - the bulk messages (common/wire_weights.h): round
+ * trips, the checksum, and refusal by name of every way a manifest or a
+ * data frame can be wrong (hand-packed protobuf, so the encoder's own
+ * checks cannot hide a decoder gap), over real ZeroMQ sockets.
+ */
+#include "common/wire.h"
+#include "proto/nas.pb-c.h"
+#include "tests/harness.h"
+#include "tests/weights_fixtures.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+static float g_data[64];
+
+/* Two tensors back to back over g_data: a (4, 8) weight and a (32) bias. */
+static void two_tensors(nas_wire_weights_msg *m, int type) {
+    for (int i = 0; i < 64; i++)
+        g_data[i] = (float)i - 20.5f;
+    nas_safetensors_tensor t[2] = {
+        {.name = "cell0/block0/a/pw1/weight", .ndim = 2, .shape = {4, 8}, .data = g_data},
+        {.name = "cell0/block0/a/bn1/bias", .ndim = 1, .shape = {32}, .data = g_data + 32},
+    };
+    char err[NAS_ERR_LEN] = "";
+    nas_wire_weights_msg_init(m, type);
+    m->arch = 0x1122334455667788ull;
+    m->seq = 9;
+    ck_assert_msg(nas_wire_weights_manifest(m, t, 2, g_data, NULL, err) == NAS_OK, "%s", err);
+    m->type = type;
+}
+
+/* Pack an envelope around a hand-made WeightsData (no validation). */
+static uint8_t *pack_raw(int type, uint32_t protocol, uint32_t frames, Naspb__WeightsTensor **ts,
+                         size_t n, uint64_t total, size_t *len) {
+    Naspb__WeightsData d = NASPB__WEIGHTS_DATA__INIT;
+    d.has_arch_hash = d.has_found = d.has_total_bytes = 1;
+    d.arch_hash = 7;
+    d.found = 1;
+    d.total_bytes = total;
+    d.n_tensors = n;
+    d.tensors = ts;
+    size_t bl = naspb__weights_data__get_packed_size(&d);
+    uint8_t *body = nas_malloc(bl + 1);
+    naspb__weights_data__pack(&d, body);
+    Naspb__Envelope env = NASPB__ENVELOPE__INIT;
+    env.has_protocol = env.has_type = env.has_payload = env.has_frames = 1;
+    env.protocol = protocol;
+    env.type = (uint32_t)type;
+    env.payload.data = body;
+    env.payload.len = bl;
+    env.frames = frames;
+    *len = naspb__envelope__get_packed_size(&env);
+    uint8_t *out = nas_malloc(*len + 1);
+    naspb__envelope__pack(&env, out);
+    nas_free(body);
+    return out;
+}
+
+static int decode_raw(Naspb__WeightsTensor **ts, size_t n, uint64_t total, uint32_t frames,
+                      char *err) {
+    size_t len = 0;
+    uint8_t *buf = pack_raw(NAS_MSG_WEIGHTS_PUSH, NAS_PROTOCOL_VERSION, frames, ts, n, total, &len);
+    nas_wire_weights_msg m;
+    int rc = nas_wire_weights_decode(buf, len, &m, err);
+    nas_wire_weights_msg_fini(&m);
+    nas_free(buf);
+    return rc;
+}
+
+START_TEST(test_weights_wire_round_trip) {
+    nas_wire_weights_msg m, d;
+    two_tensors(&m, NAS_MSG_WEIGHTS_PUSH);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &d, err), NAS_OK);
+    ck_assert_int_eq(d.type, NAS_MSG_WEIGHTS_PUSH);
+    ck_assert_uint_eq(d.arch, m.arch);
+    ck_assert_uint_eq(d.seq, 9);
+    ck_assert_uint_eq(d.n, 2);
+    ck_assert_uint_eq(d.total_bytes, 256);
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_str_eq(d.tensors[i].name, m.tensors[i].name);
+        ck_assert_int_eq(d.tensors[i].ndim, m.tensors[i].ndim);
+        ck_assert_uint_eq(d.tensors[i].offset, m.tensors[i].offset);
+        ck_assert_uint_eq(d.tensors[i].checksum, m.tensors[i].checksum);
+    }
+    nas_free(buf);
+    nas_wire_weights_msg_fini(&d);
+    nas_wire_weights_msg_fini(&m);
+    /* Pull, ack and a 'not found' reply. */
+    int types[3] = {NAS_MSG_WEIGHTS_PULL, NAS_MSG_WEIGHTS_ACK, NAS_MSG_WEIGHTS_REPLY};
+    for (int k = 0; k < 3; k++) {
+        nas_wire_weights_msg_init(&m, types[k]);
+        m.arch = 42;
+        m.code = types[k] == NAS_MSG_WEIGHTS_ACK ? NAS_EFORMAT : 0;
+        snprintf(m.message, sizeof m.message, "why");
+        ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_OK);
+        ck_assert_int_eq(nas_wire_weights_decode(buf, len, &d, err), NAS_OK);
+        ck_assert_int_eq(d.type, types[k]);
+        ck_assert_uint_eq(d.arch, 42);
+        ck_assert_int_eq(d.found, 0);
+        ck_assert_int_eq(d.code, m.code);
+        nas_free(buf);
+    }
+}
+END_TEST
+
+/* Every bit of a tensor matters to its checksum, and so does its length. */
+START_TEST(test_weights_wire_checksum_sees_every_bit) {
+    uint8_t buf[77];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 31 + 1);
+    uint64_t base = nas_wire_weights_checksum(buf, sizeof buf);
+    for (size_t i = 0; i < sizeof buf; i++)
+        for (int b = 0; b < 8; b++) {
+            buf[i] ^= (uint8_t)(1u << b);
+            ck_assert_uint_ne(nas_wire_weights_checksum(buf, sizeof buf), base);
+            buf[i] ^= (uint8_t)(1u << b);
+        }
+    uint8_t zeros[64] = {0};
+    ck_assert_uint_ne(nas_wire_weights_checksum(zeros, 32), nas_wire_weights_checksum(zeros, 64));
+    ck_assert_uint_eq(nas_wire_weights_checksum(buf, sizeof buf), base);
+}
+END_TEST
+
+START_TEST(test_weights_wire_refuses_bad_manifests_by_name) {
+    char err[NAS_ERR_LEN] = "";
+    Naspb__WeightsTensor a = NASPB__WEIGHTS_TENSOR__INIT, b = NASPB__WEIGHTS_TENSOR__INIT;
+    int64_t sa[2] = {4, 8}, sb[1] = {32};
+    a.path = "w";
+    a.n_shape = 2;
+    a.shape = sa;
+    a.has_offset = a.has_checksum = 1;
+    a.offset = 0;
+    b.path = "b";
+    b.n_shape = 1;
+    b.shape = sb;
+    b.has_offset = b.has_checksum = 1;
+    b.offset = 128;
+    Naspb__WeightsTensor *ts[2] = {&a, &b};
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_OK);
+    /* A gap between tensors. */
+    b.offset = 132;
+    ck_assert_int_eq(decode_raw(ts, 2, 260, 1, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "'b'"));
+    ck_assert_ptr_nonnull(strstr(err, "shapes and offsets disagree"));
+    b.offset = 128;
+    /* The shape holds more than the manifest has room for. */
+    sb[0] = 33;
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "total_bytes"));
+    sb[0] = -1;
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "invalid shape"));
+    sb[0] = 32;
+    /* Overflowing product. */
+    int64_t big[2] = {INT64_C(1) << 40, INT64_C(1) << 40};
+    a.shape = big;
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    a.shape = sa;
+    /* The same path twice. */
+    b.path = "w";
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "twice"));
+    b.path = "b";
+    /* Missing checksum, empty path. */
+    b.has_checksum = 0;
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    b.has_checksum = 1;
+    b.path = "";
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 1, err), NAS_EFORMAT);
+    b.path = "b";
+    /* Frames announced must match the data. */
+    ck_assert_int_eq(decode_raw(ts, 2, 256, 0, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "frames"));
+    /* Another protocol version, a control-socket type, garbage. */
+    size_t len = 0;
+    nas_wire_weights_msg m;
+    uint8_t *buf = pack_raw(NAS_MSG_WEIGHTS_PUSH, 99, 1, ts, 2, 256, &len);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EVERSION);
+    nas_free(buf);
+    buf = pack_raw(NAS_MSG_TASK, NAS_PROTOCOL_VERSION, 1, ts, 2, 256, &len);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EPROTO);
+    ck_assert_ptr_nonnull(strstr(err, "not a weights message"));
+    ck_assert_int_eq(nas_wire_weights_decode(buf, 5, &m, err), NAS_EFORMAT);
+    nas_free(buf);
+    ck_assert_int_eq(nas_wire_weights_decode(NULL, 0, &m, err), NAS_EFORMAT);
+}
+END_TEST
+
+/* A manifest whose tensors are not back to back in memory is a caller
+ * bug reported as such, not sent. */
+START_TEST(test_weights_wire_manifest_needs_contiguous_tensors) {
+    float d[8] = {0};
+    nas_safetensors_tensor t[2] = {
+        {.name = "a", .ndim = 1, .shape = {2}, .data = d},
+        {.name = "b", .ndim = 1, .shape = {2}, .data = d + 3},
+    };
+    nas_wire_weights_msg m;
+    nas_wire_weights_msg_init(&m, NAS_MSG_WEIGHTS_PUSH);
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_int_eq(nas_wire_weights_manifest(&m, t, 2, d, NULL, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "'b'"));
+    ck_assert_ptr_null(m.tensors);
+}
+END_TEST
+
+/* Real sockets: a frame whose bytes do not match the manifest is refused
+ * with the tensor named; the next message on the socket is unaffected. */
+START_TEST(test_weights_wire_recv_verifies_frames) {
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_int_eq(nas_wire_socket_setup(router, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_socket_setup(dealer, err), NAS_OK);
+    ck_assert_int_eq(zmq_bind(router, "inproc://ww"), 0);
+    ck_assert_int_eq(zmq_connect(dealer, "inproc://ww"), 0);
+    nas_wire_weights_msg m;
+    two_tensors(&m, NAS_MSG_WEIGHTS_PUSH);
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    ck_assert_int_eq(nas_wire_weights_encode(&m, &env, &env_len, err), NAS_OK);
+    uint8_t bad[256];
+    memcpy(bad, g_data, sizeof bad);
+    bad[200] ^= 0x40; /* inside the bias */
+    /* 1: corrupted bytes; 2: a short frame; 3: no frame; 4: one too many; 5: good. */
+    zmq_send(dealer, env, env_len, ZMQ_SNDMORE);
+    zmq_send(dealer, bad, sizeof bad, 0);
+    zmq_send(dealer, env, env_len, ZMQ_SNDMORE);
+    zmq_send(dealer, g_data, 200, 0);
+    zmq_send(dealer, env, env_len, 0);
+    zmq_send(dealer, env, env_len, ZMQ_SNDMORE);
+    zmq_send(dealer, g_data, 256, ZMQ_SNDMORE);
+    zmq_send(dealer, "x", 1, 0);
+    ck_assert_int_eq(nas_wire_weights_send(dealer, NULL, 0, &m, g_data, 0, err), NAS_OK);
+    nas_wire_weights_packet pkt;
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "checksum mismatch in tensor 'cell0/block0/a/bn1/bias'"));
+    ck_assert_uint_gt(pkt.id_len, 0); /* the sender can be answered */
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "200 bytes"));
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "missing"));
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "more frames"));
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_OK);
+    ck_assert_int_eq(memcmp(pkt.data, g_data, 256), 0);
+    nas_safetensors_tensor *view = NULL;
+    ck_assert_int_eq(nas_wire_weights_view(&pkt, &view, err), NAS_OK);
+    ck_assert_int_eq(memcmp(view[1].data, g_data + 32, 128), 0);
+    nas_free(view);
+    nas_wire_weights_packet_fini(&pkt);
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 1, &pkt, err), NAS_EAGAIN);
+    nas_free(env);
+    nas_wire_weights_msg_fini(&m);
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("weights_wire");
+    TCase *tc = tcase_create("wire");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_weights_wire_round_trip);
+    tcase_add_test(tc, test_weights_wire_checksum_sees_every_bit);
+    tcase_add_test(tc, test_weights_wire_refuses_bad_manifests_by_name);
+    tcase_add_test(tc, test_weights_wire_manifest_needs_contiguous_tensors);
+    tcase_add_test(tc, test_weights_wire_recv_verifies_frames);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

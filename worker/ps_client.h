@@ -1,0 +1,66 @@
+/*
+ * ps_client.h - the worker's side of the parameter server: pull a parent's
+ * trained tensors before training, push the child's after (DESIGN.md s8,
+ * docs/PROTOCOL.md "Weights").
+ *
+ * The client owns one DEALER connected to the master's bulk ROUTER
+ * (listen.weights), separate from the agent's control socket, so a
+ * transfer never delays a heartbeat.  Each call is one request and one
+ * answer, matched by sequence number: an answer that arrives after its
+ * call timed out is recognised as stale and dropped by the next call.
+ *
+ * Inheritance never makes a task fail: a parent the master no longer
+ * holds, a timeout, a corrupted frame or a manifest of the wrong
+ * architecture all end in fresh initialisation, logged with the reason.
+ * The client is used by one thread (the worker's task thread).
+ */
+#ifndef NAS_PS_CLIENT_H
+#define NAS_PS_CLIENT_H
+
+#include "common/inherit.h"
+#include "common/net.h"
+#include "common/safetensors.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nas_ps_client nas_ps_client;
+
+/* Received weights: tensors point into the received frame. */
+typedef struct nas_ps_weights nas_ps_weights;
+
+/* Connect a DEALER to `endpoint` on the caller's ZeroMQ context (which
+ * must outlive the client).  timeout_ms bounds every call (default 30000
+ * when <= 0).  NAS_EINVAL (no endpoint), NAS_EIO (socket), NAS_ENOMEM. */
+int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
+                         char *err);
+void nas_ps_client_destroy(nas_ps_client **cp);
+
+/* Pull architecture `arch`.  NAS_OK with *out; NAS_ENOTFOUND when the
+ * store does not hold it; NAS_ETIMEDOUT; NAS_EFORMAT when the frame fails
+ * its checks (a checksum, a shape against its byte count: err names the
+ * tensor); NAS_EPROTO when the answer names another architecture or is
+ * an error from the master (err carries its message). */
+int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, char *err);
+
+/* The tensors of pulled weights (valid while w lives); *n gets the count. */
+const nas_safetensors_tensor *nas_ps_weights_tensors(const nas_ps_weights *w, size_t *n);
+void nas_ps_weights_destroy(nas_ps_weights **wp);
+
+/* Push every tensor of the compiled `net` as architecture `arch`'s
+ * weights and wait for the master's ACK.  The parameter block goes out as
+ * it lies in memory (one raw frame).  NAS_OK once stored; NAS_ETIMEDOUT;
+ * or the master's refusal code with its message in err. */
+int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err);
+
+/* The worker's whole inheritance step: initialise the compiled `net`
+ * fresh for `seed` (nas_inherit_init), pull `parent` and apply what
+ * matches.  Returns the number of inherited tensors (>= 1), or 0 when the
+ * net stays fresh, with the reason in err (not found, timeout, corrupted
+ * frame, nothing matched); both outcomes are logged.  *st (may be NULL)
+ * gets the match counts.  The net is always in a trainable state after
+ * the call; train it with init_params = 0. */
+int nas_ps_client_inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
+                          nas_inherit_stats *st, char *err);
+
+#endif

@@ -523,9 +523,10 @@ static void mark_live(nas_net *net) {
     }
 }
 
-// Fuse each ReLU into the batch norm feeding it when that ReLU is the BN's only consumer: the
-// BN then writes max(y, 0) into its own slot, the ReLU aliases that slot and its gradient, and
-// the BN backward applies the mask.  This removes a full pass over the tensor each way.
+// Fuse each ReLU into the batch norm or add feeding it when that ReLU is its only consumer:
+// the producer then writes max(y, 0) into its own slot, the ReLU aliases that slot and its
+// gradient, and the producer's backward applies the mask.  This removes a full pass over the
+// tensor each way (conv-BN-ReLU stacks, and residual add-ReLU).
 static void fuse_bn_relu(nas_net *net) {
     int *uses = nas_calloc((size_t)net->n_nodes, sizeof(int));
     if (!uses) return; /* fusion is an optimisation only */
@@ -538,7 +539,7 @@ static void fuse_bn_relu(nas_net *net) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live || nd->op != NAS__OP_RELU) continue;
         nas__node *bn = &net->nodes[nd->in[0]];
-        if (bn->op != NAS__OP_BN || uses[nd->in[0]] != 1) continue;
+        if ((bn->op != NAS__OP_BN && bn->op != NAS__OP_ADD) || uses[nd->in[0]] != 1) continue;
         bn->fused = 1;
         nd->fused = 1;
     }

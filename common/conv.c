@@ -89,6 +89,9 @@ void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
                     if (s->stride == 1) {
                         memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+                    } else if (s->stride == 2) {
+                        // A constant stride lets the compiler vectorise the gather.
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
                     } else {
                         for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
                     }
@@ -118,6 +121,8 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
                     // The adjoint of the copy above: padding taps are dropped.
                     if (s->stride == 1) {
                         for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                    } else if (s->stride == 2) {
+                        for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];
                     } else {
                         for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
                     }

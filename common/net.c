@@ -449,21 +449,52 @@ typedef struct planner {
     size_t top;
 } planner;
 
-// Best fit keeps the arena small: gradients of the big early layers are reused by other big
-// early layers rather than fragmenting.  Blocks are never split; the saving is not worth it.
+// Best fit with splitting, and coalescing on release, keeps the arena small: gradients grow
+// toward the input in backward order, so a request often fits only in freed neighbours merged
+// together, or in a freed block at the top extended upward.
 static size_t plan_take(planner *pl, size_t size) {
     int best = -1;
     for (int i = 0; i < pl->n_free; i++)
         if (pl->free_list[i].size >= size && (best < 0 || pl->free_list[i].size < pl->free_list[best].size))
             best = i;
+    if (best < 0) {
+        // A free block touching the top grows instead of leaving a hole below new space.
+        for (int i = 0; i < pl->n_free; i++)
+            if (pl->free_list[i].off + pl->free_list[i].size == pl->top) {
+                pl->top += size - pl->free_list[i].size;
+                pl->free_list[i].size = size;
+                best = i;
+                break;
+            }
+    }
     if (best >= 0) {
-        size_t off = pl->free_list[best].off;
-        pl->free_list[best] = pl->free_list[--pl->n_free];
+        plan_block *blk = &pl->free_list[best];
+        size_t off = blk->off;
+        if (blk->size > size) {
+            blk->off += size, blk->size -= size; /* keep the remainder free */
+        } else {
+            *blk = pl->free_list[--pl->n_free];
+        }
         return off;
     }
     size_t off = pl->top;
     pl->top += size;
     return off;
+}
+
+// Return a block, merging it with free neighbours on either side.
+static void plan_give(planner *pl, size_t off, size_t size) {
+    for (int i = 0; i < pl->n_free;) {
+        plan_block *blk = &pl->free_list[i];
+        if (blk->off + blk->size == off || off + size == blk->off) {
+            if (blk->off < off) off = blk->off;
+            size += blk->size;
+            *blk = pl->free_list[--pl->n_free];
+            continue; /* re-examine the block moved into slot i */
+        }
+        i++;
+    }
+    pl->free_list[pl->n_free++] = (plan_block){off, size};
 }
 
 // Floats of one node's output (or gradient) for the compiled batch, padded for alignment.
@@ -492,9 +523,10 @@ static void mark_live(nas_net *net) {
     }
 }
 
-// Fuse each ReLU into the batch norm feeding it when that ReLU is the BN's only consumer: the
-// BN then writes max(y, 0) into its own slot, the ReLU aliases that slot and its gradient, and
-// the BN backward applies the mask.  This removes a full pass over the tensor each way.
+// Fuse each ReLU into the batch norm or add feeding it when that ReLU is its only consumer:
+// the producer then writes max(y, 0) into its own slot, the ReLU aliases that slot and its
+// gradient, and the producer's backward applies the mask.  This removes a full pass over the
+// tensor each way (conv-BN-ReLU stacks, and residual add-ReLU).
 static void fuse_bn_relu(nas_net *net) {
     int *uses = nas_calloc((size_t)net->n_nodes, sizeof(int));
     if (!uses) return; /* fusion is an optimisation only */
@@ -507,7 +539,7 @@ static void fuse_bn_relu(nas_net *net) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live || nd->op != NAS__OP_RELU) continue;
         nas__node *bn = &net->nodes[nd->in[0]];
-        if (bn->op != NAS__OP_BN || uses[nd->in[0]] != 1) continue;
+        if ((bn->op != NAS__OP_BN && bn->op != NAS__OP_ADD) || uses[nd->in[0]] != 1) continue;
         bn->fused = 1;
         nd->fused = 1;
     }
@@ -516,7 +548,9 @@ static void fuse_bn_relu(nas_net *net) {
 
 // Assign gradient buffers by simulating the backward order (see the file comment).
 static int plan_grads(nas_net *net) {
-    planner pl = {nas_calloc((size_t)net->n_nodes + 1, sizeof(plan_block)), 0, 0};
+    // Free blocks are disjoint and non-adjacent, so there are fewer than live gradients + 1;
+    // twice the node count bounds that with room to spare.
+    planner pl = {nas_calloc(2 * (size_t)net->n_nodes + 2, sizeof(plan_block)), 0, 0};
     if (!pl.free_list) return NAS_ENOMEM;
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_off = SIZE_MAX;
     nas__node *out = &net->nodes[net->output];
@@ -538,7 +572,7 @@ static int plan_grads(nas_net *net) {
             in->grad_off = plan_take(&pl, node_floats(net, in));
             in->zero_at = j;
         }
-        pl.free_list[pl.n_free++] = (plan_block){nd->grad_off, node_floats(net, nd)};
+        plan_give(&pl, nd->grad_off, node_floats(net, nd));
     }
     net->grad_arena_floats = pl.top;
     nas_free(pl.free_list);

@@ -97,7 +97,14 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         break;
     case NAS__OP_ADD: {
         const float *b = act(net, nd->in[1]);
-        for (long i = e0; i < e1; i++) out[i] = in[i] + b[i];
+        if (nd->fused) {
+            for (long i = e0; i < e1; i++) {
+                float v = in[i] + b[i];
+                out[i] = v > 0.0f ? v : 0.0f; /* the following ReLU, fused */
+            }
+        } else {
+            for (long i = e0; i < e1; i++) out[i] = in[i] + b[i];
+        }
         break;
     }
     case NAS__OP_CONCAT: {
@@ -243,8 +250,22 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
         }
         break;
     case NAS__OP_ADD: {
-        // forward was: out = a + b
+        // forward was: out = a + b, or max(a + b, 0) with a fused ReLU
         float *db = grad(net, nd->in[1]);
+        if (nd->fused) {
+            for (long i = e0; i < e1; i++) {
+                float d = dout[i];
+                float g = out[i] > 0.0f ? d : 0.0f;
+                din[i] = (overwrite & 1) ? g : din[i] + g;
+            }
+            // add(x, x) only overwrites the first time (see nas_net_backward).
+            for (long i = e0; i < e1; i++) {
+                float d = dout[i];
+                float g = out[i] > 0.0f ? d : 0.0f;
+                db[i] = (overwrite & 2) ? g : db[i] + g;
+            }
+            break;
+        }
         if (overwrite & 1)
             memcpy(din + e0, dout + e0, sizeof(float) * (e1 - e0));
         else

@@ -878,6 +878,10 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         /* The rest of a message is already here: these reads never block. */
         zmq_msg_recv(&part, sock, 0);
     }
+    /* Under CurveZMQ the ZAP handler names the key that sent this; the
+     * master trusts that name over what Register claims. */
+    const char *uid = zmq_msg_gets(&part, "User-Id");
+    if (uid) snprintf(pkt->user_id, sizeof pkt->user_id, "%s", uid);
     rc = nas_wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &pkt->msg, err);
     zmq_msg_close(&part);
     while (rc == NAS_OK && more_parts(sock)) {
@@ -906,10 +910,13 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
     if (rc < 0) {
         /* Keep the identity so the caller can answer; drop everything else. */
         uint8_t id[NAS_WIRE_ID_MAX];
+        char user_id[NAS_WIRE_NAME_MAX];
         size_t id_len = pkt->id_len;
         memcpy(id, pkt->identity, id_len);
+        memcpy(user_id, pkt->user_id, sizeof user_id);
         nas_wire_packet_fini(pkt);
         memcpy(pkt->identity, id, id_len);
+        memcpy(pkt->user_id, user_id, sizeof user_id);
         pkt->id_len = id_len;
     }
     return rc;

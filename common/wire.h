@@ -234,8 +234,9 @@ int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wir
 typedef struct nas_wire_packet {
     uint8_t identity[NAS_WIRE_ID_MAX]; /* ROUTER only */
     size_t id_len;
-    nas_wire_msg msg; /* valid when nas_wire_recv returned NAS_OK */
-    size_t n_frames;  /* raw frames received after the envelope */
+    char user_id[NAS_WIRE_NAME_MAX]; /* ZAP User-Id (CurveZMQ: the key's name), "" if none */
+    nas_wire_msg msg;                /* valid when nas_wire_recv returned NAS_OK */
+    size_t n_frames;                 /* raw frames received after the envelope */
     void *frame_data[NAS_WIRE_MAX_FRAMES];
     size_t frame_len[NAS_WIRE_MAX_FRAMES];
 } nas_wire_packet;

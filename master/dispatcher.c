@@ -38,6 +38,7 @@ typedef struct dworker {
     size_t id_len;
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
+    char key[NAS_WIRE_NAME_MAX];
     uint32_t cores;
     int state;    /* enum nas_worker_state */
     int has_task; /* running task (a lease, or a task it still runs) */
@@ -555,11 +556,20 @@ static void on_progress(nas_dispatcher *d, dworker *w, const nas_wire_progress *
 /* The document is sized from the worker count; names are escaped by
  * json_str, so the buffer bound is what matters. */
 static void on_status(nas_dispatcher *d, const uint8_t *id, size_t id_len, int64_t now_ms) {
-    size_t cap = 4096 + (size_t)d->n_workers * 512;
+    /* A worker entry takes ~250 bytes before escaping; the reply must also
+     * fit one envelope, so at most NAS_WIRE_MAX_ENVELOPE is tried. */
+    size_t cap = 4096 + (size_t)d->n_workers * 1024;
+    if (cap > NAS_WIRE_MAX_ENVELOPE - 64) cap = NAS_WIRE_MAX_ENVELOPE - 64;
     char *json = nas_malloc(cap);
-    if (!json || nas_dispatcher_status_json(d, now_ms, json, cap) < 0) {
-        nas_free(json);
+    if (!json) {
         send_error_id(d, id, id_len, NAS_ENOMEM, "status: out of memory");
+        return;
+    }
+    if (nas_dispatcher_status_json(d, now_ms, json, cap) < 0) {
+        nas_free(json);
+        send_error_id(d, id, id_len, NAS_ERANGE,
+                      "status of %d workers does not fit one %u-byte message", d->n_workers,
+                      NAS_WIRE_MAX_ENVELOPE);
         return;
     }
     nas_wire_msg m;
@@ -630,6 +640,20 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
 
 /* The peer is told what was wrong (the decoder's message names the field)
  * so a buggy worker can be fixed from its own log. */
+void nas_dispatcher_on_packet(nas_dispatcher *d, const nas_wire_packet *pkt, int rc,
+                              const char *err, int64_t now_ms) {
+    if (rc == NAS_EAGAIN || rc == NAS_EIO) return;
+    if (rc < 0) {
+        nas_dispatcher_on_bad_message(d, pkt->identity, pkt->id_len, rc, err ? err : "", now_ms);
+        return;
+    }
+    nas_dispatcher_on_message(d, pkt->identity, pkt->id_len, &pkt->msg, now_ms);
+    if (pkt->msg.type == NAS_MSG_REGISTER && pkt->user_id[0]) {
+        dworker *w = worker_find(d, pkt->identity, pkt->id_len);
+        if (w) snprintf(w->key, sizeof w->key, "%s", pkt->user_id);
+    }
+}
+
 void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, int code,
                                    const char *why, int64_t now_ms) {
     dworker *w = worker_find(d, id, id_len);
@@ -713,6 +737,7 @@ int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int ca
             nas_worker_info *o = &out[n];
             memcpy(o->name, w->name, sizeof o->name);
             memcpy(o->host, w->host, sizeof o->host);
+            memcpy(o->key, w->key, sizeof o->key);
             o->cores = w->cores;
             o->state = w->state;
             o->has_task = w->has_task;
@@ -763,6 +788,8 @@ int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *bu
         len = json_str(buf, cap, len, w->name);
         JSON_APPEND(",\"host\":");
         len = json_str(buf, cap, len, w->host);
+        JSON_APPEND(",\"key\":");
+        len = json_str(buf, cap, len, w->key);
         JSON_APPEND(",\"cores\":%u,\"state\":\"%s\",", w->cores, nas_worker_state_name(w->state));
         if (w->has_task)
             JSON_APPEND("\"task\":%" PRIu64 ",\"attempt\":%u,\"epoch\":%d,\"epochs\":%d,",

@@ -100,6 +100,13 @@ int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms);
 void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len,
                                const nas_wire_msg *m, int64_t now_ms);
 
+/* Feed one nas_wire_recv() outcome: NAS_OK goes to on_message (and a
+ * Register's ZAP User-Id, the name of the CurveZMQ key that sent it, is
+ * kept as the worker's key), a decode error to on_bad_message with err;
+ * NAS_EAGAIN and NAS_EIO are ignored.  One call per receive for the loop. */
+void nas_dispatcher_on_packet(nas_dispatcher *d, const nas_wire_packet *pkt, int rc,
+                              const char *err, int64_t now_ms);
+
 /* A message from this identity failed to decode (code, why): it still
  * counts as a heartbeat from a known worker; the peer gets an Error. */
 void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, int code,
@@ -125,6 +132,7 @@ const char *nas_worker_state_name(int state);
 typedef struct nas_worker_info {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
+    char key[NAS_WIRE_NAME_MAX]; /* CurveZMQ key name (ZAP User-Id), "" without */
     uint32_t cores;
     int state; /* enum nas_worker_state */
     int has_task;

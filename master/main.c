@@ -1,28 +1,173 @@
 /*
- * nas-master - runs or resumes a NAS campaign and dispatches work to workers
+ * nas-master - runs or resumes a NAS campaign and dispatches its work to
+ * nas-worker processes (DESIGN.md s1, docs/USER-GUIDE.md).
  *
- * Placeholder entry point: the feature behind this binary lands with the
- * issue named in usage(); until then it explains itself and exits 2.
+ * One libuv loop carries everything (master/campaign.h): the workers'
+ * control socket, the read-only status endpoint, the timers, and SIGINT /
+ * SIGTERM.  The first signal stops gracefully (no new leases; leased tasks
+ * are waited for, or cancelled with --cancel-on-stop; exit 0); a second one
+ * exits at once, which is safe because every state change is one SQLite
+ * transaction.  This file is the only place on the master side that exits.
  */
+#include "common/err.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "master/campaign.h"
+#include "master/config.h"
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: nas-master [--help]\n"
-            "\n"
-            "runs or resumes a NAS campaign and dispatches work to workers\n"
-            "\n"
-            "Not available in this build yet: the distributed runtime.\n");
+    fprintf(f, "usage: nas-master CAMPAIGN.yaml [options]\n"
+               "\n"
+               "Runs the campaign (or resumes it from its database) and dispatches work to\n"
+               "nas-worker processes; prints the best architecture when it is done.\n"
+               "\n"
+               "options:\n"
+               "  --db FILE            campaign database (default: the file's `store` key)\n"
+               "  --log-level L        debug, info, warn, error, off (default info)\n"
+               "  --wait-on-stop       on SIGINT/SIGTERM wait for leased tasks (default)\n"
+               "  --cancel-on-stop     on SIGINT/SIGTERM cancel leased tasks and re-queue them\n"
+               "  --resume-grace-ms N  how long tasks leased before a restart wait for their\n"
+               "                       workers (default: workers.lease_grace of the file)\n"
+               "  --synthetic          workers return synthetic metrics (benchmarks and tests;\n"
+               "                       never a real campaign)\n"
+               "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
+               "                       (plaintext; docs/SECURITY.md)\n"
+               "  --help               this text\n"
+               "\n"
+               "A second signal exits at once; the database stays consistent and the next\n"
+               "run resumes. Exit status: 0 done or stopped cleanly, 1 error, 2 usage.\n");
+}
+
+typedef struct master_ctx {
+    nas_campaign *campaign;
+    uv_signal_t sigint, sigterm;
+    int signals;
+} master_ctx;
+
+/* First signal: graceful stop; second: close at once (exit 130). */
+static void on_signal(uv_signal_t *h, int signum) {
+    master_ctx *m = h->data;
+    m->signals++;
+    nas_warn("master: %s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (m->signals == 1) {
+        nas_campaign_stop(m->campaign);
+    } else {
+        nas_campaign_abort(m->campaign);
+    }
 }
 
 int main(int argc, char **argv) {
+    nas_log_set_prog("nas-master");
+    const char *path = NULL;
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(o, "--cancel-on-stop") == 0) {
+            opt.cancel_on_stop = 1;
+        } else if (strcmp(o, "--wait-on-stop") == 0) {
+            opt.cancel_on_stop = 0;
+        } else if (strcmp(o, "--synthetic") == 0) {
+            opt.eval_mode = NAS_EVAL_SYNTHETIC;
+        } else if (strcmp(o, "--insecure") == 0) {
+            opt.insecure = 1;
+        } else if (strcmp(o, "--db") == 0 || strcmp(o, "--log-level") == 0 ||
+                   strcmp(o, "--resume-grace-ms") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "nas-master: %s needs a value (try --help)\n", o);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (strcmp(o, "--db") == 0) {
+                opt.db_path = v;
+            } else if (strcmp(o, "--log-level") == 0) {
+                enum nas_log_level l;
+                if (nas_log_parse_level(v, &l) < 0) {
+                    fprintf(stderr, "nas-master: --log-level: unknown level '%s'\n", v);
+                    return 2;
+                }
+                nas_log_set_level(l);
+            } else {
+                char *end = NULL;
+                errno = 0;
+                long long n = strtoll(v, &end, 10);
+                if (errno || end == v || *end || n < 0) {
+                    fprintf(stderr,
+                            "nas-master: --resume-grace-ms needs an integer >= 0, got "
+                            "'%s'\n",
+                            v);
+                    return 2;
+                }
+                opt.resume_grace_ms = n;
+            }
+        } else if (o[0] == '-') {
+            fprintf(stderr, "nas-master: unknown option %s (try --help)\n", o);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "nas-master: one campaign file only, got '%s' and '%s'\n", path, o);
+            return 2;
+        } else {
+            path = o;
         }
     }
-    usage(stderr);
-    return 2;
+    if (!path) {
+        fprintf(stderr, "nas-master: a campaign file is required (try --help)\n");
+        return 2;
+    }
+
+    char err[NAS_ERR_LEN] = "";
+    nas_config cfg;
+    if (nas_config_load(path, &cfg, err) < 0) {
+        fprintf(stderr, "nas-master: %s\n", err);
+        return 1;
+    }
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "nas-master: cannot start the event loop\n");
+        nas_config_fini(&cfg);
+        return 1;
+    }
+    master_ctx m = {0};
+    int status = 1;
+    if (nas_campaign_create(&m.campaign, &cfg, &opt, &loop, err) < 0) {
+        fprintf(stderr, "nas-master: %s\n", err);
+        goto done;
+    }
+    uv_signal_init(&loop, &m.sigint);
+    uv_signal_init(&loop, &m.sigterm);
+    m.sigint.data = m.sigterm.data = &m;
+    uv_signal_start(&m.sigint, on_signal, SIGINT);
+    uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    /* The signal watchers must not keep the loop alive on their own: the
+     * loop ends when the campaign has closed its handles. */
+    uv_unref((uv_handle_t *)&m.sigint);
+    uv_unref((uv_handle_t *)&m.sigterm);
+    int rc = nas_campaign_start(m.campaign, err);
+    if (rc < 0) {
+        fprintf(stderr, "nas-master: %s\n", err);
+        nas_campaign_abort(m.campaign);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&m.sigint, NULL);
+    uv_close((uv_handle_t *)&m.sigterm, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (rc == NAS_OK) {
+        rc = nas_campaign_status(m.campaign, err);
+        if (rc < 0) fprintf(stderr, "nas-master: %s\n", err);
+    }
+    if (m.signals < 2) nas_campaign_summary(m.campaign, stdout);
+    status = rc < 0 ? 1 : m.signals >= 2 ? 130 : 0;
+done:
+    nas_campaign_destroy(&m.campaign);
+    uv_loop_close(&loop);
+    nas_config_fini(&cfg);
+    return status;
 }

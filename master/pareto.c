@@ -22,6 +22,9 @@ double nas_pareto_reward(double accuracy, int64_t params, int64_t macs, int64_t 
     return r;
 }
 
+/* Dominance in the usual sense (no worse anywhere, better somewhere), so
+ * two results with identical figures are both kept on the front: they are
+ * different networks and a person choosing between them wants to see both. */
 int nas_pareto_dominates(const nas_observation *a, const nas_observation *b, int objectives) {
     if (!a->ok) return 0;
     if (!b->ok) return 1;
@@ -44,6 +47,8 @@ typedef struct front_sort {
     int i;
 } front_sort;
 
+/* Best accuracy first, as nasctl lists it; the index breaks ties so the
+ * order never depends on qsort's (unspecified) stability. */
 static int front_cmp(const void *pa, const void *pb) {
     const front_sort *x = pa, *y = pb;
     const nas_observation *a = &x->obs[x->i], *b = &y->obs[y->i];

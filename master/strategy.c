@@ -511,8 +511,10 @@ int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
         if (nas_strategy_done(s))
             return nas_set_err(err, NAS_ESTATE, "strategy %s: done (%d proposals)", s->vt->name,
                                s->proposed);
-        return nas_set_err(err, NAS_EAGAIN, "strategy %s: budget spent, %d results outstanding",
-                           s->vt->name, s->n_inflight);
+        return nas_set_err(err, NAS_EAGAIN, "strategy %s: %s, %d results outstanding", s->vt->name,
+                           s->proposed >= s->cfg.budget ? "budget spent"
+                                                        : "nothing left to propose",
+                           s->n_inflight);
     }
     memset(out, 0, sizeof *out);
     return s->vt->propose(s, out, err);

@@ -286,11 +286,24 @@ static int pnas_expand_beam(nas_strategy *s, pnas_state *st, nas_genome **out, i
 }
 
 /* Build level + 1 from the complete level. The expensive step. */
+/* The candidates are scored in one batch (one predict call per ensemble
+ * member), then sorted; only the K best are kept with their scores, which
+ * become the "before" half of the next level's rank correlation.  On any
+ * failure the level stays as it was and needs_advance stays set, so a
+ * later call can try again. */
 static int pnas_advance(nas_strategy *s, char *err) {
     pnas_state *st = s->impl;
     int rc = pnas_make_beam(s, st);
     if (rc) return nas_set_err(err, rc, "strategy pnas: out of memory");
     rc = pnas_fit(s, st, err);
+    if (rc == NAS_ESTATE) {
+        /* Nearly every evaluation failed: there is nothing to learn from or
+         * to expand, and waiting would stall the campaign for good. */
+        nas_warn("%s after level %d; search ends", err, st->level);
+        st->finished = 1;
+        st->needs_advance = 0;
+        return NAS_OK;
+    }
     if (rc) return rc;
     nas_genome *cand = NULL;
     int n = 0;
@@ -419,6 +432,9 @@ static void pnas_measure(nas_strategy *s, pnas_state *st) {
              rho, n);
 }
 
+/* A result is matched to the level's queue by canonical hash; a result of
+ * a genome the level did not propose (a re-queued task of an earlier
+ * campaign) still feeds the predictor through the history. */
 static int pnas_observe(nas_strategy *s, int idx, int was_inflight, char *err) {
     pnas_state *st = s->impl;
     const nas__record *r = &s->hist[idx];
@@ -456,6 +472,10 @@ static int pnas_finished(const nas_strategy *s) {
 
 // ---- state -------------------------------------------------------------------------------
 
+/* The queue is saved with every entry's state, so a resumed campaign knows
+ * which of the level's genomes are in flight, done or still to propose.
+ * The predictor is saved although the next advance refits it: describe()
+ * and a future "score this genome" query need the current one. */
 static void pnas_save(const nas_strategy *s, nas__wbuf *w) {
     const pnas_state *st = s->impl;
     nas__w_i32(w, st->level);
@@ -483,6 +503,10 @@ static void pnas_save(const nas_strategy *s, nas__wbuf *w) {
     nas_free(blob);
 }
 
+/* Besides ranges, the queue's states must agree with its position (entries
+ * before `next` were handled, entries after it are pending) and an observed
+ * entry must point at a result: a blob that passes these checks cannot make
+ * propose() or observe() index out of bounds. */
 static int pnas_load(nas_strategy *s, nas__rbuf *r) {
     pnas_state *st = s->impl;
     int level = nas__r_i32(r, 1, s->cfg.max_blocks, "pnas level");
@@ -539,6 +563,7 @@ static int pnas_load(nas_strategy *s, nas__rbuf *r) {
     return NAS_OK;
 }
 
+/* For nasctl: where the search stands and how far the predictor is trusted. */
 static int pnas_describe(const nas_strategy *s, char *buf, size_t cap) {
     const pnas_state *st = s->impl;
     int done = 0;

@@ -17,6 +17,7 @@ struct nas_zmq_uv {
     nas_zmq_uv_read_fn read;
     void *data;
     int open_handles; /* freed when the last one has closed */
+    int closing;      /* close was called (maybe from the reader): read no more */
     nas_zmq_uv_stats stats;
 };
 
@@ -34,7 +35,7 @@ static void on_idle(uv_idle_t *h);
 /* Read up to `batch` messages; leave the idle handle running if more wait. */
 static void drain(nas_zmq_uv *z) {
     int n = 0;
-    while (readable(z->sock)) {
+    while (!z->closing && readable(z->sock)) {
         if (n == z->batch) {
             z->stats.capped++;
             uv_idle_start(&z->idle, on_idle);
@@ -44,7 +45,7 @@ static void drain(nas_zmq_uv *z) {
         z->stats.messages++;
         n++;
     }
-    uv_idle_stop(&z->idle);
+    if (!z->closing) uv_idle_stop(&z->idle);
 }
 
 /* ZMQ_FD became readable: something may have changed, maybe not a message. */
@@ -111,6 +112,9 @@ static void on_closed(uv_handle_t *h) {
 void nas_zmq_uv_close(nas_zmq_uv **zp) {
     if (!zp || !*zp) return;
     nas_zmq_uv *z = *zp;
+    /* The reader may be the caller: drain() checks this before every read,
+     * and the memory lives until the close callbacks have run. */
+    z->closing = 1;
     uv_close((uv_handle_t *)&z->poll, on_closed);
     uv_close((uv_handle_t *)&z->idle, on_closed);
     uv_close((uv_handle_t *)&z->prepare, on_closed);

@@ -33,7 +33,8 @@ typedef void (*nas_zmq_uv_read_fn)(nas_zmq_uv *z, void *sock, void *data);
 int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
                       nas_zmq_uv_read_fn read, void *data, char *err);
 
-/* Stop watching and release the bridge.  The memory is freed from libuv
+/* Stop watching and release the bridge; may be called from the reader
+ * itself, which is then not called again.  The memory is freed from libuv
  * close callbacks, so the loop must run (e.g. uv_run(loop,
  * UV_RUN_DEFAULT) until it returns) before the loop is closed.  The socket
  * stays open and is the caller's. */

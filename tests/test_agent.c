@@ -16,6 +16,8 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define HB     50
 #define GENOME "n=sep3x3:0+id:1 r=max3x3:0+id:1"
@@ -345,6 +347,36 @@ START_TEST(test_agent_curve_connection) {
 }
 END_TEST
 
+START_TEST(test_agent_zap_names_the_worker_key) {
+    /* With the master's ZAP handler, every message carries the name of the
+     * key that sent it; a key outside the authorized directory gets nowhere. */
+    nas_keypair server, worker, stranger;
+    char err[NAS_ERR_LEN];
+    if (nas_keys_generate(&server, err) == NAS_EUNSUPPORTED) return;
+    const char *dir = nas_tmpdir_make();
+    char base[4096], authdir[4096];
+    nas_path_join(authdir, sizeof authdir, dir, "authorized");
+    ck_assert_int_eq(mkdir(authdir, 0755), 0);
+    nas_path_join(base, sizeof base, authdir, "w7");
+    ck_assert_int_eq(nas_keys_generate_files(base, 0, &worker, err), NAS_OK);
+    ck_assert_int_eq(unlink(strcat(base, ".key_secret")), 0); /* only public keys there */
+    ck_assert_int_eq(nas_keys_generate(&stranger, err), NAS_OK);
+    broker b;
+    broker_open_auth(&b, HB, &server, authdir);
+    running_agent r;
+    start_agent_curve(&r, b.endpoint, 0, &worker, server.public_z85);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 2000), 1);
+    ck_assert_str_eq(b.pkt.user_id, "w7");
+    ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
+    memset(b.counts, 0, sizeof b.counts);
+    start_agent_curve(&r, b.endpoint, 0, &stranger, server.public_z85);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 600), 0);
+    ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
+    broker_close(&b);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_agent_bad_config_is_refused) {
     nas_agent_config ac;
     nas_agent_config_default(&ac);
@@ -381,6 +413,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_agent_reregisters_when_master_forgot_it);
     tcase_add_test(tc, test_agent_stop_gives_task_back);
     tcase_add_test(tc, test_agent_curve_connection);
+    tcase_add_test(tc, test_agent_zap_names_the_worker_key);
     tcase_add_test(tc, test_agent_bad_config_is_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/wire.h"
+#include "master/auth.h"
 
 #include <check.h>
 #include <string.h>
@@ -29,6 +30,7 @@ typedef struct broker {
     int counts[NAS_MSG_COUNT]; /* messages received, by type */
     int bad;                   /* undecodable messages received */
     nas_wire_packet pkt;       /* the message broker_wait() matched */
+    nas_auth *auth;            /* ZAP handler, when opened with one */
 } broker;
 
 /* Bind a ROUTER; with curve != NULL it is a CurveZMQ server with that
@@ -66,6 +68,20 @@ static inline void broker_open(broker *b, int64_t hb_ms) {
     broker_open_curve(b, hb_ms, NULL);
 }
 
+/* A CurveZMQ broker that admits only the keys in authorized_dir (the
+ * security branch's ZAP handler, on a thread of its own). */
+static inline void broker_open_auth(broker *b, int64_t hb_ms, const nas_keypair *curve,
+                                    const char *authorized_dir) {
+    memset(b, 0, sizeof *b);
+    b->zctx = zmq_ctx_new();
+    b->hb_ms = hb_ms;
+    b->keepalive = 1;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_auth_create(&b->auth, b->zctx, authorized_dir, NULL, err), NAS_OK);
+    ck_assert_int_eq(nas_auth_start(b->auth, err), NAS_OK);
+    broker_bind_curve(b, "tcp://127.0.0.1:*", curve);
+}
+
 static inline void broker_close_socket(broker *b) {
     zmq_close(b->sock);
     b->sock = NULL;
@@ -74,6 +90,7 @@ static inline void broker_close_socket(broker *b) {
 static inline void broker_close(broker *b) {
     nas_wire_packet_fini(&b->pkt);
     if (b->sock) zmq_close(b->sock);
+    nas_auth_destroy(&b->auth);
     zmq_ctx_term(b->zctx);
 }
 

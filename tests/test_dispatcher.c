@@ -504,6 +504,35 @@ START_TEST(test_dispatcher_unregistered_and_bad_peers_get_errors) {
 }
 END_TEST
 
+START_TEST(test_dispatcher_packets_record_the_key_name) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    nas_wire_packet pkt;
+    memset(&pkt, 0, sizeof pkt);
+    memcpy(pkt.identity, "id1", 3);
+    pkt.id_len = 3;
+    strcpy(pkt.user_id, "w7"); /* what the ZAP handler named the key */
+    nas_wire_msg_init(&pkt.msg, NAS_MSG_REGISTER);
+    strcpy(pkt.msg.u.reg.name, "claims-to-be-w1");
+    pkt.msg.u.reg.protocol = NAS_PROTOCOL_VERSION;
+    nas_dispatcher_on_packet(d, &pkt, NAS_OK, NULL, 0);
+    nas_worker_info info[2];
+    ck_assert_int_eq(nas_dispatcher_workers(d, info, 2), 1);
+    ck_assert_str_eq(info[0].key, "w7");
+    ck_assert_str_eq(info[0].name, "claims-to-be-w1");
+    char json[1024];
+    ck_assert_int_gt(nas_dispatcher_status_json(d, 0, json, sizeof json), 0);
+    ck_assert_ptr_nonnull(strstr(json, "\"key\":\"w7\""));
+    /* A failed receive is answered; a would-block one is not. */
+    nas_dispatcher_on_packet(d, &pkt, NAS_EFORMAT, "envelope: garbage", 10);
+    ck_assert_str_eq(last_to(&r, "id1", NAS_MSG_ERROR)->u.error.message, "envelope: garbage");
+    int before = r.n_out;
+    nas_dispatcher_on_packet(d, &pkt, NAS_EAGAIN, NULL, 20);
+    ck_assert_int_eq(r.n_out, before);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_status_snapshot) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -726,6 +755,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_status_snapshot);
+    tcase_add_test(tc, test_dispatcher_packets_record_the_key_name);
     tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);
     suite_add_tcase(s, tc);
     /* The sweeps run thousands of steps under ASan: a longer timeout. */

@@ -402,6 +402,27 @@ START_TEST(test_pnas_budget_cut) {
 }
 END_TEST
 
+/* If every level-1 evaluation fails there is nothing to fit or expand: the
+ * search ends instead of waiting forever. */
+START_TEST(test_pnas_all_failed) {
+    nas_strategy_config c = nb201_config("pnas", 1000);
+    nas_strategy *s = make(&c, 2);
+    char err[NAS_ERR_LEN];
+    nas_proposal p;
+    int n = 0;
+    while (nas_strategy_propose(s, &p, err) == NAS_OK) {
+        nas_observation o = observe_of(&p.genome, 0.0, 100);
+        o.ok = 0;
+        ck_assert_int_eq(nas_strategy_observe(s, &o, err), NAS_OK);
+        n++;
+    }
+    ck_assert_int_gt(n, 0);
+    ck_assert(nas_strategy_done(s));
+    ck_assert_int_eq(nas_strategy_propose(s, &p, err), NAS_ESTATE);
+    nas_strategy_destroy(&s);
+}
+END_TEST
+
 /* Shared-cell PNAS with a small op set and B = 2, results out of order. */
 START_TEST(test_pnas_cell_space) {
     nas_strategy_config c = cell_config(2);
@@ -624,6 +645,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_evo_multi_objective);
     tcase_add_test(tc, test_pnas_levels_and_budget);
     tcase_add_test(tc, test_pnas_budget_cut);
+    tcase_add_test(tc, test_pnas_all_failed);
     tcase_add_test(tc, test_pnas_cell_space);
     tcase_add_test(tc, test_resume_random);
     tcase_add_test(tc, test_resume_evolution);

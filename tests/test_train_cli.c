@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/genome.h"
 #include "common/json.h"
 #include "common/rng.h"
 #include "tests/harness.h"
@@ -97,6 +98,48 @@ START_TEST(test_train_cli_trains) {
 }
 END_TEST
 
+/* A genome preset trains through the builder, and the params and MACs the
+ * built network reports equal the genome's counted cost (issue: counting
+ * without building must match what is built). */
+START_TEST(test_train_cli_trains_genome_preset_with_counted_cost) {
+    const char *dir = nas_tmpdir_make();
+    write_idx(dir, "train", 120, 1);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "{ OPENBLAS_NUM_THREADS=1 %s --data mnist --data-dir %s --arch pnasnet5 --epochs 1 "
+             "--batch 16 --train-subset 0 --val-size 40 --resolution 14 --channels 4 --cells 1 "
+             "--json 2>/dev/null; }",
+             nas_bin("nas-train"), dir);
+    ck_assert_int_eq(nas_run_cmd(cmd, OUT, sizeof OUT), 0);
+    nas_json *j = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_json_parse(OUT, strlen(OUT), 16, &j, err) == 0, "%s: %s", err, OUT);
+    double params, macs, val_acc;
+    ck_assert_int_eq(nas_json_get_number(j, "params", &params, err), 0);
+    ck_assert_int_eq(nas_json_get_number(j, "macs", &macs, err), 0);
+    ck_assert_int_eq(nas_json_get_number(j, "val_acc", &val_acc, err), 0);
+    nas_json_free(&j);
+
+    nas_genome g;
+    ck_assert_int_eq(nas_genome_preset("pnasnet5", &g, err), 0);
+    nas_fidelity f = nas_fidelity_default();
+    f.resolution = 14, f.channels = 4, f.cells = 1;
+    nas_cost cost;
+    ck_assert_msg(nas_genome_cost(&g, &f, 1, 14, 10, &cost, err) == 0, "%s", err);
+    ck_assert_double_eq(params, (double)cost.params);
+    ck_assert_double_eq(macs, (double)cost.macs);
+    ck_assert(val_acc >= 0.0 && val_acc <= 1.0);
+
+    /* Genome text works too; a malformed one is refused with its position. */
+    snprintf(cmd, sizeof cmd,
+             "%s --data mnist --data-dir %s --arch 'n=sep3x3:1+bogus:0 r=id:0+id:1' --val-size 40",
+             nas_bin("nas-train"), dir);
+    ck_assert_int_eq(nas_run_cmd(cmd, OUT, sizeof OUT), 1);
+    ck_assert_msg(strstr(OUT, "bogus") != NULL, "%s", OUT);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_train_cli_errors) {
     const char *dir = nas_tmpdir_make();
     char cmd[8192];
@@ -125,6 +168,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 100);
     tcase_add_test(tc, test_train_cli_trains);
+    tcase_add_test(tc, test_train_cli_trains_genome_preset_with_counted_cost);
     tcase_add_test(tc, test_train_cli_errors);
     suite_add_tcase(s, tc);
     return s;

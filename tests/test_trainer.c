@@ -168,6 +168,27 @@ START_TEST(test_trainer_rejects_bad_input) {
 }
 END_TEST
 
+START_TEST(test_trainer_two_threads) {
+    // Two threads learn as well and reproduce themselves bit for bit.
+    nas_dataset tr, va;
+    make_set(&tr, 160, 1), make_set(&va, 40, 2);
+    nas_train_result r[2];
+    char err[NAS_ERR_LEN];
+    for (int rep = 0; rep < 2; rep++) {
+        nas_net *net = make_net(16);
+        nas_train_config c = base_config(&tr, &va);
+        c.fid.threads = 2;
+        ck_assert_int_eq(nas_trainer_run(net, &c, &r[rep], err), NAS_OK);
+        nas_net_destroy(&net);
+    }
+    ck_assert(r[0].val_acc >= 0.85f);
+    ck_assert(memcmp(r[0].train_loss_curve, r[1].train_loss_curve, 3 * sizeof(float)) == 0);
+    ck_assert(memcmp(&r[0].val_loss, &r[1].val_loss, sizeof(float)) == 0);
+    nas_train_result_fini(&r[0]), nas_train_result_fini(&r[1]);
+    nas_dataset_fini(&tr), nas_dataset_fini(&va);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("core");
@@ -175,6 +196,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_trainer_learns_and_is_deterministic);
     tcase_add_test(tc, test_trainer_stops);
     tcase_add_test(tc, test_trainer_rejects_bad_input);
+    tcase_add_test(tc, test_trainer_two_threads);
     suite_add_tcase(s, tc);
     return s;
 }

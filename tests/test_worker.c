@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "tests/harness.h"
+#include "master/dispatcher.h"
 #include "tests/test_agent_broker.h"
 
 #include "common/genome.h"
@@ -277,6 +278,106 @@ START_TEST(test_worker_trains_a_task_with_the_engine) {
 }
 END_TEST
 
+// ---- real processes behind a real dispatcher ----------------------------------------------
+
+typedef struct farm {
+    nas_dispatcher *d;
+    void *router;
+    int results;
+    int seen[8];
+    char ran[8][NAS_WIRE_NAME_MAX]; /* worker that delivered each task's result */
+} farm;
+
+static int farm_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
+    char err[NAS_ERR_LEN];
+    return nas_wire_send(((farm *)ctx)->router, id, id_len, m, NULL, 0, 1, err);
+}
+
+static int farm_result(void *ctx, const nas_wire_result *r, const char *worker) {
+    farm *f = ctx;
+    f->results++;
+    if (r->task_id < 8) {
+        f->seen[r->task_id]++;
+        snprintf(f->ran[r->task_id], sizeof f->ran[0], "%s", worker);
+    }
+    return NAS_OK;
+}
+
+/* Serve the ROUTER for ms, or until `done` results are in. */
+static void farm_serve(farm *f, int64_t ms, int done) {
+    nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
+    for (int64_t end = nas_now_ms() + ms; nas_now_ms() < end && f->results < done;) {
+        zmq_pollitem_t it = {f->router, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 10);
+        char err[NAS_ERR_LEN];
+        int rc;
+        while ((rc = nas_wire_recv(f->router, 1, 1, pkt, err)) != NAS_EAGAIN && rc != NAS_EIO) {
+            nas_dispatcher_on_packet(f->d, pkt, rc, err, nas_now_ms());
+            nas_wire_packet_fini(pkt);
+        }
+        nas_dispatcher_tick(f->d, nas_now_ms());
+    }
+    nas_free(pkt);
+}
+
+START_TEST(test_worker_killed_mid_task_its_task_finishes_elsewhere) {
+    /* Two real nas-worker processes; the one running the long task is
+     * killed with SIGKILL (no give-back, no goodbye).  The master notices
+     * the silence, re-queues the task as attempt 2, and the survivor
+     * finishes it: recorded exactly once. */
+    const char *dir = nas_tmpdir_make();
+    char log1[4096], log2[4096], err[NAS_ERR_LEN];
+    nas_path_join(log1, sizeof log1, dir, "w1.log");
+    nas_path_join(log2, sizeof log2, dir, "w2.log");
+    farm f;
+    memset(&f, 0, sizeof f);
+    void *zctx = zmq_ctx_new();
+    f.router = zmq_socket(zctx, ZMQ_ROUTER);
+    ck_assert_int_eq(nas_wire_socket_setup(f.router, err), NAS_OK);
+    ck_assert_int_eq(zmq_bind(f.router, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t n = sizeof ep;
+    zmq_getsockopt(f.router, ZMQ_LAST_ENDPOINT, ep, &n);
+    nas_dispatcher_config cfg;
+    nas_dispatcher_config_default(&cfg);
+    cfg.heartbeat_ms = HB;
+    nas_dispatcher_hooks h = {.ctx = &f, .send = farm_send, .on_result = farm_result};
+    ck_assert_int_eq(nas_dispatcher_create(&f.d, &cfg, &h, err), NAS_OK);
+    const char *extra[] = {"--synthetic-epoch-ms", "30", NULL};
+    pid_t p1 = spawn_worker(ep, log1, extra); /* both are named "bw" */
+    nas_dispatcher_counts c = {0};
+    for (int i = 0; i < 500 && c.idle < 1; i++) {
+        farm_serve(&f, 20, 1);
+        nas_dispatcher_counts_get(f.d, &c);
+    }
+    ck_assert_int_eq(c.idle, 1);
+    nas_wire_task t;
+    memset(&t, 0, sizeof t);
+    t.task_id = 1, t.attempt = 1, t.mode = NAS_EVAL_SYNTHETIC;
+    strcpy(t.genome, CELL);
+    t.fidelity = nas_fidelity_default();
+    t.fidelity.epochs = 40; /* 1.2 s */
+    ck_assert_int_eq(nas_dispatcher_push(f.d, &t, nas_now_ms(), err), NAS_OK);
+    farm_serve(&f, 200, 1);
+    ck_assert_int_eq(nas_dispatcher_task_state(f.d, 1, NULL), NAS_DISPATCH_TASK_LEASED);
+    pid_t p2 = spawn_worker(ep, log2, extra);
+    kill(p1, SIGKILL);
+    waitpid(p1, NULL, 0);
+    farm_serve(&f, 20000, 1);
+    ck_assert_int_eq(f.results, 1);
+    ck_assert_int_eq(f.seen[1], 1);
+    uint32_t attempt = 0;
+    ck_assert_int_eq(nas_dispatcher_task_state(f.d, 1, &attempt), NAS_DISPATCH_TASK_DONE);
+    ck_assert_uint_eq(attempt, 2);
+    kill(p2, SIGTERM);
+    ck_assert_int_eq(wait_exit(p2, 5000), 0);
+    nas_dispatcher_destroy(&f.d);
+    zmq_close(f.router);
+    zmq_ctx_term(zctx);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("worker");
     TCase *tc = tcase_create("core");
@@ -286,6 +387,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_worker_tabular_tasks_from_csv);
     tcase_add_test(tc, test_worker_bad_table_and_options_fail_clearly);
     tcase_add_test(tc, test_worker_trains_a_task_with_the_engine);
+    tcase_add_test(tc, test_worker_killed_mid_task_its_task_finishes_elsewhere);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -254,6 +254,42 @@ START_TEST(test_zmq_uv_consumed_edge_does_not_strand) {
 }
 END_TEST
 
+// ---- closing from the reader ----------------------------------------------------------------
+
+static void read_then_close(nas_zmq_uv *z, void *sock, void *data) {
+    state *s = data;
+    char buf[8];
+    zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
+    if (++s->got == s->want) nas_zmq_uv_close(&s->bridge); /* the reader closes its own bridge */
+}
+
+START_TEST(test_zmq_uv_close_from_the_reader) {
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    ck_assert_int_eq(zmq_bind(pull, "inproc://close"), 0);
+    ck_assert_int_eq(zmq_connect(push, "inproc://close"), 0);
+    for (int i = 0; i < 20; i++)
+        zmq_send(push, "c", 1, 0);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    state s;
+    memset(&s, 0, sizeof s);
+    s.want = 5;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_zmq_uv_create(&s.bridge, &loop, pull, 100, read_then_close, &s, err),
+                     NAS_OK);
+    /* With the bridge closed nothing keeps the loop alive: uv_run returns. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_uint_eq(s.got, 5);
+    ck_assert_ptr_null(s.bridge);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("zmq_uv");
     TCase *tc = tcase_create("core");
@@ -262,6 +298,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_zmq_uv_messages_arriving_while_busy_are_not_stranded);
     tcase_add_test(tc, test_zmq_uv_sends_from_timer_never_strand_replies);
     tcase_add_test(tc, test_zmq_uv_consumed_edge_does_not_strand);
+    tcase_add_test(tc, test_zmq_uv_close_from_the_reader);
     suite_add_tcase(s, tc);
     return s;
 }

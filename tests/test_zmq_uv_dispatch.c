@@ -19,8 +19,8 @@
 #include <uv.h>
 #include <zmq.h>
 
-#define HB 50
-#define TASKS 60
+#define HB      50
+#define TASKS   60
 #define WORKERS 3
 
 typedef struct master {
@@ -59,10 +59,7 @@ static void m_read(nas_zmq_uv *z, void *sock, void *data) {
     char err[NAS_ERR_LEN];
     int64_t now = nas_now_ms();
     int rc = nas_wire_recv(sock, 1, 1, m->pkt, err);
-    if (rc == NAS_OK)
-        nas_dispatcher_on_message(m->d, m->pkt->identity, m->pkt->id_len, &m->pkt->msg, now);
-    else if (rc != NAS_EAGAIN && rc != NAS_EIO)
-        nas_dispatcher_on_bad_message(m->d, m->pkt->identity, m->pkt->id_len, rc, err, now);
+    nas_dispatcher_on_packet(m->d, m->pkt, rc, err, now);
     nas_wire_packet_fini(m->pkt);
     if (m->results == TASKS) uv_stop(&m->loop);
 }
@@ -144,7 +141,8 @@ START_TEST(test_zmq_uv_dispatch_campaign_wiring) {
     uv_run(&m.loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(m.timed_out, 0);
     ck_assert_int_eq(m.results, TASKS);
-    for (int i = 1; i <= TASKS; i++) ck_assert_int_eq(m.seen[i], 1);
+    for (int i = 1; i <= TASKS; i++)
+        ck_assert_int_eq(m.seen[i], 1);
     nas_dispatcher_counts c;
     nas_dispatcher_counts_get(m.d, &c);
     ck_assert_int_eq(c.workers, WORKERS);

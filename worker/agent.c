@@ -19,12 +19,12 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -65,7 +65,6 @@ void nas_agent_config_default(nas_agent_config *cfg) {
     cfg->liveness = 5;
     cfg->reconnect_min_ms = 1000;
     cfg->reconnect_max_ms = 32000;
-    cfg->signal_fd = -1;
 }
 
 // ---- task thread -------------------------------------------------------------------------
@@ -199,7 +198,7 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     snprintf(a->pipe_ep, sizeof a->pipe_ep, "inproc://nas-agent-%p", (void *)a);
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
     a->zctx = zmq_ctx_new();
-    if (!a->held || !a->zctx || pipe(a->stop_pipe) != 0) goto fail;
+    if (!a->held || !a->zctx || pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail;
     a->pipe = zmq_socket(a->zctx, ZMQ_PAIR);
     if (!a->pipe || zmq_bind(a->pipe, a->pipe_ep) != 0) goto fail;
     if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
@@ -246,7 +245,8 @@ void nas_agent_destroy(nas_agent **ap) {
     *ap = NULL;
 }
 
-/* write() is async-signal-safe; a full pipe only loses requests that
+/* write() is async-signal-safe and the pipe is non-blocking: a full pipe
+ * (never in practice) only loses requests that
  * could not add anything (the agent is stopping already). */
 void nas_agent_request_stop(nas_agent *a) {
     char c = 's';
@@ -420,7 +420,9 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
 static void drain_master(nas_agent *a, int64_t now) {
     nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
     char err[NAS_ERR_LEN];
-    while (pkt && a->sock) {
+    /* Bounded, so a flood from the master cannot starve the stop and task
+     * pipes; what is left is read on the next turn. */
+    for (int n = 0; pkt && a->sock && n < 1000; n++) {
         int rc = nas_wire_recv(a->sock, 0, 1, pkt, err);
         if (rc == NAS_EAGAIN || rc == NAS_EIO) break;
         /* Anything from the master, even garbage, shows it is alive. */
@@ -473,13 +475,12 @@ static void drain_pipe(nas_agent *a, int64_t now) {
 
 // ---- stopping --------------------------------------------------------------------------------
 
-/* Count stop requests that arrived on the stop pipe or the signalfd. */
-/* Each signalfd record or each pipe byte is one stop request. */
-static int read_stops(nas_agent *a, int fd, int is_signalfd) {
-    char buf[sizeof(struct signalfd_siginfo) * 4];
-    ssize_t n = read(fd, buf, is_signalfd ? sizeof buf : 16);
-    if (n <= 0) return 0;
-    return is_signalfd ? (int)(n / (ssize_t)sizeof(struct signalfd_siginfo)) : (int)n;
+/* Each byte on the stop pipe is one stop request (see
+ * nas_agent_request_stop; main() calls it from its signal handler). */
+static int read_stops(nas_agent *a) {
+    char buf[16];
+    ssize_t n = read(a->stop_pipe[0], buf, sizeof buf);
+    return n > 0 ? (int)n : 0;
 }
 
 /* Give the task back at once rather than after it stops: the master can
@@ -511,12 +512,13 @@ static void begin_stop(nas_agent *a, int64_t now) {
 static int64_t next_deadline(const nas_agent *a) {
     int64_t t = a->heartbeat_at;
     if (a->sock && a->silent_at < t) t = a->silent_at;
-    if (!a->sock && a->reconnect_at < t) t = a->reconnect_at;
+    /* A stopping agent does not reconnect: that deadline would spin. */
+    if (!a->sock && !a->stopping && a->reconnect_at < t) t = a->reconnect_at;
     if (a->sock && a->n_held && a->resend_at < t) t = a->resend_at;
     return t;
 }
 
-/* The agent loop: poll the stop pipe, the task pipe, the signalfd and the
+/* The agent loop: poll the stop pipe, the task pipe and the
  * master socket; then handle what arrived; then the timers. */
 int nas_agent_run(nas_agent *a, char *err) {
     int64_t now = nas_now_ms();
@@ -524,14 +526,12 @@ int nas_agent_run(nas_agent *a, char *err) {
     int rc = connect_master(a, now, err);
     if (rc < 0) return rc;
     for (;;) {
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[3] = {
             {NULL, a->stop_pipe[0], ZMQ_POLLIN, 0},
             {a->pipe, 0, ZMQ_POLLIN, 0},
-            {NULL, a->cfg.signal_fd, ZMQ_POLLIN, 0},
             {a->sock, 0, ZMQ_POLLIN, 0},
         };
-        int n_items = a->sock ? 4 : 3;
-        if (a->cfg.signal_fd < 0) items[2].fd = a->stop_pipe[0]; /* harmless duplicate */
+        int n_items = a->sock ? 3 : 2;
         int64_t wait = next_deadline(a) - now;
         if (wait < 0) wait = 0;
         if (wait > a->cfg.heartbeat_ms) wait = a->cfg.heartbeat_ms;
@@ -539,9 +539,7 @@ int nas_agent_run(nas_agent *a, char *err) {
             return nas_set_err(err, NAS_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
         now = nas_now_ms();
         int stops = 0;
-        if (items[0].revents & ZMQ_POLLIN) stops += read_stops(a, a->stop_pipe[0], 0);
-        if (a->cfg.signal_fd >= 0 && (items[2].revents & ZMQ_POLLIN))
-            stops += read_stops(a, a->cfg.signal_fd, 1);
+        if (items[0].revents & ZMQ_POLLIN) stops += read_stops(a);
         if (stops > 0) {
             a->stops += stops;
             if (a->stops >= 2 && a->stopping) {
@@ -552,7 +550,7 @@ int nas_agent_run(nas_agent *a, char *err) {
             if (a->stops >= 2) return NAS_ECANCELED;
         }
         if (items[1].revents & ZMQ_POLLIN) drain_pipe(a, now);
-        if (a->sock && (items[3].revents & ZMQ_POLLIN)) drain_master(a, now);
+        if (a->sock && (items[2].revents & ZMQ_POLLIN)) drain_master(a, now);
         if (a->stopping && !a->busy) {
             nas_info("agent: stopped");
             return NAS_OK;

@@ -37,7 +37,6 @@ typedef struct nas_agent_config {
     int liveness;             /* silent intervals before reconnecting, default 5 */
     int64_t reconnect_min_ms; /* default 1000 */
     int64_t reconnect_max_ms; /* default 32000 */
-    int signal_fd;            /* a signalfd whose signals request a stop; -1 = none */
     nas_evaluator *eval;      /* borrowed; used by the task thread only */
     /* CurveZMQ (DESIGN s9, docs/SECURITY.md): both set, or both NULL for a
      * plain connection.  Copied by create. */

@@ -62,7 +62,6 @@ void nas_evaluator_config_default(nas_evaluator_config *cfg) {
     cfg->key_col = "arch";
     cfg->acc_col = "val_acc";
     cfg->acc_scale = 1.0;
-    cfg->threads = 1;
 }
 
 /* An optional column: the named one must exist when given explicitly; the

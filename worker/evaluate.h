@@ -49,7 +49,6 @@ typedef struct nas_evaluator_config {
     double acc_scale;        /* multiply accuracies (0.01 for percent tables), default 1 */
     /* train */
     const char *data_dir; /* default data directory */
-    int threads;          /* compute threads, default 1 */
     struct nas_ps_client *ps; /* parameter server (worker/ps_client.h), borrowed; NULL: children
                                  train fresh and nothing is pushed */
     /* synthetic */

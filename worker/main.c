@@ -48,7 +48,8 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  --master ENDPOINT       master control endpoint (required)\n"
-            "  --threads N             compute threads (default 1)\n"
+            "  --threads N             cores announced to the master (default 1); a task's\n"
+            "                          fidelity sets the threads its training uses\n"
             "  --name NAME             worker name (default HOST:PID)\n"
             "  --key BASE              this worker's CurveZMQ keypair (BASE.key_secret, BASE.key)\n"
             "  --master-key PATH       the master's public key file (with --key)\n"
@@ -149,7 +150,7 @@ int main(int argc, char **argv) {
             nas_log_set_level(l);
         } else if (strcmp(o, "--threads") == 0) {
             if (parse_int(o, v, 1, 256, &n) < 0) return 2;
-            acfg.threads = ecfg.threads = (int)n;
+            acfg.threads = (int)n;
         } else if (strcmp(o, "--heartbeat-ms") == 0) {
             if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
             acfg.heartbeat_ms = n;

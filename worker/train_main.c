@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/dataset.h"
+#include "common/builder.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -34,7 +35,10 @@ static void usage(FILE *f) {
             "\n"
             "Trains one architecture at one fidelity, standalone.\n"
             "\n"
-            "  --arch NAME          small | small14 | resnet20 (default small)\n"
+            "  --arch ARCH          a reference net (small | small14 | resnet20), a preset\n"
+            "                       (nasnet_a | amoebanet_a | pnasnet5 | resnet | nb201_resnet)\n"
+            "                       or genome text, e.g. 'n=sep3x3:1+max3x3:0 r=avg3x3:0+id:1'\n"
+            "                       (docs/GENOME.md); default small\n"
             "  --data NAME          fashion-mnist | mnist | cifar10 (default fashion-mnist)\n"
             "  --data-dir DIR       data files (default /usr/share/datasets/fashion-mnist)\n"
             "  --epochs N           training epochs (default 2)\n"
@@ -205,8 +209,9 @@ static int arch_resolution(const char *arch) { return nas_refnet_resolution(arch
  * genome text and presets are to be added here (the genome builder). */
 static int build_arch(nas_net *net, const char *arch, const nas_fidelity *f, int classes,
                       int *logits, char *err) {
-    (void)f; /* channels/cells apply to genome architectures only */
-    return nas_refnet_build(net, arch, classes, logits, err);
+    /* Reference nets by name, then genome presets, then genome text; the
+     * fidelity's channels and cells shape genome networks only. */
+    return nas_builder_build_arch(net, arch, f, classes, logits, NULL, NULL, err);
 }
 
 // ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "common/table.h"
 #include "master/strategy.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static int load_tables(bench *b, const char *dir, char *err) {
 /* One search of `budget` evaluations; writes the pick's test accuracy at
  * each checkpoint budget <= budget, and the evaluations to reach 94. */
 static int run_one(bench *b, const nas_strategy_config *cfg, uint64_t seed, double *at_budget,
-                   int *evals94) {
+                   int *evals94, double *rho) {
     nas_strategy *s = NULL;
     char err[NAS_ERR_LEN];
     int rc = nas_strategy_create(&s, cfg, seed, err);
@@ -141,6 +142,7 @@ static int run_one(bench *b, const nas_strategy_config *cfg, uint64_t seed, doub
     /* A search that stopped early (PNAS after its last level) keeps its pick. */
     for (; next_cp < b->n_budgets; next_cp++)
         at_budget[next_cp] = pick_test;
+    *rho = nas_strategy_rank_correlation(s);
     if (rc)
         fprintf(stderr, "search_nb201: %s seed %llu: %s\n", cfg->name, (unsigned long long)seed,
                 err);
@@ -179,7 +181,8 @@ static int run_all(bench *b) {
         c.population = plain[k].P;
         c.sample = plain[k].S;
         for (int seed = 0; seed < b->seeds; seed++) {
-            if (run_one(b, &c, (uint64_t)seed, acc, &e94)) return 1;
+            double rho;
+            if (run_one(b, &c, (uint64_t)seed, acc, &e94, &rho)) return 1;
             for (int i = 0; i < b->n_budgets; i++) {
                 int e = e94 >= 0 && e94 <= b->budgets[i] ? e94 : -1;
                 emit(plain[k].label, seed, b->budgets[i], acc[i], e);
@@ -194,6 +197,8 @@ static int run_all(bench *b) {
     int n1 = nas_genome_enumerate_level1(&sp, &l1);
     nas_free(l1);
     for (int i = 0; i < b->n_budgets; i++) {
+        double rho_sum = 0.0;
+        int rho_n = 0;
         nas_strategy_config c = base_config("pnas", b->budgets[i]);
         c.max_blocks = 2;
         c.beam = b->budgets[i] > n1 ? b->budgets[i] - n1 : 1;
@@ -203,11 +208,20 @@ static int run_all(bench *b) {
             one.n_budgets = 1;
             one.budgets[0] = b->budgets[i];
             one.advance_ms = 0, one.advances = 0;
-            if (run_one(&one, &c, (uint64_t)seed, a, &e94)) return 1;
+            double rho;
+            if (run_one(&one, &c, (uint64_t)seed, a, &e94, &rho)) return 1;
+            if (!isnan(rho)) rho_sum += rho, rho_n++; /* NAN until level 2 is complete */
             b->advance_ms += one.advance_ms;
             b->advances += one.advances;
             emit("pnas", seed, b->budgets[i], a[0], e94);
         }
+        /* The predictor's Spearman correlation on level 2's results, measured
+         * before it saw them (only where the budget completes level 2). */
+        if (rho_n)
+            fprintf(stderr,
+                    "search_nb201: pnas@%d predictor rank correlation on level 2: %.3f "
+                    "mean over %d seeds (K = %d)\n",
+                    b->budgets[i], rho_sum / rho_n, rho_n, c.beam);
     }
     if (b->advances)
         fprintf(stderr,

@@ -1,0 +1,723 @@
+/*
+ * campaign.c - the campaign's core: open or resume, keep the dispatcher's
+ * queue filled with proposals, and turn the dispatcher's events into store
+ * transactions and strategy observations in a crash-safe order.
+ *
+ * The order of every state change (campaign.h explains why it is safe):
+ *   propose:  strategy.propose -> strategy.save -> store.task_add(task, blob)
+ *             -> dispatcher.push
+ *   result:   strategy.observe -> strategy.save -> store.put_result(result,
+ *             blob) -> Ack (by the dispatcher, after the hook returns OK)
+ *   failure:  the same with ok = 0 and store.put_failure(final)
+ * A crash between any two arrows leaves the store either before or after
+ * the step; the strategy is always reloaded from the blob committed with
+ * the last step, so nothing is counted twice or lost.
+ *
+ * Attempts are the dispatcher's (failures counted, give-backs not); the
+ * store records the attempt of each lease as given.  The campaign keeps the
+ * attempt the store last saw (store_attempt) apart from the dispatcher's
+ * current one (wire_attempt) because a re-queue changes the second first.
+ */
+#include "master/campaign_internal.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Defaults that defer to the campaign file: evaluation mode and resume
+ * grace come from it unless the command line overrides them. */
+void nas_campaign_options_default(nas_campaign_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->eval_mode = -1;
+    opt->resume_grace_ms = -1;
+}
+
+// ---- outstanding tasks --------------------------------------------------------------------
+
+/* Outstanding tasks are few (about one per worker), so a flat array with
+ * linear search is both the simplest and, at this size, the fastest
+ * structure; it also keeps no order that could matter for determinism. */
+nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id) {
+    for (int i = 0; i < c->n_tasks; i++)
+        if (c->tasks[i].id == id) return &c->tasks[i];
+    return NULL;
+}
+
+/* Append a zeroed record, growing the array by doubling; NULL on OOM (the
+ * caller reports it, nothing was changed). */
+static nas__ctask *task_new(nas_campaign *c) {
+    if (c->n_tasks == c->cap_tasks) {
+        int cap = c->cap_tasks ? c->cap_tasks * 2 : 64;
+        nas__ctask *t = nas_realloc(c->tasks, (size_t)cap * sizeof *t);
+        if (!t) return NULL;
+        c->tasks = t;
+        c->cap_tasks = cap;
+    }
+    nas__ctask *t = &c->tasks[c->n_tasks++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+/* Forget a finished task (swap-remove: order does not matter here). */
+static void task_drop(nas_campaign *c, nas__ctask *t) {
+    *t = c->tasks[--c->n_tasks];
+}
+
+/* Tasks of one stage not yet finished: the search is over only when this
+ * reaches 0 for the search stage, whatever the strategy thinks. */
+static int outstanding(const nas_campaign *c, int stage) {
+    int n = 0;
+    for (int i = 0; i < c->n_tasks; i++)
+        n += c->tasks[i].stage == stage;
+    return n;
+}
+
+/* A store failure: nothing after this point may be trusted to reach the
+ * disk, so stop taking work; the workers keep what they hold. */
+void nas__campaign_fail(nas_campaign *c, const char *msg) {
+    if (!c->fatal) {
+        c->fatal = 1;
+        snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s", msg);
+        nas_error("campaign: %s; stopping (the database stays consistent)", msg);
+    }
+    nas__campaign_net_close(c);
+}
+
+// ---- tasks out -------------------------------------------------------------------------------
+
+/* Input shape of the configured data set, for counting params and MACs. */
+static void data_shape(const nas_config *cfg, int *ch, int *side) {
+    *ch = strcmp(cfg->data.set, "cifar10") == 0 ? 3 : 1;
+    *side = *ch == 3 ? 32 : 28;
+}
+
+/* The Task message for a record: the canonical genome text (so that the
+ * worker, the table lookup and the store all see one spelling), the
+ * stage's fidelity and the campaign's data set and evaluation mode. */
+static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas_fidelity *f,
+                           nas_wire_task *w) {
+    memset(w, 0, sizeof *w);
+    w->task_id = (uint64_t)t->id;
+    w->attempt = t->wire_attempt;
+    nas_genome_format(&t->genome, w->genome, sizeof w->genome);
+    w->fidelity = *f;
+    snprintf(w->dataset, sizeof w->dataset, "%s", c->cfg->data.set);
+    snprintf(w->data_dir, sizeof w->data_dir, "%s", c->cfg->data.dir);
+    w->mode = c->eval_mode;
+}
+
+/* Search tasks train at the search fidelity, final tasks at the final one. */
+static const nas_fidelity *stage_fidelity(const nas_campaign *c, int stage) {
+    return stage == NAS_STORE_STAGE_FINAL ? &c->cfg->final.fidelity : &c->cfg->fidelity;
+}
+
+/* Hand a stored task to the dispatcher with its current attempt.  Clears
+ * the grace flag: from here on the dispatcher owns its lease. */
+static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
+    nas_wire_task w;
+    wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
+    t->grace = 0;
+    return nas_dispatcher_push(c->disp, &w, now_ms, err);
+}
+
+/* Write a new task (and the strategy state that proposed it) to the store,
+ * then hand it to the dispatcher: the store always knows a task first. */
+int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
+                           const void *blob, size_t blob_len, int64_t now_ms, char *err) {
+    nas__ctask *t = task_new(c);
+    if (!t) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
+    nas_genome_canonical(g, &t->genome);
+    t->hash = nas_genome_hash(&t->genome);
+    t->stage = stage;
+    t->wire_attempt = 1;
+    char text[NAS_GENOME_TEXT_MAX];
+    nas_genome_format(&t->genome, text, sizeof text);
+    int ch, side;
+    data_shape(c->cfg, &ch, &side);
+    nas_cost cost = {0, 0};
+    char cerr[NAS_ERR_LEN];
+    if (nas_genome_cost(&t->genome, f, ch, side, 10, &cost, cerr) == NAS_OK) {
+        t->params = cost.params;
+        t->macs = cost.macs;
+    }
+    nas_store_new_task nt = {
+        .arch_hash = t->hash,
+        .arch_text = text,
+        .params = t->params,
+        .macs = t->macs,
+        .stage = stage,
+        .fidelity = *f,
+    };
+    int rc = nas_store_task_add(c->store, &nt, blob, blob_len, nas_wall_ms(), &t->id, err);
+    if (rc < 0) {
+        c->n_tasks--;
+        return rc;
+    }
+    rc = push(c, t, now_ms, err);
+    if (rc < 0)
+        nas_error("campaign: task %lld stored but not dispatched: %s", (long long)t->id, err);
+    return NAS_OK;
+}
+
+/* How many tasks to keep outstanding: one per connected worker, at least
+ * one.  With a single worker this makes the campaign strictly sequential
+ * (propose, evaluate, observe, propose), which is what makes an
+ * interrupted run replay exactly. */
+static int target_outstanding(const nas_campaign *c) {
+    nas_dispatcher_counts k;
+    nas_dispatcher_counts_get(c->disp, &k);
+    return k.workers > 1 ? k.workers : 1;
+}
+
+/* The wall-time budget counts from the campaign's creation (wall clock,
+ * kept in the store), so a resumed campaign does not get a fresh budget. */
+static int wall_budget_spent(const nas_campaign *c) {
+    double limit = c->cfg->budget.wall_time_s;
+    return limit > 0 && (double)(nas_wall_ms() - c->created_wall) >= limit * 1000.0;
+}
+
+/* One proposal into the store and the dispatcher.  Returns 1 if a task was
+ * added, 0 if the strategy has nothing now, negative on a store failure.
+ * The strategy state is serialised after propose() and committed with the
+ * task: a crash after the commit resumes with the proposal known to both;
+ * a crash before it resumes as if it was never made, and the restored RNG
+ * makes the same proposal again. */
+static int propose_one(nas_campaign *c, int64_t now_ms) {
+    if (nas_strategy_needs_prepare(c->strategy)) {
+        nas__campaign_start_prepare(c);
+        return 0;
+    }
+    nas_proposal p;
+    char err[NAS_ERR_LEN];
+    int rc = nas_strategy_propose(c->strategy, &p, err);
+    if (rc == NAS_EAGAIN || rc == NAS_ESTATE) return 0;
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return rc;
+    }
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    rc = nas_strategy_save(c->strategy, &blob, &n);
+    if (rc < 0) {
+        nas__campaign_fail(c, "cannot serialise the strategy state");
+        return rc;
+    }
+    rc = nas__campaign_add_task(c, &p.genome, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, blob, n,
+                                now_ms, err);
+    nas_free(blob);
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return rc;
+    }
+    return 1;
+}
+
+/* Keep the queue filled, move on to the final stage when the search is
+ * over, and finish when the final stage is. */
+void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
+    if (c->closing || c->fatal) return;
+    if (c->stopping) {
+        /* No new leases while stopping: queued tasks stay queued in the store. */
+        for (int i = 0; i < c->n_tasks; i++) {
+            uint32_t att;
+            if (nas_dispatcher_task_state(c->disp, (uint64_t)c->tasks[i].id, &att) ==
+                NAS_DISPATCH_TASK_QUEUED)
+                nas_dispatcher_cancel(c->disp, (uint64_t)c->tasks[i].id, now_ms);
+        }
+        nas_dispatcher_counts k;
+        nas_dispatcher_counts_get(c->disp, &k);
+        if (k.leased == 0) {
+            nas_info("campaign: stopped; %d task(s) stay queued in %s for the next run", c->n_tasks,
+                     c->db_path);
+            nas__campaign_net_close(c);
+        }
+        return;
+    }
+    if (c->phase == NAS__PHASE_SEARCH) {
+        if (!c->search_closed && wall_budget_spent(c)) {
+            nas_info("campaign: wall-time budget of %.0f s spent; no more proposals",
+                     c->cfg->budget.wall_time_s);
+            c->search_closed = 1;
+        }
+        while (!c->search_closed && !c->preparing && c->n_tasks < target_outstanding(c)) {
+            int rc = propose_one(c, now_ms);
+            if (rc <= 0) break;
+        }
+        if (c->fatal) return;
+        int over = c->search_closed || nas_strategy_done(c->strategy);
+        if (over && !c->preparing && outstanding(c, NAS_STORE_STAGE_SEARCH) == 0) {
+            char err[NAS_ERR_LEN];
+            if (nas__campaign_enter_final(c, now_ms, err) < 0) nas__campaign_fail(c, err);
+        }
+    }
+    if (c->phase == NAS__PHASE_FINAL && c->n_tasks == 0) {
+        char err[NAS_ERR_LEN];
+        if (nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE, nas_wall_ms(), err) <
+            0) {
+            nas__campaign_fail(c, err);
+            return;
+        }
+        c->phase = NAS__PHASE_DONE;
+        nas_info("campaign: done");
+        nas__campaign_net_close(c);
+    }
+}
+
+// ---- dispatcher hooks --------------------------------------------------------------------
+
+/* The dispatcher keeps monotonic deadlines; the store keeps wall-clock
+ * times for people and for nasctl, so lease expiries are converted. */
+static int64_t to_wall(int64_t mono_ms) {
+    return nas_wall_ms() + (mono_ms - nas_now_ms());
+}
+
+/* Dispatcher hook: a lease was granted.  Recorded with the dispatcher's
+ * attempt so that (task, attempt) names the same lease in memory and on
+ * disk.  A refused lease (the task is not queued in the store) is only
+ * logged: the result, if any, is still recorded by the first-wins rule. */
+static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, int64_t expiry_ms) {
+    nas_campaign *c = ctx;
+    nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
+    if (!t || c->fatal) return;
+    char err[NAS_ERR_LEN];
+    int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, worker, to_wall(expiry_ms),
+                                  nas_wall_ms(), err);
+    if (rc == NAS_OK) {
+        t->store_attempt = (int)ref->attempt;
+        t->wire_attempt = ref->attempt;
+    } else if (rc == NAS_ESTATE || rc == NAS_ENOTFOUND) {
+        nas_warn("campaign: lease of task %" PRIu64 " not recorded: %s", ref->task_id, err);
+    } else {
+        nas__campaign_fail(c, err);
+    }
+}
+
+/* Observe a search-stage outcome and serialise the new strategy state.
+ * *blob is NULL for final-stage tasks. */
+static int observe(nas_campaign *c, const nas__ctask *t, int ok, double acc, int64_t params,
+                   int64_t macs, uint8_t **blob, size_t *n, char *err) {
+    *blob = NULL;
+    *n = 0;
+    if (t->stage != NAS_STORE_STAGE_SEARCH) return NAS_OK;
+    if (c->preparing)
+        return nas_set_err(err, NAS_EAGAIN, "the strategy is busy preparing its next step");
+    nas_observation o = {.genome = t->genome,
+                         .hash = t->hash,
+                         .ok = ok,
+                         .accuracy = ok ? acc : 0,
+                         .params = params,
+                         .macs = macs};
+    int rc = nas_strategy_observe(c->strategy, &o, err);
+    if (rc < 0) return rc;
+    if (nas_strategy_save(c->strategy, blob, n) < 0)
+        return nas_set_err(err, NAS_ENOMEM, "cannot serialise the strategy state");
+    return NAS_OK;
+}
+
+/* Dispatcher hook: the first result of a task.  Observe, serialise, then
+ * commit result and state together; only a NAS_OK return lets the
+ * dispatcher acknowledge, so a result that did not reach the disk stays
+ * with its worker.  While the strategy is busy in the thread pool the
+ * result is refused with NAS_EAGAIN and the worker delivers it again. */
+static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) {
+    nas_campaign *c = ctx;
+    if (c->fatal) return NAS_EIO;
+    nas__ctask *t = nas__campaign_find(c, (int64_t)r->task_id);
+    if (!t) return NAS_ENOTFOUND;
+    char err[NAS_ERR_LEN];
+    int64_t params = r->params > 0 ? r->params : t->params;
+    int64_t macs = r->macs > 0 ? r->macs : t->macs;
+    uint8_t *blob;
+    size_t n;
+    int rc = observe(c, t, 1, r->val_acc, params, macs, &blob, &n, err);
+    if (rc == NAS_EAGAIN) return rc;
+    if (rc < 0) {
+        /* The in-memory strategy may have moved: it must not go on. */
+        nas__campaign_fail(c, err);
+        return rc;
+    }
+    nas_store_result sr = {
+        .accuracy = r->val_acc,
+        .loss = r->val_loss,
+        .test_accuracy = r->has_test ? r->test_acc : NAN,
+        .curve = r->curve,
+        .n_curve = r->n_curve,
+        .params = params,
+        .macs = macs,
+        .seconds = r->seconds,
+        .worker = worker,
+    };
+    int att = t->store_attempt > 0 ? t->store_attempt : 1;
+    rc = nas_store_put_result(c->store, t->id, att, &sr, blob, n, nas_wall_ms(), err);
+    nas_free(blob);
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return rc;
+    }
+    nas_info("campaign: task %" PRIu64 " (%s) on %s: val_acc %.4f%s", r->task_id,
+             nas_store_stage_name(t->stage), worker, r->val_acc,
+             rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
+    c->n_done++;
+    task_drop(c, t);
+    return NAS_OK;
+}
+
+/* Dispatcher hook: a task went back to the queue.  A give-back keeps its
+ * attempt (the store's lease is simply released); a failure or an expired
+ * lease is recorded as a failed attempt that returns to the queue. */
+static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason) {
+    nas_campaign *c = ctx;
+    nas__ctask *t = nas__campaign_find(c, (int64_t)next->task_id);
+    if (!t || c->fatal) return;
+    char err[NAS_ERR_LEN];
+    int rc;
+    if (next->attempt == t->wire_attempt) {
+        rc = nas_store_task_requeue(c->store, t->id, t->store_attempt, nas_wall_ms(), err);
+    } else {
+        int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
+                                                        : NAS_STORE_FAIL_TRAINING;
+        /* The dispatcher decides when K is reached (on_failed); here the
+         * attempt only goes back to the queue. */
+        rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, INT_MAX, NULL,
+                                   0, nas_wall_ms(), err);
+    }
+    t->wire_attempt = next->attempt;
+    if (rc < 0) nas__campaign_fail(c, err);
+}
+
+/* Dispatcher hook: K attempts failed.  The strategy observes the failure
+ * (ok = 0) so it stops waiting for the proposal, and the final failure is
+ * committed with the new state, in the same order as a result. */
+static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
+    nas_campaign *c = ctx;
+    nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
+    if (!t || c->fatal) return;
+    char err[NAS_ERR_LEN];
+    uint8_t *blob;
+    size_t n;
+    int rc = observe(c, t, 0, 0, t->params, t->macs, &blob, &n, err);
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return;
+    }
+    int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
+                                                    : NAS_STORE_FAIL_TRAINING;
+    rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, 1, blob, n,
+                               nas_wall_ms(), err);
+    nas_free(blob);
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return;
+    }
+    nas_warn("campaign: task %" PRIu64 " failed for good (%s): %s", ref->task_id,
+             nas_err_name(code), reason);
+    c->n_failed++;
+    task_drop(c, t);
+}
+
+/* Dispatcher hook: joins, losses and departures go to the event log, which
+ * is how an operator reconstructs what happened to a worker. */
+static void hook_worker(void *ctx, const char *worker, const char *event) {
+    nas_campaign *c = ctx;
+    if (c->fatal) return;
+    char kind[NAS_STORE_NAME_MAX], err[NAS_ERR_LEN];
+    snprintf(kind, sizeof kind, "worker-%s", event);
+    if (nas_store_event_append(c->store, nas_wall_ms(), kind, worker, err) < 0)
+        nas_warn("campaign: event not recorded: %s", err);
+}
+
+/* Messages the campaign looks at before the dispatcher does: a Register
+ * refreshes the worker's row, and a Register or Result that concerns a
+ * task leased by the previous master (in grace) brings that task into the
+ * dispatcher first, so the worker's result counts or its lease is
+ * re-attached instead of the task being trained again. */
+/* A task leased by the previous master whose worker has come back. */
+static void bring_back(nas_campaign *c, nas__ctask *t, int64_t now_ms) {
+    char err[NAS_ERR_LEN];
+    nas_info("campaign: task %lld from the previous run is back with its worker", (long long)t->id);
+    if (push(c, t, now_ms, err) < 0)
+        nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
+}
+
+int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms) {
+    char err[NAS_ERR_LEN];
+    uint64_t id = 0;
+    if (m->type == NAS_MSG_REGISTER) {
+        const nas_wire_register *r = &m->u.reg;
+        if (nas_store_worker_seen(c->store, r->name, r->host, (int)r->cores, r->version,
+                                  nas_wall_ms(), err) < 0)
+            nas_warn("campaign: worker %s not recorded: %s", r->name, err);
+        if (r->has_running) id = r->running.task_id;
+        for (int i = 0; i < r->n_held; i++) {
+            nas__ctask *t = nas__campaign_find(c, (int64_t)r->held[i].task_id);
+            if (t && t->grace) bring_back(c, t, now_ms);
+        }
+    } else if (m->type == NAS_MSG_RESULT) {
+        id = m->u.result.task_id;
+    }
+    nas__ctask *t = id ? nas__campaign_find(c, (int64_t)id) : NULL;
+    if (t && t->grace) bring_back(c, t, now_ms);
+    return NAS_OK;
+}
+
+/* Timers: liveness, heartbeats and leases in the dispatcher; resumed leases
+ * whose workers did not come back within the grace go back to the queue. */
+void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
+    if (c->closing) return;
+    nas_dispatcher_tick(c->disp, now_ms);
+    if (c->grace_until && now_ms >= c->grace_until) {
+        c->grace_until = 0;
+        char err[NAS_ERR_LEN];
+        for (int i = 0; i < c->n_tasks; i++) {
+            nas__ctask *t = &c->tasks[i];
+            if (!t->grace) continue;
+            nas_info("campaign: task %lld leased before the restart was not delivered in time; "
+                     "re-queued",
+                     (long long)t->id);
+            if (push(c, t, now_ms, err) < 0) nas_warn("campaign: %s", err);
+        }
+    }
+    nas__campaign_fill(c, now_ms);
+}
+
+// ---- create and resume ---------------------------------------------------------------------
+
+/* Bring back the outstanding tasks of a previous run.  Queued tasks are
+ * marked grace = 2 (pushed at start), leased ones grace = 1 (held back
+ * until their worker returns or the grace period ends).  The genome is
+ * parsed back from the canonical text the store holds, which is what the
+ * uninterrupted run used too, so observations are identical. */
+static int resume_tasks(nas_campaign *c, char *err) {
+    nas_store_task_info *ti = NULL;
+    int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &ti, err);
+    if (n < 0) return n;
+    int rc = NAS_OK, leased = 0, queued = 0, finals = 0;
+    for (int i = 0; i < n && rc == NAS_OK; i++) {
+        if (ti[i].stage == NAS_STORE_STAGE_FINAL) finals++;
+        if (ti[i].state != NAS_STORE_TASK_QUEUED && ti[i].state != NAS_STORE_TASK_LEASED) continue;
+        nas__ctask *t = task_new(c);
+        if (!t) {
+            rc = nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
+            break;
+        }
+        t->id = ti[i].id;
+        t->stage = ti[i].stage;
+        t->store_attempt = ti[i].attempt;
+        t->wire_attempt = ti[i].attempt > 0 ? (uint32_t)ti[i].attempt : 1;
+        t->grace = 1;
+        rc = nas_genome_parse(ti[i].arch_text, strlen(ti[i].arch_text), &t->genome, err);
+        t->hash = nas_genome_hash(&t->genome);
+        if (ti[i].state == NAS_STORE_TASK_LEASED)
+            leased++;
+        else
+            queued++;
+        /* Queued tasks need no grace: nobody holds them. */
+        if (ti[i].state == NAS_STORE_TASK_QUEUED) t->grace = 2;
+    }
+    nas_free(ti);
+    if (rc < 0) return rc;
+    if (finals > 0) c->phase = NAS__PHASE_FINAL;
+    if (leased > 0) {
+        /* The store forgets the old leases (the attempt is kept); the grace
+         * lives in memory only, so a crash during it starts it over. */
+        rc = nas_store_task_requeue_all(c->store, nas_wall_ms(), err);
+        if (rc < 0) return rc;
+    }
+    nas_info("campaign: resuming with %d queued task(s) and %d leased by the previous run", queued,
+             leased);
+    return NAS_OK;
+}
+
+/* Open the store and bind it to this config: returns 1 when the campaign
+ * was created, 0 when an existing one is resumed (same identity hash), or
+ * the store's error (NAS_ECONFIG names the first differing line). */
+static int open_store(nas_campaign *c, char *err) {
+    int rc = nas_store_open(&c->store, c->db_path, err);
+    if (rc < 0) return rc;
+    const nas_config *cfg = c->cfg;
+    nas_store_campaign sc = {.name = cfg->name,
+                             .text = cfg->text ? cfg->text : "",
+                             .canonical = cfg->canonical ? cfg->canonical : "",
+                             .hash = cfg->hash,
+                             .seed = cfg->seed};
+    int created = 0;
+    rc = nas_store_campaign_bind(c->store, &sc, nas_wall_ms(), &created, err);
+    if (rc < 0) return rc;
+    nas_store_campaign_info info;
+    rc = nas_store_campaign_get(c->store, &info, err);
+    if (rc < 0) return rc;
+    c->created_wall = info.created_ms;
+    if (info.state == NAS_STORE_CAMPAIGN_DONE) c->phase = NAS__PHASE_DONE;
+    nas_store_campaign_info_fini(&info);
+    nas_info("campaign %s: %s %s", cfg->name, created ? "created" : "resuming", c->db_path);
+    return created;
+}
+
+/* A new campaign starts its strategy from the seed; a resumed one loads
+ * the last committed state (none yet if the first proposal never
+ * committed, which is the same as a new start). */
+static int open_strategy(nas_campaign *c, int created, char *err) {
+    int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
+    if (rc < 0 || created) return rc;
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    int64_t seq = 0;
+    rc = nas_store_strategy_load(c->store, &blob, &n, &seq, err);
+    if (rc == NAS_ENOTFOUND) return NAS_OK;
+    if (rc < 0) return rc;
+    rc = nas_strategy_load(c->strategy, blob, n, err);
+    nas_free(blob);
+    return rc;
+}
+
+int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_campaign_options *opt,
+                        uv_loop_t *loop, char *err) {
+    if (!out || !cfg || !loop) return nas_set_err(err, NAS_EINVAL, "campaign: NULL argument");
+    nas_campaign *c = nas_calloc(1, sizeof *c);
+    if (!c) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
+    c->cfg = cfg;
+    c->loop = loop;
+    if (opt)
+        c->opt = *opt;
+    else
+        nas_campaign_options_default(&c->opt);
+    snprintf(c->db_path, sizeof c->db_path, "%s",
+             c->opt.db_path && *c->opt.db_path ? c->opt.db_path : cfg->store);
+    c->eval_mode = c->opt.eval_mode >= 0                           ? c->opt.eval_mode
+                   : cfg->evaluation.mode == NAS_CONFIG_EVAL_TABLE ? NAS_EVAL_TABULAR
+                                                                   : NAS_EVAL_TRAIN;
+    c->started_mono = nas_now_ms();
+    c->started_wall = nas_wall_ms();
+    int rc = open_store(c, err);
+    if (rc < 0) goto fail;
+    int created = rc;
+    rc = open_strategy(c, created, err);
+    if (rc < 0) goto fail;
+    nas_dispatcher_config dc;
+    nas_dispatcher_config_default(&dc);
+    dc.heartbeat_ms = cfg->workers.heartbeat_ms;
+    dc.liveness = cfg->workers.liveness;
+    dc.max_attempts = cfg->workers.max_attempts;
+    nas_dispatcher_hooks hk = {.ctx = c,
+                               .send = nas__campaign_send,
+                               .on_lease = hook_lease,
+                               .on_result = hook_result,
+                               .on_requeue = hook_requeue,
+                               .on_failed = hook_failed,
+                               .on_worker = hook_worker};
+    rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
+    if (rc < 0) goto fail;
+    if (!created && c->phase != NAS__PHASE_DONE) {
+        rc = resume_tasks(c, err);
+        if (rc < 0) goto fail;
+    }
+    nas_store_counts k;
+    if (nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &k, err) == NAS_OK)
+        c->done_at_start = k.done;
+    *out = c;
+    return NAS_OK;
+fail:
+    nas_dispatcher_destroy(&c->disp);
+    nas_strategy_destroy(&c->strategy);
+    nas_store_close(&c->store);
+    nas_free(c->tasks);
+    nas_free(c);
+    return rc;
+}
+
+int nas_campaign_start(nas_campaign *c, char *err) {
+    if (c->phase == NAS__PHASE_DONE) {
+        nas_info("campaign %s is already complete in %s", c->cfg->name, c->db_path);
+        return NAS_OK;
+    }
+    int rc = nas__campaign_net_start(c, err);
+    if (rc < 0) return rc;
+    int64_t now = nas_now_ms();
+    /* Tasks queued by the previous run go back at once; leased ones wait. */
+    int64_t grace =
+        c->opt.resume_grace_ms >= 0 ? c->opt.resume_grace_ms : c->cfg->workers.lease_grace_ms;
+    int waiting = 0;
+    for (int i = 0; i < c->n_tasks; i++) {
+        nas__ctask *t = &c->tasks[i];
+        if (t->grace == 2) {
+            rc = push(c, t, now, err);
+            if (rc < 0) return rc;
+        } else if (t->grace) {
+            waiting++;
+        }
+    }
+    /* A crash while the final tasks were being added leaves some missing;
+     * entering the final stage again adds exactly those. */
+    if (c->phase == NAS__PHASE_FINAL) {
+        rc = nas__campaign_enter_final(c, now, err);
+        if (rc < 0) return rc;
+    }
+    if (waiting) {
+        c->grace_until = now + (grace > 0 ? grace : 1);
+        nas_info("campaign: %d task(s) leased before the restart wait up to %lld ms for their "
+                 "workers",
+                 waiting, (long long)grace);
+    }
+    nas__campaign_fill(c, now);
+    return c->fatal ? nas_set_err(err, NAS_EDB, "%s", c->fatal_msg) : NAS_OK;
+}
+
+void nas_campaign_stop(nas_campaign *c) {
+    if (c->stopping || c->closing) return;
+    c->stopping = 1;
+    int64_t now = nas_now_ms();
+    char err[NAS_ERR_LEN];
+    nas_dispatcher_counts k;
+    nas_dispatcher_counts_get(c->disp, &k);
+    if (c->opt.cancel_on_stop) {
+        for (int i = 0; i < c->n_tasks; i++) {
+            nas__ctask *t = &c->tasks[i];
+            uint32_t att;
+            if (nas_dispatcher_task_state(c->disp, (uint64_t)t->id, &att) !=
+                NAS_DISPATCH_TASK_LEASED)
+                continue;
+            nas_dispatcher_cancel(c->disp, (uint64_t)t->id, now);
+            if (nas_store_task_requeue(c->store, t->id, t->store_attempt, nas_wall_ms(), err) < 0)
+                nas_warn("campaign: %s", err);
+        }
+        nas_info("campaign: stopping; leased tasks cancelled and re-queued in the store");
+    } else {
+        nas_info("campaign: stopping; waiting for %zu leased task(s) (signal again to exit now)",
+                 k.leased);
+    }
+    nas__campaign_fill(c, now);
+}
+
+/* Second signal: close now.  Every committed step is on disk; what was in
+ * flight stays leased and the next run's grace period handles it. */
+void nas_campaign_abort(nas_campaign *c) {
+    nas_warn("campaign: exiting at once; leased tasks stay leased in %s", c->db_path);
+    nas__campaign_net_close(c);
+}
+
+int nas_campaign_done(const nas_campaign *c) {
+    return c->phase == NAS__PHASE_DONE;
+}
+
+int nas_campaign_status(const nas_campaign *c, char *err) {
+    if (c->fatal) return nas_set_err(err, NAS_EDB, "%s", c->fatal_msg);
+    return NAS_OK;
+}
+
+void nas_campaign_destroy(nas_campaign **cp) {
+    if (!cp || !*cp) return;
+    nas_campaign *c = *cp;
+    nas__campaign_net_free(c);
+    nas_dispatcher_destroy(&c->disp);
+    nas_strategy_destroy(&c->strategy);
+    nas_store_close(&c->store);
+    nas_free(c->tasks);
+    nas_free(c);
+    *cp = NULL;
+}

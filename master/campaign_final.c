@@ -1,0 +1,222 @@
+/*
+ * campaign_final.c - the end of a campaign: the final stage (retrain the
+ * top-k search architectures at the final fidelity, test accuracy kept
+ * apart from the search results), the summary printed on exit, and the
+ * status document served to nasctl.
+ *
+ * Entering the final stage is idempotent: the top-k list is a pure function
+ * of the finished search history, and only architectures without a
+ * final-stage task get one, so a crash half-way through adding them is
+ * repaired by the next run.
+ */
+#include "master/campaign_internal.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+// ---- final stage ---------------------------------------------------------------------------
+
+/* The k best distinct architectures of the search stage, best first.
+ * *out malloc'd; returns the count. */
+static int top_k(nas_campaign *c, int k, nas_store_record **out, char *err) {
+    nas_store_record *recs = NULL;
+    int n = nas_store_best(c->store, NAS_STORE_STAGE_SEARCH, k * 4 + 8, &recs, err);
+    if (n < 0) return n;
+    int m = 0;
+    for (int i = 0; i < n && m < k; i++) {
+        int dup = 0;
+        for (int j = 0; j < m; j++)
+            dup |= recs[j].arch_hash == recs[i].arch_hash;
+        if (dup) continue;
+        if (m != i) {
+            nas_free(recs[m].curve);
+            recs[m] = recs[i];
+            recs[i].curve = NULL;
+        }
+        m++;
+    }
+    for (int i = m; i < n; i++)
+        nas_free(recs[i].curve), recs[i].curve = NULL;
+    *out = recs;
+    return m;
+}
+
+/* Switch to the final stage and add a final task for each of the top-k
+ * search architectures that has none yet.  Final tasks carry no strategy
+ * state: the strategy's search is over and its last state is already
+ * committed with the last search result. */
+int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err) {
+    c->phase = NAS__PHASE_FINAL;
+    int k = c->cfg->final.top_k;
+    if (k <= 0) return NAS_OK;
+    nas_store_record *best = NULL;
+    int n = top_k(c, k, &best, err);
+    if (n < 0) return n;
+    nas_store_task_info *have = NULL;
+    int nh = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &have, err);
+    int rc = nh < 0 ? nh : NAS_OK;
+    int added = 0;
+    for (int i = 0; i < n && rc == NAS_OK; i++) {
+        int present = 0;
+        for (int j = 0; j < nh; j++)
+            present |= have[j].arch_hash == best[i].arch_hash;
+        if (present) continue;
+        nas_genome g;
+        rc = nas_genome_parse(best[i].arch_text, strlen(best[i].arch_text), &g, err);
+        if (rc == NAS_OK)
+            rc = nas__campaign_add_task(c, &g, NAS_STORE_STAGE_FINAL, &c->cfg->final.fidelity, NULL,
+                                        0, now_ms, err);
+        added += rc == NAS_OK;
+    }
+    nas_free(have);
+    nas_store_records_free(best, n);
+    if (rc == NAS_OK)
+        nas_info("campaign: search over; final stage retrains the top %d (%d new task(s))", n,
+                 added);
+    return rc;
+}
+
+// ---- summary ---------------------------------------------------------------------------------
+
+/* One result in the summary: text, then the figures a person compares. */
+static void print_record(FILE *f, const char *label, const nas_store_record *r) {
+    fprintf(f, "%s %s\n", label, r->arch_text);
+    fprintf(f, "  val_acc %.4f", r->accuracy);
+    if (!isnan(r->test_accuracy)) fprintf(f, "  test_acc %.4f", r->test_accuracy);
+    fprintf(f, "  params %" PRId64 "  MACs %" PRId64 "  task %" PRId64 "\n", r->params, r->macs,
+            r->task_id);
+}
+
+/* Read everything back from the store rather than from memory, so the
+ * summary of a resumed campaign covers every run, not just this one. */
+void nas_campaign_summary(nas_campaign *c, FILE *f) {
+    char err[NAS_ERR_LEN];
+    nas_store_counts s = {0}, fin = {0};
+    nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &s, err);
+    nas_store_task_counts(c->store, NAS_STORE_STAGE_FINAL, &fin, err);
+    fprintf(f, "campaign %s (%s): %s\n", c->cfg->name, nas_strategy_name(c->strategy),
+            c->phase == NAS__PHASE_DONE ? "done"
+            : c->fatal                  ? "stopped by an error"
+                                        : "stopped");
+    fprintf(f,
+            "search: %" PRId64 " evaluated, %" PRId64 " failed, %" PRId64
+            " queued or in flight (budget %d)\n",
+            s.done, s.failed, s.queued + s.leased, c->cfg->budget.evaluations);
+    nas_store_record *r = NULL;
+    int n = nas_store_best(c->store, NAS_STORE_STAGE_SEARCH, 1, &r, err);
+    if (n > 0) print_record(f, "best (search):", &r[0]);
+    nas_store_records_free(r, n > 0 ? n : 0);
+    r = NULL;
+    n = nas_store_history(c->store, NAS_STORE_STAGE_FINAL, &r, err);
+    if (n > 0) {
+        fprintf(f, "final stage (%d retrained at the final fidelity):\n", n);
+        for (int i = 0; i < n; i++)
+            print_record(f, "  final:", &r[i]);
+    }
+    nas_store_records_free(r, n > 0 ? n : 0);
+    fprintf(f, "database: %s  (nasctl best --db %s)\n", c->db_path, c->db_path);
+}
+
+// ---- status document -------------------------------------------------------------------------
+
+/* A result as the status document's "best" object (status.h lists the
+ * fields; status.c writes the same shape from the database). */
+static void json_record(nas_json_buf *b, const nas_store_record *r) {
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "task");
+    nas_json_buf_i64(b, r->task_id);
+    nas_json_buf_key(b, "arch");
+    nas_json_buf_str(b, r->arch_text);
+    nas_json_buf_key(b, "accuracy");
+    nas_json_buf_f64(b, r->accuracy);
+    nas_json_buf_key(b, "test_accuracy");
+    if (isnan(r->test_accuracy))
+        nas_json_buf_null(b);
+    else
+        nas_json_buf_f64(b, r->test_accuracy);
+    nas_json_buf_key(b, "params");
+    nas_json_buf_i64(b, r->params);
+    nas_json_buf_key(b, "macs");
+    nas_json_buf_i64(b, r->macs);
+    nas_json_buf_obj_end(b);
+}
+
+/* The phase nasctl shows; an error or a stop in progress wins over the
+ * stage, because that is what the operator needs to know first. */
+static const char *phase_name(const nas_campaign *c) {
+    if (c->fatal) return "failed";
+    if (c->stopping) return "stopping";
+    static const char *const names[] = {"search", "final", "done"};
+    return names[c->phase];
+}
+
+/* Counts come from the store (every run), worker details from the
+ * dispatcher (only the live master knows epochs and current tasks). */
+char *nas_campaign_status_json(nas_campaign *c) {
+    char err[NAS_ERR_LEN];
+    nas_store_counts s = {0}, fin = {0};
+    nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &s, err);
+    nas_store_task_counts(c->store, NAS_STORE_STAGE_FINAL, &fin, err);
+    nas_json_buf b;
+    nas_json_buf_init(&b);
+    nas_json_buf_obj_begin(&b);
+    nas_json_buf_key(&b, "source");
+    nas_json_buf_str(&b, "master");
+    nas_json_buf_key(&b, "campaign");
+    nas_json_buf_str(&b, c->cfg->name);
+    nas_json_buf_key(&b, "strategy");
+    nas_json_buf_str(&b, nas_strategy_name(c->strategy));
+    char desc[256] = "";
+    nas_strategy_describe(c->strategy, desc, sizeof desc);
+    nas_json_buf_key(&b, "strategy_state");
+    nas_json_buf_str(&b, desc);
+    nas_json_buf_key(&b, "phase");
+    nas_json_buf_str(&b, phase_name(c));
+    nas_json_buf_key(&b, "db");
+    nas_json_buf_str(&b, c->db_path);
+    nas_json_buf_key(&b, "budget");
+    nas_json_buf_i64(&b, c->cfg->budget.evaluations);
+    nas_json_buf_key(&b, "done");
+    nas_json_buf_i64(&b, s.done);
+    nas_json_buf_key(&b, "queued");
+    nas_json_buf_i64(&b, s.queued + fin.queued);
+    nas_json_buf_key(&b, "in_flight");
+    nas_json_buf_i64(&b, s.leased + fin.leased);
+    nas_json_buf_key(&b, "failed");
+    nas_json_buf_i64(&b, s.failed + fin.failed);
+    nas_json_buf_key(&b, "final_done");
+    nas_json_buf_i64(&b, fin.done);
+    /* Rate of this process only: earlier runs' time is unknown. */
+    double hours = (double)(nas_now_ms() - c->started_mono) / 3600000.0;
+    nas_json_buf_key(&b, "evaluations_per_hour");
+    nas_json_buf_f64(&b, hours > 0 ? (double)(s.done - c->done_at_start) / hours : 0.0);
+    double rho = nas_strategy_rank_correlation(c->strategy);
+    nas_json_buf_key(&b, "rank_correlation");
+    if (isnan(rho))
+        nas_json_buf_null(&b);
+    else
+        nas_json_buf_f64(&b, rho);
+    nas_store_record *r = NULL;
+    int n = nas_store_best(c->store, NAS_STORE_STAGE_SEARCH, 1, &r, err);
+    nas_json_buf_key(&b, "best");
+    if (n > 0)
+        json_record(&b, &r[0]);
+    else
+        nas_json_buf_null(&b);
+    nas_store_records_free(r, n > 0 ? n : 0);
+    size_t cap = 8192 + 1024 * (size_t)nas_dispatcher_workers(c->disp, NULL, 0);
+    char *dj = nas_malloc(cap);
+    if (dj && nas_dispatcher_status_json(c->disp, nas_now_ms(), dj, cap) >= 0) {
+        nas_json_buf_key(&b, "dispatcher");
+        nas_json_buf_raw(&b, dj, strlen(dj));
+    }
+    nas_free(dj);
+    nas_json_buf_obj_end(&b);
+    return nas_json_buf_take(&b, NULL);
+}

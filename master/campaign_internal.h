@@ -1,0 +1,96 @@
+/*
+ * campaign_internal.h - the campaign's state, shared by campaign.c (the
+ * store/strategy/dispatcher glue), campaign_net.c (sockets, timers,
+ * signals of the loop) and campaign_final.c (final stage, summary, status
+ * document).  Not part of any public API.
+ */
+#ifndef NAS_CAMPAIGN_INTERNAL_H
+#define NAS_CAMPAIGN_INTERNAL_H
+
+#include "common/err.h"
+#include "common/genome.h"
+#include "common/wire.h"
+#include "master/campaign.h"
+#include "master/dispatcher.h"
+#include "master/store.h"
+#include "master/strategy.h"
+#include "master/zmq_uv.h"
+
+/* A task the campaign has written to the store and not yet seen finish. */
+typedef struct nas__ctask {
+    int64_t id;
+    int stage;             /* enum nas_store_stage */
+    int store_attempt;     /* attempt of the task's last lease in the store (0: none) */
+    uint32_t wire_attempt; /* the dispatcher's attempt (counted failures + 1) */
+    int grace;             /* 1: leased by a previous master, not yet in the dispatcher */
+    nas_genome genome;     /* canonical */
+    uint64_t hash;
+    int64_t params, macs;
+} nas__ctask;
+
+enum nas__phase {
+    NAS__PHASE_SEARCH = 0,
+    NAS__PHASE_FINAL = 1,
+    NAS__PHASE_DONE = 2,
+};
+
+struct nas_campaign {
+    const nas_config *cfg;
+    nas_campaign_options opt;
+    uv_loop_t *loop;
+    char db_path[NAS_CONFIG_PATH_MAX];
+
+    nas_store *store;
+    nas_strategy *strategy;
+    nas_dispatcher *disp;
+
+    /* Outstanding tasks (queued, leased or in grace), unordered. */
+    nas__ctask *tasks;
+    int n_tasks, cap_tasks;
+
+    int phase;         /* enum nas__phase */
+    int search_closed; /* wall-time budget spent: no more proposals */
+    int stopping;      /* graceful stop requested */
+    int closing;       /* handles are being closed */
+    int fatal;         /* a store failure stopped the campaign */
+    char fatal_msg[NAS_ERR_LEN];
+    int eval_mode;        /* enum nas_eval_mode sent with every task */
+    int64_t grace_until;  /* monotonic ms; resumed leases are pushed after it */
+    int64_t created_wall; /* campaign creation, wall ms (wall-time budget) */
+    int64_t started_mono; /* this process's start, monotonic ms */
+    int64_t started_wall;
+    int64_t done_at_start;    /* search results already in the store at start */
+    int64_t n_done, n_failed; /* results/failures recorded by this process */
+    int preparing;            /* strategy prepare running in the thread pool */
+    int prepare_rc;
+    char prepare_err[NAS_ERR_LEN];
+
+    /* Sockets and handles (campaign_net.c). */
+    void *zctx;
+    void *sock_ctl, *sock_wts, *sock_sts;
+    nas_zmq_uv *z_ctl, *z_wts, *z_sts;
+    uv_timer_t tick, checkpoint, closer;
+    uv_work_t work;
+    int handles_open;
+};
+
+/* campaign.c */
+nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id);
+void nas__campaign_fill(nas_campaign *c, int64_t now_ms);
+void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
+void nas__campaign_fail(nas_campaign *c, const char *msg);
+int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms);
+int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
+                           const void *blob, size_t blob_len, int64_t now_ms, char *err);
+
+/* campaign_final.c */
+int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err);
+
+/* campaign_net.c */
+int nas__campaign_net_start(nas_campaign *c, char *err);
+void nas__campaign_net_close(nas_campaign *c);
+void nas__campaign_net_free(nas_campaign *c);
+void nas__campaign_start_prepare(nas_campaign *c);
+int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * campaign_net.c - the campaign's side of the event loop: three ROUTER
+ * sockets watched through the zmq_uv bridge, the housekeeping and
+ * checkpoint timers, and the strategy's expensive step in the thread pool.
+ *
+ *  - control (workers): every message is decoded and validated by
+ *    nas_wire_recv(); a bad one is logged and answered with an Error
+ *    through the dispatcher (it still counts as a heartbeat from a known
+ *    worker); a good one goes to nas__campaign_before_message() and then
+ *    to the dispatcher.
+ *  - status (nasctl): read-only; StatusRequest gets the campaign's JSON
+ *    document, anything else an Error.
+ *  - weights: bound so that workers and operators find it, but weight
+ *    transfers are not implemented yet: every message is answered with
+ *    Error(NAS_EUNSUPPORTED), never silence.
+ *
+ * Closing is two-phase (libuv rule): handles are closed, and the sockets
+ * and context are released in nas_campaign_destroy() after the loop has
+ * run the close callbacks.
+ */
+#include "master/campaign_internal.h"
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "master/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+/* The dispatcher's send hook: non-blocking, because a worker that stopped
+ * reading must never stall the loop; a dropped message is recovered by
+ * the liveness rules (the worker re-registers, the master re-sends). */
+int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
+    nas_campaign *c = ctx;
+    if (!c->sock_ctl) return NAS_ESTATE;
+    char err[NAS_ERR_LEN];
+    int rc = nas_wire_send(c->sock_ctl, id, id_len, m, NULL, 0, 1, err);
+    if (rc < 0) nas_debug("campaign: send %s: %s", nas_wire_type_name(m->type), err);
+    return rc;
+}
+
+/* Answer a peer of a side socket with an Error. */
+static void send_error(void *sock, const uint8_t *id, size_t id_len, int code, const char *msg) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_ERROR);
+    m.u.error.code = code < 0 ? code : NAS_EPROTO;
+    snprintf(m.u.error.message, sizeof m.u.error.message, "%s", msg);
+    char err[NAS_ERR_LEN];
+    if (nas_wire_send(sock, id, id_len, &m, NULL, 0, 1, err) < 0)
+        nas_debug("campaign: error reply not sent: %s", err);
+}
+
+// ---- readers -------------------------------------------------------------------------------
+
+/* Reader of the control socket: one message per call (zmq_uv's contract).
+ * Every message, good or bad, is followed by a fill, because a result or a
+ * new worker is exactly when new work can be leased. */
+static void read_control(nas_zmq_uv *z, void *sock, void *data) {
+    (void)z;
+    nas_campaign *c = data;
+    nas_wire_packet pkt;
+    char err[NAS_ERR_LEN];
+    int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
+    if (rc == NAS_EAGAIN) return;
+    int64_t now = nas_now_ms();
+    if (rc < 0) {
+        if (pkt.id_len > 0) {
+            nas_warn("control: bad message (%s): %s", nas_err_name(rc), err);
+            nas_dispatcher_on_bad_message(c->disp, pkt.identity, pkt.id_len, rc, err, now);
+        } else {
+            nas_warn("control: receive failed: %s", err);
+        }
+    } else if (!c->closing) {
+        nas__campaign_before_message(c, &pkt.msg, now);
+        nas_dispatcher_on_message(c->disp, pkt.identity, pkt.id_len, &pkt.msg, now);
+        nas__campaign_fill(c, now);
+    }
+    nas_wire_packet_fini(&pkt);
+}
+
+/* Reader of the status socket.  Read-only by construction: the only
+ * request it acts on is StatusRequest, which changes nothing. */
+static void read_status(nas_zmq_uv *z, void *sock, void *data) {
+    (void)z;
+    nas_campaign *c = data;
+    nas_wire_packet pkt;
+    char err[NAS_ERR_LEN];
+    int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
+    if (rc == NAS_EAGAIN) return;
+    if (rc < 0) {
+        nas_warn("status: bad message (%s): %s", nas_err_name(rc), err);
+        if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
+    } else if (pkt.msg.type != NAS_MSG_STATUS_REQUEST) {
+        nas_warn("status: %s refused: the status endpoint is read-only",
+                 nas_wire_type_name(pkt.msg.type));
+        send_error(sock, pkt.identity, pkt.id_len, NAS_EPROTO,
+                   "the status endpoint is read-only: send StatusRequest");
+    } else {
+        char *json = nas_campaign_status_json(c);
+        nas_wire_msg m;
+        nas_wire_msg_init(&m, NAS_MSG_STATUS_REPLY);
+        m.u.status_json = json;
+        if (!json)
+            send_error(sock, pkt.identity, pkt.id_len, NAS_ENOMEM, "status: out of memory");
+        else if (nas_wire_send(sock, pkt.identity, pkt.id_len, &m, NULL, 0, 1, err) < 0)
+            nas_warn("status: reply not sent: %s", err);
+        nas_free(json);
+    }
+    nas_wire_packet_fini(&pkt);
+}
+
+/* Reader of the weights socket.  Weight transfers are not implemented
+ * yet; answering every message with an Error keeps peers from waiting. */
+static void read_weights(nas_zmq_uv *z, void *sock, void *data) {
+    (void)z;
+    (void)data;
+    nas_wire_packet pkt;
+    char err[NAS_ERR_LEN];
+    int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
+    if (rc == NAS_EAGAIN) return;
+    if (rc < 0) {
+        nas_warn("weights: bad message (%s): %s", nas_err_name(rc), err);
+        if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
+    } else {
+        send_error(sock, pkt.identity, pkt.id_len, NAS_EUNSUPPORTED,
+                   "weight transfers are not available in this build");
+    }
+    nas_wire_packet_fini(&pkt);
+}
+
+// ---- timers and the thread pool --------------------------------------------------------------
+
+/* Housekeeping timer: liveness and heartbeats in the dispatcher, the end of
+ * the resume grace, the wall-time budget, and the queue fill. */
+static void on_tick(uv_timer_t *h) {
+    nas_campaign *c = h->data;
+    nas__campaign_housekeep(c, nas_now_ms());
+}
+
+/* Every few seconds: refresh the workers' last-seen time in the store
+ * (heartbeats are not written one by one) and touch the campaign row so a
+ * reader can tell a live master from a dead one. */
+static void on_checkpoint(uv_timer_t *h) {
+    nas_campaign *c = h->data;
+    if (c->closing || c->fatal) return;
+    char err[NAS_ERR_LEN];
+    int n = nas_dispatcher_workers(c->disp, NULL, 0);
+    nas_worker_info *w = n > 0 ? nas_malloc((size_t)n * sizeof *w) : NULL;
+    if (w) {
+        n = nas_dispatcher_workers(c->disp, w, n);
+        for (int i = 0; i < n; i++)
+            nas_store_worker_seen(c->store, w[i].name, w[i].host, (int)w[i].cores, "",
+                                  nas_wall_ms(), err);
+        nas_free(w);
+    }
+    int state =
+        c->phase == NAS__PHASE_SEARCH ? NAS_STORE_CAMPAIGN_RUNNING : NAS_STORE_CAMPAIGN_DRAINING;
+    if (nas_store_campaign_set_state(c->store, state, nas_wall_ms(), err) < 0)
+        nas__campaign_fail(c, err);
+}
+
+/* Thread-pool side of the strategy's expensive step; the loop does not
+ * touch the strategy until prepare_done() runs on it. */
+static void prepare_work(uv_work_t *w) {
+    nas_campaign *c = w->data;
+    c->prepare_rc = nas_strategy_prepare(c->strategy, c->prepare_err);
+}
+
+/* Loop side: the step is over, proposals may continue. */
+static void prepare_done(uv_work_t *w, int status) {
+    nas_campaign *c = w->data;
+    c->preparing = 0;
+    if (status == UV_ECANCELED) return;
+    if (c->prepare_rc < 0) {
+        nas__campaign_fail(c, c->prepare_err);
+        return;
+    }
+    nas_info("campaign: strategy step prepared in the thread pool");
+    nas__campaign_fill(c, nas_now_ms());
+}
+
+/* Run the strategy's expensive step (PNAS predictor fit and ranking) off
+ * the loop; nothing touches the strategy until prepare_done(). */
+void nas__campaign_start_prepare(nas_campaign *c) {
+    if (c->preparing || c->closing) return;
+    c->preparing = 1;
+    c->work.data = c;
+    if (uv_queue_work(c->loop, &c->work, prepare_work, prepare_done) != 0) {
+        c->preparing = 0;
+        char err[NAS_ERR_LEN];
+        c->prepare_rc = nas_strategy_prepare(c->strategy, err);
+        if (c->prepare_rc < 0) nas__campaign_fail(c, err);
+    }
+}
+
+// ---- start and close ---------------------------------------------------------------------------
+
+/* Create, limit, check against the loopback rule, bind and watch one
+ * ROUTER socket.  The socket is stored before anything can fail so that
+ * nas_campaign_destroy() releases it in every case. */
+static int bind_router(nas_campaign *c, void **sock, const char *ep, const char *what,
+                       nas_zmq_uv **z, nas_zmq_uv_read_fn fn, char *err) {
+    *sock = zmq_socket(c->zctx, ZMQ_ROUTER);
+    if (!*sock) return nas_set_err(err, NAS_EIO, "%s socket: %s", what, zmq_strerror(zmq_errno()));
+    int rc = nas_wire_socket_setup(*sock, err);
+    if (rc < 0) return rc;
+    /* The loopback rule (DESIGN s9): CurveZMQ keys are not wired into the
+     * master yet, so a bind off the loopback needs --insecure. */
+    rc = nas_auth_check_bind(ep, 0, c->opt.insecure, err);
+    if (rc < 0) return rc;
+    if (zmq_bind(*sock, ep) != 0)
+        return nas_set_err(err, NAS_EIO, "cannot listen for %s on %s: %s", what, ep,
+                           zmq_strerror(zmq_errno()));
+    nas_info("listening for %s on %s", what, ep);
+    return nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
+}
+
+/* Bind the three endpoints and start the timers.  On failure the caller
+ * aborts the campaign, which closes whatever was started. */
+int nas__campaign_net_start(nas_campaign *c, char *err) {
+    const nas_config *cfg = c->cfg;
+    /* Timers first, so that a failed bind below still closes cleanly. */
+    uv_timer_init(c->loop, &c->tick);
+    uv_timer_init(c->loop, &c->checkpoint);
+    uv_timer_init(c->loop, &c->closer);
+    c->tick.data = c->checkpoint.data = c->closer.data = c;
+    c->handles_open = 1;
+    c->zctx = zmq_ctx_new();
+    if (!c->zctx) return nas_set_err(err, NAS_EIO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    int rc =
+        bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
+    if (rc == NAS_OK)
+        rc =
+            bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status, err);
+    if (rc == NAS_OK)
+        rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts, read_weights,
+                         err);
+    if (rc < 0) return rc;
+    int64_t tick = c->opt.tick_ms > 0 ? c->opt.tick_ms : cfg->workers.heartbeat_ms / 4;
+    if (tick < 5) tick = 5;
+    int64_t ckpt = c->opt.checkpoint_ms > 0 ? c->opt.checkpoint_ms : 5000;
+    uv_timer_start(&c->tick, on_tick, (uint64_t)tick, (uint64_t)tick);
+    uv_timer_start(&c->checkpoint, on_checkpoint, (uint64_t)ckpt, (uint64_t)ckpt);
+    return NAS_OK;
+}
+
+/* Close the handles from a timer callback of their own, never from inside
+ * a reader: the bridge may still be draining the socket that asked. */
+static void do_close(uv_timer_t *h) {
+    nas_campaign *c = h->data;
+    nas_zmq_uv_close(&c->z_ctl);
+    nas_zmq_uv_close(&c->z_sts);
+    nas_zmq_uv_close(&c->z_wts);
+    uv_close((uv_handle_t *)&c->tick, NULL);
+    uv_close((uv_handle_t *)&c->checkpoint, NULL);
+    uv_close((uv_handle_t *)&c->closer, NULL);
+    c->handles_open = 0;
+}
+
+void nas__campaign_net_close(nas_campaign *c) {
+    if (c->closing) return;
+    c->closing = 1;
+    if (c->handles_open) uv_timer_start(&c->closer, do_close, 0, 0);
+}
+
+/* Called from nas_campaign_destroy() once the loop has closed the handles. */
+void nas__campaign_net_free(nas_campaign *c) {
+    if (c->sock_ctl) zmq_close(c->sock_ctl);
+    if (c->sock_sts) zmq_close(c->sock_sts);
+    if (c->sock_wts) zmq_close(c->sock_wts);
+    c->sock_ctl = c->sock_sts = c->sock_wts = NULL;
+    if (c->zctx) zmq_ctx_term(c->zctx);
+    c->zctx = NULL;
+}

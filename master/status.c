@@ -1,0 +1,254 @@
+/*
+ * status.c - the status document from a database, and its rendering for
+ * people (status.h).  Reading only: nasctl opens the store read-only and
+ * WAL mode gives it a consistent snapshot while a master writes.
+ */
+#include "master/status.h"
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- from the database -----------------------------------------------------------------------
+
+/* The value of "key: value" in the campaign's canonical lines, or "". */
+/* nasctl has no campaign file, only the database: the campaign's
+ * canonical identity lines carry the strategy name and the budget. */
+static void canonical_value(const char *canon, const char *key, char *out, size_t cap) {
+    out[0] = 0;
+    size_t kl = strlen(key);
+    for (const char *p = canon; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        if (n > kl + 1 && strncmp(p, key, kl) == 0 && p[kl] == ':') {
+            const char *v = p + kl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vn = n - (size_t)(v - p);
+            snprintf(out, cap, "%.*s", (int)(vn < cap ? vn : cap - 1), v);
+            return;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+}
+
+/* The best search result as the "best" object, or null before any. */
+static void json_best(nas_json_buf *b, nas_store *st, char *err) {
+    nas_store_record *r = NULL;
+    int n = nas_store_best(st, NAS_STORE_STAGE_SEARCH, 1, &r, err);
+    nas_json_buf_key(b, "best");
+    if (n <= 0) {
+        nas_json_buf_null(b);
+        return;
+    }
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "task");
+    nas_json_buf_i64(b, r->task_id);
+    nas_json_buf_key(b, "arch");
+    nas_json_buf_str(b, r->arch_text);
+    nas_json_buf_key(b, "accuracy");
+    nas_json_buf_f64(b, r->accuracy);
+    nas_json_buf_key(b, "test_accuracy");
+    if (isnan(r->test_accuracy))
+        nas_json_buf_null(b);
+    else
+        nas_json_buf_f64(b, r->test_accuracy);
+    nas_json_buf_key(b, "params");
+    nas_json_buf_i64(b, r->params);
+    nas_json_buf_key(b, "macs");
+    nas_json_buf_i64(b, r->macs);
+    nas_json_buf_obj_end(b);
+    nas_store_records_free(r, n);
+}
+
+/* Evaluations per hour over the recorded search history. */
+/* Over the whole recorded history, first to last result: from the
+ * database the time of earlier runs is known, unlike in a live master. */
+static double rate(nas_store *st, char *err) {
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    double per_h = 0;
+    if (n >= 2) {
+        double h = (double)(r[n - 1].finished_ms - r[0].finished_ms) / 3600000.0;
+        if (h > 0) per_h = (double)(n - 1) / h;
+    }
+    nas_store_records_free(r, n > 0 ? n : 0);
+    return per_h;
+}
+
+/* Workers as the master last recorded them.  A worker counts as busy if a
+ * task is leased to it in the store; epochs are only known to a live
+ * master and are reported as 0. */
+static void json_workers(nas_json_buf *b, nas_store *st, int64_t now, char *err) {
+    nas_store_worker_info *w = NULL;
+    int n = nas_store_worker_list(st, &w, err);
+    nas_store_task_info *leased = NULL;
+    int nl = nas_store_task_list(st, NAS_STORE_TASK_LEASED, NAS_STORE_STAGE_ANY, &leased, err);
+    nas_json_buf_key(b, "dispatcher");
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "workers");
+    nas_json_buf_arr_begin(b);
+    for (int i = 0; i < n; i++) {
+        int64_t task = -1;
+        for (int j = 0; j < nl; j++)
+            if (strcmp(leased[j].worker, w[i].name) == 0) task = leased[j].id;
+        nas_json_buf_obj_begin(b);
+        nas_json_buf_key(b, "name");
+        nas_json_buf_str(b, w[i].name);
+        nas_json_buf_key(b, "host");
+        nas_json_buf_str(b, w[i].host);
+        nas_json_buf_key(b, "cores");
+        nas_json_buf_i64(b, w[i].cores);
+        nas_json_buf_key(b, "state");
+        nas_json_buf_str(b, task >= 0 ? "busy" : "seen");
+        nas_json_buf_key(b, "task");
+        if (task >= 0)
+            nas_json_buf_i64(b, task);
+        else
+            nas_json_buf_null(b);
+        nas_json_buf_key(b, "epoch");
+        nas_json_buf_i64(b, 0);
+        nas_json_buf_key(b, "epochs");
+        nas_json_buf_i64(b, 0);
+        nas_json_buf_key(b, "tasks_done");
+        nas_json_buf_i64(b, w[i].tasks_done);
+        nas_json_buf_key(b, "last_seen_ms_ago");
+        nas_json_buf_i64(b, now - w[i].last_seen_ms);
+        nas_json_buf_obj_end(b);
+    }
+    nas_json_buf_arr_end(b);
+    nas_json_buf_obj_end(b);
+    nas_free(w);
+    nas_free(leased);
+}
+
+/* The same keys, in the same order, as nas_campaign_status_json(), so that
+ * nas_status_print() and scripts reading --json need not care where the
+ * document came from; "source" tells them. */
+char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
+    nas_store_campaign_info info;
+    if (nas_store_campaign_get(st, &info, err) < 0) return NULL;
+    nas_store_counts s = {0}, fin = {0};
+    if (nas_store_task_counts(st, NAS_STORE_STAGE_SEARCH, &s, err) < 0 ||
+        nas_store_task_counts(st, NAS_STORE_STAGE_FINAL, &fin, err) < 0) {
+        nas_store_campaign_info_fini(&info);
+        return NULL;
+    }
+    char strategy[64], budget[32];
+    canonical_value(info.canonical, "strategy.name", strategy, sizeof strategy);
+    canonical_value(info.canonical, "budget.evaluations", budget, sizeof budget);
+    static const char *const phases[] = {"search", "final", "done"};
+    nas_json_buf b;
+    nas_json_buf_init(&b);
+    nas_json_buf_obj_begin(&b);
+    nas_json_buf_key(&b, "source");
+    nas_json_buf_str(&b, "database");
+    nas_json_buf_key(&b, "campaign");
+    nas_json_buf_str(&b, info.name);
+    nas_json_buf_key(&b, "strategy");
+    nas_json_buf_str(&b, strategy);
+    nas_json_buf_key(&b, "phase");
+    nas_json_buf_str(&b, info.state >= 0 && info.state <= 2 ? phases[info.state] : "unknown");
+    nas_json_buf_key(&b, "db");
+    nas_json_buf_str(&b, nas_store_path(st));
+    nas_json_buf_key(&b, "budget");
+    nas_json_buf_i64(&b, atoll(budget));
+    nas_json_buf_key(&b, "done");
+    nas_json_buf_i64(&b, s.done);
+    nas_json_buf_key(&b, "queued");
+    nas_json_buf_i64(&b, s.queued + fin.queued);
+    nas_json_buf_key(&b, "in_flight");
+    nas_json_buf_i64(&b, s.leased + fin.leased);
+    nas_json_buf_key(&b, "failed");
+    nas_json_buf_i64(&b, s.failed + fin.failed);
+    nas_json_buf_key(&b, "final_done");
+    nas_json_buf_i64(&b, fin.done);
+    nas_json_buf_key(&b, "evaluations_per_hour");
+    nas_json_buf_f64(&b, rate(st, err));
+    /* The predictor's correlation lives in the strategy blob, which only a
+     * master (with the campaign's strategy code and config) interprets. */
+    nas_json_buf_key(&b, "rank_correlation");
+    nas_json_buf_null(&b);
+    json_best(&b, st, err);
+    json_workers(&b, st, now_wall_ms, err);
+    nas_json_buf_obj_end(&b);
+    nas_store_campaign_info_fini(&info);
+    char *out = nas_json_buf_take(&b, NULL);
+    if (!out) nas_set_err(err, NAS_ENOMEM, "status: out of memory");
+    return out;
+}
+
+// ---- for people --------------------------------------------------------------------------------
+
+/* Lenient accessors: the document may come from an older or newer master,
+ * and a missing field prints as "?" or a default rather than failing. */
+static const char *str_of(const nas_json *o, const char *k) {
+    const nas_json *v = nas_json_get(o, k);
+    return v && v->type == NAS_JSON_STRING ? v->str : "?";
+}
+
+static double num_of(const nas_json *o, const char *k, double dflt) {
+    const nas_json *v = nas_json_get(o, k);
+    return v && v->type == NAS_JSON_NUMBER ? v->number : dflt;
+}
+
+/* One line per worker, in the order the document lists them. */
+static void print_workers(const nas_json *doc, FILE *f) {
+    const nas_json *ws = nas_json_get(nas_json_get(doc, "dispatcher"), "workers");
+    size_t n = ws && ws->type == NAS_JSON_ARRAY ? ws->len : 0;
+    fprintf(f, "workers (%zu):\n", n);
+    if (n)
+        fprintf(f, "  %-24s %-20s %-10s %-8s %-7s %6s %10s\n", "NAME", "HOST", "STATE", "TASK",
+                "EPOCH", "DONE", "LAST SEEN");
+    for (size_t i = 0; i < n; i++) {
+        const nas_json *w = nas_json_at(ws, i);
+        char task[32] = "-", epoch[32] = "-";
+        double t = num_of(w, "task", -1);
+        if (t >= 0) snprintf(task, sizeof task, "%.0f", t);
+        if (num_of(w, "epochs", 0) > 0)
+            snprintf(epoch, sizeof epoch, "%.0f/%.0f", num_of(w, "epoch", 0),
+                     num_of(w, "epochs", 0));
+        fprintf(f, "  %-24s %-20s %-10s %-8s %-7s %6.0f %9.1fs\n", str_of(w, "name"),
+                str_of(w, "host"), str_of(w, "state"), task, epoch, num_of(w, "tasks_done", 0),
+                num_of(w, "last_seen_ms_ago", 0) / 1000.0);
+    }
+}
+
+/* Render either document.  Anything that parses as JSON but is not a
+ * status document is refused rather than printed as zeros. */
+int nas_status_print(const char *json, FILE *f, char *err) {
+    nas_json *doc = NULL;
+    int rc = nas_json_parse(json, strlen(json), 0, &doc, err);
+    if (rc < 0) return rc;
+    if (doc->type != NAS_JSON_OBJECT || !nas_json_get(doc, "campaign")) {
+        nas_json_free(&doc);
+        return nas_set_err(err, NAS_EFORMAT, "not a campaign status document");
+    }
+    fprintf(f, "campaign      %s (strategy %s, phase %s; from the %s)\n", str_of(doc, "campaign"),
+            str_of(doc, "strategy"), str_of(doc, "phase"), str_of(doc, "source"));
+    fprintf(f, "database      %s\n", str_of(doc, "db"));
+    fprintf(f,
+            "evaluations   %.0f/%.0f done, %.0f queued, %.0f in flight, %.0f failed; "
+            "final stage %.0f done\n",
+            num_of(doc, "done", 0), num_of(doc, "budget", 0), num_of(doc, "queued", 0),
+            num_of(doc, "in_flight", 0), num_of(doc, "failed", 0), num_of(doc, "final_done", 0));
+    fprintf(f, "rate          %.1f evaluations/hour\n", num_of(doc, "evaluations_per_hour", 0));
+    const nas_json *rho = nas_json_get(doc, "rank_correlation");
+    if (rho && rho->type == NAS_JSON_NUMBER)
+        fprintf(f, "predictor     rank correlation %.3f\n", rho->number);
+    const nas_json *best = nas_json_get(doc, "best");
+    if (best && best->type == NAS_JSON_OBJECT)
+        fprintf(f, "best          val_acc %.4f  params %.0f  task %.0f\n              %s\n",
+                num_of(best, "accuracy", 0), num_of(best, "params", 0), num_of(best, "task", 0),
+                str_of(best, "arch"));
+    else
+        fprintf(f, "best          (no result yet)\n");
+    print_workers(doc, f);
+    nas_json_free(&doc);
+    return NAS_OK;
+}

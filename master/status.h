@@ -1,0 +1,30 @@
+/*
+ * status.h - the campaign status document when no master answers: the same
+ * JSON shape nas-master serves on its status endpoint
+ * (nas_campaign_status_json), rebuilt from the campaign's database alone,
+ * and the human-readable rendering nasctl prints for either.
+ *
+ * Fields of the document: source ("master" or "database"), campaign,
+ * strategy, phase, db, budget, done, queued, in_flight, failed, final_done,
+ * evaluations_per_hour, rank_correlation (null when unknown), best (null or
+ * {task, arch, accuracy, test_accuracy, params, macs}), and
+ * dispatcher.workers[] ({name, host, cores, state, task, epoch, epochs,
+ * tasks_done, last_seen_ms_ago}).  From the database, worker states are
+ * "busy" (a task is leased to it) or "seen", and epochs are unknown (0).
+ */
+#ifndef NAS_STATUS_H
+#define NAS_STATUS_H
+
+#include "master/store.h"
+
+#include <stdio.h>
+
+/* Build the document from an open store (read-only is fine).  Returns a
+ * malloc'd string (nas_free) or NULL with err filled. */
+char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err);
+
+/* Print a status document for people.  NAS_EFORMAT + err if `json` is not
+ * a status document. */
+int nas_status_print(const char *json, FILE *f, char *err);
+
+#endif

@@ -1,0 +1,190 @@
+// nas-test: label=e2e timeout=120
+/*
+ * test_campaign.c - the campaign in-process: a real libuv loop, real
+ * sockets and a real SQLite file, with real worker agents on threads
+ * (synthetic evaluation).  What a process-level test cannot reach:
+ *  - a store that fails mid-campaign stops the campaign cleanly (error
+ *    reported, handles closed, database consistent), and a new campaign on
+ *    the same file resumes and finishes with every task recorded once;
+ *  - the status document has the fields nasctl prints.
+ */
+#include "common/alloc.h"
+#include "common/json.h"
+#include "master/campaign_internal.h"
+#include "tests/e2e_util.h"
+#include "worker/agent.h"
+
+#include <limits.h>
+#include <pthread.h>
+
+typedef struct agent_thread {
+    nas_agent *agent;
+    nas_evaluator *eval;
+    pthread_t thread;
+} agent_thread;
+
+static void *agent_main(void *arg) {
+    agent_thread *t = arg;
+    char err[NAS_ERR_LEN];
+    nas_agent_run(t->agent, err);
+    return NULL;
+}
+
+static void agent_start(agent_thread *t, const char *ep, const char *name) {
+    char err[NAS_ERR_LEN];
+    nas_evaluator_config ec;
+    nas_evaluator_config_default(&ec);
+    ec.synthetic_epoch_ms = 10;
+    snprintf(ec.worker, sizeof ec.worker, "%s", name);
+    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
+    nas_agent_config ac;
+    nas_agent_config_default(&ac);
+    ac.endpoint = ep;
+    ac.name = name;
+    ac.heartbeat_ms = 100;
+    ac.liveness = 3;
+    ac.reconnect_min_ms = 20;
+    ac.reconnect_max_ms = 100;
+    ac.eval = t->eval;
+    ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
+    ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
+}
+
+static void agent_stop(agent_thread *t) {
+    nas_agent_request_stop(t->agent);
+    pthread_join(t->thread, NULL);
+    nas_agent_destroy(&t->agent);
+    nas_evaluator_destroy(&t->eval);
+}
+
+/* Fails the store after the campaign has recorded `after` results. */
+typedef struct injector {
+    uv_timer_t timer;
+    nas_campaign *c;
+    int after, injected;
+} injector;
+
+static void inject(uv_timer_t *h) {
+    injector *in = h->data;
+    if (in->injected || in->c->n_done < in->after) return;
+    nas_store_fail_after(in->c->store, 1);
+    in->injected = 1;
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static void load_config(const char *path, nas_config *cfg) {
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_config_load(path, cfg, err) == NAS_OK, "%s", err);
+}
+
+START_TEST(test_campaign_store_failure_stops_cleanly_then_resumes) {
+    const char *dir = nas_tmpdir_make();
+    char cfgp[PATH_MAX], db[PATH_MAX], ep[64];
+    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
+    nas_path_join(db, sizeof db, dir, "c.db");
+    int port = e2e_port(0);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    e2e_write_campaign(cfgp, "inproc", 12, port, "127.0.0.1", db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    nas_config cfg;
+    load_config(cfgp, &cfg);
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
+    opt.eval_mode = NAS_EVAL_SYNTHETIC;
+    opt.resume_grace_ms = 2000;
+    char err[NAS_ERR_LEN];
+
+    /* Run 1: the store fails after 4 results. */
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    nas_campaign *c = NULL;
+    ck_assert_int_eq(nas_campaign_create(&c, &cfg, &opt, &loop, err), NAS_OK);
+    ck_assert_int_eq(nas_campaign_start(c, err), NAS_OK);
+    injector in = {.c = c, .after = 4};
+    uv_timer_init(&loop, &in.timer);
+    in.timer.data = &in;
+    uv_timer_start(&in.timer, inject, 5, 5);
+    agent_thread a;
+    agent_start(&a, ep, "inproc-a");
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns: the campaign closed */
+    ck_assert_int_lt(nas_campaign_status(c, err), 0);
+    ck_assert(!nas_campaign_done(c));
+    nas_campaign_destroy(&c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+
+    /* The file is consistent and holds at most what was acknowledged. */
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_counts k;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_SEARCH, &k, err), NAS_OK);
+    ck_assert_int_ge(k.done, 4);
+    ck_assert_int_lt(k.done, 12);
+    nas_store_close(&st);
+
+    /* Run 2: a new campaign on the same file finishes the budget; the agent
+     * (which may hold a refused result) reconnects by itself. */
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(nas_campaign_create(&c, &cfg, &opt, &loop, err), NAS_OK);
+    ck_assert_int_eq(nas_campaign_start(c, err), NAS_OK);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_msg(nas_campaign_status(c, err) == NAS_OK, "%s", err);
+    ck_assert(nas_campaign_done(c));
+    char *json = nas_campaign_status_json(c);
+    nas_json *doc = NULL;
+    ck_assert_int_eq(nas_json_parse(json, strlen(json), 0, &doc, err), NAS_OK);
+    ck_assert_str_eq(nas_json_get(doc, "phase")->str, "done");
+    ck_assert(nas_json_get(doc, "done")->number == 12);
+    ck_assert_ptr_nonnull(nas_json_get(nas_json_get(doc, "best"), "arch"));
+    ck_assert_ptr_nonnull(nas_json_get(nas_json_get(doc, "dispatcher"), "workers"));
+    nas_json_free(&doc);
+    nas_free(json);
+    nas_campaign_destroy(&c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    agent_stop(&a);
+    e2e_check_exactly_once(db, 12);
+    nas_config_fini(&cfg);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+/* A campaign whose port is taken fails to start with a message naming the
+ * endpoint, and still closes every handle. */
+START_TEST(test_campaign_bind_failure_names_endpoint) {
+    const char *dir = nas_tmpdir_make();
+    char cfgp[PATH_MAX], db[PATH_MAX];
+    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
+    nas_path_join(db, sizeof db, dir, "c.db");
+    e2e_write_campaign(cfgp, "bindfail", 4, e2e_port(1), "10.255.255.1", db, "");
+    nas_config cfg;
+    load_config(cfgp, &cfg);
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    nas_campaign *c = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_campaign_create(&c, &cfg, &opt, &loop, err), NAS_OK);
+    /* Off the loopback without --insecure: refused by the loopback rule. */
+    ck_assert_int_lt(nas_campaign_start(c, err), 0);
+    ck_assert_msg(strstr(err, "10.255.255.1") != NULL, "%s", err);
+    nas_campaign_abort(c);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    nas_campaign_destroy(&c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    nas_config_fini(&cfg);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("campaign");
+    TCase *tc = tcase_create("inproc");
+    tcase_set_timeout(tc, 100);
+    tcase_add_test(tc, test_campaign_store_failure_stops_cleanly_then_resumes);
+    tcase_add_test(tc, test_campaign_bind_failure_names_endpoint);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -1,0 +1,348 @@
+// nas-test: label=e2e timeout=300
+/*
+ * test_fault.c - failures of real processes during a campaign:
+ *  - kill -9 of a worker mid-task: its lease expires, another worker
+ *    finishes the task, nothing is lost or counted twice;
+ *  - kill -9 of the master mid-campaign: the restarted master resumes from
+ *    the database, the task in flight is delivered by its worker (not
+ *    trained again), and the history equals an uninterrupted run's;
+ *  - hostile bytes on every master port (garbage, another protocol
+ *    version, an oversized envelope, a truncated protobuf): each answered
+ *    with Error and logged while the real worker is still served.
+ */
+#include "common/alloc.h"
+#include "common/wire.h"
+#include "proto/nas.pb-c.h"
+#include "tests/e2e_util.h"
+
+#include <limits.h>
+#include <zmq.h>
+
+typedef struct fenv {
+    char dir[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], mlog[PATH_MAX];
+    char ctl[64];
+    int port;
+} fenv;
+
+static void fenv_init(fenv *e, int slot) {
+    snprintf(e->dir, sizeof e->dir, "%s", nas_tmpdir_make());
+    nas_path_join(e->cfg, sizeof e->cfg, e->dir, "campaign.yaml");
+    nas_path_join(e->db, sizeof e->db, e->dir, "campaign.db");
+    nas_path_join(e->mlog, sizeof e->mlog, e->dir, "master.log");
+    e->port = e2e_port(slot);
+    snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
+}
+
+static pid_t worker(const fenv *e, const char *name, const char *epoch_ms, char *log, size_t cap) {
+    char lname[128];
+    snprintf(lname, sizeof lname, "%s.log", name);
+    nas_path_join(log, cap, e->dir, lname);
+    char *argv[] = {(char *)nas_bin("nas-worker"),
+                    "--master",
+                    (char *)e->ctl,
+                    "--name",
+                    (char *)name,
+                    "--heartbeat-ms",
+                    "100",
+                    "--liveness",
+                    "3",
+                    "--reconnect-min-ms",
+                    "50",
+                    "--reconnect-max-ms",
+                    "200",
+                    "--synthetic-epoch-ms",
+                    (char *)epoch_ms,
+                    NULL};
+    return e2e_spawn(log, NULL, argv);
+}
+
+static pid_t master(const fenv *e, const char *db, const char *log) {
+    char *argv[] = {
+        (char *)nas_bin("nas-master"), (char *)e->cfg, "--synthetic", "--db", (char *)db,
+        "--resume-grace-ms",           "10000",        NULL};
+    return e2e_spawn(log, NULL, argv);
+}
+
+/* The leased search task (id and worker) with the lowest id, 0 if none. */
+static int64_t leased_task(const char *db, char *worker, size_t cap) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    if (nas_store_open_ro(&st, db, err) != NAS_OK) return 0;
+    nas_store_task_info *t = NULL;
+    int n = nas_store_task_list(st, NAS_STORE_TASK_LEASED, NAS_STORE_STAGE_SEARCH, &t, err);
+    int64_t id = 0;
+    if (n > 0) {
+        id = t[0].id;
+        if (worker) snprintf(worker, cap, "%s", t[0].worker);
+    }
+    nas_free(t);
+    nas_store_close(&st);
+    return id;
+}
+
+// ---- worker killed ------------------------------------------------------------------------
+
+START_TEST(test_fault_worker_killed_mid_task) {
+    fenv e;
+    fenv_init(&e, 3);
+    e2e_write_campaign(e.cfg, "killw", 6, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char la[PATH_MAX], lb[PATH_MAX];
+    pid_t a = worker(&e, "victim", "250", la, sizeof la);
+    pid_t m = master(&e, e.db, e.mlog);
+    /* Wait until the victim trains something, then start the survivor. */
+    int64_t task = 0, end = nas_now_ms() + 30000;
+    char who[NAS_STORE_NAME_MAX] = "";
+    while (!task && nas_now_ms() < end) {
+        task = leased_task(e.db, who, sizeof who);
+        if (!task) nas_sleep_ms(20);
+    }
+    ck_assert_int_gt(task, 0);
+    ck_assert_str_eq(who, "victim");
+    pid_t b = worker(&e, "survivor", "50", lb, sizeof lb);
+    nas_sleep_ms(150);
+    e2e_kill(a, SIGKILL);
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(b, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, 6);
+    /* The victim's task was finished by the survivor as a later attempt. */
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        if (r[i].task_id != task) continue;
+        found = 1;
+        ck_assert_str_eq(r[i].worker, "survivor");
+        ck_assert_int_ge(r[i].attempt, 2);
+    }
+    ck_assert(found);
+    nas_store_records_free(r, n);
+    nas_store_close(&st);
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "worker victim silent"), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+// ---- master killed ------------------------------------------------------------------------
+
+typedef struct hist {
+    int n;
+    char arch[16][NAS_STORE_TEXT_MAX];
+    double acc[16];
+} hist;
+
+static void read_hist(const char *db, hist *h) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    ck_assert_int_ge(n, 0);
+    ck_assert_int_le(n, 16);
+    h->n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(h->arch[i], sizeof h->arch[i], "%s", r[i].arch_text);
+        h->acc[i] = r[i].accuracy;
+    }
+    nas_store_records_free(r, n);
+    nas_store_close(&st);
+}
+
+START_TEST(test_fault_master_killed_resumes_exactly) {
+    fenv e;
+    fenv_init(&e, 4 + 3 * _i);
+    const int budget = 8;
+    e2e_write_campaign(e.cfg, "killm", budget, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    /* Reference: the same campaign, uninterrupted, in another database. */
+    char ref[PATH_MAX], rlog[PATH_MAX], wlog[PATH_MAX], m2log[PATH_MAX];
+    nas_path_join(ref, sizeof ref, e.dir, "reference.db");
+    nas_path_join(rlog, sizeof rlog, e.dir, "reference.log");
+    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
+    pid_t w = worker(&e, "ref", "30", wlog, sizeof wlog);
+    pid_t m = master(&e, ref, rlog);
+    ck_assert_int_eq(e2e_wait(m, 60000), 0);
+    e2e_kill(w, SIGTERM);
+    hist want;
+    read_hist(ref, &want);
+    ck_assert_int_eq(want.n, budget);
+
+    /* Interrupted: kill -9 the master while the worker trains task K.  In
+     * the first variant the worker finishes K before it notices and holds
+     * the result; in the second it is still training when it re-registers
+     * and the lease is re-attached. */
+    w = worker(&e, "solo", _i == 0 ? "150" : "700", wlog, sizeof wlog);
+    m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 3, 1, 30000));
+    int64_t k = leased_task(e.db, NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(m, SIGKILL);
+    nas_sleep_ms(300);
+    m = master(&e, e.db, m2log);
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, budget);
+    hist got;
+    read_hist(e.db, &got);
+    ck_assert_int_eq(got.n, want.n);
+    for (int i = 0; i < got.n; i++) {
+        ck_assert_str_eq(got.arch[i], want.arch[i]);
+        ck_assert(got.acc[i] == want.acc[i]);
+    }
+    /* Task K was started once on the worker and delivered after the restart. */
+    char line[64];
+    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);
+    ck_assert_int_eq(e2e_count_in_file(wlog, line), 1);
+    ck_assert_int_ge(e2e_count_in_file(m2log, "is back with its worker"), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* Master and worker both killed: the resumed lease waits out its grace,
+ * goes back to the queue, and a new worker finishes the campaign. */
+START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
+    fenv e;
+    fenv_init(&e, 9);
+    e2e_write_campaign(e.cfg, "grace", 5, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
+    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
+    pid_t w = worker(&e, "gone", "400", wlog, sizeof wlog);
+    pid_t m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
+    int64_t k = leased_task(e.db, NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(m, SIGKILL);
+    e2e_kill(w, SIGKILL);
+    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg,  "--synthetic", "--db", e.db,
+                    "--resume-grace-ms",           "1000", NULL};
+    m = e2e_spawn(m2log, NULL, argv);
+    w = worker(&e, "fresh", "20", w2log, sizeof w2log);
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, 5);
+    ck_assert_int_eq(e2e_count_in_file(m2log, "was not delivered in time"), 1);
+    char line[64];
+    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);
+    ck_assert_int_eq(e2e_count_in_file(w2log, line), 1);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+// ---- hostile bytes ------------------------------------------------------------------------
+
+/* Send one message (frames as given) from a fresh DEALER and return the
+ * answer's type and error code (type 0 when nothing came back in time). */
+static int probe(void *ctx, const char *ep, const void *data, size_t len, int *code) {
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(s, ep), 0);
+    ck_assert_int_ge(zmq_send(s, data, len, 0), 0);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int type = 0;
+    *code = 0;
+    if (zmq_poll(&it, 1, 5000) > 0) {
+        nas_wire_packet pkt;
+        char err[NAS_ERR_LEN];
+        if (nas_wire_recv(s, 0, 1, &pkt, err) == NAS_OK) {
+            type = pkt.msg.type;
+            if (type == NAS_MSG_ERROR) *code = pkt.msg.u.error.code;
+        }
+        nas_wire_packet_fini(&pkt);
+    }
+    zmq_close(s);
+    return type;
+}
+
+START_TEST(test_fault_hostile_frames_answered) {
+    fenv e;
+    fenv_init(&e, 5);
+    e2e_write_campaign(e.cfg, "hostile", 6, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char wlog[PATH_MAX];
+    pid_t w = worker(&e, "honest", "300", wlog, sizeof wlog);
+    pid_t m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 1, 0, 30000));
+
+    /* The four kinds of bad input. */
+    uint8_t version[64];
+    Naspb__Envelope env = NASPB__ENVELOPE__INIT;
+    env.has_protocol = env.has_type = 1;
+    env.protocol = 99;
+    env.type = NAS_MSG_HEARTBEAT;
+    size_t vlen = naspb__envelope__pack(&env, version);
+    size_t big_len = 2u << 20;
+    uint8_t *big = nas_calloc(1, big_len);
+    nas_wire_msg reg;
+    nas_wire_msg_init(&reg, NAS_MSG_REGISTER);
+    snprintf(reg.u.reg.name, sizeof reg.u.reg.name, "intruder");
+    snprintf(reg.u.reg.host, sizeof reg.u.reg.host, "nowhere");
+    snprintf(reg.u.reg.version, sizeof reg.u.reg.version, "0");
+    reg.u.reg.cores = 1;
+    reg.u.reg.protocol = NAS_PROTOCOL_VERSION;
+    uint8_t *good = NULL;
+    size_t good_len = 0;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_wire_encode(&reg, &good, &good_len, err), NAS_OK);
+    const char garbage[] = "\xff\xfe this is not a protobuf envelope \x01\x02";
+
+    void *ctx = zmq_ctx_new();
+    for (int port = 0; port < 3; port++) {
+        char ep[64];
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", e.port + port);
+        int code;
+        ck_assert_int_eq(probe(ctx, ep, garbage, sizeof garbage - 1, &code), NAS_MSG_ERROR);
+        ck_assert_int_lt(code, 0);
+        ck_assert_int_eq(probe(ctx, ep, version, vlen, &code), NAS_MSG_ERROR);
+        ck_assert_int_eq(code, NAS_EVERSION);
+        ck_assert_int_eq(probe(ctx, ep, big, big_len, &code), NAS_MSG_ERROR);
+        ck_assert_int_lt(code, 0);
+        ck_assert_int_eq(probe(ctx, ep, good, good_len / 2, &code), NAS_MSG_ERROR);
+        ck_assert_int_lt(code, 0);
+    }
+    /* The status endpoint still answers a real request, and refuses others. */
+    nas_wire_msg req;
+    nas_wire_msg_init(&req, NAS_MSG_STATUS_REQUEST);
+    uint8_t *rb = NULL;
+    size_t rl = 0;
+    ck_assert_int_eq(nas_wire_encode(&req, &rb, &rl, err), NAS_OK);
+    char sep[64];
+    snprintf(sep, sizeof sep, "tcp://127.0.0.1:%d", e.port + 2);
+    int code;
+    ck_assert_int_eq(probe(ctx, sep, rb, rl, &code), NAS_MSG_STATUS_REPLY);
+    ck_assert_int_eq(probe(ctx, sep, good, good_len, &code), NAS_MSG_ERROR);
+    zmq_ctx_term(ctx);
+    nas_free(rb);
+    nas_free(good);
+    nas_free(big);
+
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, 6);
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "bad message"), 12);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("fault");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 240);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
+    tcase_add_test(tc, test_fault_worker_killed_mid_task);
+    tcase_add_loop_test(tc, test_fault_master_killed_resumes_exactly, 0, 2);
+    tcase_add_test(tc, test_fault_lease_without_worker_requeued_after_grace);
+    tcase_add_test(tc, test_fault_hostile_frames_answered);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

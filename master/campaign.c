@@ -110,6 +110,7 @@ static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas
     snprintf(w->dataset, sizeof w->dataset, "%s", c->cfg->data.set);
     snprintf(w->data_dir, sizeof w->data_dir, "%s", c->cfg->data.dir);
     w->mode = c->eval_mode;
+    nas__campaign_weights_task(c, t, w);
 }
 
 /* Search tasks train at the search fidelity, final tasks at the final one. */
@@ -128,10 +129,13 @@ static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
 
 /* Write a new task (and the strategy state that proposed it) to the store,
  * then hand it to the dispatcher: the store always knows a task first. */
-int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
-                           const void *blob, size_t blob_len, int64_t now_ms, char *err) {
+static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
+                    int has_parent, uint64_t parent_hash, const void *blob, size_t blob_len,
+                    int64_t now_ms, char *err) {
     nas__ctask *t = task_new(c);
     if (!t) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
+    t->has_parent = has_parent;
+    t->parent_hash = parent_hash;
     nas_genome_canonical(g, &t->genome);
     t->hash = nas_genome_hash(&t->genome);
     t->stage = stage;
@@ -153,6 +157,8 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
         .macs = t->macs,
         .stage = stage,
         .fidelity = *f,
+        .has_parent = has_parent,
+        .parent_hash = parent_hash,
     };
     int rc = nas_store_task_add(c->store, &nt, blob, blob_len, nas_wall_ms(), &t->id, err);
     if (rc < 0) {
@@ -163,6 +169,18 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
     if (rc < 0)
         nas_error("campaign: task %lld stored but not dispatched: %s", (long long)t->id, err);
     return NAS_OK;
+}
+
+int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
+                           const void *blob, size_t blob_len, int64_t now_ms, char *err) {
+    return add_task(c, g, stage, f, 0, 0, blob, blob_len, now_ms, err);
+}
+
+int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
+                            uint64_t parent_hash, const void *blob, size_t blob_len,
+                            int64_t now_ms, char *err) {
+    return add_task(c, g, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, has_parent, parent_hash, blob,
+                    blob_len, now_ms, err);
 }
 
 /* How many tasks to keep outstanding: one per connected worker, at least
@@ -208,8 +226,7 @@ static int propose_one(nas_campaign *c, int64_t now_ms) {
         nas__campaign_fail(c, "cannot serialise the strategy state");
         return rc;
     }
-    rc = nas__campaign_add_task(c, &p.genome, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, blob, n,
-                                now_ms, err);
+    rc = nas__campaign_add_child(c, &p.genome, p.has_parent, p.parent_hash, blob, n, now_ms, err);
     nas_free(blob);
     if (rc < 0) {
         nas__campaign_fail(c, err);
@@ -365,6 +382,7 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
              rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
     c->n_done++;
     task_drop(c, t);
+    nas__campaign_weights_sweep(c);
     return NAS_OK;
 }
 
@@ -513,6 +531,8 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->grace = 1;
         rc = nas_genome_parse(ti[i].arch_text, strlen(ti[i].arch_text), &t->genome, err);
         t->hash = nas_genome_hash(&t->genome);
+        t->has_parent = ti[i].has_parent;
+        t->parent_hash = ti[i].parent_hash;
         if (ti[i].state == NAS_STORE_TASK_LEASED)
             leased++;
         else
@@ -599,6 +619,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     int created = rc;
     rc = open_strategy(c, created, err);
     if (rc < 0) goto fail;
+    if ((rc = nas__campaign_weights_open(c, err)) < 0) goto fail;
     nas_dispatcher_config dc;
     nas_dispatcher_config_default(&dc);
     dc.heartbeat_ms = cfg->workers.heartbeat_ms;
@@ -624,6 +645,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     return NAS_OK;
 fail:
     nas_dispatcher_destroy(&c->disp);
+    nas__campaign_weights_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
@@ -715,6 +737,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas_campaign *c = *cp;
     nas__campaign_net_free(c);
     nas_dispatcher_destroy(&c->disp);
+    nas__campaign_weights_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);

@@ -217,6 +217,10 @@ char *nas_campaign_status_json(nas_campaign *c) {
         nas_json_buf_raw(&b, dj, strlen(dj));
     }
     nas_free(dj);
+    char wj[512];
+    nas__campaign_weights_json(c, wj, sizeof wj);
+    nas_json_buf_key(&b, "weights");
+    nas_json_buf_raw(&b, wj, strlen(wj));
     nas_json_buf_obj_end(&b);
     return nas_json_buf_take(&b, NULL);
 }

@@ -14,6 +14,7 @@
 #include "master/dispatcher.h"
 #include "master/store.h"
 #include "master/strategy.h"
+#include "master/weights.h"
 #include "master/zmq_uv.h"
 
 /* A task the campaign has written to the store and not yet seen finish. */
@@ -26,6 +27,8 @@ typedef struct nas__ctask {
     nas_genome genome;     /* canonical */
     uint64_t hash;
     int64_t params, macs;
+    int has_parent;       /* weight inheritance: the proposal's parent */
+    uint64_t parent_hash;
 } nas__ctask;
 
 enum nas__phase {
@@ -43,6 +46,7 @@ struct nas_campaign {
     nas_store *store;
     nas_strategy *strategy;
     nas_dispatcher *disp;
+    nas_weights *weights; /* parameter server (campaign_weights.c) */
 
     /* Outstanding tasks (queued, leased or in grace), unordered. */
     nas__ctask *tasks;
@@ -82,6 +86,18 @@ void nas__campaign_fail(nas_campaign *c, const char *msg);
 int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms);
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err);
+/* Same, naming the architecture whose weights the child inherits. */
+int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
+                            uint64_t parent_hash, const void *blob, size_t blob_len,
+                            int64_t now_ms, char *err);
+
+/* campaign_weights.c */
+int nas__campaign_weights_open(nas_campaign *c, char *err);
+void nas__campaign_weights_close(nas_campaign *c);
+void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w);
+void nas__campaign_weights_read(nas_zmq_uv *z, void *sock, void *data);
+void nas__campaign_weights_sweep(nas_campaign *c);
+void nas__campaign_weights_json(const nas_campaign *c, char *buf, size_t cap);
 
 /* campaign_final.c */
 int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err);

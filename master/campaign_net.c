@@ -10,9 +10,8 @@
  *    to the dispatcher.
  *  - status (nasctl): read-only; StatusRequest gets the campaign's JSON
  *    document, anything else an Error.
- *  - weights: bound so that workers and operators find it, but weight
- *    transfers are not implemented yet: every message is answered with
- *    Error(NAS_EUNSUPPORTED), never silence.
+ *  - weights: the parameter server's bulk socket; its reader lives in
+ *    campaign_weights.c (pulls answered, pushes stored, refusals ACKed).
  *
  * Closing is two-phase (libuv rule): handles are closed, and the sockets
  * and context are released in nas_campaign_destroy() after the loop has
@@ -107,25 +106,6 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
         else if (nas_wire_send(sock, pkt.identity, pkt.id_len, &m, NULL, 0, 1, err) < 0)
             nas_warn("status: reply not sent: %s", err);
         nas_free(json);
-    }
-    nas_wire_packet_fini(&pkt);
-}
-
-/* Reader of the weights socket.  Weight transfers are not implemented
- * yet; answering every message with an Error keeps peers from waiting. */
-static void read_weights(nas_zmq_uv *z, void *sock, void *data) {
-    (void)z;
-    (void)data;
-    nas_wire_packet pkt;
-    char err[NAS_ERR_LEN];
-    int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
-    if (rc == NAS_EAGAIN) return;
-    if (rc < 0) {
-        nas_warn("weights: bad message (%s): %s", nas_err_name(rc), err);
-        if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
-    } else {
-        send_error(sock, pkt.identity, pkt.id_len, NAS_EUNSUPPORTED,
-                   "weight transfers are not available in this build");
     }
     nas_wire_packet_fini(&pkt);
 }
@@ -235,8 +215,8 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
         rc =
             bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status, err);
     if (rc == NAS_OK)
-        rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts, read_weights,
-                         err);
+        rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts,
+                         nas__campaign_weights_read, err);
     if (rc < 0) return rc;
     int64_t tick = c->opt.tick_ms > 0 ? c->opt.tick_ms : cfg->workers.heartbeat_ms / 4;
     if (tick < 5) tick = 5;

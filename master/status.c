@@ -248,6 +248,14 @@ int nas_status_print(const char *json, FILE *f, char *err) {
                 str_of(best, "arch"));
     else
         fprintf(f, "best          (no result yet)\n");
+    const nas_json *wt = nas_json_get(doc, "weights");
+    if (wt && wt->type == NAS_JSON_OBJECT)
+        fprintf(f,
+                "weights       %.1f MB in memory (budget %.1f MB), %.1f MB on disk; "
+                "%.0f hits, %.0f misses (%.0f from disk)\n",
+                num_of(wt, "bytes_memory", 0) / 1e6, num_of(wt, "budget", 0) / 1e6,
+                num_of(wt, "bytes_disk", 0) / 1e6, num_of(wt, "hits", 0), num_of(wt, "misses", 0),
+                num_of(wt, "disk_reads", 0));
     print_workers(doc, f);
     nas_json_free(&doc);
     return NAS_OK;

@@ -1,0 +1,219 @@
+// nas-test: label=e2e timeout=300
+/*
+ * test_ps_campaign.c - weight inheritance through a whole campaign
+ * in-process: a real libuv loop with the campaign's three ROUTERs, a real
+ * SQLite file, a worker agent on a thread whose evaluator trains every
+ * genome (tiny MNIST-format data) and talks to the bulk socket through
+ * worker/ps_client.h.  Regularized evolution proposes mutated children;
+ * checked at the end:
+ *  - children named their parents in the store, pulled them (store hits)
+ *    and every trained child was pushed (files indexed in SQLite);
+ *  - dead parents were swept: what is left on disk is the population;
+ *  - the status document and `nasctl status` show the store's figures.
+ */
+#include "common/alloc.h"
+#include "common/json.h"
+#include "master/campaign_internal.h"
+#include "master/status.h"
+#include "tests/e2e_util.h"
+#include "worker/agent.h"
+#include "worker/ps_client.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <zmq.h>
+
+typedef struct agent_thread {
+    nas_agent *agent;
+    nas_evaluator *eval;
+    nas_ps_client *ps;
+    void *zctx;
+    pthread_t thread;
+} agent_thread;
+
+static void *agent_main(void *arg) {
+    agent_thread *t = arg;
+    char err[NAS_ERR_LEN];
+    nas_agent_run(t->agent, err);
+    return NULL;
+}
+
+static void agent_start(agent_thread *t, const char *ep, const char *wep, const char *data) {
+    char err[NAS_ERR_LEN];
+    t->zctx = zmq_ctx_new();
+    ck_assert_int_eq(nas_ps_client_create(&t->ps, t->zctx, wep, 10000, err), NAS_OK);
+    nas_evaluator_config ec;
+    nas_evaluator_config_default(&ec);
+    ec.data_dir = data;
+    ec.ps = t->ps;
+    snprintf(ec.worker, sizeof ec.worker, "w-inherit");
+    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
+    nas_agent_config ac;
+    nas_agent_config_default(&ac);
+    ac.endpoint = ep;
+    ac.name = "w-inherit";
+    ac.heartbeat_ms = 200;
+    ac.liveness = 10;
+    ac.reconnect_min_ms = 20;
+    ac.reconnect_max_ms = 100;
+    ac.eval = t->eval;
+    ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
+    ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
+}
+
+static void agent_stop(agent_thread *t) {
+    nas_agent_request_stop(t->agent);
+    pthread_join(t->thread, NULL);
+    nas_agent_destroy(&t->agent);
+    nas_evaluator_destroy(&t->eval);
+    nas_ps_client_destroy(&t->ps);
+    zmq_ctx_term(t->zctx);
+}
+
+static void be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* n MNIST-format 28x28 images: a bright bar whose position is the label. */
+static void idx_files(const char *dir, const char *prefix, int n) {
+    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
+    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    be32(img, 0x803), be32(img + 4, (uint32_t)n), be32(img + 8, 28), be32(img + 12, 28);
+    be32(lab, 0x801), be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        uint8_t *im = img + 16 + (size_t)i * 784;
+        int k = (i * 7) % 10;
+        for (int p = 0; p < 784; p++)
+            im[p] = (uint8_t)((p * 3 + i * 17) % 40);
+        for (int y = 4; y < 24; y++)
+            im[y * 28 + 2 + 2 * k] = 250;
+        lab[8 + i] = (uint8_t)k;
+    }
+    char path[PATH_MAX], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
+    free(img);
+    free(lab);
+}
+
+static int count_files(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name), s = strlen(suffix);
+        if (l > s && strcmp(de->d_name + l - s, suffix) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
+    const char *dir = nas_tmpdir_make();
+    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64], wdir[PATH_MAX + 16];
+    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
+    nas_path_join(db, sizeof db, dir, "c.db");
+    idx_files(dir, "train", 200);
+    idx_files(dir, "t10k", 20);
+    int port = e2e_port(1);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
+    e2e_write(cfgp,
+              "name: inherit\nseed: 5\n"
+              "data:\n  set: mnist\n  dir: %s\n"
+              "space:\n  kind: cell\n  blocks: 2\n  ops: [id, max3x3, sep3x3, conv1x1]\n"
+              "strategy:\n  name: evolution\n  population: 3\n  sample: 2\n"
+              "budget:\n  evaluations: 9\n"
+              "fidelity:\n  resolution: 14\n  train_subset: 0\n  val_size: 40\n  epochs: 1\n"
+              "  batch: 16\n  channels: 4\n  cells: 1\n"
+              "listen:\n  control: tcp://127.0.0.1:%d\n  weights: tcp://127.0.0.1:%d\n"
+              "  status: tcp://127.0.0.1:%d\n"
+              "workers:\n  heartbeat_ms: 200\n  liveness: 10\n"
+              "store: %s\n",
+              dir, port, port + 1, port + 2, db);
+    nas_config cfg;
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    nas_campaign *c = NULL;
+    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
+    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
+    agent_thread a;
+    agent_start(&a, ep, wep, dir);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert_msg(nas_campaign_status(c, err) == NAS_OK, "%s", err);
+    ck_assert(nas_campaign_done(c));
+
+    /* The store's own view. */
+    nas_weights_stats ws;
+    nas_weights_stats_get(c->weights, &ws);
+    ck_assert_int_eq(ws.puts, 9);        /* every child may become a parent */
+    ck_assert_int_ge(ws.hits + ws.disk_reads, 5); /* the children after the first 3 pulled */
+    ck_assert_int_ge(ws.drops, 1);
+    ck_assert_int_le(ws.archs_disk, 3);
+    snprintf(wdir, sizeof wdir, "%s.weights", db);
+    ck_assert_int_eq(count_files(wdir, ".safetensors"), (int)ws.archs_disk);
+
+    /* Status document and nasctl's rendering. */
+    char *json = nas_campaign_status_json(c);
+    nas_json *doc = NULL;
+    ck_assert_int_eq(nas_json_parse(json, strlen(json), 0, &doc, err), NAS_OK);
+    const nas_json *w = nas_json_get(doc, "weights");
+    ck_assert_ptr_nonnull(w);
+    ck_assert(nas_json_get(w, "hits")->number == (double)ws.hits);
+    ck_assert(nas_json_get(w, "bytes_disk")->number > 0);
+    nas_json_free(&doc);
+    char out[4096] = "";
+    FILE *f = fmemopen(out, sizeof out, "w");
+    ck_assert_int_eq(nas_status_print(json, f, err), NAS_OK);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(out, "weights "));
+    ck_assert_ptr_nonnull(strstr(out, "hits"));
+    nas_free(json);
+
+    /* Children named their parents in the store; what is on disk is indexed. */
+    nas_store_task_info *ti = NULL;
+    int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, &ti, err);
+    ck_assert_int_eq(n, 9);
+    int with_parent = 0;
+    for (int i = 0; i < n; i++)
+        with_parent += ti[i].has_parent;
+    nas_free(ti);
+    ck_assert_int_ge(with_parent, 5);
+    uint64_t held[8];
+    size_t nh = nas_weights_list(c->weights, held, 8);
+    for (size_t i = 0; i < nh && i < 8; i++) {
+        char path[PATH_MAX];
+        int64_t bytes = 0;
+        ck_assert_int_eq(nas_store_weights_get(c->store, held[i], path, sizeof path, &bytes, err),
+                         NAS_OK);
+        ck_assert(nas_strategy_is_live_parent(c->strategy, held[i]));
+    }
+    nas_campaign_destroy(&c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    agent_stop(&a);
+    nas_config_fini(&cfg);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("ps_campaign");
+    TCase *tc = tcase_create("campaign");
+    tcase_set_timeout(tc, 280);
+    tcase_add_test(tc, test_ps_campaign_children_inherit_and_dead_parents_are_swept);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -43,6 +43,7 @@ static const char *type_name(int type) {
     case NAS_MSG_WEIGHTS_REPLY: return "weights-reply";
     case NAS_MSG_WEIGHTS_PUSH: return "weights-push";
     case NAS_MSG_WEIGHTS_ACK: return "weights-ack";
+    case NAS_MSG_ERROR: return "error";
     default: return "unknown";
     }
 }
@@ -119,6 +120,11 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
 static int validate(const nas_wire_weights_msg *m, char *err) {
     switch (m->type) {
     case NAS_MSG_WEIGHTS_PULL: return NAS_OK;
+    case NAS_MSG_ERROR:
+        if (m->code >= 0) return nas_set_err(err, NAS_EFORMAT, "error: code %d >= 0", m->code);
+        if (memchr(m->message, 0, sizeof m->message) == NULL)
+            return nas_set_err(err, NAS_EINVAL, "error: message not terminated");
+        return NAS_OK;
     case NAS_MSG_WEIGHTS_ACK:
         if (m->code > 0) return nas_set_err(err, NAS_EFORMAT, "weights-ack: code %d > 0", m->code);
         if (memchr(m->message, 0, sizeof m->message) == NULL)
@@ -236,6 +242,14 @@ static int pack_body(const nas_wire_weights_msg *m, ProtobufCBinaryData *out, ch
         need = naspb__weights_pull__get_packed_size(&p);
         if (!(buf = nas_malloc(need ? need : 1))) goto oom;
         naspb__weights_pull__pack(&p, buf);
+    } else if (m->type == NAS_MSG_ERROR) {
+        Naspb__Error e = NASPB__ERROR__INIT;
+        e.has_code = 1;
+        e.code = m->code;
+        e.message = (char *)m->message;
+        need = naspb__error__get_packed_size(&e);
+        if (!(buf = nas_malloc(need ? need : 1))) goto oom;
+        naspb__error__pack(&e, buf);
     } else if (m->type == NAS_MSG_WEIGHTS_ACK) {
         Naspb__WeightsAck a = NASPB__WEIGHTS_ACK__INIT;
         a.has_arch_hash = a.has_code = 1;
@@ -362,6 +376,15 @@ static int decode_body(const ProtobufCBinaryData *p, nas_wire_weights_msg *m, ch
         naspb__weights_pull__free_unpacked(w, NULL);
         return ok ? NAS_OK : nas_set_err(err, NAS_EFORMAT, "%s: arch_hash missing", tn);
     }
+    if (m->type == NAS_MSG_ERROR) {
+        Naspb__Error *e = naspb__error__unpack(NULL, p->len, p->data);
+        if (!e) return nas_set_err(err, NAS_EFORMAT, "%s: malformed body", tn);
+        m->code = e->code;
+        snprintf(m->message, sizeof m->message, "%s", e->message ? e->message : "");
+        int ok = e->has_code;
+        naspb__error__free_unpacked(e, NULL);
+        return ok ? NAS_OK : nas_set_err(err, NAS_EFORMAT, "%s: code missing", tn);
+    }
     if (m->type == NAS_MSG_WEIGHTS_ACK) {
         Naspb__WeightsAck *a = naspb__weights_ack__unpack(NULL, p->len, p->data);
         if (!a) return nas_set_err(err, NAS_EFORMAT, "%s: malformed body", tn);
@@ -391,10 +414,11 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
     if (!env->has_protocol || env->protocol != NAS_PROTOCOL_VERSION)
         rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol = %u, this peer speaks %d",
                          env->protocol, NAS_PROTOCOL_VERSION);
-    else if (!env->has_type || env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK)
+    else if (!env->has_type || ((env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK) &&
+                                env->type != NAS_MSG_ERROR))
         rc = nas_set_err(err, NAS_EPROTO,
                          "envelope.type = %u is not a weights message (the bulk socket takes "
-                         "pull and push only)",
+                         "pull and push, and answers with reply, ack or error)",
                          env->type);
     if (rc == NAS_OK) {
         m->type = (int)env->type;

@@ -51,7 +51,9 @@ typedef struct nas_wire_weights_tensor {
 
 /* One bulk message.  PULL uses arch; REPLY and PUSH use arch, found (REPLY
  * only; a PUSH is always found) and the manifest; ACK uses arch, code and
- * message. */
+ * message; a refusal is the control protocol's Error (type NAS_MSG_ERROR,
+ * code < 0 and message), so that any peer, even one that does not speak
+ * the bulk messages, can read why it was refused. */
 typedef struct nas_wire_weights_msg {
     int type; /* enum nas_weights_msg_type */
     uint64_t seq;

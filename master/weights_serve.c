@@ -5,7 +5,7 @@
  * The bulk ROUTER is separate from the control ROUTER so that a 10 MB
  * reply never sits in front of a heartbeat.  Every request gets exactly
  * one answer addressed to its sender: a REPLY for a pull, an ACK for a
- * push, and an ACK with the error for anything refused, so a worker
+ * push, and an Error (the control protocol's) for anything refused, so a worker
  * waiting on its DEALER learns why instead of timing out.  Answers are
  * sent with ZMQ_DONTWAIT: a peer that stopped reading loses its answer
  * (and retries or trains fresh) rather than blocking the master's loop.
@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Refusals are logged once per message; the sender learns the reason
- * from the ACK. */
+/* A stored push gets an ACK (code 0); every refusal an Error (code < 0),
+ * the control protocol's own refusal, which any peer can decode.
+ * Refusals are logged once per message; the sender learns the reason
+ * from the answer. */
 static void answer_ack(void *router, const nas_wire_weights_packet *pkt, uint64_t arch, int code,
                        const char *text) {
     nas_wire_weights_msg ack;
-    nas_wire_weights_msg_init(&ack, NAS_MSG_WEIGHTS_ACK);
+    nas_wire_weights_msg_init(&ack, code < 0 ? NAS_MSG_ERROR : NAS_MSG_WEIGHTS_ACK);
     ack.seq = pkt->msg.seq;
     ack.arch = arch;
     ack.code = code;

@@ -192,7 +192,7 @@ START_TEST(test_ps_corrupted_push_refused) {
     zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
     ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
     ck_assert_int_eq(nas_wire_weights_recv(d, 0, 0, &pkt, err), NAS_OK);
-    ck_assert_int_eq(pkt.msg.type, NAS_MSG_WEIGHTS_ACK);
+    ck_assert_int_eq(pkt.msg.type, NAS_MSG_ERROR);
     ck_assert_int_eq(pkt.msg.code, NAS_EFORMAT);
     ck_assert_msg(strstr(pkt.msg.message, "checksum mismatch in tensor '") != NULL, "%s",
                   pkt.msg.message);

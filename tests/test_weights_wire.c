@@ -91,17 +91,26 @@ START_TEST(test_weights_wire_round_trip) {
     nas_free(buf);
     nas_wire_weights_msg_fini(&d);
     nas_wire_weights_msg_fini(&m);
-    /* Pull, ack and a 'not found' reply. */
-    int types[3] = {NAS_MSG_WEIGHTS_PULL, NAS_MSG_WEIGHTS_ACK, NAS_MSG_WEIGHTS_REPLY};
-    for (int k = 0; k < 3; k++) {
+    /* Pull, ack, error and a 'not found' reply; an Error also decodes with
+     * the control decoder (any peer can read a refusal). */
+    int types[4] = {NAS_MSG_WEIGHTS_PULL, NAS_MSG_WEIGHTS_ACK, NAS_MSG_ERROR,
+                    NAS_MSG_WEIGHTS_REPLY};
+    for (int k = 0; k < 4; k++) {
         nas_wire_weights_msg_init(&m, types[k]);
-        m.arch = 42;
-        m.code = types[k] == NAS_MSG_WEIGHTS_ACK ? NAS_EFORMAT : 0;
+        m.arch = types[k] == NAS_MSG_ERROR ? 0 : 42;
+        m.code = types[k] == NAS_MSG_WEIGHTS_ACK || types[k] == NAS_MSG_ERROR ? NAS_EFORMAT : 0;
         snprintf(m.message, sizeof m.message, "why");
         ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_OK);
         ck_assert_int_eq(nas_wire_weights_decode(buf, len, &d, err), NAS_OK);
         ck_assert_int_eq(d.type, types[k]);
-        ck_assert_uint_eq(d.arch, 42);
+        ck_assert_uint_eq(d.arch, types[k] == NAS_MSG_ERROR ? 0 : 42);
+        if (types[k] == NAS_MSG_ERROR) {
+            nas_wire_msg cm;
+            ck_assert_int_eq(nas_wire_decode(buf, len, &cm, err), NAS_OK);
+            ck_assert_int_eq(cm.u.error.code, NAS_EFORMAT);
+            ck_assert_str_eq(cm.u.error.message, "why");
+            nas_wire_msg_fini(&cm);
+        }
         ck_assert_int_eq(d.found, 0);
         ck_assert_int_eq(d.code, m.code);
         nas_free(buf);
@@ -184,6 +193,7 @@ START_TEST(test_weights_wire_refuses_bad_manifests_by_name) {
     ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EVERSION);
     nas_free(buf);
     buf = pack_raw(NAS_MSG_TASK, NAS_PROTOCOL_VERSION, 1, ts, 2, 256, &len);
+    /* (an Error is the one control type the bulk socket speaks: refusals) */
     ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EPROTO);
     ck_assert_ptr_nonnull(strstr(err, "not a weights message"));
     ck_assert_int_eq(nas_wire_weights_decode(buf, 5, &m, err), NAS_EFORMAT);

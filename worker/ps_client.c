@@ -124,7 +124,7 @@ int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, ch
     if (!w) return nas_set_err(err, NAS_ENOMEM, "ps client: out of memory");
     if ((rc = await(c, req.seq, &w->pkt, err)) < 0) goto fail;
     const nas_wire_weights_msg *m = &w->pkt.msg;
-    if (m->type == NAS_MSG_WEIGHTS_ACK) {
+    if (m->type == NAS_MSG_ERROR || m->type == NAS_MSG_WEIGHTS_ACK) {
         rc = nas_set_err(err, NAS_EPROTO, "ps client: the master refused the pull of %016" PRIx64
                          ": %s (%s)", arch, m->message, nas_err_name(m->code));
         goto fail;
@@ -185,7 +185,7 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
     if (rc < 0) return rc;
     nas_wire_weights_packet pkt;
     if ((rc = await(c, m.seq, &pkt, err)) < 0) return rc;
-    if (pkt.msg.type != NAS_MSG_WEIGHTS_ACK)
+    if (pkt.msg.type != NAS_MSG_WEIGHTS_ACK && pkt.msg.type != NAS_MSG_ERROR)
         rc = nas_set_err(err, NAS_EPROTO, "ps client: a push was answered with type %d",
                          pkt.msg.type);
     else if (pkt.msg.code < 0)

@@ -39,12 +39,18 @@ void nas_wire_weights_msg_fini(nas_wire_weights_msg *m) {
 
 static const char *type_name(int type) {
     switch (type) {
-    case NAS_MSG_WEIGHTS_PULL: return "weights-pull";
-    case NAS_MSG_WEIGHTS_REPLY: return "weights-reply";
-    case NAS_MSG_WEIGHTS_PUSH: return "weights-push";
-    case NAS_MSG_WEIGHTS_ACK: return "weights-ack";
-    case NAS_MSG_ERROR: return "error";
-    default: return "unknown";
+    case NAS_MSG_WEIGHTS_PULL:
+        return "weights-pull";
+    case NAS_MSG_WEIGHTS_REPLY:
+        return "weights-reply";
+    case NAS_MSG_WEIGHTS_PUSH:
+        return "weights-push";
+    case NAS_MSG_WEIGHTS_ACK:
+        return "weights-ack";
+    case NAS_MSG_ERROR:
+        return "error";
+    default:
+        return "unknown";
     }
 }
 
@@ -77,8 +83,8 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
     for (size_t i = 0; i < m->n; i++) {
         const nas_wire_weights_tensor *t = &m->tensors[i];
         if (!t->name || !t->name[0] || strlen(t->name) >= NAS_SAFETENSORS_MAX_NAME)
-            return nas_set_err(err, NAS_EFORMAT, "%s: tensor %zu has an empty or too long path",
-                               tn, i);
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensor %zu has an empty or too long path", tn,
+                               i);
         int64_t b = shape_bytes(t->ndim, t->shape);
         if (b < 0)
             return nas_set_err(err, NAS_EFORMAT, "%s: tensor '%s' has an invalid shape", tn,
@@ -91,12 +97,11 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
             return nas_set_err(err, NAS_EFORMAT,
                                "%s: tensor '%s' at byte %llu, but the tensors before it hold "
                                "%llu bytes (shapes and offsets disagree)",
-                               tn, t->name, (unsigned long long)t->offset,
-                               (unsigned long long)at);
+                               tn, t->name, (unsigned long long)t->offset, (unsigned long long)at);
         at += t->nbytes;
         if (at > (uint64_t)NAS_WIRE_MAX_FRAME)
-            return nas_set_err(err, NAS_EFORMAT, "%s: tensors exceed the %lld-byte frame limit",
-                               tn, (long long)NAS_WIRE_MAX_FRAME);
+            return nas_set_err(err, NAS_EFORMAT, "%s: tensors exceed the %lld-byte frame limit", tn,
+                               (long long)NAS_WIRE_MAX_FRAME);
     }
     if (at != m->total_bytes)
         return nas_set_err(err, NAS_EFORMAT, "%s: tensors hold %llu bytes, total_bytes says %llu",
@@ -119,7 +124,8 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
 
 static int validate(const nas_wire_weights_msg *m, char *err) {
     switch (m->type) {
-    case NAS_MSG_WEIGHTS_PULL: return NAS_OK;
+    case NAS_MSG_WEIGHTS_PULL:
+        return NAS_OK;
     case NAS_MSG_ERROR:
         if (m->code >= 0) return nas_set_err(err, NAS_EFORMAT, "error: code %d >= 0", m->code);
         if (memchr(m->message, 0, sizeof m->message) == NULL)
@@ -138,8 +144,7 @@ static int validate(const nas_wire_weights_msg *m, char *err) {
             return nas_set_err(err, NAS_EFORMAT, "weights-reply: 'not found' with tensors");
         return validate_manifest(m, err);
     default:
-        return nas_set_err(err, NAS_EPROTO, "envelope.type = %d is not a weights message",
-                           m->type);
+        return nas_set_err(err, NAS_EPROTO, "envelope.type = %d is not a weights message", m->type);
     }
 }
 
@@ -414,8 +419,9 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
     if (!env->has_protocol || env->protocol != NAS_PROTOCOL_VERSION)
         rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol = %u, this peer speaks %d",
                          env->protocol, NAS_PROTOCOL_VERSION);
-    else if (!env->has_type || ((env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK) &&
-                                env->type != NAS_MSG_ERROR))
+    else if (!env->has_type ||
+             ((env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK) &&
+              env->type != NAS_MSG_ERROR))
         rc = nas_set_err(err, NAS_EPROTO,
                          "envelope.type = %u is not a weights message (the bulk socket takes "
                          "pull and push, and answers with reply, ack or error)",
@@ -453,8 +459,8 @@ int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
                           const nas_wire_weights_msg *m, const void *data, int dontwait,
                           char *err) {
     if (m->total_bytes && !data)
-        return nas_set_err(err, NAS_EINVAL, "%s: %llu bytes announced, no data",
-                           type_name(m->type), (unsigned long long)m->total_bytes);
+        return nas_set_err(err, NAS_EINVAL, "%s: %llu bytes announced, no data", type_name(m->type),
+                           (unsigned long long)m->total_bytes);
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = nas_wire_weights_encode(m, &buf, &len, err);
@@ -490,10 +496,10 @@ static void drain_parts(void *sock) {
 
 /* Every tensor's bytes against its checksum: the last check before a
  * worker applies them or the store keeps them. */
-static int verify_data(const nas_wire_weights_msg *m, const uint8_t *data, size_t len,
-                       char *err) {
+static int verify_data(const nas_wire_weights_msg *m, const uint8_t *data, size_t len, char *err) {
     if (len != m->total_bytes)
-        return nas_set_err(err, NAS_EFORMAT, "%s of %016llx: data frame has %zu bytes, manifest "
+        return nas_set_err(err, NAS_EFORMAT,
+                           "%s of %016llx: data frame has %zu bytes, manifest "
                            "says %llu",
                            type_name(m->type), (unsigned long long)m->arch, len,
                            (unsigned long long)m->total_bytes);

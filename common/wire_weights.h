@@ -101,8 +101,7 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
  * data; data may be NULL when there are none).  ZeroMQ copies the frame
  * once into its own buffer; nothing else copies it. */
 int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
-                          const nas_wire_weights_msg *m, const void *data, int dontwait,
-                          char *err);
+                          const nas_wire_weights_msg *m, const void *data, int dontwait, char *err);
 
 /* A received bulk message; data points into the received frame, which the
  * packet owns until nas_wire_weights_packet_fini(). */

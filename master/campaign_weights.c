@@ -34,7 +34,9 @@ int nas__campaign_weights_open(nas_campaign *c, char *err) {
     return nas_weights_create(&c->weights, &wc, err);
 }
 
-void nas__campaign_weights_close(nas_campaign *c) { nas_weights_destroy(&c->weights); }
+void nas__campaign_weights_close(nas_campaign *c) {
+    nas_weights_destroy(&c->weights);
+}
 
 void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w) {
     if (!c->weights || !c->cfg->weights.inherit || t->stage != NAS_STORE_STAGE_SEARCH) return;

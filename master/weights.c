@@ -340,8 +340,8 @@ static int read_file(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, u
               : nas_set_err(err, NAS_ENOMEM, "weights: %s", path);
     for (size_t i = 0; rc == NAS_OK && i < st->count; i++)
         if (man->tensors[i].checksum != want[i])
-            rc = nas_set_err(err, NAS_EFORMAT, "weights: %s: tensor '%s' fails its checksum",
-                             path, man->tensors[i].name);
+            rc = nas_set_err(err, NAS_EFORMAT, "weights: %s: tensor '%s' fails its checksum", path,
+                             man->tensors[i].name);
     nas_free(t);
     nas_free(want);
     if (rc < 0) goto fail;
@@ -370,7 +370,8 @@ static int put_owned(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, u
         char path[NAS_WEIGHTS_PATH_MAX];
         file_path(w, arch, path, sizeof path);
         if ((rc = write_file(w, arch, man, data, &bytes, err)) < 0) goto fail;
-        if (w->store && (rc = nas_store_weights_put(w->store, arch, path, bytes, now_ms, err)) < 0) {
+        if (w->store &&
+            (rc = nas_store_weights_put(w->store, arch, path, bytes, now_ms, err)) < 0) {
             unlink(path);
             goto fail;
         }
@@ -515,8 +516,7 @@ size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap) {
 }
 
 /* A snapshot first: dropping changes the arrays being walked. */
-int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx,
-                      char *err) {
+int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx, char *err) {
     size_t n = nas_weights_list(w, NULL, 0);
     if (n == 0) return 0;
     uint64_t *all = nas_malloc(n * sizeof *all);
@@ -529,12 +529,14 @@ int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), voi
         if (rc > 0) dropped++;
     }
     nas_free(all);
-    if (dropped) nas_debug("weights: dropped %d architectures that can no longer be parents",
-                           dropped);
+    if (dropped)
+        nas_debug("weights: dropped %d architectures that can no longer be parents", dropped);
     return rc < 0 ? rc : dropped;
 }
 
-void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) { *out = w->st; }
+void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {
+    *out = w->st;
+}
 
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {
     const nas_weights_stats *s = &w->st;

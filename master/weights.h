@@ -94,8 +94,7 @@ int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *m
  * store adopts the packet's manifest and received frame instead of
  * copying them, and the packet is left empty (fini is still safe).
  * Same errors. */
-int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
-                           char *err);
+int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms, char *err);
 
 /* Look up `arch`: from memory (a hit), else from its file (a miss that
  * loads it into memory, possibly evicting others).  NAS_OK with *view
@@ -120,8 +119,7 @@ size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap);
  * architectures of outstanding tasks (a child's weights arrive before its
  * result, and a queued child still needs its parent).  Returns the number
  * dropped, or the first drop error. */
-int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx,
-                      char *err);
+int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), void *ctx, char *err);
 
 void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out);
 

@@ -65,8 +65,7 @@ static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_pack
     /* rep borrowed the view's manifest: nothing to free. */
 }
 
-static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pkt,
-                       int64_t now_ms) {
+static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pkt, int64_t now_ms) {
     char err[NAS_ERR_LEN] = "";
     uint64_t arch = pkt->msg.arch, seq = pkt->msg.seq;
     size_t n = pkt->msg.n;
@@ -97,8 +96,12 @@ int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *er
         return NAS_OK;
     }
     switch (pkt.msg.type) {
-    case NAS_MSG_WEIGHTS_PULL: serve_pull(w, router, &pkt); break;
-    case NAS_MSG_WEIGHTS_PUSH: serve_push(w, router, &pkt, now_ms); break;
+    case NAS_MSG_WEIGHTS_PULL:
+        serve_pull(w, router, &pkt);
+        break;
+    case NAS_MSG_WEIGHTS_PUSH:
+        serve_push(w, router, &pkt, now_ms);
+        break;
     default:
         answer_ack(router, &pkt, pkt.msg.arch, NAS_EPROTO,
                    "the weight store takes pulls and pushes only");

@@ -94,8 +94,8 @@ static void expect_inherited(const nas_net *child, const nas_net *parent, const 
         const nas_param *p = nas_net_param_find(parent, c->name);
         int match = p && p->ndim == c->ndim &&
                     memcmp(p->shape, c->shape, sizeof(int) * (size_t)c->ndim) == 0;
-        ck_assert_msg(fix_same(child, match ? parent : fresh, c->name), "%s: expected %s",
-                      c->name, match ? "the parent's bytes" : "fresh weights");
+        ck_assert_msg(fix_same(child, match ? parent : fresh, c->name), "%s: expected %s", c->name,
+                      match ? "the parent's bytes" : "fresh weights");
     }
 }
 
@@ -298,8 +298,8 @@ static void *rogue_main(void *arg) {
 }
 
 START_TEST(test_ps_corrupted_reply_falls_back_to_fresh) {
-    static const char *const expect[DEFECT_COUNT] = {"checksum mismatch", "shapes and offsets disagree",
-                                                     "asked for 0000000000000abc"};
+    static const char *const expect[DEFECT_COUNT] = {
+        "checksum mismatch", "shapes and offsets disagree", "asked for 0000000000000abc"};
     void *ctx = zmq_ctx_new();
     nas_net *parent = fix_net(FIX_PARENT, 1);
     fix_scramble(parent, 2);
@@ -412,7 +412,6 @@ START_TEST(test_ps_weights_survive_kill_9) {
     nas_tmpdir_rm(dir);
 }
 END_TEST
-
 
 /* Over CurveZMQ the client pulls with its key pair; a plaintext client is
  * never answered (the handshake fails) and trains fresh after its timeout. */

@@ -157,7 +157,7 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
     /* The store's own view. */
     nas_weights_stats ws;
     nas_weights_stats_get(c->weights, &ws);
-    ck_assert_int_eq(ws.puts, 9);        /* every child may become a parent */
+    ck_assert_int_eq(ws.puts, 9);                 /* every child may become a parent */
     ck_assert_int_ge(ws.hits + ws.disk_reads, 5); /* the children after the first 3 pulled */
     ck_assert_int_ge(ws.drops, 1);
     ck_assert_int_le(ws.archs_disk, 3);

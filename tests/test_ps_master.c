@@ -96,9 +96,18 @@ START_TEST(test_ps_master_weights_survive_kill_9) {
               "store: %s\n",
               dir, ctl, wts, port + 2, db);
     pid_t m = start_master(cfg, db, mlog);
-    char *wargv[] = {(char *)nas_bin("nas-worker"), "--master", ctl, "--weights", wts,
-                     "--heartbeat-ms", "200", "--reconnect-min-ms", "50",
-                     "--reconnect-max-ms", "200", NULL};
+    char *wargv[] = {(char *)nas_bin("nas-worker"),
+                     "--master",
+                     ctl,
+                     "--weights",
+                     wts,
+                     "--heartbeat-ms",
+                     "200",
+                     "--reconnect-min-ms",
+                     "50",
+                     "--reconnect-max-ms",
+                     "200",
+                     NULL};
     pid_t w = e2e_spawn(wlog, NULL, wargv);
     ck_assert_msg(e2e_wait_counts(db, 5, 0, 120000), "no 5 results in time");
     e2e_kill(m, SIGKILL);

@@ -32,7 +32,10 @@ static void fake_make(fake_arch *f, uint64_t arch, size_t kb) {
         f->data[i] = (float)(arch % 1000) + (float)i * 1e-3f;
     nas_safetensors_tensor t[3] = {
         {.name = "stem/conv/weight", .ndim = 2, .shape = {(int64_t)a, 1}, .data = f->data},
-        {.name = "cell0/block0/a/dw1/weight", .ndim = 1, .shape = {(int64_t)b}, .data = f->data + a},
+        {.name = "cell0/block0/a/dw1/weight",
+         .ndim = 1,
+         .shape = {(int64_t)b},
+         .data = f->data + a},
         {.name = "head/linear/bias", .ndim = 1, .shape = {(int64_t)c}, .data = f->data + a + b},
     };
     char err[NAS_ERR_LEN] = "";

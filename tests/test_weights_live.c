@@ -46,7 +46,9 @@ static void run_search(nas_strategy *s, nas_weights *w, int steps, uint64_t *see
     }
 }
 
-static int keep_live(void *ctx, uint64_t arch) { return nas_strategy_is_live_parent(ctx, arch); }
+static int keep_live(void *ctx, uint64_t arch) {
+    return nas_strategy_is_live_parent(ctx, arch);
+}
 
 START_TEST(test_weights_live_sweep_keeps_the_population) {
     nas_strategy_config c = evo_config("evolution");

@@ -75,8 +75,9 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
                                int timeout_ms, const nas_keypair *keys, const char *server_key,
                                char *err) {
     if (!keys || !server_key)
-        return nas_set_err(err, NAS_EINVAL, "ps client: CurveZMQ needs a key pair and the "
-                                            "master's public key");
+        return nas_set_err(err, NAS_EINVAL,
+                           "ps client: CurveZMQ needs a key pair and the "
+                           "master's public key");
     return create(out, zctx, endpoint, timeout_ms, keys, server_key, err);
 }
 
@@ -109,8 +110,8 @@ static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, c
         nas_debug("ps client: dropped a stale answer (seq %" PRIu64 ")", pkt->msg.seq);
         nas_wire_weights_packet_fini(pkt);
     }
-    return nas_set_err(err, NAS_ETIMEDOUT, "ps client: no answer from %s within %d ms",
-                       c->endpoint, c->timeout_ms);
+    return nas_set_err(err, NAS_ETIMEDOUT, "ps client: no answer from %s within %d ms", c->endpoint,
+                       c->timeout_ms);
 }
 
 int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, char *err) {
@@ -125,8 +126,9 @@ int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, ch
     if ((rc = await(c, req.seq, &w->pkt, err)) < 0) goto fail;
     const nas_wire_weights_msg *m = &w->pkt.msg;
     if (m->type == NAS_MSG_ERROR || m->type == NAS_MSG_WEIGHTS_ACK) {
-        rc = nas_set_err(err, NAS_EPROTO, "ps client: the master refused the pull of %016" PRIx64
-                         ": %s (%s)", arch, m->message, nas_err_name(m->code));
+        rc = nas_set_err(err, NAS_EPROTO,
+                         "ps client: the master refused the pull of %016" PRIx64 ": %s (%s)", arch,
+                         m->message, nas_err_name(m->code));
         goto fail;
     }
     if (m->type != NAS_MSG_WEIGHTS_REPLY) {
@@ -189,8 +191,9 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
         rc = nas_set_err(err, NAS_EPROTO, "ps client: a push was answered with type %d",
                          pkt.msg.type);
     else if (pkt.msg.code < 0)
-        rc = nas_set_err(err, pkt.msg.code, "ps client: the master refused the push of %016" PRIx64
-                         ": %s", arch, pkt.msg.message);
+        rc = nas_set_err(err, pkt.msg.code,
+                         "ps client: the master refused the push of %016" PRIx64 ": %s", arch,
+                         pkt.msg.message);
     nas_wire_weights_packet_fini(&pkt);
     return rc;
 }

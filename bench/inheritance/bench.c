@@ -77,14 +77,34 @@ static void parent_genome(int i, nas_genome *g) {
     if (nas_genome_sample(&sp, &r, g) < 0) die("sample", "failed");
 }
 
+/* The j-th distinct child of parent i: mutations are drawn from one
+ * stream per parent, and a child that builds the same network as the
+ * parent or an earlier sibling (same canonical hash; e.g. a hidden-state
+ * mutation of an unused input) is skipped, so every child is a different
+ * architecture. */
 static void child_genome(int i, int j, const nas_genome *parent, nas_genome *g, char *what,
                          size_t cap) {
     nas_space sp = bench_space();
     nas_rng r;
-    nas_rng_init(&r, 5000 + 100 * (uint64_t)i + (uint64_t)j, 13);
-    nas_mutation m;
-    if (nas_genome_mutate(parent, &sp, 0.0f, &r, g, &m) < 0) die("mutate", "failed");
-    nas_mutation_format(&m, parent, what, cap);
+    nas_rng_init(&r, 5000 + (uint64_t)i, 13);
+    uint64_t seen[64];
+    int n_seen = 0;
+    seen[n_seen++] = nas_genome_hash(parent);
+    for (int tries = 0; tries < 1000; tries++) {
+        nas_mutation m;
+        if (nas_genome_mutate(parent, &sp, 0.0f, &r, g, &m) < 0) die("mutate", "failed");
+        uint64_t h = nas_genome_hash(g);
+        int dup = 0;
+        for (int k = 0; k < n_seen; k++)
+            dup |= seen[k] == h;
+        if (dup) continue;
+        if (n_seen - 1 == j) {
+            nas_mutation_format(&m, parent, what, cap);
+            return;
+        }
+        if (n_seen < 64) seen[n_seen++] = h;
+    }
+    die("mutate", "not enough distinct children");
 }
 
 static nas_net *build(const nas_genome *g, const nas_fidelity *f, const nas_dataset *train) {

@@ -22,11 +22,16 @@
 
 // ---- messages -----------------------------------------------------------------------
 
+/* A zeroed message is a valid empty one of its type: no manifest, no
+ * frame, so fini is always safe on it. */
 void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type) {
     memset(m, 0, sizeof *m);
     m->type = type;
 }
 
+/* Names first, then the array: the manifest owns both, and n counts the
+ * entries filled so far, so a decode that failed half way frees only what
+ * it made. */
 void nas_wire_weights_msg_fini(nas_wire_weights_msg *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n && m->tensors; i++)
@@ -37,6 +42,8 @@ void nas_wire_weights_msg_fini(nas_wire_weights_msg *m) {
     m->total_bytes = 0;
 }
 
+/* Names used in every error message, so a refusal says which message it
+ * was about ("weights-push of 1a2b...: ..."). */
 static const char *type_name(int type) {
     switch (type) {
     case NAS_MSG_WEIGHTS_PULL:
@@ -122,6 +129,9 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
     return rc;
 }
 
+/* Per type: what must hold before a message is encoded or after it is
+ * decoded.  Pulls carry nothing to check beyond their hash; a reply may be
+ * an empty "not found" but never tensors without being found. */
 static int validate(const nas_wire_weights_msg *m, char *err) {
     switch (m->type) {
     case NAS_MSG_WEIGHTS_PULL:
@@ -185,6 +195,11 @@ uint64_t nas_wire_weights_checksum(const void *data, size_t len) {
 
 // ---- manifest from tensors ------------------------------------------------------------
 
+/* The sender's side of the back-to-back rule: tensors are described in the
+ * order they lie in memory, so the frame can be the memory itself.  A
+ * tensor that is not where the previous one ended is a caller bug (a
+ * manifest that would lie about the frame), refused before anything is
+ * sent. */
 int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_tensor *t, size_t n,
                               const void *base, const uint64_t *checksums, char *err) {
     if (n > NAS_WIRE_WEIGHTS_MAX_TENSORS)
@@ -303,6 +318,9 @@ oom:
     return nas_set_err(err, NAS_ENOMEM, "%s: out of memory packing the body", type_name(m->type));
 }
 
+/* Validate, pack the body, wrap it in the Envelope with frames = 1 when
+ * there is data.  The envelope bound is checked here too: a manifest of
+ * thousands of long paths must fail locally, not at the receiver. */
 int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err) {
     int rc = validate(m, err);
     if (rc < 0) return rc;
@@ -371,6 +389,9 @@ static int unpack_data(const Naspb__WeightsData *d, nas_wire_weights_msg *m, cha
     return NAS_OK;
 }
 
+/* One protobuf body per type.  Required fields are checked by presence,
+ * not by value, because proto2 zero and absent differ and an absent hash
+ * is a malformed message, not architecture 0. */
 static int decode_body(const ProtobufCBinaryData *p, nas_wire_weights_msg *m, char *err) {
     const char *tn = type_name(m->type);
     if (m->type == NAS_MSG_WEIGHTS_PULL) {
@@ -407,6 +428,9 @@ static int decode_body(const ProtobufCBinaryData *p, nas_wire_weights_msg *m, ch
     return rc;
 }
 
+/* The bulk decoder: the size bound before protobuf-c sees a byte, then
+ * version, type (the four bulk types and Error), body, validation and the
+ * announced frame count.  Pure: no clock, no socket. */
 int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m, char *err) {
     memset(m, 0, sizeof *m);
     if (!buf || len == 0) return nas_set_err(err, NAS_EFORMAT, "empty envelope");
@@ -446,6 +470,8 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
 
 // ---- sockets --------------------------------------------------------------------------
 
+/* EAGAIN is its own code so the server can tell a peer that stopped
+ * reading (drop the answer) from a broken socket. */
 static int send_part(void *sock, const void *data, size_t len, int flags, char *err) {
     if (zmq_send(sock, data, len, flags) < 0) {
         int e = zmq_errno();
@@ -455,6 +481,9 @@ static int send_part(void *sock, const void *data, size_t len, int flags, char *
     return NAS_OK;
 }
 
+/* Identity (ROUTER side), envelope, then the data frame straight from the
+ * caller's memory: zmq_send copies it once into ZeroMQ's own message, and
+ * that is the only copy on the sending side. */
 int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
                           const nas_wire_weights_msg *m, const void *data, int dontwait,
                           char *err) {
@@ -476,6 +505,7 @@ int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
     return rc;
 }
 
+/* ZMQ_RCVMORE after a part: does the message have another? */
 static int more_parts(void *sock) {
     int more = 0;
     size_t sz = sizeof more;
@@ -516,6 +546,11 @@ static int verify_data(const nas_wire_weights_msg *m, const uint8_t *data, size_
     return NAS_OK;
 }
 
+/* The data frame is kept as a zmq_msg_t in the packet and read in place:
+ * no heap copy of megabytes on the receiving side either (the store may
+ * even adopt the frame, nas_weights_put_packet).  Order of checks: decode
+ * the envelope, then the frame's presence and length, then every checksum,
+ * then that nothing follows. */
 int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights_packet *pkt,
                           char *err) {
     memset(pkt, 0, sizeof *pkt);
@@ -570,6 +605,8 @@ int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights
     return rc;
 }
 
+/* Close the adopted frame (if the store did not take it) and the
+ * manifest; the packet is zeroed for reuse. */
 void nas_wire_weights_packet_fini(nas_wire_weights_packet *pkt) {
     if (!pkt) return;
     if (pkt->frame) {
@@ -580,6 +617,8 @@ void nas_wire_weights_packet_fini(nas_wire_weights_packet *pkt) {
     memset(pkt, 0, sizeof *pkt);
 }
 
+/* A view, not a copy: the tensors point into the frame and live as long
+ * as the packet. */
 int nas_wire_weights_view(const nas_wire_weights_packet *pkt, nas_safetensors_tensor **out,
                           char *err) {
     size_t n = pkt->msg.n;

@@ -58,10 +58,13 @@ struct nas_weights {
 
 // ---- small helpers ------------------------------------------------------------------
 
+/* One file per architecture, named by its hash, so a resumed store finds
+ * its files without the index and an operator can see which is which. */
 static void file_path(const nas_weights *w, uint64_t arch, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%016" PRIx64 ".safetensors", w->dir, arch);
 }
 
+/* Linear lookups: populations are small (see the header). */
 static mem_entry *mem_find(const nas_weights *w, uint64_t arch) {
     for (size_t i = 0; i < w->n_mem; i++)
         if (w->mem[i].arch == arch) return &w->mem[i];
@@ -74,6 +77,8 @@ static disk_entry *disk_find(const nas_weights *w, uint64_t arch) {
     return NULL;
 }
 
+/* Tensor data is either our aligned copy (nas_weights_put) or a received
+ * ZeroMQ frame the store adopted (nas_weights_put_packet). */
 static void data_free(uint8_t *data, void *zmsg) {
     if (zmsg) {
         zmq_msg_close(zmsg);
@@ -107,6 +112,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size) {
     return NAS_OK;
 }
 
+/* Record (or update) an architecture's file and keep bytes_disk exact. */
 static int disk_set(nas_weights *w, uint64_t arch, int64_t bytes) {
     disk_entry *d = disk_find(w, arch);
     if (d) {
@@ -159,6 +165,9 @@ static int scan_dir(nas_weights *w, char *err) {
     return rc;
 }
 
+/* Validation first, then the directory (created once, mode 0700: weights
+ * are the campaign's work product), then the scan of what is already
+ * there. */
 int nas_weights_create(nas_weights **out, const nas_weights_config *cfg, char *err) {
     if (!cfg || cfg->memory_budget < 0)
         return nas_set_err(err, NAS_EINVAL, "weights: the memory budget must be >= 0");
@@ -187,6 +196,7 @@ fail:
     return rc;
 }
 
+/* Memory only: files stay for the next master. */
 void nas_weights_destroy(nas_weights **wp) {
     if (!wp || !*wp) return;
     nas_weights *w = *wp;
@@ -246,6 +256,8 @@ static int mem_insert(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, 
 // ---- files -------------------------------------------------------------------------------
 
 /* Copy a manifest (names duplicated) so the store owns its own. */
+/* A put from a caller's manifest copies it; a put from a packet adopts it
+ * (put_packet), so this is the only place names are duplicated. */
 static int manifest_copy(nas_wire_weights_msg *dst, const nas_wire_weights_msg *src) {
     nas_wire_weights_msg_init(dst, NAS_MSG_WEIGHTS_REPLY);
     dst->found = 1;
@@ -427,6 +439,7 @@ int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t
     return put_owned(w, arch, &man, data, zmsg, now_ms, err);
 }
 
+/* The view borrows the entry: valid until the next call that may evict. */
 static void fill_view(const mem_entry *e, nas_weights_view *v) {
     v->arch = e->arch;
     v->n = e->man.n;
@@ -435,6 +448,9 @@ static void fill_view(const mem_entry *e, nas_weights_view *v) {
     v->total_bytes = e->man.total_bytes;
 }
 
+/* Memory first (a hit, and the entry becomes the most recent), then the
+ * file (a miss that loads and may evict others), else not found.  The
+ * file is verified against its checksums on the way in. */
 int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char *err) {
     memset(view, 0, sizeof *view);
     mem_entry *e = mem_find(w, arch);
@@ -474,6 +490,8 @@ int nas_weights_has(const nas_weights *w, uint64_t arch) {
     return mem_find(w, arch) || disk_find(w, arch);
 }
 
+/* Memory, file, index, in that order: if the unlink fails the index row
+ * stays and points at a file that still exists, which is consistent. */
 int nas_weights_drop(nas_weights *w, uint64_t arch, char *err) {
     int held = 0;
     for (size_t i = 0; i < w->n_mem; i++)
@@ -502,6 +520,8 @@ int nas_weights_drop(nas_weights *w, uint64_t arch, char *err) {
     return held;
 }
 
+/* Every held architecture once: files, plus memory entries of a store
+ * without a directory. */
 size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap) {
     size_t k = 0;
     for (size_t i = 0; i < w->n_disk; i++, k++)
@@ -538,6 +558,8 @@ void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {
     *out = w->st;
 }
 
+/* Integers only, so the status document needs no float formatting and
+ * nasctl prints exactly what the store counted. */
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {
     const nas_weights_stats *s = &w->st;
     snprintf(buf, cap,

@@ -66,6 +66,8 @@ fail:
     return rc;
 }
 
+/* Plaintext: for loopback and tests (the agent warns about non-loopback
+ * plaintext already). */
 int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
                          char *err) {
     return create(out, zctx, endpoint, timeout_ms, NULL, NULL, err);
@@ -81,6 +83,8 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
     return create(out, zctx, endpoint, timeout_ms, keys, server_key, err);
 }
 
+/* The socket has linger 0 (nas_wire_socket_setup): an unsent push never
+ * holds up the worker's exit. */
 void nas_ps_client_destroy(nas_ps_client **cp) {
     if (!cp || !*cp) return;
     if ((*cp)->sock) zmq_close((*cp)->sock);
@@ -114,6 +118,9 @@ static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, c
                        c->timeout_ms);
 }
 
+/* Send the pull, wait for its answer, and check what the receive could
+ * not: that it is a reply (not a refusal), for the architecture asked, and
+ * found.  The packet (and its frame) then lives in the returned weights. */
 int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, char *err) {
     nas_wire_weights_msg req;
     nas_wire_weights_msg_init(&req, NAS_MSG_WEIGHTS_PULL);
@@ -155,6 +162,7 @@ fail:
     return rc;
 }
 
+/* Borrowed views into the received frame. */
 const nas_safetensors_tensor *nas_ps_weights_tensors(const nas_ps_weights *w, size_t *n) {
     *n = w->pkt.msg.n;
     return w->tensors;
@@ -168,6 +176,9 @@ void nas_ps_weights_destroy(nas_ps_weights **wp) {
     *wp = NULL;
 }
 
+/* The net's parameter block is described in block order and sent as it
+ * lies; the checksums are computed once here and verified once by the
+ * store. */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err) {
     nas_safetensors_tensor *t = NULL;
     const void *base = NULL;
@@ -198,6 +209,8 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
     return rc;
 }
 
+/* Fresh first, then the parent: whatever goes wrong after the first line,
+ * the net is a valid fresh initialisation for the task's seed. */
 int nas_ps_client_inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
                           nas_inherit_stats *st, char *err) {
     if (st) memset(st, 0, sizeof *st);

@@ -265,8 +265,8 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
     if (c->curve) {
         rc = nas_auth_create(&c->auth, c->zctx, c->opt.authorized, NULL, err);
         if (rc == NAS_OK)
-            rc = nas_zmq_uv_create(&c->z_auth, c->loop, nas_auth_socket(c->auth), 64, read_auth,
-                                   c, err);
+            rc = nas_zmq_uv_create(&c->z_auth, c->loop, nas_auth_socket(c->auth), 64, read_auth, c,
+                                   err);
         if (rc < 0) return rc;
         nas_info("auth: %d authorized key(s) from %s", nas_auth_key_count(c->auth),
                  c->opt.authorized);

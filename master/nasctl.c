@@ -207,8 +207,10 @@ static int read_event(void *mon, uint16_t *event, uint32_t *value) {
     zmq_msg_close(&f);
     while (more) { /* the endpoint frame: not needed, the caller knows it */
         zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0) more = 0;
-        else more = zmq_msg_more(&f);
+        if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&f);
         zmq_msg_close(&f);
     }
     return ok ? 0 : -1;
@@ -577,8 +579,8 @@ static int cmd_keygen(const args *a) {
     char fp[NAS_KEY_FP_LEN];
     nas_keys_fingerprint(kp.public_z85, fp);
     explicit_bzero(&kp, sizeof kp);
-    printf("wrote %s.key (public, fingerprint %s) and %s.key_secret (secret, mode 0600)\n",
-           a->arch, fp, a->arch);
+    printf("wrote %s.key (public, fingerprint %s) and %s.key_secret (secret, mode 0600)\n", a->arch,
+           fp, a->arch);
     return 0;
 }
 

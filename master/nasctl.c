@@ -171,7 +171,7 @@ static int handshake_error(const char *ep, const curve_opts *co, uint16_t event,
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
         return nas_set_err(err, NAS_EAUTH,
                            curve ? "handshake with %s failed: the master does not speak CurveZMQ "
-                                   "(drop --key and --master-key)"
+                                   "(it runs without --key; drop --key and --master-key)"
                                  : "handshake with %s failed: the master requires CurveZMQ (give "
                                    "--key BASE and --master-key FILE)",
                            ep);
@@ -183,9 +183,11 @@ static int handshake_error(const char *ep, const curve_opts *co, uint16_t event,
                            "handshake with %s failed (%s): the master dropped the connection; it "
                            "probably requires CurveZMQ (give --key BASE and --master-key FILE)",
                            ep, zmq_strerror((int)value));
+    /* The same ambiguity with keys: a master without CurveZMQ may hang up
+     * before its greeting arrives, like one that cannot open our hello. */
     return nas_set_err(err, NAS_EAUTH,
                        "handshake with %s failed: the master dropped the connection; is %s the "
-                       "master's public key?",
+                       "master's public key, and does the master run with --key?",
                        ep, co->master_key_path);
 }
 

@@ -262,6 +262,13 @@ START_TEST(test_secured_campaign) {
     ck_assert_msg(strstr(out, "\"curve\":true") && strstr(out, "\"insecure\":false"), "%s", out);
     ck_assert_msg(strstr(out, "\"workers\":[]"), "an outsider registered: %s", out);
     ck_assert_ptr_nonnull(strstr(out, "\"done\":0"));
+    char cmd[4 * PATH_MAX], kb[PATH_MAX], mk[PATH_MAX];
+    key_base(&e, "ops", kb, sizeof kb);
+    key_base(&e, "master", mk, sizeof mk);
+    snprintf(cmd, sizeof cmd, "%s status --master %s --key %s --master-key %s.key",
+             nas_bin("nasctl"), e.sts, kb, mk);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "security      CurveZMQ, 3 authorized key(s)"), "%s", out);
     nas_store_counts s;
     e2e_counts(e.db, &s, NULL);
     ck_assert_int_eq(s.done + s.leased, 0);
@@ -372,6 +379,10 @@ START_TEST(test_bind_rule) {
     ck_assert_int_ge(e2e_count_in_file(e.mlog, "without CURVE keys (--insecure)"), 3);
     ck_assert_int_eq(nasctl_status(&e, NULL, NULL, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"insecure\":true"), "status: %s", out);
+    /* A client with keys against a master without them is told so. */
+    keygen(&e, "ops", 0);
+    ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "CurveZMQ") || strstr(out, "--key"), "message: %s", out);
     snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.sts);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "INSECURE"), "status: %s", out);

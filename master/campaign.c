@@ -24,11 +24,13 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Defaults that defer to the campaign file: evaluation mode and resume
  * grace come from it unless the command line overrides them. */
@@ -591,6 +593,15 @@ static int load_keys(nas_campaign *c, char *err) {
                            "the master keypair %s needs a directory of authorized client keys "
                            "(--authorized DIR)",
                            c->opt.key_base);
+    /* The directory is read for real when the sockets start; a wrong path
+     * is caught here, before the store is created for nothing. */
+    struct stat st;
+    if (stat(c->opt.authorized, &st) != 0)
+        return nas_set_err(err, NAS_ENOTFOUND, "authorized-keys directory %s: %s",
+                           c->opt.authorized, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return nas_set_err(err, NAS_EINVAL, "authorized-keys directory %s: not a directory",
+                           c->opt.authorized);
     int rc = nas_keys_load_pair(c->opt.key_base, &c->keys, err);
     if (rc < 0) return rc;
     c->curve = 1;

@@ -268,8 +268,6 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
             rc = nas_zmq_uv_create(&c->z_auth, c->loop, nas_auth_socket(c->auth), 64, read_auth, c,
                                    err);
         if (rc < 0) return rc;
-        nas_info("auth: %d authorized key(s) from %s", nas_auth_key_count(c->auth),
-                 c->opt.authorized);
     }
     rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
     if (rc == NAS_OK)

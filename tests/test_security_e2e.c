@@ -365,6 +365,10 @@ START_TEST(test_bind_rule) {
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "master.key_secret"), "message: %s", out);
     keygen(&e, "master", 0);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s/none",
+             nas_bin("nas-master"), e.cfg, kb, e.dir);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "authorized-keys directory") && strstr(out, "/none"), "%s", out);
     snprintf(cmd, sizeof cmd, "chmod 644 %s.key_secret", kb);
     ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),

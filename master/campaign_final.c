@@ -156,8 +156,6 @@ static const char *phase_name(const nas_campaign *c) {
     return names[c->phase];
 }
 
-/* Counts come from the store (every run), worker details from the
- * dispatcher (only the live master knows epochs and current tasks). */
 /* How the master's sockets are protected, so that an operator sees a
  * plaintext master reachable from other machines (--insecure) in every
  * `nasctl status`: "insecure" is true exactly when some endpoint is off
@@ -188,6 +186,8 @@ static void json_security(nas_json_buf *b, nas_campaign *c) {
     nas_json_buf_obj_end(b);
 }
 
+/* Counts come from the store (every run), worker details from the
+ * dispatcher (only the live master knows epochs and current tasks). */
 char *nas_campaign_status_json(nas_campaign *c) {
     char err[NAS_ERR_LEN];
     nas_store_counts s = {0}, fin = {0};

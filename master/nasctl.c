@@ -614,6 +614,16 @@ int main(int argc, char **argv) {
     args a;
     int rc = parse_args(cmd, argc - 2, argv + 2, &a);
     if (rc) return rc;
+    /* Options of one command given to another are mistakes worth naming:
+     * a --key ignored by `best` would look like it was used. */
+    if ((a.key || a.master_key) && strcmp(cmd, "status") != 0) {
+        fprintf(stderr, "nasctl %s: --key and --master-key belong to status\n", cmd);
+        return 2;
+    }
+    if (a.force && strcmp(cmd, "keygen") != 0) {
+        fprintf(stderr, "nasctl %s: --force belongs to keygen\n", cmd);
+        return 2;
+    }
     if (a.arch && strcmp(cmd, "dot") != 0 && strcmp(cmd, "keygen") != 0) {
         fprintf(stderr, "nasctl %s: unexpected argument '%s'\n", cmd, a.arch);
         return 2;

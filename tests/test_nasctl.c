@@ -152,6 +152,10 @@ START_TEST(test_nasctl_errors_name_the_problem) {
     ck_assert_ptr_nonnull(strstr(out, "--k"));
     ck_assert_int_eq(ctl("keygen", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "a NAME is required"));
+    ck_assert_int_eq(ctl("best --db x.db --key k", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "belong to status"));
+    ck_assert_int_eq(ctl("history --db x.db --force", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "belongs to keygen"));
     ck_assert_int_eq(ctl("status --key k --timeout-ms 300", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--key and --master-key go together"));
     ck_assert_int_ne(

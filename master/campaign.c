@@ -24,11 +24,13 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Defaults that defer to the campaign file: evaluation mode and resume
  * grace come from it unless the command line overrides them. */
@@ -596,6 +598,39 @@ static int open_strategy(nas_campaign *c, int created, char *err) {
     return rc;
 }
 
+/* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without
+ * an authorized directory, or the reverse, is refused: the first would
+ * admit nobody, the second would have nothing to serve the keys with. */
+static int load_keys(nas_campaign *c, char *err) {
+    if (!c->opt.key_base && !c->opt.authorized) return NAS_OK;
+    if (!c->opt.key_base)
+        return nas_set_err(err, NAS_EINVAL,
+                           "an authorized-keys directory (%s) needs the master's own keypair "
+                           "(--key BASE)",
+                           c->opt.authorized);
+    if (!c->opt.authorized)
+        return nas_set_err(err, NAS_EINVAL,
+                           "the master keypair %s needs a directory of authorized client keys "
+                           "(--authorized DIR)",
+                           c->opt.key_base);
+    /* The directory is read for real when the sockets start; a wrong path
+     * is caught here, before the store is created for nothing. */
+    struct stat st;
+    if (stat(c->opt.authorized, &st) != 0)
+        return nas_set_err(err, NAS_ENOTFOUND, "authorized-keys directory %s: %s",
+                           c->opt.authorized, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return nas_set_err(err, NAS_EINVAL, "authorized-keys directory %s: not a directory",
+                           c->opt.authorized);
+    int rc = nas_keys_load_pair(c->opt.key_base, &c->keys, err);
+    if (rc < 0) return rc;
+    c->curve = 1;
+    char fp[NAS_KEY_FP_LEN];
+    nas_keys_fingerprint(c->keys.public_z85, fp);
+    nas_info("campaign: CurveZMQ on every socket, master key %s (%s.key)", fp, c->opt.key_base);
+    return NAS_OK;
+}
+
 int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_campaign_options *opt,
                         uv_loop_t *loop, char *err) {
     if (!out || !cfg || !loop) return nas_set_err(err, NAS_EINVAL, "campaign: NULL argument");
@@ -614,7 +649,11 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                                                    : NAS_EVAL_TRAIN;
     c->started_mono = nas_now_ms();
     c->started_wall = nas_wall_ms();
-    int rc = open_store(c, err);
+    /* Keys are read before the store is touched, so a wrong path or an
+     * exposed secret stops the master before it changes anything. */
+    int rc = load_keys(c, err);
+    if (rc < 0) goto fail;
+    rc = open_store(c, err);
     if (rc < 0) goto fail;
     int created = rc;
     rc = open_strategy(c, created, err);
@@ -649,6 +688,7 @@ fail:
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
+    explicit_bzero(&c->keys, sizeof c->keys);
     nas_free(c);
     return rc;
 }
@@ -741,6 +781,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
+    explicit_bzero(&c->keys, sizeof c->keys); /* the secret key dies with the campaign */
     nas_free(c);
     *cp = NULL;
 }

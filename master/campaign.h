@@ -47,6 +47,8 @@ typedef struct nas_campaign_options {
     int eval_mode;           /* -1: from the config; else an enum nas_eval_mode (synthetic
                                 mode is for benchmarks and protocol tests only) */
     int insecure;            /* 1: allow non-loopback binds without CurveZMQ keys */
+    const char *key_base;    /* CurveZMQ keypair BASE (.key_secret, .key); NULL: plaintext */
+    const char *authorized;  /* directory of authorized client keys; required with key_base */
     int64_t resume_grace_ms; /* how long resumed leases wait for their workers; -1 = the
                                 config's workers.lease_grace */
     int64_t tick_ms;         /* housekeeping period; 0 = heartbeat / 4 */
@@ -90,6 +92,11 @@ void nas_campaign_summary(nas_campaign *c, FILE *f);
 
 /* The status document nasctl shows (JSON, malloc'd; free with nas_free). */
 char *nas_campaign_status_json(nas_campaign *c);
+
+/* Re-read the authorized-keys directory (SIGHUP).  Returns the number of
+ * keys now in force; NAS_ESTATE when the campaign runs without keys; any
+ * other error leaves the old key set in force (err says why). */
+int nas_campaign_reload_auth(nas_campaign *c, char *err);
 
 /* Free everything; the loop must have run until the handles closed. */
 void nas_campaign_destroy(nas_campaign **cp);

@@ -156,6 +156,36 @@ static const char *phase_name(const nas_campaign *c) {
     return names[c->phase];
 }
 
+/* How the master's sockets are protected, so that an operator sees a
+ * plaintext master reachable from other machines (--insecure) in every
+ * `nasctl status`: "insecure" is true exactly when some endpoint is off
+ * the loopback without CurveZMQ. */
+static void json_security(nas_json_buf *b, nas_campaign *c) {
+    const nas_config *cfg = c->cfg;
+    int exposed = !nas_auth_is_loopback(cfg->listen.control) ||
+                  !nas_auth_is_loopback(cfg->listen.status) ||
+                  !nas_auth_is_loopback(cfg->listen.weights);
+    nas_json_buf_key(b, "insecure");
+    nas_json_buf_bool(b, !c->curve && exposed);
+    nas_json_buf_key(b, "security");
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "curve");
+    nas_json_buf_bool(b, c->curve);
+    nas_json_buf_key(b, "loopback_only");
+    nas_json_buf_bool(b, !exposed);
+    if (c->auth) {
+        nas_auth_stats st;
+        nas_auth_stats_get(c->auth, &st);
+        nas_json_buf_key(b, "authorized_keys");
+        nas_json_buf_i64(b, nas_auth_key_count(c->auth));
+        nas_json_buf_key(b, "handshakes_accepted");
+        nas_json_buf_i64(b, st.accepted);
+        nas_json_buf_key(b, "handshakes_rejected");
+        nas_json_buf_i64(b, st.rejected);
+    }
+    nas_json_buf_obj_end(b);
+}
+
 /* Counts come from the store (every run), worker details from the
  * dispatcher (only the live master knows epochs and current tasks). */
 char *nas_campaign_status_json(nas_campaign *c) {
@@ -180,6 +210,7 @@ char *nas_campaign_status_json(nas_campaign *c) {
     nas_json_buf_str(&b, phase_name(c));
     nas_json_buf_key(&b, "db");
     nas_json_buf_str(&b, c->db_path);
+    json_security(&b, c);
     nas_json_buf_key(&b, "budget");
     nas_json_buf_i64(&b, c->cfg->budget.evaluations);
     nas_json_buf_key(&b, "done");

@@ -9,8 +9,10 @@
 
 #include "common/err.h"
 #include "common/genome.h"
+#include "common/keys.h"
 #include "common/wire.h"
 #include "master/campaign.h"
+#include "master/auth.h"
 #include "master/dispatcher.h"
 #include "master/store.h"
 #include "master/strategy.h"
@@ -73,6 +75,12 @@ struct nas_campaign {
     void *zctx;
     void *sock_ctl, *sock_wts, *sock_sts;
     nas_zmq_uv *z_ctl, *z_wts, *z_sts;
+    /* CurveZMQ (docs/SECURITY.md): the master's keypair, wiped on destroy,
+     * and the ZAP handler, served from the loop through z_auth. */
+    int curve;
+    nas_keypair keys;
+    nas_auth *auth;
+    nas_zmq_uv *z_auth;
     uv_timer_t tick, checkpoint, closer;
     uv_work_t work;
     int handles_open;

@@ -11,7 +11,15 @@
  *  - status (nasctl): read-only; StatusRequest gets the campaign's JSON
  *    document, anything else an Error.
  *  - weights: the parameter server's bulk socket; its reader lives in
- *    campaign_weights.c (pulls answered, pushes stored, refusals ACKed).
+ *    campaign_weights.c (pulls answered, pushes stored, refusals answered
+ *    with an Error).
+ *
+ * With a keypair (--key/--authorized) all three are CurveZMQ servers and
+ * the ZAP handler (master/auth.h) answers libzmq's questions about each
+ * client from this same loop, through a fourth bridge.  The handler exists
+ * before the first bind: a CURVE socket whose context has no ZAP handler
+ * would admit anyone who knows the master's public key.  Without keys the
+ * loopback rule applies: a bind other machines can reach needs --insecure.
  *
  * Closing is two-phase (libuv rule): handles are closed, and the sockets
  * and context are released in nas_campaign_destroy() after the loop has
@@ -110,6 +118,25 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
     nas_wire_packet_fini(&pkt);
 }
 
+/* Reader of the ZAP socket: answers every waiting request without
+ * blocking (one call drains the socket, which the bridge's contract of
+ * "at least one message per call" allows). */
+static void read_auth(nas_zmq_uv *z, void *sock, void *data) {
+    (void)z;
+    (void)sock;
+    nas_campaign *c = data;
+    if (nas_auth_handle(c->auth) < 0) nas_warn("auth: the ZAP socket failed; handshakes stall");
+}
+
+int nas_campaign_reload_auth(nas_campaign *c, char *err) {
+    if (!c->auth)
+        return nas_set_err(err, NAS_ESTATE,
+                           "the master runs without CurveZMQ keys: there is nothing to reload");
+    int n = nas_auth_reload(c->auth, err);
+    if (n >= 0) nas_info("auth: %d authorized key(s) in force after reload", n);
+    return n;
+}
+
 // ---- timers and the thread pool --------------------------------------------------------------
 
 /* Housekeeping timer: liveness and heartbeats in the dispatcher, the end of
@@ -186,14 +213,20 @@ static int bind_router(nas_campaign *c, void **sock, const char *ep, const char 
     if (!*sock) return nas_set_err(err, NAS_EIO, "%s socket: %s", what, zmq_strerror(zmq_errno()));
     int rc = nas_wire_socket_setup(*sock, err);
     if (rc < 0) return rc;
-    /* The loopback rule (DESIGN s9): CurveZMQ keys are not wired into the
-     * master yet, so a bind off the loopback needs --insecure. */
-    rc = nas_auth_check_bind(ep, 0, c->opt.insecure, err);
+    /* Options before bind: the CURVE server role applies to every
+     * connection the socket accepts. */
+    if (c->curve) {
+        rc = nas_keys_curve_server(*sock, &c->keys, NULL, err);
+        if (rc < 0) return rc;
+    }
+    /* The loopback rule (DESIGN s9): off the loopback only with keys or
+     * --insecure. */
+    rc = nas_auth_check_bind(ep, c->curve, c->opt.insecure, err);
     if (rc < 0) return rc;
     if (zmq_bind(*sock, ep) != 0)
         return nas_set_err(err, NAS_EIO, "cannot listen for %s on %s: %s", what, ep,
                            zmq_strerror(zmq_errno()));
-    nas_info("listening for %s on %s", what, ep);
+    nas_info("listening for %s on %s%s", what, ep, c->curve ? " (CurveZMQ)" : "");
     return nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
 }
 
@@ -209,8 +242,15 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
     c->handles_open = 1;
     c->zctx = zmq_ctx_new();
     if (!c->zctx) return nas_set_err(err, NAS_EIO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
-    int rc =
-        bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
+    int rc = NAS_OK;
+    if (c->curve) {
+        rc = nas_auth_create(&c->auth, c->zctx, c->opt.authorized, NULL, err);
+        if (rc == NAS_OK)
+            rc = nas_zmq_uv_create(&c->z_auth, c->loop, nas_auth_socket(c->auth), 64, read_auth, c,
+                                   err);
+        if (rc < 0) return rc;
+    }
+    rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
     if (rc == NAS_OK)
         rc =
             bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status, err);
@@ -233,6 +273,7 @@ static void do_close(uv_timer_t *h) {
     nas_zmq_uv_close(&c->z_ctl);
     nas_zmq_uv_close(&c->z_sts);
     nas_zmq_uv_close(&c->z_wts);
+    nas_zmq_uv_close(&c->z_auth);
     uv_close((uv_handle_t *)&c->tick, NULL);
     uv_close((uv_handle_t *)&c->checkpoint, NULL);
     uv_close((uv_handle_t *)&c->closer, NULL);
@@ -251,6 +292,9 @@ void nas__campaign_net_free(nas_campaign *c) {
     if (c->sock_sts) zmq_close(c->sock_sts);
     if (c->sock_wts) zmq_close(c->sock_wts);
     c->sock_ctl = c->sock_sts = c->sock_wts = NULL;
+    /* The ZAP handler's socket belongs to the context too: it goes before
+     * zmq_ctx_term(), which would otherwise wait for it forever. */
+    nas_auth_destroy(&c->auth);
     if (c->zctx) zmq_ctx_term(c->zctx);
     c->zctx = NULL;
 }

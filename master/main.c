@@ -3,8 +3,9 @@
  * nas-worker processes (DESIGN.md s1, docs/USER-GUIDE.md).
  *
  * One libuv loop carries everything (master/campaign.h): the workers'
- * control socket, the read-only status endpoint, the timers, and SIGINT /
- * SIGTERM.  The first signal stops gracefully (no new leases; leased tasks
+ * control socket, the read-only status endpoint, the timers, the ZAP
+ * handler when CurveZMQ keys are given, SIGHUP (reload the authorized
+ * keys) and SIGINT / SIGTERM.  The first signal stops gracefully (no new leases; leased tasks
  * are waited for, or cancelled with --cancel-on-stop; exit 0); a second one
  * exits at once, which is safe because every state change is one SQLite
  * transaction.  This file is the only place on the master side that exits.
@@ -35,6 +36,11 @@ static void usage(FILE *f) {
                "                       workers (default: workers.lease_grace of the file)\n"
                "  --synthetic          workers return synthetic metrics (benchmarks and tests;\n"
                "                       never a real campaign)\n"
+               "  --key BASE           the master's CurveZMQ keypair (BASE.key_secret, BASE.key;\n"
+               "                       make one with `nasctl keygen BASE`): every socket\n"
+               "                       becomes a CurveZMQ server\n"
+               "  --authorized DIR     public keys (*.key) of the workers and operators allowed\n"
+               "                       in; required with --key; SIGHUP re-reads it\n"
                "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
                "                       (plaintext; docs/SECURITY.md)\n"
                "  --help               this text\n"
@@ -45,9 +51,20 @@ static void usage(FILE *f) {
 
 typedef struct master_ctx {
     nas_campaign *campaign;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int signals;
 } master_ctx;
+
+/* SIGHUP: re-read the authorized directory.  A damaged directory leaves
+ * the old keys in force (master/auth.h), so a typo never locks everyone
+ * out; the log says which. */
+static void on_sighup(uv_signal_t *h, int signum) {
+    (void)signum;
+    master_ctx *m = h->data;
+    char err[NAS_ERR_LEN];
+    if (nas_campaign_reload_auth(m->campaign, err) < 0)
+        nas_warn("master: SIGHUP: keys not reloaded: %s", err);
+}
 
 /* First signal: graceful stop; second: close at once (exit 130). */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -80,7 +97,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(o, "--insecure") == 0) {
             opt.insecure = 1;
         } else if (strcmp(o, "--db") == 0 || strcmp(o, "--log-level") == 0 ||
-                   strcmp(o, "--resume-grace-ms") == 0) {
+                   strcmp(o, "--resume-grace-ms") == 0 || strcmp(o, "--key") == 0 ||
+                   strcmp(o, "--authorized") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "nas-master: %s needs a value (try --help)\n", o);
                 return 2;
@@ -88,6 +106,10 @@ int main(int argc, char **argv) {
             const char *v = argv[++i];
             if (strcmp(o, "--db") == 0) {
                 opt.db_path = v;
+            } else if (strcmp(o, "--key") == 0) {
+                opt.key_base = v;
+            } else if (strcmp(o, "--authorized") == 0) {
+                opt.authorized = v;
             } else if (strcmp(o, "--log-level") == 0) {
                 enum nas_log_level l;
                 if (nas_log_parse_level(v, &l) < 0) {
@@ -122,6 +144,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nas-master: a campaign file is required (try --help)\n");
         return 2;
     }
+    if (!opt.key_base != !opt.authorized) {
+        fprintf(stderr, "nas-master: --key and --authorized go together (try --help)\n");
+        return 2;
+    }
+    if (opt.insecure && opt.key_base) {
+        fprintf(stderr, "nas-master: --insecure contradicts --key: with keys every socket is "
+                        "already CurveZMQ\n");
+        return 2;
+    }
+    if (opt.insecure)
+        nas_warn("master: --insecure: sockets off the loopback run without CurveZMQ; anyone who "
+                 "can reach them can take tasks, forge results and read status (trusted lab "
+                 "networks only; docs/SECURITY.md)");
 
     char err[NAS_ERR_LEN] = "";
     nas_config cfg;
@@ -143,13 +178,16 @@ int main(int argc, char **argv) {
     }
     uv_signal_init(&loop, &m.sigint);
     uv_signal_init(&loop, &m.sigterm);
-    m.sigint.data = m.sigterm.data = &m;
+    uv_signal_init(&loop, &m.sighup);
+    m.sigint.data = m.sigterm.data = m.sighup.data = &m;
     uv_signal_start(&m.sigint, on_signal, SIGINT);
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m.sighup, on_sighup, SIGHUP);
     /* The signal watchers must not keep the loop alive on their own: the
      * loop ends when the campaign has closed its handles. */
     uv_unref((uv_handle_t *)&m.sigint);
     uv_unref((uv_handle_t *)&m.sigterm);
+    uv_unref((uv_handle_t *)&m.sighup);
     int rc = nas_campaign_start(m.campaign, err);
     if (rc < 0) {
         fprintf(stderr, "nas-master: %s\n", err);
@@ -158,6 +196,7 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&m.sigint, NULL);
     uv_close((uv_handle_t *)&m.sigterm, NULL);
+    uv_close((uv_handle_t *)&m.sighup, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (rc == NAS_OK) {
         rc = nas_campaign_status(m.campaign, err);

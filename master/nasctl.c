@@ -5,14 +5,23 @@
  *
  * Read-only by construction: it talks to the master's status endpoint only
  * (which refuses anything but StatusRequest) and opens databases with
- * nas_store_open_ro().  Exit status: 0 success, 1 failure (the message
+ * nas_store_open_ro().  The one command that writes is `keygen`, and it
+ * writes only the new key files it is asked for (never over an existing
+ * key without --force).  Exit status: 0 success, 1 failure (the message
  * names the problem), 2 usage.
+ *
+ * Against a master with CurveZMQ keys, `status` needs --key (an operator
+ * keypair whose public half is in the master's authorized directory) and
+ * --master-key (the master's public key).  A handshake that fails is seen
+ * on a socket monitor and reported at once with its likely cause, rather
+ * than after a silent timeout.
  */
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/genome.h"
 #include "common/json.h"
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/wire.h"
 #include "master/pareto.h"
@@ -33,9 +42,11 @@ static void usage(FILE *f) {
                "\n"
                "commands:\n"
                "  status [--master tcp://HOST:PORT] [--db FILE] [--json] [--timeout-ms N]\n"
+               "         [--key BASE --master-key FILE]\n"
                "        campaign, evaluations, best, workers; asks the master's status\n"
                "        endpoint (default tcp://127.0.0.1:5557), or reads --db when the\n"
-               "        master does not answer (or when only --db is given)\n"
+               "        master does not answer (or when only --db is given); --key and\n"
+               "        --master-key talk CurveZMQ to a master that has keys\n"
                "  best --db FILE [--k N] [--json]\n"
                "        the N best search results (default 5) and the final-stage results\n"
                "  history --db FILE [--csv|--json]\n"
@@ -44,8 +55,9 @@ static void usage(FILE *f) {
                "        results no other beats on accuracy and parameter count at once\n"
                "  dot ARCH\n"
                "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"
-               "  keygen\n"
-               "        CurveZMQ keys (not available yet)\n"
+               "  keygen NAME [--force]\n"
+               "        a CurveZMQ keypair: NAME.key (public, 0644) and NAME.key_secret\n"
+               "        (secret, 0600); an existing key is kept unless --force is given\n"
                "\n"
                "Every command takes --help.\n");
 }
@@ -54,9 +66,10 @@ static void usage(FILE *f) {
  * needs, and parse_args() refuses what no command takes, naming it. */
 typedef struct args {
     const char *master, *db;
-    int json, csv, k;
+    const char *key, *master_key; /* CurveZMQ: own keypair BASE, master's public key file */
+    int json, csv, k, force;
     long timeout_ms;
-    const char *arch;
+    const char *arch; /* the one positional argument (dot: the genome; keygen: the name) */
 } args;
 
 /* Parse the options shared by every command; 0, or 2 after a message. */
@@ -70,8 +83,11 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
             a->json = 1;
         else if (strcmp(o, "--csv") == 0)
             a->csv = 1;
+        else if (strcmp(o, "--force") == 0)
+            a->force = 1;
         else if ((strcmp(o, "--master") == 0 || strcmp(o, "--db") == 0 || strcmp(o, "--k") == 0 ||
-                  strcmp(o, "--timeout-ms") == 0)) {
+                  strcmp(o, "--timeout-ms") == 0 || strcmp(o, "--key") == 0 ||
+                  strcmp(o, "--master-key") == 0)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "nasctl %s: %s needs a value\n", cmd, o);
                 return 2;
@@ -81,6 +97,10 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
                 a->master = v;
             else if (strcmp(o, "--db") == 0)
                 a->db = v;
+            else if (strcmp(o, "--key") == 0)
+                a->key = v;
+            else if (strcmp(o, "--master-key") == 0)
+                a->master_key = v;
             else {
                 char *end;
                 long n = strtol(v, &end, 10);
@@ -123,17 +143,108 @@ static nas_store *open_db(const char *cmd, const char *path) {
 
 // ---- status -------------------------------------------------------------------------------------
 
+/* The CurveZMQ side of a status request: the operator's keypair and the
+ * master's public key, both or neither. */
+typedef struct curve_opts {
+    const char *key_base, *master_key_path;
+    nas_keypair kp;
+    char master_pub[NAS_KEY_Z85_LEN + 1];
+} curve_opts;
+
+/* A handshake failure seen on the monitor, as a message naming its likely
+ * cause.  libzmq reports a key the ZAP handler refused as FAILED_AUTH
+ * (status 400), a security mismatch (plaintext against CURVE or the
+ * reverse) as FAILED_PROTOCOL, and a client that used the wrong server key
+ * as a connection the server dropped mid-handshake (NO_DETAIL). */
+static int handshake_error(const char *ep, const curve_opts *co, uint16_t event, uint32_t value,
+                           char *err) {
+    int curve = co->key_base != NULL;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        char fp[NAS_KEY_FP_LEN];
+        nas_keys_fingerprint(co->kp.public_z85, fp);
+        return nas_set_err(err, NAS_EAUTH,
+                           "%s refused key %s (%s.key; ZAP status %u): it is not in the "
+                           "master's authorized directory (copy it there and send the master "
+                           "SIGHUP)",
+                           ep, fp, co->key_base, (unsigned)value);
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return nas_set_err(err, NAS_EAUTH,
+                           curve ? "handshake with %s failed: the master does not speak CurveZMQ "
+                                   "(it runs without --key; drop --key and --master-key)"
+                                 : "handshake with %s failed: the master requires CurveZMQ (give "
+                                   "--key BASE and --master-key FILE)",
+                           ep);
+    /* A plaintext client may see the master hang up before it reads the
+     * master's greeting, so NO_DETAIL without keys means the same as a
+     * protocol mismatch. */
+    if (!curve)
+        return nas_set_err(err, NAS_EAUTH,
+                           "handshake with %s failed (%s): the master dropped the connection; it "
+                           "probably requires CurveZMQ (give --key BASE and --master-key FILE)",
+                           ep, zmq_strerror((int)value));
+    /* The same ambiguity with keys: a master without CurveZMQ may hang up
+     * before its greeting arrives, like one that cannot open our hello. */
+    return nas_set_err(err, NAS_EAUTH,
+                       "handshake with %s failed: the master dropped the connection; is %s the "
+                       "master's public key, and does the master run with --key?",
+                       ep, co->master_key_path);
+}
+
+/* Read one monitor event (two frames: event id + value, endpoint). */
+static int read_event(void *mon, uint16_t *event, uint32_t *value) {
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f);
+        return -1;
+    }
+    int ok = zmq_msg_size(&f) >= 6;
+    if (ok) {
+        const uint8_t *d = zmq_msg_data(&f);
+        memcpy(event, d, 2);
+        memcpy(value, d + 2, 4);
+    }
+    int more = zmq_msg_more(&f);
+    zmq_msg_close(&f);
+    while (more) { /* the endpoint frame: not needed, the caller knows it */
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&f);
+        zmq_msg_close(&f);
+    }
+    return ok ? 0 : -1;
+}
+
 /* Ask a master for its status document; NULL (with err) if it does not
- * answer in time. */
-static char *ask_master(const char *ep, long timeout_ms, char *err) {
+ * answer in time or the handshake fails.  The timeout message names the
+ * likely causes, one of which is a master that wants keys we lack: such a
+ * master drops a plaintext peer without a word that a DEALER would see. */
+static char *ask_master(const char *ep, long timeout_ms, const curve_opts *co, char *err) {
     void *ctx = zmq_ctx_new();
     void *s = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    void *mon = NULL;
     char *json = NULL;
     if (!s) {
         nas_set_err(err, NAS_EIO, "zmq: %s", zmq_strerror(zmq_errno()));
         goto done;
     }
     if (nas_wire_socket_setup(s, err) < 0) goto done;
+    if (co->key_base && nas_keys_curve_client(s, &co->kp, co->master_pub, err) < 0) goto done;
+    /* The monitor sees handshake failures, which the DEALER itself never
+     * reports (libzmq just retries). */
+    if (zmq_socket_monitor(s, "inproc://nasctl.monitor",
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
+        mon = zmq_socket(ctx, ZMQ_PAIR);
+        if (mon && zmq_connect(mon, "inproc://nasctl.monitor") != 0) {
+            zmq_close(mon);
+            mon = NULL;
+        }
+    }
     if (zmq_connect(s, ep) != 0) {
         nas_set_err(err, NAS_EINVAL, "cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
         goto done;
@@ -143,9 +254,28 @@ static char *ask_master(const char *ep, long timeout_ms, char *err) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_STATUS_REQUEST);
     if (nas_wire_send(s, NULL, 0, &m, NULL, 0, 0, err) < 0) goto done;
-    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
-        nas_set_err(err, NAS_ETIMEDOUT, "no answer from %s within %ld ms", ep, timeout_ms);
+    int64_t end = nas_now_ms() + timeout_ms;
+    int ready = 0;
+    while (!ready) {
+        int64_t left = end - nas_now_ms();
+        if (left <= 0) break;
+        zmq_pollitem_t it[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(it, mon ? 2 : 1, (long)left) < 0) break;
+        if (it[0].revents & ZMQ_POLLIN) ready = 1;
+        uint16_t ev = 0;
+        uint32_t val = 0;
+        if (!ready && mon && (it[1].revents & ZMQ_POLLIN) && read_event(mon, &ev, &val) == 0) {
+            handshake_error(ep, co, ev, val, err);
+            goto done;
+        }
+    }
+    if (!ready) {
+        nas_set_err(err, NAS_ETIMEDOUT,
+                    co->key_base ? "no answer from %s within %ld ms (is the master running, and "
+                                   "does it listen there?)"
+                                 : "no answer from %s within %ld ms (is the master running? if it "
+                                   "has CurveZMQ keys, give --key BASE and --master-key FILE)",
+                    ep, timeout_ms);
         goto done;
     }
     nas_wire_packet pkt;
@@ -158,7 +288,14 @@ static char *ask_master(const char *ep, long timeout_ms, char *err) {
         nas_set_err(err, NAS_EPROTO, "%s answered %s", ep, nas_wire_type_name(pkt.msg.type));
     nas_wire_packet_fini(&pkt);
 done:
-    if (s) zmq_close(s);
+    /* Closing with pending output must not block: linger 0. */
+    if (s) {
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_socket_monitor(s, NULL, 0);
+        zmq_close(s);
+    }
+    if (mon) zmq_close(mon);
     if (ctx) zmq_ctx_term(ctx);
     return json;
 }
@@ -169,9 +306,26 @@ done:
 static int cmd_status(const args *a) {
     char err[NAS_ERR_LEN] = "";
     char *json = NULL;
+    curve_opts co;
+    memset(&co, 0, sizeof co);
+    if (!a->key != !a->master_key) {
+        fprintf(stderr, "nasctl status: --key and --master-key go together\n");
+        return 2;
+    }
+    if (a->key) {
+        co.key_base = a->key;
+        co.master_key_path = a->master_key;
+        if (nas_keys_load_pair(a->key, &co.kp, err) < 0 ||
+            nas_keys_load_public(a->master_key, co.master_pub, err) < 0) {
+            explicit_bzero(&co.kp, sizeof co.kp);
+            fprintf(stderr, "nasctl status: %s\n", err);
+            return 1;
+        }
+    }
     if (a->master || !a->db) {
         const char *ep = a->master ? a->master : "tcp://127.0.0.1:5557";
-        json = ask_master(ep, a->timeout_ms, err);
+        json = ask_master(ep, a->timeout_ms, &co, err);
+        explicit_bzero(&co.kp, sizeof co.kp);
         if (!json && !a->db) {
             fprintf(stderr, "nasctl status: %s (give --db FILE to read the database instead)\n",
                     err);
@@ -404,6 +558,34 @@ static int cmd_dot(const args *a) {
     return 0;
 }
 
+// ---- keys ---------------------------------------------------------------------------------------
+
+/* keygen: NAME.key and NAME.key_secret through the keys module, which
+ * creates the secret 0600 from its first byte and never overwrites a key
+ * unless asked (docs/SECURITY.md s2). */
+static int cmd_keygen(const args *a) {
+    if (!a->arch) {
+        fprintf(stderr, "nasctl keygen: a NAME is required (writes NAME.key and "
+                        "NAME.key_secret)\n");
+        return 2;
+    }
+    char err[NAS_ERR_LEN];
+    nas_keypair kp;
+    int rc = nas_keys_generate_files(a->arch, a->force, &kp, err);
+    if (rc < 0) {
+        fprintf(stderr, "nasctl keygen: %s%s\n", err,
+                rc == NAS_EEXIST ? "; pass --force to replace it" : "");
+        explicit_bzero(&kp, sizeof kp);
+        return 1;
+    }
+    char fp[NAS_KEY_FP_LEN];
+    nas_keys_fingerprint(kp.public_z85, fp);
+    explicit_bzero(&kp, sizeof kp);
+    printf("wrote %s.key (public, fingerprint %s) and %s.key_secret (secret, mode 0600)\n", a->arch,
+           fp, a->arch);
+    return 0;
+}
+
 /* Dispatch on the command word.  Logging is quiet (warnings only) because
  * nasctl's output is for people and scripts, not a log.  --help anywhere
  * wins, so `nasctl best --help` never touches a database. */
@@ -429,15 +611,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nasctl: unknown command '%s' (try --help)\n", cmd);
         return 2;
     }
-    if (strcmp(cmd, "keygen") == 0) {
-        fprintf(stderr, "nasctl keygen: not available yet: CurveZMQ keys come with the security "
-                        "work (DESIGN.md s9)\n");
-        return 1;
-    }
     args a;
     int rc = parse_args(cmd, argc - 2, argv + 2, &a);
     if (rc) return rc;
-    if (a.arch && strcmp(cmd, "dot") != 0) {
+    /* Options of one command given to another are mistakes worth naming:
+     * a --key ignored by `best` would look like it was used. */
+    if ((a.key || a.master_key) && strcmp(cmd, "status") != 0) {
+        fprintf(stderr, "nasctl %s: --key and --master-key belong to status\n", cmd);
+        return 2;
+    }
+    if (a.force && strcmp(cmd, "keygen") != 0) {
+        fprintf(stderr, "nasctl %s: --force belongs to keygen\n", cmd);
+        return 2;
+    }
+    if (a.arch && strcmp(cmd, "dot") != 0 && strcmp(cmd, "keygen") != 0) {
         fprintf(stderr, "nasctl %s: unexpected argument '%s'\n", cmd, a.arch);
         return 2;
     }
@@ -445,5 +632,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "best") == 0) return cmd_best(&a);
     if (strcmp(cmd, "history") == 0) return cmd_history(&a);
     if (strcmp(cmd, "pareto") == 0) return cmd_pareto(&a);
+    if (strcmp(cmd, "keygen") == 0) return cmd_keygen(&a);
     return cmd_dot(&a);
 }

@@ -219,6 +219,23 @@ static void print_workers(const nas_json *doc, FILE *f) {
     }
 }
 
+/* The master's protection, when the document says (a document read from
+ * a database does not: only a live master knows its sockets). */
+static void print_security(const nas_json *doc, FILE *f) {
+    const nas_json *sec = nas_json_get(doc, "security");
+    const nas_json *ins = nas_json_get(doc, "insecure");
+    if (!sec || sec->type != NAS_JSON_OBJECT) return;
+    const nas_json *curve = nas_json_get(sec, "curve");
+    if (ins && ins->type == NAS_JSON_BOOL && ins->boolean)
+        fprintf(f, "security      INSECURE: plaintext sockets reachable from other machines "
+                   "(--insecure)\n");
+    else if (curve && curve->type == NAS_JSON_BOOL && curve->boolean)
+        fprintf(f, "security      CurveZMQ, %.0f authorized key(s), %.0f handshake(s) refused\n",
+                num_of(sec, "authorized_keys", 0), num_of(sec, "handshakes_rejected", 0));
+    else
+        fprintf(f, "security      plaintext, loopback only\n");
+}
+
 /* Render either document.  Anything that parses as JSON but is not a
  * status document is refused rather than printed as zeros. */
 int nas_status_print(const char *json, FILE *f, char *err) {
@@ -232,6 +249,7 @@ int nas_status_print(const char *json, FILE *f, char *err) {
     fprintf(f, "campaign      %s (strategy %s, phase %s; from the %s)\n", str_of(doc, "campaign"),
             str_of(doc, "strategy"), str_of(doc, "phase"), str_of(doc, "source"));
     fprintf(f, "database      %s\n", str_of(doc, "db"));
+    print_security(doc, f);
     fprintf(f,
             "evaluations   %.0f/%.0f done, %.0f queued, %.0f in flight, %.0f failed; "
             "final stage %.0f done\n",

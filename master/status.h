@@ -11,6 +11,10 @@
  * dispatcher.workers[] ({name, host, cores, state, task, epoch, epochs,
  * tasks_done, last_seen_ms_ago}).  From the database, worker states are
  * "busy" (a task is leased to it) or "seen", and epochs are unknown (0).
+ * A live master adds "insecure" (true when a plaintext socket is reachable
+ * from other machines) and "security" ({curve, loopback_only, and with
+ * keys authorized_keys, handshakes_accepted, handshakes_rejected}); the
+ * database cannot know them and leaves them out.
  */
 #ifndef NAS_STATUS_H
 #define NAS_STATUS_H

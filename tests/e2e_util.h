@@ -27,6 +27,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* Start argv[0] (a path) with stdout and stderr appended to `log`; an
  * optional `netns` runs it through `ip netns exec NAME`.  Returns the pid. */
@@ -169,9 +172,33 @@ __attribute__((unused)) static void e2e_write_campaign(const char *path, const c
               name, budget, host, port, host, port + 1, host, port + 2, db, extra ? extra : "");
 }
 
-/* A TCP port base unlikely to collide between suites running in parallel. */
+/* 1 if a TCP port on 127.0.0.1 can be bound right now. */
+__attribute__((unused)) static int e2e_port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A base of three free TCP ports (control, weights, status) for a test's
+ * master.  Ports stay below 32768, the start of Linux's ephemeral range, so
+ * the outgoing connections of other tests cannot take them; the base
+ * derives from the pid and slot so suites running in parallel start apart,
+ * and a base whose ports are taken right now is skipped. */
 __attribute__((unused)) static int e2e_port(int slot) {
-    return 20000 + (int)(getpid() % 1400) * 32 + slot * 3;
+    const int lo = 10000, span = 32000 - lo;
+    int base = lo + (int)((getpid() * 97 + slot * 3) % span);
+    for (int tries = 0; tries < 2000; tries++) {
+        int p = lo + (base - lo + tries * 7) % (span - 3);
+        if (e2e_port_free(p) && e2e_port_free(p + 1) && e2e_port_free(p + 2)) return p;
+    }
+    return base;
 }
 
 /* Counts of the search stage (and the final stage into *fin if not NULL). */

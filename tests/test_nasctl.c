@@ -150,8 +150,17 @@ START_TEST(test_nasctl_errors_name_the_problem) {
     ck_assert_ptr_nonnull(strstr(out, "/nonexistent/x.db"));
     ck_assert_int_ne(ctl("best --db x.db --k zero", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--k"));
-    ck_assert_int_ne(ctl("keygen", out, sizeof out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "not available yet"));
+    ck_assert_int_eq(ctl("keygen", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "a NAME is required"));
+    ck_assert_int_eq(ctl("best --db x.db --key k", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "belong to status"));
+    ck_assert_int_eq(ctl("history --db x.db --force", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "belongs to keygen"));
+    ck_assert_int_eq(ctl("status --key k --timeout-ms 300", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--key and --master-key go together"));
+    ck_assert_int_ne(
+        ctl("status --key /nonexistent/k --master-key /nonexistent/m.key", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "/nonexistent/k"));
     /* Nothing listens there: a clear message, not a hang. */
     ck_assert_int_ne(ctl("status --master tcp://127.0.0.1:9 --timeout-ms 300", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "no answer from tcp://127.0.0.1:9"));

@@ -1,0 +1,412 @@
+// nas-test: label=e2e timeout=120
+/*
+ * test_security_e2e.c - CurveZMQ with real processes (docs/SECURITY.md):
+ * keys made by `nasctl keygen`, a nas-master with a keypair and an
+ * authorized directory, and nas-worker / nasctl / raw ZeroMQ clients that
+ * do or do not hold the right keys.
+ *
+ * What is proved: an authorized worker finishes a campaign; a worker with
+ * an unknown key, a worker that does not know the master's real public key
+ * and a plaintext client get nothing (no task, no status, the campaign's
+ * state unchanged), and the master logs the unknown key by fingerprint;
+ * SIGHUP admits a key added to the directory; nasctl status works with a
+ * key and fails with a clear message without one; without keys the master
+ * refuses to listen off the loopback unless --insecure, which it then
+ * shows in its status document.
+ *
+ * Evaluation is synthetic (a few ms per task) so the suite stays short.
+ */
+#include "common/alloc.h"
+#include "common/keys.h"
+#include "common/wire.h"
+#include "tests/e2e_util.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+typedef struct sec_env {
+    char dir[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], mlog[PATH_MAX], auth[PATH_MAX];
+    char ctl[64], sts[64];
+    int port;
+} sec_env;
+
+static void env_init(sec_env *e, int slot) {
+    snprintf(e->dir, sizeof e->dir, "%s", nas_tmpdir_make());
+    nas_path_join(e->cfg, sizeof e->cfg, e->dir, "campaign.yaml");
+    nas_path_join(e->db, sizeof e->db, e->dir, "campaign.db");
+    nas_path_join(e->mlog, sizeof e->mlog, e->dir, "master.log");
+    nas_path_join(e->auth, sizeof e->auth, e->dir, "authorized");
+    ck_assert_int_eq(mkdir(e->auth, 0755), 0);
+    e->port = e2e_port(slot);
+    snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
+    snprintf(e->sts, sizeof e->sts, "tcp://127.0.0.1:%d", e->port + 2);
+}
+
+/* Path of key BASE (no extension) in the test directory. */
+static void key_base(const sec_env *e, const char *name, char *out, size_t cap) {
+    nas_path_join(out, cap, e->dir, name);
+}
+
+/* `nasctl keygen DIR/NAME`; with `authorize` the public half is copied
+ * into the authorized directory (what an operator does with scp). */
+static void keygen(const sec_env *e, const char *name, int authorize) {
+    char base[PATH_MAX], cmd[3 * PATH_MAX], out[1024];
+    key_base(e, name, base, sizeof base);
+    snprintf(cmd, sizeof cmd, "%s keygen %s", nas_bin("nasctl"), base);
+    ck_assert_msg(nas_run_cmd(cmd, out, sizeof out) == 0, "keygen %s: %s", name, out);
+    if (authorize) {
+        snprintf(cmd, sizeof cmd, "cp %s.key %s/%s.key", base, e->auth, name);
+        ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
+    }
+}
+
+/* The fingerprint the master logs for key NAME. */
+static void fingerprint(const sec_env *e, const char *name, char fp[NAS_KEY_FP_LEN]) {
+    char path[PATH_MAX + 8], pub[NAS_KEY_Z85_LEN + 1], err[NAS_ERR_LEN];
+    char base[PATH_MAX];
+    key_base(e, name, base, sizeof base);
+    snprintf(path, sizeof path, "%s.key", base);
+    ck_assert_int_eq(nas_keys_load_public(path, pub, err), NAS_OK);
+    nas_keys_fingerprint(pub, fp);
+}
+
+/* A worker with keypair `key` that trusts `master_key` as the master's
+ * public key (both names of keys in the test directory). */
+static pid_t start_worker(const sec_env *e, const char *name, const char *key,
+                          const char *master_key) {
+    char log[PATH_MAX], lname[128], kb[PATH_MAX], mk[PATH_MAX];
+    snprintf(lname, sizeof lname, "%s.log", name);
+    nas_path_join(log, sizeof log, e->dir, lname);
+    key_base(e, key, kb, sizeof kb);
+    key_base(e, master_key, mk, sizeof mk);
+    strncat(mk, ".key", sizeof mk - strlen(mk) - 1);
+    char *argv[] = {(char *)nas_bin("nas-worker"),
+                    "--master",
+                    (char *)e->ctl,
+                    "--name",
+                    (char *)name,
+                    "--key",
+                    kb,
+                    "--master-key",
+                    mk,
+                    "--heartbeat-ms",
+                    "100",
+                    "--liveness",
+                    "3",
+                    "--reconnect-min-ms",
+                    "50",
+                    "--reconnect-max-ms",
+                    "200",
+                    "--synthetic-epoch-ms",
+                    "2",
+                    "--log-level",
+                    "info",
+                    NULL};
+    return e2e_spawn(log, NULL, argv);
+}
+
+/* nas-master with the keypair "master" and the authorized directory. */
+static pid_t start_secure_master(const sec_env *e) {
+    char kb[PATH_MAX];
+    key_base(e, "master", kb, sizeof kb);
+    char *argv[] = {(char *)nas_bin("nas-master"),
+                    (char *)e->cfg,
+                    "--synthetic",
+                    "--key",
+                    kb,
+                    "--authorized",
+                    (char *)e->auth,
+                    "--log-level",
+                    "info",
+                    NULL};
+    return e2e_spawn(e->mlog, NULL, argv);
+}
+
+/* Wait until `needle` appears in a log file (1) or the deadline passes (0). */
+static int wait_in_file(const char *path, const char *needle, int64_t timeout_ms) {
+    int64_t end = nas_now_ms() + timeout_ms;
+    while (nas_now_ms() < end) {
+        if (e2e_count_in_file(path, needle) > 0) return 1;
+        nas_sleep_ms(20);
+    }
+    return 0;
+}
+
+/* `nasctl status` against the test master; `key` NULL for none.  Returns
+ * the exit status, the output in out. */
+static int nasctl_status(const sec_env *e, const char *key, const char *master_key, char *out,
+                         size_t cap) {
+    char cmd[4 * PATH_MAX], kb[PATH_MAX], mk[PATH_MAX], keys[3 * PATH_MAX] = "";
+    if (key) {
+        key_base(e, key, kb, sizeof kb);
+        key_base(e, master_key, mk, sizeof mk);
+        snprintf(keys, sizeof keys, "--key %s --master-key %s.key", kb, mk);
+    }
+    snprintf(cmd, sizeof cmd, "%s status --master %s --json --timeout-ms 3000 %s",
+             nas_bin("nasctl"), e->sts, keys);
+    return nas_run_cmd(cmd, out, cap);
+}
+
+/* A plaintext ZeroMQ DEALER (no CURVE) sends a valid message to a CURVE
+ * endpoint and must get nothing back within `wait_ms`. */
+static int plaintext_gets_reply(const char *ep, int type, int wait_ms) {
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(s, ep), 0);
+    char err[NAS_ERR_LEN];
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, type);
+    if (type == NAS_MSG_REGISTER) {
+        snprintf(m.u.reg.name, sizeof m.u.reg.name, "plain");
+        snprintf(m.u.reg.host, sizeof m.u.reg.host, "localhost");
+        m.u.reg.cores = 1;
+    }
+    /* Queued until a connection exists, which it never does for us. */
+    nas_wire_send(s, NULL, 0, &m, NULL, 0, 1, err);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int got = zmq_poll(&it, 1, wait_ms) > 0;
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return got;
+}
+
+/* keygen writes a pair with the right modes, refuses to overwrite and
+ * says how; --force replaces the key. */
+START_TEST(test_keygen_files) {
+    sec_env e;
+    env_init(&e, 0);
+    keygen(&e, "k", 0);
+    char base[PATH_MAX], path[PATH_MAX + 16], cmd[3 * PATH_MAX], out[1024];
+    key_base(&e, "k", base, sizeof base);
+    struct stat st;
+    snprintf(path, sizeof path, "%s.key", base);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644);
+    char before[NAS_KEY_Z85_LEN + 1], after[NAS_KEY_Z85_LEN + 1], err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_keys_load_public(path, before, err), NAS_OK);
+    snprintf(path, sizeof path, "%s.key_secret", base);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+    snprintf(cmd, sizeof cmd, "%s keygen %s", nas_bin("nasctl"), base);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "exists") && strstr(out, "--force"), "message: %s", out);
+    snprintf(path, sizeof path, "%s.key", base);
+    ck_assert_int_eq(nas_keys_load_public(path, after, err), NAS_OK);
+    ck_assert_str_eq(before, after);
+
+    snprintf(cmd, sizeof cmd, "%s keygen %s --force", nas_bin("nasctl"), base);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(nas_keys_load_public(path, after, err), NAS_OK);
+    ck_assert_str_ne(before, after);
+    nas_keypair kp;
+    ck_assert_int_eq(nas_keys_load_pair(base, &kp, err), NAS_OK);
+
+    snprintf(cmd, sizeof cmd, "%s keygen", nas_bin("nasctl"));
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "NAME"));
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* Scenarios 1-5 of the issue on one secured master bound to 0.0.0.0
+ * (allowed, because it has keys): outsiders first, while the campaign
+ * must not move; then the authorized worker finishes it. */
+START_TEST(test_secured_campaign) {
+    sec_env e;
+    env_init(&e, 1);
+    keygen(&e, "master", 0);
+    keygen(&e, "w1", 1);
+    keygen(&e, "w2", 1);
+    keygen(&e, "ops", 1);
+    keygen(&e, "rogue", 0);    /* a worker nobody authorized */
+    keygen(&e, "impostor", 0); /* a key that is not the master's */
+    e2e_write_campaign(e.cfg, "sec", 6, e.port, "0.0.0.0", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    pid_t m = start_secure_master(&e);
+    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "CurveZMQ"), 4); /* key line + 3 sockets */
+
+    /* (2) unknown key, (3) authorized key but the wrong master key. */
+    pid_t rogue = start_worker(&e, "rogue", "rogue", "master");
+    pid_t w2 = start_worker(&e, "w2", "w2", "impostor");
+
+    /* (4) plaintext clients get nothing from the CURVE sockets. */
+    ck_assert_int_eq(plaintext_gets_reply(e.ctl, NAS_MSG_REGISTER, 500), 0);
+    ck_assert_int_eq(plaintext_gets_reply(e.sts, NAS_MSG_STATUS_REQUEST, 500), 0);
+
+    /* (5) nasctl: without a key, a prompt and clear failure; with the
+     * operator's key, the document, which shows CURVE and no worker. */
+    char out[16384];
+    int64_t t0 = nas_now_ms();
+    ck_assert_int_eq(nasctl_status(&e, NULL, NULL, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "CurveZMQ") && strstr(out, "--key"), "message: %s", out);
+    ck_assert_int_lt(nas_now_ms() - t0, 2500); /* seen on the handshake, not the timeout */
+    ck_assert_int_eq(nasctl_status(&e, "rogue", "master", out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "refused key") && strstr(out, "authorized"), "message: %s", out);
+    ck_assert_int_eq(nasctl_status(&e, "ops", "impostor", out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "impostor.key"), "message: %s", out);
+
+    char fp[NAS_KEY_FP_LEN], needle[64];
+    fingerprint(&e, "rogue", fp);
+    snprintf(needle, sizeof needle, "auth: rejected %s", fp);
+    ck_assert_msg(wait_in_file(e.mlog, needle, 10000), "no rejection of %s logged", fp);
+    /* Give the outsiders time to retry: nobody is registered, nothing
+     * leased or done, and the worker with the wrong master key never even
+     * reached the ZAP handler. */
+    nas_sleep_ms(800);
+    ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"curve\":true") && strstr(out, "\"insecure\":false"), "%s", out);
+    ck_assert_msg(strstr(out, "\"workers\":[]"), "an outsider registered: %s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"done\":0"));
+    char cmd[4 * PATH_MAX], kb[PATH_MAX], mk[PATH_MAX];
+    key_base(&e, "ops", kb, sizeof kb);
+    key_base(&e, "master", mk, sizeof mk);
+    snprintf(cmd, sizeof cmd, "%s status --master %s --key %s --master-key %s.key",
+             nas_bin("nasctl"), e.sts, kb, mk);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "security      CurveZMQ, 3 authorized key(s)"), "%s", out);
+    nas_store_counts s;
+    e2e_counts(e.db, &s, NULL);
+    ck_assert_int_eq(s.done + s.leased, 0);
+    fingerprint(&e, "w2", fp);
+    snprintf(needle, sizeof needle, "rejected %s", fp);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, needle), 0);
+    e2e_kill(w2, SIGTERM);
+
+    /* (1) the authorized worker gets the tasks and the campaign ends. */
+    pid_t w1 = start_worker(&e, "w1", "w1", "master");
+    int m_rc = e2e_wait(m, 30000);
+    e2e_kill(w1, SIGTERM);
+    e2e_kill(rogue, SIGTERM);
+    ck_assert_int_eq(m_rc, 0);
+    e2e_check_exactly_once(e.db, 6);
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    for (int i = 0; i < n; i++)
+        ck_assert_str_eq(r[i].worker, "w1");
+    nas_store_records_free(r, n);
+    nas_store_worker_info *wi = NULL;
+    n = nas_store_worker_list(st, &wi, err);
+    for (int i = 0; i < n; i++)
+        ck_assert_str_eq(wi[i].name, "w1");
+    nas_free(wi);
+    nas_store_close(&st);
+    char wlog[PATH_MAX];
+    nas_path_join(wlog, sizeof wlog, e.dir, "rogue.log");
+    ck_assert_int_eq(e2e_count_in_file(wlog, "agent: task "), 0);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* SIGHUP re-reads the authorized directory: a worker whose key is added
+ * while it retries gets in and finishes the campaign. */
+START_TEST(test_sighup_admits_new_key) {
+    sec_env e;
+    env_init(&e, 2);
+    keygen(&e, "master", 0);
+    keygen(&e, "late", 0);
+    e2e_write_campaign(e.cfg, "hup", 4, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    pid_t m = start_secure_master(&e);
+    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
+    pid_t w = start_worker(&e, "late", "late", "master");
+    char fp[NAS_KEY_FP_LEN], needle[64];
+    fingerprint(&e, "late", fp);
+    snprintf(needle, sizeof needle, "rejected %s", fp);
+    ck_assert(wait_in_file(e.mlog, needle, 10000));
+    nas_store_counts s;
+    e2e_counts(e.db, &s, NULL);
+    ck_assert_int_eq(s.done + s.leased, 0);
+
+    char cmd[3 * PATH_MAX], base[PATH_MAX];
+    key_base(&e, "late", base, sizeof base);
+    snprintf(cmd, sizeof cmd, "cp %s.key %s/late.key", base, e.auth);
+    ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
+    kill(m, SIGHUP);
+    int m_rc = e2e_wait(m, 30000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(m_rc, 0);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "1 authorized key(s) in force after reload"), 1);
+    e2e_check_exactly_once(e.db, 4);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* (6) Without keys the master refuses an address other machines can
+ * reach, naming it and the way out; with --insecure it starts, warns, and
+ * says so in the status document.  Bad key options fail before anything
+ * is bound. */
+START_TEST(test_bind_rule) {
+    sec_env e;
+    env_init(&e, 3);
+    const char *host = _i == 0 ? "0.0.0.0" : "*";
+    e2e_write_campaign(e.cfg, "bind", 4, e.port, host, e.db, "");
+    char cmd[4 * PATH_MAX], out[16384], ep[64];
+    snprintf(ep, sizeof ep, "tcp://%s:%d", host, e.port);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic", nas_bin("nas-master"), e.cfg);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, ep) && strstr(out, "--insecure"), "message: %s", out);
+
+    /* Keys that cannot be used stop the master before it listens. */
+    char kb[PATH_MAX];
+    key_base(&e, "master", kb, sizeof kb);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s", nas_bin("nas-master"), e.cfg, kb);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--authorized"));
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
+             e.cfg, kb, e.auth);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "master.key_secret"), "message: %s", out);
+    keygen(&e, "master", 0);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s/none",
+             nas_bin("nas-master"), e.cfg, kb, e.dir);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "authorized-keys directory") && strstr(out, "/none"), "%s", out);
+    snprintf(cmd, sizeof cmd, "chmod 644 %s.key_secret", kb);
+    ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
+             e.cfg, kb, e.auth);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "chmod 600"), "message: %s", out);
+
+    /* --insecure: it listens, warns, and nasctl shows it. */
+    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg, "--synthetic", "--insecure", NULL};
+    pid_t m = e2e_spawn(e.mlog, NULL, argv);
+    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "without CURVE keys (--insecure)"), 3);
+    ck_assert_int_eq(nasctl_status(&e, NULL, NULL, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"insecure\":true"), "status: %s", out);
+    /* A client with keys against a master without them is told so. */
+    keygen(&e, "ops", 0);
+    ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "CurveZMQ") || strstr(out, "--key"), "message: %s", out);
+    snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.sts);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "INSECURE"), "status: %s", out);
+    kill(m, SIGTERM);
+    ck_assert_int_eq(e2e_wait(m, 10000), 0);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("security_e2e");
+    TCase *tc = tcase_create("curve");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
+    tcase_add_test(tc, test_keygen_files);
+    tcase_add_test(tc, test_secured_campaign);
+    tcase_add_test(tc, test_sighup_admits_new_key);
+    tcase_add_loop_test(tc, test_bind_rule, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -115,16 +115,10 @@ static int count_files(const char *dir, const char *suffix) {
     return n;
 }
 
-START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
-    const char *dir = nas_tmpdir_make();
-    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64], wdir[PATH_MAX + 16];
-    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
-    nas_path_join(db, sizeof db, dir, "c.db");
-    idx_files(dir, "train", 200);
-    idx_files(dir, "t10k", 20);
-    int port = e2e_port(1);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
+/* Write the campaign file: evolution over 2-block cells, tiny training;
+ * `extra` is appended (more keys). */
+static void write_config(const char *cfgp, const char *dir, const char *db, int port,
+                         const char *extra) {
     e2e_write(cfgp,
               "name: inherit\nseed: 5\n"
               "data:\n  set: mnist\n  dir: %s\n"
@@ -136,8 +130,21 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
               "listen:\n  control: tcp://127.0.0.1:%d\n  weights: tcp://127.0.0.1:%d\n"
               "  status: tcp://127.0.0.1:%d\n"
               "workers:\n  heartbeat_ms: 200\n  liveness: 10\n"
-              "store: %s\n",
-              dir, port, port + 1, port + 2, db);
+              "store: %s\n%s",
+              dir, port, port + 1, port + 2, db, extra);
+}
+
+START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
+    const char *dir = nas_tmpdir_make();
+    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64], wdir[PATH_MAX + 16];
+    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
+    nas_path_join(db, sizeof db, dir, "c.db");
+    idx_files(dir, "train", 200);
+    idx_files(dir, "t10k", 20);
+    int port = e2e_port(1);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
+    write_config(cfgp, dir, db, port, "");
     nas_config cfg;
     char err[NAS_ERR_LEN];
     ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
@@ -207,11 +214,52 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
 }
 END_TEST
 
+/* weights.inherit: false switches it off: tasks carry no parent and no push
+ * flag, so the store stays empty and nobody pulls. */
+START_TEST(test_ps_campaign_inherit_off) {
+    const char *dir = nas_tmpdir_make();
+    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64];
+    nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
+    nas_path_join(db, sizeof db, dir, "c.db");
+    idx_files(dir, "train", 200);
+    idx_files(dir, "t10k", 20);
+    int port = e2e_port(4);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
+    write_config(cfgp, dir, db, port, "weights:\n  inherit: false\n");
+    nas_config cfg;
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(cfg.weights.inherit, 0);
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    nas_campaign *c = NULL;
+    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
+    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
+    agent_thread a;
+    agent_start(&a, ep, wep, dir);
+    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ck_assert(nas_campaign_done(c));
+    nas_weights_stats ws;
+    nas_weights_stats_get(c->weights, &ws);
+    ck_assert_int_eq(ws.puts, 0);
+    ck_assert_int_eq(ws.hits + ws.misses, 0);
+    nas_campaign_destroy(&c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    agent_stop(&a);
+    nas_config_fini(&cfg);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("ps_campaign");
     TCase *tc = tcase_create("campaign");
     tcase_set_timeout(tc, 280);
     tcase_add_test(tc, test_ps_campaign_children_inherit_and_dead_parents_are_swept);
+    tcase_add_test(tc, test_ps_campaign_inherit_off);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,13 +47,6 @@ static int is_depthwise(const nas_conv_shape *s) {
     return s->groups == s->c && s->oc == s->c && s->groups > 1;
 }
 
-// One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
-// the batch and stays near L2 size for the layers of these networks.
-size_t nas_conv_workspace(const nas_conv_shape *s) {
-    if (is_pointwise(s) || is_depthwise(s)) return 0;
-    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
-}
-
 // ----------------------------------------------------------------------------
 // im2col / col2im
 
@@ -67,65 +60,134 @@ static void valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi) {
     *lo = l, *hi = h;
 }
 
-// Row r = (ch*KH + ki)*KW + kj of col holds, for every output pixel, the input value tap
-// (ki, kj) of channel ch reads; the GEMM with the (OC, C*KH*KW) weight matrix is then the conv.
-void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
-    int ohw = s->oh * s->ow;
+// A stride-1 conv whose output is as wide as its input ("same" width) maps output index
+// j = oy*OW + ox of tap (ki, kj) to input index j + (iy0*W + ix0) for every valid pixel, so the
+// valid part of a whole tap row is one contiguous span of the image: it is copied (or added
+// back) in one long vectorised loop instead of OH short ones, and the few padding columns that
+// the span crosses are fixed afterwards.
+static int span_ok(const nas_conv_shape *s) { return s->stride == 1 && s->ow == s->w; }
+
+static inline void zero_floats(float *p, long n) { memset(p, 0, sizeof(float) * n); }
+
+// Zero columns [0, lo) and [hi, ow) of rows [ylo, yhi) of a tap row.  Walked column by column
+// (a strided loop) because a per-row loop of one or two floats is turned into a memset call per
+// row by the compiler, which made memset 8% of a ResNet-20 step.
+static void zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi) {
+    for (int ox = 0; ox < ow; ox++) {
+        if (ox == lo) ox = hi;
+        if (ox >= ow) break;
+        for (int oy = ylo; oy < yhi; oy++) row[(size_t)oy * ow + ox] = 0.0f;
+    }
+}
+
+// im2col with a row stride: row r of col starts at col + r*ldc (ldc >= OH*OW), so a caller can
+// lay the columns of one image into a wider matrix.
+static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas_conv_shape *s) {
+    int ow = s->ow, ohw = s->oh * s->ow, span = span_ok(s);
     for (int ch = 0; ch < c; ch++) {
         const float *img_c = img + (size_t)ch * s->h * s->w;
         for (int ki = 0; ki < s->kh; ki++) {
+            int iy0 = ki * s->dil - s->pad, ylo, yhi;
+            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
             for (int kj = 0; kj < s->kw; kj++) {
-                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
+                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ldc;
                 int ix0 = kj * s->dil - s->pad, lo, hi;
                 valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
-                for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
-                    float *dst = row + oy * s->ow;
-                    if (iy < 0 || iy >= s->h) {
-                        memset(dst, 0, sizeof(float) * s->ow);
-                        continue;
-                    }
+                if (ylo >= yhi || lo >= hi) {
+                    zero_floats(row, ohw);
+                    continue;
+                }
+                zero_floats(row, (long)ylo * ow);
+                zero_floats(row + (size_t)yhi * ow, (long)(s->oh - yhi) * ow);
+                if (span) {
+                    long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
+                    const float *src = img_c + ((long)iy0 * s->w + ix0 + j0);
+                    float *dst = row + j0;
+                    for (long j = 0; j < j1 - j0; j++) dst[j] = src[j];
+                    // The span also crossed the padding columns between rows: zero them.
+                    zero_pad_cols(row, ow, ylo, yhi, lo, hi);
+                    continue;
+                }
+                for (int oy = ylo; oy < yhi; oy++) {
+                    int iy = oy * s->stride + iy0;
+                    float *dst = row + (size_t)oy * ow;
                     const float *src = img_c + (size_t)iy * s->w + ix0;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s->stride == 1) {
-                        memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
-                    } else if (s->stride == 2) {
+                    if (s->stride == 2) {
                         // A constant stride lets the compiler vectorise the gather.
                         for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
                     } else {
                         for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
                     }
-                    for (int ox = hi; ox < s->ow; ox++) dst[ox] = 0.0f;
+                    for (int ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
                 }
             }
         }
     }
 }
 
-// Exactly the transpose of nas_im2col: every column entry is added back to the input pixel it
-// was copied from, so overlapping windows sum their gradients.
+// Row r = (ch*KH + ki)*KW + kj of col holds, for every output pixel, the input value tap
+// (ki, kj) of channel ch reads; the GEMM with the (OC, C*KH*KW) weight matrix is then the conv.
+void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
+    im2col_ld(col, (size_t)s->oh * s->ow, img, c, s);
+}
+
+// The adjoint of im2col_ld: every column entry is added back to the input pixel it was copied
+// from.  It clobbers col: on the span path the entries of padding taps are zeroed first so the
+// one long add over the span drops them.
+static void col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_conv_shape *s) {
+    int ow = s->ow, span = span_ok(s);
+    for (int ch = 0; ch < c; ch++) {
+        float *img_c = img + (size_t)ch * s->h * s->w;
+        for (int ki = 0; ki < s->kh; ki++) {
+            int iy0 = ki * s->dil - s->pad, ylo, yhi;
+            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
+            for (int kj = 0; kj < s->kw; kj++) {
+                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ldc;
+                int ix0 = kj * s->dil - s->pad, lo, hi;
+                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+                if (ylo >= yhi || lo >= hi) continue;
+                if (span) {
+                    zero_pad_cols(row, ow, ylo, yhi, lo, hi);
+                    long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
+                    float *dst = img_c + ((long)iy0 * s->w + ix0 + j0);
+                    const float *src = row + j0;
+                    for (long j = 0; j < j1 - j0; j++) dst[j] += src[j];
+                    continue;
+                }
+                for (int oy = ylo; oy < yhi; oy++) {
+                    int iy = oy * s->stride + iy0;
+                    const float *src = row + (size_t)oy * ow;
+                    float *dst = img_c + (size_t)iy * s->w + ix0;
+                    // The adjoint of the copy above: padding taps are dropped.
+                    if (s->stride == 2) {
+                        for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Exactly the transpose of nas_im2col.  This public form must leave col intact, so it adds
+// row by row instead of taking the clobbering span path the conv backward uses.
 void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s) {
     int ohw = s->oh * s->ow;
     for (int ch = 0; ch < c; ch++) {
         float *img_c = img + (size_t)ch * s->h * s->w;
         for (int ki = 0; ki < s->kh; ki++) {
+            int iy0 = ki * s->dil - s->pad, ylo, yhi;
+            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
             for (int kj = 0; kj < s->kw; kj++) {
                 const float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
                 int ix0 = kj * s->dil - s->pad, lo, hi;
                 valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
-                for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
-                    if (iy < 0 || iy >= s->h) continue;
-                    const float *src = row + oy * s->ow;
-                    float *dst = img_c + (size_t)iy * s->w + ix0;
-                    // The adjoint of the copy above: padding taps are dropped.
-                    if (s->stride == 1) {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
-                    } else if (s->stride == 2) {
-                        for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
-                    }
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *src = row + (size_t)oy * s->ow;
+                    float *dst = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
+                    for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
                 }
             }
         }
@@ -209,6 +271,15 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 // ----------------------------------------------------------------------------
 // general conv: per image, per group GEMM
 
+// One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
+// the batch and stays near L2 size for the layers of these networks.  (Several images side by
+// side in one wider GEMM for 7x7 and 14x14 planes was tried and measured no faster: the
+// gather/scatter copies ate what OpenBLAS gained; see docs/PERFORMANCE.md.)
+size_t nas_conv_workspace(const nas_conv_shape *s) {
+    if (is_pointwise(s) || is_depthwise(s)) return 0;
+    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+}
+
 // Dispatch: depthwise to the direct loop, everything else per image and per group through
 // one GEMM, with pointwise convs reading the image itself as the column matrix.
 void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -271,9 +342,9 @@ void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
                 // dcol is dinp itself: dinp_g += W_g^T . dout_g
                 nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 1.0f, dimg, ohw);
             } else {
-                // dcol = W_g^T . dout_g, then scatter-add back into the image.
+                // dcol = W_g^T . dout_g, then scatter-add back into the image (clobbering dcol).
                 nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 0.0f, ws, ohw);
-                nas_col2im_add(dimg, ws, g_c, s);
+                col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
         if (dbias) {

@@ -158,12 +158,14 @@ void nas_gap_backward(float *dinp, const float *dout, int n, int c, int hw) {
 typedef float nas_vf __attribute__((vector_size(NAS_LANES * sizeof(float))));
 typedef int nas_vi __attribute__((vector_size(NAS_LANES * sizeof(int))));
 
+// The helpers below are always inlined so that each NAS_CLONES clone of the BN functions gets
+// its own ISA's copy (left to itself GCC called one baseline SSE2 version from every clone).
 // Unaligned loads through memcpy (a plain load after inlining).  Vectors are passed by pointer:
 // by value, a 64-byte vector's ABI depends on the ISA (-Wpsabi).
 #define VLOAD(v, p) memcpy(&(v), (p), sizeof(nas_vf))
 
 // Fold the lanes plus the tail elements t (lane j gets tail element j) in a fixed order.
-static inline float lanes_sum(const nas_vf *v, const float *t) {
+__attribute__((always_inline)) static inline float lanes_sum(const nas_vf *v, const float *t) {
     float l[NAS_LANES], r = 0.0f;
     memcpy(l, v, sizeof l);
     for (int j = 0; j < NAS_LANES; j++) r += l[j] + t[j];
@@ -171,7 +173,7 @@ static inline float lanes_sum(const nas_vf *v, const float *t) {
 }
 
 // *s1 = sum(x), *s2 = sum(x*x) over n floats.
-static inline void sum_sq(const float *x, int n, float *s1, float *s2) {
+__attribute__((always_inline)) static inline void sum_sq(const float *x, int n, float *s1, float *s2) {
     nas_vf a = {0}, b = {0};
     int i = 0;
     for (; i + NAS_LANES <= n; i += NAS_LANES) {
@@ -185,7 +187,7 @@ static inline void sum_sq(const float *x, int n, float *s1, float *s2) {
 }
 
 // With g = (mask == NULL || mask > 0) ? dy : 0: *s1 = sum(g), *s2 = sum(g * x).
-static inline void sum_dot_masked(const float *dy, const float *x, const float *mask, int n,
+__attribute__((always_inline)) static inline void sum_dot_masked(const float *dy, const float *x, const float *mask, int n,
                                   float *s1, float *s2) {
     nas_vf a = {0}, b = {0}, zero = {0};
     int i = 0;

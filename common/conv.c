@@ -81,18 +81,22 @@ static void zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi) 
 }
 
 // im2col with a row stride: row r of col starts at col + r*ldc (ldc >= OH*OW), so a caller can
-// lay the columns of one image into a wider matrix.
+// lay the columns of one image into a wider matrix.  Taps are the outer loops and channels the
+// inner one: the valid ranges of a tap (two integer divisions each) are then computed KH*KW
+// times per image instead of C*KH*KW times, which mattered for small strided layers.
 static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas_conv_shape *s) {
     int ow = s->ow, ohw = s->oh * s->ow, span = span_ok(s);
-    for (int ch = 0; ch < c; ch++) {
-        const float *img_c = img + (size_t)ch * s->h * s->w;
-        for (int ki = 0; ki < s->kh; ki++) {
-            int iy0 = ki * s->dil - s->pad, ylo, yhi;
-            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
-            for (int kj = 0; kj < s->kw; kj++) {
-                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ldc;
-                int ix0 = kj * s->dil - s->pad, lo, hi;
-                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+    size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
+    for (int ki = 0; ki < s->kh; ki++) {
+        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
+        for (int kj = 0; kj < s->kw; kj++) {
+            int ix0 = kj * s->dil - s->pad, lo, hi;
+            valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+            float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
+            for (int ch = 0; ch < c; ch++) {
+                float *row = row0 + ch * tap_rows;
+                const float *img_c = img + ch * plane;
                 if (ylo >= yhi || lo >= hi) {
                     zero_floats(row, ohw);
                     continue;
@@ -104,23 +108,20 @@ static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas
                     const float *src = img_c + ((long)iy0 * s->w + ix0 + j0);
                     float *dst = row + j0;
                     for (long j = 0; j < j1 - j0; j++) dst[j] = src[j];
-                    // The span also crossed the padding columns between rows: zero them.
-                    zero_pad_cols(row, ow, ylo, yhi, lo, hi);
-                    continue;
-                }
-                for (int oy = ylo; oy < yhi; oy++) {
-                    int iy = oy * s->stride + iy0;
-                    float *dst = row + (size_t)oy * ow;
-                    const float *src = img_c + (size_t)iy * s->w + ix0;
-                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s->stride == 2) {
-                        // A constant stride lets the compiler vectorise the gather.
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                } else {
+                    for (int oy = ylo; oy < yhi; oy++) {
+                        float *dst = row + (size_t)oy * ow;
+                        const float *src = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
+                        if (s->stride == 2) {
+                            // A constant stride lets the compiler vectorise the gather.
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                        }
                     }
-                    for (int ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
                 }
+                // Padding columns of the valid rows (the span also wrote across them).
+                zero_pad_cols(row, ow, ylo, yhi, lo, hi);
             }
         }
     }
@@ -134,19 +135,21 @@ void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
 
 // The adjoint of im2col_ld: every column entry is added back to the input pixel it was copied
 // from.  It clobbers col: on the span path the entries of padding taps are zeroed first so the
-// one long add over the span drops them.
+// one long add over the span drops them.  Loop order as in im2col_ld.
 static void col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_conv_shape *s) {
     int ow = s->ow, span = span_ok(s);
-    for (int ch = 0; ch < c; ch++) {
-        float *img_c = img + (size_t)ch * s->h * s->w;
-        for (int ki = 0; ki < s->kh; ki++) {
-            int iy0 = ki * s->dil - s->pad, ylo, yhi;
-            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
-            for (int kj = 0; kj < s->kw; kj++) {
-                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ldc;
-                int ix0 = kj * s->dil - s->pad, lo, hi;
-                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
-                if (ylo >= yhi || lo >= hi) continue;
+    size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
+    for (int ki = 0; ki < s->kh; ki++) {
+        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
+        for (int kj = 0; kj < s->kw; kj++) {
+            int ix0 = kj * s->dil - s->pad, lo, hi;
+            valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+            if (ylo >= yhi || lo >= hi) continue;
+            float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
+            for (int ch = 0; ch < c; ch++) {
+                float *row = row0 + ch * tap_rows;
+                float *img_c = img + ch * plane;
                 if (span) {
                     zero_pad_cols(row, ow, ylo, yhi, lo, hi);
                     long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
@@ -156,9 +159,8 @@ static void col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_c
                     continue;
                 }
                 for (int oy = ylo; oy < yhi; oy++) {
-                    int iy = oy * s->stride + iy0;
                     const float *src = row + (size_t)oy * ow;
-                    float *dst = img_c + (size_t)iy * s->w + ix0;
+                    float *dst = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
                     // The adjoint of the copy above: padding taps are dropped.
                     if (s->stride == 2) {
                         for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];

@@ -315,10 +315,14 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
 }
 
 // Backward recomputes im2col instead of keeping the forward's columns: storing them for a
-// whole batch would cost more memory than every activation of the net together.
-void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
+// whole batch would cost more memory than every activation of the net together.  With store,
+// each image's dinp is zeroed just before its own col2im (or written by the GEMM with beta 0),
+// while it is about to be in cache anyway, instead of in a separate pass over the whole batch.
+static void conv_backward(float *dinp, int store, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, const nas_conv_shape *s,
+                          float *ws) {
     if (is_depthwise(s)) {
+        if (dinp && store) memset(dinp, 0, sizeof(float) * s->n * s->c * s->h * s->w);
         dw_backward(dinp, dweight, dbias, dout, inp, weight, s);
         return;
     }
@@ -342,10 +346,12 @@ void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
             float *dimg = dinp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
             if (pw) {
                 // dcol is dinp itself: dinp_g += W_g^T . dout_g
-                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 1.0f, dimg, ohw);
+                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, store ? 0.0f : 1.0f, dimg,
+                         ohw);
             } else {
                 // dcol = W_g^T . dout_g, then scatter-add back into the image (clobbering dcol).
                 nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 0.0f, ws, ohw);
+                if (store) memset(dimg, 0, sizeof(float) * g_c * s->h * s->w);
                 col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
@@ -358,6 +364,17 @@ void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
             }
         }
     }
+}
+
+void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
+    conv_backward(dinp, 0, dweight, dbias, dout, inp, weight, s, ws);
+}
+
+void nas_conv2d_backward_store(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const nas_conv_shape *s,
+                               float *ws) {
+    conv_backward(dinp, 1, dweight, dbias, dout, inp, weight, s, ws);
 }
 
 // ----------------------------------------------------------------------------

@@ -99,6 +99,8 @@ static const conv_case GROUPED[] = {
     {5, 32, 14, 14, 64, 3, 3, 2, 1, 1, 1, 0}, /* stride 2 into 7x7 */
     {3, 8, 4, 5, 6, 3, 3, 1, 1, 1, 2, 1},     /* channel groups, odd width */
     {3, 4, 6, 6, 5, 3, 3, 1, 2, 2, 1, 0},     /* dilated same-width conv (span path) */
+    {3, 6, 5, 5, 4, 1, 1, 1, 0, 1, 2, 1},     /* pointwise, grouped (GEMM straight into dinp) */
+    {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4, 0},     /* depthwise */
 };
 
 START_TEST(test_conv_grouped) {
@@ -130,6 +132,13 @@ START_TEST(test_conv_grouped) {
     ck_assert(nas_allclose(di1, di2, n_in, 1e-3f, 1e-4f, "grouped dinp"));
     ck_assert(nas_allclose(dw1, dw2, n_w, 1e-3f, 1e-4f, "grouped dweight"));
     ck_assert(nas_allclose(db1, db2, s.oc, 1e-3f, 1e-4f, "grouped dbias"));
+    // The store form overwrites stale contents of dinp (and still accumulates dweight).
+    for (size_t i = 0; i < n_in; i++) di1[i] = 1e6f, di2[i] = 0.0f;
+    memcpy(dw1, dw2, sizeof(float) * n_w);
+    nas_conv2d_backward_store(di1, dw1, NULL, r, inp, w, &s, ws);
+    nas_conv2d_backward_naive(di2, dw2, NULL, r, inp, w, &s);
+    ck_assert(nas_allclose(di1, di2, n_in, 1e-3f, 1e-4f, "store dinp"));
+    ck_assert(nas_allclose(dw1, dw2, n_w, 1e-3f, 1e-4f, "store dweight"));
     free(inp), free(w), free(bias), free(r), free(o1), free(o2), free(ws);
     free(di1), free(di2), free(dw1), free(dw2), free(db1), free(db2);
 }

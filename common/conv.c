@@ -80,6 +80,21 @@ static void zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi) 
     }
 }
 
+// Zero everything of a tap row outside rows [ylo, yhi) x columns [lo, hi), column by column
+// for the same reason: the padding rows of small strided layers are a few floats each, and two
+// memset calls per tap and channel were 5% of a small14 step.
+static void zero_outside(float *row, int ow, int oh, int ylo, int yhi, int lo, int hi) {
+    for (int ox = 0; ox < ow; ox++) {
+        float *colp = row + ox;
+        if (ox >= lo && ox < hi) {
+            for (int oy = 0; oy < ylo; oy++) colp[(size_t)oy * ow] = 0.0f;
+            for (int oy = yhi; oy < oh; oy++) colp[(size_t)oy * ow] = 0.0f;
+        } else {
+            for (int oy = 0; oy < oh; oy++) colp[(size_t)oy * ow] = 0.0f;
+        }
+    }
+}
+
 // im2col with a row stride: row r of col starts at col + r*ldc (ldc >= OH*OW), so a caller can
 // lay the columns of one image into a wider matrix.  Taps are the outer loops and channels the
 // inner one: the valid ranges of a tap (two integer divisions each) are then computed KH*KW
@@ -101,8 +116,6 @@ static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas
                     zero_floats(row, ohw);
                     continue;
                 }
-                zero_floats(row, (long)ylo * ow);
-                zero_floats(row + (size_t)yhi * ow, (long)(s->oh - yhi) * ow);
                 if (span) {
                     long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
                     const float *src = img_c + ((long)iy0 * s->w + ix0 + j0);
@@ -120,8 +133,9 @@ static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas
                         }
                     }
                 }
-                // Padding columns of the valid rows (the span also wrote across them).
-                zero_pad_cols(row, ow, ylo, yhi, lo, hi);
+                // Padding rows, and padding columns of the valid rows (the span also wrote
+                // across those).
+                zero_outside(row, ow, s->oh, ylo, yhi, lo, hi);
             }
         }
     }

@@ -47,13 +47,6 @@ static int is_depthwise(const nas_conv_shape *s) {
     return s->groups == s->c && s->oc == s->c && s->groups > 1;
 }
 
-// One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
-// the batch and stays near L2 size for the layers of these networks.
-size_t nas_conv_workspace(const nas_conv_shape *s) {
-    if (is_pointwise(s) || is_depthwise(s)) return 0;
-    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
-}
-
 // ----------------------------------------------------------------------------
 // im2col / col2im
 
@@ -67,65 +60,150 @@ static void valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi) {
     *lo = l, *hi = h;
 }
 
+// A stride-1 conv whose output is as wide as its input ("same" width) maps output index
+// j = oy*OW + ox of tap (ki, kj) to input index j + (iy0*W + ix0) for every valid pixel, so the
+// valid part of a whole tap row is one contiguous span of the image: it is copied (or added
+// back) in one long vectorised loop instead of OH short ones, and the few padding columns that
+// the span crosses are fixed afterwards.
+static int span_ok(const nas_conv_shape *s) { return s->stride == 1 && s->ow == s->w; }
+
+static inline void zero_floats(float *p, long n) { memset(p, 0, sizeof(float) * n); }
+
+// Zero columns [0, lo) and [hi, ow) of rows [ylo, yhi) of a tap row.  Walked column by column
+// (a strided loop) because a per-row loop of one or two floats is turned into a memset call per
+// row by the compiler, which made memset 8% of a ResNet-20 step.
+static void zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi) {
+    for (int ox = 0; ox < ow; ox++) {
+        if (ox == lo) ox = hi;
+        if (ox >= ow) break;
+        for (int oy = ylo; oy < yhi; oy++) row[(size_t)oy * ow + ox] = 0.0f;
+    }
+}
+
+// Zero everything of a tap row outside rows [ylo, yhi) x columns [lo, hi), column by column
+// for the same reason: the padding rows of small strided layers are a few floats each, and two
+// memset calls per tap and channel were 5% of a small14 step.
+static void zero_outside(float *row, int ow, int oh, int ylo, int yhi, int lo, int hi) {
+    for (int ox = 0; ox < ow; ox++) {
+        float *colp = row + ox;
+        if (ox >= lo && ox < hi) {
+            for (int oy = 0; oy < ylo; oy++) colp[(size_t)oy * ow] = 0.0f;
+            for (int oy = yhi; oy < oh; oy++) colp[(size_t)oy * ow] = 0.0f;
+        } else {
+            for (int oy = 0; oy < oh; oy++) colp[(size_t)oy * ow] = 0.0f;
+        }
+    }
+}
+
+// im2col with a row stride: row r of col starts at col + r*ldc (ldc >= OH*OW), so a caller can
+// lay the columns of one image into a wider matrix.  Taps are the outer loops and channels the
+// inner one: the valid ranges of a tap (two integer divisions each) are then computed KH*KW
+// times per image instead of C*KH*KW times, which mattered for small strided layers.
+static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas_conv_shape *s) {
+    int ow = s->ow, ohw = s->oh * s->ow, span = span_ok(s);
+    size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
+    for (int ki = 0; ki < s->kh; ki++) {
+        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
+        for (int kj = 0; kj < s->kw; kj++) {
+            int ix0 = kj * s->dil - s->pad, lo, hi;
+            valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+            float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
+            for (int ch = 0; ch < c; ch++) {
+                float *row = row0 + ch * tap_rows;
+                const float *img_c = img + ch * plane;
+                if (ylo >= yhi || lo >= hi) {
+                    zero_floats(row, ohw);
+                    continue;
+                }
+                if (span) {
+                    long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
+                    const float *src = img_c + ((long)iy0 * s->w + ix0 + j0);
+                    float *dst = row + j0;
+                    for (long j = 0; j < j1 - j0; j++) dst[j] = src[j];
+                } else {
+                    for (int oy = ylo; oy < yhi; oy++) {
+                        float *dst = row + (size_t)oy * ow;
+                        const float *src = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
+                        if (s->stride == 2) {
+                            // A constant stride lets the compiler vectorise the gather.
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                        }
+                    }
+                }
+                // Padding rows, and padding columns of the valid rows (the span also wrote
+                // across those).
+                zero_outside(row, ow, s->oh, ylo, yhi, lo, hi);
+            }
+        }
+    }
+}
+
 // Row r = (ch*KH + ki)*KW + kj of col holds, for every output pixel, the input value tap
 // (ki, kj) of channel ch reads; the GEMM with the (OC, C*KH*KW) weight matrix is then the conv.
 void nas_im2col(float *col, const float *img, int c, const nas_conv_shape *s) {
-    int ohw = s->oh * s->ow;
-    for (int ch = 0; ch < c; ch++) {
-        const float *img_c = img + (size_t)ch * s->h * s->w;
-        for (int ki = 0; ki < s->kh; ki++) {
-            for (int kj = 0; kj < s->kw; kj++) {
-                float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
-                int ix0 = kj * s->dil - s->pad, lo, hi;
-                valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
-                for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
-                    float *dst = row + oy * s->ow;
-                    if (iy < 0 || iy >= s->h) {
-                        memset(dst, 0, sizeof(float) * s->ow);
-                        continue;
-                    }
-                    const float *src = img_c + (size_t)iy * s->w + ix0;
-                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s->stride == 1) {
-                        memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
-                    } else if (s->stride == 2) {
-                        // A constant stride lets the compiler vectorise the gather.
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
+    im2col_ld(col, (size_t)s->oh * s->ow, img, c, s);
+}
+
+// The adjoint of im2col_ld: every column entry is added back to the input pixel it was copied
+// from.  It clobbers col: on the span path the entries of padding taps are zeroed first so the
+// one long add over the span drops them.  Loop order as in im2col_ld.
+static void col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_conv_shape *s) {
+    int ow = s->ow, span = span_ok(s);
+    size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
+    for (int ki = 0; ki < s->kh; ki++) {
+        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
+        for (int kj = 0; kj < s->kw; kj++) {
+            int ix0 = kj * s->dil - s->pad, lo, hi;
+            valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
+            if (ylo >= yhi || lo >= hi) continue;
+            float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
+            for (int ch = 0; ch < c; ch++) {
+                float *row = row0 + ch * tap_rows;
+                float *img_c = img + ch * plane;
+                if (span) {
+                    zero_pad_cols(row, ow, ylo, yhi, lo, hi);
+                    long j0 = (long)ylo * ow + lo, j1 = (long)(yhi - 1) * ow + hi;
+                    float *dst = img_c + ((long)iy0 * s->w + ix0 + j0);
+                    const float *src = row + j0;
+                    for (long j = 0; j < j1 - j0; j++) dst[j] += src[j];
+                    continue;
+                }
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *src = row + (size_t)oy * ow;
+                    float *dst = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
+                    // The adjoint of the copy above: padding taps are dropped.
+                    if (s->stride == 2) {
+                        for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];
                     } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                        for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
                     }
-                    for (int ox = hi; ox < s->ow; ox++) dst[ox] = 0.0f;
                 }
             }
         }
     }
 }
 
-// Exactly the transpose of nas_im2col: every column entry is added back to the input pixel it
-// was copied from, so overlapping windows sum their gradients.
+// Exactly the transpose of nas_im2col.  This public form must leave col intact, so it adds
+// row by row instead of taking the clobbering span path the conv backward uses.
 void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s) {
     int ohw = s->oh * s->ow;
     for (int ch = 0; ch < c; ch++) {
         float *img_c = img + (size_t)ch * s->h * s->w;
         for (int ki = 0; ki < s->kh; ki++) {
+            int iy0 = ki * s->dil - s->pad, ylo, yhi;
+            valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
             for (int kj = 0; kj < s->kw; kj++) {
                 const float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
                 int ix0 = kj * s->dil - s->pad, lo, hi;
                 valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
-                for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
-                    if (iy < 0 || iy >= s->h) continue;
-                    const float *src = row + oy * s->ow;
-                    float *dst = img_c + (size_t)iy * s->w + ix0;
-                    // The adjoint of the copy above: padding taps are dropped.
-                    if (s->stride == 1) {
-                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
-                    } else if (s->stride == 2) {
-                        for (int ox = lo; ox < hi; ox++) dst[2 * ox] += src[ox];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
-                    }
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *src = row + (size_t)oy * s->ow;
+                    float *dst = img_c + (size_t)(oy * s->stride + iy0) * s->w + ix0;
+                    for (int ox = lo; ox < hi; ox++) dst[ox * s->stride] += src[ox];
                 }
             }
         }
@@ -209,6 +287,15 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 // ----------------------------------------------------------------------------
 // general conv: per image, per group GEMM
 
+// One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
+// the batch and stays near L2 size for the layers of these networks.  (Several images side by
+// side in one wider GEMM for 7x7 and 14x14 planes was tried and measured no faster: the
+// gather/scatter copies ate what OpenBLAS gained; see docs/PERFORMANCE.md.)
+size_t nas_conv_workspace(const nas_conv_shape *s) {
+    if (is_pointwise(s) || is_depthwise(s)) return 0;
+    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+}
+
 // Dispatch: depthwise to the direct loop, everything else per image and per group through
 // one GEMM, with pointwise convs reading the image itself as the column matrix.
 void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -242,10 +329,14 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
 }
 
 // Backward recomputes im2col instead of keeping the forward's columns: storing them for a
-// whole batch would cost more memory than every activation of the net together.
-void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
+// whole batch would cost more memory than every activation of the net together.  With store,
+// each image's dinp is zeroed just before its own col2im (or written by the GEMM with beta 0),
+// while it is about to be in cache anyway, instead of in a separate pass over the whole batch.
+static void conv_backward(float *dinp, int store, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, const nas_conv_shape *s,
+                          float *ws) {
     if (is_depthwise(s)) {
+        if (dinp && store) memset(dinp, 0, sizeof(float) * s->n * s->c * s->h * s->w);
         dw_backward(dinp, dweight, dbias, dout, inp, weight, s);
         return;
     }
@@ -269,11 +360,13 @@ void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
             float *dimg = dinp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
             if (pw) {
                 // dcol is dinp itself: dinp_g += W_g^T . dout_g
-                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 1.0f, dimg, ohw);
+                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, store ? 0.0f : 1.0f, dimg,
+                         ohw);
             } else {
-                // dcol = W_g^T . dout_g, then scatter-add back into the image.
+                // dcol = W_g^T . dout_g, then scatter-add back into the image (clobbering dcol).
                 nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 0.0f, ws, ohw);
-                nas_col2im_add(dimg, ws, g_c, s);
+                if (store) memset(dimg, 0, sizeof(float) * g_c * s->h * s->w);
+                col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
         if (dbias) {
@@ -285,6 +378,17 @@ void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
             }
         }
     }
+}
+
+void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const nas_conv_shape *s, float *ws) {
+    conv_backward(dinp, 0, dweight, dbias, dout, inp, weight, s, ws);
+}
+
+void nas_conv2d_backward_store(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const nas_conv_shape *s,
+                               float *ws) {
+    conv_backward(dinp, 1, dweight, dbias, dout, inp, weight, s, ws);
 }
 
 // ----------------------------------------------------------------------------

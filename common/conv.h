@@ -4,7 +4,8 @@
  * The optimized path lowers each image and group to one GEMM through
  * im2col (a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
  * depthwise conv, groups == C == OC, has its own direct loop).  The GEMMs
- * are per image so that the column matrix stays in cache.  Every optimized
+ * are per image so that the column matrix stays in cache; im2col/col2im of
+ * stride-1 same-width convs move one contiguous span per tap.  Every optimized
  * kernel keeps a _naive direct-loop twin that the tests compare against.
  * Backward kernels accumulate (+=) into dinp, dweight and dbias.
  */
@@ -37,6 +38,12 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
  * dout (N,OC,OH,OW). */
 void nas_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const nas_conv_shape *s, float *ws);
+/* As nas_conv2d_backward, but dinp (when not NULL) is overwritten with the input gradient
+ * instead of added to, so a caller whose dinp holds nothing yet need not zero it first
+ * (dweight and dbias still accumulate). */
+void nas_conv2d_backward_store(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const nas_conv_shape *s,
+                               float *ws);
 
 void nas_conv2d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,
                               const nas_conv_shape *s);

@@ -229,7 +229,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
             memset(dw, 0, sizeof(float) * (nw + (size_t)nd->shape.c));
             db = db ? dw + nw : NULL;
         }
-        if (nb > 0)
+        if (nb > 0 && (overwrite & 1) && din_skip)
+            nas_conv2d_backward_store(din_skip + b0 * pin, dw, db, dout + b0 * pout, in + b0 * pin,
+                                      pdata(net, nd->p[0]), &cs, workspace(net, tid));
+        else if (nb > 0)
             nas_conv2d_backward(din_skip ? din_skip + b0 * pin : NULL, dw, db, dout + b0 * pout,
                                 in + b0 * pin, pdata(net, nd->p[0]), &cs, workspace(net, tid));
         break;
@@ -345,13 +348,17 @@ void nas_net_backward(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        // BN, ReLU and add nodes that are an input gradient's first writer store instead of
-        // adding, so that gradient needs no zeroing pass; other first writers get a zeroed one.
+        // BN, ReLU, add and conv nodes that are an input gradient's first writer store instead
+        // of adding, so that gradient needs no zeroing pass (a conv zeroes each image's share
+        // while it is hot); other first writers get a zeroed one.
         int overwrite = 0;
-        if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD) {
+        if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
+            nd->op == NAS__OP_CONV) {
             for (int k = 0; k < nd->n_in; k++)
                 if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
             if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */
+            // A conv does not compute the network input's gradient, so it cannot be its store.
+            if (nd->op == NAS__OP_CONV && nas__input(nd, 0) == 0) overwrite = 0;
         }
         for (int k = 0; k < nd->n_in; k++) {
             int i = nas__input(nd, k);

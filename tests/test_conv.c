@@ -90,6 +90,83 @@ START_TEST(test_conv_cases) {
 }
 END_TEST
 
+// Layer shapes of the reference nets (with odd batch sizes) and the span path of im2col/col2im
+// (stride 1, output as wide as the input, dilated too).  Optimized against naive only: these are
+// too big for gradchecks.
+static const conv_case GROUPED[] = {
+    {7, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 0},   /* ResNet-20 7x7 stage */
+    {5, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1}, /* 14x14 stage, with bias */
+    {5, 32, 14, 14, 64, 3, 3, 2, 1, 1, 1, 0}, /* stride 2 into 7x7 */
+    {3, 8, 4, 5, 6, 3, 3, 1, 1, 1, 2, 1},     /* channel groups, odd width */
+    {3, 4, 6, 6, 5, 3, 3, 1, 2, 2, 1, 0},     /* dilated same-width conv (span path) */
+    {3, 6, 5, 5, 4, 1, 1, 1, 0, 1, 2, 1},     /* pointwise, grouped (GEMM straight into dinp) */
+    {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4, 0},     /* depthwise */
+};
+
+START_TEST(test_conv_grouped) {
+    const conv_case *cc = &GROUPED[_i];
+    nas_rng rng;
+    nas_rng_init(&rng, 900 + (uint64_t)_i, 3);
+    nas_conv_shape s;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init(&s, cc->n, cc->c, cc->h, cc->w, cc->oc, cc->kh, cc->kw,
+                                         cc->stride, cc->pad, cc->dil, cc->groups, err),
+                     NAS_OK);
+    size_t n_in = (size_t)s.n * s.c * s.h * s.w, n_out = (size_t)s.n * s.oc * s.oh * s.ow;
+    size_t n_w = (size_t)s.oc * (s.c / s.groups) * s.kh * s.kw;
+    float *inp = alloc_f(n_in), *w = alloc_f(n_w), *bias = cc->bias ? alloc_f(s.oc) : NULL;
+    float *r = alloc_f(n_out), *o1 = alloc_f(n_out), *o2 = alloc_f(n_out);
+    float *ws = alloc_f(nas_conv_workspace(&s));
+    nas_fill_uniform(inp, n_in, -1, 1, &rng);
+    nas_fill_uniform(w, n_w, -1, 1, &rng);
+    if (bias) nas_fill_uniform(bias, s.oc, -1, 1, &rng);
+    nas_fill_uniform(r, n_out, -1, 1, &rng);
+    nas_conv2d_forward(o1, inp, w, bias, &s, ws);
+    nas_conv2d_forward_naive(o2, inp, w, bias, &s);
+    ck_assert(nas_allclose(o1, o2, n_out, 1e-3f, 1e-4f, "grouped fwd"));
+    float *di1 = alloc_f(n_in), *di2 = alloc_f(n_in), *dw1 = alloc_f(n_w), *dw2 = alloc_f(n_w);
+    float *db1 = alloc_f(s.oc), *db2 = alloc_f(s.oc);
+    for (size_t i = 0; i < n_in; i++) di1[i] = di2[i] = 0.5f;
+    nas_conv2d_backward(di1, dw1, bias ? db1 : NULL, r, inp, w, &s, ws);
+    nas_conv2d_backward_naive(di2, dw2, bias ? db2 : NULL, r, inp, w, &s);
+    ck_assert(nas_allclose(di1, di2, n_in, 1e-3f, 1e-4f, "grouped dinp"));
+    ck_assert(nas_allclose(dw1, dw2, n_w, 1e-3f, 1e-4f, "grouped dweight"));
+    ck_assert(nas_allclose(db1, db2, s.oc, 1e-3f, 1e-4f, "grouped dbias"));
+    // The store form overwrites stale contents of dinp (and still accumulates dweight).
+    for (size_t i = 0; i < n_in; i++) di1[i] = 1e6f, di2[i] = 0.0f;
+    memcpy(dw1, dw2, sizeof(float) * n_w);
+    nas_conv2d_backward_store(di1, dw1, NULL, r, inp, w, &s, ws);
+    nas_conv2d_backward_naive(di2, dw2, NULL, r, inp, w, &s);
+    ck_assert(nas_allclose(di1, di2, n_in, 1e-3f, 1e-4f, "store dinp"));
+    ck_assert(nas_allclose(dw1, dw2, n_w, 1e-3f, 1e-4f, "store dweight"));
+    free(inp), free(w), free(bias), free(r), free(o1), free(o2), free(ws);
+    free(di1), free(di2), free(dw1), free(dw2), free(db1), free(db2);
+}
+END_TEST
+
+// The public col2im is the exact adjoint of im2col: <im2col(x), y> == <x, col2im(y)>, and it
+// leaves its column argument untouched.
+START_TEST(test_im2col_adjoint) {
+    nas_conv_shape s;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init(&s, 1, 3, 6, 7, 4, 3, 3, 1, 1, 1, 1, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 77, 1);
+    size_t n_img = 3 * 6 * 7, n_col = nas_conv_workspace(&s);
+    float *x = alloc_f(n_img), *y = alloc_f(n_col), *ycopy = alloc_f(n_col);
+    float *cx = alloc_f(n_col), *ty = alloc_f(n_img);
+    nas_fill_uniform(x, n_img, -1, 1, &rng);
+    nas_fill_uniform(y, n_col, -1, 1, &rng);
+    memcpy(ycopy, y, sizeof(float) * n_col);
+    nas_im2col(cx, x, 3, &s);
+    nas_col2im_add(ty, y, 3, &s);
+    ck_assert_mem_eq(y, ycopy, sizeof(float) * n_col);
+    double lhs = nas_dot_d(cx, y, n_col), rhs = nas_dot_d(x, ty, n_img);
+    ck_assert_double_eq_tol(lhs, rhs, 1e-4);
+    free(x), free(y), free(ycopy), free(cx), free(ty);
+}
+END_TEST
+
 START_TEST(test_conv_shape_errors) {
     nas_conv_shape s;
     char err[NAS_ERR_LEN] = "";
@@ -108,6 +185,8 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("conv");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_conv_cases, 0, (int)NAS_ARRAY_LEN(CASES));
+    tcase_add_loop_test(tc, test_conv_grouped, 0, (int)NAS_ARRAY_LEN(GROUPED));
+    tcase_add_test(tc, test_im2col_adjoint);
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;

@@ -28,32 +28,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-/* The genome's JSON and DOT forms are declared in common/genome.h and
- * implemented in common/genome_json.c, which not every branch has yet.
- * Where the file exists the calls are ordinary ones.  Elsewhere they are
- * weak references so the harnesses still link; a weak reference alone
- * would not pull the object out of the static library, hence the check
- * on the source file rather than weak references everywhere. */
-#if defined(__has_include)
-#if __has_include("common/genome_json.c")
-#define NAS_FUZZ_HAVE_GENOME_JSON 1
-#endif
-#endif
-#ifndef NAS_FUZZ_HAVE_GENOME_JSON
-extern __typeof__(nas_genome_to_json) nas_genome_to_json __attribute__((weak));
-extern __typeof__(nas_genome_from_json) nas_genome_from_json __attribute__((weak));
-extern __typeof__(nas_genome_to_dot) nas_genome_to_dot __attribute__((weak));
-#define NAS_FUZZ_HAVE_GENOME_JSON 0
-#endif
-
-static int genome_json_available(void) {
-#if NAS_FUZZ_HAVE_GENOME_JSON
-    return 1;
-#else
-    return nas_genome_to_json != NULL && nas_genome_from_json != NULL && nas_genome_to_dot != NULL;
-#endif
-}
-
 /* A broken property is a bug in the decoder or encoder, never bad input. */
 #define FUZZ_CHECK(cond, ...)                                                                      \
     do {                                                                                           \
@@ -144,7 +118,6 @@ static void genome_round_trip(const nas_genome *g) {
     FUZZ_CHECK(nas_genome_hash(&canon) == nas_genome_hash(&canon2) &&
                    nas_genome_hash(&canon) == nas_genome_hash(g),
                "canonical form of '%s' is not a fixed point of the hash", t1);
-    if (!genome_json_available()) return;
     FUZZ_CHECK(nas_genome_to_dot(g, dot, sizeof dot) > 0, "no DOT form for '%s'", t1);
     int jn = nas_genome_to_json(g, j1, sizeof j1);
     FUZZ_CHECK(jn > 0, "accepted genome '%s' has no JSON form (%d)", t1, jn);
@@ -166,7 +139,6 @@ int nas_fuzz_genome_text(const uint8_t *data, size_t size) {
 int nas_fuzz_genome_json(const uint8_t *data, size_t size) {
     nas_genome g;
     char err[NAS_ERR_LEN];
-    if (!genome_json_available()) return 0;
     if (nas_genome_from_json((const char *)data, size, &g, err) != NAS_OK) return 0;
     genome_round_trip(&g);
     return 1;
@@ -370,18 +342,18 @@ int nas_fuzz_keys(const uint8_t *data, size_t size) {
 // Table of targets
 
 const nas_fuzz_target nas_fuzz_targets[] = {
-    {"wire", nas_fuzz_wire, NULL},
-    {"wire_body", nas_fuzz_wire_body, NULL},
-    {"genome_text", nas_fuzz_genome_text, NULL},
-    {"genome_json", nas_fuzz_genome_json, genome_json_available},
-    {"json", nas_fuzz_json, NULL},
-    {"config", nas_fuzz_config, NULL},
-    {"idx", nas_fuzz_idx, NULL},
-    {"cifar", nas_fuzz_cifar, NULL},
-    {"safetensors", nas_fuzz_safetensors, NULL},
-    {"table", nas_fuzz_table, NULL},
-    {"keys", nas_fuzz_keys, NULL},
-    {NULL, NULL, NULL},
+    {"wire", nas_fuzz_wire},
+    {"wire_body", nas_fuzz_wire_body},
+    {"genome_text", nas_fuzz_genome_text},
+    {"genome_json", nas_fuzz_genome_json},
+    {"json", nas_fuzz_json},
+    {"config", nas_fuzz_config},
+    {"idx", nas_fuzz_idx},
+    {"cifar", nas_fuzz_cifar},
+    {"safetensors", nas_fuzz_safetensors},
+    {"table", nas_fuzz_table},
+    {"keys", nas_fuzz_keys},
+    {NULL, NULL},
 };
 
 nas_fuzz_fn nas_fuzz_find(const char *name) {

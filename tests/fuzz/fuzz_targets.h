@@ -23,7 +23,6 @@ typedef int (*nas_fuzz_fn)(const uint8_t *data, size_t size);
 typedef struct nas_fuzz_target {
     const char *name; /* harness and corpus folder name */
     nas_fuzz_fn fn;
-    int (*available)(void); /* NULL, or 0 while the decoder is not implemented */
 } nas_fuzz_target;
 
 /* Every target, terminated by {NULL, NULL}. */

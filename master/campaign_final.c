@@ -10,6 +10,7 @@
  * repaired by the next run.
  */
 #include "master/campaign_internal.h"
+#include "master/status.h"
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -125,28 +126,6 @@ void nas_campaign_summary(nas_campaign *c, FILE *f) {
 
 // ---- status document -------------------------------------------------------------------------
 
-/* A result as the status document's "best" object (status.h lists the
- * fields; status.c writes the same shape from the database). */
-static void json_record(nas_json_buf *b, const nas_store_record *r) {
-    nas_json_buf_obj_begin(b);
-    nas_json_buf_key(b, "task");
-    nas_json_buf_i64(b, r->task_id);
-    nas_json_buf_key(b, "arch");
-    nas_json_buf_str(b, r->arch_text);
-    nas_json_buf_key(b, "accuracy");
-    nas_json_buf_f64(b, r->accuracy);
-    nas_json_buf_key(b, "test_accuracy");
-    if (isnan(r->test_accuracy))
-        nas_json_buf_null(b);
-    else
-        nas_json_buf_f64(b, r->test_accuracy);
-    nas_json_buf_key(b, "params");
-    nas_json_buf_i64(b, r->params);
-    nas_json_buf_key(b, "macs");
-    nas_json_buf_i64(b, r->macs);
-    nas_json_buf_obj_end(b);
-}
-
 /* The phase nasctl shows; an error or a stop in progress wins over the
  * stage, because that is what the operator needs to know first. */
 static const char *phase_name(const nas_campaign *c) {
@@ -237,7 +216,7 @@ char *nas_campaign_status_json(nas_campaign *c) {
     int n = nas_store_best(c->store, NAS_STORE_STAGE_SEARCH, 1, &r, err);
     nas_json_buf_key(&b, "best");
     if (n > 0)
-        json_record(&b, &r[0]);
+        nas_status_json_record(&b, &r[0]);
     else
         nas_json_buf_null(&b);
     nas_store_records_free(r, n > 0 ? n : 0);

@@ -37,15 +37,7 @@ static void canonical_value(const char *canon, const char *key, char *out, size_
     }
 }
 
-/* The best search result as the "best" object, or null before any. */
-static void json_best(nas_json_buf *b, nas_store *st, char *err) {
-    nas_store_record *r = NULL;
-    int n = nas_store_best(st, NAS_STORE_STAGE_SEARCH, 1, &r, err);
-    nas_json_buf_key(b, "best");
-    if (n <= 0) {
-        nas_json_buf_null(b);
-        return;
-    }
+void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_obj_begin(b);
     nas_json_buf_key(b, "task");
     nas_json_buf_i64(b, r->task_id);
@@ -63,6 +55,18 @@ static void json_best(nas_json_buf *b, nas_store *st, char *err) {
     nas_json_buf_key(b, "macs");
     nas_json_buf_i64(b, r->macs);
     nas_json_buf_obj_end(b);
+}
+
+/* The best search result as the "best" object, or null before any. */
+static void json_best(nas_json_buf *b, nas_store *st, char *err) {
+    nas_store_record *r = NULL;
+    int n = nas_store_best(st, NAS_STORE_STAGE_SEARCH, 1, &r, err);
+    nas_json_buf_key(b, "best");
+    if (n <= 0) {
+        nas_json_buf_null(b);
+        return;
+    }
+    nas_status_json_record(b, r);
     nas_store_records_free(r, n);
 }
 

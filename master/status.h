@@ -19,9 +19,15 @@
 #ifndef NAS_STATUS_H
 #define NAS_STATUS_H
 
+#include "common/json.h"
 #include "master/store.h"
 
 #include <stdio.h>
+
+/* Write a result as the document's "best" object ({task, arch, accuracy,
+ * test_accuracy, params, macs}); the live master and the database view
+ * share it so the two shapes cannot drift apart. */
+void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
 
 /* Build the document from an open store (read-only is fine).  Returns a
  * malloc'd string (nas_free) or NULL with err filled. */

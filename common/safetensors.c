@@ -86,6 +86,14 @@ static const char *find_duplicate(const char **names, size_t n) {
     return NULL;
 }
 
+/* 1 if `nm` may name a tensor: non-empty, at most NAS_SAFETENSORS_MAX_NAME
+ * bytes, and not the reserved "__metadata__".  Writer and reader apply the
+ * same rule, so whatever parses can be written back. */
+static int name_ok(const char *nm) {
+    size_t nl = nm ? strlen(nm) : 0;
+    return nl > 0 && nl <= NAS_SAFETENSORS_MAX_NAME && strcmp(nm, "__metadata__") != 0;
+}
+
 /* Check every tensor and metadata pair before writing anything. */
 static int validate_inputs(const nas_safetensors_tensor *t, size_t count,
                            const nas_safetensors_meta *meta, size_t nmeta, char *err) {
@@ -95,8 +103,7 @@ static int validate_inputs(const nas_safetensors_tensor *t, size_t count,
     int rc = NAS_EINVAL;
     for (size_t i = 0; i < count; i++) {
         const char *nm = t[i].name;
-        size_t nl = nm ? strlen(nm) : 0;
-        if (nl == 0 || nl > NAS_SAFETENSORS_MAX_NAME || strcmp(nm, "__metadata__") == 0) {
+        if (!name_ok(nm)) {
             nas_set_err(err, rc,
                         "safetensors: tensor %zu: name \"%.64s\" is empty, longer than %d"
                         " bytes or reserved",
@@ -482,6 +489,13 @@ int nas_safetensors_parse(const void *buf, size_t len, nas_safetensors **out, ch
             continue;
         }
         nas_safetensors_tensor *t = &st->tensors[nt];
+        if (!name_ok(m->key)) {
+            rc = nas_set_err(err, NAS_EFORMAT,
+                             "safetensors: header: tensor name \"%.64s\" is empty or longer"
+                             " than %d bytes",
+                             m->key, NAS_SAFETENSORS_MAX_NAME);
+            goto fail;
+        }
         if ((rc = parse_entry(m, dlen, t, &spans[nt], err)) < 0) goto fail;
         spans[nt].index = nt;
         if (!(t->name = nas_strdup(m->key))) {

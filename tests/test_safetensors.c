@@ -253,6 +253,9 @@ START_TEST(test_safetensors_corrupt_headers) {
     parse_bad("{\"__metadata__\":{\"k\":1}}", 0, F,
               "__metadata__ 'k' must be a string (found number)");
     parse_bad("{\"__metadata__\":[]}", 0, F, "__metadata__ must be an object (found array)");
+    /* Found by fuzzing: a name the writer refuses must not parse either. */
+    parse_bad("{\"\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, F,
+              "tensor name \"\" is empty or longer than");
 }
 END_TEST
 

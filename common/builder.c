@@ -199,7 +199,8 @@ static int em_zero(nas__emit *e, int x, int stride) {
 
 /* Factorized reduction (net.h): ReLU, two 1x1 stride-2 convs (the second
  * on the input shifted by a pixel), concat, BN.  The shift is a node of
- * its own in the net, so count mode adds a placeholder node for it. */
+ * its own in the net, so count mode adds a node for it too, keeping the
+ * node numbering equal in both modes. */
 static int em_factorized_reduce(nas__emit *e, const char *path, int x, int oc) {
     if (x < 0) return x;
     if (e->net) return em_net(e, nas_net_factorized_reduce(e->net, path, x, oc));

@@ -114,7 +114,7 @@ START_TEST(test_keys_refuse_overwrite_unless_asked) {
 
     /* Half a pair on disk: refused, and the other half is not created. */
     const char *base2 = setup_base("half");
-    write_text(path_of(p, base2, ".key"), "# placeholder\n", 0644);
+    write_text(path_of(p, base2, ".key"), "# one half of a pair\n", 0644);
     ck_assert_int_eq(nas_keys_generate_files(base2, 0, NULL, err), NAS_EEXIST);
     ck_assert_ptr_nonnull(strstr(err, "half.key"));
     ck_assert_int_eq(access(path_of(p, base2, ".key_secret"), F_OK), -1);

@@ -15,7 +15,7 @@ fi
 name=$1
 shift
 [ -x "$NAS_ROOT/bench/$name/run" ] || { echo "bench/run.sh: no benchmark '$name' (bench/$name/run)" >&2; exit 2; }
-cmake -S "$NAS_ROOT" -B "$NAS_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DNAS_BUILD_TESTS=OFF >/dev/null
+cmake -S "$NAS_ROOT" -B "$NAS_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DNAS_BUILD_TESTS=OFF -DNAS_SANITIZE=OFF >/dev/null
 cmake --build "$NAS_ROOT/build-bench" -j "$(nproc)" >/dev/null
 export NAS_BIN_DIR=$NAS_ROOT/build-bench/bin
 exec "$NAS_ROOT/bench/$name/run" "$@"

@@ -379,6 +379,17 @@ def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def steps(idx, ys, px, py):
+    """SVG points of a best-so-far curve as a staircase: the value after
+    evaluation i holds until evaluation i + 1 changes it."""
+    pts = []
+    for k, (i, y) in enumerate(zip(idx, ys)):
+        if k > 0:
+            pts.append(f"{px(i + 1):.1f},{py(ys[k - 1]):.1f}")
+        pts.append(f"{px(i + 1):.1f},{py(y):.1f}")
+    return pts
+
+
 def svg_plot(runs, evals, title):
     """Mean best-so-far validation accuracy against evaluations, one polyline
     per strategy, the min/max over seeds as a translucent band."""
@@ -432,11 +443,11 @@ def svg_plot(runs, evals, title):
         if not idx:
             continue
         if len(cs) > 1:
-            upper = [f"{px(i + 1):.1f},{py(max(c[i] for c in cs)):.1f}" for i in idx]
-            lower = [f"{px(i + 1):.1f},{py(min(c[i] for c in cs)):.1f}" for i in reversed(idx)]
-            o.append(f'<polygon class="band" points="{" ".join(upper + lower)}" '
+            upper = steps(idx, [max(c[i] for c in cs) for i in idx], px, py)
+            lower = steps(idx, [min(c[i] for c in cs) for i in idx], px, py)
+            o.append(f'<polygon class="band" points="{" ".join(upper + lower[::-1])}" '
                      f'fill="{colour}" fill-opacity="0.15" stroke="none"/>')
-        mean = [f"{px(i + 1):.1f},{py(statistics.fmean(c[i] for c in cs)):.1f}" for i in idx]
+        mean = steps(idx, [statistics.fmean(c[i] for c in cs) for i in idx], px, py)
         o.append(f'<polyline class="mean" points="{" ".join(mean)}" fill="none" '
                  f'stroke="{colour}" stroke-width="2"/>')
     # Legend, bottom right: best-so-far curves rise, so that corner is free.

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -452,6 +453,9 @@ def svg_plot(runs, evals, title):
                  f'stroke="{colour}" stroke-width="2"/>')
     # Legend, bottom right: best-so-far curves rise, so that corner is free.
     lx, ly = W - R - 230, H - B - 18 - 20 * len(curves)
+    # An opaque box, so that a band passing under the legend cannot hide it.
+    o.append(f'<rect x="{lx - 8}" y="{ly - 12}" width="228" height="{20 * len(curves) + 4}" '
+             f'fill="white" fill-opacity="0.9" stroke="#999"/>')
     for k, (s, cs) in enumerate(curves.items()):
         colour = COLOURS.get(s, "#2ca02c")
         yy = ly + 20 * k
@@ -530,7 +534,7 @@ def parse_args(argv):
                    help="search evaluations per campaign (default 150)")
     p.add_argument("--seeds", type=positive("--seeds"), default=3,
                    help="seeds 1..N per strategy (default 3)")
-    p.add_argument("--workers", type=positive("--workers"), default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive("--workers"), default=len(os.sched_getaffinity(0)),
                    help="nas-worker processes per campaign (default: the core count)")
     p.add_argument("--population", type=positive("--population"), default=20,
                    help="evolution population P (default 20)")
@@ -600,15 +604,16 @@ def main(argv):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    tmp = None
+    scratch = False
     if args.out:
         out = os.path.abspath(args.out)
         os.makedirs(out, exist_ok=True)
         svg_path = args.svg or os.path.join(out, "search_fmnist.svg")
     else:
-        tmp = tempfile.TemporaryDirectory(prefix="search_fmnist.")
-        out = tmp.name
+        out = tempfile.mkdtemp(prefix="search_fmnist.")
+        scratch = True
         svg_path = args.svg or os.path.join(root, "docs", "img", "search_fmnist.svg")
+    ok = False
     try:
         print(f"# search_fmnist: {args.evals} evaluations, seeds 1..{args.seeds}, "
               f"{args.workers} worker(s), strategies {','.join(args.strategies)}, "
@@ -647,6 +652,7 @@ def main(argv):
         with open(svg_path, "w") as f:
             f.write(svg)
         print(f"# plot: {svg_path}", file=sys.stderr)
+        ok = True
         return 0
     except Interrupted as e:
         print(f"search_fmnist: {e}: stopped; every process it started is stopped",
@@ -656,8 +662,12 @@ def main(argv):
         print(f"search_fmnist: {e}", file=sys.stderr)
         return 1
     finally:
-        if tmp is not None:
-            tmp.cleanup()
+        # A scratch directory goes on success; after a failure its logs are
+        # what the user needs, so it stays and is named.
+        if scratch and ok:
+            shutil.rmtree(out, ignore_errors=True)
+        elif scratch:
+            print(f"search_fmnist: campaigns and logs kept in {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

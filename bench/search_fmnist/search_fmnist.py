@@ -192,7 +192,8 @@ def tail(path, n=5):
 
 
 def run_campaign(strategy, seed, args, bindir, out):
-    """Runs one campaign to its end and returns its wall time in seconds.
+    """Runs one campaign to its end and returns (its wall time in seconds,
+    the Unix time in ms it started at, to compare with store timestamps).
     Every process started here is stopped before this returns or raises."""
     cdir = os.path.join(out, f"{strategy}-s{seed}")
     os.makedirs(cdir, exist_ok=True)
@@ -210,6 +211,7 @@ def run_campaign(strategy, seed, args, bindir, out):
     workers = []
     files = []
     start = time.monotonic()
+    start_ms = time.time() * 1000.0
     try:
         mout = open(os.path.join(cdir, "master.out"), "w")
         mlog = open(os.path.join(cdir, "master.log"), "w")
@@ -255,7 +257,7 @@ def run_campaign(strategy, seed, args, bindir, out):
         if state != "done":
             raise BenchError(f"{strategy} seed {seed}: the campaign ended in state "
                              f"'{state}', not 'done'; see {cdir}/master.log")
-        return wall
+        return wall, start_ms
     finally:
         # Master first with a graceful stop (leases are cancelled and
         # re-queued), then the workers, which otherwise keep reconnecting.
@@ -282,12 +284,14 @@ def nasctl(bindir, *argv):
 
 def read_results(bindir, db):
     """(validation accuracies in completion order, final-stage test accuracy
-    of the best architecture or None) from the campaign's store."""
+    of the best architecture or None, Unix ms of the last search result)
+    from the campaign's store."""
     rows = list(csv.DictReader(io.StringIO(nasctl(bindir, "history", "--db", db, "--csv"))))
     # nasctl history lists results in the order they were recorded, which is
     # the order the master committed them: completion order.
     rows.sort(key=lambda r: int(r["seq"]))
     accs = [float(r["val_acc"]) for r in rows]
+    last_ms = max((int(r["finished_ms"]) for r in rows), default=None)
     best = json.loads(nasctl(bindir, "best", "--db", db, "--k", "1", "--json"))
     final = [r for r in best.get("final", []) if r.get("test_accuracy") is not None]
     test = None
@@ -296,7 +300,7 @@ def read_results(bindir, db):
         # that validates best at the final fidelity; its test figure is
         # reported (never the best test figure, which would peek at the test set).
         test = max(final, key=lambda r: r["accuracy"])["test_accuracy"]
-    return accs, test
+    return accs, test, last_ms
 
 
 # ---------------------------------------------------------------- analysis
@@ -337,7 +341,8 @@ def fmt_ms(xs, digits=4):
 
 
 def summarise(runs, evals):
-    """runs: {strategy: [ {seed, accs, test, wall} ]} -> (case lines, table text)."""
+    """runs: {strategy: [ {seed, accs, test, search, wall} ]} -> (case lines,
+    table text); search is the search stage's seconds (None if unknown)."""
     pts = checkpoints(evals)
     curves = {s: [best_so_far(r["accs"], evals) for r in rs] for s, rs in runs.items()}
     lines = []
@@ -353,12 +358,15 @@ def summarise(runs, evals):
             lines.append(f"case=final_test_acc ours={ours:.4f} peer={peer:.4f} unit=test_acc "
                          f"ratio={ours / peer:.4f}")
     head = ["strategy", "seeds"] + [f"best val @{c}" for c in pts] + ["final test acc",
+                                                                       "search min",
                                                                        "wall min"]
     rows = [head]
     for s, rs in runs.items():
         row = [s, str(len(rs))]
         row += [fmt_ms([cv[c - 1] for cv in curves[s]]) for c in pts]
-        row += [fmt_ms([r["test"] for r in rs]), fmt_ms([r["wall"] / 60 for r in rs], 1)]
+        row += [fmt_ms([r["test"] for r in rs]),
+                fmt_ms([r["search"] / 60 if r.get("search") else None for r in rs], 1),
+                fmt_ms([r["wall"] / 60 for r in rs], 1)]
         rows.append(row)
     table = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * 2 + "--:|" * (len(head) - 2) + "\n"
     table += "".join("| " + " | ".join(r) + " |\n" for r in rows[1:])
@@ -480,7 +488,8 @@ def self_test():
     assert checkpoints(60) == [25, 50, 60], checkpoints(60)
     assert mean_std([1.0, 3.0]) == (2.0, math.sqrt(2.0))
     runs = {
-        "evolution": [{"seed": 1, "accs": [0.6, 0.7, 0.8, 0.75], "test": 0.81, "wall": 60},
+        "evolution": [{"seed": 1, "accs": [0.6, 0.7, 0.8, 0.75], "test": 0.81, "wall": 60,
+                       "search": 30},
                       {"seed": 2, "accs": [0.65, 0.66, 0.9, 0.7], "test": 0.83, "wall": 120}],
         "random": [{"seed": 1, "accs": [0.6, 0.62, 0.64, 0.7], "test": 0.80, "wall": 60},
                    {"seed": 2, "accs": [0.7, 0.6, 0.6, 0.6], "test": 0.78, "wall": 60}],
@@ -489,7 +498,8 @@ def self_test():
     assert lines[-2].startswith("case=best_val_at_4 ours=0.8500 peer=0.7000"), lines
     assert lines[-1].startswith("case=final_test_acc ours=0.8200 peer=0.7900"), lines
     assert "| evolution | 2 | 0.6250 ± 0.0354 |" in table, table
-    assert "1.5 ± 0.7" in table, table
+    assert "| 0.5 ± 0.0 | 1.5 ± 0.7 |" in table, table
+    assert "| - | 1.0 ± 0.0 |" in table, table
     svg = svg_plot(runs, 4, "self-test")
     root = ET.fromstring(svg)  # well-formed XML or this raises
     ns = "{http://www.w3.org/2000/svg}"
@@ -625,8 +635,8 @@ def main(argv):
         for seed in range(1, args.seeds + 1):
             for s in args.strategies:
                 print(f"# {s} seed {seed}: starting", file=sys.stderr, flush=True)
-                wall = run_campaign(s, seed, args, args.bin_dir, out)
-                accs, test = read_results(args.bin_dir, os.path.join(out, f"{s}-s{seed}",
+                wall, start_ms = run_campaign(s, seed, args, args.bin_dir, out)
+                accs, test, last_ms = read_results(args.bin_dir, os.path.join(out, f"{s}-s{seed}",
                                                                      "campaign.db"))
                 if len(accs) < args.evals:
                     print(f"# warning: {s} seed {seed}: {len(accs)} results for {args.evals} "
@@ -635,7 +645,9 @@ def main(argv):
                 print(f"# {s} seed {seed}: {len(accs)} results, best val {best:.4f}, final test "
                       f"{'-' if test is None else f'{test:.4f}'}, {wall:.0f} s",
                       file=sys.stderr, flush=True)
-                runs[s].append({"seed": seed, "accs": accs, "test": test, "wall": wall})
+                search = (last_ms - start_ms) / 1000.0 if last_ms else None
+                runs[s].append({"seed": seed, "accs": accs, "test": test, "search": search,
+                                "wall": wall})
                 with open(os.path.join(out, "results.json"), "w") as f:
                     json.dump({"args": {k: v for k, v in vars(args).items()}, "runs": runs}, f)
         lines, table = summarise(runs, args.evals)

@@ -95,8 +95,21 @@ static const char schema_v1[] =
     "  created_ms INTEGER NOT NULL);";
 
 /* Append only: a released migration is never edited, a change is a new one. */
+/* Version 2 (incremental strategy state, docs/SCHEMA.md): a task the
+ * strategy observed carries the observation's number (its index in the
+ * strategy's history) and whether it counted as a success, written in the
+ * same transaction as the result or failure.  With the proposals (search
+ * tasks in id order) this is the whole history, so the strategy blob no
+ * longer has to repeat it.  The partial unique index keeps the numbers
+ * distinct and reads them back in order. */
+static const char schema_v2[] = "ALTER TABLE task ADD COLUMN observed INTEGER;"
+                                "ALTER TABLE task ADD COLUMN observed_ok INTEGER;"
+                                "CREATE UNIQUE INDEX task_by_observed ON task(observed) "
+                                "WHERE observed IS NOT NULL;";
+
 static const nas__store_migration migrations[] = {
     {schema_v1},
+    {schema_v2},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,
@@ -194,6 +207,19 @@ static const struct {
      "created_ms = excluded.created_ms"},
     {NAS__ST_WEIGHTS_GET, "SELECT path, bytes FROM weights WHERE arch_hash = ?1"},
     {NAS__ST_WEIGHTS_DROP, "DELETE FROM weights WHERE arch_hash = ?1"},
+    {NAS__ST_BEGIN, "BEGIN IMMEDIATE"},
+    {NAS__ST_COMMIT, "COMMIT"},
+    {NAS__ST_SAVEPOINT, "SAVEPOINT nas_call"},
+    {NAS__ST_RELEASE, "RELEASE nas_call"},
+    {NAS__ST_TASK_OBSERVED,
+     "UPDATE task SET observed = ?2, observed_ok = ?3 WHERE id = ?1 AND stage = 'search'"},
+    {NAS__ST_PROPOSALS,
+     "SELECT t.id, t.arch_hash, a.text, t.parent_hash FROM task t "
+     "JOIN architecture a ON a.hash = t.arch_hash WHERE t.stage = 'search' ORDER BY t.id"},
+    {NAS__ST_OBSERVATIONS,
+     "SELECT t.id, t.arch_hash, a.text, t.parent_hash, t.observed, t.observed_ok, r.accuracy, "
+     "r.params, r.macs FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "LEFT JOIN result r ON r.task_id = t.id WHERE t.observed IS NOT NULL ORDER BY t.observed"},
 };
 
 /* Statements are prepared lazily: a handle that only reads (nasctl) never
@@ -312,12 +338,45 @@ static int exec_sql(nas_store *st, const char *sql, const char *what, char *err)
     return NAS_OK;
 }
 
+/* Run one of the cached transaction-control statements.  They go through
+ * the same fault injection as exec_sql(), and are prepared once because a
+ * group-committed batch runs three of them per call (parsing "SAVEPOINT"
+ * anew each time cost more than the INSERT it protects). */
+static int exec_ctl(nas_store *st, int which, const char *what, char *err) {
+    if (st->fail_after > 0 && --st->fail_after == 0)
+        return nas__store_fail(st, SQLITE_IOERR, what, err);
+    sqlite3_stmt *s = nas__store_stmt(st, which, err);
+    if (!s) return NAS_EDB;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return nas__store_fail(st, rc, what, err);
+    return NAS_OK;
+}
+
+/* Outside a batch every call is its own transaction.  Inside one (see
+ * nas_store_batch_begin) a call is a savepoint of the batch's transaction:
+ * it still applies all or nothing, but becomes durable only when the batch
+ * commits.  SQLite rolls a whole transaction back by itself after some
+ * errors (full disk, I/O); a call that finds the batch gone refuses to run
+ * in autocommit mode, which would make it durable on its own. */
 int nas__store_begin(nas_store *st, char *err) {
-    return exec_sql(st, "BEGIN IMMEDIATE", "begin transaction", err);
+    if (!st->batch) return exec_ctl(st, NAS__ST_BEGIN, "begin transaction", err);
+    if (sqlite3_get_autocommit(st->db))
+        return nas_set_err(err, NAS_EIO, "store %s: the group transaction was rolled back",
+                           st->path);
+    int rc = exec_ctl(st, NAS__ST_SAVEPOINT, "begin savepoint", err);
+    if (rc == NAS_OK) st->in_call = 1;
+    return rc;
 }
 
 int nas__store_commit(nas_store *st, char *err) {
-    int rc = exec_sql(st, "COMMIT", "commit", err);
+    int rc;
+    if (st->batch) {
+        rc = exec_ctl(st, NAS__ST_RELEASE, "release savepoint", err);
+        if (rc == NAS_OK) st->in_call = 0;
+    } else {
+        rc = exec_ctl(st, NAS__ST_COMMIT, "commit", err);
+    }
     if (rc != NAS_OK) nas__store_rollback(st);
     return rc;
 }
@@ -325,7 +384,19 @@ int nas__store_commit(nas_store *st, char *err) {
 void nas__store_rollback(nas_store *st) {
     /* SQLite already rolled back by itself after some errors (full disk,
      * I/O); a second ROLLBACK would only fail, so ask first. */
-    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sqlite3_get_autocommit(st->db)) {
+        st->in_call = 0;
+        return;
+    }
+    if (st->batch) {
+        /* Undo this call only; the batch's earlier calls stay. */
+        if (st->in_call) {
+            sqlite3_exec(st->db, "ROLLBACK TO nas_call; RELEASE nas_call", NULL, NULL, NULL);
+            st->in_call = 0;
+        }
+        return;
+    }
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 // ---- opening -----------------------------------------------------------------------------------

@@ -47,6 +47,13 @@ enum nas__stmt {
     NAS__ST_WEIGHTS_PUT,
     NAS__ST_WEIGHTS_GET,
     NAS__ST_WEIGHTS_DROP,
+    NAS__ST_BEGIN,
+    NAS__ST_COMMIT,
+    NAS__ST_SAVEPOINT,
+    NAS__ST_RELEASE,
+    NAS__ST_TASK_OBSERVED,
+    NAS__ST_PROPOSALS,
+    NAS__ST_OBSERVATIONS,
     NAS__ST_COUNT,
 };
 
@@ -55,6 +62,8 @@ struct nas_store {
     char *path;
     int readonly;
     int fail_after; /* fault injection: steps left before one fails; 0 = off */
+    int batch;      /* 1 while a group transaction is open (nas_store_batch_begin) */
+    int in_call;    /* 1 while a call's savepoint is open inside the batch */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
 };
 

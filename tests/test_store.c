@@ -101,13 +101,16 @@ START_TEST(test_store_migrates_v1_to_v2) {
     complete(st, id, 0.8);
     nas_store_close(&st);
 
-    /* Play a future binary whose second migration adds a column. */
+    /* Play a future binary whose next migration adds a column. */
     int n = 0;
-    const nas__store_migration *v1 = nas__store_migrations(&n);
-    ck_assert_int_eq(n, 1);
-    nas__store_migration v2[2] = {v1[0], {"ALTER TABLE result ADD COLUMN note TEXT;"}};
-    ck_assert_msg(nas__store_open_with(&st, db_path, 0, v2, 2, err) == NAS_OK, "%s", err);
-    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), 2);
+    const nas__store_migration *cur = nas__store_migrations(&n);
+    ck_assert_int_eq(n, NAS_STORE_SCHEMA_VERSION);
+    nas__store_migration v2[NAS_STORE_SCHEMA_VERSION + 1];
+    for (int i = 0; i < n; i++)
+        v2[i] = cur[i];
+    v2[n].sql = "ALTER TABLE result ADD COLUMN note TEXT;";
+    ck_assert_msg(nas__store_open_with(&st, db_path, 0, v2, n + 1, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), n + 1);
     ck_assert_int_eq(pragma_int(st, "SELECT COUNT(note) + COUNT(*) FROM result"), 1);
     nas_store_record *recs = NULL;
     ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err), 1);
@@ -115,7 +118,7 @@ START_TEST(test_store_migrates_v1_to_v2) {
     nas_store_records_free(recs, 1);
     nas_store_close(&st);
     /* Reopening with v2 runs nothing again; the v1 binary now refuses it. */
-    ck_assert_int_eq(nas__store_open_with(&st, db_path, 0, v2, 2, err), NAS_OK);
+    ck_assert_int_eq(nas__store_open_with(&st, db_path, 0, v2, n + 1, err), NAS_OK);
     nas_store_close(&st);
     ck_assert_int_eq(nas_store_open(&st, db_path, err), NAS_EVERSION);
 }

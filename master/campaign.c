@@ -562,7 +562,7 @@ static int open_store(nas_campaign *c, char *err) {
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
     if (rc < 0 || created) return rc;
-    return nas__campaign_state_load(c, err);
+    return nas__campaign_state_load(c->store, c->strategy, err);
 }
 
 /* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without

@@ -117,7 +117,10 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
                             int64_t now_ms, char *err);
 
 /* campaign_state.c */
-int nas__campaign_state_load(nas_campaign *c, char *err);
+/* Restore `s` (fresh, same config and seed) from the store: core blob plus
+ * the history in the task rows; a format-1 blob is moved to format 2.
+ * NAS_OK with `s` untouched when the store holds no state yet. */
+int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err);
 int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, double acc,
                                 int64_t params, int64_t macs, char *err);
 void nas__campaign_batch_begin(nas_campaign *c);

@@ -117,18 +117,18 @@ static int on_observation(void *ctx, const nas_store_search_row *row, char *err)
  * with the state that observed it, so their order is the history's); a
  * failure is the oldest failed search task of the same network not yet
  * taken.  Anything that does not line up is refused, not guessed. */
-static int number_legacy(nas_campaign *c, char *err) {
+static int number_legacy(nas_store *st, nas_strategy *s, char *err) {
     nas_store_record *res = NULL;
     nas_store_task_info *failed = NULL;
-    int n_res = nas_store_history(c->store, NAS_STORE_STAGE_SEARCH, &res, err);
+    int n_res = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &res, err);
     if (n_res < 0) return n_res;
     int n_failed =
-        nas_store_task_list(c->store, NAS_STORE_TASK_FAILED, NAS_STORE_STAGE_SEARCH, &failed, err);
+        nas_store_task_list(st, NAS_STORE_TASK_FAILED, NAS_STORE_STAGE_SEARCH, &failed, err);
     int rc = n_failed < 0 ? n_failed : NAS_OK;
-    int n = nas_strategy_history_len(c->strategy), k = 0;
+    int n = nas_strategy_history_len(s), k = 0;
     for (int i = 0; rc == NAS_OK && i < n; i++) {
         nas_observation o;
-        nas_strategy_history_get(c->strategy, i, &o);
+        nas_strategy_history_get(s, i, &o);
         int64_t task = -1;
         if (o.ok && k < n_res && res[k].arch_hash == o.hash) {
             task = res[k++].task_id;
@@ -145,7 +145,7 @@ static int number_legacy(nas_campaign *c, char *err) {
                              "task of the store; the campaign cannot be moved to format 2",
                              i, (unsigned long long)o.hash, o.ok ? "result" : "failure");
         else
-            rc = nas_store_task_observed(c->store, task, i, o.ok, err);
+            rc = nas_store_task_observed(st, task, i, o.ok, err);
     }
     nas_store_records_free(res, n_res);
     nas_free(failed);
@@ -154,54 +154,55 @@ static int number_legacy(nas_campaign *c, char *err) {
 
 /* Load a format-1 blob, number the history in the store and write the
  * core, in one transaction: a crash half-way leaves the old format. */
-static int load_legacy(nas_campaign *c, const uint8_t *blob, size_t n, char *err) {
-    int rc = nas_strategy_load(c->strategy, blob, n, err);
+static int load_legacy(nas_store *st, nas_strategy *s, const uint8_t *blob, size_t n,
+                       char *err) {
+    int rc = nas_strategy_load(s, blob, n, err);
     if (rc) return rc;
-    rc = nas_store_batch_begin(c->store, err);
+    rc = nas_store_batch_begin(st, err);
     if (rc) return rc;
-    rc = number_legacy(c, err);
+    rc = number_legacy(st, s, err);
     uint8_t *core = NULL;
     size_t len = 0;
-    if (rc == NAS_OK && nas_strategy_save_core(c->strategy, &core, &len) != NAS_OK)
+    if (rc == NAS_OK && nas_strategy_save_core(s, &core, &len) != NAS_OK)
         rc = nas_set_err(err, NAS_ENOMEM, "cannot serialise the strategy state");
-    if (rc == NAS_OK) rc = nas_store_strategy_save(c->store, core, len, nas_wall_ms(), err);
+    if (rc == NAS_OK) rc = nas_store_strategy_save(st, core, len, nas_wall_ms(), err);
     nas_free(core);
-    if (rc == NAS_OK) rc = nas_store_batch_commit(c->store, err);
+    if (rc == NAS_OK) rc = nas_store_batch_commit(st, err);
     if (rc) {
-        nas_store_batch_abort(c->store);
+        nas_store_batch_abort(st);
         return rc;
     }
     nas_info("campaign: strategy state moved from format 1 (whole history) to format 2 (core, "
              "%d observations numbered in the store)",
-             nas_strategy_history_len(c->strategy));
+             nas_strategy_history_len(s));
     return NAS_OK;
 }
 
 /* A new campaign starts its strategy from the seed; a resumed one loads
  * the last committed core and the history (none yet if the first proposal
  * never committed, which is the same as a new start). */
-int nas__campaign_state_load(nas_campaign *c, char *err) {
+int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
     uint8_t *blob = NULL;
     size_t n = 0;
     int64_t seq = 0;
-    int rc = nas_store_strategy_load(c->store, &blob, &n, &seq, err);
+    int rc = nas_store_strategy_load(st, &blob, &n, &seq, err);
     if (rc == NAS_ENOTFOUND) return NAS_OK;
     if (rc < 0) return rc;
     int version = nas_strategy_blob_version(blob, n);
     if (version == 1) {
-        rc = load_legacy(c, blob, n, err);
+        rc = load_legacy(st, s, blob, n, err);
         nas_free(blob);
         return rc;
     }
     history_buf h = {0};
-    rc = nas_store_search_each(c->store, 0, on_proposal, &h, err);
-    if (rc == NAS_OK) rc = nas_store_search_each(c->store, 1, on_observation, &h, err);
+    rc = nas_store_search_each(st, 0, on_proposal, &h, err);
+    if (rc == NAS_OK) rc = nas_store_search_each(st, 1, on_observation, &h, err);
     if (rc == NAS_OK) {
         nas_strategy_history hist = {.proposals = h.p,
                                      .n_proposals = h.n_p,
                                      .observations = h.o,
                                      .n_observations = h.n_o};
-        rc = nas_strategy_load_core(c->strategy, blob, n, &hist, err);
+        rc = nas_strategy_load_core(s, blob, n, &hist, err);
     }
     if (rc == NAS_OK)
         nas_info("campaign: strategy state restored (%zu bytes of core, %d proposals and %d "

@@ -319,7 +319,10 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
     }
     uint64_t h = nas_genome_hash(&p->genome);
     if (nas__strategy_seen_add(s, h) < 0) return NAS_ENOMEM;
+    /* The in-flight copy is kept canonical, which is the form the campaign
+     * stores and a rebuilt state (strategy_core.c) gets back. */
     s->inflight[s->n_inflight] = *p;
+    nas_genome_canonical(&p->genome, &s->inflight[s->n_inflight].genome);
     s->inflight_hash[s->n_inflight++] = h;
     s->proposed++;
     return NAS_OK;

@@ -65,6 +65,12 @@ struct nas_store {
     int batch;      /* 1 while a group transaction is open (nas_store_batch_begin) */
     int in_call;    /* 1 while a call's savepoint is open inside the batch */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
+    /* The last fidelity a task was added with and its JSON: a campaign adds
+     * thousands of tasks at one fidelity, and formatting its twenty fields
+     * (floats at round-trip precision) cost more than the INSERT. */
+    int fid_cached;
+    nas_fidelity fid_last;
+    char fid_json[1024];
 };
 
 /* A schema migration: the SQL that takes user_version from index i to i+1. */

@@ -107,7 +107,7 @@ static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas
     memset(w, 0, sizeof *w);
     w->task_id = (uint64_t)t->id;
     w->attempt = t->wire_attempt;
-    nas_genome_format(&t->genome, w->genome, sizeof w->genome);
+    snprintf(w->genome, sizeof w->genome, "%s", t->text);
     w->fidelity = *f;
     snprintf(w->dataset, sizeof w->dataset, "%s", c->cfg->data.set);
     snprintf(w->data_dir, sizeof w->data_dir, "%s", c->cfg->data.dir);
@@ -142,8 +142,8 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
     t->hash = nas_genome_hash(&t->genome);
     t->stage = stage;
     t->wire_attempt = 1;
-    char text[NAS_GENOME_TEXT_MAX];
-    nas_genome_format(&t->genome, text, sizeof text);
+    char *text = t->text;
+    nas_genome_format(&t->genome, text, sizeof t->text);
     int ch, side;
     data_shape(c->cfg, &ch, &side);
     nas_cost cost = {0, 0};
@@ -338,12 +338,15 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         .macs = macs,
         .seconds = r->seconds,
         .worker = worker,
+        /* A search result is the strategy's next observation. */
+        .observed = t->stage == NAS_STORE_STAGE_SEARCH,
+        .seq = nas_strategy_history_len(c->strategy),
     };
     nas__campaign_batch_begin(c);
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
     int rc = nas_store_put_result(c->store, t->id, att, &sr, NULL, 0, nas_wall_ms(), err);
     if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
-        rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, err);
+        rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
     if (rc < 0) {
         /* The in-memory strategy may have moved: it must not go on. */
         nas__campaign_fail(c, err);
@@ -404,7 +407,7 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
     /* A stale failure (the store no longer holds that lease) is still the
      * end of the task for this process: the strategy must stop waiting. */
     if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH)
-        rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, err);
+        rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
     if (rc < 0) {
         nas__campaign_fail(c, err);
         nas__campaign_batch_end(c);
@@ -508,6 +511,7 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->wire_attempt = ti[i].attempt > 0 ? (uint32_t)ti[i].attempt : 1;
         t->grace = 1;
         rc = nas_genome_parse(ti[i].arch_text, strlen(ti[i].arch_text), &t->genome, err);
+        snprintf(t->text, sizeof t->text, "%s", ti[i].arch_text);
         t->hash = nas_genome_hash(&t->genome);
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;

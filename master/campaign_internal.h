@@ -27,6 +27,7 @@ typedef struct nas__ctask {
     uint32_t wire_attempt; /* the dispatcher's attempt (counted failures + 1) */
     int grace;             /* 1: leased by a previous master, not yet in the dispatcher */
     nas_genome genome;     /* canonical */
+    char text[NAS_GENOME_TEXT_MAX]; /* its canonical text, formatted once */
     uint64_t hash;
     int64_t params, macs;
     int has_parent;       /* weight inheritance: the proposal's parent */
@@ -122,7 +123,7 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
  * NAS_OK with `s` untouched when the store holds no state yet. */
 int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err);
 int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, double acc,
-                                int64_t params, int64_t macs, char *err);
+                                int64_t params, int64_t macs, int numbered, char *err);
 void nas__campaign_batch_begin(nas_campaign *c);
 void nas__campaign_batch_end(nas_campaign *c);
 int nas__campaign_outbox_put(nas_campaign *c, const uint8_t *id, size_t id_len,

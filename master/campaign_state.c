@@ -215,9 +215,12 @@ int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
 }
 
 /* Observe a search-stage outcome and number it in the store, inside the
- * caller's batch; the core is written when the batch ends. */
+ * caller's batch; the core is written when the batch ends.  A result has
+ * its number written with it (nas_store_result.observed, one UPDATE
+ * fewer): `numbered` says so, and the number must be the one observe()
+ * gives. */
 int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, double acc,
-                                int64_t params, int64_t macs, char *err) {
+                                int64_t params, int64_t macs, int numbered, char *err) {
     nas_observation o = {.genome = t->genome,
                          .hash = t->hash,
                          .ok = ok,
@@ -227,6 +230,7 @@ int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, do
     int rc = nas_strategy_observe(c->strategy, &o, err);
     if (rc < 0) return rc;
     c->state_dirty = 1;
+    if (numbered) return NAS_OK;
     return nas_store_task_observed(c->store, t->id, nas_strategy_history_len(c->strategy) - 1, ok,
                                    err);
 }

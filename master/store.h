@@ -199,6 +199,11 @@ typedef struct nas_store_result {
     int64_t params, macs;
     double seconds;     /* training wall time on the worker */
     const char *worker; /* who trained it */
+    /* The strategy observes this result as its observation number `seq`
+     * (what nas_store_task_observed() records, folded into the same
+     * UPDATE); 0 = not observed (final-stage results). */
+    int observed;
+    int64_t seq;
 } nas_store_result;
 
 /* Record the result of (task, attempt), mark the task done and, when

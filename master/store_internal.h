@@ -76,6 +76,9 @@ struct nas_store {
 /* A schema migration: the SQL that takes user_version from index i to i+1. */
 typedef struct nas__store_migration {
     const char *sql;
+    /* Optional step run after `sql` in the same transaction, for what SQL
+     * text alone cannot say (e.g. bumping schema_version to its value + 1). */
+    int (*fn)(nas_store *st, char *err);
 } nas__store_migration;
 
 /* nas_store_open() with an explicit migration list, so tests can play a

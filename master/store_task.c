@@ -304,6 +304,9 @@ fail:
  * by the dispatcher, since a NaN accuracy would poison best-k forever. */
 static int check_result(nas_store *st, const nas_store_result *r, char *err) {
     if (!r) return nas_set_err(err, NAS_EINVAL, "store %s: no result given", st->path);
+    if (r->observed && r->seq < 0)
+        return nas_set_err(err, NAS_EINVAL, "store %s: observation number %lld < 0", st->path,
+                           (long long)r->seq);
     if (!(r->accuracy >= 0.0 && r->accuracy <= 1.0))
         return nas_set_err(err, NAS_EINVAL, "store %s: result accuracy %g is not in [0, 1]",
                            st->path, r->accuracy);
@@ -378,6 +381,7 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     if (!s) goto fail_db;
     sqlite3_bind_int64(s, 1, task_id);
     sqlite3_bind_int64(s, 2, now_ms);
+    if (r->observed) sqlite3_bind_int64(s, 3, r->seq);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
     /* Workers not yet in the table (a result that outlived a restart) simply

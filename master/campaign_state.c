@@ -33,7 +33,8 @@
 #include <string.h>
 #include <zmq.h>
 
-// ---- history from the store ----------------------------------------------------------------------
+// ---- history from the store
+// ----------------------------------------------------------------------
 
 typedef struct history_buf {
     nas_proposal *p;
@@ -95,7 +96,8 @@ static int on_observation(void *ctx, const nas_store_search_row *row, char *err)
                            "task %lld is observation %lld, expected %d (observations missing)",
                            (long long)row->task_id, (long long)row->seq, h->n_o);
     if (row->ok && !row->has_result)
-        return nas_set_err(err, NAS_EFORMAT, "task %lld was observed as a success but has no result",
+        return nas_set_err(err, NAS_EFORMAT,
+                           "task %lld was observed as a success but has no result",
                            (long long)row->task_id);
     if (grow((void **)&h->o, &h->cap_o, h->n_o, sizeof *h->o))
         return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
@@ -154,8 +156,7 @@ static int number_legacy(nas_store *st, nas_strategy *s, char *err) {
 
 /* Load a format-1 blob, number the history in the store and write the
  * core, in one transaction: a crash half-way leaves the old format. */
-static int load_legacy(nas_store *st, nas_strategy *s, const uint8_t *blob, size_t n,
-                       char *err) {
+static int load_legacy(nas_store *st, nas_strategy *s, const uint8_t *blob, size_t n, char *err) {
     int rc = nas_strategy_load(s, blob, n, err);
     if (rc) return rc;
     rc = nas_store_batch_begin(st, err);
@@ -198,10 +199,8 @@ int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
     rc = nas_store_search_each(st, 0, on_proposal, &h, err);
     if (rc == NAS_OK) rc = nas_store_search_each(st, 1, on_observation, &h, err);
     if (rc == NAS_OK) {
-        nas_strategy_history hist = {.proposals = h.p,
-                                     .n_proposals = h.n_p,
-                                     .observations = h.o,
-                                     .n_observations = h.n_o};
+        nas_strategy_history hist = {
+            .proposals = h.p, .n_proposals = h.n_p, .observations = h.o, .n_observations = h.n_o};
         rc = nas_strategy_load_core(s, blob, n, &hist, err);
     }
     if (rc == NAS_OK)
@@ -235,7 +234,8 @@ int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, do
                                    err);
 }
 
-// ---- group commit ----------------------------------------------------------------------------------
+// ---- group commit
+// ----------------------------------------------------------------------------------
 
 /* Nested calls (a hook inside a loop turn) join the outer batch. */
 void nas__campaign_batch_begin(nas_campaign *c) {

@@ -22,10 +22,12 @@
 
 #include <string.h>
 
-// ---- group commit --------------------------------------------------------------------------------
+// ---- group commit
+// --------------------------------------------------------------------------------
 
 int nas_store_batch_begin(nas_store *st, char *err) {
-    if (st->batch) return nas_set_err(err, NAS_ESTATE, "store %s: a batch is already open", st->path);
+    if (st->batch)
+        return nas_set_err(err, NAS_ESTATE, "store %s: a batch is already open", st->path);
     int rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
     st->batch = 1;
@@ -57,7 +59,8 @@ int nas_store_in_batch(const nas_store *st) {
     return st && st->batch;
 }
 
-// ---- history -------------------------------------------------------------------------------------
+// ---- history
+// -------------------------------------------------------------------------------------
 
 /* A single UPDATE: inside a batch it belongs to the batch, outside it is
  * its own transaction.  The unique index refuses a number given twice. */

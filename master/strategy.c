@@ -579,7 +579,8 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
         was_inflight = 1;
         break;
     }
-    if (nas__strategy_seen_add(s, h) < 0) return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
+    if (nas__strategy_seen_add(s, h) < 0)
+        return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
     nas__record *r = &s->hist[s->n_hist];
     nas__strategy_record_fill(s, obs, h, r);
     int idx = s->n_hist++;

@@ -33,8 +33,7 @@
 #include <string.h>
 #include <zmq.h>
 
-// ---- history from the store
-// ----------------------------------------------------------------------
+// ---- history from the store ---------------------------------------------------------------------
 
 typedef struct history_buf {
     nas_proposal *p;
@@ -234,8 +233,7 @@ int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, do
                                    err);
 }
 
-// ---- group commit
-// ----------------------------------------------------------------------------------
+// ---- group commit -------------------------------------------------------------------------------
 
 /* Nested calls (a hook inside a loop turn) join the outer batch. */
 void nas__campaign_batch_begin(nas_campaign *c) {

@@ -279,6 +279,10 @@ static const struct {
  * enum once, at first use, by the assertion below. */
 sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err) {
     NAS_ASSERT(which >= 0 && which < NAS__ST_COUNT && stmt_sql[which].id == which);
+    /* Inside a batch, any statement but transaction control opens it. */
+    if (st->batch && !st->batch_open && which != NAS__ST_BEGIN && which != NAS__ST_COMMIT &&
+        which != NAS__ST_SAVEPOINT && which != NAS__ST_RELEASE && nas__store_batch_open(st, err))
+        return NULL;
     sqlite3_stmt *s = st->stmt[which];
     if (!s) {
         /* PERSISTENT tells SQLite the statement lives long, so it does not
@@ -405,6 +409,22 @@ static int exec_ctl(nas_store *st, int which, const char *what, char *err) {
     return NAS_OK;
 }
 
+/* A batch's transaction begins at its first statement, so a burst that
+ * only carried heartbeats (or a timer that found nothing to do) costs no
+ * transaction at all. */
+int nas__store_batch_open(nas_store *st, char *err) {
+    if (st->batch_open) {
+        if (sqlite3_get_autocommit(st->db))
+            return nas_set_err(err, NAS_EIO, "store %s: the group transaction was rolled back",
+                               st->path);
+        return NAS_OK;
+    }
+    st->batch_open = 1; /* first: exec_ctl's own statement must not recurse here */
+    int rc = exec_ctl(st, NAS__ST_BEGIN, "begin group transaction", err);
+    if (rc != NAS_OK) st->batch_open = 0;
+    return rc;
+}
+
 /* Outside a batch every call is its own transaction.  Inside one (see
  * nas_store_batch_begin) a call is a savepoint of the batch's transaction:
  * it still applies all or nothing, but becomes durable only when the batch
@@ -413,10 +433,9 @@ static int exec_ctl(nas_store *st, int which, const char *what, char *err) {
  * in autocommit mode, which would make it durable on its own. */
 int nas__store_begin(nas_store *st, char *err) {
     if (!st->batch) return exec_ctl(st, NAS__ST_BEGIN, "begin transaction", err);
-    if (sqlite3_get_autocommit(st->db))
-        return nas_set_err(err, NAS_EIO, "store %s: the group transaction was rolled back",
-                           st->path);
-    int rc = exec_ctl(st, NAS__ST_SAVEPOINT, "begin savepoint", err);
+    int rc = nas__store_batch_open(st, err);
+    if (rc != NAS_OK) return rc;
+    rc = exec_ctl(st, NAS__ST_SAVEPOINT, "begin savepoint", err);
     if (rc == NAS_OK) st->in_call = 1;
     return rc;
 }

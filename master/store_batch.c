@@ -22,15 +22,15 @@
 
 #include <string.h>
 
-// ---- group commit
-// --------------------------------------------------------------------------------
+// ---- group commit ------------------------------------------------------------------------------
 
+/* Nothing is sent to SQLite yet: the transaction begins at the batch's
+ * first statement (nas__store_batch_open), so an empty batch is free. */
 int nas_store_batch_begin(nas_store *st, char *err) {
     if (st->batch)
         return nas_set_err(err, NAS_ESTATE, "store %s: a batch is already open", st->path);
-    int rc = nas__store_begin(st, err);
-    if (rc != NAS_OK) return rc;
     st->batch = 1;
+    st->batch_open = 0;
     st->in_call = 0;
     return NAS_OK;
 }
@@ -39,8 +39,10 @@ int nas_store_batch_begin(nas_store *st, char *err) {
  * COMMIT, and its failure path a real ROLLBACK of everything. */
 int nas_store_batch_commit(nas_store *st, char *err) {
     if (!st->batch) return nas_set_err(err, NAS_ESTATE, "store %s: no batch is open", st->path);
-    st->batch = 0;
+    int opened = st->batch_open;
+    st->batch = st->batch_open = 0;
     st->in_call = 0;
+    if (!opened) return NAS_OK; /* no statement ran: nothing to commit */
     if (sqlite3_get_autocommit(st->db))
         return nas_set_err(err, NAS_EIO,
                            "store %s: the group transaction was rolled back by an earlier error",
@@ -50,17 +52,17 @@ int nas_store_batch_commit(nas_store *st, char *err) {
 
 void nas_store_batch_abort(nas_store *st) {
     if (!st || !st->batch) return;
-    st->batch = 0;
+    int opened = st->batch_open;
+    st->batch = st->batch_open = 0;
     st->in_call = 0;
-    nas__store_rollback(st);
+    if (opened) nas__store_rollback(st);
 }
 
 int nas_store_in_batch(const nas_store *st) {
     return st && st->batch;
 }
 
-// ---- history
-// -------------------------------------------------------------------------------------
+// ---- history -----------------------------------------------------------------------------------
 
 /* A single UPDATE: inside a batch it belongs to the batch, outside it is
  * its own transaction.  The unique index refuses a number given twice. */

@@ -62,7 +62,8 @@ struct nas_store {
     char *path;
     int readonly;
     int fail_after; /* fault injection: steps left before one fails; 0 = off */
-    int batch;      /* 1 while a group transaction is open (nas_store_batch_begin) */
+    int batch;      /* 1 between nas_store_batch_begin and its commit or abort */
+    int batch_open; /* 1 once the batch's SQLite transaction began (at its first statement) */
     int in_call;    /* 1 while a call's savepoint is open inside the batch */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
     /* The last fidelity a task was added with and its JSON: a campaign adds
@@ -105,6 +106,10 @@ int nas__store_fail(nas_store *st, int rc, const char *what, char *err);
 int nas__store_begin(nas_store *st, char *err);
 int nas__store_commit(nas_store *st, char *err);
 void nas__store_rollback(nas_store *st);
+
+/* Begin a batch's SQLite transaction if it has not begun yet (the first
+ * statement of a batch does this); NAS_EIO if SQLite rolled it back. */
+int nas__store_batch_open(nas_store *st, char *err);
 
 /* Write the strategy blob (inside the caller's transaction). */
 int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64_t now_ms,

@@ -1,11 +1,15 @@
 /*
  * store_batch.c - group commit and the strategy's history in the store.
  *
+ * Transactions: every store call that changes more than one row runs in
+ * nas__store_begin() ... nas__store_commit(): BEGIN IMMEDIATE outside a
+ * batch, a savepoint inside one.
+ *
  * Group commit: the master's loop reads every message waiting on its
  * control socket (up to a bound) and handles them inside one SQLite
  * transaction, so a thousand results cost one WAL append and one commit
  * instead of a thousand.  Each store call inside the batch is a savepoint
- * (store.c: nas__store_begin), so a refused call still changes nothing;
+ * (nas__store_begin below), so a refused call still changes nothing;
  * the batch as a whole becomes durable at nas_store_batch_commit(), and
  * the caller sends the acknowledgements only after it.
  *
@@ -20,7 +24,86 @@
 
 #include "common/err.h"
 
+#include <sqlite3.h>
 #include <string.h>
+
+// ---- transactions ------------------------------------------------------------------------------
+
+/* Run one of the cached transaction-control statements.  They go through
+ * the same fault injection as store.c's exec_sql(), and are prepared once
+ * because a group-committed batch runs three of them per call (parsing
+ * "SAVEPOINT" anew each time cost more than the INSERT it protects). */
+static int exec_ctl(nas_store *st, int which, const char *what, char *err) {
+    if (st->fail_after > 0 && --st->fail_after == 0)
+        return nas__store_fail(st, SQLITE_IOERR, what, err);
+    sqlite3_stmt *s = nas__store_stmt(st, which, err);
+    if (!s) return NAS_EDB;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return nas__store_fail(st, rc, what, err);
+    return NAS_OK;
+}
+
+/* A batch's transaction begins at its first statement, so a burst that
+ * only carried heartbeats (or a timer that found nothing to do) costs no
+ * transaction at all. */
+int nas__store_batch_open(nas_store *st, char *err) {
+    if (st->batch_open) {
+        if (sqlite3_get_autocommit(st->db))
+            return nas_set_err(err, NAS_EIO, "store %s: the group transaction was rolled back",
+                               st->path);
+        return NAS_OK;
+    }
+    st->batch_open = 1; /* first: exec_ctl's own statement must not recurse here */
+    int rc = exec_ctl(st, NAS__ST_BEGIN, "begin group transaction", err);
+    if (rc != NAS_OK) st->batch_open = 0;
+    return rc;
+}
+
+/* Outside a batch every call is its own transaction.  Inside one (see
+ * nas_store_batch_begin) a call is a savepoint of the batch's transaction:
+ * it still applies all or nothing, but becomes durable only when the batch
+ * commits.  SQLite rolls a whole transaction back by itself after some
+ * errors (full disk, I/O); a call that finds the batch gone refuses to run
+ * in autocommit mode, which would make it durable on its own. */
+int nas__store_begin(nas_store *st, char *err) {
+    if (!st->batch) return exec_ctl(st, NAS__ST_BEGIN, "begin transaction", err);
+    int rc = nas__store_batch_open(st, err);
+    if (rc != NAS_OK) return rc;
+    rc = exec_ctl(st, NAS__ST_SAVEPOINT, "begin savepoint", err);
+    if (rc == NAS_OK) st->in_call = 1;
+    return rc;
+}
+
+int nas__store_commit(nas_store *st, char *err) {
+    int rc;
+    if (st->batch) {
+        rc = exec_ctl(st, NAS__ST_RELEASE, "release savepoint", err);
+        if (rc == NAS_OK) st->in_call = 0;
+    } else {
+        rc = exec_ctl(st, NAS__ST_COMMIT, "commit", err);
+    }
+    if (rc != NAS_OK) nas__store_rollback(st);
+    return rc;
+}
+
+void nas__store_rollback(nas_store *st) {
+    /* SQLite already rolled back by itself after some errors (full disk,
+     * I/O); a second ROLLBACK would only fail, so ask first. */
+    if (sqlite3_get_autocommit(st->db)) {
+        st->in_call = 0;
+        return;
+    }
+    if (st->batch) {
+        /* Undo this call only; the batch's earlier calls stay. */
+        if (st->in_call) {
+            sqlite3_exec(st->db, "ROLLBACK TO nas_call; RELEASE nas_call", NULL, NULL, NULL);
+            st->in_call = 0;
+        }
+        return;
+    }
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
 
 // ---- group commit ------------------------------------------------------------------------------
 

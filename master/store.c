@@ -1,6 +1,7 @@
 /*
  * store.c - opening the campaign database, its schema and migrations, the
- * statement cache, transactions, and the campaign and strategy-state rows.
+ * statement cache, and the campaign and strategy-state rows (transactions
+ * are in store_batch.c).
  *
  * The schema is versioned by PRAGMA user_version.  Migration i takes the
  * file from version i to i + 1 and runs in one transaction together with

@@ -107,7 +107,7 @@ static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas
     memset(w, 0, sizeof *w);
     w->task_id = (uint64_t)t->id;
     w->attempt = t->wire_attempt;
-    nas_genome_format(&t->genome, w->genome, sizeof w->genome);
+    snprintf(w->genome, sizeof w->genome, "%s", t->text);
     w->fidelity = *f;
     snprintf(w->dataset, sizeof w->dataset, "%s", c->cfg->data.set);
     snprintf(w->data_dir, sizeof w->data_dir, "%s", c->cfg->data.dir);
@@ -142,8 +142,8 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
     t->hash = nas_genome_hash(&t->genome);
     t->stage = stage;
     t->wire_attempt = 1;
-    char text[NAS_GENOME_TEXT_MAX];
-    nas_genome_format(&t->genome, text, sizeof text);
+    char *text = t->text;
+    nas_genome_format(&t->genome, text, sizeof t->text);
     int ch, side;
     data_shape(c->cfg, &ch, &side);
     nas_cost cost = {0, 0};
@@ -204,9 +204,10 @@ static int wall_budget_spent(const nas_campaign *c) {
 
 /* One proposal into the store and the dispatcher.  Returns 1 if a task was
  * added, 0 if the strategy has nothing now, negative on a store failure.
- * The strategy state is serialised after propose() and committed with the
- * task: a crash after the commit resumes with the proposal known to both;
- * a crash before it resumes as if it was never made, and the restored RNG
+ * The task row is the proposal's record in the history, and the strategy's
+ * core state is written at the end of the same batch (campaign_state.c):
+ * a crash after the commit resumes with the proposal known to both; a
+ * crash before it resumes as if it was never made, and the restored RNG
  * makes the same proposal again. */
 static int propose_one(nas_campaign *c, int64_t now_ms) {
     if (nas_strategy_needs_prepare(c->strategy)) {
@@ -221,15 +222,8 @@ static int propose_one(nas_campaign *c, int64_t now_ms) {
         nas__campaign_fail(c, err);
         return rc;
     }
-    uint8_t *blob = NULL;
-    size_t n = 0;
-    rc = nas_strategy_save(c->strategy, &blob, &n);
-    if (rc < 0) {
-        nas__campaign_fail(c, "cannot serialise the strategy state");
-        return rc;
-    }
-    rc = nas__campaign_add_child(c, &p.genome, p.has_parent, p.parent_hash, blob, n, now_ms, err);
-    nas_free(blob);
+    c->state_dirty = 1;
+    rc = nas__campaign_add_child(c, &p.genome, p.has_parent, p.parent_hash, NULL, 0, now_ms, err);
     if (rc < 0) {
         nas__campaign_fail(c, err);
         return rc;
@@ -317,50 +311,23 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
     }
 }
 
-/* Observe a search-stage outcome and serialise the new strategy state.
- * *blob is NULL for final-stage tasks. */
-static int observe(nas_campaign *c, const nas__ctask *t, int ok, double acc, int64_t params,
-                   int64_t macs, uint8_t **blob, size_t *n, char *err) {
-    *blob = NULL;
-    *n = 0;
-    if (t->stage != NAS_STORE_STAGE_SEARCH) return NAS_OK;
-    if (c->preparing)
-        return nas_set_err(err, NAS_EAGAIN, "the strategy is busy preparing its next step");
-    nas_observation o = {.genome = t->genome,
-                         .hash = t->hash,
-                         .ok = ok,
-                         .accuracy = ok ? acc : 0,
-                         .params = params,
-                         .macs = macs};
-    int rc = nas_strategy_observe(c->strategy, &o, err);
-    if (rc < 0) return rc;
-    if (nas_strategy_save(c->strategy, blob, n) < 0)
-        return nas_set_err(err, NAS_ENOMEM, "cannot serialise the strategy state");
-    return NAS_OK;
-}
-
-/* Dispatcher hook: the first result of a task.  Observe, serialise, then
- * commit result and state together; only a NAS_OK return lets the
- * dispatcher acknowledge, so a result that did not reach the disk stays
- * with its worker.  While the strategy is busy in the thread pool the
- * result is refused with NAS_EAGAIN and the worker delivers it again. */
+/* Dispatcher hook: the first result of a task.  The result is written
+ * first; only a result the store takes (the first for its task) is
+ * observed by the strategy, and its observation number goes into the same
+ * batch.  Only a NAS_OK return lets the dispatcher acknowledge, and the
+ * acknowledgement waits in the outbox until the batch has committed, so a
+ * result that did not reach the disk stays with its worker.  While the
+ * strategy is busy in the thread pool a search result is refused with
+ * NAS_EAGAIN and the worker delivers it again. */
 static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) {
     nas_campaign *c = ctx;
     if (c->fatal) return NAS_EIO;
     nas__ctask *t = nas__campaign_find(c, (int64_t)r->task_id);
     if (!t) return NAS_ENOTFOUND;
+    if (t->stage == NAS_STORE_STAGE_SEARCH && c->preparing) return NAS_EAGAIN;
     char err[NAS_ERR_LEN];
     int64_t params = r->params > 0 ? r->params : t->params;
     int64_t macs = r->macs > 0 ? r->macs : t->macs;
-    uint8_t *blob;
-    size_t n;
-    int rc = observe(c, t, 1, r->val_acc, params, macs, &blob, &n, err);
-    if (rc == NAS_EAGAIN) return rc;
-    if (rc < 0) {
-        /* The in-memory strategy may have moved: it must not go on. */
-        nas__campaign_fail(c, err);
-        return rc;
-    }
     nas_store_result sr = {
         .accuracy = r->val_acc,
         .loss = r->val_loss,
@@ -371,12 +338,19 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         .macs = macs,
         .seconds = r->seconds,
         .worker = worker,
+        /* A search result is the strategy's next observation. */
+        .observed = t->stage == NAS_STORE_STAGE_SEARCH,
+        .seq = nas_strategy_history_len(c->strategy),
     };
+    nas__campaign_batch_begin(c);
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
-    rc = nas_store_put_result(c->store, t->id, att, &sr, blob, n, nas_wall_ms(), err);
-    nas_free(blob);
+    int rc = nas_store_put_result(c->store, t->id, att, &sr, NULL, 0, nas_wall_ms(), err);
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
+        rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
     if (rc < 0) {
+        /* The in-memory strategy may have moved: it must not go on. */
         nas__campaign_fail(c, err);
+        nas__campaign_batch_end(c);
         return rc;
     }
     nas_info("campaign: task %" PRIu64 " (%s) on %s: val_acc %.4f%s", r->task_id,
@@ -385,7 +359,8 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
     c->n_done++;
     task_drop(c, t);
     nas__campaign_weights_sweep(c);
-    return NAS_OK;
+    nas__campaign_batch_end(c);
+    return c->fatal ? NAS_EIO : NAS_OK;
 }
 
 /* Dispatcher hook: a task went back to the queue.  A give-back keeps its
@@ -412,33 +387,37 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
 }
 
 /* Dispatcher hook: K attempts failed.  The strategy observes the failure
- * (ok = 0) so it stops waiting for the proposal, and the final failure is
- * committed with the new state, in the same order as a result. */
+ * (ok = 0, no cost: the history does not keep one for failures) so it
+ * stops waiting for the proposal, and the final failure is committed in
+ * the same batch as the observation and the new core state. */
 static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
     if (!t || c->fatal) return;
     char err[NAS_ERR_LEN];
-    uint8_t *blob;
-    size_t n;
-    int rc = observe(c, t, 0, 0, t->params, t->macs, &blob, &n, err);
-    if (rc < 0) {
-        nas__campaign_fail(c, err);
+    if (t->stage == NAS_STORE_STAGE_SEARCH && c->preparing) {
+        nas__campaign_fail(c, "a task failed while the strategy was busy preparing its next step");
         return;
     }
     int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
                                                     : NAS_STORE_FAIL_TRAINING;
-    rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, 1, blob, n,
-                               nas_wall_ms(), err);
-    nas_free(blob);
+    nas__campaign_batch_begin(c);
+    int rc = nas_store_put_failure(c->store, t->id, t->store_attempt, kind, reason, 1, NULL, 0,
+                                   nas_wall_ms(), err);
+    /* A stale failure (the store no longer holds that lease) is still the
+     * end of the task for this process: the strategy must stop waiting. */
+    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH)
+        rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
     if (rc < 0) {
         nas__campaign_fail(c, err);
+        nas__campaign_batch_end(c);
         return;
     }
     nas_warn("campaign: task %" PRIu64 " failed for good (%s): %s", ref->task_id,
              nas_err_name(code), reason);
     c->n_failed++;
     task_drop(c, t);
+    nas__campaign_batch_end(c);
 }
 
 /* Dispatcher hook: joins, losses and departures go to the event log, which
@@ -532,6 +511,7 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->wire_attempt = ti[i].attempt > 0 ? (uint32_t)ti[i].attempt : 1;
         t->grace = 1;
         rc = nas_genome_parse(ti[i].arch_text, strlen(ti[i].arch_text), &t->genome, err);
+        snprintf(t->text, sizeof t->text, "%s", ti[i].arch_text);
         t->hash = nas_genome_hash(&t->genome);
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;
@@ -582,20 +562,11 @@ static int open_store(nas_campaign *c, char *err) {
 }
 
 /* A new campaign starts its strategy from the seed; a resumed one loads
- * the last committed state (none yet if the first proposal never
- * committed, which is the same as a new start). */
+ * its state from the store (campaign_state.c). */
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
     if (rc < 0 || created) return rc;
-    uint8_t *blob = NULL;
-    size_t n = 0;
-    int64_t seq = 0;
-    rc = nas_store_strategy_load(c->store, &blob, &n, &seq, err);
-    if (rc == NAS_ENOTFOUND) return NAS_OK;
-    if (rc < 0) return rc;
-    rc = nas_strategy_load(c->strategy, blob, n, err);
-    nas_free(blob);
-    return rc;
+    return nas__campaign_state_load(c->store, c->strategy, err);
 }
 
 /* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without
@@ -726,7 +697,9 @@ int nas_campaign_start(nas_campaign *c, char *err) {
                  "workers",
                  waiting, (long long)grace);
     }
+    nas__campaign_batch_begin(c);
     nas__campaign_fill(c, now);
+    nas__campaign_batch_end(c);
     return c->fatal ? nas_set_err(err, NAS_EDB, "%s", c->fatal_msg) : NAS_OK;
 }
 
@@ -753,7 +726,9 @@ void nas_campaign_stop(nas_campaign *c) {
         nas_info("campaign: stopping; waiting for %zu leased task(s) (signal again to exit now)",
                  k.leased);
     }
+    nas__campaign_batch_begin(c);
     nas__campaign_fill(c, now);
+    nas__campaign_batch_end(c);
 }
 
 /* Second signal: close now.  Every committed step is on disk; what was in
@@ -781,6 +756,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
+    nas__campaign_outbox_free(c);
     explicit_bzero(&c->keys, sizeof c->keys); /* the secret key dies with the campaign */
     nas_free(c);
     *cp = NULL;

@@ -27,11 +27,21 @@ typedef struct nas__ctask {
     uint32_t wire_attempt; /* the dispatcher's attempt (counted failures + 1) */
     int grace;             /* 1: leased by a previous master, not yet in the dispatcher */
     nas_genome genome;     /* canonical */
+    char text[NAS_GENOME_TEXT_MAX]; /* its canonical text, formatted once */
     uint64_t hash;
     int64_t params, macs;
     int has_parent;       /* weight inheritance: the proposal's parent */
     uint64_t parent_hash;
 } nas__ctask;
+
+/* A message to a worker held back until the batch that produced it has
+ * committed (campaign_state.c): its identity and its encoded envelope. */
+typedef struct nas__outmsg {
+    uint8_t id[256]; /* ZeroMQ routing ids are at most 255 bytes */
+    size_t id_len;
+    uint8_t *buf;
+    size_t len;
+} nas__outmsg;
 
 enum nas__phase {
     NAS__PHASE_SEARCH = 0,
@@ -71,6 +81,14 @@ struct nas_campaign {
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
 
+    /* Group commit (campaign_state.c): depth of nested batches, whether the
+     * strategy changed since the core state was last written, and the
+     * messages waiting for the commit. */
+    int batch_depth;
+    int state_dirty;
+    nas__outmsg *outbox;
+    int n_out, cap_out;
+
     /* Sockets and handles (campaign_net.c). */
     void *zctx;
     void *sock_ctl, *sock_wts, *sock_sts;
@@ -98,6 +116,19 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
 int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
                             uint64_t parent_hash, const void *blob, size_t blob_len,
                             int64_t now_ms, char *err);
+
+/* campaign_state.c */
+/* Restore `s` (fresh, same config and seed) from the store: core blob plus
+ * the history in the task rows; a format-1 blob is moved to format 2.
+ * NAS_OK with `s` untouched when the store holds no state yet. */
+int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err);
+int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, double acc,
+                                int64_t params, int64_t macs, int numbered, char *err);
+void nas__campaign_batch_begin(nas_campaign *c);
+void nas__campaign_batch_end(nas_campaign *c);
+int nas__campaign_outbox_put(nas_campaign *c, const uint8_t *id, size_t id_len,
+                             const nas_wire_msg *m);
+void nas__campaign_outbox_free(nas_campaign *c);
 
 /* campaign_weights.c */
 int nas__campaign_weights_open(nas_campaign *c, char *err);

@@ -42,6 +42,9 @@
 int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m) {
     nas_campaign *c = ctx;
     if (!c->sock_ctl) return NAS_ESTATE;
+    /* Inside a batch a message may depend on what the batch writes (a
+     * task, an acknowledgement): it waits for the commit. */
+    if (c->batch_depth > 0) return nas__campaign_outbox_put(c, id, id_len, m);
     char err[NAS_ERR_LEN];
     int rc = nas_wire_send(c->sock_ctl, id, id_len, m, NULL, 0, 1, err);
     if (rc < 0) nas_debug("campaign: send %s: %s", nas_wire_type_name(m->type), err);
@@ -61,7 +64,8 @@ static void send_error(void *sock, const uint8_t *id, size_t id_len, int code, c
 
 // ---- readers -------------------------------------------------------------------------------
 
-/* Reader of the control socket: one message per call (zmq_uv's contract).
+/* Reader of the control socket: one message per call (zmq_uv's contract),
+ * inside the batch the bridge opened for the burst (control_begin).
  * Every message, good or bad, is followed by a fill, because a result or a
  * new worker is exactly when new work can be leased. */
 static void read_control(nas_zmq_uv *z, void *sock, void *data) {
@@ -85,6 +89,16 @@ static void read_control(nas_zmq_uv *z, void *sock, void *data) {
         nas__campaign_fill(c, now);
     }
     nas_wire_packet_fini(&pkt);
+}
+
+/* Group commit around a burst of control messages: everything read in one
+ * turn shares one transaction, committed before any reply goes out. */
+static void control_begin(void *data) {
+    nas__campaign_batch_begin(data);
+}
+
+static void control_end(void *data) {
+    nas__campaign_batch_end(data);
 }
 
 /* Reader of the status socket.  Read-only by construction: the only
@@ -143,7 +157,9 @@ int nas_campaign_reload_auth(nas_campaign *c, char *err) {
  * the resume grace, the wall-time budget, and the queue fill. */
 static void on_tick(uv_timer_t *h) {
     nas_campaign *c = h->data;
+    nas__campaign_batch_begin(c);
     nas__campaign_housekeep(c, nas_now_ms());
+    nas__campaign_batch_end(c);
 }
 
 /* Every few seconds: refresh the workers' last-seen time in the store
@@ -153,6 +169,7 @@ static void on_checkpoint(uv_timer_t *h) {
     nas_campaign *c = h->data;
     if (c->closing || c->fatal) return;
     char err[NAS_ERR_LEN];
+    nas__campaign_batch_begin(c);
     int n = nas_dispatcher_workers(c->disp, NULL, 0);
     nas_worker_info *w = n > 0 ? nas_malloc((size_t)n * sizeof *w) : NULL;
     if (w) {
@@ -166,6 +183,7 @@ static void on_checkpoint(uv_timer_t *h) {
         c->phase == NAS__PHASE_SEARCH ? NAS_STORE_CAMPAIGN_RUNNING : NAS_STORE_CAMPAIGN_DRAINING;
     if (nas_store_campaign_set_state(c->store, state, nas_wall_ms(), err) < 0)
         nas__campaign_fail(c, err);
+    nas__campaign_batch_end(c);
 }
 
 /* Thread-pool side of the strategy's expensive step; the loop does not
@@ -185,7 +203,9 @@ static void prepare_done(uv_work_t *w, int status) {
         return;
     }
     nas_info("campaign: strategy step prepared in the thread pool");
+    nas__campaign_batch_begin(c);
     nas__campaign_fill(c, nas_now_ms());
+    nas__campaign_batch_end(c);
 }
 
 /* Run the strategy's expensive step (PNAS predictor fit and ranking) off
@@ -227,7 +247,9 @@ static int bind_router(nas_campaign *c, void **sock, const char *ep, const char 
         return nas_set_err(err, NAS_EIO, "cannot listen for %s on %s: %s", what, ep,
                            zmq_strerror(zmq_errno()));
     nas_info("listening for %s on %s%s", what, ep, c->curve ? " (CurveZMQ)" : "");
-    return nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
+    int rc2 = nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
+    if (rc2 == NAS_OK && fn == read_control) nas_zmq_uv_set_batch(*z, control_begin, control_end);
+    return rc2;
 }
 
 /* Bind the three endpoints and start the timers.  On failure the caller

@@ -1,6 +1,7 @@
 /*
  * store.c - opening the campaign database, its schema and migrations, the
- * statement cache, transactions, and the campaign and strategy-state rows.
+ * statement cache, and the campaign and strategy-state rows (transactions
+ * are in store_batch.c).
  *
  * The schema is versioned by PRAGMA user_version.  Migration i takes the
  * file from version i to i + 1 and runs in one transaction together with
@@ -95,8 +96,69 @@ static const char schema_v1[] =
     "  created_ms INTEGER NOT NULL);";
 
 /* Append only: a released migration is never edited, a change is a new one. */
+/* Version 2 (incremental strategy state, docs/SCHEMA.md): a task the
+ * strategy observed carries the observation's number (its index in the
+ * strategy's history) and whether it counted as a success, written in the
+ * same transaction as the result or failure.  With the proposals (search
+ * tasks in id order) this is the whole history, so the strategy blob no
+ * longer has to repeat it.  The partial unique index keeps the numbers
+ * distinct and reads them back in order. */
+static const char schema_v2[] = "ALTER TABLE task ADD COLUMN observed INTEGER;"
+                                "ALTER TABLE task ADD COLUMN observed_ok INTEGER;"
+                                "CREATE UNIQUE INDEX task_by_observed ON task(observed) "
+                                "WHERE observed IS NOT NULL;";
+
+/* Also in version 2: the task table's CHECK constraints say `x = 'a' OR x
+ * = 'b'` instead of `x IN ('a', 'b')`.  Same meaning, but SQLite builds an
+ * ephemeral index for an IN list each time it checks a row, and that was
+ * a quarter of the master's instructions per task (every task row is
+ * written four times).  A CHECK constraint does not touch the stored rows,
+ * so the table definition is edited in place, as SQLite documents for
+ * constraint changes (https://sqlite.org/lang_altertable.html, "making
+ * other kinds of table schema changes"): writable_schema, the new text,
+ * schema_version + 1 so that every connection re-reads the schema. */
+static int rewrite_task_checks(nas_store *st, char *err) {
+    static const char *const from[] = {
+        "CHECK (stage IN ('search', 'final'))",
+        "CHECK (state IN ('queued', 'leased', 'done', 'failed'))",
+        "CHECK (failure_kind IN ('training', 'lease-expired'))",
+    };
+    static const char *const to[] = {
+        "CHECK (stage = 'search' OR stage = 'final')",
+        "CHECK (state = 'queued' OR state = 'leased' OR state = 'done' OR state = 'failed')",
+        "CHECK (failure_kind = 'training' OR failure_kind = 'lease-expired')",
+    };
+    sqlite3_stmt *s = NULL;
+    int version = 0, rc = sqlite3_prepare_v2(st->db, "PRAGMA schema_version", -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW) return nas__store_fail(st, rc, "read schema_version", err);
+    rc = sqlite3_exec(st->db, "PRAGMA writable_schema = ON", NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < NAS_ARRAY_LEN(from); i++) {
+        rc = sqlite3_prepare_v2(st->db,
+                                "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) "
+                                "WHERE type = 'table' AND name = 'task'",
+                                -1, &s, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(s, 1, from[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, to[i], -1, SQLITE_STATIC);
+            rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(st->db);
+        }
+        sqlite3_finalize(s);
+    }
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA schema_version = %d", version + 1);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(st->db, bump, NULL, NULL, NULL);
+    /* Off in every case: a connection left writable could damage the file. */
+    int off = sqlite3_exec(st->db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = off;
+    if (rc != SQLITE_OK) return nas__store_fail(st, rc, "rewrite task constraints", err);
+    return NAS_OK;
+}
+
 static const nas__store_migration migrations[] = {
-    {schema_v1},
+    {schema_v1, NULL},
+    {schema_v2, rewrite_task_checks},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,
@@ -158,8 +220,12 @@ static const struct {
                            "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'"},
     {NAS__ST_TASK_REQUEUE_ALL,
      "UPDATE task SET state = 'queued', lease_expiry_ms = NULL WHERE state = 'leased'"},
+    /* ?3: the strategy's observation number when it observed the result
+     * (NULL: not observed, the column keeps its value). */
     {NAS__ST_TASK_DONE, "UPDATE task SET state = 'done', lease_expiry_ms = NULL, "
-                        "finished_ms = ?2 WHERE id = ?1"},
+                        "finished_ms = ?2, observed = coalesce(?3, observed), "
+                        "observed_ok = CASE WHEN ?3 IS NULL THEN observed_ok ELSE 1 END "
+                        "WHERE id = ?1"},
     {NAS__ST_TASK_RETRY, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL, "
                          "failure_kind = ?2, failure = ?3 WHERE id = ?1"},
     {NAS__ST_TASK_FAIL, "UPDATE task SET state = 'failed', lease_expiry_ms = NULL, "
@@ -194,6 +260,19 @@ static const struct {
      "created_ms = excluded.created_ms"},
     {NAS__ST_WEIGHTS_GET, "SELECT path, bytes FROM weights WHERE arch_hash = ?1"},
     {NAS__ST_WEIGHTS_DROP, "DELETE FROM weights WHERE arch_hash = ?1"},
+    {NAS__ST_BEGIN, "BEGIN IMMEDIATE"},
+    {NAS__ST_COMMIT, "COMMIT"},
+    {NAS__ST_SAVEPOINT, "SAVEPOINT nas_call"},
+    {NAS__ST_RELEASE, "RELEASE nas_call"},
+    {NAS__ST_TASK_OBSERVED,
+     "UPDATE task SET observed = ?2, observed_ok = ?3 WHERE id = ?1 AND stage = 'search'"},
+    {NAS__ST_PROPOSALS,
+     "SELECT t.id, t.arch_hash, a.text, t.parent_hash FROM task t "
+     "JOIN architecture a ON a.hash = t.arch_hash WHERE t.stage = 'search' ORDER BY t.id"},
+    {NAS__ST_OBSERVATIONS,
+     "SELECT t.id, t.arch_hash, a.text, t.parent_hash, t.observed, t.observed_ok, r.accuracy, "
+     "r.params, r.macs FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "LEFT JOIN result r ON r.task_id = t.id WHERE t.observed IS NOT NULL ORDER BY t.observed"},
 };
 
 /* Statements are prepared lazily: a handle that only reads (nasctl) never
@@ -201,6 +280,10 @@ static const struct {
  * enum once, at first use, by the assertion below. */
 sqlite3_stmt *nas__store_stmt(nas_store *st, int which, char *err) {
     NAS_ASSERT(which >= 0 && which < NAS__ST_COUNT && stmt_sql[which].id == which);
+    /* Inside a batch, any statement but transaction control opens it. */
+    if (st->batch && !st->batch_open && which != NAS__ST_BEGIN && which != NAS__ST_COMMIT &&
+        which != NAS__ST_SAVEPOINT && which != NAS__ST_RELEASE && nas__store_batch_open(st, err))
+        return NULL;
     sqlite3_stmt *s = st->stmt[which];
     if (!s) {
         /* PERSISTENT tells SQLite the statement lives long, so it does not
@@ -312,22 +395,6 @@ static int exec_sql(nas_store *st, const char *sql, const char *what, char *err)
     return NAS_OK;
 }
 
-int nas__store_begin(nas_store *st, char *err) {
-    return exec_sql(st, "BEGIN IMMEDIATE", "begin transaction", err);
-}
-
-int nas__store_commit(nas_store *st, char *err) {
-    int rc = exec_sql(st, "COMMIT", "commit", err);
-    if (rc != NAS_OK) nas__store_rollback(st);
-    return rc;
-}
-
-void nas__store_rollback(nas_store *st) {
-    /* SQLite already rolled back by itself after some errors (full disk,
-     * I/O); a second ROLLBACK would only fail, so ask first. */
-    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
 // ---- opening -----------------------------------------------------------------------------------
 
 /* user_version is an integer in the database header: 0 for a file no one
@@ -372,6 +439,7 @@ static int migrate(nas_store *st, const nas__store_migration *mig, int n, char *
         if (rc != NAS_OK) goto fail;
         if (v >= n) return nas__store_commit(st, err);
         rc = exec_sql(st, mig[v].sql, "migrate schema", err);
+        if (rc == NAS_OK && mig[v].fn) rc = mig[v].fn(st, err);
         if (rc != NAS_OK) goto fail;
         char bump[64];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);

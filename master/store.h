@@ -9,7 +9,8 @@
  *
  * Invariants the API keeps:
  *  - every state change is one SQLite transaction, so a crash between any
- *    two statements leaves the file as it was before the call or after it;
+ *    two statements leaves the file as it was before the call or after it
+ *    (inside a group transaction, before the batch or after it);
  *  - a result is recorded at most once per task (the first one wins; a
  *    later one is acknowledged with NAS_STORE_DUPLICATE and dropped), and
  *    it is committed together with the strategy state that observed it;
@@ -40,7 +41,7 @@
 #include <stdint.h>
 
 /* Schema version this binary writes (PRAGMA user_version). */
-#define NAS_STORE_SCHEMA_VERSION 1
+#define NAS_STORE_SCHEMA_VERSION 2
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -198,6 +199,11 @@ typedef struct nas_store_result {
     int64_t params, macs;
     double seconds;     /* training wall time on the worker */
     const char *worker; /* who trained it */
+    /* The strategy observes this result as its observation number `seq`
+     * (what nas_store_task_observed() records, folded into the same
+     * UPDATE); 0 = not observed (final-stage results). */
+    int observed;
+    int64_t seq;
 } nas_store_result;
 
 /* Record the result of (task, attempt), mark the task done and, when
@@ -221,6 +227,60 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
 int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind, const char *reason,
                           int max_attempts, const void *strategy_blob, size_t blob_len,
                           int64_t now_ms, char *err);
+
+/* ---- group commit ------------------------------------------------------------------ */
+
+/* Open a group transaction: until nas_store_batch_commit() every call that
+ * would be its own transaction becomes a savepoint inside this one, so it
+ * still applies all or nothing (a refused call leaves the batch as it was)
+ * but nothing is durable before the batch commits.  The master's loop
+ * handles every message it can read in one batch (docs/ARCHITECTURE.md,
+ * "group commit") and sends the replies that depend on durability only
+ * after the commit.  NAS_ESTATE if a batch is already open. */
+int nas_store_batch_begin(nas_store *st, char *err);
+/* Commit the batch (one WAL append for all of it); on failure the batch is
+ * rolled back as a whole and the error returned. */
+int nas_store_batch_commit(nas_store *st, char *err);
+/* Roll the whole batch back (nothing of it was acknowledged). No-op
+ * without a batch. */
+void nas_store_batch_abort(nas_store *st);
+/* 1 while a batch is open. */
+int nas_store_in_batch(const nas_store *st);
+
+/* ---- strategy history (incremental strategy state) ---------------------------------- */
+
+/* Mark a search task as the strategy's observation number `seq` (0, 1, 2,
+ * ...: its index in the strategy's history), `ok` saying whether it was
+ * observed as a success.  Written in the same transaction as the result or
+ * failure it observed, it lets the strategy's history be rebuilt from the
+ * store on resume (nas_store_search_each) instead of being rewritten into
+ * the state blob at every step.  NAS_ENOTFOUND for no such search task,
+ * NAS_ESTATE when `seq` is taken by another task. */
+int nas_store_task_observed(nas_store *st, int64_t task_id, int64_t seq, int ok, char *err);
+
+/* One search task as the strategy's history sees it. */
+typedef struct nas_store_search_row {
+    int64_t task_id;
+    uint64_t arch_hash;
+    const char *text; /* canonical genome text, valid during the callback */
+    int has_parent;
+    uint64_t parent_hash;
+    /* observations only: */
+    int64_t seq;      /* observation number */
+    int ok;           /* observed as a success (then the result's fields follow) */
+    int has_result;   /* the task has a result row */
+    double accuracy;  /* result accuracy (0 without a result) */
+    int64_t params, macs;
+} nas_store_search_row;
+
+typedef int (*nas_store_search_fn)(void *ctx, const nas_store_search_row *row, char *err);
+
+/* Walk the search stage's proposals (observed = 0: every search task in
+ * the order it was added) or observations (observed = 1: every observed
+ * task by observation number).  A negative return from fn stops the walk
+ * and is returned. */
+int nas_store_search_each(nas_store *st, int observed, nas_store_search_fn fn, void *ctx,
+                          char *err);
 
 /* ---- reading back ---------------------------------------------------------------- */
 

@@ -3,9 +3,10 @@
  * with tests/test_store.c), but not with the rest of the master.
  *
  * The store is split by concern: store.c opens the file, migrates the
- * schema, caches statements and runs transactions; store_task.c holds the
- * task life cycle (add, lease, result, failure); store_query.c reads things
- * back and keeps workers, events and the weights index.
+ * schema and caches statements; store_batch.c runs transactions, group
+ * commit and the strategy's history rows; store_task.c holds the task life
+ * cycle (add, lease, result, failure); store_query.c reads things back and
+ * keeps workers, events and the weights index.
  */
 #ifndef NAS_STORE_INTERNAL_H
 #define NAS_STORE_INTERNAL_H
@@ -47,6 +48,13 @@ enum nas__stmt {
     NAS__ST_WEIGHTS_PUT,
     NAS__ST_WEIGHTS_GET,
     NAS__ST_WEIGHTS_DROP,
+    NAS__ST_BEGIN,
+    NAS__ST_COMMIT,
+    NAS__ST_SAVEPOINT,
+    NAS__ST_RELEASE,
+    NAS__ST_TASK_OBSERVED,
+    NAS__ST_PROPOSALS,
+    NAS__ST_OBSERVATIONS,
     NAS__ST_COUNT,
 };
 
@@ -55,12 +63,24 @@ struct nas_store {
     char *path;
     int readonly;
     int fail_after; /* fault injection: steps left before one fails; 0 = off */
+    int batch;      /* 1 between nas_store_batch_begin and its commit or abort */
+    int batch_open; /* 1 once the batch's SQLite transaction began (at its first statement) */
+    int in_call;    /* 1 while a call's savepoint is open inside the batch */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
+    /* The last fidelity a task was added with and its JSON: a campaign adds
+     * thousands of tasks at one fidelity, and formatting its twenty fields
+     * (floats at round-trip precision) cost more than the INSERT. */
+    int fid_cached;
+    nas_fidelity fid_last;
+    char fid_json[1024];
 };
 
 /* A schema migration: the SQL that takes user_version from index i to i+1. */
 typedef struct nas__store_migration {
     const char *sql;
+    /* Optional step run after `sql` in the same transaction, for what SQL
+     * text alone cannot say (e.g. bumping schema_version to its value + 1). */
+    int (*fn)(nas_store *st, char *err);
 } nas__store_migration;
 
 /* nas_store_open() with an explicit migration list, so tests can play a
@@ -87,6 +107,10 @@ int nas__store_fail(nas_store *st, int rc, const char *what, char *err);
 int nas__store_begin(nas_store *st, char *err);
 int nas__store_commit(nas_store *st, char *err);
 void nas__store_rollback(nas_store *st);
+
+/* Begin a batch's SQLite transaction if it has not begun yet (the first
+ * statement of a batch does this); NAS_EIO if SQLite rolled it back. */
+int nas__store_batch_open(nas_store *st, char *err);
 
 /* Write the strategy blob (inside the caller's transaction). */
 int nas__store_strategy_write(nas_store *st, const void *blob, size_t len, int64_t now_ms,

@@ -103,9 +103,15 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err) {
     int rc = check_new_task(st, t, err);
     if (rc != NAS_OK) return rc;
-    char fid[1024];
-    rc = nas_store_fidelity_to_json(&t->fidelity, fid, sizeof fid);
-    NAS_ASSERT(rc > 0); /* the buffer fits every field at full width */
+    /* Bitwise equal fidelities have equal JSON; a false "different" (padding
+     * bytes) only costs a reformat. */
+    if (!st->fid_cached || memcmp(&st->fid_last, &t->fidelity, sizeof t->fidelity) != 0) {
+        rc = nas_store_fidelity_to_json(&t->fidelity, st->fid_json, sizeof st->fid_json);
+        NAS_ASSERT(rc > 0); /* the buffer fits every field at full width */
+        memcpy(&st->fid_last, &t->fidelity, sizeof t->fidelity);
+        st->fid_cached = 1;
+    }
+    const char *fid = st->fid_json;
     rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
 
@@ -160,7 +166,12 @@ int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char
     if (attempt < 1)
         return nas_set_err(err, NAS_EINVAL, "store %s: attempts are numbered from 1, got %d",
                            st->path, attempt);
-    int rc = nas__store_begin(st, err);
+    /* The UPDATE is atomic by itself and writes nothing else; the
+     * transaction only keeps the explaining read below consistent with it.
+     * A group transaction already holds the write lock, so inside one the
+     * lease needs no savepoint of its own. */
+    int own = !st->batch;
+    int rc = own ? nas__store_begin(st, err) : NAS_OK;
     if (rc != NAS_OK) return rc;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_LEASE, err);
     if (!s) {
@@ -188,9 +199,9 @@ int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char
                              st->path, (long long)task_id, attempt, current);
         goto fail;
     }
-    return nas__store_commit(st, err);
+    return own ? nas__store_commit(st, err) : NAS_OK;
 fail:
-    nas__store_rollback(st);
+    if (own) nas__store_rollback(st);
     return rc;
 }
 
@@ -293,6 +304,9 @@ fail:
  * by the dispatcher, since a NaN accuracy would poison best-k forever. */
 static int check_result(nas_store *st, const nas_store_result *r, char *err) {
     if (!r) return nas_set_err(err, NAS_EINVAL, "store %s: no result given", st->path);
+    if (r->observed && r->seq < 0)
+        return nas_set_err(err, NAS_EINVAL, "store %s: observation number %lld < 0", st->path,
+                           (long long)r->seq);
     if (!(r->accuracy >= 0.0 && r->accuracy <= 1.0))
         return nas_set_err(err, NAS_EINVAL, "store %s: result accuracy %g is not in [0, 1]",
                            st->path, r->accuracy);
@@ -367,6 +381,7 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     if (!s) goto fail_db;
     sqlite3_bind_int64(s, 1, task_id);
     sqlite3_bind_int64(s, 2, now_ms);
+    if (r->observed) sqlite3_bind_int64(s, 3, r->seq);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
     /* Workers not yet in the table (a result that outlived a restart) simply

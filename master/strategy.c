@@ -3,7 +3,9 @@
  * name, the bookkeeping every strategy shares (history, proposed hashes,
  * in-flight list, budget, best), and the versioned state blob.
  *
- * Blob format (little-endian, version 1; docs/STRATEGIES.md has the table):
+ * Blob formats (little-endian; docs/STRATEGIES.md has the table).  Version
+ * 1, the whole state, is what nas_strategy_save() writes; version 2, the
+ * core without the history, is strategy_core.c's.  Both share the frame:
  *   "NASS"  u32 version  u8 strategy id  u64 config fingerprint
  *   u64 payload length   payload          u64 FNV-1a of all preceding bytes
  * The payload is the base section (RNG, counters, history, in-flight
@@ -293,7 +295,7 @@ int nas__strategy_seen(const nas_strategy *s, uint64_t hash) {
     return nas__hashset_has(&s->seen, hash);
 }
 
-static int seen_add(nas_strategy *s, uint64_t hash) {
+int nas__strategy_seen_add(nas_strategy *s, uint64_t hash) {
     int rc = nas__hashset_add(&s->seen, hash);
     if (rc <= 0) return rc;
     if (grow((void **)&s->seen_list, &s->cap_seen, s->n_seen + 1, sizeof(uint64_t)))
@@ -316,8 +318,11 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p) {
         s->cap_inflight = c;
     }
     uint64_t h = nas_genome_hash(&p->genome);
-    if (seen_add(s, h) < 0) return NAS_ENOMEM;
+    if (nas__strategy_seen_add(s, h) < 0) return NAS_ENOMEM;
+    /* The in-flight copy is kept canonical, which is the form the campaign
+     * stores and a rebuilt state (strategy_core.c) gets back. */
     s->inflight[s->n_inflight] = *p;
+    nas_genome_canonical(&p->genome, &s->inflight[s->n_inflight].genome);
     s->inflight_hash[s->n_inflight++] = h;
     s->proposed++;
     return NAS_OK;
@@ -421,7 +426,7 @@ static int config_check(nas_strategy_config *c, char *err) {
 
 /* Hash of everything that shapes the search, so load() refuses a blob made
  * under another config or seed instead of continuing a different search. */
-static uint64_t config_fingerprint(const nas_strategy *s) {
+uint64_t nas__strategy_fingerprint(const nas_strategy *s) {
     const nas_strategy_config *c = &s->cfg;
     nas__wbuf w = {0};
     nas__w_bytes(&w, c->name, strlen(c->name));
@@ -524,8 +529,8 @@ int nas_strategy_propose(nas_strategy *s, nas_proposal *out, char *err) {
  * world), then record it in the shared history, then let the strategy
  * react.  The reward is computed once here, so every strategy ranks by the
  * same signal. */
-int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err) {
-    if (!s || !obs) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
+int nas__strategy_check_observation(const nas_strategy *s, const nas_observation *obs,
+                                    char *err) {
     char gerr[NAS_ERR_LEN];
     if (nas_genome_validate(&obs->genome, gerr) != NAS_OK)
         return nas_set_err(err, NAS_EINVAL, "strategy: observed genome: %s", gerr);
@@ -537,6 +542,27 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
                            obs->accuracy);
     if (obs->params < 0 || obs->macs < 0)
         return nas_set_err(err, NAS_EINVAL, "strategy: observed negative params or MACs");
+    return NAS_OK;
+}
+
+/* One history record from a checked observation; the reward is computed
+ * here, once, so every strategy ranks by the same signal. */
+void nas__strategy_record_fill(const nas_strategy *s, const nas_observation *obs, uint64_t hash,
+                               nas__record *r) {
+    memset(r, 0, sizeof *r);
+    r->genome = obs->genome;
+    r->hash = hash;
+    r->ok = obs->ok != 0;
+    r->accuracy = r->ok ? obs->accuracy : 0.0;
+    r->reward = r->ok ? nas__strategy_reward(&s->cfg, obs) : 0.0;
+    r->params = obs->params;
+    r->macs = obs->macs;
+}
+
+int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err) {
+    if (!s || !obs) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
+    int rc = nas__strategy_check_observation(s, obs, err);
+    if (rc) return rc;
     uint64_t h = nas_genome_hash(&obs->genome);
     if (grow((void **)&s->hist, &s->cap_hist, s->n_hist + 1, sizeof *s->hist))
         return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
@@ -553,16 +579,10 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
         was_inflight = 1;
         break;
     }
-    if (seen_add(s, h) < 0) return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
+    if (nas__strategy_seen_add(s, h) < 0)
+        return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
     nas__record *r = &s->hist[s->n_hist];
-    memset(r, 0, sizeof *r);
-    r->genome = obs->genome;
-    r->hash = h;
-    r->ok = obs->ok != 0;
-    r->accuracy = r->ok ? obs->accuracy : 0.0;
-    r->reward = r->ok ? nas__strategy_reward(&s->cfg, obs) : 0.0;
-    r->params = obs->params;
-    r->macs = obs->macs;
+    nas__strategy_record_fill(s, obs, h, r);
     int idx = s->n_hist++;
     if (r->ok && (s->best < 0 || r->reward > s->hist[s->best].reward)) s->best = idx;
     return s->vt->observe(s, idx, was_inflight, err);
@@ -604,16 +624,20 @@ static void save_base(const nas_strategy *s, nas__wbuf *w) {
  * the fingerprint check, a flipped payload byte by the checksum. */
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     if (!s || !blob || !n) return NAS_EINVAL;
-    nas__wbuf body = {0}, w = {0};
+    nas__wbuf body = {0};
     save_base(s, &body);
     s->vt->save(s, &body);
+    return nas__strategy_frame(s, NAS_BLOB_VERSION, &body, blob, n);
+}
+
+/* Frame a payload (and free it): header, length, payload, checksum. */
+int nas__strategy_frame(const nas_strategy *s, uint32_t version, nas__wbuf *body_in,
+                        uint8_t **blob, size_t *n) {
+    nas__wbuf body = *body_in, w = {0};
     nas__w_bytes(&w, NAS_BLOB_MAGIC, 4);
-    nas__w_u32(&w, NAS_BLOB_VERSION);
-    uint8_t id = 0;
-    for (size_t i = 0; i < NAS_ARRAY_LEN(kinds); i++)
-        if (kinds[i] == s->vt) id = (uint8_t)i;
-    nas__w_u8(&w, id);
-    nas__w_u64(&w, config_fingerprint(s));
+    nas__w_u32(&w, version);
+    nas__w_u8(&w, (uint8_t)nas__strategy_kind_id(s));
+    nas__w_u64(&w, nas__strategy_fingerprint(s));
     nas__w_u64(&w, (uint64_t)body.n);
     nas__w_bytes(&w, body.p, body.n);
     uint64_t h = NAS_FNV_OFFSET;
@@ -704,23 +728,42 @@ static int load_base(nas_strategy *s, nas__rbuf *r) {
     return NAS_OK;
 }
 
+/* The format version of a blob, without checking the rest. */
+int nas_strategy_blob_version(const uint8_t *blob, size_t n) {
+    if (!blob || n < 4 + 4 + 1 + 8 + 8 + 8 || memcmp(blob, NAS_BLOB_MAGIC, 4) != 0)
+        return NAS_EFORMAT;
+    nas__rbuf r = {.p = blob, .n = n, .off = 4};
+    return (int)(nas__r_u32(&r, "version") & 0x7fffffffu);
+}
+
+int nas__strategy_kind_id(const nas_strategy *s) {
+    for (size_t i = 0; i < NAS_ARRAY_LEN(kinds); i++)
+        if (kinds[i] == s->vt) return (int)i;
+    return 0;
+}
+
 /* Checks go from cheapest and most informative (magic, version, which
  * strategy, which config) to the checksum, so the message says what is
  * wrong rather than only that something is. */
-int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err) {
+int nas__strategy_open_blob(const nas_strategy *s, const uint8_t *blob, size_t n,
+                            uint32_t want, nas__rbuf *out, char *err) {
     if (!s || (!blob && n)) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     if (n < 4 + 4 + 1 + 8 + 8 + 8 || memcmp(blob, NAS_BLOB_MAGIC, 4) != 0)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: not a strategy blob (%zu bytes)", n);
     nas__rbuf r = {.p = blob, .n = n, .off = 4};
     uint32_t version = nas__r_u32(&r, "version");
-    if (version != NAS_BLOB_VERSION)
-        return nas_set_err(err, NAS_EVERSION, "strategy state: version %u, this build reads %u",
-                           version, NAS_BLOB_VERSION);
+    if (version != want)
+        return nas_set_err(err, NAS_EVERSION,
+                           "strategy state: format version %u, this call reads version %u (%s)",
+                           version, want,
+                           want == NAS_BLOB_VERSION
+                               ? "a core-only state needs the history: nas_strategy_load_core"
+                               : "a whole-history state: nas_strategy_load");
     uint8_t id = nas__r_u8(&r, "strategy id");
     if (id >= NAS_ARRAY_LEN(kinds) || kinds[id] != s->vt)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: saved by strategy %s, not %s",
                            id < NAS_ARRAY_LEN(kinds) ? kinds[id]->name : "?", s->vt->name);
-    if (nas__r_u64(&r, "fingerprint") != config_fingerprint(s))
+    if (nas__r_u64(&r, "fingerprint") != nas__strategy_fingerprint(s))
         return nas_set_err(err, NAS_EFORMAT,
                            "strategy state: saved under a different config or seed");
     uint64_t body = nas__r_u64(&r, "payload length");
@@ -735,10 +778,19 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
     if (nas__r_u64(&tail, "checksum") != h)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: checksum mismatch (corrupted)");
     r.n = n - 8;
+    *out = r;
+    return NAS_OK;
+}
+
+/* A whole-history (format 1) blob: the history comes from the blob. */
+int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err) {
+    nas__rbuf r;
+    int rc = nas__strategy_open_blob(s, blob, n, NAS_BLOB_VERSION, &r, err);
+    if (rc) return rc;
     /* Parse into a fresh strategy and swap it in only when everything
      * loaded, so a refused blob leaves `s` exactly as it was. */
     nas_strategy *t = NULL;
-    int rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
+    rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
     if (rc) return rc;
     rc = load_base(t, &r);
     if (rc == NAS_OK) rc = t->vt->load(t, &r);

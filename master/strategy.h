@@ -4,11 +4,12 @@
  *
  * The campaign asks for a proposal whenever a worker is free (search is
  * asynchronous: nobody waits for a whole generation), and hands every
- * finished evaluation back through observe().  The strategy's complete
- * state (population with ages, PNAS level and beam, predictor weights, RNG)
- * is serialised by save() into a blob that the store writes in the same
- * SQLite transaction as the result that changed it, so load() after a
- * crash continues exactly where the search stood.
+ * finished evaluation back through observe().  The strategy's core state
+ * (population with ages, PNAS level and beam, predictor weights, RNG,
+ * in-flight proposals) is serialised by save_core() into a blob that the
+ * store writes in the same SQLite transaction as the result that changed
+ * it; with the history the store keeps anyway, load_core() after a crash
+ * continues exactly where the search stood.
  *
  * A strategy never touches the network, the database or the clock.
  */
@@ -87,10 +88,54 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
 /* 1 when the budget is spent and every proposal has been observed. */
 int nas_strategy_done(const nas_strategy *s);
 
-/* Serialise the whole state (malloc'd blob, free with nas_free) / restore it
- * into a strategy created with the same config and seed. */
+/* Serialise the whole state including the history (format 1; malloc'd
+ * blob, free with nas_free) / restore it into a strategy created with the
+ * same config and seed.  Self-contained, for tests, exports and stores
+ * written before format 2; a campaign saves the core (below). */
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n);
 int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err);
+
+/* ---- incremental state (format 2) -------------------------------------------------
+ *
+ * A campaign does not rewrite the whole history at every step: the core
+ * blob holds only what the history does not say (RNG, counters, in-flight
+ * proposals by hash, the population / PNAS level and beam, the predictor),
+ * so its size and its cost are O(population + in-flight), not O(history).
+ * The history itself (every proposal and every observation, in order) is
+ * what the campaign's store already holds; load_core() takes it back from
+ * there and rebuilds the history, the proposed-hash set and the in-flight
+ * genomes exactly as they were. */
+
+/* The proposals and observations made so far, each in its own order. */
+typedef struct nas_strategy_history {
+    const nas_proposal *proposals; /* every proposal, in the order made (genomes only
+                                      are used; the parent comes from the core) */
+    int n_proposals;
+    const nas_observation *observations; /* every observation, in the order observed */
+    int n_observations;
+} nas_strategy_history;
+
+/* The core state (format 2), malloc'd (nas_free). */
+int nas_strategy_save_core(const nas_strategy *s, uint8_t **blob, size_t *n);
+
+/* Restore a core blob together with the history it was saved after, into
+ * a strategy created with the same config and seed.  NAS_EFORMAT with a
+ * message when the blob is damaged or does not match the history (other
+ * counts, an in-flight hash nobody proposed); NAS_EVERSION for a
+ * whole-history (format 1) blob, which nas_strategy_load() reads.  On
+ * failure `s` is unchanged. */
+int nas_strategy_load_core(nas_strategy *s, const uint8_t *blob, size_t n,
+                           const nas_strategy_history *h, char *err);
+
+/* The format version of a blob (1 whole history, 2 core), NAS_EFORMAT if
+ * it is not a strategy blob. */
+int nas_strategy_blob_version(const uint8_t *blob, size_t n);
+
+/* Observations recorded so far: the last observe() was number len - 1,
+ * which is what the campaign stores as its observation number. */
+int nas_strategy_history_len(const nas_strategy *s);
+/* Observation i of the history (0 = oldest). NAS_EINVAL out of range. */
+int nas_strategy_history_get(const nas_strategy *s, int i, nas_observation *out);
 
 /* A short human-readable status ("population 20/20, best 0.912") and, for
  * PNAS, the last measured predictor rank correlation (NAN if none). */

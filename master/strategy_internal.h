@@ -138,6 +138,25 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p);
 /* 1 if a genome with this canonical hash was proposed before. */
 int nas__strategy_seen(const nas_strategy *s, uint64_t hash);
 
+/* Shared with strategy_core.c (the format-2 core blob). */
+uint64_t nas__strategy_fingerprint(const nas_strategy *s);
+int nas__strategy_kind_id(const nas_strategy *s);
+int nas__strategy_seen_add(nas_strategy *s, uint64_t hash); /* 1 added, 0 known, NAS_ENOMEM */
+/* Validate an observation from the outside world (genome, space, ranges). */
+int nas__strategy_check_observation(const nas_strategy *s, const nas_observation *obs,
+                                    char *err);
+/* Fill a history record from a checked observation (computes the reward). */
+void nas__strategy_record_fill(const nas_strategy *s, const nas_observation *obs, uint64_t hash,
+                               nas__record *r);
+/* Wrap a payload in the blob frame (magic, version, strategy id, config
+ * fingerprint, length, checksum); frees the payload. */
+int nas__strategy_frame(const nas_strategy *s, uint32_t version, nas__wbuf *body, uint8_t **blob,
+                        size_t *n);
+/* Check a blob's frame for `want` and return a reader over its payload;
+ * NAS_EVERSION names the other format, NAS_EFORMAT any damage. */
+int nas__strategy_open_blob(const nas_strategy *s, const uint8_t *blob, size_t n, uint32_t want,
+                            nas__rbuf *out, char *err);
+
 /* A fresh uniformly random genome not proposed before, trying at most
  * `tries` samples. NAS_OK, NAS_ENOTFOUND when every try was a duplicate. */
 int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out);

@@ -15,6 +15,7 @@ struct nas_zmq_uv {
     void *sock;
     int batch;
     nas_zmq_uv_read_fn read;
+    nas_zmq_uv_batch_fn begin, end; /* around each burst of reads, may be NULL */
     void *data;
     int open_handles; /* freed when the last one has closed */
     int closing;      /* close was called (maybe from the reader): read no more */
@@ -32,18 +33,27 @@ static int readable(void *sock) {
 
 static void on_idle(uv_idle_t *h);
 
-/* Read up to `batch` messages; leave the idle handle running if more wait. */
+/* Read up to `batch` messages; leave the idle handle running if more wait.
+ * A burst of at least one message is framed by the begin/end hooks; `end`
+ * runs even when the reader closed the bridge (the memory lives until the
+ * close callbacks), so a batch the reader opened is always closed. */
 static void drain(nas_zmq_uv *z) {
-    int n = 0;
+    int n = 0, capped = 0;
     while (!z->closing && readable(z->sock)) {
         if (n == z->batch) {
-            z->stats.capped++;
-            uv_idle_start(&z->idle, on_idle);
-            return;
+            capped = 1;
+            break;
         }
+        if (n == 0 && z->begin) z->begin(z->data);
         z->read(z, z->sock, z->data);
         z->stats.messages++;
         n++;
+    }
+    if (n > 0 && z->end) z->end(z->data);
+    if (capped) {
+        z->stats.capped++;
+        if (!z->closing) uv_idle_start(&z->idle, on_idle);
+        return;
     }
     if (!z->closing) uv_idle_stop(&z->idle);
 }
@@ -119,6 +129,11 @@ void nas_zmq_uv_close(nas_zmq_uv **zp) {
     uv_close((uv_handle_t *)&z->idle, on_closed);
     uv_close((uv_handle_t *)&z->prepare, on_closed);
     *zp = NULL;
+}
+
+void nas_zmq_uv_set_batch(nas_zmq_uv *z, nas_zmq_uv_batch_fn begin, nas_zmq_uv_batch_fn end) {
+    z->begin = begin;
+    z->end = end;
 }
 
 /* Start the idle handle: the next loop turn drains without blocking. */

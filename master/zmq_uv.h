@@ -33,6 +33,13 @@ typedef void (*nas_zmq_uv_read_fn)(nas_zmq_uv *z, void *sock, void *data);
 int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
                       nas_zmq_uv_read_fn read, void *data, char *err);
 
+/* Hooks around each burst: begin(data) before the first message a turn
+ * reads, end(data) after the last (at most `batch` of them), so a reader
+ * can handle a burst as one unit, e.g. one database transaction that
+ * commits before any reply is sent.  Either may be NULL. */
+typedef void (*nas_zmq_uv_batch_fn)(void *data);
+void nas_zmq_uv_set_batch(nas_zmq_uv *z, nas_zmq_uv_batch_fn begin, nas_zmq_uv_batch_fn end);
+
 /* Stop watching and release the bridge; may be called from the reader
  * itself, which is then not called again.  The memory is freed from libuv
  * close callbacks, so the loop must run (e.g. uv_run(loop,

@@ -101,13 +101,16 @@ START_TEST(test_store_migrates_v1_to_v2) {
     complete(st, id, 0.8);
     nas_store_close(&st);
 
-    /* Play a future binary whose second migration adds a column. */
+    /* Play a future binary whose next migration adds a column. */
     int n = 0;
-    const nas__store_migration *v1 = nas__store_migrations(&n);
-    ck_assert_int_eq(n, 1);
-    nas__store_migration v2[2] = {v1[0], {"ALTER TABLE result ADD COLUMN note TEXT;"}};
-    ck_assert_msg(nas__store_open_with(&st, db_path, 0, v2, 2, err) == NAS_OK, "%s", err);
-    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), 2);
+    const nas__store_migration *cur = nas__store_migrations(&n);
+    ck_assert_int_eq(n, NAS_STORE_SCHEMA_VERSION);
+    nas__store_migration v2[NAS_STORE_SCHEMA_VERSION + 1];
+    for (int i = 0; i < n; i++)
+        v2[i] = cur[i];
+    v2[n] = (nas__store_migration){.sql = "ALTER TABLE result ADD COLUMN note TEXT;"};
+    ck_assert_msg(nas__store_open_with(&st, db_path, 0, v2, n + 1, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), n + 1);
     ck_assert_int_eq(pragma_int(st, "SELECT COUNT(note) + COUNT(*) FROM result"), 1);
     nas_store_record *recs = NULL;
     ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err), 1);
@@ -115,9 +118,40 @@ START_TEST(test_store_migrates_v1_to_v2) {
     nas_store_records_free(recs, 1);
     nas_store_close(&st);
     /* Reopening with v2 runs nothing again; the v1 binary now refuses it. */
-    ck_assert_int_eq(nas__store_open_with(&st, db_path, 0, v2, 2, err), NAS_OK);
+    ck_assert_int_eq(nas__store_open_with(&st, db_path, 0, v2, n + 1, err), NAS_OK);
     nas_store_close(&st);
     ck_assert_int_eq(nas_store_open(&st, db_path, err), NAS_EVERSION);
+}
+END_TEST
+
+/* A file written by the first release (version 1) is brought to version
+ * 2: its rows survive, the task table gains the observation columns, and
+ * its CHECK constraints are rewritten without IN lists but still refuse a
+ * bad state. */
+START_TEST(test_store_migrates_release_1) {
+    char err[NAS_ERR_LEN] = "";
+    int n = 0;
+    const nas__store_migration *all = nas__store_migrations(&n);
+    nas_store *st = NULL;
+    ck_assert_msg(nas__store_open_with(&st, db_path, 0, all, 1, err) == NAS_OK, "%s", err);
+    nas_store_campaign c = campaign_spec(0x1234, "name: test\nseed: 7\n");
+    ck_assert_int_eq(nas_store_campaign_bind(st, &c, 1000, NULL, err), NAS_OK);
+    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), 1);
+    nas_store_close(&st);
+    st = open_bound(db_path);
+    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), NAS_STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(pragma_int(st, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'task' "
+                                    "AND sql LIKE '% IN (%'"),
+                     0);
+    int64_t id = add_task(st, 42, NAS_STORE_STAGE_SEARCH);
+    complete(st, id, 0.8);
+    ck_assert_int_eq(nas_store_task_observed(st, id, 0, 1, err), NAS_OK);
+    ck_assert_int_ne(sqlite3_exec(st->db, "UPDATE task SET state = 'lost'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_ne(sqlite3_exec(st->db, "UPDATE task SET failure_kind = 'x'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_close(&st);
 }
 END_TEST
 
@@ -672,6 +706,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_refuses_different_config);
     tcase_add_test(tc, test_store_refuses_future_version);
     tcase_add_test(tc, test_store_migrates_v1_to_v2);
+    tcase_add_test(tc, test_store_migrates_release_1);
     tcase_add_test(tc, test_store_refuses_foreign_files);
     tcase_add_test(tc, test_store_result_once);
     tcase_add_test(tc, test_store_first_result_wins);

@@ -290,6 +290,79 @@ START_TEST(test_zmq_uv_close_from_the_reader) {
 }
 END_TEST
 
+// ---- burst hooks (group commit) ---------------------------------------------------------
+
+/* What the hooks saw: bursts opened and closed, messages read inside an
+ * open burst, and the largest burst. */
+typedef struct bursts {
+    state s;
+    int open, begins, ends, inside, largest, cur;
+} bursts;
+
+static void burst_begin(void *data) {
+    bursts *b = data;
+    ck_assert_int_eq(b->open, 0); /* never nested */
+    b->open = 1;
+    b->begins++;
+    b->cur = 0;
+}
+
+static void burst_end(void *data) {
+    bursts *b = data;
+    ck_assert_int_eq(b->open, 1);
+    b->open = 0;
+    b->ends++;
+    if (b->cur > b->largest) b->largest = b->cur;
+}
+
+static void read_in_burst(nas_zmq_uv *z, void *sock, void *data) {
+    bursts *b = data;
+    char buf[8];
+    zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT);
+    b->inside += b->open;
+    b->cur++;
+    if (++b->s.got == b->s.want) nas_zmq_uv_close(&b->s.bridge);
+}
+
+/* 1000 queued messages with a cap of 64: every message is read inside a
+ * burst, no burst is larger than the cap, every burst that began ended
+ * (the last one too, although its reader closed the bridge), and the
+ * messages came in few bursts, not one per message. */
+START_TEST(test_zmq_uv_batch_hooks_frame_each_burst) {
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(pull, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(pull, "inproc://hooks"), 0);
+    ck_assert_int_eq(zmq_connect(push, "inproc://hooks"), 0);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(zmq_send(push, "h", 1, 0), 1);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    bursts b;
+    memset(&b, 0, sizeof b);
+    b.s.want = 1000;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_zmq_uv_create(&b.s.bridge, &loop, pull, 64, read_in_burst, &b, err),
+                     NAS_OK);
+    nas_zmq_uv_set_batch(b.s.bridge, burst_begin, burst_end);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_uint_eq(b.s.got, 1000);
+    ck_assert_int_eq(b.inside, 1000);
+    ck_assert_int_eq(b.begins, b.ends);
+    ck_assert_int_eq(b.open, 0);
+    ck_assert_int_le(b.largest, 64);
+    ck_assert_int_ge(b.begins, 1000 / 64);
+    ck_assert_int_le(b.begins, 100);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("zmq_uv");
     TCase *tc = tcase_create("core");
@@ -299,6 +372,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_zmq_uv_sends_from_timer_never_strand_replies);
     tcase_add_test(tc, test_zmq_uv_consumed_edge_does_not_strand);
     tcase_add_test(tc, test_zmq_uv_close_from_the_reader);
+    tcase_add_test(tc, test_zmq_uv_batch_hooks_frame_each_burst);
     suite_add_tcase(s, tc);
     return s;
 }

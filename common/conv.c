@@ -8,6 +8,7 @@
  */
 #include "common/conv.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -187,6 +188,58 @@ static void col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_c
     }
 }
 
+// A strided conv with a narrow output (OW < 12: the 7x7 and 4x4 planes of small14 and of
+// ResNet-20's last stage) has rows of only a few floats: the loops above spend more on bounds
+// and padding than on copying.  There, one table per conv call maps each (tap, output pixel)
+// to the input offset it reads, and im2col of a channel is one flat gather over KH*KW*OH*OW
+// entries.  It copies the same values, so results are bit-identical.  Measured per layer
+// (bench/train_vs_torch/layers.c): forward +15-20% at 4x4 and 7x7 outputs, but -10% at 14x14,
+// where the row loops vectorise; a flat scatter-add for col2im was slower at every size, so
+// col2im keeps its loops.
+static int table_ok(const nas_conv_shape *s) { return !span_ok(s) && s->ow < 12; }
+
+// Entries of the table of s: KH*KW*OH*OW.
+static size_t tab_len(const nas_conv_shape *s) { return (size_t)s->kh * s->kw * s->oh * s->ow; }
+
+// Floats of workspace the table takes: the offsets, the padding count and the padding list.
+static size_t tab_floats(const nas_conv_shape *s) { return 2 * tab_len(s) + 1; }
+
+// The table of s in g: g[(ki*KW + kj)*OH*OW + oy*OW + ox] = iy*W + ix, the input offset that
+// output pixel (oy, ox) reads through tap (ki, kj), with padding entries reading offset 0;
+// then g[len] = the number of padding entries and their positions.  im2col gathers
+// unconditionally, without a branch per entry, and then zeroes the padding positions.
+static void tab_build(int32_t *g, const nas_conv_shape *s) {
+    size_t len = tab_len(s), j = 0;
+    int32_t *pad = g + len + 1, npad = 0;
+    for (int ki = 0; ki < s->kh; ki++)
+        for (int kj = 0; kj < s->kw; kj++)
+            for (int oy = 0; oy < s->oh; oy++) {
+                int iy = oy * s->stride - s->pad + ki * s->dil;
+                for (int ox = 0; ox < s->ow; ox++, j++) {
+                    int ix = ox * s->stride - s->pad + kj * s->dil;
+                    int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
+                    g[j] = inside ? iy * s->w + ix : 0;
+                    if (!inside) pad[npad++] = (int32_t)j;
+                }
+            }
+    g[len] = npad;
+}
+
+// im2col of c channels through the gather table; a channel's KH*KW rows are contiguous in col,
+// so each channel is one loop over the table.
+static void im2col_tab(float *col, const float *img, int c, const nas_conv_shape *s,
+                       const int32_t *g) {
+    size_t plane = (size_t)s->h * s->w, len = tab_len(s);
+    const int32_t *pad = g + len + 1;
+    int32_t npad = g[len];
+    for (int ch = 0; ch < c; ch++) {
+        const float *src = img + ch * plane;
+        float *dst = col + ch * len;
+        for (size_t j = 0; j < len; j++) dst[j] = src[g[j]];
+        for (int32_t p = 0; p < npad; p++) dst[pad[p]] = 0.0f;
+    }
+}
+
 // Exactly the transpose of nas_im2col.  This public form must leave col intact, so it adds
 // row by row instead of taking the clobbering span path the conv backward uses.
 void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s) {
@@ -285,6 +338,205 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 }
 
 // ----------------------------------------------------------------------------
+// stride-1 convs: kernel rows as offsets into one expanded buffer
+
+// For a stride-1 conv, the im2col rows of tap (ki, kj) and of tap (0, kj) differ only by a
+// shift of ki*dil output rows.  So only the KW column shifts of each channel are materialised,
+// each over the OH + dil*(KH-1) input rows the output reads (padding rows included), and kernel
+// row ki is a GEMM whose B matrix starts ki*dil*OW floats further into that buffer:
+//     out (OC, OH*OW) = sum over ki of Wr_ki (OC, C*KW) . E_ki (C*KW, OH*OW)
+// with Wr the weights reordered to (OC, KH, C, KW).  That writes KW/(KH*KW) of the im2col
+// matrix (a third for 3x3), and OpenBLAS runs the KH GEMMs of depth C*KW faster than the one of
+// depth C*KH*KW (measured 82 -> 112 GFLOP/s at ResNet-20's 16-channel shape).  The weight
+// gradient is the same KH GEMMs transposed (into a reordered scratch, added to dweight once per
+// call), and the input gradient, for stride 1 a convolution of dY with the weights transposed
+// in their channels and rotated by 180 degrees (padding dil*(K-1) - pad), is computed the same
+// way from an expanded buffer of dY: no column matrix and no col2im scatter at all.
+
+// One side of such a conv: input planes of c channels (h, w) read into an output (oh, ow)
+// through a kh x kw kernel with padding (ph, pw) and dilation dil.
+typedef struct rows_geom {
+    int c, h, w, oh, ow, kh, kw, ph, pw, dil;
+    size_t ld; /* floats per (channel, kj) block of the expanded buffer, a multiple of 16 */
+} rows_geom;
+
+static rows_geom rows_make(int c, int h, int w, int oh, int ow, int kh, int kw, int ph, int pw,
+                           int dil) {
+    rows_geom g = {c, h, w, oh, ow, kh, kw, ph, pw, dil, 0};
+    g.ld = ((size_t)(oh + dil * (kh - 1)) * ow + 15) & ~(size_t)15;
+    return g;
+}
+
+// The forward geometry of s (one group), and the geometry of its input gradient as a conv of dY.
+static rows_geom rows_fwd(const nas_conv_shape *s) {
+    return rows_make(s->c / s->groups, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->pad, s->pad,
+                     s->dil);
+}
+
+static rows_geom rows_bwd(const nas_conv_shape *s) {
+    return rows_make(s->oc / s->groups, s->oh, s->ow, s->h, s->w, s->kh, s->kw,
+                     s->dil * (s->kh - 1) - s->pad, s->dil * (s->kw - 1) - s->pad, s->dil);
+}
+
+// Stride 1, a kernel more than one row high, at least 4 channels per group on both sides (the
+// GEMM depth is channels * KW: ResNet-20's stem, with one input channel, keeps im2col), and a
+// padding no larger than the dilated kernel, so that the input gradient's padding is >= 0.
+static int rows_ok(const nas_conv_shape *s) {
+    return s->stride == 1 && s->kh > 1 && !is_depthwise(s) && s->c / s->groups >= 4 &&
+           s->oc / s->groups >= 4 && s->pad <= s->dil * (s->kh - 1) &&
+           s->pad <= s->dil * (s->kw - 1);
+}
+
+// Floats of one reordered weight array.
+static size_t rows_wsize(const nas_conv_shape *s) {
+    return (size_t)s->oc * (s->c / s->groups) * s->kh * s->kw;
+}
+
+// The expanded buffer: block (ch, kj), ld floats, holds rows r = 0 .. OH + dil*(KH-1) - 1 of
+// OW floats, row r column ox being input pixel (r - ph, ox + kj*dil - pw), zero in padding.
+static void rows_expand(float *e, const float *img, const rows_geom *g) {
+    int rows = g->oh + g->dil * (g->kh - 1);
+    size_t plane = (size_t)g->h * g->w;
+    for (int ch = 0; ch < g->c; ch++) {
+        const float *src = img + ch * plane;
+        for (int kj = 0; kj < g->kw; kj++) {
+            float *dst = e + ((size_t)ch * g->kw + kj) * g->ld;
+            int ix0 = kj * g->dil - g->pw, lo, hi;
+            valid_cols(ix0, 1, g->w, g->ow, &lo, &hi);
+            // Rows above and below the image are padding.
+            int r0 = g->ph < 0 ? 0 : g->ph, r1 = g->ph + g->h < rows ? g->ph + g->h : rows;
+            if (r0 > rows) r0 = rows;
+            if (r1 < r0) r1 = r0;
+            zero_floats(dst, (long)r0 * g->ow);
+            zero_floats(dst + (size_t)r1 * g->ow, (long)(rows - r1) * g->ow);
+            if (lo >= hi) {
+                zero_floats(dst + (size_t)r0 * g->ow, (long)(r1 - r0) * g->ow);
+                continue;
+            }
+            if (g->ow == g->w) {
+                // Same width: the valid rows are one contiguous span of the image (as in
+                // im2col_ld), then the padding columns the span crossed are zeroed.
+                long j0 = (long)r0 * g->ow + lo, j1 = (long)(r1 - 1) * g->ow + hi;
+                const float *sp = src + ((long)(r0 - g->ph) * g->w + ix0 + lo);
+                float *dp = dst + j0;
+                for (long j = 0; j < j1 - j0; j++) dp[j] = sp[j];
+                zero_pad_cols(dst, g->ow, r0, r1, lo, hi);
+                continue;
+            }
+            for (int r = r0; r < r1; r++) {
+                float *d = dst + (size_t)r * g->ow;
+                const float *sr = src + ((long)(r - g->ph) * g->w + ix0 + lo);
+                for (int ox = lo; ox < hi; ox++) d[ox] = sr[ox - lo];
+            }
+            zero_pad_cols(dst, g->ow, r0, r1, lo, hi);
+        }
+    }
+}
+
+// wr (OC, KH, C/G, KW) from weight (OC, C/G, KH, KW): the A matrices of the forward's GEMMs.
+static void rows_weights_fwd(float *wr, const float *weight, const nas_conv_shape *s) {
+    int g_c = s->c / s->groups;
+    for (int o = 0; o < s->oc; o++)
+        for (int ci = 0; ci < g_c; ci++)
+            for (int ki = 0; ki < s->kh; ki++)
+                for (int kj = 0; kj < s->kw; kj++)
+                    wr[(((size_t)o * s->kh + ki) * g_c + ci) * s->kw + kj] =
+                        weight[(((size_t)o * g_c + ci) * s->kh + ki) * s->kw + kj];
+}
+
+// wf (C, KH, OC/G, KW): wf[g*C/G + ci][ki][o][kj] = weight[g*OC/G + o][ci][KH-1-ki][KW-1-kj],
+// the A matrices of the input gradient's GEMMs.
+static void rows_weights_bwd(float *wf, const float *weight, const nas_conv_shape *s) {
+    int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
+    for (int g = 0; g < s->groups; g++)
+        for (int o = 0; o < g_oc; o++)
+            for (int ci = 0; ci < g_c; ci++)
+                for (int ki = 0; ki < s->kh; ki++)
+                    for (int kj = 0; kj < s->kw; kj++)
+                        wf[((((size_t)g * g_c + ci) * s->kh + ki) * g_oc + o) * s->kw + kj] =
+                            weight[((((size_t)g * g_oc + o) * g_c + ci) * s->kh + s->kh - 1 - ki) *
+                                       s->kw +
+                                   s->kw - 1 - kj];
+}
+
+// c_out (m, OH*OW) (+)= sum over ki of a_ki . E_ki: the KH GEMMs of one image group.  a is the
+// (m, KH, c, KW) reordered weight block of the group, e its expanded buffer; the first GEMM
+// overwrites when accumulate is 0.
+static void rows_gemms(float *c_out, int m, const float *a, const float *e, const rows_geom *g,
+                       int accumulate) {
+    int kc = g->c * g->kw, n = g->oh * g->ow;
+    for (int ki = 0; ki < g->kh; ki++)
+        nas_gemm(0, 0, m, n, kc, 1.0f, a + (size_t)ki * kc, g->kh * kc,
+                 e + (size_t)ki * g->dil * g->ow, (int)g->ld, (ki || accumulate) ? 1.0f : 0.0f,
+                 c_out, n);
+}
+
+static void rows_forward(float *out, const float *inp, const float *weight, const float *bias,
+                         const nas_conv_shape *s, float *ws) {
+    rows_geom g = rows_fwd(s);
+    int g_oc = s->oc / s->groups, ohw = s->oh * s->ow;
+    float *wr = ws + (size_t)g.c * g.kw * g.ld;
+    rows_weights_fwd(wr, weight, s);
+    for (int b = 0; b < s->n; b++) {
+        for (int gi = 0; gi < s->groups; gi++) {
+            rows_expand(ws, inp + ((size_t)b * s->c + (size_t)gi * g.c) * s->h * s->w, &g);
+            rows_gemms(out + ((size_t)b * s->oc + (size_t)gi * g_oc) * ohw, g_oc,
+                       wr + (size_t)gi * g_oc * s->kh * g.c * s->kw, ws, &g, 0);
+        }
+        if (bias) {
+            for (int o = 0; o < s->oc; o++) {
+                float *row = out + ((size_t)b * s->oc + o) * ohw;
+                for (int i = 0; i < ohw; i++) row[i] += bias[o];
+            }
+        }
+    }
+}
+
+static void rows_backward(float *dinp, int store, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, const nas_conv_shape *s,
+                          float *ws) {
+    rows_geom gf = rows_fwd(s), gb = rows_bwd(s);
+    int g_c = gf.c, g_oc = gb.c, ohw = s->oh * s->ow, hw = s->h * s->w;
+    int kc = g_c * s->kw; /* columns of one kernel row's weight-gradient block */
+    size_t e_floats = (size_t)g_c * s->kw * gf.ld, eb = (size_t)g_oc * s->kw * gb.ld;
+    if (eb > e_floats) e_floats = eb;
+    float *wf = ws + e_floats, *dwr = wf + rows_wsize(s);
+    if (dinp) rows_weights_bwd(wf, weight, s);
+    memset(dwr, 0, sizeof(float) * rows_wsize(s));
+    for (int b = 0; b < s->n; b++) {
+        for (int gi = 0; gi < s->groups; gi++) {
+            const float *dout_g = dout + ((size_t)b * s->oc + (size_t)gi * g_oc) * ohw;
+            rows_expand(ws, inp + ((size_t)b * s->c + (size_t)gi * g_c) * hw, &gf);
+            // forward was out_g = sum_ki Wr_ki . E_ki, so dWr_ki += dout_g . E_ki^T
+            float *dwr_g = dwr + (size_t)gi * g_oc * s->kh * kc;
+            for (int ki = 0; ki < s->kh; ki++)
+                nas_gemm(0, 1, g_oc, kc, ohw, 1.0f, dout_g, ohw,
+                         ws + (size_t)ki * s->dil * s->ow, (int)gf.ld, 1.0f,
+                         dwr_g + (size_t)ki * kc, s->kh * kc);
+            if (!dinp) continue;
+            rows_expand(ws, dout_g, &gb);
+            rows_gemms(dinp + ((size_t)b * s->c + (size_t)gi * g_c) * hw, g_c,
+                       wf + (size_t)gi * g_c * s->kh * g_oc * s->kw, ws, &gb, !store);
+        }
+        if (dbias) {
+            for (int o = 0; o < s->oc; o++) {
+                const float *row = dout + ((size_t)b * s->oc + o) * ohw;
+                float acc = 0.0f;
+                for (int i = 0; i < ohw; i++) acc += row[i];
+                dbias[o] += acc;
+            }
+        }
+    }
+    // dweight (OC, C/G, KH, KW) += dWr (OC, KH, C/G, KW)
+    for (int o = 0; o < s->oc; o++)
+        for (int ci = 0; ci < g_c; ci++)
+            for (int ki = 0; ki < s->kh; ki++)
+                for (int kj = 0; kj < s->kw; kj++)
+                    dweight[(((size_t)o * g_c + ci) * s->kh + ki) * s->kw + kj] +=
+                        dwr[(((size_t)o * s->kh + ki) * g_c + ci) * s->kw + kj];
+}
+
+// ----------------------------------------------------------------------------
 // general conv: per image, per group GEMM
 
 // One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
@@ -293,7 +545,32 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 // gather/scatter copies ate what OpenBLAS gained; see docs/PERFORMANCE.md.)
 size_t nas_conv_workspace(const nas_conv_shape *s) {
     if (is_pointwise(s) || is_depthwise(s)) return 0;
-    return (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+    if (rows_ok(s)) {
+        // The larger expanded buffer (input or dY), then two reordered weight arrays.
+        rows_geom gf = rows_fwd(s), gb = rows_bwd(s);
+        size_t e = (size_t)gf.c * gf.kw * gf.ld, eb = (size_t)gb.c * gb.kw * gb.ld;
+        return (e > eb ? e : eb) + 2 * rows_wsize(s);
+    }
+    size_t col = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+    return table_ok(s) ? col + tab_floats(s) : col; /* the table after the columns */
+}
+
+// The offset table of a conv that uses one (NULL otherwise), built in ws after the
+// column matrix once per call, for all the images of the call.
+static const int32_t *conv_table(const nas_conv_shape *s, float *ws) {
+    if (!table_ok(s)) return NULL;
+    int32_t *tab = (int32_t *)(ws + (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow);
+    tab_build(tab, s);
+    return tab;
+}
+
+// im2col of one image group, through the table when the conv has one.
+static void conv_im2col(float *col, const float *img, int c, const nas_conv_shape *s,
+                        const int32_t *tab) {
+    if (tab)
+        im2col_tab(col, img, c, s, tab);
+    else
+        im2col_ld(col, (size_t)s->oh * s->ow, img, c, s);
 }
 
 // Dispatch: depthwise to the direct loop, everything else per image and per group through
@@ -304,14 +581,19 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
         dw_forward(out, inp, weight, bias, s);
         return;
     }
+    if (rows_ok(s)) {
+        rows_forward(out, inp, weight, bias, s, ws);
+        return;
+    }
     int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
-    int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow;
+    int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow, pw = is_pointwise(s);
+    const int32_t *tab = pw ? NULL : conv_table(s, ws);
     for (int b = 0; b < s->n; b++) {
         for (int g = 0; g < s->groups; g++) {
             const float *img = inp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
             const float *col = img;
-            if (!is_pointwise(s)) {
-                nas_im2col(ws, img, g_c, s);
+            if (!pw) {
+                conv_im2col(ws, img, g_c, s, tab);
                 col = ws;
             }
             // out_g (OCg, OHW) = W_g (OCg, K) . col (K, OHW)
@@ -340,9 +622,14 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
         dw_backward(dinp, dweight, dbias, dout, inp, weight, s);
         return;
     }
+    if (rows_ok(s)) {
+        rows_backward(dinp, store, dweight, dbias, dout, inp, weight, s, ws);
+        return;
+    }
     int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
     int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow;
     int pw = is_pointwise(s);
+    const int32_t *tab = pw ? NULL : conv_table(s, ws);
     for (int b = 0; b < s->n; b++) {
         for (int g = 0; g < s->groups; g++) {
             const float *img = inp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
@@ -350,7 +637,7 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
             const float *w_g = weight + (size_t)g * g_oc * k;
             const float *col = img;
             if (!pw) {
-                nas_im2col(ws, img, g_c, s);
+                conv_im2col(ws, img, g_c, s, tab);
                 col = ws;
             }
             // forward was out_g = W_g . col, so dW_g += dout_g . col^T

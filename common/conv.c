@@ -354,36 +354,65 @@ static void dw_backward(float *dinp, float *dweight, float *dbias, const float *
 // way from an expanded buffer of dY: no column matrix and no col2im scatter at all.
 
 // One side of such a conv: input planes of c channels (h, w) read into an output (oh, ow)
-// through a kh x kw kernel with padding (ph, pw) and dilation dil.
+// through a kh x kw kernel with stride st (1 or 2), padding (ph, pw) and dilation dil.
+//
+// Stride 2 works the same way once the input rows are split by parity: output row oy reads
+// through kernel row ki the input row st*oy + d with d = ki*dil - ph = st*a + q (0 <= q < st),
+// i.e. row oy + a of the buffer of phase q, whose row R holds input row st*R + q.  For a 3x3
+// stride-2 conv that is 2*OH + 1 rows per (channel, kj) instead of im2col's 3*OH.  Every phase
+// block has the same rows (R = amin ..) and ld, so kernel row ki is still one GEMM at an offset.
 typedef struct rows_geom {
-    int c, h, w, oh, ow, kh, kw, ph, pw, dil;
-    size_t ld; /* floats per (channel, kj) block of the expanded buffer, a multiple of 16 */
+    int c, h, w, oh, ow, kh, kw, ph, pw, dil, st;
+    int amin, rows; /* first buffer row R, and rows per (phase, channel, kj) block */
+    size_t ld;      /* floats per block, a multiple of 16 */
 } rows_geom;
 
-static rows_geom rows_make(int c, int h, int w, int oh, int ow, int kh, int kw, int ph, int pw,
-                           int dil) {
-    rows_geom g = {c, h, w, oh, ow, kh, kw, ph, pw, dil, 0};
-    g.ld = ((size_t)(oh + dil * (kh - 1)) * ow + 15) & ~(size_t)15;
+static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+static rows_geom rows_make(int c, int h, int w, int oh, int ow, int kh, int kw, int st, int ph,
+                           int pw, int dil) {
+    rows_geom g = {c, h, w, oh, ow, kh, kw, ph, pw, dil, st, 0, 0, 0};
+    g.amin = floor_div(-ph, st);
+    g.rows = oh + floor_div((kh - 1) * dil - ph, st) - g.amin;
+    g.ld = ((size_t)g.rows * ow + 15) & ~(size_t)15;
     return g;
 }
 
-// The forward geometry of s (one group), and the geometry of its input gradient as a conv of dY.
+// Floats of the expanded buffer of g (all phases).
+static size_t rows_efloats(const rows_geom *g) { return (size_t)g->st * g->c * g->kw * g->ld; }
+
+// Offset into the expanded buffer of kernel row ki's B matrix.
+static size_t rows_offset(const rows_geom *g, int ki) {
+    int d = ki * g->dil - g->ph, a = floor_div(d, g->st), q = d - g->st * a;
+    return (size_t)q * g->c * g->kw * g->ld + (size_t)(a - g->amin) * g->ow;
+}
+
+// The forward geometry of s (one group), and the geometry of its input gradient as a conv of dY
+// (stride 1 only: see rows_flip_ok).
 static rows_geom rows_fwd(const nas_conv_shape *s) {
-    return rows_make(s->c / s->groups, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->pad, s->pad,
-                     s->dil);
+    return rows_make(s->c / s->groups, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad,
+                     s->pad, s->dil);
 }
 
 static rows_geom rows_bwd(const nas_conv_shape *s) {
-    return rows_make(s->oc / s->groups, s->oh, s->ow, s->h, s->w, s->kh, s->kw,
+    return rows_make(s->oc / s->groups, s->oh, s->ow, s->h, s->w, s->kh, s->kw, 1,
                      s->dil * (s->kh - 1) - s->pad, s->dil * (s->kw - 1) - s->pad, s->dil);
 }
 
-// Stride 1, a kernel more than one row high, at least 4 channels per group on both sides (the
-// GEMM depth is channels * KW: ResNet-20's stem, with one input channel, keeps im2col), and a
-// padding no larger than the dilated kernel, so that the input gradient's padding is >= 0.
+// Stride 1, or stride 2 with an output at least 12 wide, a kernel more than one row high, and
+// at least 4 input channels per group (the GEMM depth is channels * KW: a stem with one input
+// channel keeps im2col).  Narrower stride-2 outputs (7x7, 4x4) have rows of a few floats, which
+// the table im2col handles better (per layer: 62 vs 72 GFLOP/s forward at 4x4).
 static int rows_ok(const nas_conv_shape *s) {
-    return s->stride == 1 && s->kh > 1 && !is_depthwise(s) && s->c / s->groups >= 4 &&
-           s->oc / s->groups >= 4 && s->pad <= s->dil * (s->kh - 1) &&
+    return (s->stride == 1 || (s->stride == 2 && s->ow >= 12)) && s->kh > 1 &&
+           !is_depthwise(s) && s->c / s->groups >= 4;
+}
+
+// The input gradient as a flipped conv needs stride 1, at least 4 output channels per group,
+// and a padding no larger than the dilated kernel (so that its own padding is >= 0); otherwise
+// it is a GEMM into a column matrix and col2im, as on the im2col path.
+static int rows_flip_ok(const nas_conv_shape *s) {
+    return s->stride == 1 && s->oc / s->groups >= 4 && s->pad <= s->dil * (s->kh - 1) &&
            s->pad <= s->dil * (s->kw - 1);
 }
 
@@ -392,43 +421,47 @@ static size_t rows_wsize(const nas_conv_shape *s) {
     return (size_t)s->oc * (s->c / s->groups) * s->kh * s->kw;
 }
 
-// The expanded buffer: block (ch, kj), ld floats, holds rows r = 0 .. OH + dil*(KH-1) - 1 of
-// OW floats, row r column ox being input pixel (r - ph, ox + kj*dil - pw), zero in padding.
+// The expanded buffer: block (q, ch, kj), ld floats, holds rows t = 0 .. rows-1 of OW floats,
+// row t column ox being input pixel (st*(t + amin) + q, st*ox + kj*dil - pw), zero in padding.
 static void rows_expand(float *e, const float *img, const rows_geom *g) {
-    int rows = g->oh + g->dil * (g->kh - 1);
     size_t plane = (size_t)g->h * g->w;
-    for (int ch = 0; ch < g->c; ch++) {
-        const float *src = img + ch * plane;
-        for (int kj = 0; kj < g->kw; kj++) {
-            float *dst = e + ((size_t)ch * g->kw + kj) * g->ld;
-            int ix0 = kj * g->dil - g->pw, lo, hi;
-            valid_cols(ix0, 1, g->w, g->ow, &lo, &hi);
-            // Rows above and below the image are padding.
-            int r0 = g->ph < 0 ? 0 : g->ph, r1 = g->ph + g->h < rows ? g->ph + g->h : rows;
-            if (r0 > rows) r0 = rows;
-            if (r1 < r0) r1 = r0;
-            zero_floats(dst, (long)r0 * g->ow);
-            zero_floats(dst + (size_t)r1 * g->ow, (long)(rows - r1) * g->ow);
-            if (lo >= hi) {
-                zero_floats(dst + (size_t)r0 * g->ow, (long)(r1 - r0) * g->ow);
-                continue;
-            }
-            if (g->ow == g->w) {
-                // Same width: the valid rows are one contiguous span of the image (as in
-                // im2col_ld), then the padding columns the span crossed are zeroed.
-                long j0 = (long)r0 * g->ow + lo, j1 = (long)(r1 - 1) * g->ow + hi;
-                const float *sp = src + ((long)(r0 - g->ph) * g->w + ix0 + lo);
-                float *dp = dst + j0;
-                for (long j = 0; j < j1 - j0; j++) dp[j] = sp[j];
+    for (int q = 0; q < g->st; q++) {
+        for (int ch = 0; ch < g->c; ch++) {
+            const float *src = img + ch * plane;
+            for (int kj = 0; kj < g->kw; kj++) {
+                float *dst = e + (((size_t)q * g->c + ch) * g->kw + kj) * g->ld;
+                int ix0 = kj * g->dil - g->pw, lo, hi;
+                valid_cols(ix0, g->st, g->w, g->ow, &lo, &hi);
+                // Rows [r0, r1) read the image, the others padding.
+                int r0 = 0, r1 = g->rows;
+                while (r0 < r1 && g->st * (r0 + g->amin) + q < 0) r0++;
+                while (r1 > r0 && g->st * (r1 - 1 + g->amin) + q >= g->h) r1--;
+                if (lo >= hi) r1 = r0;
+                zero_floats(dst, (long)r0 * g->ow);
+                zero_floats(dst + (size_t)r1 * g->ow, (long)(g->rows - r1) * g->ow);
+                if (r0 == r1) continue;
+                if (g->st == 1 && g->ow == g->w) {
+                    // Same width: the valid rows are one contiguous span of the image (as in
+                    // im2col_ld), then the padding columns the span crossed are zeroed.
+                    long j0 = (long)r0 * g->ow + lo, j1 = (long)(r1 - 1) * g->ow + hi;
+                    const float *sp = src + ((long)(r0 + g->amin) * g->w + ix0 + lo);
+                    float *dp = dst + j0;
+                    for (long j = 0; j < j1 - j0; j++) dp[j] = sp[j];
+                } else {
+                    for (int r = r0; r < r1; r++) {
+                        float *d = dst + (size_t)r * g->ow + lo;
+                        const float *sr =
+                            src + ((long)(g->st * (r + g->amin) + q) * g->w + g->st * lo + ix0);
+                        if (g->st == 2) {
+                            // A constant stride lets the compiler vectorise the gather.
+                            for (int i = 0; i < hi - lo; i++) d[i] = sr[2 * i];
+                        } else {
+                            for (int i = 0; i < hi - lo; i++) d[i] = sr[i];
+                        }
+                    }
+                }
                 zero_pad_cols(dst, g->ow, r0, r1, lo, hi);
-                continue;
             }
-            for (int r = r0; r < r1; r++) {
-                float *d = dst + (size_t)r * g->ow;
-                const float *sr = src + ((long)(r - g->ph) * g->w + ix0 + lo);
-                for (int ox = lo; ox < hi; ox++) d[ox] = sr[ox - lo];
-            }
-            zero_pad_cols(dst, g->ow, r0, r1, lo, hi);
         }
     }
 }
@@ -466,16 +499,15 @@ static void rows_gemms(float *c_out, int m, const float *a, const float *e, cons
                        int accumulate) {
     int kc = g->c * g->kw, n = g->oh * g->ow;
     for (int ki = 0; ki < g->kh; ki++)
-        nas_gemm(0, 0, m, n, kc, 1.0f, a + (size_t)ki * kc, g->kh * kc,
-                 e + (size_t)ki * g->dil * g->ow, (int)g->ld, (ki || accumulate) ? 1.0f : 0.0f,
-                 c_out, n);
+        nas_gemm(0, 0, m, n, kc, 1.0f, a + (size_t)ki * kc, g->kh * kc, e + rows_offset(g, ki),
+                 (int)g->ld, (ki || accumulate) ? 1.0f : 0.0f, c_out, n);
 }
 
 static void rows_forward(float *out, const float *inp, const float *weight, const float *bias,
                          const nas_conv_shape *s, float *ws) {
     rows_geom g = rows_fwd(s);
     int g_oc = s->oc / s->groups, ohw = s->oh * s->ow;
-    float *wr = ws + (size_t)g.c * g.kw * g.ld;
+    float *wr = ws + rows_efloats(&g);
     rows_weights_fwd(wr, weight, s);
     for (int b = 0; b < s->n; b++) {
         for (int gi = 0; gi < s->groups; gi++) {
@@ -492,16 +524,29 @@ static void rows_forward(float *out, const float *inp, const float *weight, cons
     }
 }
 
+// The workspace of the rows path: the expanded buffer (shared in turn by the input's, dY's, and
+// the column matrix of a non-flipped input gradient), then two reordered weight arrays.
+static size_t rows_region(const nas_conv_shape *s) {
+    rows_geom gf = rows_fwd(s);
+    size_t e = rows_efloats(&gf), d;
+    if (rows_flip_ok(s)) {
+        rows_geom gb = rows_bwd(s);
+        d = rows_efloats(&gb);
+    } else {
+        d = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
+    }
+    return e > d ? e : d;
+}
+
 static void rows_backward(float *dinp, int store, float *dweight, float *dbias, const float *dout,
                           const float *inp, const float *weight, const nas_conv_shape *s,
                           float *ws) {
     rows_geom gf = rows_fwd(s), gb = rows_bwd(s);
-    int g_c = gf.c, g_oc = gb.c, ohw = s->oh * s->ow, hw = s->h * s->w;
+    int g_c = gf.c, g_oc = s->oc / s->groups, ohw = s->oh * s->ow, hw = s->h * s->w;
     int kc = g_c * s->kw; /* columns of one kernel row's weight-gradient block */
-    size_t e_floats = (size_t)g_c * s->kw * gf.ld, eb = (size_t)g_oc * s->kw * gb.ld;
-    if (eb > e_floats) e_floats = eb;
-    float *wf = ws + e_floats, *dwr = wf + rows_wsize(s);
-    if (dinp) rows_weights_bwd(wf, weight, s);
+    int flip = dinp && rows_flip_ok(s);
+    float *wf = ws + rows_region(s), *dwr = wf + rows_wsize(s);
+    if (flip) rows_weights_bwd(wf, weight, s);
     memset(dwr, 0, sizeof(float) * rows_wsize(s));
     for (int b = 0; b < s->n; b++) {
         for (int gi = 0; gi < s->groups; gi++) {
@@ -510,13 +555,22 @@ static void rows_backward(float *dinp, int store, float *dweight, float *dbias, 
             // forward was out_g = sum_ki Wr_ki . E_ki, so dWr_ki += dout_g . E_ki^T
             float *dwr_g = dwr + (size_t)gi * g_oc * s->kh * kc;
             for (int ki = 0; ki < s->kh; ki++)
-                nas_gemm(0, 1, g_oc, kc, ohw, 1.0f, dout_g, ohw,
-                         ws + (size_t)ki * s->dil * s->ow, (int)gf.ld, 1.0f,
-                         dwr_g + (size_t)ki * kc, s->kh * kc);
+                nas_gemm(0, 1, g_oc, kc, ohw, 1.0f, dout_g, ohw, ws + rows_offset(&gf, ki),
+                         (int)gf.ld, 1.0f, dwr_g + (size_t)ki * kc, s->kh * kc);
             if (!dinp) continue;
-            rows_expand(ws, dout_g, &gb);
-            rows_gemms(dinp + ((size_t)b * s->c + (size_t)gi * g_c) * hw, g_c,
-                       wf + (size_t)gi * g_c * s->kh * g_oc * s->kw, ws, &gb, !store);
+            float *dimg = dinp + ((size_t)b * s->c + (size_t)gi * g_c) * hw;
+            if (flip) {
+                rows_expand(ws, dout_g, &gb);
+                rows_gemms(dimg, g_c, wf + (size_t)gi * g_c * s->kh * g_oc * s->kw, ws, &gb,
+                           !store);
+            } else {
+                // dcol = W_g^T . dout_g, then scatter-add back into the image (clobbering dcol).
+                int k = g_c * s->kh * s->kw;
+                nas_gemm(1, 0, k, ohw, g_oc, 1.0f, weight + (size_t)gi * g_oc * k, k, dout_g, ohw,
+                         0.0f, ws, ohw);
+                if (store) memset(dimg, 0, sizeof(float) * g_c * hw);
+                col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
+            }
         }
         if (dbias) {
             for (int o = 0; o < s->oc; o++) {
@@ -545,12 +599,7 @@ static void rows_backward(float *dinp, int store, float *dweight, float *dbias, 
 // gather/scatter copies ate what OpenBLAS gained; see docs/PERFORMANCE.md.)
 size_t nas_conv_workspace(const nas_conv_shape *s) {
     if (is_pointwise(s) || is_depthwise(s)) return 0;
-    if (rows_ok(s)) {
-        // The larger expanded buffer (input or dY), then two reordered weight arrays.
-        rows_geom gf = rows_fwd(s), gb = rows_bwd(s);
-        size_t e = (size_t)gf.c * gf.kw * gf.ld, eb = (size_t)gb.c * gb.kw * gb.ld;
-        return (e > eb ? e : eb) + 2 * rows_wsize(s);
-    }
+    if (rows_ok(s)) return rows_region(s) + 2 * rows_wsize(s);
     size_t col = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
     return table_ok(s) ? col + tab_floats(s) : col; /* the table after the columns */
 }

@@ -7,8 +7,8 @@
  *   fwd      nas_conv2d_forward
  *   bwd      nas_conv2d_backward_store (weight and input gradients)
  *   gemm_f   the forward's per-image sgemm calls alone (column matrix prepared once)
- *   gemm_b   the backward's per-image sgemm calls alone, as conv.c issued them before the
- *            flipped-weight path (dW += dY col^T, dcol = W^T dY)
+ *   gemm_b   the backward's per-image sgemm calls alone, as the im2col path issues them
+ *            (dW += dY col^T, dcol = W^T dY)
  * Each figure is the best of several repeats (the least disturbed one on a shared machine).
  *
  * usage: layers [REPEATS]
@@ -66,9 +66,12 @@ int main(int argc, char **argv) {
         int kk = s.c * s.kh * s.kw, ohw = s.oh * s.ow;
         size_t nw = (size_t)s.oc * kk, nws = nas_conv_workspace(&s) + 1;
         size_t ncol = (size_t)kk * ohw;
-        float *in = nas_aligned_alloc(sizeof(float) * nin), *out = nas_aligned_alloc(sizeof(float) * nout);
-        float *din = nas_aligned_alloc(sizeof(float) * nin), *dout = nas_aligned_alloc(sizeof(float) * nout);
-        float *w = nas_aligned_alloc(sizeof(float) * nw), *dw = nas_aligned_alloc(sizeof(float) * nw);
+        float *in = nas_aligned_alloc(sizeof(float) * nin);
+        float *out = nas_aligned_alloc(sizeof(float) * nout);
+        float *din = nas_aligned_alloc(sizeof(float) * nin);
+        float *dout = nas_aligned_alloc(sizeof(float) * nout);
+        float *w = nas_aligned_alloc(sizeof(float) * nw);
+        float *dw = nas_aligned_alloc(sizeof(float) * nw);
         float *ws = nas_aligned_alloc(sizeof(float) * nws);
         float *col = nas_aligned_alloc(sizeof(float) * ncol);
         if (!in || !out || !din || !dout || !w || !dw || !ws || !col) {
@@ -103,8 +106,8 @@ int main(int argc, char **argv) {
             for (int i = 0; i < 4; i++)
                 if (f[i] / t[i] * 1e-9 > best[i]) best[i] = f[i] / t[i] * 1e-9;
         }
-        printf("%-24s %8.1f %8.1f %8.1f %8.1f %8.2f\n", sc->name, best[0], best[1], best[2], best[3],
-               best[2] / best[3]);
+        printf("%-24s %8.1f %8.1f %8.1f %8.1f %8.2f\n", sc->name, best[0], best[1], best[2],
+               best[3], best[2] / best[3]);
         nas_aligned_free(in), nas_aligned_free(out), nas_aligned_free(din), nas_aligned_free(dout);
         nas_aligned_free(w), nas_aligned_free(dw), nas_aligned_free(ws), nas_aligned_free(col);
     }

@@ -1,11 +1,14 @@
 /*
  * conv.h - 2-D convolution kernels (NCHW, float32), forward/backward pairs.
  *
- * The optimized path lowers each image and group to one GEMM through
- * im2col (a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
- * depthwise conv, groups == C == OC, has its own direct loop).  The GEMMs
- * are per image so that the column matrix stays in cache; im2col/col2im of
- * stride-1 same-width convs move one contiguous span per tap.  Every optimized
+ * The optimized path works per image and group.  Stride-1 convs (and
+ * stride-2 ones with outputs at least 12 wide) with 4+ input channels per
+ * group skip im2col: each kernel row is one GEMM at an offset into a buffer
+ * holding only the KW column shifts of the input, and a stride-1 conv's input
+ * gradient is the flipped-weight conv of dY done the same way.  Other convs
+ * lower to one GEMM through im2col (a table gather for narrow strided
+ * outputs); a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
+ * depthwise conv, groups == C == OC, has its own direct loop.  Every optimized
  * kernel keeps a _naive direct-loop twin that the tests compare against.
  * Backward kernels accumulate (+=) into dinp, dweight and dbias.
  */

@@ -101,6 +101,19 @@ static const conv_case GROUPED[] = {
     {3, 4, 6, 6, 5, 3, 3, 1, 2, 2, 1, 0},     /* dilated same-width conv (span path) */
     {3, 6, 5, 5, 4, 1, 1, 1, 0, 1, 2, 1},     /* pointwise, grouped (GEMM straight into dinp) */
     {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4, 0},     /* depthwise */
+    // The stride-1 kernel-row path (expanded buffers, no im2col) and the edges of its choice:
+    {3, 8, 9, 7, 6, 3, 3, 1, 0, 1, 1, 1},     /* valid conv: output narrower than the input */
+    {2, 4, 8, 9, 5, 5, 3, 1, 1, 1, 1, 0},     /* 5x3 kernel: the input gradient pads 3 and 1 */
+    {2, 8, 6, 6, 8, 3, 3, 1, 1, 1, 2, 0},     /* two groups of 4 channels */
+    {2, 4, 7, 7, 4, 3, 3, 1, 3, 2, 1, 1},     /* dilated, output wider than the input */
+    {2, 4, 5, 5, 4, 3, 3, 1, 3, 1, 1, 0},     /* padding beyond the kernel: dX via col2im */
+    {2, 3, 6, 6, 5, 3, 3, 1, 1, 1, 1, 0},     /* 3 input channels: im2col path */
+    {2, 4, 6, 6, 3, 3, 3, 1, 1, 1, 1, 0},     /* 3 output channels: dX via col2im */
+    {2, 4, 25, 24, 6, 3, 3, 2, 1, 1, 1, 1},   /* stride 2 (two row phases), odd height */
+    {2, 4, 27, 27, 4, 3, 3, 2, 2, 2, 1, 0},   /* stride 2, dilated: all taps in phase 0 */
+    {2, 8, 24, 25, 8, 5, 5, 2, 2, 1, 2, 1},   /* stride 2, 5x5, two groups */
+    {3, 4, 26, 26, 3, 3, 3, 2, 0, 1, 1, 0},   /* stride 2, no padding, 3 output channels */
+    {3, 4, 8, 8, 3, 3, 3, 2, 1, 1, 1, 0},     /* stride 2, narrow output: table im2col */
 };
 
 START_TEST(test_conv_grouped) {

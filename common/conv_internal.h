@@ -1,0 +1,29 @@
+/*
+ * conv_internal.h - helpers shared by conv.c and conv_rows.c; not part of
+ * the public API (see conv.h).
+ */
+#ifndef NAS_CONV_INTERNAL_H
+#define NAS_CONV_INTERNAL_H
+
+#include <stddef.h>
+
+#include "common/conv.h"
+
+/* Output columns [*lo, *hi) whose input column ox*stride + ix0 lies inside [0, w). */
+void nas__conv_valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi);
+/* Zero columns [0, lo) and [hi, ow) of rows [ylo, yhi) of a row-major (., ow) block. */
+void nas__conv_zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi);
+/* img (c, H, W) += the column matrix col (c*KH*KW rows of ldc floats) of s, clobbering col. */
+void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_conv_shape *s);
+
+/* Whether s takes the kernel-row path, and the workspace floats it then needs. */
+int nas__conv_rows_ok(const nas_conv_shape *s);
+size_t nas__conv_rows_workspace(const nas_conv_shape *s);
+/* nas_conv2d_forward and conv backward (store: overwrite dinp) on that path. */
+void nas__conv_rows_forward(float *out, const float *inp, const float *weight, const float *bias,
+                            const nas_conv_shape *s, float *ws);
+void nas__conv_rows_backward(float *dinp, int store, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight,
+                             const nas_conv_shape *s, float *ws);
+
+#endif

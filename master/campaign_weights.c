@@ -4,8 +4,9 @@
  * they only make a few calls:
  *
  *  - open: the store lives next to the database ("<db>.weights/", one
- *    safetensors file per architecture), memory under weights.memory_budget;
- *    a resumed campaign finds its files again;
+ *    safetensors file per architecture), memory under weights.memory_budget,
+ *    files written in the loop's thread pool; a resumed campaign finds its
+ *    files again;
  *  - task: a search task names its parent when weights.inherit is on, and
  *    asks the worker to push its trained weights when the strategy may use
  *    the child as a parent (evolution);
@@ -29,8 +30,12 @@
 int nas__campaign_weights_open(nas_campaign *c, char *err) {
     char dir[NAS_CONFIG_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s.weights", c->db_path);
-    nas_weights_config wc = {
-        .dir = dir, .memory_budget = c->cfg->weights.memory_budget, .store = c->store};
+    /* The loop: pushed files are written in its thread pool, so a large
+     * spill never delays a heartbeat or a dispatch. */
+    nas_weights_config wc = {.dir = dir,
+                             .memory_budget = c->cfg->weights.memory_budget,
+                             .store = c->store,
+                             .loop = c->loop};
     return nas_weights_create(&c->weights, &wc, err);
 }
 

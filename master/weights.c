@@ -744,7 +744,7 @@ void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {
     const nas_weights_stats *s = &w->st;
     snprintf(buf, cap,
-             "{\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64 ",\"budget\":%" PRId64
+             "{\"live\":true,\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64 ",\"budget\":%" PRId64
              ",\"archs_memory\":%" PRId64 ",\"archs_disk\":%" PRId64 ",\"hits\":%" PRId64
              ",\"misses\":%" PRId64 ",\"disk_reads\":%" PRId64 ",\"not_found\":%" PRId64
              ",\"puts\":%" PRId64 ",\"drops\":%" PRId64 ",\"evictions\":%" PRId64

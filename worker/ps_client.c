@@ -266,30 +266,63 @@ void nas_ps_weights_destroy(nas_ps_weights **wp) {
     *wp = NULL;
 }
 
-/* The net's parameter block is described in block order and sent as it
- * lies; the checksums are computed once here and verified once by the
- * store. */
+/* The envelope, then the frame as a ZeroMQ message that ZeroMQ takes
+ * over (no copy); on failure the frame is still the caller's. */
+static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame,
+                     char *err) {
+    uint8_t *env = NULL;
+    size_t len = 0;
+    int rc = nas_wire_weights_encode(m, &env, &len, err);
+    if (rc < 0) return rc;
+    if (zmq_send(c->sock, env, len, ZMQ_SNDMORE) < 0 || zmq_msg_send(frame, c->sock, 0) < 0)
+        rc = nas_set_err(err, NAS_EIO, "ps client: send to %s: %s", c->endpoint,
+                         zmq_strerror(zmq_errno()));
+    nas_free(env);
+    return rc;
+}
+
+/* The net's parameter block is described in block order and copied into
+ * the outgoing frame in the same pass that computes every tensor's
+ * checksum (nas_wire_weights_checksum_copy): the copy a send makes anyway,
+ * with the checksum riding in it rather than being a pass of its own.
+ * The store verifies the checksums once on receipt. */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err) {
     nas_safetensors_tensor *t = NULL;
     const void *base = NULL;
+    uint64_t *sums = NULL;
     int n = ready(c, err);
     if (n < 0) return n;
     n = nas_inherit_collect(net, &t, &base, err);
     if (n < 0) return n;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
+    zmq_msg_t frame;
+    int has_frame = 0, rc = NAS_OK;
     nas_wire_weights_msg m;
     nas_wire_weights_msg_init(&m, NAS_MSG_WEIGHTS_PUSH);
+    sums = nas_calloc(n ? (size_t)n : 1, sizeof *sums);
+    if (!sums || zmq_msg_init_size(&frame, total) != 0) {
+        rc = nas_set_err(err, NAS_ENOMEM, "ps client: a %zu-byte push frame", total);
+        goto done;
+    }
+    has_frame = 1;
+    uint8_t *dst = zmq_msg_data(&frame);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t nb = (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
+        /* Tensors lie back to back from base (the manifest checks it). */
+        sums[i] = nas_wire_weights_checksum_copy(dst + at, (const uint8_t *)base + at, nb);
+        at += nb;
+    }
     m.seq = ++c->seq;
     m.arch = arch;
-    int rc = nas_wire_weights_manifest(&m, t, (size_t)n, base, NULL, err);
-    nas_free(t);
-    if (rc < 0) return rc;
+    if ((rc = nas_wire_weights_manifest(&m, t, (size_t)n, base, sums, err)) < 0) goto done;
     m.type = NAS_MSG_WEIGHTS_PUSH;
-    /* The parameter block is the frame: no staging copy on our side. */
-    rc = nas_wire_weights_send(c->sock, NULL, 0, &m, base, 0, err);
-    nas_wire_weights_msg_fini(&m);
-    if (rc < 0) return rc;
+    if ((rc = send_push(c, &m, &frame, err)) < 0) goto done;
+    has_frame = 0; /* ZeroMQ owns it now */
     nas_wire_weights_packet pkt;
-    if ((rc = await(c, m.seq, &pkt, err)) < 0) return rc;
+    if ((rc = await(c, m.seq, &pkt, err)) < 0) goto done;
     if (pkt.msg.type != NAS_MSG_WEIGHTS_ACK && pkt.msg.type != NAS_MSG_ERROR)
         rc = nas_set_err(err, NAS_EPROTO, "ps client: a push was answered with type %d",
                          pkt.msg.type);
@@ -298,6 +331,11 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
                          "ps client: the master refused the push of %016" PRIx64 ": %s", arch,
                          pkt.msg.message);
     nas_wire_weights_packet_fini(&pkt);
+done:
+    if (has_frame) zmq_msg_close(&frame);
+    nas_wire_weights_msg_fini(&m);
+    nas_free(sums);
+    nas_free(t);
     return rc;
 }
 

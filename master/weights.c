@@ -708,7 +708,8 @@ size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap) {
     }
     /* Architectures whose first file is still being written. */
     for (wjob *j = w->q_head; j; j = j->next) {
-        if (j->dropped || disk_find(w, j->arch) || mem_find(w, j->arch) || job_find(w, j->arch) != j)
+        if (j->dropped || disk_find(w, j->arch) || mem_find(w, j->arch) ||
+            job_find(w, j->arch) != j)
             continue;
         if (k < cap) out[k] = j->arch;
         k++;
@@ -744,11 +745,11 @@ void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {
     const nas_weights_stats *s = &w->st;
     snprintf(buf, cap,
-             "{\"live\":true,\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64 ",\"budget\":%" PRId64
-             ",\"archs_memory\":%" PRId64 ",\"archs_disk\":%" PRId64 ",\"hits\":%" PRId64
-             ",\"misses\":%" PRId64 ",\"disk_reads\":%" PRId64 ",\"not_found\":%" PRId64
-             ",\"puts\":%" PRId64 ",\"drops\":%" PRId64 ",\"evictions\":%" PRId64
-             ",\"writes_pending\":%" PRId64 "}",
+             "{\"live\":true,\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64
+             ",\"budget\":%" PRId64 ",\"archs_memory\":%" PRId64 ",\"archs_disk\":%" PRId64
+             ",\"hits\":%" PRId64 ",\"misses\":%" PRId64 ",\"disk_reads\":%" PRId64
+             ",\"not_found\":%" PRId64 ",\"puts\":%" PRId64 ",\"drops\":%" PRId64
+             ",\"evictions\":%" PRId64 ",\"writes_pending\":%" PRId64 "}",
              s->bytes_memory, s->bytes_disk, w->budget, s->archs_memory, s->archs_disk, s->hits,
              s->misses, s->disk_reads, s->not_found, s->puts, s->drops, s->evictions,
              s->writes_pending);

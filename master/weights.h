@@ -176,10 +176,10 @@ void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap);
  * pull gets a REPLY with the tensors (or found = false), a push is
  * verified (nas_wire_weights_recv checks paths, shapes, checksums) and
  * put, then ACKed with the outcome (for a store with a loop, when its file
- * is written: the router must stay open until the loop has ended).  Anything refused is answered with an
- * ACK carrying the error code and message, and logged; a bad peer never
- * stops the loop.  Returns NAS_OK after handling a message, NAS_EAGAIN
- * when none waited, NAS_EIO when the socket failed. */
+ * is written: the router must stay open until the loop has ended).  Anything refused is answered
+ * with an ACK carrying the error code and message, and logged; a bad peer never stops the loop.
+ * Returns NAS_OK after handling a message, NAS_EAGAIN when none waited, NAS_EIO when the socket
+ * failed. */
 int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err);
 
 #endif

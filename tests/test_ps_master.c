@@ -97,10 +97,10 @@ START_TEST(test_ps_master_weights_survive_kill_9) {
               "store: %s\n",
               dir, ctl, wts, port + 2, db);
     pid_t m = start_master(cfg, db, mlog);
+    /* No --weights: the master announces its weight store. */
     char *wargv[] = {(char *)nas_bin("nas-worker"),
                      "--master",
                      ctl,
-                     /* no --weights: the master announces its weight store */
                      "--heartbeat-ms",
                      "200",
                      "--reconnect-min-ms",

@@ -186,8 +186,7 @@ START_TEST(test_weights_async_loop_keeps_answering_during_a_spill) {
      * completion runs on this thread, which has not run it yet. */
     char err[NAS_ERR_LEN] = "", got[4096];
     int64_t bytes = 0;
-    ck_assert_int_eq(nas_store_weights_get(st, 0xb16, got, sizeof got, &bytes, err),
-                     NAS_ENOTFOUND);
+    ck_assert_int_eq(nas_store_weights_get(st, 0xb16, got, sizeof got, &bytes, err), NAS_ENOTFOUND);
     drain_dealer(&r);
     ck_assert_int_eq(r.acks, 0);
     ck_assert(nas_weights_has(r.w, 0xb16));

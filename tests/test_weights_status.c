@@ -29,8 +29,10 @@ static void make_db(const char *db) {
     add_task(st, 0xa1, NAS_STORE_STAGE_SEARCH);
     add_task(st, 0xa2, NAS_STORE_STAGE_SEARCH);
     add_task(st, 0xa3, NAS_STORE_STAGE_SEARCH);
-    ck_assert_int_eq(nas_store_weights_put(st, 0xa1, "/w/a1.safetensors", 1500000, 10, err), NAS_OK);
-    ck_assert_int_eq(nas_store_weights_put(st, 0xa2, "/w/a2.safetensors", 2500000, 11, err), NAS_OK);
+    ck_assert_int_eq(nas_store_weights_put(st, 0xa1, "/w/a1.safetensors", 1500000, 10, err),
+                     NAS_OK);
+    ck_assert_int_eq(nas_store_weights_put(st, 0xa2, "/w/a2.safetensors", 2500000, 11, err),
+                     NAS_OK);
     nas_store_close(&st);
 }
 

@@ -252,8 +252,8 @@ int main(int argc, char **argv) {
                                                           server_key, err)
                              : nas_ps_client_create(&ps, wctx, weights_ep, 0, err);
         if (prc < 0) {
-            fprintf(stderr, "nas-worker: --weights %s: %s\n", weights_ep ? weights_ep : "(announced)",
-                    wctx ? err : "zmq_ctx_new failed");
+            fprintf(stderr, "nas-worker: --weights %s: %s\n",
+                    weights_ep ? weights_ep : "(announced)", wctx ? err : "zmq_ctx_new failed");
             goto done;
         }
         ecfg.ps = ps;

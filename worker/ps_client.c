@@ -268,8 +268,7 @@ void nas_ps_weights_destroy(nas_ps_weights **wp) {
 
 /* The envelope, then the frame as a ZeroMQ message that ZeroMQ takes
  * over (no copy); on failure the frame is still the caller's. */
-static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame,
-                     char *err) {
+static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame, char *err) {
     uint8_t *env = NULL;
     size_t len = 0;
     int rc = nas_wire_weights_encode(m, &env, &len, err);

@@ -206,8 +206,12 @@ int nas_wire_validate(const nas_wire_msg *m, char *err) {
     switch (m->type) {
     case NAS_MSG_REGISTER:
         return validate_register(&m->u.reg, err);
-    case NAS_MSG_READY:
     case NAS_MSG_HEARTBEAT:
+        if (strnlen(m->u.heartbeat.weights, sizeof m->u.heartbeat.weights) >=
+            sizeof m->u.heartbeat.weights)
+            return nas_set_err(err, NAS_ERANGE, "heartbeat.weights is not terminated");
+        return NAS_OK;
+    case NAS_MSG_READY:
     case NAS_MSG_STATUS_REPLY:
         return NAS_OK;
     case NAS_MSG_TASK:
@@ -314,6 +318,8 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
     }
     case NAS_MSG_HEARTBEAT: {
         Naspb__Heartbeat p = NASPB__HEARTBEAT__INIT;
+        /* Only when announced: every other heartbeat stays empty. */
+        if (m->u.heartbeat.weights[0]) p.weights = (char *)m->u.heartbeat.weights;
         return pack_pb(&p.base, out, len);
     }
     case NAS_MSG_TASK: {
@@ -678,8 +684,10 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
     case NAS_MSG_HEARTBEAT: {
         Naspb__Heartbeat *p = naspb__heartbeat__unpack(NULL, d->len, d->data);
         if (!p) return nas_set_err(err, NAS_EFORMAT, "heartbeat: truncated or malformed protobuf");
+        rc = copy_str(m->u.heartbeat.weights, sizeof m->u.heartbeat.weights, p->weights,
+                      "heartbeat.weights", 0, err);
         naspb__heartbeat__free_unpacked(p, NULL);
-        return NAS_OK;
+        return rc;
     }
     case NAS_MSG_ERROR: {
         Naspb__Error *p = naspb__error__unpack(NULL, d->len, d->data);

@@ -149,13 +149,19 @@ typedef struct nas_wire_ack {
     int duplicate;
 } nas_wire_ack;
 
+/* A Heartbeat's body: empty, except in the master's answer to Register,
+ * which names the weight store's endpoint (docs/PROTOCOL.md). */
+typedef struct nas_wire_heartbeat {
+    char weights[NAS_WIRE_NAME_MAX * 4]; /* "" or an endpoint, e.g. tcp://0.0.0.0:5556 */
+} nas_wire_heartbeat;
+
 typedef struct nas_wire_error {
     int code; /* negative nas_err */
     char message[NAS_WIRE_REASON_MAX];
 } nas_wire_error;
 
 /* One message of any type.  Only the member named by `type` is meaningful;
- * Ready and Heartbeat have no body. */
+ * Ready has no body; a Heartbeat may carry the weights endpoint. */
 typedef struct nas_wire_msg {
     int type;        /* enum nas_msg_type */
     uint64_t seq;    /* sender's sequence number, 0 if unused */
@@ -169,6 +175,7 @@ typedef struct nas_wire_msg {
         nas_task_ref cancel;
         nas_wire_ack ack;
         nas_wire_error error;
+        nas_wire_heartbeat heartbeat;
         char disconnect[NAS_WIRE_REASON_MAX]; /* reason */
         char status_what[NAS_WIRE_NAME_MAX];  /* StatusRequest */
         char *status_json;                    /* StatusReply, heap, may be NULL */

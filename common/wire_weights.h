@@ -87,6 +87,11 @@ int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_ten
  * changes it. */
 uint64_t nas_wire_weights_checksum(const void *data, size_t len);
 
+/* Copy len bytes from src to dst (not overlapping) and return
+ * nas_wire_weights_checksum(src, len), in one pass over the data: for a
+ * sender that copies its tensors into an outgoing frame anyway. */
+uint64_t nas_wire_weights_checksum_copy(void *dst, const void *src, size_t len);
+
 /* Encode m into a new envelope *out (nas_free), with frames = 1 when it has
  * a manifest with bytes.  NAS_EINVAL for a message decode would refuse. */
 int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err);

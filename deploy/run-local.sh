@@ -56,10 +56,8 @@ if [ "$fresh" = 1 ] && [ -e "$db" ]; then
 fi
 ctl=$(sed -n 's/^[[:space:]]*control:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$campaign")
 ctl=${ctl:-tcp://127.0.0.1:5555}
-# The weight store's bulk socket (listen.weights): children inherit their
-# parents' trained weights through it.
-wts=$(sed -n 's/^[[:space:]]*weights:[[:space:]]*\(tcp:[^[:space:]#]*\).*/\1/p' "$campaign")
-wts=${wts:-tcp://127.0.0.1:5556}
+# The weight store's bulk socket (listen.weights) needs no flag: the master
+# announces it to each worker in the answer to its Register.
 status_ep=$(sed -n 's/^[[:space:]]*status:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$campaign")
 
 pids=()
@@ -91,7 +89,7 @@ echo "nasd: database $dir/$db, logs in $dir/*.log, $workers worker(s)"
 master=$!
 pids+=("$master")
 for i in $(seq 1 "$workers"); do
-    "$BIN/nas-worker" --master "$ctl" --weights "$wts" --name "local-$i" --threads 1 \
+    "$BIN/nas-worker" --master "$ctl" --name "local-$i" --threads 1 \
         >"$dir/worker-$i.log" 2>&1 &
     pids+=("$!")
 done

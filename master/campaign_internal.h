@@ -135,6 +135,9 @@ int nas__campaign_weights_open(nas_campaign *c, char *err);
 void nas__campaign_weights_close(nas_campaign *c);
 void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w);
 void nas__campaign_weights_read(nas_zmq_uv *z, void *sock, void *data);
+/* After the bulk socket is bound: workers learn its endpoint from the
+ * answer to their Register. */
+void nas__campaign_weights_advertise(nas_campaign *c);
 void nas__campaign_weights_sweep(nas_campaign *c);
 void nas__campaign_weights_json(const nas_campaign *c, char *buf, size_t cap);
 

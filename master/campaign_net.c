@@ -280,6 +280,7 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
         rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts,
                          nas__campaign_weights_read, err);
     if (rc < 0) return rc;
+    nas__campaign_weights_advertise(c);
     int64_t tick = c->opt.tick_ms > 0 ? c->opt.tick_ms : cfg->workers.heartbeat_ms / 4;
     if (tick < 5) tick = 5;
     int64_t ckpt = c->opt.checkpoint_ms > 0 ? c->opt.checkpoint_ms : 5000;

@@ -4,11 +4,14 @@
  * they only make a few calls:
  *
  *  - open: the store lives next to the database ("<db>.weights/", one
- *    safetensors file per architecture), memory under weights.memory_budget;
- *    a resumed campaign finds its files again;
+ *    safetensors file per architecture), memory under weights.memory_budget,
+ *    files written in the loop's thread pool; a resumed campaign finds its
+ *    files again;
  *  - task: a search task names its parent when weights.inherit is on, and
  *    asks the worker to push its trained weights when the strategy may use
  *    the child as a parent (evolution);
+ *  - advertise: the bulk socket's endpoint goes into the answer to every
+ *    Register, so workers find the weight store without --weights;
  *  - read: the bulk ROUTER's reader (zmq_uv) hands each message to
  *    nas_weights_serve_one();
  *  - sweep: after each observed result, weights that can no longer be a
@@ -25,12 +28,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <zmq.h>
 
 int nas__campaign_weights_open(nas_campaign *c, char *err) {
     char dir[NAS_CONFIG_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s.weights", c->db_path);
-    nas_weights_config wc = {
-        .dir = dir, .memory_budget = c->cfg->weights.memory_budget, .store = c->store};
+    /* The loop: pushed files are written in its thread pool, so a large
+     * spill never delays a heartbeat or a dispatch. */
+    nas_weights_config wc = {.dir = dir,
+                             .memory_budget = c->cfg->weights.memory_budget,
+                             .store = c->store,
+                             .loop = c->loop};
     return nas_weights_create(&c->weights, &wc, err);
 }
 
@@ -46,6 +54,21 @@ void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_
         w->parent_hash = t->parent_hash;
     }
     w->push_weights = nas_strategy_uses_parents(c->strategy);
+}
+
+/* The endpoint as bound (ZMQ_LAST_ENDPOINT: a port given as '*' is
+ * resolved); a wildcard host stays a wildcard, which the worker replaces
+ * with the host it reached the master on (worker/ps_client.h
+ * nas_ps_endpoint_resolve). */
+void nas__campaign_weights_advertise(nas_campaign *c) {
+    char ep[256] = "", err[NAS_ERR_LEN] = "";
+    size_t n = sizeof ep;
+    if (!c->sock_wts || zmq_getsockopt(c->sock_wts, ZMQ_LAST_ENDPOINT, ep, &n) != 0 || !ep[0])
+        snprintf(ep, sizeof ep, "%s", c->cfg->listen.weights);
+    if (nas_dispatcher_set_weights_endpoint(c->disp, ep, err) < 0)
+        nas_warn("weights: workers will need --weights: %s", err);
+    else
+        nas_info("weights: announcing %s to workers", ep);
 }
 
 void nas__campaign_weights_read(nas_zmq_uv *z, void *sock, void *data) {

@@ -60,7 +60,18 @@ struct nas_dispatcher {
     uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
+    char weights_ep[NAS_WIRE_NAME_MAX * 4]; /* announced in the answer to Register; "" = none */
 };
+
+/* The campaign learns the bound endpoint after the dispatcher exists, so
+ * this is a setter rather than a config field. */
+int nas_dispatcher_set_weights_endpoint(nas_dispatcher *d, const char *endpoint, char *err) {
+    const char *ep = endpoint ? endpoint : "";
+    if (strlen(ep) >= sizeof d->weights_ep)
+        return nas_set_err(err, NAS_ERANGE, "dispatcher: weights endpoint '%s' is too long", ep);
+    snprintf(d->weights_ep, sizeof d->weights_ep, "%s", ep);
+    return NAS_OK;
+}
 
 /* Paranoid Pirate numbers: 1 s beats, dead after 5 silent beats (DESIGN s5),
  * and K = 3 attempts, enough to ride out one crashed host without letting a
@@ -488,9 +499,11 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
             take_over(d, t, w, now_ms);
         }
     }
-    /* Answer at once so the worker knows it has a live master. */
+    /* Answer at once so the worker knows it has a live master, and where
+     * the weight store is (so workers need no --weights). */
     nas_wire_msg hb;
     nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
+    snprintf(hb.u.heartbeat.weights, sizeof hb.u.heartbeat.weights, "%s", d->weights_ep);
     send_to(d, w, &hb, now_ms);
 }
 

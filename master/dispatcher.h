@@ -156,6 +156,10 @@ int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int ca
  * Returns the length, or NAS_ERANGE if cap is too small. */
 int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *buf, size_t cap);
 
+/* The weight store's endpoint, announced in the Heartbeat that answers
+ * every Register (NULL or "": announce none).  NAS_ERANGE if too long. */
+int nas_dispatcher_set_weights_endpoint(nas_dispatcher *d, const char *endpoint, char *err);
+
 /* State of one task: 0 unknown, else 1 queued, 2 leased, 3 done, 4 failed,
  * 5 cancelled (enum nas_dispatch_task_state); *attempt gets its attempt. */
 enum nas_dispatch_task_state {

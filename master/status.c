@@ -131,6 +131,32 @@ static void json_workers(nas_json_buf *b, nas_store *st, int64_t now, char *err)
     nas_free(leased);
 }
 
+/* The weight store as the database knows it: the index rows, one per
+ * architecture with a file, and their bytes.  What is in memory, hits and
+ * misses exist only inside a running master, so they are null here and
+ * "live" is false; a database without an index answers null. */
+static void json_weights(nas_json_buf *b, nas_store *st) {
+    int64_t archs = 0, bytes = 0;
+    char err[NAS_ERR_LEN] = "";
+    nas_json_buf_key(b, "weights");
+    if (nas_store_weights_totals(st, &archs, &bytes, err) < 0) {
+        nas_json_buf_null(b);
+        return;
+    }
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "live");
+    nas_json_buf_bool(b, 0);
+    nas_json_buf_key(b, "bytes_disk");
+    nas_json_buf_i64(b, bytes);
+    nas_json_buf_key(b, "archs_disk");
+    nas_json_buf_i64(b, archs);
+    nas_json_buf_key(b, "bytes_memory");
+    nas_json_buf_null(b);
+    nas_json_buf_key(b, "archs_memory");
+    nas_json_buf_null(b);
+    nas_json_buf_obj_end(b);
+}
+
 /* The same keys, in the same order, as nas_campaign_status_json(), so that
  * nas_status_print() and scripts reading --json need not care where the
  * document came from; "source" tells them. */
@@ -180,6 +206,7 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     nas_json_buf_null(&b);
     json_best(&b, st, err);
     json_workers(&b, st, now_wall_ms, err);
+    json_weights(&b, st);
     nas_json_buf_obj_end(&b);
     nas_store_campaign_info_fini(&info);
     char *out = nas_json_buf_take(&b, NULL);
@@ -271,7 +298,13 @@ int nas_status_print(const char *json, FILE *f, char *err) {
     else
         fprintf(f, "best          (no result yet)\n");
     const nas_json *wt = nas_json_get(doc, "weights");
-    if (wt && wt->type == NAS_JSON_OBJECT)
+    const nas_json *live = wt ? nas_json_get(wt, "live") : NULL;
+    if (wt && wt->type == NAS_JSON_OBJECT && live && live->type == NAS_JSON_BOOL && !live->boolean)
+        fprintf(f,
+                "weights       %.0f architecture(s), %.1f MB on disk (the database's index; "
+                "memory and hit figures exist only while a master runs)\n",
+                num_of(wt, "archs_disk", 0), num_of(wt, "bytes_disk", 0) / 1e6);
+    else if (wt && wt->type == NAS_JSON_OBJECT)
         fprintf(f,
                 "weights       %.1f MB in memory (budget %.1f MB), %.1f MB on disk; "
                 "%.0f hits, %.0f misses (%.0f from disk)\n",

@@ -391,6 +391,9 @@ int nas_store_weights_put(nas_store *st, uint64_t arch_hash, const char *path, i
 int nas_store_weights_get(nas_store *st, uint64_t arch_hash, char *path, size_t cap, int64_t *bytes,
                           char *err);
 int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err);
+/* Totals of the weights index (architectures with a file, their bytes on
+ * disk), for nasctl status with the master down.  NAS_EDB on failure. */
+int nas_store_weights_totals(nas_store *st, int64_t *archs, int64_t *bytes, char *err);
 
 /* ---- integrity ---------------------------------------------------------------------- */
 

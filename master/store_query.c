@@ -656,6 +656,24 @@ int nas_store_weights_drop(nas_store *st, uint64_t arch_hash, char *err) {
     return nas__store_exec_stmt(st, s, "drop weights", err);
 }
 
+/* A one-off statement rather than a cached one: nasctl asks once per run,
+ * and the statement table stays as it is. */
+int nas_store_weights_totals(nas_store *st, int64_t *archs, int64_t *bytes, char *err) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(sum(bytes), 0) FROM weights", -1, &s,
+                           NULL) != SQLITE_OK)
+        return nas__store_fail(st, sqlite3_errcode(st->db), "weights totals", err);
+    int step = nas__store_step(st, s), rc = NAS_OK;
+    if (step == SQLITE_ROW) {
+        *archs = sqlite3_column_int64(s, 0);
+        *bytes = sqlite3_column_int64(s, 1);
+    } else {
+        rc = nas__store_fail(st, step, "weights totals", err);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 // ---- integrity -------------------------------------------------------------------------------
 
 /* Each rule is a query that returns the first offending row id, if any.

@@ -9,6 +9,14 @@
  * tens to hundreds of architectures, so linear scans are cheaper than any
  * index and keep the code obvious.  Recency is a counter stamped on every
  * put and get; eviction takes the smallest stamp.
+ *
+ * Asynchronous writes (a store given a loop): `q_head..q_tail` is a FIFO
+ * of write jobs, the head in the thread pool while `writing`.  A job owns
+ * its manifest and buffer until it completes on the loop thread, where
+ * the index row is written and the buffer moves into `mem`; until then
+ * get() serves it from the job (the thread only reads it too), the budget
+ * counts it and eviction cannot touch it.  A drop while a job is queued
+ * or running marks it, and its completion removes the file it wrote.
  */
 #include "master/weights.h"
 
@@ -44,8 +52,29 @@ typedef struct disk_entry {
     int64_t bytes;
 } disk_entry;
 
+/* One file write for the thread pool. */
+typedef struct wjob {
+    uv_work_t req;
+    nas_weights *w;
+    uint64_t arch;
+    nas_wire_weights_msg man; /* owned until completion */
+    uint8_t *data;
+    void *zmsg;
+    int64_t now_ms;
+    int dropped;   /* dropped while queued or written: remove the file when done */
+    int rc;        /* the thread's outcome */
+    int64_t bytes; /* file size written */
+    char err[NAS_ERR_LEN];
+    nas_weights_done_fn done;
+    void *ctx;
+    struct wjob *next;
+} wjob;
+
 struct nas_weights {
     char dir[NAS_WEIGHTS_DIR_MAX]; /* "" when memory only */
+    uv_loop_t *loop;               /* NULL: synchronous writes */
+    wjob *q_head, *q_tail;         /* pending writes, oldest first */
+    int writing;                   /* q_head is in the thread pool */
     int64_t budget;
     nas_store *store;
     mem_entry *mem;
@@ -75,6 +104,15 @@ static disk_entry *disk_find(const nas_weights *w, uint64_t arch) {
     for (size_t i = 0; i < w->n_disk; i++)
         if (w->disk[i].arch == arch) return &w->disk[i];
     return NULL;
+}
+
+/* The newest write of `arch` still pending and not dropped: what a get
+ * must serve, since it is what the pusher sent last. */
+static wjob *job_find(const nas_weights *w, uint64_t arch) {
+    wjob *found = NULL;
+    for (wjob *j = w->q_head; j; j = j->next)
+        if (j->arch == arch && !j->dropped) found = j;
+    return found;
 }
 
 /* Tensor data is either our aligned copy (nas_weights_put) or a received
@@ -177,6 +215,7 @@ int nas_weights_create(nas_weights **out, const nas_weights_config *cfg, char *e
     if (!w) return nas_set_err(err, NAS_ENOMEM, "weights: out of memory");
     w->budget = cfg->memory_budget;
     w->store = cfg->store;
+    w->loop = cfg->loop;
     int rc = NAS_OK;
     if (cfg->dir && cfg->dir[0]) {
         snprintf(w->dir, sizeof w->dir, "%s", cfg->dir);
@@ -200,6 +239,7 @@ fail:
 void nas_weights_destroy(nas_weights **wp) {
     if (!wp || !*wp) return;
     nas_weights *w = *wp;
+    nas_weights_wait(w);
     for (size_t i = 0; i < w->n_mem; i++)
         mem_entry_free(&w->mem[i]);
     nas_free(w->mem);
@@ -377,6 +417,13 @@ fail:
 static int put_owned(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, uint8_t *data,
                      void *zmsg, int64_t now_ms, char *err) {
     int rc = NAS_OK;
+    if (job_find(w, arch)) {
+        rc = nas_set_err(err, NAS_ESTATE,
+                         "weights %016" PRIx64 ": a write of it is still pending; a synchronous "
+                         "put would be overtaken by it",
+                         arch);
+        goto fail;
+    }
     if (w->dir[0]) {
         int64_t bytes = 0;
         char path[NAS_WEIGHTS_PATH_MAX];
@@ -439,6 +486,115 @@ int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t
     return put_owned(w, arch, &man, data, zmsg, now_ms, err);
 }
 
+// ---- asynchronous writes -------------------------------------------------------------------
+
+/* Thread pool: the file only.  The job's buffer is read, never written,
+ * and w->dir is fixed at creation, so nothing here races with the loop. */
+static void job_work(uv_work_t *req) {
+    wjob *j = req->data;
+    j->rc = write_file(j->w, j->arch, &j->man, j->data, &j->bytes, j->err);
+}
+
+static void job_start(nas_weights *w);
+
+/* Loop thread: the rename is done (or failed).  Index row, then memory,
+ * then the pusher is told; the next write starts last so that its
+ * completion cannot run before this one's effects. */
+static void job_done(uv_work_t *req, int status) {
+    wjob *j = req->data;
+    nas_weights *w = j->w;
+    (void)status; /* jobs are never cancelled: shutdown waits for them */
+    w->writing = 0;
+    w->q_head = j->next;
+    if (!w->q_head) w->q_tail = NULL;
+    w->st.writes_pending--;
+    w->st.bytes_memory -= (int64_t)j->man.total_bytes; /* counted again if it enters mem */
+    char path[NAS_WEIGHTS_PATH_MAX];
+    file_path(w, j->arch, path, sizeof path);
+    int rc = j->rc;
+    if (rc == NAS_OK && j->dropped) {
+        /* Dropped while it was written: the file must not outlive it. */
+        if (unlink(path) != 0 && errno != ENOENT)
+            nas_warn("weights: unlink %s: %s", path, strerror(errno));
+        nas_wire_weights_msg_fini(&j->man);
+        data_free(j->data, j->zmsg);
+    } else if (rc == NAS_OK) {
+        if (w->store &&
+            (rc = nas_store_weights_put(w->store, j->arch, path, j->bytes, j->now_ms, j->err)) < 0)
+            unlink(path);
+        else if ((rc = disk_set(w, j->arch, j->bytes)) < 0)
+            nas_set_err(j->err, rc, "weights: out of memory");
+        w->st.archs_disk = (int64_t)w->n_disk;
+        if (rc == NAS_OK && (rc = mem_insert(w, j->arch, &j->man, j->data, j->zmsg)) < 0)
+            nas_set_err(j->err, rc, "weights: out of memory");
+        if (rc == NAS_OK) {
+            w->st.puts++;
+        } else {
+            nas_wire_weights_msg_fini(&j->man);
+            data_free(j->data, j->zmsg);
+        }
+    } else {
+        nas_wire_weights_msg_fini(&j->man);
+        data_free(j->data, j->zmsg);
+    }
+    if (j->done) j->done(j->ctx, j->arch, rc, rc == NAS_OK ? "stored" : j->err);
+    nas_free(j);
+    job_start(w);
+}
+
+/* One write at a time, oldest first: the order of two pushes of one
+ * architecture is the order their files are renamed in. */
+static void job_start(nas_weights *w) {
+    if (w->writing || !w->q_head) return;
+    wjob *j = w->q_head;
+    j->req.data = j;
+    w->writing = 1;
+    if (uv_queue_work(w->loop, &j->req, job_work, job_done) != 0) {
+        /* Only an invalid loop makes this fail: write here instead. */
+        job_work(&j->req);
+        job_done(&j->req, 0);
+    }
+}
+
+int nas_weights_put_packet_async(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
+                                 nas_weights_done_fn done, void *ctx, char *err) {
+    if (!w->loop || !w->dir[0]) return nas_weights_put_packet(w, pkt, now_ms, err);
+    nas_wire_weights_msg *m = &pkt->msg;
+    if (m->type != NAS_MSG_WEIGHTS_PUSH || m->n == 0 || !pkt->frame)
+        return nas_set_err(err, NAS_EINVAL, "weights %016" PRIx64 ": no tensors to keep", m->arch);
+    wjob *j = nas_calloc(1, sizeof *j);
+    if (!j) return nas_set_err(err, NAS_ENOMEM, "weights %016" PRIx64 ": write job", m->arch);
+    j->w = w;
+    j->arch = m->arch;
+    j->man = *m;
+    memset(m, 0, sizeof *m);
+    j->man.type = NAS_MSG_WEIGHTS_REPLY;
+    j->zmsg = pkt->frame;
+    j->data = (uint8_t *)pkt->data;
+    pkt->frame = NULL;
+    pkt->data = NULL;
+    j->now_ms = now_ms;
+    j->done = done;
+    j->ctx = ctx;
+    if (w->q_tail)
+        w->q_tail->next = j;
+    else
+        w->q_head = j;
+    w->q_tail = j;
+    w->st.writes_pending++;
+    /* The buffer is in memory from now on: it counts, and older entries
+     * make room for it as they would for a synchronous put. */
+    w->st.bytes_memory += (int64_t)j->man.total_bytes;
+    enforce_budget(w, j->arch);
+    job_start(w);
+    return 1;
+}
+
+void nas_weights_wait(nas_weights *w) {
+    while (w && w->q_head && w->loop)
+        uv_run(w->loop, UV_RUN_ONCE);
+}
+
 /* The view borrows the entry: valid until the next call that may evict. */
 static void fill_view(const mem_entry *e, nas_weights_view *v) {
     v->arch = e->arch;
@@ -453,6 +609,18 @@ static void fill_view(const mem_entry *e, nas_weights_view *v) {
  * file is verified against its checksums on the way in. */
 int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char *err) {
     memset(view, 0, sizeof *view);
+    wjob *j = job_find(w, arch);
+    if (j) {
+        /* Being written: served from the job's buffer, which the writer
+         * thread only reads. */
+        w->st.hits++;
+        view->arch = arch;
+        view->n = j->man.n;
+        view->tensors = j->man.tensors;
+        view->data = j->data;
+        view->total_bytes = j->man.total_bytes;
+        return NAS_OK;
+    }
     mem_entry *e = mem_find(w, arch);
     if (e) {
         w->st.hits++;
@@ -487,13 +655,19 @@ int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char 
 }
 
 int nas_weights_has(const nas_weights *w, uint64_t arch) {
-    return mem_find(w, arch) || disk_find(w, arch);
+    return job_find(w, arch) || mem_find(w, arch) || disk_find(w, arch);
 }
 
 /* Memory, file, index, in that order: if the unlink fails the index row
  * stays and points at a file that still exists, which is consistent. */
 int nas_weights_drop(nas_weights *w, uint64_t arch, char *err) {
     int held = 0;
+    /* Pending writes finish, then remove their file (job_done). */
+    for (wjob *j = w->q_head; j; j = j->next)
+        if (j->arch == arch && !j->dropped) {
+            j->dropped = 1;
+            held = 1;
+        }
     for (size_t i = 0; i < w->n_mem; i++)
         if (w->mem[i].arch == arch) {
             mem_remove(w, i);
@@ -532,6 +706,14 @@ size_t nas_weights_list(const nas_weights *w, uint64_t *out, size_t cap) {
         if (k < cap) out[k] = w->mem[i].arch;
         k++;
     }
+    /* Architectures whose first file is still being written. */
+    for (wjob *j = w->q_head; j; j = j->next) {
+        if (j->dropped || disk_find(w, j->arch) || mem_find(w, j->arch) ||
+            job_find(w, j->arch) != j)
+            continue;
+        if (k < cap) out[k] = j->arch;
+        k++;
+    }
     return k;
 }
 
@@ -563,10 +745,12 @@ void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {
 void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap) {
     const nas_weights_stats *s = &w->st;
     snprintf(buf, cap,
-             "{\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64 ",\"budget\":%" PRId64
-             ",\"archs_memory\":%" PRId64 ",\"archs_disk\":%" PRId64 ",\"hits\":%" PRId64
-             ",\"misses\":%" PRId64 ",\"disk_reads\":%" PRId64 ",\"not_found\":%" PRId64
-             ",\"puts\":%" PRId64 ",\"drops\":%" PRId64 ",\"evictions\":%" PRId64 "}",
+             "{\"live\":true,\"bytes_memory\":%" PRId64 ",\"bytes_disk\":%" PRId64
+             ",\"budget\":%" PRId64 ",\"archs_memory\":%" PRId64 ",\"archs_disk\":%" PRId64
+             ",\"hits\":%" PRId64 ",\"misses\":%" PRId64 ",\"disk_reads\":%" PRId64
+             ",\"not_found\":%" PRId64 ",\"puts\":%" PRId64 ",\"drops\":%" PRId64
+             ",\"evictions\":%" PRId64 ",\"writes_pending\":%" PRId64 "}",
              s->bytes_memory, s->bytes_disk, w->budget, s->archs_memory, s->archs_disk, s->hits,
-             s->misses, s->disk_reads, s->not_found, s->puts, s->drops, s->evictions);
+             s->misses, s->disk_reads, s->not_found, s->puts, s->drops, s->evictions,
+             s->writes_pending);
 }

@@ -26,10 +26,23 @@
  * written with; a damaged file is reported and treated as absent, so the
  * child trains from fresh weights rather than from garbage.
  *
- * The store is used from one thread (the master's loop).  Disk writes are
- * synchronous: at the sizes of search-time networks (0.1-10 MB) one write
- * plus fsync costs milliseconds, well inside a heartbeat interval
- * (docs/PERFORMANCE.md "Weight store" has the figures).
+ * The store is used from one thread (the master's loop).  Given that
+ * loop (nas_weights_config.loop), a pushed architecture's file is written
+ * in the loop's thread pool (uv_queue_work): the temporary file, its
+ * fsync, the rename and the directory fsync never block heartbeats or
+ * dispatch.  The guarantees stay those of the synchronous store:
+ *  - the index row is written (on the loop thread) only after the rename
+ *    completed, so the index never names a file that is not there;
+ *  - the pusher is acknowledged only then (put_packet_async's callback):
+ *    an ACK still means "on disk, survives kill -9";
+ *  - weights being written are served to pulls at once, count in
+ *    bytes_memory and cannot be evicted (the writer thread reads them);
+ *  - writes run one at a time in arrival order, so two pushes of one
+ *    architecture reach the disk in the order they arrived;
+ *  - the loop does not end while a write is pending (a uv_work_t keeps it
+ *    alive), so a master that shuts down finishes its writes first.
+ * Without a loop (tests, benches, tools) every write happens inside the
+ * put call.
  */
 #ifndef NAS_WEIGHTS_H
 #define NAS_WEIGHTS_H
@@ -39,6 +52,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct nas_weights nas_weights;
 
@@ -47,6 +61,8 @@ typedef struct nas_weights_config {
                               only (nothing survives the process, nothing is spilled) */
     int64_t memory_budget; /* bytes of tensors kept in memory, >= 0 */
     nas_store *store;      /* the campaign's store for the weights index; may be NULL */
+    uv_loop_t *loop;       /* NULL: files are written inside put; else in this loop's thread
+                              pool (put_packet_async), and every call is made on its thread */
 } nas_weights_config;
 
 /* Counters for nasctl status and the benches. */
@@ -60,6 +76,7 @@ typedef struct nas_weights_stats {
     int64_t disk_reads;   /* misses served from disk */
     int64_t not_found;    /* gets for an architecture the store does not have */
     int64_t puts, drops, evictions;
+    int64_t writes_pending; /* files being written in the thread pool, not yet acknowledged */
 } nas_weights_stats;
 
 /* A read-only view of one architecture's weights, valid until the next
@@ -77,7 +94,10 @@ typedef struct nas_weights_view {
  * budget, NAS_EIO when the directory cannot be created, NAS_ENOMEM. */
 int nas_weights_create(nas_weights **out, const nas_weights_config *cfg, char *err);
 
-/* Free everything held in memory (files stay); accepts NULL, nulls *wp. */
+/* Free everything held in memory (files stay); accepts NULL, nulls *wp.
+ * Writes still pending are finished first (the loop is run until they
+ * are, which is why destroy must not be called from one of its
+ * callbacks); their callbacks run as usual. */
 void nas_weights_destroy(nas_weights **wp);
 
 /* Keep architecture `arch`'s tensors: `manifest` describes them (a
@@ -86,7 +106,9 @@ void nas_weights_destroy(nas_weights **wp);
  * already held is replaced.  The file is written and indexed before the
  * call returns; then the budget is enforced.  NAS_EINVAL (an empty
  * manifest), NAS_EIO (the file), NAS_EDB (the index: e.g. an architecture
- * the store does not know), NAS_ENOMEM; on error nothing changed. */
+ * the store does not know), NAS_ENOMEM, NAS_ESTATE (a write of the same
+ * architecture is still pending in the thread pool: it would land after
+ * this one); on error nothing changed. */
 int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *manifest,
                     const void *data, int64_t now_ms, char *err);
 
@@ -95,6 +117,26 @@ int nas_weights_put(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *m
  * copying them, and the packet is left empty (fini is still safe).
  * Same errors. */
 int nas_weights_put_packet(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms, char *err);
+
+/* Outcome of an asynchronous put: rc is NAS_OK once the file is renamed
+ * into place and indexed (or, for an architecture dropped meanwhile, once
+ * the write finished), else the error with msg naming it.  Called once, on
+ * the loop thread. */
+typedef void (*nas_weights_done_fn)(void *ctx, uint64_t arch, int rc, const char *msg);
+
+/* put_packet for the loop: with a directory and a loop the packet's
+ * tensors are adopted at once (pulls see them, the budget counts them)
+ * and the file is written in the thread pool; returns 1 and calls
+ * done(ctx, ...) when the write and the index row are done.  A store
+ * without a loop or without a directory stores synchronously and returns
+ * NAS_OK (done is not called).  Refusals before anything is queued are
+ * returned as with put_packet (done is not called). */
+int nas_weights_put_packet_async(nas_weights *w, nas_wire_weights_packet *pkt, int64_t now_ms,
+                                 nas_weights_done_fn done, void *ctx, char *err);
+
+/* Run the loop until no write is pending (tests, shutdown).  Must not be
+ * called from one of the loop's callbacks. */
+void nas_weights_wait(nas_weights *w);
 
 /* Look up `arch`: from memory (a hit), else from its file (a miss that
  * loads it into memory, possibly evicting others).  NAS_OK with *view
@@ -133,10 +175,11 @@ void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap);
 /* Take one message off the bulk ROUTER (ZMQ_DONTWAIT) and answer it: a
  * pull gets a REPLY with the tensors (or found = false), a push is
  * verified (nas_wire_weights_recv checks paths, shapes, checksums) and
- * put, then ACKed with the outcome.  Anything refused is answered with an
- * ACK carrying the error code and message, and logged; a bad peer never
- * stops the loop.  Returns NAS_OK after handling a message, NAS_EAGAIN
- * when none waited, NAS_EIO when the socket failed. */
+ * put, then ACKed with the outcome (for a store with a loop, when its file
+ * is written: the router must stay open until the loop has ended).  Anything refused is answered
+ * with an ACK carrying the error code and message, and logged; a bad peer never stops the loop.
+ * Returns NAS_OK after handling a message, NAS_EAGAIN when none waited, NAS_EIO when the socket
+ * failed. */
 int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err);
 
 #endif

@@ -12,6 +12,7 @@
  */
 #include "master/weights.h"
 
+#include "common/alloc.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -23,17 +24,45 @@
  * the control protocol's own refusal, which any peer can decode.
  * Refusals are logged once per message; the sender learns the reason
  * from the answer. */
-static void answer_ack(void *router, const nas_wire_weights_packet *pkt, uint64_t arch, int code,
-                       const char *text) {
+static void answer_to(void *router, const uint8_t *id, size_t id_len, uint64_t seq, uint64_t arch,
+                      int code, const char *text) {
     nas_wire_weights_msg ack;
     nas_wire_weights_msg_init(&ack, code < 0 ? NAS_MSG_ERROR : NAS_MSG_WEIGHTS_ACK);
-    ack.seq = pkt->msg.seq;
+    ack.seq = seq;
     ack.arch = arch;
     ack.code = code;
     snprintf(ack.message, sizeof ack.message, "%s", text ? text : "");
     char err[NAS_ERR_LEN] = "";
-    if (nas_wire_weights_send(router, pkt->identity, pkt->id_len, &ack, NULL, 1, err) < 0)
+    if (nas_wire_weights_send(router, id, id_len, &ack, NULL, 1, err) < 0)
         nas_warn("weights: could not answer a peer: %s", err);
+}
+
+static void answer_ack(void *router, const nas_wire_weights_packet *pkt, uint64_t arch, int code,
+                       const char *text) {
+    answer_to(router, pkt->identity, pkt->id_len, pkt->msg.seq, arch, code, text);
+}
+
+/* Who to acknowledge once a push's file is written in the thread pool:
+ * the packet is gone by then, so its identity and sequence are kept. */
+typedef struct pending_ack {
+    void *router;
+    uint8_t id[NAS_WIRE_ID_MAX];
+    size_t id_len;
+    uint64_t seq;
+    size_t n;
+    double mb;
+} pending_ack;
+
+/* The write's outcome, on the loop thread: the ACK is what tells the
+ * worker its weights survive the master, so it is sent only now. */
+static void push_done(void *ctx, uint64_t arch, int rc, const char *msg) {
+    pending_ack *a = ctx;
+    if (rc < 0)
+        nas_warn("weights: push of %016" PRIx64 " not stored: %s", arch, msg);
+    else
+        nas_debug("weights: stored %016" PRIx64 " (%zu tensors, %.2f MB)", arch, a->n, a->mb);
+    answer_to(a->router, a->id, a->id_len, a->seq, arch, rc < 0 ? rc : NAS_OK, msg);
+    nas_free(a);
 }
 
 static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_packet *pkt) {
@@ -70,8 +99,23 @@ static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pk
     uint64_t arch = pkt->msg.arch, seq = pkt->msg.seq;
     size_t n = pkt->msg.n;
     double mb = (double)pkt->msg.total_bytes / 1e6;
-    /* The store adopts the frame; the packet keeps its identity for the ACK. */
-    int rc = nas_weights_put_packet(w, pkt, now_ms, err);
+    /* The store adopts the frame; the packet keeps its identity for the ACK,
+     * and a write queued in the thread pool gets a copy of it. */
+    pending_ack *a = nas_calloc(1, sizeof *a);
+    int rc = NAS_ENOMEM;
+    if (a) {
+        a->router = router;
+        a->id_len = pkt->id_len;
+        memcpy(a->id, pkt->identity, pkt->id_len);
+        a->seq = seq;
+        a->n = n;
+        a->mb = mb;
+        rc = nas_weights_put_packet_async(w, pkt, now_ms, push_done, a, err);
+        if (rc == 1) return; /* push_done answers and frees a */
+        nas_free(a);
+    } else {
+        nas_set_err(err, rc, "weights: out of memory");
+    }
     pkt->msg.seq = seq;
     if (rc < 0) {
         nas_warn("weights: push of %016" PRIx64 " refused: %s", arch, err);

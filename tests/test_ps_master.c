@@ -1,7 +1,8 @@
 // nas-test: label=e2e timeout=300
 /*
  * test_ps_master.c - the real binaries: nas-master serving its weight
- * store and nas-worker --weights training real genomes with inheritance.
+ * store and nas-worker training real genomes with inheritance, finding
+ * the weight store from the master's answer to Register (no --weights).
  * After kill -9 of the master and a resume on the same database, every
  * architecture whose file survived is served again from disk, bit for bit
  * what the file holds, and the resumed campaign finishes with children
@@ -96,11 +97,10 @@ START_TEST(test_ps_master_weights_survive_kill_9) {
               "store: %s\n",
               dir, ctl, wts, port + 2, db);
     pid_t m = start_master(cfg, db, mlog);
+    /* No --weights: the master announces its weight store. */
     char *wargv[] = {(char *)nas_bin("nas-worker"),
                      "--master",
                      ctl,
-                     "--weights",
-                     wts,
                      "--heartbeat-ms",
                      "200",
                      "--reconnect-min-ms",
@@ -157,6 +157,9 @@ START_TEST(test_ps_master_weights_survive_kill_9) {
     e2e_check_exactly_once(db, 12);
     ck_assert_int_ge(e2e_count_in_file(wlog, "inherit: parent"), 5);
     ck_assert_int_eq(e2e_count_in_file(wlog, "not pushed"), 0);
+    char found[128];
+    snprintf(found, sizeof found, "weight store is at %s", wts);
+    ck_assert_int_ge(e2e_count_in_file(wlog, found), 1);
     e2e_reap_all();
     nas_tmpdir_rm(dir);
 }

@@ -136,6 +136,27 @@ START_TEST(test_weights_wire_checksum_sees_every_bit) {
 }
 END_TEST
 
+/* The fused copy is the same checksum, for every length and alignment,
+ * and copies exactly; and the values are those files already on disk
+ * were written with (known answers from before the fused version). */
+START_TEST(test_weights_wire_checksum_copy_matches) {
+    uint8_t src[200], dst[208];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 31 + 1);
+    ck_assert_uint_eq(nas_wire_weights_checksum(src, 77), 0x088d6a3c3c91f057ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(src, 32), 0xacb6ca6ae85c5efeull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(src, 0), 0x6f5ca67cf47c745dull);
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; len + off <= sizeof src; len += 7) {
+            memset(dst, 0xee, sizeof dst);
+            uint64_t c = nas_wire_weights_checksum_copy(dst + (7 - off), src + off, len);
+            ck_assert_uint_eq(c, nas_wire_weights_checksum(src + off, len));
+            ck_assert_int_eq(memcmp(dst + (7 - off), src + off, len), 0);
+            ck_assert_uint_eq(dst[7 - off + len], 0xee); /* nothing past the end */
+        }
+}
+END_TEST
+
 START_TEST(test_weights_wire_refuses_bad_manifests_by_name) {
     char err[NAS_ERR_LEN] = "";
     Naspb__WeightsTensor a = NASPB__WEIGHTS_TENSOR__INIT, b = NASPB__WEIGHTS_TENSOR__INIT;
@@ -279,6 +300,7 @@ static Suite *make_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_weights_wire_round_trip);
     tcase_add_test(tc, test_weights_wire_checksum_sees_every_bit);
+    tcase_add_test(tc, test_weights_wire_checksum_copy_matches);
     tcase_add_test(tc, test_weights_wire_refuses_bad_manifests_by_name);
     tcase_add_test(tc, test_weights_wire_manifest_needs_contiguous_tensors);
     tcase_add_test(tc, test_weights_wire_recv_verifies_frames);

@@ -411,6 +411,11 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
     case NAS_MSG_DISCONNECT:
         drop_master(a, now, "master disconnected");
         return;
+    case NAS_MSG_HEARTBEAT:
+        /* The answer to Register names the weight store. */
+        if (m->u.heartbeat.weights[0] && a->cfg.on_weights)
+            a->cfg.on_weights(a->cfg.weights_ctx, m->u.heartbeat.weights);
+        return;
     default:
         return; /* heartbeats; anything else is ignored */
     }

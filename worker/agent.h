@@ -42,6 +42,11 @@ typedef struct nas_agent_config {
      * plain connection.  Copied by create. */
     const nas_keypair *curve_keys; /* this worker's keypair */
     const char *curve_server_key;  /* the master's public key, Z85 */
+    /* Called on the agent's thread with the weight store endpoint the
+     * master announces in its answer to Register (as sent: a wildcard
+     * host is the caller's to resolve); NULL: ignored. */
+    void (*on_weights)(void *ctx, const char *endpoint);
+    void *weights_ctx;
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

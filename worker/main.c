@@ -59,8 +59,8 @@ static void usage(FILE *f) {
             "  --table-acc COL         accuracy column (default val_acc)\n"
             "  --acc-scale X           multiply table accuracies (0.01 for percent)\n"
             "  --data-dir DIR          data sets for training tasks\n"
-            "  --weights ENDPOINT      master's weight store (listen.weights): children inherit\n"
-            "                          their parent's weights; without it they train fresh\n"
+            "  --weights ENDPOINT      master's weight store (listen.weights), overriding the\n"
+            "                          endpoint the master announces when the worker registers\n"
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
             "  --liveness N            silent intervals before reconnecting (default 5)\n"
             "  --reconnect-min-ms N    first reconnect delay (default 1000)\n"
@@ -94,13 +94,35 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, long *out
     return 0;
 }
 
+/* Where the master's announcement goes: the client the task thread uses,
+ * and the control endpoint whose host replaces a wildcard. */
+typedef struct weights_target {
+    nas_ps_client *ps;
+    const char *master;
+    char last[256]; /* last endpoint set, so a re-register logs nothing new */
+} weights_target;
+
+/* Agent thread: resolve and hand over; the socket moves on the task
+ * thread's next pull or push. */
+static void on_weights(void *ctx, const char *announced) {
+    weights_target *t = ctx;
+    char ep[256], err[NAS_ERR_LEN];
+    if (nas_ps_endpoint_resolve(announced, t->master, ep, sizeof ep, err) < 0 ||
+        nas_ps_client_set_endpoint(t->ps, ep, err) < 0) {
+        nas_warn("%s; children train fresh", err);
+        return;
+    }
+    if (strcmp(ep, t->last) != 0) nas_info("weights: the master's weight store is at %s", ep);
+    snprintf(t->last, sizeof t->last, "%s", ep);
+}
+
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-worker");
     nas_agent_config acfg;
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;
     nas_evaluator_config_default(&ecfg);
-    const char *weights_ep = NULL; /* --weights: the bulk socket, NULL = no inheritance */
+    const char *weights_ep = NULL; /* --weights: the bulk socket; NULL = the master announces it */
     const char *key_base = NULL, *master_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -220,18 +242,26 @@ int main(int argc, char **argv) {
      * task thread and shares nothing with the agent's control socket. */
     void *wctx = NULL;
     nas_ps_client *ps = NULL;
-    if (weights_ep) {
+    weights_target wt = {.master = acfg.endpoint};
+    {
+        /* Without --weights the client waits for the endpoint the master
+         * announces in its answer to Register. */
         wctx = zmq_ctx_new();
         int prc = !wctx ? NAS_ENOMEM
                   : key_base ? nas_ps_client_create_curve(&ps, wctx, weights_ep, 0, &keys,
                                                           server_key, err)
                              : nas_ps_client_create(&ps, wctx, weights_ep, 0, err);
         if (prc < 0) {
-            fprintf(stderr, "nas-worker: --weights %s: %s\n", weights_ep,
-                    wctx ? err : "zmq_ctx_new failed");
+            fprintf(stderr, "nas-worker: --weights %s: %s\n",
+                    weights_ep ? weights_ep : "(announced)", wctx ? err : "zmq_ctx_new failed");
             goto done;
         }
         ecfg.ps = ps;
+        wt.ps = ps;
+        if (!weights_ep) {
+            acfg.on_weights = on_weights;
+            acfg.weights_ctx = &wt;
+        }
     }
     if (nas_evaluator_create(&ev, &ecfg, err) < 0) {
         fprintf(stderr, "nas-worker: %s\n", err);

@@ -17,17 +17,23 @@
 #include "common/wire_weights.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
 #define NAS_PS_DEFAULT_TIMEOUT_MS 30000
+#define NAS_PS_ENDPOINT_MAX       256
 
 struct nas_ps_client {
     void *sock;
     uint64_t seq;
     int timeout_ms;
-    char endpoint[256];
+    char endpoint[NAS_PS_ENDPOINT_MAX]; /* connected to; "" = not yet */
+    /* An endpoint announced by another thread (the agent), applied by the
+     * thread that uses the socket at its next call. */
+    pthread_mutex_t mu;
+    char announced[NAS_PS_ENDPOINT_MAX];
 };
 
 struct nas_ps_weights {
@@ -35,18 +41,31 @@ struct nas_ps_weights {
     nas_safetensors_tensor *tensors;
 };
 
+/* Move the socket to `endpoint`: leaving the old one first, so a master
+ * that moved its weight store is not asked twice. */
+static int connect_to(nas_ps_client *c, const char *endpoint, char *err) {
+    if (c->endpoint[0]) zmq_disconnect(c->sock, c->endpoint);
+    c->endpoint[0] = 0;
+    if (zmq_connect(c->sock, endpoint) != 0)
+        return nas_set_err(err, NAS_EIO, "ps client: connect %s: %s", endpoint,
+                           zmq_strerror(zmq_errno()));
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    return NAS_OK;
+}
+
 /* Keys go on the socket before connect: CurveZMQ is negotiated in the
  * handshake, so a master that requires it never sees a plaintext frame. */
 static int create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
                   const nas_keypair *keys, const char *server_key, char *err) {
-    if (!zctx || !endpoint || !endpoint[0])
-        return nas_set_err(err, NAS_EINVAL, "ps client: a context and an endpoint are required");
+    if (!zctx) return nas_set_err(err, NAS_EINVAL, "ps client: a ZeroMQ context is required");
+    if (endpoint && strlen(endpoint) >= NAS_PS_ENDPOINT_MAX)
+        return nas_set_err(err, NAS_EINVAL, "ps client: endpoint '%.40s...' is too long", endpoint);
     nas_ps_client *c = nas_calloc(1, sizeof *c);
     if (!c) return nas_set_err(err, NAS_ENOMEM, "ps client: out of memory");
     int rc = NAS_OK;
+    pthread_mutex_init(&c->mu, NULL);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : NAS_PS_DEFAULT_TIMEOUT_MS;
     c->seq = 1;
-    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     c->sock = zmq_socket(zctx, ZMQ_DEALER);
     if (!c->sock) {
         rc = nas_set_err(err, NAS_EIO, "ps client: zmq_socket: %s", zmq_strerror(zmq_errno()));
@@ -54,11 +73,8 @@ static int create(nas_ps_client **out, void *zctx, const char *endpoint, int tim
     }
     if ((rc = nas_wire_socket_setup(c->sock, err)) < 0) goto fail;
     if (keys && (rc = nas_keys_curve_client(c->sock, keys, server_key, err)) < 0) goto fail;
-    if (zmq_connect(c->sock, endpoint) != 0) {
-        rc = nas_set_err(err, NAS_EIO, "ps client: connect %s: %s", endpoint,
-                         zmq_strerror(zmq_errno()));
-        goto fail;
-    }
+    /* No endpoint yet: the master announces one (nas_ps_client_set_endpoint). */
+    if (endpoint && endpoint[0] && (rc = connect_to(c, endpoint, err)) < 0) goto fail;
     *out = c;
     return NAS_OK;
 fail:
@@ -88,8 +104,80 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
 void nas_ps_client_destroy(nas_ps_client **cp) {
     if (!cp || !*cp) return;
     if ((*cp)->sock) zmq_close((*cp)->sock);
+    pthread_mutex_destroy(&(*cp)->mu);
     nas_free(*cp);
     *cp = NULL;
+}
+
+/* Any thread: only the string is stored here; the socket is the task
+ * thread's and is moved there (ready()). */
+int nas_ps_client_set_endpoint(nas_ps_client *c, const char *endpoint, char *err) {
+    if (!endpoint || !endpoint[0] || strlen(endpoint) >= NAS_PS_ENDPOINT_MAX)
+        return nas_set_err(err, NAS_EINVAL, "ps client: endpoint '%.60s' is empty or too long",
+                           endpoint ? endpoint : "");
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->announced, sizeof c->announced, "%s", endpoint);
+    pthread_mutex_unlock(&c->mu);
+    return NAS_OK;
+}
+
+/* Before every request: follow an announced endpoint, and refuse when
+ * none is known yet (the child then trains fresh). */
+static int ready(nas_ps_client *c, char *err) {
+    char ep[NAS_PS_ENDPOINT_MAX];
+    pthread_mutex_lock(&c->mu);
+    snprintf(ep, sizeof ep, "%s", c->announced);
+    pthread_mutex_unlock(&c->mu);
+    if (ep[0] && strcmp(ep, c->endpoint) != 0) {
+        int rc = connect_to(c, ep, err);
+        if (rc < 0) return rc;
+        nas_info("ps client: weight store at %s", ep);
+    }
+    if (!c->endpoint[0])
+        return nas_set_err(err, NAS_ESTATE,
+                           "ps client: no weight store endpoint yet (the master announces it "
+                           "when the worker registers; older masters need --weights)");
+    return NAS_OK;
+}
+
+/* host part of "tcp://HOST:PORT" (brackets kept for IPv6); 0 if the
+ * endpoint is not tcp:// with a port. */
+static int tcp_host(const char *ep, const char **host, size_t *len, const char **port) {
+    if (strncmp(ep, "tcp://", 6) != 0) return 0;
+    const char *h = ep + 6;
+    const char *colon = strrchr(h, ':');
+    if (!colon || colon == h) return 0;
+    *host = h;
+    *len = (size_t)(colon - h);
+    *port = colon + 1;
+    return 1;
+}
+
+int nas_ps_endpoint_resolve(const char *announced, const char *master, char *out, size_t cap,
+                            char *err) {
+    const char *h = NULL, *port = NULL, *mh = NULL, *mport = NULL;
+    size_t hl = 0, mhl = 0;
+    if (!announced || !announced[0])
+        return nas_set_err(err, NAS_EINVAL, "weights endpoint: none announced");
+    int wild = tcp_host(announced, &h, &hl, &port) &&
+               ((hl == 1 && h[0] == '*') || (hl == 7 && strncmp(h, "0.0.0.0", 7) == 0) ||
+                (hl == 4 && strncmp(h, "[::]", 4) == 0) || (hl == 2 && strncmp(h, "::", 2) == 0));
+    int n;
+    if (!wild) {
+        n = snprintf(out, cap, "%s", announced);
+    } else {
+        /* The master listens everywhere: use the host this worker reached
+         * it on, which is known to route to it. */
+        if (!master || !tcp_host(master, &mh, &mhl, &mport))
+            return nas_set_err(err, NAS_EINVAL,
+                               "weights endpoint %s: wildcard host, and the master endpoint '%s' "
+                               "names no tcp host to use instead (use --weights)",
+                               announced, master ? master : "");
+        n = snprintf(out, cap, "tcp://%.*s:%s", (int)mhl, mh, port);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return nas_set_err(err, NAS_ERANGE, "weights endpoint %s: too long", announced);
+    return NAS_OK;
 }
 
 /* Wait for the answer to request `seq`: stale answers are dropped, a
@@ -126,7 +214,9 @@ int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, ch
     nas_wire_weights_msg_init(&req, NAS_MSG_WEIGHTS_PULL);
     req.seq = ++c->seq;
     req.arch = arch;
-    int rc = nas_wire_weights_send(c->sock, NULL, 0, &req, NULL, 0, err);
+    int rc = ready(c, err);
+    if (rc < 0) return rc;
+    rc = nas_wire_weights_send(c->sock, NULL, 0, &req, NULL, 0, err);
     if (rc < 0) return rc;
     nas_ps_weights *w = nas_calloc(1, sizeof *w);
     if (!w) return nas_set_err(err, NAS_ENOMEM, "ps client: out of memory");
@@ -176,28 +266,62 @@ void nas_ps_weights_destroy(nas_ps_weights **wp) {
     *wp = NULL;
 }
 
-/* The net's parameter block is described in block order and sent as it
- * lies; the checksums are computed once here and verified once by the
- * store. */
+/* The envelope, then the frame as a ZeroMQ message that ZeroMQ takes
+ * over (no copy); on failure the frame is still the caller's. */
+static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame, char *err) {
+    uint8_t *env = NULL;
+    size_t len = 0;
+    int rc = nas_wire_weights_encode(m, &env, &len, err);
+    if (rc < 0) return rc;
+    if (zmq_send(c->sock, env, len, ZMQ_SNDMORE) < 0 || zmq_msg_send(frame, c->sock, 0) < 0)
+        rc = nas_set_err(err, NAS_EIO, "ps client: send to %s: %s", c->endpoint,
+                         zmq_strerror(zmq_errno()));
+    nas_free(env);
+    return rc;
+}
+
+/* The net's parameter block is described in block order and copied into
+ * the outgoing frame in the same pass that computes every tensor's
+ * checksum (nas_wire_weights_checksum_copy): the copy a send makes anyway,
+ * with the checksum riding in it rather than being a pass of its own.
+ * The store verifies the checksums once on receipt. */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err) {
     nas_safetensors_tensor *t = NULL;
     const void *base = NULL;
-    int n = nas_inherit_collect(net, &t, &base, err);
+    uint64_t *sums = NULL;
+    int n = ready(c, err);
     if (n < 0) return n;
+    n = nas_inherit_collect(net, &t, &base, err);
+    if (n < 0) return n;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
+    zmq_msg_t frame;
+    int has_frame = 0, rc = NAS_OK;
     nas_wire_weights_msg m;
     nas_wire_weights_msg_init(&m, NAS_MSG_WEIGHTS_PUSH);
+    sums = nas_calloc(n ? (size_t)n : 1, sizeof *sums);
+    if (!sums || zmq_msg_init_size(&frame, total) != 0) {
+        rc = nas_set_err(err, NAS_ENOMEM, "ps client: a %zu-byte push frame", total);
+        goto done;
+    }
+    has_frame = 1;
+    uint8_t *dst = zmq_msg_data(&frame);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t nb = (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
+        /* Tensors lie back to back from base (the manifest checks it). */
+        sums[i] = nas_wire_weights_checksum_copy(dst + at, (const uint8_t *)base + at, nb);
+        at += nb;
+    }
     m.seq = ++c->seq;
     m.arch = arch;
-    int rc = nas_wire_weights_manifest(&m, t, (size_t)n, base, NULL, err);
-    nas_free(t);
-    if (rc < 0) return rc;
+    if ((rc = nas_wire_weights_manifest(&m, t, (size_t)n, base, sums, err)) < 0) goto done;
     m.type = NAS_MSG_WEIGHTS_PUSH;
-    /* The parameter block is the frame: no staging copy on our side. */
-    rc = nas_wire_weights_send(c->sock, NULL, 0, &m, base, 0, err);
-    nas_wire_weights_msg_fini(&m);
-    if (rc < 0) return rc;
+    if ((rc = send_push(c, &m, &frame, err)) < 0) goto done;
+    has_frame = 0; /* ZeroMQ owns it now */
     nas_wire_weights_packet pkt;
-    if ((rc = await(c, m.seq, &pkt, err)) < 0) return rc;
+    if ((rc = await(c, m.seq, &pkt, err)) < 0) goto done;
     if (pkt.msg.type != NAS_MSG_WEIGHTS_ACK && pkt.msg.type != NAS_MSG_ERROR)
         rc = nas_set_err(err, NAS_EPROTO, "ps client: a push was answered with type %d",
                          pkt.msg.type);
@@ -206,6 +330,11 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
                          "ps client: the master refused the push of %016" PRIx64 ": %s", arch,
                          pkt.msg.message);
     nas_wire_weights_packet_fini(&pkt);
+done:
+    if (has_frame) zmq_msg_close(&frame);
+    nas_wire_weights_msg_fini(&m);
+    nas_free(sums);
+    nas_free(t);
     return rc;
 }
 

@@ -32,7 +32,10 @@ typedef struct nas_ps_weights nas_ps_weights;
 
 /* Connect a DEALER to `endpoint` on the caller's ZeroMQ context (which
  * must outlive the client).  timeout_ms bounds every call (default 30000
- * when <= 0).  NAS_EINVAL (no endpoint), NAS_EIO (socket), NAS_ENOMEM. */
+ * when <= 0).  A NULL or empty endpoint makes a client that waits for one
+ * (nas_ps_client_set_endpoint); until then pulls and pushes fail with
+ * NAS_ESTATE.  NAS_EINVAL (no context, endpoint too long), NAS_EIO
+ * (socket), NAS_ENOMEM. */
 int nas_ps_client_create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
                          char *err);
 /* The same over CurveZMQ (docs/SECURITY.md): the worker's key pair and the
@@ -42,6 +45,19 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
                                int timeout_ms, const nas_keypair *keys, const char *server_key,
                                char *err);
 void nas_ps_client_destroy(nas_ps_client **cp);
+
+/* Use `endpoint` from the next pull or push on (callable from any thread:
+ * the agent learns the endpoint while the task thread owns the socket,
+ * which moves there at its next call).  NAS_EINVAL if empty or too long. */
+int nas_ps_client_set_endpoint(nas_ps_client *c, const char *endpoint, char *err);
+
+/* The endpoint a worker should use for an announced one: unchanged,
+ * except that a wildcard host (0.0.0.0, "*" or [::] in a tcp endpoint)
+ * becomes the host of `master` (the control endpoint the worker
+ * connected to), its port kept.  NAS_EINVAL when a wildcard cannot be
+ * replaced (master not tcp://), NAS_ERANGE when out is too small. */
+int nas_ps_endpoint_resolve(const char *announced, const char *master, char *out, size_t cap,
+                            char *err);
 
 /* Pull architecture `arch`.  NAS_OK with *out; NAS_ENOTFOUND when the
  * store does not hold it; NAS_ETIMEDOUT; NAS_EFORMAT when the frame fails

@@ -10,13 +10,15 @@
  *   pull: the store holds the architecture in memory; one round trip is
  *         request -> manifest + frame -> client verifies every checksum.
  *         Raw: request -> one frame of the same size.
- *   push: collect the net, checksum, send the parameter block, the store
- *         verifies and keeps it, ACK.  Measured memory-only (the transfer)
+ *   push: collect the net, copy the parameter block into the frame while
+ *         checksumming it (one pass), send, the store verifies and keeps
+ *         it, ACK.  Measured memory-only (the transfer)
  *         and with the write-through file (safetensors + fsync).  Raw:
  *         one frame of the same size -> small reply.
  * Each figure is the median MB/s over rounds of several transfers.
  *
- * usage: bench ROUNDS  (prints: case=... ours=... peer=... unit=MB/s ratio=...)
+ * usage: bench ROUNDS [SIZE]  (SIZE: 100KB, 1MB or 10MB; all by default)
+ * prints: case=... ours=... peer=... unit=MB/s ratio=...
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -203,7 +205,10 @@ int main(int argc, char **argv) {
     char dir[] = "/tmp/nas-bench-weights.XXXXXX";
     if (!mkdtemp(dir)) abort();
     void *ctx = zmq_ctx_new();
+    const char *only = argc > 2 ? argv[2] : NULL;
     for (int i = 0; i < 3; i++) {
+        /* One size alone: for profiling a single case. */
+        if (only && strcmp(only, cases[i].name) != 0) continue;
         nas_net *net = make_net(cases[i].c, cases[i].layers);
         size_t bytes = net_bytes(net);
         char err[NAS_ERR_LEN], ep[128], rep[128];

@@ -9,7 +9,11 @@
  * an unknown key, a worker that does not know the master's real public key
  * and a plaintext client get nothing (no task, no status, the campaign's
  * state unchanged), and the master logs the unknown key by fingerprint;
- * SIGHUP admits a key added to the directory; nasctl status works with a
+ * the refused worker says so on its stderr within seconds, naming its key,
+ * the ZAP status and the fix, and the one with the wrong master key names
+ * that file (the socket monitor, common/zmon.h), instead of only "master
+ * silent"; SIGHUP admits a key added to the directory, and the worker
+ * that was refused joins without a restart; nasctl status works with a
  * key and fails with a clear message without one; without keys the master
  * refuses to listen off the loopback unless --insecure, which it then
  * shows in its status document.
@@ -133,6 +137,24 @@ static int wait_in_file(const char *path, const char *needle, int64_t timeout_ms
     return 0;
 }
 
+/* Path of the log of worker NAME (start_worker's naming). */
+static void worker_log(const sec_env *e, const char *name, char *out, size_t cap) {
+    char lname[128];
+    snprintf(lname, sizeof lname, "%s.log", name);
+    nas_path_join(out, cap, e->dir, lname);
+}
+
+/* The line a worker with key NAME logs when the master refuses it. */
+static void refusal_line(const sec_env *e, const char *name, char *out, size_t cap) {
+    char fp[NAS_KEY_FP_LEN], base[PATH_MAX];
+    fingerprint(e, name, fp);
+    key_base(e, name, base, sizeof base);
+    snprintf(out, cap,
+             "master %s refused this worker's key %s (ZAP status 400): add the public key in "
+             "%s.key to the master's --authorized directory",
+             e->ctl, fp, base);
+}
+
 /* `nasctl status` against the test master; `key` NULL for none.  Returns
  * the exit status, the output in out. */
 static int nasctl_status(const sec_env *e, const char *key, const char *master_key, char *out,
@@ -231,6 +253,7 @@ START_TEST(test_secured_campaign) {
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "CurveZMQ"), 4); /* key line + 3 sockets */
 
     /* (2) unknown key, (3) authorized key but the wrong master key. */
+    int64_t t_start = nas_now_ms();
     pid_t rogue = start_worker(&e, "rogue", "rogue", "master");
     pid_t w2 = start_worker(&e, "w2", "w2", "impostor");
 
@@ -254,10 +277,28 @@ START_TEST(test_secured_campaign) {
     fingerprint(&e, "rogue", fp);
     snprintf(needle, sizeof needle, "auth: rejected %s", fp);
     ck_assert_msg(wait_in_file(e.mlog, needle, 10000), "no rejection of %s logged", fp);
+    /* Each outsider is told why within seconds, by its own stderr; the
+     * refusal once, not once per retry (libzmq retries every 100 ms). */
+    char rlog[PATH_MAX], w2log[PATH_MAX], line[2 * PATH_MAX];
+    worker_log(&e, "rogue", rlog, sizeof rlog);
+    worker_log(&e, "w2", w2log, sizeof w2log);
+    refusal_line(&e, "rogue", line, sizeof line);
+    ck_assert_msg(wait_in_file(rlog, line, 5000), "rogue was not told: %s", line);
+    ck_assert_int_lt(nas_now_ms() - t_start, 10000);
+    snprintf(line, sizeof line, "CURVE handshake with master %s failed", e.ctl);
+    ck_assert_msg(wait_in_file(w2log, line, 5000), "w2 was not told about its master key");
+    char mkpath[PATH_MAX + 8];
+    key_base(&e, "impostor", mkpath, sizeof mkpath);
+    strncat(mkpath, ".key (--master-key) the master's public key",
+            sizeof mkpath - strlen(mkpath) - 1);
+    ck_assert_int_ge(e2e_count_in_file(w2log, mkpath), 1);
+    ck_assert_int_eq(e2e_count_in_file(w2log, "refused this worker's key"), 0);
     /* Give the outsiders time to retry: nobody is registered, nothing
      * leased or done, and the worker with the wrong master key never even
      * reached the ZAP handler. */
     nas_sleep_ms(800);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "refused this worker's key"), 1);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "master silent"), 0);
     ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"curve\":true") && strstr(out, "\"insecure\":false"), "%s", out);
     ck_assert_msg(strstr(out, "\"workers\":[]"), "an outsider registered: %s", out);
@@ -298,9 +339,9 @@ START_TEST(test_secured_campaign) {
         ck_assert_str_eq(wi[i].name, "w1");
     nas_free(wi);
     nas_store_close(&st);
-    char wlog[PATH_MAX];
-    nas_path_join(wlog, sizeof wlog, e.dir, "rogue.log");
-    ck_assert_int_eq(e2e_count_in_file(wlog, "agent: task "), 0);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "agent: task "), 0);
+    /* Stopped while refused: the last word repeats the cause. */
+    ck_assert_int_eq(e2e_count_in_file(rlog, "stopped without being admitted: master"), 1);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
@@ -321,6 +362,10 @@ START_TEST(test_sighup_admits_new_key) {
     fingerprint(&e, "late", fp);
     snprintf(needle, sizeof needle, "rejected %s", fp);
     ck_assert(wait_in_file(e.mlog, needle, 10000));
+    char wlog[PATH_MAX], line[2 * PATH_MAX];
+    worker_log(&e, "late", wlog, sizeof wlog);
+    refusal_line(&e, "late", line, sizeof line);
+    ck_assert_msg(wait_in_file(wlog, line, 5000), "the worker was not told: %s", line);
     nas_store_counts s;
     e2e_counts(e.db, &s, NULL);
     ck_assert_int_eq(s.done + s.leased, 0);
@@ -335,6 +380,11 @@ START_TEST(test_sighup_admits_new_key) {
     ck_assert_int_eq(m_rc, 0);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "1 authorized key(s) in force after reload"), 1);
     e2e_check_exactly_once(e.db, 4);
+    /* The same process got in: it says so, registered, and ran tasks. */
+    snprintf(line, sizeof line, "master %s admitted this worker after", e.ctl);
+    ck_assert_int_eq(e2e_count_in_file(wlog, line), 1);
+    ck_assert_int_ge(e2e_count_in_file(wlog, "agent: task "), 1);
+    ck_assert_int_eq(e2e_count_in_file(wlog, "stopped without being admitted"), 0);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST

@@ -134,6 +134,18 @@ void nas_zmon_stats_get(const nas_zmon *m, nas_zmon_stats *out) {
     *out = m->st;
 }
 
+int nas_zmon_failing(const nas_zmon *m) {
+    switch (m->st.state) {
+    case NAS_ZMON_REFUSED:
+    case NAS_ZMON_PROTOCOL:
+        return 1;
+    case NAS_ZMON_DROPPED:
+        return m->st.failures >= 2;
+    default:
+        return 0;
+    }
+}
+
 const char *nas_zmon_message(const nas_zmon *m) {
     return m->st.message;
 }
@@ -206,6 +218,13 @@ enum nas_zmon_state nas_zmon_event(nas_zmon *m, uint16_t event, uint32_t value, 
     m->st.state = s;
     m->st.failures++;
     m->st.total_failures++;
+    /* One dropped handshake is also what a master that restarts or
+     * closes at the wrong moment looks like; a wrong server key drops
+     * every one (libzmq retries in 100 ms), so wait for the second. */
+    if (!nas_zmon_failing(m)) {
+        nas_debug("%s (once so far)", m->st.message);
+        return s;
+    }
     if (!m->logged || s != prev) {
         nas_error("%s", m->st.message);
         m->logged = 1;

@@ -86,6 +86,11 @@ enum nas_zmon_state nas_zmon_event(nas_zmon *m, uint16_t event, uint32_t value, 
 
 void nas_zmon_stats_get(const nas_zmon *m, nas_zmon_stats *out);
 
+/* 1 when the handshakes fail for a reason worth reporting: a refusal, a
+ * protocol mismatch, or the server dropping two handshakes in a row (a
+ * single drop may be a restart).  What nas_zmon_poll logs at ERROR. */
+int nas_zmon_failing(const nas_zmon *m);
+
 /* The last failure's message ("" if none), valid until the next event. */
 const char *nas_zmon_message(const nas_zmon *m);
 

@@ -278,10 +278,7 @@ void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out) {
 /* The text lives in the monitor's stats; a success clears its meaning. */
 const char *nas_agent_handshake_problem(const nas_agent *a) {
     static const char none[] = "";
-    nas_zmon_stats ms;
-    nas_zmon_stats_get(a->mon, &ms);
-    if (ms.state == NAS_ZMON_OK || ms.state == NAS_ZMON_NONE || !ms.message[0]) return none;
-    return nas_zmon_message(a->mon);
+    return nas_zmon_failing(a->mon) ? nas_zmon_message(a->mon) : none;
 }
 
 // ---- talking to the master --------------------------------------------------------------------
@@ -373,13 +370,10 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
 static void drop_master(nas_agent *a, int64_t now, const char *why) {
     /* A known handshake failure was logged as an error already (rate
      * limited); a second line per reconnect would only bury it. */
-    nas_zmon_stats ms;
-    nas_zmon_stats_get(a->mon, &ms);
-    if (ms.state == NAS_ZMON_OK || ms.state == NAS_ZMON_NONE)
+    if (!nas_zmon_failing(a->mon))
         nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
     else
-        nas_debug("agent: not admitted (%s); reconnecting in %lld ms",
-                  nas_zmon_state_name(ms.state), (long long)a->backoff);
+        nas_debug("agent: not admitted; reconnecting in %lld ms", (long long)a->backoff);
     nas_zmon_detach(a->mon);
     zmq_close(a->sock);
     a->sock = NULL;

@@ -216,9 +216,8 @@ static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, c
         if (n == 0) break;
         /* A failed handshake will not answer within any timeout: say why
          * now (the child trains fresh) rather than after timeout_ms. */
-        enum nas_zmon_state hs = NAS_ZMON_NONE;
-        if (it[1].revents & ZMQ_POLLIN) hs = nas_zmon_poll(c->mon, nas_now_ms());
-        if (hs == NAS_ZMON_REFUSED || hs == NAS_ZMON_PROTOCOL || hs == NAS_ZMON_DROPPED) {
+        if (it[1].revents & ZMQ_POLLIN) nas_zmon_poll(c->mon, nas_now_ms());
+        if ((it[1].revents & ZMQ_POLLIN) && nas_zmon_failing(c->mon)) {
             c->redial = 1;
             return nas_set_err(err, NAS_EAUTH, "ps client: %s", nas_zmon_message(c->mon));
         }

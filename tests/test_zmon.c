@@ -101,6 +101,24 @@ typedef struct client {
     nas_zmon *mon;
 } client;
 
+/* A fresh DEALER for the client, the monitor moved onto it (what the
+ * agent does on every reconnect). */
+static void client_socket(client *c, const nas_keypair *kp, const char *server_pub) {
+    char err[NAS_ERR_LEN];
+    if (c->sock) {
+        nas_zmon_detach(c->mon);
+        ck_assert_ptr_null(nas_zmon_socket(c->mon));
+        zmq_close(c->sock);
+    }
+    c->sock = zmq_socket(F.cctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (kp) ck_assert_int_eq(nas_keys_curve_client(c->sock, kp, server_pub, err), NAS_OK);
+    ck_assert_int_eq(nas_zmon_attach(c->mon, c->sock, F.endpoint, err), NAS_OK);
+    ck_assert_ptr_nonnull(nas_zmon_socket(c->mon));
+    ck_assert_int_eq(zmq_connect(c->sock, F.endpoint), 0);
+}
+
 static void client_open(client *c, const nas_keypair *kp, const char *server_pub) {
     char err[NAS_ERR_LEN];
     nas_zmon_config mc = {.what = "master",
@@ -111,13 +129,8 @@ static void client_open(client *c, const nas_keypair *kp, const char *server_pub
                           .key_option = "--master-key",
                           .repeat_ms = 60000};
     ck_assert_int_eq(nas_zmon_create(&c->mon, F.cctx, &mc, err), NAS_OK);
-    c->sock = zmq_socket(F.cctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (kp) ck_assert_int_eq(nas_keys_curve_client(c->sock, kp, server_pub, err), NAS_OK);
-    ck_assert_int_eq(nas_zmon_attach(c->mon, c->sock, F.endpoint, err), NAS_OK);
-    ck_assert_ptr_nonnull(nas_zmon_socket(c->mon));
-    ck_assert_int_eq(zmq_connect(c->sock, F.endpoint), 0);
+    c->sock = NULL;
+    client_socket(c, kp, server_pub);
 }
 
 static void client_close(client *c) {
@@ -159,15 +172,7 @@ START_TEST(test_refused_then_admitted) {
     /* libzmq gives up on a connection the ZAP handler refused (the
      * session ends on the protocol error), so the owner must reconnect
      * with a fresh socket, as the agent does; the monitor follows it. */
-    int zero = 0;
-    nas_zmon_detach(c.mon);
-    ck_assert_ptr_null(nas_zmon_socket(c.mon));
-    zmq_close(c.sock);
-    c.sock = zmq_socket(F.cctx, ZMQ_DEALER);
-    zmq_setsockopt(c.sock, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(nas_keys_curve_client(c.sock, &F.rogue, F.server.public_z85, err), NAS_OK);
-    ck_assert_int_eq(nas_zmon_attach(c.mon, c.sock, F.endpoint, err), NAS_OK);
-    ck_assert_int_eq(zmq_connect(c.sock, F.endpoint), 0);
+    client_socket(&c, &F.rogue, F.server.public_z85);
     /* The state is REFUSED already: wait for the second refusal itself. */
     int64_t end = now_ms() + 3000;
     do {
@@ -188,13 +193,7 @@ START_TEST(test_refused_then_admitted) {
     snprintf(sec, sizeof sec, "%s.key_secret", base);
     ck_assert_int_eq(unlink(sec), 0);
     ck_assert_int_eq(nas_auth_reload(F.auth, err), 2); /* keys in force */
-    nas_zmon_detach(c.mon);
-    zmq_close(c.sock);
-    c.sock = zmq_socket(F.cctx, ZMQ_DEALER);
-    zmq_setsockopt(c.sock, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(nas_keys_curve_client(c.sock, &F.rogue, F.server.public_z85, err), NAS_OK);
-    ck_assert_int_eq(nas_zmon_attach(c.mon, c.sock, F.endpoint, err), NAS_OK);
-    ck_assert_int_eq(zmq_connect(c.sock, F.endpoint), 0);
+    client_socket(&c, &F.rogue, F.server.public_z85);
     ck_assert_int_eq(wait_state(&c, NAS_ZMON_OK), NAS_ZMON_OK);
     nas_zmon_stats_get(c.mon, &st);
     ck_assert_int_eq(st.failures, 0);

@@ -66,6 +66,9 @@ const char *nas_zmon_state_name(enum nas_zmon_state s) {
     return "unknown";
 }
 
+/* Strings are copied so that the owner's config (often argv and stack
+ * buffers in main) need not outlive it; missing file names get general
+ * words rather than an empty quote in the message. */
 int nas_zmon_create(nas_zmon **out, void *zctx, const nas_zmon_config *cfg, char *err) {
     if (!zctx || !cfg) return nas_set_err(err, NAS_EINVAL, "zmon: a context and config are needed");
     if (cfg->curve && !cfg->public_z85)
@@ -102,6 +105,8 @@ int nas_zmon_attach(nas_zmon *m, void *sock, const char *endpoint, char *err) {
     snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint ? endpoint : "?");
     if (zmq_socket_monitor(sock, addr, ZMON_EVENTS) != 0)
         return nas_set_err(err, NAS_EIO, "zmon: zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));
+    /* Linger 0: events still queued when we detach are worthless, and
+     * must not hold up zmq_ctx_term. */
     m->pair = zmq_socket(m->zctx, ZMQ_PAIR);
     int zero = 0;
     if (!m->pair || zmq_setsockopt(m->pair, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
@@ -170,6 +175,8 @@ static enum nas_zmon_state describe(nas_zmon *m, uint16_t event, uint32_t value)
                      m->what, m->endpoint, (unsigned)value, m->key_option);
         return NAS_ZMON_REFUSED;
     }
+    /* A mechanism mismatch names the side that lacks CurveZMQ; any other
+     * protocol error under CURVE is most likely a key that does not fit. */
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
         if (!m->curve)
             snprintf(msg, cap,
@@ -201,6 +208,8 @@ static enum nas_zmon_state describe(nas_zmon *m, uint16_t event, uint32_t value)
     return NAS_ZMON_DROPPED;
 }
 
+/* Success is worth a line only when failures were reported: the operator
+ * who fixed the key wants to see that it worked; everybody else does not. */
 enum nas_zmon_state nas_zmon_event(nas_zmon *m, uint16_t event, uint32_t value, int64_t now_ms) {
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         if (m->logged_failures && m->st.state != NAS_ZMON_OK)

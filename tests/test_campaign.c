@@ -20,46 +20,6 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-typedef struct agent_thread {
-    nas_agent *agent;
-    nas_evaluator *eval;
-    pthread_t thread;
-} agent_thread;
-
-static void *agent_main(void *arg) {
-    agent_thread *t = arg;
-    char err[NAS_ERR_LEN];
-    nas_agent_run(t->agent, err);
-    return NULL;
-}
-
-static void agent_start(agent_thread *t, const char *ep, const char *name) {
-    char err[NAS_ERR_LEN];
-    nas_evaluator_config ec;
-    nas_evaluator_config_default(&ec);
-    ec.synthetic_epoch_ms = 10;
-    snprintf(ec.worker, sizeof ec.worker, "%s", name);
-    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
-    nas_agent_config ac;
-    nas_agent_config_default(&ac);
-    ac.endpoint = ep;
-    ac.name = name;
-    ac.heartbeat_ms = 100;
-    ac.liveness = 3;
-    ac.reconnect_min_ms = 20;
-    ac.reconnect_max_ms = 100;
-    ac.eval = t->eval;
-    ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
-    ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
-}
-
-static void agent_stop(agent_thread *t) {
-    nas_agent_request_stop(t->agent);
-    pthread_join(t->thread, NULL);
-    nas_agent_destroy(&t->agent);
-    nas_evaluator_destroy(&t->eval);
-}
-
 /* Fails the store after the campaign has recorded `after` results. */
 typedef struct injector {
     uv_timer_t timer;
@@ -107,8 +67,8 @@ START_TEST(test_campaign_store_failure_stops_cleanly_then_resumes) {
     uv_timer_init(&loop, &in.timer);
     in.timer.data = &in;
     uv_timer_start(&in.timer, inject, 5, 5);
-    agent_thread a;
-    agent_start(&a, ep, "inproc-a");
+    e2e_agent a;
+    e2e_agent_start(&a, ep, "inproc-a", 10);
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns: the campaign closed */
     ck_assert_int_lt(nas_campaign_status(c, err), 0);
     ck_assert(!nas_campaign_done(c));
@@ -144,7 +104,7 @@ START_TEST(test_campaign_store_failure_stops_cleanly_then_resumes) {
     nas_free(json);
     nas_campaign_destroy(&c);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
-    agent_stop(&a);
+    e2e_agent_stop(&a);
     e2e_check_exactly_once(db, 12);
     nas_config_fini(&cfg);
     nas_tmpdir_rm(dir);

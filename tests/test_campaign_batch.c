@@ -17,50 +17,6 @@
 #include <limits.h>
 #include <pthread.h>
 
-typedef struct agent_thread {
-    nas_agent *agent;
-    nas_evaluator *eval;
-    pthread_t thread;
-} agent_thread;
-
-static void *agent_main(void *arg) {
-    agent_thread *t = arg;
-    char err[NAS_ERR_LEN];
-    nas_agent_run(t->agent, err);
-    return NULL;
-}
-
-static void agent_start(agent_thread *t, const char *ep, const char *name) {
-    char err[NAS_ERR_LEN];
-    nas_evaluator_config ec;
-    nas_evaluator_config_default(&ec);
-    ec.synthetic_epoch_ms = 2;
-    snprintf(ec.worker, sizeof ec.worker, "%s", name);
-    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
-    nas_agent_config ac;
-    nas_agent_config_default(&ac);
-    ac.endpoint = ep;
-    ac.name = name;
-    ac.heartbeat_ms = 100;
-    ac.liveness = 3;
-    ac.reconnect_min_ms = 20;
-    ac.reconnect_max_ms = 100;
-    ac.eval = t->eval;
-    ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
-    ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
-}
-
-/* Stop the agent and return how many of its results were acknowledged. */
-static int agent_stop(agent_thread *t) {
-    nas_agent_request_stop(t->agent);
-    pthread_join(t->thread, NULL);
-    nas_agent_stats st;
-    nas_agent_stats_get(t->agent, &st);
-    nas_agent_destroy(&t->agent);
-    nas_evaluator_destroy(&t->eval);
-    return st.results_acked;
-}
-
 /* Arms the store's fault injection once `after` results are recorded. */
 typedef struct injector {
     uv_timer_t timer;
@@ -101,11 +57,11 @@ static int run_failing(int slot, int step) {
     uv_timer_init(&loop, &in.timer);
     in.timer.data = &in;
     uv_timer_start(&in.timer, inject, 1, 1);
-    agent_thread a[3];
+    e2e_agent a[3];
     char name[3][16];
     for (int i = 0; i < 3; i++) {
         snprintf(name[i], sizeof name[i], "batch-%d", i);
-        agent_start(&a[i], ep, name[i]);
+        e2e_agent_start(&a[i], ep, name[i], 2);
     }
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     int failed = nas_campaign_status(c, err) < 0;
@@ -115,7 +71,7 @@ static int run_failing(int slot, int step) {
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     int acked = 0;
     for (int i = 0; i < 3; i++)
-        acked += agent_stop(&a[i]);
+        acked += e2e_agent_stop(&a[i]);
 
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open(&st, db, err), NAS_OK);

@@ -10,58 +10,18 @@
 
 #include <limits.h>
 
-typedef struct e2e_env {
-    char dir[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], table[PATH_MAX], mlog[PATH_MAX];
-    char ctl[64];
-    int port;
-} e2e_env;
-
-static void env_init(e2e_env *e, int slot) {
-    snprintf(e->dir, sizeof e->dir, "%s", nas_tmpdir_make());
-    nas_path_join(e->cfg, sizeof e->cfg, e->dir, "campaign.yaml");
-    nas_path_join(e->db, sizeof e->db, e->dir, "campaign.db");
-    nas_path_join(e->table, sizeof e->table, e->dir, "nb201.csv");
-    nas_path_join(e->mlog, sizeof e->mlog, e->dir, "master.log");
-    e->port = e2e_port(slot);
-    snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
-}
-
+/* A worker with info logs, optionally with the benchmark table. */
 static pid_t start_worker(const e2e_env *e, const char *name, const char *epoch_ms,
                           const char *table) {
-    char log[PATH_MAX], lname[128];
-    snprintf(lname, sizeof lname, "%s.log", name);
-    nas_path_join(log, sizeof log, e->dir, lname);
-    char *argv[] = {(char *)nas_bin("nas-worker"),
-                    "--master",
-                    (char *)e->ctl,
-                    "--name",
-                    (char *)name,
-                    "--heartbeat-ms",
-                    "100",
-                    "--liveness",
-                    "3",
-                    "--reconnect-min-ms",
-                    "50",
-                    "--reconnect-max-ms",
-                    "200",
-                    "--synthetic-epoch-ms",
-                    (char *)epoch_ms,
-                    "--log-level",
-                    "info",
-                    table ? "--table" : NULL,
-                    (char *)table,
-                    NULL};
-    return e2e_spawn(log, NULL, argv);
+    char log[PATH_MAX];
+    e2e_log_path(e, name, log, sizeof log);
+    const char *extra[] = {"--log-level", "info", table ? "--table" : NULL, table, NULL};
+    return e2e_start_worker(log, NULL, e->ctl, name, epoch_ms, extra);
 }
 
 static pid_t start_master(const e2e_env *e, int synthetic) {
-    char *argv[] = {(char *)nas_bin("nas-master"),
-                    (char *)e->cfg,
-                    "--log-level",
-                    "info",
-                    synthetic ? "--synthetic" : NULL,
-                    NULL};
-    return e2e_spawn(e->mlog, NULL, argv);
+    const char *extra[] = {"--log-level", "info", synthetic ? "--synthetic" : NULL, NULL};
+    return e2e_start_master(e->mlog, NULL, e->cfg, extra);
 }
 
 /* 1 master + 3 workers finish a 30-task campaign (synthetic evaluation of
@@ -70,7 +30,7 @@ static pid_t start_master(const e2e_env *e, int synthetic) {
  * retrains the top 2 with a test accuracy, and nasctl reads it all. */
 START_TEST(test_e2e_three_workers_thirty_tasks) {
     e2e_env e;
-    env_init(&e, 0);
+    e2e_env_init(&e, 0);
     e2e_write_campaign(e.cfg, "e2e3", 30, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n"
                        "final:\n  top_k: 2\n  fidelity:\n    epochs: 1\n");
@@ -134,7 +94,7 @@ END_TEST
  * NAS-Bench-201 table; the recorded accuracies are the table's. */
 START_TEST(test_e2e_tabular_campaign) {
     e2e_env e;
-    env_init(&e, 1);
+    e2e_env_init(&e, 1);
     e2e_write_nb201_table(e.table);
     char extra[PATH_MAX + 256];
     snprintf(extra, sizeof extra,
@@ -171,7 +131,7 @@ END_TEST
  * config on the same database is refused with a message naming it. */
 START_TEST(test_e2e_resume_refuses_other_config) {
     e2e_env e;
-    env_init(&e, 2);
+    e2e_env_init(&e, 2);
     e2e_write_campaign(e.cfg, "e2eid", 4, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n");
     pid_t w = start_worker(&e, "id", "0", NULL);
@@ -195,13 +155,12 @@ END_TEST
  * once; a second signal exits at once (130) and the next run resumes. */
 START_TEST(test_e2e_signals_stop_gracefully) {
     e2e_env e;
-    env_init(&e, 3 + _i);
+    e2e_env_init(&e, 3 + _i);
     e2e_write_campaign(e.cfg, "sig", 8, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     pid_t w = start_worker(&e, "sig", "300", NULL);
-    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg, "--synthetic",
-                    _i == 1 ? "--cancel-on-stop" : "--wait-on-stop", NULL};
-    pid_t m = e2e_spawn(e.mlog, NULL, argv);
+    const char *extra[] = {"--synthetic", _i == 1 ? "--cancel-on-stop" : "--wait-on-stop", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, extra);
     ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
     kill(m, SIGTERM);
     if (_i == 2) {
@@ -236,7 +195,7 @@ END_TEST
  * on the loop, and the campaign goes on to the next level and finishes. */
 START_TEST(test_e2e_pnas_prepares_off_the_loop) {
     e2e_env e;
-    env_init(&e, 6);
+    e2e_env_init(&e, 6);
     /* NB201 PNAS: level 1 has 80 cells, then one level of beam 4. */
     char cfg[PATH_MAX + 1024];
     snprintf(cfg, sizeof cfg,
@@ -265,7 +224,7 @@ END_TEST
  * what was evaluated. */
 START_TEST(test_e2e_wall_time_budget) {
     e2e_env e;
-    env_init(&e, 7);
+    e2e_env_init(&e, 7);
     e2e_write_campaign(e.cfg, "wall", 100, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n"
                        "final:\n  top_k: 1\n");

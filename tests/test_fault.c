@@ -18,73 +18,24 @@
 #include <limits.h>
 #include <zmq.h>
 
-typedef struct fenv {
-    char dir[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], mlog[PATH_MAX];
-    char ctl[64];
-    int port;
-} fenv;
-
-static void fenv_init(fenv *e, int slot) {
-    snprintf(e->dir, sizeof e->dir, "%s", nas_tmpdir_make());
-    nas_path_join(e->cfg, sizeof e->cfg, e->dir, "campaign.yaml");
-    nas_path_join(e->db, sizeof e->db, e->dir, "campaign.db");
-    nas_path_join(e->mlog, sizeof e->mlog, e->dir, "master.log");
-    e->port = e2e_port(slot);
-    snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
+/* A worker with the default log level; its log path into log. */
+static pid_t worker(const e2e_env *e, const char *name, const char *epoch_ms, char *log,
+                    size_t cap) {
+    e2e_log_path(e, name, log, cap);
+    return e2e_start_worker(log, NULL, e->ctl, name, epoch_ms, NULL);
 }
 
-static pid_t worker(const fenv *e, const char *name, const char *epoch_ms, char *log, size_t cap) {
-    char lname[128];
-    snprintf(lname, sizeof lname, "%s.log", name);
-    nas_path_join(log, cap, e->dir, lname);
-    char *argv[] = {(char *)nas_bin("nas-worker"),
-                    "--master",
-                    (char *)e->ctl,
-                    "--name",
-                    (char *)name,
-                    "--heartbeat-ms",
-                    "100",
-                    "--liveness",
-                    "3",
-                    "--reconnect-min-ms",
-                    "50",
-                    "--reconnect-max-ms",
-                    "200",
-                    "--synthetic-epoch-ms",
-                    (char *)epoch_ms,
-                    NULL};
-    return e2e_spawn(log, NULL, argv);
-}
-
-static pid_t master(const fenv *e, const char *db, const char *log) {
-    char *argv[] = {
-        (char *)nas_bin("nas-master"), (char *)e->cfg, "--synthetic", "--db", (char *)db,
-        "--resume-grace-ms",           "10000",        NULL};
-    return e2e_spawn(log, NULL, argv);
-}
-
-/* The leased search task (id and worker) with the lowest id, 0 if none. */
-static int64_t leased_task(const char *db, char *worker, size_t cap) {
-    char err[NAS_ERR_LEN];
-    nas_store *st = NULL;
-    if (nas_store_open_ro(&st, db, err) != NAS_OK) return 0;
-    nas_store_task_info *t = NULL;
-    int n = nas_store_task_list(st, NAS_STORE_TASK_LEASED, NAS_STORE_STAGE_SEARCH, &t, err);
-    int64_t id = 0;
-    if (n > 0) {
-        id = t[0].id;
-        if (worker) snprintf(worker, cap, "%s", t[0].worker);
-    }
-    nas_free(t);
-    nas_store_close(&st);
-    return id;
+/* A master on database `db` whose resumed leases wait 10 s for their worker. */
+static pid_t master(const e2e_env *e, const char *db, const char *log) {
+    const char *extra[] = {"--synthetic", "--db", db, "--resume-grace-ms", "10000", NULL};
+    return e2e_start_master(log, NULL, e->cfg, extra);
 }
 
 // ---- worker killed ------------------------------------------------------------------------
 
 START_TEST(test_fault_worker_killed_mid_task) {
-    fenv e;
-    fenv_init(&e, 3);
+    e2e_env e;
+    e2e_env_init(&e, 3);
     e2e_write_campaign(e.cfg, "killw", 6, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     char la[PATH_MAX], lb[PATH_MAX];
@@ -94,7 +45,7 @@ START_TEST(test_fault_worker_killed_mid_task) {
     int64_t task = 0, end = nas_now_ms() + 30000;
     char who[NAS_STORE_NAME_MAX] = "";
     while (!task && nas_now_ms() < end) {
-        task = leased_task(e.db, who, sizeof who);
+        task = e2e_leased_task(e.db, NULL, who, sizeof who);
         if (!task) nas_sleep_ms(20);
     }
     ck_assert_int_gt(task, 0);
@@ -153,8 +104,8 @@ static void read_hist(const char *db, hist *h) {
 }
 
 START_TEST(test_fault_master_killed_resumes_exactly) {
-    fenv e;
-    fenv_init(&e, 4 + 3 * _i);
+    e2e_env e;
+    e2e_env_init(&e, 4 + 3 * _i);
     const int budget = 8;
     e2e_write_campaign(e.cfg, "killm", budget, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
@@ -178,7 +129,7 @@ START_TEST(test_fault_master_killed_resumes_exactly) {
     w = worker(&e, "solo", _i == 0 ? "150" : "700", wlog, sizeof wlog);
     m = master(&e, e.db, e.mlog);
     ck_assert(e2e_wait_counts(e.db, 3, 1, 30000));
-    int64_t k = leased_task(e.db, NULL, 0);
+    int64_t k = e2e_leased_task(e.db, NULL, NULL, 0);
     ck_assert_int_gt(k, 0);
     e2e_kill(m, SIGKILL);
     nas_sleep_ms(300);
@@ -206,8 +157,8 @@ END_TEST
 /* Master and worker both killed: the resumed lease waits out its grace,
  * goes back to the queue, and a new worker finishes the campaign. */
 START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
-    fenv e;
-    fenv_init(&e, 9);
+    e2e_env e;
+    e2e_env_init(&e, 9);
     e2e_write_campaign(e.cfg, "grace", 5, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
@@ -215,13 +166,12 @@ START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
     pid_t w = worker(&e, "gone", "400", wlog, sizeof wlog);
     pid_t m = master(&e, e.db, e.mlog);
     ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
-    int64_t k = leased_task(e.db, NULL, 0);
+    int64_t k = e2e_leased_task(e.db, NULL, NULL, 0);
     ck_assert_int_gt(k, 0);
     e2e_kill(m, SIGKILL);
     e2e_kill(w, SIGKILL);
-    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg,  "--synthetic", "--db", e.db,
-                    "--resume-grace-ms",           "1000", NULL};
-    m = e2e_spawn(m2log, NULL, argv);
+    const char *extra[] = {"--synthetic", "--db", e.db, "--resume-grace-ms", "1000", NULL};
+    m = e2e_start_master(m2log, NULL, e.cfg, extra);
     w = worker(&e, "fresh", "20", w2log, sizeof w2log);
     int rc = e2e_wait(m, 60000);
     e2e_kill(w, SIGTERM);
@@ -262,8 +212,8 @@ static int probe(void *ctx, const char *ep, const void *data, size_t len, int *c
 }
 
 START_TEST(test_fault_hostile_frames_answered) {
-    fenv e;
-    fenv_init(&e, 5);
+    e2e_env e;
+    e2e_env_init(&e, 5);
     e2e_write_campaign(e.cfg, "hostile", 6, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     char wlog[PATH_MAX];

@@ -77,20 +77,6 @@ static int topo_up(const topo *t, char *why, size_t cap) {
     return rc == 0 ? 0 : -1;
 }
 
-static int64_t leased_to(const char *db, const char *worker) {
-    char err[NAS_ERR_LEN];
-    nas_store *st = NULL;
-    if (nas_store_open_ro(&st, db, err) != NAS_OK) return 0;
-    nas_store_task_info *ti = NULL;
-    int n = nas_store_task_list(st, NAS_STORE_TASK_LEASED, NAS_STORE_STAGE_SEARCH, &ti, err);
-    int64_t id = 0;
-    for (int i = 0; i < n && !id; i++)
-        if (strcmp(ti[i].worker, worker) == 0) id = ti[i].id;
-    nas_free(ti);
-    nas_store_close(&st);
-    return id;
-}
-
 START_TEST(test_netns_link_cut_releases_and_rejoins) {
     topo t;
     topo_names(&t, (int)(getppid() % 100000));
@@ -113,47 +99,15 @@ START_TEST(test_netns_link_cut_releases_and_rejoins) {
     snprintf(ep, sizeof ep, "tcp://%s:5555", host);
     e2e_write_campaign(cfg, "netns", 14, 5555, host, db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
-    char *margv[] = {(char *)nas_bin("nas-master"), cfg, "--synthetic", "--insecure", NULL};
-    pid_t m = e2e_spawn(mlog, t.ns_m, margv);
-    char *aargv[] = {(char *)nas_bin("nas-worker"),
-                     "--master",
-                     ep,
-                     "--name",
-                     "hosta",
-                     "--heartbeat-ms",
-                     "100",
-                     "--liveness",
-                     "3",
-                     "--reconnect-min-ms",
-                     "50",
-                     "--reconnect-max-ms",
-                     "200",
-                     "--synthetic-epoch-ms",
-                     "400",
-                     NULL};
-    char *bargv[] = {(char *)nas_bin("nas-worker"),
-                     "--master",
-                     ep,
-                     "--name",
-                     "hostb",
-                     "--heartbeat-ms",
-                     "100",
-                     "--liveness",
-                     "3",
-                     "--reconnect-min-ms",
-                     "50",
-                     "--reconnect-max-ms",
-                     "200",
-                     "--synthetic-epoch-ms",
-                     "150",
-                     NULL};
-    pid_t a = e2e_spawn(la, t.ns_a, aargv);
-    pid_t b = e2e_spawn(lb, t.ns_b, bargv);
+    const char *mextra[] = {"--synthetic", "--insecure", NULL};
+    pid_t m = e2e_start_master(mlog, t.ns_m, cfg, mextra);
+    pid_t a = e2e_start_worker(la, t.ns_a, ep, "hosta", "400", NULL);
+    pid_t b = e2e_start_worker(lb, t.ns_b, ep, "hostb", "150", NULL);
 
     /* Cut host a's link while it trains. */
     int64_t task = 0, end = nas_now_ms() + 30000;
     while (!task && nas_now_ms() < end) {
-        task = leased_to(db, "hosta");
+        task = e2e_leased_task(db, "hosta", NULL, 0);
         if (!task) nas_sleep_ms(20);
     }
     ck_assert_int_gt(task, 0);

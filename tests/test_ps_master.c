@@ -65,8 +65,8 @@ static int list_archs(const char *dir, uint64_t *out, int cap) {
 }
 
 static pid_t start_master(const char *cfg, const char *db, const char *log) {
-    char *argv[] = {(char *)nas_bin("nas-master"), (char *)cfg, "--db", (char *)db, NULL};
-    return e2e_spawn(log, NULL, argv);
+    const char *extra[] = {"--db", db, NULL};
+    return e2e_start_master(log, NULL, cfg, extra);
 }
 
 START_TEST(test_ps_master_weights_survive_kill_9) {

@@ -9,7 +9,11 @@
  * an unknown key, a worker that does not know the master's real public key
  * and a plaintext client get nothing (no task, no status, the campaign's
  * state unchanged), and the master logs the unknown key by fingerprint;
- * SIGHUP admits a key added to the directory; nasctl status works with a
+ * the refused worker says so on its stderr within seconds, naming its key,
+ * the ZAP status and the fix, and the one with the wrong master key names
+ * that file (the socket monitor, common/zmon.h), instead of only "master
+ * silent"; SIGHUP admits a key added to the directory, and the worker
+ * that was refused joins without a restart; nasctl status works with a
  * key and fails with a clear message without one; without keys the master
  * refuses to listen off the loopback unless --insecure, which it then
  * shows in its status document.
@@ -25,27 +29,21 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+/* The shared e2e layout plus the master's authorized-keys directory. */
 typedef struct sec_env {
-    char dir[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], mlog[PATH_MAX], auth[PATH_MAX];
-    char ctl[64], sts[64];
-    int port;
+    e2e_env b;
+    char auth[PATH_MAX];
 } sec_env;
 
 static void env_init(sec_env *e, int slot) {
-    snprintf(e->dir, sizeof e->dir, "%s", nas_tmpdir_make());
-    nas_path_join(e->cfg, sizeof e->cfg, e->dir, "campaign.yaml");
-    nas_path_join(e->db, sizeof e->db, e->dir, "campaign.db");
-    nas_path_join(e->mlog, sizeof e->mlog, e->dir, "master.log");
-    nas_path_join(e->auth, sizeof e->auth, e->dir, "authorized");
+    e2e_env_init(&e->b, slot);
+    nas_path_join(e->auth, sizeof e->auth, e->b.dir, "authorized");
     ck_assert_int_eq(mkdir(e->auth, 0755), 0);
-    e->port = e2e_port(slot);
-    snprintf(e->ctl, sizeof e->ctl, "tcp://127.0.0.1:%d", e->port);
-    snprintf(e->sts, sizeof e->sts, "tcp://127.0.0.1:%d", e->port + 2);
 }
 
 /* Path of key BASE (no extension) in the test directory. */
 static void key_base(const sec_env *e, const char *name, char *out, size_t cap) {
-    nas_path_join(out, cap, e->dir, name);
+    nas_path_join(out, cap, e->b.dir, name);
 }
 
 /* `nasctl keygen DIR/NAME`; with `authorize` the public half is copied
@@ -75,62 +73,38 @@ static void fingerprint(const sec_env *e, const char *name, char fp[NAS_KEY_FP_L
  * public key (both names of keys in the test directory). */
 static pid_t start_worker(const sec_env *e, const char *name, const char *key,
                           const char *master_key) {
-    char log[PATH_MAX], lname[128], kb[PATH_MAX], mk[PATH_MAX];
-    snprintf(lname, sizeof lname, "%s.log", name);
-    nas_path_join(log, sizeof log, e->dir, lname);
+    char log[PATH_MAX], kb[PATH_MAX], mk[PATH_MAX];
+    e2e_log_path(&e->b, name, log, sizeof log);
     key_base(e, key, kb, sizeof kb);
     key_base(e, master_key, mk, sizeof mk);
     strncat(mk, ".key", sizeof mk - strlen(mk) - 1);
-    char *argv[] = {(char *)nas_bin("nas-worker"),
-                    "--master",
-                    (char *)e->ctl,
-                    "--name",
-                    (char *)name,
-                    "--key",
-                    kb,
-                    "--master-key",
-                    mk,
-                    "--heartbeat-ms",
-                    "100",
-                    "--liveness",
-                    "3",
-                    "--reconnect-min-ms",
-                    "50",
-                    "--reconnect-max-ms",
-                    "200",
-                    "--synthetic-epoch-ms",
-                    "2",
-                    "--log-level",
-                    "info",
-                    NULL};
-    return e2e_spawn(log, NULL, argv);
+    const char *extra[] = {"--key", kb, "--master-key", mk, "--log-level", "info", NULL};
+    return e2e_start_worker(log, NULL, e->b.ctl, name, "2", extra);
 }
 
 /* nas-master with the keypair "master" and the authorized directory. */
 static pid_t start_secure_master(const sec_env *e) {
     char kb[PATH_MAX];
     key_base(e, "master", kb, sizeof kb);
-    char *argv[] = {(char *)nas_bin("nas-master"),
-                    (char *)e->cfg,
-                    "--synthetic",
-                    "--key",
-                    kb,
-                    "--authorized",
-                    (char *)e->auth,
-                    "--log-level",
-                    "info",
-                    NULL};
-    return e2e_spawn(e->mlog, NULL, argv);
+    const char *extra[] = {"--synthetic", "--key",       kb,     "--authorized",
+                           e->auth,       "--log-level", "info", NULL};
+    return e2e_start_master(e->b.mlog, NULL, e->b.cfg, extra);
 }
 
-/* Wait until `needle` appears in a log file (1) or the deadline passes (0). */
-static int wait_in_file(const char *path, const char *needle, int64_t timeout_ms) {
-    int64_t end = nas_now_ms() + timeout_ms;
-    while (nas_now_ms() < end) {
-        if (e2e_count_in_file(path, needle) > 0) return 1;
-        nas_sleep_ms(20);
-    }
-    return 0;
+/* Path of the log of worker NAME (start_worker's naming). */
+static void worker_log(const sec_env *e, const char *name, char *out, size_t cap) {
+    e2e_log_path(&e->b, name, out, cap);
+}
+
+/* The line a worker with key NAME logs when the master refuses it. */
+static void refusal_line(const sec_env *e, const char *name, char *out, size_t cap) {
+    char fp[NAS_KEY_FP_LEN], base[PATH_MAX];
+    fingerprint(e, name, fp);
+    key_base(e, name, base, sizeof base);
+    snprintf(out, cap,
+             "master %s refused this worker's key %s (ZAP status 400): add the public key in "
+             "%s.key to the master's --authorized directory",
+             e->b.ctl, fp, base);
 }
 
 /* `nasctl status` against the test master; `key` NULL for none.  Returns
@@ -144,7 +118,7 @@ static int nasctl_status(const sec_env *e, const char *key, const char *master_k
         snprintf(keys, sizeof keys, "--key %s --master-key %s.key", kb, mk);
     }
     snprintf(cmd, sizeof cmd, "%s status --master %s --json --timeout-ms 3000 %s",
-             nas_bin("nasctl"), e->sts, keys);
+             nas_bin("nasctl"), e->b.sts, keys);
     return nas_run_cmd(cmd, out, cap);
 }
 
@@ -208,7 +182,7 @@ START_TEST(test_keygen_files) {
     snprintf(cmd, sizeof cmd, "%s keygen", nas_bin("nasctl"));
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "NAME"));
-    nas_tmpdir_rm(e.dir);
+    nas_tmpdir_rm(e.b.dir);
 }
 END_TEST
 
@@ -224,19 +198,20 @@ START_TEST(test_secured_campaign) {
     keygen(&e, "ops", 1);
     keygen(&e, "rogue", 0);    /* a worker nobody authorized */
     keygen(&e, "impostor", 0); /* a key that is not the master's */
-    e2e_write_campaign(e.cfg, "sec", 6, e.port, "0.0.0.0", e.db,
+    e2e_write_campaign(e.b.cfg, "sec", 6, e.b.port, "0.0.0.0", e.b.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     pid_t m = start_secure_master(&e);
-    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
-    ck_assert_int_eq(e2e_count_in_file(e.mlog, "CurveZMQ"), 4); /* key line + 3 sockets */
+    ck_assert(e2e_wait_in_file(e.b.mlog, "listening for weights", 20000));
+    ck_assert_int_eq(e2e_count_in_file(e.b.mlog, "CurveZMQ"), 4); /* key line + 3 sockets */
 
     /* (2) unknown key, (3) authorized key but the wrong master key. */
+    int64_t t_start = nas_now_ms();
     pid_t rogue = start_worker(&e, "rogue", "rogue", "master");
     pid_t w2 = start_worker(&e, "w2", "w2", "impostor");
 
     /* (4) plaintext clients get nothing from the CURVE sockets. */
-    ck_assert_int_eq(plaintext_gets_reply(e.ctl, NAS_MSG_REGISTER, 500), 0);
-    ck_assert_int_eq(plaintext_gets_reply(e.sts, NAS_MSG_STATUS_REQUEST, 500), 0);
+    ck_assert_int_eq(plaintext_gets_reply(e.b.ctl, NAS_MSG_REGISTER, 500), 0);
+    ck_assert_int_eq(plaintext_gets_reply(e.b.sts, NAS_MSG_STATUS_REQUEST, 500), 0);
 
     /* (5) nasctl: without a key, a prompt and clear failure; with the
      * operator's key, the document, which shows CURVE and no worker. */
@@ -253,11 +228,29 @@ START_TEST(test_secured_campaign) {
     char fp[NAS_KEY_FP_LEN], needle[64];
     fingerprint(&e, "rogue", fp);
     snprintf(needle, sizeof needle, "auth: rejected %s", fp);
-    ck_assert_msg(wait_in_file(e.mlog, needle, 10000), "no rejection of %s logged", fp);
+    ck_assert_msg(e2e_wait_in_file(e.b.mlog, needle, 10000), "no rejection of %s logged", fp);
+    /* Each outsider is told why within seconds, by its own stderr; the
+     * refusal once, not once per retry (libzmq retries every 100 ms). */
+    char rlog[PATH_MAX], w2log[PATH_MAX], line[2 * PATH_MAX];
+    worker_log(&e, "rogue", rlog, sizeof rlog);
+    worker_log(&e, "w2", w2log, sizeof w2log);
+    refusal_line(&e, "rogue", line, sizeof line);
+    ck_assert_msg(e2e_wait_in_file(rlog, line, 5000), "rogue was not told: %s", line);
+    ck_assert_int_lt(nas_now_ms() - t_start, 10000);
+    snprintf(line, sizeof line, "CURVE handshake with master %s failed", e.b.ctl);
+    ck_assert_msg(e2e_wait_in_file(w2log, line, 5000), "w2 was not told about its master key");
+    char mkpath[PATH_MAX + 8];
+    key_base(&e, "impostor", mkpath, sizeof mkpath);
+    strncat(mkpath, ".key (--master-key) the master's public key",
+            sizeof mkpath - strlen(mkpath) - 1);
+    ck_assert_int_ge(e2e_count_in_file(w2log, mkpath), 1);
+    ck_assert_int_eq(e2e_count_in_file(w2log, "refused this worker's key"), 0);
     /* Give the outsiders time to retry: nobody is registered, nothing
      * leased or done, and the worker with the wrong master key never even
      * reached the ZAP handler. */
     nas_sleep_ms(800);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "refused this worker's key"), 1);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "master silent"), 0);
     ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"curve\":true") && strstr(out, "\"insecure\":false"), "%s", out);
     ck_assert_msg(strstr(out, "\"workers\":[]"), "an outsider registered: %s", out);
@@ -266,15 +259,15 @@ START_TEST(test_secured_campaign) {
     key_base(&e, "ops", kb, sizeof kb);
     key_base(&e, "master", mk, sizeof mk);
     snprintf(cmd, sizeof cmd, "%s status --master %s --key %s --master-key %s.key",
-             nas_bin("nasctl"), e.sts, kb, mk);
+             nas_bin("nasctl"), e.b.sts, kb, mk);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "security      CurveZMQ, 3 authorized key(s)"), "%s", out);
     nas_store_counts s;
-    e2e_counts(e.db, &s, NULL);
+    e2e_counts(e.b.db, &s, NULL);
     ck_assert_int_eq(s.done + s.leased, 0);
     fingerprint(&e, "w2", fp);
     snprintf(needle, sizeof needle, "rejected %s", fp);
-    ck_assert_int_eq(e2e_count_in_file(e.mlog, needle), 0);
+    ck_assert_int_eq(e2e_count_in_file(e.b.mlog, needle), 0);
     e2e_kill(w2, SIGTERM);
 
     /* (1) the authorized worker gets the tasks and the campaign ends. */
@@ -283,10 +276,10 @@ START_TEST(test_secured_campaign) {
     e2e_kill(w1, SIGTERM);
     e2e_kill(rogue, SIGTERM);
     ck_assert_int_eq(m_rc, 0);
-    e2e_check_exactly_once(e.db, 6);
+    e2e_check_exactly_once(e.b.db, 6);
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
-    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    ck_assert_int_eq(nas_store_open_ro(&st, e.b.db, err), NAS_OK);
     nas_store_record *r = NULL;
     int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
     for (int i = 0; i < n; i++)
@@ -298,10 +291,10 @@ START_TEST(test_secured_campaign) {
         ck_assert_str_eq(wi[i].name, "w1");
     nas_free(wi);
     nas_store_close(&st);
-    char wlog[PATH_MAX];
-    nas_path_join(wlog, sizeof wlog, e.dir, "rogue.log");
-    ck_assert_int_eq(e2e_count_in_file(wlog, "agent: task "), 0);
-    nas_tmpdir_rm(e.dir);
+    ck_assert_int_eq(e2e_count_in_file(rlog, "agent: task "), 0);
+    /* Stopped while refused: the last word repeats the cause. */
+    ck_assert_int_eq(e2e_count_in_file(rlog, "stopped without being admitted: master"), 1);
+    nas_tmpdir_rm(e.b.dir);
 }
 END_TEST
 
@@ -312,17 +305,21 @@ START_TEST(test_sighup_admits_new_key) {
     env_init(&e, 2);
     keygen(&e, "master", 0);
     keygen(&e, "late", 0);
-    e2e_write_campaign(e.cfg, "hup", 4, e.port, "127.0.0.1", e.db,
+    e2e_write_campaign(e.b.cfg, "hup", 4, e.b.port, "127.0.0.1", e.b.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     pid_t m = start_secure_master(&e);
-    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
+    ck_assert(e2e_wait_in_file(e.b.mlog, "listening for weights", 20000));
     pid_t w = start_worker(&e, "late", "late", "master");
     char fp[NAS_KEY_FP_LEN], needle[64];
     fingerprint(&e, "late", fp);
     snprintf(needle, sizeof needle, "rejected %s", fp);
-    ck_assert(wait_in_file(e.mlog, needle, 10000));
+    ck_assert(e2e_wait_in_file(e.b.mlog, needle, 10000));
+    char wlog[PATH_MAX], line[2 * PATH_MAX];
+    worker_log(&e, "late", wlog, sizeof wlog);
+    refusal_line(&e, "late", line, sizeof line);
+    ck_assert_msg(e2e_wait_in_file(wlog, line, 5000), "the worker was not told: %s", line);
     nas_store_counts s;
-    e2e_counts(e.db, &s, NULL);
+    e2e_counts(e.b.db, &s, NULL);
     ck_assert_int_eq(s.done + s.leased, 0);
 
     char cmd[3 * PATH_MAX], base[PATH_MAX];
@@ -333,9 +330,14 @@ START_TEST(test_sighup_admits_new_key) {
     int m_rc = e2e_wait(m, 30000);
     e2e_kill(w, SIGTERM);
     ck_assert_int_eq(m_rc, 0);
-    ck_assert_int_eq(e2e_count_in_file(e.mlog, "1 authorized key(s) in force after reload"), 1);
-    e2e_check_exactly_once(e.db, 4);
-    nas_tmpdir_rm(e.dir);
+    ck_assert_int_eq(e2e_count_in_file(e.b.mlog, "1 authorized key(s) in force after reload"), 1);
+    e2e_check_exactly_once(e.b.db, 4);
+    /* The same process got in: it says so, registered, and ran tasks. */
+    snprintf(line, sizeof line, "master %s admitted this worker after", e.b.ctl);
+    ck_assert_int_eq(e2e_count_in_file(wlog, line), 1);
+    ck_assert_int_ge(e2e_count_in_file(wlog, "agent: task "), 1);
+    ck_assert_int_eq(e2e_count_in_file(wlog, "stopped without being admitted"), 0);
+    nas_tmpdir_rm(e.b.dir);
 }
 END_TEST
 
@@ -347,52 +349,52 @@ START_TEST(test_bind_rule) {
     sec_env e;
     env_init(&e, 3);
     const char *host = _i == 0 ? "0.0.0.0" : "*";
-    e2e_write_campaign(e.cfg, "bind", 4, e.port, host, e.db, "");
+    e2e_write_campaign(e.b.cfg, "bind", 4, e.b.port, host, e.b.db, "");
     char cmd[4 * PATH_MAX], out[16384], ep[64];
-    snprintf(ep, sizeof ep, "tcp://%s:%d", host, e.port);
-    snprintf(cmd, sizeof cmd, "%s %s --synthetic", nas_bin("nas-master"), e.cfg);
+    snprintf(ep, sizeof ep, "tcp://%s:%d", host, e.b.port);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic", nas_bin("nas-master"), e.b.cfg);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, ep) && strstr(out, "--insecure"), "message: %s", out);
 
     /* Keys that cannot be used stop the master before it listens. */
     char kb[PATH_MAX];
     key_base(&e, "master", kb, sizeof kb);
-    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s", nas_bin("nas-master"), e.cfg, kb);
+    snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s", nas_bin("nas-master"), e.b.cfg, kb);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--authorized"));
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
-             e.cfg, kb, e.auth);
+             e.b.cfg, kb, e.auth);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "master.key_secret"), "message: %s", out);
     keygen(&e, "master", 0);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s/none",
-             nas_bin("nas-master"), e.cfg, kb, e.dir);
+             nas_bin("nas-master"), e.b.cfg, kb, e.b.dir);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "authorized-keys directory") && strstr(out, "/none"), "%s", out);
     snprintf(cmd, sizeof cmd, "chmod 644 %s.key_secret", kb);
     ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
-             e.cfg, kb, e.auth);
+             e.b.cfg, kb, e.auth);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "chmod 600"), "message: %s", out);
 
     /* --insecure: it listens, warns, and nasctl shows it. */
-    char *argv[] = {(char *)nas_bin("nas-master"), e.cfg, "--synthetic", "--insecure", NULL};
-    pid_t m = e2e_spawn(e.mlog, NULL, argv);
-    ck_assert(wait_in_file(e.mlog, "listening for weights", 20000));
-    ck_assert_int_ge(e2e_count_in_file(e.mlog, "without CURVE keys (--insecure)"), 3);
+    const char *insecure[] = {"--synthetic", "--insecure", NULL};
+    pid_t m = e2e_start_master(e.b.mlog, NULL, e.b.cfg, insecure);
+    ck_assert(e2e_wait_in_file(e.b.mlog, "listening for weights", 20000));
+    ck_assert_int_ge(e2e_count_in_file(e.b.mlog, "without CURVE keys (--insecure)"), 3);
     ck_assert_int_eq(nasctl_status(&e, NULL, NULL, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"insecure\":true"), "status: %s", out);
     /* A client with keys against a master without them is told so. */
     keygen(&e, "ops", 0);
     ck_assert_int_eq(nasctl_status(&e, "ops", "master", out, sizeof out), 1);
     ck_assert_msg(strstr(out, "CurveZMQ") || strstr(out, "--key"), "message: %s", out);
-    snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.sts);
+    snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.b.sts);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "INSECURE"), "status: %s", out);
     kill(m, SIGTERM);
     ck_assert_int_eq(e2e_wait(m, 10000), 0);
-    nas_tmpdir_rm(e.dir);
+    nas_tmpdir_rm(e.b.dir);
 }
 END_TEST
 

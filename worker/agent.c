@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/zmon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +36,9 @@ struct nas_agent {
     char endpoint[512];
     char pipe_ep[64];
     void *zctx;
-    void *sock; /* DEALER to the master, NULL while disconnected */
-    void *pipe; /* agent end of the task pipe */
+    void *sock;    /* DEALER to the master, NULL while disconnected */
+    nas_zmon *mon; /* handshake diagnostics of sock */
+    void *pipe;    /* agent end of the task pipe */
     pthread_t thread;
     int thread_started;
     int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
@@ -185,6 +187,8 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     }
     a->cfg.curve_keys = NULL;
     a->cfg.curve_server_key = NULL;
+    a->cfg.curve_key_file = NULL; /* borrowed strings: zmon keeps copies */
+    a->cfg.curve_server_key_file = NULL;
     a->stop_pipe[0] = a->stop_pipe[1] = -1;
     snprintf(a->endpoint, sizeof a->endpoint, "%s", cfg->endpoint);
     a->cfg.endpoint = a->endpoint;
@@ -199,6 +203,13 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
     a->zctx = zmq_ctx_new();
     if (!a->held || !a->zctx || pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail;
+    nas_zmon_config mc = {.what = "master",
+                          .curve = a->curve,
+                          .public_z85 = a->curve ? a->keys.public_z85 : NULL,
+                          .key_file = cfg->curve_key_file,
+                          .server_key_file = cfg->curve_server_key_file,
+                          .key_option = "--master-key"};
+    if (nas_zmon_create(&a->mon, a->zctx, &mc, err) < 0) goto fail;
     a->pipe = zmq_socket(a->zctx, ZMQ_PAIR);
     if (!a->pipe || zmq_bind(a->pipe, a->pipe_ep) != 0) goto fail;
     if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
@@ -234,6 +245,7 @@ void nas_agent_destroy(nas_agent **ap) {
         nas_wire_send(a->pipe, NULL, 0, &m, NULL, 0, 1, err);
         pthread_join(a->thread, NULL);
     }
+    nas_zmon_destroy(&a->mon); /* detaches: before the socket closes */
     if (a->sock) zmq_close(a->sock);
     if (a->pipe) zmq_close(a->pipe);
     if (a->zctx) zmq_ctx_term(a->zctx);
@@ -257,6 +269,16 @@ void nas_agent_request_stop(nas_agent *a) {
 void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out) {
     *out = a->stats;
     out->held = a->n_held;
+    nas_zmon_stats ms;
+    nas_zmon_stats_get(a->mon, &ms);
+    out->handshake_state = (int)ms.state;
+    out->handshake_failures = ms.total_failures;
+}
+
+/* The text lives in the monitor's stats; a success clears its meaning. */
+const char *nas_agent_handshake_problem(const nas_agent *a) {
+    static const char none[] = "";
+    return nas_zmon_failing(a->mon) ? nas_zmon_message(a->mon) : none;
 }
 
 // ---- talking to the master --------------------------------------------------------------------
@@ -323,10 +345,16 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     int rc = nas_wire_socket_setup(a->sock, err);
     /* Curve options must be set before connect: the handshake uses them. */
     if (rc == NAS_OK && a->curve) rc = nas_keys_curve_client(a->sock, &a->keys, a->server_key, err);
+    /* The monitor too, or the first handshake goes unseen.  Without it the
+     * worker still works, it only cannot say why it is not admitted. */
+    char merr[NAS_ERR_LEN];
+    if (rc == NAS_OK && nas_zmon_attach(a->mon, a->sock, a->endpoint, merr) < 0)
+        nas_warn("agent: no handshake diagnostics: %s", merr);
     if (rc == NAS_OK && zmq_connect(a->sock, a->endpoint) != 0)
         rc = nas_set_err(err, NAS_EINVAL, "cannot connect to %s: %s", a->endpoint,
                          zmq_strerror(zmq_errno()));
     if (rc < 0) {
+        nas_zmon_detach(a->mon);
         zmq_close(a->sock);
         a->sock = NULL;
         return rc;
@@ -340,7 +368,13 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
 /* Exponential backoff, as in the zguide's ppworker: a master that is down
  * for long is not hammered by every worker at once. */
 static void drop_master(nas_agent *a, int64_t now, const char *why) {
-    nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
+    /* A known handshake failure was logged as an error already (rate
+     * limited); a second line per reconnect would only bury it. */
+    if (!nas_zmon_failing(a->mon))
+        nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
+    else
+        nas_debug("agent: not admitted; reconnecting in %lld ms", (long long)a->backoff);
+    nas_zmon_detach(a->mon);
     zmq_close(a->sock);
     a->sock = NULL;
     a->reconnect_at = now + a->backoff;
@@ -531,12 +565,14 @@ int nas_agent_run(nas_agent *a, char *err) {
     int rc = connect_master(a, now, err);
     if (rc < 0) return rc;
     for (;;) {
-        zmq_pollitem_t items[3] = {
+        /* The monitor pipe exists only while the socket does. */
+        zmq_pollitem_t items[4] = {
             {NULL, a->stop_pipe[0], ZMQ_POLLIN, 0},
             {a->pipe, 0, ZMQ_POLLIN, 0},
             {a->sock, 0, ZMQ_POLLIN, 0},
+            {nas_zmon_socket(a->mon), 0, ZMQ_POLLIN, 0},
         };
-        int n_items = a->sock ? 3 : 2;
+        int n_items = !a->sock ? 2 : items[3].socket ? 4 : 3;
         int64_t wait = next_deadline(a) - now;
         if (wait < 0) wait = 0;
         if (wait > a->cfg.heartbeat_ms) wait = a->cfg.heartbeat_ms;
@@ -556,6 +592,7 @@ int nas_agent_run(nas_agent *a, char *err) {
         }
         if (items[1].revents & ZMQ_POLLIN) drain_pipe(a, now);
         if (a->sock && (items[2].revents & ZMQ_POLLIN)) drain_master(a, now);
+        if (n_items == 4 && (items[3].revents & ZMQ_POLLIN)) nas_zmon_poll(a->mon, now);
         if (a->stopping && !a->busy) {
             nas_info("agent: stopped");
             return NAS_OK;

@@ -10,6 +10,12 @@
  *   connect -> Register (held results, running task) -> held Results ->
  *   Ready -> Task -> Progress per epoch -> Result | Failure -> (idle) ...
  *
+ * A socket monitor (common/zmon.h) watches the CURVE handshake: a master
+ * that refuses this worker's key, or a --master-key that is not the
+ * master's, is logged as such (rate-limited) instead of as a silent
+ * master; the agent keeps reconnecting, so a key the operator authorizes
+ * later (SIGHUP to the master) gets in without a restart.
+ *
  * If nothing arrives from the master for liveness x heartbeat, the agent
  * drops the socket and reconnects after a backoff that starts at
  * reconnect_min_ms and doubles up to reconnect_max_ms (reset when the
@@ -42,6 +48,11 @@ typedef struct nas_agent_config {
      * plain connection.  Copied by create. */
     const nas_keypair *curve_keys; /* this worker's keypair */
     const char *curve_server_key;  /* the master's public key, Z85 */
+    /* The files those keys came from, named in handshake diagnostics
+     * ("add the public key in FILE to the master's --authorized
+     * directory"); NULL: described in general words. */
+    const char *curve_key_file;        /* this worker's BASE.key */
+    const char *curve_server_key_file; /* the --master-key file */
     /* Called on the agent's thread with the weight store endpoint the
      * master announces in its answer to Register (as sent: a wildcard
      * host is the caller's to resolve); NULL: ignored. */
@@ -75,8 +86,17 @@ typedef struct nas_agent_stats {
     int held;          /* results still waiting for an Ack */
     int errors_in;     /* Error messages received */
     int bad_in;        /* undecodable messages received */
+    /* Handshakes with the master as the socket monitor saw them
+     * (common/zmon.h): the last outcome and the failures. */
+    int handshake_state;    /* enum nas_zmon_state */
+    int handshake_failures; /* failed handshakes since create */
 } nas_agent_stats;
 
 void nas_agent_stats_get(const nas_agent *a, nas_agent_stats *out);
+
+/* The last handshake failure with the master as logged ("master tcp://..
+ * refused this worker's key ..."), or "" when the last handshake
+ * succeeded or none failed: what nas-worker repeats when it exits. */
+const char *nas_agent_handshake_problem(const nas_agent *a);
 
 #endif

@@ -68,7 +68,10 @@ static void usage(FILE *f) {
             "  --synthetic-epoch-ms N  simulated epoch time of synthetic tasks (default 0)\n"
             "  --help                  this text\n"
             "\n"
-            "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n");
+            "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n"
+            "A master that refuses this worker's key, or a --master-key that is not the\n"
+            "master's, is reported as such on stderr; the worker keeps retrying, so a key\n"
+            "authorized later (SIGHUP to the master) is admitted without a restart.\n");
 }
 
 /* Endpoints that never leave the machine need no encryption. */
@@ -205,6 +208,7 @@ int main(int argc, char **argv) {
     memset(&keys, 0, sizeof keys);
     char server_key[NAS_KEY_Z85_LEN + 1];
     char kerr[NAS_ERR_LEN];
+    char key_file[PATH_MAX + 8];
     if (!key_base != !master_key) {
         fprintf(stderr, "nas-worker: --key and --master-key go together (try --help)\n");
         return 2;
@@ -218,6 +222,11 @@ int main(int argc, char **argv) {
         }
         acfg.curve_keys = &keys;
         acfg.curve_server_key = server_key;
+        /* Named in the diagnosis of a refused handshake: the file the
+         * operator must copy into the master's authorized directory. */
+        snprintf(key_file, sizeof key_file, "%s.key", key_base);
+        acfg.curve_key_file = key_file;
+        acfg.curve_server_key_file = master_key;
     } else if (!is_loopback(acfg.endpoint)) {
         nas_warn("connecting to %s without CurveZMQ: traffic can be read and forged on the "
                  "network (use --key and --master-key)",
@@ -280,6 +289,11 @@ int main(int argc, char **argv) {
         _exit(143);
     }
     if (rc < 0) fprintf(stderr, "nas-worker: %s\n", err);
+    /* A worker stopped while the master still refuses it says why once
+     * more, so the last line of its log names the fix.  A stop is still a
+     * clean exit (0): the operator asked for it. */
+    const char *why = nas_agent_handshake_problem(agent);
+    if (why[0]) fprintf(stderr, "nas-worker: stopped without being admitted: %s\n", why);
     status = rc < 0 ? 1 : 0;
 done:
     g_agent = NULL;

@@ -15,6 +15,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/wire_weights.h"
+#include "common/zmon.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -27,9 +28,11 @@
 
 struct nas_ps_client {
     void *sock;
+    nas_zmon *mon; /* handshake diagnostics: a refused key fails a call at once */
     uint64_t seq;
     int timeout_ms;
     char endpoint[NAS_PS_ENDPOINT_MAX]; /* connected to; "" = not yet */
+    int redial; /* 1: a handshake failed; libzmq gave the connection up, so connect anew */
     /* An endpoint announced by another thread (the agent), applied by the
      * thread that uses the socket at its next call. */
     pthread_mutex_t mu;
@@ -46,6 +49,11 @@ struct nas_ps_weights {
 static int connect_to(nas_ps_client *c, const char *endpoint, char *err) {
     if (c->endpoint[0]) zmq_disconnect(c->sock, c->endpoint);
     c->endpoint[0] = 0;
+    /* Re-attached per endpoint so that its messages name the right one;
+     * without a monitor a refusal is only slower to report (timeout). */
+    char merr[NAS_ERR_LEN];
+    if (c->mon && nas_zmon_attach(c->mon, c->sock, endpoint, merr) < 0)
+        nas_warn("ps client: no handshake diagnostics: %s", merr);
     if (zmq_connect(c->sock, endpoint) != 0)
         return nas_set_err(err, NAS_EIO, "ps client: connect %s: %s", endpoint,
                            zmq_strerror(zmq_errno()));
@@ -73,6 +81,11 @@ static int create(nas_ps_client **out, void *zctx, const char *endpoint, int tim
     }
     if ((rc = nas_wire_socket_setup(c->sock, err)) < 0) goto fail;
     if (keys && (rc = nas_keys_curve_client(c->sock, keys, server_key, err)) < 0) goto fail;
+    nas_zmon_config mc = {.what = "weight store",
+                          .curve = keys != NULL,
+                          .public_z85 = keys ? keys->public_z85 : NULL,
+                          .key_option = "--master-key"};
+    if ((rc = nas_zmon_create(&c->mon, zctx, &mc, err)) < 0) goto fail;
     /* No endpoint yet: the master announces one (nas_ps_client_set_endpoint). */
     if (endpoint && endpoint[0] && (rc = connect_to(c, endpoint, err)) < 0) goto fail;
     *out = c;
@@ -103,6 +116,7 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
  * holds up the worker's exit. */
 void nas_ps_client_destroy(nas_ps_client **cp) {
     if (!cp || !*cp) return;
+    nas_zmon_destroy(&(*cp)->mon); /* detaches: before the socket closes */
     if ((*cp)->sock) zmq_close((*cp)->sock);
     pthread_mutex_destroy(&(*cp)->mu);
     nas_free(*cp);
@@ -132,7 +146,12 @@ static int ready(nas_ps_client *c, char *err) {
         int rc = connect_to(c, ep, err);
         if (rc < 0) return rc;
         nas_info("ps client: weight store at %s", ep);
+    } else if (c->redial && c->endpoint[0]) {
+        snprintf(ep, sizeof ep, "%s", c->endpoint);
+        int rc = connect_to(c, ep, err);
+        if (rc < 0) return rc;
     }
+    c->redial = 0;
     if (!c->endpoint[0])
         return nas_set_err(err, NAS_ESTATE,
                            "ps client: no weight store endpoint yet (the master announces it "
@@ -187,13 +206,22 @@ static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, c
     for (;;) {
         int64_t left = deadline - nas_now_ms();
         if (left <= 0) break;
-        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&it, 1, (long)left);
+        zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                {nas_zmon_socket(c->mon), 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(it, it[1].socket ? 2 : 1, (long)left);
         if (n < 0) {
             if (zmq_errno() == EINTR) continue;
             return nas_set_err(err, NAS_EIO, "ps client: poll: %s", zmq_strerror(zmq_errno()));
         }
         if (n == 0) break;
+        /* A failed handshake will not answer within any timeout: say why
+         * now (the child trains fresh) rather than after timeout_ms. */
+        if (it[1].revents & ZMQ_POLLIN) nas_zmon_poll(c->mon, nas_now_ms());
+        if ((it[1].revents & ZMQ_POLLIN) && nas_zmon_failing(c->mon)) {
+            c->redial = 1;
+            return nas_set_err(err, NAS_EAUTH, "ps client: %s", nas_zmon_message(c->mon));
+        }
+        if (!(it[0].revents & ZMQ_POLLIN)) continue;
         int rc = nas_wire_weights_recv(c->sock, 0, 1, pkt, err);
         if (rc == NAS_EAGAIN) continue;
         /* A refused frame may be a stale answer; only a current one counts. */

@@ -85,6 +85,7 @@ typedef struct nas_weights_view {
     uint64_t arch;
     size_t n;
     const nas_wire_weights_tensor *tensors; /* manifest: paths, shapes, offsets, checksums */
+    int checksum_kind;                      /* enum nas_checksum_kind of those checksums */
     const uint8_t *data;                    /* total_bytes bytes, at least 8-byte aligned */
     uint64_t total_bytes;
 } nas_weights_view;

@@ -164,6 +164,15 @@ START_TEST(test_weights_wire_checksum_known_answers) {
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 32), 0x6a8fc88d916579f2ull);
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 77), 0xeb5dd797fe194d91ull);
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 200), 0x011eec14a4209fe6ull);
+    /* A long input goes through the SIMD kernel the library picks at run
+     * time (AVX2/AVX-512 here); the value, from the library's baseline
+     * SSE2 entry point, must not depend on which. */
+    size_t n = 100003;
+    uint8_t *big = nas_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 31 + 1 + (i >> 9));
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, big, n), 0x250c070eebbbb5d7ull);
+    nas_free(big);
     ck_assert_str_eq(nas_wire_weights_checksum_name(NAS_CHECKSUM_XXH3), "xxh3");
     ck_assert_int_eq(nas_wire_weights_checksum_parse("fnv4"), NAS_CHECKSUM_FNV4);
     ck_assert_int_eq(nas_wire_weights_checksum_parse("xxh3"), NAS_CHECKSUM_XXH3);
@@ -173,8 +182,8 @@ START_TEST(test_weights_wire_checksum_known_answers) {
 END_TEST
 
 /* The copying checksum is the same value for every kind, length and
- * alignment, and copies exactly: small lengths and lengths that cross the
- * XXH3 copy's 16 KB chunks several times with a ragged end. */
+ * alignment, and copies exactly: small lengths (XXH3's short paths) and
+ * long ones with ragged ends (its SIMD path). */
 START_TEST(test_weights_wire_checksum_copy_matches) {
     enum { BIG = 3 * 16384 + 1001 };
     uint8_t *src = nas_malloc(BIG + 16), *dst = nas_malloc(BIG + 24);

@@ -27,6 +27,7 @@
 #include "common/inherit.h"
 #include "common/log.h"
 #include "common/wire.h"
+#include "common/wire_weights.h"
 #include "master/weights.h"
 #include "worker/ps_client.h"
 
@@ -223,6 +224,29 @@ static void report_cpu(const char *name, double ours, double peer) {
     fflush(stdout);
 }
 
+/* The checksum alone: XXH3 (what is sent now) against FNV4 (the first
+ * protocol's), GB/s of CPU time over one cached 1 MB buffer. */
+static void bench_checksum(void) {
+    size_t n = (size_t)1 << 20;
+    uint8_t *b = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(i * 7);
+    double gbs[2];
+    uint64_t sink = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        int64_t t0 = cpu_ns();
+        for (int k = 0; k < 500; k++) {
+            b[k] ^= 1;
+            sink += nas_wire_weights_checksum(kind, b, n);
+        }
+        gbs[kind] = 500.0 * (double)n / (double)(cpu_ns() - t0);
+    }
+    printf("case=checksum_1MB(xxh3_vs_fnv4) ours=%.1f peer=%.1f unit=GB/s ratio=%.2f%s\n",
+           gbs[NAS_CHECKSUM_XXH3], gbs[NAS_CHECKSUM_FNV4],
+           gbs[NAS_CHECKSUM_XXH3] / gbs[NAS_CHECKSUM_FNV4], sink == 1 ? " " : "");
+    free(b);
+}
+
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 7;
     if (rounds < 1 || rounds > 64) rounds = 7;
@@ -235,6 +259,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) abort();
     void *ctx = zmq_ctx_new();
     const char *only = argc > 2 ? argv[2] : NULL;
+    if (!only) bench_checksum();
     for (int i = 0; i < 3; i++) {
         /* One size alone: for profiling a single case. */
         if (only && strcmp(only, cases[i].name) != 0) continue;

@@ -327,9 +327,9 @@ int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_ten
         memcpy(arr[i].shape, t[i].shape, sizeof arr[i].shape);
         arr[i].offset = at;
         arr[i].nbytes = (uint64_t)bytes;
-        arr[i].checksum = checksums ? checksums[i]
-                                    : nas_wire_weights_checksum(m->checksum_kind, b + at,
-                                                                (size_t)bytes);
+        arr[i].checksum = checksums
+                              ? checksums[i]
+                              : nas_wire_weights_checksum(m->checksum_kind, b + at, (size_t)bytes);
         at += (uint64_t)bytes;
     }
     m->found = 1;
@@ -466,8 +466,8 @@ static int unpack_data(const Naspb__WeightsData *d, nas_wire_weights_msg *m, cha
     /* Absent: a peer of the first protocol, whose checksums are FNV4. */
     if (d->has_checksum_kind && d->checksum_kind >= NAS_CHECKSUM_KINDS)
         return nas_set_err(err, NAS_EFORMAT,
-                           "%s: checksum_kind = %u is not one this peer knows (0 fnv4, 1 xxh3)",
-                           tn, d->checksum_kind);
+                           "%s: checksum_kind = %u is not one this peer knows (0 fnv4, 1 xxh3)", tn,
+                           d->checksum_kind);
     m->checksum_kind = d->has_checksum_kind ? (int)d->checksum_kind : NAS_CHECKSUM_FNV4;
     if (!d->n_tensors) return NAS_OK;
     m->tensors = nas_calloc(d->n_tensors, sizeof *m->tensors);

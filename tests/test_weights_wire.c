@@ -163,7 +163,8 @@ START_TEST(test_weights_wire_checksum_known_answers) {
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 0), 0x2d06800538d394c2ull);
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 32), 0x6a8fc88d916579f2ull);
     ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 77), 0xeb5dd797fe194d91ull);
-    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 200), 0x011eec14a4209fe6ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 200),
+                      0x011eec14a4209fe6ull);
     /* A long input goes through the SIMD kernel the library picks at run
      * time (AVX2/AVX-512 here); the value, from the library's baseline
      * SSE2 entry point, must not depend on which. */
@@ -237,8 +238,7 @@ START_TEST(test_weights_wire_checksum_kind_travels) {
     ck_assert_int_eq(nas_wire_weights_encode(&o, &buf, &len, err), NAS_OK);
     Naspb__Envelope *env = naspb__envelope__unpack(NULL, len, buf);
     ck_assert_ptr_nonnull(env);
-    Naspb__WeightsData *wd =
-        naspb__weights_data__unpack(NULL, env->payload.len, env->payload.data);
+    Naspb__WeightsData *wd = naspb__weights_data__unpack(NULL, env->payload.len, env->payload.data);
     ck_assert_ptr_nonnull(wd);
     ck_assert_int_eq(wd->has_checksum_kind, 0);
     naspb__weights_data__free_unpacked(wd, NULL);

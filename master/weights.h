@@ -23,8 +23,10 @@
  *    parent (regularized evolution: it aged out of the population).
  *
  * A file read back from disk is checked against the checksums it was
- * written with; a damaged file is reported and treated as absent, so the
- * child trains from fresh weights rather than from garbage.
+ * written with, by the function its "checksum_kind" metadata names (XXH3;
+ * absent in files from before it, whose FNV4 checksums still verify and
+ * are served as they are); a damaged file is reported and treated as
+ * absent, so the child trains from fresh weights rather than from garbage.
  *
  * The store is used from one thread (the master's loop).  Given that
  * loop (nas_weights_config.loop), a pushed architecture's file is written

@@ -12,6 +12,12 @@
  * parameter block, the store's buffer), and the receiver reads them in
  * place from the received frame.
  *
+ * Every tensor carries a checksum made by the function the message names
+ * (checksum_kind): XXH3-64 for everything written now, FNV4 (the first
+ * protocol's function) for messages and files from before the field
+ * existed.  One helper, nas_wire_weights_verify(kind, ...), checks either,
+ * so old files and old peers verify on the same path as new ones.
+ *
  * Nothing received is trusted: nas_wire_weights_recv() checks the
  * envelope, the manifest (paths non-empty, unique and short; shapes
  * non-negative and overflow-free; offsets contiguous from 0; the sum equal
@@ -36,6 +42,17 @@ enum nas_weights_msg_type {
     NAS_MSG_WEIGHTS_ACK = 17,
 };
 
+/* Checksum functions (naspb ChecksumKind; the wire field and the file
+ * metadata say which one made a manifest's checksums). */
+enum nas_checksum_kind {
+    NAS_CHECKSUM_FNV4 = 0, /* four FNV-1a 64 lanes: the value of an absent field */
+    NAS_CHECKSUM_XXH3 = 1, /* XXH3-64, seed 0 (libxxhash): what new messages use */
+    NAS_CHECKSUM_KINDS,
+};
+
+/* What a new manifest is checksummed with. */
+#define NAS_CHECKSUM_DEFAULT NAS_CHECKSUM_XXH3
+
 /* Tensors in one transfer, at most: a cell network has a few hundred. */
 #define NAS_WIRE_WEIGHTS_MAX_TENSORS 8192
 
@@ -46,7 +63,7 @@ typedef struct nas_wire_weights_tensor {
     int64_t shape[NAS_SAFETENSORS_MAX_DIMS];
     uint64_t offset;   /* bytes into the data frame */
     uint64_t nbytes;   /* 4 * numel, derived from the shape */
-    uint64_t checksum; /* nas_wire_weights_checksum of the tensor's bytes */
+    uint64_t checksum; /* the message's checksum_kind of the tensor's bytes */
 } nas_wire_weights_tensor;
 
 /* One bulk message.  PULL uses arch; REPLY and PUSH use arch, found (REPLY
@@ -62,11 +79,12 @@ typedef struct nas_wire_weights_msg {
     size_t n;                         /* tensors */
     nas_wire_weights_tensor *tensors; /* n entries, heap (nas_free via fini) */
     uint64_t total_bytes;             /* sum of nbytes == data frame length */
+    int checksum_kind;                /* enum nas_checksum_kind of every tensor's checksum */
     int code;                         /* ACK: 0 or a negative nas_err */
     char message[NAS_WIRE_REASON_MAX];
 } nas_wire_weights_msg;
 
-/* Zero m and set its type. */
+/* Zero m, set its type and the default checksum kind. */
 void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type);
 
 /* Free the manifest; safe on a zeroed message and twice. */
@@ -75,22 +93,38 @@ void nas_wire_weights_msg_fini(nas_wire_weights_msg *m);
 /* Fill m's manifest (type REPLY or PUSH, found = 1) from n tensors whose
  * data lie back to back starting at `base` in tensor order (as in a net's
  * parameter block or the store's buffer): names are copied, offsets
- * computed, checksums computed unless `checksums` (n values) is given.
- * NAS_EINVAL when a tensor does not start where the previous one ended or
- * has an invalid shape or name (err names it), NAS_ENOMEM. */
+ * computed, checksums computed with m->checksum_kind unless `checksums`
+ * (n values of that kind) is given.  NAS_EINVAL when a tensor does not
+ * start where the previous one ended, has an invalid shape or name, or
+ * m->checksum_kind is unknown (err names it), NAS_ENOMEM. */
 int nas_wire_weights_manifest(nas_wire_weights_msg *m, const nas_safetensors_tensor *t, size_t n,
                               const void *base, const uint64_t *checksums, char *err);
 
-/* The checksum of a tensor: FNV-1a 64 over little-endian 64-bit words in
- * four interleaved lanes (so it runs at memory speed), the tail bytewise,
- * the lanes folded together with the length.  Any single changed bit
- * changes it. */
-uint64_t nas_wire_weights_checksum(const void *data, size_t len);
+/* The checksum of a tensor's len bytes with function `kind`:
+ *   NAS_CHECKSUM_XXH3: XXH3-64 with seed 0 (libxxhash), SIMD-fast;
+ *   NAS_CHECKSUM_FNV4: FNV-1a 64 over little-endian 64-bit words in four
+ *     interleaved lanes, the tail bytewise, the lanes folded together with
+ *     the length (kept so that files and peers of the first protocol
+ *     still verify).
+ * Any single changed bit changes either.  kind must be a valid
+ * enum nas_checksum_kind (decoders check it before it gets here). */
+uint64_t nas_wire_weights_checksum(int kind, const void *data, size_t len);
+
+/* 1 when `want` is the checksum of kind `kind` of the len bytes at data,
+ * else 0 (also for an unknown kind): the one check every receiver and the
+ * store's file reader make, whichever function wrote the checksum. */
+int nas_wire_weights_verify(int kind, const void *data, size_t len, uint64_t want);
 
 /* Copy len bytes from src to dst (not overlapping) and return
- * nas_wire_weights_checksum(src, len), in one pass over the data: for a
- * sender that copies its tensors into an outgoing frame anyway. */
-uint64_t nas_wire_weights_checksum_copy(void *dst, const void *src, size_t len);
+ * nas_wire_weights_checksum(kind, src, len), with the data read from
+ * memory once: for a sender that copies its tensors into an outgoing
+ * frame anyway. */
+uint64_t nas_wire_weights_checksum_copy(int kind, void *dst, const void *src, size_t len);
+
+/* The kind's name in files and messages ("xxh3", "fnv4"), and back:
+ * parse returns the kind or NAS_EFORMAT for a name it does not know. */
+const char *nas_wire_weights_checksum_name(int kind);
+int nas_wire_weights_checksum_parse(const char *name);
 
 /* Encode m into a new envelope *out (nas_free), with frames = 1 when it has
  * a manifest with bytes.  NAS_EINVAL for a message decode would refuse. */

@@ -302,6 +302,7 @@ static int manifest_copy(nas_wire_weights_msg *dst, const nas_wire_weights_msg *
     nas_wire_weights_msg_init(dst, NAS_MSG_WEIGHTS_REPLY);
     dst->found = 1;
     dst->total_bytes = src->total_bytes;
+    dst->checksum_kind = src->checksum_kind;
     dst->tensors = nas_calloc(src->n ? src->n : 1, sizeof *dst->tensors);
     if (!dst->tensors) return NAS_ENOMEM;
     for (size_t i = 0; i < src->n; i++) {
@@ -314,7 +315,9 @@ static int manifest_copy(nas_wire_weights_msg *dst, const nas_wire_weights_msg *
 }
 
 /* The checksums ride in the file's metadata as one hex list in tensor
- * order, so a file damaged on disk is caught when it is read back. */
+ * order, with the function that made them ("checksum_kind"), so a file
+ * damaged on disk is caught when it is read back.  The stored checksums
+ * are the pushed ones: no pass over the data here. */
 static int write_file(nas_weights *w, uint64_t arch, const nas_wire_weights_msg *man,
                       const uint8_t *data, int64_t *bytes, char *err) {
     nas_safetensors_tensor *t = nas_calloc(man->n ? man->n : 1, sizeof *t);
@@ -335,10 +338,13 @@ static int write_file(nas_weights *w, uint64_t arch, const nas_wire_weights_msg 
     }
     char hash[17];
     snprintf(hash, sizeof hash, "%016" PRIx64, arch);
-    nas_safetensors_meta meta[2] = {{"arch", hash}, {"checksums", sums}};
+    nas_safetensors_meta meta[3] = {
+        {"arch", hash},
+        {"checksums", sums},
+        {"checksum_kind", nas_wire_weights_checksum_name(man->checksum_kind)}};
     char path[NAS_WEIGHTS_PATH_MAX];
     file_path(w, arch, path, sizeof path);
-    rc = nas_safetensors_save(path, t, man->n, meta, 2, err);
+    rc = nas_safetensors_save(path, t, man->n, meta, 3, err);
     if (rc == NAS_OK) {
         struct stat sb;
         *bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : (int64_t)man->total_bytes;
@@ -350,7 +356,10 @@ done:
 }
 
 /* Load arch's file into a fresh manifest + aligned buffer, checking every
- * tensor against the checksums written with it. */
+ * tensor against the checksums written with it.  A file without
+ * "checksum_kind" was written before XXH3 and holds FNV4 checksums: it is
+ * verified with those and served with them (the manifest keeps the kind),
+ * so nothing on disk needs rewriting. */
 static int read_file(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, uint8_t **data,
                      char *err) {
     char path[NAS_WEIGHTS_PATH_MAX];
@@ -359,28 +368,34 @@ static int read_file(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, u
     int rc = nas_safetensors_load(path, &st, err);
     if (rc < 0) return rc;
     uint8_t *buf = NULL;
+    nas_safetensors_tensor *t = NULL;
+    uint64_t *want = NULL;
     nas_wire_weights_msg_init(man, NAS_MSG_WEIGHTS_REPLY);
     const char *sums = nas_safetensors_meta_get(st, "checksums");
     if (!sums || strlen(sums) != (st->count ? st->count * 17 - 1 : 0)) {
         rc = nas_set_err(err, NAS_EFORMAT, "weights: %s lacks its checksums", path);
         goto fail;
     }
+    const char *kind_name = nas_safetensors_meta_get(st, "checksum_kind");
+    int kind = kind_name ? nas_wire_weights_checksum_parse(kind_name) : NAS_CHECKSUM_FNV4;
+    if (kind < 0) {
+        rc = nas_set_err(err, NAS_EFORMAT, "weights: %s: unknown checksum_kind '%.32s'", path,
+                         kind_name);
+        goto fail;
+    }
+    man->checksum_kind = kind;
     size_t total = 0;
     for (size_t i = 0; i < st->count; i++)
         total += (size_t)nas_safetensors_numel(&st->tensors[i]) * sizeof(float);
     buf = nas_aligned_alloc(total ? total : 64);
-    if (!buf) {
+    t = nas_calloc(st->count ? st->count : 1, sizeof *t);
+    want = nas_calloc(st->count ? st->count : 1, sizeof *want);
+    if (!buf || !t || !want) {
         rc = nas_set_err(err, NAS_ENOMEM, "weights: %zu bytes for %s", total, path);
         goto fail;
     }
-    nas_safetensors_tensor *t = nas_calloc(st->count ? st->count : 1, sizeof *t);
-    if (!t) {
-        rc = nas_set_err(err, NAS_ENOMEM, "weights: %s", path);
-        goto fail;
-    }
-    uint64_t *want = nas_calloc(st->count ? st->count : 1, sizeof *want);
     size_t at = 0;
-    for (size_t i = 0; want && i < st->count; i++) {
+    for (size_t i = 0; i < st->count; i++) {
         size_t nb = (size_t)nas_safetensors_numel(&st->tensors[i]) * sizeof(float);
         memcpy(buf + at, st->tensors[i].data, nb);
         t[i] = st->tensors[i];
@@ -388,22 +403,28 @@ static int read_file(nas_weights *w, uint64_t arch, nas_wire_weights_msg *man, u
         want[i] = strtoull(sums + 17 * i, NULL, 16);
         at += nb;
     }
-    rc = want ? nas_wire_weights_manifest(man, t, st->count, buf, NULL, err)
-              : nas_set_err(err, NAS_ENOMEM, "weights: %s", path);
-    for (size_t i = 0; rc == NAS_OK && i < st->count; i++)
-        if (man->tensors[i].checksum != want[i])
-            rc = nas_set_err(err, NAS_EFORMAT, "weights: %s: tensor '%s' fails its checksum", path,
-                             man->tensors[i].name);
+    /* The manifest takes the stored checksums as they are; the same
+     * verify() every receiver uses then checks the bytes against them. */
+    if ((rc = nas_wire_weights_manifest(man, t, st->count, buf, want, err)) < 0) goto fail;
+    for (size_t i = 0; i < st->count; i++) {
+        const nas_wire_weights_tensor *mt = &man->tensors[i];
+        if (!nas_wire_weights_verify(kind, buf + mt->offset, (size_t)mt->nbytes, mt->checksum)) {
+            rc = nas_set_err(err, NAS_EFORMAT, "weights: %s: tensor '%s' fails its %s checksum",
+                             path, mt->name, nas_wire_weights_checksum_name(kind));
+            goto fail;
+        }
+    }
+    man->type = NAS_MSG_WEIGHTS_REPLY;
     nas_free(t);
     nas_free(want);
-    if (rc < 0) goto fail;
-    man->type = NAS_MSG_WEIGHTS_REPLY;
     nas_safetensors_destroy(&st);
     *data = buf;
     return NAS_OK;
 fail:
     nas_wire_weights_msg_fini(man);
     nas_aligned_free(buf);
+    nas_free(t);
+    nas_free(want);
     nas_safetensors_destroy(&st);
     return rc;
 }
@@ -600,6 +621,7 @@ static void fill_view(const mem_entry *e, nas_weights_view *v) {
     v->arch = e->arch;
     v->n = e->man.n;
     v->tensors = e->man.tensors;
+    v->checksum_kind = e->man.checksum_kind;
     v->data = e->data;
     v->total_bytes = e->man.total_bytes;
 }
@@ -617,6 +639,7 @@ int nas_weights_get(nas_weights *w, uint64_t arch, nas_weights_view *view, char 
         view->arch = arch;
         view->n = j->man.n;
         view->tensors = j->man.tensors;
+        view->checksum_kind = j->man.checksum_kind;
         view->data = j->data;
         view->total_bytes = j->man.total_bytes;
         return NAS_OK;

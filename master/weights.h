@@ -23,8 +23,10 @@
  *    parent (regularized evolution: it aged out of the population).
  *
  * A file read back from disk is checked against the checksums it was
- * written with; a damaged file is reported and treated as absent, so the
- * child trains from fresh weights rather than from garbage.
+ * written with, by the function its "checksum_kind" metadata names (XXH3;
+ * absent in files from before it, whose FNV4 checksums still verify and
+ * are served as they are); a damaged file is reported and treated as
+ * absent, so the child trains from fresh weights rather than from garbage.
  *
  * The store is used from one thread (the master's loop).  Given that
  * loop (nas_weights_config.loop), a pushed architecture's file is written
@@ -85,6 +87,7 @@ typedef struct nas_weights_view {
     uint64_t arch;
     size_t n;
     const nas_wire_weights_tensor *tensors; /* manifest: paths, shapes, offsets, checksums */
+    int checksum_kind;                      /* enum nas_checksum_kind of those checksums */
     const uint8_t *data;                    /* total_bytes bytes, at least 8-byte aligned */
     uint64_t total_bytes;
 } nas_weights_view;

@@ -81,6 +81,7 @@ static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_pack
         rep.n = v.n;
         rep.tensors = (nas_wire_weights_tensor *)v.tensors;
         rep.total_bytes = v.total_bytes;
+        rep.checksum_kind = v.checksum_kind;
     } else if (rc != NAS_ENOTFOUND) {
         answer_ack(router, pkt, pkt->msg.arch, rc, err);
         return;

@@ -2,7 +2,8 @@
  * test_weights.c - the master's weight store (master/weights.h): bit-exact
  * put/get, the memory budget (never exceeded by more than one
  * architecture), LRU spill and reload from disk, restart from the
- * directory, drop everywhere, a damaged file treated as absent, and the
+ * directory, drop everywhere, a damaged file treated as absent, files of
+ * the first (FNV4) checksum still loading, and the
  * SQLite index refusing architectures the campaign does not know.
  */
 #include "master/weights.h"
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 /* A synthetic architecture: three tensors, `kb` KiB in all, values a
  * function of (arch, index) so any mix-up shows. */
@@ -326,6 +328,86 @@ START_TEST(test_weights_bad_config_refused) {
 }
 END_TEST
 
+/* A file written before XXH3: metadata "arch" and "checksums" only, the
+ * checksums FNV4 (pinned hex, as the first store wrote them).  It still
+ * loads, keeps its kind, and is served with it: a pull over a real socket
+ * verifies with FNV4 on the receiving side. */
+START_TEST(test_weights_old_fnv4_file_still_loads) {
+    const char *dir = nas_tmpdir_make();
+    float d[20];
+    for (int i = 0; i < 20; i++)
+        d[i] = (float)i * 0.25f - 1.0f;
+    nas_safetensors_tensor t[2] = {
+        {.name = "a/weight", .ndim = 2, .shape = {3, 5}, .data = d},
+        {.name = "a/bias", .ndim = 1, .shape = {5}, .data = d + 15},
+    };
+    nas_safetensors_meta meta[2] = {{"arch", "00000000000000f4"},
+                                    {"checksums", "03fa8a86c6de4274,3ce57ea712d497c9"}};
+    char path[4096], err[NAS_ERR_LEN] = "";
+    nas_path_join(path, sizeof path, dir, "00000000000000f4.safetensors");
+    ck_assert_int_eq(nas_safetensors_save(path, t, 2, meta, 2, err), NAS_OK);
+    nas_weights *w = open_store(dir, 1 << 20, NULL);
+    nas_weights_view v;
+    ck_assert_msg(nas_weights_get(w, 0xf4, &v, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(v.checksum_kind, NAS_CHECKSUM_FNV4);
+    ck_assert_uint_eq(v.n, 2);
+    ck_assert_uint_eq(v.tensors[1].checksum, 0x3ce57ea712d497c9ull);
+    ck_assert_int_eq(memcmp(v.data, d, sizeof d), 0);
+
+    /* Served as it is: the reply carries FNV4 and the receiver verifies it. */
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER), *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    ck_assert_int_eq(zmq_bind(router, "inproc://old"), 0);
+    ck_assert_int_eq(zmq_connect(dealer, "inproc://old"), 0);
+    nas_wire_weights_msg pull;
+    nas_wire_weights_msg_init(&pull, NAS_MSG_WEIGHTS_PULL);
+    pull.arch = 0xf4;
+    pull.seq = 3;
+    ck_assert_int_eq(nas_wire_weights_send(dealer, NULL, 0, &pull, NULL, 0, err), NAS_OK);
+    zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
+    ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
+    ck_assert_int_eq(nas_weights_serve_one(w, router, 0, err), NAS_OK);
+    nas_wire_weights_packet pkt;
+    ck_assert_msg(nas_wire_weights_recv(dealer, 0, 0, &pkt, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pkt.msg.type, NAS_MSG_WEIGHTS_REPLY);
+    ck_assert_int_eq(pkt.msg.checksum_kind, NAS_CHECKSUM_FNV4);
+    ck_assert_int_eq(memcmp(pkt.data, d, sizeof d), 0);
+    nas_wire_weights_packet_fini(&pkt);
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+
+    /* A kind this store does not know is refused by name (counts as absent). */
+    nas_weights_destroy(&w);
+    nas_safetensors_meta odd[3] = {meta[0], meta[1], {"checksum_kind", "crc9"}};
+    ck_assert_int_eq(nas_safetensors_save(path, t, 2, odd, 3, err), NAS_OK);
+    w = open_store(dir, 1 << 20, NULL);
+    ck_assert_int_eq(nas_weights_get(w, 0xf4, &v, err), NAS_ENOTFOUND);
+    ck_assert_msg(strstr(err, "unknown checksum_kind 'crc9'") != NULL, "%s", err);
+    nas_weights_destroy(&w);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+/* New files say which function made their checksums. */
+START_TEST(test_weights_new_file_names_xxh3) {
+    const char *dir = nas_tmpdir_make();
+    nas_weights *w = open_store(dir, 1 << 20, NULL);
+    fake_arch f;
+    fake_make(&f, 0x31, 4);
+    char err[NAS_ERR_LEN] = "", path[4096];
+    ck_assert_int_eq(nas_weights_put(w, 0x31, &f.man, f.data, 0, err), NAS_OK);
+    nas_path_join(path, sizeof path, dir, "0000000000000031.safetensors");
+    nas_safetensors *st = NULL;
+    ck_assert_int_eq(nas_safetensors_load(path, &st, err), NAS_OK);
+    ck_assert_str_eq(nas_safetensors_meta_get(st, "checksum_kind"), "xxh3");
+    nas_safetensors_destroy(&st);
+    fake_free(&f);
+    nas_weights_destroy(&w);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("weights");
     TCase *tc = tcase_create("store");
@@ -336,6 +418,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_weights_restart_serves_from_disk);
     tcase_add_test(tc, test_weights_drop_forgets_everywhere);
     tcase_add_test(tc, test_weights_damaged_file_is_absent);
+    tcase_add_test(tc, test_weights_old_fnv4_file_still_loads);
+    tcase_add_test(tc, test_weights_new_file_names_xxh3);
     tcase_add_test(tc, test_weights_index_in_store);
     tcase_add_test(tc, test_weights_bad_config_refused);
     suite_add_tcase(s, tc);

@@ -118,42 +118,168 @@ START_TEST(test_weights_wire_round_trip) {
 }
 END_TEST
 
-/* Every bit of a tensor matters to its checksum, and so does its length. */
+/* Every bit of a tensor matters to its checksum, and so does its length,
+ * whichever function made it. */
 START_TEST(test_weights_wire_checksum_sees_every_bit) {
-    uint8_t buf[77];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = (uint8_t)(i * 31 + 1);
-    uint64_t base = nas_wire_weights_checksum(buf, sizeof buf);
-    for (size_t i = 0; i < sizeof buf; i++)
-        for (int b = 0; b < 8; b++) {
-            buf[i] ^= (uint8_t)(1u << b);
-            ck_assert_uint_ne(nas_wire_weights_checksum(buf, sizeof buf), base);
-            buf[i] ^= (uint8_t)(1u << b);
-        }
-    uint8_t zeros[64] = {0};
-    ck_assert_uint_ne(nas_wire_weights_checksum(zeros, 32), nas_wire_weights_checksum(zeros, 64));
-    ck_assert_uint_eq(nas_wire_weights_checksum(buf, sizeof buf), base);
+    for (int kind = 0; kind < NAS_CHECKSUM_KINDS; kind++) {
+        uint8_t buf[77];
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (uint8_t)(i * 31 + 1);
+        uint64_t base = nas_wire_weights_checksum(kind, buf, sizeof buf);
+        ck_assert(nas_wire_weights_verify(kind, buf, sizeof buf, base));
+        for (size_t i = 0; i < sizeof buf; i++)
+            for (int b = 0; b < 8; b++) {
+                buf[i] ^= (uint8_t)(1u << b);
+                ck_assert_uint_ne(nas_wire_weights_checksum(kind, buf, sizeof buf), base);
+                ck_assert(!nas_wire_weights_verify(kind, buf, sizeof buf, base));
+                buf[i] ^= (uint8_t)(1u << b);
+            }
+        uint8_t zeros[64] = {0};
+        ck_assert_uint_ne(nas_wire_weights_checksum(kind, zeros, 32),
+                          nas_wire_weights_checksum(kind, zeros, 64));
+        ck_assert_uint_eq(nas_wire_weights_checksum(kind, buf, sizeof buf), base);
+    }
+    /* The two functions differ, and an unknown kind never verifies. */
+    uint8_t z[16] = {0};
+    ck_assert_uint_ne(nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, z, 16),
+                      nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, z, 16));
+    ck_assert(!nas_wire_weights_verify(7, z, 16, nas_wire_weights_checksum(0, z, 16)));
+    ck_assert(!nas_wire_weights_verify(-1, z, 16, nas_wire_weights_checksum(0, z, 16)));
 }
 END_TEST
 
-/* The fused copy is the same checksum, for every length and alignment,
- * and copies exactly; and the values are those files already on disk
- * were written with (known answers from before the fused version). */
-START_TEST(test_weights_wire_checksum_copy_matches) {
-    uint8_t src[200], dst[208];
+/* Known answers.  FNV4's are the values files on disk from before XXH3
+ * were written with (pinned since the first protocol; they must never
+ * change).  XXH3's empty-input value is the one the xxHash specification
+ * gives; the others pin the library's output, so a libxxhash that changed
+ * XXH3 (it is declared stable since 0.8.0) would be caught here. */
+START_TEST(test_weights_wire_checksum_known_answers) {
+    uint8_t src[200];
     for (size_t i = 0; i < sizeof src; i++)
         src[i] = (uint8_t)(i * 31 + 1);
-    ck_assert_uint_eq(nas_wire_weights_checksum(src, 77), 0x088d6a3c3c91f057ull);
-    ck_assert_uint_eq(nas_wire_weights_checksum(src, 32), 0xacb6ca6ae85c5efeull);
-    ck_assert_uint_eq(nas_wire_weights_checksum(src, 0), 0x6f5ca67cf47c745dull);
-    for (size_t off = 0; off < 8; off++)
-        for (size_t len = 0; len + off <= sizeof src; len += 7) {
-            memset(dst, 0xee, sizeof dst);
-            uint64_t c = nas_wire_weights_checksum_copy(dst + (7 - off), src + off, len);
-            ck_assert_uint_eq(c, nas_wire_weights_checksum(src + off, len));
-            ck_assert_int_eq(memcmp(dst + (7 - off), src + off, len), 0);
-            ck_assert_uint_eq(dst[7 - off + len], 0xee); /* nothing past the end */
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, src, 77), 0x088d6a3c3c91f057ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, src, 32), 0xacb6ca6ae85c5efeull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, src, 0), 0x6f5ca67cf47c745dull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 0), 0x2d06800538d394c2ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 32), 0x6a8fc88d916579f2ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 77), 0xeb5dd797fe194d91ull);
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, src, 200),
+                      0x011eec14a4209fe6ull);
+    /* A long input goes through the SIMD kernel the library picks at run
+     * time (AVX2/AVX-512 here); the value, from the library's baseline
+     * SSE2 entry point, must not depend on which. */
+    size_t n = 100003;
+    uint8_t *big = nas_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 31 + 1 + (i >> 9));
+    ck_assert_uint_eq(nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, big, n), 0x250c070eebbbb5d7ull);
+    nas_free(big);
+    ck_assert_str_eq(nas_wire_weights_checksum_name(NAS_CHECKSUM_XXH3), "xxh3");
+    ck_assert_int_eq(nas_wire_weights_checksum_parse("fnv4"), NAS_CHECKSUM_FNV4);
+    ck_assert_int_eq(nas_wire_weights_checksum_parse("xxh3"), NAS_CHECKSUM_XXH3);
+    ck_assert_int_eq(nas_wire_weights_checksum_parse("crc32"), NAS_EFORMAT);
+    ck_assert_int_eq(nas_wire_weights_checksum_parse(NULL), NAS_EFORMAT);
+}
+END_TEST
+
+/* The copying checksum is the same value for every kind, length and
+ * alignment, and copies exactly: small lengths (XXH3's short paths) and
+ * long ones with ragged ends (its SIMD path). */
+START_TEST(test_weights_wire_checksum_copy_matches) {
+    enum { BIG = 3 * 16384 + 1001 };
+    uint8_t *src = nas_malloc(BIG + 16), *dst = nas_malloc(BIG + 24);
+    for (size_t i = 0; i < BIG + 16; i++)
+        src[i] = (uint8_t)(i * 31 + 1 + (i >> 9));
+    const size_t big[] = {16383, 16384, 16385, 2 * 16384, BIG};
+    for (int kind = 0; kind < NAS_CHECKSUM_KINDS; kind++)
+        for (size_t off = 0; off < 8; off++) {
+            for (size_t k = 0; k < 29 + 5; k++) {
+                size_t len = k < 29 ? k * 7 : big[k - 29];
+                memset(dst, 0xee, BIG + 24);
+                uint64_t c = nas_wire_weights_checksum_copy(kind, dst + (7 - off), src + off, len);
+                ck_assert_uint_eq(c, nas_wire_weights_checksum(kind, src + off, len));
+                ck_assert_int_eq(memcmp(dst + (7 - off), src + off, len), 0);
+                ck_assert_uint_eq(dst[7 - off + len], 0xee); /* nothing past the end */
+            }
         }
+    nas_free(src);
+    nas_free(dst);
+}
+END_TEST
+
+/* The kind travels: a new manifest is XXH3 and says so on the wire; an
+ * FNV4 manifest (a file from before XXH3, served again) encodes without
+ * the field, exactly as the first protocol did, and decodes back to FNV4;
+ * a kind this peer does not know is refused by name. */
+START_TEST(test_weights_wire_checksum_kind_travels) {
+    nas_wire_weights_msg m, d;
+    two_tensors(&m, NAS_MSG_WEIGHTS_REPLY);
+    ck_assert_int_eq(m.checksum_kind, NAS_CHECKSUM_XXH3);
+    ck_assert_uint_eq(m.tensors[0].checksum,
+                      nas_wire_weights_checksum(NAS_CHECKSUM_XXH3, g_data, 128));
+    char err[NAS_ERR_LEN] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &d, err), NAS_OK);
+    ck_assert_int_eq(d.checksum_kind, NAS_CHECKSUM_XXH3);
+    nas_wire_weights_msg_fini(&d);
+    nas_free(buf);
+
+    /* FNV4: no checksum_kind field in the packed body. */
+    nas_wire_weights_msg o;
+    nas_wire_weights_msg_init(&o, NAS_MSG_WEIGHTS_REPLY);
+    o.checksum_kind = NAS_CHECKSUM_FNV4;
+    o.arch = m.arch;
+    nas_safetensors_tensor t = {.name = "w", .ndim = 1, .shape = {64}, .data = g_data};
+    ck_assert_int_eq(nas_wire_weights_manifest(&o, &t, 1, g_data, NULL, err), NAS_OK);
+    ck_assert_uint_eq(o.tensors[0].checksum,
+                      nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, g_data, 256));
+    ck_assert_int_eq(nas_wire_weights_encode(&o, &buf, &len, err), NAS_OK);
+    Naspb__Envelope *env = naspb__envelope__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(env);
+    Naspb__WeightsData *wd = naspb__weights_data__unpack(NULL, env->payload.len, env->payload.data);
+    ck_assert_ptr_nonnull(wd);
+    ck_assert_int_eq(wd->has_checksum_kind, 0);
+    naspb__weights_data__free_unpacked(wd, NULL);
+    naspb__envelope__free_unpacked(env, NULL);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &d, err), NAS_OK);
+    ck_assert_int_eq(d.checksum_kind, NAS_CHECKSUM_FNV4);
+    nas_wire_weights_msg_fini(&d);
+    nas_free(buf);
+    nas_wire_weights_msg_fini(&o);
+
+    /* Unknown kinds: refused locally on encode and by name on decode. */
+    m.checksum_kind = 9;
+    ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "checksum kind 9"));
+    Naspb__WeightsTensor a = NASPB__WEIGHTS_TENSOR__INIT, *ap = &a;
+    int64_t shape[1] = {4};
+    a.path = "w";
+    a.n_shape = 1;
+    a.shape = shape;
+    a.has_offset = a.has_checksum = 1;
+    Naspb__WeightsData raw = NASPB__WEIGHTS_DATA__INIT;
+    raw.has_arch_hash = raw.has_found = raw.has_total_bytes = raw.has_checksum_kind = 1;
+    raw.found = 1;
+    raw.total_bytes = 16;
+    raw.checksum_kind = 9;
+    raw.n_tensors = 1;
+    raw.tensors = &ap;
+    uint8_t body[256];
+    Naspb__Envelope e = NASPB__ENVELOPE__INIT;
+    e.has_protocol = e.has_type = e.has_payload = e.has_frames = 1;
+    e.protocol = NAS_PROTOCOL_VERSION;
+    e.type = NAS_MSG_WEIGHTS_PUSH;
+    e.frames = 1;
+    e.payload.len = naspb__weights_data__pack(&raw, body);
+    e.payload.data = body;
+    uint8_t packed[512];
+    len = naspb__envelope__pack(&e, packed);
+    ck_assert_int_eq(nas_wire_weights_decode(packed, len, &d, err), NAS_EFORMAT);
+    ck_assert_msg(strstr(err, "checksum_kind = 9") != NULL, "%s", err);
+    m.checksum_kind = NAS_CHECKSUM_XXH3;
+    nas_wire_weights_msg_fini(&m);
 }
 END_TEST
 
@@ -285,6 +411,23 @@ START_TEST(test_weights_wire_recv_verifies_frames) {
     ck_assert_int_eq(memcmp(view[1].data, g_data + 32, 128), 0);
     nas_free(view);
     nas_wire_weights_packet_fini(&pkt);
+    /* A peer of the first protocol: FNV4 checksums and no checksum_kind.
+     * Verified with FNV4; the same checksums claimed as XXH3 are not. */
+    nas_wire_weights_msg o;
+    nas_wire_weights_msg_init(&o, NAS_MSG_WEIGHTS_PUSH);
+    o.checksum_kind = NAS_CHECKSUM_FNV4;
+    o.arch = 5;
+    nas_safetensors_tensor t = {.name = "w", .ndim = 1, .shape = {64}, .data = g_data};
+    ck_assert_int_eq(nas_wire_weights_manifest(&o, &t, 1, g_data, NULL, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_weights_send(dealer, NULL, 0, &o, g_data, 0, err), NAS_OK);
+    o.checksum_kind = NAS_CHECKSUM_XXH3;
+    ck_assert_int_eq(nas_wire_weights_send(dealer, NULL, 0, &o, g_data, 0, err), NAS_OK);
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_OK);
+    ck_assert_int_eq(pkt.msg.checksum_kind, NAS_CHECKSUM_FNV4);
+    nas_wire_weights_packet_fini(&pkt);
+    ck_assert_int_eq(nas_wire_weights_recv(router, 1, 0, &pkt, err), NAS_EFORMAT);
+    ck_assert_msg(strstr(err, "checksum mismatch in tensor 'w' (xxh3") != NULL, "%s", err);
+    nas_wire_weights_msg_fini(&o);
     ck_assert_int_eq(nas_wire_weights_recv(router, 1, 1, &pkt, err), NAS_EAGAIN);
     nas_free(env);
     nas_wire_weights_msg_fini(&m);
@@ -300,7 +443,9 @@ static Suite *make_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_weights_wire_round_trip);
     tcase_add_test(tc, test_weights_wire_checksum_sees_every_bit);
+    tcase_add_test(tc, test_weights_wire_checksum_known_answers);
     tcase_add_test(tc, test_weights_wire_checksum_copy_matches);
+    tcase_add_test(tc, test_weights_wire_checksum_kind_travels);
     tcase_add_test(tc, test_weights_wire_refuses_bad_manifests_by_name);
     tcase_add_test(tc, test_weights_wire_manifest_needs_contiguous_tensors);
     tcase_add_test(tc, test_weights_wire_recv_verifies_frames);

@@ -309,10 +309,11 @@ static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t 
 }
 
 /* The net's parameter block is described in block order and copied into
- * the outgoing frame in the same pass that computes every tensor's
- * checksum (nas_wire_weights_checksum_copy): the copy a send makes anyway,
- * with the checksum riding in it rather than being a pass of its own.
- * The store verifies the checksums once on receipt. */
+ * the outgoing frame with every tensor's checksum (XXH3) computed on the
+ * copied chunks while they are in L1 (nas_wire_weights_checksum_copy):
+ * the copy a send makes anyway, with the checksum riding in it rather
+ * than being a pass of its own over memory.  The store verifies the
+ * checksums once on receipt. */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err) {
     nas_safetensors_tensor *t = NULL;
     const void *base = NULL;
@@ -339,7 +340,8 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
     for (int i = 0; i < n; i++) {
         size_t nb = (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
         /* Tensors lie back to back from base (the manifest checks it). */
-        sums[i] = nas_wire_weights_checksum_copy(dst + at, (const uint8_t *)base + at, nb);
+        sums[i] = nas_wire_weights_checksum_copy(m.checksum_kind, dst + at,
+                                                 (const uint8_t *)base + at, nb);
         at += nb;
     }
     m.seq = ++c->seq;

@@ -11,20 +11,23 @@
  *         request -> manifest + frame -> client verifies every checksum.
  *         Raw: request -> one frame of the same size.
  *   push: collect the net, copy the parameter block into the frame while
- *         checksumming it (one pass), send, the store verifies and keeps
+ *         checksumming it (XXH3 on L1-hot chunks), send, the store verifies and keeps
  *         it, ACK.  Measured memory-only (the transfer)
  *         and with the write-through file (safetensors + fsync).  Raw:
  *         one frame of the same size -> small reply.
  * Each figure is the median MB/s over rounds of several transfers.
  *
  * usage: bench ROUNDS [SIZE]  (SIZE: 100KB, 1MB or 10MB; all by default)
- * prints: case=... ours=... peer=... unit=MB/s ratio=...
+ * prints: case=... ours=... peer=... unit=MB/s ratio=...  and, for pull
+ * and push, case=..._cpu ours=... peer=... unit=us/transfer (process CPU
+ * time per transfer, every thread).
  */
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/inherit.h"
 #include "common/log.h"
 #include "common/wire.h"
+#include "common/wire_weights.h"
 #include "master/weights.h"
 #include "worker/ps_client.h"
 
@@ -33,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -174,24 +178,73 @@ static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int re
     }
 }
 
+/* Process CPU time (every thread: client, store, ZeroMQ's I/O threads),
+ * in ns.  On a shared machine wall time includes run-queue waits; CPU
+ * time per transfer does not, so it is the steadier figure. */
+static int64_t cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Ours and raw alternate round by round, so a load spike on a shared
- * machine hits both sides alike; each side's median is reported. */
+ * machine hits both sides alike; each side's median is reported, and the
+ * CPU time per transfer of each side over all its rounds (cpu_*_us). */
 static void compare(const char *name, nas_ps_client *c, nas_net *net, void *dealer, uint8_t *buf,
-                    int pull, int rounds, int reps, double *ours_out, double *peer_out) {
+                    int pull, int rounds, int reps, double *ours_out, double *peer_out,
+                    double *cpu_ours_us, double *cpu_peer_us) {
     double o[64], p[64];
     size_t bytes = net_bytes(net);
+    int64_t co = 0, cp = 0;
     for (int r = 0; r < rounds; r++) {
+        int64_t t0 = cpu_ns();
         o[r] = run_ours(c, net, pull, reps);
+        int64_t t1 = cpu_ns();
         p[r] = dealer ? run_raw(dealer, buf, bytes, pull, reps) : 0;
+        co += t1 - t0;
+        cp += cpu_ns() - t1;
     }
     *ours_out = median(o, rounds);
     if (dealer) *peer_out = median(p, rounds);
+    *cpu_ours_us = (double)co / 1e3 / (rounds * reps);
+    if (dealer) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
     (void)name;
 }
 
 static void report(const char *name, double ours, double peer) {
     printf("case=%s ours=%.0f peer=%.0f unit=MB/s ratio=%.2f\n", name, ours, peer, ours / peer);
     fflush(stdout);
+}
+
+/* CPU time per transfer: lower is better, so the ratio is ours / raw as
+ * for throughput but read the other way (1.2 = 20 % more CPU than raw). */
+static void report_cpu(const char *name, double ours, double peer) {
+    printf("case=%s_cpu ours=%.0f peer=%.0f unit=us/transfer ratio=%.2f\n", name, ours, peer,
+           ours / peer);
+    fflush(stdout);
+}
+
+/* The checksum alone: XXH3 (what is sent now) against FNV4 (the first
+ * protocol's), GB/s of CPU time over one cached 1 MB buffer. */
+static void bench_checksum(void) {
+    size_t n = (size_t)1 << 20;
+    uint8_t *b = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(i * 7);
+    double gbs[2];
+    uint64_t sink = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        int64_t t0 = cpu_ns();
+        for (int k = 0; k < 500; k++) {
+            b[k] ^= 1;
+            sink += nas_wire_weights_checksum(kind, b, n);
+        }
+        gbs[kind] = 500.0 * (double)n / (double)(cpu_ns() - t0);
+    }
+    printf("case=checksum_1MB(xxh3_vs_fnv4) ours=%.1f peer=%.1f unit=GB/s ratio=%.2f%s\n",
+           gbs[NAS_CHECKSUM_XXH3], gbs[NAS_CHECKSUM_FNV4],
+           gbs[NAS_CHECKSUM_XXH3] / gbs[NAS_CHECKSUM_FNV4], sink == 1 ? " " : "");
+    free(b);
 }
 
 int main(int argc, char **argv) {
@@ -206,6 +259,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) abort();
     void *ctx = zmq_ctx_new();
     const char *only = argc > 2 ? argv[2] : NULL;
+    if (!only) bench_checksum();
     for (int i = 0; i < 3; i++) {
         /* One size alone: for profiling a single case. */
         if (only && strcmp(only, cases[i].name) != 0) continue;
@@ -233,13 +287,17 @@ int main(int argc, char **argv) {
         zmq_connect(d, rep);
         run_raw(d, buf, bytes, 1, 2); /* warm-up */
         char name[64];
-        double ours = 0, peer = 0, peer_push = 0;
-        compare("pull", c, net, d, buf, 1, rounds, cases[i].reps, &ours, &peer);
+        double ours = 0, peer = 0, peer_push = 0, cpu_o = 0, cpu_p = 0;
+        compare("pull", c, net, d, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o, &cpu_p);
         snprintf(name, sizeof name, "pull_%s(%.2fMB)", cases[i].name, bytes / 1e6);
         report(name, ours, peer);
-        compare("push", c, net, d, buf, 0, rounds, cases[i].reps, &ours, &peer_push);
+        snprintf(name, sizeof name, "pull_%s", cases[i].name);
+        report_cpu(name, cpu_o, cpu_p);
+        compare("push", c, net, d, buf, 0, rounds, cases[i].reps, &ours, &peer_push, &cpu_o,
+                &cpu_p);
         snprintf(name, sizeof name, "push_%s", cases[i].name);
         report(name, ours, peer_push);
+        report_cpu(name, cpu_o, cpu_p);
         peer = peer_push;
         nas_ps_client_destroy(&c);
         stop(&s, th);
@@ -250,7 +308,8 @@ int main(int argc, char **argv) {
         start(&s, ctx, w, ep, sizeof ep, &th);
         nas_ps_client_create(&c, ctx, ep, 30000, err);
         nas_ps_client_push(c, 1, net, err);
-        compare("push_disk", c, net, NULL, NULL, 0, rounds, cases[i].reps, &ours, &peer_push);
+        compare("push_disk", c, net, NULL, NULL, 0, rounds, cases[i].reps, &ours, &peer_push,
+                &cpu_o, &cpu_p);
         snprintf(name, sizeof name, "push_disk_%s", cases[i].name);
         report(name, ours, peer);
         nas_ps_client_destroy(&c);

@@ -727,6 +727,10 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
     }
 }
 
+int nas_dispatcher_worker_count(const nas_dispatcher *d) {
+    return d->n_workers;
+}
+
 /* Slot order, which is registration order until slots are reused. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap) {
     int n = 0;

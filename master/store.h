@@ -23,7 +23,9 @@
  * nasctl open the same file with nas_store_open_ro() while the master runs:
  * WAL mode lets them read a consistent snapshot without blocking it.  A
  * handle caches its statements, so it is used by one thread at a time
- * (the master's loop thread, or one uv_queue_work job at a time).
+ * (the master's loop thread, or one uv_queue_work job at a time); the
+ * connection is opened without SQLite's per-connection mutex, which
+ * relies on exactly that.
  *
  * Functions return NAS_OK (or a count >= 0, or an enum nas_store_outcome)
  * and a negative nas_err on failure with a message in err[NAS_ERR_LEN]:
@@ -208,7 +210,7 @@ typedef struct nas_store_result {
 
 /* Record the result of (task, attempt), mark the task done and, when
  * `strategy_blob` is not NULL, write the strategy state, all in one
- * transaction; the worker's tasks_done count goes up in it too.  The first
+ * transaction (the worker's tasks_done is counted from these rows).  The first
  * result of a task wins whatever its attempt (a slow worker whose lease
  * expired may still finish first); later ones return NAS_STORE_DUPLICATE and
  * change nothing.  A result for a task failed for good returns

@@ -35,7 +35,6 @@ enum nas__stmt {
     NAS__ST_TASK_RETRY,
     NAS__ST_TASK_FAIL,
     NAS__ST_RESULT_INSERT,
-    NAS__ST_WORKER_DONE,
     NAS__ST_TASK_LIST,
     NAS__ST_TASK_GET,
     NAS__ST_TASK_COUNTS,

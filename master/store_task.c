@@ -384,15 +384,8 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     if (r->observed) sqlite3_bind_int64(s, 3, r->seq);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
-    /* Workers not yet in the table (a result that outlived a restart) simply
-     * match no row; the count is a statistic, not an invariant. */
-    if (r->worker) {
-        s = nas__store_stmt(st, NAS__ST_WORKER_DONE, err);
-        if (!s) goto fail_db;
-        nas__bind_text(s, 1, r->worker);
-        rc = nas__store_exec_stmt(st, s, "count worker task", err);
-        if (rc != NAS_OK) goto fail;
-    }
+    /* A worker's tasks_done is counted from result.worker when listed
+     * (nas_store_worker_list), so nothing else is written here. */
     if (strategy_blob) {
         rc = nas__store_strategy_write(st, strategy_blob, blob_len, now_ms, err);
         if (rc != NAS_OK) goto fail;

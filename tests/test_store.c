@@ -569,6 +569,16 @@ START_TEST(test_store_workers_events_weights) {
     ck_assert_int_eq(w[0].last_seen_ms, 200);
     ck_assert_int_eq(w[0].tasks_done, 1);
     nas_free(w);
+    /* tasks_done is counted from the result rows: a second result counts
+     * for w1, and a worker with none lists 0 (not missing from the join). */
+    ck_assert_int_eq(nas_store_worker_seen(st, "w2", "hostC", 1, "0.2", 250, err), NAS_OK);
+    complete(st, add_task(st, 50, NAS_STORE_STAGE_SEARCH), 0.6);
+    ck_assert_int_eq(nas_store_worker_list(st, &w, err), 2);
+    ck_assert_str_eq(w[0].name, "w1");
+    ck_assert_int_eq(w[0].tasks_done, 2);
+    ck_assert_str_eq(w[1].name, "w2");
+    ck_assert_int_eq(w[1].tasks_done, 0);
+    nas_free(w);
 
     for (int i = 0; i < 5; i++) {
         char text[32];

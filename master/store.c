@@ -221,11 +221,15 @@ static const struct {
     {NAS__ST_TASK_REQUEUE_ALL,
      "UPDATE task SET state = 'queued', lease_expiry_ms = NULL WHERE state = 'leased'"},
     /* ?3: the strategy's observation number when it observed the result
-     * (NULL: not observed, the column keeps its value). */
+     * (NULL: not observed, the column keeps its value).  The WHERE clause
+     * is first-result-wins itself: only a task without an outcome, and only
+     * an attempt that was leased (1..attempt), matches; nas_store_put_result
+     * reads the row only when nothing matched, to say why. */
     {NAS__ST_TASK_DONE, "UPDATE task SET state = 'done', lease_expiry_ms = NULL, "
                         "finished_ms = ?2, observed = coalesce(?3, observed), "
                         "observed_ok = CASE WHEN ?3 IS NULL THEN observed_ok ELSE 1 END "
-                        "WHERE id = ?1"},
+                        "WHERE id = ?1 AND (state = 'queued' OR state = 'leased') "
+                        "AND ?4 >= 1 AND attempt >= ?4"},
     {NAS__ST_TASK_RETRY, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL, "
                          "failure_kind = ?2, failure = ?3 WHERE id = ?1"},
     {NAS__ST_TASK_FAIL, "UPDATE task SET state = 'failed', lease_expiry_ms = NULL, "

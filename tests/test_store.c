@@ -252,6 +252,11 @@ START_TEST(test_store_first_result_wins) {
     /* The slow worker was not dead after all and finishes first. */
     nas_store_result r = result_of(0.7);
     r.worker = "slow";
+    /* Attempts never leased are refused while the task is open too, and
+     * leave it open (the done-UPDATE's own WHERE refuses them). */
+    ck_assert_int_eq(nas_store_put_result(st, id, 0, &r, NULL, 0, 5900, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_put_result(st, id, 3, &r, NULL, 0, 5900, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "never leased"));
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 6000, err), NAS_STORE_APPLIED);
     r.worker = "fast";
     ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err), NAS_STORE_DUPLICATE);

@@ -240,6 +240,13 @@ int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
  * "group commit") and sends the replies that depend on durability only
  * after the commit.  NAS_ESTATE if a batch is already open. */
 int nas_store_batch_begin(nas_store *st, char *err);
+/* The same, all or nothing as a whole: calls inside take no savepoint
+ * (cheaper by two statements per call).  A call refused before it wrote
+ * anything (duplicate, stale, bad argument) still leaves the batch as it
+ * was; a call that fails after writing poisons the batch, and its commit
+ * then fails with NAS_EIO and rolls every call of it back.  For a caller
+ * that abandons the batch on any error anyway (the campaign). */
+int nas_store_batch_begin_whole(nas_store *st, char *err);
 /* Commit the batch (one WAL append for all of it); on failure the batch is
  * rolled back as a whole and the error returned. */
 int nas_store_batch_commit(nas_store *st, char *err);

@@ -187,8 +187,8 @@ int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, cons
 }
 
 int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
-                            uint64_t parent_hash, const void *blob, size_t blob_len,
-                            int64_t now_ms, char *err) {
+                            uint64_t parent_hash, const void *blob, size_t blob_len, int64_t now_ms,
+                            char *err) {
     return add_task(c, g, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, has_parent, parent_hash, blob,
                     blob_len, now_ms, err);
 }

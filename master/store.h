@@ -275,10 +275,10 @@ typedef struct nas_store_search_row {
     int has_parent;
     uint64_t parent_hash;
     /* observations only: */
-    int64_t seq;      /* observation number */
-    int ok;           /* observed as a success (then the result's fields follow) */
-    int has_result;   /* the task has a result row */
-    double accuracy;  /* result accuracy (0 without a result) */
+    int64_t seq;     /* observation number */
+    int ok;          /* observed as a success (then the result's fields follow) */
+    int has_result;  /* the task has a result row */
+    double accuracy; /* result accuracy (0 without a result) */
     int64_t params, macs;
 } nas_store_search_row;
 

@@ -61,12 +61,12 @@ struct nas_store {
     sqlite3 *db;
     char *path;
     int readonly;
-    int fail_after; /* fault injection: steps left before one fails; 0 = off */
-    int batch;      /* 1 between nas_store_batch_begin and its commit or abort */
-    int batch_open; /* 1 once the batch's SQLite transaction began (at its first statement) */
-    int in_call;    /* 1 while a call's savepoint is open inside the batch */
-    int whole;      /* the batch takes no savepoints (nas_store_batch_begin_whole) */
-    int poisoned;   /* whole batch: a call failed after writing; only abort is left */
+    int fail_after;       /* fault injection: steps left before one fails; 0 = off */
+    int batch;            /* 1 between nas_store_batch_begin and its commit or abort */
+    int batch_open;       /* 1 once the batch's SQLite transaction began (at its first statement) */
+    int in_call;          /* 1 while a call's savepoint is open inside the batch */
+    int whole;            /* the batch takes no savepoints (nas_store_batch_begin_whole) */
+    int poisoned;         /* whole batch: a call failed after writing; only abort is left */
     int64_t call_changes; /* whole batch: sqlite3_total_changes64() at the call's begin */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
     /* The last fidelity a task was added with and its JSON: a campaign adds

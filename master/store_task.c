@@ -364,8 +364,8 @@ static int refused_result(nas_store *st, int64_t task_id, int attempt, char *err
                            st->path, (long long)task_id, attempt, current);
     if (state == NAS_STORE_TASK_DONE) return NAS_STORE_DUPLICATE;
     if (state == NAS_STORE_TASK_FAILED) return NAS_STORE_STALE;
-    return nas_set_err(err, NAS_EDB, "store %s: task %lld (%s) matched no row when done",
-                       st->path, (long long)task_id, nas_store_task_state_name(state));
+    return nas_set_err(err, NAS_EDB, "store %s: task %lld (%s) matched no row when done", st->path,
+                       (long long)task_id, nas_store_task_state_name(state));
 }
 
 /* First result wins: any attempt that was ever leased may deliver it, as

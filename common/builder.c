@@ -30,11 +30,16 @@
 #include <stdio.h>
 #include <string.h>
 
-/* snprintf for parameter paths.  Paths here are far below the buffers'
+/* snprintf for parameter paths, into a real net only.  The counter never
+ * reads a path, and formatting one per tensor was about a quarter of the
+ * master's instructions per proposed task (nas_genome_cost), so in count
+ * mode the buffer is just emptied.  Paths here are far below the buffers'
  * size; a truncated one is emptied, which the net refuses by name. */
-static void path_fmt(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void path_fmt(char *buf, size_t cap, const char *fmt, ...) {
+static void path_fmt(const nas__emit *e, char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void path_fmt(const nas__emit *e, char *buf, size_t cap, const char *fmt, ...) {
+    buf[0] = '\0';
+    if (e->net == NULL) return;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, cap, fmt, ap);
@@ -207,14 +212,14 @@ static int em_factorized_reduce(nas__emit *e, const char *path, int x, int oc) {
     if (oc < 2) return em_fail(e, NAS_EINVAL, "factorized reduce needs >= 2 channels");
     char sub[96];
     int r = em_relu(e, x);
-    path_fmt(sub, sizeof sub, "%s/conv1", path);
+    path_fmt(e, sub, sizeof sub, "%s/conv1", path);
     int a = em_conv(e, sub, r, oc / 2, 1, 1, 2, 0, 1, 1);
     int s = em_node(e, em_shape(e, r));
-    path_fmt(sub, sizeof sub, "%s/conv2", path);
+    path_fmt(e, sub, sizeof sub, "%s/conv2", path);
     int b = em_conv(e, sub, s, oc - oc / 2, 1, 1, 2, 0, 1, 1);
     int ab[2] = {a, b};
     int cat = em_concat(e, ab, 2);
-    path_fmt(sub, sizeof sub, "%s/bn", path);
+    path_fmt(e, sub, sizeof sub, "%s/bn", path);
     return em_bn(e, sub, cat);
 }
 
@@ -225,8 +230,8 @@ static int em_factorized_reduce(nas__emit *e, const char *path, int x, int oc) {
  * (pre-activation, so a cell's output BN feeds the next cell's ReLU). */
 static int relu_conv_bn(nas__emit *e, const char *path, int x, int oc, int k, int stride, int pad) {
     char p1[96], p2[96];
-    path_fmt(p1, sizeof p1, "%s/conv", path);
-    path_fmt(p2, sizeof p2, "%s/bn", path);
+    path_fmt(e, p1, sizeof p1, "%s/conv", path);
+    path_fmt(e, p2, sizeof p2, "%s/bn", path);
     return em_bn(e, p2, em_conv(e, p1, em_relu(e, x), oc, k, k, stride, pad, 1, 1));
 }
 
@@ -247,24 +252,24 @@ static int build_op(nas__emit *e, const char *path, int op, int x, int c, int st
         int k = op == NAS_OP_SEP3X3 ? 3 : op == NAS_OP_SEP5X5 ? 5 : 7;
         /* Applied twice as in NASNet; only the first depthwise strides. */
         for (int rep = 1; rep <= 2; rep++) {
-            path_fmt(a, sizeof a, "%s/dw%d", path, rep);
-            path_fmt(b, sizeof b, "%s/pw%d", path, rep);
-            path_fmt(d, sizeof d, "%s/bn%d", path, rep);
+            path_fmt(e, a, sizeof a, "%s/dw%d", path, rep);
+            path_fmt(e, b, sizeof b, "%s/pw%d", path, rep);
+            path_fmt(e, d, sizeof d, "%s/bn%d", path, rep);
             x = em_conv(e, a, em_relu(e, x), c, k, k, rep == 1 ? stride : 1, k / 2, 1, c);
             x = em_bn(e, d, em_conv(e, b, x, c, 1, 1, 1, 0, 1, 1));
         }
         return x;
     }
     case NAS_OP_DIL3X3:
-        path_fmt(a, sizeof a, "%s/dw", path);
-        path_fmt(b, sizeof b, "%s/pw", path);
-        path_fmt(d, sizeof d, "%s/bn", path);
+        path_fmt(e, a, sizeof a, "%s/dw", path);
+        path_fmt(e, b, sizeof b, "%s/pw", path);
+        path_fmt(e, d, sizeof d, "%s/bn", path);
         x = em_conv(e, a, em_relu(e, x), c, 3, 3, stride, 2, 2, c);
         return em_bn(e, d, em_conv(e, b, x, c, 1, 1, 1, 0, 1, 1));
     case NAS_OP_CONV1X7_7X1:
-        path_fmt(a, sizeof a, "%s/conv1x7", path);
-        path_fmt(b, sizeof b, "%s/conv7x1", path);
-        path_fmt(d, sizeof d, "%s/bn", path);
+        path_fmt(e, a, sizeof a, "%s/conv1x7", path);
+        path_fmt(e, b, sizeof b, "%s/conv7x1", path);
+        path_fmt(e, d, sizeof d, "%s/bn", path);
         x = em_conv(e, a, em_relu(e, x), c, 1, 7, 1, 3, 1, 1); /* see the file comment */
         return em_bn(e, d, em_conv(e, b, x, c, 7, 1, stride, 0, 1, 1));
     case NAS_OP_CONV3X3:
@@ -284,12 +289,12 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     char path[96], p2[96];
     nas_shape a0 = em_shape(e, s0), a1 = em_shape(e, s1);
     int st[NAS_MAX_BLOCKS + 2];
-    path_fmt(path, sizeof path, "cell%d/pre0", idx);
+    path_fmt(e, path, sizeof path, "cell%d/pre0", idx);
     if (a0.h != a1.h || a0.w != a1.w)
         st[0] = em_factorized_reduce(e, path, s0, c);
     else
         st[0] = relu_conv_bn(e, path, s0, c, 1, 1, 0);
-    path_fmt(path, sizeof path, "cell%d/pre1", idx);
+    path_fmt(e, path, sizeof path, "cell%d/pre1", idx);
     st[1] = relu_conv_bn(e, path, s1, c, 1, 1, 0);
     int live[NAS_MAX_BLOCKS], output[NAS_MAX_BLOCKS], outs[NAS_MAX_BLOCKS], n_out = 0;
     nas__cell_live(cell, live, output); /* the canonical form's rule: dead blocks not built */
@@ -302,7 +307,7 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
             int op = h ? b->op_b : b->op_a, in = h ? b->in_b : b->in_a;
             if (op == NAS_OP_ZERO) continue;
             int stride = reduce && in < 2 ? 2 : 1;
-            path_fmt(p2, sizeof p2, "cell%d/block%d/%c", idx, k, h ? 'b' : 'a');
+            path_fmt(e, p2, sizeof p2, "cell%d/block%d/%c", idx, k, h ? 'b' : 'a');
             int y = build_op(e, p2, op, st[in], c, stride);
             if (drop_path && !(op == NAS_OP_ID && stride == 1)) y = em_drop_path(e, y);
             half[n_half++] = y;
@@ -313,8 +318,8 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
         if (output[k]) outs[n_out++] = st[k + 2];
     }
     int cat = em_concat(e, outs, n_out);
-    path_fmt(path, sizeof path, "cell%d/out/conv", idx);
-    path_fmt(p2, sizeof p2, "cell%d/out/bn", idx);
+    path_fmt(e, path, sizeof path, "cell%d/out/conv", idx);
+    path_fmt(e, p2, sizeof p2, "cell%d/out/bn", idx);
     return em_bn(e, p2, em_conv(e, path, cat, c, 1, 1, 1, 0, 1, 1));
 }
 
@@ -358,7 +363,7 @@ static int nb201_cell(nas__emit *e, const uint8_t *edges, int idx, int x, int c)
         int op = live[i];
         if (op == NAS_NB201_NONE) continue;
         int in = node[src[i]], y;
-        path_fmt(path, sizeof path, "cell%d/edge%d%d", idx, src[i], dst[i]);
+        path_fmt(e, path, sizeof path, "cell%d/edge%d%d", idx, src[i], dst[i]);
         switch (op) {
         case NAS_NB201_SKIP:
             y = in;
@@ -384,11 +389,11 @@ static int nb201_cell(nas__emit *e, const uint8_t *edges, int idx, int x, int c)
  * output side for every input side. */
 static int nb201_residual(nas__emit *e, int stage, int x, int c) {
     char p[96];
-    path_fmt(p, sizeof p, "res%d/a", stage);
+    path_fmt(e, p, sizeof p, "res%d/a", stage);
     int y = relu_conv_bn(e, p, x, c, 3, 2, 1);
-    path_fmt(p, sizeof p, "res%d/b", stage);
+    path_fmt(e, p, sizeof p, "res%d/b", stage);
     y = relu_conv_bn(e, p, y, c, 3, 1, 1);
-    path_fmt(p, sizeof p, "res%d/short/conv", stage);
+    path_fmt(e, p, sizeof p, "res%d/short/conv", stage);
     int s = em_conv(e, p, em_pool(e, 0, x, 3, 2, 1), c, 1, 1, 1, 0, 1, 1);
     return em_add(e, y, s);
 }

@@ -239,7 +239,9 @@ int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, do
 void nas__campaign_batch_begin(nas_campaign *c) {
     if (c->batch_depth++ > 0 || c->fatal || !c->store) return;
     char err[NAS_ERR_LEN];
-    if (nas_store_batch_begin(c->store, err) < 0) nas__campaign_fail(c, err);
+    /* Whole: any store error makes the campaign fatal and aborts the batch,
+     * so per-call savepoints would only cost (store.h). */
+    if (nas_store_batch_begin_whole(c->store, err) < 0) nas__campaign_fail(c, err);
 }
 
 /* Send what waited for the commit.  Non-blocking, as every send to a

@@ -149,6 +149,10 @@ typedef struct nas_dispatcher_counts {
 
 void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *out);
 
+/* How many workers are registered: counts_get's `workers` alone, in O(1)
+ * (the campaign asks before every proposal; counts_get walks all slots). */
+int nas_dispatcher_worker_count(const nas_dispatcher *d);
+
 /* Copy up to cap workers into out; returns how many workers there are. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap);
 

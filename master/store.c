@@ -221,11 +221,15 @@ static const struct {
     {NAS__ST_TASK_REQUEUE_ALL,
      "UPDATE task SET state = 'queued', lease_expiry_ms = NULL WHERE state = 'leased'"},
     /* ?3: the strategy's observation number when it observed the result
-     * (NULL: not observed, the column keeps its value). */
+     * (NULL: not observed, the column keeps its value).  The WHERE clause
+     * is first-result-wins itself: only a task without an outcome, and only
+     * an attempt that was leased (1..attempt), matches; nas_store_put_result
+     * reads the row only when nothing matched, to say why. */
     {NAS__ST_TASK_DONE, "UPDATE task SET state = 'done', lease_expiry_ms = NULL, "
                         "finished_ms = ?2, observed = coalesce(?3, observed), "
                         "observed_ok = CASE WHEN ?3 IS NULL THEN observed_ok ELSE 1 END "
-                        "WHERE id = ?1"},
+                        "WHERE id = ?1 AND (state = 'queued' OR state = 'leased') "
+                        "AND ?4 >= 1 AND attempt >= ?4"},
     {NAS__ST_TASK_RETRY, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL, "
                          "failure_kind = ?2, failure = ?3 WHERE id = ?1"},
     {NAS__ST_TASK_FAIL, "UPDATE task SET state = 'failed', lease_expiry_ms = NULL, "
@@ -233,7 +237,6 @@ static const struct {
     {NAS__ST_RESULT_INSERT,
      "INSERT INTO result (task_id, attempt, accuracy, loss, test_accuracy, curve, params, macs, "
      "seconds, worker, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
-    {NAS__ST_WORKER_DONE, "UPDATE worker SET tasks_done = tasks_done + 1 WHERE name = ?1"},
     {NAS__ST_TASK_LIST,
      "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
      "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR t.stage = ?2) "
@@ -249,8 +252,14 @@ static const struct {
      "INSERT INTO worker (name, host, cores, version, first_seen_ms, last_seen_ms, tasks_done) "
      "VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0) ON CONFLICT (name) DO UPDATE SET host = excluded.host, "
      "cores = excluded.cores, version = excluded.version, last_seen_ms = excluded.last_seen_ms"},
-    {NAS__ST_WORKER_LIST, "SELECT name, host, cores, version, first_seen_ms, last_seen_ms, "
-                          "tasks_done FROM worker ORDER BY name"},
+    /* tasks_done is counted from the results, not kept in the worker row:
+     * a counter there cost every result commit one more statement and one
+     * more page (the worker table's) for a figure only nasctl shows.  The
+     * column stays in the schema (v1) and is no longer written. */
+    {NAS__ST_WORKER_LIST,
+     "SELECT w.name, w.host, w.cores, w.version, w.first_seen_ms, w.last_seen_ms, "
+     "coalesce(c.n, 0) FROM worker w LEFT JOIN (SELECT worker, count(*) AS n FROM result "
+     "GROUP BY worker) c ON c.worker = w.name ORDER BY w.name"},
     {NAS__ST_EVENT_INSERT, "INSERT INTO event (time_ms, kind, text) VALUES (?1, ?2, ?3)"},
     {NAS__ST_EVENT_LIST,
      "SELECT id, time_ms, kind, text FROM event WHERE id > ?1 ORDER BY id LIMIT ?2"},
@@ -521,6 +530,10 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
     /* nasctl must never create an empty store by mistyping a path, so only
      * the writer may create. */
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* A handle belongs to one thread at a time (store.h), so the
+     * connection's own mutex only costs: SQLite took it around every API
+     * call, about 5 % of the master's instructions per task. */
+    flags |= SQLITE_OPEN_NOMUTEX;
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
         rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);

@@ -23,7 +23,9 @@
  * nasctl open the same file with nas_store_open_ro() while the master runs:
  * WAL mode lets them read a consistent snapshot without blocking it.  A
  * handle caches its statements, so it is used by one thread at a time
- * (the master's loop thread, or one uv_queue_work job at a time).
+ * (the master's loop thread, or one uv_queue_work job at a time); the
+ * connection is opened without SQLite's per-connection mutex, which
+ * relies on exactly that.
  *
  * Functions return NAS_OK (or a count >= 0, or an enum nas_store_outcome)
  * and a negative nas_err on failure with a message in err[NAS_ERR_LEN]:
@@ -208,7 +210,7 @@ typedef struct nas_store_result {
 
 /* Record the result of (task, attempt), mark the task done and, when
  * `strategy_blob` is not NULL, write the strategy state, all in one
- * transaction; the worker's tasks_done count goes up in it too.  The first
+ * transaction (the worker's tasks_done is counted from these rows).  The first
  * result of a task wins whatever its attempt (a slow worker whose lease
  * expired may still finish first); later ones return NAS_STORE_DUPLICATE and
  * change nothing.  A result for a task failed for good returns
@@ -238,6 +240,13 @@ int nas_store_put_failure(nas_store *st, int64_t task_id, int attempt, int kind,
  * "group commit") and sends the replies that depend on durability only
  * after the commit.  NAS_ESTATE if a batch is already open. */
 int nas_store_batch_begin(nas_store *st, char *err);
+/* The same, all or nothing as a whole: calls inside take no savepoint
+ * (cheaper by two statements per call).  A call refused before it wrote
+ * anything (duplicate, stale, bad argument) still leaves the batch as it
+ * was; a call that fails after writing poisons the batch, and its commit
+ * then fails with NAS_EIO and rolls every call of it back.  For a caller
+ * that abandons the batch on any error anyway (the campaign). */
+int nas_store_batch_begin_whole(nas_store *st, char *err);
 /* Commit the batch (one WAL append for all of it); on failure the batch is
  * rolled back as a whole and the error returned. */
 int nas_store_batch_commit(nas_store *st, char *err);
@@ -266,10 +275,10 @@ typedef struct nas_store_search_row {
     int has_parent;
     uint64_t parent_hash;
     /* observations only: */
-    int64_t seq;      /* observation number */
-    int ok;           /* observed as a success (then the result's fields follow) */
-    int has_result;   /* the task has a result row */
-    double accuracy;  /* result accuracy (0 without a result) */
+    int64_t seq;     /* observation number */
+    int ok;          /* observed as a success (then the result's fields follow) */
+    int has_result;  /* the task has a result row */
+    double accuracy; /* result accuracy (0 without a result) */
     int64_t params, macs;
 } nas_store_search_row;
 

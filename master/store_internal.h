@@ -35,7 +35,6 @@ enum nas__stmt {
     NAS__ST_TASK_RETRY,
     NAS__ST_TASK_FAIL,
     NAS__ST_RESULT_INSERT,
-    NAS__ST_WORKER_DONE,
     NAS__ST_TASK_LIST,
     NAS__ST_TASK_GET,
     NAS__ST_TASK_COUNTS,
@@ -62,10 +61,13 @@ struct nas_store {
     sqlite3 *db;
     char *path;
     int readonly;
-    int fail_after; /* fault injection: steps left before one fails; 0 = off */
-    int batch;      /* 1 between nas_store_batch_begin and its commit or abort */
-    int batch_open; /* 1 once the batch's SQLite transaction began (at its first statement) */
-    int in_call;    /* 1 while a call's savepoint is open inside the batch */
+    int fail_after;       /* fault injection: steps left before one fails; 0 = off */
+    int batch;            /* 1 between nas_store_batch_begin and its commit or abort */
+    int batch_open;       /* 1 once the batch's SQLite transaction began (at its first statement) */
+    int in_call;          /* 1 while a call's savepoint is open inside the batch */
+    int whole;            /* the batch takes no savepoints (nas_store_batch_begin_whole) */
+    int poisoned;         /* whole batch: a call failed after writing; only abort is left */
+    int64_t call_changes; /* whole batch: sqlite3_total_changes64() at the call's begin */
     sqlite3_stmt *stmt[NAS__ST_COUNT];
     /* The last fidelity a task was added with and its JSON: a campaign adds
      * thousands of tasks at one fidelity, and formatting its twenty fields

@@ -349,6 +349,25 @@ static int insert_result(nas_store *st, int64_t task_id, int attempt, const nas_
     return rc;
 }
 
+/* Why the done-UPDATE of a result matched no row: no such task, an
+ * attempt that was never leased (refused loudly: a confused or forged
+ * message), or a task that already has its outcome (a later result is a
+ * duplicate, one for a task failed for good is stale). */
+static int refused_result(nas_store *st, int64_t task_id, int attempt, char *err) {
+    int state = -1, current = 0;
+    int rc = task_state(st, task_id, &state, &current, NULL, 0, err);
+    if (rc != NAS_OK) return rc;
+    if (attempt < 1 || attempt > current)
+        return nas_set_err(err, NAS_EINVAL,
+                           "store %s: task %lld was never leased as attempt %d "
+                           "(attempts so far: %d)",
+                           st->path, (long long)task_id, attempt, current);
+    if (state == NAS_STORE_TASK_DONE) return NAS_STORE_DUPLICATE;
+    if (state == NAS_STORE_TASK_FAILED) return NAS_STORE_STALE;
+    return nas_set_err(err, NAS_EDB, "store %s: task %lld (%s) matched no row when done", st->path,
+                       (long long)task_id, nas_store_task_state_name(state));
+}
+
 /* First result wins: any attempt that was ever leased may deliver it, as
  * long as the task has none yet.  DESIGN.md s5 wants exactly-once
  * recording, and a worker presumed dead may simply have been slow. */
@@ -358,41 +377,26 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     if (rc != NAS_OK) return rc;
     rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
-    int state = -1, current = 0;
-    rc = task_state(st, task_id, &state, &current, NULL, 0, err);
-    if (rc != NAS_OK) goto fail;
-    /* An attempt above the current one was never leased: a confused or
-     * forged message, refused loudly rather than recorded. */
-    if (attempt < 1 || attempt > current) {
-        rc = nas_set_err(err, NAS_EINVAL,
-                         "store %s: task %lld was never leased as attempt %d "
-                         "(attempts so far: %d)",
-                         st->path, (long long)task_id, attempt, current);
-        goto fail;
-    }
-    if (state == NAS_STORE_TASK_DONE || state == NAS_STORE_TASK_FAILED) {
-        /* Nothing to write; end the read-only transaction cleanly. */
-        nas__store_rollback(st);
-        return state == NAS_STORE_TASK_DONE ? NAS_STORE_DUPLICATE : NAS_STORE_STALE;
-    }
-    rc = insert_result(st, task_id, attempt, r, now_ms, err);
-    if (rc != NAS_OK) goto fail;
+    /* The conditional UPDATE comes first and decides: it matches only a
+     * task without an outcome and an attempt that was leased.  Reading the
+     * row before it, as this did, cost a statement per result for an
+     * answer that is almost always "yes". */
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_DONE, err);
     if (!s) goto fail_db;
     sqlite3_bind_int64(s, 1, task_id);
     sqlite3_bind_int64(s, 2, now_ms);
     if (r->observed) sqlite3_bind_int64(s, 3, r->seq);
+    sqlite3_bind_int(s, 4, attempt);
     rc = nas__store_exec_stmt(st, s, "mark task done", err);
     if (rc != NAS_OK) goto fail;
-    /* Workers not yet in the table (a result that outlived a restart) simply
-     * match no row; the count is a statistic, not an invariant. */
-    if (r->worker) {
-        s = nas__store_stmt(st, NAS__ST_WORKER_DONE, err);
-        if (!s) goto fail_db;
-        nas__bind_text(s, 1, r->worker);
-        rc = nas__store_exec_stmt(st, s, "count worker task", err);
-        if (rc != NAS_OK) goto fail;
+    if (sqlite3_changes(st->db) == 0) {
+        rc = refused_result(st, task_id, attempt, err);
+        goto fail;
     }
+    rc = insert_result(st, task_id, attempt, r, now_ms, err);
+    if (rc != NAS_OK) goto fail;
+    /* A worker's tasks_done is counted from result.worker when listed
+     * (nas_store_worker_list), so nothing else is written here. */
     if (strategy_blob) {
         rc = nas__store_strategy_write(st, strategy_blob, blob_len, now_ms, err);
         if (rc != NAS_OK) goto fail;
@@ -402,6 +406,7 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
 fail_db:
     rc = NAS_EDB;
 fail:
+    /* Also ends the transaction of a refused result, which wrote nothing. */
     nas__store_rollback(st);
     return rc;
 }

@@ -479,6 +479,49 @@ START_TEST(test_dispatcher_cancel_queued_and_leased) {
 }
 END_TEST
 
+/* The identity map (a small open-addressing table) under churn: with six
+ * slots the map has 16 entries, so identities collide and removals move
+ * entries back.  After every step each registered identity is found (a
+ * heartbeat gets no Error) and every other one is not (it gets one). */
+START_TEST(test_dispatcher_identity_map_churn) {
+    rec r;
+    memset(&r, 0, sizeof r);
+    nas_dispatcher_config cfg;
+    nas_dispatcher_config_default(&cfg);
+    cfg.max_workers = 6;
+    nas_dispatcher_hooks h = {.ctx = &r, .send = fake_send};
+    nas_dispatcher *d = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_create(&d, &cfg, &h, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 42, 1);
+    int in[40] = {0}, n_in = 0;
+    for (int step = 0; step < 400; step++) { /* 16k messages: seconds under ASan */
+        int k = (int)nas_rng_below(&rng, 40);
+        char id[8];
+        snprintf(id, sizeof id, "w%d", k);
+        if (!in[k] && n_in < cfg.max_workers) {
+            reg(d, id, step, NULL);
+            in[k] = 1, n_in++;
+        } else if (in[k]) {
+            simple(d, id, NAS_MSG_DISCONNECT, step);
+            in[k] = 0, n_in--;
+        }
+        nas_dispatcher_counts c;
+        nas_dispatcher_counts_get(d, &c);
+        ck_assert_int_eq(c.workers, n_in);
+        for (int j = 0; j < 40; j++) {
+            snprintf(id, sizeof id, "w%d", j);
+            r.n_out = 0;
+            simple(d, id, NAS_MSG_HEARTBEAT, step);
+            ck_assert_msg((count_to(&r, id, NAS_MSG_ERROR) == 0) == (in[j] != 0),
+                          "step %d: %s registered %d", step, id, in[j]);
+        }
+    }
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_unregistered_and_bad_peers_get_errors) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -754,6 +797,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_reconnect_takes_over_the_lease);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
+    tcase_add_test(tc, test_dispatcher_identity_map_churn);
     tcase_add_test(tc, test_dispatcher_status_snapshot);
     tcase_add_test(tc, test_dispatcher_packets_record_the_key_name);
     tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);

@@ -252,6 +252,11 @@ START_TEST(test_store_first_result_wins) {
     /* The slow worker was not dead after all and finishes first. */
     nas_store_result r = result_of(0.7);
     r.worker = "slow";
+    /* Attempts never leased are refused while the task is open too, and
+     * leave it open (the done-UPDATE's own WHERE refuses them). */
+    ck_assert_int_eq(nas_store_put_result(st, id, 0, &r, NULL, 0, 5900, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_put_result(st, id, 3, &r, NULL, 0, 5900, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "never leased"));
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 6000, err), NAS_STORE_APPLIED);
     r.worker = "fast";
     ck_assert_int_eq(nas_store_put_result(st, id, 2, &r, NULL, 0, 6100, err), NAS_STORE_DUPLICATE);
@@ -568,6 +573,16 @@ START_TEST(test_store_workers_events_weights) {
     ck_assert_int_eq(w[0].first_seen_ms, 100);
     ck_assert_int_eq(w[0].last_seen_ms, 200);
     ck_assert_int_eq(w[0].tasks_done, 1);
+    nas_free(w);
+    /* tasks_done is counted from the result rows: a second result counts
+     * for w1, and a worker with none lists 0 (not missing from the join). */
+    ck_assert_int_eq(nas_store_worker_seen(st, "w2", "hostC", 1, "0.2", 250, err), NAS_OK);
+    complete(st, add_task(st, 50, NAS_STORE_STAGE_SEARCH), 0.6);
+    ck_assert_int_eq(nas_store_worker_list(st, &w, err), 2);
+    ck_assert_str_eq(w[0].name, "w1");
+    ck_assert_int_eq(w[0].tasks_done, 2);
+    ck_assert_str_eq(w[1].name, "w2");
+    ck_assert_int_eq(w[1].tasks_done, 0);
     nas_free(w);
 
     for (int i = 0; i < 5; i++) {

@@ -74,6 +74,50 @@ START_TEST(test_batch_commits_together) {
 }
 END_TEST
 
+/* A whole batch (no savepoints): refusals that wrote nothing leave it
+ * usable; an I/O error after a call wrote poisons it, and its commit then
+ * refuses and rolls back every call, the earlier good ones included. */
+START_TEST(test_batch_whole) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    int64_t id[3];
+    three_leased(st, id);
+    nas_store_result r = result_of(0.5);
+    ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
+    ck_assert_int_eq(nas_store_batch_begin(st, err), NAS_ESTATE);
+    ck_assert_int_eq(nas_store_put_result(st, id[0], 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_put_result(st, id[2], 5, &r, NULL, 0, 4000, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_put_result(st, id[0], 1, &r, NULL, 0, 4000, err),
+                     NAS_STORE_DUPLICATE);
+    ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_OK);
+    ck_assert_int_eq(done_seen_by(db_path), 1);
+
+    /* Fail the second statement of a result (its INSERT): its done-UPDATE
+     * ran, so the batch is poisoned, whatever the caller does next. */
+    ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
+    ck_assert_int_eq(nas_store_put_result(st, id[1], 1, &r, "s", 1, 4100, err), NAS_STORE_APPLIED);
+    nas_store_fail_after(st, 2);
+    ck_assert_int_eq(nas_store_put_result(st, id[2], 1, &r, NULL, 0, 4100, err), NAS_EIO);
+    nas_store_fail_after(st, 0);
+    ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "rolled back"));
+    ck_assert(!nas_store_in_batch(st));
+    ck_assert_int_eq(done_seen_by(db_path), 1);
+    nas_store_counts k;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &k, err), NAS_OK);
+    ck_assert_int_eq(k.done, 1);
+    ck_assert_int_eq(k.leased, 2);
+    /* The store goes on: the next batch (whole or not) commits normally. */
+    ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
+    ck_assert_int_eq(nas_store_put_result(st, id[1], 1, &r, NULL, 0, 4200, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_put_result(st, id[2], 1, &r, NULL, 0, 4200, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_OK);
+    ck_assert_int_eq(done_seen_by(db_path), 3);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_close(&st);
+}
+END_TEST
+
 START_TEST(test_batch_abort_changes_nothing) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
@@ -152,6 +196,7 @@ static Suite *make_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_batch_commits_together);
     tcase_add_test(tc, test_batch_abort_changes_nothing);
+    tcase_add_test(tc, test_batch_whole);
     tcase_add_test(tc, test_batch_crash_before_commit);
     tcase_add_test(tc, test_batch_crash_between_commit_and_ack);
     suite_add_tcase(s, tc);

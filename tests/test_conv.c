@@ -209,7 +209,8 @@ START_TEST(test_im2col_variants) {
                      NAS_OK);
     size_t n_in = (size_t)s.c * s.h * s.w, ohw = (size_t)s.oh * s.ow;
     size_t rows = (size_t)s.c * s.kh * s.kw, n_col = rows * ohw;
-    float *img = alloc_f(n_in), *ref = alloc_f(n_col), *reft = alloc_f(n_col), *col = alloc_f(n_col);
+    float *img = alloc_f(n_in), *ref = alloc_f(n_col), *reft = alloc_f(n_col);
+    float *col = alloc_f(n_col);
     ck_assert_uint_gt(nas__conv_table_ints(&s), 0);
     int32_t *tab = calloc(nas__conv_table_ints(&s), sizeof(int32_t));
     nas_fill_uniform(img, n_in, 0.5f, 1, &rng); /* nonzero, so a missed padding zero shows */

@@ -168,7 +168,8 @@ START_TEST(test_bn_small_planes) {
     nas_fill_uniform(gamma, c, 0.5f, 1.5f, &rng);
     nas_fill_uniform(beta, c, -0.5f, 0.5f, &rng);
     for (int ch = 0; ch < c; ch++) rv[ch] = rv2[ch] = 1.0f;
-    nas_bn_forward_train_part(y, mean, rstd, x, gamma, beta, rm, rv, n, c, hw, 0.1f, 1e-5f, 1, 0, c);
+    nas_bn_forward_train_part(y, mean, rstd, x, gamma, beta, rm, rv, n, c, hw, 0.1f, 1e-5f, 1, 0,
+                              c);
     int cut = c / 3 + 1;
     nas_bn_forward_train_part(y2, mean2, rstd2, x, gamma, beta, rm2, rv2, n, c, hw, 0.1f, 1e-5f, 1,
                               0, cut);

@@ -268,20 +268,90 @@ static void gather(float *dst, const float *src, const int32_t *g, size_t len, i
 
 // im2col of c channels through the gather table; a channel's KH*KW rows are contiguous in col,
 // so each channel is one gather over the table.
+// avx2 chooses the hardware gathers (only where the CPU has them; see gather_avx2).
 static void im2col_tab(float *col, const float *img, int c, const nas_conv_shape *s,
-                       const int32_t *g) {
+                       const int32_t *g, int avx2) {
     size_t plane = (size_t)s->h * s->w, len = tab_len(s);
     const int32_t *pad = g + len + 1;
     int32_t npad = g[len];
-    int avx2 = 0;
-#if NAS_GATHER_AVX2
-    avx2 = __builtin_cpu_supports("avx2");
-#endif
     for (int ch = 0; ch < c; ch++) {
         float *dst = col + ch * len;
         gather(dst, img + ch * plane, g, len, avx2);
         for (int32_t p = 0; p < npad; p++) dst[pad[p]] = 0.0f;
     }
+}
+
+// The weight gradient dW (OC, K) += dY (OC, OHW) . col^T of a narrow strided conv is a GEMM
+// that OpenBLAS runs through its packing path (its small-matrix kernels refuse a transposed
+// operand when the result has more than about 1200 entries): 75-79 GFLOP/s against 100-108 for
+// the same product as dY . colT with colT (OHW, K) in memory, measured alone on small14's two
+// strided shapes.  So the backward gathers colT directly, through a second table that lists,
+// for each output pixel and then each (channel, tap) row of the column matrix, the input offset
+// (channel included), then the padding count and positions as in tab_build.
+static size_t tabt_len(const nas_conv_shape *s) { return (size_t)(s->c / s->groups) * tab_len(s); }
+
+static size_t tabt_floats(const nas_conv_shape *s) { return 2 * tabt_len(s) + 1; }
+
+static void tabt_build(int32_t *t, const nas_conv_shape *s) {
+    int c = s->c / s->groups, plane = s->h * s->w;
+    size_t len = tabt_len(s), j = 0;
+    int32_t *pad = t + len + 1, npad = 0;
+    for (int oy = 0; oy < s->oh; oy++)
+        for (int ox = 0; ox < s->ow; ox++)
+            for (int ch = 0; ch < c; ch++)
+                for (int ki = 0; ki < s->kh; ki++) {
+                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    for (int kj = 0; kj < s->kw; kj++, j++) {
+                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
+                        t[j] = inside ? ch * plane + iy * s->w + ix : 0;
+                        if (!inside) pad[npad++] = (int32_t)j;
+                    }
+                }
+    t[len] = npad;
+}
+
+// colT (OH*OW, C*KH*KW) of one image group: the transpose of its im2col, in one gather.
+static void im2colt_tab(float *colt, const float *img, const nas_conv_shape *s, const int32_t *t,
+                        int avx2) {
+    size_t len = tabt_len(s);
+    const int32_t *pad = t + len + 1;
+    gather(colt, img, t, len, avx2);
+    for (int32_t p = 0; p < t[len]; p++) colt[pad[p]] = 0.0f;
+}
+
+// Whether this CPU runs the AVX2 gathers (0 in builds without them).
+static int have_avx2(void) {
+#if NAS_GATHER_AVX2
+    return __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+// The tests call each im2col variant by name, so the plain gather loop, which the dispatch only
+// takes on CPUs without AVX2, is checked on this machine too.
+int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
+                             int variant, int32_t *tab) {
+    int avx2 = variant == NAS__IM2COL_TABLE_AVX2 || variant == NAS__IM2COLT_TABLE_AVX2;
+    if (variant == NAS__IM2COL_LOOPS) {
+        im2col_ld(col, (size_t)s->oh * s->ow, img, c, s);
+        return 1;
+    }
+    if (!table_ok(s) || (avx2 && !have_avx2())) return 0;
+    if (variant == NAS__IM2COLT_TABLE_PLAIN || variant == NAS__IM2COLT_TABLE_AVX2) {
+        NAS_ASSERT(c == s->c / s->groups);
+        tabt_build(tab, s);
+        im2colt_tab(col, img, s, tab, avx2);
+        return 1;
+    }
+    tab_build(tab, s);
+    im2col_tab(col, img, c, s, tab, avx2);
+    return 1;
+}
+
+size_t nas__conv_table_ints(const nas_conv_shape *s) {
+    return table_ok(s) ? (tab_floats(s) > tabt_floats(s) ? tab_floats(s) : tabt_floats(s)) : 0;
 }
 
 // Exactly the transpose of nas_im2col.  This public form must leave col intact, so it adds
@@ -392,7 +462,8 @@ size_t nas_conv_workspace(const nas_conv_shape *s) {
     if (is_pointwise(s) || is_depthwise(s)) return 0;
     if (nas__conv_rows_ok(s)) return nas__conv_rows_workspace(s);
     size_t col = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
-    return table_ok(s) ? col + tab_floats(s) : col; /* the table after the columns */
+    /* the tables after the columns: im2col's, then the backward's transposed one */
+    return table_ok(s) ? col + tab_floats(s) + tabt_floats(s) : col;
 }
 
 // The offset table of a conv that uses one (NULL otherwise), built in ws after the
@@ -408,7 +479,7 @@ static const int32_t *conv_table(const nas_conv_shape *s, float *ws) {
 static void conv_im2col(float *col, const float *img, int c, const nas_conv_shape *s,
                         const int32_t *tab) {
     if (tab)
-        im2col_tab(col, img, c, s, tab);
+        im2col_tab(col, img, c, s, tab, have_avx2());
     else
         im2col_ld(col, (size_t)s->oh * s->ow, img, c, s);
 }
@@ -468,21 +539,33 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
     }
     int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
     int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow;
-    int pw = is_pointwise(s);
-    const int32_t *tab = pw ? NULL : conv_table(s, ws);
+    int pw = is_pointwise(s), avx2 = have_avx2();
+    // Convs with a table gather the transposed columns instead (see tabt_build).
+    int32_t *tabt = NULL;
+    if (!pw && table_ok(s)) {
+        tabt = (int32_t *)(ws + (size_t)k * ohw + tab_floats(s));
+        tabt_build(tabt, s);
+    }
+    const int32_t *tab = pw || tabt ? NULL : conv_table(s, ws);
     for (int b = 0; b < s->n; b++) {
         for (int g = 0; g < s->groups; g++) {
             const float *img = inp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
             const float *dout_g = dout + ((size_t)b * s->oc + (size_t)g * g_oc) * ohw;
             const float *w_g = weight + (size_t)g * g_oc * k;
-            const float *col = img;
-            if (!pw) {
-                conv_im2col(ws, img, g_c, s, tab);
-                col = ws;
+            float *dw_g = dweight + (size_t)g * g_oc * k;
+            if (tabt) {
+                // forward was out_g = W_g . col, so dW_g += dout_g . colT
+                im2colt_tab(ws, img, s, tabt, avx2);
+                nas_gemm(0, 0, g_oc, k, ohw, 1.0f, dout_g, ohw, ws, k, 1.0f, dw_g, k);
+            } else {
+                const float *col = img;
+                if (!pw) {
+                    conv_im2col(ws, img, g_c, s, tab);
+                    col = ws;
+                }
+                // forward was out_g = W_g . col, so dW_g += dout_g . col^T
+                nas_gemm(0, 1, g_oc, k, ohw, 1.0f, dout_g, ohw, col, ohw, 1.0f, dw_g, k);
             }
-            // forward was out_g = W_g . col, so dW_g += dout_g . col^T
-            nas_gemm(0, 1, g_oc, k, ohw, 1.0f, dout_g, ohw, col, ohw, 1.0f,
-                     dweight + (size_t)g * g_oc * k, k);
             if (!dinp) continue;
             float *dimg = dinp + ((size_t)b * s->c + (size_t)g * g_c) * s->h * s->w;
             if (pw) {

@@ -7,7 +7,8 @@
  * holding only the KW column shifts of the input, and a stride-1 conv's input
  * gradient is the flipped-weight conv of dY done the same way.  Other convs
  * lower to one GEMM through im2col (a table gather for narrow strided
- * outputs); a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
+ * outputs, whose weight gradient reads the transposed columns, gathered the
+ * same way); a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
  * depthwise conv, groups == C == OC, has its own direct loop.  Every optimized
  * kernel keeps a _naive direct-loop twin that the tests compare against.
  * Backward kernels accumulate (+=) into dinp, dweight and dbias.

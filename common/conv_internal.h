@@ -6,6 +6,7 @@
 #define NAS_CONV_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/conv.h"
 
@@ -15,6 +16,24 @@ void nas__conv_valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi);
 void nas__conv_zero_pad_cols(float *row, int ow, int ylo, int yhi, int lo, int hi);
 /* img (c, H, W) += the column matrix col (c*KH*KW rows of ldc floats) of s, clobbering col. */
 void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const nas_conv_shape *s);
+
+/* The im2col variants: the row loops (every conv); for convs with a narrow strided output
+ * (OW < 12) the table gather, plain or with AVX2 gathers; and for those the transposed columns
+ * (OH*OW, C*KH*KW) the backward's weight gradient reads, plain or AVX2.
+ * nas__conv_im2col_variant writes the columns of c channels of img through the given variant
+ * (the transposed ones need c == C/groups), using tab (nas__conv_table_ints(s) int32 of
+ * scratch) for the table; it returns 0 without writing when s has no table or the CPU lacks
+ * AVX2, else 1.  For tests: the conv dispatch picks its own. */
+enum {
+    NAS__IM2COL_LOOPS,
+    NAS__IM2COL_TABLE_PLAIN,
+    NAS__IM2COL_TABLE_AVX2,
+    NAS__IM2COLT_TABLE_PLAIN,
+    NAS__IM2COLT_TABLE_AVX2,
+};
+int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
+                             int variant, int32_t *tab);
+size_t nas__conv_table_ints(const nas_conv_shape *s);
 
 /* Whether s takes the kernel-row path, and the workspace floats it then needs. */
 int nas__conv_rows_ok(const nas_conv_shape *s);

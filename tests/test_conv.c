@@ -3,10 +3,12 @@
  * against the direct naive loops, and the naive backward against central
  * finite differences, over stride/padding/dilation/groups edge cases.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/conv.h"
+#include "common/conv_internal.h"
 #include "common/err.h"
 #include "tests/gradcheck.h"
 #include "tests/harness.h"
@@ -114,6 +116,11 @@ static const conv_case GROUPED[] = {
     {2, 8, 24, 25, 8, 5, 5, 2, 2, 1, 2, 1},   /* stride 2, 5x5, two groups */
     {3, 4, 26, 26, 3, 3, 3, 2, 0, 1, 1, 0},   /* stride 2, no padding, 3 output channels */
     {3, 4, 8, 8, 3, 3, 3, 2, 1, 1, 1, 0},     /* stride 2, narrow output: table im2col */
+    // small14's convs; narrow strided ones take the transposed-column weight gradient:
+    {3, 1, 14, 14, 16, 3, 3, 1, 1, 1, 1, 0},  /* one-channel stem (loop im2col) */
+    {3, 16, 14, 14, 32, 3, 3, 2, 1, 1, 1, 0}, /* 16-32 stride 2 into 7x7 */
+    {3, 32, 7, 7, 64, 3, 3, 2, 1, 1, 1, 1},   /* 32-64 stride 2 into 4x4, with bias */
+    {2, 6, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1},     /* narrow stride 2, two groups of 3 channels */
 };
 
 START_TEST(test_conv_grouped) {
@@ -180,6 +187,50 @@ START_TEST(test_im2col_adjoint) {
 }
 END_TEST
 
+// Every im2col variant writes the same columns as the row loops: the table gather, plain (the
+// path of CPUs without AVX2) and with AVX2 gathers where this CPU has them, and the transposed
+// columns of the backward's weight gradient, both ways.
+static const conv_case IM2COL[] = {
+    {1, 3, 8, 8, 1, 3, 3, 2, 1, 1, 1, 0},   /* 4x4 output, padding on one side only */
+    {1, 2, 14, 14, 1, 3, 3, 2, 1, 1, 1, 0}, /* 7x7 output */
+    {1, 2, 9, 11, 1, 5, 3, 2, 2, 1, 1, 0},  /* odd sizes, 5x3 kernel */
+    {1, 2, 13, 13, 1, 3, 3, 3, 2, 2, 1, 0}, /* stride 3, dilated, padding past the kernel */
+    {1, 1, 15, 15, 1, 1, 1, 2, 0, 1, 1, 0}, /* 1x1 stride 2 */
+};
+
+START_TEST(test_im2col_variants) {
+    const conv_case *cc = &IM2COL[_i];
+    nas_rng rng;
+    nas_rng_init(&rng, 1200 + (uint64_t)_i, 3);
+    nas_conv_shape s;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw,
+                                         cc->stride, cc->pad, cc->dil, 1, err),
+                     NAS_OK);
+    size_t n_in = (size_t)s.c * s.h * s.w, ohw = (size_t)s.oh * s.ow;
+    size_t rows = (size_t)s.c * s.kh * s.kw, n_col = rows * ohw;
+    float *img = alloc_f(n_in), *ref = alloc_f(n_col), *reft = alloc_f(n_col);
+    float *col = alloc_f(n_col);
+    ck_assert_uint_gt(nas__conv_table_ints(&s), 0);
+    int32_t *tab = calloc(nas__conv_table_ints(&s), sizeof(int32_t));
+    nas_fill_uniform(img, n_in, 0.5f, 1, &rng); /* nonzero, so a missed padding zero shows */
+    ck_assert_int_eq(nas__conv_im2col_variant(ref, img, s.c, &s, NAS__IM2COL_LOOPS, tab), 1);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t p = 0; p < ohw; p++) reft[p * rows + r] = ref[r * ohw + p];
+    int ran = 0;
+    for (int v = NAS__IM2COL_TABLE_PLAIN; v <= NAS__IM2COLT_TABLE_AVX2; v++) {
+        for (size_t i = 0; i < n_col; i++) col[i] = 7.0f; /* stale values must be overwritten */
+        if (!nas__conv_im2col_variant(col, img, s.c, &s, v, tab)) continue;
+        ran++;
+        const float *want = v >= NAS__IM2COLT_TABLE_PLAIN ? reft : ref;
+        ck_assert_msg(memcmp(want, col, sizeof(float) * n_col) == 0, "variant %d differs", v);
+    }
+    // These shapes all take the table, so at least the two plain gathers ran.
+    ck_assert_int_ge(ran, 2);
+    free(img), free(ref), free(reft), free(col), free(tab);
+}
+END_TEST
+
 START_TEST(test_conv_shape_errors) {
     nas_conv_shape s;
     char err[NAS_ERR_LEN] = "";
@@ -200,6 +251,7 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_conv_cases, 0, (int)NAS_ARRAY_LEN(CASES));
     tcase_add_loop_test(tc, test_conv_grouped, 0, (int)NAS_ARRAY_LEN(GROUPED));
     tcase_add_test(tc, test_im2col_adjoint);
+    tcase_add_loop_test(tc, test_im2col_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;

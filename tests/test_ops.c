@@ -144,6 +144,78 @@ START_TEST(test_gap_relu_linear_grad) {
 }
 END_TEST
 
+// Small planes (below 32 floats) take the channel-blocked BN walk: against a direct double
+// evaluation of the same formulas, and a call split into channel ranges (as threads split it)
+// gives the bits of the whole call.  Shapes: 4x4 planes of small14's last conv with an odd
+// batch, 2x2 and 1x1 planes, and a channel count that is not a multiple of the block.
+static const int BN_SMALL[][3] = {{9, 64, 16}, {5, 37, 4}, {3, 21, 1}, {130, 5, 16}};
+
+START_TEST(test_bn_small_planes) {
+    int n = BN_SMALL[_i][0], c = BN_SMALL[_i][1], hw = BN_SMALL[_i][2];
+    size_t len = (size_t)n * c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 77 + (uint64_t)_i, 0);
+    float *x = malloc(sizeof(float) * len), *dy = malloc(sizeof(float) * len);
+    float *y = malloc(sizeof(float) * len), *y2 = malloc(sizeof(float) * len);
+    float *dx = malloc(sizeof(float) * len), *dx2 = malloc(sizeof(float) * len);
+    float *pc = calloc(14 * (size_t)c, sizeof(float)); /* per-channel vectors below */
+    float *gamma = pc, *beta = pc + c, *rm = pc + 2 * c, *rv = pc + 3 * c, *mean = pc + 4 * c;
+    float *rstd = pc + 5 * c, *rm2 = pc + 6 * c, *rv2 = pc + 7 * c, *mean2 = pc + 8 * c;
+    float *rstd2 = pc + 9 * c, *dg = pc + 10 * c, *db = pc + 11 * c, *dg2 = pc + 12 * c;
+    float *db2 = pc + 13 * c;
+    nas_fill_uniform(x, len, -1, 2, &rng);
+    nas_fill_uniform(dy, len, -1, 1, &rng);
+    nas_fill_uniform(gamma, c, 0.5f, 1.5f, &rng);
+    nas_fill_uniform(beta, c, -0.5f, 0.5f, &rng);
+    for (int ch = 0; ch < c; ch++) rv[ch] = rv2[ch] = 1.0f;
+    nas_bn_forward_train_part(y, mean, rstd, x, gamma, beta, rm, rv, n, c, hw, 0.1f, 1e-5f, 1, 0,
+                              c);
+    int cut = c / 3 + 1;
+    nas_bn_forward_train_part(y2, mean2, rstd2, x, gamma, beta, rm2, rv2, n, c, hw, 0.1f, 1e-5f, 1,
+                              0, cut);
+    nas_bn_forward_train_part(y2, mean2, rstd2, x, gamma, beta, rm2, rv2, n, c, hw, 0.1f, 1e-5f, 1,
+                              cut, c);
+    ck_assert(memcmp(y, y2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(rv, rv2, sizeof(float) * c) == 0);
+    nas_bn_backward_part(dx, dg, db, dy, y, x, mean, rstd, gamma, n, c, hw, 1, 1, 0, c);
+    nas_bn_backward_part(dx2, dg2, db2, dy, y, x, mean, rstd, gamma, n, c, hw, 1, 1, 0, cut);
+    nas_bn_backward_part(dx2, dg2, db2, dy, y, x, mean, rstd, gamma, n, c, hw, 1, 1, cut, c);
+    ck_assert(memcmp(dx, dx2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(dg, dg2, sizeof(float) * c) == 0);
+    for (int ch = 0; ch < c; ch++) {
+        double s1 = 0, s2 = 0, m = (double)n * hw;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) {
+                double v = x[((size_t)b * c + ch) * hw + i];
+                s1 += v, s2 += v * v;
+            }
+        double mu = s1 / m, var = s2 / m - mu * mu, rs = 1.0 / sqrt(var + 1e-5);
+        ck_assert_double_eq_tol(mean[ch], mu, 1e-5);
+        ck_assert_double_eq_tol(rstd[ch], rs, 1e-3 * rs);
+        // Backward through relu(gamma * xhat + beta): g = dy where the output is positive.
+        double sg = 0, sgx = 0;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) {
+                size_t j = ((size_t)b * c + ch) * hw + i;
+                double xh = (x[j] - mu) * rs, o = gamma[ch] * xh + beta[ch];
+                ck_assert_double_eq_tol(y[j], o > 0 ? o : 0, 1e-4);
+                double g = y[j] > 0 ? dy[j] : 0;
+                sg += g, sgx += g * xh;
+            }
+        ck_assert_double_eq_tol(db[ch], sg, 1e-3);
+        ck_assert_double_eq_tol(dg[ch], sgx, 1e-3);
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) {
+                size_t j = ((size_t)b * c + ch) * hw + i;
+                double xh = (x[j] - mu) * rs, g = y[j] > 0 ? dy[j] : 0;
+                double want = gamma[ch] * rs / m * (m * g - sg - xh * sgx);
+                ck_assert_double_eq_tol(dx[j], want, 1e-4);
+            }
+    }
+    free(x), free(dy), free(y), free(y2), free(dx), free(dx2), free(pc);
+}
+END_TEST
+
 START_TEST(test_bn_grad_and_stats) {
     nas_rng rng;
     nas_rng_init(&rng, 31, 0);
@@ -268,6 +340,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_avgpool_excludes_padding);
     tcase_add_test(tc, test_gap_relu_linear_grad);
     tcase_add_test(tc, test_bn_grad_and_stats);
+    tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_dropout_and_drop_path);
     suite_add_tcase(s, tc);

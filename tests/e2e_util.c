@@ -136,6 +136,39 @@ void e2e_write(const char *path, const char *fmt, ...) {
 /* The whole NAS-Bench-201 space (15625 cells) as a CSV table whose
  * accuracies are a hash of the cell: every architecture any strategy can
  * propose is in it. */
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void e2e_write_bar_idx(const char *dir, const char *prefix, int n) {
+    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
+    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    ck_assert_ptr_nonnull(img);
+    ck_assert_ptr_nonnull(lab);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28);
+    put_be32(img + 12, 28);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        uint8_t *im = img + 16 + (size_t)i * 784;
+        int k = (i * 7) % 10;
+        for (int p = 0; p < 784; p++)
+            im[p] = (uint8_t)((p * 3 + i * 17) % 40);
+        for (int y = 4; y < 24; y++)
+            im[y * 28 + 2 + 2 * k] = 250;
+        lab[8 + i] = (uint8_t)k;
+    }
+    char path[PATH_MAX], name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
+    free(img);
+    free(lab);
+}
+
 void e2e_write_nb201_table(const char *path) {
     static const char *const ops[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
                                       "avg_pool_3x3"};

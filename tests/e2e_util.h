@@ -112,6 +112,11 @@ int e2e_agent_stop(e2e_agent *t);
 /* Write a file from a format (asserts it fits 8 KiB and was written). */
 void e2e_write(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* `dir`/PREFIX-images-idx3-ubyte and -labels-idx1-ubyte with n MNIST-format
+ * 28x28 images: a bright bar whose position is the label, on a faint
+ * pattern, so a real network learns it in a few steps (asserts success). */
+void e2e_write_bar_idx(const char *dir, const char *prefix, int n);
+
 /* The whole NAS-Bench-201 space (15625 cells) as a CSV table whose
  * accuracies are a hash of the cell: every architecture any strategy can
  * propose is in it. */

@@ -71,37 +71,6 @@ static void agent_stop(agent_thread *t) {
     zmq_ctx_term(t->zctx);
 }
 
-static void be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* n MNIST-format 28x28 images: a bright bar whose position is the label. */
-static void idx_files(const char *dir, const char *prefix, int n) {
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    be32(img, 0x803), be32(img + 4, (uint32_t)n), be32(img + 8, 28), be32(img + 12, 28);
-    be32(lab, 0x801), be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        uint8_t *im = img + 16 + (size_t)i * 784;
-        int k = (i * 7) % 10;
-        for (int p = 0; p < 784; p++)
-            im[p] = (uint8_t)((p * 3 + i * 17) % 40);
-        for (int y = 4; y < 24; y++)
-            im[y * 28 + 2 + 2 * k] = 250;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[PATH_MAX], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img);
-    free(lab);
-}
-
 static int count_files(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
     if (!d) return -1;
@@ -139,8 +108,8 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
     char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64], wdir[PATH_MAX + 16];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     nas_path_join(db, sizeof db, dir, "c.db");
-    idx_files(dir, "train", 200);
-    idx_files(dir, "t10k", 20);
+    e2e_write_bar_idx(dir, "train", 200);
+    e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(1);
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
     snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
@@ -221,8 +190,8 @@ START_TEST(test_ps_campaign_inherit_off) {
     char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     nas_path_join(db, sizeof db, dir, "c.db");
-    idx_files(dir, "train", 200);
-    idx_files(dir, "t10k", 20);
+    e2e_write_bar_idx(dir, "train", 200);
+    e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(4);
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
     snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);

@@ -18,36 +18,6 @@
 #include <limits.h>
 #include <zmq.h>
 
-static void be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void idx_files(const char *dir, const char *prefix, int n) {
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    be32(img, 0x803), be32(img + 4, (uint32_t)n), be32(img + 8, 28), be32(img + 12, 28);
-    be32(lab, 0x801), be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        uint8_t *im = img + 16 + (size_t)i * 784;
-        int k = (i * 7) % 10;
-        for (int p = 0; p < 784; p++)
-            im[p] = (uint8_t)((p * 3 + i * 17) % 40);
-        for (int y = 4; y < 24; y++)
-            im[y * 28 + 2 + 2 * k] = 250;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[PATH_MAX], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img);
-    free(lab);
-}
-
 /* The architectures with a weight file in dir (up to cap). */
 static int list_archs(const char *dir, uint64_t *out, int cap) {
     DIR *d = opendir(dir);
@@ -79,8 +49,8 @@ START_TEST(test_ps_master_weights_survive_kill_9) {
     nas_path_join(mlog, sizeof mlog, dir, "master.log");
     nas_path_join(wlog, sizeof wlog, dir, "worker.log");
     snprintf(wdir, sizeof wdir, "%s.weights", db);
-    idx_files(dir, "train", 200);
-    idx_files(dir, "t10k", 20);
+    e2e_write_bar_idx(dir, "train", 200);
+    e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(2);
     snprintf(ctl, sizeof ctl, "tcp://127.0.0.1:%d", port);
     snprintf(wts, sizeof wts, "tcp://127.0.0.1:%d", port + 1);

@@ -806,8 +806,7 @@ int nas_wire_socket_setup(void *sock, char *err) {
     return NAS_OK;
 }
 
-/* EAGAIN is its own code so callers can tell a full pipe from a failure. */
-static int send_frame(void *sock, const void *data, size_t len, int flags, char *err) {
+int nas_wire_send_frame(void *sock, const void *data, size_t len, int flags, char *err) {
     if (zmq_send(sock, data, len, flags) < 0) {
         int e = zmq_errno();
         if (e == EAGAIN) return nas_set_err(err, NAS_EAGAIN, "send would block");
@@ -832,28 +831,25 @@ int nas_wire_send(void *sock, const void *identity, size_t id_len, const nas_wir
     int dw = dontwait ? ZMQ_DONTWAIT : 0;
     /* Once the first frame is queued ZeroMQ delivers all or nothing, so only
      * the first send can fail with EAGAIN. */
-    if (identity) rc = send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
-    if (rc == NAS_OK) rc = send_frame(sock, buf, len, (nframes ? ZMQ_SNDMORE : 0) | dw, err);
+    if (identity) rc = nas_wire_send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
+    if (rc == NAS_OK)
+        rc = nas_wire_send_frame(sock, buf, len, (nframes ? ZMQ_SNDMORE : 0) | dw, err);
     for (size_t i = 0; rc == NAS_OK && i < nframes; i++)
-        rc =
-            send_frame(sock, frames[i].data, frames[i].len, i + 1 < nframes ? ZMQ_SNDMORE : 0, err);
+        rc = nas_wire_send_frame(sock, frames[i].data, frames[i].len,
+                                 i + 1 < nframes ? ZMQ_SNDMORE : 0, err);
     nas_free(buf);
     return rc;
 }
 
-/* ZMQ_RCVMORE after a part: does the same message have another part? */
-static int more_parts(void *sock) {
+int nas_wire_more_parts(void *sock) {
     int more = 0;
     size_t sz = sizeof more;
     zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
     return more;
 }
 
-/* Read and drop the rest of a multipart message. */
-/* Whatever happens while reading a message, it is read to its end, so the
- * next recv starts at the next message, not in the middle of this one. */
-static void drain_parts(void *sock) {
-    while (more_parts(sock)) {
+void nas_wire_drain_parts(void *sock) {
+    while (nas_wire_more_parts(sock)) {
         zmq_msg_t part;
         zmq_msg_init(&part);
         zmq_msg_recv(&part, sock, 0);
@@ -881,7 +877,7 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
         zmq_msg_close(&part);
         zmq_msg_init(&part);
-        if (!more_parts(sock))
+        if (!nas_wire_more_parts(sock))
             return nas_set_err(err, NAS_EFORMAT, "message has no envelope frame");
         /* The rest of a message is already here: these reads never block. */
         zmq_msg_recv(&part, sock, 0);
@@ -892,7 +888,7 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
     if (uid) snprintf(pkt->user_id, sizeof pkt->user_id, "%s", uid);
     rc = nas_wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &pkt->msg, err);
     zmq_msg_close(&part);
-    while (rc == NAS_OK && more_parts(sock)) {
+    while (rc == NAS_OK && nas_wire_more_parts(sock)) {
         if (pkt->n_frames >= pkt->msg.frames) {
             rc = nas_set_err(err, NAS_EPROTO, "%s: more raw frames than the %u announced",
                              nas_wire_type_name(pkt->msg.type), pkt->msg.frames);
@@ -911,7 +907,7 @@ int nas_wire_recv(void *sock, int router, int dontwait, nas_wire_packet *pkt, ch
         pkt->frame_data[pkt->n_frames] = copy;
         pkt->frame_len[pkt->n_frames++] = n;
     }
-    drain_parts(sock);
+    nas_wire_drain_parts(sock);
     if (rc == NAS_OK && pkt->n_frames != pkt->msg.frames)
         rc = nas_set_err(err, NAS_EPROTO, "%s: %zu raw frames, %u announced",
                          nas_wire_type_name(pkt->msg.type), pkt->n_frames, pkt->msg.frames);

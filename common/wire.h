@@ -105,7 +105,7 @@ typedef struct nas_wire_task {
     char data_dir[NAS_WIRE_PATH_MAX]; /* may be empty */
     int has_parent;
     uint64_t parent_hash;
-    int mode; /* enum nas_eval_mode */
+    int mode;         /* enum nas_eval_mode */
     int push_weights; /* 1: push the trained weights (docs/PROTOCOL.md s7) */
 } nas_wire_task;
 
@@ -224,6 +224,16 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b);
 /* Apply nasd's socket limits: ZMQ_MAXMSGSIZE = NAS_WIRE_MAX_FRAME, linger
  * 0 (a dead peer must never block shutdown). */
 int nas_wire_socket_setup(void *sock, char *err);
+
+/* The frame-level steps both codecs (this one and wire_weights.h) share.
+ * send_frame: one zmq_send, NAS_EAGAIN kept apart from other failures so a
+ * caller can tell a full pipe (or a peer that stopped reading) from a
+ * broken socket.  more_parts: does the message being read have another
+ * part?  drain_parts: read the message to its end, so the next recv starts
+ * at the next message whatever went wrong in this one. */
+int nas_wire_send_frame(void *sock, const void *data, size_t len, int flags, char *err);
+int nas_wire_more_parts(void *sock);
+void nas_wire_drain_parts(void *sock);
 
 /* A raw frame: bytes and length (not owned by the frame). */
 typedef struct nas_wire_frame {

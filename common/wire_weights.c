@@ -577,17 +577,6 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
 
 // ---- sockets --------------------------------------------------------------------------
 
-/* EAGAIN is its own code so the server can tell a peer that stopped
- * reading (drop the answer) from a broken socket. */
-static int send_part(void *sock, const void *data, size_t len, int flags, char *err) {
-    if (zmq_send(sock, data, len, flags) < 0) {
-        int e = zmq_errno();
-        if (e == EAGAIN) return nas_set_err(err, NAS_EAGAIN, "send would block");
-        return nas_set_err(err, NAS_EIO, "zmq_send: %s", zmq_strerror(e));
-    }
-    return NAS_OK;
-}
-
 /* Identity (ROUTER side), envelope, then the data frame straight from the
  * caller's memory: zmq_send copies it once into ZeroMQ's own message, and
  * that is the only copy on the sending side. */
@@ -605,30 +594,13 @@ int nas_wire_weights_send(void *sock, const void *identity, size_t id_len,
     int has_data = m->total_bytes > 0;
     /* Only the first part can meet a full pipe; after it ZeroMQ takes the
      * whole message or nothing. */
-    if (identity) rc = send_part(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
-    if (rc == NAS_OK) rc = send_part(sock, buf, len, (has_data ? ZMQ_SNDMORE : 0) | dw, err);
-    if (rc == NAS_OK && has_data) rc = send_part(sock, data, (size_t)m->total_bytes, 0, err);
+    if (identity) rc = nas_wire_send_frame(sock, identity, id_len, ZMQ_SNDMORE | dw, err);
+    if (rc == NAS_OK)
+        rc = nas_wire_send_frame(sock, buf, len, (has_data ? ZMQ_SNDMORE : 0) | dw, err);
+    if (rc == NAS_OK && has_data)
+        rc = nas_wire_send_frame(sock, data, (size_t)m->total_bytes, 0, err);
     nas_free(buf);
     return rc;
-}
-
-/* ZMQ_RCVMORE after a part: does the message have another? */
-static int more_parts(void *sock) {
-    int more = 0;
-    size_t sz = sizeof more;
-    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
-    return more;
-}
-
-/* Read a message to its end whatever happened, so the next recv starts at
- * the next message. */
-static void drain_parts(void *sock) {
-    while (more_parts(sock)) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        zmq_msg_recv(&part, sock, 0);
-        zmq_msg_close(&part);
-    }
 }
 
 /* Every tensor's bytes against its checksum: the last check before a
@@ -676,13 +648,14 @@ int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights
         memcpy(pkt->identity, zmq_msg_data(&part), pkt->id_len);
         zmq_msg_close(&part);
         zmq_msg_init(&part);
-        if (!more_parts(sock)) return nas_set_err(err, NAS_EFORMAT, "message has no envelope");
+        if (!nas_wire_more_parts(sock))
+            return nas_set_err(err, NAS_EFORMAT, "message has no envelope");
         zmq_msg_recv(&part, sock, 0); /* the rest of a message is already here */
     }
     int rc = nas_wire_weights_decode(zmq_msg_data(&part), zmq_msg_size(&part), &pkt->msg, err);
     zmq_msg_close(&part);
     if (rc == NAS_OK && pkt->msg.total_bytes) {
-        if (!more_parts(sock)) {
+        if (!nas_wire_more_parts(sock)) {
             rc = nas_set_err(err, NAS_EFORMAT, "%s: the announced data frame is missing",
                              type_name(pkt->msg.type));
         } else {
@@ -698,10 +671,10 @@ int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights
             }
         }
     }
-    if (rc == NAS_OK && more_parts(sock))
+    if (rc == NAS_OK && nas_wire_more_parts(sock))
         rc = nas_set_err(err, NAS_EFORMAT, "%s: more frames than announced",
                          type_name(pkt->msg.type));
-    drain_parts(sock);
+    nas_wire_drain_parts(sock);
     if (rc < 0) {
         uint8_t id[NAS_WIRE_ID_MAX];
         size_t id_len = pkt->id_len;

@@ -246,6 +246,31 @@ static int bn_block(int n, int hw) {
     return cb > BN_BLOCK_MAX ? BN_BLOCK_MAX : (int)cb;
 }
 
+// One plane of the BN input gradient, dx = k1 * (g - a - (x - mu) * b2), where g is dy masked
+// by out > 0 when ReLU was fused (o != NULL).  Overwriting (when this is the gradient's first
+// writer) saves reading dx and the caller's zeroing pass over it.
+__attribute__((always_inline)) static inline void
+bn_dx_plane(float *dx, const float *dy, const float *x, const float *o, int hw, float k1, float a,
+            float b2, float mu, int overwrite) {
+    if (o && overwrite) {
+        for (int i = 0; i < hw; i++) {
+            float d = dy[i]; /* loaded unconditionally so the select vectorises */
+            float g = o[i] > 0.0f ? d : 0.0f;
+            dx[i] = k1 * (g - a - (x[i] - mu) * b2);
+        }
+    } else if (o) {
+        for (int i = 0; i < hw; i++) {
+            float d = dy[i];
+            float g = o[i] > 0.0f ? d : 0.0f;
+            dx[i] += k1 * (g - a - (x[i] - mu) * b2);
+        }
+    } else if (overwrite) {
+        for (int i = 0; i < hw; i++) dx[i] = k1 * (dy[i] - a - (x[i] - mu) * b2);
+    } else {
+        for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
+    }
+}
+
 // nas_bn_forward_train_part for planes below BN_BLOCK_HW floats, cbs channels at a time.
 __attribute__((always_inline)) static inline void
 bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
@@ -328,25 +353,7 @@ bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout,
                 const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
                 float *dx = dinp + off;
                 float k1 = k1v[j], a = av[j], b2 = b2v[j], mu = mean[cb + j];
-                // Overwriting (when this is the gradient's first writer) saves reading dx and
-                // the caller's zeroing pass over it.
-                if (relu && overwrite) {
-                    for (int i = 0; i < hw; i++) {
-                        float d = dy[i]; /* loaded unconditionally so the select vectorises */
-                        float g = o[i] > 0.0f ? d : 0.0f;
-                        dx[i] = k1 * (g - a - (x[i] - mu) * b2);
-                    }
-                } else if (relu) {
-                    for (int i = 0; i < hw; i++) {
-                        float d = dy[i];
-                        float g = o[i] > 0.0f ? d : 0.0f;
-                        dx[i] += k1 * (g - a - (x[i] - mu) * b2);
-                    }
-                } else if (overwrite) {
-                    for (int i = 0; i < hw; i++) dx[i] = k1 * (dy[i] - a - (x[i] - mu) * b2);
-                } else {
-                    for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
-                }
+                bn_dx_plane(dx, dy, x, o, hw, k1, a, b2, mu, overwrite);
             }
     }
 }
@@ -442,25 +449,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
             long off = ((long)b * c + ch) * hw;
             const float *x = inp + off, *dy = dout + off, *o = relu ? out + off : NULL;
             float *dx = dinp + off;
-            // Overwriting (when this is the gradient's first writer) saves reading dx and the
-            // caller's zeroing pass over it.
-            if (relu && overwrite) {
-                for (int i = 0; i < hw; i++) {
-                    float d = dy[i]; /* loaded unconditionally so the select vectorises */
-                    float g = o[i] > 0.0f ? d : 0.0f;
-                    dx[i] = k1 * (g - a - (x[i] - mu) * b2);
-                }
-            } else if (relu) {
-                for (int i = 0; i < hw; i++) {
-                    float d = dy[i];
-                    float g = o[i] > 0.0f ? d : 0.0f;
-                    dx[i] += k1 * (g - a - (x[i] - mu) * b2);
-                }
-            } else if (overwrite) {
-                for (int i = 0; i < hw; i++) dx[i] = k1 * (dy[i] - a - (x[i] - mu) * b2);
-            } else {
-                for (int i = 0; i < hw; i++) dx[i] += k1 * (dy[i] - a - (x[i] - mu) * b2);
-            }
+            bn_dx_plane(dx, dy, x, o, hw, k1, a, b2, mu, overwrite);
         }
     }
 }

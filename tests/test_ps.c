@@ -28,27 +28,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-// ---- a serving thread (the master's loop stand-in: the real serve call) ----------------
-
-typedef struct server {
-    void *ctx, *router;
-    nas_weights *w;
-    pthread_t th;
-    atomic_int stop;
-    char endpoint[128];
-} server;
-
-static void *serve_main(void *arg) {
-    server *s = arg;
-    while (!atomic_load(&s->stop)) {
-        zmq_pollitem_t it = {s->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 20) <= 0) continue;
-        char err[NAS_ERR_LEN] = "";
-        while (nas_weights_serve_one(s->w, s->router, 0, err) == NAS_OK) {
-        }
-    }
-    return NULL;
-}
+// ---- sockets (the serving thread is weights_fixtures.h's fix_server) --------------------
 
 /* Bind a ROUTER on an ephemeral loopback port; `endpoint` gets its name. */
 static void *bind_router(void *ctx, const char *where, char *endpoint, size_t cap) {
@@ -59,24 +39,6 @@ static void *bind_router(void *ctx, const char *where, char *endpoint, size_t ca
     size_t n = cap;
     zmq_getsockopt(r, ZMQ_LAST_ENDPOINT, endpoint, &n);
     return r;
-}
-
-static void server_start(server *s, const char *dir) {
-    memset(s, 0, sizeof *s);
-    s->ctx = zmq_ctx_new();
-    s->router = bind_router(s->ctx, "tcp://127.0.0.1:*", s->endpoint, sizeof s->endpoint);
-    nas_weights_config cfg = {.dir = dir, .memory_budget = 64 << 20};
-    char err[NAS_ERR_LEN] = "";
-    ck_assert_msg(nas_weights_create(&s->w, &cfg, err) == NAS_OK, "%s", err);
-    pthread_create(&s->th, NULL, serve_main, s);
-}
-
-static void server_stop(server *s) {
-    atomic_store(&s->stop, 1);
-    pthread_join(s->th, NULL);
-    nas_weights_destroy(&s->w);
-    zmq_close(s->router);
-    zmq_ctx_term(s->ctx);
 }
 
 static nas_ps_client *client(void *ctx, const char *endpoint, int timeout_ms) {
@@ -108,8 +70,8 @@ static void expect_fresh(const nas_net *net, const nas_net *fresh) {
 
 START_TEST(test_ps_child_inherits_parent_over_tcp) {
     const char *dir = nas_tmpdir_make();
-    server s;
-    server_start(&s, dir);
+    fix_server s;
+    fix_server_start(&s, dir, 64 << 20);
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = client(ctx, s.endpoint, 5000);
     nas_net *parent = fix_net(FIX_PARENT, 1);
@@ -138,7 +100,7 @@ START_TEST(test_ps_child_inherits_parent_over_tcp) {
     nas_ps_weights_destroy(&w);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    server_stop(&s);
+    fix_server_stop(&s);
     nas_net_destroy(&parent);
     nas_net_destroy(&child);
     nas_net_destroy(&fresh);
@@ -148,8 +110,8 @@ END_TEST
 
 START_TEST(test_ps_unknown_parent_trains_fresh) {
     const char *dir = nas_tmpdir_make();
-    server s;
-    server_start(&s, dir);
+    fix_server s;
+    fix_server_start(&s, dir, 64 << 20);
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = client(ctx, s.endpoint, 5000);
     nas_net *child = fix_net(FIX_CHILD, 1), *fresh = fix_net(FIX_CHILD, 4);
@@ -160,7 +122,7 @@ START_TEST(test_ps_unknown_parent_trains_fresh) {
     expect_fresh(child, fresh);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    server_stop(&s);
+    fix_server_stop(&s);
     nas_net_destroy(&child);
     nas_net_destroy(&fresh);
     nas_tmpdir_rm(dir);
@@ -171,8 +133,8 @@ END_TEST
  * the tensor named, and nothing is kept. */
 START_TEST(test_ps_corrupted_push_refused) {
     const char *dir = nas_tmpdir_make();
-    server s;
-    server_start(&s, dir);
+    fix_server s;
+    fix_server_start(&s, dir, 64 << 20);
     void *ctx = zmq_ctx_new();
     void *d = zmq_socket(ctx, ZMQ_DEALER);
     char err[NAS_ERR_LEN] = "";
@@ -209,7 +171,7 @@ START_TEST(test_ps_corrupted_push_refused) {
     nas_wire_weights_msg_fini(&m);
     zmq_close(d);
     zmq_ctx_term(ctx);
-    server_stop(&s);
+    fix_server_stop(&s);
     nas_net_destroy(&net);
     nas_tmpdir_rm(dir);
 }
@@ -421,17 +383,9 @@ START_TEST(test_ps_curve) {
     nas_keypair server_kp, client_kp;
     ck_assert_int_eq(nas_keys_generate(&server_kp, err), NAS_OK);
     ck_assert_int_eq(nas_keys_generate(&client_kp, err), NAS_OK);
-    server s;
-    memset(&s, 0, sizeof s);
-    s.ctx = zmq_ctx_new();
-    s.router = zmq_socket(s.ctx, ZMQ_ROUTER);
-    ck_assert_int_eq(nas_keys_curve_server(s.router, &server_kp, NULL, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(s.router, "tcp://127.0.0.1:*"), 0);
-    size_t n = sizeof s.endpoint;
-    zmq_getsockopt(s.router, ZMQ_LAST_ENDPOINT, s.endpoint, &n);
-    nas_weights_config cfg = {.dir = dir, .memory_budget = 1 << 20};
-    ck_assert_int_eq(nas_weights_create(&s.w, &cfg, err), NAS_OK);
-    pthread_create(&s.th, NULL, serve_main, &s);
+    fix_server s;
+    fix_server_bind(&s, dir, 1 << 20, &server_kp);
+    fix_server_run(&s);
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = NULL;
     ck_assert_int_eq(nas_ps_client_create_curve(&c, ctx, s.endpoint, 5000, &client_kp,
@@ -454,7 +408,7 @@ START_TEST(test_ps_curve) {
     nas_ps_client_destroy(&plain);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    server_stop(&s);
+    fix_server_stop(&s);
     nas_net_destroy(&net);
     nas_tmpdir_rm(dir);
 }

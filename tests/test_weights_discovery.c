@@ -12,6 +12,7 @@
 #include "master/dispatcher.h"
 #include "master/weights.h"
 #include "tests/harness.h"
+#include "tests/weights_fixtures.h"
 #include "worker/ps_client.h"
 
 #include <pthread.h>
@@ -121,26 +122,6 @@ START_TEST(test_weights_discovery_wildcard_takes_the_master_host) {
 }
 END_TEST
 
-typedef struct server {
-    void *ctx, *router;
-    nas_weights *w;
-    pthread_t th;
-    atomic_int stop;
-    char endpoint[128];
-} server;
-
-static void *serve_main(void *arg) {
-    server *s = arg;
-    while (!atomic_load(&s->stop)) {
-        zmq_pollitem_t it = {s->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 20) <= 0) continue;
-        char err[NAS_ERR_LEN] = "";
-        while (nas_weights_serve_one(s->w, s->router, 0, err) == NAS_OK) {
-        }
-    }
-    return NULL;
-}
-
 typedef struct announcer {
     nas_ps_client *c;
     const char *ep;
@@ -157,17 +138,9 @@ static void *announce(void *arg) {
 /* A client without an endpoint says why it cannot pull; once another
  * thread (the agent, in a worker) sets one, the next pull uses it. */
 START_TEST(test_weights_discovery_client_follows_the_announcement) {
-    server s;
-    memset(&s, 0, sizeof s);
-    s.ctx = zmq_ctx_new();
+    fix_server s;
+    fix_server_bind(&s, NULL, 1 << 20, NULL);
     char err[NAS_ERR_LEN] = "";
-    s.router = zmq_socket(s.ctx, ZMQ_ROUTER);
-    ck_assert_int_eq(nas_wire_socket_setup(s.router, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(s.router, "tcp://127.0.0.1:*"), 0);
-    size_t n = sizeof s.endpoint;
-    zmq_getsockopt(s.router, ZMQ_LAST_ENDPOINT, s.endpoint, &n);
-    nas_weights_config cfg = {.dir = NULL, .memory_budget = 1 << 20};
-    ck_assert_int_eq(nas_weights_create(&s.w, &cfg, err), NAS_OK);
     float data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     nas_safetensors_tensor t = {.name = "head/linear/bias", .ndim = 1, .shape = {8}, .data = data};
     nas_wire_weights_msg m;
@@ -175,7 +148,7 @@ START_TEST(test_weights_discovery_client_follows_the_announcement) {
     ck_assert_int_eq(nas_wire_weights_manifest(&m, &t, 1, data, NULL, err), NAS_OK);
     ck_assert_int_eq(nas_weights_put(s.w, 0x77, &m, data, 0, err), NAS_OK);
     nas_wire_weights_msg_fini(&m);
-    pthread_create(&s.th, NULL, serve_main, &s);
+    fix_server_run(&s);
 
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = NULL;
@@ -197,11 +170,7 @@ START_TEST(test_weights_discovery_client_follows_the_announcement) {
     nas_ps_weights_destroy(&pw);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    atomic_store(&s.stop, 1);
-    pthread_join(s.th, NULL);
-    nas_weights_destroy(&s.w);
-    zmq_close(s.router);
-    zmq_ctx_term(s.ctx);
+    fix_server_stop(&s);
 }
 END_TEST
 

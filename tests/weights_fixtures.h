@@ -1,6 +1,7 @@
 /*
  * weights_fixtures.h - networks and manifests shared by the weight-store
- * suites (test_inherit.c, test_weights.c, test_ps.c).
+ * suites (test_inherit.c, test_weights.c, test_ps.c), and a store served
+ * from a thread over loopback TCP (test_ps.c, test_weights_discovery.c).
  *
  * The parent and child genomes differ by one op mutation (block 1, half a:
  * sep5x5 -> sep3x3), so the child keeps every path of the parent and has
@@ -15,12 +16,17 @@
 #include "common/err.h"
 #include "common/fidelity.h"
 #include "common/inherit.h"
+#include "common/keys.h"
 #include "common/net.h"
 #include "common/rng.h"
 #include "common/wire_weights.h"
+#include "master/weights.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <zmq.h>
 
 #define FIX_PARENT "c=sep3x3:1+max3x3:0,sep5x5:2+id:0"
 #define FIX_CHILD  "c=sep3x3:1+max3x3:0,sep3x3:2+id:0"
@@ -76,6 +82,64 @@ static inline int fix_same(const nas_net *a, const nas_net *b, const char *name)
     const nas_param *pa = nas_net_param_find(a, name), *pb = nas_net_param_find(b, name);
     if (!pa || !pb || pa->size != pb->size) return 0;
     return memcmp(pa->data, pb->data, pa->size * sizeof(float)) == 0;
+}
+
+/* A weight store served by a thread over loopback TCP: the master's loop
+ * stand-in, making the real nas_weights_serve_one call. */
+typedef struct fix_server {
+    void *ctx, *router;
+    nas_weights *w;
+    pthread_t th;
+    atomic_int stop;
+    char endpoint[128];
+} fix_server;
+
+static inline void *fix_serve_main(void *arg) {
+    fix_server *s = arg;
+    while (!atomic_load(&s->stop)) {
+        zmq_pollitem_t it = {s->router, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 20) <= 0) continue;
+        char err[NAS_ERR_LEN] = "";
+        while (nas_weights_serve_one(s->w, s->router, 0, err) == NAS_OK) {
+        }
+    }
+    return NULL;
+}
+
+/* Create the store (dir NULL: memory only) and bind its ROUTER on an
+ * ephemeral loopback port, as a CurveZMQ server when kp is given; nothing
+ * is served until fix_server_run, so a test may fill the store first. */
+static inline void fix_server_bind(fix_server *s, const char *dir, int64_t budget,
+                                   const nas_keypair *kp) {
+    char err[NAS_ERR_LEN] = "";
+    memset(s, 0, sizeof *s);
+    s->ctx = zmq_ctx_new();
+    s->router = zmq_socket(s->ctx, ZMQ_ROUTER);
+    ck_assert_int_eq(nas_wire_socket_setup(s->router, err), NAS_OK);
+    if (kp) ck_assert_int_eq(nas_keys_curve_server(s->router, kp, NULL, err), NAS_OK);
+    ck_assert_msg(zmq_bind(s->router, "tcp://127.0.0.1:*") == 0, "bind: %s",
+                  zmq_strerror(zmq_errno()));
+    size_t n = sizeof s->endpoint;
+    zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, s->endpoint, &n);
+    nas_weights_config cfg = {.dir = dir, .memory_budget = budget};
+    ck_assert_msg(nas_weights_create(&s->w, &cfg, err) == NAS_OK, "%s", err);
+}
+
+static inline void fix_server_run(fix_server *s) {
+    ck_assert_int_eq(pthread_create(&s->th, NULL, fix_serve_main, s), 0);
+}
+
+static inline void fix_server_start(fix_server *s, const char *dir, int64_t budget) {
+    fix_server_bind(s, dir, budget, NULL);
+    fix_server_run(s);
+}
+
+static inline void fix_server_stop(fix_server *s) {
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    nas_weights_destroy(&s->w);
+    zmq_close(s->router);
+    zmq_ctx_term(s->ctx);
 }
 
 #endif

@@ -38,6 +38,7 @@ struct nas_zmon {
     int curve;
     int64_t repeat_ms;
     char what[32];
+    char self[32];
     char fp[NAS_KEY_FP_LEN];
     char key_file[256];
     char server_key_file[256];
@@ -80,8 +81,11 @@ int nas_zmon_create(nas_zmon **out, void *zctx, const nas_zmon_config *cfg, char
     m->curve = cfg->curve;
     m->repeat_ms = cfg->repeat_ms ? cfg->repeat_ms : ZMON_DEFAULT_REPEAT_MS;
     snprintf(m->what, sizeof m->what, "%s", cfg->what ? cfg->what : "server");
-    snprintf(m->key_file, sizeof m->key_file, "%s",
-             cfg->key_file ? cfg->key_file : "this worker's .key file");
+    snprintf(m->self, sizeof m->self, "%s", cfg->self ? cfg->self : "this worker");
+    if (cfg->key_file)
+        snprintf(m->key_file, sizeof m->key_file, "%s", cfg->key_file);
+    else
+        snprintf(m->key_file, sizeof m->key_file, "%s's .key file", m->self);
     snprintf(m->server_key_file, sizeof m->server_key_file, "%s",
              cfg->server_key_file ? cfg->server_key_file : "the server key file");
     snprintf(m->key_option, sizeof m->key_option, "%s",
@@ -165,14 +169,14 @@ static enum nas_zmon_state describe(nas_zmon *m, uint16_t event, uint32_t value)
         m->st.zap_status = value;
         if (m->curve)
             snprintf(msg, cap,
-                     "%s %s refused this worker's key %s (ZAP status %u): add the public key in "
-                     "%s to the master's --authorized directory and send the master SIGHUP",
-                     m->what, m->endpoint, m->fp, (unsigned)value, m->key_file);
+                     "%s %s refused %s's key %s (ZAP status %u): add the public key in %s to "
+                     "the master's --authorized directory and send the master SIGHUP",
+                     m->what, m->endpoint, m->self, m->fp, (unsigned)value, m->key_file);
         else
             snprintf(msg, cap,
-                     "%s %s refused this worker (ZAP status %u): the master requires CurveZMQ "
-                     "(give --key BASE and %s FILE)",
-                     m->what, m->endpoint, (unsigned)value, m->key_option);
+                     "%s %s refused %s (ZAP status %u): the master requires CurveZMQ (give "
+                     "--key BASE and %s FILE)",
+                     m->what, m->endpoint, m->self, (unsigned)value, m->key_option);
         return NAS_ZMON_REFUSED;
     }
     /* A mechanism mismatch names the side that lacks CurveZMQ; any other
@@ -213,8 +217,8 @@ static enum nas_zmon_state describe(nas_zmon *m, uint16_t event, uint32_t value)
 enum nas_zmon_state nas_zmon_event(nas_zmon *m, uint16_t event, uint32_t value, int64_t now_ms) {
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         if (m->logged_failures && m->st.state != NAS_ZMON_OK)
-            nas_info("%s %s admitted this worker after %d failed handshake(s)", m->what,
-                     m->endpoint, m->st.failures);
+            nas_info("%s %s admitted %s after %d failed handshake(s)", m->what, m->endpoint,
+                     m->self, m->st.failures);
         m->st.state = NAS_ZMON_OK;
         m->st.failures = 0;
         m->st.successes++;

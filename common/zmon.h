@@ -39,6 +39,7 @@ typedef struct nas_zmon nas_zmon;
 
 typedef struct nas_zmon_config {
     const char *what;            /* the peer in messages: "master", "weight store" */
+    const char *self;            /* who we are in messages; NULL: "this worker" */
     int curve;                   /* 1: the client uses CurveZMQ */
     const char *public_z85;      /* our public key (curve), for its fingerprint */
     const char *key_file;        /* our public key file, or NULL ("this client's .key file") */

@@ -24,6 +24,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/wire.h"
+#include "common/zmon.h"
 #include "master/pareto.h"
 #include "master/status.h"
 #include "master/store.h"
@@ -151,73 +152,6 @@ typedef struct curve_opts {
     char master_pub[NAS_KEY_Z85_LEN + 1];
 } curve_opts;
 
-/* A handshake failure seen on the monitor, as a message naming its likely
- * cause.  libzmq reports a key the ZAP handler refused as FAILED_AUTH
- * (status 400), a security mismatch (plaintext against CURVE or the
- * reverse) as FAILED_PROTOCOL, and a client that used the wrong server key
- * as a connection the server dropped mid-handshake (NO_DETAIL). */
-static int handshake_error(const char *ep, const curve_opts *co, uint16_t event, uint32_t value,
-                           char *err) {
-    int curve = co->key_base != NULL;
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-        char fp[NAS_KEY_FP_LEN];
-        nas_keys_fingerprint(co->kp.public_z85, fp);
-        return nas_set_err(err, NAS_EAUTH,
-                           "%s refused key %s (%s.key; ZAP status %u): it is not in the "
-                           "master's authorized directory (copy it there and send the master "
-                           "SIGHUP)",
-                           ep, fp, co->key_base, (unsigned)value);
-    }
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-        return nas_set_err(err, NAS_EAUTH,
-                           curve ? "handshake with %s failed: the master does not speak CurveZMQ "
-                                   "(it runs without --key; drop --key and --master-key)"
-                                 : "handshake with %s failed: the master requires CurveZMQ (give "
-                                   "--key BASE and --master-key FILE)",
-                           ep);
-    /* A plaintext client may see the master hang up before it reads the
-     * master's greeting, so NO_DETAIL without keys means the same as a
-     * protocol mismatch. */
-    if (!curve)
-        return nas_set_err(err, NAS_EAUTH,
-                           "handshake with %s failed (%s): the master dropped the connection; it "
-                           "probably requires CurveZMQ (give --key BASE and --master-key FILE)",
-                           ep, zmq_strerror((int)value));
-    /* The same ambiguity with keys: a master without CurveZMQ may hang up
-     * before its greeting arrives, like one that cannot open our hello. */
-    return nas_set_err(err, NAS_EAUTH,
-                       "handshake with %s failed: the master dropped the connection; is %s the "
-                       "master's public key, and does the master run with --key?",
-                       ep, co->master_key_path);
-}
-
-/* Read one monitor event (two frames: event id + value, endpoint). */
-static int read_event(void *mon, uint16_t *event, uint32_t *value) {
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&f);
-        return -1;
-    }
-    int ok = zmq_msg_size(&f) >= 6;
-    if (ok) {
-        const uint8_t *d = zmq_msg_data(&f);
-        memcpy(event, d, 2);
-        memcpy(value, d + 2, 4);
-    }
-    int more = zmq_msg_more(&f);
-    zmq_msg_close(&f);
-    while (more) { /* the endpoint frame: not needed, the caller knows it */
-        zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) < 0)
-            more = 0;
-        else
-            more = zmq_msg_more(&f);
-        zmq_msg_close(&f);
-    }
-    return ok ? 0 : -1;
-}
-
 /* Ask a master for its status document; NULL (with err) if it does not
  * answer in time or the handshake fails.  The timeout message names the
  * likely causes, one of which is a master that wants keys we lack: such a
@@ -225,8 +159,9 @@ static int read_event(void *mon, uint16_t *event, uint32_t *value) {
 static char *ask_master(const char *ep, long timeout_ms, const curve_opts *co, char *err) {
     void *ctx = zmq_ctx_new();
     void *s = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
-    void *mon = NULL;
+    nas_zmon *mon = NULL;
     char *json = NULL;
+    char key_file[1100];
     if (!s) {
         nas_set_err(err, NAS_EIO, "zmq: %s", zmq_strerror(zmq_errno()));
         goto done;
@@ -234,17 +169,19 @@ static char *ask_master(const char *ep, long timeout_ms, const curve_opts *co, c
     if (nas_wire_socket_setup(s, err) < 0) goto done;
     if (co->key_base && nas_keys_curve_client(s, &co->kp, co->master_pub, err) < 0) goto done;
     /* The monitor sees handshake failures, which the DEALER itself never
-     * reports (libzmq just retries). */
-    if (zmq_socket_monitor(s, "inproc://nasctl.monitor",
-                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0) {
-        mon = zmq_socket(ctx, ZMQ_PAIR);
-        if (mon && zmq_connect(mon, "inproc://nasctl.monitor") != 0) {
-            zmq_close(mon);
-            mon = NULL;
-        }
-    }
+     * reports (libzmq just retries); zmon words them as it does for the
+     * workers.  Without it we still answer, only later (the timeout). */
+    snprintf(key_file, sizeof key_file, "%s.key", co->key_base ? co->key_base : "");
+    nas_zmon_config mc = {.what = "master",
+                          .self = "nasctl",
+                          .curve = co->key_base != NULL,
+                          .public_z85 = co->key_base ? co->kp.public_z85 : NULL,
+                          .key_file = co->key_base ? key_file : NULL,
+                          .server_key_file = co->master_key_path,
+                          .key_option = "--master-key"};
+    char merr[NAS_ERR_LEN];
+    if (nas_zmon_create(&mon, ctx, &mc, merr) < 0 || nas_zmon_attach(mon, s, ep, merr) < 0)
+        nas_zmon_destroy(&mon);
     if (zmq_connect(s, ep) != 0) {
         nas_set_err(err, NAS_EINVAL, "cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
         goto done;
@@ -259,13 +196,16 @@ static char *ask_master(const char *ep, long timeout_ms, const curve_opts *co, c
     while (!ready) {
         int64_t left = end - nas_now_ms();
         if (left <= 0) break;
-        zmq_pollitem_t it[2] = {{s, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t it[2] = {{s, 0, ZMQ_POLLIN, 0},
+                                {mon ? nas_zmon_socket(mon) : NULL, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll(it, mon ? 2 : 1, (long)left) < 0) break;
         if (it[0].revents & ZMQ_POLLIN) ready = 1;
-        uint16_t ev = 0;
-        uint32_t val = 0;
-        if (!ready && mon && (it[1].revents & ZMQ_POLLIN) && read_event(mon, &ev, &val) == 0) {
-            handshake_error(ep, co, ev, val, err);
+        /* A status request is one shot: the first failed handshake is the
+         * answer (a worker, which lives on, waits for a second). */
+        enum nas_zmon_state hs = NAS_ZMON_NONE;
+        if (!ready && mon && (it[1].revents & ZMQ_POLLIN)) hs = nas_zmon_poll(mon, nas_now_ms());
+        if (hs != NAS_ZMON_NONE && hs != NAS_ZMON_OK) {
+            nas_set_err(err, NAS_EAUTH, "%s", nas_zmon_message(mon));
             goto done;
         }
     }
@@ -292,10 +232,9 @@ done:
     if (s) {
         int zero = 0;
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_socket_monitor(s, NULL, 0);
+        nas_zmon_destroy(&mon);
         zmq_close(s);
     }
-    if (mon) zmq_close(mon);
     if (ctx) zmq_ctx_term(ctx);
     return json;
 }
@@ -356,47 +295,13 @@ static int cmd_status(const args *a) {
 
 // ---- results ------------------------------------------------------------------------------------
 
-/* One result as JSON: hashes as unsigned integers, a missing test
- * accuracy as null, every string escaped (texts come from the network). */
-static void json_rec(nas_json_buf *b, const nas_store_record *r) {
-    nas_json_buf_obj_begin(b);
-    nas_json_buf_key(b, "seq");
-    nas_json_buf_i64(b, r->seq);
-    nas_json_buf_key(b, "task");
-    nas_json_buf_i64(b, r->task_id);
-    nas_json_buf_key(b, "stage");
-    nas_json_buf_str(b, nas_store_stage_name(r->stage));
-    nas_json_buf_key(b, "arch");
-    nas_json_buf_str(b, r->arch_text);
-    nas_json_buf_key(b, "hash");
-    nas_json_buf_u64(b, r->arch_hash);
-    nas_json_buf_key(b, "accuracy");
-    nas_json_buf_f64(b, r->accuracy);
-    nas_json_buf_key(b, "test_accuracy");
-    if (isnan(r->test_accuracy))
-        nas_json_buf_null(b);
-    else
-        nas_json_buf_f64(b, r->test_accuracy);
-    nas_json_buf_key(b, "params");
-    nas_json_buf_i64(b, r->params);
-    nas_json_buf_key(b, "macs");
-    nas_json_buf_i64(b, r->macs);
-    nas_json_buf_key(b, "seconds");
-    nas_json_buf_f64(b, r->seconds);
-    nas_json_buf_key(b, "worker");
-    nas_json_buf_str(b, r->worker);
-    nas_json_buf_key(b, "attempt");
-    nas_json_buf_i64(b, r->attempt);
-    nas_json_buf_obj_end(b);
-}
-
 /* Results (all, or those named by `pick`) as one JSON array line. */
 static void print_json_array(const nas_store_record *r, int n, const int *pick, int np) {
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_arr_begin(&b);
     for (int i = 0; i < (pick ? np : n); i++)
-        json_rec(&b, &r[pick ? pick[i] : i]);
+        nas_status_json_record(&b, &r[pick ? pick[i] : i]);
     nas_json_buf_arr_end(&b);
     char *s = nas_json_buf_take(&b, NULL);
     printf("%s\n", s ? s : "[]");

@@ -39,12 +39,20 @@ static void canonical_value(const char *canon, const char *key, char *out, size_
 
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "seq");
+    nas_json_buf_i64(b, r->seq);
     nas_json_buf_key(b, "task");
     nas_json_buf_i64(b, r->task_id);
+    nas_json_buf_key(b, "stage");
+    nas_json_buf_str(b, nas_store_stage_name(r->stage));
     nas_json_buf_key(b, "arch");
     nas_json_buf_str(b, r->arch_text);
+    // Hashes are unsigned 64-bit: written as such, never as a negative int64.
+    nas_json_buf_key(b, "hash");
+    nas_json_buf_u64(b, r->arch_hash);
     nas_json_buf_key(b, "accuracy");
     nas_json_buf_f64(b, r->accuracy);
+    // A search result has no test accuracy: null, not NaN (which is not JSON).
     nas_json_buf_key(b, "test_accuracy");
     if (isnan(r->test_accuracy))
         nas_json_buf_null(b);
@@ -54,6 +62,13 @@ void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_i64(b, r->params);
     nas_json_buf_key(b, "macs");
     nas_json_buf_i64(b, r->macs);
+    nas_json_buf_key(b, "seconds");
+    nas_json_buf_f64(b, r->seconds);
+    // Worker names come from the network: the writer escapes them.
+    nas_json_buf_key(b, "worker");
+    nas_json_buf_str(b, r->worker);
+    nas_json_buf_key(b, "attempt");
+    nas_json_buf_i64(b, r->attempt);
     nas_json_buf_obj_end(b);
 }
 

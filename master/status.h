@@ -27,9 +27,10 @@
 
 #include <stdio.h>
 
-/* Write a result as the document's "best" object ({task, arch, accuracy,
- * test_accuracy, params, macs}); the live master and the database view
- * share it so the two shapes cannot drift apart. */
+/* Write one result as a JSON object ({seq, task, stage, arch, hash,
+ * accuracy, test_accuracy, params, macs, seconds, worker, attempt}): the
+ * status document's "best", the live master's answer and `nasctl best` /
+ * `history --json` all use it, so their shapes cannot drift apart. */
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
 
 /* Build the document from an open store (read-only is fine).  Returns a

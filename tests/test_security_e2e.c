@@ -221,7 +221,8 @@ START_TEST(test_secured_campaign) {
     ck_assert_msg(strstr(out, "CurveZMQ") && strstr(out, "--key"), "message: %s", out);
     ck_assert_int_lt(nas_now_ms() - t0, 2500); /* seen on the handshake, not the timeout */
     ck_assert_int_eq(nasctl_status(&e, "rogue", "master", out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "refused key") && strstr(out, "authorized"), "message: %s", out);
+    ck_assert_msg(strstr(out, "refused nasctl's key") && strstr(out, "authorized"), "message: %s",
+                  out);
     ck_assert_int_eq(nasctl_status(&e, "ops", "impostor", out, sizeof out), 1);
     ck_assert_msg(strstr(out, "impostor.key"), "message: %s", out);
 

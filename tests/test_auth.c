@@ -12,6 +12,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "master/auth.h"
+#include "tests/curve_util.h"
 #include "tests/harness.h"
 
 #include <fcntl.h>
@@ -25,14 +26,7 @@
 
 typedef struct fixture {
     void *ctx;
-    char dir[4096];     /* temporary root */
-    char authdir[4096]; /* authorized keys */
-    char logpath[4096];
-    nas_keypair server;
-    nas_keypair worker; /* authorized as "worker1" */
-    nas_auth *auth;
-    void *router;
-    char endpoint[256];
+    nas_test_curve c;   /* the CURVE server, its keys and the log */
     void *mon;          /* PAIR receiving the router's handshake events */
     int ev_ok;          /* ZMQ_EVENT_HANDSHAKE_SUCCEEDED */
     int ev_auth;        /* ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP said no) */
@@ -49,39 +43,14 @@ static long now_ms(void) {
 }
 
 static void setup(void) {
-    char err[NAS_ERR_LEN], base[4200];
     memset(&F, 0, sizeof F);
-    snprintf(F.dir, sizeof F.dir, "%s", nas_tmpdir_make());
-    nas_path_join(F.authdir, sizeof F.authdir, F.dir, "authorized");
-    ck_assert_int_eq(mkdir(F.authdir, 0755), 0);
-    nas_path_join(base, sizeof base, F.authdir, "worker1");
-    ck_assert_int_eq(nas_keys_generate_files(base, 0, &F.worker, err), NAS_OK);
-    /* The worker's secret must not sit in the authorized directory. */
-    char sec[4300];
-    snprintf(sec, sizeof sec, "%s.key_secret", base);
-    ck_assert_int_eq(unlink(sec), 0);
-    ck_assert_int_eq(nas_keys_generate(&F.server, err), NAS_OK);
-
-    /* Capture the log: nas_log writes each line to fd 2. */
-    nas_path_join(F.logpath, sizeof F.logpath, F.dir, "log.txt");
-    int fd = open(F.logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_ge(dup2(fd, 2), 0);
-    close(fd);
-
     F.ctx = zmq_ctx_new();
-    ck_assert_int_eq(nas_auth_create(&F.auth, F.ctx, F.authdir, NULL, err), NAS_OK);
-    ck_assert_int_eq(nas_auth_key_count(F.auth), 1);
-    F.router = zmq_socket(F.ctx, ZMQ_ROUTER);
+    nas_test_curve_setup(&F.c, F.ctx);
+    ck_assert_int_eq(nas_auth_key_count(F.c.auth), 1);
     int zero = 0;
-    zmq_setsockopt(F.router, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(nas_keys_curve_server(F.router, &F.server, NULL, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(F.router, "tcp://127.0.0.1:*"), 0);
-    size_t len = sizeof F.endpoint;
-    ck_assert_int_eq(zmq_getsockopt(F.router, ZMQ_LAST_ENDPOINT, F.endpoint, &len), 0);
     /* Handshake events give positive evidence of why a client failed,
      * beyond "no message arrived in time". */
-    ck_assert_int_eq(zmq_socket_monitor(F.router, "inproc://auth-mon",
+    ck_assert_int_eq(zmq_socket_monitor(F.c.router, "inproc://auth-mon",
                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
@@ -116,18 +85,13 @@ static void drain_monitor(void) {
 
 static void teardown(void) {
     if (F.mon) zmq_close(F.mon);
-    if (F.router) {
-        zmq_socket_monitor(F.router, NULL, 0);
-        zmq_close(F.router);
-    }
-    nas_auth_destroy(&F.auth);
+    nas_test_curve_teardown(&F.c);
     if (F.ctx) zmq_ctx_term(F.ctx);
-    nas_tmpdir_rm(F.dir);
 }
 
 static char *read_log(void) {
     size_t n = 0;
-    char *s = nas_read_file(F.logpath, &n);
+    char *s = nas_read_file(F.c.logpath, &n);
     ck_assert_ptr_nonnull(s);
     return s;
 }
@@ -146,7 +110,7 @@ static void *client(const nas_keypair *kp, const char *server_key) {
     zmq_setsockopt(c, ZMQ_LINGER, &zero, sizeof zero);
     char err[NAS_ERR_LEN];
     if (kp != NULL) ck_assert_int_eq(nas_keys_curve_client(c, kp, server_key, err), NAS_OK);
-    ck_assert_int_eq(zmq_connect(c, F.endpoint), 0);
+    ck_assert_int_eq(zmq_connect(c, F.c.endpoint), 0);
     return c;
 }
 
@@ -157,22 +121,22 @@ static int pump(int serve_zap, long ms, int stop_after, char *user) {
     int got = 0;
     long deadline = now_ms() + ms;
     while (now_ms() < deadline && (stop_after == 0 || got < stop_after)) {
-        zmq_pollitem_t items[2] = {{.socket = F.router, .events = ZMQ_POLLIN},
-                                   {.socket = nas_auth_socket(F.auth), .events = ZMQ_POLLIN}};
+        zmq_pollitem_t items[2] = {{.socket = F.c.router, .events = ZMQ_POLLIN},
+                                   {.socket = nas_auth_socket(F.c.auth), .events = ZMQ_POLLIN}};
         int rc = zmq_poll(items, serve_zap ? 2 : 1, 20);
         ck_assert_int_ge(rc, 0);
         if (serve_zap && (items[1].revents & ZMQ_POLLIN))
-            ck_assert_int_ge(nas_auth_handle(F.auth), 1);
+            ck_assert_int_ge(nas_auth_handle(F.c.auth), 1);
         if (items[0].revents & ZMQ_POLLIN) {
             zmq_msg_t id, body;
             zmq_msg_init(&id);
             zmq_msg_init(&body);
-            ck_assert_int_ge(zmq_msg_recv(&id, F.router, 0), 0);
-            ck_assert_int_ge(zmq_msg_recv(&body, F.router, 0), 0);
+            ck_assert_int_ge(zmq_msg_recv(&id, F.c.router, 0), 0);
+            ck_assert_int_ge(zmq_msg_recv(&body, F.c.router, 0), 0);
             const char *u = zmq_msg_gets(&body, "User-Id");
             if (user != NULL) snprintf(user, 128, "%s", u != NULL ? u : "");
-            zmq_msg_send(&id, F.router, ZMQ_SNDMORE);
-            zmq_msg_send(&body, F.router, 0);
+            zmq_msg_send(&id, F.c.router, ZMQ_SNDMORE);
+            zmq_msg_send(&body, F.c.router, 0);
             zmq_msg_close(&id);
             zmq_msg_close(&body);
             got++;
@@ -192,7 +156,7 @@ static int client_recv(void *c, long ms) {
 }
 
 START_TEST(test_auth_authorized_client_exchanges) {
-    void *c = client(&F.worker, F.server.public_z85);
+    void *c = client(&F.c.worker, F.c.server.public_z85);
     ck_assert_int_eq(zmq_send(c, "hello", 5, 0), 5);
     char user[128] = "";
     ck_assert_int_eq(pump(1, 5000, 1, user), 1);
@@ -200,7 +164,7 @@ START_TEST(test_auth_authorized_client_exchanges) {
     ck_assert_str_eq(user, "worker1");
     ck_assert_int_eq(client_recv(c, 2000), 1);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted, 1);
     ck_assert_int_eq(st.rejected, 0);
     ck_assert_int_eq(F.ev_ok, 1);
@@ -213,12 +177,12 @@ START_TEST(test_auth_unknown_key_rejected_and_logged) {
     nas_keypair stranger;
     char err[NAS_ERR_LEN], fp[NAS_KEY_FP_LEN];
     ck_assert_int_eq(nas_keys_generate(&stranger, err), NAS_OK);
-    void *c = client(&stranger, F.server.public_z85);
+    void *c = client(&stranger, F.c.server.public_z85);
     zmq_send(c, "let me in", 9, ZMQ_DONTWAIT);
     ck_assert_int_eq(pump(1, 600, 0, NULL), 0);
     ck_assert_int_eq(client_recv(c, 50), 0);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_ge(st.rejected, 1);
     ck_assert_int_eq(st.accepted, 0);
     /* libzmq itself reports the handshake as refused by ZAP with 400. */
@@ -241,12 +205,12 @@ START_TEST(test_auth_wrong_server_key_cannot_connect) {
     ck_assert_int_eq(nas_keys_generate(&impostor, err), NAS_OK);
     /* An authorized client that trusts another server key: the handshake
      * fails before ZAP is even asked. */
-    void *c = client(&F.worker, impostor.public_z85);
+    void *c = client(&F.c.worker, impostor.public_z85);
     zmq_send(c, "hello", 5, ZMQ_DONTWAIT);
     ck_assert_int_eq(pump(1, 600, 0, NULL), 0);
     ck_assert_int_eq(client_recv(c, 50), 0);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
     /* The server saw a handshake fail (crypto box or mechanism mismatch)
      * before any ZAP question, and never one succeed. */
@@ -263,7 +227,7 @@ START_TEST(test_auth_plaintext_client_gets_nothing) {
     ck_assert_int_eq(pump(1, 600, 0, NULL), 0);
     ck_assert_int_eq(client_recv(c, 50), 0);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted, 0);
     /* The server saw a handshake fail (crypto box or mechanism mismatch)
      * before any ZAP question, and never one succeed. */
@@ -277,29 +241,29 @@ END_TEST
 START_TEST(test_auth_reload_admits_new_key) {
     char err[NAS_ERR_LEN], base[4200];
     nas_keypair w2;
-    nas_path_join(base, sizeof base, F.dir, "worker2");
+    nas_path_join(base, sizeof base, F.c.dir, "worker2");
     ck_assert_int_eq(nas_keys_generate_files(base, 0, &w2, err), NAS_OK);
-    void *c = client(&w2, F.server.public_z85);
+    void *c = client(&w2, F.c.server.public_z85);
     zmq_send(c, "one", 3, ZMQ_DONTWAIT);
     ck_assert_int_eq(pump(1, 400, 0, NULL), 0);
     zmq_close(c);
 
     /* A damaged file makes the reload fail and keeps the old set. */
     char bad[4300];
-    nas_path_join(bad, sizeof bad, F.authdir, "broken.key");
+    nas_path_join(bad, sizeof bad, F.c.authdir, "broken.key");
     ck_assert_int_eq(nas_write_file(bad, "garbage\n", 8, 0), 0);
-    ck_assert_int_eq(nas_auth_reload(F.auth, err), NAS_EFORMAT);
+    ck_assert_int_eq(nas_auth_reload(F.c.auth, err), NAS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "broken.key"));
-    ck_assert_int_eq(nas_auth_key_count(F.auth), 1);
+    ck_assert_int_eq(nas_auth_key_count(F.c.auth), 1);
     unlink(bad);
 
     char pub[4300], dst[4300], cmd[9000];
     snprintf(pub, sizeof pub, "%s.key", base);
-    nas_path_join(dst, sizeof dst, F.authdir, "worker2.key");
+    nas_path_join(dst, sizeof dst, F.c.authdir, "worker2.key");
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", pub, dst);
     ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
-    ck_assert_int_eq(nas_auth_reload(F.auth, err), 2);
-    c = client(&w2, F.server.public_z85);
+    ck_assert_int_eq(nas_auth_reload(F.c.auth, err), 2);
+    c = client(&w2, F.c.server.public_z85);
     zmq_send(c, "two", 3, 0);
     char user[128] = "";
     ck_assert_int_eq(pump(1, 5000, 1, user), 1);
@@ -310,19 +274,19 @@ END_TEST
 
 START_TEST(test_auth_thread_mode) {
     char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_auth_start(F.auth, err), NAS_OK);
-    ck_assert_int_eq(nas_auth_start(F.auth, err), NAS_ESTATE);
-    void *c = client(&F.worker, F.server.public_z85);
+    ck_assert_int_eq(nas_auth_start(F.c.auth, err), NAS_OK);
+    ck_assert_int_eq(nas_auth_start(F.c.auth, err), NAS_ESTATE);
+    void *c = client(&F.c.worker, F.c.server.public_z85);
     zmq_send(c, "hi", 2, 0);
     ck_assert_int_eq(pump(0, 5000, 1, NULL), 1);
     ck_assert_int_eq(client_recv(c, 2000), 1);
     nas_keypair stranger;
     ck_assert_int_eq(nas_keys_generate(&stranger, err), NAS_OK);
-    void *s = client(&stranger, F.server.public_z85);
+    void *s = client(&stranger, F.c.server.public_z85);
     zmq_send(s, "x", 1, ZMQ_DONTWAIT);
     ck_assert_int_eq(pump(0, 500, 0, NULL), 0);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted, 1);
     ck_assert_int_ge(st.rejected, 1);
     zmq_close(c);
@@ -346,17 +310,17 @@ START_TEST(test_auth_plain_local_socket_unaffected) {
     ck_assert_int_eq(zmq_connect(c, ep), 0);
     ck_assert_int_eq(zmq_send(c, "status?", 7, 0), 7);
     zmq_pollitem_t items[2] = {{.socket = plain, .events = ZMQ_POLLIN},
-                               {.socket = nas_auth_socket(F.auth), .events = ZMQ_POLLIN}};
+                               {.socket = nas_auth_socket(F.c.auth), .events = ZMQ_POLLIN}};
     int got = 0;
     long deadline = now_ms() + 5000;
     while (!got && now_ms() < deadline) {
         ck_assert_int_ge(zmq_poll(items, 2, 20), 0);
-        if (items[1].revents & ZMQ_POLLIN) nas_auth_handle(F.auth);
+        if (items[1].revents & ZMQ_POLLIN) nas_auth_handle(F.c.auth);
         if (items[0].revents & ZMQ_POLLIN) got = 1;
     }
     ck_assert_int_eq(got, 1);
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted + st.rejected + st.malformed, 0);
     zmq_close(c);
     zmq_close(plain);
@@ -377,7 +341,7 @@ static void zap_request(void *req, const char *version, const char *domain, cons
 /* Serve the request and read the 6-frame reply; returns the status code
  * and copies the request id and user id. */
 static int zap_reply(void *req, char *reqid, char *user) {
-    ck_assert_int_eq(nas_auth_handle(F.auth), 1);
+    ck_assert_int_eq(nas_auth_handle(F.c.auth), 1);
     char frames[6][64];
     int more = 1;
     for (int i = 0; i < 6; i++) {
@@ -399,7 +363,7 @@ START_TEST(test_auth_zap_protocol) {
     void *req = zmq_socket(F.ctx, ZMQ_REQ);
     ck_assert_int_eq(zmq_connect(req, NAS_AUTH_ENDPOINT), 0);
     uint8_t good[32], unknown[32];
-    ck_assert_ptr_nonnull(zmq_z85_decode(good, F.worker.public_z85));
+    ck_assert_ptr_nonnull(zmq_z85_decode(good, F.c.worker.public_z85));
     memset(unknown, 0x5a, sizeof unknown);
     char id[64], user[64];
 
@@ -424,11 +388,11 @@ START_TEST(test_auth_zap_protocol) {
     ck_assert_int_eq(zap_reply(req, id, user), 500);
 
     nas_auth_stats st;
-    nas_auth_stats_get(F.auth, &st);
+    nas_auth_stats_get(F.c.auth, &st);
     ck_assert_int_eq(st.accepted, 1);
     ck_assert_int_eq(st.rejected, 4);
     ck_assert_int_eq(st.malformed, 2);
-    ck_assert_int_eq(nas_auth_handle(F.auth), 0); /* nothing pending: no block */
+    ck_assert_int_eq(nas_auth_handle(F.c.auth), 0); /* nothing pending: no block */
     zmq_close(req);
 }
 END_TEST
@@ -456,16 +420,16 @@ START_TEST(test_auth_create_errors) {
     char err[NAS_ERR_LEN];
     nas_auth *a = NULL;
     /* A second handler in the same context cannot bind the endpoint. */
-    ck_assert_int_eq(nas_auth_create(&a, F.ctx, F.authdir, NULL, err), NAS_EEXIST);
+    ck_assert_int_eq(nas_auth_create(&a, F.ctx, F.c.authdir, NULL, err), NAS_EEXIST);
     ck_assert_ptr_null(a);
     void *ctx = zmq_ctx_new();
     char missing[4300];
-    nas_path_join(missing, sizeof missing, F.dir, "nope");
+    nas_path_join(missing, sizeof missing, F.c.dir, "nope");
     ck_assert_int_eq(nas_auth_create(&a, ctx, missing, NULL, err), NAS_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(err, "nope"));
     /* An empty directory is allowed (and warned about). */
     char empty[4300];
-    nas_path_join(empty, sizeof empty, F.dir, "empty");
+    nas_path_join(empty, sizeof empty, F.c.dir, "empty");
     ck_assert_int_eq(mkdir(empty, 0755), 0);
     ck_assert_int_eq(nas_auth_create(&a, ctx, empty, "d2", err), NAS_OK);
     ck_assert_int_eq(nas_auth_key_count(a), 0);
@@ -489,7 +453,7 @@ START_TEST(test_auth_create_out_of_memory) {
     for (long n = 1; n <= 8 && !ok; n++) {
         nas_auth *a = NULL;
         nas_alloc_fail_after(n);
-        int rc = nas_auth_create(&a, ctx, F.authdir, NULL, err);
+        int rc = nas_auth_create(&a, ctx, F.c.authdir, NULL, err);
         nas_alloc_fail_reset();
         if (rc == NAS_ENOMEM) {
             enomem++;

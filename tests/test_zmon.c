@@ -16,6 +16,7 @@
 #include "common/keys.h"
 #include "common/zmon.h"
 #include "master/auth.h"
+#include "tests/curve_util.h"
 #include "tests/harness.h"
 
 #include <fcntl.h>
@@ -28,12 +29,9 @@
 #include <zmq.h>
 
 typedef struct fixture {
-    char dir[4096], authdir[4096], logpath[4096];
     void *sctx, *cctx; /* server and client contexts, as on two machines */
-    nas_keypair server, worker, rogue;
-    nas_auth *auth;
-    void *router;
-    char endpoint[256];
+    nas_test_curve c;  /* the CURVE server, its keys and the log */
+    nas_keypair rogue; /* a key nobody authorized */
 } fixture;
 
 static fixture F;
@@ -45,54 +43,23 @@ static int64_t now_ms(void) {
 }
 
 static void setup(void) {
-    char err[NAS_ERR_LEN], base[4200];
+    char err[NAS_ERR_LEN];
     memset(&F, 0, sizeof F);
-    snprintf(F.dir, sizeof F.dir, "%s", nas_tmpdir_make());
-    nas_path_join(F.authdir, sizeof F.authdir, F.dir, "authorized");
-    ck_assert_int_eq(mkdir(F.authdir, 0755), 0);
-    nas_path_join(base, sizeof base, F.authdir, "worker1");
-    ck_assert_int_eq(nas_keys_generate_files(base, 0, &F.worker, err), NAS_OK);
-    char sec[4300];
-    snprintf(sec, sizeof sec, "%s.key_secret", base);
-    ck_assert_int_eq(unlink(sec), 0);
-    ck_assert_int_eq(nas_keys_generate(&F.server, err), NAS_OK);
-    ck_assert_int_eq(nas_keys_generate(&F.rogue, err), NAS_OK);
-
-    nas_path_join(F.logpath, sizeof F.logpath, F.dir, "log.txt");
-    int fd = open(F.logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_ge(dup2(fd, 2), 0);
-    close(fd);
-
     F.sctx = zmq_ctx_new();
     F.cctx = zmq_ctx_new();
-    ck_assert_int_eq(nas_auth_create(&F.auth, F.sctx, F.authdir, NULL, err), NAS_OK);
-    ck_assert_int_eq(nas_auth_start(F.auth, err), NAS_OK);
-    F.router = zmq_socket(F.sctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(F.router, ZMQ_LINGER, &zero, sizeof zero);
-    ck_assert_int_eq(nas_keys_curve_server(F.router, &F.server, NULL, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(F.router, "tcp://127.0.0.1:*"), 0);
-    size_t len = sizeof F.endpoint;
-    ck_assert_int_eq(zmq_getsockopt(F.router, ZMQ_LAST_ENDPOINT, F.endpoint, &len), 0);
+    nas_test_curve_setup(&F.c, F.sctx);
+    ck_assert_int_eq(nas_keys_generate(&F.rogue, err), NAS_OK);
+    ck_assert_int_eq(nas_auth_start(F.c.auth, err), NAS_OK);
 }
 
 static void teardown(void) {
-    if (F.router) zmq_close(F.router);
-    nas_auth_destroy(&F.auth);
+    nas_test_curve_teardown(&F.c);
     if (F.sctx) zmq_ctx_term(F.sctx);
     if (F.cctx) zmq_ctx_term(F.cctx);
-    nas_tmpdir_rm(F.dir);
 }
 
 static int log_count(const char *needle) {
-    size_t n = 0;
-    char *s = nas_read_file(F.logpath, &n);
-    int c = 0;
-    for (char *p = s; p && (p = strstr(p, needle)); p++)
-        c++;
-    free(s);
-    return c;
+    return nas_test_curve_log_count(&F.c, needle);
 }
 
 /* A client DEALER with the monitor attached; kp NULL for plaintext. */
@@ -114,9 +81,9 @@ static void client_socket(client *c, const nas_keypair *kp, const char *server_p
     int zero = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (kp) ck_assert_int_eq(nas_keys_curve_client(c->sock, kp, server_pub, err), NAS_OK);
-    ck_assert_int_eq(nas_zmon_attach(c->mon, c->sock, F.endpoint, err), NAS_OK);
+    ck_assert_int_eq(nas_zmon_attach(c->mon, c->sock, F.c.endpoint, err), NAS_OK);
     ck_assert_ptr_nonnull(nas_zmon_socket(c->mon));
-    ck_assert_int_eq(zmq_connect(c->sock, F.endpoint), 0);
+    ck_assert_int_eq(zmq_connect(c->sock, F.c.endpoint), 0);
 }
 
 static void client_open(client *c, const nas_keypair *kp, const char *server_pub) {
@@ -155,7 +122,7 @@ static enum nas_zmon_state wait_state(client *c, enum nas_zmon_state want) {
 START_TEST(test_refused_then_admitted) {
     client c;
     char err[NAS_ERR_LEN];
-    client_open(&c, &F.rogue, F.server.public_z85);
+    client_open(&c, &F.rogue, F.c.server.public_z85);
     ck_assert_int_eq(wait_state(&c, NAS_ZMON_REFUSED), NAS_ZMON_REFUSED);
     nas_zmon_stats st;
     nas_zmon_stats_get(c.mon, &st);
@@ -165,14 +132,14 @@ START_TEST(test_refused_then_admitted) {
     snprintf(want, sizeof want,
              "master %s refused this worker's key %s (ZAP status 400): add the public key in "
              "keys/w9.key to the master's --authorized directory",
-             F.endpoint, fp);
+             F.c.endpoint, fp);
     ck_assert_msg(strstr(st.message, want), "message: %s", st.message);
     ck_assert_int_eq(log_count(want), 1);
 
     /* libzmq gives up on a connection the ZAP handler refused (the
      * session ends on the protocol error), so the owner must reconnect
      * with a fresh socket, as the agent does; the monitor follows it. */
-    client_socket(&c, &F.rogue, F.server.public_z85);
+    client_socket(&c, &F.rogue, F.c.server.public_z85);
     /* The state is REFUSED already: wait for the second refusal itself. */
     int64_t end = now_ms() + 3000;
     do {
@@ -186,14 +153,14 @@ START_TEST(test_refused_then_admitted) {
     ck_assert_int_eq(log_count("refused this worker's key"), 1); /* rate-limited */
 
     char base[4200];
-    nas_path_join(base, sizeof base, F.dir, "authorized/rogue");
+    nas_path_join(base, sizeof base, F.c.dir, "authorized/rogue");
     nas_keypair pub = F.rogue;
     ck_assert_int_eq(nas_keys_save(&pub, base, 0, err), NAS_OK);
     char sec[4300];
     snprintf(sec, sizeof sec, "%s.key_secret", base);
     ck_assert_int_eq(unlink(sec), 0);
-    ck_assert_int_eq(nas_auth_reload(F.auth, err), 2); /* keys in force */
-    client_socket(&c, &F.rogue, F.server.public_z85);
+    ck_assert_int_eq(nas_auth_reload(F.c.auth, err), 2); /* keys in force */
+    client_socket(&c, &F.rogue, F.c.server.public_z85);
     ck_assert_int_eq(wait_state(&c, NAS_ZMON_OK), NAS_ZMON_OK);
     nas_zmon_stats_get(c.mon, &st);
     ck_assert_int_eq(st.failures, 0);
@@ -208,7 +175,7 @@ END_TEST
  * diagnosis points at the key file, not at authorization. */
 START_TEST(test_wrong_server_key) {
     client c;
-    client_open(&c, &F.worker, F.rogue.public_z85);
+    client_open(&c, &F.c.worker, F.rogue.public_z85);
     enum nas_zmon_state s = NAS_ZMON_NONE;
     int64_t end = now_ms() + 3000;
     while (now_ms() < end && s != NAS_ZMON_DROPPED && s != NAS_ZMON_PROTOCOL)
@@ -223,7 +190,7 @@ START_TEST(test_wrong_server_key) {
     client_close(&c);
 
     /* The authorized key with the right server key is admitted silently. */
-    client_open(&c, &F.worker, F.server.public_z85);
+    client_open(&c, &F.c.worker, F.c.server.public_z85);
     ck_assert_int_eq(wait_state(&c, NAS_ZMON_OK), NAS_ZMON_OK);
     ck_assert_str_eq(nas_zmon_message(c.mon), "");
     ck_assert_int_eq(log_count("admitted"), 0);

@@ -17,6 +17,7 @@
 #include "common/zmon.h"
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -104,8 +105,13 @@ void nas_zmon_destroy(nas_zmon **mp) {
 
 int nas_zmon_attach(nas_zmon *m, void *sock, const char *endpoint, char *err) {
     nas_zmon_detach(m);
-    char addr[64];
-    snprintf(addr, sizeof addr, "inproc://nas-zmon-%p-%u", (void *)m, ++m->gen);
+    /* The pipe's name must be new each time: libzmq's reaper closes a
+     * closed socket's monitor later, so an old name can still be bound
+     * when a new zmon is allocated at a freed one's address (pointer and
+     * counter alike); the monotonic clock in ns tells them apart. */
+    char addr[96];
+    snprintf(addr, sizeof addr, "inproc://nas-zmon-%p-%u-%lld", (void *)m, ++m->gen,
+             (long long)nas_now_ns());
     snprintf(m->endpoint, sizeof m->endpoint, "%s", endpoint ? endpoint : "?");
     if (zmq_socket_monitor(sock, addr, ZMON_EVENTS) != 0)
         return nas_set_err(err, NAS_EIO, "zmon: zmq_socket_monitor: %s", zmq_strerror(zmq_errno()));

@@ -187,27 +187,62 @@ static int64_t cpu_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A raw DEALER connected to `ep`, as ours is (same context, same socket
+ * options), or abort: the bench has no use for a half-built peer. */
+static void *raw_dealer(void *ctx, const char *ep) {
+    char err[NAS_ERR_LEN];
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    if (!d || nas_wire_socket_setup(d, err) < 0 || zmq_connect(d, ep) != 0) abort();
+    return d;
+}
+
 /* Ours and raw alternate round by round, so a load spike on a shared
  * machine hits both sides alike; each side's median is reported, and the
- * CPU time per transfer of each side over all its rounds (cpu_*_us). */
-static void compare(const char *name, nas_ps_client *c, nas_net *net, void *dealer, uint8_t *buf,
-                    int pull, int rounds, int reps, double *ours_out, double *peer_out,
-                    double *cpu_ours_us, double *cpu_peer_us) {
+ * CPU time per transfer of each side over all its rounds (cpu_*_us).
+ *
+ * Every round runs on a new connection for both sides, warmed by one
+ * untimed transfer of the round's kind.  Why: loopback TCP here runs BBR
+ * with the kernel's internal pacing, and a connection's pacing rate is
+ * state that its history sets and that then persists; a connection that
+ * carried 140 pulls and then pushes was measured at about twice the
+ * kernel CPU per 1 MB push (I/O thread 340-450 us against 180-230 us on
+ * a fresh one, the same syscall and context-switch counts), and which
+ * side got such a connection depended on who had pushed first (ours had:
+ * its warm-up push seeds the store).  Fresh connections give both sides
+ * the same history on every round. */
+static void compare(const char *name, nas_ps_client **c, void *ctx, const char *ep, const char *rep,
+                    nas_net *net, uint8_t *buf, int pull, int rounds, int reps, double *ours_out,
+                    double *peer_out, double *cpu_ours_us, double *cpu_peer_us) {
     double o[64], p[64];
     size_t bytes = net_bytes(net);
+    char err[NAS_ERR_LEN];
     int64_t co = 0, cp = 0;
     for (int r = 0; r < rounds; r++) {
+        /* The new client before the old one goes: its handshake monitor
+         * then gets an inproc address the old one's (closed by libzmq
+         * asynchronously) is not still bound to. */
+        nas_ps_client *fresh = NULL;
+        if (nas_ps_client_create(&fresh, ctx, ep, 30000, err) < 0) abort();
+        nas_ps_client_destroy(c);
+        *c = fresh;
+        run_ours(*c, net, pull, 1); /* warm-up: connects, untimed */
         int64_t t0 = cpu_ns();
-        o[r] = run_ours(c, net, pull, reps);
+        o[r] = run_ours(*c, net, pull, reps);
         int64_t t1 = cpu_ns();
-        p[r] = dealer ? run_raw(dealer, buf, bytes, pull, reps) : 0;
         co += t1 - t0;
-        cp += cpu_ns() - t1;
+        if (rep) {
+            void *d = raw_dealer(ctx, rep);
+            run_raw(d, buf, bytes, pull, 1);
+            t1 = cpu_ns();
+            p[r] = run_raw(d, buf, bytes, pull, reps);
+            cp += cpu_ns() - t1;
+            zmq_close(d);
+        }
     }
     *ours_out = median(o, rounds);
-    if (dealer) *peer_out = median(p, rounds);
+    if (rep) *peer_out = median(p, rounds);
     *cpu_ours_us = (double)co / 1e3 / (rounds * reps);
-    if (dealer) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
+    if (rep) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
     (void)name;
 }
 
@@ -282,19 +317,16 @@ int main(int argc, char **argv) {
         start(&r, ctx, NULL, rep, sizeof rep, &rth);
         r.raw_bytes = bytes;
         r.raw_buf = buf;
-        void *d = zmq_socket(ctx, ZMQ_DEALER);
-        nas_wire_socket_setup(d, err);
-        zmq_connect(d, rep);
-        run_raw(d, buf, bytes, 1, 2); /* warm-up */
         char name[64];
         double ours = 0, peer = 0, peer_push = 0, cpu_o = 0, cpu_p = 0;
-        compare("pull", c, net, d, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o, &cpu_p);
+        compare("pull", &c, ctx, ep, rep, net, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o,
+                &cpu_p);
         snprintf(name, sizeof name, "pull_%s(%.2fMB)", cases[i].name, bytes / 1e6);
         report(name, ours, peer);
         snprintf(name, sizeof name, "pull_%s", cases[i].name);
         report_cpu(name, cpu_o, cpu_p);
-        compare("push", c, net, d, buf, 0, rounds, cases[i].reps, &ours, &peer_push, &cpu_o,
-                &cpu_p);
+        compare("push", &c, ctx, ep, rep, net, buf, 0, rounds, cases[i].reps, &ours, &peer_push,
+                &cpu_o, &cpu_p);
         snprintf(name, sizeof name, "push_%s", cases[i].name);
         report(name, ours, peer_push);
         report_cpu(name, cpu_o, cpu_p);
@@ -306,17 +338,14 @@ int main(int argc, char **argv) {
         cfg.dir = dir;
         nas_weights_create(&w, &cfg, err);
         start(&s, ctx, w, ep, sizeof ep, &th);
-        nas_ps_client_create(&c, ctx, ep, 30000, err);
-        nas_ps_client_push(c, 1, net, err);
-        compare("push_disk", c, net, NULL, NULL, 0, rounds, cases[i].reps, &ours, &peer_push,
-                &cpu_o, &cpu_p);
+        compare("push_disk", &c, ctx, ep, NULL, net, NULL, 0, rounds, cases[i].reps, &ours,
+                &peer_push, &cpu_o, &cpu_p);
         snprintf(name, sizeof name, "push_disk_%s", cases[i].name);
         report(name, ours, peer);
         nas_ps_client_destroy(&c);
         stop(&s, th);
         nas_weights_drop(w, 1, err);
         nas_weights_destroy(&w);
-        zmq_close(d);
         stop(&r, rth);
         free(buf);
         nas_net_destroy(&net);

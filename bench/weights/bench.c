@@ -10,12 +10,15 @@
  *   pull: the store holds the architecture in memory; one round trip is
  *         request -> manifest + frame -> client verifies every checksum.
  *         Raw: request -> one frame of the same size.
- *   push: collect the net, copy the parameter block into the frame while
- *         checksumming it (XXH3 on L1-hot chunks), send, the store verifies and keeps
- *         it, ACK.  Measured memory-only (the transfer)
- *         and with the write-through file (safetensors + fsync).  Raw:
- *         one frame of the same size -> small reply.
- * Each figure is the median MB/s over rounds of several transfers.
+ *   push: collect the net, checksum the parameter block (XXH3) and lend
+ *         it to ZeroMQ as the frame (no copy), the store verifies and
+ *         keeps it, ACK, the client waits for ZeroMQ to release the block.
+ *         Measured memory-only (the transfer) and with the write-through
+ *         file (safetensors + fsync).  Raw: one frame of the same size
+ *         (zmq_send, which copies it, as a user would write) -> 1-byte
+ *         reply.
+ * Each figure is the median MB/s over rounds of several transfers; every
+ * round runs on new connections for both sides (see compare()).
  *
  * usage: bench ROUNDS [SIZE]  (SIZE: 100KB, 1MB or 10MB; all by default)
  * prints: case=... ours=... peer=... unit=MB/s ratio=...  and, for pull
@@ -159,17 +162,25 @@ static double run_ours(nas_ps_client *c, nas_net *net, int pull, int reps) {
     }
 }
 
-/* The same round through a raw DEALER. */
-static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int reps) {
+/* The same round through a raw DEALER.  A push is zmq_send (ZeroMQ
+ * copies the buffer, what a user would write), or with zc the buffer lent
+ * as ours lends the net's block (zmq_msg_init_data; the buffer never
+ * changes, so raw need not wait for its release). */
+static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int zc, int reps) {
     {
         int64_t t0 = nas_now_ns();
         for (int k = 0; k < reps; k++) {
             zmq_msg_t m;
             zmq_msg_init(&m);
-            if (pull)
+            if (pull) {
                 zmq_send(dealer, "p", 1, 0);
-            else
+            } else if (zc) {
+                zmq_msg_t out;
+                zmq_msg_init_data(&out, buf, bytes, NULL, NULL);
+                zmq_msg_send(&out, dealer, 0);
+            } else {
                 zmq_send(dealer, buf, bytes, 0);
+            }
             zmq_msg_recv(&m, dealer, 0);
             zmq_msg_close(&m);
         }
@@ -212,8 +223,8 @@ static void *raw_dealer(void *ctx, const char *ep) {
  * the same history on every round. */
 static void compare(const char *name, nas_ps_client **c, void *ctx, const char *ep, const char *rep,
                     nas_net *net, uint8_t *buf, int pull, int rounds, int reps, double *ours_out,
-                    double *peer_out, double *cpu_ours_us, double *cpu_peer_us) {
-    double o[64], p[64];
+                    double *peer_out, double *cpu_ours_us, double *cpu_peer_us, double *zc_out) {
+    double o[64], p[64], z[64];
     size_t bytes = net_bytes(net);
     char err[NAS_ERR_LEN];
     int64_t co = 0, cp = 0;
@@ -232,15 +243,23 @@ static void compare(const char *name, nas_ps_client **c, void *ctx, const char *
         co += t1 - t0;
         if (rep) {
             void *d = raw_dealer(ctx, rep);
-            run_raw(d, buf, bytes, pull, 1);
+            run_raw(d, buf, bytes, pull, 0, 1);
             t1 = cpu_ns();
-            p[r] = run_raw(d, buf, bytes, pull, reps);
+            p[r] = run_raw(d, buf, bytes, pull, 0, reps);
             cp += cpu_ns() - t1;
+            zmq_close(d);
+        }
+        if (rep && zc_out) {
+            /* A third side, informative only: raw ZeroMQ without its copy. */
+            void *d = raw_dealer(ctx, rep);
+            run_raw(d, buf, bytes, pull, 1, 1);
+            z[r] = run_raw(d, buf, bytes, pull, 1, reps);
             zmq_close(d);
         }
     }
     *ours_out = median(o, rounds);
     if (rep) *peer_out = median(p, rounds);
+    if (rep && zc_out) *zc_out = median(z, rounds);
     *cpu_ours_us = (double)co / 1e3 / (rounds * reps);
     if (rep) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
     (void)name;
@@ -320,16 +339,19 @@ int main(int argc, char **argv) {
         char name[64];
         double ours = 0, peer = 0, peer_push = 0, cpu_o = 0, cpu_p = 0;
         compare("pull", &c, ctx, ep, rep, net, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o,
-                &cpu_p);
+                &cpu_p, NULL);
         snprintf(name, sizeof name, "pull_%s(%.2fMB)", cases[i].name, bytes / 1e6);
         report(name, ours, peer);
         snprintf(name, sizeof name, "pull_%s", cases[i].name);
         report_cpu(name, cpu_o, cpu_p);
+        double peer_zc = 0;
         compare("push", &c, ctx, ep, rep, net, buf, 0, rounds, cases[i].reps, &ours, &peer_push,
-                &cpu_o, &cpu_p);
+                &cpu_o, &cpu_p, &peer_zc);
         snprintf(name, sizeof name, "push_%s", cases[i].name);
         report(name, ours, peer_push);
         report_cpu(name, cpu_o, cpu_p);
+        snprintf(name, sizeof name, "push_%s(vs_raw_zero_copy)", cases[i].name);
+        report(name, ours, peer_zc);
         peer = peer_push;
         nas_ps_client_destroy(&c);
         stop(&s, th);
@@ -339,7 +361,7 @@ int main(int argc, char **argv) {
         nas_weights_create(&w, &cfg, err);
         start(&s, ctx, w, ep, sizeof ep, &th);
         compare("push_disk", &c, ctx, ep, NULL, net, NULL, 0, rounds, cases[i].reps, &ours,
-                &peer_push, &cpu_o, &cpu_p);
+                &peer_push, &cpu_o, &cpu_p, NULL);
         snprintf(name, sizeof name, "push_disk_%s", cases[i].name);
         report(name, ours, peer);
         nas_ps_client_destroy(&c);

@@ -194,7 +194,7 @@ static int ready(nas_ps_client *c, char *err) {
         /* A failed push closed it and could not open another: try again. */
         int rc = open_socket(c, err);
         if (rc < 0) return rc;
-        c->redial = c->endpoint[0] != 0;
+        c->redial = 1; /* and connect it to the endpoint kept by reclaim() */
     }
     pthread_mutex_lock(&c->mu);
     snprintf(ep, sizeof ep, "%s", c->announced);
@@ -411,8 +411,13 @@ static void reclaim(nas_ps_client *c) {
     char err[NAS_ERR_LEN], ep[NAS_PS_ENDPOINT_MAX];
     snprintf(ep, sizeof ep, "%s", c->endpoint);
     c->endpoint[0] = 0;
-    if (open_socket(c, err) < 0 || (ep[0] && connect_to(c, ep, err) < 0))
+    if (open_socket(c, err) < 0 || (ep[0] && connect_to(c, ep, err) < 0)) {
+        /* Keep the endpoint, so that the next call (ready()) opens a
+         * socket if there is none and connects it again. */
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
+        c->redial = 1;
         nas_warn("ps client: a new socket after a failed push: %s (retried at the next call)", err);
+    }
 }
 
 int nas_ps_client_block_lent(const nas_ps_client *c) {

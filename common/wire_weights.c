@@ -152,10 +152,6 @@ static int validate(const nas_wire_weights_msg *m, char *err) {
         return nas_set_err(err, NAS_EINVAL, "%s: protocol %d is not one this peer speaks (%d, %d)",
                            type_name(m->type), m->protocol, NAS_WEIGHTS_PROTOCOL_V1,
                            NAS_WEIGHTS_PROTOCOL);
-    /* Version 1 has no checksum_kind: its receivers verify FNV4 only. */
-    if (m->protocol == NAS_WEIGHTS_PROTOCOL_V1 && m->n && m->checksum_kind != NAS_CHECKSUM_FNV4)
-        return nas_set_err(err, NAS_EINVAL, "%s: protocol 1 carries fnv4 checksums only, not %s",
-                           type_name(m->type), nas_wire_weights_checksum_name(m->checksum_kind));
     switch (m->type) {
     case NAS_MSG_WEIGHTS_PULL:
         return NAS_OK;
@@ -434,6 +430,12 @@ oom:
 int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err) {
     int rc = validate(m, err);
     if (rc < 0) return rc;
+    /* A version-1 receiver verifies FNV4 only.  (Decoding is lenient: the
+     * builds between XXH3 and this version sent XXH3 as version 1 with
+     * checksum_kind set, and the field says what it is.) */
+    if (m->protocol == NAS_WEIGHTS_PROTOCOL_V1 && m->n && m->checksum_kind != NAS_CHECKSUM_FNV4)
+        return nas_set_err(err, NAS_EINVAL, "%s: protocol 1 carries fnv4 checksums only, not %s",
+                           type_name(m->type), nas_wire_weights_checksum_name(m->checksum_kind));
     ProtobufCBinaryData body = {0, NULL};
     rc = pack_body(m, &body, err);
     if (rc < 0) return rc;

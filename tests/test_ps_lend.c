@@ -14,8 +14,9 @@
  *    served a version-1 reply with FNV4 checksums and no checksum_kind,
  *    and its FNV4 push is stored and acknowledged;
  *  - the codec: versions 1 and 2 decode, 3 is refused by name, ACK and
- *    Error go out as version 1, and a version-1 manifest of XXH3
- *    checksums cannot be encoded.
+ *    Error go out as version 1, a version-1 manifest of XXH3 checksums
+ *    cannot be encoded, and one received (from the builds between XXH3
+ *    and version 2) is read as XXH3.
  */
 #include "master/weights.h"
 #include "proto/nas.pb-c.h"
@@ -421,6 +422,25 @@ START_TEST(test_ps_lend_codec_versions) {
     ck_assert_msg(strstr(err, "protocol 1 carries fnv4 checksums only") != NULL, "%s", err);
     m.protocol = 3;
     ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_EINVAL);
+    /* The builds between XXH3 and version 2 sent XXH3 pushes as version 1
+     * with checksum_kind set: decoded as what the field says. */
+    m.protocol = NAS_WEIGHTS_PROTOCOL;
+    ck_assert_int_eq(nas_wire_weights_encode(&m, &buf, &len, err), NAS_OK);
+    Naspb__Envelope *e = naspb__envelope__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(e);
+    e->protocol = NAS_WEIGHTS_PROTOCOL_V1;
+    size_t len1 = naspb__envelope__get_packed_size(e);
+    uint8_t *buf1 = nas_malloc(len1);
+    naspb__envelope__pack(e, buf1);
+    naspb__envelope__free_unpacked(e, NULL);
+    nas_wire_weights_msg d;
+    ck_assert_msg(nas_wire_weights_decode(buf1, len1, &d, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(d.protocol, NAS_WEIGHTS_PROTOCOL_V1);
+    ck_assert_int_eq(d.checksum_kind, NAS_CHECKSUM_XXH3);
+    ck_assert_uint_eq(d.n, m.n);
+    nas_wire_weights_msg_fini(&d);
+    nas_free(buf1);
+    nas_free(buf);
     nas_wire_weights_msg_fini(&m);
     nas_net_destroy(&net);
 }

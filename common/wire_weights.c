@@ -39,6 +39,7 @@ void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type) {
     memset(m, 0, sizeof *m);
     m->type = type;
     m->checksum_kind = NAS_CHECKSUM_DEFAULT;
+    m->protocol = NAS_WEIGHTS_PROTOCOL;
 }
 
 /* Names first, then the array: the manifest owns both, and n counts the
@@ -147,6 +148,10 @@ static int validate_manifest(const nas_wire_weights_msg *m, char *err) {
  * decoded.  Pulls carry nothing to check beyond their hash; a reply may be
  * an empty "not found" but never tensors without being found. */
 static int validate(const nas_wire_weights_msg *m, char *err) {
+    if (m->protocol != NAS_WEIGHTS_PROTOCOL && m->protocol != NAS_WEIGHTS_PROTOCOL_V1)
+        return nas_set_err(err, NAS_EINVAL, "%s: protocol %d is not one this peer speaks (%d, %d)",
+                           type_name(m->type), m->protocol, NAS_WEIGHTS_PROTOCOL_V1,
+                           NAS_WEIGHTS_PROTOCOL);
     switch (m->type) {
     case NAS_MSG_WEIGHTS_PULL:
         return NAS_OK;
@@ -425,12 +430,24 @@ oom:
 int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err) {
     int rc = validate(m, err);
     if (rc < 0) return rc;
+    /* A version-1 receiver verifies FNV4 only.  (Decoding is lenient: the
+     * builds between XXH3 and this version sent XXH3 as version 1 with
+     * checksum_kind set, and the field says what it is.) */
+    if (m->protocol == NAS_WEIGHTS_PROTOCOL_V1 && m->n && m->checksum_kind != NAS_CHECKSUM_FNV4)
+        return nas_set_err(err, NAS_EINVAL, "%s: protocol 1 carries fnv4 checksums only, not %s",
+                           type_name(m->type), nas_wire_weights_checksum_name(m->checksum_kind));
     ProtobufCBinaryData body = {0, NULL};
     rc = pack_body(m, &body, err);
     if (rc < 0) return rc;
     Naspb__Envelope env = NASPB__ENVELOPE__INIT;
     env.has_protocol = env.has_type = env.has_payload = env.has_seq = env.has_frames = 1;
-    env.protocol = NAS_PROTOCOL_VERSION;
+    /* Only pulls, pushes and replies differ between the versions (a pull
+     * announces that its sender reads checksum_kind); an ACK or Error is
+     * the same in both and goes out as version 1, which every peer and the
+     * control socket's decoder read. */
+    env.protocol = m->type == NAS_MSG_WEIGHTS_ACK || m->type == NAS_MSG_ERROR
+                       ? NAS_WEIGHTS_PROTOCOL_V1
+                       : (uint32_t)m->protocol;
     env.type = (uint32_t)m->type;
     env.payload = body;
     env.seq = m->seq;
@@ -547,9 +564,13 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
     Naspb__Envelope *env = naspb__envelope__unpack(NULL, len, buf);
     if (!env) return nas_set_err(err, NAS_EFORMAT, "envelope: truncated or malformed protobuf");
     int rc = NAS_OK;
-    if (!env->has_protocol || env->protocol != NAS_PROTOCOL_VERSION)
-        rc = nas_set_err(err, NAS_EVERSION, "envelope.protocol = %u, this peer speaks %d",
-                         env->protocol, NAS_PROTOCOL_VERSION);
+    /* Version 1 (the first release) and 2 (checksum_kind) differ only in
+     * that field, whose absence already means FNV4: one decoder reads both. */
+    if (!env->has_protocol ||
+        (env->protocol != NAS_WEIGHTS_PROTOCOL && env->protocol != NAS_WEIGHTS_PROTOCOL_V1))
+        rc = nas_set_err(err, NAS_EVERSION,
+                         "envelope.protocol = %u, this peer speaks weights protocol %d and %d",
+                         env->protocol, NAS_WEIGHTS_PROTOCOL_V1, NAS_WEIGHTS_PROTOCOL);
     else if (!env->has_type ||
              ((env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK) &&
               env->type != NAS_MSG_ERROR))
@@ -560,6 +581,7 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
     if (rc == NAS_OK) {
         m->type = (int)env->type;
         m->seq = env->seq;
+        m->protocol = (int)env->protocol;
         ProtobufCBinaryData empty = {0, NULL};
         rc = decode_body(env->has_payload ? &env->payload : &empty, m, err);
         if (rc == NAS_OK) rc = validate(m, err);
@@ -567,10 +589,12 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
             rc = nas_set_err(err, NAS_EFORMAT, "%s: envelope announces %u frames, expected %d",
                              type_name(m->type), env->frames, m->total_bytes ? 1 : 0);
     }
+    int version = env->has_protocol ? (int)env->protocol : 0;
     naspb__envelope__free_unpacked(env, NULL);
     if (rc < 0) {
         nas_wire_weights_msg_fini(m);
         memset(m, 0, sizeof *m);
+        m->protocol = version;
     }
     return rc;
 }
@@ -678,10 +702,12 @@ int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights
     if (rc < 0) {
         uint8_t id[NAS_WIRE_ID_MAX];
         size_t id_len = pkt->id_len;
+        int version = pkt->msg.protocol;
         memcpy(id, pkt->identity, id_len);
         nas_wire_weights_packet_fini(pkt);
         memcpy(pkt->identity, id, id_len);
         pkt->id_len = id_len;
+        pkt->msg.protocol = version;
     }
     return rc;
 }

@@ -53,6 +53,17 @@ enum nas_checksum_kind {
 /* What a new manifest is checksummed with. */
 #define NAS_CHECKSUM_DEFAULT NAS_CHECKSUM_XXH3
 
+/* Envelope.protocol on the bulk socket (docs/PROTOCOL.md 7.1).  Version 1
+ * is the first release's: FNV4 checksums only, no checksum_kind.  Version
+ * 2 added checksum_kind (XXH3).  Pulls and pushes go out as version 2;
+ * a reply in the version of the pull it answers (FNV4 for version 1);
+ * ACK and Error, the same in both, as version 1.  Decoders accept both,
+ * so an old worker is served what it verifies, and an old master refuses
+ * a version-2 request with an Error naming the version instead of a
+ * checksum mismatch. */
+#define NAS_WEIGHTS_PROTOCOL_V1 1
+#define NAS_WEIGHTS_PROTOCOL    2
+
 /* Tensors in one transfer, at most: a cell network has a few hundred. */
 #define NAS_WIRE_WEIGHTS_MAX_TENSORS 8192
 
@@ -80,11 +91,14 @@ typedef struct nas_wire_weights_msg {
     nas_wire_weights_tensor *tensors; /* n entries, heap (nas_free via fini) */
     uint64_t total_bytes;             /* sum of nbytes == data frame length */
     int checksum_kind;                /* enum nas_checksum_kind of every tensor's checksum */
+    int protocol;                     /* Envelope.protocol: NAS_WEIGHTS_PROTOCOL or _V1 */
     int code;                         /* ACK: 0 or a negative nas_err */
     char message[NAS_WIRE_REASON_MAX];
 } nas_wire_weights_msg;
 
-/* Zero m, set its type and the default checksum kind. */
+/* Zero m, set its type, the default checksum kind and this peer's
+ * protocol version (set m->protocol = NAS_WEIGHTS_PROTOCOL_V1 and
+ * checksum_kind = NAS_CHECKSUM_FNV4 to answer a version-1 peer). */
 void nas_wire_weights_msg_init(nas_wire_weights_msg *m, int type);
 
 /* Free the manifest; safe on a zeroed message and twice. */
@@ -127,13 +141,18 @@ const char *nas_wire_weights_checksum_name(int kind);
 int nas_wire_weights_checksum_parse(const char *name);
 
 /* Encode m into a new envelope *out (nas_free), with frames = 1 when it has
- * a manifest with bytes.  NAS_EINVAL for a message decode would refuse. */
+ * a manifest with bytes, in version m->protocol (ACK and Error: 1).  NAS_EINVAL for a message
+ * decode would refuse, a version this peer does not speak, or a version-1
+ * message with checksums other than FNV4 (its receiver could not verify
+ * them). */
 int nas_wire_weights_encode(const nas_wire_weights_msg *m, uint8_t **out, size_t *len, char *err);
 
-/* Decode and validate an envelope (not the data frame).  NAS_EFORMAT for
- * malformed protobuf or manifest, NAS_EVERSION, NAS_EPROTO for a type
- * that is not a bulk message, with err naming the problem.  m is zeroed on
- * failure. */
+/* Decode and validate an envelope (not the data frame) of version 1 or 2.
+ * NAS_EFORMAT for malformed protobuf or manifest, NAS_EVERSION for another
+ * version (err names both), NAS_EPROTO for a type that is not a bulk
+ * message, with err naming the problem.  m is zeroed on failure except
+ * m->protocol, the envelope's version when it could be read (0 if not),
+ * so that a refusal can be answered in a version the sender reads. */
 int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m, char *err);
 
 /* Send [identity] + envelope(m) + the data frame (m->total_bytes bytes at
@@ -157,7 +176,8 @@ typedef struct nas_wire_weights_packet {
  * offsets and every checksum (NAS_EFORMAT naming the tensor).  NAS_EAGAIN
  * when dontwait and nothing waits, NAS_EIO on a socket error.  Every frame
  * of the message is consumed either way; on a decode or verify error the
- * identity is still set so the caller can answer. */
+ * identity and msg.protocol are still set so the caller can answer in a
+ * version the sender reads. */
 int nas_wire_weights_recv(void *sock, int router, int dontwait, nas_wire_weights_packet *pkt,
                           char *err);
 void nas_wire_weights_packet_fini(nas_wire_weights_packet *pkt);

@@ -65,23 +65,51 @@ static void push_done(void *ctx, uint64_t arch, int rc, const char *msg) {
     nas_free(a);
 }
 
+/* A version-1 worker verifies FNV4 only, and the store keeps the
+ * checksums the weights arrived with (XXH3 from current workers): its
+ * reply gets a manifest of FNV4 checksums made here, one pass over the
+ * data per pull, paid only by workers of the first release.  *out is a
+ * copy of the view's manifest whose names are borrowed (free the array
+ * only). */
+static int fnv4_manifest(const nas_weights_view *v, nas_wire_weights_tensor **out, char *err) {
+    nas_wire_weights_tensor *t = nas_calloc(v->n ? v->n : 1, sizeof *t);
+    if (!t) return nas_set_err(err, NAS_ENOMEM, "weights: a version-1 manifest");
+    for (size_t i = 0; i < v->n; i++) {
+        t[i] = v->tensors[i];
+        t[i].checksum = nas_wire_weights_checksum(NAS_CHECKSUM_FNV4, v->data + t[i].offset,
+                                                  (size_t)t[i].nbytes);
+    }
+    *out = t;
+    return NAS_OK;
+}
+
 static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_packet *pkt) {
     nas_wire_weights_msg rep;
     nas_wire_weights_msg_init(&rep, NAS_MSG_WEIGHTS_REPLY);
+    rep.protocol = pkt->msg.protocol;
     rep.seq = pkt->msg.seq;
     rep.arch = pkt->msg.arch;
     nas_weights_view v;
+    nas_wire_weights_tensor *v1 = NULL;
     char err[NAS_ERR_LEN] = "";
     int rc = nas_weights_get(w, pkt->msg.arch, &v, err);
     if (rc == NAS_OK) {
         /* The view's manifest is sent as it is: the checksums were verified
          * when the weights arrived (or were read from disk), never
-         * recomputed per pull. */
+         * recomputed per pull (except for a version-1 peer, below). */
         rep.found = 1;
         rep.n = v.n;
         rep.tensors = (nas_wire_weights_tensor *)v.tensors;
         rep.total_bytes = v.total_bytes;
         rep.checksum_kind = v.checksum_kind;
+        if (rep.protocol == NAS_WEIGHTS_PROTOCOL_V1 && v.checksum_kind != NAS_CHECKSUM_FNV4) {
+            if ((rc = fnv4_manifest(&v, &v1, err)) < 0) {
+                answer_ack(router, pkt, pkt->msg.arch, rc, err);
+                return;
+            }
+            rep.tensors = v1;
+            rep.checksum_kind = NAS_CHECKSUM_FNV4;
+        }
     } else if (rc != NAS_ENOTFOUND) {
         answer_ack(router, pkt, pkt->msg.arch, rc, err);
         return;
@@ -89,10 +117,14 @@ static void serve_pull(nas_weights *w, void *router, const nas_wire_weights_pack
         nas_info("weights: pull of %016" PRIx64 ": not held, the child trains fresh",
                  pkt->msg.arch);
     }
+    if (rep.protocol == NAS_WEIGHTS_PROTOCOL_V1 && !rep.found)
+        rep.checksum_kind = NAS_CHECKSUM_FNV4;
     rc = nas_wire_weights_send(router, pkt->identity, pkt->id_len, &rep, rep.found ? v.data : NULL,
                                1, err);
     if (rc < 0) nas_warn("weights: reply for %016" PRIx64 " not sent: %s", pkt->msg.arch, err);
-    /* rep borrowed the view's manifest: nothing to free. */
+    /* rep borrowed the view's manifest (or v1's array, whose names are the
+     * view's): only that array is ours. */
+    nas_free(v1);
 }
 
 static void serve_push(nas_weights *w, void *router, nas_wire_weights_packet *pkt, int64_t now_ms) {

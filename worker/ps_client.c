@@ -6,6 +6,13 @@
  * call that gave up.  The received frame is verified by
  * nas_wire_weights_recv (manifest, lengths, checksums) before this file
  * looks at it; here only the architecture is checked against the request.
+ *
+ * A push lends the net's parameter block to ZeroMQ (zmq_msg_init_data):
+ * no copy on the sending side.  The loan ends when ZeroMQ's I/O thread
+ * calls block_released(); a push returns only after that, and on any
+ * failure it closes the socket (linger 0 drops what is queued) and waits
+ * for the release before it opens a new one, so the block is never
+ * written while ZeroMQ may still read it.
  */
 #include "worker/ps_client.h"
 
@@ -17,17 +24,25 @@
 #include "common/wire_weights.h"
 #include "common/zmon.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define NAS_PS_DEFAULT_TIMEOUT_MS 30000
 #define NAS_PS_ENDPOINT_MAX       256
+/* After a failed push: how often to say that ZeroMQ still holds the block. */
+#define NAS_PS_RELEASE_WARN_MS 5000
 
 struct nas_ps_client {
     void *sock;
+    void *zctx; /* to open a new socket after a failed push */
+    int curve;  /* 1: keys and server_key go on every socket opened */
+    nas_keypair keys;
+    char server_key[NAS_KEY_Z85_LEN + 1];
     nas_zmon *mon; /* handshake diagnostics: a refused key fails a call at once */
     uint64_t seq;
     int timeout_ms;
@@ -37,6 +52,12 @@ struct nas_ps_client {
      * thread that uses the socket at its next call. */
     pthread_mutex_t mu;
     char announced[NAS_PS_ENDPOINT_MAX];
+    /* The parameter block lent to ZeroMQ by the push in progress: set by
+     * the task thread, cleared by ZeroMQ's free callback (any thread). */
+    pthread_mutex_t rel_mu;
+    pthread_cond_t rel_cv; /* CLOCK_MONOTONIC */
+    int lent;
+    uint64_t releases; /* loans ended, for nas_ps_client_block_lent's tests */
 };
 
 struct nas_ps_weights {
@@ -61,26 +82,49 @@ static int connect_to(nas_ps_client *c, const char *endpoint, char *err) {
     return NAS_OK;
 }
 
-/* Keys go on the socket before connect: CurveZMQ is negotiated in the
- * handshake, so a master that requires it never sees a plaintext frame. */
+/* A DEALER with the bulk socket's options, and the keys before any
+ * connect: CurveZMQ is negotiated in the handshake, so a master that
+ * requires it never sees a plaintext frame. */
+static int open_socket(nas_ps_client *c, char *err) {
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (!c->sock)
+        return nas_set_err(err, NAS_EIO, "ps client: zmq_socket: %s", zmq_strerror(zmq_errno()));
+    int rc = nas_wire_socket_setup(c->sock, err);
+    if (rc == NAS_OK && c->curve) rc = nas_keys_curve_client(c->sock, &c->keys, c->server_key, err);
+    if (rc < 0) {
+        zmq_close(c->sock);
+        c->sock = NULL;
+    }
+    return rc;
+}
+
 static int create(nas_ps_client **out, void *zctx, const char *endpoint, int timeout_ms,
                   const nas_keypair *keys, const char *server_key, char *err) {
     if (!zctx) return nas_set_err(err, NAS_EINVAL, "ps client: a ZeroMQ context is required");
     if (endpoint && strlen(endpoint) >= NAS_PS_ENDPOINT_MAX)
         return nas_set_err(err, NAS_EINVAL, "ps client: endpoint '%.40s...' is too long", endpoint);
+    if (server_key && strlen(server_key) > NAS_KEY_Z85_LEN)
+        return nas_set_err(err, NAS_EINVAL, "ps client: the master's key is longer than %d",
+                           NAS_KEY_Z85_LEN);
     nas_ps_client *c = nas_calloc(1, sizeof *c);
     if (!c) return nas_set_err(err, NAS_ENOMEM, "ps client: out of memory");
     int rc = NAS_OK;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->rel_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->rel_cv, &ca);
+    pthread_condattr_destroy(&ca);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : NAS_PS_DEFAULT_TIMEOUT_MS;
     c->seq = 1;
-    c->sock = zmq_socket(zctx, ZMQ_DEALER);
-    if (!c->sock) {
-        rc = nas_set_err(err, NAS_EIO, "ps client: zmq_socket: %s", zmq_strerror(zmq_errno()));
-        goto fail;
+    c->zctx = zctx;
+    if (keys) {
+        c->curve = 1;
+        c->keys = *keys;
+        snprintf(c->server_key, sizeof c->server_key, "%s", server_key);
     }
-    if ((rc = nas_wire_socket_setup(c->sock, err)) < 0) goto fail;
-    if (keys && (rc = nas_keys_curve_client(c->sock, keys, server_key, err)) < 0) goto fail;
+    if ((rc = open_socket(c, err)) < 0) goto fail;
     nas_zmon_config mc = {.what = "weight store",
                           .curve = keys != NULL,
                           .public_z85 = keys ? keys->public_z85 : NULL,
@@ -116,10 +160,17 @@ int nas_ps_client_create_curve(nas_ps_client **out, void *zctx, const char *endp
  * holds up the worker's exit. */
 void nas_ps_client_destroy(nas_ps_client **cp) {
     if (!cp || !*cp) return;
-    nas_zmon_destroy(&(*cp)->mon); /* detaches: before the socket closes */
-    if ((*cp)->sock) zmq_close((*cp)->sock);
-    pthread_mutex_destroy(&(*cp)->mu);
-    nas_free(*cp);
+    nas_ps_client *c = *cp;
+    /* A push never returns with its block lent, so nothing of ZeroMQ's can
+     * call back into c after this. */
+    NAS_ASSERT(!c->lent);
+    nas_zmon_destroy(&c->mon); /* detaches: before the socket closes */
+    if (c->sock) zmq_close(c->sock);
+    memset(&c->keys, 0, sizeof c->keys); /* the secret key */
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->rel_mu);
+    pthread_cond_destroy(&c->rel_cv);
+    nas_free(c);
     *cp = NULL;
 }
 
@@ -139,6 +190,12 @@ int nas_ps_client_set_endpoint(nas_ps_client *c, const char *endpoint, char *err
  * none is known yet (the child then trains fresh). */
 static int ready(nas_ps_client *c, char *err) {
     char ep[NAS_PS_ENDPOINT_MAX];
+    if (!c->sock) {
+        /* A failed push closed it and could not open another: try again. */
+        int rc = open_socket(c, err);
+        if (rc < 0) return rc;
+        c->redial = 1; /* and connect it to the endpoint kept by reclaim() */
+    }
     pthread_mutex_lock(&c->mu);
     snprintf(ep, sizeof ep, "%s", c->announced);
     pthread_mutex_unlock(&c->mu);
@@ -227,6 +284,10 @@ static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, c
         /* A refused frame may be a stale answer; only a current one counts. */
         if (rc < 0) return rc;
         if (pkt->msg.seq == seq) return NAS_OK;
+        /* An Error with seq 0 answers a request whose envelope the peer
+         * could not read (a master of another protocol version says so
+         * this way); with one request at a time it is this call's. */
+        if (pkt->msg.seq == 0 && pkt->msg.type == NAS_MSG_ERROR) return NAS_OK;
         nas_debug("ps client: dropped a stale answer (seq %" PRIu64 ")", pkt->msg.seq);
         nas_wire_weights_packet_fini(pkt);
     }
@@ -294,26 +355,116 @@ void nas_ps_weights_destroy(nas_ps_weights **wp) {
     *wp = NULL;
 }
 
-/* The envelope, then the frame as a ZeroMQ message that ZeroMQ takes
- * over (no copy); on failure the frame is still the caller's. */
-static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame, char *err) {
+// ---- the lent parameter block ---------------------------------------------------------
+
+/* ZeroMQ's free callback for the lent block: called once, by whichever
+ * thread drops the message's last reference (the I/O thread once the
+ * bytes are in the kernel, the reaper after a close, or this thread when
+ * a send fails and the message is closed here). */
+static void block_released(void *data, void *hint) {
+    (void)data;
+    nas_ps_client *c = hint;
+    pthread_mutex_lock(&c->rel_mu);
+    c->lent = 0;
+    c->releases++;
+    pthread_cond_broadcast(&c->rel_cv);
+    pthread_mutex_unlock(&c->rel_mu);
+}
+
+/* Wait until the block is released or wait_ms passed; 1 when released. */
+static int wait_release(nas_ps_client *c, int64_t wait_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->rel_mu);
+    int rc = 0;
+    while (c->lent && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->rel_cv, &c->rel_mu, &until);
+    int released = !c->lent;
+    pthread_mutex_unlock(&c->rel_mu);
+    return released;
+}
+
+/* After a push that failed with its block possibly still queued: close
+ * the socket (linger 0: libzmq drops its queued messages, which releases
+ * the block), wait for the release however long it takes, then open and
+ * connect a new socket.  The wait is unbounded on purpose: returning
+ * while ZeroMQ may still read the block would let the caller free or
+ * overwrite memory another thread reads; libzmq always drops a closed
+ * socket's messages, so the warning below means a libzmq fault. */
+static void reclaim(nas_ps_client *c) {
+    nas_zmon_detach(c->mon);
+    zmq_close(c->sock);
+    c->sock = NULL;
+    int64_t waited = 0;
+    while (!wait_release(c, NAS_PS_RELEASE_WARN_MS)) {
+        waited += NAS_PS_RELEASE_WARN_MS;
+        nas_warn("ps client: ZeroMQ still holds a pushed parameter block after %" PRId64
+                 " ms; waiting, the net must not change before it lets go",
+                 waited);
+    }
+    char err[NAS_ERR_LEN], ep[NAS_PS_ENDPOINT_MAX];
+    snprintf(ep, sizeof ep, "%s", c->endpoint);
+    c->endpoint[0] = 0;
+    if (open_socket(c, err) < 0 || (ep[0] && connect_to(c, ep, err) < 0)) {
+        /* Keep the endpoint, so that the next call (ready()) opens a
+         * socket if there is none and connects it again. */
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
+        c->redial = 1;
+        nas_warn("ps client: a new socket after a failed push: %s (retried at the next call)", err);
+    }
+}
+
+int nas_ps_client_block_lent(const nas_ps_client *c) {
+    nas_ps_client *m = (nas_ps_client *)c; /* the mutex, not the state, changes */
+    pthread_mutex_lock(&m->rel_mu);
+    int lent = m->lent;
+    pthread_mutex_unlock(&m->rel_mu);
+    return lent;
+}
+
+uint64_t nas_ps_client_block_releases(const nas_ps_client *c) {
+    nas_ps_client *m = (nas_ps_client *)c;
+    pthread_mutex_lock(&m->rel_mu);
+    uint64_t n = m->releases;
+    pthread_mutex_unlock(&m->rel_mu);
+    return n;
+}
+
+/* The envelope, then the block as a ZeroMQ message that borrows it.
+ * *queued is 1 when the envelope went out: the socket then holds a
+ * partial message if the frame did not, and must be reclaimed.  On
+ * failure the frame is closed here, which releases the block at once. */
+static int send_push(nas_ps_client *c, const nas_wire_weights_msg *m, zmq_msg_t *frame, int *queued,
+                     char *err) {
     uint8_t *env = NULL;
     size_t len = 0;
+    *queued = 0;
     int rc = nas_wire_weights_encode(m, &env, &len, err);
-    if (rc < 0) return rc;
-    if (zmq_send(c->sock, env, len, ZMQ_SNDMORE) < 0 || zmq_msg_send(frame, c->sock, 0) < 0)
-        rc = nas_set_err(err, NAS_EIO, "ps client: send to %s: %s", c->endpoint,
-                         zmq_strerror(zmq_errno()));
+    if (rc == NAS_OK) {
+        if (zmq_send(c->sock, env, len, ZMQ_SNDMORE) < 0) {
+            rc = NAS_EIO;
+        } else {
+            *queued = 1;
+            if (zmq_msg_send(frame, c->sock, 0) < 0) rc = NAS_EIO;
+        }
+        if (rc == NAS_EIO)
+            nas_set_err(err, rc, "ps client: send to %s: %s", c->endpoint,
+                        zmq_strerror(zmq_errno()));
+    }
+    if (rc < 0) zmq_msg_close(frame);
     nas_free(env);
     return rc;
 }
 
-/* The net's parameter block is described in block order and copied into
- * the outgoing frame with every tensor's checksum (XXH3) computed on the
- * copied chunks while they are in L1 (nas_wire_weights_checksum_copy):
- * the copy a send makes anyway, with the checksum riding in it rather
- * than being a pass of its own over memory.  The store verifies the
- * checksums once on receipt. */
+/* Checksums over the net's parameter block in place (one pass, the
+ * client's only one), then the block itself goes to ZeroMQ without a copy.
+ * The store verifies the checksums once on receipt. */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err) {
     nas_safetensors_tensor *t = NULL;
     const void *base = NULL;
@@ -322,36 +473,55 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
     if (n < 0) return n;
     n = nas_inherit_collect(net, &t, &base, err);
     if (n < 0) return n;
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
-    zmq_msg_t frame;
-    int has_frame = 0, rc = NAS_OK;
+    int rc = NAS_OK;
     nas_wire_weights_msg m;
     nas_wire_weights_msg_init(&m, NAS_MSG_WEIGHTS_PUSH);
     sums = nas_calloc(n ? (size_t)n : 1, sizeof *sums);
-    if (!sums || zmq_msg_init_size(&frame, total) != 0) {
-        rc = nas_set_err(err, NAS_ENOMEM, "ps client: a %zu-byte push frame", total);
+    if (!sums) {
+        rc = nas_set_err(err, NAS_ENOMEM, "ps client: checksums of %d tensors", n);
         goto done;
     }
-    has_frame = 1;
-    uint8_t *dst = zmq_msg_data(&frame);
     size_t at = 0;
+    for (int i = 0; i < n; i++)
+        at += (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
+    if (at == 0) {
+        /* Nothing to lend, and a store keeps no empty architecture. */
+        rc = nas_set_err(err, NAS_EINVAL, "ps client: the net has no parameters to push");
+        goto done;
+    }
+    at = 0;
     for (int i = 0; i < n; i++) {
         size_t nb = (size_t)nas_safetensors_numel(&t[i]) * sizeof(float);
         /* Tensors lie back to back from base (the manifest checks it). */
-        sums[i] = nas_wire_weights_checksum_copy(m.checksum_kind, dst + at,
-                                                 (const uint8_t *)base + at, nb);
+        sums[i] = nas_wire_weights_checksum(m.checksum_kind, (const uint8_t *)base + at, nb);
         at += nb;
     }
     m.seq = ++c->seq;
     m.arch = arch;
     if ((rc = nas_wire_weights_manifest(&m, t, (size_t)n, base, sums, err)) < 0) goto done;
     m.type = NAS_MSG_WEIGHTS_PUSH;
-    if ((rc = send_push(c, &m, &frame, err)) < 0) goto done;
-    has_frame = 0; /* ZeroMQ owns it now */
+    /* The loan starts before ZeroMQ can see the block: its callback may
+     * run on the I/O thread as soon as the message is sent. */
+    zmq_msg_t frame;
+    pthread_mutex_lock(&c->rel_mu);
+    c->lent = 1;
+    pthread_mutex_unlock(&c->rel_mu);
+    if (zmq_msg_init_data(&frame, (void *)base, at, block_released, c) != 0) {
+        c->lent = 0; /* ZeroMQ never saw it */
+        rc = nas_set_err(err, NAS_ENOMEM, "ps client: a %zu-byte push frame", at);
+        goto done;
+    }
+    int queued = 0;
+    if ((rc = send_push(c, &m, &frame, &queued, err)) < 0) {
+        if (queued) reclaim(c); /* a partial message must not prefix the next one */
+        goto done;
+    }
     nas_wire_weights_packet pkt;
-    if ((rc = await(c, m.seq, &pkt, err)) < 0) goto done;
+    if ((rc = await(c, m.seq, &pkt, err)) < 0) {
+        /* No answer: the block may still be queued or half sent. */
+        reclaim(c);
+        goto done;
+    }
     if (pkt.msg.type != NAS_MSG_WEIGHTS_ACK && pkt.msg.type != NAS_MSG_ERROR)
         rc = nas_set_err(err, NAS_EPROTO, "ps client: a push was answered with type %d",
                          pkt.msg.type);
@@ -360,8 +530,11 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
                          "ps client: the master refused the push of %016" PRIx64 ": %s", arch,
                          pkt.msg.message);
     nas_wire_weights_packet_fini(&pkt);
+    /* Answered, so every byte was sent; the release follows within one
+     * turn of the I/O thread.  If it does not, the socket goes. */
+    if (!wait_release(c, c->timeout_ms)) reclaim(c);
 done:
-    if (has_frame) zmq_msg_close(&frame);
+    NAS_ASSERT(!nas_ps_client_block_lent(c));
     nas_wire_weights_msg_fini(&m);
     nas_free(sums);
     nas_free(t);

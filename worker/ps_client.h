@@ -71,10 +71,37 @@ const nas_safetensors_tensor *nas_ps_weights_tensors(const nas_ps_weights *w, si
 void nas_ps_weights_destroy(nas_ps_weights **wp);
 
 /* Push every tensor of the compiled `net` as architecture `arch`'s
- * weights and wait for the master's ACK.  The parameter block goes out as
- * it lies in memory (one raw frame).  NAS_OK once stored; NAS_ETIMEDOUT;
- * or the master's refusal code with its message in err. */
+ * weights and wait for the master's ACK.  NAS_OK once stored;
+ * NAS_ETIMEDOUT; NAS_EINVAL for a net without parameters; or the master's
+ * refusal code with its message in err (NAS_EVERSION from a master of
+ * another weights protocol).
+ *
+ * Zero copy, and the lifetime contract that comes with it: the net's
+ * parameter block is checksummed in place and lent to ZeroMQ as the data
+ * frame (zmq_msg_init_data), so ZeroMQ's I/O thread reads it after
+ * zmq_msg_send returns.  The call therefore returns only once ZeroMQ has
+ * released the block (its free callback ran):
+ *   - after an answer, it waits for the release (at most timeout_ms; it
+ *     follows within one turn of the I/O thread, since the answer means
+ *     every byte was sent), and past that treats the push as failed below;
+ *   - after a timeout, a send error or a failed handshake, the block may
+ *     still be queued or half sent: the socket is closed (linger 0, so
+ *     libzmq drops the queued message) and the call waits for the release,
+ *     without a bound, warning every 5 s, before it opens and connects a
+ *     new socket.  A stalled peer therefore costs at most timeout_ms plus
+ *     the close.
+ * So when the call returns, whatever it returns, nothing of ZeroMQ's
+ * refers to the block: the caller may train, change or free the net.  The
+ * net must not change while the call runs (it is const, and the client is
+ * one thread's). */
 int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char *err);
+
+/* For tests of that contract: 1 while a pushed block is lent to ZeroMQ
+ * (never after nas_ps_client_push returned), and how many loans ZeroMQ
+ * has ended since the client was made (one per push that got as far as
+ * lending its block). */
+int nas_ps_client_block_lent(const nas_ps_client *c);
+uint64_t nas_ps_client_block_releases(const nas_ps_client *c);
 
 /* The worker's whole inheritance step: initialise the compiled `net`
  * fresh for `seed` (nas_inherit_init), pull `parent` and apply what

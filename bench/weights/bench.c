@@ -10,12 +10,15 @@
  *   pull: the store holds the architecture in memory; one round trip is
  *         request -> manifest + frame -> client verifies every checksum.
  *         Raw: request -> one frame of the same size.
- *   push: collect the net, copy the parameter block into the frame while
- *         checksumming it (XXH3 on L1-hot chunks), send, the store verifies and keeps
- *         it, ACK.  Measured memory-only (the transfer)
- *         and with the write-through file (safetensors + fsync).  Raw:
- *         one frame of the same size -> small reply.
- * Each figure is the median MB/s over rounds of several transfers.
+ *   push: collect the net, checksum the parameter block (XXH3) and lend
+ *         it to ZeroMQ as the frame (no copy), the store verifies and
+ *         keeps it, ACK, the client waits for ZeroMQ to release the block.
+ *         Measured memory-only (the transfer) and with the write-through
+ *         file (safetensors + fsync).  Raw: one frame of the same size
+ *         (zmq_send, which copies it, as a user would write) -> 1-byte
+ *         reply.
+ * Each figure is the median MB/s over rounds of several transfers; every
+ * round runs on new connections for both sides (see compare()).
  *
  * usage: bench ROUNDS [SIZE]  (SIZE: 100KB, 1MB or 10MB; all by default)
  * prints: case=... ours=... peer=... unit=MB/s ratio=...  and, for pull
@@ -159,17 +162,25 @@ static double run_ours(nas_ps_client *c, nas_net *net, int pull, int reps) {
     }
 }
 
-/* The same round through a raw DEALER. */
-static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int reps) {
+/* The same round through a raw DEALER.  A push is zmq_send (ZeroMQ
+ * copies the buffer, what a user would write), or with zc the buffer lent
+ * as ours lends the net's block (zmq_msg_init_data; the buffer never
+ * changes, so raw need not wait for its release). */
+static double run_raw(void *dealer, uint8_t *buf, size_t bytes, int pull, int zc, int reps) {
     {
         int64_t t0 = nas_now_ns();
         for (int k = 0; k < reps; k++) {
             zmq_msg_t m;
             zmq_msg_init(&m);
-            if (pull)
+            if (pull) {
                 zmq_send(dealer, "p", 1, 0);
-            else
+            } else if (zc) {
+                zmq_msg_t out;
+                zmq_msg_init_data(&out, buf, bytes, NULL, NULL);
+                zmq_msg_send(&out, dealer, 0);
+            } else {
                 zmq_send(dealer, buf, bytes, 0);
+            }
             zmq_msg_recv(&m, dealer, 0);
             zmq_msg_close(&m);
         }
@@ -187,27 +198,70 @@ static int64_t cpu_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A raw DEALER connected to `ep`, as ours is (same context, same socket
+ * options), or abort: the bench has no use for a half-built peer. */
+static void *raw_dealer(void *ctx, const char *ep) {
+    char err[NAS_ERR_LEN];
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    if (!d || nas_wire_socket_setup(d, err) < 0 || zmq_connect(d, ep) != 0) abort();
+    return d;
+}
+
 /* Ours and raw alternate round by round, so a load spike on a shared
  * machine hits both sides alike; each side's median is reported, and the
- * CPU time per transfer of each side over all its rounds (cpu_*_us). */
-static void compare(const char *name, nas_ps_client *c, nas_net *net, void *dealer, uint8_t *buf,
-                    int pull, int rounds, int reps, double *ours_out, double *peer_out,
-                    double *cpu_ours_us, double *cpu_peer_us) {
-    double o[64], p[64];
+ * CPU time per transfer of each side over all its rounds (cpu_*_us).
+ *
+ * Every round runs on a new connection for both sides, warmed by one
+ * untimed transfer of the round's kind.  Why: loopback TCP here runs BBR
+ * with the kernel's internal pacing, and a connection's pacing rate is
+ * state that its history sets and that then persists; a connection that
+ * carried 140 pulls and then pushes was measured at about twice the
+ * kernel CPU per 1 MB push (I/O thread 340-450 us against 180-230 us on
+ * a fresh one, the same syscall and context-switch counts), and which
+ * side got such a connection depended on who had pushed first (ours had:
+ * its warm-up push seeds the store).  Fresh connections give both sides
+ * the same history on every round. */
+static void compare(const char *name, nas_ps_client **c, void *ctx, const char *ep, const char *rep,
+                    nas_net *net, uint8_t *buf, int pull, int rounds, int reps, double *ours_out,
+                    double *peer_out, double *cpu_ours_us, double *cpu_peer_us, double *zc_out) {
+    double o[64], p[64], z[64];
     size_t bytes = net_bytes(net);
+    char err[NAS_ERR_LEN];
     int64_t co = 0, cp = 0;
     for (int r = 0; r < rounds; r++) {
+        /* The new client before the old one goes: its handshake monitor
+         * then gets an inproc address the old one's (closed by libzmq
+         * asynchronously) is not still bound to. */
+        nas_ps_client *fresh = NULL;
+        if (nas_ps_client_create(&fresh, ctx, ep, 30000, err) < 0) abort();
+        nas_ps_client_destroy(c);
+        *c = fresh;
+        run_ours(*c, net, pull, 1); /* warm-up: connects, untimed */
         int64_t t0 = cpu_ns();
-        o[r] = run_ours(c, net, pull, reps);
+        o[r] = run_ours(*c, net, pull, reps);
         int64_t t1 = cpu_ns();
-        p[r] = dealer ? run_raw(dealer, buf, bytes, pull, reps) : 0;
         co += t1 - t0;
-        cp += cpu_ns() - t1;
+        if (rep) {
+            void *d = raw_dealer(ctx, rep);
+            run_raw(d, buf, bytes, pull, 0, 1);
+            t1 = cpu_ns();
+            p[r] = run_raw(d, buf, bytes, pull, 0, reps);
+            cp += cpu_ns() - t1;
+            zmq_close(d);
+        }
+        if (rep && zc_out) {
+            /* A third side, informative only: raw ZeroMQ without its copy. */
+            void *d = raw_dealer(ctx, rep);
+            run_raw(d, buf, bytes, pull, 1, 1);
+            z[r] = run_raw(d, buf, bytes, pull, 1, reps);
+            zmq_close(d);
+        }
     }
     *ours_out = median(o, rounds);
-    if (dealer) *peer_out = median(p, rounds);
+    if (rep) *peer_out = median(p, rounds);
+    if (rep && zc_out) *zc_out = median(z, rounds);
     *cpu_ours_us = (double)co / 1e3 / (rounds * reps);
-    if (dealer) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
+    if (rep) *cpu_peer_us = (double)cp / 1e3 / (rounds * reps);
     (void)name;
 }
 
@@ -282,22 +336,22 @@ int main(int argc, char **argv) {
         start(&r, ctx, NULL, rep, sizeof rep, &rth);
         r.raw_bytes = bytes;
         r.raw_buf = buf;
-        void *d = zmq_socket(ctx, ZMQ_DEALER);
-        nas_wire_socket_setup(d, err);
-        zmq_connect(d, rep);
-        run_raw(d, buf, bytes, 1, 2); /* warm-up */
         char name[64];
         double ours = 0, peer = 0, peer_push = 0, cpu_o = 0, cpu_p = 0;
-        compare("pull", c, net, d, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o, &cpu_p);
+        compare("pull", &c, ctx, ep, rep, net, buf, 1, rounds, cases[i].reps, &ours, &peer, &cpu_o,
+                &cpu_p, NULL);
         snprintf(name, sizeof name, "pull_%s(%.2fMB)", cases[i].name, bytes / 1e6);
         report(name, ours, peer);
         snprintf(name, sizeof name, "pull_%s", cases[i].name);
         report_cpu(name, cpu_o, cpu_p);
-        compare("push", c, net, d, buf, 0, rounds, cases[i].reps, &ours, &peer_push, &cpu_o,
-                &cpu_p);
+        double peer_zc = 0;
+        compare("push", &c, ctx, ep, rep, net, buf, 0, rounds, cases[i].reps, &ours, &peer_push,
+                &cpu_o, &cpu_p, &peer_zc);
         snprintf(name, sizeof name, "push_%s", cases[i].name);
         report(name, ours, peer_push);
         report_cpu(name, cpu_o, cpu_p);
+        snprintf(name, sizeof name, "push_%s(vs_raw_zero_copy)", cases[i].name);
+        report(name, ours, peer_zc);
         peer = peer_push;
         nas_ps_client_destroy(&c);
         stop(&s, th);
@@ -306,17 +360,14 @@ int main(int argc, char **argv) {
         cfg.dir = dir;
         nas_weights_create(&w, &cfg, err);
         start(&s, ctx, w, ep, sizeof ep, &th);
-        nas_ps_client_create(&c, ctx, ep, 30000, err);
-        nas_ps_client_push(c, 1, net, err);
-        compare("push_disk", c, net, NULL, NULL, 0, rounds, cases[i].reps, &ours, &peer_push,
-                &cpu_o, &cpu_p);
+        compare("push_disk", &c, ctx, ep, NULL, net, NULL, 0, rounds, cases[i].reps, &ours,
+                &peer_push, &cpu_o, &cpu_p, NULL);
         snprintf(name, sizeof name, "push_disk_%s", cases[i].name);
         report(name, ours, peer);
         nas_ps_client_destroy(&c);
         stop(&s, th);
         nas_weights_drop(w, 1, err);
         nas_weights_destroy(&w);
-        zmq_close(d);
         stop(&r, rth);
         free(buf);
         nas_net_destroy(&net);

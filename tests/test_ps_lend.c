@@ -18,6 +18,7 @@
  *    cannot be encoded, and one received (from the builds between XXH3
  *    and version 2) is read as XXH3.
  */
+#include "common/clock.h"
 #include "master/weights.h"
 #include "proto/nas.pb-c.h"
 #include "tests/harness.h"
@@ -180,6 +181,7 @@ typedef struct old_master {
     pthread_t th;
     char endpoint[64];
     int answered;
+    int lose_first; /* 1: the first request is lost, as with a master killed holding it */
 } old_master;
 
 static void *old_master_main(void *arg) {
@@ -198,6 +200,10 @@ static void *old_master_main(void *arg) {
         if (env) naspb__envelope__free_unpacked(env, NULL);
         zmq_msg_close(&part);
         nas_wire_drain_parts(o->router);
+        if (k == 0 && o->lose_first) {
+            zmq_msg_close(&id);
+            continue;
+        }
         nas_wire_weights_msg e;
         nas_wire_weights_msg_init(&e, NAS_MSG_ERROR);
         e.code = NAS_EVERSION;
@@ -237,6 +243,36 @@ START_TEST(test_ps_lend_old_master_names_version) {
     zmq_close(o.router);
     zmq_ctx_term(o.ctx);
     nas_net_destroy(&net);
+}
+END_TEST
+
+/* A pull whose request is lost (written to a master that died, or
+ * dropped with its connection) is sent again after 1 s, and the answer to
+ * the copy counts: the call ends long before its 10 s timeout. */
+START_TEST(test_ps_pull_resent_after_lost_request) {
+    old_master o = {0};
+    o.lose_first = 1;
+    o.ctx = zmq_ctx_new();
+    o.router = zmq_socket(o.ctx, ZMQ_ROUTER);
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_int_eq(nas_wire_socket_setup(o.router, err), NAS_OK);
+    ck_assert_int_eq(zmq_bind(o.router, "tcp://127.0.0.1:*"), 0);
+    size_t n = sizeof o.endpoint;
+    zmq_getsockopt(o.router, ZMQ_LAST_ENDPOINT, o.endpoint, &n);
+    ck_assert_int_eq(pthread_create(&o.th, NULL, old_master_main, &o), 0);
+    void *ctx = zmq_ctx_new();
+    nas_ps_client *c = client(ctx, o.endpoint, 10000);
+    nas_ps_weights *w = NULL;
+    int64_t t0 = nas_now_ms();
+    ck_assert_int_eq(nas_ps_client_pull(c, 0x1, &w, err), NAS_EPROTO);
+    int64_t took = nas_now_ms() - t0;
+    ck_assert_msg(took >= 900 && took < 6000, "pull took %lld ms: %s", (long long)took, err);
+    pthread_join(o.th, NULL);
+    ck_assert_int_eq(o.answered, 1);
+    nas_ps_client_destroy(&c);
+    zmq_ctx_term(ctx);
+    zmq_close(o.router);
+    zmq_ctx_term(o.ctx);
 }
 END_TEST
 
@@ -454,6 +490,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_ps_lend_timeout_releases_block);
     tcase_add_test(tc, test_ps_lend_empty_net_refused);
     tcase_add_test(tc, test_ps_lend_old_master_names_version);
+    tcase_add_test(tc, test_ps_pull_resent_after_lost_request);
     tcase_add_test(tc, test_ps_lend_v1_worker_served_fnv4);
     tcase_add_test(tc, test_ps_lend_codec_versions);
     suite_add_tcase(s, tc);

@@ -257,20 +257,43 @@ int nas_ps_endpoint_resolve(const char *announced, const char *master, char *out
 }
 
 /* Wait for the answer to request `seq`: stale answers are dropped, a
- * malformed one is an error naming the problem. */
-static int await(nas_ps_client *c, uint64_t seq, nas_wire_weights_packet *pkt, char *err) {
-    int64_t deadline = nas_now_ms() + c->timeout_ms;
+ * malformed one is an error naming the problem.
+ *
+ * `resend`, when given, is the request again (an idempotent pull): it goes
+ * out anew after 1 s without an answer, then 2, 4, ... s, within the
+ * call's timeout.  A DEALER drops what it had queued or written on a
+ * connection that breaks, so a pull sent while the master restarts would
+ * otherwise wait out the whole timeout although the new master would
+ * answer at once; duplicates are harmless (same seq: the first answer
+ * counts, later ones are dropped as stale by the next call). */
+#define NAS_PS_RESEND_FIRST_MS 1000
+static int await(nas_ps_client *c, uint64_t seq, const nas_wire_weights_msg *resend,
+                 nas_wire_weights_packet *pkt, char *err) {
+    int64_t now = nas_now_ms();
+    int64_t deadline = now + c->timeout_ms;
+    int64_t step = NAS_PS_RESEND_FIRST_MS, next_send = now + step;
     for (;;) {
-        int64_t left = deadline - nas_now_ms();
+        now = nas_now_ms();
+        int64_t left = deadline - now;
         if (left <= 0) break;
+        if (resend && now >= next_send) {
+            nas_debug("ps client: no answer to request %" PRIu64 " in %" PRId64 " ms: sent again",
+                      seq, step);
+            int rc = nas_wire_weights_send(c->sock, NULL, 0, resend, NULL, 0, err);
+            if (rc < 0) return rc;
+            step *= 2;
+            next_send = now + step;
+        }
+        long wait = (long)left;
+        if (resend && next_send - now < wait) wait = (long)(next_send - now);
         zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
                                 {nas_zmon_socket(c->mon), 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(it, it[1].socket ? 2 : 1, (long)left);
+        int n = zmq_poll(it, it[1].socket ? 2 : 1, wait);
         if (n < 0) {
             if (zmq_errno() == EINTR) continue;
             return nas_set_err(err, NAS_EIO, "ps client: poll: %s", zmq_strerror(zmq_errno()));
         }
-        if (n == 0) break;
+        if (n == 0) continue;
         /* A failed handshake will not answer within any timeout: say why
          * now (the child trains fresh) rather than after timeout_ms. */
         if (it[1].revents & ZMQ_POLLIN) nas_zmon_poll(c->mon, nas_now_ms());
@@ -309,7 +332,7 @@ int nas_ps_client_pull(nas_ps_client *c, uint64_t arch, nas_ps_weights **out, ch
     if (rc < 0) return rc;
     nas_ps_weights *w = nas_calloc(1, sizeof *w);
     if (!w) return nas_set_err(err, NAS_ENOMEM, "ps client: out of memory");
-    if ((rc = await(c, req.seq, &w->pkt, err)) < 0) goto fail;
+    if ((rc = await(c, req.seq, &req, &w->pkt, err)) < 0) goto fail;
     const nas_wire_weights_msg *m = &w->pkt.msg;
     if (m->type == NAS_MSG_ERROR || m->type == NAS_MSG_WEIGHTS_ACK) {
         rc = nas_set_err(err, NAS_EPROTO,
@@ -517,7 +540,7 @@ int nas_ps_client_push(nas_ps_client *c, uint64_t arch, const nas_net *net, char
         goto done;
     }
     nas_wire_weights_packet pkt;
-    if ((rc = await(c, m.seq, &pkt, err)) < 0) {
+    if ((rc = await(c, m.seq, NULL, &pkt, err)) < 0) {
         /* No answer: the block may still be queued or half sent. */
         reclaim(c);
         goto done;

@@ -36,6 +36,7 @@ struct nas_agent {
     char endpoint[512];
     char pipe_ep[64];
     void *zctx;
+    int own_zctx;  /* 1: zctx is ours to terminate */
     void *sock;    /* DEALER to the master, NULL while disconnected */
     nas_zmon *mon; /* handshake diagnostics of sock */
     void *pipe;    /* agent end of the task pipe */
@@ -155,8 +156,9 @@ static void *task_main(void *arg) {
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-/* Each agent has its own ZeroMQ context, so several agents (tests) can
- * live in one process; the inproc endpoint is unique per agent. */
+/* Each agent has its own ZeroMQ context unless given one to share; either
+ * way several agents can live in one process, since the inproc endpoints
+ * are unique per agent (and per monitor). */
 int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!cfg->endpoint || !*cfg->endpoint || strlen(cfg->endpoint) >= 512)
         return nas_set_err(err, NAS_EINVAL, "agent: a master endpoint is required");
@@ -201,7 +203,8 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     a->cfg.name = a->name;
     snprintf(a->pipe_ep, sizeof a->pipe_ep, "inproc://nas-agent-%p", (void *)a);
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
-    a->zctx = zmq_ctx_new();
+    a->own_zctx = !cfg->zmq_context;
+    a->zctx = a->own_zctx ? zmq_ctx_new() : cfg->zmq_context;
     if (!a->held || !a->zctx || pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail;
     nas_zmon_config mc = {.what = "master",
                           .curve = a->curve,
@@ -248,7 +251,7 @@ void nas_agent_destroy(nas_agent **ap) {
     nas_zmon_destroy(&a->mon); /* detaches: before the socket closes */
     if (a->sock) zmq_close(a->sock);
     if (a->pipe) zmq_close(a->pipe);
-    if (a->zctx) zmq_ctx_term(a->zctx);
+    if (a->zctx && a->own_zctx) zmq_ctx_term(a->zctx);
     if (a->stop_pipe[0] >= 0) close(a->stop_pipe[0]);
     if (a->stop_pipe[1] >= 0) close(a->stop_pipe[1]);
     nas_free(a->held);

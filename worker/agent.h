@@ -58,6 +58,11 @@ typedef struct nas_agent_config {
      * host is the caller's to resolve); NULL: ignored. */
     void (*on_weights)(void *ctx, const char *endpoint);
     void *weights_ctx;
+    /* A ZeroMQ context to share, borrowed (it must outlive the agent);
+     * NULL: the agent makes its own.  Many agents in one process (the
+     * dispatch bench's swarm) then share one I/O thread, which serves all
+     * their connections in one wake-up instead of one thread each. */
+    void *zmq_context;
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

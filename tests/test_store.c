@@ -277,7 +277,8 @@ START_TEST(test_store_add_already_leased) {
     nt.lease_worker = "";
     ck_assert_int_eq(nas_store_task_add(st, &nt, NULL, 0, 1000, &id, err), NAS_EINVAL);
     nas_store_task_info *all = NULL;
-    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &all, err), 2);
+    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &all, err),
+                     2);
     nas_free(all);
     nas_store_close(&st);
 }

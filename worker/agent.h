@@ -2,10 +2,11 @@
  * agent.h - the worker's network side: a Paranoid Pirate client (STYLE
  * rule 15, DESIGN s5, docs/PROTOCOL.md).
  *
- * The agent owns a DEALER socket to the master and a task thread joined
- * to it by an inproc PAIR pipe (a zactor).  The agent thread only does
- * network work and never blocks for longer than a heartbeat interval, so
- * heartbeats go out while a task trains.  Lifecycle:
+ * The agent owns a DEALER socket to the master and a task thread that it
+ * hands Tasks to through a mutex-guarded mailbox (Progress and the Result
+ * come back the same way, announced on an eventfd).  The agent thread only
+ * does network work and never blocks for longer than a heartbeat interval,
+ * so heartbeats go out while a task trains.  Lifecycle:
  *
  *   connect -> Register (held results, running task) -> held Results ->
  *   Ready -> Task -> Progress per epoch -> Result | Failure -> (idle) ...

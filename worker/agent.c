@@ -66,6 +66,7 @@ struct nas_agent {
     int cap_taken;
     nas_wire_msg *end_taken; /* the agent thread's copy of the Result or Failure */
     nas_wire_packet *pkt;    /* receive buffer of the agent thread */
+    void *mon_armed; /* the monitor socket whose ZMQ_FD is armed (nas_agent_run); NULL: none */
     pthread_t thread;
     int thread_started;
     int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
@@ -392,6 +393,7 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     /* The monitor too, or the first handshake goes unseen.  Without it the
      * worker still works, it only cannot say why it is not admitted. */
     char merr[NAS_ERR_LEN];
+    a->mon_armed = NULL; /* a new monitor socket, maybe at a freed one's address */
     if (rc == NAS_OK && nas_zmon_attach(a->mon, a->sock, a->endpoint, merr) < 0)
         nas_warn("agent: no handshake diagnostics: %s", merr);
     if (rc == NAS_OK && zmq_connect(a->sock, a->endpoint) != 0)
@@ -640,9 +642,11 @@ static int zsock_fd(void *sock) {
  * timers.  The sockets are polled through their ZMQ_FD descriptors in one
  * poll() (zmq_poll made two passes with a ZMQ_EVENTS check per socket
  * each, a dozen system calls a turn): the master socket is checked with
- * ZMQ_EVENTS before every wait, since a send may have taken its signal;
- * the monitor, which is only read, when its descriptor fires or a wait
- * times out (its events are diagnostics; a heartbeat's delay is fine). */
+ * ZMQ_EVENTS before every wait, since a send may have taken its signal.
+ * The monitor is only read, so its descriptor can be trusted once
+ * ZMQ_EVENTS said "nothing" after the last read (it is then armed): it is
+ * checked when new (after a connect), after it had events, when its
+ * descriptor fires, and when a wait times out. */
 int nas_agent_run(nas_agent *a, char *err) {
     int64_t now = nas_now_ms();
     a->backoff = a->cfg.reconnect_min_ms;
@@ -676,8 +680,14 @@ int nas_agent_run(nas_agent *a, char *err) {
         if (pr > 0 && (p[1].revents & POLLIN)) drain_pipe(a, now);
         if (!sock_ready && i_sock >= 0 && p[i_sock].revents) sock_ready = zsock_readable(a->sock);
         if (a->sock && sock_ready) drain_master(a, now);
-        if (i_mon >= 0 && (pr == 0 || p[i_mon].revents) && a->sock && zsock_readable(mon))
-            nas_zmon_poll(a->mon, now);
+        if (i_mon >= 0 && a->sock && (a->mon_armed != mon || pr == 0 || p[i_mon].revents)) {
+            /* Reading may take the descriptor's signal: re-check next turn. */
+            a->mon_armed = mon;
+            if (zsock_readable(mon)) {
+                nas_zmon_poll(a->mon, now);
+                a->mon_armed = NULL;
+            }
+        }
         if (a->stopping && !a->busy) {
             nas_info("agent: stopped");
             return NAS_OK;

@@ -137,8 +137,18 @@ static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
     return nas_dispatcher_push(c->disp, &w, now_ms, err);
 }
 
+/* The dispatcher keeps monotonic deadlines; the store keeps wall-clock
+ * times for people and for nasctl, so lease expiries are converted. */
+static int64_t to_wall(int64_t mono_ms) {
+    return nas_wall_ms() + (mono_ms - nas_now_ms());
+}
+
 /* Write a new task (and the strategy state that proposed it) to the store,
- * then hand it to the dispatcher: the store always knows a task first. */
+ * then hand it to the dispatcher: the store always knows a task first.
+ * When an idle worker will take it at once (nas_dispatcher_peek_lease),
+ * the row is written already leased to that worker: the task insert and
+ * the lease update were two of the five statements a task cost, and the
+ * file ends up exactly as after both. */
 static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                     int has_parent, uint64_t parent_hash, const void *blob, size_t blob_len,
                     int64_t now_ms, char *err) {
@@ -170,14 +180,31 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
         .has_parent = has_parent,
         .parent_hash = parent_hash,
     };
+    int64_t expiry;
+    if (nas_dispatcher_peek_lease(c->disp, c->prelease_worker, sizeof c->prelease_worker,
+                                  &expiry)) {
+        nt.lease_worker = c->prelease_worker;
+        nt.lease_expiry_ms = to_wall(expiry);
+    }
     int rc = nas_store_task_add(c->store, &nt, blob, blob_len, nas_wall_ms(), &t->id, err);
     if (rc < 0) {
         c->n_tasks--;
         return rc;
     }
+    if (nt.lease_worker) {
+        t->store_attempt = 1;
+        c->prelease_id = t->id;
+    }
     rc = push(c, t, now_ms, err);
     if (rc < 0)
         nas_error("campaign: task %lld stored but not dispatched: %s", (long long)t->id, err);
+    if (c->prelease_id != 0) {
+        /* The store says leased, the dispatcher did not lease it: the two
+         * disagree, and going on would make the file lie. */
+        c->prelease_id = 0;
+        if (rc >= 0)
+            nas__campaign_fail(c, "a task stored as leased was not leased by the dispatcher");
+    }
     return NAS_OK;
 }
 
@@ -291,12 +318,6 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
 
 // ---- dispatcher hooks --------------------------------------------------------------------
 
-/* The dispatcher keeps monotonic deadlines; the store keeps wall-clock
- * times for people and for nasctl, so lease expiries are converted. */
-static int64_t to_wall(int64_t mono_ms) {
-    return nas_wall_ms() + (mono_ms - nas_now_ms());
-}
-
 /* Dispatcher hook: a lease was granted.  Recorded with the dispatcher's
  * attempt so that (task, attempt) names the same lease in memory and on
  * disk.  A refused lease (the task is not queued in the store) is only
@@ -305,6 +326,18 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
     if (!t || c->fatal) return;
+    if (c->prelease_id != 0 && c->prelease_id == t->id) {
+        /* add_task stored this lease with the row; it must be this one. */
+        c->prelease_id = 0;
+        if (ref->attempt != 1 || strcmp(worker, c->prelease_worker) != 0) {
+            nas__campaign_fail(c, "the dispatcher leased a new task to another worker than the "
+                                  "one the store recorded");
+            return;
+        }
+        t->store_attempt = 1;
+        t->wire_attempt = 1;
+        return;
+    }
     char err[NAS_ERR_LEN];
     int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, worker, to_wall(expiry_ms),
                                   nas_wall_ms(), err);

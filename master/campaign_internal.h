@@ -86,6 +86,11 @@ struct nas_campaign {
      * messages waiting for the commit. */
     int batch_depth;
     int state_dirty;
+    /* A task stored already leased (add_task): its id and the worker the
+     * dispatcher is about to lease it to; hook_lease then writes nothing.
+     * 0: none pending. */
+    int64_t prelease_id;
+    char prelease_worker[NAS_WIRE_NAME_MAX];
     nas__outmsg *outbox;
     int n_out, cap_out;
 

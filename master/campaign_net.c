@@ -69,12 +69,17 @@ static void send_error(void *sock, const uint8_t *id, size_t id_len, int code, c
  * Every message, good or bad, is followed by a fill, because a result or a
  * new worker is exactly when new work can be leased. */
 static void read_control(nas_zmq_uv *z, void *sock, void *data) {
-    (void)z;
     nas_campaign *c = data;
     nas_wire_packet pkt;
     char err[NAS_ERR_LEN];
     int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
-    if (rc == NAS_EAGAIN) return;
+    if (rc == NAS_EAGAIN || rc == NAS_EIO) {
+        /* Nothing was taken off the socket: the bridge, which reads
+         * eagerly (below), asks ZMQ_EVENTS again before the next read. */
+        nas_zmq_uv_report_empty(z);
+        if (rc == NAS_EIO) nas_warn("control: receive failed: %s", err);
+        return;
+    }
     int64_t now = nas_now_ms();
     if (rc < 0) {
         if (pkt.id_len > 0) {
@@ -248,7 +253,10 @@ static int bind_router(nas_campaign *c, void **sock, const char *ep, const char 
                            zmq_strerror(zmq_errno()));
     nas_info("listening for %s on %s%s", what, ep, c->curve ? " (CurveZMQ)" : "");
     int rc2 = nas_zmq_uv_create(z, c->loop, *sock, 256, fn, c, err);
-    if (rc2 == NAS_OK && fn == read_control) nas_zmq_uv_set_batch(*z, control_begin, control_end);
+    if (rc2 == NAS_OK && fn == read_control) {
+        nas_zmq_uv_set_batch(*z, control_begin, control_end);
+        nas_zmq_uv_set_eager(*z);
+    }
     return rc2;
 }
 

@@ -396,7 +396,7 @@ static void cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *ex
 
 // ---- leasing ------------------------------------------------------------------------------
 
-static dworker *idle_longest(nas_dispatcher *d) {
+static dworker *idle_longest(const nas_dispatcher *d) {
     dworker *best = NULL;
     for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
@@ -443,6 +443,19 @@ static void dispatch(nas_dispatcher *d, int64_t now_ms) {
         m.u.task.attempt = t->attempt;
         send_to(d, w, &m, now_ms);
     }
+}
+
+/* push() leases a new task at once exactly when nothing is queued ahead
+ * of it and a worker is idle: dispatch() pops the queue's head (the new
+ * task) for idle_longest(), the worker named here. */
+int nas_dispatcher_peek_lease(const nas_dispatcher *d, char *worker, size_t cap,
+                              int64_t *expiry_ms) {
+    if (d->counts.queued > 0) return 0;
+    const dworker *w = idle_longest(d);
+    if (!w || strlen(w->name) >= cap) return 0;
+    memcpy(worker, w->name, strlen(w->name) + 1);
+    *expiry_ms = w->expiry;
+    return 1;
 }
 
 /* Validated here, at the campaign's door, with the wire rules: a task the

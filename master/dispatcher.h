@@ -91,6 +91,15 @@ void nas_dispatcher_destroy(nas_dispatcher **dp);
  * is idle. */
 int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t now_ms, char *err);
 
+/* Who a task pushed now would be leased to at once: 1 with that worker's
+ * name (cap bytes at most) and its lease expiry (the time base of now_ms)
+ * when no task is queued and a worker is idle, else 0.  The next push(),
+ * with nothing in between, then leases its task to exactly that worker
+ * (on_lease fires with it), so the campaign can store the task already
+ * leased: one write instead of an insert and a lease update. */
+int nas_dispatcher_peek_lease(const nas_dispatcher *d, char *worker, size_t cap,
+                              int64_t *expiry_ms);
+
 /* Cancel a task: dropped from the queue, or Cancel sent to the worker
  * running it; results arriving later are acknowledged as duplicates.
  * NAS_ENOTFOUND for an unknown id, NAS_ESTATE if it already finished. */

@@ -201,9 +201,12 @@ static const struct {
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
     {NAS__ST_ARCH_GET,
      "SELECT text, genome, params, macs, created_ms FROM architecture WHERE hash = ?1"},
+    /* ?6 NULL: a queued task; a worker name: leased to it as attempt 1
+     * until ?7 (proposed and leased in the same batch). */
     {NAS__ST_TASK_INSERT,
-     "INSERT INTO task (arch_hash, stage, state, attempt, fidelity, parent_hash, created_ms) "
-     "VALUES (?1, ?2, 'queued', 0, ?3, ?4, ?5)"},
+     "INSERT INTO task (arch_hash, stage, state, attempt, worker, lease_expiry_ms, fidelity, "
+     "parent_hash, created_ms) VALUES (?1, ?2, CASE WHEN ?6 IS NULL THEN 'queued' ELSE 'leased' "
+     "END, ?6 IS NOT NULL, ?6, ?7, ?3, ?4, ?5)"},
     {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
     {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = ?4, worker = ?2, "
                          "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued' "

@@ -152,12 +152,21 @@ typedef struct nas_store_new_task {
     nas_fidelity fidelity;
     int has_parent;
     uint64_t parent_hash; /* architecture whose weights the child inherits */
+    /* Already leased (optional): when lease_worker is not NULL the task is
+     * written leased to it as attempt 1 until lease_expiry_ms, exactly as
+     * nas_store_task_add followed by nas_store_task_lease(.., 1, ..) would
+     * leave it, in one statement instead of two (the master knows at
+     * proposal time whether an idle worker takes the task at once). */
+    const char *lease_worker;
+    int64_t lease_expiry_ms;
 } nas_store_new_task;
 
-/* Add a queued task, upsert its architecture and, when `strategy_blob` is
- * not NULL, write the strategy's state: one transaction, so a proposal and
- * the strategy state that made it are never seen apart.  *task_id gets the
- * new id (ids increase in insertion order). */
+/* Add a queued (or, with lease_worker, leased) task, upsert its
+ * architecture and, when `strategy_blob` is not NULL, write the strategy's
+ * state: one transaction, so a proposal and the strategy state that made
+ * it are never seen apart.  *task_id gets the new id (ids increase in
+ * insertion order).  NAS_EINVAL for a lease worker name that is empty or
+ * too long. */
 int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err);
 

@@ -93,6 +93,9 @@ static int check_new_task(nas_store *st, const nas_store_new_task *t, char *err)
                            st->path, t->stage);
     if (t->params < 0 || t->macs < 0)
         return nas_set_err(err, NAS_EINVAL, "store %s: negative params or MACs", st->path);
+    if (t->lease_worker && (!*t->lease_worker || strlen(t->lease_worker) >= NAS_STORE_NAME_MAX))
+        return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
+                           st->path, NAS_STORE_NAME_MAX - 1);
     return nas_fidelity_validate(&t->fidelity, err);
 }
 
@@ -134,6 +137,10 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
     nas__bind_text(s, 3, fid);
     if (t->has_parent) nas__bind_u64(s, 4, t->parent_hash);
     sqlite3_bind_int64(s, 5, now_ms);
+    if (t->lease_worker) {
+        nas__bind_text(s, 6, t->lease_worker);
+        sqlite3_bind_int64(s, 7, t->lease_expiry_ms);
+    }
     rc = nas__store_exec_stmt(st, s, "add task", err);
     if (rc != NAS_OK) goto fail;
     /* last_insert_rowid is per connection, and we hold the write lock, so

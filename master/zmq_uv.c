@@ -17,6 +17,8 @@ struct nas_zmq_uv {
     nas_zmq_uv_read_fn read;
     nas_zmq_uv_batch_fn begin, end; /* around each burst of reads, may be NULL */
     void *data;
+    int eager;        /* nas_zmq_uv_set_eager: read on until the reader reports empty */
+    int empty;        /* the reader's last call found nothing (eager mode) */
     int open_handles; /* freed when the last one has closed */
     int closing;      /* close was called (maybe from the reader): read no more */
     nas_zmq_uv_stats stats;
@@ -36,20 +38,28 @@ static void on_idle(uv_idle_t *h);
 /* Read up to `batch` messages; leave the idle handle running if more wait.
  * A burst of at least one message is framed by the begin/end hooks; `end`
  * runs even when the reader closed the bridge (the memory lives until the
- * close callbacks), so a batch the reader opened is always closed. */
+ * close callbacks), so a batch the reader opened is always closed.  In
+ * eager mode ZMQ_EVENTS is asked only when the reader found the socket
+ * empty, not before every message. */
 static void drain(nas_zmq_uv *z) {
-    int n = 0, capped = 0;
+    int n = 0, capped = 0, begun = 0;
     while (!z->closing && readable(z->sock)) {
-        if (n == z->batch) {
-            capped = 1;
-            break;
-        }
-        if (n == 0 && z->begin) z->begin(z->data);
-        z->read(z, z->sock, z->data);
-        z->stats.messages++;
-        n++;
+        do {
+            if (n == z->batch) {
+                capped = 1;
+                break;
+            }
+            if (!begun && z->begin) z->begin(z->data);
+            begun = 1;
+            z->empty = 0;
+            z->read(z, z->sock, z->data);
+            if (z->empty) break;
+            z->stats.messages++;
+            n++;
+        } while (z->eager && !z->closing);
+        if (capped) break;
     }
-    if (n > 0 && z->end) z->end(z->data);
+    if (begun && z->end) z->end(z->data);
     if (capped) {
         z->stats.capped++;
         if (!z->closing) uv_idle_start(&z->idle, on_idle);
@@ -129,6 +139,14 @@ void nas_zmq_uv_close(nas_zmq_uv **zp) {
     uv_close((uv_handle_t *)&z->idle, on_closed);
     uv_close((uv_handle_t *)&z->prepare, on_closed);
     *zp = NULL;
+}
+
+void nas_zmq_uv_set_eager(nas_zmq_uv *z) {
+    z->eager = 1;
+}
+
+void nas_zmq_uv_report_empty(nas_zmq_uv *z) {
+    z->empty = 1;
 }
 
 void nas_zmq_uv_set_batch(nas_zmq_uv *z, nas_zmq_uv_batch_fn begin, nas_zmq_uv_batch_fn end) {

@@ -40,6 +40,17 @@ int nas_zmq_uv_create(nas_zmq_uv **out, uv_loop_t *loop, void *sock, int batch,
 typedef void (*nas_zmq_uv_batch_fn)(void *data);
 void nas_zmq_uv_set_batch(nas_zmq_uv *z, nas_zmq_uv_batch_fn begin, nas_zmq_uv_batch_fn end);
 
+/* Eager reading, for a reader that says when its receive found nothing:
+ * after set_eager, drain() calls the reader again and again without
+ * asking ZMQ_EVENTS before each message (a system call each time, two
+ * per task in the master) until the reader calls report_empty from its
+ * callback (its ZMQ_DONTWAIT receive returned EAGAIN); then ZMQ_EVENTS is
+ * asked once, which also re-arms ZMQ_FD.  A reader that never reports
+ * would be called forever within a batch: only set this for one that
+ * does.  The call that found nothing is not counted as a message. */
+void nas_zmq_uv_set_eager(nas_zmq_uv *z);
+void nas_zmq_uv_report_empty(nas_zmq_uv *z);
+
 /* Stop watching and release the bridge; may be called from the reader
  * itself, which is then not called again.  The memory is freed from libuv
  * close callbacks, so the loop must run (e.g. uv_run(loop,
@@ -52,7 +63,7 @@ void nas_zmq_uv_close(nas_zmq_uv **zp);
 void nas_zmq_uv_kick(nas_zmq_uv *z);
 
 typedef struct nas_zmq_uv_stats {
-    size_t messages; /* reader calls */
+    size_t messages; /* reader calls that took a message */
     size_t capped;   /* turns that stopped at `batch` with more waiting */
     size_t wakeups;  /* uv_poll callbacks */
 } nas_zmq_uv_stats;

@@ -27,6 +27,8 @@ typedef struct rec {
     sent out[MAX_SENT];
     int n_out;
     int leases, results, requeues, failed, progress;
+    char last_lease_worker[64];
+    int64_t last_lease_expiry;
     nas_task_ref last_requeue, last_failed;
     char last_reason[256];
     char events[512];
@@ -43,7 +45,10 @@ static int fake_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire
     return NAS_OK;
 }
 static void fake_lease(void *ctx, const nas_task_ref *ref, const char *w, int64_t exp) {
-    ((rec *)ctx)->leases++;
+    rec *r = ctx;
+    r->leases++;
+    snprintf(r->last_lease_worker, sizeof r->last_lease_worker, "%s", w);
+    r->last_lease_expiry = exp;
 }
 static int fake_result(void *ctx, const nas_wire_result *r, const char *w) {
     rec *c = ctx;
@@ -180,6 +185,44 @@ START_TEST(test_dispatcher_leases_to_ready_worker_only) {
     ck_assert_int_eq(nas_dispatcher_push(d, &dup, 20, err), NAS_EEXIST);
     nas_dispatcher_destroy(&d);
     ck_assert_ptr_null(d);
+}
+END_TEST
+
+/* peek_lease names the worker the next push leases to, and only when it
+ * leases at once: the campaign stores such a task already leased. */
+START_TEST(test_dispatcher_peek_lease_predicts_push) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    char w[64];
+    int64_t exp = -1;
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0); /* no workers */
+    reg(d, "w1", 0, NULL);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0); /* not Ready */
+    simple(d, "w1", NAS_MSG_READY, 10);
+    reg(d, "w2", 20, NULL);
+    simple(d, "w2", NAS_MSG_READY, 30);
+    /* Both idle: the one idle longest (w1) is next. */
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 1);
+    ck_assert_str_eq(w, "w1");
+    push(d, 1, 40);
+    ck_assert_int_eq(r.leases, 1);
+    ck_assert_str_eq(r.last_lease_worker, "w1");
+    ck_assert_int_eq(r.last_lease_expiry, exp);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 1);
+    ck_assert_str_eq(w, "w2");
+    /* A name that does not fit the caller's buffer is no prediction. */
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, 2, &exp), 0);
+    push(d, 2, 50);
+    ck_assert_str_eq(r.last_lease_worker, "w2");
+    /* Nobody idle: a pushed task waits in the queue, and while one waits a
+     * new task would not be leased at once either. */
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0);
+    push(d, 3, 60);
+    ck_assert_int_eq(r.leases, 2);
+    result(d, "w1", 1, 1, 70); /* w1 takes task 3 from the queue */
+    ck_assert_int_eq(r.leases, 3);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0);
+    nas_dispatcher_destroy(&d);
 }
 END_TEST
 
@@ -785,6 +828,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("dispatcher");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_dispatcher_leases_to_ready_worker_only);
+    tcase_add_test(tc, test_dispatcher_peek_lease_predicts_push);
     tcase_add_test(tc, test_dispatcher_heartbeats_and_expiry_requeue);
     tcase_add_test(tc, test_dispatcher_duplicate_result_recorded_once);
     tcase_add_test(tc, test_dispatcher_refused_persistence_keeps_task);

@@ -238,6 +238,52 @@ START_TEST(test_store_result_once) {
 }
 END_TEST
 
+/* A task proposed and leased in the same batch is written leased in one
+ * statement; the row must read exactly as after add + lease. */
+START_TEST(test_store_add_already_leased) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    nas_store_new_task nt = new_task(7, "n=sep3x3:0+id:1 r=max3x3:0+id:1", NAS_STORE_STAGE_SEARCH);
+    nt.lease_worker = "w1";
+    nt.lease_expiry_ms = 9000;
+    int64_t id = 0;
+    ck_assert_int_eq(nas_store_task_add(st, &nt, NULL, 0, 1000, &id, err), NAS_OK);
+    nas_store_task_info t;
+    ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
+    ck_assert_int_eq(t.state, NAS_STORE_TASK_LEASED);
+    ck_assert_int_eq(t.attempt, 1);
+    ck_assert_str_eq(t.worker, "w1");
+    ck_assert_int_eq(t.lease_expiry_ms, 9000);
+    /* It is a lease like any other: attempt 1 may deliver, a second lease
+     * of the leased task is refused, the check finds nothing wrong. */
+    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w2", 1, 1, err), NAS_ESTATE);
+    nas_store_result r = result_of(0.5);
+    ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 2000, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_check(st, err), NAS_OK);
+    /* Without a worker the task is queued, as before. */
+    nt.lease_worker = NULL;
+    ck_assert_int_eq(nas_store_task_add(st, &nt, NULL, 0, 1000, &id, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
+    ck_assert_int_eq(t.state, NAS_STORE_TASK_QUEUED);
+    ck_assert_int_eq(t.attempt, 0);
+    ck_assert_str_eq(t.worker, "");
+    /* A bad worker name is refused before anything is written. */
+    char longname[NAS_STORE_NAME_MAX + 8];
+    memset(longname, 'w', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    nt.lease_worker = longname;
+    ck_assert_int_eq(nas_store_task_add(st, &nt, NULL, 0, 1000, &id, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "worker name"));
+    nt.lease_worker = "";
+    ck_assert_int_eq(nas_store_task_add(st, &nt, NULL, 0, 1000, &id, err), NAS_EINVAL);
+    nas_store_task_info *all = NULL;
+    ck_assert_int_eq(nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &all, err),
+                     2);
+    nas_free(all);
+    nas_store_close(&st);
+}
+END_TEST
+
 START_TEST(test_store_first_result_wins) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
@@ -724,6 +770,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_migrates_release_1);
     tcase_add_test(tc, test_store_refuses_foreign_files);
     tcase_add_test(tc, test_store_result_once);
+    tcase_add_test(tc, test_store_add_already_leased);
     tcase_add_test(tc, test_store_first_result_wins);
     tcase_add_test(tc, test_store_failure_after_max_attempts);
     tcase_add_test(tc, test_store_requeue_on_resume);

@@ -24,6 +24,7 @@ typedef struct state {
     int timed_out;
     void *out; /* socket the timer sends on (echo test) */
     int sent, to_send;
+    size_t empties; /* eager reader: calls that found nothing */
 } state;
 
 static void read_one(nas_zmq_uv *z, void *sock, void *data) {
@@ -130,6 +131,70 @@ static void on_block(uv_timer_t *t) {
     /* The loop is busy (a slow callback) while messages arrive. */
     nas_sleep_ms(150);
 }
+
+// ---- eager reading ---------------------------------------------------------------------------
+
+/* One receive per call, as the master's control reader does; EAGAIN is
+ * reported, which lets the bridge skip ZMQ_EVENTS between messages. */
+static void read_eager(nas_zmq_uv *z, void *sock, void *data) {
+    state *s = data;
+    char buf[64];
+    if (zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT) < 0) {
+        s->empties++;
+        nas_zmq_uv_report_empty(z);
+        return;
+    }
+    s->got++;
+    if (s->got == s->want) uv_stop(uv_handle_get_loop((uv_handle_t *)&s->timer));
+}
+
+/* A queued burst and then a late trickle from another thread (arriving
+ * while the loop is busy): everything is read, batches stay capped, and
+ * only calls that took a message count as messages. */
+START_TEST(test_zmq_uv_eager_reader_reads_everything) {
+    void *ctx = zmq_ctx_new();
+    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(pull, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(pull, "inproc://eager"), 0);
+    ck_assert_int_eq(zmq_connect(push, "inproc://eager"), 0);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(zmq_send(push, "m", 1, 0), 1);
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    state s;
+    memset(&s, 0, sizeof s);
+    s.want = 1050;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_zmq_uv_create(&s.bridge, &loop, pull, 64, read_eager, &s, err), NAS_OK);
+    nas_zmq_uv_set_eager(s.bridge);
+    uv_timer_init(&loop, &s.timer);
+    uv_timer_init(&loop, &s.guard);
+    s.timer.data = s.guard.data = &s;
+    uv_timer_start(&s.guard, on_guard, 10000, 0);
+    uv_timer_start(&s.timer, on_block, 20, 0);
+    sender p = {ctx, "inproc://eager", 50, 60};
+    pthread_t th;
+    pthread_create(&th, NULL, send_later, &p);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(s.timed_out, 0);
+    ck_assert_uint_eq(s.got, 1050);
+    nas_zmq_uv_stats st;
+    nas_zmq_uv_stats_get(s.bridge, &st);
+    ck_assert_uint_eq(st.messages, 1050);
+    ck_assert_uint_ge(st.capped, 1000 / 64 - 1);
+    /* An empty read ends a run of reads; there are never more of them
+     * than turns that read (no spinning on an empty socket). */
+    ck_assert_uint_le(s.empties, 1050 / 2);
+    close_all(&loop, &s);
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(ctx);
+}
+END_TEST
 
 START_TEST(test_zmq_uv_messages_arriving_while_busy_are_not_stranded) {
     void *ctx = zmq_ctx_new();
@@ -369,6 +434,7 @@ static Suite *make_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_zmq_uv_burst_of_10000_with_timers_running);
     tcase_add_test(tc, test_zmq_uv_messages_arriving_while_busy_are_not_stranded);
+    tcase_add_test(tc, test_zmq_uv_eager_reader_reads_everything);
     tcase_add_test(tc, test_zmq_uv_sends_from_timer_never_strand_replies);
     tcase_add_test(tc, test_zmq_uv_consumed_edge_does_not_strand);
     tcase_add_test(tc, test_zmq_uv_close_from_the_reader);

@@ -2,11 +2,14 @@
  * agent.c - Paranoid Pirate worker client with a task thread (see agent.h).
  *
  * Threads.  The agent thread (the caller of nas_agent_run) owns the DEALER
- * socket and the agent end of the PAIR pipe; the task thread owns the
- * other end and the evaluator.  They share nothing else but the atomic
- * cancel flag, which the evaluator polls.  Messages on the pipe are wire
- * envelopes like any other: Task and Disconnect ($TERM) in, Progress,
- * Result and Failure out.
+ * socket; the task thread owns the evaluator.  They share a mailbox under
+ * a mutex (one Task slot in; the task's Progress queue and its Result or
+ * Failure out) and the atomic cancel flag, which the evaluator polls.  The
+ * task thread sleeps on a condition variable; the agent thread learns of
+ * new output from an eventfd that it polls with its sockets.  (This was an
+ * inproc PAIR pipe carrying wire envelopes: every task then cost a
+ * protobuf encode and decode each way, and every loop turn one more
+ * ZeroMQ socket to poll, a few system calls each.)
  *
  * Time.  The agent reads the monotonic clock once per loop iteration and
  * keeps absolute deadlines: next heartbeat, master-silence limit,
@@ -24,21 +27,46 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.h>
+
+/* Between the two threads, under mu (see the file comment). */
+typedef struct mailbox {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* the task thread waits here for task_ready or quit */
+    int task_ready;          /* task holds a Task the task thread has not taken */
+    nas_wire_task *task;     /* heap: the task thread copies it out */
+    int quit;                /* the task thread should return */
+    nas_wire_progress *prog; /* Progress not yet taken by the agent thread */
+    int n_prog, cap_prog;
+    int has_end;       /* end holds the task's Result or Failure */
+    nas_wire_msg *end; /* heap: a Result carries a 4 KiB curve */
+    int signaled;      /* wake_fd written since the agent last took the output */
+} mailbox;
 
 struct nas_agent {
     nas_agent_config cfg;
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     char endpoint[512];
-    char pipe_ep[64];
     void *zctx;
+    int own_zctx;  /* 1: zctx is ours to terminate */
     void *sock;    /* DEALER to the master, NULL while disconnected */
     nas_zmon *mon; /* handshake diagnostics of sock */
-    void *pipe;    /* agent end of the task pipe */
+    mailbox mb;
+    int mb_init;                   /* mu and cv initialised */
+    int wake_fd;                   /* eventfd: the task thread has output for us */
+    nas_wire_task *running;        /* the task thread's copy of its task */
+    nas_wire_msg *result;          /* the task thread's Result being built */
+    nas_wire_progress *prog_taken; /* the agent thread's side of the Progress swap */
+    int cap_taken;
+    nas_wire_msg *end_taken; /* the agent thread's copy of the Result or Failure */
+    nas_wire_packet *pkt;    /* receive buffer of the agent thread */
+    void *mon_armed; /* the monitor socket whose ZMQ_FD is armed (nas_agent_run); NULL: none */
     pthread_t thread;
     int thread_started;
     int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
@@ -71,45 +99,47 @@ void nas_agent_config_default(nas_agent_config *cfg) {
 
 // ---- task thread -------------------------------------------------------------------------
 
-typedef struct task_ctx {
-    nas_agent *a;
-    void *pipe;
-} task_ctx;
-
-/* The pipe is inproc and never full in practice (one task at a time, a
- * few messages per epoch), so a blocking send is fine on both ends. */
-static void pipe_send(void *pipe, const nas_wire_msg *m) {
-    char err[NAS_ERR_LEN];
-    if (nas_wire_send(pipe, NULL, 0, m, NULL, 0, 0, err) < 0)
-        nas_error("agent: task pipe: %s", err);
+/* Wake the agent thread unless it was woken already and has not yet
+ * taken the output (one eventfd write per batch of output, not per
+ * message).  Called with mu held. */
+static void wake_agent(nas_agent *a) {
+    if (a->mb.signaled) return;
+    a->mb.signaled = 1;
+    uint64_t one = 1;
+    ssize_t n = write(a->wake_fd, &one, sizeof one);
+    (void)n; /* a full eventfd counter is still readable */
 }
 
-/* Runs on the task thread: hand the epoch's figures to the agent thread,
- * which owns the master socket. */
+/* Runs on the task thread: queue the epoch's figures for the agent thread,
+ * which owns the master socket.  A queue that cannot grow drops the
+ * report: progress is advisory. */
 static void task_progress(void *ctx, const nas_wire_progress *p) {
-    nas_wire_msg m;
-    nas_wire_msg_init(&m, NAS_MSG_PROGRESS);
-    m.u.progress = *p;
-    pipe_send(((task_ctx *)ctx)->pipe, &m);
+    nas_agent *a = ctx;
+    pthread_mutex_lock(&a->mb.mu);
+    if (a->mb.n_prog == a->mb.cap_prog) {
+        int cap = a->mb.cap_prog ? 2 * a->mb.cap_prog : 16;
+        nas_wire_progress *grown = nas_realloc(a->mb.prog, (size_t)cap * sizeof *grown);
+        if (grown) a->mb.prog = grown, a->mb.cap_prog = cap;
+    }
+    if (a->mb.n_prog < a->mb.cap_prog) {
+        a->mb.prog[a->mb.n_prog++] = *p;
+        wake_agent(a);
+    }
+    pthread_mutex_unlock(&a->mb.mu);
 }
 
 static int task_cancelled(void *ctx) {
-    return atomic_load(&((task_ctx *)ctx)->a->cancel);
+    return atomic_load(&((nas_agent *)ctx)->cancel);
 }
 
-/* Evaluate one task and send exactly one Result or Failure back.  The
- * message is on the heap: a Result carries a 4 KiB curve. */
-static void run_one(task_ctx *tc, const nas_wire_task *task) {
-    nas_eval_hooks hooks = {tc, task_progress, task_cancelled, &tc->a->cancel};
+/* Evaluate one task and hand exactly one Result or Failure back. */
+static void run_one(nas_agent *a, const nas_wire_task *task) {
+    nas_eval_hooks hooks = {a, task_progress, task_cancelled, &a->cancel};
     char err[NAS_ERR_LEN] = "";
-    nas_wire_msg *m = nas_malloc(sizeof *m);
-    if (!m) {
-        nas_error("agent: out of memory for a result");
-        return;
-    }
+    nas_wire_msg *m = a->result;
     nas_wire_msg_init(m, NAS_MSG_RESULT);
-    int rc = nas_evaluator_run(tc->a->cfg.eval, task, &hooks, &m->u.result, err);
-    snprintf(m->u.result.worker, sizeof m->u.result.worker, "%s", tc->a->name);
+    int rc = nas_evaluator_run(a->cfg.eval, task, &hooks, &m->u.result, err);
+    memcpy(m->u.result.worker, a->name, sizeof m->u.result.worker);
     /* An evaluator bug must become a failure here, not an Error there. */
     if (rc == NAS_OK && nas_wire_validate(m, err) < 0) rc = NAS_EFORMAT;
     if (rc < 0) {
@@ -119,44 +149,41 @@ static void run_one(task_ctx *tc, const nas_wire_task *task) {
         m->u.failure.code = rc;
         snprintf(m->u.failure.reason, sizeof m->u.failure.reason, "%s", err);
     }
-    pipe_send(tc->pipe, m);
-    nas_free(m);
+    pthread_mutex_lock(&a->mb.mu);
+    /* The agent hands out the next task only after taking this one's end. */
+    NAS_ASSERT(!a->mb.has_end);
+    memcpy(a->mb.end, m, sizeof *m);
+    a->mb.has_end = 1;
+    wake_agent(a);
+    pthread_mutex_unlock(&a->mb.mu);
 }
 
-/* The task thread: wait for a Task, evaluate it, repeat; Disconnect ends
- * it.  It never touches the master socket (ZeroMQ sockets are not
- * thread-safe) and shares only the cancel flag with the agent. */
+/* The task thread: wait for a Task, evaluate it, repeat until told to
+ * quit.  It never touches the master socket (ZeroMQ sockets are not
+ * thread-safe) and shares only the mailbox and the cancel flag. */
 static void *task_main(void *arg) {
     nas_agent *a = arg;
-    task_ctx tc = {a, zmq_socket(a->zctx, ZMQ_PAIR)};
-    if (!tc.pipe || zmq_connect(tc.pipe, a->pipe_ep) != 0) {
-        nas_error("agent: task thread cannot open its pipe: %s", zmq_strerror(zmq_errno()));
-        if (tc.pipe) zmq_close(tc.pipe);
-        return NULL;
+    for (;;) {
+        pthread_mutex_lock(&a->mb.mu);
+        while (!a->mb.quit && !a->mb.task_ready)
+            pthread_cond_wait(&a->mb.cv, &a->mb.mu);
+        int quit = a->mb.quit;
+        if (!quit) {
+            memcpy(a->running, a->mb.task, sizeof *a->running);
+            a->mb.task_ready = 0;
+        }
+        pthread_mutex_unlock(&a->mb.mu);
+        if (quit) break;
+        run_one(a, a->running);
     }
-    /* Tell create() the pipe is connected (zactor's synchronous start). */
-    nas_wire_msg hello;
-    nas_wire_msg_init(&hello, NAS_MSG_HEARTBEAT);
-    pipe_send(tc.pipe, &hello);
-    nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
-    for (char err[NAS_ERR_LEN]; pkt;) {
-        int rc = nas_wire_recv(tc.pipe, 0, 0, pkt, err);
-        if (rc == NAS_EIO) break;
-        if (rc < 0) continue;
-        int type = pkt->msg.type;
-        if (type == NAS_MSG_TASK) run_one(&tc, &pkt->msg.u.task);
-        nas_wire_packet_fini(pkt);
-        if (type == NAS_MSG_DISCONNECT) break;
-    }
-    nas_free(pkt);
-    zmq_close(tc.pipe);
     return NULL;
 }
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-/* Each agent has its own ZeroMQ context, so several agents (tests) can
- * live in one process; the inproc endpoint is unique per agent. */
+/* Each agent has its own ZeroMQ context unless given one to share; either
+ * way several agents can live in one process, since the inproc endpoints
+ * are unique per agent (and per monitor). */
 int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     if (!cfg->endpoint || !*cfg->endpoint || strlen(cfg->endpoint) >= 512)
         return nas_set_err(err, NAS_EINVAL, "agent: a master endpoint is required");
@@ -199,10 +226,27 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     else
         snprintf(a->name, sizeof a->name, "%.40s:%d", a->host, (int)getpid());
     a->cfg.name = a->name;
-    snprintf(a->pipe_ep, sizeof a->pipe_ep, "inproc://nas-agent-%p", (void *)a);
+    a->wake_fd = -1;
     a->held = nas_calloc(NAS_WIRE_MAX_HELD, sizeof *a->held);
-    a->zctx = zmq_ctx_new();
-    if (!a->held || !a->zctx || pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail;
+    a->own_zctx = !cfg->zmq_context;
+    a->zctx = a->own_zctx ? zmq_ctx_new() : cfg->zmq_context;
+    a->mb.task = nas_malloc(sizeof *a->mb.task);
+    a->mb.end = nas_malloc(sizeof *a->mb.end);
+    a->running = nas_malloc(sizeof *a->running);
+    a->result = nas_malloc(sizeof *a->result);
+    a->end_taken = nas_malloc(sizeof *a->end_taken);
+    a->pkt = nas_malloc(sizeof *a->pkt);
+    if (!a->held || !a->zctx || !a->mb.task || !a->mb.end || !a->running || !a->result ||
+        !a->end_taken || !a->pkt || pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        goto fail;
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->wake_fd < 0) goto fail;
+    if (pthread_mutex_init(&a->mb.mu, NULL) != 0) goto fail;
+    if (pthread_cond_init(&a->mb.cv, NULL) != 0) {
+        pthread_mutex_destroy(&a->mb.mu);
+        goto fail;
+    }
+    a->mb_init = 1;
     nas_zmon_config mc = {.what = "master",
                           .curve = a->curve,
                           .public_z85 = a->curve ? a->keys.public_z85 : NULL,
@@ -210,18 +254,9 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
                           .server_key_file = cfg->curve_server_key_file,
                           .key_option = "--master-key"};
     if (nas_zmon_create(&a->mon, a->zctx, &mc, err) < 0) goto fail;
-    a->pipe = zmq_socket(a->zctx, ZMQ_PAIR);
-    if (!a->pipe || zmq_bind(a->pipe, a->pipe_ep) != 0) goto fail;
+    /* The mailbox exists before the thread does: nothing to wait for. */
     if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
     a->thread_started = 1;
-    /* Wait for the thread's hello, so that a stop right after create()
-     * cannot reach the pipe before the thread listens. */
-    int timeout = 5000, forever = -1;
-    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    nas_wire_packet hello;
-    if (nas_wire_recv(a->pipe, 0, 0, &hello, err) < 0) goto fail;
-    nas_wire_packet_fini(&hello);
-    zmq_setsockopt(a->pipe, ZMQ_RCVTIMEO, &forever, sizeof forever);
     *out = a;
     return NAS_OK;
 fail:
@@ -230,25 +265,35 @@ fail:
     return NAS_EIO;
 }
 
-/* The cancel flag stops a running evaluation at its next check; the
- * Disconnect on the pipe then ends the thread, and join waits for it. */
+/* The cancel flag stops a running evaluation at its next check; the quit
+ * flag then ends the thread, and join waits for it. */
 void nas_agent_destroy(nas_agent **ap) {
     if (!ap || !*ap) return;
     nas_agent *a = *ap;
     if (a->thread_started) {
         atomic_store(&a->cancel, 1);
-        nas_wire_msg m;
-        nas_wire_msg_init(&m, NAS_MSG_DISCONNECT);
-        /* The thread is connected (create waited for its hello) unless it
-         * failed early and exited: never block here. */
-        char err[NAS_ERR_LEN];
-        nas_wire_send(a->pipe, NULL, 0, &m, NULL, 0, 1, err);
+        pthread_mutex_lock(&a->mb.mu);
+        a->mb.quit = 1;
+        pthread_cond_signal(&a->mb.cv);
+        pthread_mutex_unlock(&a->mb.mu);
         pthread_join(a->thread, NULL);
+    }
+    if (a->mb_init) {
+        pthread_cond_destroy(&a->mb.cv);
+        pthread_mutex_destroy(&a->mb.mu);
     }
     nas_zmon_destroy(&a->mon); /* detaches: before the socket closes */
     if (a->sock) zmq_close(a->sock);
-    if (a->pipe) zmq_close(a->pipe);
-    if (a->zctx) zmq_ctx_term(a->zctx);
+    if (a->zctx && a->own_zctx) zmq_ctx_term(a->zctx);
+    if (a->wake_fd >= 0) close(a->wake_fd);
+    nas_free(a->mb.task);
+    nas_free(a->mb.end);
+    nas_free(a->mb.prog);
+    nas_free(a->running);
+    nas_free(a->result);
+    nas_free(a->prog_taken);
+    nas_free(a->end_taken);
+    nas_free(a->pkt);
     if (a->stop_pipe[0] >= 0) close(a->stop_pipe[0]);
     if (a->stop_pipe[1] >= 0) close(a->stop_pipe[1]);
     nas_free(a->held);
@@ -348,6 +393,7 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
     /* The monitor too, or the first handshake goes unseen.  Without it the
      * worker still works, it only cannot say why it is not admitted. */
     char merr[NAS_ERR_LEN];
+    a->mon_armed = NULL; /* a new monitor socket, maybe at a freed one's address */
     if (rc == NAS_OK && nas_zmon_attach(a->mon, a->sock, a->endpoint, merr) < 0)
         nas_warn("agent: no handshake diagnostics: %s", merr);
     if (rc == NAS_OK && zmq_connect(a->sock, a->endpoint) != 0)
@@ -424,7 +470,11 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         a->stats.tasks++;
         nas_info("agent: task %" PRIu64 " attempt %u (%s)", a->current.task_id, a->current.attempt,
                  nas_eval_mode_name(m->u.task.mode));
-        pipe_send(a->pipe, m);
+        pthread_mutex_lock(&a->mb.mu);
+        memcpy(a->mb.task, &m->u.task, sizeof *a->mb.task);
+        a->mb.task_ready = 1;
+        pthread_cond_signal(&a->mb.cv);
+        pthread_mutex_unlock(&a->mb.mu);
         return;
     case NAS_MSG_CANCEL:
         if (a->busy && a->current.task_id == m->u.cancel.task_id) {
@@ -457,7 +507,7 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
 
 /* Read everything waiting (non-blocking) before going back to poll. */
 static void drain_master(nas_agent *a, int64_t now) {
-    nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
+    nas_wire_packet *pkt = a->pkt;
     char err[NAS_ERR_LEN];
     /* Bounded, so a flood from the master cannot starve the stop and task
      * pipes; what is left is read on the next turn. */
@@ -480,36 +530,51 @@ static void drain_master(nas_agent *a, int64_t now) {
         on_master_msg(a, &pkt->msg, now);
         nas_wire_packet_fini(pkt);
     }
-    nas_free(pkt);
 }
 
-/* Messages from the task thread.  While disconnected, progress is
- * dropped (it is advisory); the Result is held until acknowledged. */
+/* Output of the task thread.  While disconnected, progress is dropped
+ * (it is advisory); the Result is held until acknowledged.  Everything is
+ * taken under the lock in one go (the Progress queue by swapping arrays)
+ * and sent after it, so the task thread never waits for the network. */
 static void drain_pipe(nas_agent *a, int64_t now) {
-    nas_wire_packet *pkt = nas_malloc(sizeof *pkt);
-    char err[NAS_ERR_LEN];
-    while (pkt && nas_wire_recv(a->pipe, 0, 1, pkt, err) == NAS_OK) {
-        nas_wire_msg *m = &pkt->msg;
-        if (m->type == NAS_MSG_PROGRESS) {
-            if (!a->stopping) to_master(a, m, now);
-        } else if (m->type == NAS_MSG_RESULT || m->type == NAS_MSG_FAILURE) {
-            a->busy = 0;
-            /* After a give-back the master has already re-queued the task. */
-            if (!a->stopping && m->type == NAS_MSG_RESULT) {
-                nas_info("agent: task %" PRIu64 " done: val_acc %.4f", m->u.result.task_id,
-                         m->u.result.val_acc);
-                hold_result(a, &m->u.result);
-                to_master(a, m, now);
-                a->resend_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
-            } else if (!a->stopping) {
-                nas_warn("agent: task %" PRIu64 " failed: %s", m->u.failure.task_id,
-                         m->u.failure.reason);
-                to_master(a, m, now);
-            }
-        }
-        nas_wire_packet_fini(pkt);
+    uint64_t count;
+    ssize_t r = read(a->wake_fd, &count, sizeof count); /* resets the eventfd */
+    (void)r;
+    pthread_mutex_lock(&a->mb.mu);
+    nas_wire_progress *prog = a->mb.prog;
+    int n_prog = a->mb.n_prog, cap_prog = a->mb.cap_prog;
+    a->mb.prog = a->prog_taken;
+    a->mb.cap_prog = a->cap_taken;
+    a->mb.n_prog = 0;
+    a->prog_taken = prog;
+    a->cap_taken = cap_prog;
+    int has_end = a->mb.has_end;
+    if (has_end) memcpy(a->end_taken, a->mb.end, sizeof *a->end_taken);
+    a->mb.has_end = 0;
+    a->mb.signaled = 0;
+    pthread_mutex_unlock(&a->mb.mu);
+
+    nas_wire_msg m;
+    for (int i = 0; i < n_prog && !a->stopping; i++) {
+        nas_wire_msg_init(&m, NAS_MSG_PROGRESS);
+        m.u.progress = prog[i];
+        to_master(a, &m, now);
     }
-    nas_free(pkt);
+    if (!has_end) return;
+    nas_wire_msg *e = a->end_taken;
+    a->busy = 0;
+    /* After a give-back the master has already re-queued the task. */
+    if (a->stopping) return;
+    if (e->type == NAS_MSG_RESULT) {
+        nas_info("agent: task %" PRIu64 " done: val_acc %.4f", e->u.result.task_id,
+                 e->u.result.val_acc);
+        hold_result(a, &e->u.result);
+        to_master(a, e, now);
+        a->resend_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
+    } else {
+        nas_warn("agent: task %" PRIu64 " failed: %s", e->u.failure.task_id, e->u.failure.reason);
+        to_master(a, e, now);
+    }
 }
 
 // ---- stopping --------------------------------------------------------------------------------
@@ -557,30 +622,52 @@ static int64_t next_deadline(const nas_agent *a) {
     return t;
 }
 
-/* The agent loop: poll the stop pipe, the task pipe and the
- * master socket; then handle what arrived; then the timers. */
+/* ZMQ_EVENTS says whether a message waits, and processes the socket's
+ * pending commands, which is what re-arms its ZMQ_FD: after a check
+ * that says "nothing", the descriptor signals the next arrival. */
+static int zsock_readable(void *sock) {
+    int events = 0;
+    size_t sz = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN);
+}
+
+static int zsock_fd(void *sock) {
+    int fd = -1;
+    size_t sz = sizeof fd;
+    return zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) == 0 ? fd : -1;
+}
+
+/* The agent loop: poll the stop pipe, the task thread's eventfd, the
+ * master socket and its monitor; then handle what arrived; then the
+ * timers.  The sockets are polled through their ZMQ_FD descriptors in one
+ * poll() (zmq_poll made two passes with a ZMQ_EVENTS check per socket
+ * each, a dozen system calls a turn): the master socket is checked with
+ * ZMQ_EVENTS before every wait, since a send may have taken its signal.
+ * The monitor is only read, so its descriptor can be trusted once
+ * ZMQ_EVENTS said "nothing" after the last read (it is then armed): it is
+ * checked when new (after a connect), after it had events, when its
+ * descriptor fires, and when a wait times out. */
 int nas_agent_run(nas_agent *a, char *err) {
     int64_t now = nas_now_ms();
     a->backoff = a->cfg.reconnect_min_ms;
     int rc = connect_master(a, now, err);
     if (rc < 0) return rc;
     for (;;) {
-        /* The monitor pipe exists only while the socket does. */
-        zmq_pollitem_t items[4] = {
-            {NULL, a->stop_pipe[0], ZMQ_POLLIN, 0},
-            {a->pipe, 0, ZMQ_POLLIN, 0},
-            {a->sock, 0, ZMQ_POLLIN, 0},
-            {nas_zmon_socket(a->mon), 0, ZMQ_POLLIN, 0},
-        };
-        int n_items = !a->sock ? 2 : items[3].socket ? 4 : 3;
+        int sock_ready = a->sock && zsock_readable(a->sock);
+        struct pollfd p[4] = {{a->stop_pipe[0], POLLIN, 0}, {a->wake_fd, POLLIN, 0}};
+        int n = 2, i_sock = -1, i_mon = -1;
+        if (a->sock && (p[n].fd = zsock_fd(a->sock)) >= 0) p[n].events = POLLIN, i_sock = n++;
+        /* The monitor exists only while the socket does. */
+        void *mon = a->sock ? nas_zmon_socket(a->mon) : NULL;
+        if (mon && (p[n].fd = zsock_fd(mon)) >= 0) p[n].events = POLLIN, i_mon = n++;
         int64_t wait = next_deadline(a) - now;
-        if (wait < 0) wait = 0;
+        if (wait < 0 || sock_ready) wait = 0;
         if (wait > a->cfg.heartbeat_ms) wait = a->cfg.heartbeat_ms;
-        if (zmq_poll(items, n_items, (long)wait) < 0 && zmq_errno() != EINTR)
-            return nas_set_err(err, NAS_EIO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+        int pr = poll(p, (nfds_t)n, (int)wait);
+        if (pr < 0 && errno != EINTR) return nas_set_err(err, NAS_EIO, "poll: %s", strerror(errno));
         now = nas_now_ms();
         int stops = 0;
-        if (items[0].revents & ZMQ_POLLIN) stops += read_stops(a);
+        if (pr > 0 && (p[0].revents & POLLIN)) stops += read_stops(a);
         if (stops > 0) {
             a->stops += stops;
             if (a->stops >= 2 && a->stopping) {
@@ -590,9 +677,17 @@ int nas_agent_run(nas_agent *a, char *err) {
             if (!a->stopping) begin_stop(a, now);
             if (a->stops >= 2) return NAS_ECANCELED;
         }
-        if (items[1].revents & ZMQ_POLLIN) drain_pipe(a, now);
-        if (a->sock && (items[2].revents & ZMQ_POLLIN)) drain_master(a, now);
-        if (n_items == 4 && (items[3].revents & ZMQ_POLLIN)) nas_zmon_poll(a->mon, now);
+        if (pr > 0 && (p[1].revents & POLLIN)) drain_pipe(a, now);
+        if (!sock_ready && i_sock >= 0 && p[i_sock].revents) sock_ready = zsock_readable(a->sock);
+        if (a->sock && sock_ready) drain_master(a, now);
+        if (i_mon >= 0 && a->sock && (a->mon_armed != mon || pr == 0 || p[i_mon].revents)) {
+            /* Reading may take the descriptor's signal: re-check next turn. */
+            a->mon_armed = mon;
+            if (zsock_readable(mon)) {
+                nas_zmon_poll(a->mon, now);
+                a->mon_armed = NULL;
+            }
+        }
         if (a->stopping && !a->busy) {
             nas_info("agent: stopped");
             return NAS_OK;

@@ -2,10 +2,11 @@
  * agent.h - the worker's network side: a Paranoid Pirate client (STYLE
  * rule 15, DESIGN s5, docs/PROTOCOL.md).
  *
- * The agent owns a DEALER socket to the master and a task thread joined
- * to it by an inproc PAIR pipe (a zactor).  The agent thread only does
- * network work and never blocks for longer than a heartbeat interval, so
- * heartbeats go out while a task trains.  Lifecycle:
+ * The agent owns a DEALER socket to the master and a task thread that it
+ * hands Tasks to through a mutex-guarded mailbox (Progress and the Result
+ * come back the same way, announced on an eventfd).  The agent thread only
+ * does network work and never blocks for longer than a heartbeat interval,
+ * so heartbeats go out while a task trains.  Lifecycle:
  *
  *   connect -> Register (held results, running task) -> held Results ->
  *   Ready -> Task -> Progress per epoch -> Result | Failure -> (idle) ...
@@ -58,6 +59,11 @@ typedef struct nas_agent_config {
      * host is the caller's to resolve); NULL: ignored. */
     void (*on_weights)(void *ctx, const char *endpoint);
     void *weights_ctx;
+    /* A ZeroMQ context to share, borrowed (it must outlive the agent);
+     * NULL: the agent makes its own.  Many agents in one process (the
+     * dispatch bench's swarm) then share one I/O thread, which serves all
+     * their connections in one wake-up instead of one thread each. */
+    void *zmq_context;
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

@@ -64,6 +64,8 @@ void nas_net_destroy(nas_net **np) {
     nas_aligned_free(net->workspace);
     nas_workpool_destroy(&net->pool);
     nas_aligned_free(net->tscratch);
+    nas_free(net->tbn);
+    nas_free(net->bwd_sync);
     nas_free(net);
     *np = NULL;
 }
@@ -652,6 +654,16 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     return NAS_OK;
 }
 
+// Free the per-thread state of a pool (back to one thread).
+static void drop_threads(nas_net *net) {
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
+    nas_free(net->tbn);
+    nas_free(net->bwd_sync);
+    net->tscratch = NULL, net->tbn = NULL, net->bwd_sync = NULL;
+    net->threads = 1;
+}
+
 int nas_net_set_threads(nas_net *net, int threads, char *err) {
     NAS_ASSERT(net->compiled);
     if (threads < 1) threads = 1;
@@ -659,29 +671,32 @@ int nas_net_set_threads(nas_net *net, int threads, char *err) {
     // inside them on few cores is several times slower (PERF-ANCHORS.md section 3).
     nas_gemm_set_threads(1);
     if (threads == net->threads) return NAS_OK;
-    nas_workpool_destroy(&net->pool);
-    nas_aligned_free(net->tscratch);
-    net->tscratch = NULL;
-    net->threads = 1;
+    drop_threads(net);
     if (threads == 1) return NAS_OK;
-    // Each extra member needs its own im2col workspace and weight-gradient accumulator.
-    size_t max_w = 0;
+    // Each extra member needs its own im2col workspace and a shadow of the trainable gradients
+    // (it sums its images' conv weight gradients there; net_run.c adds them up at the end);
+    // every member needs room for one BN's partial sums and coefficients.
+    int bn_c = 1;
     for (int i = 0; i < net->n_nodes; i++) {
         const nas__node *nd = &net->nodes[i];
-        if (nd->op != NAS__OP_CONV || !nd->live) continue;
-        size_t w = net->params[nd->p[0]].size + (size_t)nd->shape.c;
-        if (w > max_w) max_w = w;
+        if (nd->live && nd->op == NAS__OP_BN && nd->shape.c > bn_c) bn_c = nd->shape.c;
     }
-    net->max_wgrad = max_w;
-    net->tscratch_stride = pad16(net->workspace_floats + max_w);
+    net->tscratch_stride = pad16(net->workspace_floats + net->n_trainable);
+    net->tbn_stride = (size_t)8 * bn_c; /* 2 * bn_c sums + 4 * bn_c floats, cache-line apart */
     net->tscratch = nas_aligned_alloc(sizeof(float) * net->tscratch_stride * (size_t)(threads - 1));
-    if (!net->tscratch) return nas_set_err(err, NAS_ENOMEM, "net: out of memory for %d threads", threads);
-    int rc = nas_workpool_create(&net->pool, threads, err);
-    if (rc < 0) {
-        nas_aligned_free(net->tscratch);
-        net->tscratch = NULL;
-        return rc;
+    net->tbn = nas_calloc(net->tbn_stride * (size_t)threads, sizeof(double));
+    net->bwd_sync = nas_calloc((size_t)net->n_nodes, 1);
+    int rc = NAS_ENOMEM;
+    if (!net->tscratch || !net->tbn || !net->bwd_sync) {
+        nas_set_err(err, rc, "net: out of memory for %d threads", threads);
+        goto fail;
     }
+    rc = nas_workpool_create(&net->pool, threads, err);
+    if (rc < 0) goto fail;
     net->threads = threads;
+    nas__net_plan_sync(net);
     return NAS_OK;
+fail:
+    drop_threads(net);
+    return rc;
 }

@@ -4,10 +4,20 @@
  * A job is published by bumping `generation` under the mutex; members wait
  * for a generation they have not run, run their share, and the last one to
  * finish signals `done`.
+ *
+ * The barrier inside a job is a counter and a generation in atomics: the
+ * last member to arrive resets the counter and bumps the generation, the
+ * others wait for the bump.  A job with several barriers (a whole forward
+ * pass split by images) waits a few microseconds at each, far less than a
+ * condition-variable round trip, so waiters spin for a while; after that
+ * they yield, since the machines are shared and a descheduled member
+ * would otherwise leave its partner burning a core.
  */
 #include "common/workpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -24,7 +34,12 @@ struct nas_workpool {
     int stop;
     nas_work_fn fn;
     void *ctx;
+    atomic_int bar_count;   /* members arrived at the current barrier */
+    atomic_uint bar_gen;    /* barriers completed */
 };
+
+/* Spins of a barrier waiter before it starts yielding (a few microseconds). */
+#define BARRIER_SPINS 4000
 
 typedef struct member_arg {
     nas_workpool *p;
@@ -118,3 +133,23 @@ void nas_workpool_run(nas_workpool *p, nas_work_fn fn, void *ctx) {
 }
 
 int nas_workpool_size(const nas_workpool *p) { return p->n; }
+
+void nas_workpool_barrier(nas_workpool *p) {
+    if (p->n == 1) return;
+    // The generation cannot move before this member arrives, so reading it first is safe.
+    unsigned gen = atomic_load_explicit(&p->bar_gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n - 1) {
+        atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->bar_gen, gen + 1, memory_order_release);
+        return;
+    }
+    for (long spins = 0; atomic_load_explicit(&p->bar_gen, memory_order_acquire) == gen; spins++) {
+        if (spins < BARRIER_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}

@@ -438,14 +438,21 @@ static void backward_region(void *ctx, int tid, int nt) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        if (net->bwd_sync[j]) nas_workpool_barrier(net->pool);
         int overwrite = overwrite_mask(net, nd, j);
-        zero_first(net, nd, j, overwrite, b0, b1);
         if (serial(nd)) {
+            // Member 0 zeroes the whole input gradient after the barrier: before it, other
+            // members may still use those floats under another buffer's layout.
             nas_workpool_barrier(net->pool);
-            if (tid == 0) backward_part(net, nd, j, n, 0, 0, n, overwrite);
+            if (tid == 0) {
+                zero_first(net, nd, j, overwrite, 0, n);
+                backward_part(net, nd, j, n, 0, 0, n, overwrite);
+            }
             nas_workpool_barrier(net->pool);
-        } else if (nd->op == NAS__OP_BN) {
+            continue;
+        }
+        if (net->bwd_sync[j]) nas_workpool_barrier(net->pool);
+        zero_first(net, nd, j, overwrite, b0, b1);
+        if (nd->op == NAS__OP_BN) {
             bn_backward_split(net, nd, j, n, tid, nt, b0, b1, overwrite & 1, parity);
             parity ^= 1;
         } else {

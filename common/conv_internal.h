@@ -22,14 +22,16 @@ void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const na
  * (OH*OW, C*KH*KW) the backward's weight gradient reads, plain or AVX2.
  * nas__conv_im2col_variant writes the columns of c channels of img through the given variant
  * (the transposed ones need c == C/groups), using tab (nas__conv_table_ints(s) int32 of
- * scratch) for the table; it returns 0 without writing when s has no table or the CPU lacks
- * AVX2, else 1.  For tests: the conv dispatch picks its own. */
+ * scratch) for the table; it returns 0 without writing when s has no table (or is too wide
+ * for the permutes) or the CPU lacks AVX2 (AVX-512), else 1.  For tests: the conv dispatch picks its own. */
 enum {
     NAS__IM2COL_LOOPS,
     NAS__IM2COL_TABLE_PLAIN,
     NAS__IM2COL_TABLE_AVX2,
     NAS__IM2COLT_TABLE_PLAIN,
     NAS__IM2COLT_TABLE_AVX2,
+    NAS__IM2COL_PERM_AVX512,  /* AVX-512 permutes of whole rows (OW <= 16, W <= 32) */
+    NAS__IM2COLT_PERM_AVX512, /* the same, transposed (also OW*KW <= 32) */
 };
 int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
                              int variant, int32_t *tab);

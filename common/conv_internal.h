@@ -30,8 +30,8 @@ enum {
     NAS__IM2COL_TABLE_AVX2,
     NAS__IM2COLT_TABLE_PLAIN,
     NAS__IM2COLT_TABLE_AVX2,
-    NAS__IM2COL_PERM_AVX512,  /* AVX-512 permutes of whole rows (OW <= 16, W <= 32) */
-    NAS__IM2COLT_PERM_AVX512, /* the same, transposed (also OW*KW <= 32) */
+    NAS__IM2COL_PERM_AVX512,  /* AVX-512 permutes of whole rows (OW <= 16, W <= 32, KW <= 16) */
+    NAS__IM2COLT_PERM_AVX512, /* transposed, permutes (W <= 16, KH <= 4, KH*KW*OW <= 64) */
 };
 int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
                              int variant, int32_t *tab);

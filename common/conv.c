@@ -388,6 +388,54 @@ __attribute__((target("avx512f"))) static void im2colt_perm(float *colt, const f
             }
         }
 }
+
+// The adjoint of im2col_perm for the backward's column gradient: per channel, kernel row and
+// output row, the input-gradient row (W <= 32 floats, two registers) takes each tap column's
+// OW floats through the inverse permute, added only in the lanes that tap reaches.  Every
+// element receives its (ki, kj) terms in the order of the row loops' col2im, one add each,
+// so the results are the same bits.
+__attribute__((target("avx512f"))) static void col2im_perm(float *img, const float *col, int c,
+                                                           const nas_conv_shape *s) {
+    int kw = s->kw, ow = s->ow, w = s->w;
+    size_t ohw = (size_t)s->oh * ow, plane = (size_t)s->h * w;
+    int32_t inv[16][32] = {{0}}; /* per tap column: input column -> output column */
+    uint32_t reach[16] = {0};
+    for (int kj = 0; kj < kw; kj++)
+        for (int ox = 0; ox < ow; ox++) {
+            int ix = ox * s->stride + kj * s->dil - s->pad;
+            if (ix < 0 || ix >= w) continue;
+            inv[kj][ix] = ox;
+            reach[kj] |= 1u << ix;
+        }
+    __m512i ia[16], ib[16];
+    for (int kj = 0; kj < kw; kj++) {
+        ia[kj] = _mm512_loadu_si512(inv[kj]);
+        ib[kj] = _mm512_loadu_si512(inv[kj] + 16);
+    }
+    __mmask16 ma = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+    __mmask16 mb = (__mmask16)(w <= 16 ? 0 : w >= 32 ? 0xffff : (1u << (w - 16)) - 1);
+    __mmask16 in = (__mmask16)((1u << ow) - 1);
+    for (int ch = 0; ch < c; ch++)
+        for (int ki = 0; ki < s->kh; ki++) {
+            const float *src0 = col + (size_t)(ch * s->kh + ki) * kw * ohw;
+            for (int oy = 0; oy < s->oh; oy++) {
+                int iy = oy * s->stride + ki * s->dil - s->pad;
+                if (iy < 0 || iy >= s->h) continue;
+                float *row = img + ch * plane + (size_t)iy * w;
+                __m512 a = _mm512_maskz_loadu_ps(ma, row), b = _mm512_maskz_loadu_ps(mb, row + 16);
+                for (int kj = 0; kj < kw; kj++) {
+                    __m512 v = _mm512_maskz_loadu_ps(in, src0 + kj * ohw + (size_t)oy * ow);
+                    a = _mm512_mask_add_ps(a, (__mmask16)reach[kj], a,
+                                           _mm512_permutexvar_ps(ia[kj], v));
+                    if (mb)
+                        b = _mm512_mask_add_ps(b, (__mmask16)(reach[kj] >> 16), b,
+                                               _mm512_permutexvar_ps(ib[kj], v));
+                }
+                _mm512_mask_storeu_ps(row, ma, a);
+                if (mb) _mm512_mask_storeu_ps(row + 16, mb, b);
+            }
+        }
+}
 #endif
 
 // Whether this CPU runs the AVX-512 permutes (0 in builds without them).
@@ -496,6 +544,19 @@ int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv
     }
     tab_build(tab, s);
     im2col_tab(col, img, c, s, tab, avx2);
+    return 1;
+}
+
+int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s,
+                             int perm) {
+    if (!perm) {
+        nas__conv_col2im_add_ld(img, col, (size_t)s->oh * s->ow, c, s);
+        return 1;
+    }
+    if (!perm_ok(s) || !have_avx512()) return 0;
+#if NAS_GATHER_AVX2
+    col2im_perm(img, col, c, s);
+#endif
     return 1;
 }
 
@@ -736,7 +797,12 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
                 // dcol = W_g^T . dout_g, then scatter-add back into the image (clobbering dcol).
                 nas_gemm(1, 0, k, ohw, g_oc, 1.0f, w_g, k, dout_g, ohw, 0.0f, ws, ohw);
                 if (store) memset(dimg, 0, sizeof(float) * g_c * s->h * s->w);
-                nas__conv_col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
+#if NAS_GATHER_AVX2
+                if (use_perm(s))
+                    col2im_perm(dimg, ws, g_c, s);
+                else
+#endif
+                    nas__conv_col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
         if (dbias) {

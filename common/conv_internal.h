@@ -36,6 +36,10 @@ enum {
 int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
                              int variant, int32_t *tab);
 size_t nas__conv_table_ints(const nas_conv_shape *s);
+/* img (c, H, W) += the columns col of s: the row loops (perm == 0, clobbering col) or, for the
+ * convs the forward's permutes take, the AVX-512 inverse permutes (perm != 0; returns 0 without
+ * writing when s does not qualify or the CPU lacks AVX-512).  For tests, as above. */
+int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s, int perm);
 
 /* Whether s takes the kernel-row path, and the workspace floats it then needs. */
 int nas__conv_rows_ok(const nas_conv_shape *s);

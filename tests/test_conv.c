@@ -243,6 +243,33 @@ START_TEST(test_im2col_variants) {
 }
 END_TEST
 
+// The permute col2im of the backward adds the same bits as the row loops, onto a prefilled
+// gradient (so the add order shows), on every im2col shape the forward's permutes take.
+START_TEST(test_col2im_variants) {
+    const conv_case *cc = &IM2COL[_i];
+    nas_rng rng;
+    nas_rng_init(&rng, 1300 + (uint64_t)_i, 3);
+    nas_conv_shape s;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw,
+                                         cc->stride, cc->pad, cc->dil, 1, err),
+                     NAS_OK);
+    size_t n_in = (size_t)s.c * s.h * s.w, n_col = (size_t)s.c * s.kh * s.kw * s.oh * s.ow;
+    float *col = alloc_f(n_col), *col2 = alloc_f(n_col), *ref = alloc_f(n_in), *got = alloc_f(n_in);
+    nas_fill_uniform(col, n_col, -1, 1, &rng);
+    nas_fill_uniform(ref, n_in, -1, 1, &rng);
+    memcpy(col2, col, sizeof(float) * n_col);
+    memcpy(got, ref, sizeof(float) * n_in);
+    ck_assert_int_eq(nas__conv_col2im_variant(ref, col, s.c, &s, 0), 1);
+    int ran = nas__conv_col2im_variant(got, col2, s.c, &s, 1);
+    if (ran) ck_assert_msg(memcmp(ref, got, sizeof(float) * n_in) == 0, "permute col2im differs");
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f") && s.w <= 32) ck_assert_int_eq(ran, 1);
+#endif
+    free(col), free(col2), free(ref), free(got);
+}
+END_TEST
+
 START_TEST(test_conv_shape_errors) {
     nas_conv_shape s;
     char err[NAS_ERR_LEN] = "";
@@ -264,6 +291,7 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_conv_grouped, 0, (int)NAS_ARRAY_LEN(GROUPED));
     tcase_add_test(tc, test_im2col_adjoint);
     tcase_add_loop_test(tc, test_im2col_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
+    tcase_add_loop_test(tc, test_col2im_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;

@@ -10,13 +10,12 @@
  * others wait for the bump.  A job with several barriers (a whole forward
  * pass split by images) waits a few microseconds at each, far less than a
  * condition-variable round trip, so waiters spin for a while; after that
- * they yield, since the machines are shared and a descheduled member
- * would otherwise leave its partner burning a core.
+ * they sleep on a condition variable, since the machines are shared and a
+ * descheduled member would otherwise leave its partner burning a core.
  */
 #include "common/workpool.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -36,10 +35,14 @@ struct nas_workpool {
     void *ctx;
     atomic_int bar_count;   /* members arrived at the current barrier */
     atomic_uint bar_gen;    /* barriers completed */
+    atomic_int bar_sleepers; /* members blocked on bar_cv */
+    pthread_cond_t bar_cv;  /* a barrier completed (for members done spinning) */
 };
 
-/* Spins of a barrier waiter before it starts yielding (a few microseconds). */
-#define BARRIER_SPINS 4000
+/* Spins of a barrier waiter before it starts yielding: a pause is about 140 cycles on this
+ * machine's CPU, so some 10 microseconds, more than members' usual skew at a BN barrier and
+ * little CPU thrown away when the partner has been descheduled. */
+#define BARRIER_SPINS 256
 
 typedef struct member_arg {
     nas_workpool *p;
@@ -77,6 +80,7 @@ int nas_workpool_create(nas_workpool **out, int nthreads, char *err) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->start, NULL);
     pthread_cond_init(&p->done, NULL);
+    pthread_cond_init(&p->bar_cv, NULL);
     p->threads = nas_calloc((size_t)nthreads, sizeof(pthread_t));
     if (!p->threads) goto fail_mem;
     for (int t = 1; t < nthreads; t++) {
@@ -109,6 +113,7 @@ void nas_workpool_destroy(nas_workpool **pp) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start);
     pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->bar_cv);
     nas_free(p->threads);
     nas_free(p);
     *pp = NULL;
@@ -137,19 +142,28 @@ int nas_workpool_size(const nas_workpool *p) { return p->n; }
 void nas_workpool_barrier(nas_workpool *p) {
     if (p->n == 1) return;
     // The generation cannot move before this member arrives, so reading it first is safe.
-    unsigned gen = atomic_load_explicit(&p->bar_gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n - 1) {
+    unsigned gen = atomic_load(&p->bar_gen);
+    if (atomic_fetch_add(&p->bar_count, 1) == p->n - 1) {
         atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
-        atomic_store_explicit(&p->bar_gen, gen + 1, memory_order_release);
+        atomic_store(&p->bar_gen, gen + 1);
+        // Sequentially consistent: either a sleeper's count is seen here, or it sees the new
+        // generation before it waits (it counts itself, then rechecks under the mutex).
+        if (atomic_load(&p->bar_sleepers) > 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_broadcast(&p->bar_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
         return;
     }
-    for (long spins = 0; atomic_load_explicit(&p->bar_gen, memory_order_acquire) == gen; spins++) {
-        if (spins < BARRIER_SPINS) {
+    for (int spins = 0; spins < BARRIER_SPINS; spins++) {
+        if (atomic_load_explicit(&p->bar_gen, memory_order_acquire) != gen) return;
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
-        } else {
-            sched_yield();
-        }
     }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->bar_sleepers, 1);
+    while (atomic_load(&p->bar_gen) == gen) pthread_cond_wait(&p->bar_cv, &p->mu);
+    atomic_fetch_sub(&p->bar_sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
 }

@@ -32,7 +32,7 @@ int nas_workpool_size(const nas_workpool *p);
 /* Inside a job: wait until every member of the pool has called it (the
  * generation of barriers is shared, so every member must call it the same
  * number of times per job).  Writes before it are visible to every member
- * after it.  Members spin briefly, then yield the CPU while they wait. */
+ * after it.  Members spin briefly, then sleep until the last one arrives. */
 void nas_workpool_barrier(nas_workpool *p);
 
 /* [*lo, *hi): member tid's contiguous share of n items. */

@@ -39,10 +39,12 @@ struct nas_workpool {
     pthread_cond_t bar_cv;  /* a barrier completed (for members done spinning) */
 };
 
-/* Spins of a barrier waiter before it starts yielding: a pause is about 140 cycles on this
- * machine's CPU, so some 10 microseconds, more than members' usual skew at a BN barrier and
- * little CPU thrown away when the partner has been descheduled. */
-#define BARRIER_SPINS 256
+/* Spins of a barrier waiter before it sleeps: a pause is about 140 cycles on this machine's
+ * CPU, so some 200 microseconds.  That covers the usual skew of members between two BN
+ * barriers; with 10 microseconds, a waiter often went to sleep, and the futex wake-up and
+ * rescheduling latency (tens of microseconds or more) then made the members take turns: a
+ * 2-thread ResNet-20 step ran at the 1-thread speed. */
+#define BARRIER_SPINS 4096
 
 typedef struct member_arg {
     nas_workpool *p;

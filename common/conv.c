@@ -309,7 +309,8 @@ __attribute__((target("avx512f"))) static void im2col_perm(float *col, const flo
     size_t ohw = (size_t)s->oh * ow, plane = (size_t)s->h * s->w;
     int32_t idx[16][16] = {{0}}; /* per tap column (kw <= 16) */
     uint32_t valid[16] = {0};
-    for (int kj = 0; kj < kw; kj++) perm_taps(s, kj, idx[kj], &valid[kj]);
+    for (int kj = 0; kj < kw; kj++)
+        perm_taps(s, kj, idx[kj], &valid[kj]);
     __mmask16 out = (__mmask16)((1u << ow) - 1);
     for (int ch = 0; ch < c; ch++)
         for (int ki = 0; ki < s->kh; ki++) {
@@ -328,7 +329,6 @@ __attribute__((target("avx512f"))) static void im2col_perm(float *col, const flo
             }
         }
 }
-
 
 // colT of one image group from permutes: for one output row oy and one channel, the KH input
 // rows (W <= 16 floats each, KH <= 4) sit in KH registers, and the KH*KW taps of every output
@@ -349,12 +349,15 @@ __attribute__((target("avx512f"))) static void im2colt_perm(float *colt, const f
                 int lane = ox * kk + ki * kw + kj, q = lane / 16, l = lane % 16;
                 int ix = ox * s->stride + kj * s->dil - s->pad;
                 if (ix < 0 || ix >= s->w) continue; /* stays zero */
-                idx[q][l] = ix + (ki & 1) * 16;    /* the second row of a pair is source b */
-                if (ki < 2) m01[q] |= 1u << l;
-                else m23[q] |= 1u << l;
+                idx[q][l] = ix + (ki & 1) * 16;     /* the second row of a pair is source b */
+                if (ki < 2)
+                    m01[q] |= 1u << l;
+                else
+                    m23[q] |= 1u << l;
             }
     __m512i iv[4];
-    for (int q = 0; q < nv; q++) iv[q] = _mm512_loadu_si512(idx[q]);
+    for (int q = 0; q < nv; q++)
+        iv[q] = _mm512_loadu_si512(idx[q]);
     __mmask16 row_m = (__mmask16)((1u << s->w) - 1);
     for (int ch = 0; ch < c; ch++)
         for (int oy = 0; oy < s->oh; oy++) {
@@ -378,7 +381,8 @@ __attribute__((target("avx512f"))) static void im2colt_perm(float *colt, const f
             // base is moved back by the lane offset within its vector.
             uintptr_t dst = (uintptr_t)(px0 + (size_t)ch * kk);
             for (int ox = 0; ox < ow; ox++, dst += k * sizeof(float)) {
-                int j0 = ox * kk, j1 = j0 + kk, q = j0 / 16, e = j1 < 16 * (q + 1) ? j1 : 16 * (q + 1);
+                int j0 = ox * kk, j1 = j0 + kk, q = j0 / 16,
+                    e = j1 < 16 * (q + 1) ? j1 : 16 * (q + 1);
                 uint32_t lanes = ((1u << (e - 16 * q)) - 1) & ~((1u << (j0 - 16 * q)) - 1);
                 _mm512_mask_storeu_ps((void *)(dst - sizeof(float) * (size_t)(j0 - 16 * q)),
                                       (__mmask16)lanes, v[q]);
@@ -448,7 +452,9 @@ static int have_avx512(void) {
 }
 
 // Whether the conv dispatch takes the permute im2col for s.
-static int use_perm(const nas_conv_shape *s) { return perm_ok(s) && have_avx512(); }
+static int use_perm(const nas_conv_shape *s) {
+    return perm_ok(s) && have_avx512();
+}
 
 // im2col of c channels through the gather table; a channel's KH*KW rows are contiguous in col,
 // so each channel is one gather over the table.
@@ -547,8 +553,7 @@ int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv
     return 1;
 }
 
-int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s,
-                             int perm) {
+int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s, int perm) {
     if (!perm) {
         nas__conv_col2im_add_ld(img, col, (size_t)s->oh * s->ow, c, s);
         return 1;
@@ -773,7 +778,8 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
             if (colt) {
                 // forward was out_g = W_g . col, so dW_g += dout_g . colT
 #if NAS_GATHER_AVX2
-                if (perm) im2colt_perm(ws, img, s);
+                if (perm)
+                    im2colt_perm(ws, img, s);
                 else
 #endif
                     im2colt_tab(ws, img, s, tabt, avx2);

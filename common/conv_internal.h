@@ -23,7 +23,8 @@ void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const na
  * nas__conv_im2col_variant writes the columns of c channels of img through the given variant
  * (the transposed ones need c == C/groups), using tab (nas__conv_table_ints(s) int32 of
  * scratch) for the table; it returns 0 without writing when s has no table (or is too wide
- * for the permutes) or the CPU lacks AVX2 (AVX-512), else 1.  For tests: the conv dispatch picks its own. */
+ * for the permutes) or the CPU lacks AVX2 (AVX-512), else 1.  For tests: the conv dispatch picks
+ * its own. */
 enum {
     NAS__IM2COL_LOOPS,
     NAS__IM2COL_TABLE_PLAIN,

@@ -77,11 +77,12 @@ struct nas_net {
                                    trainable gradients (n_trainable floats) for its share of
                                    the conv weight gradients */
     size_t tscratch_stride;
-    double *tbn;                /* per thread: BN partial sums (2 * bn_c), then its
-                                   per-channel coefficients (4 * bn_c floats) */
-    size_t tbn_stride;          /* doubles per thread in tbn */
-    unsigned char *bwd_sync;    /* per node: backward needs a barrier before it (a gradient
-                                   buffer reused with another layout, see net_run.c) */
+    double *tbn;             /* per thread, four quarters of 2 * bn_c doubles: two BN
+                                partial-sum buffers (alternating), the totals, and the
+                                per-channel coefficients (4 * bn_c floats) */
+    size_t tbn_stride;       /* doubles per thread in tbn (8 * bn_c) */
+    unsigned char *bwd_sync; /* per node: backward needs a barrier before it (a gradient
+                                buffer reused with another layout, see net_run.c) */
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;

@@ -64,7 +64,6 @@ static double *bn_part(nas_net *net, int tid, int parity) {
 // ----------------------------------------------------------------------------
 // forward
 
-
 // Run one node's forward over images [b0, b1) (serial ops and training BN: all n), with member
 // tid's scratch.
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
@@ -93,8 +92,8 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         else
             nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
                                      pdata(net, nd->p[1]), pdata(net, nd->p[2]),
-                                     pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS,
-                                     nd->fused, 0, is.c);
+                                     pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
+                                     0, is.c);
         break;
     case NAS__OP_RELU:
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
@@ -184,7 +183,8 @@ static void bn_forward_split(nas_net *net, nas__node *nd, int id, int n, int tid
     float *coef = (float *)(bn_part(net, tid, 3));
     for (int k = 0; k < 2 * c; k++) {
         double v = 0.0;
-        for (int t = 0; t < nt; t++) v += bn_part(net, t, parity)[k];
+        for (int t = 0; t < nt; t++)
+            v += bn_part(net, t, parity)[k];
         tot[k] = v;
     }
     int lead = tid == 0;
@@ -378,9 +378,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
 
 // Training BN backward over member tid's images: partial sums of g and g*x, a barrier, the
 // totals in member order, then the input gradient.  Member 0 alone adds dgamma and dbeta.
-static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int tid, int nt,
-                              long b0, long b1, int overwrite, int parity) {
-    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w, nb = (int)(b1 - b0);
+static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int tid, int nt, long b0,
+                              long b1, int overwrite, int parity) {
+    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w,
+        nb = (int)(b1 - b0);
     long per = per_image(nd->shape);
     const float *dout = grad(net, id) + b0 * per, *out = act(net, id) + b0 * per;
     const float *in = act(net, src) + b0 * per, *aux = net->act_arena + nd->aux_off;
@@ -390,7 +391,8 @@ static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int ti
     float *coef = (float *)(bn_part(net, tid, 3));
     for (int k = 0; k < 2 * c; k++) {
         double v = 0.0;
-        for (int t = 0; t < nt; t++) v += bn_part(net, t, parity)[k];
+        for (int t = 0; t < nt; t++)
+            v += bn_part(net, t, parity)[k];
         tot[k] = v;
     }
     nas_bn_finish_backward(coef, tid == 0 ? pgrad(net, nd->p[0]) : NULL, pgrad(net, nd->p[1]), tot,
@@ -470,7 +472,8 @@ static void backward_region(void *ctx, int tid, int nt) {
             nas_workpool_split((long)p->size, tid, nt, &lo, &hi);
             for (int t = 1; t < nt; t++) {
                 const float *src = shadow(net, t) + p->offset;
-                for (long i = lo; i < hi; i++) p->grad[i] += src[i];
+                for (long i = lo; i < hi; i++)
+                    p->grad[i] += src[i];
             }
         }
     }
@@ -531,7 +534,8 @@ void nas__net_plan_sync(nas_net *net) {
             mine[n_mine++] = (span){in->grad_off, (size_t)per_image(in->shape)};
         }
         for (int a = 0; a < n_mine && !clash; a++)
-            for (int b = 0; b < n_seen && !clash; b++) clash = spans_clash(mine[a], seen[b], batch);
+            for (int b = 0; b < n_seen && !clash; b++)
+                clash = spans_clash(mine[a], seen[b], batch);
         // A full record is forgotten behind a barrier too.
         if (clash || n_seen + n_mine > (int)NAS_ARRAY_LEN(seen)) {
             net->bwd_sync[j] = 1;
@@ -541,7 +545,8 @@ void nas__net_plan_sync(nas_net *net) {
             // before that barrier, which the check above covered.
             n_seen = 0;
         }
-        for (int a = 0; a < n_mine; a++) seen[n_seen++] = mine[a];
+        for (int a = 0; a < n_mine; a++)
+            seen[n_seen++] = mine[a];
     }
 }
 

@@ -467,7 +467,8 @@ NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c,
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
         memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
         for (int b = 0; b < nb; b++)
-            for (int j = 0; j < nc; j++) sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+            for (int j = 0; j < nc; j++)
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
         for (int j = 0; j < nc; j++) {
             part[2 * (cb + j)] = lanes_fold(&d1[j]);
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
@@ -505,7 +506,8 @@ NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *sca
                 y[i] = v > 0.0f ? v : 0.0f;
             }
         } else {
-            for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
+            for (int i = 0; i < hw; i++)
+                y[i] = x[i] * sc + sh;
         }
     }
 }
@@ -553,8 +555,8 @@ NAS_CLONES void nas_bn_backward_dx_part(float *dinp, const float *dout, const fl
     for (long p = 0; p < (long)nb * c; p++) {
         const float *k = coef + 4 * (p % c);
         long off = p * hw;
-        bn_dx_plane(dinp + off, dout + off, inp + off, relu ? out + off : NULL, hw, k[0], k[1], k[2],
-                    k[3], overwrite);
+        bn_dx_plane(dinp + off, dout + off, inp + off, relu ? out + off : NULL, hw, k[0], k[1],
+                    k[2], k[3], overwrite);
     }
 }
 

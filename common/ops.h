@@ -95,7 +95,8 @@ void nas_bn_apply_part(float *out, const float *inp, const float *scale, const f
 void nas_bn_backward_sums_part(double *part, const float *dout, const float *out, const float *inp,
                                int nb, int c, int hw, int relu);
 void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const double *sums,
-                            const float *mean, const float *rstd, const float *gamma, long m, int c);
+                            const float *mean, const float *rstd, const float *gamma, long m,
+                            int c);
 void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out, const float *inp,
                              const float *coef, int nb, int c, int hw, int relu, int overwrite);
 

@@ -33,10 +33,10 @@ struct nas_workpool {
     int stop;
     nas_work_fn fn;
     void *ctx;
-    atomic_int bar_count;   /* members arrived at the current barrier */
-    atomic_uint bar_gen;    /* barriers completed */
+    atomic_int bar_count;    /* members arrived at the current barrier */
+    atomic_uint bar_gen;     /* barriers completed */
     atomic_int bar_sleepers; /* members blocked on bar_cv */
-    pthread_cond_t bar_cv;  /* a barrier completed (for members done spinning) */
+    pthread_cond_t bar_cv;   /* a barrier completed (for members done spinning) */
 };
 
 /* Spins of a barrier waiter before it sleeps: a pause is about 140 cycles on this machine's
@@ -165,7 +165,8 @@ void nas_workpool_barrier(nas_workpool *p) {
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->bar_sleepers, 1);
-    while (atomic_load(&p->bar_gen) == gen) pthread_cond_wait(&p->bar_cv, &p->mu);
+    while (atomic_load(&p->bar_gen) == gen)
+        pthread_cond_wait(&p->bar_cv, &p->mu);
     atomic_fetch_sub(&p->bar_sleepers, 1);
     pthread_mutex_unlock(&p->mu);
 }

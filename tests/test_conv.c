@@ -251,8 +251,8 @@ START_TEST(test_col2im_variants) {
     nas_rng_init(&rng, 1300 + (uint64_t)_i, 3);
     nas_conv_shape s;
     char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw,
-                                         cc->stride, cc->pad, cc->dil, 1, err),
+    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw, cc->stride,
+                                         cc->pad, cc->dil, 1, err),
                      NAS_OK);
     size_t n_in = (size_t)s.c * s.h * s.w, n_col = (size_t)s.c * s.kh * s.kw * s.oh * s.ow;
     float *col = alloc_f(n_col), *col2 = alloc_f(n_col), *ref = alloc_f(n_in), *got = alloc_f(n_in);

@@ -337,8 +337,8 @@ END_TEST
 // added in range order, then finish and apply/dx per range, against the channel kernels on the
 // whole batch.  Shapes: small14's 4x4 and 7x7 layers, a 14x14 one, more channels than one pass
 // of the split kernels holds (70 > 64), and a range with no images.
-static const int BN_SPLIT[][4] = {{9, 64, 16, 2}, {7, 32, 49, 3}, {4, 16, 196, 2}, {5, 70, 9, 2},
-                                  {2, 8, 25, 3}};
+static const int BN_SPLIT[][4] = {
+    {9, 64, 16, 2}, {7, 32, 49, 3}, {4, 16, 196, 2}, {5, 70, 9, 2}, {2, 8, 25, 3}};
 
 START_TEST(test_bn_image_split) {
     int n = BN_SPLIT[_i][0], c = BN_SPLIT[_i][1], hw = BN_SPLIT[_i][2], parts = BN_SPLIT[_i][3];
@@ -354,18 +354,21 @@ START_TEST(test_bn_image_split) {
     float *rstd = pc + 5 * c, *rm2 = pc + 6 * c, *rv2 = pc + 7 * c, *mean2 = pc + 8 * c;
     float *rstd2 = pc + 9 * c, *dg = pc + 10 * c, *db = pc + 11 * c, *dg2 = pc + 12 * c;
     float *db2 = pc + 13 * c, *coef = malloc(sizeof(float) * 4 * (size_t)c);
-    double *part = malloc(sizeof(double) * 2 * (size_t)c), *tot = calloc(2 * (size_t)c, sizeof(double));
+    double *part = malloc(sizeof(double) * 2 * (size_t)c),
+           *tot = calloc(2 * (size_t)c, sizeof(double));
     nas_fill_uniform(x, len, -1, 2, &rng);
     nas_fill_uniform(dy, len, -1, 1, &rng);
     nas_fill_uniform(gamma, c, 0.5f, 1.5f, &rng);
     nas_fill_uniform(beta, c, -0.5f, 0.5f, &rng);
-    for (int ch = 0; ch < c; ch++) rv[ch] = rv2[ch] = 1.0f;
+    for (int ch = 0; ch < c; ch++)
+        rv[ch] = rv2[ch] = 1.0f;
     nas_bn_forward_train(y, mean, rstd, x, gamma, beta, rm, rv, n, c, hw, 0.1f, 1e-5f, 1);
     // Ranges as nas_workpool_split makes them; with n < parts some are empty.
     for (int t = 0; t < parts; t++) {
         long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
         nas_bn_stats_part(part, x + b0 * per, (int)(b1 - b0), c, hw);
-        for (int k = 0; k < 2 * c; k++) tot[k] += part[k];
+        for (int k = 0; k < 2 * c; k++)
+            tot[k] += part[k];
     }
     float *scale = coef, *shift = coef + c;
     nas_bn_finish_stats(scale, shift, mean2, rstd2, rm2, rv2, tot, gamma, beta, (long)n * hw, c,
@@ -385,20 +388,23 @@ START_TEST(test_bn_image_split) {
         long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
         nas_bn_backward_sums_part(part, dy + b0 * per, y + b0 * per, x + b0 * per, (int)(b1 - b0),
                                   c, hw, 1);
-        for (int k = 0; k < 2 * c; k++) tot[k] += part[k];
+        for (int k = 0; k < 2 * c; k++)
+            tot[k] += part[k];
     }
     nas_bn_finish_backward(coef, dg2, db2, tot, mean, rstd, gamma, (long)n * hw, c);
     for (int t = 0; t < parts; t++) {
         long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
         // Half the ranges add onto a prefilled gradient, checking the accumulating form too.
         if (t % 2) {
-            for (long i = b0 * per; i < b1 * per; i++) dx2[i] = 1.0f;
-            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per,
-                                    coef, (int)(b1 - b0), c, hw, 1, 0);
-            for (long i = b0 * per; i < b1 * per; i++) dx2[i] -= 1.0f;
+            for (long i = b0 * per; i < b1 * per; i++)
+                dx2[i] = 1.0f;
+            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per, coef,
+                                    (int)(b1 - b0), c, hw, 1, 0);
+            for (long i = b0 * per; i < b1 * per; i++)
+                dx2[i] -= 1.0f;
         } else {
-            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per,
-                                    coef, (int)(b1 - b0), c, hw, 1, 1);
+            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per, coef,
+                                    (int)(b1 - b0), c, hw, 1, 1);
         }
     }
     ck_assert(nas_allclose(dg2, dg, c, 1e-4f, 1e-4f, "dgamma"));

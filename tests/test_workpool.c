@@ -12,7 +12,7 @@
 #include "tests/harness.h"
 
 #define ROUNDS 300
-#define MAXT 4
+#define MAXT   4
 
 typedef struct bctx {
     nas_workpool *p;
@@ -47,11 +47,14 @@ START_TEST(test_workpool_barrier) {
         ck_assert_int_eq(nas_workpool_create(&c.p, n, err), NAS_OK);
         ck_assert_int_eq(nas_workpool_size(c.p), n);
         // Two jobs in a row: the barrier's state carries over between jobs.
-        for (int job = 0; job < 2; job++) nas_workpool_run(c.p, barrier_job, &c);
+        for (int job = 0; job < 2; job++)
+            nas_workpool_run(c.p, barrier_job, &c);
         ck_assert_int_eq(c.bad, 0);
         long want = 0;
-        for (long r = 1; r <= ROUNDS; r++) want += r * (long)n * (n + 1) / 2;
-        for (int t = 0; t < n; t++) ck_assert_int_eq(c.seen[t], 2 * want);
+        for (long r = 1; r <= ROUNDS; r++)
+            want += r * (long)n * (n + 1) / 2;
+        for (int t = 0; t < n; t++)
+            ck_assert_int_eq(c.seen[t], 2 * want);
         nas_workpool_destroy(&c.p);
         ck_assert_ptr_null(c.p);
     }

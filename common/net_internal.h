@@ -81,6 +81,7 @@ struct nas_net {
                                 partial-sum buffers (alternating), the totals, and the
                                 per-channel coefficients (4 * bn_c floats) */
     size_t tbn_stride;       /* doubles per thread in tbn (8 * bn_c) */
+    int bn_c, tbn_members;   /* most channels of a BN; members tbn has room for */
     unsigned char *bwd_sync; /* per node: backward needs a barrier before it (a gradient
                                 buffer reused with another layout, see net_run.c) */
     // per-forward state

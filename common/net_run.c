@@ -19,7 +19,10 @@
  * gradients for member 0 and into a per-member shadow for the others,
  * added in member order at the end, so a given thread count always gives
  * the same bits.  One pool wake-up per pass instead of one per node: at
- * 14x14 inputs a node's share is a few tens of microseconds.
+ * 14x14 inputs a node's share is a few tens of microseconds.  A single
+ * thread runs the same code as the one member of a pool, the barriers doing
+ * nothing; its BN sums then run over the images in the order of the
+ * channel-split kernels (nas_bn_forward_train_part), with the same bits.
  */
 #include <string.h>
 
@@ -45,6 +48,11 @@ static int serial(const nas__node *nd) {
     return nd->op == NAS__OP_LINEAR || nd->op == NAS__OP_DROP_PATH || nd->op == NAS__OP_DROPOUT;
 }
 
+// A barrier between the pool's members; nothing to wait for on one thread.
+static void sync_members(nas_net *net) {
+    if (net->pool) nas_workpool_barrier(net->pool);
+}
+
 // Member tid's scratch: the im2col workspace (member 0 uses the net's own).
 static float *workspace(nas_net *net, int tid) {
     return tid == 0 ? net->workspace : net->tscratch + (size_t)(tid - 1) * net->tscratch_stride;
@@ -64,8 +72,8 @@ static double *bn_part(nas_net *net, int tid, int parity) {
 // ----------------------------------------------------------------------------
 // forward
 
-// Run one node's forward over images [b0, b1) (serial ops and training BN: all n), with member
-// tid's scratch.
+// Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
+// Training BN is not here: it needs the other members' sums (bn_forward_split).
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
                          int tid, long b0, long b1) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
@@ -84,16 +92,11 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         break;
     }
     case NAS__OP_BN:
-        if (train)
-            nas_bn_forward_train_part(out, aux, aux + is.c, in, pdata(net, nd->p[0]),
-                                      pdata(net, nd->p[1]), pdata(net, nd->p[2]),
-                                      pdata(net, nd->p[3]), n, is.c, is.h * is.w, BN_MOMENTUM,
-                                      BN_EPS, nd->fused, 0, is.c);
-        else
-            nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
-                                     pdata(net, nd->p[1]), pdata(net, nd->p[2]),
-                                     pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
-                                     0, is.c);
+        NAS_ASSERT(!train); /* training BN runs in bn_forward_split */
+        nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
+                                 pdata(net, nd->p[1]), pdata(net, nd->p[2]),
+                                 pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
+                                 0, is.c);
         break;
     case NAS__OP_RELU:
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
@@ -178,7 +181,7 @@ static void bn_forward_split(nas_net *net, nas__node *nd, int id, int n, int tid
     const float *in = act(net, nas__input(nd, 0));
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     nas_bn_stats_part(bn_part(net, tid, parity), in + b0 * per, (int)(b1 - b0), c, hw);
-    nas_workpool_barrier(net->pool);
+    sync_members(net);
     double *tot = bn_part(net, tid, 2);
     float *coef = (float *)(bn_part(net, tid, 3));
     for (int k = 0; k < 2 * c; k++) {
@@ -212,9 +215,9 @@ static void forward_region(void *ctx, int tid, int nt) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
         if (serial(nd)) {
-            nas_workpool_barrier(net->pool);
+            sync_members(net);
             if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
-            nas_workpool_barrier(net->pool);
+            sync_members(net);
         } else if (nd->op == NAS__OP_BN && ps->train) {
             bn_forward_split(net, nd, i, ps->n, tid, nt, b0, b1, parity);
             parity ^= 1;
@@ -232,16 +235,11 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     net->input = x;
     net->cur_n = n;
     net->cur_train = train;
-    if (net->pool) {
-        pass ps = {net, n, train, rng};
+    pass ps = {net, n, train, rng};
+    if (net->pool)
         nas_workpool_run(net->pool, forward_region, &ps);
-        return act(net, net->output);
-    }
-    for (int i = 1; i <= net->output; i++) {
-        nas__node *nd = &net->nodes[i];
-        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        forward_part(net, nd, i, n, train, rng, 0, 0, n);
-    }
+    else
+        forward_region(&ps, 0, 1);
     return act(net, net->output);
 }
 
@@ -257,8 +255,8 @@ float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, 
 // ----------------------------------------------------------------------------
 // backward
 
-// One node's backward over images [b0, b1) (serial ops and channel-split BN: all n) with member
-// tid's scratch; conv weight gradients of members other than 0 go to their shadow.
+// One node's backward over images [b0, b1) (serial ops: all n) with member tid's scratch; conv
+// weight gradients of members other than 0 go to their shadow.  BN is bn_backward_split.
 static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, long b0, long b1,
                           int overwrite) {
     const float *dout = grad(net, id), *out = act(net, id);
@@ -288,11 +286,6 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
                                 in + b0 * pin, pdata(net, nd->p[0]), &cs, workspace(net, tid));
         break;
     }
-    case NAS__OP_BN:
-        nas_bn_backward_part(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
-                             aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused,
-                             overwrite & 1, 0, is.c);
-        break;
     case NAS__OP_RELU:
         if (overwrite & 1) {
             for (long i = e0; i < e1; i++) {
@@ -386,7 +379,7 @@ static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int ti
     const float *dout = grad(net, id) + b0 * per, *out = act(net, id) + b0 * per;
     const float *in = act(net, src) + b0 * per, *aux = net->act_arena + nd->aux_off;
     nas_bn_backward_sums_part(bn_part(net, tid, parity), dout, out, in, nb, c, hw, nd->fused);
-    nas_workpool_barrier(net->pool);
+    sync_members(net);
     double *tot = bn_part(net, tid, 2);
     float *coef = (float *)(bn_part(net, tid, 3));
     for (int k = 0; k < 2 * c; k++) {
@@ -444,15 +437,15 @@ static void backward_region(void *ctx, int tid, int nt) {
         if (serial(nd)) {
             // Member 0 zeroes the whole input gradient after the barrier: before it, other
             // members may still use those floats under another buffer's layout.
-            nas_workpool_barrier(net->pool);
+            sync_members(net);
             if (tid == 0) {
                 zero_first(net, nd, j, overwrite, 0, n);
                 backward_part(net, nd, j, n, 0, 0, n, overwrite);
             }
-            nas_workpool_barrier(net->pool);
+            sync_members(net);
             continue;
         }
-        if (net->bwd_sync[j]) nas_workpool_barrier(net->pool);
+        if (net->bwd_sync[j]) sync_members(net);
         zero_first(net, nd, j, overwrite, b0, b1);
         if (nd->op == NAS__OP_BN) {
             bn_backward_split(net, nd, j, n, tid, nt, b0, b1, overwrite & 1, parity);
@@ -461,7 +454,7 @@ static void backward_region(void *ctx, int tid, int nt) {
             backward_part(net, nd, j, n, tid, b0, b1, overwrite);
         }
     }
-    nas_workpool_barrier(net->pool);
+    sync_members(net);
     for (int j = 1; j <= net->output; j++) {
         const nas__node *nd = &net->nodes[j];
         if (!nd->live || nd->op != NAS__OP_CONV) continue;
@@ -482,18 +475,11 @@ static void backward_region(void *ctx, int tid, int nt) {
 void nas_net_backward(nas_net *net) {
     NAS_ASSERT(net->compiled && net->cur_train);
     int n = net->cur_n;
-    if (net->pool) {
-        pass ps = {net, n, 1, NULL};
+    pass ps = {net, n, 1, NULL};
+    if (net->pool)
         nas_workpool_run(net->pool, backward_region, &ps);
-        return;
-    }
-    for (int j = net->output; j > 0; j--) {
-        nas__node *nd = &net->nodes[j];
-        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        int overwrite = overwrite_mask(net, nd, j);
-        zero_first(net, nd, j, overwrite, 0, n);
-        backward_part(net, nd, j, n, 0, 0, n, overwrite);
-    }
+    else
+        backward_region(&ps, 0, 1);
 }
 
 // A gradient buffer seen by the backward steps since the last barrier: its offset and floats

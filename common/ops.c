@@ -496,20 +496,21 @@ void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, f
 
 NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *scale,
                                   const float *shift, int nb, int c, int hw, int relu) {
-    for (long p = 0; p < (long)nb * c; p++) {
-        const float *x = inp + p * hw;
-        float *y = out + p * hw;
-        float sc = scale[p % c], sh = shift[p % c];
-        if (relu) {
-            for (int i = 0; i < hw; i++) {
-                float v = x[i] * sc + sh;
-                y[i] = v > 0.0f ? v : 0.0f;
+    for (int b = 0; b < nb; b++)
+        for (int ch = 0; ch < c; ch++) {
+            long off = ((long)b * c + ch) * hw;
+            const float *x = inp + off;
+            float *y = out + off;
+            float sc = scale[ch], sh = shift[ch];
+            if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float v = x[i] * sc + sh;
+                    y[i] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
             }
-        } else {
-            for (int i = 0; i < hw; i++)
-                y[i] = x[i] * sc + sh;
         }
-    }
 }
 
 NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
@@ -552,12 +553,13 @@ void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const doub
 NAS_CLONES void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out,
                                         const float *inp, const float *coef, int nb, int c, int hw,
                                         int relu, int overwrite) {
-    for (long p = 0; p < (long)nb * c; p++) {
-        const float *k = coef + 4 * (p % c);
-        long off = p * hw;
-        bn_dx_plane(dinp + off, dout + off, inp + off, relu ? out + off : NULL, hw, k[0], k[1],
-                    k[2], k[3], overwrite);
-    }
+    for (int b = 0; b < nb; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *k = coef + 4 * ch;
+            long off = ((long)b * c + ch) * hw;
+            bn_dx_plane(dinp + off, dout + off, inp + off, relu ? out + off : NULL, hw, k[0], k[1],
+                        k[2], k[3], overwrite);
+        }
 }
 
 void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,

@@ -410,6 +410,28 @@ START_TEST(test_bn_image_split) {
     ck_assert(nas_allclose(dg2, dg, c, 1e-4f, 1e-4f, "dgamma"));
     ck_assert(nas_allclose(db2, db, c, 1e-4f, 1e-4f, "dbeta"));
     ck_assert(nas_allclose(dx2, dx, len, 1e-5f, 1e-3f, "dx"));
+    // One range (a single thread) sums in the channel kernels' order: the same bits as them.
+    float *rm3 = calloc(2 * (size_t)c, sizeof(float)), *rv3 = rm3 + c;
+    float *mean3 = malloc(sizeof(float) * 2 * (size_t)c), *rstd3 = mean3 + c;
+    for (int ch = 0; ch < c; ch++) rv3[ch] = 1.0f;
+    float *rm1 = calloc(2 * (size_t)c, sizeof(float)), *rv1 = rm1 + c;
+    for (int ch = 0; ch < c; ch++) rv1[ch] = 1.0f;
+    nas_bn_forward_train(y, mean, rstd, x, gamma, beta, rm1, rv1, n, c, hw, 0.1f, 1e-5f, 1);
+    nas_bn_stats_part(tot, x, n, c, hw);
+    nas_bn_finish_stats(scale, shift, mean3, rstd3, rm3, rv3, tot, gamma, beta, (long)n * hw, c,
+                        0.1f, 1e-5f);
+    nas_bn_apply_part(y2, x, scale, shift, n, c, hw, 1);
+    ck_assert(memcmp(y, y2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(mean, mean3, sizeof(float) * c) == 0 && memcmp(rv1, rv3, sizeof(float) * c) == 0);
+    memset(dg, 0, sizeof(float) * c), memset(dg2, 0, sizeof(float) * c);
+    memset(db, 0, sizeof(float) * c), memset(db2, 0, sizeof(float) * c);
+    nas_bn_backward_part(dx, dg, db, dy, y, x, mean, rstd, gamma, n, c, hw, 1, 1, 0, c);
+    nas_bn_backward_sums_part(tot, dy, y, x, n, c, hw, 1);
+    nas_bn_finish_backward(coef, dg2, db2, tot, mean, rstd, gamma, (long)n * hw, c);
+    nas_bn_backward_dx_part(dx2, dy, y, x, coef, n, c, hw, 1, 1);
+    ck_assert(memcmp(dx, dx2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(dg, dg2, sizeof(float) * c) == 0 && memcmp(db, db2, sizeof(float) * c) == 0);
+    free(rm3), free(mean3), free(rm1);
     // Without the coefficient owner's flag, dgamma is left alone.
     float keep = dg2[0];
     nas_bn_finish_backward(coef, NULL, db2, tot, mean, rstd, gamma, (long)n * hw, c);

@@ -84,8 +84,10 @@ void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float 
 // (coef, 4*C floats) and, when dgamma != NULL, adds to dgamma/dbeta (one
 // caller only); nas_bn_backward_dx_part writes (overwrite) or adds dinp for a
 // range.  Inputs and outputs of the _part kernels point at the range's first
-// image.  Results match the channel-split kernels to rounding (the double sums
-// are added in another order), and are the same bits for the same ranges.
+// image.  With one range (the whole batch) the results are the same bits as
+// the channel-split kernels'; with several, they match them to rounding (the
+// ranges' double sums are added in another order), the same bits for the same
+// ranges.
 void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw);
 void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
                          float *running_var, const double *sums, const float *gamma,

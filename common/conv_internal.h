@@ -42,6 +42,15 @@ size_t nas__conv_table_ints(const nas_conv_shape *s);
  * writing when s does not qualify or the CPU lacks AVX-512).  For tests, as above. */
 int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s, int perm);
 
+/* The AVX-512 permute kernels of conv_perm.c for the narrow strided convs: im2col (col, rows
+ * of OH*OW), its transpose colT (OH*OW, C*KH*KW) of one group, and col2im adding into img
+ * (col left intact).  conv.c checks the shape conditions and nas__conv_have_avx512() (0 in
+ * builds without the intrinsics, whose kernels are stubs) before calling them. */
+int nas__conv_have_avx512(void);
+void nas__conv_im2col_perm(float *col, const float *img, int c, const nas_conv_shape *s);
+void nas__conv_im2colt_perm(float *colt, const float *img, const nas_conv_shape *s);
+void nas__conv_col2im_perm(float *img, const float *col, int c, const nas_conv_shape *s);
+
 /* Whether s takes the kernel-row path, and the workspace floats it then needs. */
 int nas__conv_rows_ok(const nas_conv_shape *s);
 size_t nas__conv_rows_workspace(const nas_conv_shape *s);

@@ -22,18 +22,34 @@ void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const na
  * (OH*OW, C*KH*KW) the backward's weight gradient reads, plain or AVX2.
  * nas__conv_im2col_variant writes the columns of c channels of img through the given variant
  * (the transposed ones need c == C/groups), using tab (nas__conv_table_ints(s) int32 of
- * scratch) for the table; it returns 0 without writing when s has no table or the CPU lacks
- * AVX2, else 1.  For tests: the conv dispatch picks its own. */
+ * scratch) for the table; it returns 0 without writing when s has no table (or is too wide
+ * for the permutes) or the CPU lacks AVX2 (AVX-512), else 1.  For tests: the conv dispatch picks
+ * its own. */
 enum {
     NAS__IM2COL_LOOPS,
     NAS__IM2COL_TABLE_PLAIN,
     NAS__IM2COL_TABLE_AVX2,
     NAS__IM2COLT_TABLE_PLAIN,
     NAS__IM2COLT_TABLE_AVX2,
+    NAS__IM2COL_PERM_AVX512,  /* AVX-512 permutes of whole rows (OW <= 16, W <= 32, KW <= 16) */
+    NAS__IM2COLT_PERM_AVX512, /* transposed, permutes (W <= 16, KH <= 4, KH*KW*OW <= 64) */
 };
 int nas__conv_im2col_variant(float *col, const float *img, int c, const nas_conv_shape *s,
                              int variant, int32_t *tab);
 size_t nas__conv_table_ints(const nas_conv_shape *s);
+/* img (c, H, W) += the columns col of s: the row loops (perm == 0, clobbering col) or, for the
+ * convs the forward's permutes take, the AVX-512 inverse permutes (perm != 0; returns 0 without
+ * writing when s does not qualify or the CPU lacks AVX-512).  For tests, as above. */
+int nas__conv_col2im_variant(float *img, float *col, int c, const nas_conv_shape *s, int perm);
+
+/* The AVX-512 permute kernels of conv_perm.c for the narrow strided convs: im2col (col, rows
+ * of OH*OW), its transpose colT (OH*OW, C*KH*KW) of one group, and col2im adding into img
+ * (col left intact).  conv.c checks the shape conditions and nas__conv_have_avx512() (0 in
+ * builds without the intrinsics, whose kernels are stubs) before calling them. */
+int nas__conv_have_avx512(void);
+void nas__conv_im2col_perm(float *col, const float *img, int c, const nas_conv_shape *s);
+void nas__conv_im2colt_perm(float *colt, const float *img, const nas_conv_shape *s);
+void nas__conv_col2im_perm(float *img, const float *col, int c, const nas_conv_shape *s);
 
 /* Whether s takes the kernel-row path, and the workspace floats it then needs. */
 int nas__conv_rows_ok(const nas_conv_shape *s);

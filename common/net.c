@@ -64,6 +64,8 @@ void nas_net_destroy(nas_net **np) {
     nas_aligned_free(net->workspace);
     nas_workpool_destroy(&net->pool);
     nas_aligned_free(net->tscratch);
+    nas_free(net->tbn);
+    nas_free(net->bwd_sync);
     nas_free(net);
     *np = NULL;
 }
@@ -633,8 +635,19 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     net->act_arena = nas_aligned_alloc(sizeof(float) * (act + 1));
     net->grad_arena = nas_aligned_alloc(sizeof(float) * (net->grad_arena_floats + 1));
     net->workspace = nas_aligned_alloc(sizeof(float) * (ws + 1));
+    // Training BN runs image-range kernels on every member, the one member of a single thread
+    // included: room for one member's BN sums now, grown by nas_net_set_threads.
+    net->bn_c = 1;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->live && nd->op == NAS__OP_BN && nd->shape.c > net->bn_c) net->bn_c = nd->shape.c;
+    }
+    net->tbn_stride = (size_t)8 * net->bn_c; /* four quarters of 2 * bn_c doubles */
+    net->tbn = nas_calloc(net->tbn_stride, sizeof(double));
+    net->tbn_members = 1;
+    net->bwd_sync = nas_calloc((size_t)net->n_nodes, 1);
     if (!net->param_block || !net->grad_block || !net->optim_block || !net->act_arena ||
-        !net->grad_arena || !net->workspace) {
+        !net->grad_arena || !net->workspace || !net->tbn || !net->bwd_sync) {
         // Leave the net uncompiled; nas_net_destroy frees whatever did get allocated.
         return nas_set_err(err, NAS_ENOMEM, "net: out of memory allocating %.1f MB",
                            4e-6 * (double)(net->n_total * 3 + act + net->grad_arena_floats + ws));
@@ -652,6 +665,15 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     return NAS_OK;
 }
 
+// Stop the pool and free its members' scratch (back to one thread; the BN scratch stays, it
+// only ever grows).
+static void drop_threads(nas_net *net) {
+    nas_workpool_destroy(&net->pool);
+    nas_aligned_free(net->tscratch);
+    net->tscratch = NULL;
+    net->threads = 1;
+}
+
 int nas_net_set_threads(nas_net *net, int threads, char *err) {
     NAS_ASSERT(net->compiled);
     if (threads < 1) threads = 1;
@@ -659,29 +681,30 @@ int nas_net_set_threads(nas_net *net, int threads, char *err) {
     // inside them on few cores is several times slower (PERF-ANCHORS.md section 3).
     nas_gemm_set_threads(1);
     if (threads == net->threads) return NAS_OK;
-    nas_workpool_destroy(&net->pool);
-    nas_aligned_free(net->tscratch);
-    net->tscratch = NULL;
-    net->threads = 1;
+    drop_threads(net);
     if (threads == 1) return NAS_OK;
-    // Each extra member needs its own im2col workspace and weight-gradient accumulator.
-    size_t max_w = 0;
-    for (int i = 0; i < net->n_nodes; i++) {
-        const nas__node *nd = &net->nodes[i];
-        if (nd->op != NAS__OP_CONV || !nd->live) continue;
-        size_t w = net->params[nd->p[0]].size + (size_t)nd->shape.c;
-        if (w > max_w) max_w = w;
+    // Each extra member needs its own im2col workspace and a shadow of the trainable gradients
+    // (it sums its images' conv weight gradients there; net_run.c adds them up at the end);
+    // every member needs room for one BN's partial sums and coefficients.
+    int rc = NAS_ENOMEM;
+    if (threads > net->tbn_members) {
+        double *tbn = nas_calloc(net->tbn_stride * (size_t)threads, sizeof(double));
+        if (!tbn) goto fail_mem;
+        nas_free(net->tbn);
+        net->tbn = tbn;
+        net->tbn_members = threads;
     }
-    net->max_wgrad = max_w;
-    net->tscratch_stride = pad16(net->workspace_floats + max_w);
+    net->tscratch_stride = pad16(net->workspace_floats + net->n_trainable);
     net->tscratch = nas_aligned_alloc(sizeof(float) * net->tscratch_stride * (size_t)(threads - 1));
-    if (!net->tscratch) return nas_set_err(err, NAS_ENOMEM, "net: out of memory for %d threads", threads);
-    int rc = nas_workpool_create(&net->pool, threads, err);
-    if (rc < 0) {
-        nas_aligned_free(net->tscratch);
-        net->tscratch = NULL;
-        return rc;
-    }
+    if (!net->tscratch) goto fail_mem;
+    rc = nas_workpool_create(&net->pool, threads, err);
+    if (rc < 0) goto fail;
     net->threads = threads;
+    nas__net_plan_sync(net);
     return NAS_OK;
+fail_mem:
+    nas_set_err(err, rc, "net: out of memory for %d threads", threads);
+fail:
+    drop_threads(net);
+    return rc;
 }

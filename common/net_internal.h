@@ -48,6 +48,10 @@ typedef struct nas__node {
     size_t grad_off;    /* gradient offset in the gradient arena (floats) */
 } nas__node;
 
+// Mark the backward steps that need a barrier before them when a pool splits the batch
+// (net->bwd_sync; net_run.c).  Called by nas_net_set_threads once the pool exists.
+void nas__net_plan_sync(nas_net *net);
+
 static inline int nas__input(const nas__node *nd, int k) { return nd->cat ? nd->cat[k] : nd->in[k]; }
 
 struct nas_net {
@@ -69,9 +73,17 @@ struct nas_net {
     // threads
     int threads;                /* members of pool (1 = no pool) */
     nas_workpool *pool;         /* NULL when single-threaded */
-    float *tscratch;            /* per extra thread: a workspace, then a weight-gradient
-                                   accumulator of max_wgrad floats */
-    size_t tscratch_stride, max_wgrad;
+    float *tscratch;            /* per extra thread: a workspace, then a shadow of the
+                                   trainable gradients (n_trainable floats) for its share of
+                                   the conv weight gradients */
+    size_t tscratch_stride;
+    double *tbn;             /* per thread, four quarters of 2 * bn_c doubles: two BN
+                                partial-sum buffers (alternating), the totals, and the
+                                per-channel coefficients (4 * bn_c floats) */
+    size_t tbn_stride;       /* doubles per thread in tbn (8 * bn_c) */
+    int bn_c, tbn_members;   /* most channels of a BN; members tbn has room for */
+    unsigned char *bwd_sync; /* per node: backward needs a barrier before it (a gradient
+                                buffer reused with another layout, see net_run.c) */
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;

@@ -6,13 +6,23 @@
  * node reads its output gradient and accumulates (+=) into its inputs'
  * gradients, which the memory plan zeroes just before their first writer.
  *
- * With a thread pool, a node's work is split by (tid, nthreads) alone:
- * convolutions, pooling, concat and shift by image; batch norm by channel;
- * elementwise ops by range.  A convolution's weight gradient is summed per
- * thread (member 0 straight into the gradient, the others into scratch)
- * and reduced in member order afterwards, so a given thread count always
- * gives the same bits.  Linear, dropout and drop-path (which draw random
- * numbers in order) stay on the calling thread.
+ * With a thread pool, each member owns a contiguous range of the batch's
+ * images and runs the whole pass over its range in one job, so most nodes
+ * need no barrier at all: every op but three works image by image, and the
+ * activation arena is never reused.  The exceptions synchronise inside the
+ * job: batch norm in training adds the members' per-channel partial sums
+ * (in member order) between a barrier and its apply pass; linear, dropout
+ * and drop-path (which mix images or draw random numbers in order) run on
+ * member 0 between two barriers; and in backward, a step whose gradient
+ * buffer the memory plan reused with another per-image layout waits for
+ * the earlier steps (bwd_sync).  Conv weight gradients go straight into the
+ * gradients for member 0 and into a per-member shadow for the others,
+ * added in member order at the end, so a given thread count always gives
+ * the same bits.  One pool wake-up per pass instead of one per node: at
+ * 14x14 inputs a node's share is a few tens of microseconds.  A single
+ * thread runs the same code as the one member of a pool, the barriers doing
+ * nothing; its BN sums then run over the images in the order of the
+ * channel-split kernels (nas_bn_forward_train_part), with the same bits.
  */
 #include <string.h>
 
@@ -33,9 +43,14 @@ static float *pgrad(nas_net *net, int idx) { return idx < 0 ? NULL : net->params
 
 static long per_image(nas_shape s) { return (long)s.c * s.h * s.w; }
 
-// Ops whose work this file splits across threads.
-static int splittable(const nas__node *nd) {
-    return nd->op != NAS__OP_LINEAR && nd->op != NAS__OP_DROP_PATH && nd->op != NAS__OP_DROPOUT;
+// Ops that mix images or draw random numbers in order: member 0 runs them alone.
+static int serial(const nas__node *nd) {
+    return nd->op == NAS__OP_LINEAR || nd->op == NAS__OP_DROP_PATH || nd->op == NAS__OP_DROPOUT;
+}
+
+// A barrier between the pool's members; nothing to wait for on one thread.
+static void sync_members(nas_net *net) {
+    if (net->pool) nas_workpool_barrier(net->pool);
 }
 
 // Member tid's scratch: the im2col workspace (member 0 uses the net's own).
@@ -43,34 +58,29 @@ static float *workspace(nas_net *net, int tid) {
     return tid == 0 ? net->workspace : net->tscratch + (size_t)(tid - 1) * net->tscratch_stride;
 }
 
-// Member tid's weight-gradient accumulator (tid >= 1).
-static float *wgrad(nas_net *net, int tid) {
+// Member tid's shadow of the trainable gradients (tid >= 1).
+static float *shadow(nas_net *net, int tid) {
     return net->tscratch + (size_t)(tid - 1) * net->tscratch_stride + net->workspace_floats;
+}
+
+// Member tid's BN scratch: two alternating partial-sum buffers (a member may start the next
+// BN's sums while another still reads this one's), the totals, and the coefficients.
+static double *bn_part(nas_net *net, int tid, int parity) {
+    return net->tbn + (size_t)tid * net->tbn_stride + (size_t)parity * (net->tbn_stride / 4);
 }
 
 // ----------------------------------------------------------------------------
 // forward
 
-typedef struct job {
-    nas_net *net;
-    nas__node *nd;
-    int id, n, train;
-    nas_rng *rng;
-    int overwrite; /* backward: bit k set = store input k's gradient (see nas_net_backward) */
-} job;
-
-// Run member tid's share of one node's forward.  Shares are contiguous ranges: b0..b1 of the
-// images, e0..e1 of the elements, c0..c1 of the channels; each op uses the one that keeps its
-// writes disjoint between members.
+// Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
+// Training BN is not here: it needs the other members' sums (bn_forward_split).
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
-                         int tid, int nt) {
+                         int tid, long b0, long b1) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     nas_shape is = nd->n_in ? net->nodes[nas__input(nd, 0)].shape : nd->shape;
     const float *in = nd->n_in ? act(net, nas__input(nd, 0)) : NULL;
-    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout, b0, b1, e0, e1, c0, c1;
-    nas_workpool_split(n, tid, nt, &b0, &b1);
-    nas_workpool_split(size, tid, nt, &e0, &e1);
-    nas_workpool_split(is.c, tid, nt, &c0, &c1);
+    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout;
+    long e0 = b0 * pout, e1 = b1 * pout;
     int nb = (int)(b1 - b0);
     switch (nd->op) {
     case NAS__OP_CONV: {
@@ -82,15 +92,11 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         break;
     }
     case NAS__OP_BN:
-        if (train)
-            nas_bn_forward_train_part(out, aux, aux + is.c, in, pdata(net, nd->p[0]),
-                                      pdata(net, nd->p[1]), pdata(net, nd->p[2]),
-                                      pdata(net, nd->p[3]), n, is.c, is.h * is.w, BN_MOMENTUM,
-                                      BN_EPS, nd->fused, (int)c0, (int)c1);
-        else
-            nas_bn_forward_eval_part(out, in, pdata(net, nd->p[0]), pdata(net, nd->p[1]),
-                                     pdata(net, nd->p[2]), pdata(net, nd->p[3]), n, is.c,
-                                     is.h * is.w, BN_EPS, nd->fused, (int)c0, (int)c1);
+        NAS_ASSERT(!train); /* training BN runs in bn_forward_split */
+        nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
+                                 pdata(net, nd->p[1]), pdata(net, nd->p[2]),
+                                 pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
+                                 0, is.c);
         break;
     case NAS__OP_RELU:
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
@@ -165,9 +171,60 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
     }
 }
 
-static void forward_job(void *ctx, int tid, int nt) {
-    job *j = ctx;
-    forward_part(j->net, j->nd, j->id, j->n, j->train, j->rng, tid, nt);
+// Training BN over member tid's images [b0, b1): partial sums, a barrier, the totals in member
+// order, then the apply pass.  Member 0 alone stores mean/rstd and the running statistics.
+static void bn_forward_split(nas_net *net, nas__node *nd, int id, int n, int tid, int nt, long b0,
+                             long b1, int parity) {
+    nas_shape s = nd->shape;
+    int c = s.c, hw = s.h * s.w;
+    long per = per_image(s);
+    const float *in = act(net, nas__input(nd, 0));
+    float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
+    nas_bn_stats_part(bn_part(net, tid, parity), in + b0 * per, (int)(b1 - b0), c, hw);
+    sync_members(net);
+    double *tot = bn_part(net, tid, 2);
+    float *coef = (float *)(bn_part(net, tid, 3));
+    for (int k = 0; k < 2 * c; k++) {
+        double v = 0.0;
+        for (int t = 0; t < nt; t++)
+            v += bn_part(net, t, parity)[k];
+        tot[k] = v;
+    }
+    int lead = tid == 0;
+    nas_bn_finish_stats(coef, coef + c, lead ? aux : NULL, lead ? aux + c : NULL,
+                        pdata(net, nd->p[2]), pdata(net, nd->p[3]), tot, pdata(net, nd->p[0]),
+                        pdata(net, nd->p[1]), (long)n * hw, c, BN_MOMENTUM, BN_EPS);
+    nas_bn_apply_part(out + b0 * per, in + b0 * per, coef, coef + c, (int)(b1 - b0), c, hw,
+                      nd->fused);
+}
+
+typedef struct pass {
+    nas_net *net;
+    int n, train;
+    nas_rng *rng;
+} pass;
+
+// One member's whole forward pass over its images.
+static void forward_region(void *ctx, int tid, int nt) {
+    pass *ps = ctx;
+    nas_net *net = ps->net;
+    long b0, b1;
+    nas_workpool_split(ps->n, tid, nt, &b0, &b1);
+    int parity = 0;
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
+        if (serial(nd)) {
+            sync_members(net);
+            if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
+            sync_members(net);
+        } else if (nd->op == NAS__OP_BN && ps->train) {
+            bn_forward_split(net, nd, i, ps->n, tid, nt, b0, b1, parity);
+            parity ^= 1;
+        } else {
+            forward_part(net, nd, i, ps->n, ps->train, ps->rng, tid, b0, b1);
+        }
+    }
 }
 
 // Fused ReLUs are skipped outright: their BN already wrote max(y, 0) into the shared slot.
@@ -178,15 +235,11 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
     net->input = x;
     net->cur_n = n;
     net->cur_train = train;
-    for (int i = 1; i <= net->output; i++) {
-        nas__node *nd = &net->nodes[i];
-        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        job j = {net, nd, i, n, train, rng, 0};
-        if (net->pool && splittable(nd))
-            nas_workpool_run(net->pool, forward_job, &j);
-        else
-            forward_part(net, nd, i, n, train, rng, 0, 1);
-    }
+    pass ps = {net, n, train, rng};
+    if (net->pool)
+        nas_workpool_run(net->pool, forward_region, &ps);
+    else
+        forward_region(&ps, 0, 1);
     return act(net, net->output);
 }
 
@@ -202,8 +255,9 @@ float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, 
 // ----------------------------------------------------------------------------
 // backward
 
-// Member tid's share of one node's backward; see forward_part for the split.
-static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, int nt,
+// One node's backward over images [b0, b1) (serial ops: all n) with member tid's scratch; conv
+// weight gradients of members other than 0 go to their shadow.  BN is bn_backward_split.
+static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, long b0, long b1,
                           int overwrite) {
     const float *dout = grad(net, id), *out = act(net, id);
     float *aux = net->act_arena + nd->aux_off;
@@ -212,10 +266,8 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
     const float *in = src >= 0 ? act(net, src) : NULL;
     // The network input needs no gradient; conv and linear skip computing it.
     float *din = src >= 0 ? grad(net, src) : NULL, *din_skip = src > 0 ? din : NULL;
-    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout, b0, b1, e0, e1, c0, c1;
-    nas_workpool_split(n, tid, nt, &b0, &b1);
-    nas_workpool_split(size, tid, nt, &e0, &e1);
-    nas_workpool_split(is.c, tid, nt, &c0, &c1);
+    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout;
+    long e0 = b0 * pout, e1 = b1 * pout;
     int nb = (int)(b1 - b0);
     switch (nd->op) {
     case NAS__OP_CONV: {
@@ -223,11 +275,8 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
         cs.n = nb;
         float *dw = pgrad(net, nd->p[0]), *db = pgrad(net, nd->p[1]);
         if (tid > 0) {
-            // Private accumulators, reduced in member order by the caller.
-            size_t nw = net->params[nd->p[0]].size;
-            dw = wgrad(net, tid);
-            memset(dw, 0, sizeof(float) * (nw + (size_t)nd->shape.c));
-            db = db ? dw + nw : NULL;
+            dw = shadow(net, tid) + net->params[nd->p[0]].offset;
+            db = db ? shadow(net, tid) + net->params[nd->p[1]].offset : NULL;
         }
         if (nb > 0 && (overwrite & 1) && din_skip)
             nas_conv2d_backward_store(din_skip + b0 * pin, dw, db, dout + b0 * pout, in + b0 * pin,
@@ -237,11 +286,6 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
                                 in + b0 * pin, pdata(net, nd->p[0]), &cs, workspace(net, tid));
         break;
     }
-    case NAS__OP_BN:
-        nas_bn_backward_part(din, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, out, in, aux,
-                             aux + is.c, pdata(net, nd->p[0]), n, is.c, is.h * is.w, nd->fused,
-                             overwrite & 1, (int)c0, (int)c1);
-        break;
     case NAS__OP_RELU:
         if (overwrite & 1) {
             for (long i = e0; i < e1; i++) {
@@ -325,53 +369,170 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, i
     }
 }
 
-static void backward_job(void *ctx, int tid, int nt) {
-    job *j = ctx;
-    backward_part(j->net, j->nd, j->id, j->n, tid, nt, j->overwrite);
+// Training BN backward over member tid's images: partial sums of g and g*x, a barrier, the
+// totals in member order, then the input gradient.  Member 0 alone adds dgamma and dbeta.
+static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int tid, int nt, long b0,
+                              long b1, int overwrite, int parity) {
+    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w,
+        nb = (int)(b1 - b0);
+    long per = per_image(nd->shape);
+    const float *dout = grad(net, id) + b0 * per, *out = act(net, id) + b0 * per;
+    const float *in = act(net, src) + b0 * per, *aux = net->act_arena + nd->aux_off;
+    nas_bn_backward_sums_part(bn_part(net, tid, parity), dout, out, in, nb, c, hw, nd->fused);
+    sync_members(net);
+    double *tot = bn_part(net, tid, 2);
+    float *coef = (float *)(bn_part(net, tid, 3));
+    for (int k = 0; k < 2 * c; k++) {
+        double v = 0.0;
+        for (int t = 0; t < nt; t++)
+            v += bn_part(net, t, parity)[k];
+        tot[k] = v;
+    }
+    nas_bn_finish_backward(coef, tid == 0 ? pgrad(net, nd->p[0]) : NULL, pgrad(net, nd->p[1]), tot,
+                           aux, aux + c, pdata(net, nd->p[0]), (long)n * hw, c);
+    nas_bn_backward_dx_part(grad(net, src) + b0 * per, dout, out, in, coef, nb, c, hw, nd->fused,
+                            overwrite);
 }
 
-// Add the helpers' private conv weight gradients into the real ones, in member order.
-static void reduce_conv_grads(nas_net *net, nas__node *nd) {
-    const nas_param *w = &net->params[nd->p[0]];
-    size_t nw = w->size, nbias = nd->p[1] >= 0 ? (size_t)nd->shape.c : 0;
-    for (int t = 1; t < net->threads; t++) {
-        const float *src = wgrad(net, t);
-        for (size_t i = 0; i < nw; i++) w->grad[i] += src[i];
-        float *db = pgrad(net, nd->p[1]);
-        for (size_t i = 0; i < nbias; i++) db[i] += src[nw + i];
+// Which of node j's inputs get their gradient stored rather than added (bit k for input k).
+// BN, ReLU, add and conv nodes that are an input gradient's first writer store instead of
+// adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while it is
+// hot); other first writers get a zeroed one.
+static int overwrite_mask(const nas_net *net, const nas__node *nd, int j) {
+    int overwrite = 0;
+    if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
+        nd->op == NAS__OP_CONV) {
+        for (int k = 0; k < nd->n_in; k++)
+            if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
+        if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */
+        // A conv does not compute the network input's gradient, so it cannot be its store.
+        if (nd->op == NAS__OP_CONV && nas__input(nd, 0) == 0) overwrite = 0;
+    }
+    return overwrite;
+}
+
+// Zero images [b0, b1) of the inputs' gradients that node j writes first without storing.
+static void zero_first(nas_net *net, const nas__node *nd, int j, int overwrite, long b0, long b1) {
+    for (int k = 0; k < nd->n_in; k++) {
+        int i = nas__input(nd, k);
+        long per = per_image(net->nodes[i].shape);
+        if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
+            memset(grad(net, i) + b0 * per, 0, sizeof(float) * (b1 - b0) * per);
+    }
+}
+
+// One member's whole backward pass over its images, then its share of adding the members'
+// conv weight gradients (element ranges of each tensor, the shadows in member order).
+static void backward_region(void *ctx, int tid, int nt) {
+    pass *ps = ctx;
+    nas_net *net = ps->net;
+    int n = ps->n, parity = 0;
+    long b0, b1;
+    nas_workpool_split(n, tid, nt, &b0, &b1);
+    if (tid > 0) memset(shadow(net, tid), 0, sizeof(float) * net->n_trainable);
+    for (int j = net->output; j > 0; j--) {
+        nas__node *nd = &net->nodes[j];
+        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
+        int overwrite = overwrite_mask(net, nd, j);
+        if (serial(nd)) {
+            // Member 0 zeroes the whole input gradient after the barrier: before it, other
+            // members may still use those floats under another buffer's layout.
+            sync_members(net);
+            if (tid == 0) {
+                zero_first(net, nd, j, overwrite, 0, n);
+                backward_part(net, nd, j, n, 0, 0, n, overwrite);
+            }
+            sync_members(net);
+            continue;
+        }
+        if (net->bwd_sync[j]) sync_members(net);
+        zero_first(net, nd, j, overwrite, b0, b1);
+        if (nd->op == NAS__OP_BN) {
+            bn_backward_split(net, nd, j, n, tid, nt, b0, b1, overwrite & 1, parity);
+            parity ^= 1;
+        } else {
+            backward_part(net, nd, j, n, tid, b0, b1, overwrite);
+        }
+    }
+    sync_members(net);
+    for (int j = 1; j <= net->output; j++) {
+        const nas__node *nd = &net->nodes[j];
+        if (!nd->live || nd->op != NAS__OP_CONV) continue;
+        for (int k = 0; k < 2; k++) {
+            if (nd->p[k] < 0) continue;
+            const nas_param *p = &net->params[nd->p[k]];
+            long lo, hi;
+            nas_workpool_split((long)p->size, tid, nt, &lo, &hi);
+            for (int t = 1; t < nt; t++) {
+                const float *src = shadow(net, t) + p->offset;
+                for (long i = lo; i < hi; i++)
+                    p->grad[i] += src[i];
+            }
+        }
     }
 }
 
 void nas_net_backward(nas_net *net) {
     NAS_ASSERT(net->compiled && net->cur_train);
     int n = net->cur_n;
+    pass ps = {net, n, 1, NULL};
+    if (net->pool)
+        nas_workpool_run(net->pool, backward_region, &ps);
+    else
+        backward_region(&ps, 0, 1);
+}
+
+// A gradient buffer seen by the backward steps since the last barrier: its offset and floats
+// per image.  Members touch [off + b0 * per, off + b1 * per) of it, so two steps using one
+// buffer with the same layout stay within each member's own floats.
+typedef struct span {
+    size_t off, per;
+} span;
+
+// Two members may touch the same floats of two spans only if the spans overlap with
+// different layouts.
+static int spans_clash(span a, span b, size_t batch) {
+    if (a.off == b.off && a.per == b.per) return 0;
+    return a.off < b.off + batch * b.per && b.off < a.off + batch * a.per;
+}
+
+// Walk the backward order as the members will (see backward_region) and mark the steps that
+// touch a gradient buffer reused with another layout since the last barrier.  Serial ops and
+// BN (whose sums end in a barrier before it writes) clear the record.
+void nas__net_plan_sync(nas_net *net) {
+    span seen[64];
+    int n_seen = 0;
+    size_t batch = (size_t)net->batch;
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
+        net->bwd_sync[j] = 0;
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        // BN, ReLU, add and conv nodes that are an input gradient's first writer store instead
-        // of adding, so that gradient needs no zeroing pass (a conv zeroes each image's share
-        // while it is hot); other first writers get a zeroed one.
-        int overwrite = 0;
-        if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
-            nd->op == NAS__OP_CONV) {
-            for (int k = 0; k < nd->n_in; k++)
-                if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
-            if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */
-            // A conv does not compute the network input's gradient, so it cannot be its store.
-            if (nd->op == NAS__OP_CONV && nas__input(nd, 0) == 0) overwrite = 0;
+        if (serial(nd)) {
+            n_seen = 0;
+            continue;
         }
-        for (int k = 0; k < nd->n_in; k++) {
-            int i = nas__input(nd, k);
-            if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
-                memset(grad(net, i), 0, sizeof(float) * n * per_image(net->nodes[i].shape));
+        span mine[1 + 2 * 8];
+        int n_mine = 0;
+        mine[n_mine++] = (span){nd->grad_off, (size_t)per_image(nd->shape)};
+        int clash = nd->n_in > 8; /* a wide concat: just synchronise */
+        for (int k = 0; k < nd->n_in && !clash; k++) {
+            const nas__node *in = &net->nodes[nas__input(nd, k)];
+            mine[n_mine++] = (span){in->grad_off, (size_t)per_image(in->shape)};
         }
-        job jb = {net, nd, j, n, 1, NULL, overwrite};
-        if (net->pool && splittable(nd)) {
-            nas_workpool_run(net->pool, backward_job, &jb);
-            if (nd->op == NAS__OP_CONV) reduce_conv_grads(net, nd);
-        } else {
-            backward_part(net, nd, j, n, 0, 1, overwrite);
+        for (int a = 0; a < n_mine && !clash; a++)
+            for (int b = 0; b < n_seen && !clash; b++)
+                clash = spans_clash(mine[a], seen[b], batch);
+        // A full record is forgotten behind a barrier too.
+        if (clash || n_seen + n_mine > (int)NAS_ARRAY_LEN(seen)) {
+            net->bwd_sync[j] = 1;
+            n_seen = 0;
+        } else if (nd->op == NAS__OP_BN) {
+            // BN's own barrier orders what came before it; its sums read the output gradient
+            // before that barrier, which the check above covered.
+            n_seen = 0;
         }
+        for (int a = 0; a < n_mine; a++)
+            seen[n_seen++] = mine[a];
     }
 }
 

@@ -454,6 +454,114 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
     }
 }
 
+// ----------------------------------------------------------------------------
+// batch norm split by images (threads that each own a range of the batch)
+
+// Channels whose lane accumulators one pass of the image-range kernels keeps: 2 x 64 vectors of
+// 16 doubles is 16 KB of stack, and walking up to 64 planes of an image reads consecutive memory.
+#define BN_PART_CH 64
+
+NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
+    for (int cb = 0; cb < c; cb += BN_PART_CH) {
+        int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
+        nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
+        memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
+        for (int b = 0; b < nb; b++)
+            for (int j = 0; j < nc; j++)
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+        for (int j = 0; j < nc; j++) {
+            part[2 * (cb + j)] = lanes_fold(&d1[j]);
+            part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
+        }
+    }
+}
+
+void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
+                         float *running_var, const double *sums, const float *gamma,
+                         const float *beta, long m, int c, float momentum, float eps) {
+    for (int ch = 0; ch < c; ch++) {
+        // The same formulas as the channel-split kernels: one-pass variance in double.
+        double mu = sums[2 * ch] / (double)m, var = sums[2 * ch + 1] / (double)m - mu * mu;
+        if (var < 0.0) var = 0.0;
+        float rs = (float)(1.0 / sqrt(var + eps));
+        scale[ch] = gamma[ch] * rs, shift[ch] = beta[ch] - (float)mu * scale[ch];
+        if (!mean) continue;
+        mean[ch] = (float)mu;
+        rstd[ch] = rs;
+        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+        running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
+        running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+    }
+}
+
+NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *scale,
+                                  const float *shift, int nb, int c, int hw, int relu) {
+    for (int b = 0; b < nb; b++)
+        for (int ch = 0; ch < c; ch++) {
+            long off = ((long)b * c + ch) * hw;
+            const float *x = inp + off;
+            float *y = out + off;
+            float sc = scale[ch], sh = shift[ch];
+            if (relu) {
+                for (int i = 0; i < hw; i++) {
+                    float v = x[i] * sc + sh;
+                    y[i] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
+            }
+        }
+}
+
+NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
+                                          const float *inp, int nb, int c, int hw, int relu) {
+    for (int cb = 0; cb < c; cb += BN_PART_CH) {
+        int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
+        nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
+        memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
+        for (int b = 0; b < nb; b++)
+            for (int j = 0; j < nc; j++) {
+                long off = ((long)b * c + cb + j) * hw;
+                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j]);
+            }
+        for (int j = 0; j < nc; j++) {
+            part[2 * (cb + j)] = lanes_fold(&d1[j]);
+            part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
+        }
+    }
+}
+
+void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const double *sums,
+                            const float *mean, const float *rstd, const float *gamma, long m,
+                            int c) {
+    for (int ch = 0; ch < c; ch++) {
+        float rs = rstd[ch];
+        double sum_dy = sums[2 * ch];
+        // sum(dy * xhat) = rstd * (sum(dy * x) - mean * sum(dy)), as in nas_bn_backward_part.
+        double sum_dy_xhat = rs * (sums[2 * ch + 1] - mean[ch] * sum_dy);
+        if (dgamma) {
+            dbeta[ch] += (float)sum_dy;
+            dgamma[ch] += (float)sum_dy_xhat;
+        }
+        coef[4 * ch] = gamma[ch] * rs;
+        coef[4 * ch + 1] = (float)(sum_dy / (double)m);
+        coef[4 * ch + 2] = (float)(sum_dy_xhat / (double)m) * rs;
+        coef[4 * ch + 3] = mean[ch];
+    }
+}
+
+NAS_CLONES void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out,
+                                        const float *inp, const float *coef, int nb, int c, int hw,
+                                        int relu, int overwrite) {
+    for (int b = 0; b < nb; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *k = coef + 4 * ch;
+            long off = ((long)b * c + ch) * hw;
+            bn_dx_plane(dinp + off, dout + off, inp + off, relu ? out + off : NULL, hw, k[0], k[1],
+                        k[2], k[3], overwrite);
+        }
+}
+
 void nas_bn_forward_train(float *out, float *mean, float *rstd, const float *inp,
                           const float *gamma, const float *beta, float *running_mean,
                           float *running_var, int n, int c, int hw, float momentum, float eps,

@@ -70,6 +70,38 @@ void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float 
                           const float *gamma, int n, int c, int hw, int relu, int overwrite,
                           int c0, int c1);
 
+// Batch norm split by images instead of channels, for threads that each own a
+// range of the batch (the net runs a whole pass per range).  Training forward:
+// each range's per-channel sums of x and x^2 (nas_bn_stats_part, part[2*ch]
+// and part[2*ch+1] over its nb images), added over the ranges in a fixed order
+// by the caller; nas_bn_finish_stats turns the totals over m = N*HW elements
+// into per-channel scale and shift (and, when mean != NULL, stores mean, rstd
+// and moves the running statistics: one caller only); nas_bn_apply_part
+// writes out = x*scale + shift (max'ed with 0 when relu) for a range.
+// Backward: nas_bn_backward_sums_part gives part[2*ch] = sum(g) and
+// part[2*ch+1] = sum(g*x), g being dout masked by out > 0 when relu;
+// nas_bn_finish_backward turns the totals into four coefficients per channel
+// (coef, 4*C floats) and, when dgamma != NULL, adds to dgamma/dbeta (one
+// caller only); nas_bn_backward_dx_part writes (overwrite) or adds dinp for a
+// range.  Inputs and outputs of the _part kernels point at the range's first
+// image.  With one range (the whole batch) the results are the same bits as
+// the channel-split kernels'; with several, they match them to rounding (the
+// ranges' double sums are added in another order), the same bits for the same
+// ranges.
+void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw);
+void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
+                         float *running_var, const double *sums, const float *gamma,
+                         const float *beta, long m, int c, float momentum, float eps);
+void nas_bn_apply_part(float *out, const float *inp, const float *scale, const float *shift, int nb,
+                       int c, int hw, int relu);
+void nas_bn_backward_sums_part(double *part, const float *dout, const float *out, const float *inp,
+                               int nb, int c, int hw, int relu);
+void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const double *sums,
+                            const float *mean, const float *rstd, const float *gamma, long m,
+                            int c);
+void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out, const float *inp,
+                             const float *coef, int nb, int c, int hw, int relu, int overwrite);
+
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);

@@ -29,6 +29,12 @@ void nas_workpool_run(nas_workpool *p, nas_work_fn fn, void *ctx);
 
 int nas_workpool_size(const nas_workpool *p);
 
+/* Inside a job: wait until every member of the pool has called it (the
+ * generation of barriers is shared, so every member must call it the same
+ * number of times per job).  Writes before it are visible to every member
+ * after it.  Members spin briefly, then sleep until the last one arrives. */
+void nas_workpool_barrier(nas_workpool *p);
+
 /* [*lo, *hi): member tid's contiguous share of n items. */
 static inline void nas_workpool_split(long n, int tid, int nthreads, long *lo, long *hi) {
     *lo = n * tid / nthreads;

@@ -188,14 +188,17 @@ START_TEST(test_im2col_adjoint) {
 END_TEST
 
 // Every im2col variant writes the same columns as the row loops: the table gather, plain (the
-// path of CPUs without AVX2) and with AVX2 gathers where this CPU has them, and the transposed
-// columns of the backward's weight gradient, both ways.
+// path of CPUs without AVX2) and with AVX2 gathers where this CPU has them, the AVX-512 permutes
+// (forward layout) where it has those, and the transposed columns of the backward's weight
+// gradient, both ways.
 static const conv_case IM2COL[] = {
     {1, 3, 8, 8, 1, 3, 3, 2, 1, 1, 1, 0},   /* 4x4 output, padding on one side only */
     {1, 2, 14, 14, 1, 3, 3, 2, 1, 1, 1, 0}, /* 7x7 output */
     {1, 2, 9, 11, 1, 5, 3, 2, 2, 1, 1, 0},  /* odd sizes, 5x3 kernel */
     {1, 2, 13, 13, 1, 3, 3, 3, 2, 2, 1, 0}, /* stride 3, dilated, padding past the kernel */
     {1, 1, 15, 15, 1, 1, 1, 2, 0, 1, 1, 0}, /* 1x1 stride 2 */
+    {1, 4, 20, 20, 1, 3, 3, 2, 1, 1, 1, 0}, /* 10x10 output: input rows in two registers */
+    {1, 3, 7, 7, 1, 3, 3, 2, 1, 1, 1, 0},   /* small14's 4x4 output from a 7x7 input */
 };
 
 START_TEST(test_im2col_variants) {
@@ -218,16 +221,52 @@ START_TEST(test_im2col_variants) {
     for (size_t r = 0; r < rows; r++)
         for (size_t p = 0; p < ohw; p++) reft[p * rows + r] = ref[r * ohw + p];
     int ran = 0;
-    for (int v = NAS__IM2COL_TABLE_PLAIN; v <= NAS__IM2COLT_TABLE_AVX2; v++) {
+    for (int v = NAS__IM2COL_TABLE_PLAIN; v <= NAS__IM2COLT_PERM_AVX512; v++) {
         for (size_t i = 0; i < n_col; i++) col[i] = 7.0f; /* stale values must be overwritten */
         if (!nas__conv_im2col_variant(col, img, s.c, &s, v, tab)) continue;
         ran++;
-        const float *want = v >= NAS__IM2COLT_TABLE_PLAIN ? reft : ref;
+        int transposed = v == NAS__IM2COLT_TABLE_PLAIN || v == NAS__IM2COLT_TABLE_AVX2 ||
+                         v == NAS__IM2COLT_PERM_AVX512;
+        const float *want = transposed ? reft : ref;
         ck_assert_msg(memcmp(want, col, sizeof(float) * n_col) == 0, "variant %d differs", v);
     }
-    // These shapes all take the table, so at least the two plain gathers ran.
+    // These shapes all take the table, so at least the two plain gathers ran; on an AVX-512
+    // CPU every variant runs where the rows fit the permutes.
     ck_assert_int_ge(ran, 2);
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NAS_NO_CLONES)
+    if (__builtin_cpu_supports("avx512f") && s.w <= 16 && s.kh <= 4 && s.kh * s.kw * s.ow <= 64)
+        ck_assert_int_eq(ran, 6);
+    else if (__builtin_cpu_supports("avx512f") && s.w <= 32)
+        ck_assert_int_eq(ran, 5);
+#endif
     free(img), free(ref), free(reft), free(col), free(tab);
+}
+END_TEST
+
+// The permute col2im of the backward adds the same bits as the row loops, onto a prefilled
+// gradient (so the add order shows), on every im2col shape the forward's permutes take.
+START_TEST(test_col2im_variants) {
+    const conv_case *cc = &IM2COL[_i];
+    nas_rng rng;
+    nas_rng_init(&rng, 1300 + (uint64_t)_i, 3);
+    nas_conv_shape s;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw, cc->stride,
+                                         cc->pad, cc->dil, 1, err),
+                     NAS_OK);
+    size_t n_in = (size_t)s.c * s.h * s.w, n_col = (size_t)s.c * s.kh * s.kw * s.oh * s.ow;
+    float *col = alloc_f(n_col), *col2 = alloc_f(n_col), *ref = alloc_f(n_in), *got = alloc_f(n_in);
+    nas_fill_uniform(col, n_col, -1, 1, &rng);
+    nas_fill_uniform(ref, n_in, -1, 1, &rng);
+    memcpy(col2, col, sizeof(float) * n_col);
+    memcpy(got, ref, sizeof(float) * n_in);
+    ck_assert_int_eq(nas__conv_col2im_variant(ref, col, s.c, &s, 0), 1);
+    int ran = nas__conv_col2im_variant(got, col2, s.c, &s, 1);
+    if (ran) ck_assert_msg(memcmp(ref, got, sizeof(float) * n_in) == 0, "permute col2im differs");
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NAS_NO_CLONES)
+    if (__builtin_cpu_supports("avx512f") && s.w <= 32) ck_assert_int_eq(ran, 1);
+#endif
+    free(col), free(col2), free(ref), free(got);
 }
 END_TEST
 
@@ -252,6 +291,7 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_conv_grouped, 0, (int)NAS_ARRAY_LEN(GROUPED));
     tcase_add_test(tc, test_im2col_adjoint);
     tcase_add_loop_test(tc, test_im2col_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
+    tcase_add_loop_test(tc, test_col2im_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;

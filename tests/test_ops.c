@@ -333,6 +333,114 @@ START_TEST(test_dropout_and_drop_path) {
 }
 END_TEST
 
+// The image-split BN kernels (threads owning ranges of the batch): partial sums over ranges,
+// added in range order, then finish and apply/dx per range, against the channel kernels on the
+// whole batch.  Shapes: small14's 4x4 and 7x7 layers, a 14x14 one, more channels than one pass
+// of the split kernels holds (70 > 64), and a range with no images.
+static const int BN_SPLIT[][4] = {
+    {9, 64, 16, 2}, {7, 32, 49, 3}, {4, 16, 196, 2}, {5, 70, 9, 2}, {2, 8, 25, 3}};
+
+START_TEST(test_bn_image_split) {
+    int n = BN_SPLIT[_i][0], c = BN_SPLIT[_i][1], hw = BN_SPLIT[_i][2], parts = BN_SPLIT[_i][3];
+    size_t len = (size_t)n * c * hw;
+    long per = (long)c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 91 + (uint64_t)_i, 0);
+    float *x = malloc(sizeof(float) * len), *dy = malloc(sizeof(float) * len);
+    float *y = malloc(sizeof(float) * len), *y2 = malloc(sizeof(float) * len);
+    float *dx = calloc(len, sizeof(float)), *dx2 = malloc(sizeof(float) * len);
+    float *pc = calloc(16 * (size_t)c, sizeof(float));
+    float *gamma = pc, *beta = pc + c, *rm = pc + 2 * c, *rv = pc + 3 * c, *mean = pc + 4 * c;
+    float *rstd = pc + 5 * c, *rm2 = pc + 6 * c, *rv2 = pc + 7 * c, *mean2 = pc + 8 * c;
+    float *rstd2 = pc + 9 * c, *dg = pc + 10 * c, *db = pc + 11 * c, *dg2 = pc + 12 * c;
+    float *db2 = pc + 13 * c, *coef = malloc(sizeof(float) * 4 * (size_t)c);
+    double *part = malloc(sizeof(double) * 2 * (size_t)c),
+           *tot = calloc(2 * (size_t)c, sizeof(double));
+    nas_fill_uniform(x, len, -1, 2, &rng);
+    nas_fill_uniform(dy, len, -1, 1, &rng);
+    nas_fill_uniform(gamma, c, 0.5f, 1.5f, &rng);
+    nas_fill_uniform(beta, c, -0.5f, 0.5f, &rng);
+    for (int ch = 0; ch < c; ch++)
+        rv[ch] = rv2[ch] = 1.0f;
+    nas_bn_forward_train(y, mean, rstd, x, gamma, beta, rm, rv, n, c, hw, 0.1f, 1e-5f, 1);
+    // Ranges as nas_workpool_split makes them; with n < parts some are empty.
+    for (int t = 0; t < parts; t++) {
+        long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
+        nas_bn_stats_part(part, x + b0 * per, (int)(b1 - b0), c, hw);
+        for (int k = 0; k < 2 * c; k++)
+            tot[k] += part[k];
+    }
+    float *scale = coef, *shift = coef + c;
+    nas_bn_finish_stats(scale, shift, mean2, rstd2, rm2, rv2, tot, gamma, beta, (long)n * hw, c,
+                        0.1f, 1e-5f);
+    for (int t = 0; t < parts; t++) {
+        long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
+        nas_bn_apply_part(y2 + b0 * per, x + b0 * per, scale, shift, (int)(b1 - b0), c, hw, 1);
+    }
+    ck_assert(nas_allclose(mean2, mean, c, 1e-6f, 1e-5f, "mean"));
+    ck_assert(nas_allclose(rstd2, rstd, c, 1e-6f, 1e-5f, "rstd"));
+    ck_assert(nas_allclose(rv2, rv, c, 1e-6f, 1e-5f, "running var"));
+    ck_assert(nas_allclose(y2, y, len, 1e-5f, 1e-4f, "output"));
+    // Backward: the ReLU mask comes from the forward's output; dx is stored (overwrite).
+    nas_bn_backward(dx, dg, db, dy, y, x, mean, rstd, gamma, n, c, hw, 1);
+    memset(tot, 0, sizeof(double) * 2 * (size_t)c);
+    for (int t = 0; t < parts; t++) {
+        long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
+        nas_bn_backward_sums_part(part, dy + b0 * per, y + b0 * per, x + b0 * per, (int)(b1 - b0),
+                                  c, hw, 1);
+        for (int k = 0; k < 2 * c; k++)
+            tot[k] += part[k];
+    }
+    nas_bn_finish_backward(coef, dg2, db2, tot, mean, rstd, gamma, (long)n * hw, c);
+    for (int t = 0; t < parts; t++) {
+        long b0 = (long)n * t / parts, b1 = (long)n * (t + 1) / parts;
+        // Half the ranges add onto a prefilled gradient, checking the accumulating form too.
+        if (t % 2) {
+            for (long i = b0 * per; i < b1 * per; i++)
+                dx2[i] = 1.0f;
+            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per, coef,
+                                    (int)(b1 - b0), c, hw, 1, 0);
+            for (long i = b0 * per; i < b1 * per; i++)
+                dx2[i] -= 1.0f;
+        } else {
+            nas_bn_backward_dx_part(dx2 + b0 * per, dy + b0 * per, y + b0 * per, x + b0 * per, coef,
+                                    (int)(b1 - b0), c, hw, 1, 1);
+        }
+    }
+    ck_assert(nas_allclose(dg2, dg, c, 1e-4f, 1e-4f, "dgamma"));
+    ck_assert(nas_allclose(db2, db, c, 1e-4f, 1e-4f, "dbeta"));
+    ck_assert(nas_allclose(dx2, dx, len, 1e-5f, 1e-3f, "dx"));
+    // One range (a single thread) sums in the channel kernels' order: the same bits as them.
+    float *rm3 = calloc(2 * (size_t)c, sizeof(float)), *rv3 = rm3 + c;
+    float *mean3 = malloc(sizeof(float) * 2 * (size_t)c), *rstd3 = mean3 + c;
+    for (int ch = 0; ch < c; ch++) rv3[ch] = 1.0f;
+    float *rm1 = calloc(2 * (size_t)c, sizeof(float)), *rv1 = rm1 + c;
+    for (int ch = 0; ch < c; ch++) rv1[ch] = 1.0f;
+    nas_bn_forward_train(y, mean, rstd, x, gamma, beta, rm1, rv1, n, c, hw, 0.1f, 1e-5f, 1);
+    nas_bn_stats_part(tot, x, n, c, hw);
+    nas_bn_finish_stats(scale, shift, mean3, rstd3, rm3, rv3, tot, gamma, beta, (long)n * hw, c,
+                        0.1f, 1e-5f);
+    nas_bn_apply_part(y2, x, scale, shift, n, c, hw, 1);
+    ck_assert(memcmp(y, y2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(mean, mean3, sizeof(float) * c) == 0 && memcmp(rv1, rv3, sizeof(float) * c) == 0);
+    memset(dg, 0, sizeof(float) * c), memset(dg2, 0, sizeof(float) * c);
+    memset(db, 0, sizeof(float) * c), memset(db2, 0, sizeof(float) * c);
+    nas_bn_backward_part(dx, dg, db, dy, y, x, mean, rstd, gamma, n, c, hw, 1, 1, 0, c);
+    nas_bn_backward_sums_part(tot, dy, y, x, n, c, hw, 1);
+    nas_bn_finish_backward(coef, dg2, db2, tot, mean, rstd, gamma, (long)n * hw, c);
+    nas_bn_backward_dx_part(dx2, dy, y, x, coef, n, c, hw, 1, 1);
+    ck_assert(memcmp(dx, dx2, sizeof(float) * len) == 0);
+    ck_assert(memcmp(dg, dg2, sizeof(float) * c) == 0 && memcmp(db, db2, sizeof(float) * c) == 0);
+    free(rm3), free(mean3), free(rm1);
+    // Without the coefficient owner's flag, dgamma is left alone.
+    float keep = dg2[0];
+    nas_bn_finish_backward(coef, NULL, db2, tot, mean, rstd, gamma, (long)n * hw, c);
+    ck_assert(dg2[0] == keep);
+    free(x), free(dy), free(y), free(y2), free(dx), free(dx2), free(pc), free(coef), free(part);
+    free(tot);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("core");
@@ -341,6 +449,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_gap_relu_linear_grad);
     tcase_add_test(tc, test_bn_grad_and_stats);
     tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
+    tcase_add_loop_test(tc, test_bn_image_split, 0, (int)(sizeof BN_SPLIT / sizeof BN_SPLIT[0]));
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_dropout_and_drop_path);
     suite_add_tcase(s, tc);

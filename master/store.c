@@ -156,9 +156,69 @@ static int rewrite_task_checks(nas_store *st, char *err) {
     return NAS_OK;
 }
 
+/* Version 3 (docs/SCHEMA.md, "Version 3"): a task's result lives in its
+ * own row.  Recording a result was a task UPDATE plus a result INSERT that
+ * wrote three more B-trees (the result table, its task_id and accuracy
+ * indexes) and sqlite_sequence; it is now the one UPDATE that marks the task
+ * done.  The queue index covers queued tasks only (a partial index), so a
+ * task that is added already leased and then finished never touches it,
+ * and neither table is AUTOINCREMENT any more: rows are never deleted, so
+ * SQLite's max(rowid) + 1 already never reuses an id, without the
+ * sqlite_sequence write per insert.  The old result table becomes a view
+ * of the same name and columns, for people and scripts reading the file.
+ *
+ * The task table is rebuilt (new table, copy, drop, rename), the way
+ * SQLite documents for changes ALTER TABLE cannot make.  Nothing refers to
+ * the task table but the result table, which is dropped first, so the
+ * foreign keys stay checked throughout. */
+static const char schema_v3[] =
+    "CREATE TABLE task_v3 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  arch_hash INTEGER NOT NULL REFERENCES architecture(hash),"
+    "  stage TEXT NOT NULL CHECK (stage = 'search' OR stage = 'final'),"
+    "  state TEXT NOT NULL CHECK (state = 'queued' OR state = 'leased' OR state = 'done' "
+    "    OR state = 'failed'),"
+    "  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),"
+    "  worker TEXT,"
+    "  lease_expiry_ms INTEGER,"
+    "  fidelity TEXT NOT NULL,"
+    "  parent_hash INTEGER,"
+    "  created_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER,"
+    "  failure_kind TEXT CHECK (failure_kind = 'training' OR failure_kind = 'lease-expired'),"
+    "  failure TEXT,"
+    "  observed INTEGER,"
+    "  observed_ok INTEGER,"
+    "  result_id INTEGER,"
+    "  result_attempt INTEGER,"
+    "  accuracy REAL,"
+    "  loss REAL,"
+    "  test_accuracy REAL,"
+    "  curve TEXT,"
+    "  result_params INTEGER,"
+    "  result_macs INTEGER,"
+    "  seconds REAL,"
+    "  result_worker TEXT);"
+    "INSERT INTO task_v3 SELECT t.id, t.arch_hash, t.stage, t.state, t.attempt, t.worker, "
+    "  t.lease_expiry_ms, t.fidelity, t.parent_hash, t.created_ms, t.finished_ms, "
+    "  t.failure_kind, t.failure, t.observed, t.observed_ok, r.id, r.attempt, r.accuracy, "
+    "  r.loss, r.test_accuracy, r.curve, r.params, r.macs, r.seconds, r.worker "
+    "  FROM task t LEFT JOIN result r ON r.task_id = t.id ORDER BY t.id;"
+    "DROP TABLE result;"
+    "DROP TABLE task;"
+    "ALTER TABLE task_v3 RENAME TO task;"
+    "DELETE FROM sqlite_sequence WHERE name = 'task' OR name = 'result';"
+    "CREATE INDEX task_queued ON task(id) WHERE state = 'queued';"
+    "CREATE UNIQUE INDEX task_by_observed ON task(observed) WHERE observed IS NOT NULL;"
+    "CREATE VIEW result AS SELECT result_id AS id, id AS task_id, result_attempt AS attempt, "
+    "  accuracy, loss, test_accuracy, curve, result_params AS params, result_macs AS macs, "
+    "  seconds, result_worker AS worker, finished_ms AS created_ms "
+    "  FROM task WHERE result_id IS NOT NULL;";
+
 static const nas__store_migration migrations[] = {
     {schema_v1, NULL},
     {schema_v2, rewrite_task_checks},
+    {schema_v3, NULL},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,
@@ -174,12 +234,14 @@ const nas__store_migration *nas__store_migrations(int *n) {
 #define TASK_COLS                                                                                  \
     "t.id, t.arch_hash, a.text, t.stage, t.state, t.attempt, t.worker, t.lease_expiry_ms, "        \
     "t.fidelity, t.parent_hash, t.created_ms, t.finished_ms, t.failure_kind, t.failure "
+/* A result is the result_* columns of its task's row (schema v3). */
 #define RECORD_COLS                                                                                \
-    "r.task_id, r.id, t.arch_hash, a.text, t.stage, r.attempt, r.accuracy, r.loss, "               \
-    "r.test_accuracy, r.curve, r.params, r.macs, r.seconds, r.worker, t.finished_ms "
+    "t.id, t.result_id, t.arch_hash, a.text, t.stage, t.result_attempt, t.accuracy, t.loss, "      \
+    "t.test_accuracy, t.curve, t.result_params, t.result_macs, t.seconds, t.result_worker, "       \
+    "t.finished_ms "
 #define RECORD_FROM                                                                                \
-    "FROM result r JOIN task t ON t.id = r.task_id JOIN architecture a ON a.hash = t.arch_hash "   \
-    "WHERE (?1 IS NULL OR t.stage = ?1) "
+    "FROM task t JOIN architecture a ON a.hash = t.arch_hash "                                     \
+    "WHERE t.result_id IS NOT NULL AND (?1 IS NULL OR t.stage = ?1) "
 
 /* Indexed by enum nas__stmt; the order must match it (checked at open). */
 static const struct {
@@ -227,19 +289,26 @@ static const struct {
      * (NULL: not observed, the column keeps its value).  The WHERE clause
      * is first-result-wins itself: only a task without an outcome, and only
      * an attempt that was leased (1..attempt), matches; nas_store_put_result
-     * reads the row only when nothing matched, to say why. */
+     * reads the row only when nothing matched, to say why.  The result
+     * itself goes into the same row (schema v3): one statement per result. */
     {NAS__ST_TASK_DONE, "UPDATE task SET state = 'done', lease_expiry_ms = NULL, "
                         "finished_ms = ?2, observed = coalesce(?3, observed), "
-                        "observed_ok = CASE WHEN ?3 IS NULL THEN observed_ok ELSE 1 END "
+                        "observed_ok = CASE WHEN ?3 IS NULL THEN observed_ok ELSE 1 END, "
+                        "result_id = ?5, result_attempt = ?4, accuracy = ?6, loss = ?7, "
+                        "test_accuracy = ?8, curve = ?9, result_params = ?10, result_macs = ?11, "
+                        "seconds = ?12, result_worker = ?13 "
                         "WHERE id = ?1 AND (state = 'queued' OR state = 'leased') "
                         "AND ?4 >= 1 AND attempt >= ?4"},
     {NAS__ST_TASK_RETRY, "UPDATE task SET state = 'queued', lease_expiry_ms = NULL, "
                          "failure_kind = ?2, failure = ?3 WHERE id = ?1"},
     {NAS__ST_TASK_FAIL, "UPDATE task SET state = 'failed', lease_expiry_ms = NULL, "
                         "failure_kind = ?2, failure = ?3, finished_ms = ?4 WHERE id = ?1"},
-    {NAS__ST_RESULT_INSERT,
-     "INSERT INTO result (task_id, attempt, accuracy, loss, test_accuracy, curve, params, macs, "
-     "seconds, worker, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+    /* The last result's number, read once per handle (and again after a
+     * rollback or another connection's write): a full scan, but rare. */
+    {NAS__ST_RESULT_MAX, "SELECT coalesce(max(result_id), 0) FROM task"},
+    /* Changes only when another connection committed (SQLite's own
+     * counter), so the cached result number is still ours if it did not. */
+    {NAS__ST_DATA_VERSION, "PRAGMA data_version"},
     {NAS__ST_TASK_LIST,
      "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
      "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR t.stage = ?2) "
@@ -249,8 +318,9 @@ static const struct {
      "WHERE t.id = ?1"},
     {NAS__ST_TASK_COUNTS,
      "SELECT state, COUNT(*) FROM task WHERE (?1 IS NULL OR stage = ?1) GROUP BY state"},
-    {NAS__ST_BEST, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY r.accuracy DESC, r.id ASC LIMIT ?2"},
-    {NAS__ST_HISTORY, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY r.id ASC"},
+    {NAS__ST_BEST,
+     "SELECT " RECORD_COLS RECORD_FROM "ORDER BY t.accuracy DESC, t.result_id ASC LIMIT ?2"},
+    {NAS__ST_HISTORY, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY t.result_id ASC"},
     {NAS__ST_WORKER_UPSERT,
      "INSERT INTO worker (name, host, cores, version, first_seen_ms, last_seen_ms, tasks_done) "
      "VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0) ON CONFLICT (name) DO UPDATE SET host = excluded.host, "
@@ -261,8 +331,9 @@ static const struct {
      * column stays in the schema (v1) and is no longer written. */
     {NAS__ST_WORKER_LIST,
      "SELECT w.name, w.host, w.cores, w.version, w.first_seen_ms, w.last_seen_ms, "
-     "coalesce(c.n, 0) FROM worker w LEFT JOIN (SELECT worker, count(*) AS n FROM result "
-     "GROUP BY worker) c ON c.worker = w.name ORDER BY w.name"},
+     "coalesce(c.n, 0) FROM worker w LEFT JOIN (SELECT result_worker AS worker, count(*) AS n "
+     "FROM task WHERE result_id IS NOT NULL GROUP BY result_worker) c ON c.worker = w.name "
+     "ORDER BY w.name"},
     {NAS__ST_EVENT_INSERT, "INSERT INTO event (time_ms, kind, text) VALUES (?1, ?2, ?3)"},
     {NAS__ST_EVENT_LIST,
      "SELECT id, time_ms, kind, text FROM event WHERE id > ?1 ORDER BY id LIMIT ?2"},
@@ -282,9 +353,9 @@ static const struct {
      "SELECT t.id, t.arch_hash, a.text, t.parent_hash FROM task t "
      "JOIN architecture a ON a.hash = t.arch_hash WHERE t.stage = 'search' ORDER BY t.id"},
     {NAS__ST_OBSERVATIONS,
-     "SELECT t.id, t.arch_hash, a.text, t.parent_hash, t.observed, t.observed_ok, r.accuracy, "
-     "r.params, r.macs FROM task t JOIN architecture a ON a.hash = t.arch_hash "
-     "LEFT JOIN result r ON r.task_id = t.id WHERE t.observed IS NOT NULL ORDER BY t.observed"},
+     "SELECT t.id, t.arch_hash, a.text, t.parent_hash, t.observed, t.observed_ok, t.accuracy, "
+     "t.result_params, t.result_macs FROM task t JOIN architecture a ON a.hash = t.arch_hash "
+     "WHERE t.observed IS NOT NULL ORDER BY t.observed"},
 };
 
 /* Statements are prepared lazily: a handle that only reads (nasctl) never

@@ -34,7 +34,8 @@ enum nas__stmt {
     NAS__ST_TASK_DONE,
     NAS__ST_TASK_RETRY,
     NAS__ST_TASK_FAIL,
-    NAS__ST_RESULT_INSERT,
+    NAS__ST_RESULT_MAX,
+    NAS__ST_DATA_VERSION,
     NAS__ST_TASK_LIST,
     NAS__ST_TASK_GET,
     NAS__ST_TASK_COUNTS,
@@ -75,6 +76,15 @@ struct nas_store {
     int fid_cached;
     nas_fidelity fid_last;
     char fid_json[1024];
+    /* The next result number (task.result_id, the order of completion),
+     * kept here so that a result needs no max() query: 0 = not known, read
+     * again.  It is forgotten when a transaction that wrote results rolls
+     * back (results_pending) or another connection committed since it was
+     * read (data_version, checked once per transaction: seq_checked). */
+    int64_t result_next;
+    int64_t data_version;
+    int results_pending;
+    int seq_checked;
 };
 
 /* A schema migration: the SQL that takes user_version from index i to i+1. */

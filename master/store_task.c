@@ -329,31 +329,47 @@ static int check_result(nas_store *st, const nas_store_result *r, char *err) {
     return NAS_OK;
 }
 
-/* Loss and test accuracy are NULL when absent or not finite: SQLite has no
- * NaN, and a NULL reads back as NAN in nas_store_record. */
-static int insert_result(nas_store *st, int64_t task_id, int attempt, const nas_store_result *r,
-                         int64_t now_ms, char *err) {
-    char *curve = curve_to_json(r->curve, r->n_curve);
-    if (!curve) return nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
-    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_RESULT_INSERT, err);
-    if (!s) {
-        nas_free(curve);
-        return NAS_EDB;
+/* Bind a result's numbers to the done-UPDATE (?6..?13).  Loss and test
+ * accuracy are NULL when absent or not finite: SQLite has no NaN, and a
+ * NULL reads back as NAN in nas_store_record. */
+static void bind_result(sqlite3_stmt *s, const nas_store_result *r, const char *curve) {
+    sqlite3_bind_double(s, 6, r->accuracy);
+    if (isfinite(r->loss)) sqlite3_bind_double(s, 7, r->loss);
+    if (!isnan(r->test_accuracy)) sqlite3_bind_double(s, 8, r->test_accuracy);
+    nas__bind_text(s, 9, curve);
+    sqlite3_bind_int64(s, 10, r->params);
+    sqlite3_bind_int64(s, 11, r->macs);
+    sqlite3_bind_double(s, 12, r->seconds);
+    nas__bind_text(s, 13, r->worker);
+}
+
+/* The result number (order of completion) the next result gets.  Checked
+ * against another connection's commits once per transaction; read from
+ * the file only when not known (a new handle, a rollback, another writer). */
+static int next_result_id(nas_store *st, int64_t *id, char *err) {
+    sqlite3_stmt *s;
+    if (!st->seq_checked) {
+        s = nas__store_stmt(st, NAS__ST_DATA_VERSION, err);
+        if (!s) return NAS_EDB;
+        int step = nas__store_step(st, s);
+        int64_t v = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+        if (step != SQLITE_ROW) return nas__store_fail(st, step, "read data version", err);
+        if (v != st->data_version) st->result_next = 0;
+        st->data_version = v;
+        st->seq_checked = 1;
     }
-    sqlite3_bind_int64(s, 1, task_id);
-    sqlite3_bind_int(s, 2, attempt);
-    sqlite3_bind_double(s, 3, r->accuracy);
-    if (isfinite(r->loss)) sqlite3_bind_double(s, 4, r->loss);
-    if (!isnan(r->test_accuracy)) sqlite3_bind_double(s, 5, r->test_accuracy);
-    nas__bind_text(s, 6, curve);
-    sqlite3_bind_int64(s, 7, r->params);
-    sqlite3_bind_int64(s, 8, r->macs);
-    sqlite3_bind_double(s, 9, r->seconds);
-    nas__bind_text(s, 10, r->worker);
-    sqlite3_bind_int64(s, 11, now_ms);
-    int rc = nas__store_exec_stmt(st, s, "record result", err);
-    nas_free(curve);
-    return rc;
+    if (st->result_next == 0) {
+        s = nas__store_stmt(st, NAS__ST_RESULT_MAX, err);
+        if (!s) return NAS_EDB;
+        int step = nas__store_step(st, s);
+        int64_t max = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+        if (step != SQLITE_ROW) return nas__store_fail(st, step, "read last result number", err);
+        st->result_next = max + 1;
+    }
+    *id = st->result_next;
+    return NAS_OK;
 }
 
 /* Why the done-UPDATE of a result matched no row: no such task, an
@@ -388,20 +404,34 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
      * task without an outcome and an attempt that was leased.  Reading the
      * row before it, as this did, cost a statement per result for an
      * answer that is almost always "yes". */
+    int64_t result_id = 0;
+    rc = next_result_id(st, &result_id, err);
+    if (rc != NAS_OK) goto fail;
+    char *curve = curve_to_json(r->curve, r->n_curve);
+    if (!curve) {
+        rc = nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", st->path);
+        goto fail;
+    }
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_DONE, err);
-    if (!s) goto fail_db;
+    if (!s) {
+        nas_free(curve);
+        goto fail_db;
+    }
     sqlite3_bind_int64(s, 1, task_id);
     sqlite3_bind_int64(s, 2, now_ms);
     if (r->observed) sqlite3_bind_int64(s, 3, r->seq);
     sqlite3_bind_int(s, 4, attempt);
-    rc = nas__store_exec_stmt(st, s, "mark task done", err);
+    sqlite3_bind_int64(s, 5, result_id);
+    bind_result(s, r, curve);
+    rc = nas__store_exec_stmt(st, s, "record result", err);
+    nas_free(curve);
     if (rc != NAS_OK) goto fail;
     if (sqlite3_changes(st->db) == 0) {
         rc = refused_result(st, task_id, attempt, err);
         goto fail;
     }
-    rc = insert_result(st, task_id, attempt, r, now_ms, err);
-    if (rc != NAS_OK) goto fail;
+    st->result_next++;
+    st->results_pending = 1;
     /* A worker's tasks_done is counted from result.worker when listed
      * (nas_store_worker_list), so nothing else is written here. */
     if (strategy_blob) {

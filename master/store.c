@@ -316,10 +316,20 @@ static const struct {
     {NAS__ST_TASK_GET,
      "SELECT " TASK_COLS "FROM task t JOIN architecture a ON a.hash = t.arch_hash "
      "WHERE t.id = ?1"},
+    /* One pass over the table without a sorter: since v3 no index covers
+     * done tasks (the queue index holds queued ones only), and a GROUP BY
+     * sorted every row's state. */
     {NAS__ST_TASK_COUNTS,
-     "SELECT state, COUNT(*) FROM task WHERE (?1 IS NULL OR stage = ?1) GROUP BY state"},
-    {NAS__ST_BEST,
-     "SELECT " RECORD_COLS RECORD_FROM "ORDER BY t.accuracy DESC, t.result_id ASC LIMIT ?2"},
+     "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'leased'), "
+     "count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed') "
+     "FROM task WHERE (?1 IS NULL OR stage = ?1)"},
+    /* The k best are picked from the task table alone (a bounded sort of
+     * the numbers), and only they are joined with their architecture and
+     * read whole: no index on accuracy is kept up at every result (v3). */
+    {NAS__ST_BEST, "SELECT " RECORD_COLS RECORD_FROM
+                   "AND t.id IN (SELECT id FROM task WHERE result_id IS NOT NULL "
+                   "AND (?1 IS NULL OR stage = ?1) ORDER BY accuracy DESC, result_id ASC LIMIT ?2) "
+                   "ORDER BY t.accuracy DESC, t.result_id ASC"},
     {NAS__ST_HISTORY, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY t.result_id ASC"},
     {NAS__ST_WORKER_UPSERT,
      "INSERT INTO worker (name, host, cores, version, first_seen_ms, last_seen_ms, tasks_done) "
@@ -421,6 +431,13 @@ void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v) {
     int64_t bits;
     memcpy(&bits, &v, sizeof bits); /* same bits, no implementation-defined conversion */
     sqlite3_bind_int64(s, i, bits);
+}
+
+void nas__bind_text_static(sqlite3_stmt *s, int i, const char *v) {
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 uint64_t nas__column_u64(sqlite3_stmt *s, int i) {

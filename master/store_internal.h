@@ -133,6 +133,10 @@ int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char 
 
 /* Bind helpers: NULL text binds SQL NULL. */
 void nas__bind_text(sqlite3_stmt *s, int i, const char *v);
+/* The same without SQLite's copy, for a statement stepped and reset
+ * before `v` goes away (nas__store_exec_stmt); the binding is cleared at
+ * the statement's next use, before anything could read it again. */
+void nas__bind_text_static(sqlite3_stmt *s, int i, const char *v);
 void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v);
 uint64_t nas__column_u64(sqlite3_stmt *s, int i);
 /* Copy a text column into buf (cap bytes, always NUL-terminated). */

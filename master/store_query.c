@@ -402,25 +402,14 @@ int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char 
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_COUNTS, err);
     if (!s) return NAS_EDB;
     bind_filter(s, 1, stage, stage_names, 2);
-    int step;
-    while ((step = nas__store_step(st, s)) == SQLITE_ROW) {
-        int64_t c = sqlite3_column_int64(s, 1);
-        switch (name_index((const char *)sqlite3_column_text(s, 0), state_names, 4)) {
-        case NAS_STORE_TASK_QUEUED:
-            out->queued = c;
-            break;
-        case NAS_STORE_TASK_LEASED:
-            out->leased = c;
-            break;
-        case NAS_STORE_TASK_DONE:
-            out->done = c;
-            break;
-        case NAS_STORE_TASK_FAILED:
-            out->failed = c;
-            break;
-        default:
-            break; /* the CHECK constraint makes this unreachable */
-        }
+    /* One row, one column per state (NAS__ST_TASK_COUNTS). */
+    int step = nas__store_step(st, s);
+    if (step == SQLITE_ROW) {
+        out->queued = sqlite3_column_int64(s, 0);
+        out->leased = sqlite3_column_int64(s, 1);
+        out->done = sqlite3_column_int64(s, 2);
+        out->failed = sqlite3_column_int64(s, 3);
+        step = SQLITE_DONE;
     }
     sqlite3_reset(s);
     return step == SQLITE_DONE ? NAS_OK : nas__store_fail(st, step, "count tasks", err);

@@ -725,11 +725,12 @@ START_TEST(test_store_schema_documented) {
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open(&st, ":memory:", err), NAS_OK);
     sqlite3_stmt *tables = NULL, *cols = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(st->db,
-                                        "SELECT name FROM sqlite_schema WHERE type = 'table' "
-                                        "AND name NOT LIKE 'sqlite_%' ORDER BY name",
-                                        -1, &tables, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(st->db,
+                           "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+                           "AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                           -1, &tables, NULL),
+        SQLITE_OK);
     int n_tables = 0;
     while (sqlite3_step(tables) == SQLITE_ROW) {
         const char *table = (const char *)sqlite3_column_text(tables, 0);

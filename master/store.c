@@ -600,7 +600,14 @@ static int set_pragmas(nas_store *st, char *err) {
      * commits but never corrupts the file.  Those lost results belong to
      * tasks that are then simply re-leased and retrained, which costs far
      * less than an fsync per result costs every campaign. */
-    return exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous", err);
+    rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous", err);
+    if (rc != NAS_OK) return rc;
+    /* 16 MiB of page cache instead of SQLite's 2: a campaign's working set
+     * (recent task pages, the architecture table the upserts hit at random)
+     * outgrew 2 MiB after a few thousand tasks, and every page evicted
+     * came back as a pread of its WAL frame (64 workers, 5000 tasks: 3904
+     * -> 1420 preads).  Memory is taken only as pages are read. */
+    return exec_sql(st, "PRAGMA cache_size = -16384", "set cache size", err);
 }
 
 /* Open, refuse files we cannot write or understand, set the connection

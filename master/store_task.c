@@ -437,7 +437,7 @@ int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_
     }
     st->result_next++;
     st->results_pending = 1;
-    /* A worker's tasks_done is counted from result.worker when listed
+    /* A worker's tasks_done is counted from task.result_worker when listed
      * (nas_store_worker_list), so nothing else is written here. */
     if (strategy_blob) {
         rc = nas__store_strategy_write(st, strategy_blob, blob_len, now_ms, err);

@@ -433,6 +433,13 @@ START_TEST(test_store_resumes_v2_file) {
                                     "AND type = 'view'"),
                      1);
     ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM sqlite_sequence WHERE name = 'task'"), 0);
+    /* The view keeps v2's result columns, so SQL written for v2 still reads. */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM result r JOIN task t ON t.id = r.task_id "
+                                    "WHERE r.attempt = 1 AND r.params = 1000 AND r.macs = 20000 "
+                                    "AND r.worker = 'w1' AND r.curve = '[0.25,0.5,0.75]' "
+                                    "AND r.loss = 0.5 AND r.test_accuracy IS NULL "
+                                    "AND r.created_ms = t.finished_ms AND r.seconds = 1.5"),
+                     5);
     ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
     nas_store_record *recs = NULL;
     ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_SEARCH, &recs, err), 5);

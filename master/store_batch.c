@@ -93,17 +93,19 @@ int nas__store_commit(nas_store *st, char *err) {
         if (rc == NAS_OK) st->in_call = 0;
     } else {
         rc = exec_ctl(st, NAS__ST_COMMIT, "commit", err);
-        if (rc == NAS_OK) st->results_pending = st->seq_checked = 0;
+        if (rc == NAS_OK) st->results_pending = st->seq_checked = st->fid_pending = 0;
     }
     if (rc != NAS_OK) nas__store_rollback(st);
     return rc;
 }
 
-/* A rollback may undo result numbers handed out from st->result_next;
- * the next result then reads the number back from the file. */
+/* A rollback may undo result numbers handed out from st->result_next, or
+ * the fidelity row st->fid_id names; the next call then reads them back
+ * from the file. */
 static void forget_result_seq(nas_store *st) {
     if (st->results_pending) st->result_next = 0;
-    st->results_pending = st->seq_checked = 0;
+    if (st->fid_pending) st->fid_id = 0;
+    st->results_pending = st->seq_checked = st->fid_pending = 0;
 }
 
 void nas__store_rollback(nas_store *st) {

@@ -36,6 +36,8 @@ enum nas__stmt {
     NAS__ST_TASK_FAIL,
     NAS__ST_RESULT_MAX,
     NAS__ST_DATA_VERSION,
+    NAS__ST_FIDELITY_PUT,
+    NAS__ST_FIDELITY_GET,
     NAS__ST_TASK_LIST,
     NAS__ST_TASK_GET,
     NAS__ST_TASK_COUNTS,
@@ -76,6 +78,12 @@ struct nas_store {
     int fid_cached;
     nas_fidelity fid_last;
     char fid_json[1024];
+    /* Its row in the fidelity table (schema v3), 0 = not known: looked up
+     * (and added if new) at the next task.  Forgotten when the fidelity
+     * changes, and when a rollback undid the row this handle added
+     * (fid_pending). */
+    int64_t fid_id;
+    int fid_pending;
     /* The next result number (task.result_id, the order of completion),
      * kept here so that a result needs no max() query: 0 = not known, read
      * again.  It is forgotten when a transaction that wrote results rolls

@@ -104,6 +104,29 @@ static int check_new_task(nas_store *st, const nas_store_new_task *t, char *err)
     return nas_fidelity_validate(&t->fidelity, err);
 }
 
+/* The fidelity row of st->fid_json (inside the caller's transaction):
+ * added if new, then its id read.  Once per fidelity and handle, so two
+ * statements that a campaign runs once or twice. */
+static int fidelity_id(nas_store *st, char *err) {
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_FIDELITY_PUT, err);
+    if (!s) return NAS_EDB;
+    nas__bind_text_static(s, 1, st->fid_json);
+    int rc = nas__store_exec_stmt(st, s, "record fidelity", err);
+    if (rc != NAS_OK) return rc;
+    int added = sqlite3_changes(st->db) > 0;
+    s = nas__store_stmt(st, NAS__ST_FIDELITY_GET, err);
+    if (!s) return NAS_EDB;
+    nas__bind_text_static(s, 1, st->fid_json);
+    int step = nas__store_step(st, s);
+    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW) return nas__store_fail(st, step, "read fidelity id", err);
+    st->fid_id = id;
+    /* A row added in this transaction is gone if it rolls back. */
+    if (added) st->fid_pending = 1;
+    return NAS_OK;
+}
+
 /* The architecture row is an upsert (ON CONFLICT DO NOTHING): proposing a
  * genome twice yields two tasks sharing one architecture, which is what
  * the weight index and best-k joins expect. */
@@ -118,10 +141,14 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
         NAS_ASSERT(rc > 0); /* the buffer fits every field at full width */
         memcpy(&st->fid_last, &t->fidelity, sizeof t->fidelity);
         st->fid_cached = 1;
+        st->fid_id = 0;
     }
-    const char *fid = st->fid_json;
     rc = nas__store_begin(st, err);
     if (rc != NAS_OK) return rc;
+    if (st->fid_id == 0) {
+        rc = fidelity_id(st, err);
+        if (rc != NAS_OK) goto fail;
+    }
 
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_ARCH_UPSERT, err);
     if (!s) goto fail_db;
@@ -139,7 +166,7 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
     if (!s) goto fail_db;
     nas__bind_u64(s, 1, t->arch_hash);
     nas__bind_text_static(s, 2, nas_store_stage_name(t->stage));
-    nas__bind_text_static(s, 3, fid);
+    sqlite3_bind_int64(s, 3, st->fid_id);
     if (t->has_parent) nas__bind_u64(s, 4, t->parent_hash);
     sqlite3_bind_int64(s, 5, now_ms);
     if (t->lease_worker) {

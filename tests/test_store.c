@@ -22,8 +22,8 @@ START_TEST(test_store_create_and_reopen) {
     ck_assert_int_eq(
         pragma_int(st, "SELECT COUNT(*) FROM sqlite_schema WHERE type IN ('table', 'view') AND "
                        "name IN ('campaign', 'architecture', 'task', 'result', "
-                       "'strategy_state', 'worker', 'event', 'weights')"),
-        8);
+                       "'strategy_state', 'worker', 'event', 'weights', 'fidelity')"),
+        9);
     nas_store_campaign c = campaign_spec(0xfeedbeefcafe0001ull, "a: 1\n");
     int created = -1;
     ck_assert_int_eq(nas_store_campaign_bind(st, &c, 5, &created, err), NAS_OK);
@@ -755,7 +755,7 @@ START_TEST(test_store_schema_documented) {
         n_tables++;
     }
     sqlite3_finalize(tables);
-    ck_assert_int_eq(n_tables, 8);
+    ck_assert_int_eq(n_tables, 9);
     nas_store_close(&st);
     free(doc);
 }

@@ -152,6 +152,34 @@ START_TEST(test_batch_result_numbers_two_handles) {
 }
 END_TEST
 
+/* A task names its fidelity by id (schema v3).  A batch that added a new
+ * fidelity's row and then rolled back takes the row with it: the store
+ * must not name that id again but add the row anew. */
+START_TEST(test_batch_fidelity_row_after_rollback) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    add_task(st, 1, NAS_STORE_STAGE_SEARCH);
+    nas_store_new_task t = new_task(2, "n=sep3x3:0+id:0", NAS_STORE_STAGE_FINAL);
+    t.fidelity.epochs = 9;
+    int64_t id = 0;
+    ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
+    ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 3000, &id, err) == NAS_OK, "%s", err);
+    nas_store_batch_abort(st);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 1);
+    ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 3000, &id, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 2);
+    add_task(st, 3, NAS_STORE_STAGE_SEARCH); /* back to the first fidelity: no new row */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 2);
+    nas_store_task_info info;
+    ck_assert_int_eq(nas_store_task_get(st, id, &info, err), NAS_OK);
+    ck_assert_int_eq(info.fidelity.epochs, 9);
+    ck_assert_int_eq(nas_store_task_get(st, 1, &info, err), NAS_OK);
+    ck_assert_int_eq(info.fidelity.epochs, nas_fidelity_default().epochs);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_close(&st);
+}
+END_TEST
+
 START_TEST(test_batch_abort_changes_nothing) {
     char err[NAS_ERR_LEN] = "";
     nas_store *st = open_bound(db_path);
@@ -232,6 +260,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_batch_abort_changes_nothing);
     tcase_add_test(tc, test_batch_whole);
     tcase_add_test(tc, test_batch_result_numbers_two_handles);
+    tcase_add_test(tc, test_batch_fidelity_row_after_rollback);
     tcase_add_test(tc, test_batch_crash_before_commit);
     tcase_add_test(tc, test_batch_crash_between_commit_and_ack);
     suite_add_tcase(s, tc);

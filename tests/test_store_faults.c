@@ -433,6 +433,9 @@ START_TEST(test_store_resumes_v2_file) {
                                     "AND type = 'view'"),
                      1);
     ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM sqlite_sequence WHERE name = 'task'"), 0);
+    /* The six tasks' fidelity text became one row they all name. */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 1);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM task WHERE fidelity_id = 1"), 6);
     /* The view keeps v2's result columns, so SQL written for v2 still reads. */
     ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM result r JOIN task t ON t.id = r.task_id "
                                     "WHERE r.attempt = 1 AND r.params = 1000 AND r.macs = 20000 "

@@ -3,10 +3,11 @@
  * with tests/test_store.c), but not with the rest of the master.
  *
  * The store is split by concern: store.c opens the file, migrates the
- * schema and caches statements; store_batch.c runs transactions, group
- * commit and the strategy's history rows; store_task.c holds the task life
- * cycle (add, lease, result, failure); store_query.c reads things back and
- * keeps workers, events and the weights index.
+ * schema and caches statements; store_schema.c holds the schema's SQL and
+ * its migrations; store_batch.c runs transactions, group commit and the
+ * strategy's history rows; store_task.c holds the task life cycle (add,
+ * lease, result, failure); store_query.c reads things back and keeps
+ * workers, events and the weights index.
  */
 #ifndef NAS_STORE_INTERNAL_H
 #define NAS_STORE_INTERNAL_H

@@ -43,7 +43,7 @@
 #include <stdint.h>
 
 /* Schema version this binary writes (PRAGMA user_version). */
-#define NAS_STORE_SCHEMA_VERSION 2
+#define NAS_STORE_SCHEMA_VERSION 3
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 

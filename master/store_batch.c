@@ -93,12 +93,24 @@ int nas__store_commit(nas_store *st, char *err) {
         if (rc == NAS_OK) st->in_call = 0;
     } else {
         rc = exec_ctl(st, NAS__ST_COMMIT, "commit", err);
+        if (rc == NAS_OK) st->results_pending = st->seq_checked = st->fid_pending = 0;
     }
     if (rc != NAS_OK) nas__store_rollback(st);
     return rc;
 }
 
+/* A rollback may undo result numbers handed out from st->result_next, or
+ * the fidelity row st->fid_id names; the next call then reads them back
+ * from the file. */
+static void forget_result_seq(nas_store *st) {
+    if (st->results_pending) st->result_next = 0;
+    if (st->fid_pending) st->fid_id = 0;
+    st->results_pending = st->seq_checked = st->fid_pending = 0;
+}
+
 void nas__store_rollback(nas_store *st) {
+    /* A whole batch undoes nothing here (see below); anything else does. */
+    if (!(st->batch && st->whole)) forget_result_seq(st);
     /* SQLite already rolled back by itself after some errors (full disk,
      * I/O); a second ROLLBACK would only fail, so ask first. */
     if (sqlite3_get_autocommit(st->db)) {
@@ -167,10 +179,12 @@ int nas_store_batch_commit(nas_store *st, char *err) {
                            st->path);
     }
     if (!opened) return NAS_OK; /* no statement ran: nothing to commit */
-    if (sqlite3_get_autocommit(st->db))
+    if (sqlite3_get_autocommit(st->db)) {
+        forget_result_seq(st);
         return nas_set_err(err, NAS_EIO,
                            "store %s: the group transaction was rolled back by an earlier error",
                            st->path);
+    }
     return nas__store_commit(st, err);
 }
 

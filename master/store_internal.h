@@ -3,10 +3,11 @@
  * with tests/test_store.c), but not with the rest of the master.
  *
  * The store is split by concern: store.c opens the file, migrates the
- * schema and caches statements; store_batch.c runs transactions, group
- * commit and the strategy's history rows; store_task.c holds the task life
- * cycle (add, lease, result, failure); store_query.c reads things back and
- * keeps workers, events and the weights index.
+ * schema and caches statements; store_schema.c holds the schema's SQL and
+ * its migrations; store_batch.c runs transactions, group commit and the
+ * strategy's history rows; store_task.c holds the task life cycle (add,
+ * lease, result, failure); store_query.c reads things back and keeps
+ * workers, events and the weights index.
  */
 #ifndef NAS_STORE_INTERNAL_H
 #define NAS_STORE_INTERNAL_H
@@ -34,7 +35,10 @@ enum nas__stmt {
     NAS__ST_TASK_DONE,
     NAS__ST_TASK_RETRY,
     NAS__ST_TASK_FAIL,
-    NAS__ST_RESULT_INSERT,
+    NAS__ST_RESULT_MAX,
+    NAS__ST_DATA_VERSION,
+    NAS__ST_FIDELITY_PUT,
+    NAS__ST_FIDELITY_GET,
     NAS__ST_TASK_LIST,
     NAS__ST_TASK_GET,
     NAS__ST_TASK_COUNTS,
@@ -75,6 +79,21 @@ struct nas_store {
     int fid_cached;
     nas_fidelity fid_last;
     char fid_json[1024];
+    /* Its row in the fidelity table (schema v3), 0 = not known: looked up
+     * (and added if new) at the next task.  Forgotten when the fidelity
+     * changes, and when a rollback undid the row this handle added
+     * (fid_pending). */
+    int64_t fid_id;
+    int fid_pending;
+    /* The next result number (task.result_id, the order of completion),
+     * kept here so that a result needs no max() query: 0 = not known, read
+     * again.  It is forgotten when a transaction that wrote results rolls
+     * back (results_pending) or another connection committed since it was
+     * read (data_version, checked once per transaction: seq_checked). */
+    int64_t result_next;
+    int64_t data_version;
+    int results_pending;
+    int seq_checked;
 };
 
 /* A schema migration: the SQL that takes user_version from index i to i+1. */
@@ -123,6 +142,10 @@ int nas__store_exec_stmt(nas_store *st, sqlite3_stmt *s, const char *what, char 
 
 /* Bind helpers: NULL text binds SQL NULL. */
 void nas__bind_text(sqlite3_stmt *s, int i, const char *v);
+/* The same without SQLite's copy, for a statement stepped and reset
+ * before `v` goes away (nas__store_exec_stmt); the binding is cleared at
+ * the statement's next use, before anything could read it again. */
+void nas__bind_text_static(sqlite3_stmt *s, int i, const char *v);
 void nas__bind_u64(sqlite3_stmt *s, int i, uint64_t v);
 uint64_t nas__column_u64(sqlite3_stmt *s, int i);
 /* Copy a text column into buf (cap bytes, always NUL-terminated). */

@@ -402,25 +402,14 @@ int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char 
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_COUNTS, err);
     if (!s) return NAS_EDB;
     bind_filter(s, 1, stage, stage_names, 2);
-    int step;
-    while ((step = nas__store_step(st, s)) == SQLITE_ROW) {
-        int64_t c = sqlite3_column_int64(s, 1);
-        switch (name_index((const char *)sqlite3_column_text(s, 0), state_names, 4)) {
-        case NAS_STORE_TASK_QUEUED:
-            out->queued = c;
-            break;
-        case NAS_STORE_TASK_LEASED:
-            out->leased = c;
-            break;
-        case NAS_STORE_TASK_DONE:
-            out->done = c;
-            break;
-        case NAS_STORE_TASK_FAILED:
-            out->failed = c;
-            break;
-        default:
-            break; /* the CHECK constraint makes this unreachable */
-        }
+    /* One row, one column per state (NAS__ST_TASK_COUNTS). */
+    int step = nas__store_step(st, s);
+    if (step == SQLITE_ROW) {
+        out->queued = sqlite3_column_int64(s, 0);
+        out->leased = sqlite3_column_int64(s, 1);
+        out->done = sqlite3_column_int64(s, 2);
+        out->failed = sqlite3_column_int64(s, 3);
+        step = SQLITE_DONE;
     }
     sqlite3_reset(s);
     return step == SQLITE_DONE ? NAS_OK : nas__store_fail(st, step, "count tasks", err);
@@ -682,20 +671,24 @@ static const struct {
     const char *sql;
     const char *rule;
 } checks[] = {
-    {"SELECT t.id FROM task t LEFT JOIN result r ON r.task_id = t.id "
-     "WHERE t.state = 'done' AND r.id IS NULL LIMIT 1",
+    /* A result is the result_* columns of its task (schema v3): result_id
+     * set exactly when the task is done. */
+    {"SELECT id FROM task WHERE state = 'done' AND (result_id IS NULL OR accuracy IS NULL) "
+     "LIMIT 1",
      "a done task has no result"},
-    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
-     "WHERE t.state != 'done' LIMIT 1",
+    {"SELECT id FROM task WHERE state != 'done' AND result_id IS NOT NULL LIMIT 1",
      "a result belongs to a task that is not done"},
     {"SELECT id FROM task WHERE state = 'leased' AND (lease_expiry_ms IS NULL OR worker IS NULL "
      "OR attempt < 1) LIMIT 1",
      "a leased task lacks its worker, expiry or attempt"},
     {"SELECT id FROM task WHERE state != 'leased' AND lease_expiry_ms IS NOT NULL LIMIT 1",
      "a task that is not leased holds a lease expiry"},
-    {"SELECT r.task_id FROM result r JOIN task t ON t.id = r.task_id "
-     "WHERE r.attempt < 1 OR r.attempt > t.attempt LIMIT 1",
+    {"SELECT id FROM task WHERE result_id IS NOT NULL AND (result_attempt IS NULL "
+     "OR result_attempt < 1 OR result_attempt > attempt) LIMIT 1",
      "a result names an attempt that was never leased"},
+    {"SELECT min(id) FROM task WHERE result_id IS NOT NULL GROUP BY result_id "
+     "HAVING count(*) > 1 LIMIT 1",
+     "two results share one result number"},
     {"SELECT id FROM task WHERE state = 'failed' AND failure IS NULL LIMIT 1",
      "a failed task has no reason"},
 };

@@ -19,10 +19,11 @@ START_TEST(test_store_create_and_reopen) {
     ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), NAS_STORE_SCHEMA_VERSION);
     ck_assert_int_eq(pragma_int(st, "PRAGMA foreign_keys"), 1);
     ck_assert_int_eq(pragma_int(st, "PRAGMA synchronous"), 1); /* NORMAL */
-    ck_assert_int_eq(pragma_int(st, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND "
-                                    "name IN ('campaign', 'architecture', 'task', 'result', "
-                                    "'strategy_state', 'worker', 'event', 'weights')"),
-                     8);
+    ck_assert_int_eq(
+        pragma_int(st, "SELECT COUNT(*) FROM sqlite_schema WHERE type IN ('table', 'view') AND "
+                       "name IN ('campaign', 'architecture', 'task', 'result', "
+                       "'strategy_state', 'worker', 'event', 'weights', 'fidelity')"),
+        9);
     nas_store_campaign c = campaign_spec(0xfeedbeefcafe0001ull, "a: 1\n");
     int created = -1;
     ck_assert_int_eq(nas_store_campaign_bind(st, &c, 5, &created, err), NAS_OK);
@@ -108,10 +109,10 @@ START_TEST(test_store_migrates_v1_to_v2) {
     nas__store_migration v2[NAS_STORE_SCHEMA_VERSION + 1];
     for (int i = 0; i < n; i++)
         v2[i] = cur[i];
-    v2[n] = (nas__store_migration){.sql = "ALTER TABLE result ADD COLUMN note TEXT;"};
+    v2[n] = (nas__store_migration){.sql = "ALTER TABLE task ADD COLUMN note TEXT;"};
     ck_assert_msg(nas__store_open_with(&st, db_path, 0, v2, n + 1, err) == NAS_OK, "%s", err);
     ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), n + 1);
-    ck_assert_int_eq(pragma_int(st, "SELECT COUNT(note) + COUNT(*) FROM result"), 1);
+    ck_assert_int_eq(pragma_int(st, "SELECT COUNT(note) + COUNT(*) FROM task"), 1);
     nas_store_record *recs = NULL;
     ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err), 1);
     ck_assert_double_eq_tol(recs[0].accuracy, 0.8, 1e-12);
@@ -724,11 +725,12 @@ START_TEST(test_store_schema_documented) {
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open(&st, ":memory:", err), NAS_OK);
     sqlite3_stmt *tables = NULL, *cols = NULL;
-    ck_assert_int_eq(sqlite3_prepare_v2(st->db,
-                                        "SELECT name FROM sqlite_schema WHERE type = 'table' "
-                                        "AND name NOT LIKE 'sqlite_%' ORDER BY name",
-                                        -1, &tables, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(st->db,
+                           "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+                           "AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                           -1, &tables, NULL),
+        SQLITE_OK);
     int n_tables = 0;
     while (sqlite3_step(tables) == SQLITE_ROW) {
         const char *table = (const char *)sqlite3_column_text(tables, 0);
@@ -753,7 +755,7 @@ START_TEST(test_store_schema_documented) {
         n_tables++;
     }
     sqlite3_finalize(tables);
-    ck_assert_int_eq(n_tables, 8);
+    ck_assert_int_eq(n_tables, 9);
     nas_store_close(&st);
     free(doc);
 }

@@ -92,12 +92,13 @@ START_TEST(test_batch_whole) {
     ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_OK);
     ck_assert_int_eq(done_seen_by(db_path), 1);
 
-    /* Fail the second statement of a result (its INSERT): its done-UPDATE
-     * ran, so the batch is poisoned, whatever the caller does next. */
+    /* Fail the second statement of a result (its strategy state): its
+     * done-UPDATE ran, so the batch is poisoned, whatever the caller does
+     * next. */
     ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
     ck_assert_int_eq(nas_store_put_result(st, id[1], 1, &r, "s", 1, 4100, err), NAS_STORE_APPLIED);
     nas_store_fail_after(st, 2);
-    ck_assert_int_eq(nas_store_put_result(st, id[2], 1, &r, NULL, 0, 4100, err), NAS_EIO);
+    ck_assert_int_eq(nas_store_put_result(st, id[2], 1, &r, "s", 1, 4100, err), NAS_EIO);
     nas_store_fail_after(st, 0);
     ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "rolled back"));
@@ -113,6 +114,67 @@ START_TEST(test_batch_whole) {
     ck_assert_int_eq(nas_store_put_result(st, id[2], 1, &r, NULL, 0, 4200, err), NAS_STORE_APPLIED);
     ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_OK);
     ck_assert_int_eq(done_seen_by(db_path), 3);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    /* The rolled-back batch's result numbers were handed out again, with no
+     * gap and no repeat: completion order is 1, 2, 3. */
+    nas_store_record *recs = NULL;
+    ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_ANY, &recs, err), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(recs[i].seq, i + 1);
+    ck_assert_int_eq(recs[1].task_id, id[1]);
+    nas_store_records_free(recs, 3);
+    nas_store_close(&st);
+}
+END_TEST
+
+/* The result number cached by one handle is not trusted after another
+ * connection wrote results: each handle's next result follows the other's. */
+START_TEST(test_batch_result_numbers_two_handles) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *a = open_bound(db_path);
+    int64_t id[3];
+    three_leased(a, id);
+    nas_store_result r = result_of(0.5);
+    ck_assert_int_eq(nas_store_put_result(a, id[0], 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);
+    nas_store *b = open_bound(db_path);
+    ck_assert_int_eq(nas_store_put_result(b, id[1], 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_store_put_result(a, id[2], 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);
+    ck_assert_msg(nas_store_check(a, err) == NAS_OK, "%s", err);
+    nas_store_record *recs = NULL;
+    ck_assert_int_eq(nas_store_history(a, NAS_STORE_STAGE_ANY, &recs, err), 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(recs[i].seq, i + 1);
+        ck_assert_int_eq(recs[i].task_id, id[i]);
+    }
+    nas_store_records_free(recs, 3);
+    nas_store_close(&b);
+    nas_store_close(&a);
+}
+END_TEST
+
+/* A task names its fidelity by id (schema v3).  A batch that added a new
+ * fidelity's row and then rolled back takes the row with it: the store
+ * must not name that id again but add the row anew. */
+START_TEST(test_batch_fidelity_row_after_rollback) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = open_bound(db_path);
+    add_task(st, 1, NAS_STORE_STAGE_SEARCH);
+    nas_store_new_task t = new_task(2, "n=sep3x3:0+id:0", NAS_STORE_STAGE_FINAL);
+    t.fidelity.epochs = 9;
+    int64_t id = 0;
+    ck_assert_int_eq(nas_store_batch_begin_whole(st, err), NAS_OK);
+    ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 3000, &id, err) == NAS_OK, "%s", err);
+    nas_store_batch_abort(st);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 1);
+    ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 3000, &id, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 2);
+    add_task(st, 3, NAS_STORE_STAGE_SEARCH); /* back to the first fidelity: no new row */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 2);
+    nas_store_task_info info;
+    ck_assert_int_eq(nas_store_task_get(st, id, &info, err), NAS_OK);
+    ck_assert_int_eq(info.fidelity.epochs, 9);
+    ck_assert_int_eq(nas_store_task_get(st, 1, &info, err), NAS_OK);
+    ck_assert_int_eq(info.fidelity.epochs, nas_fidelity_default().epochs);
     ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
     nas_store_close(&st);
 }
@@ -197,6 +259,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_batch_commits_together);
     tcase_add_test(tc, test_batch_abort_changes_nothing);
     tcase_add_test(tc, test_batch_whole);
+    tcase_add_test(tc, test_batch_result_numbers_two_handles);
+    tcase_add_test(tc, test_batch_fidelity_row_after_rollback);
     tcase_add_test(tc, test_batch_crash_before_commit);
     tcase_add_test(tc, test_batch_crash_between_commit_and_ack);
     suite_add_tcase(s, tc);

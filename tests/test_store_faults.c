@@ -7,6 +7,7 @@
  */
 #include "tests/store_fixtures.h"
 
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -397,6 +398,82 @@ START_TEST(test_store_resume_same_history) {
 }
 END_TEST
 
+/* A store written by the schema-2 code (tests/data/store_v2_toy.db, made
+ * by tests/data/make_store_v2.c from main at 2ceebde: the toy campaign
+ * stopped with five results and one task leased) is migrated to v3 when a
+ * writer opens it, refused by a reader until then, keeps its results in
+ * order, and resumes to the same history as a campaign never interrupted. */
+START_TEST(test_store_resumes_v2_file) {
+    char err[NAS_ERR_LEN] = "", fixture[4096];
+    uint64_t want_h[TOY_BUDGET], got_h[TOY_BUDGET];
+    double want_a[TOY_BUDGET], got_a[TOY_BUDGET];
+    toy_campaign(0);
+    toy_history(want_h, want_a);
+    unlink(db_path);
+    char side[4200];
+    snprintf(side, sizeof side, "%s-wal", db_path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db_path);
+    unlink(side);
+
+    const char *src = getenv("NAS_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    nas_path_join(fixture, sizeof fixture, src, "tests/data/store_v2_toy.db");
+    size_t n = 0;
+    char *bytes = nas_read_file(fixture, &n);
+    ck_assert_ptr_nonnull(bytes);
+    ck_assert_int_eq(nas_write_file(db_path, bytes, n, 0), 0);
+    nas_free(bytes);
+
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db_path, err), NAS_EVERSION);
+    ck_assert_msg(nas_store_open(&st, db_path, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(pragma_int(st, "PRAGMA user_version"), NAS_STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM sqlite_schema WHERE name = 'result' "
+                                    "AND type = 'view'"),
+                     1);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM sqlite_sequence WHERE name = 'task'"), 0);
+    /* The six tasks' fidelity text became one row they all name. */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM fidelity"), 1);
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM task WHERE fidelity_id = 1"), 6);
+    /* The view keeps v2's result columns, so SQL written for v2 still reads. */
+    ck_assert_int_eq(pragma_int(st, "SELECT count(*) FROM result r JOIN task t ON t.id = r.task_id "
+                                    "WHERE r.attempt = 1 AND r.params = 1000 AND r.macs = 20000 "
+                                    "AND r.worker = 'w1' AND r.curve = '[0.25,0.5,0.75]' "
+                                    "AND r.loss = 0.5 AND r.test_accuracy IS NULL "
+                                    "AND r.created_ms = t.finished_ms AND r.seconds = 1.5"),
+                     5);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_record *recs = NULL;
+    ck_assert_int_eq(nas_store_history(st, NAS_STORE_STAGE_SEARCH, &recs, err), 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(recs[i].seq, i + 1);
+        ck_assert_int_eq(recs[i].task_id, i + 1);
+        ck_assert(recs[i].arch_hash == want_h[i] && recs[i].accuracy == want_a[i]);
+        ck_assert_int_eq(recs[i].n_curve, 3);
+    }
+    nas_store_records_free(recs, 5);
+    nas_store_counts k;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_ANY, &k, err), NAS_OK);
+    ck_assert_int_eq(k.done, 5);
+    ck_assert_int_eq(k.leased, 1);
+    nas_store_close(&st);
+
+    toy_campaign(0);
+    toy_history(got_h, got_a);
+    for (int i = 0; i < TOY_BUDGET; i++) {
+        ck_assert_msg(got_h[i] == want_h[i], "history differs at %d", i);
+        ck_assert(got_a[i] == want_a[i]);
+    }
+    /* New tasks continue the old ids, never reusing one (no AUTOINCREMENT). */
+    ck_assert_int_eq(nas_store_open_ro(&st, db_path, err), NAS_OK);
+    ck_assert_int_eq(pragma_int(st, "SELECT max(id) FROM task"), TOY_BUDGET);
+    ck_assert_int_eq(pragma_int(st, "SELECT max(id) FROM result"), TOY_BUDGET);
+    ck_assert_msg(nas_store_check(st, err) == NAS_OK, "%s", err);
+    nas_store_close(&st);
+}
+END_TEST
+
 /* The checker finds each broken invariant (planted with raw SQL). */
 START_TEST(test_store_check_finds_damage) {
     char err[NAS_ERR_LEN] = "";
@@ -410,9 +487,12 @@ START_TEST(test_store_check_finds_damage) {
          "a leased task lacks its worker, expiry or attempt (task 2)"},
         {"UPDATE task SET lease_expiry_ms = 5 WHERE id = 2",
          "a task that is not leased holds a lease expiry (task 2)"},
-        {"UPDATE result SET attempt = 7 WHERE task_id = 1",
+        {"UPDATE task SET result_attempt = 7 WHERE id = 1",
          "a result names an attempt that was never leased (task 1)"},
         {"UPDATE task SET state = 'failed' WHERE id = 2", "a failed task has no reason (task 2)"},
+        {"UPDATE task SET state = 'done', attempt = 1, result_attempt = 1, accuracy = 0.1, "
+         "result_id = (SELECT result_id FROM task WHERE id = 1) WHERE id = 2",
+         "two results share one result number (task 1)"},
         {"PRAGMA foreign_keys = OFF; UPDATE task SET arch_hash = 999 WHERE id = 2",
          "table task has a row whose reference points nowhere"},
     };
@@ -482,6 +562,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_store_reader_while_writing);
     tcase_add_test(tc, test_store_out_of_memory);
     tcase_add_test(tc, test_store_resume_same_history);
+    tcase_add_test(tc, test_store_resumes_v2_file);
     tcase_add_test(tc, test_store_check_finds_damage);
     tcase_add_test(tc, test_store_reader_process_alongside_writer);
     suite_add_tcase(s, tc);

@@ -7,6 +7,7 @@
  */
 #include "tests/store_fixtures.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -398,8 +399,9 @@ START_TEST(test_store_resume_same_history) {
 }
 END_TEST
 
-/* A store written by the schema-2 code (tests/data/store_v2_toy.db, made
- * by tests/data/make_store_v2.c from main at 2ceebde: the toy campaign
+/* A store written by the schema-2 code (tests/data/store_v2_toy.sql: the
+ * dump of the file tests/data/make_store_v2.c made with main at 2ceebde,
+ * kept as text so that it can be read and diffed: the toy campaign
  * stopped with five results and one task leased) is migrated to v3 when a
  * writer opens it, refused by a reader until then, keeps its results in
  * order, and resumes to the same history as a campaign never interrupted. */
@@ -418,12 +420,15 @@ START_TEST(test_store_resumes_v2_file) {
 
     const char *src = getenv("NAS_SOURCE_DIR");
     ck_assert_ptr_nonnull(src);
-    nas_path_join(fixture, sizeof fixture, src, "tests/data/store_v2_toy.db");
+    nas_path_join(fixture, sizeof fixture, src, "tests/data/store_v2_toy.sql");
     size_t n = 0;
-    char *bytes = nas_read_file(fixture, &n);
-    ck_assert_ptr_nonnull(bytes);
-    ck_assert_int_eq(nas_write_file(db_path, bytes, n, 0), 0);
-    nas_free(bytes);
+    char *sql = nas_read_file(fixture, &n);
+    ck_assert_ptr_nonnull(sql);
+    sqlite3 *raw = NULL;
+    ck_assert_int_eq(sqlite3_open(db_path, &raw), SQLITE_OK);
+    ck_assert_msg(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(raw));
+    ck_assert_int_eq(sqlite3_close(raw), SQLITE_OK);
+    nas_free(sql);
 
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open_ro(&st, db_path, err), NAS_EVERSION);

@@ -1,5 +1,5 @@
 /*
- * make_store_v2.c - how tests/data/store_v2_toy.db was made: the toy
+ * make_store_v2.c - how tests/data/store_v2_toy.sql was made: the toy
  * campaign of tests/test_store_faults.c (same seed, tasks and results), run
  * by a build of schema version 2 (main at 2ceebde) and stopped after 17
  * store calls, with five results recorded and one task leased.  Not built
@@ -11,7 +11,9 @@
  *     cmake --build b --target nasmaster &&
  *     cc -std=c11 -D_GNU_SOURCE -I. -Ib tests/data/make_store_v2.c b/lib/libnasmaster.a \
  *        b/lib/libnascommon.a -lsqlite3 -lcheck -lm -o make_store_v2 &&
- *     ./make_store_v2 store_v2_toy.db
+ *     ./make_store_v2 store_v2_toy.db &&
+ *     sqlite3 store_v2_toy.db .dump > store_v2_toy.sql   # then the header and
+ *                                   # PRAGMA user_version=2 (.dump leaves it out)
  */
 #include "tests/store_fixtures.h"
 

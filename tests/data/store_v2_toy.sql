@@ -1,0 +1,40 @@
+-- tests/data/store_v2_toy.sql: the schema-2 store written by tests/data/make_store_v2.c
+-- (main at 2ceebde), as `sqlite3 FILE .dump` prints it, plus the schema version,
+-- which .dump leaves out. test_store_faults.c loads it into a new file.
+PRAGMA foreign_keys=OFF;
+BEGIN TRANSACTION;
+CREATE TABLE campaign (  id INTEGER PRIMARY KEY CHECK (id = 1),  name TEXT NOT NULL,  config_text TEXT NOT NULL,  config_canonical TEXT NOT NULL,  config_hash INTEGER NOT NULL,  seed INTEGER NOT NULL,  state TEXT NOT NULL CHECK (state IN ('running', 'draining', 'done')),  created_ms INTEGER NOT NULL,  updated_ms INTEGER NOT NULL);
+INSERT INTO campaign VALUES(1,'test',replace('name: test\n','\n',char(10)),replace('name: test\nseed: 7\n','\n',char(10)),4660,7,'running',1000,1000);
+CREATE TABLE architecture (  hash INTEGER PRIMARY KEY,  text TEXT NOT NULL,  genome BLOB,  params INTEGER NOT NULL,  macs INTEGER NOT NULL,  created_ms INTEGER NOT NULL);
+INSERT INTO architecture VALUES(241919001506973424,'toy-440048',X'67',1000,20000,1);
+INSERT INTO architecture VALUES(2079533085890083510,'toy-3782648',X'67',1000,20000,1);
+INSERT INTO architecture VALUES(3807761405634256037,'toy-6926277',X'67',1000,20000,1);
+INSERT INTO architecture VALUES(5240999705260273496,'toy-9533322',X'67',1000,20000,1);
+INSERT INTO architecture VALUES(5814395744978330687,'toy-10576324',X'67',1000,20000,1);
+INSERT INTO architecture VALUES(6273256266245021882,'toy-11410986',X'67',1000,20000,1);
+CREATE TABLE task (  id INTEGER PRIMARY KEY AUTOINCREMENT,  arch_hash INTEGER NOT NULL REFERENCES architecture(hash),  stage TEXT NOT NULL CHECK (stage = 'search' OR stage = 'final'),  state TEXT NOT NULL CHECK (state = 'queued' OR state = 'leased' OR state = 'done' OR state = 'failed'),  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),  worker TEXT,  lease_expiry_ms INTEGER,  fidelity TEXT NOT NULL,  parent_hash INTEGER,  created_ms INTEGER NOT NULL,  finished_ms INTEGER,  failure_kind TEXT CHECK (failure_kind = 'training' OR failure_kind = 'lease-expired'),  failure TEXT, observed INTEGER, observed_ok INTEGER);
+INSERT INTO task VALUES(1,5240999705260273496,'search','done',1,'w1',NULL,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,1,NULL,NULL,NULL,NULL);
+INSERT INTO task VALUES(2,2079533085890083510,'search','done',1,'w1',NULL,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,1,NULL,NULL,NULL,NULL);
+INSERT INTO task VALUES(3,3807761405634256037,'search','done',1,'w1',NULL,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,1,NULL,NULL,NULL,NULL);
+INSERT INTO task VALUES(4,5814395744978330687,'search','done',1,'w1',NULL,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,1,NULL,NULL,NULL,NULL);
+INSERT INTO task VALUES(5,6273256266245021882,'search','done',1,'w1',NULL,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,1,NULL,NULL,NULL,NULL);
+INSERT INTO task VALUES(6,241919001506973424,'search','leased',1,'w1',1,'{"resolution":14,"train_subset":10000,"val_size":5000,"epochs":2,"batch":128,"channels":8,"cells":1,"lr":0.100000001,"warmup_epochs":0,"momentum":0.899999976,"nesterov":1,"weight_decay":0.000500000024,"grad_clip":5,"label_smoothing":0,"drop_path":0,"augment":0,"test":0,"seed":1,"time_limit_s":0,"threads":1}',NULL,1,NULL,NULL,NULL,NULL,NULL);
+CREATE TABLE result (  id INTEGER PRIMARY KEY AUTOINCREMENT,  task_id INTEGER NOT NULL UNIQUE REFERENCES task(id),  attempt INTEGER NOT NULL,  accuracy REAL NOT NULL,  loss REAL,  test_accuracy REAL,  curve TEXT NOT NULL DEFAULT '[]',  params INTEGER NOT NULL,  macs INTEGER NOT NULL,  seconds REAL NOT NULL,  worker TEXT,  created_ms INTEGER NOT NULL);
+INSERT INTO result VALUES(1,1,1,0.49599999999999999644,0.5,NULL,'[0.25,0.5,0.75]',1000,20000,1.5,'w1',1);
+INSERT INTO result VALUES(2,2,1,0.51000000000000000888,0.5,NULL,'[0.25,0.5,0.75]',1000,20000,1.5,'w1',1);
+INSERT INTO result VALUES(3,3,1,0.036999999999999998168,0.5,NULL,'[0.25,0.5,0.75]',1000,20000,1.5,'w1',1);
+INSERT INTO result VALUES(4,4,1,0.68700000000000005506,0.5,NULL,'[0.25,0.5,0.75]',1000,20000,1.5,'w1',1);
+INSERT INTO result VALUES(5,5,1,0.88200000000000000621,0.5,NULL,'[0.25,0.5,0.75]',1000,20000,1.5,'w1',1);
+CREATE TABLE strategy_state (  campaign_id INTEGER PRIMARY KEY REFERENCES campaign(id),  seq INTEGER NOT NULL,  blob BLOB NOT NULL,  updated_ms INTEGER NOT NULL);
+INSERT INTO strategy_state VALUES(1,11,X'e00d7baa19f0b60606000000050000004c37894160e50440',1);
+CREATE TABLE worker (  name TEXT PRIMARY KEY,  host TEXT,  cores INTEGER,  version TEXT,  first_seen_ms INTEGER NOT NULL,  last_seen_ms INTEGER NOT NULL,  tasks_done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE event (  id INTEGER PRIMARY KEY AUTOINCREMENT,  time_ms INTEGER NOT NULL,  kind TEXT NOT NULL,  text TEXT NOT NULL);
+CREATE TABLE weights (  arch_hash INTEGER PRIMARY KEY REFERENCES architecture(hash),  path TEXT NOT NULL,  bytes INTEGER NOT NULL,  created_ms INTEGER NOT NULL);
+DELETE FROM sqlite_sequence;
+INSERT INTO sqlite_sequence VALUES('task',6);
+INSERT INTO sqlite_sequence VALUES('result',5);
+CREATE INDEX task_by_state ON task(state, stage, id);
+CREATE INDEX result_by_accuracy ON result(accuracy DESC, id);
+CREATE UNIQUE INDEX task_by_observed ON task(observed) WHERE observed IS NOT NULL;
+COMMIT;
+PRAGMA user_version=2;

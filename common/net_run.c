@@ -69,6 +69,20 @@ static double *bn_part(nas_net *net, int tid, int parity) {
     return net->tbn + (size_t)tid * net->tbn_stride + (size_t)parity * (net->tbn_stride / 4);
 }
 
+/* Every member adds up all members' partial sums (2c doubles each) into
+ * its own total, in member order, so all members hold the same bits
+ * without a second barrier.  Returns the total. */
+static double *bn_sum_parts(nas_net *net, int tid, int nt, int parity, int c) {
+    double *tot = bn_part(net, tid, 2);
+    for (int k = 0; k < 2 * c; k++) {
+        double v = 0.0;
+        for (int t = 0; t < nt; t++)
+            v += bn_part(net, t, parity)[k];
+        tot[k] = v;
+    }
+    return tot;
+}
+
 // ----------------------------------------------------------------------------
 // forward
 
@@ -182,14 +196,8 @@ static void bn_forward_split(nas_net *net, nas__node *nd, int id, int n, int tid
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     nas_bn_stats_part(bn_part(net, tid, parity), in + b0 * per, (int)(b1 - b0), c, hw);
     sync_members(net);
-    double *tot = bn_part(net, tid, 2);
+    double *tot = bn_sum_parts(net, tid, nt, parity, c);
     float *coef = (float *)(bn_part(net, tid, 3));
-    for (int k = 0; k < 2 * c; k++) {
-        double v = 0.0;
-        for (int t = 0; t < nt; t++)
-            v += bn_part(net, t, parity)[k];
-        tot[k] = v;
-    }
     int lead = tid == 0;
     nas_bn_finish_stats(coef, coef + c, lead ? aux : NULL, lead ? aux + c : NULL,
                         pdata(net, nd->p[2]), pdata(net, nd->p[3]), tot, pdata(net, nd->p[0]),
@@ -380,14 +388,8 @@ static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int ti
     const float *in = act(net, src) + b0 * per, *aux = net->act_arena + nd->aux_off;
     nas_bn_backward_sums_part(bn_part(net, tid, parity), dout, out, in, nb, c, hw, nd->fused);
     sync_members(net);
-    double *tot = bn_part(net, tid, 2);
+    double *tot = bn_sum_parts(net, tid, nt, parity, c);
     float *coef = (float *)(bn_part(net, tid, 3));
-    for (int k = 0; k < 2 * c; k++) {
-        double v = 0.0;
-        for (int t = 0; t < nt; t++)
-            v += bn_part(net, t, parity)[k];
-        tot[k] = v;
-    }
     nas_bn_finish_backward(coef, tid == 0 ? pgrad(net, nd->p[0]) : NULL, pgrad(net, nd->p[1]), tot,
                            aux, aux + c, pdata(net, nd->p[0]), (long)n * hw, c);
     nas_bn_backward_dx_part(grad(net, src) + b0 * per, dout, out, in, coef, nb, c, hw, nd->fused,

@@ -217,16 +217,28 @@ static void *old_master_main(void *arg) {
     return NULL;
 }
 
+/* Bind the old master on a free loopback port and start its thread. */
+static void old_master_start(old_master *o) {
+    char err[NAS_ERR_LEN] = "";
+    o->ctx = zmq_ctx_new();
+    o->router = zmq_socket(o->ctx, ZMQ_ROUTER);
+    ck_assert_int_eq(nas_wire_socket_setup(o->router, err), NAS_OK);
+    ck_assert_int_eq(zmq_bind(o->router, "tcp://127.0.0.1:*"), 0);
+    size_t n = sizeof o->endpoint;
+    zmq_getsockopt(o->router, ZMQ_LAST_ENDPOINT, o->endpoint, &n);
+    ck_assert_int_eq(pthread_create(&o->th, NULL, old_master_main, o), 0);
+}
+
+/* After its thread was joined. */
+static void old_master_close(old_master *o) {
+    zmq_close(o->router);
+    zmq_ctx_term(o->ctx);
+}
+
 START_TEST(test_ps_lend_old_master_names_version) {
     old_master o = {0};
-    o.ctx = zmq_ctx_new();
-    o.router = zmq_socket(o.ctx, ZMQ_ROUTER);
     char err[NAS_ERR_LEN] = "";
-    ck_assert_int_eq(nas_wire_socket_setup(o.router, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(o.router, "tcp://127.0.0.1:*"), 0);
-    size_t n = sizeof o.endpoint;
-    zmq_getsockopt(o.router, ZMQ_LAST_ENDPOINT, o.endpoint, &n);
-    ck_assert_int_eq(pthread_create(&o.th, NULL, old_master_main, &o), 0);
+    old_master_start(&o);
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = client(ctx, o.endpoint, 5000);
     nas_net *net = fix_net(FIX_PARENT, 1);
@@ -240,8 +252,7 @@ START_TEST(test_ps_lend_old_master_names_version) {
     ck_assert_int_eq(o.answered, 2);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    zmq_close(o.router);
-    zmq_ctx_term(o.ctx);
+    old_master_close(&o);
     nas_net_destroy(&net);
 }
 END_TEST
@@ -252,14 +263,8 @@ END_TEST
 START_TEST(test_ps_pull_resent_after_lost_request) {
     old_master o = {0};
     o.lose_first = 1;
-    o.ctx = zmq_ctx_new();
-    o.router = zmq_socket(o.ctx, ZMQ_ROUTER);
     char err[NAS_ERR_LEN] = "";
-    ck_assert_int_eq(nas_wire_socket_setup(o.router, err), NAS_OK);
-    ck_assert_int_eq(zmq_bind(o.router, "tcp://127.0.0.1:*"), 0);
-    size_t n = sizeof o.endpoint;
-    zmq_getsockopt(o.router, ZMQ_LAST_ENDPOINT, o.endpoint, &n);
-    ck_assert_int_eq(pthread_create(&o.th, NULL, old_master_main, &o), 0);
+    old_master_start(&o);
     void *ctx = zmq_ctx_new();
     nas_ps_client *c = client(ctx, o.endpoint, 10000);
     nas_ps_weights *w = NULL;
@@ -271,8 +276,7 @@ START_TEST(test_ps_pull_resent_after_lost_request) {
     ck_assert_int_eq(o.answered, 1);
     nas_ps_client_destroy(&c);
     zmq_ctx_term(ctx);
-    zmq_close(o.router);
-    zmq_ctx_term(o.ctx);
+    old_master_close(&o);
 }
 END_TEST
 

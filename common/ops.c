@@ -271,6 +271,19 @@ bn_dx_plane(float *dx, const float *dy, const float *x, const float *o, int hw, 
     }
 }
 
+// One plane of y = x * sc + sh (then ReLU): the apply step of every training BN kernel.
+__attribute__((always_inline)) static inline void bn_apply_plane(float *y, const float *x, int hw,
+                                                                 float sc, float sh, int relu) {
+    if (relu) {
+        for (int i = 0; i < hw; i++) {
+            float v = x[i] * sc + sh;
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
+    }
+}
+
 // nas_bn_forward_train_part for planes below BN_BLOCK_HW floats, cbs channels at a time.
 __attribute__((always_inline)) static inline void
 bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
@@ -287,32 +300,17 @@ bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++)
                 sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+        double sums[2 * BN_BLOCK_MAX];
         for (int j = 0; j < nc; j++) {
-            int ch = cb + j;
-            double sum = lanes_fold(&d1[j]), sq = lanes_fold(&d2[j]);
-            double mu = sum / (double)m, var = sq / (double)m - mu * mu;
-            if (var < 0.0) var = 0.0;
-            float rs = (float)(1.0 / sqrt(var + eps));
-            mean[ch] = (float)mu;
-            rstd[ch] = rs;
-            scale[j] = gamma[ch] * rs, shift[j] = beta[ch] - (float)mu * scale[j];
-            double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
-            running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
-            running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+            sums[2 * j] = lanes_fold(&d1[j]);
+            sums[2 * j + 1] = lanes_fold(&d2[j]);
         }
+        nas_bn_finish_stats(scale, shift, mean + cb, rstd + cb, running_mean + cb,
+                            running_var + cb, sums, gamma + cb, beta + cb, m, nc, momentum, eps);
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++) {
-                const float *x = inp + ((long)b * c + cb + j) * hw;
-                float *y = out + ((long)b * c + cb + j) * hw;
-                float sc = scale[j], sh = shift[j];
-                if (relu) {
-                    for (int i = 0; i < hw; i++) {
-                        float v = x[i] * sc + sh;
-                        y[i] = v > 0.0f ? v : 0.0f;
-                    }
-                } else {
-                    for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
-                }
+                long off = ((long)b * c + cb + j) * hw;
+                bn_apply_plane(out + off, inp + off, hw, scale[j], shift[j], relu);
             }
     }
 }
@@ -374,28 +372,14 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
         // most a few million, so E[x^2] - E[x]^2 keeps ample precision and saves a pass.
         nas_vd d1 = {0}, d2 = {0};
         for (int b = 0; b < n; b++) sum_sq(inp + ((long)b * c + ch) * hw, hw, &d1, &d2);
-        double sum = lanes_fold(&d1), sq = lanes_fold(&d2);
-        double mu = sum / (double)m, var = sq / (double)m - mu * mu;
-        if (var < 0.0) var = 0.0;
-        float rs = (float)(1.0 / sqrt(var + eps));
-        mean[ch] = (float)mu;
-        rstd[ch] = rs;
-        float scale = gamma[ch] * rs, shift = beta[ch] - (float)mu * scale;
+        double sums[2] = {lanes_fold(&d1), lanes_fold(&d2)};
+        float scale, shift;
+        nas_bn_finish_stats(&scale, &shift, mean + ch, rstd + ch, running_mean + ch,
+                            running_var + ch, sums, gamma + ch, beta + ch, m, 1, momentum, eps);
         for (int b = 0; b < n; b++) {
-            const float *x = inp + ((long)b * c + ch) * hw;
-            float *y = out + ((long)b * c + ch) * hw;
-            if (relu) {
-                for (int i = 0; i < hw; i++) {
-                    float v = x[i] * scale + shift;
-                    y[i] = v > 0.0f ? v : 0.0f;
-                }
-            } else {
-                for (int i = 0; i < hw; i++) y[i] = x[i] * scale + shift;
-            }
+            long off = ((long)b * c + ch) * hw;
+            bn_apply_plane(out + off, inp + off, hw, scale, shift, relu);
         }
-        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
-        running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
-        running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
     }
 }
 
@@ -499,17 +483,7 @@ NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *sca
     for (int b = 0; b < nb; b++)
         for (int ch = 0; ch < c; ch++) {
             long off = ((long)b * c + ch) * hw;
-            const float *x = inp + off;
-            float *y = out + off;
-            float sc = scale[ch], sh = shift[ch];
-            if (relu) {
-                for (int i = 0; i < hw; i++) {
-                    float v = x[i] * sc + sh;
-                    y[i] = v > 0.0f ? v : 0.0f;
-                }
-            } else {
-                for (int i = 0; i < hw; i++) y[i] = x[i] * sc + sh;
-            }
+            bn_apply_plane(out + off, inp + off, hw, scale[ch], shift[ch], relu);
         }
 }
 

@@ -792,14 +792,19 @@ int nas_strategy_load(nas_strategy *s, const uint8_t *blob, size_t n, char *err)
     nas_strategy *t = NULL;
     rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
     if (rc) return rc;
-    rc = load_base(t, &r);
-    if (rc == NAS_OK) rc = t->vt->load(t, &r);
-    if (rc == NAS_OK && r.off != r.n) nas__r_fail(&r, "trailing bytes");
-    if (r.bad) rc = NAS_EFORMAT;
+    return nas__strategy_finish_load(s, t, &r, load_base(t, &r), err);
+}
+
+/* Both blob formats end alike: the strategy's own part, no trailing
+ * bytes, then `t` swapped into `s` (or dropped, `s` untouched). */
+int nas__strategy_finish_load(nas_strategy *s, nas_strategy *t, nas__rbuf *r, int rc, char *err) {
+    if (rc == NAS_OK) rc = t->vt->load(t, r);
+    if (rc == NAS_OK && r->off != r->n) nas__r_fail(r, "trailing bytes");
+    if (r->bad && rc != NAS_ENOMEM) rc = NAS_EFORMAT;
     if (rc) {
         nas_strategy_destroy(&t);
         if (rc == NAS_ENOMEM) return nas_set_err(err, rc, "strategy state: out of memory");
-        return nas_set_err(err, rc, "%s", r.bad ? r.err : "strategy state: invalid");
+        return nas_set_err(err, rc, "%s", r->bad ? r->err : "strategy state: invalid");
     }
     nas_strategy tmp = *s;
     *s = *t;

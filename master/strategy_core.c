@@ -167,20 +167,7 @@ int nas_strategy_load_core(nas_strategy *s, const uint8_t *blob, size_t n,
     nas_strategy *t = NULL;
     rc = nas_strategy_create(&t, &s->cfg, s->seed, err);
     if (rc) return rc;
-    rc = rebuild_base(t, &r, h);
-    if (rc == NAS_OK) rc = t->vt->load(t, &r);
-    if (rc == NAS_OK && r.off != r.n) nas__r_fail(&r, "trailing bytes");
-    if (r.bad && rc != NAS_ENOMEM) rc = NAS_EFORMAT;
-    if (rc) {
-        nas_strategy_destroy(&t);
-        if (rc == NAS_ENOMEM) return nas_set_err(err, rc, "strategy state: out of memory");
-        return nas_set_err(err, rc, "%s", r.bad ? r.err : "strategy state: invalid");
-    }
-    nas_strategy tmp = *s;
-    *s = *t;
-    *t = tmp;
-    nas_strategy_destroy(&t);
-    return NAS_OK;
+    return nas__strategy_finish_load(s, t, &r, rebuild_base(t, &r, h), err);
 }
 
 /* For a campaign that moves a format-1 store onto format 2: it has to

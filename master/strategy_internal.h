@@ -157,6 +157,12 @@ int nas__strategy_frame(const nas_strategy *s, uint32_t version, nas__wbuf *body
 int nas__strategy_open_blob(const nas_strategy *s, const uint8_t *blob, size_t n, uint32_t want,
                             nas__rbuf *out, char *err);
 
+/* The end of a blob load into the fresh strategy `t` (rc: how its base
+ * part went): the strategy's own part, a check for trailing bytes, then
+ * `t` swapped into `s` and freed; on any error `t` is freed and `s` is
+ * left as it was. */
+int nas__strategy_finish_load(nas_strategy *s, nas_strategy *t, nas__rbuf *r, int rc, char *err);
+
 /* A fresh uniformly random genome not proposed before, trying at most
  * `tries` samples. NAS_OK, NAS_ENOTFOUND when every try was a duplicate. */
 int nas__strategy_sample_new(nas_strategy *s, int tries, nas_genome *out);

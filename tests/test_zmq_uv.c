@@ -71,18 +71,26 @@ static void on_tick(uv_timer_t *t) {
     if (s->ticks++ == 0) s->got_at_first_tick = s->got;
 }
 
+/* A PULL bound at `ep` and a PUSH connected to it, without high-water
+ * marks, with `count` one-byte messages `m` already queued. */
+static void queued_pair(void *ctx, const char *ep, int count, const char *m, void **pull,
+                        void **push) {
+    *pull = zmq_socket(ctx, ZMQ_PULL);
+    *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(*pull, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(*push, ZMQ_SNDHWM, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(*pull, ep), 0);
+    ck_assert_int_eq(zmq_connect(*push, ep), 0);
+    for (int i = 0; i < count; i++)
+        ck_assert_int_eq(zmq_send(*push, m, 1, 0), 1);
+}
+
 START_TEST(test_zmq_uv_burst_of_10000_with_timers_running) {
     void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    int zero = 0;
-    zmq_setsockopt(pull, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(push, ZMQ_SNDHWM, &zero, sizeof zero);
-    ck_assert_int_eq(zmq_bind(pull, "inproc://burst"), 0);
-    ck_assert_int_eq(zmq_connect(push, "inproc://burst"), 0);
+    void *pull, *push;
     /* The whole burst is queued before the loop starts. */
-    for (int i = 0; i < 10000; i++)
-        ck_assert_int_eq(zmq_send(push, "m", 1, 0), 1);
+    queued_pair(ctx, "inproc://burst", 10000, "m", &pull, &push);
     uv_loop_t loop;
     state s;
     memset(&s, 0, sizeof s);
@@ -153,15 +161,8 @@ static void read_eager(nas_zmq_uv *z, void *sock, void *data) {
  * only calls that took a message count as messages. */
 START_TEST(test_zmq_uv_eager_reader_reads_everything) {
     void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    int zero = 0;
-    zmq_setsockopt(pull, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(push, ZMQ_SNDHWM, &zero, sizeof zero);
-    ck_assert_int_eq(zmq_bind(pull, "inproc://eager"), 0);
-    ck_assert_int_eq(zmq_connect(push, "inproc://eager"), 0);
-    for (int i = 0; i < 1000; i++)
-        ck_assert_int_eq(zmq_send(push, "m", 1, 0), 1);
+    void *pull, *push;
+    queued_pair(ctx, "inproc://eager", 1000, "m", &pull, &push);
     uv_loop_t loop;
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     state s;
@@ -293,12 +294,8 @@ START_TEST(test_zmq_uv_consumed_edge_does_not_strand) {
      * on the socket (here: reading ZMQ_EVENTS) consumed the signal.  Only
      * the prepare-phase re-check can find them. */
     void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    ck_assert_int_eq(zmq_bind(pull, "inproc://edge"), 0);
-    ck_assert_int_eq(zmq_connect(push, "inproc://edge"), 0);
-    for (int i = 0; i < 10; i++)
-        zmq_send(push, "e", 1, 0);
+    void *pull, *push;
+    queued_pair(ctx, "inproc://edge", 10, "e", &pull, &push);
     int events = 0;
     size_t sz = sizeof events;
     zmq_getsockopt(pull, ZMQ_EVENTS, &events, &sz);
@@ -330,12 +327,8 @@ static void read_then_close(nas_zmq_uv *z, void *sock, void *data) {
 
 START_TEST(test_zmq_uv_close_from_the_reader) {
     void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    ck_assert_int_eq(zmq_bind(pull, "inproc://close"), 0);
-    ck_assert_int_eq(zmq_connect(push, "inproc://close"), 0);
-    for (int i = 0; i < 20; i++)
-        zmq_send(push, "c", 1, 0);
+    void *pull, *push;
+    queued_pair(ctx, "inproc://close", 20, "c", &pull, &push);
     uv_loop_t loop;
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     state s;
@@ -395,15 +388,8 @@ static void read_in_burst(nas_zmq_uv *z, void *sock, void *data) {
  * messages came in few bursts, not one per message. */
 START_TEST(test_zmq_uv_batch_hooks_frame_each_burst) {
     void *ctx = zmq_ctx_new();
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    int zero = 0;
-    zmq_setsockopt(pull, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(push, ZMQ_SNDHWM, &zero, sizeof zero);
-    ck_assert_int_eq(zmq_bind(pull, "inproc://hooks"), 0);
-    ck_assert_int_eq(zmq_connect(push, "inproc://hooks"), 0);
-    for (int i = 0; i < 1000; i++)
-        ck_assert_int_eq(zmq_send(push, "h", 1, 0), 1);
+    void *pull, *push;
+    queued_pair(ctx, "inproc://hooks", 1000, "h", &pull, &push);
     uv_loop_t loop;
     ck_assert_int_eq(uv_loop_init(&loop), 0);
     bursts b;

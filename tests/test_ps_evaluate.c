@@ -8,6 +8,7 @@
  * figures), so the fallback really is fresh initialisation.
  */
 #include "master/weights.h"
+#include "tests/e2e_util.h"
 #include "tests/harness.h"
 #include "tests/weights_fixtures.h"
 #include "worker/evaluate.h"
@@ -36,37 +37,6 @@ static void *serve_main(void *arg) {
             }
     }
     return NULL;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-/* n 28x28 digits-format images: a bright bar whose position is the label. */
-static void idx_files(const char *dir, const char *prefix, int n) {
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    be32(img, 0x803), be32(img + 4, (uint32_t)n), be32(img + 8, 28), be32(img + 12, 28);
-    be32(lab, 0x801), be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        uint8_t *im = img + 16 + (size_t)i * 784;
-        int k = (i * 3) % 10;
-        for (int p = 0; p < 784; p++)
-            im[p] = (uint8_t)((p * 5 + i * 11) % 40);
-        for (int y = 4; y < 24; y++)
-            im[y * 28 + 2 + 2 * k] = 250;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[4096], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img);
-    free(lab);
 }
 
 static nas_wire_task train_task(uint64_t id, const char *genome, const char *dir) {
@@ -99,8 +69,8 @@ static uint64_t hash_of(const char *text) {
 
 START_TEST(test_ps_evaluate_inherits_and_falls_back_to_fresh) {
     const char *dir = nas_tmpdir_make();
-    idx_files(dir, "train", 160);
-    idx_files(dir, "t10k", 20);
+    e2e_write_bar_idx(dir, "train", 160);
+    e2e_write_bar_idx(dir, "t10k", 20);
     void *ctx = zmq_ctx_new();
     server s = {.router = zmq_socket(ctx, ZMQ_ROUTER)};
     char err[NAS_ERR_LEN] = "", ep[128];

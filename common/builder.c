@@ -323,7 +323,7 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     return em_bn(e, p2, em_conv(e, path, cat, c, 1, 1, 1, 0, 1, 1));
 }
 
-/* The macro skeleton of DESIGN s3.  The stem has no ReLU of its own: each
+/* The macro skeleton of ARCHITECTURE.md, Search space.  The stem has no ReLU of its own: each
  * cell's preprocessing starts with one. */
 static int walk_cells(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
     int F = f->channels, N = f->cells, idx = 0;

@@ -1,5 +1,5 @@
 /*
- * builder.h - genome -> network: the macro skeleton of DESIGN.md s3 built
+ * builder.h - genome -> network: the macro skeleton of ARCHITECTURE.md, Search space built
  * with the engine's graph API (common/net.h).
  *
  * Cell space.  stem (3x3 conv F + BN) -> [N normal cells -> reduction cell]

@@ -1,7 +1,7 @@
 /*
  * fidelity.h - how cheaply (or thoroughly) one architecture is trained.
  *
- * A task carries its fidelity (DESIGN.md section 4).  The search stage uses
+ * A task carries its fidelity (ARCHITECTURE.md, Fidelity).  The search stage uses
  * a low fidelity (data subset, downsampled images, few epochs, fewer
  * channels and cells); the final stage retrains the best architectures at a
  * high one.  The same genome at the same fidelity (seed included) and the

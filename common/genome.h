@@ -3,7 +3,7 @@
  *
  * Two spaces share one value type, nas_genome, tagged by `space`:
  *
- *  - NAS_SPACE_CELL, the NASNet / PNAS / AmoebaNet family (DESIGN.md s3):
+ *  - NAS_SPACE_CELL, the NASNet / PNAS / AmoebaNet family (ARCHITECTURE.md, Search space):
  *    a normal cell and a reduction cell of 1..NAS_MAX_BLOCKS blocks.  Block
  *    k reads two inputs (0 = h[i-2], 1 = h[i-1], j+2 = output of block j<k),
  *    applies one op to each and adds the results.  The cell's output is the
@@ -41,7 +41,7 @@ enum nas_space_kind {
     NAS_SPACE_NB201 = 1,
 };
 
-/* Cell-space ops (DESIGN.md s3). The numeric values are stored in
+/* Cell-space ops (ARCHITECTURE.md, Search space). The numeric values are stored in
  * databases and on the wire: append only, never renumber. */
 enum nas_op {
     NAS_OP_ID = 0,          /* id: identity (a factorized reduction when strided) */

@@ -12,7 +12,7 @@
  *     (written 0 in canonical form);
  *  4. a "dead" block, whose every consumer reads it through `zero`,
  *     contributes nothing either and is not built: it is dropped.  By the
- *     DESIGN rule a block that some later block reads, even through `zero`,
+ *     architecture rule a block that some later block reads, even through `zero`,
  *     is not part of the output concatenation, so dropping it keeps every
  *     other block's role.  Without `zero` in the op set no block is dead.
  * Identical blocks are NOT merged: each has its own weights and its own

@@ -1,5 +1,5 @@
 /*
- * inherit.h - weight inheritance between architectures (DESIGN.md s8):
+ * inherit.h - weight inheritance between architectures (ARCHITECTURE.md, Weight store):
  * a child network starts from its parent's trained tensors wherever the
  * parameter path and shape agree, and from fresh initialisation elsewhere.
  *

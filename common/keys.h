@@ -1,6 +1,6 @@
 /*
  * keys.h - CurveZMQ keypairs in files, and the socket options that use
- * them (DESIGN s9, docs/SECURITY.md).
+ * them (ARCHITECTURE.md, Security, docs/SECURITY.md).
  *
  * A keypair is two text files next to each other:
  *

@@ -17,7 +17,7 @@
  *               reduction blocks 1,2,4, which is what the figure concatenates.
  *  pnasnet5     Liu et al., "Progressive Neural Architecture Search", ECCV
  *               2018, fig. 1 (PNASNet-5, one cell for both roles: shared).
- *               The paper concatenates all five blocks; our DESIGN rule
+ *               The paper concatenates all five blocks; our architecture rule
  *               leaves out block 2, which block 3 reads (docs/GENOME.md).
  *  resnet       not from a search: a ResNet basic block as a cell.  Block 0
  *               is ReLU-conv3x3-BN on h[i-1] (its other half is `zero`),

@@ -10,8 +10,8 @@
  * at [begin, end) relative to the start of the buffer.  PyTorch users load
  * it with safetensors.torch.load_file() or a few lines of struct + json.
  *
- * nasd stores model weights keyed by stable parameter paths (DESIGN.md
- * s8), so weights move between the trainer, the parameter server, disk and
+ * nasd stores model weights keyed by stable parameter paths (ARCHITECTURE.md,
+ * Weight store), so weights move between the trainer, the parameter server, disk and
  * the wire in one format.  Only F32 is read or written; any other dtype is
  * refused by name.  Reading validates everything before trusting it:
  * header length bounds, the JSON, dtype, shapes (overflow-checked), that

@@ -1,6 +1,6 @@
 /*
  * auth.h - the master's ZAP handler (ZeroMQ RFC 27) and the loopback rule
- * (DESIGN s9, docs/SECURITY.md).
+ * (ARCHITECTURE.md, Security, docs/SECURITY.md).
  *
  * libzmq asks a ZAP handler, over a REP socket bound to
  * inproc://zeromq.zap.01 in the same context, whether to admit each peer

@@ -1,6 +1,6 @@
 /*
  * campaign.h - one search run inside nas-master: config -> store ->
- * strategy -> dispatcher -> workers, and back (DESIGN.md s1).
+ * strategy -> dispatcher -> workers, and back (ARCHITECTURE.md, The flow).
  *
  * The campaign glues the pieces and owns the order in which they change,
  * because that order is what makes a crash harmless:

@@ -244,7 +244,7 @@ static int bind_router(nas_campaign *c, void **sock, const char *ep, const char 
         rc = nas_keys_curve_server(*sock, &c->keys, NULL, err);
         if (rc < 0) return rc;
     }
-    /* The loopback rule (DESIGN s9): off the loopback only with keys or
+    /* The loopback rule (ARCHITECTURE.md, Security): off the loopback only with keys or
      * --insecure. */
     rc = nas_auth_check_bind(ep, c->curve, c->opt.insecure, err);
     if (rc < 0) return rc;

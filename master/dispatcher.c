@@ -80,7 +80,7 @@ int nas_dispatcher_set_weights_endpoint(nas_dispatcher *d, const char *endpoint,
     return NAS_OK;
 }
 
-/* Paranoid Pirate numbers: 1 s beats, dead after 5 silent beats (DESIGN s5),
+/* Paranoid Pirate numbers: 1 s beats, dead after 5 silent beats (ARCHITECTURE.md, The wire),
  * and K = 3 attempts, enough to ride out one crashed host without letting a
  * genome that always diverges eat the budget. */
 void nas_dispatcher_config_default(nas_dispatcher_config *cfg) {

@@ -1,6 +1,6 @@
 /*
  * nas-master - runs or resumes a NAS campaign and dispatches its work to
- * nas-worker processes (DESIGN.md s1, docs/USER-GUIDE.md).
+ * nas-worker processes (ARCHITECTURE.md, The flow, docs/USER-GUIDE.md).
  *
  * One libuv loop carries everything (master/campaign.h): the workers'
  * control socket, the read-only status endpoint, the timers, the ZAP

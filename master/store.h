@@ -1,5 +1,5 @@
 /*
- * store.h - the master's SQLite store: one file per campaign (DESIGN.md s6).
+ * store.h - the master's SQLite store: one file per campaign (ARCHITECTURE.md, The store).
  *
  * Everything the master must not forget lives here: the campaign (its
  * config and seed), every architecture and task, every result with its

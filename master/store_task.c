@@ -424,7 +424,7 @@ static int refused_result(nas_store *st, int64_t task_id, int attempt, char *err
 }
 
 /* First result wins: any attempt that was ever leased may deliver it, as
- * long as the task has none yet.  DESIGN.md s5 wants exactly-once
+ * long as the task has none yet.  ARCHITECTURE.md, The wire wants exactly-once
  * recording, and a worker presumed dead may simply have been slow. */
 int nas_store_put_result(nas_store *st, int64_t task_id, int attempt, const nas_store_result *r,
                          const void *strategy_blob, size_t blob_len, int64_t now_ms, char *err) {

@@ -1,6 +1,6 @@
 /*
  * strategy.h - the one interface every search strategy implements
- * (DESIGN.md s7): random search, regularized evolution, PNAS.
+ * (ARCHITECTURE.md, Strategies): random search, regularized evolution, PNAS.
  *
  * The campaign asks for a proposal whenever a worker is free (search is
  * asynchronous: nobody waits for a whole generation), and hands every

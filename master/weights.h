@@ -1,6 +1,6 @@
 /*
  * weights.h - the master's weight store, the parameter server of weight
- * inheritance (DESIGN.md s8).
+ * inheritance (ARCHITECTURE.md, Weight store).
  *
  * Trained tensors are kept per architecture (canonical genome hash), each
  * as a manifest (path, shape, byte offset, checksum per tensor) plus one

@@ -358,7 +358,7 @@ static int toy_history(uint64_t *hashes, double *accs) {
     return n;
 }
 
-/* DESIGN.md s6: with one worker and a fixed seed, a campaign killed at any
+/* ARCHITECTURE.md, The store: with one worker and a fixed seed, a campaign killed at any
  * point and resumed ends with the same history as one never interrupted.
  * The child process is killed (_exit, no close) after each store call in
  * turn; the parent resumes from the file. */

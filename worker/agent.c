@@ -87,7 +87,7 @@ struct nas_agent {
 };
 
 /* The zguide's Paranoid Pirate settings, with liveness 5 to match the
- * master (DESIGN s5): both sides give up on the other after the same time. */
+ * master (ARCHITECTURE.md, The wire): both sides give up on the other after the same time. */
 void nas_agent_config_default(nas_agent_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->threads = 1;

@@ -1,6 +1,6 @@
 /*
  * agent.h - the worker's network side: a Paranoid Pirate client (STYLE
- * rule 15, DESIGN s5, docs/PROTOCOL.md).
+ * rule 15, ARCHITECTURE.md, The wire, docs/PROTOCOL.md).
  *
  * The agent owns a DEALER socket to the master and a task thread that it
  * hands Tasks to through a mutex-guarded mailbox (Progress and the Result
@@ -45,7 +45,7 @@ typedef struct nas_agent_config {
     int64_t reconnect_min_ms; /* default 1000 */
     int64_t reconnect_max_ms; /* default 32000 */
     nas_evaluator *eval;      /* borrowed; used by the task thread only */
-    /* CurveZMQ (DESIGN s9, docs/SECURITY.md): both set, or both NULL for a
+    /* CurveZMQ (ARCHITECTURE.md, Security, docs/SECURITY.md): both set, or both NULL for a
      * plain connection.  Copied by create. */
     const nas_keypair *curve_keys; /* this worker's keypair */
     const char *curve_server_key;  /* the master's public key, Z85 */

@@ -417,7 +417,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
     train_ctx c = {h, t};
     nas_train_config tc = nas_train_config_default();
-    /* Weight inheritance (DESIGN.md s8): fresh init, then the parent's
+    /* Weight inheritance (ARCHITECTURE.md, Weight store): fresh init, then the parent's
      * matching tensors; any failure leaves the net fresh and is logged. */
     if (ev->cfg.ps && t->has_parent) {
         char why[NAS_ERR_LEN] = "";

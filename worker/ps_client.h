@@ -1,6 +1,6 @@
 /*
  * ps_client.h - the worker's side of the parameter server: pull a parent's
- * trained tensors before training, push the child's after (DESIGN.md s8,
+ * trained tensors before training, push the child's after (ARCHITECTURE.md, Weight store,
  * docs/PROTOCOL.md "Weights").
  *
  * The client owns one DEALER connected to the master's bulk ROUTER

@@ -220,9 +220,12 @@ START_TEST(test_net_layout_and_determinism) {
         ck_assert_uint_eq(seen, n_all);
         const float *y = nas_net_forward(net, x, 4, 0, NULL);
         memcpy(rep ? out2 : out1, y, sizeof out1);
-        // Eval on a partial batch matches the first images of a full one.
+        // Eval on a partial batch matches the first images of a full one. Not to the bit:
+        // the GEMMs' column count changes with the batch, and some BLAS kernel sets
+        // (OpenBLAS's Haswell ones) then sum in another order (6e-6 relative seen on
+        // ResNet-20's logits); a wrong image or a stale buffer differs by far more.
         const float *y3 = nas_net_forward(net, x, 3, 0, NULL);
-        ck_assert(nas_allclose(y3, rep ? out2 : out1, 30, 1e-6f, 1e-6f, "partial batch"));
+        ck_assert(nas_allclose(y3, rep ? out2 : out1, 30, 1e-4f, 1e-4f, "partial batch"));
         nas_net_destroy(&net);
     }
     ck_assert(memcmp(out1, out2, sizeof out1) == 0);

@@ -246,8 +246,8 @@ START_TEST(test_hostile_wrong_messages_never_stop_the_master) {
     expect(&p, &msg, NAS_MSG_ACK, NULL);
     /* Progress and Failures for another worker's lease change nothing. */
     nas_wire_msg_init(&msg, NAS_MSG_PROGRESS);
-    msg.u.progress = (nas_wire_progress){.task_id = (uint64_t)k, .attempt = 1, .epoch = 1,
-                                         .epochs = 2, .val_acc = 0.5};
+    msg.u.progress = (nas_wire_progress){
+        .task_id = (uint64_t)k, .attempt = 1, .epoch = 1, .epochs = 2, .val_acc = 0.5};
     peer_send(&p, &msg);
     nas_wire_msg_init(&msg, NAS_MSG_FAILURE);
     msg.u.failure.task_id = (uint64_t)k;
@@ -265,7 +265,8 @@ START_TEST(test_hostile_wrong_messages_never_stop_the_master) {
     reg_msg(&msg, "mallory", &theirs);
     expect(&p, &msg, NAS_MSG_CANCEL, NULL);
     /* Names that are not UTF-8 or carry control characters. */
-    raw_register(&p, "\x9d\xff\xfe" "A");
+    raw_register(&p, "\x9d\xff\xfe"
+                     "A");
     ck_assert_int_eq(peer_next(&p, 5000, &msg), NAS_MSG_ERROR);
     ck_assert_int_eq(msg.u.error.code, NAS_EFORMAT);
     raw_register(&p, "evil\n2026-12-07T00:00:00.000Z E nas-master: FORGED-NAME");
@@ -369,7 +370,8 @@ START_TEST(test_hostile_name_bound_to_curve_key) {
 }
 END_TEST
 
-// ---- a restart does not start a running task again ------------------------------------------------
+// ---- a restart does not start a running task again
+// ------------------------------------------------
 
 /* w1 trains task k, w2 does the rest of the budget and idles; the master
  * is killed and restarted, and w2 is registered and idle before w1 comes

@@ -231,8 +231,11 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
     return &d->tasks[i];
 }
 
-/* The ring doubles when full, unrolled into the new buffer in queue order. */
-static int queue_push(nas_dispatcher *d, uint64_t id) {
+/* The ring doubles when full, unrolled into the new buffer in queue order.
+ * `front`: a task that comes back goes ahead of those queued after it was
+ * first given out, so that one worker sees the order an uninterrupted run
+ * sees (the exact-resume promise, USER-GUIDE.md s3). */
+static int queue_push(nas_dispatcher *d, uint64_t id, int front) {
     if (d->q_len == d->q_cap) {
         uint64_t *q = nas_malloc(d->q_cap * 2 * sizeof *q);
         if (!q) return NAS_ENOMEM;
@@ -243,7 +246,12 @@ static int queue_push(nas_dispatcher *d, uint64_t id) {
         d->q_cap *= 2;
         d->q_head = 0;
     }
-    d->queue[(d->q_head + d->q_len) % d->q_cap] = id;
+    if (front) {
+        d->q_head = (d->q_head + d->q_cap - 1) % d->q_cap;
+        d->queue[d->q_head] = id;
+    } else {
+        d->queue[(d->q_head + d->q_len) % d->q_cap] = id;
+    }
     d->q_len++;
     return NAS_OK;
 }
@@ -467,7 +475,7 @@ static void task_requeue(nas_dispatcher *d, dtask *t, int counted, int code, con
     t->state = NAS_DISPATCH_TASK_QUEUED;
     t->worker = -1;
     d->counts.queued++;
-    if (queue_push(d, t->id) < 0) {
+    if (queue_push(d, t->id, 1) < 0) {
         /* Without room to queue it the task cannot run again: fail it
          * visibly rather than lose it. */
         task_finish(d, t, NAS_DISPATCH_TASK_FAILED);
@@ -588,7 +596,7 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
     nas_wire_task *spec = nas_malloc(sizeof *spec);
     if (!spec) return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
     dtask *t = task_insert(d, task->task_id);
-    if (!t || queue_push(d, task->task_id) < 0) {
+    if (!t || queue_push(d, task->task_id, 0) < 0) {
         /* An inserted record without a queue entry stays as a QUEUED ghost
          * only if we leave it; mark it failed instead. */
         if (t) t->state = NAS_DISPATCH_TASK_FAILED;
@@ -739,6 +747,25 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
     }
 }
 
+/* A worker registering from a new socket has given up its old one (it
+ * reconnects after the master was silent): the old entry goes now rather
+ * than at its expiry, and a lease it held goes back to the head of the
+ * queue uncounted (the worker never got the Task, or gave it up), unless
+ * the worker says it still runs it (on_running takes it over) or holds
+ * its result (which counts when it arrives). */
+static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register *r) {
+    for (int i = 0; i < d->n_slots; i++) {
+        dworker *o = &d->workers[i];
+        if (!o->used || o == w || strcmp(o->name, w->name) != 0 ||
+            strcmp(o->host, w->host) != 0 || strcmp(o->key, w->key) != 0)
+            continue;
+        int keep = r->has_running && o->has_task && o->task.task_id == r->running.task_id;
+        for (int k = 0; k < r->n_held && o->has_task; k++)
+            keep |= r->held[k].task_id == o->task.task_id;
+        if (!keep) worker_remove(d, o, 0, "its worker registered again without it", "replaced");
+    }
+}
+
 /* With CurveZMQ a name belongs to the first key that registered it, for
  * the life of this master (the most recent max_workers names are kept).
  * Returns 1 when `key` may not use `name`. */
@@ -801,6 +828,21 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
                           d->cfg.max_workers);
             return;
         }
+    } else if (holds_lease(d, w) && (!r->has_running || r->running.task_id == w->task.task_id)) {
+        /* The same socket registering again without naming another task:
+         * its Register crossed the Task on the way (the agent registers
+         * again when its heartbeats were answered "unregistered" before
+         * its first Register arrived).  The lease stays; a Register that
+         * says another task runs falls to the branch below. */
+        w->last_seen = now_ms;
+        w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
+        nas_debug("dispatcher: %s registered again; task %" PRIu64 " stays leased to it",
+                  w->name, w->task.task_id);
+        nas_wire_msg hb;
+        nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
+        snprintf(hb.u.heartbeat.weights, sizeof hb.u.heartbeat.weights, "%s", d->weights_ep);
+        send_to(d, w, &hb, now_ms);
+        return;
     } else if (w->has_task) {
         /* The same socket registering again forgot what it ran. */
         worker_remove(d, w, 0, "given back", "left");
@@ -822,6 +864,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
     nas_debug("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)", w->name,
               w->host, w->cores, r->n_held);
+    drop_replaced(d, w, r);
     if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where
      * the weight store is (so workers need no --weights). */
@@ -977,12 +1020,12 @@ static void on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, cons
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
     switch (m->type) {
     case NAS_MSG_READY:
-        if (w->state == NAS_WORKER_STATE_BUSY) {
-            /* Ready while holding a lease: the worker no longer runs it. */
-            if (holds_lease(d, w))
-                task_requeue(d, task_find(d, w->task.task_id), 0, NAS_ESTATE,
-                             "worker dropped it");
-        }
+        /* A worker says Ready right after its Register; one that arrives
+         * while it holds a lease crossed the Task on the way and is stale
+         * (a worker that drops a task says so with a Failure).  Taking it
+         * at its word would give the task to a second worker while the
+         * first runs it. */
+        if (holds_lease(d, w)) break;
         if (w->state != NAS_WORKER_STATE_IDLE) worker_set_idle(d, w, now_ms);
         break;
     case NAS_MSG_HEARTBEAT:

@@ -19,29 +19,6 @@
 
 #define BUDGET 6
 
-typedef struct hist {
-    int n;
-    char arch[BUDGET][NAS_STORE_TEXT_MAX];
-    double acc[BUDGET];
-} hist;
-
-static void read_hist(const char *db, hist *h) {
-    char err[NAS_ERR_LEN];
-    nas_store *st = NULL;
-    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
-    nas_store_record *r = NULL;
-    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
-    ck_assert_int_ge(n, 0);
-    ck_assert_int_le(n, BUDGET);
-    for (int i = 0; i < n; i++) {
-        snprintf(h->arch[i], sizeof h->arch[i], "%s", r[i].arch_text);
-        h->acc[i] = r[i].accuracy;
-    }
-    h->n = n;
-    nas_store_records_free(r, n);
-    nas_store_close(&st);
-}
-
 /* Bytes received and not yet read on the established TCP connections
  * whose local port is `port` (/proc/net/tcp and tcp6). */
 static long unread_bytes(int port) {
@@ -118,8 +95,8 @@ START_TEST(test_fault_weights_kill_during_push_resumes_exactly) {
     pid_t m = start_master(e.cfg, ref, rlog);
     ck_assert_int_eq(e2e_wait(m, 120000), 0);
     e2e_kill(w, SIGTERM);
-    hist want;
-    read_hist(ref, &want);
+    e2e_history want;
+    e2e_read_history(ref, &want);
     ck_assert_int_eq(want.n, BUDGET);
     ck_assert_int_ge(e2e_count_in_file(wrlog, "inherit: parent"), 1);
 
@@ -145,14 +122,11 @@ START_TEST(test_fault_weights_kill_during_push_resumes_exactly) {
     e2e_kill(w, SIGTERM);
 
     e2e_check_exactly_once(e.db, BUDGET);
-    hist got;
-    read_hist(e.db, &got);
+    e2e_history got;
+    e2e_read_history(e.db, &got);
     ck_assert_int_eq(got.n, BUDGET);
-    for (int i = 0; i < BUDGET; i++) {
-        ck_assert_str_eq(got.arch[i], want.arch[i]);
-        ck_assert_msg(got.acc[i] == want.acc[i], "result %d: %.17g, uninterrupted %.17g", i,
-                      got.acc[i], want.acc[i]);
-    }
+    int at = e2e_history_diff(&got, &want);
+    ck_assert_msg(at == -1, "result %d differs from the uninterrupted run's", at);
     /* The kill did land during a push, and no child lost its parent. */
     ck_assert_int_ge(e2e_count_in_file(wlog, "not pushed yet"), 1);
     ck_assert_int_eq(e2e_count_in_file(wlog, "not pushed:"), 0);

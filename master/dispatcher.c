@@ -440,6 +440,16 @@ static void worker_event(nas_dispatcher *d, const dworker *w, const char *event)
     d->hooks.on_worker(d->hooks.ctx, &info, event);
 }
 
+/* A worker's first lease makes it one of the campaign's workers: logged
+ * and reported once (registrations alone are logged at debug level, so
+ * that a flood of them cannot fill the log). */
+static void join(nas_dispatcher *d, dworker *w) {
+    if (w->joined) return;
+    w->joined = 1;
+    nas_info("dispatcher: worker %s (%s, %u cores) joined", w->name, w->host, w->cores);
+    worker_event(d, w, "joined");
+}
+
 /* Does w hold a lease (not merely run a task whose lease moved on)? */
 static int holds_lease(const nas_dispatcher *d, const dworker *w) {
     if (!w->has_task) return 0;
@@ -539,10 +549,7 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;
     holder_add(t, t->attempt, w->name, w->key);
-    if (!w->joined) {
-        w->joined = 1;
-        worker_event(d, w, "joined");
-    }
+    join(d, w);
     /* The trainer stops itself at the fidelity's time limit (NAS_ETIMEDOUT),
      * so a lease still running at 1.5 x the limit plus the liveness window
      * has a worker that heartbeats but whose task is stuck. */
@@ -706,10 +713,7 @@ static void attach(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
         w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
                             d->cfg.heartbeat_ms * d->cfg.liveness;
     holder_add(t, t->attempt, w->name, w->key);
-    if (!w->joined) {
-        w->joined = 1;
-        worker_event(d, w, "joined");
-    }
+    join(d, w);
     nas_info("dispatcher: task %" PRIu64 " attempt %u from the previous run is back with its "
              "worker %s",
              t->id, t->attempt, w->name);
@@ -862,8 +866,13 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     w->state = NAS_WORKER_STATE_REGISTERED;
     w->last_seen = now_ms;
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
-    nas_debug("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)", w->name,
-              w->host, w->cores, r->n_held);
+    /* A worker coming back (it runs or holds something) is worth a line;
+     * a bare registration only at debug level (floods). */
+    if (r->has_running || r->n_held > 0)
+        nas_info("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)",
+                 w->name, w->host, w->cores, r->n_held);
+    else
+        nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->name, w->host, w->cores);
     drop_replaced(d, w, r);
     if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where

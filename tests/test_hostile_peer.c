@@ -431,7 +431,7 @@ static long rss_kb(pid_t pid) {
  * waves of 100 connections. */
 static void flood(const char *ep, int n, int round) {
     void *ctx = zmq_ctx_new();
-    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 256);
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 8192); /* closed ones are reaped later */
     for (int done = 0; done < n; done += 100) {
         void *s[100];
         for (int i = 0; i < 100; i++) {
@@ -470,16 +470,17 @@ static int worker_rows(const char *db) {
     return n;
 }
 
+/* Four floods of 1000 registrations while one honest worker trains: the
+ * campaign's budget is out of reach, so the master is measured while it
+ * serves the worker, then stopped with SIGINT. */
 START_TEST(test_hostile_registration_flood_bounded) {
     e2e_env e;
     e2e_env_init(&e, 49);
-    const int budget = 30;
-    e2e_write_campaign(e.cfg, "flood", budget, e.port, "127.0.0.1", e.db,
+    e2e_write_campaign(e.cfg, "flood", 1000, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
     char wlog[PATH_MAX];
     e2e_log_path(&e, "honest", wlog, sizeof wlog);
-    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "honest", "150", NULL);
-    /* A small table, so that the floods fill it many times over. */
+    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "honest", "100", NULL);
     const char *more[] = {"--log-level", "warn", NULL};
     /* Under AddressSanitizer freed memory waits in a quarantine (256 MB by
      * default) before it is reused, which would read as growth here: the
@@ -494,18 +495,22 @@ START_TEST(test_hostile_registration_flood_bounded) {
     else
         unsetenv("ASAN_OPTIONS");
     ck_assert(e2e_wait_counts(e.db, 1, 0, 30000));
+    nas_store_counts before;
+    e2e_counts(e.db, &before, NULL);
     long rss[4];
     for (int round = 0; round < 4; round++) {
         flood(e.ctl, 1000, round);
         nas_sleep_ms(300);
         rss[round] = rss_kb(m);
-        ck_assert_int_gt(rss[round], 0);
+        ck_assert_msg(rss[round] > 0, "the master is gone after flood %d", round);
         fprintf(stderr, "flood round %d: master RSS %ld kB\n", round, rss[round]);
     }
-    int rc = e2e_wait(m, 120000);
+    /* The honest worker was served all along. */
+    ck_assert(e2e_wait_counts(e.db, before.done + 2, 0, 30000));
+    kill(m, SIGINT);
+    int rc = e2e_wait(m, 60000);
     e2e_kill(w, SIGTERM);
     ck_assert_int_eq(rc, 0);
-    e2e_check_exactly_once(e.db, budget);
     /* After the first flood, memory stays put: later floods reuse slots. */
     ck_assert_msg(rss[3] < rss[0] + rss[0] / 5, "RSS grew from %ld to %ld kB", rss[0], rss[3]);
     ck_assert_int_eq(worker_rows(e.db), 1);

@@ -3,6 +3,7 @@
  */
 #include "common/log.h"
 #include "common/err.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +30,35 @@ int nas_log_parse_level(const char *s, enum nas_log_level *out) {
     return NAS_EINVAL;
 }
 
+/* Append msg to line[at..cap) with every control character and every byte
+ * that is not UTF-8 written as \xNN: messages quote what peers send
+ * (names, reasons), and one line of the log must stay one event, free of
+ * forged newlines and terminal escape sequences.  Returns the new length. */
+static size_t escape(char *line, size_t at, size_t cap, const char *msg) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; msg[i] && at < cap;) {
+        uint32_t cp;
+        int n = nas_utf8_decode(msg + i, &cp);
+        if (n > 0 && !nas_utf8_is_control(cp)) {
+            if (at + (size_t)n > cap) break;
+            memcpy(line + at, msg + i, (size_t)n);
+            at += (size_t)n;
+            i += (size_t)n;
+            continue;
+        }
+        if (n < 0) n = 1; /* one bad byte at a time */
+        for (int k = 0; k < n && at + 4 <= cap; k++) {
+            unsigned char b = (unsigned char)msg[i + (size_t)k];
+            line[at++] = '\\';
+            line[at++] = 'x';
+            line[at++] = hex[b >> 4];
+            line[at++] = hex[b & 15];
+        }
+        i += (size_t)n;
+    }
+    return at;
+}
+
 void nas_log(enum nas_log_level level, const char *fmt, ...) {
     if (level < g_level || level >= NAS_LOG_OFF) return;
     static const char letters[] = "DIWE";
@@ -41,12 +71,13 @@ void nas_log(enum nas_log_level level, const char *fmt, ...) {
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, letters[level], g_prog);
     if (n < 0) return;
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2) len = sizeof line - 2; /* truncated message */
+    if (m < 0) msg[0] = '\0';
+    size_t len = escape(line, (size_t)n, sizeof line - 1, msg);
     line[len++] = '\n';
     /* One write() per line keeps lines from concurrent threads whole. */
     ssize_t w = write(STDERR_FILENO, line, len);

@@ -9,6 +9,7 @@
  * present), then run the same validation the encoder runs.
  */
 #include "common/wire.h"
+#include "common/utf8.h"
 #include "common/alloc.h"
 #include "common/err.h"
 #include "proto/nas.pb-c.h"
@@ -90,6 +91,23 @@ static int check_str(const char *s, size_t cap, const char *field, int required,
     return NAS_OK;
 }
 
+/* A name a peer is known by (worker, host, version) is shown in logs,
+ * status documents and CSV: valid UTF-8 without control characters, so
+ * that it cannot forge a log line or break a JSON reader. */
+static int check_name(const char *s, const char *field, char *err) {
+    for (size_t at = 0; s[at];) {
+        uint32_t cp;
+        int n = nas_utf8_decode(s + at, &cp);
+        if (n < 0)
+            return nas_set_err(err, NAS_EFORMAT, "%s is not valid UTF-8 (byte %zu)", field, at);
+        if (nas_utf8_is_control(cp))
+            return nas_set_err(err, NAS_EFORMAT, "%s has control character U+%04X at byte %zu",
+                               field, (unsigned)cp, at);
+        at += (size_t)n;
+    }
+    return NAS_OK;
+}
+
 /* Written as a positive range test so that NaN fails it too. */
 static int check_unit(double v, const char *field, char *err) {
     if (!(v >= 0.0 && v <= 1.0))
@@ -125,6 +143,9 @@ static int validate_register(const nas_wire_register *r, char *err) {
     TRY(check_str(r->name, sizeof r->name, "register.name", 1, err));
     TRY(check_str(r->host, sizeof r->host, "register.host", 0, err));
     TRY(check_str(r->version, sizeof r->version, "register.version", 0, err));
+    TRY(check_name(r->name, "register.name", err));
+    TRY(check_name(r->host, "register.host", err));
+    TRY(check_name(r->version, "register.version", err));
     if (r->protocol != NAS_PROTOCOL_VERSION)
         return nas_set_err(err, NAS_EVERSION, "register.protocol = %u, this peer speaks %d",
                            r->protocol, NAS_PROTOCOL_VERSION);
@@ -190,7 +211,8 @@ static int validate_result(const nas_wire_result *r, char *err) {
         return nas_set_err(err, NAS_ERANGE, "result.macs = %lld is negative", (long long)r->macs);
     TRY(check_nonneg(r->seconds, "result.seconds", err));
     TRY(check_nonneg(r->images_per_s, "result.images_per_s", err));
-    return check_str(r->worker, sizeof r->worker, "result.worker", 0, err);
+    TRY(check_str(r->worker, sizeof r->worker, "result.worker", 0, err));
+    return check_name(r->worker, "result.worker", err);
 }
 
 /* Error codes are negative nas_err values; the bound keeps a garbage code

@@ -80,6 +80,21 @@ static int outstanding(const nas_campaign *c, int stage) {
     return n;
 }
 
+/* The one rule for what a store error means.  The store refuses a request
+ * whose content is wrong (NAS_EINVAL, NAS_ESTATE, NAS_ENOTFOUND, NAS_EEXIST)
+ * without writing anything: that is the peer's or the message's fault,
+ * logged and refused, and the campaign goes on.  Anything else (the disk,
+ * the file, memory) is the master's own failure and stops it. */
+int nas__campaign_store_error(nas_campaign *c, int rc, const char *err) {
+    if (rc >= 0) return 0;
+    if (rc == NAS_EINVAL || rc == NAS_ESTATE || rc == NAS_ENOTFOUND || rc == NAS_EEXIST) {
+        nas_warn("campaign: refused: %s", err);
+        return 0;
+    }
+    nas__campaign_fail(c, err);
+    return 1;
+}
+
 /* A store failure: nothing after this point may be trusted to reach the
  * disk, so stop taking work; the workers keep what they hold. */
 void nas__campaign_fail(nas_campaign *c, const char *msg) {
@@ -279,7 +294,9 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
         }
         nas_dispatcher_counts k;
         nas_dispatcher_counts_get(c->disp, &k);
-        if (k.leased == 0) {
+        /* Resumed leases whose worker has not come back are not waited
+         * for: they stay leased in the store for the next run's grace. */
+        if (k.leased == k.held) {
             nas_info("campaign: stopped; %d task(s) stay queued in %s for the next run", c->n_tasks,
                      c->db_path);
             nas__campaign_net_close(c);
@@ -338,16 +355,20 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
         t->wire_attempt = 1;
         return;
     }
+    if (t->grace == 1) {
+        /* A resumed lease came back with its worker (push_held): the row
+         * is still leased to it, as the previous master wrote it. */
+        t->grace = 0;
+        return;
+    }
     char err[NAS_ERR_LEN];
     int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, worker, to_wall(expiry_ms),
                                   nas_wall_ms(), err);
     if (rc == NAS_OK) {
         t->store_attempt = (int)ref->attempt;
         t->wire_attempt = ref->attempt;
-    } else if (rc == NAS_ESTATE || rc == NAS_ENOTFOUND) {
-        nas_warn("campaign: lease of task %" PRIu64 " not recorded: %s", ref->task_id, err);
     } else {
-        nas__campaign_fail(c, err);
+        nas__campaign_store_error(c, rc, err);
     }
 }
 
@@ -388,8 +409,10 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
     if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
         rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
     if (rc < 0) {
-        /* The in-memory strategy may have moved: it must not go on. */
-        nas__campaign_fail(c, err);
+        /* A refused result wrote nothing and was not observed: the worker
+         * is told.  Any other error may have moved the in-memory strategy:
+         * it must not go on. */
+        nas__campaign_store_error(c, rc, err);
         nas__campaign_batch_end(c);
         return rc;
     }
@@ -423,7 +446,7 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
                                    0, nas_wall_ms(), err);
     }
     t->wire_attempt = next->attempt;
-    if (rc < 0) nas__campaign_fail(c, err);
+    nas__campaign_store_error(c, rc, err);
 }
 
 /* Dispatcher hook: K attempts failed.  The strategy observes the failure
@@ -448,8 +471,7 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
      * end of the task for this process: the strategy must stop waiting. */
     if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH)
         rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
-    if (rc < 0) {
-        nas__campaign_fail(c, err);
+    if (nas__campaign_store_error(c, rc, err)) {
         nas__campaign_batch_end(c);
         return;
     }
@@ -462,47 +484,19 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
 
 /* Dispatcher hook: joins, losses and departures go to the event log, which
  * is how an operator reconstructs what happened to a worker. */
-static void hook_worker(void *ctx, const char *worker, const char *event) {
+static void hook_worker(void *ctx, const nas_worker_info *w, const char *event) {
     nas_campaign *c = ctx;
     if (c->fatal) return;
     char kind[NAS_STORE_NAME_MAX], err[NAS_ERR_LEN];
+    /* A worker gets its row when it first takes work (not when it merely
+     * registers), so the table holds the campaign's workers only. */
+    if (strcmp(event, "joined") == 0 &&
+        nas_store_worker_seen(c->store, w->name, w->host, (int)w->cores, w->version,
+                              nas_wall_ms(), err) < 0)
+        nas_warn("campaign: worker %s not recorded: %s", w->name, err);
     snprintf(kind, sizeof kind, "worker-%s", event);
-    if (nas_store_event_append(c->store, nas_wall_ms(), kind, worker, err) < 0)
+    if (nas_store_event_append(c->store, nas_wall_ms(), kind, w->name, err) < 0)
         nas_warn("campaign: event not recorded: %s", err);
-}
-
-/* Messages the campaign looks at before the dispatcher does: a Register
- * refreshes the worker's row, and a Register or Result that concerns a
- * task leased by the previous master (in grace) brings that task into the
- * dispatcher first, so the worker's result counts or its lease is
- * re-attached instead of the task being trained again. */
-/* A task leased by the previous master whose worker has come back. */
-static void bring_back(nas_campaign *c, nas__ctask *t, int64_t now_ms) {
-    char err[NAS_ERR_LEN];
-    nas_info("campaign: task %lld from the previous run is back with its worker", (long long)t->id);
-    if (push(c, t, now_ms, err) < 0)
-        nas_warn("campaign: resumed task %lld: %s", (long long)t->id, err);
-}
-
-int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms) {
-    char err[NAS_ERR_LEN];
-    uint64_t id = 0;
-    if (m->type == NAS_MSG_REGISTER) {
-        const nas_wire_register *r = &m->u.reg;
-        if (nas_store_worker_seen(c->store, r->name, r->host, (int)r->cores, r->version,
-                                  nas_wall_ms(), err) < 0)
-            nas_warn("campaign: worker %s not recorded: %s", r->name, err);
-        if (r->has_running) id = r->running.task_id;
-        for (int i = 0; i < r->n_held; i++) {
-            nas__ctask *t = nas__campaign_find(c, (int64_t)r->held[i].task_id);
-            if (t && t->grace) bring_back(c, t, now_ms);
-        }
-    } else if (m->type == NAS_MSG_RESULT) {
-        id = m->u.result.task_id;
-    }
-    nas__ctask *t = id ? nas__campaign_find(c, (int64_t)id) : NULL;
-    if (t && t->grace) bring_back(c, t, now_ms);
-    return NAS_OK;
 }
 
 /* Timers: liveness, heartbeats and leases in the dispatcher; resumed leases
@@ -512,14 +506,14 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
     nas_dispatcher_tick(c->disp, now_ms);
     if (c->grace_until && now_ms >= c->grace_until) {
         c->grace_until = 0;
-        char err[NAS_ERR_LEN];
         for (int i = 0; i < c->n_tasks; i++) {
             nas__ctask *t = &c->tasks[i];
             if (!t->grace) continue;
-            nas_info("campaign: task %lld leased before the restart was not delivered in time; "
-                     "re-queued",
-                     (long long)t->id);
-            if (push(c, t, now_ms, err) < 0) nas_warn("campaign: %s", err);
+            t->grace = 0;
+            if (nas_dispatcher_release_held(c->disp, (uint64_t)t->id, now_ms))
+                nas_info("campaign: task %lld leased before the restart was not delivered in "
+                         "time; re-queued",
+                         (long long)t->id);
         }
     }
     nas__campaign_fill(c, now_ms);
@@ -528,8 +522,9 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
 // ---- create and resume ---------------------------------------------------------------------
 
 /* Bring back the outstanding tasks of a previous run.  Queued tasks are
- * marked grace = 2 (pushed at start), leased ones grace = 1 (held back
- * until their worker returns or the grace period ends).  The genome is
+ * marked grace = 2 (pushed at start), leased ones grace = 1: they enter
+ * the dispatcher still leased to their worker (nas_dispatcher_push_held)
+ * until it returns or the grace period ends.  The genome is
  * parsed back from the canonical text the store holds, which is what the
  * uninterrupted run used too, so observations are identical. */
 static int resume_tasks(nas_campaign *c, char *err) {
@@ -555,22 +550,26 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->hash = nas_genome_hash(&t->genome);
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;
-        if (ti[i].state == NAS_STORE_TASK_LEASED)
+        if (rc < 0) break;
+        if (ti[i].state == NAS_STORE_TASK_LEASED && ti[i].worker[0]) {
+            /* The lease stays the old worker's, in the dispatcher and in the
+             * store, until the grace ends: no other worker may start it
+             * meanwhile, and a master killed during the grace finds it
+             * still leased.  Its worker re-attaches it by registering with
+             * it running, or delivers its result. */
+            nas_wire_task w;
+            wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
+            rc = nas_dispatcher_push_held(c->disp, &w, ti[i].worker, err);
             leased++;
-        else
+        } else {
+            /* Queued tasks need no grace: nobody holds them. */
+            t->grace = 2;
             queued++;
-        /* Queued tasks need no grace: nobody holds them. */
-        if (ti[i].state == NAS_STORE_TASK_QUEUED) t->grace = 2;
+        }
     }
     nas_free(ti);
     if (rc < 0) return rc;
     if (finals > 0) c->phase = NAS__PHASE_FINAL;
-    if (leased > 0) {
-        /* The store forgets the old leases (the attempt is kept); the grace
-         * lives in memory only, so a crash during it starts it over. */
-        rc = nas_store_task_requeue_all(c->store, nas_wall_ms(), err);
-        if (rc < 0) return rc;
-    }
     nas_info("campaign: resuming with %d queued task(s) and %d leased by the previous run", queued,
              leased);
     return NAS_OK;
@@ -732,7 +731,11 @@ int nas_campaign_start(nas_campaign *c, char *err) {
         if (rc < 0) return rc;
     }
     if (waiting) {
-        c->grace_until = now + (grace > 0 ? grace : 1);
+        /* At least the liveness window: a worker that was training keeps
+         * reconnecting, and is heard within it once the master is up. */
+        int64_t window = (int64_t)c->cfg->workers.heartbeat_ms * c->cfg->workers.liveness;
+        if (grace < window) grace = window;
+        c->grace_until = now + grace;
         nas_info("campaign: %d task(s) leased before the restart wait up to %lld ms for their "
                  "workers",
                  waiting, (long long)grace);
@@ -764,7 +767,7 @@ void nas_campaign_stop(nas_campaign *c) {
         nas_info("campaign: stopping; leased tasks cancelled and re-queued in the store");
     } else {
         nas_info("campaign: stopping; waiting for %zu leased task(s) (signal again to exit now)",
-                 k.leased);
+                 k.leased - k.held);
     }
     nas__campaign_batch_begin(c);
     nas__campaign_fill(c, now);

@@ -114,7 +114,7 @@ nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id);
 void nas__campaign_fill(nas_campaign *c, int64_t now_ms);
 void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_fail(nas_campaign *c, const char *msg);
-int nas__campaign_before_message(nas_campaign *c, const nas_wire_msg *m, int64_t now_ms);
+int nas__campaign_store_error(nas_campaign *c, int rc, const char *err);
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err);
 /* Same, naming the architecture whose weights the child inherits. */

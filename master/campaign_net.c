@@ -6,8 +6,7 @@
  *  - control (workers): every message is decoded and validated by
  *    nas_wire_recv(); a bad one is logged and answered with an Error
  *    through the dispatcher (it still counts as a heartbeat from a known
- *    worker); a good one goes to nas__campaign_before_message() and then
- *    to the dispatcher.
+ *    worker); a good one goes to the dispatcher with its CurveZMQ key.
  *  - status (nasctl): read-only; StatusRequest gets the campaign's JSON
  *    document, anything else an Error.
  *  - weights: the parameter server's bulk socket; its reader lives in
@@ -89,8 +88,9 @@ static void read_control(nas_zmq_uv *z, void *sock, void *data) {
             nas_warn("control: receive failed: %s", err);
         }
     } else if (!c->closing) {
-        nas__campaign_before_message(c, &pkt.msg, now);
-        nas_dispatcher_on_message(c->disp, pkt.identity, pkt.id_len, &pkt.msg, now);
+        /* on_packet: the ZAP User-Id (CurveZMQ key) goes with the message,
+         * which binds a worker's name to its key (dispatcher.h). */
+        nas_dispatcher_on_packet(c->disp, &pkt, rc, err, now);
         nas__campaign_fill(c, now);
     }
     nas_wire_packet_fini(&pkt);
@@ -180,8 +180,9 @@ static void on_checkpoint(uv_timer_t *h) {
     if (w) {
         n = nas_dispatcher_workers(c->disp, w, n);
         for (int i = 0; i < n; i++)
-            nas_store_worker_seen(c->store, w[i].name, w[i].host, (int)w[i].cores, "",
-                                  nas_wall_ms(), err);
+            if (w[i].joined) /* visitors get no row (dispatcher.h, on_worker) */
+                nas_store_worker_seen(c->store, w[i].name, w[i].host, (int)w[i].cores,
+                                      w[i].version, nas_wall_ms(), err);
         nas_free(w);
     }
     int state =

@@ -23,14 +23,36 @@
 
 // ---- types -------------------------------------------------------------------------
 
+/* Who was given one lease of a task: the (attempt, name, key) a Result or
+ * a running task in Register must match.  An empty key (a lease resumed
+ * from the store, which keeps no keys) matches any key. */
+typedef struct dholder {
+    uint32_t attempt;
+    char name[NAS_WIRE_NAME_MAX];
+    char key[NAS_WIRE_NAME_MAX];
+} dholder;
+
+/* The newest leases of a task that may still deliver: K attempts plus a
+ * few give-backs; an older holder than these is a stranger. */
+#define HOLDERS_MAX 8
+
 typedef struct dtask {
     uint64_t id;
     int used;
     int state; /* enum nas_dispatch_task_state */
     uint32_t attempt;
-    int worker;          /* slot of the lease holder, -1 if none */
+    int worker;          /* slot of the lease holder, -1 if none (or a resumed lease) */
     nas_wire_task *spec; /* NULL once terminal */
+    dholder *holders;    /* every lease given, newest last; NULL once terminal */
+    int n_holders;
 } dtask;
+
+/* With CurveZMQ, the key that first registered a name owns it. */
+typedef struct dbinding {
+    char name[NAS_WIRE_NAME_MAX];
+    char key[NAS_WIRE_NAME_MAX];
+    int64_t used_ms;
+} dbinding;
 
 typedef struct dworker {
     int used;
@@ -40,7 +62,12 @@ typedef struct dworker {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     char key[NAS_WIRE_NAME_MAX];
+    char version[NAS_WIRE_NAME_MAX];
     uint32_t cores;
+    int joined;   /* has held a lease: a worker of the campaign, not a mere visitor */
+    int occupied; /* runs a task that is not ours to track (refused a Task, or told
+                   * to cancel a claimed one): idle after its next Result or Failure,
+                   * which it sends without a Ready */
     int state;    /* enum nas_worker_state */
     int has_task; /* running task (a lease, or a task it still runs) */
     nas_task_ref task;
@@ -67,6 +94,8 @@ struct nas_dispatcher {
     uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
+    dbinding *bindings; /* cfg.max_workers entries, least recently used replaced */
+    int n_bindings;
     char weights_ep[NAS_WIRE_NAME_MAX * 4]; /* announced in the answer to Register; "" = none */
 };
 
@@ -124,7 +153,8 @@ int nas_dispatcher_create(nas_dispatcher **out, const nas_dispatcher_config *cfg
     d->tasks = nas_calloc(d->cap_tasks, sizeof *d->tasks);
     d->q_cap = 1024;
     d->queue = nas_calloc(d->q_cap, sizeof *d->queue);
-    if (!d->workers || !d->wmap || !d->tasks || !d->queue) goto fail;
+    d->bindings = nas_calloc((size_t)cfg->max_workers, sizeof *d->bindings);
+    if (!d->workers || !d->wmap || !d->tasks || !d->queue || !d->bindings) goto fail;
     *out = d;
     return NAS_OK;
 fail:
@@ -133,6 +163,7 @@ fail:
         nas_free(d->wmap);
         nas_free(d->tasks);
         nas_free(d->queue);
+        nas_free(d->bindings);
         nas_free(d);
     }
     return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
@@ -143,9 +174,12 @@ fail:
 void nas_dispatcher_destroy(nas_dispatcher **dp) {
     if (!dp || !*dp) return;
     nas_dispatcher *d = *dp;
-    for (size_t i = 0; i < d->cap_tasks; i++)
+    for (size_t i = 0; i < d->cap_tasks; i++) {
         nas_free(d->tasks[i].spec);
+        nas_free(d->tasks[i].holders);
+    }
     nas_free(d->tasks);
+    nas_free(d->bindings);
     nas_free(d->workers);
     nas_free(d->wmap);
     nas_free(d->queue);
@@ -197,8 +231,11 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
     return &d->tasks[i];
 }
 
-/* The ring doubles when full, unrolled into the new buffer in queue order. */
-static int queue_push(nas_dispatcher *d, uint64_t id) {
+/* The ring doubles when full, unrolled into the new buffer in queue order.
+ * `front`: a task that comes back goes ahead of those queued after it was
+ * first given out, so that one worker sees the order an uninterrupted run
+ * sees (the exact-resume promise, USER-GUIDE.md s3). */
+static int queue_push(nas_dispatcher *d, uint64_t id, int front) {
     if (d->q_len == d->q_cap) {
         uint64_t *q = nas_malloc(d->q_cap * 2 * sizeof *q);
         if (!q) return NAS_ENOMEM;
@@ -209,7 +246,12 @@ static int queue_push(nas_dispatcher *d, uint64_t id) {
         d->q_cap *= 2;
         d->q_head = 0;
     }
-    d->queue[(d->q_head + d->q_len) % d->q_cap] = id;
+    if (front) {
+        d->q_head = (d->q_head + d->q_cap - 1) % d->q_cap;
+        d->queue[d->q_head] = id;
+    } else {
+        d->queue[(d->q_head + d->q_len) % d->q_cap] = id;
+    }
     d->q_len++;
     return NAS_OK;
 }
@@ -228,15 +270,58 @@ static dtask *queue_pop(nas_dispatcher *d) {
 
 /* Move a task to a terminal state and free what it no longer needs. */
 static void task_finish(nas_dispatcher *d, dtask *t, int state) {
+    if (t->state == NAS_DISPATCH_TASK_LEASED && t->worker < 0) d->counts.held--;
     if (t->state == NAS_DISPATCH_TASK_QUEUED) d->counts.queued--;
     if (t->state == NAS_DISPATCH_TASK_LEASED) d->counts.leased--;
     t->state = state;
     t->worker = -1;
     nas_free(t->spec);
     t->spec = NULL;
+    nas_free(t->holders);
+    t->holders = NULL;
+    t->n_holders = 0;
     if (state == NAS_DISPATCH_TASK_DONE) d->counts.done++;
     if (state == NAS_DISPATCH_TASK_FAILED) d->counts.failed++;
     if (state == NAS_DISPATCH_TASK_CANCELLED) d->counts.cancelled++;
+}
+
+/* Remember that `name` (with `key`) was given lease `attempt` of t.  The
+ * oldest record goes when the list is full; out of memory, the holder is
+ * simply not remembered and a late result of it is refused (it is resent
+ * and refused again, never counted twice). */
+static void holder_add(dtask *t, uint32_t attempt, const char *name, const char *key) {
+    for (int i = 0; i < t->n_holders; i++)
+        if (t->holders[i].attempt == attempt && strcmp(t->holders[i].name, name) == 0 &&
+            strcmp(t->holders[i].key, key) == 0)
+            return;
+    if (!t->holders) t->holders = nas_calloc(HOLDERS_MAX, sizeof *t->holders);
+    if (!t->holders) return;
+    if (t->n_holders == HOLDERS_MAX) {
+        memmove(t->holders, t->holders + 1, (HOLDERS_MAX - 1) * sizeof *t->holders);
+        t->n_holders--;
+    }
+    dholder *h = &t->holders[t->n_holders++];
+    h->attempt = attempt;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    snprintf(h->key, sizeof h->key, "%s", key);
+}
+
+/* The one ownership rule: a Result, or a task a Register says is still
+ * running, counts only from a worker that was given that very (task,
+ * attempt) lease: the holder now, or an earlier holder whose lease expired
+ * and was given to another.  Nobody else, whatever it claims. */
+static int holder_is(const dtask *t, uint32_t attempt, const char *name, const char *key) {
+    for (int i = 0; i < t->n_holders; i++) {
+        const dholder *h = &t->holders[i];
+        if (h->attempt == attempt && strcmp(h->name, name) == 0 &&
+            (!h->key[0] || strcmp(h->key, key) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+static int task_live(const dtask *t) {
+    return t && (t->state == NAS_DISPATCH_TASK_QUEUED || t->state == NAS_DISPATCH_TASK_LEASED);
 }
 
 // ---- sending ------------------------------------------------------------------------------
@@ -329,11 +414,55 @@ static void wmap_del(nas_dispatcher *d, const dworker *w) {
     d->wmap[i] = 0;
 }
 
+static void info_fill(const dworker *w, nas_worker_info *o) {
+    memcpy(o->name, w->name, sizeof o->name);
+    memcpy(o->host, w->host, sizeof o->host);
+    memcpy(o->key, w->key, sizeof o->key);
+    memcpy(o->version, w->version, sizeof o->version);
+    o->cores = w->cores;
+    o->joined = w->joined;
+    o->state = w->state;
+    o->has_task = w->has_task;
+    o->task = w->task;
+    o->epoch = w->epoch;
+    o->epochs = w->epochs;
+    o->tasks_done = w->tasks_done;
+    o->last_seen_ms = w->last_seen;
+}
+
+/* Only workers that took part (held a lease) are reported: a peer that
+ * merely registered leaves no trace, so a flood of registrations writes
+ * nothing to the store. */
+static void worker_event(nas_dispatcher *d, const dworker *w, const char *event) {
+    if (!d->hooks.on_worker || !w->joined) return;
+    nas_worker_info info;
+    info_fill(w, &info);
+    d->hooks.on_worker(d->hooks.ctx, &info, event);
+}
+
+/* A worker's first lease makes it one of the campaign's workers: logged
+ * and reported once (registrations alone are logged at debug level, so
+ * that a flood of them cannot fill the log). */
+static void join(nas_dispatcher *d, dworker *w) {
+    if (w->joined) return;
+    w->joined = 1;
+    nas_info("dispatcher: worker %s (%s, %u cores) joined", w->name, w->host, w->cores);
+    worker_event(d, w, "joined");
+}
+
+/* Does w hold a lease (not merely run a task whose lease moved on)? */
+static int holds_lease(const nas_dispatcher *d, const dworker *w) {
+    if (!w->has_task) return 0;
+    const dtask *t = task_find(d, w->task.task_id);
+    return t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers);
+}
+
 /* idle_since orders the idle workers: the one idle longest gets the next
  * task, which spreads work (and heat) across hosts. */
 static void worker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     w->state = NAS_WORKER_STATE_IDLE;
     w->has_task = 0;
+    w->occupied = 0;
     w->lease_deadline = 0;
     w->epoch = w->epochs = 0;
     w->idle_since = now_ms;
@@ -351,11 +480,12 @@ static void task_requeue(nas_dispatcher *d, dtask *t, int counted, int code, con
         return;
     }
     if (t->state == NAS_DISPATCH_TASK_LEASED) d->counts.leased--;
+    if (t->state == NAS_DISPATCH_TASK_LEASED && t->worker < 0) d->counts.held--;
     if (counted) t->attempt++;
     t->state = NAS_DISPATCH_TASK_QUEUED;
     t->worker = -1;
     d->counts.queued++;
-    if (queue_push(d, t->id) < 0) {
+    if (queue_push(d, t->id, 1) < 0) {
         /* Without room to queue it the task cannot run again: fail it
          * visibly rather than lose it. */
         task_finish(d, t, NAS_DISPATCH_TASK_FAILED);
@@ -376,7 +506,7 @@ static void worker_remove(nas_dispatcher *d, dworker *w, int counted, const char
         if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers))
             task_requeue(d, t, counted, NAS_ETIMEDOUT, reason);
     }
-    if (d->hooks.on_worker) d->hooks.on_worker(d->hooks.ctx, w->name, event);
+    worker_event(d, w, event);
     wmap_del(d, w);
     memset(w, 0, sizeof *w);
     d->n_workers--;
@@ -418,6 +548,8 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;
+    holder_add(t, t->attempt, w->name, w->key);
+    join(d, w);
     /* The trainer stops itself at the fidelity's time limit (NAS_ETIMEDOUT),
      * so a lease still running at 1.5 x the limit plus the liveness window
      * has a worker that heartbeats but whose task is stuck. */
@@ -471,7 +603,7 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
     nas_wire_task *spec = nas_malloc(sizeof *spec);
     if (!spec) return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
     dtask *t = task_insert(d, task->task_id);
-    if (!t || queue_push(d, task->task_id) < 0) {
+    if (!t || queue_push(d, task->task_id, 0) < 0) {
         /* An inserted record without a queue entry stays as a QUEUED ghost
          * only if we leave it; mark it failed instead. */
         if (t) t->state = NAS_DISPATCH_TASK_FAILED;
@@ -485,6 +617,51 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
     d->counts.queued++;
     dispatch(d, now_ms);
     return NAS_OK;
+}
+
+/* A lease from a previous master: the task enters leased to nobody here,
+ * with `holder` remembered as the holder of its attempt, and is given to
+ * no other worker until nas_dispatcher_release_held() (the campaign's
+ * grace ends) or its holder comes back: Register with it running
+ * re-attaches it, and the holder's Result counts. */
+int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task, const char *holder,
+                             char *err) {
+    nas_wire_msg m;
+    nas_wire_msg_init(&m, NAS_MSG_TASK);
+    m.u.task = *task;
+    int rc = nas_wire_validate(&m, err);
+    if (rc < 0) return rc;
+    if (!holder || !*holder)
+        return nas_set_err(err, NAS_EINVAL, "task %" PRIu64 ": a held lease needs its holder",
+                           task->task_id);
+    if (task_find(d, task->task_id))
+        return nas_set_err(err, NAS_EEXIST, "task %" PRIu64 " was already pushed", task->task_id);
+    nas_wire_task *spec = nas_malloc(sizeof *spec);
+    dtask *t = spec ? task_insert(d, task->task_id) : NULL;
+    if (!t) {
+        nas_free(spec);
+        return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
+    }
+    *spec = *task;
+    t->spec = spec;
+    t->attempt = task->attempt;
+    t->state = NAS_DISPATCH_TASK_LEASED;
+    t->worker = -1;
+    d->counts.leased++;
+    d->counts.held++;
+    holder_add(t, task->attempt, holder, "");
+    return NAS_OK;
+}
+
+/* The grace of a resumed lease is over: back to the queue, uncounted (the
+ * worker may simply have been slow to reconnect).  1 if it was still
+ * waiting for its holder, else 0. */
+int nas_dispatcher_release_held(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
+    dtask *t = task_find(d, task_id);
+    if (!t || t->state != NAS_DISPATCH_TASK_LEASED || t->worker >= 0) return 0;
+    task_requeue(d, t, 0, NAS_ETIMEDOUT, "not delivered in time");
+    dispatch(d, now_ms);
+    return 1;
 }
 
 /* A cancelled task is terminal at once; the worker's confirming Failure
@@ -514,6 +691,7 @@ static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     if (old == w || strcmp(old->name, w->name) != 0 || strcmp(old->host, w->host) != 0) return;
     t->worker = (int)(w - d->workers);
     w->lease_deadline = old->lease_deadline;
+    w->joined = 1;
     old->has_task = 0; /* the lease has moved: removing old must not re-queue it */
     worker_remove(d, old, 0, "", "replaced");
     nas_info("dispatcher: worker %s reconnected; task %" PRIu64 " stays leased to it", w->name,
@@ -521,18 +699,154 @@ static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
 }
 
+/* A lease resumed from a previous master (push_held) is held by nobody
+ * here until its worker registers with it running: it becomes that
+ * worker's lease, with no new Task sent. */
+static void attach(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
+    d->counts.held--;
+    t->worker = (int)(w - d->workers);
+    w->state = NAS_WORKER_STATE_BUSY;
+    w->has_task = 1;
+    w->task = (nas_task_ref){t->id, t->attempt};
+    w->lease_deadline = 0;
+    if (t->spec && t->spec->fidelity.time_limit_s > 0)
+        w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
+                            d->cfg.heartbeat_ms * d->cfg.liveness;
+    holder_add(t, t->attempt, w->name, w->key);
+    join(d, w);
+    nas_info("dispatcher: task %" PRIu64 " attempt %u from the previous run is back with its "
+             "worker %s",
+             t->id, t->attempt, w->name);
+    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
+}
+
+/* Register says a task is still running on the worker.  Only a holder of
+ * that (task, attempt) lease is believed: it gets the lease back if nobody
+ * else has it (queued, or resumed and waiting for it), keeps it across
+ * its own reconnection, or, as an earlier holder whose lease went to
+ * another worker, may finish and deliver first.  Anyone else, and any
+ * task that is over or unknown, is told to cancel. */
+static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t now_ms) {
+    dtask *t = task_find(d, run.task_id);
+    if (!task_live(t) || !holder_is(t, run.attempt, w->name, w->key)) {
+        if (task_live(t))
+            nas_warn("dispatcher: %s claims task %" PRIu64 " attempt %u, never leased to it; "
+                     "told to cancel",
+                     w->name, run.task_id, run.attempt);
+        send_ref(d, w, NAS_MSG_CANCEL, run, 0, now_ms);
+        w->occupied = 1; /* its Failure or Result makes it idle */
+        return;
+    }
+    if (t->state == NAS_DISPATCH_TASK_QUEUED) {
+        lease(d, t, w, now_ms);
+        w->task = run;
+    } else if (t->worker < 0) {
+        attach(d, t, w, now_ms);
+        w->task = run;
+    } else {
+        w->state = NAS_WORKER_STATE_BUSY;
+        w->has_task = 1;
+        w->task = run;
+        take_over(d, t, w, now_ms);
+    }
+}
+
+/* A worker registering from a new socket has given up its old one (it
+ * reconnects after the master was silent): the old entry goes now rather
+ * than at its expiry, and a lease it held goes back to the head of the
+ * queue uncounted (the worker never got the Task, or gave it up), unless
+ * the worker says it still runs it (on_running takes it over) or holds
+ * its result (which counts when it arrives). */
+static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register *r) {
+    for (int i = 0; i < d->n_slots; i++) {
+        dworker *o = &d->workers[i];
+        if (!o->used || o == w || strcmp(o->name, w->name) != 0 ||
+            strcmp(o->host, w->host) != 0 || strcmp(o->key, w->key) != 0)
+            continue;
+        int keep = r->has_running && o->has_task && o->task.task_id == r->running.task_id;
+        for (int k = 0; k < r->n_held && o->has_task; k++)
+            keep |= r->held[k].task_id == o->task.task_id;
+        if (!keep) worker_remove(d, o, 0, "its worker registered again without it", "replaced");
+    }
+}
+
+/* With CurveZMQ a name belongs to the first key that registered it, for
+ * the life of this master (the most recent max_workers names are kept).
+ * Returns 1 when `key` may not use `name`. */
+static int name_taken(nas_dispatcher *d, const char *name, const char *key, int64_t now_ms) {
+    if (!key[0]) return 0;
+    dbinding *lru = NULL;
+    for (int i = 0; i < d->n_bindings; i++) {
+        dbinding *b = &d->bindings[i];
+        if (strcmp(b->name, name) == 0) {
+            if (strcmp(b->key, key) != 0) return 1;
+            b->used_ms = now_ms;
+            return 0;
+        }
+        if (!lru || b->used_ms < lru->used_ms) lru = b;
+    }
+    dbinding *b = d->n_bindings < d->cfg.max_workers ? &d->bindings[d->n_bindings++] : lru;
+    snprintf(b->name, sizeof b->name, "%s", name);
+    snprintf(b->key, sizeof b->key, "%s", key);
+    b->used_ms = now_ms;
+    return 0;
+}
+
+/* A free slot for a new registration.  When the table is full, the entry
+ * heard from longest ago among those that never held a lease and run
+ * nothing makes room: a registration flood recycles its own slots while
+ * the workers doing the campaign's work are never evicted. */
+static dworker *slot_for_new(nas_dispatcher *d) {
+    dworker *victim = NULL;
+    for (int i = 0; i < d->cfg.max_workers; i++) {
+        dworker *w = &d->workers[i];
+        if (!w->used) {
+            if (i >= d->n_slots) d->n_slots = i + 1;
+            d->n_workers++;
+            return w;
+        }
+        if (!w->joined && w->state != NAS_WORKER_STATE_BUSY &&
+            (!victim || w->last_seen < victim->last_seen))
+            victim = w;
+    }
+    if (!victim) return NULL;
+    nas_debug("dispatcher: %s evicted to make room for a new registration", victim->name);
+    worker_remove(d, victim, 0, "", "evicted");
+    d->n_workers++;
+    return victim;
+}
+
 static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t id_len,
-                        const nas_wire_register *r, int64_t now_ms) {
+                        const nas_wire_register *r, const char *key, int64_t now_ms) {
+    if (name_taken(d, r->name, key, now_ms)) {
+        nas_warn("dispatcher: Register as %s with key %s refused: the name belongs to another "
+                 "key",
+                 r->name, key);
+        send_error_id(d, id, id_len, NAS_EAUTH, "the name %s belongs to another key", r->name);
+        return;
+    }
     if (!w) {
-        for (int i = 0; i < d->cfg.max_workers && !w; i++)
-            if (!d->workers[i].used) w = &d->workers[i];
-        if (w && w - d->workers >= d->n_slots) d->n_slots = (int)(w - d->workers) + 1;
+        w = slot_for_new(d);
         if (!w) {
             send_error_id(d, id, id_len, NAS_ENOSPC, "master is full (%d workers)",
                           d->cfg.max_workers);
             return;
         }
-        d->n_workers++;
+    } else if (holds_lease(d, w) && (!r->has_running || r->running.task_id == w->task.task_id)) {
+        /* The same socket registering again without naming another task:
+         * its Register crossed the Task on the way (the agent registers
+         * again when its heartbeats were answered "unregistered" before
+         * its first Register arrived).  The lease stays; a Register that
+         * says another task runs falls to the branch below. */
+        w->last_seen = now_ms;
+        w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
+        nas_debug("dispatcher: %s registered again; task %" PRIu64 " stays leased to it",
+                  w->name, w->task.task_id);
+        nas_wire_msg hb;
+        nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
+        snprintf(hb.u.heartbeat.weights, sizeof hb.u.heartbeat.weights, "%s", d->weights_ep);
+        send_to(d, w, &hb, now_ms);
+        return;
     } else if (w->has_task) {
         /* The same socket registering again forgot what it ran. */
         worker_remove(d, w, 0, "given back", "left");
@@ -546,29 +860,21 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     wmap_put(d, w);
     snprintf(w->name, sizeof w->name, "%s", r->name);
     snprintf(w->host, sizeof w->host, "%s", r->host);
+    snprintf(w->key, sizeof w->key, "%s", key);
+    snprintf(w->version, sizeof w->version, "%s", r->version);
     w->cores = r->cores;
     w->state = NAS_WORKER_STATE_REGISTERED;
     w->last_seen = now_ms;
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
-    nas_info("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)", w->name,
-             w->host, w->cores, r->n_held);
-    if (d->hooks.on_worker) d->hooks.on_worker(d->hooks.ctx, w->name, "joined");
-    if (r->has_running) {
-        /* Still evaluating a task from before it lost us: re-attach the lease
-         * if the task waits in the queue, cancel it if it is over. */
-        dtask *t = task_find(d, r->running.task_id);
-        w->state = NAS_WORKER_STATE_BUSY;
-        w->has_task = 1;
-        w->task = r->running;
-        if (t && t->state == NAS_DISPATCH_TASK_QUEUED) {
-            t->attempt = r->running.attempt > t->attempt ? r->running.attempt : t->attempt;
-            lease(d, t, w, now_ms);
-        } else if (!t || t->state != NAS_DISPATCH_TASK_LEASED) {
-            send_ref(d, w, NAS_MSG_CANCEL, r->running, 0, now_ms);
-        } else {
-            take_over(d, t, w, now_ms);
-        }
-    }
+    /* A worker coming back (it runs or holds something) is worth a line;
+     * a bare registration only at debug level (floods). */
+    if (r->has_running || r->n_held > 0)
+        nas_info("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)",
+                 w->name, w->host, w->cores, r->n_held);
+    else
+        nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->name, w->host, w->cores);
+    drop_replaced(d, w, r);
+    if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where
      * the weight store is (so workers need no --weights). */
     nas_wire_msg hb;
@@ -577,19 +883,40 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     send_to(d, w, &hb, now_ms);
 }
 
-/* First result wins.  The task record, not the worker's lease, decides:
- * a worker that lost us may deliver a result for a lease we gave away. */
+/* After a Result or a Failure a worker is idle without saying Ready; so is
+ * one that ran a task the master did not track (occupied).  A worker that
+ * just registered and delivers held results says Ready afterwards. */
+static void after_outcome(nas_dispatcher *d, dworker *w, int running_it, int64_t now_ms) {
+    if (running_it || w->occupied) worker_set_idle(d, w, now_ms);
+}
+
+/* First result wins, among the task's lease holders (holder_is): a worker
+ * that lost us may deliver a result for a lease we gave away since, but
+ * a peer that never held the lease is refused whatever it claims. */
 static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, int64_t now_ms) {
     nas_task_ref ref = {r->task_id, r->attempt};
     int running_it = w->has_task && w->task.task_id == r->task_id;
     dtask *t = task_find(d, r->task_id);
-    if (!t || (t->state != NAS_DISPATCH_TASK_QUEUED && t->state != NAS_DISPATCH_TASK_LEASED)) {
+    if (!task_live(t)) {
         nas_info("dispatcher: duplicate result for task %" PRIu64 " attempt %u from %s dropped",
                  r->task_id, r->attempt, w->name);
         send_ref(d, w, NAS_MSG_ACK, ref, 1, now_ms);
-        if (running_it) worker_set_idle(d, w, now_ms);
+        after_outcome(d, w, running_it, now_ms);
         return;
     }
+    if (!holder_is(t, r->attempt, w->name, w->key)) {
+        nas_warn("dispatcher: result for task %" PRIu64 " attempt %u from %s refused: that lease "
+                 "was never given to it",
+                 r->task_id, r->attempt, w->name);
+        send_error_id(d, w->id, w->id_len, NAS_EAUTH,
+                      "task %" PRIu64 " attempt %u was never leased to %s", r->task_id, r->attempt,
+                      w->name);
+        return;
+    }
+    if (t->state == NAS_DISPATCH_TASK_LEASED && t->worker < 0)
+        nas_info("dispatcher: task %" PRIu64 " attempt %u from the previous run is back with its "
+                 "worker %s, done",
+                 t->id, r->attempt, w->name);
     if (d->hooks.on_result) {
         int rc = d->hooks.on_result(d->hooks.ctx, r, w->name);
         if (rc < 0) {
@@ -602,7 +929,7 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     task_finish(d, t, NAS_DISPATCH_TASK_DONE);
     w->tasks_done++;
     send_ref(d, w, NAS_MSG_ACK, ref, 0, now_ms);
-    if (running_it) worker_set_idle(d, w, now_ms);
+    after_outcome(d, w, running_it, now_ms);
     cancel_others(d, r->task_id, w, now_ms);
 }
 
@@ -618,14 +945,29 @@ static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f,
                  f->give_back ? "given back" : "failed", w->name, f->reason);
         task_requeue(d, t, !f->give_back, f->code, f->give_back ? "given back" : f->reason);
     }
-    if (running_it) {
-        if (f->give_back) {
-            w->state = NAS_WORKER_STATE_LEAVING;
-            w->has_task = 0;
-        } else {
-            worker_set_idle(d, w, now_ms);
-        }
+    if (running_it && f->give_back) {
+        w->state = NAS_WORKER_STATE_LEAVING;
+        w->has_task = 0;
+        return;
     }
+    after_outcome(d, w, running_it, now_ms);
+}
+
+/* A worker answers a Task it cannot take (it is still busy with another,
+ * which the master did not know about) with Error(NAS_ESTATE).  The lease
+ * goes back to the queue uncounted, and the worker gets nothing more
+ * until its Result or Failure shows it idle: a refused lease must never
+ * sit on a worker that is not running it. */
+static void on_refused(nas_dispatcher *d, dworker *w, int64_t now_ms) {
+    (void)now_ms;
+    if (!holds_lease(d, w)) return;
+    dtask *t = task_find(d, w->task.task_id);
+    nas_warn("dispatcher: %s refused task %" PRIu64 "; re-queued", w->name, t->id);
+    task_requeue(d, t, 0, NAS_ESTATE, "refused by worker");
+    w->state = NAS_WORKER_STATE_REGISTERED;
+    w->has_task = 0;
+    w->lease_deadline = 0;
+    w->occupied = 1;
 }
 
 /* Progress for anything but the worker's current task is stale: dropped. */
@@ -663,12 +1005,13 @@ static void on_status(nas_dispatcher *d, const uint8_t *id, size_t id_len, int64
 }
 
 /* Register and StatusRequest are the only messages a stranger may send;
- * everything else needs a registered identity, and refreshes its liveness. */
-void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len,
-                               const nas_wire_msg *m, int64_t now_ms) {
+ * everything else needs a registered identity, and refreshes its liveness.
+ * `key` is the CurveZMQ key that sent it ("" without). */
+static void on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, const char *key,
+                       const nas_wire_msg *m, int64_t now_ms) {
     dworker *w = worker_find(d, id, id_len);
     if (m->type == NAS_MSG_REGISTER) {
-        on_register(d, w, id, id_len, &m->u.reg, now_ms);
+        on_register(d, w, id, id_len, &m->u.reg, key, now_ms);
         dispatch(d, now_ms);
         return;
     }
@@ -686,12 +1029,12 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
     switch (m->type) {
     case NAS_MSG_READY:
-        if (w->state == NAS_WORKER_STATE_BUSY) {
-            /* Ready while holding a lease: the worker no longer runs it. */
-            dtask *t = task_find(d, w->task.task_id);
-            if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers))
-                task_requeue(d, t, 0, NAS_ESTATE, "worker dropped it");
-        }
+        /* A worker says Ready right after its Register; one that arrives
+         * while it holds a lease crossed the Task on the way and is stale
+         * (a worker that drops a task says so with a Failure).  Taking it
+         * at its word would give the task to a second worker while the
+         * first runs it. */
+        if (holds_lease(d, w)) break;
         if (w->state != NAS_WORKER_STATE_IDLE) worker_set_idle(d, w, now_ms);
         break;
     case NAS_MSG_HEARTBEAT:
@@ -712,6 +1055,7 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
     case NAS_MSG_ERROR:
         nas_warn("dispatcher: worker %s reports error %s: %s", w->name,
                  nas_err_name(m->u.error.code), m->u.error.message);
+        if (m->u.error.code == NAS_ESTATE) on_refused(d, w, now_ms);
         break;
     default:
         send_error_id(d, id, id_len, NAS_EPROTO, "a worker may not send %s",
@@ -719,6 +1063,11 @@ void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_l
         break;
     }
     dispatch(d, now_ms);
+}
+
+void nas_dispatcher_on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len,
+                               const nas_wire_msg *m, int64_t now_ms) {
+    on_message(d, id, id_len, "", m, now_ms);
 }
 
 /* The peer is told what was wrong (the decoder's message names the field)
@@ -730,11 +1079,7 @@ void nas_dispatcher_on_packet(nas_dispatcher *d, const nas_wire_packet *pkt, int
         nas_dispatcher_on_bad_message(d, pkt->identity, pkt->id_len, rc, err ? err : "", now_ms);
         return;
     }
-    nas_dispatcher_on_message(d, pkt->identity, pkt->id_len, &pkt->msg, now_ms);
-    if (pkt->msg.type == NAS_MSG_REGISTER && pkt->user_id[0]) {
-        dworker *w = worker_find(d, pkt->identity, pkt->id_len);
-        if (w) snprintf(w->key, sizeof w->key, "%s", pkt->user_id);
-    }
+    on_message(d, pkt->identity, pkt->id_len, pkt->user_id, &pkt->msg, now_ms);
 }
 
 void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, int code,
@@ -820,20 +1165,7 @@ int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int ca
     for (int i = 0; i < d->n_slots; i++) {
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
-        if (n < cap) {
-            nas_worker_info *o = &out[n];
-            memcpy(o->name, w->name, sizeof o->name);
-            memcpy(o->host, w->host, sizeof o->host);
-            memcpy(o->key, w->key, sizeof o->key);
-            o->cores = w->cores;
-            o->state = w->state;
-            o->has_task = w->has_task;
-            o->task = w->task;
-            o->epoch = w->epoch;
-            o->epochs = w->epochs;
-            o->tasks_done = w->tasks_done;
-            o->last_seen_ms = w->last_seen;
-        }
+        if (n < cap) info_fill(w, &out[n]);
         n++;
     }
     return n;

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 typedef struct nas_dispatcher nas_dispatcher;
+struct nas_worker_info;
 
 typedef struct nas_dispatcher_config {
     int64_t heartbeat_ms; /* heartbeat interval, default 1000 */
@@ -74,9 +75,12 @@ typedef struct nas_dispatcher_hooks {
     void (*on_failed)(void *ctx, const nas_task_ref *ref, int code, const char *reason);
     /* One epoch of a leased task finished (early stopping, nasctl). */
     void (*on_progress)(void *ctx, const nas_wire_progress *p, const char *worker);
-    /* A worker "joined", was "lost" (expired), "left" (Disconnect), or was
-     * "replaced" by its own reconnection (which took over its lease). */
-    void (*on_worker)(void *ctx, const char *worker, const char *event);
+    /* A worker "joined" (took its first lease), was "lost" (expired), "left"
+     * (Disconnect) or "evicted" (its slot went to a new registration), or
+     * was "replaced" by its own reconnection (which took over its lease).
+     * Only for workers that joined: a peer that merely registered leaves
+     * no trace (registration floods write nothing). */
+    void (*on_worker)(void *ctx, const struct nas_worker_info *w, const char *event);
 } nas_dispatcher_hooks;
 
 /* Create a dispatcher.  NAS_EINVAL + err for a bad config or missing send
@@ -99,6 +103,19 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
  * leased: one write instead of an insert and a lease update. */
 int nas_dispatcher_peek_lease(const nas_dispatcher *d, char *worker, size_t cap,
                               int64_t *expiry_ms);
+
+/* A lease granted by a previous master to `holder` (after a restart): the
+ * task is leased to nobody here and waits for its holder, whose Register
+ * with the task running re-attaches the lease and whose Result counts;
+ * no other worker is given it until nas_dispatcher_release_held().
+ * Errors as push(). */
+int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task, const char *holder,
+                             char *err);
+
+/* Re-queue a held lease whose holder has not come back (uncounted, reason
+ * "not delivered in time"); 1 if it was waiting, 0 if not (its holder
+ * came back, or it is over). */
+int nas_dispatcher_release_held(nas_dispatcher *d, uint64_t task_id, int64_t now_ms);
 
 /* Cancel a task: dropped from the queue, or Cancel sent to the worker
  * running it; results arriving later are acknowledged as duplicates.
@@ -142,7 +159,9 @@ typedef struct nas_worker_info {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
     char key[NAS_WIRE_NAME_MAX]; /* CurveZMQ key name (ZAP User-Id), "" without */
+    char version[NAS_WIRE_NAME_MAX];
     uint32_t cores;
+    int joined; /* has held a lease of this master */
     int state; /* enum nas_worker_state */
     int has_task;
     nas_task_ref task; /* when has_task */
@@ -154,6 +173,7 @@ typedef struct nas_worker_info {
 typedef struct nas_dispatcher_counts {
     int workers, idle, busy;
     size_t queued, leased, done, failed, cancelled;
+    size_t held; /* of the leased: resumed leases waiting for their worker (push_held) */
 } nas_dispatcher_counts;
 
 void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *out);

@@ -278,6 +278,30 @@ void e2e_check_exactly_once(const char *db, int budget) {
     nas_store_close(&st);
 }
 
+void e2e_read_history(const char *db, e2e_history *h) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    ck_assert_int_ge(n, 0);
+    ck_assert_int_le(n, E2E_HISTORY_MAX);
+    h->n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(h->arch[i], sizeof h->arch[i], "%s", r[i].arch_text);
+        h->acc[i] = r[i].accuracy;
+    }
+    nas_store_records_free(r, n);
+    nas_store_close(&st);
+}
+
+int e2e_history_diff(const e2e_history *a, const e2e_history *b) {
+    for (int i = 0; i < a->n || i < b->n; i++)
+        if (i >= a->n || i >= b->n || strcmp(a->arch[i], b->arch[i]) != 0 || a->acc[i] != b->acc[i])
+            return i;
+    return -1;
+}
+
 /* Occurrences of `needle` in a file. */
 int e2e_count_in_file(const char *path, const char *needle) {
     size_t len = 0;

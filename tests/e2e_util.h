@@ -155,4 +155,20 @@ int64_t e2e_leased_task(const char *db, const char *to, char *worker, size_t cap
  * results, one per task, every task done. */
 void e2e_check_exactly_once(const char *db, int budget);
 
+/* The search stage's history as the exact-resume promise compares it
+ * (USER-GUIDE.md s3): each result's architecture and accuracy, in order. */
+#define E2E_HISTORY_MAX 16
+typedef struct e2e_history {
+    int n;
+    char arch[E2E_HISTORY_MAX][NAS_STORE_TEXT_MAX];
+    double acc[E2E_HISTORY_MAX];
+} e2e_history;
+
+/* Read it (asserts the database opens and holds at most E2E_HISTORY_MAX). */
+void e2e_read_history(const char *db, e2e_history *h);
+
+/* The index of the first result where two histories differ, or -1 when
+ * they are the same. */
+int e2e_history_diff(const e2e_history *a, const e2e_history *b);
+
 #endif

@@ -71,7 +71,8 @@ static void fake_failed(void *ctx, const nas_task_ref *ref, int code, const char
 static void fake_progress(void *ctx, const nas_wire_progress *p, const char *w) {
     ((rec *)ctx)->progress++;
 }
-static void fake_worker(void *ctx, const char *w, const char *event) {
+static void fake_worker(void *ctx, const nas_worker_info *wi, const char *event) {
+    const char *w = wi->name;
     rec *r = ctx;
     size_t n = strlen(r->events);
     snprintf(r->events + n, sizeof r->events - n, "%s:%s ", w, event);
@@ -92,7 +93,8 @@ static nas_dispatcher *make(rec *r) {
     return d;
 }
 
-/* Deliver a message from worker `id` (the identity doubles as its name). */
+/* Deliver a message from worker `id` (the identity doubles as its name, up
+ * to a '#': "w1#b" is worker w1 on a new socket after a reconnection). */
 static void from(nas_dispatcher *d, const char *id, nas_wire_msg *m, int64_t now) {
     nas_dispatcher_on_message(d, (const uint8_t *)id, strlen(id), m, now);
 }
@@ -100,7 +102,7 @@ static void from(nas_dispatcher *d, const char *id, nas_wire_msg *m, int64_t now
 static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_ref *held_running) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_REGISTER);
-    snprintf(m.u.reg.name, sizeof m.u.reg.name, "%s", id);
+    snprintf(m.u.reg.name, sizeof m.u.reg.name, "%.*s", (int)strcspn(id, "#"), id);
     strcpy(m.u.reg.host, "localhost");
     m.u.reg.protocol = NAS_PROTOCOL_VERSION;
     m.u.reg.cores = 2;
@@ -361,11 +363,11 @@ START_TEST(test_dispatcher_late_delivery_after_reconnect) {
     reg(d, "w2", 600, NULL);
     simple(d, "w2", NAS_MSG_READY, 600);
     ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.attempt, 2);
-    /* w1 comes back on a new socket ("w1b") holding attempt 1's result. */
-    reg(d, "w1b", 700, NULL);
-    result(d, "w1b", 9, 1, 710);
+    /* w1 comes back on a new socket ("w1#b") holding attempt 1's result. */
+    reg(d, "w1#b", 700, NULL);
+    result(d, "w1#b", 9, 1, 710);
     ck_assert_int_eq(r.results, 1);
-    ck_assert_int_eq(last_to(&r, "w1b", NAS_MSG_ACK)->u.ack.duplicate, 0);
+    ck_assert_int_eq(last_to(&r, "w1#b", NAS_MSG_ACK)->u.ack.duplicate, 0);
     /* w2 is told to stop, and its own result later is a duplicate. */
     const nas_wire_msg *c = last_to(&r, "w2", NAS_MSG_CANCEL);
     ck_assert_ptr_nonnull(c);
@@ -386,15 +388,15 @@ START_TEST(test_dispatcher_reconnect_while_running_reattaches) {
     nas_dispatcher_tick(d, 600); /* w1 expires, task 4 queued as attempt 2 */
     ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_QUEUED);
     nas_task_ref running = {4, 1};
-    reg(d, "w1b", 650, &running);
+    reg(d, "w1#b", 650, &running);
     ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_LEASED);
-    ck_assert_ptr_null(last_to(&r, "w1b", NAS_MSG_CANCEL));
+    ck_assert_ptr_null(last_to(&r, "w1#b", NAS_MSG_CANCEL));
     /* A new worker does not get task 4: it is running again. */
     reg(d, "w2", 660, NULL);
     simple(d, "w2", NAS_MSG_READY, 660);
     ck_assert_ptr_null(last_to(&r, "w2", NAS_MSG_TASK));
     /* Running a task that is already over gets a Cancel. */
-    result(d, "w1b", 4, 1, 670);
+    result(d, "w1#b", 4, 1, 670);
     nas_task_ref stale = {4, 1};
     reg(d, "w3", 680, &stale);
     ck_assert_ptr_nonnull(last_to(&r, "w3", NAS_MSG_CANCEL));
@@ -412,14 +414,14 @@ START_TEST(test_dispatcher_reattached_worker_failure_releases_lease) {
     push(d, 4, 0);
     nas_dispatcher_tick(d, 600); /* queued again as attempt 2 */
     nas_task_ref running = {4, 1};
-    reg(d, "w1b", 650, &running);
+    reg(d, "w1#b", 650, &running);
     ck_assert_int_eq(nas_dispatcher_task_state(d, 4, NULL), NAS_DISPATCH_TASK_LEASED);
-    failure(d, "w1b", 4, 1, 0, 660);
-    /* Re-queued as attempt 3 and, w1b being idle now, leased again. */
+    failure(d, "w1#b", 4, 1, 0, 660);
+    /* Re-queued as attempt 3 and, w1#b being idle now, leased again. */
     uint32_t attempt = 0;
     ck_assert_int_eq(nas_dispatcher_task_state(d, 4, &attempt), NAS_DISPATCH_TASK_LEASED);
     ck_assert_uint_eq(attempt, 3);
-    ck_assert_uint_eq(last_to(&r, "w1b", NAS_MSG_TASK)->u.task.attempt, 3);
+    ck_assert_uint_eq(last_to(&r, "w1#b", NAS_MSG_TASK)->u.task.attempt, 3);
     nas_dispatcher_destroy(&d);
 }
 END_TEST

@@ -41,7 +41,8 @@ static int net_result(void *ctx, const nas_wire_result *r, const char *worker) {
     return NAS_OK;
 }
 
-static void net_worker(void *ctx, const char *w, const char *event) {
+static void net_worker(void *ctx, const nas_worker_info *w, const char *event) {
+    (void)w;
     if (strcmp(event, "lost") == 0) ((net *)ctx)->lost++;
 }
 

@@ -80,29 +80,6 @@ END_TEST
 
 // ---- master killed ------------------------------------------------------------------------
 
-typedef struct hist {
-    int n;
-    char arch[16][NAS_STORE_TEXT_MAX];
-    double acc[16];
-} hist;
-
-static void read_hist(const char *db, hist *h) {
-    char err[NAS_ERR_LEN];
-    nas_store *st = NULL;
-    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
-    nas_store_record *r = NULL;
-    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
-    ck_assert_int_ge(n, 0);
-    ck_assert_int_le(n, 16);
-    h->n = n;
-    for (int i = 0; i < n; i++) {
-        snprintf(h->arch[i], sizeof h->arch[i], "%s", r[i].arch_text);
-        h->acc[i] = r[i].accuracy;
-    }
-    nas_store_records_free(r, n);
-    nas_store_close(&st);
-}
-
 START_TEST(test_fault_master_killed_resumes_exactly) {
     e2e_env e;
     e2e_env_init(&e, 4 + 3 * _i);
@@ -118,8 +95,8 @@ START_TEST(test_fault_master_killed_resumes_exactly) {
     pid_t m = master(&e, ref, rlog);
     ck_assert_int_eq(e2e_wait(m, 60000), 0);
     e2e_kill(w, SIGTERM);
-    hist want;
-    read_hist(ref, &want);
+    e2e_history want;
+    e2e_read_history(ref, &want);
     ck_assert_int_eq(want.n, budget);
 
     /* Interrupted: kill -9 the master while the worker trains task K.  In
@@ -138,13 +115,10 @@ START_TEST(test_fault_master_killed_resumes_exactly) {
     e2e_kill(w, SIGTERM);
     ck_assert_int_eq(rc, 0);
     e2e_check_exactly_once(e.db, budget);
-    hist got;
-    read_hist(e.db, &got);
+    e2e_history got;
+    e2e_read_history(e.db, &got);
     ck_assert_int_eq(got.n, want.n);
-    for (int i = 0; i < got.n; i++) {
-        ck_assert_str_eq(got.arch[i], want.arch[i]);
-        ck_assert(got.acc[i] == want.acc[i]);
-    }
+    ck_assert_int_eq(e2e_history_diff(&got, &want), -1);
     /* Task K was started once on the worker and delivered after the restart. */
     char line[64];
     snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);

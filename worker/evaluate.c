@@ -369,16 +369,40 @@ static void copy_train_result(const nas_train_result *tr, const nas_wire_task *t
 }
 
 /* Push a trained child to the weight store under its canonical hash (the
- * key the strategy's parent_hash uses).  A failed push costs a future
+ * key the strategy's parent_hash uses).  The task's result goes out only
+ * after the push is acknowledged, which means the weights are on the
+ * master's disk: the master observes the result and proposes children of
+ * it only then, and every child finds its parent, however a master kill
+ * falls (USER-GUIDE.md s3: a resumed campaign's history is the
+ * uninterrupted run's).  So a push that got no answer (the master died or
+ * is restarting) is made again, after a pause that grows to
+ * PUSH_RETRY_MAX_MS, until it is acknowledged or the task is cancelled.  A
+ * push the master refuses, or one that cannot be built, costs a future
  * child its head start, never this task its result: logged only. */
-static void push_weights(struct nas_ps_client *ps, const nas_wire_task *t, const nas_net *net) {
+#define PUSH_RETRY_MAX_MS 5000
+static void push_weights(struct nas_ps_client *ps, const nas_wire_task *t, const nas_net *net,
+                         const nas_eval_hooks *h) {
     nas_genome g;
     char err[NAS_ERR_LEN] = "";
     if (nas_builder_resolve_genome(t->genome, &g, err) < 0) return; /* a reference net */
     uint64_t arch = nas_genome_hash(&g);
-    if (nas_ps_client_push(ps, arch, net, err) < 0)
-        nas_warn("evaluator: weights of task %llu not pushed: %s", (unsigned long long)t->task_id,
-                 err);
+    int64_t pause = 100;
+    for (;;) {
+        int rc = nas_ps_client_push(ps, arch, net, err);
+        if (rc == NAS_OK) return;
+        int lost = rc == NAS_ETIMEDOUT || rc == NAS_EAGAIN || rc == NAS_EIO;
+        if (!lost || cancelled(h)) {
+            nas_warn("evaluator: weights of task %llu not pushed: %s",
+                     (unsigned long long)t->task_id, err);
+            return;
+        }
+        nas_warn("evaluator: weights of task %llu not pushed yet (%s); the result waits for them, "
+                 "trying again in %lld ms",
+                 (unsigned long long)t->task_id, err, (long long)pause);
+        for (int64_t slept = 0; slept < pause && !cancelled(h); slept += 20)
+            nas_sleep_ms(20);
+        pause = pause < PUSH_RETRY_MAX_MS / 2 ? pause * 2 : PUSH_RETRY_MAX_MS;
+    }
 }
 
 /* Train one task: data from the cache, a fresh net per task built by the
@@ -437,7 +461,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
         rc = nas_set_err(err, NAS_EDIVERGED, "validation accuracy %g / loss %g are not usable",
                          (double)tr.val_acc, (double)tr.val_loss);
     if (rc == NAS_OK) copy_train_result(&tr, t, r);
-    if (rc == NAS_OK && ev->cfg.ps && t->push_weights) push_weights(ev->cfg.ps, t, net);
+    if (rc == NAS_OK && ev->cfg.ps && t->push_weights) push_weights(ev->cfg.ps, t, net, h);
 done:
     nas_train_result_fini(&tr);
     nas_net_destroy(&net);

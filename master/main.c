@@ -10,6 +10,7 @@
  * exits at once, which is safe because every state change is one SQLite
  * transaction.  This file is the only place on the master side that exits.
  */
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -17,7 +18,6 @@
 #include "master/config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,31 +102,26 @@ int main(int argc, char **argv) {
         {"authorized", required_argument, NULL, O_AUTH},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"retry-failed", no_argument, NULL, O_RETRY},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, NAS_CLI_HELP},
+        {"version", no_argument, NULL, NAS_CLI_VERSION},
         {NULL, 0, NULL, 0},
     };
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    int ch, cli_status, stop_flag = 0;
+    while ((ch = nas_cli_next(argc, argv, lo, "nas-master", usage, &cli_status)) != -1) {
         switch (ch) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("nas-master (nasd) %s\n", NAS_VERSION);
-            return 0;
-        case ':':
-            fprintf(stderr, "nas-master: %s needs a value (try --help)\n", argv[optind - 1]);
-            return 2;
-        case '?':
-            fprintf(stderr, "nas-master: unknown option %s (try --help)\n", argv[optind - 1]);
-            return 2;
+        case NAS_CLI_EXIT:
+            return cli_status;
         case O_CANCEL:
-            opt.cancel_on_stop = 1;
-            break;
         case O_WAIT:
-            opt.cancel_on_stop = 0;
+            /* Two answers to one question: refuse rather than let the
+             * last one win silently. */
+            if (stop_flag && stop_flag != ch) {
+                fprintf(stderr, "nas-master: --wait-on-stop and --cancel-on-stop exclude each "
+                                "other; give one\n");
+                return 2;
+            }
+            stop_flag = ch;
+            opt.cancel_on_stop = ch == O_CANCEL;
             break;
         case O_SYN:
             opt.eval_mode = NAS_EVAL_SYNTHETIC;

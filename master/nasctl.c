@@ -17,6 +17,7 @@
  * than after a silent timeout.
  */
 #include "common/alloc.h"
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/genome.h"
@@ -29,7 +30,6 @@
 #include "master/status.h"
 #include "master/store.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,7 +134,8 @@ static void usage(FILE *f) {
                "Exit status: 0 success, 1 failure (the message names it), 2 usage error.\n");
 }
 
-/* "nasctl best: --key does not apply to best (it belongs to status)". */
+/* "nasctl best: --key does not apply to best (it belongs to status)";
+ * returns 0 (parse_args: exit, with the usage status). */
 static int refuse_option(const char *cmd, const opt_def *o) {
     const char *owner = NULL;
     int owners = 0;
@@ -143,42 +144,35 @@ static int refuse_option(const char *cmd, const opt_def *o) {
     fprintf(stderr, "nasctl %s: --%s does not apply to %s", cmd, o->name, cmd);
     if (owners == 1) fprintf(stderr, " (it belongs to %s)", owner);
     fprintf(stderr, "\n");
-    return 2;
+    return 0;
 }
 
-/* What parse_args() returns besides 0 and 2: --help was printed. */
-#define PARSED_HELP (-1)
-
-/* Parse a built-in command's options with getopt_long (so --db=FILE and
- * --db FILE both work, and options may follow the positional argument);
- * 0, PARSED_HELP, or 2 after a message naming the problem. */
-static int parse_args(int argc, char **argv, unsigned accepts, int positional, args *a) {
+/* Parse a built-in command's options (argv[0] is the command) with the
+ * shared conventions of common/cli.h, so --db=FILE and --db FILE both
+ * work and options may follow the positional argument; the options the
+ * command takes are its COMMANDS entry's.  Returns 1 to go on, or 0 to
+ * exit with *status (0 after --help, 2 after a message naming the
+ * problem). */
+static int parse_args(int argc, char **argv, int positional, args *a, int *status) {
     const char *cmd = argv[0];
+    unsigned accepts = 0;
+    for (size_t i = 0; i < NAS_ARRAY_LEN(COMMANDS); i++)
+        if (strcmp(COMMANDS[i].name, cmd) == 0) accepts = COMMANDS[i].opts;
     memset(a, 0, sizeof *a);
     a->k = 5;
     a->timeout_ms = 2000;
     struct option lo[NAS_ARRAY_LEN(OPTS) + 2];
     for (size_t i = 0; i < NAS_ARRAY_LEN(OPTS); i++)
         lo[i] = (struct option){OPTS[i].name, OPTS[i].has_arg, NULL, 256 + (int)i};
-    lo[NAS_ARRAY_LEN(OPTS)] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[NAS_ARRAY_LEN(OPTS)] = (struct option){"help", no_argument, NULL, NAS_CLI_HELP};
     lo[NAS_ARRAY_LEN(OPTS) + 1] = (struct option){NULL, 0, NULL, 0};
-    optind = 0; /* glibc: start a fresh scan */
-    opterr = 0;
+    char prog[64];
+    snprintf(prog, sizeof prog, "nasctl %s", cmd);
+    optind = 0; /* glibc: a fresh scan of this argument vector */
     int c;
-    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return PARSED_HELP;
-        }
-        if (c == ':') {
-            fprintf(stderr, "nasctl %s: %s needs a value (try --help)\n", cmd, argv[optind - 1]);
-            return 2;
-        }
-        if (c == '?') {
-            fprintf(stderr, "nasctl %s: unknown option '%s' (try --help)\n", cmd,
-                    argv[optind - 1]);
-            return 2;
-        }
+    while ((c = nas_cli_next(argc, argv, lo, prog, usage, status)) != -1) {
+        if (c == NAS_CLI_EXIT) return 0;
+        *status = NAS_EXIT_USAGE; /* for the refusals below */
         const opt_def *o = &OPTS[c - 256];
         if (!(accepts & o->bit)) return refuse_option(cmd, o);
         switch (o->bit) {
@@ -195,7 +189,7 @@ static int parse_args(int argc, char **argv, unsigned accepts, int positional, a
             if (*end || end == optarg || n < 1 || n > 100000000) {
                 fprintf(stderr, "nasctl %s: --%s needs a positive integer, got '%s'\n", cmd,
                         o->name, optarg);
-                return 2;
+                return 0;
             }
             if (o->bit == OPT_K)
                 a->k = (int)n;
@@ -204,25 +198,18 @@ static int parse_args(int argc, char **argv, unsigned accepts, int positional, a
         }
         }
     }
+    *status = NAS_EXIT_USAGE;
     if (optind < argc && positional) a->arch = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "nasctl %s: unexpected argument '%s' (try --help)\n", cmd, argv[optind]);
-        return 2;
+        return 0;
     }
     if (a->csv && a->json) {
         fprintf(stderr, "nasctl %s: --csv and --json exclude each other; give one\n", cmd);
-        return 2;
+        return 0;
     }
-    return 0;
-}
-
-/* The built-in commands start with this: the parse, with its exit status
- * (0 after --help) in *status when the command must not go on. */
-static int parse_or_exit(int argc, char **argv, unsigned accepts, int positional, args *a,
-                         int *status) {
-    int rc = parse_args(argc, argv, accepts, positional, a);
-    *status = rc == PARSED_HELP ? 0 : rc;
-    return rc == 0;
+    *status = NAS_EXIT_OK;
+    return 1;
 }
 
 /* Open a database read-only for a command; prints the reason and
@@ -348,10 +335,7 @@ done:
 static int cmd_status(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv,
-                       OPT_MASTER | OPT_DB | OPT_JSON | OPT_TIMEOUT | OPT_KEY | OPT_MASTER_KEY, 0, a,
-                       &status))
-        return status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
     char err[NAS_ERR_LEN] = "";
     char *json = NULL;
     curve_opts co;
@@ -435,7 +419,7 @@ static void print_header(void) {
 static int cmd_best(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv, OPT_DB | OPT_K | OPT_JSON, 0, a, &status)) return status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
     if (need_db("best", a)) return 2;
     nas_store *st = open_db("best", a->db);
     if (!st) return 1;
@@ -488,7 +472,7 @@ static void csv_text(const char *s) {
 static int cmd_history(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv, OPT_DB | OPT_CSV | OPT_JSON, 0, a, &status)) return status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
     if (need_db("history", a)) return 2;
     nas_store *st = open_db("history", a->db);
     if (!st) return 1;
@@ -527,7 +511,7 @@ static int cmd_history(int argc, char **argv) {
 static int cmd_pareto(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv, OPT_DB | OPT_JSON, 0, a, &status)) return status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
     if (need_db("pareto", a)) return 2;
     nas_store *st = open_db("pareto", a->db);
     if (!st) return 1;
@@ -577,7 +561,7 @@ done:
 static int cmd_dot(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv, 0, 1, a, &status)) return status;
+    if (!parse_args(argc, argv, 1, a, &status)) return status;
     if (!a->arch) {
         fprintf(stderr, "nasctl dot: a genome text or preset name is required\n");
         return 2;
@@ -610,7 +594,7 @@ static int cmd_dot(int argc, char **argv) {
 static int cmd_keygen(int argc, char **argv) {
     args aa, *a = &aa;
     int status;
-    if (!parse_or_exit(argc, argv, OPT_FORCE, 1, a, &status)) return status;
+    if (!parse_args(argc, argv, 1, a, &status)) return status;
     if (!a->arch) {
         fprintf(stderr, "nasctl keygen: a NAME is required (writes NAME.key and "
                         "NAME.key_secret)\n");

@@ -17,13 +17,6 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-static int wait_exit(pid_t pid, int64_t timeout_ms) {
-    int rc = e2e_wait(pid, timeout_ms);
-    ck_assert_msg(rc != -1, "process %d still runs after %lld ms", (int)pid,
-                  (long long)timeout_ms);
-    return rc;
-}
-
 static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int run(char *out, size_t cap, const char *fmt, ...) {
     char cmd[8192];
@@ -49,15 +42,15 @@ START_TEST(test_ops_worker_leaves_when_done_or_stays) {
     pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, syn);
     pid_t a = e2e_start_worker(l1, NULL, e.ctl, "leaver", "20", NULL);
     pid_t b = e2e_start_worker(l2, NULL, e.ctl, "stayer", "20", stay);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(a, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(a, 10000), 0);
     ck_assert_int_eq(e2e_count_in_file(l1, "campaign is done"), 1);
     /* --stay: still there a while later, and a stop is still clean. */
     ck_assert(e2e_wait_in_file(l2, "waiting for the next one", 5000));
     nas_sleep_ms(1000);
     ck_assert_int_eq(e2e_wait(b, 0), -1);
     kill(b, SIGTERM);
-    ck_assert_int_eq(wait_exit(b, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(b, 10000), 0);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
@@ -83,7 +76,7 @@ START_TEST(test_ops_worker_says_once_what_is_wrong) {
     e2e_kill(a, SIGTERM);
     e2e_kill(b, SIGTERM);
     kill(m, SIGINT);
-    ck_assert_int_eq(wait_exit(m, 20000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     ck_assert_int_eq(e2e_count_in_file(l1, "read-only status endpoint"), 1);
     ck_assert_int_eq(e2e_count_in_file(l2, "nothing answers at"), 1);
     ck_assert_int_eq(e2e_count_in_file(l2, "master silent"), 0);
@@ -104,7 +97,7 @@ START_TEST(test_ops_worker_says_once_what_is_wrong) {
     nas_sleep_ms(3000);
     e2e_kill(c, SIGTERM);
     kill(m, SIGINT);
-    ck_assert_int_eq(wait_exit(m, 20000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     /* Said when it happened, and once more as the worker stops. */
     ck_assert_int_ge(e2e_count_in_file(l3, "refused"), 1);
     ck_assert_int_le(e2e_count_in_file(l3, "refused"), 2);
@@ -135,6 +128,12 @@ START_TEST(test_ops_cli_conventions) {
     ck_assert_ptr_nonnull(strstr(out, "--csv and --json exclude each other"));
     ck_assert_int_eq(run(out, sizeof out, "%s pareto --db x.db --csv", ctl), 2);
     ck_assert_int_eq(run(out, sizeof out, "%s history --db=/nonexistent/x.db", ctl), 1);
+    ck_assert_int_eq(run(out, sizeof out, "%s history --db", ctl), 2);
+    ck_assert_ptr_nonnull(strstr(out, "nasctl history: --db needs a value"));
+    ck_assert_int_eq(
+        run(out, sizeof out, "%s --wait-on-stop --cancel-on-stop c.yaml", nas_bin("nas-master")),
+        2);
+    ck_assert_ptr_nonnull(strstr(out, "exclude each other"));
     ck_assert_int_eq(run(out, sizeof out, "%s --epochs=0", nas_bin("nas-train")), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs"));
 }
@@ -184,8 +183,8 @@ START_TEST(test_ops_csv_quoting_and_store_messages) {
     const char *mx[] = {"--synthetic", dbopt, NULL};
     pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, mx);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, name, "0", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     /* A brand-new store was created, not migrated. */
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "schema migrated"), 0);
     ck_assert_int_eq(run(out, sizeof out, "%s history --db=%s --csv", nas_bin("nasctl"), e.db), 0);

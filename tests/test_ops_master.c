@@ -18,14 +18,6 @@
 
 #include <limits.h>
 
-/* Wait for a process's exit status, failing the test after timeout_ms. */
-static int wait_exit(pid_t pid, int64_t timeout_ms) {
-    int rc = e2e_wait(pid, timeout_ms);
-    ck_assert_msg(rc != -1, "process %d still runs after %lld ms", (int)pid,
-                  (long long)timeout_ms);
-    return rc;
-}
-
 static pid_t master(const e2e_env *e, const char *cfg, const char *log, const char *more) {
     const char *extra[] = {"--synthetic", more, NULL};
     return e2e_start_master(log, NULL, cfg, extra);
@@ -53,7 +45,7 @@ START_TEST(test_ops_second_master_refused_dead_holder_not) {
     ck_assert(e2e_wait_in_file(e.mlog, "listening for workers", 20000));
     int64_t t0 = nas_now_ms();
     pid_t b = master(&e, cfg2, log2, NULL);
-    ck_assert_int_eq(wait_exit(b, 10000), 1);
+    ck_assert_int_eq(e2e_wait_exit(b, 10000), 1);
     ck_assert_int_lt(nas_now_ms() - t0, 5000);
     char holder[64];
     snprintf(holder, sizeof holder, "pid %d on ", (int)a);
@@ -69,7 +61,7 @@ START_TEST(test_ops_second_master_refused_dead_holder_not) {
     ck_assert(e2e_wait_in_file(log3, "listening for workers", 20000));
     ck_assert_int_eq(e2e_count_in_file(log3, "in use"), 0);
     kill(c, SIGINT);
-    ck_assert_int_eq(wait_exit(c, 20000), 0);
+    ck_assert_int_eq(e2e_wait_exit(c, 20000), 0);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
@@ -107,7 +99,7 @@ START_TEST(test_ops_environment_failure_keeps_attempts_then_resumes) {
     pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, no_syn);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w1", "0", train);
     /* The worker says so loudly and leaves with status 1. */
-    ck_assert_int_eq(wait_exit(w, 30000), 1);
+    ck_assert_int_eq(e2e_wait_exit(w, 30000), 1);
     ck_assert_int_eq(e2e_count_in_file(wlog, "cannot evaluate tasks"), 2);
     ck_assert_int_ge(e2e_count_in_file(wlog, "/nonexistent/data"), 1);
     /* The campaign did not end on it: nothing failed, the master waits and
@@ -136,14 +128,14 @@ START_TEST(test_ops_environment_failure_keeps_attempts_then_resumes) {
     nas_free(ti);
     nas_store_close(&st);
     kill(m, SIGINT);
-    ck_assert_int_eq(wait_exit(m, 20000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     /* Fixed and resumed: the campaign runs to its end, exactly once, and
      * the worker learns that it is done and leaves with 0. */
     write_train_campaign(&e, e.dir, 2);
     m = e2e_start_master(e.mlog, NULL, e.cfg, no_syn);
     w = e2e_start_worker(wlog2, NULL, e.ctl, "w2", "0", train);
-    ck_assert_int_eq(wait_exit(m, 120000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 120000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     ck_assert_int_eq(e2e_count_in_file(wlog2, "campaign is done"), 1);
     e2e_check_exactly_once(e.db, 2);
     nas_tmpdir_rm(e.dir);
@@ -167,8 +159,8 @@ START_TEST(test_ops_retry_failed_requeues_on_resume) {
     const char *none[] = {NULL};
     pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, none);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", ws);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    wait_exit(w, 10000);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    e2e_wait_exit(w, 10000);
     nas_store_counts s = counts(e.db);
     ck_assert_int_eq(s.failed, 4);
     ck_assert_int_eq(s.done, 0);
@@ -177,8 +169,8 @@ START_TEST(test_ops_retry_failed_requeues_on_resume) {
     const char *retry[] = {"--retry-failed", NULL};
     m = e2e_start_master(e.mlog, NULL, e.cfg, retry);
     w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", wf);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "4 failed task(s) back in the queue"), 1);
     e2e_check_exactly_once(e.db, 4);
     nas_tmpdir_rm(e.dir);
@@ -210,26 +202,26 @@ START_TEST(test_ops_extend_budget_on_resume) {
     write_extend(&e, 4, 1, 7);
     pid_t m = master(&e, e.cfg, e.mlog, NULL);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     e2e_check_exactly_once(e.db, 4);
     /* More evaluations and another thread count: the same campaign, longer. */
     write_extend(&e, 7, 2, 7);
     m = master(&e, e.cfg, mlog2, NULL);
     w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "reopened"), 1);
     e2e_check_exactly_once(e.db, 7);
     /* Fewer evaluations than granted is not an extension. */
     write_extend(&e, 5, 2, 7);
     m = master(&e, e.cfg, mlog2, NULL);
-    ck_assert_int_eq(wait_exit(m, 20000), 1);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 1);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "can be raised on resume, not lowered"), 1);
     /* What decides the search is still identity. */
     write_extend(&e, 9, 2, 8);
     m = master(&e, e.cfg, mlog2, NULL);
-    ck_assert_int_eq(wait_exit(m, 20000), 1);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 1);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "stored 'seed: 7', given 'seed: 8'"), 1);
     nas_tmpdir_rm(e.dir);
 }
@@ -255,14 +247,14 @@ START_TEST(test_ops_wall_time_counts_running_time_only) {
     ck_assert(e2e_wait_in_file(e.mlog, "listening for workers", 20000));
     nas_sleep_ms(1000);
     kill(m, SIGINT);
-    ck_assert_int_eq(wait_exit(m, 20000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     nas_sleep_ms(4000);
     /* Resumed with a worker: about two seconds of budget are left, and
      * they are used. */
     m = master(&e, e.cfg, e.mlog, NULL);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "20", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     nas_store_counts s = counts(e.db);
     ck_assert_int_gt(s.done, 5);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "wall-time budget of 3 s spent"), 1);
@@ -276,8 +268,8 @@ START_TEST(test_ops_wall_time_counts_running_time_only) {
               e.port, e.port + 1, e.port + 2, common, e.db);
     m = master(&e, e.cfg, e.mlog, NULL);
     w = e2e_start_worker(wlog, NULL, e.ctl, "w", "20", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     s = counts(e.db);
     ck_assert_int_gt(s.done, first);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "reopened"), 1);
@@ -303,8 +295,8 @@ START_TEST(test_ops_final_fidelity_inherits) {
               e.port, e.port + 1, e.port + 2, e.db);
     pid_t m = master(&e, e.cfg, e.mlog, NULL);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", NULL);
-    ck_assert_int_eq(wait_exit(m, 60000), 0);
-    ck_assert_int_eq(wait_exit(w, 10000), 0);
+    ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
+    ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);

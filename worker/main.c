@@ -11,6 +11,7 @@
  * main() could block anything, so a blocked signal would be delivered to
  * one of its threads and kill the process with the default action.
  */
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "worker/agent.h"
@@ -18,7 +19,6 @@
 #include "worker/ps_client.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,29 +158,17 @@ int main(int argc, char **argv) {
         {"reconnect-max-ms", required_argument, NULL, O_RMAX},
         {"synthetic-epoch-ms", required_argument, NULL, O_SYN},
         {"stay", no_argument, NULL, O_STAY},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, NAS_CLI_HELP},
+        {"version", no_argument, NULL, NAS_CLI_VERSION},
         {NULL, 0, NULL, 0},
     };
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    int ch, cli_status;
+    while ((ch = nas_cli_next(argc, argv, lo, "nas-worker", usage, &cli_status)) != -1) {
         const char *v = optarg;
-        const char *o = argv[optind - 1];
         long n = 0;
         switch (ch) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("nas-worker (nasd) %s\n", NAS_VERSION);
-            return 0;
-        case ':':
-            fprintf(stderr, "nas-worker: %s needs a value (try --help)\n", o);
-            return 2;
-        case '?':
-            fprintf(stderr, "nas-worker: unknown option %s (try --help)\n", o);
-            return 2;
+        case NAS_CLI_EXIT:
+            return cli_status;
         case O_MASTER: acfg.endpoint = v; break;
         case O_NAME: acfg.name = v; break;
         case O_KEY: key_base = v; break;

@@ -8,7 +8,6 @@
  * success, 1 when training or loading fails, 2 for a usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 
 #include "common/dataset.h"
 #include "common/builder.h"
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -131,10 +131,11 @@ static const float_flag FLOAT_FLAGS[] = {
 static const char *const STR_FLAGS[] = {"--arch", "--data", "--data-dir", "--save-weights",
                                         "--load-weights", "--seed", "--time-limit"};
 
-// Returns 0, 1 for --help, 2 for --version, or -1 on a usage error (already reported).  The
-// tables above become getopt_long's options, so --epochs=3 and --epochs 3 both work.
+// Returns 1 to go on, or 0 to exit with *status (after --help, --version or a usage error,
+// already reported).  The tables above become getopt_long's options (common/cli.h), so
+// --epochs=3 and --epochs 3 both work.
 enum { OPT_INT = 1000, OPT_FLOAT = 2000, OPT_STR = 3000 };
-static int parse_args(int argc, char **argv, options *o) {
+static int parse_args(int argc, char **argv, options *o, int *status) {
     o->arch = "small", o->data = "fashion-mnist", o->data_dir = "/usr/share/datasets/fashion-mnist";
     o->fid = nas_fidelity_default();
     struct option lo[NAS_ARRAY_LEN(INT_FLAGS) + NAS_ARRAY_LEN(FLOAT_FLAGS) +
@@ -150,30 +151,21 @@ static int parse_args(int argc, char **argv, options *o) {
     lo[n++] = (struct option){"augment", no_argument, NULL, 'a'};
     lo[n++] = (struct option){"test", no_argument, NULL, 't'};
     lo[n++] = (struct option){"json", no_argument, NULL, 'j'};
-    lo[n++] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    lo[n++] = (struct option){"help", no_argument, NULL, NAS_CLI_HELP};
+    lo[n++] = (struct option){"version", no_argument, NULL, NAS_CLI_VERSION};
     lo[n] = (struct option){NULL, 0, NULL, 0};
-    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
-        const char *a = argv[optind - 1], *v = optarg;
-        if (c == 'h') return 1;
-        if (c == 'V') return 2;
+    while ((c = nas_cli_next(argc, argv, lo, "nas-train", usage, status)) != -1) {
+        const char *v = optarg;
+        if (c == NAS_CLI_EXIT) return 0;
+        *status = NAS_EXIT_USAGE; /* for the bad values refused below */
         if (c == 'a') { o->fid.augment = 1; continue; }
         if (c == 't') { o->fid.test = 1; continue; }
         if (c == 'j') { o->json = 1; continue; }
-        if (c == ':') {
-            fprintf(stderr, "nas-train: %s needs a value (see --help)\n", a);
-            return -1;
-        }
-        if (c == '?') {
-            fprintf(stderr, "nas-train: unknown option '%s' (see --help)\n", a);
-            return -1;
-        }
         if (c >= OPT_INT && c < OPT_FLOAT) {
             const int_flag *f = &INT_FLAGS[c - OPT_INT];
             long x;
-            if (parse_long(f->name, v, f->lo, f->hi, &x) < 0) return -1;
+            if (parse_long(f->name, v, f->lo, f->hi, &x) < 0) return 0;
             *(int *)((char *)&o->fid + f->offset) = (int)x;
             if (!strcmp(f->name, "--resolution")) o->resolution_set = 1;
             continue;
@@ -181,7 +173,7 @@ static int parse_args(int argc, char **argv, options *o) {
         if (c >= OPT_FLOAT && c < OPT_STR) {
             const float_flag *f = &FLOAT_FLAGS[c - OPT_FLOAT];
             if (parse_float(f->name, v, f->lo, f->hi, (float *)((char *)&o->fid + f->offset)) < 0)
-                return -1;
+                return 0;
             continue;
         }
         const char *name = STR_FLAGS[c - OPT_STR];
@@ -192,19 +184,20 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(name, "--load-weights")) o->load = v;
         else if (!strcmp(name, "--seed")) {
             long x;
-            if (parse_long(name, v, 0, LONG_MAX, &x) < 0) return -1;
+            if (parse_long(name, v, 0, LONG_MAX, &x) < 0) return 0;
             o->fid.seed = (uint64_t)x;
         } else {
             float t;
-            if (parse_float(name, v, 0, 1e9, &t) < 0) return -1;
+            if (parse_float(name, v, 0, 1e9, &t) < 0) return 0;
             o->fid.time_limit_s = t;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "nas-train: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return -1;
+        fprintf(stderr, "nas-train: unexpected argument '%s' (try --help)\n", argv[optind]);
+        *status = NAS_EXIT_USAGE;
+        return 0;
     }
-    return 0;
+    return 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -347,16 +340,8 @@ int main(int argc, char **argv) {
     nas_log_set_prog("nas-train");
     options o;
     memset(&o, 0, sizeof(o));
-    int p = parse_args(argc, argv, &o);
-    if (p == 1) {
-        usage(stdout);
-        return 0;
-    }
-    if (p == 2) {
-        printf("nas-train (nasd) %s\n", NAS_VERSION);
-        return 0;
-    }
-    if (p < 0) return 2;
+    int status = 0;
+    if (!parse_args(argc, argv, &o, &status)) return status;
     char err[NAS_ERR_LEN] = "";
     int rc = run(&o, err);
     if (rc < 0) {

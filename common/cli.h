@@ -15,7 +15,7 @@
 enum { NAS_EXIT_OK = 0, NAS_EXIT_RUNTIME = 1, NAS_EXIT_USAGE = 2 };
 
 /* What a long-option table maps --help and --version to. */
-#define NAS_CLI_HELP 'h'
+#define NAS_CLI_HELP    'h'
 #define NAS_CLI_VERSION 'V'
 
 /* nas_cli_next's answer when the program must exit now: *status holds the

@@ -181,8 +181,8 @@ typedef struct nas_wire_msg {
             char disconnect[NAS_WIRE_REASON_MAX]; /* reason */
             int disconnect_done;                  /* master: the campaign is over */
         };
-        char status_what[NAS_WIRE_NAME_MAX];  /* StatusRequest */
-        char *status_json;                    /* StatusReply, heap, may be NULL */
+        char status_what[NAS_WIRE_NAME_MAX]; /* StatusRequest */
+        char *status_json;                   /* StatusReply, heap, may be NULL */
     } u;
 } nas_wire_msg;
 

@@ -244,7 +244,7 @@ static int wall_budget_spent(const nas_campaign *c) {
 }
 
 /* The search cannot go on: its strategy is done or its time is spent. */
-static int search_over(const nas_campaign *c) {
+int nas__campaign_search_over(const nas_campaign *c) {
     return nas_strategy_done(c->strategy) || wall_budget_spent(c);
 }
 
@@ -324,9 +324,8 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
     }
     if (c->phase == NAS__PHASE_FINAL && c->n_tasks == 0) {
         char err[NAS_ERR_LEN];
-        if (save_ran(c, err) < 0 ||
-            nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE, nas_wall_ms(), err) <
-                0) {
+        if (save_ran(c, err) < 0 || nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE,
+                                                                 nas_wall_ms(), err) < 0) {
             nas__campaign_fail(c, err);
             return;
         }
@@ -573,7 +572,7 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
  * until their worker returns or the grace period ends).  The genome is
  * parsed back from the canonical text the store holds, which is what the
  * uninterrupted run used too, so observations are identical. */
-static int resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, char *err) {
+int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, char *err) {
     nas_store_task_info *ti = NULL;
     int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &ti, err);
     if (n < 0) return n;
@@ -610,7 +609,7 @@ static int resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, 
     /* Final tasks mean the search was over, unless the campaign has been
      * extended since: then the search goes on and the final stage is
      * entered again (adding the new winners) when it ends. */
-    if (finals > 0 && search_over(c)) c->phase = NAS__PHASE_FINAL;
+    if (finals > 0 && nas__campaign_search_over(c)) c->phase = NAS__PHASE_FINAL;
     if (leased > 0) {
         /* The store forgets the old leases (the attempt is kept); the grace
          * lives in memory only, so a crash during it starts it over. */
@@ -620,80 +619,6 @@ static int resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, 
     nas_info("campaign: resuming with %d queued task(s) and %d leased by the previous run", queued,
              leased);
     return NAS_OK;
-}
-
-/* A resume: --retry-failed first puts the failed tasks back in the queue;
- * a campaign recorded as done reopens when that gave it work, or when an
- * extension (a larger budget) lets its search go on; then the outstanding
- * tasks come back. */
-static int reopen(nas_campaign *c, char *err) {
-    int64_t *retried = NULL;
-    int n_retried = 0, rc = NAS_OK;
-    if (c->opt.retry_failed) {
-        nas_store_task_info *ti = NULL;
-        int n = nas_store_task_list(c->store, NAS_STORE_TASK_FAILED, NAS_STORE_STAGE_ANY, &ti, err);
-        if (n < 0) return n;
-        retried = n > 0 ? nas_calloc((size_t)n, sizeof *retried) : NULL;
-        for (int i = 0; retried && i < n; i++)
-            retried[n_retried++] = ti[i].id;
-        nas_free(ti);
-        if (n > 0 && !retried) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
-        rc = nas_store_task_retry_failed(c->store, nas_wall_ms(), err);
-        if (rc >= 0)
-            nas_info("campaign: --retry-failed: %d failed task(s) back in the queue", rc);
-    }
-    if (rc >= 0 && c->phase == NAS__PHASE_DONE && (n_retried > 0 || !search_over(c))) {
-        nas_info("campaign %s: reopened (%s)", c->cfg->name,
-                 n_retried > 0 ? "failed tasks re-queued"
-                               : "the budget was raised: the search goes on");
-        c->phase = NAS__PHASE_SEARCH;
-        rc = nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_RUNNING, nas_wall_ms(), err);
-    }
-    if (rc >= 0 && c->phase != NAS__PHASE_DONE) rc = resume_tasks(c, retried, n_retried, err);
-    nas_free(retried);
-    return rc < 0 ? rc : NAS_OK;
-}
-
-/* Open the store and bind it to this config: returns 1 when the campaign
- * was created, 0 when an existing one is resumed (same identity hash), or
- * the store's error (NAS_ECONFIG names the first differing line). */
-static int open_store(nas_campaign *c, char *err) {
-    int rc = nas_store_open_exclusive(&c->store, c->db_path, err);
-    if (rc < 0) return rc;
-    const nas_config *cfg = c->cfg;
-    nas_store_campaign sc = {.name = cfg->name,
-                             .text = cfg->text ? cfg->text : "",
-                             .canonical = cfg->canonical ? cfg->canonical : "",
-                             .hash = cfg->hash,
-                             .seed = cfg->seed};
-    sc.extensible = nas_config_line_extensible;
-    /* An extension raises a budget; fewer evaluations than were granted
-     * could already be fewer than were proposed. */
-    nas_store_campaign_info info;
-    rc = nas_store_campaign_get(c->store, &info, err);
-    if (rc == NAS_OK) {
-        const char *at = strstr(info.canonical, "budget.evaluations: ");
-        long had = at ? strtol(at + strlen("budget.evaluations: "), NULL, 10) : 0;
-        nas_store_campaign_info_fini(&info);
-        if (had > cfg->budget.evaluations)
-            return nas_set_err(err, NAS_ECONFIG,
-                               "store %s: budget.evaluations can be raised on resume, not lowered "
-                               "(the campaign has %ld, the file says %d)",
-                               c->db_path, had, cfg->budget.evaluations);
-    } else if (rc != NAS_ENOTFOUND) {
-        return rc;
-    }
-    int created = 0;
-    rc = nas_store_campaign_bind(c->store, &sc, nas_wall_ms(), &created, err);
-    if (rc < 0) return rc;
-    rc = nas_store_campaign_get(c->store, &info, err);
-    if (rc < 0) return rc;
-    c->created_wall = info.created_ms;
-    c->ran_before = info.ran_ms;
-    if (info.state == NAS_STORE_CAMPAIGN_DONE) c->phase = NAS__PHASE_DONE;
-    nas_store_campaign_info_fini(&info);
-    nas_info("campaign %s: %s %s", cfg->name, created ? "created" : "resuming", c->db_path);
-    return created;
 }
 
 /* A new campaign starts its strategy from the seed; a resumed one loads
@@ -759,7 +684,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
      * exposed secret stops the master before it changes anything. */
     int rc = load_keys(c, err);
     if (rc < 0) goto fail;
-    rc = open_store(c, err);
+    rc = nas__campaign_open_store(c, err);
     if (rc < 0) goto fail;
     int created = rc;
     rc = open_strategy(c, created, err);
@@ -780,7 +705,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;
     if (!created) {
-        rc = reopen(c, err);
+        rc = nas__campaign_reopen(c, err);
         if (rc < 0) goto fail;
     }
     nas_store_counts k;

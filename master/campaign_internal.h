@@ -163,5 +163,15 @@ int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wi
 
 /* How long masters have run this campaign, this run included (ms). */
 int64_t nas__campaign_ran_ms(const nas_campaign *c);
+/* 1 when the search cannot go on: its strategy is done or its time spent. */
+int nas__campaign_search_over(const nas_campaign *c);
+/* Bring a resumed campaign's outstanding tasks back; `retried` lists the
+ * search tasks --retry-failed re-queued (the strategy saw them fail). */
+int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, char *err);
+
+/* campaign_open.c: take and bind the store (1 created, 0 resumed, or an
+ * error), and on a resume reopen the campaign. */
+int nas__campaign_open_store(nas_campaign *c, char *err);
+int nas__campaign_reopen(nas_campaign *c, char *err);
 
 #endif

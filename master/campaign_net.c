@@ -120,7 +120,7 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
         if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
     } else if (pkt.msg.type != NAS_MSG_STATUS_REQUEST) {
         nas_debug("status: %s refused: the status endpoint is read-only",
-                 nas_wire_type_name(pkt.msg.type));
+                  nas_wire_type_name(pkt.msg.type));
         send_error(sock, pkt.identity, pkt.id_len, NAS_EPROTO,
                    "this is the master's read-only status endpoint (listen.status); workers "
                    "connect to its control endpoint (listen.control)");

@@ -90,7 +90,18 @@ int main(int argc, char **argv) {
     const char *path = NULL;
     nas_campaign_options opt;
     nas_campaign_options_default(&opt);
-    enum { O_DB = 256, O_LOG, O_WAIT, O_CANCEL, O_GRACE, O_SYN, O_KEY, O_AUTH, O_INSECURE, O_RETRY };
+    enum {
+        O_DB = 256,
+        O_LOG,
+        O_WAIT,
+        O_CANCEL,
+        O_GRACE,
+        O_SYN,
+        O_KEY,
+        O_AUTH,
+        O_INSECURE,
+        O_RETRY
+    };
     static const struct option lo[] = {
         {"db", required_argument, NULL, O_DB},
         {"log-level", required_argument, NULL, O_LOG},

@@ -176,13 +176,27 @@ static int parse_args(int argc, char **argv, int positional, args *a, int *statu
         const opt_def *o = &OPTS[c - 256];
         if (!(accepts & o->bit)) return refuse_option(cmd, o);
         switch (o->bit) {
-        case OPT_MASTER: a->master = optarg; break;
-        case OPT_DB: a->db = optarg; break;
-        case OPT_KEY: a->key = optarg; break;
-        case OPT_MASTER_KEY: a->master_key = optarg; break;
-        case OPT_JSON: a->json = 1; break;
-        case OPT_CSV: a->csv = 1; break;
-        case OPT_FORCE: a->force = 1; break;
+        case OPT_MASTER:
+            a->master = optarg;
+            break;
+        case OPT_DB:
+            a->db = optarg;
+            break;
+        case OPT_KEY:
+            a->key = optarg;
+            break;
+        case OPT_MASTER_KEY:
+            a->master_key = optarg;
+            break;
+        case OPT_JSON:
+            a->json = 1;
+            break;
+        case OPT_CSV:
+            a->csv = 1;
+            break;
+        case OPT_FORCE:
+            a->force = 1;
+            break;
         default: {
             char *end;
             long n = strtol(optarg, &end, 10);

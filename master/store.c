@@ -444,7 +444,8 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
         rc = nas__store_diagnose(path, readonly, err);
-        if (rc == NAS_OK) rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
+        if (rc == NAS_OK)
+            rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
         goto fail;
     }
     /* SQLite quietly falls back to read-only when the file is not writable;
@@ -531,8 +532,8 @@ static const char *identity_line(const char *p, int (*extensible)(const char *, 
 /* 0 when two canonical texts agree on every identity line; else 1 and the
  * first difference in buf, as "stored 'x: 1', given 'x: 2'", so the
  * refusal names the key. */
-static int first_difference(const char *a, const char *b,
-                            int (*extensible)(const char *, size_t), char *buf, size_t cap) {
+static int first_difference(const char *a, const char *b, int (*extensible)(const char *, size_t),
+                            char *buf, size_t cap) {
     for (;;) {
         size_t la = 0, lb = 0;
         a = identity_line(a, extensible, &la);

@@ -51,7 +51,8 @@ int nas__store_diagnose(const char *path, int readonly, char *err) {
     struct stat sb;
     if (stat(dir, &sb) != 0)
         return nas_set_err(err, NAS_ENOTFOUND, "store %s: folder %s does not exist%s", path, dir,
-                           readonly ? "" : " (create it first; nas-master does not create folders)");
+                           readonly ? ""
+                                    : " (create it first; nas-master does not create folders)");
     if (!S_ISDIR(sb.st_mode))
         return nas_set_err(err, NAS_EINVAL, "store %s: %s is not a folder", path, dir);
     int exists = stat(path, &sb) == 0;
@@ -118,8 +119,7 @@ int nas__store_lock_take(const char *path, int *fd_out, char *err) {
         if (e == EWOULDBLOCK) read_holder(fd, holder, sizeof holder);
         close(fd);
         if (e != EWOULDBLOCK)
-            return nas_set_err(err, NAS_EIO, "store %s: cannot lock %s: %s", path, lp,
-                               strerror(e));
+            return nas_set_err(err, NAS_EIO, "store %s: cannot lock %s: %s", path, lp, strerror(e));
         return nas_set_err(err, NAS_EEXIST,
                            "store %s is in use by another nas-master (%s; lock %s): one master "
                            "per store; stop that one first, or give this one another store",

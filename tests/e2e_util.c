@@ -114,8 +114,7 @@ int e2e_wait(pid_t pid, int64_t timeout_ms) {
 
 int e2e_wait_exit(pid_t pid, int64_t timeout_ms) {
     int rc = e2e_wait(pid, timeout_ms);
-    ck_assert_msg(rc != -1, "process %d still runs after %lld ms", (int)pid,
-                  (long long)timeout_ms);
+    ck_assert_msg(rc != -1, "process %d still runs after %lld ms", (int)pid, (long long)timeout_ms);
     return rc;
 }
 

@@ -362,9 +362,12 @@ START_TEST(test_config_store_refuses_edited_config) {
     const char *v3 = "name: c\nfidelity:\n  epochs: 3\n  threads: 2\nbudget:\n  evaluations: 300\n";
     nas_config x;
     ck_assert_int_eq(nas_config_parse(v3, strlen(v3), "c.yaml", &x, err), NAS_OK);
-    nas_store_campaign ca = {a.name, a.text, a.canonical, a.hash, a.seed, nas_config_line_extensible};
-    nas_store_campaign cb = {b.name, b.text, b.canonical, b.hash, b.seed, nas_config_line_extensible};
-    nas_store_campaign cx = {x.name, x.text, x.canonical, x.hash, x.seed, nas_config_line_extensible};
+    nas_store_campaign ca = {a.name, a.text, a.canonical,
+                             a.hash, a.seed, nas_config_line_extensible};
+    nas_store_campaign cb = {b.name, b.text, b.canonical,
+                             b.hash, b.seed, nas_config_line_extensible};
+    nas_store_campaign cx = {x.name, x.text, x.canonical,
+                             x.hash, x.seed, nas_config_line_extensible};
     ck_assert_int_eq(nas_store_campaign_bind(st, &ca, 1, NULL, err), NAS_OK);
     ck_assert_int_eq(nas_store_campaign_bind(st, &cb, 2, NULL, err), NAS_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "stored 'fidelity.epochs: 3', given 'fidelity.epochs: 5'"));

@@ -82,11 +82,11 @@ struct nas_agent {
     int n_held;
     int64_t backoff;
     int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
-    int heard;             /* the master has answered on the current connection */
-    int handshakes;        /* zmon's successful handshakes when the connection began */
-    char said[1024];        /* the last problem logged: the same one is not said again */
-    int done;               /* the master said the campaign is over */
-    int env_failed;         /* this worker's environment failed a task: it leaves */
+    int heard;       /* the master has answered on the current connection */
+    int handshakes;  /* zmon's successful handshakes when the connection began */
+    char said[1024]; /* the last problem logged: the same one is not said again */
+    int done;        /* the master said the campaign is over */
+    int env_failed;  /* this worker's environment failed a task: it leaves */
     char env_reason[NAS_WIRE_REASON_MAX];
     uint64_t seq;
     nas_agent_stats stats;
@@ -541,8 +541,7 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         return;
     case NAS_MSG_DISCONNECT:
         if (m->u.disconnect_done && !a->cfg.stay) {
-            nas_info("agent: the master says the campaign is done (%s); leaving",
-                     m->u.disconnect);
+            nas_info("agent: the master says the campaign is done (%s); leaving", m->u.disconnect);
             a->done = 1;
             return;
         }

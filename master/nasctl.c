@@ -85,8 +85,9 @@ static int cmd_keygen(int argc, char **argv);
 /* The commands.  A command is one entry function taking its own argv
  * (argv[0] is the command's name) and returning the exit status (0 ok, 1
  * runtime error, 2 usage); a command kept in a file of its own is added
- * here with one line.  `opts` are the built-in options it takes (for the
- * parser's "belongs to" hints; 0 for commands that parse for themselves). */
+ * here with one line.  `opts` are the built-in options it takes: the
+ * parser refuses the others, naming the command they belong to (0 for a
+ * command that parses its own options with nas_cli_next). */
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);

@@ -250,13 +250,14 @@ START_TEST(test_ops_wall_time_counts_running_time_only) {
     ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     nas_sleep_ms(4000);
     /* Resumed with a worker: about two seconds of budget are left, and
-     * they are used. */
+     * they are used (counting from creation, as before, nothing would be
+     * left: the count would be 0; a loaded machine may do only a few). */
     m = master(&e, e.cfg, e.mlog, NULL);
     pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "20", NULL);
     ck_assert_int_eq(e2e_wait_exit(m, 60000), 0);
     ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     nas_store_counts s = counts(e.db);
-    ck_assert_int_gt(s.done, 5);
+    ck_assert_int_ge(s.done, 1);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "wall-time budget of 3 s spent"), 1);
     int64_t first = s.done;
     /* A larger wall time reopens the campaign. */

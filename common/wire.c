@@ -397,6 +397,7 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.has_code = 1, p.code = f->code;
         p.reason = (char *)f->reason;
         p.has_give_back = 1, p.give_back = f->give_back != 0;
+        if (f->environment) p.has_environment = 1, p.environment = 1;
         return pack_pb(&p.base, out, len);
     }
     case NAS_MSG_CANCEL: {
@@ -421,6 +422,7 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
     case NAS_MSG_DISCONNECT: {
         Naspb__Disconnect p = NASPB__DISCONNECT__INIT;
         p.reason = (char *)m->u.disconnect;
+        if (m->u.disconnect_done) p.has_done = 1, p.done = 1;
         return pack_pb(&p.base, out, len);
     }
     case NAS_MSG_STATUS_REQUEST: {
@@ -660,6 +662,7 @@ static int unpack_failure(const ProtobufCBinaryData *d, nas_wire_failure *f, cha
     f->attempt = p->attempt;
     f->code = p->code;
     f->give_back = p->give_back;
+    f->environment = p->environment;
     if (rc == NAS_OK)
         rc = copy_str(f->reason, sizeof f->reason, p->reason, "failure.reason", 0, err);
     naspb__failure__free_unpacked(p, NULL);
@@ -727,6 +730,7 @@ static int unpack_simple(int type, const ProtobufCBinaryData *d, nas_wire_msg *m
         if (!p) return nas_set_err(err, NAS_EFORMAT, "disconnect: truncated or malformed protobuf");
         rc = copy_str(m->u.disconnect, sizeof m->u.disconnect, p->reason, "disconnect.reason", 0,
                       err);
+        m->u.disconnect_done = p->done;
         naspb__disconnect__free_unpacked(p, NULL);
         return rc;
     }

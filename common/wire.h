@@ -140,7 +140,8 @@ typedef struct nas_wire_failure {
     uint32_t attempt;
     int code; /* negative nas_err */
     char reason[NAS_WIRE_REASON_MAX];
-    int give_back; /* 1: shutdown, not counted as an attempt */
+    int give_back;   /* 1: shutdown, not counted as an attempt */
+    int environment; /* 1: the worker's environment failed, not the architecture */
 } nas_wire_failure;
 
 typedef struct nas_wire_ack {
@@ -176,9 +177,12 @@ typedef struct nas_wire_msg {
         nas_wire_ack ack;
         nas_wire_error error;
         nas_wire_heartbeat heartbeat;
-        char disconnect[NAS_WIRE_REASON_MAX]; /* reason */
-        char status_what[NAS_WIRE_NAME_MAX];  /* StatusRequest */
-        char *status_json;                    /* StatusReply, heap, may be NULL */
+        struct {
+            char disconnect[NAS_WIRE_REASON_MAX]; /* reason */
+            int disconnect_done;                  /* master: the campaign is over */
+        };
+        char status_what[NAS_WIRE_NAME_MAX]; /* StatusRequest */
+        char *status_json;                   /* StatusReply, heap, may be NULL */
     } u;
 } nas_wire_msg;
 

@@ -29,8 +29,10 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zmq.h>
 
 /* Defaults that defer to the campaign file: evaluation mode and resume
  * grace come from it unless the command line overrides them. */
@@ -244,11 +246,26 @@ static int target_outstanding(const nas_campaign *c) {
     return workers > 1 ? workers : 1;
 }
 
-/* The wall-time budget counts from the campaign's creation (wall clock,
- * kept in the store), so a resumed campaign does not get a fresh budget. */
+/* The wall-time budget counts the time masters ran the campaign (kept in
+ * the store at every checkpoint), so a resumed campaign neither gets a
+ * fresh budget nor loses the time its master was down. */
+int64_t nas__campaign_ran_ms(const nas_campaign *c) {
+    return c->ran_before + (nas_now_ms() - c->started_mono);
+}
+
 static int wall_budget_spent(const nas_campaign *c) {
     double limit = c->cfg->budget.wall_time_s;
-    return limit > 0 && (double)(nas_wall_ms() - c->created_wall) >= limit * 1000.0;
+    return limit > 0 && (double)nas__campaign_ran_ms(c) >= limit * 1000.0;
+}
+
+/* The search cannot go on: its strategy is done or its time is spent. */
+int nas__campaign_search_over(const nas_campaign *c) {
+    return nas_strategy_done(c->strategy) || wall_budget_spent(c);
+}
+
+/* Record the run time with the state (an error stops the campaign). */
+static int save_ran(nas_campaign *c, char *err) {
+    return nas_store_campaign_set_ran(c->store, nas__campaign_ran_ms(c), err);
 }
 
 /* One proposal into the store and the dispatcher.  Returns 1 if a task was
@@ -297,6 +314,8 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
         /* Resumed leases whose worker has not come back are not waited
          * for: they stay leased in the store for the next run's grace. */
         if (k.leased == k.held) {
+            char err[NAS_ERR_LEN];
+            if (save_ran(c, err) < 0) nas_warn("campaign: %s", err);
             nas_info("campaign: stopped; %d task(s) stay queued in %s for the next run", c->n_tasks,
                      c->db_path);
             nas__campaign_net_close(c);
@@ -322,13 +341,23 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
     }
     if (c->phase == NAS__PHASE_FINAL && c->n_tasks == 0) {
         char err[NAS_ERR_LEN];
-        if (nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE, nas_wall_ms(), err) <
-            0) {
+        if (save_ran(c, err) < 0 || nas_store_campaign_set_state(c->store, NAS_STORE_CAMPAIGN_DONE,
+                                                                 nas_wall_ms(), err) < 0) {
             nas__campaign_fail(c, err);
             return;
         }
         c->phase = NAS__PHASE_DONE;
         nas_info("campaign: done");
+        /* Workers learn it and leave (nas-worker --stay waits instead).
+         * The message waits in the outbox for this batch's commit; the
+         * control socket lingers so closing it does not drop it. */
+        nas_wire_msg bye;
+        nas_wire_msg_init(&bye, NAS_MSG_DISCONNECT);
+        snprintf(bye.u.disconnect, sizeof bye.u.disconnect, "campaign %s is done", c->cfg->name);
+        bye.u.disconnect_done = 1;
+        nas_dispatcher_broadcast(c->disp, &bye, now_ms);
+        int linger = 1000;
+        if (c->sock_ctl) zmq_setsockopt(c->sock_ctl, ZMQ_LINGER, &linger, sizeof linger);
         nas__campaign_net_close(c);
     }
 }
@@ -399,14 +428,15 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         .macs = macs,
         .seconds = r->seconds,
         .worker = worker,
-        /* A search result is the strategy's next observation. */
-        .observed = t->stage == NAS_STORE_STAGE_SEARCH,
+        /* A search result is the strategy's next observation, unless the
+         * strategy already saw this task fail (--retry-failed). */
+        .observed = t->stage == NAS_STORE_STAGE_SEARCH && !t->observed,
         .seq = nas_strategy_history_len(c->strategy),
     };
     nas__campaign_batch_begin(c);
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
     int rc = nas_store_put_result(c->store, t->id, att, &sr, NULL, 0, nas_wall_ms(), err);
-    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed)
         rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
     if (rc < 0) {
         /* A refused result wrote nothing and was not observed: the worker
@@ -469,7 +499,7 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
                                    nas_wall_ms(), err);
     /* A stale failure (the store no longer holds that lease) is still the
      * end of the task for this process: the strategy must stop waiting. */
-    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH)
+    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed)
         rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
     if (nas__campaign_store_error(c, rc, err)) {
         nas__campaign_batch_end(c);
@@ -497,6 +527,23 @@ static void hook_worker(void *ctx, const nas_worker_info *w, const char *event) 
     snprintf(kind, sizeof kind, "worker-%s", event);
     if (nas_store_event_append(c->store, nas_wall_ms(), kind, w->name, err) < 0)
         nas_warn("campaign: event not recorded: %s", err);
+}
+
+/* What the campaign notes from a worker's message before the dispatcher
+ * acts on it: a failure the worker blames on its environment (the task
+ * goes back uncounted and the worker leaves) is shown in status until a
+ * result arrives. */
+void nas__campaign_note_message(nas_campaign *c, const nas_wire_msg *m) {
+    if (m->type == NAS_MSG_RESULT) {
+        c->env_problem[0] = '\0';
+    } else if (m->type == NAS_MSG_FAILURE && m->u.failure.environment) {
+        snprintf(c->env_problem, sizeof c->env_problem,
+                 "a worker cannot evaluate (its environment, not the architecture): %.180s",
+                 m->u.failure.reason);
+        nas_warn("campaign: %s; task %" PRIu64 " goes back to the queue with its attempts kept; "
+                 "waiting for a worker that can evaluate",
+                 c->env_problem, m->u.failure.task_id);
+    }
 }
 
 /* Timers: liveness, heartbeats and leases in the dispatcher; resumed leases
@@ -527,7 +574,7 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms) {
  * until it returns or the grace period ends.  The genome is
  * parsed back from the canonical text the store holds, which is what the
  * uninterrupted run used too, so observations are identical. */
-static int resume_tasks(nas_campaign *c, char *err) {
+int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, char *err) {
     nas_store_task_info *ti = NULL;
     int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_ANY, &ti, err);
     if (n < 0) return n;
@@ -551,6 +598,11 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;
         if (rc < 0) break;
+        /* A failed search task re-queued by --retry-failed was observed
+         * (as a failure) by the strategy already: its result must not be
+         * observed a second time. */
+        for (int j = 0; j < n_retried; j++)
+            t->observed |= retried[j] == t->id && t->stage == NAS_STORE_STAGE_SEARCH;
         if (ti[i].state == NAS_STORE_TASK_LEASED && ti[i].worker[0]) {
             /* The lease stays the old worker's, in the dispatcher and in the
              * store, until the grace ends: no other worker may start it
@@ -569,35 +621,13 @@ static int resume_tasks(nas_campaign *c, char *err) {
     }
     nas_free(ti);
     if (rc < 0) return rc;
-    if (finals > 0) c->phase = NAS__PHASE_FINAL;
+    /* Final tasks mean the search was over, unless the campaign has been
+     * extended since: then the search goes on and the final stage is
+     * entered again (adding the new winners) when it ends. */
+    if (finals > 0 && nas__campaign_search_over(c)) c->phase = NAS__PHASE_FINAL;
     nas_info("campaign: resuming with %d queued task(s) and %d leased by the previous run", queued,
              leased);
     return NAS_OK;
-}
-
-/* Open the store and bind it to this config: returns 1 when the campaign
- * was created, 0 when an existing one is resumed (same identity hash), or
- * the store's error (NAS_ECONFIG names the first differing line). */
-static int open_store(nas_campaign *c, char *err) {
-    int rc = nas_store_open(&c->store, c->db_path, err);
-    if (rc < 0) return rc;
-    const nas_config *cfg = c->cfg;
-    nas_store_campaign sc = {.name = cfg->name,
-                             .text = cfg->text ? cfg->text : "",
-                             .canonical = cfg->canonical ? cfg->canonical : "",
-                             .hash = cfg->hash,
-                             .seed = cfg->seed};
-    int created = 0;
-    rc = nas_store_campaign_bind(c->store, &sc, nas_wall_ms(), &created, err);
-    if (rc < 0) return rc;
-    nas_store_campaign_info info;
-    rc = nas_store_campaign_get(c->store, &info, err);
-    if (rc < 0) return rc;
-    c->created_wall = info.created_ms;
-    if (info.state == NAS_STORE_CAMPAIGN_DONE) c->phase = NAS__PHASE_DONE;
-    nas_store_campaign_info_fini(&info);
-    nas_info("campaign %s: %s %s", cfg->name, created ? "created" : "resuming", c->db_path);
-    return created;
 }
 
 /* A new campaign starts its strategy from the seed; a resumed one loads
@@ -663,7 +693,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
      * exposed secret stops the master before it changes anything. */
     int rc = load_keys(c, err);
     if (rc < 0) goto fail;
-    rc = open_store(c, err);
+    rc = nas__campaign_open_store(c, err);
     if (rc < 0) goto fail;
     int created = rc;
     rc = open_strategy(c, created, err);
@@ -683,8 +713,8 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                .on_worker = hook_worker};
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;
-    if (!created && c->phase != NAS__PHASE_DONE) {
-        rc = resume_tasks(c, err);
+    if (!created) {
+        rc = nas__campaign_reopen(c, err);
         if (rc < 0) goto fail;
     }
     nas_store_counts k;

@@ -32,6 +32,7 @@ typedef struct nas__ctask {
     int64_t params, macs;
     int has_parent;       /* weight inheritance: the proposal's parent */
     uint64_t parent_hash;
+    int observed; /* the strategy saw it fail before --retry-failed re-queued it */
 } nas__ctask;
 
 /* A message to a worker held back until the batch that produced it has
@@ -72,7 +73,11 @@ struct nas_campaign {
     char fatal_msg[NAS_ERR_LEN];
     int eval_mode;        /* enum nas_eval_mode sent with every task */
     int64_t grace_until;  /* monotonic ms; resumed leases are pushed after it */
-    int64_t created_wall; /* campaign creation, wall ms (wall-time budget) */
+    int64_t created_wall; /* campaign creation, wall ms */
+    int64_t ran_before;   /* ms earlier masters ran the campaign (the wall-time budget) */
+    /* The last failure a worker blamed on its environment, for status;
+     * cleared by the next result (some worker can evaluate again). */
+    char env_problem[NAS_ERR_LEN];
     int64_t started_mono; /* this process's start, monotonic ms */
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
@@ -114,6 +119,7 @@ nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id);
 void nas__campaign_fill(nas_campaign *c, int64_t now_ms);
 void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_fail(nas_campaign *c, const char *msg);
+void nas__campaign_note_message(nas_campaign *c, const nas_wire_msg *m);
 int nas__campaign_store_error(nas_campaign *c, int rc, const char *err);
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err);
@@ -155,5 +161,18 @@ void nas__campaign_net_close(nas_campaign *c);
 void nas__campaign_net_free(nas_campaign *c);
 void nas__campaign_start_prepare(nas_campaign *c);
 int nas__campaign_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m);
+
+/* How long masters have run this campaign, this run included (ms). */
+int64_t nas__campaign_ran_ms(const nas_campaign *c);
+/* 1 when the search cannot go on: its strategy is done or its time spent. */
+int nas__campaign_search_over(const nas_campaign *c);
+/* Bring a resumed campaign's outstanding tasks back; `retried` lists the
+ * search tasks --retry-failed re-queued (the strategy saw them fail). */
+int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_retried, char *err);
+
+/* campaign_open.c: take and bind the store (1 created, 0 resumed, or an
+ * error), and on a resume reopen the campaign. */
+int nas__campaign_open_store(nas_campaign *c, char *err);
+int nas__campaign_reopen(nas_campaign *c, char *err);
 
 #endif

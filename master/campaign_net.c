@@ -90,6 +90,7 @@ static void read_control(nas_zmq_uv *z, void *sock, void *data) {
     } else if (!c->closing) {
         /* on_packet: the ZAP User-Id (CurveZMQ key) goes with the message,
          * which binds a worker's name to its key (dispatcher.h). */
+        nas__campaign_note_message(c, &pkt.msg);
         nas_dispatcher_on_packet(c->disp, &pkt, rc, err, now);
         nas__campaign_fill(c, now);
     }
@@ -119,10 +120,11 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
         nas_warn("status: bad message (%s): %s", nas_err_name(rc), err);
         if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
     } else if (pkt.msg.type != NAS_MSG_STATUS_REQUEST) {
-        nas_warn("status: %s refused: the status endpoint is read-only",
-                 nas_wire_type_name(pkt.msg.type));
+        nas_debug("status: %s refused: the status endpoint is read-only",
+                  nas_wire_type_name(pkt.msg.type));
         send_error(sock, pkt.identity, pkt.id_len, NAS_EPROTO,
-                   "the status endpoint is read-only: send StatusRequest");
+                   "this is the master's read-only status endpoint (listen.status); workers "
+                   "connect to its control endpoint (listen.control)");
     } else {
         char *json = nas_campaign_status_json(c);
         nas_wire_msg m;
@@ -187,7 +189,8 @@ static void on_checkpoint(uv_timer_t *h) {
     }
     int state =
         c->phase == NAS__PHASE_SEARCH ? NAS_STORE_CAMPAIGN_RUNNING : NAS_STORE_CAMPAIGN_DRAINING;
-    if (nas_store_campaign_set_state(c->store, state, nas_wall_ms(), err) < 0)
+    if (nas_store_campaign_set_state(c->store, state, nas_wall_ms(), err) < 0 ||
+        nas_store_campaign_set_ran(c->store, nas__campaign_ran_ms(c), err) < 0)
         nas__campaign_fail(c, err);
     nas__campaign_batch_end(c);
 }

@@ -103,7 +103,9 @@ static const nas__cfg_field fidelity_fields[] = {
     {"test", NAS__T_BOOL, FO(test), 0, 0, 1, NULL, NULL, 1},
     {"seed", NAS__T_U64, FO(seed), 0, 0, 0, NULL, NULL, 1},
     {"time_limit", NAS__T_DURATION, FO(time_limit_s), 0, 0, 1e9, NULL, NULL, 1},
-    {"threads", NAS__T_INT, FO(threads), 0, 1, 256, NULL, NULL, 1},
+    /* Threads change how fast, and only the rounding of what is computed:
+     * recorded, but a resume may change them. */
+    {"threads", NAS__T_INT, FO(threads), 0, 1, 256, NULL, NULL, 2},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -146,9 +148,11 @@ static const nas__cfg_field strategy_fields[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
+/* A budget says how long the same search goes on, not what it computes:
+ * recorded, and a resume may raise it (an extension). */
 static const nas__cfg_field budget_fields[] = {
-    {"evaluations", NAS__T_INT, CO(budget.evaluations), 0, 1, 1e9, NULL, NULL, 1},
-    {"wall_time", NAS__T_DURATION, CO(budget.wall_time_s), 0, 0, 1e9, NULL, NULL, 1},
+    {"evaluations", NAS__T_INT, CO(budget.evaluations), 0, 1, 1e9, NULL, NULL, 2},
+    {"wall_time", NAS__T_DURATION, CO(budget.wall_time_s), 0, 0, 1e9, NULL, NULL, 2},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -649,6 +653,24 @@ static int flow_too_deep(const char *t, size_t n, int *line) {
 
 /* Load one YAML document, walk it against the key table, then finish
  * (cross-key checks, canonical text).  cfg is written only on success. */
+/* final.fidelity is "as fidelity but" the final stage's own defaults
+ * (docs/CAMPAIGN.md): a key the file sets under final.fidelity wins, then
+ * a final default that differs from the search default (epochs 20, ...),
+ * and every other key is the one `fidelity` has, so `fidelity.lr: 0.05`
+ * retrains the winners at lr 0.05 too. */
+static void inherit_final(const nas__cfg_ctx *cx, nas_config *c) {
+    const nas_fidelity search_def = nas_fidelity_default(), final_def = final_fidelity_default();
+    for (const nas__cfg_field *f = fidelity_fields; f->key; f++) {
+        char path[96];
+        snprintf(path, sizeof path, "final.fidelity.%s", f->key);
+        if (nas__cfg_line_of(cx, path) > 0) continue;
+        size_t n = f->type == NAS__T_U64 || f->type == NAS__T_DURATION ? 8 : 4;
+        if (memcmp((const char *)&search_def + f->off, (const char *)&final_def + f->off, n) != 0)
+            continue;
+        memcpy((char *)&c->final.fidelity + f->off, (const char *)&c->fidelity + f->off, n);
+    }
+}
+
 int nas_config_parse(const char *text, size_t len, const char *source, nas_config *cfg, char *err) {
     /* Work on a local copy: *cfg is written only when everything passed. */
     if (!cfg || (!text && len))
@@ -683,6 +705,7 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
     if (root) {
         rc = nas__cfg_walk(&cx, root, nas__config_fields, (char *)&c, "", &c);
         if (rc != NAS_OK) goto done;
+        inherit_final(&cx, &c);
         /* A second document would be silently ignored by a one-document
          * loader; refuse it, since its keys were surely meant to count. */
         yaml_document_t extra;

@@ -102,6 +102,11 @@ int nas_config_parse(const char *text, size_t len, const char *source, nas_confi
  * twice in a row. */
 void nas_config_fini(nas_config *cfg);
 
+/* 1 when a line of the canonical text names a key that is recorded but
+ * not part of the identity (budget.*, fidelity.threads): a resume may
+ * change it (docs/CAMPAIGN.md, "Identity"). */
+int nas_config_line_extensible(const char *line, size_t len);
+
 /* Parse a duration ("90", "90s", "10m", "2h", "1h30m", "500ms", "1d") into
  * seconds, or a size ("256MB", "1GiB", "4096") into bytes (K/M/G/T with or
  * without "B" or "iB" are all powers of 1024).  NAS_EINVAL on anything

@@ -314,7 +314,8 @@ static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_c
     }
 }
 
-/* Walk the key table in order, skipping keys outside the identity. */
+/* Walk the key table in order, skipping keys that are not recorded
+ * (ident 0); extensible keys (ident 2) are written but not hashed. */
 static void put_table(buf *b, const nas__cfg_field *table, const char *base, const char *prefix,
                       const nas_config *c) {
     for (const nas__cfg_field *f = table; f->key; f++) {
@@ -359,7 +360,39 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     cfg->text[len] = '\0';
     cfg->text_len = len;
     cfg->canonical = b.p;
-    /* The hash covers the canonical text only, never the raw bytes. */
-    cfg->hash = fnv1a64(b.p, b.n);
+    /* The hash covers the canonical identity lines only, never the raw
+     * bytes, nor the lines a resume may change. */
+    uint64_t h = fnv1a64("", 0);
+    for (const char *p = b.p; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (!nas_config_line_extensible(p, n)) {
+            for (size_t i = 0; i <= n; i++) {
+                h ^= (unsigned char)(i < n ? p[i] : '\n');
+                h *= 1099511628211ull;
+            }
+        }
+        p += n + (p[n] == '\n');
+    }
+    cfg->hash = h;
     return NAS_OK;
+}
+
+/* Follow a canonical line's key path ("fidelity.threads: 2") through the
+ * key tables to its field. */
+int nas_config_line_extensible(const char *line, size_t len) {
+    const nas__cfg_field *table = nas__config_fields;
+    const char *p = line, *end = line + len;
+    for (;;) {
+        size_t seg = 0;
+        while (p + seg < end && p[seg] != '.' && p[seg] != ':')
+            seg++;
+        const nas__cfg_field *f = table;
+        while (f->key && (strlen(f->key) != seg || memcmp(f->key, p, seg) != 0))
+            f++;
+        if (!f->key || p + seg >= end) return 0;
+        if (p[seg] == ':') return f->ident == 2;
+        if (f->type != NAS__T_MAP) return 0;
+        table = f->sub;
+        p += seg + 1;
+    }
 }

@@ -1155,6 +1155,11 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
     }
 }
 
+void nas_dispatcher_broadcast(nas_dispatcher *d, const nas_wire_msg *m, int64_t now_ms) {
+    for (int i = 0; i < d->n_slots; i++)
+        if (d->workers[i].used) send_to(d, &d->workers[i], m, now_ms);
+}
+
 int nas_dispatcher_worker_count(const nas_dispatcher *d) {
     return d->n_workers;
 }

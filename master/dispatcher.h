@@ -182,6 +182,10 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
  * (the campaign asks before every proposal; counts_get walks all slots). */
 int nas_dispatcher_worker_count(const nas_dispatcher *d);
 
+/* Send m to every registered worker (the campaign's end: Disconnect with
+ * done set, so workers leave instead of waiting for the next task). */
+void nas_dispatcher_broadcast(nas_dispatcher *d, const nas_wire_msg *m, int64_t now_ms);
+
 /* Copy up to cap workers into out; returns how many workers there are. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap);
 

@@ -10,6 +10,7 @@
  * exits at once, which is safe because every state change is one SQLite
  * transaction.  This file is the only place on the master side that exits.
  */
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -43,7 +44,13 @@ static void usage(FILE *f) {
                "                       in; required with --key; SIGHUP re-reads it\n"
                "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
                "                       (plaintext; docs/SECURITY.md)\n"
+               "  --retry-failed       put the tasks that failed for good back in the queue\n"
+               "                       (each with fresh attempts), e.g. after fixing a\n"
+               "                       worker's data; the campaign reopens if it was done\n"
                "  --help               this text\n"
+               "  --version            the version\n"
+               "\n"
+               "Options may be written --opt VALUE or --opt=VALUE.\n"
                "\n"
                "A second signal exits at once; the database stays consistent and the next\n"
                "run resumes. Exit status: 0 done or stopped cleanly, 1 error, 2 usage.\n");
@@ -83,62 +90,98 @@ int main(int argc, char **argv) {
     const char *path = NULL;
     nas_campaign_options opt;
     nas_campaign_options_default(&opt);
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(o, "--cancel-on-stop") == 0) {
-            opt.cancel_on_stop = 1;
-        } else if (strcmp(o, "--wait-on-stop") == 0) {
-            opt.cancel_on_stop = 0;
-        } else if (strcmp(o, "--synthetic") == 0) {
-            opt.eval_mode = NAS_EVAL_SYNTHETIC;
-        } else if (strcmp(o, "--insecure") == 0) {
-            opt.insecure = 1;
-        } else if (strcmp(o, "--db") == 0 || strcmp(o, "--log-level") == 0 ||
-                   strcmp(o, "--resume-grace-ms") == 0 || strcmp(o, "--key") == 0 ||
-                   strcmp(o, "--authorized") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "nas-master: %s needs a value (try --help)\n", o);
+    enum {
+        O_DB = 256,
+        O_LOG,
+        O_WAIT,
+        O_CANCEL,
+        O_GRACE,
+        O_SYN,
+        O_KEY,
+        O_AUTH,
+        O_INSECURE,
+        O_RETRY
+    };
+    static const struct option lo[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"wait-on-stop", no_argument, NULL, O_WAIT},
+        {"cancel-on-stop", no_argument, NULL, O_CANCEL},
+        {"resume-grace-ms", required_argument, NULL, O_GRACE},
+        {"synthetic", no_argument, NULL, O_SYN},
+        {"key", required_argument, NULL, O_KEY},
+        {"authorized", required_argument, NULL, O_AUTH},
+        {"insecure", no_argument, NULL, O_INSECURE},
+        {"retry-failed", no_argument, NULL, O_RETRY},
+        {"help", no_argument, NULL, NAS_CLI_HELP},
+        {"version", no_argument, NULL, NAS_CLI_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, cli_status, stop_flag = 0;
+    while ((ch = nas_cli_next(argc, argv, lo, "nas-master", usage, &cli_status)) != -1) {
+        switch (ch) {
+        case NAS_CLI_EXIT:
+            return cli_status;
+        case O_CANCEL:
+        case O_WAIT:
+            /* Two answers to one question: refuse rather than let the
+             * last one win silently. */
+            if (stop_flag && stop_flag != ch) {
+                fprintf(stderr, "nas-master: --wait-on-stop and --cancel-on-stop exclude each "
+                                "other; give one\n");
                 return 2;
             }
-            const char *v = argv[++i];
-            if (strcmp(o, "--db") == 0) {
-                opt.db_path = v;
-            } else if (strcmp(o, "--key") == 0) {
-                opt.key_base = v;
-            } else if (strcmp(o, "--authorized") == 0) {
-                opt.authorized = v;
-            } else if (strcmp(o, "--log-level") == 0) {
-                enum nas_log_level l;
-                if (nas_log_parse_level(v, &l) < 0) {
-                    fprintf(stderr, "nas-master: --log-level: unknown level '%s'\n", v);
-                    return 2;
-                }
-                nas_log_set_level(l);
-            } else {
-                char *end = NULL;
-                errno = 0;
-                long long n = strtoll(v, &end, 10);
-                if (errno || end == v || *end || n < 0) {
-                    fprintf(stderr,
-                            "nas-master: --resume-grace-ms needs an integer >= 0, got "
-                            "'%s'\n",
-                            v);
-                    return 2;
-                }
-                opt.resume_grace_ms = n;
+            stop_flag = ch;
+            opt.cancel_on_stop = ch == O_CANCEL;
+            break;
+        case O_SYN:
+            opt.eval_mode = NAS_EVAL_SYNTHETIC;
+            break;
+        case O_INSECURE:
+            opt.insecure = 1;
+            break;
+        case O_RETRY:
+            opt.retry_failed = 1;
+            break;
+        case O_DB:
+            opt.db_path = optarg;
+            break;
+        case O_KEY:
+            opt.key_base = optarg;
+            break;
+        case O_AUTH:
+            opt.authorized = optarg;
+            break;
+        case O_LOG: {
+            enum nas_log_level l;
+            if (nas_log_parse_level(optarg, &l) < 0) {
+                fprintf(stderr, "nas-master: --log-level: unknown level '%s'\n", optarg);
+                return 2;
             }
-        } else if (o[0] == '-') {
-            fprintf(stderr, "nas-master: unknown option %s (try --help)\n", o);
-            return 2;
-        } else if (path) {
-            fprintf(stderr, "nas-master: one campaign file only, got '%s' and '%s'\n", path, o);
-            return 2;
-        } else {
-            path = o;
+            nas_log_set_level(l);
+            break;
         }
+        case O_GRACE: {
+            char *end = NULL;
+            errno = 0;
+            long long n = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 0) {
+                fprintf(stderr, "nas-master: --resume-grace-ms needs an integer >= 0, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            opt.resume_grace_ms = n;
+            break;
+        }
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (path) {
+            fprintf(stderr, "nas-master: one campaign file only, got '%s' and '%s'\n", path,
+                    argv[i]);
+            return 2;
+        }
+        path = argv[i];
     }
     if (!path) {
         fprintf(stderr, "nas-master: a campaign file is required (try --help)\n");

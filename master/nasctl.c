@@ -17,6 +17,7 @@
  * than after a silent timeout.
  */
 #include "common/alloc.h"
+#include "common/cli.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/genome.h"
@@ -36,35 +37,36 @@
 #include <string.h>
 #include <zmq.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: nasctl COMMAND [options]\n"
-               "\n"
-               "Looks at a nasd campaign; never changes it.\n"
-               "\n"
-               "commands:\n"
-               "  status [--master tcp://HOST:PORT] [--db FILE] [--json] [--timeout-ms N]\n"
-               "         [--key BASE --master-key FILE]\n"
-               "        campaign, evaluations, best, workers; asks the master's status\n"
-               "        endpoint (default tcp://127.0.0.1:5557), or reads --db when the\n"
-               "        master does not answer (or when only --db is given); --key and\n"
-               "        --master-key talk CurveZMQ to a master that has keys\n"
-               "  best --db FILE [--k N] [--json]\n"
-               "        the N best search results (default 5) and the final-stage results\n"
-               "  history --db FILE [--csv|--json]\n"
-               "        every search result in the order it was recorded\n"
-               "  pareto --db FILE [--json]\n"
-               "        results no other beats on accuracy and parameter count at once\n"
-               "  dot ARCH\n"
-               "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"
-               "  keygen NAME [--force]\n"
-               "        a CurveZMQ keypair: NAME.key (public, 0644) and NAME.key_secret\n"
-               "        (secret, 0600); an existing key is kept unless --force is given\n"
-               "\n"
-               "Every command takes --help.\n");
-}
+/* Options of the built-in commands, one bit each: a command names the
+ * options it takes, and the parser refuses the others by name. */
+enum {
+    OPT_MASTER = 1 << 0,
+    OPT_DB = 1 << 1,
+    OPT_JSON = 1 << 2,
+    OPT_CSV = 1 << 3,
+    OPT_K = 1 << 4,
+    OPT_TIMEOUT = 1 << 5,
+    OPT_KEY = 1 << 6,
+    OPT_MASTER_KEY = 1 << 7,
+    OPT_FORCE = 1 << 8,
+};
+
+typedef struct opt_def {
+    const char *name;
+    int has_arg;
+    unsigned bit;
+} opt_def;
+
+static const opt_def OPTS[] = {
+    {"master", required_argument, OPT_MASTER}, {"db", required_argument, OPT_DB},
+    {"json", no_argument, OPT_JSON},           {"csv", no_argument, OPT_CSV},
+    {"k", required_argument, OPT_K},           {"timeout-ms", required_argument, OPT_TIMEOUT},
+    {"key", required_argument, OPT_KEY},       {"master-key", required_argument, OPT_MASTER_KEY},
+    {"force", no_argument, OPT_FORCE},
+};
 
 /* Options of every command in one struct: each command reads what it
- * needs, and parse_args() refuses what no command takes, naming it. */
+ * needs, and parse_args() refuses what the command does not take. */
 typedef struct args {
     const char *master, *db;
     const char *key, *master_key; /* CurveZMQ: own keypair BASE, master's public key file */
@@ -73,57 +75,156 @@ typedef struct args {
     const char *arch; /* the one positional argument (dot: the genome; keygen: the name) */
 } args;
 
-/* Parse the options shared by every command; 0, or 2 after a message. */
-static int parse_args(const char *cmd, int argc, char **argv, args *a) {
+static int cmd_status(int argc, char **argv);
+static int cmd_best(int argc, char **argv);
+static int cmd_history(int argc, char **argv);
+static int cmd_pareto(int argc, char **argv);
+static int cmd_dot(int argc, char **argv);
+static int cmd_keygen(int argc, char **argv);
+
+/* The commands.  A command is one entry function taking its own argv
+ * (argv[0] is the command's name) and returning the exit status (0 ok, 1
+ * runtime error, 2 usage); a command kept in a file of its own is added
+ * here with one line.  `opts` are the built-in options it takes: the
+ * parser refuses the others, naming the command they belong to (0 for a
+ * command that parses its own options with nas_cli_next). */
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    unsigned opts;
+    const char *help; /* synopsis after the name, then indented lines */
+} command;
+
+static const command COMMANDS[] = {
+    {"status", cmd_status, OPT_MASTER | OPT_DB | OPT_JSON | OPT_TIMEOUT | OPT_KEY | OPT_MASTER_KEY,
+     "[--master tcp://HOST:PORT] [--db FILE] [--json] [--timeout-ms N]\n"
+     "         [--key BASE --master-key FILE]\n"
+     "        campaign, evaluations, best, workers; asks the master's status\n"
+     "        endpoint (default tcp://127.0.0.1:5557), or reads --db when the\n"
+     "        master does not answer (or when only --db is given); --key and\n"
+     "        --master-key talk CurveZMQ to a master that has keys\n"},
+    {"best", cmd_best, OPT_DB | OPT_K | OPT_JSON,
+     "--db FILE [--k N] [--json]\n"
+     "        the N best search results (default 5) and the final-stage results\n"},
+    {"history", cmd_history, OPT_DB | OPT_CSV | OPT_JSON,
+     "--db FILE [--csv | --json]\n"
+     "        every search result in the order it was recorded (--csv: RFC 4180)\n"},
+    {"pareto", cmd_pareto, OPT_DB | OPT_JSON,
+     "--db FILE [--json]\n"
+     "        results no other beats on accuracy and parameter count at once\n"},
+    {"dot", cmd_dot, 0,
+     "ARCH\n"
+     "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"},
+    {"keygen", cmd_keygen, OPT_FORCE,
+     "NAME [--force]\n"
+     "        a CurveZMQ keypair: NAME.key (public, 0644) and NAME.key_secret\n"
+     "        (secret, 0600); an existing key is kept unless --force is given\n"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: nasctl COMMAND [options]\n"
+               "\n"
+               "Looks at a nasd campaign; never changes it.\n"
+               "\n"
+               "commands:\n");
+    for (size_t i = 0; i < NAS_ARRAY_LEN(COMMANDS); i++)
+        fprintf(f, "  %s %s", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f, "\n"
+               "Options may be written --opt VALUE or --opt=VALUE. Every command takes\n"
+               "--help; `nasctl --version` prints the version.\n"
+               "Exit status: 0 success, 1 failure (the message names it), 2 usage error.\n");
+}
+
+/* "nasctl best: --key does not apply to best (it belongs to status)";
+ * returns 0 (parse_args: exit, with the usage status). */
+static int refuse_option(const char *cmd, const opt_def *o) {
+    const char *owner = NULL;
+    int owners = 0;
+    for (size_t i = 0; i < NAS_ARRAY_LEN(COMMANDS); i++)
+        if (COMMANDS[i].opts & o->bit) owner = COMMANDS[i].name, owners++;
+    fprintf(stderr, "nasctl %s: --%s does not apply to %s", cmd, o->name, cmd);
+    if (owners == 1) fprintf(stderr, " (it belongs to %s)", owner);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+/* Parse a built-in command's options (argv[0] is the command) with the
+ * shared conventions of common/cli.h, so --db=FILE and --db FILE both
+ * work and options may follow the positional argument; the options the
+ * command takes are its COMMANDS entry's.  Returns 1 to go on, or 0 to
+ * exit with *status (0 after --help, 2 after a message naming the
+ * problem). */
+static int parse_args(int argc, char **argv, int positional, args *a, int *status) {
+    const char *cmd = argv[0];
+    unsigned accepts = 0;
+    for (size_t i = 0; i < NAS_ARRAY_LEN(COMMANDS); i++)
+        if (strcmp(COMMANDS[i].name, cmd) == 0) accepts = COMMANDS[i].opts;
     memset(a, 0, sizeof *a);
     a->k = 5;
     a->timeout_ms = 2000;
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--json") == 0)
+    struct option lo[NAS_ARRAY_LEN(OPTS) + 2];
+    for (size_t i = 0; i < NAS_ARRAY_LEN(OPTS); i++)
+        lo[i] = (struct option){OPTS[i].name, OPTS[i].has_arg, NULL, 256 + (int)i};
+    lo[NAS_ARRAY_LEN(OPTS)] = (struct option){"help", no_argument, NULL, NAS_CLI_HELP};
+    lo[NAS_ARRAY_LEN(OPTS) + 1] = (struct option){NULL, 0, NULL, 0};
+    char prog[64];
+    snprintf(prog, sizeof prog, "nasctl %s", cmd);
+    optind = 0; /* glibc: a fresh scan of this argument vector */
+    int c;
+    while ((c = nas_cli_next(argc, argv, lo, prog, usage, status)) != -1) {
+        if (c == NAS_CLI_EXIT) return 0;
+        *status = NAS_EXIT_USAGE; /* for the refusals below */
+        const opt_def *o = &OPTS[c - 256];
+        if (!(accepts & o->bit)) return refuse_option(cmd, o);
+        switch (o->bit) {
+        case OPT_MASTER:
+            a->master = optarg;
+            break;
+        case OPT_DB:
+            a->db = optarg;
+            break;
+        case OPT_KEY:
+            a->key = optarg;
+            break;
+        case OPT_MASTER_KEY:
+            a->master_key = optarg;
+            break;
+        case OPT_JSON:
             a->json = 1;
-        else if (strcmp(o, "--csv") == 0)
+            break;
+        case OPT_CSV:
             a->csv = 1;
-        else if (strcmp(o, "--force") == 0)
+            break;
+        case OPT_FORCE:
             a->force = 1;
-        else if ((strcmp(o, "--master") == 0 || strcmp(o, "--db") == 0 || strcmp(o, "--k") == 0 ||
-                  strcmp(o, "--timeout-ms") == 0 || strcmp(o, "--key") == 0 ||
-                  strcmp(o, "--master-key") == 0)) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "nasctl %s: %s needs a value\n", cmd, o);
-                return 2;
+            break;
+        default: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || end == optarg || n < 1 || n > 100000000) {
+                fprintf(stderr, "nasctl %s: --%s needs a positive integer, got '%s'\n", cmd,
+                        o->name, optarg);
+                return 0;
             }
-            const char *v = argv[++i];
-            if (strcmp(o, "--master") == 0)
-                a->master = v;
-            else if (strcmp(o, "--db") == 0)
-                a->db = v;
-            else if (strcmp(o, "--key") == 0)
-                a->key = v;
-            else if (strcmp(o, "--master-key") == 0)
-                a->master_key = v;
-            else {
-                char *end;
-                long n = strtol(v, &end, 10);
-                if (*end || end == v || n < 1 || n > 100000000) {
-                    fprintf(stderr, "nasctl %s: %s needs a positive integer, got '%s'\n", cmd, o,
-                            v);
-                    return 2;
-                }
-                if (strcmp(o, "--k") == 0)
-                    a->k = (int)n;
-                else
-                    a->timeout_ms = n;
-            }
-        } else if (o[0] != '-' && !a->arch) {
-            a->arch = o;
-        } else {
-            fprintf(stderr, "nasctl %s: unknown option or extra argument '%s' (try --help)\n", cmd,
-                    o);
-            return 2;
+            if (o->bit == OPT_K)
+                a->k = (int)n;
+            else
+                a->timeout_ms = n;
+        }
         }
     }
-    return 0;
+    *status = NAS_EXIT_USAGE;
+    if (optind < argc && positional) a->arch = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "nasctl %s: unexpected argument '%s' (try --help)\n", cmd, argv[optind]);
+        return 0;
+    }
+    if (a->csv && a->json) {
+        fprintf(stderr, "nasctl %s: --csv and --json exclude each other; give one\n", cmd);
+        return 0;
+    }
+    *status = NAS_EXIT_OK;
+    return 1;
 }
 
 /* Open a database read-only for a command; prints the reason and
@@ -131,15 +232,19 @@ static int parse_args(const char *cmd, int argc, char **argv, args *a) {
 static nas_store *open_db(const char *cmd, const char *path) {
     char err[NAS_ERR_LEN];
     nas_store *st = NULL;
-    if (!path) {
-        fprintf(stderr, "nasctl %s: --db FILE is required\n", cmd);
-        return NULL;
-    }
     if (nas_store_open_ro(&st, path, err) < 0) {
         fprintf(stderr, "nasctl %s: %s\n", cmd, err);
         return NULL;
     }
     return st;
+}
+
+/* --db is required by the commands that only read a database: a usage
+ * error (2), told before anything is opened. */
+static int need_db(const char *cmd, const args *a) {
+    if (a->db) return 0;
+    fprintf(stderr, "nasctl %s: --db FILE is required (try --help)\n", cmd);
+    return 2;
 }
 
 // ---- status -------------------------------------------------------------------------------------
@@ -242,7 +347,10 @@ done:
 /* status: the live master first (it knows workers' epochs and current
  * tasks), the database when the master does not answer and --db was
  * given; the same document and printer either way. */
-static int cmd_status(const args *a) {
+static int cmd_status(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
     char err[NAS_ERR_LEN] = "";
     char *json = NULL;
     curve_opts co;
@@ -323,7 +431,11 @@ static void print_header(void) {
 
 /* best: the k best search results, then every final-stage result (their
  * test accuracy is the campaign's answer). */
-static int cmd_best(const args *a) {
+static int cmd_best(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
+    if (need_db("best", a)) return 2;
     nas_store *st = open_db("best", a->db);
     if (!st) return 1;
     char err[NAS_ERR_LEN];
@@ -359,8 +471,24 @@ static int cmd_best(const args *a) {
     return rc;
 }
 
-/* history: search results in the order they were recorded. */
-static int cmd_history(const args *a) {
+/* A text field as RFC 4180 writes it: quoted, with every quote doubled,
+ * so commas, quotes and line breaks in a worker's name stay in one field. */
+static void csv_text(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"') putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* history: search results in the order they were recorded (the CSV is
+ * RFC 4180: CRLF line ends, text fields quoted). */
+static int cmd_history(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
+    if (need_db("history", a)) return 2;
     nas_store *st = open_db("history", a->db);
     if (!st) return 1;
     char err[NAS_ERR_LEN];
@@ -374,12 +502,15 @@ static int cmd_history(const args *a) {
     if (a->json) {
         print_json_array(r, n, NULL, 0);
     } else if (a->csv) {
-        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms\n");
-        for (int i = 0; i < n; i++)
-            printf("%" PRId64 ",%" PRId64 ",%d,\"%s\",%.6f,%" PRId64 ",%" PRId64
-                   ",%.3f,\"%s\",%" PRId64 "\n",
-                   r[i].seq, r[i].task_id, r[i].attempt, r[i].arch_text, r[i].accuracy, r[i].params,
-                   r[i].macs, r[i].seconds, r[i].worker, r[i].finished_ms);
+        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms\r\n");
+        for (int i = 0; i < n; i++) {
+            printf("%" PRId64 ",%" PRId64 ",%d,", r[i].seq, r[i].task_id, r[i].attempt);
+            csv_text(r[i].arch_text);
+            printf(",%.6f,%" PRId64 ",%" PRId64 ",%.3f,", r[i].accuracy, r[i].params, r[i].macs,
+                   r[i].seconds);
+            csv_text(r[i].worker);
+            printf(",%" PRId64 "\r\n", r[i].finished_ms);
+        }
     } else {
         print_header();
         for (int i = 0; i < n; i++)
@@ -392,7 +523,11 @@ static int cmd_history(const args *a) {
 
 /* pareto: the front of (accuracy up, parameters down) through
  * master/pareto.h, the same definition the strategies rank by. */
-static int cmd_pareto(const args *a) {
+static int cmd_pareto(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 0, a, &status)) return status;
+    if (need_db("pareto", a)) return 2;
     nas_store *st = open_db("pareto", a->db);
     if (!st) return 1;
     char err[NAS_ERR_LEN];
@@ -438,7 +573,10 @@ done:
 }
 
 /* dot: a genome text or a preset name, drawn by the genome module. */
-static int cmd_dot(const args *a) {
+static int cmd_dot(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 1, a, &status)) return status;
     if (!a->arch) {
         fprintf(stderr, "nasctl dot: a genome text or preset name is required\n");
         return 2;
@@ -468,7 +606,10 @@ static int cmd_dot(const args *a) {
 /* keygen: NAME.key and NAME.key_secret through the keys module, which
  * creates the secret 0600 from its first byte and never overwrites a key
  * unless asked (docs/SECURITY.md s2). */
-static int cmd_keygen(const args *a) {
+static int cmd_keygen(int argc, char **argv) {
+    args aa, *a = &aa;
+    int status;
+    if (!parse_args(argc, argv, 1, a, &status)) return status;
     if (!a->arch) {
         fprintf(stderr, "nasctl keygen: a NAME is required (writes NAME.key and "
                         "NAME.key_secret)\n");
@@ -491,52 +632,27 @@ static int cmd_keygen(const args *a) {
     return 0;
 }
 
-/* Dispatch on the command word.  Logging is quiet (warnings only) because
- * nasctl's output is for people and scripts, not a log.  --help anywhere
- * wins, so `nasctl best --help` never touches a database. */
+/* Dispatch on the command word through COMMANDS.  Logging is quiet
+ * (warnings only) because nasctl's output is for people and scripts, not
+ * a log. */
 int main(int argc, char **argv) {
     nas_log_set_prog("nasctl");
     nas_log_set_level(NAS_LOG_WARN);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
     const char *cmd = argv[1];
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-    static const char *const cmds[] = {"status", "best", "history", "pareto", "dot", "keygen"};
-    int known = 0;
-    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        known |= strcmp(cmd, cmds[i]) == 0;
-    if (!known) {
-        fprintf(stderr, "nasctl: unknown command '%s' (try --help)\n", cmd);
-        return 2;
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
     }
-    args a;
-    int rc = parse_args(cmd, argc - 2, argv + 2, &a);
-    if (rc) return rc;
-    /* Options of one command given to another are mistakes worth naming:
-     * a --key ignored by `best` would look like it was used. */
-    if ((a.key || a.master_key) && strcmp(cmd, "status") != 0) {
-        fprintf(stderr, "nasctl %s: --key and --master-key belong to status\n", cmd);
-        return 2;
+    if (strcmp(cmd, "--version") == 0) {
+        printf("nasctl (nasd) %s\n", NAS_VERSION);
+        return 0;
     }
-    if (a.force && strcmp(cmd, "keygen") != 0) {
-        fprintf(stderr, "nasctl %s: --force belongs to keygen\n", cmd);
-        return 2;
-    }
-    if (a.arch && strcmp(cmd, "dot") != 0 && strcmp(cmd, "keygen") != 0) {
-        fprintf(stderr, "nasctl %s: unexpected argument '%s'\n", cmd, a.arch);
-        return 2;
-    }
-    if (strcmp(cmd, "status") == 0) return cmd_status(&a);
-    if (strcmp(cmd, "best") == 0) return cmd_best(&a);
-    if (strcmp(cmd, "history") == 0) return cmd_history(&a);
-    if (strcmp(cmd, "pareto") == 0) return cmd_pareto(&a);
-    if (strcmp(cmd, "keygen") == 0) return cmd_keygen(&a);
-    return cmd_dot(&a);
+    for (size_t i = 0; i < NAS_ARRAY_LEN(COMMANDS); i++)
+        if (strcmp(cmd, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "nasctl: unknown command '%s' (try --help)\n", cmd);
+    return 2;
 }

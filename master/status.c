@@ -302,6 +302,9 @@ int nas_status_print(const char *json, FILE *f, char *err) {
             num_of(doc, "done", 0), num_of(doc, "budget", 0), num_of(doc, "queued", 0),
             num_of(doc, "in_flight", 0), num_of(doc, "failed", 0), num_of(doc, "final_done", 0));
     fprintf(f, "rate          %.1f evaluations/hour\n", num_of(doc, "evaluations_per_hour", 0));
+    const nas_json *problem = nas_json_get(doc, "problem");
+    if (problem && problem->type == NAS_JSON_STRING)
+        fprintf(f, "problem       %s; waiting for a worker that can evaluate\n", problem->str);
     const nas_json *rho = nas_json_get(doc, "rank_correlation");
     if (rho && rho->type == NAS_JSON_NUMBER)
         fprintf(f, "predictor     rank correlation %.3f\n", rho->number);

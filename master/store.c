@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 // ---- statements --------------------------------------------------------------------------------
 
@@ -39,11 +40,18 @@ static const struct {
     const char *sql;
 } stmt_sql[NAS__ST_COUNT] = {
     {NAS__ST_CAMPAIGN_GET, "SELECT name, config_text, config_canonical, config_hash, seed, state, "
-                           "created_ms, updated_ms FROM campaign WHERE id = 1"},
+                           "created_ms, updated_ms, ran_ms FROM campaign WHERE id = 1"},
     {NAS__ST_CAMPAIGN_INSERT,
      "INSERT INTO campaign (id, name, config_text, config_canonical, config_hash, seed, state, "
      "created_ms, updated_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5, 'running', ?6, ?6)"},
     {NAS__ST_CAMPAIGN_SET_STATE, "UPDATE campaign SET state = ?1, updated_ms = ?2 WHERE id = 1"},
+    {NAS__ST_CAMPAIGN_REBIND,
+     "UPDATE campaign SET config_text = ?1, config_canonical = ?2, config_hash = ?3, "
+     "updated_ms = ?4 WHERE id = 1"},
+    {NAS__ST_CAMPAIGN_SET_RAN, "UPDATE campaign SET ran_ms = ?1 WHERE id = 1"},
+    {NAS__ST_TASK_RETRY_FAILED,
+     "UPDATE task SET state = 'queued', attempt = 0, worker = NULL, lease_expiry_ms = NULL, "
+     "finished_ms = NULL, failure_kind = NULL, failure = NULL WHERE state = 'failed'"},
     {NAS__ST_STRATEGY_UPSERT,
      "INSERT INTO strategy_state (campaign_id, seq, blob, updated_ms) VALUES (1, 1, ?1, ?2) "
      "ON CONFLICT (campaign_id) DO UPDATE SET seq = seq + 1, blob = excluded.blob, "
@@ -325,6 +333,9 @@ static int count_tables(nas_store *st, int *n, char *err) {
 
 /* Bring the file from its version to n: one transaction per step. */
 static int migrate(nas_store *st, const nas__store_migration *mig, int n, char *err) {
+    /* A brand-new file walks every step too, but there is nothing to tell
+     * its user: only a file that held a schema before was migrated. */
+    int first = -1;
     for (;;) {
         int rc = nas__store_begin(st, err);
         if (rc != NAS_OK) return rc;
@@ -334,6 +345,7 @@ static int migrate(nas_store *st, const nas__store_migration *mig, int n, char *
         rc = read_version(st, &v, err);
         if (rc != NAS_OK) goto fail;
         if (v >= n) return nas__store_commit(st, err);
+        if (first < 0) first = v;
         rc = exec_sql(st, mig[v].sql, "migrate schema", err);
         if (rc == NAS_OK && mig[v].fn) rc = mig[v].fn(st, err);
         if (rc != NAS_OK) goto fail;
@@ -343,7 +355,7 @@ static int migrate(nas_store *st, const nas__store_migration *mig, int n, char *
         if (rc != NAS_OK) goto fail;
         rc = nas__store_commit(st, err);
         if (rc != NAS_OK) return rc;
-        if (v > 0) nas_info("store %s: schema migrated to version %d", st->path, v + 1);
+        if (first > 0) nas_info("store %s: schema migrated to version %d", st->path, v + 1);
         continue;
     fail:
         nas__store_rollback(st);
@@ -415,6 +427,7 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
     nas_store *st = nas_calloc(1, sizeof *st);
     if (!st) return nas_set_err(err, NAS_ENOMEM, "store %s: out of memory", path);
     st->readonly = readonly;
+    st->lock_fd = -1;
     st->path = nas_strdup(path);
     int rc = NAS_ENOMEM;
     if (!st->path) {
@@ -430,7 +443,9 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
     flags |= SQLITE_OPEN_NOMUTEX;
     int src = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (src != SQLITE_OK) {
-        rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
+        rc = nas__store_diagnose(path, readonly, err);
+        if (rc == NAS_OK)
+            rc = nas__store_fail(st, src, readonly ? "open for reading" : "open", err);
         goto fail;
     }
     /* SQLite quietly falls back to read-only when the file is not writable;
@@ -443,8 +458,13 @@ int nas__store_open_with(nas_store **out, const char *path, int readonly,
         goto fail;
     }
     rc = set_pragmas(st, err);
-    if (rc != NAS_OK) goto fail;
-    rc = check_schema(st, mig, n_mig, err);
+    if (rc == NAS_OK) rc = check_schema(st, mig, n_mig, err);
+    /* SQLite opens lazily: a folder it may not write, or a copy without
+     * its -wal, shows only at the first statement. */
+    if (rc == NAS_EIO) {
+        char why[NAS_ERR_LEN];
+        if (nas__store_diagnose(path, readonly, why) < 0) snprintf(err, NAS_ERR_LEN, "%s", why);
+    }
     if (rc != NAS_OK) goto fail;
     *out = st;
     return NAS_OK;
@@ -473,6 +493,8 @@ void nas_store_close(nas_store **stp) {
         sqlite3_finalize(st->stmt[i]);
     /* close_v2 never fails with BUSY: we finalized every statement above. */
     if (st->db) sqlite3_close_v2(st->db);
+    /* Last: the lock covers the store until its connection is closed. */
+    if (st->lock_fd >= 0) close(st->lock_fd);
     nas_free(st->path);
     nas_free(st);
     *stp = NULL;
@@ -492,20 +514,41 @@ static int campaign_state_parse(const char *s) {
     return -1;
 }
 
-/* Copy the first line where two canonical texts differ into buf, as
- * "stored 'x: 1' vs config 'x: 2'", so the refusal names the key. */
-static void first_difference(const char *a, const char *b, char *buf, size_t cap) {
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        if (la != lb || memcmp(a, b, la) != 0) {
+/* The next line of a canonical text that is identity (not extensible);
+ * its length into *len, NULL at the end. */
+static const char *identity_line(const char *p, int (*extensible)(const char *, size_t),
+                                 size_t *len) {
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        if (!extensible || !extensible(p, n)) {
+            *len = n;
+            return p;
+        }
+        p += n + (p[n] == '\n');
+    }
+    return NULL;
+}
+
+/* 0 when two canonical texts agree on every identity line; else 1 and the
+ * first difference in buf, as "stored 'x: 1', given 'x: 2'", so the
+ * refusal names the key. */
+static int first_difference(const char *a, const char *b, int (*extensible)(const char *, size_t),
+                            char *buf, size_t cap) {
+    for (;;) {
+        size_t la = 0, lb = 0;
+        a = identity_line(a, extensible, &la);
+        b = identity_line(b, extensible, &lb);
+        if (!a && !b) return 0;
+        if (!a || !b || la != lb || memcmp(a, b, la) != 0) {
+            if (!a) a = "", la = 0;
+            if (!b) b = "", lb = 0;
             snprintf(buf, cap, "stored '%.*s', given '%.*s'", (int)(la > 40 ? 40 : la), a,
                      (int)(lb > 40 ? 40 : lb), b);
-            return;
+            return 1;
         }
         a += la + (a[la] == '\n');
         b += lb + (b[lb] == '\n');
     }
-    snprintf(buf, cap, "the canonical texts agree, so the hashes were computed differently");
 }
 
 int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t now_ms,
@@ -525,10 +568,12 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
     int step = nas__store_step(st, s);
     if (step == SQLITE_ROW) {
         uint64_t have = nas__column_u64(s, 3);
-        if (have != c->hash) {
-            char diff[200];
-            first_difference((const char *)sqlite3_column_text(s, 2), c->canonical, diff,
-                             sizeof diff);
+        const char *stored = (const char *)sqlite3_column_text(s, 2);
+        stored = stored ? stored : "";
+        char diff[200];
+        /* Identity lines decide; the hash only says nothing changed at all. */
+        int same = have == c->hash && strcmp(stored, c->canonical) == 0;
+        if (!same && first_difference(stored, c->canonical, c->extensible, diff, sizeof diff)) {
             /* The most useful part first: err holds NAS_ERR_LEN bytes. */
             rc = nas_set_err(err, NAS_ECONFIG,
                              "store %s holds a campaign made by a different config (%s); no "
@@ -539,8 +584,22 @@ int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t 
             goto fail;
         }
         sqlite3_reset(s);
-        /* Same campaign: a resume.  Nothing to write; commit ends the lock. */
         if (created) *created = 0;
+        /* Same campaign: a resume.  An extension (a larger budget, another
+         * thread count) is recorded, so status and the next resume see it. */
+        if (!same) {
+            s = nas__store_stmt(st, NAS__ST_CAMPAIGN_REBIND, err);
+            if (!s) {
+                rc = NAS_EDB;
+                goto fail;
+            }
+            nas__bind_text(s, 1, c->text);
+            nas__bind_text(s, 2, c->canonical);
+            nas__bind_u64(s, 3, c->hash);
+            sqlite3_bind_int64(s, 4, now_ms);
+            rc = nas__store_exec_stmt(st, s, "record the extended campaign", err);
+            if (rc != NAS_OK) goto fail;
+        }
         return nas__store_commit(st, err);
     }
     sqlite3_reset(s);
@@ -598,6 +657,7 @@ int nas_store_campaign_get(nas_store *st, nas_store_campaign_info *out, char *er
     out->state = campaign_state_parse((const char *)sqlite3_column_text(s, 5));
     out->created_ms = sqlite3_column_int64(s, 6);
     out->updated_ms = sqlite3_column_int64(s, 7);
+    out->ran_ms = sqlite3_column_int64(s, 8);
     sqlite3_reset(s);
     if (!out->name || !out->text || !out->canonical) {
         nas_store_campaign_info_fini(out);
@@ -627,6 +687,21 @@ int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char 
     if (rc == NAS_OK && sqlite3_changes(st->db) == 0)
         return nas_set_err(err, NAS_ENOTFOUND, "store %s holds no campaign yet", st->path);
     return rc;
+}
+
+int nas_store_campaign_set_ran(nas_store *st, int64_t ran_ms, char *err) {
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_CAMPAIGN_SET_RAN, err);
+    if (!s) return NAS_EDB;
+    sqlite3_bind_int64(s, 1, ran_ms);
+    return nas__store_exec_stmt(st, s, "record the campaign's run time", err);
+}
+
+int nas_store_task_retry_failed(nas_store *st, int64_t now_ms, char *err) {
+    (void)now_ms;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_RETRY_FAILED, err);
+    if (!s) return NAS_EDB;
+    int rc = nas__store_exec_stmt(st, s, "re-queue failed tasks", err);
+    return rc < 0 ? rc : sqlite3_changes(st->db);
 }
 
 // ---- strategy state ----------------------------------------------------------------------------

@@ -43,7 +43,7 @@
 #include <stdint.h>
 
 /* Schema version this binary writes (PRAGMA user_version). */
-#define NAS_STORE_SCHEMA_VERSION 3
+#define NAS_STORE_SCHEMA_VERSION 4
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -97,6 +97,14 @@ enum nas_store_campaign_state {
  * NAS_EFORMAT. */
 int nas_store_open(nas_store **out, const char *path, char *err);
 
+/* nas_store_open() for the one master of a campaign: first takes an
+ * exclusive lock on STORE.lock, a file beside the store naming the holder
+ * (pid, host, since when), held until nas_store_close().  A second process
+ * gets NAS_EEXIST with the holder in err; the kernel releases the lock of a
+ * process that died, so a crashed master never blocks the next one.
+ * Readers (nas_store_open_ro) do not take it. */
+int nas_store_open_exclusive(nas_store **out, const char *path, char *err);
+
 /* Open an existing store read-only (nasctl).  Never creates or migrates;
  * write calls on the handle fail with NAS_EIO. */
 int nas_store_open_ro(nas_store **out, const char *path, char *err);
@@ -113,16 +121,21 @@ typedef struct nas_store_campaign {
     const char *name;      /* campaign name */
     const char *text;      /* the config file's bytes, for people (NUL-terminated) */
     const char *canonical; /* the config's canonical "key: value" lines (what is hashed) */
-    uint64_t hash;         /* hash of `canonical`: the identity of the campaign */
+    uint64_t hash;         /* hash of `canonical`'s identity lines: the campaign's identity */
     uint64_t seed;
+    /* 1 for a canonical line that is recorded but may change on resume
+     * (a budget, a thread count); NULL: every line is identity. */
+    int (*extensible)(const char *line, size_t len);
 } nas_store_campaign;
 
 /* Bind the store to a campaign: on an empty store record it (and set
  * *created = 1); on a store that already holds a campaign check that the
- * hashes agree (*created = 0).  A different hash is refused with
- * NAS_ECONFIG and a message naming the file, both hashes and the first
- * canonical line that differs.  There is deliberately no override: a store
- * is one campaign's history, and mixing configs would make it a lie. */
+ * identity lines of the canonical texts agree (*created = 0), and record
+ * the given config when only extensible lines changed (an extension).  A
+ * different identity is refused with NAS_ECONFIG and a message naming the
+ * file and the first identity line that differs.  There is deliberately
+ * no override: a store is one campaign's history, and mixing configs would
+ * make it a lie. */
 int nas_store_campaign_bind(nas_store *st, const nas_store_campaign *c, int64_t now_ms,
                             int *created, char *err);
 
@@ -133,11 +146,22 @@ typedef struct nas_store_campaign_info {
     uint64_t hash, seed;
     int state; /* enum nas_store_campaign_state */
     int64_t created_ms, updated_ms;
+    int64_t ran_ms; /* time masters have run the campaign (schema v4; checkpointed) */
 } nas_store_campaign_info;
 int nas_store_campaign_get(nas_store *st, nas_store_campaign_info *out, char *err);
 void nas_store_campaign_info_fini(nas_store_campaign_info *info);
 
 int nas_store_campaign_set_state(nas_store *st, int state, int64_t now_ms, char *err);
+
+/* Record how long masters have run the campaign so far (the wall-time
+ * budget counts that, not the time since creation). */
+int nas_store_campaign_set_ran(nas_store *st, int64_t ran_ms, char *err);
+
+/* Put every task that failed for good back in the queue with fresh
+ * attempts (nas-master --retry-failed).  Their observation by the strategy
+ * stays: a retried search task's result is recorded and ranked, but the
+ * search has moved on from it.  Returns how many went back. */
+int nas_store_task_retry_failed(nas_store *st, int64_t now_ms, char *err);
 
 /* ---- tasks ---------------------------------------------------------------------- */
 

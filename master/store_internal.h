@@ -21,6 +21,9 @@ enum nas__stmt {
     NAS__ST_CAMPAIGN_GET,
     NAS__ST_CAMPAIGN_INSERT,
     NAS__ST_CAMPAIGN_SET_STATE,
+    NAS__ST_CAMPAIGN_REBIND,
+    NAS__ST_CAMPAIGN_SET_RAN,
+    NAS__ST_TASK_RETRY_FAILED,
     NAS__ST_STRATEGY_UPSERT,
     NAS__ST_STRATEGY_GET,
     NAS__ST_ARCH_UPSERT,
@@ -65,6 +68,7 @@ struct nas_store {
     sqlite3 *db;
     char *path;
     int readonly;
+    int lock_fd;          /* STORE.lock held by nas_store_open_exclusive, or -1 (store_lock.c) */
     int fail_after;       /* fault injection: steps left before one fails; 0 = off */
     int batch;            /* 1 between nas_store_batch_begin and its commit or abort */
     int batch_open;       /* 1 once the batch's SQLite transaction began (at its first statement) */
@@ -122,6 +126,18 @@ int nas__store_step(nas_store *st, sqlite3_stmt *s);
 /* Turn an SQLite code into a nas_err with a message naming the store file
  * and what was being done. */
 int nas__store_fail(nas_store *st, int rc, const char *what, char *err);
+
+/* store_lock.c: after sqlite3_open_v2 or a first statement failed with a
+ * file-level error, say which of the usual causes it was (folder missing,
+ * not writable, a read-only copy without its -wal); NAS_OK if none. */
+int nas__store_diagnose(const char *path, int readonly, char *err);
+
+/* STORE.lock beside the store, into buf. */
+void nas__store_lock_path(const char *path, char *buf, size_t cap);
+
+/* Take the master's exclusive lock on STORE.lock (*fd_out holds it until
+ * closed); NAS_EEXIST naming the live holder when another process has it. */
+int nas__store_lock_take(const char *path, int *fd_out, char *err);
 
 /* Transactions: BEGIN IMMEDIATE takes the write lock up front, so two
  * writers never deadlock upgrading a read lock. */

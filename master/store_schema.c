@@ -215,10 +215,18 @@ static const char schema_v3[] =
     "  seconds, result_worker AS worker, finished_ms AS created_ms "
     "  FROM task WHERE result_id IS NOT NULL;";
 
+/* Version 4: the time masters have run the campaign, which the wall-time
+ * budget counts (a master that is down spends none of it).  A store from
+ * before knows only its creation and its last checkpoint; the span between
+ * them is the best bound it has. */
+static const char schema_v4[] = "ALTER TABLE campaign ADD COLUMN ran_ms INTEGER NOT NULL DEFAULT 0;"
+                                "UPDATE campaign SET ran_ms = max(0, updated_ms - created_ms);";
+
 static const nas__store_migration migrations[] = {
     {schema_v1, NULL},
     {schema_v2, rewrite_task_checks},
     {schema_v3, NULL},
+    {schema_v4, NULL},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,

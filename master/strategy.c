@@ -425,8 +425,11 @@ static int config_check(nas_strategy_config *c, char *err) {
 }
 
 /* Hash of everything that shapes the search, so load() refuses a blob made
- * under another config or seed instead of continuing a different search. */
-uint64_t nas__strategy_fingerprint(const nas_strategy *s) {
+ * under another config or seed instead of continuing a different search.
+ * The budget says how long the search goes on, not what it is, so it is
+ * left out (a campaign may be extended); blobs written before that
+ * included it, which `with_budget` reproduces for them. */
+uint64_t nas__strategy_fingerprint_v(const nas_strategy *s, int with_budget) {
     const nas_strategy_config *c = &s->cfg;
     nas__wbuf w = {0};
     nas__w_bytes(&w, c->name, strlen(c->name));
@@ -436,7 +439,7 @@ uint64_t nas__strategy_fingerprint(const nas_strategy *s) {
     nas__w_i32(&w, c->space.shared);
     int32_t ints[] = {c->budget, c->population, c->sample,   c->n_seeds,
                       c->beam,   c->max_blocks, c->ensemble, c->use_lstm};
-    for (size_t i = 0; i < NAS_ARRAY_LEN(ints); i++)
+    for (size_t i = with_budget ? 0 : 1; i < NAS_ARRAY_LEN(ints); i++)
         nas__w_i32(&w, ints[i]);
     for (int i = 0; i < c->n_seeds; i++)
         nas__w_bytes(&w, c->seeds[i], strlen(c->seeds[i]));
@@ -763,7 +766,8 @@ int nas__strategy_open_blob(const nas_strategy *s, const uint8_t *blob, size_t n
     if (id >= NAS_ARRAY_LEN(kinds) || kinds[id] != s->vt)
         return nas_set_err(err, NAS_EFORMAT, "strategy state: saved by strategy %s, not %s",
                            id < NAS_ARRAY_LEN(kinds) ? kinds[id]->name : "?", s->vt->name);
-    if (nas__r_u64(&r, "fingerprint") != nas__strategy_fingerprint(s))
+    uint64_t fp = nas__r_u64(&r, "fingerprint");
+    if (fp != nas__strategy_fingerprint(s) && fp != nas__strategy_fingerprint_v(s, 1))
         return nas_set_err(err, NAS_EFORMAT,
                            "strategy state: saved under a different config or seed");
     uint64_t body = nas__r_u64(&r, "payload length");

@@ -139,7 +139,11 @@ int nas__strategy_commit(nas_strategy *s, const nas_proposal *p);
 int nas__strategy_seen(const nas_strategy *s, uint64_t hash);
 
 /* Shared with strategy_core.c (the format-2 core blob). */
-uint64_t nas__strategy_fingerprint(const nas_strategy *s);
+uint64_t nas__strategy_fingerprint_v(const nas_strategy *s, int with_budget);
+/* The fingerprint blobs are written with (without the budget). */
+static inline uint64_t nas__strategy_fingerprint(const nas_strategy *s) {
+    return nas__strategy_fingerprint_v(s, 0);
+}
 int nas__strategy_kind_id(const nas_strategy *s);
 int nas__strategy_seen_add(nas_strategy *s, uint64_t hash); /* 1 added, 0 known, NAS_ENOMEM */
 /* Validate an observation from the outside world (genome, space, ranges). */

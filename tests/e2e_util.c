@@ -112,6 +112,12 @@ int e2e_wait(pid_t pid, int64_t timeout_ms) {
     }
 }
 
+int e2e_wait_exit(pid_t pid, int64_t timeout_ms) {
+    int rc = e2e_wait(pid, timeout_ms);
+    ck_assert_msg(rc != -1, "process %d still runs after %lld ms", (int)pid, (long long)timeout_ms);
+    return rc;
+}
+
 /* Kill and reap (no-op for pid <= 0). */
 void e2e_kill(pid_t pid, int sig) {
     if (pid <= 0) return;

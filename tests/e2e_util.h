@@ -86,6 +86,10 @@ pid_t e2e_start_master(const char *log, const char *netns, const char *cfg,
  * killed) or -1 on timeout (the process is left running). */
 int e2e_wait(pid_t pid, int64_t timeout_ms);
 
+/* e2e_wait() for a process that must end: the test fails, naming it, if
+ * it still runs after timeout_ms. */
+int e2e_wait_exit(pid_t pid, int64_t timeout_ms);
+
 /* Kill and reap (no-op for pid <= 0); SIGKILL after 5 s if it lingers. */
 void e2e_kill(pid_t pid, int sig);
 

@@ -315,6 +315,10 @@ START_TEST(test_config_hash_identity) {
     ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nlisten:\n  control: "
                       "tcp://127.0.0.1:7000\nstore: elsewhere.db\ndata:\n  dir: /mnt\n"
                       "weights:\n  memory_budget: 2GB\nworkers:\n  liveness: 9\n") == h);
+    /* A budget and a thread count say how long and how fast, not what:
+     * the same campaign, extended (docs/CAMPAIGN.md, "Identity"). */
+    ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\n  threads: 4\n"
+                      "budget:\n  evaluations: 500\n  wall_time: 2h\n") == h);
     /* What is searched, and how, changes it. */
     ck_assert(hash_of("name: x\nfidelity:\n  epochs: 4\n  batch: 64\n") != h);
     ck_assert(hash_of("name: x\nseed: 2\nfidelity:\n  epochs: 3\n  batch: 64\n") != h);
@@ -322,6 +326,23 @@ START_TEST(test_config_hash_identity) {
               h);
     ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nspace:\n  ops: [id, "
                       "sep3x3]\n") != h);
+}
+END_TEST
+
+/* final.fidelity is "as fidelity but" its own defaults: what the file sets
+ * under fidelity reaches the final stage unless final.fidelity sets it. */
+START_TEST(test_config_final_fidelity_inherits) {
+    const char *y = "fidelity:\n  lr: 0.05\n  batch: 32\n  epochs: 4\n  seed: 9\n"
+                    "final:\n  top_k: 1\n  fidelity:\n    batch: 64\n";
+    char err[NAS_ERR_LEN] = "";
+    nas_config cfg;
+    ck_assert_msg(nas_config_parse(y, strlen(y), "f.yaml", &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_float_eq(cfg.final.fidelity.lr, 0.05f);
+    ck_assert_int_eq(cfg.final.fidelity.seed, 9);
+    ck_assert_int_eq(cfg.final.fidelity.batch, 64);  /* final.fidelity wins */
+    ck_assert_int_eq(cfg.final.fidelity.epochs, 20); /* the final stage's own default */
+    ck_assert_int_eq(cfg.final.fidelity.augment, 1);
+    nas_config_fini(&cfg);
 }
 END_TEST
 
@@ -338,12 +359,27 @@ START_TEST(test_config_store_refuses_edited_config) {
     ck_assert_int_eq(nas_config_parse(v2, strlen(v2), "c.yaml", &b, err), NAS_OK);
     nas_store *st = NULL;
     ck_assert_int_eq(nas_store_open(&st, db, err), NAS_OK);
-    nas_store_campaign ca = {a.name, a.text, a.canonical, a.hash, a.seed};
-    nas_store_campaign cb = {b.name, b.text, b.canonical, b.hash, b.seed};
+    const char *v3 = "name: c\nfidelity:\n  epochs: 3\n  threads: 2\nbudget:\n  evaluations: 300\n";
+    nas_config x;
+    ck_assert_int_eq(nas_config_parse(v3, strlen(v3), "c.yaml", &x, err), NAS_OK);
+    nas_store_campaign ca = {a.name, a.text, a.canonical,
+                             a.hash, a.seed, nas_config_line_extensible};
+    nas_store_campaign cb = {b.name, b.text, b.canonical,
+                             b.hash, b.seed, nas_config_line_extensible};
+    nas_store_campaign cx = {x.name, x.text, x.canonical,
+                             x.hash, x.seed, nas_config_line_extensible};
     ck_assert_int_eq(nas_store_campaign_bind(st, &ca, 1, NULL, err), NAS_OK);
     ck_assert_int_eq(nas_store_campaign_bind(st, &cb, 2, NULL, err), NAS_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "stored 'fidelity.epochs: 3', given 'fidelity.epochs: 5'"));
     ck_assert_int_eq(nas_store_campaign_bind(st, &ca, 3, NULL, err), NAS_OK);
+    /* An extension is accepted and recorded: status reads the new budget. */
+    ck_assert_int_eq(nas_store_campaign_bind(st, &cx, 4, NULL, err), NAS_OK);
+    nas_store_campaign_info info;
+    ck_assert_int_eq(nas_store_campaign_get(st, &info, err), NAS_OK);
+    ck_assert_ptr_nonnull(strstr(info.canonical, "budget.evaluations: 300"));
+    ck_assert_ptr_nonnull(strstr(info.canonical, "fidelity.threads: 2"));
+    nas_store_campaign_info_fini(&info);
+    nas_config_fini(&x);
     nas_store_close(&st);
     nas_config_fini(&a);
     nas_config_fini(&b);
@@ -490,6 +526,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_examples_load);
     tcase_add_test(tc, test_config_units);
     tcase_add_test(tc, test_config_hash_identity);
+    tcase_add_test(tc, test_config_final_fidelity_inherits);
     tcase_add_test(tc, test_config_store_refuses_edited_config);
     tcase_add_test(tc, test_config_out_of_memory);
     tcase_add_test(tc, test_config_hostile_input);

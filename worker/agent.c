@@ -82,6 +82,12 @@ struct nas_agent {
     int n_held;
     int64_t backoff;
     int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
+    int heard;       /* the master has answered on the current connection */
+    int handshakes;  /* zmon's successful handshakes when the connection began */
+    char said[1024]; /* the last problem logged: the same one is not said again */
+    int done;        /* the master said the campaign is over */
+    int env_failed;  /* this worker's environment failed a task: it leaves */
+    char env_reason[NAS_WIRE_REASON_MAX];
     uint64_t seq;
     nas_agent_stats stats;
 };
@@ -148,6 +154,9 @@ static void run_one(nas_agent *a, const nas_wire_task *task) {
         m->u.failure.attempt = task->attempt;
         m->u.failure.code = rc;
         snprintf(m->u.failure.reason, sizeof m->u.failure.reason, "%s", err);
+        /* Not the architecture's fault: the task goes back uncounted. */
+        m->u.failure.environment = nas_evaluator_env_failure(a->cfg.eval);
+        m->u.failure.give_back = m->u.failure.environment;
     }
     pthread_mutex_lock(&a->mb.mu);
     /* The agent hands out the next task only after taking this one's end. */
@@ -335,7 +344,13 @@ static void to_master(nas_agent *a, nas_wire_msg *m, int64_t now) {
     char err[NAS_ERR_LEN];
     m->seq = ++a->seq;
     int rc = nas_wire_send(a->sock, NULL, 0, m, NULL, 0, 1, err);
-    if (rc < 0) nas_warn("agent: sending %s: %s", nas_wire_type_name(m->type), err);
+    /* Would-block means no connection can take the message (a refused
+     * handshake dropped it): the reason is said once elsewhere, and what
+     * matters is sent again on the next connection. */
+    if (rc == NAS_EAGAIN)
+        nas_debug("agent: sending %s: %s", nas_wire_type_name(m->type), err);
+    else if (rc < 0)
+        nas_warn("agent: sending %s: %s", nas_wire_type_name(m->type), err);
     a->heartbeat_at = now + a->cfg.heartbeat_ms;
 }
 
@@ -405,7 +420,13 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
         a->sock = NULL;
         return rc;
     }
-    nas_info("agent: %s connecting to %s%s", a->name, a->endpoint, a->curve ? " (CurveZMQ)" : "");
+    if (!a->said[0])
+        nas_info("agent: %s connecting to %s%s", a->name, a->endpoint,
+                 a->curve ? " (CurveZMQ)" : "");
+    nas_zmon_stats ms;
+    nas_zmon_stats_get(a->mon, &ms);
+    a->handshakes = ms.successes;
+    a->heard = 0;
     a->silent_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
     send_register(a, now);
     return NAS_OK;
@@ -415,11 +436,26 @@ static int connect_master(nas_agent *a, int64_t now, char *err) {
  * for long is not hammered by every worker at once. */
 static void drop_master(nas_agent *a, int64_t now, const char *why) {
     /* A known handshake failure was logged as an error already (rate
-     * limited); a second line per reconnect would only bury it. */
-    if (!nas_zmon_failing(a->mon))
-        nas_warn("agent: %s; reconnecting in %lld ms", why, (long long)a->backoff);
+     * limited); a second line per reconnect would only bury it.  Silence
+     * from a peer that never completed a handshake is nobody listening,
+     * which is said once, like every other problem, until it changes. */
+    nas_zmon_stats ms;
+    nas_zmon_stats_get(a->mon, &ms);
+    char msg[sizeof a->said];
+    if (!a->heard && ms.successes == a->handshakes && strcmp(why, "master silent") == 0)
+        snprintf(msg, sizeof msg,
+                 "nothing answers at %.500s: no nas-master listens there (or the network drops the "
+                 "connection); retrying every %lld ms at most",
+                 a->endpoint, (long long)a->cfg.reconnect_max_ms);
     else
+        snprintf(msg, sizeof msg, "%s; reconnecting", why);
+    if (nas_zmon_failing(a->mon))
         nas_debug("agent: not admitted; reconnecting in %lld ms", (long long)a->backoff);
+    else if (strcmp(msg, a->said) != 0)
+        nas_warn("agent: %s", msg);
+    else
+        nas_debug("agent: %s (again)", msg);
+    snprintf(a->said, sizeof a->said, "%s", msg);
     nas_zmon_detach(a->mon);
     zmq_close(a->sock);
     a->sock = NULL;
@@ -487,15 +523,38 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         return;
     case NAS_MSG_ERROR:
         a->stats.errors_in++;
-        nas_warn("agent: master says %s: %s", nas_err_name(m->u.error.code), m->u.error.message);
+        /* A peer that refuses everything (the status port, a master that
+         * refuses this worker) answers every heartbeat: say it once. */
+        {
+            char msg[sizeof a->said];
+            snprintf(msg, sizeof msg, "%.500s refuses this worker: %s: %s", a->endpoint,
+                     nas_err_name(m->u.error.code), m->u.error.message);
+            if (strcmp(msg, a->said) != 0)
+                nas_warn("agent: %s", msg);
+            else
+                nas_debug("agent: %s (again)", msg);
+            snprintf(a->said, sizeof a->said, "%s", msg);
+        }
         /* NAS_ESTATE from the master means exactly one thing: it does not
          * know us (it restarted, or expired us), so register again. */
         if (m->u.error.code == NAS_ESTATE) send_register(a, now);
         return;
     case NAS_MSG_DISCONNECT:
-        drop_master(a, now, "master disconnected");
+        if (m->u.disconnect_done && !a->cfg.stay) {
+            nas_info("agent: the master says the campaign is done (%s); leaving", m->u.disconnect);
+            a->done = 1;
+            return;
+        }
+        if (m->u.disconnect_done)
+            nas_info("agent: the campaign is done; --stay: waiting for the next one");
+        drop_master(a, now, m->u.disconnect_done ? "campaign done" : "master disconnected");
         return;
     case NAS_MSG_HEARTBEAT:
+        a->heard = 1;
+        if (a->said[0]) {
+            nas_info("agent: %s answers; registered", a->endpoint);
+            a->said[0] = '\0';
+        }
         /* The answer to Register names the weight store. */
         if (m->u.heartbeat.weights[0] && a->cfg.on_weights)
             a->cfg.on_weights(a->cfg.weights_ctx, m->u.heartbeat.weights);
@@ -571,6 +630,22 @@ static void drain_pipe(nas_agent *a, int64_t now) {
         hold_result(a, &e->u.result);
         to_master(a, e, now);
         a->resend_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
+    } else if (e->u.failure.environment) {
+        /* Every task would fail here the same way: give this one back
+         * uncounted and leave, so the campaign waits for a worker that can
+         * evaluate instead of burning its budget on this one. */
+        nas_error("agent: this worker cannot evaluate tasks: %s; task %" PRIu64
+                  " goes back to the master with its attempts kept, and the worker stops "
+                  "(fix its environment, e.g. the data directory, and start it again)",
+                  e->u.failure.reason, e->u.failure.task_id);
+        to_master(a, e, now);
+        snprintf(a->env_reason, sizeof a->env_reason, "%s", e->u.failure.reason);
+        a->env_failed = 1;
+        nas_wire_msg d;
+        nas_wire_msg_init(&d, NAS_MSG_DISCONNECT);
+        snprintf(d.u.disconnect, sizeof d.u.disconnect, "worker environment failed");
+        to_master(a, &d, now);
+        a->stopping = 1;
     } else {
         nas_warn("agent: task %" PRIu64 " failed: %s", e->u.failure.task_id, e->u.failure.reason);
         to_master(a, e, now);
@@ -688,6 +763,14 @@ int nas_agent_run(nas_agent *a, char *err) {
                 a->mon_armed = NULL;
             }
         }
+        if (a->env_failed) {
+            /* The give-back must reach the master, or the task would come
+             * back as a lost lease with an attempt spent. */
+            int linger = 2000;
+            if (a->sock) zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
+            return nas_set_err(err, NAS_EIO, "cannot evaluate tasks here: %s", a->env_reason);
+        }
+        if (a->done) return NAS_OK;
         if (a->stopping && !a->busy) {
             nas_info("agent: stopped");
             return NAS_OK;

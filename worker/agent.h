@@ -64,6 +64,9 @@ typedef struct nas_agent_config {
      * dispatch bench's swarm) then share one I/O thread, which serves all
      * their connections in one wake-up instead of one thread each. */
     void *zmq_context;
+    /* 0: nas_agent_run returns NAS_OK when the master says the campaign is
+     * done; 1: wait for the next campaign (a service). */
+    int stay;
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

@@ -54,6 +54,9 @@ struct nas_evaluator {
     uint64_t uses;
     /* Column indexes in the table, -1 when absent. */
     int c_acc, c_loss, c_test, c_params, c_macs, c_seconds;
+    /* The last run failed because of this worker, not the architecture
+     * (nas_evaluator_env_failure); data_failed marks the data stage. */
+    int env, data_failed;
 };
 
 /* Column names follow the common benchmark exports (arch, val_acc, ...). */
@@ -415,6 +418,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     int is_refnet = rc;
     const char *dir = t->data_dir[0] ? t->data_dir : ev->cfg.data_dir;
     if (!t->dataset[0]) return nas_set_err(err, NAS_EINVAL, "training task without a data set");
+    ev->data_failed = 1; /* until the data is in memory */
     if (!dir || !*dir)
         return nas_set_err(err, NAS_EINVAL,
                            "no data directory: the task names none and the "
@@ -430,6 +434,7 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     nas_dataset_config k = nas_dataset_config_from_fidelity(&f, t->dataset, dir);
     const nas_dataset_splits *data = NULL;
     if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
+    ev->data_failed = 0;
     nas_net *net = NULL;
     nas_train_result tr;
     memset(&tr, 0, sizeof tr);
@@ -478,6 +483,7 @@ int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_ev
     out->task_id = task->task_id;
     out->attempt = task->attempt;
     snprintf(out->worker, sizeof out->worker, "%s", ev->cfg.worker);
+    ev->data_failed = 0;
     int rc;
     switch (task->mode) {
     case NAS_EVAL_TABULAR:
@@ -493,8 +499,16 @@ int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_ev
         rc = nas_set_err(err, NAS_EINVAL, "unknown evaluation mode %d", task->mode);
         break;
     }
+    /* Data that cannot be found or read, memory, I/O, a mode this worker
+     * cannot serve: every architecture would fail here the same way. */
+    ev->env = rc < 0 && (ev->data_failed || rc == NAS_ENOMEM || rc == NAS_EIO ||
+                         rc == NAS_EUNSUPPORTED || rc == NAS_ENOSPC);
     if (rc == NAS_OK && out->seconds > 0 && !(out->images_per_s > 0) && task->fidelity.train_subset)
         out->images_per_s =
             (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;
     return rc;
+}
+
+int nas_evaluator_env_failure(const nas_evaluator *ev) {
+    return ev->env;
 }

@@ -77,4 +77,11 @@ typedef struct nas_eval_hooks {
 int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_eval_hooks *hooks,
                       nas_wire_result *out, char *err);
 
+/* 1 when the last run failed because of this worker's environment rather
+ * than the architecture: its data set missing or unreadable (any failure
+ * before the data is in memory), out of memory, an I/O error, a mode it
+ * cannot serve (no --table).  Every other task would fail the same way
+ * here, so the agent gives the task back and stops (docs/PROTOCOL.md). */
+int nas_evaluator_env_failure(const nas_evaluator *ev);
+
 #endif

@@ -11,6 +11,7 @@
  * main() could block anything, so a blocked signal would be delivered to
  * one of its threads and kill the process with the default action.
  */
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "worker/agent.h"
@@ -66,8 +67,15 @@ static void usage(FILE *f) {
             "  --reconnect-min-ms N    first reconnect delay (default 1000)\n"
             "  --reconnect-max-ms N    longest reconnect delay (default 32000)\n"
             "  --synthetic-epoch-ms N  simulated epoch time of synthetic tasks (default 0)\n"
+            "  --stay                  when the campaign is done, wait for the next one\n"
+            "                          (a service) instead of exiting 0\n"
             "  --help                  this text\n"
+            "  --version               the version\n"
             "\n"
+            "Options may be written --opt VALUE or --opt=VALUE.\n"
+            "The worker exits 0 when the master says the campaign is done (unless --stay),\n"
+            "and 1 when its own environment cannot evaluate tasks (data missing or\n"
+            "unreadable, out of memory): it gives the task back uncounted and says why.\n"
             "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n"
             "A master that refuses this worker's key, or a --master-key that is not the\n"
             "master's, is reported as such on stderr; the worker keeps retrying, so a key\n"
@@ -127,77 +135,108 @@ int main(int argc, char **argv) {
     nas_evaluator_config_default(&ecfg);
     const char *weights_ep = NULL; /* --weights: the bulk socket; NULL = the master announces it */
     const char *key_base = NULL, *master_key = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strncmp(o, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "nas-worker: %s: %s (try --help)\n", o,
-                    strncmp(o, "--", 2) ? "unexpected argument"
-                                        : "missing value or unknown option");
-            return 2;
-        }
-        const char *v = argv[++i];
+    /* Every option but --help, --version and --stay takes a value; the
+     * table's order is the switch's. */
+    enum { O_MASTER = 256, O_NAME, O_KEY, O_MKEY, O_TABLE, O_TKEY, O_TACC, O_WEIGHTS, O_DATA,
+           O_SCALE, O_LOG, O_THREADS, O_HB, O_LIVE, O_RMIN, O_RMAX, O_SYN, O_STAY };
+    static const struct option lo[] = {
+        {"master", required_argument, NULL, O_MASTER},
+        {"name", required_argument, NULL, O_NAME},
+        {"key", required_argument, NULL, O_KEY},
+        {"master-key", required_argument, NULL, O_MKEY},
+        {"table", required_argument, NULL, O_TABLE},
+        {"table-key", required_argument, NULL, O_TKEY},
+        {"table-acc", required_argument, NULL, O_TACC},
+        {"weights", required_argument, NULL, O_WEIGHTS},
+        {"data-dir", required_argument, NULL, O_DATA},
+        {"acc-scale", required_argument, NULL, O_SCALE},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"heartbeat-ms", required_argument, NULL, O_HB},
+        {"liveness", required_argument, NULL, O_LIVE},
+        {"reconnect-min-ms", required_argument, NULL, O_RMIN},
+        {"reconnect-max-ms", required_argument, NULL, O_RMAX},
+        {"synthetic-epoch-ms", required_argument, NULL, O_SYN},
+        {"stay", no_argument, NULL, O_STAY},
+        {"help", no_argument, NULL, NAS_CLI_HELP},
+        {"version", no_argument, NULL, NAS_CLI_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, cli_status;
+    while ((ch = nas_cli_next(argc, argv, lo, "nas-worker", usage, &cli_status)) != -1) {
+        const char *v = optarg;
         long n = 0;
-        if (strcmp(o, "--master") == 0)
-            acfg.endpoint = v;
-        else if (strcmp(o, "--name") == 0)
-            acfg.name = v;
-        else if (strcmp(o, "--key") == 0)
-            key_base = v;
-        else if (strcmp(o, "--master-key") == 0)
-            master_key = v;
-        else if (strcmp(o, "--table") == 0)
-            ecfg.table_path = v;
-        else if (strcmp(o, "--table-key") == 0)
-            ecfg.key_col = v;
-        else if (strcmp(o, "--table-acc") == 0)
-            ecfg.acc_col = v;
-        else if (strcmp(o, "--weights") == 0)
-            weights_ep = v;
-        else if (strcmp(o, "--data-dir") == 0)
-            ecfg.data_dir = v;
-        else if (strcmp(o, "--acc-scale") == 0) {
+        switch (ch) {
+        case NAS_CLI_EXIT:
+            return cli_status;
+        case O_MASTER: acfg.endpoint = v; break;
+        case O_NAME: acfg.name = v; break;
+        case O_KEY: key_base = v; break;
+        case O_MKEY: master_key = v; break;
+        case O_TABLE: ecfg.table_path = v; break;
+        case O_TKEY: ecfg.key_col = v; break;
+        case O_TACC: ecfg.acc_col = v; break;
+        case O_WEIGHTS: weights_ep = v; break;
+        case O_DATA: ecfg.data_dir = v; break;
+        case O_STAY: acfg.stay = 1; break;
+        case O_SCALE: {
             char *end;
             ecfg.acc_scale = strtod(v, &end);
             if (*end || !(ecfg.acc_scale > 0)) {
                 fprintf(stderr, "nas-worker: --acc-scale needs a number > 0, got '%s'\n", v);
                 return 2;
             }
-        } else if (strcmp(o, "--log-level") == 0) {
+            break;
+        }
+        case O_LOG: {
             enum nas_log_level l;
             if (nas_log_parse_level(v, &l) < 0) {
                 fprintf(stderr, "nas-worker: --log-level: unknown level '%s'\n", v);
                 return 2;
             }
             nas_log_set_level(l);
-        } else if (strcmp(o, "--threads") == 0) {
-            if (parse_int(o, v, 1, 256, &n) < 0) return 2;
-            acfg.threads = (int)n;
-        } else if (strcmp(o, "--heartbeat-ms") == 0) {
-            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
-            acfg.heartbeat_ms = n;
-        } else if (strcmp(o, "--liveness") == 0) {
-            if (parse_int(o, v, 1, 1000, &n) < 0) return 2;
-            acfg.liveness = (int)n;
-        } else if (strcmp(o, "--reconnect-min-ms") == 0) {
-            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
-            acfg.reconnect_min_ms = n;
-        } else if (strcmp(o, "--reconnect-max-ms") == 0) {
-            if (parse_int(o, v, 1, 3600000, &n) < 0) return 2;
-            acfg.reconnect_max_ms = n;
-        } else if (strcmp(o, "--synthetic-epoch-ms") == 0) {
-            if (parse_int(o, v, 0, 3600000, &n) < 0) return 2;
-            ecfg.synthetic_epoch_ms = (int)n;
-        } else {
-            fprintf(stderr, "nas-worker: unknown option %s (try --help)\n", o);
-            return 2;
+            break;
         }
+        case O_THREADS:
+            if (parse_int("--threads", v, 1, 256, &n) < 0) return 2;
+            acfg.threads = (int)n;
+            break;
+        case O_HB:
+            if (parse_int("--heartbeat-ms", v, 1, 3600000, &n) < 0) return 2;
+            acfg.heartbeat_ms = n;
+            break;
+        case O_LIVE:
+            if (parse_int("--liveness", v, 1, 1000, &n) < 0) return 2;
+            acfg.liveness = (int)n;
+            break;
+        case O_RMIN:
+            if (parse_int("--reconnect-min-ms", v, 1, 3600000, &n) < 0) return 2;
+            acfg.reconnect_min_ms = n;
+            break;
+        case O_RMAX:
+            if (parse_int("--reconnect-max-ms", v, 1, 3600000, &n) < 0) return 2;
+            acfg.reconnect_max_ms = n;
+            break;
+        case O_SYN:
+            if (parse_int("--synthetic-epoch-ms", v, 0, 3600000, &n) < 0) return 2;
+            ecfg.synthetic_epoch_ms = (int)n;
+            break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "nas-worker: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return 2;
     }
     if (!acfg.endpoint) {
         fprintf(stderr, "nas-worker: --master ENDPOINT is required (try --help)\n");
+        return 2;
+    }
+    /* ZeroMQ would refuse "127.0.0.1:5555" with a bare "Invalid argument". */
+    if (!strstr(acfg.endpoint, "://")) {
+        fprintf(stderr,
+                "nas-worker: --master %s lacks a transport: write tcp://%s (the master's "
+                "listen.control)\n",
+                acfg.endpoint, acfg.endpoint);
         return 2;
     }
     if (acfg.reconnect_max_ms < acfg.reconnect_min_ms)

@@ -16,6 +16,7 @@
 
 #include "common/dataset.h"
 #include "common/builder.h"
+#include "common/cli.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -61,7 +62,10 @@ static void usage(FILE *f) {
             "  --save-weights FILE  write the trained weights (safetensors)\n"
             "  --load-weights FILE  start from these weights instead of a fresh init\n"
             "  --json               print one JSON object with the results on stdout\n"
-            "  --help               this text\n");
+            "  --help               this text\n"
+            "  --version            the version\n"
+            "\n"
+            "Options may be written --opt VALUE or --opt=VALUE.\n");
 }
 
 // ----------------------------------------------------------------------------
@@ -127,76 +131,73 @@ static const float_flag FLOAT_FLAGS[] = {
 static const char *const STR_FLAGS[] = {"--arch", "--data", "--data-dir", "--save-weights",
                                         "--load-weights", "--seed", "--time-limit"};
 
-// 1 if `a` is an option that takes a value.
-static int takes_value(const char *a) {
-    for (size_t k = 0; k < NAS_ARRAY_LEN(INT_FLAGS); k++)
-        if (!strcmp(a, INT_FLAGS[k].name)) return 1;
-    for (size_t k = 0; k < NAS_ARRAY_LEN(FLOAT_FLAGS); k++)
-        if (!strcmp(a, FLOAT_FLAGS[k].name)) return 1;
-    for (size_t k = 0; k < NAS_ARRAY_LEN(STR_FLAGS); k++)
-        if (!strcmp(a, STR_FLAGS[k])) return 1;
-    return 0;
-}
-
-// Returns 0, 1 for --help, or -1 on a usage error (already reported).
-static int parse_args(int argc, char **argv, options *o) {
+// Returns 1 to go on, or 0 to exit with *status (after --help, --version or a usage error,
+// already reported).  The tables above become getopt_long's options (common/cli.h), so
+// --epochs=3 and --epochs 3 both work.
+enum { OPT_INT = 1000, OPT_FLOAT = 2000, OPT_STR = 3000 };
+static int parse_args(int argc, char **argv, options *o, int *status) {
     o->arch = "small", o->data = "fashion-mnist", o->data_dir = "/usr/share/datasets/fashion-mnist";
     o->fid = nas_fidelity_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
-        if (!strcmp(a, "--augment")) { o->fid.augment = 1; continue; }
-        if (!strcmp(a, "--test")) { o->fid.test = 1; continue; }
-        if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "nas-train: unexpected argument '%s' (see --help)\n", a);
-            return -1;
-        }
-        if (!takes_value(a)) {
-            fprintf(stderr, "nas-train: unknown option '%s' (see --help)\n", a);
-            return -1;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nas-train: %s needs a value (see --help)\n", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        int done = 0;
-        for (size_t k = 0; k < NAS_ARRAY_LEN(INT_FLAGS) && !done; k++) {
-            if (strcmp(a, INT_FLAGS[k].name)) continue;
+    struct option lo[NAS_ARRAY_LEN(INT_FLAGS) + NAS_ARRAY_LEN(FLOAT_FLAGS) +
+                     NAS_ARRAY_LEN(STR_FLAGS) + 6];
+    size_t n = 0;
+    for (size_t k = 0; k < NAS_ARRAY_LEN(INT_FLAGS); k++)
+        lo[n++] = (struct option){INT_FLAGS[k].name + 2, required_argument, NULL, OPT_INT + (int)k};
+    for (size_t k = 0; k < NAS_ARRAY_LEN(FLOAT_FLAGS); k++)
+        lo[n++] =
+            (struct option){FLOAT_FLAGS[k].name + 2, required_argument, NULL, OPT_FLOAT + (int)k};
+    for (size_t k = 0; k < NAS_ARRAY_LEN(STR_FLAGS); k++)
+        lo[n++] = (struct option){STR_FLAGS[k] + 2, required_argument, NULL, OPT_STR + (int)k};
+    lo[n++] = (struct option){"augment", no_argument, NULL, 'a'};
+    lo[n++] = (struct option){"test", no_argument, NULL, 't'};
+    lo[n++] = (struct option){"json", no_argument, NULL, 'j'};
+    lo[n++] = (struct option){"help", no_argument, NULL, NAS_CLI_HELP};
+    lo[n++] = (struct option){"version", no_argument, NULL, NAS_CLI_VERSION};
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+    int c;
+    while ((c = nas_cli_next(argc, argv, lo, "nas-train", usage, status)) != -1) {
+        const char *v = optarg;
+        if (c == NAS_CLI_EXIT) return 0;
+        *status = NAS_EXIT_USAGE; /* for the bad values refused below */
+        if (c == 'a') { o->fid.augment = 1; continue; }
+        if (c == 't') { o->fid.test = 1; continue; }
+        if (c == 'j') { o->json = 1; continue; }
+        if (c >= OPT_INT && c < OPT_FLOAT) {
+            const int_flag *f = &INT_FLAGS[c - OPT_INT];
             long x;
-            if (parse_long(a, v, INT_FLAGS[k].lo, INT_FLAGS[k].hi, &x) < 0) return -1;
-            *(int *)((char *)&o->fid + INT_FLAGS[k].offset) = (int)x;
-            if (!strcmp(a, "--resolution")) o->resolution_set = 1;
-            done = 1;
+            if (parse_long(f->name, v, f->lo, f->hi, &x) < 0) return 0;
+            *(int *)((char *)&o->fid + f->offset) = (int)x;
+            if (!strcmp(f->name, "--resolution")) o->resolution_set = 1;
+            continue;
         }
-        for (size_t k = 0; k < NAS_ARRAY_LEN(FLOAT_FLAGS) && !done; k++) {
-            if (strcmp(a, FLOAT_FLAGS[k].name)) continue;
-            if (parse_float(a, v, FLOAT_FLAGS[k].lo, FLOAT_FLAGS[k].hi,
-                            (float *)((char *)&o->fid + FLOAT_FLAGS[k].offset)) < 0)
-                return -1;
-            done = 1;
+        if (c >= OPT_FLOAT && c < OPT_STR) {
+            const float_flag *f = &FLOAT_FLAGS[c - OPT_FLOAT];
+            if (parse_float(f->name, v, f->lo, f->hi, (float *)((char *)&o->fid + f->offset)) < 0)
+                return 0;
+            continue;
         }
-        if (done) continue;
-        if (!strcmp(a, "--arch")) o->arch = v;
-        else if (!strcmp(a, "--data")) o->data = v;
-        else if (!strcmp(a, "--data-dir")) o->data_dir = v;
-        else if (!strcmp(a, "--save-weights")) o->save = v;
-        else if (!strcmp(a, "--load-weights")) o->load = v;
-        else if (!strcmp(a, "--seed")) {
+        const char *name = STR_FLAGS[c - OPT_STR];
+        if (!strcmp(name, "--arch")) o->arch = v;
+        else if (!strcmp(name, "--data")) o->data = v;
+        else if (!strcmp(name, "--data-dir")) o->data_dir = v;
+        else if (!strcmp(name, "--save-weights")) o->save = v;
+        else if (!strcmp(name, "--load-weights")) o->load = v;
+        else if (!strcmp(name, "--seed")) {
             long x;
-            if (parse_long(a, v, 0, LONG_MAX, &x) < 0) return -1;
+            if (parse_long(name, v, 0, LONG_MAX, &x) < 0) return 0;
             o->fid.seed = (uint64_t)x;
-        } else if (!strcmp(a, "--time-limit")) {
-            float t;
-            if (parse_float(a, v, 0, 1e9, &t) < 0) return -1;
-            o->fid.time_limit_s = t;
         } else {
-            fprintf(stderr, "nas-train: unknown option '%s' (see --help)\n", a);
-            return -1;
+            float t;
+            if (parse_float(name, v, 0, 1e9, &t) < 0) return 0;
+            o->fid.time_limit_s = t;
         }
     }
-    return 0;
+    if (optind < argc) {
+        fprintf(stderr, "nas-train: unexpected argument '%s' (try --help)\n", argv[optind]);
+        *status = NAS_EXIT_USAGE;
+        return 0;
+    }
+    return 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -339,12 +340,8 @@ int main(int argc, char **argv) {
     nas_log_set_prog("nas-train");
     options o;
     memset(&o, 0, sizeof(o));
-    int p = parse_args(argc, argv, &o);
-    if (p == 1) {
-        usage(stdout);
-        return 0;
-    }
-    if (p < 0) return 2;
+    int status = 0;
+    if (!parse_args(argc, argv, &o, &status)) return status;
     char err[NAS_ERR_LEN] = "";
     int rc = run(&o, err);
     if (rc < 0) {

@@ -1,21 +1,94 @@
 /*
- * gemm.c - row-major sgemm through OpenBLAS, plus the naive reference.
+ * gemm.c - row-major sgemm through OpenBLAS, the engine's own fallback, and the naive reference.
  */
 #include "common/gemm.h"
 
-#include <cblas.h>
+#include "common/err.h"
+#include "common/simd.h"
 
-void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc) {
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The one process-wide switch of the engine's math: whether OpenBLAS
+ * passed the start-up self-check.  It mirrors the library's own global
+ * kernel choice, is written once before training starts and read with a
+ * relaxed load (free) on every call. */
+static atomic_int g_use_own;
+
+void nas_gemm_use_own(int on) { atomic_store(&g_use_own, on != 0); }
+
+int nas_gemm_own_active(void) { return atomic_load_explicit(&g_use_own, memory_order_relaxed); }
+
+/* C = beta * C, without reading C when beta is 0 (it may hold NaNs). */
+static void scale_c(int m, int n, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *cij = &c[(long)i * ldc + j];
+            *cij = beta == 0.0f ? 0.0f : beta * *cij;
+        }
+}
+
+void nas_gemm_openblas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                       int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         // BLAS would still scale C by beta; do the same without touching A/B.
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(long)i * ldc + j];
+        scale_c(m, n, beta, c, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* One row of C += alpha * a[i,:] . op(B) with B's rows contiguous: the
+ * inner loop runs along a row of B and of C, which the compiler
+ * vectorises. */
+NAS_CLONES
+static void own_row(int n, int k, float alpha, const float *arow, long astep, const float *b,
+                    int ldb, float *crow) {
+    for (int p = 0; p < k; p++) {
+        float av = alpha * arow[(long)p * astep];
+        const float *brow = b + (long)p * ldb;
+        for (int j = 0; j < n; j++) crow[j] += av * brow[j];
+    }
+}
+
+void nas_gemm_own(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                  int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    scale_c(m, n, beta, c, ldc);
+    if (k <= 0) return;
+    const float *bb = b;
+    float *bt = NULL;
+    int ldbb = ldb;
+    if (trans_b) {
+        // Lay op(B) out row by row once, so the inner loop stays contiguous.
+        bt = malloc((size_t)k * (size_t)n * sizeof *bt);
+        if (!bt) {
+            nas_gemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc);
+            return;
+        }
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++) bt[(long)p * n + j] = b[(long)j * ldb + p];
+        bb = bt, ldbb = n;
+    }
+    for (int i = 0; i < m; i++) {
+        const float *arow = trans_a ? a + i : a + (long)i * lda;
+        own_row(n, k, alpha, arow, trans_a ? lda : 1, bb, ldbb, c + (long)i * ldc);
+    }
+    free(bt);
+}
+
+void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc) {
+    if (nas_gemm_own_active())
+        nas_gemm_own(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        nas_gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -33,6 +106,54 @@ void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, 
             *cij = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *cij));
         }
     }
+}
+
+int nas_gemm_selfcheck(nas_gemm_fn fn, char *err) {
+    /* Odd sizes exercise every kernel's edge handling; the larger ones go
+     * past a register block and a cache block of K.  Inputs lie in [-1, 1],
+     * so a correct single-precision result is within ~K * 2^-24 of the
+     * double reference, and a wrong kernel is off by O(1). */
+    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {67, 53, 71}, {33, 130, 17}, {96, 40, 300}};
+    const int maxd = 300;
+    float *a = malloc(sizeof(float) * maxd * maxd), *b = malloc(sizeof(float) * maxd * maxd);
+    float *c = malloc(sizeof(float) * maxd * maxd), *r = malloc(sizeof(float) * maxd * maxd);
+    int rc = a && b && c && r ? NAS_OK : nas_set_err(err, NAS_ENOMEM, "self-check: out of memory");
+    uint32_t s = 12345u;
+    for (int i = 0; rc == NAS_OK && i < maxd * maxd; i++) {
+        s = s * 1664525u + 1013904223u;
+        a[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+        b[i] = (float)((s >> 12) & 0xffff) / 32768.0f - 1.0f;
+        r[i] = (float)((s >> 4) & 0xff) / 128.0f - 1.0f;
+    }
+    for (size_t t = 0; rc == NAS_OK && t < sizeof shapes / sizeof shapes[0]; t++) {
+        int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2];
+        for (int o = 0; rc == NAS_OK && o < 8; o++) {
+            int ta = o & 1, tb = (o >> 1) & 1;
+            float beta = (o & 4) ? 0.5f : 0.0f;
+            int lda = ta ? m : k, ldb = tb ? k : n, ldc = n + 3; /* C with a row gap */
+            for (int i = 0; i < m * ldc; i++) c[i] = r[i];
+            fn(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
+            nas_gemm_naive(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, r, ldc);
+            double worst = 0.0, tol = 1e-5 * (k + 4);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double d = fabs((double)c[(long)i * ldc + j] - r[(long)i * ldc + j]);
+                    if (!(d <= worst)) worst = d; /* NaN counts as the worst */
+                }
+            if (!(worst <= tol)) {
+                rc = nas_set_err(err, NAS_EIO, "%dx%dx%d %s%s beta %g: max error %.3g > %.3g", m, n,
+                                 k, ta ? "T" : "N", tb ? "T" : "N", (double)beta, worst, tol);
+            }
+            /* Restore the reference's C for the next orientation's beta. */
+            s = 777u * (unsigned)o + (unsigned)t;
+            for (int i = 0; i < m * ldc; i++) {
+                s = s * 1664525u + 1013904223u;
+                r[i] = (float)((s >> 4) & 0xff) / 128.0f - 1.0f;
+            }
+        }
+    }
+    free(a), free(b), free(c), free(r);
+    return rc;
 }
 
 void nas_gemm_set_threads(int threads) { openblas_set_num_threads(threads < 1 ? 1 : threads); }

@@ -11,6 +11,7 @@
  * main() could block anything, so a blocked signal would be delivered to
  * one of its threads and kill the process with the default action.
  */
+#include "common/blas.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "worker/agent.h"
@@ -121,6 +122,7 @@ static void on_weights(void *ctx, const char *announced) {
 
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-worker");
+    nas_blas_prepare(argv); /* may restart the binary with better BLAS kernels */
     nas_agent_config acfg;
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;

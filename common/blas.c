@@ -33,18 +33,19 @@ static const struct {
     {"Cooperlake", NAS_ISA_AVX512}, {"SapphireRapids", NAS_ISA_AVX512},
 };
 
-/* What to ask for, strongest first.  Cooperlake is SkylakeX plus BF16
- * kernels (the same sgemm); it comes first where the CPU has BF16 so that
- * a library without the name falls through to SkylakeX on the next try. */
+/* The kernel sets the engine asks for, strongest first; every restart
+ * moves strictly down this list.  AVX-512 CPUs get SkylakeX: Cooperlake
+ * and SapphireRapids add only BF16 kernels the engine does not call (same
+ * sgemm), and OpenBLAS 0.3.21 does not accept either name in
+ * OPENBLAS_CORETYPE.  Prescott, the generic set, is the last fallback. */
 static const struct {
     const char *name;
     enum nas_isa_level level;
-    int needs_bf16;
-} WANT[] = {
-    {"Cooperlake", NAS_ISA_AVX512, 1},
-    {"SkylakeX", NAS_ISA_AVX512, 0},
-    {"Haswell", NAS_ISA_AVX2, 0},
-    {"Sandybridge", NAS_ISA_AVX, 0},
+} LADDER[] = {
+    {"SkylakeX", NAS_ISA_AVX512},
+    {"Haswell", NAS_ISA_AVX2},
+    {"Sandybridge", NAS_ISA_AVX},
+    {"Prescott", NAS_ISA_SSE3},
 };
 
 enum nas_isa_level nas_blas_kernels_level(const char *corename) {
@@ -55,26 +56,25 @@ enum nas_isa_level nas_blas_kernels_level(const char *corename) {
 }
 
 /* 1 if OPENBLAS_CORETYPE was set by someone other than the engine. */
-static int user_chose(const char *env_coretype, const char *env_engine, int misdetect) {
-    if (!env_coretype || !env_coretype[0] || misdetect) return 0;
-    return !(env_engine && strcasecmp(env_engine, env_coretype) == 0);
+static int user_chose(const nas_blas_state *s) {
+    if (!s->env_coretype || !s->env_coretype[0] || s->misdetect) return 0;
+    return !(s->env_engine && strcasecmp(s->env_engine, s->env_coretype) == 0);
 }
 
-const char *nas_blas_plan(const nas_cpu_info *cpu, const char *corename, const char *env_coretype,
-                          const char *env_engine, int misdetect) {
-    if (user_chose(env_coretype, env_engine, misdetect)) return NULL;
-    enum nas_isa_level have = nas_blas_kernels_level(corename);
-    if (have == NAS_ISA_UNKNOWN || have >= cpu->level) return NULL;
-    /* After a restart whose choice did not take (a library that does not
-     * know the name loads its own detection instead), try the next one. */
+const char *nas_blas_plan(const nas_cpu_info *cpu, const nas_blas_state *s) {
+    enum nas_isa_level have = nas_blas_kernels_level(s->corename);
+    if (!s->dynamic || have == NAS_ISA_UNKNOWN) return NULL;
+    if (!s->check_failed && (user_chose(s) || have >= cpu->level)) return NULL;
+    /* Only sets below the engine's earlier choice: that one either ran
+     * and failed the check, or did not take (a library that does not know
+     * the name loads its own detection instead). */
     size_t from = 0;
-    if (env_engine && !misdetect)
-        for (size_t i = 0; i < NAS_ARRAY_LEN(WANT); i++)
-            if (strcasecmp(env_engine, WANT[i].name) == 0) from = i + 1;
-    for (size_t i = from; i < NAS_ARRAY_LEN(WANT); i++) {
-        if (WANT[i].level > cpu->level || WANT[i].level <= have) continue;
-        if (WANT[i].needs_bf16 && !cpu->avx512_bf16) continue;
-        return WANT[i].name;
+    if (s->env_engine && !s->misdetect)
+        for (size_t i = 0; i < NAS_ARRAY_LEN(LADDER); i++)
+            if (strcasecmp(s->env_engine, LADDER[i].name) == 0) from = i + 1;
+    for (size_t i = from; i < NAS_ARRAY_LEN(LADDER); i++) {
+        enum nas_isa_level l = LADDER[i].level;
+        if (s->check_failed ? l < have : l > have && l <= cpu->level) return LADDER[i].name;
     }
     return NULL;
 }
@@ -98,7 +98,6 @@ void nas_blas_info_get(nas_blas_info *out) {
                   : eng && strcasecmp(eng, env) == 0 ? "engine"
                                                      : "environment";
     out->threads = openblas_get_num_threads();
-    out->gemm = nas_gemm_own_active() ? "own" : "openblas";
 }
 
 void nas_blas_info_json(struct nas_json_buf *b) {
@@ -111,7 +110,6 @@ void nas_blas_info_json(struct nas_json_buf *b) {
     nas_json_buf_key(b, "kernels"), nas_json_buf_str(b, i.kernels);
     nas_json_buf_key(b, "kernels_isa"), nas_json_buf_str(b, nas_isa_name(i.kernels_level));
     nas_json_buf_key(b, "chosen_by"), nas_json_buf_str(b, i.source);
-    nas_json_buf_key(b, "gemm"), nas_json_buf_str(b, i.gemm);
     nas_json_buf_key(b, "threads"), nas_json_buf_i64(b, i.threads);
     nas_json_buf_obj_end(b);
     nas_json_buf_key(b, "cpu_isa"), nas_json_buf_str(b, i.isa);
@@ -129,44 +127,73 @@ static void warn_weaker(const nas_blas_info *b) {
                 b->kernels, nas_isa_name(b->kernels_level), b->isa, b->kernels,
                 nas_isa_name(b->cpu_level), generic ? "3x" : "2x");
     else
-        nas_warn("OpenBLAS runs its %s (%s) kernels on a CPU with %s and nasd could not switch "
-                 "them; set OPENBLAS_CORETYPE=%s (or newer) for up to %s faster training",
+        nas_warn("OpenBLAS runs its %s (%s) kernels on a CPU with %s: %s; an OpenBLAS built with "
+                 "DYNAMIC_ARCH whose %s kernels pass the check trains up to %s faster",
                  b->kernels, nas_isa_name(b->kernels_level), b->isa,
+                 strcmp(b->source, "engine") == 0
+                     ? "the stronger kernel sets failed the self-check or are not in this build"
+                     : "nasd could not switch them (a build without DYNAMIC_ARCH?)",
                  b->cpu_level >= NAS_ISA_AVX512 ? "SkylakeX" : "Haswell", generic ? "3x" : "2x");
 }
 
-void nas_blas_prepare(char **argv) {
+/* A GEMM that is wrong by 1 % everywhere, for NAS_BLAS_TEST_BREAK_ENV. */
+static void broken_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float beta, float *c, int ldc) {
+    nas_gemm(ta, tb, m, n, k, alpha * 1.01f, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* Put OPENBLAS_CORETYPE=want in the environment, marked as the engine's,
+ * and start this binary again; returns only if that failed. */
+static void restart_with(const char *want, char **argv) {
+    if (!argv || !argv[0]) return;
+    if (setenv("OPENBLAS_CORETYPE", want, 1) < 0 || setenv(NAS_BLAS_ENGINE_ENV, want, 1) < 0) return;
+    unsetenv(NAS_BLAS_TEST_MISDETECT_ENV);
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+}
+
+int nas_blas_prepare(char **argv) {
     nas_cpu_info cpu;
     nas_cpu_detect(&cpu);
-    const char *env = getenv("OPENBLAS_CORETYPE"), *eng = getenv(NAS_BLAS_ENGINE_ENV);
-    const char *misdetect = getenv(NAS_BLAS_TEST_MISDETECT_ENV);
-    const char *core = openblas_get_corename();
-    const char *want = nas_blas_plan(&cpu, core, env, eng, misdetect && misdetect[0]);
-    if (want && argv && argv[0]) {
+    const char *misdetect = getenv(NAS_BLAS_TEST_MISDETECT_ENV), *cfg = openblas_get_config();
+    nas_blas_state st = {
+        .corename = openblas_get_corename(),
+        .dynamic = cfg && strstr(cfg, "DYNAMIC_ARCH") != NULL,
+        .env_coretype = getenv("OPENBLAS_CORETYPE"),
+        .env_engine = getenv(NAS_BLAS_ENGINE_ENV),
+        .misdetect = misdetect && misdetect[0],
+    };
+    const char *core = st.corename ? st.corename : "unknown";
+    const char *want = nas_blas_plan(&cpu, &st);
+    if (want) {
         /* Nothing has run yet but the library's constructor: restarting
          * costs one exec and one library load (docs/PERFORMANCE.md). */
-        if (setenv("OPENBLAS_CORETYPE", want, 1) == 0 && setenv(NAS_BLAS_ENGINE_ENV, want, 1) == 0) {
-            unsetenv(NAS_BLAS_TEST_MISDETECT_ENV);
-            fflush(NULL);
-            execv("/proc/self/exe", argv);
-        }
+        restart_with(want, argv);
         nas_warn("could not restart with OPENBLAS_CORETYPE=%s to replace OpenBLAS's %s kernels",
-                 want, core ? core : "unknown");
+                 want, core);
     }
     nas_blas_info info;
     nas_blas_info_get(&info);
-    char err[NAS_ERR_LEN];
-    if (nas_gemm_selfcheck(nas_gemm_openblas, err) < 0) {
-        nas_gemm_use_own(1);
+    const char *brk = getenv(NAS_BLAS_TEST_BREAK_ENV);
+    int broken = brk && strcasecmp(brk, core) == 0;
+    char why[NAS_ERR_LEN];
+    if (nas_gemm_selfcheck(broken ? broken_gemm : nas_gemm, why) < 0) {
+        st.check_failed = 1;
+        want = nas_blas_plan(&cpu, &st);
         nas_warn("OpenBLAS %s with its %s kernels failed the self-check against the reference "
-                 "GEMM (%s): nasd uses its own, slower kernels; set OPENBLAS_CORETYPE to a safer "
-                 "kernel set (e.g. Haswell, or Prescott) or update OpenBLAS",
-                 info.version, info.kernels, err);
-        return;
+                 "GEMM (%s)%s%s",
+                 info.version, core, why, want ? "; restarting on its weaker kernels " : "",
+                 want ? want : "");
+        if (want) restart_with(want, argv);
+        nas_error("OpenBLAS %s computes wrong results with its %s kernels (%s) and no safer "
+                  "kernel set is left: set OPENBLAS_CORETYPE to one that works on this CPU, or "
+                  "install another OpenBLAS",
+                  info.version, core, why);
+        return NAS_EIO;
     }
     if (strcmp(info.source, "engine") == 0)
-        nas_info("OpenBLAS %s: %s kernels for this %s CPU (chosen by nasd; the library had picked "
-                 "weaker ones)",
-                 info.version, info.kernels, info.isa);
+        nas_info("OpenBLAS %s: %s kernels for this %s CPU (chosen by nasd)", info.version, core,
+                 info.isa);
     warn_weaker(&info);
+    return NAS_OK;
 }

@@ -14,8 +14,13 @@
  * results on some processors, which is why machines set it.
  *
  * Whatever set runs, a numeric self-check against the naive GEMM
- * (common/gemm.h) runs before any training; on a mismatch nas_gemm()
- * switches to the engine's own portable kernels and says so.
+ * (common/gemm.h) runs before any training.  On a mismatch the binary
+ * restarts the same way on the next weaker kernel set, saying so, down to
+ * the generic Prescott kernels; when even those fail (or the library
+ * cannot switch), nas_blas_prepare() fails and the binary refuses to train
+ * rather than train on wrong numbers.  One mechanism serves both
+ * directions, and no process-wide switch of our own is needed: the kernel
+ * choice stays the library's, made where it is made, at load.
  */
 #ifndef NAS_BLAS_H
 #define NAS_BLAS_H
@@ -33,6 +38,21 @@
  * test can reproduce a mis-detected CPU on any machine. */
 #define NAS_BLAS_TEST_MISDETECT_ENV "NAS_TEST_BLAS_MISDETECT"
 
+/* Tests only: the self-check examines a deliberately wrong GEMM instead of
+ * OpenBLAS while the library runs the kernel set this variable names, so a
+ * test can drive the fallback on any machine. */
+#define NAS_BLAS_TEST_BREAK_ENV "NAS_TEST_BLAS_BREAK"
+
+/* What the decision of nas_blas_prepare() looks at, besides the CPU. */
+typedef struct nas_blas_state {
+    const char *corename;     /* openblas_get_corename() */
+    int dynamic;              /* built with DYNAMIC_ARCH: OPENBLAS_CORETYPE can switch kernels */
+    const char *env_coretype; /* OPENBLAS_CORETYPE, NULL when unset */
+    const char *env_engine;   /* NAS_BLAS_ENGINE_ENV, NULL when unset */
+    int misdetect;            /* NAS_BLAS_TEST_MISDETECT_ENV is set */
+    int check_failed;         /* the self-check failed on corename's kernels */
+} nas_blas_state;
+
 typedef struct nas_blas_info {
     char library[32];   /* "OpenBLAS" */
     char version[32];   /* "0.3.21" */
@@ -42,31 +62,33 @@ typedef struct nas_blas_info {
     enum nas_isa_level cpu_level;
     const char *source; /* who chose the kernels: "detected", "environment" or "engine" */
     int threads;        /* OpenBLAS threads per call */
-    const char *gemm;   /* what nas_gemm() runs: "openblas", or "own" after a failed check */
 } nas_blas_info;
 
 /* The ISA level an OpenBLAS core name's kernels use (case-insensitive);
  * NAS_ISA_UNKNOWN for a name it does not know. */
 enum nas_isa_level nas_blas_kernels_level(const char *corename);
 
-/* The decision of nas_blas_prepare(), as a pure function: the core type to
- * restart with, or NULL to keep what runs.  `env_coretype` and
- * `env_engine` are the values of OPENBLAS_CORETYPE and
- * NAS_BLAS_ENGINE_ENV (NULL when unset); `misdetect` is the test hook. */
-const char *nas_blas_plan(const nas_cpu_info *cpu, const char *corename, const char *env_coretype,
-                          const char *env_engine, int misdetect);
+/* The decision of nas_blas_prepare(), as a pure function: the kernel set
+ * to restart with, or NULL to keep what runs.  With check_failed, the
+ * next weaker set (NULL: none is left).  Otherwise a stronger set where the
+ * library's own choice is weaker than the CPU, and none where the user or
+ * the administrator set OPENBLAS_CORETYPE.  Each restart moves strictly
+ * down one list, so restarts end whatever the library does with a name. */
+const char *nas_blas_plan(const nas_cpu_info *cpu, const nas_blas_state *s);
 
-/* The start-up step described above; argv is main()'s.  Returns only when
- * no restart is needed or the restart failed (logged), after the
- * self-check.  Logs a warning when the kernels stay weaker than the CPU. */
-void nas_blas_prepare(char **argv);
+/* The start-up step described above; argv is main()'s.  Returns NAS_OK
+ * when no restart is needed or a restart to better kernels failed (logged),
+ * after the self-check passed; NAS_EIO, logged as an error, when the
+ * kernels compute wrong results and no fallback is left.  Logs a warning
+ * when the kernels stay weaker than the CPU. */
+int nas_blas_prepare(char **argv);
 
 /* What runs now. */
 void nas_blas_info_get(nas_blas_info *out);
 
 struct nas_json_buf;
 
-/* Append "blas": {library, version, kernels, kernels_isa, chosen_by, gemm,
+/* Append "blas": {library, version, kernels, kernels_isa, chosen_by,
  * threads} and "cpu_isa" to an open JSON object (nas-train --json). */
 void nas_blas_info_json(struct nas_json_buf *b);
 

@@ -1,27 +1,14 @@
 /*
- * gemm.c - row-major sgemm through OpenBLAS, the engine's own fallback, and the naive reference.
+ * gemm.c - row-major sgemm through OpenBLAS, the naive reference, and the self-check between them.
  */
 #include "common/gemm.h"
 
 #include "common/err.h"
-#include "common/simd.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-
-/* The one process-wide switch of the engine's math: whether OpenBLAS
- * passed the start-up self-check.  It mirrors the library's own global
- * kernel choice, is written once before training starts and read with a
- * relaxed load (free) on every call. */
-static atomic_int g_use_own;
-
-void nas_gemm_use_own(int on) { atomic_store(&g_use_own, on != 0); }
-
-int nas_gemm_own_active(void) { return atomic_load_explicit(&g_use_own, memory_order_relaxed); }
 
 /* C = beta * C, without reading C when beta is 0 (it may hold NaNs). */
 static void scale_c(int m, int n, float beta, float *c, int ldc) {
@@ -32,8 +19,8 @@ static void scale_c(int m, int n, float beta, float *c, int ldc) {
         }
 }
 
-void nas_gemm_openblas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                       int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         // BLAS would still scale C by beta; do the same without touching A/B.
@@ -42,53 +29,6 @@ void nas_gemm_openblas(int trans_a, int trans_b, int m, int n, int k, float alph
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-/* One row of C += alpha * a[i,:] . op(B) with B's rows contiguous: the
- * inner loop runs along a row of B and of C, which the compiler
- * vectorises. */
-NAS_CLONES
-static void own_row(int n, int k, float alpha, const float *arow, long astep, const float *b,
-                    int ldb, float *crow) {
-    for (int p = 0; p < k; p++) {
-        float av = alpha * arow[(long)p * astep];
-        const float *brow = b + (long)p * ldb;
-        for (int j = 0; j < n; j++) crow[j] += av * brow[j];
-    }
-}
-
-void nas_gemm_own(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                  int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    if (m <= 0 || n <= 0) return;
-    scale_c(m, n, beta, c, ldc);
-    if (k <= 0) return;
-    const float *bb = b;
-    float *bt = NULL;
-    int ldbb = ldb;
-    if (trans_b) {
-        // Lay op(B) out row by row once, so the inner loop stays contiguous.
-        bt = malloc((size_t)k * (size_t)n * sizeof *bt);
-        if (!bt) {
-            nas_gemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc);
-            return;
-        }
-        for (int j = 0; j < n; j++)
-            for (int p = 0; p < k; p++) bt[(long)p * n + j] = b[(long)j * ldb + p];
-        bb = bt, ldbb = n;
-    }
-    for (int i = 0; i < m; i++) {
-        const float *arow = trans_a ? a + i : a + (long)i * lda;
-        own_row(n, k, alpha, arow, trans_a ? lda : 1, bb, ldbb, c + (long)i * ldc);
-    }
-    free(bt);
-}
-
-void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc) {
-    if (nas_gemm_own_active())
-        nas_gemm_own(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
-        nas_gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

@@ -4,9 +4,7 @@
  * All BLAS calls are funnelled through nas_gemm() so the backend (OpenBLAS
  * today) can change in one place.  Matrices are row-major.  nas_gemm_naive()
  * is the plain triple loop kept beside it as the reference the tests and
- * the start-up self-check (common/blas.h) compare against; nas_gemm_own()
- * is the engine's portable kernel, what nas_gemm() runs when OpenBLAS
- * fails that check.
+ * the start-up self-check (common/blas.h) compare against.
  */
 #ifndef NAS_GEMM_H
 #define NAS_GEMM_H
@@ -22,14 +20,6 @@ typedef void (*nas_gemm_fn)(int trans_a, int trans_b, int m, int n, int k, float
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
 
-/* Same contract, always through OpenBLAS (what the self-check examines). */
-void nas_gemm_openblas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                       int lda, const float *b, int ldb, float beta, float *c, int ldc);
-
-/* Same contract, the engine's own loops in single precision. */
-void nas_gemm_own(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
-
 /* Same contract, computed with a plain loop in double precision. */
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
@@ -38,11 +28,6 @@ void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, 
  * with and without beta.  NAS_OK, or NAS_EIO with err naming the first
  * case out of tolerance and its error (NAS_ENOMEM if scratch fails). */
 int nas_gemm_selfcheck(nas_gemm_fn fn, char *err);
-
-/* Route nas_gemm() to nas_gemm_own() (on != 0) or OpenBLAS.  A process-wide
- * switch, set once at start-up by nas_blas_prepare() before any thread. */
-void nas_gemm_use_own(int on);
-int nas_gemm_own_active(void);
 
 /* Number of threads OpenBLAS may use inside one call (>= 1). */
 void nas_gemm_set_threads(int threads);

@@ -88,7 +88,7 @@ typedef struct nas_task_ref {
  * older than these fields. */
 typedef struct nas_wire_engine {
     char blas[NAS_WIRE_NAME_MAX];         /* library and version, "OpenBLAS 0.3.21" */
-    char blas_kernels[NAS_WIRE_NAME_MAX]; /* its kernel set, "Cooperlake" */
+    char blas_kernels[NAS_WIRE_NAME_MAX]; /* its kernel set, "SkylakeX" */
     char isa[NAS_WIRE_NAME_MAX];          /* the CPU's vector ISA, "avx512+bf16" */
     uint32_t blas_threads;                /* threads per BLAS call */
 } nas_wire_engine;

@@ -375,8 +375,7 @@ static void send_register(nas_agent *a, int64_t now) {
     nas_blas_info bi;
     nas_blas_info_get(&bi);
     snprintf(r->engine.blas, sizeof r->engine.blas, "%s %s", bi.library, bi.version);
-    snprintf(r->engine.blas_kernels, sizeof r->engine.blas_kernels, "%s%s", bi.kernels,
-             strcmp(bi.gemm, "own") == 0 ? " (own kernels)" : "");
+    snprintf(r->engine.blas_kernels, sizeof r->engine.blas_kernels, "%s", bi.kernels);
     snprintf(r->engine.isa, sizeof r->engine.isa, "%s", bi.isa);
     r->engine.blas_threads = (uint32_t)bi.threads;
     r->n_held = a->n_held;

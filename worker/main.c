@@ -122,7 +122,8 @@ static void on_weights(void *ctx, const char *announced) {
 
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-worker");
-    nas_blas_prepare(argv); /* may restart the binary with better BLAS kernels */
+    /* May restart the binary on other BLAS kernels; fails on wrong ones. */
+    if (nas_blas_prepare(argv) < 0) return 1;
     nas_agent_config acfg;
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;

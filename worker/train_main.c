@@ -339,7 +339,8 @@ fail:
 
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-train");
-    nas_blas_prepare(argv); /* may restart the binary with better BLAS kernels */
+    /* May restart the binary on other BLAS kernels; fails on wrong ones. */
+    if (nas_blas_prepare(argv) < 0) return 1;
     options o;
     memset(&o, 0, sizeof(o));
     int p = parse_args(argc, argv, &o);

@@ -146,7 +146,8 @@ static void broken_gemm(int ta, int tb, int m, int n, int k, float alpha, const 
  * and start this binary again; returns only if that failed. */
 static void restart_with(const char *want, char **argv) {
     if (!argv || !argv[0]) return;
-    if (setenv("OPENBLAS_CORETYPE", want, 1) < 0 || setenv(NAS_BLAS_ENGINE_ENV, want, 1) < 0) return;
+    if (setenv("OPENBLAS_CORETYPE", want, 1) < 0 || setenv(NAS_BLAS_ENGINE_ENV, want, 1) < 0)
+        return;
     unsetenv(NAS_BLAS_TEST_MISDETECT_ENV);
     fflush(NULL);
     execv("/proc/self/exe", argv);

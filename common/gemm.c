@@ -49,17 +49,21 @@ void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, 
 }
 
 int nas_gemm_selfcheck(nas_gemm_fn fn, char *err) {
-    /* Odd sizes exercise every kernel's edge handling; the larger ones go
-     * past a register block and a cache block of K.  Inputs lie in [-1, 1],
-     * so a correct single-precision result is within ~K * 2^-24 of the
-     * double reference, and a wrong kernel is off by O(1). */
-    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {67, 53, 71}, {33, 130, 17}, {96, 40, 300}};
-    const int maxd = 300;
-    float *a = malloc(sizeof(float) * maxd * maxd), *b = malloc(sizeof(float) * maxd * maxd);
-    float *c = malloc(sizeof(float) * maxd * maxd), *r = malloc(sizeof(float) * maxd * maxd);
+    /* Odd sizes exercise every kernel's edge handling (M and N past and
+     * short of the register blocks), K = 300 goes past the inner unrolls.
+     * Inputs lie in [-1, 1], so a correct single-precision result is within
+     * ~K * 2^-24 of the double reference, and a wrong kernel is off by O(1).
+     * Kept small (2 M multiply-adds each side, a few ms): every nas-train
+     * and nas-worker start runs it. */
+    static const int shapes[][3] = {
+        {1, 1, 1}, {7, 5, 3}, {37, 29, 71}, {33, 70, 17}, {19, 24, 300},
+    };
+    enum { CAP = 8192 }; /* floats: the largest matrix above, C's row gap included */
+    float *a = malloc(sizeof(float) * CAP), *b = malloc(sizeof(float) * CAP);
+    float *c = malloc(sizeof(float) * CAP), *r = malloc(sizeof(float) * CAP);
     int rc = a && b && c && r ? NAS_OK : nas_set_err(err, NAS_ENOMEM, "self-check: out of memory");
     uint32_t s = 12345u;
-    for (int i = 0; rc == NAS_OK && i < maxd * maxd; i++) {
+    for (int i = 0; rc == NAS_OK && i < CAP; i++) {
         s = s * 1664525u + 1013904223u;
         a[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
         b[i] = (float)((s >> 12) & 0xffff) / 32768.0f - 1.0f;

@@ -1,17 +1,30 @@
 /*
- * gemm.c - row-major sgemm through OpenBLAS, plus the naive reference.
+ * gemm.c - row-major sgemm through OpenBLAS, the naive reference, and the self-check between them.
  */
 #include "common/gemm.h"
 
+#include "common/err.h"
+
 #include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* C = beta * C, without reading C when beta is 0 (it may hold NaNs). */
+static void scale_c(int m, int n, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *cij = &c[(long)i * ldc + j];
+            *cij = beta == 0.0f ? 0.0f : beta * *cij;
+        }
+}
 
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         // BLAS would still scale C by beta; do the same without touching A/B.
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(long)i * ldc + j];
+        scale_c(m, n, beta, c, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -33,6 +46,58 @@ void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, 
             *cij = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *cij));
         }
     }
+}
+
+int nas_gemm_selfcheck(nas_gemm_fn fn, char *err) {
+    /* Odd sizes exercise every kernel's edge handling (M and N past and
+     * short of the register blocks), K = 300 goes past the inner unrolls.
+     * Inputs lie in [-1, 1], so a correct single-precision result is within
+     * ~K * 2^-24 of the double reference, and a wrong kernel is off by O(1).
+     * Kept small (2 M multiply-adds each side, a few ms): every nas-train
+     * and nas-worker start runs it. */
+    static const int shapes[][3] = {
+        {1, 1, 1}, {7, 5, 3}, {37, 29, 71}, {33, 70, 17}, {19, 24, 300},
+    };
+    enum { CAP = 8192 }; /* floats: the largest matrix above, C's row gap included */
+    float *a = malloc(sizeof(float) * CAP), *b = malloc(sizeof(float) * CAP);
+    float *c = malloc(sizeof(float) * CAP), *r = malloc(sizeof(float) * CAP);
+    int rc = a && b && c && r ? NAS_OK : nas_set_err(err, NAS_ENOMEM, "self-check: out of memory");
+    uint32_t s = 12345u;
+    for (int i = 0; rc == NAS_OK && i < CAP; i++) {
+        s = s * 1664525u + 1013904223u;
+        a[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+        b[i] = (float)((s >> 12) & 0xffff) / 32768.0f - 1.0f;
+        r[i] = (float)((s >> 4) & 0xff) / 128.0f - 1.0f;
+    }
+    for (size_t t = 0; rc == NAS_OK && t < sizeof shapes / sizeof shapes[0]; t++) {
+        int m = shapes[t][0], n = shapes[t][1], k = shapes[t][2];
+        for (int o = 0; rc == NAS_OK && o < 8; o++) {
+            int ta = o & 1, tb = (o >> 1) & 1;
+            float beta = (o & 4) ? 0.5f : 0.0f;
+            int lda = ta ? m : k, ldb = tb ? k : n, ldc = n + 3; /* C with a row gap */
+            for (int i = 0; i < m * ldc; i++) c[i] = r[i];
+            fn(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
+            nas_gemm_naive(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, beta, r, ldc);
+            double worst = 0.0, tol = 1e-5 * (k + 4);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double d = fabs((double)c[(long)i * ldc + j] - r[(long)i * ldc + j]);
+                    if (!(d <= worst)) worst = d; /* NaN counts as the worst */
+                }
+            if (!(worst <= tol)) {
+                rc = nas_set_err(err, NAS_EIO, "%dx%dx%d %s%s beta %g: max error %.3g > %.3g", m, n,
+                                 k, ta ? "T" : "N", tb ? "T" : "N", (double)beta, worst, tol);
+            }
+            /* Restore the reference's C for the next orientation's beta. */
+            s = 777u * (unsigned)o + (unsigned)t;
+            for (int i = 0; i < m * ldc; i++) {
+                s = s * 1664525u + 1013904223u;
+                r[i] = (float)((s >> 4) & 0xff) / 128.0f - 1.0f;
+            }
+        }
+    }
+    free(a), free(b), free(c), free(r);
+    return rc;
 }
 
 void nas_gemm_set_threads(int threads) { openblas_set_num_threads(threads < 1 ? 1 : threads); }

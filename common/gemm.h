@@ -3,11 +3,16 @@
  *
  * All BLAS calls are funnelled through nas_gemm() so the backend (OpenBLAS
  * today) can change in one place.  Matrices are row-major.  nas_gemm_naive()
- * is the plain triple loop kept beside it as the reference the tests compare
- * against.
+ * is the plain triple loop kept beside it as the reference the tests and
+ * the start-up self-check (common/blas.h) compare against.
  */
 #ifndef NAS_GEMM_H
 #define NAS_GEMM_H
+
+/* Every GEMM of this file has this signature. */
+typedef void (*nas_gemm_fn)(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                            const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                            int ldc);
 
 /* C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C, row-major.
  * op(X) is X, or X transposed when trans_x != 0; lda/ldb/ldc are the row
@@ -18,6 +23,11 @@ void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 /* Same contract, computed with a plain loop in double precision. */
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Compare fn with nas_gemm_naive() on odd shapes in all four orientations,
+ * with and without beta.  NAS_OK, or NAS_EIO with err naming the first
+ * case out of tolerance and its error (NAS_ENOMEM if scratch fails). */
+int nas_gemm_selfcheck(nas_gemm_fn fn, char *err);
 
 /* Number of threads OpenBLAS may use inside one call (>= 1). */
 void nas_gemm_set_threads(int threads);

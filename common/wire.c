@@ -146,6 +146,16 @@ static int validate_register(const nas_wire_register *r, char *err) {
     TRY(check_name(r->name, "register.name", err));
     TRY(check_name(r->host, "register.host", err));
     TRY(check_name(r->version, "register.version", err));
+    const nas_wire_engine *e = &r->engine;
+    TRY(check_str(e->blas, sizeof e->blas, "register.blas", 0, err));
+    TRY(check_str(e->blas_kernels, sizeof e->blas_kernels, "register.blas_kernels", 0, err));
+    TRY(check_str(e->isa, sizeof e->isa, "register.isa", 0, err));
+    TRY(check_name(e->blas, "register.blas", err));
+    TRY(check_name(e->blas_kernels, "register.blas_kernels", err));
+    TRY(check_name(e->isa, "register.isa", err));
+    if (e->blas_threads > 4096)
+        return nas_set_err(err, NAS_ERANGE, "register.blas_threads = %u is outside [0, 4096]",
+                           e->blas_threads);
     if (r->protocol != NAS_PROTOCOL_VERSION)
         return nas_set_err(err, NAS_EVERSION, "register.protocol = %u, this peer speaks %d",
                            r->protocol, NAS_PROTOCOL_VERSION);
@@ -316,6 +326,10 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.version = (char *)r->version;
         p.has_cores = 1, p.cores = r->cores;
         p.has_protocol = 1, p.protocol = r->protocol;
+        p.blas = (char *)r->engine.blas;
+        p.blas_kernels = (char *)r->engine.blas_kernels;
+        p.isa = (char *)r->engine.isa;
+        p.has_blas_threads = 1, p.blas_threads = r->engine.blas_threads;
         for (int i = 0; i < r->n_held; i++) {
             naspb__task_ref__init(&refs[i]);
             refs[i].has_task_id = refs[i].has_attempt = 1;
@@ -544,6 +558,13 @@ static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, c
     if (rc == NAS_OK) rc = copy_str(r->host, sizeof r->host, p->host, "register.host", 0, err);
     if (rc == NAS_OK)
         rc = copy_str(r->version, sizeof r->version, p->version, "register.version", 0, err);
+    nas_wire_engine *e = &r->engine;
+    if (rc == NAS_OK) rc = copy_str(e->blas, sizeof e->blas, p->blas, "register.blas", 0, err);
+    if (rc == NAS_OK)
+        rc = copy_str(e->blas_kernels, sizeof e->blas_kernels, p->blas_kernels,
+                      "register.blas_kernels", 0, err);
+    if (rc == NAS_OK) rc = copy_str(e->isa, sizeof e->isa, p->isa, "register.isa", 0, err);
+    e->blas_threads = p->blas_threads;
     if (rc == NAS_OK && !p->has_protocol)
         rc = nas_set_err(err, NAS_EINVAL, "register.protocol is missing");
     if (rc == NAS_OK && p->n_held > NAS_WIRE_MAX_HELD)

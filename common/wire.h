@@ -84,6 +84,15 @@ typedef struct nas_task_ref {
     uint32_t attempt; /* 1-based */
 } nas_task_ref;
 
+/* What a worker computes on, from its Register; empty / 0 from workers
+ * older than these fields. */
+typedef struct nas_wire_engine {
+    char blas[NAS_WIRE_NAME_MAX];         /* library and version, "OpenBLAS 0.3.21" */
+    char blas_kernels[NAS_WIRE_NAME_MAX]; /* its kernel set, "SkylakeX" */
+    char isa[NAS_WIRE_NAME_MAX];          /* the CPU's vector ISA, "avx512+bf16" */
+    uint32_t blas_threads;                /* threads per BLAS call */
+} nas_wire_engine;
+
 typedef struct nas_wire_register {
     char name[NAS_WIRE_NAME_MAX];
     char host[NAS_WIRE_HOST_MAX];
@@ -94,6 +103,7 @@ typedef struct nas_wire_register {
     nas_task_ref held[NAS_WIRE_MAX_HELD]; /* finished, not yet acknowledged */
     int has_running;                      /* 1: still evaluating `running` */
     nas_task_ref running;
+    nas_wire_engine engine;
 } nas_wire_register;
 
 typedef struct nas_wire_task {

@@ -75,6 +75,7 @@ typedef struct dworker {
     int tasks_done;
     int64_t last_seen, expiry, heartbeat_at, idle_since;
     int64_t lease_deadline; /* stuck-task limit of its lease, 0 = none */
+    nas_wire_engine engine;
 } dworker;
 
 struct nas_dispatcher {
@@ -428,6 +429,7 @@ static void info_fill(const dworker *w, nas_worker_info *o) {
     o->epochs = w->epochs;
     o->tasks_done = w->tasks_done;
     o->last_seen_ms = w->last_seen;
+    o->engine = w->engine;
 }
 
 /* Only workers that took part (held a lease) are reported: a peer that
@@ -863,6 +865,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     snprintf(w->key, sizeof w->key, "%s", key);
     snprintf(w->version, sizeof w->version, "%s", r->version);
     w->cores = r->cores;
+    w->engine = r->engine;
     w->state = NAS_WORKER_STATE_REGISTERED;
     w->last_seen = now_ms;
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
@@ -1197,6 +1200,19 @@ static size_t json_str(char *buf, size_t cap, size_t len, const char *s) {
 #define JSON_APPEND(...)                                                                           \
     (len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__))
 
+/* "engine":{"blas":..,"blas_kernels":..,"isa":..,"blas_threads":N}: what a
+ * worker computes on, as its Register said (empty strings: an older worker). */
+static size_t engine_json(char *buf, size_t cap, size_t len, const nas_wire_engine *e) {
+    JSON_APPEND("\"engine\":{\"blas\":");
+    len = json_str(buf, cap, len, e->blas);
+    JSON_APPEND(",\"blas_kernels\":");
+    len = json_str(buf, cap, len, e->blas_kernels);
+    JSON_APPEND(",\"isa\":");
+    len = json_str(buf, cap, len, e->isa);
+    JSON_APPEND(",\"blas_threads\":%u}", e->blas_threads);
+    return len;
+}
+
 /* snprintf-style: the length is counted even past cap, so a caller can
  * retry with a buffer of the right size. */
 int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *buf, size_t cap) {
@@ -1220,8 +1236,10 @@ int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *bu
                         w->task.task_id, w->task.attempt, w->epoch, w->epochs);
         else
             JSON_APPEND("\"task\":null,");
-        JSON_APPEND("\"tasks_done\":%d,\"last_seen_ms_ago\":%lld}", w->tasks_done,
+        JSON_APPEND("\"tasks_done\":%d,\"last_seen_ms_ago\":%lld,", w->tasks_done,
                     (long long)(now_ms - w->last_seen));
+        len = engine_json(buf, cap, len, &w->engine);
+        JSON_APPEND("}");
         first = 0;
     }
     JSON_APPEND("],\"queue\":{\"queued\":%zu,\"leased\":%zu,\"done\":%zu,\"failed\":%zu,"

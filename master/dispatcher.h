@@ -168,6 +168,7 @@ typedef struct nas_worker_info {
     int epoch, epochs; /* last progress of that task (0 before any) */
     int tasks_done;    /* results accepted from this worker */
     int64_t last_seen_ms;
+    nas_wire_engine engine; /* what it computes on, from its Register */
 } nas_worker_info;
 
 typedef struct nas_dispatcher_counts {

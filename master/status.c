@@ -243,6 +243,15 @@ static double num_of(const nas_json *o, const char *k, double dflt) {
     return v && v->type == NAS_JSON_NUMBER ? v->number : dflt;
 }
 
+/* What a worker computes on, under its line: only a live master knows it,
+ * and a worker older than the report sends empty strings. */
+static void print_engine(const nas_json *e, double cores, FILE *f) {
+    const char *blas = str_of(e, "blas");
+    if (!e || e->type != NAS_JSON_OBJECT || !strcmp(blas, "?") || !blas[0]) return;
+    fprintf(f, "    %s, %s kernels, CPU %s, %.0f BLAS thread(s), %.0f core(s)\n", str_of(e, "blas"),
+            str_of(e, "blas_kernels"), str_of(e, "isa"), num_of(e, "blas_threads", 0), cores);
+}
+
 /* One line per worker, in the order the document lists them. */
 static void print_workers(const nas_json *doc, FILE *f) {
     const nas_json *ws = nas_json_get(nas_json_get(doc, "dispatcher"), "workers");
@@ -262,6 +271,7 @@ static void print_workers(const nas_json *doc, FILE *f) {
         fprintf(f, "  %-24s %-20s %-10s %-8s %-7s %6.0f %9.1fs\n", str_of(w, "name"),
                 str_of(w, "host"), str_of(w, "state"), task, epoch, num_of(w, "tasks_done", 0),
                 num_of(w, "last_seen_ms_ago", 0) / 1000.0);
+        print_engine(nas_json_get(w, "engine"), num_of(w, "cores", 0), f);
     }
 }
 

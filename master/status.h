@@ -9,7 +9,9 @@
  * evaluations_per_hour, rank_correlation (null when unknown), best (null or
  * {task, arch, accuracy, test_accuracy, params, macs}), and
  * dispatcher.workers[] ({name, host, cores, state, task, epoch, epochs,
- * tasks_done, last_seen_ms_ago}), and weights (the live store's figures,
+ * tasks_done, last_seen_ms_ago}, and from a live master engine: {blas,
+ * blas_kernels, isa, blas_threads}, what the worker said it computes on in
+ * its Register), and weights (the live store's figures,
  * master/weights.h nas_weights_stats_json, with "live": true; from the
  * database {live: false, bytes_disk, archs_disk, bytes_memory: null,
  * archs_memory: null}, or null).  From the database, worker states are

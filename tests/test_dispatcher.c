@@ -9,9 +9,11 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "master/dispatcher.h"
+#include "master/status.h"
 #include "tests/harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ---- a recording fake of the campaign and the socket ---------------------------------
@@ -106,6 +108,10 @@ static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_r
     strcpy(m.u.reg.host, "localhost");
     m.u.reg.protocol = NAS_PROTOCOL_VERSION;
     m.u.reg.cores = 2;
+    strcpy(m.u.reg.engine.blas, "OpenBLAS 0.3.21");
+    strcpy(m.u.reg.engine.blas_kernels, "SkylakeX");
+    strcpy(m.u.reg.engine.isa, "avx512");
+    m.u.reg.engine.blas_threads = 1;
     if (held_running) m.u.reg.has_running = 1, m.u.reg.running = *held_running;
     from(d, id, &m, now);
 }
@@ -647,6 +653,20 @@ START_TEST(test_dispatcher_status_snapshot) {
     ck_assert_ptr_nonnull(strstr(json, "\"task\":11"));
     ck_assert_ptr_nonnull(strstr(json, "\"queued\":1"));
     ck_assert_ptr_nonnull(strstr(json, "\"last_seen_ms_ago\":50"));
+    /* What each worker computes on, from its Register, as nasctl shows it. */
+    ck_assert_str_eq(info[0].engine.blas_kernels, "SkylakeX");
+    ck_assert_ptr_nonnull(strstr(json, "\"engine\":{\"blas\":\"OpenBLAS 0.3.21\","
+                                       "\"blas_kernels\":\"SkylakeX\",\"isa\":\"avx512\""));
+    char doc[2100], *text = NULL;
+    size_t text_len = 0;
+    snprintf(doc, sizeof doc, "{\"campaign\":\"c\",\"dispatcher\":%s}", json);
+    FILE *f = open_memstream(&text, &text_len);
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_status_print(doc, f, err), NAS_OK);
+    fclose(f);
+    ck_assert_msg(strstr(text, "OpenBLAS 0.3.21, SkylakeX kernels, CPU avx512, 1 BLAS thread(s)"),
+                  "%s", text);
+    free(text);
     ck_assert_int_eq(nas_dispatcher_status_json(d, 100, json, 20), NAS_ERANGE);
     /* Status requests are answered even from unregistered clients. */
     simple(d, "ctl", NAS_MSG_STATUS_REQUEST, 100);

@@ -52,6 +52,10 @@ START_TEST(test_e2e_three_workers_thirty_tasks) {
         e2e_kill(w[i], SIGTERM);
     ck_assert_msg(rc == 0 || m_rc == 0, "nasctl status failed: %s", out);
     if (rc == 0) ck_assert_ptr_nonnull(strstr(out, "\"source\":\"master\""));
+    /* Each real worker said what it computes on. */
+    if (rc == 0)
+        ck_assert_msg(strstr(out, "\"blas\":\"OpenBLAS ") && !strstr(out, "\"blas_kernels\":\"\""),
+                      "%s", out);
     ck_assert_int_eq(m_rc, 0);
     e2e_check_exactly_once(e.db, 30);
 

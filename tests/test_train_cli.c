@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/blas.h"
 #include "common/err.h"
 #include "common/genome.h"
 #include "common/json.h"
@@ -140,6 +141,94 @@ START_TEST(test_train_cli_trains_genome_preset_with_counted_cost) {
 }
 END_TEST
 
+/* One short run of nas-train under `env` (variables to set first, the
+ * engine's own and the test hooks cleared); its exit status, its output in
+ * OUT with stderr after stdout when `with_stderr`. */
+static int blas_cmd(const char *dir, const char *env, int with_stderr) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "{ env -u OPENBLAS_CORETYPE -u " NAS_BLAS_ENGINE_ENV " -u " NAS_BLAS_TEST_MISDETECT_ENV
+             " -u " NAS_BLAS_TEST_BREAK_ENV " %s OPENBLAS_NUM_THREADS=1 %s --data mnist "
+             "--data-dir %s --epochs 1 --batch 16 --train-subset 0 --val-size 20 --json %s; }",
+             env, nas_bin("nas-train"), dir, with_stderr ? "2>&1" : "2>/dev/null");
+    return nas_run_cmd(cmd, OUT, sizeof OUT);
+}
+
+/* blas_cmd() that must succeed; the "blas" object of its --json output:
+ * kernels and chosen_by, 64 bytes each. */
+static void blas_run(const char *dir, const char *env, char *kernels, char *by) {
+    ck_assert_int_eq(blas_cmd(dir, env, 0), 0);
+    nas_json *j = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_json_parse(OUT, strlen(OUT), 16, &j, err) == 0, "%s: %s", err, OUT);
+    const nas_json *k = nas_json_get(nas_json_get(j, "blas"), "kernels");
+    const nas_json *b = nas_json_get(nas_json_get(j, "blas"), "chosen_by");
+    ck_assert_msg(k && k->type == NAS_JSON_STRING && b && b->type == NAS_JSON_STRING,
+                  "no blas.kernels or blas.chosen_by in %s", OUT);
+    snprintf(kernels, 64, "%s", k->str);
+    snprintf(by, 64, "%s", b->str);
+    nas_json_free(&j);
+}
+
+/* A CPU that OpenBLAS mis-detects runs on the kernels it supports.  The
+ * mis-detection is simulated, the same on any machine: OPENBLAS_CORETYPE=
+ * Prescott makes OpenBLAS really load its generic SSE3 kernels (what
+ * Debian's 0.3.21 picks on an Emerald Rapids Xeon it does not know), and
+ * NAS_TEST_BLAS_MISDETECT=1 marks that choice as the library's own rather
+ * than a user's.  nas-train must restart itself with kernels as strong as
+ * this CPU's ISA level; the same variable without the mark is a user's
+ * choice and is kept. */
+START_TEST(test_train_cli_corrects_misdetected_blas) {
+    const char *dir = nas_tmpdir_make();
+    write_idx(dir, "train", 60, 1);
+    nas_cpu_info cpu;
+    nas_cpu_detect(&cpu);
+    char kernels[64], by[64];
+    const char *misdetected = "OPENBLAS_CORETYPE=Prescott " NAS_BLAS_TEST_MISDETECT_ENV "=1";
+    blas_run(dir, misdetected, kernels, by);
+    if (cpu.level >= NAS_ISA_AVX) {
+        ck_assert_msg(nas_blas_kernels_level(kernels) == cpu.level,
+                      "a %s CPU runs OpenBLAS's %s kernels", nas_isa_name(cpu.level), kernels);
+        ck_assert_str_eq(by, "engine");
+    } else {
+        ck_assert_str_eq(kernels, "Prescott"); /* nothing better exists on this CPU */
+    }
+    blas_run(dir, "OPENBLAS_CORETYPE=Prescott", kernels, by);
+    ck_assert_str_eq(kernels, "Prescott");
+    ck_assert_str_eq(by, "environment");
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+/* Kernels that fail the self-check are never trusted.  A wrong GEMM is
+ * injected into the real start-up check while OpenBLAS runs the kernel set
+ * NAS_TEST_BLAS_BREAK names: nas-train restarts on the next weaker set and
+ * says so, and refuses to train when no weaker set is left. */
+START_TEST(test_train_cli_blas_selfcheck_falls_back) {
+    const char *dir = nas_tmpdir_make();
+    write_idx(dir, "train", 60, 1);
+    nas_cpu_info cpu;
+    nas_cpu_detect(&cpu);
+    if (cpu.level >= NAS_ISA_AVX2) { /* Haswell's kernels need AVX2 + FMA */
+        char kernels[64], by[64];
+        blas_run(dir, "OPENBLAS_CORETYPE=Haswell " NAS_BLAS_TEST_BREAK_ENV "=Haswell", kernels, by);
+        ck_assert_str_eq(kernels, "Sandybridge");
+        ck_assert_str_eq(by, "engine");
+        ck_assert_int_eq(blas_cmd(dir, "OPENBLAS_CORETYPE=Haswell " NAS_BLAS_TEST_BREAK_ENV
+                                       "=Haswell", 1), 0);
+        ck_assert_msg(strstr(OUT, "Haswell kernels failed the self-check") &&
+                          strstr(OUT, "restarting on its weaker kernels Sandybridge"),
+                      "%s", OUT);
+    }
+    ck_assert_int_eq(blas_cmd(dir, "OPENBLAS_CORETYPE=Prescott " NAS_BLAS_TEST_BREAK_ENV
+                                   "=Prescott", 1), 1);
+    ck_assert_msg(strstr(OUT, "computes wrong results with its Prescott kernels") &&
+                      strstr(OUT, "no safer kernel set is left") && !strstr(OUT, "\"blas\""),
+                  "%s", OUT);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_train_cli_errors) {
     const char *dir = nas_tmpdir_make();
     char cmd[8192];
@@ -170,6 +259,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_train_cli_trains);
     tcase_add_test(tc, test_train_cli_trains_genome_preset_with_counted_cost);
     tcase_add_test(tc, test_train_cli_errors);
+    tcase_add_test(tc, test_train_cli_corrects_misdetected_blas);
+    tcase_add_test(tc, test_train_cli_blas_selfcheck_falls_back);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -134,7 +134,15 @@ START_TEST(test_wire_every_small_message_roundtrips) {
     m.u.reg.held[1] = (nas_task_ref){6, 3};
     m.u.reg.has_running = 1;
     m.u.reg.running = (nas_task_ref){9, 2};
+    strcpy(m.u.reg.engine.blas, "OpenBLAS 0.3.21");
+    strcpy(m.u.reg.engine.blas_kernels, "SkylakeX");
+    strcpy(m.u.reg.engine.isa, "avx512+bf16");
+    m.u.reg.engine.blas_threads = 1;
     out = roundtrip(&m);
+    ck_assert_str_eq(out.u.reg.engine.blas, "OpenBLAS 0.3.21");
+    ck_assert_str_eq(out.u.reg.engine.blas_kernels, "SkylakeX");
+    ck_assert_str_eq(out.u.reg.engine.isa, "avx512+bf16");
+    ck_assert_uint_eq(out.u.reg.engine.blas_threads, 1);
     ck_assert_str_eq(out.u.reg.name, "w7");
     ck_assert_str_eq(out.u.reg.host, "node3");
     ck_assert_uint_eq(out.u.reg.cores, 8);

@@ -16,6 +16,7 @@
  * reconnect time, next resend of unacknowledged results.
  */
 #include "worker/agent.h"
+#include "common/blas.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -386,6 +387,12 @@ static void send_register(nas_agent *a, int64_t now) {
     snprintf(r->version, sizeof r->version, "%s", NAS_VERSION);
     r->cores = (uint32_t)a->cfg.threads;
     r->protocol = NAS_PROTOCOL_VERSION;
+    nas_blas_info bi;
+    nas_blas_info_get(&bi);
+    snprintf(r->engine.blas, sizeof r->engine.blas, "%s %s", bi.library, bi.version);
+    snprintf(r->engine.blas_kernels, sizeof r->engine.blas_kernels, "%s", bi.kernels);
+    snprintf(r->engine.isa, sizeof r->engine.isa, "%s", bi.isa);
+    r->engine.blas_threads = (uint32_t)bi.threads;
     r->n_held = a->n_held;
     for (int i = 0; i < a->n_held; i++)
         r->held[i] = (nas_task_ref){a->held[i].task_id, a->held[i].attempt};

@@ -11,6 +11,7 @@
  * main() could block anything, so a blocked signal would be delivered to
  * one of its threads and kill the process with the default action.
  */
+#include "common/blas.h"
 #include "common/cli.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -129,6 +130,8 @@ static void on_weights(void *ctx, const char *announced) {
 
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-worker");
+    /* May restart the binary on other BLAS kernels; fails on wrong ones. */
+    if (nas_blas_prepare(argv) < 0) return 1;
     nas_agent_config acfg;
     nas_agent_config_default(&acfg);
     nas_evaluator_config ecfg;

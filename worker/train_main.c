@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/blas.h"
 #include "common/dataset.h"
 #include "common/builder.h"
 #include "common/cli.h"
@@ -276,6 +277,7 @@ static void print_json(const options *o, const nas_train_result *r) {
     json_num(&b, "images_per_s", r->images_per_s);
     nas_json_buf_key(&b, "seed"), nas_json_buf_u64(&b, o->fid.seed);
     nas_json_buf_key(&b, "threads"), nas_json_buf_i64(&b, o->fid.threads);
+    nas_blas_info_json(&b);
     nas_json_buf_obj_end(&b);
     size_t len;
     char *s = nas_json_buf_take(&b, &len);
@@ -338,6 +340,8 @@ fail:
 
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-train");
+    /* May restart the binary on other BLAS kernels; fails on wrong ones. */
+    if (nas_blas_prepare(argv) < 0) return 1;
     options o;
     memset(&o, 0, sizeof(o));
     int status = 0;

@@ -5,15 +5,20 @@
  * median images/s over several timed windows after a warm-up, then the
  * median per CPU-second (process CPU time), which is steadier than wall
  * time on a shared machine, and last the best window per CPU-second (the
- * least disturbed one, for before/after comparisons of small changes).
+ * least disturbed one, for before/after comparisons of small changes), and
+ * the OpenBLAS kernel set it ran on.  It starts the way nas-train and
+ * nas-worker do (nas_blas_prepare), so it runs the kernels a user's run
+ * gets on this machine.
  *
  * usage: bench NET THREADS WINDOWS STEPS_PER_WINDOW
+ *        bench --kernels    (the kernel set only)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/blas.h"
 #include "common/clock.h"
 #include "common/gemm.h"
 #include "common/net.h"
@@ -32,6 +37,14 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    if (nas_blas_prepare(argv) < 0) return 1;
+    nas_blas_info bi;
+    nas_blas_info_get(&bi);
+    if (argc == 2 && strcmp(argv[1], "--kernels") == 0) {
+        printf("%s %s %s kernels (%s, chosen by %s), CPU %s\n", bi.library, bi.version, bi.kernels,
+               nas_isa_name(bi.kernels_level), bi.source, bi.isa);
+        return 0;
+    }
     if (argc != 5) {
         fprintf(stderr, "usage: bench NET THREADS WINDOWS STEPS\n");
         return 2;
@@ -79,8 +92,8 @@ int main(int argc, char **argv) {
     }
     qsort(ips, windows, sizeof(double), cmp_double);
     qsort(cps, windows, sizeof(double), cmp_double);
-    printf("%.1f %.1f %.1f %.1f %.1f\n", ips[windows / 2], ips[0], ips[windows - 1], cps[windows / 2],
-           cps[windows - 1]);
+    printf("%.1f %.1f %.1f %.1f %.1f %s:%s(%s)\n", ips[windows / 2], ips[0], ips[windows - 1],
+           cps[windows / 2], cps[windows - 1], bi.library, bi.kernels, bi.source);
     free(ips), free(cps), free(x), free(y);
     nas_net_destroy(&net);
     return 0;

@@ -5,8 +5,13 @@ cross-entropy, backward, step.  Prints median/min/max images/s over windows
 and the median images per CPU-second.
 
 usage: torch_bench.py NET THREADS WINDOWS STEPS
+       torch_bench.py --kernels   (what this PyTorch runs on, one line)
 """
+import ctypes
+import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -45,7 +50,38 @@ def make(name):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
+def kernels():
+    """oneDNN's ISA (convolutions) and the OpenBLAS core type (the rest) this
+    torch uses as a user runs it: oneDNN's choice is read from its verbose
+    log in a child process, so the timed runs carry no extra variable."""
+    # Torch sends convolutions this small in channels to oneDNN (tiny ones
+    # go to its own loops); the nets' convs have 16-64 channels.
+    probe = ("import torch; torch.nn.functional.conv2d(torch.rand(8, 16, 28, 28), "
+             "torch.rand(16, 16, 3, 3), padding=1)")
+    env = dict(os.environ, DNNL_VERBOSE="1", MKLDNN_VERBOSE="1")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True).stdout
+    isa = re.search(r"isa:([^,\n]+)", out)
+    impl = re.search(r"exec,cpu,convolution,([^,]+)", out)
+    core = "?"
+    try:
+        torch.zeros(1)  # torch is loaded, and with it its BLAS
+        blas = ctypes.CDLL("libblas.so.3")
+        if hasattr(blas, "openblas_get_corename"):
+            blas.openblas_get_corename.restype = ctypes.c_char_p
+            core = blas.openblas_get_corename().decode()
+        else:
+            core = "not OpenBLAS"
+    except OSError:
+        pass
+    print("oneDNN:%s(%s) OpenBLAS:%s" % (impl.group(1) if impl else "off",
+                                          isa.group(1).strip() if isa else "?", core))
+
+
 def main():
+    if sys.argv[1:] == ["--kernels"]:
+        kernels()
+        return
     name, threads, windows, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     torch.set_num_threads(threads)
     torch.manual_seed(1)

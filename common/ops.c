@@ -21,7 +21,7 @@ void nas_maxpool_forward(float *out, const float *inp, int n, int c, int h, int 
 
 void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int c, int h,
                           int w, int k, int stride, int pad) {
-    nas__pool_backward(nas_simd_best(), NAS__POOL_MAX, dinp, dout, inp, n, c, h, w, k, stride, pad);
+    nas_pool_backward(1, 0, dinp, dout, inp, n, c, h, w, k, stride, pad);
 }
 
 void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
@@ -31,8 +31,13 @@ void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int 
 
 void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, int w, int k,
                           int stride, int pad) {
-    nas__pool_backward(nas_simd_best(), NAS__POOL_AVG, dinp, dout, NULL, n, c, h, w, k, stride,
-                       pad);
+    nas_pool_backward(0, 0, dinp, dout, NULL, n, c, h, w, k, stride, pad);
+}
+
+void nas_pool_backward(int max, int store, float *dinp, const float *dout, const float *inp, int n,
+                       int c, int h, int w, int k, int stride, int pad) {
+    nas__pool_backward(nas_simd_best(), max ? NAS__POOL_MAX : NAS__POOL_AVG, dinp, store, dout,
+                       max ? inp : NULL, n, c, h, w, k, stride, pad);
 }
 
 // ----------------------------------------------------------------------------

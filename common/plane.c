@@ -73,17 +73,20 @@ static void geom_offsets(const pgeom *g, int *off, int *offt) {
 }
 
 // Copy one input plane into the interior of buf; the padding and slack keep what the caller
-// filled them with once per call.
+// filled them with once per call.  A strided plane is copied phase by phase, so the inner loop
+// has no division.
 static void plane_fill(const pgeom *g, float *buf, const float *in) {
     for (int iy = 0; iy < g->h; iy++) {
         const float *src = in + (size_t)iy * g->w;
+        float *row = buf + (size_t)(iy + g->p) * g->wq;
         if (g->s == 1) {
-            memcpy(buf + (size_t)(iy + g->p) * g->wq + g->p, src, sizeof(float) * g->w);
+            memcpy(row + g->p, src, sizeof(float) * g->w);
             continue;
         }
-        for (int ix = 0; ix < g->w; ix++) {
-            int pc = ix + g->p;
-            buf[((size_t)(pc % g->s) * g->rows + iy + g->p) * g->wq + pc / g->s] = src[ix];
+        for (int ph = 0; ph < g->s; ph++) {
+            int ix0 = ((ph - g->p) % g->s + g->s) % g->s, q = (ix0 + g->p) / g->s;
+            float *dst = row + (size_t)ph * g->rows * g->wq;
+            for (int ix = ix0; ix < g->w; ix += g->s) dst[q++] = src[ix];
         }
     }
 }
@@ -248,7 +251,8 @@ static void dw_forward_ref(float *out, const float *inp, const float *weight, co
                     if (iy < 0 || iy >= s->h) continue;
                     for (int ox = 0; ox < s->ow; ox++) {
                         int ix = ox * s->stride - s->pad + kj * s->dil;
-                        if (ix >= 0 && ix < s->w) out_c[oy * s->ow + ox] += wv * in_c[iy * s->w + ix];
+                        if (ix >= 0 && ix < s->w)
+                            out_c[oy * s->ow + ox] += wv * in_c[iy * s->w + ix];
                     }
                 }
             }
@@ -418,17 +422,18 @@ void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, i
     free(sc.mem);
 }
 
-void nas__pool_backward(int isa, int kind, float *dinp, const float *dout, const float *inp, int n,
-                        int c, int h, int w, int k, int stride, int pad) {
+void nas__pool_backward(int isa, int kind, float *dinp, int store, const float *dout,
+                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad) {
     pgeom g;
     scratch sc;
     pool_geom(&g, h, w, k, stride, pad);
     isa = pick(isa);
     if (isa < 0 || !geom_bwd_ok(&g) ||
         !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f)) {
+        if (store) memset(dinp, 0, sizeof(float) * n * c * h * w);
         pool_backward_ref(kind, dinp, dout, inp, (long)n * c, &g);
         return;
     }
-    DISPATCH(isa, pool_bwd, kind, &g, &sc, dinp, dout, inp, (long)n * c);
+    DISPATCH(isa, pool_bwd, kind, &g, &sc, dinp, store, dout, inp, (long)n * c);
     free(sc.mem);
 }

@@ -27,10 +27,10 @@ void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *db
                       const nas_conv_shape *s);
 
 /* Pooling of kind NAS__POOL_MAX or NAS__POOL_AVG, k x k windows (see ops.h); inp is only read
- * by the max backward. */
+ * by the max backward; the backward backward adds into dinp or, with store, overwrites it. */
 void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, int c, int h, int w,
                        int k, int stride, int pad);
-void nas__pool_backward(int isa, int kind, float *dinp, const float *dout, const float *inp, int n,
-                        int c, int h, int w, int k, int stride, int pad);
+void nas__pool_backward(int isa, int kind, float *dinp, int store, const float *dout,
+                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad);
 
 #endif

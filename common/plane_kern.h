@@ -161,7 +161,7 @@ KATTR static void FN(pool_fwd)(int kind, const pgeom *g, const scratch *sc, floa
 // arg-max tap (the first tap equal to its maximum) in the plane sel, spread into sb beside
 // dout in gb, and a tap adds dout only where it was the arg-max.
 KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, float *dinp,
-                               const float *dout, const float *inp, long planes) {
+                               int store, const float *dout, const float *inp, long planes) {
     int nt = g->kh * g->kw, ow = g->ow;
     for (long p = 0; p < planes; p++) {
         const float *go = dout + p * g->oh * ow;
@@ -185,7 +185,7 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
         gpad_spread(g, sc->gb, go, g->ow, kind == NAS__POOL_AVG ? sc->cnt : NULL);
         FN(corr)(dinp + p * g->h * g->w, g->h, g->w, sc->gb,
                  kind == NAS__POOL_MAX ? sc->sb : NULL, (size_t)g->wq2, sc->offt, sc->ones, nt,
-                 0.0f, 1);
+                 0.0f, !store);
     }
 }
 

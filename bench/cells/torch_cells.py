@@ -8,13 +8,15 @@ forward, cross-entropy, backward, step.  Prints median/min/max images/s over
 windows and the median images per CPU-second.
 usage: torch_cells.py GENOME|micro:C SIDE F N THREADS WINDOWS STEPS
 """
-import statistics
+import os
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train_vs_torch"))
+from torch_bench import timed_training  # noqa: E402
 
 
 def relu_conv_bn(c, k, stride, pad, dil=1, groups=1):
@@ -188,23 +190,7 @@ def main():
     if windows <= 0:
         print(sum(p.numel() for p in net.parameters()))
         return
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(128, 1, side, side)
-    y = torch.randint(0, 10, (128,))
-    lossf = nn.CrossEntropyLoss()
-    ips, cps = [], []
-    for w in range(-1, windows):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = lossf(net(x), y)
-            loss.backward()
-            opt.step()
-        if w >= 0:
-            ips.append(steps * 128 / (time.perf_counter() - t0))
-            cps.append(steps * 128 / (time.process_time() - c0))
-    print("%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips),
-                                   statistics.median(cps)))
+    print(timed_training(net, side, windows, steps))
 
 
 if __name__ == "__main__":

@@ -45,20 +45,17 @@ def make(name):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
-def main():
-    name, threads, windows, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    torch.set_num_threads(threads)
-    torch.manual_seed(1)
-    side = 14 if name == "small14" else 28
-    net = make(name)
+def timed_training(net, side, windows, steps):
+    """Train net on a random batch of 128 (one channel, side x side, 10 classes) with
+    SGD(lr 0.01, momentum 0.9): a warm-up window, then `windows` timed windows of `steps`
+    steps.  Returns "median min max images/s, median images per CPU-second"."""
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.rand(128, 1, side, side)
     y = torch.randint(0, 10, (128,))
     lossf = nn.CrossEntropyLoss()
     ips, cps = [], []
     for w in range(-1, windows):
-        t0 = time.perf_counter()
-        c0 = time.process_time()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             opt.zero_grad()
             loss = lossf(net(x), y)
@@ -67,7 +64,17 @@ def main():
         if w >= 0:
             ips.append(steps * 128 / (time.perf_counter() - t0))
             cps.append(steps * 128 / (time.process_time() - c0))
-    print("%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips), statistics.median(cps)))
+    return "%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips),
+                                    statistics.median(cps))
+
+
+def main():
+    name, threads, windows, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    side = 14 if name == "small14" else 28
+    net = make(name)
+    print(timed_training(net, side, windows, steps))
 
 
 if __name__ == "__main__":

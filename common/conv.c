@@ -1,5 +1,5 @@
 /*
- * conv.c - convolution: im2col + GEMM, direct depthwise, naive references;
+ * conv.c - convolution: im2col + GEMM, naive references (depthwise convs run in plane.c);
  * the kernel-row path of stride-1/2 convs is in conv_rows.c.
  *
  * Index conventions used throughout: input pixel (iy, ix) feeding output
@@ -15,6 +15,8 @@
 
 #include "common/err.h"
 #include "common/gemm.h"
+#include "common/plane.h"
+#include "common/simd.h"
 
 // x86-64 GCC builds may call AVX2 gathers in functions compiled for AVX2 alone, chosen at run
 // time; NAS_NO_CLONES (common/simd.h) turns that off as it does the clones.
@@ -421,80 +423,6 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
 }
 
 // ----------------------------------------------------------------------------
-// depthwise: one filter per channel, direct loops
-
-// Depthwise convs have one input channel per filter, so im2col + GEMM would multiply a 1 x K
-// by K x HW matrix per channel: all overhead.  The direct loop walks each tap across rows.
-static void dw_forward(float *out, const float *inp, const float *weight, const float *bias,
-                       const nas_conv_shape *s) {
-    // out (N,C,OH,OW), inp (N,C,H,W), weight (C,1,KH,KW)
-    for (int b = 0; b < s->n; b++) {
-        for (int ch = 0; ch < s->c; ch++) {
-            const float *in_c = inp + ((size_t)b * s->c + ch) * s->h * s->w;
-            const float *w_c = weight + (size_t)ch * s->kh * s->kw;
-            float *out_c = out + ((size_t)b * s->c + ch) * s->oh * s->ow;
-            float bv = bias ? bias[ch] : 0.0f;
-            for (int i = 0; i < s->oh * s->ow; i++) out_c[i] = bv;
-            for (int ki = 0; ki < s->kh; ki++) {
-                for (int kj = 0; kj < s->kw; kj++) {
-                    float wv = w_c[ki * s->kw + kj];
-                    for (int oy = 0; oy < s->oh; oy++) {
-                        int iy = oy * s->stride - s->pad + ki * s->dil;
-                        if (iy < 0 || iy >= s->h) continue;
-                        const float *src = in_c + (size_t)iy * s->w;
-                        float *dst = out_c + oy * s->ow;
-                        int ix0 = kj * s->dil - s->pad;
-                        for (int ox = 0; ox < s->ow; ox++) {
-                            int ix = ox * s->stride + ix0;
-                            if (ix >= 0 && ix < s->w) dst[ox] += wv * src[ix];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-static void dw_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const nas_conv_shape *s) {
-    // forward was: out[b,c,oy,ox] += w[c,ki,kj] * inp[b,c,iy,ix]
-    for (int b = 0; b < s->n; b++) {
-        for (int ch = 0; ch < s->c; ch++) {
-            const float *in_c = inp + ((size_t)b * s->c + ch) * s->h * s->w;
-            float *din_c = dinp ? dinp + ((size_t)b * s->c + ch) * s->h * s->w : NULL;
-            const float *w_c = weight + (size_t)ch * s->kh * s->kw;
-            float *dw_c = dweight + (size_t)ch * s->kh * s->kw;
-            const float *dout_c = dout + ((size_t)b * s->c + ch) * s->oh * s->ow;
-            if (dbias) {
-                float acc = 0.0f;
-                for (int i = 0; i < s->oh * s->ow; i++) acc += dout_c[i];
-                dbias[ch] += acc;
-            }
-            for (int ki = 0; ki < s->kh; ki++) {
-                for (int kj = 0; kj < s->kw; kj++) {
-                    float wv = w_c[ki * s->kw + kj];
-                    float dwv = 0.0f;
-                    for (int oy = 0; oy < s->oh; oy++) {
-                        int iy = oy * s->stride - s->pad + ki * s->dil;
-                        if (iy < 0 || iy >= s->h) continue;
-                        const float *src = in_c + (size_t)iy * s->w;
-                        const float *g = dout_c + oy * s->ow;
-                        int ix0 = kj * s->dil - s->pad;
-                        for (int ox = 0; ox < s->ow; ox++) {
-                            int ix = ox * s->stride + ix0;
-                            if (ix < 0 || ix >= s->w) continue;
-                            dwv += g[ox] * src[ix];
-                            if (din_c) din_c[(size_t)iy * s->w + ix] += wv * g[ox];
-                        }
-                    }
-                    dw_c[ki * s->kw + kj] += dwv;
-                }
-            }
-        }
-    }
-}
-
-// ----------------------------------------------------------------------------
 // general conv: per image, per group GEMM
 
 // One image-group's column matrix: the GEMMs run per image, so the scratch does not grow with
@@ -535,8 +463,10 @@ static void conv_im2col(float *col, const float *img, int c, const nas_conv_shap
 // one GEMM, with pointwise convs reading the image itself as the column matrix.
 void nas_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const nas_conv_shape *s, float *ws) {
+    // Depthwise convs have one input channel per filter, so im2col + GEMM would multiply a 1 x K
+    // by K x HW matrix per channel: all overhead.  plane.c runs them as direct vector loops.
     if (is_depthwise(s)) {
-        dw_forward(out, inp, weight, bias, s);
+        nas__dw_forward(nas_simd_best(), out, inp, weight, bias, s);
         return;
     }
     if (nas__conv_rows_ok(s)) {
@@ -576,8 +506,7 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
                           const float *inp, const float *weight, const nas_conv_shape *s,
                           float *ws) {
     if (is_depthwise(s)) {
-        if (dinp && store) memset(dinp, 0, sizeof(float) * s->n * s->c * s->h * s->w);
-        dw_backward(dinp, dweight, dbias, dout, inp, weight, s);
+        nas__dw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s);
         return;
     }
     if (nas__conv_rows_ok(s)) {

@@ -9,7 +9,7 @@
  * lower to one GEMM through im2col (a table gather for narrow strided
  * outputs, whose weight gradient reads the transposed columns, gathered the
  * same way); a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
- * depthwise conv, groups == C == OC, has its own direct loop.  Every optimized
+ * depthwise conv, groups == C == OC, runs the vector loops of plane.h.  Every optimized
  * kernel keeps a _naive direct-loop twin that the tests compare against.
  * Backward kernels accumulate (+=) into dinp, dweight and dbias.
  */

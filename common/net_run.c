@@ -347,12 +347,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
         break;
     }
     case NAS__OP_MAXPOOL:
-        nas_maxpool_backward(din + b0 * pin, dout + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w,
-                             nd->k, nd->stride, nd->pad);
-        break;
     case NAS__OP_AVGPOOL:
-        nas_avgpool_backward(din + b0 * pin, dout + b0 * pout, nb, is.c, is.h, is.w, nd->k,
-                             nd->stride, nd->pad);
+        nas_pool_backward(nd->op == NAS__OP_MAXPOOL, overwrite & 1, din + b0 * pin,
+                          dout + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w, nd->k, nd->stride,
+                          nd->pad);
         break;
     case NAS__OP_GAP: nas_gap_backward(din + b0 * pin, dout + b0 * pout, nb, is.c, is.h * is.w); break;
     case NAS__OP_LINEAR:
@@ -397,13 +395,13 @@ static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int ti
 }
 
 // Which of node j's inputs get their gradient stored rather than added (bit k for input k).
-// BN, ReLU, add and conv nodes that are an input gradient's first writer store instead of
+// BN, ReLU, add, conv and pool nodes that are an input gradient's first writer store instead of
 // adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while it is
 // hot); other first writers get a zeroed one.
 static int overwrite_mask(const nas_net *net, const nas__node *nd, int j) {
     int overwrite = 0;
     if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
-        nd->op == NAS__OP_CONV) {
+        nd->op == NAS__OP_CONV || nd->op == NAS__OP_MAXPOOL || nd->op == NAS__OP_AVGPOOL) {
         for (int k = 0; k < nd->n_in; k++)
             if (net->nodes[nd->in[k]].zero_at == j) overwrite |= 1 << k;
         if (nd->n_in == 2 && nd->in[0] == nd->in[1]) overwrite &= 1; /* add(x, x): add twice */

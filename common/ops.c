@@ -4,123 +4,40 @@
  */
 #include "common/ops.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "common/gemm.h"
+#include "common/plane.h"
 #include "common/simd.h"
 
 // ----------------------------------------------------------------------------
-// max pool
+// max and average pool: vector loops over padded planes in plane.c
 
 void nas_maxpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
                          int stride, int pad) {
-    int oh = nas_pool_out(h, k, stride, pad), ow = nas_pool_out(w, k, stride, pad);
-    for (long p = 0; p < (long)n * c; p++) {
-        const float *in_p = inp + p * h * w;
-        float *out_p = out + p * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                float best = -FLT_MAX;
-                for (int ki = 0; ki < k; ki++) {
-                    int iy = oy * stride - pad + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kj = 0; kj < k; kj++) {
-                        int ix = ox * stride - pad + kj;
-                        if (ix >= 0 && ix < w && in_p[iy * w + ix] > best) best = in_p[iy * w + ix];
-                    }
-                }
-                out_p[oy * ow + ox] = best;
-            }
-    }
+    nas__pool_forward(nas_simd_best(), NAS__POOL_MAX, out, inp, n, c, h, w, k, stride, pad);
 }
 
 void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int c, int h,
                           int w, int k, int stride, int pad) {
-    int oh = nas_pool_out(h, k, stride, pad), ow = nas_pool_out(w, k, stride, pad);
-    for (long p = 0; p < (long)n * c; p++) {
-        const float *in_p = inp + p * h * w;
-        float *din_p = dinp + p * h * w;
-        const float *dout_p = dout + p * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                // forward was: out = max over the window; the gradient goes to the first arg-max.
-                int arg = -1;
-                float best = -FLT_MAX;
-                for (int ki = 0; ki < k; ki++) {
-                    int iy = oy * stride - pad + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kj = 0; kj < k; kj++) {
-                        int ix = ox * stride - pad + kj;
-                        if (ix >= 0 && ix < w && (arg < 0 || in_p[iy * w + ix] > best)) {
-                            best = in_p[iy * w + ix];
-                            arg = iy * w + ix;
-                        }
-                    }
-                }
-                if (arg >= 0) din_p[arg] += dout_p[oy * ow + ox];
-            }
-    }
-}
-
-// ----------------------------------------------------------------------------
-// average pool
-
-// Number of window taps that fall inside the image (the divisor).
-// The divisor of an average window excludes padding (count_include_pad=False), so border
-// pixels are averages of real pixels only, as DARTS' pooling ops expect.
-static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad) {
-    int y0 = oy * stride - pad, x0 = ox * stride - pad;
-    int y1 = y0 + k > h ? h : y0 + k, x1 = x0 + k > w ? w : x0 + k;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    int cnt = (y1 - y0) * (x1 - x0);
-    return cnt > 0 ? cnt : 1;
+    nas_pool_backward(1, 0, dinp, dout, inp, n, c, h, w, k, stride, pad);
 }
 
 void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
                          int stride, int pad) {
-    int oh = nas_pool_out(h, k, stride, pad), ow = nas_pool_out(w, k, stride, pad);
-    for (long p = 0; p < (long)n * c; p++) {
-        const float *in_p = inp + p * h * w;
-        float *out_p = out + p * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                float acc = 0.0f;
-                for (int ki = 0; ki < k; ki++) {
-                    int iy = oy * stride - pad + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kj = 0; kj < k; kj++) {
-                        int ix = ox * stride - pad + kj;
-                        if (ix >= 0 && ix < w) acc += in_p[iy * w + ix];
-                    }
-                }
-                out_p[oy * ow + ox] = acc / (float)window_count(oy, ox, h, w, k, stride, pad);
-            }
-    }
+    nas__pool_forward(nas_simd_best(), NAS__POOL_AVG, out, inp, n, c, h, w, k, stride, pad);
 }
 
 void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, int w, int k,
                           int stride, int pad) {
-    int oh = nas_pool_out(h, k, stride, pad), ow = nas_pool_out(w, k, stride, pad);
-    for (long p = 0; p < (long)n * c; p++) {
-        float *din_p = dinp + p * h * w;
-        const float *dout_p = dout + p * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                // forward was: out = sum(window) / count
-                float g = dout_p[oy * ow + ox] / (float)window_count(oy, ox, h, w, k, stride, pad);
-                for (int ki = 0; ki < k; ki++) {
-                    int iy = oy * stride - pad + ki;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kj = 0; kj < k; kj++) {
-                        int ix = ox * stride - pad + kj;
-                        if (ix >= 0 && ix < w) din_p[iy * w + ix] += g;
-                    }
-                }
-            }
-    }
+    nas_pool_backward(0, 0, dinp, dout, NULL, n, c, h, w, k, stride, pad);
+}
+
+void nas_pool_backward(int max, int store, float *dinp, const float *dout, const float *inp, int n,
+                       int c, int h, int w, int k, int stride, int pad) {
+    nas__pool_backward(nas_simd_best(), max ? NAS__POOL_MAX : NAS__POOL_AVG, dinp, store, dout,
+                       max ? inp : NULL, n, c, h, w, k, stride, pad);
 }
 
 // ----------------------------------------------------------------------------

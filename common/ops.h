@@ -31,6 +31,10 @@ void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int 
                          int stride, int pad);
 void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, int w, int k,
                           int stride, int pad);
+// Either pool's backward (max != 0: max pool, which reads inp); with store, dinp is overwritten
+// instead of added to, so a first writer of a gradient need not zero it.
+void nas_pool_backward(int max, int store, float *dinp, const float *dout, const float *inp, int n,
+                       int c, int h, int w, int k, int stride, int pad);
 
 // global average pool: inp (N,C,HW) -> out (N,C)
 void nas_gap_forward(float *out, const float *inp, int n, int c, int hw);

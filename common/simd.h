@@ -18,4 +18,20 @@
 #define NAS_CLONES
 #endif
 
+/* The instruction sets the hand-vectorized kernels (common/plane.c) are built for.  Each kernel
+ * is compiled once per level with __attribute__((target)), so the build needs no -march flag;
+ * nas_simd_best() names the widest one this CPU runs.  Every level computes the same bits
+ * (no FMA contraction, the same order of operations per output element), so a worker's results
+ * do not depend on its CPU; tests force each level through the kernels' isa argument. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NAS_NO_CLONES)
+#define NAS_SIMD_INTRIN 1
+#else
+#define NAS_SIMD_INTRIN 0
+#endif
+
+enum { NAS_SIMD_SCALAR = 0, NAS_SIMD_AVX2 = 1, NAS_SIMD_AVX512 = 2 };
+
+/* The widest level this CPU and build support (NAS_SIMD_SCALAR where NAS_SIMD_INTRIN is 0). */
+int nas_simd_best(void);
+
 #endif

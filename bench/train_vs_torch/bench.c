@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/blas.h"
 #include "common/clock.h"
@@ -24,17 +23,7 @@
 #include "common/net.h"
 #include "common/optim.h"
 #include "common/refnets.h"
-
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench/train_loop.h"
 
 int main(int argc, char **argv) {
     if (nas_blas_prepare(argv) < 0) return 1;
@@ -64,37 +53,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
-    nas_rng rng;
-    nas_rng_init(&rng, 1, 0);
-    nas_net_init_params(net, &rng);
-    float *x = malloc(sizeof(float) * batch * side * side);
-    uint8_t *y = malloc(batch);
-    for (int i = 0; i < batch * side * side; i++) x[i] = nas_rng_uniform(&rng);
-    for (int i = 0; i < batch; i++) y[i] = (uint8_t)nas_rng_below(&rng, 10);
-    size_t n_tr;
-    float *p = nas_net_params_data(net, &n_tr, NULL);
-    nas_sgd_config sgd = {.momentum = 0.9f};
     double *ips = malloc(sizeof(double) * windows), *cps = malloc(sizeof(double) * windows);
-    for (int w = -1; w < windows; w++) { /* window -1 is the warm-up */
-        int64_t t0 = nas_now_ns();
-        double c0 = cpu_seconds();
-        for (int s = 0; s < steps; s++) {
-            nas_net_zero_grad(net);
-            nas_net_forward(net, x, batch, 1, &rng);
-            nas_net_loss(net, y, batch, 0.0f, NULL);
-            nas_net_backward(net);
-            nas_sgd_step(p, nas_net_grads_data(net), nas_net_optim_state(net), n_tr, 0.01f, &sgd);
-        }
-        if (w >= 0) {
-            ips[w] = (double)steps * batch / ((nas_now_ns() - t0) * 1e-9);
-            cps[w] = (double)steps * batch / (cpu_seconds() - c0);
-        }
-    }
-    qsort(ips, windows, sizeof(double), cmp_double);
-    qsort(cps, windows, sizeof(double), cmp_double);
+    bench_train(net, side, windows, steps, ips, cps);
     printf("%.1f %.1f %.1f %.1f %.1f %s:%s(%s)\n", ips[windows / 2], ips[0], ips[windows - 1],
            cps[windows / 2], cps[windows - 1], bi.library, bi.kernels, bi.source);
-    free(ips), free(cps), free(x), free(y);
+    free(ips), free(cps);
     nas_net_destroy(&net);
     return 0;
 }

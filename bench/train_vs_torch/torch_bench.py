@@ -78,6 +78,29 @@ def kernels():
                                           isa.group(1).strip() if isa else "?", core))
 
 
+def timed_training(net, side, windows, steps):
+    """Train net on a random batch of 128 (one channel, side x side, 10 classes) with
+    SGD(lr 0.01, momentum 0.9): a warm-up window, then `windows` timed windows of `steps`
+    steps.  Returns "median min max images/s, median images per CPU-second"."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(128, 1, side, side)
+    y = torch.randint(0, 10, (128,))
+    lossf = nn.CrossEntropyLoss()
+    ips, cps = [], []
+    for w in range(-1, windows):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = lossf(net(x), y)
+            loss.backward()
+            opt.step()
+        if w >= 0:
+            ips.append(steps * 128 / (time.perf_counter() - t0))
+            cps.append(steps * 128 / (time.process_time() - c0))
+    return "%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips),
+                                    statistics.median(cps))
+
+
 def main():
     if sys.argv[1:] == ["--kernels"]:
         kernels()
@@ -87,23 +110,7 @@ def main():
     torch.manual_seed(1)
     side = 14 if name == "small14" else 28
     net = make(name)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(128, 1, side, side)
-    y = torch.randint(0, 10, (128,))
-    lossf = nn.CrossEntropyLoss()
-    ips, cps = [], []
-    for w in range(-1, windows):
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = lossf(net(x), y)
-            loss.backward()
-            opt.step()
-        if w >= 0:
-            ips.append(steps * 128 / (time.perf_counter() - t0))
-            cps.append(steps * 128 / (time.process_time() - c0))
-    print("%.1f %.1f %.1f %.1f" % (statistics.median(ips), min(ips), max(ips), statistics.median(cps)))
+    print(timed_training(net, side, windows, steps))
 
 
 if __name__ == "__main__":

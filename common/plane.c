@@ -1,0 +1,439 @@
+/*
+ * plane.c - depthwise conv and pooling kernels (see plane.h): the padded
+ * plane buffers they share, the reference loops, one instantiation of
+ * plane_kern.h per instruction set, and the dispatch.
+ *
+ * Each input plane is first copied into a buffer with its padding around it
+ * (zeros for convs and averages, -inf for maxima), its columns split by
+ * phase modulo the stride, so that every tap of every output row reads one
+ * contiguous run of the buffer: the inner loops have no bounds tests, and a
+ * stride-2 conv loads as plainly as a stride-1 one.  The input gradient is
+ * added into a buffer of the same layout and drained into dinp once per plane.
+ * Planes are small (the search's are 7x7 to 32x32), so both buffers stay in L1.
+ */
+#include "common/plane.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ops.h"
+#include "common/simd.h"
+
+#if NAS_SIMD_INTRIN
+#include <immintrin.h>
+#endif
+
+// The padded plane layout: padded row r = iy + pad, padded column pc = ix + pad stored at
+// phase pc % s, row r, position pc / s: buf[((pc % s) * rows + r) * wq + pc / s].  Rows have wq
+// floats, enough for the widest vector past the last output column of every tap.
+//
+// The backward kernels read the output gradient from a second layout: dout spread out by the
+// stride (output (oy, ox) at row oy*s + p2, column ox*s + q2, zeros between) in rows2 rows of
+// wq2 floats, with p2 = (KH-1)*dil - pad and q2 likewise.  The input gradient is then the
+// stride-1 correlation of that plane with the flipped kernel, computed like a forward, with no
+// scatter and no read-modify-write of a buffer.  It needs p2, q2 >= 0 (pad <= (K-1)*dil, true of
+// every "same" conv and pool); other shapes take the reference loops.
+typedef struct pgeom {
+    int h, w, oh, ow, kh, kw, s, p, d;
+    int rows, wq, owv; /* padded rows, floats per phase row, OW rounded up to 16 */
+    size_t len;        /* floats of one padded plane */
+    int p2, q2, rows2, wq2;
+    size_t len2; /* floats of one spread gradient plane */
+} pgeom;
+
+static int round16(int x) { return (x + 15) / 16 * 16; }
+
+static void geom_init(pgeom *g, int h, int w, int oh, int ow, int kh, int kw, int s, int p, int d) {
+    *g = (pgeom){.h = h, .w = w, .oh = oh, .ow = ow, .kh = kh, .kw = kw, .s = s, .p = p, .d = d};
+    g->rows = h + 2 * p;
+    g->owv = round16(ow);
+    int need = g->owv + (kw - 1) * d / s, cols = (w + 2 * p + s - 1) / s;
+    g->wq = round16(need > cols ? need : cols);
+    g->len = (size_t)s * g->rows * g->wq;
+    g->p2 = (kh - 1) * d - p, g->q2 = (kw - 1) * d - p;
+    g->rows2 = h + (kh - 1) * d;
+    g->wq2 = round16(w) + round16((kw - 1) * d);
+    g->len2 = (size_t)g->rows2 * g->wq2;
+}
+
+// Whether the backward kernels take g (see pgeom).
+static int geom_bwd_ok(const pgeom *g) { return g->p2 >= 0 && g->q2 >= 0; }
+
+// Offset in the input buffer of tap t = ki*KW + kj for output (0, 0), where output (oy, ox)
+// adds oy*s*wq + ox; and in the spread gradient plane of tap t for input pixel (0, 0).
+static void geom_offsets(const pgeom *g, int *off, int *offt) {
+    for (int ki = 0; ki < g->kh; ki++)
+        for (int kj = 0; kj < g->kw; kj++) {
+            int pc = kj * g->d;
+            off[ki * g->kw + kj] = ((pc % g->s) * g->rows + ki * g->d) * g->wq + pc / g->s;
+            offt[ki * g->kw + kj] = ki * g->d * g->wq2 + kj * g->d;
+        }
+}
+
+// Copy one input plane into the interior of buf; the padding and slack keep what the caller
+// filled them with once per call.  A strided plane is copied phase by phase, so the inner loop
+// has no division.
+static void plane_fill(const pgeom *g, float *buf, const float *in) {
+    for (int iy = 0; iy < g->h; iy++) {
+        const float *src = in + (size_t)iy * g->w;
+        float *row = buf + (size_t)(iy + g->p) * g->wq;
+        if (g->s == 1) {
+            memcpy(row + g->p, src, sizeof(float) * g->w);
+            continue;
+        }
+        for (int ph = 0; ph < g->s; ph++) {
+            int ix0 = ((ph - g->p) % g->s + g->s) % g->s, q = (ix0 + g->p) / g->s;
+            float *dst = row + (size_t)ph * g->rows * g->wq;
+            for (int ix = ix0; ix < g->w; ix += g->s) dst[q++] = src[ix];
+        }
+    }
+}
+
+// Spread an OH x OW plane (rows ld floats apart) into the gradient layout of pgeom, divided
+// by the window counts cnt when given; the zeros between stay from the scratch's set-up.
+static void gpad_spread(const pgeom *g, float *dst, const float *src, int ld, const float *cnt) {
+    for (int oy = 0; oy < g->oh; oy++) {
+        float *row = dst + (size_t)(oy * g->s + g->p2) * g->wq2 + g->q2;
+        const float *sr = src + (size_t)oy * ld;
+        if (cnt) {
+            const float *cr = cnt + (size_t)oy * g->owv;
+            for (int ox = 0; ox < g->ow; ox++) row[ox * g->s] = sr[ox] / cr[ox];
+        } else if (g->s == 1) {
+            memcpy(row, sr, sizeof(float) * g->ow);
+        } else {
+            for (int ox = 0; ox < g->ow; ox++) row[ox * g->s] = sr[ox];
+        }
+    }
+}
+
+// Sum of n floats in order: the same at every instruction set.
+static float plane_sum(const float *x, int n) {
+    float a = 0.0f;
+    for (int i = 0; i < n; i++) a += x[i];
+    return a;
+}
+
+// The divisor of an average window: its real pixels only (count_include_pad off), so border
+// pixels are averages of real pixels, as DARTS' pooling ops expect.
+static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad) {
+    int y0 = oy * stride - pad, x0 = ox * stride - pad;
+    int y1 = y0 + k > h ? h : y0 + k, x1 = x0 + k > w ? w : x0 + k;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    int cnt = (y1 - y0) * (x1 - x0);
+    return cnt > 0 ? cnt : 1;
+}
+
+// The scratch of one call: the input buffer xb (padding set to the border value), the spread
+// gradient gb and arg-max sb planes, the weight-gradient lanes or the arg-max rows acc, the
+// divisors cnt of an average pool (OH rows of owv, slack 1), the tap offsets off (four spare
+// copies of off[0] after the taps, see dw_wgrad) and offt, the flipped taps wt and unit taps.
+typedef struct scratch {
+    float *mem, *xb, *gb, *sb, *acc, *cnt, *wt, *ones;
+    int *off, *offt;
+} scratch;
+
+// Allocate and set up sc for g; 0 when malloc fails (the caller then runs the reference loops).
+static int scratch_init(scratch *sc, const pgeom *g, float border) {
+    size_t nt = (size_t)g->kh * g->kw, owv = (size_t)g->owv, cnt = (size_t)g->oh * owv;
+    size_t acc = (nt + 4) * owv > cnt ? (nt + 4) * owv : cnt;
+    sc->mem = calloc(g->len + 2 * g->len2 + acc + cnt + 2 * nt + (nt + 4) + nt, sizeof(float));
+    if (!sc->mem) return 0;
+    sc->xb = sc->mem, sc->gb = sc->xb + g->len, sc->sb = sc->gb + g->len2;
+    sc->acc = sc->sb + g->len2, sc->cnt = sc->acc + acc, sc->wt = sc->cnt + cnt;
+    sc->ones = sc->wt + nt;
+    sc->off = (int *)(void *)(sc->ones + nt), sc->offt = sc->off + nt + 4;
+    for (size_t i = 0; i < g->len; i++) sc->xb[i] = border;
+    geom_offsets(g, sc->off, sc->offt);
+    for (size_t t = 0; t < nt; t++) sc->ones[t] = 1.0f;
+    for (int t = 0; t < 4; t++) sc->off[nt + t] = sc->off[0];
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->owv; ox++)
+            sc->cnt[(size_t)oy * g->owv + ox] =
+                ox < g->ow ? (float)window_count(oy, ox, g->h, g->w, g->kh, g->s, g->p) : 1.0f;
+    return 1;
+}
+
+// ----------------------------------------------------------------------------
+// one instantiation of plane_kern.h per instruction set
+
+#define KATTR
+#define FN(x) x##_scalar
+#define VT float
+#define V 1
+#define LD(p) (*(p))
+#define LDN(p, n) ((void)(n), *(p))
+#define ST(p, v) (*(p) = (v))
+#define STN(p, v, n) ((void)(n), *(p) = (v))
+#define SET1(x) (x)
+#define ZERO() 0.0f
+#define ADD(a, b) ((a) + (b))
+#define MUL(a, b) ((a) * (b))
+#define DIV(a, b) ((a) / (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MT int
+#define EQ(a, b) ((a) == (b))
+#define ANDN(m, done) ((m) && !(done))
+#define OR(a, b) ((a) || (b))
+#define MSEL(m, v) ((m) ? (v) : 0.0f)
+#define MNONE 0
+#include "common/plane_kern.h"
+
+#if NAS_SIMD_INTRIN
+#define KATTR __attribute__((target("avx512f")))
+#define FN(x) x##_avx512
+#define VT __m512
+#define V 16
+#define LD(p) _mm512_loadu_ps(p)
+#define LDN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1), p)
+#define ST(p, v) _mm512_storeu_ps(p, v)
+#define STN(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
+#define SET1(x) _mm512_set1_ps(x)
+#define ZERO() _mm512_setzero_ps()
+#define ADD(a, b) _mm512_add_ps(a, b)
+#define MUL(a, b) _mm512_mul_ps(a, b)
+#define DIV(a, b) _mm512_div_ps(a, b)
+#define MAX(a, b) _mm512_max_ps(a, b)
+#define MT __mmask16
+#define EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
+#define ANDN(m, done) ((__mmask16)((m) & ~(done)))
+#define OR(a, b) ((__mmask16)((a) | (b)))
+#define MSEL(m, v) _mm512_maskz_mov_ps(m, v)
+#define MNONE ((__mmask16)0)
+#include "common/plane_kern.h"
+
+// A mask of the first n of 8 lanes, for AVX2's masked loads and stores.
+__attribute__((target("avx2"))) static inline __m256i lanes8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#define KATTR __attribute__((target("avx2")))
+#define FN(x) x##_avx2
+#define VT __m256
+#define V 8
+#define LD(p) _mm256_loadu_ps(p)
+#define LDN(p, n) _mm256_maskload_ps(p, lanes8(n))
+#define ST(p, v) _mm256_storeu_ps(p, v)
+#define STN(p, v, n) _mm256_maskstore_ps(p, lanes8(n), v)
+#define SET1(x) _mm256_set1_ps(x)
+#define ZERO() _mm256_setzero_ps()
+#define ADD(a, b) _mm256_add_ps(a, b)
+#define MUL(a, b) _mm256_mul_ps(a, b)
+#define DIV(a, b) _mm256_div_ps(a, b)
+#define MAX(a, b) _mm256_max_ps(a, b)
+#define MT __m256
+#define EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define ANDN(m, done) _mm256_andnot_ps(done, m)
+#define OR(a, b) _mm256_or_ps(a, b)
+#define MSEL(m, v) _mm256_and_ps(m, v)
+#define MNONE _mm256_setzero_ps()
+#include "common/plane_kern.h"
+#endif
+
+// ----------------------------------------------------------------------------
+// reference loops: direct, with a bounds test per tap
+
+static void dw_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                           const nas_conv_shape *s) {
+    for (long p = 0; p < (long)s->n * s->c; p++) {
+        int ch = (int)(p % s->c);
+        const float *in_c = inp + p * s->h * s->w, *w_c = weight + (size_t)ch * s->kh * s->kw;
+        float *out_c = out + p * s->oh * s->ow;
+        float bv = bias ? bias[ch] : 0.0f;
+        for (int i = 0; i < s->oh * s->ow; i++) out_c[i] = bv;
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                float wv = w_c[ki * s->kw + kj];
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    if (iy < 0 || iy >= s->h) continue;
+                    for (int ox = 0; ox < s->ow; ox++) {
+                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        if (ix >= 0 && ix < s->w)
+                            out_c[oy * s->ow + ox] += wv * in_c[iy * s->w + ix];
+                    }
+                }
+            }
+    }
+}
+
+static void dw_backward_ref(float *dinp, int store, float *dweight, float *dbias,
+                            const float *dout, const float *inp, const float *weight,
+                            const nas_conv_shape *s) {
+    if (dinp && store) memset(dinp, 0, sizeof(float) * s->n * s->c * s->h * s->w);
+    for (long p = 0; p < (long)s->n * s->c; p++) {
+        int ch = (int)(p % s->c), nt = s->kh * s->kw;
+        const float *in_c = inp + p * s->h * s->w, *g = dout + p * s->oh * s->ow;
+        float *din_c = dinp ? dinp + p * s->h * s->w : NULL;
+        if (dbias) dbias[ch] += plane_sum(g, s->oh * s->ow);
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                // forward was: out[oy, ox] += w[ki, kj] * inp[iy, ix]
+                float wv = weight[(size_t)ch * nt + ki * s->kw + kj], dwv = 0.0f;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    if (iy < 0 || iy >= s->h) continue;
+                    for (int ox = 0; ox < s->ow; ox++) {
+                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        if (ix < 0 || ix >= s->w) continue;
+                        float d = g[oy * s->ow + ox];
+                        dwv += d * in_c[iy * s->w + ix];
+                        if (din_c) din_c[iy * s->w + ix] += wv * d;
+                    }
+                }
+                dweight[(size_t)ch * nt + ki * s->kw + kj] += dwv;
+            }
+    }
+}
+
+// Pool reference loops: window (oy, ox) covers the real pixels [y0, y1) x [x0, x1).
+static void window_range(const pgeom *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
+    *y0 = oy * g->s - g->p, *x0 = ox * g->s - g->p;
+    *y1 = *y0 + g->kh > g->h ? g->h : *y0 + g->kh, *x1 = *x0 + g->kw > g->w ? g->w : *x0 + g->kw;
+    if (*y0 < 0) *y0 = 0;
+    if (*x0 < 0) *x0 = 0;
+}
+
+static void pool_forward_ref(int kind, float *out, const float *inp, long planes, const pgeom *g) {
+    for (long p = 0; p < planes; p++) {
+        const float *in_p = inp + p * g->h * g->w;
+        float *out_p = out + p * g->oh * g->ow;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                int y0, y1, x0, x1;
+                window_range(g, oy, ox, &y0, &y1, &x0, &x1);
+                float best = -INFINITY, acc = 0.0f;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        float x = in_p[iy * g->w + ix];
+                        acc += x;
+                        if (x > best) best = x;
+                    }
+                out_p[oy * g->ow + ox] =
+                    kind == NAS__POOL_MAX
+                        ? best
+                        : acc / (float)window_count(oy, ox, g->h, g->w, g->kh, g->s, g->p);
+            }
+    }
+}
+
+static void pool_backward_ref(int kind, float *dinp, const float *dout, const float *inp,
+                              long planes, const pgeom *g) {
+    for (long p = 0; p < planes; p++) {
+        const float *in_p = inp ? inp + p * g->h * g->w : NULL;
+        float *din_p = dinp + p * g->h * g->w;
+        const float *dout_p = dout + p * g->oh * g->ow;
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++) {
+                // max: the gradient goes to the first arg-max; avg: spread over the window.
+                float d = dout_p[oy * g->ow + ox];
+                int y0, y1, x0, x1, arg = -1;
+                window_range(g, oy, ox, &y0, &y1, &x0, &x1);
+                if (kind == NAS__POOL_AVG)
+                    d /= (float)window_count(oy, ox, g->h, g->w, g->kh, g->s, g->p);
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        int i = iy * g->w + ix;
+                        if (kind == NAS__POOL_AVG)
+                            din_p[i] += d;
+                        else if (arg < 0 || in_p[i] > in_p[arg])
+                            arg = i;
+                    }
+                if (arg >= 0) din_p[arg] += d;
+            }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// dispatch
+
+static int pick(int isa) {
+    int best = nas_simd_best();
+    return isa > best ? best : isa;
+}
+
+// Run kernel fn at level isa.
+#if NAS_SIMD_INTRIN
+#define DISPATCH(isa, fn, ...)                                                                     \
+    do {                                                                                           \
+        if ((isa) == NAS_SIMD_AVX512)                                                              \
+            fn##_avx512(__VA_ARGS__);                                                              \
+        else if ((isa) == NAS_SIMD_AVX2)                                                           \
+            fn##_avx2(__VA_ARGS__);                                                                \
+        else                                                                                       \
+            fn##_scalar(__VA_ARGS__);                                                              \
+    } while (0)
+#else
+#define DISPATCH(isa, fn, ...) fn##_scalar(__VA_ARGS__)
+#endif
+
+static void dw_geom(pgeom *g, const nas_conv_shape *s) {
+    geom_init(g, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad, s->dil);
+}
+
+void nas__dw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
+                     const nas_conv_shape *s) {
+    pgeom g;
+    scratch sc;
+    dw_geom(&g, s);
+    isa = pick(isa);
+    if (isa < 0 || !scratch_init(&sc, &g, 0.0f)) {
+        dw_forward_ref(out, inp, weight, bias, s);
+        return;
+    }
+    DISPATCH(isa, dw_fwd, &g, &sc, out, inp, weight, bias, (long)s->n * s->c, s->c);
+    free(sc.mem);
+}
+
+void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *dbias,
+                      const float *dout, const float *inp, const float *weight,
+                      const nas_conv_shape *s) {
+    pgeom g;
+    scratch sc;
+    dw_geom(&g, s);
+    isa = pick(isa);
+    if (isa < 0 || !geom_bwd_ok(&g) || !scratch_init(&sc, &g, 0.0f)) {
+        dw_backward_ref(dinp, store, dweight, dbias, dout, inp, weight, s);
+        return;
+    }
+    DISPATCH(isa, dw_bwd, &g, &sc, dinp, store, dweight, dbias, dout, inp, weight,
+             (long)s->n * s->c, s->c);
+    free(sc.mem);
+}
+
+static void pool_geom(pgeom *g, int h, int w, int k, int stride, int pad) {
+    geom_init(g, h, w, nas_pool_out(h, k, stride, pad), nas_pool_out(w, k, stride, pad), k, k,
+              stride, pad, 1);
+}
+
+void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, int c, int h, int w,
+                       int k, int stride, int pad) {
+    pgeom g;
+    scratch sc;
+    pool_geom(&g, h, w, k, stride, pad);
+    isa = pick(isa);
+    if (isa < 0 || !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f)) {
+        pool_forward_ref(kind, out, inp, (long)n * c, &g);
+        return;
+    }
+    DISPATCH(isa, pool_fwd, kind, &g, &sc, out, inp, (long)n * c);
+    free(sc.mem);
+}
+
+void nas__pool_backward(int isa, int kind, float *dinp, int store, const float *dout,
+                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad) {
+    pgeom g;
+    scratch sc;
+    pool_geom(&g, h, w, k, stride, pad);
+    isa = pick(isa);
+    if (isa < 0 || !geom_bwd_ok(&g) ||
+        !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f)) {
+        if (store) memset(dinp, 0, sizeof(float) * n * c * h * w);
+        pool_backward_ref(kind, dinp, dout, inp, (long)n * c, &g);
+        return;
+    }
+    DISPATCH(isa, pool_bwd, kind, &g, &sc, dinp, store, dout, inp, (long)n * c);
+    free(sc.mem);
+}

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "common/zmon.h"
+#include "master/nasctl_fidelity.h"
 #include "master/pareto.h"
 #include "master/status.h"
 #include "master/store.h"
@@ -52,6 +53,11 @@ static void usage(FILE *f) {
                "        the N best search results (default 5) and the final-stage results\n"
                "  history --db FILE [--csv|--json]\n"
                "        every search result in the order it was recorded\n"
+               "  curve TASK --db FILE [--json]\n"
+               "        a task's validation accuracy per epoch\n"
+               "  fidelity --db FILE [--json]\n"
+               "        Spearman and Kendall rank correlation between the campaign's\n"
+               "        fidelities (search and final), with a warning when the search ranks poorly\n"
                "  pareto --db FILE [--json]\n"
                "        results no other beats on accuracy and parameter count at once\n"
                "  dot ARCH\n"
@@ -508,6 +514,8 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
+    if (strcmp(cmd, "curve") == 0 || strcmp(cmd, "fidelity") == 0)
+        return nas_nasctl_fidelity(cmd, argc - 2, argv + 2);
     static const char *const cmds[] = {"status", "best", "history", "pareto", "dot", "keygen"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)

@@ -294,3 +294,17 @@ int nas_stop_extrapolate(const float *y, int n, int target, double best, double 
     if (out) *out = f;
     return rc == NAS_OK && f.p_exceed < delta;
 }
+
+// ---- gradient statistics ------------------------------------------------------------------------
+
+double nas_stop_eb_criterion(const float *g, const float *var, size_t d, int b) {
+    if (!g || !var || b < 2) return NAN;
+    double sum = 0;
+    size_t used = 0;
+    for (size_t k = 0; k < d; k++) {
+        if (!(var[k] > 0) || !isfinite(g[k])) continue;
+        sum += (double)g[k] * g[k] / var[k];
+        used++;
+    }
+    return used ? 1 - (double)b / (double)used * sum : NAN;
+}

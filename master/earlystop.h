@@ -84,4 +84,20 @@ int nas_curve_extrapolate(const float *y, int n, int target, double best, double
 int nas_stop_extrapolate(const float *y, int n, int target, double best, double delta,
                          nas_curve_forecast *out);
 
+// ---- gradient statistics ------------------------------------------------------------------------
+
+/* The evidence-based criterion of Mahsereci et al. ("Early Stopping without
+ * a Validation Set", 2017), for the gradient: with g the mean gradient of a
+ * batch of b examples and var[k] the variance of the individual examples'
+ * gradients in coordinate k,
+ *     EB = 1 - (b / D) sum_k g[k]^2 / var[k]
+ * is about 0 when the mean gradient is no larger than its own sampling noise
+ * (nothing left to learn that the batch can tell from noise) and strongly
+ * negative while the gradient is real.  Training may stop once EB > 0
+ * (the paper smooths it over a few steps).  Coordinates with var[k] = 0
+ * carry no evidence and are left out of D.  Returns NAN when no coordinate
+ * is left or b < 2.  The worker must compute var (per-example gradients),
+ * which the training engine does not do yet. */
+double nas_stop_eb_criterion(const float *g, const float *var, size_t d, int b);
+
 #endif

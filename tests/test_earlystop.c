@@ -161,6 +161,43 @@ START_TEST(test_earlystop_falling_curve_no_forecast) {
 }
 END_TEST
 
+// ---- gradient statistics ------------------------------------------------------------------------
+
+/* b per-example gradients per coordinate, drawn around mean mu with sd 1:
+ * the batch mean and the examples' variance, as a worker would send. */
+static double eb_of(double mu, int b, nas_rng *rng) {
+    enum { D = 2000 };
+    static float g[D], var[D];
+    for (int k = 0; k < D; k++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < b; i++) {
+            double x = mu + nas_rng_normal(rng);
+            s += x;
+            s2 += x * x;
+        }
+        g[k] = (float)(s / b);
+        var[k] = (float)((s2 - s * s / b) / (b - 1));
+    }
+    return nas_stop_eb_criterion(g, var, D, b);
+}
+
+/* Under the null (no true gradient) b g^2 / var is F(1, b-1)-distributed
+ * with mean (b-1)/(b-3), so EB sits near -2/(b-3); a real gradient of 0.5
+ * sd drives it to about -b/4.  Zero-variance coordinates are left out. */
+START_TEST(test_earlystop_eb_criterion) {
+    nas_rng rng;
+    nas_rng_init(&rng, 11, 4);
+    double null = eb_of(0, 32, &rng);
+    ck_assert_msg(fabs(null - (-2.0 / 29)) < 0.08, "EB under the null: %f", null);
+    double real = eb_of(0.5, 32, &rng);
+    ck_assert_msg(real < -6 && real > -11, "EB with a real gradient: %f", real);
+    static const float g[] = {0.1f, 5.0f}, var[] = {0.01f, 0.0f};
+    ck_assert_double_eq_tol(nas_stop_eb_criterion(g, var, 2, 4), 1 - 4 * 1.0, 1e-6);
+    ck_assert(isnan(nas_stop_eb_criterion(g + 1, var + 1, 1, 4)));
+    ck_assert(isnan(nas_stop_eb_criterion(g, var, 2, 1)));
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("earlystop");
     TCase *tc = tcase_create("core");
@@ -171,6 +208,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_earlystop_forecast_noisy);
     tcase_add_test(tc, test_earlystop_stop_rule);
     tcase_add_test(tc, test_earlystop_falling_curve_no_forecast);
+    tcase_add_test(tc, test_earlystop_eb_criterion);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -132,7 +132,9 @@ static const nas_fidelity *stage_fidelity(const nas_campaign *c, int stage) {
  * the grace flag: from here on the dispatcher owns its lease. */
 static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
     nas_wire_task w;
-    wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
+    nas_fidelity f = *stage_fidelity(c, t->stage);
+    if (t->scheduled) nas__campaign_sched_wire_fidelity(c, t, &f);
+    wire_task_fill(c, t, &f, &w);
     t->grace = 0;
     return nas_dispatcher_push(c->disp, &w, now_ms, err);
 }
@@ -151,11 +153,16 @@ static int64_t to_wall(int64_t mono_ms) {
  * file ends up exactly as after both. */
 static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                     int has_parent, uint64_t parent_hash, const void *blob, size_t blob_len,
-                    int64_t now_ms, char *err) {
+                    int64_t now_ms, const nas__ctask *rung, int64_t *id, char *err) {
     nas__ctask *t = task_new(c);
     if (!t) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
     t->has_parent = has_parent;
     t->parent_hash = parent_hash;
+    if (rung) {
+        t->scheduled = 1;
+        t->rung = rung->rung;
+        t->promoted = rung->promoted;
+    }
     nas_genome_canonical(g, &t->genome);
     t->hash = nas_genome_hash(&t->genome);
     t->stage = stage;
@@ -191,6 +198,7 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
         c->n_tasks--;
         return rc;
     }
+    if (id) *id = t->id;
     if (nt.lease_worker) {
         t->store_attempt = 1;
         c->prelease_id = t->id;
@@ -210,14 +218,22 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
 
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err) {
-    return add_task(c, g, stage, f, 0, 0, blob, blob_len, now_ms, err);
+    return add_task(c, g, stage, f, 0, 0, blob, blob_len, now_ms, NULL, NULL, err);
+}
+
+int nas__campaign_add_rung(nas_campaign *c, const nas_genome *g, const nas_fidelity *f, int rung,
+                           int promoted, int has_parent, uint64_t parent_hash, int64_t *id,
+                           int64_t now_ms, char *err) {
+    nas__ctask r = {.rung = rung, .promoted = promoted};
+    return add_task(c, g, NAS_STORE_STAGE_SEARCH, f, has_parent, parent_hash, NULL, 0, now_ms, &r,
+                    id, err);
 }
 
 int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
                             uint64_t parent_hash, const void *blob, size_t blob_len, int64_t now_ms,
                             char *err) {
     return add_task(c, g, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, has_parent, parent_hash, blob,
-                    blob_len, now_ms, err);
+                    blob_len, now_ms, NULL, NULL, err);
 }
 
 /* How many tasks to keep outstanding: one per connected worker, at least
@@ -248,6 +264,7 @@ static int propose_one(nas_campaign *c, int64_t now_ms) {
         nas__campaign_start_prepare(c);
         return 0;
     }
+    if (c->cfg->schedule.kind) return nas__campaign_sched_propose(c, now_ms);
     nas_proposal p;
     char err[NAS_ERR_LEN];
     int rc = nas_strategy_propose(c->strategy, &p, err);
@@ -360,7 +377,14 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
  * strategy is busy in the thread pool a search result is refused with
  * NAS_EAGAIN and the worker delivers it again. */
 static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) {
-    nas_campaign *c = ctx;
+    return nas__campaign_record(ctx, r, worker, 0);
+}
+
+/* A result as hook_result takes it.  The scheduler hears of it (a stop is
+ * never promoted); only a proposal's result is the strategy's
+ * observation, a promotion's is not. */
+int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *worker,
+                         int stopped) {
     if (c->fatal) return NAS_EIO;
     nas__ctask *t = nas__campaign_find(c, (int64_t)r->task_id);
     if (!t) return NAS_ENOTFOUND;
@@ -379,14 +403,16 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         .seconds = r->seconds,
         .worker = worker,
         /* A search result is the strategy's next observation. */
-        .observed = t->stage == NAS_STORE_STAGE_SEARCH,
+        .observed = t->stage == NAS_STORE_STAGE_SEARCH && !t->promoted,
         .seq = nas_strategy_history_len(c->strategy),
     };
     nas__campaign_batch_begin(c);
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
     int rc = nas_store_put_result(c->store, t->id, att, &sr, NULL, 0, nas_wall_ms(), err);
-    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH && !t->promoted)
         rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
+    if (rc == NAS_STORE_APPLIED)
+        rc = nas__campaign_sched_result(c, t, !stopped, r->val_acc, r->curve, r->n_curve, err);
     if (rc < 0) {
         /* The in-memory strategy may have moved: it must not go on. */
         nas__campaign_fail(c, err);
@@ -446,8 +472,9 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
                                    nas_wall_ms(), err);
     /* A stale failure (the store no longer holds that lease) is still the
      * end of the task for this process: the strategy must stop waiting. */
-    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH)
+    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH && !t->promoted)
         rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
+    if (rc >= 0) rc = nas__campaign_sched_result(c, t, 0, NAN, NULL, 0, err);
     if (rc < 0) {
         nas__campaign_fail(c, err);
         nas__campaign_batch_end(c);
@@ -555,6 +582,7 @@ static int resume_tasks(nas_campaign *c, char *err) {
         t->hash = nas_genome_hash(&t->genome);
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;
+        nas__campaign_sched_resume_task(c, t);
         if (ti[i].state == NAS_STORE_TASK_LEASED)
             leased++;
         else
@@ -605,8 +633,9 @@ static int open_store(nas_campaign *c, char *err) {
  * its state from the store (campaign_state.c). */
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
+    if (rc == NAS_OK) rc = nas__campaign_sched_open(c, err);
     if (rc < 0 || created) return rc;
-    return nas__campaign_state_load(c->store, c->strategy, err);
+    return nas__campaign_state_restore(c, err);
 }
 
 /* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without
@@ -681,7 +710,8 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                .on_result = hook_result,
                                .on_requeue = hook_requeue,
                                .on_failed = hook_failed,
-                               .on_worker = hook_worker};
+                               .on_worker = hook_worker,
+                               .on_progress = nas__campaign_sched_progress};
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;
     if (!created && c->phase != NAS__PHASE_DONE) {
@@ -696,6 +726,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
 fail:
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
+    nas__campaign_sched_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
@@ -793,6 +824,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas__campaign_net_free(c);
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
+    nas__campaign_sched_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);

@@ -92,8 +92,7 @@ typedef struct nas_config {
         char report_column[64];          /* column reported as test accuracy */
     } evaluation;
     char store[NAS_CONFIG_PATH_MAX]; /* SQLite file of the campaign */
-    /* Multi-fidelity search: parsed and checked, not yet run by the
-     * campaign (the loader warns when a file sets them). */
+    /* Multi-fidelity search (master/campaign_sched.c). */
     struct {
         int kind; /* enum nas_config_schedule_kind */
         int eta, n0, max_open;

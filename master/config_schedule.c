@@ -12,13 +12,11 @@
  * (resolution, channels, cells, val_size, seed) may not change between
  * rungs, and epochs must grow.
  *
- * The campaign does not run schedules yet: a file that sets these keys is
- * checked in full and then warned about, never silently ignored.
+ * The campaign runs them in master/campaign_sched.c.
  */
 #include "master/config_internal.h"
 
 #include "common/err.h"
-#include "common/log.h"
 #include "master/schedule.h"
 
 #include <stddef.h>
@@ -169,9 +167,5 @@ int nas__cfg_schedule_finish(nas__cfg_ctx *cx, nas_config *cfg) {
             return nas__cfg_error(cx, kind_line, "schedule", "%s", err);
         nas_sched_destroy(&s);
     }
-    if (cfg->schedule.kind || cfg->early_stop.rule)
-        nas_warn("%s: schedule/early_stop are checked but not run by this version: every "
-                 "candidate trains at `fidelity` (docs/CAMPAIGN.md, schedule)",
-                 cx->source);
     return NAS_OK;
 }

@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "master/status_fidelity.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -309,6 +310,12 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
                      c->cfg->budget.wall_time_s);
             c->search_closed = 1;
         }
+        if (!c->search_closed && c->cfg->budget.epochs > 0 &&
+            c->epochs_spent >= c->cfg->budget.epochs) {
+            nas_info("campaign: budget of %d epochs spent; no more proposals",
+                     c->cfg->budget.epochs);
+            c->search_closed = 1;
+        }
         while (!c->search_closed && !c->preparing && c->n_tasks < target_outstanding(c)) {
             int rc = propose_one(c, now_ms);
             if (rc <= 0) break;
@@ -423,6 +430,8 @@ int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *
              nas_store_stage_name(t->stage), worker, r->val_acc,
              rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
     c->n_done++;
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
+        c->epochs_spent += nas_status_epochs_of(r->n_curve);
     task_drop(c, t);
     nas__campaign_weights_sweep(c);
     nas__campaign_batch_end(c);
@@ -721,6 +730,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     nas_store_counts k;
     if (nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &k, err) == NAS_OK)
         c->done_at_start = k.done;
+    if (!created && (rc = nas_status_epochs_spent(c->store, &c->epochs_spent, err)) < 0) goto fail;
     *out = c;
     return NAS_OK;
 fail:

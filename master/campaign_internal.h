@@ -81,6 +81,7 @@ struct nas_campaign {
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */
+    int64_t epochs_spent;     /* search epochs trained, all runs (budget.epochs) */
     int preparing;            /* strategy prepare running in the thread pool */
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
@@ -148,6 +149,9 @@ void nas__campaign_sched_wire_fidelity(const nas_campaign *c, const nas__ctask *
 void nas__campaign_sched_resume_task(const nas_campaign *c, nas__ctask *t);
 /* 1: the task is a promotion, not one of the strategy's proposals. */
 int nas__campaign_sched_skip(const nas_campaign *c, int64_t task_id);
+/* 1: the task's worker pushes its weights (a rung below the top: a
+ * promotion, or the first run of an architecture's first candidate). */
+int nas__campaign_sched_pushes(const nas_campaign *c, const nas__ctask *t);
 /* 1: the architecture's weights may still be continued. */
 int nas__campaign_sched_keeps(const nas_campaign *c, uint64_t arch);
 int nas__campaign_sched_result(nas_campaign *c, const nas__ctask *t, int ok, double value,

@@ -59,6 +59,8 @@ typedef struct stask {
     int64_t cand;
     int32_t rung;
     int32_t promoted;
+    int32_t reported; /* 1: its result is in (value, NAN for a failure or a stop) */
+    double value;
 } stask;
 
 /* A finished run's curve, for the stopping rules. */
@@ -148,8 +150,53 @@ static void undo(nas__csched *m, const uint8_t *saved, size_t n) {
 /* Remember a task the scheduler created (task id, candidate, rung). */
 static int note_task(nas__csched *m, int64_t id, int64_t cand, int rung, int promoted) {
     if (grow((void **)&m->tasks, &m->cap_tasks, m->n_tasks, sizeof *m->tasks)) return NAS_ENOMEM;
-    m->tasks[m->n_tasks++] = (stask){id, cand, rung, promoted};
+    m->tasks[m->n_tasks++] = (stask){id, cand, rung, promoted, 0, NAN};
     return NAS_OK;
+}
+
+/* The first candidate of this architecture.  A strategy may propose an
+ * architecture again (evolution's identity mutation, a small space); all
+ * its candidates share one entry in the weight store.  A later candidate's
+ * first run does not push (the entry may already hold a higher rung's
+ * weights), and a promotion to a rung another candidate of the
+ * architecture already trained takes that result (promote_twin), so each
+ * architecture is trained at most once per rung above its first and a
+ * continuation always pulls the weights of the rung below. */
+static int64_t first_cand(const nas__csched *m, uint64_t hash) {
+    for (int64_t i = 0; i < m->n_cand; i++)
+        if (m->cand_hash[i] == hash) return i;
+    return -1;
+}
+
+/* Another candidate of the same architecture at `rung`: its task when its
+ * result is in (NULL otherwise), and *running when it is still training. */
+static const stask *twin_at(const nas__csched *m, int64_t cand, int rung, int *running) {
+    *running = 0;
+    for (int64_t i = 0; i < m->n_tasks; i++) {
+        const stask *s = &m->tasks[i];
+        if (s->cand == cand || s->rung != rung || m->cand_hash[s->cand] != m->cand_hash[cand])
+            continue;
+        if (s->reported) return s;
+        *running = 1;
+    }
+    return NULL;
+}
+
+/* A promotion of an architecture another candidate already trained at
+ * that rung: the result is known (training is deterministic in the
+ * fidelity's seed), so it is reported at once instead of trained again.
+ * 1 done, 0 wait for the twin still training, < 0 failure. */
+static int promote_twin(nas_campaign *c, const nas_sched_job *job, char *err) {
+    nas__csched *m = c->sched;
+    int running = 0;
+    const stask *twin = twin_at(m, job->cand, job->rung, &running);
+    if (!twin) return running ? 0 : 2;
+    int rc = nas_sched_report(m->s, job->cand, job->rung, twin->value, err);
+    if (rc < 0) return rc;
+    c->state_dirty = 1;
+    nas_debug("schedule: candidate %" PRId64 " promoted to rung %d with its twin's result %.4f",
+              job->cand, job->rung, twin->value);
+    return 1;
 }
 
 int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
@@ -172,6 +219,16 @@ int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
     int has_parent = 0;
     uint64_t parent_hash = 0;
     int promoted = job.action == NAS_SCHED_PROMOTE;
+    if (promoted && job.cand < m->n_cand) {
+        rc = promote_twin(c, &job, err);
+        if (rc != 2) {
+            if (rc == 0) undo(m, saved, n_saved);
+            nas_free(saved);
+            if (rc < 0) nas__campaign_fail(c, err);
+            return rc;
+        }
+        rc = NAS_OK;
+    }
     if (promoted) {
         /* The candidate's own architecture, from the store's record of it. */
         nas_store_arch_info ai;
@@ -250,6 +307,16 @@ int nas__campaign_sched_skip(const nas_campaign *c, int64_t task_id) {
     return s && s->promoted;
 }
 
+int nas__campaign_sched_pushes(const nas_campaign *c, const nas__ctask *t) {
+    const nas__csched *m = c->sched;
+    if (!m || !m->s || !t->scheduled || t->rung >= c->cfg->schedule.n_rungs - 1) return 0;
+    if (t->promoted) return 1;
+    /* A task being created is not in the table yet, nor is its candidate. */
+    const stask *s = find_task(m, t->id);
+    int64_t first = first_cand(m, t->hash);
+    return first < 0 || (s && s->cand == first);
+}
+
 int nas__campaign_sched_keeps(const nas_campaign *c, uint64_t arch) {
     const nas__csched *m = c->sched;
     if (!m || !m->s) return 0;
@@ -294,9 +361,11 @@ int nas__campaign_sched_result(nas_campaign *c, const nas__ctask *t, int ok, dou
     if (ok && t->stage == NAS_STORE_STAGE_SEARCH)
         keep_curve(m, t->scheduled ? t->rung : 0, curve_v, n_curve, value);
     if (!m->s || !t->scheduled) return NAS_OK;
-    const stask *s = find_task(m, t->id);
+    stask *s = find_task(m, t->id);
     if (!s) return NAS_OK;
-    int rc = nas_sched_report(m->s, s->cand, s->rung, ok ? value : NAN, err);
+    s->reported = 1;
+    s->value = ok ? value : NAN;
+    int rc = nas_sched_report(m->s, s->cand, s->rung, s->value, err);
     if (rc == NAS_ENOTFOUND) {
         nas_warn("%s (dropped)", err);
         return NAS_OK;
@@ -407,6 +476,8 @@ int nas__campaign_sched_wrap(const nas_campaign *c, const uint8_t *core, size_t 
         nas__w_u64(&w, (uint64_t)m->tasks[i].cand);
         nas__w_i32(&w, m->tasks[i].rung);
         nas__w_u8(&w, (uint8_t)m->tasks[i].promoted);
+        nas__w_u8(&w, (uint8_t)m->tasks[i].reported);
+        nas__w_f64(&w, m->tasks[i].value);
     }
     nas_free(sb);
     if (w.oom) {
@@ -456,16 +527,20 @@ int nas__campaign_sched_unwrap(nas_campaign *c, const uint8_t *blob, size_t n,
         m->cand_hash[m->n_cand++] = nas__r_u64(&r, "candidate");
     }
     uint64_t nt = nas__r_u64(&r, "tasks");
-    if (!r.bad && nt > (n - r.off) / 21) nas__r_fail(&r, "tasks");
+    if (!r.bad && nt > (n - r.off) / 30) nas__r_fail(&r, "tasks");
     for (uint64_t i = 0; !r.bad && i < nt; i++) {
         stask s;
         s.task_id = (int64_t)nas__r_u64(&r, "task id");
         s.cand = (int64_t)nas__r_u64(&r, "task candidate");
         s.rung = nas__r_i32(&r, 0, c->cfg->schedule.n_rungs - 1, "task rung");
         s.promoted = nas__r_u8(&r, "task kind") != 0;
+        int reported = nas__r_u8(&r, "task reported") != 0;
+        double value = nas__r_f64(&r, "task value");
         if (!r.bad && (s.cand < 0 || s.cand >= m->n_cand)) nas__r_fail(&r, "task candidate");
         if (!r.bad && note_task(m, s.task_id, s.cand, s.rung, s.promoted) < 0)
             return nas_set_err(err, NAS_ENOMEM, "schedule: out of memory");
+        if (!r.bad) m->tasks[m->n_tasks - 1].reported = reported;
+        if (!r.bad) m->tasks[m->n_tasks - 1].value = value;
     }
     if (!r.bad && r.off != n) nas__r_fail(&r, "trailing bytes");
     if (r.bad) return nas_set_err(err, NAS_EFORMAT, "schedule state: %s", r.err);

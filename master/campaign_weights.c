@@ -51,7 +51,7 @@ void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_
     if (c->eval_mode != NAS_EVAL_TRAIN) return; /* nothing is trained, nothing to inherit */
     /* A rung below the top may be promoted: its weights are pushed, and a
      * promotion continues from them whatever weights.inherit says. */
-    int continues = t->scheduled && t->rung < c->cfg->schedule.n_rungs - 1;
+    int continues = nas__campaign_sched_pushes(c, t);
     int inherit = c->cfg->weights.inherit;
     if (t->has_parent && (inherit || t->promoted)) {
         w->has_parent = 1;

@@ -153,6 +153,8 @@ static const nas__cfg_field strategy_fields[] = {
 static const nas__cfg_field budget_fields[] = {
     {"evaluations", NAS__T_INT, CO(budget.evaluations), 0, 1, 1e9, NULL, NULL, 1},
     {"wall_time", NAS__T_DURATION, CO(budget.wall_time_s), 0, 0, 1e9, NULL, NULL, 1},
+    /* In the identity through nas__schedule_identity, only when set. */
+    {"epochs", NAS__T_INT, CO(budget.epochs), 0, 0, 1e9, NULL, NULL, 0},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 

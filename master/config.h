@@ -64,6 +64,7 @@ typedef struct nas_config {
     struct {
         int evaluations;    /* search-stage evaluations (>= 1) */
         double wall_time_s; /* stop proposing after this long; 0 = no limit */
+        int epochs;         /* stop proposing after this many epochs trained; 0 = no limit */
     } budget;
     nas_fidelity fidelity; /* search-stage training */
     struct {

@@ -355,7 +355,7 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     if (rc != NAS_OK) return rc;
     buf b = {0};
     put_table(&b, nas__config_fields, (const char *)cfg, "", cfg);
-    if (cfg->schedule.kind || cfg->early_stop.rule)
+    if (cfg->schedule.kind || cfg->early_stop.rule || cfg->budget.epochs)
         put_table(&b, nas__schedule_identity, (const char *)cfg, "", cfg);
     cfg->text = nas_malloc(len + 1);
     /* Both allocations are checked together so the error path is one. */

@@ -45,7 +45,13 @@ const nas__cfg_field nas__early_stop_fields[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
+static const nas__cfg_field budget_epochs[] = {
+    {"epochs", NAS__T_INT, CO(budget.epochs), 0, 0, 1e9, NULL, NULL, 1},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
+};
+
 const nas__cfg_field nas__schedule_identity[] = {
+    {"budget", NAS__T_MAP, 0, 0, 0, 0, budget_epochs, NULL, 1},
     {"schedule", NAS__T_MAP, 0, 0, 0, 0, nas__schedule_fields, NULL, 1},
     {"early_stop", NAS__T_MAP, 0, 0, 0, 0, nas__early_stop_fields, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},

@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -175,4 +176,62 @@ done:
     nas_free(a);
     nas_free(b);
     return rc;
+}
+
+// ---- JSON ---------------------------------------------------------------------------------------
+
+static void report_json(nas_json_buf *b, const nas_rank_report *r) {
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "n");
+    nas_json_buf_i64(b, r->n);
+    nas_json_buf_key(b, "spearman");
+    nas_json_buf_f64(b, r->rho);
+    nas_json_buf_key(b, "kendall");
+    nas_json_buf_f64(b, r->tau);
+    nas_json_buf_key(b, "weak");
+    nas_json_buf_bool(b, r->weak);
+    nas_json_buf_obj_end(b);
+}
+
+static void group_json(nas_json_buf *b, const nas_fidelity_group *g) {
+    char fid[128];
+    nas_fidelity_label(&g->fidelity, fid, sizeof fid);
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "stage");
+    nas_json_buf_str(b, nas_store_stage_name(g->stage));
+    nas_json_buf_key(b, "fidelity");
+    nas_json_buf_str(b, fid);
+    nas_json_buf_key(b, "results");
+    nas_json_buf_i64(b, g->n);
+    nas_json_buf_obj_end(b);
+}
+
+void nas_fidelity_ranks_json(nas_json_buf *b, const nas_fidelity_ranks *fr) {
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "threshold");
+    nas_json_buf_f64(b, NAS_RANKCORR_WARN_RHO);
+    nas_json_buf_key(b, "min_n");
+    nas_json_buf_i64(b, NAS_RANKCORR_MIN_N);
+    nas_json_buf_key(b, "groups");
+    nas_json_buf_arr_begin(b);
+    for (int i = 0; i < fr->n_groups; i++)
+        group_json(b, &fr->groups[i]);
+    nas_json_buf_arr_end(b);
+    nas_json_buf_key(b, "pairs");
+    nas_json_buf_arr_begin(b);
+    for (int i = 0; i < fr->n_pairs; i++) {
+        const nas_fidelity_pair *p = &fr->pairs[i];
+        nas_json_buf_obj_begin(b);
+        nas_json_buf_key(b, "from");
+        nas_json_buf_i64(b, p->from);
+        nas_json_buf_key(b, "to");
+        nas_json_buf_i64(b, p->to);
+        nas_json_buf_key(b, "validation");
+        report_json(b, &p->val);
+        nas_json_buf_key(b, "test");
+        report_json(b, &p->test);
+        nas_json_buf_obj_end(b);
+    }
+    nas_json_buf_arr_end(b);
+    nas_json_buf_obj_end(b);
 }

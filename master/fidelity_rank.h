@@ -16,6 +16,7 @@
 #define NAS_FIDELITY_RANK_H
 
 #include "common/fidelity.h"
+#include "common/json.h"
 #include "master/rankcorr.h"
 #include "master/store.h"
 
@@ -47,5 +48,10 @@ void nas_fidelity_ranks_fini(nas_fidelity_ranks *r);
 /* A short label of a fidelity for people: "3 epochs, 14 px, F=8 N=1,
  * subset 2000" (only what is set). */
 void nas_fidelity_label(const nas_fidelity *f, char *buf, size_t cap);
+
+/* The figures as one JSON object: {threshold, min_n, groups[{stage,
+ * fidelity, results}], pairs[{from, to, validation{n, spearman, kendall,
+ * weak}, test{...}}]} (`nasctl fidelity --json`, the status document). */
+void nas_fidelity_ranks_json(nas_json_buf *b, const nas_fidelity_ranks *fr);
 
 #endif

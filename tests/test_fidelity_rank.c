@@ -7,12 +7,14 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "master/fidelity_rank.h"
+#include "master/status.h"
 #include "master/store.h"
 #include "tests/harness.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char g_db[PATH_MAX];
@@ -219,6 +221,43 @@ START_TEST(test_fidelity_rank_nasctl_curve) {
 }
 END_TEST
 
+/* The status document carries the epochs spent and the figures, and its
+ * rendering warns about the reversed final ranking, not the good rungs. */
+START_TEST(test_fidelity_rank_in_status) {
+    make_db(1);
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, g_db, err), NAS_OK);
+    char *doc = nas_status_from_store(st, 5000, err);
+    ck_assert_msg(doc != NULL, "%s", err);
+    nas_store_close(&st);
+    /* 8 one-epoch curves and 6 three-epoch ones; no budget known here. */
+    ck_assert_msg(strstr(doc, "\"resources\":{\"epochs\":26,\"epochs_budget\":null"), "%s", doc);
+    ck_assert_ptr_nonnull(strstr(doc, "\"fidelity_ranks\":{\"threshold\":"));
+    char path[PATH_MAX];
+    nas_path_join(path, sizeof path, g_dir, "status.txt");
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(nas_status_print(doc, f, err), NAS_OK);
+    fclose(f);
+    nas_free(doc);
+    size_t n = 0;
+    char *text = nas_read_file(path, &n);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "resources     26 epochs trained"), "%s", text);
+    ck_assert_msg(strstr(text, "fidelity rank 1 epoch"), "%s", text);
+    ck_assert_msg(strstr(text, "3 epochs, 14 px") || strstr(text, "3 epochs"), "%s", text);
+    /* Rungs agree (rho > 0.6); both search fidelities rank the final
+     * stage backwards: two warnings. */
+    int warnings = 0;
+    for (const char *p = text; (p = strstr(p, "ranks poorly")); p++)
+        warnings++;
+    ck_assert_int_eq(warnings, 2);
+    free(text);
+    nas_tmpdir_rm(g_dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("fidelity_rank");
     TCase *tc = tcase_create("core");
@@ -226,6 +265,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_fidelity_rank_empty_store);
     tcase_add_test(tc, test_fidelity_rank_nasctl_fidelity);
     tcase_add_test(tc, test_fidelity_rank_nasctl_curve);
+    tcase_add_test(tc, test_fidelity_rank_in_status);
     suite_add_tcase(s, tc);
     return s;
 }

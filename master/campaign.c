@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "master/status_fidelity.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -149,7 +150,9 @@ static const nas_fidelity *stage_fidelity(const nas_campaign *c, int stage) {
  * the grace flag: from here on the dispatcher owns its lease. */
 static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
     nas_wire_task w;
-    wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
+    nas_fidelity f = *stage_fidelity(c, t->stage);
+    if (t->scheduled) nas__campaign_sched_wire_fidelity(c, t, &f);
+    wire_task_fill(c, t, &f, &w);
     t->grace = 0;
     return nas_dispatcher_push(c->disp, &w, now_ms, err);
 }
@@ -168,11 +171,16 @@ static int64_t to_wall(int64_t mono_ms) {
  * file ends up exactly as after both. */
 static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                     int has_parent, uint64_t parent_hash, const void *blob, size_t blob_len,
-                    int64_t now_ms, char *err) {
+                    int64_t now_ms, const nas__ctask *rung, int64_t *id, char *err) {
     nas__ctask *t = task_new(c);
     if (!t) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
     t->has_parent = has_parent;
     t->parent_hash = parent_hash;
+    if (rung) {
+        t->scheduled = 1;
+        t->rung = rung->rung;
+        t->promoted = rung->promoted;
+    }
     nas_genome_canonical(g, &t->genome);
     t->hash = nas_genome_hash(&t->genome);
     t->stage = stage;
@@ -208,6 +216,7 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
         c->n_tasks--;
         return rc;
     }
+    if (id) *id = t->id;
     if (nt.lease_worker) {
         t->store_attempt = 1;
         c->prelease_id = t->id;
@@ -227,14 +236,22 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
 
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err) {
-    return add_task(c, g, stage, f, 0, 0, blob, blob_len, now_ms, err);
+    return add_task(c, g, stage, f, 0, 0, blob, blob_len, now_ms, NULL, NULL, err);
+}
+
+int nas__campaign_add_rung(nas_campaign *c, const nas_genome *g, const nas_fidelity *f, int rung,
+                           int promoted, int has_parent, uint64_t parent_hash, int64_t *id,
+                           int64_t now_ms, char *err) {
+    nas__ctask r = {.rung = rung, .promoted = promoted};
+    return add_task(c, g, NAS_STORE_STAGE_SEARCH, f, has_parent, parent_hash, NULL, 0, now_ms, &r,
+                    id, err);
 }
 
 int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent,
                             uint64_t parent_hash, const void *blob, size_t blob_len, int64_t now_ms,
                             char *err) {
     return add_task(c, g, NAS_STORE_STAGE_SEARCH, &c->cfg->fidelity, has_parent, parent_hash, blob,
-                    blob_len, now_ms, err);
+                    blob_len, now_ms, NULL, NULL, err);
 }
 
 /* How many tasks to keep outstanding: one per connected worker, at least
@@ -280,6 +297,7 @@ static int propose_one(nas_campaign *c, int64_t now_ms) {
         nas__campaign_start_prepare(c);
         return 0;
     }
+    if (c->cfg->schedule.kind) return nas__campaign_sched_propose(c, now_ms);
     nas_proposal p;
     char err[NAS_ERR_LEN];
     int rc = nas_strategy_propose(c->strategy, &p, err);
@@ -326,6 +344,12 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
         if (!c->search_closed && wall_budget_spent(c)) {
             nas_info("campaign: wall-time budget of %.0f s spent; no more proposals",
                      c->cfg->budget.wall_time_s);
+            c->search_closed = 1;
+        }
+        if (!c->search_closed && c->cfg->budget.epochs > 0 &&
+            c->epochs_spent >= c->cfg->budget.epochs) {
+            nas_info("campaign: budget of %d epochs spent; no more proposals",
+                     c->cfg->budget.epochs);
             c->search_closed = 1;
         }
         while (!c->search_closed && !c->preparing && c->n_tasks < target_outstanding(c)) {
@@ -410,7 +434,14 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
  * strategy is busy in the thread pool a search result is refused with
  * NAS_EAGAIN and the worker delivers it again. */
 static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) {
-    nas_campaign *c = ctx;
+    return nas__campaign_record(ctx, r, worker, 0);
+}
+
+/* A result as hook_result takes it.  The scheduler hears of it (a stop is
+ * never promoted); only a proposal's result is the strategy's
+ * observation, a promotion's is not. */
+int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *worker,
+                         int stopped) {
     if (c->fatal) return NAS_EIO;
     nas__ctask *t = nas__campaign_find(c, (int64_t)r->task_id);
     if (!t) return NAS_ENOTFOUND;
@@ -429,15 +460,19 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
         .seconds = r->seconds,
         .worker = worker,
         /* A search result is the strategy's next observation, unless the
-         * strategy already saw this task fail (--retry-failed). */
-        .observed = t->stage == NAS_STORE_STAGE_SEARCH && !t->observed,
+         * strategy already saw this task fail (--retry-failed) or it is a
+         * promotion of an architecture it has seen (campaign_sched.c). */
+        .observed = t->stage == NAS_STORE_STAGE_SEARCH && !t->observed && !t->promoted,
         .seq = nas_strategy_history_len(c->strategy),
     };
     nas__campaign_batch_begin(c);
     int att = t->store_attempt > 0 ? t->store_attempt : 1;
     int rc = nas_store_put_result(c->store, t->id, att, &sr, NULL, 0, nas_wall_ms(), err);
-    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed)
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed &&
+        !t->promoted)
         rc = nas__campaign_state_observe(c, t, 1, r->val_acc, params, macs, 1, err);
+    if (rc == NAS_STORE_APPLIED)
+        rc = nas__campaign_sched_result(c, t, !stopped, r->val_acc, r->curve, r->n_curve, err);
     if (rc < 0) {
         /* A refused result wrote nothing and was not observed: the worker
          * is told.  Any other error may have moved the in-memory strategy:
@@ -450,6 +485,8 @@ static int hook_result(void *ctx, const nas_wire_result *r, const char *worker) 
              nas_store_stage_name(t->stage), worker, r->val_acc,
              rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
     c->n_done++;
+    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
+        c->epochs_spent += nas_status_epochs_of(r->n_curve);
     task_drop(c, t);
     nas__campaign_weights_sweep(c);
     nas__campaign_batch_end(c);
@@ -499,8 +536,9 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
                                    nas_wall_ms(), err);
     /* A stale failure (the store no longer holds that lease) is still the
      * end of the task for this process: the strategy must stop waiting. */
-    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed)
+    if (rc >= 0 && t->stage == NAS_STORE_STAGE_SEARCH && !t->observed && !t->promoted)
         rc = nas__campaign_state_observe(c, t, 0, 0, 0, 0, 0, err);
+    if (rc >= 0) rc = nas__campaign_sched_result(c, t, 0, NAN, NULL, 0, err);
     if (nas__campaign_store_error(c, rc, err)) {
         nas__campaign_batch_end(c);
         return;
@@ -603,6 +641,7 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
          * observed a second time. */
         for (int j = 0; j < n_retried; j++)
             t->observed |= retried[j] == t->id && t->stage == NAS_STORE_STAGE_SEARCH;
+        nas__campaign_sched_resume_task(c, t);
         if (ti[i].state == NAS_STORE_TASK_LEASED && ti[i].worker[0]) {
             /* The lease stays the old worker's, in the dispatcher and in the
              * store, until the grace ends: no other worker may start it
@@ -634,8 +673,9 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
  * its state from the store (campaign_state.c). */
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
+    if (rc == NAS_OK) rc = nas__campaign_sched_open(c, err);
     if (rc < 0 || created) return rc;
-    return nas__campaign_state_load(c->store, c->strategy, err);
+    return nas__campaign_state_restore(c, err);
 }
 
 /* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without
@@ -710,7 +750,8 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                .on_result = hook_result,
                                .on_requeue = hook_requeue,
                                .on_failed = hook_failed,
-                               .on_worker = hook_worker};
+                               .on_worker = hook_worker,
+                               .on_progress = nas__campaign_sched_progress};
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;
     if (!created) {
@@ -720,11 +761,13 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     nas_store_counts k;
     if (nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &k, err) == NAS_OK)
         c->done_at_start = k.done;
+    if (!created && (rc = nas_status_epochs_spent(c->store, &c->epochs_spent, err)) < 0) goto fail;
     *out = c;
     return NAS_OK;
 fail:
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
+    nas__campaign_sched_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
@@ -826,6 +869,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas__campaign_net_free(c);
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
+    nas__campaign_sched_close(c);
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);

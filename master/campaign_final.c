@@ -11,6 +11,7 @@
  */
 #include "master/campaign_internal.h"
 #include "master/status.h"
+#include "master/status_fidelity.h"
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -235,6 +236,8 @@ char *nas_campaign_status_json(nas_campaign *c) {
     nas__campaign_weights_json(c, wj, sizeof wj);
     nas_json_buf_key(&b, "weights");
     nas_json_buf_raw(&b, wj, strlen(wj));
+    nas_status_json_fidelity(&b, c->store, c->cfg->budget.epochs, c->cfg->budget.wall_time_s,
+                             c->created_wall, nas_wall_ms());
     nas_json_buf_obj_end(&b);
     return nas_json_buf_take(&b, NULL);
 }

@@ -32,7 +32,10 @@ typedef struct nas__ctask {
     int64_t params, macs;
     int has_parent;       /* weight inheritance: the proposal's parent */
     uint64_t parent_hash;
-    int observed; /* the strategy saw it fail before --retry-failed re-queued it */
+    int observed;         /* the strategy saw it fail before --retry-failed re-queued it */
+    int scheduled;        /* 1: created by the rung scheduler (campaign_sched.c) */
+    int rung;             /* its rung */
+    int promoted;         /* 1: continues its own weights from the rung below */
 } nas__ctask;
 
 /* A message to a worker held back until the batch that produced it has
@@ -60,6 +63,7 @@ struct nas_campaign {
     nas_strategy *strategy;
     nas_dispatcher *disp;
     nas_weights *weights; /* parameter server (campaign_weights.c) */
+    struct nas__csched *sched; /* schedule and early stopping (campaign_sched.c); NULL: none */
 
     /* Outstanding tasks (queued, leased or in grace), unordered. */
     nas__ctask *tasks;
@@ -82,6 +86,7 @@ struct nas_campaign {
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */
+    int64_t epochs_spent;     /* search epochs trained, all runs (budget.epochs) */
     int preparing;            /* strategy prepare running in the thread pool */
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
@@ -128,11 +133,51 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
                             uint64_t parent_hash, const void *blob, size_t blob_len,
                             int64_t now_ms, char *err);
 
+/* A task of the rung scheduler: the architecture at rung `rung` (the
+ * store records `f`, the rung's fidelity), a promotion continuing from its
+ * own weights when `promoted`; *id gets the task's id. */
+int nas__campaign_add_rung(nas_campaign *c, const nas_genome *g, const nas_fidelity *f, int rung,
+                           int promoted, int has_parent, uint64_t parent_hash, int64_t *id,
+                           int64_t now_ms, char *err);
+/* Record a search or final result as hook_result does; `stopped`: an
+ * early stop decided by the master (the scheduler never promotes it). */
+int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *worker,
+                         int stopped);
+
+/* campaign_sched.c: NULL-safe hooks of the multi-fidelity search. */
+typedef struct nas__csched nas__csched;
+int nas__campaign_sched_open(nas_campaign *c, char *err);
+void nas__campaign_sched_close(nas_campaign *c);
+/* Like propose_one: 1 a task was added, 0 nothing now, < 0 failure. */
+int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms);
+void nas__campaign_sched_wire_fidelity(const nas_campaign *c, const nas__ctask *t,
+                                       nas_fidelity *f);
+void nas__campaign_sched_resume_task(const nas_campaign *c, nas__ctask *t);
+/* 1: the task is a promotion, not one of the strategy's proposals. */
+int nas__campaign_sched_skip(const nas_campaign *c, int64_t task_id);
+/* 1: the task's worker pushes its weights (a rung below the top: a
+ * promotion, or the first run of an architecture's first candidate). */
+int nas__campaign_sched_pushes(const nas_campaign *c, const nas__ctask *t);
+/* 1: the architecture's weights may still be continued. */
+int nas__campaign_sched_keeps(const nas_campaign *c, uint64_t arch);
+int nas__campaign_sched_result(nas_campaign *c, const nas__ctask *t, int ok, double value,
+                               const float *curve, int n_curve, char *err);
+void nas__campaign_sched_progress(void *ctx, const nas_wire_progress *p, const char *worker);
+/* The strategy core wrapped with the schedule's state (NAS_ENOTFOUND: no
+ * schedule, store the core as it is), and back. */
+int nas__campaign_sched_wrap(const nas_campaign *c, const uint8_t *core, size_t n, uint8_t **out,
+                             size_t *out_n);
+int nas__campaign_sched_unwrap(nas_campaign *c, const uint8_t *blob, size_t n,
+                               const uint8_t **core, size_t *core_n, char *err);
+void nas__campaign_sched_json(const nas_campaign *c, char *buf, size_t cap);
+
 /* campaign_state.c */
 /* Restore `s` (fresh, same config and seed) from the store: core blob plus
  * the history in the task rows; a format-1 blob is moved to format 2.
  * NAS_OK with `s` untouched when the store holds no state yet. */
 int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err);
+/* The same for the campaign's strategy, with its schedule (campaign_sched.c). */
+int nas__campaign_state_restore(nas_campaign *c, char *err);
 int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, double acc,
                                 int64_t params, int64_t macs, int numbered, char *err);
 void nas__campaign_batch_begin(nas_campaign *c);

@@ -36,6 +36,7 @@
 // ---- history from the store ---------------------------------------------------------------------
 
 typedef struct history_buf {
+    const nas_campaign *c; /* promotions of its schedule are not proposals */
     nas_proposal *p;
     int n_p, cap_p;
     nas_observation *o;
@@ -72,6 +73,7 @@ static int row_genome(const nas_store_search_row *row, nas_genome *g, char *err)
 
 static int on_proposal(void *ctx, const nas_store_search_row *row, char *err) {
     history_buf *h = ctx;
+    if (h->c && nas__campaign_sched_skip(h->c, row->task_id)) return NAS_OK;
     if (grow((void **)&h->p, &h->cap_p, h->n_p, sizeof *h->p))
         return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
     nas_proposal *p = &h->p[h->n_p];
@@ -181,20 +183,29 @@ static int load_legacy(nas_store *st, nas_strategy *s, const uint8_t *blob, size
 /* A new campaign starts its strategy from the seed; a resumed one loads
  * the last committed core and the history (none yet if the first proposal
  * never committed, which is the same as a new start). */
-int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
-    uint8_t *blob = NULL;
+/* c (NULL: no schedule) also restores the schedule wrapped around the core. */
+static int state_load(nas_store *st, nas_strategy *s, nas_campaign *c, char *err) {
+    uint8_t *whole = NULL, *blob;
     size_t n = 0;
     int64_t seq = 0;
-    int rc = nas_store_strategy_load(st, &blob, &n, &seq, err);
+    int rc = nas_store_strategy_load(st, &whole, &n, &seq, err);
     if (rc == NAS_ENOTFOUND) return NAS_OK;
     if (rc < 0) return rc;
+    /* The schedule's state, if any, wraps the strategy's (campaign_sched.c). */
+    const uint8_t *core = whole;
+    rc = nas__campaign_sched_unwrap(c, whole, n, &core, &n, err);
+    if (rc < 0) {
+        nas_free(whole);
+        return rc;
+    }
+    blob = (uint8_t *)core;
     int version = nas_strategy_blob_version(blob, n);
     if (version == 1) {
         rc = load_legacy(st, s, blob, n, err);
-        nas_free(blob);
+        nas_free(whole);
         return rc;
     }
-    history_buf h = {0};
+    history_buf h = {.c = c};
     rc = nas_store_search_each(st, 0, on_proposal, &h, err);
     if (rc == NAS_OK) rc = nas_store_search_each(st, 1, on_observation, &h, err);
     if (rc == NAS_OK) {
@@ -208,7 +219,7 @@ int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
                  n, h.n_p, h.n_o);
     nas_free(h.p);
     nas_free(h.o);
-    nas_free(blob);
+    nas_free(whole);
     return rc;
 }
 
@@ -231,6 +242,14 @@ int nas__campaign_state_observe(nas_campaign *c, const nas__ctask *t, int ok, do
     if (numbered) return NAS_OK;
     return nas_store_task_observed(c->store, t->id, nas_strategy_history_len(c->strategy) - 1, ok,
                                    err);
+}
+
+int nas__campaign_state_load(nas_store *st, nas_strategy *s, char *err) {
+    return state_load(st, s, NULL, err);
+}
+
+int nas__campaign_state_restore(nas_campaign *c, char *err) {
+    return state_load(c->store, c->strategy, c, err);
 }
 
 // ---- group commit -------------------------------------------------------------------------------
@@ -276,11 +295,17 @@ void nas__campaign_batch_end(nas_campaign *c) {
     if (!c->fatal && c->state_dirty) {
         uint8_t *blob = NULL;
         size_t n = 0;
+        uint8_t *wrapped = NULL;
+        size_t wn = 0;
         if (nas_strategy_save_core(c->strategy, &blob, &n) != NAS_OK)
             nas__campaign_fail(c, "cannot serialise the strategy state");
-        else if (nas_store_strategy_save(c->store, blob, n, nas_wall_ms(), err) < 0)
+        else if (nas__campaign_sched_wrap(c, blob, n, &wrapped, &wn) == NAS_ENOMEM)
+            nas__campaign_fail(c, "cannot serialise the schedule state");
+        else if (nas_store_strategy_save(c->store, wrapped ? wrapped : blob, wrapped ? wn : n,
+                                         nas_wall_ms(), err) < 0)
             nas__campaign_fail(c, err);
         nas_free(blob);
+        nas_free(wrapped);
         c->state_dirty = 0;
     }
     if (!c->fatal && nas_store_in_batch(c->store) && nas_store_batch_commit(c->store, err) < 0)

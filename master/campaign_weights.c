@@ -47,13 +47,17 @@ void nas__campaign_weights_close(nas_campaign *c) {
 }
 
 void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w) {
-    if (!c->weights || !c->cfg->weights.inherit || t->stage != NAS_STORE_STAGE_SEARCH) return;
+    if (!c->weights || t->stage != NAS_STORE_STAGE_SEARCH) return;
     if (c->eval_mode != NAS_EVAL_TRAIN) return; /* nothing is trained, nothing to inherit */
-    if (t->has_parent) {
+    /* A rung below the top may be promoted: its weights are pushed, and a
+     * promotion continues from them whatever weights.inherit says. */
+    int continues = nas__campaign_sched_pushes(c, t);
+    int inherit = c->cfg->weights.inherit;
+    if (t->has_parent && (inherit || t->promoted)) {
         w->has_parent = 1;
         w->parent_hash = t->parent_hash;
     }
-    w->push_weights = nas_strategy_uses_parents(c->strategy);
+    w->push_weights = (inherit && nas_strategy_uses_parents(c->strategy)) || continues;
 }
 
 /* The endpoint as bound (ZMQ_LAST_ENDPOINT: a port given as '*' is
@@ -84,6 +88,7 @@ void nas__campaign_weights_read(nas_zmq_uv *z, void *sock, void *data) {
 static int keep(void *ctx, uint64_t arch) {
     const nas_campaign *c = ctx;
     if (nas_strategy_is_live_parent(c->strategy, arch)) return 1;
+    if (nas__campaign_sched_keeps(c, arch)) return 1;
     for (int i = 0; i < c->n_tasks; i++)
         if (c->tasks[i].hash == arch || (c->tasks[i].has_parent && c->tasks[i].parent_hash == arch))
             return 1;

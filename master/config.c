@@ -66,6 +66,10 @@ nas_config nas_config_default(void) {
     snprintf(c.evaluation.signal_column, sizeof c.evaluation.signal_column, "valid_accuracy");
     snprintf(c.evaluation.report_column, sizeof c.evaluation.report_column, "test_accuracy");
     c.store[0] = '\0'; /* "" = "<name>.db", resolved after parsing */
+    c.schedule.eta = 3;
+    c.early_stop.min_epochs = 2;
+    c.early_stop.min_runs = 5;
+    c.early_stop.delta = 0.05;
     snprintf(c.source, sizeof c.source, "<config>");
     return c;
 }
@@ -83,7 +87,7 @@ static const char *const eval_modes[] = {"train", "table", NULL}; /* = nas_confi
 
 /* Leaves of the fidelity table: offsets relative to a nas_fidelity.  The
  * ranges repeat nas_fidelity_validate() so errors can carry a line. */
-static const nas__cfg_field fidelity_fields[] = {
+const nas__cfg_field nas__fidelity_fields[] = {
     {"resolution", NAS__T_INT, FO(resolution), 0, 0, 1024, NULL, NULL, 1},
     {"train_subset", NAS__T_INT, FO(train_subset), 0, 0, 1e8, NULL, NULL, 1},
     {"val_size", NAS__T_INT, FO(val_size), 0, 0, 1e8, NULL, NULL, 1},
@@ -153,12 +157,13 @@ static const nas__cfg_field strategy_fields[] = {
 static const nas__cfg_field budget_fields[] = {
     {"evaluations", NAS__T_INT, CO(budget.evaluations), 0, 1, 1e9, NULL, NULL, 2},
     {"wall_time", NAS__T_DURATION, CO(budget.wall_time_s), 0, 0, 1e9, NULL, NULL, 2},
+    {"epochs", NAS__T_INT, CO(budget.epochs), 0, 0, 1e9, NULL, NULL, 2},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
 static const nas__cfg_field final_fields[] = {
     {"top_k", NAS__T_INT, CO(final.top_k), 0, 0, 100000, NULL, NULL, 1},
-    {"fidelity", NAS__T_MAP, CO(final.fidelity), 0, 0, 0, fidelity_fields, NULL, 1},
+    {"fidelity", NAS__T_MAP, CO(final.fidelity), 0, 0, 0, nas__fidelity_fields, NULL, 1},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -203,13 +208,15 @@ const nas__cfg_field nas__config_fields[] = {
     {"space", NAS__T_MAP, 0, 0, 0, 0, space_fields, NULL, 1},
     {"strategy", NAS__T_MAP, 0, 0, 0, 0, strategy_fields, NULL, 1},
     {"budget", NAS__T_MAP, 0, 0, 0, 0, budget_fields, NULL, 1},
-    {"fidelity", NAS__T_MAP, CO(fidelity), 0, 0, 0, fidelity_fields, NULL, 1},
+    {"fidelity", NAS__T_MAP, CO(fidelity), 0, 0, 0, nas__fidelity_fields, NULL, 1},
     {"final", NAS__T_MAP, 0, 0, 0, 0, final_fields, NULL, 1},
     {"listen", NAS__T_MAP, 0, 0, 0, 0, listen_fields, NULL, 0},
     {"workers", NAS__T_MAP, 0, 0, 0, 0, workers_fields, NULL, 0},
     {"weights", NAS__T_MAP, 0, 0, 0, 0, weights_fields, NULL, 1},
     {"evaluation", NAS__T_MAP, 0, 0, 0, 0, evaluation_fields, NULL, 1},
     {"store", NAS__T_STR, CO(store), NAS_CONFIG_PATH_MAX, 0, 0, NULL, NULL, 0},
+    {"schedule", NAS__T_MAP, 0, 0, 0, 0, nas__schedule_fields, NULL, 0},
+    {"early_stop", NAS__T_MAP, 0, 0, 0, 0, nas__early_stop_fields, NULL, 0},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -602,6 +609,8 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
                 cx->ops_node = v; /* needs space.kind, which may come later */
             else
                 rc = set_seeds(cx, v, path, cfg);
+        } else if (f->type == NAS__T_RUNGS) {
+            rc = nas__cfg_set_rungs(cx, v, path, cfg);
         } else if (v->type != YAML_SCALAR_NODE) {
             return nas__cfg_error(cx, node_line(v), path, "expected %s, got %s",
                                   type_words(f->type), node_words(v));
@@ -660,7 +669,7 @@ static int flow_too_deep(const char *t, size_t n, int *line) {
  * retrains the winners at lr 0.05 too. */
 static void inherit_final(const nas__cfg_ctx *cx, nas_config *c) {
     const nas_fidelity search_def = nas_fidelity_default(), final_def = final_fidelity_default();
-    for (const nas__cfg_field *f = fidelity_fields; f->key; f++) {
+    for (const nas__cfg_field *f = nas__fidelity_fields; f->key; f++) {
         char path[96];
         snprintf(path, sizeof path, "final.fidelity.%s", f->key);
         if (nas__cfg_line_of(cx, path) > 0) continue;

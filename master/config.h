@@ -22,6 +22,7 @@
 #ifndef NAS_CONFIG_H
 #define NAS_CONFIG_H
 
+#include "master/schedule.h"
 #include "master/strategy.h"
 
 #include <stddef.h>
@@ -30,6 +31,21 @@
 #define NAS_CONFIG_PATH_MAX     256
 #define NAS_CONFIG_ENDPOINT_MAX 128
 #define NAS_CONFIG_NAME_MAX     64
+
+/* schedule.kind (docs/CAMPAIGN.md, *schedule*). */
+enum nas_config_schedule_kind {
+    NAS_CONFIG_SCHEDULE_NONE = 0, /* one fidelity, as without a schedule key */
+    NAS_CONFIG_SCHEDULE_ASHA = 1,
+    NAS_CONFIG_SCHEDULE_HYPERBAND = 2,
+    NAS_CONFIG_SCHEDULE_SHA = 3,
+};
+
+/* early_stop.rule. */
+enum nas_config_stop_rule {
+    NAS_CONFIG_STOP_NONE = 0,
+    NAS_CONFIG_STOP_MEDIAN = 1,
+    NAS_CONFIG_STOP_EXTRAPOLATE = 2,
+};
 
 enum nas_config_eval_mode {
     NAS_CONFIG_EVAL_TRAIN = 0, /* workers train every candidate */
@@ -48,6 +64,7 @@ typedef struct nas_config {
     struct {
         int evaluations;    /* search-stage evaluations (>= 1) */
         double wall_time_s; /* stop proposing after this long; 0 = no limit */
+        int epochs;         /* stop proposing after this many epochs trained; 0 = no limit */
     } budget;
     nas_fidelity fidelity; /* search-stage training */
     struct {
@@ -76,6 +93,18 @@ typedef struct nas_config {
         char report_column[64];          /* column reported as test accuracy */
     } evaluation;
     char store[NAS_CONFIG_PATH_MAX]; /* SQLite file of the campaign */
+    /* Multi-fidelity search (master/campaign_sched.c). */
+    struct {
+        int kind; /* enum nas_config_schedule_kind */
+        int eta, n0, max_open;
+        int n_rungs;
+        nas_fidelity rungs[NAS_SCHED_MAX_RUNGS]; /* `fidelity` with each rung's keys over it */
+    } schedule;
+    struct {
+        int rule; /* enum nas_config_stop_rule */
+        int min_epochs, min_runs;
+        double delta;
+    } early_stop;
 
     /* Filled by load/parse; owned, freed by nas_config_fini(). */
     char source[NAS_CONFIG_PATH_MAX]; /* file name used in messages */

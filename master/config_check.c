@@ -326,6 +326,13 @@ static void put_table(buf *b, const nas__cfg_field *table, const char *base, con
             put_table(b, f->sub, base + f->off, path, c);
             continue;
         }
+        if (f->type == NAS__T_RUNGS) { /* every field of every rung, as `fidelity` */
+            for (int k = 0; k < c->schedule.n_rungs; k++) {
+                snprintf(path, sizeof path, "schedule.rungs[%d]", k);
+                put_table(b, nas__fidelity_fields, (const char *)&c->schedule.rungs[k], path, c);
+            }
+            continue;
+        }
         put(b, "%s: ", path);
         put_leaf(b, f, base + f->off, c);
         put(b, "\n");
@@ -345,9 +352,12 @@ static uint64_t fnv1a64(const char *s, size_t n) {
 
 int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t len) {
     int rc = check_all(cx, cfg);
+    if (rc == NAS_OK) rc = nas__cfg_schedule_finish(cx, cfg);
     if (rc != NAS_OK) return rc;
     buf b = {0};
     put_table(&b, nas__config_fields, (const char *)cfg, "", cfg);
+    if (cfg->schedule.kind || cfg->early_stop.rule)
+        put_table(&b, nas__schedule_identity, (const char *)cfg, "", cfg);
     cfg->text = nas_malloc(len + 1);
     /* Both allocations are checked together so the error path is one. */
     if (b.oom || !b.p || !cfg->text) {

@@ -24,6 +24,7 @@ enum nas__cfg_type {
     NAS__T_MAP,         /* nested table `sub`, base moved by `off` */
     NAS__T_OPS,         /* list of op names -> space.op_mask (resolved after the walk) */
     NAS__T_SEEDS,       /* list of preset names -> strategy.seeds */
+    NAS__T_RUNGS,       /* list of partial fidelity mappings -> schedule.rungs */
 };
 
 /* One key of a campaign file. */
@@ -40,6 +41,14 @@ typedef struct nas__cfg_field {
 
 /* The top-level table (NULL-key-terminated). */
 extern const nas__cfg_field nas__config_fields[];
+/* The leaves of a fidelity mapping (offsets into a nas_fidelity). */
+extern const nas__cfg_field nas__fidelity_fields[];
+/* schedule and early_stop (config_schedule.c): in the top-level table
+ * outside the identity, and in it through nas__schedule_identity only when
+ * set, so files without them keep the hash they always had. */
+extern const nas__cfg_field nas__schedule_fields[];
+extern const nas__cfg_field nas__early_stop_fields[];
+extern const nas__cfg_field nas__schedule_identity[];
 
 /* Parse state: where messages go and which key was set on which line. */
 typedef struct nas__cfg_ctx {
@@ -70,6 +79,12 @@ int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *tabl
                   const char *prefix, nas_config *cfg);
 int nas__cfg_set_scalar(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const char *path,
                         const char *v, int quoted, void *dst);
+
+/* schedule.rungs: each item a partial fidelity mapping (config_schedule.c). */
+int nas__cfg_set_rungs(nas__cfg_ctx *cx, yaml_node_t *list, const char *path, nas_config *cfg);
+/* After the cross-key checks: fill each rung from `fidelity` and its own
+ * keys and check the ladder (config_schedule.c). */
+int nas__cfg_schedule_finish(nas__cfg_ctx *cx, nas_config *cfg);
 
 /* After the walk: resolve ops and derived defaults, check keys against
  * each other, copy the text and build the canonical form and hash. */

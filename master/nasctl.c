@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "common/zmon.h"
+#include "master/nasctl_fidelity.h"
 #include "master/pareto.h"
 #include "master/status.h"
 #include "master/store.h"
@@ -81,6 +82,8 @@ static int cmd_history(int argc, char **argv);
 static int cmd_pareto(int argc, char **argv);
 static int cmd_dot(int argc, char **argv);
 static int cmd_keygen(int argc, char **argv);
+static int cmd_curve(int argc, char **argv);
+static int cmd_fidelity(int argc, char **argv);
 
 /* The commands.  A command is one entry function taking its own argv
  * (argv[0] is the command's name) and returning the exit status (0 ok, 1
@@ -109,6 +112,13 @@ static const command COMMANDS[] = {
     {"history", cmd_history, OPT_DB | OPT_CSV | OPT_JSON,
      "--db FILE [--csv | --json]\n"
      "        every search result in the order it was recorded (--csv: RFC 4180)\n"},
+    {"curve", cmd_curve, OPT_DB | OPT_JSON,
+     "TASK --db FILE [--json]\n"
+     "        a task's validation accuracy per epoch\n"},
+    {"fidelity", cmd_fidelity, OPT_DB | OPT_JSON,
+     "--db FILE [--json]\n"
+     "        Spearman and Kendall rank correlation between the campaign's\n"
+     "        fidelities (search and final), with a warning when the search ranks poorly\n"},
     {"pareto", cmd_pareto, OPT_DB | OPT_JSON,
      "--db FILE [--json]\n"
      "        results no other beats on accuracy and parameter count at once\n"},
@@ -573,6 +583,24 @@ done:
 }
 
 /* dot: a genome text or a preset name, drawn by the genome module. */
+// ---- curve, fidelity (nasctl_fidelity.c) --------------------------------------------------------
+
+static int cmd_curve(int argc, char **argv) {
+    args a;
+    int status;
+    if (!parse_args(argc, argv, 1, &a, &status)) return status;
+    if (need_db("curve", &a)) return 2;
+    return nas_nasctl_fidelity("curve", a.db, a.json, a.arch);
+}
+
+static int cmd_fidelity(int argc, char **argv) {
+    args a;
+    int status;
+    if (!parse_args(argc, argv, 0, &a, &status)) return status;
+    if (need_db("fidelity", &a)) return 2;
+    return nas_nasctl_fidelity("fidelity", a.db, a.json, NULL);
+}
+
 static int cmd_dot(int argc, char **argv) {
     args aa, *a = &aa;
     int status;

@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "master/rankcorr.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -538,59 +539,10 @@ int nas_predictor_import(nas_predictor **out, const uint8_t *b, size_t n, char *
 
 // ---- rank correlation ------------------------------------------------------------------
 
-typedef struct ranked {
-    double v;
-    int i;
-} ranked;
-
-static int ranked_cmp(const void *a, const void *b) {
-    const ranked *x = a, *y = b;
-    if (x->v < y->v) return -1;
-    if (x->v > y->v) return 1;
-    return x->i - y->i;
-}
-
-/* Ranks 1..n with ties given their average rank. */
-static int rank_of(const double *v, int n, double *rank) {
-    ranked *r = nas_malloc(sizeof *r * (size_t)n);
-    if (!r) return NAS_ENOMEM;
-    for (int i = 0; i < n; i++)
-        r[i] = (ranked){v[i], i};
-    qsort(r, (size_t)n, sizeof *r, ranked_cmp);
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j + 1 < n && r[j + 1].v == r[i].v)
-            j++;
-        for (int k = i; k <= j; k++)
-            rank[r[k].i] = 0.5 * (i + j) + 1.0;
-        i = j + 1;
-    }
-    nas_free(r);
-    return NAS_OK;
-}
-
-/* Spearman's rho as the Pearson correlation of average ranks: the textbook
- * 1 - 6 sum d^2 / (n (n^2 - 1)) is only exact without ties, and predictor
- * outputs and tabular accuracies both tie. */
+/* The campaign's one implementation (master/rankcorr.h): Pearson's r of
+ * mid-ranks, exact with ties, which predictor outputs and tabular
+ * accuracies both have. */
 double nas_predictor_spearman(const double *a, const double *b, int n) {
-    if (n < 2) return NAN;
-    double *ra = nas_malloc(sizeof(double) * 2 * (size_t)n);
-    if (!ra) return NAN;
-    double *rb = ra + n;
-    double out = NAN;
-    if (rank_of(a, n, ra) == NAS_OK && rank_of(b, n, rb) == NAS_OK) {
-        /* Pearson correlation of the ranks (exact with ties). */
-        double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
-        for (int i = 0; i < n; i++)
-            ma += ra[i], mb += rb[i];
-        ma /= n, mb /= n;
-        for (int i = 0; i < n; i++) {
-            sab += (ra[i] - ma) * (rb[i] - mb);
-            saa += (ra[i] - ma) * (ra[i] - ma);
-            sbb += (rb[i] - mb) * (rb[i] - mb);
-        }
-        if (saa > 0 && sbb > 0) out = sab / sqrt(saa * sbb);
-    }
-    nas_free(ra);
-    return out;
+    double rho;
+    return nas_rank_spearman(a, b, n, &rho) == NAS_OK ? rho : NAN;
 }

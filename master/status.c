@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "master/status_fidelity.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -222,6 +223,7 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     json_best(&b, st, err);
     json_workers(&b, st, now_wall_ms, err);
     json_weights(&b, st);
+    nas_status_json_fidelity(&b, st, -1, -1, info.created_ms, now_wall_ms);
     nas_json_buf_obj_end(&b);
     nas_store_campaign_info_fini(&info);
     char *out = nas_json_buf_take(&b, NULL);
@@ -339,6 +341,7 @@ int nas_status_print(const char *json, FILE *f, char *err) {
                 num_of(wt, "bytes_memory", 0) / 1e6, num_of(wt, "budget", 0) / 1e6,
                 num_of(wt, "bytes_disk", 0) / 1e6, num_of(wt, "hits", 0), num_of(wt, "misses", 0),
                 num_of(wt, "disk_reads", 0));
+    nas_status_print_fidelity(doc, f);
     print_workers(doc, f);
     nas_json_free(&doc);
     return NAS_OK;

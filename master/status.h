@@ -14,7 +14,8 @@
  * its Register), and weights (the live store's figures,
  * master/weights.h nas_weights_stats_json, with "live": true; from the
  * database {live: false, bytes_disk, archs_disk, bytes_memory: null,
- * archs_memory: null}, or null).  From the database, worker states are
+ * archs_memory: null}, or null), and resources and fidelity_ranks
+ * (master/status_fidelity.h).  From the database, worker states are
  * "busy" (a task is leased to it) or "seen", and epochs are unknown (0).
  * A live master adds "insecure" (true when a plaintext socket is reachable
  * from other machines) and "security" ({curve, loopback_only, and with

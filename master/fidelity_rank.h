@@ -1,0 +1,57 @@
+/*
+ * fidelity_rank.h - how well each fidelity of a campaign ranks
+ * architectures the way the next one does, read from its store.
+ *
+ * A campaign's done tasks fall into fidelity groups: the search stage's
+ * fidelities (one today; one per rung once schedules run) in the order
+ * they first appear, then the final stage's.  For every adjacent pair of
+ * search groups, and for every search group against every final group,
+ * the architectures with results at both are paired and their validation
+ * accuracies correlated (rankcorr.h); against a final group the test
+ * accuracy is correlated too where it was measured.  Groups are told
+ * apart by everything in the fidelity but the seed, the test flag and the
+ * time limit, which do not change what is being measured.
+ */
+#ifndef NAS_FIDELITY_RANK_H
+#define NAS_FIDELITY_RANK_H
+
+#include "common/fidelity.h"
+#include "common/json.h"
+#include "master/rankcorr.h"
+#include "master/store.h"
+
+typedef struct nas_fidelity_group {
+    int stage;             /* enum nas_store_stage */
+    nas_fidelity fidelity; /* as its first task had it */
+    int n;                 /* results at this fidelity */
+} nas_fidelity_group;
+
+typedef struct nas_fidelity_pair {
+    int from, to;         /* group indices, `to` the more expensive */
+    nas_rank_report val;  /* validation accuracy at `from` against at `to` */
+    nas_rank_report test; /* against the test accuracy at `to` (n = 0: none measured) */
+} nas_fidelity_pair;
+
+typedef struct nas_fidelity_ranks {
+    nas_fidelity_group *groups;
+    int n_groups;
+    nas_fidelity_pair *pairs;
+    int n_pairs;
+} nas_fidelity_ranks;
+
+/* Read every done task of the store and fill *out (free with
+ * nas_fidelity_ranks_fini, also after an error).  NAS_OK, or the store's
+ * error (err names it), NAS_ENOMEM. */
+int nas_fidelity_ranks_read(nas_store *st, nas_fidelity_ranks *out, char *err);
+void nas_fidelity_ranks_fini(nas_fidelity_ranks *r);
+
+/* A short label of a fidelity for people: "3 epochs, 14 px, F=8 N=1,
+ * subset 2000" (only what is set). */
+void nas_fidelity_label(const nas_fidelity *f, char *buf, size_t cap);
+
+/* The figures as one JSON object: {threshold, min_n, groups[{stage,
+ * fidelity, results}], pairs[{from, to, validation{n, spearman, kendall,
+ * weak}, test{...}}]} (`nasctl fidelity --json`, the status document). */
+void nas_fidelity_ranks_json(nas_json_buf *b, const nas_fidelity_ranks *fr);
+
+#endif

@@ -1,0 +1,209 @@
+// nas-test: label=e2e timeout=300
+/*
+ * test_schedule_e2e.c - multi-fidelity search with the real binaries
+ * (nas-master, nas-worker over TCP, a SQLite file):
+ *  - ASHA over evolution survives kill -9 of the master: every proposal
+ *    trains once at rung 0, every promotion is taken exactly once, names
+ *    its own architecture as its parent and follows a rung-0 result;
+ *  - a promoted candidate continues from its own trained weights on
+ *    another worker (real training; the first worker is killed -9 after
+ *    its rung-0 results, the second pulls the weights from the store);
+ *  - the median stopping rule stops runs from the master: Cancel reaches
+ *    the worker in the middle of an epoch, and the run is a result with
+ *    its partial curve and a task-stopped event, not a failure.
+ */
+#include "common/alloc.h"
+#include "tests/e2e_util.h"
+
+#include <inttypes.h>
+#include <limits.h>
+
+/* Search tasks read back: rung-0 tasks have `low` epochs, promotions `high`. */
+typedef struct ladder {
+    nas_store_task_info *t;
+    int n, n_low, n_high;
+} ladder;
+
+static void read_ladder(const char *db, int low, int high, ladder *l) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    memset(l, 0, sizeof *l);
+    l->n = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, &l->t, err);
+    ck_assert_int_ge(l->n, 0);
+    nas_store_close(&st);
+    for (int i = 0; i < l->n; i++) {
+        const nas_store_task_info *t = &l->t[i];
+        ck_assert_msg(t->state == NAS_STORE_TASK_DONE, "task %" PRId64 " not done", t->id);
+        ck_assert(t->fidelity.epochs == low || t->fidelity.epochs == high);
+        if (t->fidelity.epochs == low) {
+            l->n_low++;
+            continue;
+        }
+        l->n_high++;
+        /* A promotion continues its own architecture ... */
+        ck_assert(t->has_parent && t->parent_hash == t->arch_hash);
+        /* ... after a rung-0 result of it, and only once. */
+        int before = 0, twice = 0;
+        for (int j = 0; j < l->n; j++) {
+            if (l->t[j].arch_hash != t->arch_hash || j == i) continue;
+            if (l->t[j].fidelity.epochs == low && l->t[j].id < t->id) before++;
+            if (l->t[j].fidelity.epochs == high) twice++;
+        }
+        ck_assert_int_ge(before, 1);
+        ck_assert_int_eq(twice, 0);
+    }
+}
+
+START_TEST(test_schedule_asha_survives_master_kill_9) {
+    e2e_reap_setup();
+    e2e_env e;
+    e2e_env_init(&e, 0);
+    e2e_write_campaign(e.cfg, "asha9", 12, e.port, "127.0.0.1", e.db,
+                       "schedule:\n  kind: asha\n  eta: 2\n"
+                       "  rungs: [{epochs: 1}, {epochs: 3}]\n");
+    const char *extra[] = {"--synthetic", "--log-level", "info", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, extra);
+    char l1[PATH_MAX], l2[PATH_MAX];
+    e2e_log_path(&e, "w1", l1, sizeof l1);
+    e2e_log_path(&e, "w2", l2, sizeof l2);
+    pid_t w1 = e2e_start_worker(l1, NULL, e.ctl, "w1", "60", NULL);
+    pid_t w2 = e2e_start_worker(l2, NULL, e.ctl, "w2", "60", NULL);
+    ck_assert_msg(e2e_wait_counts(e.db, 6, 0, 60000), "no 6 results in time");
+    e2e_kill(m, SIGKILL);
+    m = e2e_start_master(e.mlog, NULL, e.cfg, extra);
+    ck_assert_int_eq(e2e_wait(m, 120000), 0);
+    e2e_kill(w1, SIGTERM);
+    e2e_kill(w2, SIGTERM);
+    ck_assert_int_ge(e2e_count_in_file(e.mlog, "schedule: state restored"), 1);
+    ladder l;
+    read_ladder(e.db, 1, 3, &l);
+    /* The budget counts proposals: twelve at rung 0, and ASHA promotes at
+     * most the top half of them (eta 2), at least the best of the first two. */
+    ck_assert_int_eq(l.n_low, 12);
+    ck_assert_int_ge(l.n_high, 1);
+    ck_assert_int_le(l.n_high, 6);
+    nas_free(l.t);
+    e2e_reap_all();
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+START_TEST(test_schedule_promotion_continues_on_another_worker) {
+    e2e_reap_setup();
+    e2e_env e;
+    e2e_env_init(&e, 1);
+    e2e_write_bar_idx(e.dir, "train", 300);
+    e2e_write_bar_idx(e.dir, "t10k", 20);
+    e2e_write(e.cfg,
+              "name: promote\nseed: 5\n"
+              "data:\n  set: mnist\n  dir: %s\n"
+              "space:\n  kind: cell\n  blocks: 2\n  ops: [id, max3x3, sep3x3, conv1x1]\n"
+              "strategy:\n  name: random\n"
+              "budget:\n  evaluations: 3\n"
+              "fidelity:\n  resolution: 14\n  train_subset: 0\n  val_size: 40\n  epochs: 1\n"
+              "  batch: 16\n  channels: 4\n  cells: 1\n"
+              "schedule:\n  kind: asha\n  eta: 2\n  rungs: [{epochs: 1}, {epochs: 8}]\n"
+              "listen:\n  control: %s\n  weights: tcp://127.0.0.1:%d\n  status: %s\n"
+              "workers:\n  heartbeat_ms: 200\n  liveness: 5\n"
+              "store: %s\n",
+              e.dir, e.ctl, e.port + 1, e.sts, e.db);
+    const char *mextra[] = {"--log-level", "info", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, mextra);
+    char la[PATH_MAX], lb[PATH_MAX];
+    e2e_log_path(&e, "wa", la, sizeof la);
+    e2e_log_path(&e, "wb", lb, sizeof lb);
+    char *aargv[] = {(char *)nas_bin("nas-worker"), "--master", e.ctl, "--name", "wa",
+                     "--heartbeat-ms", "200", "--reconnect-min-ms", "50",
+                     "--reconnect-max-ms", "200", NULL};
+    pid_t wa = e2e_spawn(la, NULL, aargv);
+    /* ASHA promotes the better of the first two at once; it trains seven
+     * more epochs, long enough to kill its worker in the middle. */
+    ck_assert_msg(e2e_wait_counts(e.db, 2, 0, 120000), "no 2 results in time");
+    e2e_kill(wa, SIGKILL);
+    char *bargv[] = {(char *)nas_bin("nas-worker"), "--master", e.ctl, "--name", "wb",
+                     "--heartbeat-ms", "200", "--reconnect-min-ms", "50",
+                     "--reconnect-max-ms", "200", NULL};
+    pid_t wb = e2e_spawn(lb, NULL, bargv);
+    ck_assert_int_eq(e2e_wait(m, 180000), 0);
+    e2e_kill(wb, SIGTERM);
+    ladder l;
+    read_ladder(e.db, 1, 8, &l);
+    ck_assert_int_eq(l.n_low, 3);
+    ck_assert_int_ge(l.n_high, 1);
+    /* The first promotion: trained by wb from the weights wa pushed. */
+    const nas_store_task_info *p = NULL, *r0 = NULL;
+    for (int i = 0; i < l.n && !p; i++)
+        if (l.t[i].fidelity.epochs == 8) p = &l.t[i];
+    for (int i = 0; i < l.n && !r0; i++)
+        if (l.t[i].arch_hash == p->arch_hash && l.t[i].fidelity.epochs == 1) r0 = &l.t[i];
+    ck_assert_str_eq(r0->worker, "wa");
+    ck_assert_str_eq(p->worker, "wb");
+    char line[96];
+    snprintf(line, sizeof line, "inherit: parent %016" PRIx64 ": ", p->arch_hash);
+    ck_assert_msg(e2e_count_in_file(lb, line) >= 1, "wb did not continue from %s", line);
+    ck_assert_int_eq(e2e_count_in_file(lb, "training from fresh weights"), 0);
+    nas_free(l.t);
+    e2e_reap_all();
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+START_TEST(test_schedule_median_stop_reaches_worker_mid_epoch) {
+    e2e_reap_setup();
+    e2e_env e;
+    e2e_env_init(&e, 2);
+    e2e_write_campaign(e.cfg, "stop", 10, e.port, "127.0.0.1", e.db,
+                       "early_stop:\n  rule: median\n  min_epochs: 1\n  min_runs: 2\n");
+    const char *extra[] = {"--synthetic", "--log-level", "info", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, extra);
+    char lw[PATH_MAX];
+    e2e_log_path(&e, "w", lw, sizeof lw);
+    /* Epochs of 400 ms: the stop decided at the end of epoch 1 arrives
+     * while epoch 2 sleeps. */
+    pid_t w = e2e_start_worker(lw, NULL, e.ctl, "w", "400", NULL);
+    ck_assert_int_eq(e2e_wait(m, 120000), 0);
+    e2e_kill(w, SIGTERM);
+    int stops = e2e_count_in_file(e.mlog, "stopped by the median rule at epoch 1/2");
+    ck_assert_int_ge(stops, 1);
+    ck_assert_int_eq(e2e_count_in_file(lw, "canceled by the master"), stops);
+    /* Stopped runs are results with their one-epoch curve; nothing failed. */
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    ck_assert_int_eq(n, 10);
+    int short_curves = 0;
+    for (int i = 0; i < n; i++)
+        short_curves += r[i].n_curve == 1;
+    ck_assert_int_eq(short_curves, stops);
+    nas_store_records_free(r, n);
+    nas_store_counts k;
+    ck_assert_int_eq(nas_store_task_counts(st, NAS_STORE_STAGE_SEARCH, &k, err), NAS_OK);
+    ck_assert_int_eq(k.failed, 0);
+    nas_store_event_info *ev = NULL;
+    int ne = nas_store_event_list(st, 0, 1000, &ev, err);
+    int stopped_events = 0;
+    for (int i = 0; i < ne; i++)
+        stopped_events += strcmp(ev[i].kind, "task-stopped") == 0;
+    ck_assert_int_eq(stopped_events, stops);
+    nas_free(ev);
+    nas_store_close(&st);
+    e2e_reap_all();
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("schedule_e2e");
+    TCase *tc = tcase_create("e2e");
+    tcase_set_timeout(tc, 290);
+    tcase_add_test(tc, test_schedule_asha_survives_master_kill_9);
+    tcase_add_test(tc, test_schedule_promotion_continues_on_another_worker);
+    tcase_add_test(tc, test_schedule_median_stop_reaches_worker_mid_epoch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

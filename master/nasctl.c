@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "common/zmon.h"
+#include "master/export.h"
 #include "master/pareto.h"
 #include "master/status.h"
 #include "master/store.h"
@@ -503,6 +504,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "export") == 0) return nas_nasctl_export(argc - 1, argv + 1);
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "master/campaign_internal.h"
 #include "master/export.h"
+#include "common/genome.h"
 #include "tests/e2e_util.h"
 
 #include <limits.h>
@@ -29,6 +30,18 @@ static const char *const PY = "/usr/bin/python3";
 
 /* The campaign of every test here, run once (unchecked fixture). */
 static char dir[PATH_MAX], db[PATH_MAX];
+static int has_torch, has_onnx; /* what /usr/bin/python3 imports, asked once */
+
+/* 1 when /usr/bin/python3 imports `module`; else prints why the checks
+ * that need it are skipped. */
+static int python_has(const char *module) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s -c 'import %s' 2>/dev/null", PY, module);
+    if (access(PY, X_OK) == 0 && nas_run_cmd(cmd, NULL, 0) == 0) return 1;
+    fprintf(stderr, "test_export: SKIPPED the checks that need %s: %s cannot import it "
+                    "(Debian: apt-get install python3-%s)\n", module, PY, module);
+    return 0;
+}
 
 static void campaign_main(void) {
     char cfgp[PATH_MAX], ep[64], wep[64];
@@ -81,6 +94,8 @@ static void campaign_main(void) {
 static void run_campaign(void) {
     snprintf(dir, sizeof dir, "%s", nas_tmpdir_make());
     nas_path_join(db, sizeof db, dir, "c.db");
+    has_torch = python_has("torch");
+    has_onnx = has_torch && python_has("onnx");
     pid_t pid = fork();
     if (pid == 0) {
         campaign_main();
@@ -91,16 +106,6 @@ static void run_campaign(void) {
 
 static void remove_campaign(void) {
     if (!getenv("KEEP")) nas_tmpdir_rm(dir);
-}
-
-/* 1 when /usr/bin/python3 imports `module`; else prints why the check is skipped. */
-static int python_has(const char *module, const char *what) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "%s -c 'import %s' 2>/dev/null", PY, module);
-    if (access(PY, X_OK) == 0 && nas_run_cmd(cmd, NULL, 0) == 0) return 1;
-    fprintf(stderr, "test_export: SKIPPED %s: %s cannot import %s (Debian: apt-get install "
-                    "python3-%s)\n", what, PY, module, module);
-    return 0;
 }
 
 static int file_exists(const char *d, const char *name) {
@@ -127,8 +132,7 @@ START_TEST(test_export_best_is_the_kept_final_winner_and_torch_reproduces_it) {
     o.db = db;
     o.out_dir = out;
     o.check_images = 8;
-    int torch = python_has("torch", "PyTorch checks of the export");
-    if (!torch) o.python = NULL;
+    if (!has_torch) o.python = NULL;
     nas_export_report r;
     ck_assert_msg(nas_export(&o, &r, err) == NAS_OK, "%s", err);
     ck_assert_int_eq(r.stage, NAS_STORE_STAGE_FINAL);
@@ -156,22 +160,20 @@ START_TEST(test_export_best_is_the_kept_final_winner_and_torch_reproduces_it) {
     nas_store_close(&st);
     ck_assert_str_eq(r.arch, ti.arch_text);
 
-    if (!torch) return;
+    if (!has_torch) return;
     ck_assert_msg(r.onnx == 1, "model.onnx: %s", r.onnx_note);
-    char cmd[PATH_MAX * 2 + 64], res[4096] = "";
-    snprintf(cmd, sizeof cmd, "%s %s/model.py --check", PY, out);
+    /* One interpreter run (PyTorch takes seconds to import): nasd's logits
+     * on the check images, nasd's accuracy on the whole test set (resized
+     * as nasd does), and the ONNX checker. */
+    char cmd[PATH_MAX * 4], res[4096] = "", onnx[PATH_MAX + 32] = "";
+    if (has_onnx) snprintf(onnx, sizeof onnx, "--check-onnx %s/model.onnx", out);
+    snprintf(cmd, sizeof cmd, "%s %s/model.py --check --eval %s %s", PY, out, dir, onnx);
     ck_assert_msg(nas_run_cmd(cmd, res, sizeof res) == 0, "%s", res);
     ck_assert_msg(strstr(res, "\"ok\": true") != NULL, "%s", res);
     ck_assert(json_number(res, "images") == 8);
-    /* The whole test set (resized as nasd does) gives nasd's accuracy. */
-    snprintf(cmd, sizeof cmd, "%s %s/model.py --eval %s", PY, out, dir);
-    ck_assert_msg(nas_run_cmd(cmd, res, sizeof res) == 0, "%s", res);
-    ck_assert(json_number(res, "images") == 40);
+    ck_assert_msg(strstr(res, "{\"images\": 40, \"test_accuracy\"") != NULL, "%s", res);
     ck_assert_msg(fabs(json_number(res, "test_accuracy") - r.test_accuracy) < 0.001, "%s", res);
-    if (!python_has("onnx", "the ONNX checker")) return;
-    snprintf(cmd, sizeof cmd, "%s %s/model.py --check-onnx %s/model.onnx", PY, out, out);
-    ck_assert_msg(nas_run_cmd(cmd, res, sizeof res) == 0, "%s", res);
-    ck_assert_msg(strstr(res, "\"checker\": \"ok\"") != NULL, "%s", res);
+    if (has_onnx) ck_assert_msg(strstr(res, "\"checker\": \"ok\"") != NULL, "%s", res);
 }
 END_TEST
 
@@ -215,6 +217,75 @@ START_TEST(test_export_unkept_weights_name_the_retraining) {
 }
 END_TEST
 
+/* Every operation of the genome space, both cells (a stride-2 id is the
+ * factorized reduction, a stride-2 zero keeps only its output side). */
+static const char *const EVERY_OP = "n=sep5x5:1+sep7x7:0,dil3x3:0+conv1x7_7x1:1,"
+                                    "conv3x3:2+zero:0,conv1x1:3+avg3x3:1 "
+                                    "r=max3x3:0+id:1,avg3x3:1+sep3x3:0,zero:1+id:2";
+
+/* A database with one finished task of EVERY_OP (as a campaign would leave
+ * it); returns the task id. */
+static int64_t every_op_task(const char *path, const nas_fidelity *f) {
+    char err[NAS_ERR_LEN] = "", text[PATH_MAX + 64];
+    snprintf(text, sizeof text, "name: ops\ndata:\n  set: mnist\n  dir: %s\n", dir);
+    nas_store *st = NULL;
+    ck_assert_msg(nas_store_open(&st, path, err) == NAS_OK, "%s", err);
+    nas_store_campaign c = {.name = "ops", .text = text, .canonical = text, .hash = 9, .seed = 1};
+    ck_assert_msg(nas_store_campaign_bind(st, &c, 1000, NULL, err) == NAS_OK, "%s", err);
+    nas_genome g;
+    ck_assert_msg(nas_genome_parse(EVERY_OP, strlen(EVERY_OP), &g, err) == NAS_OK, "%s", err);
+    nas_store_new_task t = {.arch_hash = nas_genome_hash(&g), .arch_text = EVERY_OP,
+                            .params = 1, .macs = 1, .stage = NAS_STORE_STAGE_SEARCH,
+                            .fidelity = *f};
+    int64_t id = 0;
+    ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 2000, &id, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", 9000, 3000, err), NAS_OK);
+    nas_store_result r = {.accuracy = 0.5, .test_accuracy = NAN, .params = 1, .macs = 1,
+                          .seconds = 1, .worker = "w1"};
+    ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);
+    nas_store_close(&st);
+    return id;
+}
+
+START_TEST(test_export_every_op_matches_torch) {
+    nas_fidelity f = nas_fidelity_default();
+    f.resolution = 14, f.train_subset = 0, f.val_size = 40, f.epochs = 1, f.batch = 16;
+    f.channels = 4, f.cells = 1, f.seed = 5;
+    char odb[PATH_MAX + 16], out[PATH_MAX + 16], wfile[PATH_MAX + 16], err[NAS_ERR_LEN] = "";
+    snprintf(odb, sizeof odb, "%s/ops.db", dir);
+    snprintf(out, sizeof out, "%s/ops", dir);
+    snprintf(wfile, sizeof wfile, "%s/ops.safetensors", dir);
+    int64_t id = every_op_task(odb, &f);
+    char cmd[4 * PATH_MAX], res[4096] = "";
+    snprintf(cmd, sizeof cmd,
+             "%s --arch '%s' --data mnist --data-dir %s --resolution 14 --train-subset 0 "
+             "--val-size 40 --epochs 1 --batch 16 --channels 4 --cells 1 --seed 5 "
+             "--save-weights %s",
+             nas_bin("nas-train"), EVERY_OP, dir, wfile);
+    ck_assert_msg(nas_run_cmd(cmd, res, sizeof res) == 0, "%s\n%s", cmd, res);
+    nas_export_options o;
+    nas_export_options_default(&o);
+    o.db = odb;
+    o.task_id = id;
+    o.out_dir = out;
+    o.weights = wfile;
+    o.python = NULL;
+    nas_export_report r;
+    ck_assert_msg(nas_export(&o, &r, err) == NAS_OK, "%s", err);
+    char *model = nas_read_file(strcat(strcpy(cmd, out), "/model.py"), NULL);
+    ck_assert_ptr_nonnull(model);
+    const char *ops[] = {"\"conv\"", "\"bn\"", "\"relu\"", "\"add\"", "\"concat\"", "\"maxpool\"",
+                         "\"avgpool\"", "\"gap\"", "\"linear\"", "\"shift\"", "\"zero\""};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        ck_assert_msg(strstr(model, ops[i]) != NULL, "no %s node in the graph", ops[i]);
+    nas_free(model);
+    if (!has_torch) return;
+    snprintf(cmd, sizeof cmd, "%s %s/model.py --check", PY, out);
+    ck_assert_msg(nas_run_cmd(cmd, res, sizeof res) == 0, "%s", res);
+    ck_assert_msg(strstr(res, "\"ok\": true") != NULL, "%s", res);
+}
+END_TEST
+
 static int nasctl(const char *args, char *out, size_t cap) {
     char cmd[PATH_MAX * 3];
     snprintf(cmd, sizeof cmd, "%s export %s", nas_bin("nasctl"), args);
@@ -250,6 +321,7 @@ static Suite *make_suite(void) {
     tcase_add_unchecked_fixture(tc, run_campaign, remove_campaign);
     tcase_add_test(tc, test_export_best_is_the_kept_final_winner_and_torch_reproduces_it);
     tcase_add_test(tc, test_export_unkept_weights_name_the_retraining);
+    tcase_add_test(tc, test_export_every_op_matches_torch);
     tcase_add_test(tc, test_export_command_line);
     suite_add_tcase(s, tc);
     return s;

@@ -223,7 +223,8 @@ int nas_net_load(nas_net *net, const char *path, char *err);
  * {"input":[C,H,W],"output":ID,"nodes":[{"id":..,"op":"conv","in":[..],
  * "shape":[C,H,W],"weight":PATH,"bias":PATH|null,"kernel":[KH,KW],...},..]}
  * (docs/EXPORT.md lists every op and attribute).  Malloc'd (nas_free);
- * NULL before compile or when out of memory. */
+ * NULL before compile, when out of memory, or for a node op the graph
+ * format does not describe. */
 char *nas_net_graph_json(const nas_net *net);
 
 #endif

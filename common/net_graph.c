@@ -106,6 +106,13 @@ char *nas_net_graph_json(const nas_net *net) {
     for (int i = 0; i < net->n_nodes; i++) {
         const nas__node *nd = &net->nodes[i];
         if (!nd->live) continue;
+        /* An op added to the engine but not here must not become a graph
+         * that other tools misread. */
+        if (nd->op < 0 || (size_t)nd->op >= sizeof OP_NAMES / sizeof *OP_NAMES ||
+            !OP_NAMES[nd->op]) {
+            nas_json_buf_fini(&b);
+            return NULL;
+        }
         nas_json_buf_obj_begin(&b);
         nas_json_buf_key(&b, "id");
         nas_json_buf_i64(&b, i);

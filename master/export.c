@@ -362,7 +362,9 @@ static int write_check(export_job *j, char *err) {
 /* model.py: the embedded template with the layer graph put in. */
 static int write_model(export_job *j, char *err) {
     char *graph = nas_net_graph_json(j->net);
-    if (!graph) return nas_set_err(err, NAS_ENOMEM, "export: layer graph");
+    if (!graph)
+        return nas_set_err(err, NAS_ENOMEM, "export: no layer graph for model.py (out of memory, "
+                           "or the network has an op docs/EXPORT.md does not describe)");
     const char *mark = strstr(nas_export_model_py, "@GRAPH@");
     size_t head = mark ? (size_t)(mark - nas_export_model_py) : strlen(nas_export_model_py);
     size_t gl = strlen(graph), tl = strlen(nas_export_model_py);

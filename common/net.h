@@ -216,4 +216,15 @@ int nas_net_save(const nas_net *net, const char *path, const char *arch, char *e
  * are ignored.  On failure the net's weights are unchanged. */
 int nas_net_load(nas_net *net, const char *path, char *err);
 
+// ----------------------------------------------------------------------------
+// the graph for other tools (common/net_graph.c)
+
+/* The compiled net's live nodes as JSON, for rebuilding it outside nasd:
+ * {"input":[C,H,W],"output":ID,"nodes":[{"id":..,"op":"conv","in":[..],
+ * "shape":[C,H,W],"weight":PATH,"bias":PATH|null,"kernel":[KH,KW],...},..]}
+ * (docs/EXPORT.md lists every op and attribute).  Malloc'd (nas_free);
+ * NULL before compile, when out of memory, or for a node op the graph
+ * format does not describe. */
+char *nas_net_graph_json(const nas_net *net);
+
 #endif

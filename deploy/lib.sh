@@ -6,6 +6,12 @@ NAS_DEB_PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libuv1-dev libopenblas-dev check zlib1g-dev
 libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps"
 
+# Debian 12 packages only the test suite needs: PyTorch and ONNX load what
+# `nasctl export` writes (tests/test_export.c, which skips those checks,
+# saying why, where they are missing).  The largest download of the suite
+# (libtorch and its dependencies), installed once.
+NAS_TEST_PACKAGES="python3-torch python3-onnx"
+
 nas_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }

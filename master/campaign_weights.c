@@ -9,7 +9,10 @@
  *    files again;
  *  - task: a search task names its parent when weights.inherit is on, and
  *    asks the worker to push its trained weights when the strategy may use
- *    the child as a parent (evolution);
+ *    the child as a parent (evolution); a final-stage task always asks for
+ *    them: the winners are kept, under their architecture's hash (the
+ *    final network replaces whatever the search stage left for it), so
+ *    that `nasctl export` needs no retraining;
  *  - advertise: the bulk socket's endpoint goes into the answer to every
  *    Register, so workers find the weight store without --weights;
  *  - read: the bulk ROUTER's reader (zmq_uv) hands each message to
@@ -17,7 +20,8 @@
  *  - sweep: after each observed result, weights that can no longer be a
  *    parent are dropped (evolution: members that aged out), except those
  *    of tasks still outstanding (a child's weights arrive before its
- *    result; a queued child still needs its parent);
+ *    result; a queued child still needs its parent); from the final stage
+ *    on nothing is dropped, because what is left is what a user keeps;
  *  - json: the store's figures for the status document (nasctl status).
  */
 #include "master/campaign_internal.h"
@@ -47,8 +51,11 @@ void nas__campaign_weights_close(nas_campaign *c) {
 }
 
 void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w) {
-    if (!c->weights || t->stage != NAS_STORE_STAGE_SEARCH) return;
-    if (c->eval_mode != NAS_EVAL_TRAIN) return; /* nothing is trained, nothing to inherit */
+    if (!c->weights || c->eval_mode != NAS_EVAL_TRAIN) return; /* nothing is trained */
+    if (t->stage == NAS_STORE_STAGE_FINAL) {
+        w->push_weights = 1; /* a winner is kept whether or not the search inherits */
+        return;
+    }
     /* A rung below the top may be promoted: its weights are pushed, and a
      * promotion continues from them whatever weights.inherit says. */
     int continues = nas__campaign_sched_pushes(c, t);
@@ -87,6 +94,7 @@ void nas__campaign_weights_read(nas_zmq_uv *z, void *sock, void *data) {
 /* Keep what may still be a parent and what outstanding tasks need. */
 static int keep(void *ctx, uint64_t arch) {
     const nas_campaign *c = ctx;
+    if (c->phase != NAS__PHASE_SEARCH) return 1;
     if (nas_strategy_is_live_parent(c->strategy, arch)) return 1;
     if (nas__campaign_sched_keeps(c, arch)) return 1;
     for (int i = 0; i < c->n_tasks; i++)

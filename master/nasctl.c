@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "common/zmon.h"
+#include "master/export.h"
 #include "master/nasctl_fidelity.h"
 #include "master/pareto.h"
 #include "master/status.h"
@@ -119,6 +120,10 @@ static const command COMMANDS[] = {
      "--db FILE [--json]\n"
      "        Spearman and Kendall rank correlation between the campaign's\n"
      "        fidelities (search and final), with a warning when the search ranks poorly\n"},
+    {"export", nas_nasctl_export, 0,
+     "--db FILE [--task N | --best] --out DIR [options]\n"
+     "        the winner's genome, weights (safetensors), a PyTorch model.py and\n"
+     "        model.onnx (docs/EXPORT.md; nasctl export --help)\n"},
     {"pareto", cmd_pareto, OPT_DB | OPT_JSON,
      "--db FILE [--json]\n"
      "        results no other beats on accuracy and parameter count at once\n"},

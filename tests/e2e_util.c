@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <zmq.h>
 
 void e2e_env_init(e2e_env *e, int slot) {
     memset(e, 0, sizeof *e);
@@ -397,24 +398,46 @@ static void *agent_main(void *arg) {
     return NULL;
 }
 
-void e2e_agent_start(e2e_agent *t, const char *endpoint, const char *name, int epoch_ms) {
+/* Start the agent on `ec`'s evaluator with Paranoid Pirate settings. */
+static void agent_start(e2e_agent *t, nas_evaluator_config *ec, const char *endpoint,
+                        const char *name, int heartbeat_ms, int liveness) {
     char err[NAS_ERR_LEN];
-    nas_evaluator_config ec;
-    nas_evaluator_config_default(&ec);
-    ec.synthetic_epoch_ms = epoch_ms;
-    snprintf(ec.worker, sizeof ec.worker, "%s", name);
-    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
+    snprintf(ec->worker, sizeof ec->worker, "%s", name);
+    ck_assert_int_eq(nas_evaluator_create(&t->eval, ec, err), NAS_OK);
     nas_agent_config ac;
     nas_agent_config_default(&ac);
     ac.endpoint = endpoint;
     ac.name = name;
-    ac.heartbeat_ms = 100;
-    ac.liveness = 3;
+    ac.heartbeat_ms = heartbeat_ms;
+    ac.liveness = liveness;
     ac.reconnect_min_ms = 20;
     ac.reconnect_max_ms = 100;
     ac.eval = t->eval;
     ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
     ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
+}
+
+void e2e_agent_start(e2e_agent *t, const char *endpoint, const char *name, int epoch_ms) {
+    memset(t, 0, sizeof *t);
+    nas_evaluator_config ec;
+    nas_evaluator_config_default(&ec);
+    ec.synthetic_epoch_ms = epoch_ms;
+    agent_start(t, &ec, endpoint, name, 100, 3);
+}
+
+/* Training blocks the agent's thread between messages: a slower
+ * heartbeat and more liveness than the synthetic worker's. */
+void e2e_agent_start_training(e2e_agent *t, const char *endpoint, const char *weights,
+                              const char *data, const char *name) {
+    char err[NAS_ERR_LEN];
+    memset(t, 0, sizeof *t);
+    t->zctx = zmq_ctx_new();
+    ck_assert_int_eq(nas_ps_client_create(&t->ps, t->zctx, weights, 10000, err), NAS_OK);
+    nas_evaluator_config ec;
+    nas_evaluator_config_default(&ec);
+    ec.data_dir = data;
+    ec.ps = t->ps;
+    agent_start(t, &ec, endpoint, name, 200, 10);
 }
 
 /* The counters are read after run() returned (agent.h's rule). */
@@ -425,5 +448,7 @@ int e2e_agent_stop(e2e_agent *t) {
     nas_agent_stats_get(t->agent, &st);
     nas_agent_destroy(&t->agent);
     nas_evaluator_destroy(&t->eval);
+    nas_ps_client_destroy(&t->ps);
+    if (t->zctx) zmq_ctx_term(t->zctx);
     return st.results_acked;
 }

@@ -20,6 +20,7 @@
 #include "tests/harness.h"
 #include "worker/agent.h"
 #include "worker/evaluate.h"
+#include "worker/ps_client.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -99,6 +100,8 @@ void e2e_kill(pid_t pid, int sig);
 typedef struct e2e_agent {
     nas_agent *agent;
     nas_evaluator *eval;
+    nas_ps_client *ps; /* the training worker's weight store client (else NULL) */
+    void *zctx;        /* its ZeroMQ context */
     pthread_t thread;
 } e2e_agent;
 
@@ -106,6 +109,12 @@ typedef struct e2e_agent {
  * epoch_ms and the fast settings (heartbeat 100 ms, liveness 3, reconnect
  * 20-100 ms). */
 void e2e_agent_start(e2e_agent *t, const char *endpoint, const char *name, int epoch_ms);
+
+/* A worker in this process that really trains on the IDX files in `data`
+ * and talks to the weight store at `weights` (heartbeat 200 ms, liveness
+ * 10: a training step holds the thread). */
+void e2e_agent_start_training(e2e_agent *t, const char *endpoint, const char *weights,
+                              const char *data, const char *name);
 
 /* Stop it gracefully, free it, and return how many of its results the
  * master acknowledged. */

@@ -16,60 +16,9 @@
 #include "master/campaign_internal.h"
 #include "master/status.h"
 #include "tests/e2e_util.h"
-#include "worker/agent.h"
-#include "worker/ps_client.h"
 
 #include <dirent.h>
 #include <limits.h>
-#include <pthread.h>
-#include <zmq.h>
-
-typedef struct agent_thread {
-    nas_agent *agent;
-    nas_evaluator *eval;
-    nas_ps_client *ps;
-    void *zctx;
-    pthread_t thread;
-} agent_thread;
-
-static void *agent_main(void *arg) {
-    agent_thread *t = arg;
-    char err[NAS_ERR_LEN];
-    nas_agent_run(t->agent, err);
-    return NULL;
-}
-
-static void agent_start(agent_thread *t, const char *ep, const char *wep, const char *data) {
-    char err[NAS_ERR_LEN];
-    t->zctx = zmq_ctx_new();
-    ck_assert_int_eq(nas_ps_client_create(&t->ps, t->zctx, wep, 10000, err), NAS_OK);
-    nas_evaluator_config ec;
-    nas_evaluator_config_default(&ec);
-    ec.data_dir = data;
-    ec.ps = t->ps;
-    snprintf(ec.worker, sizeof ec.worker, "w-inherit");
-    ck_assert_int_eq(nas_evaluator_create(&t->eval, &ec, err), NAS_OK);
-    nas_agent_config ac;
-    nas_agent_config_default(&ac);
-    ac.endpoint = ep;
-    ac.name = "w-inherit";
-    ac.heartbeat_ms = 200;
-    ac.liveness = 10;
-    ac.reconnect_min_ms = 20;
-    ac.reconnect_max_ms = 100;
-    ac.eval = t->eval;
-    ck_assert_int_eq(nas_agent_create(&t->agent, &ac, err), NAS_OK);
-    ck_assert_int_eq(pthread_create(&t->thread, NULL, agent_main, t), 0);
-}
-
-static void agent_stop(agent_thread *t) {
-    nas_agent_request_stop(t->agent);
-    pthread_join(t->thread, NULL);
-    nas_agent_destroy(&t->agent);
-    nas_evaluator_destroy(&t->eval);
-    nas_ps_client_destroy(&t->ps);
-    zmq_ctx_term(t->zctx);
-}
 
 static int count_files(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
@@ -124,8 +73,8 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
     nas_campaign *c = NULL;
     ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
     ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    agent_thread a;
-    agent_start(&a, ep, wep, dir);
+    e2e_agent a;
+    e2e_agent_start_training(&a, ep, wep, dir, "w-inherit");
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ck_assert_msg(nas_campaign_status(c, err) == NAS_OK, "%s", err);
     ck_assert(nas_campaign_done(c));
@@ -177,7 +126,7 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
     }
     nas_campaign_destroy(&c);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
-    agent_stop(&a);
+    e2e_agent_stop(&a);
     nas_config_fini(&cfg);
     nas_tmpdir_rm(dir);
 }
@@ -207,8 +156,8 @@ START_TEST(test_ps_campaign_inherit_off) {
     nas_campaign *c = NULL;
     ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
     ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    agent_thread a;
-    agent_start(&a, ep, wep, dir);
+    e2e_agent a;
+    e2e_agent_start_training(&a, ep, wep, dir, "w-inherit");
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ck_assert(nas_campaign_done(c));
     nas_weights_stats ws;
@@ -217,7 +166,7 @@ START_TEST(test_ps_campaign_inherit_off) {
     ck_assert_int_eq(ws.hits + ws.misses, 0);
     nas_campaign_destroy(&c);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
-    agent_stop(&a);
+    e2e_agent_stop(&a);
     nas_config_fini(&cfg);
     nas_tmpdir_rm(dir);
 }

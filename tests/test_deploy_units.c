@@ -1,0 +1,24 @@
+// nas-test: label=unit timeout=120
+/*
+ * test_deploy_units.c - the deployment files that this machine can check
+ * without running a cluster: the systemd units (systemd-analyze verify),
+ * the Kubernetes base (rendered with kubectl kustomize and checked object
+ * by object), the Slurm batch script and the Dockerfile (shellcheck and
+ * structure).  Each check is a script in tests/deploy/.
+ */
+#include "tests/deploy_util.h"
+#include "tests/harness.h"
+
+START_TEST(test_deploy_systemd_units) { nas_deploy_check("systemd.sh"); }
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("deploy_units");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_deploy_systemd_units);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NAS_TEST_MAIN(make_suite)

@@ -7,7 +7,7 @@ NAS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$NAS_ROOT/deploy/lib.sh"
 
 # shellcheck disable=SC2086
-nas_install_missing $NAS_DEB_PACKAGES
+nas_install_missing $NAS_DEB_PACKAGES $NAS_TEST_DEB_PACKAGES
 nas_build "$NAS_ROOT/build-test" -DCMAKE_BUILD_TYPE=Debug -DNAS_SANITIZE=ON -DNAS_WERROR=ON
 cd "$NAS_ROOT/build-test"
 # Tests and OpenBLAS share two cores: never let BLAS spawn its own threads

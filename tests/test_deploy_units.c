@@ -12,11 +12,15 @@
 START_TEST(test_deploy_systemd_units) { nas_deploy_check("systemd.sh"); }
 END_TEST
 
+START_TEST(test_deploy_k8s_base) { nas_deploy_check("k8s.sh"); }
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("deploy_units");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_deploy_systemd_units);
+    tcase_add_test(tc, test_deploy_k8s_base);
     suite_add_tcase(s, tc);
     return s;
 }

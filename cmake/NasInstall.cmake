@@ -1,4 +1,4 @@
-# `cmake --install` layout and the Debian package (deploy/debian/README.md).
+# `cmake --install` layout and the Debian package (docs/DEPLOY.md, "Package").
 #
 #   bin/                       nas-master nas-worker nasctl nas-train
 #   share/man/man1/            one page per binary, made from its --help by help2man

@@ -34,7 +34,7 @@ set -euo pipefail
 NAS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "launch.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage 2

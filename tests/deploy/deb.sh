@@ -5,7 +5,9 @@
 # package).  The unpacked programs run and the unpacked units pass
 # `systemd-analyze verify`.  With NAS_DEPLOY_SYSTEM=1 (root; it changes this
 # machine) the package is also installed with dpkg -i, its user and
-# directories checked, and purged again.
+# directories checked, the installed units' commands run a campaign as the
+# nasd user, and it is removed (the database stays) and purged.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need dpkg-deb "apt-get install dpkg"
 need dpkg-shlibdeps "apt-get install dpkg-dev"
@@ -75,16 +77,23 @@ if [ "${NAS_DEPLOY_SYSTEM:-}" != 1 ]; then
     exit 0
 fi
 need_root "dpkg -i"
+need setpriv "apt-get install util-linux"
+need_fmnist
 dpkg -s nasd >/dev/null 2>&1 && skip "nasd is already installed here; not touching it"
-nas_cleanup "dpkg -P nasd >/dev/null 2>&1"
+[ ! -e /etc/nasd ] && [ ! -e /var/lib/nasd ] && ! getent passwd nasd >/dev/null ||
+    skip "/etc/nasd, /var/lib/nasd or a nasd user exists here; not touching them"
+nas_cleanup "dpkg -P nasd >/dev/null 2>&1; rm -rf /etc/nasd /var/lib/nasd"
 dpkg -i "$deb" >"$T/dpkg.log" 2>&1 || fail "dpkg -i failed: $(tail -n 5 "$T/dpkg.log")"
 getent passwd nasd >/dev/null || fail "dpkg -i made no nasd user"
 [ "$(stat -c %U "/var/lib/nasd")" = nasd ] || fail "/var/lib/nasd is not owned by nasd"
 [ "$(stat -c %a /etc/nasd/keys)" = 700 ] || fail "/etc/nasd/keys is not 0700"
-/usr/bin/nasctl --help >/dev/null 2>&1 || fail "the installed nasctl does not run"
+# The installed units' commands, as the nasd user, with the installed
+# binaries and the keys in /etc/nasd/keys (what systemctl start would run).
+units_campaign /usr/lib/systemd/system /etc/nasd /var/lib /usr/bin nasd
+say "the installed units' commands ran a campaign as the nasd user"
 dpkg -r nasd >"$T/dpkg.log" 2>&1 || fail "dpkg -r failed: $(tail -n 5 "$T/dpkg.log")"
 [ ! -e /usr/bin/nas-master ] || fail "dpkg -r left /usr/bin/nas-master"
-[ -d /var/lib/nasd ] || fail "dpkg -r removed the campaign databases (only purge may)"
+[ -s /var/lib/nasd/tiny/campaign.db ] || fail "dpkg -r removed the campaign databases (only purge may)"
 dpkg -P nasd >"$T/dpkg.log" 2>&1 || fail "dpkg -P failed: $(tail -n 5 "$T/dpkg.log")"
 [ ! -e /var/lib/nasd ] || fail "dpkg -P left /var/lib/nasd"
 ! getent passwd nasd >/dev/null || fail "dpkg -P left the nasd user"

@@ -3,6 +3,7 @@
 # deploy/lib.sh lists, the runtime stage installs only the nasd package and
 # the data set, and runs as the uid deploy/k8s expects); then, where a
 # container engine works, the image is built and its programs run.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 df=$NAS_SOURCE_DIR/Dockerfile
 [ -r "$df" ] || fail "no Dockerfile"

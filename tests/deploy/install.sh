@@ -3,6 +3,7 @@
 # binary answers --help, carries no RUNPATH, has a man page that documents
 # its options and a bash completion that offers them, and the installed
 # nas-master and nas-worker run a tiny real campaign to the end.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_fmnist
 

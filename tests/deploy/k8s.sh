@@ -5,6 +5,7 @@
 # the master's probe command itself is run against a real master started
 # from the rendered campaign (it must pass) and after that master stopped
 # (it must fail).  No pod is scheduled: that needs a cluster.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need kubectl "not in Debian 12: https://kubernetes.io/docs/tasks/tools/"
 py=/usr/bin/python3

@@ -5,6 +5,7 @@
 # else failed (a "FAIL: what" line first).  Every process a test starts is
 # registered with nas_cleanup and stopped when the script exits, whatever
 # the reason; the scratch directory $T goes with it.
+# shellcheck shell=bash
 set -euo pipefail
 : "${NAS_SOURCE_DIR:?run from CTest, which sets NAS_SOURCE_DIR}"
 : "${NAS_BIN_DIR:?run from CTest, which sets NAS_BIN_DIR}"
@@ -120,4 +121,66 @@ YAML
 results() {
     [ -r "$1" ] || { echo 0; return; }
     "$NAS_BIN_DIR/nasctl" history --db "$1" --csv 2>/dev/null | tail -n +2 | wc -l
+}
+
+# units_campaign UNITDIR ETC STATE BINDIR USER: run nas-master@tiny and
+# nas-worker@1 from the unit files' text as systemd would, without systemd:
+# specifiers filled in (%S = STATE, /etc/nasd = ETC, /usr/bin = BINDIR),
+# each LoadCredential= copied into a credentials directory with mode 0400,
+# the worker's EnvironmentFile= read, both run as USER (none: this user).
+# Makes the keys, the campaign and worker.env under ETC; fails unless the
+# campaign finishes with 4 results, one of them from the worker the unit
+# names (HOST-1).
+units_campaign() {
+    local units=$1 etc=$2 state=$3 bin=$4 user=$5 port master_cmd worker_cmd master worker n
+    local as=()
+    [ -z "$user" ] || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
+    mkdir -p "$etc/campaigns" "$etc/keys" "$etc/authorized" "$state/nasd/tiny"
+    [ -z "$user" ] || chown "$user:" "$state/nasd/tiny"
+    "$NAS_BIN_DIR/nasctl" keygen "$etc/keys/master" >/dev/null
+    "$NAS_BIN_DIR/nasctl" keygen "$etc/keys/worker" >/dev/null
+    cp "$etc/keys/worker.key" "$etc/authorized/"
+    port=$(free_port)
+    write_campaign "$etc/campaigns/tiny.yaml" tiny 4 127.0.0.1 "$port"
+    printf 'NAS_MASTER=tcp://127.0.0.1:%s\nNAS_WORKER_OPTS=--threads 1 --data-dir %s\n' \
+        "$port" "$NAS_FMNIST" >"$etc/worker.env"
+    master_cmd=$(_unit_command "$units/nas-master@.service" tiny "$T/cred-master")
+    worker_cmd=$(_unit_command "$units/nas-worker@.service" 1 "$T/cred-worker")
+    # EnvironmentFile= as systemd reads this file: KEY=VALUE lines, the
+    # value taken whole (spaces and all); the command's $VAR splits it.
+    (while IFS='=' read -r k v; do
+        case "$k" in [A-Z]*) export "$k=$v" ;; esac
+    done <"$etc/worker.env"
+    eval "exec ${as[*]} $worker_cmd") >"$T/worker.log" 2>&1 &
+    worker=$!
+    nas_cleanup stop_pid "$worker"
+    (cd "$state/nasd/tiny" && eval "exec ${as[*]} $master_cmd") >"$T/master.out" 2>"$T/master.log" &
+    master=$!
+    nas_cleanup stop_pid "$master"
+    wait_for 240 "the unit-made master to finish" bash -c "! kill -0 $master"
+    wait "$master" || fail "nas-master@tiny's command failed: $(tail -n 3 "$T/master.log")"
+    n=$(results "$state/nasd/tiny/campaign.db")
+    [ "$n" -ge 4 ] || fail "the units' campaign recorded $n results, not 4"
+    grep -q "$(hostname)-1" <("$NAS_BIN_DIR/nasctl" history --db "$state/nasd/tiny/campaign.db" --csv) ||
+        fail "no result came from the worker named by the unit ($(hostname)-1)"
+    [ -z "$user" ] || [ "$(stat -c %U "$state/nasd/tiny/campaign.db")" = "$user" ] ||
+        fail "the campaign database is not owned by $user"
+    # A worker outlives its campaign (it waits for the next master).
+    stop_pid "$worker"
+}
+
+# _unit_command UNIT INSTANCE CREDDIR (units_campaign's etc, state, bin,
+# user): the unit's ExecStart= with continuation lines joined and
+# specifiers filled in; fills CREDDIR from its LoadCredential= lines.
+_unit_command() {
+    local unit=$1 inst=$2 cred=$3 id path
+    mkdir -p "$cred"
+    while IFS=: read -r id path; do
+        cp "${path/\/etc\/nasd/$etc}" "$cred/$id"
+        chmod 400 "$cred/$id"
+    done < <(sed -n 's/^LoadCredential=//p' "$unit")
+    [ -z "$user" ] || chown -R "$user:" "$cred"
+    sed -e ':a' -e '/\\$/N; s/\\\n[[:space:]]*//; ta' "$unit" | sed -n 's/^ExecStart=//p' |
+        sed -e "s|%i|$inst|g" -e "s|%S|$state|g" -e "s|%d|$cred|g" -e "s|%H|$(hostname)|g" \
+            -e "s|/etc/nasd|$etc|g" -e "s|/usr/bin/|$bin/|g"
 }

@@ -4,6 +4,7 @@
 # used or changed).  A tiny campaign goes through sbatch; midway the job is
 # requeued with `scontrol requeue`, and its second run must resume the
 # campaign from the shared state directory and finish it.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need slurmctld "apt-get install slurm-wlm"
 need slurmd "apt-get install slurm-wlm"

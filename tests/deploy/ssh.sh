@@ -5,6 +5,7 @@
 # `launch.sh start` resumes the campaign from its database and restarts the
 # dead worker only; `launch.sh stop` stops every process and removes the
 # secret keys from the hosts.
+# shellcheck shell=bash source=tests/deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 need sshd "apt-get install openssh-server"
 need ssh-keygen "apt-get install openssh-client"

@@ -1,4 +1,4 @@
-// nas-test: label=slow timeout=400
+// nas-test: label=slow timeout=600
 /*
  * test_deploy_install.c - what an operator installs: `cmake --install` into
  * a scratch root, run from there (tests/deploy/install.sh), and the Debian
@@ -17,7 +17,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("deploy_install");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 400);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_deploy_install_tree);
     tcase_add_test(tc, test_deploy_debian_package);
     suite_add_tcase(s, tc);

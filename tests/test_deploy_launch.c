@@ -1,4 +1,4 @@
-// nas-test: label=e2e timeout=400
+// nas-test: label=e2e timeout=600
 /*
  * test_deploy_launch.c - deploy/launch.sh, the ssh path, against a real
  * sshd on this machine: keys copied over ssh, workers on two ssh hosts, a
@@ -14,7 +14,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("deploy_launch");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 400);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_deploy_launch_ssh);
     suite_add_tcase(s, tc);
     return s;

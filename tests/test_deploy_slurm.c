@@ -1,4 +1,4 @@
-// nas-test: label=e2e timeout=400
+// nas-test: label=e2e timeout=600
 /*
  * test_deploy_slurm.c - deploy/slurm/nasd.sbatch on a real single-node
  * Slurm started for the test (munged, slurmctld, slurmd): a campaign
@@ -14,7 +14,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("deploy_slurm");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 400);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_deploy_slurm_requeue);
     suite_add_tcase(s, tc);
     return s;

@@ -1,4 +1,4 @@
-// nas-test: label=slow timeout=400
+// nas-test: label=slow timeout=600
 /*
  * test_deploy_units.c - the deployment files that this machine can check
  * without running a cluster: the systemd units (systemd-analyze verify),
@@ -22,7 +22,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("deploy_units");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 400);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_deploy_systemd_units);
     tcase_add_test(tc, test_deploy_k8s_base);
     tcase_add_test(tc, test_deploy_dockerfile);

@@ -4,7 +4,7 @@
 # Debian 12 packages nasd needs to build, test and run.
 NAS_DEB_PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libuv1-dev libopenblas-dev check zlib1g-dev
-libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man"
+libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man file"
 # What only the deployment tests need (tests/deploy/): a private sshd for
 # launch.sh, a private single-node Slurm for nasd.sbatch.  deploy/test.sh
 # installs these too; quickstart.sh does not.

@@ -6,9 +6,10 @@ NAS_DEB_PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libuv1-dev libopenblas-dev check zlib1g-dev
 libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man file"
 # What only the deployment tests need (tests/deploy/): a private sshd for
-# launch.sh, a private single-node Slurm for nasd.sbatch.  deploy/test.sh
+# launch.sh, a private single-node Slurm for nasd.sbatch, strace for the
+# units' system call filters.  deploy/test.sh
 # installs these too; quickstart.sh does not.
-NAS_TEST_DEB_PACKAGES="openssh-server openssh-client slurm-wlm munge"
+NAS_TEST_DEB_PACKAGES="openssh-server openssh-client slurm-wlm munge strace"
 
 nas_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

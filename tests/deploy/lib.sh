@@ -134,7 +134,7 @@ results() {
 units_campaign() {
     local units=$1 etc=$2 state=$3 bin=$4 user=$5 port master_cmd worker_cmd master worker n
     local as=()
-    [ -z "$user" ] || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
+    [ -z "$user" ] || as=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups)
     mkdir -p "$etc/campaigns" "$etc/keys" "$etc/authorized" "$state/nasd/tiny"
     [ -z "$user" ] || chown "$user:" "$state/nasd/tiny"
     "$NAS_BIN_DIR/nasctl" keygen "$etc/keys/master" >/dev/null
@@ -154,7 +154,15 @@ units_campaign() {
     eval "exec ${as[*]} $worker_cmd") >"$T/worker.log" 2>&1 &
     worker=$!
     nas_cleanup stop_pid "$worker"
-    (cd "$state/nasd/tiny" && eval "exec ${as[*]} $master_cmd") >"$T/master.out" 2>"$T/master.log" &
+    # NAS_UNIT_STRACE=FILE: the master runs under strace -c (a summary in FILE).
+    local trace=()
+    if [ -n "${NAS_UNIT_STRACE:-}" ]; then
+        trace=(strace -f -qq -c -o "$NAS_UNIT_STRACE")
+        : >"$NAS_UNIT_STRACE"
+        [ -z "$user" ] || chown "$user:" "$NAS_UNIT_STRACE"
+    fi
+    (cd "$state/nasd/tiny" && if [ -n "${trace[*]}" ]; then export ASAN_OPTIONS=detect_leaks=0; fi &&
+        eval "exec ${as[*]} ${trace[*]} $master_cmd") >"$T/master.out" 2>"$T/master.log" &
     master=$!
     nas_cleanup stop_pid "$master"
     wait_for 240 "the unit-made master to finish" bash -c "! kill -0 $master"

@@ -4,13 +4,14 @@
 # Debian 12 packages nasd needs to build, test and run.
 NAS_DEB_PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libuv1-dev libopenblas-dev check zlib1g-dev
-libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps"
-
-# Debian 12 packages only the test suite needs: PyTorch and ONNX load what
-# `nasctl export` writes (tests/test_export.c, which skips those checks,
-# saying why, where they are missing).  The largest download of the suite
-# (libtorch and its dependencies), installed once.
-NAS_TEST_PACKAGES="python3-torch python3-onnx"
+libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man file"
+# Debian 12 packages only the test suite needs (deploy/test.sh installs
+# them; quickstart.sh does not): a private sshd for launch.sh, a private
+# single-node Slurm for nasd.sbatch and strace for the units' system call
+# filters (tests/deploy/); PyTorch and ONNX to load what `nasctl export`
+# writes (tests/test_export.c).  Tests whose tools are missing skip, saying
+# why.  libtorch and its dependencies are the largest download.
+NAS_TEST_PACKAGES="openssh-server openssh-client slurm-wlm munge strace python3-torch python3-onnx"
 
 nas_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -26,6 +26,7 @@
 #include "common/wire.h"
 #include "common/zmon.h"
 #include "master/pareto.h"
+#include "master/serve.h"
 #include "master/status.h"
 #include "master/store.h"
 
@@ -56,6 +57,10 @@ static void usage(FILE *f) {
                "        results no other beats on accuracy and parameter count at once\n"
                "  dot ARCH\n"
                "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"
+               "  serve --db FILE [--listen HOST:PORT] [--token T] [--master EP]\n"
+               "        the dashboard, /metrics and a JSON API over HTTP (read-only)\n"
+               "  top --db FILE [--master EP]   a live terminal view\n"
+               "  watch --db FILE [--json]      follow results and events as they commit\n"
                "  keygen NAME [--force]\n"
                "        a CurveZMQ keypair: NAME.key (public, 0644) and NAME.key_secret\n"
                "        (secret, 0600); an existing key is kept unless --force is given\n"
@@ -503,6 +508,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (nas_serve_is_command(cmd)) return nas_serve_command(cmd, argc - 1, argv + 1);
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -248,7 +248,10 @@ static enum MHD_Result events(server *s, struct MHD_Connection *c) {
     const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
     if (!last) last = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
     pthread_mutex_lock(&s->mu);
-    e->cursor = last ? strtoll(last, NULL, 10) : nas_serve_model_last_event(s->model);
+    int64_t newest = nas_serve_model_last_event(s->model);
+    e->cursor = last ? strtoll(last, NULL, 10) : newest;
+    /* An id from a hostile or stale client stays within what exists. */
+    if (e->cursor < 0 || e->cursor > newest) e->cursor = newest;
     pthread_mutex_unlock(&s->mu);
     /* A first comment line opens the stream at once, so the client's
      * `open` fires before the first event. */

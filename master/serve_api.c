@@ -409,13 +409,16 @@ static void history_doc(nas_serve_model *m, nas_serve_arg_fn arg, void *ctx, nas
     history_q hq = {.stage = -1, .worker = -1, .min_acc = -INFINITY, .max_params = INT64_MAX};
     double offset = 0, limit = 100, v;
     const char *bad = NULL;
-    if (parse_num(arg(ctx, "offset"), &offset) < 0 || offset < 0) bad = "offset";
+    /* Bounds before any cast: a double beyond int64_t's range does not
+     * convert (a hostile ?offset=1e300 must get a 400, not undefined
+     * behaviour). */
+    if (parse_num(arg(ctx, "offset"), &offset) < 0 || offset < 0 || offset > 1e15) bad = "offset";
     if (parse_num(arg(ctx, "limit"), &limit) < 0 || limit < 0 || limit > HISTORY_MAX_LIMIT)
         bad = "limit";
     if (parse_num(arg(ctx, "min_accuracy"), &hq.min_acc) < 0) bad = "min_accuracy";
     int pm = parse_num(arg(ctx, "max_params"), &v);
-    if (pm < 0) bad = "max_params";
-    if (pm > 0) hq.max_params = (int64_t)v;
+    if (pm < 0 || (pm > 0 && fabs(v) > 1e18)) bad = "max_params";
+    else if (pm > 0) hq.max_params = (int64_t)v;
     const char *s = arg(ctx, "sort");
     if (s) {
         hq.key = -1;
@@ -524,7 +527,7 @@ int nas_serve_api(nas_serve_model *m, const nas_serve_live *live, const char *pa
         pareto_doc(m, a);
     else if (strcmp(path, "/api/columns") == 0) {
         double from = 0;
-        if (parse_num(arg(ctx, "from"), &from) < 0 || from < 0)
+        if (parse_num(arg(ctx, "from"), &from) < 0 || from < 0 || from > 1e15)
             answer_error(a, 400, "bad value for from (a row number)");
         else
             columns_doc(m, (int64_t)from, a);

@@ -417,8 +417,10 @@ static void history_doc(nas_serve_model *m, nas_serve_arg_fn arg, void *ctx, nas
         bad = "limit";
     if (parse_num(arg(ctx, "min_accuracy"), &hq.min_acc) < 0) bad = "min_accuracy";
     int pm = parse_num(arg(ctx, "max_params"), &v);
-    if (pm < 0 || (pm > 0 && fabs(v) > 1e18)) bad = "max_params";
-    else if (pm > 0) hq.max_params = (int64_t)v;
+    if (pm < 0 || (pm > 0 && fabs(v) > 1e18))
+        bad = "max_params";
+    else if (pm > 0)
+        hq.max_params = (int64_t)v;
     const char *s = arg(ctx, "sort");
     if (s) {
         hq.key = -1;

@@ -50,7 +50,7 @@ static void usage(FILE *f) {
         f,
         "usage: nasctl serve --db FILE [--listen HOST:PORT] [--token T]\n"
         "                    [--master tcp://HOST:PORT [--key BASE --master-key FILE]]\n"
-        "                    [--refresh-ms N]\n"
+        "                    [--refresh-ms N] [--idle-timeout S]\n"
         "\n"
         "Serves a campaign read-only over HTTP: the dashboard (/), Prometheus metrics\n"
         "(/metrics), a JSON API (/api/status, /api/history, /api/columns, /api/task/ID,\n"
@@ -62,7 +62,9 @@ static void usage(FILE *f) {
         "                     NASCTL_SERVE_TOKEN, which keeps it out of the process list)\n"
         "  --master EP        also follow a live master's status endpoint (workers' epochs)\n"
         "  --key, --master-key  CurveZMQ for a master with keys (as for nasctl status)\n"
-        "  --refresh-ms N     how often to look for commits (default 250)\n");
+        "  --refresh-ms N     how often to look for commits (default 250)\n"
+        "  --idle-timeout S   drop a connection silent for S seconds (default 15); at most\n"
+        "                     64 connections, 32 KiB of request headers each\n");
 }
 
 #ifndef NAS_HAVE_MHD
@@ -87,9 +89,9 @@ int nas_serve_main(int argc, char **argv) {
 #include <signal.h>
 #include <time.h>
 
-#define NAS_SERVE_MAX_CONN   64
-#define NAS_SERVE_KEEPALIVE  15000 /* ms between comments on an idle event stream */
-#define NAS_SERVE_LIVE_STALE 5000  /* ms after which a master's document is dropped */
+#define NAS_SERVE_MAX_CONN    64
+#define NAS_SERVE_REQUEST_MAX 32768 /* bytes of request line and headers per connection */
+#define NAS_SERVE_LIVE_STALE  5000  /* ms after which a master's document is dropped */
 
 typedef struct server {
     nas_serve_model *model;
@@ -100,11 +102,12 @@ typedef struct server {
     int64_t live_ms;
     const char *master;
     const char *token;
+    int keepalive_ms; /* between comments on an idle event stream */
 } server;
 
 typedef struct opts {
     const char *db, *listen, *token, *master, *key, *master_key;
-    long refresh_ms;
+    long refresh_ms, idle_s;
 } opts;
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -211,7 +214,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max) {
         pthread_mutex_lock(&s->mu);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += NAS_SERVE_KEEPALIVE / 1000;
+        until.tv_sec += s->keepalive_ms / 1000;
+        until.tv_nsec += (long)(s->keepalive_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         int timed_out = 0;
         while (!s->stop && nas_serve_model_last_event(s->model) <= e->cursor && !timed_out)
             timed_out = pthread_cond_timedwait(&s->news, &s->mu, &until) != 0;
@@ -278,15 +286,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     (void)upload;
     server *s = cls;
-    /* The first call per request only announces it (libmicrohttpd's
-     * protocol); answering then would accept a request body unread. */
+    /* A request that is not a bodiless GET is refused at the first call,
+     * before libmicrohttpd reads any body (it then closes the connection
+     * rather than read what was announced). */
     if (!*con_cls) {
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            return send_text(c, 405, "nasctl serve: read-only; GET only\n");
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if ((cl && strcmp(cl, "0") != 0) ||
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"))
+            return send_text(c, 413, "nasctl serve: request bodies are not accepted\n");
         *con_cls = s;
         return MHD_YES;
     }
     if (*upload_size) return send_text(c, 413, "nasctl serve: request bodies are not accepted\n");
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return send_text(c, 405, "nasctl serve: read-only; GET only\n");
     int set_cookie;
     if (!authorized(s, c, &set_cookie))
         return send_text(c, 401,
@@ -339,11 +352,13 @@ static int parse_opts(int argc, char **argv, opts *o) {
                                           {"key", required_argument, 0, 'k'},
                                           {"master-key", required_argument, 0, 'K'},
                                           {"refresh-ms", required_argument, 0, 'r'},
+                                          {"idle-timeout", required_argument, 0, 'i'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->listen = "127.0.0.1:8080";
     o->refresh_ms = 250;
+    o->idle_s = 15;
     o->token = getenv("NASCTL_SERVE_TOKEN");
     optind = 1;
     opterr = 0;
@@ -368,13 +383,17 @@ static int parse_opts(int argc, char **argv, opts *o) {
         case 'K':
             o->master_key = optarg;
             break;
-        case 'r': {
+        case 'r':
+        case 'i': {
             char *end;
-            o->refresh_ms = strtol(optarg, &end, 10);
-            if (*end || o->refresh_ms < 10 || o->refresh_ms > 60000) {
-                fprintf(stderr, "nasctl serve: --refresh-ms wants 10..60000, got '%s'\n", optarg);
+            long v = strtol(optarg, &end, 10), lo = ch == 'r' ? 10 : 1,
+                 hi = ch == 'r' ? 60000 : 3600;
+            if (*end || end == optarg || v < lo || v > hi) {
+                fprintf(stderr, "nasctl serve: --%s wants %ld..%ld, got '%s'\n",
+                        ch == 'r' ? "refresh-ms" : "idle-timeout", lo, hi, optarg);
                 return 2;
             }
+            *(ch == 'r' ? &o->refresh_ms : &o->idle_s) = v;
             break;
         }
         case 'h':
@@ -460,6 +479,9 @@ int nas_serve_main(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     s.token = o.token;
     s.master = o.master;
+    /* An event stream speaks at least three times per idle timeout, so
+     * only clients that really went silent are dropped. */
+    s.keepalive_ms = (int)(o.idle_s * 1000 / 3);
     if (nas_serve_model_open(&s.model, o.db, err) < 0) {
         fprintf(stderr, "nasctl serve: %s\n", err);
         return 1;
@@ -484,7 +506,8 @@ int nas_serve_main(int argc, char **argv) {
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)NAS_SERVE_MAX_CONN, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_END);
+        (unsigned)o.idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NAS_SERVE_REQUEST_MAX,
+        MHD_OPTION_END);
     int rc = 1;
     if (!d) {
         fprintf(stderr,

@@ -1,21 +1,33 @@
 /*
  * serve_fixtures.h - a real campaign store for the dashboard suites
- * (test_serve.c, test_serve_http.c), written through the store API as the
- * master writes it: NB201 genomes, results with learning curves, a worker,
- * failures, weights.  Functions are static inline so that a suite that
- * does not use one does not warn.
+ * (test_serve.c, test_serve_http.c, test_serve_browser.c), written through
+ * the store API as the master writes it: NB201 genomes, results with
+ * learning curves, workers, a failure, weights.  And the real server: a
+ * `nasctl serve` child process on a port the kernel picks, and a raw HTTP
+ * client over a TCP socket (no library between the test and the bytes, so
+ * malformed requests can be sent as they are).  Functions are static
+ * inline so that a suite that does not use one does not warn.
  */
 #ifndef NAS_TEST_SERVE_FIXTURES_H
 #define NAS_TEST_SERVE_FIXTURES_H
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/genome.h"
 #include "master/store.h"
 #include "tests/harness.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* The k-th NB201 cell (k < 4096) as text, and its hash.  No edge is
  * "none": a cell with a dead edge can be the same function (the same
@@ -109,6 +121,122 @@ static inline nas_store *fx_store(const char *path, int n) {
         nas_store_weights_put(st, fx_arch(0, text, sizeof text), "/tmp/x.st", 4096, 9300, err),
         NAS_OK);
     return st;
+}
+
+// ---- the server as a process -------------------------------------------------------------
+
+/* `nasctl serve --db db --listen 127.0.0.1:0 EXTRA...` with its output in
+ * `log`; waits for the line that names the port (into *port).  Returns
+ * the pid (the caller ends it with fx_serve_stop). */
+static inline pid_t fx_serve_start(const char *db, const char *log, const char *const *extra,
+                                   int *port) {
+    char nasctl[4096];
+    snprintf(nasctl, sizeof nasctl, "%s", nas_bin("nasctl"));
+    char *argv[32] = {nasctl, "serve", "--db", (char *)db, "--listen", "127.0.0.1:0"};
+    int n = 6;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stdout);
+        if (f) dup2(fileno(f), 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        char *text = nas_read_file(log, NULL);
+        const char *p = text ? strstr(text, "http://127.0.0.1:") : NULL;
+        if (p) {
+            *port = atoi(p + strlen("http://127.0.0.1:"));
+            free(text);
+            return pid;
+        }
+        free(text);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) ck_abort_msg("nasctl serve exited at start");
+        usleep(25000);
+    }
+    kill(pid, SIGKILL);
+    ck_abort_msg("nasctl serve did not announce its port");
+    return -1;
+}
+
+/* SIGTERM and reap; the exit status (the server's clean stop is 0). */
+static inline int fx_serve_stop(pid_t pid) {
+    if (pid <= 0) return -1;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 400; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        usleep(25000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+// ---- raw HTTP ----------------------------------------------------------------------------------
+
+static inline int fx_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Read what arrives on fd into out (NUL-terminated) until the peer closes,
+ * `until` appears (when not NULL) or timeout_ms passes.  Returns bytes. */
+static inline size_t fx_read(int fd, char *out, size_t cap, const char *until, int timeout_ms) {
+    size_t n = 0;
+    out[0] = 0;
+    int64_t end = nas_now_ms() + timeout_ms;
+    while (n + 1 < cap && nas_now_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(end - nas_now_ms())) <= 0) break;
+        ssize_t r = recv(fd, out + n, cap - 1 - n, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+        out[n] = 0;
+        if (until && strstr(out, until)) break;
+    }
+    return n;
+}
+
+/* Send `req` as it is and read the answer until the server closes (every
+ * request carries Connection: close).  Returns the status code, 0 when no
+ * status line came back; the whole answer is in out. */
+static inline int fx_http_raw(int port, const char *req, size_t len, char *out, size_t cap) {
+    int fd = fx_connect(port);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) break; /* the server may refuse a huge request early */
+        off += (size_t)w;
+    }
+    fx_read(fd, out, cap, NULL, 10000);
+    close(fd);
+    int status = 0;
+    if (strncmp(out, "HTTP/1.", 7) == 0) status = atoi(out + 9);
+    return status;
+}
+
+/* GET path with extra header lines (each ending in \r\n, or ""). */
+static inline int fx_get(int port, const char *path, const char *headers, char *out, size_t cap) {
+    char req[8192];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n", path,
+                     headers);
+    return fx_http_raw(port, req, (size_t)n, out, cap);
+}
+
+/* The body of an answer (after the blank line), or "" */
+static inline const char *fx_body(const char *answer) {
+    const char *p = strstr(answer, "\r\n\r\n");
+    return p ? p + 4 : "";
 }
 
 #endif

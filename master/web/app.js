@@ -157,17 +157,26 @@ function drawCell(dot, task) {
     width = Math.max(width, 40 + layers.length * W);
     y0 += 40 + rows * H;
   }
+  // An edge between neighbouring layers is a straight line; one that
+  // skips layers arcs above the row, higher the more it skips, so that
+  // the edges of a dense cell (NB201: every pair) and their labels stay
+  // apart.
+  const arcs = [];
   for (const e of edges) {
     const a = pos.get(e.a), b = pos.get(e.b);
     if (!a || !b) continue;
-    const ln = document.createElementNS(NS, 'line');
-    ln.setAttribute('x1', a[0] + 20); ln.setAttribute('y1', a[1]);
-    ln.setAttribute('x2', b[0] - 20); ln.setAttribute('y2', b[1]);
-    ln.setAttribute('stroke', '#889');
-    svg.appendChild(ln);
+    const span = Math.max(1, Math.round(Math.abs(b[0] - a[0]) / W));
+    const lift = 26 * (span - 1);
+    const mx = (a[0] + b[0]) / 2, my = (a[1] + b[1]) / 2 - lift;
+    arcs.push(my);
+    const path = document.createElementNS(NS, 'path');
+    path.setAttribute('d', 'M' + (a[0] + 16) + ' ' + a[1] + ' Q' + mx + ' ' + (my - lift) + ' ' + (b[0] - 16) + ' ' + b[1]);
+    path.setAttribute('stroke', '#889');
+    path.setAttribute('fill', 'none');
+    svg.appendChild(path);
     if (e.label) {
       const t = document.createElementNS(NS, 'text');
-      t.setAttribute('x', (a[0] + b[0]) / 2); t.setAttribute('y', (a[1] + b[1]) / 2 - 3);
+      t.setAttribute('x', mx); t.setAttribute('y', my - 3);
       t.setAttribute('text-anchor', 'middle'); t.setAttribute('fill', '#335');
       t.textContent = e.label;
       svg.appendChild(t);
@@ -185,7 +194,8 @@ function drawCell(dot, task) {
     t.textContent = n.label;
     svg.appendChild(t);
   }
-  svg.setAttribute('viewBox', '0 0 ' + width + ' ' + y0);
+  const top = Math.min(0, ...arcs.map((y) => y - 16));
+  svg.setAttribute('viewBox', '0 ' + top + ' ' + width + ' ' + (y0 - top));
   box.appendChild(svg);
 }
 

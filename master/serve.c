@@ -444,7 +444,10 @@ static int run(server *s, nas_serve_master *mc, long refresh_ms, const sigset_t 
         pthread_mutex_lock(&s->mu);
         int changed = nas_serve_model_refresh(s->model, nas_wall_ms(), err);
         follow_master(s, mc, nas_wall_ms());
-        if (changed > 0) pthread_cond_broadcast(&s->news);
+        if (changed > 0) {
+            nas_serve_api_prepare(s->model);
+            pthread_cond_broadcast(&s->news);
+        }
         pthread_mutex_unlock(&s->mu);
         /* A store that went away or broke is reported; the last good copy
          * stays served, and the next refresh tries again. */
@@ -492,6 +495,7 @@ int nas_serve_main(int argc, char **argv) {
         nas_serve_model_close(&s.model);
         return 1;
     }
+    nas_serve_api_prepare(s.model);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.news, NULL);
     /* Signals go to the main thread's sigtimedwait only: block them before

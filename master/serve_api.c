@@ -285,14 +285,113 @@ static void workers_doc(nas_serve_model *m, const nas_serve_live *live, int64_t 
     answer_json(a, 200, &b);
 }
 
+static const char *const column_names[NAS_SERVE_COLUMNS] = {
+    "task", "seq", "acc", "params", "macs", "sec", "worker", "t", "stage", "arch"};
+
+/* Integers without printf: a million of them make the whole table. */
+static void put_i64(nas_json_buf *b, int64_t v) {
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    nas_json_buf_raw(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* A value with `digits` decimals (trailing zeros dropped): accuracy to
+ * 1e-6, seconds to 0.1, as the page shows them. */
+static void put_fixed(nas_json_buf *b, double v, int digits) {
+    if (!isfinite(v) || fabs(v) > 1e12) v = 0;
+    int64_t scale = 1;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
+    int64_t q = (int64_t)llround(fabs(v) * (double)scale);
+    if (v < 0 && q) nas_json_buf_raw(b, "-", 1);
+    put_i64(b, q / scale);
+    int64_t frac = q % scale;
+    if (!frac) return;
+    char d[16];
+    int n = digits;
+    while (frac % 10 == 0)
+        frac /= 10, n--;
+    for (int i = n - 1; i >= 0; i--, frac /= 10)
+        d[i] = (char)('0' + frac % 10);
+    nas_json_buf_raw(b, ".", 1);
+    nas_json_buf_raw(b, d, (size_t)n);
+}
+
+static void put_column(nas_json_buf *b, const nas_serve_model *m, const nas_serve_row *x, int c) {
+    switch (c) {
+    case 0:
+        put_i64(b, x->task);
+        break;
+    case 1:
+        put_i64(b, x->seq);
+        break;
+    case 2:
+        put_fixed(b, x->accuracy, 6);
+        break;
+    case 3:
+        put_i64(b, x->params);
+        break;
+    case 4:
+        put_i64(b, x->macs);
+        break;
+    case 5:
+        put_fixed(b, x->seconds, 1);
+        break;
+    case 6:
+        put_i64(b, x->worker);
+        break;
+    case 7:
+        put_i64(b, x->finished_ms);
+        break;
+    case 8:
+        put_i64(b, x->stage);
+        break;
+    default:
+        nas_json_buf_str(b, nas_serve_model_text(m, x));
+        break;
+    }
+}
+
+void nas_serve_api_prepare(nas_serve_model *m) {
+    nas_serve_colcache *cc = nas_serve_model_colcache(m);
+    const nas_serve_row *r;
+    int n = nas_serve_model_rows(m, &r);
+    for (int c = 0; c < NAS_SERVE_COLUMNS; c++)
+        for (int i = cc->n; i < n; i++) {
+            if (i) nas_json_buf_raw(&cc->col[c], ",", 1);
+            put_column(&cc->col[c], m, &r[i], c);
+        }
+    cc->n = n;
+    for (int c = 0; c < NAS_SERVE_COLUMNS; c++)
+        if (nas_json_buf_status(&cc->col[c]) != 0) {
+            /* Out of memory: start over next time (answers build directly). */
+            for (int k = 0; k < NAS_SERVE_COLUMNS; k++)
+                nas_json_buf_fini(&cc->col[k]);
+            cc->n = 0;
+            break;
+        }
+}
+
 /* Every result from row `from` on, one array per column: the page's
- * whole table in a fraction of the bytes of one object per row. */
-static void columns_doc(nas_serve_model *m, int64_t from, nas_serve_answer *a) {
+ * whole table in a fraction of the bytes of one object per row.  The page
+ * loads the numbers first and the genome texts (half the bytes) after it
+ * is interactive.  The
+ * whole table (from 0, what every page load asks) is copied from the
+ * column cache; a tail (what each live update asks) is formatted. */
+static void columns_doc(nas_serve_model *m, int64_t from, int fields, nas_serve_answer *a) {
     const nas_serve_row *r;
     int n = nas_serve_model_rows(m, &r);
     if (from < 0 || from > n) from = n;
     const nas_serve_worker *w;
     int nw = nas_serve_model_workers(m, &w);
+    nas_serve_colcache *cc = nas_serve_model_colcache(m);
+    if (from == 0) nas_serve_api_prepare(m);
+    int cached = from == 0 && cc->n == n;
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_printf(&b, "{\"from\":%lld,\"to\":%d,\"workers\":", (long long)from, n);
@@ -300,44 +399,16 @@ static void columns_doc(nas_serve_model *m, int64_t from, nas_serve_answer *a) {
     for (int i = 0; i < nw; i++)
         nas_json_buf_str(&b, w[i].name);
     nas_json_buf_arr_end(&b);
-    static const char *const cols[] = {"task", "seq",    "acc", "params", "macs",
-                                       "sec",  "worker", "t",   "stage",  "arch"};
-    for (int c = 0; c < 10; c++) {
-        nas_json_buf_printf(&b, ",\"%s\":[", cols[c]);
-        for (int64_t i = from; i < n; i++) {
-            const nas_serve_row *x = &r[i];
-            if (i > from) nas_json_buf_raw(&b, ",", 1);
-            switch (c) {
-            case 0:
-                nas_json_buf_printf(&b, "%lld", (long long)x->task);
-                break;
-            case 1:
-                nas_json_buf_printf(&b, "%lld", (long long)x->seq);
-                break;
-            case 2:
-                nas_json_buf_printf(&b, "%.6g", isfinite(x->accuracy) ? x->accuracy : 0);
-                break;
-            case 3:
-                nas_json_buf_printf(&b, "%lld", (long long)x->params);
-                break;
-            case 4:
-                nas_json_buf_printf(&b, "%lld", (long long)x->macs);
-                break;
-            case 5:
-                nas_json_buf_printf(&b, "%.4g", isfinite(x->seconds) ? x->seconds : 0);
-                break;
-            case 6:
-                nas_json_buf_printf(&b, "%d", x->worker);
-                break;
-            case 7:
-                nas_json_buf_printf(&b, "%lld", (long long)x->finished_ms);
-                break;
-            case 8:
-                nas_json_buf_printf(&b, "%d", x->stage);
-                break;
-            default:
-                nas_json_buf_str(&b, nas_serve_model_text(m, x));
-                break;
+    for (int c = 0; c < NAS_SERVE_COLUMNS; c++) {
+        /* fields: 1 the numbers, 2 the genome texts, 3 both. */
+        if (!(fields & (c == NAS_SERVE_COLUMNS - 1 ? 2 : 1))) continue;
+        nas_json_buf_printf(&b, ",\"%s\":[", column_names[c]);
+        if (cached && cc->col[c].len) {
+            nas_json_buf_raw(&b, cc->col[c].data, cc->col[c].len);
+        } else {
+            for (int64_t i = from; i < n; i++) {
+                if (i > from) nas_json_buf_raw(&b, ",", 1);
+                put_column(&b, m, &r[i], c);
             }
         }
         nas_json_buf_raw(&b, "]", 1);
@@ -529,10 +600,17 @@ int nas_serve_api(nas_serve_model *m, const nas_serve_live *live, const char *pa
         pareto_doc(m, a);
     else if (strcmp(path, "/api/columns") == 0) {
         double from = 0;
+        const char *f = arg(ctx, "fields");
+        int fields = !f || strcmp(f, "all") == 0 ? 3
+                     : strcmp(f, "numbers") == 0 ? 1
+                     : strcmp(f, "arch") == 0    ? 2
+                                                 : 0;
         if (parse_num(arg(ctx, "from"), &from) < 0 || from < 0 || from > 1e15)
             answer_error(a, 400, "bad value for from (a row number)");
+        else if (!fields)
+            answer_error(a, 400, "bad value for fields (all, numbers or arch)");
         else
-            columns_doc(m, (int64_t)from, a);
+            columns_doc(m, (int64_t)from, fields, a);
     } else if (strncmp(path, "/api/task/", 10) == 0) {
         char *end, err[NAS_ERR_LEN];
         long long id = strtoll(path + 10, &end, 10);

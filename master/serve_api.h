@@ -13,7 +13,8 @@
  *                        order (asc|desc), stage (search|final|any), worker,
  *                        min_accuracy, max_params, q (substring of the genome text)
  *   /api/columns         every result from row `from` on, column by column (the
- *                        dashboard's table and plots: one compact answer)
+ *                        dashboard's table and plots: one compact answer);
+ *                        fields=numbers|arch|all (default all)
  *   /api/task/ID         one task with its learning curve and its cell in DOT
  *   /api/pareto          the front of (accuracy up, parameters down), search stage
  *   /api/workers         workers with state, current task, results, busy time
@@ -47,6 +48,11 @@ typedef struct nas_serve_answer {
 /* Answer GET `path`.  Returns 0 with *a filled, or NAS_ENOTFOUND when the
  * path is not an API route (the server then tries its static files).
  * Bad arguments give a 400 answer whose JSON names the argument. */
+/* Format the results added since the last call into the model's column
+ * cache, so that the next whole-table answer is a copy.  The server calls
+ * it after each refresh that found news (under its mutex). */
+void nas_serve_api_prepare(nas_serve_model *m);
+
 int nas_serve_api(nas_serve_model *m, const nas_serve_live *live, const char *path,
                   nas_serve_arg_fn arg, void *ctx, int64_t now_ms, nas_serve_answer *a);
 

@@ -76,6 +76,7 @@ struct nas_serve_model {
     int64_t next_event; /* id of the next stream event */
     int64_t refreshes;
     double last_refresh_ms;
+    nas_serve_colcache columns;
 };
 
 static int stage_of(const char *s) {
@@ -471,6 +472,8 @@ void nas_serve_model_close(nas_serve_model **mp) {
     nas_free(m->workers);
     for (int i = 0; i < NAS_SERVE_EVENT_RING; i++)
         nas_free(m->ring[i].json);
+    for (int i = 0; i < NAS_SERVE_COLUMNS; i++)
+        nas_json_buf_fini(&m->columns.col[i]);
     nas_free(m);
     *mp = NULL;
 }
@@ -531,6 +534,10 @@ int nas_serve_model_rows(const nas_serve_model *m, const nas_serve_row **rows) {
 
 const char *nas_serve_model_text(const nas_serve_model *m, const nas_serve_row *r) {
     return m->text + r->text;
+}
+
+nas_serve_colcache *nas_serve_model_colcache(nas_serve_model *m) {
+    return &m->columns;
 }
 
 int nas_serve_model_workers(const nas_serve_model *m, const nas_serve_worker **w) {

@@ -112,6 +112,17 @@ int64_t nas_serve_model_last_event(const nas_serve_model *m);
 /* Evaluations per second over the last `window_ms` before `now_ms`. */
 double nas_serve_model_rate(const nas_serve_model *m, int64_t now_ms, int64_t window_ms);
 
+/* The page's table as text, column by column, kept across requests: rows
+ * are only ever appended, so each column's comma-separated values for rows
+ * [0, n) are formatted once and the whole-table answer is a copy
+ * (serve_api.c fills it; the model only owns it, so it is freed with it). */
+#define NAS_SERVE_COLUMNS 10
+typedef struct nas_serve_colcache {
+    nas_json_buf col[NAS_SERVE_COLUMNS];
+    int n;
+} nas_serve_colcache;
+nas_serve_colcache *nas_serve_model_colcache(nas_serve_model *m);
+
 /* One result as a JSON object, in the shape of nas_status_json_record
  * (the status document's "best", nasctl history --json). */
 void nas_serve_row_json(const nas_serve_model *m, const nas_serve_row *r, nas_json_buf *b);

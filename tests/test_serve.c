@@ -341,6 +341,49 @@ static void *read_loop(void *arg) {
     return NULL;
 }
 
+/* The whole-table answer comes from the column cache, which must follow
+ * the rows as they are appended; a tail is formatted directly.  Both must
+ * say the same as the rows. */
+START_TEST(test_serve_columns_cache) {
+    nas_store *st = fx_store(g_db, 20);
+    char err[NAS_ERR_LEN];
+    nas_serve_model *m = NULL;
+    ck_assert_int_eq(nas_serve_model_open(&m, g_db, err), NAS_OK);
+    for (int round = 0; round < 3; round++) {
+        nas_json *d = get_json(m, "/api/columns", "from=0");
+        const nas_serve_row *r;
+        int n = nas_serve_model_rows(m, &r);
+        const nas_json *acc = nas_json_get(d, "acc"), *task = nas_json_get(d, "task");
+        const nas_json *sec = nas_json_get(d, "sec"), *arch = nas_json_get(d, "arch");
+        ck_assert_int_eq(acc->len, n);
+        ck_assert_int_eq(arch->len, n);
+        for (int i = 0; i < n; i++) {
+            ck_assert(fabs(acc->items[i].number - r[i].accuracy) < 1e-6);
+            ck_assert(task->items[i].number == r[i].task);
+            ck_assert(fabs(sec->items[i].number - r[i].seconds) < 0.051);
+            ck_assert_str_eq(arch->items[i].str, nas_serve_model_text(m, &r[i]));
+        }
+        nas_json_free(&d);
+        d = get_json(m, "/api/columns", "from=0&fields=numbers");
+        ck_assert_ptr_null(nas_json_get(d, "arch"));
+        ck_assert_int_eq(nas_json_get(d, "params")->len, n);
+        nas_json_free(&d);
+        d = get_json(m, "/api/columns", "from=3&fields=arch");
+        ck_assert_ptr_null(nas_json_get(d, "acc"));
+        ck_assert_int_eq(nas_json_get(d, "arch")->len, n - 3);
+        nas_json_free(&d);
+        for (int k = 0; k < 4; k++) {
+            int64_t id = fx_add(st, 1000 + round * 10 + k, "w1", 80000);
+            fx_result(st, id, 1000 + round * 10 + k, "w1", 81000);
+        }
+        ck_assert_int_eq(nas_serve_model_refresh(m, 0, err), 1);
+    }
+    nas_free(get(m, "/api/columns", "fields=colour", 400));
+    nas_serve_model_close(&m);
+    nas_store_close(&st);
+}
+END_TEST
+
 START_TEST(test_serve_never_blocks_a_commit) {
     nas_store *st = fx_store(g_db, 2000);
     reader rd = {.db = g_db};
@@ -385,6 +428,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_serve_metrics_values);
     tcase_add_test(tc, test_serve_history_filter_sort_page);
     tcase_add_test(tc, test_serve_pareto_and_task);
+    tcase_add_test(tc, test_serve_columns_cache);
     tcase_add_test(tc, test_serve_never_blocks_a_commit);
     tcase_add_test(tc, test_serve_refuses_bad_files);
     suite_add_tcase(s, tc);

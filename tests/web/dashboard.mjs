@@ -10,6 +10,9 @@
 // learning curve and its cell.  Screenshots go to OUTDIR; timings
 // (interactive, sort, filter) are printed as one JSON line.
 // --bench skips the live-update step (no one commits) and sorts 5 times.
+// --hold S only loads the page, writes OUTDIR/loaded, keeps it open and
+// live for S seconds (or until OUTDIR/stop appears), and prints how many
+// rows it holds then (bench/dashboard's dispatch run with a browser).
 import { createRequire } from 'node:module';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -21,6 +24,8 @@ const { chromium } = require('playwright-core');
 
 const [url, out] = process.argv.slice(2);
 const bench = process.argv.includes('--bench');
+const holdAt = process.argv.indexOf('--hold');
+const hold = holdAt > 0 ? Number(process.argv[holdAt + 1]) : 0;
 const errors = [];
 const fail = (msg) => {
   console.error('FAIL ' + msg + (errors.length ? ' (console: ' + errors.join(' | ') + ')' : ''));
@@ -45,7 +50,8 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
 const result = {};
-try {
+
+async function drive() {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -59,6 +65,17 @@ try {
   const rows0 = await page.evaluate(() => window.nasDashboard.n);
   result.rows = rows0;
   await page.waitForSelector('#live.on', { timeout: 5000 });
+  await until(page, () => window.nasDashboard.archLoaded, null, 20000, 'the genome texts never loaded');
+  result.arch_ms = await page.evaluate(() => window.nasDashboard.perf.archMs);
+  if (hold) {
+    writeFileSync(join(out, 'loaded'), String(rows0));
+    const end = Date.now() + hold * 1000;
+    while (Date.now() < end && !existsSync(join(out, 'stop'))) await sleep(100);
+    result.rows_at_end = await page.evaluate(() => window.nasDashboard.n);
+    if (errors.length) fail('console errors: ' + errors.join(' | '));
+    result.ok = true;
+    return;
+  }
   await sleep(300);
   await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true });
 
@@ -125,6 +142,10 @@ try {
   await page.screenshot({ path: join(out, 'task.png'), fullPage: true });
   if (errors.length) fail('console errors: ' + errors.join(' | '));
   result.ok = true;
+}
+
+try {
+  await drive();
 } finally {
   await browser.close();
   console.log(JSON.stringify(result));

@@ -13,6 +13,7 @@
  */
 #include "common/alloc.h"
 #include "common/json.h"
+#include "tests/e2e_util.h"
 #include "tests/serve_fixtures.h"
 
 #include <fcntl.h>
@@ -404,10 +405,58 @@ START_TEST(test_serve_watch_and_top) {
 }
 END_TEST
 
+/* Against a live campaign: a real nas-master and nas-worker, and the
+ * server following the master's status socket.  What only the master
+ * knows reaches /metrics and /api/workers, and the master's commits reach
+ * an open event stream. */
+START_TEST(test_serve_live_master) {
+    e2e_env e;
+    e2e_env_init(&e, 6);
+    e2e_write_campaign(e.cfg, "live", 400, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    const char *mextra[] = {"--synthetic", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, mextra);
+    char wlog[PATH_MAX];
+    e2e_log_path(&e, "w0", wlog, sizeof wlog);
+    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w0", "20", NULL);
+    ck_assert(e2e_wait_counts(e.db, 2, 0, 30000));
+    char log[PATH_MAX];
+    e2e_log_path(&e, "serve", log, sizeof log);
+    const char *extra[] = {"--master", e.sts, "--refresh-ms", "50", NULL};
+    int port;
+    g_pid = fx_serve_start(e.db, log, extra, &port);
+    int fd = fx_connect(port);
+    static const char req[] = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
+    char *out = nas_malloc(BIG);
+    int up = 0;
+    for (int i = 0; i < 100 && !up; i++) {
+        ck_assert_int_eq(fx_get(port, "/metrics", "", out, BIG), 200);
+        up = strstr(out, "\nnasd_master_up 1\n") != NULL;
+        if (!up) usleep(50000);
+    }
+    ck_assert_msg(up, "the master never answered: %s", out);
+    ck_assert_int_eq(fx_get(port, "/api/workers", "", out, BIG), 200);
+    ck_assert_msg(strstr(out, "\"name\":\"w0\"") && !strstr(out, "\"live\":null"), "%s", out);
+    ck_assert_int_eq(fx_get(port, "/api/status", "", out, BIG), 200);
+    ck_assert_msg(!strstr(out, "\"master\":null"), "%s", out);
+    char buf[65536];
+    fx_read(fd, buf, sizeof buf, "event: result", 10000);
+    ck_assert_msg(strstr(buf, "event: result"), "no result from the live master: %s", buf);
+    close(fd);
+    nas_free(out);
+    ck_assert_int_eq(fx_serve_stop(g_pid), 0);
+    g_pid = -1;
+    e2e_kill(w, SIGTERM);
+    e2e_kill(m, SIGTERM);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("serve_http");
     TCase *tc = tcase_create("http");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_serve_http_routes);
     tcase_add_test(tc, test_serve_http_hostile);
@@ -415,6 +464,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_serve_http_token);
     tcase_add_test(tc, test_serve_prometheus_scrapes);
     tcase_add_test(tc, test_serve_watch_and_top);
+    tcase_add_test(tc, test_serve_live_master);
     suite_add_tcase(s, tc);
     return s;
 }

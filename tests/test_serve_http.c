@@ -377,14 +377,14 @@ START_TEST(test_serve_watch_and_top) {
     snprintf(cmd, sizeof cmd, "%s watch --db %s --json --count 3 --refresh-ms 20 > %s 2>&1 &",
              nas_bin("nasctl"), g_db, out);
     ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
-    usleep(500000); /* watch follows from now on: let it load first */
-    for (int k = 600; k < 603; k++) {
+    /* watch follows from now on, and how soon it has loaded depends on
+     * the machine: commit one result at a time until three have been
+     * printed (it exits then), so the ones before it loaded do not count. */
+    int lines = 0;
+    for (int k = 600; k < 900 && lines < 3; k++) {
         int64_t id = fx_add(st, k, "w1", 60000 + k);
         fx_result(st, id, k, "w1", 61000 + k);
-    }
-    int lines = 0;
-    for (int i = 0; i < 200 && lines < 3; i++) {
-        usleep(25000);
+        usleep(100000);
         char *text = nas_read_file(out, NULL);
         lines = 0;
         for (const char *p = text; p && (p = strstr(p, "{\"event\":\"result\"")); p++)
@@ -396,7 +396,7 @@ START_TEST(test_serve_watch_and_top) {
     snprintf(cmd, sizeof cmd, "%s top --db %s --once 2>&1", nas_bin("nasctl"), g_db);
     ck_assert_int_eq(nas_run_cmd(cmd, res, sizeof res), 0);
     ck_assert_msg(strstr(res, "campaign dash (evolution)"), "%s", res);
-    ck_assert_msg(strstr(res, "search 15/500 done"), "%s", res);
+    ck_assert_msg(strstr(res, "/500 done"), "%s", res);
     ck_assert_msg(strstr(res, "best task"), "%s", res);
     ck_assert_msg(strstr(res, "w1") && strstr(res, "w2"), "%s", res);
     snprintf(cmd, sizeof cmd, "%s watch --db %s --count 0 2>&1", nas_bin("nasctl"), g_db);

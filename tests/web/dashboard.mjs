@@ -59,13 +59,13 @@ async function drive() {
 
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 20000 });
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 60000 });
   result.load_ms = Date.now() - t0;
   result.interactive_ms = await page.evaluate(() => window.nasDashboard.perf.interactiveMs);
   const rows0 = await page.evaluate(() => window.nasDashboard.n);
   result.rows = rows0;
-  await page.waitForSelector('#live.on', { timeout: 5000 });
-  await until(page, () => window.nasDashboard.archLoaded, null, 20000, 'the genome texts never loaded');
+  await page.waitForSelector('#live.on', { timeout: 30000 });
+  await until(page, () => window.nasDashboard.archLoaded, null, 60000, 'the genome texts never loaded');
   result.arch_ms = await page.evaluate(() => window.nasDashboard.perf.archMs);
   if (hold) {
     writeFileSync(join(out, 'loaded'), String(rows0));

@@ -467,6 +467,33 @@ static int keyed_desc(const void *a, const void *b) {
     return x->i - y->i;
 }
 
+/* Move the k first rows by cmp (a total order) to p[0..k), in any order:
+ * quickselect, expected linear time. */
+static void select_first(keyed *p, int n, int k, int (*cmp)(const void *, const void *)) {
+    int lo = 0, hi = n - 1;
+    while (k > 0 && lo < hi) {
+        keyed pivot = p[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cmp(&p[i], &pivot) < 0)
+                i++;
+            while (cmp(&p[j], &pivot) > 0)
+                j--;
+            if (i <= j) {
+                keyed t = p[i];
+                p[i++] = p[j];
+                p[j--] = t;
+            }
+        }
+        if (k - 1 <= j)
+            hi = j;
+        else if (k - 1 >= i)
+            lo = i;
+        else
+            break;
+    }
+}
+
 static int parse_num(const char *s, double *out) {
     char *end;
     if (!s || !*s) return 0;
@@ -539,7 +566,16 @@ static void history_doc(nas_serve_model *m, nas_serve_arg_fn arg, void *ctx, nas
             continue;
         pick[np++] = (keyed){sort_value(&r[i], hq.key), i};
     }
-    if (np > 1) qsort(pick, (size_t)np, sizeof *pick, hq.desc ? keyed_desc : keyed_asc);
+    /* A page near the top (the usual question: the best 100) needs only
+     * the first offset + limit rows in order: select them, then sort those. */
+    int (*cmp)(const void *, const void *) = hq.desc ? keyed_desc : keyed_asc;
+    int64_t need = (int64_t)offset + (int64_t)limit;
+    if (need * 8 < np) {
+        select_first(pick, np, (int)need, cmp);
+        if (need > 1) qsort(pick, (size_t)need, sizeof *pick, cmp);
+    } else if (np > 1) {
+        qsort(pick, (size_t)np, sizeof *pick, cmp);
+    }
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_printf(&b, "{\"total\":%d,\"matched\":%d,\"offset\":%lld,\"rows\":[", n, np,
@@ -560,6 +596,18 @@ static void history_doc(nas_serve_model *m, nas_serve_arg_fn arg, void *ctx, nas
 static void pareto_doc(nas_serve_model *m, nas_serve_answer *a) {
     const nas_serve_row *r;
     int n = nas_serve_model_rows(m, &r);
+    /* The front changes only when results arrive: kept until then. */
+    nas_serve_colcache *cc = nas_serve_model_colcache(m);
+    if (cc->pareto && cc->pareto_n == n) {
+        a->status = 200;
+        a->ctype = "application/json";
+        a->body = nas_malloc(cc->pareto_len + 1);
+        if (a->body) {
+            memcpy(a->body, cc->pareto, cc->pareto_len + 1);
+            a->len = cc->pareto_len;
+            return;
+        }
+    }
     keyed *k = n ? nas_malloc((size_t)n * sizeof *k) : NULL;
     if (n && !k) {
         answer_error(a, 500, "out of memory");
@@ -583,6 +631,13 @@ static void pareto_doc(nas_serve_model *m, nas_serve_answer *a) {
     nas_json_buf_arr_end(&b);
     nas_free(k);
     answer_json(a, 200, &b);
+    nas_free(cc->pareto);
+    cc->pareto = a->status == 200 ? nas_malloc(a->len + 1) : NULL;
+    if (cc->pareto) {
+        memcpy(cc->pareto, a->body, a->len + 1);
+        cc->pareto_len = a->len;
+        cc->pareto_n = n;
+    }
 }
 
 int nas_serve_api(nas_serve_model *m, const nas_serve_live *live, const char *path,

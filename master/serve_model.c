@@ -474,6 +474,7 @@ void nas_serve_model_close(nas_serve_model **mp) {
         nas_free(m->ring[i].json);
     for (int i = 0; i < NAS_SERVE_COLUMNS; i++)
         nas_json_buf_fini(&m->columns.col[i]);
+    nas_free(m->columns.pareto);
     nas_free(m);
     *mp = NULL;
 }

@@ -120,6 +120,9 @@ double nas_serve_model_rate(const nas_serve_model *m, int64_t now_ms, int64_t wi
 typedef struct nas_serve_colcache {
     nas_json_buf col[NAS_SERVE_COLUMNS];
     int n;
+    char *pareto; /* the /api/pareto answer for pareto_n rows, or NULL */
+    size_t pareto_len;
+    int pareto_n;
 } nas_serve_colcache;
 nas_serve_colcache *nas_serve_model_colcache(nas_serve_model *m);
 

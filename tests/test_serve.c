@@ -241,6 +241,23 @@ START_TEST(test_serve_history_filter_sort_page) {
     ck_assert(fabs(nas_json_get(&rows->items[0], "accuracy")->number - sorted[2]) < 1e-12);
     nas_json_free(&d);
 
+    /* The top of a page is selected, not fully sorted: it must equal the
+     * same rows of a full sort (ties included: keys repeat here). */
+    for (int desc = 0; desc < 2; desc++) {
+        const char *qs[2][2] = {
+            {"sort=params&order=asc&offset=3&limit=4", "sort=params&order=asc&limit=60"},
+            {"sort=params&order=desc&offset=3&limit=4", "sort=params&order=desc&limit=60"}};
+        nas_json *part = get_json(m, "/api/history", qs[desc][0]);
+        nas_json *full = get_json(m, "/api/history", qs[desc][1]);
+        const nas_json *pr = nas_json_get(part, "rows"), *fr = nas_json_get(full, "rows");
+        ck_assert_int_eq(pr->len, 4);
+        for (size_t i = 0; i < 4; i++)
+            ck_assert(nas_json_get(&pr->items[i], "task")->number ==
+                      nas_json_get(&fr->items[i + 3], "task")->number);
+        nas_json_free(&part);
+        nas_json_free(&full);
+    }
+
     d = get_json(m, "/api/history", "worker=w2&min_accuracy=0.7&q=nor_conv_3x3&limit=1000");
     int expect = 0;
     char text[256];
@@ -312,6 +329,25 @@ START_TEST(test_serve_pareto_and_task) {
     d = get_json(m, "/api/workers", "");
     ck_assert_int_eq(d->len, 2);
     ck_assert_str_eq(nas_json_get(&d->items[0], "state")->str, "busy");
+    nas_json_free(&d);
+    /* Kept until results arrive, then computed again. */
+    char *once = get(m, "/api/pareto", "", 200), *twice = get(m, "/api/pareto", "", 200);
+    ck_assert_str_eq(once, twice);
+    nas_free(once);
+    nas_free(twice);
+    int64_t best = fx_add(st, 4000, "w1", 90000);
+    nas_store_result top = {.accuracy = 0.999,
+                            .loss = 0.1,
+                            .test_accuracy = NAN,
+                            .params = 10,
+                            .macs = 400,
+                            .seconds = 1,
+                            .worker = "w1"};
+    ck_assert_int_eq(nas_store_put_result(st, best, 1, &top, NULL, 0, 91000, err),
+                     NAS_STORE_APPLIED);
+    ck_assert_int_eq(nas_serve_model_refresh(m, 0, err), 1);
+    d = get_json(m, "/api/pareto", "");
+    ck_assert_int_eq(d->len, 1); /* the new result dominates all */
     nas_json_free(&d);
     nas_serve_model_close(&m);
     nas_store_close(&st);

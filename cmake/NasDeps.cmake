@@ -34,6 +34,18 @@ if(NAS_BUILD_TESTS)
     nas_require(check check check)
 endif()
 
+# Optional: `nasctl serve` (the dashboard) needs libmicrohttpd.  Without it
+# everything else builds and `nasctl serve` says what to install.  CI and
+# deploy/lib.sh install it, so the tests of the server run there.
+pkg_check_modules(NASDEP_mhd QUIET IMPORTED_TARGET GLOBAL libmicrohttpd)
+if(NASDEP_mhd_FOUND)
+    add_library(nas::mhd ALIAS PkgConfig::NASDEP_mhd)
+    message(STATUS "nasd: found libmicrohttpd ${NASDEP_mhd_VERSION}")
+else()
+    message(WARNING "nasd: libmicrohttpd not found: `nasctl serve` is left out "
+                    "(install it with `apt-get install libmicrohttpd-dev`)")
+endif()
+
 find_program(NAS_PROTOC_C protoc-c)
 if(NOT NAS_PROTOC_C)
     message(SEND_ERROR "nasd: protoc-c not found: install it with `apt-get install protobuf-c-compiler`")

@@ -4,14 +4,18 @@
 # Debian 12 packages nasd needs to build, test and run.
 NAS_DEB_PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libsqlite3-dev libuv1-dev libopenblas-dev check zlib1g-dev
-libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man file"
+libyaml-dev libxxhash-dev dataset-fashion-mnist iproute2 procps help2man file
+libmicrohttpd-dev"
 # Debian 12 packages only the test suite needs (deploy/test.sh installs
 # them; quickstart.sh does not): a private sshd for launch.sh, a private
 # single-node Slurm for nasd.sbatch and strace for the units' system call
 # filters (tests/deploy/); PyTorch and ONNX to load what `nasctl export`
-# writes (tests/test_export.c).  Tests whose tools are missing skip, saying
-# why.  libtorch and its dependencies are the largest download.
-NAS_TEST_PACKAGES="openssh-server openssh-client slurm-wlm munge strace python3-torch python3-onnx"
+# writes (tests/test_export.c); Prometheus, its Python client and Chromium
+# to read the dashboard (tests/test_serve_http.c, test_serve_browser.c).
+# Tests whose tools are missing skip, saying why.  libtorch and chromium are
+# the largest downloads.
+NAS_TEST_PACKAGES="openssh-server openssh-client slurm-wlm munge strace python3-torch python3-onnx
+python3-prometheus-client prometheus chromium"
 
 nas_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -33,10 +37,25 @@ nas_install_missing() {
     nas_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
+# nas_web_deps : the dashboard's browser libraries (uPlot) and the browser
+# test's driver (playwright-core), pinned by master/web/package-lock.json,
+# into master/web/node_modules, where the build embeds uPlot from.  npm
+# comes from Debian where no node is installed.  Without network or npm the
+# build still works: the page then draws every chart with its own plot.js.
+nas_web_deps() {
+    local web="$NAS_ROOT/master/web"
+    [ -f "$web/node_modules/uplot/dist/uPlot.iife.min.js" ] &&
+        [ -d "$web/node_modules/playwright-core" ] && return 0
+    command -v npm >/dev/null || nas_install_missing nodejs npm || true
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "nasd: npm ci failed in master/web: the dashboard is built without uPlot" >&2
+}
+
 # nas_build DIR CMAKE-ARGS... : configure (once) and build.
 nas_build() {
     local dir=$1
     shift
+    nas_web_deps
     cmake -S "$NAS_ROOT" -B "$dir" "$@"
     cmake --build "$dir" -j "$(nproc)"
 }

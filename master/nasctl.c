@@ -29,6 +29,7 @@
 #include "master/export.h"
 #include "master/nasctl_fidelity.h"
 #include "master/pareto.h"
+#include "master/serve.h"
 #include "master/status.h"
 #include "master/store.h"
 
@@ -85,6 +86,7 @@ static int cmd_dot(int argc, char **argv);
 static int cmd_keygen(int argc, char **argv);
 static int cmd_curve(int argc, char **argv);
 static int cmd_fidelity(int argc, char **argv);
+static int cmd_serve(int argc, char **argv);
 
 /* The commands.  A command is one entry function taking its own argv
  * (argv[0] is the command's name) and returning the exit status (0 ok, 1
@@ -130,6 +132,12 @@ static const command COMMANDS[] = {
     {"dot", cmd_dot, 0,
      "ARCH\n"
      "        Graphviz drawing of a genome text or a preset name (pipe to dot -Tpng)\n"},
+    {"serve", cmd_serve, 0,
+     "--db FILE [--listen HOST:PORT] [--token T] [--master EP]\n"
+     "        the dashboard, /metrics and a JSON API over HTTP (read-only)\n"},
+    {"top", cmd_serve, 0, "--db FILE [--master EP]\n        a live terminal view\n"},
+    {"watch", cmd_serve, 0,
+     "--db FILE [--json]\n        follow results and events as they commit\n"},
     {"keygen", cmd_keygen, OPT_FORCE,
      "NAME [--force]\n"
      "        a CurveZMQ keypair: NAME.key (public, 0644) and NAME.key_secret\n"
@@ -588,6 +596,12 @@ done:
 }
 
 /* dot: a genome text or a preset name, drawn by the genome module. */
+// ---- serve, top, watch (serve.c), which parse their own options ---------------------------------
+
+static int cmd_serve(int argc, char **argv) {
+    return nas_serve_command(argv[0], argc, argv);
+}
+
 // ---- curve, fidelity (nasctl_fidelity.c) --------------------------------------------------------
 
 static int cmd_curve(int argc, char **argv) {

@@ -17,10 +17,9 @@
 
 // ---- from the database -----------------------------------------------------------------------
 
-/* The value of "key: value" in the campaign's canonical lines, or "". */
 /* nasctl has no campaign file, only the database: the campaign's
  * canonical identity lines carry the strategy name and the budget. */
-static void canonical_value(const char *canon, const char *key, char *out, size_t cap) {
+void nas_status_canonical_value(const char *canon, const char *key, char *out, size_t cap) {
     out[0] = 0;
     size_t kl = strlen(key);
     for (const char *p = canon; p && *p;) {
@@ -186,8 +185,8 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
         return NULL;
     }
     char strategy[64], budget[32];
-    canonical_value(info.canonical, "strategy.name", strategy, sizeof strategy);
-    canonical_value(info.canonical, "budget.evaluations", budget, sizeof budget);
+    nas_status_canonical_value(info.canonical, "strategy.name", strategy, sizeof strategy);
+    nas_status_canonical_value(info.canonical, "budget.evaluations", budget, sizeof budget);
     static const char *const phases[] = {"search", "final", "done"};
     nas_json_buf b;
     nas_json_buf_init(&b);

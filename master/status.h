@@ -36,6 +36,10 @@
  * `history --json` all use it, so their shapes cannot drift apart. */
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
 
+/* The value of "key: value" in a campaign's canonical config lines
+ * (nas_store_campaign_info.canonical) into out, or "" when absent. */
+void nas_status_canonical_value(const char *canon, const char *key, char *out, size_t cap);
+
 /* Build the document from an open store (read-only is fine).  Returns a
  * malloc'd string (nas_free) or NULL with err filled. */
 char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err);

@@ -14,7 +14,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
         libsqlite3-dev libuv1-dev libopenblas-dev zlib1g-dev libyaml-dev libxxhash-dev \
-        help2man file dpkg-dev \
+        libmicrohttpd-dev help2man file dpkg-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

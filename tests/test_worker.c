@@ -344,7 +344,7 @@ START_TEST(test_worker_killed_mid_task_its_task_finishes_elsewhere) {
     nas_dispatcher_hooks h = {.ctx = &f, .send = farm_send, .on_result = farm_result};
     ck_assert_int_eq(nas_dispatcher_create(&f.d, &cfg, &h, err), NAS_OK);
     const char *extra[] = {"--synthetic-epoch-ms", "30", NULL};
-    pid_t p1 = spawn_worker(ep, log1, extra); /* both are named "bw" */
+    pid_t p1 = spawn_worker(ep, log1, extra);
     nas_dispatcher_counts c = {0};
     for (int i = 0; i < 500 && c.idle < 1; i++) {
         farm_serve(&f, 20, 1);
@@ -360,7 +360,11 @@ START_TEST(test_worker_killed_mid_task_its_task_finishes_elsewhere) {
     ck_assert_int_eq(nas_dispatcher_push(f.d, &t, nas_now_ms(), err), NAS_OK);
     farm_serve(&f, 200, 1);
     ck_assert_int_eq(nas_dispatcher_task_state(f.d, 1, NULL), NAS_DISPATCH_TASK_LEASED);
-    pid_t p2 = spawn_worker(ep, log2, extra);
+    /* The survivor has a name of its own: a worker registering under the
+     * killed one's name would be taken for it reconnecting, and its lease
+     * given back uncounted (docs/PROTOCOL.md s4.4). */
+    const char *extra2[] = {"--synthetic-epoch-ms", "30", "--name", "bw2", NULL};
+    pid_t p2 = spawn_worker(ep, log2, extra2);
     kill(p1, SIGKILL);
     waitpid(p1, NULL, 0);
     farm_serve(&f, 20000, 1);

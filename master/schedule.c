@@ -275,7 +275,7 @@ static int open_bracket(nas_sched *s) {
         b->n_start = s->cfg.n0;
     } else {
         int s_max = s->cfg.n_rungs - 1;
-        int sb = s_max - b->id % (s_max + 1), first;
+        int sb = s_max - b->id % (s_max + 1), first = 0;
         b->n_start = nas_sched_hyperband_bracket(s->cfg.eta, s->cfg.n_rungs, sb, &first);
         b->base = first;
     }

@@ -34,6 +34,9 @@ set -euo pipefail
 NAS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "launch.sh: $*" >&2; exit 1; }
+# A local process that still runs: kill -0 also answers for a zombie (a
+# killed master whose parent has not reaped it), which must count as gone.
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
 cmd=${1:-}
@@ -151,7 +154,7 @@ stop_master() {
     [ -f "$dir/master.pid" ] || return 0
     p=$(cat "$dir/master.pid")
     if kill -TERM "$p" 2>/dev/null; then
-        for _ in $(seq 1 120); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+        for _ in $(seq 1 120); do alive "$p" || break; sleep 0.5; done
         kill -KILL "$p" 2>/dev/null || true
         echo "master stopped (pid $p)"
     fi
@@ -177,7 +180,7 @@ if [ "$cmd" = stop ]; then
 fi
 if [ "$cmd" = status ]; then
     [ -d "$dir" ] || die "no launch state in $dir"
-    if [ -f "$dir/master.pid" ] && kill -0 "$(cat "$dir/master.pid")" 2>/dev/null; then
+    if [ -f "$dir/master.pid" ] && alive "$(cat "$dir/master.pid")"; then
         echo "master running (pid $(cat "$dir/master.pid"))"
     else
         echo "master not running"
@@ -235,7 +238,7 @@ while read -r host n; do
 done <"$dir/hosts"
 
 # The master, unless one from an earlier start still runs.
-if [ -f "$dir/master.pid" ] && kill -0 "$(cat "$dir/master.pid")" 2>/dev/null; then
+if [ -f "$dir/master.pid" ] && alive "$(cat "$dir/master.pid")"; then
     echo "master already running (pid $(cat "$dir/master.pid")); resuming the workers"
     [ "$wait" = 0 ] || die "--wait needs a master started by this call; stop it first"
 else
@@ -244,7 +247,7 @@ else
     master=$!
     echo "$master" >"$dir/master.pid"
     sleep 1
-    kill -0 "$master" 2>/dev/null ||
+    alive "$master" ||
         die "the master exited at once; the end of $dir/master.log: $(tail -n 3 "$dir/master.log")"
     echo "master started (pid $master), workers dial $master_ep; logs in $dir"
 fi

@@ -29,7 +29,13 @@ nas_cleanup() { _nas_cleanups+=("$*"); }
 _nas_exit() {
     local rc=$? i
     for ((i = ${#_nas_cleanups[@]} - 1; i >= 0; i--)); do eval "${_nas_cleanups[i]}" || true; done
-    if [ -n "${NAS_DEPLOY_KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
+    # A daemon still writing as it exits can make the first removal fail;
+    # the scratch folder never decides the test's outcome.
+    if [ -n "${NAS_DEPLOY_KEEP:-}" ]; then
+        echo "kept $T"
+    else
+        rm -rf "$T" 2>/dev/null || { sleep 1; rm -rf "$T" || true; }
+    fi
     exit "$rc"
 }
 trap _nas_exit EXIT

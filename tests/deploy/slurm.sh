@@ -22,7 +22,7 @@ munged --force --key-file="$T/munge/munge.key" --socket="$T/munge/sock" \
     --pid-file="$T/munge/munged.pid" --log-file="$T/munge/munged.log" \
     --seed-file="$T/munge/seed" >"$T/munge/out" 2>&1 ||
     fail "munged did not start: $(cat "$T/munge/out")"
-nas_cleanup 'kill -TERM "$(cat "$T/munge/munged.pid")"'
+nas_cleanup 'stop_pid "$(cat "$T/munge/munged.pid")"'
 
 ports=$(free_port)
 cat >"$T/slurm.conf" <<CONF

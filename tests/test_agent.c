@@ -97,7 +97,7 @@ START_TEST(test_agent_registers_and_heartbeats) {
     ck_assert_int_eq(b.counts[NAS_MSG_REGISTER], 0); /* no reconnect while we answer */
     nas_agent_stats st;
     ck_assert_int_eq(stop_agent(&r, &st), NAS_OK);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 15000), 1);
     ck_assert_int_eq(st.registrations, 1);
     broker_close(&b);
 }
@@ -111,7 +111,7 @@ START_TEST(test_agent_runs_task_with_progress_and_heartbeats) {
     handshake(&b);
     memset(b.counts, 0, sizeof b.counts);
     broker_task(&b, 17, 5, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 3000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     const nas_wire_result *res = &b.pkt.msg.u.result;
     ck_assert_uint_eq(res->task_id, 17);
     ck_assert_int_eq(res->n_curve, 5);
@@ -141,19 +141,19 @@ START_TEST(test_agent_cancel_stops_the_task) {
     start_agent(&r, b.endpoint, 50);
     handshake(&b);
     broker_task(&b, 5, 1000, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 15000), 1);
     nas_wire_msg c;
     nas_wire_msg_init(&c, NAS_MSG_CANCEL);
     c.u.cancel = (nas_task_ref){5, 1};
     int64_t t0 = nas_now_ms();
     broker_send(&b, &c);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 1000), 1);
-    ck_assert_int_lt(nas_now_ms() - t0, 500);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 15000), 1);
+    ck_assert_int_lt(nas_now_ms() - t0, 5000); /* the task would run 50 s */
     ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_ECANCELED);
     ck_assert_int_eq(b.pkt.msg.u.failure.give_back, 0);
     /* Idle again: a new task runs. */
     broker_task(&b, 6, 1, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
     broker_close(&b);
 }
@@ -169,7 +169,7 @@ START_TEST(test_agent_reconnects_when_master_is_silent) {
     size_t first_len = b.id_len;
     memcpy(first, b.id, first_len);
     b.keepalive = 0; /* the master goes quiet */
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 15000), 1);
     /* A fresh socket, so a fresh identity. */
     ck_assert(b.id_len != first_len || memcmp(b.id, first, first_len) != 0);
     b.keepalive = 1;
@@ -189,17 +189,17 @@ START_TEST(test_agent_holds_result_across_master_restart) {
     start_agent(&r, endpoint, 50);
     handshake(&b);
     broker_task(&b, 31, 4, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 15000), 1);
     /* The master dies mid-training and comes back after the task ended. */
     broker_close_socket(&b);
     nas_sleep_ms(600);
     broker_bind(&b, endpoint);
     memset(b.counts, 0, sizeof b.counts);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 3000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 15000), 1);
     ck_assert_int_eq(b.pkt.msg.u.reg.n_held, 1);
     ck_assert_uint_eq(b.pkt.msg.u.reg.held[0].task_id, 31);
     ck_assert_int_eq(b.pkt.msg.u.reg.has_running, 0);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_uint_eq(b.pkt.msg.u.result.task_id, 31);
     ck_assert_int_eq(b.pkt.msg.u.result.n_curve, 4);
     nas_wire_msg ack;
@@ -225,9 +225,9 @@ START_TEST(test_agent_resends_unacknowledged_result) {
     start_agent(&r, b.endpoint, 0);
     handshake(&b);
     broker_task(&b, 8, 1, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     /* No Ack: it comes again after liveness x heartbeat. */
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_uint_eq(b.pkt.msg.u.result.task_id, 8);
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
     broker_close(&b);
@@ -263,10 +263,10 @@ START_TEST(test_agent_answers_garbage_with_error) {
     nas_free(enc);
     memset(b.counts, 0, sizeof b.counts);
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(broker_wait(&b, NAS_MSG_ERROR, 1000), 1);
+        ck_assert_int_eq(broker_wait(&b, NAS_MSG_ERROR, 15000), 1);
     /* Real traffic goes on. */
     broker_task(&b, 2, 2, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     nas_agent_stats st;
     ck_assert_int_eq(stop_agent(&r, &st), NAS_OK);
     ck_assert_int_eq(st.bad_in, 4);
@@ -285,8 +285,8 @@ START_TEST(test_agent_reregisters_when_master_forgot_it) {
     e.u.error.code = NAS_ESTATE;
     strcpy(e.u.error.message, "heartbeat from an unregistered peer: send Register");
     broker_send(&b, &e);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 500), 1);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 500), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 15000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 15000), 1);
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
     broker_close(&b);
 }
@@ -299,14 +299,14 @@ START_TEST(test_agent_stop_gives_task_back) {
     start_agent(&r, b.endpoint, 50);
     handshake(&b);
     broker_task(&b, 12, 1000, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 15000), 1);
     int64_t t0 = nas_now_ms();
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
-    ck_assert_int_lt(nas_now_ms() - t0, 1000);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 1000), 1);
+    ck_assert_int_lt(nas_now_ms() - t0, 5000); /* the task would run 50 s */
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 15000), 1);
     ck_assert_uint_eq(b.pkt.msg.u.failure.task_id, 12);
     ck_assert_int_eq(b.pkt.msg.u.failure.give_back, 1);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 1000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 15000), 1);
     broker_close(&b);
 }
 END_TEST
@@ -324,7 +324,7 @@ START_TEST(test_agent_curve_connection) {
     start_agent_curve(&r, b.endpoint, 0, &worker, server.public_z85);
     handshake(&b);
     broker_task(&b, 3, 2, NAS_EVAL_SYNTHETIC, GENOME);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
     /* A wrong server key: the handshake fails and nothing gets through. */
     memset(b.counts, 0, sizeof b.counts);
@@ -365,7 +365,7 @@ START_TEST(test_agent_zap_names_the_worker_key) {
     broker_open_auth(&b, HB, &server, authdir);
     running_agent r;
     start_agent_curve(&r, b.endpoint, 0, &worker, server.public_z85);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 15000), 1);
     ck_assert_str_eq(b.pkt.user_id, "w7");
     ck_assert_int_eq(stop_agent(&r, NULL), NAS_OK);
     memset(b.counts, 0, sizeof b.counts);
@@ -402,7 +402,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("agent");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_agent_registers_and_heartbeats);
     tcase_add_test(tc, test_agent_runs_task_with_progress_and_heartbeats);
     tcase_add_test(tc, test_agent_cancel_stops_the_task);

@@ -112,17 +112,17 @@ START_TEST(test_worker_sigterm_gives_task_back_and_exits_zero) {
     pid_t pid = spawn_worker(b.endpoint, log, extra);
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_REGISTER, 10000), 1);
     ck_assert_str_eq(b.pkt.msg.u.reg.name, "bw");
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 15000), 1);
     broker_task(&b, 77, 1000, NAS_EVAL_SYNTHETIC, CELL);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 15000), 1);
     int64_t t0 = nas_now_ms();
     kill(pid, SIGTERM);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 15000), 1);
     ck_assert_uint_eq(b.pkt.msg.u.failure.task_id, 77);
     ck_assert_int_eq(b.pkt.msg.u.failure.give_back, 1);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 2000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_DISCONNECT, 15000), 1);
     ck_assert_int_eq(wait_exit(pid, 5000), 0);
-    ck_assert_int_lt(nas_now_ms() - t0, 3000);
+    ck_assert_int_lt(nas_now_ms() - t0, 10000); /* the task would run 50 s */
     broker_close(&b);
     nas_tmpdir_rm(dir);
 }
@@ -140,7 +140,7 @@ START_TEST(test_worker_second_sigterm_exits_at_once) {
     pid_t pid = spawn_worker(b.endpoint, log, extra);
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
     broker_task(&b, 78, 1000, NAS_EVAL_SYNTHETIC, CELL);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_PROGRESS, 15000), 1);
     kill(pid, SIGTERM);
     kill(pid, SIGTERM);
     int st = wait_exit(pid, 3000);
@@ -164,21 +164,21 @@ START_TEST(test_worker_tabular_tasks_from_csv) {
     pid_t pid = spawn_worker(b.endpoint, log, extra);
     ck_assert_int_eq(broker_wait(&b, NAS_MSG_READY, 10000), 1);
     broker_task(&b, 1, 3, NAS_EVAL_TABULAR, CELL);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_double_eq(b.pkt.msg.u.result.val_acc, 0.9125);
     ck_assert_int_eq(b.pkt.msg.u.result.params, 12345);
     ck_assert_int_eq(b.pkt.msg.u.result.has_test, 0); /* fidelity did not ask */
     ck_assert_str_eq(b.pkt.msg.u.result.worker, "bw");
     broker_task(&b, 2, 3, NAS_EVAL_TABULAR, NB201);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 15000), 1);
     ck_assert_double_eq(b.pkt.msg.u.result.val_acc, 0.5);
     broker_task(&b, 3, 3, NAS_EVAL_TABULAR, "n=id:0+id:1 r=id:0+id:1");
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 15000), 1);
     ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(b.pkt.msg.u.failure.reason, "not in the table"));
     /* A training task without data: a clear failure, and the worker goes on. */
     broker_task(&b, 4, 3, NAS_EVAL_TRAIN, CELL);
-    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 5000), 1);
+    ck_assert_int_eq(broker_wait(&b, NAS_MSG_FAILURE, 15000), 1);
     ck_assert_int_eq(b.pkt.msg.u.failure.code, NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(b.pkt.msg.u.failure.reason, "data set"));
     kill(pid, SIGTERM);

@@ -110,7 +110,7 @@ START_TEST(test_zmq_uv_dispatch_campaign_wiring) {
     uv_timer_init(&m.loop, &m.guard);
     m.tick.data = m.guard.data = &m;
     uv_timer_start(&m.tick, m_tick, HB / 2, HB / 2);
-    uv_timer_start(&m.guard, m_guard, 20000, 0);
+    uv_timer_start(&m.guard, m_guard, 60000, 0);
 
     for (int i = 1; i <= TASKS; i++) {
         nas_wire_task t;
@@ -172,7 +172,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("zmq_uv_dispatch");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 40);
+    tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_zmq_uv_dispatch_campaign_wiring);
     suite_add_tcase(s, tc);
     return s;

@@ -64,7 +64,12 @@ static int user_chose(const nas_blas_state *s) {
 const char *nas_blas_plan(const nas_cpu_info *cpu, const nas_blas_state *s) {
     enum nas_isa_level have = nas_blas_kernels_level(s->corename);
     if (!s->dynamic || have == NAS_ISA_UNKNOWN) return NULL;
-    if (!s->check_failed && (user_chose(s) || have >= cpu->level)) return NULL;
+    /* Kernels beyond the CPU die on their first instruction (SIGILL), so
+     * no setting keeps them, not even an administrator's: a host image's
+     * OPENBLAS_CORETYPE=Haswell reaching an older machine must not kill
+     * its workers.  They are replaced like kernels that failed the check. */
+    int down = s->check_failed || have > cpu->level;
+    if (!down && (user_chose(s) || have >= cpu->level)) return NULL;
     /* Only sets below the engine's earlier choice: that one either ran
      * and failed the check, or did not take (a library that does not know
      * the name loads its own detection instead). */
@@ -74,7 +79,8 @@ const char *nas_blas_plan(const nas_cpu_info *cpu, const nas_blas_state *s) {
             if (strcasecmp(s->env_engine, LADDER[i].name) == 0) from = i + 1;
     for (size_t i = from; i < NAS_ARRAY_LEN(LADDER); i++) {
         enum nas_isa_level l = LADDER[i].level;
-        if (s->check_failed ? l < have : l > have && l <= cpu->level) return LADDER[i].name;
+        if (down ? l < have && l <= cpu->level : l > have && l <= cpu->level)
+            return LADDER[i].name;
     }
     return NULL;
 }
@@ -166,6 +172,11 @@ int nas_blas_prepare(char **argv) {
     };
     const char *core = st.corename ? st.corename : "unknown";
     const char *want = nas_blas_plan(&cpu, &st);
+    if (want && nas_blas_kernels_level(core) > cpu.level)
+        nas_warn("OpenBLAS chose its %s kernels (%s), which this CPU cannot run (it has %s%s); "
+                 "restarting on %s",
+                 core, nas_isa_name(nas_blas_kernels_level(core)), nas_isa_name(cpu.level),
+                 st.env_coretype ? ", so OPENBLAS_CORETYPE is overridden" : "", want);
     if (want) {
         /* Nothing has run yet but the library's constructor: restarting
          * costs one exec and one library load (docs/PERFORMANCE.md). */

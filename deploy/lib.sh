@@ -12,10 +12,11 @@ libmicrohttpd-dev"
 # filters (tests/deploy/); PyTorch and ONNX to load what `nasctl export`
 # writes (tests/test_export.c); Prometheus, its Python client and Chromium
 # to read the dashboard (tests/test_serve_http.c, test_serve_browser.c).
+# qemu-user to run nas-train on emulated older CPUs (tests/test_other_cpu.c).
 # Tests whose tools are missing skip, saying why.  libtorch and chromium are
 # the largest downloads.
 NAS_TEST_PACKAGES="openssh-server openssh-client slurm-wlm munge strace python3-torch python3-onnx
-python3-prometheus-client prometheus chromium"
+python3-prometheus-client prometheus chromium qemu-user"
 
 nas_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

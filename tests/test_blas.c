@@ -75,6 +75,13 @@ START_TEST(test_blas_plan_upgrades_weaker_kernels) {
     ck_assert(same(plan(&emr, "Prescott", "SkylakeX", "SkylakeX", 0), "Haswell"));
     ck_assert(same(plan(&emr, "Prescott", "Haswell", "Haswell", 0), "Sandybridge"));
     ck_assert(same(plan(&emr, "Prescott", "Sandybridge", "Sandybridge", 0), NULL));
+    // Kernels the CPU cannot run are replaced whoever chose them: the
+    // strongest set the CPU can run, however the library or the
+    // administrator named them.
+    ck_assert(same(plan(&old, "Haswell", "Haswell", NULL, 0), "Prescott"));
+    ck_assert(same(plan(&snb, "Haswell", "Haswell", NULL, 0), "Sandybridge"));
+    ck_assert(same(plan(&hsw, "SkylakeX", "SkylakeX", NULL, 0), "Haswell"));
+    ck_assert(same(plan(&hsw, "Cooperlake", NULL, NULL, 0), "Haswell"));
     // The test hook makes an OPENBLAS_CORETYPE count as the library's detection.
     ck_assert(same(plan(&emr, "Prescott", "Prescott", NULL, 1), "SkylakeX"));
 }

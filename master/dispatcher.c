@@ -23,13 +23,13 @@
 
 // ---- types -------------------------------------------------------------------------
 
-/* Who was given one lease of a task: the (attempt, name, key) a Result or
- * a running task in Register must match.  An empty key (a lease resumed
- * from the store, which keeps no keys) matches any key. */
+/* Who was given one lease of a task: the attempt and the worker (name,
+ * host, key) that a Result or a running task in Register must match.
+ * name_only: a lease resumed from a store that kept only the name. */
 typedef struct dholder {
     uint32_t attempt;
-    char name[NAS_WIRE_NAME_MAX];
-    char key[NAS_WIRE_NAME_MAX];
+    int name_only;
+    nas_worker_ident who;
 } dholder;
 
 /* The newest leases of a task that may still deliver: K attempts plus a
@@ -59,9 +59,7 @@ typedef struct dworker {
     uint8_t id[NAS_WIRE_ID_MAX];
     size_t id_len;
     uint32_t id_hash; /* of id: its place in the identity map */
-    char name[NAS_WIRE_NAME_MAX];
-    char host[NAS_WIRE_HOST_MAX];
-    char key[NAS_WIRE_NAME_MAX];
+    nas_worker_ident who;
     char version[NAS_WIRE_NAME_MAX];
     uint32_t cores;
     int joined;   /* has held a lease: a worker of the campaign, not a mere visitor */
@@ -286,14 +284,24 @@ static void task_finish(nas_dispatcher *d, dtask *t, int state) {
     if (state == NAS_DISPATCH_TASK_CANCELLED) d->counts.cancelled++;
 }
 
-/* Remember that `name` (with `key`) was given lease `attempt` of t.  The
- * oldest record goes when the list is full; out of memory, the holder is
- * simply not remembered and a late result of it is refused (it is resent
- * and refused again, never counted twice). */
-static void holder_add(dtask *t, uint32_t attempt, const char *name, const char *key) {
+int nas_worker_same(const nas_worker_ident *a, const nas_worker_ident *b) {
+    return strcmp(a->name, b->name) == 0 && strcmp(a->host, b->host) == 0 &&
+           strcmp(a->key, b->key) == 0;
+}
+
+/* Does holder h stand for worker `who`? */
+static int holder_match(const dholder *h, const nas_worker_ident *who) {
+    return h->name_only ? strcmp(h->who.name, who->name) == 0 : nas_worker_same(&h->who, who);
+}
+
+/* Remember that `who` was given lease `attempt` of t.  The oldest record
+ * goes when the list is full; out of memory, the holder is simply not
+ * remembered and a late result of it is refused (it is resent and refused
+ * again, never counted twice). */
+static void holder_add(dtask *t, uint32_t attempt, const nas_worker_ident *who, int name_only) {
     for (int i = 0; i < t->n_holders; i++)
-        if (t->holders[i].attempt == attempt && strcmp(t->holders[i].name, name) == 0 &&
-            strcmp(t->holders[i].key, key) == 0)
+        if (t->holders[i].attempt == attempt && t->holders[i].name_only == name_only &&
+            holder_match(&t->holders[i], who))
             return;
     if (!t->holders) t->holders = nas_calloc(HOLDERS_MAX, sizeof *t->holders);
     if (!t->holders) return;
@@ -303,21 +311,18 @@ static void holder_add(dtask *t, uint32_t attempt, const char *name, const char 
     }
     dholder *h = &t->holders[t->n_holders++];
     h->attempt = attempt;
-    snprintf(h->name, sizeof h->name, "%s", name);
-    snprintf(h->key, sizeof h->key, "%s", key);
+    h->name_only = name_only;
+    h->who = *who;
 }
 
 /* The one ownership rule: a Result, or a task a Register says is still
- * running, counts only from a worker that was given that very (task,
- * attempt) lease: the holder now, or an earlier holder whose lease expired
- * and was given to another.  Nobody else, whatever it claims. */
-static int holder_is(const dtask *t, uint32_t attempt, const char *name, const char *key) {
-    for (int i = 0; i < t->n_holders; i++) {
-        const dholder *h = &t->holders[i];
-        if (h->attempt == attempt && strcmp(h->name, name) == 0 &&
-            (!h->key[0] || strcmp(h->key, key) == 0))
-            return 1;
-    }
+ * running, counts only from the worker (nas_worker_same) that was given that
+ * very (task, attempt) lease: the holder now, or an earlier holder whose
+ * lease expired and was given to another.  Nobody else, whatever it
+ * claims, and a name alone proves nothing. */
+static int holder_is(const dtask *t, uint32_t attempt, const nas_worker_ident *who) {
+    for (int i = 0; i < t->n_holders; i++)
+        if (t->holders[i].attempt == attempt && holder_match(&t->holders[i], who)) return 1;
     return 0;
 }
 
@@ -333,7 +338,7 @@ static void send_to(nas_dispatcher *d, dworker *w, const nas_wire_msg *m, int64_
     int rc = d->hooks.send(d->hooks.ctx, w->id, w->id_len, m);
     if (rc < 0)
         nas_warn("dispatcher: sending %s to %s failed: %s", nas_wire_type_name(m->type),
-                 w->name[0] ? w->name : "?", nas_strerror(rc));
+                 w->who.name[0] ? w->who.name : "?", nas_strerror(rc));
     w->heartbeat_at = now_ms + d->cfg.heartbeat_ms;
 }
 
@@ -416,9 +421,9 @@ static void wmap_del(nas_dispatcher *d, const dworker *w) {
 }
 
 static void info_fill(const dworker *w, nas_worker_info *o) {
-    memcpy(o->name, w->name, sizeof o->name);
-    memcpy(o->host, w->host, sizeof o->host);
-    memcpy(o->key, w->key, sizeof o->key);
+    memcpy(o->name, w->who.name, sizeof o->name);
+    memcpy(o->host, w->who.host, sizeof o->host);
+    memcpy(o->key, w->who.key, sizeof o->key);
     memcpy(o->version, w->version, sizeof o->version);
     o->cores = w->cores;
     o->joined = w->joined;
@@ -448,7 +453,7 @@ static void worker_event(nas_dispatcher *d, const dworker *w, const char *event)
 static void join(nas_dispatcher *d, dworker *w) {
     if (w->joined) return;
     w->joined = 1;
-    nas_info("dispatcher: worker %s (%s, %u cores) joined", w->name, w->host, w->cores);
+    nas_info("dispatcher: worker %s (%s, %u cores) joined", w->who.name, w->who.host, w->cores);
     worker_event(d, w, "joined");
 }
 
@@ -550,7 +555,7 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;
-    holder_add(t, t->attempt, w->name, w->key);
+    holder_add(t, t->attempt, &w->who, 0);
     join(d, w);
     /* The trainer stops itself at the fidelity's time limit (NAS_ETIMEDOUT),
      * so a lease still running at 1.5 x the limit plus the liveness window
@@ -559,7 +564,7 @@ static void lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     if (t->spec && t->spec->fidelity.time_limit_s > 0)
         w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
                             d->cfg.heartbeat_ms * d->cfg.liveness;
-    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
+    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, &w->who, w->expiry);
 }
 
 /* Match queued tasks with idle workers.  Called after every event that can
@@ -582,12 +587,11 @@ static void dispatch(nas_dispatcher *d, int64_t now_ms) {
 /* push() leases a new task at once exactly when nothing is queued ahead
  * of it and a worker is idle: dispatch() pops the queue's head (the new
  * task) for idle_longest(), the worker named here. */
-int nas_dispatcher_peek_lease(const nas_dispatcher *d, char *worker, size_t cap,
-                              int64_t *expiry_ms) {
+int nas_dispatcher_peek_lease(const nas_dispatcher *d, nas_worker_ident *who, int64_t *expiry_ms) {
     if (d->counts.queued > 0) return 0;
     const dworker *w = idle_longest(d);
-    if (!w || strlen(w->name) >= cap) return 0;
-    memcpy(worker, w->name, strlen(w->name) + 1);
+    if (!w) return 0;
+    *who = w->who;
     *expiry_ms = w->expiry;
     return 1;
 }
@@ -626,14 +630,14 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
  * no other worker until nas_dispatcher_release_held() (the campaign's
  * grace ends) or its holder comes back: Register with it running
  * re-attaches it, and the holder's Result counts. */
-int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task, const char *holder,
-                             char *err) {
+int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task,
+                             const nas_worker_ident *holder, int name_only, char *err) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_TASK);
     m.u.task = *task;
     int rc = nas_wire_validate(&m, err);
     if (rc < 0) return rc;
-    if (!holder || !*holder)
+    if (!holder || !holder->name[0])
         return nas_set_err(err, NAS_EINVAL, "task %" PRIu64 ": a held lease needs its holder",
                            task->task_id);
     if (task_find(d, task->task_id))
@@ -651,7 +655,7 @@ int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task, const
     t->worker = -1;
     d->counts.leased++;
     d->counts.held++;
-    holder_add(t, task->attempt, holder, "");
+    holder_add(t, task->attempt, holder, name_only);
     return NAS_OK;
 }
 
@@ -686,19 +690,19 @@ int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
  * task still leased to its old, now silent, entry: move the lease to the
  * new entry and drop the old one at once.  Waiting for the old entry to
  * expire would re-queue the task, spend an attempt and start a duplicate
- * run elsewhere.  Same name and host, and the very task the old entry
- * holds, make it the same worker. */
+ * run elsewhere.  The same worker (nas_worker_same) with the very task the
+ * old entry holds is the same process reconnected. */
 static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     dworker *old = &d->workers[t->worker];
-    if (old == w || strcmp(old->name, w->name) != 0 || strcmp(old->host, w->host) != 0) return;
+    if (old == w || !nas_worker_same(&old->who, &w->who)) return;
     t->worker = (int)(w - d->workers);
     w->lease_deadline = old->lease_deadline;
     w->joined = 1;
     old->has_task = 0; /* the lease has moved: removing old must not re-queue it */
     worker_remove(d, old, 0, "", "replaced");
-    nas_info("dispatcher: worker %s reconnected; task %" PRIu64 " stays leased to it", w->name,
+    nas_info("dispatcher: worker %s reconnected; task %" PRIu64 " stays leased to it", w->who.name,
              t->id);
-    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
+    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, &w->who, w->expiry);
 }
 
 /* A lease resumed from a previous master (push_held) is held by nobody
@@ -714,12 +718,12 @@ static void attach(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     if (t->spec && t->spec->fidelity.time_limit_s > 0)
         w->lease_deadline = now_ms + (int64_t)(t->spec->fidelity.time_limit_s * 1500.0) +
                             d->cfg.heartbeat_ms * d->cfg.liveness;
-    holder_add(t, t->attempt, w->name, w->key);
+    holder_add(t, t->attempt, &w->who, 0);
     join(d, w);
     nas_info("dispatcher: task %" PRIu64 " attempt %u from the previous run is back with its "
              "worker %s",
-             t->id, t->attempt, w->name);
-    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, w->name, w->expiry);
+             t->id, t->attempt, w->who.name);
+    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, &w->who, w->expiry);
 }
 
 /* Register says a task is still running on the worker.  Only a holder of
@@ -730,11 +734,11 @@ static void attach(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
  * task that is over or unknown, is told to cancel. */
 static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t now_ms) {
     dtask *t = task_find(d, run.task_id);
-    if (!task_live(t) || !holder_is(t, run.attempt, w->name, w->key)) {
+    if (!task_live(t) || !holder_is(t, run.attempt, &w->who)) {
         if (task_live(t))
             nas_warn("dispatcher: %s claims task %" PRIu64 " attempt %u, never leased to it; "
                      "told to cancel",
-                     w->name, run.task_id, run.attempt);
+                     w->who.name, run.task_id, run.attempt);
         send_ref(d, w, NAS_MSG_CANCEL, run, 0, now_ms);
         w->occupied = 1; /* its Failure or Result makes it idle */
         return;
@@ -762,9 +766,7 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
 static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register *r) {
     for (int i = 0; i < d->n_slots; i++) {
         dworker *o = &d->workers[i];
-        if (!o->used || o == w || strcmp(o->name, w->name) != 0 ||
-            strcmp(o->host, w->host) != 0 || strcmp(o->key, w->key) != 0)
-            continue;
+        if (!o->used || o == w || !nas_worker_same(&o->who, &w->who)) continue;
         int keep = r->has_running && o->has_task && o->task.task_id == r->running.task_id;
         for (int k = 0; k < r->n_held && o->has_task; k++)
             keep |= r->held[k].task_id == o->task.task_id;
@@ -812,7 +814,7 @@ static dworker *slot_for_new(nas_dispatcher *d) {
             victim = w;
     }
     if (!victim) return NULL;
-    nas_debug("dispatcher: %s evicted to make room for a new registration", victim->name);
+    nas_debug("dispatcher: %s evicted to make room for a new registration", victim->who.name);
     worker_remove(d, victim, 0, "", "evicted");
     d->n_workers++;
     return victim;
@@ -843,7 +845,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
         w->last_seen = now_ms;
         w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
         nas_debug("dispatcher: %s registered again; task %" PRIu64 " stays leased to it",
-                  w->name, w->task.task_id);
+                  w->who.name, w->task.task_id);
         nas_wire_msg hb;
         nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
         snprintf(hb.u.heartbeat.weights, sizeof hb.u.heartbeat.weights, "%s", d->weights_ep);
@@ -860,9 +862,9 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     memcpy(w->id, id, id_len);
     w->id_len = id_len;
     wmap_put(d, w);
-    snprintf(w->name, sizeof w->name, "%s", r->name);
-    snprintf(w->host, sizeof w->host, "%s", r->host);
-    snprintf(w->key, sizeof w->key, "%s", key);
+    snprintf(w->who.name, sizeof w->who.name, "%s", r->name);
+    snprintf(w->who.host, sizeof w->who.host, "%s", r->host);
+    snprintf(w->who.key, sizeof w->who.key, "%s", key);
     snprintf(w->version, sizeof w->version, "%s", r->version);
     w->cores = r->cores;
     w->engine = r->engine;
@@ -873,9 +875,10 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
      * a bare registration only at debug level (floods). */
     if (r->has_running || r->n_held > 0)
         nas_info("dispatcher: worker %s (%s, %u cores) registered, holding %d result(s)",
-                 w->name, w->host, w->cores, r->n_held);
+                 w->who.name, w->who.host, w->cores, r->n_held);
     else
-        nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->name, w->host, w->cores);
+        nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->who.name, w->who.host,
+                  w->cores);
     drop_replaced(d, w, r);
     if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where
@@ -902,26 +905,26 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     dtask *t = task_find(d, r->task_id);
     if (!task_live(t)) {
         nas_info("dispatcher: duplicate result for task %" PRIu64 " attempt %u from %s dropped",
-                 r->task_id, r->attempt, w->name);
+                 r->task_id, r->attempt, w->who.name);
         send_ref(d, w, NAS_MSG_ACK, ref, 1, now_ms);
         after_outcome(d, w, running_it, now_ms);
         return;
     }
-    if (!holder_is(t, r->attempt, w->name, w->key)) {
+    if (!holder_is(t, r->attempt, &w->who)) {
         nas_warn("dispatcher: result for task %" PRIu64 " attempt %u from %s refused: that lease "
                  "was never given to it",
-                 r->task_id, r->attempt, w->name);
+                 r->task_id, r->attempt, w->who.name);
         send_error_id(d, w->id, w->id_len, NAS_EAUTH,
                       "task %" PRIu64 " attempt %u was never leased to %s", r->task_id, r->attempt,
-                      w->name);
+                      w->who.name);
         return;
     }
     if (t->state == NAS_DISPATCH_TASK_LEASED && t->worker < 0)
         nas_info("dispatcher: task %" PRIu64 " attempt %u from the previous run is back with its "
                  "worker %s, done",
-                 t->id, r->attempt, w->name);
+                 t->id, r->attempt, w->who.name);
     if (d->hooks.on_result) {
-        int rc = d->hooks.on_result(d->hooks.ctx, r, w->name);
+        int rc = d->hooks.on_result(d->hooks.ctx, r, w->who.name);
         if (rc < 0) {
             send_error_id(d, w->id, w->id_len, rc == NAS_ESTATE ? NAS_EIO : rc,
                           "result for task %" PRIu64 " not recorded: %s", r->task_id,
@@ -945,7 +948,7 @@ static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f,
     dtask *t = task_find(d, f->task_id);
     if (t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers)) {
         nas_warn("dispatcher: task %" PRIu64 " attempt %u %s on %s: %s", f->task_id, f->attempt,
-                 f->give_back ? "given back" : "failed", w->name, f->reason);
+                 f->give_back ? "given back" : "failed", w->who.name, f->reason);
         task_requeue(d, t, !f->give_back, f->code, f->give_back ? "given back" : f->reason);
     }
     if (running_it && f->give_back) {
@@ -965,7 +968,7 @@ static void on_refused(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     (void)now_ms;
     if (!holds_lease(d, w)) return;
     dtask *t = task_find(d, w->task.task_id);
-    nas_warn("dispatcher: %s refused task %" PRIu64 "; re-queued", w->name, t->id);
+    nas_warn("dispatcher: %s refused task %" PRIu64 "; re-queued", w->who.name, t->id);
     task_requeue(d, t, 0, NAS_ESTATE, "refused by worker");
     w->state = NAS_WORKER_STATE_REGISTERED;
     w->has_task = 0;
@@ -973,12 +976,14 @@ static void on_refused(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     w->occupied = 1;
 }
 
-/* Progress for anything but the worker's current task is stale: dropped. */
+/* Progress counts from the lease holder of its task only (the scheduler
+ * may stop a task on it): another worker still running the task, whose
+ * lease moved on, or anyone else is dropped. */
 static void on_progress(nas_dispatcher *d, dworker *w, const nas_wire_progress *p) {
-    if (!w->has_task || w->task.task_id != p->task_id) return;
+    if (!holds_lease(d, w) || w->task.task_id != p->task_id) return;
     w->epoch = p->epoch;
     w->epochs = p->epochs;
-    if (d->hooks.on_progress) d->hooks.on_progress(d->hooks.ctx, p, w->name);
+    if (d->hooks.on_progress) d->hooks.on_progress(d->hooks.ctx, p, w->who.name);
 }
 
 /* The document is sized from the worker count; names are escaped by
@@ -1052,11 +1057,11 @@ static void on_message(nas_dispatcher *d, const uint8_t *id, size_t id_len, cons
         on_failure(d, w, &m->u.failure, now_ms);
         break;
     case NAS_MSG_DISCONNECT:
-        nas_info("dispatcher: worker %s disconnected: %s", w->name, m->u.disconnect);
+        nas_info("dispatcher: worker %s disconnected: %s", w->who.name, m->u.disconnect);
         worker_remove(d, w, 1, "lease expired", "left");
         break;
     case NAS_MSG_ERROR:
-        nas_warn("dispatcher: worker %s reports error %s: %s", w->name,
+        nas_warn("dispatcher: worker %s reports error %s: %s", w->who.name,
                  nas_err_name(m->u.error.code), m->u.error.message);
         if (m->u.error.code == NAS_ESTATE) on_refused(d, w, now_ms);
         break;
@@ -1092,7 +1097,7 @@ void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t 
         w->last_seen = now_ms;
         w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
     }
-    nas_warn("dispatcher: bad message from %s: %s", w ? w->name : "unregistered peer", why);
+    nas_warn("dispatcher: bad message from %s: %s", w ? w->who.name : "unregistered peer", why);
     send_error_id(d, id, id_len, code < 0 ? code : NAS_EPROTO, "%s", why);
 }
 
@@ -1105,8 +1110,16 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
     for (int i = 0; i < d->n_slots; i++) {
         dworker *w = &d->workers[i];
         if (!w->used || w->expiry > now_ms) continue;
-        nas_warn("dispatcher: worker %s silent for %lld ms, removed", w->name,
-                 (long long)(now_ms - w->last_seen));
+        /* The host says which of two workers of one name it was, and the
+         * lease is named: its task is about to start again elsewhere. */
+        if (holds_lease(d, w))
+            nas_warn("dispatcher: lease of task %" PRIu64 " expired: worker %s on %s (attempt "
+                     "%u) silent for %lld ms, removed",
+                     w->task.task_id, w->who.name, w->who.host, w->task.attempt,
+                     (long long)(now_ms - w->last_seen));
+        else
+            nas_warn("dispatcher: worker %s on %s silent for %lld ms, removed", w->who.name,
+                     w->who.host, (long long)(now_ms - w->last_seen));
         worker_remove(d, w, 1, "lease expired", "lost");
     }
     for (int i = 0; i < d->n_slots; i++) {
@@ -1116,7 +1129,7 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
         dtask *t = task_find(d, w->task.task_id);
         if (!t || t->state != NAS_DISPATCH_TASK_LEASED || t->worker != i) continue;
         nas_warn("dispatcher: task %" PRIu64 " on %s ran past its time limit; cancelled", t->id,
-                 w->name);
+                 w->who.name);
         send_ref(d, w, NAS_MSG_CANCEL, w->task, 0, now_ms);
         task_requeue(d, t, 1, NAS_ETIMEDOUT, "lease deadline passed (task stuck)");
     }
@@ -1225,11 +1238,11 @@ int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *bu
         const dworker *w = &d->workers[i];
         if (!w->used) continue;
         JSON_APPEND("%s{\"name\":", first ? "" : ",");
-        len = json_str(buf, cap, len, w->name);
+        len = json_str(buf, cap, len, w->who.name);
         JSON_APPEND(",\"host\":");
-        len = json_str(buf, cap, len, w->host);
+        len = json_str(buf, cap, len, w->who.host);
         JSON_APPEND(",\"key\":");
-        len = json_str(buf, cap, len, w->key);
+        len = json_str(buf, cap, len, w->who.key);
         JSON_APPEND(",\"cores\":%u,\"state\":\"%s\",", w->cores, nas_worker_state_name(w->state));
         if (w->has_task)
             JSON_APPEND("\"task\":%" PRIu64 ",\"attempt\":%u,\"epoch\":%d,\"epochs\":%d,",

@@ -459,7 +459,7 @@ static int starts(const seq *s, int64_t k) {
  * start the task once more, as the liveness rule says it must. */
 static int expired(const seq *s, int64_t k) {
     char want[64];
-    snprintf(want, sizeof want, "lease of task %lld expired: worker ", (long long)k);
+    snprintf(want, sizeof want, "its lease of task %lld expired", (long long)k);
     int n = 0;
     for (int i = 0; i < s->n_masters; i++) {
         char log[PATH_MAX], line[1024];
@@ -467,7 +467,7 @@ static int expired(const seq *s, int64_t k) {
         FILE *f = fopen(log, "r");
         if (!f) continue;
         while (fgets(line, sizeof line, f))
-            n += strstr(line, want) && !strstr(line, " on nowhere (");
+            n += strstr(line, want) && !strstr(line, "(host nowhere)");
         fclose(f);
     }
     return n;

@@ -206,9 +206,10 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
         .parent_hash = parent_hash,
     };
     int64_t expiry;
-    if (nas_dispatcher_peek_lease(c->disp, c->prelease_worker, sizeof c->prelease_worker,
-                                  &expiry)) {
-        nt.lease_worker = c->prelease_worker;
+    if (nas_dispatcher_peek_lease(c->disp, &c->prelease_who, &expiry)) {
+        nt.lease_worker = c->prelease_who.name;
+        nt.lease_host = c->prelease_who.host;
+        nt.lease_key = c->prelease_who.key;
         nt.lease_expiry_ms = to_wall(expiry);
     }
     int rc = nas_store_task_add(c->store, &nt, blob, blob_len, nas_wall_ms(), &t->id, err);
@@ -392,14 +393,15 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
  * attempt so that (task, attempt) names the same lease in memory and on
  * disk.  A refused lease (the task is not queued in the store) is only
  * logged: the result, if any, is still recorded by the first-wins rule. */
-static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, int64_t expiry_ms) {
+static void hook_lease(void *ctx, const nas_task_ref *ref, const nas_worker_ident *who,
+                       int64_t expiry_ms) {
     nas_campaign *c = ctx;
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
     if (!t || c->fatal) return;
     if (c->prelease_id != 0 && c->prelease_id == t->id) {
         /* add_task stored this lease with the row; it must be this one. */
         c->prelease_id = 0;
-        if (ref->attempt != 1 || strcmp(worker, c->prelease_worker) != 0) {
+        if (ref->attempt != 1 || !nas_worker_same(who, &c->prelease_who)) {
             nas__campaign_fail(c, "the dispatcher leased a new task to another worker than the "
                                   "one the store recorded");
             return;
@@ -415,8 +417,8 @@ static void hook_lease(void *ctx, const nas_task_ref *ref, const char *worker, i
         return;
     }
     char err[NAS_ERR_LEN];
-    int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, worker, to_wall(expiry_ms),
-                                  nas_wall_ms(), err);
+    int rc = nas_store_task_lease(c->store, t->id, (int)ref->attempt, who->name, who->host,
+                                  who->key, to_wall(expiry_ms), nas_wall_ms(), err);
     if (rc == NAS_OK) {
         t->store_attempt = (int)ref->attempt;
         t->wire_attempt = ref->attempt;
@@ -559,8 +561,8 @@ static void hook_worker(void *ctx, const nas_worker_info *w, const char *event) 
     /* A worker gets its row when it first takes work (not when it merely
      * registers), so the table holds the campaign's workers only. */
     if (strcmp(event, "joined") == 0 &&
-        nas_store_worker_seen(c->store, w->name, w->host, (int)w->cores, w->version,
-                              nas_wall_ms(), err) < 0)
+        nas_store_worker_seen(c->store, w->name, w->host, (int)w->cores, w->version, nas_wall_ms(),
+                              err) < 0)
         nas_warn("campaign: worker %s not recorded: %s", w->name, err);
     snprintf(kind, sizeof kind, "worker-%s", event);
     if (nas_store_event_append(c->store, nas_wall_ms(), kind, w->name, err) < 0)
@@ -650,7 +652,11 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
              * it running, or delivers its result. */
             nas_wire_task w;
             wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
-            rc = nas_dispatcher_push_held(c->disp, &w, ti[i].worker, err);
+            nas_worker_ident holder;
+            snprintf(holder.name, sizeof holder.name, "%s", ti[i].worker);
+            snprintf(holder.host, sizeof holder.host, "%s", ti[i].lease_host);
+            snprintf(holder.key, sizeof holder.key, "%s", ti[i].lease_key);
+            rc = nas_dispatcher_push_held(c->disp, &w, &holder, !ti[i].lease_ident_known, err);
             leased++;
         } else {
             /* Queued tasks need no grace: nobody holds them. */

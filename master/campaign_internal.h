@@ -100,7 +100,7 @@ struct nas_campaign {
      * dispatcher is about to lease it to; hook_lease then writes nothing.
      * 0: none pending. */
     int64_t prelease_id;
-    char prelease_worker[NAS_WIRE_NAME_MAX];
+    nas_worker_ident prelease_who;
     nas__outmsg *outbox;
     int n_out, cap_out;
 

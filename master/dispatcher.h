@@ -45,6 +45,20 @@
 typedef struct nas_dispatcher nas_dispatcher;
 struct nas_worker_info;
 
+/* Who a worker is: its registered name, its host and the CurveZMQ key it
+ * connected with (the ZAP User-Id, "" without CurveZMQ).  A lease belongs
+ * to these three together, never to a name alone: two processes may
+ * register one name, and only the one given the lease may keep it, claim
+ * it after a restart or deliver its result. */
+typedef struct nas_worker_ident {
+    char name[NAS_WIRE_NAME_MAX];
+    char host[NAS_WIRE_HOST_MAX];
+    char key[NAS_WIRE_NAME_MAX];
+} nas_worker_ident;
+
+/* The one identity rule: 1 when a and b are the same worker (all three equal). */
+int nas_worker_same(const nas_worker_ident *a, const nas_worker_ident *b);
+
 typedef struct nas_dispatcher_config {
     int64_t heartbeat_ms; /* heartbeat interval, default 1000 */
     int liveness;         /* silent intervals before a worker is dead, default 5 */
@@ -61,8 +75,9 @@ typedef struct nas_dispatcher_hooks {
     /* Deliver m to the worker with this ROUTER identity.  Errors are
      * logged; the liveness rules recover from a lost message. */
     int (*send)(void *ctx, const uint8_t *id, size_t id_len, const nas_wire_msg *m);
-    /* A task was leased (persist: state leased, worker, attempt, expiry). */
-    void (*on_lease)(void *ctx, const nas_task_ref *ref, const char *worker, int64_t expiry_ms);
+    /* A task was leased (persist: state leased, who holds it, attempt, expiry). */
+    void (*on_lease)(void *ctx, const nas_task_ref *ref, const nas_worker_ident *who,
+                     int64_t expiry_ms);
     /* The first result of a task.  Return NAS_OK once it is durable; a
      * negative return refuses it: the worker is sent an Error and keeps the
      * result to deliver again, and the task stays where it was. */
@@ -95,22 +110,23 @@ void nas_dispatcher_destroy(nas_dispatcher **dp);
  * is idle. */
 int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t now_ms, char *err);
 
-/* Who a task pushed now would be leased to at once: 1 with that worker's
- * name (cap bytes at most) and its lease expiry (the time base of now_ms)
- * when no task is queued and a worker is idle, else 0.  The next push(),
+/* Who a task pushed now would be leased to at once: 1 with that worker
+ * (*who) and its lease expiry (the time base of now_ms) when no task is
+ * queued and a worker is idle, else 0.  The next push(),
  * with nothing in between, then leases its task to exactly that worker
  * (on_lease fires with it), so the campaign can store the task already
  * leased: one write instead of an insert and a lease update. */
-int nas_dispatcher_peek_lease(const nas_dispatcher *d, char *worker, size_t cap,
-                              int64_t *expiry_ms);
+int nas_dispatcher_peek_lease(const nas_dispatcher *d, nas_worker_ident *who, int64_t *expiry_ms);
 
 /* A lease granted by a previous master to `holder` (after a restart): the
  * task is leased to nobody here and waits for its holder, whose Register
  * with the task running re-attaches the lease and whose Result counts;
  * no other worker is given it until nas_dispatcher_release_held().
+ * `name_only`: the store knew only the holder's name (a lease written
+ * before it kept hosts and keys), and any worker of that name matches.
  * Errors as push(). */
-int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task, const char *holder,
-                             char *err);
+int nas_dispatcher_push_held(nas_dispatcher *d, const nas_wire_task *task,
+                             const nas_worker_ident *holder, int name_only, char *err);
 
 /* Re-queue a held lease whose holder has not come back (uncounted, reason
  * "not delivered in time"); 1 if it was waiting, 0 if not (its holder
@@ -162,7 +178,7 @@ typedef struct nas_worker_info {
     char version[NAS_WIRE_NAME_MAX];
     uint32_t cores;
     int joined; /* has held a lease of this master */
-    int state; /* enum nas_worker_state */
+    int state;  /* enum nas_worker_state */
     int has_task;
     nas_task_ref task; /* when has_task */
     int epoch, epochs; /* last progress of that task (0 before any) */

@@ -24,7 +24,8 @@
 
 #define TASK_COLS                                                                                  \
     "t.id, t.arch_hash, a.text, t.stage, t.state, t.attempt, t.worker, t.lease_expiry_ms, "        \
-    "f.json, t.parent_hash, t.created_ms, t.finished_ms, t.failure_kind, t.failure "
+    "f.json, t.parent_hash, t.created_ms, t.finished_ms, t.failure_kind, t.failure, "              \
+    "t.lease_host, t.lease_key "
 /* A result is the result_* columns of its task's row (schema v3). */
 #define RECORD_COLS                                                                                \
     "t.id, t.result_id, t.arch_hash, a.text, t.stage, t.result_attempt, t.accuracy, t.loss, "      \
@@ -61,20 +62,21 @@ static const struct {
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING"},
     {NAS__ST_ARCH_GET,
      "SELECT text, genome, params, macs, created_ms FROM architecture WHERE hash = ?1"},
-    /* ?6 NULL: a queued task; a worker name: leased to it as attempt 1
-     * until ?7 (proposed and leased in the same batch). */
+    /* ?6 NULL: a queued task; a worker name: leased to it (host ?8, key ?9)
+     * as attempt 1 until ?7 (proposed and leased in the same batch). */
     {NAS__ST_TASK_INSERT,
      "INSERT INTO task (arch_hash, stage, state, attempt, worker, lease_expiry_ms, fidelity_id, "
-     "parent_hash, created_ms) VALUES (?1, ?2, CASE WHEN ?6 IS NULL THEN 'queued' ELSE 'leased' "
-     "END, ?6 IS NOT NULL, ?6, ?7, ?3, ?4, ?5)"},
+     "parent_hash, created_ms, lease_host, lease_key) VALUES (?1, ?2, CASE WHEN ?6 IS NULL THEN "
+     "'queued' ELSE 'leased' END, ?6 IS NOT NULL, ?6, ?7, ?3, ?4, ?5, ?8, ?9)"},
     {NAS__ST_TASK_STATE, "SELECT state, attempt, worker FROM task WHERE id = ?1"},
     {NAS__ST_TASK_LEASE, "UPDATE task SET state = 'leased', attempt = ?4, worker = ?2, "
-                         "lease_expiry_ms = ?3 WHERE id = ?1 AND state = 'queued' "
-                         "AND attempt <= ?4"},
+                         "lease_host = ?5, lease_key = ?6, lease_expiry_ms = ?3 "
+                         "WHERE id = ?1 AND state = 'queued' AND attempt <= ?4"},
     /* One statement picks and leases the oldest queued task, so two callers
      * can never lease the same one (RETURNING needs SQLite 3.35). */
     {NAS__ST_TASK_LEASE_NEXT,
-     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?1, lease_expiry_ms = ?2 "
+     "UPDATE task SET state = 'leased', attempt = attempt + 1, worker = ?1, lease_host = NULL, "
+     "lease_key = NULL, lease_expiry_ms = ?2 "
      "WHERE id = (SELECT id FROM task WHERE state = 'queued' AND (?3 IS NULL OR stage = ?3) "
      "ORDER BY id LIMIT 1) RETURNING id, attempt"},
     {NAS__ST_TASK_EXTEND, "UPDATE task SET lease_expiry_ms = ?3 "

@@ -43,12 +43,13 @@
 #include <stdint.h>
 
 /* Schema version this binary writes (PRAGMA user_version). */
-#define NAS_STORE_SCHEMA_VERSION 4
+#define NAS_STORE_SCHEMA_VERSION 5
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
 #define NAS_STORE_TEXT_MAX   512 /* genome text form, as NAS_GENOME_TEXT_MAX */
 #define NAS_STORE_NAME_MAX   64  /* worker names, campaign names, event kinds */
+#define NAS_STORE_HOST_MAX   256 /* a lease holder's host, as NAS_WIRE_HOST_MAX */
 #define NAS_STORE_REASON_MAX 256 /* failure reasons */
 
 typedef struct nas_store nas_store;
@@ -182,6 +183,7 @@ typedef struct nas_store_new_task {
      * leave it, in one statement instead of two (the master knows at
      * proposal time whether an idle worker takes the task at once). */
     const char *lease_worker;
+    const char *lease_host, *lease_key; /* the lessee's host and CurveZMQ key ("" without) */
     int64_t lease_expiry_ms;
 } nas_store_new_task;
 
@@ -194,19 +196,22 @@ typedef struct nas_store_new_task {
 int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *strategy_blob,
                        size_t blob_len, int64_t now_ms, int64_t *task_id, char *err);
 
-/* Lease a queued task to `worker` until `expiry_ms` as `attempt`: (task
- * id, attempt) then names this lease.  The attempt comes from the caller
- * (the dispatcher counts them) and never goes down: a task re-queued by a
- * give-back is leased again with the same attempt, one re-queued after a
- * failure with a higher one.  NAS_ESTATE if the task is not queued,
- * NAS_EINVAL for an attempt below the task's, NAS_ENOTFOUND for no task. */
+/* Lease a queued task to `worker` on `host` with CurveZMQ key `key` (""
+ * without; the three together are who holds the lease, PROTOCOL.md s4.8)
+ * until `expiry_ms` as `attempt`: (task id, attempt) then names this lease.  The attempt comes from
+ * the caller (the dispatcher counts them) and never goes down: a task re-queued by a give-back is
+ * leased again with the same attempt, one re-queued after a failure with a higher one.  NAS_ESTATE
+ * if the task is not queued, NAS_EINVAL for an attempt below the task's, NAS_ENOTFOUND for no task.
+ */
 int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
-                         int64_t expiry_ms, int64_t now_ms, char *err);
+                         const char *host, const char *key, int64_t expiry_ms, int64_t now_ms,
+                         char *err);
 
 /* Lease the oldest queued task of `stage` (or NAS_STORE_STAGE_ANY) to
  * `worker` as its next attempt (the stored attempt + 1): returns 1 with
  * *task_id and *attempt set, or 0 when no task is queued.  The pick and the
- * lease are one statement.  For callers that let the store count attempts. */
+ * lease are one statement.  For callers that let the store count attempts;
+ * the lessee's host and key are not known to it (NULL). */
 int nas_store_task_lease_next(nas_store *st, int stage, const char *worker, int64_t expiry_ms,
                               int64_t now_ms, int64_t *task_id, int *attempt, char *err);
 
@@ -332,7 +337,12 @@ typedef struct nas_store_task_info {
     char arch_text[NAS_STORE_TEXT_MAX];
     int stage, state, attempt;
     char worker[NAS_STORE_NAME_MAX]; /* last lessee, "" if never leased */
-    int64_t lease_expiry_ms;         /* 0 unless leased */
+    /* The last lessee's host and key, when the lease recorded them (from
+     * schema version 5 on, and nas_store_task_lease); else unknown. */
+    int lease_ident_known;
+    char lease_host[NAS_STORE_HOST_MAX];
+    char lease_key[NAS_STORE_NAME_MAX];
+    int64_t lease_expiry_ms; /* 0 unless leased */
     nas_fidelity fidelity;
     int has_parent;
     uint64_t parent_hash;

@@ -308,6 +308,9 @@ static int read_task(sqlite3_stmt *s, nas_store_task_info *t, char *err) {
     static const char *const kinds[] = {"training", "lease-expired"};
     t->failure_kind = name_index((const char *)sqlite3_column_text(s, 12), kinds, 2);
     nas__column_copy(s, 13, t->failure, sizeof t->failure);
+    t->lease_ident_known = sqlite3_column_type(s, 14) != SQLITE_NULL;
+    nas__column_copy(s, 14, t->lease_host, sizeof t->lease_host);
+    nas__column_copy(s, 15, t->lease_key, sizeof t->lease_key);
     return rc;
 }
 

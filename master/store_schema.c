@@ -222,11 +222,16 @@ static const char schema_v3[] =
 static const char schema_v4[] = "ALTER TABLE campaign ADD COLUMN ran_ms INTEGER NOT NULL DEFAULT 0;"
                                 "UPDATE campaign SET ran_ms = max(0, updated_ms - created_ms);";
 
+/* Version 5: who holds a lease is its worker's name, host and CurveZMQ key
+ * together (two workers may share a name), and a master that resumes a
+ * lease must know all three to give it back to its holder only.  Leases
+ * written before keep a NULL host: only their name is known. */
+static const char schema_v5[] = "ALTER TABLE task ADD COLUMN lease_host TEXT;"
+                                "ALTER TABLE task ADD COLUMN lease_key TEXT;";
+
 static const nas__store_migration migrations[] = {
-    {schema_v1, NULL},
-    {schema_v2, rewrite_task_checks},
-    {schema_v3, NULL},
-    {schema_v4, NULL},
+    {schema_v1, NULL}, {schema_v2, rewrite_task_checks}, {schema_v3, NULL}, {schema_v4, NULL},
+    {schema_v5, NULL},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,

@@ -172,6 +172,8 @@ int nas_store_task_add(nas_store *st, const nas_store_new_task *t, const void *s
     if (t->lease_worker) {
         nas__bind_text_static(s, 6, t->lease_worker);
         sqlite3_bind_int64(s, 7, t->lease_expiry_ms);
+        nas__bind_text_static(s, 8, t->lease_host);
+        nas__bind_text_static(s, 9, t->lease_key);
     }
     rc = nas__store_exec_stmt(st, s, "add task", err);
     if (rc != NAS_OK) goto fail;
@@ -197,7 +199,8 @@ fail:
 /* The UPDATE's WHERE clause (state = 'queued') is the whole concurrency
  * control: if it matched nothing, the task state read afterwards says why. */
 int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char *worker,
-                         int64_t expiry_ms, int64_t now_ms, char *err) {
+                         const char *host, const char *key, int64_t expiry_ms, int64_t now_ms,
+                         char *err) {
     (void)now_ms; /* the lease is defined by its expiry; now is kept for symmetry and logs */
     if (!worker || !*worker || strlen(worker) >= NAS_STORE_NAME_MAX)
         return nas_set_err(err, NAS_EINVAL, "store %s: lease needs a worker name of 1..%d bytes",
@@ -221,6 +224,8 @@ int nas_store_task_lease(nas_store *st, int64_t task_id, int attempt, const char
     nas__bind_text(s, 2, worker);
     sqlite3_bind_int64(s, 3, expiry_ms);
     sqlite3_bind_int(s, 4, attempt);
+    nas__bind_text(s, 5, host);
+    nas__bind_text(s, 6, key);
     rc = nas__store_exec_stmt(st, s, "lease task", err);
     if (rc != NAS_OK) goto fail;
     if (sqlite3_changes(st->db) == 0) {

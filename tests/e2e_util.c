@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <zmq.h>
 
@@ -225,19 +227,62 @@ static int e2e_port_free(int port) {
     return ok;
 }
 
+/* Reserve a port for the life of this process: an flock on a file named
+ * after it, shared by every test on the machine.  A port that is free now
+ * may be bound only later (a master restarted after kill -9 binds its port
+ * again), and a test running in parallel must not take it meanwhile, so
+ * "free right now" is not enough.  The descriptor stays open on purpose:
+ * the kernel drops the lock when the test process, and every child forked
+ * from it, has exited. */
+static int e2e_port_reserve(int port) {
+    const char *dir = "/tmp/nasd-e2e-ports";
+    mkdir(dir, 0777);
+    char path[64];
+    snprintf(path, sizeof path, "%s/%d", dir, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return INT_MAX; /* no reservations here: "free right now" must do */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+    close(fd);
+    return -1;
+}
+
 /* A base of three free TCP ports (control, weights, status) for a test's
  * master.  Ports stay below 32768, the start of Linux's ephemeral range, so
  * the outgoing connections of other tests cannot take them; the base
  * derives from the pid and slot so suites running in parallel start apart,
- * and a base whose ports are taken right now is skipped. */
+ * a base another test has reserved (e2e_port_reserve) or whose ports are
+ * taken right now is skipped, and the base returned is reserved.  A slot
+ * asked for again in the same process gets its base again while it is
+ * free (a suite that runs hundreds of campaigns one after another holds
+ * one reservation, not hundreds). */
 int e2e_port(int slot) {
-    const int lo = 10000, span = 32000 - lo;
-    int base = lo + (int)((getpid() * 97 + slot * 3) % span);
+    /* Bases are lo + 3i, so two reserved bases never share a port. */
+    const int lo = 10000, bases = (32000 - lo) / 3;
+    static struct {
+        pid_t pid;
+        int slot, port;
+    } known[64];
+    static int n_known;
+    for (int i = 0; i < n_known; i++)
+        if (known[i].pid == getpid() && known[i].slot == slot && e2e_port_free(known[i].port) &&
+            e2e_port_free(known[i].port + 1) && e2e_port_free(known[i].port + 2))
+            return known[i].port;
+    int first = (int)((getpid() * 97 + slot) % bases);
     for (int tries = 0; tries < 2000; tries++) {
-        int p = lo + (base - lo + tries * 7) % (span - 3);
-        if (e2e_port_free(p) && e2e_port_free(p + 1) && e2e_port_free(p + 2)) return p;
+        int p = lo + 3 * ((first + tries) % bases);
+        int fd = e2e_port_reserve(p);
+        if (fd < 0) continue;
+        if (e2e_port_free(p) && e2e_port_free(p + 1) && e2e_port_free(p + 2)) {
+            if (n_known < (int)NAS_ARRAY_LEN(known)) {
+                known[n_known].pid = getpid();
+                known[n_known].slot = slot;
+                known[n_known++].port = p;
+            }
+            return p;
+        }
+        if (fd != INT_MAX) close(fd);
     }
-    return base;
+    return lo + 3 * first;
 }
 
 /* Counts of the search stage (and the final stage into *fin if not NULL). */

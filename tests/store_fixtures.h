@@ -87,8 +87,9 @@ static inline nas_store_result result_of(double acc) {
 static inline void complete(nas_store *st, int64_t id, double acc) {
     char err[NAS_ERR_LEN] = "";
     int attempt = 0;
-    ck_assert_msg(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err) == NAS_OK, "%s",
-                  err);
+    ck_assert_msg(nas_store_task_lease(st, id, attempt = 1, "w1", "h1", "", 9000, 3000, err) ==
+                      NAS_OK,
+                  "%s", err);
     nas_store_result r = result_of(acc);
     ck_assert_int_eq(nas_store_put_result(st, id, attempt, &r, NULL, 0, 4000, err),
                      NAS_STORE_APPLIED);

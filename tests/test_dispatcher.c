@@ -46,10 +46,10 @@ static int fake_send(void *ctx, const uint8_t *id, size_t id_len, const nas_wire
     if (m->type == NAS_MSG_STATUS_REPLY) s->m.u.status_json = NULL; /* not owned */
     return NAS_OK;
 }
-static void fake_lease(void *ctx, const nas_task_ref *ref, const char *w, int64_t exp) {
+static void fake_lease(void *ctx, const nas_task_ref *ref, const nas_worker_ident *w, int64_t exp) {
     rec *r = ctx;
     r->leases++;
-    snprintf(r->last_lease_worker, sizeof r->last_lease_worker, "%s", w);
+    snprintf(r->last_lease_worker, sizeof r->last_lease_worker, "%s", w->name);
     r->last_lease_expiry = exp;
 }
 static int fake_result(void *ctx, const nas_wire_result *r, const char *w) {
@@ -101,11 +101,13 @@ static void from(nas_dispatcher *d, const char *id, nas_wire_msg *m, int64_t now
     nas_dispatcher_on_message(d, (const uint8_t *)id, strlen(id), m, now);
 }
 
-static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_ref *held_running) {
+/* Register from `host`; reg() is from "localhost". */
+static void reg_on(nas_dispatcher *d, const char *id, const char *host, int64_t now,
+                   const nas_task_ref *held_running) {
     nas_wire_msg m;
     nas_wire_msg_init(&m, NAS_MSG_REGISTER);
     snprintf(m.u.reg.name, sizeof m.u.reg.name, "%.*s", (int)strcspn(id, "#"), id);
-    strcpy(m.u.reg.host, "localhost");
+    snprintf(m.u.reg.host, sizeof m.u.reg.host, "%s", host);
     m.u.reg.protocol = NAS_PROTOCOL_VERSION;
     m.u.reg.cores = 2;
     strcpy(m.u.reg.engine.blas, "OpenBLAS 0.3.21");
@@ -114,6 +116,10 @@ static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_r
     m.u.reg.engine.blas_threads = 1;
     if (held_running) m.u.reg.has_running = 1, m.u.reg.running = *held_running;
     from(d, id, &m, now);
+}
+
+static void reg(nas_dispatcher *d, const char *id, int64_t now, const nas_task_ref *held_running) {
+    reg_on(d, id, "localhost", now, held_running);
 }
 
 static void simple(nas_dispatcher *d, const char *id, int type, int64_t now) {
@@ -201,35 +207,34 @@ END_TEST
 START_TEST(test_dispatcher_peek_lease_predicts_push) {
     rec r;
     nas_dispatcher *d = make(&r);
-    char w[64];
+    nas_worker_ident w;
     int64_t exp = -1;
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0); /* no workers */
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 0); /* no workers */
     reg(d, "w1", 0, NULL);
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0); /* not Ready */
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 0); /* not Ready */
     simple(d, "w1", NAS_MSG_READY, 10);
     reg(d, "w2", 20, NULL);
     simple(d, "w2", NAS_MSG_READY, 30);
     /* Both idle: the one idle longest (w1) is next. */
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 1);
-    ck_assert_str_eq(w, "w1");
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 1);
+    ck_assert_str_eq(w.name, "w1");
+    ck_assert_str_eq(w.host, "localhost");
     push(d, 1, 40);
     ck_assert_int_eq(r.leases, 1);
     ck_assert_str_eq(r.last_lease_worker, "w1");
     ck_assert_int_eq(r.last_lease_expiry, exp);
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 1);
-    ck_assert_str_eq(w, "w2");
-    /* A name that does not fit the caller's buffer is no prediction. */
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, 2, &exp), 0);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 1);
+    ck_assert_str_eq(w.name, "w2");
     push(d, 2, 50);
     ck_assert_str_eq(r.last_lease_worker, "w2");
     /* Nobody idle: a pushed task waits in the queue, and while one waits a
      * new task would not be leased at once either. */
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 0);
     push(d, 3, 60);
     ck_assert_int_eq(r.leases, 2);
     result(d, "w1", 1, 1, 70); /* w1 takes task 3 from the queue */
     ck_assert_int_eq(r.leases, 3);
-    ck_assert_int_eq(nas_dispatcher_peek_lease(d, w, sizeof w, &exp), 0);
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 0);
     nas_dispatcher_destroy(&d);
 }
 END_TEST
@@ -501,6 +506,73 @@ START_TEST(test_dispatcher_reconnect_takes_over_the_lease) {
     reg(d, "w3", 710, &claim);
     nas_dispatcher_counts_get(d, &c);
     ck_assert_int_eq(c.workers, 3);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+/* A lease belongs to its worker's name, host and key together: a peer
+ * registering the holder's name from another host can neither claim the
+ * task as running, nor deliver its result, nor report its progress; nor can
+ * it claim a lease resumed from a previous master, which waits for its own
+ * worker.  A lease from a store that kept only the name matches the name. */
+START_TEST(test_dispatcher_lease_belongs_to_name_host_and_key) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    push(d, 1, 0);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 10);
+    ck_assert_int_eq(r.leases, 1);
+    nas_task_ref one = {1, 1};
+    reg_on(d, "w1#x", "elsewhere", 20, &one);
+    ck_assert_ptr_nonnull(last_to(&r, "w1#x", NAS_MSG_CANCEL));
+    nas_wire_msg p;
+    nas_wire_msg_init(&p, NAS_MSG_PROGRESS);
+    p.u.progress = (nas_wire_progress){.task_id = 1, .attempt = 1, .epoch = 1, .epochs = 2};
+    from(d, "w1#x", &p, 25);
+    ck_assert_int_eq(r.progress, 0);
+    result(d, "w1#x", 1, 1, 30);
+    ck_assert_int_eq(r.results, 0);
+    ck_assert_int_eq(last_to(&r, "w1#x", NAS_MSG_ERROR)->u.error.code, NAS_EAUTH);
+    from(d, "w1", &p, 35);
+    ck_assert_int_eq(r.progress, 1);
+    result(d, "w1", 1, 1, 40);
+    ck_assert_int_eq(r.results, 1);
+
+    nas_wire_task t;
+    memset(&t, 0, sizeof t);
+    t.task_id = 2;
+    t.attempt = 1;
+    snprintf(t.genome, sizeof t.genome, "n=sep3x3:0+id:1 r=max3x3:0+id:1");
+    t.fidelity = nas_fidelity_default();
+    t.mode = NAS_EVAL_SYNTHETIC;
+    nas_worker_ident holder = {"w2", "hostA", ""};
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dispatcher_push_held(d, &t, &holder, 0, err), NAS_OK);
+    nas_task_ref two = {2, 1};
+    reg_on(d, "w2#x", "elsewhere", 50, &two);
+    ck_assert_ptr_nonnull(last_to(&r, "w2#x", NAS_MSG_CANCEL));
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.held, 1);
+    /* The peer is lost; the held lease stays held. */
+    reg_on(d, "w2", "hostA", 700, &two);
+    ck_assert_ptr_null(last_to(&r, "w2", NAS_MSG_CANCEL));
+    nas_dispatcher_tick(d, 700);
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.held, 0);
+    ck_assert_uint_eq(c.leased, 1);
+    ck_assert_int_eq(r.requeues, 0);
+    ck_assert_str_eq(r.last_lease_worker, "w2");
+
+    t.task_id = 3;
+    nas_worker_ident old = {"w3", "", ""};
+    ck_assert_int_eq(nas_dispatcher_push_held(d, &t, &old, 1, err), NAS_OK);
+    nas_task_ref three = {3, 1};
+    reg_on(d, "w3", "anyhost", 710, &three);
+    ck_assert_ptr_null(last_to(&r, "w3", NAS_MSG_CANCEL));
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.held, 0);
+    ck_assert_uint_eq(c.leased, 2);
     nas_dispatcher_destroy(&d);
 }
 END_TEST
@@ -861,6 +933,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_reattached_worker_failure_releases_lease);
     tcase_add_test(tc, test_dispatcher_stuck_task_is_cancelled_and_requeued);
     tcase_add_test(tc, test_dispatcher_reconnect_takes_over_the_lease);
+    tcase_add_test(tc, test_dispatcher_lease_belongs_to_name_host_and_key);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);
     tcase_add_test(tc, test_dispatcher_identity_map_churn);

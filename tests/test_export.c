@@ -239,7 +239,7 @@ static int64_t every_op_task(const char *path, const nas_fidelity *f) {
                             .fidelity = *f};
     int64_t id = 0;
     ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, 2000, &id, err) == NAS_OK, "%s", err);
-    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", 9000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", "h1", "", 9000, 3000, err), NAS_OK);
     nas_store_result r = {.accuracy = 0.5, .test_accuracy = NAN, .params = 1, .macs = 1,
                           .seconds = 1, .worker = "w1"};
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 4000, err), NAS_STORE_APPLIED);

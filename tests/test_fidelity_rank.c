@@ -42,8 +42,8 @@ static int64_t add_done(nas_store *st, int arch, int stage, int epochs, uint64_t
     int64_t id;
     ck_assert_msg(nas_store_task_add(st, &t, NULL, 0, now, &id, err) == NAS_OK, "%s", err);
     if (acc < 0) return id; /* left queued */
-    ck_assert_msg(nas_store_task_lease(st, id, 1, "w1", now + 99999, now, err) == NAS_OK, "%s",
-                  err);
+    ck_assert_msg(nas_store_task_lease(st, id, 1, "w1", "h1", "", now + 99999, now, err) == NAS_OK,
+                  "%s", err);
     nas_store_result r = {.accuracy = acc,
                           .loss = 0.3,
                           .test_accuracy = test,

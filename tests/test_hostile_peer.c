@@ -373,44 +373,84 @@ END_TEST
 // ---- a restart does not start a running task again
 // ------------------------------------------------
 
-/* w1 trains task k, w2 does the rest of the budget and idles; the master
- * is killed and restarted, and w2 is registered and idle before w1 comes
- * back with task k still running: w2 must not be given it. */
-START_TEST(test_hostile_restart_keeps_running_task_on_its_worker) {
+/* w1 trains task k, w2 does the rest of the budget and idles; w1 is
+ * stopped, the master is killed and restarted, and w2 is registered and
+ * idle at the new master before w1 comes back with task k still running. */
+typedef struct restart {
     e2e_env e;
-    e2e_env_init(&e, 46);
-    const int budget = 4;
-    e2e_write_campaign(e.cfg, "keep", budget, e.port, "127.0.0.1", e.db,
-                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    pid_t m, w1, w2;
+    int64_t k;
     char l1[PATH_MAX], l2[PATH_MAX], m2log[PATH_MAX];
-    e2e_log_path(&e, "w1", l1, sizeof l1);
-    e2e_log_path(&e, "w2", l2, sizeof l2);
-    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
-    pid_t w1 = e2e_start_worker(l1, NULL, e.ctl, "w1", "2500", NULL);
-    pid_t m = master(&e, e.mlog, NULL);
-    ck_assert(e2e_wait_counts(e.db, 0, 1, 30000));
-    int64_t k = e2e_leased_task(e.db, "w1", NULL, 0);
-    ck_assert_int_gt(k, 0);
-    pid_t w2 = e2e_start_worker(l2, NULL, e.ctl, "w2", "50", NULL);
-    ck_assert(e2e_wait_counts(e.db, budget - 1, 1, 30000));
-    kill(w1, SIGSTOP);
-    e2e_kill(m, SIGKILL);
-    m = master(&e, m2log, NULL);
-    /* w2 finds the new master first and idles there. */
-    ck_assert(e2e_wait_in_file(m2log, "listening for workers", 10000));
-    nas_sleep_ms(1000);
-    kill(w1, SIGCONT);
-    int rc = e2e_wait(m, 60000);
-    e2e_kill(w1, SIGTERM);
-    e2e_kill(w2, SIGTERM);
+} restart;
+
+#define RESTART_BUDGET 4
+
+static void restart_with_w1_running(restart *r, int slot) {
+    e2e_env_init(&r->e, slot);
+    e2e_write_campaign(r->e.cfg, "keep", RESTART_BUDGET, r->e.port, "127.0.0.1", r->e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    e2e_log_path(&r->e, "w1", r->l1, sizeof r->l1);
+    e2e_log_path(&r->e, "w2", r->l2, sizeof r->l2);
+    nas_path_join(r->m2log, sizeof r->m2log, r->e.dir, "master2.log");
+    r->w1 = e2e_start_worker(r->l1, NULL, r->e.ctl, "w1", "2500", NULL);
+    r->m = master(&r->e, r->e.mlog, NULL);
+    ck_assert(e2e_wait_counts(r->e.db, 0, 1, 30000));
+    r->k = e2e_leased_task(r->e.db, "w1", NULL, 0);
+    ck_assert_int_gt(r->k, 0);
+    r->w2 = e2e_start_worker(r->l2, NULL, r->e.ctl, "w2", "50", NULL);
+    ck_assert(e2e_wait_counts(r->e.db, RESTART_BUDGET - 1, 1, 30000));
+    kill(r->w1, SIGSTOP);
+    e2e_kill(r->m, SIGKILL);
+    r->m = master(&r->e, r->m2log, NULL);
+    ck_assert(e2e_wait_in_file(r->m2log, "listening for workers", 10000));
+}
+
+/* w1 resumes after ms: the campaign ends with task k trained once, by w1
+ * only, which took its lease back. */
+static void restart_finish(restart *r, int64_t ms) {
+    nas_sleep_ms(ms);
+    kill(r->w1, SIGCONT);
+    int rc = e2e_wait(r->m, 60000);
+    e2e_kill(r->w1, SIGTERM);
+    e2e_kill(r->w2, SIGTERM);
     ck_assert_int_eq(rc, 0);
-    e2e_check_exactly_once(e.db, budget);
+    e2e_check_exactly_once(r->e.db, RESTART_BUDGET);
     char line[64];
-    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);
-    ck_assert_int_eq(e2e_count_in_file(l1, line), 1);
-    ck_assert_int_eq(e2e_count_in_file(l2, line), 0);
-    ck_assert_int_ge(e2e_count_in_file(m2log, "is back with its worker"), 1);
-    nas_tmpdir_rm(e.dir);
+    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)r->k);
+    ck_assert_int_eq(e2e_count_in_file(r->l1, line), 1);
+    ck_assert_int_eq(e2e_count_in_file(r->l2, line), 0);
+    ck_assert_int_ge(e2e_count_in_file(r->m2log, "is back with its worker w1"), 1);
+}
+
+START_TEST(test_hostile_restart_keeps_running_task_on_its_worker) {
+    restart r;
+    restart_with_w1_running(&r, 46);
+    restart_finish(&r, 1000);
+    nas_tmpdir_rm(r.e.dir);
+}
+END_TEST
+
+/* As above, but before w1 comes back a peer registers under w1's name from
+ * another host, claims w1's running task, and goes silent.  A lease holder
+ * is its name, host and key together: the peer is told to cancel, and when
+ * it is lost, nothing of w1's lease goes back to the queue for w2. */
+START_TEST(test_hostile_same_name_other_host_cannot_take_a_resumed_lease) {
+    restart r;
+    restart_with_w1_running(&r, 48);
+    peer p;
+    peer_open(&p, r.e.ctl, NULL, NULL);
+    nas_wire_msg reg;
+    nas_task_ref run = {(uint64_t)r.k, 1};
+    reg_msg(&reg, "w1", &run);
+    peer_send(&p, &reg);
+    nas_wire_msg got;
+    int answer = peer_next(&p, 2000, &got);
+    peer_close(&p);
+    /* The peer is lost after 300 ms; w1 stays away well past that. */
+    restart_finish(&r, 1500);
+    ck_assert_int_eq(answer, NAS_MSG_CANCEL);
+    ck_assert_int_ge(e2e_count_in_file(r.m2log, "never leased to it"), 1);
+    nas_tmpdir_rm(r.e.dir);
 }
 END_TEST
 
@@ -528,6 +568,12 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_hostile_restart_keeps_running_task_on_its_worker);
     tcase_add_test(tc, test_hostile_registration_flood_bounded);
     suite_add_tcase(s, tc);
+    /* A case of its own, so that `CK_RUN_CASE=identity` replays it alone. */
+    TCase *id = tcase_create("identity");
+    tcase_set_timeout(id, 300);
+    tcase_add_unchecked_fixture(id, e2e_reap_setup, e2e_reap_all);
+    tcase_add_test(id, test_hostile_same_name_other_host_cannot_take_a_resumed_lease);
+    suite_add_tcase(s, id);
     return s;
 }
 

@@ -56,7 +56,8 @@ static void make_db(void) {
                                 .fidelity = nas_fidelity_default()};
         int64_t id;
         ck_assert_int_eq(nas_store_task_add(st, &t, NULL, 0, 2000 + i, &id, err), NAS_OK);
-        ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", 99999, 3000 + i, err), NAS_OK);
+        ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w1", "h1", "", 99999, 3000 + i, err),
+                         NAS_OK);
         nas_store_result r = {.accuracy = accs[a],
                               .loss = 0.3,
                               .test_accuracy = i < 3 ? NAN : 0.905,

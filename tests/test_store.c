@@ -196,7 +196,8 @@ START_TEST(test_store_result_once) {
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     ck_assert_int_eq(id, 1);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 9000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", "h1", "", 9000, 3000, err),
+                     NAS_OK);
     ck_assert_int_eq(attempt, 1);
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, id, &t, err), NAS_OK);
@@ -238,9 +239,9 @@ START_TEST(test_store_result_once) {
     ck_assert_int_eq(t.finished_ms, 4000);
     ck_assert_int_eq(t.lease_expiry_ms, 0);
     /* A done task cannot be leased again; an unknown one is not found. */
-    ck_assert_int_eq(nas_store_task_lease(st, id, 2, "w2", 1, 1, err), NAS_ESTATE);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 2, "w2", "h1", "", 1, 1, err), NAS_ESTATE);
     ck_assert_ptr_nonnull(strstr(err, "done"));
-    ck_assert_int_eq(nas_store_task_lease(st, 99, 1, "w2", 1, 1, err), NAS_ENOTFOUND);
+    ck_assert_int_eq(nas_store_task_lease(st, 99, 1, "w2", "h1", "", 1, 1, err), NAS_ENOTFOUND);
     ck_assert_int_eq(nas_store_put_result(st, 99, 1, &r, NULL, 0, 1, err), NAS_ENOTFOUND);
     nas_store_close(&st);
 }
@@ -264,7 +265,7 @@ START_TEST(test_store_add_already_leased) {
     ck_assert_int_eq(t.lease_expiry_ms, 9000);
     /* It is a lease like any other: attempt 1 may deliver, a second lease
      * of the leased task is refused, the check finds nothing wrong. */
-    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w2", 1, 1, err), NAS_ESTATE);
+    ck_assert_int_eq(nas_store_task_lease(st, id, 1, "w2", "h1", "", 1, 1, err), NAS_ESTATE);
     nas_store_result r = result_of(0.5);
     ck_assert_int_eq(nas_store_put_result(st, id, 1, &r, NULL, 0, 2000, err), NAS_STORE_APPLIED);
     ck_assert_int_eq(nas_store_check(st, err), NAS_OK);
@@ -297,11 +298,13 @@ START_TEST(test_store_first_result_wins) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "slow", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "slow", "h1", "", 5000, 3000, err),
+                     NAS_OK);
     ck_assert_int_eq(nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_LEASE_EXPIRED,
                                            "silent for 5 beats", 3, NULL, 0, 5001, err),
                      NAS_STORE_APPLIED);
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "fast", 9000, 5002, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "fast", "h1", "", 9000, 5002, err),
+                     NAS_OK);
     ck_assert_int_eq(attempt, 2);
     /* The slow worker was not dead after all and finishes first. */
     nas_store_result r = result_of(0.7);
@@ -333,7 +336,8 @@ START_TEST(test_store_failure_after_max_attempts) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 7, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", "h1", "", 5000, 3000, err),
+                     NAS_OK);
     ck_assert_int_eq(nas_store_put_failure(st, id, attempt, NAS_STORE_FAIL_TRAINING, "loss is NaN",
                                            2, "s", 1, 4000, err),
                      NAS_STORE_APPLIED);
@@ -347,7 +351,8 @@ START_TEST(test_store_failure_after_max_attempts) {
     size_t len = 0;
     ck_assert_int_eq(nas_store_strategy_load(st, &blob, &len, NULL, err), NAS_ENOTFOUND);
 
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "w2", 5000, 4001, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 2, "w2", "h1", "", 5000, 4001, err),
+                     NAS_OK);
     ck_assert_int_eq(attempt, 2);
     ck_assert_int_eq(
         nas_store_put_failure(st, id, 1, NAS_STORE_FAIL_TRAINING, "old", 2, NULL, 0, 4500, err),
@@ -383,15 +388,18 @@ START_TEST(test_store_requeue_on_resume) {
     int attempt = 0;
     for (int i = 0; i < 4; i++)
         add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
-    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 1, "w1", 5000, 3000, err), NAS_OK);
-    ck_assert_int_eq(nas_store_task_lease(st, 2, attempt = 1, "w2", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 1, "w1", "h1", "", 5000, 3000, err),
+                     NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, attempt = 1, "w2", "h1", "", 5000, 3000, err),
+                     NAS_OK);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_APPLIED);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3100, err), NAS_STORE_STALE);
     /* A give-back does not count: the task is leased again as attempt 1. */
-    ck_assert_int_eq(nas_store_task_lease(st, 2, 1, "w4", 5000, 3200, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 1, "w4", "h1", "", 5000, 3200, err), NAS_OK);
     ck_assert_int_eq(nas_store_task_requeue(st, 2, 1, 3300, err), NAS_STORE_APPLIED);
-    ck_assert_int_eq(nas_store_task_lease(st, 2, 0, "w4", 5000, 3200, err), NAS_EINVAL);
-    ck_assert_int_eq(nas_store_task_lease(st, 3, attempt = 1, "w3", 5000, 3000, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 2, 0, "w4", "h1", "", 5000, 3200, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_task_lease(st, 3, attempt = 1, "w3", "h1", "", 5000, 3000, err),
+                     NAS_OK);
     nas_store_close(&st); /* the master dies with two leases out */
 
     st = open_bound(db_path);
@@ -410,10 +418,11 @@ START_TEST(test_store_requeue_on_resume) {
     ck_assert_int_eq(c.queued, 4);
     ck_assert_int_eq(c.leased, 0);
     /* Leasing again continues the attempt numbering, so old messages stay stale. */
-    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 2, "w9", 9000, 7001, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, attempt = 2, "w9", "h1", "", 9000, 7001, err),
+                     NAS_OK);
     /* Attempts never go down: an older one is refused and changes nothing. */
     ck_assert_int_eq(nas_store_task_requeue(st, 1, 2, 7002, err), NAS_STORE_APPLIED);
-    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w9", 9000, 7003, err), NAS_EINVAL);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w9", "h1", "", 9000, 7003, err), NAS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "attempt 1 is older than its attempt 2"));
     nas_store_task_info t;
     ck_assert_int_eq(nas_store_task_get(st, 1, &t, err), NAS_OK);

@@ -17,8 +17,8 @@ static void three_leased(nas_store *st, int64_t id[3]) {
     char err[NAS_ERR_LEN] = "";
     for (int i = 0; i < 3; i++) {
         id[i] = add_task(st, 100 + (uint64_t)i, NAS_STORE_STAGE_SEARCH);
-        ck_assert_msg(nas_store_task_lease(st, id[i], 1, "w1", 9000, 3000, err) == NAS_OK, "%s",
-                      err);
+        ck_assert_msg(nas_store_task_lease(st, id[i], 1, "w1", "h1", "", 9000, 3000, err) == NAS_OK,
+                      "%s", err);
     }
 }
 

@@ -28,7 +28,8 @@ START_TEST(test_store_put_result_atomic) {
         ck_assert_int_eq(nas_store_strategy_save(st, "old", 3, 1, err), NAS_OK);
         int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
         int attempt = 0;
-        ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
+        ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", "h1", "", 10, 2, err),
+                         NAS_OK);
 
         nas_store_result r = result_of(0.6);
         nas_store_fail_after(st, n);
@@ -104,7 +105,7 @@ START_TEST(test_store_failing_statement_rolls_back) {
     nas_store *st = open_bound(db_path);
     int64_t id = add_task(st, 5, NAS_STORE_STAGE_SEARCH);
     int attempt = 0;
-    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", 10, 2, err), NAS_OK);
+    ck_assert_int_eq(nas_store_task_lease(st, id, attempt = 1, "w1", "h1", "", 10, 2, err), NAS_OK);
     ck_assert_int_eq(sqlite3_exec(st->db,
                                   "CREATE TRIGGER no_state BEFORE INSERT ON strategy_state "
                                   "BEGIN SELECT RAISE(ABORT, 'state refused'); END",
@@ -137,7 +138,7 @@ START_TEST(test_store_read_only_handle) {
     ck_assert_int_eq(nas_store_event_append(st, 1, "k", "t", err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     ck_assert_ptr_nonnull(strstr(err, db_path));
-    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w", 1, 1, err), NAS_EIO);
+    ck_assert_int_eq(nas_store_task_lease(st, 1, 1, "w", "h1", "", 1, 1, err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "read-only"));
     nas_store_close(&st);
 }

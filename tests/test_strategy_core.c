@@ -123,7 +123,8 @@ static int sim_step(sim *m, int version) {
                                     .parent_hash = p.parent_hash};
             ck_assert_msg(nas_store_task_add(m->st, &t, NULL, 0, 2000, &id, err) == NAS_OK, "%s",
                           err);
-            ck_assert_int_eq(nas_store_task_lease(m->st, id, 1, "w1", 9000, 2000, err), NAS_OK);
+            ck_assert_int_eq(nas_store_task_lease(m->st, id, 1, "w1", "h1", "", 9000, 2000, err),
+                             NAS_OK);
         }
         m->made[m->n_made++] = nas_genome_hash(&g);
         m->pend[m->n_pend] = g;

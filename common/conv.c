@@ -469,6 +469,7 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
         nas__dw_forward(nas_simd_best(), out, inp, weight, bias, s);
         return;
     }
+    NAS_ASSERT(!s->relu); /* fused ReLUs are for depthwise convs only (conv.h) */
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_forward(out, inp, weight, bias, s, ws);
         return;
@@ -509,6 +510,7 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
         nas__dw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s);
         return;
     }
+    NAS_ASSERT(!s->relu);
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_backward(dinp, store, dweight, dbias, dout, inp, weight, s, ws);
         return;

@@ -23,6 +23,9 @@ typedef struct nas_conv_shape {
     int oc, kh, kw;             /* output channels and kernel size */
     int stride, pad, dil, groups;
     int oh, ow;                 /* output size, filled by nas_conv_shape_init() */
+    int relu;                   /* depthwise only: a ReLU fused in front (0 from init): the
+                                   conv reads max(inp, 0), and the input gradient it writes
+                                   is masked by inp > 0, so the ReLU needs no pass of its own */
 } nas_conv_shape;
 
 /* Fill s and compute the output size.  Returns NAS_OK, or NAS_EINVAL with a

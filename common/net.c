@@ -548,6 +548,39 @@ static void fuse_bn_relu(nas_net *net) {
     nas_free(uses);
 }
 
+// Fuse each ReLU whose only reader is a depthwise conv (the ReLU -> depthwise head of every
+// separable and dilated conv of the cell space, whose input is a cell state with several
+// readers, so no producer can take the ReLU) into that conv: it reads the ReLU's input through
+// max(x, 0) while it copies its planes and masks the input gradient it writes, so neither the
+// ReLU's output nor its gradient is ever written.  The ReLU stays in the graph (net_graph.c
+// lists it); the conv is rewired to its input, which the memory plan then follows.  With one
+// reader the input's gradient receives the same sums in the same order as unfused, so the
+// results are the same bits (a ReLU read by two convs would add their gradients in another
+// order, and stays a pass of its own).
+static void fuse_relu_dw(nas_net *net) {
+    int *uses = nas_calloc((size_t)net->n_nodes, sizeof(int));
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 0; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live) continue;
+        for (int k = 0; k < nd->n_in; k++) uses[nas__input(nd, k)]++;
+    }
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        const nas_conv_shape *cs = &nd->cs;
+        if (!nd->live || nd->op != NAS__OP_CONV || cs->groups != cs->c || cs->oc != cs->c ||
+            cs->groups < 2)
+            continue;
+        nas__node *r = &net->nodes[nd->in[0]];
+        if (r->op != NAS__OP_RELU || r->fused || uses[nd->in[0]] != 1) continue;
+        r->fused = 2;
+        nd->relu_node = nd->in[0];
+        nd->in[0] = r->in[0];
+        nd->cs.relu = 1;
+    }
+    nas_free(uses);
+}
+
 // Assign gradient buffers by simulating the backward order (see the file comment).
 static int plan_grads(nas_net *net) {
     // Free blocks are disjoint and non-adjacent, so there are fewer than live gradients + 1;
@@ -561,6 +594,7 @@ static int plan_grads(nas_net *net) {
     for (int j = net->output; j > 0; j--) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live) continue;
+        if (nd->op == NAS__OP_RELU && nd->fused == 2) continue; /* no gradient of its own */
         if (nd->op == NAS__OP_RELU && nd->fused) {
             // The BN inherits this gradient buffer and frees it at its own step.
             nas__node *bn = &net->nodes[nd->in[0]];
@@ -597,7 +631,10 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     net->output = output;
     net->batch = batch;
     mark_live(net);
-    fuse_bn_relu(net);
+    if (!net->no_fusion) {
+        fuse_bn_relu(net);
+        fuse_relu_dw(net);
+    }
 
     // Parameter offsets: the trainable prefix, then buffers.
     size_t off = 0;
@@ -616,7 +653,8 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         nas__node *nd = &net->nodes[i];
         if (!nd->live) continue;
         if (nd->op == NAS__OP_RELU && nd->fused) {
-            nd->act_off = net->nodes[nd->in[0]].act_off; /* in place in the BN's slot */
+            // In place in the producer's slot; a ReLU fused into its convs has no output at all.
+            nd->act_off = net->nodes[nd->in[0]].act_off;
             continue;
         }
         nd->act_off = act;

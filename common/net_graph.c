@@ -120,8 +120,8 @@ char *nas_net_graph_json(const nas_net *net) {
         nas_json_buf_str(&b, OP_NAMES[nd->op]);
         nas_json_buf_key(&b, "in");
         nas_json_buf_arr_begin(&b);
-        for (int k = 0; k < nd->n_in; k++)
-            nas_json_buf_i64(&b, nas__input(nd, k));
+        for (int k = 0; k < nd->n_in; k++) /* a fused ReLU is still the conv's input */
+            nas_json_buf_i64(&b, k == 0 && nd->relu_node ? nd->relu_node : nas__input(nd, k));
         nas_json_buf_arr_end(&b);
         nas_json_buf_key(&b, "shape");
         shape3(&b, nd->shape);

@@ -41,7 +41,10 @@ typedef struct nas__node {
     float prob;         /* dropout probability */
     nas_conv_shape cs;  /* convolution geometry (n = 1; set per call) */
     int live;           /* 1 if the output depends on it */
-    int fused;          /* BN: a following ReLU is applied in place; ReLU: done by its BN */
+    int fused;          /* BN/add: a following ReLU is applied in place; ReLU: done by its
+                           producer (1) or by its depthwise-conv consumers (2) */
+    int relu_node;      /* conv: the ReLU node fused in front (then in[0] is that ReLU's input
+                           and cs.relu is set); 0 when none */
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */
@@ -70,6 +73,8 @@ struct nas_net {
     float *act_arena, *grad_arena, *workspace;
     size_t act_floats, grad_arena_floats, workspace_floats;
     float drop_path;            /* current drop-path probability */
+    int no_fusion;              /* tests: compile without fusing ReLUs, the reference that the
+                                   fused nets must match bit for bit */
     // threads
     int threads;                /* members of pool (1 = no pool) */
     nas_workpool *pool;         /* NULL when single-threaded */

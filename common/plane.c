@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/ops.h"
 #include "common/simd.h"
 
@@ -175,6 +176,7 @@ static int scratch_init(scratch *sc, const pgeom *g, float border) {
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MT int
 #define EQ(a, b) ((a) == (b))
+#define GTZ(v) ((v) > 0.0f)
 #define ANDN(m, done) ((m) && !(done))
 #define OR(a, b) ((a) || (b))
 #define MSEL(m, v) ((m) ? (v) : 0.0f)
@@ -198,6 +200,7 @@ static int scratch_init(scratch *sc, const pgeom *g, float border) {
 #define MAX(a, b) _mm512_max_ps(a, b)
 #define MT __mmask16
 #define EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
+#define GTZ(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ)
 #define ANDN(m, done) ((__mmask16)((m) & ~(done)))
 #define OR(a, b) ((__mmask16)((a) | (b)))
 #define MSEL(m, v) _mm512_maskz_mov_ps(m, v)
@@ -225,6 +228,7 @@ __attribute__((target("avx2"))) static inline __m256i lanes8(int n) {
 #define MAX(a, b) _mm256_max_ps(a, b)
 #define MT __m256
 #define EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define GTZ(v) _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ)
 #define ANDN(m, done) _mm256_andnot_ps(done, m)
 #define OR(a, b) _mm256_or_ps(a, b)
 #define MSEL(m, v) _mm256_and_ps(m, v)
@@ -251,18 +255,35 @@ static void dw_forward_ref(float *out, const float *inp, const float *weight, co
                     if (iy < 0 || iy >= s->h) continue;
                     for (int ox = 0; ox < s->ow; ox++) {
                         int ix = ox * s->stride - s->pad + kj * s->dil;
-                        if (ix >= 0 && ix < s->w)
-                            out_c[oy * s->ow + ox] += wv * in_c[iy * s->w + ix];
+                        if (ix < 0 || ix >= s->w) continue;
+                        float x = in_c[iy * s->w + ix];
+                        if (s->relu) x = x > 0.0f ? x : 0.0f;
+                        out_c[oy * s->ow + ox] += wv * x;
                     }
                 }
             }
     }
 }
 
+// With a fused ReLU the reference is the unfused pair: the conv's backward on relu(inp) into a
+// scratch gradient, then the ReLU's backward into dinp.
 static void dw_backward_ref(float *dinp, int store, float *dweight, float *dbias,
                             const float *dout, const float *inp, const float *weight,
                             const nas_conv_shape *s) {
-    if (dinp && store) memset(dinp, 0, sizeof(float) * s->n * s->c * s->h * s->w);
+    size_t n_in = (size_t)s->n * s->c * s->h * s->w;
+    if (s->relu) {
+        nas_conv_shape s1 = *s;
+        s1.relu = 0;
+        float *r = malloc(sizeof(float) * n_in), *dr = dinp ? calloc(n_in, sizeof(float)) : NULL;
+        NAS_ASSERT(r && (dr || !dinp));
+        nas_relu_forward(r, inp, (long)n_in);
+        dw_backward_ref(dr, 0, dweight, dbias, dout, r, weight, &s1);
+        if (dinp && store) memset(dinp, 0, sizeof(float) * n_in);
+        if (dinp) nas_relu_backward(dinp, dr, r, (long)n_in);
+        free(r), free(dr);
+        return;
+    }
+    if (dinp && store) memset(dinp, 0, sizeof(float) * n_in);
     for (long p = 0; p < (long)s->n * s->c; p++) {
         int ch = (int)(p % s->c), nt = s->kh * s->kw;
         const float *in_c = inp + p * s->h * s->w, *g = dout + p * s->oh * s->ow;
@@ -383,7 +404,7 @@ void nas__dw_forward(int isa, float *out, const float *inp, const float *weight,
         dw_forward_ref(out, inp, weight, bias, s);
         return;
     }
-    DISPATCH(isa, dw_fwd, &g, &sc, out, inp, weight, bias, (long)s->n * s->c, s->c);
+    DISPATCH(isa, dw_fwd, &g, &sc, out, inp, weight, bias, (long)s->n * s->c, s->c, s->relu);
     free(sc.mem);
 }
 
@@ -399,7 +420,7 @@ void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *db
         return;
     }
     DISPATCH(isa, dw_bwd, &g, &sc, dinp, store, dweight, dbias, dout, inp, weight,
-             (long)s->n * s->c, s->c);
+             (long)s->n * s->c, s->c, s->relu);
     free(sc.mem);
 }
 

@@ -3,7 +3,7 @@
  * plane.c once per instruction set.  The includer defines the vector type VT
  * of V lanes, its operations (LD/ST, the masked tails LDN/STN, SET1, ZERO,
  * ADD, MUL, DIV, MAX(a, b) = a > b ? a : b), a lane-mask type MT with EQ,
- * ANDN(m, done) = m and not done, OR, MSEL(m, v) = v where m else 0 and
+ * GTZ(v) = v > 0, ANDN(m, done) = m and not done, OR, MSEL(m, v) = v where m else 0 and
  * MNONE, the function attribute KATTR and the name suffix FN(x).
  *
  * Each output element is computed by the same operations in the same order
@@ -16,10 +16,12 @@
 // of w[t] * buf[r*rs + off[t] + ox] (with add, out[r][ox] + that).  Four rows at once give four
 // independent addition chains, so the adds' latency does not bound the loop.  sel, when not
 // NULL, makes it the max-pool gradient instead: tap t adds buf's value only where the plane
-// sel (same layout) holds the window's arg-max tap nt - 1 - t (see pool_bwd).
+// sel (same layout) holds the window's arg-max tap nt - 1 - t (see pool_bwd).  mask, when not
+// NULL, is a plane laid out like out whose non-positive pixels zero the result (the gradient
+// through a fused ReLU, whose input mask is): out = mask > 0 ? result : 0, or out + that.
 KATTR __attribute__((always_inline)) static inline void
 FN(corr_rows)(int nr, float *out, int ldo, int ow, const float *buf, const float *sel, size_t rs,
-              const int *off, const float *w, int nt, float bias, int add) {
+              const int *off, const float *w, int nt, float bias, int add, const float *mask) {
     for (int c0 = 0; c0 < ow; c0 += V) {
         VT a[4];
         for (int r = 0; r < nr; r++) a[r] = SET1(bias);
@@ -37,11 +39,14 @@ FN(corr_rows)(int nr, float *out, int ldo, int ow, const float *buf, const float
         }
         for (int r = 0; r < nr; r++) {
             float *o = out + (size_t)r * ldo + c0;
+            const float *m = mask ? mask + (size_t)r * ldo + c0 : NULL;
             if (ow - c0 >= V) {
-                ST(o, add ? ADD(LD(o), a[r]) : a[r]);
+                VT v = m ? MSEL(GTZ(LD(m)), a[r]) : a[r];
+                ST(o, add ? ADD(LD(o), v) : v);
             } else {
                 int n = ow - c0;
-                STN(o, add ? ADD(LDN(o, n), a[r]) : a[r], n);
+                VT v = m ? MSEL(GTZ(LDN(m, n)), a[r]) : a[r];
+                STN(o, add ? ADD(LDN(o, n), v) : v, n);
             }
         }
     }
@@ -49,24 +54,40 @@ FN(corr_rows)(int nr, float *out, int ldo, int ow, const float *buf, const float
 
 // A whole plane of oh x ow outputs, row oy reading buf + oy*rs.
 KATTR static void FN(corr)(float *out, int oh, int ow, const float *buf, const float *sel,
-                           size_t rs, const int *off, const float *w, int nt, float bias, int add) {
+                           size_t rs, const int *off, const float *w, int nt, float bias, int add,
+                           const float *mask) {
     int oy = 0;
     for (; oy + 4 <= oh; oy += 4)
         FN(corr_rows)(4, out + (size_t)oy * ow, ow, ow, buf + oy * rs, sel ? sel + oy * rs : NULL,
-                      rs, off, w, nt, bias, add);
+                      rs, off, w, nt, bias, add, mask ? mask + (size_t)oy * ow : NULL);
     for (; oy < oh; oy++)
         FN(corr_rows)(1, out + (size_t)oy * ow, ow, ow, buf + oy * rs, sel ? sel + oy * rs : NULL,
-                      rs, off, w, nt, bias, add);
+                      rs, off, w, nt, bias, add, mask ? mask + (size_t)oy * ow : NULL);
+}
+
+// A fused ReLU, x > 0 ? x : 0 as nas_relu_forward writes it, over the input rows of a filled
+// buffer (whole rows: the padding and slack are zeros, which it keeps), vector by vector.
+KATTR static void FN(relu_rows)(const pgeom *g, float *buf) {
+    for (int ph = 0; ph < g->s; ph++)
+        for (int r = g->p; r < g->p + g->h; r++) {
+            float *row = buf + ((size_t)ph * g->rows + r) * g->wq;
+            for (int c0 = 0; c0 < g->wq; c0 += V) {
+                VT v = LD(row + c0);
+                ST(row + c0, MSEL(GTZ(v), v));
+            }
+        }
 }
 
 KATTR static void FN(dw_fwd)(const pgeom *g, const scratch *sc, float *out, const float *inp,
-                             const float *weight, const float *bias, long planes, int c) {
+                             const float *weight, const float *bias, long planes, int c,
+                             int relu) {
     int nt = g->kh * g->kw;
     for (long p = 0; p < planes; p++) {
         int ch = (int)(p % c);
         plane_fill(g, sc->xb, inp + p * g->h * g->w);
+        if (relu) FN(relu_rows)(g, sc->xb);
         FN(corr)(out + p * g->oh * g->ow, g->oh, g->ow, sc->xb, NULL, (size_t)g->s * g->wq,
-                 sc->off, weight + (size_t)ch * nt, nt, bias ? bias[ch] : 0.0f, 0);
+                 sc->off, weight + (size_t)ch * nt, nt, bias ? bias[ch] : 0.0f, 0, NULL);
     }
 }
 
@@ -103,22 +124,25 @@ KATTR static void FN(dw_wgrad)(const pgeom *g, const scratch *sc, float *dw, con
 }
 
 // The depthwise backward: the weight gradient as above, and the input gradient as the
-// stride-1 correlation of dout spread into the buffer gb (gpad_spread) with the flipped kernel.
+// stride-1 correlation of dout spread into the buffer gb (gpad_spread) with the flipped kernel,
+// masked by the input's sign when a ReLU is fused in front.
 KATTR static void FN(dw_bwd)(const pgeom *g, const scratch *sc, float *dinp, int store,
                              float *dweight, float *dbias, const float *dout, const float *inp,
-                             const float *weight, long planes, int c) {
+                             const float *weight, long planes, int c, int relu) {
     int nt = g->kh * g->kw, ohw = g->oh * g->ow;
     for (long p = 0; p < planes; p++) {
         int ch = (int)(p % c);
         const float *go = dout + p * ohw, *w = weight + (size_t)ch * nt;
-        plane_fill(g, sc->xb, inp + p * g->h * g->w);
+        const float *x = inp + p * g->h * g->w;
+        plane_fill(g, sc->xb, x);
+        if (relu) FN(relu_rows)(g, sc->xb);
         if (dbias) dbias[ch] += plane_sum(go, ohw);
         FN(dw_wgrad)(g, sc, dweight + (size_t)ch * nt, go);
         if (!dinp) continue;
         for (int t = 0; t < nt; t++) sc->wt[t] = w[nt - 1 - t];
         gpad_spread(g, sc->gb, go, g->ow, NULL);
         FN(corr)(dinp + p * g->h * g->w, g->h, g->w, sc->gb, NULL, (size_t)g->wq2, sc->offt,
-                 sc->wt, nt, 0.0f, !store);
+                 sc->wt, nt, 0.0f, !store, relu ? x : NULL);
     }
 }
 
@@ -185,7 +209,7 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
         gpad_spread(g, sc->gb, go, g->ow, kind == NAS__POOL_AVG ? sc->cnt : NULL);
         FN(corr)(dinp + p * g->h * g->w, g->h, g->w, sc->gb,
                  kind == NAS__POOL_MAX ? sc->sb : NULL, (size_t)g->wq2, sc->offt, sc->ones, nt,
-                 0.0f, !store);
+                 0.0f, !store, NULL);
     }
 }
 
@@ -205,6 +229,7 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
 #undef MAX
 #undef MT
 #undef EQ
+#undef GTZ
 #undef ANDN
 #undef OR
 #undef MSEL

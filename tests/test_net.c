@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/net.h"
+#include "common/net_internal.h"
 #include "common/refnets.h"
 #include "tests/gradcheck.h"
 #include "tests/harness.h"
@@ -16,7 +17,8 @@
 enum { B = 3, CLS = 5 };
 
 // A graph touching every op: conv (grouped, dilated, depthwise), BN, ReLU, pools, concat, add,
-// factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear.
+// factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear, and each fusion: BN+ReLU,
+// add+ReLU, ReLU+depthwise conv.
 static int build_zoo(nas_net *net) {
     int x = nas_net_input(net);
     int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 0);
@@ -26,7 +28,10 @@ static int build_zoo(nas_net *net) {
     int pw = nas_net_conv(net, "pw", dw, 4, 1, 1, 1, 0, 1, 2, 1);
     int mp = nas_net_maxpool(net, r, 3, 1, 1);
     int ap = nas_net_avgpool(net, r, 3, 1, 1);
-    int s1 = nas_net_add(net, pw, mp);
+    // ReLUs read by one depthwise conv each, fused into it (the separable convs' pattern).
+    int dw2 = nas_net_conv(net, "dw2", nas_net_relu(net, mp), 4, 5, 5, 1, 2, 1, 4, 0);
+    int dw3 = nas_net_conv(net, "dw3", nas_net_relu(net, dw), 4, 3, 3, 1, 2, 2, 4, 1);
+    int s1 = nas_net_add(net, nas_net_add(net, nas_net_add(net, pw, mp), dw2), dw3);
     int dp = nas_net_drop_path(net, s1);
     int parts[3] = {dp, ap, a};
     int cat = nas_net_concat(net, parts, 3);
@@ -233,13 +238,19 @@ START_TEST(test_net_layout_and_determinism) {
 }
 END_TEST
 
-// Forward + backward of the zoo net at a thread count; returns logits and gradients.
-static void zoo_step_n(int threads, int n, float *logits, float **grads, size_t *n_tr) {
+// Forward + backward of the zoo net at a thread count (unfused: every ReLU a pass of its own);
+// returns logits and gradients.
+static void zoo_step_fuse(int threads, int n, int fuse, float *logits, float **grads,
+                          size_t *n_tr) {
     nas_net *net = NULL;
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
     int out = build_zoo(net);
+    net->no_fusion = !fuse;
     ck_assert_int_eq(nas_net_compile(net, out, 7, err), NAS_OK);
+    int fused_dw = 0;
+    for (int i = 0; i < net->n_nodes; i++) fused_dw += net->nodes[i].relu_node != 0;
+    ck_assert_int_eq(fused_dw, fuse ? 2 : 0);
     ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
     nas_rng rng;
     nas_rng_init(&rng, 5, 0);
@@ -258,6 +269,10 @@ static void zoo_step_n(int threads, int n, float *logits, float **grads, size_t 
     // Eval on the same images after the step: BN's running statistics moved the same way.
     memcpy(logits + n * CLS, nas_net_forward(net, x, n, 0, NULL), sizeof(float) * n * CLS);
     nas_net_destroy(&net);
+}
+
+static void zoo_step_n(int threads, int n, float *logits, float **grads, size_t *n_tr) {
+    zoo_step_fuse(threads, n, 1, logits, grads, n_tr);
 }
 
 static void zoo_step(int threads, float *logits, float **grads, size_t *n_tr) {
@@ -289,6 +304,22 @@ START_TEST(test_net_threads) {
         free(gr);
     }
     free(g1), free(g2), free(g3), free(g2b);
+}
+END_TEST
+
+// The fused ReLUs (into BN, add and depthwise convs) compute the very bits of the unfused
+// graph, forward and backward, at one thread and at two.
+START_TEST(test_net_fusion_bitwise) {
+    for (int threads = 1; threads <= 2; threads++) {
+        float lf[14 * CLS], lu[14 * CLS];
+        float *gf, *gu;
+        size_t n;
+        zoo_step_fuse(threads, 7, 1, lf, &gf, &n);
+        zoo_step_fuse(threads, 7, 0, lu, &gu, &n);
+        ck_assert_msg(memcmp(lf, lu, sizeof lf) == 0, "logits, %d threads", threads);
+        ck_assert_msg(memcmp(gf, gu, sizeof(float) * n) == 0, "gradients, %d threads", threads);
+        free(gf), free(gu);
+    }
 }
 END_TEST
 
@@ -387,6 +418,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_save_load);
     tcase_add_test(tc, test_net_threads);
     tcase_add_test(tc, test_net_threads_small_batch);
+    tcase_add_test(tc, test_net_fusion_bitwise);
     tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);
     return s;

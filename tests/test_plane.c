@@ -4,7 +4,8 @@
  * AVX-512, forced through the isa argument): forwards bit-identical to the
  * reference loops, every level's backward bit-identical to the others and
  * close to the reference's, backward against central finite differences,
- * max-pool ties routed to the first arg-max.
+ * max-pool ties routed to the first arg-max; the depthwise conv with a ReLU fused
+ * in front bit-identical to the unfused pair.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -123,6 +124,71 @@ START_TEST(test_dw) {
 }
 END_TEST
 
+// A ReLU fused in front of the depthwise conv (conv.h's relu): at every level, forward and
+// backward (added and stored) the same bits as the unfused pair (nas_relu_forward, the conv on
+// its output, the conv's input gradient stored, nas_relu_backward), and the fused backward
+// against finite differences, inputs kept 0.1 away from the ReLU's kink.
+START_TEST(test_dw_relu) {
+    const dw_case *dc = &DW[_i];
+    char err[NAS_ERR_LEN];
+    dw_ctx g;
+    int pad = (dc->k - 1) * dc->dil / 2;
+    ck_assert_int_eq(nas_conv_shape_init(&g.s, dc->n, dc->c, dc->h, dc->w, dc->c, dc->k, dc->k,
+                                         dc->stride, pad, dc->dil, dc->c, err),
+                     NAS_OK);
+    nas_conv_shape s1 = g.s, *s = &g.s;
+    s->relu = 1;
+    size_t n_in = (size_t)s->n * s->c * s->h * s->w, n_out = (size_t)s->n * s->c * s->oh * s->ow;
+    size_t n_w = (size_t)s->c * s->kh * s->kw;
+    nas_rng rng;
+    nas_rng_init(&rng, 90 + (uint64_t)_i, 0);
+    g.inp = alloc_f(n_in), g.w = alloc_f(n_w), g.b = dc->bias ? alloc_f(s->c) : NULL;
+    g.out = alloc_f(n_out), g.r = alloc_f(n_out);
+    nas_fill_away_from_zero(g.inp, n_in, &rng);
+    nas_fill_uniform(g.w, n_w, -1, 1, &rng);
+    if (g.b) nas_fill_uniform(g.b, s->c, -1, 1, &rng);
+    nas_fill_uniform(g.r, n_out, -1, 1, &rng);
+    float *rl = alloc_f(n_in), *ref = alloc_f(n_out), *out = alloc_f(n_out);
+    float *dr = alloc_f(n_in), *di0 = alloc_f(n_in), *dw0 = alloc_f(n_w), *db0 = alloc_f(s->c);
+    float *di = alloc_f(n_in), *dw = alloc_f(n_w), *db = alloc_f(s->c);
+    nas_relu_forward(rl, g.inp, (long)n_in);
+    for (size_t l = 0; l < NAS_ARRAY_LEN(ISAS); l++) {
+        if (ISAS[l] > nas_simd_best()) continue;
+        nas__dw_forward(ISAS[l], ref, rl, g.w, g.b, &s1);
+        memset(out, 0xff, sizeof(float) * n_out);
+        nas__dw_forward(ISAS[l], out, g.inp, g.w, g.b, s);
+        ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "fwd isa %d", ISAS[l]);
+        for (int store = 0; store <= 1; store++) {
+            // Unfused: the conv's gradient stored into dr, then the ReLU's added into di0.
+            for (size_t i = 0; i < n_in; i++) di0[i] = store ? 0.0f : 0.5f, di[i] = 0.5f;
+            memset(dw0, 0, sizeof(float) * n_w), memset(db0, 0, sizeof(float) * s->c);
+            memset(dw, 0, sizeof(float) * n_w), memset(db, 0, sizeof(float) * s->c);
+            nas__dw_backward(ISAS[l], dr, 1, dw0, db0, g.r, rl, g.w, &s1);
+            nas_relu_backward(di0, dr, rl, (long)n_in);
+            nas__dw_backward(ISAS[l], di, store, dw, db, g.r, g.inp, g.w, s);
+            ck_assert_msg(memcmp(di, di0, sizeof(float) * n_in) == 0, "dinp isa %d store %d",
+                          ISAS[l], store);
+            ck_assert_msg(memcmp(dw, dw0, sizeof(float) * n_w) == 0, "dweight isa %d", ISAS[l]);
+            ck_assert_msg(memcmp(db, db0, sizeof(float) * s->c) == 0, "dbias isa %d", ISAS[l]);
+        }
+    }
+    // The reference loops' fused pair agrees too.
+    nas__dw_forward(NAS__PLANE_REF, out, g.inp, g.w, g.b, s);
+    ck_assert(nas_allclose(out, ref, n_out, 1e-5f, 1e-5f, "ref fwd"));
+    memset(dr, 0, sizeof(float) * n_in), memset(dw0, 0, sizeof(float) * n_w);
+    nas__dw_backward(NAS__PLANE_REF, dr, 1, dw0, NULL, g.r, g.inp, g.w, s);
+    ck_assert(nas_allclose(dr, di, n_in, 1e-5f, 1e-5f, "ref dinp"));
+    ck_assert(nas_allclose(dw0, dw, n_w, 1e-4f, 1e-5f, "ref dweight"));
+    if (n_in <= 4096) {
+        g.isa = nas_simd_best();
+        ck_assert(nas_gradcheck(dw_loss, &g, g.inp, di, n_in, 1e-2f, 1e-3, 1e-3, 150, "dinp"));
+        ck_assert(nas_gradcheck(dw_loss, &g, g.w, dw, n_w, 1e-2f, 1e-3, 1e-3, 150, "dw"));
+    }
+    free(g.inp), free(g.w), free(g.b), free(g.out), free(g.r), free(rl), free(ref), free(out);
+    free(dr), free(di0), free(dw0), free(db0), free(di), free(dw), free(db);
+}
+END_TEST
+
 // Pools of the NAS ops (3x3 stride 1 and 2, padding 1) on search-size and odd planes, an
 // unpadded 3x3/2 and a 2x2/2 (NB201's shortcut pool shapes), and a plane wider than 32.
 static const int POOL[][5] = {
@@ -210,6 +276,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("plane");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_dw, 0, (int)NAS_ARRAY_LEN(DW));
+    tcase_add_loop_test(tc, test_dw_relu, 0, (int)NAS_ARRAY_LEN(DW));
     tcase_add_loop_test(tc, test_pool, 0, 2 * (int)NAS_ARRAY_LEN(POOL));
     suite_add_tcase(s, tc);
     return s;

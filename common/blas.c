@@ -7,6 +7,7 @@
 #include "common/gemm.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sgemm.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -118,6 +119,15 @@ void nas_blas_info_json(struct nas_json_buf *b) {
     nas_json_buf_key(b, "chosen_by"), nas_json_buf_str(b, i.source);
     nas_json_buf_key(b, "threads"), nas_json_buf_i64(b, i.threads);
     nas_json_buf_obj_end(b);
+    /* Which products run on the engine's own kernels instead (common/gemm.h). */
+    nas_gemm_choice ch;
+    nas_gemm_choice_get(&ch);
+    nas_json_buf_key(b, "own_gemm");
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "kernels"), nas_json_buf_str(b, nas_sgemm_path_name(ch.path));
+    nas_json_buf_key(b, "b_untransposed"), nas_json_buf_bool(b, ch.untransposed);
+    nas_json_buf_key(b, "b_transposed"), nas_json_buf_bool(b, ch.transposed);
+    nas_json_buf_obj_end(b);
     nas_json_buf_key(b, "cpu_isa"), nas_json_buf_str(b, i.isa);
 }
 
@@ -206,6 +216,12 @@ int nas_blas_prepare(char **argv) {
     if (strcmp(info.source, "engine") == 0)
         nas_info("OpenBLAS %s: %s kernels for this %s CPU (chosen by nasd)", info.version, core,
                  info.isa);
+    nas_gemm_choice ch;
+    nas_gemm_choice_get(&ch);
+    if (ch.untransposed)
+        nas_info("GEMMs run on nasd's own %s kernels (%s), not OpenBLAS's %s",
+                 nas_sgemm_path_name(ch.path),
+                 ch.transposed ? "all products" : "products with B untransposed", core);
     warn_weaker(&info);
     return NAS_OK;
 }

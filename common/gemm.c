@@ -1,14 +1,20 @@
 /*
- * gemm.c - row-major sgemm through OpenBLAS, the naive reference, and the self-check between them.
+ * gemm.c - row-major sgemm through OpenBLAS or the engine's own kernels (common/sgemm.h), the
+ * naive reference, and the self-check between them.
  */
 #include "common/gemm.h"
 
+#include "common/blas.h"
 #include "common/err.h"
+#include "common/sgemm.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 /* C = beta * C, without reading C when beta is 0 (it may hold NaNs). */
 static void scale_c(int m, int n, float beta, float *c, int ldc) {
@@ -19,12 +25,52 @@ static void scale_c(int m, int n, float beta, float *c, int ldc) {
         }
 }
 
+/* The choice between OpenBLAS and our kernels depends only on the CPU, the kernel set OpenBLAS
+ * loaded and the environment, all fixed for the life of the process, so it is made once (the
+ * only state of this file, written once under pthread_once). */
+static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
+static nas_gemm_choice choice;
+
+/* Measured on conv shapes (docs/PERFORMANCE.md): our AVX-512 kernels beat OpenBLAS's AVX2
+ * (Haswell) kernels on the untransposed-B products by 1.3-2x and match its AVX-512 ones; with B
+ * transposed they pay for packing B and win only over the generic SSE3 kernels. */
+static void choose(void) {
+    nas_cpu_info cpu;
+    nas_cpu_detect(&cpu);
+    enum nas_sgemm_path best = nas_sgemm_best(&cpu);
+    enum nas_isa_level own = best == NAS_SGEMM_AVX512 ? NAS_ISA_AVX512
+                             : best == NAS_SGEMM_AVX2 ? NAS_ISA_AVX2
+                                                      : NAS_ISA_UNKNOWN;
+    enum nas_isa_level blas = nas_blas_kernels_level(openblas_get_corename());
+    const char *env = getenv(NAS_GEMM_ENV);
+    choice.path = best;
+    if (env && strcasecmp(env, "openblas") == 0) {
+        choice.untransposed = choice.transposed = 0;
+    } else if (env && strcasecmp(env, "own") == 0) {
+        choice.untransposed = choice.transposed = 1;
+    } else {
+        // An unknown OpenBLAS set is kept: we cannot tell it is weaker.
+        choice.untransposed = blas != NAS_ISA_UNKNOWN && own > blas;
+        choice.transposed = choice.untransposed && blas <= NAS_ISA_SSE3;
+    }
+}
+
+void nas_gemm_choice_get(nas_gemm_choice *out) {
+    pthread_once(&choice_once, choose);
+    *out = choice;
+}
+
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         // BLAS would still scale C by beta; do the same without touching A/B.
         scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    pthread_once(&choice_once, choose);
+    if (trans_b ? choice.transposed : choice.untransposed) {
+        nas_sgemm(choice.path, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

@@ -1,9 +1,9 @@
 /*
  * gemm.h - the one wrapper every matrix multiply in nasd goes through.
  *
- * All BLAS calls are funnelled through nas_gemm() so the backend (OpenBLAS
- * today) can change in one place.  Matrices are row-major.  nas_gemm_naive()
- * is the plain triple loop kept beside it as the reference the tests and
+ * All BLAS calls are funnelled through nas_gemm() so the backend (OpenBLAS,
+ * or the engine's own kernels where OpenBLAS runs weaker ones) is chosen in
+ * one place.  Matrices are row-major.  nas_gemm_naive() is the plain triple loop kept beside it as the reference the tests and
  * the start-up self-check (common/blas.h) compare against.
  */
 #ifndef NAS_GEMM_H
@@ -19,6 +19,18 @@ typedef void (*nas_gemm_fn)(int trans_a, int trans_b, int m, int n, int k, float
  * strides of the matrices as stored. */
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Which products nas_gemm() runs on the engine's own kernels (common/sgemm.h) instead of
+ * OpenBLAS: those with B untransposed, and those with B transposed, on path.  Our kernels are
+ * used where OpenBLAS's kernel set is weaker than the CPU (see gemm.c for the measured rule);
+ * NAS_GEMM_ENV = "openblas" or "own" forces either side for every product (benchmarks). */
+#define NAS_GEMM_ENV "NAS_GEMM"
+typedef struct nas_gemm_choice {
+    int path; /* enum nas_sgemm_path */
+    int untransposed, transposed;
+} nas_gemm_choice;
+
+void nas_gemm_choice_get(nas_gemm_choice *out);
 
 /* Same contract, computed with a plain loop in double precision. */
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

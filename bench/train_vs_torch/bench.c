@@ -23,6 +23,7 @@
 #include "common/net.h"
 #include "common/optim.h"
 #include "common/refnets.h"
+#include "common/sgemm.h"
 #include "bench/train_loop.h"
 
 int main(int argc, char **argv) {
@@ -30,8 +31,12 @@ int main(int argc, char **argv) {
     nas_blas_info bi;
     nas_blas_info_get(&bi);
     if (argc == 2 && strcmp(argv[1], "--kernels") == 0) {
-        printf("%s %s %s kernels (%s, chosen by %s), CPU %s\n", bi.library, bi.version, bi.kernels,
-               nas_isa_name(bi.kernels_level), bi.source, bi.isa);
+        nas_gemm_choice ch;
+        nas_gemm_choice_get(&ch);
+        printf("%s %s %s kernels (%s, chosen by %s), CPU %s; own %s GEMM for %s\n", bi.library,
+               bi.version, bi.kernels, nas_isa_name(bi.kernels_level), bi.source, bi.isa,
+               nas_sgemm_path_name(ch.path),
+               ch.transposed ? "every product" : ch.untransposed ? "B untransposed" : "none");
         return 0;
     }
     if (argc != 5) {

@@ -152,10 +152,31 @@ static void warn_weaker(const nas_blas_info *b) {
                  b->cpu_level >= NAS_ISA_AVX512 ? "SkylakeX" : "Haswell", generic ? "3x" : "2x");
 }
 
-/* A GEMM that is wrong by 1 % everywhere, for NAS_BLAS_TEST_BREAK_ENV. */
-static void broken_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                        const float *b, int ldb, float beta, float *c, int ldc) {
-    nas_gemm(ta, tb, m, n, k, alpha * 1.01f, a, lda, b, ldb, beta, c, ldc);
+/* The two GEMMs nas_gemm() dispatches between, each checked on its own:
+ * the kernel-set decision is about OpenBLAS, and our kernels must not hide
+ * a wrong library (nor the library a wrong kernel of ours). */
+static void openblas_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                          int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void own_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc) {
+    nas_cpu_info cpu;
+    nas_cpu_detect(&cpu);
+    nas_sgemm(nas_sgemm_best(&cpu), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* The same, wrong by 1 % everywhere, for NAS_BLAS_TEST_BREAK_ENV. */
+static void broken_openblas_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                                 int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    openblas_gemm(ta, tb, m, n, k, alpha * 1.01f, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void broken_own_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                            int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    own_gemm(ta, tb, m, n, k, alpha * 1.01f, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Put OPENBLAS_CORETYPE=want in the environment, marked as the engine's,
@@ -194,12 +215,19 @@ int nas_blas_prepare(char **argv) {
         nas_warn("could not restart with OPENBLAS_CORETYPE=%s to replace OpenBLAS's %s kernels",
                  want, core);
     }
+    const char *brk = getenv(NAS_BLAS_TEST_BREAK_ENV);
+    char why[NAS_ERR_LEN];
+    /* Before nas_gemm() first runs (its choice reads NAS_GEMM_ENV once). */
+    if (nas_gemm_selfcheck(brk && !strcasecmp(brk, "own") ? broken_own_gemm : own_gemm, why) < 0) {
+        nas_warn("nasd's own %s GEMM kernels failed the self-check against the reference GEMM "
+                 "(%s); every product runs on OpenBLAS",
+                 nas_sgemm_path_name(nas_sgemm_best(&cpu)), why);
+        setenv(NAS_GEMM_ENV, "openblas", 1);
+    }
     nas_blas_info info;
     nas_blas_info_get(&info);
-    const char *brk = getenv(NAS_BLAS_TEST_BREAK_ENV);
     int broken = brk && strcasecmp(brk, core) == 0;
-    char why[NAS_ERR_LEN];
-    if (nas_gemm_selfcheck(broken ? broken_gemm : nas_gemm, why) < 0) {
+    if (nas_gemm_selfcheck(broken ? broken_openblas_gemm : openblas_gemm, why) < 0) {
         st.check_failed = 1;
         want = nas_blas_plan(&cpu, &st);
         nas_warn("OpenBLAS %s with its %s kernels failed the self-check against the reference "

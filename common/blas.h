@@ -40,7 +40,8 @@
 
 /* Tests only: the self-check examines a deliberately wrong GEMM instead of
  * OpenBLAS while the library runs the kernel set this variable names, so a
- * test can drive the fallback on any machine. */
+ * test can drive the fallback on any machine; "own" breaks the engine's own
+ * GEMM kernels (common/sgemm.h) instead. */
 #define NAS_BLAS_TEST_BREAK_ENV "NAS_TEST_BLAS_BREAK"
 
 /* What the decision of nas_blas_prepare() looks at, besides the CPU. */

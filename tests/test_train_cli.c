@@ -220,6 +220,13 @@ START_TEST(test_train_cli_blas_selfcheck_falls_back) {
                           strstr(OUT, "restarting on its weaker kernels Sandybridge"),
                       "%s", OUT);
     }
+    // Our own GEMM kernels failing the check leave every product to OpenBLAS.
+    ck_assert_int_eq(blas_cmd(dir, "OPENBLAS_CORETYPE=Prescott " NAS_BLAS_TEST_BREAK_ENV "=own", 1),
+                     0);
+    ck_assert_msg(strstr(OUT, "own") && strstr(OUT, "GEMM kernels failed the self-check") &&
+                      strstr(OUT, "\"b_untransposed\":false") &&
+                      strstr(OUT, "\"b_transposed\":false"),
+                  "%s", OUT);
     ck_assert_int_eq(blas_cmd(dir, "OPENBLAS_CORETYPE=Prescott " NAS_BLAS_TEST_BREAK_ENV
                                    "=Prescott", 1), 1);
     ck_assert_msg(strstr(OUT, "computes wrong results with its Prescott kernels") &&

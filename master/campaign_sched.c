@@ -35,7 +35,8 @@
  * naming the rule and the predicted final accuracy, and the worker gets
  * Cancel: the strategy sees a finished evaluation, the scheduler a stop
  * (never promoted).  Finished curves are kept in memory only: after a
- * restart the rule waits for min_runs new ones.
+ * restart the rule waits for min_runs new ones.  A run whose curve has a
+ * hole (Progress lost while its worker reconnected) is not judged.
  */
 #include "master/campaign_internal.h"
 
@@ -75,6 +76,7 @@ typedef struct curve {
     int rung; /* -1: no schedule */
     int n;
     float v[NAS_WIRE_MAX_CURVE];
+    uint8_t seen[NAS_WIRE_MAX_CURVE]; /* 1: epoch i + 1's Progress arrived */
 } curve;
 
 struct nas__csched {
@@ -396,8 +398,14 @@ void nas__campaign_sched_progress(void *ctx, const nas_wire_progress *p, const c
      * added part, compared with the added parts of its rung. */
     cv->rung = t->scheduled ? t->rung : 0;
     cv->v[p->epoch - 1] = (float)p->val_acc;
+    cv->seen[p->epoch - 1] = 1;
     if (p->epoch > cv->n) cv->n = p->epoch;
     if (p->epoch >= p->epochs) return; /* its result is on the way */
+    /* Progress is advisory: a worker drops what it reports while it is
+     * disconnected from the master.  A curve with a hole is not evidence
+     * (an unknown epoch is not an accuracy of 0), so such a run is not
+     * judged; it trains to its end. */
+    if (memchr(cv->seen, 0, (size_t)cv->n)) return;
     const nas_config *cfg = c->cfg;
     int stop = 0;
     double predicted = NAN;

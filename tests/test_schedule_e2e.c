@@ -18,7 +18,10 @@
  *    on a curve with holes;
  *  - PNAS proposes under ASHA and under Hyperband: it advances a level on
  *    the results it observed, promotions continue its candidates, and
- *    the campaign ends when PNAS does.
+ *    the campaign ends when PNAS does;
+ *  - fidelity_check trains its samples at the top rung from fresh
+ *    weights, outside the scheduler and the proposer, and they pair with
+ *    the candidates' first results.
  */
 #include "common/alloc.h"
 #include "tests/e2e_util.h"
@@ -325,6 +328,17 @@ START_TEST(test_schedule_extrapolation_stops_inside_a_campaign) {
 }
 END_TEST
 
+/* Every search task of the campaign, in id order (nas_free *t). */
+static int search_tasks(const char *db, nas_store_task_info **t) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    int n = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, t, err);
+    ck_assert_int_ge(n, 0);
+    nas_store_close(&st);
+    return n;
+}
+
 /* PNAS under ASHA (_i 0) and Hyperband (_i 1), synthetic evaluation. */
 START_TEST(test_schedule_pnas_as_the_proposer) {
     static const char *const kinds[] = {"asha", "hyperband"};
@@ -358,12 +372,8 @@ START_TEST(test_schedule_pnas_as_the_proposer) {
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "strategy step prepared in the thread pool"), 1);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "level 2 predictor rank correlation"), 1);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "level 2 (the last) complete"), 1);
-    char err[NAS_ERR_LEN];
-    nas_store *st = NULL;
-    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
     nas_store_task_info *t = NULL;
-    int nt = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, &t, err);
-    nas_store_close(&st);
+    int nt = search_tasks(e.db, &t);
     int promotions = 0, fresh = 0, level2 = 0;
     for (int i = 0; i < nt; i++) {
         ck_assert_int_eq(t[i].state, NAS_STORE_TASK_DONE);
@@ -396,6 +406,49 @@ START_TEST(test_schedule_pnas_as_the_proposer) {
 }
 END_TEST
 
+START_TEST(test_schedule_fidelity_check_samples) {
+    e2e_reap_setup();
+    e2e_env e;
+    e2e_env_init(&e, 6);
+    e2e_write_campaign(e.cfg, "fcheck", 8, e.port, "127.0.0.1", e.db,
+                       "schedule:\n  kind: asha\n  eta: 3\n"
+                       "  rungs: [{epochs: 1}, {epochs: 3}]\n"
+                       "fidelity_check:\n  samples: 3\n");
+    char lw[PATH_MAX];
+    run_one_worker(&e, "10", lw, sizeof lw);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "fidelity check of candidate"), 3);
+    nas_store_task_info *t = NULL;
+    int nt = search_tasks(e.db, &t);
+    int low = 0, checks = 0;
+    for (int i = 0; i < nt; i++) {
+        ck_assert_int_eq(t[i].state, NAS_STORE_TASK_DONE);
+        if (t[i].fidelity.epochs == 1) {
+            low++;
+            continue;
+        }
+        if (t[i].has_parent) continue; /* ASHA's own promotions */
+        /* A sample: the top rung's whole fidelity, from fresh weights,
+         * after its candidate's first result, once per architecture. */
+        checks++;
+        ck_assert_int_eq(t[i].fidelity.epochs, 3);
+        int before = 0, twice = 0;
+        for (int j = 0; j < nt; j++) {
+            if (j == i || t[j].arch_hash != t[i].arch_hash) continue;
+            before += t[j].fidelity.epochs == 1 && t[j].id < t[i].id;
+            twice += t[j].fidelity.epochs == 3 && !t[j].has_parent;
+        }
+        ck_assert_int_ge(before, 1);
+        ck_assert_int_eq(twice, 0);
+    }
+    /* The budget counts the proposer's candidates only. */
+    ck_assert_int_eq(low, 8);
+    ck_assert_int_eq(checks, 3);
+    nas_free(t);
+    e2e_reap_all();
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("schedule_e2e");
     TCase *tc = tcase_create("e2e");
@@ -405,6 +458,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_schedule_median_stop_reaches_worker_mid_epoch);
     tcase_add_loop_test(tc, test_schedule_extrapolation_stops_inside_a_campaign, 0, 2);
     tcase_add_loop_test(tc, test_schedule_pnas_as_the_proposer, 0, 2);
+    tcase_add_test(tc, test_schedule_fidelity_check_samples);
     suite_add_tcase(s, tc);
     return s;
 }

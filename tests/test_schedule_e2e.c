@@ -1,4 +1,4 @@
-// nas-test: label=e2e timeout=300
+// nas-test: label=e2e timeout=600
 /*
  * test_schedule_e2e.c - multi-fidelity search with the real binaries
  * (nas-master, nas-worker over TCP, a SQLite file):
@@ -452,7 +452,7 @@ END_TEST
 static Suite *make_suite(void) {
     Suite *s = suite_create("schedule_e2e");
     TCase *tc = tcase_create("e2e");
-    tcase_set_timeout(tc, 290);
+    tcase_set_timeout(tc, 590);
     tcase_add_test(tc, test_schedule_asha_survives_master_kill_9);
     tcase_add_test(tc, test_schedule_promotion_continues_on_another_worker);
     tcase_add_test(tc, test_schedule_median_stop_reaches_worker_mid_epoch);

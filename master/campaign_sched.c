@@ -35,7 +35,8 @@
  * naming the rule and the predicted final accuracy, and the worker gets
  * Cancel: the strategy sees a finished evaluation, the scheduler a stop
  * (never promoted).  Finished curves are kept in memory only: after a
- * restart the rule waits for min_runs new ones.
+ * restart the rule waits for min_runs new ones.  A run whose curve has a
+ * hole (Progress lost while its worker reconnected) is not judged.
  */
 #include "master/campaign_internal.h"
 
@@ -51,7 +52,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define WRAP_MAGIC   0x4e534331u /* "NSC1" */
+#define WRAP_MAGIC   0x4e534331u /* "NSC1": tasks without the check flag */
+#define WRAP_MAGIC2  0x4e534332u /* "NSC2" */
 #define MAX_TRACKED  8           /* running curves followed at once (one per worker) */
 
 typedef struct stask {
@@ -61,6 +63,7 @@ typedef struct stask {
     int32_t promoted;
     int32_t reported; /* 1: its result is in (value, NAN for a failure or a stop) */
     double value;
+    int32_t check; /* 1: a fidelity_check sample, outside the scheduler */
 } stask;
 
 /* A finished run's curve, for the stopping rules. */
@@ -75,6 +78,7 @@ typedef struct curve {
     int rung; /* -1: no schedule */
     int n;
     float v[NAS_WIRE_MAX_CURVE];
+    uint8_t seen[NAS_WIRE_MAX_CURVE]; /* 1: epoch i + 1's Progress arrived */
 } curve;
 
 struct nas__csched {
@@ -148,10 +152,82 @@ static void undo(nas__csched *m, const uint8_t *saved, size_t n) {
 }
 
 /* Remember a task the scheduler created (task id, candidate, rung). */
-static int note_task(nas__csched *m, int64_t id, int64_t cand, int rung, int promoted) {
+static int note_task(nas__csched *m, int64_t id, int64_t cand, int rung, int promoted,
+                     int check) {
     if (grow((void **)&m->tasks, &m->cap_tasks, m->n_tasks, sizeof *m->tasks)) return NAS_ENOMEM;
-    m->tasks[m->n_tasks++] = (stask){id, cand, rung, promoted, 0, NAN};
+    m->tasks[m->n_tasks++] = (stask){id, cand, rung, promoted, 0, NAN, check};
     return NAS_OK;
+}
+
+/* A candidate's architecture, from the store's record of it. */
+static int cand_genome(nas_campaign *c, int64_t cand, nas_genome *g, char *err) {
+    const nas__csched *m = c->sched;
+    if (cand < 0 || cand >= m->n_cand)
+        return nas_set_err(err, NAS_EFORMAT, "schedule: unknown candidate %" PRId64, cand);
+    nas_store_arch_info ai;
+    int rc = nas_store_arch_get(c->store, m->cand_hash[cand], &ai, err);
+    if (rc == NAS_OK) {
+        rc = nas_genome_parse(ai.text, strlen(ai.text), g, err);
+        nas_free(ai.genome);
+    }
+    return rc;
+}
+
+// ---- fidelity_check -----------------------------------------------------------------------------
+
+/* The next candidate to sample, or -1: candidates in order, each once its
+ * first result is in below the top rung, unless the scheduler has taken
+ * it further (a promoted candidate is measured above anyway).  The
+ * scheduler promotes the best of a rung, so the pairs it leaves span a
+ * narrow range of the low fidelity; these span all of it. */
+static int64_t check_due(const nas__csched *m, int samples, int top) {
+    int64_t taken = 0;
+    for (int64_t i = 0; i < m->n_tasks; i++)
+        taken += m->tasks[i].check;
+    if (taken >= samples) return -1;
+    for (int64_t cand = 0; cand < m->n_cand; cand++) {
+        int first_in = 0, other = 0, seen = 0;
+        for (int64_t i = 0; i < m->n_tasks && !other; i++) {
+            const stask *s = &m->tasks[i];
+            if (s->cand != cand) continue;
+            if (!seen++)
+                first_in = !s->check && s->rung < top && s->reported && isfinite(s->value);
+            else
+                other = 1;
+        }
+        if (first_in && !other) return cand;
+    }
+    return -1;
+}
+
+/* fidelity_check: a sample trains from fresh weights at the top rung's
+ * whole fidelity, the expensive fidelity's own evaluation, outside the
+ * scheduler: its result reaches neither the scheduler nor the proposer
+ * (the task counts as a promotion there), only the store, where it pairs
+ * with the candidate's first result in the rank correlation (nasctl
+ * fidelity, status).  1 a task was added, 0 none is due, < 0 failure. */
+static int propose_check(nas_campaign *c, int64_t now_ms) {
+    nas__csched *m = c->sched;
+    int top = c->cfg->schedule.n_rungs - 1;
+    int64_t cand = check_due(m, c->cfg->fidelity_check.samples, top);
+    if (cand < 0) return 0;
+    char err[NAS_ERR_LEN];
+    nas_genome g;
+    int64_t id = 0;
+    int rc = cand_genome(c, cand, &g, err);
+    if (rc == NAS_OK)
+        rc = nas__campaign_add_rung(c, &g, &c->cfg->schedule.rungs[top], top, 1, 0, 0, &id, now_ms,
+                                    err);
+    if (rc == NAS_OK && note_task(m, id, cand, top, 1, 1) < 0)
+        rc = nas_set_err(err, NAS_ENOMEM, "schedule: out of memory");
+    if (rc < 0) {
+        nas__campaign_fail(c, err);
+        return rc;
+    }
+    c->state_dirty = 1;
+    nas_info("schedule: task %" PRId64 ": fidelity check of candidate %" PRId64 " at rung %d", id,
+             cand, top);
+    return 1;
 }
 
 /* The first candidate of this architecture.  A strategy may propose an
@@ -202,6 +278,10 @@ static int promote_twin(nas_campaign *c, const nas_sched_job *job, char *err) {
 int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
     nas__csched *m = c->sched;
     char err[NAS_ERR_LEN];
+    if (c->cfg->fidelity_check.samples > 0) {
+        int rc = propose_check(c, now_ms);
+        if (rc != 0) return rc;
+    }
     uint8_t *saved = NULL;
     size_t n_saved = 0;
     if (nas_sched_save(m->s, &saved, &n_saved) < 0) {
@@ -230,15 +310,7 @@ int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
         rc = NAS_OK;
     }
     if (promoted) {
-        /* The candidate's own architecture, from the store's record of it. */
-        nas_store_arch_info ai;
-        rc = job.cand < m->n_cand
-                 ? nas_store_arch_get(c->store, m->cand_hash[job.cand], &ai, err)
-                 : nas_set_err(err, NAS_EFORMAT, "schedule: unknown candidate %" PRId64, job.cand);
-        if (rc == NAS_OK) {
-            rc = nas_genome_parse(ai.text, strlen(ai.text), &g, err);
-            nas_free(ai.genome);
-        }
+        rc = cand_genome(c, job.cand, &g, err);
         has_parent = 1;
         parent_hash = job.cand < m->n_cand ? m->cand_hash[job.cand] : 0;
     } else {
@@ -275,7 +347,7 @@ int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
         else
             m->cand_hash[m->n_cand++] = nas_genome_hash(&g);
     }
-    if (rc == NAS_OK && note_task(m, id, job.cand, job.rung, promoted) < 0)
+    if (rc == NAS_OK && note_task(m, id, job.cand, job.rung, promoted, 0) < 0)
         rc = nas_set_err(err, NAS_ENOMEM, "schedule: out of memory");
     if (rc < 0) {
         nas__campaign_fail(c, err);
@@ -291,7 +363,9 @@ int nas__campaign_sched_propose(nas_campaign *c, int64_t now_ms) {
 void nas__campaign_sched_wire_fidelity(const nas_campaign *c, const nas__ctask *t,
                                        nas_fidelity *f) {
     *f = c->cfg->schedule.rungs[t->rung];
-    if (t->promoted) f->epochs -= c->cfg->schedule.rungs[t->rung - 1].epochs;
+    /* A fidelity check is the one "promoted" task without a parent: it
+     * trains the whole top fidelity from fresh weights. */
+    if (t->promoted && t->has_parent) f->epochs -= c->cfg->schedule.rungs[t->rung - 1].epochs;
 }
 
 void nas__campaign_sched_resume_task(const nas_campaign *c, nas__ctask *t) {
@@ -365,6 +439,10 @@ int nas__campaign_sched_result(nas_campaign *c, const nas__ctask *t, int ok, dou
     if (!s) return NAS_OK;
     s->reported = 1;
     s->value = ok ? value : NAN;
+    if (s->check) {
+        c->state_dirty = 1;
+        return NAS_OK;
+    }
     int rc = nas_sched_report(m->s, s->cand, s->rung, s->value, err);
     if (rc == NAS_ENOTFOUND) {
         nas_warn("%s (dropped)", err);
@@ -396,8 +474,14 @@ void nas__campaign_sched_progress(void *ctx, const nas_wire_progress *p, const c
      * added part, compared with the added parts of its rung. */
     cv->rung = t->scheduled ? t->rung : 0;
     cv->v[p->epoch - 1] = (float)p->val_acc;
+    cv->seen[p->epoch - 1] = 1;
     if (p->epoch > cv->n) cv->n = p->epoch;
     if (p->epoch >= p->epochs) return; /* its result is on the way */
+    /* Progress is advisory: a worker drops what it reports while it is
+     * disconnected from the master.  A curve with a hole is not evidence
+     * (an unknown epoch is not an accuracy of 0), so such a run is not
+     * judged; it trains to its end. */
+    if (memchr(cv->seen, 0, (size_t)cv->n)) return;
     const nas_config *cfg = c->cfg;
     int stop = 0;
     double predicted = NAN;
@@ -462,7 +546,7 @@ int nas__campaign_sched_wrap(const nas_campaign *c, const uint8_t *core, size_t 
     size_t sn = 0;
     if (nas_sched_save(m->s, &sb, &sn) < 0) return NAS_ENOMEM;
     nas__wbuf w = {0};
-    nas__w_u32(&w, WRAP_MAGIC);
+    nas__w_u32(&w, WRAP_MAGIC2);
     nas__w_u64(&w, (uint64_t)n);
     nas__w_bytes(&w, core, n);
     nas__w_u64(&w, (uint64_t)sn);
@@ -478,6 +562,7 @@ int nas__campaign_sched_wrap(const nas_campaign *c, const uint8_t *core, size_t 
         nas__w_u8(&w, (uint8_t)m->tasks[i].promoted);
         nas__w_u8(&w, (uint8_t)m->tasks[i].reported);
         nas__w_f64(&w, m->tasks[i].value);
+        nas__w_u8(&w, (uint8_t)m->tasks[i].check);
     }
     nas_free(sb);
     if (w.oom) {
@@ -494,7 +579,7 @@ int nas__campaign_sched_unwrap(nas_campaign *c, const uint8_t *blob, size_t n,
     nas__csched *m = c ? c->sched : NULL;
     uint32_t magic = 0;
     if (n >= 4) memcpy(&magic, blob, 4);
-    if (magic != WRAP_MAGIC) {
+    if (magic != WRAP_MAGIC && magic != WRAP_MAGIC2) {
         *core = blob;
         *core_n = n;
         if (m && m->s)
@@ -527,7 +612,8 @@ int nas__campaign_sched_unwrap(nas_campaign *c, const uint8_t *blob, size_t n,
         m->cand_hash[m->n_cand++] = nas__r_u64(&r, "candidate");
     }
     uint64_t nt = nas__r_u64(&r, "tasks");
-    if (!r.bad && nt > (n - r.off) / 30) nas__r_fail(&r, "tasks");
+    int v2 = magic == WRAP_MAGIC2;
+    if (!r.bad && nt > (n - r.off) / (30 + (uint64_t)v2)) nas__r_fail(&r, "tasks");
     for (uint64_t i = 0; !r.bad && i < nt; i++) {
         stask s;
         s.task_id = (int64_t)nas__r_u64(&r, "task id");
@@ -536,8 +622,9 @@ int nas__campaign_sched_unwrap(nas_campaign *c, const uint8_t *blob, size_t n,
         s.promoted = nas__r_u8(&r, "task kind") != 0;
         int reported = nas__r_u8(&r, "task reported") != 0;
         double value = nas__r_f64(&r, "task value");
+        int check = v2 ? nas__r_u8(&r, "task check") != 0 : 0;
         if (!r.bad && (s.cand < 0 || s.cand >= m->n_cand)) nas__r_fail(&r, "task candidate");
-        if (!r.bad && note_task(m, s.task_id, s.cand, s.rung, s.promoted) < 0)
+        if (!r.bad && note_task(m, s.task_id, s.cand, s.rung, s.promoted, check) < 0)
             return nas_set_err(err, NAS_ENOMEM, "schedule: out of memory");
         if (!r.bad) m->tasks[m->n_tasks - 1].reported = reported;
         if (!r.bad) m->tasks[m->n_tasks - 1].value = value;

@@ -217,6 +217,7 @@ const nas__cfg_field nas__config_fields[] = {
     {"store", NAS__T_STR, CO(store), NAS_CONFIG_PATH_MAX, 0, 0, NULL, NULL, 0},
     {"schedule", NAS__T_MAP, 0, 0, 0, 0, nas__schedule_fields, NULL, 0},
     {"early_stop", NAS__T_MAP, 0, 0, 0, 0, nas__early_stop_fields, NULL, 0},
+    {"fidelity_check", NAS__T_MAP, 0, 0, 0, 0, nas__fidelity_check_fields, NULL, 0},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 

@@ -105,6 +105,10 @@ typedef struct nas_config {
         int min_epochs, min_runs;
         double delta;
     } early_stop;
+    /* Extra top-rung evaluations that measure the rank correlation early. */
+    struct {
+        int samples;
+    } fidelity_check;
 
     /* Filled by load/parse; owned, freed by nas_config_fini(). */
     char source[NAS_CONFIG_PATH_MAX]; /* file name used in messages */

@@ -358,6 +358,8 @@ int nas__cfg_finish(nas__cfg_ctx *cx, nas_config *cfg, const char *text, size_t 
     put_table(&b, nas__config_fields, (const char *)cfg, "", cfg);
     if (cfg->schedule.kind || cfg->early_stop.rule)
         put_table(&b, nas__schedule_identity, (const char *)cfg, "", cfg);
+    if (cfg->fidelity_check.samples > 0)
+        put_table(&b, nas__fidelity_check_identity, (const char *)cfg, "", cfg);
     cfg->text = nas_malloc(len + 1);
     /* Both allocations are checked together so the error path is one. */
     if (b.oom || !b.p || !cfg->text) {

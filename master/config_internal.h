@@ -48,6 +48,8 @@ extern const nas__cfg_field nas__fidelity_fields[];
  * set, so files without them keep the hash they always had. */
 extern const nas__cfg_field nas__schedule_fields[];
 extern const nas__cfg_field nas__early_stop_fields[];
+extern const nas__cfg_field nas__fidelity_check_fields[];
+extern const nas__cfg_field nas__fidelity_check_identity[];
 extern const nas__cfg_field nas__schedule_identity[];
 
 /* Parse state: where messages go and which key was set on which line. */

@@ -45,6 +45,18 @@ const nas__cfg_field nas__early_stop_fields[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
+const nas__cfg_field nas__fidelity_check_fields[] = {
+    {"samples", NAS__T_INT, CO(fidelity_check.samples), 0, 0, 1000000, NULL, NULL, 1},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
+};
+
+/* In the identity only when set, so a file without the key keeps the
+ * hash it always had. */
+const nas__cfg_field nas__fidelity_check_identity[] = {
+    {"fidelity_check", NAS__T_MAP, 0, 0, 0, 0, nas__fidelity_check_fields, NULL, 1},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
+};
+
 const nas__cfg_field nas__schedule_identity[] = {
     {"schedule", NAS__T_MAP, 0, 0, 0, 0, nas__schedule_fields, NULL, 1},
     {"early_stop", NAS__T_MAP, 0, 0, 0, 0, nas__early_stop_fields, NULL, 1},
@@ -148,6 +160,10 @@ int nas__cfg_schedule_finish(nas__cfg_ctx *cx, nas_config *cfg) {
                               "schedule.kind",
                               "is required with other schedule keys (asha, "
                               "hyperband or sha)");
+    if (cfg->fidelity_check.samples > 0 && cfg->schedule.kind == NAS_CONFIG_SCHEDULE_NONE)
+        return nas__cfg_error(cx, nas__cfg_line_of(cx, "fidelity_check.samples"),
+                              "fidelity_check.samples",
+                              "needs a schedule: its samples train at the top rung");
     if (cfg->schedule.kind != NAS_CONFIG_SCHEDULE_NONE) {
         if (cfg->schedule.n_rungs < 2)
             return nas__cfg_error(cx, kind_line, "schedule.rungs",

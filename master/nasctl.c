@@ -30,6 +30,7 @@
 #include "master/nasctl_fidelity.h"
 #include "master/pareto.h"
 #include "master/serve.h"
+#include "master/status_fidelity.h"
 #include "master/status.h"
 #include "master/store.h"
 
@@ -522,23 +523,43 @@ static int cmd_history(int argc, char **argv) {
         nas_store_close(&st);
         return 1;
     }
+    /* A run an early-stopping rule ended is a result, not a failure; its
+     * status says so (the last column, so older readers keep theirs). */
+    int64_t *stopped = NULL;
+    int n_stopped = nas_status_stopped_tasks(st, &stopped, err);
+    if (n_stopped < 0) {
+        fprintf(stderr, "nasctl history: %s\n", err);
+        nas_store_records_free(r, n);
+        nas_store_close(&st);
+        return 1;
+    }
     if (a->json) {
         print_json_array(r, n, NULL, 0);
     } else if (a->csv) {
-        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms\r\n");
+        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms,status\r\n");
         for (int i = 0; i < n; i++) {
             printf("%" PRId64 ",%" PRId64 ",%d,", r[i].seq, r[i].task_id, r[i].attempt);
             csv_text(r[i].arch_text);
             printf(",%.6f,%" PRId64 ",%" PRId64 ",%.3f,", r[i].accuracy, r[i].params, r[i].macs,
                    r[i].seconds);
             csv_text(r[i].worker);
-            printf(",%" PRId64 "\r\n", r[i].finished_ms);
+            printf(",%" PRId64 ",%s\r\n", r[i].finished_ms,
+                   nas_status_is_stopped(stopped, n_stopped, r[i].task_id) ? "stopped" : "done");
         }
     } else {
         print_header();
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             print_row(&r[i]);
+            if (nas_status_is_stopped(stopped, n_stopped, r[i].task_id))
+                printf("%5s %6s  stopped early after %d epoch(s): not a failure, not trained "
+                       "to the end\n",
+                       "", "", r[i].n_curve);
+        }
+        if (n_stopped > 0)
+            printf("%d of %d result(s) were stopped early (nasctl events: task-stopped)\n",
+                   n_stopped, n);
     }
+    nas_free(stopped);
     nas_store_records_free(r, n);
     nas_store_close(&st);
     return 0;

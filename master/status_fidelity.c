@@ -4,10 +4,14 @@
  */
 #include "master/status_fidelity.h"
 
+#include "common/alloc.h"
 #include "common/err.h"
 #include "master/fidelity_rank.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 int64_t nas_status_epochs_of(int n_curve) {
     return n_curve > 0 ? n_curve : 1;
@@ -23,6 +27,52 @@ int nas_status_epochs_spent(nas_store *st, int64_t *epochs, char *err) {
     nas_store_records_free(r, n);
     *epochs = sum;
     return NAS_OK;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int nas_status_stopped_tasks(nas_store *st, int64_t **ids, char *err) {
+    enum { PAGE = 1000 };
+    int64_t *arr = NULL, after = 0;
+    int n = 0, cap = 0, ne;
+    *ids = NULL;
+    do {
+        nas_store_event_info *ev = NULL;
+        ne = nas_store_event_list(st, after, PAGE, &ev, err);
+        if (ne < 0) {
+            nas_free(arr);
+            return ne;
+        }
+        for (int i = 0; i < ne; i++) {
+            after = ev[i].id;
+            int64_t id;
+            if (strcmp(ev[i].kind, "task-stopped") != 0 ||
+                sscanf(ev[i].text, "task %" SCNd64 " stopped", &id) != 1)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *grown = nas_realloc(arr, (size_t)cap * sizeof *arr);
+                if (!grown) {
+                    nas_free(ev);
+                    nas_free(arr);
+                    return nas_set_err(err, NAS_ENOMEM, "status: out of memory");
+                }
+                arr = grown;
+            }
+            arr[n++] = id;
+        }
+        nas_free(ev);
+    } while (ne == PAGE);
+    if (n > 1) qsort(arr, (size_t)n, sizeof *arr, cmp_i64);
+    *ids = arr;
+    return n;
+}
+
+int nas_status_is_stopped(const int64_t *ids, int n, int64_t task) {
+    return n > 0 && bsearch(&task, ids, (size_t)n, sizeof *ids, cmp_i64) != NULL;
 }
 
 static void num_or_null(nas_json_buf *b, const char *key, double v) {
@@ -47,6 +97,10 @@ void nas_status_json_fidelity(nas_json_buf *b, nas_store *st, int64_t epochs_bud
     num_or_null(b, "epochs_budget", (double)epochs_budget);
     num_or_null(b, "wall_s", created_ms > 0 ? (double)(now_wall_ms - created_ms) / 1000.0 : -1);
     num_or_null(b, "wall_budget_s", wall_budget_s);
+    int64_t *stopped = NULL;
+    int n_stopped = nas_status_stopped_tasks(st, &stopped, err);
+    nas_free(stopped);
+    num_or_null(b, "stopped", n_stopped);
     nas_json_buf_obj_end(b);
     nas_fidelity_ranks fr;
     nas_json_buf_key(b, "fidelity_ranks");
@@ -75,7 +129,9 @@ void nas_status_print_fidelity(const nas_json *doc, FILE *f) {
     if (res && res->type == NAS_JSON_OBJECT) {
         double ep = num(res, "epochs"), eb = num(res, "epochs_budget");
         double ws = num(res, "wall_s"), wb = num(res, "wall_budget_s");
+        double stopped = num(res, "stopped");
         fprintf(f, "resources     %.0f epochs trained", ep);
+        if (stopped > 0) fprintf(f, " (%.0f run(s) stopped early)", stopped);
         if (eb > 0) fprintf(f, " of %.0f (%.0f left)", eb, fmax(0, eb - ep));
         if (!isnan(ws)) fprintf(f, "; %.0f s since creation", ws);
         if (wb > 0) fprintf(f, " of %.0f s (%.0f s left)", wb, fmax(0, wb - ws));

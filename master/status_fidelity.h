@@ -4,9 +4,10 @@
  * the rank correlation between its fidelities (fidelity_rank.h), both read
  * from the store so the live master and `nasctl status --db` agree.
  *
- * Keys written: "resources" {epochs, epochs_budget, wall_s, wall_budget_s}
- * (a budget of 0: none; from the database alone the budgets are unknown
- * and null) and "fidelity_ranks" (nas_fidelity_ranks_json's object).
+ * Keys written: "resources" {epochs, epochs_budget, wall_s, wall_budget_s,
+ * stopped} (a budget of 0: none; from the database alone the budgets are
+ * unknown and null; stopped: search runs stopped early) and
+ * "fidelity_ranks" (nas_fidelity_ranks_json's object).
  */
 #ifndef NAS_STATUS_FIDELITY_H
 #define NAS_STATUS_FIDELITY_H
@@ -24,6 +25,17 @@ int64_t nas_status_epochs_of(int n_curve);
 
 /* Search epochs trained so far, summed over the store's search results. */
 int nas_status_epochs_spent(nas_store *st, int64_t *epochs, char *err);
+
+/* The search tasks an early-stopping rule stopped, read from their
+ * task-stopped events (campaign_sched.c writes one per stop, in the same
+ * commit as the run's result): their ids in ascending order into *ids
+ * (nas_free; NULL when none).  Returns the count or a negative error.  A
+ * stopped run is a result like any other in the store; only its event
+ * tells it from a run that trained all its epochs. */
+int nas_status_stopped_tasks(nas_store *st, int64_t **ids, char *err);
+
+/* 1 when `task` is in the sorted ids. */
+int nas_status_is_stopped(const int64_t *ids, int n, int64_t task);
 
 /* Write the two keys into an open object; budgets < 0 are written null. */
 void nas_status_json_fidelity(nas_json_buf *b, nas_store *st, int64_t epochs_budget,

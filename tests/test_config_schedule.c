@@ -11,6 +11,7 @@
 #include "tests/harness.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static int parse(const char *text, nas_config *cfg, char *err) {
@@ -80,6 +81,19 @@ START_TEST(test_config_schedule_identity) {
                      NAS_OK);
     ck_assert_ptr_null(strstr(b.canonical, "early_stop"));
     nas_config_fini(&b);
+    /* fidelity_check joins the identity only when set. */
+    const char *sched = "fidelity:\n  epochs: 1\nschedule: {kind: asha, rungs: [{epochs: 1}, "
+                        "{epochs: 3}]}\n";
+    char text[256];
+    ck_assert_int_eq(parse(sched, &a, err), NAS_OK);
+    ck_assert_ptr_null(strstr(a.canonical, "fidelity_check"));
+    snprintf(text, sizeof text, "%sfidelity_check: {samples: 4}\n", sched);
+    ck_assert_int_eq(parse(text, &b, err), NAS_OK);
+    ck_assert_ptr_nonnull(strstr(b.canonical, "fidelity_check.samples: 4\n"));
+    ck_assert_int_eq(b.fidelity_check.samples, 4);
+    ck_assert(a.hash != b.hash);
+    nas_config_fini(&a);
+    nas_config_fini(&b);
 }
 END_TEST
 
@@ -111,6 +125,11 @@ static const struct {
      "s.yaml:2: schedule: schedule: eta^(rungs-1) = 10^7 is above 1000000"},
     {"early_stop:\n  rule: median\n  delta: 2\n", "s.yaml:3: early_stop.delta: must be <= 1"},
     {"early_stop:\n  rule: mean\n", "s.yaml:2: early_stop.rule: 'mean' is not allowed"},
+    {"fidelity_check:\n  samples: 3\n",
+     "s.yaml:2: fidelity_check.samples: needs a schedule: its samples train at the top rung"},
+    {"schedule:\n  kind: asha\n  rungs: [{epochs: 1}, {epochs: 3}]\nfidelity_check:\n"
+     "  samples: -1\n",
+     "s.yaml:5: fidelity_check.samples: must be >= 0"},
 };
 
 START_TEST(test_config_schedule_errors) {

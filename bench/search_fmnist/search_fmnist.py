@@ -240,6 +240,13 @@ def run_campaign(strategy, seed, args, bindir, out):
                 raise BenchError(f"{strategy} seed {seed}: not done after {args.timeout} s "
                                  f"(--timeout); logs in {cdir}")
             if all(w.poll() is not None for w in workers):
+                # Workers leave when the master says the campaign is done,
+                # which can be a moment before the master itself exits.
+                try:
+                    master.wait(timeout=30)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
                 raise BenchError(f"{strategy} seed {seed}: every worker exited while the "
                                  f"campaign ran; the end of worker-1.log:\n"
                                  f"{tail(os.path.join(cdir, 'worker-1.log'))}")

@@ -196,8 +196,10 @@ def export_and_check(name, bindir, db, out, args):
     edir = os.path.join(out, name, "export")
     nasctl(bindir, "export", "--db", db, "--best", "--out", edir, "--data", args.data)
     meta = safetensors_meta(os.path.join(edir, "weights.safetensors"))
+    # One PyTorch thread: its spinning threads collapse on a busy two-core machine.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run(["/usr/bin/python3", os.path.join(edir, "model.py"), "--eval", args.data],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise BenchError(f"{name}: model.py --eval failed: {r.stderr.strip()[-400:]}")
     ev = json.loads(r.stdout.strip().splitlines()[-1])

@@ -323,9 +323,30 @@ static int build_cell(nas__emit *e, const nas_cell *cell, int idx, int reduce, i
     return em_bn(e, p2, em_conv(e, path, cat, c, 1, 1, 1, 0, 1, 1));
 }
 
+/* The auxiliary head of DARTS scaled to our networks (its 128 and 768 channels would outweigh a
+ * 100K-parameter net): ReLU, 5x5 average pool with stride 3 where the side allows, 1x1 conv to
+ * the stage's C channels, BN, ReLU, global pool, linear.  It trains only: built into a real net
+ * alone (the counter leaves it out, as nas_net_param_count and nas_net_macs do) and dropped by
+ * nasctl export.  Returns the node that carries x on with the head's loss attached. */
+static int aux_head(nas__emit *e, int x, int classes, float weight) {
+    if (weight <= 0.0f || e->net == NULL || x < 0) return x;
+    nas_net *net = e->net;
+    nas_shape s = nas_net_shape(net, x);
+    nas_net_set_train_only(net, 1);
+    int y = nas_net_relu(net, x);
+    if (s.h >= 5 && s.w >= 5) y = nas_net_avgpool(net, y, 5, 3, 0);
+    y = nas_net_conv(net, "aux/conv", y, s.c, 1, 1, 1, 0, 1, 1, 0);
+    y = nas_net_relu(net, nas_net_bn(net, "aux/bn", y));
+    y = nas_net_linear(net, "aux/linear", nas_net_gap(net, y), classes);
+    nas_net_set_train_only(net, 0);
+    return em_net(e, nas_net_aux_loss(net, x, y, weight));
+}
+
 /* The macro skeleton of ARCHITECTURE.md, Search space.  The stem has no ReLU of its own: each
- * cell's preprocessing starts with one. */
-static int walk_cells(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
+ * cell's preprocessing starts with one.  An auxiliary head, when asked for, reads the second
+ * reduction cell (two thirds of the way, as in NASNet and DARTS). */
+static int walk_cells(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x,
+                      int classes) {
     int F = f->channels, N = f->cells, idx = 0;
     int stem = em_bn(e, "stem/bn", em_conv(e, "stem/conv", x, F, 3, 3, 1, 1, 1, 1));
     int s0 = stem, s1 = stem;
@@ -334,6 +355,7 @@ static int walk_cells(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
         if (stage > 0) { /* a reduction cell doubles the channels */
             c *= 2;
             int out = build_cell(e, &g->reduce, idx++, 1, s0, s1, c, f->drop_path > 0);
+            if (stage == 2) out = aux_head(e, out, classes, f->aux_weight);
             s0 = s1;
             s1 = out;
         }
@@ -398,13 +420,15 @@ static int nb201_residual(nas__emit *e, int stage, int x, int c) {
     return em_add(e, y, s);
 }
 
-static int walk_nb201(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
+static int walk_nb201(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x,
+                      int classes) {
     int c = f->channels, idx = 0;
     x = em_bn(e, "stem/bn", em_conv(e, "stem/conv", x, c, 3, 3, 1, 1, 1, 1));
     for (int stage = 0; stage < 3; stage++) {
         if (stage > 0) {
             c *= 2;
             x = nb201_residual(e, stage, x, c);
+            if (stage == 2) x = aux_head(e, x, classes, f->aux_weight);
         }
         for (int i = 0; i < f->cells; i++)
             x = nb201_cell(e, g->nb201, idx++, x, c);
@@ -426,7 +450,8 @@ int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
     if (g->space == NAS_SPACE_CELL && f->channels < 1)
         return nas_set_err(e->err, NAS_EINVAL, "builder: F must be >= 1");
     int x = em_input(e, in);
-    x = g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x) : walk_cells(e, g, f, x);
+    x = g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
+                                    : walk_cells(e, g, f, x, classes);
     x = em_linear(e, "head/linear", em_gap(e, x), classes);
     if (e->status < 0) return e->status;
     *logits = x;

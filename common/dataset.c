@@ -641,6 +641,10 @@ int nas_dataset_iter_init(nas_dataset_iter *it, const nas_dataset *ds,
     if (cfg->pad < 0 || cfg->pad > side / 2)
         return nas_set_err(err, NAS_EINVAL, "dataset iterator: crop padding %d outside 0..%d",
                            cfg->pad, side / 2);
+    int big = ds->h > ds->w ? ds->h : ds->w;
+    if (cfg->cutout < 0 || cfg->cutout > big)
+        return nas_set_err(err, NAS_EINVAL, "dataset iterator: cutout %d outside 0..%d",
+                           cfg->cutout, big);
     it->order = nas_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *it->order);
     if (!it->order) return nas_set_err(err, NAS_ENOMEM, "dataset iterator: out of memory");
     it->ds = ds;
@@ -715,9 +719,27 @@ int nas_dataset_iter_next(nas_dataset_iter *it, float *x, uint8_t *y) {
             memcpy(dst, src, isz * sizeof *dst);
         else
             copy_augmented(dst, src, ds->c, ds->h, ds->w, dy, dx, flip);
+        /* Drawn after the crop and flip, so turning cutout on leaves their draws alone.  The
+         * images are normalised, so a zeroed square is the mean image there. */
+        if (it->cfg.cutout > 0) {
+            int cy = (int)nas_rng_below(&it->aug_rng, (uint32_t)ds->h);
+            int cx = (int)nas_rng_below(&it->aug_rng, (uint32_t)ds->w);
+            nas_dataset_cutout(dst, ds->c, ds->h, ds->w, cy, cx, it->cfg.cutout);
+        }
     }
     it->pos += k;
     return k;
+}
+
+void nas_dataset_cutout(float *img, int c, int h, int w, int cy, int cx, int size) {
+    int y0 = cy - size / 2, x0 = cx - size / 2;
+    int y1 = y0 + size < h ? y0 + size : h, x1 = x0 + size < w ? x0 + size : w;
+    y0 = y0 > 0 ? y0 : 0;
+    x0 = x0 > 0 ? x0 : 0;
+    if (y0 >= y1 || x0 >= x1) return;
+    for (int ch = 0; ch < c; ch++)
+        for (int y = y0; y < y1; y++)
+            memset(img + ((size_t)ch * h + y) * w + x0, 0, sizeof(float) * (size_t)(x1 - x0));
 }
 
 /* Steps per epoch, for learning-rate schedules that need the total. */

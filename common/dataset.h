@@ -193,6 +193,8 @@ typedef struct nas_dataset_iter_config {
     int drop_last; /* 1 = skip a final partial batch (keeps batch-norm statistics sane) */
     int pad;  /* random crop: zero-pad by `pad` pixels, crop back at a random offset; 0 = off */
     int flip; /* 1 = random horizontal flip with probability 1/2 (off for digits) */
+    int cutout; /* side of a square zeroed around a uniformly drawn centre (DeVries & Taylor
+                   2017; clipped at the border, so it may cover less); 0 = off */
     uint64_t
         seed; /* shuffle and augmentation stream; epoch e uses a stream derived from (seed, e) */
 } nas_dataset_iter_config;
@@ -208,7 +210,7 @@ typedef struct nas_dataset_iter {
 } nas_dataset_iter;
 
 /* Bind an iterator to ds and start epoch 0.  Returns 0, NAS_EINVAL (batch
- * < 1, pad out of 0..h/2) or NAS_ENOMEM. */
+ * < 1, pad out of 0..h/2, cutout out of 0..max(h, w)) or NAS_ENOMEM. */
 int nas_dataset_iter_init(nas_dataset_iter *it, const nas_dataset *ds,
                           const nas_dataset_iter_config *cfg, char *err);
 void nas_dataset_iter_fini(nas_dataset_iter *it);
@@ -222,6 +224,10 @@ void nas_dataset_iter_begin_epoch(nas_dataset_iter *it, int epoch);
  * the epoch, augmented if configured.  Returns the number of images written
  * (< batch only for a final partial batch) or 0 at the end of the epoch. */
 int nas_dataset_iter_next(nas_dataset_iter *it, float *x, uint8_t *y);
+
+/* Zero the size x size square centred at (cy, cx) (top-left at cy - size/2, cx - size/2),
+ * clipped to the image, in every channel of one c x h x w image. */
+void nas_dataset_cutout(float *img, int c, int h, int w, int cy, int cx, int size);
 
 /* Number of batches one epoch yields. */
 int nas_dataset_iter_batches(const nas_dataset_iter *it);

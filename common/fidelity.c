@@ -28,6 +28,8 @@ nas_fidelity nas_fidelity_default(void) {
         .seed = 1,
         .time_limit_s = 0,
         .threads = 1,
+        .cutout = 0,
+        .aux_weight = 0.0f,
     };
     return f;
 }
@@ -59,6 +61,8 @@ int nas_fidelity_validate(const nas_fidelity *f, char *err) {
     CHECK_RANGE(test, 0, 1);
     CHECK_RANGE(time_limit_s, 0.0, 1e9);
     CHECK_RANGE(threads, 1, 256);
+    CHECK_RANGE(cutout, 0, 1024);
+    CHECK_RANGE(aux_weight, 0.0f, 10.0f);
     if (f->resolution != 0 && f->resolution < 4)
         return nas_set_err(err, NAS_ERANGE, "fidelity: resolution = %d is below 4 pixels",
                            f->resolution);

@@ -33,6 +33,8 @@ typedef struct nas_fidelity {
     uint64_t seed;         /* every random choice of the training run derives from it */
     double time_limit_s;   /* wall-time limit, 0 = none */
     int threads;           /* compute threads (OpenBLAS and ours), default 1 */
+    int cutout;            /* side of the square zeroed at a random place per image, 0 = off */
+    float aux_weight;      /* weight of the auxiliary head's loss, 0 = no auxiliary head */
 } nas_fidelity;
 
 /* The campaign's default low fidelity for search on Fashion-MNIST. */

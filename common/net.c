@@ -138,6 +138,7 @@ static int add_param(nas_net *net, const char *path, const char *suffix, int ndi
         p->size *= (size_t)shape[d];
     }
     p->trainable = trainable;
+    p->train_only = net->train_only;
     return net->n_params++;
 }
 
@@ -194,7 +195,8 @@ int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int k
     int wshape[4] = {out_c, in.c / groups, kh, kw};
     if ((nd.p[0] = add_param(net, path, "weight", 4, wshape, 1)) < 0) return nd.p[0];
     if (bias && (nd.p[1] = add_param(net, path, "bias", 1, &out_c, 1)) < 0) return nd.p[1];
-    net->macs += (int64_t)out_c * cs.oh * cs.ow * (in.c / groups) * kh * kw;
+    *(net->train_only ? &net->macs_train_only : &net->macs) +=
+        (int64_t)out_c * cs.oh * cs.ow * (in.c / groups) * kh * kw;
     return add_node(net, &nd);
 }
 
@@ -301,7 +303,7 @@ int nas_net_linear(nas_net *net, const char *path, int x, int out) {
     int wshape[2] = {out, n_in};
     if ((nd.p[0] = add_param(net, path, "weight", 2, wshape, 1)) < 0) return nd.p[0];
     if ((nd.p[1] = add_param(net, path, "bias", 1, &out, 1)) < 0) return nd.p[1];
-    net->macs += (int64_t)n_in * out;
+    *(net->train_only ? &net->macs_train_only : &net->macs) += (int64_t)n_in * out;
     return add_node(net, &nd);
 }
 
@@ -323,6 +325,29 @@ int nas_net_dropout(nas_net *net, int x, float p) {
     nd.prob = p;
     return add_node(net, &nd);
 }
+
+// The auxiliary loss is a node on the trunk rather than a second output, so the planner, the
+// threads and the backward order stay those of a single-output graph: the head is live because
+// this node reads it, and its gradient is seeded when the backward pass reaches this node.
+int nas_net_aux_loss(nas_net *net, int x, int logits, float weight) {
+    int ids[2] = {x, logits};
+    int rc = check_inputs(net, ids, 2);
+    if (rc < 0) return rc;
+    nas_shape ls = net->nodes[logits].shape;
+    if (ls.h != 1 || ls.w != 1 || ls.c < 2)
+        return fail_build(net, NAS_EINVAL, "auxiliary logits have shape %dx%dx%d, not (K,1,1)",
+                          ls.c, ls.h, ls.w);
+    if (!(weight > 0.0f && weight <= 10.0f))
+        return fail_build(net, NAS_EINVAL, "auxiliary loss weight %g is outside (0, 10]",
+                          (double)weight);
+    nas__node nd = node_of(NAS__OP_AUX, x, net->nodes[x].shape);
+    nd.in[1] = logits;
+    nd.n_in = 2;
+    nd.prob = weight;
+    return add_node(net, &nd);
+}
+
+void nas_net_set_train_only(nas_net *net, int on) { net->train_only = on != 0; }
 
 // x[:, :, 1:, 1:] padded with a zero last row and column: the second branch of a factorized
 // reduce sees the pixels the first branch's stride-2 grid skips.
@@ -400,7 +425,8 @@ float *nas_net_optim_state(nas_net *net) { return net->optim_block; }
 int64_t nas_net_param_count(const nas_net *net) {
     int64_t n = 0;
     for (int i = 0; i < net->n_params; i++)
-        if (net->params[i].trainable) n += (int64_t)net->params[i].size;
+        if (net->params[i].trainable && !net->params[i].train_only)
+            n += (int64_t)net->params[i].size;
     return n;
 }
 

@@ -56,6 +56,7 @@ typedef struct nas_param {
     float *data;      /* points into the parameter block (NULL before compile) */
     float *grad;      /* same offset in the gradient block (NULL for buffers) */
     int trainable;    /* 0 for batch-norm running statistics */
+    int train_only;   /* 1 for an auxiliary head's tensors: trained, not deployed */
 } nas_param;
 
 // ----------------------------------------------------------------------------
@@ -118,6 +119,18 @@ int nas_net_dropout(nas_net *net, int x, float p);
  * parameters live under path + "/conv1", "/conv2", "/bn". */
 int nas_net_factorized_reduce(nas_net *net, const char *path, int x, int out_c);
 
+/* An auxiliary head's loss (Szegedy et al. 2015; DARTS): returns a node that passes x
+ * through unchanged, while in training nas_net_loss adds weight * softmax cross-entropy of
+ * `logits` (a (K,1,1) node computed from x by the head) to the loss's gradient, with the same
+ * labels and smoothing.  The head's own layers should be built between
+ * nas_net_set_train_only(net, 1) and (net, 0). */
+int nas_net_aux_loss(nas_net *net, int x, int logits, float weight);
+
+/* While on, added parameters are marked train_only and their MACs are kept apart: an
+ * auxiliary head is trained but not part of the deployed network, so nas_net_param_count()
+ * and nas_net_macs() leave it out. */
+void nas_net_set_train_only(nas_net *net, int on);
+
 /* The zero operation: zeros of x's channels at side ceil(side/stride). */
 int nas_net_zero(nas_net *net, int x, int stride);
 
@@ -165,6 +178,11 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
  * the number of arg-max hits. */
 float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, int *correct);
 
+/* The weighted auxiliary losses of the last nas_net_loss() (0 without an auxiliary head),
+ * which its return value leaves out; their gradients flow in nas_net_backward(), which reads
+ * the labels given to nas_net_loss(), so they must stay valid until then. */
+float nas_net_aux_loss_value(const nas_net *net);
+
 /* Backward pass of the last training forward; accumulates (+=) into the
  * parameter gradients.  Call after nas_net_loss(). */
 void nas_net_backward(nas_net *net);
@@ -190,10 +208,10 @@ float *nas_net_params_data(nas_net *net, size_t *n_trainable, size_t *n_total);
 float *nas_net_grads_data(nas_net *net);
 float *nas_net_optim_state(nas_net *net);
 
-/* Trainable parameter count (buffers excluded), known before compile. */
+/* Trainable parameter count (buffers and auxiliary heads excluded), known before compile. */
 int64_t nas_net_param_count(const nas_net *net);
 
-/* Multiply-accumulates per image of every conv and linear layer. */
+/* Multiply-accumulates per image of every conv and linear layer (auxiliary heads excluded). */
 int64_t nas_net_macs(const nas_net *net);
 
 /* The compiled batch size, or 0 before compile. */

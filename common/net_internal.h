@@ -28,6 +28,7 @@ enum nas__op {
     NAS__OP_DROPOUT,
     NAS__OP_SHIFT, /* x[:, :, 1:, 1:] zero-padded back to (H, W): factorized reduce */
     NAS__OP_ZERO,
+    NAS__OP_AUX, /* in[0] passed through; in[1] auxiliary logits whose loss joins the gradient */
 };
 
 typedef struct nas__node {
@@ -38,7 +39,7 @@ typedef struct nas__node {
     int n_in;           /* number of inputs */
     int p[4];           /* parameter indices: weight, bias, running mean, running var; -1 none */
     int k, stride, pad; /* pooling window */
-    float prob;         /* dropout probability */
+    float prob;         /* dropout probability; AUX: the auxiliary loss's weight */
     nas_conv_shape cs;  /* convolution geometry (n = 1; set per call) */
     int live;           /* 1 if the output depends on it */
     int fused;          /* BN/add: a following ReLU is applied in place; ReLU: done by its
@@ -75,6 +76,8 @@ struct nas_net {
     float drop_path;            /* current drop-path probability */
     int no_fusion;              /* tests: compile without fusing ReLUs, the reference that the
                                    fused nets must match bit for bit */
+    int train_only;             /* parameters added now belong to an auxiliary head */
+    int64_t macs_train_only;    /* MACs of those heads (not in macs) */
     // threads
     int threads;                /* members of pool (1 = no pool) */
     nas_workpool *pool;         /* NULL when single-threaded */
@@ -92,6 +95,9 @@ struct nas_net {
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;
+    const uint8_t *labels;      /* the last nas_net_loss's labels (AUX's backward reads them) */
+    float smoothing;            /* and its label smoothing */
+    float aux_loss;             /* weighted auxiliary losses of the last nas_net_loss */
 };
 
 #endif

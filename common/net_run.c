@@ -181,6 +181,7 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         break;
     }
     case NAS__OP_ZERO: memset(out + e0, 0, sizeof(float) * (e1 - e0)); break;
+    case NAS__OP_AUX: memcpy(out + e0, in + e0, sizeof(float) * (e1 - e0)); break;
     default: NAS_ASSERT(!"unknown op");
     }
 }
@@ -253,12 +254,26 @@ const float *nas_net_forward(nas_net *net, const float *x, int n, int train, nas
 
 // The loss node is implicit: softmax cross-entropy on the output writes the output's gradient
 // (overwriting, so the output needs no zeroing) and seeds the backward pass.
+// Auxiliary heads only add their (weighted) loss here; their gradients are written when the
+// backward pass reaches their node, since their buffers may share floats with the output's.
 float nas_net_loss(nas_net *net, const uint8_t *labels, int n, float smoothing, int *correct) {
     NAS_ASSERT(net->compiled && n == net->cur_n);
+    net->labels = labels;
+    net->smoothing = smoothing;
+    net->aux_loss = 0.0f;
+    for (int i = 1; i < net->output; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->op != NAS__OP_AUX || !nd->live) continue;
+        int ka = net->nodes[nd->in[1]].shape.c;
+        net->aux_loss += nd->prob * (float)nas_softmax_xent(NULL, act(net, nd->in[1]), labels, n,
+                                                             ka, smoothing, NULL);
+    }
     int k = net->nodes[net->output].shape.c;
     return (float)nas_softmax_xent(grad(net, net->output), act(net, net->output), labels, n, k,
                                    smoothing, correct);
 }
+
+float nas_net_aux_loss_value(const nas_net *net) { return net->aux_loss; }
 
 // ----------------------------------------------------------------------------
 // backward
@@ -371,6 +386,20 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
         break;
     }
     case NAS__OP_ZERO: break; /* constant output: no gradient flows */
+    case NAS__OP_AUX: {
+        // Pass-through for the trunk; the head's logits get weight * d(xent)/d(logits) of the
+        // images [b0, b1), averaged over the whole batch like the main loss.
+        NAS_ASSERT(net->labels != NULL);
+        for (long i = e0; i < e1; i++) din[i] += dout[i];
+        int k = net->nodes[nd->in[1]].shape.c;
+        float *dl = grad(net, nd->in[1]) + b0 * k;
+        if (nb == 0) break;
+        nas_softmax_xent(dl, act(net, nd->in[1]) + b0 * k, net->labels + b0, nb, k, net->smoothing,
+                         NULL);
+        float scale = nd->prob * (float)nb / (float)n;
+        for (long i = 0; i < (long)nb * k; i++) dl[i] *= scale;
+        break;
+    }
     default: NAS_ASSERT(!"unknown op");
     }
 }

@@ -527,7 +527,7 @@ double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labe
     float off = smoothing / (float)k, on = 1.0f - smoothing + off;
     for (int b = 0; b < n; b++) {
         const float *z = logits + (long)b * k;
-        float *dz = dlogits + (long)b * k;
+        float *dz = dlogits ? dlogits + (long)b * k : NULL;
         int arg = 0;
         for (int j = 1; j < k; j++)
             if (z[j] > z[arg]) arg = j;
@@ -541,7 +541,7 @@ double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labe
             double q = j == labels[b] ? on : off;
             double logp = (double)z[j] - lse;
             loss -= q * logp;
-            dz[j] = (float)((exp(logp) - q) / n);
+            if (dz) dz[j] = (float)((exp(logp) - q) / n);
         }
         total += loss;
     }

@@ -119,7 +119,8 @@ void nas_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 // softmax cross-entropy, fused: logits (N,K), labels (N) in [0,K).  Writes
 // dlogits (N,K) = (softmax - target) / N (overwritten, not accumulated) and
 // returns the mean loss; target puts 1-eps+eps/K on the label and eps/K
-// elsewhere.  *correct (may be NULL) gets the number of arg-max hits.
+// elsewhere.  *correct (may be NULL) gets the number of arg-max hits.  dlogits may be NULL
+// (the loss only).
 double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labels, int n, int k,
                         float smoothing, int *correct);
 

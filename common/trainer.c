@@ -127,6 +127,7 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
         .drop_last = tr->n > f->batch, /* a tiny last batch would upset batch norm */
         .pad = f->augment ? crop_pad(tr->h) : 0,
         .flip = f->augment && cfg->flip,
+        .cutout = f->cutout,
         .seed = nas_mix64(f->seed ^ 3),
     };
     if ((rc = nas_dataset_iter_init(&it, tr, &ic, err)) < 0) return rc;

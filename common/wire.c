@@ -76,7 +76,8 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
            a->nesterov == b->nesterov && a->weight_decay == b->weight_decay &&
            a->grad_clip == b->grad_clip && a->label_smoothing == b->label_smoothing &&
            a->drop_path == b->drop_path && a->augment == b->augment && a->test == b->test &&
-           a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads;
+           a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads &&
+           a->cutout == b->cutout && a->aux_weight == b->aux_weight;
 }
 
 // ---- validation ----------------------------------------------------------------
@@ -298,6 +299,8 @@ static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
     SET(seed, f->seed);
     SET(time_limit_s, f->time_limit_s);
     SET(threads, f->threads);
+    SET(cutout, f->cutout);
+    SET(aux_weight, f->aux_weight);
 }
 
 /* Pack a protobuf-c message into a new heap buffer. */
@@ -534,6 +537,8 @@ static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     GET(seed);
     GET(time_limit_s);
     GET(threads);
+    GET(cutout);
+    GET(aux_weight);
 #undef GET
     return NAS_OK;
 }

@@ -112,7 +112,7 @@ void nas__campaign_fail(nas_campaign *c, const char *msg) {
 // ---- tasks out -------------------------------------------------------------------------------
 
 /* Input shape of the configured data set, for counting params and MACs. */
-static void data_shape(const nas_config *cfg, int *ch, int *side) {
+void nas__campaign_data_shape(const nas_config *cfg, int *ch, int *side) {
     *ch = strcmp(cfg->data.set, "cifar10") == 0 ? 3 : 1;
     *side = *ch == 3 ? 32 : 28;
 }
@@ -141,16 +141,20 @@ static void wire_task_fill(const nas_campaign *c, const nas__ctask *t, const nas
     nas__campaign_weights_task(c, t, w);
 }
 
-/* Search tasks train at the search fidelity, final tasks at the final one. */
-static const nas_fidelity *stage_fidelity(const nas_campaign *c, int stage) {
-    return stage == NAS_STORE_STAGE_FINAL ? &c->cfg->final.fidelity : &c->cfg->fidelity;
+/* Search tasks train at the search fidelity, final tasks at their own (the final one sized
+ * and seeded for them; the threads are the configuration's, which a resume may change). */
+static nas_fidelity task_fidelity(const nas_campaign *c, const nas__ctask *t) {
+    if (t->stage != NAS_STORE_STAGE_FINAL) return c->cfg->fidelity;
+    nas_fidelity f = t->final_fid;
+    f.threads = c->cfg->final.fidelity.threads;
+    return f;
 }
 
 /* Hand a stored task to the dispatcher with its current attempt.  Clears
  * the grace flag: from here on the dispatcher owns its lease. */
 static int push(nas_campaign *c, nas__ctask *t, int64_t now_ms, char *err) {
     nas_wire_task w;
-    nas_fidelity f = *stage_fidelity(c, t->stage);
+    nas_fidelity f = task_fidelity(c, t);
     if (t->scheduled) nas__campaign_sched_wire_fidelity(c, t, &f);
     wire_task_fill(c, t, &f, &w);
     t->grace = 0;
@@ -176,6 +180,7 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
     if (!t) return nas_set_err(err, NAS_ENOMEM, "campaign: out of memory");
     t->has_parent = has_parent;
     t->parent_hash = parent_hash;
+    t->final_fid = *f;
     if (rung) {
         t->scheduled = 1;
         t->rung = rung->rung;
@@ -188,7 +193,7 @@ static int add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_f
     char *text = t->text;
     nas_genome_format(&t->genome, text, sizeof t->text);
     int ch, side;
-    data_shape(c->cfg, &ch, &side);
+    nas__campaign_data_shape(c->cfg, &ch, &side);
     nas_cost cost = {0, 0};
     char cerr[NAS_ERR_LEN];
     if (nas_genome_cost(&t->genome, f, ch, side, 10, &cost, cerr) == NAS_OK) {
@@ -637,6 +642,7 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
         t->hash = nas_genome_hash(&t->genome);
         t->has_parent = ti[i].has_parent;
         t->parent_hash = ti[i].parent_hash;
+        t->final_fid = ti[i].fidelity;
         if (rc < 0) break;
         /* A failed search task re-queued by --retry-failed was observed
          * (as a failure) by the strategy already: its result must not be
@@ -651,7 +657,8 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
              * still leased.  Its worker re-attaches it by registering with
              * it running, or delivers its result. */
             nas_wire_task w;
-            wire_task_fill(c, t, stage_fidelity(c, t->stage), &w);
+            nas_fidelity f = task_fidelity(c, t);
+            wire_task_fill(c, t, &f, &w);
             nas_worker_ident holder;
             snprintf(holder.name, sizeof holder.name, "%s", ti[i].worker);
             snprintf(holder.host, sizeof holder.host, "%s", ti[i].lease_host);

@@ -5,11 +5,18 @@
  * status document served to nasctl.
  *
  * Entering the final stage is idempotent: the top-k list is a pure function
- * of the finished search history, and only architectures without a
- * final-stage task get one, so a crash half-way through adding them is
- * repaired by the next run.
+ * of the finished search history, and only (architecture, seed) pairs
+ * without a final-stage task get one, so a crash half-way through adding
+ * them is repaired by the next run.
+ *
+ * Each architecture is sized for final.target_params / target_macs
+ * (master/final_size.h) and trained final.seeds times, with seeds
+ * final.fidelity.seed + 0, 1, ...; only the first seed's run keeps its
+ * weights (the weight store holds one file per architecture), and the
+ * summary reports the mean and standard deviation over the seeds.
  */
 #include "master/campaign_internal.h"
+#include "master/final_size.h"
 #include "master/status.h"
 #include "master/status_fidelity.h"
 
@@ -64,23 +71,44 @@ int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err) {
     int nh = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &have, err);
     int rc = nh < 0 ? nh : NAS_OK;
     int added = 0;
+    const nas_config *cfg = c->cfg;
+    int ch, side;
+    nas__campaign_data_shape(cfg, &ch, &side);
+    if (cfg->final.fidelity.resolution > 0) side = cfg->final.fidelity.resolution;
     for (int i = 0; i < n && rc == NAS_OK; i++) {
-        int present = 0;
-        for (int j = 0; j < nh; j++)
-            present |= have[j].arch_hash == best[i].arch_hash;
-        if (present) continue;
         nas_genome g;
+        nas_fidelity f;
+        nas_cost cost;
         rc = nas_genome_parse(best[i].arch_text, strlen(best[i].arch_text), &g, err);
         if (rc == NAS_OK)
-            rc = nas__campaign_add_task(c, &g, NAS_STORE_STAGE_FINAL, &c->cfg->final.fidelity, NULL,
-                                        0, now_ms, err);
-        added += rc == NAS_OK;
+            rc = nas_final_fit_size(&g, &cfg->final.fidelity, ch, side, 10,
+                                    cfg->final.target_params, cfg->final.target_macs, &f, &cost,
+                                    err);
+        if (rc < 0) {
+            /* One architecture that cannot be made small enough is skipped, not fatal. */
+            nas_warn("campaign: final stage skips %s: %s", best[i].arch_text, err);
+            rc = NAS_OK;
+            continue;
+        }
+        if (cfg->final.target_params > 0 || cfg->final.target_macs > 0)
+            nas_info("campaign: final size of %s: F %d, N %d: %" PRId64 " params, %" PRId64
+                     " MACs", best[i].arch_text, f.channels, f.cells, cost.params, cost.macs);
+        for (int s = 0; s < cfg->final.seeds && rc == NAS_OK; s++) {
+            f.seed = cfg->final.fidelity.seed + (uint64_t)s;
+            int present = 0;
+            for (int j = 0; j < nh; j++)
+                present |=
+                    have[j].arch_hash == best[i].arch_hash && have[j].fidelity.seed == f.seed;
+            if (present) continue;
+            rc = nas__campaign_add_task(c, &g, NAS_STORE_STAGE_FINAL, &f, NULL, 0, now_ms, err);
+            added += rc == NAS_OK;
+        }
     }
     nas_free(have);
     nas_store_records_free(best, n);
     if (rc == NAS_OK)
-        nas_info("campaign: search over; final stage retrains the top %d (%d new task(s))", n,
-                 added);
+        nas_info("campaign: search over; final stage retrains the top %d, %d seed(s) each (%d "
+                 "new task(s))", n, cfg->final.seeds, added);
     return rc;
 }
 
@@ -93,6 +121,56 @@ static void print_record(FILE *f, const char *label, const nas_store_record *r) 
     if (!isnan(r->test_accuracy)) fprintf(f, "  test_acc %.4f", r->test_accuracy);
     fprintf(f, "  params %" PRId64 "  MACs %" PRId64 "  task %" PRId64 "\n", r->params, r->macs,
             r->task_id);
+}
+
+/* Mean and sample standard deviation of the finite values of v[0..n). */
+static int mean_std(const double *v, int n, double *mean, double *sd) {
+    double s = 0.0, q = 0.0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) s += v[i], k++;
+    *mean = k ? s / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = k > 1 ? sqrt(q / (k - 1)) : 0.0;
+    return k;
+}
+
+/* One line per retrained architecture: its size (F, N as the final stage chose them) and the
+ * mean +- standard deviation of its accuracies over the seeds that finished. */
+static void print_final_groups(FILE *f, nas_campaign *c, const nas_store_record *r, int n) {
+    double *val = nas_malloc(sizeof(double) * (size_t)n);
+    double *test = nas_malloc(sizeof(double) * (size_t)n);
+    unsigned char *done = nas_calloc((size_t)n, 1);
+    if (!val || !test || !done) goto out;
+    fprintf(f, "final stage by architecture (mean +- std over seeds):\n");
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
+        int k = 0;
+        for (int j = i; j < n; j++) {
+            if (done[j] || r[j].arch_hash != r[i].arch_hash) continue;
+            done[j] = 1;
+            val[k] = r[j].accuracy;
+            test[k++] = r[j].test_accuracy;
+        }
+        double vm, vs, tm, ts;
+        mean_std(val, k, &vm, &vs);
+        int kt = mean_std(test, k, &tm, &ts);
+        nas_store_task_info t;
+        char err[NAS_ERR_LEN];
+        int F = 0, N = 0;
+        if (nas_store_task_get(c->store, r[i].task_id, &t, err) == NAS_OK)
+            F = t.fidelity.channels, N = t.fidelity.cells;
+        fprintf(f, "  %s\n    F %d N %d  params %" PRId64 "  MACs %" PRId64
+                   "  seeds %d  val_acc %.4f +- %.4f",
+                r[i].arch_text, F, N, r[i].params, r[i].macs, k, vm, vs);
+        if (kt > 0) fprintf(f, "  test_acc %.4f +- %.4f", tm, ts);
+        fprintf(f, "\n");
+    }
+out:
+    nas_free(val);
+    nas_free(test);
+    nas_free(done);
 }
 
 /* Read everything back from the store rather than from memory, so the
@@ -120,6 +198,7 @@ void nas_campaign_summary(nas_campaign *c, FILE *f) {
         fprintf(f, "final stage (%d retrained at the final fidelity):\n", n);
         for (int i = 0; i < n; i++)
             print_record(f, "  final:", &r[i]);
+        print_final_groups(f, c, r, n);
     }
     nas_store_records_free(r, n > 0 ? n : 0);
     fprintf(f, "database: %s  (nasctl best --db %s)\n", c->db_path, c->db_path);

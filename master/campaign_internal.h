@@ -36,6 +36,7 @@ typedef struct nas__ctask {
     int scheduled;        /* 1: created by the rung scheduler (campaign_sched.c) */
     int rung;             /* its rung */
     int promoted;         /* 1: continues its own weights from the rung below */
+    nas_fidelity final_fid; /* final stage: the task's own fidelity (size, seed) */
 } nas__ctask;
 
 /* A message to a worker held back until the batch that produced it has
@@ -126,6 +127,8 @@ void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_fail(nas_campaign *c, const char *msg);
 void nas__campaign_note_message(nas_campaign *c, const nas_wire_msg *m);
 int nas__campaign_store_error(nas_campaign *c, int rc, const char *err);
+/* Channels and native side of the campaign's data set's images. */
+void nas__campaign_data_shape(const nas_config *cfg, int *ch, int *side);
 int nas__campaign_add_task(nas_campaign *c, const nas_genome *g, int stage, const nas_fidelity *f,
                            const void *blob, size_t blob_len, int64_t now_ms, char *err);
 /* Same, naming the architecture whose weights the child inherits. */

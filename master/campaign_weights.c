@@ -53,7 +53,9 @@ void nas__campaign_weights_close(nas_campaign *c) {
 void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_wire_task *w) {
     if (!c->weights || c->eval_mode != NAS_EVAL_TRAIN) return; /* nothing is trained */
     if (t->stage == NAS_STORE_STAGE_FINAL) {
-        w->push_weights = 1; /* a winner is kept whether or not the search inherits */
+        /* A winner is kept whether or not the search inherits; of several seeds, the first's
+         * (the store holds one file per architecture, and nasctl export finds it by seed). */
+        w->push_weights = w->fidelity.seed == c->cfg->final.fidelity.seed;
         return;
     }
     /* A rung below the top may be promoted: its weights are pushed, and a

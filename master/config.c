@@ -53,6 +53,7 @@ nas_config nas_config_default(void) {
     c.fidelity = nas_fidelity_default();
     c.final.top_k = 0;
     c.final.fidelity = final_fidelity_default();
+    c.final.seeds = 1;
     snprintf(c.listen.control, sizeof c.listen.control, "tcp://127.0.0.1:5555");
     snprintf(c.listen.weights, sizeof c.listen.weights, "tcp://127.0.0.1:5556");
     snprintf(c.listen.status, sizeof c.listen.status, "tcp://127.0.0.1:5557");
@@ -110,6 +111,9 @@ const nas__cfg_field nas__fidelity_fields[] = {
     /* Threads change how fast, and only the rounding of what is computed:
      * recorded, but a resume may change them. */
     {"threads", NAS__T_INT, FO(threads), 0, 1, 256, NULL, NULL, 2},
+    /* Added later: in the identity only when set, so older files keep their hash. */
+    {"cutout", NAS__T_INT, FO(cutout), 0, 0, 1024, NULL, NULL, 3},
+    {"aux_weight", NAS__T_FLOAT, FO(aux_weight), 0, 0, 10, NULL, NULL, 3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -164,6 +168,9 @@ static const nas__cfg_field budget_fields[] = {
 static const nas__cfg_field final_fields[] = {
     {"top_k", NAS__T_INT, CO(final.top_k), 0, 0, 100000, NULL, NULL, 1},
     {"fidelity", NAS__T_MAP, CO(final.fidelity), 0, 0, 0, nas__fidelity_fields, NULL, 1},
+    {"target_params", NAS__T_I64, CO(final.target_params), 0, 0, BIG, NULL, NULL, 3},
+    {"target_macs", NAS__T_I64, CO(final.target_macs), 0, 0, BIG, NULL, NULL, 3},
+    {"seeds", NAS__T_INT, CO(final.seeds), 0, 1, NAS_CONFIG_MAX_SEEDS, NULL, NULL, 3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 

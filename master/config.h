@@ -31,6 +31,7 @@
 #define NAS_CONFIG_PATH_MAX     256
 #define NAS_CONFIG_ENDPOINT_MAX 128
 #define NAS_CONFIG_NAME_MAX     64
+#define NAS_CONFIG_MAX_SEEDS    32 /* final.seeds */
 
 /* schedule.kind (docs/CAMPAIGN.md, *schedule*). */
 enum nas_config_schedule_kind {
@@ -70,6 +71,10 @@ typedef struct nas_config {
     struct {
         int top_k;             /* architectures retrained at the end; 0 = no final stage */
         nas_fidelity fidelity; /* final-stage training */
+        /* Size targets of the final network (0 = off): F and N are chosen per
+         * architecture so that it has at most this many parameters / MACs. */
+        int64_t target_params, target_macs;
+        int seeds; /* training runs per architecture (seeds fidelity.seed + 0..seeds-1) */
     } final;
     struct {
         char control[NAS_CONFIG_ENDPOINT_MAX]; /* ROUTER for workers */

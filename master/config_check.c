@@ -96,6 +96,12 @@ static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *p
     if (f->resolution != 0 && f->resolution < 4)
         return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
                               "must be 0 (native) or >= 4, got %d", f->resolution);
+    int side = f->resolution ? f->resolution : d->side;
+    snprintf(path, sizeof path, "%s.cutout", prefix);
+    if (f->cutout > side)
+        return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
+                              "must be <= %d, the side of the images it trains on, got %d", side,
+                              f->cutout);
     char sub[64], val[64];
     snprintf(sub, sizeof sub, "%s.train_subset", prefix);
     snprintf(val, sizeof val, "%s.val_size", prefix);
@@ -314,6 +320,20 @@ static void put_leaf(buf *b, const nas__cfg_field *f, const char *p, const nas_c
     }
 }
 
+/* A leaf holds its default when its bytes equal those at the same place in
+ * nas_config_default() (every table's base lies inside the config). */
+static int is_default(const nas__cfg_field *f, const char *base, const nas_config *c) {
+    static const size_t sizes[] = {
+        [NAS__T_INT] = sizeof(int),     [NAS__T_I64] = sizeof(int64_t),
+        [NAS__T_U64] = sizeof(uint64_t), [NAS__T_FLOAT] = sizeof(float),
+        [NAS__T_DOUBLE] = sizeof(double), [NAS__T_BOOL] = sizeof(int),
+    };
+    if (f->type < 0 || (size_t)f->type >= NAS_ARRAY_LEN(sizes) || sizes[f->type] == 0) return 0;
+    nas_config def = nas_config_default();
+    size_t at = (size_t)(base - (const char *)c) + f->off;
+    return memcmp((const char *)&def + at, (const char *)c + at, sizes[f->type]) == 0;
+}
+
 /* Walk the key table in order, skipping keys that are not recorded
  * (ident 0); extensible keys (ident 2) are written but not hashed. */
 static void put_table(buf *b, const nas__cfg_field *table, const char *base, const char *prefix,
@@ -333,6 +353,7 @@ static void put_table(buf *b, const nas__cfg_field *table, const char *base, con
             }
             continue;
         }
+        if (f->ident == 3 && is_default(f, base, c)) continue;
         put(b, "%s: ", path);
         put_leaf(b, f, base + f->off, c);
         put(b, "\n");

@@ -36,7 +36,9 @@ typedef struct nas__cfg_field {
     double lo, hi;                    /* numeric range; 0/0 = unchecked */
     const struct nas__cfg_field *sub; /* NAS__T_MAP: NULL-key-terminated table */
     const char *const *names;         /* allowed words (NULL-terminated) */
-    int ident;                        /* 1 = part of the campaign identity (hash) */
+    int ident; /* 0 = not recorded; 1 = part of the campaign identity (hash); 2 = recorded, a
+                  resume may change it; 3 = in the identity only when it differs from its
+                  default (keys added later, so older files keep their hash) */
 } nas__cfg_field;
 
 /* The top-level table (NULL-key-terminated). */

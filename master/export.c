@@ -77,13 +77,27 @@ static int find_record(export_job *j, int64_t id, int stage, char *err) {
     return rc;
 }
 
-/* --best: the final stage's best by validation accuracy, else the search's. */
+/* Whether a task's run is the one whose weights the campaign kept: of a final stage trained
+ * with several seeds, only the first seed's run pushes its weights (campaign_final.c). */
+static int keeps_weights(const export_job *j, const nas_store_task_info *t) {
+    return t->stage != NAS_STORE_STAGE_FINAL || !j->have_cfg ||
+           t->fidelity.seed == j->cfg.final.fidelity.seed;
+}
+
+/* --best: the final stage's best by validation accuracy among the runs that kept their
+ * weights, else the search's best. */
 static int pick_best(export_job *j, int64_t *id, char *err) {
     for (int stage = NAS_STORE_STAGE_FINAL; stage >= NAS_STORE_STAGE_SEARCH; stage--) {
         nas_store_record *r = NULL;
-        int n = nas_store_best(j->store, stage, 1, &r, err);
+        int n = nas_store_best(j->store, stage, 100000, &r, err);
         if (n < 0) return n;
-        *id = n > 0 ? r[0].task_id : 0;
+        *id = 0;
+        for (int i = 0; i < n && *id == 0; i++) {
+            nas_store_task_info t;
+            if (nas_store_task_get(j->store, r[i].task_id, &t, err) == NAS_OK &&
+                keeps_weights(j, &t))
+                *id = r[i].task_id;
+        }
         nas_store_records_free(r, n);
         if (*id > 0) return NAS_OK;
     }
@@ -117,7 +131,11 @@ static int open_task(export_job *j, char *err) {
 // ---- network and data -------------------------------------------------------------------------
 
 static int build(export_job *j, char *err) {
-    const nas_fidelity *f = &j->task.fidelity;
+    /* The auxiliary head trains only: the exported network is built without it, and its
+     * tensors in the weight file are left unread. */
+    nas_fidelity fid = j->task.fidelity;
+    fid.aux_weight = 0.0f;
+    const nas_fidelity *f = &fid;
     const char *dir = j->o->data_dir ? j->o->data_dir : j->cfg.data.dir;
     nas_dataset_config dc = nas_dataset_config_from_fidelity(f, j->cfg.data.set, dir);
     dc.load_test = 1;
@@ -149,13 +167,15 @@ static int no_weights(export_job *j, const char *why, char *err) {
     snprintf(j->rep->retrain, sizeof j->rep->retrain,
              "nas-train --arch '%s' --data %s --data-dir '%s' --epochs %d --batch %d "
              "--train-subset %d --val-size %d --resolution %d --channels %d --cells %d --lr %g "
-             "--warmup %g --label-smoothing %g --drop-path %g --seed %" PRIu64 "%s%s "
+             "--warmup %g --label-smoothing %g --drop-path %g --cutout %d --aux-weight %g "
+             "--seed %" PRIu64 "%s%s "
              "--save-weights W.safetensors && nasctl export --db %s --task %" PRId64
              " --weights W.safetensors --out DIR",
              j->task.arch_text, j->cfg.data.set, j->o->data_dir ? j->o->data_dir : j->cfg.data.dir,
              f->epochs, f->batch,
              f->train_subset, f->val_size, f->resolution, f->channels, f->cells, (double)f->lr,
-             (double)f->warmup_epochs, (double)f->label_smoothing, (double)f->drop_path, f->seed,
+             (double)f->warmup_epochs, (double)f->label_smoothing, (double)f->drop_path, f->cutout,
+             (double)f->aux_weight, f->seed,
              f->augment ? " --augment" : "", f->test ? " --test" : "", j->o->db, j->task.id);
     return nas_set_err(err, NAS_ENOTFOUND,
                        "task %" PRId64 ": %s; retrain it with nas-train and pass the file with "
@@ -172,7 +192,7 @@ static int file_owner(export_job *j, int64_t mtime_ms, int64_t *owner, char *err
     int64_t best = INT64_MIN;
     for (int i = 0; i < n; i++)
         if (ti[i].arch_hash == j->task.arch_hash && ti[i].created_ms <= mtime_ms &&
-            ti[i].created_ms >= best) {
+            ti[i].created_ms >= best && keeps_weights(j, &ti[i])) {
             best = ti[i].created_ms;
             *owner = ti[i].id;
         }

@@ -51,13 +51,19 @@ static void bind_filter(sqlite3_stmt *s, int i, int v, const char *const *names,
 
 enum { FT_INT, FT_FLOAT, FT_DOUBLE, FT_U64 };
 
+/* Fields added after the first stores (`late`) are written only when they
+ * are not zero, so a fidelity that does not use them keeps the JSON, and so
+ * the fidelity row, it always had (a resumed campaign's groups stay whole). */
 static const struct {
     const char *name;
     int type;
     size_t off;
+    int late;
 } fid_fields[] = {
 #define F(name, type)                                                                              \
-    { #name, type, offsetof(nas_fidelity, name) }
+    { #name, type, offsetof(nas_fidelity, name), 0 }
+#define LATE(name, type)                                                                           \
+    { #name, type, offsetof(nas_fidelity, name), 1 }
     F(resolution, FT_INT),
     F(train_subset, FT_INT),
     F(val_size, FT_INT),
@@ -78,7 +84,10 @@ static const struct {
     F(seed, FT_U64),
     F(time_limit_s, FT_DOUBLE),
     F(threads, FT_INT),
+    LATE(cutout, FT_INT),
+    LATE(aux_weight, FT_FLOAT),
 #undef F
+#undef LATE
 };
 
 /* Fields are written in table order with their C names, so a person (or
@@ -88,6 +97,9 @@ int nas_store_fidelity_to_json(const nas_fidelity *f, char *buf, size_t cap) {
     const char *base = (const char *)f;
     for (size_t i = 0; i < NAS_ARRAY_LEN(fid_fields); i++) {
         const void *p = base + fid_fields[i].off;
+        if (fid_fields[i].late && (fid_fields[i].type == FT_INT ? *(const int *)p == 0
+                                                                : *(const float *)p == 0.0f))
+            continue;
         const char *sep = i ? "," : "{";
         int n = 0;
         size_t room = at < cap ? cap - at : 0;

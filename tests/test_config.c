@@ -104,6 +104,24 @@ static const struct {
      "bad.yaml:3: strategy.objective.weight: must be <= 0, got 0.5"},
     {"strategy:\n  population: 5000\n",
      "bad.yaml:2: strategy.population: must be <= 4096, got 5000"},
+    /* The final stage's recipe. */
+    {"final:\n  seeds: 0\n", "bad.yaml:2: final.seeds: must be >= 1, got 0"},
+    {"final:\n  seeds: 33\n", "bad.yaml:2: final.seeds: must be <= 32, got 33"},
+    {"final:\n  target_param: 100000\n",
+     "bad.yaml:2: final.target_param: unknown key; did you mean 'target_params'?"},
+    {"final:\n  target_macs: -5\n", "bad.yaml:2: final.target_macs: must be >= 0, got -5"},
+    {"final:\n  target_params: lots\n",
+     "bad.yaml:2: final.target_params: expected an integer, got 'lots'"},
+    {"final:\n  top_k: 1\n  fidelity:\n    cutout: -1\n",
+     "bad.yaml:4: final.fidelity.cutout: must be >= 0, got -1"},
+    {"final:\n  top_k: 1\n  fidelity:\n    cutout: 29\n",
+     "bad.yaml:4: final.fidelity.cutout: must be <= 28, the side of the images it trains on, "
+     "got 29"},
+    {"fidelity:\n  cutout: 16\n",
+     "bad.yaml:2: fidelity.cutout: must be <= 14, the side of the images it trains on, got 16"},
+    {"fidelity:\n  aux_weight: 20\n", "bad.yaml:2: fidelity.aux_weight: must be <= 10, got 20"},
+    {"final:\n  fidelity:\n    aux_wieght: 0.4\n",
+     "bad.yaml:3: final.fidelity.aux_wieght: unknown key; did you mean 'aux_weight'?"},
 };
 
 START_TEST(test_config_bad_files) {
@@ -253,6 +271,28 @@ START_TEST(test_config_examples_load) {
     ck_assert_int_eq(cfg.workers.lease_grace_ms, 120000);
     nas_config_fini(&cfg);
 
+    /* The Fashion-MNIST campaigns: the final recipe is all there, and the sizes fit. */
+    snprintf(path, sizeof path, "%s/deploy/examples/fmnist.yaml", src);
+    ck_assert_msg(nas_config_load(path, &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(cfg.final.top_k, 1);
+    ck_assert_int_ge(cfg.final.seeds, 2);
+    ck_assert_int_eq(cfg.final.target_params, 1000000);
+    ck_assert_int_gt(cfg.final.target_macs, 0);
+    const nas_fidelity *ff = &cfg.final.fidelity;
+    ck_assert_int_eq(ff->resolution, 0);
+    ck_assert_int_eq(ff->train_subset, 0);
+    ck_assert(ff->augment && ff->test && ff->cutout > 0 && ff->aux_weight > 0.0f);
+    ck_assert(ff->label_smoothing > 0.0f && ff->drop_path > 0.0f && ff->warmup_epochs > 0.0f);
+    ck_assert_int_eq(cfg.fidelity.resolution, 14);
+    nas_config_fini(&cfg);
+    snprintf(path, sizeof path, "%s/deploy/examples/fmnist-small.yaml", src);
+    ck_assert_msg(nas_config_load(path, &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(cfg.final.target_params, 100000);
+    ck_assert_int_ge(cfg.final.seeds, 2);
+    ck_assert(cfg.final.fidelity.cutout > 0 && cfg.final.fidelity.aux_weight > 0.0f);
+    ck_assert_int_eq(cfg.strategy.target_params, 0); /* a hard limit, not the soft reward */
+    nas_config_fini(&cfg);
+
     ck_assert_int_eq(nas_config_load("/nonexistent/campaign.yaml", &cfg, err), NAS_EIO);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/campaign.yaml: cannot open"));
 }
@@ -326,6 +366,16 @@ START_TEST(test_config_hash_identity) {
               h);
     ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nspace:\n  ops: [id, "
                       "sep3x3]\n") != h);
+    /* Keys added later are in the identity only when set: a file that leaves them out (or
+     * spells out their default) keeps the hash it had before they existed; setting one
+     * changes it. */
+    ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\n  cutout: 0\n"
+                      "final:\n  seeds: 1\n  target_params: 0\n") == h);
+    ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nfinal:\n  seeds: 3\n") != h);
+    ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nfinal:\n  "
+                      "target_params: 100000\n") != h);
+    ck_assert(hash_of("name: x\nfidelity:\n  epochs: 3\n  batch: 64\nfinal:\n  fidelity:\n"
+                      "    aux_weight: 0.4\n") != h);
 }
 END_TEST
 

@@ -789,6 +789,74 @@ START_TEST(test_dataset_iter_augment) {
 }
 END_TEST
 
+START_TEST(test_dataset_cutout) {
+    /* The helper zeroes exactly the clipped square in every channel, nothing else. */
+    enum { C = 2, H = 7, W = 9 };
+    float img[C * H * W];
+    static const int cases[][3] = {{3, 4, 4}, {0, 0, 4}, {6, 8, 3}, {2, 5, 1}, {3, 3, 20}};
+    for (size_t k = 0; k < NAS_ARRAY_LEN(cases); k++) {
+        int cy = cases[k][0], cx = cases[k][1], s = cases[k][2];
+        for (int i = 0; i < C * H * W; i++)
+            img[i] = 1.0f + (float)i;
+        nas_dataset_cutout(img, C, H, W, cy, cx, s);
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int in = y >= cy - s / 2 && y < cy - s / 2 + s && x >= cx - s / 2 &&
+                             x < cx - s / 2 + s;
+                    float v = img[(ch * H + y) * W + x];
+                    ck_assert_msg(in ? v == 0.0f : v == 1.0f + (float)((ch * H + y) * W + x),
+                                  "case %zu: pixel (%d,%d,%d) = %g", k, ch, y, x, (double)v);
+                }
+    }
+    /* Through the iterator: each image differs from its source in one square of side <= S
+     * (clipped at the border), the same in both channels, zero there; the squares move. */
+    enum { N = 32, S = 3 };
+    nas_dataset ds;
+    make_set(&ds, N, C, H, W, f_ident);
+    for (int i = 0; i < N * C * H * W; i++)
+        ds.images[i] += 1.0f;
+    nas_dataset_iter_config cfg = {.batch = N, .shuffle = 0, .cutout = S, .seed = 5};
+    nas_dataset_iter it;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_dataset_iter_init(&it, &ds, &cfg, err), 0);
+    static float x[N * C * H * W];
+    uint8_t y[N];
+    ck_assert_int_eq(nas_dataset_iter_next(&it, x, y), N);
+    int corners = 0, first_y0 = -1, moved = 0;
+    for (int j = 0; j < N; j++) {
+        const float *o = x + (size_t)j * C * H * W, *src = nas_dataset_image(&ds, j);
+        int y0 = H, y1 = -1, x0 = W, x1 = -1, zeros = 0;
+        for (int yy = 0; yy < H; yy++)
+            for (int xx = 0; xx < W; xx++) {
+                int z = o[yy * W + xx] == 0.0f;
+                ck_assert_int_eq(z, o[(H + yy) * W + xx] == 0.0f); /* both channels */
+                if (!z) {
+                    ck_assert(o[yy * W + xx] == src[yy * W + xx]);
+                    continue;
+                }
+                zeros++;
+                y0 = yy < y0 ? yy : y0, y1 = yy > y1 ? yy : y1;
+                x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+            }
+        ck_assert_int_gt(zeros, 0);
+        ck_assert_int_eq(zeros, (y1 - y0 + 1) * (x1 - x0 + 1)); /* a filled rectangle */
+        ck_assert_int_le(y1 - y0 + 1, S);
+        ck_assert_int_le(x1 - x0 + 1, S);
+        corners += zeros < S * S;
+        if (first_y0 < 0) first_y0 = y0 * W + x0;
+        moved |= y0 * W + x0 != first_y0;
+    }
+    ck_assert(moved);
+    ck_assert_int_gt(corners, 0); /* centres near the border are clipped (P ~ 1 - 1e-4) */
+    nas_dataset_iter_fini(&it);
+    cfg.cutout = W + 1;
+    ck_assert_int_eq(nas_dataset_iter_init(&it, &ds, &cfg, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "cutout"));
+    nas_dataset_fini(&ds);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("dataset");
     TCase *tc = tcase_create("core");
@@ -805,6 +873,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dataset_oom_is_clean);
     tcase_add_test(tc, test_dataset_iter_shuffle);
     tcase_add_test(tc, test_dataset_iter_augment);
+    tcase_add_test(tc, test_dataset_cutout);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,4 +1,4 @@
-// nas-test: label=e2e timeout=300
+// nas-test: label=e2e timeout=420
 /*
  * test_export.c - `nasctl export` (master/export.h) on a real campaign: an
  * in-process master (libuv loop, SQLite file, weight store) and a worker
@@ -7,6 +7,10 @@
  *  - the final stage keeps its winner's weights even with inheritance off,
  *    and `--best` exports it: genome files, weights.safetensors with its
  *    metadata, model.py, check.safetensors;
+ *  - the final recipe end to end: the winner sized to final.target_params,
+ *    trained with two seeds, cutout, drop-path, label smoothing and an
+ *    auxiliary head; the first seed's weights are the kept ones, and the
+ *    export leaves the auxiliary head out;
  *  - Debian's python3-torch loads the export with no nasd code and gets
  *    nasd's logits on the check images (model.py --check, tolerance 1e-3
  *    of the largest logit) and nasd's test accuracy on the whole test set;
@@ -27,6 +31,7 @@
 #include <sys/stat.h>
 
 static const char *const PY = "/usr/bin/python3";
+enum { TARGET_PARAMS = 4000 }; /* final.target_params of the campaign */
 
 /* The campaign of every test here, run once (unchecked fixture). */
 static char dir[PATH_MAX], db[PATH_MAX];
@@ -60,15 +65,17 @@ static void campaign_main(void) {
               "budget:\n  evaluations: 3\n"
               "fidelity:\n  resolution: 14\n  train_subset: 0\n  val_size: 40\n  epochs: 1\n"
               "  batch: 16\n  channels: 4\n  cells: 1\n"
-              "final:\n  top_k: 1\n  fidelity:\n    resolution: 14\n    train_subset: 0\n"
+              "final:\n  top_k: 1\n  seeds: 2\n  target_params: %d\n"
+              "  fidelity:\n    resolution: 14\n    train_subset: 0\n"
               "    val_size: 40\n    epochs: 2\n    batch: 16\n    channels: 6\n    cells: 1\n"
-              "    augment: false\n    test: true\n"
+              "    augment: false\n    test: true\n    cutout: 4\n    aux_weight: 0.4\n"
+              "    drop_path: 0.2\n    label_smoothing: 0.1\n"
               "weights:\n  inherit: false\n"
               "listen:\n  control: tcp://127.0.0.1:%d\n  weights: tcp://127.0.0.1:%d\n"
               "  status: tcp://127.0.0.1:%d\n"
               "workers:\n  heartbeat_ms: 200\n  liveness: 10\n"
               "store: %s\n",
-              dir, port, port + 1, port + 2, db);
+              dir, TARGET_PARAMS, port, port + 1, port + 2, db);
     nas_config cfg;
     char err[NAS_ERR_LEN];
     ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
@@ -101,7 +108,7 @@ static void run_campaign(void) {
         campaign_main();
         _exit(0);
     }
-    ck_assert_int_eq(e2e_wait(pid, 240000), 0);
+    ck_assert_int_eq(e2e_wait(pid, 360000), 0);
 }
 
 static void remove_campaign(void) {
@@ -174,6 +181,68 @@ START_TEST(test_export_best_is_the_kept_final_winner_and_torch_reproduces_it) {
     ck_assert_msg(strstr(res, "{\"images\": 40, \"test_accuracy\"") != NULL, "%s", res);
     ck_assert_msg(fabs(json_number(res, "test_accuracy") - r.test_accuracy) < 0.001, "%s", res);
     if (has_onnx) ck_assert_msg(strstr(res, "\"checker\": \"ok\"") != NULL, "%s", res);
+}
+END_TEST
+
+/* The final recipe: one architecture, two seeds, the same F and N chosen for the size target
+ * (the largest F under it), trained with the auxiliary head, whose tensors are in the kept
+ * weights but not in the export. */
+START_TEST(test_export_final_recipe_sizes_seeds_and_aux_head) {
+    char err[NAS_ERR_LEN] = "";
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    nas_store_task_info *ti = NULL;
+    int n = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_FINAL, &ti, err);
+    ck_assert_int_eq(n, 2);
+    ck_assert(ti[0].arch_hash == ti[1].arch_hash);
+    ck_assert_int_eq((int)(ti[0].fidelity.seed + ti[1].fidelity.seed), 1 + 2);
+    ck_assert_int_eq(ti[0].fidelity.channels, ti[1].fidelity.channels);
+    ck_assert_int_eq(ti[0].fidelity.cutout, 4);
+    ck_assert_float_eq(ti[0].fidelity.aux_weight, 0.4f);
+    nas_genome g;
+    ck_assert_int_eq(nas_genome_parse(ti[0].arch_text, strlen(ti[0].arch_text), &g, err), NAS_OK);
+    nas_fidelity f = ti[0].fidelity;
+    nas_cost at, above;
+    ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 14, 10, &at, err), NAS_OK);
+    f.channels++;
+    ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 14, 10, &above, err), NAS_OK);
+    ck_assert_int_le(at.params, TARGET_PARAMS);
+    ck_assert_int_gt(above.params, TARGET_PARAMS);
+    nas_store_record *r = NULL;
+    int nr = nas_store_history(st, NAS_STORE_STAGE_FINAL, &r, err);
+    ck_assert_int_eq(nr, 2);
+    for (int i = 0; i < nr; i++) {
+        ck_assert_int_eq(r[i].params, at.params); /* the deployed network: no auxiliary head */
+        ck_assert(!isnan(r[i].test_accuracy));
+    }
+    nas_store_records_free(r, nr);
+    /* The kept file has the auxiliary head; the export of the first seed's run does not. */
+    char wfile[PATH_MAX + 64];
+    snprintf(wfile, sizeof wfile, "%s.weights/%016llx.safetensors", db,
+             (unsigned long long)ti[0].arch_hash);
+    size_t len = 0;
+    char *blob = nas_read_file(wfile, &len);
+    ck_assert_ptr_nonnull(blob);
+    ck_assert_ptr_nonnull(memmem(blob, len, "aux/conv/weight", 15));
+    nas_free(blob);
+    int64_t first = ti[0].fidelity.seed == 1 ? ti[0].id : ti[1].id;
+    nas_free(ti);
+    nas_store_close(&st);
+    char out[PATH_MAX];
+    nas_path_join(out, sizeof out, dir, "recipe");
+    nas_export_options o;
+    nas_export_options_default(&o);
+    o.db = db;
+    o.out_dir = out;
+    o.python = NULL;
+    nas_export_report rep;
+    ck_assert_msg(nas_export(&o, &rep, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(rep.task_id, first);
+    snprintf(wfile, sizeof wfile, "%s/weights.safetensors", out);
+    blob = nas_read_file(wfile, &len);
+    ck_assert_ptr_nonnull(blob);
+    ck_assert_ptr_null(memmem(blob, len, "aux/", 4));
+    nas_free(blob);
 }
 END_TEST
 
@@ -320,6 +389,7 @@ static Suite *make_suite(void) {
     tcase_set_timeout(tc, 280);
     tcase_add_unchecked_fixture(tc, run_campaign, remove_campaign);
     tcase_add_test(tc, test_export_best_is_the_kept_final_winner_and_torch_reproduces_it);
+    tcase_add_test(tc, test_export_final_recipe_sizes_seeds_and_aux_head);
     tcase_add_test(tc, test_export_unkept_weights_name_the_retraining);
     tcase_add_test(tc, test_export_every_op_matches_torch);
     tcase_add_test(tc, test_export_command_line);

@@ -55,6 +55,8 @@ static void usage(FILE *f) {
             "  --cells N            normal cells per stage (genome architectures; default 1)\n"
             "  --label-smoothing F  (default 0)\n"
             "  --drop-path F        drop-path probability at the end of training (default 0)\n"
+            "  --cutout N           zero an N x N square of each training image (default 0)\n"
+            "  --aux-weight F       auxiliary head's loss weight, 0 = none (genomes; default 0)\n"
             "  --time-limit S       stop with an error after S seconds, 0 = none (default 0)\n"
             "  --seed N             seed of every random choice (default 1)\n"
             "  --threads N          compute threads (default 1)\n"
@@ -114,6 +116,7 @@ static const int_flag INT_FLAGS[] = {
     {"--channels", 1, 4096, offsetof(nas_fidelity, channels)},
     {"--cells", 0, 64, offsetof(nas_fidelity, cells)},
     {"--threads", 1, 256, offsetof(nas_fidelity, threads)},
+    {"--cutout", 0, 1024, offsetof(nas_fidelity, cutout)},
 };
 
 typedef struct float_flag {
@@ -127,6 +130,7 @@ static const float_flag FLOAT_FLAGS[] = {
     {"--warmup", 0, 100000, offsetof(nas_fidelity, warmup_epochs)},
     {"--label-smoothing", 0, 0.999, offsetof(nas_fidelity, label_smoothing)},
     {"--drop-path", 0, 0.999, offsetof(nas_fidelity, drop_path)},
+    {"--aux-weight", 0, 10, offsetof(nas_fidelity, aux_weight)},
 };
 
 static const char *const STR_FLAGS[] = {"--arch", "--data", "--data-dir", "--save-weights",

@@ -1,3 +1,4 @@
+// nas-test: label=unit timeout=300
 /*
  * test_genome_mbconv.c - the MBConv space: the text grammar and its
  * errors, round trips of every form, canonical form and hash, mutation
@@ -10,6 +11,7 @@
 #include "common/genome.h"
 #include "common/genome_proto.h"
 #include "common/net.h"
+#include "common/scaling.h"
 #include "tests/harness.h"
 
 #include <math.h>
@@ -280,11 +282,11 @@ START_TEST(test_mb_cost_equals_built) {
         nas_space sp = space_for(i);
         nas_genome g;
         ck_assert_int_eq(nas_genome_sample(&sp, &rng, &g), NAS_OK);
-        // Tiny: F 2..5 (4-20 channel stages) at 8..13 pixels keeps 300 forwards fast.
+        // Tiny: F 2..4 (4-16 channel stages) at 6..9 pixels keeps 300 forwards fast.
         nas_fidelity f = nas_fidelity_default();
-        f.channels = 2 + (int)nas_rng_below(&rng, 4);
+        f.channels = 2 + (int)nas_rng_below(&rng, 3);
         if (i % 5 == 0) f.drop_path = 0.2f;
-        build_check(&g, &f, 8 + (int)nas_rng_below(&rng, 6));
+        build_check(&g, &f, 6 + (int)nas_rng_below(&rng, 4));
     }
     // The presets, counted only (full width), and B0 against its published size: 5.29M
     // parameters with 1000 classes at 224 px (ours at 10 classes: the head differs by
@@ -346,16 +348,73 @@ START_TEST(test_mb_param_paths) {
 }
 END_TEST
 
+START_TEST(test_mb_compound_scaling) {
+    nas_genome g, b;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_parse(B0, strlen(B0), &b, err), NAS_OK);
+    // EfficientNet's phi = 1 step: depth 1.2 (repeats rounded up), width 1.1 (to multiples of 8).
+    ck_assert_int_eq(nas_scale_genome(&b, 1.2, 1.1, &g, err), NAS_OK);
+    ck_assert_int_eq(nas_genome_validate(&g, err), NAS_OK);
+    static const int reps[7] = {2, 3, 3, 4, 4, 5, 2}, widths[7] = {16, 24, 48, 88, 120, 208, 352};
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(g.mb.stages[i].repeats, reps[i]);
+        ck_assert_int_eq(g.mb.stages[i].width, widths[i]);
+        ck_assert_int_eq(g.mb.stages[i].stride, b.mb.stages[i].stride);
+        ck_assert_int_eq(g.mb.stages[i].kernel, b.mb.stages[i].kernel);
+    }
+    ck_assert(g.mb.stem == 32 && g.mb.head == 1408);
+    // Exact products do not round up; shrinking keeps at least one block and 8 units.
+    ck_assert_int_eq(nas_scale_genome(&b, 1.5, 1.0, &g, err), NAS_OK);
+    ck_assert_int_eq(g.mb.stages[1].repeats, 3);
+    ck_assert_int_eq(nas_scale_genome(&b, 0.1, 0.1, &g, err), NAS_OK);
+    ck_assert(g.mb.stages[0].repeats == 1 && g.mb.stages[0].width == 8);
+    // Clamped to the space: 16 repeats, 1024 units.
+    ck_assert_int_eq(nas_scale_genome(&b, 8.0, 8.0, &g, err), NAS_OK);
+    ck_assert(g.mb.stages[5].repeats == 16 && g.mb.stages[6].width == 1024 && g.mb.head == 4096);
+    ck_assert_int_eq(nas_genome_validate(&g, err), NAS_OK);
+    // Bigger factors never shrink the network.
+    nas_fidelity f = nas_fidelity_default();
+    f.channels = 16;
+    nas_cost c0, c1;
+    ck_assert_int_eq(nas_genome_cost(&b, &f, 1, 14, 10, &c0, err), NAS_OK);
+    ck_assert_int_eq(nas_scale_genome(&b, 1.2, 1.1, &g, err), NAS_OK);
+    ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 14, 10, &c1, err), NAS_OK);
+    ck_assert(c1.params > c0.params && c1.macs > c0.macs);
+    // Errors: another space, a bad factor.
+    nas_genome cell;
+    ck_assert_int_eq(nas_genome_preset("resnet", &cell, err), NAS_OK);
+    ck_assert_int_eq(nas_scale_genome(&cell, 1.2, 1.1, &g, err), NAS_EGENOME);
+    ck_assert_str_eq(err, "scale: compound scaling needs an mbconv genome");
+    ck_assert_int_eq(nas_scale_genome(&b, 0.0, 1.1, &g, err), NAS_EINVAL);
+    // Sides and the grid: every point keeps alpha * beta^2 * gamma^2 within 3% of 2.
+    ck_assert_int_eq(nas_scale_side(224, 1.15, 1.0), 258);
+    ck_assert_int_eq(nas_scale_side(14, 1.15, 0.0), 14);
+    nas_scale_coef grid[64];
+    int n = nas_scale_grid(grid, 64);
+    ck_assert_int_ge(n, 15);
+    int has_effnet_like = 0;
+    for (int i = 0; i < n; i++) {
+        double flops = grid[i].alpha * grid[i].beta * grid[i].beta * grid[i].gamma * grid[i].gamma;
+        ck_assert_msg(fabs(flops - 2.0) < 0.06, "point %d: %g", i, flops);
+        ck_assert(grid[i].alpha >= 1.0 && grid[i].beta >= 1.0 && grid[i].gamma >= 1.0);
+        has_effnet_like |= fabs(grid[i].alpha - 1.2) < 1e-9 && fabs(grid[i].beta - 1.1) < 1e-9;
+    }
+    ck_assert(has_effnet_like);
+    ck_assert_int_eq(nas_scale_grid(grid, 3), 3);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("genome_mbconv");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_mb_text);
     tcase_add_test(tc, test_mb_json_proto_errors);
     tcase_add_test(tc, test_mb_props_random);
     tcase_add_test(tc, test_mb_sampling_coverage);
     tcase_add_test(tc, test_mb_cost_equals_built);
     tcase_add_test(tc, test_mb_param_paths);
+    tcase_add_test(tc, test_mb_compound_scaling);
     suite_add_tcase(s, tc);
     return s;
 }

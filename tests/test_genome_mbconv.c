@@ -164,7 +164,10 @@ START_TEST(test_mb_props_random) {
         n = nas_genome_pack(&g, pb, sizeof pb);
         REQUIRE(n > 0 && nas_genome_unpack(pb, (size_t)n, &back, err) == NAS_OK, "proto %s", text);
         REQUIRE(same(&g, &back), "proto round trip of %s", text);
-        REQUIRE(nas_genome_to_dot(&g, dot, sizeof dot) > 0, "dot of %s", text);
+        n = nas_genome_to_dot(&g, dot, sizeof dot);
+        REQUIRE(n > 0, "dot of %s", text);
+        // The drawing is not read back (no DOT reader for this space): a clear error, no genome.
+        REQUIRE(nas_genome_from_dot(dot, (size_t)n, &back, err) == NAS_EGENOME, "dot read");
         // Canonical: idempotent; stage slots past n_stages do not reach the hash.
         nas_genome c1, c2, junk = g;
         nas_genome_canonical(&g, &c1);

@@ -202,6 +202,29 @@ static int em_zero(nas__emit *e, int x, int stride) {
     return em_node(e, s);
 }
 
+static int em_silu(nas__emit *e, int x) {
+    if (x < 0) return x;
+    if (e->net) return em_net(e, nas_net_silu(e->net, x));
+    return em_node(e, em_shape(e, x));
+}
+
+/* Squeeze-and-excitation (net.h): count mode adds the same six nodes as
+ * nas_net_se (GAP, conv, SiLU, conv, sigmoid, scale) and the two biased
+ * 1x1 convs' weights, biases and MACs. */
+static int em_se(nas__emit *e, const char *path, int x, int mid) {
+    if (x < 0) return x;
+    if (e->net) return em_net(e, nas_net_se(e->net, path, x, mid));
+    nas_shape s = em_shape(e, x);
+    int64_t w = 2 * (int64_t)s.c * mid;
+    int rc = em_count(e, w + mid + s.c, w);
+    if (rc < 0) return rc;
+    nas_shape g = {s.c, 1, 1}, h = {mid, 1, 1};
+    const nas_shape chain[5] = {g, h, h, g, g};
+    for (int i = 0; i < 5; i++)
+        if ((rc = em_node(e, chain[i])) < 0) return rc;
+    return em_node(e, s);
+}
+
 /* Factorized reduction (net.h): ReLU, two 1x1 stride-2 convs (the second
  * on the input shifted by a pixel), concat, BN.  The shift is a node of
  * its own in the net, so count mode adds a node for it too, keeping the
@@ -450,13 +473,29 @@ int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
     if (g->space == NAS_SPACE_CELL && f->channels < 1)
         return nas_set_err(e->err, NAS_EINVAL, "builder: F must be >= 1");
     int x = em_input(e, in);
-    x = g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
-                                    : walk_cells(e, g, f, x, classes);
+    if (g->space == NAS_SPACE_MBCONV)
+        x = nas__walk_mbconv(e, g, f, x);
+    else
+        x = g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
+                                        : walk_cells(e, g, f, x, classes);
     x = em_linear(e, "head/linear", em_gap(e, x), classes);
     if (e->status < 0) return e->status;
     *logits = x;
     return NAS_OK;
 }
+
+// ---------------------------------------------------------------------------
+// The emitter for walks in other files (builder_emit.h)
+
+int nas__em_conv(nas__emit *e, const char *path, int x, int oc, int k, int stride, int groups) {
+    return em_conv(e, path, x, oc, k, k, stride, k / 2, 1, groups);
+}
+int nas__em_bn(nas__emit *e, const char *path, int x) { return em_bn(e, path, x); }
+int nas__em_add(nas__emit *e, int a, int b) { return em_add(e, a, b); }
+int nas__em_silu(nas__emit *e, int x) { return em_silu(e, x); }
+int nas__em_se(nas__emit *e, const char *path, int x, int mid) { return em_se(e, path, x, mid); }
+int nas__em_drop_path(nas__emit *e, int x) { return em_drop_path(e, x); }
+nas_shape nas__em_shape(const nas__emit *e, int x) { return em_shape(e, x); }
 
 // ---------------------------------------------------------------------------
 // Public entry points

@@ -38,6 +38,7 @@ static const char *const nb201_op_names[NAS_NB201_OP_COUNT] = {
 
 uint32_t nas_space_default_ops(int kind) {
     if (kind == NAS_SPACE_NB201) return (1u << NAS_NB201_OP_COUNT) - 1u;
+    if (kind == NAS_SPACE_MBCONV) return 3u; /* MBConv and Fused-MBConv blocks */
     /* `zero` is a search-space option the user opts into, never a default. */
     return ((1u << NAS_OP_COUNT) - 1u) & ~(1u << NAS_OP_ZERO);
 }
@@ -50,6 +51,10 @@ int nas_space_kind_parse(const char *s, int *kind) {
     }
     if (strcmp(s, "nb201") == 0) {
         *kind = NAS_SPACE_NB201;
+        return NAS_OK;
+    }
+    if (strcmp(s, "mbconv") == 0) {
+        *kind = NAS_SPACE_MBCONV;
         return NAS_OK;
     }
     return NAS_EINVAL;
@@ -149,6 +154,7 @@ int nas_genome_validate(const nas_genome *g, char *err) {
         }
         return NAS_OK;
     }
+    if (g->space == NAS_SPACE_MBCONV) return nas__mb_validate(&g->mb, err);
     if (g->space != NAS_SPACE_CELL)
         return nas_set_err(err, NAS_EGENOME, "unknown search space %d", g->space);
     if (g->shared != 0 && g->shared != 1)
@@ -394,6 +400,10 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err) {
     if (cur_peek(&c) == '|') {
         g.space = NAS_SPACE_NB201;
         rc = parse_nb201(&c, &g, err);
+    } else if (c.len - c.pos >= 7 && memcmp(c.s + c.pos, "mbconv=", 7) == 0) {
+        g.space = NAS_SPACE_MBCONV;
+        c.pos += 7;
+        rc = nas__mb_parse(c.s, c.len, &c.pos, &g.mb, err);
     } else {
         g.space = NAS_SPACE_CELL;
         rc = parse_cell_genome(&c, &g, err);
@@ -460,6 +470,11 @@ int nas_genome_format(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
     size_t n = 0;
+    if (g->space == NAS_SPACE_MBCONV) {
+        nas__text o = {buf, cap, 0};
+        nas__mb_format(&g->mb, &o);
+        return nas__text_finish(&o);
+    }
     if (g->space == NAS_SPACE_NB201) {
         int e = 0;
         for (int i = 1; i <= 3; i++) {
@@ -497,6 +512,8 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
     int nb = parent != NULL && parent->space == NAS_SPACE_NB201;
     if (m->kind == NAS_MUTATION_IDENTITY) {
         w = snprintf(buf, cap, "identity");
+    } else if (parent != NULL && parent->space == NAS_SPACE_MBCONV) {
+        return nas__mb_mutation_format(m, buf, cap);
     } else if (nb) {
         const char *o = nas_nb201_op_name(m->old_val), *n = nas_nb201_op_name(m->new_val);
         w = snprintf(buf, cap, "op: edge %d %s -> %s", m->block, o ? o : "?", n ? n : "?");

@@ -18,6 +18,10 @@
  *    nor_conv_3x3/avg_pool_3x3.  Text form: the benchmark's own string,
  *    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|
  *
+ *  - NAS_SPACE_MBCONV, MnasNet / EfficientNet(V2) stages of MBConv and
+ *    Fused-MBConv blocks (nas_mbconv below; docs/GENOME.md s8).  It has no
+ *    PNAS levels: expand, level and enumerate_level1 return NAS_EINVAL.
+ *
  * Every function is a pure function of its inputs (randomness comes from a
  * caller's nas_rng), never crashes on any input, and reports problems in a
  * caller-supplied err[NAS_ERR_LEN] naming what and where.
@@ -39,6 +43,7 @@
 enum nas_space_kind {
     NAS_SPACE_CELL = 0,
     NAS_SPACE_NB201 = 1,
+    NAS_SPACE_MBCONV = 2, /* MnasNet / EfficientNet(V2) stages (common/genome_mbconv.c) */
 };
 
 /* Cell-space ops (ARCHITECTURE.md, Search space). The numeric values are stored in
@@ -79,11 +84,46 @@ typedef struct nas_cell {
     nas_block blocks[NAS_MAX_BLOCKS];
 } nas_cell;
 
+/* MBConv space (docs/GENOME.md s7): a stem, 1..NAS_MB_MAX_STAGES stages of
+ * repeated inverted-residual blocks, a 1x1 head.  Widths are in units where
+ * 16 units are F channels (fidelity.channels), so F = 16 builds them as
+ * written.  Text form: mbconv=stem16,mb3x6se-24r2s2,fu5x4-48r3s1,head128
+ * In nas_space, n_blocks is the stage count of sampled genomes and op_mask
+ * the block kinds (bit 0 MBConv, bit 1 Fused-MBConv; 0 = both). */
+#define NAS_MB_MAX_STAGES 7
+typedef struct nas_mb_stage {
+    uint8_t fused;   /* 0 = MBConv (1x1 expand, depthwise kxk), 1 = Fused-MBConv (kxk conv) */
+    uint8_t kernel;  /* 3, 5 or 7 */
+    uint8_t expand;  /* expansion ratio 1..8 */
+    uint8_t se;      /* 1 = squeeze-and-excitation */
+    uint8_t repeats; /* blocks in the stage, 1..16 */
+    uint8_t stride;  /* the first block's stride, 1 or 2 */
+    uint16_t width;  /* output width units, a multiple of 8 in 8..1024 */
+} nas_mb_stage;
+
+typedef struct nas_mbconv {
+    int n_stages;            /* 1..NAS_MB_MAX_STAGES */
+    uint16_t stem, head;     /* width units of the stem conv and the 1x1 head conv */
+    nas_mb_stage stages[NAS_MB_MAX_STAGES];
+} nas_mbconv;
+
+/* What an MBConv mutation changes (nas_mutation.half; .block is the stage). */
+enum nas_mb_field {
+    NAS_MB_FIELD_FUSED = 0,
+    NAS_MB_FIELD_KERNEL = 1,
+    NAS_MB_FIELD_EXPAND = 2,
+    NAS_MB_FIELD_SE = 3,
+    NAS_MB_FIELD_WIDTH = 4,
+    NAS_MB_FIELD_REPEATS = 5,
+    NAS_MB_FIELD_COUNT = 6,
+};
+
 typedef struct nas_genome {
     int space;      /* enum nas_space_kind */
     int shared;     /* CELL: 1 = reduction cell has the normal cell's structure */
     nas_cell normal;
     nas_cell reduce; /* ignored (kept equal to normal) when shared */
+    nas_mbconv mb;   /* MBCONV: the stages */
     uint8_t nb201[NAS_NB201_EDGES]; /* NB201: one enum nas_nb201_op per edge */
 } nas_genome;
 
@@ -98,7 +138,7 @@ typedef struct nas_space {
 
 /* Default ops: every cell op but `zero`; every NB201 op. */
 uint32_t nas_space_default_ops(int kind);
-/* Parse "cell" / "nb201"; NAS_EINVAL otherwise. */
+/* Parse "cell" / "nb201" / "mbconv"; NAS_EINVAL otherwise. */
 int nas_space_kind_parse(const char *s, int *kind);
 
 /* ---- ops ---------------------------------------------------------------- */

@@ -56,6 +56,10 @@ int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
     nas__text o = {buf, cap, 0};
+    if (g->space == NAS_SPACE_MBCONV) {
+        nas__mb_dot(&g->mb, &o);
+        return nas__text_finish(&o);
+    }
     nas__text_put(&o, "digraph genome {\n  rankdir=LR;\n");
     if (g->space == NAS_SPACE_NB201) {
         nas__text_put(&o, "  subgraph cluster_nb201 {\n    label=\"nb201 cell\";\n");

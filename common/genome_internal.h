@@ -44,4 +44,23 @@ typedef struct nas__text {
 void nas__text_put(nas__text *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int nas__text_finish(nas__text *o);
 
+/* MBConv space (genome_mbconv.c). */
+int nas__mb_validate(const nas_mbconv *m, char *err);
+/* Parse from s[*pos] (after "mbconv="); *pos moves past the genome. */
+int nas__mb_parse(const char *s, size_t len, size_t *pos, nas_mbconv *out, char *err);
+/* One stage token ("mb3x6se-24r2s2"), the whole of s[0..len). */
+int nas__mb_parse_stage(const char *s, size_t len, nas_mb_stage *out, char *err);
+void nas__mb_format(const nas_mbconv *m, nas__text *o);
+void nas__mb_format_stage(const nas_mb_stage *st, nas__text *o);
+void nas__mb_canonical(const nas_mbconv *in, nas_mbconv *out);
+/* Byte encoding for the hash (at most 5 + 8 * NAS_MB_MAX_STAGES bytes). */
+int nas__mb_encode(const nas_mbconv *m, uint8_t *buf);
+int nas__mb_sample(const nas_space *sp, nas_rng *rng, nas_genome *out);
+int nas__mb_mutate(const nas_genome *parent, const nas_space *sp, nas_rng *rng, nas_genome *child,
+                   nas_mutation *what);
+int nas__mb_mutation_format(const nas_mutation *m, char *buf, size_t cap);
+void nas__mb_dot(const nas_mbconv *m, nas__text *o);
+/* Channels of `units` width units at F (16 units = F channels; a multiple of 4, >= 4). */
+int nas__mb_channels(int units, int F);
+
 #endif

@@ -35,6 +35,16 @@ int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
     nas__text o = {buf, cap, 0};
+    if (g->space == NAS_SPACE_MBCONV) {
+        nas__text_put(&o, "{\"space\":\"mbconv\",\"stem\":%d,\"stages\":[", g->mb.stem);
+        for (int i = 0; i < g->mb.n_stages; i++) {
+            nas__text_put(&o, "%s\"", i ? "," : "");
+            nas__mb_format_stage(&g->mb.stages[i], &o);
+            nas__text_put(&o, "\"");
+        }
+        nas__text_put(&o, "],\"head\":%d}", g->mb.head);
+        return nas__text_finish(&o);
+    }
     if (g->space == NAS_SPACE_NB201) {
         nas__text_put(&o, "{\"space\":\"nb201\",\"edges\":[");
         for (int e = 0; e < NAS_NB201_EDGES; e++)
@@ -113,12 +123,52 @@ static int json_cell_read(const nas_json *arr, nas_cell *c, const char *name, ch
     return NAS_OK;
 }
 
+/* {"space":"mbconv","stem":16,"stages":["mb3x6se-24r2s2",...],"head":128}: a stage is
+ * its text token, so both forms share one grammar and one set of messages. */
+static int json_mbconv(const nas_json *root, nas_genome *g, char *err) {
+    static const char *const keys[] = {"space", "stem", "stages", "head"};
+    for (size_t i = 0; i < root->len; i++) {
+        int known = 0;
+        for (size_t j = 0; j < 4; j++) known |= strcmp(root->members[i].key, keys[j]) == 0;
+        if (!known)
+            return json_err(err, &root->members[i].value, "unknown key \"%.40s\" for space mbconv",
+                            root->members[i].key);
+    }
+    memset(g, 0, sizeof *g);
+    g->space = NAS_SPACE_MBCONV;
+    for (int k = 0; k < 2; k++) {
+        const char *key = k ? "head" : "stem";
+        const nas_json *v = nas_json_get(root, key);
+        if (v == NULL) return json_err(err, root, "missing key \"%s\"", key);
+        if (v->type != NAS_JSON_NUMBER || !(v->number >= 0 && v->number <= 65535) ||
+            v->number != (double)(int)v->number)
+            return json_err(err, v, "\"%s\" must be an integer width", key);
+        *(k ? &g->mb.head : &g->mb.stem) = (uint16_t)v->number;
+    }
+    const nas_json *st = nas_json_get(root, "stages");
+    if (st == NULL) return json_err(err, root, "missing key \"stages\"");
+    if (st->type != NAS_JSON_ARRAY || st->len < 1 || st->len > NAS_MB_MAX_STAGES)
+        return json_err(err, st, "\"stages\" must be an array of 1..%d stage strings",
+                        NAS_MB_MAX_STAGES);
+    g->mb.n_stages = (int)st->len;
+    for (size_t i = 0; i < st->len; i++) {
+        const nas_json *v = &st->items[i];
+        if (v->type != NAS_JSON_STRING) return json_err(err, v, "stage %zu must be a string", i);
+        char serr[NAS_ERR_LEN];
+        if (nas__mb_parse_stage(v->str, v->len, &g->mb.stages[i], serr) < 0)
+            return json_err(err, v, "stage %zu: %s", i, serr);
+    }
+    return NAS_OK;
+}
+
 /* Unknown keys are errors, not ignored: a typo such as "reduced" would
  * otherwise silently fall back to a default and search the wrong space. */
 static int json_genome(const nas_json *root, nas_genome *g, char *err) {
     if (root->type != NAS_JSON_OBJECT) return json_err(err, root, "a genome must be an object");
     const nas_json *space = nas_json_get(root, "space");
     if (space == NULL) return json_err(err, root, "missing key \"space\"");
+    if (space->type == NAS_JSON_STRING && strcmp(space->str, "mbconv") == 0)
+        return json_mbconv(root, g, err);
     if (space->type != NAS_JSON_STRING ||
         (strcmp(space->str, "cell") && strcmp(space->str, "nb201")))
         return json_err(err, space, "\"space\" must be \"cell\" or \"nb201\"");

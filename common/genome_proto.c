@@ -25,6 +25,53 @@ static void fill_cell(const nas_cell *c, Naspb__Block *blocks, Naspb__Block **pt
     }
 }
 
+static void mb_fill(const nas_mbconv *mb, nas_genome_pb *pb) {
+    Naspb__Genome *m = &pb->msg;
+    m->has_mb_stem = m->has_mb_head = 1;
+    m->mb_stem = mb->stem;
+    m->mb_head = mb->head;
+    for (int i = 0; i < mb->n_stages; i++) {
+        const nas_mb_stage *s = &mb->stages[i];
+        Naspb__MbStage *p = &pb->mb[i];
+        naspb__mb_stage__init(p);
+        p->has_fused = p->has_kernel = p->has_expand = p->has_se = 1;
+        p->has_repeats = p->has_stride = p->has_width = 1;
+        p->fused = s->fused, p->kernel = s->kernel, p->expand = s->expand, p->se = s->se;
+        p->repeats = s->repeats, p->stride = s->stride, p->width = s->width;
+        pb->mb_ptrs[i] = p;
+    }
+    m->n_mb_stages = (size_t)mb->n_stages;
+    m->mb_stages = pb->mb_ptrs;
+}
+
+/* Every field present and in its type's range before narrowing; the value
+ * ranges are nas_genome_validate's, so the messages match the other forms. */
+static int mb_read(const Naspb__Genome *m, nas_mbconv *mb, char *err) {
+    if (m->n_normal || m->n_reduce || m->n_nb201)
+        return nas_set_err(err, NAS_EGENOME, "proto: mbconv genome with cell blocks or edges");
+    if (!m->has_mb_stem || !m->has_mb_head || m->mb_stem > 65535 || m->mb_head > 65535)
+        return nas_set_err(err, NAS_EGENOME, "proto: mbconv: missing or bad stem/head width");
+    if (m->n_mb_stages < 1 || m->n_mb_stages > NAS_MB_MAX_STAGES)
+        return nas_set_err(err, NAS_EGENOME, "proto: mbconv: %zu stages (1..%d)", m->n_mb_stages,
+                           NAS_MB_MAX_STAGES);
+    mb->stem = (uint16_t)m->mb_stem;
+    mb->head = (uint16_t)m->mb_head;
+    mb->n_stages = (int)m->n_mb_stages;
+    for (size_t i = 0; i < m->n_mb_stages; i++) {
+        const Naspb__MbStage *p = m->mb_stages[i];
+        if (p == NULL || !p->has_fused || !p->has_kernel || !p->has_expand || !p->has_se ||
+            !p->has_repeats || !p->has_stride || !p->has_width)
+            return nas_set_err(err, NAS_EGENOME, "proto: mbconv stage %zu: missing field", i);
+        if (p->fused > 255 || p->kernel > 255 || p->expand > 255 || p->se > 255 ||
+            p->repeats > 255 || p->stride > 255 || p->width > 65535)
+            return nas_set_err(err, NAS_EGENOME, "proto: mbconv stage %zu: value out of range", i);
+        mb->stages[i] = (nas_mb_stage){(uint8_t)p->fused,   (uint8_t)p->kernel, (uint8_t)p->expand,
+                                       (uint8_t)p->se,      (uint8_t)p->repeats,
+                                       (uint8_t)p->stride,  (uint16_t)p->width};
+    }
+    return NAS_OK;
+}
+
 int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
     if (g == NULL || pb == NULL) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
@@ -34,6 +81,10 @@ int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
     m->has_version = m->has_space = 1;
     m->version = NAS_GENOME_PB_VERSION;
     m->space = (uint32_t)g->space;
+    if (g->space == NAS_SPACE_MBCONV) {
+        mb_fill(&g->mb, pb);
+        return NAS_OK;
+    }
     if (g->space == NAS_SPACE_NB201) {
         for (int e = 0; e < NAS_NB201_EDGES; e++)
             pb->nb201[e] = g->nb201[e];
@@ -94,6 +145,8 @@ int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
     nas_genome g;
     memset(&g, 0, sizeof g);
     if (!m->has_space) return nas_set_err(err, NAS_EGENOME, "proto: missing space");
+    if (m->space != NAS_SPACE_MBCONV && m->n_mb_stages)
+        return nas_set_err(err, NAS_EGENOME, "proto: mbconv stages in a space %u genome", m->space);
     if (m->space == NAS_SPACE_NB201) {
         g.space = NAS_SPACE_NB201;
         if (m->n_nb201 != NAS_NB201_EDGES)
@@ -120,6 +173,10 @@ int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
         } else if ((rc = read_cell(m->reduce, m->n_reduce, &g.reduce, "reduce", err)) < 0) {
             return rc;
         }
+    } else if (m->space == NAS_SPACE_MBCONV) {
+        g.space = NAS_SPACE_MBCONV;
+        int rc = mb_read(m, &g.mb, err);
+        if (rc < 0) return rc;
     } else {
         return nas_set_err(err, NAS_EGENOME, "proto: unknown space %u", m->space);
     }

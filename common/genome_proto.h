@@ -24,6 +24,8 @@ typedef struct nas_genome_pb {
     Naspb__Block *normal[NAS_MAX_BLOCKS];
     Naspb__Block *reduce[NAS_MAX_BLOCKS];
     uint32_t nb201[NAS_NB201_EDGES];
+    Naspb__MbStage mb[NAS_MB_MAX_STAGES];
+    Naspb__MbStage *mb_ptrs[NAS_MB_MAX_STAGES];
 } nas_genome_pb;
 
 /* Fill pb from a valid genome (NAS_EGENOME otherwise). In shared mode the

@@ -253,6 +253,8 @@ void nas_genome_canonical(const nas_genome *in, nas_genome *out) {
     g.space = in->space;
     if (in->space == NAS_SPACE_NB201) {
         nas__nb201_canonical(in->nb201, g.nb201);
+    } else if (in->space == NAS_SPACE_MBCONV) {
+        nas__mb_canonical(&in->mb, &g.mb);
     } else {
         g.shared = in->shared;
         nas__cell_canonical(&in->normal, &g.normal);
@@ -299,6 +301,10 @@ uint64_t nas_genome_hash(const nas_genome *g) {
     uint8_t head[2] = {1, (uint8_t)c.space};
     uint64_t h = fnv(FNV_OFFSET, head, 2);
     if (c.space == NAS_SPACE_NB201) return fnv(h, c.nb201, NAS_NB201_EDGES);
+    if (c.space == NAS_SPACE_MBCONV) {
+        uint8_t bytes[5 + 8 * NAS_MB_MAX_STAGES];
+        return fnv(h, bytes, (size_t)nas__mb_encode(&c.mb, bytes));
+    }
     h = fnv_cell(h, &c.normal);
     return fnv_cell(h, &c.reduce);
 }
@@ -310,6 +316,7 @@ int nas_genome_equivalent(const nas_genome *a, const nas_genome *b) {
     nas_genome_canonical(a, &ca);
     nas_genome_canonical(b, &cb);
     if (ca.space == NAS_SPACE_NB201) return memcmp(ca.nb201, cb.nb201, NAS_NB201_EDGES) == 0;
+    if (ca.space == NAS_SPACE_MBCONV) return memcmp(&ca.mb, &cb.mb, sizeof ca.mb) == 0;
     return nas__cell_equal(&ca.normal, &cb.normal) && nas__cell_equal(&ca.reduce, &cb.reduce);
 }
 
@@ -367,6 +374,7 @@ int nas__nb201_sample(const int *ops, int n_ops, nas_rng *rng, nas_genome *out);
 int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out) {
     int ops[NAS_OP_COUNT], n_ops;
     if (rng == NULL || out == NULL) return NAS_EINVAL;
+    if (sp != NULL && sp->kind == NAS_SPACE_MBCONV) return nas__mb_sample(sp, rng, out);
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
     nas_genome g;
@@ -491,6 +499,14 @@ int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_ide
     int ops[NAS_OP_COUNT], n_ops;
     if (parent == NULL || rng == NULL || child == NULL) return NAS_EINVAL;
     if (nas_genome_validate(parent, NULL) < 0) return NAS_EGENOME;
+    if (sp != NULL && sp->kind == NAS_SPACE_MBCONV && parent->space == NAS_SPACE_MBCONV) {
+        if (p_identity > 0 && nas_rng_uniform(rng) < p_identity) {
+            *child = *parent;
+            if (what) memset(what, 0, sizeof *what);
+            return NAS_OK;
+        }
+        return nas__mb_mutate(parent, sp, rng, child, what);
+    }
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
     if (sp->kind != parent->space) return NAS_EINVAL;
@@ -706,6 +722,7 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
 
 int nas_genome_level(const nas_genome *g) {
     if (g == NULL || nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
+    if (g->space == NAS_SPACE_MBCONV) return NAS_EINVAL; /* no PNAS levels (GENOME.md s7) */
     if (g->space == NAS_SPACE_NB201) return nas__nb201_level(g->nb201);
     nas_genome c;
     nas_genome_canonical(g, &c);

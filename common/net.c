@@ -389,6 +389,49 @@ int nas_net_zero(nas_net *net, int x, int stride) {
     return add_node(net, &nd);
 }
 
+static int add_unary(nas_net *net, int op, int x) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    nas__node nd = node_of(op, x, net->nodes[x].shape);
+    return add_node(net, &nd);
+}
+
+int nas_net_silu(nas_net *net, int x) { return add_unary(net, NAS__OP_SILU, x); }
+int nas_net_sigmoid(nas_net *net, int x) { return add_unary(net, NAS__OP_SIGMOID, x); }
+
+// The gate is per image (it comes from that image's own pooled features), so the op is
+// image by image like every other non-serial op and splits over threads unchanged.
+int nas_net_scale(nas_net *net, int x, int gate) {
+    int ids[2] = {x, gate};
+    int rc = check_inputs(net, ids, 2);
+    if (rc < 0) return rc;
+    nas_shape sx = net->nodes[x].shape, sg = net->nodes[gate].shape;
+    if (sg.c != sx.c || sg.h != 1 || sg.w != 1)
+        return fail_build(net, NAS_EINVAL, "scale: gate is %dx%dx%d, not (%d,1,1)", sg.c, sg.h,
+                          sg.w, sx.c);
+    nas__node nd = node_of(NAS__OP_SCALE, x, sx);
+    nd.in[1] = gate;
+    nd.n_in = 2;
+    return add_node(net, &nd);
+}
+
+// Built from the primitives, so threads, fusion and export need nothing new; the two 1x1
+// convs on a 1x1 map are the paper's two fully connected layers.
+int nas_net_se(nas_net *net, const char *path, int x, int mid_c) {
+    int rc = check_inputs(net, &x, 1);
+    if (rc < 0) return rc;
+    if ((rc = check_path(net, path)) < 0) return rc;
+    if (mid_c < 1) return fail_build(net, NAS_EINVAL, "%s: squeeze to %d channels", path, mid_c);
+    char p[NAS_NET_MAX_PATH + 16];
+    int c = net->nodes[x].shape.c;
+    int g = nas_net_gap(net, x);
+    snprintf(p, sizeof p, "%s/reduce", path);
+    g = nas_net_silu(net, nas_net_conv(net, p, g, mid_c, 1, 1, 1, 0, 1, 1, 1));
+    snprintf(p, sizeof p, "%s/expand", path);
+    g = nas_net_sigmoid(net, nas_net_conv(net, p, g, c, 1, 1, 1, 0, 1, 1, 1));
+    return nas_net_scale(net, x, g);
+}
+
 nas_shape nas_net_shape(const nas_net *net, int node) {
     if (node < 0 || node >= net->n_nodes) return (nas_shape){0, 0, 0};
     return net->nodes[node].shape;

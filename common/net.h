@@ -134,6 +134,18 @@ void nas_net_set_train_only(nas_net *net, int on);
 /* The zero operation: zeros of x's channels at side ceil(side/stride). */
 int nas_net_zero(nas_net *net, int x, int stride);
 
+/* SiLU (swish), x * sigmoid(x), and the logistic sigmoid (common/act.h). */
+int nas_net_silu(nas_net *net, int x);
+int nas_net_sigmoid(nas_net *net, int x);
+
+/* Channel scale: x (C,H,W) times gate (C,1,1), per image and channel. */
+int nas_net_scale(nas_net *net, int x, int gate);
+
+/* Squeeze-and-excitation (Hu et al.; EfficientNet's form): GAP, 1x1 conv to
+ * mid_c with bias ("path/reduce"), SiLU, 1x1 conv back to C with bias
+ * ("path/expand"), sigmoid, and x scaled by that gate. */
+int nas_net_se(nas_net *net, const char *path, int x, int mid_c);
+
 /* Shape of a node's output; {0,0,0} for an invalid id. */
 nas_shape nas_net_shape(const nas_net *net, int node);
 

@@ -21,6 +21,7 @@ static const char *const OP_NAMES[] = {
     [NAS__OP_LINEAR] = "linear",     [NAS__OP_DROP_PATH] = "drop_path",
     [NAS__OP_DROPOUT] = "dropout",   [NAS__OP_SHIFT] = "shift",     [NAS__OP_ZERO] = "zero",
     [NAS__OP_AUX] = "aux",
+    [NAS__OP_SILU] = "silu",         [NAS__OP_SIGMOID] = "sigmoid", [NAS__OP_SCALE] = "scale",
 };
 
 static void param_key(nas_json_buf *b, const nas_net *net, const char *key, int idx) {

@@ -29,6 +29,9 @@ enum nas__op {
     NAS__OP_SHIFT, /* x[:, :, 1:, 1:] zero-padded back to (H, W): factorized reduce */
     NAS__OP_ZERO,
     NAS__OP_AUX, /* in[0] passed through; in[1] auxiliary logits whose loss joins the gradient */
+    NAS__OP_SILU,    /* x * sigmoid(x) */
+    NAS__OP_SIGMOID,
+    NAS__OP_SCALE,   /* in[0] (C,H,W) times the per-channel gate in[1] (C,1,1) */
 };
 
 typedef struct nas__node {

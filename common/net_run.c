@@ -26,6 +26,7 @@
  */
 #include <string.h>
 
+#include "common/act.h"
 #include "common/net_internal.h"
 
 #define BN_MOMENTUM 0.1f
@@ -182,6 +183,12 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
     }
     case NAS__OP_ZERO: memset(out + e0, 0, sizeof(float) * (e1 - e0)); break;
     case NAS__OP_AUX: memcpy(out + e0, in + e0, sizeof(float) * (e1 - e0)); break;
+    case NAS__OP_SILU: nas_silu_forward(out + e0, in + e0, e1 - e0); break;
+    case NAS__OP_SIGMOID: nas_sigmoid_forward(out + e0, in + e0, e1 - e0); break;
+    case NAS__OP_SCALE:
+        nas_chscale_forward(out + e0, in + e0, act(net, nd->in[1]) + b0 * is.c, nb, is.c,
+                            is.h * is.w);
+        break;
     default: NAS_ASSERT(!"unknown op");
     }
 }
@@ -398,6 +405,14 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
                          NULL);
         float scale = nd->prob * (float)nb / (float)n;
         for (long i = 0; i < (long)nb * k; i++) dl[i] *= scale;
+        break;
+    }
+    case NAS__OP_SILU: nas_silu_backward(din + e0, dout + e0, in + e0, e1 - e0); break;
+    case NAS__OP_SIGMOID: nas_sigmoid_backward(din + e0, dout + e0, out + e0, e1 - e0); break;
+    case NAS__OP_SCALE: {
+        int c = is.c;
+        nas_chscale_backward(din_skip ? din + e0 : NULL, grad(net, nd->in[1]) + b0 * c,
+                             dout + e0, in + e0, act(net, nd->in[1]) + b0 * c, nb, c, is.h * is.w);
         break;
     }
     default: NAS_ASSERT(!"unknown op");

@@ -29,7 +29,14 @@
  *               node 1 = conv3x3(x), node 2 = conv3x3(node 1), output =
  *               x + node 2 (our own writing, not a cell from the paper).
  *
- * The texts were cross-checked against the transcription of the same
+ *  efficientnet_b0  Tan & Le, "EfficientNet: Rethinking Model Scaling for
+ *               Convolutional Neural Networks", ICML 2019, table 1 (MBConv
+ *               space).  Our stem has stride 1, not 2 (small images).
+ *  efficientnetv2_s Tan & Le, "EfficientNetV2: Smaller Models and Faster
+ *               Training", ICML 2021, table 4 (Fused-MBConv in the first
+ *               stages; the same stride-1 stem).
+ *
+ * The cell texts were cross-checked against the transcription of the same
  * figures in the DARTS code base's genotypes (Liu, Simonyan, Yang 2019).
  */
 #include "common/err.h"
@@ -54,11 +61,18 @@ static const struct {
     {"resnet", "c=conv3x3:1+zero:0,conv3x3:2+id:1"},
     {"nb201_resnet",
      "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"},
+    {"efficientnet_b0",
+     "mbconv=stem32,mb3x1se-16r1s1,mb3x6se-24r2s2,mb5x6se-40r2s2,mb3x6se-80r3s2,"
+     "mb5x6se-112r3s1,mb5x6se-192r4s2,mb3x6se-320r1s1,head1280"},
+    {"efficientnetv2_s",
+     "mbconv=stem24,fu3x1-24r2s1,fu3x4-48r4s2,fu3x4-64r4s2,mb3x4se-128r6s2,mb3x6se-160r9s1,"
+     "mb3x6se-256r15s2,head1280"},
 };
 
 /* Kept in the table's order; a test checks that every name resolves. */
-static const char *const preset_names[] = {"nasnet_a", "amoebanet_a",  "pnasnet5",
-                                           "resnet",   "nb201_resnet", NULL};
+static const char *const preset_names[] = {"nasnet_a",        "amoebanet_a",  "pnasnet5",
+                                           "resnet",          "nb201_resnet", "efficientnet_b0",
+                                           "efficientnetv2_s", NULL};
 
 const char *const *nas_genome_preset_names(void) {
     return preset_names;

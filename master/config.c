@@ -78,7 +78,7 @@ nas_config nas_config_default(void) {
 // ---- the key table -----------------------------------------------------------------------------
 
 static const char *const data_sets[] = {"fashion-mnist", "mnist", "cifar10", NULL};
-static const char *const space_kinds[] = {"cell", "nb201", NULL}; /* = enum nas_space_kind */
+static const char *const space_kinds[] = {"cell", "nb201", "mbconv", NULL}; /* = enum nas_space_kind */
 static const char *const strategy_names[] = {"random", "evolution", "pnas", NULL};
 static const char *const eval_modes[] = {"train", "table", NULL}; /* = nas_config_eval_mode */
 

@@ -22,6 +22,10 @@
 /* Op names of a space, in enum order, NULL-terminated, from the genome
  * module that owns them (the values are append-only). */
 static void op_names(int kind, const char *names[NAS_OP_COUNT + 1]) {
+    if (kind == NAS_SPACE_MBCONV) { /* block kinds, genome.h's op_mask bits */
+        names[0] = "mbconv", names[1] = "fused", names[2] = NULL;
+        return;
+    }
     int n = kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
     for (int i = 0; i < n; i++)
         names[i] = kind == NAS_SPACE_NB201 ? nas_nb201_op_name(i) : nas_op_name(i);
@@ -30,7 +34,9 @@ static void op_names(int kind, const char *names[NAS_OP_COUNT + 1]) {
 
 static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     nas_space *sp = &cfg->strategy.space;
-    const char *kind = sp->kind == NAS_SPACE_NB201 ? "nb201" : "cell";
+    const char *kind = sp->kind == NAS_SPACE_NB201    ? "nb201"
+                       : sp->kind == NAS_SPACE_MBCONV ? "mbconv"
+                                                      : "cell";
     const char *names[NAS_OP_COUNT + 1];
     op_names(sp->kind, names);
     if (!cx->ops_node) {
@@ -154,6 +160,17 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
                               "must be <= budget.evaluations (%d), got %d: evolution would "
                               "never finish its first population",
                               c->budget.evaluations, s->population);
+    /* The MBConv space has stages, not levels (docs/GENOME.md s7). */
+    if (s->space.kind == NAS_SPACE_MBCONV) {
+        if (s->space.n_blocks > NAS_MB_MAX_STAGES)
+            return nas__cfg_error(cx, nas__cfg_line_of(cx, "space.blocks"), "space.blocks",
+                                  "the mbconv space has at most %d stages, got %d",
+                                  NAS_MB_MAX_STAGES, s->space.n_blocks);
+        if (strcmp(s->name, "pnas") == 0)
+            return nas__cfg_error(cx, nas__cfg_line_of(cx, "strategy.name"), "strategy.name",
+                                  "pnas needs a space with levels (cell or nb201), not mbconv; "
+                                  "use random or evolution");
+    }
     /* PNAS levels: blocks of a cell, or the intermediate nodes an NB201
      * cell can use (two: genome.h's node levels). */
     int nb201 = s->space.kind == NAS_SPACE_NB201;

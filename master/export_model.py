@@ -116,6 +116,12 @@ class NasNet(nn.Module):
                 y = ins[0]
             elif op == "shift":  # x[:, :, 1:, 1:], zero-padded back to (H, W)
                 y = F.pad(ins[0][:, :, 1:, 1:], (0, 1, 0, 1))
+            elif op == "silu":
+                y = F.silu(ins[0])
+            elif op == "sigmoid":
+                y = torch.sigmoid(ins[0])
+            elif op == "scale":  # squeeze-and-excitation's per-channel gate
+                y = ins[0] * ins[1]
             elif op == "zero":
                 s = nd["stride"]
                 y = ins[0][:, :, ::s, ::s] * 0.0

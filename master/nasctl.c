@@ -28,6 +28,7 @@
 #include "common/zmon.h"
 #include "master/export.h"
 #include "master/nasctl_fidelity.h"
+#include "master/nasctl_scale.h"
 #include "master/pareto.h"
 #include "master/serve.h"
 #include "master/status_fidelity.h"
@@ -127,6 +128,9 @@ static const command COMMANDS[] = {
      "--db FILE [--task N | --best] --out DIR [options]\n"
      "        the winner's genome, weights (safetensors), a PyTorch model.py and\n"
      "        model.onnx (docs/EXPORT.md; nasctl export --help)\n"},
+    {"scale", nas_nasctl_scale, 0,
+     "ARCH [--phi LIST] [--search] [options]\n"
+     "        EfficientNet compound scaling of an mbconv genome (nasctl scale --help)\n"},
     {"pareto", cmd_pareto, OPT_DB | OPT_JSON,
      "--db FILE [--json]\n"
      "        results no other beats on accuracy and parameter count at once\n"},

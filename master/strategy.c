@@ -365,8 +365,20 @@ void nas_strategy_config_default(nas_strategy_config *cfg) {
 
 /* Range-check a config and fill derived defaults (max_blocks, op_mask). */
 static int config_check(nas_strategy_config *c, char *err) {
-    if (c->space.kind != NAS_SPACE_CELL && c->space.kind != NAS_SPACE_NB201)
+    if (c->space.kind == NAS_SPACE_MBCONV) {
+        /* Stages and block kinds (genome.h); no levels, so no PNAS. */
+        if (c->space.n_blocks < 1 || c->space.n_blocks > NAS_MB_MAX_STAGES)
+            return nas_set_err(err, NAS_EINVAL, "strategy: mbconv stages %d not in 1..%d",
+                               c->space.n_blocks, NAS_MB_MAX_STAGES);
+        if (c->space.op_mask == 0) c->space.op_mask = nas_space_default_ops(c->space.kind);
+        if (c->space.op_mask > 3u)
+            return nas_set_err(err, NAS_EINVAL, "strategy: mbconv block kinds 0x%x (bits 0, 1)",
+                               c->space.op_mask);
+        if (strcmp(c->name, "pnas") == 0)
+            return nas_set_err(err, NAS_EINVAL, "strategy: pnas needs levels; mbconv has none");
+    } else if (c->space.kind != NAS_SPACE_CELL && c->space.kind != NAS_SPACE_NB201) {
         return nas_set_err(err, NAS_EINVAL, "strategy: unknown space kind %d", c->space.kind);
+    }
     if (c->space.kind == NAS_SPACE_CELL &&
         (c->space.n_blocks < 1 || c->space.n_blocks > NAS_MAX_BLOCKS))
         return nas_set_err(err, NAS_EINVAL, "strategy: space n_blocks %d not in 1..%d",
@@ -376,7 +388,8 @@ static int config_check(nas_strategy_config *c, char *err) {
      * on the first proposal; say so now, at configuration time. */
     int n_ops = c->space.kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
     uint32_t useless = c->space.kind == NAS_SPACE_NB201 ? 1u << NAS_NB201_NONE : 1u << NAS_OP_ZERO;
-    if ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0)
+    if (c->space.kind != NAS_SPACE_MBCONV &&
+        ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0))
         return nas_set_err(
             err, NAS_EINVAL, "strategy: op mask 0x%x names no usable op of the %s space (%d ops)",
             c->space.op_mask, c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell", n_ops);

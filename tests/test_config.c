@@ -98,6 +98,13 @@ static const struct {
      "bad.yaml:2: space.ops: 'sep3x4' is not an op of the cell space; did you mean 'sep3x3'?"},
     {"space:\n  kind: nb201\nstrategy:\n  max_blocks: 3\n",
      "bad.yaml:4: strategy.max_blocks: must be <= 2 for the nb201 space (2), got 3"},
+    {"space:\n  kind: mbconv\n  ops: [mbconv, sep3x3]\n",
+     "bad.yaml:3: space.ops: 'sep3x3' is not an op of the mbconv space"},
+    {"space:\n  kind: mbconv\n  blocks: 8\n",
+     "bad.yaml:3: space.blocks: the mbconv space has at most 7 stages, got 8"},
+    {"space:\n  kind: mbconv\nstrategy:\n  name: pnas\n",
+     "bad.yaml:4: strategy.name: pnas needs a space with levels (cell or nb201), not mbconv; use "
+     "random or evolution"},
     {"strategy:\n  ensemble: 0\n  lstm: false\n",
      "bad.yaml:2: strategy.ensemble: the predictor needs a model: ensemble >= 1 or lstm: true"},
     {"strategy:\n  objective:\n    weight: 0.5\n",
@@ -184,6 +191,22 @@ START_TEST(test_config_defaults) {
     nas_config_fini(&cfg);
     nas_config_fini(&cfg); /* twice is fine */
     nas_config_fini(&d);
+}
+END_TEST
+
+START_TEST(test_config_mbconv_space) {
+    nas_config cfg;
+    char err[NAS_ERR_LEN];
+    const char *yaml = "space: {kind: mbconv, blocks: 4, ops: [fused]}\n"
+                       "strategy: {name: evolution, population: 8, sample: 3}\n";
+    ck_assert_msg(parse(yaml, &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(cfg.strategy.space.kind, NAS_SPACE_MBCONV);
+    ck_assert_int_eq(cfg.strategy.space.n_blocks, 4);
+    ck_assert_uint_eq(cfg.strategy.space.op_mask, 2u);
+    nas_config_fini(&cfg);
+    ck_assert_msg(parse("space: {kind: mbconv}\n", &cfg, err) == NAS_OK, "%s", err);
+    ck_assert_uint_eq(cfg.strategy.space.op_mask, 3u); /* both block kinds by default */
+    nas_config_fini(&cfg);
 }
 END_TEST
 
@@ -573,6 +596,7 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_config_bad_files, 0, (int)NAS_ARRAY_LEN(bad_files));
     tcase_add_test(tc, test_config_defaults);
     tcase_add_test(tc, test_config_typed_values);
+    tcase_add_test(tc, test_config_mbconv_space);
     tcase_add_test(tc, test_config_examples_load);
     tcase_add_test(tc, test_config_units);
     tcase_add_test(tc, test_config_hash_identity);

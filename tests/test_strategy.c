@@ -160,6 +160,38 @@ START_TEST(test_random_never_repeats) {
 }
 END_TEST
 
+/* The MBConv space under random search and evolution: every proposal is a
+ * valid MBConv genome with the configured stages, none repeats, and PNAS
+ * (which needs levels) is refused at creation. */
+START_TEST(test_mbconv_random_and_evolution) {
+    for (int k = 0; k < 2; k++) {
+        nas_strategy_config c;
+        nas_strategy_config_default(&c);
+        snprintf(c.name, sizeof c.name, "%s", k ? "evolution" : "random");
+        c.space.kind = NAS_SPACE_MBCONV;
+        c.space.n_blocks = 4;
+        c.budget = 60;
+        c.population = 8;
+        c.sample = 3;
+        nas_strategy *s = make(&c, 11);
+        uint64_t h[60];
+        ck_assert_int_eq(drive(s, 60, 4, h), 60);
+        for (int i = 0; i < 60; i++)
+            for (int j = 0; j < i; j++) ck_assert_msg(h[i] != h[j], "repeat at %d and %d", j, i);
+        nas_strategy_destroy(&s);
+    }
+    nas_strategy_config c;
+    nas_strategy_config_default(&c);
+    snprintf(c.name, sizeof c.name, "pnas");
+    c.space.kind = NAS_SPACE_MBCONV;
+    c.space.n_blocks = 4;
+    nas_strategy *s = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_strategy_create(&s, &c, 1, err), NAS_EINVAL);
+    ck_assert_str_eq(err, "strategy: pnas needs levels; mbconv has none");
+}
+END_TEST
+
 START_TEST(test_random_exhausts_small_space) {
     nas_strategy_config c;
     nas_strategy_config_default(&c);
@@ -637,6 +669,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_create_rejects);
     tcase_add_test(tc, test_random_never_repeats);
     tcase_add_test(tc, test_random_exhausts_small_space);
+    tcase_add_test(tc, test_mbconv_random_and_evolution);
     tcase_add_test(tc, test_evo_aging_kills_oldest);
     tcase_add_test(tc, test_evo_tournament_and_parent);
     tcase_add_test(tc, test_evo_failures_do_not_join);

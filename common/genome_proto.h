@@ -24,6 +24,8 @@ typedef struct nas_genome_pb {
     Naspb__Block *normal[NAS_MAX_BLOCKS];
     Naspb__Block *reduce[NAS_MAX_BLOCKS];
     uint32_t nb201[NAS_NB201_EDGES];
+    Naspb__ChainLayer layers[NAS_CHAIN_MAX_LAYERS];
+    Naspb__ChainLayer *chain[NAS_CHAIN_MAX_LAYERS];
 } nas_genome_pb;
 
 /* Fill pb from a valid genome (NAS_EGENOME otherwise). In shared mode the

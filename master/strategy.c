@@ -365,7 +365,7 @@ void nas_strategy_config_default(nas_strategy_config *cfg) {
 
 /* Range-check a config and fill derived defaults (max_blocks, op_mask). */
 static int config_check(nas_strategy_config *c, char *err) {
-    if (c->space.kind != NAS_SPACE_CELL && c->space.kind != NAS_SPACE_NB201)
+    if (nas_space_kind_name(c->space.kind) == NULL)
         return nas_set_err(err, NAS_EINVAL, "strategy: unknown space kind %d", c->space.kind);
     if (c->space.kind == NAS_SPACE_CELL &&
         (c->space.n_blocks < 1 || c->space.n_blocks > NAS_MAX_BLOCKS))
@@ -374,12 +374,14 @@ static int config_check(nas_strategy_config *c, char *err) {
     if (c->space.op_mask == 0) c->space.op_mask = nas_space_default_ops(c->space.kind);
     /* A mask naming no op that computes anything would make sampling fail
      * on the first proposal; say so now, at configuration time. */
-    int n_ops = c->space.kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
-    uint32_t useless = c->space.kind == NAS_SPACE_NB201 ? 1u << NAS_NB201_NONE : 1u << NAS_OP_ZERO;
+    int n_ops = nas_space_op_count(c->space.kind);
+    uint32_t useless = c->space.kind == NAS_SPACE_NB201   ? 1u << NAS_NB201_NONE
+                       : c->space.kind == NAS_SPACE_CHAIN ? 0u
+                                                          : 1u << NAS_OP_ZERO;
     if ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0)
         return nas_set_err(
             err, NAS_EINVAL, "strategy: op mask 0x%x names no usable op of the %s space (%d ops)",
-            c->space.op_mask, c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell", n_ops);
+            c->space.op_mask, nas_space_kind_name(c->space.kind), n_ops);
     if (c->budget < 1) return nas_set_err(err, NAS_EINVAL, "strategy: budget %d < 1", c->budget);
     if (c->population < 2 || c->population > 4096)
         return nas_set_err(err, NAS_EINVAL, "strategy: population %d not in 2..4096",
@@ -400,7 +402,7 @@ static int config_check(nas_strategy_config *c, char *err) {
             return nas_set_err(err, NAS_EINVAL, "strategy: seed %d: %s", i, perr);
         if (g.space != c->space.kind)
             return nas_set_err(err, NAS_EINVAL, "strategy: seed '%s' is not in the %s space",
-                               c->seeds[i], c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
+                               c->seeds[i], nas_space_kind_name(c->space.kind));
     }
     /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
     int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;

@@ -15,7 +15,8 @@
 
 /* Run one campaign over the chain space with `strategy` (YAML lines of
  * the strategy map) to its budget; returns the search tasks (nas_free). */
-static int run_campaign(const char *strategy, int slot, nas_store_task_info **out) {
+static int run_campaign(const char *strategy, int slot, nas_store_task_info **out,
+                        nas_weights_stats *ws) {
     const char *dir = nas_tmpdir_make();
     char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
@@ -53,6 +54,7 @@ static int run_campaign(const char *strategy, int slot, nas_store_task_info **ou
     ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ck_assert(nas_campaign_done(c));
     int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, out, err);
+    nas_weights_stats_get(c->weights, ws);
     nas_campaign_destroy(&c);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     e2e_agent_stop(&a);
@@ -80,7 +82,8 @@ static int check_tasks(const nas_store_task_info *ti, int n) {
 
 START_TEST(test_chain_campaign_random) {
     nas_store_task_info *ti = NULL;
-    int n = run_campaign("  name: random\n", 1, &ti);
+    nas_weights_stats ws;
+    int n = run_campaign("  name: random\n", 1, &ti, &ws);
     ck_assert_int_eq(check_tasks(ti, n), 0);
     nas_free(ti);
 }
@@ -88,7 +91,8 @@ END_TEST
 
 START_TEST(test_chain_campaign_evolution) {
     nas_store_task_info *ti = NULL;
-    int n = run_campaign("  name: evolution\n  population: 3\n  sample: 2\n", 2, &ti);
+    nas_weights_stats ws;
+    int n = run_campaign("  name: evolution\n  population: 3\n  sample: 2\n", 2, &ti, &ws);
     ck_assert_int_ge(check_tasks(ti, n), 4);
     nas_free(ti);
 }
@@ -96,9 +100,12 @@ END_TEST
 
 START_TEST(test_chain_campaign_morphism) {
     nas_store_task_info *ti = NULL;
+    nas_weights_stats ws;
     int n = run_campaign("  name: evolution\n  population: 3\n  sample: 2\n  mutations: morphism\n",
-                         3, &ti);
+                         3, &ti, &ws);
     ck_assert_int_ge(check_tasks(ti, n), 4);
+    /* Every child pulled its parent's weights from the store. */
+    ck_assert_int_ge(ws.hits + ws.disk_reads, 4);
     /* A morphism child grows its parent: never fewer layers or weights. */
     for (int i = 0; i < n; i++) {
         if (!ti[i].has_parent) continue;

@@ -6,6 +6,7 @@
  * data) and talks to the weight store.  Random search and regularized
  * evolution (plain mutations, and morphisms) run to their budget; every
  * task is a chain that trained, and evolution's children named parents.
+ * Then morphism evolution with real nas-master and nas-worker processes.
  */
 #include "common/alloc.h"
 #include "master/campaign_internal.h"
@@ -126,6 +127,59 @@ START_TEST(test_chain_campaign_morphism) {
 }
 END_TEST
 
+/* Real processes: nas-master and two nas-worker processes run morphism
+ * evolution over TCP; the workers pull parents from the master's weight
+ * store and apply the morphisms (their logs say which tensors were
+ * widened, set to the identity or zeroed), and every task finishes. */
+START_TEST(test_chain_campaign_morphism_processes) {
+    e2e_env e;
+    e2e_env_init(&e, 4);
+    e2e_write_bar_idx(e.dir, "train", 200);
+    e2e_write_bar_idx(e.dir, "t10k", 20);
+    e2e_write(e.cfg,
+              "name: morph\nseed: 4\n"
+              "data:\n  set: mnist\n  dir: %s\n"
+              "space:\n  kind: chain\n  depth_min: 2\n  depth_max: 6\n"
+              "strategy:\n  name: evolution\n  population: 3\n  sample: 2\n"
+              "  mutations: morphism\n"
+              "budget:\n  evaluations: 12\n"
+              "fidelity:\n  resolution: 14\n  train_subset: 0\n  val_size: 40\n  epochs: 1\n"
+              "  batch: 16\n  channels: 4\n"
+              "listen:\n  control: tcp://127.0.0.1:%d\n  weights: tcp://127.0.0.1:%d\n"
+              "  status: tcp://127.0.0.1:%d\n"
+              "workers:\n  heartbeat_ms: 100\n  liveness: 10\n"
+              "store: %s\n",
+              e.dir, e.port, e.port + 1, e.port + 2, e.db);
+    const char *mextra[] = {"--log-level", "info", NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, mextra);
+    const char *wextra[] = {"--data-dir", e.dir, "--log-level", "info", NULL};
+    char wlog[2][PATH_MAX];
+    pid_t w[2];
+    for (int i = 0; i < 2; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "mw%d", i);
+        e2e_log_path(&e, name, wlog[i], sizeof wlog[i]);
+        w[i] = e2e_start_worker(wlog[i], NULL, e.ctl, name, "0", wextra);
+    }
+    int m_rc = e2e_wait(m, 200000);
+    for (int i = 0; i < 2; i++)
+        e2e_kill(w[i], SIGTERM);
+    ck_assert_msg(m_rc == 0, "master exited %d", m_rc);
+    e2e_check_exactly_once(e.db, 12);
+    int morphs = 0, grown = 0;
+    for (int i = 0; i < 2; i++) {
+        morphs += e2e_count_in_file(wlog[i], "inherit: morph:");
+        grown += e2e_count_in_file(wlog[i], "widened") - e2e_count_in_file(wlog[i], " 0 widened") +
+                 e2e_count_in_file(wlog[i], "identity") -
+                 e2e_count_in_file(wlog[i], " 0 identity") + e2e_count_in_file(wlog[i], "zeroed") -
+                 e2e_count_in_file(wlog[i], " 0 zeroed");
+    }
+    ck_assert_int_ge(morphs, 6);
+    ck_assert_int_ge(grown, 6);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("chain_campaign");
     TCase *tc = tcase_create("campaign");
@@ -133,6 +187,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_chain_campaign_random);
     tcase_add_test(tc, test_chain_campaign_evolution);
     tcase_add_test(tc, test_chain_campaign_morphism);
+    tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
+    tcase_add_test(tc, test_chain_campaign_morphism_processes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,7 @@
 #include "tests/e2e_util.h"
 
 #include <limits.h>
+#include <math.h>
 
 /* Run one campaign over the chain space with `strategy` (YAML lines of
  * the strategy map) to its budget; returns the search tasks (nas_free). */
@@ -176,6 +177,36 @@ START_TEST(test_chain_campaign_morphism_processes) {
     }
     ck_assert_int_ge(morphs, 6);
     ck_assert_int_ge(grown, 6);
+    /* Function kept through the processes and the store: a child's
+     * accuracy at birth is its parent's recorded final accuracy (the same
+     * 40 validation images through the pushed weights). */
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    int births = 0;
+    for (int i = 0; i < 2; i++) {
+        char *log = nas_read_file(wlog[i], NULL);
+        ck_assert_ptr_nonnull(log);
+        for (const char *p = log; (p = strstr(p, "inherit: chain child of ")) != NULL; p++) {
+            unsigned long long parent = 0;
+            double acc = -1;
+            ck_assert_int_eq(
+                sscanf(p, "inherit: chain child of %llx at birth: val acc %lf", &parent, &acc), 2);
+            for (int k = 0; k < n; k++) {
+                if (r[k].arch_hash != (uint64_t)parent) continue;
+                ck_assert_msg(fabs(r[k].accuracy - acc) < 1e-6,
+                              "child of %016llx: %.6f at birth, parent %.6f", parent, acc,
+                              r[k].accuracy);
+                births++;
+            }
+        }
+        nas_free(log);
+    }
+    ck_assert_int_ge(births, 6);
+    nas_store_records_free(r, n);
+    nas_store_close(&st);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST

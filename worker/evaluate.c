@@ -458,10 +458,16 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
         char why[NAS_ERR_LEN] = "";
         /* A chain inherits through the morphism rule (common/morph.h): a
          * morphism child starts computing its parent's function. */
-        if (is_genome && g.space == NAS_SPACE_CHAIN)
-            nas_ps_client_inherit_chain(ev->cfg.ps, t->parent_hash, net, &g, f.channels, f.seed,
-                                        MORPH_NOISE, NULL, why);
-        else
+        if (is_genome && g.space == NAS_SPACE_CHAIN) {
+            int got = nas_ps_client_inherit_chain(ev->cfg.ps, t->parent_hash, net, &g, f.channels,
+                                                  f.seed, MORPH_NOISE, NULL, why);
+            /* What the child computes at birth, for the log: after a
+             * morphism it is the parent's final validation accuracy. */
+            float bl = 0, ba = 0;
+            if (got > 0 && nas_trainer_evaluate(net, &data->val, &bl, &ba, why) == NAS_OK)
+                nas_info("inherit: chain child of %016llx at birth: val acc %.6f",
+                         (unsigned long long)t->parent_hash, (double)ba);
+        } else
             nas_ps_client_inherit(ev->cfg.ps, t->parent_hash, net, f.seed, NULL, why);
         tc.init_params = 0;
     }

@@ -111,6 +111,14 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
         }
     }
     nas__w_bytes(w, g->nb201, NAS_NB201_EDGES);
+    if (g->space != NAS_SPACE_CHAIN) return; /* cell and NB201 blobs stay as they were */
+    nas__w_u8(w, (uint8_t)g->chain.n_layers);
+    for (int k = 0; k < g->chain.n_layers; k++) {
+        const nas_chain_layer *l = &g->chain.layers[k];
+        uint8_t v[6] = {l->op, l->id, (uint8_t)(l->width & 0xff), (uint8_t)(l->width >> 8),
+                        (uint8_t)(l->skips & 0xff), (uint8_t)(l->skips >> 8)};
+        nas__w_bytes(w, v, 6);
+    }
 }
 
 // ---- blob reader -------------------------------------------------------------------
@@ -203,6 +211,17 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
         }
     }
     nas__r_bytes(r, g->nb201, NAS_NB201_EDGES, what);
+    if (g->space == NAS_SPACE_CHAIN) { /* then the layers */
+        int n = nas__r_u8(r, what);
+        if (n > NAS_CHAIN_MAX_LAYERS) nas__r_fail(r, what);
+        for (int k = 0; k < n && !r->bad; k++) {
+            uint8_t v[6];
+            nas__r_bytes(r, v, 6, what);
+            g->chain.layers[k] = (nas_chain_layer){v[0], v[1], (uint16_t)(v[2] | v[3] << 8),
+                                                   (uint16_t)(v[4] | v[5] << 8)};
+        }
+        g->chain.n_layers = n;
+    }
     if (r->bad) return;
     char gerr[NAS_ERR_LEN];
     if (nas_genome_validate(g, gerr) != NAS_OK) {
@@ -405,7 +424,10 @@ static int config_check(nas_strategy_config *c, char *err) {
                                c->seeds[i], nas_space_kind_name(c->space.kind));
     }
     /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
-    int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;
+    /* The chain space has no levels (PNAS refuses it): 1 is a placeholder. */
+    int max_b = c->space.kind == NAS_SPACE_NB201   ? 2
+                : c->space.kind == NAS_SPACE_CHAIN ? 1
+                                                   : c->space.n_blocks;
     if (c->max_blocks == 0) c->max_blocks = max_b;
     if (c->max_blocks < 1 || c->max_blocks > max_b)
         return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d", c->max_blocks,

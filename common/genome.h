@@ -1,7 +1,7 @@
 /*
  * genome.h - architectures as data: the search spaces of nasd.
  *
- * Two spaces share one value type, nas_genome, tagged by `space`:
+ * The spaces share one value type, nas_genome, tagged by `space`:
  *
  *  - NAS_SPACE_CELL, the NASNet / PNAS / AmoebaNet family (ARCHITECTURE.md, Search space):
  *    a normal cell and a reduction cell of 1..NAS_MAX_BLOCKS blocks.  Block
@@ -17,6 +17,11 @@
  *    edges j->i (j < i), each one of none/skip_connect/nor_conv_1x1/
  *    nor_conv_3x3/avg_pool_3x3.  Text form: the benchmark's own string,
  *    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|
+ *
+ *  - NAS_SPACE_CHAIN, the chain-structured space (common/genome_chain.c): a
+ *    stem and 1..12 layers, each a conv, separable conv, pool or identity
+ *    with a width and skips from earlier outputs.
+ *    Text form:  chain=conv3x3/32,sep5x5/48+0,max3x3,conv3x3/64+1+3
  *
  * Every function is a pure function of its inputs (randomness comes from a
  * caller's nas_rng), never crashes on any input, and reports problems in a

@@ -459,6 +459,83 @@ static int walk_nb201(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
     return em_relu(e, em_bn(e, "lastbn", x));
 }
 
+// ---------------------------------------------------------------------------
+// Chain space (genome_chain.c): stem, layers with skips, GAP, linear.
+
+/* Where skip j of a layer comes from, for its parameter path. */
+static void chain_source(const nas_chain *c, int j, char *buf, size_t cap) {
+    if (j == 0)
+        snprintf(buf, cap, "stem");
+    else
+        snprintf(buf, cap, "%d", c->layers[j - 1].id);
+}
+
+/* Layer k (1-based) of the chain on h[k-1]: its op, then each skip h[j]
+ * through a 1x1 conv (strided down to the layer's side) and a BN, added,
+ * then ReLU.  An `id` layer without skips is the identity and adds nothing
+ * (every h is non-negative, so a ReLU there would be one too). */
+static int chain_layer(nas__emit *e, const nas_chain *c, int k, const int *h, const int *units,
+                       int F) {
+    const nas_chain_layer *l = &c->layers[k - 1];
+    int in = h[k - 1], oc = nas_chain_channels(units[k], F), y;
+    int ic = em_shape(e, in).c;
+    char p[96], q[96], src[16];
+    switch (l->op) {
+    case NAS_CHAIN_CONV3X3:
+    case NAS_CHAIN_CONV5X5:
+    case NAS_CHAIN_CONV1X1: {
+        int ks = l->op == NAS_CHAIN_CONV3X3 ? 3 : l->op == NAS_CHAIN_CONV5X5 ? 5 : 1;
+        path_fmt(e, p, sizeof p, "L%d/conv", l->id);
+        path_fmt(e, q, sizeof q, "L%d/bn", l->id);
+        y = em_bn(e, q, em_conv(e, p, in, oc, ks, ks, 1, ks / 2, 1, 1));
+        break;
+    }
+    case NAS_CHAIN_SEP3X3:
+    case NAS_CHAIN_SEP5X5: {
+        int ks = l->op == NAS_CHAIN_SEP3X3 ? 3 : 5;
+        path_fmt(e, p, sizeof p, "L%d/dw", l->id);
+        y = em_conv(e, p, in, ic, ks, ks, 1, ks / 2, 1, ic);
+        path_fmt(e, p, sizeof p, "L%d/pw", l->id);
+        path_fmt(e, q, sizeof q, "L%d/bn", l->id);
+        y = em_bn(e, q, em_conv(e, p, y, oc, 1, 1, 1, 0, 1, 1));
+        break;
+    }
+    case NAS_CHAIN_MAX3X3:
+    case NAS_CHAIN_AVG3X3:
+        y = em_pool(e, l->op == NAS_CHAIN_MAX3X3, in, 3, 2, 1);
+        break;
+    case NAS_CHAIN_ID:
+        if (l->skips == 0) return in;
+        y = in;
+        break;
+    default:
+        return em_fail(e, NAS_EGENOME, "unknown chain op in a validated genome");
+    }
+    for (int j = 0; j < k; j++) {
+        if (!(l->skips & (1u << j))) continue;
+        nas_shape from = em_shape(e, h[j]), to = em_shape(e, y);
+        int stride = 1; /* pools halve with rounding up, as a strided 1x1 conv does */
+        while (stride < 4096 && (from.h + stride - 1) / stride > to.h)
+            stride *= 2;
+        chain_source(c, j, src, sizeof src);
+        path_fmt(e, p, sizeof p, "L%d/from%s/conv", l->id, src);
+        path_fmt(e, q, sizeof q, "L%d/from%s/bn", l->id, src);
+        y = em_add(e, y, em_bn(e, q, em_conv(e, p, h[j], to.c, 1, 1, stride, 0, 1, 1)));
+    }
+    return em_relu(e, y);
+}
+
+static int walk_chain(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
+    const nas_chain *c = &g->chain;
+    int h[NAS_CHAIN_MAX_LAYERS + 1], units[NAS_CHAIN_MAX_LAYERS + 1];
+    nas__chain_units(c, units);
+    h[0] =
+        em_relu(e, em_bn(e, "stem/bn", em_conv(e, "stem/conv", x, f->channels, 3, 3, 1, 1, 1, 1)));
+    for (int k = 1; k <= c->n_layers; k++)
+        h[k] = chain_layer(e, c, k, h, units, f->channels);
+    return h[c->n_layers];
+}
+
 int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, nas_shape in,
                       int classes, int *logits) {
     int rc = nas_genome_validate(g, e->err);
@@ -473,11 +550,10 @@ int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
     if (g->space == NAS_SPACE_CELL && f->channels < 1)
         return nas_set_err(e->err, NAS_EINVAL, "builder: F must be >= 1");
     int x = em_input(e, in);
-    if (g->space == NAS_SPACE_MBCONV)
-        x = nas__walk_mbconv(e, g, f, x);
-    else
-        x = g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
-                                        : walk_cells(e, g, f, x, classes);
+    x = g->space == NAS_SPACE_MBCONV  ? nas__walk_mbconv(e, g, f, x)
+        : g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
+        : g->space == NAS_SPACE_CHAIN ? walk_chain(e, g, f, x)
+                                      : walk_cells(e, g, f, x, classes);
     x = em_linear(e, "head/linear", em_gap(e, x), classes);
     if (e->status < 0) return e->status;
     *logits = x;

@@ -1,5 +1,5 @@
 /*
- * builder_mbconv.c - the MBConv space's network (docs/GENOME.md s7), walked
+ * builder_mbconv.c - the MBConv space's network (docs/GENOME.md s8), walked
  * through the emitter of builder_emit.h like the other spaces, so
  * nas_genome_cost() counts exactly what nas_builder_build() creates.
  *

@@ -39,6 +39,7 @@ static const char *const nb201_op_names[NAS_NB201_OP_COUNT] = {
 uint32_t nas_space_default_ops(int kind) {
     if (kind == NAS_SPACE_NB201) return (1u << NAS_NB201_OP_COUNT) - 1u;
     if (kind == NAS_SPACE_MBCONV) return 3u; /* MBConv and Fused-MBConv blocks */
+    if (kind == NAS_SPACE_CHAIN) return (1u << NAS_CHAIN_OP_COUNT) - 1u;
     /* `zero` is a search-space option the user opts into, never a default. */
     return ((1u << NAS_OP_COUNT) - 1u) & ~(1u << NAS_OP_ZERO);
 }
@@ -57,7 +58,35 @@ int nas_space_kind_parse(const char *s, int *kind) {
         *kind = NAS_SPACE_MBCONV;
         return NAS_OK;
     }
+    if (strcmp(s, "chain") == 0) {
+        *kind = NAS_SPACE_CHAIN;
+        return NAS_OK;
+    }
     return NAS_EINVAL;
+}
+
+const char *nas_space_kind_name(int kind) {
+    return kind == NAS_SPACE_CELL    ? "cell"
+           : kind == NAS_SPACE_NB201 ? "nb201"
+           : kind == NAS_SPACE_MBCONV ? "mbconv"
+           : kind == NAS_SPACE_CHAIN ? "chain"
+                                     : NULL;
+}
+
+int nas_space_op_count(int kind) {
+    return kind == NAS_SPACE_CELL    ? NAS_OP_COUNT
+           : kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT
+           : kind == NAS_SPACE_MBCONV ? 2 /* block kinds: the op_mask bits */
+           : kind == NAS_SPACE_CHAIN ? NAS_CHAIN_OP_COUNT
+                                     : 0;
+}
+
+const char *nas_space_op_name(int kind, int op) {
+    return kind == NAS_SPACE_CELL    ? nas_op_name(op)
+           : kind == NAS_SPACE_NB201 ? nas_nb201_op_name(op)
+           : kind == NAS_SPACE_MBCONV ? (op == 0 ? "mbconv" : op == 1 ? "fused" : NULL)
+           : kind == NAS_SPACE_CHAIN ? nas_chain_op_name(op)
+                                     : NULL;
 }
 
 const char *nas_op_name(int op) {
@@ -155,6 +184,7 @@ int nas_genome_validate(const nas_genome *g, char *err) {
         return NAS_OK;
     }
     if (g->space == NAS_SPACE_MBCONV) return nas__mb_validate(&g->mb, err);
+    if (g->space == NAS_SPACE_CHAIN) return nas__chain_validate(&g->chain, err);
     if (g->space != NAS_SPACE_CELL)
         return nas_set_err(err, NAS_EGENOME, "unknown search space %d", g->space);
     if (g->shared != 0 && g->shared != 1)
@@ -344,8 +374,8 @@ static int parse_cell_genome(cursor *c, nas_genome *g, char *err) {
         char got[32];
         cur_describe(c, got, sizeof got);
         return nas_set_err(err, NAS_EGENOME,
-                           "at %zu: expected 'n=' (normal cell), 'c=' (shared cell) or '|' "
-                           "(nb201), got %s",
+                           "at %zu: expected 'n=' (normal cell), 'c=' (shared cell), '|' "
+                           "(nb201) or 'chain=', got %s",
                            c->pos, got);
     }
     if ((rc = parse_cell(c, &g->normal, 0, err)) < 0) return rc;
@@ -404,6 +434,9 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err) {
         g.space = NAS_SPACE_MBCONV;
         c.pos += 7;
         rc = nas__mb_parse(c.s, c.len, &c.pos, &g.mb, err);
+    } else if (cur_prefix(&c, "chain=")) {
+        g.space = NAS_SPACE_CHAIN;
+        rc = nas__chain_parse(c.s, c.len, &c.pos, &g.chain, err);
     } else {
         g.space = NAS_SPACE_CELL;
         rc = parse_cell_genome(&c, &g, err);
@@ -475,6 +508,11 @@ int nas_genome_format(const nas_genome *g, char *buf, size_t cap) {
         nas__mb_format(&g->mb, &o);
         return nas__text_finish(&o);
     }
+    if (g->space == NAS_SPACE_CHAIN) {
+        nas__text o = {buf, cap, 0};
+        nas__chain_format(&g->chain, &o);
+        return nas__text_finish(&o);
+    }
     if (g->space == NAS_SPACE_NB201) {
         int e = 0;
         for (int i = 1; i <= 3; i++) {
@@ -514,6 +552,8 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
         w = snprintf(buf, cap, "identity");
     } else if (parent != NULL && parent->space == NAS_SPACE_MBCONV) {
         return nas__mb_mutation_format(m, buf, cap);
+    } else if (parent != NULL && parent->space == NAS_SPACE_CHAIN) {
+        return nas__chain_mutation_format(m, buf, cap);
     } else if (nb) {
         const char *o = nas_nb201_op_name(m->old_val), *n = nas_nb201_op_name(m->new_val);
         w = snprintf(buf, cap, "op: edge %d %s -> %s", m->block, o ? o : "?", n ? n : "?");

@@ -1,7 +1,7 @@
 /*
  * genome.h - architectures as data: the search spaces of nasd.
  *
- * Two spaces share one value type, nas_genome, tagged by `space`:
+ * The spaces share one value type, nas_genome, tagged by `space`:
  *
  *  - NAS_SPACE_CELL, the NASNet / PNAS / AmoebaNet family (ARCHITECTURE.md, Search space):
  *    a normal cell and a reduction cell of 1..NAS_MAX_BLOCKS blocks.  Block
@@ -21,6 +21,10 @@
  *  - NAS_SPACE_MBCONV, MnasNet / EfficientNet(V2) stages of MBConv and
  *    Fused-MBConv blocks (nas_mbconv below; docs/GENOME.md s8).  It has no
  *    PNAS levels: expand, level and enumerate_level1 return NAS_EINVAL.
+ *  - NAS_SPACE_CHAIN, the chain-structured space (common/genome_chain.c): a
+ *    stem and 1..12 layers, each a conv, separable conv, pool or identity
+ *    with a width and skips from earlier outputs.
+ *    Text form:  chain=conv3x3/32,sep5x5/48+0,max3x3,conv3x3/64+1+3
  *
  * Every function is a pure function of its inputs (randomness comes from a
  * caller's nas_rng), never crashes on any input, and reports problems in a
@@ -44,6 +48,7 @@ enum nas_space_kind {
     NAS_SPACE_CELL = 0,
     NAS_SPACE_NB201 = 1,
     NAS_SPACE_MBCONV = 2, /* MnasNet / EfficientNet(V2) stages (common/genome_mbconv.c) */
+    NAS_SPACE_CHAIN = 3,  /* chain-structured (common/genome_chain.c) */
 };
 
 /* Cell-space ops (ARCHITECTURE.md, Search space). The numeric values are stored in
@@ -84,7 +89,7 @@ typedef struct nas_cell {
     nas_block blocks[NAS_MAX_BLOCKS];
 } nas_cell;
 
-/* MBConv space (docs/GENOME.md s7): a stem, 1..NAS_MB_MAX_STAGES stages of
+/* MBConv space (docs/GENOME.md s8): a stem, 1..NAS_MB_MAX_STAGES stages of
  * repeated inverted-residual blocks, a 1x1 head.  Widths are in units where
  * 16 units are F channels (fidelity.channels), so F = 16 builds them as
  * written.  Text form: mbconv=stem16,mb3x6se-24r2s2,fu5x4-48r3s1,head128
@@ -118,6 +123,38 @@ enum nas_mb_field {
     NAS_MB_FIELD_COUNT = 6,
 };
 
+/* Chain-space layer ops (docs/GENOME.md, Chain space). Stored on disk and on
+ * the wire: append only, never renumber. */
+enum nas_chain_op {
+    NAS_CHAIN_CONV3X3 = 0, /* conv3x3/W: conv3x3 - BN - ReLU */
+    NAS_CHAIN_CONV5X5 = 1, /* conv5x5/W */
+    NAS_CHAIN_CONV1X1 = 2, /* conv1x1/W */
+    NAS_CHAIN_SEP3X3 = 3,  /* sep3x3/W: depthwise 3x3 - pointwise 1x1 - BN - ReLU */
+    NAS_CHAIN_SEP5X5 = 4,  /* sep5x5/W */
+    NAS_CHAIN_MAX3X3 = 5,  /* max3x3: 3x3 max pool, stride 2 (halves the side) */
+    NAS_CHAIN_AVG3X3 = 6,  /* avg3x3: 3x3 average pool, stride 2 */
+    NAS_CHAIN_ID = 7,      /* id: the input unchanged (plus its skips) */
+    NAS_CHAIN_OP_COUNT = 8,
+};
+#define NAS_CHAIN_MAX_LAYERS 12 /* layers of one chain */
+#define NAS_CHAIN_MAX_SKIPS  4  /* skip connections into one layer */
+#define NAS_CHAIN_MAX_WIDTH  512 /* width units of one layer (16 units = F channels) */
+
+/* One layer of a chain. Layer k (1-based) reads h[k-1] and writes h[k];
+ * h[0] is the stem's output. Bit j of `skips` adds h[j] (j < k) to the
+ * layer's output through a BN (and a 1x1 conv where the shape differs). */
+typedef struct nas_chain_layer {
+    uint8_t op;     /* enum nas_chain_op */
+    uint8_t id;     /* name in parameter paths ("L<id>/..."), unique in the chain */
+    uint16_t width; /* width units (conv and sep ops; 0 for pool and id) */
+    uint16_t skips; /* bit j: skip from h[j] */
+} nas_chain_layer;
+
+typedef struct nas_chain {
+    int n_layers; /* 1..NAS_CHAIN_MAX_LAYERS */
+    nas_chain_layer layers[NAS_CHAIN_MAX_LAYERS];
+} nas_chain;
+
 typedef struct nas_genome {
     int space;      /* enum nas_space_kind */
     int shared;     /* CELL: 1 = reduction cell has the normal cell's structure */
@@ -125,6 +162,7 @@ typedef struct nas_genome {
     nas_cell reduce; /* ignored (kept equal to normal) when shared */
     nas_mbconv mb;   /* MBCONV: the stages */
     uint8_t nb201[NAS_NB201_EDGES]; /* NB201: one enum nas_nb201_op per edge */
+    nas_chain chain;                /* CHAIN: the layers */
 } nas_genome;
 
 /* What a search may use: the space, the block count of sampled genomes,
@@ -134,12 +172,20 @@ typedef struct nas_space {
     int n_blocks;     /* CELL: blocks per cell for sampling; expansion stops here */
     uint32_t op_mask; /* allowed ops; 0 means the default set */
     int shared;       /* CELL: 1 = PNAS mode (one structure for both cells) */
+    int depth_min;    /* CHAIN: layers of sampled chains, depth_min..depth_max (0: 2..8) */
+    int depth_max;
+    int morphisms;    /* CHAIN: 1 = mutate by function-preserving morphisms only */
 } nas_space;
 
 /* Default ops: every cell op but `zero`; every NB201 op. */
 uint32_t nas_space_default_ops(int kind);
-/* Parse "cell" / "nb201" / "mbconv"; NAS_EINVAL otherwise. */
+/* Parse "cell" / "nb201" / "mbconv" / "chain"; NAS_EINVAL otherwise. */
 int nas_space_kind_parse(const char *s, int *kind);
+/* "cell", "nb201", "chain"; NULL for an unknown kind. */
+const char *nas_space_kind_name(int kind);
+/* Ops of a space kind (0 for an unknown kind) and the name of op i. */
+int nas_space_op_count(int kind);
+const char *nas_space_op_name(int kind, int op);
 
 /* ---- ops ---------------------------------------------------------------- */
 
@@ -147,6 +193,13 @@ const char *nas_op_name(int op);                     /* "sep3x3"; NULL if out of
 int nas_op_parse(const char *s, size_t len);         /* op or -1 */
 const char *nas_nb201_op_name(int op);               /* "nor_conv_3x3"; NULL if out of range */
 int nas_nb201_op_parse(const char *s, size_t len);   /* op or -1 */
+
+/* Chain space (docs/GENOME.md, Chain space). */
+const char *nas_chain_op_name(int op);               /* "sep3x3"; NULL if out of range */
+int nas_chain_op_parse(const char *s, size_t len);   /* op or -1 */
+int nas_chain_op_has_width(int op);                  /* 1 for the conv and sep ops */
+int nas_chain_channels(int units, int F);            /* channels of `units` at F: ceil(units*F/16) */
+int nas_chain_widen_width(int units);                /* what Net2WiderNet widens `units` to */
 
 /* ---- forms that round-trip ------------------------------------------------ */
 
@@ -205,6 +258,16 @@ enum nas_mutation_kind {
     NAS_MUTATION_IDENTITY = 0,
     NAS_MUTATION_OP = 1,     /* one op changes to another allowed op */
     NAS_MUTATION_HIDDEN = 2, /* one input changes to another valid one */
+    /* Chain space (block = 0-based layer index). */
+    NAS_MUTATION_WIDTH = 3,  /* a layer's width changes (old_val -> new_val units) */
+    NAS_MUTATION_SKIP = 4,   /* a skip h[old_val] into the layer toggles (new_val 1 = added) */
+    NAS_MUTATION_INSERT = 5, /* a layer of op new_val is inserted at `block` */
+    NAS_MUTATION_REMOVE = 6, /* layer `block` (op old_val) is removed */
+    /* Chain-space network morphisms (common/morph.h): the child's weights
+     * follow from the parent's so that it computes the same function. */
+    NAS_MUTATION_WIDEN = 7,  /* Net2WiderNet: layer `block` old_val -> new_val units */
+    NAS_MUTATION_DEEPEN = 8, /* Net2DeeperNet: identity conv3x3 inserted after layer `block` */
+    NAS_MUTATION_ADD_SKIP = 9, /* zero-initialised skip from h[new_val] into layer `block` */
 };
 
 typedef struct nas_mutation {

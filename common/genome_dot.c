@@ -61,6 +61,20 @@ int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap) {
         return nas__text_finish(&o);
     }
     nas__text_put(&o, "digraph genome {\n  rankdir=LR;\n");
+    if (g->space == NAS_SPACE_CHAIN) { /* drawn only; nas_genome_from_dot reads cells back */
+        nas__text_put(&o, "  \"h0\" [label=\"stem\"];\n");
+        for (int k = 0; k < g->chain.n_layers; k++) {
+            const nas_chain_layer *l = &g->chain.layers[k];
+            nas__text_put(&o, "  \"h%d\" [label=\"%s", k + 1, nas_chain_op_name(l->op));
+            if (nas_chain_op_has_width(l->op)) nas__text_put(&o, "/%d", l->width);
+            nas__text_put(&o, "\"];\n  \"h%d\" -> \"h%d\";\n", k, k + 1);
+            for (int j = 0; j <= k; j++)
+                if (l->skips & (1u << j))
+                    nas__text_put(&o, "  \"h%d\" -> \"h%d\" [style=dashed];\n", j, k + 1);
+        }
+        nas__text_put(&o, "}\n");
+        return nas__text_finish(&o);
+    }
     if (g->space == NAS_SPACE_NB201) {
         nas__text_put(&o, "  subgraph cluster_nb201 {\n    label=\"nb201 cell\";\n");
         for (int i = 0; i < 4; i++)

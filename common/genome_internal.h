@@ -29,6 +29,21 @@ void nas__nb201_prune(const uint8_t in[NAS_NB201_EDGES], uint8_t out[NAS_NB201_E
 /* NB201: number of intermediate nodes (0..2) that carry a live edge. */
 int nas__nb201_level(const uint8_t edges[NAS_NB201_EDGES]);
 
+/* Chain space (genome_chain.c). */
+int nas__chain_validate(const nas_chain *c, char *err);
+/* Parse layers from s[*pos] (after "chain="); *pos moves past them. */
+int nas__chain_parse(const char *s, size_t len, size_t *pos, nas_chain *out, char *err);
+void nas__chain_canonical(const nas_chain *in, nas_chain *out);
+/* Id-free byte encoding of a chain (at most 1 + 5 * NAS_CHAIN_MAX_LAYERS bytes). */
+int nas__chain_encode(const nas_chain *c, uint8_t *buf);
+/* Width units of h[0..n_layers] (h[0], the stem, is 16 units). */
+void nas__chain_units(const nas_chain *c, int *units);
+int nas__chain_sample(const nas_space *sp, const int *ops, int n_ops, nas_rng *rng,
+                      nas_genome *out);
+int nas__chain_mutate(const nas_genome *parent, const nas_space *sp, const int *ops, int n_ops,
+                      nas_rng *rng, nas_genome *child, nas_mutation *what);
+int nas__chain_mutation_format(const nas_mutation *m, char *buf, size_t cap);
+
 /* The ops a space allows, resolved (0 -> default) and clipped to the space. */
 uint32_t nas__space_ops(const nas_space *sp);
 
@@ -62,5 +77,7 @@ int nas__mb_mutation_format(const nas_mutation *m, char *buf, size_t cap);
 void nas__mb_dot(const nas_mbconv *m, nas__text *o);
 /* Channels of `units` width units at F (16 units = F channels; a multiple of 4, >= 4). */
 int nas__mb_channels(int units, int F);
+/* Chain text form ("chain=..."), appended to o. */
+void nas__chain_format(const nas_chain *c, nas__text *o);
 
 #endif

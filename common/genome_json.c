@@ -5,6 +5,8 @@
  *   {"space":"cell","shared":false,"normal":[[1,"sep3x3",0,"max3x3"],...],
  *    "reduce":[...]}            -- "reduce" is absent when shared is true
  *   {"space":"nb201","edges":["nor_conv_3x3",...]}   -- six edges, in order
+ *   {"space":"chain","layers":[["conv3x3",32,0,[0]],["max3x3",0,1,[]],...]}
+ *                                -- per layer: op, width units (0 for pool, id), id, skips
  * The reader (common/json.h does the tokenising) is strict: unknown keys,
  * missing keys, wrong types and bad values are NAS_EGENOME naming the key
  * or block and the byte offset; the result is validated like a parse.
@@ -49,6 +51,19 @@ int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap) {
         nas__text_put(&o, "{\"space\":\"nb201\",\"edges\":[");
         for (int e = 0; e < NAS_NB201_EDGES; e++)
             nas__text_put(&o, "%s\"%s\"", e ? "," : "", nas_nb201_op_name(g->nb201[e]));
+        nas__text_put(&o, "]}");
+        return nas__text_finish(&o);
+    }
+    if (g->space == NAS_SPACE_CHAIN) {
+        nas__text_put(&o, "{\"space\":\"chain\",\"layers\":[");
+        for (int k = 0; k < g->chain.n_layers; k++) {
+            const nas_chain_layer *l = &g->chain.layers[k];
+            nas__text_put(&o, "%s[\"%s\",%d,%d,[", k ? "," : "", nas_chain_op_name(l->op), l->width,
+                          l->id);
+            for (int j = 0, n = 0; j <= k; j++)
+                if (l->skips & (1u << j)) nas__text_put(&o, "%s%d", n++ ? "," : "", j);
+            nas__text_put(&o, "]]");
+        }
         nas__text_put(&o, "]}");
         return nas__text_finish(&o);
     }
@@ -161,6 +176,54 @@ static int json_mbconv(const nas_json *root, nas_genome *g, char *err) {
     return NAS_OK;
 }
 
+/* A small integer in [lo, hi] or a JSON error naming `what`. */
+static int json_small(const nas_json *v, int lo, int hi, const char *what, size_t k, int *out,
+                      char *err) {
+    if (v->type != NAS_JSON_NUMBER || !(v->number >= lo && v->number <= hi) ||
+        v->number != (double)(int)v->number)
+        return json_err(err, v, "layer %zu: %s must be an integer %d..%d", k, what, lo, hi);
+    *out = (int)v->number;
+    return NAS_OK;
+}
+
+/* "layers": [[op, width, id, [skips]], ...] */
+static int json_chain(const nas_json *root, nas_chain *c, char *err) {
+    for (size_t i = 0; i < root->len; i++) {
+        const char *key = root->members[i].key;
+        if (strcmp(key, "space") && strcmp(key, "layers"))
+            return json_err(err, &root->members[i].value, "unknown key \"%.40s\" for space chain",
+                            key);
+    }
+    const nas_json *arr = nas_json_get(root, "layers");
+    if (arr == NULL) return json_err(err, root, "missing key \"layers\"");
+    if (arr->type != NAS_JSON_ARRAY || arr->len < 1 || arr->len > NAS_CHAIN_MAX_LAYERS)
+        return json_err(err, arr, "\"layers\" must be an array of 1..%d layers",
+                        NAS_CHAIN_MAX_LAYERS);
+    c->n_layers = (int)arr->len;
+    for (size_t k = 0; k < arr->len; k++) {
+        const nas_json *l = &arr->items[k];
+        if (l->type != NAS_JSON_ARRAY || l->len != 4 || l->items[3].type != NAS_JSON_ARRAY)
+            return json_err(err, l, "layer %zu must be [\"op\", width, id, [skips]]", k);
+        const nas_json *op = &l->items[0];
+        int o = op->type == NAS_JSON_STRING ? nas_chain_op_parse(op->str, op->len) : -1;
+        if (o < 0) return json_err(err, op, "layer %zu: unknown chain op", k);
+        int w = 0, id = 0, rc;
+        if ((rc = json_small(&l->items[1], 0, NAS_CHAIN_MAX_WIDTH, "width", k, &w, err)) < 0)
+            return rc;
+        if ((rc = json_small(&l->items[2], 0, 255, "id", k, &id, err)) < 0) return rc;
+        unsigned skips = 0;
+        for (size_t s = 0; s < l->items[3].len; s++) {
+            int j = 0;
+            rc = json_small(&l->items[3].items[s], 0, (int)k, "a skip", k, &j, err);
+            if (rc < 0) return rc;
+            if (skips & (1u << j)) return json_err(err, &l->items[3], "layer %zu: skip twice", k);
+            skips |= 1u << j;
+        }
+        c->layers[k] = (nas_chain_layer){(uint8_t)o, (uint8_t)id, (uint16_t)w, (uint16_t)skips};
+    }
+    return NAS_OK;
+}
+
 /* Unknown keys are errors, not ignored: a typo such as "reduced" would
  * otherwise silently fall back to a default and search the wrong space. */
 static int json_genome(const nas_json *root, nas_genome *g, char *err) {
@@ -169,9 +232,14 @@ static int json_genome(const nas_json *root, nas_genome *g, char *err) {
     if (space == NULL) return json_err(err, root, "missing key \"space\"");
     if (space->type == NAS_JSON_STRING && strcmp(space->str, "mbconv") == 0)
         return json_mbconv(root, g, err);
+    if (space->type == NAS_JSON_STRING && strcmp(space->str, "chain") == 0) {
+        memset(g, 0, sizeof *g);
+        g->space = NAS_SPACE_CHAIN;
+        return json_chain(root, &g->chain, err);
+    }
     if (space->type != NAS_JSON_STRING ||
         (strcmp(space->str, "cell") && strcmp(space->str, "nb201")))
-        return json_err(err, space, "\"space\" must be \"cell\" or \"nb201\"");
+        return json_err(err, space, "\"space\" must be \"cell\", \"nb201\", \"mbconv\" or \"chain\"");
     int nb = strcmp(space->str, "nb201") == 0;
     static const char *const cell_keys[] = {"space", "shared", "normal", "reduce"};
     static const char *const nb_keys[] = {"space", "edges"};

@@ -1,7 +1,7 @@
 /*
  * genome_mbconv.c - the MBConv / Fused-MBConv space (MnasNet, EfficientNet,
  * EfficientNetV2): validation, the text grammar, sampling, mutation, the
- * hash encoding and the DOT drawing.  docs/GENOME.md s7 has the grammar.
+ * hash encoding and the DOT drawing.  docs/GENOME.md s8 has the grammar.
  *
  * A genome is a stem width, 1..7 stages and a head width.  Every field of a
  * stage changes the built network (the kind, kernel, expansion, SE,

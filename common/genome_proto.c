@@ -92,6 +92,21 @@ int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
         m->nb201 = pb->nb201;
         return NAS_OK;
     }
+    if (g->space == NAS_SPACE_CHAIN) {
+        for (int k = 0; k < g->chain.n_layers; k++) {
+            Naspb__ChainLayer *l = &pb->layers[k];
+            naspb__chain_layer__init(l);
+            l->has_op = l->has_width = l->has_id = l->has_skips = 1;
+            l->op = g->chain.layers[k].op;
+            l->width = g->chain.layers[k].width;
+            l->id = g->chain.layers[k].id;
+            l->skips = g->chain.layers[k].skips;
+            pb->chain[k] = l;
+        }
+        m->n_chain = (size_t)g->chain.n_layers;
+        m->chain = pb->chain;
+        return NAS_OK;
+    }
     m->has_shared = 1;
     m->shared = g->shared ? 1 : 0;
     fill_cell(&g->normal, pb->blocks, pb->normal);
@@ -158,11 +173,32 @@ int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
                                    m->nb201[e]);
             g.nb201[e] = (uint8_t)m->nb201[e];
         }
-        if (m->n_normal || m->n_reduce)
+        if (m->n_normal || m->n_reduce || m->n_chain)
             return nas_set_err(err, NAS_EGENOME, "proto: nb201 genome with cell blocks");
+    } else if (m->space == NAS_SPACE_CHAIN) {
+        g.space = NAS_SPACE_CHAIN;
+        if (m->n_nb201 || m->n_normal || m->n_reduce)
+            return nas_set_err(err, NAS_EGENOME, "proto: chain genome with cell fields");
+        if (m->n_chain < 1 || m->n_chain > NAS_CHAIN_MAX_LAYERS)
+            return nas_set_err(err, NAS_EGENOME, "proto: chain has %zu layers (needs 1..%d)",
+                               m->n_chain, NAS_CHAIN_MAX_LAYERS);
+        g.chain.n_layers = (int)m->n_chain;
+        for (size_t k = 0; k < m->n_chain; k++) {
+            const Naspb__ChainLayer *l = m->chain[k];
+            if (l == NULL || !l->has_op || !l->has_width || !l->has_id || !l->has_skips)
+                return nas_set_err(err, NAS_EGENOME, "proto: chain layer %zu: missing a field", k);
+            if (l->op >= NAS_CHAIN_OP_COUNT || l->width > NAS_CHAIN_MAX_WIDTH || l->id > 255 ||
+                l->skips > 0xffffu)
+                return nas_set_err(err, NAS_EGENOME, "proto: chain layer %zu: value out of range",
+                                   k);
+            g.chain.layers[k] = (nas_chain_layer){(uint8_t)l->op, (uint8_t)l->id,
+                                                  (uint16_t)l->width, (uint16_t)l->skips};
+        }
     } else if (m->space == NAS_SPACE_CELL) {
         g.space = NAS_SPACE_CELL;
         g.shared = m->has_shared && m->shared ? 1 : 0;
+        if (m->n_chain)
+            return nas_set_err(err, NAS_EGENOME, "proto: cell genome with chain layers");
         if (m->n_nb201) return nas_set_err(err, NAS_EGENOME, "proto: cell genome with nb201 edges");
         int rc = read_cell(m->normal, m->n_normal, &g.normal, "normal", err);
         if (rc < 0) return rc;

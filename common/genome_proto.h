@@ -26,6 +26,8 @@ typedef struct nas_genome_pb {
     uint32_t nb201[NAS_NB201_EDGES];
     Naspb__MbStage mb[NAS_MB_MAX_STAGES];
     Naspb__MbStage *mb_ptrs[NAS_MB_MAX_STAGES];
+    Naspb__ChainLayer layers[NAS_CHAIN_MAX_LAYERS];
+    Naspb__ChainLayer *chain[NAS_CHAIN_MAX_LAYERS];
 } nas_genome_pb;
 
 /* Fill pb from a valid genome (NAS_EGENOME otherwise). In shared mode the

@@ -255,6 +255,8 @@ void nas_genome_canonical(const nas_genome *in, nas_genome *out) {
         nas__nb201_canonical(in->nb201, g.nb201);
     } else if (in->space == NAS_SPACE_MBCONV) {
         nas__mb_canonical(&in->mb, &g.mb);
+    } else if (in->space == NAS_SPACE_CHAIN) {
+        nas__chain_canonical(&in->chain, &g.chain);
     } else {
         g.shared = in->shared;
         nas__cell_canonical(&in->normal, &g.normal);
@@ -305,6 +307,10 @@ uint64_t nas_genome_hash(const nas_genome *g) {
         uint8_t bytes[5 + 8 * NAS_MB_MAX_STAGES];
         return fnv(h, bytes, (size_t)nas__mb_encode(&c.mb, bytes));
     }
+    if (c.space == NAS_SPACE_CHAIN) {
+        uint8_t enc[1 + 5 * NAS_CHAIN_MAX_LAYERS];
+        return fnv(h, enc, (size_t)nas__chain_encode(&c.chain, enc));
+    }
     h = fnv_cell(h, &c.normal);
     return fnv_cell(h, &c.reduce);
 }
@@ -317,14 +323,26 @@ int nas_genome_equivalent(const nas_genome *a, const nas_genome *b) {
     nas_genome_canonical(b, &cb);
     if (ca.space == NAS_SPACE_NB201) return memcmp(ca.nb201, cb.nb201, NAS_NB201_EDGES) == 0;
     if (ca.space == NAS_SPACE_MBCONV) return memcmp(&ca.mb, &cb.mb, sizeof ca.mb) == 0;
+    if (ca.space == NAS_SPACE_CHAIN) { /* layer ids are names, not structure */
+        uint8_t ea[1 + 5 * NAS_CHAIN_MAX_LAYERS], eb[1 + 5 * NAS_CHAIN_MAX_LAYERS];
+        int na = nas__chain_encode(&ca.chain, ea), nb = nas__chain_encode(&cb.chain, eb);
+        return na == nb && memcmp(ea, eb, (size_t)na) == 0;
+    }
     return nas__cell_equal(&ca.normal, &cb.normal) && nas__cell_equal(&ca.reduce, &cb.reduce);
 }
 
 // ---------------------------------------------------------------------------
 // Op sets
 
+/* Ops of a space kind. */
+static int kind_ops(int kind) {
+    return kind == NAS_SPACE_NB201   ? NAS_NB201_OP_COUNT
+           : kind == NAS_SPACE_CHAIN ? NAS_CHAIN_OP_COUNT
+                                     : NAS_OP_COUNT;
+}
+
 uint32_t nas__space_ops(const nas_space *sp) {
-    int n = sp->kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
+    int n = kind_ops(sp->kind);
     uint32_t all = (1u << n) - 1u;
     uint32_t m = sp->op_mask ? sp->op_mask : nas_space_default_ops(sp->kind);
     return m & all;
@@ -342,12 +360,15 @@ int nas__mask_list(uint32_t mask, int n_ops, int *ops) {
  * valid, non-trivial genome, so it is refused up front rather than looping. */
 static int space_check(const nas_space *sp, int *ops, int *n_ops) {
     if (sp == NULL) return NAS_EINVAL;
-    if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201) return NAS_EINVAL;
-    int total = sp->kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
+    if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201 && sp->kind != NAS_SPACE_CHAIN)
+        return NAS_EINVAL;
+    int total = kind_ops(sp->kind);
     uint32_t m = nas__space_ops(sp);
     *n_ops = nas__mask_list(m, total, ops);
     /* A cell needs a non-zero op; NB201 needs something besides `none`. */
-    uint32_t useful = sp->kind == NAS_SPACE_NB201 ? m & ~1u : m & ~(1u << NAS_OP_ZERO);
+    uint32_t useful = sp->kind == NAS_SPACE_NB201   ? m & ~1u
+                      : sp->kind == NAS_SPACE_CHAIN ? m
+                                                    : m & ~(1u << NAS_OP_ZERO);
     if (useful == 0) return NAS_EINVAL;
     return NAS_OK;
 }
@@ -380,6 +401,7 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out) {
     nas_genome g;
     memset(&g, 0, sizeof g);
     if (sp->kind == NAS_SPACE_NB201) return nas__nb201_sample(ops, n_ops, rng, out);
+    if (sp->kind == NAS_SPACE_CHAIN) return nas__chain_sample(sp, ops, n_ops, rng, out);
     if (sp->n_blocks < 1 || sp->n_blocks > NAS_MAX_BLOCKS) return NAS_EINVAL;
     g.space = NAS_SPACE_CELL;
     g.shared = sp->shared ? 1 : 0;
@@ -517,6 +539,8 @@ int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_ide
         if (what) *what = m;
         return NAS_OK;
     }
+    if (parent->space == NAS_SPACE_CHAIN)
+        return nas__chain_mutate(parent, sp, ops, n_ops, rng, child, what);
     nas_genome pc, c;
     nas_genome_canonical(parent, &pc);
     /* Random draws almost always succeed at once; a change that leaves the
@@ -710,6 +734,7 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
     if (sp->kind != g->space) return NAS_EINVAL;
+    if (g->space == NAS_SPACE_CHAIN) return NAS_EUNSUPPORTED; /* no PNAS levels (GENOME.md) */
     if (g->space == NAS_SPACE_NB201) {
         int lvl = nas__nb201_level(g->nb201);
         if (lvl >= 2) return 0;
@@ -722,8 +747,9 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
 
 int nas_genome_level(const nas_genome *g) {
     if (g == NULL || nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
-    if (g->space == NAS_SPACE_MBCONV) return NAS_EINVAL; /* no PNAS levels (GENOME.md s7) */
+    if (g->space == NAS_SPACE_MBCONV) return NAS_EINVAL; /* no PNAS levels (GENOME.md s8) */
     if (g->space == NAS_SPACE_NB201) return nas__nb201_level(g->nb201);
+    if (g->space == NAS_SPACE_CHAIN) return g->chain.n_layers;
     nas_genome c;
     nas_genome_canonical(g, &c);
     return c.normal.n_blocks > c.reduce.n_blocks ? c.normal.n_blocks : c.reduce.n_blocks;
@@ -735,6 +761,7 @@ int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out) {
     *out = NULL;
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
+    if (sp->kind == NAS_SPACE_CHAIN) return NAS_EUNSUPPORTED;
     if (sp->kind == NAS_SPACE_NB201) {
         nas_genome empty;
         memset(&empty, 0, sizeof empty);

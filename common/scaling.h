@@ -19,7 +19,7 @@ nas_scale_coef nas_scale_efficientnet(void);
 /* Scale an MBConv genome by depth d and width w (both >= 1 or in (0, 1) to
  * shrink): each stage's repeats become ceil(repeats * d), and the stem,
  * stage and head widths round(width * w) to a multiple of 8 (at least 8),
- * each clamped to the space's range (docs/GENOME.md s8).  Strides and
+ * each clamped to the space's range (docs/GENOME.md s9).  Strides and
  * block settings are kept.  NAS_EGENOME for a genome of another space,
  * NAS_EINVAL for a non-positive factor. */
 int nas_scale_genome(const nas_genome *base, double d, double w, nas_genome *out, char *err);

@@ -22,21 +22,15 @@
 /* Op names of a space, in enum order, NULL-terminated, from the genome
  * module that owns them (the values are append-only). */
 static void op_names(int kind, const char *names[NAS_OP_COUNT + 1]) {
-    if (kind == NAS_SPACE_MBCONV) { /* block kinds, genome.h's op_mask bits */
-        names[0] = "mbconv", names[1] = "fused", names[2] = NULL;
-        return;
-    }
-    int n = kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
+    int n = nas_space_op_count(kind);
     for (int i = 0; i < n; i++)
-        names[i] = kind == NAS_SPACE_NB201 ? nas_nb201_op_name(i) : nas_op_name(i);
+        names[i] = nas_space_op_name(kind, i);
     names[n] = NULL;
 }
 
 static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     nas_space *sp = &cfg->strategy.space;
-    const char *kind = sp->kind == NAS_SPACE_NB201    ? "nb201"
-                       : sp->kind == NAS_SPACE_MBCONV ? "mbconv"
-                                                      : "cell";
+    const char *kind = nas_space_kind_name(sp->kind);
     const char *names[NAS_OP_COUNT + 1];
     op_names(sp->kind, names);
     if (!cx->ops_node) {
@@ -65,7 +59,9 @@ static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     }
     int line = (int)seq->start_mark.line + 1;
     /* "zero" / "none" alone would make every architecture output nothing. */
-    uint32_t nothing = sp->kind == NAS_SPACE_NB201 ? 1u << NAS_NB201_NONE : 1u << NAS_OP_ZERO;
+    uint32_t nothing = sp->kind == NAS_SPACE_NB201   ? 1u << NAS_NB201_NONE
+                       : sp->kind == NAS_SPACE_CHAIN ? 0u
+                                                     : 1u << NAS_OP_ZERO;
     if ((mask & ~nothing) == 0)
         return nas__cfg_error(cx, line, "space.ops", "needs at least one op other than %s",
                               sp->kind == NAS_SPACE_NB201 ? "none" : "zero");
@@ -160,7 +156,7 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
                               "must be <= budget.evaluations (%d), got %d: evolution would "
                               "never finish its first population",
                               c->budget.evaluations, s->population);
-    /* The MBConv space has stages, not levels (docs/GENOME.md s7). */
+    /* The MBConv space has stages, not levels (docs/GENOME.md s8). */
     if (s->space.kind == NAS_SPACE_MBCONV) {
         if (s->space.n_blocks > NAS_MB_MAX_STAGES)
             return nas__cfg_error(cx, nas__cfg_line_of(cx, "space.blocks"), "space.blocks",
@@ -171,6 +167,20 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
                                   "pnas needs a space with levels (cell or nb201), not mbconv; "
                                   "use random or evolution");
     }
+    /* The chain space (docs/GENOME.md): no PNAS levels; morphisms are
+     * chain moves that only evolution makes. */
+    int chain = s->space.kind == NAS_SPACE_CHAIN;
+    if (chain && strcmp(s->name, "pnas") == 0)
+        return nas__cfg_error(cx, line_either(cx, "strategy.name", "space.kind"), "strategy.name",
+                              "pnas needs a space with levels (cell or nb201), not chain");
+    if (s->space.morphisms && (!chain || strcmp(s->name, "evolution") != 0))
+        return nas__cfg_error(cx, nas__cfg_line_of(cx, "strategy.mutations"), "strategy.mutations",
+                              "morphism needs space.kind: chain and strategy.name: evolution");
+    if (s->space.depth_min && s->space.depth_max && s->space.depth_min > s->space.depth_max)
+        return nas__cfg_error(cx, line_either(cx, "space.depth_min", "space.depth_max"),
+                              "space.depth_min", "must be <= space.depth_max (%d), got %d",
+                              s->space.depth_max, s->space.depth_min);
+    if (chain) s->max_blocks = 1; /* unused: PNAS is refused above */
     /* PNAS levels: blocks of a cell, or the intermediate nodes an NB201
      * cell can use (two: genome.h's node levels). */
     int nb201 = s->space.kind == NAS_SPACE_NB201;

@@ -111,6 +111,14 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
         }
     }
     nas__w_bytes(w, g->nb201, NAS_NB201_EDGES);
+    if (g->space != NAS_SPACE_CHAIN) return; /* cell and NB201 blobs stay as they were */
+    nas__w_u8(w, (uint8_t)g->chain.n_layers);
+    for (int k = 0; k < g->chain.n_layers; k++) {
+        const nas_chain_layer *l = &g->chain.layers[k];
+        uint8_t v[6] = {l->op, l->id, (uint8_t)(l->width & 0xff), (uint8_t)(l->width >> 8),
+                        (uint8_t)(l->skips & 0xff), (uint8_t)(l->skips >> 8)};
+        nas__w_bytes(w, v, 6);
+    }
 }
 
 // ---- blob reader -------------------------------------------------------------------
@@ -203,6 +211,17 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
         }
     }
     nas__r_bytes(r, g->nb201, NAS_NB201_EDGES, what);
+    if (g->space == NAS_SPACE_CHAIN) { /* then the layers */
+        int n = nas__r_u8(r, what);
+        if (n > NAS_CHAIN_MAX_LAYERS) nas__r_fail(r, what);
+        for (int k = 0; k < n && !r->bad; k++) {
+            uint8_t v[6];
+            nas__r_bytes(r, v, 6, what);
+            g->chain.layers[k] = (nas_chain_layer){v[0], v[1], (uint16_t)(v[2] | v[3] << 8),
+                                                   (uint16_t)(v[4] | v[5] << 8)};
+        }
+        g->chain.n_layers = n;
+    }
     if (r->bad) return;
     char gerr[NAS_ERR_LEN];
     if (nas_genome_validate(g, gerr) != NAS_OK) {
@@ -376,7 +395,7 @@ static int config_check(nas_strategy_config *c, char *err) {
                                c->space.op_mask);
         if (strcmp(c->name, "pnas") == 0)
             return nas_set_err(err, NAS_EINVAL, "strategy: pnas needs levels; mbconv has none");
-    } else if (c->space.kind != NAS_SPACE_CELL && c->space.kind != NAS_SPACE_NB201) {
+    } else if (nas_space_kind_name(c->space.kind) == NULL) {
         return nas_set_err(err, NAS_EINVAL, "strategy: unknown space kind %d", c->space.kind);
     }
     if (c->space.kind == NAS_SPACE_CELL &&
@@ -386,13 +405,14 @@ static int config_check(nas_strategy_config *c, char *err) {
     if (c->space.op_mask == 0) c->space.op_mask = nas_space_default_ops(c->space.kind);
     /* A mask naming no op that computes anything would make sampling fail
      * on the first proposal; say so now, at configuration time. */
-    int n_ops = c->space.kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT : NAS_OP_COUNT;
-    uint32_t useless = c->space.kind == NAS_SPACE_NB201 ? 1u << NAS_NB201_NONE : 1u << NAS_OP_ZERO;
-    if (c->space.kind != NAS_SPACE_MBCONV &&
-        ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0))
+    int n_ops = nas_space_op_count(c->space.kind);
+    uint32_t useless = c->space.kind == NAS_SPACE_NB201   ? 1u << NAS_NB201_NONE
+                       : c->space.kind == NAS_SPACE_CELL ? 1u << NAS_OP_ZERO
+                                                          : 0u; /* chain, mbconv: every op works */
+    if ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0)
         return nas_set_err(
             err, NAS_EINVAL, "strategy: op mask 0x%x names no usable op of the %s space (%d ops)",
-            c->space.op_mask, c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell", n_ops);
+            c->space.op_mask, nas_space_kind_name(c->space.kind), n_ops);
     if (c->budget < 1) return nas_set_err(err, NAS_EINVAL, "strategy: budget %d < 1", c->budget);
     if (c->population < 2 || c->population > 4096)
         return nas_set_err(err, NAS_EINVAL, "strategy: population %d not in 2..4096",
@@ -413,10 +433,13 @@ static int config_check(nas_strategy_config *c, char *err) {
             return nas_set_err(err, NAS_EINVAL, "strategy: seed %d: %s", i, perr);
         if (g.space != c->space.kind)
             return nas_set_err(err, NAS_EINVAL, "strategy: seed '%s' is not in the %s space",
-                               c->seeds[i], c->space.kind == NAS_SPACE_NB201 ? "nb201" : "cell");
+                               c->seeds[i], nas_space_kind_name(c->space.kind));
     }
     /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
-    int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : c->space.n_blocks;
+    /* The chain space has no levels (PNAS refuses it): 1 is a placeholder. */
+    int max_b = c->space.kind == NAS_SPACE_NB201   ? 2
+                : c->space.kind == NAS_SPACE_CHAIN ? 1
+                                                   : c->space.n_blocks;
     if (c->max_blocks == 0) c->max_blocks = max_b;
     if (c->max_blocks < 1 || c->max_blocks > max_b)
         return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d", c->max_blocks,

@@ -408,6 +408,10 @@ static void push_weights(struct nas_ps_client *ps, const nas_wire_task *t, const
     }
 }
 
+/* Symmetry-breaking noise of morphism children, relative to each copied
+ * weight; it sums to zero over the copies, so the function is kept. */
+#define MORPH_NOISE 0.01f
+
 /* Train one task: data from the cache, a fresh net per task built by the
  * genome builder (nets do not share weights until inheritance lands), the trainer with the task's
  * fidelity, and a last check that the figures can travel. */
@@ -441,7 +445,9 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     const nas_dataset *train = &data->train;
     int logits = 0;
     if ((rc = nas_net_create(&net, train->c, train->h, train->w, err)) < 0) goto done;
-    rc = nas_builder_build_arch(net, t->genome, &f, train->classes, &logits, NULL, NULL, err);
+    nas_genome g;
+    int is_genome = 0;
+    rc = nas_builder_build_arch(net, t->genome, &f, train->classes, &logits, &g, &is_genome, err);
     if (rc < 0) goto done;
     if ((rc = nas_net_compile(net, logits, f.batch, err)) < 0) goto done;
     train_ctx c = {h, t};
@@ -450,7 +456,19 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
      * matching tensors; any failure leaves the net fresh and is logged. */
     if (ev->cfg.ps && t->has_parent) {
         char why[NAS_ERR_LEN] = "";
-        nas_ps_client_inherit(ev->cfg.ps, t->parent_hash, net, f.seed, NULL, why);
+        /* A chain inherits through the morphism rule (common/morph.h): a
+         * morphism child starts computing its parent's function. */
+        if (is_genome && g.space == NAS_SPACE_CHAIN) {
+            int got = nas_ps_client_inherit_chain(ev->cfg.ps, t->parent_hash, net, &g, f.channels,
+                                                  f.seed, MORPH_NOISE, NULL, why);
+            /* What the child computes at birth, for the log: after a
+             * morphism it is the parent's final validation accuracy. */
+            float bl = 0, ba = 0;
+            if (got > 0 && nas_trainer_evaluate(net, &data->val, &bl, &ba, why) == NAS_OK)
+                nas_info("inherit: chain child of %016llx at birth: val acc %.6f",
+                         (unsigned long long)t->parent_hash, (double)ba);
+        } else
+            nas_ps_client_inherit(ev->cfg.ps, t->parent_hash, net, f.seed, NULL, why);
         tc.init_params = 0;
     }
     tc.fid = f;

@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/log.h"
+#include "common/morph.h"
 #include "common/wire_weights.h"
 #include "common/zmon.h"
 
@@ -564,10 +565,48 @@ done:
     return rc;
 }
 
+/* How the parent's tensors go into the child: by path and shape
+ * (nas_inherit_apply), or through a chain's morphism rule (nas_morph_apply). */
+typedef struct inherit_how {
+    const nas_genome *chain; /* NULL: by path and shape */
+    int F;
+    uint64_t seed;
+    float noise;
+} inherit_how;
+
+static int apply_parent(const inherit_how *how, nas_net *net, const nas_safetensors_tensor *t,
+                        size_t n, nas_inherit_stats *s, char *why) {
+    if (how->chain == NULL) return nas_inherit_apply(net, t, n, s, why);
+    nas_morph_stats ms;
+    int rc = nas_morph_apply(net, how->chain, how->F, t, n, how->seed, how->noise, s, &ms, why);
+    if (rc >= 0) {
+        char line[160];
+        nas_morph_describe(&ms, line, sizeof line);
+        nas_info("inherit: %s", line);
+    }
+    return rc;
+}
+
+static int inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
+                   const inherit_how *how, nas_inherit_stats *st, char *err);
+
 /* Fresh first, then the parent: whatever goes wrong after the first line,
  * the net is a valid fresh initialisation for the task's seed. */
 int nas_ps_client_inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
                           nas_inherit_stats *st, char *err) {
+    inherit_how how = {NULL, 0, 0, 0};
+    return inherit(c, parent, net, seed, &how, st, err);
+}
+
+int nas_ps_client_inherit_chain(nas_ps_client *c, uint64_t parent, nas_net *net,
+                                const nas_genome *child, int F, uint64_t seed, float noise,
+                                nas_inherit_stats *st, char *err) {
+    inherit_how how = {child, F, seed, noise};
+    return inherit(c, parent, net, seed, &how, st, err);
+}
+
+static int inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
+                   const inherit_how *how, nas_inherit_stats *st, char *err) {
     if (st) memset(st, 0, sizeof *st);
     if (nas_net_batch(net) <= 0)
         return nas_set_err(err, NAS_ESTATE, "inherit: the child net is not compiled");
@@ -584,7 +623,7 @@ int nas_ps_client_inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint6
     size_t n = 0;
     const nas_safetensors_tensor *t = nas_ps_weights_tensors(w, &n);
     nas_inherit_stats s;
-    rc = nas_inherit_apply(net, t, n, &s, why);
+    rc = apply_parent(how, net, t, n, &s, why);
     nas_ps_weights_destroy(&w);
     if (rc < 0) {
         /* A partial application would mix two networks: start over fresh. */

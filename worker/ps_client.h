@@ -17,6 +17,7 @@
 #ifndef NAS_PS_CLIENT_H
 #define NAS_PS_CLIENT_H
 
+#include "common/genome.h"
 #include "common/inherit.h"
 #include "common/keys.h"
 #include "common/net.h"
@@ -112,5 +113,13 @@ uint64_t nas_ps_client_block_releases(const nas_ps_client *c);
  * the call; train it with init_params = 0. */
 int nas_ps_client_inherit(nas_ps_client *c, uint64_t parent, nas_net *net, uint64_t seed,
                           nas_inherit_stats *st, char *err);
+
+/* The same for a chain genome `child` built at F channels: the parent's
+ * tensors go in through the network-morphism rule (common/morph.h), so a
+ * morphism child computes its parent's function at birth; `noise` breaks
+ * the symmetry of copied units (0: none). */
+int nas_ps_client_inherit_chain(nas_ps_client *c, uint64_t parent, nas_net *net,
+                                const nas_genome *child, int F, uint64_t seed, float noise,
+                                nas_inherit_stats *st, char *err);
 
 #endif

@@ -54,6 +54,8 @@ typedef struct nas_campaign_options {
     int64_t tick_ms;         /* housekeeping period; 0 = heartbeat / 4 */
     int64_t checkpoint_ms;   /* period of the liveness checkpoint in the store; 0 = 5000 */
     int retry_failed;        /* 1: tasks failed for good go back to the queue on resume */
+    const char *weights_advertise; /* the weight store's endpoint as workers reach it (NAT, a
+                                      proxy, a DNS name); NULL: the bound listen.weights */
 } nas_campaign_options;
 
 void nas_campaign_options_default(nas_campaign_options *opt);

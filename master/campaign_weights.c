@@ -72,11 +72,14 @@ void nas__campaign_weights_task(const nas_campaign *c, const nas__ctask *t, nas_
 /* The endpoint as bound (ZMQ_LAST_ENDPOINT: a port given as '*' is
  * resolved); a wildcard host stays a wildcard, which the worker replaces
  * with the host it reached the master on (worker/ps_client.h
- * nas_ps_endpoint_resolve). */
+ * nas_ps_endpoint_resolve).  --advertise-weights overrides both where the
+ * address the master binds is not the one workers reach (NAT, a proxy). */
 void nas__campaign_weights_advertise(nas_campaign *c) {
     char ep[256] = "", err[NAS_ERR_LEN] = "";
     size_t n = sizeof ep;
-    if (!c->sock_wts || zmq_getsockopt(c->sock_wts, ZMQ_LAST_ENDPOINT, ep, &n) != 0 || !ep[0])
+    if (c->opt.weights_advertise)
+        snprintf(ep, sizeof ep, "%s", c->opt.weights_advertise);
+    else if (!c->sock_wts || zmq_getsockopt(c->sock_wts, ZMQ_LAST_ENDPOINT, ep, &n) != 0 || !ep[0])
         snprintf(ep, sizeof ep, "%s", c->cfg->listen.weights);
     if (nas_dispatcher_set_weights_endpoint(c->disp, ep, err) < 0)
         nas_warn("weights: workers will need --weights: %s", err);

@@ -44,6 +44,11 @@ static void usage(FILE *f) {
                "                       in; required with --key; SIGHUP re-reads it\n"
                "  --insecure           allow listening off the loopback without CurveZMQ keys\n"
                "                       (plaintext; docs/SECURITY.md)\n"
+               "  --advertise-weights ENDPOINT\n"
+               "                       the weight store's endpoint as workers reach it, when\n"
+               "                       that is not listen.weights (NAT, a proxy, a DNS name);\n"
+               "                       a wildcard host (tcp://0.0.0.0:P) needs none: each\n"
+               "                       worker uses the host it reached the master on\n"
                "  --retry-failed       put the tasks that failed for good back in the queue\n"
                "                       (each with fresh attempts), e.g. after fixing a\n"
                "                       worker's data; the campaign reopens if it was done\n"
@@ -53,7 +58,29 @@ static void usage(FILE *f) {
                "Options may be written --opt VALUE or --opt=VALUE.\n"
                "\n"
                "A second signal exits at once; the database stays consistent and the next\n"
-               "run resumes. Exit status: 0 done or stopped cleanly, 1 error, 2 usage.\n");
+               "run resumes.\n"
+               "\n"
+               "Exit status: 0 done or stopped cleanly; 1 a failure a restart may cure (the\n"
+               "disk, the database held by another master, a port in use); 2 a usage or\n"
+               "configuration error a restart cannot cure (options, the campaign file, a\n"
+               "file that disagrees with its database, the keys, the loopback rule); 130\n"
+               "stopped by a second signal.\n");
+}
+
+/* The exit status of a failure (see usage()): 2 when what the operator
+ * gave is wrong, so that a service manager stops restarting
+ * (RestartPreventExitStatus=2), 1 for everything a later try may get past. */
+static int failure_status(int rc) {
+    switch (rc) {
+    case NAS_ECONFIG:   /* the campaign file, or the file against its database */
+    case NAS_EINVAL:    /* options that contradict each other */
+    case NAS_EAUTH:     /* the loopback rule */
+    case NAS_EFORMAT:   /* a key file that is not a key */
+    case NAS_ENOTFOUND: /* a key file or the authorized directory is missing */
+        return 2;
+    default:
+        return 1;
+    }
 }
 
 typedef struct master_ctx {
@@ -100,7 +127,8 @@ int main(int argc, char **argv) {
         O_KEY,
         O_AUTH,
         O_INSECURE,
-        O_RETRY
+        O_RETRY,
+        O_ADVERTISE
     };
     static const struct option lo[] = {
         {"db", required_argument, NULL, O_DB},
@@ -113,6 +141,7 @@ int main(int argc, char **argv) {
         {"authorized", required_argument, NULL, O_AUTH},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"retry-failed", no_argument, NULL, O_RETRY},
+        {"advertise-weights", required_argument, NULL, O_ADVERTISE},
         {"help", no_argument, NULL, NAS_CLI_HELP},
         {"version", no_argument, NULL, NAS_CLI_VERSION},
         {NULL, 0, NULL, 0},
@@ -151,6 +180,17 @@ int main(int argc, char **argv) {
             break;
         case O_AUTH:
             opt.authorized = optarg;
+            break;
+        case O_ADVERTISE:
+            /* A worker cannot connect to a wildcard or to a bare host:port. */
+            if (!strstr(optarg, "://") || strstr(optarg, "://*") || strstr(optarg, "://0.0.0.0")) {
+                fprintf(stderr,
+                        "nas-master: --advertise-weights needs an endpoint workers can connect "
+                        "to, such as tcp://master.example.org:5556; got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            opt.weights_advertise = optarg;
             break;
         case O_LOG: {
             enum nas_log_level l;
@@ -203,9 +243,12 @@ int main(int argc, char **argv) {
 
     char err[NAS_ERR_LEN] = "";
     nas_config cfg;
-    if (nas_config_load(path, &cfg, err) < 0) {
+    int rc = nas_config_load(path, &cfg, err);
+    if (rc < 0) {
         fprintf(stderr, "nas-master: %s\n", err);
-        return 1;
+        /* A campaign file that cannot be read is as wrong as one that
+         * does not parse. */
+        return rc == NAS_ENOMEM ? 1 : 2;
     }
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
@@ -215,8 +258,10 @@ int main(int argc, char **argv) {
     }
     master_ctx m = {0};
     int status = 1;
-    if (nas_campaign_create(&m.campaign, &cfg, &opt, &loop, err) < 0) {
+    rc = nas_campaign_create(&m.campaign, &cfg, &opt, &loop, err);
+    if (rc < 0) {
         fprintf(stderr, "nas-master: %s\n", err);
+        status = failure_status(rc);
         goto done;
     }
     uv_signal_init(&loop, &m.sigint);
@@ -231,7 +276,8 @@ int main(int argc, char **argv) {
     uv_unref((uv_handle_t *)&m.sigint);
     uv_unref((uv_handle_t *)&m.sigterm);
     uv_unref((uv_handle_t *)&m.sighup);
-    int rc = nas_campaign_start(m.campaign, err);
+    rc = nas_campaign_start(m.campaign, err);
+    int start_rc = rc;
     if (rc < 0) {
         fprintf(stderr, "nas-master: %s\n", err);
         nas_campaign_abort(m.campaign);
@@ -246,7 +292,7 @@ int main(int argc, char **argv) {
         if (rc < 0) fprintf(stderr, "nas-master: %s\n", err);
     }
     if (m.signals < 2) nas_campaign_summary(m.campaign, stdout);
-    status = rc < 0 ? 1 : m.signals >= 2 ? 130 : 0;
+    status = start_rc < 0 ? failure_status(start_rc) : rc < 0 ? 1 : m.signals >= 2 ? 130 : 0;
 done:
     nas_campaign_destroy(&m.campaign);
     uv_loop_close(&loop);

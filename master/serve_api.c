@@ -377,24 +377,30 @@ void nas_serve_api_prepare(nas_serve_model *m) {
         }
 }
 
-/* Every result from row `from` on, one array per column: the page's
- * whole table in a fraction of the bytes of one object per row.  The page
- * loads the numbers first and the genome texts (half the bytes) after it
- * is interactive.  The
- * whole table (from 0, what every page load asks) is copied from the
- * column cache; a tail (what each live update asks) is formatted. */
-static void columns_doc(nas_serve_model *m, int64_t from, int fields, nas_serve_answer *a) {
+/* The results in rows [from, to), one array per column: the page's table
+ * in a fraction of the bytes of one object per row.  `last` > 0 asks for
+ * the newest `last` rows instead (from = n - last): what a page shows
+ * first, so that it is interactive before the rest arrives.  The page
+ * loads the numbers first and the genome texts (half the bytes) after.
+ * The whole table (from 0 to the end) is copied from the column cache;
+ * anything else (a tail for each live update, the older rows behind the
+ * first screen) is formatted. */
+static void columns_doc(nas_serve_model *m, int64_t from, int64_t to, int64_t last, int fields,
+                        nas_serve_answer *a) {
     const nas_serve_row *r;
     int n = nas_serve_model_rows(m, &r);
-    if (from < 0 || from > n) from = n;
+    if (to < 0 || to > n) to = n;
+    if (last > 0) from = to > last ? to - last : 0;
+    if (from < 0 || from > to) from = to;
     const nas_serve_worker *w;
     int nw = nas_serve_model_workers(m, &w);
     nas_serve_colcache *cc = nas_serve_model_colcache(m);
     if (from == 0) nas_serve_api_prepare(m);
-    int cached = from == 0 && cc->n == n;
+    int cached = from == 0 && to == n && cc->n == n;
     nas_json_buf b;
     nas_json_buf_init(&b);
-    nas_json_buf_printf(&b, "{\"from\":%lld,\"to\":%d,\"workers\":", (long long)from, n);
+    nas_json_buf_printf(&b, "{\"from\":%lld,\"to\":%lld,\"total\":%d,\"workers\":",
+                        (long long)from, (long long)to, n);
     nas_json_buf_arr_begin(&b);
     for (int i = 0; i < nw; i++)
         nas_json_buf_str(&b, w[i].name);
@@ -406,7 +412,7 @@ static void columns_doc(nas_serve_model *m, int64_t from, int fields, nas_serve_
         if (cached && cc->col[c].len) {
             nas_json_buf_raw(&b, cc->col[c].data, cc->col[c].len);
         } else {
-            for (int64_t i = from; i < n; i++) {
+            for (int64_t i = from; i < to; i++) {
                 if (i > from) nas_json_buf_raw(&b, ",", 1);
                 put_column(&b, m, &r[i], c);
             }
@@ -654,18 +660,27 @@ int nas_serve_api(nas_serve_model *m, const nas_serve_live *live, const char *pa
     else if (strcmp(path, "/api/pareto") == 0)
         pareto_doc(m, a);
     else if (strcmp(path, "/api/columns") == 0) {
-        double from = 0;
+        double from = 0, to = -1, last = 0;
         const char *f = arg(ctx, "fields");
         int fields = !f || strcmp(f, "all") == 0 ? 3
                      : strcmp(f, "numbers") == 0 ? 1
                      : strcmp(f, "arch") == 0    ? 2
                                                  : 0;
+        /* Each value is read before the next arg() call may reuse it. */
+        int has = parse_num(arg(ctx, "to"), &to);
+        int bad_to = has < 0 || (has && (to < 0 || to > 1e15));
+        has = parse_num(arg(ctx, "last"), &last);
+        int bad_last = has < 0 || (has && (last < 1 || last > 1e15));
         if (parse_num(arg(ctx, "from"), &from) < 0 || from < 0 || from > 1e15)
             answer_error(a, 400, "bad value for from (a row number)");
+        else if (bad_to)
+            answer_error(a, 400, "bad value for to (a row number)");
+        else if (bad_last)
+            answer_error(a, 400, "bad value for last (a number of rows >= 1)");
         else if (!fields)
             answer_error(a, 400, "bad value for fields (all, numbers or arch)");
         else
-            columns_doc(m, (int64_t)from, fields, a);
+            columns_doc(m, (int64_t)from, (int64_t)to, (int64_t)last, fields, a);
     } else if (strncmp(path, "/api/task/", 10) == 0) {
         char *end, err[NAS_ERR_LEN];
         long long id = strtoll(path + 10, &end, 10);

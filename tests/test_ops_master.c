@@ -216,12 +216,12 @@ START_TEST(test_ops_extend_budget_on_resume) {
     /* Fewer evaluations than granted is not an extension. */
     write_extend(&e, 5, 2, 7);
     m = master(&e, e.cfg, mlog2, NULL);
-    ck_assert_int_eq(e2e_wait_exit(m, 20000), 1);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 2);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "can be raised on resume, not lowered"), 1);
     /* What decides the search is still identity. */
     write_extend(&e, 9, 2, 8);
     m = master(&e, e.cfg, mlog2, NULL);
-    ck_assert_int_eq(e2e_wait_exit(m, 20000), 1);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 2);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "stored 'seed: 7', given 'seed: 8'"), 1);
     nas_tmpdir_rm(e.dir);
 }

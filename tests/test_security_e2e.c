@@ -354,7 +354,7 @@ START_TEST(test_bind_rule) {
     char cmd[4 * PATH_MAX], out[16384], ep[64];
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, e.b.port);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic", nas_bin("nas-master"), e.b.cfg);
-    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, ep) && strstr(out, "--insecure"), "message: %s", out);
 
     /* Keys that cannot be used stop the master before it listens. */
@@ -365,18 +365,18 @@ START_TEST(test_bind_rule) {
     ck_assert_ptr_nonnull(strstr(out, "--authorized"));
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
              e.b.cfg, kb, e.auth);
-    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "master.key_secret"), "message: %s", out);
     keygen(&e, "master", 0);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s/none",
              nas_bin("nas-master"), e.b.cfg, kb, e.b.dir);
-    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "authorized-keys directory") && strstr(out, "/none"), "%s", out);
     snprintf(cmd, sizeof cmd, "chmod 644 %s.key_secret", kb);
     ck_assert_int_eq(nas_run_cmd(cmd, NULL, 0), 0);
     snprintf(cmd, sizeof cmd, "%s %s --synthetic --key %s --authorized %s", nas_bin("nas-master"),
              e.b.cfg, kb, e.auth);
-    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "chmod 600"), "message: %s", out);
 
     /* --insecure: it listens, warns, and nasctl shows it. */

@@ -408,6 +408,25 @@ START_TEST(test_serve_columns_cache) {
         ck_assert_ptr_null(nas_json_get(d, "acc"));
         ck_assert_int_eq(nas_json_get(d, "arch")->len, n - 3);
         nas_json_free(&d);
+        /* The page's first screen (the newest rows), then the older ones
+         * up to where it began: together every row once. */
+        d = get_json(m, "/api/columns", "last=5&fields=numbers");
+        ck_assert_int_eq((int)nas_json_get(d, "from")->number, n - 5);
+        ck_assert_int_eq((int)nas_json_get(d, "to")->number, n);
+        ck_assert_int_eq((int)nas_json_get(d, "total")->number, n);
+        ck_assert_int_eq(nas_json_get(d, "task")->len, 5);
+        ck_assert(nas_json_get(d, "task")->items[4].number == r[n - 1].task);
+        nas_json_free(&d);
+        d = get_json(m, "/api/columns", round ? "from=0&to=1000000" : "from=2&to=7");
+        int lo = round ? 0 : 2, hi = round ? n : 7;
+        ck_assert_int_eq(nas_json_get(d, "task")->len, hi - lo);
+        ck_assert_int_eq(nas_json_get(d, "arch")->len, hi - lo);
+        for (int i = lo; i < hi; i++)
+            ck_assert(nas_json_get(d, "task")->items[i - lo].number == r[i].task);
+        nas_json_free(&d);
+        d = get_json(m, "/api/columns", "last=1000000");
+        ck_assert_int_eq((int)nas_json_get(d, "from")->number, 0);
+        nas_json_free(&d);
         for (int k = 0; k < 4; k++) {
             int64_t id = fx_add(st, 1000 + round * 10 + k, "w1", 80000);
             fx_result(st, id, 1000 + round * 10 + k, "w1", 81000);
@@ -415,6 +434,8 @@ START_TEST(test_serve_columns_cache) {
         ck_assert_int_eq(nas_serve_model_refresh(m, 0, err), 1);
     }
     nas_free(get(m, "/api/columns", "fields=colour", 400));
+    nas_free(get(m, "/api/columns", "last=0", 400));
+    nas_free(get(m, "/api/columns", "to=-1", 400));
     nas_serve_model_close(&m);
     nas_store_close(&st);
 }

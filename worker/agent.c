@@ -83,6 +83,7 @@ struct nas_agent {
     int n_held;
     int64_t backoff;
     int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
+    int64_t heard_at, alive_at; /* the master's last message (0: none); next on_alive */
     int heard;       /* the master has answered on the current connection */
     int handshakes;  /* zmon's successful handshakes when the connection began */
     char said[1024]; /* the last problem logged: the same one is not said again */
@@ -582,6 +583,7 @@ static void drain_master(nas_agent *a, int64_t now) {
         if (rc == NAS_EAGAIN || rc == NAS_EIO) break;
         /* Anything from the master, even garbage, shows it is alive. */
         a->silent_at = now + a->cfg.heartbeat_ms * a->cfg.liveness;
+        a->heard_at = now;
         a->backoff = a->cfg.reconnect_min_ms;
         if (rc < 0) {
             a->stats.bad_in++;
@@ -790,5 +792,10 @@ int nas_agent_run(nas_agent *a, char *err) {
         if (a->sock && a->n_held && now >= a->resend_at) send_held(a, now);
         if (a->sock && now >= a->heartbeat_at) send_simple(a, NAS_MSG_HEARTBEAT, now);
         if (!a->sock && now >= a->heartbeat_at) a->heartbeat_at = now + a->cfg.heartbeat_ms;
+        if (a->cfg.on_alive && now >= a->alive_at) {
+            a->alive_at = now + a->cfg.heartbeat_ms;
+            a->cfg.on_alive(a->cfg.alive_ctx, a->sock && a->heard && now < a->silent_at, a->busy,
+                            a->heard_at ? now - a->heard_at : -1);
+        }
     }
 }

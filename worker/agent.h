@@ -67,6 +67,13 @@ typedef struct nas_agent_config {
     /* 0: nas_agent_run returns NAS_OK when the master says the campaign is
      * done; 1: wait for the next campaign (a service). */
     int stay;
+    /* Called on the agent's thread about once per heartbeat, whether or
+     * not the master answers: the liveness probe (worker/health.h).
+     * connected: the master answered within its liveness window; busy: a
+     * task runs; heard_ms_ago: -1 before the master's first message.
+     * NULL: not called. */
+    void (*on_alive)(void *ctx, int connected, int busy, int64_t heard_ms_ago);
+    void *alive_ctx;
 } nas_agent_config;
 
 void nas_agent_config_default(nas_agent_config *cfg);

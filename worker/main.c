@@ -13,10 +13,12 @@
  */
 #include "common/blas.h"
 #include "common/cli.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "worker/agent.h"
 #include "worker/evaluate.h"
+#include "worker/health.h"
 #include "worker/ps_client.h"
 
 #include <errno.h>
@@ -70,6 +72,12 @@ static void usage(FILE *f) {
             "  --synthetic-epoch-ms N  simulated epoch time of synthetic tasks (default 0)\n"
             "  --stay                  when the campaign is done, wait for the next one\n"
             "                          (a service) instead of exiting 0\n"
+            "  --health-file PATH      rewrite PATH about once per heartbeat while the worker\n"
+            "                          runs (liveness probe; started by systemd with\n"
+            "                          Type=notify it also sends READY=1 and WATCHDOG=1)\n"
+            "  --check PATH            probe: exit 0 when the health file PATH was written\n"
+            "                          within --max-age-ms, 1 otherwise; prints its line\n"
+            "  --max-age-ms N          the age --check accepts (default 30000)\n"
             "  --help                  this text\n"
             "  --version               the version\n"
             "\n"
@@ -128,6 +136,29 @@ static void on_weights(void *ctx, const char *announced) {
     snprintf(t->last, sizeof t->last, "%s", ep);
 }
 
+/* --check: the probe's answer is the exit status; the line says what the
+ * worker is doing (connected, busy) for whoever reads the probe's output. */
+static int check_health(const char *path, int64_t max_age_ms) {
+    char line[256], err[NAS_ERR_LEN];
+    int rc = nas_health_check(path, max_age_ms, nas_wall_ms(), line, sizeof line, err);
+    if (rc < 0) {
+        fprintf(stderr, "nas-worker: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", line);
+    return 0;
+}
+
+/* Agent thread, once per heartbeat: the health file and systemd's watchdog. */
+static void on_alive(void *ctx, int connected, int busy, int64_t heard_ms_ago) {
+    nas_health *h = ctx;
+    nas_health_state s = {.connected = connected, .busy = busy, .heard_ms_ago = heard_ms_ago};
+    char err[NAS_ERR_LEN];
+    int rc = nas_health_report(h, &s, nas_wall_ms(), err);
+    if (rc < 0 && !h->failing) nas_warn("health: %s", err);
+    h->failing = rc < 0;
+}
+
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-worker");
     /* May restart the binary on other BLAS kernels; fails on wrong ones. */
@@ -138,10 +169,14 @@ int main(int argc, char **argv) {
     nas_evaluator_config_default(&ecfg);
     const char *weights_ep = NULL; /* --weights: the bulk socket; NULL = the master announces it */
     const char *key_base = NULL, *master_key = NULL;
+    nas_health health = {0};
+    const char *check_path = NULL;
+    int64_t max_age_ms = 30000;
     /* Every option but --help, --version and --stay takes a value; the
      * table's order is the switch's. */
     enum { O_MASTER = 256, O_NAME, O_KEY, O_MKEY, O_TABLE, O_TKEY, O_TACC, O_WEIGHTS, O_DATA,
-           O_SCALE, O_LOG, O_THREADS, O_HB, O_LIVE, O_RMIN, O_RMAX, O_SYN, O_STAY };
+           O_SCALE, O_LOG, O_THREADS, O_HB, O_LIVE, O_RMIN, O_RMAX, O_SYN, O_STAY, O_HEALTH,
+           O_CHECK, O_MAXAGE };
     static const struct option lo[] = {
         {"master", required_argument, NULL, O_MASTER},
         {"name", required_argument, NULL, O_NAME},
@@ -161,6 +196,9 @@ int main(int argc, char **argv) {
         {"reconnect-max-ms", required_argument, NULL, O_RMAX},
         {"synthetic-epoch-ms", required_argument, NULL, O_SYN},
         {"stay", no_argument, NULL, O_STAY},
+        {"health-file", required_argument, NULL, O_HEALTH},
+        {"check", required_argument, NULL, O_CHECK},
+        {"max-age-ms", required_argument, NULL, O_MAXAGE},
         {"help", no_argument, NULL, NAS_CLI_HELP},
         {"version", no_argument, NULL, NAS_CLI_VERSION},
         {NULL, 0, NULL, 0},
@@ -182,6 +220,12 @@ int main(int argc, char **argv) {
         case O_WEIGHTS: weights_ep = v; break;
         case O_DATA: ecfg.data_dir = v; break;
         case O_STAY: acfg.stay = 1; break;
+        case O_HEALTH: health.path = v; break;
+        case O_CHECK: check_path = v; break;
+        case O_MAXAGE:
+            if (parse_int("--max-age-ms", v, 1, 86400000, &n) < 0) return 2;
+            max_age_ms = n;
+            break;
         case O_SCALE: {
             char *end;
             ecfg.acc_scale = strtod(v, &end);
@@ -230,6 +274,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "nas-worker: unexpected argument '%s' (try --help)\n", argv[optind]);
         return 2;
     }
+    if (check_path) return check_health(check_path, max_age_ms);
     if (!acfg.endpoint) {
         fprintf(stderr, "nas-worker: --master ENDPOINT is required (try --help)\n");
         return 2;
@@ -313,6 +358,10 @@ int main(int argc, char **argv) {
             acfg.on_weights = on_weights;
             acfg.weights_ctx = &wt;
         }
+    }
+    if (health.path || getenv("NOTIFY_SOCKET")) {
+        acfg.on_alive = on_alive;
+        acfg.alive_ctx = &health;
     }
     if (nas_evaluator_create(&ev, &ecfg, err) < 0) {
         fprintf(stderr, "nas-worker: %s\n", err);

@@ -1,19 +1,21 @@
 /*
  * app.js - the nasd dashboard (served by `nasctl serve`).
  *
- * Data: /api/columns once (every result, column by column), then only the
- * rows after the last one each time the event stream (/events) announces
- * a result.  The table is virtual: it keeps an index array of the rows
+ * Data: /api/columns for the newest FIRST_ROWS results (the page is
+ * interactive once they are in the table), then the older ones behind them,
+ * then the genome texts; after that only the rows after the last one each
+ * time the event stream (/events) announces a result.  The table is virtual: it keeps an index array of the rows
  * that pass the filters, in sort order, and creates DOM rows only for the
  * ~30 visible ones, so 100,000 results scroll like 100.
  */
 'use strict';
 
 const ROW_H = 22;
+const FIRST_ROWS = 2000; // the newest results, loaded before anything else
 const PACK_ROWS = 1 << 20; // rows the native sort handles (a comparator sorts more)
 const KEY_STEPS = 2 ** 33; // 2^33 * 2^20 < 2^53: the packed doubles are exact
 const S = {
-  c: null, n: 0, workers: [], view: new Int32Array(0), sort: 'seq', desc: true,
+  c: null, n: 0, base: 0, end: 0, workers: [], view: new Int32Array(0), sort: 'seq', desc: true,
   sel: [], curves: {}, status: null, fresh: new Set(), perf: {},
 };
 
@@ -298,7 +300,8 @@ function applyView() {
   S.view = v;
   S.perf.sortMs = performance.now() - t0;
   document.getElementById('sort-time').textContent = 'sorted in ' + S.perf.sortMs.toFixed(0) + ' ms';
-  document.getElementById('table-count').textContent = '(' + k.toLocaleString() + ' of ' + S.n.toLocaleString() + ')';
+  document.getElementById('table-count').textContent = '(' + k.toLocaleString() + ' of ' + S.n.toLocaleString() +
+    (S.base ? '; loading ' + S.base.toLocaleString() + ' older' : '') + ')';
   document.getElementById('tspacer').style.height = k * ROW_H + 'px';
   renderRows();
 }
@@ -377,30 +380,46 @@ async function refreshSide() {
   renderWorkers(await getJSON('/api/workers'));
 }
 
-// The first load asks for the numbers only, so the page is interactive
-// sooner; the genome texts (half the bytes) follow in fetchArch.
+// The first load asks for the numbers of the newest FIRST_ROWS results only,
+// so the page is interactive sooner whatever the campaign's size; the older
+// rows follow in fetchOlder and the genome texts (half the bytes) in
+// fetchArch.  S.c holds the server's rows S.base .. S.end - 1; S.n of them.
+const KEYS = () => COLS.map((col) => col.k).concat(['t']);
 async function fetchRows() {
   const first = !S.c;
-  const d = await getJSON('/api/columns?from=' + S.n + (first ? '&fields=numbers' : ''));
-  if (first) d.arch = new Array(d.to - d.from).fill('');
+  const d = await getJSON(first ? '/api/columns?last=' + FIRST_ROWS + '&fields=numbers'
+    : '/api/columns?from=' + S.end);
+  if (first) { d.arch = new Array(d.to - d.from).fill(''); S.base = d.from; }
   S.workers = d.workers;
   const sel = document.getElementById('f-worker');
   for (const w of S.workers) if (![...sel.options].some((o) => o.value === w)) sel.appendChild(el('option', { value: w }, w));
-  const keys = COLS.map((col) => col.k).concat(['t']);
-  if (!S.c || d.from === 0) {
+  const keys = KEYS();
+  if (first) {
     // The whole table: take the parsed arrays as they are (no copy).
     S.c = {};
     for (const k of keys) S.c[k] = d[k];
   } else {
     for (const k of keys) { const a = S.c[k], v = d[k]; for (let i = 0; i < v.length; i++) a.push(v[i]); }
   }
-  if (S.n > 0) for (const t of d.task) S.fresh.add(t);
-  S.n = d.to;
+  if (!first) for (const t of d.task) S.fresh.add(t);
+  S.end = d.to;
+  S.n = S.c.task.length;
 }
 
-async function fetchArch(n) {
-  const d = await getJSON('/api/columns?from=0&fields=arch');
-  for (let i = 0; i < n && i < d.arch.length; i++) S.c.arch[i] = d.arch[i];
+// The rows older than the first screen, put in front of those held.
+async function fetchOlder() {
+  if (!S.base) return;
+  const d = await getJSON('/api/columns?from=0&to=' + S.base + '&fields=numbers');
+  d.arch = new Array(d.to - d.from).fill('');
+  for (const k of KEYS()) S.c[k] = d[k].concat(S.c[k]);
+  S.base = 0;
+  S.n = S.c.task.length;
+  applyView();
+}
+
+async function fetchArch() {
+  const d = await getJSON('/api/columns?from=0&to=' + S.n + '&fields=arch');
+  for (let i = 0; i < S.n && i < d.arch.length; i++) S.c.arch[i] = d.arch[i];
   S.archLoaded = true;
   applyView();
 }
@@ -464,12 +483,13 @@ async function main() {
   S.perf.interactiveMs = performance.now();
   S.perf.scriptStartMs = t0;
   document.body.dataset.ready = '1';
-  const archs = fetchArch(S.n);
-  drawCharts();
-  S.perf.chartsMs = performance.now();
   connect();
   setInterval(() => refreshSide().catch(() => {}), 5000);
-  await archs;
+  await fetchOlder();
+  S.perf.allRowsMs = performance.now();
+  drawCharts();
+  S.perf.chartsMs = performance.now();
+  await fetchArch();
   S.perf.archMs = performance.now();
 }
 

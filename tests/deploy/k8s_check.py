@@ -145,6 +145,17 @@ def main():
                  (kind, arg_after(cmd, "--master"), ports["status"]))
         check_keys("the master's " + kind, mpod, master, [arg_after(cmd, "--key")],
                    [arg_after(cmd, "--master-key")])
+    # The worker's liveness probe reads the health file its arguments
+    # make it write, in a folder the pod can write.
+    wprobe = worker.get("livenessProbe", {}).get("exec", {}).get("command")
+    if not wprobe or wprobe[:2] != ["nas-worker", "--check"]:
+        fail("a worker's livenessProbe is not `nas-worker --check`")
+    if arg_after(wprobe, "--check") != arg_after(wargs, "--health-file"):
+        fail("a worker's probe reads %s but it writes --health-file %s" %
+             (arg_after(wprobe, "--check"), arg_after(wargs, "--health-file")))
+    hdir = os.path.dirname(arg_after(wargs, "--health-file"))
+    if not any(m["mountPath"] == hdir for m in worker["volumeMounts"]):
+        fail("a worker writes its health file in %s, which is not a writable volume" % hdir)
     req = worker.get("resources", {}).get("requests", {})
     if "cpu" not in req or "memory" not in req:
         fail("workers request no CPU or memory")

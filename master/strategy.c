@@ -97,7 +97,10 @@ void nas__w_f64(nas__wbuf *w, double v) {
 }
 
 /* A genome as fixed bytes: space, shared, then both cells (count and four
- * bytes per block, padded to NAS_MAX_BLOCKS), then the six NB201 edges. */
+ * bytes per block, padded to NAS_MAX_BLOCKS), then the six NB201 edges;
+ * then, for an MBConv genome, its stage count, stem and head widths and
+ * eight bytes per stage, and for a chain its layer count and six bytes
+ * per layer. */
 void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
     nas__w_u8(w, (uint8_t)g->space);
     nas__w_u8(w, (uint8_t)g->shared);
@@ -111,6 +114,18 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
         }
     }
     nas__w_bytes(w, g->nb201, NAS_NB201_EDGES);
+    if (g->space == NAS_SPACE_MBCONV) { /* then the stages */
+        nas__w_u8(w, (uint8_t)g->mb.n_stages);
+        uint16_t ends[2] = {g->mb.stem, g->mb.head};
+        for (int e = 0; e < 2; e++) nas__w_u8(w, (uint8_t)(ends[e] & 0xff)), nas__w_u8(w, ends[e] >> 8);
+        for (int k = 0; k < g->mb.n_stages; k++) {
+            const nas_mb_stage *s = &g->mb.stages[k];
+            uint8_t v[8] = {s->fused,  s->kernel, s->expand, s->se, s->repeats, s->stride,
+                            (uint8_t)(s->width & 0xff), (uint8_t)(s->width >> 8)};
+            nas__w_bytes(w, v, 8);
+        }
+        return;
+    }
     if (g->space != NAS_SPACE_CHAIN) return; /* cell and NB201 blobs stay as they were */
     nas__w_u8(w, (uint8_t)g->chain.n_layers);
     for (int k = 0; k < g->chain.n_layers; k++) {
@@ -211,6 +226,20 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
         }
     }
     nas__r_bytes(r, g->nb201, NAS_NB201_EDGES, what);
+    if (g->space == NAS_SPACE_MBCONV) { /* then the stages */
+        int n = nas__r_u8(r, what);
+        if (n > NAS_MB_MAX_STAGES) nas__r_fail(r, what);
+        uint8_t ends[4];
+        nas__r_bytes(r, ends, 4, what);
+        g->mb.stem = (uint16_t)(ends[0] | ends[1] << 8), g->mb.head = (uint16_t)(ends[2] | ends[3] << 8);
+        for (int k = 0; k < n && !r->bad; k++) {
+            uint8_t v[8];
+            nas__r_bytes(r, v, 8, what);
+            g->mb.stages[k] = (nas_mb_stage){v[0], v[1], v[2], v[3], v[4], v[5],
+                                             (uint16_t)(v[6] | v[7] << 8)};
+        }
+        g->mb.n_stages = n;
+    }
     if (g->space == NAS_SPACE_CHAIN) { /* then the layers */
         int n = nas__r_u8(r, what);
         if (n > NAS_CHAIN_MAX_LAYERS) nas__r_fail(r, what);

@@ -15,6 +15,7 @@
 #include "master/config.h"
 #include "master/strategy.h"
 #include "tests/harness.h"
+#include "tests/strategy_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -338,39 +339,7 @@ END_TEST
 /* Evolution over chains saves its whole state (format 1) and a restored
  * copy proposes exactly what the original does. */
 START_TEST(test_chain_strategy_save_load) {
-    nas_strategy_config cfg;
-    nas_strategy_config_default(&cfg);
-    snprintf(cfg.name, sizeof cfg.name, "evolution");
-    cfg.space = (nas_space){.kind = NAS_SPACE_CHAIN, .depth_max = 6, .morphisms = 1};
-    cfg.budget = 30;
-    cfg.population = 4;
-    cfg.sample = 2;
-    char err[NAS_ERR_LEN] = "";
-    nas_strategy *a = NULL, *b = NULL;
-    ck_assert_msg(nas_strategy_create(&a, &cfg, 9, err) == NAS_OK, "%s", err);
-    for (int i = 0; i < 8; i++) {
-        nas_proposal p;
-        ck_assert_msg(nas_strategy_propose(a, &p, err) == NAS_OK, "%s", err);
-        nas_observation o = {.genome = p.genome,
-                             .hash = nas_genome_hash(&p.genome),
-                             .ok = 1,
-                             .accuracy = 0.1 * (i % 5)};
-        ck_assert_msg(nas_strategy_observe(a, &o, err) == NAS_OK, "%s", err);
-    }
-    uint8_t *blob = NULL;
-    size_t n = 0;
-    ck_assert_int_eq(nas_strategy_save(a, &blob, &n), NAS_OK);
-    ck_assert_int_eq(nas_strategy_create(&b, &cfg, 9, err), NAS_OK);
-    ck_assert_msg(nas_strategy_load(b, blob, n, err) == NAS_OK, "%s", err);
-    for (int i = 0; i < 6; i++) {
-        nas_proposal pa, pb;
-        ck_assert_int_eq(nas_strategy_propose(a, &pa, err), NAS_OK);
-        ck_assert_int_eq(nas_strategy_propose(b, &pb, err), NAS_OK);
-        ck_assert(pa.genome.space == NAS_SPACE_CHAIN && chain_same(&pa.genome, &pb.genome));
-    }
-    nas_free(blob);
-    nas_strategy_destroy(&a);
-    nas_strategy_destroy(&b);
+    strategy_save_load_check((nas_space){.kind = NAS_SPACE_CHAIN, .depth_max = 6, .morphisms = 1});
 }
 END_TEST
 

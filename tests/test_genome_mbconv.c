@@ -13,6 +13,7 @@
 #include "common/net.h"
 #include "common/scaling.h"
 #include "tests/harness.h"
+#include "tests/strategy_util.h"
 
 #include <math.h>
 #include <string.h>
@@ -407,6 +408,13 @@ START_TEST(test_mb_compound_scaling) {
 }
 END_TEST
 
+/* Evolution over MBConv stages saves its whole state and a restored copy
+ * proposes exactly what the original does (a resumed campaign depends on it). */
+START_TEST(test_mb_strategy_save_load) {
+    strategy_save_load_check((nas_space){.kind = NAS_SPACE_MBCONV, .n_blocks = 4});
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("genome_mbconv");
     TCase *tc = tcase_create("core");
@@ -418,6 +426,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_mb_cost_equals_built);
     tcase_add_test(tc, test_mb_param_paths);
     tcase_add_test(tc, test_mb_compound_scaling);
+    tcase_add_test(tc, test_mb_strategy_save_load);
     suite_add_tcase(s, tc);
     return s;
 }

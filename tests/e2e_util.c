@@ -497,3 +497,26 @@ int e2e_agent_stop(e2e_agent *t) {
     if (t->zctx) zmq_ctx_term(t->zctx);
     return st.results_acked;
 }
+
+void e2e_inproc_run(e2e_inproc *r, const char *cfg_path, const char *data, const char *worker) {
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_config_load(cfg_path, &r->cfg, err) == NAS_OK, "%s", err);
+    nas_campaign_options opt;
+    nas_campaign_options_default(&opt);
+    ck_assert_int_eq(uv_loop_init(&r->loop), 0);
+    r->c = NULL;
+    ck_assert_msg(nas_campaign_create(&r->c, &r->cfg, &opt, &r->loop, err) == NAS_OK, "%s", err);
+    ck_assert_msg(nas_campaign_start(r->c, err) == NAS_OK, "%s", err);
+    e2e_agent_start_training(&r->agent, r->cfg.listen.control, r->cfg.listen.weights, data,
+                             worker);
+    ck_assert_int_eq(uv_run(&r->loop, UV_RUN_DEFAULT), 0);
+    ck_assert_msg(nas_campaign_status(r->c, err) == NAS_OK, "%s", err);
+    ck_assert(nas_campaign_done(r->c));
+}
+
+void e2e_inproc_close(e2e_inproc *r) {
+    nas_campaign_destroy(&r->c);
+    ck_assert_int_eq(uv_loop_close(&r->loop), 0);
+    e2e_agent_stop(&r->agent);
+    nas_config_fini(&r->cfg);
+}

@@ -16,6 +16,8 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "master/campaign.h"
+#include "master/config.h"
 #include "master/store.h"
 #include "tests/harness.h"
 #include "worker/agent.h"
@@ -119,6 +121,22 @@ void e2e_agent_start_training(e2e_agent *t, const char *endpoint, const char *we
 /* Stop it gracefully, free it, and return how many of its results the
  * master acknowledged. */
 int e2e_agent_stop(e2e_agent *t);
+
+/* A campaign from the file cfg_path, run to its end on a libuv loop of this
+ * thread with one training worker in this process (named `worker`, on the
+ * IDX files in `data`, at the file's listen.control and listen.weights).
+ * The campaign stays open so that the caller can read its store, weights
+ * and status; e2e_inproc_close then ends the campaign, the loop and the
+ * worker. */
+typedef struct e2e_inproc {
+    nas_config cfg;
+    uv_loop_t loop;
+    nas_campaign *c;
+    e2e_agent agent;
+} e2e_inproc;
+
+void e2e_inproc_run(e2e_inproc *r, const char *cfg_path, const char *data, const char *worker);
+void e2e_inproc_close(e2e_inproc *r);
 
 // ---- files -------------------------------------------------------------------------------------
 

@@ -20,14 +20,12 @@
 static int run_campaign(const char *strategy, int slot, nas_store_task_info **out,
                         nas_weights_stats *ws) {
     const char *dir = nas_tmpdir_make();
-    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64];
+    char cfgp[PATH_MAX], db[PATH_MAX];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     nas_path_join(db, sizeof db, dir, "c.db");
     e2e_write_bar_idx(dir, "train", 200);
     e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(slot);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
     e2e_write(cfgp,
               "name: chain\nseed: 3\n"
               "data:\n  set: mnist\n  dir: %s\n"
@@ -41,26 +39,12 @@ static int run_campaign(const char *strategy, int slot, nas_store_task_info **ou
               "workers:\n  heartbeat_ms: 200\n  liveness: 10\n"
               "store: %s\n",
               dir, strategy, port, port + 1, port + 2, db);
-    nas_config cfg;
+    e2e_inproc r;
+    e2e_inproc_run(&r, cfgp, dir, "w-chain");
     char err[NAS_ERR_LEN];
-    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
-    nas_campaign_options opt;
-    nas_campaign_options_default(&opt);
-    uv_loop_t loop;
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    nas_campaign *c = NULL;
-    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
-    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    e2e_agent a;
-    e2e_agent_start_training(&a, ep, wep, dir, "w-chain");
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    ck_assert(nas_campaign_done(c));
-    int n = nas_store_task_list(c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, out, err);
-    nas_weights_stats_get(c->weights, ws);
-    nas_campaign_destroy(&c);
-    ck_assert_int_eq(uv_loop_close(&loop), 0);
-    e2e_agent_stop(&a);
-    nas_config_fini(&cfg);
+    int n = nas_store_task_list(r.c->store, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, out, err);
+    nas_weights_stats_get(r.c->weights, ws);
+    e2e_inproc_close(&r);
     nas_tmpdir_rm(dir);
     return n;
 }

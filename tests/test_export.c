@@ -49,13 +49,11 @@ static int python_has(const char *module) {
 }
 
 static void campaign_main(void) {
-    char cfgp[PATH_MAX], ep[64], wep[64];
+    char cfgp[PATH_MAX];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     e2e_write_bar_idx(dir, "train", 200);
     e2e_write_bar_idx(dir, "t10k", 40);
     int port = e2e_port(7);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
     e2e_write(cfgp,
               "name: export\nseed: 3\n"
               "data:\n  set: mnist\n  dir: %s\n"
@@ -76,24 +74,9 @@ static void campaign_main(void) {
               "workers:\n  heartbeat_ms: 200\n  liveness: 10\n"
               "store: %s\n",
               dir, TARGET_PARAMS, port, port + 1, port + 2, db);
-    nas_config cfg;
-    char err[NAS_ERR_LEN];
-    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
-    nas_campaign_options opt;
-    nas_campaign_options_default(&opt);
-    uv_loop_t loop;
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    nas_campaign *c = NULL;
-    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
-    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    e2e_agent a;
-    e2e_agent_start_training(&a, ep, wep, dir, "w-export");
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    ck_assert(nas_campaign_done(c));
-    nas_campaign_destroy(&c);
-    ck_assert_int_eq(uv_loop_close(&loop), 0);
-    e2e_agent_stop(&a);
-    nas_config_fini(&cfg);
+    e2e_inproc r;
+    e2e_inproc_run(&r, cfgp, dir, "w-export");
+    e2e_inproc_close(&r);
 }
 
 /* The campaign runs in a child process: libuv's thread pool must not be

@@ -54,30 +54,17 @@ static void write_config(const char *cfgp, const char *dir, const char *db, int 
 
 START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
     const char *dir = nas_tmpdir_make();
-    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64], wdir[PATH_MAX + 16];
+    char cfgp[PATH_MAX], db[PATH_MAX], wdir[PATH_MAX + 16];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     nas_path_join(db, sizeof db, dir, "c.db");
     e2e_write_bar_idx(dir, "train", 200);
     e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(1);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
     write_config(cfgp, dir, db, port, "");
-    nas_config cfg;
+    e2e_inproc r;
+    e2e_inproc_run(&r, cfgp, dir, "w-inherit");
+    nas_campaign *c = r.c;
     char err[NAS_ERR_LEN];
-    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
-    nas_campaign_options opt;
-    nas_campaign_options_default(&opt);
-    uv_loop_t loop;
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    nas_campaign *c = NULL;
-    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
-    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    e2e_agent a;
-    e2e_agent_start_training(&a, ep, wep, dir, "w-inherit");
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    ck_assert_msg(nas_campaign_status(c, err) == NAS_OK, "%s", err);
-    ck_assert(nas_campaign_done(c));
 
     /* The store's own view. */
     nas_weights_stats ws;
@@ -124,10 +111,7 @@ START_TEST(test_ps_campaign_children_inherit_and_dead_parents_are_swept) {
                          NAS_OK);
         ck_assert(nas_strategy_is_live_parent(c->strategy, held[i]));
     }
-    nas_campaign_destroy(&c);
-    ck_assert_int_eq(uv_loop_close(&loop), 0);
-    e2e_agent_stop(&a);
-    nas_config_fini(&cfg);
+    e2e_inproc_close(&r);
     nas_tmpdir_rm(dir);
 }
 END_TEST
@@ -136,38 +120,21 @@ END_TEST
  * flag, so the store stays empty and nobody pulls. */
 START_TEST(test_ps_campaign_inherit_off) {
     const char *dir = nas_tmpdir_make();
-    char cfgp[PATH_MAX], db[PATH_MAX], ep[64], wep[64];
+    char cfgp[PATH_MAX], db[PATH_MAX];
     nas_path_join(cfgp, sizeof cfgp, dir, "c.yaml");
     nas_path_join(db, sizeof db, dir, "c.db");
     e2e_write_bar_idx(dir, "train", 200);
     e2e_write_bar_idx(dir, "t10k", 20);
     int port = e2e_port(4);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d", port + 1);
     write_config(cfgp, dir, db, port, "weights:\n  inherit: false\n");
-    nas_config cfg;
-    char err[NAS_ERR_LEN];
-    ck_assert_msg(nas_config_load(cfgp, &cfg, err) == NAS_OK, "%s", err);
-    ck_assert_int_eq(cfg.weights.inherit, 0);
-    nas_campaign_options opt;
-    nas_campaign_options_default(&opt);
-    uv_loop_t loop;
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    nas_campaign *c = NULL;
-    ck_assert_msg(nas_campaign_create(&c, &cfg, &opt, &loop, err) == NAS_OK, "%s", err);
-    ck_assert_msg(nas_campaign_start(c, err) == NAS_OK, "%s", err);
-    e2e_agent a;
-    e2e_agent_start_training(&a, ep, wep, dir, "w-inherit");
-    ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    ck_assert(nas_campaign_done(c));
+    e2e_inproc r;
+    e2e_inproc_run(&r, cfgp, dir, "w-inherit");
+    ck_assert_int_eq(r.cfg.weights.inherit, 0);
     nas_weights_stats ws;
-    nas_weights_stats_get(c->weights, &ws);
+    nas_weights_stats_get(r.c->weights, &ws);
     ck_assert_int_eq(ws.puts, 0);
     ck_assert_int_eq(ws.hits + ws.misses, 0);
-    nas_campaign_destroy(&c);
-    ck_assert_int_eq(uv_loop_close(&loop), 0);
-    e2e_agent_stop(&a);
-    nas_config_fini(&cfg);
+    e2e_inproc_close(&r);
     nas_tmpdir_rm(dir);
 }
 END_TEST

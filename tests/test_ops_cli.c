@@ -190,12 +190,14 @@ START_TEST(test_ops_csv_quoting_and_store_messages) {
     ck_assert_int_eq(run(out, sizeof out, "%s history --db=%s --csv", nas_bin("nasctl"), e.db), 0);
     const char *p = out;
     char fields[16][128];
-    ck_assert_int_eq(csv_record(&p, fields, 16), 10);
+    ck_assert_int_eq(csv_record(&p, fields, 16), 11);
     ck_assert_str_eq(fields[8], "worker");
+    ck_assert_str_eq(fields[10], "status");
     int rows = 0;
     while (*p) {
-        ck_assert_int_eq(csv_record(&p, fields, 16), 10);
+        ck_assert_int_eq(csv_record(&p, fields, 16), 11);
         ck_assert_str_eq(fields[8], name);
+        ck_assert_str_eq(fields[10], "done");
         rows++;
     }
     ck_assert_int_eq(rows, 4);

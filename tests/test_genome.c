@@ -480,7 +480,7 @@ START_TEST(test_genome_json_forms) {
         {"", "json: offset 0"},
         {"[]", "a genome must be an object"},
         {"{}", "missing key \"space\""},
-        {"{\"space\":\"darts\"}", "\"space\" must be \"cell\", \"nb201\" or \"chain\""},
+        {"{\"space\":\"darts\"}", "\"space\" must be \"cell\", \"nb201\", \"mbconv\" or \"chain\""},
         {"{\"space\":\"cell\",\"normal\":[[0,\"id\",1,\"id\"]]}", "missing key \"reduce\""},
         {"{\"space\":\"cell\",\"shared\":1,\"normal\":[]}", "\"shared\" must be a boolean"},
         {"{\"space\":\"cell\",\"shared\":true,\"normal\":[]}", "normal cell is empty"},

@@ -132,10 +132,11 @@ static const nas__cfg_field space_fields[] = {
     {"blocks", NAS__T_INT, CO(strategy.space.n_blocks), 0, 1, NAS_MAX_BLOCKS, NULL, NULL, 1},
     {"ops", NAS__T_OPS, CO(strategy.space.op_mask), 0, 0, 0, NULL, NULL, 1},
     {"shared", NAS__T_BOOL, CO(strategy.space.shared), 0, 0, 1, NULL, NULL, 1},
+    /* Added later: in the identity only when set, so older files keep their hash. */
     {"depth_min", NAS__T_INT, CO(strategy.space.depth_min), 0, 1, NAS_CHAIN_MAX_LAYERS, NULL, NULL,
-     1},
+     3},
     {"depth_max", NAS__T_INT, CO(strategy.space.depth_max), 0, 1, NAS_CHAIN_MAX_LAYERS, NULL, NULL,
-     1},
+     3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -153,7 +154,7 @@ static const nas__cfg_field strategy_fields[] = {
     {"population", NAS__T_INT, CO(strategy.population), 0, 2, 4096, NULL, NULL, 1},
     {"sample", NAS__T_INT, CO(strategy.sample), 0, 1, 4096, NULL, NULL, 1},
     {"p_identity", NAS__T_FLOAT, CO(strategy.p_identity), 0, 0, 1, NULL, NULL, 1},
-    {"mutations", NAS__T_ENUM, CO(strategy.space.morphisms), 0, 0, 0, NULL, mutation_modes, 1},
+    {"mutations", NAS__T_ENUM, CO(strategy.space.morphisms), 0, 0, 0, NULL, mutation_modes, 3},
     {"seeds", NAS__T_SEEDS, CO(strategy.seeds), 0, 0, 0, NULL, NULL, 1},
     {"beam", NAS__T_INT, CO(strategy.beam), 0, 1, 100000, NULL, NULL, 1},
     {"max_blocks", NAS__T_INT, CO(strategy.max_blocks), 0, 1, NAS_MAX_BLOCKS, NULL, NULL, 1},

@@ -354,6 +354,7 @@ static int is_default(const nas__cfg_field *f, const char *base, const nas_confi
         [NAS__T_INT] = sizeof(int),     [NAS__T_I64] = sizeof(int64_t),
         [NAS__T_U64] = sizeof(uint64_t), [NAS__T_FLOAT] = sizeof(float),
         [NAS__T_DOUBLE] = sizeof(double), [NAS__T_BOOL] = sizeof(int),
+        [NAS__T_ENUM] = sizeof(int),
     };
     if (f->type < 0 || (size_t)f->type >= NAS_ARRAY_LEN(sizes) || sizes[f->type] == 0) return 0;
     nas_config def = nas_config_default();

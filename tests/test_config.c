@@ -402,6 +402,64 @@ START_TEST(test_config_hash_identity) {
 }
 END_TEST
 
+/* A campaign file written before keys were added keeps the hash the nasd of
+ * its day gave it, or every store made then would refuse to resume: this is
+ * deploy/examples/quick.yaml as it stood at stop 22 (comments left out), and
+ * 0x171f3762972ce40e is what that nasd recorded for it. */
+START_TEST(test_config_hash_of_an_older_file_is_kept) {
+    const char *quick =
+        "name: quick\n"
+        "seed: 1\n"
+        "data:\n"
+        "  set: fashion-mnist\n"
+        "  dir: /usr/share/datasets/fashion-mnist\n"
+        "space:\n"
+        "  kind: cell\n"
+        "  blocks: 3\n"
+        "  ops: [id, avg3x3, max3x3, sep3x3, sep5x5, dil3x3, conv1x1]\n"
+        "strategy:\n"
+        "  name: evolution\n"
+        "  population: 8\n"
+        "  sample: 3\n"
+        "budget:\n"
+        "  evaluations: 30\n"
+        "  wall_time: 8m\n"
+        "fidelity:\n"
+        "  resolution: 14\n"
+        "  train_subset: 4000\n"
+        "  val_size: 1000\n"
+        "  epochs: 1\n"
+        "  batch: 64\n"
+        "  channels: 8\n"
+        "  cells: 1\n"
+        "  lr: 0.1\n"
+        "  threads: 1\n"
+        "final:\n"
+        "  top_k: 2\n"
+        "  fidelity:\n"
+        "    resolution: 28\n"
+        "    train_subset: 10000\n"
+        "    val_size: 2000\n"
+        "    epochs: 2\n"
+        "    batch: 64\n"
+        "    channels: 8\n"
+        "    cells: 1\n"
+        "    lr: 0.1\n"
+        "    augment: false\n"
+        "    test: true\n"
+        "listen:\n"
+        "  control: tcp://127.0.0.1:5555\n"
+        "  weights: tcp://127.0.0.1:5556\n"
+        "  status: tcp://127.0.0.1:5557\n"
+        "workers:\n"
+        "  heartbeat_ms: 1000\n"
+        "  liveness: 5\n"
+        "  max_attempts: 3\n"
+        "store: quick.db\n";
+    ck_assert_uint_eq(hash_of(quick), 0x171f3762972ce40eULL);
+}
+END_TEST
+
 /* final.fidelity is "as fidelity but" its own defaults: what the file sets
  * under fidelity reaches the final stage unless final.fidelity sets it. */
 START_TEST(test_config_final_fidelity_inherits) {
@@ -600,6 +658,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_config_examples_load);
     tcase_add_test(tc, test_config_units);
     tcase_add_test(tc, test_config_hash_identity);
+    tcase_add_test(tc, test_config_hash_of_an_older_file_is_kept);
     tcase_add_test(tc, test_config_final_fidelity_inherits);
     tcase_add_test(tc, test_config_store_refuses_edited_config);
     tcase_add_test(tc, test_config_out_of_memory);

@@ -240,8 +240,9 @@ static int config_check(nas_strategy_config *c, char *err) {
             return nas_set_err(err, NAS_EINVAL, "strategy: seed '%s' is not in the %s space",
                                c->seeds[i], nas_space_kind_name(c->space.kind));
     }
-    /* NB201 levels are the intermediate nodes in use (1 or 2; genome.h). */
-    /* The chain space has no levels (PNAS refuses it): 1 is a placeholder. */
+    /* max_blocks bounds PNAS's levels: a cell's blocks, or the intermediate
+     * nodes an NB201 cell uses (1 or 2; genome.h).  PNAS refuses the chain
+     * space, which has no levels, so there the only valid value is 1. */
     int max_b = c->space.kind == NAS_SPACE_NB201   ? 2
                 : c->space.kind == NAS_SPACE_CHAIN ? 1
                                                    : c->space.n_blocks;

@@ -26,7 +26,6 @@ and a table beside the published Fashion-MNIST figures.
 import argparse
 import json
 import os
-import signal
 import statistics
 import struct
 import subprocess
@@ -40,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench", "search_fmnist"))
 from search_fmnist import (BenchError, campaign_state, count_results, free_ports,  # noqa: E402
-                           nasctl, stop, tail)
+                           nasctl, stop_campaign, tail)
 
 DATA = "/usr/share/datasets/fashion-mnist"
 CAMPAIGNS = ("fmnist.yaml", "fmnist-small.yaml")
@@ -152,17 +151,7 @@ def run_campaign(name, src, args, bindir, out):
             raise BenchError(f"{name}: the campaign did not end 'done'; see {cdir}/master.log")
         return time.monotonic() - start, cfg
     finally:
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            if master is not None:
-                stop([master])
-            stop(workers)
-            for f in files:
-                f.close()
-        finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+        stop_campaign(master, workers, files)
 
 
 def mean_std(xs):

@@ -159,6 +159,24 @@ def stop(procs, first_signal=signal.SIGTERM, grace_s=10.0):
             p.wait()
 
 
+def stop_campaign(master, workers, files):
+    """Stops a campaign's processes: the master first with a graceful stop
+    (leases are cancelled and re-queued), then the workers, which otherwise
+    keep reconnecting; then closes their log files. A second Ctrl-C must not
+    cut this short and orphan a process."""
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        if master is not None:
+            stop([master])
+        stop(workers)
+        for f in files:
+            f.close()
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
 def count_results(db):
     """Results committed so far (search and final), read-only; None while
     the master has not created the file yet."""
@@ -266,20 +284,7 @@ def run_campaign(strategy, seed, args, bindir, out):
                              f"'{state}', not 'done'; see {cdir}/master.log")
         return wall, start_ms
     finally:
-        # Master first with a graceful stop (leases are cancelled and
-        # re-queued), then the workers, which otherwise keep reconnecting.
-        # A second Ctrl-C must not cut this short and orphan a process.
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            if master is not None:
-                stop([master])
-            stop(workers)
-            for f in files:
-                f.close()
-        finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+        stop_campaign(master, workers, files)
 
 
 def nasctl(bindir, *argv):

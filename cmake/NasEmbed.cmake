@@ -7,6 +7,8 @@
 # empty script and the page draws every chart with plot.js: a build never
 # fails for want of npm.
 
+include(${CMAKE_CURRENT_LIST_DIR}/NasBytes.cmake)
+
 set(files
     "/index.html|html|${WEB}/index.html"
     "/app.js|js|${WEB}/app.js"
@@ -41,11 +43,7 @@ foreach(entry ${files})
         set(ctype "text/css; charset=utf-8")
     endif()
     list(GET parts 2 src)
-    file(READ ${src} hex HEX)
-    string(LENGTH "${hex}" n)
-    math(EXPR n "${n} / 2")
-    string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
-    string(REGEX REPLACE "((0x..,){32})" "\\1\n" hex "${hex}")
+    nas_c_bytes(${src} hex n)
     string(APPEND body "static const unsigned char a${i}[] = {\n${hex}0};\n")
     string(APPEND table "    {\"${path}\", \"${ctype}\", a${i}, ${n}},\n")
     math(EXPR i "${i} + 1")

@@ -6,6 +6,7 @@
 #include "tests/e2e_util.h"
 
 #include "common/alloc.h"
+#include "common/rng.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -152,7 +153,11 @@ static void put_be32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
-void e2e_write_bar_idx(const char *dir, const char *prefix, int n) {
+/* Writes the IDX pair PREFIX-images-idx3-ubyte / -labels-idx1-ubyte of n
+ * 28x28 images into `dir`, filling pixels and labels with fill(i, image,
+ * seed) (which returns image i's label). */
+static void write_idx_pair(const char *dir, const char *prefix, int n, uint64_t seed,
+                           int (*fill)(int i, uint8_t *image, nas_rng *r)) {
     size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
     uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
     ck_assert_ptr_nonnull(img);
@@ -160,15 +165,10 @@ void e2e_write_bar_idx(const char *dir, const char *prefix, int n) {
     put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28);
     put_be32(img + 12, 28);
     put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        uint8_t *im = img + 16 + (size_t)i * 784;
-        int k = (i * 7) % 10;
-        for (int p = 0; p < 784; p++)
-            im[p] = (uint8_t)((p * 3 + i * 17) % 40);
-        for (int y = 4; y < 24; y++)
-            im[y * 28 + 2 + 2 * k] = 250;
-        lab[8 + i] = (uint8_t)k;
-    }
+    nas_rng r;
+    nas_rng_init(&r, seed, 0);
+    for (int i = 0; i < n; i++)
+        lab[8 + i] = (uint8_t)fill(i, img + 16 + (size_t)i * 784, &r);
     char path[PATH_MAX], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
     ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
@@ -176,6 +176,36 @@ void e2e_write_bar_idx(const char *dir, const char *prefix, int n) {
     ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
     free(img);
     free(lab);
+}
+
+static int bar_image(int i, uint8_t *im, nas_rng *r) {
+    (void)r;
+    int k = (i * 7) % 10;
+    for (int p = 0; p < 784; p++)
+        im[p] = (uint8_t)((p * 3 + i * 17) % 40);
+    for (int y = 4; y < 24; y++)
+        im[y * 28 + 2 + 2 * k] = 250;
+    return k;
+}
+
+static int square_image(int i, uint8_t *im, nas_rng *r) {
+    (void)i;
+    int k = (int)nas_rng_below(r, 10);
+    for (int p = 0; p < 784; p++)
+        im[p] = (uint8_t)nas_rng_below(r, 60);
+    int oy = 2 + (k / 5) * 14, ox = 2 + (k % 5) * 5;
+    for (int y = 0; y < 6; y++)
+        for (int x = 0; x < 4; x++)
+            im[(oy + y) * 28 + ox + x] = 255;
+    return k;
+}
+
+void e2e_write_bar_idx(const char *dir, const char *prefix, int n) {
+    write_idx_pair(dir, prefix, n, 0, bar_image);
+}
+
+void e2e_write_noisy_idx(const char *dir, const char *prefix, int n, uint64_t seed) {
+    write_idx_pair(dir, prefix, n, seed, square_image);
 }
 
 void e2e_write_nb201_table(const char *path) {

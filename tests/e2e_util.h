@@ -147,6 +147,9 @@ void e2e_write(const char *path, const char *fmt, ...) __attribute__((format(pri
  * 28x28 images: a bright bar whose position is the label, on a faint
  * pattern, so a real network learns it in a few steps (asserts success). */
 void e2e_write_bar_idx(const char *dir, const char *prefix, int n);
+/* The same files with n noisy images (random pixels from `seed`): class k is
+ * a bright 6x4 block at a place set by k, harder than the bars. */
+void e2e_write_noisy_idx(const char *dir, const char *prefix, int n, uint64_t seed);
 
 /* The whole NAS-Bench-201 space (15625 cells) as a CSV table whose
  * accuracies are a hash of the cell: every architecture any strategy can

@@ -11,40 +11,8 @@
 #include "common/err.h"
 #include "common/genome.h"
 #include "common/json.h"
-#include "common/rng.h"
+#include "tests/e2e_util.h"
 #include "tests/harness.h"
-
-enum { SIDE = 28 };
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
-// IDX pair "<prefix>-images-idx3-ubyte" / "<prefix>-labels-idx1-ubyte": class k (0..9) is a
-// bright 6x6 square at a position picked by k, on a noisy background.
-static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed) {
-    size_t isz = 16 + (size_t)n * SIDE * SIDE, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE);
-    put_be32(img + 12, SIDE), put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    nas_rng r;
-    nas_rng_init(&r, seed, 0);
-    for (int i = 0; i < n; i++) {
-        int k = (int)nas_rng_below(&r, 10);
-        uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
-        for (int p = 0; p < SIDE * SIDE; p++) im[p] = (uint8_t)nas_rng_below(&r, 60);
-        int oy = 2 + (k / 5) * 14, ox = 2 + (k % 5) * 5;
-        for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 4; x++) im[(oy + y) * SIDE + ox + x] = 255;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[4096], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img), free(lab);
-}
 
 static char OUT[65536];
 
@@ -59,8 +27,8 @@ static int train(const char *dir, const char *extra) {
 
 START_TEST(test_train_cli_trains) {
     const char *dir = nas_tmpdir_make();
-    write_idx(dir, "train", 400, 1);
-    write_idx(dir, "t10k", 60, 2);
+    e2e_write_noisy_idx(dir, "train", 400, 1);
+    e2e_write_noisy_idx(dir, "t10k", 60, 2);
     ck_assert_int_eq(train(dir, "--test --seed 5"), 0);
     nas_json *j = NULL;
     char err[NAS_ERR_LEN];
@@ -104,7 +72,7 @@ END_TEST
  * without building must match what is built). */
 START_TEST(test_train_cli_trains_genome_preset_with_counted_cost) {
     const char *dir = nas_tmpdir_make();
-    write_idx(dir, "train", 120, 1);
+    e2e_write_noisy_idx(dir, "train", 120, 1);
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
              "{ OPENBLAS_NUM_THREADS=1 %s --data mnist --data-dir %s --arch pnasnet5 --epochs 1 "
@@ -180,7 +148,7 @@ static void blas_run(const char *dir, const char *env, char *kernels, char *by) 
  * choice and is kept. */
 START_TEST(test_train_cli_corrects_misdetected_blas) {
     const char *dir = nas_tmpdir_make();
-    write_idx(dir, "train", 60, 1);
+    e2e_write_noisy_idx(dir, "train", 60, 1);
     nas_cpu_info cpu;
     nas_cpu_detect(&cpu);
     char kernels[64], by[64];
@@ -206,7 +174,7 @@ END_TEST
  * says so, and refuses to train when no weaker set is left. */
 START_TEST(test_train_cli_blas_selfcheck_falls_back) {
     const char *dir = nas_tmpdir_make();
-    write_idx(dir, "train", 60, 1);
+    e2e_write_noisy_idx(dir, "train", 60, 1);
     nas_cpu_info cpu;
     nas_cpu_detect(&cpu);
     if (cpu.level >= NAS_ISA_AVX2) { /* Haswell's kernels need AVX2 + FMA */
@@ -251,7 +219,7 @@ START_TEST(test_train_cli_errors) {
     snprintf(cmd, sizeof cmd, "%s --data-dir %s/none", nas_bin("nas-train"), dir);
     ck_assert_int_eq(nas_run_cmd(cmd, OUT, sizeof OUT), 1);
     ck_assert_ptr_nonnull(strstr(OUT, "train-images-idx3-ubyte"));
-    write_idx(dir, "train", 100, 1);
+    e2e_write_noisy_idx(dir, "train", 100, 1);
     snprintf(cmd, sizeof cmd, "%s --data mnist --data-dir %s --arch vgg --val-size 10", nas_bin("nas-train"), dir);
     ck_assert_int_eq(nas_run_cmd(cmd, OUT, sizeof OUT), 1);
     ck_assert_ptr_nonnull(strstr(OUT, "vgg"));

@@ -7,12 +7,12 @@
 // nas-test: label=slow timeout=120
 #include "common/clock.h"
 #include "common/err.h"
+#include "tests/e2e_util.h"
 #include "tests/harness.h"
 #include "master/dispatcher.h"
 #include "tests/test_agent_broker.h"
 
 #include "common/genome.h"
-#include "common/rng.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -26,40 +26,6 @@
 #define CELL "n=sep3x3:1+max3x3:0,sep5x5:2+id:0 r=avg3x3:0+sep3x3:1"
 #define NB201                                                                                      \
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
-    p[3] = (uint8_t)v;
-}
-
-/* A learnable MNIST-format IDX pair: class k is a bright bar at a place
- * set by k on a noisy background. */
-static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed) {
-    enum { SIDE = 28 };
-    size_t isz = 16 + (size_t)n * SIDE * SIDE, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE);
-    put_be32(img + 12, SIDE), put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    nas_rng r;
-    nas_rng_init(&r, seed, 0);
-    for (int i = 0; i < n; i++) {
-        int k = (int)nas_rng_below(&r, 10);
-        uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
-        for (int p = 0; p < SIDE * SIDE; p++)
-            im[p] = (uint8_t)nas_rng_below(&r, 60);
-        int oy = 2 + (k / 5) * 14, ox = 2 + (k % 5) * 5;
-        for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 4; x++)
-                im[(oy + y) * SIDE + ox + x] = 255;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[4096], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img), free(lab);
-}
 
 /* Start nas-worker with extra arguments (NULL-terminated); its output goes
  * to log_path. */
@@ -215,7 +181,7 @@ START_TEST(test_worker_trains_a_task_with_the_engine) {
     const char *dir = nas_tmpdir_make();
     char log[4096];
     nas_path_join(log, sizeof log, dir, "worker.log");
-    write_idx(dir, "train", 240, 1);
+    e2e_write_noisy_idx(dir, "train", 240, 1);
     broker b;
     broker_open(&b, HB);
     const char *extra[] = {"--data-dir", dir, NULL};

@@ -6,6 +6,7 @@
  */
 #include "common/err.h"
 #include "common/genome.h"
+#include "tests/e2e_util.h"
 #include "tests/harness.h"
 #include "worker/evaluate.h"
 
@@ -172,39 +173,10 @@ START_TEST(test_worker_evaluate_train_refusals_name_the_problem) {
 }
 END_TEST
 
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
-    p[3] = (uint8_t)v;
-}
-
-/* An MNIST-format IDX pair of n noisy 28x28 images with a class mark. */
-static void write_idx(const char *dir, const char *prefix, int n) {
-    enum { SIDE = 28 };
-    size_t isz = 16 + (size_t)n * SIDE * SIDE, lsz = 8 + (size_t)n;
-    uint8_t *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE);
-    put_be32(img + 12, SIDE), put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int k = i % 10;
-        uint8_t *im = img + 16 + (size_t)i * SIDE * SIDE;
-        for (int p = 0; p < SIDE * SIDE; p++)
-            im[p] = (uint8_t)((p * 7 + i * 13) % 50);
-        for (int y = 0; y < 6; y++)
-            im[(2 + (k / 5) * 14 + y) * SIDE + 2 + (k % 5) * 5] = 255;
-        lab[8 + i] = (uint8_t)k;
-    }
-    char path[4096], name[64];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), img, isz, 0), 0);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    ck_assert_int_eq(nas_write_file(nas_path_join(path, sizeof path, dir, name), lab, lsz, 0), 0);
-    free(img), free(lab);
-}
-
 START_TEST(test_worker_evaluate_train_reads_data_files_once) {
     const char *dir = nas_tmpdir_make();
-    write_idx(dir, "train", 120);
-    write_idx(dir, "t10k", 30);
+    e2e_write_bar_idx(dir, "train", 120);
+    e2e_write_bar_idx(dir, "t10k", 30);
     nas_evaluator_config c;
     nas_evaluator_config_default(&c);
     c.data_dir = dir;

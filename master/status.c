@@ -38,6 +38,11 @@ void nas_status_canonical_value(const char *canon, const char *key, char *out, s
 }
 
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
+    nas_status_json_record_status(b, r, NULL);
+}
+
+void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
+                                   const char *status) {
     nas_json_buf_obj_begin(b);
     nas_json_buf_key(b, "seq");
     nas_json_buf_i64(b, r->seq);
@@ -69,6 +74,10 @@ void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_str(b, r->worker);
     nas_json_buf_key(b, "attempt");
     nas_json_buf_i64(b, r->attempt);
+    if (status) {
+        nas_json_buf_key(b, "status");
+        nas_json_buf_str(b, status);
+    }
     nas_json_buf_obj_end(b);
 }
 

@@ -36,6 +36,11 @@
  * `history --json` all use it, so their shapes cannot drift apart. */
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
 
+/* The same object with a last key "status" ("done", "stopped") when status
+ * is not NULL: `nasctl history --json`, whose CSV has that column too. */
+void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
+                                   const char *status);
+
 /* The value of "key: value" in a campaign's canonical config lines
  * (nas_store_campaign_info.canonical) into out, or "" when absent. */
 void nas_status_canonical_value(const char *canon, const char *key, char *out, size_t cap);

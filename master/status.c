@@ -81,6 +81,27 @@ void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
     nas_json_buf_obj_end(b);
 }
 
+void nas_status_json_commits(nas_json_buf *b, const nas_store_commit_stats *c) {
+    nas_json_buf_key(b, "commits");
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "count");
+    nas_json_buf_i64(b, c->count);
+    nas_json_buf_key(b, "sum_seconds");
+    nas_json_buf_f64(b, c->sum_s);
+    nas_json_buf_key(b, "max_seconds");
+    nas_json_buf_f64(b, c->max_s);
+    nas_json_buf_key(b, "buckets");
+    nas_json_buf_arr_begin(b);
+    for (int i = 0; i < NAS_STORE_COMMIT_BUCKETS; i++) {
+        nas_json_buf_arr_begin(b);
+        nas_json_buf_f64(b, nas_store_commit_bounds_s[i]);
+        nas_json_buf_i64(b, c->le[i]);
+        nas_json_buf_arr_end(b);
+    }
+    nas_json_buf_arr_end(b);
+    nas_json_buf_obj_end(b);
+}
+
 /* The best search result as the "best" object, or null before any. */
 static void json_best(nas_json_buf *b, nas_store *st, char *err) {
     nas_store_record *r = NULL;

@@ -207,8 +207,15 @@ if [ -n "$hosts" ]; then
     hosts_of "$hosts" >"$dir/hosts"
 fi
 [ -s "$dir/hosts" ] || die "no hosts: pass --hosts FILE (one [USER@]HOST [WORKERS] a line)"
+# A host's workers, key and remote directory are named after HOST alone, so
+# a host on two lines (node1 and alice@node1) would share them: refuse it.
+seen=' '
 while read -r host n; do
     case "$n" in ''|*[!0-9]*|0) die "hosts file: '$host $n': WORKERS must be a number >= 1" ;; esac
+    case "$seen" in *" $(host_id "$host") "*)
+        die "hosts file: host $(host_id "$host") is named on two lines; give it once, with its number of workers" ;;
+    esac
+    seen="$seen$(host_id "$host") "
 done <"$dir/hosts"
 
 name=$(sed -n 's/^name:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$dir/campaign.yaml")

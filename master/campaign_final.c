@@ -317,6 +317,9 @@ char *nas_campaign_status_json(nas_campaign *c) {
     nas_json_buf_raw(&b, wj, strlen(wj));
     nas_status_json_fidelity(&b, c->store, c->cfg->budget.epochs, c->cfg->budget.wall_time_s,
                              c->created_wall, nas_wall_ms());
+    nas_store_commit_stats cs;
+    nas_store_commit_stats_get(c->store, &cs);
+    nas_status_json_commits(&b, &cs);
     nas_json_buf_obj_end(&b);
     return nas_json_buf_take(&b, NULL);
 }

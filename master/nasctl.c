@@ -431,13 +431,27 @@ static int cmd_status(int argc, char **argv) {
 
 // ---- results ------------------------------------------------------------------------------------
 
-/* Results (all, or those named by `pick`) as one JSON array line. */
-static void print_json_array(const nas_store_record *r, int n, const int *pick, int np) {
+/* The tasks an early-stopping rule ended (nas_status_stopped_tasks). */
+typedef struct stopped_set {
+    const int64_t *ids;
+    int n;
+} stopped_set;
+
+/* Results (all, or those named by `pick`) as one JSON array line; with a
+ * stopped set each result says whether it ran to the end ("done") or was
+ * stopped early ("stopped"), as the CSV's status column does. */
+static void print_json_array(const nas_store_record *r, int n, const int *pick, int np,
+                             const stopped_set *stopped) {
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_arr_begin(&b);
-    for (int i = 0; i < (pick ? np : n); i++)
-        nas_status_json_record(&b, &r[pick ? pick[i] : i]);
+    for (int i = 0; i < (pick ? np : n); i++) {
+        const nas_store_record *x = &r[pick ? pick[i] : i];
+        const char *st = NULL;
+        if (stopped)
+            st = nas_status_is_stopped(stopped->ids, stopped->n, x->task_id) ? "stopped" : "done";
+        nas_status_json_record_status(&b, x, st);
+    }
     nas_json_buf_arr_end(&b);
     char *s = nas_json_buf_take(&b, NULL);
     printf("%s\n", s ? s : "[]");
@@ -477,9 +491,9 @@ static int cmd_best(int argc, char **argv) {
     } else if (a->json) {
         printf("{\"search\":");
         fflush(stdout);
-        print_json_array(s, ns, NULL, 0);
+        print_json_array(s, ns, NULL, 0, NULL);
         printf(",\"final\":");
-        print_json_array(f, nf, NULL, 0);
+        print_json_array(f, nf, NULL, 0, NULL);
         printf("}\n");
     } else {
         printf("search stage, best %d by validation accuracy:\n", ns);
@@ -538,7 +552,7 @@ static int cmd_history(int argc, char **argv) {
         return 1;
     }
     if (a->json) {
-        print_json_array(r, n, NULL, 0);
+        print_json_array(r, n, NULL, 0, &(stopped_set){stopped, n_stopped});
     } else if (a->csv) {
         printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms,status\r\n");
         for (int i = 0; i < n; i++) {
@@ -605,7 +619,7 @@ static int cmd_pareto(int argc, char **argv) {
         goto done;
     }
     if (a->json) {
-        print_json_array(r, n, front, nf);
+        print_json_array(r, n, front, nf, NULL);
     } else {
         printf("Pareto front of validation accuracy and parameters (%d of %d results):\n", nf, n);
         print_header();

@@ -11,9 +11,9 @@
 #include "master/serve.h"
 #include "master/serve_live.h"
 #include "master/serve_model.h"
+#include "master/serve_source.h"
 #include "master/store.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,98 +21,51 @@
 #include <unistd.h>
 
 typedef struct opts {
-    const char *db, *master, *key, *master_key;
-    long refresh_ms, count;
+    nas_serve_source src;
+    long count;
     int json, once;
 } opts;
 
-/* Options of both commands; `which` names the command in messages. */
-static int parse_opts(const char *which, int argc, char **argv, opts *o) {
-    static const struct option longs[] = {{"db", required_argument, 0, 'd'},
-                                          {"master", required_argument, 0, 'm'},
-                                          {"key", required_argument, 0, 'k'},
-                                          {"master-key", required_argument, 0, 'K'},
-                                          {"refresh-ms", required_argument, 0, 'r'},
-                                          {"count", required_argument, 0, 'c'},
-                                          {"json", no_argument, 0, 'j'},
-                                          {"once", no_argument, 0, 'o'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {0, 0, 0, 0}};
-    memset(o, 0, sizeof *o);
-    o->refresh_ms = strcmp(which, "top") == 0 ? 1000 : 250;
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        char *end = NULL;
-        switch (ch) {
-        case 'd':
-            o->db = optarg;
-            break;
-        case 'm':
-            o->master = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
-            break;
-        case 'K':
-            o->master_key = optarg;
-            break;
-        case 'j':
-            o->json = 1;
-            break;
-        case 'o':
-            o->once = 1;
-            break;
-        case 'r':
-        case 'c': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < (ch == 'r' ? 10 : 1) || v > 100000000) {
-                fprintf(stderr, "nasctl %s: --%s wants a positive integer, got '%s'\n", which,
-                        ch == 'r' ? "refresh-ms" : "count", optarg);
-                return 2;
-            }
-            *(ch == 'r' ? &o->refresh_ms : &o->count) = v;
-            break;
-        }
-        case 'h':
-            if (strcmp(which, "top") == 0)
-                printf("usage: nasctl top --db FILE [--master EP [--key BASE --master-key FILE]]\n"
-                       "                  [--refresh-ms N] [--once]\n\n"
-                       "A live view of a campaign, redrawn in place: progress, rate, best,\n"
-                       "workers and the latest results.  --master adds what only the running\n"
-                       "master knows (each worker's epoch); --once prints one frame and exits.\n");
-            else
-                printf("usage: nasctl watch --db FILE [--json] [--count N] [--refresh-ms N]\n\n"
-                       "Follows a campaign: one line per committed result, log event (failures,\n"
-                       "lease expiries, workers joining and leaving) and campaign state change,\n"
-                       "from now on.  --json prints {\"event\": KIND, \"data\": {...}} lines;\n"
-                       "--count N exits after N events.\n");
-            return -1;
-        default:
-            fprintf(stderr, "nasctl %s: unknown option or missing value '%s' (try --help)\n", which,
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "nasctl %s: unexpected argument '%s'\n", which, argv[optind]);
-        return 2;
-    }
-    if (!o->db) {
-        fprintf(stderr, "nasctl %s: --db FILE is required\n", which);
-        return 2;
-    }
+static void top_usage(FILE *f) {
+    fprintf(f, "usage: nasctl top --db FILE [--master EP [--key BASE --master-key FILE]]\n"
+               "                  [--refresh-ms N] [--once]\n\n"
+               "A live view of a campaign, redrawn in place: progress, rate, best,\n"
+               "workers and the latest results.  --master adds what only the running\n"
+               "master knows (each worker's epoch); --once prints one frame and exits.\n");
+}
+
+static void watch_usage(FILE *f) {
+    fprintf(f, "usage: nasctl watch --db FILE [--json] [--count N] [--refresh-ms N]\n\n"
+               "Follows a campaign: one line per committed result, log event (failures,\n"
+               "lease expiries, workers joining and leaving) and campaign state change,\n"
+               "from now on.  --json prints {\"event\": KIND, \"data\": {...}} lines;\n"
+               "--count N exits after N events.\n");
+}
+
+/* The options top and watch add to the source options. */
+static int take(void *ctx, int ch, const char *arg) {
+    opts *o = ctx;
+    if (ch == 'j')
+        o->json = 1;
+    else if (ch == 'o')
+        o->once = 1;
+    else
+        return nas_serve_source_long("nasctl watch", "count", arg, 1, 100000000, &o->count);
     return 0;
 }
 
-static int open_model(const char *which, const opts *o, nas_serve_model **m) {
-    char err[NAS_ERR_LEN];
-    if (nas_serve_model_open(m, o->db, err) < 0) {
-        fprintf(stderr, "nasctl %s: %s\n", which, err);
-        return 1;
-    }
-    return 0;
+/* Options of both commands; `which` picks the command's own. */
+static int parse_opts(const char *which, int argc, char **argv, opts *o) {
+    static const struct option top_own[] = {{"once", no_argument, NULL, 'o'}, {0, 0, 0, 0}};
+    static const struct option watch_own[] = {{"json", no_argument, NULL, 'j'},
+                                              {"count", required_argument, NULL, 'c'},
+                                              {0, 0, 0, 0}};
+    int top = strcmp(which, "top") == 0;
+    memset(o, 0, sizeof *o);
+    o->src.refresh_ms = top ? 1000 : 250;
+    return nas_serve_source_parse(argc, argv, top ? "nasctl top" : "nasctl watch",
+                                  top ? top_usage : watch_usage, top ? top_own : watch_own, take,
+                                  o, &o->src);
 }
 
 // ---- watch ------------------------------------------------------------------------------------
@@ -151,12 +104,12 @@ int nas_watch_main(int argc, char **argv) {
     int rc = parse_opts("watch", argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     nas_serve_model *m;
-    if (open_model("watch", &o, &m)) return 1;
+    if (nas_serve_source_open("nasctl watch", &o.src, &m, NULL)) return 1;
     char err[NAS_ERR_LEN];
     int64_t cursor = nas_serve_model_last_event(m), seen = 0;
     rc = 0;
     while (!o.count || seen < o.count) {
-        nas_sleep_ms(o.refresh_ms);
+        nas_sleep_ms(o.src.refresh_ms);
         if (nas_serve_model_refresh(m, nas_wall_ms(), err) < 0) {
             fprintf(stderr, "nasctl watch: %s\n", err);
             rc = 1;
@@ -244,14 +197,9 @@ int nas_top_main(int argc, char **argv) {
     int rc = parse_opts("top", argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     nas_serve_model *m;
-    if (open_model("top", &o, &m)) return 1;
+    nas_serve_master *mc;
+    if (nas_serve_source_open("nasctl top", &o.src, &m, &mc)) return 1;
     char err[NAS_ERR_LEN];
-    nas_serve_master *mc = NULL;
-    if (o.master && nas_serve_master_open(&mc, o.master, o.key, o.master_key, err) < 0) {
-        fprintf(stderr, "nasctl top: %s\n", err);
-        nas_serve_model_close(&m);
-        return 1;
-    }
     nas_json *live = NULL;
     int64_t live_ms = 0;
     /* With --master, the first frame waits briefly for its answer. */
@@ -281,7 +229,7 @@ int nas_top_main(int argc, char **argv) {
         nas_free(doc);
         frame(m, live, tty);
         if (o.once) break;
-        nas_sleep_ms(o.refresh_ms);
+        nas_sleep_ms(o.src.refresh_ms);
     }
     nas_json_free(&live);
     nas_serve_master_close(&mc);

@@ -29,8 +29,8 @@
 #include "master/serve_assets.h"
 #include "master/serve_live.h"
 #include "master/serve_model.h"
+#include "master/serve_source.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +102,9 @@ typedef struct server {
 } server;
 
 typedef struct opts {
-    const char *db, *listen, *token, *master, *key, *master_key;
-    long refresh_ms, idle_s;
+    nas_serve_source src; /* --db, --master, --key, --master-key, --refresh-ms */
+    const char *listen, *token;
+    long idle_s;
 } opts;
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -340,75 +341,30 @@ static int parse_listen(const char *spec, struct sockaddr_in *sa, char *err) {
     return NAS_OK;
 }
 
+/* serve's own options, beside the source options (serve_source.h). */
+static int take(void *ctx, int ch, const char *arg) {
+    opts *o = ctx;
+    if (ch == 'l')
+        o->listen = arg;
+    else if (ch == 't')
+        o->token = arg;
+    else
+        return nas_serve_source_long("nasctl serve", "idle-timeout", arg, 1, 3600, &o->idle_s);
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, opts *o) {
-    static const struct option longs[] = {{"db", required_argument, 0, 'd'},
-                                          {"listen", required_argument, 0, 'l'},
-                                          {"token", required_argument, 0, 't'},
-                                          {"master", required_argument, 0, 'm'},
-                                          {"key", required_argument, 0, 'k'},
-                                          {"master-key", required_argument, 0, 'K'},
-                                          {"refresh-ms", required_argument, 0, 'r'},
-                                          {"idle-timeout", required_argument, 0, 'i'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {0, 0, 0, 0}};
+    static const struct option own[] = {{"listen", required_argument, NULL, 'l'},
+                                        {"token", required_argument, NULL, 't'},
+                                        {"idle-timeout", required_argument, NULL, 'i'},
+                                        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->listen = "127.0.0.1:8080";
-    o->refresh_ms = 250;
+    o->src.refresh_ms = 250;
     o->idle_s = 15;
     o->token = getenv("NASCTL_SERVE_TOKEN");
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        switch (ch) {
-        case 'd':
-            o->db = optarg;
-            break;
-        case 'l':
-            o->listen = optarg;
-            break;
-        case 't':
-            o->token = optarg;
-            break;
-        case 'm':
-            o->master = optarg;
-            break;
-        case 'k':
-            o->key = optarg;
-            break;
-        case 'K':
-            o->master_key = optarg;
-            break;
-        case 'r':
-        case 'i': {
-            char *end;
-            long v = strtol(optarg, &end, 10), lo = ch == 'r' ? 10 : 1,
-                 hi = ch == 'r' ? 60000 : 3600;
-            if (*end || end == optarg || v < lo || v > hi) {
-                fprintf(stderr, "nasctl serve: --%s wants %ld..%ld, got '%s'\n",
-                        ch == 'r' ? "refresh-ms" : "idle-timeout", lo, hi, optarg);
-                return 2;
-            }
-            *(ch == 'r' ? &o->refresh_ms : &o->idle_s) = v;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            fprintf(stderr, "nasctl serve: unknown option or missing value '%s' (try --help)\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "nasctl serve: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!o->db) {
-        fprintf(stderr, "nasctl serve: --db FILE is required\n");
-        return 2;
-    }
+    int rc = nas_serve_source_parse(argc, argv, "nasctl serve", usage, own, take, o, &o->src);
+    if (rc) return rc;
     if (o->token && !*o->token) o->token = NULL;
     return 0;
 }
@@ -477,20 +433,12 @@ int nas_serve_main(int argc, char **argv) {
     server s;
     memset(&s, 0, sizeof s);
     s.token = o.token;
-    s.master = o.master;
+    s.master = o.src.master;
     /* An event stream speaks at least three times per idle timeout, so
      * only clients that really went silent are dropped. */
     s.keepalive_ms = (int)(o.idle_s * 1000 / 3);
-    if (nas_serve_model_open(&s.model, o.db, err) < 0) {
-        fprintf(stderr, "nasctl serve: %s\n", err);
-        return 1;
-    }
-    nas_serve_master *mc = NULL;
-    if (o.master && nas_serve_master_open(&mc, o.master, o.key, o.master_key, err) < 0) {
-        fprintf(stderr, "nasctl serve: %s\n", err);
-        nas_serve_model_close(&s.model);
-        return 1;
-    }
+    nas_serve_master *mc;
+    if (nas_serve_source_open("nasctl serve", &o.src, &s.model, &mc)) return 1;
     nas_serve_api_prepare(s.model);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.news, NULL);
@@ -519,10 +467,10 @@ int nas_serve_main(int argc, char **argv) {
         char host[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
         printf("nasctl serve: http://%s:%u/ serving %s%s\n", host,
-               info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port), o.db,
+               info ? (unsigned)info->port : (unsigned)ntohs(sa.sin_port), o.src.db,
                o.token ? " (token required)" : "");
         fflush(stdout);
-        rc = run(&s, mc, o.refresh_ms, &sigs);
+        rc = run(&s, mc, o.src.refresh_ms, &sigs);
         MHD_stop_daemon(d);
     }
     nas_serve_master_close(&mc);

@@ -88,6 +88,38 @@ static void help(nas_json_buf *b, const char *name, const char *type, const char
     nas_json_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* The master's commit latency (its status document's "commits", written
+ * by nas_status_json_commits) as a Prometheus histogram; nothing when no
+ * master answers, since only the master can time its own commits. */
+static void commit_histogram(nas_json_buf *b, const nas_serve_live *live) {
+    const nas_json *c = live && live->doc ? nas_json_get(live->doc, "commits") : NULL;
+    const nas_json *count = c ? nas_json_get(c, "count") : NULL;
+    const nas_json *sum = c ? nas_json_get(c, "sum_seconds") : NULL;
+    const nas_json *max = c ? nas_json_get(c, "max_seconds") : NULL;
+    const nas_json *buckets = c ? nas_json_get(c, "buckets") : NULL;
+    if (!count || count->type != NAS_JSON_NUMBER || !sum || sum->type != NAS_JSON_NUMBER ||
+        !buckets || buckets->type != NAS_JSON_ARRAY)
+        return;
+    help(b, "nasd_master_commit_seconds", "histogram",
+         "Time the master's store commits take (from the master).");
+    for (size_t i = 0; i < buckets->len; i++) {
+        const nas_json *p = &buckets->items[i];
+        if (p->type != NAS_JSON_ARRAY || p->len != 2 || p->items[0].type != NAS_JSON_NUMBER ||
+            p->items[1].type != NAS_JSON_NUMBER)
+            continue;
+        nas_json_buf_printf(b, "nasd_master_commit_seconds_bucket{le=\"%.6g\"} %.0f\n",
+                            p->items[0].number, p->items[1].number);
+    }
+    nas_json_buf_printf(b, "nasd_master_commit_seconds_bucket{le=\"+Inf\"} %.0f\n", count->number);
+    nas_json_buf_printf(b, "nasd_master_commit_seconds_sum %.9g\n", sum->number);
+    nas_json_buf_printf(b, "nasd_master_commit_seconds_count %.0f\n", count->number);
+    if (max && max->type == NAS_JSON_NUMBER) {
+        help(b, "nasd_master_commit_max_seconds", "gauge",
+             "The longest store commit of the running master (from the master).");
+        nas_json_buf_printf(b, "nasd_master_commit_max_seconds %.9g\n", max->number);
+    }
+}
+
 static void metrics(nas_serve_model *m, const nas_serve_live *live, int64_t now_ms,
                     nas_serve_answer *a) {
     nas_serve_summary s;
@@ -176,6 +208,7 @@ static void metrics(nas_serve_model *m, const nas_serve_live *live, int64_t now_
              "Spearman correlation of search and final accuracy (from the master).");
         nas_json_buf_printf(&b, "nasd_fidelity_rank_correlation %.6g\n", rc);
     }
+    commit_histogram(&b, live);
     help(&b, "nasd_master_up", "gauge", "1 when the followed master answered its status request.");
     nas_json_buf_printf(&b, "nasd_master_up %d\n", live && live->doc ? 1 : 0);
     help(&b, "nasd_serve_refresh_seconds", "gauge", "Time of the last store refresh.");

@@ -38,6 +38,11 @@ void nas_status_canonical_value(const char *canon, const char *key, char *out, s
 }
 
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
+    nas_status_json_record_status(b, r, NULL);
+}
+
+void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
+                                   const char *status) {
     nas_json_buf_obj_begin(b);
     nas_json_buf_key(b, "seq");
     nas_json_buf_i64(b, r->seq);
@@ -69,6 +74,31 @@ void nas_status_json_record(nas_json_buf *b, const nas_store_record *r) {
     nas_json_buf_str(b, r->worker);
     nas_json_buf_key(b, "attempt");
     nas_json_buf_i64(b, r->attempt);
+    if (status) {
+        nas_json_buf_key(b, "status");
+        nas_json_buf_str(b, status);
+    }
+    nas_json_buf_obj_end(b);
+}
+
+void nas_status_json_commits(nas_json_buf *b, const nas_store_commit_stats *c) {
+    nas_json_buf_key(b, "commits");
+    nas_json_buf_obj_begin(b);
+    nas_json_buf_key(b, "count");
+    nas_json_buf_i64(b, c->count);
+    nas_json_buf_key(b, "sum_seconds");
+    nas_json_buf_f64(b, c->sum_s);
+    nas_json_buf_key(b, "max_seconds");
+    nas_json_buf_f64(b, c->max_s);
+    nas_json_buf_key(b, "buckets");
+    nas_json_buf_arr_begin(b);
+    for (int i = 0; i < NAS_STORE_COMMIT_BUCKETS; i++) {
+        nas_json_buf_arr_begin(b);
+        nas_json_buf_f64(b, nas_store_commit_bounds_s[i]);
+        nas_json_buf_i64(b, c->le[i]);
+        nas_json_buf_arr_end(b);
+    }
+    nas_json_buf_arr_end(b);
     nas_json_buf_obj_end(b);
 }
 

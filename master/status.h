@@ -19,8 +19,9 @@
  * "busy" (a task is leased to it) or "seen", and epochs are unknown (0).
  * A live master adds "insecure" (true when a plaintext socket is reachable
  * from other machines) and "security" ({curve, loopback_only, and with
- * keys authorized_keys, handshakes_accepted, handshakes_rejected}); the
- * database cannot know them and leaves them out.
+ * keys authorized_keys, handshakes_accepted, handshakes_rejected}) and
+ * "commits" (nas_status_json_commits); the database cannot know them and
+ * leaves them out.
  */
 #ifndef NAS_STATUS_H
 #define NAS_STATUS_H
@@ -35,6 +36,17 @@
  * status document's "best", the live master's answer and `nasctl best` /
  * `history --json` all use it, so their shapes cannot drift apart. */
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
+
+/* The same object with a last key "status" ("done", "stopped") when status
+ * is not NULL: `nasctl history --json`, whose CSV has that column too. */
+void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
+                                   const char *status);
+
+/* The "commits" member of a live master's document: its store's commit
+ * latency (nas_store_commit_stats) as {count, sum_seconds, max_seconds,
+ * buckets: [[le_seconds, cumulative count], ...]}.  The database alone
+ * cannot know it, so nas_status_from_store leaves it out. */
+void nas_status_json_commits(nas_json_buf *b, const nas_store_commit_stats *c);
 
 /* The value of "key: value" in a campaign's canonical config lines
  * (nas_store_campaign_info.canonical) into out, or "" when absent. */

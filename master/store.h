@@ -294,6 +294,26 @@ void nas_store_batch_abort(nas_store *st);
 /* 1 while a batch is open. */
 int nas_store_in_batch(const nas_store *st);
 
+/* ---- commit latency ------------------------------------------------------------------ */
+
+/* How long this handle's COMMITs took, measured around the COMMIT itself
+ * (the WAL append and any checkpoint SQLite runs there), so that an
+ * operator sees whether the master's writes slow down (a slow disk, a
+ * reader holding back checkpoints).  Buckets are cumulative, as in a
+ * Prometheus histogram: le[i] counts the commits of at most
+ * nas_store_commit_bounds_s[i] seconds; count includes the slower ones. */
+#define NAS_STORE_COMMIT_BUCKETS 12
+extern const double nas_store_commit_bounds_s[NAS_STORE_COMMIT_BUCKETS];
+
+typedef struct nas_store_commit_stats {
+    int64_t count;                          /* commits that succeeded */
+    double sum_s, max_s;                    /* their total and longest time */
+    int64_t le[NAS_STORE_COMMIT_BUCKETS];   /* cumulative counts per bound */
+} nas_store_commit_stats;
+
+/* The handle's figures since it was opened (all zero for a reader). */
+void nas_store_commit_stats_get(const nas_store *st, nas_store_commit_stats *out);
+
 /* ---- strategy history (incremental strategy state) ---------------------------------- */
 
 /* Mark a search task as the strategy's observation number `seq` (0, 1, 2,

@@ -22,6 +22,7 @@
  */
 #include "master/store_internal.h"
 
+#include "common/clock.h"
 #include "common/err.h"
 
 #include <sqlite3.h>
@@ -82,6 +83,21 @@ int nas__store_begin(nas_store *st, char *err) {
     return rc;
 }
 
+const double nas_store_commit_bounds_s[NAS_STORE_COMMIT_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+
+static void count_commit(nas_store_commit_stats *c, double s) {
+    c->count++;
+    c->sum_s += s;
+    if (s > c->max_s) c->max_s = s;
+    for (int i = NAS_STORE_COMMIT_BUCKETS - 1; i >= 0 && s <= nas_store_commit_bounds_s[i]; i--)
+        c->le[i]++;
+}
+
+void nas_store_commit_stats_get(const nas_store *st, nas_store_commit_stats *out) {
+    *out = st->commits;
+}
+
 int nas__store_commit(nas_store *st, char *err) {
     int rc;
     if (st->batch && st->whole) {
@@ -92,8 +108,12 @@ int nas__store_commit(nas_store *st, char *err) {
         rc = exec_ctl(st, NAS__ST_RELEASE, "release savepoint", err);
         if (rc == NAS_OK) st->in_call = 0;
     } else {
+        int64_t t0 = nas_now_ns();
         rc = exec_ctl(st, NAS__ST_COMMIT, "commit", err);
-        if (rc == NAS_OK) st->results_pending = st->seq_checked = st->fid_pending = 0;
+        if (rc == NAS_OK) {
+            count_commit(&st->commits, (double)(nas_now_ns() - t0) / 1e9);
+            st->results_pending = st->seq_checked = st->fid_pending = 0;
+        }
     }
     if (rc != NAS_OK) nas__store_rollback(st);
     return rc;

@@ -98,6 +98,7 @@ struct nas_store {
     int64_t data_version;
     int results_pending;
     int seq_checked;
+    nas_store_commit_stats commits; /* store_batch.c: every COMMIT's time */
 };
 
 /* A schema migration: the SQL that takes user_version from index i to i+1. */

@@ -128,6 +128,65 @@ START_TEST(test_nasctl_json_parses) {
 }
 END_TEST
 
+/* history --json says of each result what the CSV's status column says:
+ * "stopped" for a run an early-stopping rule ended (its task-stopped
+ * event), "done" otherwise. */
+START_TEST(test_nasctl_history_json_status) {
+    make_db();
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open(&st, g_db, err), NAS_OK);
+    nas_store_record *r = NULL;
+    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
+    ck_assert_int_eq(n, 3);
+    int64_t stopped = r[1].task_id;
+    nas_store_records_free(r, n);
+    char text[128];
+    snprintf(text, sizeof text, "task %lld stopped by the median rule at epoch 1/2",
+             (long long)stopped);
+    ck_assert_int_eq(nas_store_event_append(st, 5000, "task-stopped", text, err), NAS_OK);
+    nas_store_close(&st);
+
+    char args[PATH_MAX + 64], out[16384];
+    snprintf(args, sizeof args, "history --db %s --json", g_db);
+    ck_assert_int_eq(ctl(args, out, sizeof out), 0);
+    nas_json *doc = NULL;
+    ck_assert_msg(nas_json_parse(out, strlen(out), 0, &doc, err) == NAS_OK, "%s: %s", out, err);
+    ck_assert_int_eq(doc->type, NAS_JSON_ARRAY);
+    ck_assert_int_eq((int)doc->len, 3);
+    int n_stopped = 0;
+    for (size_t i = 0; i < doc->len; i++) {
+        const nas_json *e = &doc->items[i];
+        const nas_json *status = nas_json_get(e, "status");
+        ck_assert_ptr_nonnull(status);
+        int is_stopped = (int64_t)nas_json_get(e, "task")->number == stopped;
+        ck_assert_str_eq(status->str, is_stopped ? "stopped" : "done");
+        n_stopped += is_stopped;
+    }
+    ck_assert_int_eq(n_stopped, 1);
+    nas_json_free(&doc);
+
+    /* The CSV says the same of the same task. */
+    snprintf(args, sizeof args, "history --db %s --csv", g_db);
+    ck_assert_int_eq(ctl(args, out, sizeof out), 0);
+    char *hit = strstr(out, ",stopped\r\n");
+    ck_assert_ptr_nonnull(hit);
+    ck_assert_ptr_null(strstr(hit + 1, ",stopped\r\n"));
+    char *line = hit;
+    while (line > out && line[-1] != '\n')
+        line--;
+    long long seq, task;
+    ck_assert_int_eq(sscanf(line, "%lld,%lld,", &seq, &task), 2);
+    ck_assert_int_eq(task, stopped);
+
+    /* best --json keeps its shape: no status there. */
+    snprintf(args, sizeof args, "best --db %s --json", g_db);
+    ck_assert_int_eq(ctl(args, out, sizeof out), 0);
+    ck_assert_ptr_null(strstr(out, "\"status\""));
+    nas_tmpdir_rm(g_dir);
+}
+END_TEST
+
 START_TEST(test_nasctl_dot) {
     char out[65536];
     ck_assert_int_eq(ctl("dot nasnet_a", out, sizeof out), 0);
@@ -176,6 +235,7 @@ static Suite *make_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_nasctl_history_best_pareto);
     tcase_add_test(tc, test_nasctl_json_parses);
+    tcase_add_test(tc, test_nasctl_history_json_status);
     tcase_add_test(tc, test_nasctl_dot);
     tcase_add_test(tc, test_nasctl_errors_name_the_problem);
     suite_add_tcase(s, tc);

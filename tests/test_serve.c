@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "master/serve_api.h"
 #include "master/serve_model.h"
+#include "master/status.h"
 #include "tests/serve_fixtures.h"
 
 #include <limits.h>
@@ -206,6 +207,74 @@ START_TEST(test_serve_metrics_values) {
         ck_assert_msg(strstr(t, type) && strstr(t, type) < line, "no TYPE before %s", name);
     }
     nas_free(t);
+    nas_serve_model_close(&m);
+    nas_store_close(&st);
+}
+END_TEST
+
+/* The master's commit latency: its store counts every real COMMIT (one
+ * per group-committed batch, however many calls it held; one per call
+ * outside a batch), and /metrics turns the master's "commits" document
+ * into a Prometheus histogram whose buckets agree with the counts. */
+START_TEST(test_serve_commit_latency) {
+    nas_store *st = fx_store(g_db, 20);
+    char err[NAS_ERR_LEN];
+    nas_store_commit_stats c0, c1, c2;
+    nas_store_commit_stats_get(st, &c0);
+    ck_assert_int_ge(c0.count, 1);
+    ck_assert_int_eq(nas_store_batch_begin(st, err), NAS_OK);
+    for (int i = 0; i < 10; i++) {
+        int64_t id = fx_add(st, 100 + i, "w1", 20000 + i);
+        fx_result(st, id, 100 + i, "w1", 21000 + i);
+    }
+    nas_store_commit_stats_get(st, &c1);
+    ck_assert_int_eq(c1.count, c0.count); /* nothing durable inside the batch */
+    ck_assert_int_eq(nas_store_batch_commit(st, err), NAS_OK);
+    nas_store_commit_stats_get(st, &c1);
+    ck_assert_int_eq(c1.count, c0.count + 1);
+    fx_add(st, 200, "w2", 30000); /* its own transaction */
+    nas_store_commit_stats_get(st, &c2);
+    ck_assert_int_eq(c2.count, c1.count + 1);
+    ck_assert(c2.sum_s > c1.sum_s && c2.max_s > 0 && c2.max_s <= c2.sum_s);
+    for (int i = 1; i < NAS_STORE_COMMIT_BUCKETS; i++)
+        ck_assert_int_ge(c2.le[i], c2.le[i - 1]);
+    ck_assert_int_le(c2.le[NAS_STORE_COMMIT_BUCKETS - 1], c2.count);
+    /* A reader commits nothing. */
+    nas_store *ro = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&ro, g_db, err), NAS_OK);
+    nas_store_commit_stats_get(ro, &c1);
+    ck_assert_int_eq(c1.count, 0);
+    nas_store_close(&ro);
+
+    /* The master's document, as nas_campaign_status_json writes it. */
+    nas_json_buf b;
+    nas_json_buf_init(&b);
+    nas_json_buf_obj_begin(&b);
+    nas_status_json_commits(&b, &c2);
+    nas_json_buf_obj_end(&b);
+    char *text = nas_json_buf_take(&b, NULL);
+    nas_json *doc = NULL;
+    ck_assert_int_eq(nas_json_parse(text, strlen(text), 0, &doc, err), NAS_OK);
+    nas_serve_model *m = NULL;
+    ck_assert_int_eq(nas_serve_model_open(&m, g_db, err), NAS_OK);
+    nas_serve_live live = {.doc = doc, .fetched_ms = 1000, .endpoint = "tcp://127.0.0.1:1"};
+    nas_serve_answer a;
+    ck_assert_int_eq(nas_serve_api(m, &live, "/metrics", arg, "", 1000000, &a), NAS_OK);
+    ck_assert_int_eq(metric(a.body, "nasd_master_commit_seconds_count"), c2.count);
+    ck_assert_int_eq(metric(a.body, "nasd_master_commit_seconds_bucket{le=\"+Inf\"}"), c2.count);
+    ck_assert_int_eq(metric(a.body, "nasd_master_commit_seconds_bucket{le=\"0.001\"}"), c2.le[3]);
+    ck_assert_int_eq(metric(a.body, "nasd_master_commit_seconds_bucket{le=\"1\"}"),
+                     c2.le[NAS_STORE_COMMIT_BUCKETS - 1]);
+    ck_assert(fabs(metric(a.body, "nasd_master_commit_seconds_sum") - c2.sum_s) < 1e-6);
+    ck_assert(fabs(metric(a.body, "nasd_master_commit_max_seconds") - c2.max_s) < 1e-6);
+    ck_assert_ptr_nonnull(strstr(a.body, "# TYPE nasd_master_commit_seconds histogram\n"));
+    nas_free(a.body);
+    /* Without a master nobody can know it: no such family at all. */
+    char *t = get(m, "/metrics", "", 200);
+    ck_assert_ptr_null(strstr(t, "nasd_master_commit"));
+    nas_free(t);
+    nas_json_free(&doc);
+    nas_free(text);
     nas_serve_model_close(&m);
     nas_store_close(&st);
 }
@@ -483,6 +552,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_serve_model_reads_the_store);
     tcase_add_test(tc, test_serve_model_refresh_is_incremental);
     tcase_add_test(tc, test_serve_metrics_values);
+    tcase_add_test(tc, test_serve_commit_latency);
     tcase_add_test(tc, test_serve_history_filter_sort_page);
     tcase_add_test(tc, test_serve_pareto_and_task);
     tcase_add_test(tc, test_serve_columns_cache);

@@ -436,6 +436,16 @@ START_TEST(test_serve_live_master) {
         if (!up) usleep(50000);
     }
     ck_assert_msg(up, "the master never answered: %s", out);
+    /* The master timed its own commits: two results at least went
+     * through them, and every commit falls in the +Inf bucket. */
+    const char *cnt = strstr(out, "\nnasd_master_commit_seconds_count ");
+    const char *inf = strstr(out, "\nnasd_master_commit_seconds_bucket{le=\"+Inf\"} ");
+    ck_assert_msg(cnt && inf, "no commit latency from the master: %s", out);
+    long n_commits = strtol(cnt + strlen("\nnasd_master_commit_seconds_count "), NULL, 10);
+    ck_assert_msg(n_commits >= 2, "%s", out);
+    ck_assert_int_eq(strtol(inf + strlen("\nnasd_master_commit_seconds_bucket{le=\"+Inf\"} "),
+                            NULL, 10),
+                     n_commits);
     ck_assert_int_eq(fx_get(port, "/api/workers", "", out, BIG), 200);
     ck_assert_msg(strstr(out, "\"name\":\"w0\"") && !strstr(out, "\"live\":null"), "%s", out);
     ck_assert_int_eq(fx_get(port, "/api/status", "", out, BIG), 200);

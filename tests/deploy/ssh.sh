@@ -61,6 +61,16 @@ start() {
 nas_cleanup "'$NAS_SOURCE_DIR/deploy/launch.sh' stop --dir '$T/launch' --ssh-opts '-F $T/ssh/config' >/dev/null 2>&1"
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 
+# A host named on two lines would share its workers' names and key: refused
+# before anything starts, naming the host.
+printf 'node-a\nnobody@node-a 2\n' >"$T/hosts-dup"
+if "$NAS_SOURCE_DIR/deploy/launch.sh" start "$T/camp.yaml" --hosts "$T/hosts-dup" \
+    --dir "$T/launch-dup" >"$T/dup.log" 2>&1; then
+    fail "launch.sh started a hosts file that names node-a twice"
+fi
+grep -q "host node-a is named on two lines" "$T/dup.log" || fail "the refusal does not name the host: $(cat "$T/dup.log")"
+[ ! -e "$T/launch-dup/master.pid" ] || fail "a master was started for a refused hosts file"
+
 start "$T/camp.yaml" >"$T/start1.log" 2>&1 || fail "launch.sh start failed: $(tail -n 5 "$T/start1.log")"
 cat "$T/start1.log"
 for h in node-a node-b; do

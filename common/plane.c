@@ -26,18 +26,19 @@
 #include <immintrin.h>
 #endif
 
-// The padded plane layout: padded row r = iy + pad, padded column pc = ix + pad stored at
+// The padded plane layout: padded row r = iy + p, padded column pc = ix + q (p and q the row
+// and column padding) stored at
 // phase pc % s, row r, position pc / s: buf[((pc % s) * rows + r) * wq + pc / s].  Rows have wq
 // floats, enough for the widest vector past the last output column of every tap.
 //
 // The backward kernels read the output gradient from a second layout: dout spread out by the
 // stride (output (oy, ox) at row oy*s + p2, column ox*s + q2, zeros between) in rows2 rows of
-// wq2 floats, with p2 = (KH-1)*dil - pad and q2 likewise.  The input gradient is then the
+// wq2 floats, with p2 = (KH-1)*dil - p and q2 = (KW-1)*dil - q.  The input gradient is then the
 // stride-1 correlation of that plane with the flipped kernel, computed like a forward, with no
 // scatter and no read-modify-write of a buffer.  It needs p2, q2 >= 0 (pad <= (K-1)*dil, true of
 // every "same" conv and pool); other shapes take the reference loops.
 typedef struct pgeom {
-    int h, w, oh, ow, kh, kw, s, p, d;
+    int h, w, oh, ow, kh, kw, s, p, q, d; /* p, q: padding of rows and of columns */
     int rows, wq, owv; /* padded rows, floats per phase row, OW rounded up to 16 */
     size_t len;        /* floats of one padded plane */
     int p2, q2, rows2, wq2;
@@ -46,14 +47,16 @@ typedef struct pgeom {
 
 static int round16(int x) { return (x + 15) / 16 * 16; }
 
-static void geom_init(pgeom *g, int h, int w, int oh, int ow, int kh, int kw, int s, int p, int d) {
-    *g = (pgeom){.h = h, .w = w, .oh = oh, .ow = ow, .kh = kh, .kw = kw, .s = s, .p = p, .d = d};
+static void geom_init(pgeom *g, int h, int w, int oh, int ow, int kh, int kw, int s, int p, int q,
+                      int d) {
+    *g = (pgeom){.h = h, .w = w, .oh = oh, .ow = ow, .kh = kh, .kw = kw, .s = s, .p = p, .q = q,
+                 .d = d};
     g->rows = h + 2 * p;
     g->owv = round16(ow);
-    int need = g->owv + (kw - 1) * d / s, cols = (w + 2 * p + s - 1) / s;
+    int need = g->owv + (kw - 1) * d / s, cols = (w + 2 * q + s - 1) / s;
     g->wq = round16(need > cols ? need : cols);
     g->len = (size_t)s * g->rows * g->wq;
-    g->p2 = (kh - 1) * d - p, g->q2 = (kw - 1) * d - p;
+    g->p2 = (kh - 1) * d - p, g->q2 = (kw - 1) * d - q;
     g->rows2 = h + (kh - 1) * d;
     g->wq2 = round16(w) + round16((kw - 1) * d);
     g->len2 = (size_t)g->rows2 * g->wq2;
@@ -81,11 +84,11 @@ static void plane_fill(const pgeom *g, float *buf, const float *in) {
         const float *src = in + (size_t)iy * g->w;
         float *row = buf + (size_t)(iy + g->p) * g->wq;
         if (g->s == 1) {
-            memcpy(row + g->p, src, sizeof(float) * g->w);
+            memcpy(row + g->q, src, sizeof(float) * g->w);
             continue;
         }
         for (int ph = 0; ph < g->s; ph++) {
-            int ix0 = ((ph - g->p) % g->s + g->s) % g->s, q = (ix0 + g->p) / g->s;
+            int ix0 = ((ph - g->q) % g->s + g->s) % g->s, q = (ix0 + g->q) / g->s;
             float *dst = row + (size_t)ph * g->rows * g->wq;
             for (int ix = ix0; ix < g->w; ix += g->s) dst[q++] = src[ix];
         }
@@ -251,10 +254,10 @@ static void dw_forward_ref(float *out, const float *inp, const float *weight, co
             for (int kj = 0; kj < s->kw; kj++) {
                 float wv = w_c[ki * s->kw + kj];
                 for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    int iy = oy * s->stride - s->pad_h + ki * s->dil;
                     if (iy < 0 || iy >= s->h) continue;
                     for (int ox = 0; ox < s->ow; ox++) {
-                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        int ix = ox * s->stride - s->pad_w + kj * s->dil;
                         if (ix < 0 || ix >= s->w) continue;
                         float x = in_c[iy * s->w + ix];
                         if (s->relu) x = x > 0.0f ? x : 0.0f;
@@ -294,10 +297,10 @@ static void dw_backward_ref(float *dinp, int store, float *dweight, float *dbias
                 // forward was: out[oy, ox] += w[ki, kj] * inp[iy, ix]
                 float wv = weight[(size_t)ch * nt + ki * s->kw + kj], dwv = 0.0f;
                 for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    int iy = oy * s->stride - s->pad_h + ki * s->dil;
                     if (iy < 0 || iy >= s->h) continue;
                     for (int ox = 0; ox < s->ow; ox++) {
-                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        int ix = ox * s->stride - s->pad_w + kj * s->dil;
                         if (ix < 0 || ix >= s->w) continue;
                         float d = g[oy * s->ow + ox];
                         dwv += d * in_c[iy * s->w + ix];
@@ -311,7 +314,7 @@ static void dw_backward_ref(float *dinp, int store, float *dweight, float *dbias
 
 // Pool reference loops: window (oy, ox) covers the real pixels [y0, y1) x [x0, x1).
 static void window_range(const pgeom *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
-    *y0 = oy * g->s - g->p, *x0 = ox * g->s - g->p;
+    *y0 = oy * g->s - g->p, *x0 = ox * g->s - g->q;
     *y1 = *y0 + g->kh > g->h ? g->h : *y0 + g->kh, *x1 = *x0 + g->kw > g->w ? g->w : *x0 + g->kw;
     if (*y0 < 0) *y0 = 0;
     if (*x0 < 0) *x0 = 0;
@@ -391,7 +394,8 @@ static int pick(int isa) {
 #endif
 
 static void dw_geom(pgeom *g, const nas_conv_shape *s) {
-    geom_init(g, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad, s->dil);
+    geom_init(g, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad_h,
+              s->pad_w, s->dil);
 }
 
 void nas__dw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
@@ -426,7 +430,7 @@ void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *db
 
 static void pool_geom(pgeom *g, int h, int w, int k, int stride, int pad) {
     geom_init(g, h, w, nas_pool_out(h, k, stride, pad), nas_pool_out(w, k, stride, pad), k, k,
-              stride, pad, 1);
+              stride, pad, pad, 1);
 }
 
 void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, int c, int h, int w,

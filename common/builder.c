@@ -9,13 +9,8 @@
  * weights (no bias here), a BN 2*C trainable values, a linear OUT*IN+OUT;
  * MACs are counted for convs and the linear layer only, as net.c does.
  *
- * One asymmetric kernel needs a trick: net.h pads both sides equally, so
- * conv1x7_7x1 is built as a 1x7 conv padded by 3 on all sides (its output
- * has 6 extra rows, all exact zeros because the padded input rows are zero
- * and the conv has no bias) followed by an unpadded 7x1 conv, which reads
- * those zero rows as its padding.  The result equals the usual (0,3)/(3,0)
- * padded pair exactly; the cost is a few wasted rows of MACs, which the
- * counter reports because the network really computes them.
+ * conv1x7_7x1 is a 1x7 conv padded by 3 columns on each side and a 7x1 conv padded by 3 rows,
+ * so neither computes a row or column the other does not read.
  */
 #include "common/builder.h"
 #include "common/alloc.h"
@@ -104,16 +99,18 @@ static int em_input(nas__emit *e, nas_shape in) {
     return em_node(e, in);
 }
 
-static int em_conv(nas__emit *e, const char *path, int x, int oc, int kh, int kw, int stride,
-                   int pad, int dil, int groups) {
+// A conv padded by pad_h rows and pad_w columns on each side.
+static int em_conv_hw(nas__emit *e, const char *path, int x, int oc, int kh, int kw, int stride,
+                      int pad_h, int pad_w, int dil, int groups) {
     if (x < 0) return x;
     if (e->net)
-        return em_net(e, nas_net_conv(e->net, path, x, oc, kh, kw, stride, pad, dil, groups, 0));
+        return em_net(e, nas_net_conv_hw(e->net, path, x, oc, kh, kw, stride, pad_h, pad_w, dil,
+                                         groups, 0));
     nas_shape in = em_shape(e, x);
     nas_conv_shape cs;
     char msg[NAS_ERR_LEN];
-    if (nas_conv_shape_init(&cs, 1, in.c, in.h, in.w, oc, kh, kw, stride, pad, dil, groups, msg) <
-        0)
+    if (nas_conv_shape_init_hw(&cs, 1, in.c, in.h, in.w, oc, kh, kw, stride, pad_h, pad_w, dil,
+                               groups, msg) < 0)
         return em_fail(e, NAS_EINVAL, msg);
     /* Each factor is at most 16384 (channels) or 4096 (side, kernel): the
      * products stay below 2^63 before the overflow-checked sum. */
@@ -121,6 +118,11 @@ static int em_conv(nas__emit *e, const char *path, int x, int oc, int kh, int kw
     int rc = em_count(e, w, w * cs.oh * cs.ow);
     if (rc < 0) return rc;
     return em_node(e, (nas_shape){oc, cs.oh, cs.ow});
+}
+
+static int em_conv(nas__emit *e, const char *path, int x, int oc, int kh, int kw, int stride,
+                   int pad, int dil, int groups) {
+    return em_conv_hw(e, path, x, oc, kh, kw, stride, pad, pad, dil, groups);
 }
 
 static int em_bn(nas__emit *e, const char *path, int x) {
@@ -293,8 +295,8 @@ static int build_op(nas__emit *e, const char *path, int op, int x, int c, int st
         path_fmt(e, a, sizeof a, "%s/conv1x7", path);
         path_fmt(e, b, sizeof b, "%s/conv7x1", path);
         path_fmt(e, d, sizeof d, "%s/bn", path);
-        x = em_conv(e, a, em_relu(e, x), c, 1, 7, 1, 3, 1, 1); /* see the file comment */
-        return em_bn(e, d, em_conv(e, b, x, c, 7, 1, stride, 0, 1, 1));
+        x = em_conv_hw(e, a, em_relu(e, x), c, 1, 7, 1, 0, 3, 1, 1);
+        return em_bn(e, d, em_conv_hw(e, b, x, c, 7, 1, stride, 3, 0, 1, 1));
     case NAS_OP_CONV3X3:
         return relu_conv_bn(e, path, x, c, 3, stride, 1);
     case NAS_OP_CONV1X1:

@@ -4,7 +4,7 @@
  *
  * Index conventions used throughout: input pixel (iy, ix) feeding output
  * pixel (oy, ox) through kernel tap (ki, kj) is
- *     iy = oy*stride - pad + ki*dil,   ix = ox*stride - pad + kj*dil
+ *     iy = oy*stride - pad_h + ki*dil,   ix = ox*stride - pad_w + kj*dil
  * and taps falling outside the image read zero (padding).
  */
 #include "common/conv.h"
@@ -29,32 +29,38 @@
 
 // Every conv in nasd, from builders and tests alike, passes through this check, so an
 // impossible geometry is a clear NAS_EINVAL before any memory is sized from it.
-int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
-                        int stride, int pad, int dil, int groups, char *err) {
-    if (n < 1 || c < 1 || h < 1 || w < 1 || oc < 1 || kh < 1 || kw < 1 || stride < 1 || pad < 0 ||
-        dil < 1 || groups < 1)
+int nas_conv_shape_init_hw(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
+                           int stride, int pad_h, int pad_w, int dil, int groups, char *err) {
+    if (n < 1 || c < 1 || h < 1 || w < 1 || oc < 1 || kh < 1 || kw < 1 || stride < 1 ||
+        pad_h < 0 || pad_w < 0 || dil < 1 || groups < 1)
         return nas_set_err(err, NAS_EINVAL,
                            "conv: sizes must be positive (n=%d c=%d h=%d w=%d oc=%d k=%dx%d "
-                           "stride=%d pad=%d dilation=%d groups=%d)",
-                           n, c, h, w, oc, kh, kw, stride, pad, dil, groups);
+                           "stride=%d pad=%dx%d dilation=%d groups=%d)",
+                           n, c, h, w, oc, kh, kw, stride, pad_h, pad_w, dil, groups);
     if (c % groups != 0 || oc % groups != 0)
         return nas_set_err(err, NAS_EINVAL, "conv: groups=%d does not divide channels %d -> %d",
                            groups, c, oc);
     int eff_h = dil * (kh - 1) + 1, eff_w = dil * (kw - 1) + 1;
-    if (h + 2 * pad < eff_h || w + 2 * pad < eff_w)
+    if (h + 2 * pad_h < eff_h || w + 2 * pad_w < eff_w)
         return nas_set_err(err, NAS_EINVAL,
                            "conv: dilated kernel %dx%d does not fit the padded input %dx%d", eff_h,
-                           eff_w, h + 2 * pad, w + 2 * pad);
+                           eff_w, h + 2 * pad_h, w + 2 * pad_w);
     *s = (nas_conv_shape){.n = n, .c = c, .h = h, .w = w, .oc = oc, .kh = kh, .kw = kw,
-                          .stride = stride, .pad = pad, .dil = dil, .groups = groups};
-    s->oh = (h + 2 * pad - eff_h) / stride + 1;
-    s->ow = (w + 2 * pad - eff_w) / stride + 1;
+                          .stride = stride, .pad_h = pad_h, .pad_w = pad_w, .dil = dil,
+                          .groups = groups};
+    s->oh = (h + 2 * pad_h - eff_h) / stride + 1;
+    s->ow = (w + 2 * pad_w - eff_w) / stride + 1;
     return NAS_OK;
+}
+
+int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
+                        int stride, int pad, int dil, int groups, char *err) {
+    return nas_conv_shape_init_hw(s, n, c, h, w, oc, kh, kw, stride, pad, pad, dil, groups, err);
 }
 
 // A 1x1, stride-1, unpadded conv reads the image itself as its column matrix.
 static int is_pointwise(const nas_conv_shape *s) {
-    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad_h == 0 && s->pad_w == 0;
 }
 
 static int is_depthwise(const nas_conv_shape *s) {
@@ -117,10 +123,10 @@ static void im2col_ld(float *col, size_t ldc, const float *img, int c, const nas
     int ow = s->ow, ohw = s->oh * s->ow, span = span_ok(s);
     size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
     for (int ki = 0; ki < s->kh; ki++) {
-        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        int iy0 = ki * s->dil - s->pad_h, ylo, yhi;
         nas__conv_valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
         for (int kj = 0; kj < s->kw; kj++) {
-            int ix0 = kj * s->dil - s->pad, lo, hi;
+            int ix0 = kj * s->dil - s->pad_w, lo, hi;
             nas__conv_valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
             float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
             for (int ch = 0; ch < c; ch++) {
@@ -168,10 +174,10 @@ void nas__conv_col2im_add_ld(float *img, float *col, size_t ldc, int c, const na
     int ow = s->ow, span = span_ok(s);
     size_t plane = (size_t)s->h * s->w, tap_rows = (size_t)s->kh * s->kw * ldc;
     for (int ki = 0; ki < s->kh; ki++) {
-        int iy0 = ki * s->dil - s->pad, ylo, yhi;
+        int iy0 = ki * s->dil - s->pad_h, ylo, yhi;
         nas__conv_valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
         for (int kj = 0; kj < s->kw; kj++) {
-            int ix0 = kj * s->dil - s->pad, lo, hi;
+            int ix0 = kj * s->dil - s->pad_w, lo, hi;
             nas__conv_valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
             if (ylo >= yhi || lo >= hi) continue;
             float *row0 = col + (size_t)(ki * s->kw + kj) * ldc;
@@ -227,9 +233,9 @@ static void tab_build(int32_t *g, const nas_conv_shape *s) {
     for (int ki = 0; ki < s->kh; ki++)
         for (int kj = 0; kj < s->kw; kj++)
             for (int oy = 0; oy < s->oh; oy++) {
-                int iy = oy * s->stride - s->pad + ki * s->dil;
+                int iy = oy * s->stride - s->pad_h + ki * s->dil;
                 for (int ox = 0; ox < s->ow; ox++, j++) {
-                    int ix = ox * s->stride - s->pad + kj * s->dil;
+                    int ix = ox * s->stride - s->pad_w + kj * s->dil;
                     int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
                     g[j] = inside ? iy * s->w + ix : 0;
                     if (!inside) pad[npad++] = (int32_t)j;
@@ -324,9 +330,9 @@ static void tabt_build(int32_t *t, const nas_conv_shape *s) {
         for (int ox = 0; ox < s->ow; ox++)
             for (int ch = 0; ch < c; ch++)
                 for (int ki = 0; ki < s->kh; ki++) {
-                    int iy = oy * s->stride - s->pad + ki * s->dil;
+                    int iy = oy * s->stride - s->pad_h + ki * s->dil;
                     for (int kj = 0; kj < s->kw; kj++, j++) {
-                        int ix = ox * s->stride - s->pad + kj * s->dil;
+                        int ix = ox * s->stride - s->pad_w + kj * s->dil;
                         int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
                         t[j] = inside ? ch * plane + iy * s->w + ix : 0;
                         if (!inside) pad[npad++] = (int32_t)j;
@@ -406,11 +412,11 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
     for (int ch = 0; ch < c; ch++) {
         float *img_c = img + (size_t)ch * s->h * s->w;
         for (int ki = 0; ki < s->kh; ki++) {
-            int iy0 = ki * s->dil - s->pad, ylo, yhi;
+            int iy0 = ki * s->dil - s->pad_h, ylo, yhi;
             nas__conv_valid_cols(iy0, s->stride, s->h, s->oh, &ylo, &yhi);
             for (int kj = 0; kj < s->kw; kj++) {
                 const float *row = col + ((size_t)(ch * s->kh + ki) * s->kw + kj) * ohw;
-                int ix0 = kj * s->dil - s->pad, lo, hi;
+                int ix0 = kj * s->dil - s->pad_w, lo, hi;
                 nas__conv_valid_cols(ix0, s->stride, s->w, s->ow, &lo, &hi);
                 for (int oy = ylo; oy < yhi; oy++) {
                     const float *src = row + (size_t)oy * s->ow;
@@ -601,8 +607,8 @@ void nas_conv2d_forward_naive(float *out, const float *inp, const float *weight,
                     for (int ci = 0; ci < g_c; ci++)
                         for (int ki = 0; ki < s->kh; ki++)
                             for (int kj = 0; kj < s->kw; kj++) {
-                                int iy = oy * s->stride - s->pad + ki * s->dil;
-                                int ix = ox * s->stride - s->pad + kj * s->dil;
+                                int iy = oy * s->stride - s->pad_h + ki * s->dil;
+                                int ix = ox * s->stride - s->pad_w + kj * s->dil;
                                 if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
                                 int ch = g * g_c + ci;
                                 acc += (double)inp[(((size_t)b * s->c + ch) * s->h + iy) * s->w + ix] *
@@ -626,8 +632,8 @@ void nas_conv2d_backward_naive(float *dinp, float *dweight, float *dbias, const 
                     for (int ci = 0; ci < g_c; ci++)
                         for (int ki = 0; ki < s->kh; ki++)
                             for (int kj = 0; kj < s->kw; kj++) {
-                                int iy = oy * s->stride - s->pad + ki * s->dil;
-                                int ix = ox * s->stride - s->pad + kj * s->dil;
+                                int iy = oy * s->stride - s->pad_h + ki * s->dil;
+                                int ix = ox * s->stride - s->pad_w + kj * s->dil;
                                 if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
                                 int ch = g * g_c + ci;
                                 size_t ii = (((size_t)b * s->c + ch) * s->h + iy) * s->w + ix;

@@ -21,18 +21,23 @@
 typedef struct nas_conv_shape {
     int n, c, h, w;             /* input batch, channels, height, width */
     int oc, kh, kw;             /* output channels and kernel size */
-    int stride, pad, dil, groups;
+    int stride, dil, groups;
+    int pad_h, pad_w;           /* zero rows above and below, zero columns left and right */
     int oh, ow;                 /* output size, filled by nas_conv_shape_init() */
     int relu;                   /* depthwise only: a ReLU fused in front (0 from init): the
                                    conv reads max(inp, 0), and the input gradient it writes
                                    is masked by inp > 0, so the ReLU needs no pass of its own */
 } nas_conv_shape;
 
-/* Fill s and compute the output size.  Returns NAS_OK, or NAS_EINVAL with a
- * message when a size is non-positive, groups does not divide the channel
+/* Fill s, padded by pad on all four sides, and compute the output size.  Returns NAS_OK, or
+ * NAS_EINVAL with a message when a size is non-positive, groups does not divide the channel
  * counts, or the dilated kernel does not fit the padded input. */
 int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
                         int stride, int pad, int dil, int groups, char *err);
+/* The same with a padding of its own for rows (pad_h) and columns (pad_w): a 1x7 conv that
+ * keeps its input's size pads only columns, a 7x1 only rows. */
+int nas_conv_shape_init_hw(nas_conv_shape *s, int n, int c, int h, int w, int oc, int kh, int kw,
+                           int stride, int pad_h, int pad_w, int dil, int groups, char *err);
 
 /* Floats of scratch nas_conv2d_forward/backward need (0 when none). */
 size_t nas_conv_workspace(const nas_conv_shape *s);

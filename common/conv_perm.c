@@ -36,7 +36,7 @@ int nas__conv_have_avx512(void) {
 // input column ox*stride + kj*dil - pad, or is zeroed when that is padding.
 static void perm_taps(const nas_conv_shape *s, int kj, int32_t *idx, uint32_t *valid) {
     for (int ox = 0; ox < s->ow; ox++) {
-        int ix = ox * s->stride + kj * s->dil - s->pad, lane = ox;
+        int ix = ox * s->stride + kj * s->dil - s->pad_w, lane = ox;
         int in = ix >= 0 && ix < s->w;
         idx[lane] = in ? ix : 0;
         if (in) *valid |= 1u << lane;
@@ -68,7 +68,7 @@ __attribute__((target("avx512f"))) void nas__conv_im2col_perm(float *col, const 
         for (int ki = 0; ki < s->kh; ki++) {
             float *d = col + (size_t)(ch * s->kh + ki) * kw * ohw;
             for (int oy = 0; oy < s->oh; oy++) {
-                int iy = oy * s->stride + ki * s->dil - s->pad;
+                int iy = oy * s->stride + ki * s->dil - s->pad_h;
                 __m512 a = _mm512_setzero_ps(), b = a;
                 int row_in = iy >= 0 && iy < s->h;
                 if (row_in) perm_row(img + ch * plane + (size_t)iy * s->w, s->w, &a, &b);
@@ -99,7 +99,7 @@ __attribute__((target("avx512f"))) void nas__conv_im2colt_perm(float *colt, cons
         for (int ki = 0; ki < kh; ki++)
             for (int kj = 0; kj < kw; kj++) {
                 int lane = ox * kk + ki * kw + kj, q = lane / 16, l = lane % 16;
-                int ix = ox * s->stride + kj * s->dil - s->pad;
+                int ix = ox * s->stride + kj * s->dil - s->pad_w;
                 if (ix < 0 || ix >= s->w) continue; /* stays zero */
                 idx[q][l] = ix + (ki & 1) * 16;     /* the second row of a pair is source b */
                 if (ki < 2)
@@ -116,7 +116,7 @@ __attribute__((target("avx512f"))) void nas__conv_im2colt_perm(float *colt, cons
             float *px0 = colt + (size_t)oy * ow * k;
             __m512 r[4];
             for (int ki = 0; ki < 4; ki++) {
-                int iy = oy * s->stride + ki * s->dil - s->pad;
+                int iy = oy * s->stride + ki * s->dil - s->pad_h;
                 r[ki] = ki < kh && iy >= 0 && iy < s->h
                             ? _mm512_maskz_loadu_ps(row_m, img + ch * plane + (size_t)iy * s->w)
                             : _mm512_setzero_ps();
@@ -158,7 +158,7 @@ __attribute__((target("avx512f"))) void nas__conv_col2im_perm(float *img, const 
     uint32_t reach[16] = {0};
     for (int kj = 0; kj < kw; kj++)
         for (int ox = 0; ox < ow; ox++) {
-            int ix = ox * s->stride + kj * s->dil - s->pad;
+            int ix = ox * s->stride + kj * s->dil - s->pad_w;
             if (ix < 0 || ix >= w) continue;
             inv[kj][ix] = ox;
             reach[kj] |= 1u << ix;
@@ -175,7 +175,7 @@ __attribute__((target("avx512f"))) void nas__conv_col2im_perm(float *img, const 
         for (int ki = 0; ki < s->kh; ki++) {
             const float *src0 = col + (size_t)(ch * s->kh + ki) * kw * ohw;
             for (int oy = 0; oy < s->oh; oy++) {
-                int iy = oy * s->stride + ki * s->dil - s->pad;
+                int iy = oy * s->stride + ki * s->dil - s->pad_h;
                 if (iy < 0 || iy >= s->h) continue;
                 float *row = img + ch * plane + (size_t)iy * w;
                 __m512 a = _mm512_maskz_loadu_ps(ma, row), b = _mm512_maskz_loadu_ps(mb, row + 16);

@@ -64,13 +64,13 @@ static size_t rows_offset(const rows_geom *g, int ki) {
 // The forward geometry of s (one group), and the geometry of its input gradient as a conv of dY
 // (stride 1 only: see rows_flip_ok).
 static rows_geom rows_fwd(const nas_conv_shape *s) {
-    return rows_make(s->c / s->groups, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad,
-                     s->pad, s->dil);
+    return rows_make(s->c / s->groups, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride,
+                     s->pad_h, s->pad_w, s->dil);
 }
 
 static rows_geom rows_bwd(const nas_conv_shape *s) {
     return rows_make(s->oc / s->groups, s->oh, s->ow, s->h, s->w, s->kh, s->kw, 1,
-                     s->dil * (s->kh - 1) - s->pad, s->dil * (s->kw - 1) - s->pad, s->dil);
+                     s->dil * (s->kh - 1) - s->pad_h, s->dil * (s->kw - 1) - s->pad_w, s->dil);
 }
 
 // Stride 1, or stride 2 with an output at least 12 wide, a kernel more than one row high, and
@@ -87,8 +87,8 @@ int nas__conv_rows_ok(const nas_conv_shape *s) {
 // and a padding no larger than the dilated kernel (so that its own padding is >= 0); otherwise
 // it is a GEMM into a column matrix and col2im, as on the im2col path.
 static int rows_flip_ok(const nas_conv_shape *s) {
-    return s->stride == 1 && s->oc / s->groups >= 4 && s->pad <= s->dil * (s->kh - 1) &&
-           s->pad <= s->dil * (s->kw - 1);
+    return s->stride == 1 && s->oc / s->groups >= 4 && s->pad_h <= s->dil * (s->kh - 1) &&
+           s->pad_w <= s->dil * (s->kw - 1);
 }
 
 // Floats of one reordered weight array.

@@ -181,14 +181,19 @@ int nas_net_input(nas_net *net) {
 // MACs count multiply-accumulates per image, bias excluded, as the genome's cost model does.
 int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
                  int pad, int dilation, int groups, int bias) {
+    return nas_net_conv_hw(net, path, x, out_c, kh, kw, stride, pad, pad, dilation, groups, bias);
+}
+
+int nas_net_conv_hw(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
+                    int pad_h, int pad_w, int dilation, int groups, int bias) {
     int rc = check_inputs(net, &x, 1);
     if (rc < 0) return rc;
     if ((rc = check_path(net, path)) < 0) return rc;
     nas_shape in = net->nodes[x].shape;
     nas_conv_shape cs;
     char err[NAS_ERR_LEN];
-    if (nas_conv_shape_init(&cs, 1, in.c, in.h, in.w, out_c, kh, kw, stride, pad, dilation, groups,
-                            err) < 0)
+    if (nas_conv_shape_init_hw(&cs, 1, in.c, in.h, in.w, out_c, kh, kw, stride, pad_h, pad_w,
+                               dilation, groups, err) < 0)
         return fail_build(net, NAS_EINVAL, "%s: %s", path, err);
     nas__node nd = node_of(NAS__OP_CONV, x, (nas_shape){out_c, cs.oh, cs.ow});
     nd.cs = cs;

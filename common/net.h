@@ -82,6 +82,10 @@ int nas_net_input(nas_net *net);
  * stride + 1.  groups must divide both channel counts.  He-initialised. */
 int nas_net_conv(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
                  int pad, int dilation, int groups, int bias);
+/* The same with its own padding of rows (pad_h) and of columns (pad_w), e.g. (0, 3) for a 1x7
+ * conv that keeps the side. */
+int nas_net_conv_hw(nas_net *net, const char *path, int x, int out_c, int kh, int kw, int stride,
+                    int pad_h, int pad_w, int dilation, int groups, int bias);
 
 /* Batch normalisation over (N,H,W) per channel, affine, eps 1e-5, running
  * statistics updated with momentum 0.1 in training mode. */

@@ -51,7 +51,10 @@ static void node_attrs(nas_json_buf *b, const nas_net *net, const nas__node *nd)
         nas_json_buf_key(b, "stride");
         nas_json_buf_i64(b, nd->cs.stride);
         nas_json_buf_key(b, "pad");
-        nas_json_buf_i64(b, nd->cs.pad);
+        nas_json_buf_arr_begin(b);
+        nas_json_buf_i64(b, nd->cs.pad_h);
+        nas_json_buf_i64(b, nd->cs.pad_w);
+        nas_json_buf_arr_end(b);
         nas_json_buf_key(b, "dilation");
         nas_json_buf_i64(b, nd->cs.dil);
         nas_json_buf_key(b, "groups");

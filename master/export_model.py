@@ -93,7 +93,7 @@ class NasNet(nn.Module):
                 y = x
             elif op == "conv":
                 y = F.conv2d(ins[0], self._p(nd["weight"]), self._p(nd["bias"]), nd["stride"],
-                             nd["pad"], nd["dilation"], nd["groups"])
+                             tuple(nd["pad"]), nd["dilation"], nd["groups"])
             elif op == "bn":
                 y = F.batch_norm(ins[0], self._p(nd["running_mean"]), self._p(nd["running_var"]),
                                  self._p(nd["weight"]), self._p(nd["bias"]), False, 0.0, nd["eps"])

@@ -239,17 +239,30 @@ END_TEST
  *   head linear 8->10                                              90  = 432
  * MACs: stem 2*784*9 = 14112; cell0 6272+6272+3136+3136 = 18816;
  *   cell1 1568+1568+6272+3136+3136 = 15680; head 80;  total 48688. */
-START_TEST(test_builder_hand_counted) {
+// The genome text counted (F=2, N=0, 1x28x28, 10 classes) and built with the given counts.
+static void hand_check(const char *text, int64_t params, int64_t macs) {
     nas_genome g;
     char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_genome_parse("c=conv1x1:1+zero:0", 18, &g, err), NAS_OK);
+    ck_assert_int_eq(nas_genome_parse(text, strlen(text), &g, err), NAS_OK);
     nas_fidelity f = tiny(2, 0);
     nas_cost c;
     ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 28, 10, &c, err), NAS_OK);
-    ck_assert_int_eq(c.params, 432);
-    ck_assert_int_eq(c.macs, 48688);
-    ck_assert_int_eq(build_check(&g, &f, 28, 10, 1), 432);
+    ck_assert_int_eq(c.params, params);
+    ck_assert_int_eq(c.macs, macs);
+    ck_assert_int_eq(build_check(&g, &f, 28, 10, 1), params);
 }
+
+START_TEST(test_builder_hand_counted) { hand_check("c=conv1x1:1+zero:0", 432, 48688); }
+END_TEST
+
+/* The same skeleton with conv1x7_7x1 in place of conv1x1: the 1x7 conv pads only columns and
+ * the 7x1 only rows, so neither computes rows the other does not read.
+ *   cell0 (C=4, 28 -> 14): 1x7 112 weights x 784 = 87808 MACs, 7x1 stride 2 112 x 196 = 21952
+ *     (conv1x1 was 16 weights, 3136 MACs);
+ *   cell1 (C=8, 14 -> 7): 1x7 448 x 196 = 87808, 7x1 448 x 49 = 21952 (conv1x1 64, 3136).
+ * params 432 + (224 - 16) + (896 - 64) = 1472; MACs 48688 + 2 * (109760 - 3136) = 261936.
+ * (Padded by 3 on all four sides, the 1x7 conv would have run 34 rows instead of 28.) */
+START_TEST(test_builder_conv1x7_counted) { hand_check("c=conv1x7_7x1:1+zero:0", 1472, 261936); }
 END_TEST
 
 /* A genome network trains: a training-mode forward, loss and backward give
@@ -308,6 +321,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_builder_arch_resolution);
     tcase_add_test(tc, test_builder_bad_arguments);
     tcase_add_test(tc, test_builder_hand_counted);
+    tcase_add_test(tc, test_builder_conv1x7_counted);
     tcase_add_test(tc, test_builder_backward_runs);
     suite_add_tcase(s, tc);
     return s;

@@ -17,6 +17,22 @@ typedef struct conv_case {
     int n, c, h, w, oc, kh, kw, stride, pad, dil, groups, bias;
 } conv_case;
 
+// A case whose rows are padded by cc.pad and columns by pad_w.
+typedef struct asym_case {
+    conv_case cc;
+    int pad_w;
+} asym_case;
+
+// The shape of cc with columns padded by pad_w (asserted valid).
+static void case_shape(nas_conv_shape *s, const conv_case *cc, int pad_w, int n, int oc,
+                       int groups) {
+    char err[NAS_ERR_LEN];
+    ck_assert_msg(nas_conv_shape_init_hw(s, n, cc->c, cc->h, cc->w, oc, cc->kh, cc->kw,
+                                         cc->stride, cc->pad, pad_w, cc->dil, groups, err) ==
+                      NAS_OK,
+                  "%s", err);
+}
+
 static const conv_case CASES[] = {
     {2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1},  /* plain 3x3 same */
     {2, 3, 7, 7, 5, 3, 3, 2, 1, 1, 1, 0},  /* stride 2, odd side */
@@ -28,6 +44,15 @@ static const conv_case CASES[] = {
     {2, 3, 9, 9, 3, 5, 5, 2, 4, 2, 3, 1},  /* depthwise, stride 2, dilation 2 */
     {1, 2, 5, 6, 3, 1, 3, 1, 0, 1, 1, 1},  /* non-square kernel, no padding */
     {1, 1, 3, 3, 2, 3, 3, 3, 0, 1, 1, 1},  /* kernel covers the image: 1x1 output */
+};
+
+// conv1x7_7x1's halves, each padding only the axis its kernel spans, and other uneven paddings.
+static const asym_case ASYM[] = {
+    {{2, 4, 5, 6, 4, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7, columns padded (im2col) */
+    {{2, 4, 6, 5, 4, 7, 1, 1, 3, 1, 1, 0}, 0}, /* 7x1, rows padded (kernel-row path) */
+    {{2, 4, 7, 6, 4, 7, 1, 2, 3, 1, 1, 1}, 0}, /* 7x1 stride 2 (table im2col) */
+    {{1, 3, 6, 7, 3, 1, 3, 1, 0, 1, 3, 1}, 1}, /* depthwise 1x3 */
+    {{1, 2, 5, 6, 3, 3, 3, 1, 2, 1, 1, 1}, 0}, /* 3x3 padded 2 rows, no columns */
 };
 
 typedef struct gc_ctx {
@@ -43,15 +68,13 @@ static double conv_loss(void *p) {
 
 static float *alloc_f(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-START_TEST(test_conv_cases) {
-    const conv_case *cc = &CASES[_i];
+// The optimized conv of cc (columns padded by pad_w) against the naive loops, and the naive
+// backward against finite differences.
+static void check_case(const conv_case *cc, int pad_w, uint64_t seed) {
     nas_rng rng;
-    nas_rng_init(&rng, 100 + (uint64_t)_i, 3);
+    nas_rng_init(&rng, seed, 3);
     gc_ctx g;
-    char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_conv_shape_init(&g.s, cc->n, cc->c, cc->h, cc->w, cc->oc, cc->kh, cc->kw,
-                                         cc->stride, cc->pad, cc->dil, cc->groups, err),
-                     NAS_OK);
+    case_shape(&g.s, cc, pad_w, cc->n, cc->oc, cc->groups);
     const nas_conv_shape *s = &g.s;
     size_t n_in = (size_t)s->n * s->c * s->h * s->w, n_out = (size_t)s->n * s->oc * s->oh * s->ow;
     size_t n_w = (size_t)s->oc * (s->c / s->groups) * s->kh * s->kw;
@@ -90,6 +113,11 @@ START_TEST(test_conv_cases) {
     free(g.inp), free(g.weight), free(g.bias), free(g.out), free(g.r), free(out2), free(ws);
     free(di1), free(di2), free(dw1), free(dw2), free(db1), free(db2);
 }
+
+START_TEST(test_conv_cases) { check_case(&CASES[_i], CASES[_i].pad, 100 + (uint64_t)_i); }
+END_TEST
+
+START_TEST(test_conv_cases_asym) { check_case(&ASYM[_i].cc, ASYM[_i].pad_w, 150 + (uint64_t)_i); }
 END_TEST
 
 // Layer shapes of the reference nets (with odd batch sizes) and the span path of im2col/col2im
@@ -123,15 +151,19 @@ static const conv_case GROUPED[] = {
     {2, 6, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1},     /* narrow stride 2, two groups of 3 channels */
 };
 
-START_TEST(test_conv_grouped) {
-    const conv_case *cc = &GROUPED[_i];
+// conv1x7_7x1 at the search's and the final fidelity's sides.
+static const asym_case GROUPED_ASYM[] = {
+    {{2, 16, 14, 14, 16, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7 */
+    {{2, 16, 14, 14, 16, 7, 1, 1, 3, 1, 1, 0}, 0}, /* 7x1 */
+    {{2, 16, 14, 14, 16, 7, 1, 2, 3, 1, 1, 0}, 0}, /* 7x1 stride 2 into 7x7 (table) */
+    {{2, 16, 28, 28, 16, 7, 1, 2, 3, 1, 1, 0}, 0}, /* 7x1 stride 2 into 14x14 (row phases) */
+};
+
+static void check_grouped(const conv_case *cc, int pad_w, uint64_t seed) {
     nas_rng rng;
-    nas_rng_init(&rng, 900 + (uint64_t)_i, 3);
+    nas_rng_init(&rng, seed, 3);
     nas_conv_shape s;
-    char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_conv_shape_init(&s, cc->n, cc->c, cc->h, cc->w, cc->oc, cc->kh, cc->kw,
-                                         cc->stride, cc->pad, cc->dil, cc->groups, err),
-                     NAS_OK);
+    case_shape(&s, cc, pad_w, cc->n, cc->oc, cc->groups);
     size_t n_in = (size_t)s.n * s.c * s.h * s.w, n_out = (size_t)s.n * s.oc * s.oh * s.ow;
     size_t n_w = (size_t)s.oc * (s.c / s.groups) * s.kh * s.kw;
     float *inp = alloc_f(n_in), *w = alloc_f(n_w), *bias = cc->bias ? alloc_f(s.oc) : NULL;
@@ -161,6 +193,13 @@ START_TEST(test_conv_grouped) {
     ck_assert(nas_allclose(dw1, dw2, n_w, 1e-3f, 1e-4f, "store dweight"));
     free(inp), free(w), free(bias), free(r), free(o1), free(o2), free(ws);
     free(di1), free(di2), free(dw1), free(dw2), free(db1), free(db2);
+}
+
+START_TEST(test_conv_grouped) { check_grouped(&GROUPED[_i], GROUPED[_i].pad, 900 + (uint64_t)_i); }
+END_TEST
+
+START_TEST(test_conv_grouped_asym) {
+    check_grouped(&GROUPED_ASYM[_i].cc, GROUPED_ASYM[_i].pad_w, 950 + (uint64_t)_i);
 }
 END_TEST
 
@@ -201,15 +240,27 @@ static const conv_case IM2COL[] = {
     {1, 3, 7, 7, 1, 3, 3, 2, 1, 1, 1, 0},   /* small14's 4x4 output from a 7x7 input */
 };
 
+// The same with rows and columns padded apart.
+static const asym_case IM2COL_ASYM[] = {
+    {{1, 2, 14, 14, 1, 7, 1, 2, 3, 1, 1, 0}, 0}, /* 7x1 stride 2, rows padded only */
+    {{1, 2, 8, 8, 1, 1, 7, 2, 0, 1, 1, 0}, 3},   /* 1x7 stride 2, columns padded only */
+};
+
+// The case of index i of the im2col loops: IM2COL, then IM2COL_ASYM.
+static const conv_case *im2col_case(int i, int *pad_w) {
+    int n = (int)NAS_ARRAY_LEN(IM2COL);
+    const conv_case *cc = i < n ? &IM2COL[i] : &IM2COL_ASYM[i - n].cc;
+    *pad_w = i < n ? cc->pad : IM2COL_ASYM[i - n].pad_w;
+    return cc;
+}
+
 START_TEST(test_im2col_variants) {
-    const conv_case *cc = &IM2COL[_i];
+    int pad_w;
+    const conv_case *cc = im2col_case(_i, &pad_w);
     nas_rng rng;
     nas_rng_init(&rng, 1200 + (uint64_t)_i, 3);
     nas_conv_shape s;
-    char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw,
-                                         cc->stride, cc->pad, cc->dil, 1, err),
-                     NAS_OK);
+    case_shape(&s, cc, pad_w, 1, 1, 1);
     size_t n_in = (size_t)s.c * s.h * s.w, ohw = (size_t)s.oh * s.ow;
     size_t rows = (size_t)s.c * s.kh * s.kw, n_col = rows * ohw;
     float *img = alloc_f(n_in), *ref = alloc_f(n_col), *reft = alloc_f(n_col);
@@ -246,14 +297,12 @@ END_TEST
 // The permute col2im of the backward adds the same bits as the row loops, onto a prefilled
 // gradient (so the add order shows), on every im2col shape the forward's permutes take.
 START_TEST(test_col2im_variants) {
-    const conv_case *cc = &IM2COL[_i];
+    int pad_w;
+    const conv_case *cc = im2col_case(_i, &pad_w);
     nas_rng rng;
     nas_rng_init(&rng, 1300 + (uint64_t)_i, 3);
     nas_conv_shape s;
-    char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_conv_shape_init(&s, 1, cc->c, cc->h, cc->w, 1, cc->kh, cc->kw, cc->stride,
-                                         cc->pad, cc->dil, 1, err),
-                     NAS_OK);
+    case_shape(&s, cc, pad_w, 1, 1, 1);
     size_t n_in = (size_t)s.c * s.h * s.w, n_col = (size_t)s.c * s.kh * s.kw * s.oh * s.ow;
     float *col = alloc_f(n_col), *col2 = alloc_f(n_col), *ref = alloc_f(n_in), *got = alloc_f(n_in);
     nas_fill_uniform(col, n_col, -1, 1, &rng);
@@ -281,6 +330,20 @@ START_TEST(test_conv_shape_errors) {
     ck_assert_int_eq(nas_conv_shape_init(&s, 1, 3, 8, 8, 4, 3, 3, 2, 1, 1, 1, err), NAS_OK);
     ck_assert_int_eq(s.oh, 4);
     ck_assert_int_eq(s.ow, 4);
+    // Rows and columns padded apart: a 1x7 padded (0, 3) keeps the side; a 7x1 padded (0, 3)
+    // loses 6 rows and gains 6 columns; a negative padding of either axis is refused by name.
+    ck_assert_int_eq(nas_conv_shape_init_hw(&s, 1, 3, 8, 9, 4, 1, 7, 1, 0, 3, 1, 1, err), NAS_OK);
+    ck_assert_int_eq(s.oh, 8);
+    ck_assert_int_eq(s.ow, 9);
+    ck_assert_int_eq(nas_conv_shape_init_hw(&s, 1, 3, 8, 9, 4, 7, 1, 1, 0, 3, 1, 1, err), NAS_OK);
+    ck_assert_int_eq(s.oh, 2);
+    ck_assert_int_eq(s.ow, 15);
+    ck_assert_int_eq(nas_conv_shape_init_hw(&s, 1, 3, 8, 8, 4, 3, 3, 1, 1, -1, 1, 1, err),
+                     NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "pad=1x-1"));
+    ck_assert_int_eq(nas_conv_shape_init_hw(&s, 1, 3, 4, 8, 4, 7, 1, 1, 1, 3, 1, 1, err),
+                     NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "does not fit the padded input 6x14"));
 }
 END_TEST
 
@@ -288,10 +351,13 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("conv");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_conv_cases, 0, (int)NAS_ARRAY_LEN(CASES));
+    tcase_add_loop_test(tc, test_conv_cases_asym, 0, (int)NAS_ARRAY_LEN(ASYM));
     tcase_add_loop_test(tc, test_conv_grouped, 0, (int)NAS_ARRAY_LEN(GROUPED));
+    tcase_add_loop_test(tc, test_conv_grouped_asym, 0, (int)NAS_ARRAY_LEN(GROUPED_ASYM));
     tcase_add_test(tc, test_im2col_adjoint);
-    tcase_add_loop_test(tc, test_im2col_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
-    tcase_add_loop_test(tc, test_col2im_variants, 0, (int)(sizeof IM2COL / sizeof IM2COL[0]));
+    int n_im2col = (int)(NAS_ARRAY_LEN(IM2COL) + NAS_ARRAY_LEN(IM2COL_ASYM));
+    tcase_add_loop_test(tc, test_im2col_variants, 0, n_im2col);
+    tcase_add_loop_test(tc, test_col2im_variants, 0, n_im2col);
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;

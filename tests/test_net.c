@@ -16,7 +16,8 @@
 
 enum { B = 3, CLS = 5 };
 
-// A graph touching every op: conv (grouped, dilated, depthwise), BN, ReLU, pools, concat, add,
+// A graph touching every op: conv (grouped, dilated, depthwise, a 1x7 and a 7x1 padded only
+// along their kernels), BN, ReLU, pools, concat, add,
 // factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear, and each fusion: BN+ReLU,
 // add+ReLU, ReLU+depthwise conv.
 static int build_zoo(nas_net *net) {
@@ -31,7 +32,10 @@ static int build_zoo(nas_net *net) {
     // ReLUs read by one depthwise conv each, fused into it (the separable convs' pattern).
     int dw2 = nas_net_conv(net, "dw2", nas_net_relu(net, mp), 4, 5, 5, 1, 2, 1, 4, 0);
     int dw3 = nas_net_conv(net, "dw3", nas_net_relu(net, dw), 4, 3, 3, 1, 2, 2, 4, 1);
+    int c17 = nas_net_conv_hw(net, "c1x7", r, 4, 1, 7, 1, 0, 3, 1, 1, 0);
+    int c71 = nas_net_conv_hw(net, "c7x1", c17, 4, 7, 1, 1, 3, 0, 1, 1, 0);
     int s1 = nas_net_add(net, nas_net_add(net, nas_net_add(net, pw, mp), dw2), dw3);
+    s1 = nas_net_add(net, s1, c71);
     int dp = nas_net_drop_path(net, s1);
     int parts[3] = {dp, ap, a};
     int cat = nas_net_concat(net, parts, 3);

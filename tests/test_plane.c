@@ -3,7 +3,8 @@
  * common/plane.c at every instruction set this CPU runs (scalar, AVX2,
  * AVX-512, forced through the isa argument): forwards bit-identical to the
  * reference loops, every level's backward bit-identical to the others and
- * close to the reference's, backward against central finite differences,
+ * close to the reference's (depthwise convs in both layouts: along rows and with planes
+ * interleaved one per lane), backward against central finite differences,
  * max-pool ties routed to the first arg-max; the depthwise conv with a ReLU fused
  * in front bit-identical to the unfused pair.
  */
@@ -21,20 +22,39 @@
 
 static const int ISAS[] = {NAS_SIMD_SCALAR, NAS_SIMD_AVX2, NAS_SIMD_AVX512};
 
+// The depthwise kernels at every level in both layouts (along rows, planes interleaved by lane):
+// all must compute the same bits.
+static const int DWV[] = {
+    NAS_SIMD_SCALAR | NAS__PLANE_ROWS, NAS_SIMD_SCALAR | NAS__PLANE_LANES,
+    NAS_SIMD_AVX2 | NAS__PLANE_ROWS,   NAS_SIMD_AVX2 | NAS__PLANE_LANES,
+    NAS_SIMD_AVX512 | NAS__PLANE_ROWS, NAS_SIMD_AVX512 | NAS__PLANE_LANES,
+};
+
 static float *alloc_f(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 // Depthwise shapes of the NAS ops (sep 3x3/5x5/7x7 at stride 1 and 2, dil 3x3 and 5x5) at the
-// search's plane sizes, and planes wider than one and two AVX-512 vectors with odd heights.
+// search's plane sizes, planes wider than one and two AVX-512 vectors with odd heights, and
+// 1xK and Kx1 kernels padded only where they reach (rows and columns padded differently).
 typedef struct dw_case {
-    int n, c, h, w, k, stride, dil, bias;
+    int n, c, h, w, kh, kw, stride, dil, bias;
 } dw_case;
 
 static const dw_case DW[] = {
-    {2, 3, 14, 14, 3, 1, 1, 1}, {2, 3, 14, 14, 5, 1, 1, 0}, {2, 2, 14, 14, 7, 1, 1, 1},
-    {2, 3, 14, 14, 3, 2, 1, 0}, {2, 3, 15, 13, 5, 2, 1, 1}, {2, 2, 14, 14, 7, 2, 1, 0},
-    {2, 3, 14, 14, 3, 1, 2, 1}, {2, 3, 28, 28, 5, 1, 2, 0}, {1, 2, 7, 7, 3, 2, 2, 1},
-    {1, 2, 37, 33, 3, 1, 1, 1}, {1, 2, 9, 41, 5, 2, 1, 0},  {1, 1, 4, 4, 7, 1, 1, 1},
+    {2, 3, 14, 14, 3, 3, 1, 1, 1}, {2, 3, 14, 14, 5, 5, 1, 1, 0}, {2, 2, 14, 14, 7, 7, 1, 1, 1},
+    {2, 3, 14, 14, 3, 3, 2, 1, 0}, {2, 3, 15, 13, 5, 5, 2, 1, 1}, {2, 2, 14, 14, 7, 7, 2, 1, 0},
+    {2, 3, 14, 14, 3, 3, 1, 2, 1}, {2, 3, 28, 28, 5, 5, 1, 2, 0}, {1, 2, 7, 7, 3, 3, 2, 2, 1},
+    {1, 2, 37, 33, 3, 3, 1, 1, 1}, {1, 2, 9, 41, 5, 5, 2, 1, 0},  {1, 1, 4, 4, 7, 7, 1, 1, 1},
+    {2, 3, 14, 14, 1, 7, 1, 1, 1}, {2, 2, 14, 13, 7, 1, 2, 1, 0}, {1, 2, 9, 20, 3, 5, 1, 2, 1},
 };
+
+// The "same" depthwise conv of dc: each axis padded by half its dilated kernel.
+static void dw_shape(nas_conv_shape *s, const dw_case *dc) {
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_conv_shape_init_hw(s, dc->n, dc->c, dc->h, dc->w, dc->c, dc->kh, dc->kw,
+                                            dc->stride, (dc->kh - 1) * dc->dil / 2,
+                                            (dc->kw - 1) * dc->dil / 2, dc->dil, dc->c, err),
+                     NAS_OK);
+}
 
 typedef struct dw_ctx {
     nas_conv_shape s;
@@ -50,12 +70,8 @@ static double dw_loss(void *p) {
 
 START_TEST(test_dw) {
     const dw_case *dc = &DW[_i];
-    char err[NAS_ERR_LEN];
     dw_ctx g;
-    int pad = (dc->k - 1) * dc->dil / 2;
-    ck_assert_int_eq(nas_conv_shape_init(&g.s, dc->n, dc->c, dc->h, dc->w, dc->c, dc->k, dc->k,
-                                         dc->stride, pad, dc->dil, dc->c, err),
-                     NAS_OK);
+    dw_shape(&g.s, dc);
     const nas_conv_shape *s = &g.s;
     size_t n_in = (size_t)s->n * s->c * s->h * s->w, n_out = (size_t)s->n * s->c * s->oh * s->ow;
     size_t n_w = (size_t)s->c * s->kh * s->kw;
@@ -77,44 +93,45 @@ START_TEST(test_dw) {
     for (size_t i = 0; i < n_w; i++) dw0[i] = -0.25f;
     nas__dw_backward(NAS__PLANE_REF, di0, 0, dw0, g.b ? db0 : NULL, g.r, g.inp, g.w, s);
     int ran = 0;
-    for (size_t l = 0; l < NAS_ARRAY_LEN(ISAS); l++) {
-        if (ISAS[l] > nas_simd_best()) continue;
+    for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
+        if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
         ran++;
         memset(out, 0xff, sizeof(float) * n_out);
-        nas__dw_forward(ISAS[l], out, g.inp, g.w, g.b, s);
-        ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "dw fwd isa %d", ISAS[l]);
+        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s);
+        ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "dw fwd isa %d", DWV[l]);
         for (size_t i = 0; i < n_in; i++) di[i] = 0.5f, dis[i] = 12345.0f;
         for (size_t i = 0; i < n_w; i++) dw[i] = -0.25f;
         memset(db, 0, sizeof(float) * s->c);
-        nas__dw_backward(ISAS[l], di, 0, dw, g.b ? db : NULL, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], di, 0, dw, g.b ? db : NULL, g.r, g.inp, g.w, s);
         ck_assert(nas_allclose(di, di0, n_in, 1e-5f, 1e-5f, "dw dinp"));
         ck_assert(nas_allclose(dw, dw0, n_w, 1e-4f, 1e-5f, "dw dweight"));
         ck_assert(nas_allclose(db, db0, s->c, 1e-5f, 1e-5f, "dw dbias"));
         // store overwrites dinp (old contents ignored) with the same gradient less the 0.5.
         memset(dw, 0, sizeof(float) * n_w);
-        nas__dw_backward(ISAS[l], dis, 1, dw, NULL, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], dis, 1, dw, NULL, g.r, g.inp, g.w, s);
         for (size_t i = 0; i < n_in; i++) dis[i] += 0.5f;
         ck_assert(nas_allclose(dis, di, n_in, 1e-6f, 1e-6f, "dw store"));
     }
     ck_assert_int_ge(ran, 1);
     // Every level, fresh zeroed gradients: the same bits.
-    for (size_t l = 0; l < NAS_ARRAY_LEN(ISAS); l++) {
-        if (ISAS[l] > nas_simd_best()) continue;
+    for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
+        if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
         memset(di, 0, sizeof(float) * n_in), memset(dw, 0, sizeof(float) * n_w);
         memset(db, 0, sizeof(float) * s->c);
-        nas__dw_backward(ISAS[l], di, 0, dw, db, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], di, 0, dw, db, g.r, g.inp, g.w, s);
         if (l == 0) {
             memcpy(di1, di, sizeof(float) * n_in), memcpy(dw1, dw, sizeof(float) * n_w);
             memcpy(db1, db, sizeof(float) * s->c);
             continue;
         }
-        ck_assert_msg(memcmp(di, di1, sizeof(float) * n_in) == 0, "dinp isa %d", ISAS[l]);
-        ck_assert_msg(memcmp(dw, dw1, sizeof(float) * n_w) == 0, "dweight isa %d", ISAS[l]);
-        ck_assert_msg(memcmp(db, db1, sizeof(float) * s->c) == 0, "dbias isa %d", ISAS[l]);
+        ck_assert_msg(memcmp(di, di1, sizeof(float) * n_in) == 0, "dinp isa %d", DWV[l]);
+        ck_assert_msg(memcmp(dw, dw1, sizeof(float) * n_w) == 0, "dweight isa %d", DWV[l]);
+        ck_assert_msg(memcmp(db, db1, sizeof(float) * s->c) == 0, "dbias isa %d", DWV[l]);
     }
-    // The best level's backward against finite differences (small planes only: cost).
-    if (n_in <= 4096) {
-        g.isa = nas_simd_best();
+    // The backward (the same bits in every variant) against finite differences of the best
+    // level's forward in both layouts (small planes only: cost).
+    for (int lay = NAS__PLANE_ROWS; n_in <= 4096 && lay <= NAS__PLANE_LANES; lay += 0x100) {
+        g.isa = nas_simd_best() | lay;
         ck_assert(nas_gradcheck(dw_loss, &g, g.inp, di1, n_in, 1e-2f, 1e-3, 1e-3, 150, "dinp"));
         ck_assert(nas_gradcheck(dw_loss, &g, g.w, dw1, n_w, 1e-2f, 1e-3, 1e-3, 150, "dw"));
     }
@@ -130,12 +147,8 @@ END_TEST
 // against finite differences, inputs kept 0.1 away from the ReLU's kink.
 START_TEST(test_dw_relu) {
     const dw_case *dc = &DW[_i];
-    char err[NAS_ERR_LEN];
     dw_ctx g;
-    int pad = (dc->k - 1) * dc->dil / 2;
-    ck_assert_int_eq(nas_conv_shape_init(&g.s, dc->n, dc->c, dc->h, dc->w, dc->c, dc->k, dc->k,
-                                         dc->stride, pad, dc->dil, dc->c, err),
-                     NAS_OK);
+    dw_shape(&g.s, dc);
     nas_conv_shape s1 = g.s, *s = &g.s;
     s->relu = 1;
     size_t n_in = (size_t)s->n * s->c * s->h * s->w, n_out = (size_t)s->n * s->c * s->oh * s->ow;
@@ -152,24 +165,25 @@ START_TEST(test_dw_relu) {
     float *dr = alloc_f(n_in), *di0 = alloc_f(n_in), *dw0 = alloc_f(n_w), *db0 = alloc_f(s->c);
     float *di = alloc_f(n_in), *dw = alloc_f(n_w), *db = alloc_f(s->c);
     nas_relu_forward(rl, g.inp, (long)n_in);
-    for (size_t l = 0; l < NAS_ARRAY_LEN(ISAS); l++) {
-        if (ISAS[l] > nas_simd_best()) continue;
-        nas__dw_forward(ISAS[l], ref, rl, g.w, g.b, &s1);
+    for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
+        if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
+        nas__dw_forward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, ref, rl, g.w, g.b, &s1);
         memset(out, 0xff, sizeof(float) * n_out);
-        nas__dw_forward(ISAS[l], out, g.inp, g.w, g.b, s);
-        ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "fwd isa %d", ISAS[l]);
+        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s);
+        ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "fwd isa %d", DWV[l]);
         for (int store = 0; store <= 1; store++) {
             // Unfused: the conv's gradient stored into dr, then the ReLU's added into di0.
             for (size_t i = 0; i < n_in; i++) di0[i] = store ? 0.0f : 0.5f, di[i] = 0.5f;
             memset(dw0, 0, sizeof(float) * n_w), memset(db0, 0, sizeof(float) * s->c);
             memset(dw, 0, sizeof(float) * n_w), memset(db, 0, sizeof(float) * s->c);
-            nas__dw_backward(ISAS[l], dr, 1, dw0, db0, g.r, rl, g.w, &s1);
+            nas__dw_backward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, dr, 1, dw0, db0,
+                             g.r, rl, g.w, &s1);
             nas_relu_backward(di0, dr, rl, (long)n_in);
-            nas__dw_backward(ISAS[l], di, store, dw, db, g.r, g.inp, g.w, s);
+            nas__dw_backward(DWV[l], di, store, dw, db, g.r, g.inp, g.w, s);
             ck_assert_msg(memcmp(di, di0, sizeof(float) * n_in) == 0, "dinp isa %d store %d",
-                          ISAS[l], store);
-            ck_assert_msg(memcmp(dw, dw0, sizeof(float) * n_w) == 0, "dweight isa %d", ISAS[l]);
-            ck_assert_msg(memcmp(db, db0, sizeof(float) * s->c) == 0, "dbias isa %d", ISAS[l]);
+                          DWV[l], store);
+            ck_assert_msg(memcmp(dw, dw0, sizeof(float) * n_w) == 0, "dweight isa %d", DWV[l]);
+            ck_assert_msg(memcmp(db, db0, sizeof(float) * s->c) == 0, "dbias isa %d", DWV[l]);
         }
     }
     // The reference loops' fused pair agrees too.
@@ -180,7 +194,7 @@ START_TEST(test_dw_relu) {
     ck_assert(nas_allclose(dr, di, n_in, 1e-5f, 1e-5f, "ref dinp"));
     ck_assert(nas_allclose(dw0, dw, n_w, 1e-4f, 1e-5f, "ref dweight"));
     if (n_in <= 4096) {
-        g.isa = nas_simd_best();
+        g.isa = nas_simd_best() | NAS__PLANE_LANES; /* rows: test_dw */
         ck_assert(nas_gradcheck(dw_loss, &g, g.inp, di, n_in, 1e-2f, 1e-3, 1e-3, 150, "dinp"));
         ck_assert(nas_gradcheck(dw_loss, &g, g.w, dw, n_w, 1e-2f, 1e-3, 1e-3, 150, "dw"));
     }

@@ -1,0 +1,182 @@
+/*
+ * plane_lanes.h - the depthwise conv on lane-interleaved planes, included by plane.c once per
+ * instruction set right after plane_kern.h, with the same macros (see there).
+ *
+ * The NAS cells' depthwise convs run on small planes: 14x14, 7x7 and 4x4 at the search's
+ * fidelity.  Vectors across one output row of such a plane leave most lanes idle (7 of 16 at
+ * 7x7, 12 of 16 at 4x4).  Here each lane is a plane instead: V consecutive planes of the batch
+ * (image-channel pairs, each with its own channel's weights) are interleaved pixel by pixel into
+ * a padded buffer, so every tap of every output pixel is one full vector whatever the plane's
+ * size, and a stride needs no phase split.  Each lane computes exactly the operations, in the
+ * order, of the per-row kernels of plane_kern.h (bias, then w[t] * x summed tap by tap; the
+ * weight gradient per output column over rows, then across columns; the input gradient as the
+ * flipped correlation of the spread output gradient), so the bits are theirs.
+ */
+
+// The channels of the np planes p0.. in ch (one division per group, not one per lane).
+KATTR static void FN(lanes_channels)(int *ch, long p0, int np, int c) {
+    int k = (int)(p0 % c);
+    for (int l = 0; l < np; l++, k = k + 1 == c ? 0 : k + 1) ch[l] = k;
+}
+
+// The weights of taps t (flipped when flip is set: tap nt-1-t) of the np planes of channels ch
+// as nt vectors of V lanes; lanes past np get zeros.
+KATTR static void FN(lanes_weights)(float *wv, const float *weight, int nt, const int *ch, int np,
+                                    int flip) {
+    for (int l = 0; l < V; l++) {
+        const float *w = l < np ? weight + (size_t)ch[l] * nt : NULL;
+        for (int t = 0; t < nt; t++) wv[t * V + l] = w ? w[flip ? nt - 1 - t : t] : 0.0f;
+    }
+}
+
+// Interleave np planes (h x w, consecutive from src) into buf at rows r0 + y*rstep and columns
+// c0 + x*cstep of a buffer ld pixels wide; the lanes past np are zeroed.
+KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int w, int ld, int r0,
+                               int c0, int rstep, int cstep) {
+    for (int l = 0; l < V; l++)
+        for (int y = 0; y < h; y++) {
+            float *d = buf + ((size_t)(r0 + y * rstep) * ld + c0) * V + l;
+            if (l >= np) {
+                for (int x = 0; x < w; x++) d[(size_t)x * cstep * V] = 0.0f;
+                continue;
+            }
+            const float *s = src + ((size_t)l * h + y) * w;
+            for (int x = 0; x < w; x++) d[(size_t)x * cstep * V] = s[x];
+        }
+}
+
+// The inverse for n pixels: planes dst (n floats each) from lanes of buf; with add, dst + lane.
+KATTR static void FN(lanes_out)(float *dst, const float *buf, int np, size_t n, int add) {
+    for (int l = 0; l < np; l++) {
+        float *d = dst + n * l;
+        if (add)
+            for (size_t i = 0; i < n; i++) d[i] = d[i] + buf[i * V + l];
+        else
+            for (size_t i = 0; i < n; i++) d[i] = buf[i * V + l];
+    }
+}
+
+// nr (1..4) output pixels of a row: out[j] = bias + sum over taps t of wv[t] * in[j*step +
+// off[t]], the pixels' chains independent.  With mask, out[j] = mask[j] > 0 ? that : 0.
+KATTR __attribute__((always_inline)) static inline void
+FN(lanes_px)(int nr, float *out, const float *in, size_t step, const int *off, const float *wv,
+             int nt, VT bias, const float *mask) {
+    VT a[4];
+    for (int j = 0; j < nr; j++) a[j] = bias;
+    for (int t = 0; t < nt; t++) {
+        VT w = LD(wv + (size_t)t * V);
+        for (int j = 0; j < nr; j++) a[j] = ADD(a[j], MUL(w, LD(in + off[t] + j * step)));
+    }
+    for (int j = 0; j < nr; j++)
+        ST(out + (size_t)j * V, mask ? MSEL(GTZ(LD(mask + j * V)), a[j]) : a[j]);
+}
+
+// The correlation of a whole lane plane: out pixel (y, x) (oh x ow, interleaved) reads in at
+// (y*s*ld + x*s)*V + off[t]; mask (when given) is read at ((y + mp)*mld + x + mq)*V.
+KATTR static void FN(lanes_corr)(float *out, int oh, int ow, const float *in, int ld, int s,
+                                 const int *off, const float *wv, int nt, VT bias,
+                                 const float *mask, int mld, int mp, int mq) {
+    size_t step = (size_t)s * V;
+    for (int y = 0; y < oh; y++) {
+        const float *row = in + (size_t)y * s * ld * V;
+        float *o = out + (size_t)y * ow * V;
+        const float *m = mask ? mask + ((size_t)(y + mp) * mld + mq) * V : NULL;
+        int x = 0;
+        for (; x + 4 <= ow; x += 4)
+            FN(lanes_px)(4, o + (size_t)x * V, row + x * step, step, off, wv, nt, bias,
+                         m ? m + (size_t)x * V : NULL);
+        for (; x < ow; x++)
+            FN(lanes_px)(1, o + (size_t)x * V, row + x * step, step, off, wv, nt, bias,
+                         m ? m + (size_t)x * V : NULL);
+    }
+}
+
+// A fused ReLU over the h x w interior (rows r0.., columns c0..) of an interleaved buffer.
+KATTR static void FN(lanes_relu)(float *buf, int h, int w, int ld, int r0, int c0) {
+    for (int y = 0; y < h; y++) {
+        float *row = buf + ((size_t)(r0 + y) * ld + c0) * V;
+        for (int x = 0; x < w; x++) {
+            VT v = LD(row + (size_t)x * V);
+            ST(row + (size_t)x * V, MSEL(GTZ(v), v));
+        }
+    }
+}
+
+KATTR static void FN(dwl_fwd)(const lgeom *g, const lscratch *sc, float *out, const float *inp,
+                              const float *weight, const float *bias, long planes, int c,
+                              int relu) {
+    int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
+    for (long p0 = 0; p0 < planes; p0 += V) {
+        int np = planes - p0 < V ? (int)(planes - p0) : V;
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+        if (relu) FN(lanes_relu)(sc->xb, g->h, g->w, g->cols, g->p, g->q);
+        FN(lanes_channels)(sc->ch, p0, np, c);
+        FN(lanes_weights)(sc->wv, weight, nt, sc->ch, np, 0);
+        for (int l = 0; l < V; l++) sc->bv[l] = bias && l < np ? bias[sc->ch[l]] : 0.0f;
+        FN(lanes_corr)(sc->ob, g->oh, g->ow, sc->xb, g->cols, g->s, sc->off, sc->wv, nt,
+                       LD(sc->bv), NULL, 0, 0, 0);
+        FN(lanes_out)(out + p0 * ohw, sc->ob, np, (size_t)ohw, 0);
+    }
+}
+
+// The sums over rows y, in order, of dout(y, x) * the input tap t reads at output columns x0 ..
+// x0 + nr - 1 (1..4, one chain each), added to sum in column order; dout is read from the
+// spread buffer gb, the input from xb + off (tap t's offset).
+KATTR __attribute__((always_inline)) static inline VT FN(wgrad_cols)(int nr, const lgeom *g,
+                                                                     const float *xb,
+                                                                     const float *gb, int x0,
+                                                                     VT sum) {
+    size_t xs = (size_t)g->s * V;
+    VT a[4] = {ZERO(), ZERO(), ZERO(), ZERO()};
+    for (int y = 0; y < g->oh; y++) {
+        const float *xr = xb + (size_t)y * g->s * g->cols * V + x0 * xs;
+        const float *gr = gb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2) * V + x0 * xs;
+        for (int j = 0; j < nr; j++) a[j] = ADD(a[j], MUL(LD(gr + j * xs), LD(xr + j * xs)));
+    }
+    for (int j = 0; j < nr; j++) sum = ADD(sum, a[j]);
+    return sum;
+}
+
+// The weight gradient of the np planes: dW[t] = sum over output columns x, in order, of the sum
+// over rows y, in order, of dout(y, x) * the input tap t reads.
+KATTR static void FN(dwl_wgrad)(const lgeom *g, const lscratch *sc, float *dweight, int np) {
+    int nt = g->kh * g->kw;
+    for (int t = 0; t < nt; t++) {
+        VT sum = ZERO();
+        int x0 = 0;
+        for (; x0 + 4 <= g->ow; x0 += 4)
+            sum = FN(wgrad_cols)(4, g, sc->xb + sc->off[t], sc->gb, x0, sum);
+        for (; x0 < g->ow; x0++) sum = FN(wgrad_cols)(1, g, sc->xb + sc->off[t], sc->gb, x0, sum);
+        ST(sc->bv, sum);
+        for (int l = 0; l < np; l++) dweight[(size_t)sc->ch[l] * nt + t] += sc->bv[l];
+    }
+}
+
+KATTR static void FN(dwl_bwd)(const lgeom *g, const lscratch *sc, float *dinp, int store,
+                              float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, long planes, int c, int relu) {
+    int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
+    for (long p0 = 0; p0 < planes; p0 += V) {
+        int np = planes - p0 < V ? (int)(planes - p0) : V;
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+        if (relu) FN(lanes_relu)(sc->xb, g->h, g->w, g->cols, g->p, g->q);
+        FN(lanes_in)(sc->gb, dout + p0 * ohw, np, g->oh, g->ow, g->cols2, g->p2, g->q2, g->s,
+                     g->s);
+        FN(lanes_channels)(sc->ch, p0, np, c);
+        if (dbias) {
+            VT sum = ZERO();
+            for (int y = 0; y < g->oh; y++)
+                for (int x = 0; x < g->ow; x++)
+                    sum = ADD(sum, LD(sc->gb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2 +
+                                               (size_t)x * g->s) * V));
+            ST(sc->bv, sum);
+            for (int l = 0; l < np; l++) dbias[sc->ch[l]] += sc->bv[l];
+        }
+        FN(dwl_wgrad)(g, sc, dweight, np);
+        if (!dinp) continue;
+        FN(lanes_weights)(sc->wv, weight, nt, sc->ch, np, 1);
+        FN(lanes_corr)(sc->ob, g->h, g->w, sc->gb, g->cols2, 1, sc->offt, sc->wv, nt, ZERO(),
+                       relu ? sc->xb : NULL, g->cols, g->p, g->q);
+        FN(lanes_out)(dinp + p0 * hw, sc->ob, np, (size_t)hw, !store);
+    }
+}

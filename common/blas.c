@@ -105,6 +105,7 @@ void nas_blas_info_get(nas_blas_info *out) {
                   : eng && strcasecmp(eng, env) == 0 ? "engine"
                                                      : "environment";
     out->threads = openblas_get_num_threads();
+    nas_gemm_describe(out->gemm, sizeof out->gemm);
 }
 
 void nas_blas_info_json(struct nas_json_buf *b) {
@@ -128,6 +129,7 @@ void nas_blas_info_json(struct nas_json_buf *b) {
     nas_json_buf_key(b, "b_untransposed"), nas_json_buf_bool(b, ch.untransposed);
     nas_json_buf_key(b, "b_transposed"), nas_json_buf_bool(b, ch.transposed);
     nas_json_buf_obj_end(b);
+    nas_json_buf_key(b, "gemm"), nas_json_buf_str(b, i.gemm);
     nas_json_buf_key(b, "cpu_isa"), nas_json_buf_str(b, i.isa);
 }
 

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,6 +59,20 @@ static void choose(void) {
 void nas_gemm_choice_get(nas_gemm_choice *out) {
     pthread_once(&choice_once, choose);
     *out = choice;
+}
+
+char *nas_gemm_describe(char *out, size_t cap) {
+    nas_gemm_choice ch;
+    nas_gemm_choice_get(&ch);
+    const char *path = nas_sgemm_path_name(ch.path);
+    if (ch.untransposed && ch.transposed)
+        snprintf(out, cap, "own %s", path);
+    else if (ch.untransposed || ch.transposed)
+        snprintf(out, cap, "own %s (B %s) + OpenBLAS", path,
+                 ch.untransposed ? "untransposed" : "transposed");
+    else
+        snprintf(out, cap, "OpenBLAS");
+    return out;
 }
 
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,

@@ -9,6 +9,8 @@
 #ifndef NAS_GEMM_H
 #define NAS_GEMM_H
 
+#include <stddef.h>
+
 /* Every GEMM of this file has this signature. */
 typedef void (*nas_gemm_fn)(int trans_a, int trans_b, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta, float *c,
@@ -31,6 +33,11 @@ typedef struct nas_gemm_choice {
 } nas_gemm_choice;
 
 void nas_gemm_choice_get(nas_gemm_choice *out);
+
+/* The choice in words, as a worker's Register and nasctl status carry it: "own avx512" (every
+ * product on our kernels), "own avx512 (B untransposed) + OpenBLAS" or "OpenBLAS".  Returns
+ * out. */
+char *nas_gemm_describe(char *out, size_t cap);
 
 /* Same contract, computed with a plain loop in double precision. */
 void nas_gemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

@@ -131,6 +131,111 @@ kern_avx512(int kc, const float *ap, const float *bp, long bs, float *c, long ld
             _mm512_storeu_ps(cq, t);
         }
 }
+
+/* With B transposed (C = A . B^T: the weight gradients, dW += dY . cols^T), rows of A and rows of
+ * B both run along the depth, so each element of C is a dot product of two contiguous rows.  This
+ * kernel takes 4 rows of A and 4 of B straight from the operands, nothing packed, keeps the 16
+ * dot products in 16 vector accumulators over the whole depth (a masked load for its last < 16
+ * floats), and folds them into one vector of 16 sums at the end.  Packing B instead (the path
+ * above) cost as much as the products at the convs' 16-64 output channels. */
+enum { D_MR = 4, D_NR = 4 };
+
+/* The fold at the end of the dot kernel pairs the 16 accumulators by quarters, then by halves of
+ * quarters: lane 4q + j of its result holds the sum of the lanes of the accumulator of tile row
+ * DOT_ROW_AT[q] and column j, the rows coming out in the order 0, 2, 1, 3. */
+static const int DOT_ROW_AT[4] = {0, 2, 1, 3};
+
+#define FOLD_Q(x, y, lo, hi)                                                                       \
+    _mm512_add_ps(_mm512_shuffle_f32x4(x, y, lo), _mm512_shuffle_f32x4(x, y, hi))
+#define FOLD_L(x, y) _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y))
+
+/* The 4 x 4 tile c (row stride ldc) of sums over p < k of a_r[p] * b_j[p], combined with c as
+ * mode says, with the two roundings of update1(). */
+KERN_ATTR __attribute__((target("avx512f"))) static void
+kern_dot_avx512(int k, const float *const ar[D_MR], const float *const br[D_NR], float *c,
+                long ldc, float alpha, float beta, int mode) {
+    // Named registers throughout: GCC kept arrays of vectors on the stack.
+    const float *a0 = ar[0], *a1 = ar[1], *a2 = ar[2], *a3 = ar[3];
+    const float *b0 = br[0], *b1 = br[1], *b2 = br[2], *b3 = br[3];
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0,
+           c8 = c0, c9 = c0, c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
+#define DOT_STEP(LOAD)                                                                             \
+    do {                                                                                           \
+        __m512 va0 = LOAD(a0 + p), va1 = LOAD(a1 + p), va2 = LOAD(a2 + p), va3 = LOAD(a3 + p);     \
+        __m512 vb0 = LOAD(b0 + p), vb1 = LOAD(b1 + p), vb2 = LOAD(b2 + p), vb3 = LOAD(b3 + p);     \
+        c0 = _mm512_fmadd_ps(va0, vb0, c0), c1 = _mm512_fmadd_ps(va0, vb1, c1);                   \
+        c2 = _mm512_fmadd_ps(va0, vb2, c2), c3 = _mm512_fmadd_ps(va0, vb3, c3);                   \
+        c4 = _mm512_fmadd_ps(va1, vb0, c4), c5 = _mm512_fmadd_ps(va1, vb1, c5);                   \
+        c6 = _mm512_fmadd_ps(va1, vb2, c6), c7 = _mm512_fmadd_ps(va1, vb3, c7);                   \
+        c8 = _mm512_fmadd_ps(va2, vb0, c8), c9 = _mm512_fmadd_ps(va2, vb1, c9);                   \
+        c10 = _mm512_fmadd_ps(va2, vb2, c10), c11 = _mm512_fmadd_ps(va2, vb3, c11);               \
+        c12 = _mm512_fmadd_ps(va3, vb0, c12), c13 = _mm512_fmadd_ps(va3, vb1, c13);               \
+        c14 = _mm512_fmadd_ps(va3, vb2, c14), c15 = _mm512_fmadd_ps(va3, vb3, c15);               \
+    } while (0)
+    int p = 0;
+    for (; p + 16 <= k; p += 16) DOT_STEP(_mm512_loadu_ps);
+    if (p < k) {
+        __mmask16 mask = (__mmask16)((1u << (k - p)) - 1u);
+#define DOT_MASKED(x) _mm512_maskz_loadu_ps(mask, (x))
+        DOT_STEP(DOT_MASKED);
+#undef DOT_MASKED
+    }
+#undef DOT_STEP
+    __m512 w0 = FOLD_Q(c0, c8, 0x44, 0xEE), w1 = FOLD_Q(c1, c9, 0x44, 0xEE),
+           w2 = FOLD_Q(c2, c10, 0x44, 0xEE), w3 = FOLD_Q(c3, c11, 0x44, 0xEE),
+           w4 = FOLD_Q(c4, c12, 0x44, 0xEE), w5 = FOLD_Q(c5, c13, 0x44, 0xEE),
+           w6 = FOLD_Q(c6, c14, 0x44, 0xEE), w7 = FOLD_Q(c7, c15, 0x44, 0xEE);
+    __m512 x0 = FOLD_Q(w0, w4, 0x88, 0xDD), x1 = FOLD_Q(w1, w5, 0x88, 0xDD),
+           x2 = FOLD_Q(w2, w6, 0x88, 0xDD), x3 = FOLD_Q(w3, w7, 0x88, 0xDD);
+    __m512 y0 = FOLD_L(x0, x2), y1 = FOLD_L(x1, x3);
+    __m512 t = _mm512_mul_ps(_mm512_set1_ps(alpha), FOLD_L(y0, y1));
+    __m128 vb = _mm_set1_ps(beta);
+#define DOT_ROW(q)                                                                                 \
+    do {                                                                                           \
+        float *cq = c + DOT_ROW_AT[q] * ldc;                                                       \
+        __m128 tq = _mm512_extractf32x4_ps(t, q);                                                  \
+        if (mode == BETA) tq = _mm_add_ps(tq, _mm_mul_ps(vb, _mm_loadu_ps(cq)));                   \
+        if (mode == ACC) tq = _mm_add_ps(tq, _mm_loadu_ps(cq));                                    \
+        _mm_storeu_ps(cq, tq);                                                                     \
+    } while (0)
+    DOT_ROW(0);
+    DOT_ROW(1);
+    DOT_ROW(2);
+    DOT_ROW(3);
+#undef DOT_ROW
+}
+#undef FOLD_Q
+#undef FOLD_L
+
+/* C = alpha * A . B^T + beta * C with untransposed A on the dot kernel.  Rows past the edge of
+ * A or B repeat its last row and are not written, so an edge element is computed exactly as an
+ * interior one. */
+static void sgemm_dot_avx512(int m, int n, int k, float alpha, const float *a, int lda,
+                             const float *b, int ldb, float beta, float *c, int ldc) {
+    int mode = beta == 0.0f ? SET : BETA;
+    float s[D_MR * D_NR];
+    for (int i0 = 0; i0 < m; i0 += D_MR) {
+        const float *ar[D_MR];
+        for (int r = 0; r < D_MR; r++)
+            ar[r] = a + (long)(i0 + r < m ? i0 + r : m - 1) * lda;
+        for (int j0 = 0; j0 < n; j0 += D_NR) {
+            const float *br[D_NR];
+            for (int j = 0; j < D_NR; j++)
+                br[j] = b + (long)(j0 + j < n ? j0 + j : n - 1) * ldb;
+            float *ct = c + (long)i0 * ldc + j0;
+            if (i0 + D_MR <= m && j0 + D_NR <= n) {
+                kern_dot_avx512(k, ar, br, ct, ldc, alpha, beta, mode);
+                continue;
+            }
+            kern_dot_avx512(k, ar, br, s, D_NR, 1.0f, 0.0f, SET);
+            for (int r = 0; r < D_MR && i0 + r < m; r++)
+                for (int j = 0; j < D_NR && j0 + j < n; j++) {
+                    float *cj = &c[(long)(i0 + r) * ldc + j0 + j];
+                    *cj = update1(s[r * D_NR + j], mode == SET ? 0.0f : *cj, alpha, beta, mode);
+                }
+        }
+    }
+}
 #endif
 
 typedef struct path_desc {
@@ -218,6 +323,12 @@ void nas_sgemm(enum nas_sgemm_path path, int ta, int tb, int m, int n, int k, fl
             }
         return;
     }
+#if NAS_SIMD_INTRIN
+    if (path == NAS_SGEMM_AVX512 && tb && !ta) {
+        sgemm_dot_avx512(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#endif
     path_desc d = describe(path);
     // Panels live on the stack (72 KB): a heap block per call cost more than small products.
     _Alignas(64) float ap[MC * KC], bpanel[KC * NR_MAX], tile[MR_MAX * NR_MAX];

@@ -1,5 +1,5 @@
 /*
- * sgemm.h - the engine's own single-precision GEMM: packed panels and a
+ * sgemm.h - the engine's own single-precision GEMM: blocked loops and a
  * register-blocked micro-kernel per instruction set (AVX-512, AVX2 + FMA,
  * plain C).
  *

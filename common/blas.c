@@ -105,6 +105,7 @@ void nas_blas_info_get(nas_blas_info *out) {
                   : eng && strcasecmp(eng, env) == 0 ? "engine"
                                                      : "environment";
     out->threads = openblas_get_num_threads();
+    nas_gemm_describe(out->gemm, sizeof out->gemm);
 }
 
 void nas_blas_info_json(struct nas_json_buf *b) {
@@ -127,7 +128,9 @@ void nas_blas_info_json(struct nas_json_buf *b) {
     nas_json_buf_key(b, "kernels"), nas_json_buf_str(b, nas_sgemm_path_name(ch.path));
     nas_json_buf_key(b, "b_untransposed"), nas_json_buf_bool(b, ch.untransposed);
     nas_json_buf_key(b, "b_transposed"), nas_json_buf_bool(b, ch.transposed);
+    nas_json_buf_key(b, "b_transposed_min_depth"), nas_json_buf_i64(b, ch.transposed_min_k);
     nas_json_buf_obj_end(b);
+    nas_json_buf_key(b, "gemm"), nas_json_buf_str(b, i.gemm);
     nas_json_buf_key(b, "cpu_isa"), nas_json_buf_str(b, i.isa);
 }
 
@@ -246,10 +249,11 @@ int nas_blas_prepare(char **argv) {
                  info.isa);
     nas_gemm_choice ch;
     nas_gemm_choice_get(&ch);
-    if (ch.untransposed)
-        nas_info("GEMMs run on nasd's own %s kernels (%s), not OpenBLAS's %s",
-                 nas_sgemm_path_name(ch.path),
-                 ch.transposed ? "all products" : "products with B untransposed", core);
+    if (ch.untransposed) {
+        char what[64];
+        nas_info("GEMMs run on %s, not only OpenBLAS's %s", nas_gemm_describe(what, sizeof what),
+                 core);
+    }
     warn_weaker(&info);
     return NAS_OK;
 }

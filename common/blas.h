@@ -63,6 +63,7 @@ typedef struct nas_blas_info {
     enum nas_isa_level cpu_level;
     const char *source; /* who chose the kernels: "detected", "environment" or "engine" */
     int threads;        /* OpenBLAS threads per call */
+    char gemm[64];      /* what runs nas_gemm()'s products, nas_gemm_describe() */
 } nas_blas_info;
 
 /* The ISA level an OpenBLAS core name's kernels use (case-insensitive);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,8 +33,11 @@ static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
 static nas_gemm_choice choice;
 
 /* Measured on conv shapes (docs/PERFORMANCE.md): our AVX-512 kernels beat OpenBLAS's AVX2
- * (Haswell) kernels on the untransposed-B products by 1.3-2x and match its AVX-512 ones; with B
- * transposed they pay for packing B and win only over the generic SSE3 kernels. */
+ * (Haswell) kernels on the untransposed-B products by 1.3-2x and match its AVX-512 ones.  With B
+ * transposed the packed kernels pay for packing B and win only over the generic SSE3 kernels;
+ * the AVX-512 dot-product kernel (A . B^T) beats the AVX2 ones 1.6-2x from a depth of about 128
+ * (the weight gradients at 28x28 and 14x14) and loses below. */
+enum { DOT_MIN_K = 128 };
 static void choose(void) {
     nas_cpu_info cpu;
     nas_cpu_detect(&cpu);
@@ -52,12 +56,30 @@ static void choose(void) {
         // An unknown OpenBLAS set is kept: we cannot tell it is weaker.
         choice.untransposed = blas != NAS_ISA_UNKNOWN && own > blas;
         choice.transposed = choice.untransposed && blas <= NAS_ISA_SSE3;
+        if (choice.untransposed && best == NAS_SGEMM_AVX512) choice.transposed_min_k = DOT_MIN_K;
     }
 }
 
 void nas_gemm_choice_get(nas_gemm_choice *out) {
     pthread_once(&choice_once, choose);
     *out = choice;
+}
+
+char *nas_gemm_describe(char *out, size_t cap) {
+    nas_gemm_choice ch;
+    nas_gemm_choice_get(&ch);
+    const char *path = nas_sgemm_path_name(ch.path);
+    if (ch.untransposed && ch.transposed)
+        snprintf(out, cap, "own %s", path);
+    else if (ch.untransposed && ch.transposed_min_k > 0)
+        snprintf(out, cap, "own %s (B untransposed, B^T at depth >= %d) + OpenBLAS", path,
+                 ch.transposed_min_k);
+    else if (ch.untransposed || ch.transposed)
+        snprintf(out, cap, "own %s (B %s) + OpenBLAS", path,
+                 ch.untransposed ? "untransposed" : "transposed");
+    else
+        snprintf(out, cap, "OpenBLAS");
+    return out;
 }
 
 void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -69,7 +91,10 @@ void nas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
         return;
     }
     pthread_once(&choice_once, choose);
-    if (trans_b ? choice.transposed : choice.untransposed) {
+    int own = !trans_b ? choice.untransposed
+                       : choice.transposed || (choice.transposed_min_k > 0 && !trans_a &&
+                                               k >= choice.transposed_min_k);
+    if (own) {
         nas_sgemm(choice.path, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }

@@ -749,10 +749,12 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     net->workspace = nas_aligned_alloc(sizeof(float) * (ws + 1));
     // Training BN runs image-range kernels on every member, the one member of a single thread
     // included: room for one member's BN sums now, grown by nas_net_set_threads.
+    // Every BN's forward sums get a place of their own (net_run.c's phases run several BNs'
+    // sums before one barrier), so bn_c counts the channels of all BNs together.
     net->bn_c = 1;
     for (int i = 0; i < net->n_nodes; i++) {
         const nas__node *nd = &net->nodes[i];
-        if (nd->live && nd->op == NAS__OP_BN && nd->shape.c > net->bn_c) net->bn_c = nd->shape.c;
+        if (nd->live && nd->op == NAS__OP_BN) net->bn_c += nd->shape.c;
     }
     net->tbn_stride = (size_t)8 * net->bn_c; /* four quarters of 2 * bn_c doubles */
     net->tbn = nas_calloc(net->tbn_stride, sizeof(double));

@@ -53,6 +53,10 @@ typedef struct nas__node {
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */
     size_t grad_off;    /* gradient offset in the gradient arena (floats) */
+    int fwd_phase;      /* with a pool, the forward phase it runs in (training BN: its sums;
+                           it applies in the next); set by nas__net_plan_sync */
+    int bn_off;         /* training BN: its forward sums' place in a member's BN scratch, in
+                           channels (2 doubles each) */
 } nas__node;
 
 // Mark the backward steps that need a barrier before them when a pool splits the batch
@@ -92,7 +96,7 @@ struct nas_net {
                                 partial-sum buffers (alternating), the totals, and the
                                 per-channel coefficients (4 * bn_c floats) */
     size_t tbn_stride;       /* doubles per thread in tbn (8 * bn_c) */
-    int bn_c, tbn_members;   /* most channels of a BN; members tbn has room for */
+    int bn_c, tbn_members;   /* channels of all BNs, + 1; members tbn has room for */
     unsigned char *bwd_sync; /* per node: backward needs a barrier before it (a gradient
                                 buffer reused with another layout, see net_run.c) */
     // per-forward state

@@ -1,5 +1,5 @@
 /*
- * sgemm.h - the engine's own single-precision GEMM: packed panels and a
+ * sgemm.h - the engine's own single-precision GEMM: blocked loops and a
  * register-blocked micro-kernel per instruction set (AVX-512, AVX2 + FMA,
  * plain C).
  *
@@ -32,7 +32,7 @@ const char *nas_sgemm_path_name(enum nas_sgemm_path path);
 
 /* Row-major C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C, the contract of nas_gemm()
  * (common/gemm.h), on the given path; a path the CPU lacks must not be asked for.  C is not read
- * when beta is 0.  Uses about 75 KB of stack for its panels. */
+ * when beta is 0.  Uses about 25 KB of stack for its panels. */
 void nas_sgemm(enum nas_sgemm_path path, int trans_a, int trans_b, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 

@@ -154,6 +154,8 @@ static int validate_register(const nas_wire_register *r, char *err) {
     TRY(check_name(e->blas, "register.blas", err));
     TRY(check_name(e->blas_kernels, "register.blas_kernels", err));
     TRY(check_name(e->isa, "register.isa", err));
+    TRY(check_str(e->gemm, sizeof e->gemm, "register.gemm", 0, err));
+    TRY(check_name(e->gemm, "register.gemm", err));
     if (e->blas_threads > 4096)
         return nas_set_err(err, NAS_ERANGE, "register.blas_threads = %u is outside [0, 4096]",
                            e->blas_threads);
@@ -332,6 +334,7 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.blas = (char *)r->engine.blas;
         p.blas_kernels = (char *)r->engine.blas_kernels;
         p.isa = (char *)r->engine.isa;
+        p.gemm = (char *)r->engine.gemm;
         p.has_blas_threads = 1, p.blas_threads = r->engine.blas_threads;
         for (int i = 0; i < r->n_held; i++) {
             naspb__task_ref__init(&refs[i]);
@@ -569,6 +572,7 @@ static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, c
         rc = copy_str(e->blas_kernels, sizeof e->blas_kernels, p->blas_kernels,
                       "register.blas_kernels", 0, err);
     if (rc == NAS_OK) rc = copy_str(e->isa, sizeof e->isa, p->isa, "register.isa", 0, err);
+    if (rc == NAS_OK) rc = copy_str(e->gemm, sizeof e->gemm, p->gemm, "register.gemm", 0, err);
     e->blas_threads = p->blas_threads;
     if (rc == NAS_OK && !p->has_protocol)
         rc = nas_set_err(err, NAS_EINVAL, "register.protocol is missing");

@@ -91,6 +91,7 @@ typedef struct nas_wire_engine {
     char blas_kernels[NAS_WIRE_NAME_MAX]; /* its kernel set, "SkylakeX" */
     char isa[NAS_WIRE_NAME_MAX];          /* the CPU's vector ISA, "avx512+bf16" */
     uint32_t blas_threads;                /* threads per BLAS call */
+    char gemm[NAS_WIRE_NAME_MAX];         /* what runs the GEMMs, nas_gemm_describe() */
 } nas_wire_engine;
 
 typedef struct nas_wire_register {

@@ -279,7 +279,7 @@ static size_t json_str(char *buf, size_t cap, size_t len, const char *s) {
 #define JSON_APPEND(...)                                                                           \
     (len += (size_t)snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__))
 
-/* "engine":{"blas":..,"blas_kernels":..,"isa":..,"blas_threads":N}: what a
+/* "engine":{"blas":..,"blas_kernels":..,"isa":..,"blas_threads":N,"gemm":..}: what a
  * worker computes on, as its Register said (empty strings: an older worker). */
 static size_t engine_json(char *buf, size_t cap, size_t len, const nas_wire_engine *e) {
     JSON_APPEND("\"engine\":{\"blas\":");
@@ -288,7 +288,9 @@ static size_t engine_json(char *buf, size_t cap, size_t len, const nas_wire_engi
     len = json_str(buf, cap, len, e->blas_kernels);
     JSON_APPEND(",\"isa\":");
     len = json_str(buf, cap, len, e->isa);
-    JSON_APPEND(",\"blas_threads\":%u}", e->blas_threads);
+    JSON_APPEND(",\"blas_threads\":%u,\"gemm\":", e->blas_threads);
+    len = json_str(buf, cap, len, e->gemm);
+    JSON_APPEND("}");
     return len;
 }
 

@@ -279,8 +279,12 @@ static double num_of(const nas_json *o, const char *k, double dflt) {
 static void print_engine(const nas_json *e, double cores, FILE *f) {
     const char *blas = str_of(e, "blas");
     if (!e || e->type != NAS_JSON_OBJECT || !strcmp(blas, "?") || !blas[0]) return;
-    fprintf(f, "    %s, %s kernels, CPU %s, %.0f BLAS thread(s), %.0f core(s)\n", str_of(e, "blas"),
+    fprintf(f, "    %s, %s kernels, CPU %s, %.0f BLAS thread(s), %.0f core(s)", str_of(e, "blas"),
             str_of(e, "blas_kernels"), str_of(e, "isa"), num_of(e, "blas_threads", 0), cores);
+    // Which kernels run the products (absent from workers older than the field).
+    const char *gemm = str_of(e, "gemm");
+    if (strcmp(gemm, "?") && gemm[0]) fprintf(f, ", GEMMs on %s", gemm);
+    fputc('\n', f);
 }
 
 /* One line per worker, in the order the document lists them. */

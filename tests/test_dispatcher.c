@@ -114,6 +114,7 @@ static void reg_on(nas_dispatcher *d, const char *id, const char *host, int64_t 
     strcpy(m.u.reg.engine.blas_kernels, "SkylakeX");
     strcpy(m.u.reg.engine.isa, "avx512");
     m.u.reg.engine.blas_threads = 1;
+    strcpy(m.u.reg.engine.gemm, "own avx512");
     if (held_running) m.u.reg.has_running = 1, m.u.reg.running = *held_running;
     from(d, id, &m, now);
 }
@@ -738,6 +739,7 @@ START_TEST(test_dispatcher_status_snapshot) {
     fclose(f);
     ck_assert_msg(strstr(text, "OpenBLAS 0.3.21, SkylakeX kernels, CPU avx512, 1 BLAS thread(s)"),
                   "%s", text);
+    ck_assert_msg(strstr(text, "core(s), GEMMs on own avx512\n"), "%s", text);
     free(text);
     ck_assert_int_eq(nas_dispatcher_status_json(d, 100, json, 20), NAS_ERANGE);
     /* Status requests are answered even from unregistered clients. */

@@ -6,6 +6,8 @@
  * live master and the finished database.
  */
 #include "common/alloc.h"
+#include "common/gemm.h"
+#include "common/sgemm.h"
 #include "tests/e2e_util.h"
 
 #include <limits.h>
@@ -90,6 +92,52 @@ START_TEST(test_e2e_three_workers_thirty_tasks) {
     snprintf(cmd, sizeof cmd, "%s best --db %s --k 3", nas_bin("nasctl"), e.db);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "final stage"));
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* What each real worker computes on travels in its Register to the master and out through
+ * nasctl status, per worker: two workers forced onto different GEMM paths (NAS_GEMM, the
+ * benchmarks' switch, common/gemm.h) must each be shown with their own. */
+START_TEST(test_e2e_status_shows_each_workers_gemm) {
+    e2e_env e;
+    e2e_env_init(&e, 8);
+    e2e_write_campaign(e.cfg, "e2egemm", 400, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    pid_t m = start_master(&e, 1);
+    setenv(NAS_GEMM_ENV, "openblas", 1);
+    pid_t wb = start_worker(&e, "wblas", "50", NULL);
+    setenv(NAS_GEMM_ENV, "own", 1);
+    pid_t wo = start_worker(&e, "wown", "50", NULL);
+    unsetenv(NAS_GEMM_ENV);
+    nas_cpu_info cpu;
+    nas_cpu_detect(&cpu);
+    char own[64], cmd[4096], out[16384];
+    snprintf(cmd, sizeof cmd, "%s status --master tcp://127.0.0.1:%d", nas_bin("nasctl"),
+             e.port + 2);
+    /* Until both have registered (a worker's line, then its engine line under it). */
+    int64_t until = nas_now_ms() + 30000;
+    const char *lb = NULL, *lo = NULL;
+    while (nas_now_ms() < until) {
+        if (nas_run_cmd(cmd, out, sizeof out) == 0 && (lb = strstr(out, "wblas")) &&
+            (lo = strstr(out, "wown")))
+            break;
+        lb = lo = NULL;
+        usleep(100 * 1000);
+    }
+    e2e_kill(wb, SIGTERM);
+    e2e_kill(wo, SIGTERM);
+    e2e_kill(m, SIGTERM);
+    ck_assert_msg(lb && lo, "both workers in nasctl status: %s", out);
+    /* Each worker's engine line is the line after its own. */
+    const char *eb = strchr(lb, '\n'), *eo = strchr(lo, '\n');
+    ck_assert_msg(eb && eo, "%s", out);
+    char line_b[512], line_o[512];
+    snprintf(line_b, sizeof line_b, "%.*s", (int)strcspn(eb + 1, "\n"), eb + 1);
+    snprintf(line_o, sizeof line_o, "%.*s", (int)strcspn(eo + 1, "\n"), eo + 1);
+    ck_assert_msg(strstr(line_b, "OpenBLAS ") && strstr(line_b, ", GEMMs on OpenBLAS"), "%s", out);
+    snprintf(own, sizeof own, ", GEMMs on own %s", nas_sgemm_path_name(nas_sgemm_best(&cpu)));
+    ck_assert_msg(strstr(line_o, own), "want '%s' in the line under wown: %s", own, out);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
@@ -274,6 +322,7 @@ static Suite *make_suite(void) {
     tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_e2e_three_workers_thirty_tasks);
     tcase_add_test(tc, test_e2e_tabular_campaign);
+    tcase_add_test(tc, test_e2e_status_shows_each_workers_gemm);
     tcase_add_test(tc, test_e2e_resume_refuses_other_config);
     tcase_add_loop_test(tc, test_e2e_signals_stop_gracefully, 0, 3);
     tcase_add_test(tc, test_e2e_pnas_prepares_off_the_loop);

@@ -178,10 +178,12 @@ START_TEST(test_gemm_choice_rule) {
     nas_cpu_detect(&cpu);
     ck_assert_int_eq(ch.path, nas_sgemm_best(&cpu));
     if (env && strcmp(env, "openblas") == 0) {
-        ck_assert(!ch.untransposed && !ch.transposed);
+        ck_assert(!ch.untransposed && !ch.transposed && !ch.transposed_min_k);
     } else if (!env) {
         ck_assert(ch.transposed <= ch.untransposed);
         if (ch.untransposed) ck_assert_int_gt(cpu.level, NAS_ISA_SSE3);
+        /* The deep B-transposed products go to the dot kernel only beside the other own ones. */
+        if (ch.transposed_min_k) ck_assert(ch.untransposed && ch.path == NAS_SGEMM_AVX512);
     }
 }
 END_TEST

@@ -327,6 +327,35 @@ START_TEST(test_net_fusion_bitwise) {
 }
 END_TEST
 
+// The training forward runs in phases with one barrier each (net_run.c): BNs on parallel
+// branches share a phase, a BN's output comes a phase after its sums, and a serial op gets a
+// phase of its own after everything created before it.  (That the phases compute the bits of a
+// given thread count, and the numbers of one thread, test_net_threads checks.)
+START_TEST(test_net_forward_phases) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 6, 6, err), NAS_OK);
+    int x = nas_net_input(net);
+    int a = nas_net_bn(net, "a_bn", nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0));
+    int b = nas_net_bn(net, "b_bn", nas_net_conv(net, "b", x, 4, 1, 1, 1, 0, 1, 1, 0));
+    int c = nas_net_bn(net, "c_bn", nas_net_add(net, a, b));
+    int d = nas_net_drop_path(net, c);
+    int e = nas_net_bn(net, "e_bn", nas_net_conv(net, "e", x, 4, 1, 1, 1, 0, 1, 1, 0));
+    int out = nas_net_linear(net, "fc", nas_net_gap(net, nas_net_add(net, d, e)), CLS);
+    ck_assert_int_eq(nas_net_compile(net, out, 4, err), NAS_OK);
+    ck_assert_int_eq(nas_net_set_threads(net, 2, err), NAS_OK);
+    const nas__node *nd = net->nodes;
+    ck_assert_int_eq(nd[a].fwd_phase, 0);
+    ck_assert_int_eq(nd[b].fwd_phase, 0); /* beside a: one barrier for both */
+    ck_assert_int_eq(nd[c].fwd_phase, 1);
+    ck_assert_int_eq(nd[d].fwd_phase, 3); /* after c's output (phase 2) */
+    ck_assert_int_eq(nd[e].fwd_phase, 4); /* created after the drop-path, so after it */
+    ck_assert_int_eq(nd[out].fwd_phase, 6);
+    ck_assert_int_ne(nd[a].bn_off, nd[b].bn_off); /* their sums lie apart */
+    nas_net_destroy(&net);
+}
+END_TEST
+
 // Batches smaller than the pool: members with no images still take part in every barrier.
 START_TEST(test_net_threads_small_batch) {
     for (int n = 1; n <= 2; n++) {
@@ -422,6 +451,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_save_load);
     tcase_add_test(tc, test_net_threads);
     tcase_add_test(tc, test_net_threads_small_batch);
+    tcase_add_test(tc, test_net_forward_phases);
     tcase_add_test(tc, test_net_fusion_bitwise);
     tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);

@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/genome.h"
 #include "common/json.h"
+#include "common/sgemm.h"
 #include "tests/e2e_util.h"
 #include "tests/harness.h"
 
@@ -164,6 +165,11 @@ START_TEST(test_train_cli_corrects_misdetected_blas) {
     blas_run(dir, "OPENBLAS_CORETYPE=Prescott", kernels, by);
     ck_assert_str_eq(kernels, "Prescott");
     ck_assert_str_eq(by, "environment");
+    /* Kept generic kernels leave every product to the engine's own, and --json says so. */
+    char gemm[64];
+    snprintf(gemm, sizeof gemm, "\"gemm\":\"own %s\"",
+             nas_sgemm_path_name(nas_sgemm_best(&cpu)));
+    if (cpu.level >= NAS_ISA_AVX2) ck_assert_msg(strstr(OUT, gemm), "no %s in %s", gemm, OUT);
     nas_tmpdir_rm(dir);
 }
 END_TEST

@@ -138,7 +138,9 @@ START_TEST(test_wire_every_small_message_roundtrips) {
     strcpy(m.u.reg.engine.blas_kernels, "SkylakeX");
     strcpy(m.u.reg.engine.isa, "avx512+bf16");
     m.u.reg.engine.blas_threads = 1;
+    strcpy(m.u.reg.engine.gemm, "own avx512 (B untransposed) + OpenBLAS");
     out = roundtrip(&m);
+    ck_assert_str_eq(out.u.reg.engine.gemm, "own avx512 (B untransposed) + OpenBLAS");
     ck_assert_str_eq(out.u.reg.engine.blas, "OpenBLAS 0.3.21");
     ck_assert_str_eq(out.u.reg.engine.blas_kernels, "SkylakeX");
     ck_assert_str_eq(out.u.reg.engine.isa, "avx512+bf16");

@@ -394,6 +394,7 @@ static void send_register(nas_agent *a, int64_t now) {
     snprintf(r->engine.blas_kernels, sizeof r->engine.blas_kernels, "%s", bi.kernels);
     snprintf(r->engine.isa, sizeof r->engine.isa, "%s", bi.isa);
     r->engine.blas_threads = (uint32_t)bi.threads;
+    snprintf(r->engine.gemm, sizeof r->engine.gemm, "%s", bi.gemm);
     r->n_held = a->n_held;
     for (int i = 0; i < a->n_held; i++)
         r->held[i] = (nas_task_ref){a->held[i].task_id, a->held[i].attempt};

@@ -31,12 +31,8 @@ int main(int argc, char **argv) {
     nas_blas_info bi;
     nas_blas_info_get(&bi);
     if (argc == 2 && strcmp(argv[1], "--kernels") == 0) {
-        nas_gemm_choice ch;
-        nas_gemm_choice_get(&ch);
-        printf("%s %s %s kernels (%s, chosen by %s), CPU %s; own %s GEMM for %s\n", bi.library,
-               bi.version, bi.kernels, nas_isa_name(bi.kernels_level), bi.source, bi.isa,
-               nas_sgemm_path_name(ch.path),
-               ch.transposed ? "every product" : ch.untransposed ? "B untransposed" : "none");
+        printf("%s %s %s kernels (%s, chosen by %s), CPU %s; GEMMs on %s\n", bi.library,
+               bi.version, bi.kernels, nas_isa_name(bi.kernels_level), bi.source, bi.isa, bi.gemm);
         return 0;
     }
     if (argc != 5) {

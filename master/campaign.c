@@ -260,12 +260,12 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
                     blob_len, now_ms, NULL, NULL, err);
 }
 
-/* How many tasks to keep outstanding: one per connected worker, at least
- * one.  With a single worker this makes the campaign strictly sequential
+/* How many tasks to keep outstanding: one per worker that is ready or
+ * busy (a peer that only registered is not counted), at least one.  With a single worker this makes the campaign strictly sequential
  * (propose, evaluate, observe, propose), which is what makes an
  * interrupted run replay exactly. */
 static int target_outstanding(const nas_campaign *c) {
-    int workers = nas_dispatcher_worker_count(c->disp);
+    int workers = nas_dispatcher_ready_count(c->disp);
     return workers > 1 ? workers : 1;
 }
 
@@ -566,12 +566,23 @@ static void hook_worker(void *ctx, const nas_worker_info *w, const char *event) 
     /* A worker gets its row when it first takes work (not when it merely
      * registers), so the table holds the campaign's workers only. */
     if (strcmp(event, "joined") == 0 &&
-        nas_store_worker_seen(c->store, w->name, w->host, (int)w->cores, w->version, nas_wall_ms(),
-                              err) < 0)
+        (nas_store_worker_seen(c->store, w->name, w->host, (int)w->cores, w->version,
+                               nas_wall_ms(), err) < 0 ||
+         (w->key[0] && nas_store_worker_bind(c->store, w->name, w->key, err) < 0)))
         nas_warn("campaign: worker %s not recorded: %s", w->name, err);
     snprintf(kind, sizeof kind, "worker-%s", event);
     if (nas_store_event_append(c->store, nas_wall_ms(), kind, w->name, err) < 0)
         nas_warn("campaign: event not recorded: %s", err);
+}
+
+/* Dispatcher hook: the key a worker name was bound to when it took work
+ * for this campaign, in this run or an earlier one. */
+static int hook_name_key(void *ctx, const char *name, char *key, size_t cap) {
+    nas_campaign *c = ctx;
+    char err[NAS_ERR_LEN];
+    int rc = nas_store_worker_key(c->store, name, key, cap, err);
+    if (rc < 0) nas_warn("campaign: %s", err);
+    return rc;
 }
 
 /* What the campaign notes from a worker's message before the dispatcher
@@ -764,6 +775,7 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                .on_requeue = hook_requeue,
                                .on_failed = hook_failed,
                                .on_worker = hook_worker,
+                               .name_key = hook_name_key,
                                .on_progress = nas__campaign_sched_progress};
     rc = nas_dispatcher_create(&c->disp, &dc, &hk, err);
     if (rc < 0) goto fail;

@@ -122,9 +122,16 @@ struct nas_campaign {
 
 /* campaign.c */
 nas__ctask *nas__campaign_find(nas_campaign *c, int64_t id);
+/* Forget a finished task. */
+void nas__campaign_task_drop(nas_campaign *c, nas__ctask *t);
+/* A monotonic deadline as wall-clock time (what the store keeps). */
+int64_t nas__campaign_to_wall(int64_t mono_ms);
 void nas__campaign_fill(nas_campaign *c, int64_t now_ms);
-void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_fail(nas_campaign *c, const char *msg);
+
+/* campaign_hooks.c */
+nas_dispatcher_hooks nas__campaign_hooks(nas_campaign *c);
+void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
 void nas__campaign_note_message(nas_campaign *c, const nas_wire_msg *m);
 int nas__campaign_store_error(nas_campaign *c, int rc, const char *err);
 /* Channels and native side of the campaign's data set's images. */

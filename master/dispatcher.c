@@ -288,7 +288,7 @@ void nas__dtask_lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     d->counts.leased++;
     t->state = NAS_DISPATCH_TASK_LEASED;
     t->worker = (int)(w - d->workers);
-    w->state = NAS_WORKER_STATE_BUSY;
+    nas__dworker_set_state(d, w, NAS_WORKER_STATE_BUSY);
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->epoch = w->epochs = 0;

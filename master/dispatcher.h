@@ -96,6 +96,10 @@ typedef struct nas_dispatcher_hooks {
      * Only for workers that joined: a peer that merely registered leaves
      * no trace (registration floods write nothing). */
     void (*on_worker)(void *ctx, const struct nas_worker_info *w, const char *event);
+    /* With CurveZMQ: the key a name was bound to before this master knew
+     * it (an earlier run), into key[cap]: 1 bound, 0 free, negative when
+     * it cannot tell (the name is refused then). */
+    int (*name_key)(void *ctx, const char *name, char *key, size_t cap);
 } nas_dispatcher_hooks;
 
 /* Create a dispatcher.  NAS_EINVAL + err for a bad config or missing send
@@ -195,9 +199,12 @@ typedef struct nas_dispatcher_counts {
 
 void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *out);
 
-/* How many workers are registered: counts_get's `workers` alone, in O(1)
- * (the campaign asks before every proposal; counts_get walks all slots). */
-int nas_dispatcher_worker_count(const nas_dispatcher *d);
+/* How many workers want or do work (idle after their Ready, or busy), in
+ * O(1): the campaign keeps that many proposals in flight, and asks before
+ * every proposal (counts_get walks all slots).  A peer that only
+ * registered does not count, so a flood of registrations cannot make the
+ * campaign propose thousands of tasks that no worker will take. */
+int nas_dispatcher_ready_count(const nas_dispatcher *d);
 
 /* Send m to every registered worker (the campaign's end: Disconnect with
  * done set, so workers leave instead of waiting for the next task). */

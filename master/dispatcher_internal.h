@@ -79,6 +79,7 @@ struct nas_dispatcher {
     dworker *workers; /* cfg.max_workers slots */
     int n_slots;      /* slots ever used: every scan stops here */
     int n_workers;
+    int n_ready; /* workers idle or busy (nas__dworker_set_state keeps it) */
     /* Identity -> slot map (open addressing, linear probing; slot + 1, 0 =
      * empty), so that finding a message's sender costs O(1) instead of a
      * scan of every slot: at 64-256 workers that scan was a few percent of
@@ -119,6 +120,7 @@ void nas__dworker_map_del(nas_dispatcher *d, const dworker *w);
 void nas__dworker_event(nas_dispatcher *d, const dworker *w, const char *event);
 void nas__dworker_join(nas_dispatcher *d, dworker *w);
 int nas__dworker_holds_lease(const nas_dispatcher *d, const dworker *w);
+void nas__dworker_set_state(nas_dispatcher *d, dworker *w, int state);
 void nas__dworker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms);
 void nas__dworker_remove(nas_dispatcher *d, dworker *w, int counted, const char *reason,
                          const char *event);

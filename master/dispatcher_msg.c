@@ -39,7 +39,7 @@ static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
 static void attach(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     d->counts.held--;
     t->worker = (int)(w - d->workers);
-    w->state = NAS_WORKER_STATE_BUSY;
+    nas__dworker_set_state(d, w, NAS_WORKER_STATE_BUSY);
     w->has_task = 1;
     w->task = (nas_task_ref){t->id, t->attempt};
     w->lease_deadline = 0;
@@ -78,7 +78,7 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
         attach(d, t, w, now_ms);
         w->task = run;
     } else {
-        w->state = NAS_WORKER_STATE_BUSY;
+        nas__dworker_set_state(d, w, NAS_WORKER_STATE_BUSY);
         w->has_task = 1;
         w->task = run;
         take_over(d, t, w, now_ms);
@@ -142,7 +142,10 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
         nas__dworker_remove(d, w, 0, "given back", "left");
         d->n_workers++;
     }
-    if (w->used) nas__dworker_map_del(d, w); /* the same socket again: entered anew below */
+    if (w->used) { /* the same socket again: entered anew below */
+        nas__dworker_map_del(d, w);
+        nas__dworker_set_state(d, w, NAS_WORKER_STATE_REGISTERED);
+    }
     memset(w, 0, sizeof *w);
     w->used = 1;
     memcpy(w->id, id, id_len);
@@ -238,7 +241,7 @@ static void on_failure(nas_dispatcher *d, dworker *w, const nas_wire_failure *f,
         nas__dtask_requeue(d, t, !f->give_back, f->code, f->give_back ? "given back" : f->reason);
     }
     if (running_it && f->give_back) {
-        w->state = NAS_WORKER_STATE_LEAVING;
+        nas__dworker_set_state(d, w, NAS_WORKER_STATE_LEAVING);
         w->has_task = 0;
         return;
     }
@@ -256,7 +259,7 @@ static void on_refused(nas_dispatcher *d, dworker *w, int64_t now_ms) {
     dtask *t = nas__dtask_find(d, w->task.task_id);
     nas_warn("dispatcher: %s refused task %" PRIu64 "; re-queued", w->who.name, t->id);
     nas__dtask_requeue(d, t, 0, NAS_ESTATE, "refused by worker");
-    w->state = NAS_WORKER_STATE_REGISTERED;
+    nas__dworker_set_state(d, w, NAS_WORKER_STATE_REGISTERED);
     w->has_task = 0;
     w->lease_deadline = 0;
     w->occupied = 1;

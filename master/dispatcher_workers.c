@@ -140,10 +140,21 @@ int nas__dworker_holds_lease(const nas_dispatcher *d, const dworker *w) {
     return t && t->state == NAS_DISPATCH_TASK_LEASED && t->worker == (int)(w - d->workers);
 }
 
+static int ready_state(int state) {
+    return state == NAS_WORKER_STATE_IDLE || state == NAS_WORKER_STATE_BUSY;
+}
+
+/* Every change of a worker's state goes through here (a slot is cleared
+ * only after its state went back to REGISTERED), so n_ready stays exact. */
+void nas__dworker_set_state(nas_dispatcher *d, dworker *w, int state) {
+    d->n_ready += ready_state(state) - ready_state(w->state);
+    w->state = state;
+}
+
 /* idle_since orders the idle workers: the one idle longest gets the next
  * task, which spreads work (and heat) across hosts. */
 void nas__dworker_set_idle(nas_dispatcher *d, dworker *w, int64_t now_ms) {
-    w->state = NAS_WORKER_STATE_IDLE;
+    nas__dworker_set_state(d, w, NAS_WORKER_STATE_IDLE);
     w->has_task = 0;
     w->occupied = 0;
     w->lease_deadline = 0;
@@ -163,6 +174,7 @@ void nas__dworker_remove(nas_dispatcher *d, dworker *w, int counted, const char 
     }
     nas__dworker_event(d, w, event);
     nas__dworker_map_del(d, w);
+    nas__dworker_set_state(d, w, NAS_WORKER_STATE_REGISTERED);
     memset(w, 0, sizeof *w);
     d->n_workers--;
 }
@@ -179,9 +191,10 @@ void nas__dworker_cancel_others(nas_dispatcher *d, uint64_t task_id, const dwork
     }
 }
 
-/* With CurveZMQ a name belongs to the first key that registered it, for
- * the life of this master (the most recent max_workers names are kept).
- * Returns 1 when `key` may not use `name`. */
+/* With CurveZMQ a name belongs to the first key that registered it.  The
+ * most recent max_workers names are kept here; a name that took work is
+ * also bound in the store (the name_key hook), which outlives this master
+ * and this table's evictions.  Returns 1 when `key` may not use `name`. */
 int nas__dworker_name_taken(nas_dispatcher *d, const char *name, const char *key, int64_t now_ms) {
     if (!key[0]) return 0;
     dbinding *lru = NULL;
@@ -194,11 +207,14 @@ int nas__dworker_name_taken(nas_dispatcher *d, const char *name, const char *key
         }
         if (!lru || b->used_ms < lru->used_ms) lru = b;
     }
+    char owner[NAS_WIRE_NAME_MAX] = "";
+    int bound = d->hooks.name_key ? d->hooks.name_key(d->hooks.ctx, name, owner, sizeof owner) : 0;
+    if (bound < 0) return 1;
     dbinding *b = d->n_bindings < d->cfg.max_workers ? &d->bindings[d->n_bindings++] : lru;
     snprintf(b->name, sizeof b->name, "%s", name);
-    snprintf(b->key, sizeof b->key, "%s", key);
+    snprintf(b->key, sizeof b->key, "%s", bound ? owner : key);
     b->used_ms = now_ms;
-    return 0;
+    return strcmp(b->key, key) != 0;
 }
 
 /* A free slot for a new registration.  When the table is full, the entry
@@ -242,8 +258,8 @@ void nas_dispatcher_broadcast(nas_dispatcher *d, const nas_wire_msg *m, int64_t 
         if (d->workers[i].used) nas__dworker_send(d, &d->workers[i], m, now_ms);
 }
 
-int nas_dispatcher_worker_count(const nas_dispatcher *d) {
-    return d->n_workers;
+int nas_dispatcher_ready_count(const nas_dispatcher *d) {
+    return d->n_ready;
 }
 
 /* Slot order, which is registration order until slots are reused. */

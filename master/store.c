@@ -150,6 +150,8 @@ static const struct {
      "coalesce(c.n, 0) FROM worker w LEFT JOIN (SELECT result_worker AS worker, count(*) AS n "
      "FROM task WHERE result_id IS NOT NULL GROUP BY result_worker) c ON c.worker = w.name "
      "ORDER BY w.name"},
+    {NAS__ST_WORKER_BIND, "UPDATE worker SET key = ?2 WHERE name = ?1 AND key IS NULL"},
+    {NAS__ST_WORKER_KEY, "SELECT key FROM worker WHERE name = ?1 AND key IS NOT NULL"},
     {NAS__ST_EVENT_INSERT, "INSERT INTO event (time_ms, kind, text) VALUES (?1, ?2, ?3)"},
     {NAS__ST_EVENT_LIST,
      "SELECT id, time_ms, kind, text FROM event WHERE id > ?1 ORDER BY id LIMIT ?2"},

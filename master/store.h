@@ -43,7 +43,7 @@
 #include <stdint.h>
 
 /* Schema version this binary writes (PRAGMA user_version). */
-#define NAS_STORE_SCHEMA_VERSION 5
+#define NAS_STORE_SCHEMA_VERSION 6
 /* How long a statement waits for another connection's lock. */
 #define NAS_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -434,6 +434,15 @@ int nas_store_strategy_save(nas_store *st, const void *blob, size_t len, int64_t
  * version and last_seen (first_seen is kept). */
 int nas_store_worker_seen(nas_store *st, const char *name, const char *host, int cores,
                           const char *version, int64_t now_ms, char *err);
+
+/* Bind a worker's name to its CurveZMQ key name: the first key recorded
+ * keeps the name for good (a later call with another key changes nothing).
+ * The worker's row must exist (nas_store_worker_seen). */
+int nas_store_worker_bind(nas_store *st, const char *name, const char *key, char *err);
+
+/* The key name `name` is bound to, into key[cap]: 1 when bound, 0 when the
+ * name is unknown or bound to no key, negative on a store error. */
+int nas_store_worker_key(nas_store *st, const char *name, char *key, size_t cap, char *err);
 
 typedef struct nas_store_worker_info {
     char name[NAS_STORE_NAME_MAX], host[NAS_STORE_NAME_MAX], version[NAS_STORE_NAME_MAX];

@@ -533,6 +533,29 @@ int nas_store_worker_seen(nas_store *st, const char *name, const char *host, int
     return nas__store_exec_stmt(st, s, "record worker", err);
 }
 
+int nas_store_worker_bind(nas_store *st, const char *name, const char *key, char *err) {
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WORKER_BIND, err);
+    if (!s) return NAS_EDB;
+    nas__bind_text(s, 1, name);
+    nas__bind_text(s, 2, key);
+    return nas__store_exec_stmt(st, s, "bind worker key", err);
+}
+
+int nas_store_worker_key(nas_store *st, const char *name, char *key, size_t cap, char *err) {
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WORKER_KEY, err);
+    if (!s) return NAS_EDB;
+    nas__bind_text(s, 1, name);
+    int step = nas__store_step(st, s), rc = 0;
+    if (step == SQLITE_ROW) {
+        nas__column_copy(s, 0, key, cap);
+        rc = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = nas__store_fail(st, step, "read worker key", err);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err) {
     *out = NULL;
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_WORKER_LIST, err);

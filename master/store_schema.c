@@ -229,9 +229,16 @@ static const char schema_v4[] = "ALTER TABLE campaign ADD COLUMN ran_ms INTEGER 
 static const char schema_v5[] = "ALTER TABLE task ADD COLUMN lease_host TEXT;"
                                 "ALTER TABLE task ADD COLUMN lease_key TEXT;";
 
+/* Version 6: with CurveZMQ a worker name belongs to the key that first
+ * took work under it, and a restarted master must still know whose it is:
+ * otherwise another authorized key could take the name over while its
+ * worker is away.  NULL: bound to no key (taken without CurveZMQ, or
+ * written before v6). */
+static const char schema_v6[] = "ALTER TABLE worker ADD COLUMN key TEXT;";
+
 static const nas__store_migration migrations[] = {
     {schema_v1, NULL}, {schema_v2, rewrite_task_checks}, {schema_v3, NULL}, {schema_v4, NULL},
-    {schema_v5, NULL},
+    {schema_v5, NULL}, {schema_v6, NULL},
 };
 
 _Static_assert(NAS_ARRAY_LEN(migrations) == NAS_STORE_SCHEMA_VERSION,

@@ -30,7 +30,8 @@
  * NAS_CHAOS_SEQUENCES (default 500) sets how many; sequence i runs with
  * seed NAS_CHAOS_SEED + i (default seed 1300), so a failure names the
  * seed that replays it alone: NAS_CHAOS_SEED=S NAS_CHAOS_SEQUENCES=1.
- * bench/chaos runs the long setting.
+ * NAS_CHAOS_JOBS (default 3) sequences run at once, each in a runner
+ * process of its own.  bench/chaos runs the long setting.
  */
 #include "common/alloc.h"
 #include "common/log.h"
@@ -41,6 +42,9 @@
 #include "tests/e2e_util.h"
 
 #include <fcntl.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 #include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -573,14 +577,47 @@ static uint64_t env_u64(const char *name, uint64_t dflt) {
     return v && *v ? strtoull(v, NULL, 10) : dflt;
 }
 
+/* Sequences are independent (each has its own directory, ports and
+ * processes), and most of a sequence's time is waiting on its processes,
+ * so NAS_CHAOS_JOBS runners (default 3) each run every JOBS-th sequence at
+ * once.  A runner is a forked child of the test: a failed check in it is
+ * reported through Check as in the test itself, and the runner exits
+ * non-zero.  Without Check's fork mode (CK_FORK=no, under a debugger) the
+ * sequences run here, one after another. */
 START_TEST(test_chaos_random_sequences) {
     uint64_t seed = env_u64("NAS_CHAOS_SEED", 1300);
     uint64_t n = env_u64("NAS_CHAOS_SEQUENCES", 500);
+    uint64_t jobs = env_u64("NAS_CHAOS_JOBS", 3);
+    const char *fork_mode = getenv("CK_FORK");
+    if (jobs < 1 || (fork_mode && strcmp(fork_mode, "no") == 0)) jobs = 1;
+    if (jobs > n) jobs = n ? n : 1;
     int64_t t0 = nas_now_ms();
-    for (uint64_t i = 0; i < n; i++)
-        run_sequence(seed + i);
-    fprintf(stderr, "chaos: %llu sequences from seed %llu in %.1f s\n", (unsigned long long)n,
-            (unsigned long long)seed, (double)(nas_now_ms() - t0) / 1000.0);
+    reference(); /* once, before the runners fork: each inherits it */
+    pid_t runner[16];
+    if (jobs > 16) jobs = 16;
+    for (uint64_t r = 0; r < jobs; r++) {
+        runner[r] = jobs == 1 ? 0 : fork();
+        ck_assert_int_ge(runner[r], 0);
+        if (runner[r] > 0) continue;
+        for (uint64_t i = r; i < n; i += jobs)
+            run_sequence(seed + i);
+        if (jobs == 1) break;
+#ifdef __SANITIZE_ADDRESS__
+        __lsan_do_leak_check(); /* _exit skips the check at exit; leaks fail the runner */
+#endif
+        _exit(0);
+    }
+    int failed = 0;
+    for (uint64_t r = 0; jobs > 1 && r < jobs; r++) {
+        int st = 0;
+        ck_assert_int_eq(waitpid(runner[r], &st, 0), runner[r]);
+        failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    ck_assert_msg(failed == 0, "%d of %llu chaos runners failed (the first failure is above)",
+                  failed, (unsigned long long)jobs);
+    fprintf(stderr, "chaos: %llu sequences from seed %llu in %.1f s (%llu at once)\n",
+            (unsigned long long)n, (unsigned long long)seed, (double)(nas_now_ms() - t0) / 1000.0,
+            (unsigned long long)jobs);
 }
 END_TEST
 

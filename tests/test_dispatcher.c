@@ -87,8 +87,8 @@ static nas_dispatcher *make(rec *r) {
     cfg.heartbeat_ms = 100;
     cfg.liveness = 5;
     cfg.max_attempts = 3;
-    nas_dispatcher_hooks h = {r,           fake_send,     fake_lease, fake_result, fake_requeue,
-                              fake_failed, fake_progress, fake_worker};
+    nas_dispatcher_hooks h = {r,           fake_send,     fake_lease,  fake_result, fake_requeue,
+                              fake_failed, fake_progress, fake_worker, NULL};
     nas_dispatcher *d = NULL;
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_dispatcher_create(&d, &cfg, &h, err), NAS_OK);

@@ -12,7 +12,7 @@
  *  - names that are not UTF-8 or hold control characters are refused,
  *    and what a peer sends reaches the log escaped;
  *  - with CurveZMQ a name belongs to its key: another key cannot register
- *    under it, nor deliver its results;
+ *    under it, nor deliver its results, even after a master kill -9;
  *  - after a master restart, a task its worker still runs is given to no
  *    other worker;
  *  - thousands of registrations leave the master's memory and the
@@ -215,19 +215,28 @@ START_TEST(test_hostile_wrong_messages_never_stop_the_master) {
     int64_t k = e2e_leased_task(e.db, "honest", NULL, 0);
     ck_assert_int_gt(k, 0);
 
-    peer p;
-    peer_open(&p, e.ctl, NULL, NULL);
+    /* A second worker, bob, makes the campaign propose a second task, q;
+     * he leaves as soon as he is given it, and q goes back to the queue,
+     * where it stays while the honest worker is busy (a peer that only
+     * registers, as mallory, is not proposed for). */
+    peer p, bob;
+    peer_open(&bob, e.ctl, NULL, NULL);
     nas_wire_msg msg;
     int code;
-    reg_msg(&msg, "mallory", NULL);
-    expect(&p, &msg, NAS_MSG_HEARTBEAT, NULL);
-    /* A second worker makes the campaign keep a second task outstanding;
-     * it stays queued while the honest worker is busy and mallory is not
-     * Ready. */
+    reg_msg(&msg, "bob", NULL);
+    expect(&bob, &msg, NAS_MSG_HEARTBEAT, NULL);
+    nas_wire_msg_init(&msg, NAS_MSG_READY);
+    expect(&bob, &msg, NAS_MSG_TASK, NULL);
+    nas_wire_msg_init(&msg, NAS_MSG_DISCONNECT);
+    peer_send(&bob, &msg);
     int64_t q = 0, end = nas_now_ms() + 10000;
     while (!(q = queued_task(e.db)) && nas_now_ms() < end)
         nas_sleep_ms(20);
+    peer_close(&bob);
     ck_assert_int_gt(q, 0);
+    peer_open(&p, e.ctl, NULL, NULL);
+    reg_msg(&msg, "mallory", NULL);
+    expect(&p, &msg, NAS_MSG_HEARTBEAT, NULL);
 
     /* Results for a lease it never held: refused, whatever the attempt. */
     const uint32_t attempts[] = {1, 2, 4294967295u};
@@ -315,35 +324,54 @@ static void keygen(const e2e_env *e, const char *name, const char *authdir, nas_
     }
 }
 
+/* The master's keypair, and alice's and mallory's, both authorized, with
+ * the command-line arguments that use them. */
+typedef struct curve3 {
+    char auth[PATH_MAX], mbase[PATH_MAX], abase[PATH_MAX], mkey[PATH_MAX + 8];
+    nas_keypair mk, ak, xk;
+    const char *wextra[5], *mextra[5];
+} curve3;
+
+static void curve3_init(curve3 *k, const e2e_env *e) {
+    nas_path_join(k->auth, sizeof k->auth, e->dir, "authorized");
+    ck_assert_int_eq(mkdir(k->auth, 0755), 0);
+    keygen(e, "master", NULL, &k->mk);
+    keygen(e, "alice", k->auth, &k->ak);
+    keygen(e, "mallory", k->auth, &k->xk);
+    nas_path_join(k->mbase, sizeof k->mbase, e->dir, "master");
+    nas_path_join(k->abase, sizeof k->abase, e->dir, "alice");
+    snprintf(k->mkey, sizeof k->mkey, "%s.key", k->mbase);
+    const char *w[] = {"--key", k->abase, "--master-key", k->mkey, NULL};
+    const char *m[] = {"--key", k->mbase, "--authorized", k->auth, NULL};
+    memcpy(k->wextra, w, sizeof w);
+    memcpy(k->mextra, m, sizeof m);
+}
+
+static void curve3_fini(curve3 *k) {
+    explicit_bzero(&k->mk, sizeof k->mk);
+    explicit_bzero(&k->ak, sizeof k->ak);
+    explicit_bzero(&k->xk, sizeof k->xk);
+}
+
 START_TEST(test_hostile_name_bound_to_curve_key) {
     e2e_env e;
     e2e_env_init(&e, 43);
     const int budget = 5;
     e2e_write_campaign(e.cfg, "curvename", budget, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
-    char auth[PATH_MAX], mbase[PATH_MAX], abase[PATH_MAX], mkey[PATH_MAX + 8];
-    nas_path_join(auth, sizeof auth, e.dir, "authorized");
-    ck_assert_int_eq(mkdir(auth, 0755), 0);
-    nas_keypair mk, ak, xk;
-    keygen(&e, "master", NULL, &mk);
-    keygen(&e, "alice", auth, &ak);
-    keygen(&e, "mallory", auth, &xk);
-    nas_path_join(mbase, sizeof mbase, e.dir, "master");
-    nas_path_join(abase, sizeof abase, e.dir, "alice");
-    snprintf(mkey, sizeof mkey, "%s.key", mbase);
+    curve3 k3;
+    curve3_init(&k3, &e);
     char wlog[PATH_MAX];
     e2e_log_path(&e, "w1", wlog, sizeof wlog);
-    const char *wextra[] = {"--key", abase, "--master-key", mkey, NULL};
-    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w1", "300", wextra);
-    const char *mextra[] = {"--key", mbase, "--authorized", auth, NULL};
-    pid_t m = master(&e, e.mlog, mextra);
+    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w1", "300", k3.wextra);
+    pid_t m = master(&e, e.mlog, k3.mextra);
     ck_assert(e2e_wait_counts(e.db, 0, 1, 30000));
     int64_t k = e2e_leased_task(e.db, "w1", NULL, 0);
     ck_assert_int_gt(k, 0);
 
     /* Mallory's key is authorized, but w1 is alice's name. */
     peer p;
-    peer_open(&p, e.ctl, &xk, mk.public_z85);
+    peer_open(&p, e.ctl, &k3.xk, k3.mk.public_z85);
     nas_wire_msg msg;
     int code;
     nas_task_ref theirs = {(uint64_t)k, 1};
@@ -363,9 +391,71 @@ START_TEST(test_hostile_name_bound_to_curve_key) {
     e2e_check_exactly_once(e.db, budget);
     ck_assert_int_eq(all_results_from(e.db, "w1", k), 1);
     ck_assert_int_ge(e2e_count_in_file(e.mlog, "belongs to another key"), 1);
-    explicit_bzero(&mk, sizeof mk);
-    explicit_bzero(&ak, sizeof ak);
-    explicit_bzero(&xk, sizeof xk);
+    curve3_fini(&k3);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+/* The key w1's row in the store is bound to, "" when none. */
+static void stored_key(const char *db, const char *name, char *key, size_t cap) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    key[0] = '\0';
+    if (nas_store_open_ro(&st, db, err) != NAS_OK) return;
+    if (nas_store_worker_key(st, name, key, cap, err) <= 0) key[0] = '\0';
+    nas_store_close(&st);
+}
+
+/* The binding outlives the master: alice's w1 takes work, then the master
+ * is killed with -9 (and alice with it, so nobody holds the name), and
+ * mallory, authorized too, registers as w1 at the new master first.  She
+ * is refused there as she would have been at the old one; alice comes
+ * back under her name and finishes the campaign. */
+START_TEST(test_hostile_name_binding_survives_master_kill) {
+    e2e_env e;
+    e2e_env_init(&e, 44);
+    const int budget = 4;
+    e2e_write_campaign(e.cfg, "curvekill", budget, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    curve3 k3;
+    curve3_init(&k3, &e);
+    char wlog[PATH_MAX], wlog2[PATH_MAX], m2log[PATH_MAX], key[NAS_WIRE_NAME_MAX];
+    e2e_log_path(&e, "w1", wlog, sizeof wlog);
+    e2e_log_path(&e, "w1-again", wlog2, sizeof wlog2);
+    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
+    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w1", "300", k3.wextra);
+    pid_t m = master(&e, e.mlog, k3.mextra);
+    int64_t end = nas_now_ms() + 30000;
+    do {
+        nas_sleep_ms(50);
+        stored_key(e.db, "w1", key, sizeof key);
+    } while (!key[0] && nas_now_ms() < end);
+    ck_assert_str_eq(key, "alice");
+    e2e_kill(w, SIGKILL);
+    e2e_kill(m, SIGKILL);
+    m = master(&e, m2log, k3.mextra);
+    ck_assert(e2e_wait_in_file(m2log, "listening for workers", 10000));
+
+    /* Twice, from two sockets: neither takes the name. */
+    for (int i = 0; i < 2; i++) {
+        peer p;
+        peer_open(&p, e.ctl, &k3.xk, k3.mk.public_z85);
+        nas_wire_msg msg;
+        int code;
+        reg_msg(&msg, "w1", NULL);
+        expect(&p, &msg, NAS_MSG_ERROR, &code);
+        ck_assert_int_eq(code, NAS_EAUTH);
+        peer_close(&p);
+    }
+    w = e2e_start_worker(wlog2, NULL, e.ctl, "w1", "50", k3.wextra);
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    e2e_check_exactly_once(e.db, budget);
+    ck_assert_int_eq(e2e_count_in_file(m2log, "Register as w1 with key mallory refused"), 2);
+    stored_key(e.db, "w1", key, sizeof key);
+    ck_assert_str_eq(key, "alice");
+    curve3_fini(&k3);
     nas_tmpdir_rm(e.dir);
 }
 END_TEST
@@ -547,6 +637,13 @@ START_TEST(test_hostile_registration_flood_bounded) {
         rss[round] = rss_kb(m);
         ck_assert_msg(rss[round] > 0, "the master is gone after flood %d", round);
         fprintf(stderr, "flood round %d: master RSS %ld kB\n", round, rss[round]);
+        /* Registered peers that never said Ready are not workers to
+         * propose for: the campaign keeps one task in flight for the one
+         * honest worker (a new proposal may be queued as it delivers). */
+        nas_store_counts now;
+        e2e_counts(e.db, &now, NULL);
+        ck_assert_msg(now.queued + now.leased <= 2, "flood %d: %lld queued and %lld leased", round,
+                      (long long)now.queued, (long long)now.leased);
     }
     /* The honest worker was served all along. */
     ck_assert(e2e_wait_counts(e.db, before.done + 2, 0, 30000));
@@ -568,6 +665,7 @@ static Suite *make_suite(void) {
     tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_hostile_wrong_messages_never_stop_the_master);
     tcase_add_test(tc, test_hostile_name_bound_to_curve_key);
+    tcase_add_test(tc, test_hostile_name_binding_survives_master_kill);
     tcase_add_test(tc, test_hostile_restart_keeps_running_task_on_its_worker);
     tcase_add_test(tc, test_hostile_registration_flood_bounded);
     suite_add_tcase(s, tc);

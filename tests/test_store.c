@@ -647,6 +647,15 @@ START_TEST(test_store_workers_events_weights) {
     ck_assert_str_eq(w[1].name, "w2");
     ck_assert_int_eq(w[1].tasks_done, 0);
     nas_free(w);
+    /* A name's first key keeps it; a later key changes nothing. */
+    char key[64] = "x";
+    ck_assert_int_eq(nas_store_worker_key(st, "w1", key, sizeof key, err), 0);
+    ck_assert_int_eq(nas_store_worker_key(st, "nobody", key, sizeof key, err), 0);
+    ck_assert_int_eq(nas_store_worker_bind(st, "w1", "alice", err), NAS_OK);
+    ck_assert_int_eq(nas_store_worker_bind(st, "w1", "mallory", err), NAS_OK);
+    ck_assert_int_eq(nas_store_worker_key(st, "w1", key, sizeof key, err), 1);
+    ck_assert_str_eq(key, "alice");
+    ck_assert_int_eq(nas_store_worker_key(st, "w2", key, sizeof key, err), 0);
 
     for (int i = 0; i < 5; i++) {
         char text[32];

@@ -588,6 +588,18 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
     return w;
 }
 
+int nas_genome_lineage(const nas_genome *parent, const nas_genome *child, char *buf, size_t cap) {
+    if (parent == NULL || child == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
+    if (nas_genome_validate(parent, NULL) < 0 || nas_genome_validate(child, NULL) < 0)
+        return NAS_EGENOME;
+    nas__text o = {buf, cap, 0};
+    if (parent->space == NAS_SPACE_CHAIN && child->space == NAS_SPACE_CHAIN)
+        nas__chain_lineage(&parent->chain, &child->chain, &o);
+    else
+        nas__text_put(&o, "mutation");
+    return nas__text_finish(&o);
+}
+
 // ---------------------------------------------------------------------------
 // Bounded appender shared by the JSON and DOT writers: it counts what it
 // would have written, so an undersized buffer is found once, at the end.

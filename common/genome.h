@@ -329,6 +329,14 @@ typedef struct nas_mutation {
 /* Describe a mutation for logs ("op: normal block 1 b sep3x3 -> max3x3"). */
 int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *buf, size_t cap);
 
+/* What changed from parent to child, for lineage displays: chains are
+ * compared by layer id (ids survive every move and morphism), so each
+ * change is named ("morph widen: L2 16 -> 24", "morph deepen: identity
+ * conv3x3 L5 after L1", "morph skip: stem -> L3", "op: L1 conv3x3 ->
+ * sep3x3"; several joined by "; "); other spaces write "mutation".
+ * Returns the length, NAS_ERANGE, or NAS_EGENOME for an invalid genome. */
+int nas_genome_lineage(const nas_genome *parent, const nas_genome *child, char *buf, size_t cap);
+
 /* Mutate after Real et al. 2019: choose op or hidden-state mutation with
  * equal probability (identity with probability p_identity), apply it so the
  * child stays valid and differs from the parent (but for identity), and

@@ -77,6 +77,8 @@ int nas__mb_mutation_format(const nas_mutation *m, char *buf, size_t cap);
 void nas__mb_dot(const nas_mbconv *m, nas__text *o);
 /* Channels of `units` width units at F (16 units = F channels; a multiple of 4, >= 4). */
 int nas__mb_channels(int units, int F);
+/* What changed from chain p to chain c, by layer id (nas_genome_lineage). */
+void nas__chain_lineage(const nas_chain *p, const nas_chain *c, nas__text *o);
 /* Chain text form ("chain=..."), appended to o. */
 void nas__chain_format(const nas_chain *c, nas__text *o);
 

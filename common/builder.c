@@ -596,6 +596,11 @@ int nas_builder_build(nas_net *net, const nas_genome *g, const nas_fidelity *f, 
     return nas__builder_walk(&e, g, f, s, classes, logits);
 }
 
+int nas_builder_arch_cb(void *arch, nas_net *net, int *logits, char *err) {
+    const nas_builder_arch *a = arch;
+    return nas_builder_build_arch(net, a->arch, &a->fid, a->classes, logits, NULL, NULL, err);
+}
+
 int nas_builder_resolve_genome(const char *arch, nas_genome *out, char *err) {
     if (arch == NULL || out == NULL) return nas_set_err(err, NAS_EINVAL, "architecture is NULL");
     if (nas_genome_preset(arch, out, NULL) == NAS_OK) return NAS_OK;

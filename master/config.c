@@ -116,6 +116,7 @@ const nas__cfg_field nas__fidelity_fields[] = {
     /* Added later: in the identity only when set, so older files keep their hash. */
     {"cutout", NAS__T_INT, FO(cutout), 0, 0, 1024, NULL, NULL, 3},
     {"aux_weight", NAS__T_FLOAT, FO(aux_weight), 0, 0, 10, NULL, NULL, 3},
+    {"progressive_start", NAS__T_INT, FO(progressive_start), 0, 0, 1024, NULL, NULL, 3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 

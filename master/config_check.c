@@ -101,6 +101,11 @@ static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *p
         return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
                               "must be 0 (native) or >= 4, got %d", f->resolution);
     int side = f->resolution ? f->resolution : d->side;
+    snprintf(path, sizeof path, "%s.progressive_start", prefix);
+    if (f->progressive_start && (f->progressive_start < 4 || f->progressive_start >= side))
+        return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
+                              "must be 0 (off) or 4..%d, below the side it grows to (%d), got %d",
+                              side - 1, side, f->progressive_start);
     snprintf(path, sizeof path, "%s.cutout", prefix);
     if (f->cutout > side)
         return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,

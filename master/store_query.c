@@ -86,6 +86,7 @@ static const struct {
     F(threads, FT_INT),
     LATE(cutout, FT_INT),
     LATE(aux_weight, FT_FLOAT),
+    LATE(progressive_start, FT_INT),
 #undef F
 #undef LATE
 };

@@ -540,20 +540,15 @@ static int cmd_history(int argc, char **argv) {
     if (a->json) {
         print_json_array(r, n, NULL, 0);
     } else if (a->csv) {
-        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms,status,"
-               "lineage\r\n");
+        printf("seq,task,attempt,arch,val_acc,params,macs,seconds,worker,finished_ms,status\r\n");
         for (int i = 0; i < n; i++) {
             printf("%" PRId64 ",%" PRId64 ",%d,", r[i].seq, r[i].task_id, r[i].attempt);
             csv_text(r[i].arch_text);
             printf(",%.6f,%" PRId64 ",%" PRId64 ",%.3f,", r[i].accuracy, r[i].params, r[i].macs,
                    r[i].seconds);
             csv_text(r[i].worker);
-            printf(",%" PRId64 ",%s,", r[i].finished_ms,
+            printf(",%" PRId64 ",%s\r\n", r[i].finished_ms,
                    nas_status_is_stopped(stopped, n_stopped, r[i].task_id) ? "stopped" : "done");
-            char lineage[256];
-            nas_status_lineage(&r[i], lineage, sizeof lineage);
-            csv_text(lineage);
-            printf("\r\n");
         }
     } else {
         print_header();

@@ -555,6 +555,7 @@ int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
     x = g->space == NAS_SPACE_MBCONV  ? nas__walk_mbconv(e, g, f, x)
         : g->space == NAS_SPACE_NB201 ? walk_nb201(e, g, f, x, classes)
         : g->space == NAS_SPACE_CHAIN ? walk_chain(e, g, f, x)
+        : g->space == NAS_SPACE_HIER  ? nas__walk_hier(e, g, f, x)
                                       : walk_cells(e, g, f, x, classes);
     x = em_linear(e, "head/linear", em_gap(e, x), classes);
     if (e->status < 0) return e->status;
@@ -570,6 +571,10 @@ int nas__em_conv(nas__emit *e, const char *path, int x, int oc, int k, int strid
 }
 int nas__em_bn(nas__emit *e, const char *path, int x) { return em_bn(e, path, x); }
 int nas__em_add(nas__emit *e, int a, int b) { return em_add(e, a, b); }
+int nas__em_relu(nas__emit *e, int x) { return em_relu(e, x); }
+int nas__em_pool(nas__emit *e, int max, int x, int k, int stride, int pad) {
+    return em_pool(e, max, x, k, stride, pad);
+}
 int nas__em_silu(nas__emit *e, int x) { return em_silu(e, x); }
 int nas__em_se(nas__emit *e, const char *path, int x, int mid) { return em_se(e, path, x, mid); }
 int nas__em_drop_path(nas__emit *e, int x) { return em_drop_path(e, x); }
@@ -591,6 +596,11 @@ int nas_builder_build(nas_net *net, const nas_genome *g, const nas_fidelity *f, 
     nas_shape s = nas_net_shape(net, in);
     /* The walk calls nas_net_input() again, which returns node 0. */
     return nas__builder_walk(&e, g, f, s, classes, logits);
+}
+
+int nas_builder_arch_cb(void *arch, nas_net *net, int *logits, char *err) {
+    const nas_builder_arch *a = arch;
+    return nas_builder_build_arch(net, a->arch, &a->fid, a->classes, logits, NULL, NULL, err);
 }
 
 int nas_builder_resolve_genome(const char *arch, nas_genome *out, char *err) {

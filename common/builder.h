@@ -54,6 +54,16 @@ int nas_builder_build(nas_net *net, const nas_genome *g, const nas_fidelity *f, 
 int nas_builder_build_arch(nas_net *net, const char *arch, const nas_fidelity *f, int classes,
                            int *logits, nas_genome *g_out, int *is_genome, char *err);
 
+/* An architecture to build again at another input side, for
+ * nas_train_config.build (progressive resizing): pass nas_builder_arch_cb
+ * with a pointer to this. */
+typedef struct nas_builder_arch {
+    const char *arch; /* as for nas_builder_build_arch */
+    nas_fidelity fid;
+    int classes;
+} nas_builder_arch;
+int nas_builder_arch_cb(void *arch, nas_net *net, int *logits, char *err);
+
 /* Resolve an architecture string to a genome only (presets, then text). */
 int nas_builder_resolve_genome(const char *arch, nas_genome *out, char *err);
 

@@ -33,6 +33,7 @@ int nas__builder_walk(nas__emit *e, const nas_genome *g, const nas_fidelity *f, 
 
 /* Walks over other spaces, in their own files. */
 int nas__walk_mbconv(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x);
+int nas__walk_hier(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x);
 
 /* Emitter calls for those walks (each like its nas_net_* namesake; paths
  * are read only by a real net).  nas__em_conv is a square k x k conv
@@ -40,6 +41,8 @@ int nas__walk_mbconv(nas__emit *e, const nas_genome *g, const nas_fidelity *f, i
 int nas__em_conv(nas__emit *e, const char *path, int x, int oc, int k, int stride, int groups);
 int nas__em_bn(nas__emit *e, const char *path, int x);
 int nas__em_add(nas__emit *e, int a, int b);
+int nas__em_relu(nas__emit *e, int x);
+int nas__em_pool(nas__emit *e, int max, int x, int k, int stride, int pad);
 int nas__em_silu(nas__emit *e, int x);
 int nas__em_se(nas__emit *e, const char *path, int x, int mid);
 int nas__em_drop_path(nas__emit *e, int x);

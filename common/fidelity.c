@@ -30,6 +30,7 @@ nas_fidelity nas_fidelity_default(void) {
         .threads = 1,
         .cutout = 0,
         .aux_weight = 0.0f,
+        .progressive_start = 0,
     };
     return f;
 }
@@ -63,6 +64,10 @@ int nas_fidelity_validate(const nas_fidelity *f, char *err) {
     CHECK_RANGE(threads, 1, 256);
     CHECK_RANGE(cutout, 0, 1024);
     CHECK_RANGE(aux_weight, 0.0f, 10.0f);
+    CHECK_RANGE(progressive_start, 0, 1024);
+    if (f->progressive_start != 0 && f->progressive_start < 4)
+        return nas_set_err(err, NAS_ERANGE, "fidelity: progressive_start = %d is below 4 pixels",
+                           f->progressive_start);
     if (f->resolution != 0 && f->resolution < 4)
         return nas_set_err(err, NAS_ERANGE, "fidelity: resolution = %d is below 4 pixels",
                            f->resolution);

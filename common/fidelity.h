@@ -35,6 +35,8 @@ typedef struct nas_fidelity {
     int threads;           /* compute threads (OpenBLAS and ours), default 1 */
     int cutout;            /* side of the square zeroed at a random place per image, 0 = off */
     float aux_weight;      /* weight of the auxiliary head's loss, 0 = no auxiliary head */
+    int progressive_start; /* progressive resizing: the first epoch's side, growing to the
+                              resolution by the last (EfficientNetV2); 0 = off */
 } nas_fidelity;
 
 /* The campaign's default low fidelity for search on Fashion-MNIST. */

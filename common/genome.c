@@ -40,6 +40,7 @@ uint32_t nas_space_default_ops(int kind) {
     if (kind == NAS_SPACE_NB201) return (1u << NAS_NB201_OP_COUNT) - 1u;
     if (kind == NAS_SPACE_MBCONV) return 3u; /* MBConv and Fused-MBConv blocks */
     if (kind == NAS_SPACE_CHAIN) return (1u << NAS_CHAIN_OP_COUNT) - 1u;
+    if (kind == NAS_SPACE_HIER) return (1u << NAS_HIER_OP_COUNT) - 1u;
     /* `zero` is a search-space option the user opts into, never a default. */
     return ((1u << NAS_OP_COUNT) - 1u) & ~(1u << NAS_OP_ZERO);
 }
@@ -62,6 +63,10 @@ int nas_space_kind_parse(const char *s, int *kind) {
         *kind = NAS_SPACE_CHAIN;
         return NAS_OK;
     }
+    if (strcmp(s, "hierarchical") == 0) {
+        *kind = NAS_SPACE_HIER;
+        return NAS_OK;
+    }
     return NAS_EINVAL;
 }
 
@@ -70,6 +75,7 @@ const char *nas_space_kind_name(int kind) {
            : kind == NAS_SPACE_NB201 ? "nb201"
            : kind == NAS_SPACE_MBCONV ? "mbconv"
            : kind == NAS_SPACE_CHAIN ? "chain"
+           : kind == NAS_SPACE_HIER  ? "hierarchical"
                                      : NULL;
 }
 
@@ -78,6 +84,7 @@ int nas_space_op_count(int kind) {
            : kind == NAS_SPACE_NB201 ? NAS_NB201_OP_COUNT
            : kind == NAS_SPACE_MBCONV ? 2 /* block kinds: the op_mask bits */
            : kind == NAS_SPACE_CHAIN ? NAS_CHAIN_OP_COUNT
+           : kind == NAS_SPACE_HIER  ? NAS_HIER_OP_COUNT
                                      : 0;
 }
 
@@ -86,6 +93,7 @@ const char *nas_space_op_name(int kind, int op) {
            : kind == NAS_SPACE_NB201 ? nas_nb201_op_name(op)
            : kind == NAS_SPACE_MBCONV ? (op == 0 ? "mbconv" : op == 1 ? "fused" : NULL)
            : kind == NAS_SPACE_CHAIN ? nas_chain_op_name(op)
+           : kind == NAS_SPACE_HIER  ? nas_hier_op_name(op)
                                      : NULL;
 }
 
@@ -185,6 +193,7 @@ int nas_genome_validate(const nas_genome *g, char *err) {
     }
     if (g->space == NAS_SPACE_MBCONV) return nas__mb_validate(&g->mb, err);
     if (g->space == NAS_SPACE_CHAIN) return nas__chain_validate(&g->chain, err);
+    if (g->space == NAS_SPACE_HIER) return nas__hier_validate(&g->hier, err);
     if (g->space != NAS_SPACE_CELL)
         return nas_set_err(err, NAS_EGENOME, "unknown search space %d", g->space);
     if (g->shared != 0 && g->shared != 1)
@@ -375,7 +384,7 @@ static int parse_cell_genome(cursor *c, nas_genome *g, char *err) {
         cur_describe(c, got, sizeof got);
         return nas_set_err(err, NAS_EGENOME,
                            "at %zu: expected 'n=' (normal cell), 'c=' (shared cell), '|' "
-                           "(nb201) or 'chain=', got %s",
+                           "(nb201), 'chain=' or 'hier=', got %s",
                            c->pos, got);
     }
     if ((rc = parse_cell(c, &g->normal, 0, err)) < 0) return rc;
@@ -437,6 +446,9 @@ int nas_genome_parse(const char *text, size_t len, nas_genome *out, char *err) {
     } else if (cur_prefix(&c, "chain=")) {
         g.space = NAS_SPACE_CHAIN;
         rc = nas__chain_parse(c.s, c.len, &c.pos, &g.chain, err);
+    } else if (cur_prefix(&c, "hier=")) {
+        g.space = NAS_SPACE_HIER;
+        rc = nas__hier_parse(c.s, c.len, &c.pos, &g.hier, err);
     } else {
         g.space = NAS_SPACE_CELL;
         rc = parse_cell_genome(&c, &g, err);
@@ -508,9 +520,12 @@ int nas_genome_format(const nas_genome *g, char *buf, size_t cap) {
         nas__mb_format(&g->mb, &o);
         return nas__text_finish(&o);
     }
-    if (g->space == NAS_SPACE_CHAIN) {
+    if (g->space == NAS_SPACE_CHAIN || g->space == NAS_SPACE_HIER) {
         nas__text o = {buf, cap, 0};
-        nas__chain_format(&g->chain, &o);
+        if (g->space == NAS_SPACE_CHAIN)
+            nas__chain_format(&g->chain, &o);
+        else
+            nas__hier_format(&g->hier, &o);
         return nas__text_finish(&o);
     }
     if (g->space == NAS_SPACE_NB201) {
@@ -554,6 +569,8 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
         return nas__mb_mutation_format(m, buf, cap);
     } else if (parent != NULL && parent->space == NAS_SPACE_CHAIN) {
         return nas__chain_mutation_format(m, buf, cap);
+    } else if (parent != NULL && parent->space == NAS_SPACE_HIER) {
+        return nas__hier_mutation_format(m, buf, cap);
     } else if (nb) {
         const char *o = nas_nb201_op_name(m->old_val), *n = nas_nb201_op_name(m->new_val);
         w = snprintf(buf, cap, "op: edge %d %s -> %s", m->block, o ? o : "?", n ? n : "?");
@@ -569,6 +586,18 @@ int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *b
     }
     if (w < 0 || (size_t)w >= cap) return NAS_ERANGE;
     return w;
+}
+
+int nas_genome_lineage(const nas_genome *parent, const nas_genome *child, char *buf, size_t cap) {
+    if (parent == NULL || child == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
+    if (nas_genome_validate(parent, NULL) < 0 || nas_genome_validate(child, NULL) < 0)
+        return NAS_EGENOME;
+    nas__text o = {buf, cap, 0};
+    if (parent->space == NAS_SPACE_CHAIN && child->space == NAS_SPACE_CHAIN)
+        nas__chain_lineage(&parent->chain, &child->chain, &o);
+    else
+        nas__text_put(&o, "mutation");
+    return nas__text_finish(&o);
 }
 
 // ---------------------------------------------------------------------------

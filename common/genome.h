@@ -25,6 +25,11 @@
  *    stem and 1..12 layers, each a conv, separable conv, pool or identity
  *    with a width and skips from earlier outputs.
  *    Text form:  chain=conv3x3/32,sep5x5/48+0,max3x3,conv3x3/64+1+3
+ *  - NAS_SPACE_HIER, Liu et al.'s hierarchical representation
+ *    (common/genome_hier.c; docs/GENOME.md s11): level-2 motifs, small DAGs
+ *    whose edges carry level-1 primitives, and one level-3 motif whose
+ *    edges carry level-2 motifs.  It has no PNAS levels either.
+ *    Text form:  hier=c/sd/i-m,s/-c/dai;0/1-/-01
  *
  * Every function is a pure function of its inputs (randomness comes from a
  * caller's nas_rng), never crashes on any input, and reports problems in a
@@ -42,13 +47,14 @@
 #define NAS_MAX_BLOCKS 8
 #define NAS_GENOME_TEXT_MAX 512  /* longest text form of any valid genome, with NUL */
 #define NAS_GENOME_JSON_MAX 1024 /* longest JSON form, with NUL */
-#define NAS_GENOME_DOT_MAX  8192 /* longest DOT form, with NUL */
+#define NAS_GENOME_DOT_MAX  32768 /* longest DOT form, with NUL */
 
 enum nas_space_kind {
     NAS_SPACE_CELL = 0,
     NAS_SPACE_NB201 = 1,
     NAS_SPACE_MBCONV = 2, /* MnasNet / EfficientNet(V2) stages (common/genome_mbconv.c) */
     NAS_SPACE_CHAIN = 3,  /* chain-structured (common/genome_chain.c) */
+    NAS_SPACE_HIER = 4,   /* hierarchical (common/genome_hier.c) */
 };
 
 /* Cell-space ops (ARCHITECTURE.md, Search space). The numeric values are stored in
@@ -155,6 +161,40 @@ typedef struct nas_chain {
     nas_chain_layer layers[NAS_CHAIN_MAX_LAYERS];
 } nas_chain;
 
+/* Hierarchical space (docs/GENOME.md s11): level-1 primitives. Stored on
+ * disk and on the wire: append only, never renumber.  The letter is the
+ * primitive's character in the text form. */
+enum nas_hier_op {
+    NAS_HIER_NONE = 0,    /* '-' none: no edge */
+    NAS_HIER_ID = 1,      /* 'i' id: identity */
+    NAS_HIER_CONV1X1 = 2, /* 'c' conv1x1: conv1x1 - BN - ReLU */
+    NAS_HIER_DW3X3 = 3,   /* 'd' dw3x3: depthwise 3x3 - BN - ReLU */
+    NAS_HIER_SEP3X3 = 4,  /* 's' sep3x3: depthwise 3x3 - pointwise 1x1 - BN - ReLU */
+    NAS_HIER_MAX3X3 = 5,  /* 'm' max3x3: 3x3 max pool, stride 1 */
+    NAS_HIER_AVG3X3 = 6,  /* 'a' avg3x3: 3x3 average pool, stride 1 */
+    NAS_HIER_OP_COUNT = 7,
+};
+#define NAS_HIER_MAX_MOTIFS 6  /* level-2 motifs of one genome */
+#define NAS_HIER_MAX_NODES  11 /* nodes of one motif (11: the paper's flat graph) */
+#define NAS_HIER_MAX_EDGES  55 /* NAS_HIER_MAX_NODES * (NAS_HIER_MAX_NODES - 1) / 2 */
+#define NAS_HIER_EDGE(j, i) ((i) * ((i) - 1) / 2 + (j)) /* index of edge j -> i, j < i */
+#define NAS_HIER_TOKEN_MAX  72 /* one motif's text token ("c/sd/i-m"), with NUL */
+
+/* A motif: a DAG of n_nodes nodes, node 0 its input and node n_nodes-1 its
+ * output; edge j -> i (j < i) is ops[NAS_HIER_EDGE(j, i)] (NB201's order).
+ * A level-2 motif's ops are enum nas_hier_op; the level-3 motif's are 0
+ * (none) or 1 + the index of a level-2 motif.  A node sums its inputs. */
+typedef struct nas_hier_motif {
+    uint8_t n_nodes; /* 2..NAS_HIER_MAX_NODES */
+    uint8_t ops[NAS_HIER_MAX_EDGES];
+} nas_hier_motif;
+
+typedef struct nas_hier {
+    int n_motifs; /* 1..NAS_HIER_MAX_MOTIFS */
+    nas_hier_motif motifs[NAS_HIER_MAX_MOTIFS];
+    nas_hier_motif top; /* the level-3 motif: the cell */
+} nas_hier;
+
 typedef struct nas_genome {
     int space;      /* enum nas_space_kind */
     int shared;     /* CELL: 1 = reduction cell has the normal cell's structure */
@@ -163,6 +203,7 @@ typedef struct nas_genome {
     nas_mbconv mb;   /* MBCONV: the stages */
     uint8_t nb201[NAS_NB201_EDGES]; /* NB201: one enum nas_nb201_op per edge */
     nas_chain chain;                /* CHAIN: the layers */
+    nas_hier hier;                  /* HIER: the motifs */
 } nas_genome;
 
 /* What a search may use: the space, the block count of sampled genomes,
@@ -175,13 +216,16 @@ typedef struct nas_space {
     int depth_min;    /* CHAIN: layers of sampled chains, depth_min..depth_max (0: 2..8) */
     int depth_max;
     int morphisms;    /* CHAIN: 1 = mutate by function-preserving morphisms only */
+    int motifs;       /* HIER: level-2 motifs of sampled genomes (0: 6) */
+    int motif_nodes;  /* HIER: nodes of a sampled level-2 motif (0: 4) */
+    int top_nodes;    /* HIER: nodes of the sampled level-3 motif (0: 5) */
 } nas_space;
 
 /* Default ops: every cell op but `zero`; every NB201 op. */
 uint32_t nas_space_default_ops(int kind);
-/* Parse "cell" / "nb201" / "mbconv" / "chain"; NAS_EINVAL otherwise. */
+/* Parse "cell" / "nb201" / "mbconv" / "chain" / "hierarchical"; NAS_EINVAL otherwise. */
 int nas_space_kind_parse(const char *s, int *kind);
-/* "cell", "nb201", "chain"; NULL for an unknown kind. */
+/* "cell", "nb201", "mbconv", "chain", "hierarchical"; NULL for an unknown kind. */
 const char *nas_space_kind_name(int kind);
 /* Ops of a space kind (0 for an unknown kind) and the name of op i. */
 int nas_space_op_count(int kind);
@@ -200,6 +244,9 @@ int nas_chain_op_parse(const char *s, size_t len);   /* op or -1 */
 int nas_chain_op_has_width(int op);                  /* 1 for the conv and sep ops */
 int nas_chain_channels(int units, int F);            /* channels of `units` at F: ceil(units*F/16) */
 int nas_chain_widen_width(int units);                /* what Net2WiderNet widens `units` to */
+
+/* Hierarchical space (docs/GENOME.md s11). */
+const char *nas_hier_op_name(int op);                /* "sep3x3"; NULL if out of range */
 
 /* ---- forms that round-trip ------------------------------------------------ */
 
@@ -272,15 +319,23 @@ enum nas_mutation_kind {
 
 typedef struct nas_mutation {
     int kind;    /* enum nas_mutation_kind */
-    int cell;    /* 0 = normal, 1 = reduction (NB201: 0) */
-    int block;   /* block index (NB201: edge index) */
-    int half;    /* 0 = a, 1 = b */
+    int cell;    /* 0 = normal, 1 = reduction (NB201: 0; HIER: the level, 2 or 3) */
+    int block;   /* block index (NB201: edge index; HIER: the level-2 motif) */
+    int half;    /* 0 = a, 1 = b (HIER: the edge, NAS_HIER_EDGE(j, i)) */
     int old_val; /* previous op or input */
     int new_val; /* new op or input */
 } nas_mutation;
 
 /* Describe a mutation for logs ("op: normal block 1 b sep3x3 -> max3x3"). */
 int nas_mutation_format(const nas_mutation *m, const nas_genome *parent, char *buf, size_t cap);
+
+/* What changed from parent to child, for lineage displays: chains are
+ * compared by layer id (ids survive every move and morphism), so each
+ * change is named ("morph widen: L2 16 -> 24", "morph deepen: identity
+ * conv3x3 L5 after L1", "morph skip: stem -> L3", "op: L1 conv3x3 ->
+ * sep3x3"; several joined by "; "); other spaces write "mutation".
+ * Returns the length, NAS_ERANGE, or NAS_EGENOME for an invalid genome. */
+int nas_genome_lineage(const nas_genome *parent, const nas_genome *child, char *buf, size_t cap);
 
 /* Mutate after Real et al. 2019: choose op or hidden-state mutation with
  * equal probability (identity with probability p_identity), apply it so the

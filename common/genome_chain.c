@@ -474,3 +474,83 @@ int nas__chain_mutation_format(const nas_mutation *m, char *buf, size_t cap) {
     if (w < 0 || (size_t)w >= cap) return NAS_ERANGE;
     return w;
 }
+
+// ---------------------------------------------------------------------------
+// Lineage: what changed from a parent chain to a child, matched by layer id.
+
+/* The name of h[j] of chain c: "stem" or "L<id>" of the layer that wrote it. */
+static void h_name(const nas_chain *c, int j, char *buf, size_t cap) {
+    if (j == 0)
+        snprintf(buf, cap, "stem");
+    else
+        snprintf(buf, cap, "L%d", c->layers[j - 1].id);
+}
+
+/* Index (0-based) of the layer with `id` in c, or -1. */
+static int find_id(const nas_chain *c, int id) {
+    for (int k = 0; k < c->n_layers; k++)
+        if (c->layers[k].id == id) return k;
+    return -1;
+}
+
+void nas__chain_lineage(const nas_chain *p, const nas_chain *c, nas__text *o) {
+    size_t start = o->n;
+    int pu[NAS_CHAIN_MAX_LAYERS + 1], cu[NAS_CHAIN_MAX_LAYERS + 1];
+    nas__chain_units(p, pu);
+    nas__chain_units(c, cu);
+#define SEP() nas__text_put(o, "%s", o->n > start ? "; " : "")
+    for (int k = 0; k < p->n_layers; k++)
+        if (find_id(c, p->layers[k].id) < 0) {
+            SEP();
+            nas__text_put(o, "remove: L%d (%s)", p->layers[k].id, chain_op_names[p->layers[k].op]);
+        }
+    for (int k = 0; k < c->n_layers; k++) {
+        const nas_chain_layer *l = &c->layers[k];
+        int pk = find_id(p, l->id);
+        char prev[16];
+        h_name(c, k, prev, sizeof prev);
+        if (pk < 0) {
+            SEP();
+            /* Net2DeeperNet's layer: a conv3x3 as wide as what it reads. */
+            if (l->op == NAS_CHAIN_CONV3X3 && l->width == cu[k] && l->skips == 0)
+                nas__text_put(o, "morph deepen: identity conv3x3 L%d after %s", l->id, prev);
+            else
+                nas__text_put(o, "insert: %s L%d after %s", chain_op_names[l->op], l->id, prev);
+            continue;
+        }
+        const nas_chain_layer *q = &p->layers[pk];
+        if (q->op != l->op) {
+            SEP();
+            nas__text_put(o, "op: L%d %s -> %s", l->id, chain_op_names[q->op],
+                          chain_op_names[l->op]);
+        } else if (q->width != l->width) {
+            SEP();
+            nas__text_put(o, "%s: L%d %d -> %d",
+                          l->width == nas_chain_widen_width(q->width) ? "morph widen" : "width",
+                          l->id, q->width, l->width);
+        }
+        /* Skips compared by the id of their source (indices shift; the stem is -1). */
+        int src[2][NAS_CHAIN_MAX_SKIPS + 1], n_src[2] = {0, 0};
+        for (int side = 0; side < 2; side++) {
+            const nas_chain *ch = side ? c : p;
+            const nas_chain_layer *ll = side ? l : q;
+            for (int j = 0; j <= (side ? k : pk); j++)
+                if (ll->skips & (1u << j)) src[side][n_src[side]++] = j ? ch->layers[j - 1].id : -1;
+        }
+        for (int side = 0; side < 2; side++)
+            for (int a = 0; a < n_src[side]; a++) {
+                int found = 0, id = src[side][a];
+                for (int b = 0; b < n_src[!side]; b++)
+                    found |= src[!side][b] == id;
+                /* A skip from a removed layer went with it (said above). */
+                if (found || (!side && id >= 0 && find_id(c, id) < 0)) continue;
+                char from[16] = "stem";
+                if (id >= 0) snprintf(from, sizeof from, "L%d", id);
+                SEP();
+                nas__text_put(o, "%s: %s -> L%d", side ? "morph skip" : "skip dropped", from,
+                              l->id);
+            }
+    }
+#undef SEP
+    if (o->n == start) nas__text_put(o, "same layers");
+}

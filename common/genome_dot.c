@@ -56,8 +56,11 @@ int nas_genome_to_dot(const nas_genome *g, char *buf, size_t cap) {
     if (g == NULL || buf == NULL || cap == 0) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
     nas__text o = {buf, cap, 0};
-    if (g->space == NAS_SPACE_MBCONV) {
-        nas__mb_dot(&g->mb, &o);
+    if (g->space == NAS_SPACE_MBCONV || g->space == NAS_SPACE_HIER) {
+        if (g->space == NAS_SPACE_MBCONV)
+            nas__mb_dot(&g->mb, &o);
+        else
+            nas__hier_dot(&g->hier, &o); /* drawn only, as the chain is */
         return nas__text_finish(&o);
     }
     nas__text_put(&o, "digraph genome {\n  rankdir=LR;\n");

@@ -77,7 +77,32 @@ int nas__mb_mutation_format(const nas_mutation *m, char *buf, size_t cap);
 void nas__mb_dot(const nas_mbconv *m, nas__text *o);
 /* Channels of `units` width units at F (16 units = F channels; a multiple of 4, >= 4). */
 int nas__mb_channels(int units, int F);
+/* What changed from chain p to chain c, by layer id (nas_genome_lineage). */
+void nas__chain_lineage(const nas_chain *p, const nas_chain *c, nas__text *o);
 /* Chain text form ("chain=..."), appended to o. */
 void nas__chain_format(const nas_chain *c, nas__text *o);
+
+/* Hierarchical space (genome_hier.c). */
+#define NAS__HIER_ENC_MAX   (1 + (NAS_HIER_MAX_MOTIFS + 1) * (1 + NAS_HIER_MAX_EDGES))
+int nas__hier_validate(const nas_hier *h, char *err);
+/* Parse from s[*pos] (after "hier="); *pos moves past the genome. */
+int nas__hier_parse(const char *s, size_t len, size_t *pos, nas_hier *out, char *err);
+/* One motif token ("c/sd/i-m"), the whole of s[0..len): level 2, or level
+ * 3 over n_motifs motifs.  Errors count positions from `base`. */
+int nas__hier_parse_motif(const char *s, size_t len, size_t base, int level, int n_motifs,
+                          nas_hier_motif *out, char *err);
+void nas__hier_format(const nas_hier *h, nas__text *o);
+void nas__hier_format_motif(const nas_hier_motif *m, int level, nas__text *o);
+void nas__hier_canonical(const nas_hier *in, nas_hier *out);
+/* Byte encoding of the network a canonical genome builds (at most NAS__HIER_ENC_MAX). */
+int nas__hier_encode(const nas_hier *canonical, uint8_t *buf);
+/* A motif with the edges that carry no signal from input to output set to none. */
+void nas__hier_prune(const nas_hier_motif *in, nas_hier_motif *out);
+int nas__hier_sample(const nas_space *sp, const int *ops, int n_ops, nas_rng *rng,
+                     nas_genome *out);
+int nas__hier_mutate(const nas_genome *parent, const nas_space *sp, const int *ops, int n_ops,
+                     nas_rng *rng, nas_genome *child, nas_mutation *what);
+int nas__hier_mutation_format(const nas_mutation *m, char *buf, size_t cap);
+void nas__hier_dot(const nas_hier *h, nas__text *o);
 
 #endif

@@ -7,6 +7,8 @@
  *   {"space":"nb201","edges":["nor_conv_3x3",...]}   -- six edges, in order
  *   {"space":"chain","layers":[["conv3x3",32,0,[0]],["max3x3",0,1,[]],...]}
  *                                -- per layer: op, width units (0 for pool, id), id, skips
+ *   {"space":"hierarchical","motifs":["c/sd/i-m",...],"top":"0/1-/-01"}
+ *                                -- motifs as in the text form
  * The reader (common/json.h does the tokenising) is strict: unknown keys,
  * missing keys, wrong types and bad values are NAS_EGENOME naming the key
  * or block and the byte offset; the result is validated like a parse.
@@ -45,6 +47,18 @@ int nas_genome_to_json(const nas_genome *g, char *buf, size_t cap) {
             nas__text_put(&o, "\"");
         }
         nas__text_put(&o, "],\"head\":%d}", g->mb.head);
+        return nas__text_finish(&o);
+    }
+    if (g->space == NAS_SPACE_HIER) {
+        nas__text_put(&o, "{\"space\":\"hierarchical\",\"motifs\":[");
+        for (int m = 0; m < g->hier.n_motifs; m++) {
+            nas__text_put(&o, "%s\"", m ? "," : "");
+            nas__hier_format_motif(&g->hier.motifs[m], 2, &o);
+            nas__text_put(&o, "\"");
+        }
+        nas__text_put(&o, "],\"top\":\"");
+        nas__hier_format_motif(&g->hier.top, 3, &o);
+        nas__text_put(&o, "\"}");
         return nas__text_finish(&o);
     }
     if (g->space == NAS_SPACE_NB201) {
@@ -224,6 +238,39 @@ static int json_chain(const nas_json *root, nas_chain *c, char *err) {
     return NAS_OK;
 }
 
+/* {"space":"hierarchical","motifs":["c/sd/i-m",...],"top":"0/1-/-01"}: a
+ * motif is its text token, as an MBConv stage is. */
+static int json_hier(const nas_json *root, nas_genome *g, char *err) {
+    for (size_t i = 0; i < root->len; i++) {
+        const char *key = root->members[i].key;
+        if (strcmp(key, "space") && strcmp(key, "motifs") && strcmp(key, "top"))
+            return json_err(err, &root->members[i].value,
+                            "unknown key \"%.40s\" for space hierarchical", key);
+    }
+    memset(g, 0, sizeof *g);
+    g->space = NAS_SPACE_HIER;
+    const nas_json *arr = nas_json_get(root, "motifs"), *top = nas_json_get(root, "top");
+    if (arr == NULL || top == NULL)
+        return json_err(err, root, "missing key \"%s\"", arr == NULL ? "motifs" : "top");
+    if (arr->type != NAS_JSON_ARRAY || arr->len < 1 || arr->len > NAS_HIER_MAX_MOTIFS)
+        return json_err(err, arr, "\"motifs\" must be an array of 1..%d motif strings",
+                        NAS_HIER_MAX_MOTIFS);
+    g->hier.n_motifs = (int)arr->len;
+    char merr[NAS_ERR_LEN];
+    for (size_t i = 0; i <= arr->len; i++) {
+        const nas_json *v = i < arr->len ? &arr->items[i] : top;
+        int level = i < arr->len ? 2 : 3;
+        nas_hier_motif *m = i < arr->len ? &g->hier.motifs[i] : &g->hier.top;
+        if (v->type != NAS_JSON_STRING)
+            return json_err(err, v, "%s must be a string", level == 3 ? "\"top\"" : "a motif");
+        if (nas__hier_parse_motif(v->str, v->len, 0, level, g->hier.n_motifs, m, merr) < 0) {
+            if (level == 3) return json_err(err, v, "top: %s", merr);
+            return json_err(err, v, "motif %zu: %s", i, merr);
+        }
+    }
+    return NAS_OK;
+}
+
 /* Unknown keys are errors, not ignored: a typo such as "reduced" would
  * otherwise silently fall back to a default and search the wrong space. */
 static int json_genome(const nas_json *root, nas_genome *g, char *err) {
@@ -237,9 +284,13 @@ static int json_genome(const nas_json *root, nas_genome *g, char *err) {
         g->space = NAS_SPACE_CHAIN;
         return json_chain(root, &g->chain, err);
     }
+    if (space->type == NAS_JSON_STRING && strcmp(space->str, "hierarchical") == 0)
+        return json_hier(root, g, err);
     if (space->type != NAS_JSON_STRING ||
         (strcmp(space->str, "cell") && strcmp(space->str, "nb201")))
-        return json_err(err, space, "\"space\" must be \"cell\", \"nb201\", \"mbconv\" or \"chain\"");
+        return json_err(err, space,
+                        "\"space\" must be \"cell\", \"nb201\", \"mbconv\", \"chain\" or "
+                        "\"hierarchical\"");
     int nb = strcmp(space->str, "nb201") == 0;
     static const char *const cell_keys[] = {"space", "shared", "normal", "reduce"};
     static const char *const nb_keys[] = {"space", "edges"};

@@ -7,6 +7,7 @@
  */
 #include "common/genome_proto.h"
 #include "common/err.h"
+#include "common/genome_internal.h"
 
 #include <string.h>
 
@@ -72,6 +73,41 @@ static int mb_read(const Naspb__Genome *m, nas_mbconv *mb, char *err) {
     return NAS_OK;
 }
 
+static void hier_fill(const nas_hier *h, nas_genome_pb *pb) {
+    for (int m = 0; m <= h->n_motifs; m++) {
+        nas__text o = {pb->hier_text[m], NAS_HIER_TOKEN_MAX, 0};
+        nas__hier_format_motif(m < h->n_motifs ? &h->motifs[m] : &h->top, m < h->n_motifs ? 2 : 3,
+                               &o);
+        if (m < h->n_motifs) pb->hier_motifs[m] = pb->hier_text[m];
+    }
+    pb->msg.n_hier_motifs = (size_t)h->n_motifs;
+    pb->msg.hier_motifs = pb->hier_motifs;
+    pb->msg.hier_top = pb->hier_text[h->n_motifs];
+}
+
+/* The tokens go through the text form's motif parser: one grammar, one set of messages. */
+static int hier_read(const Naspb__Genome *m, nas_hier *h, char *err) {
+    if (m->n_normal || m->n_reduce || m->n_nb201 || m->n_chain)
+        return nas_set_err(err, NAS_EGENOME, "proto: hierarchical genome with another space's "
+                                             "fields");
+    if (m->n_hier_motifs < 1 || m->n_hier_motifs > NAS_HIER_MAX_MOTIFS || m->hier_top == NULL)
+        return nas_set_err(err, NAS_EGENOME, "proto: hierarchical: %zu motifs (1..%d) and %s top",
+                           m->n_hier_motifs, NAS_HIER_MAX_MOTIFS, m->hier_top ? "a" : "no");
+    h->n_motifs = (int)m->n_hier_motifs;
+    char merr[NAS_ERR_LEN];
+    for (size_t i = 0; i <= m->n_hier_motifs; i++) {
+        int top = i == m->n_hier_motifs;
+        const char *s = top ? m->hier_top : m->hier_motifs[i];
+        if (s == NULL) return nas_set_err(err, NAS_EGENOME, "proto: motif %zu is null", i);
+        if (nas__hier_parse_motif(s, strlen(s), 0, top ? 3 : 2, h->n_motifs,
+                                  top ? &h->top : &h->motifs[i], merr) < 0) {
+            if (top) return nas_set_err(err, NAS_EGENOME, "proto: top: %s", merr);
+            return nas_set_err(err, NAS_EGENOME, "proto: motif %zu: %s", i, merr);
+        }
+    }
+    return NAS_OK;
+}
+
 int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
     if (g == NULL || pb == NULL) return NAS_EINVAL;
     if (nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
@@ -83,6 +119,10 @@ int nas_genome_to_proto(const nas_genome *g, nas_genome_pb *pb) {
     m->space = (uint32_t)g->space;
     if (g->space == NAS_SPACE_MBCONV) {
         mb_fill(&g->mb, pb);
+        return NAS_OK;
+    }
+    if (g->space == NAS_SPACE_HIER) {
+        hier_fill(&g->hier, pb);
         return NAS_OK;
     }
     if (g->space == NAS_SPACE_NB201) {
@@ -162,6 +202,9 @@ int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
     if (!m->has_space) return nas_set_err(err, NAS_EGENOME, "proto: missing space");
     if (m->space != NAS_SPACE_MBCONV && m->n_mb_stages)
         return nas_set_err(err, NAS_EGENOME, "proto: mbconv stages in a space %u genome", m->space);
+    if (m->space != NAS_SPACE_HIER && (m->n_hier_motifs || m->hier_top))
+        return nas_set_err(err, NAS_EGENOME, "proto: hierarchical motifs in a space %u genome",
+                           m->space);
     if (m->space == NAS_SPACE_NB201) {
         g.space = NAS_SPACE_NB201;
         if (m->n_nb201 != NAS_NB201_EDGES)
@@ -212,6 +255,10 @@ int nas_genome_from_proto(const Naspb__Genome *m, nas_genome *out, char *err) {
     } else if (m->space == NAS_SPACE_MBCONV) {
         g.space = NAS_SPACE_MBCONV;
         int rc = mb_read(m, &g.mb, err);
+        if (rc < 0) return rc;
+    } else if (m->space == NAS_SPACE_HIER) {
+        g.space = NAS_SPACE_HIER;
+        int rc = hier_read(m, &g.hier, err);
         if (rc < 0) return rc;
     } else {
         return nas_set_err(err, NAS_EGENOME, "proto: unknown space %u", m->space);

@@ -28,6 +28,8 @@ typedef struct nas_genome_pb {
     Naspb__MbStage *mb_ptrs[NAS_MB_MAX_STAGES];
     Naspb__ChainLayer layers[NAS_CHAIN_MAX_LAYERS];
     Naspb__ChainLayer *chain[NAS_CHAIN_MAX_LAYERS];
+    char hier_text[NAS_HIER_MAX_MOTIFS + 1][NAS_HIER_TOKEN_MAX]; /* motifs, then the top */
+    char *hier_motifs[NAS_HIER_MAX_MOTIFS];
 } nas_genome_pb;
 
 /* Fill pb from a valid genome (NAS_EGENOME otherwise). In shared mode the

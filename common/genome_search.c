@@ -257,6 +257,8 @@ void nas_genome_canonical(const nas_genome *in, nas_genome *out) {
         nas__mb_canonical(&in->mb, &g.mb);
     } else if (in->space == NAS_SPACE_CHAIN) {
         nas__chain_canonical(&in->chain, &g.chain);
+    } else if (in->space == NAS_SPACE_HIER) {
+        nas__hier_canonical(&in->hier, &g.hier);
     } else {
         g.shared = in->shared;
         nas__cell_canonical(&in->normal, &g.normal);
@@ -311,6 +313,10 @@ uint64_t nas_genome_hash(const nas_genome *g) {
         uint8_t enc[1 + 5 * NAS_CHAIN_MAX_LAYERS];
         return fnv(h, enc, (size_t)nas__chain_encode(&c.chain, enc));
     }
+    if (c.space == NAS_SPACE_HIER) {
+        uint8_t enc[NAS__HIER_ENC_MAX];
+        return fnv(h, enc, (size_t)nas__hier_encode(&c.hier, enc));
+    }
     h = fnv_cell(h, &c.normal);
     return fnv_cell(h, &c.reduce);
 }
@@ -328,6 +334,11 @@ int nas_genome_equivalent(const nas_genome *a, const nas_genome *b) {
         int na = nas__chain_encode(&ca.chain, ea), nb = nas__chain_encode(&cb.chain, eb);
         return na == nb && memcmp(ea, eb, (size_t)na) == 0;
     }
+    if (ca.space == NAS_SPACE_HIER) { /* unused motifs build nothing */
+        uint8_t ea[NAS__HIER_ENC_MAX], eb[NAS__HIER_ENC_MAX];
+        int na = nas__hier_encode(&ca.hier, ea), nb = nas__hier_encode(&cb.hier, eb);
+        return na == nb && memcmp(ea, eb, (size_t)na) == 0;
+    }
     return nas__cell_equal(&ca.normal, &cb.normal) && nas__cell_equal(&ca.reduce, &cb.reduce);
 }
 
@@ -338,6 +349,7 @@ int nas_genome_equivalent(const nas_genome *a, const nas_genome *b) {
 static int kind_ops(int kind) {
     return kind == NAS_SPACE_NB201   ? NAS_NB201_OP_COUNT
            : kind == NAS_SPACE_CHAIN ? NAS_CHAIN_OP_COUNT
+           : kind == NAS_SPACE_HIER  ? NAS_HIER_OP_COUNT
                                      : NAS_OP_COUNT;
 }
 
@@ -360,13 +372,14 @@ int nas__mask_list(uint32_t mask, int n_ops, int *ops) {
  * valid, non-trivial genome, so it is refused up front rather than looping. */
 static int space_check(const nas_space *sp, int *ops, int *n_ops) {
     if (sp == NULL) return NAS_EINVAL;
-    if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201 && sp->kind != NAS_SPACE_CHAIN)
+    if (sp->kind != NAS_SPACE_CELL && sp->kind != NAS_SPACE_NB201 && sp->kind != NAS_SPACE_CHAIN &&
+        sp->kind != NAS_SPACE_HIER)
         return NAS_EINVAL;
     int total = kind_ops(sp->kind);
     uint32_t m = nas__space_ops(sp);
     *n_ops = nas__mask_list(m, total, ops);
     /* A cell needs a non-zero op; NB201 needs something besides `none`. */
-    uint32_t useful = sp->kind == NAS_SPACE_NB201   ? m & ~1u
+    uint32_t useful = sp->kind == NAS_SPACE_NB201 || sp->kind == NAS_SPACE_HIER ? m & ~1u
                       : sp->kind == NAS_SPACE_CHAIN ? m
                                                     : m & ~(1u << NAS_OP_ZERO);
     if (useful == 0) return NAS_EINVAL;
@@ -402,6 +415,7 @@ int nas_genome_sample(const nas_space *sp, nas_rng *rng, nas_genome *out) {
     memset(&g, 0, sizeof g);
     if (sp->kind == NAS_SPACE_NB201) return nas__nb201_sample(ops, n_ops, rng, out);
     if (sp->kind == NAS_SPACE_CHAIN) return nas__chain_sample(sp, ops, n_ops, rng, out);
+    if (sp->kind == NAS_SPACE_HIER) return nas__hier_sample(sp, ops, n_ops, rng, out);
     if (sp->n_blocks < 1 || sp->n_blocks > NAS_MAX_BLOCKS) return NAS_EINVAL;
     g.space = NAS_SPACE_CELL;
     g.shared = sp->shared ? 1 : 0;
@@ -541,6 +555,8 @@ int nas_genome_mutate(const nas_genome *parent, const nas_space *sp, float p_ide
     }
     if (parent->space == NAS_SPACE_CHAIN)
         return nas__chain_mutate(parent, sp, ops, n_ops, rng, child, what);
+    if (parent->space == NAS_SPACE_HIER)
+        return nas__hier_mutate(parent, sp, ops, n_ops, rng, child, what);
     nas_genome pc, c;
     nas_genome_canonical(parent, &pc);
     /* Random draws almost always succeed at once; a change that leaves the
@@ -734,7 +750,8 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
     if (sp->kind != g->space) return NAS_EINVAL;
-    if (g->space == NAS_SPACE_CHAIN) return NAS_EUNSUPPORTED; /* no PNAS levels (GENOME.md) */
+    if (g->space == NAS_SPACE_CHAIN || g->space == NAS_SPACE_HIER)
+        return NAS_EUNSUPPORTED; /* no PNAS levels (GENOME.md s10, s11) */
     if (g->space == NAS_SPACE_NB201) {
         int lvl = nas__nb201_level(g->nb201);
         if (lvl >= 2) return 0;
@@ -747,7 +764,8 @@ int nas_genome_expand(const nas_genome *g, const nas_space *sp, nas_genome **chi
 
 int nas_genome_level(const nas_genome *g) {
     if (g == NULL || nas_genome_validate(g, NULL) < 0) return NAS_EGENOME;
-    if (g->space == NAS_SPACE_MBCONV) return NAS_EINVAL; /* no PNAS levels (GENOME.md s8) */
+    if (g->space == NAS_SPACE_MBCONV || g->space == NAS_SPACE_HIER)
+        return NAS_EINVAL; /* no PNAS levels (GENOME.md s8, s11) */
     if (g->space == NAS_SPACE_NB201) return nas__nb201_level(g->nb201);
     if (g->space == NAS_SPACE_CHAIN) return g->chain.n_layers;
     nas_genome c;
@@ -761,7 +779,7 @@ int nas_genome_enumerate_level1(const nas_space *sp, nas_genome **out) {
     *out = NULL;
     int rc = space_check(sp, ops, &n_ops);
     if (rc < 0) return rc;
-    if (sp->kind == NAS_SPACE_CHAIN) return NAS_EUNSUPPORTED;
+    if (sp->kind == NAS_SPACE_CHAIN || sp->kind == NAS_SPACE_HIER) return NAS_EUNSUPPORTED;
     if (sp->kind == NAS_SPACE_NB201) {
         nas_genome empty;
         memset(&empty, 0, sizeof empty);

@@ -83,6 +83,72 @@ static int validate(nas_net *net, const nas_train_config *cfg, char *err) {
     if (cfg->fid.test && cfg->test && cfg->test->n > 0 &&
         (rc = check_data(net, cfg->test, "test", err)) < 0)
         return rc;
+    int start = cfg->fid.progressive_start, side = cfg->train->h;
+    if (start > 0 && (start >= side || cfg->train->w != side || !cfg->build))
+        return nas_set_err(err, NAS_EINVAL,
+                           "trainer: progressive_start = %d needs square images larger than it "
+                           "(%dx%d) and a builder for the smaller nets",
+                           start, cfg->train->h, cfg->train->w);
+    return NAS_OK;
+}
+
+// ---- progressive resizing ------------------------------------------------------------------
+
+/* Side of epoch e: start at the first epoch, growing linearly to end at the last. */
+static int progressive_side(int start, int end, int e, int epochs) {
+    if (start <= 0 || epochs < 2) return end;
+    return start + (int)lround((double)(end - start) * e / (epochs - 1));
+}
+
+/* One side's training state: a net (the main one at the last side) and
+ * the training images downsampled to it. */
+typedef struct side_state {
+    nas_net *net;     /* the net trained this epoch */
+    nas_net *own;     /* a smaller net the trainer built (NULL for the main one) */
+    nas_dataset data; /* the images at that side (unused for the main one) */
+    int side;
+} side_state;
+
+static void side_fini(side_state *s) {
+    nas_net_destroy(&s->own);
+    nas_dataset_fini(&s->data);
+}
+
+/* Copy every tensor (parameters and running statistics) and the momentum
+ * from one net to another of the same layout. */
+static void copy_state(nas_net *from, nas_net *to) {
+    size_t n_tr, n_all;
+    const float *p = nas_net_params_data(from, &n_tr, &n_all);
+    memcpy(nas_net_params_data(to, NULL, NULL), p, sizeof(float) * n_all);
+    memcpy(nas_net_optim_state(to), nas_net_optim_state(from), sizeof(float) * n_tr);
+}
+
+/* Build the architecture at `side`, check its tensors match the main net's
+ * one for one, and downsample the training images to it. */
+static int side_open(side_state *s, nas_net *main_net, const nas_train_config *cfg, int side,
+                     char *err) {
+    const nas_dataset *tr = cfg->train;
+    int logits = 0, rc = nas_net_create(&s->own, tr->c, side, side, err);
+    if (rc < 0) return rc;
+    if ((rc = cfg->build(cfg->build_user, s->own, &logits, err)) < 0 ||
+        (rc = nas_net_compile(s->own, logits, cfg->fid.batch, err)) < 0 ||
+        (rc = nas_net_set_threads(s->own, cfg->fid.threads, err)) < 0)
+        return rc;
+    int n = nas_net_param_n(main_net);
+    for (int i = 0; i < n || i < nas_net_param_n(s->own); i++) {
+        const nas_param *a = i < n ? nas_net_param(main_net, i) : NULL;
+        const nas_param *b = i < nas_net_param_n(s->own) ? nas_net_param(s->own, i) : NULL;
+        if (!a || !b || strcmp(a->name, b->name) != 0 || a->size != b->size ||
+            a->offset != b->offset)
+            return nas_set_err(err, NAS_EINVAL,
+                               "trainer: progressive resizing needs parameters that do not depend "
+                               "on the input side, but %s differs at %d px",
+                               a ? a->name : b->name, side);
+    }
+    if ((rc = nas_dataset_copy(&s->data, tr, err)) < 0) return rc;
+    if ((rc = nas_dataset_resize(&s->data, side, side, err)) < 0) return rc;
+    s->net = s->own;
+    s->side = side;
     return NAS_OK;
 }
 
@@ -119,6 +185,7 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
 
     nas_dataset_iter it;
     memset(&it, 0, sizeof(it));
+    side_state cur = {.net = net, .side = tr->h}; /* progressive resizing's current side */
     float *x = NULL;
     uint8_t *y = NULL;
     nas_dataset_iter_config ic = {
@@ -148,8 +215,26 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
     int64_t train_ns = 0;
     for (int e = 0; e < f->epochs; e++) {
         int64_t te = nas_now_ns();
+        int side = progressive_side(f->progressive_start, tr->h, e, f->epochs);
+        if (side != cur.side) { /* train this epoch on a net and images of another side */
+            side_state next = {.net = net, .side = tr->h};
+            if (side != tr->h && (rc = side_open(&next, net, cfg, side, err)) < 0) {
+                side_fini(&next);
+                goto fail;
+            }
+            copy_state(cur.net, next.net);
+            side_fini(&cur);
+            cur = next;
+            ic.pad = f->augment ? crop_pad(side) : 0;
+            nas_dataset_iter_fini(&it);
+            if ((rc = nas_dataset_iter_init(&it, cur.own ? &cur.data : tr, &ic, err)) < 0)
+                goto fail;
+            params = nas_net_params_data(cur.net, NULL, NULL);
+            grads = nas_net_grads_data(cur.net);
+            mom = nas_net_optim_state(cur.net);
+        }
         // Drop-path grows linearly to its configured probability over training (DARTS).
-        nas_net_set_drop_path(net, f->drop_path * (float)e / (float)f->epochs);
+        nas_net_set_drop_path(cur.net, f->drop_path * (float)e / (float)f->epochs);
         nas_dataset_iter_begin_epoch(&it, e);
         double loss_sum = 0.0;
         long hits = 0, seen = 0;
@@ -167,15 +252,15 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
             int n = nas_dataset_iter_next(&it, x, y);
             if (n == 0) break;
             int correct = 0;
-            nas_net_forward(net, x, n, 1, &drop_rng);
-            float loss = nas_net_loss(net, y, n, f->label_smoothing, &correct);
+            nas_net_forward(cur.net, x, n, 1, &drop_rng);
+            float loss = nas_net_loss(cur.net, y, n, f->label_smoothing, &correct);
             if (!isfinite(loss)) {
                 rc = nas_set_err(err, NAS_EDIVERGED, "diverged at epoch %d, step %d (loss %g)", e, s,
                                  (double)loss);
                 goto fail;
             }
-            nas_net_zero_grad(net);
-            nas_net_backward(net);
+            nas_net_zero_grad(cur.net);
+            nas_net_backward(cur.net);
             lr = nas_lr_cosine(f->lr, step, total, warmup);
             double norm = nas_sgd_step(params, grads, mom, n_tr, lr, &sgd);
             if (!isfinite(norm)) {
@@ -190,7 +275,9 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
         }
         images += seen;
         train_ns += nas_now_ns() - te;
-        nas_train_epoch ep = {.epoch = e, .epochs = f->epochs, .lr = lr, .val_loss = NAN, .val_acc = NAN};
+        if (cur.own) copy_state(cur.net, net); /* validation runs on the main net */
+        nas_train_epoch ep = {.epoch = e, .epochs = f->epochs, .lr = lr, .val_loss = NAN,
+                              .val_acc = NAN, .side = side};
         ep.train_loss = seen ? (float)(loss_sum / seen) : NAN;
         ep.train_acc = seen ? (float)hits / (float)seen : NAN;
         if (cfg->val && cfg->val->n > 0)
@@ -216,6 +303,8 @@ int nas_trainer_run(nas_net *net, const nas_train_config *cfg, nas_train_result 
 fail:
     // The result keeps the epochs finished so far on every outcome; only buffers go.
     res->seconds = (nas_now_ns() - t0) * 1e-9;
+    if (cur.own) copy_state(cur.net, net); /* a stopped run leaves its weights in net */
+    side_fini(&cur);
     nas_dataset_iter_fini(&it);
     nas_aligned_free(x);
     nas_free(y);

@@ -7,6 +7,9 @@
  * figures are handed to a callback; after the last, the test set is
  * evaluated once when fidelity.test asks for it.
  *
+ * Progressive resizing trains early epochs on smaller images (see
+ * nas_train_config.build).
+ *
  * Determinism: initialisation, shuffling, augmentation and drop-path draw
  * from streams derived from fidelity.seed, and every reduction runs in a
  * fixed order, so the same net + fidelity + seed + thread count gives
@@ -32,6 +35,7 @@ typedef struct nas_train_epoch {
     float val_acc;    /* NAN when there is no validation set */
     float lr;         /* learning rate of the epoch's last step */
     double seconds;   /* wall time since the run started */
+    int side;         /* the training images' side this epoch (progressive resizing) */
 } nas_train_epoch;
 
 /* Return nonzero to cancel the run (nas_trainer_run returns NAS_ECANCELED). */
@@ -47,6 +51,16 @@ typedef struct nas_train_config {
     nas_train_epoch_fn on_epoch;
     void *user;
     atomic_int *cancel;         /* may be NULL; nonzero stops between batches */
+    /* Progressive resizing (fid.progressive_start > 0; EfficientNetV2): the
+     * side of the training images grows linearly from progressive_start at
+     * the first epoch to the net's own side at the last.  `build` builds
+     * the trained architecture into an empty net of a smaller input (not
+     * compiled); the trainer trains those epochs on it with the images
+     * downsampled by area, carrying every tensor and the momentum across,
+     * and validates on the main net.  The architecture's parameters must
+     * not depend on the input side (global pooling before the classifier). */
+    int (*build)(void *user, nas_net *net, int *logits, char *err);
+    void *build_user;
 } nas_train_config;
 
 typedef struct nas_train_result {

@@ -77,7 +77,8 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
            a->grad_clip == b->grad_clip && a->label_smoothing == b->label_smoothing &&
            a->drop_path == b->drop_path && a->augment == b->augment && a->test == b->test &&
            a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads &&
-           a->cutout == b->cutout && a->aux_weight == b->aux_weight;
+           a->cutout == b->cutout && a->aux_weight == b->aux_weight &&
+           a->progressive_start == b->progressive_start;
 }
 
 // ---- encoding --------------------------------------------------------------------
@@ -108,6 +109,7 @@ static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
     SET(threads, f->threads);
     SET(cutout, f->cutout);
     SET(aux_weight, f->aux_weight);
+    SET(progressive_start, f->progressive_start);
 }
 
 /* Pack a protobuf-c message into a new heap buffer. */
@@ -347,6 +349,7 @@ static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     GET(threads);
     GET(cutout);
     GET(aux_weight);
+    GET(progressive_start);
 #undef GET
     return NAS_OK;
 }

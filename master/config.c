@@ -78,8 +78,8 @@ nas_config nas_config_default(void) {
 // ---- the key table -----------------------------------------------------------------------------
 
 static const char *const data_sets[] = {"fashion-mnist", "mnist", "cifar10", NULL};
-static const char *const space_kinds[] = {"cell", "nb201", "mbconv", "chain",
-                                          NULL}; /* = enum nas_space_kind */
+/* = enum nas_space_kind */
+static const char *const space_kinds[] = {"cell", "nb201", "mbconv", "chain", "hierarchical", NULL};
 static const char *const mutation_modes[] = {"plain", "morphism", NULL}; /* = nas_space.morphisms */
 static const char *const strategy_names[] = {"random", "evolution", "pnas", NULL};
 static const char *const eval_modes[] = {"train", "table", NULL}; /* = nas_config_eval_mode */
@@ -116,6 +116,7 @@ const nas__cfg_field nas__fidelity_fields[] = {
     /* Added later: in the identity only when set, so older files keep their hash. */
     {"cutout", NAS__T_INT, FO(cutout), 0, 0, 1024, NULL, NULL, 3},
     {"aux_weight", NAS__T_FLOAT, FO(aux_weight), 0, 0, 10, NULL, NULL, 3},
+    {"progressive_start", NAS__T_INT, FO(progressive_start), 0, 0, 1024, NULL, NULL, 3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };
 
@@ -136,6 +137,11 @@ static const nas__cfg_field space_fields[] = {
     {"depth_min", NAS__T_INT, CO(strategy.space.depth_min), 0, 1, NAS_CHAIN_MAX_LAYERS, NULL, NULL,
      3},
     {"depth_max", NAS__T_INT, CO(strategy.space.depth_max), 0, 1, NAS_CHAIN_MAX_LAYERS, NULL, NULL,
+     3},
+    {"motifs", NAS__T_INT, CO(strategy.space.motifs), 0, 1, NAS_HIER_MAX_MOTIFS, NULL, NULL, 3},
+    {"motif_nodes", NAS__T_INT, CO(strategy.space.motif_nodes), 0, 2, NAS_HIER_MAX_NODES, NULL,
+     NULL, 3},
+    {"top_nodes", NAS__T_INT, CO(strategy.space.top_nodes), 0, 2, NAS_HIER_MAX_NODES, NULL, NULL,
      3},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };

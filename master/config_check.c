@@ -60,11 +60,13 @@ static int resolve_ops(nas__cfg_ctx *cx, nas_config *cfg) {
     int line = (int)seq->start_mark.line + 1;
     /* "zero" / "none" alone would make every architecture output nothing. */
     uint32_t nothing = sp->kind == NAS_SPACE_NB201   ? 1u << NAS_NB201_NONE
+                       : sp->kind == NAS_SPACE_HIER  ? 1u << NAS_HIER_NONE
                        : sp->kind == NAS_SPACE_CHAIN ? 0u
                                                      : 1u << NAS_OP_ZERO;
     if ((mask & ~nothing) == 0)
-        return nas__cfg_error(cx, line, "space.ops", "needs at least one op other than %s",
-                              sp->kind == NAS_SPACE_NB201 ? "none" : "zero");
+        return nas__cfg_error(
+            cx, line, "space.ops", "needs at least one op other than %s",
+            sp->kind == NAS_SPACE_NB201 || sp->kind == NAS_SPACE_HIER ? "none" : "zero");
     sp->op_mask = mask;
     return NAS_OK;
 }
@@ -99,6 +101,11 @@ static int check_fidelity(nas__cfg_ctx *cx, const nas_fidelity *f, const char *p
         return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
                               "must be 0 (native) or >= 4, got %d", f->resolution);
     int side = f->resolution ? f->resolution : d->side;
+    snprintf(path, sizeof path, "%s.progressive_start", prefix);
+    if (f->progressive_start && (f->progressive_start < 4 || f->progressive_start >= side))
+        return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
+                              "must be 0 (off) or 4..%d, below the side it grows to (%d), got %d",
+                              side - 1, side, f->progressive_start);
     snprintf(path, sizeof path, "%s.cutout", prefix);
     if (f->cutout > side)
         return nas__cfg_error(cx, nas__cfg_line_of(cx, path), path,
@@ -169,10 +176,11 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
     }
     /* The chain space (docs/GENOME.md): no PNAS levels; morphisms are
      * chain moves that only evolution makes. */
-    int chain = s->space.kind == NAS_SPACE_CHAIN;
-    if (chain && strcmp(s->name, "pnas") == 0)
+    int chain = s->space.kind == NAS_SPACE_CHAIN, hier = s->space.kind == NAS_SPACE_HIER;
+    if ((chain || hier) && strcmp(s->name, "pnas") == 0)
         return nas__cfg_error(cx, line_either(cx, "strategy.name", "space.kind"), "strategy.name",
-                              "pnas needs a space with levels (cell or nb201), not chain");
+                              "pnas needs a space with levels (cell or nb201), not %s",
+                              chain ? "chain" : "hierarchical");
     if (s->space.morphisms && (!chain || strcmp(s->name, "evolution") != 0))
         return nas__cfg_error(cx, nas__cfg_line_of(cx, "strategy.mutations"), "strategy.mutations",
                               "morphism needs space.kind: chain and strategy.name: evolution");
@@ -180,7 +188,7 @@ static int check_strategy(nas__cfg_ctx *cx, nas_config *c) {
         return nas__cfg_error(cx, line_either(cx, "space.depth_min", "space.depth_max"),
                               "space.depth_min", "must be <= space.depth_max (%d), got %d",
                               s->space.depth_max, s->space.depth_min);
-    if (chain) s->max_blocks = 1; /* unused: PNAS is refused above */
+    if (chain || hier) s->max_blocks = 1; /* unused: PNAS is refused above */
     /* PNAS levels: blocks of a cell, or the intermediate nodes an NB201
      * cell can use (two: genome.h's node levels). */
     int nb201 = s->space.kind == NAS_SPACE_NB201;

@@ -568,6 +568,10 @@ static int cmd_history(int argc, char **argv) {
         print_header();
         for (int i = 0; i < n; i++) {
             print_row(&r[i]);
+            char lineage[256];
+            nas_status_lineage(&r[i], lineage, sizeof lineage);
+            if (lineage[0]) /* evolution's child: its parent and what changed */
+                printf("%5s %6s  from %016" PRIx64 ": %s\n", "", "", r[i].parent_hash, lineage);
             if (nas_status_is_stopped(stopped, n_stopped, r[i].task_id))
                 printf("%5s %6s  stopped early after %d epoch(s): not a failure, not trained "
                        "to the end\n",

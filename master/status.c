@@ -7,11 +7,13 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/genome.h"
 #include "common/json.h"
 #include "master/status_fidelity.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,16 @@ void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
     nas_json_buf_str(b, r->worker);
     nas_json_buf_key(b, "attempt");
     nas_json_buf_i64(b, r->attempt);
+    // Evolution's children: the parent's hash and what changed (null for others).
+    char lineage[256];
+    nas_status_lineage(r, lineage, sizeof lineage);
+    nas_json_buf_key(b, "parent");
+    if (r->has_parent)
+        nas_json_buf_u64(b, r->parent_hash);
+    else
+        nas_json_buf_null(b);
+    nas_json_buf_key(b, "lineage");
+    nas_json_buf_str(b, r->has_parent ? lineage : NULL);
     if (status) {
         nas_json_buf_key(b, "status");
         nas_json_buf_str(b, status);
@@ -100,6 +112,16 @@ void nas_status_json_commits(nas_json_buf *b, const nas_store_commit_stats *c) {
     }
     nas_json_buf_arr_end(b);
     nas_json_buf_obj_end(b);
+}
+
+void nas_status_lineage(const nas_store_record *r, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (!r->has_parent) return;
+    nas_genome p, c;
+    if (nas_genome_parse(r->parent_text, strlen(r->parent_text), &p, NULL) < 0 ||
+        nas_genome_parse(r->arch_text, strlen(r->arch_text), &c, NULL) < 0 ||
+        nas_genome_lineage(&p, &c, buf, cap) < 0)
+        snprintf(buf, cap, "child of %016" PRIx64, r->parent_hash);
 }
 
 /* The best search result as the "best" object, or null before any. */

@@ -32,7 +32,8 @@
 #include <stdio.h>
 
 /* Write one result as a JSON object ({seq, task, stage, arch, hash,
- * accuracy, test_accuracy, params, macs, seconds, worker, attempt}): the
+ * accuracy, test_accuracy, params, macs, seconds, worker, attempt, parent,
+ * lineage}): the
  * status document's "best", the live master's answer and `nasctl best` /
  * `history --json` all use it, so their shapes cannot drift apart. */
 void nas_status_json_record(nas_json_buf *b, const nas_store_record *r);
@@ -47,6 +48,11 @@ void nas_status_json_record_status(nas_json_buf *b, const nas_store_record *r,
  * buckets: [[le_seconds, cumulative count], ...]}.  The database alone
  * cannot know it, so nas_status_from_store leaves it out. */
 void nas_status_json_commits(nas_json_buf *b, const nas_store_commit_stats *c);
+
+/* A result's lineage: "" without a parent, else what changed from the
+ * parent (nas_genome_lineage: the morphism of a chain child), or "child of
+ * <parent hash>" when a genome does not parse. */
+void nas_status_lineage(const nas_store_record *r, char *buf, size_t cap);
 
 /* The value of "key: value" in a campaign's canonical config lines
  * (nas_store_campaign_info.canonical) into out, or "" when absent. */

@@ -30,9 +30,12 @@
 #define RECORD_COLS                                                                                \
     "t.id, t.result_id, t.arch_hash, a.text, t.stage, t.result_attempt, t.accuracy, t.loss, "      \
     "t.test_accuracy, t.curve, t.result_params, t.result_macs, t.seconds, t.result_worker, "       \
-    "t.finished_ms "
+    "t.finished_ms, t.parent_hash, pa.text "
+/* The parent's text comes along so that a child's lineage (what changed,
+ * e.g. a morphism) can be shown from the two genomes. */
 #define RECORD_FROM                                                                                \
     "FROM task t JOIN architecture a ON a.hash = t.arch_hash "                                     \
+    "LEFT JOIN architecture pa ON pa.hash = t.parent_hash "                                        \
     "WHERE t.result_id IS NOT NULL AND (?1 IS NULL OR t.stage = ?1) "
 
 /* Indexed by enum nas__stmt; the order must match it (checked at open). */

@@ -409,6 +409,9 @@ typedef struct nas_store_record {
     double seconds;
     char worker[NAS_STORE_NAME_MAX];
     int64_t finished_ms;
+    int has_parent;                        /* a child of an earlier architecture (evolution) */
+    uint64_t parent_hash;                  /* whose weights it inherited */
+    char parent_text[NAS_STORE_TEXT_MAX];  /* the parent's text ("" if unknown) */
 } nas_store_record;
 
 /* Free an array returned by the functions below (NULL allowed). */

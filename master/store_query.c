@@ -86,6 +86,7 @@ static const struct {
     F(threads, FT_INT),
     LATE(cutout, FT_INT),
     LATE(aux_weight, FT_FLOAT),
+    LATE(progressive_start, FT_INT),
 #undef F
 #undef LATE
 };
@@ -457,6 +458,9 @@ static int read_record(sqlite3_stmt *s, nas_store_record *r) {
     r->seconds = sqlite3_column_double(s, 12);
     nas__column_copy(s, 13, r->worker, sizeof r->worker);
     r->finished_ms = sqlite3_column_int64(s, 14);
+    r->has_parent = sqlite3_column_type(s, 15) != SQLITE_NULL;
+    r->parent_hash = r->has_parent ? nas__column_u64(s, 15) : 0;
+    nas__column_copy(s, 16, r->parent_text, sizeof r->parent_text);
     return rc;
 }
 

@@ -212,6 +212,7 @@ static int config_check(nas_strategy_config *c, char *err) {
      * on the first proposal; say so now, at configuration time. */
     int n_ops = nas_space_op_count(c->space.kind);
     uint32_t useless = c->space.kind == NAS_SPACE_NB201   ? 1u << NAS_NB201_NONE
+                       : c->space.kind == NAS_SPACE_HIER  ? 1u << NAS_HIER_NONE
                        : c->space.kind == NAS_SPACE_CELL ? 1u << NAS_OP_ZERO
                                                           : 0u; /* chain, mbconv: every op works */
     if ((c->space.op_mask >> n_ops) != 0 || (c->space.op_mask & ~useless) == 0)
@@ -242,10 +243,10 @@ static int config_check(nas_strategy_config *c, char *err) {
     }
     /* max_blocks bounds PNAS's levels: a cell's blocks, or the intermediate
      * nodes an NB201 cell uses (1 or 2; genome.h).  PNAS refuses the chain
-     * space, which has no levels, so there the only valid value is 1. */
-    int max_b = c->space.kind == NAS_SPACE_NB201   ? 2
-                : c->space.kind == NAS_SPACE_CHAIN ? 1
-                                                   : c->space.n_blocks;
+     * and hierarchical spaces, which have no levels, so there the only
+     * valid value is 1. */
+    int no_levels = c->space.kind == NAS_SPACE_CHAIN || c->space.kind == NAS_SPACE_HIER;
+    int max_b = c->space.kind == NAS_SPACE_NB201 ? 2 : no_levels ? 1 : c->space.n_blocks;
     if (c->max_blocks == 0) c->max_blocks = max_b;
     if (c->max_blocks < 1 || c->max_blocks > max_b)
         return nas_set_err(err, NAS_EINVAL, "strategy: max_blocks %d not in 1..%d", c->max_blocks,

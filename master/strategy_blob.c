@@ -73,8 +73,9 @@ void nas__w_f64(nas__wbuf *w, double v) {
 /* A genome as fixed bytes: space, shared, then both cells (count and four
  * bytes per block, padded to NAS_MAX_BLOCKS), then the six NB201 edges;
  * then, for an MBConv genome, its stage count, stem and head widths and
- * eight bytes per stage, and for a chain its layer count and six bytes
- * per layer. */
+ * eight bytes per stage, for a chain its layer count and six bytes per
+ * layer, and for a hierarchical genome its motif count and, per motif and
+ * then the top, its node count and one byte per edge. */
 void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
     nas__w_u8(w, (uint8_t)g->space);
     nas__w_u8(w, (uint8_t)g->shared);
@@ -97,6 +98,15 @@ void nas__w_genome(nas__wbuf *w, const nas_genome *g) {
             uint8_t v[8] = {s->fused,  s->kernel, s->expand, s->se, s->repeats, s->stride,
                             (uint8_t)(s->width & 0xff), (uint8_t)(s->width >> 8)};
             nas__w_bytes(w, v, 8);
+        }
+        return;
+    }
+    if (g->space == NAS_SPACE_HIER) {
+        nas__w_u8(w, (uint8_t)g->hier.n_motifs);
+        for (int m = 0; m <= g->hier.n_motifs; m++) {
+            const nas_hier_motif *mo = m < g->hier.n_motifs ? &g->hier.motifs[m] : &g->hier.top;
+            nas__w_u8(w, mo->n_nodes);
+            nas__w_bytes(w, mo->ops, (size_t)(mo->n_nodes * (mo->n_nodes - 1) / 2));
         }
         return;
     }
@@ -224,6 +234,18 @@ void nas__r_genome(nas__rbuf *r, nas_genome *g, const char *what) {
                                                    (uint16_t)(v[4] | v[5] << 8)};
         }
         g->chain.n_layers = n;
+    }
+    if (g->space == NAS_SPACE_HIER) { /* then the motifs and the top */
+        int n = nas__r_u8(r, what);
+        if (n > NAS_HIER_MAX_MOTIFS) nas__r_fail(r, what);
+        g->hier.n_motifs = n;
+        for (int m = 0; m <= n && !r->bad; m++) {
+            nas_hier_motif *mo = m < n ? &g->hier.motifs[m] : &g->hier.top;
+            mo->n_nodes = nas__r_u8(r, what);
+            if (mo->n_nodes > NAS_HIER_MAX_NODES) nas__r_fail(r, what);
+            if (!r->bad && mo->n_nodes >= 2)
+                nas__r_bytes(r, mo->ops, (size_t)(mo->n_nodes * (mo->n_nodes - 1) / 2), what);
+        }
     }
     if (r->bad) return;
     char gerr[NAS_ERR_LEN];

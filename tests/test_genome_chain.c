@@ -14,6 +14,7 @@
 #include "common/net.h"
 #include "master/config.h"
 #include "master/strategy.h"
+#include "tests/genome_check.h"
 #include "tests/harness.h"
 #include "tests/strategy_util.h"
 
@@ -65,30 +66,7 @@ START_TEST(test_chain_props_random) {
         REQUIRE(nas_genome_validate(&g, err) == NAS_OK, "sample %d: %s", i, err);
         REQUIRE(g.chain.n_layers >= sp.depth_min && g.chain.n_layers <= sp.depth_max, "depth");
         char text[NAS_GENOME_TEXT_MAX];
-        int n = nas_genome_format(&g, text, sizeof text);
-        REQUIRE(n > 0, "format %d", n);
-        nas_genome back;
-        REQUIRE(nas_genome_parse(text, (size_t)n, &back, err) == NAS_OK, "%s: %s", text, err);
-        REQUIRE(chain_same(&g, &back), "text round trip of %s", text);
-        char json[NAS_GENOME_JSON_MAX];
-        int jn = nas_genome_to_json(&g, json, sizeof json);
-        REQUIRE(jn > 0, "to_json %s: %d", text, jn);
-        REQUIRE(nas_genome_from_json(json, (size_t)jn, &back, err) == NAS_OK, "%s: %s", json, err);
-        REQUIRE(chain_same(&g, &back), "json round trip of %s", json);
-        uint8_t pb[512];
-        int pn = nas_genome_pack(&g, pb, sizeof pb);
-        REQUIRE(pn > 0, "pack %s: %d", text, pn);
-        REQUIRE(nas_genome_unpack(pb, (size_t)pn, &back, err) == NAS_OK, "unpack: %s", err);
-        REQUIRE(chain_same(&g, &back), "proto round trip of %s", text);
-
-        /* Canonical: valid, idempotent, same hash. */
-        nas_genome c1, c2;
-        nas_genome_canonical(&g, &c1);
-        REQUIRE(nas_genome_validate(&c1, err) == NAS_OK, "canonical of %s: %s", text, err);
-        nas_genome_canonical(&c1, &c2);
-        REQUIRE(chain_same(&c1, &c2), "canonical not idempotent for %s", text);
-        uint64_t h = nas_genome_hash(&g);
-        REQUIRE(h != 0 && h == nas_genome_hash(&c1), "hash of canonical %s", text);
+        uint64_t h = genome_forms_check(&g, chain_same, text);
 
         /* Ids are names: renamed layers hash and compare equal. */
         nas_genome r;
@@ -174,34 +152,6 @@ START_TEST(test_chain_sampling_coverage) {
 }
 END_TEST
 
-/* Build g at F on side x side, compare with the counted cost, run forward. */
-static void build_check(const nas_genome *g, int F, int side) {
-    char err[NAS_ERR_LEN] = "", text[NAS_GENOME_TEXT_MAX];
-    nas_genome_format(g, text, sizeof text);
-    nas_fidelity f = nas_fidelity_default();
-    f.channels = F;
-    nas_net *net = NULL;
-    REQUIRE(nas_net_create(&net, 1, side, side, err) == NAS_OK, "create: %s", err);
-    int logits = -1;
-    REQUIRE(nas_builder_build(net, g, &f, 10, &logits, err) == NAS_OK, "build %s: %s", text, err);
-    nas_cost cost;
-    REQUIRE(nas_genome_cost(g, &f, 1, side, 10, &cost, err) == NAS_OK, "cost %s: %s", text, err);
-    REQUIRE(cost.params == nas_net_param_count(net), "%s: counted %lld params, built %lld", text,
-            (long long)cost.params, (long long)nas_net_param_count(net));
-    REQUIRE(cost.macs == nas_net_macs(net), "%s: counted %lld MACs, built %lld", text,
-            (long long)cost.macs, (long long)nas_net_macs(net));
-    const int batch = 2;
-    REQUIRE(nas_net_compile(net, logits, batch, err) == NAS_OK, "compile %s: %s", text, err);
-    float x[2 * 16 * 16];
-    for (int i = 0; i < batch * side * side; i++)
-        x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
-    const float *out = nas_net_forward(net, x, batch, 0, NULL);
-    REQUIRE(out != NULL, "forward %s", text);
-    for (int i = 0; i < batch * 10; i++)
-        REQUIRE(isfinite(out[i]), "logit %d of %s", i, text);
-    nas_net_destroy(&net);
-}
-
 START_TEST(test_chain_build_300_random) {
     nas_rng rng;
     nas_rng_init(&rng, 300, 3);
@@ -211,7 +161,9 @@ START_TEST(test_chain_build_300_random) {
         ck_assert_int_eq(nas_genome_sample(&sp, &rng, &g), NAS_OK);
         /* Tiny widths (F 1..3 turns 64 units into at most 12 channels) and
          * 8..16 pixels keep 300 forward passes fast under ASan. */
-        build_check(&g, 1 + (int)nas_rng_below(&rng, 3), 8 + (int)nas_rng_below(&rng, 9));
+        nas_fidelity f = nas_fidelity_default();
+        f.channels = 1 + (int)nas_rng_below(&rng, 3);
+        genome_build_check(&g, &f, 8 + (int)nas_rng_below(&rng, 9));
     }
 }
 END_TEST

@@ -12,6 +12,7 @@
 #include "common/genome_proto.h"
 #include "common/net.h"
 #include "common/scaling.h"
+#include "tests/genome_check.h"
 #include "tests/harness.h"
 #include "tests/strategy_util.h"
 
@@ -257,28 +258,6 @@ START_TEST(test_mb_sampling_coverage) {
 }
 END_TEST
 
-/* Build g, check the counted cost against the net, run a forward pass. */
-static void build_check(const nas_genome *g, const nas_fidelity *f, int side) {
-    char err[NAS_ERR_LEN] = "", text[NAS_GENOME_TEXT_MAX];
-    nas_genome_format(g, text, sizeof text);
-    nas_net *net = NULL;
-    REQUIRE(nas_net_create(&net, 1, side, side, err) == NAS_OK, "create: %s", err);
-    int logits = -1;
-    REQUIRE(nas_builder_build(net, g, f, 10, &logits, err) == NAS_OK, "build %s: %s", text, err);
-    nas_cost cost;
-    REQUIRE(nas_genome_cost(g, f, 1, side, 10, &cost, err) == NAS_OK, "cost %s: %s", text, err);
-    REQUIRE(cost.params == nas_net_param_count(net), "%s: counted %lld params, built %lld", text,
-            (long long)cost.params, (long long)nas_net_param_count(net));
-    REQUIRE(cost.macs == nas_net_macs(net), "%s: counted %lld MACs, built %lld", text,
-            (long long)cost.macs, (long long)nas_net_macs(net));
-    REQUIRE(nas_net_compile(net, logits, 2, err) == NAS_OK, "compile %s: %s", text, err);
-    float x[2 * 16 * 16];
-    for (int i = 0; i < 2 * side * side; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
-    const float *out = nas_net_forward(net, x, 2, 0, NULL);
-    for (int i = 0; i < 20; i++) REQUIRE(isfinite(out[i]), "logit %d of %s", i, text);
-    nas_net_destroy(&net);
-}
-
 START_TEST(test_mb_cost_equals_built) {
     nas_rng rng;
     nas_rng_init(&rng, 19, 1);
@@ -290,7 +269,7 @@ START_TEST(test_mb_cost_equals_built) {
         nas_fidelity f = nas_fidelity_default();
         f.channels = 2 + (int)nas_rng_below(&rng, 3);
         if (i % 5 == 0) f.drop_path = 0.2f;
-        build_check(&g, &f, 6 + (int)nas_rng_below(&rng, 4));
+        genome_build_check(&g, &f, 6 + (int)nas_rng_below(&rng, 4));
     }
     // The presets, counted only (full width), and B0 against its published size: 5.29M
     // parameters with 1000 classes at 224 px (ours at 10 classes: the head differs by

@@ -479,6 +479,9 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
     tc.on_epoch = on_epoch;
     tc.user = &c;
     tc.cancel = h ? h->cancel : NULL;
+    nas_builder_arch again = {t->genome, f, train->classes}; /* progressive resizing */
+    tc.build = nas_builder_arch_cb;
+    tc.build_user = &again;
     rc = nas_trainer_run(net, &tc, &tr, err);
     if (rc == NAS_OK && !(tr.val_acc >= 0 && tr.val_acc <= 1 && isfinite(tr.val_loss)))
         rc = nas_set_err(err, NAS_EDIVERGED, "validation accuracy %g / loss %g are not usable",

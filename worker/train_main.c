@@ -56,6 +56,9 @@ static void usage(FILE *f) {
             "  --label-smoothing F  (default 0)\n"
             "  --drop-path F        drop-path probability at the end of training (default 0)\n"
             "  --cutout N           zero an N x N square of each training image (default 0)\n"
+            "  --progressive-start N  progressive resizing: the first epoch trains on N x N\n"
+            "                       images, growing to the resolution by the last\n"
+            "                       (default 0, off)\n"
             "  --aux-weight F       auxiliary head's loss weight, 0 = none (genomes; default 0)\n"
             "  --time-limit S       stop with an error after S seconds, 0 = none (default 0)\n"
             "  --seed N             seed of every random choice (default 1)\n"
@@ -117,6 +120,7 @@ static const int_flag INT_FLAGS[] = {
     {"--cells", 0, 64, offsetof(nas_fidelity, cells)},
     {"--threads", 1, 256, offsetof(nas_fidelity, threads)},
     {"--cutout", 0, 1024, offsetof(nas_fidelity, cutout)},
+    {"--progressive-start", 0, 1024, offsetof(nas_fidelity, progressive_start)},
 };
 
 typedef struct float_flag {
@@ -321,6 +325,9 @@ static int run(const options *o, char *err) {
     tc.test = &data.test;
     tc.flip = strcmp(o->data, "mnist") != 0; /* flipped digits are other digits */
     tc.on_epoch = on_epoch;
+    nas_builder_arch again = {o->arch, f, tr->classes}; /* progressive resizing */
+    tc.build = nas_builder_arch_cb;
+    tc.build_user = &again;
     if (o->load) {
         if ((rc = weights_load(net, o->load, err)) < 0) goto fail;
         tc.init_params = 0;

@@ -84,6 +84,11 @@ struct nas_campaign {
      * cleared by the next result (some worker can evaluate again). */
     char env_problem[NAS_ERR_LEN];
     int64_t started_mono; /* this process's start, monotonic ms */
+    /* The last status document and what it cost (campaign_net.c): reused
+     * while younger than NAS_STATUS_REUSE times its cost, so that clients
+     * polling the status socket cannot take the loop from the workers. */
+    char *status_doc;
+    int64_t status_doc_ms, status_cost_ms; /* monotonic */
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */

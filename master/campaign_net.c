@@ -110,6 +110,33 @@ static void control_end(void *data) {
     nas__campaign_batch_end(data);
 }
 
+/* A status document is rebuilt from the store (counts, the best result,
+ * the fidelity ranks, which read every finished task): milliseconds for a
+ * small campaign, seconds for one with 100,000 results.  Built for every
+ * request, a dashboard following the master kept the loop answering
+ * status and the workers waiting (bench/dashboard stalled a 100,000-task
+ * campaign at 36,000 results).  So the last document is answered again
+ * while it is younger than NAS_STATUS_REUSE times what it cost to build
+ * (capped at NAS_STATUS_REUSE_MAX_MS): status takes about a tenth of the
+ * loop at most, and a small campaign's answers stay fresh.  One build
+ * still blocks the loop for its whole cost (docs/PERFORMANCE.md). */
+#define NAS_STATUS_REUSE        10
+#define NAS_STATUS_REUSE_MAX_MS 60000
+
+static const char *status_doc(nas_campaign *c) {
+    int64_t now = nas_now_ms(), age = now - c->status_doc_ms;
+    int64_t keep = c->status_cost_ms * NAS_STATUS_REUSE;
+    if (keep > NAS_STATUS_REUSE_MAX_MS) keep = NAS_STATUS_REUSE_MAX_MS;
+    if (c->status_doc && age < keep) return c->status_doc;
+    char *json = nas_campaign_status_json(c);
+    if (!json) return c->status_doc; /* out of memory: the older one, if any */
+    nas_free(c->status_doc);
+    c->status_doc = json;
+    c->status_doc_ms = nas_now_ms();
+    c->status_cost_ms = c->status_doc_ms - now;
+    return json;
+}
+
 /* Reader of the status socket.  Read-only by construction: the only
  * request it acts on is StatusRequest, which changes nothing. */
 static void read_status(nas_zmq_uv *z, void *sock, void *data) {
@@ -129,15 +156,14 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
                    "this is the master's read-only status endpoint (listen.status); workers "
                    "connect to its control endpoint (listen.control)");
     } else {
-        char *json = nas_campaign_status_json(c);
+        const char *json = status_doc(c);
         nas_wire_msg m;
         nas_wire_msg_init(&m, NAS_MSG_STATUS_REPLY);
-        m.u.status_json = json;
+        m.u.status_json = (char *)json;
         if (!json)
             send_error(sock, pkt.identity, pkt.id_len, NAS_ENOMEM, "status: out of memory");
         else if (nas_wire_send(sock, pkt.identity, pkt.id_len, &m, NULL, 0, 1, err) < 0)
             nas_warn("status: reply not sent: %s", err);
-        nas_free(json);
     }
     nas_wire_packet_fini(&pkt);
 }
@@ -336,6 +362,8 @@ void nas__campaign_net_close(nas_campaign *c) {
 
 /* Called from nas_campaign_destroy() once the loop has closed the handles. */
 void nas__campaign_net_free(nas_campaign *c) {
+    nas_free(c->status_doc);
+    c->status_doc = NULL;
     if (c->sock_ctl) zmq_close(c->sock_ctl);
     if (c->sock_sts) zmq_close(c->sock_sts);
     if (c->sock_wts) zmq_close(c->sock_wts);

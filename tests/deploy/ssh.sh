@@ -65,7 +65,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 # before anything starts, naming the host.
 printf 'node-a\nnobody@node-a 2\n' >"$T/hosts-dup"
 if "$NAS_SOURCE_DIR/deploy/launch.sh" start "$T/camp.yaml" --hosts "$T/hosts-dup" \
-    --dir "$T/launch-dup" >"$T/dup.log" 2>&1; then
+    --bin "$NAS_BIN_DIR" --dir "$T/launch-dup" >"$T/dup.log" 2>&1; then
     fail "launch.sh started a hosts file that names node-a twice"
 fi
 grep -q "host node-a is named on two lines" "$T/dup.log" || fail "the refusal does not name the host: $(cat "$T/dup.log")"

@@ -28,4 +28,15 @@ expect_usage_error "--sample (6) must be <= --population (5)" --population 5 --s
 expect_usage_error "--population (20) must be <= --evals (12)" --evals 12
 expect_usage_error "unknown strategy 'pnas'" --strategies evolution,pnas
 expect_usage_error "nas-master is missing" --evals 30
+
+# The comparisons on compare.py: help, and an unknown case refused with exit 2.
+for drv in multifidelity spaces; do
+    /usr/bin/python3 "$(dirname "$RUN")/$drv.py" --help | grep -q -- "--cases" ||
+        fail "$drv --help does not mention --cases"
+    rc=0
+    out=$(NAS_BIN_DIR=/nonexistent/bin /usr/bin/python3 "$(dirname "$RUN")/$drv.py" \
+          --cases nosuch 2>&1) || rc=$?
+    [ "$rc" = 2 ] || fail "$drv --cases nosuch exited with $rc, not 2"
+    grep -q "unknown case 'nosuch'" <<<"$out" || fail "$drv did not name the case: $out"
+done
 echo "search_fmnist/check: ok"

@@ -209,9 +209,11 @@ def tail(path, n=5):
         return ""
 
 
-def run_campaign(strategy, seed, args, bindir, out):
+def run_campaign(strategy, seed, args, bindir, out, make_yaml=None):
     """Runs one campaign to its end and returns (its wall time in seconds,
     the Unix time in ms it started at, to compare with store timestamps).
+    make_yaml(seed, args, ports) writes the campaign file's text (default:
+    campaign_yaml for `strategy`); `strategy` names the run's folder.
     Every process started here is stopped before this returns or raises."""
     cdir = os.path.join(out, f"{strategy}-s{seed}")
     os.makedirs(cdir, exist_ok=True)
@@ -222,7 +224,8 @@ def run_campaign(strategy, seed, args, bindir, out):
     ports = free_ports(3)
     cfg = os.path.join(cdir, "campaign.yaml")
     with open(cfg, "w") as f:
-        f.write(campaign_yaml(strategy, seed, args, ports))
+        f.write(make_yaml(seed, args, ports) if make_yaml
+                else campaign_yaml(strategy, seed, args, ports))
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     master = None

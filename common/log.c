@@ -83,3 +83,22 @@ void nas_log(enum nas_log_level level, const char *fmt, ...) {
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+int nas_log_limit_pass(nas_log_limit *l, int64_t now_ms, enum nas_log_level level,
+                       const char *what) {
+    if (l->lines == 0 && l->held == 0) l->window_ms = now_ms;
+    if (now_ms - l->window_ms >= NAS_LOG_LIMIT_WINDOW_MS || now_ms < l->window_ms) {
+        if (l->held > 0)
+            nas_log(level, "%s: %ld more like these in %lld s not logged", what, l->held,
+                    (long long)((now_ms - l->window_ms) / 1000));
+        l->window_ms = now_ms;
+        l->lines = 0;
+        l->held = 0;
+    }
+    if (l->lines < NAS_LOG_LIMIT_LINES) {
+        l->lines++;
+        return 1;
+    }
+    l->held++;
+    return 0;
+}

@@ -10,6 +10,8 @@
 #ifndef NAS_LOG_H
 #define NAS_LOG_H
 
+#include <stdint.h>
+
 enum nas_log_level {
     NAS_LOG_DEBUG = 0,
     NAS_LOG_INFO = 1,
@@ -29,6 +31,27 @@ int nas_log_parse_level(const char *s, enum nas_log_level *out);
 
 void nas_log(enum nas_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* A limit on the lines one source of events may write: at most
+ * NAS_LOG_LIMIT_LINES per NAS_LOG_LIMIT_WINDOW_MS.  Events a peer can cause
+ * at will (malformed messages, refused requests) go through one, so that a
+ * hostile or broken peer cannot fill the disk with the master's log; what
+ * is held back is counted and reported in one line when the next window
+ * opens.  Zero-initialise; one owner thread (no locking). */
+#define NAS_LOG_LIMIT_LINES     20
+#define NAS_LOG_LIMIT_WINDOW_MS 10000
+
+typedef struct {
+    int64_t window_ms; /* start of the current window */
+    int lines;         /* lines written in it */
+    long held;         /* events not written in it */
+} nas_log_limit;
+
+/* 1 when the caller may log this event now, 0 when it is over the limit
+ * (then counted).  Opening a new window first reports how many events of
+ * `what` the last one held back, at `level`. */
+int nas_log_limit_pass(nas_log_limit *l, int64_t now_ms, enum nas_log_level level,
+                       const char *what);
 
 #define nas_debug(...) nas_log(NAS_LOG_DEBUG, __VA_ARGS__)
 #define nas_info(...) nas_log(NAS_LOG_INFO, __VA_ARGS__)

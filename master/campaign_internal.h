@@ -89,6 +89,7 @@ struct nas_campaign {
      * polling the status socket cannot take the loop from the workers. */
     char *status_doc;
     int64_t status_doc_ms, status_cost_ms; /* monotonic */
+    nas_log_limit status_log;              /* malformed status requests (common/log.h) */
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */

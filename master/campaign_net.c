@@ -85,7 +85,8 @@ static void read_control(nas_zmq_uv *z, void *sock, void *data) {
     int64_t now = nas_now_ms();
     if (rc < 0) {
         if (pkt.id_len > 0) {
-            nas_warn("control: bad message (%s): %s", nas_err_name(rc), err);
+            /* The dispatcher logs it (within its limit, naming the peer)
+             * and answers with Error. */
             nas_dispatcher_on_bad_message(c->disp, pkt.identity, pkt.id_len, rc, err, now);
         } else {
             nas_warn("control: receive failed: %s", err);
@@ -147,7 +148,9 @@ static void read_status(nas_zmq_uv *z, void *sock, void *data) {
     int rc = nas_wire_recv(sock, 1, 1, &pkt, err);
     if (rc == NAS_EAGAIN) return;
     if (rc < 0) {
-        nas_warn("status: bad message (%s): %s", nas_err_name(rc), err);
+        if (nas_log_limit_pass(&c->status_log, nas_now_ms(), NAS_LOG_WARN,
+                               "status: malformed requests"))
+            nas_warn("status: bad message (%s): %s", nas_err_name(rc), err);
         if (pkt.id_len) send_error(sock, pkt.identity, pkt.id_len, rc, err);
     } else if (pkt.msg.type != NAS_MSG_STATUS_REQUEST) {
         nas_debug("status: %s refused: the status endpoint is read-only",

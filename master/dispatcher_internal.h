@@ -18,6 +18,7 @@
 #ifndef NAS_DISPATCHER_INTERNAL_H
 #define NAS_DISPATCHER_INTERNAL_H
 
+#include "common/log.h"
 #include "master/dispatcher.h"
 
 /* Who was given one lease of a task: the attempt and the worker (name,
@@ -94,7 +95,18 @@ struct nas_dispatcher {
     dbinding *bindings; /* cfg.max_workers entries, least recently used replaced */
     int n_bindings;
     char weights_ep[NAS_WIRE_NAME_MAX * 4]; /* announced in the answer to Register; "" = none */
+    nas_log_limit peer_log; /* lines a peer's bad or refused messages may write (NAS_PEER_LOG) */
 };
+
+/* Log a line that a peer's malformed or refused message caused, within
+ * d->peer_log's limit: a peer can send such messages at will, and the
+ * master's log must not grow with them (common/log.h). */
+#define NAS_PEER_LOG(d, now_ms, level, ...)                                                        \
+    do {                                                                                           \
+        if (nas_log_limit_pass(&(d)->peer_log, (now_ms), NAS_LOG_WARN,                             \
+                               "dispatcher: refused or malformed peer messages"))                  \
+            nas_log((level), __VA_ARGS__);                                                         \
+    } while (0)
 
 // ---- dispatcher.c: tasks, leases and their holders ------------------------------------------
 

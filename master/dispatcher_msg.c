@@ -64,9 +64,10 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
     dtask *t = nas__dtask_find(d, run.task_id);
     if (!nas__dtask_live(t) || !nas__dtask_holder_is(t, run.attempt, &w->who)) {
         if (nas__dtask_live(t))
-            nas_warn("dispatcher: %s claims task %" PRIu64 " attempt %u, never leased to it; "
-                     "told to cancel",
-                     w->who.name, run.task_id, run.attempt);
+            NAS_PEER_LOG(d, now_ms, NAS_LOG_WARN,
+                         "dispatcher: %s claims task %" PRIu64 " attempt %u, never leased to it; "
+                         "told to cancel",
+                         w->who.name, run.task_id, run.attempt);
         nas__dworker_send_ref(d, w, NAS_MSG_CANCEL, run, 0, now_ms);
         w->occupied = 1; /* its Failure or Result makes it idle */
         return;
@@ -108,9 +109,10 @@ static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register
 static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t id_len,
                         const nas_wire_register *r, const char *key, int64_t now_ms) {
     if (nas__dworker_name_taken(d, r->name, key, now_ms)) {
-        nas_warn("dispatcher: Register as %s with key %s refused: the name belongs to another "
-                 "key",
-                 r->name, key);
+        NAS_PEER_LOG(d, now_ms, NAS_LOG_WARN,
+                     "dispatcher: Register as %s with key %s refused: the name belongs to "
+                     "another key",
+                     r->name, key);
         nas__dsend_error(d, id, id_len, NAS_EAUTH, "the name %s belongs to another key", r->name);
         return;
     }
@@ -193,16 +195,18 @@ static void on_result(nas_dispatcher *d, dworker *w, const nas_wire_result *r, i
     int running_it = w->has_task && w->task.task_id == r->task_id;
     dtask *t = nas__dtask_find(d, r->task_id);
     if (!nas__dtask_live(t)) {
-        nas_info("dispatcher: duplicate result for task %" PRIu64 " attempt %u from %s dropped",
-                 r->task_id, r->attempt, w->who.name);
+        NAS_PEER_LOG(d, now_ms, NAS_LOG_INFO,
+                     "dispatcher: duplicate result for task %" PRIu64 " attempt %u from %s dropped",
+                     r->task_id, r->attempt, w->who.name);
         nas__dworker_send_ref(d, w, NAS_MSG_ACK, ref, 1, now_ms);
         after_outcome(d, w, running_it, now_ms);
         return;
     }
     if (!nas__dtask_holder_is(t, r->attempt, &w->who)) {
-        nas_warn("dispatcher: result for task %" PRIu64 " attempt %u from %s refused: that lease "
-                 "was never given to it",
-                 r->task_id, r->attempt, w->who.name);
+        NAS_PEER_LOG(d, now_ms, NAS_LOG_WARN,
+                     "dispatcher: result for task %" PRIu64 " attempt %u from %s refused: that "
+                     "lease was never given to it",
+                     r->task_id, r->attempt, w->who.name);
         nas__dsend_error(d, w->id, w->id_len, NAS_EAUTH,
                          "task %" PRIu64 " attempt %u was never leased to %s", r->task_id,
                          r->attempt, w->who.name);
@@ -387,6 +391,7 @@ void nas_dispatcher_on_bad_message(nas_dispatcher *d, const uint8_t *id, size_t 
         w->last_seen = now_ms;
         w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;
     }
-    nas_warn("dispatcher: bad message from %s: %s", w ? w->who.name : "unregistered peer", why);
+    NAS_PEER_LOG(d, now_ms, NAS_LOG_WARN, "dispatcher: bad message from %s: %s",
+                 w ? w->who.name : "unregistered peer", why);
     nas__dsend_error(d, id, id_len, code < 0 ? code : NAS_EPROTO, "%s", why);
 }

@@ -83,6 +83,7 @@ struct nas_weights {
     size_t n_disk, cap_disk;
     uint64_t clock; /* recency counter */
     nas_weights_stats st;
+    nas_log_limit peer_log; /* nas__weights_peer_log */
 };
 
 // ---- small helpers ------------------------------------------------------------------
@@ -757,6 +758,10 @@ int nas_weights_sweep(nas_weights *w, int (*keep)(void *ctx, uint64_t arch), voi
     if (dropped)
         nas_debug("weights: dropped %d architectures that can no longer be parents", dropped);
     return rc < 0 ? rc : dropped;
+}
+
+nas_log_limit *nas__weights_peer_log(nas_weights *w) {
+    return &w->peer_log;
 }
 
 void nas_weights_stats_get(const nas_weights *w, nas_weights_stats *out) {

@@ -49,6 +49,7 @@
 #ifndef NAS_WEIGHTS_H
 #define NAS_WEIGHTS_H
 
+#include "common/log.h"
 #include "common/wire_weights.h"
 #include "master/store.h"
 
@@ -184,5 +185,9 @@ void nas_weights_stats_json(const nas_weights *w, char *buf, size_t cap);
  * Returns NAS_OK after handling a message, NAS_EAGAIN when none waited, NAS_EIO when the socket
  * failed. */
 int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *err);
+
+/* The limit on the lines that peers' malformed or refused messages may
+ * write (common/log.h), kept with the store for weights_serve.c. */
+nas_log_limit *nas__weights_peer_log(nas_weights *w);
 
 #endif

@@ -167,7 +167,9 @@ int nas_weights_serve_one(nas_weights *w, void *router, int64_t now_ms, char *er
     if (rc == NAS_EIO) return nas_set_err(err, NAS_EIO, "%s", why);
     if (rc < 0) {
         /* A malformed or corrupted message: refused by name, never used. */
-        nas_warn("weights: refused a message: %s", why);
+        if (nas_log_limit_pass(nas__weights_peer_log(w), now_ms, NAS_LOG_WARN,
+                               "weights: refused messages"))
+            nas_warn("weights: refused a message: %s", why);
         if (pkt.id_len) answer_ack(router, &pkt, 0, rc, why);
         nas_wire_weights_packet_fini(&pkt);
         return NAS_OK;

@@ -10,7 +10,8 @@
  *  - a worker that refuses a Task (busy with another) does not keep the
  *    lease: it goes back to the queue and is finished elsewhere;
  *  - names that are not UTF-8 or hold control characters are refused,
- *    and what a peer sends reaches the log escaped;
+ *    and what a peer sends reaches the log escaped; a burst of frames
+ *    that are no message grows the log by a bounded number of lines;
  *  - with CurveZMQ a name belongs to its key: another key cannot register
  *    under it, nor deliver its results, even after a master kill -9;
  *  - after a master restart, a task its worker still runs is given to no
@@ -22,6 +23,7 @@
  */
 #include "common/alloc.h"
 #include "common/keys.h"
+#include "common/log.h"
 #include "common/wire.h"
 #include "proto/nas.pb-c.h"
 #include "tests/e2e_util.h"
@@ -297,6 +299,15 @@ START_TEST(test_hostile_wrong_messages_never_stop_the_master) {
     msg.u.error.code = NAS_ESTATE;
     snprintf(msg.u.error.message, sizeof msg.u.error.message, "busy with task 22");
     peer_send(&p, &msg);
+    /* A burst of 500 frames that are no message at all: each is answered
+     * with Error, but the master's log grows by at most its limit's lines
+     * per window (the burst spans one or two), not by one per frame. */
+    for (int i = 0; i < 500; i++) {
+        uint8_t junk[17];
+        for (size_t b = 0; b < sizeof junk; b++)
+            junk[b] = (uint8_t)(i * 31 + b * 7 + 1);
+        ck_assert_int_eq(zmq_send(p.s, junk, sizeof junk, 0), (int)sizeof junk);
+    }
 
     int rc = serve_until_exit(&p, m, 120000);
     peer_close(&p);
@@ -304,6 +315,9 @@ START_TEST(test_hostile_wrong_messages_never_stop_the_master) {
     ck_assert_int_eq(rc, 0);
     e2e_check_exactly_once(e.db, budget);
     ck_assert_int_eq(all_results_from(e.db, "honest", k), 1);
+    int bad_lines = e2e_count_in_file(e.mlog, "dispatcher: bad message from");
+    ck_assert_msg(bad_lines >= 1 && bad_lines <= 3 * NAS_LOG_LIMIT_LINES,
+                  "%d 'bad message' lines for about 500 bad messages", bad_lines);
     ck_assert_int_ge(e2e_count_in_file(e.mlog, "refused task"), 1);
     ck_assert_int_eq(e2e_count_in_file(e.mlog, "\nFORGED"), 0);
     ck_assert_int_ge(e2e_count_in_file(e.mlog, "x\\x0aFORGED-LINE \\x1b[31mred"), 1);

@@ -1,5 +1,5 @@
 /*
- * test_log.c - level filtering and the one-line format.
+ * test_log.c - level filtering, the one-line format, and the limit on lines.
  */
 #include "common/log.h"
 #include "common/err.h"
@@ -56,11 +56,42 @@ START_TEST(test_log_parse_level) {
 }
 END_TEST
 
+static void limited(void) {
+    nas_log_set_prog("unit");
+    nas_log_set_level(NAS_LOG_INFO);
+    nas_log_limit l = {0};
+    int passed = 0;
+    for (int i = 0; i < NAS_LOG_LIMIT_LINES + 5; i++)
+        passed += nas_log_limit_pass(&l, 1000 + i, NAS_LOG_WARN, "junk");
+    ck_assert_int_eq(passed, NAS_LOG_LIMIT_LINES);
+    ck_assert_int_eq(l.held, 5);
+    /* Still inside the window: held, and nothing said yet. */
+    ck_assert_int_eq(
+        nas_log_limit_pass(&l, 1000 + NAS_LOG_LIMIT_WINDOW_MS - 1, NAS_LOG_WARN, "junk"), 0);
+    /* The next window reports what the last one held back, then passes. */
+    ck_assert_int_eq(nas_log_limit_pass(&l, 1000 + NAS_LOG_LIMIT_WINDOW_MS, NAS_LOG_WARN, "junk"),
+                     1);
+    ck_assert_int_eq(l.held, 0);
+    ck_assert_int_eq(l.lines, 1);
+    /* A clock that went back starts a window too, and says nothing when
+     * nothing was held. */
+    ck_assert_int_eq(nas_log_limit_pass(&l, 5, NAS_LOG_WARN, "quiet"), 1);
+}
+
+START_TEST(test_log_limit_holds_back_and_reports) {
+    char buf[4096];
+    capture(buf, sizeof buf, limited);
+    ck_assert_ptr_nonnull(strstr(buf, " W unit: junk: 6 more like these in 10 s not logged\n"));
+    ck_assert_ptr_null(strstr(buf, "quiet"));
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_log_filters_and_formats);
     tcase_add_test(tc, test_log_parse_level);
+    tcase_add_test(tc, test_log_limit_holds_back_and_reports);
     suite_add_tcase(s, tc);
     return s;
 }

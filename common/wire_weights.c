@@ -571,6 +571,15 @@ int nas_wire_weights_decode(const void *buf, size_t len, nas_wire_weights_msg *m
         rc = nas_set_err(err, NAS_EVERSION,
                          "envelope.protocol = %u, this peer speaks weights protocol %d and %d",
                          env->protocol, NAS_WEIGHTS_PROTOCOL_V1, NAS_WEIGHTS_PROTOCOL);
+    else if (env->has_type && env->type >= 1 && env->type < NAS_MSG_WEIGHTS_PULL &&
+             env->type != NAS_MSG_ERROR)
+        /* A worker pointed at this endpoint instead of the control one:
+         * one answer, the same for every message it tries, that says so. */
+        rc = nas_set_err(err, NAS_EPROTO,
+                         "this is the master's weight store endpoint (listen.weights), which "
+                         "takes no control or status messages; workers connect to its control "
+                         "endpoint (listen.control), nasctl to its status endpoint "
+                         "(listen.status)");
     else if (!env->has_type ||
              ((env->type < NAS_MSG_WEIGHTS_PULL || env->type > NAS_MSG_WEIGHTS_ACK) &&
               env->type != NAS_MSG_ERROR))

@@ -58,26 +58,33 @@ END_TEST
 START_TEST(test_ops_worker_says_once_what_is_wrong) {
     e2e_env e;
     e2e_env_init(&e, 2);
-    char l1[PATH_MAX], l2[PATH_MAX], l3[PATH_MAX], out[8192], nothing[64];
+    char l1[PATH_MAX], l2[PATH_MAX], l3[PATH_MAX], l4[PATH_MAX], out[8192], nothing[64], wts[64];
     e2e_log_path(&e, "status", l1, sizeof l1);
+    e2e_log_path(&e, "weights", l4, sizeof l4);
     e2e_log_path(&e, "nothing", l2, sizeof l2);
     e2e_log_path(&e, "curve", l3, sizeof l3);
     e2e_write_campaign(e.cfg, "wrong", 4, e.port, "127.0.0.1", e.db,
                        "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
-    /* A worker at the status port, one where nothing listens: three
-     * seconds is thirty heartbeats and a dozen reconnects. */
+    /* A worker at the status port, one at the weights port, one where
+     * nothing listens: three seconds is thirty heartbeats and a dozen
+     * reconnects. */
     const char *syn[] = {"--synthetic", NULL};
     pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, syn);
     ck_assert(e2e_wait_in_file(e.mlog, "listening for workers", 20000));
     snprintf(nothing, sizeof nothing, "tcp://127.0.0.1:%d", e2e_port(3));
     pid_t a = e2e_start_worker(l1, NULL, e.sts, "at-status", "0", NULL);
     pid_t b = e2e_start_worker(l2, NULL, nothing, "at-nothing", "0", NULL);
+    snprintf(wts, sizeof wts, "tcp://127.0.0.1:%d", e.port + 1);
+    pid_t d = e2e_start_worker(l4, NULL, wts, "at-weights", "0", NULL);
     nas_sleep_ms(3000);
     e2e_kill(a, SIGTERM);
     e2e_kill(b, SIGTERM);
+    e2e_kill(d, SIGTERM);
     kill(m, SIGINT);
     ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     ck_assert_int_eq(e2e_count_in_file(l1, "read-only status endpoint"), 1);
+    ck_assert_int_eq(e2e_count_in_file(l4, "refuses this worker"), 1);
+    ck_assert_int_eq(e2e_count_in_file(l4, "weight store endpoint (listen.weights)"), 1);
     ck_assert_int_eq(e2e_count_in_file(l2, "nothing answers at"), 1);
     ck_assert_int_eq(e2e_count_in_file(l2, "master silent"), 0);
     /* A master with keys that authorizes nobody. */

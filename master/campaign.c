@@ -269,6 +269,14 @@ static int target_outstanding(const nas_campaign *c) {
     return workers > 1 ? workers : 1;
 }
 
+/* Tasks that can go to the workers here: all but the leases resumed from
+ * the previous run that still wait for their worker (push_held).  Those
+ * belong to no worker of this run, so counting them would leave a worker
+ * that came back without its task idle for the whole grace period. */
+static int dispatchable(const nas_campaign *c) {
+    return c->n_tasks - (int)nas_dispatcher_held_count(c->disp);
+}
+
 /* The wall-time budget counts the time masters ran the campaign (kept in
  * the store at every checkpoint), so a resumed campaign neither gets a
  * fresh budget nor loses the time its master was down. */
@@ -358,7 +366,7 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
                      c->cfg->budget.epochs);
             c->search_closed = 1;
         }
-        while (!c->search_closed && !c->preparing && c->n_tasks < target_outstanding(c)) {
+        while (!c->search_closed && !c->preparing && dispatchable(c) < target_outstanding(c)) {
             int rc = propose_one(c, now_ms);
             if (rc <= 0) break;
         }

@@ -206,6 +206,9 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
  * campaign propose thousands of tasks that no worker will take. */
 int nas_dispatcher_ready_count(const nas_dispatcher *d);
 
+/* Resumed leases still waiting for their worker (counts.held), in O(1). */
+size_t nas_dispatcher_held_count(const nas_dispatcher *d);
+
 /* Send m to every registered worker (the campaign's end: Disconnect with
  * done set, so workers leave instead of waiting for the next task). */
 void nas_dispatcher_broadcast(nas_dispatcher *d, const nas_wire_msg *m, int64_t now_ms);

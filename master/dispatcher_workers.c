@@ -262,6 +262,10 @@ int nas_dispatcher_ready_count(const nas_dispatcher *d) {
     return d->n_ready;
 }
 
+size_t nas_dispatcher_held_count(const nas_dispatcher *d) {
+    return d->counts.held;
+}
+
 /* Slot order, which is registration order until slots are reused. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap) {
     int n = 0;

@@ -67,6 +67,47 @@ START_TEST(test_act_values) {
 }
 END_TEST
 
+// The vectorised sigmoid against double precision over [-80, 80] (where neither clamps), and
+// every tail length computing what the full vectors compute for the same elements.
+START_TEST(test_act_sigmoid_accuracy_and_tails) {
+    enum { NX = 400001 };
+    float *x = malloc(NX * sizeof *x), *y = malloc(NX * sizeof *y), *z = malloc(NX * sizeof *z);
+    ck_assert(x && y && z);
+    for (long i = 0; i < NX; i++)
+        x[i] = -80.0f + 160.0f * (float)i / (NX - 1);
+    nas_sigmoid_forward(y, x, NX);
+    nas_silu_forward(z, x, NX);
+    double worst = 0.0, worst_silu = 0.0;
+    for (long i = 0; i < NX; i++) {
+        double s = 1.0 / (1.0 + exp(-(double)x[i]));
+        double rel = fabs(y[i] - s) / s;
+        if (rel > worst) worst = rel;
+        double si = x[i] * s;
+        if (fabs(si) > 1e-30) {
+            double r2 = fabs(z[i] - si) / fabs(si);
+            if (r2 > worst_silu) worst_silu = r2;
+        }
+    }
+    ck_assert_msg(worst < 3e-7, "sigmoid relative error %g", worst);
+    ck_assert_msg(worst_silu < 4e-7, "silu relative error %g", worst_silu);
+    for (int n = 1; n <= 33; n++) {
+        float one[40], dx[40] = {0}, g[40];
+        for (int i = 0; i < n; i++)
+            g[i] = 0.25f * (float)(i % 5) - 0.5f;
+        nas_silu_forward(one, x + 1000 * n, n);
+        nas_silu_backward(dx, g, x + 1000 * n, n);
+        for (int i = 0; i < n; i++) {
+            float a, d = 0.0f;
+            nas_silu_forward(&a, x + 1000 * n + i, 1);
+            nas_silu_backward(&d, g + i, x + 1000 * n + i, 1);
+            ck_assert_msg(memcmp(&a, &one[i], sizeof a) == 0, "n %d element %d", n, i);
+            ck_assert_msg(memcmp(&d, &dx[i], sizeof d) == 0, "n %d element %d (backward)", n, i);
+        }
+    }
+    free(x), free(y), free(z);
+}
+END_TEST
+
 enum { B = 3, CLS = 4, IC = 2, SIDE = 6 };
 
 // conv -> BN -> SiLU -> SE -> residual add -> GAP -> linear: every new op, with the SE's input
@@ -181,6 +222,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_act_kernel_grads, 0, 3);
     tcase_add_test(tc, test_act_values);
+    tcase_add_test(tc, test_act_sigmoid_accuracy_and_tails);
     tcase_add_test(tc, test_se_net_gradients);
     tcase_add_test(tc, test_se_builder_errors);
     suite_add_tcase(s, tc);

@@ -260,21 +260,21 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
                     blob_len, now_ms, NULL, NULL, err);
 }
 
-/* How many tasks to keep outstanding: one per worker that is ready or
- * busy (a peer that only registered is not counted), at least one.  With a single worker this makes the campaign strictly sequential
- * (propose, evaluate, observe, propose), which is what makes an
- * interrupted run replay exactly. */
-static int target_outstanding(const nas_campaign *c) {
-    int workers = nas_dispatcher_ready_count(c->disp);
-    return workers > 1 ? workers : 1;
-}
-
-/* Tasks that can go to the workers here: all but the leases resumed from
- * the previous run that still wait for their worker (push_held).  Those
- * belong to no worker of this run, so counting them would leave a worker
- * that came back without its task idle for the whole grace period. */
-static int dispatchable(const nas_campaign *c) {
-    return c->n_tasks - (int)nas_dispatcher_held_count(c->disp);
+/* Whether to propose another task: until one task per worker that is
+ * ready or busy can be given out (a peer that only registered is not
+ * counted), and one at least (ready before the first worker comes).  With
+ * a single worker this makes the campaign strictly sequential (propose,
+ * evaluate, observe, propose), which is what makes an interrupted run
+ * replay exactly.  The
+ * leases resumed from the previous run that still wait for their worker
+ * (push_held) belong to no worker of this run: they count towards that one
+ * (a restarted master proposes nothing new while its worker may bring the
+ * task back, which keeps a one-worker resume exact), not towards the ready
+ * workers' tasks, or a worker that came back without its task would stay
+ * idle for the whole grace period. */
+static int wants_proposal(const nas_campaign *c) {
+    int held = (int)nas_dispatcher_held_count(c->disp);
+    return c->n_tasks < 1 || c->n_tasks - held < nas_dispatcher_ready_count(c->disp);
 }
 
 /* The wall-time budget counts the time masters ran the campaign (kept in
@@ -366,7 +366,7 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
                      c->cfg->budget.epochs);
             c->search_closed = 1;
         }
-        while (!c->search_closed && !c->preparing && dispatchable(c) < target_outstanding(c)) {
+        while (!c->search_closed && !c->preparing && wants_proposal(c)) {
             int rc = propose_one(c, now_ms);
             if (rc <= 0) break;
         }

@@ -35,8 +35,22 @@ NAS_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "launch.sh: $*" >&2; exit 1; }
 # A local process that still runs: kill -0 also answers for a zombie (a
-# killed master whose parent has not reaped it), which must count as gone.
-alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+# killed master whose parent has not reaped it) and for a process on its
+# way out (after a kill -9 the kernel tears down its memory first, which
+# under load or with a large address space takes a while; the flag
+# PF_EXITING, 0x4 in /proc/PID/stat's ninth field, says so), which must
+# both count as gone.
+alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    # shellcheck disable=SC2086
+    set -- $st
+    [ "$1" != Z ] && [ "$1" != X ] && [ $(("${7:-0}" & 4)) -eq 0 ]
+}
+# gone PID: it has let go of its files (its store lock among them): it does
+# not exist, or only as a zombie.
+gone() { ! kill -0 "$1" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
 cmd=${1:-}
@@ -249,13 +263,31 @@ if [ -f "$dir/master.pid" ] && alive "$(cat "$dir/master.pid")"; then
     echo "master already running (pid $(cat "$dir/master.pid")); resuming the workers"
     [ "$wait" = 0 ] || die "--wait needs a master started by this call; stop it first"
 else
+    # A master killed a moment ago may still be on its way out, holding its
+    # store's lock and its ports until it is gone: the new one waits for it.
+    if [ -f "$dir/master.pid" ]; then
+        old=$(cat "$dir/master.pid")
+        for _ in $(seq 1 600); do gone "$old" && break; sleep 0.1; done
+        gone "$old" || die "the previous master (pid $old) is still exiting after 60 s"
+    fi
+    log_at=$(stat -c %s "$dir/master.log" 2>/dev/null || echo 0)
+    listening() { tail -c +$((log_at + 1)) "$dir/master.log" 2>/dev/null | grep -q 'listening for weights on'; }
     (cd "$dir" && exec "$bin/nas-master" campaign.yaml --db campaign.db --cancel-on-stop \
         --key keys/master --authorized authorized >>master.out 2>>master.log) &
     master=$!
     echo "$master" >"$dir/master.pid"
-    sleep 1
+    # Started means listening (the weights socket is bound last), not alive
+    # a second later: a master that fails after a slow start (a port taken,
+    # the store locked) must fail this call, not leave workers dialling a
+    # master that is not there.
+    for _ in $(seq 1 600); do
+        listening && break
+        alive "$master" || break
+        sleep 0.1
+    done
     alive "$master" ||
-        die "the master exited at once; the end of $dir/master.log: $(tail -n 3 "$dir/master.log")"
+        die "the master exited as it started; the end of $dir/master.log: $(tail -n 3 "$dir/master.log")"
+    listening || die "the master (pid $master) is not listening after 60 s; see $dir/master.log"
     echo "master started (pid $master), workers dial $master_ep; logs in $dir"
 fi
 

@@ -476,8 +476,11 @@ int nas__campaign_resume_tasks(nas_campaign *c, const int64_t *retried, int n_re
 static int open_strategy(nas_campaign *c, int created, char *err) {
     int rc = nas_strategy_create(&c->strategy, &c->cfg->strategy, c->cfg->seed, err);
     if (rc == NAS_OK) rc = nas__campaign_sched_open(c, err);
-    if (rc < 0 || created) return rc;
-    return nas__campaign_state_restore(c, err);
+    if (rc == NAS_OK && !created) rc = nas__campaign_state_restore(c, err);
+    /* The history is in the store: memory keeps only what the search reads
+     * again, so it does not grow with the campaign's results. */
+    if (rc == NAS_OK) nas_strategy_bound_history(c->strategy);
+    return rc;
 }
 
 /* The master's CurveZMQ keypair (docs/SECURITY.md s2).  A keypair without

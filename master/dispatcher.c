@@ -67,7 +67,13 @@ int nas_dispatcher_create(nas_dispatcher **out, const nas_dispatcher_config *cfg
     d->q_cap = 1024;
     d->queue = nas_calloc(d->q_cap, sizeof *d->queue);
     d->bindings = nas_calloc((size_t)cfg->max_workers, sizeof *d->bindings);
-    if (!d->workers || !d->wmap || !d->tasks || !d->queue || !d->bindings) goto fail;
+    d->lnext = nas_malloc((size_t)cfg->max_workers * sizeof *d->lnext);
+    d->lprev = nas_malloc((size_t)cfg->max_workers * sizeof *d->lprev);
+    d->live_head = d->live_tail = -1;
+    d->done_ring = nas_calloc(DONE_KEEP, sizeof *d->done_ring);
+    if (!d->workers || !d->wmap || !d->tasks || !d->queue || !d->bindings || !d->lnext ||
+        !d->lprev || !d->done_ring)
+        goto fail;
     *out = d;
     return NAS_OK;
 fail:
@@ -77,6 +83,9 @@ fail:
         nas_free(d->tasks);
         nas_free(d->queue);
         nas_free(d->bindings);
+        nas_free(d->lnext);
+        nas_free(d->lprev);
+        nas_free(d->done_ring);
         nas_free(d);
     }
     return nas_set_err(err, NAS_ENOMEM, "dispatcher: out of memory");
@@ -95,6 +104,9 @@ void nas_dispatcher_destroy(nas_dispatcher **dp) {
     nas_free(d->bindings);
     nas_free(d->workers);
     nas_free(d->wmap);
+    nas_free(d->lnext);
+    nas_free(d->lprev);
+    nas_free(d->done_ring);
     nas_free(d->queue);
     nas_free(d);
     *dp = NULL;
@@ -107,24 +119,29 @@ static size_t slot_of(uint64_t id, size_t cap) {
     return (size_t)(h >> 20) & (cap - 1);
 }
 
-/* Linear probing; the table is never more than half full, so the probe
- * sequence always reaches an empty slot. */
+/* Linear probing over tasks and tombstones; the two together never fill
+ * more than half the table, so the probe sequence always reaches an empty
+ * slot. */
 dtask *nas__dtask_find(const nas_dispatcher *d, uint64_t id) {
     for (size_t i = slot_of(id, d->cap_tasks);; i = (i + 1) & (d->cap_tasks - 1)) {
         dtask *t = &d->tasks[i];
         if (!t->used) return NULL;
-        if (t->id == id) return t;
+        if (t->used == 1 && t->id == id) return t;
     }
 }
 
-/* Insert a new id (the caller checked it is absent); grows at half load. */
+/* Insert a new id (the caller checked it is absent).  At half load the
+ * table is rebuilt without its tombstones, twice as large only when the
+ * tasks alone fill a quarter of it: under steady churn (a task in, an old
+ * record out) it keeps its size.  Records move only here, never while a
+ * caller holds a dtask pointer across a finish. */
 static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
-    if ((d->n_tasks + 1) * 2 > d->cap_tasks) {
-        size_t cap = d->cap_tasks * 2;
+    if ((d->n_tasks + d->n_tomb + 1) * 2 > d->cap_tasks) {
+        size_t cap = (d->n_tasks + 1) * 4 > d->cap_tasks ? d->cap_tasks * 2 : d->cap_tasks;
         dtask *tab = nas_calloc(cap, sizeof *tab);
         if (!tab) return NULL;
         for (size_t i = 0; i < d->cap_tasks; i++) {
-            if (!d->tasks[i].used) continue;
+            if (d->tasks[i].used != 1) continue;
             size_t j = slot_of(d->tasks[i].id, cap);
             while (tab[j].used)
                 j = (j + 1) & (cap - 1);
@@ -133,13 +150,33 @@ static dtask *task_insert(nas_dispatcher *d, uint64_t id) {
         nas_free(d->tasks);
         d->tasks = tab;
         d->cap_tasks = cap;
+        d->n_tomb = 0;
     }
     size_t i = slot_of(id, d->cap_tasks);
-    while (d->tasks[i].used)
+    while (d->tasks[i].used == 1)
         i = (i + 1) & (d->cap_tasks - 1);
+    if (d->tasks[i].used == 2) d->n_tomb--;
     d->tasks[i] = (dtask){.id = id, .used = 1, .worker = -1};
     d->n_tasks++;
     return &d->tasks[i];
+}
+
+/* A task just finished joins the ring of recent ones; the oldest there
+ * leaves the map (a tombstone keeps the probe sequences of others whole,
+ * and no record moves, so the caller's pointers stay valid). */
+static void done_keep(nas_dispatcher *d, uint64_t id) {
+    if (d->done_len == DONE_KEEP) {
+        dtask *old = nas__dtask_find(d, d->done_ring[d->done_head]);
+        if (old) {
+            *old = (dtask){.used = 2, .worker = -1};
+            d->n_tasks--;
+            d->n_tomb++;
+        }
+        d->done_head = (d->done_head + 1) % DONE_KEEP;
+        d->done_len--;
+    }
+    d->done_ring[(d->done_head + d->done_len) % DONE_KEEP] = id;
+    d->done_len++;
 }
 
 /* The ring doubles when full, unrolled into the new buffer in queue order.
@@ -194,6 +231,7 @@ void nas__dtask_finish(nas_dispatcher *d, dtask *t, int state) {
     if (state == NAS_DISPATCH_TASK_DONE) d->counts.done++;
     if (state == NAS_DISPATCH_TASK_FAILED) d->counts.failed++;
     if (state == NAS_DISPATCH_TASK_CANCELLED) d->counts.cancelled++;
+    done_keep(d, t->id);
 }
 
 int nas_worker_same(const nas_worker_ident *a, const nas_worker_ident *b) {
@@ -270,12 +308,12 @@ void nas__dtask_requeue(nas_dispatcher *d, dtask *t, int counted, int code, cons
     if (d->hooks.on_requeue) d->hooks.on_requeue(d->hooks.ctx, &ref, reason);
 }
 
+/* Of equals, the first in slot order. */
 static dworker *idle_longest(const nas_dispatcher *d) {
     dworker *best = NULL;
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *w = &d->workers[i];
-        if (w->used && w->state == NAS_WORKER_STATE_IDLE &&
-            (!best || w->idle_since < best->idle_since))
+        if (w->state == NAS_WORKER_STATE_IDLE && (!best || w->idle_since < best->idle_since))
             best = w;
     }
     return best;
@@ -422,9 +460,9 @@ int nas_dispatcher_cancel(nas_dispatcher *d, uint64_t task_id, int64_t now_ms) {
 /* Order matters: expire first, so a dead worker's lease is queued before
  * dispatch looks for idle workers, and no heartbeat goes to the dead. */
 void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *w = &d->workers[i];
-        if (!w->used || w->expiry > now_ms) continue;
+        if (w->expiry > now_ms) continue;
         /* The host says which of two workers of one name it was, and the
          * lease is named: its task is about to start again elsewhere. */
         if (nas__dworker_holds_lease(d, w))
@@ -437,9 +475,9 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
                      (long long)(now_ms - w->last_seen), w->who.host);
         nas__dworker_remove(d, w, 1, "lease expired", "lost");
     }
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *w = &d->workers[i];
-        if (!w->used || !w->has_task || !w->lease_deadline || w->lease_deadline > now_ms) continue;
+        if (!w->has_task || !w->lease_deadline || w->lease_deadline > now_ms) continue;
         w->lease_deadline = 0;
         dtask *t = nas__dtask_find(d, w->task.task_id);
         if (!t || t->state != NAS_DISPATCH_TASK_LEASED || t->worker != i) continue;
@@ -448,9 +486,9 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
         nas__dworker_send_ref(d, w, NAS_MSG_CANCEL, w->task, 0, now_ms);
         nas__dtask_requeue(d, t, 1, NAS_ETIMEDOUT, "lease deadline passed (task stuck)");
     }
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *w = &d->workers[i];
-        if (!w->used || w->heartbeat_at > now_ms) continue;
+        if (w->heartbeat_at > now_ms) continue;
         nas_wire_msg hb;
         nas_wire_msg_init(&hb, NAS_MSG_HEARTBEAT);
         nas__dworker_send(d, w, &hb, now_ms);
@@ -461,9 +499,8 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
 /* For the campaign's timer: with no workers there is nothing to wait for. */
 int64_t nas_dispatcher_next_deadline(const nas_dispatcher *d) {
     int64_t next = INT64_MAX;
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         const dworker *w = &d->workers[i];
-        if (!w->used) continue;
         if (w->expiry < next) next = w->expiry;
         if (w->heartbeat_at < next) next = w->heartbeat_at;
         if (w->lease_deadline && w->lease_deadline < next) next = w->lease_deadline;

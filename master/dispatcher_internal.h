@@ -6,11 +6,17 @@
  *  - dispatcher_msg.c: what each inbound message does.
  *
  * Data layout.  Workers live in a slot array with stable indices (a slot
- * is reused after its worker leaves); the table is scanned linearly, which
- * is cheap at the few thousand workers a campaign may have and keeps
- * expiry and idle selection obvious.  Tasks live in an open-addressing
- * hash map keyed by task id that never deletes: a finished task keeps a
- * small record (its spec is freed) so a late duplicate is recognised.  The
+ * is reused after its worker leaves); the used slots are also linked in
+ * slot order, and every scan (expiry, heartbeats, the idle worker longest
+ * idle, cancelling a task's other runners) walks that list, so its cost
+ * is the workers present now, not the most there ever were (a flood fills
+ * every slot once and leaves).  Tasks live in an open-addressing hash map
+ * keyed by task id.  A finished task keeps a small record (its spec is
+ * freed) while it is among the last DONE_KEEP to finish, so its state can
+ * still be asked and a late duplicate is named as such; older records are
+ * deleted (tombstones, swept when the map is rebuilt), so the map holds
+ * the live tasks plus a constant, not every task of the campaign.  A
+ * result for a task no longer known is a duplicate all the same.  The
  * queue is a ring of task ids; an entry whose task is no longer QUEUED
  * (leased by a re-registering worker, cancelled, finished) is skipped when
  * popped, so removal from the middle is O(1).
@@ -34,9 +40,12 @@ typedef struct dholder {
  * few give-backs; an older holder than these is a stranger. */
 #define HOLDERS_MAX 8
 
+/* Finished tasks whose record is kept (see the data layout above). */
+#define DONE_KEEP 1024
+
 typedef struct dtask {
     uint64_t id;
-    int used;
+    int used;  /* 0 empty, 1 a task, 2 a deleted record (a tombstone: probes go on) */
     int state; /* enum nas_dispatch_task_state */
     uint32_t attempt;
     int worker;          /* slot of the lease holder, -1 if none (or a resumed lease) */
@@ -78,7 +87,9 @@ struct nas_dispatcher {
     nas_dispatcher_config cfg;
     nas_dispatcher_hooks hooks;
     dworker *workers; /* cfg.max_workers slots */
-    int n_slots;      /* slots ever used: every scan stops here */
+    int *lnext;       /* the used slots, linked in slot order (-1 ends) */
+    int *lprev;
+    int live_head, live_tail;
     int n_workers;
     int n_ready; /* workers idle or busy (nas__dworker_set_state keeps it) */
     /* Identity -> slot map (open addressing, linear probing; slot + 1, 0 =
@@ -88,7 +99,9 @@ struct nas_dispatcher {
     int *wmap;
     size_t wmap_mask;
     dtask *tasks; /* hash map, cap_tasks a power of two */
-    size_t cap_tasks, n_tasks;
+    size_t cap_tasks, n_tasks, n_tomb;
+    uint64_t *done_ring; /* the last DONE_KEEP tasks to finish, oldest at done_head */
+    size_t done_head, done_len;
     uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
@@ -107,6 +120,11 @@ struct nas_dispatcher {
                                "dispatcher: refused or malformed peer messages"))                  \
             nas_log((level), __VA_ARGS__);                                                         \
     } while (0)
+
+/* Every used worker slot i, in slot order; the body may remove the worker
+ * at i (its successor nx was read first), but no other. */
+#define NAS__EACH_WORKER(d, i, nx)                                                                 \
+    for (int i = (d)->live_head, nx; i >= 0 && ((nx = (d)->lnext[i]), 1); i = nx)
 
 // ---- dispatcher.c: tasks, leases and their holders ------------------------------------------
 
@@ -129,6 +147,7 @@ void nas__dworker_send_ref(nas_dispatcher *d, dworker *w, int type, nas_task_ref
 dworker *nas__dworker_find(nas_dispatcher *d, const uint8_t *id, size_t id_len);
 void nas__dworker_map_put(nas_dispatcher *d, dworker *w);
 void nas__dworker_map_del(nas_dispatcher *d, const dworker *w);
+void nas__dworker_link(nas_dispatcher *d, const dworker *w);
 void nas__dworker_event(nas_dispatcher *d, const dworker *w, const char *event);
 void nas__dworker_join(nas_dispatcher *d, dworker *w);
 int nas__dworker_holds_lease(const nas_dispatcher *d, const dworker *w);

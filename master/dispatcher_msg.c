@@ -93,9 +93,9 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
  * the worker says it still runs it (on_running takes it over) or holds
  * its result (which counts when it arrives). */
 static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register *r) {
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];
-        if (!o->used || o == w || !nas_worker_same(&o->who, &w->who)) continue;
+        if (o == w || !nas_worker_same(&o->who, &w->who)) continue;
         int keep = r->has_running && o->has_task && o->task.task_id == r->running.task_id;
         for (int k = 0; k < r->n_held && o->has_task; k++)
             keep |= r->held[k].task_id == o->task.task_id;
@@ -148,8 +148,10 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
         nas__dworker_map_del(d, w);
         nas__dworker_set_state(d, w, NAS_WORKER_STATE_REGISTERED);
     }
+    int fresh = !w->used;
     memset(w, 0, sizeof *w);
     w->used = 1;
+    if (fresh) nas__dworker_link(d, w);
     memcpy(w->id, id, id_len);
     w->id_len = id_len;
     nas__dworker_map_put(d, w);

@@ -96,6 +96,38 @@ void nas__dworker_map_del(nas_dispatcher *d, const dworker *w) {
     d->wmap[i] = 0;
 }
 
+/* Link a slot that just became used into the list of used slots, in slot
+ * order.  New registrations take the lowest free slot, which while a flood
+ * fills the table is past every used one: appending is the common case. */
+void nas__dworker_link(nas_dispatcher *d, const dworker *w) {
+    int i = (int)(w - d->workers), prev = d->live_tail;
+    while (prev > i)
+        prev = d->lprev[prev];
+    int next = prev >= 0 ? d->lnext[prev] : d->live_head;
+    d->lprev[i] = prev;
+    d->lnext[i] = next;
+    if (prev >= 0)
+        d->lnext[prev] = i;
+    else
+        d->live_head = i;
+    if (next >= 0)
+        d->lprev[next] = i;
+    else
+        d->live_tail = i;
+}
+
+static void unlink_slot(nas_dispatcher *d, int i) {
+    int prev = d->lprev[i], next = d->lnext[i];
+    if (prev >= 0)
+        d->lnext[prev] = next;
+    else
+        d->live_head = next;
+    if (next >= 0)
+        d->lprev[next] = prev;
+    else
+        d->live_tail = prev;
+}
+
 static void info_fill(const dworker *w, nas_worker_info *o) {
     memcpy(o->name, w->who.name, sizeof o->name);
     memcpy(o->host, w->who.host, sizeof o->host);
@@ -175,6 +207,7 @@ void nas__dworker_remove(nas_dispatcher *d, dworker *w, int counted, const char 
     nas__dworker_event(d, w, event);
     nas__dworker_map_del(d, w);
     nas__dworker_set_state(d, w, NAS_WORKER_STATE_REGISTERED);
+    unlink_slot(d, (int)(w - d->workers));
     memset(w, 0, sizeof *w);
     d->n_workers--;
 }
@@ -184,9 +217,9 @@ void nas__dworker_remove(nas_dispatcher *d, dworker *w, int counted, const char 
  * wins, or the campaign cancelled it): they stop wasting time on it. */
 void nas__dworker_cancel_others(nas_dispatcher *d, uint64_t task_id, const dworker *except,
                                 int64_t now_ms) {
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];
-        if (o->used && o != except && o->has_task && o->task.task_id == task_id)
+        if (o != except && o->has_task && o->task.task_id == task_id)
             nas__dworker_send_ref(d, o, NAS_MSG_CANCEL, o->task, 0, now_ms);
     }
 }
@@ -226,7 +259,6 @@ dworker *nas__dworker_slot_for_new(nas_dispatcher *d) {
     for (int i = 0; i < d->cfg.max_workers; i++) {
         dworker *w = &d->workers[i];
         if (!w->used) {
-            if (i >= d->n_slots) d->n_slots = i + 1;
             d->n_workers++;
             return w;
         }
@@ -246,16 +278,16 @@ void nas_dispatcher_counts_get(const nas_dispatcher *d, nas_dispatcher_counts *o
     *out = d->counts;
     out->workers = d->n_workers;
     out->idle = out->busy = 0;
-    for (int i = 0; i < d->n_slots; i++) {
-        if (!d->workers[i].used) continue;
+    NAS__EACH_WORKER(d, i, nx) {
         out->idle += d->workers[i].state == NAS_WORKER_STATE_IDLE;
         out->busy += d->workers[i].state == NAS_WORKER_STATE_BUSY;
     }
 }
 
 void nas_dispatcher_broadcast(nas_dispatcher *d, const nas_wire_msg *m, int64_t now_ms) {
-    for (int i = 0; i < d->n_slots; i++)
-        if (d->workers[i].used) nas__dworker_send(d, &d->workers[i], m, now_ms);
+    NAS__EACH_WORKER(d, i, nx) {
+        nas__dworker_send(d, &d->workers[i], m, now_ms);
+    }
 }
 
 int nas_dispatcher_ready_count(const nas_dispatcher *d) {
@@ -269,9 +301,8 @@ size_t nas_dispatcher_held_count(const nas_dispatcher *d) {
 /* Slot order, which is registration order until slots are reused. */
 int nas_dispatcher_workers(const nas_dispatcher *d, nas_worker_info *out, int cap) {
     int n = 0;
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         const dworker *w = &d->workers[i];
-        if (!w->used) continue;
         if (n < cap) info_fill(w, &out[n]);
         n++;
     }
@@ -322,9 +353,8 @@ int nas_dispatcher_status_json(const nas_dispatcher *d, int64_t now_ms, char *bu
     nas_dispatcher_counts_get(d, &c);
     JSON_APPEND("{\"workers\":[");
     int first = 1;
-    for (int i = 0; i < d->n_slots; i++) {
+    NAS__EACH_WORKER(d, i, nx) {
         const dworker *w = &d->workers[i];
-        if (!w->used) continue;
         JSON_APPEND("%s{\"name\":", first ? "" : ",");
         len = json_str(buf, cap, len, w->who.name);
         JSON_APPEND(",\"host\":");

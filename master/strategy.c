@@ -122,6 +122,7 @@ int nas__strategy_seen(const nas_strategy *s, uint64_t hash) {
 int nas__strategy_seen_add(nas_strategy *s, uint64_t hash) {
     int rc = nas__hashset_add(&s->seen, hash);
     if (rc <= 0) return rc;
+    if (s->bounded) return NAS_OK; /* the list only serves format 1 */
     if (grow((void **)&s->seen_list, &s->cap_seen, s->n_seen + 1, sizeof(uint64_t)))
         return NAS_ENOMEM;
     s->seen_list[s->n_seen++] = hash;
@@ -405,12 +406,14 @@ void nas__strategy_record_fill(const nas_strategy *s, const nas_observation *obs
     r->macs = obs->macs;
 }
 
+static void trim_history(nas_strategy *s);
+
 int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err) {
     if (!s || !obs) return nas_set_err(err, NAS_EINVAL, "strategy: NULL argument");
     int rc = nas__strategy_check_observation(s, obs, err);
     if (rc) return rc;
     uint64_t h = nas_genome_hash(&obs->genome);
-    if (grow((void **)&s->hist, &s->cap_hist, s->n_hist + 1, sizeof *s->hist))
+    if (grow((void **)&s->hist, &s->cap_hist, s->n_hist - s->hist_off + 1, sizeof *s->hist))
         return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
     /* The result of a proposal leaves the in-flight list; a result nobody
      * proposed (a resumed campaign's re-queued task) is still recorded. */
@@ -427,11 +430,49 @@ int nas_strategy_observe(nas_strategy *s, const nas_observation *obs, char *err)
     }
     if (nas__strategy_seen_add(s, h) < 0)
         return nas_set_err(err, NAS_ENOMEM, "strategy: out of memory");
-    nas__record *r = &s->hist[s->n_hist];
+    nas__record *r = &s->hist[s->n_hist - s->hist_off];
     nas__strategy_record_fill(s, obs, h, r);
     int idx = s->n_hist++;
-    if (r->ok && (s->best < 0 || r->reward > s->hist[s->best].reward)) s->best = idx;
-    return s->vt->observe(s, idx, was_inflight, err);
+    if (r->ok && (s->best < 0 || r->reward > s->best_reward)) {
+        s->best = idx;
+        s->best_reward = r->reward;
+    }
+    rc = s->vt->observe(s, idx, was_inflight, err);
+    if (rc == NAS_OK) trim_history(s);
+    return rc;
+}
+
+/* A bounded history drops the records older than the strategy's
+ * keep_from(), once they are at least as many as those kept (so the
+ * move is amortised O(1) per observation), and gives memory back when the
+ * array is mostly empty (after a resume loaded the whole history). */
+static void trim_history(nas_strategy *s) {
+    if (!s->bounded || !s->vt->keep_from) return;
+    int from = s->vt->keep_from(s);
+    int drop = from - s->hist_off, kept = s->n_hist - from;
+    if (drop <= 0 || drop < kept) return;
+    memmove(s->hist, s->hist + drop, (size_t)kept * sizeof *s->hist);
+    s->hist_off = from;
+    if (s->cap_hist > 4 * kept + 64) {
+        int cap = 2 * kept + 16;
+        nas__record *h = nas_realloc(s->hist, (size_t)cap * sizeof *h);
+        if (h) {
+            s->hist = h;
+            s->cap_hist = cap;
+        }
+    }
+}
+
+/* Campaigns keep their history in the store; in memory only what the
+ * search reads again.  The proposed-hash set stays whole (16 bytes or so
+ * per network: it is what keeps the search from proposing one twice). */
+void nas_strategy_bound_history(nas_strategy *s) {
+    if (!s || s->bounded) return;
+    s->bounded = 1;
+    nas_free(s->seen_list);
+    s->seen_list = NULL;
+    s->n_seen = s->cap_seen = 0;
+    trim_history(s);
 }
 
 // ---- state blob ------------------------------------------------------------------------
@@ -470,6 +511,7 @@ static void save_base(const nas_strategy *s, nas__wbuf *w) {
  * the fingerprint check, a flipped payload byte by the checksum. */
 int nas_strategy_save(const nas_strategy *s, uint8_t **blob, size_t *n) {
     if (!s || !blob || !n) return NAS_EINVAL;
+    if (s->bounded) return NAS_ESTATE; /* the whole history is in the store, not here */
     nas__wbuf body = {0};
     save_base(s, &body);
     s->vt->save(s, &body);
@@ -559,6 +601,7 @@ static int load_base(nas_strategy *s, nas__rbuf *r) {
     s->rng = rng;
     s->proposed = proposed;
     s->best = best;
+    s->best_reward = best >= 0 ? hist[best].reward : 0.0;
     s->rank_corr = rank_corr;
     s->hist = hist;
     s->n_hist = n_hist;
@@ -653,10 +696,12 @@ int nas__strategy_finish_load(nas_strategy *s, nas_strategy *t, nas__rbuf *r, in
         if (rc == NAS_ENOMEM) return nas_set_err(err, rc, "strategy state: out of memory");
         return nas_set_err(err, rc, "%s", r->bad ? r->err : "strategy state: invalid");
     }
+    int bounded = s->bounded;
     nas_strategy tmp = *s;
     *s = *t;
     *t = tmp;
     nas_strategy_destroy(&t);
+    if (bounded) nas_strategy_bound_history(s);
     return NAS_OK;
 }
 
@@ -670,7 +715,7 @@ int nas_strategy_describe(const nas_strategy *s, char *buf, size_t cap) {
     int m;
     if (s->best >= 0)
         m = snprintf(buf + n, cap - (size_t)n, ", %d/%d proposed, best %.4f", s->proposed,
-                     s->cfg.budget, s->hist[s->best].reward);
+                     s->cfg.budget, s->best_reward);
     else
         m = snprintf(buf + n, cap - (size_t)n, ", %d/%d proposed, no result yet", s->proposed,
                      s->cfg.budget);

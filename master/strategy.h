@@ -134,8 +134,20 @@ int nas_strategy_blob_version(const uint8_t *blob, size_t n);
 /* Observations recorded so far: the last observe() was number len - 1,
  * which is what the campaign stores as its observation number. */
 int nas_strategy_history_len(const nas_strategy *s);
-/* Observation i of the history (0 = oldest). NAS_EINVAL out of range. */
+/* Observation i of the history (0 = oldest). NAS_EINVAL out of range,
+ * NAS_ERANGE when a bounded history has dropped it. */
 int nas_strategy_history_get(const nas_strategy *s, int i, nas_observation *out);
+
+/* Keep in memory only the observations the search will read again
+ * (evolution: its population; random search: none; PNAS: all, its
+ * predictor is fitted on every one), not the whole history, so that a
+ * campaign's memory does not grow with its results.  For callers that
+ * keep the history elsewhere (the campaign's store, which load_core()
+ * reads back): afterwards nas_strategy_save() (format 1, the whole
+ * history) answers NAS_ESTATE and history_get() NAS_ERANGE for a dropped
+ * observation.  What the strategy proposes is unchanged.  It stays
+ * bounded across load_core(). */
+void nas_strategy_bound_history(nas_strategy *s);
 
 /* A short human-readable status ("population 20/20, best 0.912") and, for
  * PNAS, the last measured predictor rank correlation (NAN if none). */

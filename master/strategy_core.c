@@ -115,7 +115,10 @@ static int rebuild_base(nas_strategy *t, nas__rbuf *r, const nas_strategy_histor
             goto fail;
         }
         const nas__record *rec = &t->hist[i];
-        if (rec->ok && (t->best < 0 || rec->reward > t->hist[t->best].reward)) t->best = i;
+        if (rec->ok && (t->best < 0 || rec->reward > t->best_reward)) {
+            t->best = i;
+            t->best_reward = rec->reward;
+        }
     }
     t->n_hist = n_hist;
     for (int i = 0; i < n_inf && !r->bad; i++) {
@@ -174,7 +177,8 @@ int nas_strategy_load_core(nas_strategy *s, const uint8_t *blob, size_t n,
  * learn which task each record of the loaded history was. */
 int nas_strategy_history_get(const nas_strategy *s, int i, nas_observation *out) {
     if (!s || !out || i < 0 || i >= s->n_hist) return NAS_EINVAL;
-    const nas__record *r = &s->hist[i];
+    if (i < s->hist_off) return NAS_ERANGE; /* dropped from a bounded history */
+    const nas__record *r = nas__hist(s, i);
     *out = (nas_observation){.genome = r->genome,
                              .hash = r->hash,
                              .ok = r->ok,

@@ -79,14 +79,14 @@ static int evo_tournament(nas_strategy *s, evo_state *st) {
         int t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
-        if (best < 0 || s->hist[idx[i]].reward > s->hist[best].reward) best = idx[i];
+        if (best < 0 || nas__hist(s, idx[i])->reward > nas__hist(s, best)->reward) best = idx[i];
     }
     return best;
 }
 
 static int evo_propose_child(nas_strategy *s, evo_state *st, nas_proposal *out, char *err) {
     int parent = evo_tournament(s, st);
-    const nas__record *p = &s->hist[parent];
+    const nas__record *p = nas__hist(s, parent);
     nas_mutation what = {0};
     for (int t = 0; t < NAS_EVO_MUTATE_TRIES; t++) {
         int rc = nas_genome_mutate(&p->genome, &s->cfg.space, s->cfg.p_identity, &s->rng,
@@ -139,16 +139,24 @@ commit:
 
 static int evo_observe(nas_strategy *s, int idx, int was_inflight, char *err) {
     evo_state *st = s->impl;
-    if (!s->hist[idx].ok) return NAS_OK;
+    if (!nas__hist(s, idx)->ok) return NAS_OK;
     st->pop[st->n_pop++] = idx;
     if (st->n_pop > s->cfg.population) {
         /* Aging: the oldest dies, not the worst. */
         nas_debug("strategy evolution: member %016llx (%.4f) dies of age",
-                  (unsigned long long)s->hist[st->pop[0]].hash, s->hist[st->pop[0]].reward);
+                  (unsigned long long)nas__hist(s, st->pop[0])->hash,
+                  nas__hist(s, st->pop[0])->reward);
         memmove(st->pop, st->pop + 1, (size_t)(st->n_pop - 1) * sizeof *st->pop);
         st->n_pop--;
     }
     return NAS_OK;
+}
+
+/* Only the population is read again (tournaments, parents): records older
+ * than its oldest member are never needed. */
+static int evo_keep_from(const nas_strategy *s) {
+    const evo_state *st = s->impl;
+    return st->n_pop > 0 ? st->pop[0] : s->n_hist;
 }
 
 static int evo_finished(const nas_strategy *s) {
@@ -171,7 +179,7 @@ static int evo_load(nas_strategy *s, nas__rbuf *r) {
     for (int i = 0; i < n_pop && !r->bad; i++) {
         pop[i] = nas__r_i32(r, 0, s->n_hist - 1, "evolution member index");
         /* Members are kept in age order, and only successful ones join. */
-        if (!r->bad && ((i > 0 && pop[i] <= pop[i - 1]) || !s->hist[pop[i]].ok))
+        if (!r->bad && ((i > 0 && pop[i] <= pop[i - 1]) || !nas__hist(s, pop[i])->ok))
             nas__r_fail(r, "evolution member order");
     }
     if (r->bad) return NAS_EFORMAT;
@@ -191,7 +199,7 @@ int nas__strategy_evo_population(const nas_strategy *s, nas_observation *out, in
     const evo_state *st = s->impl;
     int n = 0;
     for (; n < st->n_pop && n < cap; n++) {
-        const nas__record *r = &s->hist[st->pop[n]];
+        const nas__record *r = nas__hist(s, st->pop[n]);
         out[n] = (nas_observation){.genome = r->genome,
                                    .hash = r->hash,
                                    .ok = r->ok,
@@ -208,6 +216,7 @@ const nas__strategy_vtable nas__strategy_evo_vt = {
     .fini = evo_fini,
     .propose = evo_propose,
     .observe = evo_observe,
+    .keep_from = evo_keep_from,
     .finished = evo_finished,
     .save = evo_save,
     .load = evo_load,

@@ -9,7 +9,11 @@
  *    proposed, so no strategy proposes the same network twice (but where it
  *    says so, as evolution's last resort);
  *  - `inflight` holds exactly the proposals not yet observed;
- *  - `hist` holds every observation in arrival order (index = age).
+ *  - `hist` holds the observations in arrival order (index = age), from
+ *    number `hist_off` on: all of them (hist_off 0) unless the history is
+ *    bounded (nas_strategy_bound_history), when the records no strategy
+ *    step can read again are dropped.  Indices are always history numbers;
+ *    nas__hist() maps one to its record.
  */
 #ifndef NAS_STRATEGY_INTERNAL_H
 #define NAS_STRATEGY_INTERNAL_H
@@ -91,6 +95,10 @@ typedef struct nas__strategy_vtable {
     int (*propose)(nas_strategy *s, nas_proposal *out, char *err);
     /* Called after the base recorded the observation as hist[idx]. */
     int (*observe)(nas_strategy *s, int idx, int was_inflight, char *err);
+    /* The oldest history number the strategy may still read (evolution:
+     * its oldest member); NULL: every record (PNAS fits its predictor on
+     * all of them). */
+    int (*keep_from)(const nas_strategy *s);
     /* 1 when the strategy has nothing more to propose (beyond the budget). */
     int (*finished)(const nas_strategy *s);
     void (*save)(const nas_strategy *s, nas__wbuf *w);
@@ -104,18 +112,26 @@ struct nas_strategy {
     uint64_t seed;
     nas_rng rng;
     int proposed;      /* proposals made (counted against the budget) */
-    nas__record *hist; /* every observation, oldest first */
+    nas__record *hist; /* observations hist_off .. n_hist - 1, oldest first */
     int n_hist, cap_hist;
+    int hist_off; /* history number of hist[0] */
+    int bounded;  /* drop records below keep_from() (campaigns); format 1 cannot be saved */
     nas_proposal *inflight; /* proposals not yet observed */
     uint64_t *inflight_hash;
     int n_inflight, cap_inflight;
     uint64_t *seen_list; /* proposed hashes in order (serialised; the set is rebuilt) */
     int n_seen, cap_seen;
     nas__hashset seen;
-    int best;         /* index into hist of the best ok record, -1 if none */
-    double rank_corr; /* PNAS: last measured Spearman correlation, NAN if none */
-    void *impl;       /* the strategy's own state */
+    int best;           /* history number of the best ok record, -1 if none */
+    double best_reward; /* its reward (the record itself may have been dropped) */
+    double rank_corr;   /* PNAS: last measured Spearman correlation, NAN if none */
+    void *impl;         /* the strategy's own state */
 };
+
+/* The record of history number i (hist_off <= i < n_hist). */
+static inline nas__record *nas__hist(const nas_strategy *s, int i) {
+    return &s->hist[i - s->hist_off];
+}
 
 extern const nas__strategy_vtable nas__strategy_random_vt;
 extern const nas__strategy_vtable nas__strategy_evo_vt;
@@ -147,8 +163,7 @@ static inline uint64_t nas__strategy_fingerprint(const nas_strategy *s) {
 int nas__strategy_kind_id(const nas_strategy *s);
 int nas__strategy_seen_add(nas_strategy *s, uint64_t hash); /* 1 added, 0 known, NAS_ENOMEM */
 /* Validate an observation from the outside world (genome, space, ranges). */
-int nas__strategy_check_observation(const nas_strategy *s, const nas_observation *obs,
-                                    char *err);
+int nas__strategy_check_observation(const nas_strategy *s, const nas_observation *obs, char *err);
 /* Fill a history record from a checked observation (computes the reward). */
 void nas__strategy_record_fill(const nas_strategy *s, const nas_observation *obs, uint64_t hash,
                                nas__record *r);

@@ -192,8 +192,8 @@ static int pnas_make_beam(nas_strategy *s, pnas_state *st) {
     int n = 0;
     for (int i = 0; i < st->n_queue; i++) {
         const pnas_entry *e = &st->queue[i];
-        if (e->state == PNAS_OBSERVED && s->hist[e->hist].ok)
-            sc[n++] = (scored){s->hist[e->hist].reward, i};
+        if (e->state == PNAS_OBSERVED && nas__hist(s, e->hist)->ok)
+            sc[n++] = (scored){nas__hist(s, e->hist)->reward, i};
     }
     qsort(sc, (size_t)n, sizeof *sc, scored_desc);
     st->n_beam = n < s->cfg.beam ? n : s->cfg.beam;
@@ -217,9 +217,9 @@ static int pnas_fit(nas_strategy *s, pnas_state *st, char *err) {
     int rc = NAS_ENOMEM, n = 0;
     if (!x || !y || !len) goto out;
     for (int i = 0; i < s->n_hist; i++) {
-        if (!s->hist[i].ok || s->hist[i].genome.space != s->cfg.space.kind) continue;
-        len[n] = pnas_encode(s, &s->hist[i].genome, x + (size_t)n * T * D);
-        y[n++] = (float)s->hist[i].reward;
+        if (!nas__hist(s, i)->ok || nas__hist(s, i)->genome.space != s->cfg.space.kind) continue;
+        len[n] = pnas_encode(s, &nas__hist(s, i)->genome, x + (size_t)n * T * D);
+        y[n++] = (float)nas__hist(s, i)->reward;
     }
     if (n < 2) {
         rc = nas_set_err(err, NAS_ESTATE, "strategy pnas: %d successful results, need 2 to fit", n);
@@ -420,9 +420,9 @@ static void pnas_measure(nas_strategy *s, pnas_state *st) {
     int n = 0;
     for (int i = 0; i < st->n_queue; i++) {
         const pnas_entry *e = &st->queue[i];
-        if (e->state != PNAS_OBSERVED || !s->hist[e->hist].ok) continue;
+        if (e->state != PNAS_OBSERVED || !nas__hist(s, e->hist)->ok) continue;
         a[n] = e->pred;
-        b[n++] = s->hist[e->hist].reward;
+        b[n++] = nas__hist(s, e->hist)->reward;
     }
     double rho = nas_predictor_spearman(a, b, n);
     nas_free(a);
@@ -437,7 +437,7 @@ static void pnas_measure(nas_strategy *s, pnas_state *st) {
  * campaign) still feeds the predictor through the history. */
 static int pnas_observe(nas_strategy *s, int idx, int was_inflight, char *err) {
     pnas_state *st = s->impl;
-    const nas__record *r = &s->hist[idx];
+    const nas__record *r = nas__hist(s, idx);
     for (int i = 0; i < st->n_queue; i++) {
         pnas_entry *e = &st->queue[i];
         if (e->state == PNAS_PROPOSED && e->hash == r->hash) {

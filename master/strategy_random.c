@@ -58,6 +58,11 @@ static int random_observe(nas_strategy *s, int idx, int was_inflight, char *err)
     return NAS_OK;
 }
 
+/* Random search reads no record again. */
+static int random_keep_from(const nas_strategy *s) {
+    return s->n_hist;
+}
+
 static int random_finished(const nas_strategy *s) {
     const random_state *st = s->impl;
     return st->exhausted;
@@ -89,6 +94,7 @@ const nas__strategy_vtable nas__strategy_random_vt = {
     .fini = random_fini,
     .propose = random_propose,
     .observe = random_observe,
+    .keep_from = random_keep_from,
     .finished = random_finished,
     .save = random_save,
     .load = random_load,

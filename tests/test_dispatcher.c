@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "master/dispatcher.h"
+#include "master/dispatcher_internal.h"
 #include "master/status.h"
 #include "tests/harness.h"
 
@@ -634,6 +635,7 @@ START_TEST(test_dispatcher_identity_map_churn) {
         nas_dispatcher_counts c;
         nas_dispatcher_counts_get(d, &c);
         ck_assert_int_eq(c.workers, n_in);
+        ck_assert_int_eq(nas_dispatcher_workers(d, NULL, 0), n_in); /* walks the list */
         for (int j = 0; j < 40; j++) {
             snprintf(id, sizeof id, "w%d", j);
             r.n_out = 0;
@@ -765,6 +767,56 @@ START_TEST(test_dispatcher_many_tasks_grow_tables) {
     nas_dispatcher_counts_get(d, &c);
     ck_assert_uint_eq(c.done, 5000);
     ck_assert_int_eq(r.results, 5000);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
+/* Memory follows what is live, not the campaign's length: tasks pushed and
+ * finished one at a time (as a campaign does) leave the map at a constant
+ * size; the last DONE_KEEP finished keep their state, older ones are
+ * forgotten, and a late result for one of those is still acknowledged as
+ * a duplicate and never recorded.  And after a flood of registrations has
+ * expired, the scans walk only the worker still there. */
+START_TEST(test_dispatcher_memory_bounded_by_live_tasks) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    size_t cap = 0;
+    for (uint64_t i = 1; i <= 6 * DONE_KEEP; i++) {
+        r.n_out = 0;
+        push(d, i, (int64_t)i);
+        result(d, "w1", i, 1, (int64_t)i);
+        ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_ACK));
+        ck_assert_int_eq(last_to(&r, "w1", NAS_MSG_ACK)->u.ack.duplicate, 0);
+        if (i == 3 * DONE_KEEP) cap = d->cap_tasks;
+    }
+    ck_assert_uint_eq(d->cap_tasks, cap); /* no growth over the second half */
+    ck_assert_uint_le(d->n_tasks, DONE_KEEP);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 6 * DONE_KEEP, NULL), NAS_DISPATCH_TASK_DONE);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 1, NULL), NAS_DISPATCH_TASK_UNKNOWN);
+    r.n_out = 0;
+    result(d, "w1", 1, 1, 100000);
+    ck_assert_int_eq(last_to(&r, "w1", NAS_MSG_ACK)->u.ack.duplicate, 1);
+    ck_assert_int_eq(r.results, 6 * DONE_KEEP);
+    nas_dispatcher_counts c;
+    nas_dispatcher_counts_get(d, &c);
+    ck_assert_uint_eq(c.done, 6 * DONE_KEEP);
+    /* A flood of 300 registrations, silent afterwards, expires; the worker
+     * list is then w1 alone, which still gets the next task. */
+    for (int k = 0; k < 300; k++) {
+        char id[8];
+        snprintf(id, sizeof id, "f%d", k);
+        reg(d, id, 100000, NULL);
+        r.n_out = 0;
+    }
+    simple(d, "w1", NAS_MSG_HEARTBEAT, 100400);
+    nas_dispatcher_tick(d, 100600);
+    ck_assert_int_eq(nas_dispatcher_workers(d, NULL, 0), 1);
+    ck_assert_int_eq(d->live_head, d->live_tail);
+    r.n_out = 0;
+    push(d, 6 * DONE_KEEP + 1, 100600);
+    ck_assert_ptr_nonnull(last_to(&r, "w1", NAS_MSG_TASK));
     nas_dispatcher_destroy(&d);
 }
 END_TEST
@@ -942,6 +994,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_status_snapshot);
     tcase_add_test(tc, test_dispatcher_packets_record_the_key_name);
     tcase_add_test(tc, test_dispatcher_many_tasks_grow_tables);
+    tcase_add_test(tc, test_dispatcher_memory_bounded_by_live_tasks);
     suite_add_tcase(s, tc);
     /* The sweeps run thousands of steps under ASan: a longer timeout. */
     TCase *props = tcase_create("props");

@@ -13,6 +13,7 @@
 #include "master/campaign_internal.h"
 #include "master/store_internal.h"
 #include "master/strategy.h"
+#include "master/strategy_internal.h"
 
 #include "common/alloc.h"
 #include "common/err.h"
@@ -214,6 +215,63 @@ static void check_rebuild(const char *name, int budget, int before, int version)
     nas_strategy_destroy(&b.s);
 }
 
+/* A campaign's strategy keeps in memory only what it reads again
+ * (nas_strategy_bound_history): it proposes exactly what a strategy with
+ * its whole history proposes, a bounded strategy rebuilt from the store
+ * is in the same state, and the history it holds stays at the size of the
+ * population (evolution) or nothing (random) while results accumulate. */
+static void check_bounded(const char *name, int budget, int before) {
+    nas_strategy_config c = config_of(name, budget);
+    sim a = {.s = make(&c), .st = open_store(), .window = 3};
+    sim ref = {.s = make(&c), .window = 3};
+    nas_strategy_bound_history(a.s);
+    for (int i = 0; i < before; i++) {
+        ck_assert(sim_step(&a, 2));
+        ck_assert(sim_step(&ref, 2));
+    }
+    assert_same_blob(a.s, ref.s, 1);
+    ck_assert_int_gt(a.s->hist_off, before / 4);
+    ck_assert_int_le(a.s->n_hist - a.s->hist_off, 4 * c.population + 8);
+    ck_assert_int_le(a.s->cap_hist, 8 * c.population + 32);
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(nas_strategy_save(a.s, &blob, &n), NAS_ESTATE); /* no whole history here */
+    nas_observation o;
+    ck_assert_int_eq(nas_strategy_history_get(a.s, 0, &o), NAS_ERANGE);
+
+    sim b = a;
+    b.s = make(&c);
+    b.st = NULL;
+    nas_strategy_bound_history(b.s);
+    char err[NAS_ERR_LEN] = "";
+    ck_assert_msg(nas__campaign_state_load(a.st, b.s, err) == NAS_OK, "%s: %s", name, err);
+    assert_same_blob(a.s, b.s, 1);
+    ck_assert_int_le(b.s->cap_hist, 8 * c.population + 32); /* the loaded history was let go */
+    nas_store_close(&a.st);
+    while (sim_step(&a, 2) | sim_step(&b, 2) | sim_step(&ref, 2))
+        ;
+    ck_assert_int_eq(a.n_made, ref.n_made);
+    ck_assert_int_eq(b.n_made, ref.n_made);
+    for (int i = 0; i < ref.n_made; i++)
+        ck_assert_msg(a.made[i] == ref.made[i] && b.made[i] == ref.made[i],
+                      "%s: proposal %d differs", name, i);
+    assert_same_blob(a.s, ref.s, 1);
+    assert_same_blob(b.s, ref.s, 1);
+    nas_strategy_destroy(&a.s);
+    nas_strategy_destroy(&b.s);
+    nas_strategy_destroy(&ref.s);
+}
+
+START_TEST(test_bounded_evolution) {
+    check_bounded("evolution", 300, 200);
+}
+END_TEST
+
+START_TEST(test_bounded_random) {
+    check_bounded("random", 300, 200);
+}
+END_TEST
+
 START_TEST(test_rebuild_random) {
     check_rebuild("random", 40, 25, 2);
 }
@@ -339,6 +397,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_rebuild_evolution);
     tcase_add_test(tc, test_rebuild_pnas);
     tcase_add_test(tc, test_rebuild_from_format1);
+    tcase_add_test(tc, test_bounded_evolution);
+    tcase_add_test(tc, test_bounded_random);
     tcase_add_test(tc, test_core_size_constant);
     tcase_add_test(tc, test_core_refuses_mismatch);
     tcase_add_test(tc, test_store_observation_numbers);

@@ -4,7 +4,8 @@
  * in this process, each a real nas_agent (Paranoid Pirate client, task
  * thread, DEALER over TCP) with a synthetic evaluator that returns at once.
  *
- *   bench-dispatch-swarm --agents N --db FILE [--io-threads K] -- nas-master CAMPAIGN.yaml ...
+ *   bench-dispatch-swarm --agents N --db FILE [--io-threads K] [--before CMD]
+ *                        -- nas-master CAMPAIGN.yaml ...
  *
  * Prints one line:
  *   agents=N tasks=T seconds=S tasks_per_s=R master_cpu_us_per_task=C swarm_cpu_us_per_task=W
@@ -13,6 +14,9 @@
  * master's user+system CPU divided by T, and W the same for this process
  * (all its agents) while the master ran.  The agents share one ZeroMQ
  * context with K I/O threads (default 1; 0: a context per agent).
+ * --before CMD runs CMD (sh -c) once the master is started and before the
+ * agents are (bench/dispatch/run: a registration flood, then its expiry);
+ * the master's CPU until CMD ended is not counted in C.
  */
 #include "common/clock.h"
 #include "common/err.h"
@@ -44,6 +48,23 @@ static double cpu_us_of(const struct rusage *ru) {
            (double)ru->ru_stime.tv_sec * 1e6 + (double)ru->ru_stime.tv_usec;
 }
 
+/* User plus system time a live process has used so far, in microseconds
+ * (/proc/PID/stat, clock ticks); 0 if it cannot be read. */
+static double proc_cpu_us(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void *run_agent(void *arg) {
     slot *s = arg;
     char err[NAS_ERR_LEN];
@@ -53,7 +74,7 @@ static void *run_agent(void *arg) {
 
 int main(int argc, char **argv) {
     int n = 1, cmd = -1, io_threads = 1;
-    const char *db = NULL, *endpoint = "tcp://127.0.0.1:5555";
+    const char *db = NULL, *endpoint = "tcp://127.0.0.1:5555", *before = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
             cmd = i + 1;
@@ -66,9 +87,11 @@ int main(int argc, char **argv) {
             io_threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--master") == 0 && i + 1 < argc) {
             endpoint = argv[++i];
+        } else if (strcmp(argv[i], "--before") == 0 && i + 1 < argc) {
+            before = argv[++i];
         } else {
             fprintf(stderr, "usage: bench-dispatch-swarm --agents N --db FILE [--master EP] "
-                            "[--io-threads K] -- nas-master ARGS...\n");
+                            "[--io-threads K] [--before CMD] -- nas-master ARGS...\n");
             return 2;
         }
     }
@@ -91,6 +114,15 @@ int main(int argc, char **argv) {
     }
     slot *slots = calloc((size_t)n, sizeof *slots);
     char err[NAS_ERR_LEN];
+    double master_pre_us = 0;
+    if (before) {
+        int rc = system(before);
+        if (rc != 0) {
+            snprintf(err, sizeof err, "--before '%s' failed (status %d)", before, rc);
+            goto fail;
+        }
+        master_pre_us = proc_cpu_us(master);
+    }
     /* One ZeroMQ context for all agents (--io-threads 0: one each, as
      * separate nas-worker processes would have): its I/O thread serves
      * every agent's connection in one wake-up. */
@@ -162,7 +194,8 @@ int main(int argc, char **argv) {
     double swarm_us = cpu_us_of(&self1) - cpu_us_of(&self0);
     printf("agents=%d tasks=%d seconds=%.3f tasks_per_s=%.1f master_cpu_us_per_task=%.1f "
            "swarm_cpu_us_per_task=%.1f\n",
-           n, t, secs, secs > 0 ? (t - 1) / secs : 0.0, cpu_us_of(&ru) / t, swarm_us / t);
+           n, t, secs, secs > 0 ? (t - 1) / secs : 0.0, (cpu_us_of(&ru) - master_pre_us) / t,
+           swarm_us / t);
     nas_store_records_free(r, t);
     nas_store_close(&st);
     return 0;

@@ -120,7 +120,7 @@ box systemctl cat nas-worker@.service >/dev/null || fail "systemd does not know 
 
 # 4. A master outside the container, with CurveZMQ keys; the worker's keypair
 # is made inside with the installed nasctl and only its public half leaves.
-port=$(free_port)
+free_port port
 mkdir -p "$T/keys" "$T/auth"
 "$NAS_BIN_DIR/nasctl" keygen "$T/keys/master" >/dev/null
 box nasctl keygen /etc/nasd/keys/worker >/dev/null || fail "nasctl keygen in the container failed"

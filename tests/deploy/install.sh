@@ -57,7 +57,7 @@ got=$(complete_words nas-master --log-level w)
 say "bash completion offers nasctl's subcommands and each binary's options"
 
 # A tiny real campaign with the installed binaries only.
-port=$(free_port)
+free_port port
 write_campaign "$T/tiny.yaml" tiny 4 127.0.0.1 "$port"
 (cd "$T" && exec "$bin/nas-master" tiny.yaml --db "$T/tiny.db" >"$T/master.out" 2>"$T/master.log") &
 master=$!

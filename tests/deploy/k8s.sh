@@ -26,7 +26,7 @@ fi
 # The probe, for real: the rendered campaign on free loopback ports, keys
 # made by nasctl keygen where the pod's init container puts them.
 need_fmnist
-port=$(free_port)
+free_port port
 mkdir -p "$T/keys" "$T/auth"
 "$NAS_BIN_DIR/nasctl" keygen "$T/keys/master" >/dev/null
 "$NAS_BIN_DIR/nasctl" keygen "$T/keys/ctl" >/dev/null

@@ -49,17 +49,30 @@ stop_pid() {
     kill -KILL "$p" 2>/dev/null || true
 }
 
-# free_port: a base of three TCP ports free on 127.0.0.1 (below the
-# ephemeral range, away from the C suites' 10000-32000 by starting high).
+# free_port VAR: a base of three TCP ports free on 127.0.0.1 into VAR,
+# below the ephemeral range and reserved for the life of this script the
+# way the C suites reserve theirs (tests/e2e_util.c): an flock on
+# /tmp/nasd-e2e-ports/BASE, bases 10000 + 3i.  Free right now is not
+# enough: a master killed with -9 binds its ports again when it is started
+# again, and a test running in parallel must not take them meanwhile.  The
+# descriptor stays open in this shell (so no $(...): a subshell would drop
+# the lock as it ends), and the children that inherit it hold it too.
 free_port() {
-    local p i used
+    local p i used fd
     used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
-    for i in $(seq 1 200); do
-        p=$((20000 + (RANDOM % 12000)))
-        if ! printf '%s\n' "$used" | grep -qxE "$p|$((p + 1))|$((p + 2))"; then
-            echo "$p"
-            return 0
+    mkdir -p /tmp/nasd-e2e-ports 2>/dev/null || true
+    chmod 1777 /tmp/nasd-e2e-ports 2>/dev/null || true
+    for i in $(seq 1 400); do
+        p=$((10000 + 3 * (3334 + RANDOM % 3998))) # 20002 .. 31996: the high end of the C suites' bases
+        printf '%s\n' "$used" | grep -qxE "$p|$((p + 1))|$((p + 2))" && continue
+        if exec {fd}>>"/tmp/nasd-e2e-ports/$p" 2>/dev/null; then
+            if ! flock -n "$fd"; then
+                exec {fd}>&-
+                continue
+            fi
         fi
+        printf -v "$1" '%s' "$p"
+        return 0
     done
     fail "no free port"
 }
@@ -146,7 +159,7 @@ units_campaign() {
     "$NAS_BIN_DIR/nasctl" keygen "$etc/keys/master" >/dev/null
     "$NAS_BIN_DIR/nasctl" keygen "$etc/keys/worker" >/dev/null
     cp "$etc/keys/worker.key" "$etc/authorized/"
-    port=$(free_port)
+    free_port port
     write_campaign "$etc/campaigns/tiny.yaml" tiny 4 127.0.0.1 "$port"
     printf 'NAS_MASTER=tcp://127.0.0.1:%s\nNAS_WORKER_OPTS=--threads 1 --data-dir %s\n' \
         "$port" "$NAS_FMNIST" >"$etc/worker.env"

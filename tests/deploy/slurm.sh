@@ -24,7 +24,7 @@ munged --force --key-file="$T/munge/munge.key" --socket="$T/munge/sock" \
     fail "munged did not start: $(cat "$T/munge/out")"
 nas_cleanup 'stop_pid "$(cat "$T/munge/munged.pid")"'
 
-ports=$(free_port)
+free_port ports
 cat >"$T/slurm.conf" <<CONF
 ClusterName=nasdtest
 SlurmctldHost=$node(127.0.0.1)
@@ -65,7 +65,7 @@ nas_cleanup stop_pid "$!"
 wait_for 60 "the Slurm node to be idle" bash -c "sinfo -h -o %T -n $node | grep -qx idle"
 say "single-node Slurm up (slurmctld, slurmd, munged on private ports and socket)"
 
-port=$(free_port)
+free_port port
 write_campaign "$T/camp.yaml" slurmcamp 16 0.0.0.0 "$port"
 job=$(cd "$T" && NAS_BIN_DIR=$NAS_BIN_DIR NAS_MASTER_HOST=127.0.0.1 \
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \

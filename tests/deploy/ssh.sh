@@ -20,7 +20,7 @@ chmod 700 "$T/ssh"
 ssh-keygen -q -t ed25519 -N '' -f "$T/ssh/host_key"
 ssh-keygen -q -t ed25519 -N '' -f "$T/ssh/id"
 cp "$T/ssh/id.pub" "$T/ssh/authorized_keys"
-sshport=$(free_port)
+free_port sshport
 cat >"$T/ssh/sshd_config" <<CFG
 Port $sshport
 ListenAddress 127.0.0.1
@@ -49,7 +49,7 @@ CFG
 wait_for 20 "sshd on port $sshport" ssh -F "$T/ssh/config" -o BatchMode=yes node-a true
 
 printf '# two hosts\nnode-a\nnode-b 1   # one worker\n' >"$T/hosts"
-port=$(free_port)
+free_port port
 write_campaign "$T/camp.yaml" sshcamp 16 127.0.0.1 "$port"
 launch() {
     "$NAS_SOURCE_DIR/deploy/launch.sh" "$@" --dir "$T/launch"
@@ -102,7 +102,7 @@ printf '%s\n' "$status" | grep -q 'node-b: worker-1 running' || fail "status lac
 printf '%s\n' "$status" | grep -q 'node-a-1' || fail "the master's status lists no node-a-1: $status"
 wait_for 240 "the resumed campaign to finish" bash -c "! kill -0 $master"
 n=$(results "$db")
-[ "$n" -ge 16 ] || fail "the resumed campaign ended with $n results, not 16"
+[ "$n" -ge 16 ] || fail "the resumed campaign ended with $n results, not 16; the end of its log: $(tail -n 5 "$T/launch/master.log")"
 [ "$n" -ge "$before" ] || fail "results were lost in the crash ($before before, $n after)"
 grep -q 'resum' "$T/launch/master.log" || fail "the master's log does not say it resumed"
 "$NAS_BIN_DIR/nasctl" history --db "$db" --csv >"$T/history.csv"

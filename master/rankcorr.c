@@ -112,9 +112,14 @@ int nas_rank_kendall(const double *x, const double *y, int n, double *tau) {
 
 // ---- pairing by architecture --------------------------------------------------------------------
 
+/* By architecture, then value: the repeats of an architecture are summed
+ * in one order whatever order they came in, so the mean (and every figure
+ * after it) is the same bit for bit for a live master that added results
+ * as they came and for a read of the store in task order. */
 static int cmp_obs(const void *pa, const void *pb) {
     const nas_rank_obs *a = pa, *b = pb;
-    return a->arch < b->arch ? -1 : a->arch > b->arch;
+    if (a->arch != b->arch) return a->arch < b->arch ? -1 : 1;
+    return a->value < b->value ? -1 : a->value > b->value;
 }
 
 /* Sort a copy of the observations by architecture and fold repeats into

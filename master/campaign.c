@@ -547,9 +547,10 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
         rc = nas__campaign_reopen(c, err);
         if (rc < 0) goto fail;
     }
-    nas_store_counts k;
-    if (nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &k, err) == NAS_OK)
-        c->done_at_start = k.done;
+    /* Counting the tasks now also keeps the counts of the finished ones, so
+     * the first status request does not scan them on the loop. */
+    nas_store_counts k, kf;
+    if (nas__campaign_status_counts(c, &k, &kf, err) == NAS_OK) c->done_at_start = k.done;
     *out = c;
     return NAS_OK;
 fail:

@@ -250,13 +250,18 @@ static void json_security(nas_json_buf *b, nas_campaign *c) {
  * Built on the loop that answers workers, so nothing in it reads more than
  * the live tasks' rows: the rest is kept up to date as results come in
  * (status_live.h). */
-char *nas_campaign_status_json(nas_campaign *c) {
-    char err[NAS_ERR_LEN];
-    nas_store_counts s = {0}, fin = {0};
+int nas__campaign_status_counts(nas_campaign *c, nas_store_counts *s, nas_store_counts *fin,
+                                char *err) {
     int64_t oldest = INT64_MAX;
     for (int i = 0; i < c->n_tasks; i++)
         if (c->tasks[i].id < oldest) oldest = c->tasks[i].id;
-    if (nas_status_live_counts(c->live, c->store, oldest, &s, &fin, err) < 0)
+    return nas_status_live_counts(c->live, c->store, oldest, s, fin, err);
+}
+
+char *nas_campaign_status_json(nas_campaign *c) {
+    char err[NAS_ERR_LEN];
+    nas_store_counts s = {0}, fin = {0};
+    if (nas__campaign_status_counts(c, &s, &fin, err) < 0)
         nas_warn("campaign: status counts: %s", err);
     nas_json_buf b;
     nas_json_buf_init(&b);

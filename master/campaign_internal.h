@@ -216,6 +216,10 @@ void nas__campaign_weights_sweep(nas_campaign *c);
 void nas__campaign_weights_json(const nas_campaign *c, char *buf, size_t cap);
 
 /* campaign_final.c */
+/* Task counts by state of both stages, as the status document gives them
+ * (nas_status_live_counts, from the oldest live task on). */
+int nas__campaign_status_counts(nas_campaign *c, nas_store_counts *s, nas_store_counts *fin,
+                                char *err);
 int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err);
 
 /* campaign_net.c */

@@ -361,7 +361,7 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
             c->search_closed = 1;
         }
         if (!c->search_closed && c->cfg->budget.epochs > 0 &&
-            c->epochs_spent >= c->cfg->budget.epochs) {
+            nas_status_live_epochs(c->live) >= c->cfg->budget.epochs) {
             nas_info("campaign: budget of %d epochs spent; no more proposals",
                      c->cfg->budget.epochs);
             c->search_closed = 1;
@@ -541,6 +541,8 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
     rc = nas__campaign_open_store(c, err);
     if (rc < 0) goto fail;
     int created = rc;
+    /* The status figures read the history once, here, never again. */
+    if ((rc = nas_status_live_open(&c->live, c->store, err)) < 0) goto fail;
     rc = open_strategy(c, created, err);
     if (rc < 0) goto fail;
     if ((rc = nas__campaign_weights_open(c, err)) < 0) goto fail;
@@ -556,13 +558,14 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
         rc = nas__campaign_reopen(c, err);
         if (rc < 0) goto fail;
     }
-    nas_store_counts k;
-    if (nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &k, err) == NAS_OK)
-        c->done_at_start = k.done;
-    if (!created && (rc = nas_status_epochs_spent(c->store, &c->epochs_spent, err)) < 0) goto fail;
+    /* Counting the tasks now also keeps the counts of the finished ones, so
+     * the first status request does not scan them on the loop. */
+    nas_store_counts k, kf;
+    if (nas__campaign_status_counts(c, &k, &kf, err) == NAS_OK) c->done_at_start = k.done;
     *out = c;
     return NAS_OK;
 fail:
+    nas_status_live_free(&c->live);
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
     nas__campaign_sched_close(c);
@@ -665,6 +668,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     if (!cp || !*cp) return;
     nas_campaign *c = *cp;
     nas__campaign_net_free(c);
+    nas_status_live_free(&c->live);
     nas_dispatcher_destroy(&c->disp);
     nas__campaign_weights_close(c);
     nas__campaign_sched_close(c);

@@ -246,12 +246,23 @@ static void json_security(nas_json_buf *b, nas_campaign *c) {
 }
 
 /* Counts come from the store (every run), worker details from the
- * dispatcher (only the live master knows epochs and current tasks). */
+ * dispatcher (only the live master knows epochs and current tasks).
+ * Built on the loop that answers workers, so nothing in it reads more than
+ * the live tasks' rows: the rest is kept up to date as results come in
+ * (status_live.h). */
+int nas__campaign_status_counts(nas_campaign *c, nas_store_counts *s, nas_store_counts *fin,
+                                char *err) {
+    int64_t oldest = INT64_MAX;
+    for (int i = 0; i < c->n_tasks; i++)
+        if (c->tasks[i].id < oldest) oldest = c->tasks[i].id;
+    return nas_status_live_counts(c->live, c->store, oldest, s, fin, err);
+}
+
 char *nas_campaign_status_json(nas_campaign *c) {
     char err[NAS_ERR_LEN];
     nas_store_counts s = {0}, fin = {0};
-    nas_store_task_counts(c->store, NAS_STORE_STAGE_SEARCH, &s, err);
-    nas_store_task_counts(c->store, NAS_STORE_STAGE_FINAL, &fin, err);
+    if (nas__campaign_status_counts(c, &s, &fin, err) < 0)
+        nas_warn("campaign: status counts: %s", err);
     nas_json_buf b;
     nas_json_buf_init(&b);
     nas_json_buf_obj_begin(&b);
@@ -296,14 +307,7 @@ char *nas_campaign_status_json(nas_campaign *c) {
         nas_json_buf_null(&b);
     else
         nas_json_buf_f64(&b, rho);
-    nas_store_record *r = NULL;
-    int n = nas_store_best(c->store, NAS_STORE_STAGE_SEARCH, 1, &r, err);
-    nas_json_buf_key(&b, "best");
-    if (n > 0)
-        nas_status_json_record(&b, &r[0]);
-    else
-        nas_json_buf_null(&b);
-    nas_store_records_free(r, n > 0 ? n : 0);
+    nas_status_live_json_best(c->live, c->store, &b);
     size_t cap = 8192 + 1024 * (size_t)nas_dispatcher_workers(c->disp, NULL, 0);
     char *dj = nas_malloc(cap);
     if (dj && nas_dispatcher_status_json(c->disp, nas_now_ms(), dj, cap) >= 0) {
@@ -315,8 +319,8 @@ char *nas_campaign_status_json(nas_campaign *c) {
     nas__campaign_weights_json(c, wj, sizeof wj);
     nas_json_buf_key(&b, "weights");
     nas_json_buf_raw(&b, wj, strlen(wj));
-    nas_status_json_fidelity(&b, c->store, c->cfg->budget.epochs, c->cfg->budget.wall_time_s,
-                             c->created_wall, nas_wall_ms());
+    nas_status_live_json_fidelity(c->live, &b, c->cfg->budget.epochs, c->cfg->budget.wall_time_s,
+                                  c->created_wall, nas_wall_ms());
     nas_store_commit_stats cs;
     nas_store_commit_stats_get(c->store, &cs);
     nas_status_json_commits(&b, &cs);

@@ -116,8 +116,10 @@ int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *
              nas_store_stage_name(t->stage), worker, r->val_acc,
              rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
     c->n_done++;
-    if (rc == NAS_STORE_APPLIED && t->stage == NAS_STORE_STAGE_SEARCH)
-        c->epochs_spent += nas_status_epochs_of(r->n_curve);
+    if (rc == NAS_STORE_APPLIED &&
+        nas_status_live_result(c->live, t->id, t->stage, &t->final_fid, t->hash, sr.accuracy,
+                               sr.test_accuracy, r->n_curve, err) < 0)
+        nas_warn("campaign: status figures: %s", err);
     nas__campaign_task_drop(c, t);
     nas__campaign_weights_sweep(c);
     nas__campaign_batch_end(c);

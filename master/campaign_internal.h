@@ -14,6 +14,7 @@
 #include "master/campaign.h"
 #include "master/auth.h"
 #include "master/dispatcher.h"
+#include "master/status_live.h"
 #include "master/store.h"
 #include "master/strategy.h"
 #include "master/weights.h"
@@ -93,7 +94,9 @@ struct nas_campaign {
     int64_t started_wall;
     int64_t done_at_start;    /* search results already in the store at start */
     int64_t n_done, n_failed; /* results/failures recorded by this process */
-    int64_t epochs_spent;     /* search epochs trained, all runs (budget.epochs) */
+    /* Search epochs spent (budget.epochs) and every other figure of the
+     * status document that a read of the store would cost O(results). */
+    nas_status_live *live;
     int preparing;            /* strategy prepare running in the thread pool */
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
@@ -214,6 +217,10 @@ void nas__campaign_weights_sweep(nas_campaign *c);
 void nas__campaign_weights_json(const nas_campaign *c, char *buf, size_t cap);
 
 /* campaign_final.c */
+/* Task counts by state of both stages, as the status document gives them
+ * (nas_status_live_counts, from the oldest live task on). */
+int nas__campaign_status_counts(nas_campaign *c, nas_store_counts *s, nas_store_counts *fin,
+                                char *err);
 int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err);
 
 /* campaign_net.c */

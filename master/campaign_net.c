@@ -111,16 +111,15 @@ static void control_end(void *data) {
     nas__campaign_batch_end(data);
 }
 
-/* A status document is rebuilt from the store (counts, the best result,
- * the fidelity ranks, which read every finished task): milliseconds for a
- * small campaign, seconds for one with 100,000 results.  Built for every
- * request, a dashboard following the master kept the loop answering
- * status and the workers waiting (bench/dashboard stalled a 100,000-task
- * campaign at 36,000 results).  So the last document is answered again
- * while it is younger than NAS_STATUS_REUSE times what it cost to build
- * (capped at NAS_STATUS_REUSE_MAX_MS): status takes about a tenth of the
- * loop at most, and a small campaign's answers stay fresh.  One build
- * still blocks the loop for its whole cost (docs/PERFORMANCE.md). */
+/* A status document is built on the loop that answers workers.  Its
+ * figures are kept as results come (status_live.h), so one costs O(live
+ * tasks + workers), well under a millisecond at 100,000 results; built
+ * from the store for every request, it once cost seconds, and a dashboard
+ * following the master kept the workers waiting (docs/PERFORMANCE.md).
+ * The last document is still answered again while it is younger than
+ * NAS_STATUS_REUSE times what it cost to build (capped at
+ * NAS_STATUS_REUSE_MAX_MS), so that clients polling back to back take
+ * about a tenth of the loop at most, whatever a document costs. */
 #define NAS_STATUS_REUSE        10
 #define NAS_STATUS_REUSE_MAX_MS 60000
 

@@ -530,6 +530,7 @@ void nas__campaign_sched_progress(void *ctx, const nas_wire_progress *p, const c
         nas__campaign_fail(c, err);
         return;
     }
+    nas_status_live_stopped(c->live);
     /* Recorded as this run's result (the strategy observes it; the
      * scheduler gets a stop, never promoted), then the worker is told. */
     if (nas__campaign_record(c, &r, worker, 1) == NAS_OK)

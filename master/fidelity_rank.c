@@ -2,9 +2,13 @@
  * fidelity_rank.c - rank correlation between a campaign's fidelities,
  * from its store (fidelity_rank.h).
  *
- * Two reads (every done task with its fidelity, every result) joined on
- * the task id in memory: nasctl runs this now and then, and a campaign's
- * few thousand rows take milliseconds.
+ * The figures come from an accumulator of every result's group,
+ * architecture and accuracies: filled from a store by two reads (every
+ * done task with its fidelity, every result, joined on the task id in
+ * memory) for nasctl, or kept up to date result by result by the live
+ * master (status_live.c), so that its status document never reads the
+ * history again.  Both go through nas_fidelity_acc_add and
+ * nas_fidelity_acc_ranks, so their figures cannot differ.
  */
 #include "master/fidelity_rank.h"
 
@@ -43,138 +47,196 @@ static int group_key(const nas_fidelity *f, int stage, char *key) {
     return nas_store_fidelity_to_json(&g, key + 1, KEY_LEN - 1);
 }
 
+// ---- the accumulator ---------------------------------------------------------------------------
+
+/* One fidelity group: its key, the lowest task id in it (groups are
+ * ordered by first appearance in task order, whatever order results come
+ * in), and its observations. */
+typedef struct acc_group {
+    char key[KEY_LEN];
+    nas_fidelity_group g;
+    int64_t first_task;
+    nas_rank_obs *val, *test;
+    int n_val, n_test, cap_val, cap_test;
+} acc_group;
+
+struct nas_fidelity_acc {
+    acc_group *groups;
+    int n_groups, cap_groups;
+    int last; /* the group of the last result: consecutive results mostly share it */
+};
+
+int nas_fidelity_acc_new(nas_fidelity_acc **out) {
+    *out = nas_calloc(1, sizeof **out);
+    return *out ? NAS_OK : NAS_ENOMEM;
+}
+
+void nas_fidelity_acc_free(nas_fidelity_acc **ap) {
+    if (!ap || !*ap) return;
+    nas_fidelity_acc *a = *ap;
+    for (int i = 0; i < a->n_groups; i++) {
+        nas_free(a->groups[i].val);
+        nas_free(a->groups[i].test);
+    }
+    nas_free(a->groups);
+    nas_free(a);
+    *ap = NULL;
+}
+
+static int push_obs(nas_rank_obs **arr, int *n, int *cap, uint64_t arch, double v) {
+    if (*n == *cap) {
+        int grown_cap = *cap ? *cap * 2 : 64;
+        nas_rank_obs *grown = nas_realloc(*arr, (size_t)grown_cap * sizeof **arr);
+        if (!grown) return NAS_ENOMEM;
+        *arr = grown;
+        *cap = grown_cap;
+    }
+    (*arr)[(*n)++] = (nas_rank_obs){arch, v};
+    return NAS_OK;
+}
+
+static int find_group(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
+                      char *err) {
+    char key[KEY_LEN];
+    if (group_key(f, stage, key) < 0)
+        return nas_set_err(err, NAS_ERANGE, "fidelity ranks: task %lld's fidelity is too long "
+                                            "to compare",
+                           (long long)task_id);
+    if (a->last < a->n_groups && strcmp(a->groups[a->last].key, key) == 0) return a->last;
+    for (int g = 0; g < a->n_groups; g++)
+        if (strcmp(a->groups[g].key, key) == 0) return a->last = g;
+    if (a->n_groups == a->cap_groups) {
+        int cap = a->cap_groups ? a->cap_groups * 2 : 4;
+        acc_group *grown = nas_realloc(a->groups, (size_t)cap * sizeof *grown);
+        if (!grown) return nas_set_err(err, NAS_ENOMEM, "fidelity ranks: out of memory");
+        a->groups = grown;
+        a->cap_groups = cap;
+    }
+    acc_group *g = &a->groups[a->n_groups];
+    memset(g, 0, sizeof *g);
+    memcpy(g->key, key, KEY_LEN);
+    g->g = (nas_fidelity_group){stage, *f, 0};
+    g->first_task = task_id;
+    return a->last = a->n_groups++;
+}
+
+int nas_fidelity_acc_add(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
+                         uint64_t arch, double val, double test, char *err) {
+    if (stage != NAS_STORE_STAGE_SEARCH && stage != NAS_STORE_STAGE_FINAL) return NAS_OK;
+    int gi = find_group(a, task_id, stage, f, err);
+    if (gi < 0) return gi;
+    acc_group *g = &a->groups[gi];
+    /* The group keeps the fidelity of its first task, as a read in task
+     * order would. */
+    if (task_id < g->first_task) {
+        g->first_task = task_id;
+        g->g.fidelity = *f;
+    }
+    g->g.n++;
+    int rc = NAS_OK;
+    if (!isnan(val)) rc = push_obs(&g->val, &g->n_val, &g->cap_val, arch, val);
+    if (rc == NAS_OK && !isnan(test)) rc = push_obs(&g->test, &g->n_test, &g->cap_test, arch, test);
+    return rc < 0 ? nas_set_err(err, rc, "fidelity ranks: out of memory") : NAS_OK;
+}
+
 static int cmp_record_task(const void *pa, const void *pb) {
     const nas_store_record *a = pa, *b = pb;
     return a->task_id < b->task_id ? -1 : a->task_id > b->task_id;
 }
 
-/* Sort the tasks into groups: gid[i] for task i, the groups in out. */
-static int assign_groups(const nas_store_task_info *t, int nt, int *gid, nas_fidelity_ranks *out,
-                         char *err) {
-    char(*keys)[KEY_LEN] = nt ? nas_malloc((size_t)nt * KEY_LEN) : NULL;
-    out->groups = nt ? nas_calloc((size_t)nt, sizeof *out->groups) : NULL;
-    if (nt && (!keys || !out->groups)) {
-        nas_free(keys);
+int nas_fidelity_acc_read(nas_fidelity_acc *a, nas_store *st, nas_fidelity_acc_each fn, void *ctx,
+                          char *err) {
+    nas_store_task_info *t = NULL;
+    nas_store_record *r = NULL;
+    int nt = nas_store_task_list(st, NAS_STORE_TASK_DONE, NAS_STORE_STAGE_ANY, &t, err);
+    if (nt < 0) return nt;
+    int nr = nas_store_history(st, NAS_STORE_STAGE_ANY, &r, err);
+    if (nr < 0) {
+        nas_free(t);
+        return nr;
+    }
+    int rc = NAS_OK;
+    for (int j = 0; j < nr && fn; j++)
+        fn(ctx, &r[j]);
+    /* Tasks come in id order: sort the results the same way and merge. */
+    if (nr > 0) qsort(r, (size_t)nr, sizeof *r, cmp_record_task);
+    for (int i = 0, j = 0; i < nt && j < nr && rc == NAS_OK;) {
+        if (t[i].id < r[j].task_id) {
+            i++;
+        } else if (t[i].id > r[j].task_id) {
+            j++;
+        } else {
+            rc = nas_fidelity_acc_add(a, t[i].id, t[i].stage, &t[i].fidelity, t[i].arch_hash,
+                                      r[j].accuracy, r[j].test_accuracy, err);
+            i++;
+            j++;
+        }
+    }
+    nas_free(t);
+    nas_store_records_free(r, nr);
+    return rc;
+}
+
+/* Group indices in report order: search groups, then final ones, each
+ * by the first task id in it (an insertion sort: a campaign has a few). */
+static void group_order(const acc_group *g, int n, int *order) {
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j > 0 && (g[order[j - 1]].g.stage > g[i].g.stage ||
+                         (g[order[j - 1]].g.stage == g[i].g.stage &&
+                          g[order[j - 1]].first_task > g[i].first_task))) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
+int nas_fidelity_acc_ranks(const nas_fidelity_acc *a, nas_fidelity_ranks *out, char *err) {
+    memset(out, 0, sizeof *out);
+    int ng = a->n_groups, rc = NAS_OK;
+    if (ng == 0) return NAS_OK;
+    int *order = nas_malloc((size_t)ng * sizeof *order);
+    out->groups = nas_calloc((size_t)ng, sizeof *out->groups);
+    /* At most one pair per group and search group: n_groups^2 bounds it. */
+    out->pairs = nas_calloc((size_t)ng * (size_t)ng, sizeof *out->pairs);
+    if (!order || !out->groups || !out->pairs) {
+        nas_free(order);
         return nas_set_err(err, NAS_ENOMEM, "fidelity ranks: out of memory");
     }
-    /* Search groups first, each stage in order of first appearance. */
-    for (int stage = NAS_STORE_STAGE_SEARCH; stage <= NAS_STORE_STAGE_FINAL; stage++)
-        for (int i = 0; i < nt; i++) {
-            if (t[i].stage != stage) continue;
-            char key[KEY_LEN];
-            if (group_key(&t[i].fidelity, stage, key) < 0) {
-                nas_free(keys);
-                return nas_set_err(err, NAS_ERANGE,
-                                   "fidelity ranks: task %lld's fidelity is "
-                                   "too long to compare",
-                                   (long long)t[i].id);
-            }
-            int g = 0;
-            while (g < out->n_groups && strcmp(keys[g], key) != 0)
-                g++;
-            if (g == out->n_groups) {
-                memcpy(keys[g], key, KEY_LEN);
-                out->groups[g] = (nas_fidelity_group){stage, t[i].fidelity, 0};
-                out->n_groups++;
-            }
-            gid[i] = g;
+    group_order(a->groups, ng, order);
+    out->n_groups = ng;
+    for (int i = 0; i < ng; i++)
+        out->groups[i] = a->groups[order[i]].g;
+    for (int g = 0; g < ng && rc == NAS_OK; g++) {
+        if (out->groups[g].stage != NAS_STORE_STAGE_SEARCH) continue;
+        const acc_group *from = &a->groups[order[g]];
+        for (int h = g + 1; h < ng && rc == NAS_OK; h++) {
+            /* The next search fidelity (the next rung), and every final one. */
+            int adjacent = out->groups[h].stage == NAS_STORE_STAGE_SEARCH && h == g + 1;
+            if (!adjacent && out->groups[h].stage != NAS_STORE_STAGE_FINAL) continue;
+            const acc_group *to = &a->groups[order[h]];
+            nas_fidelity_pair *p = &out->pairs[out->n_pairs++];
+            p->from = g;
+            p->to = h;
+            rc = nas_rank_compare(from->val, from->n_val, to->val, to->n_val, &p->val);
+            if (rc == NAS_OK)
+                rc = nas_rank_compare(from->val, from->n_val, to->test, to->n_test, &p->test);
         }
-    nas_free(keys);
-    return NAS_OK;
-}
-
-/* The results of group g as observations, test accuracy or validation. */
-static int group_obs(const nas_store_task_info *t, const nas_store_record *const *rec, int nt,
-                     const int *gid, int g, int test, nas_rank_obs *obs) {
-    int n = 0;
-    for (int i = 0; i < nt; i++) {
-        if (gid[i] != g || !rec[i]) continue;
-        double v = test ? rec[i]->test_accuracy : rec[i]->accuracy;
-        if (!isnan(v)) obs[n++] = (nas_rank_obs){t[i].arch_hash, v};
     }
-    return n;
-}
-
-static int add_pair(nas_fidelity_ranks *out, const nas_store_task_info *t,
-                    const nas_store_record *const *rec, int nt, const int *gid, int from, int to,
-                    nas_rank_obs *a, nas_rank_obs *b) {
-    nas_fidelity_pair *p = &out->pairs[out->n_pairs++];
-    p->from = from;
-    p->to = to;
-    int na = group_obs(t, rec, nt, gid, from, 0, a);
-    int nb = group_obs(t, rec, nt, gid, to, 0, b);
-    int rc = nas_rank_compare(a, na, b, nb, &p->val);
-    if (rc == NAS_OK) {
-        nb = group_obs(t, rec, nt, gid, to, 1, b);
-        rc = nas_rank_compare(a, na, b, nb, &p->test);
-    }
+    nas_free(order);
+    if (rc < 0) nas_set_err(err, rc, "fidelity ranks: %s", nas_strerror(rc));
     return rc;
 }
 
 int nas_fidelity_ranks_read(nas_store *st, nas_fidelity_ranks *out, char *err) {
     memset(out, 0, sizeof *out);
-    nas_store_task_info *t = NULL;
-    nas_store_record *r = NULL;
-    const nas_store_record **rec = NULL;
-    int *gid = NULL;
-    nas_rank_obs *a = NULL, *b = NULL;
-    int nr = 0, rc;
-    int nt = nas_store_task_list(st, NAS_STORE_TASK_DONE, NAS_STORE_STAGE_ANY, &t, err);
-    if (nt < 0) return nt;
-    nr = nas_store_history(st, NAS_STORE_STAGE_ANY, &r, err);
-    if (nr < 0) {
-        rc = nr;
-        nr = 0;
-        goto done;
-    }
-    size_t m = nt > 0 ? (size_t)nt : 1;
-    rec = nas_calloc(m, sizeof *rec);
-    gid = nas_calloc(m, sizeof *gid);
-    a = nas_malloc(m * sizeof *a);
-    b = nas_malloc(m * sizeof *b);
-    if (!rec || !gid || !a || !b) {
-        rc = nas_set_err(err, NAS_ENOMEM, "fidelity ranks: out of memory");
-        goto done;
-    }
-    /* Tasks come in id order: sort the results the same way and merge. */
-    if (nr > 0) qsort(r, (size_t)nr, sizeof *r, cmp_record_task);
-    for (int i = 0, j = 0; i < nt && j < nr;) {
-        if (t[i].id < r[j].task_id)
-            i++;
-        else if (t[i].id > r[j].task_id)
-            j++;
-        else
-            rec[i++] = &r[j++];
-    }
-    rc = assign_groups(t, nt, gid, out, err);
-    if (rc < 0) goto done;
-    /* At most one pair per group and search group: n_groups^2 bounds it. */
-    out->pairs = out->n_groups
-                     ? nas_calloc((size_t)out->n_groups * (size_t)out->n_groups, sizeof *out->pairs)
-                     : NULL;
-    if (out->n_groups && !out->pairs) {
-        rc = nas_set_err(err, NAS_ENOMEM, "fidelity ranks: out of memory");
-        goto done;
-    }
-    for (int g = 0; g < out->n_groups && rc == NAS_OK; g++) {
-        if (out->groups[g].stage != NAS_STORE_STAGE_SEARCH) continue;
-        for (int h = g + 1; h < out->n_groups && rc == NAS_OK; h++) {
-            /* The next search fidelity (the next rung), and every final one. */
-            int adjacent = out->groups[h].stage == NAS_STORE_STAGE_SEARCH && h == g + 1;
-            if (adjacent || out->groups[h].stage == NAS_STORE_STAGE_FINAL)
-                rc = add_pair(out, t, rec, nt, gid, g, h, a, b);
-        }
-    }
-    for (int i = 0; i < nt; i++)
-        if (rec[i]) out->groups[gid[i]].n++;
-    if (rc < 0) nas_set_err(err, rc, "fidelity ranks: %s", nas_strerror(rc));
-done:
-    nas_free(t);
-    nas_store_records_free(r, nr);
-    nas_free(rec);
-    nas_free(gid);
-    nas_free(a);
-    nas_free(b);
+    nas_fidelity_acc *a = NULL;
+    if (nas_fidelity_acc_new(&a) < 0)
+        return nas_set_err(err, NAS_ENOMEM, "fidelity ranks: out of memory");
+    int rc = nas_fidelity_acc_read(a, st, NULL, NULL, err);
+    if (rc == NAS_OK) rc = nas_fidelity_acc_ranks(a, out, err);
+    nas_fidelity_acc_free(&a);
     return rc;
 }
 

@@ -39,6 +39,32 @@ typedef struct nas_fidelity_ranks {
     int n_pairs;
 } nas_fidelity_ranks;
 
+/* What the figures are computed from: every result's fidelity group,
+ * architecture, validation and test accuracy.  nas_fidelity_ranks_read
+ * fills one from a store; the live master keeps one up to date as results
+ * are committed (status_live.h), so its status document costs no read of
+ * the history. */
+typedef struct nas_fidelity_acc nas_fidelity_acc;
+
+int nas_fidelity_acc_new(nas_fidelity_acc **out); /* NAS_ENOMEM */
+void nas_fidelity_acc_free(nas_fidelity_acc **a);
+
+/* One result of task `task_id` (its stage and fidelity, as stored).  A NaN
+ * accuracy is left out of the correlation it would belong to. */
+int nas_fidelity_acc_add(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
+                         uint64_t arch, double val, double test, char *err);
+
+/* Every result of the store into `a`; fn (NULL: none) also sees each
+ * record, in the order they were recorded, before the accumulator does. */
+typedef void (*nas_fidelity_acc_each)(void *ctx, const nas_store_record *r);
+int nas_fidelity_acc_read(nas_fidelity_acc *a, nas_store *st, nas_fidelity_acc_each fn, void *ctx,
+                          char *err);
+
+/* The figures of what `a` holds (free with nas_fidelity_ranks_fini, also
+ * after an error).  Groups and pairs do not depend on the order in which
+ * results were added. */
+int nas_fidelity_acc_ranks(const nas_fidelity_acc *a, nas_fidelity_ranks *out, char *err);
+
 /* Read every done task of the store and fill *out (free with
  * nas_fidelity_ranks_fini, also after an error).  NAS_OK, or the store's
  * error (err names it), NAS_ENOMEM. */

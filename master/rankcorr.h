@@ -38,8 +38,8 @@ int nas_rank_spearman(const double *x, const double *y, int n, double *rho);
 
 /* Kendall's tau-b: (concordant - discordant) / sqrt((n0 - tx)(n0 - ty))
  * over the n0 = n(n-1)/2 pairs, tx and ty the pairs tied in x and in y.
- * NAN when n < 2 or either side is constant.  O(n^2) pairs, which is
- * milliseconds for the few thousand results of a campaign. */
+ * NAN when n < 2 or either side is constant.  O(n log n) (Knight's
+ * algorithm: a sort and a merge sort counting inversions). */
 int nas_rank_kendall(const double *x, const double *y, int n, double *tau);
 
 /* One result of an architecture at some fidelity. */

@@ -83,31 +83,36 @@ static void num_or_null(nas_json_buf *b, const char *key, double v) {
         nas_json_buf_f64(b, v);
 }
 
+void nas_status_json_fidelity_of(nas_json_buf *b, int64_t epochs, int64_t epochs_budget,
+                                 double wall_budget_s, int64_t created_ms, int64_t now_wall_ms,
+                                 int64_t stopped, const nas_fidelity_ranks *fr) {
+    nas_json_buf_key(b, "resources");
+    nas_json_buf_obj_begin(b);
+    num_or_null(b, "epochs", (double)epochs);
+    num_or_null(b, "epochs_budget", (double)epochs_budget);
+    num_or_null(b, "wall_s", created_ms > 0 ? (double)(now_wall_ms - created_ms) / 1000.0 : -1);
+    num_or_null(b, "wall_budget_s", wall_budget_s);
+    num_or_null(b, "stopped", (double)stopped);
+    nas_json_buf_obj_end(b);
+    nas_json_buf_key(b, "fidelity_ranks");
+    if (fr)
+        nas_fidelity_ranks_json(b, fr);
+    else
+        nas_json_buf_null(b);
+}
+
 void nas_status_json_fidelity(nas_json_buf *b, nas_store *st, int64_t epochs_budget,
                               double wall_budget_s, int64_t created_ms, int64_t now_wall_ms) {
     char err[NAS_ERR_LEN];
     int64_t spent = 0;
-    nas_json_buf_key(b, "resources");
-    nas_json_buf_obj_begin(b);
-    nas_json_buf_key(b, "epochs");
-    if (nas_status_epochs_spent(st, &spent, err) == NAS_OK)
-        nas_json_buf_i64(b, spent);
-    else
-        nas_json_buf_null(b);
-    num_or_null(b, "epochs_budget", (double)epochs_budget);
-    num_or_null(b, "wall_s", created_ms > 0 ? (double)(now_wall_ms - created_ms) / 1000.0 : -1);
-    num_or_null(b, "wall_budget_s", wall_budget_s);
+    if (nas_status_epochs_spent(st, &spent, err) != NAS_OK) spent = -1;
     int64_t *stopped = NULL;
     int n_stopped = nas_status_stopped_tasks(st, &stopped, err);
     nas_free(stopped);
-    num_or_null(b, "stopped", n_stopped);
-    nas_json_buf_obj_end(b);
     nas_fidelity_ranks fr;
-    nas_json_buf_key(b, "fidelity_ranks");
-    if (nas_fidelity_ranks_read(st, &fr, err) == NAS_OK)
-        nas_fidelity_ranks_json(b, &fr);
-    else
-        nas_json_buf_null(b);
+    int ok = nas_fidelity_ranks_read(st, &fr, err) == NAS_OK;
+    nas_status_json_fidelity_of(b, spent, epochs_budget, wall_budget_s, created_ms, now_wall_ms,
+                                n_stopped, ok ? &fr : NULL);
     nas_fidelity_ranks_fini(&fr);
 }
 

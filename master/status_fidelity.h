@@ -13,6 +13,7 @@
 #define NAS_STATUS_FIDELITY_H
 
 #include "common/json.h"
+#include "master/fidelity_rank.h"
 #include "master/store.h"
 
 #include <stdint.h>
@@ -37,7 +38,14 @@ int nas_status_stopped_tasks(nas_store *st, int64_t **ids, char *err);
 /* 1 when `task` is in the sorted ids. */
 int nas_status_is_stopped(const int64_t *ids, int n, int64_t task);
 
-/* Write the two keys into an open object; budgets < 0 are written null. */
+/* Write the two keys into an open object from figures already known
+ * (the live master's, status_live.h): epochs spent, budgets and the
+ * stopped count < 0 are written null, and so is fr when NULL. */
+void nas_status_json_fidelity_of(nas_json_buf *b, int64_t epochs, int64_t epochs_budget,
+                                 double wall_budget_s, int64_t created_ms, int64_t now_wall_ms,
+                                 int64_t stopped, const nas_fidelity_ranks *fr);
+
+/* The same from the store (every result read): budgets < 0 are written null. */
 void nas_status_json_fidelity(nas_json_buf *b, nas_store *st, int64_t epochs_budget,
                               double wall_budget_s, int64_t created_ms, int64_t now_wall_ms);
 

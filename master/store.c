@@ -131,7 +131,7 @@ static const struct {
     {NAS__ST_TASK_COUNTS,
      "SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'leased'), "
      "count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed') "
-     "FROM task WHERE (?1 IS NULL OR stage = ?1)"},
+     "FROM task WHERE (?1 IS NULL OR stage = ?1) AND id >= ?2 AND id < ?3"},
     /* The k best are picked from the task table alone (a bounded sort of
      * the numbers), and only they are joined with their architecture and
      * read whole: no index on accuracy is kept up at every result (v3). */
@@ -140,6 +140,7 @@ static const struct {
                    "AND (?1 IS NULL OR stage = ?1) ORDER BY accuracy DESC, result_id ASC LIMIT ?2) "
                    "ORDER BY t.accuracy DESC, t.result_id ASC"},
     {NAS__ST_HISTORY, "SELECT " RECORD_COLS RECORD_FROM "ORDER BY t.result_id ASC"},
+    {NAS__ST_RESULT_GET, "SELECT " RECORD_COLS RECORD_FROM "AND t.id = ?2"},
     {NAS__ST_WORKER_UPSERT,
      "INSERT INTO worker (name, host, cores, version, first_seen_ms, last_seen_ms, tasks_done) "
      "VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0) ON CONFLICT (name) DO UPDATE SET host = excluded.host, "

@@ -394,6 +394,10 @@ typedef struct nas_store_counts {
     int64_t queued, leased, done, failed;
 } nas_store_counts;
 int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char *err);
+/* The same over the tasks with lo <= id < hi only (a range of the table:
+ * the live master's status counts the tasks after its oldest live one). */
+int nas_store_task_counts_range(nas_store *st, int stage, int64_t lo, int64_t hi,
+                                nas_store_counts *out, char *err);
 
 /* A result joined with its task and architecture. */
 typedef struct nas_store_record {
@@ -420,6 +424,10 @@ void nas_store_records_free(nas_store_record *recs, int n);
 /* The k best results of `stage` by validation accuracy (ties: the earlier
  * result first).  Returns the count (<= k). */
 int nas_store_best(nas_store *st, int stage, int k, nas_store_record **out, char *err);
+
+/* The result of one task: 1 with *out (one record, nas_store_records_free),
+ * 0 when it has none. */
+int nas_store_result_get(nas_store *st, int64_t task_id, nas_store_record **out, char *err);
 
 /* Every result of `stage` in the order it was recorded. */
 int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *err);

@@ -47,6 +47,7 @@ enum nas__stmt {
     NAS__ST_TASK_COUNTS,
     NAS__ST_BEST,
     NAS__ST_HISTORY,
+    NAS__ST_RESULT_GET,
     NAS__ST_WORKER_UPSERT,
     NAS__ST_WORKER_LIST,
     NAS__ST_WORKER_BIND,

@@ -414,10 +414,18 @@ int nas_store_arch_get(nas_store *st, uint64_t hash, nas_store_arch_info *out, c
 
 /* One GROUP BY pass; states with no task keep their zero. */
 int nas_store_task_counts(nas_store *st, int stage, nas_store_counts *out, char *err) {
+    return nas_store_task_counts_range(st, stage, 0, INT64_MAX, out, err);
+}
+
+/* A range of ids is a range of the table's b-tree: only those rows are read. */
+int nas_store_task_counts_range(nas_store *st, int stage, int64_t lo, int64_t hi,
+                                nas_store_counts *out, char *err) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_TASK_COUNTS, err);
     if (!s) return NAS_EDB;
     bind_filter(s, 1, stage, stage_names, 2);
+    sqlite3_bind_int64(s, 2, lo);
+    sqlite3_bind_int64(s, 3, hi);
     /* One row, one column per state (NAS__ST_TASK_COUNTS). */
     int step = nas__store_step(st, s);
     if (step == SQLITE_ROW) {
@@ -505,6 +513,15 @@ int nas_store_best(nas_store *st, int stage, int k, nas_store_record **out, char
     if (!s) return NAS_EDB;
     bind_filter(s, 1, stage, stage_names, 2);
     sqlite3_bind_int(s, 2, k);
+    return collect_records(st, s, out, err);
+}
+
+int nas_store_result_get(nas_store *st, int64_t task_id, nas_store_record **out, char *err) {
+    *out = NULL;
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_RESULT_GET, err);
+    if (!s) return NAS_EDB;
+    sqlite3_bind_null(s, 1);
+    sqlite3_bind_int64(s, 2, task_id);
     return collect_records(st, s, out, err);
 }
 

@@ -229,10 +229,40 @@ static int lscratch_init(lscratch *sc, const lgeom *g, int v) {
 #define OR(a, b) ((a) || (b))
 #define MSEL(m, v) ((m) ? (v) : 0.0f)
 #define MNONE 0
+#define TR(r) ((void)(r))
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"
 
 #if NAS_SIMD_INTRIN
+// Transpose the 16 x 16 floats of r in registers: unpacks pair rows, 128-bit shuffles gather
+// four rows' columns, two rounds of 128-bit block shuffles place the blocks.
+__attribute__((target("avx512f"))) static inline void tr16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4i + k], 128-bit block b: rows 4i..4i+3 of column 4b + k.
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+        t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+        r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
+    }
+}
+
 #define KATTR __attribute__((target("avx512f")))
 #define FN(x) x##_avx512
 #define VT __m512
@@ -254,12 +284,34 @@ static int lscratch_init(lscratch *sc, const lgeom *g, int v) {
 #define OR(a, b) ((__mmask16)((a) | (b)))
 #define MSEL(m, v) _mm512_maskz_mov_ps(m, v)
 #define MNONE ((__mmask16)0)
+#define TR(r) tr16(r)
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"
 
 // A mask of the first n of 8 lanes, for AVX2's masked loads and stores.
 __attribute__((target("avx2"))) static inline __m256i lanes8(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Transpose the 8 x 8 floats of r in registers (as tr16, then one round of 128-bit halves).
+__attribute__((target("avx2"))) static inline void tr8(__m256 r[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4i + k], half b: rows 4i..4i+3 of column 4b + k.
+    for (int i = 0; i < 2; i++) {
+        r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[4 + k], 0x20);
+        t[4 + k] = _mm256_permute2f128_ps(r[k], r[4 + k], 0x31);
+    }
+    for (int k = 0; k < 8; k++) r[k] = t[k];
 }
 
 #define KATTR __attribute__((target("avx2")))
@@ -283,6 +335,7 @@ __attribute__((target("avx2"))) static inline __m256i lanes8(int n) {
 #define OR(a, b) _mm256_or_ps(a, b)
 #define MSEL(m, v) _mm256_and_ps(m, v)
 #define MNONE _mm256_setzero_ps()
+#define TR(r) tr8(r)
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"
 #endif
@@ -451,13 +504,13 @@ static int lanes_of(int isa) {
 }
 
 // Whether a depthwise conv runs on interleaved lanes (plane_lanes.h) rather than along rows
-// (plane_kern.h): when an output row fills at most half a vector.  Per layer at batch 128
-// (AVX-512): lanes 2-3.5x faster at 7x7 and 4x4 outputs, rows 1.3-2x faster at 14x14 and
-// 28x28, where the lanes' transposes cost more than the idle lanes.  Both give the same bits.
+// (plane_kern.h): when an output row is at most 16 pixels wide and the level has vectors.  Per
+// layer at batch 128 (AVX-512, in-register transposes): lanes 1.05-2x faster at 4x4, 7x7 and
+// 14x14 outputs, rows 1.3x faster at 28x28.  Both give the same bits.
 // layout (NAS__PLANE_ROWS or _LANES, from the isa argument) forces one, for the tests.
 static int use_lanes(int isa, int layout, const nas_conv_shape *s) {
     if (layout) return layout == NAS__PLANE_LANES;
-    return 2 * s->ow <= lanes_of(isa);
+    return lanes_of(isa) > 1 && s->ow <= 16;
 }
 
 void nas__dw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,

@@ -30,29 +30,41 @@ KATTR static void FN(lanes_weights)(float *wv, const float *weight, int nt, cons
 }
 
 // Interleave np planes (h x w, consecutive from src) into buf at rows r0 + y*rstep and columns
-// c0 + x*cstep of a buffer ld pixels wide; the lanes past np are zeroed.
+// c0 + x*cstep of a buffer ld pixels wide; the lanes past np are zeroed.  V pixels of the V
+// planes at a time: one vector load per plane, a V x V transpose in registers (TR), one vector
+// store per pixel.
 KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int w, int ld, int r0,
                                int c0, int rstep, int cstep) {
-    for (int l = 0; l < V; l++)
-        for (int y = 0; y < h; y++) {
-            float *d = buf + ((size_t)(r0 + y * rstep) * ld + c0) * V + l;
-            if (l >= np) {
-                for (int x = 0; x < w; x++) d[(size_t)x * cstep * V] = 0.0f;
-                continue;
-            }
-            const float *s = src + ((size_t)l * h + y) * w;
-            for (int x = 0; x < w; x++) d[(size_t)x * cstep * V] = s[x];
+    int hw = h * w, y = 0, x = 0;
+    for (int i0 = 0; i0 < hw; i0 += V) {
+        int n = hw - i0 < V ? hw - i0 : V;
+        VT r[V];
+        for (int l = 0; l < V; l++) {
+            const float *s = src + (size_t)l * hw + i0;
+            r[l] = l >= np ? ZERO() : n == V ? LD(s) : LDN(s, n);
         }
+        TR(r);
+        for (int j = 0; j < V && j < n; j++) {
+            ST(buf + ((size_t)(r0 + y * rstep) * ld + c0 + (size_t)x * cstep) * V, r[j]);
+            if (++x == w) x = 0, y++;
+        }
+    }
 }
 
 // The inverse for n pixels: planes dst (n floats each) from lanes of buf; with add, dst + lane.
 KATTR static void FN(lanes_out)(float *dst, const float *buf, int np, size_t n, int add) {
-    for (int l = 0; l < np; l++) {
-        float *d = dst + n * l;
-        if (add)
-            for (size_t i = 0; i < n; i++) d[i] = d[i] + buf[i * V + l];
-        else
-            for (size_t i = 0; i < n; i++) d[i] = buf[i * V + l];
+    for (size_t i0 = 0; i0 < n; i0 += V) {
+        int m = n - i0 < V ? (int)(n - i0) : V;
+        VT r[V];
+        for (int j = 0; j < V; j++) r[j] = j < m ? LD(buf + (i0 + j) * V) : ZERO();
+        TR(r);
+        for (int l = 0; l < np; l++) {
+            float *d = dst + n * l + i0;
+            if (m == V)
+                ST(d, add ? ADD(LD(d), r[l]) : r[l]);
+            else
+                STN(d, add ? ADD(LDN(d, m), r[l]) : r[l], m);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 /*
- * plane_lanes.h - the depthwise conv on lane-interleaved planes, included by plane.c once per
- * instruction set right after plane_kern.h, with the same macros (see there).
+ * plane_lanes.h - the depthwise conv and the pools on lane-interleaved planes, included by
+ * plane.c once per instruction set right after plane_kern.h, with the same macros (see there).
  *
  * The NAS cells' depthwise convs run on small planes: 14x14, 7x7 and 4x4 at the search's
  * fidelity.  Vectors across one output row of such a plane leave most lanes idle (7 of 16 at
@@ -189,6 +189,95 @@ KATTR static void FN(dwl_bwd)(const lgeom *g, const lscratch *sc, float *dinp, i
         FN(lanes_weights)(sc->wv, weight, nt, sc->ch, np, 1);
         FN(lanes_corr)(sc->ob, g->h, g->w, sc->gb, g->cols2, 1, sc->offt, sc->wv, nt, ZERO(),
                        relu ? sc->xb : NULL, g->cols, g->p, g->q);
+        FN(lanes_out)(dinp + p0 * hw, sc->ob, np, (size_t)hw, !store);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Pools on lanes: the row kernels' window operations (pool_window, pool_bwd in plane_kern.h),
+// lane by lane, so the bits are theirs.  xb's padding holds the pool's border value (-inf for a
+// maximum, zero for an average); cnt holds each output pixel's divisor.
+
+// The window of output pixel b (its tap 0 at b + off[0]): maximum or average.
+KATTR __attribute__((always_inline)) static inline VT FN(lanes_window)(int kind, const float *b,
+                                                                       const int *off, int nt,
+                                                                       float cnt) {
+    if (kind == NAS__POOL_MAX) {
+        VT best = LD(b + off[0]);
+        for (int t = 1; t < nt; t++) best = MAX(LD(b + off[t]), best);
+        return best;
+    }
+    VT acc = ZERO();
+    for (int t = 0; t < nt; t++) acc = ADD(acc, LD(b + off[t]));
+    return DIV(acc, SET1(cnt));
+}
+
+KATTR static void FN(pooll_fwd)(int kind, const lgeom *g, const lscratch *sc, float *out,
+                                const float *inp, long planes) {
+    int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
+    for (long p0 = 0; p0 < planes; p0 += V) {
+        int np = planes - p0 < V ? (int)(planes - p0) : V;
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+        for (int y = 0; y < g->oh; y++)
+            for (int x = 0; x < g->ow; x++)
+                ST(sc->ob + ((size_t)y * g->ow + x) * V,
+                   FN(lanes_window)(kind, sc->xb + lanes_at(g, y, x, V), sc->off, nt,
+                                    sc->cnt[y * g->ow + x]));
+        FN(lanes_out)(out + p0 * ohw, sc->ob, np, (size_t)ohw, 0);
+    }
+}
+
+// The max-pool input gradient of the whole lane plane: pixel (y, x) sums, tap by tap, the
+// spread gradient where the spread arg-max plane sb names that tap (flipped: nt - 1 - t).
+KATTR static void FN(lanes_selcorr)(float *out, const lgeom *g, const float *gb, const float *sb,
+                                    const int *offt, int nt) {
+    for (int y = 0; y < g->h; y++)
+        for (int x = 0; x < g->w; x++) {
+            size_t i = ((size_t)y * g->cols2 + x) * V;
+            VT a = ZERO();
+            for (int t = 0; t < nt; t++)
+                a = ADD(a, MSEL(EQ(LD(sb + i + offt[t]), SET1((float)(nt - 1 - t))),
+                                LD(gb + i + offt[t])));
+            ST(out + ((size_t)y * g->w + x) * V, a);
+        }
+}
+
+// As pool_bwd: a maximum records each window's first arg-max tap in sb (spread like the
+// gradient); an average divides the spread gradient by the counts and correlates with unit
+// taps (wv holds ones).
+KATTR static void FN(pooll_bwd)(int kind, const lgeom *g, const lscratch *sc, float *dinp,
+                                int store, const float *dout, const float *inp, long planes) {
+    int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
+    for (long p0 = 0; p0 < planes; p0 += V) {
+        int np = planes - p0 < V ? (int)(planes - p0) : V;
+        FN(lanes_in)(sc->gb, dout + p0 * ohw, np, g->oh, g->ow, g->cols2, g->p2, g->q2, g->s,
+                     g->s);
+        if (kind == NAS__POOL_MAX) {
+            FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+            for (int y = 0; y < g->oh; y++)
+                for (int x = 0; x < g->ow; x++) {
+                    const float *b = sc->xb + lanes_at(g, y, x, V);
+                    VT best = FN(lanes_window)(kind, b, sc->off, nt, 0.0f), sel = ZERO();
+                    MT done = MNONE;
+                    for (int t = 0; t < nt; t++) {
+                        MT m = ANDN(EQ(LD(b + sc->off[t]), best), done);
+                        sel = ADD(sel, MSEL(m, SET1((float)t)));
+                        done = OR(done, m);
+                    }
+                    ST(sc->sb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2 +
+                                 (size_t)x * g->s) * V, sel);
+                }
+            FN(lanes_selcorr)(sc->ob, g, sc->gb, sc->sb, sc->offt, nt);
+        } else {
+            for (int y = 0; y < g->oh; y++)
+                for (int x = 0; x < g->ow; x++) {
+                    float *q = sc->gb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2 +
+                                         (size_t)x * g->s) * V;
+                    ST(q, DIV(LD(q), SET1(sc->cnt[y * g->ow + x])));
+                }
+            FN(lanes_corr)(sc->ob, g->h, g->w, sc->gb, g->cols2, 1, sc->offt, sc->wv, nt, ZERO(),
+                           NULL, 0, 0, 0);
+        }
         FN(lanes_out)(dinp + p0 * hw, sc->ob, np, (size_t)hw, !store);
     }
 }

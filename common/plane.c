@@ -193,10 +193,11 @@ static inline size_t lanes_at(const lgeom *g, int y, int x, int v) {
 // The scratch of one call at v lanes: xb and gb (the gaps of the spread stay zero from calloc
 // and xb's padding holds border: each group of planes writes only the same interior), the
 // interleaved output ob, the per-lane weights wv (nt vectors; ones for a pool) and biases or
-// sums bv, and the taps' offsets in xb (off) and in gb (offt), in floats.  A pool (pool set)
+// sums bv, the weight gradient's per-lane sums wacc (nt + 3 vectors), and the taps' offsets in
+// xb (off, three spare copies of off[0] past nt: see dwl_wgrad) and in gb (offt), in floats.  A pool (pool set)
 // also has the spread arg-max plane sb and each output pixel's divisor cnt.
 typedef struct lscratch {
-    float *mem, *xb, *gb, *ob, *wv, *bv, *sb, *cnt;
+    float *mem, *xb, *gb, *ob, *wv, *bv, *wacc, *sb, *cnt;
     int *off, *offt, *ch; /* ch: the channel of each lane's plane */
 } lscratch;
 
@@ -205,10 +206,12 @@ static int lscratch_init(lscratch *sc, const lgeom *g, int v, int pool, float bo
     size_t ng = (size_t)g->rows2 * g->cols2 * v, ohw = (size_t)g->oh * g->ow;
     size_t no = (ohw > (size_t)g->h * g->w ? ohw : (size_t)g->h * g->w) * v;
     size_t extra = pool ? ng + ohw : 0;
-    sc->mem = calloc(nx + ng + no + nt * v + v + 2 * nt + v + extra, sizeof(float));
+    sc->mem = calloc(nx + ng + no + nt * v + v + (nt + 3) * v + 2 * nt + 3 + v + extra,
+                     sizeof(float));
     if (!sc->mem) return 0;
     sc->xb = sc->mem, sc->gb = sc->xb + nx, sc->ob = sc->gb + ng, sc->wv = sc->ob + no;
-    sc->bv = sc->wv + nt * v, sc->off = (int *)(void *)(sc->bv + v), sc->offt = sc->off + nt;
+    sc->bv = sc->wv + nt * v, sc->wacc = sc->bv + v;
+    sc->off = (int *)(void *)(sc->wacc + (nt + 3) * v), sc->offt = sc->off + nt + 3;
     sc->ch = sc->offt + nt;
     sc->sb = pool ? (float *)(void *)(sc->ch + v) : NULL, sc->cnt = pool ? sc->sb + ng : NULL;
     for (int ki = 0; ki < g->kh; ki++)
@@ -216,6 +219,7 @@ static int lscratch_init(lscratch *sc, const lgeom *g, int v, int pool, float bo
             sc->off[ki * g->kw + kj] = (ki * g->d * g->cols + kj * g->d) * v;
             sc->offt[ki * g->kw + kj] = (ki * g->d * g->cols2 + kj * g->d) * v;
         }
+    for (size_t t = nt; t < nt + 3; t++) sc->off[t] = sc->off[0];
     if (!pool) return 1;
     for (size_t i = 0; i < nx; i++) sc->xb[i] = border;
     for (size_t i = 0; i < nt * v; i++) sc->wv[i] = 1.0f;

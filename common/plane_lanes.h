@@ -68,38 +68,48 @@ KATTR static void FN(lanes_out)(float *dst, const float *buf, int np, size_t n, 
     }
 }
 
-// nr (1..4) output pixels of a row: out[j] = bias + sum over taps t of wv[t] * in[j*step +
-// off[t]], the pixels' chains independent.  With mask, out[j] = mask[j] > 0 ? that : 0.
+// nr (1..8) output pixels: out[j] = bias + sum over taps t of wv[t] * px[j][off[t]], the
+// pixels' chains independent (eight keep the adders busy).  With mask, out[j] = mask[j] > 0 ?
+// that : 0.
 KATTR __attribute__((always_inline)) static inline void
-FN(lanes_px)(int nr, float *out, const float *in, size_t step, const int *off, const float *wv,
-             int nt, VT bias, const float *mask) {
-    VT a[4];
+FN(lanes_px)(int nr, float *out, const float *const *px, const int *off, const float *wv, int nt,
+             VT bias, const float *const *mask) {
+    VT a[8];
     for (int j = 0; j < nr; j++) a[j] = bias;
     for (int t = 0; t < nt; t++) {
         VT w = LD(wv + (size_t)t * V);
-        for (int j = 0; j < nr; j++) a[j] = ADD(a[j], MUL(w, LD(in + off[t] + j * step)));
+        for (int j = 0; j < nr; j++) a[j] = ADD(a[j], MUL(w, LD(px[j] + off[t])));
     }
     for (int j = 0; j < nr; j++)
-        ST(out + (size_t)j * V, mask ? MSEL(GTZ(LD(mask + j * V)), a[j]) : a[j]);
+        ST(out + (size_t)j * V, mask ? MSEL(GTZ(LD(mask[j])), a[j]) : a[j]);
 }
 
 // The correlation of a whole lane plane: out pixel (y, x) (oh x ow, interleaved) reads in at
-// (y*s*ld + x*s)*V + off[t]; mask (when given) is read at ((y + mp)*mld + x + mq)*V.
+// (y*s*ld + x*s)*V + off[t]; mask (when given) is read at ((y + mp)*mld + x + mq)*V.  Pixels go
+// eight at a time in raster order, across row ends, so small planes keep eight chains too.
 KATTR static void FN(lanes_corr)(float *out, int oh, int ow, const float *in, int ld, int s,
                                  const int *off, const float *wv, int nt, VT bias,
                                  const float *mask, int mld, int mp, int mq) {
-    size_t step = (size_t)s * V;
-    for (int y = 0; y < oh; y++) {
-        const float *row = in + (size_t)y * s * ld * V;
-        float *o = out + (size_t)y * ow * V;
-        const float *m = mask ? mask + ((size_t)(y + mp) * mld + mq) * V : NULL;
-        int x = 0;
-        for (; x + 4 <= ow; x += 4)
-            FN(lanes_px)(4, o + (size_t)x * V, row + x * step, step, off, wv, nt, bias,
-                         m ? m + (size_t)x * V : NULL);
-        for (; x < ow; x++)
-            FN(lanes_px)(1, o + (size_t)x * V, row + x * step, step, off, wv, nt, bias,
-                         m ? m + (size_t)x * V : NULL);
+    const float *px[8], *mk[8];
+    const float *const *m = mask ? mk : NULL;
+    int n = 0;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            px[n] = in + ((size_t)y * s * ld + (size_t)x * s) * V;
+            mk[n] = mask ? mask + ((size_t)(y + mp) * mld + mq + x) * V : NULL;
+            if (++n < 8) continue;
+            FN(lanes_px)(8, out, px, off, wv, nt, bias, m);
+            out += 8 * V, n = 0;
+        }
+    switch (n) {
+    case 7: FN(lanes_px)(7, out, px, off, wv, nt, bias, m); break;
+    case 6: FN(lanes_px)(6, out, px, off, wv, nt, bias, m); break;
+    case 5: FN(lanes_px)(5, out, px, off, wv, nt, bias, m); break;
+    case 4: FN(lanes_px)(4, out, px, off, wv, nt, bias, m); break;
+    case 3: FN(lanes_px)(3, out, px, off, wv, nt, bias, m); break;
+    case 2: FN(lanes_px)(2, out, px, off, wv, nt, bias, m); break;
+    case 1: FN(lanes_px)(1, out, px, off, wv, nt, bias, m); break;
+    default: break;
     }
 }
 
@@ -131,37 +141,56 @@ KATTR static void FN(dwl_fwd)(const lgeom *g, const lscratch *sc, float *out, co
     }
 }
 
-// The sums over rows y, in order, of dout(y, x) * the input tap t reads at output columns x0 ..
-// x0 + nr - 1 (1..4, one chain each), added to sum in column order; dout is read from the
-// spread buffer gb, the input from xb + off (tap t's offset).
-KATTR __attribute__((always_inline)) static inline VT FN(wgrad_cols)(int nr, const lgeom *g,
-                                                                     const float *xb,
-                                                                     const float *gb, int x0,
-                                                                     VT sum) {
+// For the four taps whose offsets are off[0..3] (tb of them per pass: four at AVX-512, two at
+// narrower levels, for the registers), the sums over rows y, in order, of dout(y, x) * the input
+// the tap reads at output columns x0 .. x0 + nr - 1 (1..4, one chain each), added to s[b] in
+// column order; dout is read from the spread buffer gb once per row for all tb taps.
+KATTR __attribute__((always_inline)) static inline void FN(wgrad_block)(int nr, int tb,
+                                                                      const lgeom *g,
+                                                                      const float *xb,
+                                                                      const int *off,
+                                                                      const float *gb, int x0,
+                                                                      VT *s) {
     size_t xs = (size_t)g->s * V;
-    VT a[4] = {ZERO(), ZERO(), ZERO(), ZERO()};
+    VT a[4][4];
+    for (int b = 0; b < tb; b++)
+        for (int j = 0; j < nr; j++) a[b][j] = ZERO();
     for (int y = 0; y < g->oh; y++) {
         const float *xr = xb + (size_t)y * g->s * g->cols * V + x0 * xs;
         const float *gr = gb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2) * V + x0 * xs;
-        for (int j = 0; j < nr; j++) a[j] = ADD(a[j], MUL(LD(gr + j * xs), LD(xr + j * xs)));
+        VT gv[4];
+        for (int j = 0; j < nr; j++) gv[j] = LD(gr + j * xs);
+        for (int b = 0; b < tb; b++)
+            for (int j = 0; j < nr; j++)
+                a[b][j] = ADD(a[b][j], MUL(gv[j], LD(xr + off[b] + j * xs)));
     }
-    for (int j = 0; j < nr; j++) sum = ADD(sum, a[j]);
-    return sum;
+    for (int b = 0; b < tb; b++)
+        for (int j = 0; j < nr; j++) s[b] = ADD(s[b], a[b][j]);
 }
 
 // The weight gradient of the np planes: dW[t] = sum over output columns x, in order, of the sum
-// over rows y, in order, of dout(y, x) * the input tap t reads.
+// over rows y, in order, of dout(y, x) * the input tap t reads.  Taps go tb at a time (off has
+// spare entries past nt, and wacc rows for them); the per-lane sums land in wacc and are added
+// to dweight lane by lane at the end.
 KATTR static void FN(dwl_wgrad)(const lgeom *g, const lscratch *sc, float *dweight, int np) {
+    enum { TB = V >= 16 ? 4 : 2 };
     int nt = g->kh * g->kw;
-    for (int t = 0; t < nt; t++) {
-        VT sum = ZERO();
+    for (int t = 0; t < nt; t += TB) {
+        VT s[4];
+        for (int b = 0; b < TB; b++) s[b] = ZERO();
         int x0 = 0;
         for (; x0 + 4 <= g->ow; x0 += 4)
-            sum = FN(wgrad_cols)(4, g, sc->xb + sc->off[t], sc->gb, x0, sum);
-        for (; x0 < g->ow; x0++) sum = FN(wgrad_cols)(1, g, sc->xb + sc->off[t], sc->gb, x0, sum);
-        ST(sc->bv, sum);
-        for (int l = 0; l < np; l++) dweight[(size_t)sc->ch[l] * nt + t] += sc->bv[l];
+            FN(wgrad_block)(4, TB, g, sc->xb, sc->off + t, sc->gb, x0, s);
+        switch (g->ow - x0) {
+        case 3: FN(wgrad_block)(3, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
+        case 2: FN(wgrad_block)(2, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
+        case 1: FN(wgrad_block)(1, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
+        default: break;
+        }
+        for (int b = 0; b < TB; b++) ST(sc->wacc + (size_t)(t + b) * V, s[b]);
     }
+    for (int l = 0; l < np; l++)
+        for (int t = 0; t < nt; t++) dweight[(size_t)sc->ch[l] * nt + t] += sc->wacc[t * V + l];
 }
 
 KATTR static void FN(dwl_bwd)(const lgeom *g, const lscratch *sc, float *dinp, int store,

@@ -32,9 +32,10 @@ KATTR static void FN(lanes_weights)(float *wv, const float *weight, int nt, cons
 // Interleave np planes (h x w, consecutive from src) into buf at rows r0 + y*rstep and columns
 // c0 + x*cstep of a buffer ld pixels wide; the lanes past np are zeroed.  V pixels of the V
 // planes at a time: one vector load per plane, a V x V transpose in registers (TR), one vector
-// store per pixel.
+// store per pixel.  With relu, each loaded vector first becomes x > 0 ? x : 0 (a fused ReLU,
+// the operation nas_relu_forward does, in registers rather than in a pass over buf).
 KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int w, int ld, int r0,
-                               int c0, int rstep, int cstep) {
+                               int c0, int rstep, int cstep, int relu) {
     int hw = h * w, y = 0, x = 0;
     for (int i0 = 0; i0 < hw; i0 += V) {
         int n = hw - i0 < V ? hw - i0 : V;
@@ -42,6 +43,7 @@ KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int 
         for (int l = 0; l < V; l++) {
             const float *s = src + (size_t)l * hw + i0;
             r[l] = l >= np ? ZERO() : n == V ? LD(s) : LDN(s, n);
+            if (relu) r[l] = MSEL(GTZ(r[l]), r[l]);
         }
         TR(r);
         for (int j = 0; j < V && j < n; j++) {
@@ -113,25 +115,13 @@ KATTR static void FN(lanes_corr)(float *out, int oh, int ow, const float *in, in
     }
 }
 
-// A fused ReLU over the h x w interior (rows r0.., columns c0..) of an interleaved buffer.
-KATTR static void FN(lanes_relu)(float *buf, int h, int w, int ld, int r0, int c0) {
-    for (int y = 0; y < h; y++) {
-        float *row = buf + ((size_t)(r0 + y) * ld + c0) * V;
-        for (int x = 0; x < w; x++) {
-            VT v = LD(row + (size_t)x * V);
-            ST(row + (size_t)x * V, MSEL(GTZ(v), v));
-        }
-    }
-}
-
 KATTR static void FN(dwl_fwd)(const lgeom *g, const lscratch *sc, float *out, const float *inp,
                               const float *weight, const float *bias, long planes, int c,
                               int relu) {
     int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
     for (long p0 = 0; p0 < planes; p0 += V) {
         int np = planes - p0 < V ? (int)(planes - p0) : V;
-        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
-        if (relu) FN(lanes_relu)(sc->xb, g->h, g->w, g->cols, g->p, g->q);
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, relu);
         FN(lanes_channels)(sc->ch, p0, np, c);
         FN(lanes_weights)(sc->wv, weight, nt, sc->ch, np, 0);
         for (int l = 0; l < V; l++) sc->bv[l] = bias && l < np ? bias[sc->ch[l]] : 0.0f;
@@ -199,10 +189,9 @@ KATTR static void FN(dwl_bwd)(const lgeom *g, const lscratch *sc, float *dinp, i
     int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
     for (long p0 = 0; p0 < planes; p0 += V) {
         int np = planes - p0 < V ? (int)(planes - p0) : V;
-        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
-        if (relu) FN(lanes_relu)(sc->xb, g->h, g->w, g->cols, g->p, g->q);
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, relu);
         FN(lanes_in)(sc->gb, dout + p0 * ohw, np, g->oh, g->ow, g->cols2, g->p2, g->q2, g->s,
-                     g->s);
+                     g->s, 0);
         FN(lanes_channels)(sc->ch, p0, np, c);
         if (dbias) {
             VT sum = ZERO();
@@ -246,7 +235,7 @@ KATTR static void FN(pooll_fwd)(int kind, const lgeom *g, const lscratch *sc, fl
     int nt = g->kh * g->kw, hw = g->h * g->w, ohw = g->oh * g->ow;
     for (long p0 = 0; p0 < planes; p0 += V) {
         int np = planes - p0 < V ? (int)(planes - p0) : V;
-        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+        FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, 0);
         for (int y = 0; y < g->oh; y++)
             for (int x = 0; x < g->ow; x++)
                 ST(sc->ob + ((size_t)y * g->ow + x) * V,
@@ -280,9 +269,9 @@ KATTR static void FN(pooll_bwd)(int kind, const lgeom *g, const lscratch *sc, fl
     for (long p0 = 0; p0 < planes; p0 += V) {
         int np = planes - p0 < V ? (int)(planes - p0) : V;
         FN(lanes_in)(sc->gb, dout + p0 * ohw, np, g->oh, g->ow, g->cols2, g->p2, g->q2, g->s,
-                     g->s);
+                     g->s, 0);
         if (kind == NAS__POOL_MAX) {
-            FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1);
+            FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, 0);
             for (int y = 0; y < g->oh; y++)
                 for (int x = 0; x < g->ow; x++) {
                     const float *b = sc->xb + lanes_at(g, y, x, V);

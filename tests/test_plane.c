@@ -1,3 +1,4 @@
+// nas-test: label=unit timeout=300
 /*
  * test_plane.c - the vectorized depthwise-conv and pooling kernels of
  * common/plane.c at every instruction set this CPU runs (scalar, AVX2,

@@ -17,9 +17,9 @@
 #include "common/conv.h"
 
 enum { NAS__PLANE_REF = -1 };
-/* OR'ed into the isa of a depthwise kernel, these force its layout (the tests run both on one
- * shape): vectors along each plane's rows, or planes interleaved one per lane.  Without, the
- * kernel picks by the output's width. */
+/* OR'ed into the isa of a depthwise or pool kernel, these force its layout (the tests run both
+ * on one shape): vectors along each plane's rows, or planes interleaved one per lane.  Without,
+ * the kernel picks by the output's width. */
 enum { NAS__PLANE_ROWS = 0x100, NAS__PLANE_LANES = 0x200, NAS__PLANE_LAYOUT = 0x300 };
 enum { NAS__POOL_MAX, NAS__POOL_AVG };
 

@@ -4,7 +4,8 @@
  * of V lanes, its operations (LD/ST, the masked tails LDN/STN, SET1, ZERO,
  * ADD, MUL, DIV, MAX(a, b) = a > b ? a : b), a lane-mask type MT with EQ,
  * GTZ(v) = v > 0, ANDN(m, done) = m and not done, OR, MSEL(m, v) = v where m else 0 and
- * MNONE, the function attribute KATTR and the name suffix FN(x).
+ * MNONE, TR(r) transposing the V x V floats of the vectors r[0..V-1] in registers (for
+ * plane_lanes.h), the function attribute KATTR and the name suffix FN(x).
  *
  * Each output element is computed by the same operations in the same order
  * at every V: vectors run across the columns of one output row, and lanes
@@ -234,3 +235,4 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
 #undef OR
 #undef MSEL
 #undef MNONE
+#undef TR

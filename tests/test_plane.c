@@ -1,10 +1,11 @@
+// nas-test: label=unit timeout=300
 /*
  * test_plane.c - the vectorized depthwise-conv and pooling kernels of
  * common/plane.c at every instruction set this CPU runs (scalar, AVX2,
  * AVX-512, forced through the isa argument): forwards bit-identical to the
  * reference loops, every level's backward bit-identical to the others and
- * close to the reference's (depthwise convs in both layouts: along rows and with planes
- * interleaved one per lane), backward against central finite differences,
+ * close to the reference's (depthwise convs and pools in both layouts: along rows and with
+ * planes interleaved one per lane), backward against central finite differences,
  * max-pool ties routed to the first arg-max; the depthwise conv with a ReLU fused
  * in front bit-identical to the unfused pair.
  */
@@ -20,10 +21,8 @@
 #include "tests/gradcheck.h"
 #include "tests/harness.h"
 
-static const int ISAS[] = {NAS_SIMD_SCALAR, NAS_SIMD_AVX2, NAS_SIMD_AVX512};
-
-// The depthwise kernels at every level in both layouts (along rows, planes interleaved by lane):
-// all must compute the same bits.
+// The depthwise and pool kernels at every level in both layouts (along rows, planes interleaved
+// by lane): all must compute the same bits.
 static const int DWV[] = {
     NAS_SIMD_SCALAR | NAS__PLANE_ROWS, NAS_SIMD_SCALAR | NAS__PLANE_LANES,
     NAS_SIMD_AVX2 | NAS__PLANE_ROWS,   NAS_SIMD_AVX2 | NAS__PLANE_LANES,
@@ -228,7 +227,7 @@ static double pool_loss(void *v) {
 
 START_TEST(test_pool) {
     const int *p = POOL[_i / 2];
-    int ties = _i % 2, n = 2, c = 3;
+    int ties = _i % 2, n = 2, c = 9; /* 18 planes: a full group of 16 lanes and a partial one */
     int oh = nas_pool_out(p[0], p[2], p[3], p[4]), ow = nas_pool_out(p[1], p[2], p[3], p[4]);
     size_t n_in = (size_t)n * c * p[0] * p[1], n_out = (size_t)n * c * oh * ow;
     nas_rng rng;
@@ -255,27 +254,28 @@ START_TEST(test_pool) {
         for (size_t i = 0; i < n_in; i++) d0[i] = 1.0f;
         nas__pool_backward(NAS__PLANE_REF, kind, d0, 0, g.r, in, n, c, p[0], p[1], p[2], p[3],
                            p[4]);
-        for (size_t l = 0; l < NAS_ARRAY_LEN(ISAS); l++) {
-            if (ISAS[l] > nas_simd_best()) continue;
+        for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
+            if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
             memset(out, 0xff, sizeof(float) * n_out);
-            nas__pool_forward(ISAS[l], kind, out, g.inp, n, c, p[0], p[1], p[2], p[3], p[4]);
+            nas__pool_forward(DWV[l], kind, out, g.inp, n, c, p[0], p[1], p[2], p[3], p[4]);
             ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "pool %d fwd isa %d",
-                          kind, ISAS[l]);
+                          kind, DWV[l]);
             for (size_t i = 0; i < n_in; i++) d[i] = 1.0f;
-            nas__pool_backward(ISAS[l], kind, d, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4]);
+            nas__pool_backward(DWV[l], kind, d, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4]);
             if (ties && kind == NAS__POOL_MAX)
                 ck_assert_msg(memcmp(d, d0, sizeof(float) * n_in) == 0, "max ties isa %d",
-                              ISAS[l]);
+                              DWV[l]);
             ck_assert(nas_allclose(d, d0, n_in, 1e-5f, 1e-5f, "pool bwd"));
             if (l == 0)
                 memcpy(d1, d, sizeof(float) * n_in);
             else
                 ck_assert_msg(memcmp(d, d1, sizeof(float) * n_in) == 0, "pool %d bwd isa %d",
-                              kind, ISAS[l]);
+                              kind, DWV[l]);
         }
         // Finite differences on the planes small enough for float sums to stay accurate.
-        if (!ties && n_in <= 1200) {
-            g.kind = kind, g.isa = nas_simd_best();
+        for (int lay = NAS__PLANE_ROWS; !ties && n_in <= 3600 && lay <= NAS__PLANE_LANES;
+             lay += 0x100) {
+            g.kind = kind, g.isa = nas_simd_best() | lay;
             for (size_t i = 0; i < n_in; i++) d[i] = 777.0f; /* store ignores what was there */
             nas__pool_backward(g.isa, kind, d, 1, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4]);
             ck_assert(nas_gradcheck(pool_loss, &g, g.inp, d, n_in, 5e-3f, 1e-3, 1e-3, 300,

@@ -51,10 +51,9 @@ static float *pgrad(nas_net *net, int idx) { return idx < 0 ? NULL : net->params
 
 static long per_image(nas_shape s) { return (long)s.c * s.h * s.w; }
 
-// Ops that mix images or draw random numbers in order: member 0 runs them alone.
-static int serial(const nas__node *nd) {
-    return nd->op == NAS__OP_LINEAR || nd->op == NAS__OP_DROP_PATH || nd->op == NAS__OP_DROPOUT;
-}
+// Ops that mix images: member 0 runs them alone.  (Dropout and drop-path draw their random
+// numbers in order, all before the pass: draw_masks.)
+static int serial(const nas__node *nd) { return nd->op == NAS__OP_LINEAR; }
 
 // A barrier between the pool's members; nothing to wait for on one thread.
 static void sync_members(nas_net *net) {
@@ -96,12 +95,12 @@ static double *bn_sum_parts(nas_net *net, int tid, int nt, int parity, size_t of
 
 // Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
 // Training BN is not here: it needs the other members' sums (bn_forward_split).
-static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
+static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
                          int tid, long b0, long b1) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     nas_shape is = nd->n_in ? net->nodes[nas__input(nd, 0)].shape : nd->shape;
     const float *in = nd->n_in ? act(net, nas__input(nd, 0)) : NULL;
-    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout;
+    long pin = per_image(is), pout = per_image(nd->shape);
     long e0 = b0 * pout, e1 = b1 * pout;
     int nb = (int)(b1 - b0);
     switch (nd->op) {
@@ -160,22 +159,11 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         nas_linear_forward(out, in, pdata(net, nd->p[0]), pdata(net, nd->p[1]), n, (int)pin,
                            nd->shape.c);
         break;
-    case NAS__OP_DROP_PATH:
-        if (train && net->drop_path > 0.0f) {
-            nas_drop_path_forward(out, aux, in, n, pin, net->drop_path, rng);
-        } else {
-            // A mask of ones keeps backward uniform when nothing is dropped.
-            for (int b = 0; b < n; b++) aux[b] = 1.0f;
-            memcpy(out, in, sizeof(float) * size);
-        }
+    case NAS__OP_DROP_PATH: /* the masks were drawn before the pass (draw_masks) */
+        nas_drop_path_apply(out + e0, aux + b0, in + e0, nb, pin);
         break;
     case NAS__OP_DROPOUT:
-        if (train && nd->prob > 0.0f) {
-            nas_dropout_forward(out, aux, in, size, nd->prob, rng);
-        } else {
-            for (long i = 0; i < size; i++) aux[i] = 1.0f;
-            memcpy(out, in, sizeof(float) * size);
-        }
+        for (long i = e0; i < e1; i++) out[i] = in[i] * aux[i];
         break;
     case NAS__OP_SHIFT: {
         int h = is.h, w = is.w;
@@ -249,14 +237,14 @@ static void forward_nodes(pass *ps, int tid, int nt, long b0, long b1) {
         if (skipped(nd)) continue;
         if (serial(nd)) {
             sync_members(net);
-            if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
+            if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, 0, 0, ps->n);
             sync_members(net);
         } else if (nd->op == NAS__OP_BN && ps->train) {
             bn_forward_sums(net, nd, tid, b0, b1, 0);
             sync_members(net);
             bn_forward_apply(net, nd, i, ps->n, tid, nt, b0, b1, 0);
         } else {
-            forward_part(net, nd, i, ps->n, ps->train, ps->rng, tid, b0, b1);
+            forward_part(net, nd, i, ps->n, ps->train, tid, b0, b1);
         }
     }
 }
@@ -285,13 +273,36 @@ static void forward_phases(pass *ps, int tid, int nt, long b0, long b1) {
                     bn_forward_apply(net, nd, i, ps->n, tid, nt, b0, b1, off);
             } else if (nd->fwd_phase == ph) {
                 if (!serial(nd))
-                    forward_part(net, nd, i, ps->n, ps->train, ps->rng, tid, b0, b1);
+                    forward_part(net, nd, i, ps->n, ps->train, tid, b0, b1);
                 else if (tid == 0)
-                    forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
+                    forward_part(net, nd, i, ps->n, ps->train, 0, 0, ps->n);
             }
         }
         if (ph < last) sync_members(net);
     }
+}
+
+// The masks of every dropout and drop-path node, drawn in node order from the pass's stream (the
+// order of the draws when each node drew its own), so that the nodes themselves work by image
+// ranges on every member.  Outside training, or at probability 0, the masks are ones.  Returns
+// whether the net has such nodes.
+static int draw_masks(pass *ps, int draw) {
+    nas_net *net = ps->net;
+    int any = 0;
+    for (int i = 1; i <= net->output; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (!nd->live || (nd->op != NAS__OP_DROP_PATH && nd->op != NAS__OP_DROPOUT)) continue;
+        any = 1;
+        if (!draw) continue;
+        float *mask = net->act_arena + nd->aux_off;
+        long n = nd->op == NAS__OP_DROPOUT ? ps->n * per_image(nd->shape) : ps->n;
+        float p = nd->op == NAS__OP_DROPOUT ? nd->prob : net->drop_path;
+        if (ps->train && p > 0.0f)
+            nas_drop_mask(mask, n, p, ps->rng);
+        else
+            for (long k = 0; k < n; k++) mask[k] = 1.0f;
+    }
+    return any;
 }
 
 // One member's whole forward pass over its images.
@@ -299,6 +310,7 @@ static void forward_region(void *ctx, int tid, int nt) {
     pass *ps = ctx;
     long b0, b1;
     nas_workpool_split(ps->n, tid, nt, &b0, &b1);
+    if (draw_masks(ps, tid == 0)) sync_members(ps->net);
     if (nt > 1 && ps->train)
         forward_phases(ps, tid, nt, b0, b1);
     else
@@ -536,10 +548,6 @@ static void zero_first(nas_net *net, const nas__node *nd, int j, int overwrite, 
     }
 }
 
-// Ops whose backward mixes images: member 0 runs them alone, in a phase of their own.
-// (Dropout and drop-path only need that in forward, for the order of their random draws.)
-static int bwd_serial(const nas__node *nd) { return nd->op == NAS__OP_LINEAR; }
-
 // One member's whole backward pass over its images, phase after phase (nas__net_plan_backward),
 // then its share of adding the members' conv weight gradients (element ranges of each tensor,
 // the shadows in member order).
@@ -562,7 +570,7 @@ static void backward_region(void *ctx, int tid, int nt) {
             } else if (ev == NAS__BWD_DX) {
                 zero_first(net, nd, j, overwrite, b0, b1);
                 bn_backward_dx(net, nd, j, n, tid, nt, b0, b1, overwrite & 1);
-            } else if (!bwd_serial(nd)) {
+            } else if (!serial(nd)) {
                 zero_first(net, nd, j, overwrite, b0, b1);
                 backward_part(net, nd, j, n, tid, b0, b1, overwrite);
             } else if (tid == 0) { /* alone in its phase, between two barriers */
@@ -658,7 +666,7 @@ void nas__net_plan_backward(nas_net *net) {
         nas__node *nd = &net->nodes[j];
         if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused == 2)) continue;
         int ph = nd->bwd_phase > floor ? nd->bwd_phase : floor;
-        if (bwd_serial(nd)) {
+        if (serial(nd)) {
             ph = seen + 1;
             floor = ph + 1;
         }
@@ -688,7 +696,7 @@ void nas__net_plan_sync(nas_net *net) {
             nas__node *nd = &net->nodes[j];
             int ev = nas__bwd_event(nd, ph);
             if (ev == NAS__BWD_NONE || ev == NAS__BWD_ALIAS) continue;
-            if (ev == NAS__BWD_STEP && bwd_serial(nd)) continue; /* alone in its phase */
+            if (ev == NAS__BWD_STEP && serial(nd)) continue; /* alone in its phase */
             span mine[1 + 2 * 8];
             int n_mine = 0;
             mine[n_mine++] = (span){nd->grad_off, (size_t)per_image(nd->shape)};

@@ -329,8 +329,9 @@ START_TEST(test_net_fusion_bitwise) {
 END_TEST
 
 // The training forward runs in phases with one barrier each (net_run.c): BNs on parallel
-// branches share a phase, a BN's output comes a phase after its sums, and a serial op gets a
-// phase of its own after everything created before it.  (That the phases compute the bits of a
+// branches share a phase, a BN's output comes a phase after its sums, a serial op (the linear)
+// gets a phase of its own after everything created before it, and drop-path works by image
+// ranges like any other op (its masks are drawn before the pass).  (That the phases compute the bits of a
 // given thread count, and the numbers of one thread, test_net_threads checks.)
 START_TEST(test_net_forward_phases) {
     nas_net *net = NULL;
@@ -349,9 +350,9 @@ START_TEST(test_net_forward_phases) {
     ck_assert_int_eq(nd[a].fwd_phase, 0);
     ck_assert_int_eq(nd[b].fwd_phase, 0); /* beside a: one barrier for both */
     ck_assert_int_eq(nd[c].fwd_phase, 1);
-    ck_assert_int_eq(nd[d].fwd_phase, 3); /* after c's output (phase 2) */
-    ck_assert_int_eq(nd[e].fwd_phase, 4); /* created after the drop-path, so after it */
-    ck_assert_int_eq(nd[out].fwd_phase, 6);
+    ck_assert_int_eq(nd[d].fwd_phase, 2); /* c's output; its mask was drawn before the pass */
+    ck_assert_int_eq(nd[e].fwd_phase, 0); /* beside a and b */
+    ck_assert_int_eq(nd[out].fwd_phase, 3); /* alone, after everything before it */
     ck_assert_int_ne(nd[a].bn_off, nd[b].bn_off); /* their sums lie apart */
     nas_net_destroy(&net);
 }

@@ -35,9 +35,9 @@ static nas_gemm_choice choice;
 /* Measured on conv shapes (docs/PERFORMANCE.md): our AVX-512 kernels beat OpenBLAS's AVX2
  * (Haswell) kernels on the untransposed-B products by 1.3-2x and match its AVX-512 ones.  With B
  * transposed the packed kernels pay for packing B and win only over the generic SSE3 kernels;
- * the AVX-512 dot-product kernel (A . B^T) beats the AVX2 ones 1.6-2x from a depth of about 128
- * (the weight gradients at 28x28 and 14x14) and loses below. */
-enum { DOT_MIN_K = 128 };
+ * on AVX-512, C = A . B^T (the conv weight gradients) runs on a dot-product kernel from a depth
+ * of NAS_SGEMM_DOT_MIN_K and on B transposed in registers below it, which beat the AVX2 kernels
+ * 1.2-1.6x at depths 49 and 16 and 1.4-2.4x above: every such product goes to them. */
 static void choose(void) {
     nas_cpu_info cpu;
     nas_cpu_detect(&cpu);
@@ -56,7 +56,7 @@ static void choose(void) {
         // An unknown OpenBLAS set is kept: we cannot tell it is weaker.
         choice.untransposed = blas != NAS_ISA_UNKNOWN && own > blas;
         choice.transposed = choice.untransposed && blas <= NAS_ISA_SSE3;
-        if (choice.untransposed && best == NAS_SGEMM_AVX512) choice.transposed_min_k = DOT_MIN_K;
+        if (choice.untransposed && best == NAS_SGEMM_AVX512) choice.transposed_min_k = 1;
     }
 }
 
@@ -72,8 +72,7 @@ char *nas_gemm_describe(char *out, size_t cap) {
     if (ch.untransposed && ch.transposed)
         snprintf(out, cap, "own %s", path);
     else if (ch.untransposed && ch.transposed_min_k > 0)
-        snprintf(out, cap, "own %s (B untransposed, B^T at depth >= %d) + OpenBLAS", path,
-                 ch.transposed_min_k);
+        snprintf(out, cap, "own %s (all but A^T . B^T) + OpenBLAS", path);
     else if (ch.untransposed || ch.transposed)
         snprintf(out, cap, "own %s (B %s) + OpenBLAS", path,
                  ch.untransposed ? "untransposed" : "transposed");

@@ -31,16 +31,16 @@ typedef struct nas_gemm_choice {
     int path; /* enum nas_sgemm_path */
     int untransposed, transposed;
     /* Products with B transposed and untransposed A of depth k >= this run on our kernels too
-     * even where `transposed` is 0 (0: none): the AVX-512 dot-product kernel of sgemm.c wins
-     * there, and loses to OpenBLAS's AVX2 kernels at small depths. */
+     * even where `transposed` is 0 (0: none; 1 on AVX-512: every depth, where sgemm.c's
+     * dot-product kernel and its in-register transpose of B beat OpenBLAS's AVX2 kernels). */
     int transposed_min_k;
 } nas_gemm_choice;
 
 void nas_gemm_choice_get(nas_gemm_choice *out);
 
 /* The choice in words, as a worker's Register and nasctl status carry it: "own avx512" (every
- * product on our kernels), "own avx512 (B untransposed, B^T at depth >= 128) + OpenBLAS", "own
- * avx2 (B untransposed) + OpenBLAS" or "OpenBLAS"; at most 63 bytes.  Returns out. */
+ * product on our kernels), "own avx512 (all but A^T . B^T) + OpenBLAS", "own avx2 (B
+ * untransposed) + OpenBLAS" or "OpenBLAS"; at most 63 bytes.  Returns out. */
 char *nas_gemm_describe(char *out, size_t cap);
 
 /* Same contract, computed with a plain loop in double precision. */

@@ -10,10 +10,10 @@
  *   - activations: every live node's output for the compiled batch, plus
  *     per-node auxiliaries (BN mean/rstd, dropout masks), in one arena;
  *   - activation gradients: a second arena whose buffers are reused across
- *     nodes.  Backward visits nodes in reverse creation order; node i's
- *     gradient is live from its last consumer's backward down to its own, so
- *     a best-fit free list assigns buffers and a node's gradient is zeroed
- *     right before its first writer (zero_at);
+ *     nodes.  Backward visits nodes in phases (net_run.c), each in reverse
+ *     creation order; node i's gradient is live from its first writer's
+ *     step to its own last one, so a best-fit free list assigns buffers and a
+ *     node's gradient is zeroed right before its first writer (zero_at);
  *   - one im2col workspace sized for the largest convolution.
  */
 #include "common/net.h"
@@ -655,35 +655,40 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
-// Assign gradient buffers by simulating the backward order (see the file comment).
+// Assign gradient buffers by simulating the backward order, phase after phase (see the file
+// comment and nas__net_plan_backward): a node's inputs' buffers are taken at the first step that
+// writes them (a BN's input gradient at its second half), its own is given back after its last
+// reader (a BN: its second half).
 static int plan_grads(nas_net *net) {
     // Free blocks are disjoint and non-adjacent, so there are fewer than live gradients + 1;
     // twice the node count bounds that with room to spare.
     planner pl = {nas_calloc(2 * (size_t)net->n_nodes + 2, sizeof(plan_block)), 0, 0};
     if (!pl.free_list) return NAS_ENOMEM;
+    nas__net_plan_backward(net);
     for (int i = 0; i < net->n_nodes; i++) net->nodes[i].grad_off = SIZE_MAX;
     nas__node *out = &net->nodes[net->output];
     out->grad_off = plan_take(&pl, node_floats(net, out));
     out->zero_at = -1; /* the loss overwrites it */
-    for (int j = net->output; j > 0; j--) {
-        nas__node *nd = &net->nodes[j];
-        if (!nd->live) continue;
-        if (nd->op == NAS__OP_RELU && nd->fused == 2) continue; /* no gradient of its own */
-        if (nd->op == NAS__OP_RELU && nd->fused) {
-            // The BN inherits this gradient buffer and frees it at its own step.
-            nas__node *bn = &net->nodes[nd->in[0]];
-            bn->grad_off = nd->grad_off;
-            bn->zero_at = -1;
-            continue;
+    for (int ph = 0; ph <= net->bwd_last; ph++)
+        for (int j = net->output; j > 0; j--) {
+            nas__node *nd = &net->nodes[j];
+            int ev = nas__bwd_event(nd, ph);
+            if (ev == NAS__BWD_NONE || ev == NAS__BWD_SUMS) continue;
+            if (ev == NAS__BWD_ALIAS) {
+                // The BN inherits this gradient buffer and frees it at its own step.
+                nas__node *bn = &net->nodes[nd->in[0]];
+                bn->grad_off = nd->grad_off;
+                bn->zero_at = -1;
+                continue;
+            }
+            for (int k = 0; k < nd->n_in; k++) {
+                nas__node *in = &net->nodes[nas__input(nd, k)];
+                if (in->grad_off != SIZE_MAX) continue;
+                in->grad_off = plan_take(&pl, node_floats(net, in));
+                in->zero_at = j;
+            }
+            plan_give(&pl, nd->grad_off, node_floats(net, nd));
         }
-        for (int k = 0; k < nd->n_in; k++) {
-            nas__node *in = &net->nodes[nas__input(nd, k)];
-            if (in->grad_off != SIZE_MAX) continue;
-            in->grad_off = plan_take(&pl, node_floats(net, in));
-            in->zero_at = j;
-        }
-        plan_give(&pl, nd->grad_off, node_floats(net, nd));
-    }
     net->grad_arena_floats = pl.top;
     nas_free(pl.free_list);
     return NAS_OK;

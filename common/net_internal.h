@@ -57,11 +57,33 @@ typedef struct nas__node {
                            it applies in the next); set by nas__net_plan_sync */
     int bn_off;         /* training BN: its forward sums' place in a member's BN scratch, in
                            channels (2 doubles each) */
+    int bwd_phase;      /* the backward phase it runs in (BN: its sums; its input gradient in
+                           the next); set by nas__net_plan_backward */
 } nas__node;
 
 // Mark the backward steps that need a barrier before them when a pool splits the batch
 // (net->bwd_sync; net_run.c).  Called by nas_net_set_threads once the pool exists.
 void nas__net_plan_sync(nas_net *net);
+
+// The backward runs in phases with one barrier after each (net_run.c): node->bwd_phase and
+// net->bwd_last.  Every thread count runs this order, so the gradient memory plan (net.c)
+// follows it.  Called by nas_net_compile before planning the gradient buffers.
+void nas__net_plan_backward(nas_net *net);
+
+// What node nd does in backward phase ph: nothing, its whole step, a training BN's partial
+// sums or its input gradient, or (a ReLU fused into its BN) hand its gradient buffer to the BN.
+enum { NAS__BWD_NONE, NAS__BWD_STEP, NAS__BWD_SUMS, NAS__BWD_DX, NAS__BWD_ALIAS };
+
+static inline int nas__bwd_event(const nas__node *nd, int ph) {
+    if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused == 2)) return NAS__BWD_NONE;
+    if (nd->op == NAS__OP_RELU && nd->fused)
+        return nd->bwd_phase == ph ? NAS__BWD_ALIAS : NAS__BWD_NONE;
+    if (nd->op == NAS__OP_BN)
+        return nd->bwd_phase == ph ? NAS__BWD_SUMS
+               : nd->bwd_phase + 1 == ph ? NAS__BWD_DX
+                                         : NAS__BWD_NONE;
+    return nd->bwd_phase == ph ? NAS__BWD_STEP : NAS__BWD_NONE;
+}
 
 static inline int nas__input(const nas__node *nd, int k) { return nd->cat ? nd->cat[k] : nd->in[k]; }
 
@@ -97,8 +119,10 @@ struct nas_net {
                                 per-channel coefficients (4 * bn_c floats) */
     size_t tbn_stride;       /* doubles per thread in tbn (8 * bn_c) */
     int bn_c, tbn_members;   /* channels of all BNs, + 1; members tbn has room for */
-    unsigned char *bwd_sync; /* per node: backward needs a barrier before it (a gradient
-                                buffer reused with another layout, see net_run.c) */
+    unsigned char *bwd_sync; /* per node: a barrier before its backward step or BN sums (bit
+                                0), before its BN input gradient (bit 1): a gradient buffer
+                                reused with another layout, see net_run.c */
+    int bwd_last;            /* the last backward phase */
     // per-forward state
     const float *input;         /* the caller's images of the last forward */
     int cur_n, cur_train;

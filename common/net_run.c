@@ -17,9 +17,12 @@
  * (forward_phases): the BNs of a cell's parallel branches take their sums
  * in one phase and share its closing barrier, so a NASNet-A cell pays one
  * barrier per BN along its longest chain, not one per BN (68 -> 26 forward
- * barriers per step at F = 8, one cell).  In backward, a step whose gradient
- * buffer the memory plan reused with another per-image layout waits for
- * the earlier steps (bwd_sync).  Conv weight gradients go straight into the
+ * barriers per step at F = 8, one cell).  The backward runs in phases on
+ * every thread count (nas__net_plan_backward), a BN's input gradient a phase
+ * after its sums, and the gradient memory plan follows that order (86 -> 45
+ * backward barriers, same net); a step whose gradient buffer the plan
+ * reused with another per-image layout within a phase waits for the
+ * earlier steps (bwd_sync).  Conv weight gradients go straight into the
  * gradients for member 0 and into a per-member shadow for the others,
  * added in member order at the end, so a given thread count always gives
  * the same bits.  One pool wake-up per pass instead of one per node: at
@@ -48,10 +51,9 @@ static float *pgrad(nas_net *net, int idx) { return idx < 0 ? NULL : net->params
 
 static long per_image(nas_shape s) { return (long)s.c * s.h * s.w; }
 
-// Ops that mix images or draw random numbers in order: member 0 runs them alone.
-static int serial(const nas__node *nd) {
-    return nd->op == NAS__OP_LINEAR || nd->op == NAS__OP_DROP_PATH || nd->op == NAS__OP_DROPOUT;
-}
+// Ops that mix images: member 0 runs them alone.  (Dropout and drop-path draw their random
+// numbers in order, all before the pass: draw_masks.)
+static int serial(const nas__node *nd) { return nd->op == NAS__OP_LINEAR; }
 
 // A barrier between the pool's members; nothing to wait for on one thread.
 static void sync_members(nas_net *net) {
@@ -93,12 +95,12 @@ static double *bn_sum_parts(nas_net *net, int tid, int nt, int parity, size_t of
 
 // Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
 // Training BN is not here: it needs the other members' sums (bn_forward_split).
-static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, nas_rng *rng,
+static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
                          int tid, long b0, long b1) {
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     nas_shape is = nd->n_in ? net->nodes[nas__input(nd, 0)].shape : nd->shape;
     const float *in = nd->n_in ? act(net, nas__input(nd, 0)) : NULL;
-    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout;
+    long pin = per_image(is), pout = per_image(nd->shape);
     long e0 = b0 * pout, e1 = b1 * pout;
     int nb = (int)(b1 - b0);
     switch (nd->op) {
@@ -157,22 +159,11 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train, 
         nas_linear_forward(out, in, pdata(net, nd->p[0]), pdata(net, nd->p[1]), n, (int)pin,
                            nd->shape.c);
         break;
-    case NAS__OP_DROP_PATH:
-        if (train && net->drop_path > 0.0f) {
-            nas_drop_path_forward(out, aux, in, n, pin, net->drop_path, rng);
-        } else {
-            // A mask of ones keeps backward uniform when nothing is dropped.
-            for (int b = 0; b < n; b++) aux[b] = 1.0f;
-            memcpy(out, in, sizeof(float) * size);
-        }
+    case NAS__OP_DROP_PATH: /* the masks were drawn before the pass (draw_masks) */
+        nas_drop_path_apply(out + e0, aux + b0, in + e0, nb, pin);
         break;
     case NAS__OP_DROPOUT:
-        if (train && nd->prob > 0.0f) {
-            nas_dropout_forward(out, aux, in, size, nd->prob, rng);
-        } else {
-            for (long i = 0; i < size; i++) aux[i] = 1.0f;
-            memcpy(out, in, sizeof(float) * size);
-        }
+        for (long i = e0; i < e1; i++) out[i] = in[i] * aux[i];
         break;
     case NAS__OP_SHIFT: {
         int h = is.h, w = is.w;
@@ -246,14 +237,14 @@ static void forward_nodes(pass *ps, int tid, int nt, long b0, long b1) {
         if (skipped(nd)) continue;
         if (serial(nd)) {
             sync_members(net);
-            if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
+            if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, 0, 0, ps->n);
             sync_members(net);
         } else if (nd->op == NAS__OP_BN && ps->train) {
             bn_forward_sums(net, nd, tid, b0, b1, 0);
             sync_members(net);
             bn_forward_apply(net, nd, i, ps->n, tid, nt, b0, b1, 0);
         } else {
-            forward_part(net, nd, i, ps->n, ps->train, ps->rng, tid, b0, b1);
+            forward_part(net, nd, i, ps->n, ps->train, tid, b0, b1);
         }
     }
 }
@@ -282,13 +273,36 @@ static void forward_phases(pass *ps, int tid, int nt, long b0, long b1) {
                     bn_forward_apply(net, nd, i, ps->n, tid, nt, b0, b1, off);
             } else if (nd->fwd_phase == ph) {
                 if (!serial(nd))
-                    forward_part(net, nd, i, ps->n, ps->train, ps->rng, tid, b0, b1);
+                    forward_part(net, nd, i, ps->n, ps->train, tid, b0, b1);
                 else if (tid == 0)
-                    forward_part(net, nd, i, ps->n, ps->train, ps->rng, 0, 0, ps->n);
+                    forward_part(net, nd, i, ps->n, ps->train, 0, 0, ps->n);
             }
         }
         if (ph < last) sync_members(net);
     }
+}
+
+// The masks of every dropout and drop-path node, drawn in node order from the pass's stream (the
+// order of the draws when each node drew its own), so that the nodes themselves work by image
+// ranges on every member.  Outside training, or at probability 0, the masks are ones.  Returns
+// whether the net has such nodes.
+static int draw_masks(pass *ps, int draw) {
+    nas_net *net = ps->net;
+    int any = 0;
+    for (int i = 1; i <= net->output; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (!nd->live || (nd->op != NAS__OP_DROP_PATH && nd->op != NAS__OP_DROPOUT)) continue;
+        any = 1;
+        if (!draw) continue;
+        float *mask = net->act_arena + nd->aux_off;
+        long n = nd->op == NAS__OP_DROPOUT ? ps->n * per_image(nd->shape) : ps->n;
+        float p = nd->op == NAS__OP_DROPOUT ? nd->prob : net->drop_path;
+        if (ps->train && p > 0.0f)
+            nas_drop_mask(mask, n, p, ps->rng);
+        else
+            for (long k = 0; k < n; k++) mask[k] = 1.0f;
+    }
+    return any;
 }
 
 // One member's whole forward pass over its images.
@@ -296,6 +310,7 @@ static void forward_region(void *ctx, int tid, int nt) {
     pass *ps = ctx;
     long b0, b1;
     nas_workpool_split(ps->n, tid, nt, &b0, &b1);
+    if (draw_masks(ps, tid == 0)) sync_members(ps->net);
     if (nt > 1 && ps->train)
         forward_phases(ps, tid, nt, b0, b1);
     else
@@ -355,7 +370,7 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
     const float *in = src >= 0 ? act(net, src) : NULL;
     // The network input needs no gradient; conv and linear skip computing it.
     float *din = src >= 0 ? grad(net, src) : NULL, *din_skip = src > 0 ? din : NULL;
-    long pin = per_image(is), pout = per_image(nd->shape), size = n * pout;
+    long pin = per_image(is), pout = per_image(nd->shape);
     long e0 = b0 * pout, e1 = b1 * pout;
     int nb = (int)(b1 - b0);
     switch (nd->op) {
@@ -438,8 +453,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
         nas_linear_backward(din_skip, pgrad(net, nd->p[0]), pgrad(net, nd->p[1]), dout, in,
                             pdata(net, nd->p[0]), n, (int)pin, nd->shape.c);
         break;
-    case NAS__OP_DROP_PATH: nas_drop_path_backward(din, dout, aux, n, pin); break;
-    case NAS__OP_DROPOUT: nas_dropout_backward(din, dout, aux, size); break;
+    case NAS__OP_DROP_PATH:
+        nas_drop_path_backward(din + b0 * pin, dout + b0 * pin, aux + b0, nb, pin);
+        break;
+    case NAS__OP_DROPOUT: nas_dropout_backward(din + e0, dout + e0, aux + e0, e1 - e0); break;
     case NAS__OP_SHIFT: {
         // forward was: out[y, x] = in[y+1, x+1]
         int h = is.h, w = is.w;
@@ -478,23 +495,30 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
     }
 }
 
-// Training BN backward over member tid's images: partial sums of g and g*x, a barrier, the
-// totals in member order, then the input gradient.  Member 0 alone adds dgamma and dbeta.
-static void bn_backward_split(nas_net *net, nas__node *nd, int id, int n, int tid, int nt, long b0,
-                              long b1, int overwrite, int parity) {
-    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w,
-        nb = (int)(b1 - b0);
+// The first half of a training BN's backward: member tid's partial sums of g and g*x over its
+// images, at the BN's place in the second quarter of its scratch (the first holds the forward's).
+static void bn_backward_sums(nas_net *net, nas__node *nd, int id, int tid, long b0, long b1) {
+    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w;
     long per = per_image(nd->shape);
-    const float *dout = grad(net, id) + b0 * per, *out = act(net, id) + b0 * per;
-    const float *in = act(net, src) + b0 * per, *aux = net->act_arena + nd->aux_off;
-    nas_bn_backward_sums_part(bn_part(net, tid, parity), dout, out, in, nb, c, hw, nd->fused);
-    sync_members(net);
-    double *tot = bn_sum_parts(net, tid, nt, parity, 0, c);
+    nas_bn_backward_sums_part(bn_part(net, tid, 1) + (size_t)2 * nd->bn_off,
+                              grad(net, id) + b0 * per, act(net, id) + b0 * per,
+                              act(net, src) + b0 * per, (int)(b1 - b0), c, hw, nd->fused);
+}
+
+// The second half, a phase later: the totals in member order, then the input gradient of the
+// member's images.  Member 0 alone adds dgamma and dbeta.
+static void bn_backward_dx(nas_net *net, nas__node *nd, int id, int n, int tid, int nt, long b0,
+                           long b1, int overwrite) {
+    int src = nas__input(nd, 0), c = nd->shape.c, hw = nd->shape.h * nd->shape.w;
+    long per = per_image(nd->shape);
+    const float *aux = net->act_arena + nd->aux_off;
+    double *tot = bn_sum_parts(net, tid, nt, 1, (size_t)2 * nd->bn_off, c);
     float *coef = (float *)(bn_part(net, tid, 3));
     nas_bn_finish_backward(coef, tid == 0 ? pgrad(net, nd->p[0]) : NULL, pgrad(net, nd->p[1]), tot,
                            aux, aux + c, pdata(net, nd->p[0]), (long)n * hw, c);
-    nas_bn_backward_dx_part(grad(net, src) + b0 * per, dout, out, in, coef, nb, c, hw, nd->fused,
-                            overwrite);
+    nas_bn_backward_dx_part(grad(net, src) + b0 * per, grad(net, id) + b0 * per,
+                            act(net, id) + b0 * per, act(net, src) + b0 * per, coef,
+                            (int)(b1 - b0), c, hw, nd->fused, overwrite);
 }
 
 // Which of node j's inputs get their gradient stored rather than added (bit k for input k).
@@ -524,40 +548,38 @@ static void zero_first(nas_net *net, const nas__node *nd, int j, int overwrite, 
     }
 }
 
-// One member's whole backward pass over its images, then its share of adding the members'
-// conv weight gradients (element ranges of each tensor, the shadows in member order).
+// One member's whole backward pass over its images, phase after phase (nas__net_plan_backward),
+// then its share of adding the members' conv weight gradients (element ranges of each tensor,
+// the shadows in member order).
 static void backward_region(void *ctx, int tid, int nt) {
     pass *ps = ctx;
     nas_net *net = ps->net;
-    int n = ps->n, parity = 0;
+    int n = ps->n;
     long b0, b1;
     nas_workpool_split(n, tid, nt, &b0, &b1);
     if (tid > 0) memset(shadow(net, tid), 0, sizeof(float) * net->n_trainable);
-    for (int j = net->output; j > 0; j--) {
-        nas__node *nd = &net->nodes[j];
-        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        int overwrite = overwrite_mask(net, nd, j);
-        if (serial(nd)) {
-            // Member 0 zeroes the whole input gradient after the barrier: before it, other
-            // members may still use those floats under another buffer's layout.
-            sync_members(net);
-            if (tid == 0) {
+    for (int ph = 0; ph <= net->bwd_last; ph++) {
+        for (int j = net->output; j > 0; j--) {
+            nas__node *nd = &net->nodes[j];
+            int ev = nas__bwd_event(nd, ph);
+            if (ev == NAS__BWD_NONE || ev == NAS__BWD_ALIAS) continue;
+            int overwrite = overwrite_mask(net, nd, j);
+            if (net->bwd_sync[j] & (ev == NAS__BWD_DX ? 2 : 1)) sync_members(net);
+            if (ev == NAS__BWD_SUMS) {
+                bn_backward_sums(net, nd, j, tid, b0, b1);
+            } else if (ev == NAS__BWD_DX) {
+                zero_first(net, nd, j, overwrite, b0, b1);
+                bn_backward_dx(net, nd, j, n, tid, nt, b0, b1, overwrite & 1);
+            } else if (!serial(nd)) {
+                zero_first(net, nd, j, overwrite, b0, b1);
+                backward_part(net, nd, j, n, tid, b0, b1, overwrite);
+            } else if (tid == 0) { /* alone in its phase, between two barriers */
                 zero_first(net, nd, j, overwrite, 0, n);
                 backward_part(net, nd, j, n, 0, 0, n, overwrite);
             }
-            sync_members(net);
-            continue;
         }
-        if (net->bwd_sync[j]) sync_members(net);
-        zero_first(net, nd, j, overwrite, b0, b1);
-        if (nd->op == NAS__OP_BN) {
-            bn_backward_split(net, nd, j, n, tid, nt, b0, b1, overwrite & 1, parity);
-            parity ^= 1;
-        } else {
-            backward_part(net, nd, j, n, tid, b0, b1, overwrite);
-        }
+        sync_members(net);
     }
-    sync_members(net);
     for (int j = 1; j <= net->output; j++) {
         const nas__node *nd = &net->nodes[j];
         if (!nd->live || nd->op != NAS__OP_CONV) continue;
@@ -603,9 +625,9 @@ static int spans_clash(span a, span b, size_t batch) {
 // outputs; a training BN's output comes a phase after its sums (a barrier between); a serial
 // op runs alone in a phase after everything created before it, and everything created after it
 // comes later still (so dropout and drop-path draw their random numbers in the same order).
-// Node ids are topological: inputs come first.  Also gives each BN its place in the scratch.
+// Node ids are topological: inputs come first.
 static void plan_phases(nas_net *net) {
-    int floor = 0, seen = 0, bn_off = 0;
+    int floor = 0, seen = 0;
     for (int j = 1; j <= net->output; j++) {
         nas__node *nd = &net->nodes[j];
         nd->fwd_phase = floor;
@@ -618,54 +640,85 @@ static void plan_phases(nas_net *net) {
             nd->fwd_phase = seen + 1;
             floor = nd->fwd_phase + 1;
         }
+        int end = nd->fwd_phase + (nd->op == NAS__OP_BN || serial(nd));
+        if (nd->live && end > seen) seen = end;
+    }
+}
+
+// The backward phases: a node runs in the first phase after every step that writes its output
+// gradient (a consumer's step, or a BN consumer's second half, which comes a phase after its
+// sums); a training BN's input gradient comes a phase after its sums.  So the BNs of a cell's
+// parallel branches take their sums in one phase and share its barrier.  A serial op comes
+// alone in a phase after everything before it.  Node ids are topological, so walking them
+// downwards sees every consumer first; bwd_phase holds a node's earliest phase until its turn.
+// Also gives each training BN its place in the BN scratch (forward and backward sums).
+void nas__net_plan_backward(nas_net *net) {
+    int floor = 0, seen = -1, bn_off = 0;
+    for (int j = 0; j <= net->output; j++) {
+        nas__node *nd = &net->nodes[j];
+        nd->bwd_phase = 0;
         if (nd->op == NAS__OP_BN && nd->live) {
             nd->bn_off = bn_off;
             bn_off += nd->shape.c;
         }
-        int end = nd->fwd_phase + (nd->op == NAS__OP_BN || serial(nd));
-        if (nd->live && end > seen) seen = end;
     }
-    NAS_ASSERT(bn_off < net->bn_c);
+    for (int j = net->output; j > 0; j--) {
+        nas__node *nd = &net->nodes[j];
+        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused == 2)) continue;
+        int ph = nd->bwd_phase > floor ? nd->bwd_phase : floor;
+        if (serial(nd)) {
+            ph = seen + 1;
+            floor = ph + 1;
+        }
+        nd->bwd_phase = ph;
+        // When its input gradients are written: a BN's in its second half.
+        int end = ph + (nd->op == NAS__OP_BN);
+        if (end > seen) seen = end;
+        for (int k = 0; k < nd->n_in; k++) {
+            nas__node *in = &net->nodes[nas__input(nd, k)];
+            if (in->bwd_phase < end) in->bwd_phase = end;
+        }
+    }
+    net->bwd_last = seen < 0 ? 0 : seen;
 }
 
-// Walk the backward order as the members will (see backward_region) and mark the steps that
-// touch a gradient buffer reused with another layout since the last barrier.  Serial ops and
-// BN (whose sums end in a barrier before it writes) clear the record.
+// Walk the backward as the members will (see backward_region) and mark the steps that touch a
+// gradient buffer reused with another layout since the last barrier (the end of a phase).  A
+// BN's sums read its output gradient; its second half reads that and writes its input's.
 void nas__net_plan_sync(nas_net *net) {
     plan_phases(net);
     span seen[64];
-    int n_seen = 0;
     size_t batch = (size_t)net->batch;
-    for (int j = net->output; j > 0; j--) {
-        nas__node *nd = &net->nodes[j];
-        net->bwd_sync[j] = 0;
-        if (!nd->live || (nd->op == NAS__OP_RELU && nd->fused)) continue;
-        if (serial(nd)) {
-            n_seen = 0;
-            continue;
+    for (int j = 0; j <= net->output; j++) net->bwd_sync[j] = 0;
+    for (int ph = 0; ph <= net->bwd_last; ph++) {
+        int n_seen = 0, wide = 0;
+        for (int j = net->output; j > 0; j--) {
+            nas__node *nd = &net->nodes[j];
+            int ev = nas__bwd_event(nd, ph);
+            if (ev == NAS__BWD_NONE || ev == NAS__BWD_ALIAS) continue;
+            if (ev == NAS__BWD_STEP && serial(nd)) continue; /* alone in its phase */
+            span mine[1 + 2 * 8];
+            int n_mine = 0;
+            mine[n_mine++] = (span){nd->grad_off, (size_t)per_image(nd->shape)};
+            // A wide concat, whose input spans the record cannot hold: a barrier before it and
+            // one before the next step.
+            int clash = wide || nd->n_in > 8;
+            wide = nd->n_in > 8;
+            for (int k = 0; k < nd->n_in && !clash && ev != NAS__BWD_SUMS; k++) {
+                const nas__node *in = &net->nodes[nas__input(nd, k)];
+                mine[n_mine++] = (span){in->grad_off, (size_t)per_image(in->shape)};
+            }
+            for (int a = 0; a < n_mine && !clash; a++)
+                for (int b = 0; b < n_seen && !clash; b++)
+                    clash = spans_clash(mine[a], seen[b], batch);
+            // A full record is forgotten behind a barrier too.
+            if (clash || n_seen + n_mine > (int)NAS_ARRAY_LEN(seen)) {
+                net->bwd_sync[j] |= ev == NAS__BWD_DX ? 2 : 1;
+                n_seen = 0;
+            }
+            for (int a = 0; a < n_mine; a++)
+                seen[n_seen++] = mine[a];
         }
-        span mine[1 + 2 * 8];
-        int n_mine = 0;
-        mine[n_mine++] = (span){nd->grad_off, (size_t)per_image(nd->shape)};
-        int clash = nd->n_in > 8; /* a wide concat: just synchronise */
-        for (int k = 0; k < nd->n_in && !clash; k++) {
-            const nas__node *in = &net->nodes[nas__input(nd, k)];
-            mine[n_mine++] = (span){in->grad_off, (size_t)per_image(in->shape)};
-        }
-        for (int a = 0; a < n_mine && !clash; a++)
-            for (int b = 0; b < n_seen && !clash; b++)
-                clash = spans_clash(mine[a], seen[b], batch);
-        // A full record is forgotten behind a barrier too.
-        if (clash || n_seen + n_mine > (int)NAS_ARRAY_LEN(seen)) {
-            net->bwd_sync[j] = 1;
-            n_seen = 0;
-        } else if (nd->op == NAS__OP_BN) {
-            // BN's own barrier orders what came before it; its sums read the output gradient
-            // before that barrier, which the check above covered.
-            n_seen = 0;
-        }
-        for (int a = 0; a < n_mine; a++)
-            seen[n_seen++] = mine[a];
     }
 }
 

@@ -554,12 +554,14 @@ double nas_softmax_xent(float *dlogits, const float *logits, const uint8_t *labe
 
 // Inverted dropout: kept activations are scaled by 1/(1-p) in training so that evaluation is
 // the identity.  Draws happen in element order from the caller's stream (reproducible).
-void nas_dropout_forward(float *out, float *mask, const float *inp, long n, float p, nas_rng *rng) {
+void nas_drop_mask(float *mask, long n, float p, nas_rng *rng) {
     float keep = 1.0f / (1.0f - p);
-    for (long i = 0; i < n; i++) {
-        mask[i] = nas_rng_uniform(rng) < p ? 0.0f : keep;
-        out[i] = inp[i] * mask[i];
-    }
+    for (long i = 0; i < n; i++) mask[i] = nas_rng_uniform(rng) < p ? 0.0f : keep;
+}
+
+void nas_dropout_forward(float *out, float *mask, const float *inp, long n, float p, nas_rng *rng) {
+    nas_drop_mask(mask, n, p, rng);
+    for (long i = 0; i < n; i++) out[i] = inp[i] * mask[i];
 }
 
 void nas_dropout_backward(float *dinp, const float *dout, const float *mask, long n) {
@@ -569,11 +571,13 @@ void nas_dropout_backward(float *dinp, const float *dout, const float *mask, lon
 // Drop-path removes a whole branch for an image, so one draw per image suffices.
 void nas_drop_path_forward(float *out, float *mask, const float *inp, int n, long per, float p,
                            nas_rng *rng) {
-    float keep = 1.0f / (1.0f - p);
-    for (int b = 0; b < n; b++) {
-        mask[b] = nas_rng_uniform(rng) < p ? 0.0f : keep;
+    nas_drop_mask(mask, n, p, rng);
+    nas_drop_path_apply(out, mask, inp, n, per);
+}
+
+void nas_drop_path_apply(float *out, const float *mask, const float *inp, int n, long per) {
+    for (int b = 0; b < n; b++)
         for (long i = 0; i < per; i++) out[b * per + i] = inp[b * per + i] * mask[b];
-    }
 }
 
 void nas_drop_path_backward(float *dinp, const float *dout, const float *mask, int n, long per) {

@@ -131,6 +131,11 @@ void nas_dropout_backward(float *dinp, const float *dout, const float *mask, lon
 // drop-path: one mask value per image (N) over `per` floats each.
 void nas_drop_path_forward(float *out, float *mask, const float *inp, int n, long per, float p,
                            nas_rng *rng);
+// The forward's two halves, the draws (in image order) and the product: the engine draws every
+// mask of a pass first, in node order, and applies them by image ranges on its threads.  A mask
+// of n values drawn for p (n * per for dropout, one per element) equals the forward's.
+void nas_drop_mask(float *mask, long n, float p, nas_rng *rng);
+void nas_drop_path_apply(float *out, const float *mask, const float *inp, int n, long per);
 void nas_drop_path_backward(float *dinp, const float *dout, const float *mask, int n, long per);
 
 #endif

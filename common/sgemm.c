@@ -10,7 +10,8 @@
  * by wide column matrices, where packing either operand cost as much as the products (packing A
  * showed at 7 % of a ResNet-20 step).  A transposed B is copied into a zero-padded panel, as is
  * the last panel narrower than NR on paths without masked loads; on AVX-512, C = A . B^T with A
- * untransposed runs on a dot-product kernel instead (below).
+ * untransposed runs on a dot-product kernel instead (below), or at small depths on B transposed
+ * in registers.
  *
  * The first depth block writes C = alpha * acc + beta * C (C unread when beta is 0), later ones
  * C = alpha * acc + C, each as a rounded product then a rounded sum, and edge tiles (past M or
@@ -342,6 +343,70 @@ KERN_ATTR NAS_CLONES static void pack_b(float *bp, const float *b, int ldb, int 
     }
 }
 
+static void blocked(path_desc d, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+#if NAS_SIMD_INTRIN
+/* C = alpha * A . B^T + beta * C with untransposed A and a depth under NAS_SGEMM_DOT_MIN_K (the
+ * weight gradients of planes up to 13x13, 7x7's 49 the most common): the dot kernel's fold and
+ * masked tail weigh on so few steps (it ran at 52-72 GFLOP/s at depth 49, OpenBLAS's AVX2
+ * kernels at 80-95), so B is transposed, SH_NB rows at a time, 16 x 16 in registers, into a K x
+ * SH_NB block on the stack (at most 48 KB) that the AVX-512 kernels read in place like any
+ * untransposed B (100-135 GFLOP/s).  Each element of C sees the operations of the blocked path
+ * with that B untransposed. */
+enum { SH_NB = 64 };
+static const int TRANSPOSE16_ROW[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+
+/* Rows [0, 16) (the last `rows` valid, later ones repeating it) by depth [0, kk) of src (row stride
+ * ld), kk <= 16, into dst[p * SH_NB + j]: a 16 x 16 transpose in registers, four rounds of
+ * unpacks and lane shuffles. */
+KERN_ATTR __attribute__((target("avx512f"))) static void transpose16(float *dst, const float *src,
+                                                                     long ld, int rows, int kk) {
+    __mmask16 mask = (__mmask16)(kk >= 16 ? 0xffffu : (1u << kk) - 1u);
+    __m512 r[16], t[16];
+    for (int j = 0; j < 16; j++)
+        r[j] = _mm512_maskz_loadu_ps(mask, src + (j < rows ? j : rows - 1) * ld);
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+    for (int j = 0; j < 16; j += 4)
+        for (int h = 0; h < 2; h++) {
+            __m512d x = _mm512_castps_pd(t[j + h]), y = _mm512_castps_pd(t[j + 2 + h]);
+            r[j + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            r[j + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+    for (int j = 0; j < 16; j += 8)
+        for (int h = 0; h < 4; h++) {
+            t[j + h] = _mm512_shuffle_f32x4(r[j + h], r[j + 4 + h], 0x88);
+            t[j + 4 + h] = _mm512_shuffle_f32x4(r[j + h], r[j + 4 + h], 0xDD);
+        }
+    for (int h = 0; h < 8; h++) {
+        r[h] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0x88);
+        r[h + 8] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0xDD);
+    }
+    // Register q now holds depth TRANSPOSE16_ROW[q] of the 16 rows, in row order.
+    for (int q = 0; q < 16; q++) {
+        int p = TRANSPOSE16_ROW[q];
+        if (p < kk) _mm512_storeu_ps(dst + p * SH_NB, r[q]);
+    }
+}
+
+KERN_ATTR static void sgemm_nt_shallow(int m, int n, int k, float alpha, const float *a, int lda,
+                                       const float *b, int ldb, float beta, float *c, int ldc) {
+    _Alignas(64) float bt[NAS_SGEMM_DOT_MIN_K * SH_NB];
+    for (int j0 = 0; j0 < n; j0 += SH_NB) {
+        int nb = n - j0 < SH_NB ? n - j0 : SH_NB;
+        for (int j = 0; j < nb; j += 16)
+            for (int p = 0; p < k; p += 16)
+                transpose16(bt + p * SH_NB + j, b + (long)(j0 + j) * ldb + p, ldb,
+                            nb - j < 16 ? nb - j : 16, k - p < 16 ? k - p : 16);
+        blocked(describe(NAS_SGEMM_AVX512), 0, 0, m, nb, k, alpha, a, lda, bt, SH_NB, beta,
+                c + j0, ldc);
+    }
+}
+#endif
+
 void nas_sgemm(enum nas_sgemm_path path, int ta, int tb, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
@@ -355,12 +420,21 @@ void nas_sgemm(enum nas_sgemm_path path, int ta, int tb, int m, int n, int k, fl
         return;
     }
 #if NAS_SIMD_INTRIN
-    if (path == NAS_SGEMM_AVX512 && tb && !ta) {
+    if (path == NAS_SGEMM_AVX512 && tb && !ta && k >= NAS_SGEMM_DOT_MIN_K) {
         sgemm_dot_avx512(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
+    if (path == NAS_SGEMM_AVX512 && tb && !ta) {
+        sgemm_nt_shallow(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
 #endif
-    path_desc d = describe(path);
+    blocked(describe(path), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// The blocked loops of the file comment on the kernels of d.
+static void blocked(path_desc d, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     // Panels live on the stack (24 KB): a heap block per call cost more than small products.
     _Alignas(64) float bpanel[KC * NR_MAX], tile[MR_MAX * NR_MAX];
     long rs = ta ? 1 : lda, ps = ta ? lda : 1; /* op(A)[i][p] = a[i * rs + p * ps] */

@@ -24,6 +24,10 @@ enum nas_sgemm_path {
     NAS_SGEMM_AVX512,     /* AVX-512F, 8 x 32 register tile */
 };
 
+/* On AVX-512, C = A . B^T (A untransposed) runs on a dot-product kernel from this depth on, and
+ * below it on the blocked kernels after transposing B (sgemm.c). */
+enum { NAS_SGEMM_DOT_MIN_K = 192 };
+
 /* The strongest path this CPU (and this build) runs. */
 enum nas_sgemm_path nas_sgemm_best(const nas_cpu_info *cpu);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/builder.h"
 #include "common/net.h"
 #include "common/net_internal.h"
 #include "common/refnets.h"
@@ -328,8 +329,9 @@ START_TEST(test_net_fusion_bitwise) {
 END_TEST
 
 // The training forward runs in phases with one barrier each (net_run.c): BNs on parallel
-// branches share a phase, a BN's output comes a phase after its sums, and a serial op gets a
-// phase of its own after everything created before it.  (That the phases compute the bits of a
+// branches share a phase, a BN's output comes a phase after its sums, a serial op (the linear)
+// gets a phase of its own after everything created before it, and drop-path works by image
+// ranges like any other op (its masks are drawn before the pass).  (That the phases compute the bits of a
 // given thread count, and the numbers of one thread, test_net_threads checks.)
 START_TEST(test_net_forward_phases) {
     nas_net *net = NULL;
@@ -348,11 +350,96 @@ START_TEST(test_net_forward_phases) {
     ck_assert_int_eq(nd[a].fwd_phase, 0);
     ck_assert_int_eq(nd[b].fwd_phase, 0); /* beside a: one barrier for both */
     ck_assert_int_eq(nd[c].fwd_phase, 1);
-    ck_assert_int_eq(nd[d].fwd_phase, 3); /* after c's output (phase 2) */
-    ck_assert_int_eq(nd[e].fwd_phase, 4); /* created after the drop-path, so after it */
-    ck_assert_int_eq(nd[out].fwd_phase, 6);
+    ck_assert_int_eq(nd[d].fwd_phase, 2); /* c's output; its mask was drawn before the pass */
+    ck_assert_int_eq(nd[e].fwd_phase, 0); /* beside a and b */
+    ck_assert_int_eq(nd[out].fwd_phase, 3); /* alone, after everything before it */
     ck_assert_int_ne(nd[a].bn_off, nd[b].bn_off); /* their sums lie apart */
     nas_net_destroy(&net);
+}
+END_TEST
+
+// The backward runs in phases too (net_run.c): a node comes after every step that writes its
+// output gradient, a BN's input gradient a phase after its sums, so the BNs of parallel branches
+// share a barrier; only the linear stays serial (drop-path's backward is per image).  On the net
+// above: 6 barriers for 4 BNs, where one per BN plus the linear's pair and the last made 7.
+START_TEST(test_net_backward_phases) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 6, 6, err), NAS_OK);
+    int x = nas_net_input(net);
+    int ca = nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0), a = nas_net_bn(net, "a_bn", ca);
+    int b = nas_net_bn(net, "b_bn", nas_net_conv(net, "b", x, 4, 1, 1, 1, 0, 1, 1, 0));
+    int sum = nas_net_add(net, a, b), c = nas_net_bn(net, "c_bn", sum);
+    int d = nas_net_drop_path(net, c);
+    int e = nas_net_bn(net, "e_bn", nas_net_conv(net, "e", x, 4, 1, 1, 1, 0, 1, 1, 0));
+    int out = nas_net_linear(net, "fc", nas_net_gap(net, nas_net_add(net, d, e)), CLS);
+    ck_assert_int_eq(nas_net_compile(net, out, 4, err), NAS_OK);
+    const nas__node *nd = net->nodes;
+    ck_assert_int_eq(nd[out].bwd_phase, 0); /* the linear, alone */
+    ck_assert_int_eq(nd[d].bwd_phase, 1);   /* not serial in backward */
+    ck_assert_int_eq(nd[c].bwd_phase, 1);
+    ck_assert_int_eq(nd[e].bwd_phase, 1); /* beside c: one barrier for both sums */
+    ck_assert_int_eq(nd[sum].bwd_phase, 2); /* after c's input gradient */
+    ck_assert_int_eq(nd[a].bwd_phase, 2);
+    ck_assert_int_eq(nd[b].bwd_phase, 2);
+    ck_assert_int_eq(nd[ca].bwd_phase, 3);
+    ck_assert_int_eq(net->bwd_last, 3);
+    ck_assert_int_ne(nd[a].bn_off, nd[b].bn_off); /* their sums lie apart */
+    // The gradient buffers follow this order: c's input gradient is written (by c, in phase 2)
+    // before a's and b's sums read theirs, which the add writes first.
+    ck_assert_int_eq(nd[sum].zero_at, c);
+    ck_assert_int_eq(nd[a].zero_at, sum);
+    nas_net_destroy(&net);
+}
+END_TEST
+
+// A searched cell net (NASNet-A: parallel separable-conv branches, BN everywhere, pools,
+// concatenations, drop-path) at 2-4 threads: close to one thread, and each thread count
+// reproduces its own bits.  Cell nets have many more gradient buffers reused across phases than
+// the zoo, which is where a missing barrier would show.
+static float *cell_step(int threads, float *logits, size_t *n_tr) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    nas_fidelity f = {.channels = 4, .cells = 1, .drop_path = 0.2f};
+    int out;
+    ck_assert_int_eq(nas_net_create(&net, 1, 8, 8, err), NAS_OK);
+    int rc = nas_builder_build_arch(net, "nasnet_a", &f, CLS, &out, NULL, NULL, err);
+    ck_assert_int_eq(rc, NAS_OK);
+    ck_assert_int_eq(nas_net_compile(net, out, 6, err), NAS_OK);
+    ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 9, 0);
+    nas_net_init_params(net, &rng);
+    float x[6 * 8 * 8];
+    uint8_t labels[6] = {0, 1, 2, 3, 4, 0};
+    nas_fill_uniform(x, NAS_ARRAY_LEN(x), -1, 1, &rng);
+    nas_net_set_drop_path(net, 0.2f);
+    memcpy(logits, nas_net_forward(net, x, 6, 1, &rng), sizeof(float) * 6 * CLS);
+    nas_net_loss(net, labels, 6, 0.0f, NULL);
+    nas_net_zero_grad(net);
+    nas_net_backward(net);
+    nas_net_params_data(net, n_tr, NULL);
+    float *g = malloc(sizeof(float) * *n_tr);
+    memcpy(g, nas_net_grads_data(net), sizeof(float) * *n_tr);
+    nas_net_destroy(&net);
+    return g;
+}
+
+START_TEST(test_net_cell_threads) {
+    float l1[6 * CLS], l2[6 * CLS], lr[6 * CLS];
+    size_t n;
+    float *g1 = cell_step(1, l1, &n), *g2 = cell_step(2, l2, &n);
+    ck_assert(nas_allclose(l2, l1, NAS_ARRAY_LEN(l1), 1e-6f, 1e-5f, "2 threads logits"));
+    ck_assert(nas_allclose(g2, g1, n, 1e-5f, 1e-3f, "2 threads"));
+    for (int rep = 0; rep < 6; rep++) {
+        int t = 2 + rep % 3;
+        float *gr = cell_step(t, lr, &n);
+        ck_assert(nas_allclose(gr, g1, n, 1e-5f, 1e-3f, "repeat"));
+        if (t == 2)
+            ck_assert(memcmp(gr, g2, sizeof(float) * n) == 0 && memcmp(lr, l2, sizeof lr) == 0);
+        free(gr);
+    }
+    free(g1), free(g2);
 }
 END_TEST
 
@@ -452,6 +539,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_threads);
     tcase_add_test(tc, test_net_threads_small_batch);
     tcase_add_test(tc, test_net_forward_phases);
+    tcase_add_test(tc, test_net_backward_phases);
+    tcase_add_test(tc, test_net_cell_threads);
     tcase_add_test(tc, test_net_fusion_bitwise);
     tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);

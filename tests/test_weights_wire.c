@@ -342,8 +342,12 @@ START_TEST(test_weights_wire_refuses_bad_manifests_by_name) {
     buf = pack_raw(NAS_MSG_TASK, NAS_PROTOCOL_VERSION, 1, ts, 2, 256, &len);
     /* (an Error is the one control type the bulk socket speaks: refusals) */
     ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EPROTO);
-    ck_assert_ptr_nonnull(strstr(err, "not a weights message"));
+    ck_assert_ptr_nonnull(strstr(err, "weight store endpoint (listen.weights)"));
     ck_assert_int_eq(nas_wire_weights_decode(buf, 5, &m, err), NAS_EFORMAT);
+    nas_free(buf);
+    buf = pack_raw(NAS_MSG_WEIGHTS_ACK + 7, NAS_PROTOCOL_VERSION, 1, ts, 2, 256, &len);
+    ck_assert_int_eq(nas_wire_weights_decode(buf, len, &m, err), NAS_EPROTO);
+    ck_assert_ptr_nonnull(strstr(err, "not a weights message"));
     nas_free(buf);
     ck_assert_int_eq(nas_wire_weights_decode(NULL, 0, &m, err), NAS_EFORMAT);
 }

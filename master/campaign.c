@@ -675,6 +675,7 @@ void nas_campaign_destroy(nas_campaign **cp) {
     nas_strategy_destroy(&c->strategy);
     nas_store_close(&c->store);
     nas_free(c->tasks);
+    nas_free(c->failed_later);
     nas__campaign_outbox_free(c);
     explicit_bzero(&c->keys, sizeof c->keys); /* the secret key dies with the campaign */
     nas_free(c);

@@ -149,19 +149,21 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
     nas__campaign_store_error(c, rc, err);
 }
 
-/* Dispatcher hook: K attempts failed.  The strategy observes the failure
- * (ok = 0, no cost: the history does not keep one for failures) so it
- * stops waiting for the proposal, and the final failure is committed in
- * the same batch as the observation and the new core state. */
-static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
-    nas_campaign *c = ctx;
+/* A failure for good, held while the strategy prepared its next step. */
+struct nas__cfailed {
+    nas_task_ref ref;
+    int code;
+    char reason[NAS_ERR_LEN];
+};
+
+/* K attempts failed.  The strategy observes the failure (ok = 0, no cost:
+ * the history does not keep one for failures) so it stops waiting for the
+ * proposal, and the final failure is committed in the same batch as the
+ * observation and the new core state. */
+static void record_failed(nas_campaign *c, const nas_task_ref *ref, int code, const char *reason) {
     nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
     if (!t || c->fatal) return;
     char err[NAS_ERR_LEN];
-    if (t->stage == NAS_STORE_STAGE_SEARCH && c->preparing) {
-        nas__campaign_fail(c, "a task failed while the strategy was busy preparing its next step");
-        return;
-    }
     int kind = strcmp(reason, "lease expired") == 0 ? NAS_STORE_FAIL_LEASE_EXPIRED
                                                     : NAS_STORE_FAIL_TRAINING;
     nas__campaign_batch_begin(c);
@@ -181,6 +183,46 @@ static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char
     c->n_failed++;
     nas__campaign_task_drop(c, t);
     nas__campaign_batch_end(c);
+}
+
+/* Dispatcher hook: K attempts failed.  While the strategy prepares its next
+ * step in the thread pool nothing may touch it, so a search task's failure
+ * waits for the step to end (a result in that window is refused with
+ * NAS_EAGAIN and sent again by its worker; a failure has no sender to ask):
+ * a peer's failure must never stop the master. */
+static void hook_failed(void *ctx, const nas_task_ref *ref, int code, const char *reason) {
+    nas_campaign *c = ctx;
+    nas__ctask *t = nas__campaign_find(c, (int64_t)ref->task_id);
+    if (!t || c->fatal) return;
+    if (t->stage == NAS_STORE_STAGE_SEARCH && c->preparing) {
+        if (c->n_failed_later == c->cap_failed_later) {
+            int cap = c->cap_failed_later ? 2 * c->cap_failed_later : 8;
+            struct nas__cfailed *f = nas_realloc(c->failed_later, (size_t)cap * sizeof *f);
+            if (!f) {
+                nas__campaign_fail(c, "out of memory holding a failure until the strategy's "
+                                      "step is done");
+                return;
+            }
+            c->failed_later = f;
+            c->cap_failed_later = cap;
+        }
+        struct nas__cfailed *f = &c->failed_later[c->n_failed_later++];
+        f->ref = *ref;
+        f->code = code;
+        snprintf(f->reason, sizeof f->reason, "%s", reason);
+        nas_info("campaign: task %" PRIu64 " failed for good while the strategy prepares its "
+                 "next step; recorded when the step is done",
+                 ref->task_id);
+        return;
+    }
+    record_failed(c, ref, code, reason);
+}
+
+void nas__campaign_failed_replay(nas_campaign *c) {
+    for (int i = 0; i < c->n_failed_later && !c->fatal; i++)
+        record_failed(c, &c->failed_later[i].ref, c->failed_later[i].code,
+                      c->failed_later[i].reason);
+    c->n_failed_later = 0;
 }
 
 /* Dispatcher hook: joins, losses and departures go to the event log, which

@@ -100,6 +100,10 @@ struct nas_campaign {
     int preparing;            /* strategy prepare running in the thread pool */
     int prepare_rc;
     char prepare_err[NAS_ERR_LEN];
+    /* Search tasks that failed for good while the strategy was preparing
+     * (it may not be touched then): recorded when the step is done. */
+    struct nas__cfailed *failed_later;
+    int n_failed_later, cap_failed_later;
 
     /* Group commit (campaign_state.c): depth of nested batches, whether the
      * strategy changed since the core state was last written, and the
@@ -141,6 +145,8 @@ void nas__campaign_fail(nas_campaign *c, const char *msg);
 /* campaign_hooks.c */
 nas_dispatcher_hooks nas__campaign_hooks(nas_campaign *c);
 void nas__campaign_housekeep(nas_campaign *c, int64_t now_ms);
+/* Record the failures held back while the strategy prepared (hook_failed). */
+void nas__campaign_failed_replay(nas_campaign *c);
 void nas__campaign_note_message(nas_campaign *c, const nas_wire_msg *m);
 int nas__campaign_store_error(nas_campaign *c, int rc, const char *err);
 /* Channels and native side of the campaign's data set's images. */

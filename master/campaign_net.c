@@ -254,6 +254,7 @@ static void prepare_done(uv_work_t *w, int status) {
     }
     nas_info("campaign: strategy step prepared in the thread pool");
     nas__campaign_batch_begin(c);
+    nas__campaign_failed_replay(c);
     nas__campaign_fill(c, nas_now_ms());
     nas__campaign_batch_end(c);
 }

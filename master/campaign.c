@@ -265,13 +265,12 @@ int nas__campaign_add_child(nas_campaign *c, const nas_genome *g, int has_parent
  * counted), and one at least (ready before the first worker comes).  With
  * a single worker this makes the campaign strictly sequential (propose,
  * evaluate, observe, propose), which is what makes an interrupted run
- * replay exactly.  The
- * leases resumed from the previous run that still wait for their worker
- * (push_held) belong to no worker of this run: they count towards that one
- * (a restarted master proposes nothing new while its worker may bring the
- * task back, which keeps a one-worker resume exact), not towards the ready
- * workers' tasks, or a worker that came back without its task would stay
- * idle for the whole grace period. */
+ * replay exactly.  The leases resumed from the previous run that still
+ * wait for their worker (push_held) belong to no worker of this run: they
+ * count towards that one (a restarted master proposes nothing new while its
+ * worker may bring the task back, which keeps a one-worker resume exact),
+ * not towards the ready workers' tasks, or a worker that came back without
+ * its task would stay idle for the whole grace period. */
 static int wants_proposal(const nas_campaign *c) {
     int held = (int)nas_dispatcher_held_count(c->disp);
     return c->n_tasks < 1 || c->n_tasks - held < nas_dispatcher_ready_count(c->disp);

@@ -146,6 +146,7 @@ static void hook_requeue(void *ctx, const nas_task_ref *next, const char *reason
                                    0, nas_wall_ms(), err);
     }
     t->wire_attempt = next->attempt;
+    t->grace = 0; /* queued: no longer a lease resumed from the previous run */
     nas__campaign_store_error(c, rc, err);
 }
 

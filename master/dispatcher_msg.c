@@ -104,6 +104,30 @@ static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register
     }
 }
 
+/* The same for leases resumed from the previous master (push_held): a
+ * holder that registers without running the task and without its result
+ * has lost it (a new process), so it goes back to the head of the queue
+ * now, uncounted, instead of waiting out the grace: the worker takes it
+ * next, as it would have without the restart.  Held leases exist only
+ * after a restart, so the scan is rare. */
+static void release_own_held(nas_dispatcher *d, const dworker *w, const nas_wire_register *r) {
+    if (d->counts.held == 0) return;
+    for (size_t i = 0; i < d->cap_tasks; i++) {
+        dtask *t = &d->tasks[i];
+        if (t->used != 1 || t->state != NAS_DISPATCH_TASK_LEASED || t->worker >= 0 ||
+            !nas__dtask_holder_is(t, t->attempt, &w->who))
+            continue;
+        int claimed = r->has_running && r->running.task_id == t->id;
+        for (int k = 0; k < r->n_held; k++)
+            claimed |= r->held[k].task_id == t->id;
+        if (claimed) continue;
+        nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u from the previous "
+                 "run; re-queued",
+                 w->who.name, t->id, t->attempt);
+        nas__dtask_requeue(d, t, 0, NAS_ESTATE, "its worker came back without it");
+    }
+}
+
 /* A (re-)registration.  The heartbeat sent at the end tells the worker at
  * once that it has a live master, before its held results go out. */
 static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t id_len,
@@ -173,6 +197,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
         nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->who.name, w->who.host,
                   w->cores);
     drop_replaced(d, w, r);
+    release_own_held(d, w, r);
     if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where
      * the weight store is (so workers need no --weights). */

@@ -166,6 +166,61 @@ START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
 }
 END_TEST
 
+/* Whether the first "agent: task " line of the log starts with `line`. */
+static int first_task_is(const char *log, const char *line) {
+    FILE *f = fopen(log, "r");
+    if (!f) return 0;
+    char buf[512];
+    int ok = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        const char *at = strstr(buf, "agent: task ");
+        if (!at) continue;
+        ok = strncmp(at, line, strlen(line)) == 0;
+        break;
+    }
+    fclose(f);
+    return ok;
+}
+
+/* Master and worker both killed, and the worker restarted under its own
+ * name: it registers without the task it held, so the task goes back to
+ * the queue at once (not after the grace) and the same worker trains it
+ * next, before anything new: a one-worker run keeps its order. */
+START_TEST(test_fault_worker_back_without_its_lease_requeued_at_once) {
+    e2e_env e;
+    e2e_env_init(&e, 10);
+    e2e_write_campaign(e.cfg, "back", 5, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
+    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
+    nas_path_join(w2log, sizeof w2log, e.dir, "same-again.log");
+    pid_t w = worker(&e, "same", "400", wlog, sizeof wlog);
+    pid_t m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
+    int64_t k = e2e_leased_task(e.db, NULL, NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(m, SIGKILL);
+    e2e_kill(w, SIGKILL);
+    /* A grace far longer than the rest of the campaign takes. */
+    const char *extra[] = {"--synthetic", "--db", e.db, "--resume-grace-ms", "60000", NULL};
+    m = e2e_start_master(m2log, NULL, e.cfg, extra);
+    w = e2e_start_worker(w2log, NULL, e.ctl, "same", "20", NULL);
+    int rc = e2e_wait(m, 30000);
+    e2e_kill(w, SIGTERM);
+    ck_assert_msg(rc == 0, "the campaign waited for a lease its worker no longer had");
+    e2e_check_exactly_once(e.db, 5);
+    ck_assert_int_eq(e2e_count_in_file(m2log, "came back without task"), 1);
+    ck_assert_int_eq(e2e_count_in_file(m2log, "was not delivered in time"), 0);
+    /* Task k is the restarted worker's first. */
+    char line[64];
+    snprintf(line, sizeof line, "agent: task %lld attempt", (long long)k);
+    ck_assert_int_eq(e2e_count_in_file(w2log, line), 1);
+    ck_assert_msg(first_task_is(w2log, line), "the restarted worker's first task is not %lld",
+                  (long long)k);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 // ---- hostile bytes ------------------------------------------------------------------------
 
 /* Send one message (frames as given) from a fresh DEALER and return the
@@ -275,6 +330,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_fault_worker_killed_mid_task);
     tcase_add_loop_test(tc, test_fault_master_killed_resumes_exactly, 0, 2);
     tcase_add_test(tc, test_fault_lease_without_worker_requeued_after_grace);
+    tcase_add_test(tc, test_fault_worker_back_without_its_lease_requeued_at_once);
     tcase_add_test(tc, test_fault_hostile_frames_answered);
     suite_add_tcase(s, tc);
     return s;

@@ -128,27 +128,39 @@ START_TEST(test_fault_master_killed_resumes_exactly) {
 }
 END_TEST
 
+/* A five-task campaign run by one worker `name` until a task k is leased,
+ * then master and worker killed with -9 and the master restarted with a
+ * resume grace of grace_ms (its log at m2log).  Returns k; the new
+ * master's pid in *m. */
+static int64_t kill_both_and_resume(e2e_env *e, int slot, const char *name, const char *grace_ms,
+                                    char *m2log, size_t cap, pid_t *m) {
+    e2e_env_init(e, slot);
+    e2e_write_campaign(e->cfg, name, 5, e->port, "127.0.0.1", e->db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
+    char wlog[PATH_MAX];
+    nas_path_join(m2log, cap, e->dir, "master2.log");
+    pid_t w = worker(e, name, "400", wlog, sizeof wlog);
+    *m = master(e, e->db, e->mlog);
+    ck_assert(e2e_wait_counts(e->db, 1, 1, 30000));
+    int64_t k = e2e_leased_task(e->db, NULL, NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(*m, SIGKILL);
+    e2e_kill(w, SIGKILL);
+    const char *extra[] = {"--synthetic", "--db", e->db, "--resume-grace-ms", grace_ms, NULL};
+    *m = e2e_start_master(m2log, NULL, e->cfg, extra);
+    return k;
+}
+
 /* Master and worker both killed: the resumed lease waits out its grace,
  * goes back to the queue, and a new worker finishes the campaign.  The
  * new worker is not left idle while the lease waits: it trains the rest
  * of the budget meanwhile, and the waiting task last. */
 START_TEST(test_fault_lease_without_worker_requeued_after_grace) {
     e2e_env e;
-    e2e_env_init(&e, 9);
-    e2e_write_campaign(e.cfg, "grace", 5, e.port, "127.0.0.1", e.db,
-                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
-    char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
-    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
-    pid_t w = worker(&e, "gone", "400", wlog, sizeof wlog);
-    pid_t m = master(&e, e.db, e.mlog);
-    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
-    int64_t k = e2e_leased_task(e.db, NULL, NULL, 0);
-    ck_assert_int_gt(k, 0);
-    e2e_kill(m, SIGKILL);
-    e2e_kill(w, SIGKILL);
-    const char *extra[] = {"--synthetic", "--db", e.db, "--resume-grace-ms", "6000", NULL};
-    m = e2e_start_master(m2log, NULL, e.cfg, extra);
-    w = worker(&e, "fresh", "20", w2log, sizeof w2log);
+    char w2log[PATH_MAX], m2log[PATH_MAX];
+    pid_t m;
+    int64_t k = kill_both_and_resume(&e, 9, "gone", "6000", m2log, sizeof m2log, &m);
+    pid_t w = worker(&e, "fresh", "20", w2log, sizeof w2log);
     ck_assert_msg(e2e_wait_counts(e.db, 4, 0, 4000),
                   "the new worker did not train the other tasks while the lease waited");
     nas_store_counts sc;
@@ -188,23 +200,12 @@ static int first_task_is(const char *log, const char *line) {
  * next, before anything new: a one-worker run keeps its order. */
 START_TEST(test_fault_worker_back_without_its_lease_requeued_at_once) {
     e2e_env e;
-    e2e_env_init(&e, 10);
-    e2e_write_campaign(e.cfg, "back", 5, e.port, "127.0.0.1", e.db,
-                       "workers:\n  heartbeat_ms: 100\n  liveness: 3\n");
-    char wlog[PATH_MAX], w2log[PATH_MAX], m2log[PATH_MAX];
-    nas_path_join(m2log, sizeof m2log, e.dir, "master2.log");
-    nas_path_join(w2log, sizeof w2log, e.dir, "same-again.log");
-    pid_t w = worker(&e, "same", "400", wlog, sizeof wlog);
-    pid_t m = master(&e, e.db, e.mlog);
-    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
-    int64_t k = e2e_leased_task(e.db, NULL, NULL, 0);
-    ck_assert_int_gt(k, 0);
-    e2e_kill(m, SIGKILL);
-    e2e_kill(w, SIGKILL);
+    char w2log[PATH_MAX], m2log[PATH_MAX];
+    pid_t m;
     /* A grace far longer than the rest of the campaign takes. */
-    const char *extra[] = {"--synthetic", "--db", e.db, "--resume-grace-ms", "60000", NULL};
-    m = e2e_start_master(m2log, NULL, e.cfg, extra);
-    w = e2e_start_worker(w2log, NULL, e.ctl, "same", "20", NULL);
+    int64_t k = kill_both_and_resume(&e, 10, "same", "60000", m2log, sizeof m2log, &m);
+    nas_path_join(w2log, sizeof w2log, e.dir, "same-again.log");
+    pid_t w = e2e_start_worker(w2log, NULL, e.ctl, "same", "20", NULL);
     int rc = e2e_wait(m, 30000);
     e2e_kill(w, SIGTERM);
     ck_assert_msg(rc == 0, "the campaign waited for a lease its worker no longer had");

@@ -86,6 +86,14 @@ static void on_running(nas_dispatcher *d, dworker *w, nas_task_ref run, int64_t 
     }
 }
 
+/* Whether a Register says the task runs on the worker or its result is held. */
+static int claims(const nas_wire_register *r, uint64_t task_id) {
+    if (r->has_running && r->running.task_id == task_id) return 1;
+    for (int k = 0; k < r->n_held; k++)
+        if (r->held[k].task_id == task_id) return 1;
+    return 0;
+}
+
 /* A worker registering from a new socket has given up its old one (it
  * reconnects after the master was silent): the old entry goes now rather
  * than at its expiry, and a lease it held goes back to the head of the
@@ -96,10 +104,7 @@ static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register
     NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];
         if (o == w || !nas_worker_same(&o->who, &w->who)) continue;
-        int keep = r->has_running && o->has_task && o->task.task_id == r->running.task_id;
-        for (int k = 0; k < r->n_held && o->has_task; k++)
-            keep |= r->held[k].task_id == o->task.task_id;
-        if (!keep)
+        if (!o->has_task || !claims(r, o->task.task_id))
             nas__dworker_remove(d, o, 0, "its worker registered again without it", "replaced");
     }
 }
@@ -117,10 +122,7 @@ static void release_own_held(nas_dispatcher *d, const dworker *w, const nas_wire
         if (t->used != 1 || t->state != NAS_DISPATCH_TASK_LEASED || t->worker >= 0 ||
             !nas__dtask_holder_is(t, t->attempt, &w->who))
             continue;
-        int claimed = r->has_running && r->running.task_id == t->id;
-        for (int k = 0; k < r->n_held; k++)
-            claimed |= r->held[k].task_id == t->id;
-        if (claimed) continue;
+        if (claims(r, t->id)) continue;
         nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u from the previous "
                  "run; re-queued",
                  w->who.name, t->id, t->attempt);

@@ -143,6 +143,7 @@ static int pack_body(const nas_wire_msg *m, uint8_t **out, size_t *len) {
         p.isa = (char *)r->engine.isa;
         p.gemm = (char *)r->engine.gemm;
         p.has_blas_threads = 1, p.blas_threads = r->engine.blas_threads;
+        p.has_incarnation = r->incarnation != 0, p.incarnation = r->incarnation;
         for (int i = 0; i < r->n_held; i++) {
             naspb__task_ref__init(&refs[i]);
             refs[i].has_task_id = refs[i].has_attempt = 1;
@@ -382,6 +383,7 @@ static int unpack_register(const ProtobufCBinaryData *d, nas_wire_register *r, c
     if (rc == NAS_OK) rc = copy_str(e->isa, sizeof e->isa, p->isa, "register.isa", 0, err);
     if (rc == NAS_OK) rc = copy_str(e->gemm, sizeof e->gemm, p->gemm, "register.gemm", 0, err);
     e->blas_threads = p->blas_threads;
+    r->incarnation = p->incarnation;
     if (rc == NAS_OK && !p->has_protocol)
         rc = nas_set_err(err, NAS_EINVAL, "register.protocol is missing");
     if (rc == NAS_OK && p->n_held > NAS_WIRE_MAX_HELD)

@@ -105,6 +105,7 @@ typedef struct nas_wire_register {
     int has_running;                      /* 1: still evaluating `running` */
     nas_task_ref running;
     nas_wire_engine engine;
+    uint64_t incarnation; /* random per worker process; 0 = not sent */
 } nas_wire_register;
 
 typedef struct nas_wire_task {

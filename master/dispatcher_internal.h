@@ -81,7 +81,13 @@ typedef struct dworker {
     int64_t last_seen, expiry, heartbeat_at, idle_since;
     int64_t lease_deadline; /* stuck-task limit of its lease, 0 = none */
     nas_wire_engine engine;
+    uint64_t incarnation; /* its Register's (random per process; 0 = not sent) */
 } dworker;
+
+/* Incarnations that a newer process registering under the same worker
+ * (name, host, key) replaced: one of them registering again while that
+ * newer process lives means two processes share the name. */
+#define NAS__SUPERSEDED_KEEP 64
 
 struct nas_dispatcher {
     nas_dispatcher_config cfg;
@@ -109,6 +115,8 @@ struct nas_dispatcher {
     int n_bindings;
     char weights_ep[NAS_WIRE_NAME_MAX * 4]; /* announced in the answer to Register; "" = none */
     nas_log_limit peer_log; /* lines a peer's bad or refused messages may write (NAS_PEER_LOG) */
+    uint64_t superseded[NAS__SUPERSEDED_KEEP]; /* a ring, oldest overwritten */
+    int superseded_next;
 };
 
 /* Log a line that a peer's malformed or refused message caused, within

@@ -28,9 +28,10 @@ static void take_over(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
     w->joined = 1;
     old->has_task = 0; /* the lease has moved: removing old must not re-queue it */
     nas__dworker_remove(d, old, 0, "", "replaced");
+    /* No on_lease: the lease (task, attempt, name, host, key) is the one
+     * the store already holds; only the socket changed. */
     nas_info("dispatcher: worker %s reconnected; task %" PRIu64 " stays leased to it", w->who.name,
              t->id);
-    if (d->hooks.on_lease) d->hooks.on_lease(d->hooks.ctx, &w->task, &w->who, w->expiry);
 }
 
 /* A lease resumed from a previous master (push_held) is held by nobody
@@ -104,9 +105,36 @@ static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register
     NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];
         if (o == w || !nas_worker_same(&o->who, &w->who)) continue;
-        if (!o->has_task || !claims(r, o->task.task_id))
-            nas__dworker_remove(d, o, 0, "its worker registered again without it", "replaced");
+        if (o->has_task && claims(r, o->task.task_id)) continue;
+        if (o->incarnation && r->incarnation && o->incarnation != r->incarnation) {
+            d->superseded[d->superseded_next] = o->incarnation;
+            d->superseded_next = (d->superseded_next + 1) % NAS__SUPERSEDED_KEEP;
+        }
+        nas__dworker_remove(d, o, 0, "its worker registered again without it", "replaced");
     }
+}
+
+/* A Register from a process that a newer one replaced (drop_replaced),
+ * while that newer one is still registered: two processes run as one
+ * worker, and each Register would drop the other's lease.  The newer keeps
+ * the name; the older is refused (NAS_EEXIST) and leaves.  A restarted
+ * worker is never refused: its old process is gone and does not register
+ * again. */
+static const dworker *name_in_use(const nas_dispatcher *d, const nas_wire_register *r,
+                                  const char *key) {
+    int replaced = 0;
+    for (int k = 0; k < NAS__SUPERSEDED_KEEP && r->incarnation; k++)
+        replaced |= d->superseded[k] == r->incarnation;
+    if (!replaced) return NULL;
+    nas_worker_ident who;
+    snprintf(who.name, sizeof who.name, "%s", r->name);
+    snprintf(who.host, sizeof who.host, "%s", r->host);
+    snprintf(who.key, sizeof who.key, "%s", key);
+    NAS__EACH_WORKER(d, i, nx) {
+        const dworker *o = &d->workers[i];
+        if (o->incarnation != r->incarnation && nas_worker_same(&o->who, &who)) return o;
+    }
+    return NULL;
 }
 
 /* The same for leases resumed from the previous master (push_held): a
@@ -140,6 +168,17 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
                      "another key",
                      r->name, key);
         nas__dsend_error(d, id, id_len, NAS_EAUTH, "the name %s belongs to another key", r->name);
+        return;
+    }
+    if (name_in_use(d, r, key)) {
+        NAS_PEER_LOG(d, now_ms, NAS_LOG_WARN,
+                     "dispatcher: worker %s (%s) refused: a newer process registered under that "
+                     "name and runs",
+                     r->name, r->host);
+        nas__dsend_error(d, id, id_len, NAS_EEXIST,
+                         "a newer worker process registered as %s on %s and runs", r->name,
+                         r->host);
+        if (w) nas__dworker_remove(d, w, 0, "its name went to a newer process", "replaced");
         return;
     }
     if (!w) {
@@ -187,6 +226,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     snprintf(w->version, sizeof w->version, "%s", r->version);
     w->cores = r->cores;
     w->engine = r->engine;
+    w->incarnation = r->incarnation;
     w->state = NAS_WORKER_STATE_REGISTERED;
     w->last_seen = now_ms;
     w->expiry = now_ms + d->cfg.heartbeat_ms * d->cfg.liveness;

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -88,8 +89,12 @@ struct nas_agent {
     int handshakes;  /* zmon's successful handshakes when the connection began */
     char said[1024]; /* the last problem logged: the same one is not said again */
     int done;        /* the master said the campaign is over */
-    int env_failed;  /* this worker's environment failed a task: it leaves */
-    char env_reason[NAS_WIRE_REASON_MAX];
+    /* Why this worker leaves for good (0: it does not): its environment
+     * failed a task (NAS_EIO), or a newer process took its name
+     * (NAS_EEXIST).  run() returns it with leave_why. */
+    int leave_rc;
+    char leave_why[NAS_ERR_LEN];
+    uint64_t incarnation; /* random, drawn at create: Register's incarnation */
     uint64_t seq;
     nas_agent_stats stats;
 };
@@ -228,6 +233,11 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
     a->cfg.curve_key_file = NULL; /* borrowed strings: zmon keeps copies */
     a->cfg.curve_server_key_file = NULL;
     a->stop_pipe[0] = a->stop_pipe[1] = -1;
+    /* Only distinctness matters: getrandom, else the clock and the pid. */
+    if (getrandom(&a->incarnation, sizeof a->incarnation, GRND_NONBLOCK) !=
+        (ssize_t)sizeof a->incarnation)
+        a->incarnation = (uint64_t)nas_wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+    a->incarnation |= 1; /* never 0, which means "not sent" */
     snprintf(a->endpoint, sizeof a->endpoint, "%s", cfg->endpoint);
     a->cfg.endpoint = a->endpoint;
     if (gethostname(a->host, sizeof a->host) != 0) snprintf(a->host, sizeof a->host, "unknown");
@@ -388,6 +398,7 @@ static void send_register(nas_agent *a, int64_t now) {
     snprintf(r->version, sizeof r->version, "%s", NAS_VERSION);
     r->cores = (uint32_t)a->cfg.threads;
     r->protocol = NAS_PROTOCOL_VERSION;
+    r->incarnation = a->incarnation;
     nas_blas_info bi;
     nas_blas_info_get(&bi);
     snprintf(r->engine.blas, sizeof r->engine.blas, "%s %s", bi.library, bi.version);
@@ -547,6 +558,16 @@ static void on_master_msg(nas_agent *a, const nas_wire_msg *m, int64_t now) {
         /* NAS_ESTATE from the master means exactly one thing: it does not
          * know us (it restarted, or expired us), so register again. */
         if (m->u.error.code == NAS_ESTATE) send_register(a, now);
+        /* NAS_EEXIST: a newer process registered under our name on this
+         * host, and it still runs.  Two workers cannot share a name (each
+         * would drop the other's leases), and retrying cannot cure it. */
+        if (m->u.error.code == NAS_EEXIST) {
+            snprintf(a->leave_why, sizeof a->leave_why,
+                     "another worker process runs as %.64s on this host and the master keeps "
+                     "the newer one: give each its own --name",
+                     a->name);
+            a->leave_rc = NAS_EEXIST;
+        }
         return;
     case NAS_MSG_DISCONNECT:
         if (m->u.disconnect_done && !a->cfg.stay) {
@@ -649,8 +670,9 @@ static void drain_pipe(nas_agent *a, int64_t now) {
                   "(fix its environment, e.g. the data directory, and start it again)",
                   e->u.failure.reason, e->u.failure.task_id);
         to_master(a, e, now);
-        snprintf(a->env_reason, sizeof a->env_reason, "%s", e->u.failure.reason);
-        a->env_failed = 1;
+        snprintf(a->leave_why, sizeof a->leave_why, "cannot evaluate tasks here: %.200s",
+                 e->u.failure.reason);
+        a->leave_rc = NAS_EIO;
         nas_wire_msg d;
         nas_wire_msg_init(&d, NAS_MSG_DISCONNECT);
         snprintf(d.u.disconnect, sizeof d.u.disconnect, "worker environment failed");
@@ -773,12 +795,12 @@ int nas_agent_run(nas_agent *a, char *err) {
                 a->mon_armed = NULL;
             }
         }
-        if (a->env_failed) {
-            /* The give-back must reach the master, or the task would come
+        if (a->leave_rc) {
+            /* A give-back must reach the master, or the task would come
              * back as a lost lease with an attempt spent. */
             int linger = 2000;
             if (a->sock) zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
-            return nas_set_err(err, NAS_EIO, "cannot evaluate tasks here: %s", a->env_reason);
+            return nas_set_err(err, a->leave_rc, "%s", a->leave_why);
         }
         if (a->done) return NAS_OK;
         if (a->stopping && !a->busy) {

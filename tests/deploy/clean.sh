@@ -85,7 +85,9 @@ stop_container() {
 nas_cleanup stop_container
 leader=
 for _ in $(seq 1 100); do
-    leader=$(ps -o pid= --ppid "$nspawn" 2>/dev/null | tr -d ' ' | head -n 1 || true)
+    # nspawn's first child only sets up the namespaces and goes: wait for
+    # the one that became the container's systemd.
+    leader=$(ps -o pid=,comm= --ppid "$nspawn" 2>/dev/null | awk '$2 == "systemd" { print $1; exit }' || true)
     [ -n "$leader" ] && break
     kill -0 "$nspawn" 2>/dev/null || fail "systemd-nspawn exited: $(tail -n 5 "$T/nspawn.log")"
     sleep 0.1

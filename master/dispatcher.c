@@ -470,9 +470,13 @@ void nas_dispatcher_tick(nas_dispatcher *d, int64_t now_ms) {
                      "task %" PRIu64 " expired (attempt %u)",
                      w->who.name, (long long)(now_ms - w->last_seen), w->who.host, w->task.task_id,
                      w->task.attempt);
-        else
+        else if (w->joined)
             nas_warn("dispatcher: worker %s silent for %lld ms (host %s), removed", w->who.name,
                      (long long)(now_ms - w->last_seen), w->who.host);
+        else /* a visitor that never took work: a flood writes one each */
+            NAS_PEER_LOG(d, now_ms, NAS_LOG_INFO,
+                         "dispatcher: worker %s silent for %lld ms (host %s), removed", w->who.name,
+                         (long long)(now_ms - w->last_seen), w->who.host);
         nas__dworker_remove(d, w, 1, "lease expired", "lost");
     }
     NAS__EACH_WORKER(d, i, nx) {

@@ -119,13 +119,14 @@ struct nas_dispatcher {
     int superseded_next;
 };
 
-/* Log a line that a peer's malformed or refused message caused, within
- * d->peer_log's limit: a peer can send such messages at will, and the
+/* Log a line that a peer's malformed or refused message caused, or the
+ * departure of a peer that never took work, within d->peer_log's limit: a
+ * peer can send such messages (or flood registrations) at will, and the
  * master's log must not grow with them (common/log.h). */
 #define NAS_PEER_LOG(d, now_ms, level, ...)                                                        \
     do {                                                                                           \
         if (nas_log_limit_pass(&(d)->peer_log, (now_ms), NAS_LOG_WARN,                             \
-                               "dispatcher: refused or malformed peer messages"))                  \
+                               "dispatcher: refused, malformed or vanished peers"))                \
             nas_log((level), __VA_ARGS__);                                                         \
     } while (0)
 

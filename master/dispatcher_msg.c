@@ -115,9 +115,11 @@ static void give_back_lost(nas_dispatcher *d, dtask *t, const dworker *w, const 
  * for it (push_held, until it comes back or the grace ends).  A lease the
  * Register claims stays, for on_running to take over or re-attach, or for
  * its held result to count when it arrives; any other goes back at once
- * (give_back_lost).  An earlier entry of the worker goes in any case: its
- * socket is gone.  Held leases exist only after a restart, so that scan is
- * rare. */
+ * (give_back_lost).  An earlier entry of the worker goes with it (its
+ * socket is gone), unless the Register claims its task: on_running then
+ * moves a running one over (take_over), and one whose result is held
+ * stays until the result counts or the entry expires.  Held leases exist
+ * only after a restart, so that scan is rare. */
 static void release_unclaimed(nas_dispatcher *d, const dworker *w, const nas_wire_register *r) {
     NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];

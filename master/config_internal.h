@@ -1,6 +1,7 @@
 /*
  * config_internal.h - what config.c (key table, YAML walk) shares with
- * config_check.c (cross-key checks, canonical text, hash).
+ * config_scalar.c (one scalar's parsing and range check), config_check.c
+ * (cross-key checks, canonical text, hash) and config_schedule.c.
  */
 #ifndef NAS_CONFIG_INTERNAL_H
 #define NAS_CONFIG_INTERNAL_H
@@ -81,8 +82,11 @@ void nas__cfg_suggest(const char *got, const char *const *words, size_t stride, 
 
 int nas__cfg_walk(nas__cfg_ctx *cx, yaml_node_t *map, const nas__cfg_field *table, char *base,
                   const char *prefix, nas_config *cfg);
+/* One scalar into dst, checked against f's type and range (config_scalar.c). */
 int nas__cfg_set_scalar(nas__cfg_ctx *cx, const nas__cfg_field *f, int line, const char *path,
                         const char *v, int quoted, void *dst);
+/* What a key of that type looks like, for "expected ..., got ..." messages. */
+const char *nas__cfg_type_words(int type);
 
 /* schedule.rungs: each item a partial fidelity mapping (config_schedule.c). */
 int nas__cfg_set_rungs(nas__cfg_ctx *cx, yaml_node_t *list, const char *path, nas_config *cfg);

@@ -95,13 +95,33 @@ static int claims(const nas_wire_register *r, uint64_t task_id) {
     return 0;
 }
 
-/* A worker registering from a new socket has given up its old one (it
- * reconnects after the master was silent): the old entry goes now rather
- * than at its expiry, and a lease it held goes back to the head of the
- * queue uncounted (the worker never got the Task, or gave it up), unless
- * the worker says it still runs it (on_running takes it over) or holds
- * its result (which counts when it arrives). */
-static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register *r) {
+/* A lease given to worker w (its name, host and key) that its Register
+ * neither runs nor holds the result of: w has lost it (a new process, or
+ * one that gave it up while the master was away), and nothing will come
+ * of it but its expiry.  It goes back to the head of the queue now,
+ * uncounted (nothing was the task's fault), so that w, or the next idle
+ * worker, trains it next. */
+static void give_back_lost(nas_dispatcher *d, dtask *t, const dworker *w, const char *whose) {
+    nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u %s; re-queued",
+             w->who.name, t->id, t->attempt, whose);
+    nas__dtask_requeue(d, t, 0, NAS_ESTATE, "its worker came back without it");
+}
+
+/* The one rule of a worker that registers again, from a new socket: it
+ * reconnected after the master was silent, or it is a new process under
+ * the same name, host and key (restarted after kill -9, back after its
+ * silence window, or after a master restart).  Every lease the master gave
+ * that worker is looked at, wherever it lives: on an earlier entry of the
+ * worker here (a live lease), or resumed from a previous master and held
+ * for it (push_held, until it comes back or the grace ends).  A lease the
+ * Register claims stays, for on_running to take over or re-attach, or for
+ * its held result to count when it arrives; any other goes back at once
+ * (give_back_lost).  An earlier entry of the worker goes with it (its
+ * socket is gone), unless the Register claims its task: on_running then
+ * moves a running one over (take_over), and one whose result is held
+ * stays until the result counts or the entry expires.  Held leases exist
+ * only after a restart, so that scan is rare. */
+static void release_unclaimed(nas_dispatcher *d, const dworker *w, const nas_wire_register *r) {
     NAS__EACH_WORKER(d, i, nx) {
         dworker *o = &d->workers[i];
         if (o == w || !nas_worker_same(&o->who, &w->who)) continue;
@@ -110,16 +130,25 @@ static void drop_replaced(nas_dispatcher *d, dworker *w, const nas_wire_register
             d->superseded[d->superseded_next] = o->incarnation;
             d->superseded_next = (d->superseded_next + 1) % NAS__SUPERSEDED_KEEP;
         }
-        nas__dworker_remove(d, o, 0, "its worker registered again without it", "replaced");
+        if (nas__dworker_holds_lease(d, o))
+            give_back_lost(d, nas__dtask_find(d, o->task.task_id), w, "leased to it");
+        nas__dworker_remove(d, o, 0, "", "replaced");
+    }
+    for (size_t i = 0; d->counts.held > 0 && i < d->cap_tasks; i++) {
+        dtask *t = &d->tasks[i];
+        if (t->used != 1 || t->state != NAS_DISPATCH_TASK_LEASED || t->worker >= 0 ||
+            !nas__dtask_holder_is(t, t->attempt, &w->who) || claims(r, t->id))
+            continue;
+        give_back_lost(d, t, w, "from the previous run");
     }
 }
 
-/* A Register from a process that a newer one replaced (drop_replaced),
- * while that newer one is still registered: two processes run as one
- * worker, and each Register would drop the other's lease.  The newer keeps
- * the name; the older is refused (NAS_EEXIST) and leaves.  A restarted
- * worker is never refused: its old process is gone and does not register
- * again. */
+/* A Register from a process that a newer one replaced (release_unclaimed
+ * notes the incarnations it replaces), while that newer one is still
+ * registered: two processes run as one worker, and each Register would
+ * drop the other's lease.  The newer keeps the name; the older is refused
+ * (NAS_EEXIST) and leaves.  A restarted worker is never refused: its old
+ * process is gone and does not register again. */
 static const dworker *name_in_use(const nas_dispatcher *d, const nas_wire_register *r,
                                   const char *key) {
     int replaced = 0;
@@ -135,27 +164,6 @@ static const dworker *name_in_use(const nas_dispatcher *d, const nas_wire_regist
         if (o->incarnation != r->incarnation && nas_worker_same(&o->who, &who)) return o;
     }
     return NULL;
-}
-
-/* The same for leases resumed from the previous master (push_held): a
- * holder that registers without running the task and without its result
- * has lost it (a new process), so it goes back to the head of the queue
- * now, uncounted, instead of waiting out the grace: the worker takes it
- * next, as it would have without the restart.  Held leases exist only
- * after a restart, so the scan is rare. */
-static void release_own_held(nas_dispatcher *d, const dworker *w, const nas_wire_register *r) {
-    if (d->counts.held == 0) return;
-    for (size_t i = 0; i < d->cap_tasks; i++) {
-        dtask *t = &d->tasks[i];
-        if (t->used != 1 || t->state != NAS_DISPATCH_TASK_LEASED || t->worker >= 0 ||
-            !nas__dtask_holder_is(t, t->attempt, &w->who))
-            continue;
-        if (claims(r, t->id)) continue;
-        nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u from the previous "
-                 "run; re-queued",
-                 w->who.name, t->id, t->attempt);
-        nas__dtask_requeue(d, t, 0, NAS_ESTATE, "its worker came back without it");
-    }
 }
 
 /* A (re-)registration.  The heartbeat sent at the end tells the worker at
@@ -238,8 +246,7 @@ static void on_register(nas_dispatcher *d, dworker *w, const uint8_t *id, size_t
     else
         nas_debug("dispatcher: worker %s (%s, %u cores) registered", w->who.name, w->who.host,
                   w->cores);
-    drop_replaced(d, w, r);
-    release_own_held(d, w, r);
+    release_unclaimed(d, w, r);
     if (r->has_running) on_running(d, w, r->running, now_ms);
     /* Answer at once so the worker knows it has a live master, and where
      * the weight store is (so workers need no --weights). */

@@ -64,6 +64,11 @@ struct nas_fidelity_acc {
     acc_group *groups;
     int n_groups, cap_groups;
     int last; /* the group of the last result: consecutive results mostly share it */
+    /* ... and the fidelity and stage it came with: the same bytes need no
+     * key, whose JSON formatting was most of a 100,000-result read. */
+    int has_last;
+    int last_stage;
+    nas_fidelity last_fid;
 };
 
 int nas_fidelity_acc_new(nas_fidelity_acc **out) {
@@ -95,16 +100,27 @@ static int push_obs(nas_rank_obs **arr, int *n, int *cap, uint64_t arch, double 
     return NAS_OK;
 }
 
+static int remember(nas_fidelity_acc *a, int g, int stage, const nas_fidelity *f) {
+    a->has_last = 1;
+    a->last_stage = stage;
+    a->last_fid = *f;
+    return a->last = g;
+}
+
 static int find_group(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
                       char *err) {
+    if (a->has_last && a->last_stage == stage && memcmp(&a->last_fid, f, sizeof *f) == 0)
+        return a->last;
+    a->has_last = 0;
     char key[KEY_LEN];
     if (group_key(f, stage, key) < 0)
         return nas_set_err(err, NAS_ERANGE, "fidelity ranks: task %lld's fidelity is too long "
                                             "to compare",
                            (long long)task_id);
-    if (a->last < a->n_groups && strcmp(a->groups[a->last].key, key) == 0) return a->last;
-    for (int g = 0; g < a->n_groups; g++)
-        if (strcmp(a->groups[g].key, key) == 0) return a->last = g;
+    int gi = a->last < a->n_groups && strcmp(a->groups[a->last].key, key) == 0 ? a->last : 0;
+    while (gi < a->n_groups && strcmp(a->groups[gi].key, key) != 0)
+        gi++;
+    if (gi < a->n_groups) return remember(a, gi, stage, f);
     if (a->n_groups == a->cap_groups) {
         int cap = a->cap_groups ? a->cap_groups * 2 : 4;
         acc_group *grown = nas_realloc(a->groups, (size_t)cap * sizeof *grown);
@@ -117,7 +133,7 @@ static int find_group(nas_fidelity_acc *a, int64_t task_id, int stage, const nas
     memcpy(g->key, key, KEY_LEN);
     g->g = (nas_fidelity_group){stage, *f, 0};
     g->first_task = task_id;
-    return a->last = a->n_groups++;
+    return remember(a, a->n_groups++, stage, f);
 }
 
 int nas_fidelity_acc_add(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
@@ -139,42 +155,26 @@ int nas_fidelity_acc_add(nas_fidelity_acc *a, int64_t task_id, int stage, const 
     return rc < 0 ? nas_set_err(err, rc, "fidelity ranks: out of memory") : NAS_OK;
 }
 
-static int cmp_record_task(const void *pa, const void *pb) {
-    const nas_store_record *a = pa, *b = pb;
-    return a->task_id < b->task_id ? -1 : a->task_id > b->task_id;
+typedef struct acc_read_ctx {
+    nas_fidelity_acc *a;
+    nas_fidelity_acc_each fn;
+    void *ctx;
+} acc_read_ctx;
+
+/* Only a done task's result counts (as a read of the done tasks joined
+ * with their results would give); fn sees every result. */
+static int acc_row(void *ctx, const nas_store_result_row *r, char *err) {
+    acc_read_ctx *c = ctx;
+    if (c->fn) c->fn(c->ctx, r);
+    if (r->state != NAS_STORE_TASK_DONE) return NAS_OK;
+    return nas_fidelity_acc_add(c->a, r->task_id, r->stage, r->fidelity, r->arch_hash, r->accuracy,
+                                r->test_accuracy, err);
 }
 
 int nas_fidelity_acc_read(nas_fidelity_acc *a, nas_store *st, nas_fidelity_acc_each fn, void *ctx,
                           char *err) {
-    nas_store_task_info *t = NULL;
-    nas_store_record *r = NULL;
-    int nt = nas_store_task_list(st, NAS_STORE_TASK_DONE, NAS_STORE_STAGE_ANY, &t, err);
-    if (nt < 0) return nt;
-    int nr = nas_store_history(st, NAS_STORE_STAGE_ANY, &r, err);
-    if (nr < 0) {
-        nas_free(t);
-        return nr;
-    }
-    int rc = NAS_OK;
-    for (int j = 0; j < nr && fn; j++)
-        fn(ctx, &r[j]);
-    /* Tasks come in id order: sort the results the same way and merge. */
-    if (nr > 0) qsort(r, (size_t)nr, sizeof *r, cmp_record_task);
-    for (int i = 0, j = 0; i < nt && j < nr && rc == NAS_OK;) {
-        if (t[i].id < r[j].task_id) {
-            i++;
-        } else if (t[i].id > r[j].task_id) {
-            j++;
-        } else {
-            rc = nas_fidelity_acc_add(a, t[i].id, t[i].stage, &t[i].fidelity, t[i].arch_hash,
-                                      r[j].accuracy, r[j].test_accuracy, err);
-            i++;
-            j++;
-        }
-    }
-    nas_free(t);
-    nas_store_records_free(r, nr);
-    return rc;
+    acc_read_ctx c = {a, fn, ctx};
+    return nas_store_result_scan(st, acc_row, &c, err);
 }
 
 /* Group indices in report order: search groups, then final ones, each

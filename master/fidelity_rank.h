@@ -54,9 +54,10 @@ void nas_fidelity_acc_free(nas_fidelity_acc **a);
 int nas_fidelity_acc_add(nas_fidelity_acc *a, int64_t task_id, int stage, const nas_fidelity *f,
                          uint64_t arch, double val, double test, char *err);
 
-/* Every result of the store into `a`; fn (NULL: none) also sees each
- * record, in the order they were recorded, before the accumulator does. */
-typedef void (*nas_fidelity_acc_each)(void *ctx, const nas_store_record *r);
+/* Every result of the store into `a`, in one light read (store.h
+ * nas_store_result_scan); fn (NULL: none) also sees each result, in task
+ * order, before the accumulator does. */
+typedef void (*nas_fidelity_acc_each)(void *ctx, const nas_store_result_row *r);
 int nas_fidelity_acc_read(nas_fidelity_acc *a, nas_store *st, nas_fidelity_acc_each fn, void *ctx,
                           char *err);
 

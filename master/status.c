@@ -10,6 +10,7 @@
 #include "common/genome.h"
 #include "common/json.h"
 #include "master/status_fidelity.h"
+#include "master/status_live.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -124,34 +125,6 @@ void nas_status_lineage(const nas_store_record *r, char *buf, size_t cap) {
         snprintf(buf, cap, "child of %016" PRIx64, r->parent_hash);
 }
 
-/* The best search result as the "best" object, or null before any. */
-static void json_best(nas_json_buf *b, nas_store *st, char *err) {
-    nas_store_record *r = NULL;
-    int n = nas_store_best(st, NAS_STORE_STAGE_SEARCH, 1, &r, err);
-    nas_json_buf_key(b, "best");
-    if (n <= 0) {
-        nas_json_buf_null(b);
-        return;
-    }
-    nas_status_json_record(b, r);
-    nas_store_records_free(r, n);
-}
-
-/* Evaluations per hour over the recorded search history. */
-/* Over the whole recorded history, first to last result: from the
- * database the time of earlier runs is known, unlike in a live master. */
-static double rate(nas_store *st, char *err) {
-    nas_store_record *r = NULL;
-    int n = nas_store_history(st, NAS_STORE_STAGE_SEARCH, &r, err);
-    double per_h = 0;
-    if (n >= 2) {
-        double h = (double)(r[n - 1].finished_ms - r[0].finished_ms) / 3600000.0;
-        if (h > 0) per_h = (double)(n - 1) / h;
-    }
-    nas_store_records_free(r, n > 0 ? n : 0);
-    return per_h;
-}
-
 /* Workers as the master last recorded them.  A worker counts as busy if a
  * task is leased to it in the store; epochs are only known to a live
  * master and are reported as 0. */
@@ -226,13 +199,18 @@ static void json_weights(nas_json_buf *b, nas_store *st) {
 
 /* The same keys, in the same order, as nas_campaign_status_json(), so that
  * nas_status_print() and scripts reading --json need not care where the
- * document came from; "source" tells them. */
+ * document came from; "source" tells them.  The figures that summarize the
+ * history are the live master's (status_live.h), built from one light read
+ * of the results: the same code gives both documents their numbers, and a
+ * status of 100,000 results no longer reads each one whole. */
 char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     nas_store_campaign_info info;
     if (nas_store_campaign_get(st, &info, err) < 0) return NULL;
+    nas_status_live *live = NULL;
     nas_store_counts s = {0}, fin = {0};
-    if (nas_store_task_counts(st, NAS_STORE_STAGE_SEARCH, &s, err) < 0 ||
-        nas_store_task_counts(st, NAS_STORE_STAGE_FINAL, &fin, err) < 0) {
+    if (nas_status_live_open(&live, st, err) < 0 ||
+        nas_status_live_counts(live, st, INT64_MAX, &s, &fin, err) < 0) {
+        nas_status_live_free(&live);
         nas_store_campaign_info_fini(&info);
         return NULL;
     }
@@ -266,16 +244,17 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     nas_json_buf_key(&b, "final_done");
     nas_json_buf_i64(&b, fin.done);
     nas_json_buf_key(&b, "evaluations_per_hour");
-    nas_json_buf_f64(&b, rate(st, err));
+    nas_json_buf_f64(&b, nas_status_live_rate(live));
     /* The predictor's correlation lives in the strategy blob, which only a
      * master (with the campaign's strategy code and config) interprets. */
     nas_json_buf_key(&b, "rank_correlation");
     nas_json_buf_null(&b);
-    json_best(&b, st, err);
+    nas_status_live_json_best(live, st, &b);
     json_workers(&b, st, now_wall_ms, err);
     json_weights(&b, st);
-    nas_status_json_fidelity(&b, st, -1, -1, info.created_ms, now_wall_ms);
+    nas_status_live_json_fidelity(live, &b, -1, -1, info.created_ms, now_wall_ms);
     nas_json_buf_obj_end(&b);
+    nas_status_live_free(&live);
     nas_store_campaign_info_fini(&info);
     char *out = nas_json_buf_take(&b, NULL);
     if (!out) nas_set_err(err, NAS_ENOMEM, "status: out of memory");

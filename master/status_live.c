@@ -18,6 +18,10 @@ struct nas_status_live {
     int64_t stopped; /* task-stopped events */
     int64_t max_task; /* the highest task id with a result */
 
+    /* The search results read at open: how many, and the first and last
+     * recorded (by seq) with their finish times (nas_status_live_rate). */
+    int64_t n_search, first_seq, last_seq, first_ms, last_ms;
+
     /* Counts of the tasks below prefix_end, all done or failed for good. */
     int64_t prefix_end;
     nas_store_counts prefix[2];
@@ -36,10 +40,19 @@ struct nas_status_live {
     int ranks_ok;
 };
 
-static void add_epochs(void *ctx, const nas_store_record *r) {
+static void add_epochs(void *ctx, const nas_store_result_row *r) {
     nas_status_live *l = ctx;
-    if (r->stage == NAS_STORE_STAGE_SEARCH) l->epochs += nas_status_epochs_of(r->n_curve);
     if (r->task_id > l->max_task) l->max_task = r->task_id;
+    if (r->stage != NAS_STORE_STAGE_SEARCH) return;
+    l->epochs += nas_status_epochs_of(r->n_curve);
+    if (l->n_search++ == 0 || r->seq < l->first_seq) {
+        l->first_seq = r->seq;
+        l->first_ms = r->finished_ms;
+    }
+    if (l->n_search == 1 || r->seq > l->last_seq) {
+        l->last_seq = r->seq;
+        l->last_ms = r->finished_ms;
+    }
 }
 
 int nas_status_live_open(nas_status_live **out, nas_store *st, char *err) {
@@ -109,6 +122,11 @@ void nas_status_live_stopped(nas_status_live *l) {
 
 int64_t nas_status_live_epochs(const nas_status_live *l) {
     return l->epochs;
+}
+
+double nas_status_live_rate(const nas_status_live *l) {
+    double h = (double)(l->last_ms - l->first_ms) / 3600000.0;
+    return l->n_search >= 2 && h > 0 ? (double)(l->n_search - 1) / h : 0.0;
 }
 
 static void counts_add(nas_store_counts *a, const nas_store_counts *b) {

@@ -29,8 +29,9 @@
 
 typedef struct nas_status_live nas_status_live;
 
-/* From the store's history (one read of every result) and its best
- * search result.  NAS_OK, or the store's error with err filled. */
+/* From the store's history (one light read of every result,
+ * nas_store_result_scan) and its best search result.  NAS_OK, or the store's error with err filled.
+ */
 int nas_status_live_open(nas_status_live **out, nas_store *st, char *err);
 void nas_status_live_free(nas_status_live **l);
 
@@ -45,6 +46,11 @@ void nas_status_live_stopped(nas_status_live *l);
 
 /* Search epochs trained, all runs (what budget.epochs limits). */
 int64_t nas_status_live_epochs(const nas_status_live *l);
+
+/* Search evaluations per hour over the history read at open, its first
+ * result to its last (in the order recorded): what a database tells of
+ * earlier runs' time (nas_status_from_store).  0 below two results. */
+double nas_status_live_rate(const nas_status_live *l);
 
 /* Task counts by state for the search and the final stage.  oldest_live is
  * the lowest id of a task still queued or leased (INT64_MAX: none): every

@@ -178,6 +178,11 @@ static const struct {
      "SELECT t.id, t.arch_hash, a.text, t.parent_hash, t.observed, t.observed_ok, t.accuracy, "
      "t.result_params, t.result_macs FROM task t JOIN architecture a ON a.hash = t.arch_hash "
      "WHERE t.observed IS NOT NULL ORDER BY t.observed"},
+    /* The rowid order needs no sorter; the fidelity table has a row or two. */
+    {NAS__ST_RESULT_SCAN,
+     "SELECT t.id, t.result_id, t.stage, t.state, t.fidelity_id, f.json, t.arch_hash, "
+     "t.accuracy, t.test_accuracy, t.curve, t.finished_ms FROM task t "
+     "JOIN fidelity f ON f.id = t.fidelity_id WHERE t.result_id IS NOT NULL ORDER BY t.id"},
 };
 
 /* Statements are prepared lazily: a handle that only reads (nasctl) never

@@ -432,6 +432,27 @@ int nas_store_result_get(nas_store *st, int64_t task_id, nas_store_record **out,
 /* Every result of `stage` in the order it was recorded. */
 int nas_store_history(nas_store *st, int stage, nas_store_record **out, char *err);
 
+/* A result as nas_store_result_scan reads it: the figures a summary of the
+ * whole history needs (status, fidelity ranks), without the architecture's
+ * text or the curve's values, whose copying and parsing made a read of
+ * 100,000 results take seconds. */
+typedef struct nas_store_result_row {
+    int64_t task_id;
+    int64_t seq; /* order of completion, from 1 */
+    int stage, state;
+    const nas_fidelity *fidelity; /* the task's, valid during the call only */
+    uint64_t arch_hash;
+    double accuracy, test_accuracy; /* as nas_store_history reads them (test NAN if absent) */
+    int n_curve;                    /* the learning curve's length */
+    int64_t finished_ms;
+} nas_store_result_row;
+
+/* Every result, both stages, in task order, given to fn one by one (a
+ * negative return stops the scan and is returned, err filled by fn).
+ * Nothing is allocated per result.  NAS_OK or the store's error. */
+typedef int (*nas_store_result_fn)(void *ctx, const nas_store_result_row *r, char *err);
+int nas_store_result_scan(nas_store *st, nas_store_result_fn fn, void *ctx, char *err);
+
 /* The strategy state: *blob malloc'd (nas_free), *seq counts the writes.
  * NAS_ENOTFOUND when none was written yet. */
 int nas_store_strategy_load(nas_store *st, uint8_t **blob, size_t *len, int64_t *seq, char *err);

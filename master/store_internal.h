@@ -7,7 +7,8 @@
  * its migrations; store_batch.c runs transactions, group commit and the
  * strategy's history rows; store_task.c holds the task life cycle (add,
  * lease, result, failure); store_query.c reads things back and keeps
- * workers, events and the weights index.
+ * workers, events and the weights index; store_scan.c reads every result
+ * lightly for the figures that summarize a history.
  */
 #ifndef NAS_STORE_INTERNAL_H
 #define NAS_STORE_INTERNAL_H
@@ -64,6 +65,7 @@ enum nas__stmt {
     NAS__ST_TASK_OBSERVED,
     NAS__ST_PROPOSALS,
     NAS__ST_OBSERVATIONS,
+    NAS__ST_RESULT_SCAN,
     NAS__ST_COUNT,
 };
 

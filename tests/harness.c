@@ -117,3 +117,30 @@ int nas_run_cmd(const char *cmd, char *out, size_t cap) {
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+int nas_json_same(const nas_json *a, const nas_json *b) {
+    if (!a || !b) return a == b;
+    if (a->type != b->type) return 0;
+    switch (a->type) {
+    case NAS_JSON_NULL:
+        return 1;
+    case NAS_JSON_BOOL:
+        return a->boolean == b->boolean;
+    case NAS_JSON_NUMBER:
+        return a->number == b->number;
+    case NAS_JSON_STRING:
+        return strcmp(a->str, b->str) == 0;
+    case NAS_JSON_ARRAY:
+        if (a->len != b->len) return 0;
+        for (size_t i = 0; i < a->len; i++)
+            if (!nas_json_same(&a->items[i], &b->items[i])) return 0;
+        return 1;
+    default:
+        if (a->len != b->len) return 0;
+        for (size_t i = 0; i < a->len; i++)
+            if (strcmp(a->members[i].key, b->members[i].key) != 0 ||
+                !nas_json_same(&a->members[i].value, &b->members[i].value))
+                return 0;
+        return 1;
+    }
+}

@@ -9,6 +9,8 @@
 #ifndef NAS_TEST_HARNESS_H
 #define NAS_TEST_HARNESS_H
 
+#include "common/json.h"
+
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +41,10 @@ const char *nas_bin(const char *name);
 /* Run a shell command, capture up to cap-1 bytes of combined stdout+stderr
  * into out (may be NULL), and return its exit status (or -1). */
 int nas_run_cmd(const char *cmd, char *out, size_t cap);
+
+/* Two parsed JSON values are the same (numbers exactly, members in the
+ * same order); two NULLs (absent keys) are the same. */
+int nas_json_same(const nas_json *a, const nas_json *b);
 
 #define NAS_TEST_MAIN(make_suite)                                              \
     int main(void) {                                                           \

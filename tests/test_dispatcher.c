@@ -514,6 +514,45 @@ START_TEST(test_dispatcher_reconnect_takes_over_the_lease) {
 }
 END_TEST
 
+/* w1 comes back on a new socket (a new process under its name and host)
+ * without task 6 that it held: the lease goes back to the head of the
+ * queue at once, uncounted, and the idle w2 gets (6, 1), before task 7.
+ * The lost process's late Result(6, 1) (it had finished after all and
+ * its successor holds it) still counts, as an earlier holder's may
+ * (PROTOCOL.md s4.8): first result wins, w2 is told to cancel, and w2's
+ * own result later is a duplicate. */
+START_TEST(test_dispatcher_register_without_its_lease_releases_it) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    push(d, 6, 0);
+    reg(d, "w2", 10, NULL);
+    push(d, 7, 10);
+    simple(d, "w2", NAS_MSG_READY, 20);
+    ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.task_id, 7);
+    push(d, 8, 30);
+    reg(d, "w1#b", 100, NULL); /* w1 again, running nothing, holding nothing */
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_uint_eq(r.last_requeue.task_id, 6);
+    ck_assert_uint_eq(r.last_requeue.attempt, 1);
+    ck_assert_ptr_nonnull(strstr(r.events, "w1:replaced"));
+    result(d, "w2", 7, 1, 150);
+    ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.task_id, 6);
+    ck_assert_uint_eq(last_to(&r, "w2", NAS_MSG_TASK)->u.task.attempt, 1);
+    nas_dispatcher_tick(d, 160);
+    ck_assert_int_eq(r.requeues, 1);
+    result(d, "w1#b", 6, 1, 200);
+    ck_assert_int_eq(r.results, 2);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 6, NULL), NAS_DISPATCH_TASK_DONE);
+    ck_assert_ptr_nonnull(last_to(&r, "w2", NAS_MSG_CANCEL));
+    result(d, "w2", 6, 1, 250);
+    ck_assert_int_eq(r.results, 2);
+    ck_assert_int_eq(last_to(&r, "w2", NAS_MSG_ACK)->u.ack.duplicate, 1);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 /* A lease belongs to its worker's name, host and key together: a peer
  * registering the holder's name from another host can neither claim the
  * task as running, nor deliver its result, nor report its progress; nor can
@@ -989,6 +1028,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_dispatcher_reattached_worker_failure_releases_lease);
     tcase_add_test(tc, test_dispatcher_stuck_task_is_cancelled_and_requeued);
     tcase_add_test(tc, test_dispatcher_reconnect_takes_over_the_lease);
+    tcase_add_test(tc, test_dispatcher_register_without_its_lease_releases_it);
     tcase_add_test(tc, test_dispatcher_lease_belongs_to_name_host_and_key);
     tcase_add_test(tc, test_dispatcher_cancel_queued_and_leased);
     tcase_add_test(tc, test_dispatcher_unregistered_and_bad_peers_get_errors);

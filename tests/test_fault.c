@@ -222,6 +222,46 @@ START_TEST(test_fault_worker_back_without_its_lease_requeued_at_once) {
 }
 END_TEST
 
+/* A worker killed with -9 mid-task and restarted at once under its own
+ * name, well inside its silence window (5 s): the new process registers
+ * without the task, so the master gives the lease back now, not when the
+ * old entry falls silent, and the worker trains it again within a second
+ * or two, as the same attempt (nothing was its fault).  Every result is
+ * recorded once. */
+START_TEST(test_fault_worker_restarted_gets_its_lease_back_at_once) {
+    e2e_env e;
+    e2e_env_init(&e, 11);
+    e2e_write_campaign(e.cfg, "phoenix", 5, e.port, "127.0.0.1", e.db,
+                       "workers:\n  heartbeat_ms: 100\n  liveness: 50\n");
+    char la[PATH_MAX], lb[PATH_MAX];
+    pid_t a = worker(&e, "phoenix", "400", la, sizeof la);
+    pid_t m = master(&e, e.db, e.mlog);
+    ck_assert(e2e_wait_counts(e.db, 1, 1, 30000));
+    int64_t k = e2e_leased_task(e.db, "phoenix", NULL, 0);
+    ck_assert_int_gt(k, 0);
+    e2e_kill(a, SIGKILL);
+    nas_path_join(lb, sizeof lb, e.dir, "phoenix-again.log");
+    int64_t t0 = nas_now_ms();
+    pid_t b = e2e_start_worker(lb, NULL, e.ctl, "phoenix", "20", NULL);
+    char line[64];
+    snprintf(line, sizeof line, "agent: task %lld attempt 1", (long long)k);
+    ck_assert_msg(e2e_wait_in_file(lb, line, 4000),
+                  "task %lld was not given back to its restarted worker within 4 s", (long long)k);
+    int64_t took = nas_now_ms() - t0;
+    int rc = e2e_wait(m, 60000);
+    e2e_kill(b, SIGTERM);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(took < 2500, "re-leased after %lld ms", (long long)took);
+    e2e_check_exactly_once(e.db, 5);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "came back without task"), 1);
+    ck_assert_int_eq(e2e_count_in_file(e.mlog, "silent for"), 0);
+    /* Its first task after the restart is k, as attempt 1: not counted. */
+    ck_assert_msg(first_task_is(lb, line), "the restarted worker's first task is not %lld",
+                  (long long)k);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 // ---- hostile bytes ------------------------------------------------------------------------
 
 /* Send one message (frames as given) from a fresh DEALER and return the
@@ -332,6 +372,7 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_fault_master_killed_resumes_exactly, 0, 2);
     tcase_add_test(tc, test_fault_lease_without_worker_requeued_after_grace);
     tcase_add_test(tc, test_fault_worker_back_without_its_lease_requeued_at_once);
+    tcase_add_test(tc, test_fault_worker_restarted_gets_its_lease_back_at_once);
     tcase_add_test(tc, test_fault_hostile_frames_answered);
     suite_add_tcase(s, tc);
     return s;

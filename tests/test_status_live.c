@@ -21,34 +21,6 @@
 
 #include <limits.h>
 
-/* Two parsed values are the same JSON (numbers exactly). */
-static int json_same(const nas_json *a, const nas_json *b) {
-    if (!a || !b) return a == b;
-    if (a->type != b->type) return 0;
-    switch (a->type) {
-    case NAS_JSON_NULL:
-        return 1;
-    case NAS_JSON_BOOL:
-        return a->boolean == b->boolean;
-    case NAS_JSON_NUMBER:
-        return a->number == b->number;
-    case NAS_JSON_STRING:
-        return strcmp(a->str, b->str) == 0;
-    case NAS_JSON_ARRAY:
-        if (a->len != b->len) return 0;
-        for (size_t i = 0; i < a->len; i++)
-            if (!json_same(&a->items[i], &b->items[i])) return 0;
-        return 1;
-    default:
-        if (a->len != b->len) return 0;
-        for (size_t i = 0; i < a->len; i++)
-            if (strcmp(a->members[i].key, b->members[i].key) != 0 ||
-                !json_same(&a->members[i].value, &b->members[i].value))
-                return 0;
-        return 1;
-    }
-}
-
 typedef struct checker {
     uv_timer_t timer;
     nas_campaign *c;
@@ -73,13 +45,13 @@ static void compare_now(checker *k) {
     static const char *const keys[] = {"done", "queued", "in_flight", "failed", "final_done",
                                        "best", "fidelity_ranks"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys && !k->first_diff[0]; i++)
-        if (!json_same(nas_json_get(a, keys[i]), nas_json_get(b, keys[i])))
+        if (!nas_json_same(nas_json_get(a, keys[i]), nas_json_get(b, keys[i])))
             snprintf(k->first_diff, sizeof k->first_diff, "\"%s\" differs after %d result(s)",
                      keys[i], (int)nas_json_get(b, "done")->number);
     static const char *const res[] = {"epochs", "stopped"};
     for (size_t i = 0; i < 2 && !k->first_diff[0]; i++)
-        if (!json_same(nas_json_get(nas_json_get(a, "resources"), res[i]),
-                       nas_json_get(nas_json_get(b, "resources"), res[i])))
+        if (!nas_json_same(nas_json_get(nas_json_get(a, "resources"), res[i]),
+                           nas_json_get(nas_json_get(b, "resources"), res[i])))
             snprintf(k->first_diff, sizeof k->first_diff, "resources.%s differs", res[i]);
     if (k->first_diff[0]) {
         fprintf(stderr, "live:    %s\nscratch: %s\n", live, scratch);

@@ -11,11 +11,15 @@
  * protobuf encode and decode each way, and every loop turn one more
  * ZeroMQ socket to poll, a few system calls each.)
  *
+ * The task thread's side is agent_task.c; what both sides share is in
+ * agent_internal.h.
+ *
  * Time.  The agent reads the monotonic clock once per loop iteration and
  * keeps absolute deadlines: next heartbeat, master-silence limit,
  * reconnect time, next resend of unacknowledged results.
  */
 #include "worker/agent.h"
+#include "worker/agent_internal.h"
 #include "common/blas.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -36,69 +40,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-/* Between the two threads, under mu (see the file comment). */
-typedef struct mailbox {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;       /* the task thread waits here for task_ready or quit */
-    int task_ready;          /* task holds a Task the task thread has not taken */
-    nas_wire_task *task;     /* heap: the task thread copies it out */
-    int quit;                /* the task thread should return */
-    nas_wire_progress *prog; /* Progress not yet taken by the agent thread */
-    int n_prog, cap_prog;
-    int has_end;       /* end holds the task's Result or Failure */
-    nas_wire_msg *end; /* heap: a Result carries a 4 KiB curve */
-    int signaled;      /* wake_fd written since the agent last took the output */
-} mailbox;
-
-struct nas_agent {
-    nas_agent_config cfg;
-    char name[NAS_WIRE_NAME_MAX];
-    char host[NAS_WIRE_HOST_MAX];
-    char endpoint[512];
-    void *zctx;
-    int own_zctx;  /* 1: zctx is ours to terminate */
-    void *sock;    /* DEALER to the master, NULL while disconnected */
-    nas_zmon *mon; /* handshake diagnostics of sock */
-    mailbox mb;
-    int mb_init;                   /* mu and cv initialised */
-    int wake_fd;                   /* eventfd: the task thread has output for us */
-    nas_wire_task *running;        /* the task thread's copy of its task */
-    nas_wire_msg *result;          /* the task thread's Result being built */
-    nas_wire_progress *prog_taken; /* the agent thread's side of the Progress swap */
-    int cap_taken;
-    nas_wire_msg *end_taken; /* the agent thread's copy of the Result or Failure */
-    nas_wire_packet *pkt;    /* receive buffer of the agent thread */
-    void *mon_armed; /* the monitor socket whose ZMQ_FD is armed (nas_agent_run); NULL: none */
-    pthread_t thread;
-    int thread_started;
-    int stop_pipe[2];  /* nas_agent_request_stop() writes a byte */
-    atomic_int cancel; /* 1: the running task should stop */
-    int busy;          /* a task is running on the task thread */
-    nas_task_ref current;
-    int stopping;     /* graceful stop under way */
-    int stops;        /* stop requests seen */
-    int curve;        /* 1: connect with CurveZMQ */
-    nas_keypair keys; /* wiped on destroy */
-    char server_key[NAS_KEY_Z85_LEN + 1];
-    nas_wire_result *held; /* NAS_WIRE_MAX_HELD results awaiting an Ack */
-    int n_held;
-    int64_t backoff;
-    int64_t heartbeat_at, silent_at, reconnect_at, resend_at;
-    int64_t heard_at, alive_at; /* the master's last message (0: none); next on_alive */
-    int heard;       /* the master has answered on the current connection */
-    int handshakes;  /* zmon's successful handshakes when the connection began */
-    char said[1024]; /* the last problem logged: the same one is not said again */
-    int done;        /* the master said the campaign is over */
-    /* Why this worker leaves for good (0: it does not): its environment
-     * failed a task (NAS_EIO), or a newer process took its name
-     * (NAS_EEXIST).  run() returns it with leave_why. */
-    int leave_rc;
-    char leave_why[NAS_ERR_LEN];
-    uint64_t incarnation; /* random, drawn at create: Register's incarnation */
-    uint64_t seq;
-    nas_agent_stats stats;
-};
-
 /* The zguide's Paranoid Pirate settings, with liveness 5 to match the
  * master (ARCHITECTURE.md, The wire): both sides give up on the other after the same time. */
 void nas_agent_config_default(nas_agent_config *cfg) {
@@ -108,91 +49,6 @@ void nas_agent_config_default(nas_agent_config *cfg) {
     cfg->liveness = 5;
     cfg->reconnect_min_ms = 1000;
     cfg->reconnect_max_ms = 32000;
-}
-
-// ---- task thread -------------------------------------------------------------------------
-
-/* Wake the agent thread unless it was woken already and has not yet
- * taken the output (one eventfd write per batch of output, not per
- * message).  Called with mu held. */
-static void wake_agent(nas_agent *a) {
-    if (a->mb.signaled) return;
-    a->mb.signaled = 1;
-    uint64_t one = 1;
-    ssize_t n = write(a->wake_fd, &one, sizeof one);
-    (void)n; /* a full eventfd counter is still readable */
-}
-
-/* Runs on the task thread: queue the epoch's figures for the agent thread,
- * which owns the master socket.  A queue that cannot grow drops the
- * report: progress is advisory. */
-static void task_progress(void *ctx, const nas_wire_progress *p) {
-    nas_agent *a = ctx;
-    pthread_mutex_lock(&a->mb.mu);
-    if (a->mb.n_prog == a->mb.cap_prog) {
-        int cap = a->mb.cap_prog ? 2 * a->mb.cap_prog : 16;
-        nas_wire_progress *grown = nas_realloc(a->mb.prog, (size_t)cap * sizeof *grown);
-        if (grown) a->mb.prog = grown, a->mb.cap_prog = cap;
-    }
-    if (a->mb.n_prog < a->mb.cap_prog) {
-        a->mb.prog[a->mb.n_prog++] = *p;
-        wake_agent(a);
-    }
-    pthread_mutex_unlock(&a->mb.mu);
-}
-
-static int task_cancelled(void *ctx) {
-    return atomic_load(&((nas_agent *)ctx)->cancel);
-}
-
-/* Evaluate one task and hand exactly one Result or Failure back. */
-static void run_one(nas_agent *a, const nas_wire_task *task) {
-    nas_eval_hooks hooks = {a, task_progress, task_cancelled, &a->cancel};
-    char err[NAS_ERR_LEN] = "";
-    nas_wire_msg *m = a->result;
-    nas_wire_msg_init(m, NAS_MSG_RESULT);
-    int rc = nas_evaluator_run(a->cfg.eval, task, &hooks, &m->u.result, err);
-    memcpy(m->u.result.worker, a->name, sizeof m->u.result.worker);
-    /* An evaluator bug must become a failure here, not an Error there. */
-    if (rc == NAS_OK && nas_wire_validate(m, err) < 0) rc = NAS_EFORMAT;
-    if (rc < 0) {
-        nas_wire_msg_init(m, NAS_MSG_FAILURE);
-        m->u.failure.task_id = task->task_id;
-        m->u.failure.attempt = task->attempt;
-        m->u.failure.code = rc;
-        snprintf(m->u.failure.reason, sizeof m->u.failure.reason, "%s", err);
-        /* Not the architecture's fault: the task goes back uncounted. */
-        m->u.failure.environment = nas_evaluator_env_failure(a->cfg.eval);
-        m->u.failure.give_back = m->u.failure.environment;
-    }
-    pthread_mutex_lock(&a->mb.mu);
-    /* The agent hands out the next task only after taking this one's end. */
-    NAS_ASSERT(!a->mb.has_end);
-    memcpy(a->mb.end, m, sizeof *m);
-    a->mb.has_end = 1;
-    wake_agent(a);
-    pthread_mutex_unlock(&a->mb.mu);
-}
-
-/* The task thread: wait for a Task, evaluate it, repeat until told to
- * quit.  It never touches the master socket (ZeroMQ sockets are not
- * thread-safe) and shares only the mailbox and the cancel flag. */
-static void *task_main(void *arg) {
-    nas_agent *a = arg;
-    for (;;) {
-        pthread_mutex_lock(&a->mb.mu);
-        while (!a->mb.quit && !a->mb.task_ready)
-            pthread_cond_wait(&a->mb.cv, &a->mb.mu);
-        int quit = a->mb.quit;
-        if (!quit) {
-            memcpy(a->running, a->mb.task, sizeof *a->running);
-            a->mb.task_ready = 0;
-        }
-        pthread_mutex_unlock(&a->mb.mu);
-        if (quit) break;
-        run_one(a, a->running);
-    }
-    return NULL;
 }
 
 // ---- lifecycle -----------------------------------------------------------------------------
@@ -276,7 +132,7 @@ int nas_agent_create(nas_agent **out, const nas_agent_config *cfg, char *err) {
                           .key_option = "--master-key"};
     if (nas_zmon_create(&a->mon, a->zctx, &mc, err) < 0) goto fail;
     /* The mailbox exists before the thread does: nothing to wait for. */
-    if (pthread_create(&a->thread, NULL, task_main, a) != 0) goto fail;
+    if (pthread_create(&a->thread, NULL, nas__agent_task_main, a) != 0) goto fail;
     a->thread_started = 1;
     *out = a;
     return NAS_OK;

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/gemm.h"
 #include "common/plane.h"
+#include "common/pointwise.h"
 #include "common/simd.h"
 
 // x86-64 GCC builds may call AVX2 gathers in functions compiled for AVX2 alone, chosen at run
@@ -476,6 +477,11 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
         return;
     }
     NAS_ASSERT(!s->relu); /* fused ReLUs are for depthwise convs only (conv.h) */
+    // The cells' pointwise convs are too small for a GEMM call per image (pointwise.h).
+    if (nas__pw_ok(s)) {
+        nas__pw_forward(nas_simd_best(), out, inp, weight, bias, s);
+        return;
+    }
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_forward(out, inp, weight, bias, s, ws);
         return;
@@ -517,6 +523,10 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
         return;
     }
     NAS_ASSERT(!s->relu);
+    if (nas__pw_ok(s)) {
+        nas__pw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s);
+        return;
+    }
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_backward(dinp, store, dweight, dbias, dout, inp, weight, s, ws);
         return;

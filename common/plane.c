@@ -504,20 +504,7 @@ static int pick(int isa) {
     return isa > best ? best : isa;
 }
 
-// Run kernel fn at level isa.
-#if NAS_SIMD_INTRIN
-#define DISPATCH(isa, fn, ...)                                                                     \
-    do {                                                                                           \
-        if ((isa) == NAS_SIMD_AVX512)                                                              \
-            fn##_avx512(__VA_ARGS__);                                                              \
-        else if ((isa) == NAS_SIMD_AVX2)                                                           \
-            fn##_avx2(__VA_ARGS__);                                                                \
-        else                                                                                       \
-            fn##_scalar(__VA_ARGS__);                                                              \
-    } while (0)
-#else
-#define DISPATCH(isa, fn, ...) fn##_scalar(__VA_ARGS__)
-#endif
+#define DISPATCH NAS_SIMD_DISPATCH
 
 static void dw_geom(pgeom *g, const nas_conv_shape *s) {
     geom_init(g, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad_h,

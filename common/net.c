@@ -14,7 +14,7 @@
  *     creation order; node i's gradient is live from its first writer's
  *     step to its own last one, so a best-fit free list assigns buffers and a
  *     node's gradient is zeroed right before its first writer (zero_at);
- *   - one im2col workspace sized for the largest convolution.
+ *   - one workspace per thread, sized for the largest scratch of a conv or pool kernel.
  */
 #include "common/net.h"
 
@@ -589,6 +589,15 @@ static size_t aux_floats(const nas_net *net, const nas__node *nd) {
     }
 }
 
+// Floats of scratch a node's kernels take from its member's workspace: a conv's im2col columns
+// or depthwise planes, a pool's padded planes (planned once here instead of allocated per call).
+static size_t node_workspace(const nas_net *net, const nas__node *nd) {
+    if (nd->op == NAS__OP_CONV) return nas_conv_workspace(&nd->cs);
+    if (nd->op != NAS__OP_MAXPOOL && nd->op != NAS__OP_AVGPOOL) return 0;
+    nas_shape in = net->nodes[nas__input(nd, 0)].shape;
+    return nas_pool_workspace(in.h, in.w, nd->k, nd->stride, nd->pad);
+}
+
 // Mark the nodes the output depends on; others are neither run nor differentiated.
 static void mark_live(nas_net *net) {
     net->nodes[net->output].live = 1;
@@ -740,7 +749,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         act += node_floats(net, nd);
         nd->aux_off = act;
         act += aux_floats(net, nd);
-        if (nd->op == NAS__OP_CONV && nas_conv_workspace(&nd->cs) > ws) ws = nas_conv_workspace(&nd->cs);
+        if (node_workspace(net, nd) > ws) ws = node_workspace(net, nd);
     }
     int rc = plan_grads(net);
     if (rc < 0) return nas_set_err(err, rc, "net: out of memory planning gradients");

@@ -184,27 +184,33 @@ void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *db
                       const nas_conv_shape *s) {
     int hw = s->h * s->w;
     if (isa >= 0) isa = pick(isa);
-    if (isa < 0)
-        pw_dw_ref(dweight, dout, inp, s->n, s->oc, s->c, hw);
-    else
-        DISPATCH(isa, pw_dw, dweight, dout, inp, s->n, s->oc, s->c, hw, dw_group(s));
-    for (int b = 0; b < s->n; b++) {
-        const float *d = dout + (size_t)b * s->oc * hw;
-        if (dinp) {
-            // dinp (C, HW) (+)= W^T (C, OC) . dout (OC, HW): W's element (c, o) at o*C + c.
-            float *di = dinp + (size_t)b * s->c * hw;
-            if (isa < 0)
-                pw_mm_ref(di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
-            else
-                DISPATCH(isa, pw_mm, di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
-        }
-        if (dbias) {
-            for (int o = 0; o < s->oc; o++) {
-                const float *row = d + (size_t)o * hw;
-                float acc = 0.0f;
-                for (int i = 0; i < hw; i++)
-                    acc += row[i];
-                dbias[o] += acc;
+    if (isa < 0) pw_dw_ref(dweight, dout, inp, s->n, s->oc, s->c, hw);
+    // Group by group: the input gradients of a group's images read the output gradients the
+    // group's weight gradient just brought into L2, instead of a second pass over the batch.
+    int g = dw_group(s);
+    for (int b0 = 0; b0 < s->n; b0 += g) {
+        int b1 = s->n - b0 < g ? s->n : b0 + g;
+        if (isa >= 0)
+            DISPATCH(isa, pw_dw, dweight, dout + (size_t)b0 * s->oc * hw,
+                     inp + (size_t)b0 * s->c * hw, b1 - b0, s->oc, s->c, hw, g);
+        for (int b = b0; b < b1; b++) {
+            const float *d = dout + (size_t)b * s->oc * hw;
+            if (dinp) {
+                // dinp (C, HW) (+)= W^T (C, OC) . dout (OC, HW): W's element (c, o) at o*C + c.
+                float *di = dinp + (size_t)b * s->c * hw;
+                if (isa < 0)
+                    pw_mm_ref(di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
+                else
+                    DISPATCH(isa, pw_mm, di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
+            }
+            if (dbias) {
+                for (int o = 0; o < s->oc; o++) {
+                    const float *row = d + (size_t)o * hw;
+                    float acc = 0.0f;
+                    for (int i = 0; i < hw; i++)
+                        acc += row[i];
+                    dbias[o] += acc;
+                }
             }
         }
     }

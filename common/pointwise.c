@@ -145,12 +145,13 @@ static int pick(int isa) {
     return isa > best ? best : isa;
 }
 
-// Up to 128 channels each way the operands of one image's product (at most 128 x 784 floats,
-// 400 KB, at 28x28) stay within L2 and the kernels beat a GEMM call per image; wider convs
-// (none in the cell spaces at the search's sizes) keep the GEMM.
+// Measured against OpenBLAS's small-matrix kernels (docs/PERFORMANCE.md, round 5): faster or
+// equal up to 64 channels each way on every plane, and up to 128 on planes of 14x14 and more
+// (at 7x7, 128 x 128 channels ran 20-40 % slower); wider convs keep the GEMM.
 int nas__pw_ok(const nas_conv_shape *s) {
+    int lim = s->h * s->w >= 196 ? 128 : 64;
     return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad_h == 0 && s->pad_w == 0 &&
-           s->dil == 1 && s->groups == 1 && !s->relu && s->c <= 128 && s->oc <= 128;
+           s->dil == 1 && s->groups == 1 && !s->relu && s->c <= lim && s->oc <= lim;
 }
 
 // Images per weight-gradient group: as many as keep their output gradients and inputs within

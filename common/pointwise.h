@@ -2,7 +2,8 @@
  * pointwise.h - pointwise (1x1, stride 1, unpadded, one group) convolutions, forward and
  * backward, as small products over the images as they lie (NCHW), hand-vectorized for AVX-512
  * and AVX2 with a scalar twin.  The cells' pointwise convs have 8-64 channels on 4x4 to 28x28
- * planes: as one GEMM call per image, packing the operands cost as much as the arithmetic.
+ * planes: as one GEMM call per image, each paid the library's per-call work for a product of a
+ * few thousand multiply-adds.
  * conv.c dispatches the shapes nas__pw_ok() takes; contracts are those of conv.h (backward
  * kernels add into dweight and dbias; dinp is added to, or overwritten with store).
  *

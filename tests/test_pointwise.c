@@ -139,10 +139,33 @@ START_TEST(test_pw) {
 }
 END_TEST
 
+// Which convs the kernels take: pointwise ones up to 64 channels, 128 on planes of 14x14 and
+// more; not strided, padded, grouped or wider ones.
+START_TEST(test_pw_ok) {
+    char err[NAS_ERR_LEN];
+    nas_conv_shape s;
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 64, 7, 7, 64, 1, 1, 1, 0, 1, 1, err), NAS_OK);
+    ck_assert(nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 128, 7, 7, 128, 1, 1, 1, 0, 1, 1, err), NAS_OK);
+    ck_assert(!nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 128, 14, 14, 128, 1, 1, 1, 0, 1, 1, err), NAS_OK);
+    ck_assert(nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 129, 14, 14, 8, 1, 1, 1, 0, 1, 1, err), NAS_OK);
+    ck_assert(!nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 16, 14, 14, 16, 1, 1, 2, 0, 1, 1, err), NAS_OK);
+    ck_assert(!nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 16, 14, 14, 16, 1, 1, 1, 1, 1, 1, err), NAS_OK);
+    ck_assert(!nas__pw_ok(&s));
+    ck_assert_int_eq(nas_conv_shape_init(&s, 2, 16, 14, 14, 16, 1, 1, 1, 0, 1, 2, err), NAS_OK);
+    ck_assert(!nas__pw_ok(&s));
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("pointwise");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_pw, 0, (int)NAS_ARRAY_LEN(PW));
+    tcase_add_test(tc, test_pw_ok);
     suite_add_tcase(s, tc);
     return s;
 }

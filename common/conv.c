@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/gemm.h"
 #include "common/plane.h"
+#include "common/pointwise.h"
 #include "common/simd.h"
 
 // x86-64 GCC builds may call AVX2 gathers in functions compiled for AVX2 alone, chosen at run
@@ -436,7 +437,8 @@ void nas_col2im_add(float *img, const float *col, int c, const nas_conv_shape *s
 // side in one wider GEMM for 7x7 and 14x14 planes was tried and measured no faster: the
 // gather/scatter copies ate what OpenBLAS gained; see docs/PERFORMANCE.md.)
 size_t nas_conv_workspace(const nas_conv_shape *s) {
-    if (is_pointwise(s) || is_depthwise(s)) return 0;
+    if (is_depthwise(s)) return nas__dw_workspace(s); /* the plane kernels' scratch */
+    if (is_pointwise(s)) return 0;
     if (nas__conv_rows_ok(s)) return nas__conv_rows_workspace(s);
     size_t col = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
     /* the tables after the columns: im2col's, then the backward's transposed one */
@@ -472,10 +474,15 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
     // Depthwise convs have one input channel per filter, so im2col + GEMM would multiply a 1 x K
     // by K x HW matrix per channel: all overhead.  plane.c runs them as direct vector loops.
     if (is_depthwise(s)) {
-        nas__dw_forward(nas_simd_best(), out, inp, weight, bias, s);
+        nas__dw_forward(nas_simd_best(), out, inp, weight, bias, s, ws);
         return;
     }
     NAS_ASSERT(!s->relu); /* fused ReLUs are for depthwise convs only (conv.h) */
+    // The cells' pointwise convs are too small for a GEMM call per image (pointwise.h).
+    if (nas__pw_ok(s)) {
+        nas__pw_forward(nas_simd_best(), out, inp, weight, bias, s);
+        return;
+    }
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_forward(out, inp, weight, bias, s, ws);
         return;
@@ -513,10 +520,14 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
                           const float *inp, const float *weight, const nas_conv_shape *s,
                           float *ws) {
     if (is_depthwise(s)) {
-        nas__dw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s);
+        nas__dw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s, ws);
         return;
     }
     NAS_ASSERT(!s->relu);
+    if (nas__pw_ok(s)) {
+        nas__pw_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s);
+        return;
+    }
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_backward(dinp, store, dweight, dbias, dout, inp, weight, s, ws);
         return;

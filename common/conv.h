@@ -8,7 +8,9 @@
  * gradient is the flipped-weight conv of dY done the same way.  Other convs
  * lower to one GEMM through im2col (a table gather for narrow strided
  * outputs, whose weight gradient reads the transposed columns, gathered the
- * same way); a 1x1 stride-1 unpadded conv goes straight to the GEMM, and a
+ * same way); a 1x1 stride-1 unpadded conv of up to 64 channels (128 on planes of 14x14 and
+ * more) runs the small products of pointwise.h on the images as they lie (wider ones go
+ * straight to the GEMM), and a
  * depthwise conv, groups == C == OC, runs the vector loops of plane.h.  Every optimized
  * kernel keeps a _naive direct-loop twin that the tests compare against.
  * Backward kernels accumulate (+=) into dinp, dweight and dbias.

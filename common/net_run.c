@@ -60,7 +60,7 @@ static void sync_members(nas_net *net) {
     if (net->pool) nas_workpool_barrier(net->pool);
 }
 
-// Member tid's scratch: the im2col workspace (member 0 uses the net's own).
+// Member tid's scratch: the workspace of convs and pools (member 0 uses the net's own).
 static float *workspace(nas_net *net, int tid) {
     return tid == 0 ? net->workspace : net->tscratch + (size_t)(tid - 1) * net->tscratch_stride;
 }
@@ -147,12 +147,9 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
         break;
     }
     case NAS__OP_MAXPOOL:
-        nas_maxpool_forward(out + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w, nd->k, nd->stride,
-                            nd->pad);
-        break;
     case NAS__OP_AVGPOOL:
-        nas_avgpool_forward(out + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w, nd->k, nd->stride,
-                            nd->pad);
+        nas_pool_forward_ws(nd->op == NAS__OP_MAXPOOL, out + b0 * pout, in + b0 * pin, nb, is.c,
+                            is.h, is.w, nd->k, nd->stride, nd->pad, workspace(net, tid));
         break;
     case NAS__OP_GAP: nas_gap_forward(out + b0 * pout, in + b0 * pin, nb, is.c, is.h * is.w); break;
     case NAS__OP_LINEAR:
@@ -444,9 +441,9 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
     }
     case NAS__OP_MAXPOOL:
     case NAS__OP_AVGPOOL:
-        nas_pool_backward(nd->op == NAS__OP_MAXPOOL, overwrite & 1, din + b0 * pin,
-                          dout + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w, nd->k, nd->stride,
-                          nd->pad);
+        nas_pool_backward_ws(nd->op == NAS__OP_MAXPOOL, overwrite & 1, din + b0 * pin,
+                             dout + b0 * pout, in + b0 * pin, nb, is.c, is.h, is.w, nd->k,
+                             nd->stride, nd->pad, workspace(net, tid));
         break;
     case NAS__OP_GAP: nas_gap_backward(din + b0 * pin, dout + b0 * pout, nb, is.c, is.h * is.w); break;
     case NAS__OP_LINEAR:

@@ -16,7 +16,7 @@
 
 void nas_maxpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
                          int stride, int pad) {
-    nas__pool_forward(nas_simd_best(), NAS__POOL_MAX, out, inp, n, c, h, w, k, stride, pad);
+    nas__pool_forward(nas_simd_best(), NAS__POOL_MAX, out, inp, n, c, h, w, k, stride, pad, NULL);
 }
 
 void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int n, int c, int h,
@@ -26,7 +26,7 @@ void nas_maxpool_backward(float *dinp, const float *dout, const float *inp, int 
 
 void nas_avgpool_forward(float *out, const float *inp, int n, int c, int h, int w, int k,
                          int stride, int pad) {
-    nas__pool_forward(nas_simd_best(), NAS__POOL_AVG, out, inp, n, c, h, w, k, stride, pad);
+    nas__pool_forward(nas_simd_best(), NAS__POOL_AVG, out, inp, n, c, h, w, k, stride, pad, NULL);
 }
 
 void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, int w, int k,
@@ -36,8 +36,23 @@ void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, i
 
 void nas_pool_backward(int max, int store, float *dinp, const float *dout, const float *inp, int n,
                        int c, int h, int w, int k, int stride, int pad) {
+    nas_pool_backward_ws(max, store, dinp, dout, inp, n, c, h, w, k, stride, pad, NULL);
+}
+
+size_t nas_pool_workspace(int h, int w, int k, int stride, int pad) {
+    return nas__pool_workspace(h, w, k, stride, pad);
+}
+
+void nas_pool_forward_ws(int max, float *out, const float *inp, int n, int c, int h, int w, int k,
+                         int stride, int pad, float *ws) {
+    nas__pool_forward(nas_simd_best(), max ? NAS__POOL_MAX : NAS__POOL_AVG, out, inp, n, c, h, w, k,
+                      stride, pad, ws);
+}
+
+void nas_pool_backward_ws(int max, int store, float *dinp, const float *dout, const float *inp,
+                          int n, int c, int h, int w, int k, int stride, int pad, float *ws) {
     nas__pool_backward(nas_simd_best(), max ? NAS__POOL_MAX : NAS__POOL_AVG, dinp, store, dout,
-                       max ? inp : NULL, n, c, h, w, k, stride, pad);
+                       max ? inp : NULL, n, c, h, w, k, stride, pad, ws);
 }
 
 // ----------------------------------------------------------------------------

@@ -35,6 +35,13 @@ void nas_avgpool_backward(float *dinp, const float *dout, int n, int c, int h, i
 // instead of added to, so a first writer of a gradient need not zero it.
 void nas_pool_backward(int max, int store, float *dinp, const float *dout, const float *inp, int n,
                        int c, int h, int w, int k, int stride, int pad);
+// The pools with the kernels' scratch in ws (nas_pool_workspace() floats, planned once by the
+// caller) instead of allocated per call; max selects the kind as above.
+size_t nas_pool_workspace(int h, int w, int k, int stride, int pad);
+void nas_pool_forward_ws(int max, float *out, const float *inp, int n, int c, int h, int w, int k,
+                         int stride, int pad, float *ws);
+void nas_pool_backward_ws(int max, int store, float *dinp, const float *dout, const float *inp,
+                          int n, int c, int h, int w, int k, int stride, int pad, float *ws);
 
 // global average pool: inp (N,C,HW) -> out (N,C)
 void nas_gap_forward(float *out, const float *inp, int n, int c, int hw);

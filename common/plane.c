@@ -139,13 +139,30 @@ static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad
 typedef struct scratch {
     float *mem, *xb, *gb, *sb, *acc, *cnt, *wt, *ones;
     int *off, *offt;
+    int owned; /* mem was allocated here (no workspace given) */
 } scratch;
 
-// Allocate and set up sc for g; 0 when malloc fails (the caller then runs the reference loops).
-static int scratch_init(scratch *sc, const pgeom *g, float border) {
+// Zeroed scratch of n floats: the caller's workspace ws when given (planned once by the net, so
+// that no call pays for malloc, page faults and the kernel's page clearing), else calloc'd.
+static float *scratch_mem(float *ws, size_t n, int *owned) {
+    *owned = ws == NULL;
+    if (!ws) return calloc(n, sizeof(float));
+    memset(ws, 0, sizeof(float) * n);
+    return ws;
+}
+
+static size_t scratch_floats(const pgeom *g) {
     size_t nt = (size_t)g->kh * g->kw, owv = (size_t)g->owv, cnt = (size_t)g->oh * owv;
     size_t acc = (nt + 4) * owv > cnt ? (nt + 4) * owv : cnt;
-    sc->mem = calloc(g->len + 2 * g->len2 + acc + cnt + 2 * nt + (nt + 4) + nt, sizeof(float));
+    return g->len + 2 * g->len2 + acc + cnt + 2 * nt + (nt + 4) + nt;
+}
+
+// Set up sc for g in ws (NULL: allocated); 0 when malloc fails (the caller then runs the
+// reference loops).
+static int scratch_init(scratch *sc, const pgeom *g, float border, float *ws) {
+    size_t nt = (size_t)g->kh * g->kw, owv = (size_t)g->owv, cnt = (size_t)g->oh * owv;
+    size_t acc = (nt + 4) * owv > cnt ? (nt + 4) * owv : cnt;
+    sc->mem = scratch_mem(ws, scratch_floats(g), &sc->owned);
     if (!sc->mem) return 0;
     sc->xb = sc->mem, sc->gb = sc->xb + g->len, sc->sb = sc->gb + g->len2;
     sc->acc = sc->sb + g->len2, sc->cnt = sc->acc + acc, sc->wt = sc->cnt + cnt;
@@ -190,24 +207,31 @@ static inline size_t lanes_at(const lgeom *g, int y, int x, int v) {
     return ((size_t)y * g->s * g->cols + (size_t)x * g->s) * v;
 }
 
-// The scratch of one call at v lanes: xb and gb (the gaps of the spread stay zero from calloc
+// The scratch of one call at v lanes: xb and gb (the gaps of the spread stay zero as set up
 // and xb's padding holds border: each group of planes writes only the same interior), the
 // interleaved output ob, the per-lane weights wv (nt vectors; ones for a pool) and biases or
 // sums bv, the weight gradient's per-lane sums wacc (nt + 3 vectors), and the taps' offsets in
-// xb (off, three spare copies of off[0] past nt: see dwl_wgrad) and in gb (offt), in floats.  A pool (pool set)
-// also has the spread arg-max plane sb and each output pixel's divisor cnt.
+// xb (off, three spare copies of off[0] past nt: see dwl_wgrad) and in gb (offt), in floats.  A
+// pool (pool set) also has the spread arg-max plane sb and each output pixel's divisor cnt.
 typedef struct lscratch {
     float *mem, *xb, *gb, *ob, *wv, *bv, *wacc, *sb, *cnt;
     int *off, *offt, *ch; /* ch: the channel of each lane's plane */
+    int owned;
 } lscratch;
 
-static int lscratch_init(lscratch *sc, const lgeom *g, int v, int pool, float border) {
+static size_t lscratch_floats(const lgeom *g, int v, int pool) {
     size_t nt = (size_t)g->kh * g->kw, nx = (size_t)g->rows * g->cols * v;
     size_t ng = (size_t)g->rows2 * g->cols2 * v, ohw = (size_t)g->oh * g->ow;
     size_t no = (ohw > (size_t)g->h * g->w ? ohw : (size_t)g->h * g->w) * v;
     size_t extra = pool ? ng + ohw : 0;
-    sc->mem = calloc(nx + ng + no + nt * v + v + (nt + 3) * v + 2 * nt + 3 + v + extra,
-                     sizeof(float));
+    return nx + ng + no + nt * v + v + (nt + 3) * v + 2 * nt + 3 + v + extra;
+}
+
+static int lscratch_init(lscratch *sc, const lgeom *g, int v, int pool, float border, float *ws) {
+    size_t nt = (size_t)g->kh * g->kw, nx = (size_t)g->rows * g->cols * v;
+    size_t ng = (size_t)g->rows2 * g->cols2 * v, ohw = (size_t)g->oh * g->ow;
+    size_t no = (ohw > (size_t)g->h * g->w ? ohw : (size_t)g->h * g->w) * v;
+    sc->mem = scratch_mem(ws, lscratch_floats(g, v, pool), &sc->owned);
     if (!sc->mem) return 0;
     sc->xb = sc->mem, sc->gb = sc->xb + nx, sc->ob = sc->gb + ng, sc->wv = sc->ob + no;
     sc->bv = sc->wv + nt * v, sc->wacc = sc->bv + v;
@@ -504,20 +528,7 @@ static int pick(int isa) {
     return isa > best ? best : isa;
 }
 
-// Run kernel fn at level isa.
-#if NAS_SIMD_INTRIN
-#define DISPATCH(isa, fn, ...)                                                                     \
-    do {                                                                                           \
-        if ((isa) == NAS_SIMD_AVX512)                                                              \
-            fn##_avx512(__VA_ARGS__);                                                              \
-        else if ((isa) == NAS_SIMD_AVX2)                                                           \
-            fn##_avx2(__VA_ARGS__);                                                                \
-        else                                                                                       \
-            fn##_scalar(__VA_ARGS__);                                                              \
-    } while (0)
-#else
-#define DISPATCH(isa, fn, ...) fn##_scalar(__VA_ARGS__)
-#endif
+#define DISPATCH NAS_SIMD_DISPATCH
 
 static void dw_geom(pgeom *g, const nas_conv_shape *s) {
     geom_init(g, s->h, s->w, s->oh, s->ow, s->kh, s->kw, s->stride, s->pad_h,
@@ -541,34 +552,34 @@ static int use_lanes(int isa, int layout, const nas_conv_shape *s) {
 }
 
 void nas__dw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
-                     const nas_conv_shape *s) {
+                     const nas_conv_shape *s, float *ws) {
     int layout = isa < 0 ? 0 : isa & NAS__PLANE_LAYOUT;
     isa = pick(isa < 0 ? isa : isa & ~NAS__PLANE_LAYOUT);
     if (isa >= 0 && use_lanes(isa, layout, s)) {
         lgeom g;
         lscratch sc;
         lgeom_init(&g, s);
-        if (lscratch_init(&sc, &g, lanes_of(isa), 0, 0.0f)) {
+        if (lscratch_init(&sc, &g, lanes_of(isa), 0, 0.0f, ws)) {
             DISPATCH(isa, dwl_fwd, &g, &sc, out, inp, weight, bias, (long)s->n * s->c, s->c,
                      s->relu);
-            free(sc.mem);
+            if (sc.owned) free(sc.mem);
             return;
         }
     }
     pgeom g;
     scratch sc;
     dw_geom(&g, s);
-    if (isa < 0 || !scratch_init(&sc, &g, 0.0f)) {
+    if (isa < 0 || !scratch_init(&sc, &g, 0.0f, ws)) {
         dw_forward_ref(out, inp, weight, bias, s);
         return;
     }
     DISPATCH(isa, dw_fwd, &g, &sc, out, inp, weight, bias, (long)s->n * s->c, s->c, s->relu);
-    free(sc.mem);
+    if (sc.owned) free(sc.mem);
 }
 
 void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *dbias,
                       const float *dout, const float *inp, const float *weight,
-                      const nas_conv_shape *s) {
+                      const nas_conv_shape *s, float *ws) {
     int layout = isa < 0 ? 0 : isa & NAS__PLANE_LAYOUT;
     isa = pick(isa < 0 ? isa : isa & ~NAS__PLANE_LAYOUT);
     pgeom g;
@@ -577,21 +588,21 @@ void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *db
         lgeom lg;
         lscratch lsc;
         lgeom_init(&lg, s);
-        if (lscratch_init(&lsc, &lg, lanes_of(isa), 0, 0.0f)) {
+        if (lscratch_init(&lsc, &lg, lanes_of(isa), 0, 0.0f, ws)) {
             DISPATCH(isa, dwl_bwd, &lg, &lsc, dinp, store, dweight, dbias, dout, inp, weight,
                      (long)s->n * s->c, s->c, s->relu);
-            free(lsc.mem);
+            if (lsc.owned) free(lsc.mem);
             return;
         }
     }
     scratch sc;
-    if (isa < 0 || !geom_bwd_ok(&g) || !scratch_init(&sc, &g, 0.0f)) {
+    if (isa < 0 || !geom_bwd_ok(&g) || !scratch_init(&sc, &g, 0.0f, ws)) {
         dw_backward_ref(dinp, store, dweight, dbias, dout, inp, weight, s);
         return;
     }
     DISPATCH(isa, dw_bwd, &g, &sc, dinp, store, dweight, dbias, dout, inp, weight,
              (long)s->n * s->c, s->c, s->relu);
-    free(sc.mem);
+    if (sc.owned) free(sc.mem);
 }
 
 static void pool_geom(pgeom *g, int h, int w, int k, int stride, int pad) {
@@ -602,53 +613,85 @@ static void pool_geom(pgeom *g, int h, int w, int k, int stride, int pad) {
 // Run a pool on lanes when use_lanes picks them for its output width; 0 when it did not run.
 static int pool_lanes(int isa, int layout, int kind, float *dinp_or_out, int bwd, int store,
                       const float *dout, const float *inp, int n, int c, int h, int w, int k,
-                      int stride, int pad) {
+                      int stride, int pad, float *ws) {
     nas_conv_shape s = {.ow = nas_pool_out(w, k, stride, pad)};
     if (isa < 0 || !use_lanes(isa, layout, &s) || pad > k - 1) return 0;
     lgeom g;
     lscratch sc;
     lgeom_set(&g, h, w, nas_pool_out(h, k, stride, pad), s.ow, k, k, stride, pad, pad, 1);
-    if (!lscratch_init(&sc, &g, lanes_of(isa), 1, kind == NAS__POOL_MAX ? -INFINITY : 0.0f))
+    if (!lscratch_init(&sc, &g, lanes_of(isa), 1, kind == NAS__POOL_MAX ? -INFINITY : 0.0f, ws))
         return 0;
     if (bwd)
         DISPATCH(isa, pooll_bwd, kind, &g, &sc, dinp_or_out, store, dout, inp, (long)n * c);
     else
         DISPATCH(isa, pooll_fwd, kind, &g, &sc, dinp_or_out, inp, (long)n * c);
-    free(sc.mem);
+    if (sc.owned) free(sc.mem);
     return 1;
 }
 
 void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, int c, int h, int w,
-                       int k, int stride, int pad) {
+                       int k, int stride, int pad, float *ws) {
     int layout = isa < 0 ? 0 : isa & NAS__PLANE_LAYOUT;
     isa = pick(isa < 0 ? isa : isa & ~NAS__PLANE_LAYOUT);
-    if (pool_lanes(isa, layout, kind, out, 0, 0, NULL, inp, n, c, h, w, k, stride, pad)) return;
+    if (pool_lanes(isa, layout, kind, out, 0, 0, NULL, inp, n, c, h, w, k, stride, pad, ws)) return;
     pgeom g;
     scratch sc;
     pool_geom(&g, h, w, k, stride, pad);
-    if (isa < 0 || !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f)) {
+    if (isa < 0 || !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f, ws)) {
         pool_forward_ref(kind, out, inp, (long)n * c, &g);
         return;
     }
     DISPATCH(isa, pool_fwd, kind, &g, &sc, out, inp, (long)n * c);
-    free(sc.mem);
+    if (sc.owned) free(sc.mem);
 }
 
 void nas__pool_backward(int isa, int kind, float *dinp, int store, const float *dout,
-                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad) {
+                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad,
+                        float *ws) {
     int layout = isa < 0 ? 0 : isa & NAS__PLANE_LAYOUT;
     isa = pick(isa < 0 ? isa : isa & ~NAS__PLANE_LAYOUT);
-    if (pool_lanes(isa, layout, kind, dinp, 1, store, dout, inp, n, c, h, w, k, stride, pad))
+    if (pool_lanes(isa, layout, kind, dinp, 1, store, dout, inp, n, c, h, w, k, stride, pad, ws))
         return;
     pgeom g;
     scratch sc;
     pool_geom(&g, h, w, k, stride, pad);
     if (isa < 0 || !geom_bwd_ok(&g) ||
-        !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f)) {
+        !scratch_init(&sc, &g, kind == NAS__POOL_MAX ? -INFINITY : 0.0f, ws)) {
         if (store) memset(dinp, 0, sizeof(float) * n * c * h * w);
         pool_backward_ref(kind, dinp, dout, inp, (long)n * c, &g);
         return;
     }
     DISPATCH(isa, pool_bwd, kind, &g, &sc, dinp, store, dout, inp, (long)n * c);
-    free(sc.mem);
+    if (sc.owned) free(sc.mem);
+}
+
+// The floats of workspace the kernels above take at the best level for these shapes: the larger
+// of the layouts' scratch (the row layout also serves a lanes kernel's fallback).
+size_t nas__dw_workspace(const nas_conv_shape *s) {
+    int isa = nas_simd_best();
+    pgeom g;
+    dw_geom(&g, s);
+    size_t n = scratch_floats(&g);
+    if (use_lanes(isa, 0, s)) {
+        lgeom lg;
+        lgeom_init(&lg, s);
+        size_t nl = lscratch_floats(&lg, lanes_of(isa), 0);
+        if (nl > n) n = nl;
+    }
+    return n;
+}
+
+size_t nas__pool_workspace(int h, int w, int k, int stride, int pad) {
+    int isa = nas_simd_best();
+    pgeom g;
+    pool_geom(&g, h, w, k, stride, pad);
+    size_t n = scratch_floats(&g);
+    nas_conv_shape s = {.ow = g.ow};
+    if (use_lanes(isa, 0, &s)) {
+        lgeom lg;
+        lgeom_set(&lg, h, w, g.oh, g.ow, k, k, stride, pad, pad, 1);
+        size_t nl = lscratch_floats(&lg, lanes_of(isa), 1);
+        if (nl > n) n = nl;
+    }
+    return n;
 }

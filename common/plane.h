@@ -23,18 +23,25 @@ enum { NAS__PLANE_REF = -1 };
 enum { NAS__PLANE_ROWS = 0x100, NAS__PLANE_LANES = 0x200, NAS__PLANE_LAYOUT = 0x300 };
 enum { NAS__POOL_MAX, NAS__POOL_AVG };
 
+/* Every kernel's scratch is ws, of at least the floats nas__dw_workspace() or
+ * nas__pool_workspace() give (they size it for the best level), or allocated per call when ws is
+ * NULL (a level forced by the tests, or a caller without a plan). */
+
 /* Depthwise conv: groups == C == OC (see conv.h). */
 void nas__dw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
-                     const nas_conv_shape *s);
+                     const nas_conv_shape *s, float *ws);
 void nas__dw_backward(int isa, float *dinp, int store, float *dweight, float *dbias,
                       const float *dout, const float *inp, const float *weight,
-                      const nas_conv_shape *s);
+                      const nas_conv_shape *s, float *ws);
+size_t nas__dw_workspace(const nas_conv_shape *s);
 
 /* Pooling of kind NAS__POOL_MAX or NAS__POOL_AVG, k x k windows (see ops.h); inp is only read
  * by the max backward; the backward backward adds into dinp or, with store, overwrites it. */
 void nas__pool_forward(int isa, int kind, float *out, const float *inp, int n, int c, int h, int w,
-                       int k, int stride, int pad);
+                       int k, int stride, int pad, float *ws);
 void nas__pool_backward(int isa, int kind, float *dinp, int store, const float *dout,
-                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad);
+                        const float *inp, int n, int c, int h, int w, int k, int stride, int pad,
+                        float *ws);
+size_t nas__pool_workspace(int h, int w, int k, int stride, int pad);
 
 #endif

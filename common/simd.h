@@ -34,4 +34,20 @@ enum { NAS_SIMD_SCALAR = 0, NAS_SIMD_AVX2 = 1, NAS_SIMD_AVX512 = 2 };
 /* The widest level this CPU and build support (NAS_SIMD_SCALAR where NAS_SIMD_INTRIN is 0). */
 int nas_simd_best(void);
 
+/* Run the kernel fn##_avx512, fn##_avx2 or fn##_scalar of level isa (the scalar one only in
+ * builds without the intrinsics). */
+#if NAS_SIMD_INTRIN
+#define NAS_SIMD_DISPATCH(isa, fn, ...)                                                            \
+    do {                                                                                           \
+        if ((isa) == NAS_SIMD_AVX512)                                                              \
+            fn##_avx512(__VA_ARGS__);                                                              \
+        else if ((isa) == NAS_SIMD_AVX2)                                                           \
+            fn##_avx2(__VA_ARGS__);                                                                \
+        else                                                                                       \
+            fn##_scalar(__VA_ARGS__);                                                              \
+    } while (0)
+#else
+#define NAS_SIMD_DISPATCH(isa, fn, ...) fn##_scalar(__VA_ARGS__)
+#endif
+
 #endif

@@ -7,7 +7,8 @@
  * close to the reference's (depthwise convs and pools in both layouts: along rows and with
  * planes interleaved one per lane), backward against central finite differences,
  * max-pool ties routed to the first arg-max; the depthwise conv with a ReLU fused
- * in front bit-identical to the unfused pair.
+ * in front bit-identical to the unfused pair; the scratch in a planned (dirty) workspace
+ * the same bits as allocated per call.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +31,13 @@ static const int DWV[] = {
 };
 
 static float *alloc_f(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+// A planned workspace of n floats as the call before would leave it: every bit set (NaNs), so a
+// kernel that read scratch it did not set up would show it.
+static float *dirty_ws(float *ws, size_t n) {
+    memset(ws, 0xff, sizeof(float) * (n ? n : 1));
+    return ws;
+}
 
 // Depthwise shapes of the NAS ops (sep 3x3/5x5/7x7 at stride 1 and 2, dil 3x3 and 5x5) at the
 // search's plane sizes, planes wider than one and two AVX-512 vectors with odd heights, and
@@ -63,7 +71,7 @@ typedef struct dw_ctx {
 
 static double dw_loss(void *p) {
     dw_ctx *g = p;
-    nas__dw_forward(g->isa, g->out, g->inp, g->w, g->b, &g->s);
+    nas__dw_forward(g->isa, g->out, g->inp, g->w, g->b, &g->s, NULL);
     return nas_dot_d(g->out, g->r, (size_t)g->s.n * g->s.c * g->s.oh * g->s.ow);
 }
 
@@ -86,28 +94,28 @@ START_TEST(test_dw) {
     float *di0 = alloc_f(n_in), *dw0 = alloc_f(n_w), *db0 = alloc_f(s->c);
     float *di1 = alloc_f(n_in), *dw1 = alloc_f(n_w), *db1 = alloc_f(s->c);
     float *di = alloc_f(n_in), *dw = alloc_f(n_w), *db = alloc_f(s->c), *dis = alloc_f(n_in);
-    nas__dw_forward(NAS__PLANE_REF, ref, g.inp, g.w, g.b, s);
+    nas__dw_forward(NAS__PLANE_REF, ref, g.inp, g.w, g.b, s, NULL);
     // The reference adds onto nonzero gradients like the kernels must.
     for (size_t i = 0; i < n_in; i++) di0[i] = 0.5f;
     for (size_t i = 0; i < n_w; i++) dw0[i] = -0.25f;
-    nas__dw_backward(NAS__PLANE_REF, di0, 0, dw0, g.b ? db0 : NULL, g.r, g.inp, g.w, s);
+    nas__dw_backward(NAS__PLANE_REF, di0, 0, dw0, g.b ? db0 : NULL, g.r, g.inp, g.w, s, NULL);
     int ran = 0;
     for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
         if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
         ran++;
         memset(out, 0xff, sizeof(float) * n_out);
-        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s);
+        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s, NULL);
         ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "dw fwd isa %d", DWV[l]);
         for (size_t i = 0; i < n_in; i++) di[i] = 0.5f, dis[i] = 12345.0f;
         for (size_t i = 0; i < n_w; i++) dw[i] = -0.25f;
         memset(db, 0, sizeof(float) * s->c);
-        nas__dw_backward(DWV[l], di, 0, dw, g.b ? db : NULL, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], di, 0, dw, g.b ? db : NULL, g.r, g.inp, g.w, s, NULL);
         ck_assert(nas_allclose(di, di0, n_in, 1e-5f, 1e-5f, "dw dinp"));
         ck_assert(nas_allclose(dw, dw0, n_w, 1e-4f, 1e-5f, "dw dweight"));
         ck_assert(nas_allclose(db, db0, s->c, 1e-5f, 1e-5f, "dw dbias"));
         // store overwrites dinp (old contents ignored) with the same gradient less the 0.5.
         memset(dw, 0, sizeof(float) * n_w);
-        nas__dw_backward(DWV[l], dis, 1, dw, NULL, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], dis, 1, dw, NULL, g.r, g.inp, g.w, s, NULL);
         for (size_t i = 0; i < n_in; i++) dis[i] += 0.5f;
         ck_assert(nas_allclose(dis, di, n_in, 1e-6f, 1e-6f, "dw store"));
     }
@@ -117,7 +125,7 @@ START_TEST(test_dw) {
         if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
         memset(di, 0, sizeof(float) * n_in), memset(dw, 0, sizeof(float) * n_w);
         memset(db, 0, sizeof(float) * s->c);
-        nas__dw_backward(DWV[l], di, 0, dw, db, g.r, g.inp, g.w, s);
+        nas__dw_backward(DWV[l], di, 0, dw, db, g.r, g.inp, g.w, s, NULL);
         if (l == 0) {
             memcpy(di1, di, sizeof(float) * n_in), memcpy(dw1, dw, sizeof(float) * n_w);
             memcpy(db1, db, sizeof(float) * s->c);
@@ -127,6 +135,20 @@ START_TEST(test_dw) {
         ck_assert_msg(memcmp(dw, dw1, sizeof(float) * n_w) == 0, "dweight isa %d", DWV[l]);
         ck_assert_msg(memcmp(db, db1, sizeof(float) * s->c) == 0, "dbias isa %d", DWV[l]);
     }
+    // At the best level with the scratch in a planned workspace (which nas_conv_workspace gives
+    // the net for a depthwise conv): the same bits as allocated per call.
+    size_t n_ws = nas__dw_workspace(s);
+    if (s->c > 1) ck_assert_uint_eq(n_ws, nas_conv_workspace(s));
+    float *ws = alloc_f(n_ws);
+    nas__dw_forward(nas_simd_best(), out, g.inp, g.w, g.b, s, dirty_ws(ws, n_ws));
+    ck_assert(memcmp(out, ref, sizeof(float) * n_out) == 0);
+    memset(di, 0, sizeof(float) * n_in), memset(dw, 0, sizeof(float) * n_w);
+    memset(db, 0, sizeof(float) * s->c);
+    nas__dw_backward(nas_simd_best(), di, 0, dw, db, g.r, g.inp, g.w, s, dirty_ws(ws, n_ws));
+    ck_assert(memcmp(di, di1, sizeof(float) * n_in) == 0);
+    ck_assert(memcmp(dw, dw1, sizeof(float) * n_w) == 0);
+    ck_assert(memcmp(db, db1, sizeof(float) * s->c) == 0);
+    free(ws);
     // The backward (the same bits in every variant) against finite differences of the best
     // level's forward in both layouts (small planes only: cost).
     for (int lay = NAS__PLANE_ROWS; n_in <= 4096 && lay <= NAS__PLANE_LANES; lay += 0x100) {
@@ -166,19 +188,20 @@ START_TEST(test_dw_relu) {
     nas_relu_forward(rl, g.inp, (long)n_in);
     for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
         if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
-        nas__dw_forward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, ref, rl, g.w, g.b, &s1);
+        nas__dw_forward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, ref, rl, g.w, g.b, &s1,
+                        NULL);
         memset(out, 0xff, sizeof(float) * n_out);
-        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s);
+        nas__dw_forward(DWV[l], out, g.inp, g.w, g.b, s, NULL);
         ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "fwd isa %d", DWV[l]);
         for (int store = 0; store <= 1; store++) {
             // Unfused: the conv's gradient stored into dr, then the ReLU's added into di0.
             for (size_t i = 0; i < n_in; i++) di0[i] = store ? 0.0f : 0.5f, di[i] = 0.5f;
             memset(dw0, 0, sizeof(float) * n_w), memset(db0, 0, sizeof(float) * s->c);
             memset(dw, 0, sizeof(float) * n_w), memset(db, 0, sizeof(float) * s->c);
-            nas__dw_backward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, dr, 1, dw0, db0,
-                             g.r, rl, g.w, &s1);
+            nas__dw_backward((DWV[l] & ~NAS__PLANE_LAYOUT) | NAS__PLANE_ROWS, dr, 1, dw0, db0, g.r,
+                             rl, g.w, &s1, NULL);
             nas_relu_backward(di0, dr, rl, (long)n_in);
-            nas__dw_backward(DWV[l], di, store, dw, db, g.r, g.inp, g.w, s);
+            nas__dw_backward(DWV[l], di, store, dw, db, g.r, g.inp, g.w, s, NULL);
             ck_assert_msg(memcmp(di, di0, sizeof(float) * n_in) == 0, "dinp isa %d store %d",
                           DWV[l], store);
             ck_assert_msg(memcmp(dw, dw0, sizeof(float) * n_w) == 0, "dweight isa %d", DWV[l]);
@@ -186,10 +209,10 @@ START_TEST(test_dw_relu) {
         }
     }
     // The reference loops' fused pair agrees too.
-    nas__dw_forward(NAS__PLANE_REF, out, g.inp, g.w, g.b, s);
+    nas__dw_forward(NAS__PLANE_REF, out, g.inp, g.w, g.b, s, NULL);
     ck_assert(nas_allclose(out, ref, n_out, 1e-5f, 1e-5f, "ref fwd"));
     memset(dr, 0, sizeof(float) * n_in), memset(dw0, 0, sizeof(float) * n_w);
-    nas__dw_backward(NAS__PLANE_REF, dr, 1, dw0, NULL, g.r, g.inp, g.w, s);
+    nas__dw_backward(NAS__PLANE_REF, dr, 1, dw0, NULL, g.r, g.inp, g.w, s, NULL);
     ck_assert(nas_allclose(dr, di, n_in, 1e-5f, 1e-5f, "ref dinp"));
     ck_assert(nas_allclose(dw0, dw, n_w, 1e-4f, 1e-5f, "ref dweight"));
     if (n_in <= 4096) {
@@ -219,7 +242,8 @@ typedef struct pool_ctx {
 static double pool_loss(void *v) {
     pool_ctx *g = v;
     const int *p = g->p;
-    nas__pool_forward(g->isa, g->kind, g->out, g->inp, g->n, g->c, p[0], p[1], p[2], p[3], p[4]);
+    nas__pool_forward(g->isa, g->kind, g->out, g->inp, g->n, g->c, p[0], p[1], p[2], p[3], p[4],
+                      NULL);
     return nas_dot_d(g->out, g->r,
                      (size_t)g->n * g->c * nas_pool_out(p[0], p[2], p[3], p[4]) *
                          nas_pool_out(p[1], p[2], p[3], p[4]));
@@ -250,18 +274,20 @@ START_TEST(test_pool) {
     float *d1 = alloc_f(n_in);
     for (int kind = NAS__POOL_MAX; kind <= NAS__POOL_AVG; kind++) {
         const float *in = kind == NAS__POOL_MAX ? g.inp : NULL;
-        nas__pool_forward(NAS__PLANE_REF, kind, ref, g.inp, n, c, p[0], p[1], p[2], p[3], p[4]);
+        nas__pool_forward(NAS__PLANE_REF, kind, ref, g.inp, n, c, p[0], p[1], p[2], p[3], p[4],
+                          NULL);
         for (size_t i = 0; i < n_in; i++) d0[i] = 1.0f;
-        nas__pool_backward(NAS__PLANE_REF, kind, d0, 0, g.r, in, n, c, p[0], p[1], p[2], p[3],
-                           p[4]);
+        nas__pool_backward(NAS__PLANE_REF, kind, d0, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4],
+                           NULL);
         for (size_t l = 0; l < NAS_ARRAY_LEN(DWV); l++) {
             if ((DWV[l] & ~NAS__PLANE_LAYOUT) > nas_simd_best()) continue;
             memset(out, 0xff, sizeof(float) * n_out);
-            nas__pool_forward(DWV[l], kind, out, g.inp, n, c, p[0], p[1], p[2], p[3], p[4]);
+            nas__pool_forward(DWV[l], kind, out, g.inp, n, c, p[0], p[1], p[2], p[3], p[4], NULL);
             ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "pool %d fwd isa %d",
                           kind, DWV[l]);
             for (size_t i = 0; i < n_in; i++) d[i] = 1.0f;
-            nas__pool_backward(DWV[l], kind, d, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4]);
+            nas__pool_backward(DWV[l], kind, d, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4],
+                               NULL);
             if (ties && kind == NAS__POOL_MAX)
                 ck_assert_msg(memcmp(d, d0, sizeof(float) * n_in) == 0, "max ties isa %d",
                               DWV[l]);
@@ -272,12 +298,25 @@ START_TEST(test_pool) {
                 ck_assert_msg(memcmp(d, d1, sizeof(float) * n_in) == 0, "pool %d bwd isa %d",
                               kind, DWV[l]);
         }
+        // The best level with the scratch in a planned workspace: the same bits.
+        size_t n_ws = nas__pool_workspace(p[0], p[1], p[2], p[3], p[4]);
+        float *ws = alloc_f(n_ws);
+        nas__pool_forward(nas_simd_best(), kind, out, g.inp, n, c, p[0], p[1], p[2], p[3], p[4],
+                          dirty_ws(ws, n_ws));
+        ck_assert(memcmp(out, ref, sizeof(float) * n_out) == 0);
+        for (size_t i = 0; i < n_in; i++)
+            d[i] = 1.0f;
+        nas__pool_backward(nas_simd_best(), kind, d, 0, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4],
+                           dirty_ws(ws, n_ws));
+        ck_assert(memcmp(d, d1, sizeof(float) * n_in) == 0);
+        free(ws);
         // Finite differences on the planes small enough for float sums to stay accurate.
         for (int lay = NAS__PLANE_ROWS; !ties && n_in <= 3600 && lay <= NAS__PLANE_LANES;
              lay += 0x100) {
             g.kind = kind, g.isa = nas_simd_best() | lay;
             for (size_t i = 0; i < n_in; i++) d[i] = 777.0f; /* store ignores what was there */
-            nas__pool_backward(g.isa, kind, d, 1, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4]);
+            nas__pool_backward(g.isa, kind, d, 1, g.r, in, n, c, p[0], p[1], p[2], p[3], p[4],
+                               NULL);
             ck_assert(nas_gradcheck(pool_loss, &g, g.inp, d, n_in, 5e-3f, 1e-3, 1e-3, 300,
                                     "pool"));
         }

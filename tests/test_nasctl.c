@@ -326,6 +326,31 @@ START_TEST(test_nasctl_scale) {
     ck_assert_int_eq(sscanf(p, "%*f %*f %*f %*d %lld", &params1), 1);
     ck_assert_int_gt(params1, params0);
     ck_assert_ptr_nonnull(strstr(p, "mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32"));
+    /* --seeds 2: the mean of what nas-train gives with seeds 1 and 2. */
+    snprintf(args, sizeof args,
+             "scale 'mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32' --train --seeds 2 "
+             "--data %s --side 8 --channels 4 --epochs 1 --subset 0 --val-size 40 --phi 0",
+             dir);
+    ck_assert_msg(ctl(args, out, sizeof out) == 0, "%s", out);
+    p = strstr(out, "genome\n");
+    ck_assert_ptr_nonnull(p);
+    scale_row m;
+    scale_row_parse(p + strlen("genome\n"), &m);
+    double seed_acc[2];
+    for (int s = 1; s <= 2; s++) {
+        snprintf(cmd, sizeof cmd,
+                 "{ OPENBLAS_NUM_THREADS=1 %s %s --data fashion-mnist --data-dir %s --epochs 1 "
+                 "--train-subset 0 --val-size 40 --seed %d --json 2>/dev/null; }",
+                 nas_bin("nas-train"), m.train_args, dir, s);
+        ck_assert_msg(nas_run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+        const char *v = strstr(out, "\"val_acc\":");
+        ck_assert_ptr_nonnull(v);
+        seed_acc[s - 1] = strtod(v + strlen("\"val_acc\":"), NULL);
+    }
+    /* The seeds train differently here, so the mean is a check that both ran. */
+    ck_assert_msg(seed_acc[0] != seed_acc[1], "seeds 1 and 2 both %.4f", seed_acc[0]);
+    double mean = (seed_acc[0] + seed_acc[1]) / 2;
+    ck_assert_msg(fabs(m.acc - mean) < 6e-5, "printed %.4f, mean %.6f", m.acc, mean);
     ck_assert_int_eq(
         ctl("scale 'mbconv=stem16,mb3x4se-16r1s2,head32' --train --classes 5", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--classes counts without training"));

@@ -117,7 +117,7 @@ static nas_cost built(const nas_genome *g, const nas_fidelity *f, int side) {
 
 /* Sampled MBConv genomes (1..7 stages, both block kinds and each alone) at
  * three targets: never above the target, every pick within 20 % under it and
- * the mean within 5 % (measured: 2-4 % under on average; the worst cases are
+ * the mean within 5 % (measured: 1.5-4 % under on average; the worst cases are
  * networks whose widest stages are 7-8 channels at the target, where one
  * channel more is +13 % width), the chosen multiplier the largest that fits,
  * and the predicted counts those of the built network.  The coarse F alone

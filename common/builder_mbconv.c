@@ -67,16 +67,15 @@ static int block(nas__emit *e, const char *name, int x, const nas_mb_stage *s, i
 
 int nas__walk_mbconv(nas__emit *e, const nas_genome *g, const nas_fidelity *f, int x) {
     const nas_mbconv *m = &g->mb;
-    int F = f->channels;
-    x = conv_bn(e, "stem", "", x, nas__mb_channels(m->stem, F), 3, 1, 1, 1);
+    x = conv_bn(e, "stem", "", x, nas__mb_channels(m->stem, f), 3, 1, 1, 1);
     for (int i = 0; i < m->n_stages; i++) {
         const nas_mb_stage *s = &m->stages[i];
         for (int j = 0; j < s->repeats; j++) {
             char name[48];
             snprintf(name, sizeof name, "stage%d/block%d", i, j);
-            x = block(e, name, x, s, j == 0 ? s->stride : 1, nas__mb_channels(s->width, F),
+            x = block(e, name, x, s, j == 0 ? s->stride : 1, nas__mb_channels(s->width, f),
                       f->drop_path > 0);
         }
     }
-    return conv_bn(e, "head", "", x, nas__mb_channels(m->head, F), 1, 1, 1, 1);
+    return conv_bn(e, "head", "", x, nas__mb_channels(m->head, f), 1, 1, 1, 1);
 }

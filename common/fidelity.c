@@ -31,6 +31,7 @@ nas_fidelity nas_fidelity_default(void) {
         .cutout = 0,
         .aux_weight = 0.0f,
         .progressive_start = 0,
+        .width_mult = 0.0f,
     };
     return f;
 }
@@ -65,6 +66,7 @@ int nas_fidelity_validate(const nas_fidelity *f, char *err) {
     CHECK_RANGE(cutout, 0, 1024);
     CHECK_RANGE(aux_weight, 0.0f, 10.0f);
     CHECK_RANGE(progressive_start, 0, 1024);
+    CHECK_RANGE(width_mult, 0.0f, 64.0f);
     if (f->progressive_start != 0 && f->progressive_start < 4)
         return nas_set_err(err, NAS_ERANGE, "fidelity: progressive_start = %d is below 4 pixels",
                            f->progressive_start);

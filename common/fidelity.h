@@ -37,6 +37,9 @@ typedef struct nas_fidelity {
     float aux_weight;      /* weight of the auxiliary head's loss, 0 = no auxiliary head */
     int progressive_start; /* progressive resizing: the first epoch's side, growing to the
                               resolution by the last (EfficientNetV2); 0 = off */
+    float width_mult;      /* MBConv only: a continuous width multiplier (EfficientNet's width
+                              coefficient), channels rounded to whole channels; 0 = off, the
+                              coarse 4-channel steps of F alone (docs/GENOME.md s8) */
 } nas_fidelity;
 
 /* The campaign's default low fidelity for search on Fashion-MNIST. */

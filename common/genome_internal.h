@@ -75,8 +75,10 @@ int nas__mb_mutate(const nas_genome *parent, const nas_space *sp, nas_rng *rng, 
                    nas_mutation *what);
 int nas__mb_mutation_format(const nas_mutation *m, char *buf, size_t cap);
 void nas__mb_dot(const nas_mbconv *m, nas__text *o);
-/* Channels of `units` width units at F (16 units = F channels; a multiple of 4, >= 4). */
-int nas__mb_channels(int units, int F);
+/* Channels of `units` width units at fidelity f: 16 units are F channels, rounded to a
+ * multiple of 4; with f->width_mult > 0, F * width_mult channels, rounded to a whole
+ * channel; at least 4 either way (docs/GENOME.md s8). */
+int nas__mb_channels(int units, const nas_fidelity *f);
 /* What changed from chain p to chain c, by layer id (nas_genome_lineage). */
 void nas__chain_lineage(const nas_chain *p, const nas_chain *c, nas__text *o);
 /* Chain text form ("chain=..."), appended to o. */

@@ -42,6 +42,20 @@ int nas_scale_genome(const nas_genome *base, double d, double w, nas_genome *out
     return NAS_OK;
 }
 
+int nas_scale_model(const nas_genome *base, const nas_fidelity *base_fid, double d, double w,
+                    nas_genome *g, nas_fidelity *fid, char *err) {
+    if (base_fid == NULL || fid == NULL)
+        return nas_set_err(err, NAS_EINVAL, "scale: NULL argument");
+    double wm = (base_fid->width_mult > 0.0f ? (double)base_fid->width_mult : 1.0) * w;
+    if (!(wm > 0 && wm <= 64))
+        return nas_set_err(err, NAS_EINVAL, "scale: width multiplier %g is outside (0, 64]", wm);
+    int rc = nas_scale_genome(base, d, 1.0, g, err);
+    if (rc < 0) return rc;
+    *fid = *base_fid;
+    fid->width_mult = (float)wm;
+    return NAS_OK;
+}
+
 int nas_scale_side(int side, double gamma, double phi) {
     long v = lround(side * pow(gamma, phi));
     return v < 1 ? 1 : (int)v;

@@ -24,6 +24,18 @@ nas_scale_coef nas_scale_efficientnet(void);
  * NAS_EINVAL for a non-positive factor. */
 int nas_scale_genome(const nas_genome *base, double d, double w, nas_genome *out, char *err);
 
+/* A scaled model, as `nasctl scale` builds it: g is base with every stage's
+ * repeats scaled by d (as nas_scale_genome does) and its widths as written;
+ * *fid is *base_fid with width_mult multiplied by w (base_fid->width_mult 0
+ * counts as 1), so every layer gets w times its channels, rounded to a whole
+ * channel (EfficientNet's round_filters).  The genome's 8-unit steps would
+ * swallow the small width factors of compound scaling (16 units x 1.1 rounds
+ * back to 16), so width goes through the fidelity instead.  NAS_EGENOME for
+ * a genome of another space, NAS_EINVAL for a non-positive factor or a
+ * product past fidelity.width_mult's range (64). */
+int nas_scale_model(const nas_genome *base, const nas_fidelity *base_fid, double d, double w,
+                    nas_genome *g, nas_fidelity *fid, char *err);
+
 /* The input side at phi: round(side * gamma^phi), at least 1. */
 int nas_scale_side(int side, double gamma, double phi);
 

@@ -76,7 +76,7 @@ int nas_wire_fidelity_equal(const nas_fidelity *a, const nas_fidelity *b) {
            a->drop_path == b->drop_path && a->augment == b->augment && a->test == b->test &&
            a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads &&
            a->cutout == b->cutout && a->aux_weight == b->aux_weight &&
-           a->progressive_start == b->progressive_start;
+           a->progressive_start == b->progressive_start && a->width_mult == b->width_mult;
 }
 
 // ---- encoding --------------------------------------------------------------------
@@ -108,6 +108,7 @@ static void fidelity_to_pb(const nas_fidelity *f, Naspb__Fidelity *p) {
     SET(cutout, f->cutout);
     SET(aux_weight, f->aux_weight);
     SET(progressive_start, f->progressive_start);
+    SET(width_mult, f->width_mult);
 }
 
 /* Pack a protobuf-c message into a new heap buffer. */
@@ -349,6 +350,7 @@ static int from_fidelity(const Naspb__Fidelity *p, nas_fidelity *f, char *err) {
     GET(cutout);
     GET(aux_weight);
     GET(progressive_start);
+    GET(width_mult);
 #undef GET
     return NAS_OK;
 }

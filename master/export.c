@@ -164,18 +164,19 @@ static int build(export_job *j, char *err) {
  * than an error message), and err says why and where to look. */
 static int no_weights(export_job *j, const char *why, char *err) {
     const nas_fidelity *f = &j->task.fidelity;
+    char wm[48] = ""; /* MBConv's size target only (docs/GENOME.md s8) */
+    if (f->width_mult > 0) snprintf(wm, sizeof wm, "--width-mult %.9g ", (double)f->width_mult);
     snprintf(j->rep->retrain, sizeof j->rep->retrain,
              "nas-train --arch '%s' --data %s --data-dir '%s' --epochs %d --batch %d "
              "--train-subset %d --val-size %d --resolution %d --channels %d --cells %d --lr %g "
              "--warmup %g --label-smoothing %g --drop-path %g --cutout %d --aux-weight %g "
-             "--seed %" PRIu64 "%s%s "
+             "%s--seed %" PRIu64 "%s%s "
              "--save-weights W.safetensors && nasctl export --db %s --task %" PRId64
              " --weights W.safetensors --out DIR",
              j->task.arch_text, j->cfg.data.set, j->o->data_dir ? j->o->data_dir : j->cfg.data.dir,
-             f->epochs, f->batch,
-             f->train_subset, f->val_size, f->resolution, f->channels, f->cells, (double)f->lr,
-             (double)f->warmup_epochs, (double)f->label_smoothing, (double)f->drop_path, f->cutout,
-             (double)f->aux_weight, f->seed,
+             f->epochs, f->batch, f->train_subset, f->val_size, f->resolution, f->channels,
+             f->cells, (double)f->lr, (double)f->warmup_epochs, (double)f->label_smoothing,
+             (double)f->drop_path, f->cutout, (double)f->aux_weight, wm, f->seed,
              f->augment ? " --augment" : "", f->test ? " --test" : "", j->o->db, j->task.id);
     return nas_set_err(err, NAS_ENOTFOUND,
                        "task %" PRId64 ": %s; retrain it with nas-train and pass the file with "

@@ -87,6 +87,7 @@ static const struct {
     LATE(cutout, FT_INT),
     LATE(aux_weight, FT_FLOAT),
     LATE(progressive_start, FT_INT),
+    LATE(width_mult, FT_FLOAT),
 #undef F
 #undef LATE
 };

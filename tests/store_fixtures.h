@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/wire.h"
 #include "tests/harness.h"
 
 #include <math.h>
@@ -95,16 +96,10 @@ static inline void complete(nas_store *st, int64_t id, double acc) {
                      NAS_STORE_APPLIED);
 }
 
-/* Field by field: memcmp would also compare padding bytes. */
+/* Field by field (memcmp would also compare padding bytes): every field,
+ * the late ones included, as the wire compares them. */
 static inline int fid_eq(const nas_fidelity *a, const nas_fidelity *b) {
-    return a->resolution == b->resolution && a->train_subset == b->train_subset &&
-           a->val_size == b->val_size && a->epochs == b->epochs && a->batch == b->batch &&
-           a->channels == b->channels && a->cells == b->cells && a->lr == b->lr &&
-           a->warmup_epochs == b->warmup_epochs && a->momentum == b->momentum &&
-           a->nesterov == b->nesterov && a->weight_decay == b->weight_decay &&
-           a->grad_clip == b->grad_clip && a->label_smoothing == b->label_smoothing &&
-           a->drop_path == b->drop_path && a->augment == b->augment && a->test == b->test &&
-           a->seed == b->seed && a->time_limit_s == b->time_limit_s && a->threads == b->threads;
+    return nas_wire_fidelity_equal(a, b);
 }
 
 static inline int pragma_int(nas_store *st, const char *sql) {

@@ -48,6 +48,18 @@ START_TEST(test_fidelity_bad_fields_named) {
     f.momentum = 1.5f;
     ck_assert_int_eq(nas_fidelity_validate(&f, err), NAS_ERANGE);
     ck_assert_ptr_nonnull(strstr(err, "momentum"));
+
+    /* MBConv's width multiplier: 0 (off) or up to 64, never negative or NaN. */
+    f = nas_fidelity_default();
+    ck_assert_float_eq(f.width_mult, 0.0f);
+    f.width_mult = 64.0f;
+    ck_assert_int_eq(nas_fidelity_validate(&f, err), NAS_OK);
+    static const float bad[] = {-0.5f, 64.5f, NAN};
+    for (int i = 0; i < 3; i++) {
+        f.width_mult = bad[i];
+        ck_assert_int_eq(nas_fidelity_validate(&f, err), NAS_ERANGE);
+        ck_assert_ptr_nonnull(strstr(err, "width_mult"));
+    }
 }
 END_TEST
 

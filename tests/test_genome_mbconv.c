@@ -12,6 +12,7 @@
 #include "common/genome_proto.h"
 #include "common/net.h"
 #include "common/scaling.h"
+#include "common/wire.h"
 #include "tests/genome_check.h"
 #include "tests/harness.h"
 #include "tests/strategy_util.h"
@@ -374,7 +375,7 @@ START_TEST(test_mb_compound_scaling) {
     ck_assert_int_eq(nas_scale_side(14, 1.15, 0.0), 14);
     nas_scale_coef grid[64];
     int n = nas_scale_grid(grid, 64);
-    ck_assert_int_ge(n, 15);
+    ck_assert_int_eq(n, 25); /* 5 x 5, every gamma rounds to >= 1 */
     int has_effnet_like = 0;
     for (int i = 0; i < n; i++) {
         double flops = grid[i].alpha * grid[i].beta * grid[i].beta * grid[i].gamma * grid[i].gamma;
@@ -384,6 +385,45 @@ START_TEST(test_mb_compound_scaling) {
     }
     ck_assert(has_effnet_like);
     ck_assert_int_eq(nas_scale_grid(grid, 3), 3);
+}
+END_TEST
+
+/* nas_scale_model: depth in the genome, width through the fidelity's
+ * multiplier, so a width factor the 8-unit genome widths round away (B0's
+ * 16-unit first stage x 1.05) still widens every layer, and the MACs grow
+ * by about w^2 at a fixed depth. */
+START_TEST(test_mb_scale_model) {
+    nas_genome b, g;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_genome_parse(B0, strlen(B0), &b, err), NAS_OK);
+    nas_fidelity f0 = nas_fidelity_default(), f;
+    f0.channels = 16;
+    ck_assert_int_eq(nas_scale_model(&b, &f0, 1.2, 1.05, &g, &f, err), NAS_OK);
+    ck_assert_float_eq(f.width_mult, 1.05f);
+    for (int i = 0; i < 7; i++) {
+        ck_assert_int_eq(g.mb.stages[i].width, b.mb.stages[i].width);
+        ck_assert_int_eq(g.mb.stages[i].repeats, (b.mb.stages[i].repeats * 6 + 4) / 5);
+    }
+    f.width_mult = 0; /* everything else of the fidelity is kept */
+    ck_assert(nas_wire_fidelity_equal(&f, &f0));
+    nas_genome wide;
+    ck_assert_int_eq(nas_scale_genome(&b, 1.0, 1.05, &wide, err), NAS_OK);
+    ck_assert_int_eq(wide.mb.stages[0].width, 16); /* rounded away in the genome */
+    nas_cost c0, c1;
+    ck_assert_int_eq(nas_genome_cost(&b, &f0, 1, 14, 10, &c0, err), NAS_OK);
+    for (int k = 1; k <= 4; k++) {
+        double w = 1.0 + 0.05 * k;
+        ck_assert_int_eq(nas_scale_model(&b, &f0, 1.0, w, &g, &f, err), NAS_OK);
+        ck_assert_int_eq(nas_genome_cost(&g, &f, 1, 14, 10, &c1, err), NAS_OK);
+        double r = (double)c1.macs / (double)c0.macs;
+        ck_assert_msg(fabs(r - w * w) < 0.03 * w * w, "width %g: MACs x%.4f", w, r);
+    }
+    /* A base multiplier composes; out of range is refused. */
+    f0.width_mult = 0.5f;
+    ck_assert_int_eq(nas_scale_model(&b, &f0, 1.0, 2.0, &g, &f, err), NAS_OK);
+    ck_assert_float_eq(f.width_mult, 1.0f);
+    ck_assert_int_eq(nas_scale_model(&b, &f0, 1.0, 200.0, &g, &f, err), NAS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "outside (0, 64]"));
 }
 END_TEST
 
@@ -404,6 +444,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_mb_sampling_coverage);
     tcase_add_test(tc, test_mb_cost_equals_built);
     tcase_add_test(tc, test_mb_param_paths);
+    tcase_add_test(tc, test_mb_scale_model);
     tcase_add_test(tc, test_mb_compound_scaling);
     tcase_add_test(tc, test_mb_strategy_save_load);
     suite_add_tcase(s, tc);

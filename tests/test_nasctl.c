@@ -1,13 +1,15 @@
 /*
  * test_nasctl.c - nasctl against a database written through the store API
  * (no master running): every command's output, its JSON, and the errors
- * that must name the problem and exit non-zero.
+ * that must name the problem and exit non-zero; `nasctl scale` on a tiny
+ * generated data set.
  */
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/genome.h"
 #include "common/json.h"
 #include "master/store.h"
+#include "tests/e2e_util.h"
 #include "tests/harness.h"
 
 #include <limits.h>
@@ -229,6 +231,133 @@ START_TEST(test_nasctl_errors_name_the_problem) {
 }
 END_TEST
 
+/* One scaled-model row of `nasctl scale --train`: the numbers, and the
+ * nas-train arguments on the line after it. */
+typedef struct scale_row {
+    double phi, depth, width, acc;
+    int side;
+    long long params, macs;
+    char train_args[1024];
+} scale_row;
+
+static const char *scale_row_parse(const char *p, scale_row *r) {
+    char genome[512];
+    int n = sscanf(p, "%lf %lf %lf %d %lld %lld %lf %511s", &r->phi, &r->depth, &r->width, &r->side,
+                   &r->params, &r->macs, &r->acc, genome);
+    ck_assert_msg(n == 8, "row '%.80s'", p);
+    const char *cmd = strstr(p, "nas-train ");
+    ck_assert_ptr_nonnull(cmd);
+    cmd += strlen("nas-train ");
+    size_t len = strcspn(cmd, "\n");
+    ck_assert_uint_lt(len, sizeof r->train_args);
+    memcpy(r->train_args, cmd, len);
+    r->train_args[len] = '\0';
+    return cmd + len;
+}
+
+/* The grid search trains all 25 points and keeps the best; --train trains
+ * each scaled model; the width goes through --width-mult (beta moves the
+ * network even where the genome's 8-unit widths would round it away); and
+ * the nas-train command printed for a model builds the network whose size
+ * was printed. */
+START_TEST(test_nasctl_scale) {
+    const char *dir = nas_tmpdir_make();
+    e2e_write_noisy_idx(dir, "train", 160, 1);
+    static char out[65536];
+    char args[2048];
+    snprintf(args, sizeof args,
+             "scale 'mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32' --search --train "
+             "--data %s --side 8 --channels 4 --epochs 1 --subset 0 --val-size 40 --phi 0,1",
+             dir);
+    ck_assert_msg(ctl(args, out, sizeof out) == 0, "%s", out);
+    /* Step 1: 19 rows, and the chosen point is the first with the best accuracy. */
+    const char *p = strstr(out, "val_acc\n");
+    ck_assert_ptr_nonnull(p);
+    p += strlen("val_acc\n");
+    double best = -1, ba = 0, bb = 0, bg = 0;
+    int rows = 0;
+    for (;;) {
+        double a, b, g, acc;
+        int side;
+        long long np, macs;
+        if (sscanf(p, "%lf %lf %lf %d %lld %lld %lf", &a, &b, &g, &side, &np, &macs, &acc) != 7)
+            break;
+        rows++;
+        if (acc > best) best = acc, ba = a, bb = b, bg = g;
+        p = strchr(p, '\n') + 1;
+    }
+    ck_assert_int_eq(rows, 25);
+    double ca, cb, cg;
+    ck_assert_int_eq(sscanf(p, "chosen: alpha %lf beta %lf gamma %lf", &ca, &cb, &cg), 3);
+    ck_assert(fabs(ca - ba) < 1e-9 && fabs(cb - bb) < 1e-9 && fabs(cg - bg) < 1e-9);
+    /* Step 2: phi 0 is the base, phi 1 the chosen coefficients, each trained. */
+    p = strstr(p, "genome\n");
+    ck_assert_ptr_nonnull(p);
+    scale_row r0, r1;
+    p = scale_row_parse(p + strlen("genome\n"), &r0);
+    scale_row_parse(p + 1, &r1);
+    ck_assert(r0.phi == 0 && r0.width == 1 && r0.side == 8);
+    ck_assert(r1.phi == 1 && fabs(r1.width - cb) < 1e-3 && fabs(r1.depth - ca) < 1e-3);
+    ck_assert(r0.acc >= 0 && r0.acc <= 1 && r1.acc >= 0 && r1.acc <= 1);
+    ck_assert_int_ge(r1.params, r0.params);
+    char want[64];
+    snprintf(want, sizeof want, "--width-mult %.9g ", (double)(float)cb);
+    ck_assert_msg(strstr(r1.train_args, want) != NULL, "%s lacks %s", r1.train_args, want);
+    /* The printed command trains the model counted. */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "{ OPENBLAS_NUM_THREADS=1 %s %s --data fashion-mnist --data-dir %s --epochs 1 "
+             "--train-subset 0 --val-size 40 --json 2>/dev/null; }",
+             nas_bin("nas-train"), r1.train_args, dir);
+    ck_assert_msg(nas_run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+    char want_params[64];
+    snprintf(want_params, sizeof want_params, "\"params\":%lld,", r1.params);
+    ck_assert_msg(strstr(out, want_params) != NULL, "%s: %s", want_params, out);
+    /* Beta alone, at 1.05: the genome's widths stay as written, the network grows. */
+    ck_assert_int_eq(ctl("scale 'mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32' --phi 0,1 "
+                         "--alpha 1 --beta 1.05 --gamma 1",
+                         out, sizeof out),
+                     0);
+    p = strstr(out, "genome\n");
+    ck_assert_ptr_nonnull(p);
+    long long params0, params1;
+    ck_assert_int_eq(sscanf(p + 7, "%*f %*f %*f %*d %lld", &params0), 1);
+    p = strstr(strstr(p + 7, "nas-train"), "\n") + 1;
+    ck_assert_int_eq(sscanf(p, "%*f %*f %*f %*d %lld", &params1), 1);
+    ck_assert_int_gt(params1, params0);
+    ck_assert_ptr_nonnull(strstr(p, "mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32"));
+    /* --seeds 2: the mean of what nas-train gives with seeds 1 and 2. */
+    snprintf(args, sizeof args,
+             "scale 'mbconv=stem16,mb3x4se-16r1s2,fu3x1-24r1s1,head32' --train --seeds 2 "
+             "--data %s --side 8 --channels 4 --epochs 1 --subset 0 --val-size 40 --phi 0",
+             dir);
+    ck_assert_msg(ctl(args, out, sizeof out) == 0, "%s", out);
+    p = strstr(out, "genome\n");
+    ck_assert_ptr_nonnull(p);
+    scale_row m;
+    scale_row_parse(p + strlen("genome\n"), &m);
+    double seed_acc[2];
+    for (int s = 1; s <= 2; s++) {
+        snprintf(cmd, sizeof cmd,
+                 "{ OPENBLAS_NUM_THREADS=1 %s %s --data fashion-mnist --data-dir %s --epochs 1 "
+                 "--train-subset 0 --val-size 40 --seed %d --json 2>/dev/null; }",
+                 nas_bin("nas-train"), m.train_args, dir, s);
+        ck_assert_msg(nas_run_cmd(cmd, out, sizeof out) == 0, "%s: %s", cmd, out);
+        const char *v = strstr(out, "\"val_acc\":");
+        ck_assert_ptr_nonnull(v);
+        seed_acc[s - 1] = strtod(v + strlen("\"val_acc\":"), NULL);
+    }
+    /* The seeds train differently here, so the mean is a check that both ran. */
+    ck_assert_msg(seed_acc[0] != seed_acc[1], "seeds 1 and 2 both %.4f", seed_acc[0]);
+    double mean = (seed_acc[0] + seed_acc[1]) / 2;
+    ck_assert_msg(fabs(m.acc - mean) < 6e-5, "printed %.4f, mean %.6f", m.acc, mean);
+    ck_assert_int_eq(
+        ctl("scale 'mbconv=stem16,mb3x4se-16r1s2,head32' --train --classes 5", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--classes counts without training"));
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("nasctl");
     TCase *tc = tcase_create("commands");
@@ -239,6 +368,10 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_nasctl_dot);
     tcase_add_test(tc, test_nasctl_errors_name_the_problem);
     suite_add_tcase(s, tc);
+    TCase *scale = tcase_create("scale");
+    tcase_set_timeout(scale, 600); /* 21 trainings, tiny, under sanitizers and load */
+    tcase_add_test(scale, test_nasctl_scale);
+    suite_add_tcase(s, scale);
     return s;
 }
 

@@ -50,6 +50,7 @@ static nas_wire_msg sample_task(void) {
     t->fidelity.seed = 0xdeadbeefcafeULL;
     t->fidelity.time_limit_s = 60.5;
     t->fidelity.augment = 1;
+    t->fidelity.width_mult = 437.0f / 1024; /* a final-stage MBConv width (final_size.c) */
     strcpy(t->dataset, "fashion-mnist");
     strcpy(t->data_dir, "/data/fm");
     t->has_parent = 1;

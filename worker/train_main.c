@@ -53,6 +53,8 @@ static void usage(FILE *f) {
             "                       (default: the architecture's own, 28 or 14)\n"
             "  --channels N         first-stage channels (genome architectures; default 8)\n"
             "  --cells N            normal cells per stage (genome architectures; default 1)\n"
+            "  --width-mult F       MBConv genomes: continuous width multiplier on F, whole\n"
+            "                       channels (the final size target's; default 0, off)\n"
             "  --label-smoothing F  (default 0)\n"
             "  --drop-path F        drop-path probability at the end of training (default 0)\n"
             "  --cutout N           zero an N x N square of each training image (default 0)\n"
@@ -135,6 +137,7 @@ static const float_flag FLOAT_FLAGS[] = {
     {"--label-smoothing", 0, 0.999, offsetof(nas_fidelity, label_smoothing)},
     {"--drop-path", 0, 0.999, offsetof(nas_fidelity, drop_path)},
     {"--aux-weight", 0, 10, offsetof(nas_fidelity, aux_weight)},
+    {"--width-mult", 0, 64, offsetof(nas_fidelity, width_mult)},
 };
 
 static const char *const STR_FLAGS[] = {"--arch", "--data", "--data-dir", "--save-weights",

@@ -423,12 +423,15 @@ static int set_pragmas(nas_store *st, char *err) {
      * less than an fsync per result costs every campaign. */
     rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous", err);
     if (rc != NAS_OK) return rc;
-    /* 16 MiB of page cache instead of SQLite's 2: a campaign's working set
-     * (recent task pages, the architecture table the upserts hit at random)
-     * outgrew 2 MiB after a few thousand tasks, and every page evicted
-     * came back as a pread of its WAL frame (64 workers, 5000 tasks: 3904
-     * -> 1420 preads).  Memory is taken only as pages are read. */
-    return exec_sql(st, "PRAGMA cache_size = -16384", "set cache size", err);
+    /* A small page cache, 512 KiB (SQLite's default is 2 MiB): the pages a
+     * commit touches are the B-trees' right edges and their interior
+     * nodes, and a leaf it misses is a pread from the OS's cache.  Bigger
+     * caches only hold the campaign's history, so the master's memory grew
+     * with it (about 200 bytes per result up to the cap): the one-hour soak
+     * grew 14.9 % with 16 MiB.  bench/dispatch, 64 workers, 100,000 tasks:
+     * 52.6-57.0 us of master CPU per task with 16 MiB, 50.9-54.6 with
+     * 512 KiB (docs/PERFORMANCE.md, Soak). */
+    return exec_sql(st, "PRAGMA cache_size = -512", "set cache size", err);
 }
 
 /* Open, refuse files we cannot write or understand, set the connection

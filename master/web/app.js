@@ -506,11 +506,14 @@ async function fetchArch() {
 // arrives during an update schedules one more after it.  An update adds
 // only the new rows to the table (extendView) and asks for the workers at
 // most once a second; the charts, which draw every point, are redrawn at
-// most every CHART_MS and never take more than a tenth of the page's time.
+// most every CHART_MS and never take more than a tenth of the page's time;
+// updates come at most once a second (UPDATE_MS): each costs fetches that
+// cross three of Chromium's processes, and on a machine shared with the
+// master their wake-ups cost it more than their CPU time.
 // With results arriving by the thousand per second the page stays idle
 // most of the time, and so costs the machine it shares with the master
 // little.
-const CHART_MS = 2000;
+const CHART_MS = 5000, UPDATE_MS = 1000;
 let pending = null, again = false, chartsAt = 0, sideAt = 0;
 function scheduleUpdate() {
   if (pending) { again = true; return; }
@@ -532,7 +535,7 @@ function scheduleUpdate() {
       pending = null;
       if (again) scheduleUpdate();
     }
-  }, Math.max(250, 3 * (S.perf.updateMs || 0)));
+  }, Math.max(UPDATE_MS, 3 * (S.perf.updateMs || 0)));
 }
 
 function connect() {

@@ -71,11 +71,11 @@ static int parse_opts(const char *which, int argc, char **argv, opts *o) {
 // ---- watch ------------------------------------------------------------------------------------
 
 /* One event as a line for people: the payload's most telling fields. */
-static void print_line(const nas_serve_event *e) {
+static void print_line(const nas_serve_event *e, const char *json) {
     nas_json *v = NULL;
     char err[NAS_ERR_LEN];
-    if (nas_json_parse(e->json, strlen(e->json), 0, &v, err) != NAS_OK) {
-        printf("%s %s\n", e->kind, e->json);
+    if (nas_json_parse(json, strlen(json), 0, &v, err) != NAS_OK) {
+        printf("%s %s\n", e->kind, json);
         return;
     }
     double acc = NAN, task = 0, params = 0;
@@ -119,11 +119,14 @@ int nas_watch_main(int argc, char **argv) {
         int lost, n;
         while ((n = nas_serve_model_events(m, cursor, ev, 256, &lost)) > 0) {
             for (int i = 0; i < n && (!o.count || seen < o.count); i++, seen++) {
-                if (o.json)
+                const char *json = nas_serve_model_event_json(m, ev[i]);
+                if (!json)
+                    continue; /* out of memory */
+                else if (o.json)
                     printf("{\"event\":\"%s\",\"id\":%lld,\"data\":%s}\n", ev[i]->kind,
-                           (long long)ev[i]->id, ev[i]->json);
+                           (long long)ev[i]->id, json);
                 else
-                    print_line(ev[i]);
+                    print_line(ev[i], json);
             }
             cursor = ev[n - 1]->id;
         }

@@ -174,25 +174,43 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 typedef struct sse {
     server *srv;
     int64_t cursor; /* last event id sent */
+    int brief;      /* ?brief=1: one `results` event per batch of results */
     char *buf;      /* formatted, not yet sent */
     size_t len, off;
 } sse;
 
 /* Format the events after the cursor into the stream's buffer (under the
  * mutex).  A client that fell behind the ring gets a `reset` event and
- * reloads. */
+ * reloads.  A brief stream (the page's: it reads the rows themselves from
+ * /api/columns) folds each run of results into one `results` event with
+ * their count and the newest row, so a page on a campaign committing
+ * thousands of results a second is woken once per refresh, not once per
+ * result, and no result's JSON is written for it. */
 static void sse_fill(sse *e) {
-    const nas_serve_event *ev[64];
+    const nas_serve_event *ev[256];
     int lost = 0;
-    int n = nas_serve_model_events(e->srv->model, e->cursor, ev, 64, &lost);
+    nas_serve_model *m = e->srv->model;
+    int n = nas_serve_model_events(m, e->cursor, ev, e->brief ? 256 : 64, &lost);
     nas_json_buf b;
     nas_json_buf_init(&b);
     if (lost) nas_json_buf_printf(&b, "event: reset\ndata: {}\n\n");
+    int folded = 0;
     for (int i = 0; i < n; i++) {
-        nas_json_buf_printf(&b, "id: %lld\nevent: %s\ndata: ", (long long)ev[i]->id, ev[i]->kind);
-        nas_json_buf_raw(&b, ev[i]->json, strlen(ev[i]->json));
-        nas_json_buf_raw(&b, "\n\n", 2);
+        int result = strcmp(ev[i]->kind, "result") == 0;
         e->cursor = ev[i]->id;
+        if (e->brief && result) {
+            folded++;
+            if (i + 1 < n && strcmp(ev[i + 1]->kind, "result") == 0) continue;
+            nas_json_buf_printf(&b, "id: %lld\nevent: results\ndata: {\"n\":%d,\"row\":%d}\n\n",
+                                (long long)ev[i]->id, folded, ev[i]->row);
+            folded = 0;
+            continue;
+        }
+        const char *json = nas_serve_model_event_json(m, ev[i]);
+        if (!json) continue; /* out of memory: this one is skipped */
+        nas_json_buf_printf(&b, "id: %lld\nevent: %s\ndata: ", (long long)ev[i]->id, ev[i]->kind);
+        nas_json_buf_raw(&b, json, strlen(json));
+        nas_json_buf_raw(&b, "\n\n", 2);
     }
     nas_free(e->buf);
     e->buf = nas_json_buf_take(&b, &e->len);
@@ -248,6 +266,8 @@ static enum MHD_Result events(server *s, struct MHD_Connection *c) {
     sse *e = nas_calloc(1, sizeof *e);
     if (!e) return MHD_NO;
     e->srv = s;
+    const char *brief = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "brief");
+    e->brief = brief && strcmp(brief, "0") != 0;
     /* Resume after Last-Event-ID (the browser sends it on reconnecting),
      * else ?after=N, else from now on. */
     const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
@@ -396,10 +416,10 @@ static int run(server *s, nas_serve_master *mc, long refresh_ms, const sigset_t 
         pthread_mutex_lock(&s->mu);
         int changed = nas_serve_model_refresh(s->model, nas_wall_ms(), err);
         follow_master(s, mc, nas_wall_ms());
-        if (changed > 0) {
-            nas_serve_api_prepare(s->model);
-            pthread_cond_broadcast(&s->news);
-        }
+        /* The whole-table cache (nas_serve_api_prepare) is extended when a
+         * page asks for the table, not here: a refresh costs what reading
+         * the new rows costs, whether or not anyone is looking. */
+        if (changed > 0) pthread_cond_broadcast(&s->news);
         pthread_mutex_unlock(&s->mu);
         /* A store that went away or broke is reported; the last good copy
          * stays served, and the next refresh tries again. */

@@ -108,14 +108,30 @@ static sqlite3_stmt *stmt(nas_serve_model *m, int which) {
 
 /* ---- the event stream ------------------------------------------------------------------ */
 
-/* Append an event (takes `json`); the ring drops the oldest. */
-static void push_event(nas_serve_model *m, const char *kind, char *json) {
-    if (!json) return;
+/* Append an event (takes `json`; a result passes NULL and its row); the
+ * ring drops the oldest. */
+static void push_event_row(nas_serve_model *m, const char *kind, char *json, int row) {
     nas_serve_event *e = &m->ring[m->next_event % NAS_SERVE_EVENT_RING];
     nas_free(e->json);
     e->id = m->next_event++;
     snprintf(e->kind, sizeof e->kind, "%s", kind);
     e->json = json;
+    e->row = row;
+}
+
+static void push_event(nas_serve_model *m, const char *kind, char *json) {
+    if (json) push_event_row(m, kind, json, -1);
+}
+
+const char *nas_serve_model_event_json(nas_serve_model *m, const nas_serve_event *e) {
+    nas_serve_event *own = &m->ring[e->id % NAS_SERVE_EVENT_RING];
+    if (!own->json && own->row >= 0 && own->row < m->n_rows) {
+        nas_json_buf b;
+        nas_json_buf_init(&b);
+        nas_serve_row_json(m, &m->rows[own->row], &b);
+        own->json = nas_json_buf_take(&b, NULL);
+    }
+    return own->json;
 }
 
 int nas_serve_model_events(const nas_serve_model *m, int64_t after, const nas_serve_event **out,
@@ -250,12 +266,7 @@ static int append_rows(nas_serve_model *m, nas_serve_row *fresh, int n, char *er
         if (r->stage == 0 && (m->best < 0 || r->accuracy > m->rows[m->best].accuracy))
             m->best = m->n_rows;
         m->n_rows++;
-        if (m->loaded) {
-            nas_json_buf b;
-            nas_json_buf_init(&b);
-            nas_serve_row_json(m, r, &b);
-            push_event(m, "result", nas_json_buf_take(&b, NULL));
-        }
+        if (m->loaded) push_event_row(m, "result", NULL, m->n_rows - 1);
     }
     return NAS_OK;
 }

@@ -55,11 +55,15 @@ typedef struct nas_serve_worker {
     int in_table;        /* has a row in the worker table (not only results) */
 } nas_serve_worker;
 
-/* One entry of the event stream: an SSE event name and a JSON payload. */
+/* One entry of the event stream: an SSE event name and a JSON payload.
+ * A result's payload is written only when a reader asks for it
+ * (nas_serve_model_event_json): a refresh that brings thousands of results
+ * formats none of them unless a client follows the whole stream. */
 typedef struct nas_serve_event {
     int64_t id; /* 1, 2, ... for the life of the model */
     char kind[16];
-    char *json;
+    char *json; /* NULL until asked, for a result */
+    int row;    /* the result's row (kind "result"), else -1 */
 } nas_serve_event;
 
 #define NAS_SERVE_EVENT_RING 4096
@@ -106,6 +110,9 @@ int nas_serve_model_failures(const nas_serve_model *m, const nas_serve_count **c
  * client fell behind and should reload). */
 int nas_serve_model_events(const nas_serve_model *m, int64_t after, const nas_serve_event **out,
                            int cap, int *lost);
+/* An event's payload, formatted on first use and kept with the event
+ * (valid while the event is in the ring); NULL when out of memory. */
+const char *nas_serve_model_event_json(nas_serve_model *m, const nas_serve_event *e);
 /* The id of the newest event (0 before any). */
 int64_t nas_serve_model_last_event(const nas_serve_model *m);
 

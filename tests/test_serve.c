@@ -138,7 +138,19 @@ START_TEST(test_serve_model_refresh_is_incremental) {
         int lost, n = nas_serve_model_events(m, cursor, ev, 64, &lost);
         ck_assert_int_eq(lost, 0);
         for (int i = 0; i < n; i++) {
-            if (strcmp(ev[i]->kind, "result") == 0) announced++;
+            if (strcmp(ev[i]->kind, "result") == 0) {
+                /* Its payload is written when asked for, from its row. */
+                ck_assert_ptr_null(ev[i]->json);
+                const nas_serve_row *rows;
+                nas_serve_model_rows(m, &rows);
+                char want[48];
+                snprintf(want, sizeof want, "\"task\":%lld", (long long)rows[ev[i]->row].task);
+                const char *json = nas_serve_model_event_json(m, ev[i]);
+                ck_assert_ptr_nonnull(json);
+                ck_assert_msg(strstr(json, want), "%s without %s", json, want);
+                ck_assert_ptr_eq(nas_serve_model_event_json(m, ev[i]), json); /* kept */
+                announced++;
+            }
             cursor = ev[i]->id;
         }
         nas_serve_model *fresh = NULL;

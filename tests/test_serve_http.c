@@ -258,6 +258,63 @@ START_TEST(test_serve_http_events) {
 }
 END_TEST
 
+/* The page's brief stream: a batch of results is one `results` event with
+ * their count and the newest row, never a payload per result, while a
+ * full stream opened beside it still gets every result's JSON. */
+START_TEST(test_serve_http_events_brief) {
+    nas_store *st = fx_store(g_db, 10);
+    int port;
+    static const char *const slow[] = {"--refresh-ms", "400", NULL};
+    g_pid = fx_serve_start(g_db, g_log, slow, &port);
+    int brief = fx_connect(port), full = fx_connect(port);
+    static const char req_brief[] = "GET /events?brief=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char req_full[] = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(send(brief, req_brief, sizeof req_brief - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof req_brief - 1);
+    ck_assert_int_eq(send(full, req_full, sizeof req_full - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof req_full - 1);
+    static char buf[65536], fbuf[65536];
+    fx_read(brief, buf, sizeof buf, "nasd events", 3000);
+    fx_read(full, fbuf, sizeof fbuf, "nasd events", 3000);
+    /* Five results, committed within one refresh period (400 ms) as far
+     * as the machine allows; the counts must add up however they split. */
+    int64_t last = 0;
+    for (int k = 0; k < 5; k++) {
+        last = fx_add(st, 600 + k, "w2", 60000 + k);
+        fx_result(st, last, 600 + k, "w2", 61000 + k);
+    }
+    int got = 0, events = 0;
+    size_t n = 0;
+    int64_t end = nas_now_ms() + 5000;
+    while (got < 5 && nas_now_ms() < end) {
+        n += fx_read(brief, buf + n, sizeof buf - n, "}\n\n", 1000);
+        got = events = 0;
+        for (const char *p = buf; (p = strstr(p, "event: results\ndata: {\"n\":")); p++) {
+            got += atoi(p + strlen("event: results\ndata: {\"n\":"));
+            events++;
+        }
+    }
+    ck_assert_msg(got == 5, "brief stream counted %d results: %s", got, buf);
+    ck_assert_msg(events < 5, "no batch was folded (%d events): %s", events, buf);
+    ck_assert_msg(!strstr(buf, "event: result\n"), "a result's own event: %s", buf);
+    ck_assert_msg(!strstr(buf, "\"accuracy\""), "a result's payload: %s", buf);
+    /* The full stream has each one with its payload. */
+    char want[64];
+    snprintf(want, sizeof want, "\"task\":%lld", (long long)last);
+    fx_read(full, fbuf, sizeof fbuf, want, 5000);
+    ck_assert_msg(strstr(fbuf, want), "full stream without %s: %s", want, fbuf);
+    int results = 0;
+    for (const char *p = fbuf; (p = strstr(p, "event: result\n")); p++)
+        results++;
+    ck_assert_int_eq(results, 5);
+    close(brief);
+    close(full);
+    nas_store_close(&st);
+    ck_assert_int_eq(fx_serve_stop(g_pid), 0);
+    g_pid = -1;
+}
+END_TEST
+
 START_TEST(test_serve_http_token) {
     nas_store *st = fx_store(g_db, 5);
     nas_store_close(&st);
@@ -471,6 +528,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_serve_http_routes);
     tcase_add_test(tc, test_serve_http_hostile);
     tcase_add_test(tc, test_serve_http_events);
+    tcase_add_test(tc, test_serve_http_events_brief);
     tcase_add_test(tc, test_serve_http_token);
     tcase_add_test(tc, test_serve_prometheus_scrapes);
     tcase_add_test(tc, test_serve_watch_and_top);

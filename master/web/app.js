@@ -15,8 +15,8 @@ const FIRST_ROWS = 2000; // the newest results, loaded before anything else
 const PACK_ROWS = 1 << 20; // rows the native sort handles (a comparator sorts more)
 const KEY_STEPS = 2 ** 33; // 2^33 * 2^20 < 2^53: the packed doubles are exact
 const S = {
-  c: null, n: 0, base: 0, end: 0, workers: [], view: new Int32Array(0), sort: 'seq', desc: true,
-  sel: [], curves: {}, status: null, fresh: new Set(), perf: {},
+  c: null, n: 0, base: 0, end: 0, workers: [], view: new Int32Array(0), viewN: 0, sort: 'seq', desc: true,
+  sel: [], curves: {}, status: null, fresh: new Set(), perf: {}, front: [], frontN: 0,
 };
 
 async function getJSON(url) {
@@ -37,7 +37,12 @@ function el(tag, attrs, text) {
 function lineChart(node, opts) {
   if (typeof window.uPlot !== 'function') return NasPlot.create(node, opts);
   let u = null;
+  let shape = '';
   const make = (data, nseries) => {
+    // Same series as drawn: new data only (a new chart costs far more).
+    const key = nseries + ':' + (opts.labels || []).join(',');
+    if (u && key === shape) { u.setData(data); return; }
+    shape = key;
     if (u) u.destroy();
     const series = [{}];
     for (let i = 0; i < nseries; i++) {
@@ -72,6 +77,26 @@ function lineChart(node, opts) {
 
 const charts = {};
 
+// uPlot arrives on its own (an async script): the first screen is the
+// table, and nothing waits for the charting library until the charts are
+// first drawn, once every row is in.
+const uplotReady = new Promise((resolve) => {
+  const tag = document.getElementById('uplot-js');
+  if (typeof window.uPlot === 'function' || !tag) { resolve(); return; }
+  tag.addEventListener('load', resolve);
+  tag.addEventListener('error', resolve);
+});
+let chartsMade = null;
+function makeCharts() {
+  chartsMade ||= uplotReady.then(() => {
+    charts.evals = lineChart(document.getElementById('best-evals'), { xlabel: 'evaluations', ylabel: 'accuracy' });
+    charts.time = lineChart(document.getElementById('best-time'), { xlabel: 'time', ylabel: 'accuracy', time: true });
+    charts.scatter = NasPlot.create(document.getElementById('scatter'), { xlabel: 'parameters', ylabel: 'accuracy', logx: true });
+    charts.curves = lineChart(document.getElementById('curves'), { xlabel: 'epoch', ylabel: 'validation accuracy' });
+  });
+  return chartsMade;
+}
+
 function bestSoFar() {
   const c = S.c, xs = [], ts = [], ys = [];
   let best = -Infinity, k = 0;
@@ -87,14 +112,19 @@ function bestSoFar() {
 }
 
 // Front of (accuracy up, parameters down): by params ascending, a point
-// is on it when it beats every smaller model.
+// is on it when it beats every smaller model.  Kept between draws: the
+// front of all rows is the front of the last front and the rows since
+// (S.front holds its row numbers for rows 0..S.frontN - 1; fetchOlder,
+// which renumbers the rows, clears it).
 function paretoFront() {
-  const c = S.c, idx = [];
-  for (let i = 0; i < S.n; i++) if (c.stage[i] === 0) idx.push(i);
+  const c = S.c, idx = S.front.slice();
+  for (let i = S.frontN; i < S.n; i++) if (c.stage[i] === 0) idx.push(i);
   idx.sort((a, b) => c.params[a] - c.params[b] || c.acc[b] - c.acc[a]);
-  const xs = [], ys = [];
+  const xs = [], ys = [], front = [];
   let best = -Infinity;
-  for (const i of idx) if (c.acc[i] > best) { best = c.acc[i]; xs.push(c.params[i]); ys.push(c.acc[i]); }
+  for (const i of idx) if (c.acc[i] > best) { best = c.acc[i]; front.push(i); xs.push(c.params[i]); ys.push(c.acc[i]); }
+  S.front = front;
+  S.frontN = S.n;
   return { xs, ys };
 }
 
@@ -209,6 +239,7 @@ async function selectTask(task) {
   else { S.sel.push(task); if (S.sel.length > 6) S.sel.shift(); }
   renderRows();
   const t = await getJSON('/api/task/' + task);
+  await makeCharts();
   S.curves[task] = t.curve || [];
   drawCurves();
   drawCell(t.dot, task);
@@ -242,22 +273,68 @@ function buildHead() {
   }
 }
 
-// Filter, then sort the surviving row numbers by the chosen column.
-function applyView() {
-  const t0 = performance.now();
+// The filters as they stand, as one predicate over row numbers.
+function rowFilter() {
   const c = S.c, text = document.getElementById('f-text').value.trim();
   const w = document.getElementById('f-worker').value, st = document.getElementById('f-stage').value;
   const minAcc = parseFloat(document.getElementById('f-acc').value);
   const wi = w === '' ? -1 : S.workers.indexOf(w), si = st === '' ? -1 : +st;
+  return (i) => !((wi >= 0 && c.worker[i] !== wi) || (si >= 0 && c.stage[i] !== si) ||
+    (minAcc >= 0 && !(c.acc[i] >= minAcc)) || (text && c.arch[i].indexOf(text) < 0));
+}
+
+// The table's order as a comparator: the sort column, then completion
+// order (what the full sort below gives ties).
+function rowOrder() {
+  const key = S.c[S.sort], sign = S.desc ? -1 : 1;
+  if (S.sort === 'worker') {
+    return (a, b) => { const x = S.workers[key[a]], y = S.workers[key[b]]; return x < y ? -sign : x > y ? sign : a - b; };
+  }
+  if (S.sort === 'arch') return (a, b) => (key[a] < key[b] ? -sign : key[a] > key[b] ? sign : a - b);
+  return (a, b) => sign * (key[a] - key[b]) || a - b;
+}
+
+// Rows S.viewN..S.n - 1 (new results) into the sorted view without sorting
+// it again: the new rows that pass the filters are sorted among
+// themselves and each is placed by binary search, the held view copied
+// around them.  A live update then costs its new rows, not the table.
+function extendView() {
+  const t0 = performance.now(), from = S.viewN;
+  const ok = rowFilter(), cmp = rowOrder(), add = [];
+  for (let i = from; i < S.n; i++) if (ok(i)) add.push(i);
+  add.sort(cmp);
+  const v = S.view, out = new Int32Array(v.length + add.length);
+  let i = 0, k = 0;
+  for (const x of add) {
+    let lo = i, hi = v.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (cmp(v[mid], x) <= 0) lo = mid + 1; else hi = mid; }
+    out.set(v.subarray(i, lo), k);
+    k += lo - i;
+    i = lo;
+    out[k++] = x;
+  }
+  out.set(v.subarray(i), k);
+  S.view = out;
+  S.viewN = S.n;
+  S.perf.extendMs = performance.now() - t0;
+  showCount();
+  renderRows();
+}
+
+function showCount() {
+  const k = S.view.length;
+  document.getElementById('table-count').textContent = '(' + k.toLocaleString() + ' of ' + S.n.toLocaleString() +
+    (S.base ? '; loading ' + S.base.toLocaleString() + ' older' : '') + ')';
+  document.getElementById('tspacer').style.height = k * ROW_H + 'px';
+}
+
+// Filter, then sort the surviving row numbers by the chosen column.
+function applyView() {
+  const t0 = performance.now();
+  const c = S.c, ok = rowFilter();
   const view = new Int32Array(S.n);
   let k = 0;
-  for (let i = 0; i < S.n; i++) {
-    if (wi >= 0 && c.worker[i] !== wi) continue;
-    if (si >= 0 && c.stage[i] !== si) continue;
-    if (minAcc >= 0 && !(c.acc[i] >= minAcc)) continue;
-    if (text && c.arch[i].indexOf(text) < 0) continue;
-    view[k++] = i;
-  }
+  for (let i = 0; i < S.n; i++) if (ok(i)) view[k++] = i;
   let v = view.subarray(0, k);
   const key = c[S.sort], sign = S.desc ? -1 : 1;
   if (S.sort === 'arch' || S.sort === 'worker') {
@@ -298,11 +375,10 @@ function applyView() {
     v = out;
   }
   S.view = v;
+  S.viewN = S.n; // the rows the view has considered
   S.perf.sortMs = performance.now() - t0;
   document.getElementById('sort-time').textContent = 'sorted in ' + S.perf.sortMs.toFixed(0) + ' ms';
-  document.getElementById('table-count').textContent = '(' + k.toLocaleString() + ' of ' + S.n.toLocaleString() +
-    (S.base ? '; loading ' + S.base.toLocaleString() + ' older' : '') + ')';
-  document.getElementById('tspacer').style.height = k * ROW_H + 'px';
+  showCount();
   renderRows();
 }
 
@@ -413,6 +489,8 @@ async function fetchOlder() {
   d.arch = new Array(d.to - d.from).fill('');
   for (const k of KEYS()) S.c[k] = d[k].concat(S.c[k]);
   S.base = 0;
+  S.front = [];
+  S.frontN = 0;
   S.n = S.c.task.length;
   applyView();
 }
@@ -425,12 +503,18 @@ async function fetchArch() {
 }
 
 // At most one update in flight, however fast results come; news that
-// arrives during an update schedules one more after it.  An update re-sorts
-// and redraws every row, so the pause before the next one is at least
-// three times what the last one cost: with 100,000 rows and results
-// arriving by the thousand per second the page still spends most of its
-// time idle, answering the user.
-let pending = null, again = false;
+// arrives during an update schedules one more after it.  An update adds
+// only the new rows to the table (extendView) and asks for the workers at
+// most once a second; the charts, which draw every point, are redrawn at
+// most every CHART_MS and never take more than a tenth of the page's time;
+// updates come at most once a second (UPDATE_MS): each costs fetches that
+// cross three of Chromium's processes, and on a machine shared with the
+// master their wake-ups cost it more than their CPU time.
+// With results arriving by the thousand per second the page stays idle
+// most of the time, and so costs the machine it shares with the master
+// little.
+const CHART_MS = 5000, UPDATE_MS = 1000;
+let pending = null, again = false, chartsAt = 0, sideAt = 0;
 function scheduleUpdate() {
   if (pending) { again = true; return; }
   again = false;
@@ -438,23 +522,29 @@ function scheduleUpdate() {
     const t0 = performance.now();
     try {
       await fetchRows();
-      applyView();
-      drawCharts();
+      if (S.n > S.viewN) extendView();
+      if (charts.evals && t0 - chartsAt >= Math.max(CHART_MS, 10 * (S.perf.chartsDrawMs || 0))) {
+        const c0 = performance.now();
+        drawCharts();
+        chartsAt = performance.now();
+        S.perf.chartsDrawMs = chartsAt - c0;
+      }
       S.perf.updateMs = performance.now() - t0;
-      await refreshSide();
+      if (t0 - sideAt >= 1000) { sideAt = t0; await refreshSide(); }
     } finally {
       pending = null;
       if (again) scheduleUpdate();
     }
-  }, Math.max(250, 3 * (S.perf.updateMs || 0)));
+  }, Math.max(UPDATE_MS, 3 * (S.perf.updateMs || 0)));
 }
 
 function connect() {
-  const es = new EventSource('/events');
+  // brief: one `results` event per batch of committed results.
+  const es = new EventSource('/events?brief=1');
   const live = document.getElementById('live');
   es.onopen = () => { live.className = 'live on'; };
   es.onerror = () => { live.className = 'live off'; };
-  es.addEventListener('result', scheduleUpdate);
+  es.addEventListener('results', scheduleUpdate);
   es.addEventListener('log', scheduleUpdate);
   es.addEventListener('worker', scheduleUpdate);
   es.addEventListener('campaign', scheduleUpdate);
@@ -467,10 +557,6 @@ function connect() {
 
 async function main() {
   const t0 = performance.now();
-  charts.evals = lineChart(document.getElementById('best-evals'), { xlabel: 'evaluations', ylabel: 'accuracy' });
-  charts.time = lineChart(document.getElementById('best-time'), { xlabel: 'time', ylabel: 'accuracy', time: true });
-  charts.scatter = NasPlot.create(document.getElementById('scatter'), { xlabel: 'parameters', ylabel: 'accuracy', logx: true });
-  charts.curves = lineChart(document.getElementById('curves'), { xlabel: 'epoch', ylabel: 'validation accuracy' });
   buildHead();
   let timer = null;
   for (const id of ['f-text', 'f-worker', 'f-stage', 'f-acc'])
@@ -487,8 +573,9 @@ async function main() {
   setInterval(() => refreshSide().catch(() => {}), 5000);
   await fetchOlder();
   S.perf.allRowsMs = performance.now();
+  await makeCharts();
   drawCharts();
-  S.perf.chartsMs = performance.now();
+  S.perf.chartsMs = chartsAt = performance.now();
   await fetchArch();
   S.perf.archMs = performance.now();
 }

@@ -62,6 +62,10 @@ async function drive() {
   await page.waitForSelector('body[data-ready="1"]', { timeout: 60000 });
   result.load_ms = Date.now() - t0;
   result.interactive_ms = await page.evaluate(() => window.nasDashboard.perf.interactiveMs);
+  // Where it went: until the page's script started, and the first rows'
+  // fetch from there.
+  result.script_ms = await page.evaluate(() => window.nasDashboard.perf.scriptStartMs);
+  result.rows_ms = await page.evaluate(() => window.nasDashboard.perf.rowsMs);
   const rows0 = await page.evaluate(() => window.nasDashboard.n);
   result.rows = rows0;
   await page.waitForSelector('#live.on', { timeout: 30000 });
@@ -74,6 +78,11 @@ async function drive() {
     const end = Date.now() + hold * 1000;
     while (Date.now() < end && !existsSync(join(out, 'stop'))) await sleep(100);
     result.rows_at_end = await page.evaluate(() => window.nasDashboard.n);
+    // What the last live update cost the page, and its charts.
+    result.live = await page.evaluate(() => {
+      const p = window.nasDashboard.perf;
+      return { update_ms: p.updateMs, extend_ms: p.extendMs, charts_ms: p.chartsDrawMs };
+    });
     if (errors.length) fail('console errors: ' + errors.join(' | '));
     result.ok = true;
     return;

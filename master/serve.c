@@ -31,6 +31,7 @@
 #include "master/serve_model.h"
 #include "master/serve_source.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,18 @@ static int run(server *s, nas_serve_master *mc, long refresh_ms, const sigset_t 
     return rc;
 }
 
+/* libmicrohttpd's own messages, at debug level: what a user must know
+ * (the address cannot be bound, a client misbehaved) nasctl says itself,
+ * and the library's wording can mislead ("bind to port 0" for a port in
+ * use). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    nas_debug("serve: libmicrohttpd: %s", line);
+}
+
 int nas_serve_main(int argc, char **argv) {
     opts o;
     int prc = parse_opts(argc, argv, &o);
@@ -475,7 +488,7 @@ int nas_serve_main(int argc, char **argv) {
         NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)NAS_SERVE_MAX_CONN, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)o.idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NAS_SERVE_REQUEST_MAX,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     int rc = 1;
     if (!d) {
         fprintf(stderr,

@@ -31,6 +31,15 @@
 
 // ---- final stage ---------------------------------------------------------------------------
 
+/* ", width x0.734" for a size the final stage reached through MBConv's
+ * width multiplier (docs/GENOME.md s8), "" otherwise: F alone does not
+ * say how wide such a net is. */
+static const char *width_text(const nas_fidelity *f, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (f->width_mult > 0) snprintf(buf, cap, ", width x%.3f", (double)f->width_mult);
+    return buf;
+}
+
 /* The k best distinct architectures of the search stage, best first.
  * *out malloc'd; returns the count. */
 static int top_k(nas_campaign *c, int k, nas_store_record **out, char *err) {
@@ -90,9 +99,12 @@ int nas__campaign_enter_final(nas_campaign *c, int64_t now_ms, char *err) {
             rc = NAS_OK;
             continue;
         }
+        char wbuf[40];
         if (cfg->final.target_params > 0 || cfg->final.target_macs > 0)
-            nas_info("campaign: final size of %s: F %d, N %d: %" PRId64 " params, %" PRId64
-                     " MACs", best[i].arch_text, f.channels, f.cells, cost.params, cost.macs);
+            nas_info("campaign: final size of %s: F %d, N %d%s: %" PRId64 " params, %" PRId64
+                     " MACs",
+                     best[i].arch_text, f.channels, f.cells, width_text(&f, wbuf, sizeof wbuf),
+                     cost.params, cost.macs);
         for (int s = 0; s < cfg->final.seeds && rc == NAS_OK; s++) {
             f.seed = cfg->final.fidelity.seed + (uint64_t)s;
             int present = 0;
@@ -158,12 +170,14 @@ static void print_final_groups(FILE *f, nas_campaign *c, const nas_store_record 
         int kt = mean_std(test, k, &tm, &ts);
         nas_store_task_info t;
         char err[NAS_ERR_LEN];
-        int F = 0, N = 0;
-        if (nas_store_task_get(c->store, r[i].task_id, &t, err) == NAS_OK)
-            F = t.fidelity.channels, N = t.fidelity.cells;
-        fprintf(f, "  %s\n    F %d N %d  params %" PRId64 "  MACs %" PRId64
-                   "  seeds %d  val_acc %.4f +- %.4f",
-                r[i].arch_text, F, N, r[i].params, r[i].macs, k, vm, vs);
+        nas_fidelity tf = {0};
+        char wbuf[40];
+        if (nas_store_task_get(c->store, r[i].task_id, &t, err) == NAS_OK) tf = t.fidelity;
+        fprintf(f,
+                "  %s\n    F %d N %d%s  params %" PRId64 "  MACs %" PRId64
+                "  seeds %d  val_acc %.4f +- %.4f",
+                r[i].arch_text, tf.channels, tf.cells, width_text(&tf, wbuf, sizeof wbuf),
+                r[i].params, r[i].macs, k, vm, vs);
         if (kt > 0) fprintf(f, "  test_acc %.4f +- %.4f", tm, ts);
         fprintf(f, "\n");
     }

@@ -11,7 +11,6 @@
 #include "common/alloc.h"
 #include "common/gemm.h"
 #include "common/net_internal.h"
-#include "common/pointwise.h"
 
 // Round a float count up so every buffer starts 64-byte aligned.
 static size_t pad16(size_t n) {
@@ -177,23 +176,6 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
-// Let each training BN whose input is a pointwise conv read by nothing else take its statistics
-// inside that conv's forward (nas__pw_forward_stats): the BN's step runs the conv over its images
-// and skips the pass that would read the conv's output back from L3 or memory.  The sums are the
-// same bits in the same order, so fused and unfused nets agree bit for bit.  The conv then runs
-// at its BN's place in the pass; with one reader nothing reads its output before.
-static void fuse_pw_bn(nas_net *net) {
-    int *uses = count_uses(net);
-    if (!uses) return; /* fusion is an optimisation only */
-    for (int i = 1; i <= net->output; i++) {
-        const nas__node *bn = &net->nodes[i];
-        if (!bn->live || bn->op != NAS__OP_BN) continue;
-        nas__node *cv = &net->nodes[bn->in[0]];
-        if (cv->op == NAS__OP_CONV && uses[bn->in[0]] == 1 && nas__pw_ok(&cv->cs)) cv->bn_stats = 1;
-    }
-    nas_free(uses);
-}
-
 // Assign gradient buffers by simulating the backward order, phase after phase (see the file
 // comment and nas__net_plan_backward): a node's inputs' buffers are taken at the first step that
 // writes them (a BN's input gradient at its second half), its own is given back after its last
@@ -254,7 +236,6 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     if (!net->no_fusion) {
         fuse_bn_relu(net);
         fuse_relu_dw(net);
-        fuse_pw_bn(net);
     }
 
     // Parameter offsets: the trainable prefix, then buffers.

@@ -49,8 +49,6 @@ typedef struct nas__node {
                            producer (1) or by its depthwise-conv consumers (2) */
     int relu_node;      /* conv: the ReLU node fused in front (then in[0] is that ReLU's input
                            and cs.relu is set); 0 when none */
-    int bn_stats;       /* conv: its only reader is a training BN that runs this conv's forward
-                           and takes its statistics from it (pointwise convs; 0 otherwise) */
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */

@@ -35,8 +35,6 @@
 
 #include "common/act.h"
 #include "common/net_internal.h"
-#include "common/pointwise.h"
-#include "common/simd.h"
 
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
@@ -189,22 +187,10 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
 
 // The first half of a training BN's forward: member tid's partial sums over its images [b0, b1),
 // off doubles into its BN scratch.
-// A pointwise conv fused into this BN (bn_stats) runs here, taking the sums as it goes.
 static void bn_forward_sums(nas_net *net, nas__node *nd, int tid, long b0, long b1, size_t off) {
     nas_shape s = nd->shape;
     long per = per_image(s);
-    int src = nas__input(nd, 0);
-    float *in = act(net, src);
-    const nas__node *cv = &net->nodes[src];
-    if (cv->bn_stats) {
-        nas_conv_shape cs = cv->cs;
-        cs.n = (int)(b1 - b0);
-        long pin = per_image(net->nodes[nas__input(cv, 0)].shape);
-        nas__pw_forward_stats(nas_simd_best(), in + b0 * per,
-                              act(net, nas__input(cv, 0)) + b0 * pin, pdata(net, cv->p[0]),
-                              pdata(net, cv->p[1]), &cs, bn_part(net, tid, 0) + off);
-        return;
-    }
+    const float *in = act(net, nas__input(nd, 0));
     nas_bn_stats_part(bn_part(net, tid, 0) + off, in + b0 * per, (int)(b1 - b0), s.c, s.h * s.w);
 }
 
@@ -235,9 +221,8 @@ typedef struct pass {
 } pass;
 
 // Nodes the forward pass skips: fused ReLUs (their producer or consumer applied them).
-// In training, also the pointwise convs their BN runs (bn_forward_sums).
-static int skipped(const nas__node *nd, int train) {
-    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused) || (train && nd->bn_stats);
+static int skipped(const nas__node *nd) {
+    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused);
 }
 
 // One member's forward pass over its images, node after node: one thread, or inference (whose
@@ -246,7 +231,7 @@ static void forward_nodes(pass *ps, int tid, int nt, long b0, long b1) {
     nas_net *net = ps->net;
     for (int i = 1; i <= net->output; i++) {
         nas__node *nd = &net->nodes[i];
-        if (skipped(nd, ps->train)) continue;
+        if (skipped(nd)) continue;
         if (serial(nd)) {
             sync_members(net);
             if (tid == 0) forward_part(net, nd, i, ps->n, ps->train, 0, 0, ps->n);
@@ -272,12 +257,12 @@ static void forward_phases(pass *ps, int tid, int nt, long b0, long b1) {
     for (int i = 1; i <= net->output; i++) {
         const nas__node *nd = &net->nodes[i];
         int end = nd->fwd_phase + (nd->op == NAS__OP_BN);
-        if (!skipped(nd, ps->train) && end > last) last = end;
+        if (!skipped(nd) && end > last) last = end;
     }
     for (int ph = 0; ph <= last; ph++) {
         for (int i = 1; i <= net->output; i++) {
             nas__node *nd = &net->nodes[i];
-            if (skipped(nd, ps->train)) continue;
+            if (skipped(nd)) continue;
             if (nd->op == NAS__OP_BN) {
                 size_t off = (size_t)2 * nd->bn_off;
                 if (nd->fwd_phase == ph) bn_forward_sums(net, nd, tid, b0, b1, off);

@@ -392,31 +392,6 @@ NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c,
     }
 }
 
-_Static_assert(NAS_BN_LANES == 2 * NAS_LANES, "ops.h's lane count");
-
-// nas_bn_stats_part one image at a time, for a producer that computes the images one by one
-// (the pointwise conv, common/pointwise.c): each channel's planes go through the same sum_sq
-// into the same double lanes in the same image order, so the folded sums are the same bits.
-NAS_CLONES void nas_bn_stats_image(double *lanes, const float *img, int c, int hw) {
-    for (int ch = 0; ch < c; ch++) {
-        nas_vd d1, d2;
-        double *l = lanes + (size_t)2 * NAS_LANES * ch;
-        memcpy(&d1, l, sizeof d1), memcpy(&d2, l + NAS_LANES, sizeof d2);
-        sum_sq(img + (size_t)ch * hw, hw, &d1, &d2);
-        memcpy(l, &d1, sizeof d1), memcpy(l + NAS_LANES, &d2, sizeof d2);
-    }
-}
-
-void nas_bn_stats_fold(double *part, const double *lanes, int c) {
-    for (int ch = 0; ch < c; ch++) {
-        nas_vd d1, d2;
-        const double *l = lanes + (size_t)2 * NAS_LANES * ch;
-        memcpy(&d1, l, sizeof d1), memcpy(&d2, l + NAS_LANES, sizeof d2);
-        part[2 * ch] = lanes_fold(&d1);
-        part[2 * ch + 1] = lanes_fold(&d2);
-    }
-}
-
 void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
                          float *running_var, const double *sums, const float *gamma,
                          const float *beta, long m, int c, float momentum, float eps) {

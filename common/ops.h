@@ -100,12 +100,6 @@ void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, const float 
 // ranges' double sums are added in another order), the same bits for the same
 // ranges.
 void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw);
-// nas_bn_stats_part image by image: lanes (NAS_BN_LANES doubles per channel, zeroed before the
-// first image) take each image's sums in turn; nas_bn_stats_fold then writes part as
-// nas_bn_stats_part over those images would, bit for bit.
-enum { NAS_BN_LANES = 32 };
-void nas_bn_stats_image(double *lanes, const float *img, int c, int hw);
-void nas_bn_stats_fold(double *part, const double *lanes, int c);
 void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
                          float *running_var, const double *sums, const float *gamma,
                          const float *beta, long m, int c, float momentum, float eps);

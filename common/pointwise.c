@@ -7,8 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "common/err.h"
-#include "common/ops.h"
 #include "common/simd.h"
 
 #if NAS_SIMD_INTRIN
@@ -166,17 +164,8 @@ static int dw_group(const nas_conv_shape *s) {
 
 void nas__pw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
                      const nas_conv_shape *s) {
-    nas__pw_forward_stats(isa, out, inp, weight, bias, s, NULL);
-}
-
-void nas__pw_forward_stats(int isa, float *out, const float *inp, const float *weight,
-                           const float *bias, const nas_conv_shape *s, double *stats) {
     int hw = s->h * s->w;
     if (isa >= 0) isa = pick(isa);
-    // The statistics' lanes: 32 KB at the 128 channels nas__pw_ok allows.
-    double lanes[NAS_BN_LANES * 128];
-    NAS_ASSERT(!stats || s->oc <= 128);
-    if (stats) memset(lanes, 0, sizeof(double) * NAS_BN_LANES * s->oc);
     for (int b = 0; b < s->n; b++) {
         float *o = out + (size_t)b * s->oc * hw;
         const float *x = inp + (size_t)b * s->c * hw;
@@ -188,11 +177,7 @@ void nas__pw_forward_stats(int isa, float *out, const float *inp, const float *w
             for (int oc = 0; oc < s->oc; oc++)
                 for (int p = 0; p < hw; p++)
                     o[(size_t)oc * hw + p] += bias[oc];
-        // The image's output planes are still in L1/L2 here: reading them now instead of in
-        // a pass of their own saves BN a stream of the whole batch from L3 or memory.
-        if (stats) nas_bn_stats_image(lanes, o, s->oc, hw);
     }
-    if (stats) nas_bn_stats_fold(stats, lanes, s->oc);
 }
 
 void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *dbias,

@@ -25,12 +25,6 @@ int nas__pw_ok(const nas_conv_shape *s);
 
 void nas__pw_forward(int isa, float *out, const float *inp, const float *weight, const float *bias,
                      const nas_conv_shape *s);
-/* The forward, also writing stats[2*o] and stats[2*o + 1] = the sums of output channel o and of
- * its squares over the n images, the bits nas_bn_stats_part (common/ops.h) computes from out:
- * a training BN reading this conv takes its statistics without another pass (common/net_run.c).
- * stats NULL: the plain forward. */
-void nas__pw_forward_stats(int isa, float *out, const float *inp, const float *weight,
-                           const float *bias, const nas_conv_shape *s, double *stats);
 void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *dbias,
                       const float *dout, const float *inp, const float *weight,
                       const nas_conv_shape *s);

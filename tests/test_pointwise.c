@@ -12,7 +12,6 @@
 
 #include "common/conv.h"
 #include "common/err.h"
-#include "common/ops.h"
 #include "common/pointwise.h"
 #include "common/simd.h"
 #include "tests/gradcheck.h"
@@ -162,66 +161,11 @@ START_TEST(test_pw_ok) {
 }
 END_TEST
 
-// The forward that also takes BN's statistics (a training BN fused with its pointwise conv,
-// common/net_run.c): at every level and in the reference loops, the same output bits as the
-// plain forward and the same sums, bit for bit, as nas_bn_stats_part over that output.  Shapes
-// with and without a tail of the 16 lanes, more than BN's 64-channel block, a bias, and an
-// image range of none (a thread with no images writes zeros).
-START_TEST(test_pw_stats) {
-    static const pw_case SC[] = {{5, 16, 16, 28, 28, 0},
-                                 {3, 8, 13, 7, 7, 1},
-                                 {2, 24, 96, 14, 14, 0},
-                                 {4, 5, 3, 3, 5, 1},
-                                 {0, 8, 8, 4, 4, 0}};
-    for (size_t k = 0; k < NAS_ARRAY_LEN(SC); k++) {
-        const pw_case *pc = &SC[k];
-        nas_conv_shape s;
-        char err[NAS_ERR_LEN];
-        ck_assert_int_eq(nas_conv_shape_init(&s, pc->n > 0 ? pc->n : 1, pc->c, pc->h, pc->w, pc->oc,
-                                             1, 1, 1, 0, 1, 1, err),
-                         NAS_OK);
-        s.n = pc->n;
-        ck_assert(nas__pw_ok(&s));
-        int hw = s.h * s.w;
-        size_t n_in = (size_t)s.n * s.c * hw, n_out = (size_t)s.n * s.oc * hw;
-        nas_rng rng;
-        nas_rng_init(&rng, 90 + (uint64_t)k, 0);
-        float *inp = alloc_f(n_in), *w = alloc_f((size_t)s.oc * s.c);
-        float *b = pc->bias ? alloc_f(s.oc) : NULL, *ref = alloc_f(n_out), *out = alloc_f(n_out);
-        nas_fill_uniform(inp, n_in, -1, 1, &rng);
-        nas_fill_uniform(w, (size_t)s.oc * s.c, -1, 1, &rng);
-        if (b) nas_fill_uniform(b, s.oc, -0.5f, 1.5f, &rng);
-        double *want = calloc(2 * (size_t)s.oc, sizeof(double));
-        double *got = calloc(2 * (size_t)s.oc, sizeof(double));
-        nas__pw_forward(NAS__PW_REF, ref, inp, w, b, &s);
-        nas_bn_stats_part(want, ref, s.n, s.oc, hw);
-        for (int l = -1; l < (int)NAS_ARRAY_LEN(LEVELS); l++) {
-            int isa = l < 0 ? NAS__PW_REF : LEVELS[l];
-            if (isa > nas_simd_best()) continue;
-            memset(out, 0xff, sizeof(float) * n_out);
-            for (int i = 0; i < 2 * s.oc; i++)
-                got[i] = -1.0;
-            nas__pw_forward_stats(isa, out, inp, w, b, &s, got);
-            ck_assert_msg(memcmp(out, ref, sizeof(float) * n_out) == 0, "out %zu isa %d", k, isa);
-            ck_assert_msg(memcmp(got, want, sizeof(double) * 2 * s.oc) == 0, "sums %zu isa %d", k,
-                          isa);
-        }
-        if (s.n == 0)
-            for (int i = 0; i < 2 * s.oc; i++)
-                ck_assert(want[i] == 0.0);
-        else
-            ck_assert(want[0] != 0.0 && want[1] > 0.0);
-        free(inp), free(w), free(b), free(ref), free(out), free(want), free(got);
-    }
-}
-END_TEST
-
 static Suite *make_suite(void) {
     Suite *s = suite_create("pointwise");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_pw, 0, (int)NAS_ARRAY_LEN(PW));
     tcase_add_test(tc, test_pw_ok);
-    tcase_add_test(tc, test_pw_stats);
     suite_add_tcase(s, tc);
     return s;
 }

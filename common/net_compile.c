@@ -176,6 +176,19 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
+// Whether add nd's step, first writer of input k's gradient, hands that input its own gradient
+// buffer instead of copying the gradient into a new one: an add's input gradient is its output
+// gradient (masked in place where a ReLU is fused), and no step reads the add's own gradient
+// after the add's, so the input takes the buffer over and frees it at its own step.  That saves
+// a pass over the tensor (read and write) per add and sum of a cell.  The same floats reach
+// the same places, so the results are the same bits (test_net compares with no_fusion).
+// add(x, x) adds twice into one buffer, and the network input takes no gradient; both keep the
+// copy.
+static int add_hands_over(const nas_net *net, const nas__node *nd, int k) {
+    return !net->no_fusion && nd->op == NAS__OP_ADD && nd->in[0] != nd->in[1] &&
+           nas__input(nd, k) != 0;
+}
+
 // Assign gradient buffers by simulating the backward order, phase after phase (see the file
 // comment and nas__net_plan_backward): a node's inputs' buffers are taken at the first step that
 // writes them (a BN's input gradient at its second half), its own is given back after its last
@@ -203,13 +216,19 @@ static int plan_grads(nas_net *net) {
                 bn->zero_at = -1;
                 continue;
             }
+            int handed = 0;
             for (int k = 0; k < nd->n_in; k++) {
                 nas__node *in = &net->nodes[nas__input(nd, k)];
                 if (in->grad_off != SIZE_MAX) continue;
-                in->grad_off = plan_take(&pl, node_floats(net, in));
                 in->zero_at = j;
+                if (!handed && add_hands_over(net, nd, k)) {
+                    in->grad_off = nd->grad_off;
+                    handed = 1;
+                    continue;
+                }
+                in->grad_off = plan_take(&pl, node_floats(net, in));
             }
-            plan_give(&pl, nd->grad_off, node_floats(net, nd));
+            if (!handed) plan_give(&pl, nd->grad_off, node_floats(net, nd));
         }
     net->grad_arena_floats = pl.top;
     nas_free(pl.free_list);

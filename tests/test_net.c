@@ -20,7 +20,7 @@ enum { B = 3, CLS = 5 };
 // A graph touching every op: conv (grouped, dilated, depthwise, a 1x7 and a 7x1 padded only
 // along their kernels), BN, ReLU, pools, concat, add,
 // factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear, and each fusion: BN+ReLU,
-// add+ReLU, ReLU+depthwise conv.
+// add+ReLU, ReLU+depthwise conv, and adds handing their gradient buffer to an input.
 static int build_zoo(nas_net *net) {
     int x = nas_net_input(net);
     int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 0);
@@ -253,9 +253,19 @@ static void zoo_step_fuse(int threads, int n, int fuse, float *logits, float **g
     int out = build_zoo(net);
     net->no_fusion = !fuse;
     ck_assert_int_eq(nas_net_compile(net, out, 7, err), NAS_OK);
-    int fused_dw = 0;
-    for (int i = 0; i < net->n_nodes; i++) fused_dw += net->nodes[i].relu_node != 0;
+    int fused_dw = 0, handed = 0, adds = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        fused_dw += nd->relu_node != 0;
+        if (!nd->live || nd->op != NAS__OP_ADD) continue;
+        adds++;
+        for (int k = 0; k < 2; k++)
+            handed += net->nodes[nd->in[k]].grad_off == nd->grad_off;
+    }
     ck_assert_int_eq(fused_dw, fuse ? 2 : 0);
+    // Every add hands its gradient buffer to one input (the fused add+ReLU included), unfused none.
+    ck_assert_int_eq(adds, 6);
+    ck_assert_int_eq(handed, fuse ? adds : 0);
     ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
     nas_rng rng;
     nas_rng_init(&rng, 5, 0);

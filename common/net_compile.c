@@ -176,6 +176,19 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
+// An add's input gradients are its output gradient, and no step reads the add's gradient after
+// the add's own, so its inputs whose gradient it writes first take its gradient buffer over
+// instead of each getting a copy (a read and a write of the tensor per input): every such input
+// that no other step writes (one reader: this add) shares the buffer, which is then only read;
+// failing those, one input alone takes it, when no one else holds it, and its other readers add
+// into it.  The buffer is given back when its last holder has run (plan_grads counts them).
+// The same floats reach the same places, so the results are the same bits (test_net compares
+// with no_fusion).  A fused add+ReLU keeps the copy (it would mask in place a buffer others may
+// share), as do add(x, x), which adds twice into one buffer, and the network input.
+static int add_hands_over(const nas_net *net, const nas__node *nd) {
+    return !net->no_fusion && nd->op == NAS__OP_ADD && !nd->fused && nd->in[0] != nd->in[1];
+}
+
 // Assign gradient buffers by simulating the backward order, phase after phase (see the file
 // comment and nas__net_plan_backward): a node's inputs' buffers are taken at the first step that
 // writes them (a BN's input gradient at its second half), its own is given back after its last
@@ -188,9 +201,18 @@ static int plan_grads(nas_net *net) {
     nas__net_plan_backward(net);
     for (int i = 0; i < net->n_nodes; i++)
         net->nodes[i].grad_off = SIZE_MAX;
+    // Holders of each block: root[i] names the node whose refs[] counts the holders of node i's
+    // block (see add_hands_over).
+    int *uses = count_uses(net), *root = nas_calloc((size_t)net->n_nodes, sizeof(int));
+    int *refs = nas_calloc((size_t)net->n_nodes, sizeof(int));
+    if (!uses || !root || !refs) {
+        nas_free(pl.free_list), nas_free(uses), nas_free(root), nas_free(refs);
+        return NAS_ENOMEM;
+    }
     nas__node *out = &net->nodes[net->output];
     out->grad_off = plan_take(&pl, node_floats(net, out));
     out->zero_at = -1; /* the loss overwrites it */
+    root[net->output] = net->output, refs[net->output] = 1;
     for (int ph = 0; ph <= net->bwd_last; ph++)
         for (int j = net->output; j > 0; j--) {
             nas__node *nd = &net->nodes[j];
@@ -201,18 +223,32 @@ static int plan_grads(nas_net *net) {
                 nas__node *bn = &net->nodes[nd->in[0]];
                 bn->grad_off = nd->grad_off;
                 bn->zero_at = -1;
+                root[nd->in[0]] = root[j];
                 continue;
             }
+            int r = root[j], shared = 0;
+            int hand = add_hands_over(net, nd);
+            for (int pass = 0; pass < 2; pass++) /* read-only sharers, then one sole taker */
+                for (int k = 0; k < nd->n_in && hand; k++) {
+                    int id = nas__input(nd, k);
+                    nas__node *in = &net->nodes[id];
+                    if (in->grad_off != SIZE_MAX || id == 0) continue;
+                    if (pass == 0 ? uses[id] != 1 : shared || refs[r] != 1) continue;
+                    in->grad_off = nd->grad_off, in->zero_at = j;
+                    root[id] = r, refs[r]++, shared++;
+                }
             for (int k = 0; k < nd->n_in; k++) {
-                nas__node *in = &net->nodes[nas__input(nd, k)];
+                int id = nas__input(nd, k);
+                nas__node *in = &net->nodes[id];
                 if (in->grad_off != SIZE_MAX) continue;
                 in->grad_off = plan_take(&pl, node_floats(net, in));
                 in->zero_at = j;
+                root[id] = id, refs[id] = 1;
             }
-            plan_give(&pl, nd->grad_off, node_floats(net, nd));
+            if (--refs[r] == 0) plan_give(&pl, nd->grad_off, node_floats(net, nd));
         }
     net->grad_arena_floats = pl.top;
-    nas_free(pl.free_list);
+    nas_free(pl.free_list), nas_free(uses), nas_free(root), nas_free(refs);
     return NAS_OK;
 }
 

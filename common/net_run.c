@@ -414,13 +414,16 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
             }
             break;
         }
-        if (overwrite & 1)
-            memcpy(din + e0, dout + e0, sizeof(float) * (e1 - e0));
-        else
+        // An input that took the add's gradient buffer over (add_hands_over in net_compile.c)
+        // already holds its gradient.
+        if (overwrite & 1) {
+            if (din != dout) memcpy(din + e0, dout + e0, sizeof(float) * (e1 - e0));
+        } else {
             for (long i = e0; i < e1; i++) din[i] += dout[i];
-        if (overwrite & 2)
-            memcpy(db + e0, dout + e0, sizeof(float) * (e1 - e0));
-        else
+        }
+        if (overwrite & 2) {
+            if (db != dout) memcpy(db + e0, dout + e0, sizeof(float) * (e1 - e0));
+        } else
             for (long i = e0; i < e1; i++) db[i] += dout[i];
         break;
     }

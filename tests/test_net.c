@@ -20,7 +20,7 @@ enum { B = 3, CLS = 5 };
 // A graph touching every op: conv (grouped, dilated, depthwise, a 1x7 and a 7x1 padded only
 // along their kernels), BN, ReLU, pools, concat, add,
 // factorized reduce, zero, drop-path, dropout (p = 0 here), GAP, linear, and each fusion: BN+ReLU,
-// add+ReLU, ReLU+depthwise conv.
+// add+ReLU, ReLU+depthwise conv, and adds handing their gradient buffer to their inputs.
 static int build_zoo(nas_net *net) {
     int x = nas_net_input(net);
     int a = nas_net_conv(net, "stem", x, 4, 3, 3, 1, 1, 1, 1, 0);
@@ -253,9 +253,23 @@ static void zoo_step_fuse(int threads, int n, int fuse, float *logits, float **g
     int out = build_zoo(net);
     net->no_fusion = !fuse;
     ck_assert_int_eq(nas_net_compile(net, out, 7, err), NAS_OK);
-    int fused_dw = 0;
-    for (int i = 0; i < net->n_nodes; i++) fused_dw += net->nodes[i].relu_node != 0;
+    int fused_dw = 0, handed = 0, adds = 0, both = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        fused_dw += nd->relu_node != 0;
+        if (!nd->live || nd->op != NAS__OP_ADD) continue;
+        int h = 0;
+        for (int k = 0; k < 2; k++)
+            h += net->nodes[nd->in[k]].grad_off == nd->grad_off;
+        // Fused, every add but the add+ReLU hands its gradient buffer to an input, or to both
+        // where neither has another reader; unfused, none does.
+        ck_assert_int_eq(h > 0, fuse && !nd->fused);
+        adds++, handed += h > 0, both += h == 2;
+    }
     ck_assert_int_eq(fused_dw, fuse ? 2 : 0);
+    ck_assert_int_eq(adds, 6);
+    ck_assert_int_eq(handed, fuse ? 5 : 0);
+    ck_assert_int_eq(both > 0, fuse);
     ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
     nas_rng rng;
     nas_rng_init(&rng, 5, 0);
@@ -323,6 +337,71 @@ START_TEST(test_net_fusion_bitwise) {
         zoo_step_fuse(threads, 7, 0, lu, &gu, &n);
         ck_assert_msg(memcmp(lf, lu, sizeof lf) == 0, "logits, %d threads", threads);
         ck_assert_msg(memcmp(gf, gu, sizeof(float) * n) == 0, "gradients, %d threads", threads);
+        free(gf), free(gu);
+    }
+}
+END_TEST
+
+// Adds handing their gradient buffer over (net_compile.c, add_hands_over), both ways: t and u
+// share theirs with both inputs (each read by that add only), s, whose inputs have other
+// readers that run later, gives its buffer to a alone (b gets a copy); pa and pb then add into
+// a's and b's.  A step, its gradients and a second step's logits match the unfused net bit for
+// bit at 1 and 2 threads.
+static void handover_step(int threads, int fuse, float *logits, float *grads, size_t n_gr) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 6, 6, err), NAS_OK);
+    int x = nas_net_input(net);
+    int a = nas_net_conv(net, "a", x, 4, 3, 3, 1, 1, 1, 1, 0);
+    int b = nas_net_conv(net, "b", x, 4, 1, 1, 1, 0, 1, 1, 0);
+    int pa = nas_net_conv(net, "pa", a, 4, 1, 1, 1, 0, 1, 1, 0);
+    int pb = nas_net_avgpool(net, b, 3, 1, 1);
+    int s = nas_net_add(net, a, b);
+    int c = nas_net_conv(net, "c", s, 4, 1, 1, 1, 0, 1, 1, 0);
+    int t = nas_net_add(net, c, pa);
+    int u = nas_net_add(net, t, pb);
+    int out = nas_net_linear(net, "fc", nas_net_gap(net, u), CLS);
+    net->no_fusion = !fuse;
+    ck_assert_int_eq(nas_net_compile(net, out, 5, err), NAS_OK);
+    const nas__node *nd = net->nodes;
+    ck_assert_int_eq(nd[u].grad_off == nd[t].grad_off && nd[u].grad_off == nd[pb].grad_off, fuse);
+    ck_assert_int_eq(nd[t].grad_off == nd[c].grad_off && nd[t].grad_off == nd[pa].grad_off, fuse);
+    ck_assert_int_eq(nd[s].grad_off == nd[a].grad_off, fuse);
+    ck_assert(nd[s].grad_off != nd[b].grad_off);
+    ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 9, 0);
+    nas_net_init_params(net, &rng);
+    float xs[5 * 2 * 6 * 6];
+    uint8_t labels[5] = {0, 1, 2, 3, 4};
+    nas_fill_uniform(xs, NAS_ARRAY_LEN(xs), -1, 1, &rng);
+    for (int step = 0; step < 2; step++) {
+        memcpy(logits, nas_net_forward(net, xs, 5, 1, &rng), sizeof(float) * 5 * CLS);
+        nas_net_loss(net, labels, 5, 0.0f, NULL);
+        nas_net_zero_grad(net);
+        nas_net_backward(net);
+        size_t n;
+        nas_net_params_data(net, &n, NULL);
+        ck_assert_uint_eq(n, n_gr);
+        memcpy(grads + step * n, nas_net_grads_data(net), sizeof(float) * n);
+        float *p = nas_net_params_data(net, &n, NULL);
+        for (size_t i = 0; i < n; i++)
+            p[i] -= 0.1f * grads[step * n + i];
+        logits += 5 * CLS;
+    }
+    nas_net_destroy(&net);
+}
+
+START_TEST(test_net_add_handover) {
+    size_t n_gr = 4 * 2 * 9 + 4 * 2 + 2 * 4 * 4 + 4 * CLS + CLS; /* a, b, pa, c, fc */
+    for (int threads = 1; threads <= 2; threads++) {
+        float lf[2 * 5 * CLS], lu[2 * 5 * CLS];
+        float *gf = malloc(sizeof(float) * 2 * n_gr), *gu = malloc(sizeof(float) * 2 * n_gr);
+        handover_step(threads, 1, lf, gf, n_gr);
+        handover_step(threads, 0, lu, gu, n_gr);
+        ck_assert_msg(memcmp(lf, lu, sizeof lf) == 0, "logits, %d threads", threads);
+        ck_assert_msg(memcmp(gf, gu, sizeof(float) * 2 * n_gr) == 0, "gradients, %d threads",
+                      threads);
         free(gf), free(gu);
     }
 }
@@ -542,6 +621,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_backward_phases);
     tcase_add_test(tc, test_net_cell_threads);
     tcase_add_test(tc, test_net_fusion_bitwise);
+    tcase_add_test(tc, test_net_add_handover);
     tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);
     return s;

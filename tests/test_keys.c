@@ -7,6 +7,7 @@
 #include "common/keys.h"
 #include "tests/harness.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,8 +208,13 @@ START_TEST(test_keys_damaged_files_refused_by_name) {
     ck_assert_int_eq(nas_keys_load_public(missing, pub, err), NAS_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(err, missing));
 
-    /* Truncated public key. */
+    /* Truncated public key.  A line that is not a whole key and starts
+     * with '#' reads as a comment, and one like `abc=...` as a field of
+     * czmq's form (both "no public key"): this case takes a key that
+     * starts with a digit or a capital, or about 1 run in 100 failed. */
     char text[256];
+    while (!isdigit((unsigned char)kp.public_z85[0]) && !isupper((unsigned char)kp.public_z85[0]))
+        ck_assert_int_eq(nas_keys_generate_files(base, 1, &kp, err), NAS_OK);
     snprintf(text, sizeof text, "%.39s\n", kp.public_z85);
     write_text(path_of(p, base, ".key"), text, 0644);
     ck_assert_int_eq(nas_keys_load_public(p, pub, err), NAS_EFORMAT);

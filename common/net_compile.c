@@ -6,11 +6,13 @@
  */
 #include "common/net.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/gemm.h"
 #include "common/net_internal.h"
+#include "common/sysmem.h"
 
 // Round a float count up so every buffer starts 64-byte aligned.
 static size_t pad16(size_t n) {
@@ -305,6 +307,15 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     if (rc < 0) return nas_set_err(err, rc, "net: out of memory planning gradients");
     net->act_floats = act;
     net->workspace_floats = ws;
+    // Refuse a net the machine cannot hold before zeroing its arenas: past the limit the kernel
+    // would kill the process halfway through, with no word of why.
+    double floats = (double)net->n_total + 2.0 * (double)net->n_trainable + (double)act +
+                    (double)net->grad_arena_floats + (double)ws;
+    char who[64];
+    snprintf(who, sizeof who, "net (batch %d)", batch);
+    rc = nas_sysmem_check((uint64_t)(4.0 * floats), who,
+                          "lower the batch, the image size, the channels or the cells", err);
+    if (rc < 0) return rc;
     net->param_block = nas_aligned_alloc(sizeof(float) * (net->n_total + 1));
     net->grad_block = nas_aligned_alloc(sizeof(float) * (net->n_trainable + 1));
     net->optim_block = nas_aligned_alloc(sizeof(float) * (net->n_trainable + 1));

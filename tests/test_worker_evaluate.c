@@ -173,20 +173,29 @@ START_TEST(test_worker_evaluate_train_refusals_name_the_problem) {
 }
 END_TEST
 
-START_TEST(test_worker_evaluate_train_reads_data_files_once) {
-    const char *dir = nas_tmpdir_make();
-    e2e_write_bar_idx(dir, "train", 120);
-    e2e_write_bar_idx(dir, "t10k", 30);
+/* An evaluator reading data from dir, and a one-epoch small14 training
+ * task on its "mnist" files. */
+static nas_evaluator *make_trainer(const char *dir, nas_wire_task *t) {
     nas_evaluator_config c;
     nas_evaluator_config_default(&c);
     c.data_dir = dir;
     nas_evaluator *ev = NULL;
     char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_evaluator_create(&ev, &c, err), NAS_OK);
-    nas_wire_task t = task_of(NAS_EVAL_TRAIN, "small14");
-    strcpy(t.dataset, "mnist");
-    t.fidelity.epochs = 1, t.fidelity.batch = 16, t.fidelity.val_size = 20;
-    t.fidelity.train_subset = 0;
+    ck_assert_msg(nas_evaluator_create(&ev, &c, err) == NAS_OK, "%s", err);
+    *t = task_of(NAS_EVAL_TRAIN, "small14");
+    strcpy(t->dataset, "mnist");
+    t->fidelity.epochs = 1, t->fidelity.batch = 16, t->fidelity.val_size = 20;
+    t->fidelity.train_subset = 0;
+    return ev;
+}
+
+START_TEST(test_worker_evaluate_train_reads_data_files_once) {
+    const char *dir = nas_tmpdir_make();
+    e2e_write_bar_idx(dir, "train", 120);
+    e2e_write_bar_idx(dir, "t10k", 30);
+    nas_wire_task t;
+    nas_evaluator *ev = make_trainer(dir, &t);
+    char err[NAS_ERR_LEN];
     nas_wire_result r;
     ck_assert_msg(nas_evaluator_run(ev, &t, NULL, &r, err) == NAS_OK, "%s", err);
     ck_assert_int_eq(r.has_test, 0);
@@ -202,9 +211,39 @@ START_TEST(test_worker_evaluate_train_reads_data_files_once) {
     ck_assert(r.test_acc >= 0 && r.test_acc <= 1);
     nas_evaluator_destroy(&ev);
     /* A fresh evaluator has to read the files, and says which is missing. */
-    ck_assert_int_eq(nas_evaluator_create(&ev, &c, err), NAS_OK);
+    ev = make_trainer(dir, &t);
     ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(err, "train-"));
+    nas_evaluator_destroy(&ev);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
+/* A net larger than the memory the worker may take fails its task with
+ * the figures (the architecture's failure, counted), and the worker, whose
+ * environment is sound, stays: at a batch that fits, the same net trains. */
+START_TEST(test_worker_evaluate_train_net_too_large_fails_the_task) {
+    const char *dir = nas_tmpdir_make();
+    e2e_write_bar_idx(dir, "train", 120);
+    nas_wire_task t;
+    nas_evaluator *ev = make_trainer(dir, &t);
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(setenv("NAS_MEM_LIMIT", "64M", 1), 0);
+    t.fidelity.batch = 8192;
+    nas_wire_result r;
+    ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_ERANGE);
+    ck_assert_msg(strstr(err, "needs") && strstr(err, "64.0 MB") && strstr(err, "NAS_MEM_LIMIT"),
+                  "%s", err);
+    ck_assert_int_eq(nas_evaluator_env_failure(ev), 0);
+    t.fidelity.batch = 16;
+    ck_assert_msg(nas_evaluator_run(ev, &t, NULL, &r, err) == NAS_OK, "%s", err);
+    /* A limit that is not a size is the worker's own error: it names the
+     * variable, and every task would fail the same way. */
+    ck_assert_int_eq(setenv("NAS_MEM_LIMIT", "lots", 1), 0);
+    ck_assert_int_eq(nas_evaluator_run(ev, &t, NULL, &r, err), NAS_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "NAS_MEM_LIMIT"));
+    ck_assert_int_eq(nas_evaluator_env_failure(ev), 1);
+    unsetenv("NAS_MEM_LIMIT");
     nas_evaluator_destroy(&ev);
     nas_tmpdir_rm(dir);
 }
@@ -218,6 +257,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_worker_evaluate_synthetic_is_deterministic_and_cancellable);
     tcase_add_test(tc, test_worker_evaluate_train_refusals_name_the_problem);
     tcase_add_test(tc, test_worker_evaluate_train_reads_data_files_once);
+    tcase_add_test(tc, test_worker_evaluate_train_net_too_large_fails_the_task);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -521,9 +521,11 @@ int nas_evaluator_run(nas_evaluator *ev, const nas_wire_task *task, const nas_ev
         break;
     }
     /* Data that cannot be found or read, memory, I/O, a mode this worker
-     * cannot serve: every architecture would fail here the same way. */
+     * cannot serve, its own settings (NAS_MEM_LIMIT): every architecture
+     * would fail here the same way.  A net larger than the memory limit
+     * (NAS_ERANGE) is the architecture's failure. */
     ev->env = rc < 0 && (ev->data_failed || rc == NAS_ENOMEM || rc == NAS_EIO ||
-                         rc == NAS_EUNSUPPORTED || rc == NAS_ENOSPC);
+                         rc == NAS_EUNSUPPORTED || rc == NAS_ENOSPC || rc == NAS_ECONFIG);
     if (rc == NAS_OK && out->seconds > 0 && !(out->images_per_s > 0) && task->fidelity.train_subset)
         out->images_per_s =
             (double)task->fidelity.train_subset * task->fidelity.epochs / out->seconds;

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/sysmem.h"
 #include "worker/agent.h"
 #include "worker/evaluate.h"
 #include "worker/health.h"
@@ -89,7 +90,10 @@ static void usage(FILE *f) {
             "SIGTERM gives the current task back and exits 0; a second SIGTERM exits at once.\n"
             "A master that refuses this worker's key, or a --master-key that is not the\n"
             "master's, is reported as such on stderr; the worker keeps retrying, so a key\n"
-            "authorized later (SIGHUP to the master) is admitted without a restart.\n");
+            "authorized later (SIGHUP to the master) is admitted without a restart.\n"
+            "A net larger than the memory the worker may take (the machine's, its cgroup's,\n"
+            "its rlimits, or NAS_MEM_LIMIT=SIZE such as 6G from the environment) fails its\n"
+            "task with the sizes before any of it is allocated; the worker stays.\n");
 }
 
 /* Endpoints that never leave the machine need no encryption. */
@@ -332,6 +336,12 @@ int main(int argc, char **argv) {
     }
 
     char err[NAS_ERR_LEN] = "";
+    /* A memory limit that is not a size would fail every task: refuse to start instead. */
+    nas_sysmem mem;
+    if (nas_sysmem_read(&mem, err) < 0) {
+        fprintf(stderr, "nas-worker: %s\n", err);
+        return 2;
+    }
     nas_evaluator *ev = NULL;
     nas_agent *agent = NULL;
     int status = 1;

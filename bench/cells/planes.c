@@ -1,9 +1,10 @@
 /*
  * planes.c - per-layer times of the plane kernels (common/plane.c) on the shapes of the NAS
  * cells: one depthwise conv (ReLU fused) or 3x3 pool, forward or backward, batch 128, at the
- * best instruction level in the layout the kernels pick (or one forced).  Prints the median
- * process CPU time of one call in microseconds over REPS calls; the tensors (several MB) leave
- * L2 between calls, as in a net.
+ * best instruction level in the layout the kernels pick (or one forced: the scratch is then
+ * allocated per call).  Prints the median and the minimum process CPU time of one call in
+ * microseconds over REPS calls; the tensors (several MB) leave L2 between calls, as in a net.
+ * PLANES_BATCH sets another batch (4 keeps a 28x28 16-channel layer in L2).
  *
  * usage: planes OP C SIDE K STRIDE [REPS [LAYOUT]]
  *   OP: dwf dwb (depthwise, "same" padding), maxf maxb avgf avgb (pool, padding K/2)

@@ -134,8 +134,8 @@ static int window_count(int oy, int ox, int h, int w, int k, int stride, int pad
 
 // The scratch of one call: the input buffer xb (padding set to the border value), the spread
 // gradient gb and arg-max sb planes, the weight-gradient lanes or the arg-max rows acc, the
-// divisors cnt of an average pool (OH rows of owv, slack 1), the tap offsets off (four spare
-// copies of off[0] after the taps, see dw_wgrad) and offt, the flipped taps wt and unit taps.
+// divisors cnt of an average pool (OH rows of owv, slack 1), the tap offsets off and offt, the
+// flipped taps wt and unit taps.
 typedef struct scratch {
     float *mem, *xb, *gb, *sb, *acc, *cnt, *wt, *ones;
     int *off, *offt;
@@ -153,25 +153,25 @@ static float *scratch_mem(float *ws, size_t n, int *owned) {
 
 static size_t scratch_floats(const pgeom *g) {
     size_t nt = (size_t)g->kh * g->kw, owv = (size_t)g->owv, cnt = (size_t)g->oh * owv;
-    size_t acc = (nt + 4) * owv > cnt ? (nt + 4) * owv : cnt;
-    return g->len + 2 * g->len2 + acc + cnt + 2 * nt + (nt + 4) + nt;
+    size_t acc = nt * owv > cnt ? nt * owv : cnt;
+    return g->len + 2 * g->len2 + acc + cnt + 2 * nt + nt + nt;
 }
 
 // Set up sc for g in ws (NULL: allocated); 0 when malloc fails (the caller then runs the
 // reference loops).
 static int scratch_init(scratch *sc, const pgeom *g, float border, float *ws) {
     size_t nt = (size_t)g->kh * g->kw, owv = (size_t)g->owv, cnt = (size_t)g->oh * owv;
-    size_t acc = (nt + 4) * owv > cnt ? (nt + 4) * owv : cnt;
+    size_t acc = nt * owv > cnt ? nt * owv : cnt;
     sc->mem = scratch_mem(ws, scratch_floats(g), &sc->owned);
     if (!sc->mem) return 0;
     sc->xb = sc->mem, sc->gb = sc->xb + g->len, sc->sb = sc->gb + g->len2;
     sc->acc = sc->sb + g->len2, sc->cnt = sc->acc + acc, sc->wt = sc->cnt + cnt;
     sc->ones = sc->wt + nt;
-    sc->off = (int *)(void *)(sc->ones + nt), sc->offt = sc->off + nt + 4;
+    sc->off = (int *)(void *)(sc->ones + nt), sc->offt = sc->off + nt;
     for (size_t i = 0; i < g->len; i++) sc->xb[i] = border;
     geom_offsets(g, sc->off, sc->offt);
-    for (size_t t = 0; t < nt; t++) sc->ones[t] = 1.0f;
-    for (int t = 0; t < 4; t++) sc->off[nt + t] = sc->off[0];
+    for (size_t t = 0; t < nt; t++)
+        sc->ones[t] = 1.0f;
     for (int oy = 0; oy < g->oh; oy++)
         for (int ox = 0; ox < g->owv; ox++)
             sc->cnt[(size_t)oy * g->owv + ox] =
@@ -274,10 +274,9 @@ static int lscratch_init(lscratch *sc, const lgeom *g, int v, int pool, float bo
 #define MT int
 #define EQ(a, b) ((a) == (b))
 #define GTZ(v) ((v) > 0.0f)
-#define ANDN(m, done) ((m) && !(done))
-#define OR(a, b) ((a) || (b))
-#define MSEL(m, v) ((m) ? (v) : 0.0f)
-#define MNONE 0
+#define GT(a, b)       ((a) > (b))
+#define BLEND(m, a, b) ((m) ? (a) : (b))
+#define MSEL(m, v)     ((m) ? (v) : 0.0f)
 #define TR(r) ((void)(r))
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"
@@ -329,10 +328,9 @@ __attribute__((target("avx512f"))) static inline void tr16(__m512 r[16]) {
 #define MT __mmask16
 #define EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
 #define GTZ(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ)
-#define ANDN(m, done) ((__mmask16)((m) & ~(done)))
-#define OR(a, b) ((__mmask16)((a) | (b)))
-#define MSEL(m, v) _mm512_maskz_mov_ps(m, v)
-#define MNONE ((__mmask16)0)
+#define GT(a, b)       _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
+#define BLEND(m, a, b) _mm512_mask_blend_ps(m, b, a)
+#define MSEL(m, v)     _mm512_maskz_mov_ps(m, v)
 #define TR(r) tr16(r)
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"
@@ -380,10 +378,9 @@ __attribute__((target("avx2"))) static inline void tr8(__m256 r[8]) {
 #define MT __m256
 #define EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define GTZ(v) _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ)
-#define ANDN(m, done) _mm256_andnot_ps(done, m)
-#define OR(a, b) _mm256_or_ps(a, b)
-#define MSEL(m, v) _mm256_and_ps(m, v)
-#define MNONE _mm256_setzero_ps()
+#define GT(a, b)       _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define BLEND(m, a, b) _mm256_blendv_ps(b, a, m)
+#define MSEL(m, v)     _mm256_and_ps(m, v)
 #define TR(r) tr8(r)
 #include "common/plane_lanes.h"
 #include "common/plane_kern.h"

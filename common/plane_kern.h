@@ -2,10 +2,10 @@
  * plane_kern.h - the body of the vectorized plane kernels, included by
  * plane.c once per instruction set.  The includer defines the vector type VT
  * of V lanes, its operations (LD/ST, the masked tails LDN/STN, SET1, ZERO,
- * ADD, MUL, DIV, MAX(a, b) = a > b ? a : b), a lane-mask type MT with EQ,
- * GTZ(v) = v > 0, ANDN(m, done) = m and not done, OR, MSEL(m, v) = v where m else 0 and
- * MNONE, TR(r) transposing the V x V floats of the vectors r[0..V-1] in registers (for
- * plane_lanes.h), the function attribute KATTR and the name suffix FN(x).
+ * ADD, MUL, DIV, MAX(a, b) = a > b ? a : b), a lane-mask type MT with EQ, GT(a, b) = a > b,
+ * GTZ(v) = v > 0, BLEND(m, a, b) = m ? a : b and MSEL(m, v) = v where m else 0, TR(r) transposing
+ * the V x V floats of the vectors r[0..V-1] in registers (for plane_lanes.h), the function
+ * attribute KATTR and the name suffix FN(x).
  *
  * Each output element is computed by the same operations in the same order
  * at every V: vectors run across the columns of one output row, and lanes
@@ -92,36 +92,66 @@ KATTR static void FN(dw_fwd)(const pgeom *g, const scratch *sc, float *out, cons
     }
 }
 
-// The weight gradient of one plane: dW[t] = sum over pixels of dout * the input tap t reads,
-// kept as one partial sum per output column (four taps at a time, one chain each) and summed
-// in column order at the end.  off has four entries past nt (copies of off[0]) and acc rows for
-// them, so the last group of four needs no special case.
-KATTR static void FN(dw_wgrad)(const pgeom *g, const scratch *sc, float *dw, const float *go) {
-    int nt = g->kh * g->kw, ow = g->ow;
+// The weight-gradient sums of nb taps t0.. (nb <= 9: one accumulator each and the output
+// gradient's vector in registers) for the columns c0..: sum over output rows, in order, of
+// dout * the input the tap reads, stored to the taps' rows of acc.
+KATTR __attribute__((always_inline)) static inline void
+FN(wgrad_taps)(int nb, const pgeom *g, const scratch *sc, const float *go, int t0, int c0) {
+    int n = g->ow - c0, off[9];
     size_t rs = (size_t)g->s * g->wq;
-    for (int c0 = 0; c0 < ow; c0 += V) {
-        int n = ow - c0;
-        for (int t = 0; t < nt; t += 4) {
-            VT a0 = ZERO(), a1 = ZERO(), a2 = ZERO(), a3 = ZERO();
-            const float *x0 = sc->xb + sc->off[t] + c0, *x1 = sc->xb + sc->off[t + 1] + c0;
-            const float *x2 = sc->xb + sc->off[t + 2] + c0, *x3 = sc->xb + sc->off[t + 3] + c0;
-            for (int oy = 0; oy < g->oh; oy++) {
-                const float *gr = go + (size_t)oy * ow + c0;
-                VT gv = n >= V ? LD(gr) : LDN(gr, n);
-                size_t r = oy * rs;
-                a0 = ADD(a0, MUL(gv, LD(x0 + r)));
-                a1 = ADD(a1, MUL(gv, LD(x1 + r)));
-                a2 = ADD(a2, MUL(gv, LD(x2 + r)));
-                a3 = ADD(a3, MUL(gv, LD(x3 + r)));
+    VT a[9];
+    for (int b = 0; b < nb; b++)
+        a[b] = ZERO(), off[b] = sc->off[t0 + b];
+    for (int oy = 0; oy < g->oh; oy++) {
+        const float *gr = go + (size_t)oy * g->ow + c0, *xr = sc->xb + oy * rs + c0;
+        VT gv = n >= V ? LD(gr) : LDN(gr, n);
+        for (int b = 0; b < nb; b++)
+            a[b] = ADD(a[b], MUL(gv, LD(xr + off[b])));
+    }
+    for (int b = 0; b < nb; b++)
+        ST(sc->acc + (size_t)(t0 + b) * g->owv + c0, a[b]);
+}
+
+// The weight gradient of one plane: dW[t] = sum over pixels of dout * the input tap t reads,
+// kept as one partial sum per output column and summed in column order at the end.  Up to nine
+// taps share one pass over the rows (a 3x3 kernel one pass, 5x5 three, 7x7 six), each its own
+// chain; how taps are grouped does not change any tap's sums.
+KATTR static void FN(dw_wgrad)(const pgeom *g, const scratch *sc, float *dw, const float *go) {
+    int nt = g->kh * g->kw;
+    for (int c0 = 0; c0 < g->ow; c0 += V) {
+        for (int t = 0; t < nt; t += 9) {
+            switch (nt - t < 9 ? nt - t : 9) {
+            case 9:
+                FN(wgrad_taps)(9, g, sc, go, t, c0);
+                break;
+            case 8:
+                FN(wgrad_taps)(8, g, sc, go, t, c0);
+                break;
+            case 7:
+                FN(wgrad_taps)(7, g, sc, go, t, c0);
+                break;
+            case 6:
+                FN(wgrad_taps)(6, g, sc, go, t, c0);
+                break;
+            case 5:
+                FN(wgrad_taps)(5, g, sc, go, t, c0);
+                break;
+            case 4:
+                FN(wgrad_taps)(4, g, sc, go, t, c0);
+                break;
+            case 3:
+                FN(wgrad_taps)(3, g, sc, go, t, c0);
+                break;
+            case 2:
+                FN(wgrad_taps)(2, g, sc, go, t, c0);
+                break;
+            default:
+                FN(wgrad_taps)(1, g, sc, go, t, c0);
+                break;
             }
-            float *acc = sc->acc + (size_t)t * g->owv + c0;
-            ST(acc, a0);
-            ST(acc + g->owv, a1);
-            ST(acc + 2 * g->owv, a2);
-            ST(acc + 3 * g->owv, a3);
         }
     }
-    for (int t = 0; t < nt; t++) dw[t] += plane_sum(sc->acc + (size_t)t * g->owv, ow);
+    for (int t = 0; t < nt; t++) dw[t] += plane_sum(sc->acc + (size_t)t * g->owv, g->ow);
 }
 
 // The depthwise backward: the weight gradient as above, and the input gradient as the
@@ -195,14 +225,8 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
             for (int oy = 0; oy < g->oh; oy++) {
                 const float *row = sc->xb + (size_t)oy * g->s * g->wq;
                 for (int c0 = 0; c0 < ow; c0 += V) {
-                    VT best = FN(pool_window)(kind, row, sc->off, nt, NULL, c0), sel = ZERO();
-                    MT done = MNONE;
-                    for (int t = 0; t < nt; t++) {
-                        MT m = ANDN(EQ(LD(row + sc->off[t] + c0), best), done);
-                        sel = ADD(sel, MSEL(m, SET1((float)t)));
-                        done = OR(done, m);
-                    }
-                    ST(sc->acc + (size_t)oy * g->owv + c0, sel);
+                    ST(sc->acc + (size_t)oy * g->owv + c0,
+                       FN(window_argmax)(row + c0, sc->off, nt));
                 }
             }
             gpad_spread(g, sc->sb, sc->acc, g->owv, NULL);
@@ -231,8 +255,7 @@ KATTR static void FN(pool_bwd)(int kind, const pgeom *g, const scratch *sc, floa
 #undef MT
 #undef EQ
 #undef GTZ
-#undef ANDN
-#undef OR
+#undef GT
+#undef BLEND
 #undef MSEL
-#undef MNONE
 #undef TR

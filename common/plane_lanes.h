@@ -33,24 +33,40 @@ KATTR static void FN(lanes_weights)(float *wv, const float *weight, int nt, cons
 // c0 + x*cstep of a buffer ld pixels wide; the lanes past np are zeroed.  V pixels of the V
 // planes at a time: one vector load per plane, a V x V transpose in registers (TR), one vector
 // store per pixel.  With relu, each loaded vector first becomes x > 0 ? x : 0 (a fused ReLU,
-// the operation nas_relu_forward does, in registers rather than in a pass over buf).
-KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int w, int ld, int r0,
-                               int c0, int rstep, int cstep, int relu) {
-    int hw = h * w, y = 0, x = 0;
+// the operation nas_relu_forward does, in registers rather than in a pass over buf).  relu is
+// a constant where this is inlined, and a full group's whole blocks load without masks.
+KATTR __attribute__((always_inline)) static inline void
+FN(lanes_in_body)(float *buf, const float *src, int np, int h, int w, int ld, int r0, int c0,
+                  int rstep, int cstep, int relu) {
+    int hw = h * w, x = 0;
+    size_t rs = (size_t)rstep * ld * V, cs = (size_t)cstep * V;
+    float *row = buf + ((size_t)r0 * ld + c0) * V; /* pixel (y, 0) */
     for (int i0 = 0; i0 < hw; i0 += V) {
         int n = hw - i0 < V ? hw - i0 : V;
         VT r[V];
-        for (int l = 0; l < V; l++) {
-            const float *s = src + (size_t)l * hw + i0;
-            r[l] = l >= np ? ZERO() : n == V ? LD(s) : LDN(s, n);
-            if (relu) r[l] = MSEL(GTZ(r[l]), r[l]);
-        }
+        if (np == V && n == V)
+            for (int l = 0; l < V; l++)
+                r[l] = LD(src + (size_t)l * hw + i0);
+        else
+            for (int l = 0; l < V; l++)
+                r[l] = l < np ? LDN(src + (size_t)l * hw + i0, n) : ZERO();
+        if (relu)
+            for (int l = 0; l < V; l++)
+                r[l] = MSEL(GTZ(r[l]), r[l]);
         TR(r);
         for (int j = 0; j < V && j < n; j++) {
-            ST(buf + ((size_t)(r0 + y * rstep) * ld + c0 + (size_t)x * cstep) * V, r[j]);
-            if (++x == w) x = 0, y++;
+            ST(row + (size_t)x * cs, r[j]);
+            if (++x == w) x = 0, row += rs;
         }
     }
+}
+
+KATTR static void FN(lanes_in)(float *buf, const float *src, int np, int h, int w, int ld, int r0,
+                               int c0, int rstep, int cstep, int relu) {
+    if (relu)
+        FN(lanes_in_body)(buf, src, np, h, w, ld, r0, c0, rstep, cstep, 1);
+    else
+        FN(lanes_in_body)(buf, src, np, h, w, ld, r0, c0, rstep, cstep, 0);
 }
 
 // The inverse for n pixels: planes dst (n floats each) from lanes of buf; with add, dst + lane.
@@ -60,6 +76,11 @@ KATTR static void FN(lanes_out)(float *dst, const float *buf, int np, size_t n, 
         VT r[V];
         for (int j = 0; j < V; j++) r[j] = j < m ? LD(buf + (i0 + j) * V) : ZERO();
         TR(r);
+        if (m == V && np == V && !add) {
+            for (int l = 0; l < V; l++)
+                ST(dst + n * l + i0, r[l]);
+            continue;
+        }
         for (int l = 0; l < np; l++) {
             float *d = dst + n * l + i0;
             if (m == V)
@@ -131,10 +152,10 @@ KATTR static void FN(dwl_fwd)(const lgeom *g, const lscratch *sc, float *out, co
     }
 }
 
-// For the four taps whose offsets are off[0..3] (tb of them per pass: four at AVX-512, two at
-// narrower levels, for the registers), the sums over rows y, in order, of dout(y, x) * the input
-// the tap reads at output columns x0 .. x0 + nr - 1 (1..4, one chain each), added to s[b] in
-// column order; dout is read from the spread buffer gb once per row for all tb taps.
+// For the tb taps (up to five) whose offsets are off[0..tb-1], the sums over rows y, in order,
+// of dout(y, x) * the input the tap reads at output columns x0 .. x0 + nr - 1 (1..4, one chain
+// each), added to s[b] in column order; dout is read from the spread buffer gb once per row for
+// all tb taps.
 KATTR __attribute__((always_inline)) static inline void FN(wgrad_block)(int nr, int tb,
                                                                       const lgeom *g,
                                                                       const float *xb,
@@ -142,7 +163,7 @@ KATTR __attribute__((always_inline)) static inline void FN(wgrad_block)(int nr, 
                                                                       const float *gb, int x0,
                                                                       VT *s) {
     size_t xs = (size_t)g->s * V;
-    VT a[4][4];
+    VT a[5][4];
     for (int b = 0; b < tb; b++)
         for (int j = 0; j < nr; j++) a[b][j] = ZERO();
     for (int y = 0; y < g->oh; y++) {
@@ -160,25 +181,46 @@ KATTR __attribute__((always_inline)) static inline void FN(wgrad_block)(int nr, 
 
 // The weight gradient of the np planes: dW[t] = sum over output columns x, in order, of the sum
 // over rows y, in order, of dout(y, x) * the input tap t reads.  Taps go tb at a time (off has
-// spare entries past nt, and wacc rows for them); the per-lane sums land in wacc and are added
-// to dweight lane by lane at the end.
-KATTR static void FN(dwl_wgrad)(const lgeom *g, const lscratch *sc, float *dweight, int np) {
-    enum { TB = V >= 16 ? 4 : 2 };
+// spare entries past nt, and wacc rows for them); the per-lane sums land in wacc.
+KATTR __attribute__((always_inline)) static inline void FN(dwl_wgrad_by)(int tb, const lgeom *g,
+                                                                         const lscratch *sc) {
     int nt = g->kh * g->kw;
-    for (int t = 0; t < nt; t += TB) {
-        VT s[4];
-        for (int b = 0; b < TB; b++) s[b] = ZERO();
+    for (int t = 0; t < nt; t += tb) {
+        VT s[5];
+        for (int b = 0; b < tb; b++)
+            s[b] = ZERO();
         int x0 = 0;
         for (; x0 + 4 <= g->ow; x0 += 4)
-            FN(wgrad_block)(4, TB, g, sc->xb, sc->off + t, sc->gb, x0, s);
+            FN(wgrad_block)(4, tb, g, sc->xb, sc->off + t, sc->gb, x0, s);
         switch (g->ow - x0) {
-        case 3: FN(wgrad_block)(3, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
-        case 2: FN(wgrad_block)(2, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
-        case 1: FN(wgrad_block)(1, TB, g, sc->xb, sc->off + t, sc->gb, x0, s); break;
+        case 3:
+            FN(wgrad_block)(3, tb, g, sc->xb, sc->off + t, sc->gb, x0, s);
+            break;
+        case 2:
+            FN(wgrad_block)(2, tb, g, sc->xb, sc->off + t, sc->gb, x0, s);
+            break;
+        case 1:
+            FN(wgrad_block)(1, tb, g, sc->xb, sc->off + t, sc->gb, x0, s);
+            break;
         default: break;
         }
-        for (int b = 0; b < TB; b++) ST(sc->wacc + (size_t)(t + b) * V, s[b]);
+        for (int b = 0; b < tb; b++)
+            ST(sc->wacc + (size_t)(t + b) * V, s[b]);
     }
+}
+
+// The taps per pass: at AVX-512 five where they divide the kernel (5x5: five passes, not seven
+// of four with three spare taps; 4-7 % less time per 14x14 and 7x7 layer), else four; two at
+// narrower levels (registers).  Grouping changes no tap's sums.  (Three for a 3x3 kernel, no spare
+// tap, measured no faster than four.)  The per-lane sums are then added to dweight lane by lane.
+KATTR static void FN(dwl_wgrad)(const lgeom *g, const lscratch *sc, float *dweight, int np) {
+    int nt = g->kh * g->kw;
+    if (V < 16)
+        FN(dwl_wgrad_by)(2, g, sc);
+    else if (nt % 5 == 0)
+        FN(dwl_wgrad_by)(5, g, sc);
+    else
+        FN(dwl_wgrad_by)(4, g, sc);
     for (int l = 0; l < np; l++)
         for (int t = 0; t < nt; t++) dweight[(size_t)sc->ch[l] * nt + t] += sc->wacc[t * V + l];
 }
@@ -245,6 +287,23 @@ KATTR static void FN(pooll_fwd)(int kind, const lgeom *g, const lscratch *sc, fl
     }
 }
 
+// The first tap t of the window at b (taps at b + off[t]) that holds its maximum, as the float
+// t: the running maximum is MAX(x, best) tap by tap, as the forward computes it, and a tap takes
+// the arg-max only when it is strictly greater, so the first of equal taps keeps it (a NaN at
+// tap 0 keeps tap 0, later NaNs never take it; the same as searching the first t whose x equals
+// the window's maximum).  One compare and two blends per tap, no chain through a mask of taps
+// already matched.
+KATTR __attribute__((always_inline)) static inline VT FN(window_argmax)(const float *b,
+                                                                        const int *off, int nt) {
+    VT best = LD(b + off[0]), sel = ZERO();
+    for (int t = 1; t < nt; t++) {
+        VT x = LD(b + off[t]);
+        sel = BLEND(GT(x, best), SET1((float)t), sel);
+        best = MAX(x, best);
+    }
+    return sel;
+}
+
 // The max-pool input gradient of the whole lane plane: pixel (y, x) sums, tap by tap, the
 // spread gradient where the spread arg-max plane sb names that tap (flipped: nt - 1 - t).
 KATTR static void FN(lanes_selcorr)(float *out, const lgeom *g, const float *gb, const float *sb,
@@ -274,14 +333,7 @@ KATTR static void FN(pooll_bwd)(int kind, const lgeom *g, const lscratch *sc, fl
             FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, 0);
             for (int y = 0; y < g->oh; y++)
                 for (int x = 0; x < g->ow; x++) {
-                    const float *b = sc->xb + lanes_at(g, y, x, V);
-                    VT best = FN(lanes_window)(kind, b, sc->off, nt, 0.0f), sel = ZERO();
-                    MT done = MNONE;
-                    for (int t = 0; t < nt; t++) {
-                        MT m = ANDN(EQ(LD(b + sc->off[t]), best), done);
-                        sel = ADD(sel, MSEL(m, SET1((float)t)));
-                        done = OR(done, m);
-                    }
+                    VT sel = FN(window_argmax)(sc->xb + lanes_at(g, y, x, V), sc->off, nt);
                     ST(sc->sb + ((size_t)(y * g->s + g->p2) * g->cols2 + g->q2 +
                                  (size_t)x * g->s) * V, sel);
                 }

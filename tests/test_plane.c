@@ -41,7 +41,9 @@ static float *dirty_ws(float *ws, size_t n) {
 
 // Depthwise shapes of the NAS ops (sep 3x3/5x5/7x7 at stride 1 and 2, dil 3x3 and 5x5) at the
 // search's plane sizes, planes wider than one and two AVX-512 vectors with odd heights, and
-// 1xK and Kx1 kernels padded only where they reach (rows and columns padded differently).
+// 1xK and Kx1 kernels padded only where they reach (rows and columns padded differently), and
+// kernels of 1, 2, 3, 5 and 8 taps: with 7, 9, 15, 25 and 49 taps above, every size of the last
+// group of taps that the row layout's weight gradient sums in one pass over the rows (up to 9).
 typedef struct dw_case {
     int n, c, h, w, kh, kw, stride, dil, bias;
 } dw_case;
@@ -52,6 +54,8 @@ static const dw_case DW[] = {
     {2, 3, 14, 14, 3, 3, 1, 2, 1}, {2, 3, 28, 28, 5, 5, 1, 2, 0}, {1, 2, 7, 7, 3, 3, 2, 2, 1},
     {1, 2, 37, 33, 3, 3, 1, 1, 1}, {1, 2, 9, 41, 5, 5, 2, 1, 0},  {1, 1, 4, 4, 7, 7, 1, 1, 1},
     {2, 3, 14, 14, 1, 7, 1, 1, 1}, {2, 2, 14, 13, 7, 1, 2, 1, 0}, {1, 2, 9, 20, 3, 5, 1, 2, 1},
+    {1, 2, 9, 19, 1, 1, 1, 1, 1},  {1, 2, 12, 30, 2, 1, 1, 1, 0}, {1, 2, 10, 19, 1, 3, 2, 1, 0},
+    {1, 2, 9, 20, 1, 5, 1, 1, 1},  {1, 2, 11, 18, 2, 4, 1, 1, 0},
 };
 
 // The "same" depthwise conv of dc: each axis padded by half its dilated kernel.
@@ -261,7 +265,12 @@ START_TEST(test_pool) {
     if (ties) {
         // Small integers: maxima tie often and every gradient sum is exact, so the levels
         // must match the reference bit for bit, the first arg-max of each window included.
-        for (size_t i = 0; i < n_in; i++) g.inp[i] = (float)nas_rng_below(&rng, 4);
+        // Every other zero is -0.0, which ties with +0.0: the first of the two keeps the
+        // arg-max and the maximum's sign.
+        for (size_t i = 0; i < n_in; i++) {
+            g.inp[i] = (float)nas_rng_below(&rng, 4);
+            if (g.inp[i] == 0.0f && (i & 1)) g.inp[i] = -0.0f;
+        }
         for (size_t i = 0; i < n_out; i++) g.r[i] = (float)nas_rng_below(&rng, 8) - 4.0f;
     } else {
         // Distinct values 0.02 apart in scrambled order keep every maximum clear of the others

@@ -176,6 +176,30 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
+// Apply each training or inference BN whose only reader is an add (the cells' separable convs
+// and the micro-net's blocks end BN -> add) in that add: the add reads the BN's input and
+// computes x * scale + shift on the way, with the coefficients the BN left in its member's
+// scratch, so the BN's output is neither written nor read (a pass over the tensor each way
+// less) and gets no activation slot.  The BN's backward reads its input and output gradient
+// only, so it is unchanged.  The add computes the BN's expression then its own, so the results
+// are the same bits (test_net compares with no_fusion).  A BN+ReLU keeps its pass: its output is
+// its backward's mask.
+static void fuse_bn_add(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_ADD) continue;
+        for (int k = 0; k < 2; k++) {
+            nas__node *bn = &net->nodes[nd->in[k]];
+            if (bn->op != NAS__OP_BN || bn->fused || uses[nd->in[k]] != 1) continue;
+            bn->bn_into = i;
+            nd->bn_in |= 1 << k;
+        }
+    }
+    nas_free(uses);
+}
+
 // An add's input gradients are its output gradient, and no step reads the add's gradient after
 // the add's own, so its inputs whose gradient it writes first take its gradient buffer over
 // instead of each getting a copy (a read and a write of the tensor per input): every such input
@@ -272,6 +296,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     if (!net->no_fusion) {
         fuse_bn_relu(net);
         fuse_relu_dw(net);
+        fuse_bn_add(net);
     }
 
     // Parameter offsets: the trainable prefix, then buffers.
@@ -296,7 +321,9 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
             continue;
         }
         nd->act_off = act;
-        act += node_floats(net, nd);
+        if (!nd->bn_into) act += node_floats(net, nd); /* a BN applied by its add: no output */
+        for (int k = 0; k < 2; k++)
+            if (nd->bn_in & (1 << k)) net->nodes[nd->in[k]].act_off = nd->act_off; /* never read */
         nd->aux_off = act;
         act += aux_floats(net, nd);
         if (node_workspace(net, nd) > ws) ws = node_workspace(net, nd);

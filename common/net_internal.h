@@ -49,6 +49,9 @@ typedef struct nas__node {
                            producer (1) or by its depthwise-conv consumers (2) */
     int relu_node;      /* conv: the ReLU node fused in front (then in[0] is that ReLU's input
                            and cs.relu is set); 0 when none */
+    int bn_into;        /* BN: the add that applies it on the way (its only reader; the BN
+                           writes no output, net_compile.c's fuse_bn_add); 0 when none */
+    int bn_in;          /* add: bit k set when input k is such a BN */
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */

@@ -90,6 +90,13 @@ static double *bn_sum_parts(nas_net *net, int tid, int nt, int parity, size_t of
     return tot;
 }
 
+// Member tid's forward coefficients of a BN (scale, then shift): a place of its own per BN (at
+// its sums' place, bn_off, in floats), so that an add that applies the BN (bn_into) finds them
+// however many BNs run between the two.
+static float *bn_coef(nas_net *net, int tid, const nas__node *bn) {
+    return (float *)bn_part(net, tid, 3) + (size_t)2 * bn->bn_off;
+}
+
 // ----------------------------------------------------------------------------
 // forward
 
@@ -114,6 +121,12 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
     }
     case NAS__OP_BN:
         NAS_ASSERT(!train); /* training BN runs in bn_forward_split */
+        if (nd->bn_into) {  /* its add applies it */
+            float *coef = bn_coef(net, tid, nd);
+            nas_bn_eval_coef(coef, coef + is.c, pdata(net, nd->p[0]), pdata(net, nd->p[1]),
+                             pdata(net, nd->p[2]), pdata(net, nd->p[3]), is.c, BN_EPS);
+            break;
+        }
         nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
                                  pdata(net, nd->p[1]), pdata(net, nd->p[2]),
                                  pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
@@ -123,15 +136,18 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
         break;
     case NAS__OP_ADD: {
-        const float *b = act(net, nd->in[1]);
-        if (nd->fused) {
-            for (long i = e0; i < e1; i++) {
-                float v = in[i] + b[i];
-                out[i] = v > 0.0f ? v : 0.0f; /* the following ReLU, fused */
-            }
-        } else {
-            for (long i = e0; i < e1; i++) out[i] = in[i] + b[i];
+        // Inputs that are BNs applied here (bn_in) are read before their BN; nd->fused: the
+        // following ReLU.
+        const float *x[2], *sc[2] = {NULL, NULL}, *sh[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            const nas__node *bn = &net->nodes[nd->in[k]];
+            x[k] = act(net, (nd->bn_in & (1 << k)) ? bn->in[0] : nd->in[k]) + e0;
+            if (!(nd->bn_in & (1 << k))) continue;
+            sc[k] = bn_coef(net, tid, bn);
+            sh[k] = sc[k] + bn->shape.c;
         }
+        nas_add_part(out + e0, x[0], sc[0], sh[0], x[1], sc[1], sh[1], nb, nd->shape.c,
+                     nd->shape.h * nd->shape.w, nd->fused);
         break;
     }
     case NAS__OP_CONCAT: {
@@ -205,11 +221,12 @@ static void bn_forward_apply(nas_net *net, nas__node *nd, int id, int n, int tid
     const float *in = act(net, nas__input(nd, 0));
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     double *tot = bn_sum_parts(net, tid, nt, 0, off, c);
-    float *coef = (float *)(bn_part(net, tid, 3));
+    float *coef = bn_coef(net, tid, nd);
     int lead = tid == 0;
     nas_bn_finish_stats(coef, coef + c, lead ? aux : NULL, lead ? aux + c : NULL,
                         pdata(net, nd->p[2]), pdata(net, nd->p[3]), tot, pdata(net, nd->p[0]),
                         pdata(net, nd->p[1]), (long)n * hw, c, BN_MOMENTUM, BN_EPS);
+    if (nd->bn_into) return; /* its add applies it */
     nas_bn_apply_part(out + b0 * per, in + b0 * per, coef, coef + c, (int)(b1 - b0), c, hw,
                       nd->fused);
 }
@@ -436,7 +453,11 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
             for (long b = b0; b < b1; b++) {
                 const float *d = dout + b * pout + off;
                 float *gb = g + b * pk;
-                for (long i = 0; i < pk; i++) gb[i] += d[i];
+                if (k < 31 && (overwrite & (1 << k))) /* its first writer: a copy, no zeroing */
+                    memcpy(gb, d, sizeof(float) * pk);
+                else
+                    for (long i = 0; i < pk; i++)
+                        gb[i] += d[i];
             }
             off += pk;
         }
@@ -522,11 +543,21 @@ static void bn_backward_dx(nas_net *net, nas__node *nd, int id, int n, int tid, 
 }
 
 // Which of node j's inputs get their gradient stored rather than added (bit k for input k).
-// BN, ReLU, add, conv and pool nodes that are an input gradient's first writer store instead of
-// adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while it is
-// hot); other first writers get a zeroed one.
+// BN, ReLU, add, concat, conv and pool nodes that are an input gradient's first writer store
+// instead of adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while
+// it is hot); other first writers get a zeroed one.
 static int overwrite_mask(const nas_net *net, const nas__node *nd, int j) {
     int overwrite = 0;
+    if (nd->op == NAS__OP_CONCAT) {
+        // The first place an input appears in (concat(x, x) adds the second).
+        for (int k = 0; k < nd->n_in && k < 31; k++) {
+            int id = nas__input(nd, k), first = 1;
+            for (int q = 0; q < k; q++)
+                first &= nas__input(nd, q) != id;
+            if (first && net->nodes[id].zero_at == j) overwrite |= 1 << k;
+        }
+        return overwrite;
+    }
     if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
         nd->op == NAS__OP_CONV || nd->op == NAS__OP_MAXPOOL || nd->op == NAS__OP_AVGPOOL) {
         for (int k = 0; k < nd->n_in; k++)
@@ -543,7 +574,7 @@ static void zero_first(nas_net *net, const nas__node *nd, int j, int overwrite, 
     for (int k = 0; k < nd->n_in; k++) {
         int i = nas__input(nd, k);
         long per = per_image(net->nodes[i].shape);
-        if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
+        if (net->nodes[i].zero_at == j && !(k < 31 && (overwrite & (1 << k))))
             memset(grad(net, i) + b0 * per, 0, sizeof(float) * (b1 - b0) * per);
     }
 }

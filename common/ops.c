@@ -315,13 +315,27 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
     }
 }
 
+// An inference BN's per-channel y = x * scale + shift, from the running statistics.
+static inline void bn_eval_coef(float *scale, float *shift, float gamma, float beta, float mean,
+                                float var, float eps) {
+    *scale = gamma / sqrtf(var + eps);
+    *shift = beta - mean * *scale;
+}
+
+void nas_bn_eval_coef(float *scale, float *shift, const float *gamma, const float *beta,
+                      const float *running_mean, const float *running_var, int c, float eps) {
+    for (int ch = 0; ch < c; ch++)
+        bn_eval_coef(scale + ch, shift + ch, gamma[ch], beta[ch], running_mean[ch], running_var[ch],
+                     eps);
+}
+
 NAS_CLONES void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
                               const float *beta, const float *running_mean,
                               const float *running_var, int n, int c, int hw, float eps, int relu,
                               int c0, int c1) {
     for (int ch = c0; ch < c1; ch++) {
-        float scale = gamma[ch] / sqrtf(running_var[ch] + eps);
-        float shift = beta[ch] - running_mean[ch] * scale;
+        float scale, shift;
+        bn_eval_coef(&scale, &shift, gamma[ch], beta[ch], running_mean[ch], running_var[ch], eps);
         for (int b = 0; b < n; b++) {
             const float *x = inp + ((long)b * c + ch) * hw;
             float *y = out + ((long)b * c + ch) * hw;
@@ -489,6 +503,69 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
     nas_bn_backward_part(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu, 0,
                          0, c);
 }
+
+// ----------------------------------------------------------------------------
+// add
+
+// One plane of y = u + v (then ReLU), u being a, or a * sa + ha when a BN is applied on the way
+// (bna), v likewise: the expressions of bn_apply_plane and of the add, so the same bits.  The
+// flags are constants at each call, so every combination is its own vector loop.
+__attribute__((always_inline)) static inline void add_plane(float *y, const float *a, float sa,
+                                                            float ha, int bna, const float *b,
+                                                            float sb, float hb, int bnb, long n,
+                                                            int relu) {
+    for (long i = 0; i < n; i++) {
+        float u = bna ? a[i] * sa + ha : a[i];
+        float v = bnb ? b[i] * sb + hb : b[i];
+        float s = u + v;
+        y[i] = relu ? (s > 0.0f ? s : 0.0f) : s;
+    }
+}
+
+#define ADD_PLANE(bna, bnb, relu)                                                                  \
+    add_plane(y, a + off, sa ? sa[ch] : 0.0f, sa ? ha[ch] : 0.0f, bna, b + off,                    \
+              sb ? sb[ch] : 0.0f, sb ? hb[ch] : 0.0f, bnb, n, relu)
+
+NAS_CLONES void nas_add_part(float *out, const float *a, const float *sa, const float *ha,
+                             const float *b, const float *sb, const float *hb, int nb, int c,
+                             int hw, int relu) {
+    long planes = (long)nb * c, n = hw;
+    if (!sa && !sb) planes = 1, n = (long)nb * c * hw; /* no channels to tell apart */
+    for (long p = 0; p < planes; p++) {
+        long off = p * n;
+        int ch = (int)(p % c);
+        float *y = out + off;
+        int k = (sa ? 1 : 0) | (sb ? 2 : 0) | (relu ? 4 : 0);
+        switch (k) {
+        case 0:
+            ADD_PLANE(0, 0, 0);
+            break;
+        case 1:
+            ADD_PLANE(1, 0, 0);
+            break;
+        case 2:
+            ADD_PLANE(0, 1, 0);
+            break;
+        case 3:
+            ADD_PLANE(1, 1, 0);
+            break;
+        case 4:
+            ADD_PLANE(0, 0, 1);
+            break;
+        case 5:
+            ADD_PLANE(1, 0, 1);
+            break;
+        case 6:
+            ADD_PLANE(0, 1, 1);
+            break;
+        default:
+            ADD_PLANE(1, 1, 1);
+            break;
+        }
+    }
+}
+
+#undef ADD_PLANE
 
 // ----------------------------------------------------------------------------
 // relu

@@ -113,6 +113,18 @@ void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const doub
 void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out, const float *inp,
                              const float *coef, int nb, int c, int hw, int relu, int overwrite);
 
+// An inference BN's per-channel coefficients, y = x * scale + shift, from the running
+// statistics (the bits nas_bn_forward_eval_part applies).
+void nas_bn_eval_coef(float *scale, float *shift, const float *gamma, const float *beta,
+                      const float *running_mean, const float *running_var, int c, float eps);
+
+// out = u + v (then max(., 0) when relu) over nb images of c planes of hw floats, where u is a
+// as is (sa == NULL) or a BN applied on the way, a * sa[ch] + ha[ch] with the coefficients of
+// nas_bn_finish_stats or nas_bn_eval_coef (the bits of nas_bn_apply_part then the add); v is b
+// likewise.  The net's adds, and its BNs whose only reader is an add (net_compile.c).
+void nas_add_part(float *out, const float *a, const float *sa, const float *ha, const float *b,
+                  const float *sb, const float *hb, int nb, int c, int hw, int relu);
+
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);

@@ -441,6 +441,50 @@ START_TEST(test_bn_image_split) {
 }
 END_TEST
 
+// The add that applies BNs on the way (nas_add_part): every combination of BN'd inputs and the
+// fused ReLU equals nas_bn_apply_part (training coefficients) or nas_bn_forward_eval_part
+// (nas_bn_eval_coef's) followed by the add, bit for bit.
+static const int ADD_CASES[][3] = {{3, 4, 49}, {2, 8, 16}, {2, 5, 9}, {1, 3, 196}, {4, 2, 1}};
+
+START_TEST(test_add_bn) {
+    int n = ADD_CASES[_i][0], c = ADD_CASES[_i][1], hw = ADD_CASES[_i][2];
+    size_t len = (size_t)n * c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 17 + (uint64_t)_i, 0);
+    float *buf = malloc(sizeof(float) * 6 * len), *co = malloc(sizeof(float) * 8 * (size_t)c);
+    float *a = buf, *b = buf + len, *ya = buf + 2 * len, *yb = buf + 3 * len;
+    float *out = buf + 4 * len, *ref = buf + 5 * len;
+    nas_fill_uniform(buf, 2 * len, -2, 2, &rng);
+    nas_fill_uniform(co, 8 * (size_t)c, 0.1f, 1.5f, &rng);
+    float *sa = co, *ha = co + c, *sb = co + 2 * c, *hb = co + 3 * c;
+    for (int ch = 0; ch < c; ch++)
+        ha[ch] -= 0.8f, hb[ch] -= 0.8f; /* shifts of both signs */
+    for (int eval = 0; eval < 2; eval++) {
+        if (eval) { /* gamma, beta, running mean, running var in co + 4c */
+            const float *g = co + 4 * c, *be = co + 5 * c, *rm = co + 6 * c, *rv = co + 7 * c;
+            nas_bn_eval_coef(sa, ha, g, be, rm, rv, c, 1e-5f);
+            nas_bn_forward_eval_part(ya, a, g, be, rm, rv, n, c, hw, 1e-5f, 0, 0, c);
+            nas_bn_apply_part(yb, a, sa, ha, n, c, hw, 0);
+            ck_assert(memcmp(ya, yb, sizeof(float) * len) == 0);
+            nas_bn_eval_coef(sb, hb, g, be, rm, rv, c, 1e-5f);
+        }
+        nas_bn_apply_part(ya, a, sa, ha, n, c, hw, 0);
+        nas_bn_apply_part(yb, b, sb, hb, n, c, hw, 0);
+        for (int k = 0; k < 8; k++) {
+            int bna = k & 1, bnb = k & 2, relu = k & 4;
+            const float *u = bna ? ya : a, *v = bnb ? yb : b;
+            for (size_t i = 0; i < len; i++) {
+                float t = u[i] + v[i];
+                ref[i] = relu ? (t > 0.0f ? t : 0.0f) : t;
+            }
+            nas_add_part(out, a, bna ? sa : NULL, ha, b, bnb ? sb : NULL, hb, n, c, hw, relu);
+            ck_assert_msg(memcmp(out, ref, sizeof(float) * len) == 0, "case %d, eval %d", k, eval);
+        }
+    }
+    free(buf), free(co);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("core");
@@ -450,6 +494,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_bn_grad_and_stats);
     tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
     tcase_add_loop_test(tc, test_bn_image_split, 0, (int)(sizeof BN_SPLIT / sizeof BN_SPLIT[0]));
+    tcase_add_loop_test(tc, test_add_bn, 0, (int)(sizeof ADD_CASES / sizeof ADD_CASES[0]));
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_dropout_and_drop_path);
     suite_add_tcase(s, tc);

@@ -200,6 +200,29 @@ static void fuse_bn_add(nas_net *net) {
     nas_free(uses);
 }
 
+// Sum the terms of an add read only by another add in the outer add's pass: a cell's three
+// branches, the micro-net's BN + max-pool + average pool, become one pass that reads three
+// tensors and writes one, instead of two that read two and write one each.  The outer add
+// computes (inner's terms) + its other input, the order of the two adds, so the bits are the
+// same.  The inner add writes no output (its backward, which hands its gradient over, reads
+// none) and gets no activation slot.  One inner add per add, which absorbs none itself, and
+// none with a fused ReLU.
+static void fuse_add_add(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_ADD || nd->add_into) continue;
+        for (int k = 0; k < 2 && !nd->add_in; k++) {
+            nas__node *in = &net->nodes[nd->in[k]];
+            if (in->op != NAS__OP_ADD || in->fused || in->add_in || uses[nd->in[k]] != 1) continue;
+            in->add_into = i;
+            nd->add_in = 1 + k;
+        }
+    }
+    nas_free(uses);
+}
+
 // An add's input gradients are its output gradient, and no step reads the add's gradient after
 // the add's own, so its inputs whose gradient it writes first take its gradient buffer over
 // instead of each getting a copy (a read and a write of the tensor per input): every such input
@@ -297,6 +320,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         fuse_bn_relu(net);
         fuse_relu_dw(net);
         fuse_bn_add(net);
+        fuse_add_add(net);
     }
 
     // Parameter offsets: the trainable prefix, then buffers.
@@ -321,9 +345,11 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
             continue;
         }
         nd->act_off = act;
-        if (!nd->bn_into) act += node_floats(net, nd); /* a BN applied by its add: no output */
-        for (int k = 0; k < 2; k++)
-            if (nd->bn_in & (1 << k)) net->nodes[nd->in[k]].act_off = nd->act_off; /* never read */
+        // A BN or an add applied by its add: no output.
+        if (!nd->bn_into && !nd->add_into) act += node_floats(net, nd);
+        for (int k = 0; k < 2 && nd->op == NAS__OP_ADD; k++)
+            if ((nd->bn_in & (1 << k)) || nd->add_in == 1 + k)
+                net->nodes[nd->in[k]].act_off = nd->act_off; /* never read */
         nd->aux_off = act;
         act += aux_floats(net, nd);
         if (node_workspace(net, nd) > ws) ws = node_workspace(net, nd);

@@ -100,6 +100,22 @@ static float *bn_coef(nas_net *net, int tid, const nas__node *bn) {
 // ----------------------------------------------------------------------------
 // forward
 
+// Append add nd's inputs as terms of a sum from float e0 on (nas_add_part), but an inner add it
+// absorbs (add_in; forward_part adds that one's terms first): a BN applied on the way (bn_in)
+// as its input and its member's coefficients.
+static void add_terms(nas_net *net, const nas__node *nd, int tid, long e0, const float **x,
+                      const float **sc, const float **sh, int *nt) {
+    for (int k = 0; k < 2; k++) {
+        if (nd->add_in == 1 + k) continue;
+        const nas__node *in = &net->nodes[nd->in[k]];
+        int bn = nd->bn_in & (1 << k);
+        x[*nt] = act(net, bn ? in->in[0] : nd->in[k]) + e0;
+        sc[*nt] = bn ? bn_coef(net, tid, in) : NULL;
+        sh[*nt] = bn ? sc[*nt] + in->shape.c : NULL;
+        ++*nt;
+    }
+}
+
 // Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
 // Training BN is not here: it needs the other members' sums (bn_forward_split).
 static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
@@ -136,18 +152,15 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
         break;
     case NAS__OP_ADD: {
-        // Inputs that are BNs applied here (bn_in) are read before their BN; nd->fused: the
-        // following ReLU.
-        const float *x[2], *sc[2] = {NULL, NULL}, *sh[2] = {NULL, NULL};
-        for (int k = 0; k < 2; k++) {
-            const nas__node *bn = &net->nodes[nd->in[k]];
-            x[k] = act(net, (nd->bn_in & (1 << k)) ? bn->in[0] : nd->in[k]) + e0;
-            if (!(nd->bn_in & (1 << k))) continue;
-            sc[k] = bn_coef(net, tid, bn);
-            sh[k] = sc[k] + bn->shape.c;
-        }
-        nas_add_part(out + e0, x[0], sc[0], sh[0], x[1], sc[1], sh[1], nb, nd->shape.c,
-                     nd->shape.h * nd->shape.w, nd->fused);
+        // The terms: an inner add's two (add_in) first, then the other input; inputs that are BNs
+        // applied here (bn_in) are read before their BN.  nd->fused: the following ReLU.
+        const float *x[3], *sc[3], *sh[3];
+        int nt = 0;
+        const nas__node *sub = nd->add_in ? &net->nodes[nd->in[nd->add_in - 1]] : NULL;
+        if (sub) add_terms(net, sub, tid, e0, x, sc, sh, &nt);
+        add_terms(net, nd, tid, e0, x, sc, sh, &nt);
+        nas_add_part(out + e0, nt, x, sc, sh, nb, nd->shape.c, nd->shape.h * nd->shape.w,
+                     nd->fused);
         break;
     }
     case NAS__OP_CONCAT: {
@@ -237,9 +250,10 @@ typedef struct pass {
     nas_rng *rng;
 } pass;
 
-// Nodes the forward pass skips: fused ReLUs (their producer or consumer applied them).
+// Nodes the forward pass skips: fused ReLUs (their producer or consumer applied them) and adds
+// whose reader sums their terms.
 static int skipped(const nas__node *nd) {
-    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused);
+    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused) || nd->add_into;
 }
 
 // One member's forward pass over its images, node after node: one thread, or inference (whose

@@ -507,65 +507,59 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
 // ----------------------------------------------------------------------------
 // add
 
-// One plane of y = u + v (then ReLU), u being a, or a * sa + ha when a BN is applied on the way
-// (bna), v likewise: the expressions of bn_apply_plane and of the add, so the same bits.  The
-// flags are constants at each call, so every combination is its own vector loop.
-__attribute__((always_inline)) static inline void add_plane(float *y, const float *a, float sa,
-                                                            float ha, int bna, const float *b,
-                                                            float sb, float hb, int bnb, long n,
+// One plane of y = (t0 + t1) + t2 (t2 only when three), then ReLU, each term t_k being x_k or,
+// when a BN is applied on the way (bn & 1 << k), x_k * s_k + h_k: the expressions of
+// bn_apply_plane and of the adds one after another, so the same bits.  The flags are constants
+// at each call (ADD_CASE), so every combination is its own vector loop.
+__attribute__((always_inline)) static inline void add_plane(float *y, const float *const *x,
+                                                            const float *s, const float *h,
+                                                            long off, long n, int bn, int three,
                                                             int relu) {
+    const float *x0 = x[0] + off, *x1 = x[1] + off, *x2 = three ? x[2] + off : NULL;
     for (long i = 0; i < n; i++) {
-        float u = bna ? a[i] * sa + ha : a[i];
-        float v = bnb ? b[i] * sb + hb : b[i];
-        float s = u + v;
-        y[i] = relu ? (s > 0.0f ? s : 0.0f) : s;
+        float t0 = (bn & 1) ? x0[i] * s[0] + h[0] : x0[i];
+        float t1 = (bn & 2) ? x1[i] * s[1] + h[1] : x1[i];
+        float v = t0 + t1;
+        if (three) v = v + ((bn & 4) ? x2[i] * s[2] + h[2] : x2[i]);
+        y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
     }
 }
 
-#define ADD_PLANE(bna, bnb, relu)                                                                  \
-    add_plane(y, a + off, sa ? sa[ch] : 0.0f, sa ? ha[ch] : 0.0f, bna, b + off,                    \
-              sb ? sb[ch] : 0.0f, sb ? hb[ch] : 0.0f, bnb, n, relu)
+#define ADD_CASE(k)                                                                                \
+    case k:                                                                                        \
+        add_plane(out + off, x, s, h, off, n, (k)&7, (k)&8, (k)&16);                               \
+        break;
+#define ADD_CASE4(k) ADD_CASE(k) ADD_CASE(k + 1) ADD_CASE(k + 2) ADD_CASE(k + 3)
 
-NAS_CLONES void nas_add_part(float *out, const float *a, const float *sa, const float *ha,
-                             const float *b, const float *sb, const float *hb, int nb, int c,
-                             int hw, int relu) {
+NAS_CLONES void nas_add_part(float *out, int nt, const float *const *x, const float *const *sc,
+                             const float *const *sh, int nb, int c, int hw, int relu) {
+    int bn = 0;
+    for (int k = 0; k < nt; k++)
+        bn |= sc[k] ? 1 << k : 0;
     long planes = (long)nb * c, n = hw;
-    if (!sa && !sb) planes = 1, n = (long)nb * c * hw; /* no channels to tell apart */
+    if (!bn) planes = 1, n = (long)nb * c * hw; /* no channels to tell apart */
+    int key = bn | (nt == 3 ? 8 : 0) | (relu ? 16 : 0);
     for (long p = 0; p < planes; p++) {
         long off = p * n;
         int ch = (int)(p % c);
-        float *y = out + off;
-        int k = (sa ? 1 : 0) | (sb ? 2 : 0) | (relu ? 4 : 0);
-        switch (k) {
-        case 0:
-            ADD_PLANE(0, 0, 0);
-            break;
-        case 1:
-            ADD_PLANE(1, 0, 0);
-            break;
-        case 2:
-            ADD_PLANE(0, 1, 0);
-            break;
-        case 3:
-            ADD_PLANE(1, 1, 0);
-            break;
-        case 4:
-            ADD_PLANE(0, 0, 1);
-            break;
-        case 5:
-            ADD_PLANE(1, 0, 1);
-            break;
-        case 6:
-            ADD_PLANE(0, 1, 1);
-            break;
-        default:
-            ADD_PLANE(1, 1, 1);
-            break;
+        float s[3] = {0}, h[3] = {0};
+        for (int k = 0; k < nt; k++)
+            if (sc[k]) s[k] = sc[k][ch], h[k] = sh[k][ch];
+        switch (key) {
+            ADD_CASE4(0)
+            ADD_CASE4(4)
+            ADD_CASE4(8)
+            ADD_CASE4(12)
+            ADD_CASE4(16)
+            ADD_CASE4(20)
+            ADD_CASE4(24)
+            ADD_CASE4(28)
         }
     }
 }
 
-#undef ADD_PLANE
+#undef ADD_CASE4
+#undef ADD_CASE
 
 // ----------------------------------------------------------------------------
 // relu

@@ -418,8 +418,9 @@ START_TEST(test_net_add_handover) {
 }
 END_TEST
 
-// BNs applied by the add that reads them (net_compile.c, fuse_bn_add): a micro-net block (a
-// pointwise conv's BN, plus a max-pool, plus an average pool), an add of two BNs, an add+ReLU
+// BNs applied by the add that reads them and adds summed by the add that reads them
+// (net_compile.c, fuse_bn_add, fuse_add_add): a micro-net block (a pointwise conv's BN, plus a
+// max-pool, plus an average pool: one pass), an add of two BNs, an add+ReLU
 // of a BN, and a BN with a second reader, which keeps its output; then concat(x, x), whose
 // backward stores the first part of x's gradient and adds the second.  Returns the output.
 static int build_bn_adds(nas_net *net, int *bns) {
@@ -452,6 +453,15 @@ static void bn_add_step(int threads, int fuse, float *logits, float *grads, size
         ck_assert_int_eq(into != 0, fuse && k < 4);
         if (into) ck_assert(net->nodes[into].op == NAS__OP_ADD);
     }
+    // Summed in their reader's pass: the block's add of the BN and the max-pool, and bn5's add.
+    int inner = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->op != NAS__OP_ADD || !nd->add_into) continue;
+        ck_assert(net->nodes[nd->add_into].in[net->nodes[nd->add_into].add_in - 1] == i);
+        inner++;
+    }
+    ck_assert_int_eq(inner, fuse ? 2 : 0);
     ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
     nas_rng rng;
     nas_rng_init(&rng, 9, 0);

@@ -441,9 +441,10 @@ START_TEST(test_bn_image_split) {
 }
 END_TEST
 
-// The add that applies BNs on the way (nas_add_part): every combination of BN'd inputs and the
-// fused ReLU equals nas_bn_apply_part (training coefficients) or nas_bn_forward_eval_part
-// (nas_bn_eval_coef's) followed by the add, bit for bit.
+// The add that applies BNs on the way and sums up to three terms (nas_add_part): every
+// combination of BN'd terms, two or three terms and the fused ReLU equals nas_bn_apply_part
+// (training coefficients) or nas_bn_forward_eval_part (nas_bn_eval_coef's) followed by the adds
+// one after another, bit for bit.
 static const int ADD_CASES[][3] = {{3, 4, 49}, {2, 8, 16}, {2, 5, 9}, {1, 3, 196}, {4, 2, 1}};
 
 START_TEST(test_add_bn) {
@@ -451,34 +452,41 @@ START_TEST(test_add_bn) {
     size_t len = (size_t)n * c * hw;
     nas_rng rng;
     nas_rng_init(&rng, 17 + (uint64_t)_i, 0);
-    float *buf = malloc(sizeof(float) * 6 * len), *co = malloc(sizeof(float) * 8 * (size_t)c);
-    float *a = buf, *b = buf + len, *ya = buf + 2 * len, *yb = buf + 3 * len;
-    float *out = buf + 4 * len, *ref = buf + 5 * len;
-    nas_fill_uniform(buf, 2 * len, -2, 2, &rng);
-    nas_fill_uniform(co, 8 * (size_t)c, 0.1f, 1.5f, &rng);
-    float *sa = co, *ha = co + c, *sb = co + 2 * c, *hb = co + 3 * c;
-    for (int ch = 0; ch < c; ch++)
-        ha[ch] -= 0.8f, hb[ch] -= 0.8f; /* shifts of both signs */
+    float *buf = malloc(sizeof(float) * 8 * len), *co = malloc(sizeof(float) * 10 * (size_t)c);
+    const float *x[3] = {buf, buf + len, buf + 2 * len};
+    float *y[3] = {buf + 3 * len, buf + 4 * len, buf + 5 * len};
+    float *out = buf + 6 * len, *ref = buf + 7 * len, *s[3], *h[3];
+    nas_fill_uniform(buf, 3 * len, -2, 2, &rng);
+    nas_fill_uniform(co, 10 * (size_t)c, 0.1f, 1.5f, &rng);
+    for (int k = 0; k < 3; k++) {
+        s[k] = co + 2 * k * c, h[k] = co + (2 * k + 1) * c;
+        for (int ch = 0; ch < c; ch++)
+            h[k][ch] -= 0.8f; /* shifts of both signs */
+    }
     for (int eval = 0; eval < 2; eval++) {
-        if (eval) { /* gamma, beta, running mean, running var in co + 4c */
-            const float *g = co + 4 * c, *be = co + 5 * c, *rm = co + 6 * c, *rv = co + 7 * c;
-            nas_bn_eval_coef(sa, ha, g, be, rm, rv, c, 1e-5f);
-            nas_bn_forward_eval_part(ya, a, g, be, rm, rv, n, c, hw, 1e-5f, 0, 0, c);
-            nas_bn_apply_part(yb, a, sa, ha, n, c, hw, 0);
-            ck_assert(memcmp(ya, yb, sizeof(float) * len) == 0);
-            nas_bn_eval_coef(sb, hb, g, be, rm, rv, c, 1e-5f);
+        // gamma, beta, running mean, running var in co + 6c
+        const float *g = co + 6 * c, *be = co + 7 * c, *rm = co + 8 * c, *rv = co + 9 * c;
+        for (int k = 0; k < 3; k++) {
+            if (eval) {
+                nas_bn_eval_coef(s[k], h[k], g, be, rm, rv, c, 1e-5f);
+                nas_bn_forward_eval_part(y[k], x[k], g, be, rm, rv, n, c, hw, 1e-5f, 0, 0, c);
+                nas_bn_apply_part(out, x[k], s[k], h[k], n, c, hw, 0);
+                ck_assert(memcmp(y[k], out, sizeof(float) * len) == 0);
+            }
+            nas_bn_apply_part(y[k], x[k], s[k], h[k], n, c, hw, 0);
         }
-        nas_bn_apply_part(ya, a, sa, ha, n, c, hw, 0);
-        nas_bn_apply_part(yb, b, sb, hb, n, c, hw, 0);
-        for (int k = 0; k < 8; k++) {
-            int bna = k & 1, bnb = k & 2, relu = k & 4;
-            const float *u = bna ? ya : a, *v = bnb ? yb : b;
+        for (int key = 0; key < 32; key++) {
+            int nt = key & 8 ? 3 : 2, relu = key & 16;
+            const float *sc[3], *sh[3];
+            for (int k = 0; k < 3; k++)
+                sc[k] = key & (1 << k) ? s[k] : NULL, sh[k] = h[k];
             for (size_t i = 0; i < len; i++) {
-                float t = u[i] + v[i];
+                float t = (sc[0] ? y[0] : x[0])[i] + (sc[1] ? y[1] : x[1])[i];
+                if (nt == 3) t = t + (sc[2] ? y[2] : x[2])[i];
                 ref[i] = relu ? (t > 0.0f ? t : 0.0f) : t;
             }
-            nas_add_part(out, a, bna ? sa : NULL, ha, b, bnb ? sb : NULL, hb, n, c, hw, relu);
-            ck_assert_msg(memcmp(out, ref, sizeof(float) * len) == 0, "case %d, eval %d", k, eval);
+            nas_add_part(out, nt, x, sc, sh, n, c, hw, relu);
+            ck_assert_msg(memcmp(out, ref, sizeof(float) * len) == 0, "key %d, eval %d", key, eval);
         }
     }
     free(buf), free(co);

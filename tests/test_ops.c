@@ -441,6 +441,50 @@ START_TEST(test_bn_image_split) {
 }
 END_TEST
 
+// BN's sums (nas_bn_stats_part, nas_bn_backward_sums_part without and with the ReLU mask)
+// against their definition, by memcmp: per image and channel, lane l of 16 sums in float the
+// elements p = l (mod 16) in order, the lanes are widened to double and added over the images,
+// then folded in lane order.  Planes shorter than, equal to and longer than 16, with and
+// without a tail.
+static const int SUM_HW[] = {1, 9, 15, 16, 17, 31, 49, 196};
+
+START_TEST(test_bn_sum_lanes) {
+    int hw = SUM_HW[_i], n = 3, c = 5;
+    size_t len = (size_t)n * c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 23 + (uint64_t)_i, 0);
+    float *x = malloc(sizeof(float) * 3 * len), *dy = x + len, *o = x + 2 * len;
+    nas_fill_uniform(x, 3 * len, -1, 1, &rng);
+    double got[10], ref[10];
+    for (int kind = 0; kind < 3; kind++) { /* x and x^2; g and g*x; the same masked by o > 0 */
+        if (kind == 0)
+            nas_bn_stats_part(got, x, n, c, hw);
+        else
+            nas_bn_backward_sums_part(got, dy, o, x, n, c, hw, kind == 2);
+        for (int ch = 0; ch < c; ch++) {
+            double l1[16] = {0}, l2[16] = {0};
+            for (int b = 0; b < n; b++) {
+                float f1[16] = {0}, f2[16] = {0};
+                size_t off = ((size_t)b * c + ch) * hw;
+                for (int p = 0; p < hw; p++) {
+                    float v = x[off + p], g = dy[off + p];
+                    if (kind == 2 && !(o[off + p] > 0.0f)) g = 0.0f;
+                    f1[p % 16] += kind ? g : v;
+                    f2[p % 16] += kind ? g * v : v * v;
+                }
+                for (int j = 0; j < 16; j++)
+                    l1[j] += (double)f1[j], l2[j] += (double)f2[j];
+            }
+            ref[2 * ch] = ref[2 * ch + 1] = 0.0;
+            for (int j = 0; j < 16; j++)
+                ref[2 * ch] += l1[j], ref[2 * ch + 1] += l2[j];
+        }
+        ck_assert_msg(memcmp(got, ref, sizeof ref) == 0, "hw %d kind %d", hw, kind);
+    }
+    free(x);
+}
+END_TEST
+
 // The add that applies BNs on the way and sums up to three terms (nas_add_part): every
 // combination of BN'd terms, two or three terms and the fused ReLU equals nas_bn_apply_part
 // (training coefficients) or nas_bn_forward_eval_part (nas_bn_eval_coef's) followed by the adds
@@ -502,6 +546,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_bn_grad_and_stats);
     tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
     tcase_add_loop_test(tc, test_bn_image_split, 0, (int)(sizeof BN_SPLIT / sizeof BN_SPLIT[0]));
+    tcase_add_loop_test(tc, test_bn_sum_lanes, 0, (int)(sizeof SUM_HW / sizeof SUM_HW[0]));
     tcase_add_loop_test(tc, test_add_bn, 0, (int)(sizeof ADD_CASES / sizeof ADD_CASES[0]));
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_dropout_and_drop_path);

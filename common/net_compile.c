@@ -223,6 +223,29 @@ static void fuse_add_add(nas_net *net) {
     nas_free(uses);
 }
 
+// An add read only by a concat (a cell's block outputs) writes its output straight into its
+// part of the concat's slot, which the concat then does not copy: a pass over the tensor less
+// forward, and no slot of the add's own.  The same floats land in the same places, so the same
+// bits.  Not an add with a fused ReLU (its backward reads its output in its own layout), nor
+// one an add absorbs.
+static void fuse_add_cat(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_CONCAT) continue;
+        long off = 0;
+        for (int k = 0; k < nd->n_in; k++) {
+            int id = nas__input(nd, k);
+            nas__node *in = &net->nodes[id];
+            if (in->op == NAS__OP_ADD && !in->fused && !in->add_into && uses[id] == 1)
+                in->cat_into = i, in->cat_off = off;
+            off += (long)in->shape.c * in->shape.h * in->shape.w;
+        }
+    }
+    nas_free(uses);
+}
+
 // An add's input gradients are its output gradient, and no step reads the add's gradient after
 // the add's own, so its inputs whose gradient it writes first take its gradient buffer over
 // instead of each getting a copy (a read and a write of the tensor per input): every such input
@@ -321,6 +344,7 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
         fuse_relu_dw(net);
         fuse_bn_add(net);
         fuse_add_add(net);
+        fuse_add_cat(net);
     }
 
     // Parameter offsets: the trainable prefix, then buffers.
@@ -345,8 +369,11 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
             continue;
         }
         nd->act_off = act;
-        // A BN or an add applied by its add: no output.
-        if (!nd->bn_into && !nd->add_into) act += node_floats(net, nd);
+        // A BN or an add applied by its add, an add written into its concat: no output here.
+        if (!nd->bn_into && !nd->add_into && !nd->cat_into) act += node_floats(net, nd);
+        for (int k = 0; k < nd->n_in && nd->op == NAS__OP_CONCAT; k++)
+            if (net->nodes[nas__input(nd, k)].cat_into == i)
+                net->nodes[nas__input(nd, k)].act_off = nd->act_off; /* never read as is */
         for (int k = 0; k < 2 && nd->op == NAS__OP_ADD; k++)
             if ((nd->bn_in & (1 << k)) || nd->add_in == 1 + k)
                 net->nodes[nd->in[k]].act_off = nd->act_off; /* never read */

@@ -159,8 +159,13 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
         const nas__node *sub = nd->add_in ? &net->nodes[nd->in[nd->add_in - 1]] : NULL;
         if (sub) add_terms(net, sub, tid, e0, x, sc, sh, &nt);
         add_terms(net, nd, tid, e0, x, sc, sh, &nt);
-        nas_add_part(out + e0, nt, x, sc, sh, nb, nd->shape.c, nd->shape.h * nd->shape.w,
-                     nd->fused);
+        float *o = out + e0; /* or its part of the concat that reads it (cat_into) */
+        long ldo = pout;
+        if (nd->cat_into) {
+            ldo = per_image(net->nodes[nd->cat_into].shape);
+            o = act(net, nd->cat_into) + b0 * ldo + nd->cat_off;
+        }
+        nas_add_part(o, ldo, nt, x, sc, sh, nb, nd->shape.c, nd->shape.h * nd->shape.w, nd->fused);
         break;
     }
     case NAS__OP_CONCAT: {
@@ -170,7 +175,9 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
             int src = nas__input(nd, k);
             long pk = per_image(net->nodes[src].shape);
             const float *a = act(net, src);
-            for (long b = b0; b < b1; b++) memcpy(out + b * pout + off, a + b * pk, sizeof(float) * pk);
+            if (net->nodes[src].cat_into != id) /* else the add wrote its part */
+                for (long b = b0; b < b1; b++)
+                    memcpy(out + b * pout + off, a + b * pk, sizeof(float) * pk);
             off += pk;
         }
         break;

@@ -560,21 +560,22 @@ __attribute__((always_inline)) static inline void add_plane(float *y, const floa
 
 #define ADD_CASE(k)                                                                                \
     case k:                                                                                        \
-        add_plane(out + off, x, s, h, off, n, (k)&7, (k)&8, (k)&16);                               \
+        add_plane(out + ooff, x, s, h, off, n, (k)&7, (k)&8, (k)&16);                              \
         break;
 #define ADD_CASE4(k) ADD_CASE(k) ADD_CASE(k + 1) ADD_CASE(k + 2) ADD_CASE(k + 3)
 
-NAS_CLONES void nas_add_part(float *out, int nt, const float *const *x, const float *const *sc,
-                             const float *const *sh, int nb, int c, int hw, int relu) {
+NAS_CLONES void nas_add_part(float *out, long ldo, int nt, const float *const *x,
+                             const float *const *sc, const float *const *sh, int nb, int c, int hw,
+                             int relu) {
     int bn = 0;
     for (int k = 0; k < nt; k++)
         bn |= sc[k] ? 1 << k : 0;
-    long planes = (long)nb * c, n = hw;
-    if (!bn) planes = 1, n = (long)nb * c * hw; /* no channels to tell apart */
+    long per = (long)c * hw, planes = (long)nb * c, n = hw;
+    if (!bn) planes = ldo == per ? 1 : nb, n = ldo == per ? nb * per : per; /* whole images */
     int key = bn | (nt == 3 ? 8 : 0) | (relu ? 16 : 0);
     for (long p = 0; p < planes; p++) {
-        long off = p * n;
-        int ch = (int)(p % c);
+        long off = p * n, ooff = bn ? p / c * ldo + p % c * hw : p * ldo;
+        int ch = bn ? (int)(p % c) : 0;
         float s[3] = {0}, h[3] = {0};
         for (int k = 0; k < nt; k++)
             if (sc[k]) s[k] = sc[k][ch], h[k] = sh[k][ch];

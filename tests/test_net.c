@@ -421,9 +421,11 @@ END_TEST
 // BNs applied by the add that reads them and adds summed by the add that reads them
 // (net_compile.c, fuse_bn_add, fuse_add_add): a micro-net block (a pointwise conv's BN, plus a
 // max-pool, plus an average pool: one pass), an add of two BNs, an add+ReLU
-// of a BN, and a BN with a second reader, which keeps its output; then concat(x, x), whose
-// backward stores the first part of x's gradient and adds the second.  Returns the output.
-static int build_bn_adds(nas_net *net, int *bns) {
+// of a BN, and a BN with a second reader, which keeps its output; then concat(x, u, x), whose
+// backward stores the first part of x's gradient and adds the second, and into which the add u
+// writes its output (fuse_add_cat), when cat (a whole-net finite-difference check on it is
+// too noisy).  Returns the output; bns[5] is u.
+static int build_bn_adds(nas_net *net, int *bns, int cat) {
     int x = nas_net_conv(net, "c0", nas_net_input(net), 4, 3, 3, 1, 1, 1, 1, 0);
     bns[0] = nas_net_bn(net, "bn1", nas_net_conv(net, "p", x, 4, 1, 1, 1, 0, 1, 1, 0));
     int s = nas_net_add(net, bns[0], nas_net_maxpool(net, x, 3, 1, 1));
@@ -435,8 +437,13 @@ static int build_bn_adds(nas_net *net, int *bns) {
     s = nas_net_relu(net, nas_net_add(net, s, bns[3])); /* add+ReLU */
     bns[4] = nas_net_bn(net, "bn5", nas_net_conv(net, "u", s, 4, 1, 1, 1, 0, 1, 1, 0));
     s = nas_net_add(net, nas_net_add(net, bns[4], s), nas_net_avgpool(net, bns[4], 3, 1, 1));
-    int parts[2] = {s, s}; /* its backward copies into s's gradient, then adds */
-    s = nas_net_concat(net, parts, 2);
+    if (cat) {
+        int u =
+            nas_net_add(net, nas_net_avgpool(net, s, 3, 1, 1), nas_net_avgpool(net, s, 5, 1, 2));
+        int parts[3] = {s, u, s}; /* its backward copies into s's gradient, then adds */
+        s = nas_net_concat(net, parts, 3);
+        bns[5] = u;
+    }
     return nas_net_linear(net, "fc", nas_net_gap(net, s), CLS);
 }
 
@@ -445,7 +452,7 @@ static void bn_add_step(int threads, int fuse, float *logits, float *grads, size
     nas_net *net = NULL;
     char err[NAS_ERR_LEN];
     ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
-    int bns[5], out = build_bn_adds(net, bns);
+    int bns[6], out = build_bn_adds(net, bns, 1);
     net->no_fusion = !fuse;
     ck_assert_int_eq(nas_net_compile(net, out, 5, err), NAS_OK);
     for (int k = 0; k < 5; k++) { /* bn5 has two readers */
@@ -462,6 +469,9 @@ static void bn_add_step(int threads, int fuse, float *logits, float *grads, size
         inner++;
     }
     ck_assert_int_eq(inner, fuse ? 2 : 0);
+    ck_assert_int_eq(net->nodes[bns[5]].cat_into, fuse ? out - 2 : 0); /* concat, GAP, linear */
+    for (int i = 0; i < net->n_nodes; i++) /* u alone: s has two places in the concat */
+        ck_assert(net->nodes[i].cat_into == 0 || i == bns[5]);
     ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
     nas_rng rng;
     nas_rng_init(&rng, 9, 0);
@@ -489,12 +499,13 @@ START_TEST(test_net_bn_add) {
         ck_assert_msg(memcmp(gf, gu, sizeof(float) * 2 * nf) == 0, "gradients, %d threads",
                       threads);
     }
-    // Against finite differences, fused.
+    // Against finite differences, fused, without the concat (which changes only where the
+    // forward's floats are written; its bits against no_fusion are checked above).
     nas_net *net = NULL;
     char err[NAS_ERR_LEN];
-    int bns[5];
+    int bns[6];
     ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
-    check_gradients(net, build_bn_adds(net, bns));
+    check_gradients(net, build_bn_adds(net, bns, 0));
     ck_assert(net->nodes[bns[0]].bn_into != 0);
     nas_net_destroy(&net);
 }

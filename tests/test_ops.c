@@ -529,8 +529,15 @@ START_TEST(test_add_bn) {
                 if (nt == 3) t = t + (sc[2] ? y[2] : x[2])[i];
                 ref[i] = relu ? (t > 0.0f ? t : 0.0f) : t;
             }
-            nas_add_part(out, nt, x, sc, sh, n, c, hw, relu);
+            nas_add_part(out, (long)c * hw, nt, x, sc, sh, n, c, hw, relu);
             ck_assert_msg(memcmp(out, ref, sizeof(float) * len) == 0, "key %d, eval %d", key, eval);
+            // Into every other image of a buffer twice the size, at 3 floats in (a concat's part).
+            float *wide = malloc(sizeof(float) * (2 * len + 3));
+            nas_add_part(wide + 3, 2L * c * hw, nt, x, sc, sh, n, c, hw, relu);
+            for (int b = 0; b < n; b++)
+                ck_assert(memcmp(wide + 3 + 2L * b * c * hw, ref + (long)b * c * hw,
+                                 sizeof(float) * c * hw) == 0);
+            free(wide);
         }
     }
     free(buf), free(co);

@@ -121,12 +121,25 @@ __attribute__((always_inline)) static inline double lanes_fold(const nas_vd *v) 
 // plane of at least NAS_LANES floats, read by one full load ending at end (in bounds) whose
 // lanes are rotated into place.  Filling an array element by element instead and loading it
 // stalled on store forwarding, once per plane and array (perf: a fifth of BN's sums at 7x7).
+// The rotation is one vpermps on AVX-512; on two AVX2 halves GCC builds it from many more
+// instructions (callgrind: the sums' instructions +50 %), so other clones keep the array
+// (tail_rotates).  Both give the same lanes.
 __attribute__((always_inline)) static inline void tail_load(nas_vf *v, const float *end, int t) {
     const nas_vi idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     nas_vf w;
     VLOAD(w, end - NAS_LANES);
     w = __builtin_shuffle(w, (idx + (NAS_LANES - t)) & (NAS_LANES - 1));
     *v = (nas_vf)((nas_vi)w & (idx < t));
+}
+
+// Whether n floats' tail goes through tail_load: planes of 16 floats or more, on CPUs with
+// AVX-512 (which are the ones that run the avx512f clones).
+__attribute__((always_inline)) static inline int tail_rotates(int n) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    return n >= NAS_LANES && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
 }
 
 // *d1 += lanes of sum(x), *d2 += lanes of sum(x*x) over n floats.
@@ -139,7 +152,7 @@ __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, 
         VLOAD(v, x + i);
         a += v, b += v * v;
     }
-    if (n >= NAS_LANES) { /* the tail, if any, as one vector: the same lanes as below */
+    if (tail_rotates(n)) { /* the tail, if any, as one vector: the same lanes as below */
         nas_vf tv = {0};
         if (i < n) tail_load(&tv, x + n, n - i);
         nas_vf sq = tv * tv;
@@ -167,7 +180,7 @@ __attribute__((always_inline)) static inline void sum_dot_masked(const float *dy
         }
         a += g, b += g * xv;
     }
-    if (n >= NAS_LANES) { /* the tail as one vector (tail_load), as sum_sq */
+    if (tail_rotates(n)) { /* the tail as one vector (tail_load), as sum_sq */
         nas_vf g = {0}, xv = {0};
         if (i < n) {
             tail_load(&g, dy + n, n - i), tail_load(&xv, x + n, n - i);

@@ -142,9 +142,9 @@ __attribute__((always_inline)) static inline int tail_rotates(int n) {
 #endif
 }
 
-// *d1 += lanes of sum(x), *d2 += lanes of sum(x*x) over n floats.
+// *d1 += lanes of sum(x), *d2 += lanes of sum(x*x) over n floats; rot: tail_rotates(n).
 __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, nas_vd *d1,
-                                                         nas_vd *d2) {
+                                                         nas_vd *d2, int rot) {
     nas_vf a = {0}, b = {0};
     int i = 0;
     for (; i + NAS_LANES <= n; i += NAS_LANES) {
@@ -152,7 +152,7 @@ __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, 
         VLOAD(v, x + i);
         a += v, b += v * v;
     }
-    if (tail_rotates(n)) { /* the tail, if any, as one vector: the same lanes as below */
+    if (rot) { /* the tail, if any, as one vector: the same lanes as below */
         nas_vf tv = {0};
         if (i < n) tail_load(&tv, x + n, n - i);
         nas_vf sq = tv * tv;
@@ -167,7 +167,7 @@ __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, 
 // With g = (mask == NULL || mask > 0) ? dy : 0: *d1 += lanes of sum(g), *d2 += of sum(g * x).
 __attribute__((always_inline)) static inline void sum_dot_masked(const float *dy, const float *x,
                                                                  const float *mask, int n,
-                                                                 nas_vd *d1, nas_vd *d2) {
+                                                                 nas_vd *d1, nas_vd *d2, int rot) {
     nas_vf a = {0}, b = {0}, zero = {0};
     int i = 0;
     for (; i + NAS_LANES <= n; i += NAS_LANES) {
@@ -180,7 +180,7 @@ __attribute__((always_inline)) static inline void sum_dot_masked(const float *dy
         }
         a += g, b += g * xv;
     }
-    if (tail_rotates(n)) { /* the tail as one vector (tail_load), as sum_sq */
+    if (rot) { /* the tail as one vector (tail_load), as sum_sq */
         nas_vf g = {0}, xv = {0};
         if (i < n) {
             tail_load(&g, dy + n, n - i), tail_load(&xv, x + n, n - i);
@@ -267,6 +267,7 @@ __attribute__((always_inline)) static inline void
 bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
                    const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
                    float momentum, float eps, int relu, int c0, int c1, int cbs) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -277,7 +278,7 @@ bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const
         memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++)
-                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j], rot);
         double sums[2 * BN_BLOCK_MAX];
         for (int j = 0; j < nc; j++) {
             sums[2 * j] = lanes_fold(&d1[j]);
@@ -298,6 +299,7 @@ __attribute__((always_inline)) static inline void
 bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
                     const float *inp, const float *mean, const float *rstd, const float *gamma,
                     int n, int c, int hw, int relu, int overwrite, int c0, int c1, int cbs) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -309,7 +311,8 @@ bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout,
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++) {
                 long off = ((long)b * c + cb + j) * hw;
-                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j]);
+                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j],
+                               rot);
             }
         for (int j = 0; j < nc; j++) {
             int ch = cb + j;
@@ -338,6 +341,7 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
                                const float *gamma, const float *beta, float *running_mean,
                                float *running_var, int n, int c, int hw, float momentum, float eps,
                                int relu, int c0, int c1) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_forward_blocked(out, mean, rstd, inp, gamma, beta, running_mean, running_var, n, c, hw,
@@ -349,7 +353,8 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
         // One pass of sum and sum of squares, in double: activations are O(1) and m is at
         // most a few million, so E[x^2] - E[x]^2 keeps ample precision and saves a pass.
         nas_vd d1 = {0}, d2 = {0};
-        for (int b = 0; b < n; b++) sum_sq(inp + ((long)b * c + ch) * hw, hw, &d1, &d2);
+        for (int b = 0; b < n; b++)
+            sum_sq(inp + ((long)b * c + ch) * hw, hw, &d1, &d2, rot);
         double sums[2] = {lanes_fold(&d1), lanes_fold(&d2)};
         float scale, shift;
         nas_bn_finish_stats(&scale, &shift, mean + ch, rstd + ch, running_mean + ch,
@@ -397,6 +402,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
                           const float *out, const float *inp, const float *mean, const float *rstd,
                           const float *gamma, int n, int c, int hw, int relu, int overwrite, int c0,
                           int c1) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_backward_blocked(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu,
@@ -411,7 +417,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
         nas_vd d1 = {0}, d2 = {0};
         for (int b = 0; b < n; b++) {
             long off = ((long)b * c + ch) * hw;
-            sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1, &d2);
+            sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1, &d2, rot);
         }
         double sum_dy = lanes_fold(&d1), sum_dy_x = lanes_fold(&d2);
         // sum(dy * xhat) = rstd * (sum(dy * x) - mean * sum(dy))
@@ -438,13 +444,14 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
 #define BN_PART_CH 64
 
 NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
         memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
         for (int b = 0; b < nb; b++)
             for (int j = 0; j < nc; j++)
-                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j], rot);
         for (int j = 0; j < nc; j++) {
             part[2 * (cb + j)] = lanes_fold(&d1[j]);
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
@@ -481,6 +488,7 @@ NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *sca
 
 NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
                                           const float *inp, int nb, int c, int hw, int relu) {
+    const int rot = tail_rotates(hw); /* once per call, not per plane */
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
@@ -488,7 +496,8 @@ NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const
         for (int b = 0; b < nb; b++)
             for (int j = 0; j < nc; j++) {
                 long off = ((long)b * c + cb + j) * hw;
-                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j]);
+                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j],
+                               rot);
             }
         for (int j = 0; j < nc; j++) {
             part[2 * (cb + j)] = lanes_fold(&d1[j]);

@@ -426,14 +426,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
         break;
     }
     case NAS__OP_RELU:
-        if (overwrite & 1) {
-            for (long i = e0; i < e1; i++) {
-                float d = dout[i];
-                din[i] = out[i] > 0.0f ? d : 0.0f;
-            }
-        } else {
+        if (overwrite & 1)
+            nas_relu_backward_store(din + e0, dout + e0, out + e0, e1 - e0);
+        else
             nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0);
-        }
         break;
     case NAS__OP_ADD: {
         // forward was: out = a + b, or max(a + b, 0) with a fused ReLU

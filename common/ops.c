@@ -620,16 +620,25 @@ NAS_CLONES void nas_add_part(float *out, long ldo, int nt, const float *const *x
 // ----------------------------------------------------------------------------
 // relu
 
-void nas_relu_forward(float *out, const float *inp, long n) {
+// Cloned per ISA like BN: on the cells' unfused ReLUs (before their 1x1 and 1x7 convs) the
+// baseline SSE2 loops were 1.5 % of a step.
+NAS_CLONES void nas_relu_forward(float *out, const float *inp, long n) {
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
-void nas_relu_backward(float *dinp, const float *dout, const float *out, long n) {
+NAS_CLONES void nas_relu_backward(float *dinp, const float *dout, const float *out, long n) {
     // forward was: out = max(inp, 0), so the gradient passes where out > 0.
     // Branch-free so that it vectorises: the mask is unpredictable.
     for (long i = 0; i < n; i++) {
         float d = dout[i];
         dinp[i] += out[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+NAS_CLONES void nas_relu_backward_store(float *dinp, const float *dout, const float *out, long n) {
+    for (long i = 0; i < n; i++) {
+        float d = dout[i];
+        dinp[i] = out[i] > 0.0f ? d : 0.0f;
     }
 }
 

@@ -130,6 +130,8 @@ void nas_add_part(float *out, long ldo, int nt, const float *const *x, const flo
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);
+// The same, storing dinp (its first writer) instead of adding.
+void nas_relu_backward_store(float *dinp, const float *dout, const float *out, long n);
 
 // linear: inp (N,I), weight (O,I), bias (O) -> out (N,O); bias may be NULL.
 void nas_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,

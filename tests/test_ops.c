@@ -441,6 +441,30 @@ START_TEST(test_bn_image_split) {
 }
 END_TEST
 
+// The cloned ReLU kernels against their definitions, by memcmp, on lengths around the vectors.
+START_TEST(test_relu_clones) {
+    nas_rng rng;
+    nas_rng_init(&rng, 29, 0);
+    for (long n = 1; n < 70; n += 7) {
+        float x[70], d[70], y[70], g[70], ref[70];
+        nas_fill_uniform(x, n, -1, 1, &rng);
+        nas_fill_uniform(d, n, -1, 1, &rng);
+        nas_relu_forward(y, x, n);
+        for (long i = 0; i < n; i++)
+            ref[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        ck_assert(memcmp(y, ref, sizeof(float) * n) == 0);
+        nas_relu_backward_store(g, d, y, n);
+        for (long i = 0; i < n; i++)
+            ref[i] = y[i] > 0.0f ? d[i] : 0.0f;
+        ck_assert(memcmp(g, ref, sizeof(float) * n) == 0);
+        nas_relu_backward(g, d, y, n);
+        for (long i = 0; i < n; i++)
+            ref[i] += y[i] > 0.0f ? d[i] : 0.0f;
+        ck_assert(memcmp(g, ref, sizeof(float) * n) == 0);
+    }
+}
+END_TEST
+
 // BN's sums (nas_bn_stats_part, nas_bn_backward_sums_part without and with the ReLU mask)
 // against their definition, by memcmp: per image and channel, lane l of 16 sums in float the
 // elements p = l (mod 16) in order, the lanes are widened to double and added over the images,
@@ -553,6 +577,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_bn_grad_and_stats);
     tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
     tcase_add_loop_test(tc, test_bn_image_split, 0, (int)(sizeof BN_SPLIT / sizeof BN_SPLIT[0]));
+    tcase_add_test(tc, test_relu_clones);
     tcase_add_loop_test(tc, test_bn_sum_lanes, 0, (int)(sizeof SUM_HW / sizeof SUM_HW[0]));
     tcase_add_loop_test(tc, test_add_bn, 0, (int)(sizeof ADD_CASES / sizeof ADD_CASES[0]));
     tcase_add_test(tc, test_softmax_xent);

@@ -123,7 +123,8 @@ __attribute__((always_inline)) static inline double lanes_fold(const nas_vd *v) 
 // stalled on store forwarding, once per plane and array (perf: a fifth of BN's sums at 7x7).
 // The rotation is one vpermps on AVX-512; on two AVX2 halves GCC builds it from many more
 // instructions (callgrind: the sums' instructions +50 %), so other clones keep the array
-// (tail_rotates).  Both give the same lanes.
+// (tail_rotates), as do the channel-split kernels, which the net does not run.  Both give the
+// same lanes.
 __attribute__((always_inline)) static inline void tail_load(nas_vf *v, const float *end, int t) {
     const nas_vi idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     nas_vf w;
@@ -267,7 +268,7 @@ __attribute__((always_inline)) static inline void
 bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
                    const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
                    float momentum, float eps, int relu, int c0, int c1, int cbs) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -299,7 +300,7 @@ __attribute__((always_inline)) static inline void
 bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
                     const float *inp, const float *mean, const float *rstd, const float *gamma,
                     int n, int c, int hw, int relu, int overwrite, int c0, int c1, int cbs) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -341,7 +342,7 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
                                const float *gamma, const float *beta, float *running_mean,
                                float *running_var, int n, int c, int hw, float momentum, float eps,
                                int relu, int c0, int c1) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_forward_blocked(out, mean, rstd, inp, gamma, beta, running_mean, running_var, n, c, hw,
@@ -402,7 +403,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
                           const float *out, const float *inp, const float *mean, const float *rstd,
                           const float *gamma, int n, int c, int hw, int relu, int overwrite, int c0,
                           int c1) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_backward_blocked(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu,
@@ -443,8 +444,11 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
 // 16 doubles is 16 KB of stack, and walking up to 64 planes of an image reads consecutive memory.
 #define BN_PART_CH 64
 
-NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+// The image-range kernels' bodies, with rot (tail_rotates) a constant at each call, so that each
+// path gets its own loops (one body with rot a variable cost the avx2 clones' sums 4-9 %
+// more instructions, callgrind).
+__attribute__((always_inline)) static inline void stats_part(double *part, const float *inp, int nb,
+                                                             int c, int hw, int rot) {
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
@@ -457,6 +461,13 @@ NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c,
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
         }
     }
+}
+
+NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
+    if (tail_rotates(hw))
+        stats_part(part, inp, nb, c, hw, 1);
+    else
+        stats_part(part, inp, nb, c, hw, 0);
 }
 
 void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
@@ -486,9 +497,10 @@ NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *sca
         }
 }
 
-NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
-                                          const float *inp, int nb, int c, int hw, int relu) {
-    const int rot = tail_rotates(hw); /* once per call, not per plane */
+__attribute__((always_inline)) static inline void sums_part(double *part, const float *dout,
+                                                            const float *out, const float *inp,
+                                                            int nb, int c, int hw, int relu,
+                                                            int rot) {
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
@@ -504,6 +516,14 @@ NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
         }
     }
+}
+
+NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
+                                          const float *inp, int nb, int c, int hw, int relu) {
+    if (tail_rotates(hw))
+        sums_part(part, dout, out, inp, nb, c, hw, relu, 1);
+    else
+        sums_part(part, dout, out, inp, nb, c, hw, relu, 0);
 }
 
 void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const double *sums,

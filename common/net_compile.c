@@ -178,6 +178,76 @@ static void fuse_relu_dw(nas_net *net) {
     nas_free(uses);
 }
 
+// Apply each training or inference BN whose only reader is an add (the cells' separable convs
+// and the micro-net's blocks end BN -> add) in that add: the add reads the BN's input and
+// computes x * scale + shift on the way, with the coefficients the BN left in its member's
+// scratch, so the BN's output is neither written nor read (a pass over the tensor each way
+// less) and gets no activation slot.  The BN's backward reads its input and output gradient
+// only, so it is unchanged.  The add computes the BN's expression then its own, so the results
+// are the same bits (test_net compares with no_fusion).  A BN+ReLU keeps its pass: its output is
+// its backward's mask.
+static void fuse_bn_add(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_ADD) continue;
+        for (int k = 0; k < 2; k++) {
+            nas__node *bn = &net->nodes[nd->in[k]];
+            if (bn->op != NAS__OP_BN || bn->fused || uses[nd->in[k]] != 1) continue;
+            bn->bn_into = i;
+            nd->bn_in |= 1 << k;
+        }
+    }
+    nas_free(uses);
+}
+
+// Sum the terms of an add read only by another add in the outer add's pass: a cell's three
+// branches, the micro-net's BN + max-pool + average pool, become one pass that reads three
+// tensors and writes one, instead of two that read two and write one each.  The outer add
+// computes (inner's terms) + its other input, the order of the two adds, so the bits are the
+// same.  The inner add writes no output (its backward, which hands its gradient over, reads
+// none) and gets no activation slot.  One inner add per add, which absorbs none itself, and
+// none with a fused ReLU.
+static void fuse_add_add(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_ADD || nd->add_into) continue;
+        for (int k = 0; k < 2 && !nd->add_in; k++) {
+            nas__node *in = &net->nodes[nd->in[k]];
+            if (in->op != NAS__OP_ADD || in->fused || in->add_in || uses[nd->in[k]] != 1) continue;
+            in->add_into = i;
+            nd->add_in = 1 + k;
+        }
+    }
+    nas_free(uses);
+}
+
+// An add read only by a concat (a cell's block outputs) writes its output straight into its
+// part of the concat's slot, which the concat then does not copy: a pass over the tensor less
+// forward, and no slot of the add's own.  The same floats land in the same places, so the same
+// bits.  Not an add with a fused ReLU (its backward reads its output in its own layout), nor
+// one an add absorbs.
+static void fuse_add_cat(nas_net *net) {
+    int *uses = count_uses(net);
+    if (!uses) return; /* fusion is an optimisation only */
+    for (int i = 1; i <= net->output; i++) {
+        nas__node *nd = &net->nodes[i];
+        if (!nd->live || nd->op != NAS__OP_CONCAT) continue;
+        long off = 0;
+        for (int k = 0; k < nd->n_in; k++) {
+            int id = nas__input(nd, k);
+            nas__node *in = &net->nodes[id];
+            if (in->op == NAS__OP_ADD && !in->fused && !in->add_into && uses[id] == 1)
+                in->cat_into = i, in->cat_off = off;
+            off += (long)in->shape.c * in->shape.h * in->shape.w;
+        }
+    }
+    nas_free(uses);
+}
+
 // An add's input gradients are its output gradient, and no step reads the add's gradient after
 // the add's own, so its inputs whose gradient it writes first take its gradient buffer over
 // instead of each getting a copy (a read and a write of the tensor per input): every such input
@@ -274,6 +344,9 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
     if (!net->no_fusion) {
         fuse_bn_relu(net);
         fuse_relu_dw(net);
+        fuse_bn_add(net);
+        fuse_add_add(net);
+        fuse_add_cat(net);
     }
 
     // Parameter offsets: the trainable prefix, then buffers.
@@ -298,7 +371,14 @@ int nas_net_compile(nas_net *net, int output, int batch, char *err) {
             continue;
         }
         nd->act_off = act;
-        act += node_floats(net, nd);
+        // A BN or an add applied by its add, an add written into its concat: no output here.
+        if (!nd->bn_into && !nd->add_into && !nd->cat_into) act += node_floats(net, nd);
+        for (int k = 0; k < nd->n_in && nd->op == NAS__OP_CONCAT; k++)
+            if (net->nodes[nas__input(nd, k)].cat_into == i)
+                net->nodes[nas__input(nd, k)].act_off = nd->act_off; /* never read as is */
+        for (int k = 0; k < 2 && nd->op == NAS__OP_ADD; k++)
+            if ((nd->bn_in & (1 << k)) || nd->add_in == 1 + k)
+                net->nodes[nd->in[k]].act_off = nd->act_off; /* never read */
         nd->aux_off = act;
         act += aux_floats(net, nd);
         if (node_workspace(net, nd) > ws) ws = node_workspace(net, nd);

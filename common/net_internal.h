@@ -49,6 +49,15 @@ typedef struct nas__node {
                            producer (1) or by its depthwise-conv consumers (2) */
     int relu_node;      /* conv: the ReLU node fused in front (then in[0] is that ReLU's input
                            and cs.relu is set); 0 when none */
+    int bn_into;        /* BN: the add that applies it on the way (its only reader; the BN
+                           writes no output, net_compile.c's fuse_bn_add); 0 when none */
+    int bn_in;          /* add: bit k set when input k is such a BN */
+    int add_into;       /* add: the add that sums its terms in its own pass (its only reader;
+                           fuse_add_add); 0 when none */
+    int add_in;         /* add: 1 + the input that is such an add, 0 when none */
+    int cat_into;       /* add: the concat, its only reader, whose slot it writes its output
+                           into (fuse_add_cat), at cat_off floats into each image; 0 when none */
+    long cat_off;
     int zero_at;        /* backward step that zeroes this node's gradient first */
     size_t act_off;     /* output offset in the activation arena (floats) */
     size_t aux_off;     /* BN mean/rstd or dropout mask offset (floats) */

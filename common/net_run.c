@@ -90,8 +90,31 @@ static double *bn_sum_parts(nas_net *net, int tid, int nt, int parity, size_t of
     return tot;
 }
 
+// Member tid's forward coefficients of a BN (scale, then shift): a place of its own per BN (at
+// its sums' place, bn_off, in floats), so that an add that applies the BN (bn_into) finds them
+// however many BNs run between the two.
+static float *bn_coef(nas_net *net, int tid, const nas__node *bn) {
+    return (float *)bn_part(net, tid, 3) + (size_t)2 * bn->bn_off;
+}
+
 // ----------------------------------------------------------------------------
 // forward
+
+// Append add nd's inputs as terms of a sum from float e0 on (nas_add_part), but an inner add it
+// absorbs (add_in; forward_part adds that one's terms first): a BN applied on the way (bn_in)
+// as its input and its member's coefficients.
+static void add_terms(nas_net *net, const nas__node *nd, int tid, long e0, const float **x,
+                      const float **sc, const float **sh, int *nt) {
+    for (int k = 0; k < 2; k++) {
+        if (nd->add_in == 1 + k) continue;
+        const nas__node *in = &net->nodes[nd->in[k]];
+        int bn = nd->bn_in & (1 << k);
+        x[*nt] = act(net, bn ? in->in[0] : nd->in[k]) + e0;
+        sc[*nt] = bn ? bn_coef(net, tid, in) : NULL;
+        sh[*nt] = bn ? sc[*nt] + in->shape.c : NULL;
+        ++*nt;
+    }
+}
 
 // Run one node's forward over images [b0, b1) (serial ops: all n), with member tid's scratch.
 // Training BN is not here: it needs the other members' sums (bn_forward_split).
@@ -114,6 +137,12 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
     }
     case NAS__OP_BN:
         NAS_ASSERT(!train); /* training BN runs in bn_forward_split */
+        if (nd->bn_into) {  /* its add applies it */
+            float *coef = bn_coef(net, tid, nd);
+            nas_bn_eval_coef(coef, coef + is.c, pdata(net, nd->p[0]), pdata(net, nd->p[1]),
+                             pdata(net, nd->p[2]), pdata(net, nd->p[3]), is.c, BN_EPS);
+            break;
+        }
         nas_bn_forward_eval_part(out + b0 * pout, in + b0 * pin, pdata(net, nd->p[0]),
                                  pdata(net, nd->p[1]), pdata(net, nd->p[2]),
                                  pdata(net, nd->p[3]), nb, is.c, is.h * is.w, BN_EPS, nd->fused,
@@ -123,15 +152,20 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
         if (!nd->fused) nas_relu_forward(out + e0, in + e0, e1 - e0); /* fused: BN did it */
         break;
     case NAS__OP_ADD: {
-        const float *b = act(net, nd->in[1]);
-        if (nd->fused) {
-            for (long i = e0; i < e1; i++) {
-                float v = in[i] + b[i];
-                out[i] = v > 0.0f ? v : 0.0f; /* the following ReLU, fused */
-            }
-        } else {
-            for (long i = e0; i < e1; i++) out[i] = in[i] + b[i];
+        // The terms: an inner add's two (add_in) first, then the other input; inputs that are BNs
+        // applied here (bn_in) are read before their BN.  nd->fused: the following ReLU.
+        const float *x[3], *sc[3], *sh[3];
+        int nt = 0;
+        const nas__node *sub = nd->add_in ? &net->nodes[nd->in[nd->add_in - 1]] : NULL;
+        if (sub) add_terms(net, sub, tid, e0, x, sc, sh, &nt);
+        add_terms(net, nd, tid, e0, x, sc, sh, &nt);
+        float *o = out + e0; /* or its part of the concat that reads it (cat_into) */
+        long ldo = pout;
+        if (nd->cat_into) {
+            ldo = per_image(net->nodes[nd->cat_into].shape);
+            o = act(net, nd->cat_into) + b0 * ldo + nd->cat_off;
         }
+        nas_add_part(o, ldo, nt, x, sc, sh, nb, nd->shape.c, nd->shape.h * nd->shape.w, nd->fused);
         break;
     }
     case NAS__OP_CONCAT: {
@@ -141,7 +175,9 @@ static void forward_part(nas_net *net, nas__node *nd, int id, int n, int train,
             int src = nas__input(nd, k);
             long pk = per_image(net->nodes[src].shape);
             const float *a = act(net, src);
-            for (long b = b0; b < b1; b++) memcpy(out + b * pout + off, a + b * pk, sizeof(float) * pk);
+            if (net->nodes[src].cat_into != id) /* else the add wrote its part */
+                for (long b = b0; b < b1; b++)
+                    memcpy(out + b * pout + off, a + b * pk, sizeof(float) * pk);
             off += pk;
         }
         break;
@@ -205,11 +241,12 @@ static void bn_forward_apply(nas_net *net, nas__node *nd, int id, int n, int tid
     const float *in = act(net, nas__input(nd, 0));
     float *out = act(net, id), *aux = net->act_arena + nd->aux_off;
     double *tot = bn_sum_parts(net, tid, nt, 0, off, c);
-    float *coef = (float *)(bn_part(net, tid, 3));
+    float *coef = bn_coef(net, tid, nd);
     int lead = tid == 0;
     nas_bn_finish_stats(coef, coef + c, lead ? aux : NULL, lead ? aux + c : NULL,
                         pdata(net, nd->p[2]), pdata(net, nd->p[3]), tot, pdata(net, nd->p[0]),
                         pdata(net, nd->p[1]), (long)n * hw, c, BN_MOMENTUM, BN_EPS);
+    if (nd->bn_into) return; /* its add applies it */
     nas_bn_apply_part(out + b0 * per, in + b0 * per, coef, coef + c, (int)(b1 - b0), c, hw,
                       nd->fused);
 }
@@ -220,9 +257,10 @@ typedef struct pass {
     nas_rng *rng;
 } pass;
 
-// Nodes the forward pass skips: fused ReLUs (their producer or consumer applied them).
+// Nodes the forward pass skips: fused ReLUs (their producer or consumer applied them) and adds
+// whose reader sums their terms.
 static int skipped(const nas__node *nd) {
-    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused);
+    return !nd->live || (nd->op == NAS__OP_RELU && nd->fused) || nd->add_into;
 }
 
 // One member's forward pass over its images, node after node: one thread, or inference (whose
@@ -388,14 +426,10 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
         break;
     }
     case NAS__OP_RELU:
-        if (overwrite & 1) {
-            for (long i = e0; i < e1; i++) {
-                float d = dout[i];
-                din[i] = out[i] > 0.0f ? d : 0.0f;
-            }
-        } else {
+        if (overwrite & 1)
+            nas_relu_backward_store(din + e0, dout + e0, out + e0, e1 - e0);
+        else
             nas_relu_backward(din + e0, dout + e0, out + e0, e1 - e0);
-        }
         break;
     case NAS__OP_ADD: {
         // forward was: out = a + b, or max(a + b, 0) with a fused ReLU
@@ -436,7 +470,11 @@ static void backward_part(nas_net *net, nas__node *nd, int id, int n, int tid, l
             for (long b = b0; b < b1; b++) {
                 const float *d = dout + b * pout + off;
                 float *gb = g + b * pk;
-                for (long i = 0; i < pk; i++) gb[i] += d[i];
+                if (k < 31 && (overwrite & (1 << k))) /* its first writer: a copy, no zeroing */
+                    memcpy(gb, d, sizeof(float) * pk);
+                else
+                    for (long i = 0; i < pk; i++)
+                        gb[i] += d[i];
             }
             off += pk;
         }
@@ -522,11 +560,21 @@ static void bn_backward_dx(nas_net *net, nas__node *nd, int id, int n, int tid, 
 }
 
 // Which of node j's inputs get their gradient stored rather than added (bit k for input k).
-// BN, ReLU, add, conv and pool nodes that are an input gradient's first writer store instead of
-// adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while it is
-// hot); other first writers get a zeroed one.
+// BN, ReLU, add, concat, conv and pool nodes that are an input gradient's first writer store
+// instead of adding, so that gradient needs no zeroing pass (a conv zeroes each image's share while
+// it is hot); other first writers get a zeroed one.
 static int overwrite_mask(const nas_net *net, const nas__node *nd, int j) {
     int overwrite = 0;
+    if (nd->op == NAS__OP_CONCAT) {
+        // The first place an input appears in (concat(x, x) adds the second).
+        for (int k = 0; k < nd->n_in && k < 31; k++) {
+            int id = nas__input(nd, k), first = 1;
+            for (int q = 0; q < k; q++)
+                first &= nas__input(nd, q) != id;
+            if (first && net->nodes[id].zero_at == j) overwrite |= 1 << k;
+        }
+        return overwrite;
+    }
     if (nd->op == NAS__OP_BN || nd->op == NAS__OP_RELU || nd->op == NAS__OP_ADD ||
         nd->op == NAS__OP_CONV || nd->op == NAS__OP_MAXPOOL || nd->op == NAS__OP_AVGPOOL) {
         for (int k = 0; k < nd->n_in; k++)
@@ -543,7 +591,7 @@ static void zero_first(nas_net *net, const nas__node *nd, int j, int overwrite, 
     for (int k = 0; k < nd->n_in; k++) {
         int i = nas__input(nd, k);
         long per = per_image(net->nodes[i].shape);
-        if (net->nodes[i].zero_at == j && !(overwrite & (1 << k)))
+        if (net->nodes[i].zero_at == j && !(k < 31 && (overwrite & (1 << k))))
             memset(grad(net, i) + b0 * per, 0, sizeof(float) * (b1 - b0) * per);
     }
 }

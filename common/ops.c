@@ -117,15 +117,48 @@ __attribute__((always_inline)) static inline double lanes_fold(const nas_vd *v) 
     return r;
 }
 
-// *d1 += lanes of sum(x), *d2 += lanes of sum(x*x) over n floats.
+// The t (0 < t < NAS_LANES) floats before end in lanes 0 .. t-1, zeros above: the tail of a
+// plane of at least NAS_LANES floats, read by one full load ending at end (in bounds) whose
+// lanes are rotated into place.  Filling an array element by element instead and loading it
+// stalled on store forwarding, once per plane and array (perf: a fifth of BN's sums at 7x7).
+// The rotation is one vpermps on AVX-512; on two AVX2 halves GCC builds it from many more
+// instructions (callgrind: the sums' instructions +50 %), so other clones keep the array
+// (tail_rotates), as do the channel-split kernels, which the net does not run.  Both give the
+// same lanes.
+__attribute__((always_inline)) static inline void tail_load(nas_vf *v, const float *end, int t) {
+    const nas_vi idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    nas_vf w;
+    VLOAD(w, end - NAS_LANES);
+    w = __builtin_shuffle(w, (idx + (NAS_LANES - t)) & (NAS_LANES - 1));
+    *v = (nas_vf)((nas_vi)w & (idx < t));
+}
+
+// Whether n floats' tail goes through tail_load: planes of 16 floats or more, on CPUs with
+// AVX-512 (which are the ones that run the avx512f clones).
+__attribute__((always_inline)) static inline int tail_rotates(int n) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    return n >= NAS_LANES && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+// *d1 += lanes of sum(x), *d2 += lanes of sum(x*x) over n floats; rot: tail_rotates(n).
 __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, nas_vd *d1,
-                                                         nas_vd *d2) {
+                                                         nas_vd *d2, int rot) {
     nas_vf a = {0}, b = {0};
     int i = 0;
     for (; i + NAS_LANES <= n; i += NAS_LANES) {
         nas_vf v;
         VLOAD(v, x + i);
         a += v, b += v * v;
+    }
+    if (rot) { /* the tail, if any, as one vector: the same lanes as below */
+        nas_vf tv = {0};
+        if (i < n) tail_load(&tv, x + n, n - i);
+        nas_vf sq = tv * tv;
+        lanes_acc(d1, &a, (const float *)&tv), lanes_acc(d2, &b, (const float *)&sq);
+        return;
     }
     float ta[NAS_LANES] = {0}, tb[NAS_LANES] = {0};
     for (int j = 0; i < n; i++, j++) ta[j] = x[i], tb[j] = x[i] * x[i];
@@ -135,7 +168,7 @@ __attribute__((always_inline)) static inline void sum_sq(const float *x, int n, 
 // With g = (mask == NULL || mask > 0) ? dy : 0: *d1 += lanes of sum(g), *d2 += of sum(g * x).
 __attribute__((always_inline)) static inline void sum_dot_masked(const float *dy, const float *x,
                                                                  const float *mask, int n,
-                                                                 nas_vd *d1, nas_vd *d2) {
+                                                                 nas_vd *d1, nas_vd *d2, int rot) {
     nas_vf a = {0}, b = {0}, zero = {0};
     int i = 0;
     for (; i + NAS_LANES <= n; i += NAS_LANES) {
@@ -147,6 +180,20 @@ __attribute__((always_inline)) static inline void sum_dot_masked(const float *dy
             g = (nas_vf)((nas_vi)g & (m > zero)); /* the compare is all-ones where kept */
         }
         a += g, b += g * xv;
+    }
+    if (rot) { /* the tail as one vector (tail_load), as sum_sq */
+        nas_vf g = {0}, xv = {0};
+        if (i < n) {
+            tail_load(&g, dy + n, n - i), tail_load(&xv, x + n, n - i);
+            if (mask) {
+                nas_vf m;
+                tail_load(&m, mask + n, n - i);
+                g = (nas_vf)((nas_vi)g & (m > zero));
+            }
+        }
+        nas_vf gx = g * xv;
+        lanes_acc(d1, &a, (const float *)&g), lanes_acc(d2, &b, (const float *)&gx);
+        return;
     }
     float ta[NAS_LANES] = {0}, tb[NAS_LANES] = {0};
     for (int j = 0; i < n; i++, j++) {
@@ -221,6 +268,7 @@ __attribute__((always_inline)) static inline void
 bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
                    const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
                    float momentum, float eps, int relu, int c0, int c1, int cbs) {
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -231,7 +279,7 @@ bn_forward_blocked(float *out, float *mean, float *rstd, const float *inp, const
         memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++)
-                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j], rot);
         double sums[2 * BN_BLOCK_MAX];
         for (int j = 0; j < nc; j++) {
             sums[2 * j] = lanes_fold(&d1[j]);
@@ -252,6 +300,7 @@ __attribute__((always_inline)) static inline void
 bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *out,
                     const float *inp, const float *mean, const float *rstd, const float *gamma,
                     int n, int c, int hw, int relu, int overwrite, int c0, int c1, int cbs) {
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     long m = (long)n * hw;
     for (int cb = c0; cb < c1; cb += cbs) {
         int nc = c1 - cb < cbs ? c1 - cb : cbs;
@@ -263,7 +312,8 @@ bn_backward_blocked(float *dinp, float *dgamma, float *dbeta, const float *dout,
         for (int b = 0; b < n; b++)
             for (int j = 0; j < nc; j++) {
                 long off = ((long)b * c + cb + j) * hw;
-                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j]);
+                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j],
+                               rot);
             }
         for (int j = 0; j < nc; j++) {
             int ch = cb + j;
@@ -292,6 +342,7 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
                                const float *gamma, const float *beta, float *running_mean,
                                float *running_var, int n, int c, int hw, float momentum, float eps,
                                int relu, int c0, int c1) {
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_forward_blocked(out, mean, rstd, inp, gamma, beta, running_mean, running_var, n, c, hw,
@@ -303,7 +354,8 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
         // One pass of sum and sum of squares, in double: activations are O(1) and m is at
         // most a few million, so E[x^2] - E[x]^2 keeps ample precision and saves a pass.
         nas_vd d1 = {0}, d2 = {0};
-        for (int b = 0; b < n; b++) sum_sq(inp + ((long)b * c + ch) * hw, hw, &d1, &d2);
+        for (int b = 0; b < n; b++)
+            sum_sq(inp + ((long)b * c + ch) * hw, hw, &d1, &d2, rot);
         double sums[2] = {lanes_fold(&d1), lanes_fold(&d2)};
         float scale, shift;
         nas_bn_finish_stats(&scale, &shift, mean + ch, rstd + ch, running_mean + ch,
@@ -315,13 +367,27 @@ NAS_CLONES void nas_bn_forward_train_part(float *out, float *mean, float *rstd, 
     }
 }
 
+// An inference BN's per-channel y = x * scale + shift, from the running statistics.
+static inline void bn_eval_coef(float *scale, float *shift, float gamma, float beta, float mean,
+                                float var, float eps) {
+    *scale = gamma / sqrtf(var + eps);
+    *shift = beta - mean * *scale;
+}
+
+void nas_bn_eval_coef(float *scale, float *shift, const float *gamma, const float *beta,
+                      const float *running_mean, const float *running_var, int c, float eps) {
+    for (int ch = 0; ch < c; ch++)
+        bn_eval_coef(scale + ch, shift + ch, gamma[ch], beta[ch], running_mean[ch], running_var[ch],
+                     eps);
+}
+
 NAS_CLONES void nas_bn_forward_eval_part(float *out, const float *inp, const float *gamma,
                               const float *beta, const float *running_mean,
                               const float *running_var, int n, int c, int hw, float eps, int relu,
                               int c0, int c1) {
     for (int ch = c0; ch < c1; ch++) {
-        float scale = gamma[ch] / sqrtf(running_var[ch] + eps);
-        float shift = beta[ch] - running_mean[ch] * scale;
+        float scale, shift;
+        bn_eval_coef(&scale, &shift, gamma[ch], beta[ch], running_mean[ch], running_var[ch], eps);
         for (int b = 0; b < n; b++) {
             const float *x = inp + ((long)b * c + ch) * hw;
             float *y = out + ((long)b * c + ch) * hw;
@@ -337,6 +403,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
                           const float *out, const float *inp, const float *mean, const float *rstd,
                           const float *gamma, int n, int c, int hw, int relu, int overwrite, int c0,
                           int c1) {
+    const int rot = 0; /* the element-by-element tail (the same lanes) */
     int cbs = bn_block(n, hw);
     if (cbs > 1) {
         bn_backward_blocked(dinp, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, n, c, hw, relu,
@@ -351,7 +418,7 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
         nas_vd d1 = {0}, d2 = {0};
         for (int b = 0; b < n; b++) {
             long off = ((long)b * c + ch) * hw;
-            sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1, &d2);
+            sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1, &d2, rot);
         }
         double sum_dy = lanes_fold(&d1), sum_dy_x = lanes_fold(&d2);
         // sum(dy * xhat) = rstd * (sum(dy * x) - mean * sum(dy))
@@ -377,19 +444,30 @@ NAS_CLONES void nas_bn_backward_part(float *dinp, float *dgamma, float *dbeta, c
 // 16 doubles is 16 KB of stack, and walking up to 64 planes of an image reads consecutive memory.
 #define BN_PART_CH 64
 
-NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
+// The image-range kernels' bodies, with rot (tail_rotates) a constant at each call, so that each
+// path gets its own loops (one body with rot a variable cost the avx2 clones' sums 4-9 %
+// more instructions, callgrind).
+__attribute__((always_inline)) static inline void stats_part(double *part, const float *inp, int nb,
+                                                             int c, int hw, int rot) {
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
         memset(d1, 0, sizeof(nas_vd) * nc), memset(d2, 0, sizeof(nas_vd) * nc);
         for (int b = 0; b < nb; b++)
             for (int j = 0; j < nc; j++)
-                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j]);
+                sum_sq(inp + ((long)b * c + cb + j) * hw, hw, &d1[j], &d2[j], rot);
         for (int j = 0; j < nc; j++) {
             part[2 * (cb + j)] = lanes_fold(&d1[j]);
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
         }
     }
+}
+
+NAS_CLONES void nas_bn_stats_part(double *part, const float *inp, int nb, int c, int hw) {
+    if (tail_rotates(hw))
+        stats_part(part, inp, nb, c, hw, 1);
+    else
+        stats_part(part, inp, nb, c, hw, 0);
 }
 
 void nas_bn_finish_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
@@ -419,8 +497,10 @@ NAS_CLONES void nas_bn_apply_part(float *out, const float *inp, const float *sca
         }
 }
 
-NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
-                                          const float *inp, int nb, int c, int hw, int relu) {
+__attribute__((always_inline)) static inline void sums_part(double *part, const float *dout,
+                                                            const float *out, const float *inp,
+                                                            int nb, int c, int hw, int relu,
+                                                            int rot) {
     for (int cb = 0; cb < c; cb += BN_PART_CH) {
         int nc = c - cb < BN_PART_CH ? c - cb : BN_PART_CH;
         nas_vd d1[BN_PART_CH], d2[BN_PART_CH];
@@ -428,13 +508,22 @@ NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const
         for (int b = 0; b < nb; b++)
             for (int j = 0; j < nc; j++) {
                 long off = ((long)b * c + cb + j) * hw;
-                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j]);
+                sum_dot_masked(dout + off, inp + off, relu ? out + off : NULL, hw, &d1[j], &d2[j],
+                               rot);
             }
         for (int j = 0; j < nc; j++) {
             part[2 * (cb + j)] = lanes_fold(&d1[j]);
             part[2 * (cb + j) + 1] = lanes_fold(&d2[j]);
         }
     }
+}
+
+NAS_CLONES void nas_bn_backward_sums_part(double *part, const float *dout, const float *out,
+                                          const float *inp, int nb, int c, int hw, int relu) {
+    if (tail_rotates(hw))
+        sums_part(part, dout, out, inp, nb, c, hw, relu, 1);
+    else
+        sums_part(part, dout, out, inp, nb, c, hw, relu, 0);
 }
 
 void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const double *sums,
@@ -491,18 +580,85 @@ void nas_bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout
 }
 
 // ----------------------------------------------------------------------------
+// add
+
+// One plane of y = (t0 + t1) + t2 (t2 only when three), then ReLU, each term t_k being x_k or,
+// when a BN is applied on the way (bn & 1 << k), x_k * s_k + h_k: the expressions of
+// bn_apply_plane and of the adds one after another, so the same bits.  The flags are constants
+// at each call (ADD_CASE), so every combination is its own vector loop.
+__attribute__((always_inline)) static inline void add_plane(float *y, const float *const *x,
+                                                            const float *s, const float *h,
+                                                            long off, long n, int bn, int three,
+                                                            int relu) {
+    const float *x0 = x[0] + off, *x1 = x[1] + off, *x2 = three ? x[2] + off : NULL;
+    for (long i = 0; i < n; i++) {
+        float t0 = (bn & 1) ? x0[i] * s[0] + h[0] : x0[i];
+        float t1 = (bn & 2) ? x1[i] * s[1] + h[1] : x1[i];
+        float v = t0 + t1;
+        if (three) v = v + ((bn & 4) ? x2[i] * s[2] + h[2] : x2[i]);
+        y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+}
+
+#define ADD_CASE(k)                                                                                \
+    case k:                                                                                        \
+        add_plane(out + ooff, x, s, h, off, n, (k)&7, (k)&8, (k)&16);                              \
+        break;
+#define ADD_CASE4(k) ADD_CASE(k) ADD_CASE(k + 1) ADD_CASE(k + 2) ADD_CASE(k + 3)
+
+NAS_CLONES void nas_add_part(float *out, long ldo, int nt, const float *const *x,
+                             const float *const *sc, const float *const *sh, int nb, int c, int hw,
+                             int relu) {
+    int bn = 0;
+    for (int k = 0; k < nt; k++)
+        bn |= sc[k] ? 1 << k : 0;
+    long per = (long)c * hw, planes = (long)nb * c, n = hw;
+    if (!bn) planes = ldo == per ? 1 : nb, n = ldo == per ? nb * per : per; /* whole images */
+    int key = bn | (nt == 3 ? 8 : 0) | (relu ? 16 : 0);
+    for (long p = 0; p < planes; p++) {
+        long off = p * n, ooff = bn ? p / c * ldo + p % c * hw : p * ldo;
+        int ch = bn ? (int)(p % c) : 0;
+        float s[3] = {0}, h[3] = {0};
+        for (int k = 0; k < nt; k++)
+            if (sc[k]) s[k] = sc[k][ch], h[k] = sh[k][ch];
+        switch (key) {
+            ADD_CASE4(0)
+            ADD_CASE4(4)
+            ADD_CASE4(8)
+            ADD_CASE4(12)
+            ADD_CASE4(16)
+            ADD_CASE4(20)
+            ADD_CASE4(24)
+            ADD_CASE4(28)
+        }
+    }
+}
+
+#undef ADD_CASE4
+#undef ADD_CASE
+
+// ----------------------------------------------------------------------------
 // relu
 
-void nas_relu_forward(float *out, const float *inp, long n) {
+// Cloned per ISA like BN: on the cells' unfused ReLUs (before their 1x1 and 1x7 convs) the
+// baseline SSE2 loops were 1.5 % of a step.
+NAS_CLONES void nas_relu_forward(float *out, const float *inp, long n) {
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
-void nas_relu_backward(float *dinp, const float *dout, const float *out, long n) {
+NAS_CLONES void nas_relu_backward(float *dinp, const float *dout, const float *out, long n) {
     // forward was: out = max(inp, 0), so the gradient passes where out > 0.
     // Branch-free so that it vectorises: the mask is unpredictable.
     for (long i = 0; i < n; i++) {
         float d = dout[i];
         dinp[i] += out[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+NAS_CLONES void nas_relu_backward_store(float *dinp, const float *dout, const float *out, long n) {
+    for (long i = 0; i < n; i++) {
+        float d = dout[i];
+        dinp[i] = out[i] > 0.0f ? d : 0.0f;
     }
 }
 

@@ -113,9 +113,25 @@ void nas_bn_finish_backward(float *coef, float *dgamma, float *dbeta, const doub
 void nas_bn_backward_dx_part(float *dinp, const float *dout, const float *out, const float *inp,
                              const float *coef, int nb, int c, int hw, int relu, int overwrite);
 
+// An inference BN's per-channel coefficients, y = x * scale + shift, from the running
+// statistics (the bits nas_bn_forward_eval_part applies).
+void nas_bn_eval_coef(float *scale, float *shift, const float *gamma, const float *beta,
+                      const float *running_mean, const float *running_var, int c, float eps);
+
+// out = (t0 + t1) + t2 (t2 only when nt == 3; then max(., 0) when relu) over nb images of c
+// planes of hw floats (out's images ldo floats apart, c * hw or more), where term k is x[k] as is
+// (sc[k] == NULL) or a BN applied on the way, x[k] * sc[k][ch] + sh[k][ch] with the coefficients of
+// nas_bn_finish_stats or nas_bn_eval_coef: the bits of nas_bn_apply_part then the adds one after
+// another.  The net's adds, with the BNs and the inner add whose only reader they are
+// (net_compile.c).
+void nas_add_part(float *out, long ldo, int nt, const float *const *x, const float *const *sc,
+                  const float *const *sh, int nb, int c, int hw, int relu);
+
 // relu over n floats; the backward uses the forward's output as the mask.
 void nas_relu_forward(float *out, const float *inp, long n);
 void nas_relu_backward(float *dinp, const float *dout, const float *out, long n);
+// The same, storing dinp (its first writer) instead of adding.
+void nas_relu_backward_store(float *dinp, const float *dout, const float *out, long n);
 
 // linear: inp (N,I), weight (O,I), bias (O) -> out (N,O); bias may be NULL.
 void nas_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,

@@ -66,11 +66,9 @@ static double net_loss(void *p) {
     return nas_net_loss(g->net, g->labels, B, 0.0f, NULL);
 }
 
-START_TEST(test_net_gradients) {
-    nas_net *net = NULL;
+// Every parameter's gradient of a net on two-channel 7x7 images against finite differences.
+static void check_gradients(nas_net *net, int out) {
     char err[NAS_ERR_LEN];
-    ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
-    int out = build_zoo(net);
     ck_assert_msg(out >= 0, "%s", nas_net_errmsg(net));
     nas_shape s = nas_net_shape(net, out);
     ck_assert_int_eq(s.c, CLS);
@@ -117,6 +115,13 @@ START_TEST(test_net_gradients) {
     ck_assert(nas_allclose(nas_net_grads_data(net), grads, n_tr, 1e-5f, 1e-4f, "accumulate"));
     ck_assert(params == nas_net_param(net, 0)->data);
     free(g.x), free(grads);
+}
+
+START_TEST(test_net_gradients) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
+    check_gradients(net, build_zoo(net));
     nas_net_destroy(&net);
     ck_assert_ptr_null(net);
 }
@@ -347,6 +352,23 @@ END_TEST
 // readers that run later, gives its buffer to a alone (b gets a copy); pa and pb then add into
 // a's and b's.  A step, its gradients and a second step's logits match the unfused net bit for
 // bit at 1 and 2 threads.
+// Two SGD steps (learning rate 0.1) on five images: their logits, then gradients, one after
+// the other; *n_gr trainable floats.
+static void sgd_steps(nas_net *net, const float *xs, const uint8_t *labels, nas_rng *rng,
+                      float *logits, float *grads, size_t *n_gr) {
+    for (int step = 0; step < 2; step++) {
+        memcpy(logits, nas_net_forward(net, xs, 5, 1, rng), sizeof(float) * 5 * CLS);
+        nas_net_loss(net, labels, 5, 0.0f, NULL);
+        nas_net_zero_grad(net);
+        nas_net_backward(net);
+        float *p = nas_net_params_data(net, n_gr, NULL);
+        memcpy(grads + step * *n_gr, nas_net_grads_data(net), sizeof(float) * *n_gr);
+        for (size_t i = 0; i < *n_gr; i++)
+            p[i] -= 0.1f * grads[step * *n_gr + i];
+        logits += 5 * CLS;
+    }
+}
+
 static void handover_step(int threads, int fuse, float *logits, float *grads, size_t n_gr) {
     nas_net *net = NULL;
     char err[NAS_ERR_LEN];
@@ -375,20 +397,9 @@ static void handover_step(int threads, int fuse, float *logits, float *grads, si
     float xs[5 * 2 * 6 * 6];
     uint8_t labels[5] = {0, 1, 2, 3, 4};
     nas_fill_uniform(xs, NAS_ARRAY_LEN(xs), -1, 1, &rng);
-    for (int step = 0; step < 2; step++) {
-        memcpy(logits, nas_net_forward(net, xs, 5, 1, &rng), sizeof(float) * 5 * CLS);
-        nas_net_loss(net, labels, 5, 0.0f, NULL);
-        nas_net_zero_grad(net);
-        nas_net_backward(net);
-        size_t n;
-        nas_net_params_data(net, &n, NULL);
-        ck_assert_uint_eq(n, n_gr);
-        memcpy(grads + step * n, nas_net_grads_data(net), sizeof(float) * n);
-        float *p = nas_net_params_data(net, &n, NULL);
-        for (size_t i = 0; i < n; i++)
-            p[i] -= 0.1f * grads[step * n + i];
-        logits += 5 * CLS;
-    }
+    size_t n;
+    sgd_steps(net, xs, labels, &rng, logits, grads, &n);
+    ck_assert_uint_eq(n, n_gr);
     nas_net_destroy(&net);
 }
 
@@ -404,6 +415,99 @@ START_TEST(test_net_add_handover) {
                       threads);
         free(gf), free(gu);
     }
+}
+END_TEST
+
+// BNs applied by the add that reads them and adds summed by the add that reads them
+// (net_compile.c, fuse_bn_add, fuse_add_add): a micro-net block (a pointwise conv's BN, plus a
+// max-pool, plus an average pool: one pass), an add of two BNs, an add+ReLU
+// of a BN, and a BN with a second reader, which keeps its output; then concat(x, u, x), whose
+// backward stores the first part of x's gradient and adds the second, and into which the add u
+// writes its output (fuse_add_cat), when cat (a whole-net finite-difference check on it is
+// too noisy).  Returns the output; bns[5] is u.
+static int build_bn_adds(nas_net *net, int *bns, int cat) {
+    int x = nas_net_conv(net, "c0", nas_net_input(net), 4, 3, 3, 1, 1, 1, 1, 0);
+    bns[0] = nas_net_bn(net, "bn1", nas_net_conv(net, "p", x, 4, 1, 1, 1, 0, 1, 1, 0));
+    int s = nas_net_add(net, bns[0], nas_net_maxpool(net, x, 3, 1, 1));
+    s = nas_net_add(net, s, nas_net_avgpool(net, x, 3, 1, 1));
+    bns[1] = nas_net_bn(net, "bn2", nas_net_conv(net, "q", s, 4, 1, 1, 1, 0, 1, 1, 0));
+    bns[2] = nas_net_bn(net, "bn3", nas_net_conv(net, "r", s, 4, 3, 3, 1, 1, 1, 4, 0));
+    s = nas_net_add(net, bns[1], bns[2]);
+    bns[3] = nas_net_bn(net, "bn4", nas_net_conv(net, "t", s, 4, 1, 1, 1, 0, 1, 1, 1));
+    s = nas_net_relu(net, nas_net_add(net, s, bns[3])); /* add+ReLU */
+    bns[4] = nas_net_bn(net, "bn5", nas_net_conv(net, "u", s, 4, 1, 1, 1, 0, 1, 1, 0));
+    s = nas_net_add(net, nas_net_add(net, bns[4], s), nas_net_avgpool(net, bns[4], 3, 1, 1));
+    if (cat) {
+        int u =
+            nas_net_add(net, nas_net_avgpool(net, s, 3, 1, 1), nas_net_avgpool(net, s, 5, 1, 2));
+        int parts[3] = {s, u, s}; /* its backward copies into s's gradient, then adds */
+        s = nas_net_concat(net, parts, 3);
+        bns[5] = u;
+    }
+    return nas_net_linear(net, "fc", nas_net_gap(net, s), CLS);
+}
+
+// Two training steps of that net, then an inference forward: logits and gradients.
+static void bn_add_step(int threads, int fuse, float *logits, float *grads, size_t *n_gr) {
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
+    int bns[6], out = build_bn_adds(net, bns, 1);
+    net->no_fusion = !fuse;
+    ck_assert_int_eq(nas_net_compile(net, out, 5, err), NAS_OK);
+    for (int k = 0; k < 5; k++) { /* bn5 has two readers */
+        int into = net->nodes[bns[k]].bn_into;
+        ck_assert_int_eq(into != 0, fuse && k < 4);
+        if (into) ck_assert(net->nodes[into].op == NAS__OP_ADD);
+    }
+    // Summed in their reader's pass: the block's add of the BN and the max-pool, and bn5's add.
+    int inner = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nas__node *nd = &net->nodes[i];
+        if (nd->op != NAS__OP_ADD || !nd->add_into) continue;
+        ck_assert(net->nodes[nd->add_into].in[net->nodes[nd->add_into].add_in - 1] == i);
+        inner++;
+    }
+    ck_assert_int_eq(inner, fuse ? 2 : 0);
+    ck_assert_int_eq(net->nodes[bns[5]].cat_into, fuse ? out - 2 : 0); /* concat, GAP, linear */
+    for (int i = 0; i < net->n_nodes; i++) /* u alone: s has two places in the concat */
+        ck_assert(net->nodes[i].cat_into == 0 || i == bns[5]);
+    ck_assert_int_eq(nas_net_set_threads(net, threads, err), NAS_OK);
+    nas_rng rng;
+    nas_rng_init(&rng, 9, 0);
+    nas_net_init_params(net, &rng);
+    for (int i = 0; i < nas_net_param_n(net); i++) { /* BN shifts that matter */
+        const nas_param *p = nas_net_param(net, i);
+        if (p->trainable && p->ndim == 1) nas_fill_uniform(p->data, p->size, -0.5f, 0.5f, &rng);
+    }
+    float xs[5 * 2 * 7 * 7];
+    uint8_t labels[5] = {0, 1, 2, 3, 4};
+    nas_fill_uniform(xs, NAS_ARRAY_LEN(xs), -1, 1, &rng);
+    sgd_steps(net, xs, labels, &rng, logits, grads, n_gr);
+    memcpy(logits + 2 * 5 * CLS, nas_net_forward(net, xs, 5, 0, NULL), sizeof(float) * 5 * CLS);
+    nas_net_destroy(&net);
+}
+
+START_TEST(test_net_bn_add) {
+    for (int threads = 1; threads <= 2; threads++) {
+        float lf[3 * 5 * CLS], lu[3 * 5 * CLS], gf[2 * 1024], gu[2 * 1024];
+        size_t nf, nu;
+        bn_add_step(threads, 1, lf, gf, &nf);
+        bn_add_step(threads, 0, lu, gu, &nu);
+        ck_assert(nf == nu && 2 * nf <= NAS_ARRAY_LEN(gf));
+        ck_assert_msg(memcmp(lf, lu, sizeof lf) == 0, "logits, %d threads", threads);
+        ck_assert_msg(memcmp(gf, gu, sizeof(float) * 2 * nf) == 0, "gradients, %d threads",
+                      threads);
+    }
+    // Against finite differences, fused, without the concat (which changes only where the
+    // forward's floats are written; its bits against no_fusion are checked above).
+    nas_net *net = NULL;
+    char err[NAS_ERR_LEN];
+    int bns[6];
+    ck_assert_int_eq(nas_net_create(&net, 2, 7, 7, err), NAS_OK);
+    check_gradients(net, build_bn_adds(net, bns, 0));
+    ck_assert(net->nodes[bns[0]].bn_into != 0);
+    nas_net_destroy(&net);
 }
 END_TEST
 
@@ -622,6 +726,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_net_cell_threads);
     tcase_add_test(tc, test_net_fusion_bitwise);
     tcase_add_test(tc, test_net_add_handover);
+    tcase_add_test(tc, test_net_bn_add);
     tcase_add_test(tc, test_net_out_of_memory);
     suite_add_tcase(s, tc);
     return s;

@@ -441,6 +441,133 @@ START_TEST(test_bn_image_split) {
 }
 END_TEST
 
+// The cloned ReLU kernels against their definitions, by memcmp, on lengths around the vectors.
+START_TEST(test_relu_clones) {
+    nas_rng rng;
+    nas_rng_init(&rng, 29, 0);
+    for (long n = 1; n < 70; n += 7) {
+        float x[70], d[70], y[70], g[70], ref[70];
+        nas_fill_uniform(x, n, -1, 1, &rng);
+        nas_fill_uniform(d, n, -1, 1, &rng);
+        nas_relu_forward(y, x, n);
+        for (long i = 0; i < n; i++)
+            ref[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        ck_assert(memcmp(y, ref, sizeof(float) * n) == 0);
+        nas_relu_backward_store(g, d, y, n);
+        for (long i = 0; i < n; i++)
+            ref[i] = y[i] > 0.0f ? d[i] : 0.0f;
+        ck_assert(memcmp(g, ref, sizeof(float) * n) == 0);
+        nas_relu_backward(g, d, y, n);
+        for (long i = 0; i < n; i++)
+            ref[i] += y[i] > 0.0f ? d[i] : 0.0f;
+        ck_assert(memcmp(g, ref, sizeof(float) * n) == 0);
+    }
+}
+END_TEST
+
+// BN's sums (nas_bn_stats_part, nas_bn_backward_sums_part without and with the ReLU mask)
+// against their definition, by memcmp: per image and channel, lane l of 16 sums in float the
+// elements p = l (mod 16) in order, the lanes are widened to double and added over the images,
+// then folded in lane order.  Planes shorter than, equal to and longer than 16, with and
+// without a tail.
+static const int SUM_HW[] = {1, 9, 15, 16, 17, 31, 49, 196};
+
+START_TEST(test_bn_sum_lanes) {
+    int hw = SUM_HW[_i], n = 3, c = 5;
+    size_t len = (size_t)n * c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 23 + (uint64_t)_i, 0);
+    float *x = malloc(sizeof(float) * 3 * len), *dy = x + len, *o = x + 2 * len;
+    nas_fill_uniform(x, 3 * len, -1, 1, &rng);
+    double got[10], ref[10];
+    for (int kind = 0; kind < 3; kind++) { /* x and x^2; g and g*x; the same masked by o > 0 */
+        if (kind == 0)
+            nas_bn_stats_part(got, x, n, c, hw);
+        else
+            nas_bn_backward_sums_part(got, dy, o, x, n, c, hw, kind == 2);
+        for (int ch = 0; ch < c; ch++) {
+            double l1[16] = {0}, l2[16] = {0};
+            for (int b = 0; b < n; b++) {
+                float f1[16] = {0}, f2[16] = {0};
+                size_t off = ((size_t)b * c + ch) * hw;
+                for (int p = 0; p < hw; p++) {
+                    float v = x[off + p], g = dy[off + p];
+                    if (kind == 2 && !(o[off + p] > 0.0f)) g = 0.0f;
+                    f1[p % 16] += kind ? g : v;
+                    f2[p % 16] += kind ? g * v : v * v;
+                }
+                for (int j = 0; j < 16; j++)
+                    l1[j] += (double)f1[j], l2[j] += (double)f2[j];
+            }
+            ref[2 * ch] = ref[2 * ch + 1] = 0.0;
+            for (int j = 0; j < 16; j++)
+                ref[2 * ch] += l1[j], ref[2 * ch + 1] += l2[j];
+        }
+        ck_assert_msg(memcmp(got, ref, sizeof ref) == 0, "hw %d kind %d", hw, kind);
+    }
+    free(x);
+}
+END_TEST
+
+// The add that applies BNs on the way and sums up to three terms (nas_add_part): every
+// combination of BN'd terms, two or three terms and the fused ReLU equals nas_bn_apply_part
+// (training coefficients) or nas_bn_forward_eval_part (nas_bn_eval_coef's) followed by the adds
+// one after another, bit for bit.
+static const int ADD_CASES[][3] = {{3, 4, 49}, {2, 8, 16}, {2, 5, 9}, {1, 3, 196}, {4, 2, 1}};
+
+START_TEST(test_add_bn) {
+    int n = ADD_CASES[_i][0], c = ADD_CASES[_i][1], hw = ADD_CASES[_i][2];
+    size_t len = (size_t)n * c * hw;
+    nas_rng rng;
+    nas_rng_init(&rng, 17 + (uint64_t)_i, 0);
+    float *buf = malloc(sizeof(float) * 8 * len), *co = malloc(sizeof(float) * 10 * (size_t)c);
+    const float *x[3] = {buf, buf + len, buf + 2 * len};
+    float *y[3] = {buf + 3 * len, buf + 4 * len, buf + 5 * len};
+    float *out = buf + 6 * len, *ref = buf + 7 * len, *s[3], *h[3];
+    nas_fill_uniform(buf, 3 * len, -2, 2, &rng);
+    nas_fill_uniform(co, 10 * (size_t)c, 0.1f, 1.5f, &rng);
+    for (int k = 0; k < 3; k++) {
+        s[k] = co + 2 * k * c, h[k] = co + (2 * k + 1) * c;
+        for (int ch = 0; ch < c; ch++)
+            h[k][ch] -= 0.8f; /* shifts of both signs */
+    }
+    for (int eval = 0; eval < 2; eval++) {
+        // gamma, beta, running mean, running var in co + 6c
+        const float *g = co + 6 * c, *be = co + 7 * c, *rm = co + 8 * c, *rv = co + 9 * c;
+        for (int k = 0; k < 3; k++) {
+            if (eval) {
+                nas_bn_eval_coef(s[k], h[k], g, be, rm, rv, c, 1e-5f);
+                nas_bn_forward_eval_part(y[k], x[k], g, be, rm, rv, n, c, hw, 1e-5f, 0, 0, c);
+                nas_bn_apply_part(out, x[k], s[k], h[k], n, c, hw, 0);
+                ck_assert(memcmp(y[k], out, sizeof(float) * len) == 0);
+            }
+            nas_bn_apply_part(y[k], x[k], s[k], h[k], n, c, hw, 0);
+        }
+        for (int key = 0; key < 32; key++) {
+            int nt = key & 8 ? 3 : 2, relu = key & 16;
+            const float *sc[3], *sh[3];
+            for (int k = 0; k < 3; k++)
+                sc[k] = key & (1 << k) ? s[k] : NULL, sh[k] = h[k];
+            for (size_t i = 0; i < len; i++) {
+                float t = (sc[0] ? y[0] : x[0])[i] + (sc[1] ? y[1] : x[1])[i];
+                if (nt == 3) t = t + (sc[2] ? y[2] : x[2])[i];
+                ref[i] = relu ? (t > 0.0f ? t : 0.0f) : t;
+            }
+            nas_add_part(out, (long)c * hw, nt, x, sc, sh, n, c, hw, relu);
+            ck_assert_msg(memcmp(out, ref, sizeof(float) * len) == 0, "key %d, eval %d", key, eval);
+            // Into every other image of a buffer twice the size, at 3 floats in (a concat's part).
+            float *wide = malloc(sizeof(float) * (2 * len + 3));
+            nas_add_part(wide + 3, 2L * c * hw, nt, x, sc, sh, n, c, hw, relu);
+            for (int b = 0; b < n; b++)
+                ck_assert(memcmp(wide + 3 + 2L * b * c * hw, ref + (long)b * c * hw,
+                                 sizeof(float) * c * hw) == 0);
+            free(wide);
+        }
+    }
+    free(buf), free(co);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("core");
@@ -450,6 +577,9 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_bn_grad_and_stats);
     tcase_add_loop_test(tc, test_bn_small_planes, 0, (int)(sizeof BN_SMALL / sizeof BN_SMALL[0]));
     tcase_add_loop_test(tc, test_bn_image_split, 0, (int)(sizeof BN_SPLIT / sizeof BN_SPLIT[0]));
+    tcase_add_test(tc, test_relu_clones);
+    tcase_add_loop_test(tc, test_bn_sum_lanes, 0, (int)(sizeof SUM_HW / sizeof SUM_HW[0]));
+    tcase_add_loop_test(tc, test_add_bn, 0, (int)(sizeof ADD_CASES / sizeof ADD_CASES[0]));
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_dropout_and_drop_path);
     suite_add_tcase(s, tc);

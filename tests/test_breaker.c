@@ -9,7 +9,9 @@
  *    processes over TCP and a SQLite file: it halts after exactly N failed
  *    tasks with the budget unspent, says so in the log and in `nasctl
  *    status` (text and --json), stays up; fixed and restarted, it resumes
- *    and finishes with every task recorded exactly once.
+ *    and finishes with every task recorded exactly once;
+ *  - a campaign where half the tasks fail: results between failures start
+ *    the count again, and it halts exactly at the first run of N failures.
  */
 #include "common/alloc.h"
 #include "master/breaker.h"
@@ -89,6 +91,18 @@ static nas_store_counts counts(const char *db) {
     return s;
 }
 
+/* A tabular campaign on `table` (the workers get theirs with --table). */
+static void write_campaign(const e2e_env *e, const char *name, int budget, int attempts, int limit,
+                           const char *table) {
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "workers:\n  heartbeat_ms: 100\n  liveness: 3\n  max_attempts: %d\n"
+             "  max_failed_in_a_row: %d\n"
+             "evaluation:\n  mode: table\n  table: %s\n",
+             attempts, limit, table);
+    e2e_write_campaign(e->cfg, name, budget, e->port, "127.0.0.1", e->db, extra);
+}
+
 START_TEST(test_breaker_halts_then_resumes) {
     enum { BUDGET = 8, LIMIT = 3 };
     e2e_env e;
@@ -99,13 +113,7 @@ START_TEST(test_breaker_halts_then_resumes) {
     nas_path_join(small, sizeof small, e.dir, "small.csv");
     e2e_write(small, "arch,val_acc\nnot-an-architecture,0.5\n");
     e2e_write_nb201_table(e.table);
-    char extra[512];
-    snprintf(extra, sizeof extra,
-             "workers:\n  heartbeat_ms: 100\n  liveness: 3\n  max_attempts: 2\n"
-             "  max_failed_in_a_row: %d\n"
-             "evaluation:\n  mode: table\n  table: small.csv\n",
-             LIMIT);
-    e2e_write_campaign(e.cfg, "breaker", BUDGET, e.port, "127.0.0.1", e.db, extra);
+    write_campaign(&e, "breaker", BUDGET, 2, LIMIT, "small.csv");
     e2e_log_path(&e, "w", wlog, sizeof wlog);
     nas_path_join(mlog2, sizeof mlog2, e.dir, "master2.log");
     const char *bad[] = {"--table", small, NULL};
@@ -187,6 +195,85 @@ START_TEST(test_breaker_halts_then_resumes) {
 }
 END_TEST
 
+/* Half the architectures in the table: with one worker the campaign runs
+ * one task at a time, so task order is the order results and failures
+ * came in.  Every result between failures starts the count again: the
+ * campaign halts exactly at the first run of LIMIT failures, and not
+ * before, however many failed in all. */
+START_TEST(test_breaker_results_between_failures_reset_the_count) {
+    enum { BUDGET = 24, LIMIT = 3 };
+    e2e_env e;
+    e2e_env_init(&e, 2);
+    char half[PATH_MAX], wlog[PATH_MAX];
+    e2e_write_nb201_table(e.table);
+    nas_path_join(half, sizeof half, e.dir, "half.csv");
+    char *all = nas_read_file(e.table, NULL);
+    ck_assert_ptr_nonnull(all);
+    FILE *f = fopen(half, "w");
+    ck_assert_ptr_nonnull(f);
+    int line = 0;
+    for (char *p = all, *nl; *p; p = nl + 1, line++) {
+        nl = strchr(p, '\n');
+        if (!nl) break;
+        if (line == 0 || line % 2 == 1) fwrite(p, 1, (size_t)(nl - p + 1), f);
+    }
+    fclose(f);
+    free(all);
+    write_campaign(&e, "reset", BUDGET, 1, LIMIT, "half.csv");
+    e2e_log_path(&e, "w", wlog, sizeof wlog);
+    const char *ws[] = {"--table", half, NULL};
+    const char *none[] = {NULL};
+    pid_t m = e2e_start_master(e.mlog, NULL, e.cfg, none);
+    pid_t w = e2e_start_worker(wlog, NULL, e.ctl, "w", "0", ws);
+    int halted = 0, ended = 0;
+    for (int64_t end = nas_now_ms() + 60000; !halted && !ended && nas_now_ms() < end;) {
+        halted = e2e_count_in_file(e.mlog, "tasks failed in a row") > 0;
+        ended = e2e_wait(m, 50) >= 0;
+    }
+    ck_assert(halted || ended);
+    if (halted) nas_sleep_ms(300); /* the log line comes just before the commit */
+    /* Runs of failures in task order. */
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
+    nas_store_task_info *ti = NULL;
+    int n = nas_store_task_list(st, NAS_STORE_TASK_ANY, NAS_STORE_STAGE_SEARCH, &ti, err);
+    int run = 0, longest = 0, failed = 0, resets = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert(i == 0 || ti[i].id > ti[i - 1].id);
+        if (ti[i].state == NAS_STORE_TASK_FAILED) {
+            failed++;
+            run++;
+            ck_assert_msg(run <= LIMIT, "task %lld: %d failed in a row, the limit is %d",
+                          (long long)ti[i].id, run, LIMIT);
+            if (run > longest) longest = run;
+        } else {
+            ck_assert_int_eq(ti[i].state, NAS_STORE_TASK_DONE);
+            resets += run > 0;
+            run = 0;
+        }
+    }
+    nas_free(ti);
+    nas_store_close(&st);
+    fprintf(stderr, "reset: %d tasks, %d failed, longest run %d, %d reset(s), %s\n", n, failed,
+            longest, resets, halted ? "halted" : "done");
+    /* It halts exactly when the last LIMIT tasks failed, and only then. */
+    ck_assert_int_eq(halted, longest == LIMIT);
+    ck_assert_int_eq(halted, run == LIMIT);
+    /* More failures than the limit in all: only the resets kept it going. */
+    ck_assert_int_gt(failed, LIMIT);
+    ck_assert_int_gt(resets, 0);
+    if (halted) {
+        kill(m, SIGTERM);
+        ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
+    } else {
+        ck_assert_int_eq(n, BUDGET);
+    }
+    e2e_kill(w, SIGTERM);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("breaker");
     TCase *tc = tcase_create("core");
@@ -195,6 +282,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_breaker_key);
     tcase_add_test(tc, test_breaker_result_resets_count);
     tcase_add_test(tc, test_breaker_halts_then_resumes);
+    tcase_add_test(tc, test_breaker_results_between_failures_reset_the_count);
     suite_add_tcase(s, tc);
     return s;
 }

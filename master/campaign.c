@@ -280,7 +280,10 @@ static int wants_proposal(const nas_campaign *c) {
  * the store at every checkpoint), so a resumed campaign neither gets a
  * fresh budget nor loses the time its master was down. */
 int64_t nas__campaign_ran_ms(const nas_campaign *c) {
-    return c->ran_before + (nas_now_ms() - c->started_mono);
+    /* A master halted by its circuit breaker waits for a person, not for
+     * the search: that wait is not the search's time. */
+    int64_t end = c->breaker.tripped ? c->halted_mono : nas_now_ms();
+    return c->ran_before + (end - c->started_mono);
 }
 
 static int wall_budget_spent(const nas_campaign *c) {
@@ -353,6 +356,9 @@ void nas__campaign_fill(nas_campaign *c, int64_t now_ms) {
         }
         return;
     }
+    /* Halted by the circuit breaker: no proposal and no change of phase
+     * until a restart; the leases out end and are recorded as usual. */
+    if (c->breaker.tripped) return;
     if (c->phase == NAS__PHASE_SEARCH) {
         if (!c->search_closed && wall_budget_spent(c)) {
             nas_info("campaign: wall-time budget of %.0f s spent; no more proposals",
@@ -533,6 +539,9 @@ int nas_campaign_create(nas_campaign **out, const nas_config *cfg, const nas_cam
                                                                    : NAS_EVAL_TRAIN;
     c->started_mono = nas_now_ms();
     c->started_wall = nas_wall_ms();
+    /* A restart starts the count from zero: the operator restarts after
+     * fixing the cause, and the failures before it are the cause's. */
+    nas_breaker_init(&c->breaker, cfg->workers.max_failed_in_a_row);
     /* Keys are read before the store is touched, so a wrong path or an
      * exposed secret stops the master before it changes anything. */
     int rc = load_keys(c, err);

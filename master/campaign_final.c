@@ -311,6 +311,10 @@ char *nas_campaign_status_json(nas_campaign *c) {
         nas_json_buf_key(&b, "problem");
         nas_json_buf_str(&b, c->env_problem);
     }
+    if (c->breaker.tripped) {
+        nas_json_buf_key(&b, "halted");
+        nas_json_buf_str(&b, c->breaker.message);
+    }
     /* Rate of this process only: earlier runs' time is unknown. */
     double hours = (double)(nas_now_ms() - c->started_mono) / 3600000.0;
     nas_json_buf_key(&b, "evaluations_per_hour");

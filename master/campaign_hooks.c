@@ -116,6 +116,7 @@ int nas__campaign_record(nas_campaign *c, const nas_wire_result *r, const char *
              nas_store_stage_name(t->stage), worker, r->val_acc,
              rc == NAS_STORE_DUPLICATE ? " (duplicate, dropped)" : "");
     c->n_done++;
+    if (rc == NAS_STORE_APPLIED) nas_breaker_result(&c->breaker);
     if (rc == NAS_STORE_APPLIED &&
         nas_status_live_result(c->live, t->id, t->stage, &t->final_fid, t->hash, sr.accuracy,
                                sr.test_accuracy, r->n_curve, err) < 0)
@@ -157,6 +158,25 @@ struct nas__cfailed {
     char reason[NAS_ERR_LEN];
 };
 
+/* A failure for good counts towards workers.max_failed_in_a_row: at the
+ * limit the dispatcher holds its queue and campaign_fill proposes nothing
+ * more (the master stays up, halted, so that a service manager does not
+ * restart it into the same failures).  The event log keeps the halt. */
+static void breaker_failed(nas_campaign *c, const char *reason) {
+    int was = c->breaker.tripped;
+    if (!nas_breaker_failed(&c->breaker, reason)) {
+        if (was) nas_warn("campaign: halted: %s", c->breaker.message);
+        return;
+    }
+    c->halted_mono = nas_now_ms();
+    nas_dispatcher_hold(c->disp, 1);
+    nas_error("campaign: %s", c->breaker.message);
+    char err[NAS_ERR_LEN];
+    if (nas_store_event_append(c->store, nas_wall_ms(), "campaign-halted", c->breaker.message,
+                               err) < 0)
+        nas_warn("campaign: event not recorded: %s", err);
+}
+
 /* K attempts failed.  The strategy observes the failure (ok = 0, no cost:
  * the history does not keep one for failures) so it stops waiting for the
  * proposal, and the final failure is committed in the same batch as the
@@ -183,6 +203,7 @@ static void record_failed(nas_campaign *c, const nas_task_ref *ref, int code, co
              nas_err_name(code), reason);
     c->n_failed++;
     nas__campaign_task_drop(c, t);
+    breaker_failed(c, reason);
     nas__campaign_batch_end(c);
 }
 

@@ -13,6 +13,7 @@
 #include "common/wire.h"
 #include "master/campaign.h"
 #include "master/auth.h"
+#include "master/breaker.h"
 #include "master/dispatcher.h"
 #include "master/status_live.h"
 #include "master/store.h"
@@ -85,6 +86,11 @@ struct nas_campaign {
      * cleared by the next result (some worker can evaluate again). */
     char env_problem[NAS_ERR_LEN];
     int64_t started_mono; /* this process's start, monotonic ms */
+    /* Failures for good in a row (workers.max_failed_in_a_row): once
+     * tripped, nothing new is proposed or given out until a restart, and
+     * the wall-time budget stops counting at halted_mono (monotonic ms). */
+    nas_breaker breaker;
+    int64_t halted_mono;
     /* The last status document and what it cost (campaign_net.c): reused
      * while younger than NAS_STATUS_REUSE times its cost, so that clients
      * polling the status socket cannot take the loop from the workers. */

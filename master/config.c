@@ -61,6 +61,7 @@ nas_config nas_config_default(void) {
     c.workers.heartbeat_ms = 1000;
     c.workers.liveness = 5;
     c.workers.max_attempts = 3;
+    c.workers.max_failed_in_a_row = 10;
     c.workers.lease_grace_ms = 30000;
     c.weights.inherit = 1;
     c.weights.memory_budget = 256ll << 20;
@@ -200,6 +201,9 @@ static const nas__cfg_field workers_fields[] = {
     {"heartbeat_ms", NAS__T_INT, CO(workers.heartbeat_ms), 0, 10, 600000, NULL, NULL, 0},
     {"liveness", NAS__T_INT, CO(workers.liveness), 0, 1, 1000, NULL, NULL, 0},
     {"max_attempts", NAS__T_INT, CO(workers.max_attempts), 0, 1, 100, NULL, NULL, 0},
+    /* The circuit breaker (master/breaker.h): not the campaign's identity, so
+     * that a restart after the fix may raise it. */
+    {"max_failed_in_a_row", NAS__T_INT, CO(workers.max_failed_in_a_row), 0, 0, 1e9, NULL, NULL, 0},
     {"lease_grace", NAS__T_DURATION_MS, CO(workers.lease_grace_ms), 0, 0, 1e9, NULL, NULL, 0},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL, 0},
 };

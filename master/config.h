@@ -85,6 +85,7 @@ typedef struct nas_config {
         int heartbeat_ms;       /* heartbeat interval */
         int liveness;           /* beats missed before a peer counts as dead */
         int max_attempts;       /* attempts before a task is failed for good */
+        int max_failed_in_a_row; /* tasks failed for good in a row that stop the campaign; 0: off */
         int64_t lease_grace_ms; /* slack added to a lease beyond the fidelity's time limit */
     } workers;
     struct {

@@ -345,7 +345,7 @@ void nas__dtask_lease(nas_dispatcher *d, dtask *t, dworker *w, int64_t now_ms) {
 /* Match queued tasks with idle workers.  Called after every event that can
  * free a worker or queue a task, so a lease never waits for the next tick. */
 void nas__dispatch(nas_dispatcher *d, int64_t now_ms) {
-    while (d->counts.queued > 0) {
+    while (d->counts.queued > 0 && !d->holding) {
         dworker *w = idle_longest(d);
         if (!w) return;
         dtask *t = queue_pop(d);
@@ -363,12 +363,16 @@ void nas__dispatch(nas_dispatcher *d, int64_t now_ms) {
  * of it and a worker is idle: nas__dispatch() pops the queue's head (the new
  * task) for idle_longest(), the worker named here. */
 int nas_dispatcher_peek_lease(const nas_dispatcher *d, nas_worker_ident *who, int64_t *expiry_ms) {
-    if (d->counts.queued > 0) return 0;
+    if (d->counts.queued > 0 || d->holding) return 0;
     const dworker *w = idle_longest(d);
     if (!w) return 0;
     *who = w->who;
     *expiry_ms = w->expiry;
     return 1;
+}
+
+void nas_dispatcher_hold(nas_dispatcher *d, int hold) {
+    d->holding = hold != 0;
 }
 
 /* Validated here, at the campaign's door, with the wire rules: a task the

@@ -122,6 +122,11 @@ int nas_dispatcher_push(nas_dispatcher *d, const nas_wire_task *task, int64_t no
  * leased: one write instead of an insert and a lease update. */
 int nas_dispatcher_peek_lease(const nas_dispatcher *d, nas_worker_ident *who, int64_t *expiry_ms);
 
+/* Stop (hold = 1) giving out queued tasks, or start again (0): queued and
+ * re-queued tasks wait in the queue, leases already out go on and end as
+ * usual.  The campaign's circuit breaker (master/breaker.h). */
+void nas_dispatcher_hold(nas_dispatcher *d, int hold);
+
 /* A lease granted by a previous master to `holder` (after a restart): the
  * task is leased to nobody here and waits for its holder, whose Register
  * with the task running re-attaches the lease and whose Result counts;

@@ -111,6 +111,7 @@ struct nas_dispatcher {
     uint64_t *queue; /* ring of task ids */
     size_t q_cap, q_head, q_len;
     nas_dispatcher_counts counts;
+    int holding;        /* nas_dispatcher_hold: queued tasks are not given out */
     dbinding *bindings; /* cfg.max_workers entries, least recently used replaced */
     int n_bindings;
     char weights_ep[NAS_WIRE_NAME_MAX * 4]; /* announced in the answer to Register; "" = none */

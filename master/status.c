@@ -351,6 +351,8 @@ int nas_status_print(const char *json, FILE *f, char *err) {
     const nas_json *problem = nas_json_get(doc, "problem");
     if (problem && problem->type == NAS_JSON_STRING)
         fprintf(f, "problem       %s; waiting for a worker that can evaluate\n", problem->str);
+    const nas_json *halted = nas_json_get(doc, "halted");
+    if (halted && halted->type == NAS_JSON_STRING) fprintf(f, "halted        %s\n", halted->str);
     const nas_json *rho = nas_json_get(doc, "rank_correlation");
     if (rho && rho->type == NAS_JSON_NUMBER)
         fprintf(f, "predictor     rank correlation %.3f\n", rho->number);

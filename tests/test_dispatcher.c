@@ -323,6 +323,40 @@ START_TEST(test_dispatcher_refused_persistence_keeps_task) {
 }
 END_TEST
 
+/* Held (the campaign's circuit breaker): nothing queued or re-queued is
+ * given out, leases out still end as usual; released, the queue moves. */
+START_TEST(test_dispatcher_hold_keeps_the_queue) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    reg(d, "w1", 0, NULL);
+    simple(d, "w1", NAS_MSG_READY, 0);
+    reg(d, "w2", 0, NULL);
+    simple(d, "w2", NAS_MSG_READY, 0);
+    push(d, 1, 10);
+    push(d, 2, 10);
+    ck_assert_int_eq(r.leases, 2);
+    nas_dispatcher_hold(d, 1);
+    result(d, "w1", 1, 1, 20);
+    ck_assert_int_eq(r.results, 1);
+    failure(d, "w2", 2, 1, 0, 30);
+    ck_assert_int_eq(r.requeues, 1);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 2, NULL), NAS_DISPATCH_TASK_QUEUED);
+    nas_worker_ident w;
+    int64_t exp;
+    ck_assert_int_eq(nas_dispatcher_peek_lease(d, &w, &exp), 0);
+    push(d, 3, 40);
+    nas_dispatcher_tick(d, 50);
+    ck_assert_int_eq(r.leases, 2);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 3, NULL), NAS_DISPATCH_TASK_QUEUED);
+    nas_dispatcher_hold(d, 0);
+    nas_dispatcher_tick(d, 60);
+    ck_assert_int_eq(r.leases, 4);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 2, NULL), NAS_DISPATCH_TASK_LEASED);
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 3, NULL), NAS_DISPATCH_TASK_LEASED);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_dispatcher_k_failures_fail_for_good) {
     rec r;
     nas_dispatcher *d = make(&r);
@@ -1018,6 +1052,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_dispatcher_leases_to_ready_worker_only);
     tcase_add_test(tc, test_dispatcher_peek_lease_predicts_push);
+    tcase_add_test(tc, test_dispatcher_hold_keeps_the_queue);
     tcase_add_test(tc, test_dispatcher_heartbeats_and_expiry_requeue);
     tcase_add_test(tc, test_dispatcher_duplicate_result_recorded_once);
     tcase_add_test(tc, test_dispatcher_refused_persistence_keeps_task);

@@ -1,7 +1,7 @@
 /*
  * sysmem.c - the memory this process may take (see sysmem.h): /proc/meminfo,
- * the cgroup v2 files of the process's cgroup and its ancestors, the
- * rlimits, and NAS_MEM_LIMIT.
+ * the cgroup files of the process's cgroup and its ancestors (v2, and a v1
+ * memory controller), the rlimits, and NAS_MEM_LIMIT.
  */
 #include "common/sysmem.h"
 
@@ -54,30 +54,46 @@ static uint64_t cgroup_number(const char *dir, const char *file) {
     return (uint64_t)v;
 }
 
-// The cgroup v2 limits of the process's cgroup and of each one above it.
-static void read_cgroups(nas_sysmem *m) {
-    char text[4096];
-    if (!read_small("/proc/self/cgroup", text, sizeof text)) return;
-    const char *line = strstr(text, "0::");
-    if (line != text && (!line || line[-1] != '\n')) return; /* no unified hierarchy */
-    char dir[4096];
-    int n = snprintf(dir, sizeof dir, "/sys/fs/cgroup%s", line + 3);
+// The limits of one cgroup hierarchy: the process's cgroup `path` under `base` and each cgroup
+// above it, read from `max_file` (a number, or "max"; cgroup v1 writes "no limit" as a number
+// near 2^63) and `cur_file`.
+static void walk_cgroups(nas_sysmem *m, const char *base, const char *path, const char *max_file,
+                         const char *cur_file) {
+    char dir[4096], label[48];
+    int n = snprintf(dir, sizeof dir, "%s%.*s", base, (int)strcspn(path, "\n"), path);
     if (n <= 0 || (size_t)n >= sizeof dir) return;
-    dir[strcspn(dir, "\n")] = '\0';
+    snprintf(label, sizeof label, "cgroup %s", max_file);
     for (;;) {
         size_t len = strlen(dir);
         while (len > 1 && dir[len - 1] == '/')
             dir[--len] = '\0';
-        uint64_t max = cgroup_number(dir, "memory.max");
-        if (max != UINT64_MAX) {
-            cap_limit(m, max, "cgroup memory.max");
-            uint64_t cur = cgroup_number(dir, "memory.current");
+        uint64_t max = cgroup_number(dir, max_file);
+        if (max < ((uint64_t)1 << 62)) {
+            cap_limit(m, max, label);
+            uint64_t cur = cgroup_number(dir, cur_file);
             cap_avail(m, cur == UINT64_MAX ? max : cur < max ? max - cur : 0);
         }
-        if (strcmp(dir, "/sys/fs/cgroup") == 0) break;
+        if (strcmp(dir, base) == 0) break;
         char *slash = strrchr(dir, '/');
         if (!slash || slash == dir) break;
         *slash = '\0';
+    }
+}
+
+// The process's cgroups: "0::PATH" of the unified hierarchy (cgroup v2), "N:memory:PATH" of
+// a v1 memory controller (hybrid hosts and older container runtimes).
+static void read_cgroups(nas_sysmem *m) {
+    char text[4096];
+    if (!read_small("/proc/self/cgroup", text, sizeof text)) return;
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n'), *v1 = strstr(line, ":memory:");
+        if (strncmp(line, "0::", 3) == 0)
+            walk_cgroups(m, "/sys/fs/cgroup", line + 3, "memory.max", "memory.current");
+        else if (v1 && (!eol || v1 < eol))
+            walk_cgroups(m, "/sys/fs/cgroup/memory", v1 + 8, "memory.limit_in_bytes",
+                         "memory.usage_in_bytes");
+        if (!eol) break;
+        line = eol + 1;
     }
 }
 

@@ -6,11 +6,12 @@
  *
  * The limit is the least of: the machine's memory (MemTotal), the memory
  * limit of the process's cgroup and of each cgroup above it (cgroup v2
- * memory.max), RLIMIT_AS and RLIMIT_DATA, and NAS_MEM_LIMIT (a size such
+ * memory.max, or a v1 memory controller's memory.limit_in_bytes), RLIMIT_AS
+ * and RLIMIT_DATA, and NAS_MEM_LIMIT (a size such
  * as 6G or 512M) where the environment sets it: an administrator who
  * shares a host with other jobs caps the nets a worker plans with it.
  * What is available now is the least of MemAvailable, each cgroup's
- * memory.max less its memory.current, and the limit.
+ * limit less its usage, and the limit.
  */
 #ifndef NAS_SYSMEM_H
 #define NAS_SYSMEM_H

@@ -170,7 +170,7 @@ int nas_sysmem_check(uint64_t need, const char *who, const char *what, char *err
     nas_sysmem m;
     int rc = nas_sysmem_read(&m, err);
     if (rc < 0) return rc;
-    char a[32], b[32];
+    char a[32], b[32], c[32];
     if (need > m.limit)
         return nas_set_err(err, NAS_ERANGE,
                            "%s needs %s, more than the %s this process may use (%s): %s", who,
@@ -179,6 +179,6 @@ int nas_sysmem_check(uint64_t need, const char *who, const char *what, char *err
         return nas_set_err(err, NAS_ENOMEM,
                            "%s needs %s and only %s of memory is available now (limit %s, %s)", who,
                            human(need, a, sizeof a), human(m.avail, b, sizeof b),
-                           human(m.limit, (char[32]){0}, 32), m.by);
+                           human(m.limit, c, sizeof c), m.by);
     return NAS_OK;
 }

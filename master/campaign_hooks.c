@@ -172,7 +172,7 @@ static void breaker_failed(nas_campaign *c, const char *reason) {
     nas_dispatcher_hold(c->disp, 1);
     nas_error("campaign: %s", c->breaker.message);
     char err[NAS_ERR_LEN];
-    if (nas_store_event_append(c->store, nas_wall_ms(), "campaign-halted", c->breaker.message,
+    if (nas_store_event_append(c->store, nas_wall_ms(), NAS_STORE_EVENT_HALTED, c->breaker.message,
                                err) < 0)
         nas_warn("campaign: event not recorded: %s", err);
 }

@@ -62,7 +62,20 @@ int nas__campaign_open_store(nas_campaign *c, char *err) {
  * tasks come back. */
 int nas__campaign_reopen(nas_campaign *c, char *err) {
     int64_t *retried = NULL;
-    int n_retried = 0, rc = NAS_OK;
+    int n_retried = 0;
+    /* A campaign its breaker halted goes on in this process (whose count starts from zero):
+     * the log says so, for those who read the store without a master (nasctl status --db,
+     * the dashboard). */
+    char halt[NAS_STORE_REASON_MAX];
+    int rc = nas_store_halted(c->store, halt, sizeof halt, err);
+    if (rc > 0) {
+        nas_info("campaign: its circuit breaker had halted it; tasks are given out again");
+        rc = nas_store_event_append(c->store, nas_wall_ms(), NAS_STORE_EVENT_RESUMED,
+                                    "the master restarted: tasks are given out again and "
+                                    "workers.max_failed_in_a_row counts from zero",
+                                    err);
+    }
+    if (rc < 0) return rc;
     if (c->opt.retry_failed) {
         nas_store_task_info *ti = NULL;
         int n = nas_store_task_list(c->store, NAS_STORE_TASK_FAILED, NAS_STORE_STAGE_ANY, &ti, err);

@@ -138,6 +138,9 @@ static void metrics(nas_serve_model *m, const nas_serve_live *live, int64_t now_
     nas_json_buf_printf(&b, "\"} 1\n");
     help(&b, "nasd_budget_evaluations", "gauge", "Search evaluations the campaign may run.");
     nas_json_buf_printf(&b, "nasd_budget_evaluations %lld\n", (long long)s.budget);
+    help(&b, "nasd_campaign_halted", "gauge",
+         "1 while the circuit breaker's halt stands (workers.max_failed_in_a_row).");
+    nas_json_buf_printf(&b, "nasd_campaign_halted %d\n", s.halted ? 1 : 0);
     help(&b, "nasd_tasks", "gauge", "Tasks by stage and state.");
     static const char *const states[] = {"queued", "leased", "done", "failed"};
     for (int g = 0; g < 2; g++)
@@ -234,6 +237,11 @@ static void status_doc(nas_serve_model *m, const nas_serve_live *live, int64_t n
     nas_json_buf_str(&b, s.strategy);
     nas_json_buf_key(&b, "state");
     nas_json_buf_str(&b, s.state);
+    nas_json_buf_key(&b, "halted");
+    if (s.halted)
+        nas_json_buf_str(&b, s.halted);
+    else
+        nas_json_buf_null(&b);
     nas_json_buf_key(&b, "db");
     nas_json_buf_str(&b, s.path);
     nas_json_buf_key(&b, "budget");

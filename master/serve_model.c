@@ -49,6 +49,7 @@ struct nas_serve_model {
     sqlite3_stmt *q[Q_COUNT];
     sqlite3_stmt *arch; /* text of one architecture */
     char *campaign, *strategy, *state;
+    char *halted; /* the circuit breaker's halt no master has lifted since, or NULL */
     int64_t budget, created_ms;
     int64_t data_version;
     int loaded;
@@ -369,6 +370,13 @@ static int read_events(nas_serve_model *m, char *err) {
         m->last_event_id = sqlite3_column_int64(s, 0);
         const char *kind = (const char *)sqlite3_column_text(s, 2);
         count_failure(m, kind ? kind : "");
+        if (kind && strcmp(kind, NAS_STORE_EVENT_HALTED) == 0) {
+            nas_free(m->halted);
+            m->halted = col_dup(s, 3);
+        } else if (kind && strcmp(kind, NAS_STORE_EVENT_RESUMED) == 0) {
+            nas_free(m->halted);
+            m->halted = NULL;
+        }
         if (!m->loaded) continue;
         nas_json_buf b;
         nas_json_buf_init(&b);
@@ -473,6 +481,7 @@ void nas_serve_model_close(nas_serve_model **mp) {
     nas_free(m->campaign);
     nas_free(m->strategy);
     nas_free(m->state);
+    nas_free(m->halted);
     nas_free(m->rows);
     nas_free(m->text);
     for (int i = 0; i < m->n_workers; i++) {
@@ -526,6 +535,7 @@ void nas_serve_model_summary(const nas_serve_model *m, nas_serve_summary *s) {
     s->campaign = m->campaign ? m->campaign : "";
     s->strategy = m->strategy ? m->strategy : "";
     s->state = m->state ? m->state : "unbound";
+    s->halted = m->halted;
     s->path = nas_store_path(m->st);
     s->budget = m->budget;
     memcpy(s->counts, m->counts, sizeof s->counts);

@@ -84,6 +84,7 @@ int nas_serve_model_refresh(nas_serve_model *m, int64_t now_ms, char *err);
 
 typedef struct nas_serve_summary {
     const char *campaign, *strategy, *state, *path;
+    const char *halted; /* the circuit breaker's standing halt (the event log), or NULL */
     int64_t budget;                       /* 0 when unknown */
     int64_t counts[2][4];                 /* [stage][enum nas_store_task_state] */
     int64_t weights_archs, weights_bytes; /* weight files on disk */

@@ -243,6 +243,13 @@ char *nas_status_from_store(nas_store *st, int64_t now_wall_ms, char *err) {
     nas_json_buf_i64(&b, s.failed + fin.failed);
     nas_json_buf_key(&b, "final_done");
     nas_json_buf_i64(&b, fin.done);
+    /* The log's last breaker event: a halt no master has lifted since. */
+    char halt[NAS_STORE_REASON_MAX];
+    int halted = nas_store_halted(st, halt, sizeof halt, err);
+    if (halted > 0) {
+        nas_json_buf_key(&b, "halted");
+        nas_json_buf_str(&b, halt);
+    }
     nas_json_buf_key(&b, "evaluations_per_hour");
     nas_json_buf_f64(&b, nas_status_live_rate(live));
     /* The predictor's correlation lives in the strategy blob, which only a

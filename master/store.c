@@ -159,6 +159,8 @@ static const struct {
     {NAS__ST_EVENT_INSERT, "INSERT INTO event (time_ms, kind, text) VALUES (?1, ?2, ?3)"},
     {NAS__ST_EVENT_LIST,
      "SELECT id, time_ms, kind, text FROM event WHERE id > ?1 ORDER BY id LIMIT ?2"},
+    {NAS__ST_EVENT_HALT, "SELECT kind, text FROM event WHERE kind IN ('" NAS_STORE_EVENT_HALTED
+                         "', '" NAS_STORE_EVENT_RESUMED "') ORDER BY id DESC LIMIT 1"},
     {NAS__ST_WEIGHTS_PUT,
      "INSERT INTO weights (arch_hash, path, bytes, created_ms) VALUES (?1, ?2, ?3, ?4) "
      "ON CONFLICT (arch_hash) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, "

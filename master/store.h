@@ -488,6 +488,15 @@ int nas_store_worker_list(nas_store *st, nas_store_worker_info **out, char *err)
 int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, const char *text,
                            char *err);
 
+/* The circuit breaker's events: a master that halts the campaign appends the first, and
+ * a master that opens a halted campaign the second, so the log alone tells whether the
+ * campaign stands halted (nas_store_halted) without a master to ask. */
+#define NAS_STORE_EVENT_HALTED  "campaign-halted"
+#define NAS_STORE_EVENT_RESUMED "campaign-resumed"
+/* 1 with the halt's text in text (cap bytes) when the log's last breaker event is a halt, 0
+ * when there is none or a resume came after it, negative on error. */
+int nas_store_halted(nas_store *st, char *text, size_t cap, char *err);
+
 typedef struct nas_store_event_info {
     int64_t id, time_ms;
     char kind[NAS_STORE_NAME_MAX];

@@ -625,6 +625,24 @@ int nas_store_event_append(nas_store *st, int64_t now_ms, const char *kind, cons
     return nas__store_exec_stmt(st, s, "append event", err);
 }
 
+/* The log scanned from its end for the last breaker event: a campaign never halted reads it
+ * whole, which is a few thousand rows at most (worker joins and leaves, stopped tasks). */
+int nas_store_halted(nas_store *st, char *text, size_t cap, char *err) {
+    if (cap) text[0] = '\0';
+    sqlite3_stmt *s = nas__store_stmt(st, NAS__ST_EVENT_HALT, err);
+    if (!s) return NAS_EDB;
+    int step = nas__store_step(st, s), halted = 0;
+    if (step == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(s, 0);
+        halted = kind && strcmp(kind, NAS_STORE_EVENT_HALTED) == 0;
+        if (halted && cap) nas__column_copy(s, 1, text, cap);
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return nas__store_fail(st, step, "read the halt", err);
+    return halted;
+}
+
 /* Paging by id (after_id) lets nasctl follow the log without offsets that
  * shift while the master appends. */
 int nas_store_event_list(nas_store *st, int64_t after_id, int limit, nas_store_event_info **out,

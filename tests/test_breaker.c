@@ -8,13 +8,17 @@
  *  - a campaign whose every task fails, with real nas-master and nas-worker
  *    processes over TCP and a SQLite file: it halts after exactly N failed
  *    tasks with the budget unspent, says so in the log and in `nasctl
- *    status` (text and --json), stays up; fixed and restarted, it resumes
- *    and finishes with every task recorded exactly once;
+ *    status` (text and --json), stays up; stopped, the store still says
+ *    halted (`nasctl status --db`, the dashboard's model); fixed and
+ *    restarted, it resumes, the log says so, and it finishes with every
+ *    task recorded exactly once;
+ *  - the log's rule: the last halt or resume event decides;
  *  - a campaign where half the tasks fail: results between failures start
  *    the count again, and it halts exactly at the first run of N failures.
  */
 #include "common/alloc.h"
 #include "master/breaker.h"
+#include "master/serve_model.h"
 #include "tests/e2e_util.h"
 
 #include <limits.h>
@@ -84,6 +88,33 @@ START_TEST(test_breaker_result_resets_count) {
 END_TEST
 
 // ---- a campaign whose every task fails -------------------------------------------------------
+
+/* The halt the dashboard's model reads from the log, copied ("" when none stands). */
+static void model_halt(const char *db, char *out, size_t cap) {
+    char err[NAS_ERR_LEN];
+    nas_serve_model *m = NULL;
+    ck_assert_msg(nas_serve_model_open(&m, db, err) == NAS_OK, "%s", err);
+    ck_assert_msg(nas_serve_model_refresh(m, nas_wall_ms(), err) >= 0, "%s", err);
+    nas_serve_summary s;
+    nas_serve_model_summary(m, &s);
+    snprintf(out, cap, "%s", s.halted ? s.halted : "");
+    nas_serve_model_close(&m);
+}
+
+/* Events of one kind in the log. */
+static int count_events(const char *db, const char *kind) {
+    char err[NAS_ERR_LEN];
+    nas_store *st = NULL;
+    ck_assert_int_eq(nas_store_open_ro(&st, db, err), NAS_OK);
+    nas_store_event_info *ev = NULL;
+    int n = nas_store_event_list(st, 0, 1000, &ev, err), k = 0;
+    ck_assert_int_ge(n, 0);
+    for (int i = 0; i < n; i++)
+        k += strcmp(ev[i].kind, kind) == 0;
+    nas_free(ev);
+    nas_store_close(&st);
+    return k;
+}
 
 static nas_store_counts counts(const char *db) {
     nas_store_counts s;
@@ -158,6 +189,16 @@ START_TEST(test_breaker_halts_then_resumes) {
     kill(m, SIGTERM);
     ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
     e2e_kill(w, SIGTERM);
+    /* With no master to ask, the store still tells the halt: nasctl status
+     * --db (text and JSON) and the dashboard's model read the log. */
+    snprintf(cmd, sizeof cmd, "%s status --db %s", nas_bin("nasctl"), e.db);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "halted        3 tasks failed in a row") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s status --json --db %s", nas_bin("nasctl"), e.db);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"halted\":\"3 tasks failed in a row") != NULL, "%s", out);
+    model_halt(e.db, out, sizeof out);
+    ck_assert_msg(strncmp(out, "3 tasks failed in a row", 23) == 0, "%s", out);
     /* The cause removed (the right table), restarted: the failed tasks stay
      * failed, the count starts from zero, the rest of the budget is spent
      * on results. */
@@ -168,6 +209,15 @@ START_TEST(test_breaker_halts_then_resumes) {
     ck_assert_int_eq(e2e_wait_exit(w, 10000), 0);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "failed in a row"), 0);
     ck_assert_int_eq(e2e_count_in_file(mlog2, "campaign: done"), 1);
+    /* The restart lifted the halt in the log: one halt, one resume, and
+     * nothing halted in what the store says now. */
+    ck_assert_int_eq(count_events(e.db, NAS_STORE_EVENT_HALTED), 1);
+    ck_assert_int_eq(count_events(e.db, NAS_STORE_EVENT_RESUMED), 1);
+    snprintf(cmd, sizeof cmd, "%s status --json --db %s", nas_bin("nasctl"), e.db);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"halted\"") == NULL, "%s", out);
+    model_halt(e.db, out, sizeof out);
+    ck_assert_str_eq(out, "");
     st = NULL;
     ck_assert_int_eq(nas_store_open_ro(&st, e.db, err), NAS_OK);
     ti = NULL;
@@ -274,6 +324,33 @@ START_TEST(test_breaker_results_between_failures_reset_the_count) {
 }
 END_TEST
 
+/* The log's last breaker event decides, whatever else was logged between; a store that
+ * never halted reads 0. */
+START_TEST(test_breaker_log_rule) {
+    char dir[PATH_MAX], db[PATH_MAX], err[NAS_ERR_LEN], text[NAS_STORE_REASON_MAX];
+    snprintf(dir, sizeof dir, "%s", nas_tmpdir_make());
+    nas_path_join(db, sizeof db, dir, "log.db");
+    nas_store *st = NULL;
+    ck_assert_msg(nas_store_open(&st, db, err) == NAS_OK, "%s", err);
+    ck_assert_int_eq(nas_store_halted(st, text, sizeof text, err), 0);
+    ck_assert_str_eq(text, "");
+    static const char *const steps[][2] = {
+        {"worker-joined", "w1"}, {NAS_STORE_EVENT_HALTED, "first"},
+        {"worker-left", "w1"},   {NAS_STORE_EVENT_RESUMED, "restarted"},
+        {"worker-joined", "w2"}, {NAS_STORE_EVENT_HALTED, "second"},
+    };
+    static const int expect[] = {0, 1, 1, 0, 0, 1};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(nas_store_event_append(st, 1000 + i, steps[i][0], steps[i][1], err),
+                         NAS_OK);
+        ck_assert_int_eq(nas_store_halted(st, text, sizeof text, err), expect[i]);
+        ck_assert_str_eq(text, expect[i] ? (i < 3 ? "first" : "second") : "");
+    }
+    nas_store_close(&st);
+    nas_tmpdir_rm(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("breaker");
     TCase *tc = tcase_create("core");
@@ -281,6 +358,7 @@ static Suite *make_suite(void) {
     tcase_add_unchecked_fixture(tc, e2e_reap_setup, e2e_reap_all);
     tcase_add_test(tc, test_breaker_key);
     tcase_add_test(tc, test_breaker_result_resets_count);
+    tcase_add_test(tc, test_breaker_log_rule);
     tcase_add_test(tc, test_breaker_halts_then_resumes);
     tcase_add_test(tc, test_breaker_results_between_failures_reset_the_count);
     suite_add_tcase(s, tc);

@@ -203,6 +203,18 @@ START_TEST(test_serve_metrics_values) {
     ck_assert_int_eq(metric(t, "nasd_weights_bytes"), 4096);
     ck_assert_int_eq(metric(t, "nasd_budget_evaluations"), 500);
     ck_assert_int_eq(metric(t, "nasd_master_up"), 0);
+    ck_assert_int_eq(metric(t, "nasd_campaign_halted"), 0);
+    /* A circuit-breaker halt in the log stands until a resume follows it. */
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(
+            nas_store_event_append(
+                st, 3100 + k, k ? NAS_STORE_EVENT_RESUMED : NAS_STORE_EVENT_HALTED, "test", err),
+            NAS_OK);
+        ck_assert_int_ge(nas_serve_model_refresh(m, 0, err), 0);
+        char *h = get(m, "/metrics", "", 200);
+        ck_assert_int_eq(metric(h, "nasd_campaign_halted"), !k);
+        nas_free(h);
+    }
     /* The fixture's results finished at 3000 + 10 i ms: at 3300 all 30
      * lie in the last minute. */
     nas_serve_answer a;

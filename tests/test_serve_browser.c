@@ -4,10 +4,10 @@
  * a live store: tests/web/dashboard.mjs (playwright-core driving Debian's
  * chromium) loads the page served by a real `nasctl serve`, fails on any
  * console error, waits for a result this test commits after the load to
- * appear without a reload, sorts, filters, and opens a task's learning
- * curve and cell.  Its screenshots are kept as test artifacts in
- * build-dir/test-artifacts/dashboard/.  Skips with a SKIP line naming what
- * is missing (node, chromium, or master/web/node_modules from `npm ci`).
+ * appear without a reload, and a circuit-breaker halt logged with it in the
+ * summary, sorts, filters, and opens a task's learning curve and cell.  Its screenshots are kept as
+ * test artifacts in build-dir/test-artifacts/dashboard/.  Skips with a SKIP line naming what is
+ * missing (node, chromium, or master/web/node_modules from `npm ci`).
  */
 #include "tests/serve_fixtures.h"
 
@@ -91,6 +91,10 @@ START_TEST(test_serve_browser_dashboard) {
         if (!exited) usleep(50000);
     }
     if (!exited) {
+        char err[NAS_ERR_LEN];
+        ck_assert_int_eq(nas_store_event_append(st, 70500, NAS_STORE_EVENT_HALTED,
+                                                "3 tasks failed in a row (test)", err),
+                         NAS_OK);
         int64_t id = fx_add(st, 900, "w2", 70000);
         fx_result(st, id, 900, "w2", 71000);
         char num[32];

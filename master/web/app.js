@@ -426,6 +426,12 @@ function renderStatus() {
   add('failed', String(s.failed));
   add('rate', s.evaluations_per_second.toFixed(2) + '/s');
   add('best', s.best ? s.best.accuracy.toFixed(4) + ' (task ' + s.best.task + ')' : '-');
+  // The circuit breaker's halt stands until a master restarts the campaign: say why, in full.
+  if (s.halted) {
+    add('halted', s.halted);
+    box.lastChild.id = 'halted';
+    box.lastChild.className = 'halted';
+  }
   document.getElementById('progress-bar').style.width =
     (s.budget ? Math.min(100, (100 * s.done) / s.budget) : 0) + '%';
 }

@@ -7,7 +7,8 @@
 // reload (the C side commits it when OUTDIR/loaded appears, and names its
 // task in OUTDIR/committed); sorting by a column orders the rows; the
 // genome filter keeps only matching rows; clicking a row draws its
-// learning curve and its cell.  Screenshots go to OUTDIR; timings
+// learning curve and its cell; a circuit-breaker halt logged with that
+// result shows in the summary.  Screenshots go to OUTDIR; timings
 // (interactive, sort, filter) are printed as one JSON line.
 // --bench skips the live-update step (no one commits) and sorts 5 times.
 // --hold S only loads the page, writes OUTDIR/loaded, keeps it open and
@@ -102,6 +103,11 @@ async function drive() {
     result.live_ms = Date.now() - tc;
     const text = await page.textContent('#table-count');
     if (!text.includes((rows0 + 1).toLocaleString('en-US'))) fail('table count did not grow: ' + text);
+    // The C side logged a circuit-breaker halt with that result: the summary says so.
+    await until(page, () => {
+      const h = document.getElementById('halted');
+      return h !== null && h.textContent.includes('tasks failed in a row');
+    }, null, 10000, 'the halt in the event log never showed in the summary');
   }
 
   // Sorting: accuracy descending, then ascending.

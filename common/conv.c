@@ -1,6 +1,7 @@
 /*
  * conv.c - convolution: im2col + GEMM, naive references (depthwise convs run in plane.c);
- * the kernel-row path of stride-1/2 convs is in conv_rows.c.
+ * the kernel-row path of stride-1/2 convs is in conv_rows.c, the one-row (1xK) path in
+ * conv_cols.c.
  *
  * Index conventions used throughout: input pixel (iy, ix) feeding output
  * pixel (oy, ox) through kernel tap (ki, kj) is
@@ -440,6 +441,7 @@ size_t nas_conv_workspace(const nas_conv_shape *s) {
     if (is_depthwise(s)) return nas__dw_workspace(s); /* the plane kernels' scratch */
     if (is_pointwise(s)) return 0;
     if (nas__conv_rows_ok(s)) return nas__conv_rows_workspace(s);
+    if (nas__conv_cols_ok(s)) return nas__conv_cols_workspace(s);
     size_t col = (size_t)(s->c / s->groups) * s->kh * s->kw * s->oh * s->ow;
     /* the tables after the columns: im2col's, then the backward's transposed one */
     return table_ok(s) ? col + tab_floats(s) + tabt_floats(s) : col;
@@ -487,6 +489,10 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
         nas__conv_rows_forward(out, inp, weight, bias, s, ws);
         return;
     }
+    if (nas__conv_cols_ok(s)) {
+        nas__conv_cols_forward(nas_simd_best(), out, inp, weight, bias, s, ws);
+        return;
+    }
     int g_c = s->c / s->groups, g_oc = s->oc / s->groups;
     int k = g_c * s->kh * s->kw, ohw = s->oh * s->ow, pw = is_pointwise(s);
     const int32_t *tab = pw ? NULL : conv_table(s, ws);
@@ -530,6 +536,11 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
     }
     if (nas__conv_rows_ok(s)) {
         nas__conv_rows_backward(dinp, store, dweight, dbias, dout, inp, weight, s, ws);
+        return;
+    }
+    if (nas__conv_cols_ok(s)) {
+        nas__conv_cols_backward(nas_simd_best(), dinp, store, dweight, dbias, dout, inp, weight, s,
+                                ws);
         return;
     }
     int g_c = s->c / s->groups, g_oc = s->oc / s->groups;

@@ -8,7 +8,12 @@
  * gradient is the flipped-weight conv of dY done the same way.  Other convs
  * lower to one GEMM through im2col (a table gather for narrow strided
  * outputs, whose weight gradient reads the transposed columns, gathered the
- * same way); a 1x1 stride-1 unpadded conv of up to 64 channels (128 on planes of 14x14 and
+ * same way).  A conv whose kernel is one row high (1xK, stride 1, no row padding, 4-128
+ * channels per group: the 1x7 of conv1x7_7x1) needs neither: each channel is copied once into
+ * rows spaced by zeros (the padding), and the conv is one small product of pointwise.h over
+ * the (channel, tap) pairs reading that buffer at the taps' column offsets, as are its input
+ * gradient (of dY spaced the same way, the weights flipped) and weight gradient (conv_cols.c).
+ * A 1x1 stride-1 unpadded conv of up to 64 channels (128 on planes of 14x14 and
  * more) runs the small products of pointwise.h on the images as they lie (wider ones go
  * straight to the GEMM), and a
  * depthwise conv, groups == C == OC, runs the vector loops of plane.h.  Every optimized

@@ -61,4 +61,16 @@ void nas__conv_rows_backward(float *dinp, int store, float *dweight, float *dbia
                              const float *dout, const float *inp, const float *weight,
                              const nas_conv_shape *s, float *ws);
 
+/* The one-row path of conv_cols.c (1xK kernels, stride 1: see there): whether s takes it, its
+ * workspace floats, and its forward and backward (store: overwrite dinp) at the pointwise.h
+ * level isa (normally nas_simd_best(); every level computes the same bits, NAS__PW_REF the
+ * reference loops' order). */
+int nas__conv_cols_ok(const nas_conv_shape *s);
+size_t nas__conv_cols_workspace(const nas_conv_shape *s);
+void nas__conv_cols_forward(int isa, float *out, const float *inp, const float *weight,
+                            const float *bias, const nas_conv_shape *s, float *ws);
+void nas__conv_cols_backward(int isa, float *dinp, int store, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight,
+                             const nas_conv_shape *s, float *ws);
+
 #endif

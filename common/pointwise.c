@@ -103,15 +103,15 @@ __attribute__((target("avx2"))) static inline __m256i pw_lanes8(int n) {
 // ----------------------------------------------------------------------------
 // reference loops: the forward's and the input gradient's order of operations, plainly
 
-// out (m, np) (+)= A (m, k) . X (k, np), each element's products fused-multiply-added from zero
-// in the order of q.
+// out (m, np) (+)= A (m, k*taps) . X (k*taps, np), X's row c*taps + t at x + c*ldx + t, each
+// element's products fused-multiply-added from zero in the order of q = c*taps + t.
 static void pw_mm_ref(float *out, size_t ldo, const float *a, size_t sam, size_t sak,
-                      const float *x, size_t ldx, int m, int k, int np, int add) {
+                      const float *x, size_t ldx, int m, int k, int taps, int np, int add) {
     for (int i = 0; i < m; i++)
         for (int p = 0; p < np; p++) {
             float acc = 0.0f;
-            for (int q = 0; q < k; q++)
-                acc = fmaf(a[i * sam + q * sak], x[q * ldx + p], acc);
+            for (int q = 0; q < k * taps; q++)
+                acc = fmaf(a[i * sam + q * sak], x[(q / taps) * ldx + q % taps + p], acc);
             out[i * ldo + p] = add ? out[i * ldo + p] + acc : acc;
         }
 }
@@ -170,7 +170,7 @@ void nas__pw_forward(int isa, float *out, const float *inp, const float *weight,
         float *o = out + (size_t)b * s->oc * hw;
         const float *x = inp + (size_t)b * s->c * hw;
         if (isa < 0)
-            pw_mm_ref(o, hw, weight, s->c, 1, x, hw, s->oc, s->c, hw, 0);
+            pw_mm_ref(o, hw, weight, s->c, 1, x, hw, s->oc, s->c, 1, hw, 0);
         else
             DISPATCH(isa, pw_mm, o, hw, weight, s->c, 1, x, hw, s->oc, s->c, hw, 0);
         if (bias)
@@ -200,7 +200,7 @@ void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *db
                 // dinp (C, HW) (+)= W^T (C, OC) . dout (OC, HW): W's element (c, o) at o*C + c.
                 float *di = dinp + (size_t)b * s->c * hw;
                 if (isa < 0)
-                    pw_mm_ref(di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
+                    pw_mm_ref(di, hw, weight, 1, s->c, d, hw, s->c, s->oc, 1, hw, !store);
                 else
                     DISPATCH(isa, pw_mm, di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
             }
@@ -215,4 +215,21 @@ void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *db
             }
         }
     }
+}
+
+void nas__pw_mmt(int isa, float *out, size_t ldo, const float *a, size_t sam, size_t sak,
+                 const float *x, size_t ldx, int m, int k, int taps, int np, int add) {
+    if (isa < 0) {
+        pw_mm_ref(out, ldo, a, sam, sak, x, ldx, m, k, taps, np, add);
+        return;
+    }
+    DISPATCH(pick(isa), pw_mmt, out, ldo, a, sam, sak, x, ldx, m, k, taps, np, add);
+}
+
+void nas__pw_dw(int isa, float *dw, const float *dout, const float *inp, int oc, int c, int hw) {
+    if (isa < 0) {
+        pw_dw_ref(dw, dout, inp, 1, oc, c, hw);
+        return;
+    }
+    DISPATCH(pick(isa), pw_dw, dw, dout, inp, 1, oc, c, hw, 1);
 }

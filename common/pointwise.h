@@ -29,4 +29,14 @@ void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *db
                       const float *dout, const float *inp, const float *weight,
                       const nas_conv_shape *s);
 
+/* The products themselves, for the one-row convs of conv_cols.c (same levels, same bits as
+ * above; isa NAS__PW_REF runs the reference loops).
+ * nas__pw_mmt: out (m, np) (+, add) = A (m, k*taps) . X, A's element (i, q) at a[i*sam + q*sak]
+ * and X's row q = c*taps + t (c < k, t < taps) at x + c*ldx + t; each element sums its products
+ * from zero in the order of q.  nas__pw_dw: dw (oc, c) += dout (oc, hw) . inp (c, hw)^T, both
+ * with rows of hw floats, each sum in pw_dw's fixed 16 lanes and tree. */
+void nas__pw_mmt(int isa, float *out, size_t ldo, const float *a, size_t sam, size_t sak,
+                 const float *x, size_t ldx, int m, int k, int taps, int np, int add);
+void nas__pw_dw(int isa, float *dw, const float *dout, const float *inp, int oc, int c, int hw);
+
 #endif

@@ -8,7 +8,9 @@
  *
  * Both products read the images as they lie (NCHW: each channel's plane a contiguous row of
  * HW floats), so nothing is packed:
- * - pw_mm: out (M, HW) = A (M, K) . X (K, HW), stored or added to out.  The forward has
+ * - pw_mm: out (M, HW) = A (M, K) . X (K, HW), stored or added to out.  pw_mmt is its form
+ *   for one-row kernels (conv_cols.c): X's row q = c*taps + t is row c of a buffer read t
+ *   columns further on.  The forward has
  *   A = the weights, X = the image; the input gradient A = the weights transposed (strides
  *   swapped), X = the output gradient.  Each output element sums its K products in order from
  *   zero, then is stored or added: the same operations at every V, so every level computes the
@@ -40,22 +42,23 @@
 // accumulators live in registers.
 KATTR __attribute__((always_inline)) static inline void
 FN(pw_blk)(int mr, int nv, int tail, float *out, size_t ldo, const float *a, size_t sam, size_t sak,
-           const float *x, size_t ldx, int k, int add) {
+           const float *x, size_t ldx, int k, int taps, int add) {
     VT acc[8][4];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nv; j++)
             acc[r][j] = ZERO();
-    for (int q = 0; q < k; q++) {
-        const float *xq = x + (size_t)q * ldx;
-        VT xv[4];
-        for (int j = 0; j < nv; j++)
-            xv[j] = tail && j == nv - 1 ? LDN(xq + j * V, tail) : LD(xq + j * V);
-        for (int r = 0; r < mr; r++) {
-            VT av = SET1(a[r * sam + q * sak]);
+    for (int c = 0, q = 0; c < k; c++)
+        for (int t = 0; t < taps; t++, q++) {
+            const float *xq = x + (size_t)c * ldx + t;
+            VT xv[4];
             for (int j = 0; j < nv; j++)
-                acc[r][j] = FMA(av, xv[j], acc[r][j]);
+                xv[j] = tail && j == nv - 1 ? LDN(xq + j * V, tail) : LD(xq + j * V);
+            for (int r = 0; r < mr; r++) {
+                VT av = SET1(a[r * sam + q * sak]);
+                for (int j = 0; j < nv; j++)
+                    acc[r][j] = FMA(av, xv[j], acc[r][j]);
+            }
         }
-    }
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nv; j++) {
             float *o = out + r * ldo + j * V;
@@ -74,15 +77,18 @@ FN(pw_blk)(int mr, int nv, int tail, float *out, size_t ldo, const float *a, siz
         int r = 0;                                                                                 \
         for (; r + BR <= m; r += BR)                                                               \
             FN(pw_blk)                                                                             \
-        (BR, NV, tail, out + r * ldo + p0, ldo, a + r * sam, sam, sak, x + p0, ldx, k, add);       \
+        (BR, NV, tail, out + r * ldo + p0, ldo, a + r * sam, sam, sak, x + p0, ldx, k, taps, add); \
         for (; r < m; r++)                                                                         \
             FN(pw_blk)                                                                             \
-        (1, NV, tail, out + r * ldo + p0, ldo, a + r * sam, sam, sak, x + p0, ldx, k, add);        \
+        (1, NV, tail, out + r * ldo + p0, ldo, a + r * sam, sam, sak, x + p0, ldx, k, taps, add);  \
     } while (0)
 
-// out (m, np) (+)= A (m, k) . X (k, np); A's element (i, q) at a[i*sam + q*sak].
-KATTR static void FN(pw_mm)(float *out, size_t ldo, const float *a, size_t sam, size_t sak,
-                            const float *x, size_t ldx, int m, int k, int np, int add) {
+// out (m, np) (+)= A (m, k*taps) . X (k*taps, np); A's element (i, q) at a[i*sam + q*sak], X's
+// row q = c*taps + t at x + c*ldx + t (taps > 1: the taps of a one-row kernel, read at column
+// offsets of one buffer row).  Inlined into pw_mm (taps 1, folded) and pw_mmt.
+KATTR __attribute__((always_inline)) static inline void
+FN(pw_mm_body)(float *out, size_t ldo, const float *a, size_t sam, size_t sak, const float *x,
+               size_t ldx, int m, int k, int taps, int np, int add) {
     int full = np / (4 * V) * (4 * V), p0 = 0, tail = 0;
     for (; p0 < full; p0 += 4 * V)
         PW_COL(4);
@@ -99,6 +105,16 @@ KATTR static void FN(pw_mm)(float *out, size_t ldo, const float *a, size_t sam, 
         PW_COL(4);
 }
 #undef PW_COL
+
+KATTR static void FN(pw_mm)(float *out, size_t ldo, const float *a, size_t sam, size_t sak,
+                            const float *x, size_t ldx, int m, int k, int np, int add) {
+    FN(pw_mm_body)(out, ldo, a, sam, sak, x, ldx, m, k, 1, np, add);
+}
+
+KATTR static void FN(pw_mmt)(float *out, size_t ldo, const float *a, size_t sam, size_t sak,
+                             const float *x, size_t ldx, int m, int k, int taps, int np, int add) {
+    FN(pw_mm_body)(out, ldo, a, sam, sak, x, ldx, m, k, taps, np, add);
+}
 
 // The lanes [l0, l0 + V) of a 16-pixel run starting at p whose first n pixels are real.
 KATTR __attribute__((always_inline)) static inline VT FN(pw_lane_ld)(const float *p, int n) {

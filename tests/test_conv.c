@@ -1,7 +1,8 @@
 /*
- * test_conv.c - convolution kernels: the im2col/GEMM and depthwise paths
- * against the direct naive loops, and the naive backward against central
- * finite differences, over stride/padding/dilation/groups edge cases.
+ * test_conv.c - convolution kernels: the im2col/GEMM, kernel-row, one-row and depthwise paths
+ * against the direct naive loops, and the naive backward (and the one-row path's own) against
+ * central finite differences, over stride/padding/dilation/groups edge cases; the one-row path
+ * bit-identical at every instruction-set level.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "common/conv.h"
 #include "common/conv_internal.h"
 #include "common/err.h"
+#include "common/pointwise.h"
+#include "common/simd.h"
 #include "tests/gradcheck.h"
 #include "tests/harness.h"
 
@@ -48,7 +51,7 @@ static const conv_case CASES[] = {
 
 // conv1x7_7x1's halves, each padding only the axis its kernel spans, and other uneven paddings.
 static const asym_case ASYM[] = {
-    {{2, 4, 5, 6, 4, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7, columns padded (im2col) */
+    {{2, 4, 5, 6, 4, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7, columns padded (one-row path) */
     {{2, 4, 6, 5, 4, 7, 1, 1, 3, 1, 1, 0}, 0}, /* 7x1, rows padded (kernel-row path) */
     {{2, 4, 7, 6, 4, 7, 1, 2, 3, 1, 1, 1}, 0}, /* 7x1 stride 2 (table im2col) */
     {{1, 3, 6, 7, 3, 1, 3, 1, 0, 1, 3, 1}, 1}, /* depthwise 1x3 */
@@ -153,7 +156,8 @@ static const conv_case GROUPED[] = {
 
 // conv1x7_7x1 at the search's and the final fidelity's sides.
 static const asym_case GROUPED_ASYM[] = {
-    {{2, 16, 14, 14, 16, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7 */
+    {{2, 16, 14, 14, 16, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7 (one-row path) */
+    {{2, 64, 14, 14, 64, 1, 7, 1, 0, 1, 1, 0}, 3}, /* 1x7 at 64 channels (im2col) */
     {{2, 16, 14, 14, 16, 7, 1, 1, 3, 1, 1, 0}, 0}, /* 7x1 */
     {{2, 16, 14, 14, 16, 7, 1, 2, 3, 1, 1, 0}, 0}, /* 7x1 stride 2 into 7x7 (table) */
     {{2, 16, 28, 28, 16, 7, 1, 2, 3, 1, 1, 0}, 0}, /* 7x1 stride 2 into 14x14 (row phases) */
@@ -319,6 +323,169 @@ START_TEST(test_col2im_variants) {
 }
 END_TEST
 
+// The one-row path of conv_cols.c (1xK, stride 1): amoebanet_a's 1x7 at both fidelities,
+// paddings from none (output narrower) to KW-1 (wider, the input gradient unpadded), groups, rows
+// of more than one vector with tails, and channel counts off the kernels' blocks.
+static const asym_case COLS[] = {
+    {{2, 8, 14, 14, 8, 1, 7, 1, 0, 1, 1, 0}, 3},   /* search fidelity's 1x7 */
+    {{2, 16, 28, 28, 24, 1, 7, 1, 0, 1, 1, 1}, 3}, /* final side, C != OC, bias */
+    {{2, 4, 3, 9, 5, 1, 7, 1, 0, 1, 1, 1}, 0},     /* unpadded: 3 columns out of 9 */
+    {{2, 4, 4, 3, 6, 1, 5, 1, 0, 1, 1, 0}, 4},     /* padding KW-1: 7 columns out of 3 */
+    {{3, 8, 5, 7, 8, 1, 3, 1, 0, 1, 2, 1}, 1},     /* two groups of 4 channels */
+    {{1, 5, 6, 17, 6, 1, 3, 1, 0, 1, 1, 0}, 1},    /* rows of 17: a tail past one vector */
+    {{2, 6, 4, 33, 4, 1, 5, 1, 0, 1, 1, 0}, 2},    /* rows of 33 */
+    {{1, 4, 2, 2, 4, 1, 3, 1, 0, 1, 1, 1}, 2},     /* 2x2 plane, padding wider than the row */
+};
+
+typedef struct cols_run {
+    float *out, *di, *dis, *dw, *db;
+} cols_run;
+
+// One level's forward, backward onto prefilled gradients, and store backward of a COLS case.
+static void cols_level(cols_run *r, int isa, const nas_conv_shape *s, const float *inp,
+                       const float *w, const float *bias, const float *dy, float *ws) {
+    size_t n_in = (size_t)s->n * s->c * s->h * s->w;
+    size_t n_w = (size_t)s->oc * (s->c / s->groups) * s->kw;
+    for (size_t i = 0; i < n_in; i++)
+        r->di[i] = 0.5f, r->dis[i] = 1e6f;
+    for (size_t i = 0; i < n_w; i++)
+        r->dw[i] = -0.25f;
+    for (int o = 0; o < s->oc; o++)
+        r->db[o] = 0.125f;
+    nas__conv_cols_forward(isa, r->out, inp, w, bias, s, ws);
+    nas__conv_cols_backward(isa, r->di, 0, r->dw, bias ? r->db : NULL, dy, inp, w, s, ws);
+    nas__conv_cols_backward(isa, r->dis, 1, r->dw, NULL, dy, inp, w, s, ws);
+}
+
+static void cols_alloc(cols_run *r, size_t n_out, size_t n_in, size_t n_w, int oc) {
+    r->out = alloc_f(n_out), r->di = alloc_f(n_in), r->dis = alloc_f(n_in);
+    r->dw = alloc_f(n_w), r->db = alloc_f((size_t)oc);
+}
+
+static void cols_free(cols_run *r) {
+    free(r->out), free(r->di), free(r->dis), free(r->dw), free(r->db);
+}
+
+typedef struct cols_gc {
+    nas_conv_shape s;
+    float *inp, *weight, *bias, *out, *r, *ws;
+} cols_gc;
+
+static double cols_loss(void *p) {
+    cols_gc *g = p;
+    nas__conv_cols_forward(NAS__PW_REF, g->out, g->inp, g->weight, g->bias, &g->s, g->ws);
+    return nas_dot_d(g->out, g->r, (size_t)g->s.n * g->s.oc * g->s.oh * g->s.ow);
+}
+
+// Every level (scalar, AVX2, AVX-512 where the CPU runs them) gives the bits of level 0, and the
+// forward and input gradient those of the reference loops (NAS__PW_REF); all close to the naive
+// conv; the store form overwrites stale dinp; conv.c dispatches the shape here; and the path's
+// own backward matches central finite differences of its forward.
+START_TEST(test_conv_cols) {
+    const asym_case *ac = &COLS[_i];
+    nas_rng rng;
+    nas_rng_init(&rng, 1400 + (uint64_t)_i, 3);
+    cols_gc g;
+    case_shape(&g.s, &ac->cc, ac->pad_w, ac->cc.n, ac->cc.oc, ac->cc.groups);
+    const nas_conv_shape *s = &g.s;
+    ck_assert(nas__conv_cols_ok(s));
+    size_t n_in = (size_t)s->n * s->c * s->h * s->w, n_out = (size_t)s->n * s->oc * s->oh * s->ow;
+    size_t n_w = (size_t)s->oc * (s->c / s->groups) * s->kw;
+    g.inp = alloc_f(n_in), g.weight = alloc_f(n_w), g.bias = ac->cc.bias ? alloc_f(s->oc) : NULL;
+    g.out = alloc_f(n_out), g.r = alloc_f(n_out), g.ws = alloc_f(nas_conv_workspace(s));
+    ck_assert_uint_eq(nas_conv_workspace(s), nas__conv_cols_workspace(s));
+    nas_fill_uniform(g.inp, n_in, -1, 1, &rng);
+    nas_fill_uniform(g.weight, n_w, -1, 1, &rng);
+    if (g.bias) nas_fill_uniform(g.bias, s->oc, -1, 1, &rng);
+    nas_fill_uniform(g.r, n_out, -1, 1, &rng);
+
+    cols_run ref, lv0, lv;
+    cols_alloc(&ref, n_out, n_in, n_w, s->oc), cols_alloc(&lv0, n_out, n_in, n_w, s->oc);
+    cols_alloc(&lv, n_out, n_in, n_w, s->oc);
+    cols_level(&ref, NAS__PW_REF, s, g.inp, g.weight, g.bias, g.r, g.ws);
+    cols_level(&lv0, NAS_SIMD_SCALAR, s, g.inp, g.weight, g.bias, g.r, g.ws);
+    ck_assert_mem_eq(lv0.out, ref.out, sizeof(float) * n_out);
+    ck_assert_mem_eq(lv0.di, ref.di, sizeof(float) * n_in);
+    ck_assert_mem_eq(lv0.dis, ref.dis, sizeof(float) * n_in);
+    for (int isa = NAS_SIMD_AVX2; isa <= nas_simd_best(); isa++) {
+        cols_level(&lv, isa, s, g.inp, g.weight, g.bias, g.r, g.ws);
+        ck_assert_msg(memcmp(lv.out, lv0.out, sizeof(float) * n_out) == 0, "fwd isa %d", isa);
+        ck_assert_msg(memcmp(lv.di, lv0.di, sizeof(float) * n_in) == 0, "dinp isa %d", isa);
+        ck_assert_msg(memcmp(lv.dis, lv0.dis, sizeof(float) * n_in) == 0, "store isa %d", isa);
+        ck_assert_msg(memcmp(lv.dw, lv0.dw, sizeof(float) * n_w) == 0, "dweight isa %d", isa);
+        ck_assert_msg(memcmp(lv.db, lv0.db, sizeof(float) * s->oc) == 0, "dbias isa %d", isa);
+    }
+    // The naive conv, onto the same prefilled gradients (its dweight twice: add, then store).
+    float *out2 = alloc_f(n_out), *di2 = alloc_f(n_in), *dis2 = alloc_f(n_in), *dw2 = alloc_f(n_w);
+    float *db2 = alloc_f(s->oc);
+    for (size_t i = 0; i < n_in; i++)
+        di2[i] = 0.5f;
+    for (size_t i = 0; i < n_w; i++)
+        dw2[i] = -0.25f;
+    for (int o = 0; o < s->oc; o++)
+        db2[o] = 0.125f;
+    nas_conv2d_forward_naive(out2, g.inp, g.weight, g.bias, s);
+    nas_conv2d_backward_naive(di2, dw2, g.bias ? db2 : NULL, g.r, g.inp, g.weight, s);
+    nas_conv2d_backward_naive(dis2, dw2, NULL, g.r, g.inp, g.weight, s);
+    ck_assert(nas_allclose(lv0.out, out2, n_out, 1e-4f, 1e-4f, "cols fwd"));
+    ck_assert(nas_allclose(lv0.di, di2, n_in, 1e-4f, 1e-4f, "cols dinp"));
+    ck_assert(nas_allclose(lv0.dis, dis2, n_in, 1e-4f, 1e-4f, "cols store dinp"));
+    ck_assert(nas_allclose(lv0.dw, dw2, n_w, 1e-4f, 1e-4f, "cols dweight"));
+    ck_assert(nas_allclose(lv0.db, db2, s->oc, 1e-4f, 1e-4f, "cols dbias"));
+    // conv.c's dispatch runs this path at the CPU's best level.
+    nas_conv2d_forward(out2, g.inp, g.weight, g.bias, s, g.ws);
+    ck_assert_mem_eq(out2, lv0.out, sizeof(float) * n_out);
+    memcpy(di2, g.inp, sizeof(float) * n_in); /* stale */
+    memset(dw2, 0, sizeof(float) * n_w);
+    nas_conv2d_backward_store(di2, dw2, NULL, g.r, g.inp, g.weight, s, g.ws);
+    ck_assert_mem_eq(di2, lv0.dis, sizeof(float) * n_in);
+
+    // Finite differences of the path's forward against its backward, on the small cases.
+    if (n_in <= 512) {
+        memset(di2, 0, sizeof(float) * n_in), memset(dw2, 0, sizeof(float) * n_w);
+        memset(db2, 0, sizeof(float) * s->oc);
+        nas__conv_cols_backward(nas_simd_best(), di2, 0, dw2, g.bias ? db2 : NULL, g.r, g.inp,
+                                g.weight, s, g.ws);
+        ck_assert(nas_gradcheck(cols_loss, &g, g.inp, di2, n_in, 1e-2f, 2e-3, 2e-3, 200, "dinp"));
+        ck_assert(nas_gradcheck(cols_loss, &g, g.weight, dw2, n_w, 1e-2f, 2e-3, 2e-3, 200, "dw"));
+        if (g.bias)
+            ck_assert(nas_gradcheck(cols_loss, &g, g.bias, db2, s->oc, 1e-2f, 2e-3, 2e-3, 0, "db"));
+    }
+    cols_free(&ref), cols_free(&lv0), cols_free(&lv);
+    free(g.inp), free(g.weight), free(g.bias), free(g.out), free(g.r), free(g.ws);
+    free(out2), free(di2), free(dis2), free(dw2), free(db2);
+}
+END_TEST
+
+// Which shapes the one-row path takes: amoebanet_a's 1x7 (up to 32 channels, or 128 on planes
+// of 28x28 and more, per group); not stride 2, dilation, row padding, a padding past the kernel,
+// 3 channels, depthwise, 64 channels on 14x14, or a 1x1.
+static const struct {
+    conv_case cc;
+    int pad_w, ok;
+} COLS_CHOICE[] = {
+    {{1, 8, 14, 14, 8, 1, 7, 1, 0, 1, 1, 0}, 3, 1},
+    {{1, 8, 14, 14, 8, 1, 7, 2, 0, 1, 1, 0}, 3, 0},
+    {{1, 8, 14, 14, 8, 1, 3, 1, 0, 2, 1, 0}, 2, 0},
+    {{1, 8, 14, 14, 8, 1, 7, 1, 1, 1, 1, 0}, 3, 0},
+    {{1, 8, 14, 14, 8, 1, 3, 1, 0, 1, 1, 0}, 3, 0},
+    {{1, 3, 14, 14, 8, 1, 7, 1, 0, 1, 1, 0}, 3, 0},
+    {{1, 8, 14, 14, 8, 1, 7, 1, 0, 1, 8, 0}, 3, 0},
+    {{1, 8, 14, 14, 8, 1, 1, 1, 0, 1, 1, 0}, 0, 0},
+    {{1, 32, 7, 7, 32, 1, 7, 1, 0, 1, 1, 0}, 3, 1},
+    {{1, 64, 14, 14, 64, 1, 7, 1, 0, 1, 1, 0}, 3, 0},
+    {{1, 64, 14, 14, 64, 1, 7, 1, 0, 1, 2, 0}, 3, 1},
+    {{1, 64, 28, 28, 64, 1, 7, 1, 0, 1, 1, 0}, 3, 1},
+};
+
+START_TEST(test_conv_cols_choice) {
+    nas_conv_shape s;
+    const conv_case *cc = &COLS_CHOICE[_i].cc;
+    case_shape(&s, cc, COLS_CHOICE[_i].pad_w, cc->n, cc->oc, cc->groups);
+    ck_assert_int_eq(nas__conv_cols_ok(&s), COLS_CHOICE[_i].ok);
+}
+END_TEST
+
 START_TEST(test_conv_shape_errors) {
     nas_conv_shape s;
     char err[NAS_ERR_LEN] = "";
@@ -359,6 +526,8 @@ static Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_im2col_variants, 0, n_im2col);
     tcase_add_loop_test(tc, test_col2im_variants, 0, n_im2col);
     tcase_add_test(tc, test_conv_shape_errors);
+    tcase_add_loop_test(tc, test_conv_cols, 0, (int)NAS_ARRAY_LEN(COLS));
+    tcase_add_loop_test(tc, test_conv_cols_choice, 0, (int)NAS_ARRAY_LEN(COLS_CHOICE));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -280,8 +280,9 @@ void nas__campaign_start_prepare(nas_campaign *c) {
  * nas_campaign_destroy() releases it in every case.  `max_frame` is the
  * largest frame a peer may announce: ZeroMQ allocates a frame's whole
  * announced size as its header arrives, so the control and status sockets,
- * whose messages are one envelope, take no more than an envelope, and only
- * the weights socket takes weight frames. */
+ * whose messages are one envelope, take a few envelopes' worth at most
+ * (NAS_WIRE_MAX_CONTROL_FRAME), and only the weights socket takes weight
+ * frames. */
 static int bind_router(nas_campaign *c, void **sock, const char *ep, const char *what,
                        int64_t max_frame, nas_zmq_uv **z, nas_zmq_uv_read_fn fn, char *err) {
     *sock = zmq_socket(c->zctx, ZMQ_ROUTER);
@@ -333,10 +334,10 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
                                    err);
         if (rc < 0) return rc;
     }
-    rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", NAS_WIRE_MAX_ENVELOPE,
+    rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", NAS_WIRE_MAX_CONTROL_FRAME,
                      &c->z_ctl, read_control, err);
     if (rc == NAS_OK)
-        rc = bind_router(c, &c->sock_sts, cfg->listen.status, "status", NAS_WIRE_MAX_ENVELOPE,
+        rc = bind_router(c, &c->sock_sts, cfg->listen.status, "status", NAS_WIRE_MAX_CONTROL_FRAME,
                          &c->z_sts, read_status, err);
     if (rc == NAS_OK)
         rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", NAS_WIRE_MAX_FRAME,

@@ -37,6 +37,11 @@
 /* Largest single frame a socket accepts (ZMQ_MAXMSGSIZE, 256 MiB): room for
  * weight frames; anything bigger makes ZeroMQ drop the connection. */
 #define NAS_WIRE_MAX_FRAME (256LL << 20)
+/* Largest frame the master's control and status sockets accept: their
+ * messages are one envelope, and a few times its limit still reaches the
+ * decoder, which answers it with Error; ZeroMQ drops a peer announcing more
+ * (it would set the whole announced size aside, master/campaign_net.c). */
+#define NAS_WIRE_MAX_CONTROL_FRAME (4LL << 20)
 /* Raw frames after one envelope, at most. */
 #define NAS_WIRE_MAX_FRAMES 64
 /* ROUTER identities are at most 255 bytes (ZeroMQ's own limit). */

@@ -277,13 +277,21 @@ void nas__campaign_start_prepare(nas_campaign *c) {
 
 /* Create, limit, check against the loopback rule, bind and watch one
  * ROUTER socket.  The socket is stored before anything can fail so that
- * nas_campaign_destroy() releases it in every case. */
+ * nas_campaign_destroy() releases it in every case.  `max_frame` is the
+ * largest frame a peer may announce: ZeroMQ allocates a frame's whole
+ * announced size as its header arrives, so the control and status sockets,
+ * whose messages are one envelope, take a few envelopes' worth at most
+ * (NAS_WIRE_MAX_CONTROL_FRAME), and only the weights socket takes weight
+ * frames. */
 static int bind_router(nas_campaign *c, void **sock, const char *ep, const char *what,
-                       nas_zmq_uv **z, nas_zmq_uv_read_fn fn, char *err) {
+                       int64_t max_frame, nas_zmq_uv **z, nas_zmq_uv_read_fn fn, char *err) {
     *sock = zmq_socket(c->zctx, ZMQ_ROUTER);
     if (!*sock) return nas_set_err(err, NAS_EIO, "%s socket: %s", what, zmq_strerror(zmq_errno()));
     int rc = nas_wire_socket_setup(*sock, err);
     if (rc < 0) return rc;
+    if (zmq_setsockopt(*sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame) != 0)
+        return nas_set_err(err, NAS_EIO, "%s socket: zmq_setsockopt: %s", what,
+                           zmq_strerror(zmq_errno()));
     /* Options before bind: the CURVE server role applies to every
      * connection the socket accepts. */
     if (c->curve) {
@@ -326,13 +334,14 @@ int nas__campaign_net_start(nas_campaign *c, char *err) {
                                    err);
         if (rc < 0) return rc;
     }
-    rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", &c->z_ctl, read_control, err);
+    rc = bind_router(c, &c->sock_ctl, cfg->listen.control, "workers", NAS_WIRE_MAX_CONTROL_FRAME,
+                     &c->z_ctl, read_control, err);
     if (rc == NAS_OK)
-        rc =
-            bind_router(c, &c->sock_sts, cfg->listen.status, "status", &c->z_sts, read_status, err);
+        rc = bind_router(c, &c->sock_sts, cfg->listen.status, "status", NAS_WIRE_MAX_CONTROL_FRAME,
+                         &c->z_sts, read_status, err);
     if (rc == NAS_OK)
-        rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", &c->z_wts,
-                         nas__campaign_weights_read, err);
+        rc = bind_router(c, &c->sock_wts, cfg->listen.weights, "weights", NAS_WIRE_MAX_FRAME,
+                         &c->z_wts, nas__campaign_weights_read, err);
     if (rc < 0) return rc;
     nas__campaign_weights_advertise(c);
     int64_t tick = c->opt.tick_ms > 0 ? c->opt.tick_ms : cfg->workers.heartbeat_ms / 4;

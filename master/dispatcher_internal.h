@@ -52,6 +52,7 @@ typedef struct dtask {
     nas_wire_task *spec; /* NULL once terminal */
     dholder *holders;    /* every lease given, newest last; NULL once terminal */
     int n_holders;
+    int lost; /* times a worker came back without it (give_back_lost) */
 } dtask;
 
 /* With CurveZMQ, the key that first registered a name owns it. */

@@ -100,11 +100,27 @@ static int claims(const nas_wire_register *r, uint64_t task_id) {
  * one that gave it up while the master was away), and nothing will come
  * of it but its expiry.  It goes back to the head of the queue now,
  * uncounted (nothing was the task's fault), so that w, or the next idle
- * worker, trains it next. */
+ * worker, trains it next.  Unless that keeps happening: a task that kills
+ * the process training it (the kernel's out-of-memory killer in a worker's
+ * cgroup, a crash) would otherwise go round forever between the worker and
+ * its restarts under the same name (systemd, a container's restart
+ * policy).  Past max_attempts such losses, each one counts as a failed
+ * attempt. */
 static void give_back_lost(nas_dispatcher *d, dtask *t, const dworker *w, const char *whose) {
-    nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u %s; re-queued",
-             w->who.name, t->id, t->attempt, whose);
-    nas__dtask_requeue(d, t, 0, NAS_ESTATE, "its worker came back without it");
+    if (++t->lost <= d->cfg.max_attempts) {
+        nas_info("dispatcher: %s came back without task %" PRIu64 " attempt %u %s; re-queued",
+                 w->who.name, t->id, t->attempt, whose);
+        nas__dtask_requeue(d, t, 0, NAS_ESTATE, "its worker came back without it");
+        return;
+    }
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "its worker came back without it %d times (the process died training it: killed "
+             "for its memory? see the worker host's kernel log)",
+             t->lost);
+    nas_warn("dispatcher: %s came back without task %" PRIu64 " attempt %u %s: %s; counted",
+             w->who.name, t->id, t->attempt, whose, reason);
+    nas__dtask_requeue(d, t, 1, NAS_ESTATE, reason);
 }
 
 /* The one rule of a worker that registers again, from a new socket: it

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: nas-master CAMPAIGN.yaml [options]\n"
@@ -115,8 +116,26 @@ static void on_signal(uv_signal_t *h, int signum) {
     }
 }
 
+/* Every connection to a socket of the master holds a descriptor.  A service
+ * gets a soft limit of 1024 by default (systemd), which a flood of idle
+ * connections on the status port takes whole: then no status is answered,
+ * no worker can connect and no weight file can be written until the flood
+ * ends.  The soft limit goes up to the hard one (at most 65536), which is
+ * the administrator's to set (LimitNOFILE=). */
+static void raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t want = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+    if (rl.rlim_cur >= want) return;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        nas_warn("master: cannot raise the open-file limit to %llu: %s", (unsigned long long)want,
+                 strerror(errno));
+}
+
 int main(int argc, char **argv) {
     nas_log_set_prog("nas-master");
+    raise_nofile();
 #ifdef __GLIBC__
     /* One malloc arena for every thread, set before any thread starts.  In
      * an arena of its own, ZeroMQ's I/O thread left the freed buffers of a

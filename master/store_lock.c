@@ -4,7 +4,8 @@
  *
  * The lock.  A master holds an exclusive flock(2) on STORE.lock, a small
  * file beside the store whose one line names the holder (pid, host, since
- * when).  The kernel drops the lock when the holding process ends, however
+ * when), beside the file itself where the store's path is a symbolic link
+ * to it.  The kernel drops the lock when the holding process ends, however
  * it ends (exit, kill -9, a crash), so a dead holder never blocks the next
  * start; the stale line left in the file is only read while someone holds
  * the lock, and is rewritten by the next holder.  The lock is a file of its
@@ -32,6 +33,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -84,8 +86,11 @@ int nas__store_diagnose(const char *path, int readonly, char *err) {
     return NAS_OK;
 }
 
+/* Beside the file the path names, not beside a symbolic link to it: two masters given one store
+ * under two names (a link and its target) must meet on one lock. */
 void nas__store_lock_path(const char *path, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s.lock", path);
+    char real[PATH_MAX];
+    snprintf(buf, cap, "%s.lock", realpath(path, real) ? real : path);
 }
 
 /* The holder's line, as the lock file keeps it: "pid 123 on host since

@@ -587,6 +587,35 @@ START_TEST(test_dispatcher_register_without_its_lease_releases_it) {
 }
 END_TEST
 
+/* A task that kills the process training it (the kernel's out-of-memory
+ * killer in the worker's cgroup): the worker, restarted under its name each
+ * time, comes back without it.  The first max_attempts (3) losses are free,
+ * as for an operator's kill -9; each one after counts, so the task fails
+ * for good after 6 instead of going round forever. */
+START_TEST(test_dispatcher_task_lost_again_and_again_counts) {
+    rec r;
+    nas_dispatcher *d = make(&r);
+    static const char *const ids[] = {"w1", "w1#b", "w1#c", "w1#d", "w1#e", "w1#f", "w1#g"};
+    static const uint32_t attempt[] = {1, 1, 1, 1, 2, 3};
+    push(d, 9, 0);
+    for (int k = 0; k < 7; k++) {
+        reg(d, ids[k], 100 * k, NULL);
+        ck_assert_int_eq(r.requeues, k < 6 ? k : 5);
+        if (k == 6) break;
+        simple(d, ids[k], NAS_MSG_READY, 100 * k + 1);
+        const nas_wire_msg *t = last_to(&r, ids[k], NAS_MSG_TASK);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_uint_eq(t->u.task.task_id, 9);
+        ck_assert_uint_eq(t->u.task.attempt, attempt[k]);
+    }
+    ck_assert_int_eq(r.failed, 1);
+    ck_assert_uint_eq(r.last_failed.attempt, 3);
+    ck_assert_ptr_nonnull(strstr(r.last_reason, "came back without it 6 times"));
+    ck_assert_int_eq(nas_dispatcher_task_state(d, 9, NULL), NAS_DISPATCH_TASK_FAILED);
+    nas_dispatcher_destroy(&d);
+}
+END_TEST
+
 /* A lease belongs to its worker's name, host and key together: a peer
  * registering the holder's name from another host can neither claim the
  * task as running, nor deliver its result, nor report its progress; nor can
@@ -1051,6 +1080,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("dispatcher");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_dispatcher_leases_to_ready_worker_only);
+    tcase_add_test(tc, test_dispatcher_task_lost_again_and_again_counts);
     tcase_add_test(tc, test_dispatcher_peek_lease_predicts_push);
     tcase_add_test(tc, test_dispatcher_hold_keeps_the_queue);
     tcase_add_test(tc, test_dispatcher_heartbeats_and_expiry_requeue);

@@ -17,7 +17,13 @@
  *  - after a master restart, a task its worker still runs is given to no
  *    other worker;
  *  - thousands of registrations leave the master's memory and the
- *    store's worker rows bounded while the real worker is served.
+ *    store's worker rows bounded while the real worker is served;
+ *  - a peer that announces a frame larger than any message of the control
+ *    or status socket is dropped as the frame's header arrives (ZeroMQ
+ *    would otherwise set its whole size aside and fill it as it came);
+ *  - idle connections cannot take the master's descriptors: started with
+ *    a soft limit of 256, it raises it to the hard one, and answers status
+ *    while 400 connections sit idle on its status port.
  * The peer is a real DEALER socket speaking the protocol through
  * common/wire (raw protobuf only where the encoder would refuse).
  */
@@ -28,7 +34,12 @@
 #include "proto/nas.pb-c.h"
 #include "tests/e2e_util.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
@@ -563,15 +574,21 @@ END_TEST
 
 // ---- registration floods -----------------------------------------------------------------------
 
-static long rss_kb(pid_t pid) {
+/* The first number on the line of /proc/PID/FILE that starts with `key`, or -1. */
+static long proc_number(pid_t pid, const char *file, const char *key) {
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "r");
-    long kb = -1;
+    long v = -1;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+        if (strncmp(line, key, strlen(key)) == 0 && sscanf(line + strlen(key), "%ld", &v) == 1)
+            break;
     if (f) fclose(f);
-    return kb;
+    return v;
+}
+
+static long rss_kb(pid_t pid) {
+    return proc_number(pid, "status", "VmRSS:");
 }
 
 /* n registrations, each from a socket of its own (a new identity), in
@@ -676,6 +693,97 @@ START_TEST(test_hostile_registration_flood_bounded) {
 }
 END_TEST
 
+// ---- oversized frames --------------------------------------------------------------------------
+
+/* Speak ZMTP 3.0 by hand as a DEALER with the NULL mechanism, announce one
+ * frame of 200 MiB on 127.0.0.1:port and send up to 4 MiB of it.  Returns 1
+ * when the master closed the connection within 5 s, 0 when it kept it. */
+static int big_frame_dropped(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    uint8_t hello[64 + 64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 0, 'N', 'U', 'L', 'L'};
+    static const char ready[] = "\x05READY\x0bSocket-Type\0\0\0\x06"
+                                "DEALER";
+    size_t n = 64, rlen = sizeof ready - 1;
+    hello[n++] = 0x04; /* a short command */
+    hello[n++] = (uint8_t)rlen;
+    memcpy(hello + n, ready, rlen);
+    n += rlen;
+    hello[n++] = 0x02; /* a long message frame, the last */
+    for (int i = 7; i >= 0; i--)
+        hello[n++] = (uint8_t)(((uint64_t)200 << 20) >> (8 * i));
+    ck_assert_int_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+    static uint8_t chunk[1 << 16];
+    for (int i = 0; i < 64; i++)
+        if (send(fd, chunk, sizeof chunk, MSG_NOSIGNAL) < 0) break;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint8_t buf[512];
+    ssize_t got;
+    while ((got = recv(fd, buf, sizeof buf, 0)) > 0)
+        ; /* the master's greeting and READY */
+    int closed = got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    close(fd);
+    return closed;
+}
+
+START_TEST(test_hostile_oversized_frame_dropped) {
+    e2e_env e;
+    e2e_env_init(&e, 50);
+    e2e_write_campaign(e.cfg, "big", 1000, e.port, "127.0.0.1", e.db, "");
+    char out[8192], cmd[PATH_MAX + 128];
+    pid_t m = master(&e, e.mlog, NULL);
+    ck_assert(e2e_wait_in_file(e.mlog, "listening for weights", 20000));
+    ck_assert_msg(big_frame_dropped(e.port + 2), "the status socket kept a 200 MiB frame");
+    ck_assert_msg(big_frame_dropped(e.port), "the control socket kept a 200 MiB frame");
+    snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.sts);
+    ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+    kill(m, SIGINT);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
+START_TEST(test_hostile_idle_connections_leave_descriptors) {
+    e2e_env e;
+    e2e_env_init(&e, 51);
+    e2e_write_campaign(e.cfg, "fds", 1000, e.port, "127.0.0.1", e.db, "");
+    struct rlimit was, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+    low = was;
+    low.rlim_cur = was.rlim_max < 256 ? was.rlim_max : 256; /* a service's 1024, scaled down */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    pid_t m = master(&e, e.mlog, NULL);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
+    ck_assert(e2e_wait_in_file(e.mlog, "listening for weights", 20000));
+    long want = was.rlim_max < 65536 ? (long)was.rlim_max : 65536;
+    ck_assert_int_eq(proc_number(m, "limits", "Max open files"), want);
+    enum { IDLE = 400 };
+    if (want > IDLE + 100 && was.rlim_cur > IDLE + 100) {
+        int fds[IDLE];
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(e.port + 2))};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < IDLE; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            ck_assert_int_ge(fds[i], 0);
+            ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        }
+        nas_sleep_ms(500); /* accepted by now: each holds a descriptor of the master */
+        char out[8192], cmd[PATH_MAX + 128];
+        snprintf(cmd, sizeof cmd, "%s status --master %s", nas_bin("nasctl"), e.sts);
+        ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);
+        for (int i = 0; i < IDLE; i++)
+            close(fds[i]);
+    }
+    kill(m, SIGINT);
+    ck_assert_int_eq(e2e_wait_exit(m, 20000), 0);
+    nas_tmpdir_rm(e.dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
     Suite *s = suite_create("hostile_peer");
     TCase *tc = tcase_create("processes");
@@ -686,6 +794,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_hostile_name_binding_survives_master_kill);
     tcase_add_test(tc, test_hostile_restart_keeps_running_task_on_its_worker);
     tcase_add_test(tc, test_hostile_registration_flood_bounded);
+    tcase_add_test(tc, test_hostile_oversized_frame_dropped);
+    tcase_add_test(tc, test_hostile_idle_connections_leave_descriptors);
     suite_add_tcase(s, tc);
     /* A case of its own, so that `CK_RUN_CASE=identity` replays it alone. */
     TCase *id = tcase_create("identity");

@@ -2,8 +2,9 @@
 /*
  * test_ops_master.c - operating a campaign with real processes (issue 13):
  *  - one live master per store: a second nas-master on the same store
- *    exits at once naming the holder, nasctl still reads the store, and a
- *    holder killed with SIGKILL does not block the next start (point 3);
+ *    exits at once naming the holder, also when given the store through a
+ *    symbolic link, nasctl still reads the store, and a holder killed with
+ *    SIGKILL does not block the next start (point 3);
  *  - a worker whose environment fails (data.dir /nonexistent) gives its
  *    task back uncounted and exits 1, the campaign waits and says so in
  *    status; fixed and resumed, it finishes exactly once (point 7);
@@ -52,6 +53,18 @@ START_TEST(test_ops_second_master_refused_dead_holder_not) {
     ck_assert_int_eq(e2e_count_in_file(log2, "is in use by another nas-master"), 1);
     ck_assert_int_eq(e2e_count_in_file(log2, holder), 1);
     ck_assert_int_eq(e2e_count_in_file(log2, " since "), 1);
+    /* The same store under another name, a symbolic link to its file: the
+     * same lock (the lock lies beside the file, not beside the link). */
+    char link[PATH_MAX], cfg3[PATH_MAX], log4[PATH_MAX];
+    nas_path_join(link, sizeof link, e.dir, "link.db");
+    ck_assert_int_eq(symlink(e.db, link), 0);
+    nas_path_join(cfg3, sizeof cfg3, e.dir, "link.yaml");
+    e2e_write_campaign(cfg3, "lock", 8, e2e_port(8), "127.0.0.1", link, "");
+    nas_path_join(log4, sizeof log4, e.dir, "master4.log");
+    pid_t b2 = master(&e, cfg3, log4, NULL);
+    ck_assert_int_eq(e2e_wait_exit(b2, 10000), 1);
+    ck_assert_int_eq(e2e_count_in_file(log4, "is in use by another nas-master"), 1);
+    ck_assert_int_eq(e2e_count_in_file(log4, holder), 1);
     /* Readers are not masters: nasctl reads while the master holds it. */
     snprintf(cmd, sizeof cmd, "%s history --db %s", nas_bin("nasctl"), e.db);
     ck_assert_int_eq(nas_run_cmd(cmd, out, sizeof out), 0);

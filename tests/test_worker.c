@@ -221,6 +221,8 @@ START_TEST(test_worker_trains_a_task_with_the_engine) {
     t->fidelity.epochs = 2, t->fidelity.batch = 16, t->fidelity.val_size = 40;
     t->fidelity.train_subset = 0, t->fidelity.lr = 0.1f, t->fidelity.resolution = 14;
     t->fidelity.channels = 4, t->fidelity.cells = 1;
+    /* The campaign's data.dir is not on this host: --data-dir is. */
+    snprintf(t->data_dir, sizeof t->data_dir, "%s/not-here", dir);
     broker_send(&b, &m);
     do { /* an unacknowledged 90 may still come round once */
         ck_assert_int_eq(broker_wait(&b, NAS_MSG_RESULT, 60000), 1);

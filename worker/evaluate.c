@@ -437,7 +437,16 @@ static int run_train(nas_evaluator *ev, const nas_wire_task *t, const nas_eval_h
      * task is scored on the same images whatever its seed. */
     nas_dataset_config k = nas_dataset_config_from_fidelity(&f, t->dataset, dir);
     const nas_dataset_splits *data = NULL;
-    if ((rc = get_data(ev, &k, &data, err)) < 0) return rc;
+    rc = get_data(ev, &k, &data, err);
+    /* The campaign's data.dir (every task names one) is looked in first; a
+     * host that keeps the data set elsewhere names that folder with the
+     * worker's --data-dir, which is looked in when the files are not there. */
+    const char *own = ev->cfg.data_dir;
+    if (rc == NAS_ENOTFOUND && dir == t->data_dir && own && *own && strcmp(own, dir) != 0) {
+        k = nas_dataset_config_from_fidelity(&f, t->dataset, own);
+        rc = get_data(ev, &k, &data, err);
+    }
+    if (rc < 0) return rc;
     ev->data_failed = 0;
     nas_net *net = NULL;
     nas_train_result tr;

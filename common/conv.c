@@ -60,6 +60,24 @@ int nas_conv_shape_init(nas_conv_shape *s, int n, int c, int h, int w, int oc, i
     return nas_conv_shape_init_hw(s, n, c, h, w, oc, kh, kw, stride, pad, pad, dil, groups, err);
 }
 
+void nas__conv_bias_add(float *out, const float *bias, int oc, size_t ohw) {
+    for (int o = 0; o < oc; o++) {
+        float *row = out + (size_t)o * ohw;
+        for (size_t i = 0; i < ohw; i++)
+            row[i] += bias[o];
+    }
+}
+
+void nas__conv_bias_grad(float *dbias, const float *dout, int oc, size_t ohw) {
+    for (int o = 0; o < oc; o++) {
+        const float *row = dout + (size_t)o * ohw;
+        float acc = 0.0f;
+        for (size_t i = 0; i < ohw; i++)
+            acc += row[i];
+        dbias[o] += acc;
+    }
+}
+
 // A 1x1, stride-1, unpadded conv reads the image itself as its column matrix.
 static int is_pointwise(const nas_conv_shape *s) {
     return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad_h == 0 && s->pad_w == 0;
@@ -509,12 +527,7 @@ void nas_conv2d_forward(float *out, const float *inp, const float *weight, const
             nas_gemm(0, 0, g_oc, ohw, k, 1.0f, weight + (size_t)g * g_oc * k, k, col, ohw, 0.0f,
                      out_g, ohw);
         }
-        if (bias) {
-            for (int o = 0; o < s->oc; o++) {
-                float *row = out + ((size_t)b * s->oc + o) * ohw;
-                for (int i = 0; i < ohw; i++) row[i] += bias[o];
-            }
-        }
+        if (bias) nas__conv_bias_add(out + (size_t)b * s->oc * ohw, bias, s->oc, (size_t)ohw);
     }
 }
 
@@ -592,14 +605,7 @@ static void conv_backward(float *dinp, int store, float *dweight, float *dbias, 
                     nas__conv_col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
-        if (dbias) {
-            for (int o = 0; o < s->oc; o++) {
-                const float *row = dout + ((size_t)b * s->oc + o) * ohw;
-                float acc = 0.0f;
-                for (int i = 0; i < ohw; i++) acc += row[i];
-                dbias[o] += acc;
-            }
-        }
+        if (dbias) nas__conv_bias_grad(dbias, dout + (size_t)b * s->oc * ohw, s->oc, (size_t)ohw);
     }
 }
 

@@ -127,13 +127,7 @@ void nas__conv_cols_forward(int isa, float *out, const float *inp, const float *
             cols_rows(isa, out + ((size_t)b * s->oc + (size_t)gi * g.oc) * ohw, g.oc, s->oh, s->ow,
                       weight + (size_t)gi * g.oc * g.c * s->kw, ws, g.c, &g, 0, p);
         }
-        if (bias) {
-            for (int o = 0; o < s->oc; o++) {
-                float *row = out + ((size_t)b * s->oc + o) * ohw;
-                for (size_t i = 0; i < ohw; i++)
-                    row[i] += bias[o];
-            }
-        }
+        if (bias) nas__conv_bias_add(out + (size_t)b * s->oc * ohw, bias, s->oc, ohw);
     }
 }
 
@@ -170,15 +164,7 @@ void nas__conv_cols_backward(int isa, float *dinp, int store, float *dweight, fl
                 cols_rows(isa, dinp + ((size_t)b * s->c + (size_t)gi * g.c) * hw, g.c, s->h, s->w,
                           wf + (size_t)gi * g.c * g.oc * s->kw, d, g.oc, &g, !store, p);
         }
-        if (dbias) {
-            for (int o = 0; o < s->oc; o++) {
-                const float *row = dout + ((size_t)b * s->oc + o) * ohw;
-                float acc = 0.0f;
-                for (size_t i = 0; i < ohw; i++)
-                    acc += row[i];
-                dbias[o] += acc;
-            }
-        }
+        if (dbias) nas__conv_bias_grad(dbias, dout + (size_t)b * s->oc * ohw, s->oc, ohw);
     }
     // dweight (OC, C/G, 1, KW) += dwr (G, KW, OC/G, C/G)
     for (int gi = 0; gi < s->groups; gi++)

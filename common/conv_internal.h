@@ -10,6 +10,12 @@
 
 #include "common/conv.h"
 
+/* One image's bias, out (oc, ohw) += bias[o] row by row, and its gradient, dbias[o] += the sum of
+ * dout's row o taken in order from zero: every conv path (and the pointwise kernels) adds its
+ * bias and sums its gradient this one way. */
+void nas__conv_bias_add(float *out, const float *bias, int oc, size_t ohw);
+void nas__conv_bias_grad(float *dbias, const float *dout, int oc, size_t ohw);
+
 /* Output columns [*lo, *hi) whose input column ox*stride + ix0 lies inside [0, w). */
 void nas__conv_valid_cols(int ix0, int stride, int w, int ow, int *lo, int *hi);
 /* Zero columns [0, lo) and [hi, ow) of rows [ylo, yhi) of a row-major (., ow) block. */

@@ -190,12 +190,7 @@ void nas__conv_rows_forward(float *out, const float *inp, const float *weight, c
             rows_gemms(out + ((size_t)b * s->oc + (size_t)gi * g_oc) * ohw, g_oc,
                        wr + (size_t)gi * g_oc * s->kh * g.c * s->kw, ws, &g, 0);
         }
-        if (bias) {
-            for (int o = 0; o < s->oc; o++) {
-                float *row = out + ((size_t)b * s->oc + o) * ohw;
-                for (int i = 0; i < ohw; i++) row[i] += bias[o];
-            }
-        }
+        if (bias) nas__conv_bias_add(out + (size_t)b * s->oc * ohw, bias, s->oc, (size_t)ohw);
     }
 }
 
@@ -247,14 +242,7 @@ void nas__conv_rows_backward(float *dinp, int store, float *dweight, float *dbia
                 nas__conv_col2im_add_ld(dimg, ws, (size_t)ohw, g_c, s);
             }
         }
-        if (dbias) {
-            for (int o = 0; o < s->oc; o++) {
-                const float *row = dout + ((size_t)b * s->oc + o) * ohw;
-                float acc = 0.0f;
-                for (int i = 0; i < ohw; i++) acc += row[i];
-                dbias[o] += acc;
-            }
-        }
+        if (dbias) nas__conv_bias_grad(dbias, dout + (size_t)b * s->oc * ohw, s->oc, (size_t)ohw);
     }
     // dweight (OC, C/G, KH, KW) += dWr (OC, KH, C/G, KW)
     for (int o = 0; o < s->oc; o++)

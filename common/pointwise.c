@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/conv_internal.h"
 #include "common/simd.h"
 
 #if NAS_SIMD_INTRIN
@@ -173,10 +174,7 @@ void nas__pw_forward(int isa, float *out, const float *inp, const float *weight,
             pw_mm_ref(o, hw, weight, s->c, 1, x, hw, s->oc, s->c, 1, hw, 0);
         else
             DISPATCH(isa, pw_mm, o, hw, weight, s->c, 1, x, hw, s->oc, s->c, hw, 0);
-        if (bias)
-            for (int oc = 0; oc < s->oc; oc++)
-                for (int p = 0; p < hw; p++)
-                    o[(size_t)oc * hw + p] += bias[oc];
+        if (bias) nas__conv_bias_add(o, bias, s->oc, (size_t)hw);
     }
 }
 
@@ -204,15 +202,7 @@ void nas__pw_backward(int isa, float *dinp, int store, float *dweight, float *db
                 else
                     DISPATCH(isa, pw_mm, di, hw, weight, 1, s->c, d, hw, s->c, s->oc, hw, !store);
             }
-            if (dbias) {
-                for (int o = 0; o < s->oc; o++) {
-                    const float *row = d + (size_t)o * hw;
-                    float acc = 0.0f;
-                    for (int i = 0; i < hw; i++)
-                        acc += row[i];
-                    dbias[o] += acc;
-                }
-            }
+            if (dbias) nas__conv_bias_grad(dbias, d, s->oc, (size_t)hw);
         }
     }
 }

@@ -348,9 +348,9 @@ KATTR static void FN(pooll_bwd)(int kind, const lgeom *g, const lscratch *sc, fl
         FN(lanes_in)(sc->gb, dout + p0 * ohw, np, g->oh, g->ow, g->cols2, g->p2, g->q2, g->s,
                      g->s, 0);
         FN(lanes_prefetch)(dout, p0, planes, (size_t)ohw);
-        if (kind == NAS__POOL_MAX) FN(lanes_prefetch)(inp, p0, planes, (size_t)hw);
         if (kind == NAS__POOL_MAX) {
             FN(lanes_in)(sc->xb, inp + p0 * hw, np, g->h, g->w, g->cols, g->p, g->q, 1, 1, 0);
+            FN(lanes_prefetch)(inp, p0, planes, (size_t)hw);
             for (int y = 0; y < g->oh; y++)
                 for (int x = 0; x < g->ow; x++) {
                     VT sel = FN(window_argmax)(sc->xb + lanes_at(g, y, x, V), sc->off, nt);
